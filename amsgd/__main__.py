@@ -1,0 +1,5 @@
+import sys
+
+from amsgd.cli import main
+
+sys.exit(main())

@@ -1,0 +1,86 @@
+"""Command-line options shared by every subcommand: the problem description."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from amsgd.distributions import parse_distribution
+from amsgd.errors import ProblemError
+from amsgd.problem import DEFAULT_ETA, DEFAULT_MU, DEFAULT_SPECTRUM, Problem
+from amsgd.simulate.delays import ConstantDelay, parse_delay
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """An argparse parser whose errors are one line on stderr and exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def add_problem_options(parser: argparse.ArgumentParser) -> None:
+    """The problem options of DESIGN.md: spectrum or covariance, distribution, η, μ, delay."""
+    group = parser.add_argument_group("problem")
+    source = group.add_mutually_exclusive_group()
+    source.add_argument(
+        "--spectrum",
+        default=",".join(f"{x:g}" for x in DEFAULT_SPECTRUM),
+        help="eigenvalues of Σ = diag(spectrum), comma separated (default: %(default)s)",
+    )
+    source.add_argument(
+        "--covariance",
+        metavar="FILE.npy",
+        help="a symmetric positive-definite (d, d) covariance saved with numpy.save",
+    )
+    group.add_argument(
+        "--distribution",
+        default="gaussian",
+        help="data distribution: gaussian, rademacher or student-t:NU (default: %(default)s)",
+    )
+    group.add_argument("--eta", type=float, default=DEFAULT_ETA, help="step size η > 0 (default: %(default)g)")
+    group.add_argument("--mu", type=float, default=DEFAULT_MU, help="momentum μ in [0, 1) (default: %(default)g)")
+    delay = group.add_mutually_exclusive_group()
+    delay.add_argument("--tau", type=int, help="constant delay τ >= 0 (default: 0)")
+    delay.add_argument(
+        "--delay",
+        help="delay model: constant:N | uniform:A-B | geometric:MEAN | poisson:MEAN | "
+        "histogram:FILE | workers:M | ps:M[:exp|lognormal[:SIGMA]]",
+    )
+
+
+def parse_spectrum(text: str) -> list[float]:
+    try:
+        values = [float(part) for part in text.replace(" ", "").split(",") if part != ""]
+    except ValueError:
+        raise ProblemError(
+            f"spectrum must be comma-separated numbers such as 4,3,2,1; got {text!r}"
+        ) from None
+    if len(values) < 2:
+        raise ProblemError(f"spectrum must list at least two eigenvalues, got {text!r}")
+    return values
+
+
+def load_covariance(path: str) -> np.ndarray:
+    try:
+        return np.load(Path(path), allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise ProblemError(f"covariance file {path!r} cannot be read as .npy: {exc}") from None
+
+
+def problem_from_args(args: argparse.Namespace) -> Problem:
+    """Build and validate the Problem named by the shared options."""
+    if args.delay is not None:
+        delay = parse_delay(args.delay)
+    else:
+        delay = ConstantDelay(0 if args.tau is None else args.tau)
+    common = dict(
+        distribution=parse_distribution(args.distribution),
+        eta=args.eta,
+        mu=args.mu,
+        delay=delay,
+    )
+    if args.covariance:
+        return Problem(load_covariance(args.covariance), **common)
+    return Problem.from_spectrum(parse_spectrum(args.spectrum), **common)

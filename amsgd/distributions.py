@@ -1,0 +1,186 @@
+"""Data distributions for streaming PCA, each with covariance exactly Σ.
+
+Everything is expressed in eigen-coordinates ``Y = Qᵀ X`` of ``Σ = Q Λ Qᵀ``. A distribution provides
+
+* ``sample(rng, n, eigenvalues, basis)``: ``n`` draws of ``Y`` (rows), used by the simulator;
+* ``fourth_moment(i, j, k, l, lam)``: ``E[Y_i Y_j Y_k Y_l]`` as a SymPy expression in the eigenvalue
+  symbols ``lam``, used by the derivation engine to build the gradient-noise covariance.
+
+Second moments are always ``E[Y Yᵀ] = Λ``. Fourth moments of the named families:
+
+* Gaussian (Isserlis): ``E[Y_i Y_j Y_k Y_l] = Λ_ij Λ_kl + Λ_ik Λ_jl + Λ_il Λ_jk``;
+* Rademacher-type (``Y_i = sqrt(λ_i) r_i``, independent signs): the same, except ``E[Y_i⁴] = λ_i²``;
+* Student-t with ν degrees of freedom and one shared scale: the Gaussian values times
+  ``(ν − 2)/(ν − 4)``, finite only for ν > 4.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import sympy as sp
+
+from amsgd.errors import ProblemError
+
+Sampler = Callable[[np.random.Generator, int], np.ndarray]
+
+
+def _isserlis(i: int, j: int, k: int, l: int, lam: Sequence[sp.Expr]) -> sp.Expr:
+    """Fourth moment of a centred Gaussian vector with diagonal covariance ``diag(lam)``."""
+
+    def cov(a: int, b: int) -> sp.Expr:
+        return lam[a] if a == b else sp.S.Zero
+
+    return cov(i, j) * cov(k, l) + cov(i, k) * cov(j, l) + cov(i, l) * cov(j, k)
+
+
+class Distribution(ABC):
+    """A zero-mean data distribution whose covariance is the problem's Σ."""
+
+    #: Name as written on the command line (``gaussian``, ``student-t:5`` ...).
+    spec: str
+    #: False when some fourth moment is infinite (moment-based predictions are refused).
+    finite_fourth_moments: bool = True
+
+    @abstractmethod
+    def sample(
+        self, rng: np.random.Generator, n: int, eigenvalues: np.ndarray, basis: np.ndarray
+    ) -> np.ndarray:
+        """Draw ``n`` samples of ``Y = Qᵀ X``, returned as an ``(n, d)`` array."""
+
+    @abstractmethod
+    def fourth_moment(self, i: int, j: int, k: int, l: int, lam: Sequence[sp.Expr]) -> sp.Expr:
+        """``E[Y_i Y_j Y_k Y_l]`` in eigen-coordinates, in terms of the eigenvalue symbols ``lam``."""
+
+    def to_dict(self) -> dict:
+        return {"spec": self.spec}
+
+
+@dataclass(frozen=True)
+class Gaussian(Distribution):
+    """``X = Σ^{1/2} z`` with ``z`` standard normal."""
+
+    spec: str = field(default="gaussian", init=False)
+
+    def sample(self, rng, n, eigenvalues, basis):
+        return rng.standard_normal((n, eigenvalues.size)) * np.sqrt(eigenvalues)
+
+    def fourth_moment(self, i, j, k, l, lam):
+        return _isserlis(i, j, k, l, lam)
+
+
+@dataclass(frozen=True)
+class Rademacher(Distribution):
+    """Independent eigen-coordinates ``Y_i = sqrt(λ_i) r_i`` with random signs ``r_i``."""
+
+    spec: str = field(default="rademacher", init=False)
+
+    def sample(self, rng, n, eigenvalues, basis):
+        signs = rng.integers(0, 2, size=(n, eigenvalues.size), dtype=np.int8) * 2 - 1
+        return signs * np.sqrt(eigenvalues)
+
+    def fourth_moment(self, i, j, k, l, lam):
+        gaussian = _isserlis(i, j, k, l, lam)
+        if i == j == k == l:
+            return gaussian - 2 * lam[i] ** 2
+        return gaussian
+
+
+@dataclass(frozen=True)
+class StudentT(Distribution):
+    """Multivariate t with one shared scale: ``X = sqrt((ν − 2)/w) Σ^{1/2} z``, ``w ~ χ²_ν``."""
+
+    nu: float
+    spec: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        if not np.isfinite(self.nu) or self.nu <= 2:
+            raise ProblemError(
+                f"distribution student-t:NU needs NU > 2 for a finite covariance, got NU = {self.nu:g}"
+            )
+        object.__setattr__(self, "spec", f"student-t:{self.nu:g}")
+
+    @property
+    def finite_fourth_moments(self) -> bool:  # type: ignore[override]
+        return self.nu > 4
+
+    def kurtosis_factor(self) -> sp.Expr:
+        """``(ν − 2)/(ν − 4)``: the ratio of every fourth moment to its Gaussian value."""
+        nu = sp.nsimplify(self.nu)
+        return (nu - 2) / (nu - 4)
+
+    def sample(self, rng, n, eigenvalues, basis):
+        z = rng.standard_normal((n, eigenvalues.size))
+        w = rng.chisquare(self.nu, size=(n, 1))
+        return z * np.sqrt(eigenvalues) * np.sqrt((self.nu - 2.0) / w)
+
+    def fourth_moment(self, i, j, k, l, lam):
+        if not self.finite_fourth_moments:
+            raise ProblemError(
+                f"distribution {self.spec} has infinite fourth moments (needs NU > 4); "
+                "moment-based predictions are undefined"
+            )
+        return self.kurtosis_factor() * _isserlis(i, j, k, l, lam)
+
+
+@dataclass(frozen=True)
+class SampledDistribution(Distribution):
+    """A user-supplied sampler ``sampler(rng, n) -> (n, d)`` array of ``X`` in original coordinates.
+
+    Fourth moments are estimated once from ``moment_samples`` draws (seed ``moment_seed``), so
+    derived quantities that depend on them are Monte Carlo estimates, reported as numbers.
+    The sampler must have mean zero and covariance equal to the problem's Σ.
+    """
+
+    sampler: Sampler
+    name: str = "sampler"
+    moment_samples: int = 200_000
+    moment_seed: int = 0
+    spec: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        if not callable(self.sampler):
+            raise ProblemError("distribution sampler must be callable as sampler(rng, n)")
+        object.__setattr__(self, "spec", f"sampler:{self.name}")
+
+    def sample(self, rng, n, eigenvalues, basis):
+        x = np.asarray(self.sampler(rng, n), dtype=float)
+        if x.shape != (n, basis.shape[0]):
+            raise ProblemError(
+                f"distribution sampler returned shape {x.shape}, expected ({n}, {basis.shape[0]})"
+            )
+        return x @ basis
+
+    def moment_samples_for(self, eigenvalues: np.ndarray, basis: np.ndarray) -> np.ndarray:
+        rng = np.random.default_rng(self.moment_seed)
+        return self.sample(rng, self.moment_samples, eigenvalues, basis)
+
+    def fourth_moment(self, i, j, k, l, lam):
+        raise ProblemError(
+            "a sampled distribution has no closed-form fourth moments; "
+            "use amsgd.derivations.noise.estimated_noise_covariance"
+        )
+
+
+def parse_distribution(spec: str) -> Distribution:
+    """Parse ``gaussian``, ``rademacher`` or ``student-t:NU``."""
+    text = spec.strip().lower()
+    if text in ("gaussian", "normal"):
+        return Gaussian()
+    if text == "rademacher":
+        return Rademacher()
+    if text.startswith(("student-t:", "t:")):
+        value = text.split(":", 1)[1]
+        try:
+            nu = float(value)
+        except ValueError:
+            raise ProblemError(
+                f"distribution student-t:NU needs a number NU > 2, got {value!r}"
+            ) from None
+        return StudentT(nu)
+    raise ProblemError(
+        f"unknown distribution {spec!r}; allowed: gaussian, rademacher, student-t:NU (NU > 2)"
+    )

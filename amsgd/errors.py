@@ -1,0 +1,11 @@
+"""Exceptions raised at the toolkit's boundary."""
+
+from __future__ import annotations
+
+
+class ProblemError(ValueError):
+    """An input is outside its allowed range.
+
+    The message names the parameter and the range it must lie in; the command line prints it as
+    one line on stderr and exits with status 2.
+    """

@@ -1,0 +1,200 @@
+"""The Problem type: one streaming-PCA instance of Async-MSGD, validated once at the boundary.
+
+A problem is the covariance Σ (any symmetric positive-definite matrix, or a spectrum meaning
+``Σ = diag(spectrum)``), the data distribution, the step size η, the momentum μ and the delay model.
+Its eigen-decomposition ``Σ = Q Λ Qᵀ`` (eigenvalues in decreasing order) is computed once here;
+every later stage works in eigen-coordinates ``h = Qᵀ v``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from amsgd.distributions import Distribution, Gaussian, SampledDistribution
+from amsgd.errors import ProblemError
+from amsgd.simulate.delays import ConstantDelay, DelayModel
+
+#: The default problem of the published experiment: d = 4, Σ = diag(4, 3, 2, 1).
+DEFAULT_SPECTRUM: tuple[float, ...] = (4.0, 3.0, 2.0, 1.0)
+DEFAULT_ETA = 5e-4
+DEFAULT_MU = 0.9
+
+#: Relative tolerance for symmetry of a user covariance and for treating eigenvalues as equal.
+_REL_TOL = 1e-10
+
+
+@dataclass(frozen=True, eq=False)
+class Problem:
+    """Async-MSGD on streaming PCA: ``v ← v + μ (v − v_prev) + η (I − v vᵀ) X Xᵀ v_{stale}``.
+
+    Parameters
+    ----------
+    covariance
+        Σ, a symmetric positive-definite ``(d, d)`` matrix.
+    distribution
+        The law of the samples X (covariance exactly Σ).
+    eta
+        Step size η > 0.
+    mu
+        Momentum μ in [0, 1).
+    delay
+        The delay model of the stale gradient (default: no delay).
+    """
+
+    covariance: np.ndarray
+    distribution: Distribution = field(default_factory=Gaussian)
+    eta: float = DEFAULT_ETA
+    mu: float = DEFAULT_MU
+    delay: DelayModel = field(default_factory=lambda: ConstantDelay(0))
+    eigenvalues: np.ndarray = field(init=False, repr=False)
+    basis: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        sigma = _validate_covariance(self.covariance)
+        object.__setattr__(self, "covariance", sigma)
+        object.__setattr__(self, "eta", _validate_eta(self.eta))
+        object.__setattr__(self, "mu", _validate_mu(self.mu))
+        if not isinstance(self.distribution, Distribution):
+            raise ProblemError(f"distribution must be a Distribution, got {self.distribution!r}")
+        if not isinstance(self.delay, DelayModel):
+            raise ProblemError(f"delay must be a DelayModel, got {self.delay!r}")
+        lam, q = np.linalg.eigh(sigma)
+        order = np.argsort(lam)[::-1]
+        lam, q = lam[order], q[:, order]
+        # A deterministic sign per eigenvector (largest entry positive) keeps e_j reproducible.
+        signs = np.sign(q[np.argmax(np.abs(q), axis=0), np.arange(q.shape[1])])
+        q = q * signs
+        for name, value in (("eigenvalues", lam), ("basis", q)):
+            value.setflags(write=False)
+            object.__setattr__(self, name, value)
+
+    @classmethod
+    def from_spectrum(
+        cls,
+        spectrum: Sequence[float] = DEFAULT_SPECTRUM,
+        basis: np.ndarray | None = None,
+        **kwargs,
+    ) -> Problem:
+        """Build Σ = B diag(spectrum) Bᵀ from eigenvalues and an orthonormal basis (default I)."""
+        lam = np.asarray(spectrum, dtype=float)
+        if lam.ndim != 1 or lam.size < 2:
+            raise ProblemError(f"spectrum must list at least two eigenvalues, got {spectrum!r}")
+        if not np.all(np.isfinite(lam)) or np.any(lam <= 0):
+            raise ProblemError(f"spectrum entries must be finite and > 0, got {lam.tolist()}")
+        if basis is None:
+            return cls(np.diag(lam), **kwargs)
+        b = np.asarray(basis, dtype=float)
+        if b.shape != (lam.size, lam.size) or not np.allclose(b.T @ b, np.eye(lam.size), atol=1e-9):
+            raise ProblemError(f"basis must be an orthonormal ({lam.size}, {lam.size}) matrix")
+        return cls(b @ np.diag(lam) @ b.T, **kwargs)
+
+    @property
+    def dim(self) -> int:
+        return int(self.eigenvalues.size)
+
+    @property
+    def tau(self) -> int:
+        """The constant delay, when the delay model is constant; otherwise an error."""
+        if isinstance(self.delay, ConstantDelay):
+            return self.delay.tau
+        raise ProblemError(f"this needs a constant delay (--tau N), got delay {self.delay.spec}")
+
+    @property
+    def eigengap(self) -> float:
+        return float(self.eigenvalues[0] - self.eigenvalues[1])
+
+    def require_eigengap(self) -> None:
+        """Refuse problems with λ1 = λ2: the optimum e_1 is then not isolated."""
+        if self.eigengap <= _REL_TOL * self.eigenvalues[0]:
+            raise ProblemError(
+                "covariance needs an eigengap λ1 > λ2 for this prediction, got "
+                f"λ1 = {self.eigenvalues[0]:g}, λ2 = {self.eigenvalues[1]:g}"
+            )
+
+    def require_finite_fourth_moments(self) -> None:
+        """Refuse distributions whose fourth moments, hence the gradient-noise covariance, are infinite."""
+        if not self.distribution.finite_fourth_moments:
+            raise ProblemError(
+                f"distribution {self.distribution.spec} has infinite fourth moments; "
+                "moment-based predictions need student-t:NU with NU > 4"
+            )
+
+    @property
+    def is_sampled(self) -> bool:
+        return isinstance(self.distribution, SampledDistribution)
+
+    def replace(self, **changes) -> Problem:
+        """A copy with some fields changed (re-validated)."""
+        fields = dict(
+            covariance=self.covariance,
+            distribution=self.distribution,
+            eta=self.eta,
+            mu=self.mu,
+            delay=self.delay,
+        )
+        fields.update(changes)
+        return Problem(**fields)
+
+    def to_dict(self) -> dict:
+        """A JSON-ready description of the problem."""
+        diagonal = np.allclose(self.covariance, np.diag(np.diag(self.covariance)))
+        out = {
+            "dim": self.dim,
+            "spectrum": self.eigenvalues.tolist(),
+            "covariance_is_diagonal": bool(diagonal),
+            "distribution": self.distribution.spec,
+            "eta": self.eta,
+            "mu": self.mu,
+            "delay": self.delay.spec,
+        }
+        if not diagonal:
+            out["covariance"] = self.covariance.tolist()
+        return out
+
+
+def _validate_covariance(covariance: object) -> np.ndarray:
+    try:
+        sigma = np.array(covariance, dtype=float)
+    except (TypeError, ValueError):
+        raise ProblemError("covariance must be a numeric (d, d) matrix") from None
+    if sigma.ndim != 2 or sigma.shape[0] != sigma.shape[1] or sigma.shape[0] < 2:
+        raise ProblemError(f"covariance must be a square (d, d) matrix with d >= 2, got shape {sigma.shape}")
+    if not np.all(np.isfinite(sigma)):
+        raise ProblemError("covariance entries must be finite")
+    scale = max(np.abs(sigma).max(), np.finfo(float).tiny)
+    if np.abs(sigma - sigma.T).max() > _REL_TOL * scale * 1e3:
+        raise ProblemError("covariance must be symmetric")
+    sigma = (sigma + sigma.T) / 2
+    smallest = np.linalg.eigvalsh(sigma)[0]
+    if smallest <= _REL_TOL * scale:
+        raise ProblemError(
+            f"covariance must be positive definite, its smallest eigenvalue is {smallest:.3g}"
+        )
+    return sigma
+
+
+def _validate_eta(eta: object) -> float:
+    value = _as_float("eta", eta)
+    if not value > 0:
+        raise ProblemError(f"eta must be > 0, got {value:g}")
+    return value
+
+
+def _validate_mu(mu: object) -> float:
+    value = _as_float("mu", mu)
+    if not 0.0 <= value < 1.0:
+        raise ProblemError(f"mu must satisfy 0 <= mu < 1, got {value:g}")
+    return value
+
+
+def _as_float(name: str, value: object) -> float:
+    try:
+        out = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ProblemError(f"{name} must be a number, got {value!r}") from None
+    if not np.isfinite(out):
+        raise ProblemError(f"{name} must be finite, got {value!r}")
+    return out

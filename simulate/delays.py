@@ -1,0 +1,280 @@
+"""Delay models for the stale gradient of Async-MSGD.
+
+A delay model says how old the iterate is at which the k-th gradient is evaluated:
+``g(v_{k−τ_k}, X_k)``. Models are parsed from the command-line spec ``KIND:ARGS``:
+
+============================  ==========================================================
+``constant:N``                τ_k = N for every k
+``uniform:A-B``               τ_k i.i.d. uniform on {A, ..., B}
+``geometric:MEAN``            τ_k i.i.d. geometric on {0, 1, ...} with the given mean
+``poisson:MEAN``              τ_k i.i.d. Poisson with the given mean
+``histogram:FILE``            τ_k i.i.d. with P(τ = i) = p_i read from a text or .npy file
+``workers:M``                 round-robin parameter server with M workers: τ_k = M − 1
+``ps:M[:DIST[:SIGMA]]``       event-driven parameter server with M workers whose compute times are
+                              i.i.d. ``exp`` (default) or ``lognormal`` with log-scale SIGMA
+============================  ==========================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+from amsgd.errors import ProblemError
+
+#: Probability mass left out when an unbounded delay distribution is truncated for storage.
+TAIL_MASS = 1e-12
+
+
+class DelayModel:
+    """Base class: ``spec`` round-trips through :func:`parse_delay`."""
+
+    spec: str
+
+    @property
+    def is_iid(self) -> bool:
+        """True when τ_k are i.i.d. with the probability mass :meth:`pmf`."""
+        return True
+
+    def pmf(self) -> np.ndarray:
+        """``p[i] = P(τ_k = i)`` for ``i = 0 .. max_delay`` (unbounded laws truncated at TAIL_MASS)."""
+        raise NotImplementedError
+
+    @property
+    def max_delay(self) -> int:
+        return int(self.pmf().size - 1)
+
+    @property
+    def mean(self) -> float:
+        p = self.pmf()
+        return float(np.arange(p.size) @ p)
+
+    def to_dict(self) -> dict:
+        return {"spec": self.spec, "mean": self.mean, "max_delay": self.max_delay}
+
+
+@dataclass(frozen=True)
+class ConstantDelay(DelayModel):
+    tau: int
+
+    def __post_init__(self) -> None:
+        _check_nonnegative_int("tau", self.tau)
+
+    @property
+    def spec(self) -> str:  # type: ignore[override]
+        return f"constant:{self.tau}"
+
+    def pmf(self) -> np.ndarray:
+        p = np.zeros(self.tau + 1)
+        p[self.tau] = 1.0
+        return p
+
+
+@dataclass(frozen=True)
+class UniformDelay(DelayModel):
+    low: int
+    high: int
+
+    def __post_init__(self) -> None:
+        _check_nonnegative_int("delay uniform:A-B, A", self.low)
+        _check_nonnegative_int("delay uniform:A-B, B", self.high)
+        if self.high < self.low:
+            raise ProblemError(f"delay uniform:A-B needs A <= B, got {self.low}-{self.high}")
+
+    @property
+    def spec(self) -> str:  # type: ignore[override]
+        return f"uniform:{self.low}-{self.high}"
+
+    def pmf(self) -> np.ndarray:
+        p = np.zeros(self.high + 1)
+        p[self.low :] = 1.0 / (self.high - self.low + 1)
+        return p
+
+
+@dataclass(frozen=True)
+class GeometricDelay(DelayModel):
+    """P(τ = i) = (1 − q) q^i with mean q/(1 − q)."""
+
+    mean_delay: float
+
+    def __post_init__(self) -> None:
+        _check_positive("delay geometric:MEAN, MEAN", self.mean_delay)
+
+    @property
+    def spec(self) -> str:  # type: ignore[override]
+        return f"geometric:{self.mean_delay:g}"
+
+    def pmf(self) -> np.ndarray:
+        q = self.mean_delay / (1.0 + self.mean_delay)
+        top = int(stats.geom.isf(TAIL_MASS, 1.0 - q)) - 1
+        p = stats.geom.pmf(np.arange(top + 1) + 1, 1.0 - q)
+        return p / p.sum()
+
+
+@dataclass(frozen=True)
+class PoissonDelay(DelayModel):
+    mean_delay: float
+
+    def __post_init__(self) -> None:
+        _check_positive("delay poisson:MEAN, MEAN", self.mean_delay)
+
+    @property
+    def spec(self) -> str:  # type: ignore[override]
+        return f"poisson:{self.mean_delay:g}"
+
+    def pmf(self) -> np.ndarray:
+        top = int(stats.poisson.isf(TAIL_MASS, self.mean_delay))
+        p = stats.poisson.pmf(np.arange(top + 1), self.mean_delay)
+        return p / p.sum()
+
+
+@dataclass(frozen=True, eq=False)
+class HistogramDelay(DelayModel):
+    """An empirical delay law: ``probabilities[i] = P(τ = i)``, summing to one."""
+
+    probabilities: tuple[float, ...]
+    source: str = "histogram"
+
+    def __post_init__(self) -> None:
+        p = np.asarray(self.probabilities, dtype=float)
+        if p.ndim != 1 or p.size == 0 or not np.all(np.isfinite(p)) or np.any(p < 0):
+            raise ProblemError("delay histogram must be a non-empty list of probabilities >= 0")
+        if abs(p.sum() - 1.0) > 1e-6:
+            raise ProblemError(f"delay histogram must sum to one, got sum {p.sum():.6g}")
+
+    @property
+    def spec(self) -> str:  # type: ignore[override]
+        return f"histogram:{self.source}"
+
+    def pmf(self) -> np.ndarray:
+        p = np.trim_zeros(np.asarray(self.probabilities, dtype=float), "b")
+        return p / p.sum()
+
+
+@dataclass(frozen=True)
+class RoundRobinDelay(DelayModel):
+    """M workers taking turns: each applies a gradient read M − 1 updates earlier (τ_k = M − 1)."""
+
+    workers: int
+
+    def __post_init__(self) -> None:
+        _check_positive_int("delay workers:M, M", self.workers)
+
+    @property
+    def spec(self) -> str:  # type: ignore[override]
+        return f"workers:{self.workers}"
+
+    def pmf(self) -> np.ndarray:
+        return ConstantDelay(self.workers - 1).pmf()
+
+
+@dataclass(frozen=True)
+class EventDrivenDelay(DelayModel):
+    """A parameter server with M workers of random compute times.
+
+    Each worker reads the parameters, computes for a random time and writes its gradient; the
+    staleness of an update is the number of updates applied between its read and its write. The
+    delays are not i.i.d.; they come from simulating the event queue.
+    """
+
+    workers: int
+    compute: str = "exp"
+    sigma: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check_positive_int("delay ps:M, M", self.workers)
+        if self.compute not in ("exp", "lognormal"):
+            raise ProblemError(
+                f"delay ps:M:DIST needs DIST in exp, lognormal; got {self.compute!r}"
+            )
+        _check_positive("delay ps:M:lognormal:SIGMA, SIGMA", self.sigma)
+
+    @property
+    def spec(self) -> str:  # type: ignore[override]
+        if self.compute == "exp":
+            return f"ps:{self.workers}"
+        return f"ps:{self.workers}:{self.compute}:{self.sigma:g}"
+
+    @property
+    def is_iid(self) -> bool:
+        return False
+
+
+def _check_nonnegative_int(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ProblemError(f"{name} must be a non-negative integer, got {value!r}")
+
+
+def _check_positive_int(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ProblemError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _check_positive(name: str, value: float) -> None:
+    if not np.isfinite(value) or value <= 0:
+        raise ProblemError(f"{name} must be a finite number > 0, got {value!r}")
+
+
+def _int(name: str, text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ProblemError(f"{name} must be an integer, got {text!r}") from None
+
+
+def _float(name: str, text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ProblemError(f"{name} must be a number, got {text!r}") from None
+
+
+def read_histogram(path: str | Path) -> HistogramDelay:
+    """Read delay probabilities from ``.npy`` or a whitespace/comma separated text file."""
+    path = Path(path)
+    try:
+        if path.suffix == ".npy":
+            p = np.load(path)
+        else:
+            p = np.loadtxt(path, delimiter=None if "," not in path.read_text() else ",")
+    except (OSError, ValueError) as exc:
+        raise ProblemError(f"delay histogram:FILE cannot be read from {str(path)!r}: {exc}") from None
+    return HistogramDelay(tuple(np.atleast_1d(p).astype(float).ravel()), source=str(path))
+
+
+def parse_delay(spec: str) -> DelayModel:
+    """Parse a delay spec (see the module docstring for the grammar)."""
+    kind, _, rest = spec.strip().partition(":")
+    kind = kind.lower()
+    if kind == "constant":
+        return ConstantDelay(_int("delay constant:N, N", rest))
+    if kind == "uniform":
+        low, sep, high = rest.partition("-")
+        if not sep:
+            raise ProblemError(f"delay uniform:A-B needs two integers A-B, got {rest!r}")
+        return UniformDelay(_int("delay uniform:A-B, A", low), _int("delay uniform:A-B, B", high))
+    if kind == "geometric":
+        return GeometricDelay(_float("delay geometric:MEAN, MEAN", rest))
+    if kind == "poisson":
+        return PoissonDelay(_float("delay poisson:MEAN, MEAN", rest))
+    if kind == "histogram":
+        if not rest:
+            raise ProblemError("delay histogram:FILE needs a file name")
+        return read_histogram(rest)
+    if kind == "workers":
+        return RoundRobinDelay(_int("delay workers:M, M", rest))
+    if kind == "ps":
+        parts = rest.split(":")
+        workers = _int("delay ps:M, M", parts[0])
+        compute = parts[1].lower() if len(parts) > 1 else "exp"
+        sigma = _float("delay ps:M:lognormal:SIGMA, SIGMA", parts[2]) if len(parts) > 2 else 1.0
+        if len(parts) > 3:
+            raise ProblemError(f"delay ps:M[:DIST[:SIGMA]] has too many fields: {spec!r}")
+        return EventDrivenDelay(workers, compute, sigma)
+    raise ProblemError(
+        f"unknown delay spec {spec!r}; allowed: constant:N, uniform:A-B, geometric:MEAN, "
+        "poisson:MEAN, histogram:FILE, workers:M, ps:M[:exp|lognormal[:SIGMA]]"
+    )
