@@ -1,16 +1,54 @@
 """``amsgd derive``: the symbolic derivation of the diffusion limits and its numbers."""
 
-HELP = "derive the ODE/SDE limits, phases and rates symbolically"
+from __future__ import annotations
+
+import argparse
+import json
+
+from amsgd.cli.options import add_problem_options, problem_from_args, write_output
+
+HELP = "derive the ODE/SDE limits, phases and rates symbolically (JSON, Markdown or LaTeX)"
 
 
-def configure(parser):
-    from amsgd.cli.options import add_problem_options
-
+def configure(parser: argparse.ArgumentParser) -> None:
     add_problem_options(parser)
+    group = parser.add_argument_group("derivation")
+    group.add_argument(
+        "--format",
+        choices=("json", "markdown", "latex"),
+        default="json",
+        help="output format (default: %(default)s)",
+    )
+    group.add_argument("--out", metavar="FILE", help="write to FILE instead of standard output")
+    group.add_argument(
+        "--delta-sq",
+        type=float,
+        default=0.1,
+        help="phase boundary δ²: escape ends at h_1² = δ², travel at 1 − δ² (default: %(default)g)",
+    )
+    group.add_argument(
+        "--epsilon",
+        type=float,
+        help="target error ε for the convergence phase (default: twice the stationary error)",
+    )
+    group.add_argument(
+        "--gamma",
+        type=float,
+        default=0.25,
+        help="γ in (0, 1/2] of the published delay conditions (default: %(default)g)",
+    )
 
 
-def run(args) -> int:
-    from amsgd.cli.options import problem_from_args
+def run(args: argparse.Namespace) -> int:
+    from amsgd.derivations import derive
+    from amsgd.derivations.document import render
 
-    print(problem_from_args(args).to_dict())
+    derivation = derive(
+        problem_from_args(args), delta_sq=args.delta_sq, epsilon=args.epsilon, gamma=args.gamma
+    )
+    if args.format == "json":
+        text = json.dumps(derivation.to_dict(), indent=2, ensure_ascii=False) + "\n"
+    else:
+        text = render(derivation, args.format)
+    write_output(text, args.out)
     return 0

@@ -84,3 +84,16 @@ def problem_from_args(args: argparse.Namespace) -> Problem:
     if args.covariance:
         return Problem(load_covariance(args.covariance), **common)
     return Problem.from_spectrum(parse_spectrum(args.spectrum), **common)
+
+
+def write_output(text: str, path: str | None) -> None:
+    """Print ``text``, or write it atomically to ``path`` (a partial file is never left behind)."""
+    if path is None:
+        print(text, end="")
+        return
+    target = Path(path)
+    if target.parent and not target.parent.exists():
+        raise ProblemError(f"--out directory {str(target.parent)!r} does not exist")
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(target)

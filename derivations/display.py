@@ -1,0 +1,34 @@
+"""Presentation of derived formulas: written in ``1 − μ`` rather than SymPy's ``μ − 1``.
+
+SymPy normalises ``1/(1 − μ)`` to ``−1/(μ − 1)`` and, not knowing μ < 1, writes ``|μ − 1|``.
+For display only, μ is replaced by ``1 − m`` with a positive symbol m printed as ``(1-mu)`` in text
+and ``(1 - \\mu)`` in LaTeX, which is both exact and how the literature writes these limits.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from .recursion import eta, mu
+
+_ONE_MINUS_MU = sp.Symbol("(1-mu)", positive=True)
+_LATEX_NAMES = {_ONE_MINUS_MU: r"(1 - \mu)"}
+
+
+def in_one_minus_mu(expr: sp.Basic, simplify: bool = False) -> sp.Basic:
+    """``expr`` with μ written through ``(1 − μ)``; ``simplify`` also factors each power of η."""
+    if not isinstance(expr, (sp.Basic, sp.MatrixBase)) or not expr.has(mu):
+        return expr
+    replaced = expr.subs(mu, 1 - _ONE_MINUS_MU)
+    tidy = (lambda e: sp.collect(sp.expand(e), eta, sp.factor)) if simplify else sp.factor_terms
+    if isinstance(replaced, sp.MatrixBase):
+        return replaced.applyfunc(tidy)
+    return tidy(replaced)
+
+
+def as_text(expr: sp.Basic, simplify: bool = False) -> str:
+    return str(in_one_minus_mu(expr, simplify))
+
+
+def as_latex(expr: sp.Basic, simplify: bool = False) -> str:
+    return sp.latex(in_one_minus_mu(expr, simplify), symbol_names=_LATEX_NAMES)

@@ -1,0 +1,275 @@
+"""The derivation as a readable document, in Markdown or LaTeX, generated from the SymPy objects.
+
+A document is a list of blocks (headings, prose with inline math, display equations, tables);
+the two renderers differ only in syntax, so Markdown and LaTeX always say the same thing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy as sp
+
+from .delay_conditions import ODE_CONDITION, SDE_CONDITION
+from .derive import Derivation
+from .display import as_latex
+from .recursion import eta, mu, t, tau
+
+
+@dataclass(frozen=True)
+class Heading:
+    text: str
+
+
+@dataclass(frozen=True)
+class Prose:
+    text: str  # may contain inline math $...$
+
+
+@dataclass(frozen=True)
+class Equation:
+    latex: str
+
+
+@dataclass(frozen=True)
+class Table:
+    header: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+
+
+Block = Heading | Prose | Equation | Table
+
+
+def _num(x: float) -> str:
+    return f"{x:.6g}"
+
+
+def _eq(lhs: sp.Basic, rhs: sp.Basic, simplify: bool = False) -> Equation:
+    return Equation(f"{as_latex(lhs)} = {as_latex(rhs, simplify)}")
+
+
+def build_document(d: Derivation) -> list[Block]:
+    """The step-by-step derivation: recursion → mean map → ODE → linearisation → OU → phases."""
+    p, model, rec = d.problem, d.model, d.model.recursion
+    lam = model.lam
+    timing = d.timing
+    x = sp.IndexedBase("x")
+    k = sp.Symbol("k", integer=True)
+    big_g = sp.Function("G")
+    xi = sp.IndexedBase("xi")
+    blocks: list[Block] = [
+        Heading("Diffusion limits of Async-MSGD on streaming PCA"),
+        Prose(
+            f"Problem: $d = {p.dim}$, spectrum $({', '.join(_num(v) for v in p.eigenvalues)})$, "
+            f"data `{p.distribution.spec}`, $\\eta = {_num(p.eta)}$, $\\mu = {_num(p.mu)}$, "
+            f"delay `{p.delay.spec}`. Every formula below is derived symbolically by amsgd; numbers are "
+            "those formulas evaluated for this problem. Time $t = k\\eta$ is diffusion time; durations "
+            "in iterations are $t/\\eta$."
+        ),
+        Heading("1. The recursion"),
+        Prose("Async-MSGD with a stale gradient and fresh momentum, in eigen-coordinates $h = Q^T v$, $Y = Q^T X$:"),
+        Equation(
+            sp.latex(
+                sp.Eq(
+                    x[k + 1],
+                    sp.Add(
+                        x[k],
+                        sp.Mul(mu, sp.Add(x[k], -x[k - 1], evaluate=False), evaluate=False),
+                        sp.Mul(eta, big_g(x[k - tau], xi[k]), evaluate=False),
+                        evaluate=False,
+                    ),
+                    evaluate=False,
+                ),
+                order="none",
+            )
+        ),
+        Prose("with the streaming-PCA update (first component shown):"),
+        Equation(f"G_1(h, Y) = {sp.latex(rec.update[0])}"),
+        Heading("2. Time scale of the limit"),
+        Prose(
+            "Put $x_k = X(k\\eta)$ for a smooth curve and expand the recursion in $\\eta$. "
+            "The coefficients of $\\eta$ and $\\eta^2$ in the residual are:"
+        ),
+        Equation(f"{sp.latex(timing.residual_order1)} = 0"),
+        Equation(f"{sp.latex(timing.residual_order2)} = 0"),
+        Prose(
+            "Solving the first for $X'$ gives the drift time scale, and the momentum filter "
+            "$m_k = \\mu m_{k-1} + \\eta \\xi_k$ has zero-frequency gain (per unit $\\eta$):"
+        ),
+        Equation(f"\\frac{{X'}}{{G}} = {as_latex(timing.drift_scale)}, \\qquad H(1) = {as_latex(timing.noise_gain)}"),
+        Prose(
+            "The delay $\\tau$ first enters at order $\\eta^2$. Solving the second balance gives the "
+            "modified equation, the first correction beyond the limit:"
+        ),
+        _eq(sp.Derivative(timing.curve(t), t), timing.modified_drift, simplify=True),
+        Heading("3. Mean map and the ODE limit"),
+        Prose("The expectation over $Y$ of the update (second moments $E[Y Y^T] = \\Lambda$) is the mean map; the ODE is"),
+    ]
+    blocks.append(_eq(sp.Derivative(sp.Symbol("h"), t), d.ode.drift))
+    solution, residual = d.ode_closed_form
+    blocks += [
+        Prose(
+            "Its closed form follows from the linear flow $w' = \\Lambda w/(1-\\mu)$ (solved by `dsolve`) "
+            "and $h = w/\\|w\\|$; substituting it back into the ODE leaves the residual "
+            f"${sp.latex(residual.T)}$. First component:"
+        ),
+        _eq(sp.Function("h_1")(t), solution[0]),
+        Heading("4. Gradient noise"),
+        Prose(
+            f"$C(h) = \\mathrm{{Cov}}[G(h, Y)]$ uses the fourth moments of `{p.distribution.spec}` data. "
+            "Two entries of the general matrix:"
+        ),
+        Equation(f"C_{{11}}(h) = {sp.latex(sp.factor(rec.noise_covariance_entry(0, 0)))}")
+        if model.dim <= 4
+        else Prose("(the general entries are long for $d > 4$ and are omitted here)"),
+    ]
+    if model.dim <= 4:
+        blocks.append(Equation(f"C_{{12}}(h) = {sp.latex(sp.factor(rec.noise_covariance_entry(0, 1)))}"))
+    blocks += [
+        Heading("5. Stationary points and their Ornstein–Uhlenbeck limits"),
+        Prose(
+            "Solving $E\\,G(h) = 0$ gives $h = 0$ and the points "
+            + ", ".join(f"$\\pm e_{j}$" for j in d.stationary_points)
+            + ". At $e_j$, with $U = (h - e_j)/\\sqrt{\\eta}$, the linearised drift $A = J(e_j)/(1-\\mu)$ and the "
+            "noise $BB^T = C(e_j)/(1-\\mu)^2$ are diagonal, so each coordinate is a scalar OU process "
+            "$dU_i = a_i U_i\\,dt + b_i\\,dB_i$. Coordinate $j$ is the radial mode (the update is not "
+            "renormalised); the others are tangent modes."
+        ),
+    ]
+    for point in d.sde:
+        blocks.append(Prose(f"At $\\pm e_{point.j}$ ({point.kind}):"))
+        blocks.append(_eq(sp.Symbol("A"), point.ou.drift_matrix))
+        blocks.append(_eq(sp.Symbol("B B^{T}"), point.ou.noise))
+    rows = tuple(
+        (f"e_{pt.j}", str(m.i), m.kind, _num(m.drift_rate_value), _num(m.diffusion_value), "yes" if m.stable else "no")
+        for pt in d.sde
+        for m in pt.modes
+    )
+    blocks.append(Table(("point", "mode i", "kind", "drift rate a_i", "diffusion b_i", "stable"), rows))
+    floor = d.value(d.stationary_error)
+    blocks += [
+        Heading("6. Stationary error near the optimum"),
+        Prose("The error $\\sin^2\\angle(h, e_1)$ at $h = e_1 + \\sqrt{\\eta} U$ is, to leading order, $\\eta$ times"),
+        Equation(sp.latex(d.error_expansion)),
+        Prose(
+            "The OU law at $e_1$ has the stationary covariance solving $A P + P A^T + B B^T = 0$ "
+            "(the radial mode carries no noise):"
+        ),
+        _eq(sp.Symbol("P"), d.stationary_covariance),
+        Prose("so the leading-order stationary error is"),
+        _eq(sp.Symbol(r"E \sin^2"), d.stationary_error),
+        Prose(f"For this problem: ${_num(floor)}$."),
+    ]
+    f, phases = d.phase_formulas, d.phases
+
+    blocks += [
+        Heading("7. The three phases"),
+        Prose(
+            f"Start at the worst saddle $e_{phases.worst_saddle}$. Phase I (escape) ends when $h_1^2 = \\delta^2$: "
+            "the unstable OU mode from $U = 0$ has variance"
+        ),
+        _eq(sp.Symbol("V(t)"), f.escape_variance),
+        Prose("and $\\eta V(T_1) = \\delta^2$ gives"),
+        _eq(sp.Symbol("T_1"), f.escape_time),
+        Prose(
+            "Phase II (travel) follows the ODE, whose closed form makes $h_1^2/h_2^2$ grow like "
+            "$e^{2(\\lambda_1-\\lambda_2) t/(1-\\mu)}$, from $h_1^2 = \\delta^2$ to $1 - \\delta^2$:"
+        ),
+        _eq(sp.Symbol("T_2"), f.travel_time_scaled * (1 - mu) / (lam[0] - lam[1])),
+        Prose(
+            "Phase III (convergence): the slowest stable mode at $e_1$ relaxes from $\\delta^2$ while the "
+            "others sit at their stationary variances; with $F$ the stationary error, the expected error is"
+        ),
+        _eq(sp.Symbol(r"E \sin^2(t)"), f.converge_error),
+        Prose("and it reaches $\\epsilon$ at"),
+        _eq(sp.Symbol("T_3"), f.converge_time),
+        Prose(
+            f"Here $a$, $\\sigma^2$ are the rate and noise variance of the mode concerned. For this problem, "
+            f"with $\\delta^2 = {_num(phases.delta_sq)}$ and $\\epsilon = {_num(phases.epsilon)}$:"
+        ),
+    ]
+    pdict = phases.to_dict()
+    blocks.append(
+        Table(
+            ("phase", "time t", "iterations"),
+            tuple(
+                (name, _num(pdict[f"{name}_time"]), _num(pdict[f"{name}_iterations"]))
+                for name in ("escape", "travel", "converge", "total")
+            ),
+        )
+    )
+    cond = d.delay_conditions
+
+    blocks += [
+        Heading("8. The published sufficient delay conditions"),
+        Prose(
+            "Quoted from Liu et al. (NeurIPS 2018), not derived here: the ODE limit is proved for "
+            f"$\\tau_k \\lesssim {as_latex(ODE_CONDITION)}$ and the SDE limit for "
+            f"$\\tau_k \\lesssim {as_latex(SDE_CONDITION)}$, up to unspecified constants. "
+            f"With $\\gamma = {_num(cond.gamma)}$ the ODE bound is ${_num(cond.ode_tau)}$"
+            + (
+                f" and the SDE bound ${_num(cond.sde_tau)}$ ($C_d = {_num(cond.sample_bound)}$)."
+                if cond.sde_tau is not None
+                else "; the SDE bound needs bounded samples ($C_d < \\infty$), which this distribution does not have."
+            )
+        ),
+    ]
+    return blocks
+
+
+def to_markdown(blocks: list[Block]) -> str:
+    out = []
+    for b in blocks:
+        if isinstance(b, Heading):
+            level = "#" if not b.text[0].isdigit() else "##"
+            out.append(f"{level} {b.text}\n")
+        elif isinstance(b, Prose):
+            out.append(b.text + "\n")
+        elif isinstance(b, Equation):
+            out.append(f"$$\n{b.latex}\n$$\n")
+        else:
+            out.append("| " + " | ".join(b.header) + " |")
+            out.append("|" + "---|" * len(b.header))
+            out.extend("| " + " | ".join(r) + " |" for r in b.rows)
+            out.append("")
+    return "\n".join(out)
+
+
+def to_latex(blocks: list[Block]) -> str:
+    out = [
+        r"\documentclass{article}",
+        r"\usepackage{amsmath,amssymb}",
+        r"\usepackage[margin=2cm]{geometry}",
+        r"\allowdisplaybreaks",
+        r"\begin{document}",
+    ]
+    for b in blocks:
+        if isinstance(b, Heading):
+            if b.text[0].isdigit():
+                out.append(rf"\section*{{{b.text}}}")
+            else:
+                out.append(rf"\title{{{b.text}}}\date{{}}\maketitle")
+        elif isinstance(b, Prose):
+            out.append(_latex_prose(b.text) + "\n")
+        elif isinstance(b, Equation):
+            out.append(r"\begin{equation*}" + "\n" + b.latex + "\n" + r"\end{equation*}")
+        else:
+            out.append(r"\begin{center}\begin{tabular}{" + "l" * len(b.header) + r"}")
+            out.append(" & ".join(b.header).replace("_", r"\_") + r" \\ \hline")
+            out.extend(" & ".join(f"${c}$" if c.startswith("e_") else c for c in r) + r" \\" for r in b.rows)
+            out.append(r"\end{tabular}\end{center}")
+    out.append(r"\end{document}")
+    return "\n".join(out) + "\n"
+
+
+def _latex_prose(text: str) -> str:
+    """Markdown inline code `x` becomes \\texttt{x}."""
+    parts = text.split("`")
+    return "".join(
+        rf"\texttt{{{part.replace('_', chr(92) + '_')}}}" if i % 2 else part for i, part in enumerate(parts)
+    )
+
+
+def render(d: Derivation, fmt: str) -> str:
+    blocks = build_document(d)
+    return to_markdown(blocks) if fmt == "markdown" else to_latex(blocks)

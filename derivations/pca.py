@@ -1,0 +1,146 @@
+"""Streaming PCA as a momentum recursion, in eigen-coordinates.
+
+With ``Σ = Q Λ Qᵀ``, ``h = Qᵀ v`` and ``Y = Qᵀ X``, the update of THEORY.md section 2 reads
+
+    G(h, Y) = (I − h hᵀ) Y Yᵀ h,
+
+the same form as in the original coordinates, so every derivation here is done with a diagonal
+Λ of eigenvalue symbols ``λ_1 > λ_2 >= ... >= λ_d`` and holds for any covariance. The noise ``Y``
+enters through its second moments Λ and its fourth moments, which the data distribution supplies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import sympy as sp
+
+from amsgd.distributions import Distribution, SampledDistribution
+from amsgd.errors import ProblemError
+from amsgd.problem import Problem
+
+from .moments import fourth_order_moment
+from .recursion import MomentumRecursion, mu, t
+
+#: Above this dimension the full symbolic noise covariance C(h) (O(d⁴) terms) is not built.
+MAX_SYMBOLIC_DIM = 12
+
+
+def eigenvalue_symbols(dim: int) -> tuple[sp.Symbol, ...]:
+    return sp.symbols(f"lambda_1:{dim + 1}", positive=True)
+
+
+@dataclass(frozen=True)
+class PCAModel:
+    """The streaming-PCA recursion for dimension ``dim`` and a data distribution."""
+
+    dim: int
+    distribution: Distribution
+    estimated_moments: tuple | None = None  # (samples of Y) for a sampled distribution
+
+    @cached_property
+    def lam(self) -> tuple[sp.Symbol, ...]:
+        return eigenvalue_symbols(self.dim)
+
+    @cached_property
+    def h(self) -> tuple[sp.Symbol, ...]:
+        return sp.symbols(f"h_1:{self.dim + 1}", real=True)
+
+    @cached_property
+    def y(self) -> tuple[sp.Symbol, ...]:
+        return sp.symbols(f"Y_1:{self.dim + 1}", real=True)
+
+    @cached_property
+    def recursion(self) -> MomentumRecursion:
+        h = sp.Matrix(self.h)
+        y = sp.Matrix(self.y)
+        update = (sp.eye(self.dim) - h * h.T) * y * (y.T * h)
+        lam = self.lam
+
+        def second(i: int, j: int) -> sp.Expr:
+            return lam[i] if i == j else sp.S.Zero
+
+        if self.estimated_moments is not None:
+            samples = self.estimated_moments[0]
+
+            def fourth(i, j, k, l):
+                return sp.Float(float(np.mean(samples[:, i] * samples[:, j] * samples[:, k] * samples[:, l])))
+        else:
+
+            def fourth(i, j, k, l):
+                return self.distribution.fourth_moment(i, j, k, l, lam)
+
+        return MomentumRecursion(
+            name="streaming PCA",
+            state=self.h,
+            noise=self.y,
+            update=update,
+            moment=fourth_order_moment(second, fourth),
+        )
+
+    def unit_vector(self, j: int) -> dict:
+        """The stationary point ``e_j`` (0-based ``j``) as a substitution dict."""
+        return {hk: (1 if k == j else 0) for k, hk in enumerate(self.h)}
+
+    def alpha_squared(self, i: int, j: int) -> sp.Expr:
+        """``α_ij² = E[Y_i² Y_j²]``, the gradient-noise variance of mode i at e_j."""
+        exponents = tuple(2 * ((k == i) + (k == j)) for k in range(self.dim))
+        return self.recursion.moment(exponents)
+
+    @cached_property
+    def error(self) -> sp.Expr:
+        """The optimisation error ``sin²∠(h, e_1) = 1 − h_1²/||h||²``."""
+        norm2 = sum(hk**2 for hk in self.h)
+        return 1 - self.h[0] ** 2 / norm2
+
+    def ode_closed_form(self) -> tuple[sp.Matrix, sp.Matrix]:
+        """The closed-form ODE solution and the residual of the ansatz in the ODE.
+
+        Ansatz: ``h = w/||w||`` with the linear flow ``w' = Λ w/(1 − μ)``, solved by ``dsolve``
+        coordinate by coordinate. The residual ``h' − (Λh − (hᵀΛh) h)/(1 − μ)`` is computed for a
+        general curve ``w(t)`` obeying the linear flow (chain rule, then ``w' = Λ w/(1 − μ)``); it
+        simplifies to zero, so every such ``h`` solves the ODE.
+        """
+        h0 = sp.symbols(f"h0_1:{self.dim + 1}", real=True)
+        w_fun = [sp.Function(f"w_{k + 1}")(t) for k in range(self.dim)]
+        flow = {wk.diff(t): lam * wk / (1 - mu) for wk, lam in zip(w_fun, self.lam)}
+        explicit = [
+            sp.dsolve(sp.Eq(wk.diff(t), rate), wk, ics={wk.subs(t, 0): h0k}).rhs
+            for (wk, rate), h0k in zip(zip(w_fun, flow.values()), h0)
+        ]
+        lam = sp.diag(*self.lam)
+
+        def normalised(w: list) -> sp.Matrix:
+            return sp.Matrix(w) / sp.sqrt(sum(wk**2 for wk in w))
+
+        h = normalised(w_fun)
+        rhs = (lam * h - (h.T * lam * h)[0] * h) / (1 - mu)
+        residual = (h.diff(t).subs(flow) - rhs).applyfunc(sp.simplify)
+        return normalised(explicit), residual
+
+    def substitutions(self, problem: Problem) -> dict:
+        """Numeric values of the eigenvalue symbols and of η, μ for a problem."""
+        from .recursion import eta
+
+        values = {lam: sp.Float(float(x)) for lam, x in zip(self.lam, problem.eigenvalues)}
+        values[eta] = sp.Float(problem.eta)
+        values[mu] = sp.Float(problem.mu)
+        return values
+
+
+def pca_model(problem: Problem) -> PCAModel:
+    """The PCA model of a problem, refusing what the moment-based derivation cannot do."""
+    problem.require_finite_fourth_moments()
+    if isinstance(problem.distribution, SampledDistribution):
+        samples = problem.distribution.moment_samples_for(problem.eigenvalues, problem.basis)
+        return PCAModel(problem.dim, problem.distribution, (samples,))
+    return PCAModel(problem.dim, problem.distribution)
+
+
+def require_symbolic_dim(dim: int, what: str) -> None:
+    if dim > MAX_SYMBOLIC_DIM:
+        raise ProblemError(
+            f"{what} builds a symbolic d x d noise covariance and supports d <= {MAX_SYMBOLIC_DIM}, got d = {dim}"
+        )

@@ -1,0 +1,101 @@
+"""``amsgd derive`` and the command line's error contract."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from amsgd.cli import main
+
+from .conftest import random_rotation
+
+
+def run_cli(args, capsys):
+    code = main(args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_derive_json_has_the_documented_keys(capsys):
+    code, out, err = run_cli(["derive"], capsys)
+    assert code == 0 and err == ""
+    doc = json.loads(out)
+    assert doc["problem"]["spectrum"] == [4.0, 3.0, 2.0, 1.0]
+    assert set(doc["ode"]) >= {"time_scale", "drift", "drift_latex"}
+    assert doc["ode"]["time_scale"] == "1/(1-mu)"
+    assert doc["ode"]["time_scale_value"] == pytest.approx(10.0)
+    assert [p["j"] for p in doc["sde"]] == [1, 2, 3, 4]
+    assert set(doc["sde"][0]["modes"][0]) >= {"i", "drift_rate", "diffusion", "stable"}
+    assert set(doc["phases"]) >= {"escape_iterations", "travel_iterations", "converge_iterations", "total_iterations"}
+    assert doc["stationary_error"]["diffusion"] == pytest.approx(5e-4 / 0.2 * (12 + 4 + 4 / 3))
+
+
+def test_derive_markdown_and_latex_documents(tmp_path, capsys):
+    md = tmp_path / "d.md"
+    assert run_cli(["derive", "--format", "markdown", "--out", str(md), "--spectrum", "3,2,1"], capsys)[0] == 0
+    text = md.read_text()
+    for heading in ("1. The recursion", "2. Time scale", "3. Mean map", "5. Stationary points", "7. The three phases"):
+        assert heading in text
+    assert "\\frac{1}{(1 - \\mu)}" in text
+    code, out, _ = run_cli(["derive", "--format", "latex", "--spectrum", "3,2,1"], capsys)
+    assert code == 0 and out.startswith("\\documentclass") and out.rstrip().endswith("\\end{document}")
+    assert out.count("\\begin{equation*}") == out.count("\\end{equation*}") > 10
+
+
+def test_derive_reads_a_covariance_file(tmp_path, capsys):
+    q = random_rotation(3, 1)
+    path = tmp_path / "sigma.npy"
+    np.save(path, q @ np.diag([3.0, 2.0, 1.0]) @ q.T)
+    code, out, _ = run_cli(["derive", "--covariance", str(path)], capsys)
+    assert code == 0
+    assert json.loads(out)["problem"]["spectrum"] == pytest.approx([3.0, 2.0, 1.0])
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--eta", "0"], "eta must be > 0"),
+        (["--mu", "1"], "mu must satisfy"),
+        (["--tau", "-2"], "tau must be a non-negative integer"),
+        (["--spectrum", "4,4,1"], "eigengap"),
+        (["--spectrum", "4,x,1"], "spectrum must be comma-separated"),
+        (["--spectrum", "4"], "at least two"),
+        (["--spectrum", "4,-1"], "spectrum entries"),
+        (["--distribution", "cauchy"], "unknown distribution"),
+        (["--distribution", "student-t:4"], "infinite fourth moments"),
+        (["--delay", "uniform:9-1"], "A <= B"),
+        (["--covariance", "/nonexistent.npy"], "cannot be read"),
+        (["--epsilon", "1e-4"], "floor"),
+        (["--tau", "1.5"], "invalid int value"),
+        (["--format", "pdf"], "invalid choice"),
+    ],
+)
+def test_bad_input_is_one_line_on_stderr_with_exit_2(args, fragment, capsys):
+    try:
+        code = main(["derive", *args])
+    except SystemExit as exc:  # argparse-level errors
+        code = exc.code
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert out == ""
+    assert err.count("\n") == 1 and fragment in err
+    assert "Traceback" not in err
+
+
+def test_covariance_must_be_symmetric_positive_definite_from_a_file(tmp_path, capsys):
+    path = tmp_path / "bad.npy"
+    np.save(path, np.array([[1.0, 2.0], [2.0, 1.0]]))
+    code, _, err = run_cli(["derive", "--covariance", str(path)], capsys)
+    assert code == 2 and "positive definite" in err
+
+
+def test_console_script_runs_in_a_fresh_process():
+    proc = subprocess.run(
+        [sys.executable, "-m", "amsgd", "derive", "--mu", "2"], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == ["amsgd derive: error: mu must satisfy 0 <= mu < 1, got 2"]

@@ -1,0 +1,109 @@
+"""The Problem type validates its inputs once, with messages naming the parameter."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from amsgd import Problem, ProblemError, StudentT, parse_delay, parse_distribution
+from amsgd.simulate.delays import ConstantDelay
+
+from .conftest import random_rotation
+
+
+def test_defaults_are_the_published_problem(default_problem):
+    assert default_problem.eigenvalues.tolist() == [4.0, 3.0, 2.0, 1.0]
+    assert default_problem.eta == 5e-4 and default_problem.mu == 0.9
+    assert default_problem.delay == ConstantDelay(0)
+    assert default_problem.distribution.spec == "gaussian"
+
+
+def test_rotated_covariance_has_the_same_spectrum_and_a_true_eigenbasis(rotated_problem):
+    p = rotated_problem
+    np.testing.assert_allclose(p.eigenvalues, [4, 3, 2, 1], rtol=1e-12)
+    np.testing.assert_allclose(p.covariance @ p.basis, p.basis * p.eigenvalues, atol=1e-12)
+    np.testing.assert_allclose(p.basis.T @ p.basis, np.eye(4), atol=1e-12)
+    assert not p.to_dict()["covariance_is_diagonal"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"eta": 0.0}, "eta must be > 0"),
+        ({"eta": -1e-3}, "eta must be > 0"),
+        ({"eta": float("nan")}, "eta must be finite"),
+        ({"mu": 1.0}, "mu must satisfy 0 <= mu < 1"),
+        ({"mu": -0.1}, "mu must satisfy 0 <= mu < 1"),
+        ({"mu": "fast"}, "mu must be a number"),
+    ],
+)
+def test_scalar_parameters_are_range_checked(kwargs, message):
+    with pytest.raises(ProblemError, match=message):
+        Problem.from_spectrum(**kwargs)
+
+
+def test_delay_must_be_a_non_negative_integer():
+    with pytest.raises(ProblemError, match="non-negative integer"):
+        ConstantDelay(-1)
+    with pytest.raises(ProblemError, match="non-negative integer"):
+        ConstantDelay(1.5)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("matrix", "message"),
+    [
+        ([[1.0, 0.2], [0.0, 1.0]], "symmetric"),
+        ([[1.0, 2.0], [2.0, 1.0]], "positive definite"),
+        ([[1.0, 0.0, 0.0]], "square"),
+        ([[1.0]], "d >= 2"),
+        ([[np.inf, 0.0], [0.0, 1.0]], "finite"),
+    ],
+)
+def test_covariance_must_be_symmetric_positive_definite(matrix, message):
+    with pytest.raises(ProblemError, match=message):
+        Problem(np.array(matrix))
+
+
+def test_spectrum_entries_must_be_positive():
+    with pytest.raises(ProblemError, match="spectrum entries"):
+        Problem.from_spectrum([3.0, 0.0])
+
+
+def test_eigengap_is_required_only_where_needed():
+    p = Problem.from_spectrum([2.0, 2.0, 1.0])  # a valid problem...
+    with pytest.raises(ProblemError, match="eigengap"):
+        p.require_eigengap()  # ...but not for predictions that need an isolated optimum
+
+
+def test_heavy_tails_are_refused_for_moment_based_predictions():
+    p = Problem.from_spectrum(distribution=StudentT(4.0))
+    with pytest.raises(ProblemError, match="infinite fourth moments"):
+        p.require_finite_fourth_moments()
+    Problem.from_spectrum(distribution=StudentT(4.5)).require_finite_fourth_moments()
+    with pytest.raises(ProblemError, match="NU > 2"):
+        StudentT(2.0)
+
+
+@pytest.mark.parametrize("spec", ["cauchy", "student-t:abc", "t:"])
+def test_unknown_or_malformed_distributions_are_refused(spec):
+    with pytest.raises(ProblemError):
+        parse_distribution(spec)
+
+
+def test_distribution_specs_round_trip():
+    for spec in ("gaussian", "rademacher", "student-t:7"):
+        assert parse_distribution(spec).spec == spec
+
+
+@pytest.mark.parametrize(
+    "spec", ["constant:-1", "constant:x", "uniform:5-2", "uniform:3", "geometric:0", "workers:0", "lag:3"]
+)
+def test_malformed_delay_specs_are_refused(spec):
+    with pytest.raises(ProblemError):
+        parse_delay(spec)
+
+
+def test_basis_must_be_orthonormal():
+    with pytest.raises(ProblemError, match="orthonormal"):
+        Problem.from_spectrum([2.0, 1.0], basis=np.array([[1.0, 1.0], [0.0, 1.0]]))
+    Problem.from_spectrum([2.0, 1.0], basis=random_rotation(2, 0))
