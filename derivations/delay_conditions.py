@@ -57,7 +57,16 @@ def sample_bound(problem: Problem) -> float | None:
 def delay_conditions(problem: Problem, gamma_value: float = 0.25) -> DelayConditions:
     if not 0 < gamma_value <= 0.5:
         raise ProblemError(f"gamma must satisfy 0 < gamma <= 1/2 (valid for both conditions), got {gamma_value:g}")
-    values = {gamma: gamma_value, lambda1: float(problem.eigenvalues[0]), eta: problem.eta, mu: problem.mu}
+    values = _values(problem, gamma_value, problem.mu)
     c_d = sample_bound(problem)
     sde = None if c_d is None else float(SDE_CONDITION.subs(values).subs(bound, c_d))
-    return DelayConditions(gamma_value, c_d, float(ODE_CONDITION.subs(values)), sde)
+    return DelayConditions(gamma_value, c_d, ode_bound(problem, gamma_value, problem.mu), sde)
+
+
+def ode_bound(problem: Problem, gamma_value: float, mu_value: float) -> float:
+    """The published ODE delay condition evaluated at momentum ``mu_value``."""
+    return float(ODE_CONDITION.subs(_values(problem, gamma_value, mu_value)))
+
+
+def _values(problem: Problem, gamma_value: float, mu_value: float) -> dict:
+    return {gamma: gamma_value, lambda1: float(problem.eigenvalues[0]), eta: problem.eta, mu: mu_value}

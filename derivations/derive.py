@@ -10,14 +10,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
+import numpy as np
 import sympy as sp
 
+from amsgd.diffusion.error_floor import FloorResult, linearized_floor
+from amsgd.diffusion.linear_recursion import json_float
+from amsgd.diffusion.stability import StabilityReport, stability_report
+from amsgd.diffusion.tradeoff import TradeoffResult, tradeoff
 from amsgd.errors import ProblemError
 from amsgd.problem import Problem
 
 from . import phases as ph
+from .delay_stability import a as rate_symbol
+from .delay_stability import delay_differential_limit
 from .display import as_latex, as_text
-from .delay_conditions import DelayConditions, delay_conditions
+from .delay_conditions import DelayConditions, delay_conditions, ode_bound
 from .limits import ODELimit, OULimit, ode_limit, ou_limit
 from .moments import expectation, wick_moment
 from .pca import PCAModel, pca_model
@@ -27,6 +34,11 @@ from .recursion import TimeScale, derive_time_scale, eta, mu
 DEFAULT_DELTA_SQ = 0.1
 #: Default accuracy ε, as a multiple of the stationary error floor.
 DEFAULT_EPSILON_FACTOR = 2.0
+#: Momenta at which τ* is tabulated against 1 − μ (those of the published experiment).
+SCALING_MUS = (0.7, 0.8, 0.85, 0.9, 0.95)
+#: Default grid of the momentum–asynchrony tradeoff (round-robin workers, τ = M − 1).
+TRADEOFF_MUS = (0.0, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95)
+TRADEOFF_WORKERS = (1, 2, 4, 8, 16, 32, 64)
 
 
 @dataclass(frozen=True)
@@ -73,6 +85,19 @@ class PointLimit:
 
     def to_dict(self) -> dict:
         return {"j": self.j, "point": f"±e_{self.j}", "kind": self.kind, "modes": [m.to_dict() for m in self.modes]}
+
+
+@dataclass(frozen=True)
+class OptimumModes:
+    """The linear modes at e_1: ``a_i = −J_ii(e_1)`` (restoring rates) and noise ``s_i² = C_ii(e_1)``."""
+
+    modes: tuple[ModeLimit, ...]
+    rates: np.ndarray
+    noise_variances: np.ndarray
+
+    def describe(self, index: int) -> dict:
+        mode = self.modes[index]
+        return {"i": mode.i, "kind": mode.kind, "rate": float(self.rates[index])}
 
 
 @dataclass(frozen=True)
@@ -243,9 +268,99 @@ class Derivation:
         converge_time = max(float(sp.re(converge)), 0.0) if epsilon < self.delta_sq else 0.0
         return Phases(self.delta_sq, epsilon, self.worst_saddle, float(escape), float(travel), converge_time, self.problem.eta)
 
+    # --- finite-η, finite-τ linear theory ------------------------------------------------------
+
+    @cached_property
+    def optimum_modes(self) -> OptimumModes:
+        """Undo the derived scales of the OU limit at e_1: ``a = −A_ii/(drift scale)``, ``s² = BBᵀ_ii/gain²``."""
+        point = self.point(1)
+        scale, gain = self.timing.drift_scale, self.timing.noise_gain
+        n = self.model.dim
+        rates = np.array([-self.value(point.ou.drift_matrix[i, i] / scale) for i in range(n)])
+        noise = np.array([self.value(point.ou.noise[i, i] / gain**2) for i in range(n)])
+        return OptimumModes(point.modes, rates, noise)
+
+    @cached_property
+    def linear_theory(self) -> tuple[FloorResult, StabilityReport] | None:
+        """The exact linear floor and stability at the problem's η, μ and delay (None: not i.i.d.)."""
+        if not self.problem.delay.is_iid:
+            return None
+        modes = self.optimum_modes
+        floor = linearized_floor(modes.rates, modes.noise_variances, self.problem.eta, self.problem.mu, self.problem.delay)
+        report = stability_report(modes.rates, self.problem.eta, self.problem.mu, self.problem.delay)
+        return floor, report
+
+    def delay_differential_tau_max(self, mu_value: float) -> float:
+        """``π (1 − μ)/(2 a η)`` for the fastest mode: the DDE limit's largest stable delay."""
+        rate = float(self.optimum_modes.rates.max())
+        formula = delay_differential_limit().critical_delay
+        return float(formula.subs({rate_symbol: rate, eta: self.problem.eta, mu: mu_value}))
+
+    @cached_property
+    def tau_scaling(self) -> dict:
+        """τ* over the momenta of the published experiment, its fitted power of 1 − μ, and the
+        published sufficient condition (1 − μ)²/(λ_1 η^{1−γ}) at the same momenta."""
+        rates = self.optimum_modes.rates
+        tau_max = [stability_report(rates, self.problem.eta, m, 0).tau_max for m in SCALING_MUS]
+        paper = [ode_bound(self.problem, self.delay_conditions.gamma, m) for m in SCALING_MUS]
+        usable = [(m, t) for m, t in zip(SCALING_MUS, tau_max) if t]
+        exponent = None
+        if len(usable) >= 2:
+            x = np.log([1 - m for m, _ in usable])
+            y = np.log([t for _, t in usable])
+            exponent = float(np.polyfit(x, y, 1)[0])
+        return {
+            "mu": list(SCALING_MUS),
+            "tau_max": tau_max,
+            "tau_max_delay_differential": [self.delay_differential_tau_max(m) for m in SCALING_MUS],
+            "paper_ode_bound": paper,
+            "fitted_exponent": exponent,
+            "paper_exponent": 2,
+        }
+
+    def tradeoff(self, mus=TRADEOFF_MUS, workers=TRADEOFF_WORKERS) -> TradeoffResult:
+        """Floor, local rate and stability over momenta × round-robin workers (τ = M − 1)."""
+        modes = self.optimum_modes
+        return tradeoff(modes.rates, modes.noise_variances, self.problem.eta, mus, np.asarray(workers))
+
+    def linear_dict(self) -> tuple[dict | None, dict]:
+        """The ``stationary_error.linearized`` value and the ``stability`` section."""
+        theory = self.linear_theory
+        if theory is None:
+            note = f"delay {self.problem.delay.spec} is not i.i.d.; the linear theory needs a constant or i.i.d. delay"
+            return None, {"tau_max": None, "limiting_mode": None, "spectral_radius": None, "note": note}
+        floor, report = theory
+        modes = self.optimum_modes
+        stability = {
+            "tau_max": report.tau_max,
+            "limiting_mode": modes.describe(report.limiting_mode),
+            "spectral_radius": report.spectral_radius,
+            "stable": report.stable,
+            "slowest_mode": modes.describe(report.slowest_mode),
+            "decay_per_iteration": json_float(report.decay_per_iteration),
+            "tau_max_delay_differential": self.delay_differential_tau_max(self.problem.mu),
+            "tau_max_delay_differential_formula": as_text(delay_differential_limit().critical_delay),
+            "scaling": self.tau_scaling,
+        }
+        if report.tau_max is None:
+            stability["note"] = (
+                f"no delay is stable at eta = {self.problem.eta:g}: the fastest mode needs "
+                f"eta * {modes.rates.max():g} < 2 (1 + mu) even without delay"
+            )
+        elif not report.stable:
+            stability["note"] = f"delay {self.problem.delay.spec} is beyond the largest stable delay"
+        linearized = {
+            "value": json_float(floor.floor),
+            "ratio_to_diffusion": json_float(floor.ratio),
+            "stable": floor.stable,
+            "per_mode": [json_float(v) for v in floor.variances],
+        }
+        return linearized, stability
+
     def to_dict(self) -> dict:
         """The JSON document of ``amsgd derive``."""
         scale = self.ode.time_scale
+        linearized, stability = self.linear_dict()
         return {
             "problem": self.problem.to_dict(),
             "recursion": {
@@ -266,10 +381,19 @@ class Derivation:
             "stationary_error": {
                 "diffusion": self.value(self.stationary_error),
                 "diffusion_formula": as_text(self.stationary_error),
+                "linearized": linearized,
             },
+            "stability": stability,
             "phases": self.phases.to_dict(),
             "delay_conditions": self.delay_conditions.to_dict(),
+            "tradeoff": _tradeoff_summary(self.tradeoff()),
         }
+
+
+def _tradeoff_summary(result: TradeoffResult) -> dict:
+    full = result.to_dict()
+    keys = ("mus", "workers", "floor", "stable", "max_workers", "best_mu_floor", "best_mu_rate")
+    return {k: full[k] for k in keys}
 
 
 def _restrict(cov: sp.Matrix, u: list[sp.Symbol]) -> sp.Matrix:

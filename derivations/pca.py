@@ -80,6 +80,25 @@ class PCAModel:
             moment=fourth_order_moment(second, fourth),
         )
 
+    @cached_property
+    def projected_noise(self) -> tuple[sp.Matrix, sp.Matrix]:
+        """``G = P(h) N(h, Y)`` with the noise-free projector ``P = I − h hᵀ`` and ``N = Y Yᵀ h``.
+
+        Returns ``(P, S)`` with ``S(h) = Cov[N(h, Y)]``, so that ``C(h) = P S(h) P``: the same
+        covariance as :attr:`MomentumRecursion.noise_covariance`, in a form with far fewer terms
+        (and ``P S^{1/2}`` is a smooth square root of C where S is positive definite).
+        """
+        h = sp.Matrix(self.h)
+        y = sp.Matrix(self.y)
+        unprojected = MomentumRecursion(
+            name="streaming PCA, unprojected gradient",
+            state=self.h,
+            noise=self.y,
+            update=y * (y.T * h),
+            moment=self.recursion.moment,
+        )
+        return sp.eye(self.dim) - h * h.T, unprojected.noise_covariance
+
     def unit_vector(self, j: int) -> dict:
         """The stationary point ``e_j`` (0-based ``j``) as a substitution dict."""
         return {hk: (1 if k == j else 0) for k, hk in enumerate(self.h)}

@@ -28,21 +28,37 @@ Field = Callable[[np.ndarray], np.ndarray]
 
 @dataclass(frozen=True)
 class SMECoefficients:
-    """``drift(h)``: (..., d) → (..., d); ``diffusion(h)``: (..., d) → (..., d, d) with
-    ``σσᵀ = η C(h)/(1 − μ)²``; ``noise_covariance(h)``: (..., d) → (..., d, d), ``C(h)``."""
+    """The SME of one problem, in eigen-coordinates and diffusion time, vectorised over batches.
+
+    ``drift(h)``: (..., d) → (..., d); ``noise_covariance(h)``: (..., d) → (..., d, d), ``C(h)``;
+    ``diffusion(h)``: (..., d) → (..., d, d), a matrix σ with ``σσᵀ = η C(h)/(1 − μ)²``.
+    """
 
     dim: int
     eta: float
     mu: float
     noise_scale: float  # sqrt(η) H(1) = sqrt(η)/(1 − μ), from the derived momentum noise gain
     drift: Field
-    noise_covariance: Field
+    unprojected_covariance: Field  # S(h) = Cov[Y Yᵀ h]; C = P S P with P = I − h hᵀ
+
+    def noise_covariance(self, h: np.ndarray) -> np.ndarray:
+        p = _projector(h)
+        return p @ self.unprojected_covariance(h) @ p
 
     def diffusion(self, h: np.ndarray) -> np.ndarray:
-        """The symmetric square root of ``η C(h)/(1 − μ)²`` (negative rounding errors clipped)."""
-        cov = self.noise_covariance(h) * self.noise_scale**2
-        w, v = np.linalg.eigh(cov)
-        return (v * np.sqrt(np.clip(w, 0.0, None))[..., None, :]) @ np.swapaxes(v, -1, -2)
+        """``noise_scale · P S^{1/2}``: Cholesky factor of S (smooth in h), symmetric root where S is singular."""
+        s = self.unprojected_covariance(h)
+        try:
+            root = np.linalg.cholesky(s)
+        except np.linalg.LinAlgError:
+            w, v = np.linalg.eigh(s)
+            root = v * np.sqrt(np.clip(w, 0.0, None))[..., None, :]
+        return self.noise_scale * (_projector(h) @ root)
+
+
+def _projector(h: np.ndarray) -> np.ndarray:
+    h = np.asarray(h, dtype=float)
+    return np.eye(h.shape[-1]) - h[..., :, None] * h[..., None, :]
 
 
 def _vectorised(symbols: tuple[sp.Symbol, ...], exprs: list[sp.Expr], shape: tuple[int, ...]) -> Field:
@@ -65,7 +81,7 @@ def sme_coefficients(problem: Problem) -> SMECoefficients:
     model = pca_model(problem)
     values = model.substitutions(problem)
     drift = ode_limit(model.recursion).drift.subs(values)
-    cov = model.recursion.noise_covariance.subs(values)
+    _, unprojected = model.projected_noise
     d = problem.dim
     gain = float(derive_time_scale().noise_gain.subs(values))
     return SMECoefficients(
@@ -74,5 +90,5 @@ def sme_coefficients(problem: Problem) -> SMECoefficients:
         mu=problem.mu,
         noise_scale=float(np.sqrt(problem.eta)) * gain,
         drift=_vectorised(model.h, list(drift), (d,)),
-        noise_covariance=_vectorised(model.h, list(cov), (d, d)),
+        unprojected_covariance=_vectorised(model.h, list(unprojected.subs(values)), (d, d)),
     )

@@ -13,15 +13,34 @@ A delay model says how old the iterate is at which the k-th gradient is evaluate
 ``ps:M[:DIST[:SIGMA]]``       event-driven parameter server with M workers whose compute times are
                               i.i.d. ``exp`` (default) or ``lognormal`` with log-scale SIGMA
 ============================  ==========================================================
+
+Every model has a probability mass ``pmf()`` on {0, ..., max_delay}. The unbounded laws (geometric,
+Poisson, and the event-driven server) are truncated where the tail mass left out falls below
+:data:`TAIL_MASS` = 1e-12 and renormalised; the simulator samples i.i.d. delays from exactly this
+truncated law (by inversion of its cumulative sum), so a delay beyond ``max_delay`` never occurs.
+
+Constant, round-robin and i.i.d. delays follow the convention that the history before time 0 is the
+start point, ``v_{k−τ} = v_0`` when ``τ > k``. For round robin this is exact: all M workers read
+``v_0`` at time 0, so the first M − 1 updates are stale by 0, 1, ..., M − 2 and all read ``v_0``.
+
+The event-driven server is not i.i.d.: the simulator runs its event queue (one per replicate) and
+reports the staleness it measured. Its ``pmf()`` is the stationary law of the staleness: for
+exponential compute times it is exactly geometric, ``P(τ = j) = (1/M)(1 − 1/M)^j`` (each write is
+by a uniformly random worker, independent of the past, so the updates between a worker's read and
+its next write are geometric; the k-th update, counted from 0, has this law truncated at τ = k,
+since every worker read ``v_0`` at time 0); for log-normal times it is estimated from one long
+event-queue run with a fixed seed. Its mean is M − 1 for any law of the compute times: over n
+updates, ``Σ_k τ_k = (M − 1) n − Σ_w (n − r_w)`` exactly, where ``r_w`` is the version worker w
+read last, and the correction stays bounded as n grows.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 
 from amsgd.errors import ProblemError
 
@@ -42,6 +61,12 @@ class DelayModel:
     def pmf(self) -> np.ndarray:
         """``p[i] = P(τ_k = i)`` for ``i = 0 .. max_delay`` (unbounded laws truncated at TAIL_MASS)."""
         raise NotImplementedError
+
+    def cdf(self) -> np.ndarray:
+        """Cumulative sums of :meth:`pmf`, the last one set to exactly 1 (for sampling by inversion)."""
+        c = np.cumsum(self.pmf())
+        c[-1] = 1.0
+        return c
 
     @property
     def max_delay(self) -> int:
@@ -109,6 +134,8 @@ class GeometricDelay(DelayModel):
 
     def pmf(self) -> np.ndarray:
         q = self.mean_delay / (1.0 + self.mean_delay)
+        from scipy import stats  # deferred: scipy.stats costs most of the CLI's start-up
+
         top = int(stats.geom.isf(TAIL_MASS, 1.0 - q)) - 1
         p = stats.geom.pmf(np.arange(top + 1) + 1, 1.0 - q)
         return p / p.sum()
@@ -126,6 +153,8 @@ class PoissonDelay(DelayModel):
         return f"poisson:{self.mean_delay:g}"
 
     def pmf(self) -> np.ndarray:
+        from scipy import stats
+
         top = int(stats.poisson.isf(TAIL_MASS, self.mean_delay))
         p = stats.poisson.pmf(np.arange(top + 1), self.mean_delay)
         return p / p.sum()
@@ -171,13 +200,19 @@ class RoundRobinDelay(DelayModel):
         return ConstantDelay(self.workers - 1).pmf()
 
 
+#: Updates of the fixed-seed event-queue run that estimates a log-normal server's staleness law.
+EVENT_QUEUE_UPDATES = 1_000_000
+
+
 @dataclass(frozen=True)
 class EventDrivenDelay(DelayModel):
     """A parameter server with M workers of random compute times.
 
     Each worker reads the parameters, computes for a random time and writes its gradient; the
     staleness of an update is the number of updates applied between its read and its write. The
-    delays are not i.i.d.; they come from simulating the event queue.
+    delays are not i.i.d.; they come from simulating the event queue. Compute times are standard
+    exponential (``exp``) or ``exp(SIGMA Z)`` with Z standard normal (``lognormal``); their scale
+    does not matter, only their order.
     """
 
     workers: int
@@ -201,6 +236,35 @@ class EventDrivenDelay(DelayModel):
     @property
     def is_iid(self) -> bool:
         return False
+
+    def pmf(self) -> np.ndarray:
+        """The stationary staleness law (exact geometric for ``exp``, estimated for ``lognormal``)."""
+        if self.workers == 1:
+            return np.ones(1)
+        if self.compute == "exp":
+            return GeometricDelay(float(self.workers - 1)).pmf()
+        return _lognormal_server_pmf(self.workers, self.sigma)
+
+    @property
+    def mean(self) -> float:
+        """M − 1, the long-run mean staleness whatever the law of the compute times."""
+        return float(self.workers - 1)
+
+    def to_dict(self) -> dict:
+        return {"spec": self.spec, "mean": self.mean, "workers": self.workers, "compute": self.compute}
+
+
+@lru_cache(maxsize=32)
+def _lognormal_server_pmf(workers: int, sigma: float) -> np.ndarray:
+    from amsgd.simulate.queue import draw_compute_times, staleness_trace
+
+    rng = np.random.default_rng(20180604)
+    first = draw_compute_times(rng, "lognormal", sigma, workers)
+    later = draw_compute_times(rng, "lognormal", sigma, EVENT_QUEUE_UPDATES)
+    counts = np.bincount(staleness_trace(first, later))
+    p = counts / counts.sum()
+    p.setflags(write=False)
+    return p
 
 
 def _check_nonnegative_int(name: str, value: object) -> None:

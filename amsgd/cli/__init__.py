@@ -9,11 +9,11 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from amsgd.cli import derive
+from amsgd.cli import derive, integrate, simulate
 from amsgd.cli.options import ArgumentParser
 from amsgd.errors import ProblemError
 
-COMMANDS = {"derive": derive}
+COMMANDS = {"derive": derive, "simulate": simulate, "integrate": integrate}
 
 
 def build_parser() -> ArgumentParser:

@@ -1,0 +1,170 @@
+"""Throughput and memory of ``amsgd.simulate``, as ratios measured in this run.
+
+* floor: the time to make exactly the simulator's draws (same generator, blocks and chunks), via
+  :func:`amsgd.simulate.engine.draw_only`; target: simulation <= 1.5 x floor at d = 4 and d = 100;
+* naive: straightforward per-replicate, per-step Python loops with one draw per step and the full
+  history: "lean" works in eigen-coordinates with g = s (y − s v), s = yᵀv (O(d) per step);
+  "literal" is the formula as written, X = Σ^{1/2} z and (I − v vᵀ) X Xᵀ v with d x d matrices;
+  target: the simulator >= 200 x faster;
+* memory: peak RSS and peak traced allocations of R = 10 000, d = 100, τ = 100 (target <= 1 GiB),
+  measured in a fresh process.
+
+Times are the best of a few repeats. Usage: ``python benchmarks/bench_simulate.py [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from amsgd import Problem, parse_delay
+from amsgd.simulate import simulate
+from amsgd.simulate.engine import draw_only, warm_up
+
+REPLICATES = 1000
+
+
+def make_problem(dim: int, tau: int) -> Problem:
+    spectrum = np.linspace(2.0, 1.0, dim)
+    return Problem.from_spectrum(spectrum, eta=1e-3, mu=0.5, delay=parse_delay(f"constant:{tau}"))
+
+
+def best_of(repeats: int, fn) -> float:
+    times = []
+    for _ in range(repeats):
+        began = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - began)
+    return min(times)
+
+
+def naive_loop(problem: Problem, steps: int, replicates: int, rng: np.random.Generator) -> np.ndarray:
+    """Async-MSGD one replicate and one step at a time, as one would first write it."""
+    lam, basis = np.asarray(problem.eigenvalues), np.asarray(problem.basis)
+    eta, mu, tau = problem.eta, problem.mu, problem.tau
+    errors = np.empty(replicates)
+    for r in range(replicates):
+        v0 = np.zeros(problem.dim)
+        v0[1] = 1.0
+        history = [v0]
+        for k in range(steps):
+            y = problem.distribution.sample(rng, 1, lam, basis)[0]
+            stale = history[max(k - tau, 0)]
+            prev = history[k - 1] if k else history[0]
+            s = y @ stale
+            history.append(history[k] + mu * (history[k] - prev) + eta * s * (y - s * stale))
+        v = history[-1]
+        errors[r] = 1 - v[0] ** 2 / (v @ v)
+    return errors
+
+
+def literal_loop(problem: Problem, steps: int, replicates: int, rng: np.random.Generator) -> np.ndarray:
+    """The formula as written, in the original coordinates: X = Σ^{1/2} z, (I − v vᵀ) X Xᵀ v."""
+    lam, basis = np.asarray(problem.eigenvalues), np.asarray(problem.basis)
+    sigma_half = basis @ np.diag(np.sqrt(lam)) @ basis.T
+    eye = np.eye(problem.dim)
+    eta, mu, tau = problem.eta, problem.mu, problem.tau
+    errors = np.empty(replicates)
+    for r in range(replicates):
+        history = [basis[:, 1].copy()]
+        for k in range(steps):
+            x = sigma_half @ rng.standard_normal(problem.dim)
+            stale = history[max(k - tau, 0)]
+            prev = history[k - 1] if k else history[0]
+            grad = (eye - np.outer(stale, stale)) @ np.outer(x, x) @ stale
+            history.append(history[k] + mu * (history[k] - prev) + eta * grad)
+        v = history[-1]
+        errors[r] = 1 - (basis[:, 0] @ v) ** 2 / (v @ v)
+    return errors
+
+
+MEMORY_SCRIPT = """
+import json, resource, time, tracemalloc
+from amsgd import Problem, parse_delay
+from amsgd.simulate import simulate
+from amsgd.simulate.engine import warm_up
+import numpy as np
+warm_up()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+tracemalloc.start()
+res = simulate(Problem.from_spectrum(np.linspace(2.0, 1.0, 100), eta=1e-3, mu=0.5,
+               delay=parse_delay("constant:100")), {steps}, 10_000, rng=0)
+traced = tracemalloc.get_traced_memory()[1]
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps(dict(rss_before_kib=before, rss_peak_kib=after, traced_peak_bytes=traced,
+                      rs_per_s=res.replicate_steps_per_second)))
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="shorter runs (noisier ratios)")
+    args = parser.parse_args()
+    scale = 0.3 if args.quick else 1.0
+    repeats = 3
+    warm_up()
+    rows = []
+    print(f"R = {REPLICATES}, Gaussian data, μ = 0.5; ns per replicate-step (floor, simulate, loops); best of {repeats}")
+    print(
+        f"{'d':>4} {'tau':>4} {'floor':>9} {'simulate':>9} {'ratio':>6} {'rs/s':>12} "
+        f"{'lean':>8} {'x':>5} {'literal':>9} {'x':>6}"
+    )
+    for dim, steps, naive_steps in ((4, 20_000, 2000), (100, 600, 400)):
+        steps = max(10, int(steps * scale))
+        for tau in (0, 100):
+            problem = make_problem(dim, tau)
+            floor = best_of(repeats, lambda: draw_only(problem, steps, REPLICATES, rng=1))
+            sim = best_of(repeats, lambda: simulate(problem, steps, REPLICATES, rng=1))
+            n_naive = 3
+            rng = np.random.default_rng(1)
+            lean = best_of(1, lambda: naive_loop(problem, naive_steps, n_naive, rng))
+            literal = best_of(1, lambda: literal_loop(problem, naive_steps, n_naive, rng))
+            rs = REPLICATES * steps
+            row = dict(
+                d=dim, tau=tau, floor_ns=floor / rs * 1e9, simulate_ns=sim / rs * 1e9,
+                ratio_to_floor=sim / floor, replicate_steps_per_s=rs / sim,
+                lean_ns=lean / (n_naive * naive_steps) * 1e9,
+                literal_ns=literal / (n_naive * naive_steps) * 1e9,
+            )  # fmt: skip
+            row["speedup_vs_lean"] = row["lean_ns"] / row["simulate_ns"]
+            row["speedup_vs_literal"] = row["literal_ns"] / row["simulate_ns"]
+            rows.append(row)
+            print(
+                f"{dim:>4} {tau:>4} {row['floor_ns']:>9.1f} {row['simulate_ns']:>9.1f} "
+                f"{row['ratio_to_floor']:>6.2f} {row['replicate_steps_per_s']:>12.3e} "
+                f"{row['lean_ns']:>8.0f} {row['speedup_vs_lean']:>5.0f} "
+                f"{row['literal_ns']:>9.0f} {row['speedup_vs_literal']:>6.0f}"
+            )
+    problem = make_problem(100, 100)
+    steps = max(10, int(600 * scale))
+    two = best_of(repeats, lambda: simulate(problem, steps, REPLICATES, rng=1, threads=2))
+    one = min(r["simulate_ns"] for r in rows if r["d"] == 100 and r["tau"] == 100) * REPLICATES * steps / 1e9
+    print(f"d = 100, tau = 100 on 2 threads: {REPLICATES * steps / two:.3e} rs/s ({one / two:.2f}x one thread)")
+
+    mem_steps = max(10, int(200 * scale))
+    out = subprocess.run(
+        [sys.executable, "-c", MEMORY_SCRIPT.format(steps=mem_steps)], capture_output=True, text=True, check=True
+    )
+    mem = json.loads(out.stdout)
+    print(
+        f"memory, R = 10000, d = 100, tau = 100, {mem_steps} steps: peak RSS {mem['rss_peak_kib'] / 2**20:.3f} GiB "
+        f"(after import and compile {mem['rss_before_kib'] / 2**20:.3f} GiB), "
+        f"peak traced allocations {mem['traced_peak_bytes'] / 2**20:.1f} MiB; target <= 1 GiB"
+    )
+    worst_floor = max(r["ratio_to_floor"] for r in rows)
+    print(f"worst ratio to floor {worst_floor:.2f} (target <= 1.5): {'met' if worst_floor <= 1.5 else 'NOT met'}")
+    for kind in ("lean", "literal"):
+        worst = min(r[f"speedup_vs_{kind}"] for r in rows)
+        print(
+            f"smallest speed-up over the {kind} loop {worst:.0f}x (target >= 200x): "
+            f"{'met' if worst >= 200 else 'NOT met'}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,199 @@
+"""One linear mode of Async-MSGD: the delayed momentum recursion, its polynomial and companion form.
+
+Linearised at a stationary point, every mode of the algorithm is a scalar recursion
+
+    x_{k+1} = (1 + μ) x_k − μ x_{k−1} − η a x_{k−τ_k} + η ξ_k,
+
+with mean-drift rate ``a`` (``a > 0`` restores), step size η, momentum μ, delay τ_k and zero-mean
+noise ξ_k of variance s². The delay is either constant or i.i.d. with probability mass
+``p[i] = P(τ_k = i)``; a constant τ is the point mass δ_τ, so both take one code path. Taking
+expectations over an i.i.d. delay drawn independently of the state, the mean obeys the
+autoregression
+
+    E x_{k+1} = Σ_{j=0}^{L} c_j E x_{k−j},   c_0 = 1 + μ − η a p_0,  c_1 = −μ − η a p_1,
+    c_j = −η a p_j (j ≥ 2),   L = max(τ_max, 1).
+
+Its characteristic polynomial is ``z^{L+1} − Σ_j c_j z^{L−j}``: for τ = 0 the quadratic
+``z² − (1 + μ − η a) z + μ``, for a constant τ ≥ 1 ``z^{τ+1} − (1 + μ) z^τ + μ z^{τ−1} + η a``.
+With the state ``s_k = (x_k, x_{k−1}, ..., x_{k−L})`` the recursion is ``s_{k+1} = A s_k + b η ξ_k``
+with the companion matrix ``A`` (first row ``c``, ones on the subdiagonal) and ``b = e_0``; the
+eigenvalues of ``A`` are the roots of the polynomial, and the mode's mean is stable iff its spectral
+radius ``ρ = max |z|`` is below one. Then ``E x_k`` decays like ``ρ^k``: the local rate is
+``−log ρ`` per iteration, or ``−log(ρ)/η`` per unit of diffusion time ``t = k η``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg
+
+from amsgd.errors import ProblemError
+from amsgd.simulate.delays import DelayModel
+
+#: Tolerance on the total mass of a user probability vector (the same as the histogram delay model).
+_PMF_TOL = 1e-6
+#: Largest delay the dense companion-matrix numerics accept (O(τ³) work: seconds at this size).
+MAX_DELAY = 2000
+
+
+@dataclass(frozen=True, eq=False)
+class DelayLaw:
+    """The law of an i.i.d. delay: ``pmf[i] = P(τ = i)`` (no trailing zeros) and a printable ``spec``."""
+
+    pmf: np.ndarray
+    spec: str
+
+    def __post_init__(self) -> None:
+        if self.pmf.size - 1 > MAX_DELAY:
+            raise ProblemError(
+                f"delay {self.spec} reaches {self.pmf.size - 1}, beyond the {MAX_DELAY} the linear "
+                "numerics support (dense companion matrices); use the delay-differential limit instead"
+            )
+
+    @property
+    def max_delay(self) -> int:
+        return int(self.pmf.size - 1)
+
+    @property
+    def order(self) -> int:
+        """``L = max(τ_max, 1)``: the state is ``(x_k, ..., x_{k−L})``."""
+        return max(self.max_delay, 1)
+
+    @property
+    def mean(self) -> float:
+        return float(np.arange(self.pmf.size) @ self.pmf)
+
+    @property
+    def constant(self) -> int | None:
+        """τ when the delay is the point mass δ_τ, otherwise None."""
+        return self.max_delay if self.pmf[-1] == 1.0 else None
+
+
+#: A delay: a constant τ (int), a probability mass ``p[i] = P(τ = i)``, or an i.i.d. delay model.
+Delay = int | np.integer | Sequence[float] | np.ndarray | DelayModel | DelayLaw
+
+
+def delay_law(delay: Delay) -> DelayLaw:
+    """Normalise a delay argument: an int τ >= 0, a pmf vector, or an i.i.d. :class:`DelayModel`."""
+    if isinstance(delay, DelayLaw):
+        return delay
+    if isinstance(delay, DelayModel):
+        if not delay.is_iid:
+            raise ProblemError(
+                f"delay {delay.spec} is not i.i.d.; the linear theory needs a constant or i.i.d. delay "
+                "(pass delay.pmf() to treat it as i.i.d. with the same law, an approximation)"
+            )
+        return _law_from_pmf(delay.pmf(), delay.spec)
+    if isinstance(delay, (int, np.integer)) and not isinstance(delay, bool):
+        if delay < 0:
+            raise ProblemError(f"delay tau must be a non-negative integer, got {delay}")
+        pmf = np.zeros(int(delay) + 1)
+        pmf[-1] = 1.0
+        return DelayLaw(pmf, f"constant:{int(delay)}")
+    try:
+        pmf = np.asarray(delay, dtype=float)
+    except (TypeError, ValueError):
+        raise ProblemError(
+            f"delay must be an integer tau, a probability vector or a delay model, got {delay!r}"
+        ) from None
+    return _law_from_pmf(pmf, "pmf")
+
+
+def _law_from_pmf(pmf: np.ndarray, spec: str) -> DelayLaw:
+    if pmf.ndim != 1 or pmf.size == 0 or not np.all(np.isfinite(pmf)) or np.any(pmf < 0):
+        raise ProblemError("delay probabilities must be a non-empty vector of finite numbers >= 0")
+    if abs(pmf.sum() - 1.0) > _PMF_TOL:
+        raise ProblemError(f"delay probabilities must sum to one, got sum {pmf.sum():.6g}")
+    pmf = np.trim_zeros(pmf, "b")
+    pmf = pmf / pmf.sum()
+    pmf.setflags(write=False)
+    if spec == "pmf" and pmf[-1] == 1.0:
+        spec = f"constant:{pmf.size - 1}"
+    return DelayLaw(pmf, spec)
+
+
+def check_parameters(eta: float, mu: float) -> tuple[float, float]:
+    """Validate η > 0 and 0 <= μ < 1 (finite), returning them as floats."""
+    eta, mu = float(eta), float(mu)
+    if not (np.isfinite(eta) and eta > 0):
+        raise ProblemError(f"eta must be a finite number > 0, got {eta!r}")
+    if not (np.isfinite(mu) and 0.0 <= mu < 1.0):
+        raise ProblemError(f"mu must satisfy 0 <= mu < 1, got {mu!r}")
+    return eta, mu
+
+
+def check_rates(rates: float | Sequence[float] | np.ndarray) -> np.ndarray:
+    """Mode rates as a finite 1-d float array (a scalar becomes one mode)."""
+    out = np.atleast_1d(np.asarray(rates, dtype=float))
+    if out.ndim != 1 or out.size == 0 or not np.all(np.isfinite(out)):
+        raise ProblemError(f"rates must be a non-empty list of finite numbers, got {rates!r}")
+    return out
+
+
+def ar_coefficients(rate: float, eta: float, mu: float, delay: Delay) -> np.ndarray:
+    """``c_0 .. c_L`` of the mean recursion ``E x_{k+1} = Σ_j c_j E x_{k−j}`` (module docstring)."""
+    eta, mu = check_parameters(eta, mu)
+    law = delay_law(delay)
+    c = np.zeros(law.order + 1)
+    c[0], c[1] = 1.0 + mu, -mu
+    c[: law.pmf.size] -= eta * float(rate) * law.pmf
+    return c
+
+
+def characteristic_polynomial(rate: float, eta: float, mu: float, delay: Delay) -> np.ndarray:
+    """Coefficients, highest power first, of ``z^{L+1} − Σ_j c_j z^{L−j}`` (degree ``L + 1``)."""
+    return np.concatenate(([1.0], -ar_coefficients(rate, eta, mu, delay)))
+
+
+def companion(coefficients: np.ndarray) -> np.ndarray:
+    """Companion matrix of ``x_{k+1} = Σ_j c_j x_{k−j}``: first row ``c``, ones on the subdiagonal."""
+    n = coefficients.size
+    a = np.zeros((n, n))
+    a[0] = coefficients
+    a[np.arange(1, n), np.arange(n - 1)] = 1.0
+    return a
+
+
+def companion_matrix(rate: float, eta: float, mu: float, delay: Delay) -> tuple[np.ndarray, np.ndarray]:
+    """``(A, b)`` with ``s_{k+1} = A s_k + b η ξ_k`` for the state ``s_k = (x_k, ..., x_{k−L})``.
+
+    For a random delay ``A`` is the mean of the random matrix ``A_k``; ``b = e_0``.
+    """
+    a = companion(ar_coefficients(rate, eta, mu, delay))
+    b = np.zeros(a.shape[0])
+    b[0] = 1.0
+    return a, b
+
+
+def radius_of(coefficients: np.ndarray) -> float:
+    """Spectral radius of the companion matrix of ``coefficients`` (largest root modulus)."""
+    return float(np.abs(scipy.linalg.eigvals(companion(coefficients), check_finite=False)).max())
+
+
+def spectral_radius(rate: float, eta: float, mu: float, delay: Delay) -> float:
+    """``ρ = max |z|`` over the roots of the characteristic polynomial, from the companion eigenvalues.
+
+    The mean of the mode decays iff ``ρ < 1``. Cost O(L³): about 0.25 s at τ = 500, 1–3 s at τ = 1000.
+    """
+    return radius_of(ar_coefficients(rate, eta, mu, delay))
+
+
+def decay_rate(rate: float, eta: float, mu: float, delay: Delay, per: str = "iteration") -> float:
+    """Local convergence rate of the mean: ``−log ρ`` per iteration, or ``−log(ρ)/η`` per unit time.
+
+    Negative when the mode is unstable. ``per`` is ``"iteration"`` or ``"time"`` (t = k η).
+    """
+    if per not in ("iteration", "time"):
+        raise ProblemError(f"per must be 'iteration' or 'time', got {per!r}")
+    with np.errstate(divide="ignore"):
+        value = -np.log(spectral_radius(rate, eta, mu, delay))
+    return float(value / eta if per == "time" else value)
+
+
+def json_float(x: float) -> float | None:
+    """A float for JSON: non-finite values (an unstable mode's infinite variance) become None."""
+    x = float(x)
+    return x if np.isfinite(x) else None

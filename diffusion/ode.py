@@ -1,0 +1,121 @@
+"""The ODE (law-of-large-numbers) limit of Async-MSGD on streaming PCA.
+
+In eigen-coordinates ``h = Qᵀ v`` and diffusion time ``t = k η``::
+
+    dh/dt = (Λ h − (hᵀ Λ h) h) / (1 − μ).
+
+With ``w(t) = exp(Λ t/(1 − μ)) h(0)`` (the linear flow) and ``h = φ w`` the scalar ``φ`` obeys
+``d(φ⁻²)/dt = 2 wᵀΛw/(1 − μ) = d‖w‖²/dt``, hence the closed form, for any start::
+
+    h(t) = w(t) / sqrt(1 − ‖h(0)‖² + ‖w(t)‖²),
+
+which for ``‖h(0)‖ = 1`` is ``h_i(t) ∝ h_i(0) exp(λ_i t/(1 − μ))`` normalised. The unit sphere is
+invariant and attracting (``d‖h‖²/dt = 2 hᵀΛh (1 − ‖h‖²)/(1 − μ)``). The optimisation error is
+``sin²∠(v, e_1) = 1 − h_1²/‖h‖²``. Iterations and diffusion time are related by ``k = t/η``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.integrate import solve_ivp
+
+from amsgd.errors import ProblemError
+from amsgd.problem import Problem
+
+
+@dataclass(frozen=True)
+class ODETrajectory:
+    """An ODE solution on a time grid.
+
+    Attributes: ``t`` diffusion time ``(T,)``; ``iterations = t/η``; ``h`` eigen-coordinates ``(T, d)``;
+    ``v = h Qᵀ`` original coordinates; ``error`` ``sin²`` of the angle to ``e_1`` ``(T,)``; ``method``.
+    """
+
+    t: np.ndarray
+    iterations: np.ndarray
+    h: np.ndarray
+    v: np.ndarray
+    error: np.ndarray
+    method: str
+
+
+def sin2_error(h: np.ndarray) -> np.ndarray:
+    """``1 − h_1²/‖h‖²`` over the last axis: ``sin²`` of the angle between ``h`` and ``e_1``."""
+    h = np.asarray(h, dtype=float)
+    return 1.0 - h[..., 0] ** 2 / np.sum(h**2, axis=-1)
+
+
+def ode_drift(eigenvalues: np.ndarray, mu: float, h: np.ndarray) -> np.ndarray:
+    """``(Λ h − (hᵀΛh) h)/(1 − μ)`` over the last axis of ``h``."""
+    lh = eigenvalues * h
+    return (lh - np.sum(h * lh, axis=-1, keepdims=True) * h) / (1.0 - mu)
+
+
+def ode_closed_form(eigenvalues: np.ndarray, mu: float, h0: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """``h(t) = w(t)/sqrt(1 − ‖h0‖² + ‖w(t)‖²)``, ``w = exp(Λt/(1 − μ)) h0``; shape ``(len(t), d)``.
+
+    Evaluated with every exponent shifted by ``−λ_1 t/(1 − μ)`` so large times do not overflow.
+    """
+    lam = np.asarray(eigenvalues, dtype=float)
+    h0 = np.asarray(h0, dtype=float)
+    t = np.asarray(t, dtype=float)[:, None]
+    scaled = h0 * np.exp((lam - lam.max()) * t / (1.0 - mu))
+    rest = (1.0 - h0 @ h0) * np.exp(-2.0 * lam.max() * t / (1.0 - mu))
+    return scaled / np.sqrt(rest + np.sum(scaled**2, axis=-1, keepdims=True))
+
+
+def integrate_ode(
+    problem: Problem,
+    start: np.ndarray,
+    times: np.ndarray,
+    *,
+    unit: str = "iterations",
+    coordinates: str = "original",
+    method: str = "closed-form",
+    rtol: float = 1e-10,
+    atol: float = 1e-12,
+) -> ODETrajectory:
+    """The ODE limit from ``start`` on the grid ``times``.
+
+    Parameters
+    ----------
+    start
+        The initial point: ``v0`` in the problem's coordinates (``coordinates="original"``, converted
+        by ``h0 = Qᵀ v0``) or ``h0`` directly (``coordinates="eigen"``).
+    times
+        Output grid, in iterations ``k`` (``unit="iterations"``) or diffusion time ``t = kη`` (``"time"``).
+    method
+        ``"closed-form"`` or ``"solve_ivp"`` (scipy's DOP853 on the equation in the original coordinates
+        ``dV/dt = (ΣV − (VᵀΣV)V)/(1 − μ)``, an independent check of the closed form and of the basis).
+    """
+    if unit not in ("iterations", "time"):
+        raise ProblemError(f"unit must be 'iterations' or 'time', got {unit!r}")
+    if coordinates not in ("original", "eigen"):
+        raise ProblemError(f"coordinates must be 'original' or 'eigen', got {coordinates!r}")
+    start = np.asarray(start, dtype=float)
+    if start.shape != (problem.dim,) or not np.all(np.isfinite(start)) or not np.any(start):
+        raise ProblemError(f"start must be a finite non-zero vector of length {problem.dim}")
+    grid = np.asarray(times, dtype=float)
+    if grid.ndim != 1 or grid.size < 1 or np.any(grid < 0) or np.any(np.diff(grid) < 0):
+        raise ProblemError("times must be a non-decreasing 1-D array of non-negative values")
+    t = grid * problem.eta if unit == "iterations" else grid
+    q = problem.basis
+    h0 = q.T @ start if coordinates == "original" else start
+    if method == "closed-form":
+        h = ode_closed_form(problem.eigenvalues, problem.mu, h0, t)
+    elif method == "solve_ivp":
+        sigma, mu = problem.covariance, problem.mu
+
+        def rhs(_, v):
+            sv = sigma @ v
+            return (sv - (v @ sv) * v) / (1.0 - mu)
+
+        sol = solve_ivp(rhs, (0.0, float(t[-1])), q @ h0, method="DOP853", t_eval=t, rtol=rtol, atol=atol)
+        if not sol.success:
+            raise ProblemError(f"solve_ivp failed: {sol.message}")
+        h = sol.y.T @ q
+    else:
+        raise ProblemError(f"method must be 'closed-form' or 'solve_ivp', got {method!r}")
+    return ODETrajectory(t, t / problem.eta, h, h @ q.T, sin2_error(h), method)

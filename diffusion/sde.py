@@ -1,0 +1,195 @@
+"""One entry function for ensembles of the Itô SDE ``dY = a(Y) dt + b(Y) dW``: :func:`integrate_sde`.
+
+The equation is autonomous, with vectorised coefficients ``drift: (..., d) -> (..., d)`` and
+``diffusion: (..., d) -> (..., d, m)``. All paths share one :class:`BrownianIncrements` source, so two
+schemes (or the batched scheme and sdeint) run with the same ``paths`` and ``rng`` — or the same
+``brownian`` — see the same noise path by path.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from amsgd.diffusion.brownian import BLOCK, BrownianIncrements, RNGLike
+from amsgd.diffusion.schemes import BatchedScheme, Diffusion, Drift, Scheme, get_scheme
+from amsgd.errors import ProblemError
+
+#: Steps of increments fetched from the Brownian source at a time (bounds memory for long runs). Equal to
+#: the source's block so that each keyed block is generated once (a coarsened view's chunk spans whole blocks).
+CHUNK = BLOCK
+
+
+@dataclass(frozen=True)
+class SDESolution:
+    """An ensemble of SDE paths.
+
+    Attributes
+    ----------
+    t
+        Save times, shape ``(T,)``; ``t[0]`` is the initial time.
+    y
+        ``(T, P, d)`` states at the save times, or ``(T, P, ...)`` values of ``observe(states)``.
+    dt, steps
+        The integration step and the number of steps taken.
+    scheme
+        The scheme's name.
+    diverged
+        ``(P,)`` True for paths that became non-finite (their values are NaN/inf, never averaged in).
+    brownian
+        The noise source; pass it to another call to reuse the same Brownian paths.
+    """
+
+    t: np.ndarray
+    y: np.ndarray
+    dt: float
+    steps: int
+    scheme: str
+    diverged: np.ndarray
+    brownian: BrownianIncrements
+
+    @property
+    def paths(self) -> int:
+        return int(self.y.shape[1])
+
+
+def integrate_sde(
+    drift: Drift,
+    diffusion: Diffusion,
+    y0: np.ndarray,
+    times: np.ndarray,
+    *,
+    scheme: str | Scheme = "euler",
+    dt: float | None = None,
+    paths: int | None = None,
+    rng: RNGLike = None,
+    brownian: BrownianIncrements | None = None,
+    observe: Callable[[np.ndarray], np.ndarray] | None = None,
+    progress: bool | None = None,
+) -> SDESolution:
+    """Integrate ``dY = a(Y) dt + b(Y) dW`` from ``Y(times[0]) = y0`` and save at ``times``.
+
+    Parameters
+    ----------
+    drift, diffusion
+        Vectorised coefficients ``a`` and ``b``.
+    y0
+        Initial state ``(d,)`` shared by all paths, or ``(P, d)`` one per path.
+    times
+        Increasing save times; each must lie on the grid ``times[0] + n dt``.
+    scheme
+        A name from :data:`amsgd.diffusion.schemes.SCHEMES` (``euler``, ``milstein``, ``weak2``,
+        ``sdeint-euler``, ``sdeint-sri2``) or a :class:`Scheme`.
+    dt
+        Step size; defaults to ``brownian.dt`` or, for uniform ``times``, their spacing.
+    paths
+        Number of paths; defaults to ``brownian.paths``, ``y0.shape[0]`` or 1.
+    rng
+        SPEC 7 seed or Generator for a fresh Brownian source (ignored when ``brownian`` is given).
+    brownian
+        A shared Brownian source with ``dt``, ``paths`` and ``dim = m`` matching and enough steps.
+    observe
+        Store ``observe(y)`` (``(P, d) -> (P, ...)``) instead of the states, to save memory.
+    progress
+        Show a progress bar; default: only when stderr is a terminal.
+    """
+    method = get_scheme(scheme)
+    times = np.asarray(times, dtype=float)
+    if times.ndim != 1 or times.size < 2 or not np.all(np.diff(times) > 0):
+        raise ProblemError("times must be an increasing 1-D array of at least two save times")
+    y0 = np.asarray(y0, dtype=float)
+    if y0.ndim not in (1, 2):
+        raise ProblemError(f"y0 must have shape (d,) or (paths, d), got {y0.shape}")
+    if paths is None:
+        paths = brownian.paths if brownian is not None else (y0.shape[0] if y0.ndim == 2 else 1)
+    if dt is None:
+        dt = brownian.dt if brownian is not None else _uniform_spacing(times)
+    if not (np.isfinite(dt) and dt > 0):
+        raise ProblemError(f"dt must be finite and > 0, got {dt!r}")
+    save = np.rint((times - times[0]) / dt).astype(np.int64)
+    if np.any(np.abs(save * dt - (times - times[0])) > 1e-9 * max(1.0, abs(times[-1]))):
+        raise ProblemError(f"every save time must be times[0] + n*dt with integer n (dt = {dt:g})")
+    steps = int(save[-1])
+    if y0.ndim == 2 and y0.shape[0] != paths:
+        raise ProblemError(f"y0 has {y0.shape[0]} rows but paths = {paths}")
+    y = np.broadcast_to(y0, (paths, y0.shape[-1])).copy()
+    m = _noise_dim(drift, diffusion, y[:1])
+    if brownian is None:
+        brownian = BrownianIncrements.create(dt, steps, m, paths, rng)
+    _check_brownian(brownian, dt, steps, m, paths)
+    show = sys.stderr.isatty() if progress is None else progress
+    with np.errstate(all="ignore"):
+        if isinstance(method, BatchedScheme):
+            out = _batched(method, drift, diffusion, y, save, dt, brownian, observe, show)
+        else:
+            out = _per_path(method, drift, diffusion, y, times[0], save, dt, brownian, observe, show)
+    finite = np.isfinite(out.reshape(out.shape[0], out.shape[1], -1)).all(axis=(0, 2))
+    return SDESolution(times, out, float(dt), steps, method.name, ~finite, brownian)
+
+
+def _uniform_spacing(times: np.ndarray) -> float:
+    gaps = np.diff(times)
+    if not np.allclose(gaps, gaps[0], rtol=1e-9, atol=0):
+        raise ProblemError("times are not uniform: pass the integration step dt explicitly")
+    return float(gaps[0])
+
+
+def _noise_dim(drift: Drift, diffusion: Diffusion, y: np.ndarray) -> int:
+    d = y.shape[-1]
+    a, b = np.asarray(drift(y)), np.asarray(diffusion(y))
+    if a.shape != y.shape:
+        raise ProblemError(f"drift must map (P, {d}) to (P, {d}), got {a.shape}")
+    if b.ndim != 3 or b.shape[:2] != (1, d):
+        raise ProblemError(f"diffusion must map (P, {d}) to (P, {d}, m), got {b.shape}")
+    return int(b.shape[2])
+
+
+def _check_brownian(brownian: BrownianIncrements, dt: float, steps: int, m: int, paths: int) -> None:
+    if not np.isclose(brownian.dt, dt, rtol=1e-12, atol=0):
+        raise ProblemError(f"brownian.dt = {brownian.dt:g} differs from dt = {dt:g}")
+    if brownian.dim != m or brownian.paths != paths:
+        raise ProblemError(
+            f"brownian has dim {brownian.dim} and {brownian.paths} paths; the SDE needs dim {m} and {paths} paths"
+        )
+    if brownian.steps < steps:
+        raise ProblemError(f"brownian has {brownian.steps} steps, the save times need {steps}")
+
+
+def _store(observe: Callable | None, y: np.ndarray) -> np.ndarray:
+    return y.copy() if observe is None else np.asarray(observe(y))
+
+
+def _batched(method, drift, diffusion, y, save, dt, brownian, observe, show) -> np.ndarray:
+    first = _store(observe, y)
+    out = np.empty((save.size, *first.shape))
+    out[0] = first
+    slot = 1
+    with tqdm(total=int(save[-1]), disable=not show, desc=method.name, unit="step") as bar:
+        for start in range(0, int(save[-1]), CHUNK):
+            stop = min(start + CHUNK, int(save[-1]))
+            dw = brownian.increments(start, stop)
+            v = brownian.two_point(start, stop) if method.needs_two_point else None
+            for n in range(start, stop):
+                y = method.step(drift, diffusion, y, dt, dw[n - start], None if v is None else v[n - start])
+                while slot < save.size and save[slot] == n + 1:
+                    out[slot] = _store(observe, y)
+                    slot += 1
+            bar.update(stop - start)
+    return out
+
+
+def _per_path(method, drift, diffusion, y, t0, save, dt, brownian, observe, show) -> np.ndarray:
+    steps = int(save[-1])
+    tspan = t0 + dt * np.arange(steps + 1)
+    rows = []
+    for p in tqdm(range(y.shape[0]), disable=not show, desc=method.name, unit="path"):
+        dw = brownian.increments(0, steps, paths=[p])[:, 0, :]
+        rows.append(method.integrate_path(drift, diffusion, y[p], tspan, dw, brownian.generator(p))[save])
+    states = np.stack(rows, axis=1)  # (T, P, d)
+    if observe is None:
+        return states
+    return np.stack([np.asarray(observe(s)) for s in states])

@@ -1,0 +1,231 @@
+"""Ensembles of the stochastic modified equation (SME) of Async-MSGD on streaming PCA, and phase predictions.
+
+The global first-order SME in eigen-coordinates and diffusion time ``t = k η``::
+
+    dH = b(H) dt + σ(H) dW,   b(h) = (Λh − (hᵀΛh) h)/(1 − μ),   σσᵀ = η C(h)/(1 − μ)²,
+
+with ``C(h) = Cov[g(h, Y)]`` the gradient-noise covariance. Its coefficients come from the derivation
+engine (:func:`amsgd.derivations.sme_coefficients`); this module integrates them with
+:func:`~amsgd.diffusion.sde.integrate_sde` and reads off, per path, the error ``sin² = 1 − H_1²/‖H‖²``:
+
+* the stationary error near ``e_1``: each path's time average over a late window, averaged across
+  paths (independent, so a t-interval over paths is a valid CI);
+* the escape time from the worst saddle ``e_2``: the first iteration at which ``H_1²/‖H‖² ≥ δ²``
+  (error ``≤ 1 − δ²``); starting exactly at ``e_2`` only the noise can start the escape;
+* the travel time: from escape to the first iteration at which the error is ``≤ δ²``.
+
+Times are reported in iterations ``k = t/η``; the SDE step ``dt`` is given in iterations too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+from amsgd.diffusion.brownian import RNGLike, entropy_from
+from amsgd.diffusion.ode import sin2_error
+from amsgd.diffusion.schemes import Diffusion, Drift, Scheme
+from amsgd.diffusion.sde import integrate_sde
+from amsgd.errors import ProblemError
+from amsgd.problem import Problem
+
+#: The phase boundary δ²: escape ends at ``h_1² = δ²``, travel at ``h_1² = 1 − δ²``.
+DEFAULT_DELTA_SQ = 0.1
+
+
+def sme_functions(problem: Problem) -> tuple[Drift, Diffusion]:
+    """The SME drift ``b`` and diffusion ``σ`` of ``problem`` (eigen-coordinates, diffusion time)."""
+    problem.require_finite_fourth_moments()
+    from amsgd.derivations import sme_coefficients
+
+    coefficients = sme_coefficients(problem)
+    return coefficients.drift, coefficients.diffusion
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A mean over ``n`` independent paths with a two-sided t confidence interval."""
+
+    mean: float
+    ci_low: float
+    ci_high: float
+    n: int
+
+    @classmethod
+    def of(cls, samples: np.ndarray, confidence: float = 0.95) -> Estimate:
+        x = np.asarray(samples, dtype=float)
+        x = x[np.isfinite(x)]
+        if x.size == 0:
+            return cls(float("nan"), float("nan"), float("nan"), 0)
+        mean = float(x.mean())
+        if x.size == 1:
+            return cls(mean, float("nan"), float("nan"), 1)
+        half = stats.t.ppf(0.5 + confidence / 2, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size)
+        return cls(mean, mean - half, mean + half, int(x.size))
+
+    def to_dict(self) -> dict:
+        def clean(v: float) -> float | None:
+            return None if not np.isfinite(v) else v
+
+        return {"mean": clean(self.mean), "ci_low": clean(self.ci_low), "ci_high": clean(self.ci_high), "n": self.n}
+
+
+@dataclass(frozen=True)
+class SMEEnsemble:
+    """SME paths: ``t`` diffusion time and ``iterations = t/η`` ``(T,)``; ``error`` ``(T, P)``;
+    ``h`` ``(T, P, d)`` eigen-coordinates when states were kept (else None); ``diverged`` ``(P,)``."""
+
+    t: np.ndarray
+    iterations: np.ndarray
+    error: np.ndarray
+    h: np.ndarray | None
+    diverged: np.ndarray
+    scheme: str
+    dt_iterations: float
+
+
+def integrate_sme(
+    problem: Problem,
+    start: np.ndarray,
+    iterations: float,
+    *,
+    dt: float = 1.0,
+    paths: int = 200,
+    scheme: str | Scheme = "euler",
+    rng: RNGLike = None,
+    coordinates: str = "eigen",
+    save_every: int = 1,
+    keep_states: bool = False,
+    coefficients: tuple[Drift, Diffusion] | None = None,
+    progress: bool | None = None,
+) -> SMEEnsemble:
+    """Integrate the SME for ``iterations`` iterations with step ``dt`` iterations from ``start``.
+
+    ``start`` is ``h0`` (``coordinates="eigen"``) or ``v0`` in the problem's coordinates
+    (``"original"``, converted by ``h0 = Qᵀ v0``). The error (and, with ``keep_states``, the state)
+    is saved every ``save_every`` steps. ``coefficients`` overrides :func:`sme_functions`.
+    """
+    if not (np.isfinite(dt) and dt > 0):
+        raise ProblemError(f"dt (in iterations) must be finite and > 0, got {dt!r}")
+    if int(save_every) != save_every or save_every < 1:
+        raise ProblemError(f"save_every must be a positive integer, got {save_every!r}")
+    steps = int(round(iterations / dt))
+    if steps < save_every:
+        raise ProblemError(f"the horizon of {iterations:g} iterations holds no save point at dt = {dt:g}")
+    if coordinates not in ("eigen", "original"):
+        raise ProblemError(f"coordinates must be 'eigen' or 'original', got {coordinates!r}")
+    start = np.asarray(start, dtype=float)
+    if start.shape != (problem.dim,) or not np.all(np.isfinite(start)):
+        raise ProblemError(f"start must be a finite vector of length {problem.dim}")
+    h0 = problem.basis.T @ start if coordinates == "original" else start
+    drift, diffusion = coefficients or sme_functions(problem)
+    step = dt * problem.eta
+    times = step * np.arange(0, steps + 1, save_every)
+    observe = None if keep_states else sin2_error
+    sol = integrate_sde(
+        drift, diffusion, h0, times, scheme=scheme, dt=step, paths=paths, rng=rng, observe=observe, progress=progress
+    )
+    error = sin2_error(sol.y) if keep_states else sol.y
+    return SMEEnsemble(
+        times, times / problem.eta, error, sol.y if keep_states else None, sol.diverged, sol.scheme, float(dt)
+    )
+
+
+def time_averaged_error(ensemble: SMEEnsemble, window: float = 0.5, confidence: float = 0.95) -> Estimate:
+    """Per-path time average of the error over the last ``window`` fraction of the run, then across paths."""
+    if not 0 < window <= 1:
+        raise ProblemError(f"window must be a fraction in (0, 1], got {window!r}")
+    first = int(np.floor((1 - window) * (ensemble.t.size - 1)))
+    per_path = ensemble.error[first:].mean(axis=0)
+    return Estimate.of(np.where(ensemble.diverged, np.nan, per_path), confidence)
+
+
+def first_passage(ensemble: SMEEnsemble, level: float) -> np.ndarray:
+    """Per path, the first saved iteration with error ``≤ level`` (NaN when never reached or diverged)."""
+    below = ensemble.error <= level
+    hit = below.any(axis=0) & ~ensemble.diverged
+    return np.where(hit, ensemble.iterations[np.argmax(below, axis=0)], np.nan)
+
+
+@dataclass(frozen=True)
+class PhasePredictions:
+    """Phase statistics of the SME ensemble, in iterations.
+
+    ``escape`` and ``travel`` are means with CIs over the paths that completed the phase;
+    ``escape_samples``/``travel_samples`` hold the per-path times (NaN: not completed within the
+    horizon); ``stationary_error`` is the late-window time average from a start at ``e_1``.
+    """
+
+    delta_sq: float
+    worst_saddle: int
+    escape: Estimate
+    escape_samples: np.ndarray
+    travel: Estimate
+    travel_samples: np.ndarray
+    stationary_error: Estimate
+    diverged_fraction: float
+
+    def to_dict(self) -> dict:
+        def phase(est: Estimate, samples: np.ndarray) -> dict:
+            out = est.to_dict()
+            out["completed_fraction"] = float(np.isfinite(samples).mean())
+            if np.isfinite(samples).any():
+                out["quantiles"] = dict(
+                    zip(("q10", "q50", "q90"), np.nanquantile(samples, [0.1, 0.5, 0.9]).tolist())
+                )
+            return out
+
+        return {
+            "delta_sq": self.delta_sq,
+            "worst_saddle": self.worst_saddle,
+            "escape_iterations": phase(self.escape, self.escape_samples),
+            "travel_iterations": phase(self.travel, self.travel_samples),
+            "stationary_error": self.stationary_error.to_dict(),
+            "diverged_fraction": self.diverged_fraction,
+        }
+
+
+def phase_predictions(
+    problem: Problem,
+    *,
+    iterations: float,
+    dt: float = 1.0,
+    paths: int = 200,
+    scheme: str | Scheme = "euler",
+    rng: RNGLike = None,
+    delta_sq: float = DEFAULT_DELTA_SQ,
+    window: float = 0.5,
+    confidence: float = 0.95,
+    progress: bool | None = None,
+) -> PhasePredictions:
+    """Escape-time distribution from the worst saddle ``e_2``, travel time and stationary error from SME ensembles.
+
+    Two ensembles of ``paths`` paths over ``iterations`` iterations (independent noise streams spawned
+    from ``rng``): one from ``e_2`` for the escape and travel times, one from ``e_1`` for the stationary
+    error (time average over the last ``window`` fraction).
+    """
+    if not 0 < delta_sq < 0.5:
+        raise ProblemError(f"delta_sq (δ², the phase boundary) must satisfy 0 < δ² < 1/2, got {delta_sq:g}")
+    problem.require_eigengap()
+    coefficients = sme_functions(problem)
+    saddle_seed, optimum_seed = np.random.SeedSequence(entropy_from(rng)).spawn(2)
+    common = dict(dt=dt, paths=paths, scheme=scheme, coefficients=coefficients, progress=progress)
+    basis = np.eye(problem.dim)
+    escape_run = integrate_sme(problem, basis[1], iterations, rng=saddle_seed, **common)
+    stationary_run = integrate_sme(problem, basis[0], iterations, rng=optimum_seed, **common)
+    escape = first_passage(escape_run, 1.0 - delta_sq)
+    arrive = first_passage(escape_run, delta_sq)
+    travel = arrive - escape
+    diverged = np.concatenate([escape_run.diverged, stationary_run.diverged]).mean()
+    return PhasePredictions(
+        delta_sq,
+        2,
+        Estimate.of(escape, confidence),
+        escape,
+        Estimate.of(travel, confidence),
+        travel,
+        time_averaged_error(stationary_run, window, confidence),
+        float(diverged),
+    )

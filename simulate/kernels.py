@@ -1,0 +1,174 @@
+"""Compiled inner loops of the simulator: one block of replicates over one chunk of steps.
+
+Both kernels advance, in eigen-coordinates ``h = Qᵀ v`` and with ``y = Qᵀ x``,
+
+    h_{k+1} = h_k + μ (h_k − h_{k−1}) + η s (y_k − s h_{k−τ_k}),    s = y_kᵀ h_{k−τ_k},
+
+which is ``η g(v_{k−τ_k}, X_k)`` with ``g(v, X) = (I − v vᵀ) X Xᵀ v = (Xᵀv) (X − (Xᵀv) v)``.
+After each update they check ``||h_{k+1}||² <= divergence_norm²`` (false also for NaN and inf); a
+replicate that fails is frozen from then on, its divergence iteration noted, and it records nothing
+more. They accumulate the optimisation error ``1 − h_1²/||h||²`` over the averaging window and, at
+the recording iterations, store the error, ``||h||²`` and the coordinates.
+
+The loop runs replicate by replicate and, inside, step by step, so one replicate's recent history
+stays in cache; the draws are laid out ``(replicate, step, coordinate)`` to match. The sums over
+coordinates may be reassociated by the compiler (``fastmath`` reassoc/contract, which vectorises
+them; NaN and inf keep their meaning), so results agree with a sequential evaluation to rounding
+and are the same whatever the chunking of replicates.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from amsgd.simulate.queue import heap_sift_down
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _record(h, r, err, nsq, error, norm_sq, coords, coord_sum, coord_sq, alive_count, b):
+    error[b, r] = err
+    norm_sq[b, r] = nsq
+    alive_count[r] += 1
+    keep_all = coords.shape[0] > 0
+    for i in range(h.shape[0]):
+        c = h[i]
+        coord_sum[r, i] += c
+        coord_sq[r, i] += c * c
+        if keep_all:
+            coords[b, r, i] = c
+
+
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc", "contract"})
+def advance_history(
+    ring, y, uniforms, cdf, tau_const, k0, eta, mu, max_norm_sq,
+    record_at, error, norm_sq, coords, coord_sum, coord_sq, alive_count,
+    alive, diverged_at, window_start, window_sum, delay_counts, delay_sum,
+):  # fmt: skip
+    """Constant or i.i.d. delays, with a ring buffer ``ring[b, k mod L]`` of the last L iterates.
+
+    ``L = max_delay + 2`` holds ``h_{k−max_delay} .. h_k`` and the slot written with ``h_{k+1}``
+    (the slot of ``h_{k−1}`` when L = 2; ``h_{k+1}`` goes through a scratch vector, so it is written
+    after every read). Every slot starts at ``h_0``, so ``h_{k−τ} = h_0`` when ``τ > k``.
+    With ``uniforms`` of shape ``(B, K)`` the delay is ``min{i: cdf[i] > u}`` (inversion);
+    with an empty ``uniforms`` it is ``tau_const``.
+    """
+    n_block, slots, dim = ring.shape
+    n_steps = y.shape[1]
+    iid = uniforms.shape[1] > 0
+    n_rec = record_at.shape[0]
+    r_first = np.searchsorted(record_at, k0 + 1)
+    scratch = np.empty(dim)
+    for b in range(n_block):
+        if not alive[b]:
+            continue
+        r = r_first
+        # slots of h_k, h_{k−1}, h_{k+1}, advanced without integer division
+        cur = k0 % slots
+        prv = (k0 + slots - 1) % slots
+        nxt = (k0 + 1) % slots
+        for j in range(n_steps):
+            k = k0 + j
+            tau = tau_const
+            if iid:
+                u = uniforms[b, j]
+                lo = 0
+                hi = cdf.shape[0] - 1
+                while lo < hi:
+                    mid = (lo + hi) // 2
+                    if cdf[mid] > u:
+                        hi = mid
+                    else:
+                        lo = mid + 1
+                tau = lo
+            stl = cur - tau
+            if stl < 0:
+                stl += slots
+            s = 0.0
+            for i in range(dim):
+                s += y[b, j, i] * ring[b, stl, i]
+            es = eta * s
+            for i in range(dim):
+                hc = ring[b, cur, i]
+                scratch[i] = hc + mu * (hc - ring[b, prv, i]) + es * (y[b, j, i] - s * ring[b, stl, i])
+            nsq = 0.0
+            for i in range(dim):
+                new = scratch[i]
+                ring[b, nxt, i] = new
+                nsq += new * new
+            delay_counts[tau] += 1
+            delay_sum[b] += tau
+            if not nsq <= max_norm_sq:
+                alive[b] = False
+                diverged_at[b] = k + 1
+                break
+            h1 = ring[b, nxt, 0]
+            err = 1.0 - h1 * h1 / nsq
+            if k + 1 >= window_start:
+                window_sum[b] += err
+            if r < n_rec and record_at[r] == k + 1:
+                _record(ring[b, nxt], r, err, nsq, error, norm_sq, coords, coord_sum, coord_sq, alive_count, b)
+                r += 1
+            prv = cur
+            cur = nxt
+            nxt = nxt + 1 if nxt + 1 < slots else 0
+
+
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc", "contract"})
+def advance_server(
+    pair, copies, heap_times, heap_workers, read_version, y, compute_times, k0, eta, mu, max_norm_sq,
+    record_at, error, norm_sq, coords, coord_sum, coord_sq, alive_count,
+    alive, diverged_at, window_start, window_sum, delay_counts, delay_sum, delay_max,
+):  # fmt: skip
+    """The event-driven parameter server: one event queue per replicate.
+
+    ``pair[b, k mod 2]`` holds ``h_k`` and ``h_{k−1}``; ``copies[b, w]`` is the iterate worker w
+    read, at version ``read_version[b, w]``. Each update pops the first-finishing worker, applies
+    its gradient at its copy (staleness ``k − read_version``), then that worker reads ``h_{k+1}``
+    and starts a job of length ``compute_times[b, j]``. Staleness beyond the last histogram bin is
+    counted in that bin; ``delay_max`` keeps the exact maximum.
+    """
+    n_block, _, dim = pair.shape
+    n_steps = y.shape[1]
+    n_rec = record_at.shape[0]
+    top = delay_counts.shape[0] - 1
+    r_first = np.searchsorted(record_at, k0 + 1)
+    for b in range(n_block):
+        if not alive[b]:
+            continue
+        r = r_first
+        for j in range(n_steps):
+            k = k0 + j
+            w = heap_workers[b, 0]
+            tau = k - read_version[b, w]
+            cur = k & 1
+            nxt = cur ^ 1
+            s = 0.0
+            for i in range(dim):
+                s += y[b, j, i] * copies[b, w, i]
+            es = eta * s
+            nsq = 0.0
+            for i in range(dim):
+                hc = pair[b, cur, i]
+                new = hc + mu * (hc - pair[b, nxt, i]) + es * (y[b, j, i] - s * copies[b, w, i])
+                pair[b, nxt, i] = new
+                copies[b, w, i] = new
+                nsq += new * new
+            read_version[b, w] = k + 1
+            heap_times[b, 0] += compute_times[b, j]
+            heap_sift_down(heap_times[b], heap_workers[b], 0)
+            delay_counts[min(tau, top)] += 1
+            delay_sum[b] += tau
+            if tau > delay_max[0]:
+                delay_max[0] = tau
+            if not nsq <= max_norm_sq:
+                alive[b] = False
+                diverged_at[b] = k + 1
+                break
+            h1 = pair[b, nxt, 0]
+            err = 1.0 - h1 * h1 / nsq
+            if k + 1 >= window_start:
+                window_sum[b] += err
+            if r < n_rec and record_at[r] == k + 1:
+                _record(pair[b, nxt], r, err, nsq, error, norm_sq, coords, coord_sum, coord_sq, alive_count, b)
+                r += 1

@@ -1,0 +1,75 @@
+"""The event queue of an asynchronous parameter server, as a binary min-heap of finish times.
+
+M workers each read the parameters, compute for a random time and write their gradient. The next
+write is by the worker whose computation finishes first; it then reads the new parameters at once
+and starts again. The staleness of a write is the number of updates applied between that worker's
+read and its write. All workers read the start point at time 0, so the k-th update's staleness is
+at most k.
+
+The heap holds ``(finish time, worker)`` pairs in two parallel arrays; only the root is ever
+replaced (the finishing worker starts its next computation), so one sift-down per update keeps it
+ordered: O(log M) per update.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True, nogil=True)
+def heap_sift_down(times: np.ndarray, workers: np.ndarray, start: int) -> None:
+    """Restore the min-heap order of ``times`` below position ``start``, moving ``workers`` along."""
+    n = times.shape[0]
+    pos = start
+    t = times[pos]
+    w = workers[pos]
+    while True:
+        child = 2 * pos + 1
+        if child >= n:
+            break
+        if child + 1 < n and times[child + 1] < times[child]:
+            child += 1
+        if times[child] >= t:
+            break
+        times[pos] = times[child]
+        workers[pos] = workers[child]
+        pos = child
+    times[pos] = t
+    workers[pos] = w
+
+
+@njit(cache=True, nogil=True)
+def heapify(times: np.ndarray, workers: np.ndarray) -> None:
+    """Arrange ``times`` (with ``workers``) into a min-heap in place."""
+    for start in range((times.shape[0] - 2) // 2, -1, -1):
+        heap_sift_down(times, workers, start)
+
+
+@njit(cache=True, nogil=True)
+def staleness_trace(first_times: np.ndarray, compute_times: np.ndarray) -> np.ndarray:
+    """Staleness of each of ``len(compute_times)`` updates of one parameter server.
+
+    ``first_times[w]`` is worker w's first compute time; ``compute_times[k]`` is the compute time
+    of the job started by the worker that writes update k.
+    """
+    m = first_times.shape[0]
+    times = first_times.copy()
+    workers = np.arange(m)
+    heapify(times, workers)
+    read_version = np.zeros(m, dtype=np.int64)
+    out = np.empty(compute_times.shape[0], dtype=np.int64)
+    for k in range(compute_times.shape[0]):
+        w = workers[0]
+        out[k] = k - read_version[w]
+        read_version[w] = k + 1
+        times[0] += compute_times[k]
+        heap_sift_down(times, workers, 0)
+    return out
+
+
+def draw_compute_times(rng: np.random.Generator, kind: str, sigma: float, size) -> np.ndarray:
+    """Compute times: standard exponential, or ``exp(sigma Z)`` with Z standard normal."""
+    if kind == "exp":
+        return rng.standard_exponential(size)
+    return rng.lognormal(0.0, sigma, size)

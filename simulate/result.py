@@ -1,0 +1,236 @@
+"""The result of a simulation: trajectories on the recording grid and summaries with 95% CIs.
+
+Confidence intervals are two-sided 95% Student-t intervals across replicates,
+``mean ± t_{0.975, n−1} s/√n``, over the ``n`` replicates that did not diverge; with ``n < 2`` the
+bounds are undefined (NaN in Python, ``null`` in JSON). Replicates are independent (each block of
+replicates has its own random stream and each replicate its own data and delays), so the interval
+is exact for normal per-replicate values and asymptotically correct otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+from scipy import stats
+
+if TYPE_CHECKING:
+    import xarray
+
+    from amsgd.problem import Problem
+
+CONFIDENCE = 0.95
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A mean over replicates with its 95% Student-t confidence interval."""
+
+    mean: float
+    ci_low: float
+    ci_high: float
+    std_error: float
+    n: int
+
+    def to_dict(self) -> dict:
+        return {
+            "mean": _json_float(self.mean),
+            "ci_low": _json_float(self.ci_low),
+            "ci_high": _json_float(self.ci_high),
+            "std_error": _json_float(self.std_error),
+            "n": self.n,
+        }
+
+
+def t_interval(values: np.ndarray, confidence: float = CONFIDENCE) -> Estimate:
+    """Mean of the finite ``values`` with the two-sided Student-t interval at ``confidence``."""
+    x = np.asarray(values, dtype=float)
+    x = x[np.isfinite(x)]
+    n = int(x.size)
+    if n == 0:
+        return Estimate(math.nan, math.nan, math.nan, math.nan, 0)
+    mean = float(x.mean())
+    if n < 2:
+        return Estimate(mean, math.nan, math.nan, math.nan, 1)
+    se = float(x.std(ddof=1) / math.sqrt(n))
+    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * se
+    return Estimate(mean, mean - half, mean + half, se, n)
+
+
+def _json_float(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
+
+
+@dataclass(frozen=True, eq=False)
+class SimulationResult:
+    """Monte Carlo runs of Async-MSGD, recorded at ``iterations`` (always including 0 and ``steps``).
+
+    Per replicate (rows) and recorded iteration (columns), ``error`` is the optimisation error
+    ``sin²∠(v_k, e_1) = 1 − h_1²/||h||²`` and ``norm_sq`` is ``||v_k||²``; both are NaN from the
+    iteration where the replicate diverged. ``window_error`` is each replicate's time average of the
+    error over every iteration ``window_start <= k <= steps`` (not only recorded ones).
+    ``coordinate_mean`` and ``coordinate_sq_mean`` are the mean of ``h_i`` and of ``h_i²`` over the
+    replicates still alive at each recorded iteration (``alive`` counts them); ``coordinates`` keeps
+    every replicate's ``h`` only when asked for, since it needs ``R · n_records · d`` numbers.
+    ``delay_counts[i]`` counts the updates applied with delay i, over all replicates; for the
+    event-driven server the last bin also holds the (rare) larger delays and ``delay_max`` is exact.
+    """
+
+    problem: Problem
+    steps: int
+    iterations: np.ndarray
+    error: np.ndarray
+    norm_sq: np.ndarray
+    coordinate_mean: np.ndarray
+    coordinate_sq_mean: np.ndarray
+    alive: np.ndarray
+    coordinates: np.ndarray | None
+    diverged_at: np.ndarray
+    window_start: int
+    window_error: np.ndarray
+    delay_counts: np.ndarray
+    delay_mean_per_replicate: np.ndarray
+    delay_max: int
+    start: str
+    seed: dict
+    divergence_norm: float
+    elapsed: float
+
+    @property
+    def replicates(self) -> int:
+        return int(self.error.shape[0])
+
+    @property
+    def diverged(self) -> np.ndarray:
+        """Per replicate: True when ``||v||`` left ``[0, divergence_norm]`` or became NaN/inf."""
+        return self.diverged_at >= 0
+
+    @property
+    def diverged_fraction(self) -> float:
+        return float(self.diverged.mean())
+
+    @property
+    def error_mean(self) -> np.ndarray:
+        """Mean error at each recorded iteration over the replicates that never diverged."""
+        kept = self.error[~self.diverged]
+        if kept.shape[0] == 0:
+            return np.full(self.iterations.shape, np.nan)
+        return kept.mean(axis=0)
+
+    @property
+    def final_error(self) -> Estimate:
+        """The error at the last iteration, over the replicates that never diverged."""
+        return t_interval(self.error[~self.diverged, -1])
+
+    @property
+    def stationary_error(self) -> Estimate:
+        """The per-replicate time averages of the error over the window, across replicates."""
+        return t_interval(self.window_error[~self.diverged])
+
+    @property
+    def final_norm_sq(self) -> Estimate:
+        return t_interval(self.norm_sq[~self.diverged, -1])
+
+    @property
+    def replicate_steps_per_second(self) -> float:
+        """``replicates · steps`` over the wall time of the simulation loop (draws included)."""
+        return self.replicates * self.steps / self.elapsed if self.elapsed > 0 else math.inf
+
+    def delay_summary(self) -> dict:
+        """The delay model and the delays actually applied."""
+        counts = self.delay_counts
+        out = {
+            "spec": self.problem.delay.spec,
+            "model_mean": _json_float(self.problem.delay.mean),
+            "measured_mean": _json_float(float(np.arange(counts.size) @ counts / max(counts.sum(), 1))),
+            "measured_max": int(self.delay_max),
+        }
+        if not self.problem.delay.is_iid:
+            per_replicate = t_interval(self.delay_mean_per_replicate)
+            out["measured_mean"] = _json_float(per_replicate.mean)
+            out["measured_mean_ci"] = [_json_float(per_replicate.ci_low), _json_float(per_replicate.ci_high)]
+            out["staleness_histogram"] = np.trim_zeros(counts, "b").astype(int).tolist()
+        return out
+
+    def summary(self) -> dict:
+        """A JSON-ready summary: the problem, the estimates with 95% CIs, divergence, throughput."""
+        return {
+            "problem": self.problem.to_dict(),
+            "steps": self.steps,
+            "replicates": self.replicates,
+            "start": self.start,
+            "seed": self.seed,
+            "window": {"start_iteration": self.window_start, "iterations": self.steps - self.window_start + 1},
+            "confidence": f"{CONFIDENCE:.0%} Student-t interval across non-diverged replicates",
+            "final_error": self.final_error.to_dict(),
+            "stationary_error": self.stationary_error.to_dict(),
+            "final_norm_sq": self.final_norm_sq.to_dict(),
+            "diverged_fraction": self.diverged_fraction,
+            "diverged_replicates": int(self.diverged.sum()),
+            "divergence_norm": self.divergence_norm,
+            "delay": self.delay_summary(),
+            "elapsed_seconds": self.elapsed,
+            "replicate_steps_per_second": _json_float(self.replicate_steps_per_second),
+        }
+
+    def to_xarray(self) -> xarray.Dataset:
+        """The trajectories as a Dataset with dims ``replicate``, ``iteration``, ``coordinate``, ``delay``."""
+        import xarray as xr
+
+        d = self.problem.dim
+        data = {
+            "error": (("replicate", "iteration"), self.error),
+            "norm_sq": (("replicate", "iteration"), self.norm_sq),
+            "error_mean": (("iteration",), self.error_mean),
+            "coordinate_mean": (("iteration", "coordinate"), self.coordinate_mean),
+            "coordinate_sq_mean": (("iteration", "coordinate"), self.coordinate_sq_mean),
+            "alive": (("iteration",), self.alive),
+            "diverged": (("replicate",), self.diverged.astype(np.int8)),
+            "diverged_at": (("replicate",), self.diverged_at),
+            "stationary_error": (("replicate",), self.window_error),
+            "delay_mean": (("replicate",), self.delay_mean_per_replicate),
+            "delay_counts": (("delay",), self.delay_counts),
+            "eigenvalues": (("coordinate",), np.asarray(self.problem.eigenvalues)),
+        }
+        if self.coordinates is not None:
+            data["coordinates"] = (("replicate", "iteration", "coordinate"), self.coordinates)
+        ds = xr.Dataset(
+            data,
+            coords={
+                "replicate": np.arange(self.replicates),
+                "iteration": self.iterations,
+                "coordinate": np.arange(1, d + 1),
+                "delay": np.arange(self.delay_counts.size),
+            },
+        )
+        descriptions = {
+            "error": "sin^2 of the angle between v_k and e_1; NaN after divergence",
+            "norm_sq": "||v_k||^2; NaN after divergence",
+            "error_mean": "mean error over the replicates that never diverged",
+            "coordinate_mean": "mean of h_i = (Q^T v_k)_i over replicates alive at iteration k",
+            "coordinate_sq_mean": "mean of h_i^2 over replicates alive at iteration k",
+            "alive": "replicates not diverged by iteration k",
+            "diverged": "1 if the replicate diverged",
+            "diverged_at": "iteration of divergence, -1 if none",
+            "stationary_error": "time average of the error over window_start <= k <= steps",
+            "delay_mean": "mean delay applied to this replicate's updates",
+            "delay_counts": "updates applied with each delay, all replicates",
+        }
+        for name, text in descriptions.items():
+            ds[name].attrs["description"] = text
+        ds.attrs.update(
+            problem=json.dumps(self.problem.to_dict()),
+            delay=self.problem.delay.spec,
+            distribution=self.problem.distribution.spec,
+            eta=self.problem.eta,
+            mu=self.problem.mu,
+            steps=self.steps,
+            window_start=self.window_start,
+            start=self.start,
+            seed=json.dumps(self.seed),
+            summary=json.dumps(self.summary()),
+        )
+        return ds

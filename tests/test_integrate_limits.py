@@ -1,0 +1,94 @@
+"""ODE closed form vs solve_ivp, and exact OU sampling vs the analytic law."""
+
+import numpy as np
+import pytest
+from scipy import stats
+from scipy.integrate import simpson
+from scipy.linalg import expm
+from scipy.stats import special_ortho_group
+
+from amsgd import Problem
+from amsgd.diffusion.ode import integrate_ode, ode_closed_form, ode_drift, sin2_error
+from amsgd.diffusion.ou import ou_mean_cov, ou_stationary_cov, ou_transition, sample_ou
+from amsgd.errors import ProblemError
+
+
+@pytest.mark.parametrize("norm", [1.0, 0.6, 1.7])
+def test_ode_closed_form_matches_solve_ivp_in_rotated_coordinates(norm):
+    basis = special_ortho_group.rvs(4, random_state=1)
+    problem = Problem.from_spectrum((4, 3, 2, 1), basis=basis, eta=1e-3, mu=0.5)
+    v0 = basis @ np.array([0.05, 0.9, 0.3, 0.2])
+    v0 *= norm / np.linalg.norm(v0)
+    iterations = np.linspace(0, 4000, 81)
+    closed = integrate_ode(problem, v0, iterations)
+    numeric = integrate_ode(problem, v0, iterations, method="solve_ivp")
+    assert np.abs(closed.v - numeric.v).max() < 1e-8
+    assert np.allclose(closed.t, iterations * 1e-3) and np.allclose(closed.iterations, iterations)
+    # It escapes toward e_1 and the sphere attracts: the error falls, the norm tends to 1.
+    assert closed.error[0] > 0.9 and closed.error[-1] < 1e-3
+    assert abs(np.linalg.norm(closed.h[-1]) - 1) < 1e-6
+
+
+def test_ode_closed_form_solves_the_ode_and_keeps_the_sphere():
+    lam, mu = np.array([5.0, 2.0, 0.5]), 0.8
+    h0 = np.array([0.1, 0.7, 0.2])
+    h0 /= np.linalg.norm(h0)
+    t = np.linspace(0, 0.5, 5001)
+    h = ode_closed_form(lam, mu, h0, t)
+    derivative = np.gradient(h, t, axis=0, edge_order=2)
+    drift = ode_drift(lam, mu, h)
+    assert np.abs(derivative - drift).max() < 1e-3 * np.abs(drift).max()
+    t = np.linspace(0, 2, 11)
+    h = ode_closed_form(lam, mu, h0, t)
+    assert np.allclose(np.linalg.norm(h, axis=1), 1.0)
+    expected = h0 * np.exp(lam * t[-1] / (1 - mu))
+    assert np.allclose(h[-1], expected / np.linalg.norm(expected))
+    # No overflow at very large times: the state is exactly e_1.
+    assert np.allclose(ode_closed_form(lam, mu, h0, np.array([1e6]))[0], [1, 0, 0])
+    assert sin2_error(np.array([[3.0, 4.0]])) == pytest.approx(16 / 25)
+
+
+def test_ode_rejects_bad_input():
+    problem = Problem.from_spectrum((2, 1))
+    with pytest.raises(ProblemError, match="start"):
+        integrate_ode(problem, np.zeros(2), [0, 1])
+    with pytest.raises(ProblemError, match="unit"):
+        integrate_ode(problem, np.ones(2), [0, 1], unit="seconds")
+
+
+def test_van_loan_transition_matches_closed_form_and_lyapunov():
+    a = np.array([[-2.0, 0.5], [0.0, -1.0]])
+    b = np.array([[0.3, 0.0], [0.2, 0.4]])
+    phi, q = ou_transition(a, b, 0.7)
+    assert np.allclose(phi, expm(0.7 * a))
+    # Q(Δ) = ∫ e^{As} BBᵀ e^{Aᵀs} ds by Simpson quadrature.
+    s = np.linspace(0, 0.7, 201)
+    integrand = np.stack([expm(a * x) @ b @ b.T @ expm(a * x).T for x in s])
+    assert np.allclose(q, simpson(integrand, x=s, axis=0), atol=1e-9)
+    stationary = ou_stationary_cov(a, b)
+    assert np.allclose(a @ stationary + stationary @ a.T, -b @ b.T)
+    assert np.allclose(ou_transition(a, b, 50.0)[1], stationary)
+    with pytest.raises(ProblemError, match="stationary"):
+        ou_stationary_cov(-a, b)
+
+
+def test_exact_ou_sampling_matches_analytic_mean_and_covariance():
+    # An unstable and a stable mode with correlated noise, as at a saddle of streaming PCA.
+    a = np.array([[1.5, 0.0], [0.3, -2.0]])
+    b = np.array([[0.5, 0.1], [0.0, 0.8]])
+    u0 = np.array([0.2, -1.0])
+    times = np.array([0.0, 0.1, 0.35, 1.0])  # non-uniform: each gap gets its own transition
+    paths = 20000
+    sample = sample_ou(a, b, u0, times, paths=paths, rng=7)
+    mean, cov = ou_mean_cov(a, b, u0, times)
+    for k in range(1, times.size):
+        u = sample.u[k]
+        se = np.sqrt(np.diag(cov[k]) / paths)
+        assert np.all(np.abs(u.mean(axis=0) - mean[k]) < 4 * se)
+        # Sample covariance entries: SE of s_ij is about sqrt((σ_ii σ_jj + σ_ij²)/n).
+        s_cov = np.cov(u.T)
+        se_cov = np.sqrt((np.outer(np.diag(cov[k]), np.diag(cov[k])) + cov[k] ** 2) / paths)
+        assert np.all(np.abs(s_cov - cov[k]) < 4 * se_cov)
+    # Each coordinate is Gaussian (Kolmogorov–Smirnov at the last time).
+    z = (sample.u[-1, :, 0] - mean[-1, 0]) / np.sqrt(cov[-1, 0, 0])
+    assert stats.kstest(z, "norm").pvalue > 1e-3

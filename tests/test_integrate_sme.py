@@ -1,0 +1,120 @@
+"""The SME ensemble of streaming PCA: coefficients, stationary error, phases and the CLI."""
+
+import json
+
+import numpy as np
+import pytest
+
+from amsgd import Problem
+from amsgd.cli import main
+from amsgd.diffusion.schemes import noise_commutator
+from amsgd.diffusion.sde import integrate_sde
+from amsgd.diffusion.sme import first_passage, integrate_sme, phase_predictions, sme_functions, time_averaged_error
+
+
+def gaussian_noise_covariance(lam, h):
+    """Independent oracle: C(h) = P (Λ h hᵀ Λ + (hᵀΛh) Λ) P with P = I − h hᵀ (Gaussian data)."""
+    p = np.eye(lam.size) - np.outer(h, h)
+    big = np.diag(lam)
+    return p @ (np.outer(lam * h, lam * h) + (h @ big @ h) * big) @ p
+
+
+def test_sme_coefficients_match_the_gaussian_noise_and_are_not_commutative():
+    problem = Problem.from_spectrum((4, 3, 2, 1), eta=2e-3, mu=0.7)
+    drift, diffusion = sme_functions(problem)
+    rng = np.random.default_rng(0)
+    h = rng.standard_normal((5, 4))
+    sigma = diffusion(h)
+    for k in range(5):
+        expected = problem.eta * gaussian_noise_covariance(problem.eigenvalues, h[k]) / (1 - problem.mu) ** 2
+        assert np.allclose(sigma[k] @ sigma[k].T, expected, atol=1e-12)
+        lam = problem.eigenvalues
+        assert np.allclose(drift(h[k]), (lam * h[k] - (h[k] @ (lam * h[k])) * h[k]) / (1 - problem.mu))
+    unit = h / np.linalg.norm(h, axis=1, keepdims=True)
+    assert noise_commutator(diffusion, unit) > 1e-3
+
+
+def test_sme_stationary_error_matches_leading_order():
+    eta, mu = 1e-4, 0.9
+    problem = Problem.from_spectrum((4, 3, 2, 1), eta=eta, mu=mu)
+    ensemble = integrate_sme(problem, np.eye(4)[0], 20_000, dt=10.0, paths=300, rng=5)
+    estimate = time_averaged_error(ensemble, window=0.5)
+    lam = problem.eigenvalues
+    leading = eta * sum(lam[i] * lam[0] / (2 * (1 - mu) * (lam[0] - lam[i])) for i in range(1, 4))
+    assert estimate.ci_low <= leading <= estimate.ci_high, (estimate, leading)
+    assert (estimate.ci_high - estimate.ci_low) < 0.1 * leading
+    assert not ensemble.diverged.any()
+
+
+def test_phase_predictions_escape_and_travel():
+    # Small η, so that the error floor (~0.002) is far below δ² and travel is the ODE's.
+    problem = Problem.from_spectrum((4, 3, 2, 1), eta=2e-5, mu=0.9)
+    phases = phase_predictions(problem, iterations=60_000, paths=200, rng=1, dt=100.0)
+    assert phases.escape.n == 200 and np.all(phases.escape_samples > 0)
+    # ODE travel: h_1²/h_2² grows like exp(2 (λ1 − λ2) t/(1 − μ)) from δ²/(1−δ²) to (1−δ²)/δ².
+    d2 = phases.delta_sq
+    ode_travel = np.log(((1 - d2) / d2) ** 2) * (1 - problem.mu) / (2 * 1.0) / problem.eta
+    assert phases.travel.ci_low <= ode_travel <= phases.travel.ci_high, (phases.travel, ode_travel)
+    # Escape from e_2 is noise driven, hence widely spread, and slower than travel at this η.
+    q10, q90 = np.nanquantile(phases.escape_samples, [0.1, 0.9])
+    assert q90 > 2 * q10 and phases.escape.ci_low > phases.travel.ci_high
+    summary = phases.to_dict()
+    assert summary["escape_iterations"]["completed_fraction"] == 1.0
+
+
+def test_sme_first_passage_and_start_coordinates():
+    basis = np.array([[0.0, 1.0], [1.0, 0.0]])  # Σ = diag(1, 2): e_1 of the problem is the second axis
+    problem = Problem.from_spectrum((2, 1), basis=basis, eta=1e-3, mu=0.5)
+    ensemble = integrate_sme(
+        problem, np.array([0.0, 1.0]), 200, paths=4, rng=0, coordinates="original", keep_states=True
+    )
+    assert np.allclose(ensemble.h[0], [1.0, 0.0]) and ensemble.error[0].max() == 0
+    assert np.all(first_passage(ensemble, 0.5) == 0)
+
+
+def test_batched_euler_and_sdeint_agree_on_the_sme():
+    problem = Problem.from_spectrum((4, 3, 2, 1), eta=5e-4, mu=0.9)
+    drift, diffusion = sme_functions(problem)
+    h0 = np.ones(4) / 2
+    times = problem.eta * np.arange(0, 301, 50)
+    batched = integrate_sde(drift, diffusion, h0, times, paths=3, rng=9)
+    looped = integrate_sde(drift, diffusion, h0, times, scheme="sdeint-euler", brownian=batched.brownian)
+    assert np.abs(batched.y - looped.y).max() < 1e-12
+
+
+def test_cli_integrate_prints_summary(capsys):
+    code = main(["integrate", "--paths", "20", "--steps", "600", "--dt", "2", "--seed", "3", "--eta", "1e-3"])
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    for key in ("stationary_error", "escape_iterations"):
+        entry = out[key]
+        assert entry["ci_low"] <= entry["mean"] <= entry["ci_high"]
+    assert out["problem"]["eta"] == 1e-3 and out["scheme"] == "euler"
+
+
+def test_cli_convergence_study(capsys, tmp_path):
+    code = main([
+        "integrate", "--convergence-study", "--paths", "20", "--steps", "40", "--levels", "3",
+        "--scheme", "euler", "--reference-factor", "4", "--plot", str(tmp_path / "c.png"),
+    ])
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    euler = out["convergence"]["schemes"]["euler"]
+    assert len(euler["dt"]) == 3 and euler["strong_order"]["stated"] == 0.5
+    assert (tmp_path / "c.png").exists()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--scheme", "rk4"], "unknown scheme"),
+        (["--paths", "1"], "--paths"),
+        (["--dt", "-1"], "--dt"),
+        (["--convergence-study", "--steps", "30", "--levels", "4"], "whole multiple"),
+        (["--distribution", "student-t:3"], "fourth moments"),
+    ],
+)
+def test_cli_integrate_rejects_bad_input(capsys, argv, message):
+    assert main(["integrate", "--steps", "10", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1

@@ -1,0 +1,111 @@
+"""The linearised error floor near e_1 and the momentum/asynchrony tradeoff."""
+
+import json
+
+import numpy as np
+import pytest
+
+from amsgd.diffusion.error_floor import linearized_floor
+from amsgd.diffusion.lyapunov import stationary_variance
+from amsgd.diffusion.stability import max_stable_delay
+from amsgd.diffusion.tradeoff import tradeoff
+
+SPECTRUM = np.array([4.0, 3.0, 2.0, 1.0])
+
+
+def pca_modes(spectrum):
+    """Rates and Gaussian noise variances near e_1: tangent (λ1 − λi, λi λ1), radial (2 λ1, 0)."""
+    lam1, rest = spectrum[0], spectrum[1:]
+    return np.append(lam1 - rest, 2 * lam1), np.append(lam1 * rest, 0.0)
+
+
+def test_mode_rates_are_the_jacobian_of_the_mean_gradient_at_e1():
+    # E g(v) = Σ v − (vᵀ Σ v) v in a rotated basis; its Jacobian at the top eigenvector has
+    # eigenvalues −(λ1 − λi) on the tangent space and −2 λ1 along v.
+    basis, _ = np.linalg.qr(np.random.default_rng(3).normal(size=(4, 4)))
+    sigma = basis @ np.diag(SPECTRUM) @ basis.T
+    v1 = basis[:, 0]
+
+    def drift(v):
+        return sigma @ v - (v @ sigma @ v) * v
+
+    step = 1e-6
+    columns = [(drift(v1 + step * e) - drift(v1 - step * e)) / (2 * step) for e in np.eye(4)]
+    jac = np.column_stack(columns)
+    rates, _ = pca_modes(SPECTRUM)
+    np.testing.assert_allclose(np.sort(-np.linalg.eigvals(jac).real), np.sort(rates), atol=1e-6)
+
+
+def test_mode_noise_is_the_tangent_gradient_at_e1():
+    # At v = e_1, g = (I − e1 e1ᵀ) X Xᵀ e1 has no radial part and tangent parts Y_i Y_1, of
+    # variance E[Y_i² Y_1²] = λ_i λ_1 for Gaussian data (checked within a 4-sigma Monte Carlo band).
+    rng = np.random.default_rng(5)
+    y = rng.normal(size=(200_000, 4)) * np.sqrt(SPECTRUM)
+    e1 = np.eye(4)[0]
+    g = (y @ e1)[:, None] * y - ((y @ e1) ** 2)[:, None] * e1
+    assert np.all(g[:, 0] == 0)
+    _, noise = pca_modes(SPECTRUM)
+    products = g[:, 1:] ** 2
+    sem = products.std(axis=0) / np.sqrt(len(y))
+    assert np.all(np.abs(products.mean(axis=0) - noise[:3]) < 4 * sem)
+
+
+@pytest.mark.parametrize("delay", [0, 20, [0.5, 0.0, 0.0, 0.5]])
+def test_floor_is_the_sum_of_mode_variances(delay):
+    rates, noise = pca_modes(SPECTRUM)
+    eta, mu = 5e-4, 0.9
+    result = linearized_floor(rates, noise, eta, mu, delay)
+    variances = [stationary_variance(r, eta, mu, delay, s) for r, s in zip(rates, noise)]
+    assert result.variances == pytest.approx(variances, rel=1e-12)
+    assert result.variances[3] == 0.0  # the radial mode carries no noise
+    assert result.floor == pytest.approx(sum(variances), rel=1e-12)
+    expected = sum(eta * s / (2 * r * (1 - mu)) for r, s in zip(rates, noise))
+    assert result.diffusion_floor == pytest.approx(expected, rel=1e-12)
+    assert result.stable
+    json.dumps(result.to_dict(), allow_nan=False)
+
+
+def test_floor_tends_to_the_diffusion_floor_as_eta_vanishes():
+    rates, noise = pca_modes(SPECTRUM)
+    gaps = [abs(linearized_floor(rates, noise, eta, 0.9, 10).ratio - 1) for eta in (2e-4, 1e-4, 5e-5)]
+    assert gaps[1] / gaps[0] == pytest.approx(0.5, abs=0.05)
+    assert gaps[2] / gaps[1] == pytest.approx(0.5, abs=0.05)
+
+
+def test_floor_beyond_the_largest_stable_delay_is_infinite():
+    rates, noise = pca_modes(SPECTRUM)
+    eta, mu = 5e-4, 0.9
+    tau_max = max_stable_delay(rates, eta, mu).value
+    assert linearized_floor(rates, noise, eta, mu, tau_max).stable
+    beyond = linearized_floor(rates, noise, eta, mu, tau_max + 1)
+    assert not beyond.stable and beyond.floor == np.inf
+    assert beyond.variances[:3] == pytest.approx(  # only the radial mode has gone unstable
+        [stationary_variance(r, eta, mu, tau_max + 1, s) for r, s in zip(rates[:3], noise[:3])]
+    )
+    assert beyond.to_dict()["floor"] is None
+
+
+def test_tradeoff_grid():
+    rates, noise = pca_modes(SPECTRUM)
+    eta, mus, workers = 5e-4, [0.5, 0.7, 0.9, 0.95], [1, 8, 40, 100]
+    result = tradeoff(rates, noise, eta, mus, workers)
+    assert result.floor.shape == result.spectral_radius.shape == (4, 4)
+    for u, mu in enumerate(mus):
+        tau_max = max_stable_delay(rates, eta, mu).value
+        assert result.max_workers[u] == tau_max + 1
+        for m, count in enumerate(workers):
+            assert result.stable[m, u] == (count - 1 <= tau_max)
+            assert result.stable[m, u] == (result.spectral_radius[m, u] < 1)
+            cell = linearized_floor(rates, noise, eta, mu, count - 1)
+            assert result.floor[m, u] == cell.floor
+    for m in range(len(workers)):
+        stable = result.stable[m]
+        assert result.best_mu_floor[m] == np.asarray(mus)[stable][np.argmin(result.floor[m][stable])]
+        rates_m = result.decay_per_iteration[m][stable]
+        assert result.best_mu_rate[m] == np.asarray(mus)[stable][np.argmax(rates_m)]
+    # More workers never allow a faster best momentum.
+    assert np.all(np.diff(result.best_mu_rate) <= 0)
+    json.dumps(result.to_dict(), allow_nan=False)
+    ds = result.to_xarray()
+    assert dict(ds.sizes) == {"workers": 4, "mu": 4}
+    assert float(ds["floor"].sel(workers=8, mu=0.9)) == result.floor[1, 2]

@@ -1,0 +1,137 @@
+"""The linear mode: characteristic polynomial, companion form and spectral radius."""
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from amsgd.diffusion.linear_recursion import (
+    characteristic_polynomial,
+    companion_matrix,
+    decay_rate,
+    delay_law,
+    spectral_radius,
+)
+from amsgd.errors import ProblemError
+from amsgd.simulate.delays import ConstantDelay, EventDrivenDelay, RoundRobinDelay, UniformDelay
+
+
+def schur_cohn_stable(coefficients: np.ndarray) -> bool:
+    """Schur–Cohn–Jury step-down: all roots of a real polynomial lie in the open unit disk."""
+    p = np.asarray(coefficients, dtype=float)
+    while p.size > 1:
+        k = p[-1] / p[0]
+        if abs(k) >= 1:
+            return False
+        p = (p - k * p[::-1])[:-1]
+    return True
+
+
+def test_polynomial_at_tau_zero_is_the_quadratic():
+    rate, eta, mu = 3.0, 0.1, 0.7
+    expected = [1.0, -(1 + mu - eta * rate), mu]
+    np.testing.assert_allclose(characteristic_polynomial(rate, eta, mu, 0), expected, rtol=1e-15)
+
+
+@pytest.mark.parametrize("tau", [1, 2, 7])
+def test_polynomial_for_positive_delay(tau):
+    rate, eta, mu = 3.0, 0.1, 0.7
+    expected = np.zeros(tau + 2)
+    expected[0] = 1.0  # z^{τ+1}
+    expected[1] -= 1 + mu  # −(1 + μ) z^τ
+    expected[2] += mu  # μ z^{τ−1}
+    expected[-1] += eta * rate  # η a z^0
+    np.testing.assert_allclose(characteristic_polynomial(rate, eta, mu, tau), expected, rtol=1e-15)
+
+
+@pytest.mark.parametrize("tau", [0, 1, 4])
+def test_constant_delay_is_its_point_mass(tau):
+    point_mass = np.zeros(tau + 1)
+    point_mass[tau] = 1.0
+    reference = characteristic_polynomial(2.0, 0.01, 0.9, tau)
+    padded = list(point_mass) + [0.0, 0.0]
+    for delay in (point_mass, padded, ConstantDelay(tau), RoundRobinDelay(tau + 1)):
+        np.testing.assert_array_equal(characteristic_polynomial(2.0, 0.01, 0.9, delay), reference)
+        assert delay_law(delay).constant == tau
+
+
+@pytest.mark.parametrize("delay", [0, 1, 6, [0.1, 0.2, 0.3, 0.4]])
+def test_companion_matrix_advances_the_mean_recursion(delay):
+    rate, eta, mu, noise = 1.7, 0.05, 0.6, 0.3
+    a, b = companion_matrix(rate, eta, mu, delay)
+    pmf = np.atleast_1d(delay_law(delay).pmf)
+    state = np.random.default_rng(1).normal(size=a.shape[0])  # (x_k, x_{k−1}, ..., x_{k−L})
+    lagged = sum(p * state[i] for i, p in enumerate(pmf))
+    x_next = (1 + mu) * state[0] - mu * state[1] - eta * rate * lagged + eta * noise
+    expected = np.concatenate(([x_next], state[:-1]))
+    np.testing.assert_allclose(a @ state + b * eta * noise, expected, rtol=1e-13)
+
+
+@pytest.mark.parametrize("delay", [0, 1, 3, 40, 200, [0.5, 0.0, 0.25, 0.25], UniformDelay(0, 30)])
+def test_radius_from_polynomial_roots_matches_companion_eigenvalues(delay):
+    rate, eta, mu = 2.0, 5e-3, 0.85
+    roots = np.roots(characteristic_polynomial(rate, eta, mu, delay))
+    assert spectral_radius(rate, eta, mu, delay) == pytest.approx(np.abs(roots).max(), rel=1e-9)
+    a, _ = companion_matrix(rate, eta, mu, delay)
+    assert roots.size == a.shape[0]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    product=st.floats(1e-4, 4.5),
+    mu=st.floats(0.0, 0.999),
+    tau=st.sampled_from([0, 1]),
+)
+def test_quadratic_verdict_matches_jury_conditions(product, mu, tau):
+    # z² + c1 z + c0 is Schur stable iff |c0| < 1 and |c1| < 1 + c0.
+    c1, c0 = (-(1 + mu - product), mu) if tau == 0 else (-(1 + mu), mu + product)
+    margin = min(1 - abs(c0), 1 + c0 - abs(c1))
+    assume(abs(margin) > 1e-9)
+    assert (spectral_radius(product, 1.0, mu, tau) < 1) == (margin > 0)
+
+
+def test_higher_degree_verdict_matches_schur_cohn_table():
+    rng = np.random.default_rng(7)
+    verdicts = []
+    for _ in range(400):
+        tau = int(rng.integers(2, 9))
+        product, mu = 10 ** rng.uniform(-2, 0.3), rng.uniform(0, 0.99)
+        poly = characteristic_polynomial(product, 1.0, mu, tau)
+        radius = spectral_radius(product, 1.0, mu, tau)
+        if abs(radius - 1) < 1e-8:
+            continue
+        verdicts.append(radius < 1)
+        assert (radius < 1) == schur_cohn_stable(poly), (tau, product, mu)
+    assert 0 < sum(verdicts) < len(verdicts)  # both verdicts occurred
+
+
+@settings(deadline=None)
+@given(product=st.floats(1e-6, 3.0))
+def test_radius_without_momentum_or_delay_is_one_minus_eta_a(product):
+    assert spectral_radius(product, 1.0, 0.0, 0) == pytest.approx(abs(1 - product), abs=1e-12)
+
+
+def test_decay_rate_tends_to_the_diffusion_time_scale():
+    # In diffusion time t = k η the mean relaxes at rate a/(1 − μ); the discrete rate differs by O(η).
+    rate, mu = 2.0, 0.8
+    errors = []
+    for eta in (1e-3, 5e-4):
+        per_time = decay_rate(rate, eta, mu, 0, per="time")
+        assert per_time == pytest.approx(decay_rate(rate, eta, mu, 0) / eta, rel=1e-12)
+        errors.append(abs(per_time / (rate / (1 - mu)) - 1))
+    assert errors[0] < 0.05 and errors[1] / errors[0] == pytest.approx(0.5, abs=0.1)
+
+
+def test_bad_delays_are_rejected():
+    with pytest.raises(ProblemError, match="not i.i.d."):
+        delay_law(EventDrivenDelay(4))
+    with pytest.raises(ProblemError, match="sum to one"):
+        delay_law([0.5, 0.4])
+    with pytest.raises(ProblemError, match=">= 0"):
+        delay_law([1.5, -0.5])
+    with pytest.raises(ProblemError, match="non-negative"):
+        delay_law(-1)
+    with pytest.raises(ProblemError, match="mu"):
+        spectral_radius(1.0, 0.1, 1.0, 0)
+    with pytest.raises(ProblemError, match="eta"):
+        spectral_radius(1.0, -0.1, 0.5, 0)

@@ -1,0 +1,144 @@
+"""The delay models produce the delays they claim, inside the simulator."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from amsgd import Problem, ProblemError, parse_delay
+from amsgd.simulate import simulate
+from amsgd.simulate.delays import TAIL_MASS, EventDrivenDelay, GeometricDelay, PoissonDelay
+from amsgd.simulate.queue import draw_compute_times, staleness_trace
+from amsgd.simulate.result import t_interval
+
+
+def chi_square_pvalue(counts: np.ndarray, pmf: np.ndarray) -> float:
+    """Pearson's test of counts against pmf, pooling the sparse tail into one cell (expected >= 5)."""
+    n = counts.sum()
+    counts = np.pad(counts, (0, max(0, pmf.size - counts.size)))
+    assert counts[pmf.size :].sum() == 0, "a delay outside the model's support"
+    expected = n * pmf
+    order = np.flatnonzero(expected >= 5)
+    cut = order[-1]
+    obs = np.append(counts[:cut], counts[cut:].sum())
+    exp = np.append(expected[:cut], expected[cut:].sum())
+    keep = exp > 0
+    return float(stats.chisquare(obs[keep], exp[keep]).pvalue)
+
+
+def small_problem(delay: str) -> Problem:
+    return Problem.from_spectrum((2.0, 1.0), eta=1e-3, mu=0.5, delay=parse_delay(delay))
+
+
+@pytest.mark.parametrize("spec", ["uniform:2-9", "geometric:3", "poisson:4", "geometric:0.5"])
+def test_iid_delays_follow_their_pmf(spec):
+    res = simulate(small_problem(spec), 2000, 40, rng=13)
+    pmf = res.problem.delay.pmf()
+    assert res.delay_counts.sum() == 2000 * 40
+    assert chi_square_pvalue(res.delay_counts, pmf) > 1e-3
+    assert res.summary()["delay"]["measured_mean"] == pytest.approx(res.problem.delay.mean, rel=0.05)
+
+
+def test_histogram_file_delay(tmp_path):
+    path = tmp_path / "delays.txt"
+    probabilities = np.array([0.1, 0.0, 0.5, 0.15, 0.25])
+    np.savetxt(path, probabilities)
+    res = simulate(small_problem(f"histogram:{path}"), 2000, 40, rng=5)
+    assert res.delay_counts[1] == 0
+    assert chi_square_pvalue(res.delay_counts, probabilities) > 1e-3
+    bad = tmp_path / "bad.txt"
+    np.savetxt(bad, [0.5, 0.4])
+    with pytest.raises(ProblemError, match="sum to one"):
+        parse_delay(f"histogram:{bad}")
+
+
+@pytest.mark.parametrize("spec, tau", [("constant:7", 7), ("workers:5", 4)])
+def test_constant_and_round_robin(spec, tau):
+    res = simulate(small_problem(spec), 300, 3, rng=1)
+    assert res.delay_counts[tau] == 900 and res.delay_counts.sum() == 900
+    assert res.problem.delay.max_delay == tau
+
+
+def test_unbounded_laws_are_truncated_at_the_tail_mass():
+    for model in (GeometricDelay(5.0), PoissonDelay(3.0)):
+        p = model.pmf()
+        assert p.sum() == pytest.approx(1.0, abs=1e-15)
+        exact = stats.geom(1 / 6.0, loc=-1) if isinstance(model, GeometricDelay) else stats.poisson(3.0)
+        assert exact.sf(model.max_delay) < TAIL_MASS <= exact.sf(model.max_delay - 1)
+
+
+@pytest.mark.parametrize("workers", [2, 4, 8])
+def test_event_queue_with_exponential_times_is_geometric(workers):
+    """Each write is by a uniformly random worker, so the k-th update's staleness is geometric with
+    parameter 1/M truncated at k: P(τ_k = j) = (1/M)(1 − 1/M)^j for j < k, P(τ_k = k) = (1 − 1/M)^k.
+
+    Independent queues, one staleness each (the k-th update), make the counts i.i.d.
+    """
+    rng = np.random.default_rng(workers)
+    queues, k = 20_000, 12
+    sample = np.empty(queues, dtype=np.int64)
+    for q in range(queues):
+        first = draw_compute_times(rng, "exp", 1.0, workers)
+        later = draw_compute_times(rng, "exp", 1.0, k + 1)
+        sample[q] = staleness_trace(first, later)[k]
+    truncated = (1 / workers) * (1 - 1 / workers) ** np.arange(k + 1)
+    truncated[k] = (1 - 1 / workers) ** k
+    assert chi_square_pvalue(np.bincount(sample), truncated) > 1e-3
+    stationary = EventDrivenDelay(workers).pmf()
+    geometric = (1 / workers) * (1 - 1 / workers) ** np.arange(stationary.size)
+    np.testing.assert_allclose(stationary, geometric / geometric.sum(), rtol=1e-12)
+
+
+def test_server_staleness_identity():
+    """Over n updates, Σ τ_k = (M − 1) n − Σ_w (n − r_w), r_w the version worker w read last."""
+    rng = np.random.default_rng(0)
+    workers, n = 5, 400
+    first = draw_compute_times(rng, "lognormal", 1.5, workers)
+    later = draw_compute_times(rng, "lognormal", 1.5, n)
+    tau = staleness_trace(first, later)
+    writer_last = {}
+    times = list(first)
+    for k in range(n):  # replay the queue to find each worker's last read
+        w = int(np.argmin(times))
+        writer_last[w] = k + 1
+        times[w] += later[k]
+    pending = sum(n - writer_last.get(w, 0) for w in range(workers))
+    assert tau.sum() == (workers - 1) * n - pending
+    assert tau[0] == 0 and np.all(tau <= np.arange(n))
+
+
+def test_simulated_exponential_server_staleness_mean():
+    """With exponential times E Σ_w (n − r_w) = M (M − 1) (up to (1 − 1/M)^n), so the mean
+    staleness over n updates is (M − 1)(1 − M/n): M − 1 in the limit."""
+    workers, n = 4, 5000
+    res = simulate(small_problem(f"ps:{workers}"), n, 60, rng=17)
+    ci = t_interval(res.delay_mean_per_replicate, confidence=0.99)
+    assert ci.ci_low <= (workers - 1) * (1 - workers / n) <= ci.ci_high, ci
+    summary = res.summary()["delay"]
+    histogram = np.array(summary["staleness_histogram"])
+    assert histogram.sum() == n * 60
+    assert summary["measured_max"] == histogram.size - 1
+    assert summary["model_mean"] == workers - 1
+
+
+def test_simulated_lognormal_server_matches_its_stationary_law():
+    workers, n = 6, 5000
+    res = simulate(small_problem(f"ps:{workers}:lognormal:1"), n, 60, rng=17)
+    p = res.problem.delay.pmf()
+    measured = res.delay_counts / res.delay_counts.sum()
+    size = max(p.size, measured.size)
+    total_variation = 0.5 * np.abs(np.pad(p, (0, size - p.size)) - np.pad(measured, (0, size - measured.size))).sum()
+    assert total_variation < 0.01
+    assert np.all(res.delay_mean_per_replicate < workers - 1)  # the identity above
+
+
+def test_lognormal_server_pmf_is_a_probability_with_mean_m_minus_one():
+    model = parse_delay("ps:5:lognormal:0.8")
+    p = model.pmf()
+    assert p.sum() == pytest.approx(1.0) and np.all(p >= 0)
+    assert np.arange(p.size) @ p == pytest.approx(4.0, abs=0.01)
+    # heavier compute-time tails spread the staleness more
+    wider = parse_delay("ps:5:lognormal:2").pmf()
+    variance = lambda q: np.arange(q.size) ** 2 @ q - (np.arange(q.size) @ q) ** 2  # noqa: E731
+    assert variance(wider) > variance(p)

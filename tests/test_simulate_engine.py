@@ -1,0 +1,226 @@
+"""The simulator against a naive per-replicate, per-step reference, and its bookkeeping."""
+
+from __future__ import annotations
+
+import heapq
+import warnings
+
+import numpy as np
+import pytest
+
+from amsgd import Problem, ProblemError, SampledDistribution, StudentT, parse_delay
+from amsgd.simulate import simulate
+from amsgd.simulate.engine import block_draws, make_plan
+from amsgd.simulate.seeding import BLOCK_SIZE
+
+
+def reference_block(plan, block):
+    """Async-MSGD written out literally, one replicate and one step at a time.
+
+    It keeps the whole history ``v_0 .. v_k`` (no ring buffer), runs the event queue of the
+    parameter server with :mod:`heapq`, and takes its random numbers from the simulator's draws.
+    Returns the final iterates (n, d) and the delays applied (n, steps).
+    """
+    p = plan.problem
+    draws = block_draws(plan, block)
+    chunks = list(draws.chunks)
+    y = np.concatenate([c[1] for c in chunks], axis=1)
+    aux = np.concatenate([c[2] for c in chunks], axis=1)
+    n = y.shape[0]
+    finals, delays = [], np.zeros((n, plan.steps), dtype=int)
+    for b in range(n):
+        hist = [draws.start[b].copy()]
+        if plan.server:
+            queue = [(t, w) for w, t in enumerate(draws.first_times[b])]
+            heapq.heapify(queue)
+            read = [0] * p.delay.workers
+        for k in range(plan.steps):
+            if plan.server:
+                t, w = heapq.heappop(queue)
+                stale = hist[read[w]]
+                tau = k - read[w]
+                read[w] = k + 1
+                heapq.heappush(queue, (t + aux[b, k], w))
+            else:
+                if plan.cdf.size:
+                    tau = int(np.searchsorted(np.cumsum(p.delay.pmf()), aux[b, k], side="right"))
+                    tau = min(tau, p.delay.max_delay)
+                else:
+                    tau = plan.tau_const
+                stale = hist[max(k - tau, 0)]
+            prev = hist[k - 1] if k >= 1 else hist[0]
+            x = y[b, k]
+            grad = (np.eye(p.dim) - np.outer(stale, stale)) @ np.outer(x, x) @ stale
+            hist.append(hist[k] + p.mu * (hist[k] - prev) + p.eta * grad)
+            delays[b, k] = tau
+        finals.append(hist[-1])
+    return np.array(finals), delays
+
+
+@pytest.mark.parametrize(
+    "delay, mu, start",
+    [
+        ("constant:0", 0.0, "e2"),
+        ("constant:3", 0.6, "random"),
+        ("workers:4", 0.3, "e3"),
+        ("uniform:0-5", 0.5, "random"),
+        ("geometric:2", 0.7, "e2"),
+        ("ps:3", 0.5, "random"),
+        ("ps:4:lognormal:0.5", 0.2, "e2"),
+    ],
+)
+def test_matches_naive_reference(delay, mu, start):
+    problem = Problem.from_spectrum((3.0, 2.0, 1.0), eta=0.02, mu=mu, delay=parse_delay(delay))
+    steps, replicates = 70, 5
+    res = simulate(problem, steps, replicates, rng=11, start=start, record_every=7, coordinates="all")
+    plan = make_plan(problem, steps, replicates, rng=11, start=start)
+    finals, delays = reference_block(plan, 0)
+    assert not res.diverged.any()
+    np.testing.assert_allclose(res.coordinates[:, -1], finals, rtol=1e-10, atol=1e-12)
+    expected_error = 1 - finals[:, 0] ** 2 / (finals**2).sum(axis=1)
+    np.testing.assert_allclose(res.error[:, -1], expected_error, rtol=1e-9, atol=1e-13)
+    np.testing.assert_allclose(res.norm_sq[:, -1], (finals**2).sum(axis=1), rtol=1e-10)
+    counts = np.bincount(delays.ravel(), minlength=res.delay_counts.size)
+    np.testing.assert_array_equal(res.delay_counts[: counts.size], counts[: res.delay_counts.size])
+    np.testing.assert_allclose(res.delay_mean_per_replicate, delays.mean(axis=1))
+
+
+def test_rotation_equivariance_with_a_general_covariance():
+    """Data given in rotated coordinates X = B Y give the same run as the diagonal problem."""
+    lam = np.array([3.0, 2.0, 1.0])
+    basis, _ = np.linalg.qr(np.random.default_rng(3).standard_normal((3, 3)))
+
+    def rotated_sampler(rng, n):
+        return (rng.standard_normal((n, 3)) * np.sqrt(lam)) @ basis.T
+
+    diag = Problem.from_spectrum(lam, eta=0.05, mu=0.5)
+    rotated = Problem.from_spectrum(
+        lam, basis=basis, eta=0.05, mu=0.5, distribution=SampledDistribution(rotated_sampler, "rotated")
+    )
+    a = simulate(diag, 50, 4, rng=5, start="e2", coordinates="all")
+    b = simulate(rotated, 50, 4, rng=5, start="e2", coordinates="all")
+    np.testing.assert_allclose(a.error, b.error, rtol=1e-8, atol=1e-12)
+    # eigenvectors are fixed up to sign; the start e_2 is the same, and g(−v, X) = −g(v, X)
+    signs = np.sign(np.diag(rotated.basis.T @ basis))
+    np.testing.assert_allclose(a.coordinates * signs * signs[1], b.coordinates, rtol=1e-8, atol=1e-12)
+    # an explicit start vector is taken in the original coordinates
+    v0 = rotated.basis[:, 0] + rotated.basis[:, 1]
+    c = simulate(rotated, 1, 1, rng=5, start=v0, coordinates="all")
+    np.testing.assert_allclose(c.coordinates[0, 0], [2**-0.5, 2**-0.5, 0.0], atol=1e-12)
+
+
+def test_bit_identical_whatever_the_chunking():
+    problem = Problem.from_spectrum((4.0, 3.0, 2.0, 1.0), eta=0.01, mu=0.5, delay=parse_delay("geometric:3"))
+    replicates = 2 * BLOCK_SIZE + 37
+    kwargs = dict(rng=2024, start="random", record_every=10, coordinates="all")
+    one = simulate(problem, 60, replicates, threads=1, **kwargs)
+    split = simulate(problem, 60, replicates, threads=2, chunk_blocks=1, **kwargs)
+    for name in ("error", "norm_sq", "coordinates", "window_error", "delay_counts", "coordinate_mean"):
+        np.testing.assert_array_equal(getattr(one, name), getattr(split, name), err_msg=name)
+    # the first full blocks are the same replicates in a smaller run
+    prefix = simulate(problem, 60, BLOCK_SIZE, threads=1, **kwargs)
+    np.testing.assert_array_equal(prefix.error, one.error[:BLOCK_SIZE])
+    # a Generator in the same state gives the same run; a different seed does not
+    g1 = simulate(problem, 60, 3, rng=np.random.default_rng(9), start="random")
+    g2 = simulate(problem, 60, 3, rng=np.random.default_rng(9), start="random")
+    other = simulate(problem, 60, 3, rng=2025, start="random")
+    np.testing.assert_array_equal(g1.error, g2.error)
+    assert not np.array_equal(one.error[:3], other.error)
+
+
+def test_huge_step_diverges_everywhere_without_warnings():
+    problem = Problem.from_spectrum((4.0, 3.0, 2.0, 1.0), eta=50.0, mu=0.9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = simulate(problem, 200, 20, rng=1)
+        summary = res.summary()
+    assert res.diverged_fraction == 1.0
+    assert summary["final_error"]["mean"] is None and summary["final_error"]["n"] == 0
+    assert np.all(res.diverged_at >= 1) and np.all(res.diverged_at <= 200)
+    assert np.isnan(res.error[:, -1]).all()
+    assert res.alive[-1] == 0
+
+
+def test_partial_divergence_is_frozen_and_excluded():
+    """Rare huge samples make some replicates, and only those, diverge."""
+    lam = np.array([2.0, 1.0])
+    spike_prob = 2e-3
+
+    def sampler(rng, n):
+        x = rng.standard_normal((n, 2)) * np.sqrt(lam)
+        x[rng.random(n) < spike_prob] *= 1e5
+        return x
+
+    problem = Problem.from_spectrum(lam, eta=0.01, mu=0.0, distribution=SampledDistribution(sampler, "spiky"))
+    res = simulate(problem, 300, 200, rng=4, record_every=10)
+    div = res.diverged
+    assert 0.1 < res.diverged_fraction < 0.9
+    for r in np.flatnonzero(div):
+        first_nan = np.searchsorted(res.iterations, res.diverged_at[r])
+        assert np.isnan(res.error[r, first_nan:]).all()
+        assert np.isfinite(res.error[r, :first_nan]).all()
+    assert np.isfinite(res.error[~div]).all()
+    assert res.final_error.mean == pytest.approx(res.error[~div, -1].mean())
+    assert res.final_error.n == (~div).sum()
+    assert res.stationary_error.mean == pytest.approx(np.nanmean(res.window_error[~div]))
+    assert res.alive[-1] == (~div).sum()
+
+
+def test_window_average_matches_recorded_trajectory():
+    """With recording at every step, the window average is the mean of the recorded errors."""
+    problem = Problem.from_spectrum((3.0, 1.0), eta=0.02, mu=0.5, delay=parse_delay("constant:2"))
+    res = simulate(problem, 90, 6, rng=8, record_every=1, window_start=30)
+    np.testing.assert_allclose(res.window_error, res.error[:, 30:].mean(axis=1), rtol=1e-12)
+    whole = simulate(problem, 90, 6, rng=8, record_every=1, window=0.0)
+    np.testing.assert_allclose(whole.window_error, whole.error.mean(axis=1), rtol=1e-12)
+
+
+def test_moments_match_kept_coordinates():
+    problem = Problem.from_spectrum((3.0, 2.0, 1.0), eta=0.02, mu=0.3, distribution=StudentT(6))
+    res = simulate(problem, 40, 30, rng=6, start="random", record_every=5, coordinates="all")
+    np.testing.assert_allclose(res.coordinate_mean, res.coordinates.mean(axis=0), rtol=1e-10, atol=1e-15)
+    np.testing.assert_allclose(res.coordinate_sq_mean, (res.coordinates**2).mean(axis=0), rtol=1e-10)
+    np.testing.assert_allclose(res.norm_sq, (res.coordinates**2).sum(axis=2), rtol=1e-10)
+    assert list(res.iterations) == [0, 5, 10, 15, 20, 25, 30, 35, 40]
+    np.testing.assert_allclose(np.linalg.norm(res.coordinates[:, 0], axis=1), 1.0)
+
+
+def test_history_too_large_for_memory_is_refused():
+    problem = Problem.from_spectrum(np.linspace(2.0, 1.0, 100), delay=parse_delay("constant:20000"))
+    with pytest.raises(ProblemError, match="stored iterates"):
+        simulate(problem, 10, 300)
+
+
+def test_to_xarray_has_named_dimensions():
+    problem = Problem.from_spectrum((3.0, 2.0, 1.0), eta=0.02, mu=0.3, delay=parse_delay("ps:3"))
+    res = simulate(problem, 30, 4, rng=6, record_every=7)
+    ds = res.to_xarray()
+    assert ds["error"].dims == ("replicate", "iteration")
+    assert ds["coordinate_mean"].dims == ("iteration", "coordinate")
+    assert list(ds["iteration"].values) == [0, 7, 14, 21, 28, 30]
+    assert int(ds["delay_counts"].sum()) == 30 * 4
+    assert "staleness_histogram" in res.summary()["delay"]
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(steps=0), "steps"),
+        (dict(replicates=0), "replicates"),
+        (dict(replicates=2.5), "replicates"),
+        (dict(record_every=0), "record_every"),
+        (dict(window=1.0), "window"),
+        (dict(window_start=11), "window_start"),
+        (dict(start="e9"), "start"),
+        (dict(start=[0.0, 0.0, 0.0]), "start"),
+        (dict(rng=-1), "rng"),
+        (dict(threads=0), "threads"),
+        (dict(divergence_norm=0.5), "divergence_norm"),
+    ],
+)
+def test_bad_options_are_refused(kwargs, match):
+    problem = Problem.from_spectrum((3.0, 2.0, 1.0))
+    args = dict(steps=10, replicates=2)
+    args.update(kwargs)
+    with pytest.raises(ProblemError, match=match):
+        simulate(problem, args.pop("steps"), args.pop("replicates"), **args)
