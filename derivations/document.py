@@ -11,7 +11,13 @@ from dataclasses import dataclass
 import sympy as sp
 
 from .delay_conditions import ODE_CONDITION, SDE_CONDITION
-from .derive import Derivation
+from .delay_stability import (
+    characteristic_polynomial,
+    delay_differential_limit,
+    dominant_root_expansion,
+    small_delay_stability,
+)
+from .derivation import Derivation
 from .display import as_latex
 from .recursion import eta, mu, t, tau
 
@@ -214,6 +220,118 @@ def build_document(d: Derivation) -> list[Block]:
             )
         ),
     ]
+    blocks += _delay_theory_blocks(d)
+    return blocks
+
+
+def _delay_theory_blocks(d: Derivation) -> list[Block]:
+    """Section 9: the exact finite-η, finite-τ linear theory and its numbers."""
+    dde = delay_differential_limit()
+    expansion = dominant_root_expansion()
+    modes = d.optimum_modes
+    blocks: list[Block] = [
+        Heading("9. Finite step and finite delay: the exact linear theory"),
+        Prose(
+            "The diffusion limit does not see $\\tau$. Linearised at $e_1$, mode $i$ with restoring rate "
+            "$a_i = -J_{ii}(e_1)$ obeys $x_{k+1} = (1+\\mu) x_k - \\mu x_{k-1} - \\eta a_i x_{k-\\tau} + \\eta \\xi_k$. "
+            "Here the rates are "
+            + ", ".join(f"${_num(r)}$ ({m.kind} $i = {m.i}$)" for r, m in zip(modes.rates, modes.modes))
+            + ": the radial mode, $2\\lambda_1$, is the fastest. Substituting $x_k = z^k$:"
+        ),
+        Equation(f"p(z) = {sp.latex(characteristic_polynomial())}"),
+        Prose(
+            "For small delays the Schur–Cohn reduction gives the stability region in closed form; "
+            "in terms of $c = \\eta a$ the mode is stable iff $0 < c < c^*$ with"
+        ),
+    ]
+    for delay in (0, 1, 2):
+        critical = as_latex(small_delay_stability(delay).critical_step)
+        blocks.append(Equation(f"\\tau = {delay}:\\quad c^* = {critical}"))
+    blocks += [
+        Prose("The root near 1, to second order in $\\eta$ (for any $\\tau$), and its rate per unit time $t$:"),
+        _eq(sp.Symbol("z"), 1 + expansion.c1 * eta + expansion.c2 * eta**2),
+        _eq(sp.Symbol(r"\log(z)/\eta"), expansion.rate, simplify=True),
+        Prose(
+            "When $\\tau\\eta/(1-\\mu) = O(1)$ the recursion tends to a delay-differential equation, whose "
+            "stability boundary follows from its characteristic equation on the imaginary axis:"
+        ),
+        Equation(sp.latex(delay_differential_limit().equation)),
+        _eq(sp.Symbol(r"\tau^*_{\mathrm{DDE}}"), dde.critical_delay),
+    ]
+    out = d.to_dict()
+    stability, linearized = out["stability"], out["stationary_error"]["linearized"]
+    if stability.get("tau_max") is None:
+        blocks.append(Prose(f"For this problem: {stability.get('note', 'no stability result')}."))
+        return blocks
+    limiting = stability["limiting_mode"]
+    floor_text = _num(linearized["value"]) if linearized["value"] is not None else "\\infty"
+    ratio = linearized["ratio_to_diffusion"]
+    ratio_text = _num(ratio) if ratio is not None else "an infinite multiple"
+    blocks.append(
+        Prose(
+            f"For this problem the exact largest stable constant delay (all modes, from the roots) is "
+            f"$\\tau^* = {stability['tau_max']}$, set by the {limiting['kind']} mode $i = {limiting['i']}$ "
+            f"(rate ${_num(limiting['rate'])}$); the delay-differential limit gives "
+            f"${_num(stability['tau_max_delay_differential'])}$. At the problem's delay the spectral radius is "
+            f"${_num(stability['spectral_radius'])}$ and the exact linearised error floor is "
+            f"${floor_text}$, {ratio_text} times the diffusion floor."
+        )
+    )
+    scaling = stability["scaling"]
+    blocks.append(
+        Prose(
+            "How $\\tau^*$ scales with $1-\\mu$ at this $\\eta$, beside the delay-differential value and "
+            "the published sufficient condition $(1-\\mu)^2/(\\lambda_1\\eta^{1-\\gamma})$ "
+            f"($\\gamma = {_num(d.delay_conditions.gamma)}$):"
+        )
+    )
+    blocks.append(
+        Table(
+            ("mu", "1 - mu", "tau* (exact)", "tau* (DDE limit)", "paper's bound"),
+            tuple(
+                (_num(m), _num(1 - m), str(t), _num(dd), _num(pb))
+                for m, t, dd, pb in zip(
+                    scaling["mu"], scaling["tau_max"], scaling["tau_max_delay_differential"], scaling["paper_ode_bound"]
+                )
+            ),
+        )
+    )
+    exponent = scaling["fitted_exponent"]
+    if exponent is None:
+        blocks.append(Prose("Too few momenta have a stable delay to fit an exponent."))
+    else:
+        margins = [t / b for t, b in zip(scaling["tau_max"], scaling["paper_ode_bound"]) if t]
+        closer = "one" if abs(exponent - 1) < abs(exponent - 2) else "two"
+        blocks.append(
+            Prose(
+                f"A log-log fit gives $\\tau^* \\propto (1-\\mu)^{{{_num(exponent)}}}$ over these momenta, closer "
+                f"to a power {closer} than to the $(1-\\mu)^2$ of the published sufficient condition; the "
+                "delay-differential limit is exactly linear, $\\pi(1-\\mu)/(2 a \\eta)$. The published bound "
+                f"(up to its unspecified constant) lies below the exact knee by a factor {_num(min(margins))} "
+                f"to {_num(max(margins))} here."
+            )
+        )
+    tradeoff = out["tradeoff"]
+    blocks.append(
+        Prose(
+            "The momentum–asynchrony tradeoff with $M$ round-robin workers ($\\tau = M - 1$): the largest "
+            "usable momentum falls as $M$ grows. Best momentum per $M$ by the exact local convergence rate "
+            "(the floor alone always prefers the smallest momentum):"
+        )
+    )
+    blocks.append(
+        Table(
+            ("workers M", "best mu (rate)", "stable momenta"),
+            tuple(
+                (
+                    str(m),
+                    _num(best) if best is not None else "none",
+                    ", ".join(_num(mu_v) for mu_v, ok in zip(tradeoff["mus"], row) if ok) or "none",
+                )
+                for m, best, row in zip(tradeoff["workers"], tradeoff["best_mu_rate"], tradeoff["stable"])
+            ),
+        )
+    )
     return blocks
 
 

@@ -29,10 +29,8 @@ from amsgd.diffusion.ode import sin2_error
 from amsgd.diffusion.schemes import Diffusion, Drift, Scheme
 from amsgd.diffusion.sde import integrate_sde
 from amsgd.errors import ProblemError
+from amsgd.derivations.defaults import DEFAULT_DELTA_SQ
 from amsgd.problem import Problem
-
-#: The phase boundary δ²: escape ends at ``h_1² = δ²``, travel at ``h_1² = 1 − δ²``.
-DEFAULT_DELTA_SQ = 0.1
 
 
 def sme_functions(problem: Problem) -> tuple[Drift, Diffusion]:

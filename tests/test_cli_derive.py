@@ -32,13 +32,23 @@ def test_derive_json_has_the_documented_keys(capsys):
     assert set(doc["sde"][0]["modes"][0]) >= {"i", "drift_rate", "diffusion", "stable"}
     assert set(doc["phases"]) >= {"escape_iterations", "travel_iterations", "converge_iterations", "total_iterations"}
     assert doc["stationary_error"]["diffusion"] == pytest.approx(5e-4 / 0.2 * (12 + 4 + 4 / 3))
+    assert set(doc["stationary_error"]["linearized"]) >= {"value", "ratio_to_diffusion", "stable"}
+    assert set(doc["stability"]) >= {"tau_max", "limiting_mode", "spectral_radius"}
+    assert set(doc["tradeoff"]) >= {"mus", "workers", "floor", "best_mu_rate"}
 
 
 def test_derive_markdown_and_latex_documents(tmp_path, capsys):
     md = tmp_path / "d.md"
     assert run_cli(["derive", "--format", "markdown", "--out", str(md), "--spectrum", "3,2,1"], capsys)[0] == 0
     text = md.read_text()
-    for heading in ("1. The recursion", "2. Time scale", "3. Mean map", "5. Stationary points", "7. The three phases"):
+    for heading in (
+        "1. The recursion",
+        "2. Time scale",
+        "3. Mean map",
+        "5. Stationary points",
+        "7. The three phases",
+        "9. Finite step and finite delay",
+    ):
         assert heading in text
     assert "\\frac{1}{(1 - \\mu)}" in text
     code, out, _ = run_cli(["derive", "--format", "latex", "--spectrum", "3,2,1"], capsys)

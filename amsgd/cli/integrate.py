@@ -16,6 +16,7 @@ HELP = "integrate the SDE limit (SME) ensemble: stationary error, escape time, c
 
 def configure(parser) -> None:
     from amsgd.cli.options import add_problem_options
+    from amsgd.derivations.defaults import DEFAULT_DELTA_SQ
     from amsgd.diffusion.schemes import SCHEMES
 
     add_problem_options(parser)
@@ -41,7 +42,7 @@ def configure(parser) -> None:
     )
     group.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     group.add_argument(
-        "--delta-sq", type=float, default=0.1, help="phase boundary δ² (default: %(default)g)"
+        "--delta-sq", type=float, default=DEFAULT_DELTA_SQ, help="phase boundary δ² (default: %(default)g)"
     )
     group.add_argument(
         "--window",

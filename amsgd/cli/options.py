@@ -50,6 +50,26 @@ def add_problem_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _number_list(text: str, kind: type, name: str) -> tuple:
+    try:
+        values = tuple(kind(part) for part in text.replace(" ", "").split(",") if part != "")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{name} must be comma-separated {name}s, got {text!r}") from None
+    if not values:
+        raise argparse.ArgumentTypeError(f"an empty list of {name}s: {text!r}")
+    return values
+
+
+def float_list(text: str) -> tuple[float, ...]:
+    """``0.5,0.9`` -> ``(0.5, 0.9)`` (an argparse type)."""
+    return _number_list(text, float, "number")
+
+
+def int_list(text: str) -> tuple[int, ...]:
+    """``1,2,4`` -> ``(1, 2, 4)`` (an argparse type)."""
+    return _number_list(text, int, "integer")
+
+
 def parse_spectrum(text: str) -> list[float]:
     try:
         values = [float(part) for part in text.replace(" ", "").split(",") if part != ""]

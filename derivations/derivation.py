@@ -21,6 +21,14 @@ from amsgd.errors import ProblemError
 from amsgd.problem import Problem
 
 from . import phases as ph
+from .defaults import (
+    DEFAULT_DELTA_SQ,
+    DEFAULT_EPSILON_FACTOR,
+    DEFAULT_GAMMA,
+    SCALING_MUS,
+    TRADEOFF_MUS,
+    TRADEOFF_WORKERS,
+)
 from .delay_stability import a as rate_symbol
 from .delay_stability import delay_differential_limit
 from .display import as_latex, as_text
@@ -29,17 +37,6 @@ from .limits import ODELimit, OULimit, ode_limit, ou_limit
 from .moments import expectation, wick_moment
 from .pca import PCAModel, pca_model
 from .recursion import TimeScale, derive_time_scale, eta, mu
-
-#: Default δ²: the phases switch when h_1² crosses δ² (escape) and 1 − δ² (travel).
-DEFAULT_DELTA_SQ = 0.1
-#: Default accuracy ε, as a multiple of the stationary error floor.
-DEFAULT_EPSILON_FACTOR = 2.0
-#: Momenta at which τ* is tabulated against 1 − μ (those of the published experiment).
-SCALING_MUS = (0.7, 0.8, 0.85, 0.9, 0.95)
-#: Default grid of the momentum–asynchrony tradeoff (round-robin workers, τ = M − 1).
-TRADEOFF_MUS = (0.0, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95)
-TRADEOFF_WORKERS = (1, 2, 4, 8, 16, 32, 64)
-
 
 @dataclass(frozen=True)
 class ModeLimit:
@@ -134,7 +131,9 @@ class Derivation:
         problem: Problem,
         delta_sq: float = DEFAULT_DELTA_SQ,
         epsilon: float | None = None,
-        gamma: float = 0.25,
+        gamma: float = DEFAULT_GAMMA,
+        tradeoff_mus: tuple[float, ...] = TRADEOFF_MUS,
+        tradeoff_workers: tuple[int, ...] = TRADEOFF_WORKERS,
     ) -> None:
         problem.require_eigengap()
         if not 0 < delta_sq < 0.5:
@@ -146,6 +145,7 @@ class Derivation:
         self.delta_sq = delta_sq
         self.epsilon_requested = epsilon
         self.delay_conditions: DelayConditions = delay_conditions(problem, gamma)
+        self.tradeoff_grid = (tuple(tradeoff_mus), tuple(tradeoff_workers))
         self.values = self.model.substitutions(problem)
 
     def value(self, expr: sp.Expr) -> float:
@@ -318,16 +318,22 @@ class Derivation:
             "paper_exponent": 2,
         }
 
-    def tradeoff(self, mus=TRADEOFF_MUS, workers=TRADEOFF_WORKERS) -> TradeoffResult:
+    @cached_property
+    def tradeoff(self) -> TradeoffResult:
         """Floor, local rate and stability over momenta × round-robin workers (τ = M − 1)."""
         modes = self.optimum_modes
+        mus, workers = self.tradeoff_grid
         return tradeoff(modes.rates, modes.noise_variances, self.problem.eta, mus, np.asarray(workers))
 
     def linear_dict(self) -> tuple[dict | None, dict]:
         """The ``stationary_error.linearized`` value and the ``stability`` section."""
         theory = self.linear_theory
         if theory is None:
-            note = f"delay {self.problem.delay.spec} is not i.i.d.; the linear theory needs a constant or i.i.d. delay"
+            note = (
+                f"delay {self.problem.delay.spec} is not i.i.d.; the linear theory needs a constant or i.i.d. "
+                "delay (an event-driven server with M exponential workers has geometric staleness of mean "
+                "M - 1: --delay geometric:M-1 is its i.i.d. approximation)"
+            )
             return None, {"tau_max": None, "limiting_mode": None, "spectral_radius": None, "note": note}
         floor, report = theory
         modes = self.optimum_modes
@@ -386,7 +392,7 @@ class Derivation:
             "stability": stability,
             "phases": self.phases.to_dict(),
             "delay_conditions": self.delay_conditions.to_dict(),
-            "tradeoff": _tradeoff_summary(self.tradeoff()),
+            "tradeoff": _tradeoff_summary(self.tradeoff),
         }
 
 
@@ -403,5 +409,9 @@ def _restrict(cov: sp.Matrix, u: list[sp.Symbol]) -> sp.Matrix:
 
 
 def derive(problem: Problem, **options) -> Derivation:
-    """Derive the diffusion limits of ``problem``; options: ``delta_sq``, ``epsilon``, ``gamma``."""
+    """Derive the diffusion limits of ``problem``.
+
+    Options: ``delta_sq`` (phase boundary δ²), ``epsilon`` (target error), ``gamma`` (of the quoted
+    delay conditions), ``tradeoff_mus`` and ``tradeoff_workers`` (the tradeoff grid).
+    """
     return Derivation(problem, **options)
