@@ -123,14 +123,15 @@ def build_document(d: Derivation) -> list[Block]:
         Heading("4. Gradient noise"),
         Prose(
             f"$C(h) = \\mathrm{{Cov}}[G(h, Y)]$ uses the fourth moments of `{p.distribution.spec}` data. "
-            "Two entries of the general matrix:"
+            "Since $G = P(h)\\,Y Y^T h$ with the noise-free projector $P = I - h h^T$, "
+            "$C(h) = P\\, S(h)\\, P$ with $S(h) = \\mathrm{Cov}[Y Y^T h]$; two entries of $S$:"
         ),
-        Equation(f"C_{{11}}(h) = {sp.latex(sp.factor(rec.noise_covariance_entry(0, 0)))}")
-        if model.dim <= 4
-        else Prose("(the general entries are long for $d > 4$ and are omitted here)"),
     ]
-    if model.dim <= 4:
-        blocks.append(Equation(f"C_{{12}}(h) = {sp.latex(sp.factor(rec.noise_covariance_entry(0, 1)))}"))
+    _, unprojected = model.projected_noise
+    blocks += [
+        Equation(f"S_{{11}}(h) = {sp.latex(sp.factor(unprojected[0, 0]))}"),
+        Equation(f"S_{{12}}(h) = {sp.latex(sp.factor(unprojected[0, 1]))}"),
+    ]
     blocks += [
         Heading("5. Stationary points and their Ornstein–Uhlenbeck limits"),
         Prose(

@@ -373,3 +373,11 @@ def test_least_squares_limits_match_numerics():
     )
     np.testing.assert_allclose(p, expected, atol=1e-12)
     np.testing.assert_allclose(p, 0.3 / (2 * 0.4) * np.eye(2), atol=1e-12)
+
+
+@pytest.mark.parametrize("distribution", [Gaussian(), Rademacher(), StudentT(6.0)], ids=lambda d: d.spec)
+def test_projected_form_of_the_noise_covariance_is_exact(distribution):
+    model = PCAModel(3, distribution)
+    projector, unprojected = model.projected_noise
+    difference = (projector * unprojected * projector - model.recursion.noise_covariance).applyfunc(sp.expand)
+    assert difference == sp.zeros(3, 3)
