@@ -9,11 +9,16 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from amsgd.cli import derive, integrate, simulate
+from amsgd.cli import derive, integrate, simulate, sweep
 from amsgd.cli.options import ArgumentParser
 from amsgd.errors import ProblemError
 
-COMMANDS = {"derive": derive, "simulate": simulate, "integrate": integrate}
+COMMANDS = {
+    "derive": derive,
+    "simulate": simulate,
+    "integrate": integrate,
+    "sweep": sweep,
+}
 
 
 def build_parser() -> ArgumentParser:

@@ -75,7 +75,7 @@ def run(args) -> int:
 
     import numpy as np
 
-    from amsgd.cli.options import problem_from_args
+    from amsgd.cli.options import problem_from_args, write_output
     from amsgd.errors import ProblemError
 
     problem = problem_from_args(args)
@@ -85,19 +85,20 @@ def run(args) -> int:
         raise ProblemError(f"--dt must be > 0 (in iterations), got {args.dt:g}")
     started = time.perf_counter()
     summary: dict = {"problem": problem.to_dict(), "paths": args.paths, "seed": args.seed, "dt_iterations": args.dt}
+    if problem.delay.spec != "constant:0":
+        summary["note"] = (
+            f"the diffusion limit does not depend on the delay: {problem.delay.spec} is ignored here "
+            "(amsgd derive reports its finite-delay effect)"
+        )
     if args.convergence_study:
         summary.update(_study(problem, args))
     else:
         summary.update(_ensemble(problem, args))
     summary["seconds"] = round(time.perf_counter() - started, 3)
-    text = json.dumps(summary, indent=2)
-    print(text)
+    text = json.dumps(summary, indent=2) + "\n"
+    print(text, end="")
     if args.out:
-        try:
-            with open(args.out, "w") as fh:
-                fh.write(text + "\n")
-        except OSError as exc:
-            raise ProblemError(f"cannot write --out {args.out!r}: {exc}") from None
+        write_output(text, args.out)
     return 0
 
 

@@ -1,0 +1,111 @@
+"""``amsgd sweep``: simulate and predict over a grid of (η, μ, τ or workers) on Dask, to NetCDF.
+
+The sweep takes the shared problem options for Σ (``--spectrum`` / ``--covariance``). Its grid
+options supersede the shared scalar ones of the same name: ``--eta``, ``--mu`` and
+``--distribution`` take lists, ``--tau`` a list or range of constant delays and ``--workers`` one
+of round-robin worker counts (exactly one of the two). ``--delay`` is not available: the delay is
+the swept axis. Lists are ``a,b,c``; ranges ``START:STOP:STEP`` include STOP (see
+:mod:`amsgd.simulate.grid`).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "sweep a grid of eta, mu and delays (or workers) on Dask: simulation and predictions to NetCDF"
+
+_AXIS_HELP = "comma-separated values and/or START:STOP[:STEP] ranges (STOP included), e.g. "
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    from amsgd.cli.options import add_problem_options
+    from amsgd.problem import DEFAULT_ETA, DEFAULT_MU
+
+    # The grid options below replace the shared scalar options of the same name.
+    parser.conflict_handler = "resolve"
+    add_problem_options(parser)
+    grid = parser.add_argument_group("grid (each point is one Dask task)")
+    grid.add_argument("--eta", default=f"{DEFAULT_ETA:g}", metavar="LIST", help=_AXIS_HELP + "5e-4,1e-3 (default: %(default)s)")
+    grid.add_argument("--mu", default=f"{DEFAULT_MU:g}", metavar="LIST", help=_AXIS_HELP + "0.7,0.8,0.9 (default: %(default)s)")
+    grid.add_argument(
+        "--distribution", default="gaussian", metavar="LIST",
+        help="data distributions, comma separated: gaussian, rademacher, student-t:NU (default: %(default)s)",
+    )  # fmt: skip
+    delays = grid.add_mutually_exclusive_group(required=True)
+    delays.add_argument("--tau", metavar="RANGE", help="constant delays τ, " + _AXIS_HELP + "0:160:10")
+    delays.add_argument("--workers", metavar="LIST", help="round-robin workers M (τ = M − 1), " + _AXIS_HELP + "1,2,4,8")
+    grid.add_argument("--delay", help=argparse.SUPPRESS)
+
+    sim = parser.add_argument_group("simulation (per grid point)")
+    sim.add_argument("--steps", type=int, default=10_000, help="iterations per run (default: %(default)s)")
+    sim.add_argument("--replicates", type=int, default=100, help="independent runs per point (default: %(default)s)")
+    sim.add_argument(
+        "--seed", type=int, required=True,
+        help="seed >= 0; point n uses numpy SeedSequence(seed, spawn_key=(n,))",
+    )  # fmt: skip
+    sim.add_argument("--record-every", type=int, metavar="K", help="record the mean error every K iterations (default: steps // 100)")
+    window = sim.add_mutually_exclusive_group()
+    window.add_argument(
+        "--window", type=float, default=0.5, metavar="FRACTION",
+        help="the stationary error averages iterations from FRACTION·steps to steps (default: %(default)s)",
+    )  # fmt: skip
+    window.add_argument("--window-start", type=int, metavar="ITER", help="first iteration of the stationary window")
+    sim.add_argument("--start", default="e2", help="start point: eJ, random or x1,...,xd (default: %(default)s)")
+    sim.add_argument(
+        "--divergence-norm", type=float, default=1e6,
+        help="a replicate with ||v|| above this, or NaN, is excluded (default: %(default)g)",
+    )  # fmt: skip
+
+    run_group = parser.add_argument_group("execution")
+    run_group.add_argument("--out", metavar="FILE.nc", required=True, help="the NetCDF file to write (xarray Dataset)")
+    run_group.add_argument(
+        "--scheduler", metavar="tcp://HOST:PORT",
+        help="an existing Dask scheduler (default: a local cluster, one worker process per core)",
+    )  # fmt: skip
+    run_group.add_argument(
+        "--local-workers", type=int, metavar="N",
+        help="worker processes of the local cluster (default: one per core; ignored with --scheduler)",
+    )  # fmt: skip
+    run_group.add_argument(
+        "--resume", action="store_true",
+        help="continue the sweep stored at --out (FILE.nc.parts/), computing only the missing points",
+    )  # fmt: skip
+
+
+def sweep_from_args(args: argparse.Namespace):
+    """The :class:`~amsgd.simulate.sweep.Sweep` named by the parsed options."""
+    from amsgd.cli.options import problem_from_args
+    from amsgd.errors import ProblemError
+    from amsgd.simulate.grid import SweepGrid, parse_axis
+    from amsgd.simulate.sweep import Sweep
+
+    if args.delay is not None:
+        raise ProblemError("sweep takes --tau LIST (constant delays) or --workers LIST, not --delay")
+    axis = "tau" if args.tau is not None else "workers"
+    grid = SweepGrid(
+        distributions=tuple(part.strip() for part in args.distribution.split(",")),
+        etas=parse_axis(args.eta, "--eta"),
+        mus=parse_axis(args.mu, "--mu"),
+        delay_axis=axis,
+        delays=parse_axis(getattr(args, axis), f"--{axis}", integer=True),
+    )
+    # Σ comes from the shared options; the grid sets everything else per point.
+    scalars = dict(eta=grid.etas[0], mu=grid.mus[0], tau=None, delay=None, distribution=grid.distributions[0])
+    base = problem_from_args(argparse.Namespace(**{**vars(args), **scalars}))
+    return Sweep(
+        base, grid, steps=args.steps, replicates=args.replicates, seed=args.seed,
+        record_every=args.record_every, window=args.window, window_start=args.window_start,
+        start=args.start, divergence_norm=args.divergence_norm,
+    )  # fmt: skip
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    from amsgd.simulate.sweep import run_sweep
+
+    outcome = run_sweep(
+        sweep_from_args(args), args.out, resume=args.resume, scheduler=args.scheduler, n_workers=args.local_workers
+    )
+    print(json.dumps(outcome.summary(), indent=2))
+    return 0

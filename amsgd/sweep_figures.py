@@ -1,0 +1,210 @@
+"""Figures of a sweep file (``amsgd sweep``): measured against predicted error over (μ, delay).
+
+:func:`sweep_figures` draws, for every step size η (and data distribution) in the sweep:
+
+* ``sweep_heatmaps*.png``: the measured stationary error, the exact linearised floor and their
+  ratio over momentum μ × delay τ (or workers M), with the largest stable delay τ*(μ) of the
+  linear theory drawn over them; grey cells diverged (measured) or are linearly unstable (predicted);
+* ``sweep_error_vs_delay*.png``: the measured stationary error against the delay, one curve per μ
+  with its 95% intervals, beside the linearised floor (dashed) and the diffusion floor (dotted),
+  the published experiment's picture;
+* ``sweep_best_mu*.png``: the best momentum per worker count M (τ = M − 1 for a round-robin
+  server): the μ with the lowest measured final and stationary error, and the largest μ on the
+  grid that the linear theory predicts stable at that delay (τ* ≥ τ). The linearised floor itself
+  grows like 1/(1 − μ), so it alone would always pick the smallest μ.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import xarray
+
+
+def sweep_figures(source: str | os.PathLike | xarray.Dataset, out_dir: str | os.PathLike) -> list[Path]:
+    """Draw the figures of a sweep Dataset (or NetCDF file) as PNG files in ``out_dir``; returns their paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import xarray as xr
+
+    from amsgd.simulate.sweep import read_dataset
+
+    ds = source if isinstance(source, xr.Dataset) else read_dataset(source)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if "distribution" not in ds.dims:
+        ds = ds.expand_dims("distribution")
+    paths: list[Path] = []
+    for dist in ds["distribution"].values:
+        for eta in ds["eta"].values:
+            part = ds.sel(distribution=dist, eta=eta)
+            suffix = ""
+            if ds.sizes["eta"] > 1:
+                suffix += f"_eta{eta:g}"
+            if ds.sizes["distribution"] > 1:
+                suffix += "_" + str(dist).replace(":", "-")
+            label = f"η = {eta:g}, {dist}, {ds.attrs.get('replicates', '?')} replicates × {ds.attrs.get('steps', '?')} steps"
+            paths.append(_heatmaps(part, label, out / f"sweep_heatmaps{suffix}.png"))
+            paths.append(_error_vs_delay(part, label, out / f"sweep_error_vs_delay{suffix}.png"))
+            paths.append(_best_mu(part, label, out / f"sweep_best_mu{suffix}.png"))
+    return paths
+
+
+def _delay_axis(ds: xarray.Dataset) -> tuple[str, str]:
+    """The delay dimension and its axis label."""
+    if "tau" in ds.dims:
+        return "tau", "delay τ (iterations)"
+    return "workers", "workers M (round robin, τ = M − 1)"
+
+
+def _stable_delay_limit(ds: xarray.Dataset, axis: str) -> np.ndarray:
+    """τ*(μ) of the linear theory in units of the delay axis (M* = τ* + 1 for workers), NaN if none."""
+    tau_max = ds["tau_max"].isel({axis: 0}).values.astype(float)
+    tau_max[tau_max < 0] = np.nan
+    return tau_max if axis == "tau" else tau_max + 1
+
+
+def _heatmaps(ds: xarray.Dataset, label: str, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import LogNorm
+
+    axis, xlabel = _delay_axis(ds)
+    delays, mus = ds[axis].values, ds["mu"].values
+    measured = ds["stationary_error"].transpose("mu", axis).values
+    predicted = ds["linearized_floor"].transpose("mu", axis).values
+    finite = np.concatenate([v[np.isfinite(v) & (v > 0)] for v in (measured, predicted)])
+    norm = LogNorm(finite.min(), finite.max()) if finite.size and finite.min() < finite.max() else None
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(np.isfinite(predicted) & (predicted > 0), measured / predicted, np.nan)
+    spread = np.nanmax(np.abs(np.log2(ratio))) if np.isfinite(ratio).any() else 1.0
+    ratio_norm = LogNorm(2.0 ** -max(spread, 0.05), 2.0 ** max(spread, 0.05))  # symmetric about 1
+
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.8), constrained_layout=True)
+    panels = (
+        (measured, "measured stationary error (mean sin²)", norm, "viridis"),
+        (predicted, "predicted: exact linearised floor", norm, "viridis"),
+        (ratio, "measured / linearised floor", ratio_norm, "RdBu_r"),
+    )
+    limit = _stable_delay_limit(ds, axis)
+    for ax, (values, title, color_norm, cmap_name) in zip(axes, panels, strict=True):
+        cmap = plt.get_cmap(cmap_name).with_extremes(bad="0.75")
+        image = ax.pcolormesh(
+            np.arange(delays.size + 1) - 0.5, np.arange(mus.size + 1) - 0.5,
+            np.ma.masked_invalid(values), norm=color_norm, cmap=cmap, shading="flat",
+        )  # fmt: skip
+        fig.colorbar(image, ax=ax, label="sin²∠(v, e₁)" if cmap_name == "viridis" else "ratio")
+        _index_ticks(ax, delays, mus)
+        # τ*(μ): drawn in cell coordinates by interpolating the delay values
+        x = np.interp(limit, delays, np.arange(delays.size), left=-0.5, right=delays.size - 0.5)
+        line = "w" if cmap_name == "viridis" else "k"  # visible on either colour map
+        ax.plot(x, np.arange(mus.size), f"{line}--", marker="o", lw=1.5, label="linear τ* (largest stable)")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("momentum μ")
+        ax.set_title(title)
+    axes[0].legend(loc="lower left", fontsize=8, facecolor="0.4", labelcolor="white")
+    fig.suptitle(f"Stationary error over momentum and delay ({label}); grey: diverged or linearly unstable")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _index_ticks(ax, delays: np.ndarray, mus: np.ndarray, most: int = 12) -> None:
+    """Label cells by their values, thinning the delay labels to at most ``most``."""
+    step = max(1, int(np.ceil(delays.size / most)))
+    ax.set_xticks(np.arange(0, delays.size, step), [f"{d:g}" for d in delays[::step]])
+    ax.set_yticks(np.arange(mus.size), [f"{m:g}" for m in mus])
+
+
+def _error_vs_delay(ds: xarray.Dataset, label: str, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    axis, xlabel = _delay_axis(ds)
+    delays = ds[axis].values
+    fig, ax = plt.subplots(figsize=(8, 5.5), constrained_layout=True)
+    colors = plt.get_cmap("plasma")(np.linspace(0.0, 0.85, ds.sizes["mu"]))
+    for color, mu in zip(colors, ds["mu"].values, strict=True):
+        row = ds.sel(mu=mu)
+        mean = row["stationary_error"].values
+        low, high = row["stationary_error_ci_low"].values, row["stationary_error_ci_high"].values
+        yerr = np.vstack([mean - low, high - mean])
+        ax.errorbar(delays, mean, yerr=np.where(np.isfinite(yerr), yerr, 0), color=color, marker="o", ms=4,
+                    capsize=2, label=f"μ = {mu:g} measured")  # fmt: skip
+        floor = np.where(np.isfinite(row["linearized_floor"].values), row["linearized_floor"].values, np.nan)
+        ax.plot(delays, floor, "--", color=color, lw=1.2)
+        ax.plot(delays, row["diffusion_floor"].values, ":", color=color, lw=1.0)
+    ax.plot([], [], "k--", label="exact linearised floor")
+    ax.plot([], [], "k:", label="diffusion floor (no τ)")
+    ax.set_yscale("log")
+    if axis == "workers":
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(delays, [f"{d:g}" for d in delays])
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("stationary error, mean sin²∠(v, e₁)")
+    ax.set_title(f"Error against delay: simulation (95% CI) and predictions\n{label}")
+    ax.legend(fontsize=8, ncol=2)
+    ax.grid(alpha=0.3, which="both")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _best_mu(ds: xarray.Dataset, label: str, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    axis, _ = _delay_axis(ds)
+    workers = ds[axis].values + (1 if axis == "tau" else 0)
+    mus = ds["mu"].values
+
+    def best(values: np.ndarray) -> np.ndarray:
+        """Per delay, the μ of the lowest finite value (NaN where none is finite)."""
+        out = np.full(values.shape[1], np.nan)
+        for j in range(values.shape[1]):
+            column = values[:, j]
+            if np.isfinite(column).any():
+                out[j] = mus[np.nanargmin(np.where(np.isfinite(column), column, np.nan))]
+        return out
+
+    clean = ds["diverged_fraction"].transpose("mu", axis).values == 0
+
+    def measured(name: str) -> np.ndarray:
+        return np.where(clean, ds[name].transpose("mu", axis).values, np.nan)
+
+    fig, ax = plt.subplots(figsize=(8, 5), constrained_layout=True)
+    series = (
+        (best(measured("final_error")), "o-", "measured: lowest final error"),
+        (best(measured("stationary_error")), "s-", "measured: lowest stationary error"),
+        (_largest_stable_mu(ds, axis), "^--", "predicted: largest stable μ (linear τ* ≥ τ)"),
+    )
+    # small vertical offsets keep coinciding choices visible
+    for offset, (values, style, name) in zip((-0.01, 0.0, 0.01), series, strict=True):
+        ax.plot(workers, values + offset * float(np.ptp(mus)), style, ms=6, label=name)
+    if axis == "workers":
+        ax.set_xscale("log", base=2)
+    step = max(1, int(np.ceil(workers.size / 12)))
+    ax.set_xticks(workers[::step], [f"{w:g}" for w in workers[::step]])
+    ax.set_yticks(mus, [f"{m:g}" for m in mus])
+    pad = 0.06 * float(np.ptp(mus)) or 0.05
+    ax.set_ylim(mus.min() - pad, mus.max() + pad)
+    ax.set_xlabel("workers M (round robin, delay τ = M − 1 iterations)")
+    ax.set_ylabel("best momentum μ")
+    ax.set_title(f"Best momentum per worker count (diverged points excluded)\n{label}")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _largest_stable_mu(ds: xarray.Dataset, axis: str) -> np.ndarray:
+    """Per delay, the largest μ of the grid whose linear τ* reaches that delay (NaN if none)."""
+    mus = ds["mu"].values
+    tau = ds[axis].values - (1 if axis == "workers" else 0)
+    tau_max = ds["tau_max"].isel({axis: 0}).values
+    stable = tau_max[:, None] >= tau[None, :]
+    return np.array([mus[column].max() if column.any() else np.nan for column in stable.T])

@@ -1,0 +1,129 @@
+"""``amsgd sweep``: against a scheduler and workers started with the dask command line; bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from amsgd import Problem, parse_delay
+from amsgd.cli import main
+from amsgd.simulate import simulate
+from amsgd.simulate.sweep import read_dataset
+
+
+def _dask_command(name: str) -> list[str]:
+    """``dask NAME`` when the dask CLI is installed, else the older ``dask-NAME`` script."""
+    if shutil.which("dask"):
+        return ["dask", name]
+    if shutil.which(f"dask-{name}"):
+        return [f"dask-{name}"]
+    pytest.skip("no dask command-line tools")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Stop a process group this test started (a worker's nanny and its worker go together)."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def test_sweep_against_dask_cli_cluster(tmp_path):
+    scheduler_file = tmp_path / "scheduler.json"
+    logs = open(tmp_path / "dask.log", "wb")
+    procs: list[subprocess.Popen] = []
+    start = dict(stdout=logs, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        procs.append(subprocess.Popen(
+            [*_dask_command("scheduler"), "--port", "0", "--no-dashboard", "--scheduler-file", str(scheduler_file)], **start
+        ))  # fmt: skip
+        deadline = time.monotonic() + 60
+        while not scheduler_file.exists():
+            assert time.monotonic() < deadline and procs[0].poll() is None, "the scheduler did not start"
+            time.sleep(0.2)
+        for _ in range(2):
+            procs.append(subprocess.Popen(
+                [*_dask_command("worker"), "--scheduler-file", str(scheduler_file), "--nthreads", "1",
+                 "--no-dashboard"], **start,
+            ))  # fmt: skip
+        from distributed import Client
+
+        address = json.loads(scheduler_file.read_text())["address"]
+        with Client(address, timeout="30s") as client:
+            client.wait_for_workers(2, timeout=90)
+
+        out = tmp_path / "grid.nc"
+        argv = [sys.executable, "-m", "amsgd", "sweep", "--spectrum", "3,2,1", "--eta", "2e-3",
+                "--mu", "0.5,0.8", "--workers", "1,4,16", "--steps", "800", "--replicates", "20",
+                "--seed", "9", "--out", str(out), "--scheduler", address]  # fmt: skip
+        run = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, run.stderr
+        assert run.stderr == ""  # quiet when not on a terminal
+        summary = json.loads(run.stdout)
+        assert summary["points"] == summary["computed"] == 6
+        assert summary["dims"] == {"eta": 1, "mu": 2, "workers": 3}
+        assert all(p.poll() is None for p in procs)  # the cluster outlives the sweep
+    finally:
+        for proc in reversed(procs):
+            _stop(proc)
+        logs.close()
+
+    ds = read_dataset(out)
+    assert ds["workers"].values.tolist() == [1, 4, 16]
+    assert ds["workers"].attrs["units"] == "workers"
+    # point 4 (mu = 0.8, M = 4) is simulate() with the 4th child of SeedSequence(9)
+    problem = Problem.from_spectrum((3, 2, 1), eta=2e-3, mu=0.8, delay=parse_delay("workers:4"))
+    direct = simulate(problem, 800, 20, rng=np.random.SeedSequence(9, spawn_key=(4,)))
+    point = ds.sel(eta=2e-3, mu=0.8, workers=4)
+    assert int(point["point"]) == 4
+    assert float(point["final_error"]) == direct.final_error.mean
+    assert float(point["stationary_error_ci_high"]) == direct.stationary_error.ci_high
+    assert np.all(np.isfinite(ds["linearized_floor"].values))
+
+
+@pytest.mark.parametrize(
+    "extra, needle",
+    [
+        (["--tau", "0:10:0"], "step"),
+        (["--tau", "1,1"], "twice"),
+        (["--mu", "0.5:0.9", "--tau", "0"], "START:STOP:STEP"),
+        (["--mu", "0.5,1.0", "--tau", "0"], "mu"),
+        (["--workers", "0,2"], "workers"),
+        (["--tau", "0", "--workers", "2"], "not allowed"),
+        (["--tau", "0", "--delay", "ps:4"], "--delay"),
+        (["--tau", "0", "--distribution", "gaussian,cauchy"], "distribution"),
+        (["--tau", "0", "--replicates", "0"], "replicates"),
+        (["--tau", "0", "--spectrum", "1,x"], "spectrum"),
+        (["--tau", "0", "--seed", "-1"], "seed"),
+        ([], "--tau"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(extra, needle, tmp_path, capsys):
+    argv = ["sweep", "--out", str(tmp_path / "x.nc"), "--seed", "1", "--steps", "10", *extra]
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse errors
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and needle in err and "Traceback" not in err
+    assert not list(tmp_path.iterdir())  # nothing was started or written
+
+
+def test_existing_output_is_not_overwritten(tmp_path, capsys):
+    out = tmp_path / "done.nc"
+    out.write_bytes(b"keep me")
+    assert main(["sweep", "--tau", "0", "--seed", "1", "--out", str(out)]) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert out.read_bytes() == b"keep me"

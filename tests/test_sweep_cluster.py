@@ -1,0 +1,117 @@
+"""Sweeps on real local Dask clusters: worker count independence, resume, a worker killed mid-task."""
+
+from __future__ import annotations
+
+import functools
+import os
+import signal
+import sys
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from amsgd import Problem, ProblemError
+from amsgd.simulate.cluster import dask_client
+from amsgd.simulate.grid import SweepGrid
+from amsgd.simulate.store import PartStore
+from amsgd.simulate.sweep import Sweep, compute_point, read_dataset, run_sweep
+
+
+def make_sweep(mus=(0.5, 0.9)) -> Sweep:
+    grid = SweepGrid(("gaussian",), (2e-3,), mus, "tau", (0, 3, 8, 40))
+    return Sweep(Problem.from_spectrum((3, 2, 1)), grid, steps=1500, replicates=40, seed=5, record_every=150)
+
+
+@pytest.fixture(scope="module")
+def two_workers():
+    with dask_client(n_workers=2) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def reference(two_workers, tmp_path_factory) -> xr.Dataset:
+    """The uninterrupted sweep on two workers, read back from its file."""
+    out = tmp_path_factory.mktemp("ref") / "ref.nc"
+    outcome = run_sweep(make_sweep(), out, client=two_workers, progress=False)
+    assert outcome.computed == 8 and outcome.reused == 0
+    assert not PartStore(out).exists  # parts are removed once the file is written
+    return read_dataset(out)
+
+
+def test_one_and_two_workers_give_identical_datasets(reference, tmp_path):
+    with dask_client(n_workers=1) as client:
+        assert len(client.scheduler_info()["workers"]) == 1
+        run_sweep(make_sweep(), tmp_path / "one.nc", client=client, progress=False)
+    xr.testing.assert_identical(read_dataset(tmp_path / "one.nc"), reference)
+    # the sweep measured something: finite errors at stable points, divergence beyond τ*
+    stable = reference.sel(eta=2e-3, mu=0.5, tau=0)
+    assert 0 < float(stable["stationary_error"]) < 0.5 and float(stable["diverged_fraction"]) == 0
+    assert float(reference["diverged_fraction"].sel(mu=0.9, tau=40).squeeze()) == 1.0
+    assert np.isinf(reference["linearized_floor"].sel(mu=0.9, tau=40)).all()  # inf survives the file
+    assert reference["tau_max"].dtype == np.int64
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_resume_after_interruption_matches_and_computes_no_point_twice(two_workers, reference, tmp_path):
+    out = tmp_path / "resumed.nc"
+    store = PartStore(out)
+
+    def stop_after_three(index: int, record: dict) -> None:
+        if len(store.done()) >= 3:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        run_sweep(make_sweep(), out, client=two_workers, progress=False, on_point=stop_after_three)
+    assert not out.exists()
+    first = store.done()
+    assert len(first) == 3
+    stamps = {i: os.stat(store.directory / f"point-{i:07d}.json").st_mtime_ns for i in first}
+
+    # without --resume the stored sweep is protected; with a different grid it is not resumed
+    with pytest.raises(ProblemError, match="--resume"):
+        run_sweep(make_sweep(), out, client=two_workers, progress=False)
+    with pytest.raises(ProblemError, match="differs in grid"):
+        run_sweep(make_sweep(mus=(0.5, 0.8)), out, client=two_workers, resume=True, progress=False)
+    for i in first:  # the refused runs touched nothing
+        assert os.stat(store.directory / f"point-{i:07d}.json").st_mtime_ns == stamps[i]
+
+    computed: list[int] = []
+    outcome = run_sweep(
+        make_sweep(), out, client=two_workers, resume=True, progress=False,
+        on_point=lambda index, record: computed.append(index),
+    )  # fmt: skip
+    assert sorted(computed) == sorted(set(range(8)) - first)  # each missing point once, no stored one again
+    assert (outcome.computed, outcome.reused) == (5, 3)
+    xr.testing.assert_identical(read_dataset(out), reference)
+    # resuming a finished sweep computes nothing and keeps the file
+    again = run_sweep(make_sweep(), out, client=two_workers, resume=True, progress=False)
+    assert again.computed == 0
+    xr.testing.assert_identical(again.dataset, reference)
+
+
+def kill_worker_once(task, marker: str):
+    """Compute a point, except that the first attempt at point 2 kills its own worker process."""
+    if task.index == 2 and not os.path.exists(marker):
+        open(marker, "w").close()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return compute_point(task)
+
+
+def test_a_killed_worker_loses_no_point(two_workers, reference, tmp_path):
+    import cloudpickle
+
+    marker = tmp_path / "killed"
+    module = sys.modules[__name__]
+    cloudpickle.register_pickle_by_value(module)  # the workers cannot import this test module
+    try:
+        compute = functools.partial(kill_worker_once, marker=str(marker))
+        run_sweep(make_sweep(), tmp_path / "k.nc", client=two_workers, progress=False, compute=compute)
+    finally:
+        cloudpickle.unregister_pickle_by_value(module)
+    assert marker.exists()  # a worker really died holding point 2
+    xr.testing.assert_identical(read_dataset(tmp_path / "k.nc"), reference)
+    two_workers.wait_for_workers(2, timeout=60)  # and its nanny restarted it

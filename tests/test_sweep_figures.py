@@ -1,0 +1,36 @@
+"""Figures of sweep files: one set per step size and distribution, from a Dataset or a file."""
+
+from __future__ import annotations
+
+import pytest
+
+from amsgd import Problem
+from amsgd.simulate.grid import SweepGrid
+from amsgd.simulate.sweep import Sweep, assemble, compute_point, write_dataset
+from amsgd.sweep_figures import sweep_figures
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def small_dataset(grid: SweepGrid):
+    """A sweep's Dataset computed in this process (the figures do not care how it was run)."""
+    sweep = Sweep(Problem.from_spectrum((3, 2, 1)), grid, steps=400, replicates=12, seed=3, record_every=50)
+    return assemble(sweep, {p.index: compute_point(sweep.task(p)) for p in grid.points()})
+
+
+@pytest.mark.parametrize("axis, delays", [("tau", (0, 4, 30)), ("workers", (1, 2, 8))])
+def test_figures_from_a_file(axis, delays, tmp_path):
+    path = tmp_path / "s.nc"
+    write_dataset(small_dataset(SweepGrid(("gaussian",), (4e-3,), (0.3, 0.6, 0.9), axis, delays)), path)
+    paths = sweep_figures(path, tmp_path / "figs")
+    assert [p.name for p in paths] == ["sweep_heatmaps.png", "sweep_error_vs_delay.png", "sweep_best_mu.png"]
+    for p in paths:
+        assert p.read_bytes()[:8] == PNG and p.stat().st_size > 10_000
+
+
+def test_one_set_per_step_size_and_distribution(tmp_path):
+    grid = SweepGrid(("gaussian", "student-t:8"), (2e-3, 4e-3), (0.5, 0.9), "tau", (0, 8))
+    paths = sweep_figures(small_dataset(grid), tmp_path)
+    assert len(paths) == 12 and len(set(paths)) == 12
+    assert tmp_path / "sweep_heatmaps_eta0.004_student-t-8.png" in paths
+    assert all(p.exists() for p in paths)

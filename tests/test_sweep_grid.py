@@ -1,0 +1,152 @@
+"""Sweep grids: the LIST/RANGE syntax, validation, point numbering, the part store, predictions."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from amsgd import Problem, ProblemError
+from amsgd.derivations import derive
+from amsgd.simulate import simulate
+from amsgd.simulate.grid import SweepGrid, parse_axis
+from amsgd.simulate.store import PartStore
+from amsgd.simulate.sweep import Sweep, assemble, compute_point
+
+
+@pytest.mark.parametrize(
+    "text, integer, expected",
+    [
+        ("0:160:40", True, (0, 40, 80, 120, 160)),
+        ("0:150:40", True, (0, 40, 80, 120)),
+        ("3:6", True, (3, 4, 5, 6)),
+        ("0,10,20", True, (0, 10, 20)),
+        ("0:20:10,80,160", True, (0, 10, 20, 80, 160)),
+        ("0.9,0.5,0.7", False, (0.5, 0.7, 0.9)),
+        ("0.5:0.95:0.05", False, (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)),
+        ("1e-3", False, (1e-3,)),
+    ],
+)
+def test_axis_syntax(text, integer, expected):
+    assert parse_axis(text, "--x", integer=integer) == expected
+
+
+@pytest.mark.parametrize(
+    "text, integer, needle",
+    [
+        ("", True, "comma-separated"),
+        ("1,,2", True, "comma-separated"),
+        ("0:10:0", True, "step > 0"),
+        ("10:0:1", True, "STOP < START"),
+        ("0.5:0.9", False, "START:STOP:STEP"),
+        ("1.5", True, "integers"),
+        ("a", False, "not a number"),
+        ("1,1", True, "twice"),
+        ("nan", False, "finite"),
+    ],
+)
+def test_axis_errors_name_the_option(text, integer, needle):
+    with pytest.raises(ProblemError, match=needle) as info:
+        parse_axis(text, "--tau", integer=integer)
+    assert "--tau" in str(info.value)
+
+
+@given(
+    start=st.integers(0, 50),
+    count=st.integers(1, 20),
+    step=st.integers(1, 9),
+    extra=st.integers(0, 8),
+)
+def test_integer_range_includes_stop_on_the_grid(start, count, step, extra):
+    stop = start + (count - 1) * step
+    values = parse_axis(f"{start}:{stop + min(extra, step - 1)}:{step}", "--tau", integer=True)
+    assert values == tuple(range(start, stop + 1, step))
+
+
+def test_grid_numbering_is_c_order_and_validated():
+    grid = SweepGrid(("gaussian", "student-t:8"), (1e-3,), (0.5, 0.9), "workers", (1, 2, 4))
+    assert grid.dims == ("distribution", "eta", "mu", "workers")
+    assert grid.shape == (2, 1, 2, 3) and grid.size == 12
+    points = list(grid.points())
+    assert [p.index for p in points] == list(range(12))
+    assert (points[4].distribution, points[4].mu, points[4].delay) == ("gaussian", 0.9, 2)
+    assert points[4].delay_spec("workers") == "workers:2"
+    assert points[6].distribution == "student-t:8"
+    for bad, needle in [
+        (dict(mus=(1.0,)), "mu"),
+        (dict(etas=(0.0,)), "eta"),
+        (dict(delays=(0,)), "workers"),
+        (dict(distributions=("gaussian", "normal")), "distinct"),
+        (dict(delay_axis="delay"), "delay axis"),
+    ]:
+        kwargs = dict(distributions=("gaussian",), etas=(1e-3,), mus=(0.5,), delay_axis="workers", delays=(1,))
+        with pytest.raises(ProblemError, match=needle):
+            SweepGrid(**{**kwargs, **bad})
+
+
+def test_part_store_round_trips_exactly(tmp_path):
+    store = PartStore(tmp_path / "s.nc")
+    assert store.directory == tmp_path / "s.nc.parts" and not store.exists
+    store.create({"seed": 1})
+    record = {"index": 3, "x": [0.1 + 0.2, math.nan, math.inf, 1e-300]}
+    store.write(3, record)
+    back = store.read(3)
+    assert back["x"][0] == record["x"][0] and math.isnan(back["x"][1]) and back["x"][2:] == record["x"][2:]
+    assert store.done() == {3} and store.manifest() == {"seed": 1}
+    assert not list(store.directory.glob(".*.tmp"))  # nothing half-written is left behind
+    with pytest.raises(FileExistsError):
+        store.create({"seed": 2})
+
+
+@pytest.fixture(scope="module")
+def small_sweep() -> Sweep:
+    grid = SweepGrid(("gaussian",), (2e-3,), (0.5, 0.9), "tau", (0, 5, 40))
+    return Sweep(Problem.from_spectrum((3, 2, 1)), grid, steps=1200, replicates=24, seed=11, record_every=100)
+
+
+def test_point_seed_and_predictions(small_sweep):
+    point = list(small_sweep.grid.points())[4]  # mu = 0.9, tau = 5
+    record = compute_point(small_sweep.task(point))
+    json.dumps(record)  # JSON-ready
+    # the point is exactly simulate() with the n-th child of SeedSequence(seed)
+    problem = Problem.from_spectrum((3, 2, 1), eta=2e-3, mu=0.9, delay=small_sweep.point_problem(point).delay)
+    direct = simulate(problem, 1200, 24, rng=np.random.SeedSequence(11).spawn(5)[4], record_every=100)
+    assert record["final_error"] == [direct.final_error.mean, direct.final_error.ci_low, direct.final_error.ci_high]
+    assert record["stationary_error"][0] == direct.stationary_error.mean
+    # predictions agree with the derivation engine at this point
+    d = derive(problem)
+    linear = d.to_dict()["stationary_error"]["linearized"]["value"]
+    assert record["linearized_floor"] == pytest.approx(linear, rel=1e-12)
+    assert record["diffusion_floor"] == pytest.approx(d.value(d.stationary_error), rel=1e-12)
+    assert record["tau_max"] == d.to_dict()["stability"]["tau_max"]
+    assert record["linearized_floor"] > record["diffusion_floor"]  # finite τ raises the floor
+
+
+def test_assemble_layout(small_sweep):
+    records = {p.index: compute_point(small_sweep.task(p)) for p in small_sweep.grid.points()}
+    ds = assemble(small_sweep, records)
+    assert dict(ds.sizes) == {"eta": 1, "mu": 2, "tau": 3, "iteration": 13}
+    assert str(ds["distribution"].values) == "gaussian"  # a single distribution is a scalar coordinate
+    assert ds["tau"].attrs["units"] == "iterations"
+    point = ds.sel(eta=2e-3, mu=0.9, tau=40)
+    assert int(point["point"]) == 5
+    assert float(ds["stationary_error"].sel(eta=2e-3, mu=0.5, tau=5)) == records[1]["stationary_error"][0]
+    assert float(point["diverged_fraction"]) == records[5]["diverged_fraction"]
+    # τ = 40 is beyond τ* at mu = 0.9: the linear floor is infinite there, finite at tau = 0
+    assert int(point["tau_max"]) < 40 and np.isinf(float(point["linearized_floor"]))
+    assert np.isfinite(float(ds["linearized_floor"].sel(eta=2e-3, mu=0.9, tau=0)))
+    lo, mid, hi = (ds[f"stationary_error{s}"].values for s in ("_ci_low", "", "_ci_high"))
+    ok = np.isfinite(mid)
+    assert ok.sum() >= 4 and np.all((lo[ok] <= mid[ok]) & (mid[ok] <= hi[ok]))
+
+
+def test_sweep_refuses_bad_options():
+    grid = SweepGrid(("gaussian",), (1e-3,), (0.5,), "tau", (0,))
+    with pytest.raises(ProblemError, match="seed"):
+        Sweep(Problem.from_spectrum(), grid, steps=10, replicates=2, seed=-1)
+    with pytest.raises(ProblemError, match="replicates"):
+        Sweep(Problem.from_spectrum(), grid, steps=10, replicates=0, seed=1)
