@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from amsgd.cli import derive, integrate, simulate, sweep
+from amsgd.cli import derive, figures, integrate, simulate, sweep, validate
 from amsgd.cli.options import ArgumentParser
 from amsgd.errors import ProblemError
 
@@ -18,6 +18,8 @@ COMMANDS = {
     "simulate": simulate,
     "integrate": integrate,
     "sweep": sweep,
+    "validate": validate,
+    "figures": figures,
 }
 
 

@@ -1,0 +1,79 @@
+"""Figures of the delay: error against τ per momentum, and the stability phase diagram in (μ, τ)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from amsgd.derivations.delay_conditions import ode_bound
+from amsgd.diffusion.stability import critical_delay
+from amsgd.figures.style import COLORS, new_figure, save
+from amsgd.problem import Problem
+from amsgd.validation.delays import KNEE_FACTOR, DelayCurve
+
+
+def delay_curves_figure(curves: Sequence[DelayCurve], problem_label: str, path: str | Path) -> Path:
+    """Measured stationary error against τ (95% bands) with the linear floor up to τ*, τ*, the diffusion floor."""
+    fig, ax = new_figure(width=7.6, height=4.8)
+    top = 0.0
+    for n, c in enumerate(curves):
+        color = COLORS[n % len(COLORS)]
+        ok = c.diverged_fraction <= 0.5
+        mean = np.where(ok, c.mean, np.nan)
+        low, high = c.ci
+        ax.fill_between(c.taus, np.where(ok, low, np.nan), np.where(ok, high, np.nan), color=color, alpha=0.25, lw=0)
+        ax.plot(c.taus, mean, "o-", ms=3, color=color, lw=1.3, label=f"μ = {c.mu:g}: simulation (95% CI)")
+        ax.plot(c.linear_taus, c.linear_floor, color=color, ls="--", lw=1.2)
+        ax.axhline(c.diffusion_floor, color=color, ls=":", lw=0.9)
+        if c.tau_star is not None:
+            ax.axvline(c.tau_star, color=color, lw=0.9, alpha=0.8)
+        if np.isfinite(c.knee):
+            ax.plot([c.knee], [KNEE_FACTOR * c.error[0].mean], marker="v", ms=8, color=color, mec="k")
+        top = max(top, np.nanmax(mean))
+    ax.plot([], [], "k--", lw=1.2, label="exact linear floor (up to τ*)")
+    ax.plot([], [], "k:", lw=0.9, label="diffusion floor (τ-independent)")
+    ax.plot([], [], "k-", lw=0.9, label="predicted knee τ* (linear stability)")
+    ax.plot([], [], "kv", ms=7, label=f"measured knee (error > {KNEE_FACTOR}× τ = 0 or >50% diverged)")
+    ax.set_yscale("log")
+    ax.set_xlabel("delay τ (iterations)")
+    ax.set_ylabel("stationary error E sin²∠(v, e₁)")
+    ax.set_title(f"Error against delay (runs more than half diverged are left out)\n{problem_label}")
+    ax.legend(loc="upper left", fontsize=7.5, ncol=2)
+    ax.set_ylim(None, top * 3)
+    return save(fig, path)
+
+
+def phase_diagram_figure(problem: Problem, rates: np.ndarray, path: str | Path, *,
+                         curves: Sequence[DelayCurve] = (), gamma: float = 0.25) -> Path:  # fmt: skip
+    """Stable region in (μ, τ) at the problem's η: exact boundary τ_c(μ), the delay-differential
+    boundary π(1 − μ)/(2 a_max η), and the paper's sufficient condition (1 − μ)²/(λ₁ η^{1−γ})."""
+    eta = problem.eta
+    mus = np.linspace(0.0, 0.995, 400)
+    tau_c = np.array([critical_delay(rates, eta, m).min() for m in mus])
+    dde = np.pi * (1 - mus) / (2 * rates.max() * eta)
+    paper = np.array([ode_bound(problem, gamma, m) for m in mus])
+    fig, ax = new_figure(width=7.0, height=4.8)
+    ax.fill_between(mus, 0.5, np.maximum(np.ceil(tau_c) - 1, 0.5), color=COLORS[2], alpha=0.15, lw=0,
+                    label="stable (exact linear theory)")  # fmt: skip
+    ax.plot(mus, np.ceil(tau_c) - 1, color=COLORS[2], lw=2, label="exact boundary τ*(μ)")
+    ax.plot(mus, dde, "k--", lw=1.2, label="delay-differential limit π(1−μ)/(2 a_max η)")
+    ax.plot(mus, paper, color=COLORS[3], lw=1.5, ls="-.",
+            label=f"paper's sufficient condition (1−μ)²/(λ₁ η^(1−γ)), γ = {gamma:g}")  # fmt: skip
+    for n, c in enumerate(curves):
+        broken = c.broken()
+        label_ok = "simulation: no breakdown" if n == 0 else None
+        label_bad = "simulation: breakdown" if n == 0 else None
+        taus = np.maximum(c.taus, 0.5)
+        ax.plot(np.full((~broken).sum(), c.mu), taus[~broken], "o", ms=4, mfc="none", color="k", label=label_ok)
+        ax.plot(np.full(broken.sum(), c.mu), taus[broken], "x", ms=5, color=COLORS[3], label=label_bad)
+    ax.set_yscale("log")
+    ax.set_ylim(0.5, max(np.nanmax(dde), 1.0) * 2)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("momentum μ")
+    ax.set_ylabel("constant delay τ (iterations; τ = 0 drawn at 0.5)")
+    lam = ", ".join(f"{x:g}" for x in problem.eigenvalues)
+    ax.set_title(f"Stability in (μ, τ) at η = {eta:g}, spectrum ({lam})")
+    ax.legend(loc="lower left", fontsize=7.5)
+    return save(fig, path)

@@ -1,0 +1,111 @@
+"""Figures of the dynamics: mean trajectory against the ODE, escape times, the local decay."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+from amsgd.figures.style import COLORS, new_figure, save
+from amsgd.validation.dynamics import LocalRate, PhaseRun, Trajectory
+
+
+def trajectory_figure(traj: Trajectory, problem_label: str, path: str | Path) -> Path:
+    """Mean sin² with its 95% band against the ODE closed form (lagged and not), log scale."""
+    fig, ax = new_figure()
+    k = traj.iterations
+    ax.fill_between(k, traj.low, traj.high, color=COLORS[0], alpha=0.3, lw=0, label="simulation: 95% CI of the mean")
+    ax.plot(k, traj.mean, color=COLORS[0], lw=1.5, label="simulation: mean over replicates")
+    ax.plot(k, traj.ode, color="k", ls="--", lw=1.2, label="ODE closed form, start-up lag μ/(1−μ)")
+    ax.plot(k, traj.ode_unlagged, color="0.5", ls=":", lw=1.2, label="ODE closed form, no lag")
+    ax.axhline(traj.floor, color=COLORS[3], lw=1, ls="-.", label="diffusion floor")
+    for c in traj.check_iterations:
+        ax.axvline(c, color="0.7", lw=0.8)
+    ax.set_yscale("log")
+    ax.set_ylim(max(min(traj.floor * 0.3, np.nanmin(traj.ode[traj.ode > 0])), 1e-4), 1.05)
+    ax.set_xlabel("iteration k")
+    ax.set_ylabel("optimisation error sin²∠(v_k, e₁)")
+    ax.set_title(f"Mean trajectory from h₀ ∝ (1,…,1) against the ODE\n{problem_label}")
+    ax.legend(loc="upper right")
+    return save(fig, path)
+
+
+def escape_figure(run: PhaseRun, problem_label: str, path: str | Path) -> Path:
+    """Left: mean h₁² against the derived escape time. Right: escape-time histograms, simulation vs OU."""
+    fig, (ax1, ax2) = new_figure(width=10.5, height=4.2, ncols=2)
+    k = run.iterations
+    ax1.fill_between(k, run.h1_low, run.h1_high, color=COLORS[0], alpha=0.3, lw=0)
+    ax1.plot(k, run.h1_mean, color=COLORS[0], label="simulation: mean h₁²/‖h‖² (95% band)")
+    ax1.axhline(run.delta_sq, color="0.4", ls=":", lw=1, label=f"δ² = {run.delta_sq:g}")
+    ax1.axhline(1 - run.delta_sq, color="0.4", ls=":", lw=1)
+    ax1.axvline(run.escape_predicted, color="k", ls="--", label="derived escape (E h₁² = δ²)")
+    ax1.axvline(run.escape_predicted + run.travel_predicted, color=COLORS[3], ls="--",
+                label="derived escape + travel")  # fmt: skip
+    ax1.set_xlim(0, min(k[-1], 2.2 * (run.escape_predicted + run.travel_predicted)))
+    ax1.set_xlabel("iteration k")
+    ax1.set_ylabel("h₁²/‖h‖²  (= 1 − sin²)")
+    ax1.set_title("Escape from the saddle e₂ and travel to e₁")
+    ax1.legend(loc="lower right")
+    sim = run.escape_samples[np.isfinite(run.escape_samples)]
+    ou = run.ou_escape_samples[np.isfinite(run.ou_escape_samples)]
+    hi = np.percentile(np.concatenate([sim, ou]), 99.5)
+    bins = np.linspace(0, hi, 50)
+    ax2.hist(sim, bins=bins, density=True, color=COLORS[0], alpha=0.55, label=f"simulation ({sim.size} runs)")
+    ax2.hist(ou, bins=bins, density=True, histtype="step", color="k", lw=1.5,
+             label=f"OU limit at e₂, exact sampling ({ou.size} paths)")  # fmt: skip
+    ax2.axvline(np.mean(sim), color=COLORS[0], ls="-", lw=1, label=f"simulation mean {np.mean(sim):.0f}")
+    ax2.axvline(np.mean(ou), color="k", ls="--", lw=1, label=f"OU mean {np.mean(ou):.0f}")
+    ax2.set_xlabel("escape time: first iteration with h₁²/‖h‖² ≥ δ²")
+    ax2.set_ylabel("density (1/iteration)")
+    ax2.set_title("Escape-time distribution")
+    fig.suptitle(problem_label)
+    ax2.legend(loc="upper right")
+    return save(fig, path)
+
+
+def rate_figure(rates: list[LocalRate], path: str | Path, title: str = "Local convergence near e₁") -> Path:
+    """Mean common-noise difference of the slowest tangent coordinate, log scale, with fitted and predicted slopes."""
+    fig, ax = new_figure()
+    for n, r in enumerate(rates):
+        color = COLORS[n % len(COLORS)]
+        f = r.fit
+        k = f.iterations
+        keep = f.mean > 0
+        p = r.problem
+        label = f"η={p.eta:g}, μ={p.mu:g}, delay {p.delay.spec}"
+        ax.semilogy(k[keep], f.mean[keep], ".", ms=3, color=color, label=f"simulation: {label}")
+        lo, hi = f.window
+        kk = np.linspace(lo, hi, 50)
+        ax.semilogy(kk, f.amplitude * np.exp(-f.rate * kk), color=color, lw=1.5,
+                    label=f"fit {f.rate:.3g} [{f.ci_low:.3g}, {f.ci_high:.3g}] /iter")  # fmt: skip
+        a0 = f.amplitude * np.exp(-f.rate * lo)
+        ax.semilogy(kk, a0 * np.exp(-r.exact * (kk - lo)), color=color, ls="--", lw=1,
+                    label=f"exact linear {r.exact:.3g} /iter")  # fmt: skip
+        ax.semilogy(kk, a0 * np.exp(-r.ou * (kk - lo)), color=color, ls=":", lw=1, label=f"OU {r.ou:.3g} /iter")
+    ax.set_xlabel("iteration k")
+    ax.set_ylabel("mean of h_i(tilted) − h_i(from e₁)")
+    ax.set_title(title)
+    ax.legend(loc="upper right", fontsize=7.5)
+    return save(fig, path)
+
+
+def stationary_figure(u: np.ndarray, ou_var: np.ndarray, linear_var: np.ndarray, problem_label: str,
+                      path: str | Path) -> Path:  # fmt: skip
+    """Histograms of ``U_i = h_i/√η`` (i ≥ 2) near e₁ against the OU stationary normal densities."""
+    modes = [i for i in range(u.shape[1]) if ou_var[i] > 0]
+    fig, axes = new_figure(width=3.2 * len(modes), height=3.4, ncols=len(modes), squeeze=False)
+    for ax, i in zip(axes[0], modes):
+        x = u[:, i]
+        sd = np.sqrt(ou_var[i])
+        grid = np.linspace(-4.5 * sd, 4.5 * sd, 300)
+        ax.hist(x, bins=np.linspace(grid[0], grid[-1], 60), density=True, color=COLORS[0], alpha=0.55,
+                label=f"simulation, var {x.var():.3g}")  # fmt: skip
+        ax.plot(grid, stats.norm.pdf(grid, scale=sd), "k--", lw=1.3, label=f"OU: N(0, {ou_var[i]:.3g})")
+        ax.plot(grid, stats.norm.pdf(grid, scale=np.sqrt(linear_var[i])), color=COLORS[3], lw=1,
+                label=f"exact linear var {linear_var[i]:.3g}")  # fmt: skip
+        ax.set_xlabel(f"U_{i + 1} = h_{i + 1}/√η")
+        ax.set_ylabel("density")
+        ax.legend(loc="upper right", fontsize=7)
+    fig.suptitle(f"Stationary coordinates near e₁ against the OU law\n{problem_label}")
+    return save(fig, path)

@@ -1,0 +1,38 @@
+"""Shared figure style: sizes, resolution, colours, and saving without a display."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+#: PNG resolution: legible, and small enough to commit.
+DPI = 120
+COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+RC = {
+    "font.size": 10,
+    "axes.titlesize": 11,
+    "axes.labelsize": 10,
+    "legend.fontsize": 8.5,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "figure.constrained_layout.use": True,
+}
+
+
+def new_figure(width: float = 6.4, height: float = 4.2, ncols: int = 1, nrows: int = 1, **kwargs):
+    """A figure and its axes in the shared style."""
+    with plt.rc_context(RC):
+        return plt.subplots(nrows, ncols, figsize=(width, height), **kwargs)
+
+
+def save(fig, path: str | Path) -> Path:
+    """Write ``fig`` as PNG at :data:`DPI` and close it."""
+    path = Path(path)
+    with plt.rc_context(RC):
+        fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path

@@ -1,0 +1,132 @@
+"""One validation check: a prediction, its measurement with a 95% confidence interval, and a verdict.
+
+A check passes by one of three relations, stated in the check itself:
+
+* ``"inside"``: the prediction lies inside the measured interval widened on each side by an explicit
+  model tolerance, ``ci_low − tol <= predicted <= ci_high + tol``. The tolerance is zero unless the
+  prediction is a limit whose next-order term is known to be of a given size; each check then says
+  why (``tolerance_reason``);
+* ``"below"``: the whole interval lies below the predicted bound, ``ci_high < predicted``;
+* ``"above"``: the whole interval lies above the predicted bound, ``ci_low > predicted``;
+* ``"window"``: the measured value lies in the accepted window ``window[0] < measured <= window[1]``
+  derived from the prediction (used for a knee located on a grid of delays).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+Relation = Literal["inside", "below", "above", "window"]
+
+
+def _clean(x: float | None) -> float | None:
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+@dataclass(frozen=True)
+class Check:
+    """A named comparison of ``predicted`` with ``measured`` and its interval ``[ci_low, ci_high]``."""
+
+    name: str
+    group: str
+    predicted: float
+    measured: float
+    ci_low: float
+    ci_high: float
+    relation: Relation = "inside"
+    tolerance: float = 0.0
+    tolerance_reason: str = ""
+    unit: str = ""
+    criterion: str = ""
+    context: dict = field(default_factory=dict)
+    extra_pass: bool = True  # an additional condition stated in ``criterion`` (e.g. no divergence)
+    window: tuple[float, float] | None = None
+
+    @property
+    def passed(self) -> bool:
+        if self.relation == "window":
+            lo, hi = self.window  # type: ignore[misc]
+            if not math.isfinite(self.measured):  # nothing broke on the grid: fine if hi is off it
+                return bool(self.extra_pass)
+            return bool(lo < self.measured <= hi and self.extra_pass)
+        if not all(math.isfinite(v) for v in (self.predicted, self.ci_low, self.ci_high)):
+            return False
+        if self.relation == "inside":
+            ok = self.ci_low - self.tolerance <= self.predicted <= self.ci_high + self.tolerance
+        elif self.relation == "below":
+            ok = self.ci_high < self.predicted
+        else:
+            ok = self.ci_low > self.predicted
+        return bool(ok and self.extra_pass)
+
+    def to_dict(self) -> dict:
+        out = {
+            "name": self.name,
+            "group": self.group,
+            "predicted": _clean(self.predicted),
+            "measured": _clean(self.measured),
+            "ci_low": _clean(self.ci_low),
+            "ci_high": _clean(self.ci_high),
+            "pass": self.passed,
+            "relation": self.relation,
+            "tolerance": _clean(self.tolerance),
+            "unit": self.unit,
+            "criterion": self.criterion or _default_criterion(self.relation),
+        }
+        if self.window is not None:
+            out["window"] = [_clean(self.window[0]), _clean(self.window[1])]
+        if self.tolerance_reason:
+            out["tolerance_reason"] = self.tolerance_reason
+        out.update({k: _json_ready(v) for k, v in self.context.items()})
+        return out
+
+
+def _default_criterion(relation: Relation) -> str:
+    return {
+        "inside": "ci_low - tolerance <= predicted <= ci_high + tolerance",
+        "below": "ci_high < predicted",
+        "above": "ci_low > predicted",
+        "window": "window[0] < measured <= window[1]",
+    }[relation]
+
+
+def _json_ready(value: object) -> object:
+    if isinstance(value, float):
+        return _clean(value)
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _json_ready(v) for k, v in value.items()}
+    if hasattr(value, "item"):  # numpy scalars
+        return _json_ready(value.item())
+    return value
+
+
+class Predictions:
+    """Hands out predictions by check name, scaled by ``perturb[name]`` when given.
+
+    Scaling one prediction by a wrong factor is how the validation is shown to be able to fail
+    (``amsgd validate --perturb NAME=FACTOR``); the factor used is recorded in the check.
+    """
+
+    def __init__(self, perturb: dict[str, float] | None = None) -> None:
+        self.perturb = dict(perturb or {})
+        self.used: set[str] = set()
+
+    def __call__(self, name: str, value: float) -> float:
+        factor = self.perturb.get(name)
+        if factor is None:
+            return float(value)
+        self.used.add(name)
+        return float(value) * factor
+
+    def factor(self, name: str) -> float | None:
+        return self.perturb.get(name)
+
+    def unused(self) -> list[str]:
+        return sorted(set(self.perturb) - self.used)

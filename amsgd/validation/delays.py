@@ -1,0 +1,225 @@
+"""Error against delay: the stability knee τ*, the linear floor up to it, and the breakdown beyond.
+
+Measured knee (operational, from the simulations alone): on a grid of constant delays containing
+0, the smallest τ at which more than half of the replicates diverge, or the mean stationary error of
+the others exceeds ``K = 1.5`` times its value at τ = 0. The exact linear theory predicts a finite
+floor up to τ* and none beyond; up to τ* that floor is at most about 1.35 times its τ = 0 value for
+the published problem, below K, so the prediction is a knee just above τ*. Just beyond τ* the norm
+of v oscillates with an amplitude growing with τ − τ_c and held by the nonlinear terms, so the error
+rises continuously and crosses K a little later. The check accepts a measured knee in
+``(τ*, 1.25 τ* + Δτ]`` (Δτ the grid step): the margin is that continuous rise, stated as a
+tolerance, not measured.
+
+Stability checks at the problem's (η, μ): at ``τ = ⌊0.8 τ*⌋`` no replicate diverges and the error
+ratio to τ = 0 stays below K (with its whole interval), and the error matches the linear floor; at
+``τ = ⌈1.5 τ*⌉`` the run breaks down: more than half diverge or the ratio's interval lies above K.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from amsgd.simulate.result import Estimate
+from amsgd.validation.checks import Check
+from amsgd.validation.context import LINEAR_REASON, Context, constant_delay
+from amsgd.validation.stationary import floor_check
+from amsgd.validation.statistics import proportion_interval, ratio_interval
+
+#: Breakdown threshold on the error ratio to τ = 0.
+KNEE_FACTOR = 1.5
+#: Diverged fraction above which a delay counts as broken down.
+DIVERGED_LIMIT = 0.5
+#: Accepted knee window (τ*, KNEE_SLACK · τ* + grid step].
+KNEE_SLACK = 1.25
+KNEE_CRITERION = (
+    f"measured knee = smallest grid tau with diverged fraction > {DIVERGED_LIMIT} or mean stationary "
+    f"error > {KNEE_FACTOR} x its tau = 0 value; pass iff tau* < knee <= {KNEE_SLACK} tau* + grid step"
+)
+
+
+@dataclass(frozen=True)
+class DelayCurve:
+    """Stationary error against constant delay at one momentum."""
+
+    mu: float
+    taus: np.ndarray
+    error: tuple[Estimate, ...]
+    diverged_fraction: np.ndarray
+    tau_star: int | None
+    tau_dde: float
+    linear_taus: np.ndarray  # 0..τ*: every stable delay
+    linear_floor: np.ndarray
+    diffusion_floor: float
+    knee: float  # NaN: no breakdown on the grid
+
+    @property
+    def mean(self) -> np.ndarray:
+        return np.array([e.mean for e in self.error])
+
+    @property
+    def ci(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.array([e.ci_low for e in self.error]), np.array([e.ci_high for e in self.error])
+
+    def broken(self) -> np.ndarray:
+        """Per grid delay: breakdown by the knee criterion (module docstring)."""
+        base = self.error[0].mean
+        ratio = np.where(np.isfinite(self.mean), self.mean / base, np.inf)
+        return (self.diverged_fraction > DIVERGED_LIMIT) | (ratio > KNEE_FACTOR)
+
+
+def measured_knee(taus: np.ndarray, broken: np.ndarray) -> float:
+    return float(taus[np.argmax(broken)]) if broken.any() else math.nan
+
+
+def delay_curve(ctx: Context, mu: float, taus: Sequence[int], key: tuple[int, ...], *, start: str = "e1",
+                replicates: int | None = None, steps: int | None = None) -> DelayCurve:  # fmt: skip
+    """Simulate the stationary error on the grid ``taus`` (must start at 0) at momentum ``mu``."""
+    taus = np.asarray(sorted(set(int(t) for t in taus)))
+    if taus[0] != 0:
+        raise ValueError("the delay grid must contain 0: the knee is measured relative to tau = 0")
+    p = ctx.problem.replace(mu=mu)
+    reps = replicates or ctx.budget.sweep_replicates
+    steps = steps or ctx.budget.sweep_steps
+    errors, diverged = [], []
+    for j, tau in enumerate(taus):
+        run = ctx.simulate(constant_delay(p, tau), steps, reps, (*key, j), start=start, record_every=steps)
+        errors.append(run.stationary_error)
+        diverged.append(run.diverged_fraction)
+    tau_star = ctx.tau_star(mu)
+    lin_taus = np.arange(0, (tau_star if tau_star is not None else -1) + 1)
+    lin = np.array([ctx.floor(p.eta, mu, int(t)).floor for t in lin_taus])
+    curve = DelayCurve(
+        mu, taus, tuple(errors), np.array(diverged), tau_star, ctx.derivation.delay_differential_tau_max(mu),
+        lin_taus, lin, ctx.diffusion_floor * (1 - ctx.problem.mu) / (1 - mu), math.nan,
+    )  # fmt: skip
+    return replace(curve, knee=measured_knee(taus, curve.broken()))
+
+
+def knee_check(ctx: Context, curve: DelayCurve, group: str = "stability") -> Check:
+    name = f"knee-mu-{curve.mu:g}"
+    tau_star = curve.tau_star if curve.tau_star is not None else -1
+    predicted = ctx.predictions(name, tau_star)
+    step = float(np.median(np.diff(curve.taus))) if curve.taus.size > 1 else 1.0
+    window = (predicted, KNEE_SLACK * predicted + step)
+    broken = curve.broken()
+    i = int(np.argmax(broken)) if broken.any() else curve.taus.size
+    below = float(curve.taus[i - 1]) if i > 0 else math.nan
+    off_grid = not broken.any() and window[1] > curve.taus[-1]
+    return Check(
+        name=name, group=group, predicted=predicted, measured=curve.knee, ci_low=below, ci_high=curve.knee,
+        relation="window", window=window, unit="iterations of delay", criterion=KNEE_CRITERION,
+        extra_pass=bool(broken.any() or off_grid),
+        context={"mu": curve.mu, "eta": ctx.problem.eta, "tau_grid_step": step,
+                 "ci_meaning": "last grid delay without breakdown, first with",
+                 "tau_max_delay_differential": curve.tau_dde, "perturbation": ctx.predictions.factor(name)},
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Sweep:
+    curves: tuple[DelayCurve, ...]
+    checks: tuple[Check, ...]
+
+    def knee_table(self) -> list[dict]:
+        """Per momentum: predicted τ*, the delay-differential τ, and the measured knee with its bracket."""
+        rows = []
+        for c in self.curves:
+            broken = c.broken()
+            i = int(np.argmax(broken)) if broken.any() else c.taus.size
+            rows.append({
+                "mu": c.mu, "tau_star": c.tau_star, "tau_delay_differential": c.tau_dde,
+                "measured_knee": None if math.isnan(c.knee) else c.knee,
+                "last_delay_without_breakdown": float(c.taus[i - 1]) if i > 0 else None,
+                "error_tau0": c.error[0].mean, "linear_floor_tau0": float(c.linear_floor[0]) if c.linear_floor.size else None,
+                "diffusion_floor": c.diffusion_floor,
+            })  # fmt: skip
+        return rows
+
+
+def sweep(ctx: Context, mus: Sequence[float], taus: Sequence[int], key: int = 7, start: str = "random") -> Sweep:
+    """The published experiment: error against τ for each μ; per μ the knee, the floor at τ = 0 against
+    the diffusion floor, and the floor at the largest grid τ <= 0.8 τ* against the linear floor."""
+    curves, checks = [], []
+    for n, mu in enumerate(mus):
+        curve = delay_curve(ctx, mu, taus, (key, n), start=start)
+        curves.append(curve)
+        checks.append(knee_check(ctx, curve, group="sweep"))
+        name = f"floor-mu-{mu:g}-tau-0"
+        checks.append(_sweep_floor_check(ctx, name, curve, 0, curve.diffusion_floor, "diffusion (leading order)"))
+        if curve.tau_star:
+            inside = curve.taus[curve.taus <= 0.8 * curve.tau_star]
+            tau = int(inside[-1])
+            lin = float(curve.linear_floor[tau])
+            checks.append(_sweep_floor_check(ctx, f"floor-mu-{mu:g}-tau-{tau}", curve, tau, lin, f"exact linear, tau = {tau}"))
+    return Sweep(tuple(curves), tuple(checks))
+
+
+def _sweep_floor_check(ctx: Context, name: str, curve: DelayCurve, tau: int, predicted: float, kind: str) -> Check:
+    j = int(np.flatnonzero(curve.taus == tau)[0])
+    est = curve.error[j]
+    return Check(
+        name=name, group="sweep", predicted=ctx.predictions(name, predicted), measured=est.mean,
+        ci_low=est.ci_low, ci_high=est.ci_high, tolerance=ctx.linear_tolerance(predicted, predicted),
+        tolerance_reason=LINEAR_REASON, unit="sin^2",
+        context={"prediction": kind, "mu": curve.mu, "tau": tau, "eta": ctx.problem.eta, "replicates": est.n,
+                 "diverged_fraction": float(curve.diverged_fraction[j]), "perturbation": ctx.predictions.factor(name)},
+        extra_pass=bool(curve.diverged_fraction[j] == 0.0),
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Stability:
+    curve: DelayCurve
+    checks: tuple[Check, ...]
+
+
+def stability(ctx: Context, key: int = 5, grid_points: int = 9) -> Stability:
+    """Bounded at 0.8 τ*, broken at 1.5 τ*, the linear floor at 0.8 τ*, and the knee on a small grid."""
+    p = ctx.problem
+    raw = ctx.tau_star()
+    if raw is None:
+        return Stability(delay_curve(ctx, p.mu, [0], (key, 9)), ())
+    tau_star = ctx.predictions("tau-star", raw)
+    low, high = int(math.floor(0.8 * tau_star)), int(math.ceil(1.5 * tau_star))
+    steps, reps = ctx.budget.stationary_steps, ctx.budget.replicates
+    base = ctx.simulate(constant_delay(p, 0), steps, reps, (key, 0))
+    bounded = ctx.simulate(constant_delay(p, low), steps, reps, (key, 1))
+    broken = ctx.simulate(constant_delay(p, high), steps, max(reps // 4, 64), (key, 2))
+    ratio_low = ratio_interval(bounded.stationary_error, base.stationary_error)
+    ratio_high = ratio_interval(broken.stationary_error, base.stationary_error)
+    div_low = proportion_interval(int(bounded.diverged.sum()), bounded.replicates)
+    lin0 = ctx.floor(p.eta, p.mu, 0).floor
+    lin_low = ctx.floor(p.eta, p.mu, low)
+    k_ratio = KNEE_FACTOR
+    context = {"tau_star": raw, "eta": p.eta, "mu": p.mu, "perturbation": ctx.predictions.factor("tau-star")}
+    checks = [
+        floor_check(ctx, "linearized-floor-at-0.8-tau-star", constant_delay(p, low), bounded, lin_low.floor,
+                    f"exact linear, tau = {low}", lin_low.floor),
+        Check(
+            name="bounded-at-0.8-tau-star", group="stability", predicted=k_ratio, measured=ratio_low.mean,
+            ci_low=ratio_low.ci_low, ci_high=ratio_low.ci_high, relation="below", unit="ratio to tau = 0",
+            criterion=f"no replicate diverges and the error ratio to tau = 0 has ci_high < {k_ratio}",
+            extra_pass=div_low.mean == 0.0,
+            context={**context, "tau": low, "linear_ratio": lin_low.floor / lin0,
+                     "diverged_fraction": div_low.mean, "diverged_ci": [div_low.ci_low, div_low.ci_high]},
+        ),
+        Check(
+            name="breakdown-at-1.5-tau-star", group="stability", predicted=k_ratio, measured=ratio_high.mean,
+            ci_low=ratio_high.ci_low, ci_high=ratio_high.ci_high, relation="above", unit="ratio to tau = 0",
+            criterion=f"diverged fraction > {DIVERGED_LIMIT} or the error ratio to tau = 0 has ci_low > {k_ratio}",
+            context={**context, "tau": high, "linear_prediction": "unstable (no finite floor)",
+                     "diverged_fraction": broken.diverged_fraction},
+        ),
+    ]  # fmt: skip
+    if broken.diverged_fraction > DIVERGED_LIMIT:  # breakdown by divergence: the survivors' ratio is moot
+        frac = proportion_interval(int(broken.diverged.sum()), broken.replicates)
+        checks[-1] = replace(checks[-1], measured=frac.mean, ci_low=frac.ci_low, ci_high=frac.ci_high,
+                             predicted=DIVERGED_LIMIT, unit="diverged fraction")  # fmt: skip
+    grid = np.unique(np.round(np.linspace(0, 1.6 * raw, grid_points)).astype(int))
+    curve = delay_curve(ctx, p.mu, grid, (key, 10))
+    checks.append(knee_check(ctx, curve))
+    return Stability(curve, tuple(checks))

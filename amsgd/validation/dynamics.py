@@ -1,0 +1,248 @@
+"""Checks of the dynamics: the ODE mean trajectory, the phases from the saddle e_2, the local rate.
+
+* **ODE.** From the tilted start ``h_0 ∝ (1, ..., 1)`` the mean error is compared with the closed
+  form ``h(t) ∝ exp(Λ t/(1 − μ)) h_0`` at the times it falls to 3/4, 1/2 and 1/4 of its initial
+  value. The first step has no momentum (``v_{−1} = v_0``): the velocity builds up as
+  ``η g (1 − μ^{k+1})/(1 − μ)``, so the iterate lags the ODE by ``μ/(1 − μ)`` iterations (the
+  initial layer); the ODE is evaluated at ``t = (k − μ/(1 − μ)) η``.
+* **Escape.** The derived escape time is when the unstable OU variance gives ``E h_1² = δ²``. It is
+  compared with the first iteration at which the mean over replicates of ``h_1²/‖h‖² = 1 − sin²``
+  reaches δ², with the crossings of its pointwise 95% band as interval.
+* **Travel.** Per replicate, the iterations from ``sin² <= 1 − δ²`` to ``sin² <= δ²``; their mean
+  with a t-interval, against the ODE's travel time.
+* **Local rate.** Two runs share every random number (the same seed): one from e_1 and one tilted
+  by ``sin² = 0.02`` toward the slowest tangent mode e_i. Their per-replicate difference of
+  ``h_i`` removes the common noise; for the linear recursion it is exactly the mean dynamics,
+  decaying like ``ρ^k`` with ρ the spectral radius of the mode's companion matrix (exact linear
+  theory, any i.i.d. delay). The fitted rate ``−log ρ`` per iteration is checked; the OU rate
+  ``η (λ_1 − λ_i)/(1 − μ)`` is reported beside it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from amsgd.diffusion.ode import integrate_ode
+from amsgd.diffusion.ou import sample_ou
+from amsgd.problem import Problem
+from amsgd.simulate.result import t_interval
+from amsgd.validation.checks import Check
+from amsgd.validation.context import ESCAPE_TOLERANCE, LINEAR_REASON, Context
+from amsgd.validation.statistics import RateFit, crossing_interval, decay_rate, pointwise_band
+
+#: Fractions of the initial error at which the mean trajectory is checked.
+ODE_LEVELS = (0.75, 0.5, 0.25)
+#: Tilt of the start of the local-rate runs, as sin² of the angle to e_1.
+RATE_TILT = 0.02
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    iterations: np.ndarray
+    mean: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    ode: np.ndarray  # the ODE error at the lagged times
+    ode_unlagged: np.ndarray
+    floor: float
+    check_iterations: tuple[int, ...]
+    checks: tuple[Check, ...]
+
+
+def ode_start(problem: Problem) -> np.ndarray:
+    """``v_0 = Q h_0`` with ``h_0 = (1, ..., 1)/√d``: every eigen-direction present."""
+    return problem.basis @ np.full(problem.dim, 1 / math.sqrt(problem.dim))
+
+
+def startup_lag(problem: Problem) -> float:
+    """``μ/(1 − μ)`` iterations: the delay of the iterate behind the ODE caused by ``v_{−1} = v_0``."""
+    return problem.mu / (1 - problem.mu)
+
+
+def ode_trajectory(ctx: Context, key: int = 1) -> Trajectory:
+    """Mean error from the tilted start against the ODE closed form (module docstring)."""
+    p = ctx.problem
+    v0 = ode_start(p)
+    lag = startup_lag(p)
+    floor = ctx.diffusion_floor
+    # run until the ODE error is a tenth of the floor (the mean then sits on the floor)
+    probe = integrate_ode(p, v0, np.arange(0, 200_001, 50, dtype=float))
+    settled = probe.iterations[np.argmax(probe.error < 0.1 * floor)] if (probe.error < 0.1 * floor).any() else 200_000
+    steps = int(min(max(1.5 * settled + lag, 200), 200_000))
+    record = max(1, steps // 300)
+    result = ctx.simulate(p, steps, ctx.budget.transient_replicates, (key,), start=v0, record_every=record)
+    k = result.iterations
+    errors = result.error[~result.diverged]
+    mean, low, high = pointwise_band(errors)
+    ode = integrate_ode(p, v0, np.clip(k - lag, 0, None)).error
+    ode_plain = integrate_ode(p, v0, k.astype(float)).error
+    eps = ctx.ode_drift_correction()
+    checks, at = [], []
+    e0 = ode[0]
+    for level in ODE_LEVELS:
+        i = int(np.argmax(ode <= level * e0))
+        at.append(int(k[i]))
+        est = t_interval(errors[:, i])
+        name = f"ode-mean-error-at-{int(round(100 * level))}pct"
+        predicted = ctx.predictions(name, ode[i])
+        tol = floor + eps * abs(e0 - ode[i])
+        checks.append(Check(
+            name=name, group="ode", predicted=predicted, measured=est.mean, ci_low=est.ci_low,
+            ci_high=est.ci_high, tolerance=tol, unit="sin^2",
+            tolerance_reason=(
+                "O(eta) terms of the ODE limit: the noise adds the tangent-mode variance (at most the "
+                f"diffusion floor {floor:.4g}) and the modified equation changes the drift by the "
+                f"relative amount {eps:.3g}"
+            ),
+            context={"iteration": int(k[i]), "start": "h0 = (1,...,1)/sqrt(d)", "startup_lag_iterations": lag,
+                     "replicates": est.n, "perturbation": ctx.predictions.factor(name)},
+        ))  # fmt: skip
+    return Trajectory(k, mean, low, high, ode, ode_plain, floor, tuple(at), tuple(checks))
+
+
+@dataclass(frozen=True)
+class PhaseRun:
+    iterations: np.ndarray
+    h1_mean: np.ndarray
+    h1_low: np.ndarray
+    h1_high: np.ndarray
+    delta_sq: float
+    escape_predicted: float
+    travel_predicted: float
+    escape_samples: np.ndarray  # per-replicate first passage of sin² <= 1 − δ²
+    travel_samples: np.ndarray
+    ou_escape_samples: np.ndarray  # the same first passage for the unstable OU limit at e_2
+    checks: tuple[Check, ...]
+
+
+def escape_mode(ctx: Context) -> tuple[float, float]:
+    """``(a, σ)`` of the unstable mode of the OU limit at the worst saddle (per unit time)."""
+    d = ctx.derivation
+    saddle = d.point(d.worst_saddle)
+    mode = max(saddle.modes, key=lambda m: m.drift_rate_value)
+    return mode.drift_rate_value, mode.diffusion_value
+
+
+def ou_escape_times(ctx: Context, horizon: float, paths: int = 4000, key: int = 90) -> np.ndarray:
+    """First iteration at which ``η U² >= δ²`` for the unstable OU ``dU = a U dt + σ dB``, ``U(0) = 0``.
+
+    Exact transitions (:func:`amsgd.diffusion.ou.sample_ou`) on a grid of one iteration.
+    """
+    a, sigma = escape_mode(ctx)
+    eta = ctx.problem.eta
+    steps = int(horizon)
+    times = eta * np.arange(steps + 1)
+    rng = np.random.default_rng(ctx.seed(key).generate_state(4))
+    u = sample_ou(np.array([[a]]), np.array([[sigma]]), np.zeros(1), times, paths=paths, rng=rng).u[:, :, 0]
+    hit = eta * u**2 >= ctx.derivation.delta_sq
+    return np.where(hit.any(axis=0), np.argmax(hit, axis=0), np.nan).astype(float)
+
+
+def first_passage(iterations: np.ndarray, errors: np.ndarray, level: float) -> np.ndarray:
+    """Per row, the first recorded iteration with ``error <= level`` (NaN when never)."""
+    below = errors <= level
+    return np.where(below.any(axis=1), iterations[np.argmax(below, axis=1)], np.nan).astype(float)
+
+
+def phases(ctx: Context, key: int = 2) -> PhaseRun:
+    """Escape from e_2 and travel to e_1 against the derivation's phases (module docstring)."""
+    p = ctx.problem
+    ph = ctx.derivation.phases
+    dsq = ph.delta_sq
+    esc_pred, travel_pred = ph.escape_time / p.eta, ph.travel_time / p.eta
+    steps = int(max(3 * (esc_pred + travel_pred), 500))
+    result = ctx.simulate(p, steps, ctx.budget.transient_replicates, (key,), start="e2", record_every=1)
+    k = result.iterations.astype(float)
+    errors = result.error[~result.diverged]
+    h1 = 1.0 - errors
+    mean, low, high = pointwise_band(h1)
+    crossing = crossing_interval(k, h1, dsq)
+    a, _ = escape_mode(ctx)
+    esc_tol = ESCAPE_TOLERANCE / (a * p.eta)
+    escape = first_passage(k, errors, 1 - dsq)
+    arrive = first_passage(k, errors, dsq)
+    travel = arrive - escape
+    travel_est = t_interval(travel)
+    eps = ctx.ode_drift_correction()
+    name_e, name_t = "escape-iterations", "travel-iterations"
+    checks = (
+        Check(
+            name=name_e, group="phases", predicted=ctx.predictions(name_e, esc_pred),
+            measured=crossing.mean, ci_low=crossing.ci_low, ci_high=crossing.ci_high, tolerance=esc_tol,
+            unit="iterations",
+            tolerance_reason=(
+                "the escape time is logarithmic in 1/eta: the limit fixes the growth rate a of the "
+                "unstable mode, its starting amplitude only to 1 + O(eta a/(1-mu)^2) + O(delta^2); a "
+                "factor e^(1/2) in amplitude is 1/(4a) in time"
+            ),
+            context={"measured_as": "first iteration at which the mean of h_1^2/|h|^2 over replicates reaches delta^2",
+                     "delta_sq": dsq, "start": "e2", "replicates": int(errors.shape[0]),
+                     "mean_first_passage_iterations": float(np.nanmean(escape)),
+                     "perturbation": ctx.predictions.factor(name_e)},
+        ),
+        Check(
+            name=name_t, group="phases", predicted=ctx.predictions(name_t, travel_pred),
+            measured=travel_est.mean, ci_low=travel_est.ci_low, ci_high=travel_est.ci_high,
+            tolerance=eps * travel_pred, unit="iterations",
+            tolerance_reason=f"first-order modified equation: relative drift correction {eps:.3g}",
+            context={"measured_as": "per replicate, iterations from sin^2 <= 1 - delta^2 to sin^2 <= delta^2",
+                     "delta_sq": dsq, "replicates": travel_est.n,
+                     "perturbation": ctx.predictions.factor(name_t)},
+        ),
+    )  # fmt: skip
+    ou = ou_escape_times(ctx, horizon=steps)
+    return PhaseRun(k, mean, low, high, dsq, esc_pred, travel_pred, escape, travel, ou, checks)
+
+
+@dataclass(frozen=True)
+class LocalRate:
+    problem: Problem
+    mode: int  # 0-based coordinate of the slowest tangent mode
+    fit: RateFit
+    exact: float  # −log ρ per iteration, exact linear theory
+    ou: float  # η a/(1 − μ) per iteration
+    check: Check
+
+
+def slowest_tangent(ctx: Context, problem: Problem) -> tuple[int, float]:
+    """The tangent mode with the largest spectral radius at ``problem``'s (η, μ, delay), and ``−log ρ``."""
+    report = ctx.stability(problem.eta, problem.mu, problem.delay)
+    radii = np.array(report.spectral_radii)
+    tangent = [i for i, m in enumerate(ctx.derivation.optimum_modes.modes) if m.kind == "tangent"]
+    i = max(tangent, key=lambda j: radii[j])
+    return i, float(-np.log(radii[i]))
+
+
+def local_rate(ctx: Context, problem: Problem | None = None, key: tuple[int, ...] = (3,),
+               name: str = "convergence-rate-near-e1", group: str = "rate") -> LocalRate:  # fmt: skip
+    """Fitted decay of the common-noise difference of the slowest tangent coordinate (module docstring)."""
+    p = problem or ctx.problem
+    mode, exact = slowest_tangent(ctx, p)
+    h0 = np.zeros(p.dim)
+    h0[0], h0[mode] = math.sqrt(1 - RATE_TILT), math.sqrt(RATE_TILT)
+    steps = ctx.budget.rate_steps
+    ou = p.eta * ctx.rates[mode] / (1 - p.mu)
+    steps = int(max(steps, 4.5 / ou))  # long enough to fall by e^-4
+    record = max(1, steps // 300)
+    common = dict(record_every=record, coordinates="all")
+    tilted = ctx.simulate(p, steps, ctx.budget.replicates, key, start=p.basis @ h0, **common)
+    base = ctx.simulate(p, steps, ctx.budget.replicates, key, start="e1", **common)
+    ok = ~(tilted.diverged | base.diverged)
+    diff = tilted.coordinates[ok][:, :, mode] - base.coordinates[ok][:, :, mode]
+    # the second root of the momentum/delay filter decays like max(μ, q)^k: skip its transient
+    transient = 3.0 / (1 - max(p.mu, p.delay.mean / (1 + p.delay.mean)))
+    fit = decay_rate(tilted.iterations, diff, first=transient)
+    floor = ctx.floor(p.eta, p.mu, p.delay).floor
+    predicted = ctx.predictions(name, exact)
+    check = Check(
+        name=name, group=group, predicted=predicted, measured=fit.rate, ci_low=fit.ci_low, ci_high=fit.ci_high,
+        tolerance=ctx.linear_tolerance(exact, floor), tolerance_reason=LINEAR_REASON, unit="1/iteration",
+        context={"mode": mode + 1, "ou_rate": ou, "fit_window_iterations": list(fit.window),
+                 "measured_as": "decay rate of the mean over replicates of h_i(tilted) - h_i(e_1), common random numbers",
+                 "eta": p.eta, "mu": p.mu, "delay": p.delay.spec, "replicates": int(ok.sum()),
+                 "interval": "percentile bootstrap over replicates", "perturbation": ctx.predictions.factor(name)},
+    )  # fmt: skip
+    return LocalRate(p, mode, fit, exact, ou, check)

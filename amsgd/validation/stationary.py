@@ -1,0 +1,74 @@
+"""Checks of the stationary error near e_1 against the diffusion floor and the exact linear floor.
+
+From a start at e_1, each replicate's time average of ``sin²`` over the second half of the run is
+one sample; the t-interval across replicates is the measured interval (replicates are independent,
+so the time correlation inside a run is accounted for).
+
+* The **diffusion floor** ``η Σ_{i>1} α_i1²/(2 (1 − μ)(λ_1 − λ_i))`` is delay-free; it is checked at
+  τ = 0, where the exact linear floor differs from it only at O(η).
+* The **linearised floor** (exact finite-η, finite-τ Lyapunov solution, :mod:`amsgd.diffusion.error_floor`)
+  is checked at τ = 0 and, when the problem has one, at its own i.i.d. delay.
+
+The eigen-coordinates of the τ = 0 run are kept, so the histograms of ``U_i = h_i/√η`` can be drawn
+against the OU stationary law ``N(0, α_i1²/(2 (1 − μ)(λ_1 − λ_i)))``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from amsgd.problem import Problem
+from amsgd.simulate.result import SimulationResult
+from amsgd.validation.checks import Check
+from amsgd.validation.context import LINEAR_REASON, Context, zero_delay
+
+
+@dataclass(frozen=True)
+class Stationary:
+    result: SimulationResult  # τ = 0 from e_1, every replicate's coordinates recorded
+    u_samples: np.ndarray  # (samples, d): U = h/√η at the recorded iterations of the window
+    ou_variances: np.ndarray  # per coordinate (0 for the radial one)
+    linear_variances: np.ndarray
+    checks: tuple[Check, ...]
+
+
+def floor_check(ctx: Context, name: str, problem: Problem, result: SimulationResult, predicted: float,
+                kind: str, tolerance_floor: float, group: str = "stationary") -> Check:  # fmt: skip
+    """The stationary error of ``result`` against ``predicted``, with the linear model tolerance."""
+    est = result.stationary_error
+    return Check(
+        name=name, group=group, predicted=ctx.predictions(name, predicted), measured=est.mean,
+        ci_low=est.ci_low, ci_high=est.ci_high, tolerance=ctx.linear_tolerance(predicted, tolerance_floor),
+        tolerance_reason=LINEAR_REASON, unit="sin^2",
+        context={"prediction": kind, "eta": problem.eta, "mu": problem.mu, "delay": problem.delay.spec,
+                 "replicates": est.n, "steps": result.steps, "window_start": result.window_start,
+                 "diverged_fraction": result.diverged_fraction, "perturbation": ctx.predictions.factor(name)},
+        extra_pass=result.diverged_fraction == 0.0,
+    )  # fmt: skip
+
+
+def stationary(ctx: Context, key: int = 4) -> Stationary:
+    """Stationary error at τ = 0 (diffusion and linear floors) and at the problem's delay (linear)."""
+    p0 = zero_delay(ctx.problem)
+    steps = ctx.budget.stationary_steps
+    run0 = ctx.simulate(p0, steps, ctx.budget.replicates, (key, 0), record_every=max(1, steps // 200),
+                        coordinates="all")  # fmt: skip
+    lin0 = ctx.floor(p0.eta, p0.mu, 0)
+    checks = [
+        floor_check(ctx, "stationary-error-diffusion-floor", p0, run0, ctx.diffusion_floor, "diffusion (leading order)", lin0.floor),
+        floor_check(ctx, "stationary-error-linearized-floor", p0, run0, lin0.floor, "exact linear, tau = 0", lin0.floor),
+    ]  # fmt: skip
+    delay = ctx.problem.delay
+    if delay.is_iid and delay.max_delay > 0:
+        run = ctx.simulate(ctx.problem, steps, ctx.budget.replicates, (key, 1))
+        lin = ctx.floor(ctx.problem.eta, ctx.problem.mu, delay)
+        if lin.stable:
+            checks.append(floor_check(ctx, "stationary-error-linearized-floor-problem-delay", ctx.problem, run,
+                                      lin.floor, f"exact linear, delay {delay.spec}", lin.floor))  # fmt: skip
+    window = run0.iterations >= run0.window_start
+    coords = run0.coordinates[~run0.diverged][:, window, :]
+    u = coords.reshape(-1, p0.dim) / np.sqrt(p0.eta)
+    ou_var = np.where(ctx.rates > 0, ctx.noise / (2 * ctx.rates * (1 - p0.mu)), 0.0)
+    return Stationary(run0, u, ou_var, np.array(lin0.variances) / p0.eta, tuple(checks))

@@ -1,0 +1,147 @@
+"""Interval estimates the checks need beyond a mean over replicates.
+
+Means over replicates use :func:`amsgd.simulate.result.t_interval` (two-sided 95% Student-t).
+Here:
+
+* :func:`crossing_interval`: when a mean curve first reaches a level, with the interval given by the
+  first crossings of the pointwise 95% band (for a monotone mean curve the true crossing lies
+  between them whenever the band covers the curve);
+* :func:`decay_rate`: the exponential rate of a mean curve ``m(k) ≈ A e^{−r k}`` by least squares
+  on ``log m`` over a window, with a percentile bootstrap interval over replicates;
+* :func:`ratio_interval`: a ratio of two independent means by the delta method;
+* :func:`proportion_interval`: the Clopper–Pearson interval of a fraction.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+from amsgd.simulate.result import CONFIDENCE, Estimate, t_interval
+
+#: Bootstrap resamples for the interval of a fitted rate (fixed seed: reproducible reports).
+BOOTSTRAP_RESAMPLES = 400
+BOOTSTRAP_SEED = 20180601
+
+
+def pointwise_band(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean over rows of ``values`` (replicates × times) with the pointwise 95% t-band."""
+    x = np.asarray(values, dtype=float)
+    n = x.shape[0]
+    mean = x.mean(axis=0)
+    half = stats.t.ppf(0.5 + CONFIDENCE / 2, max(n - 1, 1)) * x.std(axis=0, ddof=1) / math.sqrt(n)
+    return mean, mean - half, mean + half
+
+
+def first_crossing(times: np.ndarray, curve: np.ndarray, level: float, upward: bool = True) -> float:
+    """The first time at which ``curve`` reaches ``level`` (linear interpolation; NaN if never)."""
+    hit = curve >= level if upward else curve <= level
+    if not hit.any():
+        return math.nan
+    i = int(np.argmax(hit))
+    if i == 0:
+        return float(times[0])
+    c0, c1 = curve[i - 1], curve[i]
+    frac = (level - c0) / (c1 - c0) if c1 != c0 else 1.0
+    return float(times[i - 1] + frac * (times[i] - times[i - 1]))
+
+
+def crossing_interval(times: np.ndarray, values: np.ndarray, level: float) -> Estimate:
+    """First time the mean of an increasing quantity reaches ``level``, with the band's crossings."""
+    mean, low, high = pointwise_band(values)
+    point = first_crossing(times, mean, level)
+    early = first_crossing(times, high, level)
+    late = first_crossing(times, low, level)
+    return Estimate(point, early, late, (late - early) / (2 * 1.96), int(values.shape[0]))
+
+
+@dataclass(frozen=True)
+class RateFit:
+    """``m(k) ≈ A e^{−r k}`` fitted on iterations ``window``; ``rate`` per iteration with its interval."""
+
+    rate: float
+    ci_low: float
+    ci_high: float
+    window: tuple[float, float]
+    iterations: np.ndarray
+    mean: np.ndarray
+    amplitude: float
+
+
+def decay_rate(iterations: np.ndarray, values: np.ndarray, first: float, min_snr: float = 10.0,
+               min_fraction: float = 0.02) -> RateFit:  # fmt: skip
+    """Fit the decay rate of the mean over replicates (rows of ``values``) of a decaying quantity.
+
+    The window starts at iteration ``first`` and ends before the mean falls below ``min_snr``
+    standard errors or below ``min_fraction`` of its value at ``first``. The interval is the
+    percentile bootstrap over replicates (:data:`BOOTSTRAP_RESAMPLES` resamples, fixed seed).
+    """
+    x = np.asarray(values, dtype=float)
+    n = x.shape[0]
+    mean = x.mean(axis=0)
+    se = x.std(axis=0, ddof=1) / math.sqrt(n)
+    start = int(np.searchsorted(iterations, first))
+    good = (mean > min_snr * se) & (mean > min_fraction * mean[start])
+    good[:start] = True
+    stop = start + int(np.argmin(good[start:])) if not good[start:].all() else good.size
+    sel = np.arange(start, stop)
+    if sel.size < 3:
+        return RateFit(math.nan, math.nan, math.nan, (math.nan, math.nan), iterations, mean, math.nan)
+    k = np.asarray(iterations, dtype=float)[sel]
+
+    def fit(curve: np.ndarray) -> tuple[float, float]:
+        y = np.log(np.clip(curve[sel], 1e-300, None))
+        slope, intercept = np.polyfit(k, y, 1)
+        return -float(slope), float(np.exp(intercept))
+
+    rate, amplitude = fit(mean)
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    weights = rng.multinomial(n, np.full(n, 1.0 / n), size=BOOTSTRAP_RESAMPLES) / n
+    boots = np.array([fit(w @ x)[0] for w in weights])
+    lo, hi = np.percentile(boots, [100 * (1 - CONFIDENCE) / 2, 100 * (1 + CONFIDENCE) / 2])
+    return RateFit(rate, float(lo), float(hi), (float(k[0]), float(k[-1])), iterations, mean, amplitude)
+
+
+def ratio_interval(numerator: Estimate, denominator: Estimate) -> Estimate:
+    """``a/b`` of two independent means with the delta-method 95% interval."""
+    if not (numerator.n > 1 and denominator.n > 1 and denominator.mean != 0):
+        return Estimate(math.nan, math.nan, math.nan, math.nan, 0)
+    r = numerator.mean / denominator.mean
+    rel = math.hypot(numerator.std_error / numerator.mean, denominator.std_error / denominator.mean)
+    se = abs(r) * rel
+    z = stats.norm.ppf(0.5 + CONFIDENCE / 2)
+    return Estimate(r, r - z * se, r + z * se, se, min(numerator.n, denominator.n))
+
+
+def difference_interval(a: Estimate, b: Estimate) -> Estimate:
+    """``a − b`` of two independent means with the normal 95% interval."""
+    se = math.hypot(a.std_error, b.std_error)
+    z = stats.norm.ppf(0.5 + CONFIDENCE / 2)
+    d = a.mean - b.mean
+    return Estimate(d, d - z * se, d + z * se, se, min(a.n, b.n))
+
+
+def proportion_interval(count: int, n: int) -> Estimate:
+    """The fraction ``count/n`` with its Clopper–Pearson (exact binomial) 95% interval."""
+    alpha = 1 - CONFIDENCE
+    low = 0.0 if count == 0 else float(stats.beta.ppf(alpha / 2, count, n - count + 1))
+    high = 1.0 if count == n else float(stats.beta.ppf(1 - alpha / 2, count + 1, n - count))
+    p = count / n
+    return Estimate(p, low, high, math.sqrt(p * (1 - p) / n), n)
+
+
+__all__ = [
+    "Estimate",
+    "RateFit",
+    "crossing_interval",
+    "decay_rate",
+    "difference_interval",
+    "first_crossing",
+    "pointwise_band",
+    "proportion_interval",
+    "ratio_interval",
+    "t_interval",
+]

@@ -1,0 +1,48 @@
+"""``amsgd figures``: the standard PNGs for a small problem, ``--sweep`` wiring, and bad input."""
+
+from __future__ import annotations
+
+import pytest
+
+from amsgd.cli import main
+
+SMALL = ["--spectrum", "3,2,1", "--eta", "2e-3", "--mu", "0.8", "--replicates", "64", "--steps", "3000",
+         "--mus", "0.5,0.8"]  # fmt: skip
+EXPECTED = ("trajectory", "stationary_histograms", "escape", "error_vs_delay", "phase_diagram")
+
+
+def test_standard_figures_for_a_small_problem(tmp_path, capsys, monkeypatch):
+    import amsgd.sweep_figures
+
+    calls = []
+
+    def fake_sweep_figures(source, out_dir):
+        calls.append((str(source), str(out_dir)))
+        return []
+
+    monkeypatch.setattr(amsgd.sweep_figures, "sweep_figures", fake_sweep_figures)
+    sweep = tmp_path / "sweep.nc"
+    sweep.write_bytes(b"")  # existence is all the option checks before handing the file over
+    out = tmp_path / "figs"
+    assert main(["figures", *SMALL, "--out", str(out), "--sweep", str(sweep)]) == 0
+    printed = capsys.readouterr().out.split()
+    for name in EXPECTED:
+        path = out / f"{name}.png"
+        assert str(path) in printed
+        assert path.stat().st_size > 20_000
+    assert calls == [(str(sweep), str(out))]
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["--mus", "0.5,1.2"], "mus"),
+        (["--replicates", "0"], "replicates"),
+        (["--sweep", "missing.nc"], "sweep"),
+        (["--distribution", "student-t:3"], "fourth moments"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(argv, needle, tmp_path, capsys):
+    assert main(["figures", *argv, "--out", str(tmp_path / "f")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and needle in err

@@ -1,0 +1,111 @@
+"""``amsgd validate``: the default preset passes, a perturbed prediction fails, bad input exits 2."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from amsgd.cli import main
+from amsgd.validation.checks import Check, Predictions
+
+FIELDS = ("name", "predicted", "measured", "ci_low", "ci_high", "pass")
+
+
+def _checks(out) -> list[dict]:
+    checks = json.loads((out / "report.json").read_text())
+    assert isinstance(checks, list) and checks
+    return checks
+
+
+@pytest.fixture(scope="module")
+def default_report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("validate") / "default"
+    code = main(["validate", "--preset", "default", "--out", str(out)])
+    return code, out
+
+
+def test_default_preset_passes_with_a_complete_report(default_report):
+    code, out = default_report
+    checks = _checks(out)
+    failed = [c["name"] for c in checks if not c["pass"]]
+    assert code == 0, failed
+    for c in checks:
+        for key in FIELDS:
+            assert key in c, (c["name"], key)
+        assert c["ci_low"] is None or c["ci_high"] is None or c["ci_low"] <= c["ci_high"]
+    groups = {c["group"] for c in checks}
+    assert groups == {"ode", "phases", "rate", "stationary", "stability", "momentum"}
+    names = {c["name"] for c in checks}
+    assert {"stationary-error-diffusion-floor", "stationary-error-linearized-floor", "escape-iterations",
+            "travel-iterations", "convergence-rate-near-e1", "bounded-at-0.8-tau-star",
+            "breakdown-at-1.5-tau-star"} <= names  # fmt: skip
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["passed"] is True and summary["checks_total"] == len(checks)
+    assert len(summary["tables"]["momentum"]) == 3
+    md = (out / "report.md").read_text()
+    pngs = sorted(out.glob("*.png"))
+    assert len(pngs) >= 7
+    for png in pngs:
+        assert f"]({png.name})" in md
+        assert png.stat().st_size > 20_000
+
+
+def test_perturbed_floor_prediction_fails(tmp_path, capsys):
+    out = tmp_path / "perturbed"
+    name = "stationary-error-diffusion-floor"
+    code = main(["validate", "--only", "stationary", "--perturb", f"{name}=1.3", "--out", str(out)])
+    assert code == 1
+    assert f"FAIL {name}" in capsys.readouterr().out
+    checks = {c["name"]: c for c in _checks(out)}
+    assert checks[name]["pass"] is False and checks[name]["perturbation"] == 1.3
+    # the same measurement, unperturbed, passes: the failure is the prediction's
+    assert checks["stationary-error-linearized-floor"]["pass"] is True
+    assert checks[name]["measured"] == checks["stationary-error-linearized-floor"]["measured"]
+
+
+def test_perturbed_stability_knee_fails(tmp_path):
+    out = tmp_path / "knee"
+    code = main(["validate", "--only", "stability", "--perturb", "tau-star=2", "--out", str(out)])
+    assert code == 1
+    checks = {c["name"]: c for c in _checks(out)}
+    # twice the true tau*: 0.8 of it is far beyond the real knee, where the runs break down
+    assert checks["bounded-at-0.8-tau-star"]["pass"] is False
+
+
+def test_check_relations():
+    inside = Check("x", "g", predicted=1.0, measured=1.1, ci_low=1.05, ci_high=1.15, tolerance=0.06)
+    assert inside.passed
+    assert not Check("x", "g", 1.0, 1.1, 1.05, 1.15, tolerance=0.04).passed
+    assert Check("x", "g", 1.5, 1.2, 1.1, 1.3, relation="below").passed
+    assert not Check("x", "g", 1.5, 1.2, 1.1, 1.3, relation="below", extra_pass=False).passed
+    assert not Check("x", "g", 1.5, 1.6, 1.45, 1.7, relation="above").passed
+    window = Check("k", "g", 32, 38, 32, 38, relation="window", window=(32, 46))
+    assert window.passed and not Check("k", "g", 32, 32, 26, 32, relation="window", window=(32, 46)).passed
+    assert not Check("x", "g", math.nan, 1.0, 0.9, 1.1).passed
+    predictions = Predictions({"a": 2.0})
+    assert predictions("a", 1.5) == 3.0 and predictions("b", 1.5) == 1.5 and predictions.unused() == []
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["--eta", "-1"], "eta"),
+        (["--only", "bogus"], "experiment"),
+        (["--only", "stationary", "--perturb", "no-such-check=2"], "perturb"),
+        (["--perturb", "stationary-error-diffusion-floor"], "perturb"),
+        (["--preset", "nope"], "preset"),
+        (["--spectrum", "2,2,1"], "eigengap"),
+        (["--seed", "-1"], "seed"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(argv, needle, tmp_path, capsys):
+    code = None
+    try:
+        code = main(["validate", *argv, "--out", str(tmp_path / "r")])
+    except SystemExit as exc:  # argparse errors
+        code = exc.code
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and needle in err
