@@ -1,6 +1,12 @@
 """amsgd: diffusion-limit analysis of asynchronous momentum SGD on streaming PCA."""
 
-from amsgd.distributions import Gaussian, Rademacher, SampledDistribution, StudentT, parse_distribution
+from amsgd.distributions import (
+    Gaussian,
+    Rademacher,
+    SampledDistribution,
+    StudentT,
+    parse_distribution,
+)
 from amsgd.errors import ProblemError
 from amsgd.problem import Problem
 from amsgd.simulate.delays import parse_delay

@@ -21,11 +21,12 @@ import argparse
 import time
 
 import numpy as np
-
-from amsgd import Problem
 from amsgd.diffusion.ode import sin2_error
 from amsgd.diffusion.sde import integrate_sde
-from amsgd.diffusion.sme import Estimate, sme_functions
+from amsgd.diffusion.sme import sme_functions
+
+from amsgd import Problem
+from amsgd.estimates import Estimate, t_interval
 
 
 def timed(fn):
@@ -37,7 +38,7 @@ def timed(fn):
 def weak_stats(sol) -> tuple[Estimate, Estimate]:
     error = sin2_error(sol.y)  # (T, P)
     half = error.shape[0] // 2
-    return Estimate.of(error[-1]), Estimate.of(error[half:].mean(axis=0))
+    return t_interval(error[-1]), t_interval(error[half:].mean(axis=0))
 
 
 def fmt(e: Estimate) -> str:

@@ -12,12 +12,12 @@ from functools import cached_property
 
 import numpy as np
 import sympy as sp
-
 from amsgd.diffusion.error_floor import FloorResult, linearized_floor
-from amsgd.diffusion.linear_recursion import json_float
 from amsgd.diffusion.stability import StabilityReport, stability_report
 from amsgd.diffusion.tradeoff import TradeoffResult, tradeoff
+
 from amsgd.errors import ProblemError
+from amsgd.estimates import json_float
 from amsgd.problem import Problem
 
 from . import phases as ph
@@ -29,14 +29,15 @@ from .defaults import (
     TRADEOFF_MUS,
     TRADEOFF_WORKERS,
 )
+from .delay_conditions import DelayConditions, delay_conditions, ode_bound
 from .delay_stability import a as rate_symbol
 from .delay_stability import delay_differential_limit
 from .display import as_latex, as_text
-from .delay_conditions import DelayConditions, delay_conditions, ode_bound
 from .limits import ODELimit, OULimit, ode_limit, ou_limit
 from .moments import expectation, wick_moment
 from .pca import PCAModel, pca_model
 from .recursion import TimeScale, derive_time_scale, eta, mu
+
 
 @dataclass(frozen=True)
 class ModeLimit:

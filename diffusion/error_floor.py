@@ -21,16 +21,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-
 from amsgd.diffusion.linear_recursion import (
     Delay,
     check_parameters,
     check_rates,
     delay_law,
-    json_float,
 )
 from amsgd.diffusion.lyapunov import stationary_variance
+
 from amsgd.errors import ProblemError
+from amsgd.estimates import json_float
 
 
 @dataclass(frozen=True)

@@ -29,9 +29,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg
+from amsgd.simulate.delays import DelayModel
 
 from amsgd.errors import ProblemError
-from amsgd.simulate.delays import DelayModel
 
 #: Tolerance on the total mass of a user probability vector (the same as the histogram delay model).
 _PMF_TOL = 1e-6
@@ -191,9 +191,3 @@ def decay_rate(rate: float, eta: float, mu: float, delay: Delay, per: str = "ite
     with np.errstate(divide="ignore"):
         value = -np.log(spectral_radius(rate, eta, mu, delay))
     return float(value / eta if per == "time" else value)
-
-
-def json_float(x: float) -> float | None:
-    """A float for JSON: non-finite values (an unstable mode's infinite variance) become None."""
-    x = float(x)
-    return x if np.isfinite(x) else None

@@ -35,7 +35,6 @@ import numpy as np
 import scipy.optimize
 import scipy.sparse
 import scipy.sparse.linalg
-
 from amsgd.diffusion.linear_recursion import (
     Delay,
     DelayLaw,
@@ -43,6 +42,7 @@ from amsgd.diffusion.linear_recursion import (
     delay_law,
     radius_of,
 )
+
 from amsgd.errors import ProblemError
 
 #: Second-moment radii below this are reported as this floor (they only matter when close to one).

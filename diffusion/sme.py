@@ -22,14 +22,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
-
+from amsgd.derivations.defaults import DEFAULT_DELTA_SQ
 from amsgd.diffusion.brownian import RNGLike, entropy_from
 from amsgd.diffusion.ode import sin2_error
 from amsgd.diffusion.schemes import Diffusion, Drift, Scheme
 from amsgd.diffusion.sde import integrate_sde
+
 from amsgd.errors import ProblemError
-from amsgd.derivations.defaults import DEFAULT_DELTA_SQ
+from amsgd.estimates import Estimate, t_interval
 from amsgd.problem import Problem
 
 
@@ -40,34 +40,6 @@ def sme_functions(problem: Problem) -> tuple[Drift, Diffusion]:
 
     coefficients = sme_coefficients(problem)
     return coefficients.drift, coefficients.diffusion
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """A mean over ``n`` independent paths with a two-sided t confidence interval."""
-
-    mean: float
-    ci_low: float
-    ci_high: float
-    n: int
-
-    @classmethod
-    def of(cls, samples: np.ndarray, confidence: float = 0.95) -> Estimate:
-        x = np.asarray(samples, dtype=float)
-        x = x[np.isfinite(x)]
-        if x.size == 0:
-            return cls(float("nan"), float("nan"), float("nan"), 0)
-        mean = float(x.mean())
-        if x.size == 1:
-            return cls(mean, float("nan"), float("nan"), 1)
-        half = stats.t.ppf(0.5 + confidence / 2, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size)
-        return cls(mean, mean - half, mean + half, int(x.size))
-
-    def to_dict(self) -> dict:
-        def clean(v: float) -> float | None:
-            return None if not np.isfinite(v) else v
-
-        return {"mean": clean(self.mean), "ci_low": clean(self.ci_low), "ci_high": clean(self.ci_high), "n": self.n}
 
 
 @dataclass(frozen=True)
@@ -137,7 +109,7 @@ def time_averaged_error(ensemble: SMEEnsemble, window: float = 0.5, confidence: 
         raise ProblemError(f"window must be a fraction in (0, 1], got {window!r}")
     first = int(np.floor((1 - window) * (ensemble.t.size - 1)))
     per_path = ensemble.error[first:].mean(axis=0)
-    return Estimate.of(np.where(ensemble.diverged, np.nan, per_path), confidence)
+    return t_interval(np.where(ensemble.diverged, np.nan, per_path), confidence)
 
 
 def first_passage(ensemble: SMEEnsemble, level: float) -> np.ndarray:
@@ -220,9 +192,9 @@ def phase_predictions(
     return PhasePredictions(
         delta_sq,
         2,
-        Estimate.of(escape, confidence),
+        t_interval(escape, confidence),
         escape,
-        Estimate.of(travel, confidence),
+        t_interval(travel, confidence),
         travel,
         time_averaged_error(stationary_run, window, confidence),
         float(diverged),

@@ -38,17 +38,17 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.optimize
-
 from amsgd.diffusion.linear_recursion import (
     Delay,
     check_parameters,
     check_rates,
     delay_law,
-    json_float,
     spectral_radius,
 )
 from amsgd.diffusion.lyapunov import second_moment_radius
+
 from amsgd.errors import ProblemError
+from amsgd.estimates import json_float
 
 Rates = float | Sequence[float] | np.ndarray
 

@@ -19,11 +19,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-
 from amsgd.diffusion.error_floor import linearized_floor
-from amsgd.diffusion.linear_recursion import check_parameters, check_rates, json_float, spectral_radius
+from amsgd.diffusion.linear_recursion import (
+    check_parameters,
+    check_rates,
+    spectral_radius,
+)
 from amsgd.diffusion.stability import critical_delay
+
 from amsgd.errors import ProblemError
+from amsgd.estimates import json_float
 
 
 @dataclass(frozen=True, eq=False)

@@ -133,9 +133,10 @@ class GeometricDelay(DelayModel):
         return f"geometric:{self.mean_delay:g}"
 
     def pmf(self) -> np.ndarray:
-        q = self.mean_delay / (1.0 + self.mean_delay)
-        from scipy import stats  # deferred: scipy.stats costs most of the CLI's start-up
+        # Deferred import: scipy.stats costs most of the command line's start-up time.
+        from scipy import stats
 
+        q = self.mean_delay / (1.0 + self.mean_delay)
         top = int(stats.geom.isf(TAIL_MASS, 1.0 - q)) - 1
         p = stats.geom.pmf(np.arange(top + 1) + 1, 1.0 - q)
         return p / p.sum()

@@ -15,53 +15,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy import stats
+
+from amsgd.estimates import CONFIDENCE, Estimate, json_float, t_interval
 
 if TYPE_CHECKING:
     import xarray
 
     from amsgd.problem import Problem
 
-CONFIDENCE = 0.95
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """A mean over replicates with its 95% Student-t confidence interval."""
-
-    mean: float
-    ci_low: float
-    ci_high: float
-    std_error: float
-    n: int
-
-    def to_dict(self) -> dict:
-        return {
-            "mean": _json_float(self.mean),
-            "ci_low": _json_float(self.ci_low),
-            "ci_high": _json_float(self.ci_high),
-            "std_error": _json_float(self.std_error),
-            "n": self.n,
-        }
-
-
-def t_interval(values: np.ndarray, confidence: float = CONFIDENCE) -> Estimate:
-    """Mean of the finite ``values`` with the two-sided Student-t interval at ``confidence``."""
-    x = np.asarray(values, dtype=float)
-    x = x[np.isfinite(x)]
-    n = int(x.size)
-    if n == 0:
-        return Estimate(math.nan, math.nan, math.nan, math.nan, 0)
-    mean = float(x.mean())
-    if n < 2:
-        return Estimate(mean, math.nan, math.nan, math.nan, 1)
-    se = float(x.std(ddof=1) / math.sqrt(n))
-    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * se
-    return Estimate(mean, mean - half, mean + half, se, n)
-
-
-def _json_float(x: float) -> float | None:
-    return float(x) if math.isfinite(x) else None
+__all__ = ["CONFIDENCE", "Estimate", "SimulationResult", "t_interval"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -144,14 +106,14 @@ class SimulationResult:
         counts = self.delay_counts
         out = {
             "spec": self.problem.delay.spec,
-            "model_mean": _json_float(self.problem.delay.mean),
-            "measured_mean": _json_float(float(np.arange(counts.size) @ counts / max(counts.sum(), 1))),
+            "model_mean": json_float(self.problem.delay.mean),
+            "measured_mean": json_float(float(np.arange(counts.size) @ counts / max(counts.sum(), 1))),
             "measured_max": int(self.delay_max),
         }
         if not self.problem.delay.is_iid:
             per_replicate = t_interval(self.delay_mean_per_replicate)
-            out["measured_mean"] = _json_float(per_replicate.mean)
-            out["measured_mean_ci"] = [_json_float(per_replicate.ci_low), _json_float(per_replicate.ci_high)]
+            out["measured_mean"] = json_float(per_replicate.mean)
+            out["measured_mean_ci"] = [json_float(per_replicate.ci_low), json_float(per_replicate.ci_high)]
             out["staleness_histogram"] = np.trim_zeros(counts, "b").astype(int).tolist()
         return out
 
@@ -173,7 +135,7 @@ class SimulationResult:
             "divergence_norm": self.divergence_norm,
             "delay": self.delay_summary(),
             "elapsed_seconds": self.elapsed,
-            "replicate_steps_per_second": _json_float(self.replicate_steps_per_second),
+            "replicate_steps_per_second": json_float(self.replicate_steps_per_second),
         }
 
     def to_xarray(self) -> xarray.Dataset:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import sympy as sp
-
 from amsgd.derivations.delay_stability import (
     a,
     c,

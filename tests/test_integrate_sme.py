@@ -4,12 +4,18 @@ import json
 
 import numpy as np
 import pytest
+from amsgd.diffusion.schemes import noise_commutator
+from amsgd.diffusion.sde import integrate_sde
+from amsgd.diffusion.sme import (
+    first_passage,
+    integrate_sme,
+    phase_predictions,
+    sme_functions,
+    time_averaged_error,
+)
 
 from amsgd import Problem
 from amsgd.cli import main
-from amsgd.diffusion.schemes import noise_commutator
-from amsgd.diffusion.sde import integrate_sde
-from amsgd.diffusion.sme import first_passage, integrate_sme, phase_predictions, sme_functions, time_averaged_error
 
 
 def gaussian_noise_covariance(lam, h):

@@ -2,9 +2,6 @@
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings
-from hypothesis import strategies as st
-
 from amsgd.diffusion.linear_recursion import (
     characteristic_polynomial,
     companion_matrix,
@@ -12,8 +9,16 @@ from amsgd.diffusion.linear_recursion import (
     delay_law,
     spectral_radius,
 )
+from amsgd.simulate.delays import (
+    ConstantDelay,
+    EventDrivenDelay,
+    RoundRobinDelay,
+    UniformDelay,
+)
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
 from amsgd.errors import ProblemError
-from amsgd.simulate.delays import ConstantDelay, EventDrivenDelay, RoundRobinDelay, UniformDelay
 
 
 def schur_cohn_stable(coefficients: np.ndarray) -> bool:

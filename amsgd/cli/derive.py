@@ -5,8 +5,19 @@ from __future__ import annotations
 import argparse
 import json
 
-from amsgd.cli.options import add_problem_options, float_list, int_list, problem_from_args, write_output
-from amsgd.derivations.defaults import DEFAULT_DELTA_SQ, DEFAULT_GAMMA, TRADEOFF_MUS, TRADEOFF_WORKERS
+from amsgd.cli.options import (
+    add_problem_options,
+    float_list,
+    int_list,
+    problem_from_args,
+    write_output,
+)
+from amsgd.derivations.defaults import (
+    DEFAULT_DELTA_SQ,
+    DEFAULT_GAMMA,
+    TRADEOFF_MUS,
+    TRADEOFF_WORKERS,
+)
 
 HELP = "derive the ODE/SDE limits, phases and rates symbolically (JSON, Markdown or LaTeX)"
 

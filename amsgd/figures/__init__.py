@@ -5,7 +5,12 @@ the local rate and the momentum–asynchrony comparison. Each function takes res
 """
 
 from amsgd.figures.delays import delay_curves_figure, phase_diagram_figure
-from amsgd.figures.dynamics import escape_figure, rate_figure, stationary_figure, trajectory_figure
+from amsgd.figures.dynamics import (
+    escape_figure,
+    rate_figure,
+    stationary_figure,
+    trajectory_figure,
+)
 from amsgd.figures.momentum import momentum_figure
 
 __all__ = [

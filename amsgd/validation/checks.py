@@ -18,14 +18,13 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
+from amsgd.estimates import json_float
+
 Relation = Literal["inside", "below", "above", "window"]
 
 
 def _clean(x: float | None) -> float | None:
-    if x is None:
-        return None
-    x = float(x)
-    return x if math.isfinite(x) else None
+    return None if x is None else json_float(x)
 
 
 @dataclass(frozen=True)

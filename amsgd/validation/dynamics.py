@@ -31,7 +31,12 @@ from amsgd.problem import Problem
 from amsgd.simulate.result import t_interval
 from amsgd.validation.checks import Check
 from amsgd.validation.context import ESCAPE_TOLERANCE, LINEAR_REASON, Context
-from amsgd.validation.statistics import RateFit, crossing_interval, decay_rate, pointwise_band
+from amsgd.validation.statistics import (
+    RateFit,
+    crossing_interval,
+    decay_rate,
+    pointwise_band,
+)
 
 #: Fractions of the initial error at which the mean trajectory is checked.
 ODE_LEVELS = (0.75, 0.5, 0.25)

@@ -1,0 +1,51 @@
+"""Interval estimates shared by every measurement: a mean with its Student-t confidence interval."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+CONFIDENCE = 0.95
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A mean over replicates with its 95% Student-t confidence interval."""
+
+    mean: float
+    ci_low: float
+    ci_high: float
+    std_error: float
+    n: int
+
+    def to_dict(self) -> dict:
+        return {
+            "mean": json_float(self.mean),
+            "ci_low": json_float(self.ci_low),
+            "ci_high": json_float(self.ci_high),
+            "std_error": json_float(self.std_error),
+            "n": self.n,
+        }
+
+
+def t_interval(values: np.ndarray, confidence: float = CONFIDENCE) -> Estimate:
+    """Mean of the finite ``values`` with the two-sided Student-t interval at ``confidence``."""
+    x = np.asarray(values, dtype=float)
+    x = x[np.isfinite(x)]
+    n = int(x.size)
+    if n == 0:
+        return Estimate(math.nan, math.nan, math.nan, math.nan, 0)
+    mean = float(x.mean())
+    if n < 2:
+        return Estimate(mean, math.nan, math.nan, math.nan, 1)
+    se = float(x.std(ddof=1) / math.sqrt(n))
+    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * se
+    return Estimate(mean, mean - half, mean + half, se, n)
+
+
+def json_float(x: float) -> float | None:
+    """``x``, or None where JSON has no number (NaN, ±inf)."""
+    return float(x) if math.isfinite(x) else None
