@@ -50,6 +50,32 @@ def add_problem_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_run_options(group, *, seed_help: str, seed_required: bool = False) -> None:
+    """Options of a set of simulated runs, shared by ``simulate`` and ``sweep`` (per grid point)."""
+    group.add_argument("--steps", type=int, default=10_000, help="iterations per run (default: %(default)s)")
+    group.add_argument("--replicates", type=int, default=100, help="independent runs R (default: %(default)s)")
+    group.add_argument("--seed", type=int, default=None, required=seed_required, help=seed_help)
+    group.add_argument(
+        "--record-every", type=int, default=None, metavar="K",
+        help="record trajectories every K iterations (default: steps // 100); 0 and steps always",
+    )  # fmt: skip
+    group.add_argument(
+        "--start", default="e2",
+        help="start point: eJ (an eigenvector, e2 = worst saddle, the default), random (uniform on the "
+        "sphere per replicate), or comma-separated coordinates in the original basis",
+    )  # fmt: skip
+    window = group.add_mutually_exclusive_group()
+    window.add_argument(
+        "--window", type=float, default=0.5, metavar="FRACTION",
+        help="the stationary error averages iterations from FRACTION·steps to steps (default: %(default)s)",
+    )  # fmt: skip
+    window.add_argument("--window-start", type=int, metavar="ITER", help="first iteration of the stationary window")
+    group.add_argument(
+        "--divergence-norm", type=float, default=1e6,
+        help="a replicate with ||v|| above this, or NaN, is frozen and excluded (default: %(default)g)",
+    )  # fmt: skip
+
+
 def _number_list(text: str, kind: type, name: str) -> tuple:
     try:
         values = tuple(kind(part) for part in text.replace(" ", "").split(",") if part != "")

@@ -6,38 +6,16 @@ HELP = "simulate Async-MSGD (Monte Carlo over replicates) and summarise with 95%
 
 
 def configure(parser) -> None:
-    from amsgd.cli.options import add_problem_options
+    from amsgd.cli.options import add_problem_options, add_run_options
 
     add_problem_options(parser)
     group = parser.add_argument_group("simulation")
-    group.add_argument("--steps", type=int, default=10_000, help="iterations per run (default: %(default)s)")
-    group.add_argument("--replicates", type=int, default=100, help="independent runs R (default: %(default)s)")
-    group.add_argument(
-        "--seed", type=int, default=None,
-        help="seed >= 0 of numpy.random.SeedSequence; the summary reports the entropy used (default: fresh)",
-    )  # fmt: skip
-    group.add_argument(
-        "--record-every", type=int, default=None, metavar="K",
-        help="record trajectories every K iterations (default: steps // 100); 0 and steps always",
-    )  # fmt: skip
-    group.add_argument(
-        "--start", default="e2",
-        help="start point: eJ (an eigenvector, e2 = worst saddle, the default), random (uniform on the "
-        "sphere per replicate), or comma-separated coordinates in the original basis",
-    )  # fmt: skip
-    window = group.add_mutually_exclusive_group()
-    window.add_argument(
-        "--window", type=float, default=0.5, metavar="FRACTION",
-        help="the stationary error averages iterations from FRACTION·steps to steps (default: %(default)s)",
-    )  # fmt: skip
-    window.add_argument("--window-start", type=int, metavar="ITER", help="first iteration of the stationary window")
+    add_run_options(
+        group, seed_help="seed >= 0 of numpy.random.SeedSequence; the summary reports the entropy used (default: fresh)"
+    )
     group.add_argument(
         "--coordinates", choices=("moments", "all"), default="moments",
         help="keep the mean and mean square of the eigen-coordinates (moments), or every replicate's (all)",
-    )  # fmt: skip
-    group.add_argument(
-        "--divergence-norm", type=float, default=1e6,
-        help="a replicate with ||v|| above this, or NaN, is frozen and excluded (default: %(default)g)",
     )  # fmt: skip
     group.add_argument("--threads", type=int, default=1, help="threads over blocks of replicates (default: 1)")
     group.add_argument("--out", metavar="FILE.nc", help="write the trajectories (xarray Dataset) to NetCDF")

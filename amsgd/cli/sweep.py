@@ -18,7 +18,7 @@ _AXIS_HELP = "comma-separated values and/or START:STOP[:STEP] ranges (STOP inclu
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    from amsgd.cli.options import add_problem_options
+    from amsgd.cli.options import add_problem_options, add_run_options
     from amsgd.problem import DEFAULT_ETA, DEFAULT_MU
 
     # The grid options below replace the shared scalar options of the same name.
@@ -37,24 +37,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     grid.add_argument("--delay", help=argparse.SUPPRESS)
 
     sim = parser.add_argument_group("simulation (per grid point)")
-    sim.add_argument("--steps", type=int, default=10_000, help="iterations per run (default: %(default)s)")
-    sim.add_argument("--replicates", type=int, default=100, help="independent runs per point (default: %(default)s)")
-    sim.add_argument(
-        "--seed", type=int, required=True,
-        help="seed >= 0; point n uses numpy SeedSequence(seed, spawn_key=(n,))",
-    )  # fmt: skip
-    sim.add_argument("--record-every", type=int, metavar="K", help="record the mean error every K iterations (default: steps // 100)")
-    window = sim.add_mutually_exclusive_group()
-    window.add_argument(
-        "--window", type=float, default=0.5, metavar="FRACTION",
-        help="the stationary error averages iterations from FRACTION·steps to steps (default: %(default)s)",
-    )  # fmt: skip
-    window.add_argument("--window-start", type=int, metavar="ITER", help="first iteration of the stationary window")
-    sim.add_argument("--start", default="e2", help="start point: eJ, random or x1,...,xd (default: %(default)s)")
-    sim.add_argument(
-        "--divergence-norm", type=float, default=1e6,
-        help="a replicate with ||v|| above this, or NaN, is excluded (default: %(default)g)",
-    )  # fmt: skip
+    add_run_options(sim, seed_help="seed >= 0; point n uses numpy SeedSequence(seed, spawn_key=(n,))", seed_required=True)
 
     run_group = parser.add_argument_group("execution")
     run_group.add_argument("--out", metavar="FILE.nc", required=True, help="the NetCDF file to write (xarray Dataset)")
