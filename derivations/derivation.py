@@ -253,8 +253,8 @@ class Derivation:
         escape = f.escape_time.subs(
             {ph.a: escape_mode.drift_rate_value, ph.sigma2: escape_mode.diffusion_value**2, ph.delta2: self.delta_sq, eta: self.problem.eta}
         )
-        l1, l2 = self.problem.eigenvalues[:2]
-        travel = f.travel_time_scaled.subs(ph.delta2, self.delta_sq) * (1 - self.problem.mu) / (l1 - l2)
+        # The ODE's log-ratio log(h_1²/h_2²) grows at twice the escape rate (λ1 − λ2)/(1 − μ).
+        travel = f.travel_time_scaled.subs(ph.delta2, self.delta_sq) / escape_mode.drift_rate_value
         converge = f.converge_time.subs(
             {
                 ph.a: -slow_mode.drift_rate_value,

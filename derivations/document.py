@@ -182,7 +182,7 @@ def build_document(d: Derivation) -> list[Block]:
             "Phase II (travel) follows the ODE, whose closed form makes $h_1^2/h_2^2$ grow like "
             "$e^{2(\\lambda_1-\\lambda_2) t/(1-\\mu)}$, from $h_1^2 = \\delta^2$ to $1 - \\delta^2$:"
         ),
-        _eq(sp.Symbol("T_2"), f.travel_time_scaled * (1 - mu) / (lam[0] - lam[1])),
+        _eq(sp.Symbol("T_2"), f.travel_time_scaled / ((lam[0] - lam[1]) * timing.drift_scale)),
         Prose(
             "Phase III (convergence): the slowest stable mode at $e_1$ relaxes from $\\delta^2$ while the "
             "others sit at their stationary variances; with $F$ the stationary error, the expected error is"
