@@ -21,11 +21,11 @@ import argparse
 import time
 
 import numpy as np
+
+from amsgd import Problem
 from amsgd.diffusion.ode import sin2_error
 from amsgd.diffusion.sde import integrate_sde
 from amsgd.diffusion.sme import sme_functions
-
-from amsgd import Problem
 from amsgd.estimates import Estimate, t_interval
 
 

@@ -21,10 +21,10 @@ import sys
 import time
 
 import numpy as np
-from amsgd.simulate import simulate
-from amsgd.simulate.engine import draw_only, warm_up
 
 from amsgd import Problem, parse_delay
+from amsgd.simulate import simulate
+from amsgd.simulate.engine import draw_only, warm_up
 
 REPLICATES = 1000
 

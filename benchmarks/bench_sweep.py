@@ -20,11 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from amsgd import Problem
 from amsgd.simulate.cluster import dask_client
 from amsgd.simulate.grid import SweepGrid, parse_axis
 from amsgd.simulate.sweep import Sweep, read_dataset, run_sweep
-
-from amsgd import Problem
 
 
 def load_kernels() -> None:

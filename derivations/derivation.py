@@ -12,13 +12,15 @@ from functools import cached_property
 
 import numpy as np
 import sympy as sp
+
 from amsgd.diffusion.error_floor import FloorResult, linearized_floor
 from amsgd.diffusion.stability import StabilityReport, stability_report
 from amsgd.diffusion.tradeoff import TradeoffResult, tradeoff
-
+from amsgd.diffusion.transient import variance_crossing
 from amsgd.errors import ProblemError
 from amsgd.estimates import json_float
 from amsgd.problem import Problem
+from amsgd.simulate.delays import ConstantDelay
 
 from . import phases as ph
 from .defaults import (
@@ -107,9 +109,12 @@ class Phases:
     travel_time: float
     converge_time: float
     eta: float
+    escape_iterations_linearized: int | None = None
 
     def to_dict(self) -> dict:
         out = {"delta_sq": self.delta_sq, "epsilon": self.epsilon, "worst_saddle": self.worst_saddle}
+        # The exact linear recursion of the escaping mode at the problem's η, μ and constant delay.
+        out["escape_iterations_linearized"] = self.escape_iterations_linearized
         total = 0.0
         for name in ("escape", "travel", "converge"):
             time = getattr(self, f"{name}_time")
@@ -267,7 +272,25 @@ class Derivation:
         )
         # Already below ε when travel ends (ε >= δ²): phase III takes no time.
         converge_time = max(float(sp.re(converge)), 0.0) if epsilon < self.delta_sq else 0.0
-        return Phases(self.delta_sq, epsilon, self.worst_saddle, float(escape), float(travel), converge_time, self.problem.eta)
+        return Phases(
+            self.delta_sq,
+            epsilon,
+            self.worst_saddle,
+            float(escape),
+            float(travel),
+            converge_time,
+            self.problem.eta,
+            self._linear_escape(escape_mode),
+        )
+
+    def _linear_escape(self, mode: ModeLimit) -> int | None:
+        """First iteration at which the escaping mode's exact linear variance reaches δ² (constant delay)."""
+        if not isinstance(self.problem.delay, ConstantDelay):
+            return None
+        scale, gain = self.timing.drift_scale, self.timing.noise_gain
+        rate = -self.value(mode.drift_rate / scale)
+        noise = self.value(mode.diffusion**2 / gain**2)
+        return variance_crossing(rate, noise, self.problem.eta, self.problem.mu, self.problem.tau, self.delta_sq)
 
     # --- finite-η, finite-τ linear theory ------------------------------------------------------
 

@@ -205,6 +205,16 @@ def build_document(d: Derivation) -> list[Block]:
             ),
         )
     )
+    linear_escape = pdict["escape_iterations_linearized"]
+    if linear_escape is not None:
+        blocks.append(
+            Prose(
+                "At finite $\\eta$ and this delay, the exact linear recursion of the escaping mode, started at "
+                f"rest, reaches variance $\\delta^2$ at iteration {linear_escape} (against "
+                f"{_num(pdict['escape_iterations'])} from the limit): the escape-time formula is accurate only "
+                "to leading order in $\\eta$."
+            )
+        )
     cond = d.delay_conditions
 
     blocks += [

@@ -26,11 +26,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import stats
+
 from amsgd.diffusion.brownian import BrownianIncrements, RNGLike, entropy_from
 from amsgd.diffusion.schemes import Diffusion, Drift, get_scheme
 from amsgd.diffusion.sde import integrate_sde
-from scipy import stats
-
 from amsgd.errors import ProblemError
 
 Exact = Callable[[float, np.ndarray, np.ndarray], np.ndarray]

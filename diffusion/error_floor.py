@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
 from amsgd.diffusion.linear_recursion import (
     Delay,
     check_parameters,
@@ -28,7 +29,6 @@ from amsgd.diffusion.linear_recursion import (
     delay_law,
 )
 from amsgd.diffusion.lyapunov import stationary_variance
-
 from amsgd.errors import ProblemError
 from amsgd.estimates import json_float
 

@@ -29,9 +29,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg
-from amsgd.simulate.delays import DelayModel
 
 from amsgd.errors import ProblemError
+from amsgd.simulate.delays import DelayModel
 
 #: Tolerance on the total mass of a user probability vector (the same as the histogram delay model).
 _PMF_TOL = 1e-6

@@ -35,6 +35,7 @@ import numpy as np
 import scipy.optimize
 import scipy.sparse
 import scipy.sparse.linalg
+
 from amsgd.diffusion.linear_recursion import (
     Delay,
     DelayLaw,
@@ -42,7 +43,6 @@ from amsgd.diffusion.linear_recursion import (
     delay_law,
     radius_of,
 )
-
 from amsgd.errors import ProblemError
 
 #: Second-moment radii below this are reported as this floor (they only matter when close to one).

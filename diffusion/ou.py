@@ -17,9 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from amsgd.diffusion.brownian import RNGLike
 from scipy.linalg import expm, solve_continuous_lyapunov
 
+from amsgd.diffusion.brownian import RNGLike
 from amsgd.errors import ProblemError
 
 

@@ -13,10 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from amsgd.diffusion.brownian import BLOCK, BrownianIncrements, RNGLike
-from amsgd.diffusion.schemes import BatchedScheme, Diffusion, Drift, Scheme, get_scheme
 from tqdm.auto import tqdm
 
+from amsgd.diffusion.brownian import BLOCK, BrownianIncrements, RNGLike
+from amsgd.diffusion.schemes import BatchedScheme, Diffusion, Drift, Scheme, get_scheme
 from amsgd.errors import ProblemError
 
 #: Steps of increments fetched from the Brownian source at a time (bounds memory for long runs). Equal to

@@ -22,12 +22,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from amsgd.derivations.defaults import DEFAULT_DELTA_SQ
 from amsgd.diffusion.brownian import RNGLike, entropy_from
 from amsgd.diffusion.ode import sin2_error
 from amsgd.diffusion.schemes import Diffusion, Drift, Scheme
 from amsgd.diffusion.sde import integrate_sde
-
 from amsgd.errors import ProblemError
 from amsgd.estimates import Estimate, t_interval
 from amsgd.problem import Problem

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.optimize
+
 from amsgd.diffusion.linear_recursion import (
     Delay,
     check_parameters,
@@ -46,7 +47,6 @@ from amsgd.diffusion.linear_recursion import (
     spectral_radius,
 )
 from amsgd.diffusion.lyapunov import second_moment_radius
-
 from amsgd.errors import ProblemError
 from amsgd.estimates import json_float
 

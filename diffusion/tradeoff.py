@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
 from amsgd.diffusion.error_floor import linearized_floor
 from amsgd.diffusion.linear_recursion import (
     check_parameters,
@@ -26,7 +27,6 @@ from amsgd.diffusion.linear_recursion import (
     spectral_radius,
 )
 from amsgd.diffusion.stability import critical_delay
-
 from amsgd.errors import ProblemError
 from amsgd.estimates import json_float
 

@@ -13,13 +13,13 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+from matplotlib.figure import Figure
+
+from amsgd import Problem
 from amsgd.derivations import derive
 from amsgd.diffusion.ode import integrate_ode
 from amsgd.diffusion.sme import integrate_sme
 from amsgd.simulate import simulate
-from matplotlib.figure import Figure
-
-from amsgd import Problem
 
 
 def main(out: str = "limit_vs_simulation.png", iterations: int = 3000, paths: int = 200, replicates: int = 500) -> Path:

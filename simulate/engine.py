@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
+
+from amsgd.errors import ProblemError
 from amsgd.simulate import kernels
 from amsgd.simulate.delays import EventDrivenDelay
 from amsgd.simulate.queue import draw_compute_times, heapify
@@ -44,8 +46,6 @@ from amsgd.simulate.seeding import (
     describe_seed,
     root_sequence,
 )
-
-from amsgd.errors import ProblemError
 
 if TYPE_CHECKING:
     from amsgd.problem import Problem
@@ -468,9 +468,8 @@ def warm_up() -> None:
     global _compiled
     if _compiled:
         return
-    from amsgd.simulate.delays import ConstantDelay
-
     from amsgd.problem import Problem
+    from amsgd.simulate.delays import ConstantDelay
 
     for delay in (ConstantDelay(1), EventDrivenDelay(2)):
         plan = make_plan(Problem.from_spectrum((2.0, 1.0), delay=delay), 2, 1, rng=0)

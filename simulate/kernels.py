@@ -20,8 +20,9 @@ and are the same whatever the chunking of replicates.
 from __future__ import annotations
 
 import numpy as np
-from amsgd.simulate.queue import heap_sift_down
 from numba import njit
+
+from amsgd.simulate.queue import heap_sift_down
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")

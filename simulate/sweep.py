@@ -36,13 +36,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from amsgd.distributions import parse_distribution
+from amsgd.errors import ProblemError
 from amsgd.simulate.delays import parse_delay
 from amsgd.simulate.engine import DIVERGENCE_NORM, make_plan
 from amsgd.simulate.grid import GridPoint, SweepGrid
 from amsgd.simulate.store import PartStore, canonical
-
-from amsgd.distributions import parse_distribution
-from amsgd.errors import ProblemError
 
 if TYPE_CHECKING:
     import xarray

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import sympy as sp
+
 from amsgd.derivations.delay_stability import (
     a,
     c,

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from amsgd.derivations import derive
-from amsgd.simulate import simulate
-from amsgd.simulate.delays import ConstantDelay
 from scipy import stats
 
 from amsgd import Problem
+from amsgd.derivations import derive
+from amsgd.simulate import simulate
+from amsgd.simulate.delays import ConstantDelay
 
 CONFIGS = [((4.0, 1.0, 0.5), 0.8), ((4.0, 1.0, 0.5), 0.6), ((3.0, 1.0), 0.8), ((3.0, 1.0), 0.6)]
 FRACTIONS = (0.0, 0.4, 0.8)

@@ -5,15 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import sympy as sp
+from scipy.integrate import solve_ivp
+from scipy.linalg import solve_continuous_lyapunov
+
+from amsgd import Gaussian, Problem, Rademacher, SampledDistribution, StudentT
 from amsgd.derivations import derive, sme_coefficients
 from amsgd.derivations.least_squares import least_squares_model
 from amsgd.derivations.limits import ou_limit
 from amsgd.derivations.pca import PCAModel
 from amsgd.derivations.recursion import derive_time_scale, eta, mu, tau
-from scipy.integrate import solve_ivp
-from scipy.linalg import solve_continuous_lyapunov
-
-from amsgd import Gaussian, Problem, Rademacher, SampledDistribution, StudentT
 
 from .conftest import random_rotation
 

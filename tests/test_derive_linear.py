@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from amsgd.derivations import derive
-from amsgd.simulate.delays import ConstantDelay
 
 from amsgd import Problem, parse_delay
 from amsgd.cli import main
+from amsgd.derivations import derive
+from amsgd.simulate.delays import ConstantDelay
 
 
 def test_optimum_modes_are_the_jacobian_and_noise_at_e1():

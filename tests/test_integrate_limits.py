@@ -2,14 +2,14 @@
 
 import numpy as np
 import pytest
-from amsgd.diffusion.ode import integrate_ode, ode_closed_form, ode_drift, sin2_error
-from amsgd.diffusion.ou import ou_mean_cov, ou_stationary_cov, ou_transition, sample_ou
 from scipy import stats
 from scipy.integrate import simpson
 from scipy.linalg import expm
 from scipy.stats import special_ortho_group
 
 from amsgd import Problem
+from amsgd.diffusion.ode import integrate_ode, ode_closed_form, ode_drift, sin2_error
+from amsgd.diffusion.ou import ou_mean_cov, ou_stationary_cov, ou_transition, sample_ou
 from amsgd.errors import ProblemError
 
 

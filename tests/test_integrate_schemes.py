@@ -2,12 +2,12 @@
 
 import numpy as np
 import pytest
+from scipy.linalg import expm
+
 from amsgd.diffusion.brownian import BrownianIncrements
 from amsgd.diffusion.convergence import convergence_study, fit_order, plot_convergence
 from amsgd.diffusion.schemes import SCHEMES, get_scheme, noise_commutator
 from amsgd.diffusion.sde import integrate_sde
-from scipy.linalg import expm
-
 from amsgd.errors import ProblemError
 
 # Kloeden–Platen (4.46): dX = −(a + b²X)(1 − X²) dt + b(1 − X²) dW (scalar noise).

@@ -4,6 +4,9 @@ import json
 
 import numpy as np
 import pytest
+
+from amsgd import Problem
+from amsgd.cli import main
 from amsgd.diffusion.schemes import noise_commutator
 from amsgd.diffusion.sde import integrate_sde
 from amsgd.diffusion.sme import (
@@ -13,9 +16,6 @@ from amsgd.diffusion.sme import (
     sme_functions,
     time_averaged_error,
 )
-
-from amsgd import Problem
-from amsgd.cli import main
 
 
 def gaussian_noise_covariance(lam, h):

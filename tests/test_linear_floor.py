@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+
 from amsgd.diffusion.error_floor import linearized_floor
 from amsgd.diffusion.lyapunov import stationary_variance
 from amsgd.diffusion.stability import max_stable_delay

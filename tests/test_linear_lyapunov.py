@@ -3,17 +3,17 @@
 import numpy as np
 import pytest
 import scipy.linalg
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from amsgd.diffusion.linear_recursion import companion_matrix, delay_law
 from amsgd.diffusion.lyapunov import (
     second_moment_radius,
     stationary_covariance,
     stationary_variance,
 )
-from amsgd.simulate.delays import ConstantDelay, UniformDelay
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from amsgd.errors import ProblemError
+from amsgd.simulate.delays import ConstantDelay, UniformDelay
 
 
 def ar2_variance(rate, eta, mu, noise):

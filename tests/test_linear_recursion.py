@@ -2,6 +2,9 @@
 
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
 from amsgd.diffusion.linear_recursion import (
     characteristic_polynomial,
     companion_matrix,
@@ -9,16 +12,13 @@ from amsgd.diffusion.linear_recursion import (
     delay_law,
     spectral_radius,
 )
+from amsgd.errors import ProblemError
 from amsgd.simulate.delays import (
     ConstantDelay,
     EventDrivenDelay,
     RoundRobinDelay,
     UniformDelay,
 )
-from hypothesis import assume, given, settings
-from hypothesis import strategies as st
-
-from amsgd.errors import ProblemError
 
 
 def schur_cohn_stable(coefficients: np.ndarray) -> bool:

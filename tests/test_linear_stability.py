@@ -4,6 +4,9 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from amsgd.diffusion.linear_recursion import spectral_radius
 from amsgd.diffusion.lyapunov import second_moment_radius
 from amsgd.diffusion.stability import (
@@ -14,9 +17,6 @@ from amsgd.diffusion.stability import (
     max_stable_step,
     stability_report,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from amsgd.errors import ProblemError
 
 #: Σ = diag(4, 3, 2, 1) near e_1: tangent rates λ1 − λi and the radial rate 2 λ1.

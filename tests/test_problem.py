@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from amsgd.simulate.delays import ConstantDelay
 
 from amsgd import Problem, ProblemError, StudentT, parse_delay, parse_distribution
+from amsgd.simulate.delays import ConstantDelay
 
 from .conftest import random_rotation
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import stats
+
+from amsgd import Problem, ProblemError, parse_delay
 from amsgd.simulate import simulate
 from amsgd.simulate.delays import (
     TAIL_MASS,
@@ -13,9 +16,6 @@ from amsgd.simulate.delays import (
 )
 from amsgd.simulate.queue import draw_compute_times, staleness_trace
 from amsgd.simulate.result import t_interval
-from scipy import stats
-
-from amsgd import Problem, ProblemError, parse_delay
 
 
 def chi_square_pvalue(counts: np.ndarray, pmf: np.ndarray) -> float:

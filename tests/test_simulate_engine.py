@@ -7,11 +7,11 @@ import warnings
 
 import numpy as np
 import pytest
+
+from amsgd import Problem, ProblemError, SampledDistribution, StudentT, parse_delay
 from amsgd.simulate import simulate
 from amsgd.simulate.engine import block_draws, make_plan
 from amsgd.simulate.seeding import BLOCK_SIZE
-
-from amsgd import Problem, ProblemError, SampledDistribution, StudentT, parse_delay
 
 
 def reference_block(plan, block):

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from amsgd.simulate import simulate
-from amsgd.simulate.result import t_interval
 from scipy import stats
 
 from amsgd import Gaussian, Problem, StudentT, parse_delay
+from amsgd.simulate import simulate
+from amsgd.simulate.result import t_interval
 
 SPECTRUM = np.array([4.0, 3.0, 2.0, 1.0])
 

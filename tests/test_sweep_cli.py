@@ -12,11 +12,11 @@ import time
 
 import numpy as np
 import pytest
-from amsgd.simulate import simulate
-from amsgd.simulate.sweep import read_dataset
 
 from amsgd import Problem, parse_delay
 from amsgd.cli import main
+from amsgd.simulate import simulate
+from amsgd.simulate.sweep import read_dataset
 
 
 def _dask_command(name: str) -> list[str]:

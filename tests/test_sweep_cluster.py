@@ -10,12 +10,12 @@ import sys
 import numpy as np
 import pytest
 import xarray as xr
+
+from amsgd import Problem, ProblemError
 from amsgd.simulate.cluster import dask_client
 from amsgd.simulate.grid import SweepGrid
 from amsgd.simulate.store import PartStore
 from amsgd.simulate.sweep import Sweep, compute_point, read_dataset, run_sweep
-
-from amsgd import Problem, ProblemError
 
 
 def make_sweep(mus=(0.5, 0.9)) -> Sweep:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from amsgd.simulate.grid import SweepGrid
-from amsgd.simulate.sweep import Sweep, assemble, compute_point, write_dataset
 
 from amsgd import Problem
+from amsgd.simulate.grid import SweepGrid
+from amsgd.simulate.sweep import Sweep, assemble, compute_point, write_dataset
 from amsgd.sweep_figures import sweep_figures
 
 PNG = b"\x89PNG\r\n\x1a\n"

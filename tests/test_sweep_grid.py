@@ -7,15 +7,15 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from amsgd import Problem, ProblemError
 from amsgd.derivations import derive
 from amsgd.simulate import simulate
 from amsgd.simulate.grid import SweepGrid, parse_axis
 from amsgd.simulate.store import PartStore
 from amsgd.simulate.sweep import Sweep, assemble, compute_point
-from hypothesis import given
-from hypothesis import strategies as st
-
-from amsgd import Problem, ProblemError
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,44 @@
+"""Transient variance of a linear mode, and the finite-η escape time it gives."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from amsgd import Problem, parse_delay
+from amsgd.derivations import derive
+from amsgd.diffusion.transient import variance_crossing
+from amsgd.errors import ProblemError
+
+
+def test_plain_sgd_crossing_equals_the_ar1_closed_form():
+    growth, noise, eta, level = 1.5, 12.0, 1e-3, 0.05
+    phi = 1 + eta * growth  # x_{k+1} = φ x_k + η ξ_k
+    k = np.arange(1, 10_000)
+    variance = eta**2 * noise * (phi ** (2 * k) - 1) / (phi**2 - 1)
+    expected = int(k[np.argmax(variance >= level)])
+    assert variance_crossing(-growth, noise, eta, 0.0, 0, level) == expected
+
+
+def test_crossing_is_none_for_a_stable_mode_below_its_floor():
+    assert variance_crossing(2.0, 1.0, 1e-3, 0.5, 0, level=1.0, max_iterations=5000) is None
+    with pytest.raises(ProblemError):
+        variance_crossing(-1.0, 1.0, 1e-3, 0.5, 0, level=0.0)
+
+
+def test_linear_escape_tends_to_the_diffusion_escape_as_eta_shrinks():
+    gaps = []
+    for eta in (2e-3, 5e-4, 1.25e-4):
+        phases = derive(Problem.from_spectrum(eta=eta, mu=0.8)).to_dict()["phases"]
+        gaps.append(abs(phases["escape_iterations_linearized"] / phases["escape_iterations"] - 1))
+    assert gaps[0] > gaps[1] > gaps[2]
+    assert gaps[2] < 0.03
+
+
+def test_delay_slows_the_linear_escape_and_random_delays_are_not_guessed():
+    base = derive(Problem.from_spectrum()).to_dict()["phases"]
+    delayed = derive(Problem.from_spectrum().replace(delay=parse_delay("constant:10"))).to_dict()
+    assert delayed["phases"]["escape_iterations_linearized"] > base["escape_iterations_linearized"]
+    assert delayed["phases"]["escape_iterations"] == base["escape_iterations"]  # the limit ignores τ
+    iid = derive(Problem.from_spectrum(delay=parse_delay("uniform:0-4"))).to_dict()
+    assert iid["phases"]["escape_iterations_linearized"] is None
