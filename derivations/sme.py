@@ -11,8 +11,10 @@ leading batch dimensions.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import sympy as sp
@@ -40,10 +42,17 @@ class SMECoefficients:
     noise_scale: float  # sqrt(η) H(1) = sqrt(η)/(1 − μ), from the derived momentum noise gain
     drift: Field
     unprojected_covariance: Field  # S(h) = Cov[Y Yᵀ h]; C = P S P with P = I − h hᵀ
+    symbols: tuple[sp.Symbol, ...] = ()
+    drift_exprs: tuple[sp.Expr, ...] = ()
+    covariance_exprs: tuple[sp.Expr, ...] = ()  # S row-major, numeric coefficients
+
+    def compiled(self) -> tuple[Callable, Callable]:
+        """numba-compiled ``drift_into(h, out)`` and ``covariance_into(h, out)`` (S as a d x d array),
+        generated from the same SymPy expressions as :attr:`drift` and :attr:`unprojected_covariance`."""
+        return _compile(self.symbols, self.drift_exprs, self.covariance_exprs)
 
     def noise_covariance(self, h: np.ndarray) -> np.ndarray:
-        p = _projector(h)
-        return p @ self.unprojected_covariance(h) @ p
+        return _project(h, _project(h, self.unprojected_covariance(h)).swapaxes(-1, -2))
 
     def diffusion(self, h: np.ndarray) -> np.ndarray:
         """``noise_scale · P S^{1/2}``: Cholesky factor of S (smooth in h), symmetric root where S is singular."""
@@ -53,26 +62,63 @@ class SMECoefficients:
         except np.linalg.LinAlgError:
             w, v = np.linalg.eigh(s)
             root = v * np.sqrt(np.clip(w, 0.0, None))[..., None, :]
-        return self.noise_scale * (_projector(h) @ root)
+        return self.noise_scale * _project(h, root)
 
 
-def _projector(h: np.ndarray) -> np.ndarray:
+def _project(h: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """``(I − h hᵀ) m`` for batches, without forming the projector: ``m − h (hᵀ m)``."""
     h = np.asarray(h, dtype=float)
-    return np.eye(h.shape[-1]) - h[..., :, None] * h[..., None, :]
+    return m - h[..., :, None] * np.einsum("...i,...ij->...j", h, m)[..., None, :]
 
 
-def _vectorised(symbols: tuple[sp.Symbol, ...], exprs: list[sp.Expr], shape: tuple[int, ...]) -> Field:
-    """Lambdify ``exprs`` (flattened, row-major ``shape``) into a function of ``h[..., d]``."""
+def _vectorised(symbols: tuple[sp.Symbol, ...], exprs: list[sp.Expr]) -> Field:
+    """Lambdify the vector ``exprs`` into a function ``h[..., d] -> [..., len(exprs)]``."""
     fn = sp.lambdify(symbols, exprs, modules="numpy", cse=True)
 
     def field(h: np.ndarray) -> np.ndarray:
         h = np.asarray(h, dtype=float)
-        values = fn(*np.moveaxis(h, -1, 0))
-        batch = h.shape[:-1]
-        out = np.stack([np.broadcast_to(v, batch) for v in values], axis=-1)
-        return out.reshape(batch + shape)
+        out = np.empty(h.shape[:-1] + (len(exprs),))
+        for i, value in enumerate(fn(*np.moveaxis(h, -1, 0))):
+            out[..., i] = value
+        return out
 
     return field
+
+
+def _symmetric(symbols: tuple[sp.Symbol, ...], matrix: sp.Matrix) -> Field:
+    """Lambdify a symmetric matrix from its upper triangle only (the costly part of each SME step)."""
+    n = matrix.shape[0]
+    pairs = [(i, j) for i in range(n) for j in range(i, n)]
+    fn = sp.lambdify(symbols, [matrix[i, j] for i, j in pairs], modules="numpy", cse=True)
+
+    def field(h: np.ndarray) -> np.ndarray:
+        h = np.asarray(h, dtype=float)
+        out = np.empty(h.shape[:-1] + (n, n))
+        for (i, j), value in zip(pairs, fn(*np.moveaxis(h, -1, 0))):
+            out[..., i, j] = out[..., j, i] = value
+        return out
+
+    return field
+
+
+@lru_cache(maxsize=16)
+def _compile(symbols: tuple, drift: tuple, covariance: tuple) -> tuple[Callable, Callable]:
+    import numba
+
+    d = len(symbols)
+    index = {sym: sp.Symbol(f"h[{i}]") for i, sym in enumerate(symbols)}
+
+    def source(name: str, exprs: tuple, target) -> str:
+        temps, reduced = sp.cse([e.subs(index, simultaneous=True) for e in exprs])
+        lines = [f"def {name}(h, out):"]
+        lines += [f"    {t} = {sp.pycode(v)}" for t, v in temps]
+        lines += [f"    out{target(k)} = {sp.pycode(e)}" for k, e in enumerate(reduced)]
+        return "\n".join(lines)
+
+    namespace = {"math": math}
+    exec(source("drift_into", drift, lambda k: f"[{k}]"), namespace)  # noqa: S102 (generated from SymPy)
+    exec(source("covariance_into", covariance, lambda k: f"[{k // d}, {k % d}]"), namespace)  # noqa: S102
+    return numba.njit(cache=False)(namespace["drift_into"]), numba.njit(cache=False)(namespace["covariance_into"])
 
 
 def sme_coefficients(problem: Problem) -> SMECoefficients:
@@ -84,11 +130,15 @@ def sme_coefficients(problem: Problem) -> SMECoefficients:
     _, unprojected = model.projected_noise
     d = problem.dim
     gain = float(derive_time_scale().noise_gain.subs(values))
+    covariance = unprojected.subs(values)
     return SMECoefficients(
         dim=d,
         eta=problem.eta,
         mu=problem.mu,
         noise_scale=float(np.sqrt(problem.eta)) * gain,
-        drift=_vectorised(model.h, list(drift), (d,)),
-        unprojected_covariance=_vectorised(model.h, list(unprojected.subs(values)), (d, d)),
+        drift=_vectorised(model.h, list(drift)),
+        unprojected_covariance=_symmetric(model.h, covariance),
+        symbols=tuple(model.h),
+        drift_exprs=tuple(drift),
+        covariance_exprs=tuple(covariance),
     )

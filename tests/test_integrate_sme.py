@@ -124,3 +124,32 @@ def test_cli_integrate_rejects_bad_input(capsys, argv, message):
     assert main(["integrate", "--steps", "10", *argv]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+def test_compiled_euler_equals_batched_euler_path_by_path():
+    from amsgd.diffusion.sme import integrate_sme
+
+    problem = Problem.from_spectrum((4, 3, 2, 1), eta=1e-3, mu=0.8)
+    start = np.array([0.3, 0.9, 0.2, 0.1])
+    runs = {
+        scheme: integrate_sme(problem, start / np.linalg.norm(start), 600, paths=24, rng=5, scheme=scheme,
+                              keep_states=True, save_every=3)
+        for scheme in ("euler", "euler-jit")
+    }  # fmt: skip
+    assert runs["euler-jit"].scheme == "euler-jit"
+    np.testing.assert_allclose(runs["euler-jit"].h, runs["euler"].h, rtol=0, atol=1e-11)
+    np.testing.assert_allclose(runs["euler-jit"].error, runs["euler"].error, rtol=0, atol=1e-11)
+    assert not runs["euler-jit"].diverged.any()
+
+
+def test_compiled_euler_handles_a_singular_noise_and_divergence():
+    from amsgd import Rademacher
+    from amsgd.diffusion.sme import integrate_sme
+
+    # Rademacher data at e_1: S(e_1) is singular, so the kernel takes the symmetric root.
+    problem = Problem.from_spectrum((4, 3, 2, 1), eta=1e-3, mu=0.8, distribution=Rademacher())
+    run = integrate_sme(problem, np.eye(4)[0], 200, paths=8, rng=1, scheme="euler-jit")
+    assert np.isfinite(run.error).all() and run.error[-1].mean() > 0
+    # A step far too large blows up: the paths are flagged, not averaged in.
+    wild = integrate_sme(Problem.from_spectrum(eta=0.9, mu=0.0), np.eye(4)[1], 200, paths=4, rng=1, scheme="euler-jit")
+    assert wild.diverged.all()

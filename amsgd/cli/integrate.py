@@ -37,7 +37,8 @@ def configure(parser) -> None:
     group.add_argument(
         "--scheme",
         default=None,
-        help=f"scheme: {', '.join(SCHEMES)} (default: euler); a comma-separated list with "
+        help=f"scheme: {', '.join(SCHEMES)}, or euler-jit (Euler compiled with numba: same noise and result, "
+        "faster; not for --convergence-study) (default: euler); a comma-separated list with "
         "--convergence-study (default: euler,milstein,weak2)",
     )
     group.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
