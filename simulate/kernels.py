@@ -15,6 +15,11 @@ stays in cache; the draws are laid out ``(replicate, step, coordinate)`` to matc
 coordinates may be reassociated by the compiler (``fastmath`` reassoc/contract, which vectorises
 them; NaN and inf keep their meaning), so results agree with a sequential evaluation to rounding
 and are the same whatever the chunking of replicates.
+
+The bookkeeping after each update (divergence, window sum, recording) is written out in both
+kernels on purpose: moving it into a shared inlined helper was measured to double the cost per
+replicate-step at d = 4 (benchmarks/bench_simulate.py), where the loop is close to the cost of the
+random draws themselves.
 """
 
 from __future__ import annotations
