@@ -2,7 +2,10 @@
 
 Everything is expressed in eigen-coordinates ``Y = Qᵀ X`` of ``Σ = Q Λ Qᵀ``. A distribution provides
 
-* ``sample(rng, n, eigenvalues, basis)``: ``n`` draws of ``Y`` (rows), used by the simulator;
+* ``sample(rng, n, eigenvalues, basis)``: ``n`` draws of ``Y`` (rows);
+* ``block_sampler(rng, seed, eigenvalues, basis)``: the simulator's source of draws for one block
+  of replicates, by default ``sample`` on the block's generator ``rng``; the Gaussian draws from its
+  own stream seeded by ``seed``, in compiled code (:mod:`amsgd.ziggurat`);
 * ``fourth_moment(i, j, k, l, lam)``: ``E[Y_i Y_j Y_k Y_l]`` as a SymPy expression in the eigenvalue
   symbols ``lam``, used by the derivation engine to build the gradient-noise covariance.
 
@@ -55,6 +58,16 @@ class Distribution(ABC):
     def fourth_moment(self, i: int, j: int, k: int, l: int, lam: Sequence[sp.Expr]) -> sp.Expr:
         """``E[Y_i Y_j Y_k Y_l]`` in eigen-coordinates, in terms of the eigenvalue symbols ``lam``."""
 
+    def block_sampler(
+        self, rng: np.random.Generator, seed: np.random.SeedSequence, eigenvalues: np.ndarray, basis: np.ndarray
+    ) -> Callable[[int], np.ndarray]:
+        """The simulator's draws for one block: a function of ``n`` returning ``n`` rows of ``Y``.
+
+        ``rng`` is the block's generator, shared with its other draws; ``seed`` is reserved for a
+        stream of the data alone. By default the draws are :meth:`sample` on ``rng``.
+        """
+        return lambda n: self.sample(rng, n, eigenvalues, basis)
+
     def to_dict(self) -> dict:
         return {"spec": self.spec}
 
@@ -67,6 +80,13 @@ class Gaussian(Distribution):
 
     def sample(self, rng, n, eigenvalues, basis):
         return rng.standard_normal((n, eigenvalues.size)) * np.sqrt(eigenvalues)
+
+    def block_sampler(self, rng, seed, eigenvalues, basis):
+        """``sqrt(λ) · z`` from an SFC64 stream seeded by ``seed``, ziggurat in compiled code."""
+        from amsgd.ziggurat import NormalStream
+
+        stream, scale = NormalStream(seed), np.sqrt(np.asarray(eigenvalues, dtype=float))
+        return lambda n: stream.draw(n, scale)
 
     def fourth_moment(self, i, j, k, l, lam):
         return _isserlis(i, j, k, l, lam)

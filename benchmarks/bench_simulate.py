@@ -1,7 +1,9 @@
 """Throughput and memory of ``amsgd.simulate``, as ratios measured in this run.
 
-* floor: the time to make exactly the simulator's draws (same generator, blocks and chunks), via
+* floor: the time to make exactly the simulator's draws (same generators, blocks and chunks, so for
+  Gaussian data the compiled ziggurat of :mod:`amsgd.ziggurat`), via
   :func:`amsgd.simulate.engine.draw_only`; target: simulation <= 1.5 x floor at d = 4 and d = 100;
+  for reference, the time NumPy's ``Generator.standard_normal`` (PCG64) takes for the same numbers;
 * naive: straightforward per-replicate, per-step Python loops with one draw per step and the full
   history: "lean" works in eigen-coordinates with g = s (y − s v), s = yᵀv (O(d) per step);
   "literal" is the formula as written, X = Σ^{1/2} z and (I − v vᵀ) X Xᵀ v with d x d matrices;
@@ -24,7 +26,8 @@ import numpy as np
 
 from amsgd import Problem, parse_delay
 from amsgd.simulate import simulate
-from amsgd.simulate.engine import draw_only, warm_up
+from amsgd.simulate.engine import chunk_steps, draw_only, warm_up
+from amsgd.simulate.seeding import BLOCK_SIZE
 
 REPLICATES = 1000
 
@@ -41,6 +44,17 @@ def best_of(repeats: int, fn) -> float:
         fn()
         times.append(time.perf_counter() - began)
     return min(times)
+
+
+def numpy_draws(problem: Problem, steps: int, replicates: int) -> None:
+    """The same Gaussian samples in the same blocks and chunks, drawn by NumPy (PCG64)."""
+    rng = np.random.default_rng(1)
+    lam = np.asarray(problem.eigenvalues)
+    chunk = chunk_steps(problem.dim)
+    for lo in range(0, replicates, BLOCK_SIZE):
+        n = min(BLOCK_SIZE, replicates - lo)
+        for k0 in range(0, steps, chunk):
+            problem.distribution.sample(rng, n * min(chunk, steps - k0), lam, None)
 
 
 def naive_loop(problem: Problem, steps: int, replicates: int, rng: np.random.Generator) -> np.ndarray:
@@ -109,9 +123,12 @@ def main() -> None:
     repeats = 3
     warm_up()
     rows = []
-    print(f"R = {REPLICATES}, Gaussian data, μ = 0.5; ns per replicate-step (floor, simulate, loops); best of {repeats}")
     print(
-        f"{'d':>4} {'tau':>4} {'floor':>9} {'simulate':>9} {'ratio':>6} {'rs/s':>12} "
+        f"R = {REPLICATES}, Gaussian data, μ = 0.5; ns per replicate-step (floor, NumPy's sampler for the same "
+        f"numbers, simulate, loops); best of {repeats}"
+    )
+    print(
+        f"{'d':>4} {'tau':>4} {'floor':>9} {'numpy':>9} {'simulate':>9} {'ratio':>6} {'rs/s':>12} "
         f"{'lean':>8} {'x':>5} {'literal':>9} {'x':>6}"
     )
     for dim, steps, naive_steps in ((4, 20_000, 2000), (100, 600, 400)):
@@ -119,6 +136,7 @@ def main() -> None:
         for tau in (0, 100):
             problem = make_problem(dim, tau)
             floor = best_of(repeats, lambda: draw_only(problem, steps, REPLICATES, rng=1))
+            numpy_normals = best_of(repeats, lambda: numpy_draws(problem, steps, REPLICATES))
             sim = best_of(repeats, lambda: simulate(problem, steps, REPLICATES, rng=1))
             n_naive = 3
             rng = np.random.default_rng(1)
@@ -126,7 +144,7 @@ def main() -> None:
             literal = best_of(1, lambda: literal_loop(problem, naive_steps, n_naive, rng))
             rs = REPLICATES * steps
             row = dict(
-                d=dim, tau=tau, floor_ns=floor / rs * 1e9, simulate_ns=sim / rs * 1e9,
+                d=dim, tau=tau, floor_ns=floor / rs * 1e9, numpy_ns=numpy_normals / rs * 1e9, simulate_ns=sim / rs * 1e9,
                 ratio_to_floor=sim / floor, replicate_steps_per_s=rs / sim,
                 lean_ns=lean / (n_naive * naive_steps) * 1e9,
                 literal_ns=literal / (n_naive * naive_steps) * 1e9,
@@ -135,7 +153,7 @@ def main() -> None:
             row["speedup_vs_literal"] = row["literal_ns"] / row["simulate_ns"]
             rows.append(row)
             print(
-                f"{dim:>4} {tau:>4} {row['floor_ns']:>9.1f} {row['simulate_ns']:>9.1f} "
+                f"{dim:>4} {tau:>4} {row['floor_ns']:>9.1f} {row['numpy_ns']:>9.1f} {row['simulate_ns']:>9.1f} "
                 f"{row['ratio_to_floor']:>6.2f} {row['replicate_steps_per_s']:>12.3e} "
                 f"{row['lean_ns']:>8.0f} {row['speedup_vs_lean']:>5.0f} "
                 f"{row['literal_ns']:>9.0f} {row['speedup_vs_literal']:>6.0f}"

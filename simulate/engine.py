@@ -16,6 +16,8 @@ own random stream, and each block in chunks of :func:`chunk_steps` steps. Per bl
 draws are, in this order: the delays' uniforms (i.i.d. delays) or the compute times (event-driven
 server), then ``B·K`` samples, row ``b·K + j`` being replicate b at step ``k0 + j``. Before the first
 chunk a block draws its random start points, then (event-driven server) the first compute times.
+Gaussian samples come instead from the block's own data stream (:meth:`Distribution.block_sampler`,
+:mod:`amsgd.ziggurat`), in the same row order.
 Memory is O(B · (τ_max + 2) · d) per block in flight (a ring buffer of past iterates; M copies of
 the iterate for an M-worker server) plus the recorded trajectories.
 """
@@ -42,6 +44,7 @@ from amsgd.simulate.seeding import (
     BLOCK_SIZE,
     RngLike,
     block_bounds,
+    block_data_sequence,
     block_generator,
     describe_seed,
     root_sequence,
@@ -233,6 +236,7 @@ def block_draws(plan: Plan, block: int) -> BlockDraws:
     else:
         start = np.broadcast_to(plan.start_h, (n, plan.dim)).copy()
     delay = plan.problem.delay
+    sample = plan.problem.distribution.block_sampler(rng, block_data_sequence(plan.root, block), lam, basis)
     first = draw_compute_times(rng, delay.compute, delay.sigma, (n, delay.workers)) if plan.server else None
 
     def chunks() -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
@@ -245,7 +249,7 @@ def block_draws(plan: Plan, block: int) -> BlockDraws:
                 aux = rng.random((n, k))
             else:
                 aux = empty
-            y = plan.problem.distribution.sample(rng, n * k, lam, basis)
+            y = sample(n * k)
             yield k0, np.ascontiguousarray(y, dtype=np.float64).reshape(n, k, plan.dim), aux
 
     return BlockDraws(start, first, chunks())

@@ -3,7 +3,9 @@
 Replicates are grouped into fixed blocks of :data:`BLOCK_SIZE` (the last block may be shorter).
 Block ``b`` draws every random number it needs (start point, delays, compute times, samples) from
 its own generator, seeded by the ``b``-th child of the root :class:`numpy.random.SeedSequence`
-(``spawn_key = root.spawn_key + (b,)``, exactly what ``root.spawn`` would hand out). Work is split
+(``spawn_key = root.spawn_key + (b,)``, exactly what ``root.spawn`` would hand out); Gaussian
+samples come from a second stream of the block, seeded by that child's first child
+(:func:`block_data_sequence`, drawn by :mod:`amsgd.ziggurat`). Work is split
 into chunks of whole blocks, so a seed gives bit-identical results whatever the chunking, the
 number of threads, or the number of blocks run in one task; and the first ``n`` full blocks of a
 run with more replicates are the same replicates.
@@ -38,12 +40,21 @@ def root_sequence(rng: RngLike) -> np.random.SeedSequence:
     return np.random.SeedSequence(int(rng))
 
 
-def block_generator(root: np.random.SeedSequence, block: int) -> np.random.Generator:
-    """The generator of replicate block ``block``: the ``block``-th spawned child of ``root``."""
-    child = np.random.SeedSequence(
+def block_sequence(root: np.random.SeedSequence, block: int) -> np.random.SeedSequence:
+    """The seed sequence of replicate block ``block``: the ``block``-th spawned child of ``root``."""
+    return np.random.SeedSequence(
         root.entropy, spawn_key=tuple(root.spawn_key) + (int(block),), pool_size=root.pool_size
     )
-    return np.random.Generator(np.random.PCG64(child))
+
+
+def block_generator(root: np.random.SeedSequence, block: int) -> np.random.Generator:
+    """The generator of replicate block ``block`` (PCG64 on :func:`block_sequence`)."""
+    return np.random.Generator(np.random.PCG64(block_sequence(root, block)))
+
+
+def block_data_sequence(root: np.random.SeedSequence, block: int) -> np.random.SeedSequence:
+    """The seed of block ``block``'s data stream: the first child of :func:`block_sequence`."""
+    return block_sequence(root, block).spawn(1)[0]
 
 
 def block_bounds(replicates: int, block_size: int = BLOCK_SIZE) -> list[tuple[int, int]]:

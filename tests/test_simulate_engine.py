@@ -8,10 +8,11 @@ import warnings
 import numpy as np
 import pytest
 
-from amsgd import Problem, ProblemError, SampledDistribution, StudentT, parse_delay
+from amsgd import Problem, ProblemError, SampledDistribution, StudentT, parse_delay, parse_distribution
 from amsgd.simulate import simulate
 from amsgd.simulate.engine import block_draws, make_plan
-from amsgd.simulate.seeding import BLOCK_SIZE
+from amsgd.simulate.seeding import BLOCK_SIZE, block_data_sequence, block_generator
+from amsgd.ziggurat import NormalStream
 
 
 def reference_block(plan, block):
@@ -85,15 +86,38 @@ def test_matches_naive_reference(delay, mu, start):
     np.testing.assert_allclose(res.delay_mean_per_replicate, delays.mean(axis=1))
 
 
+@pytest.mark.parametrize("distribution", ["gaussian", "rademacher"])
+def test_draw_streams(distribution):
+    """Gaussian rows come from the block's own ziggurat stream, other data from the block generator."""
+    problem = Problem.from_spectrum([3.0, 2.0, 1.0], eta=0.05, mu=0.5, distribution=parse_distribution(distribution))
+    steps = 2 * make_plan(problem, 10, 1, rng=0).chunk + 5  # three chunks
+    plan = make_plan(problem, steps, BLOCK_SIZE + 3, rng=11)
+    for block, n in ((0, BLOCK_SIZE), (1, 3)):
+        y = np.concatenate([c[1] for c in block_draws(plan, block).chunks], axis=1)
+        lam = np.array([3.0, 2.0, 1.0])
+        if distribution == "gaussian":
+            stream = NormalStream(block_data_sequence(plan.root, block))
+            rows = [stream.draw(n * k, np.sqrt(lam)).reshape(n, k, 3) for k in (plan.chunk, plan.chunk, 5)]
+        else:
+            rng = block_generator(plan.root, block)  # no start-point or delay draws: e2, constant delay
+            rows = [problem.distribution.sample(rng, n * k, lam, None).reshape(n, k, 3) for k in (plan.chunk, plan.chunk, 5)]
+        np.testing.assert_array_equal(y, np.concatenate(rows, axis=1))
+
+
 def test_rotation_equivariance_with_a_general_covariance():
     """Data given in rotated coordinates X = B Y give the same run as the diagonal problem."""
     lam = np.array([3.0, 2.0, 1.0])
     basis, _ = np.linalg.qr(np.random.default_rng(3).standard_normal((3, 3)))
 
-    def rotated_sampler(rng, n):
-        return (rng.standard_normal((n, 3)) * np.sqrt(lam)) @ basis.T
+    def diagonal_sampler(rng, n):
+        return rng.standard_normal((n, 3)) * np.sqrt(lam)
 
-    diag = Problem.from_spectrum(lam, eta=0.05, mu=0.5)
+    def rotated_sampler(rng, n):
+        return diagonal_sampler(rng, n) @ basis.T
+
+    diag = Problem.from_spectrum(
+        lam, eta=0.05, mu=0.5, distribution=SampledDistribution(diagonal_sampler, "diagonal")
+    )
     rotated = Problem.from_spectrum(
         lam, basis=basis, eta=0.05, mu=0.5, distribution=SampledDistribution(rotated_sampler, "rotated")
     )

@@ -1,0 +1,202 @@
+"""Standard normal draws in compiled code: the SFC64 generator and a 256-layer ziggurat.
+
+The Gaussian data of the simulator are its dominant cost (d normals per replicate and step), so
+they are drawn here rather than by ``numpy.random.Generator.standard_normal``, about four times
+faster on the same hardware (``benchmarks/bench_simulate.py``).
+
+**Bits.** SFC64 (Chris Doty-Humphrey's small fast chaotic generator) advances a state
+``(a, b, c, counter)`` of four 64-bit words by
+
+    t = a + b + counter,  a ← b ⊕ (b >> 11),  b ← c + (c << 3),  c ← rotl(c, 24) + t,
+    counter ← counter + 1,
+
+and returns ``t``. A state is taken from ``numpy.random.SFC64(seed_sequence)``, so the words this
+module produces are exactly that NumPy bit generator's ``random_raw()`` stream.
+
+**Normals.** Marsaglia and Tsang's ziggurat (J. Stat. Softw. 5(8), 2000) covers the density
+``f(x) = exp(−x²/2)`` on ``x ≥ 0`` by 256 layers of equal area ``v``: layer 0 is the rectangle
+``[0, r] × [0, f(r)]`` together with the tail ``x > r``, so ``v = r f(r) + ∫_r^∞ f``; layer
+``i ≥ 1`` is ``[0, x_i] × [f(x_i), f(x_{i+1})]`` with ``f(x_{i+1}) = f(x_i) + v/x_i``, and the top
+layer must close at ``f(x_256) = f(0) = 1``. :func:`ziggurat_tables` solves that closing condition
+for ``r`` (r ≈ 3.6541528853610088) instead of copying published constants. One draw takes a word
+``u``: its low 8 bits pick a layer ``i``, its top 53 bits a signed integer ``j`` and
+``x = j · x_i / 2⁵²`` (with ``x_0 = v / f(r)``). When ``|x| < x_{i+1}`` the point lies under the
+curve and ``x`` is returned (98.8 % of draws); otherwise layer 0 samples the tail by Marsaglia's
+method (``ξ = −log(U₁)/r``, ``η = −log(U₂)``, accept when ``2η > ξ²``, return ``±(r + ξ)``) and
+the other layers accept ``x`` when a uniform height in ``[f(x_i), f(x_{i+1})]`` falls under
+``f(x)``, drawing afresh otherwise. Every branch is exact rejection sampling, so the draws are
+standard normal up to the 2⁻⁵² granularity of ``x``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+from scipy.optimize import brentq
+from scipy.special import erfc
+
+#: Layers of the ziggurat.
+LAYERS = 256
+
+
+def _density(x: float) -> float:
+    return math.exp(-0.5 * x * x)
+
+
+def _layer_edges(r: float) -> tuple[np.ndarray, float, int]:
+    """Edges ``x_0 .. x_{LAYERS−1}`` for a tail start ``r``, the layer area, and a closing miss.
+
+    The third value counts the layers left over when the recursion reaches the top early (``r``
+    too small); it is 0 when every layer was built.
+    """
+    area = r * _density(r) + math.sqrt(math.pi / 2) * erfc(r / math.sqrt(2))
+    edges = np.empty(LAYERS + 1)
+    edges[0], edges[1] = area / _density(r), r
+    for i in range(1, LAYERS):
+        height = _density(edges[i]) + area / edges[i]
+        if height >= 1.0:
+            return edges, area, LAYERS - i
+        edges[i + 1] = math.sqrt(-2.0 * math.log(height))
+    return edges, area, 0
+
+
+def _closing_miss(r: float) -> float:
+    """``f(x_255) + v/x_255 − 1``: zero when the top layer ends exactly at the mode."""
+    edges, area, left_over = _layer_edges(r)
+    if left_over:
+        return float(left_over)
+    return _density(edges[LAYERS - 1]) + area / edges[LAYERS - 1] - 1.0
+
+
+def ziggurat_tables() -> dict[str, np.ndarray | float]:
+    """The ziggurat of the standard normal: ``r``, the layer area ``v`` and the lookup tables.
+
+    Returns ``r``, ``v``, ``edges`` (``x_0 .. x_256``, ``x_256 = 0``), ``accept`` (``⌊2⁵² x_{i+1}/x_i⌋``,
+    the fast-path bound on ``|j|``), ``scale`` (``x_i / 2⁵²``) and ``height`` (``f(x_0 .. x_256)``).
+    """
+    r = brentq(_closing_miss, 3.0, 4.0, xtol=1e-15, rtol=4 * np.finfo(float).eps)
+    edges, area, _ = _layer_edges(r)
+    edges[LAYERS] = 0.0
+    return {
+        "r": r,
+        "v": area,
+        "edges": edges,
+        "accept": np.floor(2.0**52 * edges[1:] / edges[:-1]).astype(np.int64),
+        "scale": edges[:-1] / 2.0**52,
+        "height": np.exp(-0.5 * edges**2),
+    }
+
+
+_TABLES = ziggurat_tables()
+_R = float(_TABLES["r"])
+_ACCEPT = _TABLES["accept"]
+_SCALE = _TABLES["scale"]
+_HEIGHT = _TABLES["height"]
+_ONE = np.uint64(1)
+_LOW8 = np.uint64(0xFF)
+_SH3, _SH11, _SH24, _SH40 = np.uint64(3), np.uint64(11), np.uint64(24), np.uint64(40)
+_TO_UNIT = 1.0 / 2.0**53
+
+
+def sfc64_state(seed: np.random.SeedSequence) -> np.ndarray:
+    """The SFC64 state ``[a, b, c, counter]`` NumPy derives from ``seed`` (as a uint64 array)."""
+    words = np.random.SFC64(seed).state["state"]["state"]
+    return np.array(words, dtype=np.uint64)
+
+
+@njit(inline="always")
+def sfc64_next(a, b, c, n):
+    """One SFC64 step: ``(output, a, b, c, counter)`` (state words are passed and returned as locals)."""
+    t = a + b + n
+    return t, b ^ (b >> _SH11), c + (c << _SH3), ((c << _SH24) | (c >> _SH40)) + t, n + _ONE
+
+
+@njit(inline="always")
+def _unit(u):
+    """A uniform on [0, 1) from the top 53 bits of a word."""
+    return (u >> _SH11) * _TO_UNIT
+
+
+@njit(inline="always")
+def tail(a, b, c, n):
+    """``r + ξ`` with ``ξ`` from the normal tail beyond ``r`` (Marsaglia): ``(r + ξ, a, b, c, counter)``."""
+    while True:
+        u1, a, b, c, n = sfc64_next(a, b, c, n)
+        u2, a, b, c, n = sfc64_next(a, b, c, n)
+        xi = -math.log1p(-_unit(u1)) / _R
+        eta = -math.log1p(-_unit(u2))
+        if eta + eta > xi * xi:
+            return _R + xi, a, b, c, n
+
+
+@njit(inline="always")
+def wedge_accepts(i, x, unit):
+    """Whether the point at ``x`` and height ``f(x_i) + unit · (f(x_{i+1}) − f(x_i))`` is under ``f``."""
+    return _HEIGHT[i] + unit * (_HEIGHT[i + 1] - _HEIGHT[i]) < math.exp(-0.5 * x * x)
+
+
+@njit(inline="always")
+def standard_normal(a, b, c, n):
+    """One standard normal by the ziggurat: ``(z, a, b, c, counter)``."""
+    while True:
+        u, a, b, c, n = sfc64_next(a, b, c, n)
+        i = np.intp(u & _LOW8)
+        j = np.int64(u) >> np.int64(11)
+        x = j * _SCALE[i]
+        if abs(j) < _ACCEPT[i]:
+            return x, a, b, c, n
+        if i == 0:
+            t, a, b, c, n = tail(a, b, c, n)
+            return (-t if j < 0 else t), a, b, c, n
+        u1, a, b, c, n = sfc64_next(a, b, c, n)
+        if wedge_accepts(i, x, _unit(u1)):
+            return x, a, b, c, n
+
+
+@njit(cache=True, nogil=True)
+def fill_scaled_normals(state, scale, out):
+    """Fill ``out`` (rows of length d) with ``scale[i] · z`` row by row, advancing ``state`` in place.
+
+    With ``scale`` all ones these are standard normals; the generator consumes words in the order
+    of ``out.ravel()``.
+    """
+    a, b, c, n = state[0], state[1], state[2], state[3]
+    rows, dim = out.shape
+    for row in range(rows):
+        for i in range(dim):
+            z, a, b, c, n = standard_normal(a, b, c, n)
+            out[row, i] = scale[i] * z
+    state[0], state[1], state[2], state[3] = a, b, c, n
+
+
+@njit(cache=True, nogil=True)
+def fill_raw(state, out):
+    """Fill ``out`` with raw SFC64 words, advancing ``state`` in place (for checks against NumPy)."""
+    a, b, c, n = state[0], state[1], state[2], state[3]
+    for k in range(out.shape[0]):
+        out[k], a, b, c, n = sfc64_next(a, b, c, n)
+    state[0], state[1], state[2], state[3] = a, b, c, n
+
+
+class NormalStream:
+    """A stream of (scaled) normals from one SFC64 state, drawn in compiled code.
+
+    ``NormalStream(seed)`` accepts a seed or a :class:`numpy.random.SeedSequence`; ``draw(n, scale)``
+    returns ``n`` rows ``scale · z`` with ``z`` standard normal; successive calls continue the stream.
+    """
+
+    def __init__(self, seed: int | np.random.SeedSequence) -> None:
+        sequence = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+        self.state = sfc64_state(sequence)
+
+    def draw(self, n: int, scale: np.ndarray) -> np.ndarray:
+        scale = np.ascontiguousarray(scale, dtype=np.float64).reshape(-1)
+        out = np.empty((n, scale.size))
+        fill_scaled_normals(self.state, scale, out)
+        return out
+
+    def standard_normal(self, n: int) -> np.ndarray:
+        """``n`` standard normals (a flat array)."""
+        return self.draw(n, np.ones(1)).reshape(n)
