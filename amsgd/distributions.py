@@ -47,6 +47,9 @@ class Distribution(ABC):
     spec: str
     #: False when some fourth moment is infinite (moment-based predictions are refused).
     finite_fourth_moments: bool = True
+    #: True when :meth:`block_sampler` returns :class:`amsgd.ziggurat.ScaledNormals`, which the
+    #: simulator's compiled kernels then draw from themselves.
+    kernel_samples: bool = False
 
     @abstractmethod
     def sample(
@@ -81,12 +84,13 @@ class Gaussian(Distribution):
     def sample(self, rng, n, eigenvalues, basis):
         return rng.standard_normal((n, eigenvalues.size)) * np.sqrt(eigenvalues)
 
+    kernel_samples = True
+
     def block_sampler(self, rng, seed, eigenvalues, basis):
         """``sqrt(λ) · z`` from an SFC64 stream seeded by ``seed``, ziggurat in compiled code."""
-        from amsgd.ziggurat import NormalStream
+        from amsgd.ziggurat import ScaledNormals
 
-        stream, scale = NormalStream(seed), np.sqrt(np.asarray(eigenvalues, dtype=float))
-        return lambda n: stream.draw(n, scale)
+        return ScaledNormals(seed, np.sqrt(np.asarray(eigenvalues, dtype=float)))
 
     def fourth_moment(self, i, j, k, l, lam):
         return _isserlis(i, j, k, l, lam)

@@ -200,3 +200,14 @@ class NormalStream:
     def standard_normal(self, n: int) -> np.ndarray:
         """``n`` standard normals (a flat array)."""
         return self.draw(n, np.ones(1)).reshape(n)
+
+
+class ScaledNormals(NormalStream):
+    """Rows ``scale · z`` from one stream: ``ScaledNormals(seed, scale)(n)`` is an ``(n, d)`` array."""
+
+    def __init__(self, seed: int | np.random.SeedSequence, scale: np.ndarray) -> None:
+        super().__init__(seed)
+        self.scale = np.ascontiguousarray(scale, dtype=np.float64).reshape(-1)
+
+    def __call__(self, n: int) -> np.ndarray:
+        return self.draw(n, self.scale)

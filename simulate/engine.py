@@ -30,7 +30,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -49,6 +49,7 @@ from amsgd.simulate.seeding import (
     describe_seed,
     root_sequence,
 )
+from amsgd.ziggurat import ScaledNormals
 
 if TYPE_CHECKING:
     from amsgd.problem import Problem
@@ -57,6 +58,10 @@ if TYPE_CHECKING:
 DIVERGENCE_NORM = 1e6
 #: Random numbers per block and chunk of steps that the chunk length aims at (2 MiB of samples).
 CHUNK_NUMBERS = 2**18
+#: Steps per chunk when the kernels draw the samples themselves (Gaussian data).
+KERNEL_CHUNK_STEPS = 1024
+#: Samples per piece a kernel draws at a time into its buffer (32 KiB, so they stay in cache).
+SAMPLE_PIECE = 4096
 #: Refuse delays whose stored iterates would exceed this per block of replicates in flight.
 MAX_BLOCK_STATE_BYTES = 2 * 2**30
 #: Recorded iterations by default (plus iteration 0).
@@ -65,9 +70,12 @@ DEFAULT_RECORDS = 100
 StartSpec = str | Sequence[float] | np.ndarray
 
 
-def chunk_steps(dim: int) -> int:
-    """Steps per chunk, K = max(1, CHUNK_NUMBERS // (BLOCK_SIZE · d)): part of the draw order."""
-    return max(1, CHUNK_NUMBERS // (BLOCK_SIZE * dim))
+def chunk_steps(dim: int, kernel_samples: bool = False) -> int:
+    """Steps per chunk, part of the draw order: K = max(1, CHUNK_NUMBERS // (BLOCK_SIZE · d)), or
+    KERNEL_CHUNK_STEPS when the kernels draw the samples (no chunk of samples is then stored, and
+    long chunks keep a replicate's recent history in cache).
+    """
+    return KERNEL_CHUNK_STEPS if kernel_samples else max(1, CHUNK_NUMBERS // (BLOCK_SIZE * dim))
 
 
 @dataclass(frozen=True, eq=False)
@@ -96,7 +104,7 @@ class Plan:
 
     @property
     def chunk(self) -> int:
-        return chunk_steps(self.dim)
+        return chunk_steps(self.dim, self.problem.distribution.kernel_samples)
 
     @property
     def blocks(self) -> list[tuple[int, int]]:
@@ -150,7 +158,8 @@ def make_plan(
     constant = not server and support.size == 1
     tau_const = int(support[0]) if constant else 0
     cdf = np.zeros(0) if server or constant else np.ascontiguousarray(delay.cdf(), dtype=np.float64)
-    slots = 2 if server else int(pmf.size) + 1
+    # history slots: h_{k−max_delay} .. h_k and the one written, at least 3 so that it is never h_{k−1}'s
+    slots = 2 if server else max(3, int(pmf.size) + 1)
     # the event-driven histogram keeps the truncated stationary support plus one overflow bin
     delay_bins = int(pmf.size) + 1 if server else int(pmf.size)
     copies = delay.workers + 2 if server else slots
@@ -212,18 +221,26 @@ def _start_point(problem: Problem, start: StartSpec) -> tuple[str, np.ndarray | 
 
 @dataclass
 class BlockDraws:
-    """The random numbers of one block, in draw order: start points, first compute times, chunks."""
+    """The random numbers of one block, in draw order: start points, first compute times, chunks.
+
+    With ``stream`` set (Gaussian data left to the kernels) the chunks carry no samples, shape
+    ``(B, K, 0)``; the kernels draw them from ``stream`` (an SFC64 state, advanced in place) as
+    ``scale · z``, in the same order.
+    """
 
     start: np.ndarray
     first_times: np.ndarray | None
     chunks: Iterator[tuple[int, np.ndarray, np.ndarray]]
+    stream: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint64))
+    scale: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
-def block_draws(plan: Plan, block: int) -> BlockDraws:
+def block_draws(plan: Plan, block: int, *, samples_in_kernel: bool = False) -> BlockDraws:
     """Draw block ``block``'s random numbers; ``chunks`` yields ``(k0, y[B, K, d], aux[B, K])``.
 
     ``aux`` holds the uniforms of i.i.d. delays, the compute times of the event-driven server, or
-    nothing (shape ``(B, 0)``) for a constant delay.
+    nothing (shape ``(B, 0)``) for a constant delay. With ``samples_in_kernel`` Gaussian samples are
+    not drawn here but left to the kernels (see :class:`BlockDraws`).
     """
     lo, hi = plan.blocks[block]
     n = hi - lo
@@ -239,6 +256,10 @@ def block_draws(plan: Plan, block: int) -> BlockDraws:
     sample = plan.problem.distribution.block_sampler(rng, block_data_sequence(plan.root, block), lam, basis)
     first = draw_compute_times(rng, delay.compute, delay.sigma, (n, delay.workers)) if plan.server else None
 
+    in_kernel = samples_in_kernel and plan.problem.distribution.kernel_samples
+    if in_kernel and not isinstance(sample, ScaledNormals):
+        raise TypeError(f"{plan.problem.distribution!r} has kernel_samples but no ScaledNormals sampler")
+
     def chunks() -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
         empty = np.zeros((n, 0))
         for k0 in range(0, plan.steps, plan.chunk):
@@ -249,9 +270,13 @@ def block_draws(plan: Plan, block: int) -> BlockDraws:
                 aux = rng.random((n, k))
             else:
                 aux = empty
-            y = sample(n * k)
-            yield k0, np.ascontiguousarray(y, dtype=np.float64).reshape(n, k, plan.dim), aux
+            if in_kernel:
+                yield k0, np.empty((n, k, 0)), aux
+            else:
+                yield k0, np.ascontiguousarray(sample(n * k), dtype=np.float64).reshape(n, k, plan.dim), aux
 
+    if in_kernel:
+        return BlockDraws(start, first, chunks(), sample.state, sample.scale)
     return BlockDraws(start, first, chunks())
 
 
@@ -273,10 +298,18 @@ class _Outputs:
         self.delay_max = np.zeros((n_blocks, 1), dtype=np.int64)
 
 
+def _sample_buffer(plan: Plan, draws: BlockDraws) -> np.ndarray:
+    """The buffer a kernel draws one replicate's samples into, SAMPLE_PIECE numbers at a time."""
+    if not draws.stream.size:
+        return np.empty((1, 0, 0))
+    return np.empty((1, min(plan.chunk, max(1, SAMPLE_PIECE // plan.dim)), plan.dim))
+
+
 def _run_block(plan: Plan, block: int, out: _Outputs, advance) -> None:
     lo, hi = plan.blocks[block]
     n = hi - lo
-    draws = block_draws(plan, block)
+    draws = block_draws(plan, block, samples_in_kernel=True)
+    own = _sample_buffer(plan, draws)
     h0 = draws.start
     error, norm_sq = out.error[lo:hi], out.norm_sq[lo:hi]
     coords = out.coords[lo:hi] if plan.keep_coordinates else out.coords
@@ -308,7 +341,8 @@ def _run_block(plan: Plan, block: int, out: _Outputs, advance) -> None:
         read_version = np.zeros((n, workers), dtype=np.int64)
         for k0, y, aux in draws.chunks:
             kernels.advance_server(
-                pair, copies, heap_times, heap_workers, read_version, y, aux, k0, eta, mu,
+                pair, copies, heap_times, heap_workers, read_version, y, draws.stream, draws.scale,
+                own, aux, k0, eta, mu,
                 plan.max_norm_sq, *common_tail, delay_max,
             )  # fmt: skip
             advance(n * y.shape[1])
@@ -316,7 +350,8 @@ def _run_block(plan: Plan, block: int, out: _Outputs, advance) -> None:
         ring = np.repeat(h0[:, None, :], plan.slots, axis=1)
         for k0, y, aux in draws.chunks:
             kernels.advance_history(
-                ring, y, aux, plan.cdf, plan.tau_const, k0, eta, mu, plan.max_norm_sq, *common_tail,
+                ring, y, draws.stream, draws.scale, own, aux, plan.cdf, plan.tau_const,
+                k0, eta, mu, plan.max_norm_sq, *common_tail,
             )  # fmt: skip
             advance(n * y.shape[1])
 
@@ -455,12 +490,17 @@ def draw_only(
 ) -> int:
     """Make exactly the draws :func:`simulate` makes, and nothing else; returns how many blocks.
 
-    This is the floor the simulator is measured against in ``benchmarks/bench_simulate.py``.
+    This is the floor the simulator is measured against in ``benchmarks/bench_simulate.py``. Samples
+    that the kernels draw themselves are drawn here the same way, replicate by replicate into a
+    buffer of one replicate's chunk.
     """
     plan = make_plan(problem, steps, replicates, rng=rng, start=start)
     for block in range(len(plan.blocks)):
-        for _ in block_draws(plan, block).chunks:
-            pass
+        draws = block_draws(plan, block, samples_in_kernel=True)
+        own = _sample_buffer(plan, draws)
+        for _, y, _ in draws.chunks:
+            if draws.stream.size:
+                kernels.draw_samples(draws.stream, draws.scale, own, y.shape[0], y.shape[1])
     return len(plan.blocks)
 
 

@@ -28,6 +28,35 @@ import numpy as np
 from numba import njit
 
 from amsgd.simulate.queue import heap_sift_down
+from amsgd.ziggurat import fill_scaled_normals
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _refill(stream, scale, own, j, n_steps):
+    """Draw the samples of steps ``j ..`` of a chunk of ``n_steps`` into ``own[0]``; ``(j, last + 1)``.
+
+    The kernels draw Gaussian data themselves, replicate by replicate and, within a replicate, in
+    pieces of ``own.shape[1]`` steps as ``scale · z`` from ``stream`` (an SFC64 state). That is the
+    order of the rows of :func:`engine.block_draws`, so the numbers are the same, and the samples
+    stay in cache instead of passing through a chunk-sized buffer.
+    """
+    m = min(own.shape[1], n_steps - j)
+    fill_scaled_normals(stream, scale, own[0, :m])
+    return j, j + m
+
+
+@njit(cache=True, nogil=True)
+def discard_samples(stream, scale, own, steps):
+    """Draw and drop ``steps`` steps' samples: a replicate that has diverged keeps its place."""
+    while stream.shape[0] > 0 and steps > 0:
+        steps -= _refill(stream, scale, own, 0, steps)[1]
+
+
+@njit(cache=True, nogil=True)
+def draw_samples(stream, scale, own, replicates, steps):
+    """The samples the kernels draw for ``replicates`` replicates over ``steps`` steps, and nothing else."""
+    for _ in range(replicates):
+        discard_samples(stream, scale, own, steps)
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
@@ -46,7 +75,7 @@ def _record(h, r, err, nsq, error, norm_sq, coords, coord_sum, coord_sq, alive_c
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def advance_history(
-    ring, y, uniforms, cdf, tau_const, k0, eta, mu, max_norm_sq,
+    ring, y, stream, scale, own, uniforms, cdf, tau_const, k0, eta, mu, max_norm_sq,
     record_at, error, norm_sq, coords, coord_sum, coord_sq, alive_count,
     alive, diverged_at, window_start, window_sum, delay_counts, delay_sum,
 ):  # fmt: skip
@@ -60,13 +89,17 @@ def advance_history(
     """
     n_block, slots, dim = ring.shape
     n_steps = y.shape[1]
+    in_kernel = stream.shape[0] > 0
+    src = own if in_kernel else y
     iid = uniforms.shape[1] > 0
     n_rec = record_at.shape[0]
     r_first = np.searchsorted(record_at, k0 + 1)
-    scratch = np.empty(dim)
     for b in range(n_block):
         if not alive[b]:
+            discard_samples(stream, scale, own, n_steps)
             continue
+        # samples of step j: src[sb, j − start], drawn here up to step `drawn` (see _refill)
+        sb, start, drawn = (0, 0, 0) if in_kernel else (b, 0, n_steps)
         r = r_first
         # slots of h_k, h_{k−1}, h_{k+1}, advanced without integer division
         cur = k0 % slots
@@ -89,16 +122,17 @@ def advance_history(
             stl = cur - tau
             if stl < 0:
                 stl += slots
+            if j == drawn:
+                start, drawn = _refill(stream, scale, own, j, n_steps)
+            row = j - start
             s = 0.0
             for i in range(dim):
-                s += y[b, j, i] * ring[b, stl, i]
+                s += src[sb, row, i] * ring[b, stl, i]
             es = eta * s
-            for i in range(dim):
-                hc = ring[b, cur, i]
-                scratch[i] = hc + mu * (hc - ring[b, prv, i]) + es * (y[b, j, i] - s * ring[b, stl, i])
             nsq = 0.0
             for i in range(dim):
-                new = scratch[i]
+                hc = ring[b, cur, i]
+                new = hc + mu * (hc - ring[b, prv, i]) + es * (src[sb, row, i] - s * ring[b, stl, i])
                 ring[b, nxt, i] = new
                 nsq += new * new
             delay_counts[tau] += 1
@@ -106,6 +140,7 @@ def advance_history(
             if not nsq <= max_norm_sq:
                 alive[b] = False
                 diverged_at[b] = k + 1
+                discard_samples(stream, scale, own, n_steps - drawn)
                 break
             h1 = ring[b, nxt, 0]
             err = 1.0 - h1 * h1 / nsq
@@ -121,7 +156,7 @@ def advance_history(
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def advance_server(
-    pair, copies, heap_times, heap_workers, read_version, y, compute_times, k0, eta, mu, max_norm_sq,
+    pair, copies, heap_times, heap_workers, read_version, y, stream, scale, own, compute_times, k0, eta, mu, max_norm_sq,
     record_at, error, norm_sq, coords, coord_sum, coord_sq, alive_count,
     alive, diverged_at, window_start, window_sum, delay_counts, delay_sum, delay_max,
 ):  # fmt: skip
@@ -135,27 +170,35 @@ def advance_server(
     """
     n_block, _, dim = pair.shape
     n_steps = y.shape[1]
+    in_kernel = stream.shape[0] > 0
+    src = own if in_kernel else y
     n_rec = record_at.shape[0]
     top = delay_counts.shape[0] - 1
     r_first = np.searchsorted(record_at, k0 + 1)
     for b in range(n_block):
         if not alive[b]:
+            discard_samples(stream, scale, own, n_steps)
             continue
+        # samples of step j: src[sb, j − start], drawn here up to step `drawn` (see _refill)
+        sb, start, drawn = (0, 0, 0) if in_kernel else (b, 0, n_steps)
         r = r_first
         for j in range(n_steps):
             k = k0 + j
             w = heap_workers[b, 0]
+            if j == drawn:
+                start, drawn = _refill(stream, scale, own, j, n_steps)
+            row = j - start
             tau = k - read_version[b, w]
             cur = k & 1
             nxt = cur ^ 1
             s = 0.0
             for i in range(dim):
-                s += y[b, j, i] * copies[b, w, i]
+                s += src[sb, row, i] * copies[b, w, i]
             es = eta * s
             nsq = 0.0
             for i in range(dim):
                 hc = pair[b, cur, i]
-                new = hc + mu * (hc - pair[b, nxt, i]) + es * (y[b, j, i] - s * copies[b, w, i])
+                new = hc + mu * (hc - pair[b, nxt, i]) + es * (src[sb, row, i] - s * copies[b, w, i])
                 pair[b, nxt, i] = new
                 copies[b, w, i] = new
                 nsq += new * new
@@ -169,6 +212,7 @@ def advance_server(
             if not nsq <= max_norm_sq:
                 alive[b] = False
                 diverged_at[b] = k + 1
+                discard_samples(stream, scale, own, n_steps - drawn)
                 break
             h1 = pair[b, nxt, 0]
             err = 1.0 - h1 * h1 / nsq

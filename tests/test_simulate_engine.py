@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from amsgd import Problem, ProblemError, SampledDistribution, StudentT, parse_delay, parse_distribution
-from amsgd.simulate import simulate
+from amsgd.simulate import engine, simulate
 from amsgd.simulate.engine import block_draws, make_plan
 from amsgd.simulate.seeding import BLOCK_SIZE, block_data_sequence, block_generator
 from amsgd.ziggurat import NormalStream
@@ -84,6 +84,24 @@ def test_matches_naive_reference(delay, mu, start):
     counts = np.bincount(delays.ravel(), minlength=res.delay_counts.size)
     np.testing.assert_array_equal(res.delay_counts[: counts.size], counts[: res.delay_counts.size])
     np.testing.assert_allclose(res.delay_mean_per_replicate, delays.mean(axis=1))
+
+
+@pytest.mark.parametrize("delay", ["constant:2", "ps:3"])
+def test_samples_drawn_in_pieces_keep_their_order_through_divergence(monkeypatch, delay):
+    """Gaussian samples drawn by the kernels, 3 steps at a time over chunks of 8 steps, are the rows
+    of block_draws even when replicates diverge mid-piece (their remaining draws are skipped over)."""
+    monkeypatch.setattr(engine, "SAMPLE_PIECE", 9)
+    monkeypatch.setattr(engine, "KERNEL_CHUNK_STEPS", 8)
+    problem = Problem.from_spectrum((3.0, 2.0, 1.0), eta=0.08, mu=0.6, delay=parse_delay(delay))
+    steps, replicates = 40, 24
+    res = simulate(problem, steps, replicates, rng=3, coordinates="all", record_every=1)
+    plan = make_plan(problem, steps, replicates, rng=3)
+    assert plan.chunk == 8
+    with np.errstate(all="ignore"):
+        finals, _ = reference_block(plan, 0)
+    alive = ~res.diverged
+    assert 0.2 < res.diverged_fraction < 0.9 and np.any(res.diverged_at[~alive] % 3 != 0)
+    np.testing.assert_allclose(res.coordinates[alive, -1], finals[alive], rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("distribution", ["gaussian", "rademacher"])
