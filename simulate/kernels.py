@@ -11,14 +11,16 @@ more. They accumulate the optimisation error ``1 − h_1²/||h||²`` over the av
 the recording iterations, store the error, ``||h||²`` and the coordinates.
 
 The loop runs replicate by replicate and, inside, step by step, so one replicate's recent history
-stays in cache; the draws are laid out ``(replicate, step, coordinate)`` to match. The sums over
+stays in cache; the samples are taken ``(replicate, step, coordinate)`` to match, either from a
+chunk ``y[B, K, d]`` drawn beforehand or, for Gaussian data, drawn by the kernel itself from the
+block's stream (:func:`_refill`). The sums over
 coordinates may be reassociated by the compiler (``fastmath`` reassoc/contract, which vectorises
 them; NaN and inf keep their meaning), so results agree with a sequential evaluation to rounding
 and are the same whatever the chunking of replicates.
 
 The bookkeeping after each update (divergence, window sum, recording) is written out in both
 kernels on purpose: moving it into a shared inlined helper was measured to double the cost per
-replicate-step at d = 4 (benchmarks/bench_simulate.py), where the loop is close to the cost of the
+replicate-step at d = 4 (benchmarks/bench_simulate.py), where the loop costs about as much as the
 random draws themselves.
 """
 
@@ -81,9 +83,10 @@ def advance_history(
 ):  # fmt: skip
     """Constant or i.i.d. delays, with a ring buffer ``ring[b, k mod L]`` of the last L iterates.
 
-    ``L = max_delay + 2`` holds ``h_{k−max_delay} .. h_k`` and the slot written with ``h_{k+1}``
-    (the slot of ``h_{k−1}`` when L = 2; ``h_{k+1}`` goes through a scratch vector, so it is written
-    after every read). Every slot starts at ``h_0``, so ``h_{k−τ} = h_0`` when ``τ > k``.
+    ``L = max(3, max_delay + 2)`` holds ``h_{k−max_delay} .. h_k`` and the slot written with
+    ``h_{k+1}``, which is never one read in the same step (so the update loop vectorises). Every
+    slot starts at ``h_0``, so ``h_{k−τ} = h_0`` when ``τ > k``. The delay counts of a constant
+    delay are added once per replicate and chunk.
     With ``uniforms`` of shape ``(B, K)`` the delay is ``min{i: cdf[i] > u}`` (inversion);
     with an empty ``uniforms`` it is ``tau_const``.
     """
@@ -101,6 +104,8 @@ def advance_history(
         # samples of step j: src[sb, j − start], drawn here up to step `drawn` (see _refill)
         sb, start, drawn = (0, 0, 0) if in_kernel else (b, 0, n_steps)
         r = r_first
+        taken = 0
+        window = 0.0
         # slots of h_k, h_{k−1}, h_{k+1}, advanced without integer division
         cur = k0 % slots
         prv = (k0 + slots - 1) % slots
@@ -135,28 +140,37 @@ def advance_history(
                 new = hc + mu * (hc - ring[b, prv, i]) + es * (src[sb, row, i] - s * ring[b, stl, i])
                 ring[b, nxt, i] = new
                 nsq += new * new
-            delay_counts[tau] += 1
-            delay_sum[b] += tau
+            taken += 1
+            if iid:
+                delay_counts[tau] += 1
+                delay_sum[b] += tau
             if not nsq <= max_norm_sq:
                 alive[b] = False
                 diverged_at[b] = k + 1
                 discard_samples(stream, scale, own, n_steps - drawn)
                 break
-            h1 = ring[b, nxt, 0]
-            err = 1.0 - h1 * h1 / nsq
-            if k + 1 >= window_start:
-                window_sum[b] += err
-            if r < n_rec and record_at[r] == k + 1:
-                _record(ring[b, nxt], r, err, nsq, error, norm_sq, coords, coord_sum, coord_sq, alive_count, b)
-                r += 1
+            recording = r < n_rec and record_at[r] == k + 1
+            if k + 1 >= window_start or recording:
+                h1 = ring[b, nxt, 0]
+                err = 1.0 - h1 * h1 / nsq
+                if k + 1 >= window_start:
+                    window += err
+                if recording:
+                    _record(ring[b, nxt], r, err, nsq, error, norm_sq, coords, coord_sum, coord_sq, alive_count, b)
+                    r += 1
             prv = cur
             cur = nxt
             nxt = nxt + 1 if nxt + 1 < slots else 0
+        window_sum[b] += window
+        if not iid:
+            delay_counts[tau_const] += taken
+            delay_sum[b] += tau_const * taken
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def advance_server(
-    pair, copies, heap_times, heap_workers, read_version, y, stream, scale, own, compute_times, k0, eta, mu, max_norm_sq,
+    pair, copies, heap_times, heap_workers, read_version, y, stream, scale, own, compute_times,
+    k0, eta, mu, max_norm_sq,
     record_at, error, norm_sq, coords, coord_sum, coord_sq, alive_count,
     alive, diverged_at, window_start, window_sum, delay_counts, delay_sum, delay_max,
 ):  # fmt: skip
