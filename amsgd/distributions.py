@@ -81,10 +81,10 @@ class Gaussian(Distribution):
 
     spec: str = field(default="gaussian", init=False)
 
+    kernel_samples = True
+
     def sample(self, rng, n, eigenvalues, basis):
         return rng.standard_normal((n, eigenvalues.size)) * np.sqrt(eigenvalues)
-
-    kernel_samples = True
 
     def block_sampler(self, rng, seed, eigenvalues, basis):
         """``sqrt(λ) · z`` from an SFC64 stream seeded by ``seed``, ziggurat in compiled code."""

@@ -491,8 +491,8 @@ def draw_only(
     """Make exactly the draws :func:`simulate` makes, and nothing else; returns how many blocks.
 
     This is the floor the simulator is measured against in ``benchmarks/bench_simulate.py``. Samples
-    that the kernels draw themselves are drawn here the same way, replicate by replicate into a
-    buffer of one replicate's chunk.
+    that the kernels draw themselves are drawn here the same way: replicate by replicate, in pieces,
+    into the same cache-sized buffer.
     """
     plan = make_plan(problem, steps, replicates, rng=rng, start=start)
     for block in range(len(plan.blocks)):
