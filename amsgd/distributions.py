@@ -3,9 +3,9 @@
 Everything is expressed in eigen-coordinates ``Y = Qᵀ X`` of ``Σ = Q Λ Qᵀ``. A distribution provides
 
 * ``sample(rng, n, eigenvalues, basis)``: ``n`` draws of ``Y`` (rows);
-* ``block_sampler(rng, seed, eigenvalues, basis)``: the simulator's source of draws for one block
-  of replicates, by default ``sample`` on the block's generator ``rng``; the Gaussian draws from its
-  own stream seeded by ``seed``, in compiled code (:mod:`amsgd.ziggurat`);
+* ``block_sampler(rng, seed, replicates, eigenvalues, basis)``: the simulator's source of draws for
+  one block of replicates, by default ``sample`` on the block's generator ``rng``; the Gaussian
+  draws from one stream per replicate seeded by ``seed``, in compiled code (:mod:`amsgd.ziggurat`);
 * ``fourth_moment(i, j, k, l, lam)``: ``E[Y_i Y_j Y_k Y_l]`` as a SymPy expression in the eigenvalue
   symbols ``lam``, used by the derivation engine to build the gradient-noise covariance.
 
@@ -47,8 +47,8 @@ class Distribution(ABC):
     spec: str
     #: False when some fourth moment is infinite (moment-based predictions are refused).
     finite_fourth_moments: bool = True
-    #: True when :meth:`block_sampler` returns :class:`amsgd.ziggurat.ScaledNormals`, which the
-    #: simulator's compiled kernels then draw from themselves.
+    #: True when :meth:`block_sampler` returns :class:`amsgd.ziggurat.ReplicateNormals`, whose
+    #: streams the simulator's compiled kernels then draw from themselves.
     kernel_samples: bool = False
 
     @abstractmethod
@@ -62,12 +62,19 @@ class Distribution(ABC):
         """``E[Y_i Y_j Y_k Y_l]`` in eigen-coordinates, in terms of the eigenvalue symbols ``lam``."""
 
     def block_sampler(
-        self, rng: np.random.Generator, seed: np.random.SeedSequence, eigenvalues: np.ndarray, basis: np.ndarray
+        self,
+        rng: np.random.Generator,
+        seed: np.random.SeedSequence,
+        replicates: int,
+        eigenvalues: np.ndarray,
+        basis: np.ndarray,
     ) -> Callable[[int], np.ndarray]:
-        """The simulator's draws for one block: a function of ``n`` returning ``n`` rows of ``Y``.
+        """The simulator's draws for a block of ``replicates``: a function of ``n`` returning ``n`` rows of ``Y``.
 
-        ``rng`` is the block's generator, shared with its other draws; ``seed`` is reserved for a
-        stream of the data alone. By default the draws are :meth:`sample` on ``rng``.
+        The simulator asks for ``replicates · k`` rows at a time, row ``b · k + j`` being replicate
+        b's sample at the j-th step of the chunk. ``rng`` is the block's generator, shared with its
+        other draws; ``seed`` is reserved for streams of the data alone. By default the draws are
+        :meth:`sample` on ``rng``.
         """
         return lambda n: self.sample(rng, n, eigenvalues, basis)
 
@@ -86,11 +93,11 @@ class Gaussian(Distribution):
     def sample(self, rng, n, eigenvalues, basis):
         return rng.standard_normal((n, eigenvalues.size)) * np.sqrt(eigenvalues)
 
-    def block_sampler(self, rng, seed, eigenvalues, basis):
-        """``sqrt(λ) · z`` from an SFC64 stream seeded by ``seed``, ziggurat in compiled code."""
-        from amsgd.ziggurat import ScaledNormals
+    def block_sampler(self, rng, seed, replicates, eigenvalues, basis):
+        """``sqrt(λ) · z``, one SFC64 stream per replicate seeded from ``seed``, ziggurat in compiled code."""
+        from amsgd.ziggurat import ReplicateNormals
 
-        return ScaledNormals(seed, np.sqrt(np.asarray(eigenvalues, dtype=float)))
+        return ReplicateNormals(seed, replicates, np.sqrt(np.asarray(eigenvalues, dtype=float)))
 
     def fourth_moment(self, i, j, k, l, lam):
         return _isserlis(i, j, k, l, lam)

@@ -10,8 +10,11 @@ faster on the same hardware (``benchmarks/bench_simulate.py``).
     t = a + b + counter,  a ← b ⊕ (b >> 11),  b ← c + (c << 3),  c ← rotl(c, 24) + t,
     counter ← counter + 1,
 
-and returns ``t``. A state is taken from ``numpy.random.SFC64(seed_sequence)``, so the words this
-module produces are exactly that NumPy bit generator's ``random_raw()`` stream.
+and returns ``t``. It is seeded as NumPy seeds it: three words ``(a, b, c)`` from a
+:class:`numpy.random.SeedSequence`, ``counter = 1``, then 12 steps whose outputs are dropped. So
+the words of :func:`sfc64_state` are exactly ``numpy.random.SFC64(seed_sequence).random_raw()``,
+and :func:`replicate_states` gives many independent streams from one sequence at once (stream r
+from words ``3r .. 3r + 2`` of ``seed_sequence.generate_state``).
 
 **Normals.** Marsaglia and Tsang's ziggurat (J. Stat. Softw. 5(8), 2000) covers the density
 ``f(x) = exp(−x²/2)`` on ``x ≥ 0`` by 256 layers of equal area ``v``: layer 0 is the rectangle
@@ -113,6 +116,32 @@ def sfc64_next(a, b, c, n):
     return t, b ^ (b >> _SH11), c + (c << _SH3), ((c << _SH24) | (c >> _SH40)) + t, n + _ONE
 
 
+#: Steps SFC64 runs, outputs dropped, after setting ``(a, b, c, 1)`` (as NumPy does).
+WARM_UP = 12
+
+
+@njit(cache=True, nogil=True)
+def _seeded_states(words):
+    """States ``[a, b, c, counter]`` after seeding with the rows ``(a, b, c)`` of ``words``."""
+    states = np.empty((words.shape[0], 4), dtype=np.uint64)
+    for r in range(words.shape[0]):
+        a, b, c, n = words[r, 0], words[r, 1], words[r, 2], _ONE
+        for _ in range(WARM_UP):
+            _, a, b, c, n = sfc64_next(a, b, c, n)
+        states[r, 0], states[r, 1], states[r, 2], states[r, 3] = a, b, c, n
+    return states
+
+
+def replicate_states(seed: np.random.SeedSequence, count: int) -> np.ndarray:
+    """``count`` SFC64 states, one stream each, seeded by words ``3r .. 3r + 2`` of ``seed``.
+
+    ``seed.generate_state`` is prefix-stable, so stream r does not depend on ``count``, and stream
+    0 is ``numpy.random.SFC64(seed)``'s.
+    """
+    words = seed.generate_state(3 * count, np.uint64).reshape(count, 3)
+    return _seeded_states(words)
+
+
 @njit(inline="always")
 def _unit(u):
     """A uniform on [0, 1) from the top 53 bits of a word."""
@@ -191,6 +220,13 @@ class NormalStream:
         sequence = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
         self.state = sfc64_state(sequence)
 
+    @classmethod
+    def from_state(cls, state: np.ndarray) -> NormalStream:
+        """The stream that continues from an SFC64 ``state`` ``[a, b, c, counter]`` (copied)."""
+        stream = cls.__new__(cls)
+        stream.state = np.array(state, dtype=np.uint64).reshape(4).copy()
+        return stream
+
     def draw(self, n: int, scale: np.ndarray) -> np.ndarray:
         scale = np.ascontiguousarray(scale, dtype=np.float64).reshape(-1)
         out = np.empty((n, scale.size))
@@ -202,12 +238,22 @@ class NormalStream:
         return self.draw(n, np.ones(1)).reshape(n)
 
 
-class ScaledNormals(NormalStream):
-    """Rows ``scale · z`` from one stream: ``ScaledNormals(seed, scale)(n)`` is an ``(n, d)`` array."""
+class ReplicateNormals:
+    """Rows ``scale · z``, one SFC64 stream per replicate (:func:`replicate_states`).
 
-    def __init__(self, seed: int | np.random.SeedSequence, scale: np.ndarray) -> None:
-        super().__init__(seed)
+    ``ReplicateNormals(seed, replicates, scale)(replicates · k)`` is a ``(replicates · k, d)`` array
+    whose row ``b · k + j`` is replicate b's next sample: each call takes k rows from every stream.
+    """
+
+    def __init__(self, seed: np.random.SeedSequence, replicates: int, scale: np.ndarray) -> None:
+        self.states = replicate_states(seed, replicates)
         self.scale = np.ascontiguousarray(scale, dtype=np.float64).reshape(-1)
 
-    def __call__(self, n: int) -> np.ndarray:
-        return self.draw(n, self.scale)
+    def __call__(self, rows: int) -> np.ndarray:
+        n = self.states.shape[0]
+        if rows % n:
+            raise ValueError(f"{rows} rows cannot be split evenly over {n} replicates")
+        out = np.empty((n, rows // n, self.scale.size))
+        for b in range(n):
+            fill_scaled_normals(self.states[b], self.scale, out[b])
+        return out.reshape(rows, self.scale.size)

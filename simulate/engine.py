@@ -16,8 +16,9 @@ own random stream, and each block in chunks of :func:`chunk_steps` steps. Per bl
 draws are, in this order: the delays' uniforms (i.i.d. delays) or the compute times (event-driven
 server), then ``B·K`` samples, row ``b·K + j`` being replicate b at step ``k0 + j``. Before the first
 chunk a block draws its random start points, then (event-driven server) the first compute times.
-Gaussian samples come instead from the block's own data stream (:meth:`Distribution.block_sampler`,
-:mod:`amsgd.ziggurat`), in the same row order.
+Gaussian samples come instead from one data stream per replicate (:meth:`Distribution.block_sampler`,
+:func:`amsgd.ziggurat.replicate_states`): replicate b's samples are its stream's draws in step order,
+whatever the chunk length.
 Memory is O(B · (τ_max + 2) · d) per block in flight (a ring buffer of past iterates; M copies of
 the iterate for an M-worker server) plus the recorded trajectories.
 """
@@ -49,7 +50,7 @@ from amsgd.simulate.seeding import (
     describe_seed,
     root_sequence,
 )
-from amsgd.ziggurat import ScaledNormals
+from amsgd.ziggurat import ReplicateNormals
 
 if TYPE_CHECKING:
     from amsgd.problem import Problem
@@ -60,8 +61,12 @@ DIVERGENCE_NORM = 1e6
 CHUNK_NUMBERS = 2**18
 #: Steps per chunk when the kernels draw the samples themselves (Gaussian data).
 KERNEL_CHUNK_STEPS = 1024
-#: Samples per piece a kernel draws at a time into its buffer (32 KiB, so they stay in cache).
+#: Samples per piece a kernel draws at a time into its buffer (32 KiB, so they stay in cache); the
+#: lane kernel draws at least one step of all its lanes at a time.
 SAMPLE_PIECE = 4096
+#: Constant and i.i.d. delays run LANES replicates side by side up to this dimension, one replicate
+#: at a time above it (where a group's history would no longer stay in cache; see docs/simulate.md).
+LANE_MAX_DIM = 24
 #: Refuse delays whose stored iterates would exceed this per block of replicates in flight.
 MAX_BLOCK_STATE_BYTES = 2 * 2**30
 #: Recorded iterations by default (plus iteration 0).
@@ -105,6 +110,11 @@ class Plan:
     @property
     def chunk(self) -> int:
         return chunk_steps(self.dim, self.problem.distribution.kernel_samples)
+
+    @property
+    def lanes(self) -> bool:
+        """Whether the lane kernel runs this plan (constant or i.i.d. delays, d <= LANE_MAX_DIM)."""
+        return not self.server and self.dim <= LANE_MAX_DIM
 
     @property
     def blocks(self) -> list[tuple[int, int]]:
@@ -163,7 +173,10 @@ def make_plan(
     # the event-driven histogram keeps the truncated stationary support plus one overflow bin
     delay_bins = int(pmf.size) + 1 if server else int(pmf.size)
     copies = delay.workers + 2 if server else slots
-    state_bytes = min(replicates, BLOCK_SIZE) * copies * problem.dim * 8
+    held = min(replicates, BLOCK_SIZE)
+    if not server and problem.dim <= LANE_MAX_DIM:  # the lane kernel pads its last group
+        held = -(-held // kernels.LANES) * kernels.LANES
+    state_bytes = held * copies * problem.dim * 8
     if state_bytes > MAX_BLOCK_STATE_BYTES:
         raise ProblemError(
             f"delay {delay.spec} needs {copies} stored iterates per replicate, "
@@ -223,15 +236,15 @@ def _start_point(problem: Problem, start: StartSpec) -> tuple[str, np.ndarray | 
 class BlockDraws:
     """The random numbers of one block, in draw order: start points, first compute times, chunks.
 
-    With ``stream`` set (Gaussian data left to the kernels) the chunks carry no samples, shape
-    ``(B, K, 0)``; the kernels draw them from ``stream`` (an SFC64 state, advanced in place) as
-    ``scale · z``, in the same order.
+    With ``streams`` set (Gaussian data left to the kernels) the chunks carry no samples, shape
+    ``(B, K, 0)``; the kernels draw replicate b's from ``streams[b]`` (an SFC64 state, advanced in
+    place) as ``scale · z``, the same numbers.
     """
 
     start: np.ndarray
     first_times: np.ndarray | None
     chunks: Iterator[tuple[int, np.ndarray, np.ndarray]]
-    stream: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint64))
+    streams: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), dtype=np.uint64))
     scale: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
@@ -253,12 +266,12 @@ def block_draws(plan: Plan, block: int, *, samples_in_kernel: bool = False) -> B
     else:
         start = np.broadcast_to(plan.start_h, (n, plan.dim)).copy()
     delay = plan.problem.delay
-    sample = plan.problem.distribution.block_sampler(rng, block_data_sequence(plan.root, block), lam, basis)
+    sample = plan.problem.distribution.block_sampler(rng, block_data_sequence(plan.root, block), n, lam, basis)
     first = draw_compute_times(rng, delay.compute, delay.sigma, (n, delay.workers)) if plan.server else None
 
     in_kernel = samples_in_kernel and plan.problem.distribution.kernel_samples
-    if in_kernel and not isinstance(sample, ScaledNormals):
-        raise TypeError(f"{plan.problem.distribution!r} has kernel_samples but no ScaledNormals sampler")
+    if in_kernel and not isinstance(sample, ReplicateNormals):
+        raise TypeError(f"{plan.problem.distribution!r} has kernel_samples but no ReplicateNormals sampler")
 
     def chunks() -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
         empty = np.zeros((n, 0))
@@ -276,7 +289,7 @@ def block_draws(plan: Plan, block: int, *, samples_in_kernel: bool = False) -> B
                 yield k0, np.ascontiguousarray(sample(n * k), dtype=np.float64).reshape(n, k, plan.dim), aux
 
     if in_kernel:
-        return BlockDraws(start, first, chunks(), sample.state, sample.scale)
+        return BlockDraws(start, first, chunks(), sample.states, sample.scale)
     return BlockDraws(start, first, chunks())
 
 
@@ -298,18 +311,46 @@ class _Outputs:
         self.delay_max = np.zeros((n_blocks, 1), dtype=np.int64)
 
 
-def _sample_buffer(plan: Plan, draws: BlockDraws) -> np.ndarray:
-    """The buffer a kernel draws one replicate's samples into, SAMPLE_PIECE numbers at a time."""
-    if not draws.stream.size:
+def _replicate_buffer(plan: Plan, draws: BlockDraws) -> np.ndarray:
+    """The buffer a per-replicate kernel draws one replicate's samples into, SAMPLE_PIECE numbers at a time."""
+    if not draws.streams.size:
         return np.empty((1, 0, 0))
     return np.empty((1, min(plan.chunk, max(1, SAMPLE_PIECE // plan.dim)), plan.dim))
 
 
-def _run_block(plan: Plan, block: int, out: _Outputs, advance) -> None:
+def _lane_buffer(plan: Plan) -> np.ndarray:
+    """The lane kernel's samples buffer ``[step, i, lane]``: SAMPLE_PIECE numbers, at least one step."""
+    return np.empty((min(plan.chunk, max(1, SAMPLE_PIECE // (plan.dim * kernels.LANES))), plan.dim, kernels.LANES))
+
+
+class _Workspace:
+    """Arrays reused from block to block by one task, so that a long history is allocated (and
+    its pages touched) once per task rather than once per block."""
+
+    def __init__(self) -> None:
+        self._arrays: dict[tuple[str, tuple[int, ...]], np.ndarray] = {}
+
+    def empty(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        key = (name, shape)
+        if key not in self._arrays:
+            self._arrays[key] = np.empty(shape)
+        return self._arrays[key]
+
+
+def _history(workspace: _Workspace, start: np.ndarray, slots: int) -> np.ndarray:
+    """A ring ``[..., slot, ...]`` (slot axis 1) holding ``start`` in slots 0 and ``slots − 1``, the
+    only ones read before they are written (``kernels._stale_slot``)."""
+    ring = workspace.empty("ring", (start.shape[0], slots) + start.shape[1:])
+    ring[:, 0] = start
+    ring[:, slots - 1] = start
+    return ring
+
+
+def _run_block(plan: Plan, block: int, out: _Outputs, advance, workspace: _Workspace | None = None) -> None:
+    workspace = workspace or _Workspace()
     lo, hi = plan.blocks[block]
     n = hi - lo
     draws = block_draws(plan, block, samples_in_kernel=True)
-    own = _sample_buffer(plan, draws)
     h0 = draws.start
     error, norm_sq = out.error[lo:hi], out.norm_sq[lo:hi]
     coords = out.coords[lo:hi] if plan.keep_coordinates else out.coords
@@ -331,6 +372,7 @@ def _run_block(plan: Plan, block: int, out: _Outputs, advance) -> None:
         alive, diverged_at, plan.window_start, window_sum, delay_counts, delay_sum,
     )  # fmt: skip
     if plan.server:
+        own = _replicate_buffer(plan, draws)
         workers = plan.problem.delay.workers
         pair = np.repeat(h0[:, None, :], 2, axis=1)
         copies = np.repeat(h0[:, None, :], workers, axis=1)
@@ -341,16 +383,34 @@ def _run_block(plan: Plan, block: int, out: _Outputs, advance) -> None:
         read_version = np.zeros((n, workers), dtype=np.int64)
         for k0, y, aux in draws.chunks:
             kernels.advance_server(
-                pair, copies, heap_times, heap_workers, read_version, y, draws.stream, draws.scale,
+                pair, copies, heap_times, heap_workers, read_version, y, draws.streams, draws.scale,
                 own, aux, k0, eta, mu,
                 plan.max_norm_sq, *common_tail, delay_max,
             )  # fmt: skip
             advance(n * y.shape[1])
-    else:
-        ring = np.repeat(h0[:, None, :], plan.slots, axis=1)
+    elif plan.lanes:
+        lanes = kernels.LANES
+        n_groups = -(-n // lanes)
+        # lane-major history; lanes past the block's end hold e_1, a fixed point with zero samples
+        padded = np.zeros((n_groups * lanes, plan.dim))
+        padded[:, 0] = 1.0
+        padded[:n] = h0
+        ring = _history(workspace, padded.reshape(n_groups, lanes, plan.dim).transpose(0, 2, 1), plan.slots)
+        buf = _lane_buffer(plan)
+        stale = np.empty((1, plan.dim, lanes))
+        s, nsq, window, live = (np.empty(lanes) for _ in range(4))
         for k0, y, aux in draws.chunks:
-            kernels.advance_history(
-                ring, y, draws.stream, draws.scale, own, aux, plan.cdf, plan.tau_const,
+            kernels.advance_lanes(
+                ring, y, draws.streams, draws.scale, buf, stale, s, nsq, window, live, aux, plan.cdf,
+                plan.tau_const, k0, eta, mu, plan.max_norm_sq, *common_tail,
+            )  # fmt: skip
+            advance(n * y.shape[1])
+    else:
+        own = _replicate_buffer(plan, draws)
+        ring = _history(workspace, h0, plan.slots)
+        for k0, y, aux in draws.chunks:
+            kernels.advance_replicates(
+                ring, y, draws.streams, draws.scale, own, aux, plan.cdf, plan.tau_const,
                 k0, eta, mu, plan.max_norm_sq, *common_tail,
             )  # fmt: skip
             advance(n * y.shape[1])
@@ -432,9 +492,10 @@ def simulate(
                 bar.update(n)
 
     def run_task(blocks: range) -> None:
+        workspace = _Workspace()
         with np.errstate(all="ignore"):  # per thread: errstate does not cross threads
             for block in blocks:
-                _run_block(plan, block, out, advance)
+                _run_block(plan, block, out, advance, workspace)
 
     began = time.perf_counter()
     try:
@@ -491,16 +552,21 @@ def draw_only(
     """Make exactly the draws :func:`simulate` makes, and nothing else; returns how many blocks.
 
     This is the floor the simulator is measured against in ``benchmarks/bench_simulate.py``. Samples
-    that the kernels draw themselves are drawn here the same way: replicate by replicate, in pieces,
-    into the same cache-sized buffer.
+    that the kernels draw themselves are drawn here the same way, by the same code: lane by lane (or
+    replicate by replicate), in pieces, into the same cache-sized buffer.
     """
     plan = make_plan(problem, steps, replicates, rng=rng, start=start)
     for block in range(len(plan.blocks)):
         draws = block_draws(plan, block, samples_in_kernel=True)
-        own = _sample_buffer(plan, draws)
+        alive = np.ones(len(draws.start), dtype=np.bool_)
+        buf = _lane_buffer(plan) if plan.lanes else _replicate_buffer(plan, draws)
         for _, y, _ in draws.chunks:
-            if draws.stream.size:
-                kernels.draw_samples(draws.stream, draws.scale, own, y.shape[0], y.shape[1])
+            if not draws.streams.size:
+                continue
+            if plan.lanes:
+                kernels.draw_lanes(draws.streams, draws.scale, y, buf, alive, y.shape[1])
+            else:
+                kernels.draw_replicates(draws.streams, draws.scale, buf, y.shape[1])
     return len(plan.blocks)
 
 
@@ -515,7 +581,7 @@ def warm_up() -> None:
     from amsgd.problem import Problem
     from amsgd.simulate.delays import ConstantDelay
 
-    for delay in (ConstantDelay(1), EventDrivenDelay(2)):
-        plan = make_plan(Problem.from_spectrum((2.0, 1.0), delay=delay), 2, 1, rng=0)
+    for delay, dim in ((ConstantDelay(1), 2), (ConstantDelay(1), LANE_MAX_DIM + 1), (EventDrivenDelay(2), 2)):
+        plan = make_plan(Problem.from_spectrum(np.linspace(2.0, 1.0, dim), delay=delay), 2, 1, rng=0)
         _run_block(plan, 0, _Outputs(plan), lambda n: None)
     _compiled = True

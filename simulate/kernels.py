@@ -10,18 +10,18 @@ replicate that fails is frozen from then on, its divergence iteration noted, and
 more. They accumulate the optimisation error ``1 − h_1²/||h||²`` over the averaging window and, at
 the recording iterations, store the error, ``||h||²`` and the coordinates.
 
-The loop runs replicate by replicate and, inside, step by step, so one replicate's recent history
-stays in cache; the samples are taken ``(replicate, step, coordinate)`` to match, either from a
-chunk ``y[B, K, d]`` drawn beforehand or, for Gaussian data, drawn by the kernel itself from the
-block's stream (:func:`_refill`). The sums over
-coordinates may be reassociated by the compiler (``fastmath`` reassoc/contract, which vectorises
-them; NaN and inf keep their meaning), so results agree with a sequential evaluation to rounding
-and are the same whatever the chunking of replicates.
+:func:`advance_lanes` (constant and i.i.d. delays) runs :data:`LANES` replicates side by side, the
+replicate index innermost in memory (``ring[group, slot, i, lane]``), so every arithmetic loop runs
+over lanes and compiles to SIMD instructions; each lane does exactly the arithmetic of one
+replicate, so a replicate's numbers do not depend on its neighbours. Gaussian samples are drawn
+by the kernel itself, from each replicate's own SFC64 stream in step order (:func:`fill_lanes`),
+a few steps at a time into a buffer that stays in cache; other data come from the chunk
+``y[B, K, d]`` drawn beforehand. The event-driven server (:func:`advance_server`) keeps one event
+queue per replicate and runs replicate by replicate.
 
-The bookkeeping after each update (divergence, window sum, recording) is written out in both
-kernels on purpose: moving it into a shared inlined helper was measured to double the cost per
-replicate-step at d = 4 (benchmarks/bench_simulate.py), where the loop costs about as much as the
-random draws themselves.
+Sums over coordinates are taken four terms at a time and may be reassociated by the compiler
+(``fastmath`` reassoc/contract; NaN and inf keep their meaning), so results agree with a sequential
+evaluation to rounding, and are the same whatever the chunking of replicates or steps.
 """
 
 from __future__ import annotations
@@ -30,35 +30,87 @@ import numpy as np
 from numba import njit
 
 from amsgd.simulate.queue import heap_sift_down
-from amsgd.ziggurat import fill_scaled_normals
+from amsgd.ziggurat import fill_scaled_normals, standard_normal
+
+#: Replicates advanced side by side by :func:`advance_lanes` (a block's last group is padded).
+LANES = 64
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _refill(stream, scale, own, j, n_steps):
-    """Draw the samples of steps ``j ..`` of a chunk of ``n_steps`` into ``own[0]``; ``(j, last + 1)``.
+def fill_lanes(streams, scale, y, buf, alive, g0, j0, m):
+    """Samples of steps ``j0 .. j0 + m`` of lanes ``g0 ..`` into ``buf[j, i, lane]``.
 
-    The kernels draw Gaussian data themselves, replicate by replicate and, within a replicate, in
-    pieces of ``own.shape[1]`` steps as ``scale · z`` from ``stream`` (an SFC64 state). That is the
-    order of the rows of :func:`engine.block_draws`, so the numbers are the same, and the samples
-    stay in cache instead of passing through a chunk-sized buffer.
+    A live lane draws ``scale · z`` from its stream ``streams[g0 + lane]`` (an SFC64 state,
+    advanced in place) or, with no streams, copies its rows of ``y``. Lanes that are not live
+    (diverged, or padding past the block's end) get zeros.
     """
-    m = min(own.shape[1], n_steps - j)
-    fill_scaled_normals(stream, scale, own[0, :m])
-    return j, j + m
+    dim, lanes = buf.shape[1], buf.shape[2]
+    n = alive.shape[0]
+    for lane in range(lanes):
+        b = g0 + lane
+        if b >= n or not alive[b]:
+            for j in range(m):
+                for i in range(dim):
+                    buf[j, i, lane] = 0.0
+        elif streams.shape[0] > 0:
+            a, bb, c, cnt = streams[b, 0], streams[b, 1], streams[b, 2], streams[b, 3]
+            for j in range(m):
+                for i in range(dim):
+                    z, a, bb, c, cnt = standard_normal(a, bb, c, cnt)
+                    buf[j, i, lane] = scale[i] * z
+            streams[b, 0], streams[b, 1], streams[b, 2], streams[b, 3] = a, bb, c, cnt
+        else:
+            for j in range(m):
+                for i in range(dim):
+                    buf[j, i, lane] = y[b, j0 + j, i]
 
 
 @njit(cache=True, nogil=True)
-def discard_samples(stream, scale, own, steps):
-    """Draw and drop ``steps`` steps' samples: a replicate that has diverged keeps its place."""
-    while stream.shape[0] > 0 and steps > 0:
-        steps -= _refill(stream, scale, own, 0, steps)[1]
+def draw_lanes(streams, scale, y, buf, alive, n_steps):
+    """The sample draws of :func:`advance_lanes` over ``n_steps`` steps, and nothing else."""
+    for g0 in range(0, alive.shape[0], buf.shape[2]):
+        for j0 in range(0, n_steps, buf.shape[0]):
+            fill_lanes(streams, scale, y, buf, alive, g0, j0, min(buf.shape[0], n_steps - j0))
 
 
 @njit(cache=True, nogil=True)
-def draw_samples(stream, scale, own, replicates, steps):
-    """The samples the kernels draw for ``replicates`` replicates over ``steps`` steps, and nothing else."""
-    for _ in range(replicates):
-        discard_samples(stream, scale, own, steps)
+def draw_replicates(streams, scale, own, n_steps):
+    """The sample draws of :func:`advance_replicates` and :func:`advance_server` over ``n_steps`` steps."""
+    for b in range(streams.shape[0]):
+        for j in range(0, n_steps, own.shape[1]):
+            fill_scaled_normals(streams[b], scale, own[0, : min(own.shape[1], n_steps - j)])
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _stale_slot(k, cur, tau, slots):
+    """The ring slot of ``h_{max(k − τ, 0)}``, with ``h_k`` in slot ``cur = k mod slots``.
+
+    ``h_0`` stays in slot 0 until step ``slots − 1 > max_delay``, so the history before time 0
+    (``v_{−i} = v_0``) is never stored: only slot 0 and slot ``slots − 1`` (``h_{−1}``, read as
+    the previous iterate at k = 0) start at ``h_0``.
+    """
+    if tau > k:
+        return 0
+    return cur - tau if cur >= tau else cur - tau + slots
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _lane_sums(a, ia, b, ib, out):
+    """``out[lane] = Σ_i a[ia, i, lane] · b[ib, i, lane]``, four coordinates per pass."""
+    dim, lanes = a.shape[1], a.shape[2]
+    for lane in range(lanes):
+        out[lane] = 0.0
+    i = 0
+    while i + 4 <= dim:
+        for lane in range(lanes):
+            out[lane] += (a[ia, i, lane] * b[ib, i, lane] + a[ia, i + 1, lane] * b[ib, i + 1, lane]) + (
+                a[ia, i + 2, lane] * b[ib, i + 2, lane] + a[ia, i + 3, lane] * b[ib, i + 3, lane]
+            )
+        i += 4
+    while i < dim:
+        for lane in range(lanes):
+            out[lane] += a[ia, i, lane] * b[ib, i, lane]
+        i += 1
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
@@ -75,33 +127,173 @@ def _record(h, r, err, nsq, error, norm_sq, coords, coord_sum, coord_sq, alive_c
             coords[b, r, i] = c
 
 
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _record_lanes(h, nsq, live, g0, r, error, norm_sq, coords, coord_sum, coord_sq, alive_count):
+    """Record the live lanes of ``h[i, lane]`` (``||h||² = nsq[lane]``) as recording ``r``."""
+    dim, lanes = h.shape
+    keep_all = coords.shape[0] > 0
+    for lane in range(lanes):
+        if live[lane] > 0.0:
+            b = g0 + lane
+            error[b, r] = 1.0 - h[0, lane] * h[0, lane] / nsq[lane]
+            norm_sq[b, r] = nsq[lane]
+            alive_count[r] += 1
+            if keep_all:
+                for i in range(dim):
+                    coords[b, r, i] = h[i, lane]
+    for i in range(dim):
+        total = 0.0
+        squares = 0.0
+        for lane in range(lanes):
+            c = live[lane] * h[i, lane]
+            total += c
+            squares += c * c
+        coord_sum[r, i] += total
+        coord_sq[r, i] += squares
+
+
 @njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc", "contract"})
-def advance_history(
-    ring, y, stream, scale, own, uniforms, cdf, tau_const, k0, eta, mu, max_norm_sq,
+def advance_lanes(
+    ring, y, streams, scale, buf, stale, s, nsq, window, live, uniforms, cdf, tau_const, k0, eta, mu,
+    max_norm_sq, record_at, error, norm_sq, coords, coord_sum, coord_sq, alive_count,
+    alive, diverged_at, window_start, window_sum, delay_counts, delay_sum,
+):  # fmt: skip
+    """Constant or i.i.d. delays, with a ring buffer ``ring[g, k mod L, :, lane]`` of the last L iterates.
+
+    Replicate ``b = g · LANES + lane`` of the block lives in lane ``lane`` of group ``g``.
+    ``L = max(3, max_delay + 2)`` holds ``h_{k−max_delay} .. h_k`` and the slot written with
+    ``h_{k+1}``; slots 0 and L − 1 start at ``h_0`` (see :func:`_stale_slot`). With
+    ``uniforms`` of shape ``(B, K)`` the delay is ``min{i: cdf[i] > u}`` (inversion) and the stale
+    iterates are gathered into ``stale[0]``; with an empty ``uniforms`` it is ``tau_const``. A lane
+    that diverges is reset to ``e_1`` with zero samples, a fixed point, so it costs nothing more
+    and never trips the divergence test again. ``buf`` (piece of steps × d × LANES), ``s``,
+    ``nsq``, ``window`` and ``live`` (1 for a live lane, else 0; LANES each) are scratch.
+    """
+    n_groups, slots, dim, lanes = ring.shape
+    n = alive.shape[0]
+    n_steps = y.shape[1]
+    piece = buf.shape[0]
+    iid = uniforms.shape[1] > 0
+    n_rec = record_at.shape[0]
+    r_first = np.searchsorted(record_at, k0 + 1)
+    for g in range(n_groups):
+        g0 = g * lanes
+        width = min(lanes, n - g0)
+        if not alive[g0 : g0 + width].any():
+            continue
+        ring_g = ring[g]
+        for lane in range(lanes):
+            window[lane] = 0.0
+            live[lane] = 1.0 if lane < width and alive[g0 + lane] else 0.0
+        r = r_first
+        # slots of h_k, h_{k−1}, h_{k+1}, advanced without integer division
+        cur = k0 % slots
+        prv = (k0 + slots - 1) % slots
+        nxt = (k0 + 1) % slots
+        for j0 in range(0, n_steps, piece):
+            m = min(piece, n_steps - j0)
+            fill_lanes(streams, scale, y, buf, alive, g0, j0, m)
+            for j in range(m):
+                k = k0 + j0 + j
+                stl = _stale_slot(k, cur, tau_const, slots)
+                if iid:
+                    for lane in range(width):
+                        b = g0 + lane
+                        u = uniforms[b, j0 + j]
+                        lo = 0
+                        hi = cdf.shape[0] - 1
+                        while lo < hi:
+                            mid = (lo + hi) // 2
+                            if cdf[mid] > u:
+                                hi = mid
+                            else:
+                                lo = mid + 1
+                        slot = _stale_slot(k, cur, lo, slots)
+                        for i in range(dim):
+                            stale[0, i, lane] = ring_g[slot, i, lane]
+                        if alive[b]:
+                            delay_counts[lo] += 1
+                            delay_sum[b] += lo
+                    for lane in range(width, lanes):
+                        for i in range(dim):
+                            stale[0, i, lane] = ring_g[cur, i, lane]
+                    old, so = stale, 0
+                else:
+                    old, so = ring_g, stl
+                _lane_sums(buf, j, old, so, s)
+                for i in range(dim):
+                    for lane in range(lanes):
+                        hc = ring_g[cur, i, lane]
+                        ring_g[nxt, i, lane] = hc + mu * (hc - ring_g[prv, i, lane]) + eta * s[lane] * (
+                            buf[j, i, lane] - s[lane] * old[so, i, lane]
+                        )
+                _lane_sums(ring_g, nxt, ring_g, nxt, nsq)
+                bad = False
+                for lane in range(lanes):
+                    bad |= not nsq[lane] <= max_norm_sq
+                if bad:
+                    for lane in range(width):
+                        if not nsq[lane] <= max_norm_sq:
+                            alive[g0 + lane] = False
+                            live[lane] = 0.0
+                            diverged_at[g0 + lane] = k + 1
+                            for slot in range(slots):
+                                for i in range(dim):
+                                    ring_g[slot, i, lane] = 1.0 if i == 0 else 0.0
+                            for jj in range(j + 1, m):
+                                for i in range(dim):
+                                    buf[jj, i, lane] = 0.0
+                            nsq[lane] = 1.0
+                if k + 1 >= window_start:
+                    for lane in range(lanes):
+                        h1 = ring_g[nxt, 0, lane]
+                        window[lane] += 1.0 - h1 * h1 / nsq[lane]
+                if r < n_rec and record_at[r] == k + 1:
+                    _record_lanes(ring_g[nxt], nsq, live, g0, r, error, norm_sq, coords, coord_sum, coord_sq, alive_count)
+                    r += 1
+                prv = cur
+                cur = nxt
+                nxt = nxt + 1 if nxt + 1 < slots else 0
+        for lane in range(width):
+            b = g0 + lane
+            window_sum[b] += window[lane]
+            if not iid:
+                # steps this replicate took in the chunk: all, or up to its divergence
+                taken = n_steps if alive[b] else max(0, diverged_at[b] - k0)
+                delay_counts[tau_const] += taken
+                delay_sum[b] += tau_const * taken
+
+
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc", "contract"})
+def advance_replicates(
+    ring, y, streams, scale, own, uniforms, cdf, tau_const, k0, eta, mu, max_norm_sq,
     record_at, error, norm_sq, coords, coord_sum, coord_sq, alive_count,
     alive, diverged_at, window_start, window_sum, delay_counts, delay_sum,
 ):  # fmt: skip
-    """Constant or i.i.d. delays, with a ring buffer ``ring[b, k mod L]`` of the last L iterates.
+    """Constant or i.i.d. delays, replicate by replicate, with a ring buffer ``ring[b, k mod L]``.
+
+    For large d (see ``engine.LANE_MAX_DIM``): one replicate's history then stays in cache for a
+    whole chunk, and the loops over coordinates are long enough to vectorise. Gaussian samples are
+    drawn from ``streams[b]`` a piece of ``own.shape[1]`` steps at a time into ``own[0]``.
 
     ``L = max(3, max_delay + 2)`` holds ``h_{k−max_delay} .. h_k`` and the slot written with
-    ``h_{k+1}``, which is never one read in the same step (so the update loop vectorises). Every
-    slot starts at ``h_0``, so ``h_{k−τ} = h_0`` when ``τ > k``. The delay counts of a constant
-    delay are added once per replicate and chunk.
+    ``h_{k+1}``, which is never one read in the same step (so the update loop vectorises); slots
+    0 and L − 1 start at ``h_0`` (see :func:`_stale_slot`). The delay counts of a constant delay
+    are added once per replicate and chunk.
     With ``uniforms`` of shape ``(B, K)`` the delay is ``min{i: cdf[i] > u}`` (inversion);
     with an empty ``uniforms`` it is ``tau_const``.
     """
     n_block, slots, dim = ring.shape
     n_steps = y.shape[1]
-    in_kernel = stream.shape[0] > 0
+    in_kernel = streams.shape[0] > 0
     src = own if in_kernel else y
     iid = uniforms.shape[1] > 0
     n_rec = record_at.shape[0]
     r_first = np.searchsorted(record_at, k0 + 1)
     for b in range(n_block):
         if not alive[b]:
-            discard_samples(stream, scale, own, n_steps)
             continue
-        # samples of step j: src[sb, j − start], drawn here up to step `drawn` (see _refill)
+        # samples of step j: src[sb, j − start], drawn here up to step `drawn`
         sb, start, drawn = (0, 0, 0) if in_kernel else (b, 0, n_steps)
         r = r_first
         taken = 0
@@ -124,11 +316,10 @@ def advance_history(
                     else:
                         lo = mid + 1
                 tau = lo
-            stl = cur - tau
-            if stl < 0:
-                stl += slots
+            stl = _stale_slot(k, cur, tau, slots)
             if j == drawn:
-                start, drawn = _refill(stream, scale, own, j, n_steps)
+                start, drawn = j, min(j + own.shape[1], n_steps)
+                fill_scaled_normals(streams[b], scale, own[0, : drawn - j])
             row = j - start
             s = 0.0
             for i in range(dim):
@@ -147,7 +338,6 @@ def advance_history(
             if not nsq <= max_norm_sq:
                 alive[b] = False
                 diverged_at[b] = k + 1
-                discard_samples(stream, scale, own, n_steps - drawn)
                 break
             recording = r < n_rec and record_at[r] == k + 1
             if k + 1 >= window_start or recording:
@@ -167,9 +357,10 @@ def advance_history(
             delay_sum[b] += tau_const * taken
 
 
+
 @njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def advance_server(
-    pair, copies, heap_times, heap_workers, read_version, y, stream, scale, own, compute_times,
+    pair, copies, heap_times, heap_workers, read_version, y, streams, scale, own, compute_times,
     k0, eta, mu, max_norm_sq,
     record_at, error, norm_sq, coords, coord_sum, coord_sq, alive_count,
     alive, diverged_at, window_start, window_sum, delay_counts, delay_sum, delay_max,
@@ -180,27 +371,28 @@ def advance_server(
     read, at version ``read_version[b, w]``. Each update pops the first-finishing worker, applies
     its gradient at its copy (staleness ``k − read_version``), then that worker reads ``h_{k+1}``
     and starts a job of length ``compute_times[b, j]``. Staleness beyond the last histogram bin is
-    counted in that bin; ``delay_max`` keeps the exact maximum.
+    counted in that bin; ``delay_max`` keeps the exact maximum. Gaussian samples are drawn from
+    ``streams[b]`` a piece of ``own.shape[1]`` steps at a time into ``own[0]``.
     """
     n_block, _, dim = pair.shape
     n_steps = y.shape[1]
-    in_kernel = stream.shape[0] > 0
+    in_kernel = streams.shape[0] > 0
     src = own if in_kernel else y
     n_rec = record_at.shape[0]
     top = delay_counts.shape[0] - 1
     r_first = np.searchsorted(record_at, k0 + 1)
     for b in range(n_block):
         if not alive[b]:
-            discard_samples(stream, scale, own, n_steps)
             continue
-        # samples of step j: src[sb, j − start], drawn here up to step `drawn` (see _refill)
+        # samples of step j: src[sb, j − start], drawn here up to step `drawn`
         sb, start, drawn = (0, 0, 0) if in_kernel else (b, 0, n_steps)
         r = r_first
         for j in range(n_steps):
             k = k0 + j
             w = heap_workers[b, 0]
             if j == drawn:
-                start, drawn = _refill(stream, scale, own, j, n_steps)
+                start, drawn = j, min(j + own.shape[1], n_steps)
+                fill_scaled_normals(streams[b], scale, own[0, : drawn - j])
             row = j - start
             tau = k - read_version[b, w]
             cur = k & 1
@@ -226,7 +418,6 @@ def advance_server(
             if not nsq <= max_norm_sq:
                 alive[b] = False
                 diverged_at[b] = k + 1
-                discard_samples(stream, scale, own, n_steps - drawn)
                 break
             h1 = pair[b, nxt, 0]
             err = 1.0 - h1 * h1 / nsq

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from amsgd import Problem, ProblemError, SampledDistribution, StudentT, parse_delay, parse_distribution
-from amsgd.simulate import engine, simulate
+from amsgd.simulate import engine, kernels, simulate
 from amsgd.simulate.engine import block_draws, make_plan
 from amsgd.simulate.seeding import BLOCK_SIZE, block_data_sequence, block_generator
-from amsgd.ziggurat import NormalStream
+from amsgd.ziggurat import NormalStream, replicate_states
 
 
 def reference_block(plan, block):
@@ -70,7 +70,9 @@ def reference_block(plan, block):
         ("ps:4:lognormal:0.5", 0.2, "e2"),
     ],
 )
-def test_matches_naive_reference(delay, mu, start):
+@pytest.mark.parametrize("lanes", [True, False])
+def test_matches_naive_reference(monkeypatch, lanes, delay, mu, start):
+    monkeypatch.setattr(engine, "LANE_MAX_DIM", 3 if lanes else 2)  # the lane or the per-replicate kernel
     problem = Problem.from_spectrum((3.0, 2.0, 1.0), eta=0.02, mu=mu, delay=parse_delay(delay))
     steps, replicates = 70, 5
     res = simulate(problem, steps, replicates, rng=11, start=start, record_every=7, coordinates="all")
@@ -86,11 +88,13 @@ def test_matches_naive_reference(delay, mu, start):
     np.testing.assert_allclose(res.delay_mean_per_replicate, delays.mean(axis=1))
 
 
-@pytest.mark.parametrize("delay", ["constant:2", "ps:3"])
-def test_samples_drawn_in_pieces_keep_their_order_through_divergence(monkeypatch, delay):
+@pytest.mark.parametrize("delay, lanes", [("constant:2", True), ("constant:2", False), ("ps:3", False)])
+def test_samples_drawn_in_pieces_keep_their_order_through_divergence(monkeypatch, delay, lanes):
     """Gaussian samples drawn by the kernels, 3 steps at a time over chunks of 8 steps, are the rows
-    of block_draws even when replicates diverge mid-piece (their remaining draws are skipped over)."""
-    monkeypatch.setattr(engine, "SAMPLE_PIECE", 9)
+    of block_draws even when replicates diverge mid-piece (in a group of lanes with neighbours that
+    go on, and with padding lanes past the last replicate)."""
+    monkeypatch.setattr(engine, "LANE_MAX_DIM", 3 if lanes else 2)
+    monkeypatch.setattr(engine, "SAMPLE_PIECE", 9 * kernels.LANES if lanes else 9)
     monkeypatch.setattr(engine, "KERNEL_CHUNK_STEPS", 8)
     problem = Problem.from_spectrum((3.0, 2.0, 1.0), eta=0.08, mu=0.6, delay=parse_delay(delay))
     steps, replicates = 40, 24
@@ -106,7 +110,8 @@ def test_samples_drawn_in_pieces_keep_their_order_through_divergence(monkeypatch
 
 @pytest.mark.parametrize("distribution", ["gaussian", "rademacher"])
 def test_draw_streams(distribution):
-    """Gaussian rows come from the block's own ziggurat stream, other data from the block generator."""
+    """Gaussian rows come from each replicate's own ziggurat stream in step order, other data from
+    the block generator."""
     problem = Problem.from_spectrum([3.0, 2.0, 1.0], eta=0.05, mu=0.5, distribution=parse_distribution(distribution))
     steps = 2 * make_plan(problem, 10, 1, rng=0).chunk + 5  # three chunks
     plan = make_plan(problem, steps, BLOCK_SIZE + 3, rng=11)
@@ -114,12 +119,13 @@ def test_draw_streams(distribution):
         y = np.concatenate([c[1] for c in block_draws(plan, block).chunks], axis=1)
         lam = np.array([3.0, 2.0, 1.0])
         if distribution == "gaussian":
-            stream = NormalStream(block_data_sequence(plan.root, block))
-            rows = [stream.draw(n * k, np.sqrt(lam)).reshape(n, k, 3) for k in (plan.chunk, plan.chunk, 5)]
+            states = replicate_states(block_data_sequence(plan.root, block), n)
+            expected = np.stack([NormalStream.from_state(state).draw(steps, np.sqrt(lam)) for state in states])
         else:
             rng = block_generator(plan.root, block)  # no start-point or delay draws: e2, constant delay
             rows = [problem.distribution.sample(rng, n * k, lam, None).reshape(n, k, 3) for k in (plan.chunk, plan.chunk, 5)]
-        np.testing.assert_array_equal(y, np.concatenate(rows, axis=1))
+            expected = np.concatenate(rows, axis=1)
+        np.testing.assert_array_equal(y, expected)
 
 
 def test_rotation_equivariance_with_a_general_covariance():
@@ -162,6 +168,13 @@ def test_bit_identical_whatever_the_chunking():
     # the first full blocks are the same replicates in a smaller run
     prefix = simulate(problem, 60, BLOCK_SIZE, threads=1, **kwargs)
     np.testing.assert_array_equal(prefix.error, one.error[:BLOCK_SIZE])
+    # with no per-chunk delay draws, any first replicates are: a replicate's numbers do not depend
+    # on its group of lanes being full or padded
+    gaussian = Problem.from_spectrum((4.0, 3.0, 2.0, 1.0), eta=0.05, mu=0.6, delay=parse_delay("constant:3"))
+    assert 70 % kernels.LANES and 70 < BLOCK_SIZE
+    few = simulate(gaussian, 60, 70, **kwargs)
+    many = simulate(gaussian, 60, BLOCK_SIZE, **kwargs)
+    np.testing.assert_array_equal(few.coordinates, many.coordinates[:70])
     # a Generator in the same state gives the same run; a different seed does not
     g1 = simulate(problem, 60, 3, rng=np.random.default_rng(9), start="random")
     g2 = simulate(problem, 60, 3, rng=np.random.default_rng(9), start="random")

@@ -7,7 +7,18 @@ import pytest
 from numba import njit
 from scipy import integrate, stats
 
-from amsgd.ziggurat import LAYERS, NormalStream, fill_raw, sfc64_state, tail, wedge_accepts, ziggurat_tables
+from amsgd.ziggurat import (
+    LAYERS,
+    WARM_UP,
+    NormalStream,
+    ReplicateNormals,
+    fill_raw,
+    replicate_states,
+    sfc64_state,
+    tail,
+    wedge_accepts,
+    ziggurat_tables,
+)
 
 Z = 4.5  # two-sided z for the fixed-seed checks below (false alarm about 7e-6 each)
 
@@ -25,6 +36,35 @@ def test_words_are_numpys_sfc64_stream(seed):
     fill_raw(state, second)  # the state carries over between calls
     expected = np.random.SFC64(np.random.SeedSequence(seed)).random_raw(1500)
     np.testing.assert_array_equal(np.concatenate([first, second]), expected)
+
+
+def test_replicate_streams_are_numpys_sfc64_seeded_with_their_words():
+    """Stream r is NumPy's SFC64 set to (w_3r, w_3r+1, w_3r+2, 1) with its first WARM_UP words dropped."""
+    seq = np.random.SeedSequence(77)
+    states = replicate_states(seq, 5)
+    words = seq.generate_state(15, np.uint64)
+    for r, state in enumerate(states):
+        numpy_sfc = np.random.SFC64(0)
+        seeded = {"state": np.append(words[3 * r : 3 * r + 3], np.uint64(1))}
+        numpy_sfc.state = {"bit_generator": "SFC64", "state": seeded, "has_uint32": 0, "uinteger": 0}
+        numpy_sfc.random_raw(WARM_UP)
+        out = np.empty(200, np.uint64)
+        fill_raw(state.copy(), out)
+        np.testing.assert_array_equal(out, numpy_sfc.random_raw(200), err_msg=f"stream {r}")
+    np.testing.assert_array_equal(states[0], sfc64_state(seq))  # NumPy's own seeding of stream 0
+    np.testing.assert_array_equal(replicate_states(seq, 2), states[:2])  # stream r does not depend on the count
+    assert len({tuple(state) for state in states}) == 5
+
+
+def test_replicate_normals_take_rows_from_every_stream_in_turn():
+    seq = np.random.SeedSequence(4)
+    scale = np.array([1.0, 3.0])
+    sampler = ReplicateNormals(seq, 3, scale)
+    first, second = sampler(6).reshape(3, 2, 2), sampler(3).reshape(3, 1, 2)
+    for r, state in enumerate(replicate_states(seq, 3)):
+        np.testing.assert_array_equal(np.concatenate([first[r], second[r]]), NormalStream.from_state(state).draw(3, scale))
+    with pytest.raises(ValueError, match="evenly"):
+        sampler(4)
 
 
 def test_layers_have_equal_area_and_close_at_the_mode():
