@@ -114,7 +114,7 @@ class Plan:
     @property
     def lanes(self) -> bool:
         """Whether the lane kernel runs this plan (constant or i.i.d. delays, d <= LANE_MAX_DIM)."""
-        return not self.server and self.dim <= LANE_MAX_DIM
+        return _runs_in_lanes(self.server, self.dim)
 
     @property
     def blocks(self) -> list[tuple[int, int]]:
@@ -174,7 +174,7 @@ def make_plan(
     delay_bins = int(pmf.size) + 1 if server else int(pmf.size)
     copies = delay.workers + 2 if server else slots
     held = min(replicates, BLOCK_SIZE)
-    if not server and problem.dim <= LANE_MAX_DIM:  # the lane kernel pads its last group
+    if _runs_in_lanes(server, problem.dim):  # the lane kernel pads its last group
         held = -(-held // kernels.LANES) * kernels.LANES
     state_bytes = held * copies * problem.dim * 8
     if state_bytes > MAX_BLOCK_STATE_BYTES:
@@ -200,6 +200,10 @@ def make_plan(
         slots=slots,
         delay_bins=delay_bins,
     )
+
+
+def _runs_in_lanes(server: bool, dim: int) -> bool:
+    return not server and dim <= LANE_MAX_DIM
 
 
 def _positive_int(name: str, value: object) -> int:

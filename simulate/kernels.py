@@ -83,7 +83,30 @@ def draw_replicates(streams, scale, own, n_steps):
     """The sample draws of :func:`advance_replicates` and :func:`advance_server` over ``n_steps`` steps."""
     for b in range(streams.shape[0]):
         for j in range(0, n_steps, own.shape[1]):
-            fill_scaled_normals(streams[b], scale, own[0, : min(own.shape[1], n_steps - j)])
+            _draw_piece(streams[b], scale, own, j, n_steps)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _draw_piece(stream, scale, own, j, n_steps):
+    """Draw one replicate's samples of steps ``j ..`` (a piece of at most ``own.shape[1]``) into
+    ``own[0]``; returns the step after the piece."""
+    drawn = min(j + own.shape[1], n_steps)
+    fill_scaled_normals(stream, scale, own[0, : drawn - j])
+    return drawn
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _inverse_cdf(cdf, u):
+    """The delay ``min{i: cdf[i] > u}`` (the last index when none is), by bisection."""
+    lo = 0
+    hi = cdf.shape[0] - 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if cdf[mid] > u:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -204,21 +227,13 @@ def advance_lanes(
                 if iid:
                     for lane in range(width):
                         b = g0 + lane
-                        u = uniforms[b, j0 + j]
-                        lo = 0
-                        hi = cdf.shape[0] - 1
-                        while lo < hi:
-                            mid = (lo + hi) // 2
-                            if cdf[mid] > u:
-                                hi = mid
-                            else:
-                                lo = mid + 1
-                        slot = _stale_slot(k, cur, lo, slots)
+                        tau = _inverse_cdf(cdf, uniforms[b, j0 + j])
+                        slot = _stale_slot(k, cur, tau, slots)
                         for i in range(dim):
                             stale[0, i, lane] = ring_g[slot, i, lane]
                         if alive[b]:
-                            delay_counts[lo] += 1
-                            delay_sum[b] += lo
+                            delay_counts[tau] += 1
+                            delay_sum[b] += tau
                     for lane in range(width, lanes):
                         for i in range(dim):
                             stale[0, i, lane] = ring_g[cur, i, lane]
@@ -311,20 +326,10 @@ def advance_replicates(
             k = k0 + j
             tau = tau_const
             if iid:
-                u = uniforms[b, j]
-                lo = 0
-                hi = cdf.shape[0] - 1
-                while lo < hi:
-                    mid = (lo + hi) // 2
-                    if cdf[mid] > u:
-                        hi = mid
-                    else:
-                        lo = mid + 1
-                tau = lo
+                tau = _inverse_cdf(cdf, uniforms[b, j])
             stl = _stale_slot(k, cur, tau, slots)
             if j == drawn:
-                start, drawn = j, min(j + own.shape[1], n_steps)
-                fill_scaled_normals(streams[b], scale, own[0, : drawn - j])
+                start, drawn = j, _draw_piece(streams[b], scale, own, j, n_steps)
             row = j - start
             s = 0.0
             for i in range(dim):
@@ -396,8 +401,7 @@ def advance_server(
             k = k0 + j
             w = heap_workers[b, 0]
             if j == drawn:
-                start, drawn = j, min(j + own.shape[1], n_steps)
-                fill_scaled_normals(streams[b], scale, own[0, : drawn - j])
+                start, drawn = j, _draw_piece(streams[b], scale, own, j, n_steps)
             row = j - start
             tau = k - read_version[b, w]
             cur = k & 1
