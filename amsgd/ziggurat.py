@@ -167,6 +167,14 @@ def wedge_accepts(i, x, unit):
 
 
 @njit(inline="always")
+def _layer_point(u):
+    """The layer ``i`` (low 8 bits), the signed integer ``j`` (top 53 bits) and ``x = j · x_i / 2⁵²`` of a word."""
+    i = np.intp(u & _LOW8)
+    j = np.int64(u) >> np.int64(11)
+    return i, j, j * _SCALE[i]
+
+
+@njit(inline="always")
 def standard_normal(a, b, c, n):
     """One standard normal by the ziggurat: ``(z, a, b, c, counter)``.
 
@@ -175,26 +183,21 @@ def standard_normal(a, b, c, n):
     ``exp`` and ``log`` do not crowd the loops that draw (which then run about 1.4 times faster).
     """
     u, a, b, c, n = sfc64_next(a, b, c, n)
-    i = np.intp(u & _LOW8)
-    j = np.int64(u) >> np.int64(11)
+    i, j, x = _layer_point(u)
     if abs(j) < _ACCEPT[i]:
-        return j * _SCALE[i], a, b, c, n
+        return x, a, b, c, n
     return finish_rejected(u, a, b, c, n)
 
 
 @njit(cache=True, nogil=True)
 def finish_rejected(u, a, b, c, n):
-    """The draw that starts with the word ``u``, after the fast path: ``(z, a, b, c, counter)``.
+    """The draw whose first word ``u`` missed the fast path: ``(z, a, b, c, counter)``.
 
-    Layer 0 samples the tail; another layer accepts ``x`` under the curve or draws afresh (a new
-    word, through the fast path again) until a point is accepted.
+    Layer 0 samples the tail; another layer accepts ``x`` under the curve or takes a fresh word,
+    which goes through the fast path and, if it misses again, round this loop.
     """
+    i, j, x = _layer_point(u)
     while True:
-        i = np.intp(u & _LOW8)
-        j = np.int64(u) >> np.int64(11)
-        x = j * _SCALE[i]
-        if abs(j) < _ACCEPT[i]:
-            return x, a, b, c, n
         if i == 0:
             t, a, b, c, n = tail(a, b, c, n)
             return (-t if j < 0 else t), a, b, c, n
@@ -202,6 +205,9 @@ def finish_rejected(u, a, b, c, n):
         if wedge_accepts(i, x, _unit(u1)):
             return x, a, b, c, n
         u, a, b, c, n = sfc64_next(a, b, c, n)
+        i, j, x = _layer_point(u)
+        if abs(j) < _ACCEPT[i]:
+            return x, a, b, c, n
 
 
 @njit(cache=True, nogil=True)
