@@ -1,18 +1,35 @@
-"""amsgd: diffusion-limit analysis of asynchronous momentum SGD on streaming PCA."""
+"""amsgd: diffusion-limit analysis of asynchronous momentum SGD.
 
-from amsgd.distributions import (
+The ground types are imported here; the stages load on first use, so ``import amsgd`` (and the
+command line's ``--help``) stays light:
+
+* :func:`amsgd.predict`: the numbers of the exact finite-η, finite-τ theory (``amsgd.diffusion.theory``);
+* :func:`amsgd.derivations.derive`: the symbolic derivation;
+* :func:`amsgd.simulate.simulate`: Monte Carlo runs of the algorithm.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+from amsgd.core import (
     Gaussian,
+    Problem,
+    ProblemError,
     Rademacher,
     SampledDistribution,
     StudentT,
+    parse_delay,
     parse_distribution,
 )
-from amsgd.errors import ProblemError
-from amsgd.problem import Problem
-from amsgd.simulate.delays import parse_delay
+
+if TYPE_CHECKING:
+    from amsgd.diffusion.theory import Predictions, predict
 
 __all__ = [
     "Gaussian",
+    "Predictions",
     "Problem",
     "ProblemError",
     "Rademacher",
@@ -20,5 +37,14 @@ __all__ = [
     "StudentT",
     "parse_delay",
     "parse_distribution",
+    "predict",
 ]
 __version__ = "0.1.0"
+
+_LAZY = {"predict": "amsgd.diffusion.theory", "Predictions": "amsgd.diffusion.theory"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -27,7 +27,7 @@ from amsgd import Problem
 from amsgd.diffusion.ode import sin2_error
 from amsgd.diffusion.sde import integrate_sde
 from amsgd.diffusion.sme import integrate_sme, sme_functions
-from amsgd.estimates import Estimate, t_interval
+from amsgd.core.estimates import Estimate, t_interval
 
 
 def timed(fn):

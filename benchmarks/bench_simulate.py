@@ -1,7 +1,7 @@
 """Throughput and memory of ``amsgd.simulate``, as ratios measured in this run.
 
 * floor: the time to make exactly the simulator's draws (same generators, blocks and chunks, so for
-  Gaussian data the compiled ziggurat of :mod:`amsgd.ziggurat`), via
+  Gaussian data the compiled ziggurat of :mod:`amsgd.simulate.ziggurat`), via
   :func:`amsgd.simulate.engine.draw_only`; target: simulation <= 1.5 x floor at d = 4 and d = 100;
   for reference, the time NumPy's ``Generator.standard_normal`` (PCG64) takes for the same numbers;
 * loops: per-replicate, per-step Python loops with one draw per step and the full history.
@@ -28,7 +28,8 @@ import numpy as np
 
 from amsgd import Problem, parse_delay
 from amsgd.simulate import simulate
-from amsgd.simulate.engine import chunk_steps, draw_only, warm_up
+from amsgd.simulate.engine import draw_only, warm_up
+from amsgd.simulate.plan import chunk_steps
 from amsgd.simulate.seeding import BLOCK_SIZE
 
 REPLICATES = 1000

@@ -21,9 +21,11 @@ import time
 from pathlib import Path
 
 from amsgd import Problem
-from amsgd.simulate.cluster import dask_client
-from amsgd.simulate.grid import SweepGrid, parse_axis
-from amsgd.simulate.sweep import Sweep, read_dataset, run_sweep
+from amsgd.sweep.cluster import dask_client
+from amsgd.sweep.grid import SweepGrid, parse_axis
+from amsgd.sweep.dataset import read_dataset
+from amsgd.sweep.run import run_sweep
+from amsgd.sweep.sweep import Sweep
 
 
 def load_kernels() -> None:

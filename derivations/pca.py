@@ -12,17 +12,18 @@ enters through its second moments Λ and its fourth moments, which the data dist
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import numpy as np
 import sympy as sp
 
-from amsgd.distributions import Distribution, SampledDistribution
-from amsgd.errors import ProblemError
-from amsgd.problem import Problem
+from amsgd.core.distributions import Distribution, SampledDistribution
+from amsgd.core.errors import ProblemError
+from amsgd.core.problem import Problem
 
+from .distributions import fourth_moment
 from .moments import fourth_order_moment
-from .recursion import MomentumRecursion, mu, t
+from .recursion import MomentumRecursion, eta, mu, t
 
 #: Above this dimension the full symbolic noise covariance C(h) (O(d⁴) terms) is not built.
 MAX_SYMBOLIC_DIM = 12
@@ -70,7 +71,7 @@ class PCAModel:
         else:
 
             def fourth(i, j, k, l):
-                return self.distribution.fourth_moment(i, j, k, l, lam)
+                return fourth_moment(self.distribution, i, j, k, l, lam)
 
         return MomentumRecursion(
             name="streaming PCA",
@@ -102,11 +103,6 @@ class PCAModel:
     def unit_vector(self, j: int) -> dict:
         """The stationary point ``e_j`` (0-based ``j``) as a substitution dict."""
         return {hk: (1 if k == j else 0) for k, hk in enumerate(self.h)}
-
-    def alpha_squared(self, i: int, j: int) -> sp.Expr:
-        """``α_ij² = E[Y_i² Y_j²]``, the gradient-noise variance of mode i at e_j."""
-        exponents = tuple(2 * ((k == i) + (k == j)) for k in range(self.dim))
-        return self.recursion.moment(exponents)
 
     @cached_property
     def error(self) -> sp.Expr:
@@ -141,8 +137,6 @@ class PCAModel:
 
     def substitutions(self, problem: Problem) -> dict:
         """Numeric values of the eigenvalue symbols and of η, μ for a problem."""
-        from .recursion import eta
-
         values = {lam: sp.Float(float(x)) for lam, x in zip(self.lam, problem.eigenvalues)}
         values[eta] = sp.Float(problem.eta)
         values[mu] = sp.Float(problem.mu)
@@ -150,12 +144,21 @@ class PCAModel:
 
 
 def pca_model(problem: Problem) -> PCAModel:
-    """The PCA model of a problem, refusing what the moment-based derivation cannot do."""
+    """The PCA model of a problem, refusing what the moment-based derivation cannot do.
+
+    The model of a named distribution depends only on d and the distribution (the spectrum enters
+    as symbols), so it is built once per process and shared, with every derivation cached on it.
+    """
     problem.require_finite_fourth_moments()
     if isinstance(problem.distribution, SampledDistribution):
         samples = problem.distribution.moment_samples_for(problem.eigenvalues, problem.basis)
         return PCAModel(problem.dim, problem.distribution, (samples,))
-    return PCAModel(problem.dim, problem.distribution)
+    return _named_model(problem.dim, problem.distribution)
+
+
+@lru_cache(maxsize=16)
+def _named_model(dim: int, distribution: Distribution) -> PCAModel:
+    return PCAModel(dim, distribution)
 
 
 def require_symbolic_dim(dim: int, what: str) -> None:

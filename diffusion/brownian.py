@@ -5,7 +5,8 @@ motions ``W`` sampled on the uniform grid ``t_n = n Δt``; its :meth:`~BrownianI
 are ``ΔW_n = W(t_{n+1}) − W(t_n) ~ N(0, Δt I)``, independent across steps and paths.
 
 The numbers are keyed, not streamed: the fine increments of path ``p`` in block ``b`` (``BLOCK``
-consecutive steps) come from their own generator seeded by ``SeedSequence(entropy, spawn_key=(0, p, b))``.
+consecutive steps) come from their own generator seeded by the child ``(0, p, b)`` of the root sequence
+(:func:`amsgd.core.seeding.child_sequence`; for an integer seed s, ``SeedSequence(s, spawn_key=(0, p, b))``).
 Any window of steps for any subset of paths is therefore reproducible on its own, the same whatever the
 number of paths, the chunking or the order of requests, so that
 
@@ -27,28 +28,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from amsgd.errors import ProblemError
+from amsgd.core.errors import ProblemError
+from amsgd.core.seeding import RngLike, child_sequence, root_sequence
 
 #: Fine steps per keyed block of increments.
 BLOCK = 2048
 
 # First component of every spawn key: which keyed stream.
 _INCREMENTS, _TWO_POINT, _GENERATOR = 0, 1, 2
-
-RNGLike = int | np.random.Generator | np.random.SeedSequence | None
-
-
-def entropy_from(rng: RNGLike) -> int | tuple[int, ...]:
-    """Root entropy from a SPEC 7 ``rng`` argument: a seed, a SeedSequence or a Generator (drawn from)."""
-    if isinstance(rng, np.random.Generator):
-        return tuple(int(x) for x in rng.integers(0, 2**63, size=4))
-    if isinstance(rng, np.random.SeedSequence):
-        # generate_state depends on the spawn key too, so spawned children get distinct roots.
-        return tuple(int(x) for x in rng.generate_state(4, np.uint64))
-    if rng is None or (isinstance(rng, (int, np.integer)) and not isinstance(rng, bool) and rng >= 0):
-        return np.random.SeedSequence(None if rng is None else int(rng)).entropy
-    raise ProblemError(f"rng must be a non-negative integer seed, a numpy Generator or None, got {rng!r}")
-
 
 @dataclass(frozen=True)
 class BrownianIncrements:
@@ -61,18 +48,18 @@ class BrownianIncrements:
     steps: int
     dim: int
     paths: int
-    entropy: int | tuple[int, ...]
+    root: np.random.SeedSequence
     factor: int = 1
 
     @classmethod
-    def create(cls, dt: float, steps: int, dim: int, paths: int = 1, rng: RNGLike = None) -> BrownianIncrements:
+    def create(cls, dt: float, steps: int, dim: int, paths: int = 1, rng: RngLike = None) -> BrownianIncrements:
         """A fresh Brownian source; ``rng`` follows SPEC 7 (seed, Generator or None)."""
         if not (np.isfinite(dt) and dt > 0):
             raise ProblemError(f"dt must be finite and > 0, got {dt!r}")
         for name, value in (("steps", steps), ("dim", dim), ("paths", paths)):
             if int(value) != value or value < 1:
                 raise ProblemError(f"{name} must be a positive integer, got {value!r}")
-        return cls(float(dt), int(steps), int(dim), int(paths), entropy_from(rng))
+        return cls(float(dt), int(steps), int(dim), int(paths), root_sequence(rng))
 
     @property
     def fine_dt(self) -> float:
@@ -90,7 +77,7 @@ class BrownianIncrements:
         if self.steps % factor:
             raise ProblemError(f"coarsening factor {factor} must divide the number of steps {self.steps}")
         return BrownianIncrements(
-            self.dt * factor, self.steps // factor, self.dim, self.paths, self.entropy, self.factor * factor
+            self.dt * factor, self.steps // factor, self.dim, self.paths, self.root, self.factor * factor
         )
 
     def _paths(self, paths: slice | np.ndarray | list[int] | None) -> np.ndarray:
@@ -121,14 +108,14 @@ class BrownianIncrements:
     def _keyed(self, kind: tuple[int, ...], lo: int, hi: int, index: np.ndarray, width: int, draw) -> np.ndarray:
         """Rows ``[lo, hi)`` of the keyed stream ``kind`` for paths ``index``: shape ``(hi − lo, P, width)``.
 
-        Rows of path ``p`` in block ``b`` come from ``draw(default_rng(SeedSequence(entropy,
-        spawn_key=(*kind, p, b))), BLOCK)``, so any window is reproducible on its own.
+        Rows of path ``p`` in block ``b`` come from ``draw(default_rng(child_sequence(root, *kind, p, b)),
+        BLOCK)``, so any window is reproducible on its own.
         """
         out = np.empty((index.size, hi - lo, width))  # path-major: each draw is one contiguous write
         for b in range(lo // BLOCK, -(-hi // BLOCK)):
             a, z = max(lo, b * BLOCK), min(hi, (b + 1) * BLOCK)
             for column, p in enumerate(index):
-                seed = np.random.SeedSequence(self.entropy, spawn_key=(*kind, int(p), b))
+                seed = child_sequence(self.root, *kind, int(p), b)
                 out[column, a - lo : z - lo] = draw(np.random.default_rng(seed), BLOCK)[a - b * BLOCK : z - b * BLOCK]
         return out.transpose(1, 0, 2)
 
@@ -159,6 +146,4 @@ class BrownianIncrements:
 
     def generator(self, p: int) -> np.random.Generator:
         """An independent generator for path ``p`` at this level (e.g. for sdeint's repeated integrals)."""
-        return np.random.default_rng(
-            np.random.SeedSequence(self.entropy, spawn_key=(_GENERATOR, self.factor, int(p)))
-        )
+        return np.random.default_rng(child_sequence(self.root, _GENERATOR, self.factor, int(p)))

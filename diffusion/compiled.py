@@ -2,7 +2,7 @@
 
 The step is ``H ← H + b(H) Δt + σ(H) ΔW`` with ``σ = sqrt(η)/(1 − μ) · P L``, ``P = I − H Hᵀ`` and
 ``L`` the Cholesky factor of ``S(H) = Cov[Y Yᵀ H]`` (the symmetric root where S is singular), exactly
-as :meth:`amsgd.derivations.sme.SMECoefficients.diffusion`; the coefficients are the numba-compiled
+as :meth:`amsgd.diffusion.coefficients.SMECoefficients.diffusion`; the coefficients are the numba-compiled
 versions of the same SymPy expressions. Paths are advanced one by one inside the compiled loop, so
 the cost per path-step is a few hundred floating-point operations with no Python overhead. The
 Brownian increments come from the same :class:`BrownianIncrements` source as the other schemes: with
@@ -14,7 +14,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from amsgd.derivations.sme import SMECoefficients
+from amsgd.diffusion.coefficients import SMECoefficients
 from amsgd.diffusion.brownian import BrownianIncrements
 from amsgd.diffusion.sde import CHUNK
 

@@ -28,10 +28,11 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from amsgd.diffusion.brownian import BrownianIncrements, RNGLike, entropy_from
+from amsgd.core.seeding import RngLike, child_sequence, root_sequence
+from amsgd.diffusion.brownian import BrownianIncrements
 from amsgd.diffusion.schemes import Diffusion, Drift, get_scheme
 from amsgd.diffusion.sde import integrate_sde
-from amsgd.errors import ProblemError
+from amsgd.core.errors import ProblemError
 
 Exact = Callable[[float, np.ndarray, np.ndarray], np.ndarray]
 
@@ -128,7 +129,7 @@ def convergence_study(
     steps: Sequence[int] = (16, 32, 64, 128, 256),
     schemes: Sequence[str] = ("euler", "milstein", "weak2"),
     paths: int = 1000,
-    rng: RNGLike = None,
+    rng: RngLike = None,
     exact: Exact | None = None,
     functional: Callable[[np.ndarray], np.ndarray] | None = None,
     reference_factor: int = 8,
@@ -154,13 +155,13 @@ def convergence_study(
     f = functional or (lambda y: y)
     y0 = np.asarray(y0, dtype=float)
     m = np.asarray(diffusion(np.atleast_2d(y0)[:1])).shape[-1]
-    entropy = entropy_from(rng)
-    fine = BrownianIncrements.create(t_end / finest, finest, m, paths, np.random.SeedSequence(entropy))
+    root = root_sequence(rng)
+    fine = BrownianIncrements.create(t_end / finest, finest, m, paths, root)
     dts = t_end / np.asarray(steps, dtype=float)
     ref_exact = None
     if exact is not None:
         ref_exact = np.asarray(exact(t_end, fine.increments().sum(axis=0), y0), dtype=float)
-    boot = np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(7,)))
+    boot = np.random.default_rng(child_sequence(root, 7))
     counts = boot.multinomial(paths, np.full(paths, 1.0 / paths), size=bootstrap) / paths  # (B, P) weights
     alpha = (1 - confidence) / 2
     results = {}
@@ -207,38 +208,3 @@ def convergence_study(
     return ConvergenceStudy(
         results, "exact" if exact is not None else "fine", float(t_end), paths, commutative, confidence, bootstrap
     )
-
-
-def plot_convergence(study: ConvergenceStudy, path: str | None = None):
-    """Log–log plot of strong and weak errors against Δ with CIs and fitted lines; saved to ``path`` if given."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(10, 4.2), layout="constrained")
-    axes = fig.subplots(1, 2)
-    for ax, kind in zip(axes, ("strong", "weak")):
-        for result in study.results.values():
-            err = getattr(result, f"{kind}_error")
-            ci = getattr(result, f"{kind}_ci")
-            fit = getattr(result, kind)
-            yerr = np.abs(np.stack([err - ci[:, 0], ci[:, 1] - err]))
-            line = ax.errorbar(result.dt, err, yerr=yerr, marker="o", ls="none", capsize=3)
-            x = np.log(result.dt)
-            intercept = np.mean(np.log(err)) - fit.order * x.mean()
-            ax.loglog(
-                result.dt,
-                np.exp(intercept + fit.order * x),
-                color=line[0].get_color(),
-                label=f"{result.scheme}: {fit.order:.2f} [{fit.ci_low:.2f}, {fit.ci_high:.2f}] (stated {fit.stated:g})",
-            )
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("step Δt")
-        ax.set_ylabel(f"{kind} error")
-        ax.set_title(f"{kind} convergence (reference: {study.reference}, {study.paths} paths)")
-        ax.legend(fontsize=8)
-    if path is not None:
-        fig.savefig(path, dpi=120)
-    return fig

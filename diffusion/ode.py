@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from amsgd.errors import ProblemError
-from amsgd.problem import Problem
+from amsgd.core.errors import ProblemError
+from amsgd.core.problem import Problem
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import expm, solve_continuous_lyapunov
 
-from amsgd.diffusion.brownian import RNGLike
-from amsgd.errors import ProblemError
+from amsgd.core.seeding import RngLike, root_sequence
+from amsgd.core.errors import ProblemError
 
 
 @dataclass(frozen=True)
@@ -77,14 +77,14 @@ def _psd_sqrt(q: np.ndarray) -> np.ndarray:
 
 
 def sample_ou(
-    a: np.ndarray, b: np.ndarray, u0: np.ndarray, times: np.ndarray, *, paths: int = 1, rng: RNGLike = None
+    a: np.ndarray, b: np.ndarray, u0: np.ndarray, times: np.ndarray, *, paths: int = 1, rng: RngLike = None
 ) -> OUSample:
     """Exact OU paths at ``times`` (``times[0]`` the start, any spacing) from ``u0`` ``(d,)`` or ``(P, d)``."""
     a, b = _matrices(a, b)
     times = np.asarray(times, dtype=float)
     if times.ndim != 1 or times.size < 1 or np.any(np.diff(times) <= 0):
         raise ProblemError("times must be an increasing 1-D array")
-    generator = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    generator = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(root_sequence(rng))
     u = np.empty((times.size, paths, a.shape[0]))
     u[0] = np.broadcast_to(np.asarray(u0, dtype=float), (paths, a.shape[0]))
     cache: dict[float, tuple[np.ndarray, np.ndarray]] = {}

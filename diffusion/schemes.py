@@ -27,7 +27,7 @@ from typing import ClassVar
 import numpy as np
 import sdeint
 
-from amsgd.errors import ProblemError
+from amsgd.core.errors import ProblemError
 
 Drift = Callable[[np.ndarray], np.ndarray]
 Diffusion = Callable[[np.ndarray], np.ndarray]

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm.auto import tqdm
 
-from amsgd.diffusion.brownian import BLOCK, BrownianIncrements, RNGLike
+from amsgd.core.seeding import RngLike
+from amsgd.diffusion.brownian import BLOCK, BrownianIncrements
 from amsgd.diffusion.schemes import BatchedScheme, Diffusion, Drift, Scheme, get_scheme
-from amsgd.errors import ProblemError
+from amsgd.core.errors import ProblemError
 
 #: Steps of increments fetched from the Brownian source at a time (bounds memory for long runs). Equal to
 #: the source's block so that each keyed block is generated once (a coarsened view's chunk spans whole blocks).
@@ -66,7 +67,7 @@ def integrate_sde(
     scheme: str | Scheme = "euler",
     dt: float | None = None,
     paths: int | None = None,
-    rng: RNGLike = None,
+    rng: RngLike = None,
     brownian: BrownianIncrements | None = None,
     observe: Callable[[np.ndarray], np.ndarray] | None = None,
     progress: bool | None = None,

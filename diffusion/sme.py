@@ -19,19 +19,22 @@ Times are reported in iterations ``k = t/η``; the SDE step ``dt`` is given in i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from amsgd.derivations.defaults import DEFAULT_DELTA_SQ
-from amsgd.derivations.sme import SMECoefficients
-from amsgd.diffusion.brownian import RNGLike, entropy_from
+from amsgd.core import checks
+from amsgd.core.errors import ProblemError
+from amsgd.core.estimates import Estimate, t_interval
+from amsgd.core.problem import Problem
+from amsgd.core.seeding import RngLike, child_sequence, root_sequence
+from amsgd.diffusion.coefficients import SMECoefficients, sme_coefficients
+from amsgd.diffusion.convergence import ConvergenceStudy, convergence_study
 from amsgd.diffusion.ode import sin2_error
 from amsgd.diffusion.schemes import Diffusion, Drift, Scheme
 from amsgd.diffusion.sde import integrate_sde
-from amsgd.errors import ProblemError
-from amsgd.estimates import Estimate, t_interval
-from amsgd.problem import Problem
+from amsgd.diffusion.theory.options import DEFAULT_DELTA_SQ
 
 #: Euler–Maruyama compiled with numba (:mod:`.compiled`); available for the SME, not for generic SDEs.
 COMPILED_EULER = "euler-jit"
@@ -39,8 +42,6 @@ COMPILED_EULER = "euler-jit"
 
 def _coefficients(problem: Problem) -> SMECoefficients:
     problem.require_finite_fourth_moments()
-    from amsgd.derivations import sme_coefficients
-
     return sme_coefficients(problem)
 
 
@@ -77,7 +78,7 @@ def integrate_sme(
     dt: float = 1.0,
     paths: int = 200,
     scheme: str | Scheme = "euler",
-    rng: RNGLike = None,
+    rng: RngLike = None,
     coordinates: str = "eigen",
     save_every: int = 1,
     keep_states: bool = False,
@@ -196,7 +197,7 @@ def phase_predictions(
     dt: float = 1.0,
     paths: int = 200,
     scheme: str | Scheme = "euler",
-    rng: RNGLike = None,
+    rng: RngLike = None,
     delta_sq: float = DEFAULT_DELTA_SQ,
     window: float = 0.5,
     confidence: float = 0.95,
@@ -210,9 +211,14 @@ def phase_predictions(
     """
     if not 0 < delta_sq < 0.5:
         raise ProblemError(f"delta_sq (δ², the phase boundary) must satisfy 0 < δ² < 1/2, got {delta_sq:g}")
+    paths = checks.integer("paths", paths, minimum=2)
+    checks.positive("iterations", iterations)
+    if not 0 < window <= 1:
+        raise ProblemError(f"window must be a fraction in (0, 1], got {window!r}")
     problem.require_eigengap()
     coefficients = _coefficients(problem)
-    saddle_seed, optimum_seed = np.random.SeedSequence(entropy_from(rng)).spawn(2)
+    root = root_sequence(rng)
+    saddle_seed, optimum_seed = child_sequence(root, 0), child_sequence(root, 1)
     common = dict(dt=dt, paths=paths, scheme=scheme, coefficients=coefficients, progress=progress)
     basis = np.eye(problem.dim)
     escape_run = integrate_sme(problem, basis[1], iterations, rng=saddle_seed, **common)
@@ -231,3 +237,38 @@ def phase_predictions(
         time_averaged_error(stationary_run, window, confidence),
         float(diverged),
     )
+
+
+def sme_convergence_study(
+    problem: Problem,
+    *,
+    iterations: int = 200,
+    dt: float = 1.0,
+    levels: int = 4,
+    schemes: Sequence[str] = ("euler", "milstein", "weak2"),
+    paths: int = 200,
+    rng: RngLike = None,
+    reference_factor: int = 8,
+) -> ConvergenceStudy:
+    """Strong and weak orders of ``schemes`` on the SME of ``problem`` from ``h0 = (1, ..., 1)/√d``.
+
+    The compared steps are ``dt · 2^j`` iterations (``Δt = dt · 2^j · η``), ``j < levels``, over a
+    horizon of ``iterations`` iterations, which must be a whole multiple of every one of them; the
+    reference is each scheme at the finest step divided by ``reference_factor``, on shared
+    Brownian paths (:func:`amsgd.diffusion.convergence.convergence_study`).
+    """
+    levels = checks.integer("levels", levels, minimum=2)
+    paths = checks.integer("paths", paths, minimum=2)
+    checks.positive("dt", dt)
+    counts = [iterations / (dt * 2**j) for j in range(levels)]
+    if any(abs(n - round(n)) > 1e-9 or round(n) < 1 for n in counts):
+        raise ProblemError(
+            f"steps {iterations} must be a whole multiple of every compared step dt·2^j "
+            f"(up to {dt * 2 ** (levels - 1):g} iterations)"
+        )
+    drift, diffusion = sme_functions(problem)
+    h0 = np.ones(problem.dim) / np.sqrt(problem.dim)
+    return convergence_study(
+        drift, diffusion, h0, iterations * problem.eta, steps=[int(round(n)) for n in counts],
+        schemes=tuple(schemes), paths=paths, rng=rng, reference_factor=reference_factor, commutative=False,
+    )  # fmt: skip

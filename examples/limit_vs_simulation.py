@@ -15,8 +15,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from amsgd import Problem
-from amsgd.derivations import derive
+from amsgd import Problem, predict
 from amsgd.diffusion.ode import integrate_ode
 from amsgd.diffusion.sme import integrate_sme
 from amsgd.simulate import simulate
@@ -31,7 +30,7 @@ def main(out: str = "limit_vs_simulation.png", iterations: int = 3000, paths: in
     ode = integrate_ode(problem, h0, grid, coordinates="eigen")
     sme = integrate_sme(problem, h0, iterations, dt=1.0, paths=paths, rng=1, save_every=10)
     runs = simulate(problem, iterations, replicates, rng=2, start=problem.basis @ h0, record_every=10)
-    floor = derive(problem).to_dict()["stationary_error"]["diffusion"]
+    floor = predict(problem).diffusion_floor
 
     error = runs.error[~runs.diverged]
     mean = error.mean(axis=0)

@@ -1,31 +1,30 @@
-"""The discrete algorithm: vectorised Monte Carlo simulation of Async-MSGD and its delay models.
+"""The discrete algorithm: vectorised Monte Carlo simulation of Async-MSGD under its delay models.
 
 ``simulate(problem, steps, replicates, rng=...)`` returns a :class:`SimulationResult` (trajectories,
-95% confidence intervals, ``summary()``, ``to_xarray()``). The simulator's modules are loaded on
-first use, so importing the delay models (which :mod:`amsgd.problem` does) stays light.
+95% confidence intervals, ``summary()``, ``to_xarray()``). The modules load on first use, so that
+importing this package does not compile the kernels.
 """
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from amsgd.simulate.engine import DIVERGENCE_NORM, simulate
-    from amsgd.simulate.result import Estimate, SimulationResult
+    from amsgd.simulate.engine import simulate
+    from amsgd.simulate.plan import DIVERGENCE_NORM
+    from amsgd.simulate.result import SimulationResult
 
-__all__ = ["DIVERGENCE_NORM", "Estimate", "SimulationResult", "simulate"]
+__all__ = ["DIVERGENCE_NORM", "SimulationResult", "simulate"]
 
 _LAZY = {
     "simulate": "amsgd.simulate.engine",
-    "DIVERGENCE_NORM": "amsgd.simulate.engine",
+    "DIVERGENCE_NORM": "amsgd.simulate.plan",
     "SimulationResult": "amsgd.simulate.result",
-    "Estimate": "amsgd.simulate.result",
 }
 
 
 def __getattr__(name: str):
     if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        return getattr(import_module(_LAZY[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -31,24 +31,107 @@ per-step code into a shared helper was measured to double the cost per replicate
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numba import njit
 
+from amsgd.simulate.plan import LANES
 from amsgd.simulate.queue import heap_sift_down
-from amsgd.ziggurat import fill_scaled_normals, standard_normal
+from amsgd.simulate.ziggurat import fill_scaled_normals, standard_normal
 
-#: Replicates advanced side by side by :func:`advance_lanes` (a block's last group is padded).
-LANES = 64
+__all__ = ["LANES", "advance_lanes", "advance_replicates", "advance_server", "draw_lanes", "draw_replicates"]
+
+
+class Step(NamedTuple):
+    """The chunk's first iteration ``k0`` and the update's scalars."""
+
+    k0: int
+    eta: float
+    mu: float
+    max_norm_sq: float  # divergence_norm²
+
+
+class Samples(NamedTuple):
+    """Where the chunk's samples come from: ``y[B, K, d]`` drawn beforehand, or (Gaussian data)
+    ``streams[B, 4]`` (SFC64 states, advanced in place) scaled by ``scale[d]`` and drawn a piece at a
+    time into the scratch ``buf`` (``[1, piece, d]`` per replicate, ``[piece, d, LANES]`` in lanes)."""
+
+    y: np.ndarray
+    streams: np.ndarray
+    scale: np.ndarray
+    buf: np.ndarray
+
+
+class Delays(NamedTuple):
+    """The chunk's delays: ``min{i: cdf[i] > u}`` for the uniforms ``u[B, K]`` of an i.i.d. law, or
+    ``tau_const`` when ``uniforms`` is empty (shape ``(B, 0)``)."""
+
+    uniforms: np.ndarray
+    cdf: np.ndarray
+    tau_const: int
+
+
+class Records(NamedTuple):
+    """What is recorded at the iterations ``record_at``: per replicate the error and ``||h||²``
+    (and every coordinate when ``coords`` is not empty), per block the sums of ``h`` and ``h²`` and
+    the count of live replicates."""
+
+    record_at: np.ndarray
+    error: np.ndarray
+    norm_sq: np.ndarray
+    coords: np.ndarray
+    coord_sum: np.ndarray
+    coord_sq: np.ndarray
+    alive_count: np.ndarray
+
+
+class Tally(NamedTuple):
+    """Per replicate: alive, divergence iteration, the window sum of the error from ``window_start``
+    and the delays applied (their histogram over the block in ``delay_counts``, the largest in
+    ``delay_max[0]``)."""
+
+    alive: np.ndarray
+    diverged_at: np.ndarray
+    window_start: int
+    window_sum: np.ndarray
+    delay_counts: np.ndarray
+    delay_sum: np.ndarray
+    delay_max: np.ndarray
+
+
+class LaneScratch(NamedTuple):
+    """Work arrays of :func:`advance_lanes`: the gathered stale iterates ``stale[1, d, LANES]`` and,
+    per lane, ``s = yᵀ h_stale``, ``||h||²``, the chunk's window sum and 1.0 for a live lane."""
+
+    stale: np.ndarray
+    s: np.ndarray
+    nsq: np.ndarray
+    window: np.ndarray
+    live: np.ndarray
+
+
+class Server(NamedTuple):
+    """The event-driven server's state per replicate: ``pair[b, k mod 2]`` holds ``h_k`` and
+    ``h_{k−1}``; ``copies[b, w]`` the iterate worker w read, at version ``read_version[b, w]``; the
+    event queue is the min-heap ``heap_times[b]`` / ``heap_workers[b]``."""
+
+    pair: np.ndarray
+    copies: np.ndarray
+    heap_times: np.ndarray
+    heap_workers: np.ndarray
+    read_version: np.ndarray
 
 
 @njit(cache=True, nogil=True, inline="always")
-def fill_lanes(streams, scale, y, buf, alive, g0, j0, m):
-    """Samples of steps ``j0 .. j0 + m`` of lanes ``g0 ..`` into ``buf[j, i, lane]``.
+def fill_lanes(samples, alive, g0, j0, m):
+    """Samples of steps ``j0 .. j0 + m`` of lanes ``g0 ..`` into ``samples.buf[j, i, lane]``.
 
-    A live lane draws ``scale · z`` from its stream ``streams[g0 + lane]`` (an SFC64 state,
-    advanced in place) or, with no streams, copies its rows of ``y``. Lanes that are not live
-    (diverged, or padding past the block's end) get zeros.
+    A live lane draws ``scale · z`` from its stream ``streams[g0 + lane]`` or, with no streams,
+    copies its rows of ``y``. Lanes that are not live (diverged, or padding past the block's end)
+    get zeros.
     """
+    streams, scale, y, buf = samples.streams, samples.scale, samples.y, samples.buf
     dim, lanes = buf.shape[1], buf.shape[2]
     n = alive.shape[0]
     for lane in range(lanes):
@@ -71,27 +154,29 @@ def fill_lanes(streams, scale, y, buf, alive, g0, j0, m):
 
 
 @njit(cache=True, nogil=True)
-def draw_lanes(streams, scale, y, buf, alive, n_steps):
+def draw_lanes(samples, alive, n_steps):
     """The sample draws of :func:`advance_lanes` over ``n_steps`` steps, and nothing else."""
+    buf = samples.buf
     for g0 in range(0, alive.shape[0], buf.shape[2]):
         for j0 in range(0, n_steps, buf.shape[0]):
-            fill_lanes(streams, scale, y, buf, alive, g0, j0, min(buf.shape[0], n_steps - j0))
+            fill_lanes(samples, alive, g0, j0, min(buf.shape[0], n_steps - j0))
 
 
 @njit(cache=True, nogil=True)
-def draw_replicates(streams, scale, own, n_steps):
+def draw_replicates(samples, n_steps):
     """The sample draws of :func:`advance_replicates` and :func:`advance_server` over ``n_steps`` steps."""
-    for b in range(streams.shape[0]):
-        for j in range(0, n_steps, own.shape[1]):
-            _draw_piece(streams[b], scale, own, j, n_steps)
+    for b in range(samples.streams.shape[0]):
+        for j in range(0, n_steps, samples.buf.shape[1]):
+            _draw_piece(samples, b, j, n_steps)
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _draw_piece(stream, scale, own, j, n_steps):
-    """Draw one replicate's samples of steps ``j ..`` (a piece of at most ``own.shape[1]``) into
-    ``own[0]``; returns the step after the piece."""
+def _draw_piece(samples, b, j, n_steps):
+    """Draw replicate b's samples of steps ``j ..`` (a piece of at most ``buf.shape[1]``) into
+    ``buf[0]``; returns the step after the piece."""
+    own = samples.buf
     drawn = min(j + own.shape[1], n_steps)
-    fill_scaled_normals(stream, scale, own[0, : drawn - j])
+    fill_scaled_normals(samples.streams[b], samples.scale, own[0, : drawn - j])
     return drawn
 
 
@@ -142,33 +227,34 @@ def _lane_sums(a, ia, b, ib, out):
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def _record(h, r, err, nsq, error, norm_sq, coords, coord_sum, coord_sq, alive_count, b):
-    error[b, r] = err
-    norm_sq[b, r] = nsq
-    alive_count[r] += 1
-    keep_all = coords.shape[0] > 0
+def _record(rec, h, r, err, nsq, b):
+    """Record replicate b's ``h`` (error ``err``, ``||h||² = nsq``) as recording ``r``."""
+    rec.error[b, r] = err
+    rec.norm_sq[b, r] = nsq
+    rec.alive_count[r] += 1
+    keep_all = rec.coords.shape[0] > 0
     for i in range(h.shape[0]):
         c = h[i]
-        coord_sum[r, i] += c
-        coord_sq[r, i] += c * c
+        rec.coord_sum[r, i] += c
+        rec.coord_sq[r, i] += c * c
         if keep_all:
-            coords[b, r, i] = c
+            rec.coords[b, r, i] = c
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def _record_lanes(h, nsq, live, g0, r, error, norm_sq, coords, coord_sum, coord_sq, alive_count):
+def _record_lanes(rec, h, nsq, live, g0, r):
     """Record the live lanes of ``h[i, lane]`` (``||h||² = nsq[lane]``) as recording ``r``."""
     dim, lanes = h.shape
-    keep_all = coords.shape[0] > 0
+    keep_all = rec.coords.shape[0] > 0
     for lane in range(lanes):
         if live[lane] > 0.0:
             b = g0 + lane
-            error[b, r] = 1.0 - h[0, lane] * h[0, lane] / nsq[lane]
-            norm_sq[b, r] = nsq[lane]
-            alive_count[r] += 1
+            rec.error[b, r] = 1.0 - h[0, lane] * h[0, lane] / nsq[lane]
+            rec.norm_sq[b, r] = nsq[lane]
+            rec.alive_count[r] += 1
             if keep_all:
                 for i in range(dim):
-                    coords[b, r, i] = h[i, lane]
+                    rec.coords[b, r, i] = h[i, lane]
     for i in range(dim):
         total = 0.0
         squares = 0.0
@@ -176,30 +262,30 @@ def _record_lanes(h, nsq, live, g0, r, error, norm_sq, coords, coord_sum, coord_
             c = live[lane] * h[i, lane]
             total += c
             squares += c * c
-        coord_sum[r, i] += total
-        coord_sq[r, i] += squares
+        rec.coord_sum[r, i] += total
+        rec.coord_sq[r, i] += squares
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc", "contract"})
-def advance_lanes(
-    ring, y, streams, scale, buf, stale, s, nsq, window, live, uniforms, cdf, tau_const, k0, eta, mu,
-    max_norm_sq, record_at, error, norm_sq, coords, coord_sum, coord_sq, alive_count,
-    alive, diverged_at, window_start, window_sum, delay_counts, delay_sum,
-):  # fmt: skip
+def advance_lanes(ring, samples, delays, step, rec, tally, scratch):
     """Constant or i.i.d. delays, with a ring buffer ``ring[g, k mod L, :, lane]`` of the last L iterates.
 
     Replicate ``b = g · LANES + lane`` of the block lives in lane ``lane`` of group ``g``.
     ``L = max(3, max_delay + 2)`` holds ``h_{k−max_delay} .. h_k`` and the slot written with
-    ``h_{k+1}``; slots 0 and L − 1 start at ``h_0`` (see :func:`_stale_slot`). With
-    ``uniforms`` of shape ``(B, K)`` the delay is ``min{i: cdf[i] > u}`` (inversion) and the stale
-    iterates are gathered into ``stale[0]``; with an empty ``uniforms`` it is ``tau_const``. A lane
-    that diverges is reset to ``e_1`` with zero samples, a fixed point, so it costs nothing more
-    and never trips the divergence test again. ``buf`` (piece of steps × d × LANES), ``s``,
-    ``nsq``, ``window`` and ``live`` (1 for a live lane, else 0; LANES each) are scratch.
+    ``h_{k+1}``; slots 0 and L − 1 start at ``h_0`` (see :func:`_stale_slot`). With i.i.d. delays
+    the stale iterates are gathered into ``scratch.stale[0]``. A lane that diverges is reset to
+    ``e_1`` with zero samples, a fixed point, so it costs nothing more and never trips the
+    divergence test again.
     """
+    buf = samples.buf
+    uniforms, cdf, tau_const = delays
+    k0, eta, mu, max_norm_sq = step
+    record_at = rec.record_at
+    alive, diverged_at, window_start, window_sum, delay_counts, delay_sum, _ = tally
+    stale, s, nsq, window, live = scratch
     n_groups, slots, dim, lanes = ring.shape
     n = alive.shape[0]
-    n_steps = y.shape[1]
+    n_steps = samples.y.shape[1]
     piece = buf.shape[0]
     iid = uniforms.shape[1] > 0
     n_rec = record_at.shape[0]
@@ -220,7 +306,7 @@ def advance_lanes(
         nxt = (k0 + 1) % slots
         for j0 in range(0, n_steps, piece):
             m = min(piece, n_steps - j0)
-            fill_lanes(streams, scale, y, buf, alive, g0, j0, m)
+            fill_lanes(samples, alive, g0, j0, m)
             for j in range(m):
                 k = k0 + j0 + j
                 stl = _stale_slot(k, cur, tau_const, slots)
@@ -269,7 +355,7 @@ def advance_lanes(
                         h1 = ring_g[nxt, 0, lane]
                         window[lane] += 1.0 - h1 * h1 / nsq[lane]
                 if r < n_rec and record_at[r] == k + 1:
-                    _record_lanes(ring_g[nxt], nsq, live, g0, r, error, norm_sq, coords, coord_sum, coord_sq, alive_count)
+                    _record_lanes(rec, ring_g[nxt], nsq, live, g0, r)
                     r += 1
                 prv = cur
                 cur = nxt
@@ -285,24 +371,23 @@ def advance_lanes(
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc", "contract"})
-def advance_replicates(
-    ring, y, streams, scale, own, uniforms, cdf, tau_const, k0, eta, mu, max_norm_sq,
-    record_at, error, norm_sq, coords, coord_sum, coord_sq, alive_count,
-    alive, diverged_at, window_start, window_sum, delay_counts, delay_sum,
-):  # fmt: skip
+def advance_replicates(ring, samples, delays, step, rec, tally):
     """Constant or i.i.d. delays, replicate by replicate, with a ring buffer ``ring[b, k mod L]``.
 
-    For large d (see ``engine.LANE_MAX_DIM``): one replicate's history then stays in cache for a
+    For large d (see ``plan.LANE_MAX_DIM``): one replicate's history then stays in cache for a
     whole chunk, and the loops over coordinates are long enough to vectorise. Gaussian samples are
-    drawn from ``streams[b]`` a piece of ``own.shape[1]`` steps at a time into ``own[0]``.
+    drawn from ``streams[b]`` a piece of ``buf.shape[1]`` steps at a time into ``buf[0]``.
 
     ``L = max(3, max_delay + 2)`` holds ``h_{k−max_delay} .. h_k`` and the slot written with
     ``h_{k+1}``, which is never one read in the same step (so the update loop vectorises); slots
     0 and L − 1 start at ``h_0`` (see :func:`_stale_slot`). The delay counts of a constant delay
     are added once per replicate and chunk.
-    With ``uniforms`` of shape ``(B, K)`` the delay is ``min{i: cdf[i] > u}`` (inversion);
-    with an empty ``uniforms`` it is ``tau_const``.
     """
+    y, streams, _, own = samples
+    uniforms, cdf, tau_const = delays
+    k0, eta, mu, max_norm_sq = step
+    record_at = rec.record_at
+    alive, diverged_at, window_start, window_sum, delay_counts, delay_sum, _ = tally
     n_block, slots, dim = ring.shape
     n_steps = y.shape[1]
     in_kernel = streams.shape[0] > 0
@@ -329,7 +414,7 @@ def advance_replicates(
                 tau = _inverse_cdf(cdf, uniforms[b, j])
             stl = _stale_slot(k, cur, tau, slots)
             if j == drawn:
-                start, drawn = j, _draw_piece(streams[b], scale, own, j, n_steps)
+                start, drawn = j, _draw_piece(samples, b, j, n_steps)
             row = j - start
             s = 0.0
             for i in range(dim):
@@ -356,7 +441,7 @@ def advance_replicates(
                 if k + 1 >= window_start:
                     window += err
                 if recording:
-                    _record(ring[b, nxt], r, err, nsq, error, norm_sq, coords, coord_sum, coord_sq, alive_count, b)
+                    _record(rec, ring[b, nxt], r, err, nsq, b)
                     r += 1
             prv = cur
             cur = nxt
@@ -367,23 +452,21 @@ def advance_replicates(
             delay_sum[b] += tau_const * taken
 
 
-
 @njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc", "contract"})
-def advance_server(
-    pair, copies, heap_times, heap_workers, read_version, y, streams, scale, own, compute_times,
-    k0, eta, mu, max_norm_sq,
-    record_at, error, norm_sq, coords, coord_sum, coord_sq, alive_count,
-    alive, diverged_at, window_start, window_sum, delay_counts, delay_sum, delay_max,
-):  # fmt: skip
+def advance_server(server, samples, compute_times, step, rec, tally):
     """The event-driven parameter server: one event queue per replicate.
 
-    ``pair[b, k mod 2]`` holds ``h_k`` and ``h_{k−1}``; ``copies[b, w]`` is the iterate worker w
-    read, at version ``read_version[b, w]``. Each update pops the first-finishing worker, applies
-    its gradient at its copy (staleness ``k − read_version``), then that worker reads ``h_{k+1}``
-    and starts a job of length ``compute_times[b, j]``. Staleness beyond the last histogram bin is
-    counted in that bin; ``delay_max`` keeps the exact maximum. Gaussian samples are drawn from
-    ``streams[b]`` a piece of ``own.shape[1]`` steps at a time into ``own[0]``.
+    Each update pops the first-finishing worker, applies its gradient at its copy (staleness
+    ``k − read_version``), then that worker reads ``h_{k+1}`` and starts a job of length
+    ``compute_times[b, j]``. Staleness beyond the last histogram bin is counted in that bin;
+    ``tally.delay_max`` keeps the exact maximum. Gaussian samples are drawn from ``streams[b]`` a
+    piece of ``buf.shape[1]`` steps at a time into ``buf[0]``.
     """
+    pair, copies, heap_times, heap_workers, read_version = server
+    y, streams, _, own = samples
+    k0, eta, mu, max_norm_sq = step
+    record_at = rec.record_at
+    alive, diverged_at, window_start, window_sum, delay_counts, delay_sum, delay_max = tally
     n_block, _, dim = pair.shape
     n_steps = y.shape[1]
     in_kernel = streams.shape[0] > 0
@@ -401,7 +484,7 @@ def advance_server(
             k = k0 + j
             w = heap_workers[b, 0]
             if j == drawn:
-                start, drawn = j, _draw_piece(streams[b], scale, own, j, n_steps)
+                start, drawn = j, _draw_piece(samples, b, j, n_steps)
             row = j - start
             tau = k - read_version[b, w]
             cur = k & 1
@@ -433,5 +516,5 @@ def advance_server(
             if k + 1 >= window_start:
                 window_sum[b] += err
             if r < n_rec and record_at[r] == k + 1:
-                _record(pair[b, nxt], r, err, nsq, error, norm_sq, coords, coord_sum, coord_sq, alive_count, b)
+                _record(rec, pair[b, nxt], r, err, nsq, b)
                 r += 1

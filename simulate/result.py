@@ -16,14 +16,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from amsgd.estimates import CONFIDENCE, Estimate, json_float, t_interval
+from amsgd.core.estimates import CONFIDENCE, Estimate, json_float, t_interval
 
 if TYPE_CHECKING:
     import xarray
 
-    from amsgd.problem import Problem
+    from amsgd.core.problem import Problem
 
-__all__ = ["CONFIDENCE", "Estimate", "SimulationResult", "t_interval"]
+__all__ = ["SimulationResult"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -137,6 +137,17 @@ class SimulationResult:
             "elapsed_seconds": self.elapsed,
             "replicate_steps_per_second": json_float(self.replicate_steps_per_second),
         }
+
+    def write_netcdf(self, path: str) -> None:
+        """Write :meth:`to_xarray` to ``path`` (NetCDF 4, atomically)."""
+        from amsgd.core.errors import ProblemError
+        from amsgd.core.files import atomic_path
+
+        try:
+            with atomic_path(path) as tmp:
+                self.to_xarray().to_netcdf(tmp, engine="h5netcdf")
+        except OSError as exc:
+            raise ProblemError(f"cannot write {path!r}: {exc.strerror or exc}") from None
 
     def to_xarray(self) -> xarray.Dataset:
         """The trajectories as a Dataset with dims ``replicate``, ``iteration``, ``coordinate``, ``delay``."""

@@ -68,7 +68,7 @@ def test_derive_reads_a_covariance_file(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [
-        (["--eta", "0"], "eta must be > 0"),
+        (["--eta", "0"], "eta must be a finite number > 0"),
         (["--mu", "1"], "mu must satisfy"),
         (["--tau", "-2"], "tau must be a non-negative integer"),
         (["--spectrum", "4,4,1"], "eigengap"),
@@ -78,7 +78,7 @@ def test_derive_reads_a_covariance_file(tmp_path, capsys):
         (["--distribution", "cauchy"], "unknown distribution"),
         (["--distribution", "student-t:4"], "infinite fourth moments"),
         (["--delay", "uniform:9-1"], "A <= B"),
-        (["--covariance", "/nonexistent.npy"], "cannot be read"),
+        (["--covariance", "/nonexistent.npy"], "does not exist"),
         (["--epsilon", "1e-4"], "floor"),
         (["--tau", "1.5"], "invalid int value"),
         (["--format", "pdf"], "invalid choice"),

@@ -7,9 +7,9 @@ import pytest
 from scipy import stats
 
 from amsgd import Problem
-from amsgd.derivations import derive
+from amsgd import predict
 from amsgd.simulate import simulate
-from amsgd.simulate.delays import ConstantDelay
+from amsgd.core.delays import ConstantDelay
 
 CONFIGS = [((4.0, 1.0, 0.5), 0.8), ((4.0, 1.0, 0.5), 0.6), ((3.0, 1.0), 0.8), ((3.0, 1.0), 0.6)]
 FRACTIONS = (0.0, 0.4, 0.8)
@@ -34,12 +34,12 @@ def _run(problem: Problem, tau: int, seed: int):
 @pytest.mark.parametrize(("spectrum", "mu"), CONFIGS)
 def test_linearized_floor_holds_up_to_0_8_tau_star_and_breaks_beyond(spectrum, mu):
     problem = Problem.from_spectrum(spectrum, eta=ETA, mu=mu)
-    tau_star = derive(problem).to_dict()["stability"]["tau_max"]
+    tau_star = predict(problem).to_dict()["stability"]["tau_max"]
     assert tau_star > 50  # the delays below are far from trivial
     floors = []
     for k, fraction in enumerate(FRACTIONS):
         tau = int(fraction * tau_star)
-        predicted = derive(problem.replace(delay=ConstantDelay(tau))).to_dict()["stationary_error"]
+        predicted = predict(problem.replace(delay=ConstantDelay(tau))).to_dict()["stationary_error"]
         linear = predicted["linearized"]["value"]
         measured = _run(problem, tau, seed=100 + k).stationary_error
         assert abs(measured.mean - linear) <= Z * measured.std_error, (tau, linear, measured)

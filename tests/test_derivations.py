@@ -9,7 +9,10 @@ from scipy.integrate import solve_ivp
 from scipy.linalg import solve_continuous_lyapunov
 
 from amsgd import Gaussian, Problem, Rademacher, SampledDistribution, StudentT
-from amsgd.derivations import derive, sme_coefficients
+from amsgd import predict
+from amsgd.derivations import derive
+from amsgd.diffusion.coefficients import sme_coefficients
+from amsgd.diffusion.theory import PredictOptions
 from amsgd.derivations.least_squares import least_squares_model
 from amsgd.derivations.limits import ou_limit
 from amsgd.derivations.pca import PCAModel
@@ -212,7 +215,7 @@ def test_rotated_covariance_gives_the_noise_of_its_diagonal_form_in_original_coo
 
 
 def test_rotated_and_diagonal_derivations_agree(rotated_problem, default_problem):
-    rotated, diagonal = derive(rotated_problem).to_dict(), derive(default_problem).to_dict()
+    rotated, diagonal = predict(rotated_problem).to_dict(), predict(default_problem).to_dict()
     for key in ("ode", "sde", "stationary_error", "phases"):
         assert _rounded(rotated[key]) == _rounded(diagonal[key]), key
 
@@ -242,7 +245,9 @@ def test_ou_coefficients_are_the_small_step_limit_of_the_linearised_recursion(di
     As η → 0 its root gives rate log|z|/η → A_ii and its variance gives Var x/η → P_ii.
     """
     m = 0.8
-    d = derive(Problem.from_spectrum(distribution=distribution, mu=m))
+    problem = Problem.from_spectrum(distribution=distribution, mu=m)
+    d = derive(problem)
+    rates = {mode.i: mode.drift_rate for mode in next(p for p in predict(problem).points if p.j == 1).modes}
     point = d.point(1)
     cov = d.stationary_covariance
     for mode in point.modes:
@@ -256,8 +261,8 @@ def test_ou_coefficients_are_the_small_step_limit_of_the_linearised_recursion(di
             rate = np.log(np.max(np.abs(roots))) / step
             var = _ar2_variance(1 + m + step * jac, -m, step**2 * noise_var) / step
             tolerance = 50 * step * abs(jac) ** 2 / (1 - m) ** 2
-            assert rate == pytest.approx(mode.drift_rate_value, abs=tolerance)
-            assert var == pytest.approx(d.value(cov[i, i]), rel=50 * step * abs(jac) / (1 - m))
+            assert rate == pytest.approx(rates[mode.i], abs=tolerance)
+            assert var == pytest.approx(float(cov[i, i].subs(d.values)), rel=50 * step * abs(jac) / (1 - m))
 
 
 def test_stationary_error_is_the_published_leading_order_formula():
@@ -265,7 +270,7 @@ def test_stationary_error_is_the_published_leading_order_formula():
         p = Problem.from_spectrum(distribution=distribution)
         lam1, rest = LAM[0], LAM[1:]
         expected = p.eta * np.sum(factor * lam1 * rest / (2 * (1 - p.mu) * (lam1 - rest)))
-        assert derive(p).to_dict()["stationary_error"]["diffusion"] == pytest.approx(expected, rel=1e-12)
+        assert predict(p).to_dict()["stationary_error"]["diffusion"] == pytest.approx(expected, rel=1e-12)
 
 
 def test_stationary_covariance_solves_the_continuous_lyapunov_equation():
@@ -278,18 +283,18 @@ def test_stationary_covariance_solves_the_continuous_lyapunov_equation():
 
 
 def test_stationary_points_and_their_kinds():
-    d = derive(Problem.from_spectrum([5.0, 3.0, 2.0]))
-    assert d.stationary_points == [1, 2, 3]
-    kinds = {p.j: p.kind for p in d.sde}
+    predictions = predict(Problem.from_spectrum([5.0, 3.0, 2.0]))
+    assert predictions.derivation.stationary_points == [1, 2, 3]
+    kinds = {p.j: p.kind for p in predictions.points}
     assert kinds == {1: "minimum", 2: "saddle", 3: "maximum"}
-    for point in d.sde:
+    for point in predictions.points:
         radial = [m for m in point.modes if m.kind == "radial"]
-        assert len(radial) == 1 and radial[0].i == point.j and radial[0].diffusion_value == 0
+        assert len(radial) == 1 and radial[0].i == point.j and radial[0].diffusion == 0
         # The radial mode contracts at rate 2 λ_j/(1 − μ): a finite difference of the mean map's norm.
         lam = np.array([5.0, 3.0, 2.0])
         e = np.eye(3)[point.j - 1]
         fd = (numeric_mean_map(e * (1 + 1e-6), lam) - numeric_mean_map(e * (1 - 1e-6), lam)) / 2e-6
-        assert radial[0].drift_rate_value == pytest.approx(fd[point.j - 1] / (1 - 0.9), rel=1e-6)
+        assert radial[0].drift_rate == pytest.approx(fd[point.j - 1] / (1 - 0.9), rel=1e-6)
 
 
 # --- phases -------------------------------------------------------------------------------------
@@ -297,8 +302,8 @@ def test_stationary_points_and_their_kinds():
 
 def test_phase_durations_match_direct_numeric_solutions():
     p = Problem.from_spectrum()
-    d = derive(p, delta_sq=0.1)
-    ph = d.phases
+    predictions = predict(p, PredictOptions(delta_sq=0.1))
+    ph = predictions.phases
     delta2 = 0.1
     lam1, lam2 = LAM[:2]
     # I: unstable OU variance ODE V' = 2aV + σ², V(0) = 0, integrated until η V = δ².
@@ -312,7 +317,7 @@ def test_phase_durations_match_direct_numeric_solutions():
     )
     assert ph.travel_time == pytest.approx(travel, rel=1e-6)
     # III: the slowest mode relaxes from δ², the others at their stationary variance.
-    floor = d.value(d.stationary_error)
+    floor = predictions.diffusion_floor
     a2 = (lam1 - lam2) / (1 - p.mu)
     slow_floor = p.eta * s2 / (2 * a2)
     converge = _time_to_event(
@@ -339,7 +344,7 @@ def test_target_error_below_the_floor_is_refused():
     from amsgd import ProblemError
 
     with pytest.raises(ProblemError, match="floor"):
-        derive(Problem.from_spectrum(), epsilon=0.01).phases
+        predict(Problem.from_spectrum(), PredictOptions(epsilon=0.01)).phases
 
 
 # --- a second model on the same engine ----------------------------------------------------------

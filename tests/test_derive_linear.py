@@ -7,22 +7,21 @@ import pytest
 
 from amsgd import Problem, parse_delay
 from amsgd.cli import main
-from amsgd.derivations import derive
-from amsgd.simulate.delays import ConstantDelay
+from amsgd import predict
+from amsgd.core.delays import ConstantDelay
 
 
 def test_optimum_modes_are_the_jacobian_and_noise_at_e1():
-    d = derive(Problem.from_spectrum([5.0, 2.0, 1.0]))
-    modes = d.optimum_modes
+    modes = predict(Problem.from_spectrum([5.0, 2.0, 1.0])).modes
     np.testing.assert_allclose(modes.rates, [10.0, 3.0, 4.0])  # 2 λ1, λ1 − λ2, λ1 − λ3
     np.testing.assert_allclose(modes.noise_variances, [0.0, 10.0, 5.0])  # λ1 λ_i; none radially
-    assert [m.kind for m in modes.modes] == ["radial", "tangent", "tangent"]
+    assert list(modes.kinds) == ["radial", "tangent", "tangent"]
 
 
 def test_linearized_floor_tends_to_the_diffusion_floor_as_eta_shrinks():
     gaps = []
     for eta in (4e-3, 1e-3, 2.5e-4):
-        out = derive(Problem.from_spectrum(eta=eta, mu=0.7)).to_dict()["stationary_error"]
+        out = predict(Problem.from_spectrum(eta=eta, mu=0.7)).to_dict()["stationary_error"]
         gaps.append(abs(out["linearized"]["value"] / out["diffusion"] - 1))
     assert gaps[0] > gaps[1] > gaps[2]
     assert gaps[2] < 0.01
@@ -31,19 +30,19 @@ def test_linearized_floor_tends_to_the_diffusion_floor_as_eta_shrinks():
 
 def test_delay_raises_the_linearized_floor_but_not_the_diffusion_floor():
     base = Problem.from_spectrum(eta=5e-4, mu=0.9)
-    out0 = derive(base).to_dict()
-    out20 = derive(base.replace(delay=ConstantDelay(20))).to_dict()
+    out0 = predict(base).to_dict()
+    out20 = predict(base.replace(delay=ConstantDelay(20))).to_dict()
     assert out0["stationary_error"]["diffusion"] == out20["stationary_error"]["diffusion"]
     assert out20["stationary_error"]["linearized"]["value"] > 1.05 * out0["stationary_error"]["linearized"]["value"]
 
 
 def test_stability_section_for_the_default_problem():
-    out = derive(Problem.from_spectrum()).to_dict()["stability"]
+    out = predict(Problem.from_spectrum()).to_dict()["stability"]
     assert out["limiting_mode"]["kind"] == "radial"
     tau_max = out["tau_max"]
     # τ* is the boundary: stable there, unstable one step beyond.
-    stable = derive(Problem.from_spectrum(delay=ConstantDelay(tau_max))).to_dict()["stability"]
-    unstable = derive(Problem.from_spectrum(delay=ConstantDelay(tau_max + 1))).to_dict()["stability"]
+    stable = predict(Problem.from_spectrum(delay=ConstantDelay(tau_max))).to_dict()["stability"]
+    unstable = predict(Problem.from_spectrum(delay=ConstantDelay(tau_max + 1))).to_dict()["stability"]
     assert stable["spectral_radius"] < 1 < unstable["spectral_radius"]
     assert not unstable["stable"] and "beyond the largest stable delay" in unstable["note"]
     scaling = out["scaling"]
@@ -54,7 +53,7 @@ def test_stability_section_for_the_default_problem():
 
 def test_random_delays_use_their_distribution():
     def floor(delay: str) -> float:
-        out = derive(Problem.from_spectrum(delay=parse_delay(delay))).to_dict()
+        out = predict(Problem.from_spectrum(delay=parse_delay(delay))).to_dict()
         assert out["stability"]["stable"]
         return out["stationary_error"]["linearized"]["value"]
 
@@ -65,13 +64,13 @@ def test_random_delays_use_their_distribution():
 
 
 def test_non_iid_delays_are_reported_not_guessed():
-    out = derive(Problem.from_spectrum(delay=parse_delay("ps:4"))).to_dict()
+    out = predict(Problem.from_spectrum(delay=parse_delay("ps:4"))).to_dict()
     assert out["stability"]["tau_max"] is None and "not i.i.d." in out["stability"]["note"]
     assert out["stationary_error"]["linearized"] is None
 
 
 def test_a_step_too_large_for_any_delay_is_stated(capsys):
-    out = derive(Problem.from_spectrum(eta=0.6)).to_dict()
+    out = predict(Problem.from_spectrum(eta=0.6)).to_dict()
     assert out["stability"]["tau_max"] is None
     assert "no delay is stable" in out["stability"]["note"]
     assert out["stationary_error"]["linearized"]["value"] is None

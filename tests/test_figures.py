@@ -12,7 +12,7 @@ EXPECTED = ("trajectory", "stationary_histograms", "escape", "error_vs_delay", "
 
 
 def test_standard_figures_for_a_small_problem(tmp_path, capsys, monkeypatch):
-    import amsgd.sweep_figures
+    import amsgd.figures.sweep
 
     calls = []
 
@@ -20,7 +20,7 @@ def test_standard_figures_for_a_small_problem(tmp_path, capsys, monkeypatch):
         calls.append((str(source), str(out_dir)))
         return []
 
-    monkeypatch.setattr(amsgd.sweep_figures, "sweep_figures", fake_sweep_figures)
+    monkeypatch.setattr(amsgd.figures.sweep, "sweep_figures", fake_sweep_figures)
     sweep = tmp_path / "sweep.nc"
     sweep.write_bytes(b"")  # existence is all the option checks before handing the file over
     out = tmp_path / "figs"

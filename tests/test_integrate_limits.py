@@ -10,7 +10,7 @@ from scipy.stats import special_ortho_group
 from amsgd import Problem
 from amsgd.diffusion.ode import integrate_ode, ode_closed_form, ode_drift, sin2_error
 from amsgd.diffusion.ou import ou_mean_cov, ou_stationary_cov, ou_transition, sample_ou
-from amsgd.errors import ProblemError
+from amsgd.core.errors import ProblemError
 
 
 @pytest.mark.parametrize("norm", [1.0, 0.6, 1.7])

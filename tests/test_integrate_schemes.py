@@ -5,10 +5,11 @@ import pytest
 from scipy.linalg import expm
 
 from amsgd.diffusion.brownian import BrownianIncrements
-from amsgd.diffusion.convergence import convergence_study, fit_order, plot_convergence
+from amsgd.diffusion.convergence import convergence_study, fit_order
+from amsgd.figures.convergence import convergence_figure
 from amsgd.diffusion.schemes import SCHEMES, get_scheme, noise_commutator
 from amsgd.diffusion.sde import integrate_sde
-from amsgd.errors import ProblemError
+from amsgd.core.errors import ProblemError
 
 # Kloeden–Platen (4.46): dX = −(a + b²X)(1 − X²) dt + b(1 − X²) dW (scalar noise).
 KP46_A, KP46_B = 1.0, 0.8
@@ -187,5 +188,5 @@ def test_fit_order_and_plot(tmp_path):
         paths=50, rng=0,
     )
     assert study.reference == "fine"
-    plot_convergence(study, tmp_path / "conv.png")
+    convergence_figure(study, tmp_path / "conv.png")
     assert (tmp_path / "conv.png").stat().st_size > 10_000

@@ -114,8 +114,8 @@ def test_cli_convergence_study(capsys, tmp_path):
     "argv, message",
     [
         (["--scheme", "rk4"], "unknown scheme"),
-        (["--paths", "1"], "--paths"),
-        (["--dt", "-1"], "--dt"),
+        (["--paths", "1"], "paths must be"),
+        (["--dt", "-1"], "dt (in iterations)"),
         (["--convergence-study", "--steps", "30", "--levels", "4"], "whole multiple"),
         (["--distribution", "student-t:3"], "fourth moments"),
     ],

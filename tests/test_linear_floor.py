@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from amsgd.diffusion.error_floor import linearized_floor
-from amsgd.diffusion.lyapunov import stationary_variance
-from amsgd.diffusion.stability import max_stable_delay
-from amsgd.diffusion.tradeoff import tradeoff
+from amsgd.diffusion.theory.error_floor import linearized_floor
+from amsgd.diffusion.theory.lyapunov import stationary_variance
+from amsgd.diffusion.theory.stability import max_stable_delay
+from amsgd.diffusion.theory.tradeoff import tradeoff
 
 SPECTRUM = np.array([4.0, 3.0, 2.0, 1.0])
 

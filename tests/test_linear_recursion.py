@@ -5,15 +5,15 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from amsgd.diffusion.linear_recursion import (
+from amsgd.diffusion.theory.linear_recursion import (
     characteristic_polynomial,
     companion_matrix,
     decay_rate,
     delay_law,
     spectral_radius,
 )
-from amsgd.errors import ProblemError
-from amsgd.simulate.delays import (
+from amsgd.core.errors import ProblemError
+from amsgd.core.delays import (
     ConstantDelay,
     EventDrivenDelay,
     RoundRobinDelay,

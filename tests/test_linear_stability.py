@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from amsgd.diffusion.linear_recursion import spectral_radius
-from amsgd.diffusion.lyapunov import second_moment_radius
-from amsgd.diffusion.stability import (
+from amsgd.diffusion.theory.linear_recursion import spectral_radius
+from amsgd.diffusion.theory.lyapunov import second_moment_radius
+from amsgd.diffusion.theory.stability import (
     boundary_product,
     critical_delay,
     max_stable_delay,
@@ -17,7 +17,7 @@ from amsgd.diffusion.stability import (
     max_stable_step,
     stability_report,
 )
-from amsgd.errors import ProblemError
+from amsgd.core.errors import ProblemError
 
 #: Σ = diag(4, 3, 2, 1) near e_1: tangent rates λ1 − λi and the radial rate 2 λ1.
 PCA_RATES = np.array([1.0, 2.0, 3.0, 8.0])

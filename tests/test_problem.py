@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from amsgd import Problem, ProblemError, StudentT, parse_delay, parse_distribution
-from amsgd.simulate.delays import ConstantDelay
+from amsgd.core.delays import ConstantDelay
 
 from .conftest import random_rotation
 
@@ -29,8 +29,8 @@ def test_rotated_covariance_has_the_same_spectrum_and_a_true_eigenbasis(rotated_
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"eta": 0.0}, "eta must be > 0"),
-        ({"eta": -1e-3}, "eta must be > 0"),
+        ({"eta": 0.0}, "eta must be a finite number > 0"),
+        ({"eta": -1e-3}, "eta must be a finite number > 0"),
         ({"eta": float("nan")}, "eta must be finite"),
         ({"mu": 1.0}, "mu must satisfy 0 <= mu < 1"),
         ({"mu": -0.1}, "mu must satisfy 0 <= mu < 1"),

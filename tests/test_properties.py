@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from amsgd import Problem
-from amsgd.derivations import derive
+from amsgd import predict
 
 spectra = st.lists(st.floats(0.1, 10.0), min_size=2, max_size=4, unique=True).filter(
     lambda xs: min(abs(a - b) for i, a in enumerate(xs) for b in xs[i + 1 :]) > 1e-2
@@ -19,8 +19,7 @@ spectra = st.lists(st.floats(0.1, 10.0), min_size=2, max_size=4, unique=True).fi
 def test_mode_rates_floor_and_phases_over_random_spectra(spectrum, mu, eta):
     problem = Problem.from_spectrum(sorted(spectrum, reverse=True), eta=eta, mu=mu)
     lam = problem.eigenvalues
-    d = derive(problem)
-    out = d.to_dict()
+    out = predict(problem).to_dict()
     for point in out["sde"]:
         j = point["j"] - 1
         for mode in point["modes"]:

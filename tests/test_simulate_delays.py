@@ -8,14 +8,14 @@ from scipy import stats
 
 from amsgd import Problem, ProblemError, parse_delay
 from amsgd.simulate import simulate
-from amsgd.simulate.delays import (
+from amsgd.core.delays import (
     TAIL_MASS,
     EventDrivenDelay,
     GeometricDelay,
     PoissonDelay,
 )
 from amsgd.simulate.queue import draw_compute_times, staleness_trace
-from amsgd.simulate.result import t_interval
+from amsgd.core.estimates import t_interval
 
 
 def chi_square_pvalue(counts: np.ndarray, pmf: np.ndarray) -> float:

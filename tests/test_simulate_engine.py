@@ -10,9 +10,12 @@ import pytest
 
 from amsgd import Problem, ProblemError, SampledDistribution, StudentT, parse_delay, parse_distribution
 from amsgd.simulate import engine, kernels, simulate
-from amsgd.simulate.engine import block_draws, make_plan
+from amsgd.simulate import plan as plan_module
+from amsgd.simulate.draws import block_draws
+from amsgd.simulate.plan import make_plan
 from amsgd.simulate.seeding import BLOCK_SIZE, block_data_sequence, block_generator
-from amsgd.ziggurat import NormalStream, replicate_states
+from amsgd.simulate.ziggurat import replicate_states
+from helpers.streams import NormalStream
 
 
 def reference_block(plan, block):
@@ -43,11 +46,11 @@ def reference_block(plan, block):
                 read[w] = k + 1
                 heapq.heappush(queue, (t + aux[b, k], w))
             else:
-                if plan.cdf.size:
+                if plan.delay.cdf.size:
                     tau = int(np.searchsorted(np.cumsum(p.delay.pmf()), aux[b, k], side="right"))
                     tau = min(tau, p.delay.max_delay)
                 else:
-                    tau = plan.tau_const
+                    tau = plan.delay.tau_const
                 stale = hist[max(k - tau, 0)]
             prev = hist[k - 1] if k >= 1 else hist[0]
             x = y[b, k]
@@ -72,7 +75,7 @@ def reference_block(plan, block):
 )
 @pytest.mark.parametrize("lanes", [True, False])
 def test_matches_naive_reference(monkeypatch, lanes, delay, mu, start):
-    monkeypatch.setattr(engine, "LANE_MAX_DIM", 3 if lanes else 2)  # the lane or the per-replicate kernel
+    monkeypatch.setattr(plan_module, "LANE_MAX_DIM", 3 if lanes else 2)  # the lane or the per-replicate kernel
     problem = Problem.from_spectrum((3.0, 2.0, 1.0), eta=0.02, mu=mu, delay=parse_delay(delay))
     steps, replicates = 70, 5
     res = simulate(problem, steps, replicates, rng=11, start=start, record_every=7, coordinates="all")
@@ -93,9 +96,9 @@ def test_samples_drawn_in_pieces_keep_their_order_through_divergence(monkeypatch
     """Gaussian samples drawn by the kernels, 3 steps at a time over chunks of 8 steps, are the rows
     of block_draws even when replicates diverge mid-piece (in a group of lanes with neighbours that
     go on, and with padding lanes past the last replicate)."""
-    monkeypatch.setattr(engine, "LANE_MAX_DIM", 3 if lanes else 2)
+    monkeypatch.setattr(plan_module, "LANE_MAX_DIM", 3 if lanes else 2)
     monkeypatch.setattr(engine, "SAMPLE_PIECE", 9 * kernels.LANES if lanes else 9)
-    monkeypatch.setattr(engine, "KERNEL_CHUNK_STEPS", 8)
+    monkeypatch.setattr(plan_module, "KERNEL_CHUNK_STEPS", 8)
     problem = Problem.from_spectrum((3.0, 2.0, 1.0), eta=0.08, mu=0.6, delay=parse_delay(delay))
     steps, replicates = 40, 24
     res = simulate(problem, steps, replicates, rng=3, coordinates="all", record_every=1)

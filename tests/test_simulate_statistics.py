@@ -12,7 +12,7 @@ from scipy import stats
 
 from amsgd import Gaussian, Problem, StudentT, parse_delay
 from amsgd.simulate import simulate
-from amsgd.simulate.result import t_interval
+from amsgd.core.estimates import t_interval
 
 SPECTRUM = np.array([4.0, 3.0, 2.0, 1.0])
 

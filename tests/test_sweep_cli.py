@@ -16,7 +16,7 @@ import pytest
 from amsgd import Problem, parse_delay
 from amsgd.cli import main
 from amsgd.simulate import simulate
-from amsgd.simulate.sweep import read_dataset
+from amsgd.sweep.dataset import read_dataset
 
 
 def _dask_command(name: str) -> list[str]:

@@ -12,10 +12,12 @@ import pytest
 import xarray as xr
 
 from amsgd import Problem, ProblemError
-from amsgd.simulate.cluster import dask_client
-from amsgd.simulate.grid import SweepGrid
-from amsgd.simulate.store import PartStore
-from amsgd.simulate.sweep import Sweep, compute_point, read_dataset, run_sweep
+from amsgd.sweep.cluster import dask_client
+from amsgd.sweep.grid import SweepGrid
+from amsgd.sweep.store import PartStore
+from amsgd.sweep.dataset import read_dataset
+from amsgd.sweep.run import run_sweep
+from amsgd.sweep.sweep import Sweep, compute_point
 
 
 def make_sweep(mus=(0.5, 0.9)) -> Sweep:

@@ -11,11 +11,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from amsgd import Problem, ProblemError
-from amsgd.derivations import derive
+from amsgd import predict
 from amsgd.simulate import simulate
-from amsgd.simulate.grid import SweepGrid, parse_axis
-from amsgd.simulate.store import PartStore
-from amsgd.simulate.sweep import Sweep, assemble, compute_point
+from amsgd.sweep.grid import SweepGrid, parse_axis
+from amsgd.sweep.store import PartStore
+from amsgd.sweep.dataset import assemble
+from amsgd.sweep.sweep import Sweep, compute_point
 
 
 @pytest.mark.parametrize(
@@ -117,12 +118,11 @@ def test_point_seed_and_predictions(small_sweep):
     direct = simulate(problem, 1200, 24, rng=np.random.SeedSequence(11).spawn(5)[4], record_every=100)
     assert record["final_error"] == [direct.final_error.mean, direct.final_error.ci_low, direct.final_error.ci_high]
     assert record["stationary_error"][0] == direct.stationary_error.mean
-    # predictions agree with the derivation engine at this point
-    d = derive(problem)
-    linear = d.to_dict()["stationary_error"]["linearized"]["value"]
-    assert record["linearized_floor"] == pytest.approx(linear, rel=1e-12)
-    assert record["diffusion_floor"] == pytest.approx(d.value(d.stationary_error), rel=1e-12)
-    assert record["tau_max"] == d.to_dict()["stability"]["tau_max"]
+    # predictions agree with amsgd.predict at this point
+    out = predict(problem).to_dict()
+    assert record["linearized_floor"] == pytest.approx(out["stationary_error"]["linearized"]["value"], rel=1e-12)
+    assert record["diffusion_floor"] == pytest.approx(out["stationary_error"]["diffusion"], rel=1e-12)
+    assert record["tau_max"] == out["stability"]["tau_max"]
     assert record["linearized_floor"] > record["diffusion_floor"]  # finite τ raises the floor
 
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from amsgd import Problem, parse_delay
-from amsgd.derivations import derive
-from amsgd.diffusion.transient import variance_crossing
-from amsgd.errors import ProblemError
+from amsgd import predict
+from amsgd.diffusion.theory.transient import variance_crossing
+from amsgd.core.errors import ProblemError
 
 
 def test_plain_sgd_crossing_equals_the_ar1_closed_form():
@@ -29,16 +29,16 @@ def test_crossing_is_none_for_a_stable_mode_below_its_floor():
 def test_linear_escape_tends_to_the_diffusion_escape_as_eta_shrinks():
     gaps = []
     for eta in (2e-3, 5e-4, 1.25e-4):
-        phases = derive(Problem.from_spectrum(eta=eta, mu=0.8)).to_dict()["phases"]
+        phases = predict(Problem.from_spectrum(eta=eta, mu=0.8)).to_dict()["phases"]
         gaps.append(abs(phases["escape_iterations_linearized"] / phases["escape_iterations"] - 1))
     assert gaps[0] > gaps[1] > gaps[2]
     assert gaps[2] < 0.03
 
 
 def test_delay_slows_the_linear_escape_and_random_delays_are_not_guessed():
-    base = derive(Problem.from_spectrum()).to_dict()["phases"]
-    delayed = derive(Problem.from_spectrum().replace(delay=parse_delay("constant:10"))).to_dict()
+    base = predict(Problem.from_spectrum()).to_dict()["phases"]
+    delayed = predict(Problem.from_spectrum().replace(delay=parse_delay("constant:10"))).to_dict()
     assert delayed["phases"]["escape_iterations_linearized"] > base["escape_iterations_linearized"]
     assert delayed["phases"]["escape_iterations"] == base["escape_iterations"]  # the limit ignores τ
-    iid = derive(Problem.from_spectrum(delay=parse_delay("uniform:0-4"))).to_dict()
+    iid = predict(Problem.from_spectrum(delay=parse_delay("uniform:0-4"))).to_dict()
     assert iid["phases"]["escape_iterations_linearized"] is None

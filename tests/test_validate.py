@@ -8,7 +8,7 @@ import math
 import pytest
 
 from amsgd.cli import main
-from amsgd.validation.checks import Check, Predictions
+from amsgd.validation.checks import Check, Perturbations
 
 FIELDS = ("name", "predicted", "measured", "ci_low", "ci_high", "pass")
 
@@ -84,7 +84,7 @@ def test_check_relations():
     window = Check("k", "g", 32, 38, 32, 38, relation="window", window=(32, 46))
     assert window.passed and not Check("k", "g", 32, 32, 26, 32, relation="window", window=(32, 46)).passed
     assert not Check("x", "g", math.nan, 1.0, 0.9, 1.1).passed
-    predictions = Predictions({"a": 2.0})
+    predictions = Perturbations({"a": 2.0})
     assert predictions("a", 1.5) == 3.0 and predictions("b", 1.5) == 1.5 and predictions.unused() == []
 
 

@@ -7,18 +7,16 @@ import pytest
 from numba import njit
 from scipy import integrate, stats
 
-from amsgd.ziggurat import (
+from amsgd.simulate.ziggurat import (
     LAYERS,
     WARM_UP,
-    NormalStream,
     ReplicateNormals,
-    fill_raw,
     replicate_states,
-    sfc64_state,
     tail,
     wedge_accepts,
     ziggurat_tables,
 )
+from helpers.streams import NormalStream, fill_raw, sfc64_state
 
 Z = 4.5  # two-sided z for the fixed-seed checks below (false alarm about 7e-6 each)
 

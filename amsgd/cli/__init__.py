@@ -1,7 +1,9 @@
 """The ``amsgd`` command line: one subcommand per module, sharing the problem options.
 
-Each subcommand module exposes ``HELP`` (one line), ``configure(parser)`` and ``run(args) -> int``.
-Bad input raises :class:`~amsgd.errors.ProblemError`, printed here as one line with exit status 2.
+Each subcommand module exposes ``HELP`` (one line), ``configure(parser)`` and ``run(args) -> int``;
+it parses, calls the API and prints. Only the ground layer and argparse are imported here, so
+``--help`` and bad input return before SymPy, numba, Dask, xarray or matplotlib load. Bad input
+raises :class:`~amsgd.core.errors.ProblemError`, printed here as one line with exit status 2.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from collections.abc import Sequence
 
 from amsgd.cli import derive, figures, integrate, simulate, sweep, validate
 from amsgd.cli.options import ArgumentParser
-from amsgd.errors import ProblemError
+from amsgd.core.errors import ProblemError
 
 COMMANDS = {
     "derive": derive,
@@ -26,18 +28,22 @@ COMMANDS = {
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(
         prog="amsgd",
-        description="Diffusion-limit analysis of asynchronous momentum SGD on streaming PCA.",
+        description="Diffusion-limit analysis of asynchronous momentum SGD: derive, predict, simulate, "
+        "integrate, validate.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
-    sub.required = True
     for name, module in COMMANDS.items():
-        module.configure(sub.add_parser(name, help=module.HELP, description=module.HELP))
+        # argparse %-formats a subcommand's help, not its description
+        module.configure(sub.add_parser(name, help=module.HELP.replace("%", "%%"), description=module.HELP))
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
     try:
         return int(COMMANDS[args.command].run(args) or 0)
     except ProblemError as exc:

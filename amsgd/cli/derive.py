@@ -3,83 +3,58 @@
 from __future__ import annotations
 
 import argparse
-import json
 
-from amsgd.cli.options import (
-    add_problem_options,
-    float_list,
-    int_list,
-    problem_from_args,
-    write_output,
-)
-from amsgd.derivations.defaults import (
-    DEFAULT_DELTA_SQ,
-    DEFAULT_GAMMA,
-    TRADEOFF_MUS,
-    TRADEOFF_WORKERS,
-)
+from amsgd.cli.options import add_problem_options, emit, float_list, int_list, problem_from_args
+from amsgd.core.files import check_output_file
+from amsgd.diffusion.theory.options import DEFAULT_DELTA_SQ, DEFAULT_GAMMA, TRADEOFF_MUS, TRADEOFF_WORKERS, PredictOptions
 
-HELP = "derive the ODE/SDE limits, phases and rates symbolically (JSON, Markdown or LaTeX)"
+HELP = "derive the ODE/SDE limits symbolically and predict phases, floors, stability (JSON, Markdown or LaTeX)"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     add_problem_options(parser)
     group = parser.add_argument_group("derivation")
     group.add_argument(
-        "--format",
-        choices=("json", "markdown", "latex"),
-        default="json",
-        help="output format (default: %(default)s)",
+        "--format", choices=("json", "markdown", "latex"), default="json", help="output format (default: %(default)s)"
     )
     group.add_argument("--out", metavar="FILE", help="write to FILE instead of standard output")
     group.add_argument(
-        "--delta-sq",
-        type=float,
-        default=DEFAULT_DELTA_SQ,
+        "--delta-sq", type=float, default=DEFAULT_DELTA_SQ,
         help="phase boundary δ²: escape ends at h_1² = δ², travel at 1 − δ² (default: %(default)g)",
+    )  # fmt: skip
+    group.add_argument(
+        "--epsilon", type=float, help="target error ε for the convergence phase (default: twice the stationary error)"
     )
     group.add_argument(
-        "--epsilon",
-        type=float,
-        help="target error ε for the convergence phase (default: twice the stationary error)",
-    )
-    group.add_argument(
-        "--tradeoff-mu",
-        type=float_list,
-        default=TRADEOFF_MUS,
-        metavar="LIST",
+        "--tradeoff-mu", type=float_list, default=TRADEOFF_MUS, metavar="LIST",
         help="momenta of the momentum-asynchrony tradeoff table (default: %(default)s)",
-    )
+    )  # fmt: skip
     group.add_argument(
-        "--tradeoff-workers",
-        type=int_list,
-        default=TRADEOFF_WORKERS,
-        metavar="LIST",
+        "--tradeoff-workers", type=int_list, default=TRADEOFF_WORKERS, metavar="LIST",
         help="round-robin worker counts M (tau = M - 1) of the tradeoff table (default: %(default)s)",
-    )
+    )  # fmt: skip
     group.add_argument(
-        "--gamma",
-        type=float,
-        default=DEFAULT_GAMMA,
+        "--gamma", type=float, default=DEFAULT_GAMMA,
         help="γ in (0, 1/2] of the published delay conditions (default: %(default)g)",
-    )
+    )  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
-    from amsgd.derivations import derive
-    from amsgd.derivations.document import render
+    import json
 
-    derivation = derive(
-        problem_from_args(args),
-        delta_sq=args.delta_sq,
-        epsilon=args.epsilon,
-        gamma=args.gamma,
-        tradeoff_mus=args.tradeoff_mu,
-        tradeoff_workers=args.tradeoff_workers,
-    )
+    options = PredictOptions(
+        delta_sq=args.delta_sq, epsilon=args.epsilon, gamma=args.gamma,
+        tradeoff_mus=args.tradeoff_mu, tradeoff_workers=args.tradeoff_workers,
+    )  # fmt: skip
+    problem = problem_from_args(args)
+    if args.out:
+        check_output_file(args.out)
+    from amsgd.diffusion.theory import predict
+
+    predictions = predict(problem, options)
     if args.format == "json":
-        text = json.dumps(derivation.to_dict(), indent=2, ensure_ascii=False) + "\n"
+        text = json.dumps(predictions.to_dict(), indent=2, ensure_ascii=False) + "\n"
     else:
-        text = render(derivation, args.format)
-    write_output(text, args.out)
+        text = predictions.document(args.format)
+    emit(text, args.out)
     return 0

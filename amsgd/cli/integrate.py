@@ -11,79 +11,60 @@ orders instead.
 
 from __future__ import annotations
 
+import argparse
+
+from amsgd.cli.options import add_problem_options, emit, problem_from_args
+from amsgd.core.files import check_output_file
+from amsgd.diffusion.theory.options import DEFAULT_DELTA_SQ
+
 HELP = "integrate the SDE limit (SME) ensemble: stationary error, escape time, convergence orders"
+#: Schemes of the batched integrator (amsgd.diffusion.schemes.SCHEMES) and the compiled Euler.
+SCHEME_NAMES = "euler, milstein, weak2, sdeint-euler, sdeint-sri2"
 
 
-def configure(parser) -> None:
-    from amsgd.cli.options import add_problem_options
-    from amsgd.derivations.defaults import DEFAULT_DELTA_SQ
-    from amsgd.diffusion.schemes import SCHEMES
-
+def configure(parser: argparse.ArgumentParser) -> None:
     add_problem_options(parser)
     group = parser.add_argument_group("integration")
     group.add_argument("--paths", type=int, default=200, help="paths per ensemble (default: %(default)s)")
+    group.add_argument("--steps", type=int, help="horizon in iterations k (default: 5000; 200 for --convergence-study)")
     group.add_argument(
-        "--steps",
-        type=int,
-        help="horizon in iterations k (default: 5000; 200 for --convergence-study)",
-    )
-    group.add_argument(
-        "--dt",
-        type=float,
-        default=1.0,
+        "--dt", type=float, default=1.0,
         help="SDE step in iterations, i.e. Δt = dt·η in diffusion time (default: %(default)g); "
         "in a convergence study the finest of the compared steps",
-    )
+    )  # fmt: skip
     group.add_argument(
-        "--scheme",
-        default=None,
-        help=f"scheme: {', '.join(SCHEMES)}, or euler-jit (Euler compiled with numba: same noise and result, "
+        "--scheme", default=None,
+        help=f"scheme: {SCHEME_NAMES}, or euler-jit (Euler compiled with numba: same noise and result, "
         "faster; not for --convergence-study) (default: euler); a comma-separated list with "
         "--convergence-study (default: euler,milstein,weak2)",
-    )
+    )  # fmt: skip
     group.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    group.add_argument("--delta-sq", type=float, default=DEFAULT_DELTA_SQ, help="phase boundary δ² (default: %(default)g)")
     group.add_argument(
-        "--delta-sq", type=float, default=DEFAULT_DELTA_SQ, help="phase boundary δ² (default: %(default)g)"
-    )
-    group.add_argument(
-        "--window",
-        type=float,
-        default=0.5,
+        "--window", type=float, default=0.5,
         help="late fraction of the run averaged for the stationary error (default: %(default)g)",
-    )
+    )  # fmt: skip
     study = parser.add_argument_group("convergence study")
     study.add_argument(
-        "--convergence-study",
-        action="store_true",
+        "--convergence-study", action="store_true",
         help="fit strong and weak orders of the schemes on the SME from h0 = (1, ..., 1)/√d",
-    )
+    )  # fmt: skip
+    study.add_argument("--levels", type=int, default=4, help="step sizes dt·2^j, j < LEVELS (default: %(default)s)")
     study.add_argument(
-        "--levels", type=int, default=4, help="step sizes dt·2^j, j < LEVELS (default: %(default)s)"
-    )
-    study.add_argument(
-        "--reference-factor",
-        type=int,
-        default=8,
-        help="reference step = finest step / FACTOR (default: %(default)s)",
+        "--reference-factor", type=int, default=8, help="reference step = finest step / FACTOR (default: %(default)s)"
     )
     study.add_argument("--plot", metavar="FILE.png", help="write the log-log convergence plot")
     parser.add_argument("--out", metavar="FILE.json", help="also write the JSON summary to FILE")
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     import json
     import time
 
-    import numpy as np
-
-    from amsgd.cli.options import problem_from_args, write_output
-    from amsgd.errors import ProblemError
-
     problem = problem_from_args(args)
-    if args.paths < 2:
-        raise ProblemError(f"--paths must be >= 2, got {args.paths}")
-    if not (np.isfinite(args.dt) and args.dt > 0):
-        raise ProblemError(f"--dt must be > 0 (in iterations), got {args.dt:g}")
+    for path in (args.out, args.plot):
+        if path:
+            check_output_file(path)
     started = time.perf_counter()
     summary: dict = {"problem": problem.to_dict(), "paths": args.paths, "seed": args.seed, "dt_iterations": args.dt}
     if problem.delay.spec != "constant:0":
@@ -91,70 +72,41 @@ def run(args) -> int:
             f"the diffusion limit does not depend on the delay: {problem.delay.spec} is ignored here "
             "(amsgd derive reports its finite-delay effect)"
         )
-    if args.convergence_study:
-        summary.update(_study(problem, args))
-    else:
-        summary.update(_ensemble(problem, args))
+    summary.update(_study(problem, args) if args.convergence_study else _ensemble(problem, args))
     summary["seconds"] = round(time.perf_counter() - started, 3)
     text = json.dumps(summary, indent=2) + "\n"
     print(text, end="")
     if args.out:
-        write_output(text, args.out)
+        emit(text, args.out)
     return 0
 
 
-def _ensemble(problem, args) -> dict:
+def _ensemble(problem, args: argparse.Namespace) -> dict:
     from amsgd.diffusion.sme import phase_predictions
 
     steps = 5000 if args.steps is None else args.steps
     scheme = args.scheme or "euler"
     phases = phase_predictions(
-        problem,
-        iterations=steps,
-        dt=args.dt,
-        paths=args.paths,
-        scheme=scheme,
-        rng=args.seed,
-        delta_sq=args.delta_sq,
-        window=args.window,
-    ).to_dict()
+        problem, iterations=steps, dt=args.dt, paths=args.paths, scheme=scheme, rng=args.seed,
+        delta_sq=args.delta_sq, window=args.window,
+    ).to_dict()  # fmt: skip
     phases["stationary_window_iterations"] = [(1 - args.window) * steps, float(steps)]
     return {"steps": steps, "scheme": scheme, **phases}
 
 
-def _study(problem, args) -> dict:
-    import numpy as np
-
-    from amsgd.diffusion.convergence import convergence_study, plot_convergence
-    from amsgd.diffusion.sme import sme_functions
-    from amsgd.errors import ProblemError
+def _study(problem, args: argparse.Namespace) -> dict:
+    from amsgd.diffusion.sme import sme_convergence_study
 
     steps = 200 if args.steps is None else args.steps
-    if args.levels < 2:
-        raise ProblemError(f"--levels must be >= 2, got {args.levels}")
-    coarsest = args.dt * 2 ** (args.levels - 1)
-    counts = [steps / (args.dt * 2**j) for j in range(args.levels)]
-    if any(abs(n - round(n)) > 1e-9 or round(n) < 1 for n in counts):
-        raise ProblemError(
-            f"--steps {steps} must be a whole multiple of every compared step dt·2^j (up to {coarsest:g} iterations)"
-        )
     schemes = (args.scheme or "euler,milstein,weak2").split(",")
-    drift, diffusion = sme_functions(problem)
-    h0 = np.ones(problem.dim) / np.sqrt(problem.dim)
-    study = convergence_study(
-        drift,
-        diffusion,
-        h0,
-        steps * problem.eta,
-        steps=[int(round(n)) for n in counts],
-        schemes=schemes,
-        paths=args.paths,
-        rng=args.seed,
-        reference_factor=args.reference_factor,
-        commutative=False,
-    )
+    study = sme_convergence_study(
+        problem, iterations=steps, dt=args.dt, levels=args.levels, schemes=schemes, paths=args.paths,
+        rng=args.seed, reference_factor=args.reference_factor,
+    )  # fmt: skip
     if args.plot:
-        plot_convergence(study, args.plot)
+        from amsgd.figures.convergence import convergence_figure
+
+        convergence_figure(study, args.plot)
     out = study.to_dict()
     out["start"] = "h0 = (1, ..., 1)/sqrt(d)"
     out["horizon_iterations"] = steps

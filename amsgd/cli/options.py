@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-import numpy as np
-
-from amsgd.distributions import parse_distribution
-from amsgd.errors import ProblemError
-from amsgd.problem import DEFAULT_ETA, DEFAULT_MU, DEFAULT_SPECTRUM, Problem
-from amsgd.simulate.delays import ConstantDelay, parse_delay
+from amsgd.core.delays import ConstantDelay, parse_delay
+from amsgd.core.distributions import parse_distribution
+from amsgd.core.errors import ProblemError
+from amsgd.core.files import atomic_write_text
+from amsgd.core.problem import DEFAULT_ETA, DEFAULT_MU, DEFAULT_SPECTRUM, Problem, read_covariance
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -108,13 +106,6 @@ def parse_spectrum(text: str) -> list[float]:
     return values
 
 
-def load_covariance(path: str) -> np.ndarray:
-    try:
-        return np.load(Path(path), allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise ProblemError(f"covariance file {path!r} cannot be read as .npy: {exc}") from None
-
-
 def problem_from_args(args: argparse.Namespace) -> Problem:
     """Build and validate the Problem named by the shared options."""
     if args.delay is not None:
@@ -128,18 +119,13 @@ def problem_from_args(args: argparse.Namespace) -> Problem:
         delay=delay,
     )
     if args.covariance:
-        return Problem(load_covariance(args.covariance), **common)
+        return Problem(read_covariance(args.covariance), **common)
     return Problem.from_spectrum(parse_spectrum(args.spectrum), **common)
 
 
-def write_output(text: str, path: str | None) -> None:
-    """Print ``text``, or write it atomically to ``path`` (a partial file is never left behind)."""
+def emit(text: str, path: str | None) -> None:
+    """Print ``text``, or write it atomically to ``path`` (checked beforehand with ``check_output_file``)."""
     if path is None:
         print(text, end="")
-        return
-    target = Path(path)
-    if target.parent and not target.parent.exists():
-        raise ProblemError(f"--out directory {str(target.parent)!r} does not exist")
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(target)
+    else:
+        atomic_write_text(path, text)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
+
+from amsgd.cli.options import add_problem_options, add_run_options, problem_from_args
+from amsgd.core.files import check_output_file
+
 HELP = "simulate Async-MSGD (Monte Carlo over replicates) and summarise with 95% confidence intervals"
 
 
-def configure(parser) -> None:
-    from amsgd.cli.options import add_problem_options, add_run_options
-
+def configure(parser: argparse.ArgumentParser) -> None:
     add_problem_options(parser)
     group = parser.add_argument_group("simulation")
     add_run_options(
@@ -21,35 +24,22 @@ def configure(parser) -> None:
     group.add_argument("--out", metavar="FILE.nc", help="write the trajectories (xarray Dataset) to NetCDF")
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     import json
 
-    from amsgd.cli.options import problem_from_args
-    from amsgd.errors import ProblemError
+    problem = problem_from_args(args)
+    if args.out:
+        check_output_file(args.out)
     from amsgd.simulate import simulate
 
-    problem = problem_from_args(args)
-    if args.seed is not None and args.seed < 0:
-        raise ProblemError(f"seed must be >= 0, got {args.seed}")
     result = simulate(
-        problem,
-        args.steps,
-        args.replicates,
-        rng=args.seed,
-        record_every=args.record_every,
-        start=args.start,
-        window=args.window,
-        window_start=args.window_start,
-        coordinates=args.coordinates,
-        divergence_norm=args.divergence_norm,
-        threads=args.threads,
-    )
-    if args.out:
-        try:
-            result.to_xarray().to_netcdf(args.out, engine="h5netcdf")
-        except (OSError, ValueError) as exc:
-            raise ProblemError(f"--out {args.out!r} cannot be written: {exc}") from None
+        problem, args.steps, args.replicates, rng=args.seed, record_every=args.record_every, start=args.start,
+        window=args.window, window_start=args.window_start, coordinates=args.coordinates,
+        divergence_norm=args.divergence_norm, threads=args.threads,
+    )  # fmt: skip
     print(_compact_lists(json.dumps(result.summary(), indent=2)))
+    if args.out:
+        result.write_netcdf(args.out)
     return 0
 
 

@@ -5,12 +5,16 @@ options supersede the shared scalar ones of the same name: ``--eta``, ``--mu`` a
 ``--distribution`` take lists, ``--tau`` a list or range of constant delays and ``--workers`` one
 of round-robin worker counts (exactly one of the two). ``--delay`` is not available: the delay is
 the swept axis. Lists are ``a,b,c``; ranges ``START:STOP:STEP`` include STOP (see
-:mod:`amsgd.simulate.grid`).
+:mod:`amsgd.sweep.grid`).
 """
 
 from __future__ import annotations
 
 import argparse
+
+from amsgd.cli.options import add_problem_options, add_run_options, problem_from_args
+from amsgd.core.files import check_output_file
+from amsgd.core.problem import DEFAULT_ETA, DEFAULT_MU
 
 HELP = "sweep a grid of eta, mu and delays (or workers) on Dask: simulation and predictions to NetCDF"
 
@@ -18,9 +22,6 @@ _AXIS_HELP = "comma-separated values and/or START:STOP[:STEP] ranges (STOP inclu
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    from amsgd.cli.options import add_problem_options, add_run_options
-    from amsgd.problem import DEFAULT_ETA, DEFAULT_MU
-
     # The grid options below replace the shared scalar options of the same name.
     parser.conflict_handler = "resolve"
     add_problem_options(parser)
@@ -56,11 +57,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def sweep_from_args(args: argparse.Namespace):
-    """The :class:`~amsgd.simulate.sweep.Sweep` named by the parsed options."""
-    from amsgd.cli.options import problem_from_args
-    from amsgd.errors import ProblemError
-    from amsgd.simulate.grid import SweepGrid, parse_axis
-    from amsgd.simulate.sweep import Sweep
+    """The :class:`~amsgd.sweep.sweep.Sweep` named by the parsed options."""
+    from amsgd.core.errors import ProblemError
+    from amsgd.sweep.grid import SweepGrid, parse_axis
+    from amsgd.sweep.sweep import Sweep
 
     if args.delay is not None:
         raise ProblemError("sweep takes --tau LIST (constant delays) or --workers LIST, not --delay")
@@ -85,10 +85,12 @@ def sweep_from_args(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from amsgd.simulate.sweep import run_sweep
+    check_output_file(args.out)
+    sweep = sweep_from_args(args)
+    from amsgd.sweep.run import run_sweep
 
     outcome = run_sweep(
-        sweep_from_args(args), args.out, resume=args.resume, scheduler=args.scheduler, n_workers=args.local_workers
+        sweep, args.out, resume=args.resume, scheduler=args.scheduler, n_workers=args.local_workers
     )
     print(json.dumps(outcome.summary(), indent=2))
     return 0

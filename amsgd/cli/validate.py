@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import argparse
 
+from amsgd.cli.options import add_problem_options, problem_from_args
+from amsgd.core.errors import ProblemError
+from amsgd.core.files import check_output_dir
+from amsgd.validation.presets import EXPERIMENTS, PRESETS, chosen_experiments, get_preset
+
 HELP = "validate the predictions against simulation: report.json, report.md and figures in --out DIR"
 
 
-def configure(parser) -> None:
-    from amsgd.cli.options import add_problem_options
-    from amsgd.validation.presets import EXPERIMENTS, PRESETS
-
+def configure(parser: argparse.ArgumentParser) -> None:
     add_problem_options(parser)
     group = parser.add_argument_group("validation")
     group.add_argument(
@@ -32,29 +34,38 @@ def configure(parser) -> None:
     group.add_argument("--perturb", action="append", default=[], help=argparse.SUPPRESS)
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
-    from pathlib import Path
 
-    from amsgd.cli.options import problem_from_args
-    from amsgd.errors import ProblemError
-    from amsgd.validation import get_preset, run_validation, write_report
-    from amsgd.validation.context import Budget
+    from amsgd.validation.budget import Budget
 
     preset = get_preset(args.preset) if args.preset else None
     problem = preset.problem if preset else problem_from_args(args)
     budget = preset.budget if preset else Budget()
-    if args.seed is not None:
-        if args.seed < 0:
-            raise ProblemError(f"seed must be >= 0, got {args.seed}")
-        budget = replace(budget, seed=args.seed)
-    if args.threads is not None:
-        if args.threads < 1:
-            raise ProblemError(f"threads must be >= 1, got {args.threads}")
-        budget = replace(budget, threads=args.threads)
+    changes = {k: v for k, v in (("seed", args.seed), ("threads", args.threads)) if v is not None}
+    budget = replace(budget, **changes)
     only = [e.strip() for e in args.only.split(",") if e.strip()] if args.only else None
+    chosen_experiments(preset, only)
+    perturb = _perturbations(args.perturb)
+    out = check_output_dir(args.out)
+    out.mkdir(exist_ok=True)
+    from amsgd.figures.validation import draw_validation
+    from amsgd.validation import run_validation, write_report
+
+    report = run_validation(problem, preset=preset, budget=budget, experiments=only, perturb=perturb)
+    write_report(report, out, draw_validation(report, out), command=_public_command(args))
+    failed = [c.name for c in report.checks if not c.passed]
+    total = len(report.checks)
+    print(f"{total - len(failed)}/{total} checks pass ({report.elapsed:.0f} s); report in {out / 'report.md'}")
+    for name in failed:
+        print(f"FAIL {name}")
+    return 0 if not failed else 1
+
+
+def _perturbations(items: list[str]) -> dict[str, float]:
+    """``NAME=FACTOR`` items as a mapping."""
     perturb = {}
-    for item in args.perturb:
+    for item in items:
         name, sep, factor = item.partition("=")
         try:
             perturb[name] = float(factor)
@@ -62,20 +73,7 @@ def run(args) -> int:
             raise ProblemError(f"--perturb must be NAME=FACTOR, got {item!r}") from None
         if not sep:
             raise ProblemError(f"--perturb must be NAME=FACTOR, got {item!r}")
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise ProblemError(f"--out {args.out!r} exists and is not a directory")
-    if not out.parent.is_dir():
-        raise ProblemError(f"--out parent directory {str(out.parent)!r} does not exist")
-    out.mkdir(exist_ok=True)
-    report = run_validation(problem, out, preset=preset, budget=budget, experiments=only, perturb=perturb)
-    write_report(report, out, command=_public_command(args))
-    failed = [c.name for c in report.checks if not c.passed]
-    total = len(report.checks)
-    print(f"{total - len(failed)}/{total} checks pass ({report.elapsed:.0f} s); report in {out / 'report.md'}")
-    for name in failed:
-        print(f"FAIL {name}")
-    return 0 if not failed else 1
+    return perturb
 
 
 def _public_command(args) -> str:

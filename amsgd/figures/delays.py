@@ -7,11 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
-from amsgd.derivations.delay_conditions import ode_bound
-from amsgd.diffusion.stability import critical_delay
+from amsgd.diffusion.theory import Predictions
 from amsgd.figures.style import COLORS, new_figure, save
-from amsgd.problem import Problem
 from amsgd.validation.delays import KNEE_FACTOR, DelayCurve
+
+#: Momenta at which the phase diagram's boundaries are evaluated.
+DIAGRAM_MUS = np.linspace(0.0, 0.995, 400)
 
 
 def delay_curves_figure(curves: Sequence[DelayCurve], problem_label: str, path: str | Path) -> Path:
@@ -45,22 +46,20 @@ def delay_curves_figure(curves: Sequence[DelayCurve], problem_label: str, path: 
     return save(fig, path)
 
 
-def phase_diagram_figure(problem: Problem, rates: np.ndarray, path: str | Path, *,
-                         curves: Sequence[DelayCurve] = (), gamma: float = 0.25) -> Path:  # fmt: skip
-    """Stable region in (μ, τ) at the problem's η: exact boundary τ_c(μ), the delay-differential
-    boundary π(1 − μ)/(2 a_max η), and the paper's sufficient condition (1 − μ)²/(λ₁ η^{1−γ})."""
-    eta = problem.eta
-    mus = np.linspace(0.0, 0.995, 400)
-    tau_c = np.array([critical_delay(rates, eta, m).min() for m in mus])
-    dde = np.pi * (1 - mus) / (2 * rates.max() * eta)
-    paper = np.array([ode_bound(problem, gamma, m) for m in mus])
+def phase_diagram_figure(theory: Predictions, path: str | Path, *, curves: Sequence[DelayCurve] = ()) -> Path:
+    """Stable region in (μ, τ) at the problem's η: exact boundary τ*(μ), the delay-differential
+    boundary π(1 − μ)/(2 a_max η), and the paper's sufficient condition (1 − μ)²/(λ₁ η^{1−γ}),
+    all from :meth:`Predictions.delay_boundary`; simulated delays marked by breakdown or not."""
+    problem = theory.problem
+    boundary = theory.delay_boundary(DIAGRAM_MUS)
+    mus, tau_max = boundary.mus, boundary.tau_max
     fig, ax = new_figure(width=7.0, height=4.8)
-    ax.fill_between(mus, 0.5, np.maximum(np.ceil(tau_c) - 1, 0.5), color=COLORS[2], alpha=0.15, lw=0,
+    ax.fill_between(mus, 0.5, np.maximum(tau_max, 0.5), color=COLORS[2], alpha=0.15, lw=0,
                     label="stable (exact linear theory)")  # fmt: skip
-    ax.plot(mus, np.ceil(tau_c) - 1, color=COLORS[2], lw=2, label="exact boundary τ*(μ)")
-    ax.plot(mus, dde, "k--", lw=1.2, label="delay-differential limit π(1−μ)/(2 a_max η)")
-    ax.plot(mus, paper, color=COLORS[3], lw=1.5, ls="-.",
-            label=f"paper's sufficient condition (1−μ)²/(λ₁ η^(1−γ)), γ = {gamma:g}")  # fmt: skip
+    ax.plot(mus, tau_max, color=COLORS[2], lw=2, label="exact boundary τ*(μ)")
+    ax.plot(mus, boundary.delay_differential, "k--", lw=1.2, label="delay-differential limit π(1−μ)/(2 a_max η)")
+    ax.plot(mus, boundary.paper_ode_bound, color=COLORS[3], lw=1.5, ls="-.",
+            label=f"paper's sufficient condition (1−μ)²/(λ₁ η^(1−γ)), γ = {boundary.gamma:g}")  # fmt: skip
     for n, c in enumerate(curves):
         broken = c.broken()
         label_ok = "simulation: no breakdown" if n == 0 else None
@@ -69,11 +68,11 @@ def phase_diagram_figure(problem: Problem, rates: np.ndarray, path: str | Path, 
         ax.plot(np.full((~broken).sum(), c.mu), taus[~broken], "o", ms=4, mfc="none", color="k", label=label_ok)
         ax.plot(np.full(broken.sum(), c.mu), taus[broken], "x", ms=5, color=COLORS[3], label=label_bad)
     ax.set_yscale("log")
-    ax.set_ylim(0.5, max(np.nanmax(dde), 1.0) * 2)
+    ax.set_ylim(0.5, max(np.nanmax(boundary.delay_differential), 1.0) * 2)
     ax.set_xlim(0, 1)
     ax.set_xlabel("momentum μ")
     ax.set_ylabel("constant delay τ (iterations; τ = 0 drawn at 0.5)")
     lam = ", ".join(f"{x:g}" for x in problem.eigenvalues)
-    ax.set_title(f"Stability in (μ, τ) at η = {eta:g}, spectrum ({lam})")
+    ax.set_title(f"Stability in (μ, τ) at η = {problem.eta:g}, spectrum ({lam})")
     ax.legend(loc="lower left", fontsize=7.5)
     return save(fig, path)

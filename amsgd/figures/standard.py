@@ -7,23 +7,28 @@ from pathlib import Path
 
 import numpy as np
 
-from amsgd.errors import ProblemError
+from amsgd.core.errors import ProblemError
+from amsgd.core.problem import Problem
 from amsgd.figures.delays import delay_curves_figure, phase_diagram_figure
 from amsgd.figures.dynamics import escape_figure, stationary_figure, trajectory_figure
-from amsgd.problem import Problem
+from amsgd.figures.style import problem_label
 from amsgd.validation import delays, dynamics, stationary
-from amsgd.validation.context import Budget, Context, zero_delay
-from amsgd.validation.sections import problem_label
+from amsgd.validation.budget import Budget
+from amsgd.validation.context import Context, zero_delay
 
 #: Delays per momentum in the error-against-delay figure (0 to 1.5 × the largest τ*).
 DELAY_POINTS = 12
+#: The default Monte Carlo sizes of the standard figures.
+FIGURE_BUDGET = Budget(replicates=256, transient_replicates=256, stationary_steps=10_000, sweep_replicates=256,
+                       sweep_steps=10_000)  # fmt: skip
 
 
 def standard_figures(problem: Problem, out_dir: str | Path, *, mus: Sequence[float] = (0.7, 0.8, 0.9),
-                     replicates: int = 256, steps: int = 10_000, seed: int = 2018, threads: int = 2,
-                     progress: bool | None = None) -> list[Path]:  # fmt: skip
+                     budget: Budget | None = None, progress: bool | None = None) -> list[Path]:  # fmt: skip
     """Trajectories against the ODE, stationary histograms against the OU law, escape times,
-    error against delay per μ and the stability diagram in (μ, τ), written as PNG to ``out_dir``."""
+    error against delay per μ and the stability diagram in (μ, τ), written as PNG to ``out_dir``.
+
+    ``budget`` sets the Monte Carlo sizes (default :data:`FIGURE_BUDGET`: 256 runs of 10 000 steps)."""
     out = Path(out_dir)
     if not out.is_dir():
         raise ProblemError(f"--out directory {str(out)!r} does not exist")
@@ -31,9 +36,7 @@ def standard_figures(problem: Problem, out_dir: str | Path, *, mus: Sequence[flo
         raise ProblemError(f"mus must be momenta in [0, 1), got {list(mus)}")
     problem.require_eigengap()
     problem.require_finite_fourth_moments()
-    budget = Budget(replicates=replicates, transient_replicates=replicates, stationary_steps=steps,
-                    sweep_replicates=replicates, sweep_steps=steps, seed=seed, threads=threads)  # fmt: skip
-    ctx = Context(problem, budget, progress=progress)
+    ctx = Context(problem, budget or FIGURE_BUDGET, progress=progress)
     label = problem_label(problem)
     paths = [trajectory_figure(dynamics.ode_trajectory(ctx), label, out / "trajectory.png")]
     st = stationary.stationary(ctx)
@@ -47,5 +50,5 @@ def standard_figures(problem: Problem, out_dir: str | Path, *, mus: Sequence[flo
     curves = [delays.delay_curve(ctx, m, taus, (8, n)) for n, m in enumerate(mus)]
     grid_label = f"Σ = diag({','.join(f'{x:g}' for x in problem.eigenvalues)}), η = {problem.eta:g}"
     paths.append(delay_curves_figure(curves, grid_label, out / "error_vs_delay.png"))
-    paths.append(phase_diagram_figure(problem, ctx.rates, out / "phase_diagram.png", curves=curves))
+    paths.append(phase_diagram_figure(ctx.theory, out / "phase_diagram.png", curves=curves))
     return paths

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import matplotlib
 
+from amsgd.core.problem import Problem
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
@@ -36,3 +38,11 @@ def save(fig, path: str | Path) -> Path:
         fig.savefig(path, dpi=DPI)
     plt.close(fig)
     return path
+
+
+def problem_label(p: Problem) -> str:
+    """A short description for figure titles: spectrum, data law, η, μ and the delay."""
+    lam = ",".join(f"{x:g}" for x in p.eigenvalues)
+    spec = p.delay.spec
+    delay = f"τ = {spec.split(':')[1]}" if spec.startswith("constant:") else f"delay {spec}"
+    return f"Σ = diag({lam}), {p.distribution.spec}, η = {p.eta:g}, μ = {p.mu:g}, {delay}"

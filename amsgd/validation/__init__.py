@@ -1,15 +1,31 @@
 """Validation: predictions against Monte Carlo measurements with 95% confidence intervals.
 
-``run_validation(problem, out_dir, preset=...)`` runs the experiments (ODE trajectory, phases,
-local rate, stationary floors, stability knee, the published error-vs-delay sweep, momentum against
-asynchrony), draws their figures and returns a :class:`~amsgd.validation.run.ValidationReport`;
-``write_report`` writes ``report.json``, ``summary.json`` and ``report.md``.
+``run_validation(problem, preset=...)`` runs the experiments (ODE trajectory, phases, local rate,
+stationary floors, stability knee, the published error-vs-delay sweep, momentum against
+asynchrony) and returns a :class:`~amsgd.validation.run.ValidationReport` of sections with their
+checks; ``write_report`` writes ``report.json``, ``summary.json`` and ``report.md``. The figures
+of the sections are drawn by :func:`amsgd.figures.validation.draw_validation`.
 """
 
-from amsgd.validation.checks import Check
-from amsgd.validation.context import Budget
-from amsgd.validation.presets import PRESETS, get_preset
-from amsgd.validation.report import write_report
-from amsgd.validation.run import ValidationReport, run_validation
+from __future__ import annotations
 
-__all__ = ["PRESETS", "Budget", "Check", "ValidationReport", "get_preset", "run_validation", "write_report"]
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+from amsgd.validation.budget import Budget
+from amsgd.validation.presets import PRESETS, get_preset
+
+if TYPE_CHECKING:
+    from amsgd.validation.report import write_report
+    from amsgd.validation.run import ValidationReport, run_validation
+
+__all__ = ["PRESETS", "Budget", "ValidationReport", "get_preset", "run_validation", "write_report"]
+_LAZY = {"write_report": "amsgd.validation.report", "ValidationReport": "amsgd.validation.run",
+         "run_validation": "amsgd.validation.run"}  # fmt: skip
+
+
+def __getattr__(name: str):
+    # The experiments load on first use, so that the presets are light to import.
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

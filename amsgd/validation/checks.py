@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
-from amsgd.estimates import json_float
+from amsgd.core.estimates import json_float
 
 Relation = Literal["inside", "below", "above", "window"]
 
@@ -106,7 +106,7 @@ def _json_ready(value: object) -> object:
     return value
 
 
-class Predictions:
+class Perturbations:
     """Hands out predictions by check name, scaled by ``perturb[name]`` when given.
 
     Scaling one prediction by a wrong factor is how the validation is shown to be able to fail

@@ -1,4 +1,4 @@
-"""What every experiment shares: the problem, its derivation, the simulation budget, the seeds,
+"""What every experiment shares: the problem, its predictions, the simulation budget, the seeds,
 and the model tolerances with the reasons for them.
 
 Model tolerances. Each prediction checked here is a limit or a linearisation; where the next term
@@ -26,14 +26,16 @@ from functools import cached_property
 
 import numpy as np
 
-from amsgd.derivations import Derivation, derive
-from amsgd.diffusion.error_floor import FloorResult, linearized_floor
-from amsgd.diffusion.stability import StabilityReport, stability_report
-from amsgd.problem import Problem
-from amsgd.simulate.delays import ConstantDelay, DelayModel
-from amsgd.simulate.engine import StartSpec, simulate
+from amsgd.core.delays import ConstantDelay, DelayModel
+from amsgd.core.problem import Problem
+from amsgd.diffusion.theory import Predictions, predict
+from amsgd.diffusion.theory.error_floor import FloorResult
+from amsgd.diffusion.theory.stability import StabilityReport
+from amsgd.simulate.engine import simulate
+from amsgd.simulate.plan import StartSpec
 from amsgd.simulate.result import SimulationResult
-from amsgd.validation.checks import Predictions
+from amsgd.validation.budget import Budget
+from amsgd.validation.checks import Perturbations
 
 #: Relative model tolerance of linearised predictions, in units of the predicted floor F.
 LINEAR_TOLERANCE_FACTOR = 2.0
@@ -45,56 +47,45 @@ LINEAR_REASON = (
 )
 
 
-@dataclass(frozen=True)
-class Budget:
-    """Monte Carlo sizes: replicates and iterations per kind of run, the seed and the threads."""
-
-    replicates: int = 1024
-    transient_replicates: int = 2048
-    stationary_steps: int = 20_000
-    sweep_replicates: int = 256
-    sweep_steps: int = 20_000
-    rate_steps: int = 1_500
-    seed: int = 2018
-    threads: int = 2
-
-
 @dataclass
 class Context:
-    """One validation run: the problem and its derivation, the budget, the (perturbable) predictions."""
+    """One validation run: the problem and its predictions, the budget, the perturbations of checks."""
 
     problem: Problem
     budget: Budget = field(default_factory=Budget)
-    predictions: Predictions = field(default_factory=Predictions)
+    perturb: Perturbations = field(default_factory=Perturbations)
     progress: bool | None = None
 
     @cached_property
-    def derivation(self) -> Derivation:
-        return derive(self.problem)
+    def theory(self) -> Predictions:
+        """The predictions of :func:`amsgd.predict` for the problem."""
+        return predict(self.problem)
 
     @property
     def rates(self) -> np.ndarray:
         """Restoring rates a_i of the linear modes at e_1 (index 0: the radial mode), per unit η."""
-        return self.derivation.optimum_modes.rates
+        return self.theory.modes.rates
 
     @property
-    def noise(self) -> np.ndarray:
-        return self.derivation.optimum_modes.noise_variances
-
-    @cached_property
     def diffusion_floor(self) -> float:
-        return self.derivation.value(self.derivation.stationary_error)
+        return self.theory.diffusion_floor
 
-    def floor(self, eta: float, mu: float, delay: DelayModel | int | np.ndarray) -> FloorResult:
+    def at(self, eta: float, mu: float, delay: DelayModel | int) -> Predictions:
+        """The predictions at another (η, μ, delay) of the same Σ and data law."""
+        if not isinstance(delay, DelayModel):
+            delay = ConstantDelay(int(delay))
+        return self.theory.at(eta=eta, mu=mu, delay=delay)
+
+    def floor(self, eta: float, mu: float, delay: DelayModel | int) -> FloorResult:
         """The exact linear floor at (η, μ, delay) for this problem's modes."""
-        return linearized_floor(self.rates, self.noise, eta, mu, delay)
+        return self.at(eta, mu, delay).linearized
 
     def stability(self, eta: float, mu: float, delay: DelayModel | int = 0) -> StabilityReport:
-        return stability_report(self.rates, eta, mu, delay)
+        return self.at(eta, mu, delay).stability
 
     def tau_star(self, mu: float | None = None) -> int | None:
         """τ*: the largest stable constant delay at the problem's η and momentum ``mu``."""
-        return self.stability(self.problem.eta, self.problem.mu if mu is None else mu).tau_max
+        return self.at(self.problem.eta, self.problem.mu if mu is None else mu, 0).tau_max
 
     def linear_tolerance(self, predicted: float, floor: float | None = None) -> float:
         """``2 F · predicted`` (module docstring), F the linear floor at the run's parameters."""

@@ -1,18 +1,7 @@
 """Error against delay: the stability knee τ*, the linear floor up to it, and the breakdown beyond.
 
-Measured knee (operational, from the simulations alone): on a grid of constant delays containing
-0, the smallest τ at which more than half of the replicates diverge, or the mean stationary error of
-the others exceeds ``K = 1.5`` times its value at τ = 0. The exact linear theory predicts a finite
-floor up to τ* and none beyond; up to τ* that floor is at most about 1.35 times its τ = 0 value for
-the published problem, below K, so the prediction is a knee just above τ*. Just beyond τ* the norm
-of v oscillates with an amplitude growing with τ − τ_c and held by the nonlinear terms, so the error
-rises continuously and crosses K a little later. The check accepts a measured knee in
-``(τ*, 1.25 τ* + Δτ]`` (Δτ the grid step): the margin is that continuous rise, stated as a
-tolerance, not measured.
-
-Stability checks at the problem's (η, μ): at ``τ = ⌊0.8 τ*⌋`` no replicate diverges and the error
-ratio to τ = 0 stays below K (with its whole interval), and the error matches the linear floor; at
-``τ = ⌈1.5 τ*⌉`` the run breaks down: more than half diverge or the ratio's interval lies above K.
+The measured knee and the stability checks are stated in :data:`amsgd.validation.texts.KNEE` and
+:data:`~amsgd.validation.texts.STABILITY`; the constants below fix them.
 """
 
 from __future__ import annotations
@@ -23,7 +12,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from amsgd.simulate.result import Estimate
+from amsgd.core.estimates import Estimate
 from amsgd.validation.checks import Check
 from amsgd.validation.context import LINEAR_REASON, Context, constant_delay
 from amsgd.validation.stationary import floor_check
@@ -93,7 +82,7 @@ def delay_curve(ctx: Context, mu: float, taus: Sequence[int], key: tuple[int, ..
     lin_taus = np.arange(0, (tau_star if tau_star is not None else -1) + 1)
     lin = np.array([ctx.floor(p.eta, mu, int(t)).floor for t in lin_taus])
     curve = DelayCurve(
-        mu, taus, tuple(errors), np.array(diverged), tau_star, ctx.derivation.delay_differential_tau_max(mu),
+        mu, taus, tuple(errors), np.array(diverged), tau_star, ctx.theory.tau_max_delay_differential(mu),
         lin_taus, lin, ctx.diffusion_floor * (1 - ctx.problem.mu) / (1 - mu), math.nan,
     )  # fmt: skip
     return replace(curve, knee=measured_knee(taus, curve.broken()))
@@ -102,7 +91,7 @@ def delay_curve(ctx: Context, mu: float, taus: Sequence[int], key: tuple[int, ..
 def knee_check(ctx: Context, curve: DelayCurve, group: str = "stability") -> Check:
     name = f"knee-mu-{curve.mu:g}"
     tau_star = curve.tau_star if curve.tau_star is not None else -1
-    predicted = ctx.predictions(name, tau_star)
+    predicted = ctx.perturb(name, tau_star)
     step = float(np.median(np.diff(curve.taus))) if curve.taus.size > 1 else 1.0
     window = (predicted, KNEE_SLACK * predicted + step)
     broken = curve.broken()
@@ -115,7 +104,7 @@ def knee_check(ctx: Context, curve: DelayCurve, group: str = "stability") -> Che
         extra_pass=bool(broken.any() or off_grid),
         context={"mu": curve.mu, "eta": ctx.problem.eta, "tau_grid_step": step,
                  "ci_meaning": "last grid delay without breakdown, first with",
-                 "tau_max_delay_differential": curve.tau_dde, "perturbation": ctx.predictions.factor(name)},
+                 "tau_max_delay_differential": curve.tau_dde, "perturbation": ctx.perturb.factor(name)},
     )  # fmt: skip
 
 
@@ -162,11 +151,11 @@ def _sweep_floor_check(ctx: Context, name: str, curve: DelayCurve, tau: int, pre
     j = int(np.flatnonzero(curve.taus == tau)[0])
     est = curve.error[j]
     return Check(
-        name=name, group="sweep", predicted=ctx.predictions(name, predicted), measured=est.mean,
+        name=name, group="sweep", predicted=ctx.perturb(name, predicted), measured=est.mean,
         ci_low=est.ci_low, ci_high=est.ci_high, tolerance=ctx.linear_tolerance(predicted, predicted),
         tolerance_reason=LINEAR_REASON, unit="sin^2",
         context={"prediction": kind, "mu": curve.mu, "tau": tau, "eta": ctx.problem.eta, "replicates": est.n,
-                 "diverged_fraction": float(curve.diverged_fraction[j]), "perturbation": ctx.predictions.factor(name)},
+                 "diverged_fraction": float(curve.diverged_fraction[j]), "perturbation": ctx.perturb.factor(name)},
         extra_pass=bool(curve.diverged_fraction[j] == 0.0),
     )  # fmt: skip
 
@@ -183,7 +172,7 @@ def stability(ctx: Context, key: int = 5, grid_points: int = 9) -> Stability:
     raw = ctx.tau_star()
     if raw is None:
         return Stability(delay_curve(ctx, p.mu, [0], (key, 9)), ())
-    tau_star = ctx.predictions("tau-star", raw)
+    tau_star = ctx.perturb("tau-star", raw)
     low, high = int(math.floor(0.8 * tau_star)), int(math.ceil(1.5 * tau_star))
     steps, reps = ctx.budget.stationary_steps, ctx.budget.replicates
     base = ctx.simulate(constant_delay(p, 0), steps, reps, (key, 0))
@@ -195,7 +184,7 @@ def stability(ctx: Context, key: int = 5, grid_points: int = 9) -> Stability:
     lin0 = ctx.floor(p.eta, p.mu, 0).floor
     lin_low = ctx.floor(p.eta, p.mu, low)
     k_ratio = KNEE_FACTOR
-    context = {"tau_star": raw, "eta": p.eta, "mu": p.mu, "perturbation": ctx.predictions.factor("tau-star")}
+    context = {"tau_star": raw, "eta": p.eta, "mu": p.mu, "perturbation": ctx.perturb.factor("tau-star")}
     checks = [
         floor_check(ctx, "linearized-floor-at-0.8-tau-star", constant_delay(p, low), bounded, lin_low.floor,
                     f"exact linear, tau = {low}", lin_low.floor),

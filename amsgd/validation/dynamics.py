@@ -27,8 +27,8 @@ import numpy as np
 
 from amsgd.diffusion.ode import integrate_ode
 from amsgd.diffusion.ou import sample_ou
-from amsgd.problem import Problem
-from amsgd.simulate.result import t_interval
+from amsgd.core.problem import Problem
+from amsgd.core.estimates import t_interval
 from amsgd.validation.checks import Check
 from amsgd.validation.context import ESCAPE_TOLERANCE, LINEAR_REASON, Context
 from amsgd.validation.statistics import (
@@ -92,7 +92,7 @@ def ode_trajectory(ctx: Context, key: int = 1) -> Trajectory:
         at.append(int(k[i]))
         est = t_interval(errors[:, i])
         name = f"ode-mean-error-at-{int(round(100 * level))}pct"
-        predicted = ctx.predictions(name, ode[i])
+        predicted = ctx.perturb(name, ode[i])
         tol = floor + eps * abs(e0 - ode[i])
         checks.append(Check(
             name=name, group="ode", predicted=predicted, measured=est.mean, ci_low=est.ci_low,
@@ -103,7 +103,7 @@ def ode_trajectory(ctx: Context, key: int = 1) -> Trajectory:
                 f"relative amount {eps:.3g}"
             ),
             context={"iteration": int(k[i]), "start": "h0 = (1,...,1)/sqrt(d)", "startup_lag_iterations": lag,
-                     "replicates": est.n, "perturbation": ctx.predictions.factor(name)},
+                     "replicates": est.n, "perturbation": ctx.perturb.factor(name)},
         ))  # fmt: skip
     return Trajectory(k, mean, low, high, ode, ode_plain, floor, tuple(at), tuple(checks))
 
@@ -125,10 +125,9 @@ class PhaseRun:
 
 def escape_mode(ctx: Context) -> tuple[float, float]:
     """``(a, σ)`` of the unstable mode of the OU limit at the worst saddle (per unit time)."""
-    d = ctx.derivation
-    saddle = d.point(d.worst_saddle)
-    mode = max(saddle.modes, key=lambda m: m.drift_rate_value)
-    return mode.drift_rate_value, mode.diffusion_value
+    theory = ctx.theory
+    saddle = next(p for p in theory.points if p.j == theory.phases.worst_saddle)
+    return saddle.fastest.drift_rate, saddle.fastest.diffusion
 
 
 def ou_escape_times(ctx: Context, horizon: float, paths: int = 4000, key: int = 90) -> np.ndarray:
@@ -142,7 +141,7 @@ def ou_escape_times(ctx: Context, horizon: float, paths: int = 4000, key: int = 
     times = eta * np.arange(steps + 1)
     rng = np.random.default_rng(ctx.seed(key).generate_state(4))
     u = sample_ou(np.array([[a]]), np.array([[sigma]]), np.zeros(1), times, paths=paths, rng=rng).u[:, :, 0]
-    hit = eta * u**2 >= ctx.derivation.delta_sq
+    hit = eta * u**2 >= ctx.theory.phases.delta_sq
     return np.where(hit.any(axis=0), np.argmax(hit, axis=0), np.nan).astype(float)
 
 
@@ -155,7 +154,7 @@ def first_passage(iterations: np.ndarray, errors: np.ndarray, level: float) -> n
 def phases(ctx: Context, key: int = 2) -> PhaseRun:
     """Escape from e_2 and travel to e_1 against the derivation's phases (module docstring)."""
     p = ctx.problem
-    ph = ctx.derivation.phases
+    ph = ctx.theory.phases
     dsq = ph.delta_sq
     esc_pred, travel_pred = ph.escape_time / p.eta, ph.travel_time / p.eta
     steps = int(max(3 * (esc_pred + travel_pred), 500))
@@ -175,7 +174,7 @@ def phases(ctx: Context, key: int = 2) -> PhaseRun:
     name_e, name_t = "escape-iterations", "travel-iterations"
     checks = (
         Check(
-            name=name_e, group="phases", predicted=ctx.predictions(name_e, esc_pred),
+            name=name_e, group="phases", predicted=ctx.perturb(name_e, esc_pred),
             measured=crossing.mean, ci_low=crossing.ci_low, ci_high=crossing.ci_high, tolerance=esc_tol,
             unit="iterations",
             tolerance_reason=(
@@ -186,16 +185,16 @@ def phases(ctx: Context, key: int = 2) -> PhaseRun:
             context={"measured_as": "first iteration at which the mean of h_1^2/|h|^2 over replicates reaches delta^2",
                      "delta_sq": dsq, "start": "e2", "replicates": int(errors.shape[0]),
                      "mean_first_passage_iterations": float(np.nanmean(escape)),
-                     "perturbation": ctx.predictions.factor(name_e)},
+                     "perturbation": ctx.perturb.factor(name_e)},
         ),
         Check(
-            name=name_t, group="phases", predicted=ctx.predictions(name_t, travel_pred),
+            name=name_t, group="phases", predicted=ctx.perturb(name_t, travel_pred),
             measured=travel_est.mean, ci_low=travel_est.ci_low, ci_high=travel_est.ci_high,
             tolerance=eps * travel_pred, unit="iterations",
             tolerance_reason=f"first-order modified equation: relative drift correction {eps:.3g}",
             context={"measured_as": "per replicate, iterations from sin^2 <= 1 - delta^2 to sin^2 <= delta^2",
                      "delta_sq": dsq, "replicates": travel_est.n,
-                     "perturbation": ctx.predictions.factor(name_t)},
+                     "perturbation": ctx.perturb.factor(name_t)},
         ),
     )  # fmt: skip
     ou = ou_escape_times(ctx, horizon=steps)
@@ -212,24 +211,16 @@ class LocalRate:
     check: Check
 
 
-def slowest_tangent(ctx: Context, problem: Problem) -> tuple[int, float]:
-    """The tangent mode with the largest spectral radius at ``problem``'s (η, μ, delay), and ``−log ρ``."""
-    report = ctx.stability(problem.eta, problem.mu, problem.delay)
-    radii = np.array(report.spectral_radii)
-    tangent = [i for i, m in enumerate(ctx.derivation.optimum_modes.modes) if m.kind == "tangent"]
-    i = max(tangent, key=lambda j: radii[j])
-    return i, float(-np.log(radii[i]))
-
-
 def local_rate(ctx: Context, problem: Problem | None = None, key: tuple[int, ...] = (3,),
                name: str = "convergence-rate-near-e1", group: str = "rate") -> LocalRate:  # fmt: skip
     """Fitted decay of the common-noise difference of the slowest tangent coordinate (module docstring)."""
     p = problem or ctx.problem
-    mode, exact = slowest_tangent(ctx, p)
+    theory = ctx.at(p.eta, p.mu, p.delay)
+    mode, exact = theory.slowest_error_mode()
     h0 = np.zeros(p.dim)
     h0[0], h0[mode] = math.sqrt(1 - RATE_TILT), math.sqrt(RATE_TILT)
     steps = ctx.budget.rate_steps
-    ou = p.eta * ctx.rates[mode] / (1 - p.mu)
+    ou = theory.ou_rate(mode)
     steps = int(max(steps, 4.5 / ou))  # long enough to fall by e^-4
     record = max(1, steps // 300)
     common = dict(record_every=record, coordinates="all")
@@ -240,14 +231,14 @@ def local_rate(ctx: Context, problem: Problem | None = None, key: tuple[int, ...
     # the second root of the momentum/delay filter decays like max(μ, q)^k: skip its transient
     transient = 3.0 / (1 - max(p.mu, p.delay.mean / (1 + p.delay.mean)))
     fit = decay_rate(tilted.iterations, diff, first=transient)
-    floor = ctx.floor(p.eta, p.mu, p.delay).floor
-    predicted = ctx.predictions(name, exact)
+    floor = theory.linearized.floor
+    predicted = ctx.perturb(name, exact)
     check = Check(
         name=name, group=group, predicted=predicted, measured=fit.rate, ci_low=fit.ci_low, ci_high=fit.ci_high,
         tolerance=ctx.linear_tolerance(exact, floor), tolerance_reason=LINEAR_REASON, unit="1/iteration",
         context={"mode": mode + 1, "ou_rate": ou, "fit_window_iterations": list(fit.window),
                  "measured_as": "decay rate of the mean over replicates of h_i(tilted) - h_i(e_1), common random numbers",
                  "eta": p.eta, "mu": p.mu, "delay": p.delay.spec, "replicates": int(ok.sum()),
-                 "interval": "percentile bootstrap over replicates", "perturbation": ctx.predictions.factor(name)},
+                 "interval": "percentile bootstrap over replicates", "perturbation": ctx.perturb.factor(name)},
     )  # fmt: skip
     return LocalRate(p, mode, fit, exact, ou, check)

@@ -7,7 +7,7 @@ mean of the asynchronous recursion obeys ``E x_{k+1} = E x_k − η a Σ_j p_j E
 geometric law its characteristic equation is ``(z − 1)(z − q) + η a (1 − q) z = 0``, i.e.
 ``z² − (1 + q − (η/M) a) z + q = 0``: exactly the momentum recursion with μ = q and step η/M. So
 the mean dynamics (the local rates) are identical. The second moments are not: the spread of the
-random delay feeds back as extra noise (:mod:`amsgd.diffusion.lyapunov`), so the exact linear floor
+random delay feeds back as extra noise (:mod:`amsgd.diffusion.theory.lyapunov`), so the exact linear floor
 of Async-SGD is higher, while the diffusion limit gives both the floor ``η Σ s_i²/(2 a_i)``.
 
 Checked: each floor and rate against the exact linear theory, and the difference of the two floors
@@ -22,8 +22,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from amsgd.simulate.delays import ConstantDelay, GeometricDelay
-from amsgd.simulate.result import Estimate
+from amsgd.core.delays import ConstantDelay, GeometricDelay
+from amsgd.core.estimates import Estimate
 from amsgd.validation.checks import Check
 from amsgd.validation.context import Context
 from amsgd.validation.dynamics import LocalRate, local_rate
@@ -106,12 +106,12 @@ def momentum(ctx: Context, workers: Sequence[int] = WORKERS, key: int = 6) -> Mo
         rows.append(MomentumRow(m, a, s, ctx.diffusion_floor, diff, a.linear_floor - s.linear_floor))
         name = f"momentum-M{m}-floor-difference"
         checks.append(Check(
-            name=name, group="momentum", predicted=ctx.predictions(name, a.linear_floor - s.linear_floor),
+            name=name, group="momentum", predicted=ctx.perturb(name, a.linear_floor - s.linear_floor),
             measured=diff.mean, ci_low=diff.ci_low, ci_high=diff.ci_high, unit="sin^2",
             context={"measured_as": "Async-SGD minus Sync-MSGD stationary error (independent runs)",
                      "note": "the linearisation's neglected terms are nearly the same for both and cancel "
                              "in the difference; no model tolerance",
-                     "perturbation": ctx.predictions.factor(name)},
+                     "perturbation": ctx.perturb.factor(name)},
         ))  # fmt: skip
     return Momentum(eta_eff, tuple(rows), tuple(checks))
 

@@ -10,11 +10,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from amsgd.errors import ProblemError
-from amsgd.problem import Problem
-from amsgd.validation.context import Budget
+from amsgd.core.errors import ProblemError
+from amsgd.core.problem import Problem
+from amsgd.validation.budget import Budget
 
 #: Every experiment, in report order.
 EXPERIMENTS = ("ode", "phases", "rate", "stationary", "stability", "sweep", "momentum")
@@ -53,3 +54,12 @@ def get_preset(name: str) -> Preset:
         return PRESETS[name]
     except KeyError:
         raise ProblemError(f"preset must be one of {', '.join(PRESETS)}; got {name!r}") from None
+
+
+def chosen_experiments(preset: Preset | None, experiments: Sequence[str] | None) -> tuple[str, ...]:
+    """``experiments``, else the preset's, else every experiment but the sweep; unknown names refused."""
+    chosen = tuple(experiments or (preset.experiments if preset else tuple(e for e in EXPERIMENTS if e != "sweep")))
+    unknown = [e for e in chosen if e not in EXPERIMENTS]
+    if unknown:
+        raise ProblemError(f"unknown experiment(s) {', '.join(unknown)}; choose from {', '.join(EXPERIMENTS)}")
+    return chosen

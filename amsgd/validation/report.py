@@ -6,17 +6,28 @@ from __future__ import annotations
 import json
 import math
 import platform
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from amsgd.core.files import atomic_write_text
 from amsgd.validation.checks import Check
-from amsgd.validation.run import Section, ValidationReport
+from amsgd.validation.run import ValidationReport
+from amsgd.validation.sections import Section
 
 
-def write_report(report: ValidationReport, out_dir: str | Path, command: str | None = None) -> list[Path]:
+def write_report(
+    report: ValidationReport,
+    out_dir: str | Path,
+    figures: Mapping[str, Sequence[Path]] | None = None,
+    command: str | None = None,
+) -> list[Path]:
+    """Write ``report.json``, ``summary.json`` and ``report.md`` to ``out_dir``, the latter embedding
+    ``figures[experiment]`` (drawn by :func:`amsgd.figures.validation.draw_validation`) in each section."""
     out = Path(out_dir)
+    figures = figures or {}
     checks = [c.to_dict() for c in report.checks]
     paths = [out / "report.json", out / "summary.json", out / "report.md"]
-    paths[0].write_text(json.dumps(checks, indent=2) + "\n", encoding="utf-8")
+    atomic_write_text(paths[0], json.dumps(checks, indent=2) + "\n")
     summary = {
         "preset": report.preset,
         "description": report.description,
@@ -31,8 +42,8 @@ def write_report(report: ValidationReport, out_dir: str | Path, command: str | N
         "perturb": report.perturb,
         "tables": {k: v for s in report.sections for k, v in s.tables.items()},
     }
-    paths[1].write_text(json.dumps(summary, indent=2, default=_json_default) + "\n", encoding="utf-8")
-    paths[2].write_text(markdown(report, command), encoding="utf-8")
+    atomic_write_text(paths[1], json.dumps(summary, indent=2, default=_json_default) + "\n")
+    atomic_write_text(paths[2], markdown(report, figures, command))
     return paths
 
 
@@ -68,7 +79,7 @@ def check_table(checks: tuple[Check, ...] | list[Check]) -> list[str]:
     return lines
 
 
-def markdown(report: ValidationReport, command: str | None = None) -> str:
+def markdown(report: ValidationReport, figures: Mapping[str, Sequence[Path]], command: str | None = None) -> str:
     p = report.problem
     n_pass = sum(c.passed for c in report.checks)
     lines = [
@@ -91,11 +102,11 @@ def markdown(report: ValidationReport, command: str | None = None) -> str:
     if report.perturb:
         lines += [f"Predictions deliberately perturbed: {report.perturb}.", ""]
     for section in report.sections:
-        lines += _section(section)
+        lines += _section(section, figures.get(section.experiment, ()))
     return "\n".join(lines).replace("\n\n\n", "\n\n") + "\n"
 
 
-def _section(s: Section) -> list[str]:
+def _section(s: Section, figures: Sequence[Path]) -> list[str]:
     lines = [f"## {s.title}", "", s.text, ""]
     if s.checks:
         lines += check_table(s.checks) + [""]
@@ -107,7 +118,7 @@ def _section(s: Section) -> list[str]:
         lines += _knee_table(s.tables["knees"])
     if "momentum" in s.tables:
         lines += _momentum_table(s.tables["momentum"])
-    for fig in s.figures:
+    for fig in figures:
         lines += [f"![{fig.stem.replace('_', ' ')}]({fig.name})", ""]
     return lines
 

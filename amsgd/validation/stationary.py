@@ -6,7 +6,7 @@ so the time correlation inside a run is accounted for).
 
 * The **diffusion floor** ``η Σ_{i>1} α_i1²/(2 (1 − μ)(λ_1 − λ_i))`` is delay-free; it is checked at
   τ = 0, where the exact linear floor differs from it only at O(η).
-* The **linearised floor** (exact finite-η, finite-τ Lyapunov solution, :mod:`amsgd.diffusion.error_floor`)
+* The **linearised floor** (exact finite-η, finite-τ Lyapunov solution, :mod:`amsgd.diffusion.theory.error_floor`)
   is checked at τ = 0 and, when the problem has one, at its own i.i.d. delay.
 
 The eigen-coordinates of the τ = 0 run are kept, so the histograms of ``U_i = h_i/√η`` can be drawn
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from amsgd.problem import Problem
+from amsgd.core.problem import Problem
 from amsgd.simulate.result import SimulationResult
 from amsgd.validation.checks import Check
 from amsgd.validation.context import LINEAR_REASON, Context, zero_delay
@@ -39,12 +39,12 @@ def floor_check(ctx: Context, name: str, problem: Problem, result: SimulationRes
     """The stationary error of ``result`` against ``predicted``, with the linear model tolerance."""
     est = result.stationary_error
     return Check(
-        name=name, group=group, predicted=ctx.predictions(name, predicted), measured=est.mean,
+        name=name, group=group, predicted=ctx.perturb(name, predicted), measured=est.mean,
         ci_low=est.ci_low, ci_high=est.ci_high, tolerance=ctx.linear_tolerance(predicted, tolerance_floor),
         tolerance_reason=LINEAR_REASON, unit="sin^2",
         context={"prediction": kind, "eta": problem.eta, "mu": problem.mu, "delay": problem.delay.spec,
                  "replicates": est.n, "steps": result.steps, "window_start": result.window_start,
-                 "diverged_fraction": result.diverged_fraction, "perturbation": ctx.predictions.factor(name)},
+                 "diverged_fraction": result.diverged_fraction, "perturbation": ctx.perturb.factor(name)},
         extra_pass=result.diverged_fraction == 0.0,
     )  # fmt: skip
 
@@ -70,5 +70,5 @@ def stationary(ctx: Context, key: int = 4) -> Stationary:
     window = run0.iterations >= run0.window_start
     coords = run0.coordinates[~run0.diverged][:, window, :]
     u = coords.reshape(-1, p0.dim) / np.sqrt(p0.eta)
-    ou_var = np.where(ctx.rates > 0, ctx.noise / (2 * ctx.rates * (1 - p0.mu)), 0.0)
+    ou_var = np.array(lin0.diffusion_variances) / p0.eta
     return Stationary(run0, u, ou_var, np.array(lin0.variances) / p0.eta, tuple(checks))

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from amsgd.simulate.result import CONFIDENCE, Estimate, t_interval
+from amsgd.core.estimates import CONFIDENCE, Estimate, t_interval
 
 #: Bootstrap resamples for the interval of a fitted rate (fixed seed: reproducible reports).
 BOOTSTRAP_RESAMPLES = 400

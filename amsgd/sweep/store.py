@@ -20,20 +20,11 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from amsgd.errors import ProblemError
+from amsgd.core.errors import ProblemError
+from amsgd.core.files import atomic_write_bytes
 
 MANIFEST = "manifest.json"
 _PART_PREFIX = "point-"
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename (all or nothing)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def canonical(document: dict) -> dict:

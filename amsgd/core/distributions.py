@@ -1,43 +1,28 @@
-"""Data distributions for streaming PCA, each with covariance exactly Σ.
+"""Data distributions for streaming PCA, each with covariance exactly Σ (the numeric side).
 
 Everything is expressed in eigen-coordinates ``Y = Qᵀ X`` of ``Σ = Q Λ Qᵀ``. A distribution provides
-
-* ``sample(rng, n, eigenvalues, basis)``: ``n`` draws of ``Y`` (rows);
-* ``block_sampler(rng, seed, replicates, eigenvalues, basis)``: the simulator's source of draws for
-  one block of replicates, by default ``sample`` on the block's generator ``rng``; the Gaussian
-  draws from one stream per replicate seeded by ``seed``, in compiled code (:mod:`amsgd.ziggurat`);
-* ``fourth_moment(i, j, k, l, lam)``: ``E[Y_i Y_j Y_k Y_l]`` as a SymPy expression in the eigenvalue
-  symbols ``lam``, used by the derivation engine to build the gradient-noise covariance.
-
-Second moments are always ``E[Y Yᵀ] = Λ``. Fourth moments of the named families:
+``sample(rng, n, eigenvalues, basis)``: ``n`` draws of ``Y`` (rows). Second moments are always
+``E[Y Yᵀ] = Λ``. Fourth moments of the named families (derived symbolically by
+:mod:`amsgd.derivations.distributions`):
 
 * Gaussian (Isserlis): ``E[Y_i Y_j Y_k Y_l] = Λ_ij Λ_kl + Λ_ik Λ_jl + Λ_il Λ_jk``;
 * Rademacher-type (``Y_i = sqrt(λ_i) r_i``, independent signs): the same, except ``E[Y_i⁴] = λ_i²``;
 * Student-t with ν degrees of freedom and one shared scale: the Gaussian values times
-  ``(ν − 2)/(ν − 4)``, finite only for ν > 4.
+  ``(ν − 2)/(ν − 4)``, finite only for ν > 4;
+* a user sampler: estimated from :meth:`SampledDistribution.moment_samples_for`.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-import sympy as sp
 
-from amsgd.errors import ProblemError
+from amsgd.core.errors import ProblemError
 
 Sampler = Callable[[np.random.Generator, int], np.ndarray]
-
-
-def _isserlis(i: int, j: int, k: int, l: int, lam: Sequence[sp.Expr]) -> sp.Expr:
-    """Fourth moment of a centred Gaussian vector with diagonal covariance ``diag(lam)``."""
-
-    def cov(a: int, b: int) -> sp.Expr:
-        return lam[a] if a == b else sp.S.Zero
-
-    return cov(i, j) * cov(k, l) + cov(i, k) * cov(j, l) + cov(i, l) * cov(j, k)
 
 
 class Distribution(ABC):
@@ -47,36 +32,12 @@ class Distribution(ABC):
     spec: str
     #: False when some fourth moment is infinite (moment-based predictions are refused).
     finite_fourth_moments: bool = True
-    #: True when :meth:`block_sampler` returns :class:`amsgd.ziggurat.ReplicateNormals`, whose
-    #: streams the simulator's compiled kernels then draw from themselves.
-    kernel_samples: bool = False
 
     @abstractmethod
     def sample(
         self, rng: np.random.Generator, n: int, eigenvalues: np.ndarray, basis: np.ndarray
     ) -> np.ndarray:
         """Draw ``n`` samples of ``Y = Qᵀ X``, returned as an ``(n, d)`` array."""
-
-    @abstractmethod
-    def fourth_moment(self, i: int, j: int, k: int, l: int, lam: Sequence[sp.Expr]) -> sp.Expr:
-        """``E[Y_i Y_j Y_k Y_l]`` in eigen-coordinates, in terms of the eigenvalue symbols ``lam``."""
-
-    def block_sampler(
-        self,
-        rng: np.random.Generator,
-        seed: np.random.SeedSequence,
-        replicates: int,
-        eigenvalues: np.ndarray,
-        basis: np.ndarray,
-    ) -> Callable[[int], np.ndarray]:
-        """The simulator's draws for a block of ``replicates``: a function of ``n`` returning ``n`` rows of ``Y``.
-
-        The simulator asks for ``replicates · k`` rows at a time, row ``b · k + j`` being replicate
-        b's sample at the j-th step of the chunk. ``rng`` is the block's generator, shared with its
-        other draws; ``seed`` is reserved for streams of the data alone. By default the draws are
-        :meth:`sample` on ``rng``.
-        """
-        return lambda n: self.sample(rng, n, eigenvalues, basis)
 
     def to_dict(self) -> dict:
         return {"spec": self.spec}
@@ -88,19 +49,8 @@ class Gaussian(Distribution):
 
     spec: str = field(default="gaussian", init=False)
 
-    kernel_samples = True
-
     def sample(self, rng, n, eigenvalues, basis):
         return rng.standard_normal((n, eigenvalues.size)) * np.sqrt(eigenvalues)
-
-    def block_sampler(self, rng, seed, replicates, eigenvalues, basis):
-        """``sqrt(λ) · z``, one SFC64 stream per replicate seeded from ``seed``, ziggurat in compiled code."""
-        from amsgd.ziggurat import ReplicateNormals
-
-        return ReplicateNormals(seed, replicates, np.sqrt(np.asarray(eigenvalues, dtype=float)))
-
-    def fourth_moment(self, i, j, k, l, lam):
-        return _isserlis(i, j, k, l, lam)
 
 
 @dataclass(frozen=True)
@@ -112,12 +62,6 @@ class Rademacher(Distribution):
     def sample(self, rng, n, eigenvalues, basis):
         signs = rng.integers(0, 2, size=(n, eigenvalues.size), dtype=np.int8) * 2 - 1
         return signs * np.sqrt(eigenvalues)
-
-    def fourth_moment(self, i, j, k, l, lam):
-        gaussian = _isserlis(i, j, k, l, lam)
-        if i == j == k == l:
-            return gaussian - 2 * lam[i] ** 2
-        return gaussian
 
 
 @dataclass(frozen=True)
@@ -138,23 +82,10 @@ class StudentT(Distribution):
     def finite_fourth_moments(self) -> bool:  # type: ignore[override]
         return self.nu > 4
 
-    def kurtosis_factor(self) -> sp.Expr:
-        """``(ν − 2)/(ν − 4)``: the ratio of every fourth moment to its Gaussian value."""
-        nu = sp.nsimplify(self.nu)
-        return (nu - 2) / (nu - 4)
-
     def sample(self, rng, n, eigenvalues, basis):
         z = rng.standard_normal((n, eigenvalues.size))
         w = rng.chisquare(self.nu, size=(n, 1))
         return z * np.sqrt(eigenvalues) * np.sqrt((self.nu - 2.0) / w)
-
-    def fourth_moment(self, i, j, k, l, lam):
-        if not self.finite_fourth_moments:
-            raise ProblemError(
-                f"distribution {self.spec} has infinite fourth moments (needs NU > 4); "
-                "moment-based predictions are undefined"
-            )
-        return self.kurtosis_factor() * _isserlis(i, j, k, l, lam)
 
 
 @dataclass(frozen=True)
@@ -188,12 +119,6 @@ class SampledDistribution(Distribution):
     def moment_samples_for(self, eigenvalues: np.ndarray, basis: np.ndarray) -> np.ndarray:
         rng = np.random.default_rng(self.moment_seed)
         return self.sample(rng, self.moment_samples, eigenvalues, basis)
-
-    def fourth_moment(self, i, j, k, l, lam):
-        raise ProblemError(
-            "a sampled distribution has no closed-form fourth moments; "
-            "use amsgd.derivations.noise.estimated_noise_covariance"
-        )
 
 
 def parse_distribution(spec: str) -> Distribution:

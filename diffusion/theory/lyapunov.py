@@ -36,14 +36,14 @@ import scipy.optimize
 import scipy.sparse
 import scipy.sparse.linalg
 
-from amsgd.diffusion.linear_recursion import (
+from amsgd.diffusion.theory.linear_recursion import (
     Delay,
     DelayLaw,
     ar_coefficients,
     delay_law,
     radius_of,
 )
-from amsgd.errors import ProblemError
+from amsgd.core.errors import ProblemError
 
 #: Second-moment radii below this are reported as this floor (they only matter when close to one).
 _RADIUS_FLOOR = 1e-8

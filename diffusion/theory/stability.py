@@ -39,16 +39,16 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.optimize
 
-from amsgd.diffusion.linear_recursion import (
+from amsgd.diffusion.theory.linear_recursion import (
     Delay,
     check_parameters,
     check_rates,
     delay_law,
     spectral_radius,
 )
-from amsgd.diffusion.lyapunov import second_moment_radius
-from amsgd.errors import ProblemError
-from amsgd.estimates import json_float
+from amsgd.diffusion.theory.lyapunov import second_moment_radius
+from amsgd.core.errors import ProblemError
+from amsgd.core.estimates import json_float
 
 Rates = float | Sequence[float] | np.ndarray
 
@@ -134,6 +134,12 @@ def max_stable_delay(rates: Rates, eta: float, mu: float) -> StabilityMargin:
     per_mode = _largest_stable_delay(tau_c)
     mode = int(np.argmin(tau_c))
     return StabilityMargin("tau", int(per_mode[mode]), mode, tuple(int(t) for t in per_mode))
+
+
+def largest_stable_delay(rates: Rates, eta: float, mu: float) -> int | None:
+    """τ*: the largest constant delay at which every mode is stable; None when not even τ = 0 is."""
+    tau_c = critical_delay(rates, eta, mu)
+    return int(_largest_stable_delay(tau_c).min()) if np.all(tau_c > 0) else None
 
 
 def _largest_stable_delay(tau_c: np.ndarray) -> np.ndarray:

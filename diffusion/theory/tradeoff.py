@@ -20,15 +20,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from amsgd.diffusion.error_floor import linearized_floor
-from amsgd.diffusion.linear_recursion import (
+from amsgd.diffusion.theory.error_floor import linearized_floor
+from amsgd.diffusion.theory.linear_recursion import (
     check_parameters,
     check_rates,
     spectral_radius,
 )
-from amsgd.diffusion.stability import critical_delay
-from amsgd.errors import ProblemError
-from amsgd.estimates import json_float
+from amsgd.diffusion.theory.stability import critical_delay
+from amsgd.core.errors import ProblemError
+from amsgd.core.estimates import json_float
 
 
 @dataclass(frozen=True, eq=False)

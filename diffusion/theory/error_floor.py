@@ -22,15 +22,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from amsgd.diffusion.linear_recursion import (
+from amsgd.diffusion.theory.linear_recursion import (
     Delay,
     check_parameters,
     check_rates,
     delay_law,
 )
-from amsgd.diffusion.lyapunov import stationary_variance
-from amsgd.errors import ProblemError
-from amsgd.estimates import json_float
+from amsgd.diffusion.theory.lyapunov import stationary_variance
+from amsgd.core.errors import ProblemError
+from amsgd.core.estimates import json_float
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,8 @@ import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from amsgd.distributions import parse_distribution
-from amsgd.errors import ProblemError
+from amsgd.core.distributions import parse_distribution
+from amsgd.core.errors import ProblemError
 
 #: The delay axes a sweep knows: a constant delay τ, or a round-robin server of M workers (τ = M − 1).
 DELAY_AXES = ("tau", "workers")
@@ -85,7 +85,7 @@ class GridPoint:
     delay: int  # τ on a "tau" axis, M on a "workers" axis
 
     def delay_spec(self, delay_axis: str) -> str:
-        """The :func:`~amsgd.simulate.delays.parse_delay` spec of this point's delay."""
+        """The :func:`~amsgd.core.delays.parse_delay` spec of this point's delay."""
         return f"constant:{self.delay}" if delay_axis == "tau" else f"workers:{self.delay}"
 
 

@@ -12,7 +12,7 @@ import logging
 import os
 from collections.abc import Iterator
 
-from amsgd.errors import ProblemError
+from amsgd.core.errors import ProblemError
 
 
 def default_workers() -> int:

@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from amsgd.distributions import Distribution, Gaussian, SampledDistribution
-from amsgd.errors import ProblemError
-from amsgd.simulate.delays import ConstantDelay, DelayModel
+from amsgd.core import checks
+from amsgd.core.delays import ConstantDelay, DelayModel
+from amsgd.core.distributions import Distribution, Gaussian
+from amsgd.core.errors import ProblemError
 
 #: The default problem of the published experiment: d = 4, Σ = diag(4, 3, 2, 1).
 DEFAULT_SPECTRUM: tuple[float, ...] = (4.0, 3.0, 2.0, 1.0)
@@ -122,10 +123,6 @@ class Problem:
                 "moment-based predictions need student-t:NU with NU > 4"
             )
 
-    @property
-    def is_sampled(self) -> bool:
-        return isinstance(self.distribution, SampledDistribution)
-
     def replace(self, **changes) -> Problem:
         """A copy with some fields changed (re-validated)."""
         fields = dict(
@@ -155,6 +152,16 @@ class Problem:
         return out
 
 
+def read_covariance(path: str) -> np.ndarray:
+    """A covariance matrix saved with ``numpy.save`` (checked when the Problem is built)."""
+    try:
+        return np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise ProblemError(f"covariance file {path!r} does not exist") from None
+    except (OSError, ValueError):
+        raise ProblemError(f"covariance file {path!r} is not a .npy array (write it with numpy.save)") from None
+
+
 def _validate_covariance(covariance: object) -> np.ndarray:
     try:
         sigma = np.array(covariance, dtype=float)
@@ -177,24 +184,11 @@ def _validate_covariance(covariance: object) -> np.ndarray:
 
 
 def _validate_eta(eta: object) -> float:
-    value = _as_float("eta", eta)
-    if not value > 0:
-        raise ProblemError(f"eta must be > 0, got {value:g}")
-    return value
+    return checks.positive("eta", eta)
 
 
 def _validate_mu(mu: object) -> float:
-    value = _as_float("mu", mu)
+    value = checks.real("mu", mu)
     if not 0.0 <= value < 1.0:
         raise ProblemError(f"mu must satisfy 0 <= mu < 1, got {value:g}")
     return value
-
-
-def _as_float(name: str, value: object) -> float:
-    try:
-        out = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise ProblemError(f"{name} must be a number, got {value!r}") from None
-    if not np.isfinite(out):
-        raise ProblemError(f"{name} must be finite, got {value!r}")
-    return out

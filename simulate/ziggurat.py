@@ -12,8 +12,8 @@ come about seven times faster on the same hardware (``benchmarks/bench_simulate.
 
 and returns ``t``. It is seeded as NumPy seeds it: three words ``(a, b, c)`` from a
 :class:`numpy.random.SeedSequence`, ``counter = 1``, then 12 steps whose outputs are dropped. So
-the words of :func:`sfc64_state` are exactly ``numpy.random.SFC64(seed_sequence).random_raw()``,
-and :func:`replicate_states` gives many independent streams from one sequence at once (stream r
+the words are exactly ``numpy.random.SFC64(seed_sequence).random_raw()``, and
+:func:`replicate_states` gives many independent streams from one sequence at once (stream r
 from words ``3r .. 3r + 2`` of ``seed_sequence.generate_state``).
 
 **Normals.** Marsaglia and Tsang's ziggurat (J. Stat. Softw. 5(8), 2000) covers the density
@@ -101,12 +101,6 @@ _ONE = np.uint64(1)
 _LOW8 = np.uint64(0xFF)
 _SH3, _SH11, _SH24, _SH40 = np.uint64(3), np.uint64(11), np.uint64(24), np.uint64(40)
 _TO_UNIT = 1.0 / 2.0**53
-
-
-def sfc64_state(seed: np.random.SeedSequence) -> np.ndarray:
-    """The SFC64 state ``[a, b, c, counter]`` NumPy derives from ``seed`` (as a uint64 array)."""
-    words = np.random.SFC64(seed).state["state"]["state"]
-    return np.array(words, dtype=np.uint64)
 
 
 @njit(inline="always")
@@ -224,44 +218,6 @@ def fill_scaled_normals(state, scale, out):
             z, a, b, c, n = standard_normal(a, b, c, n)
             out[row, i] = scale[i] * z
     state[0], state[1], state[2], state[3] = a, b, c, n
-
-
-@njit(cache=True, nogil=True)
-def fill_raw(state, out):
-    """Fill ``out`` with raw SFC64 words, advancing ``state`` in place (for checks against NumPy)."""
-    a, b, c, n = state[0], state[1], state[2], state[3]
-    for k in range(out.shape[0]):
-        out[k], a, b, c, n = sfc64_next(a, b, c, n)
-    state[0], state[1], state[2], state[3] = a, b, c, n
-
-
-class NormalStream:
-    """A stream of (scaled) normals from one SFC64 state, drawn in compiled code.
-
-    ``NormalStream(seed)`` accepts a seed or a :class:`numpy.random.SeedSequence`; ``draw(n, scale)``
-    returns ``n`` rows ``scale · z`` with ``z`` standard normal; successive calls continue the stream.
-    """
-
-    def __init__(self, seed: int | np.random.SeedSequence) -> None:
-        sequence = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
-        self.state = sfc64_state(sequence)
-
-    @classmethod
-    def from_state(cls, state: np.ndarray) -> NormalStream:
-        """The stream that continues from an SFC64 ``state`` ``[a, b, c, counter]`` (copied)."""
-        stream = cls.__new__(cls)
-        stream.state = np.array(state, dtype=np.uint64).reshape(4).copy()
-        return stream
-
-    def draw(self, n: int, scale: np.ndarray) -> np.ndarray:
-        scale = np.ascontiguousarray(scale, dtype=np.float64).reshape(-1)
-        out = np.empty((n, scale.size))
-        fill_scaled_normals(self.state, scale, out)
-        return out
-
-    def standard_normal(self, n: int) -> np.ndarray:
-        """``n`` standard normals (a flat array)."""
-        return self.draw(n, np.ones(1)).reshape(n)
 
 
 class ReplicateNormals:

@@ -42,7 +42,8 @@ from pathlib import Path
 
 import numpy as np
 
-from amsgd.errors import ProblemError
+from amsgd.core import checks
+from amsgd.core.errors import ProblemError
 
 #: Probability mass left out when an unbounded delay distribution is truncated for storage.
 TAIL_MASS = 1e-12
@@ -86,7 +87,7 @@ class ConstantDelay(DelayModel):
     tau: int
 
     def __post_init__(self) -> None:
-        _check_nonnegative_int("tau", self.tau)
+        checks.integer("tau", self.tau)
 
     @property
     def spec(self) -> str:  # type: ignore[override]
@@ -104,8 +105,8 @@ class UniformDelay(DelayModel):
     high: int
 
     def __post_init__(self) -> None:
-        _check_nonnegative_int("delay uniform:A-B, A", self.low)
-        _check_nonnegative_int("delay uniform:A-B, B", self.high)
+        checks.integer("delay uniform:A-B, A", self.low)
+        checks.integer("delay uniform:A-B, B", self.high)
         if self.high < self.low:
             raise ProblemError(f"delay uniform:A-B needs A <= B, got {self.low}-{self.high}")
 
@@ -126,7 +127,7 @@ class GeometricDelay(DelayModel):
     mean_delay: float
 
     def __post_init__(self) -> None:
-        _check_positive("delay geometric:MEAN, MEAN", self.mean_delay)
+        checks.positive("delay geometric:MEAN, MEAN", self.mean_delay)
 
     @property
     def spec(self) -> str:  # type: ignore[override]
@@ -147,7 +148,7 @@ class PoissonDelay(DelayModel):
     mean_delay: float
 
     def __post_init__(self) -> None:
-        _check_positive("delay poisson:MEAN, MEAN", self.mean_delay)
+        checks.positive("delay poisson:MEAN, MEAN", self.mean_delay)
 
     @property
     def spec(self) -> str:  # type: ignore[override]
@@ -191,7 +192,7 @@ class RoundRobinDelay(DelayModel):
     workers: int
 
     def __post_init__(self) -> None:
-        _check_positive_int("delay workers:M, M", self.workers)
+        checks.positive_int("delay workers:M, M", self.workers)
 
     @property
     def spec(self) -> str:  # type: ignore[override]
@@ -201,7 +202,7 @@ class RoundRobinDelay(DelayModel):
         return ConstantDelay(self.workers - 1).pmf()
 
 
-#: Updates of the fixed-seed event-queue run that estimates a log-normal server's staleness law.
+#: Updates (about) of the fixed-seed run that estimates a log-normal server's staleness law.
 EVENT_QUEUE_UPDATES = 1_000_000
 
 
@@ -221,12 +222,12 @@ class EventDrivenDelay(DelayModel):
     sigma: float = 1.0
 
     def __post_init__(self) -> None:
-        _check_positive_int("delay ps:M, M", self.workers)
+        checks.positive_int("delay ps:M, M", self.workers)
         if self.compute not in ("exp", "lognormal"):
             raise ProblemError(
                 f"delay ps:M:DIST needs DIST in exp, lognormal; got {self.compute!r}"
             )
-        _check_positive("delay ps:M:lognormal:SIGMA, SIGMA", self.sigma)
+        checks.positive("delay ps:M:lognormal:SIGMA, SIGMA", self.sigma)
 
     @property
     def spec(self) -> str:  # type: ignore[override]
@@ -257,44 +258,39 @@ class EventDrivenDelay(DelayModel):
 
 @lru_cache(maxsize=32)
 def _lognormal_server_pmf(workers: int, sigma: float) -> np.ndarray:
-    from amsgd.simulate.queue import draw_compute_times, staleness_trace
-
+    """The staleness law of a server with log-normal compute times, from one long fixed-seed run."""
     rng = np.random.default_rng(20180604)
-    first = draw_compute_times(rng, "lognormal", sigma, workers)
-    later = draw_compute_times(rng, "lognormal", sigma, EVENT_QUEUE_UPDATES)
-    counts = np.bincount(staleness_trace(first, later))
+    staleness = server_staleness(rng.lognormal(0.0, sigma, (workers, _jobs_per_worker(workers))))
+    counts = np.bincount(staleness)
     p = counts / counts.sum()
     p.setflags(write=False)
     return p
 
 
-def _check_nonnegative_int(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ProblemError(f"{name} must be a non-negative integer, got {value!r}")
+def _jobs_per_worker(workers: int) -> int:
+    """Jobs per worker so that the run holds about EVENT_QUEUE_UPDATES updates (every worker busy)."""
+    return int(1.25 * EVENT_QUEUE_UPDATES / workers) + 64
 
 
-def _check_positive_int(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ProblemError(f"{name} must be a positive integer, got {value!r}")
+def server_staleness(durations: np.ndarray) -> np.ndarray:
+    """Staleness of the updates of an event-driven server whose worker w runs jobs ``durations[w]``.
 
-
-def _check_positive(name: str, value: float) -> None:
-    if not np.isfinite(value) or value <= 0:
-        raise ProblemError(f"{name} must be a finite number > 0, got {value!r}")
-
-
-def _int(name: str, text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise ProblemError(f"{name} must be an integer, got {text!r}") from None
-
-
-def _float(name: str, text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise ProblemError(f"{name} must be a number, got {text!r}") from None
+    Worker w finishes its j-th job at ``T[w, j] = durations[w, 0] + ... + durations[w, j]``; the
+    writes, sorted by finish time, are the updates k = 0, 1, .... A worker reads the parameters when
+    it starts a job: at time 0 (version 0) for its first, right after its previous write otherwise,
+    so the write at update k has staleness ``k`` for a first job and ``k − k_prev − 1`` after a
+    write at update ``k_prev``. Only updates before the time every worker is still busy at are
+    returned (later ones could be preceded by writes beyond the drawn jobs).
+    """
+    finish = np.cumsum(np.asarray(durations, dtype=float), axis=1)
+    horizon = finish[:, -1].min()
+    order = np.argsort(finish, axis=None, kind="stable")
+    position = np.empty(order.size, dtype=np.int64)
+    position[order] = np.arange(order.size)
+    update = position.reshape(finish.shape)  # the update number of every write
+    previous = np.concatenate([np.full((finish.shape[0], 1), -1), update[:, :-1]], axis=1)
+    staleness = (update - previous - 1).ravel()[order]
+    return staleness[: int(np.count_nonzero(finish < horizon))]
 
 
 def read_histogram(path: str | Path) -> HistogramDelay:
@@ -315,27 +311,27 @@ def parse_delay(spec: str) -> DelayModel:
     kind, _, rest = spec.strip().partition(":")
     kind = kind.lower()
     if kind == "constant":
-        return ConstantDelay(_int("delay constant:N, N", rest))
+        return ConstantDelay(checks.parse_int("delay constant:N, N", rest))
     if kind == "uniform":
         low, sep, high = rest.partition("-")
         if not sep:
             raise ProblemError(f"delay uniform:A-B needs two integers A-B, got {rest!r}")
-        return UniformDelay(_int("delay uniform:A-B, A", low), _int("delay uniform:A-B, B", high))
+        return UniformDelay(checks.parse_int("delay uniform:A-B, A", low), checks.parse_int("delay uniform:A-B, B", high))
     if kind == "geometric":
-        return GeometricDelay(_float("delay geometric:MEAN, MEAN", rest))
+        return GeometricDelay(checks.parse_real("delay geometric:MEAN, MEAN", rest))
     if kind == "poisson":
-        return PoissonDelay(_float("delay poisson:MEAN, MEAN", rest))
+        return PoissonDelay(checks.parse_real("delay poisson:MEAN, MEAN", rest))
     if kind == "histogram":
         if not rest:
             raise ProblemError("delay histogram:FILE needs a file name")
         return read_histogram(rest)
     if kind == "workers":
-        return RoundRobinDelay(_int("delay workers:M, M", rest))
+        return RoundRobinDelay(checks.parse_int("delay workers:M, M", rest))
     if kind == "ps":
         parts = rest.split(":")
-        workers = _int("delay ps:M, M", parts[0])
+        workers = checks.parse_int("delay ps:M, M", parts[0])
         compute = parts[1].lower() if len(parts) > 1 else "exp"
-        sigma = _float("delay ps:M:lognormal:SIGMA, SIGMA", parts[2]) if len(parts) > 2 else 1.0
+        sigma = checks.parse_real("delay ps:M:lognormal:SIGMA, SIGMA", parts[2]) if len(parts) > 2 else 1.0
         if len(parts) > 3:
             raise ProblemError(f"delay ps:M[:DIST[:SIGMA]] has too many fields: {spec!r}")
         return EventDrivenDelay(workers, compute, sigma)

@@ -1,0 +1,70 @@
+"""Argument checks shared by every stage: each raises :class:`ProblemError` naming the parameter
+and its allowed range, so Python callers and the command line get the same one-line message."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from amsgd.core.errors import ProblemError
+
+
+def integer(name: str, value: object, *, minimum: int = 0) -> int:
+    """``value`` as an int, refusing booleans, non-integers and values below ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        kind = {0: "a non-negative integer", 1: "a positive integer"}.get(minimum, f"an integer >= {minimum}")
+        raise ProblemError(f"{name} must be {kind}, got {value!r}")
+    return int(value)
+
+
+def positive_int(name: str, value: object) -> int:
+    """``value`` as an int >= 1."""
+    return integer(name, value, minimum=1)
+
+
+def real(name: str, value: object) -> float:
+    """``value`` as a finite float."""
+    try:
+        out = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ProblemError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(out):
+        raise ProblemError(f"{name} must be finite, got {value!r}")
+    return out
+
+
+def positive(name: str, value: object) -> float:
+    """``value`` as a finite float > 0."""
+    out = real(name, value)
+    if not out > 0:
+        raise ProblemError(f"{name} must be a finite number > 0, got {value!r}")
+    return out
+
+
+def in_interval(name: str, value: object, low: float, high: float, *, closed: str = "left") -> float:
+    """``value`` as a float in the interval from ``low`` to ``high``; ``closed`` is left, right, both or neither."""
+    out = real(name, value)
+    above = out >= low if closed in ("left", "both") else out > low
+    below = out <= high if closed in ("right", "both") else out < high
+    if not (above and below):
+        left = "[" if closed in ("left", "both") else "("
+        right = "]" if closed in ("right", "both") else ")"
+        raise ProblemError(f"{name} must lie in {left}{low:g}, {high:g}{right}, got {value!r}")
+    return out
+
+
+def parse_int(name: str, text: str) -> int:
+    """An integer written as text (a command-line field)."""
+    try:
+        return int(text)
+    except ValueError:
+        raise ProblemError(f"{name} must be an integer, got {text!r}") from None
+
+
+def parse_real(name: str, text: str) -> float:
+    """A number written as text (a command-line field)."""
+    try:
+        return float(text)
+    except ValueError:
+        raise ProblemError(f"{name} must be a number, got {text!r}") from None

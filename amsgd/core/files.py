@@ -1,0 +1,73 @@
+"""Output files: checked before the work starts, written atomically.
+
+Every command that writes checks its output paths first (:func:`check_output_file`,
+:func:`check_output_dir`), so a long run never fails at its end for a missing folder; and every
+write goes through a temporary file in the same folder and a rename, so a reader sees either the
+old file or the complete new one, never a partial one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from amsgd.core.errors import ProblemError
+
+
+def check_output_file(path: str | os.PathLike, option: str = "--out") -> Path:
+    """``path`` as a file that can be written: its folder exists and is writable, it is not a folder."""
+    target = Path(path)
+    folder = target.parent if str(target.parent) else Path(".")
+    if target.is_dir():
+        raise ProblemError(f"{option} {str(target)!r} is a folder; give a file name")
+    if not folder.is_dir():
+        raise ProblemError(f"{option}: the folder {str(folder)!r} does not exist; create it first")
+    if not os.access(folder, os.W_OK):
+        raise ProblemError(f"{option}: the folder {str(folder)!r} is not writable")
+    return target
+
+
+def check_output_dir(path: str | os.PathLike, option: str = "--out") -> Path:
+    """``path`` as a folder that exists or can be created (its parent exists and is writable)."""
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        raise ProblemError(f"{option} {str(target)!r} exists and is not a folder")
+    parent = target.parent if str(target.parent) else Path(".")
+    if not target.exists() and not parent.is_dir():
+        raise ProblemError(f"{option}: the parent folder {str(parent)!r} does not exist; create it first")
+    if not os.access(target if target.exists() else parent, os.W_OK):
+        raise ProblemError(f"{option}: {str(target if target.exists() else parent)!r} is not writable")
+    return target
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file, flushed to disk, and a rename."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """:func:`atomic_write_bytes` of ``text`` in UTF-8."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary path beside ``path`` for a writer that needs a file name; on success it is
+    flushed to disk and renamed to ``path``, on failure removed."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        yield tmp
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -1,0 +1,37 @@
+"""Figure of a convergence study: strong and weak errors against the step, with fitted orders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from amsgd.diffusion.convergence import ConvergenceStudy
+from amsgd.figures.style import new_figure, save
+
+
+def convergence_figure(study: ConvergenceStudy, path: str | Path) -> Path:
+    """Log–log plot of strong and weak errors against Δt with CIs and fitted lines, saved to ``path``."""
+    fig, axes = new_figure(width=10, height=4.2, ncols=2)
+    for ax, kind in zip(axes, ("strong", "weak")):
+        for result in study.results.values():
+            err = getattr(result, f"{kind}_error")
+            ci = getattr(result, f"{kind}_ci")
+            fit = getattr(result, kind)
+            yerr = np.abs(np.stack([err - ci[:, 0], ci[:, 1] - err]))
+            line = ax.errorbar(result.dt, err, yerr=yerr, marker="o", ls="none", capsize=3)
+            x = np.log(result.dt)
+            intercept = np.mean(np.log(err)) - fit.order * x.mean()
+            ax.loglog(
+                result.dt,
+                np.exp(intercept + fit.order * x),
+                color=line[0].get_color(),
+                label=f"{result.scheme}: {fit.order:.2f} [{fit.ci_low:.2f}, {fit.ci_high:.2f}] (stated {fit.stated:g})",
+            )
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("step Δt")
+        ax.set_ylabel(f"{kind} error")
+        ax.set_title(f"{kind} convergence (reference: {study.reference}, {study.paths} paths)")
+        ax.legend(fontsize=8)
+    return save(fig, path)

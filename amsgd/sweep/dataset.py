@@ -1,0 +1,108 @@
+"""The Dataset of a sweep: one record per grid point assembled into xarray, written and read as NetCDF."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from amsgd.core.files import atomic_path
+from amsgd.sweep.sweep import ESTIMATES, Sweep
+
+if TYPE_CHECKING:
+    import xarray
+
+
+_DESCRIPTIONS = {
+    "point": "grid point number n; its random stream is SeedSequence(seed, spawn_key=(n,))",
+    "final_error": "mean over non-diverged replicates of sin^2 of the angle to e_1 at the last iteration",
+    "stationary_error": "mean over non-diverged replicates of each replicate's time average of sin^2 "
+    "over window_start <= k <= steps",
+    "replicates_kept": "replicates that did not diverge",
+    "diverged_fraction": "fraction of replicates that diverged (excluded from every mean)",
+    "error_mean": "mean error at each recorded iteration over the replicates that never diverged",
+    "diffusion_floor": "leading-order diffusion limit of the stationary error, sum_i eta s_i^2 / (2 a_i (1 - mu))",
+    "linearized_floor": "exact stationary error of the linearised recursion at this eta, mu and delay "
+    "(inf: not mean-square stable)",
+    "tau_max": "largest stable constant delay tau* at this eta and mu (-1: none)",
+    "limiting_mode": "mode number i at e_1 that sets tau_max (see attribute modes; 0: no prediction)",
+}
+
+
+def assemble(sweep: Sweep, records: Mapping[int, dict]) -> xarray.Dataset:
+    """The sweep's Dataset from one record per grid point (all points must be present)."""
+    import xarray as xr
+
+    grid = sweep.grid
+    shape, dims = grid.shape, grid.dims
+    ordered = [records[i] for i in range(grid.size)]
+
+    def field_array(name: str, position: int | None = None, dtype: type = float) -> np.ndarray:
+        values = [r[name] if position is None else r[name][position] for r in ordered]
+        return np.array(values, dtype=dtype).reshape(shape)
+
+    data: dict = {"point": (dims, np.arange(grid.size, dtype=np.int64).reshape(shape))}
+    for name in ESTIMATES:
+        data[name] = (dims, field_array(name, 0))
+        data[f"{name}_ci_low"] = (dims, field_array(name, 1))
+        data[f"{name}_ci_high"] = (dims, field_array(name, 2))
+    data["replicates_kept"] = (dims, field_array("replicates_kept", dtype=np.int64))
+    data["diverged_fraction"] = (dims, field_array("diverged_fraction"))
+    iterations = sweep.iterations
+    curves = np.array([r["error_mean"] for r in ordered], dtype=float).reshape(shape + (iterations.size,))
+    data["error_mean"] = ((*dims, "iteration"), curves)
+    for name in ("diffusion_floor", "linearized_floor"):
+        data[name] = (dims, field_array(name))
+    for name in ("tau_max", "limiting_mode"):
+        data[name] = (dims, field_array(name, dtype=np.int64))
+
+    coords = dict(zip(dims, (np.array(axis) for axis in grid.axes), strict=True))
+    coords["iteration"] = iterations
+    ds = xr.Dataset(data, coords=coords)
+    for name, text in _DESCRIPTIONS.items():
+        ds[name].attrs["description"] = text
+    for name in ESTIMATES:
+        for bound in ("ci_low", "ci_high"):
+            ds[f"{name}_{bound}"].attrs["description"] = f"{bound[3:]} end of the 95% Student-t interval of {name}"
+    ds["tau" if grid.delay_axis == "tau" else "workers"].attrs.update(
+        {"units": "iterations", "long_name": "constant delay tau"}
+        if grid.delay_axis == "tau"
+        else {"units": "workers", "long_name": "round-robin workers M (delay tau = M - 1)"}
+    )
+    ds["iteration"].attrs["units"] = "iterations"
+    ds["eta"].attrs["long_name"] = "step size eta"
+    ds["mu"].attrs["long_name"] = "momentum mu"
+    ds.attrs.update(
+        title="amsgd sweep: Async-MSGD on streaming PCA, simulated and predicted",
+        manifest=json.dumps(sweep.manifest()),
+        problem=json.dumps({**sweep.problem.to_dict(), "distribution": None, "eta": None, "mu": None, "delay": None}),
+        modes=json.dumps({d: (m.to_dict() if (m := sweep.optimum_modes(d)) else None) for d in grid.distributions}),
+        confidence="95% Student-t intervals across non-diverged replicates",
+        seeding="point n simulates with numpy SeedSequence(seed, spawn_key=(n,))",
+        steps=sweep.steps,
+        replicates=sweep.replicates,
+        seed=sweep.seed,
+        window_start=sweep.window_start,
+        start=sweep.start,
+    )
+    if len(grid.distributions) == 1:
+        ds = ds.isel(distribution=0)  # keeps the distribution as a scalar coordinate
+    return ds
+
+
+def write_dataset(ds: xarray.Dataset, out: Path) -> None:
+    """Write ``ds`` to NetCDF (h5netcdf) at ``out`` through a temporary file and a rename."""
+    with atomic_path(out) as tmp:
+        ds.to_netcdf(tmp, engine="h5netcdf")
+
+
+def read_dataset(path: str | os.PathLike) -> xarray.Dataset:
+    """Load a sweep file into memory (the file is closed on return)."""
+    import xarray as xr
+
+    with xr.open_dataset(path, engine="h5netcdf") as ds:
+        return ds.load()

@@ -1,0 +1,27 @@
+"""The Monte Carlo budget of a validation: replicates and iterations per kind of run, seed, threads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from amsgd.core import checks
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Monte Carlo sizes: replicates and iterations per kind of run, the seed and the threads."""
+
+    replicates: int = 1024
+    transient_replicates: int = 2048
+    stationary_steps: int = 20_000
+    sweep_replicates: int = 256
+    sweep_steps: int = 20_000
+    rate_steps: int = 1_500
+    seed: int = 2018
+    threads: int = 2
+
+    def __post_init__(self) -> None:
+        for name in ("replicates", "transient_replicates", "stationary_steps", "sweep_replicates", "sweep_steps",
+                     "rate_steps", "threads"):  # fmt: skip
+            checks.positive_int(name, getattr(self, name))
+        checks.integer("seed", self.seed)

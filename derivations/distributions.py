@@ -1,0 +1,57 @@
+"""The symbolic side of the data distributions: fourth moments in eigen-coordinates.
+
+The derivation engine needs ``E[Y_i Y_j Y_k Y_l]`` for ``Y = Qᵀ X`` as SymPy expressions in the
+eigenvalue symbols ``λ``; the second moments are always ``E[Y Yᵀ] = Λ``.
+
+* Gaussian (Isserlis): ``E[Y_i Y_j Y_k Y_l] = Λ_ij Λ_kl + Λ_ik Λ_jl + Λ_il Λ_jk``;
+* Rademacher-type (``Y_i = sqrt(λ_i) r_i``, independent signs): the same, except ``E[Y_i⁴] = λ_i²``
+  (``r_i⁴ = 1`` where a Gaussian has 3);
+* Student-t with ν degrees of freedom and one shared scale ``sqrt((ν − 2)/w)``, ``w ~ χ²_ν``: the
+  Gaussian values times ``E[(ν − 2)²/w²] = (ν − 2)/(ν − 4)``, finite only for ν > 4.
+
+A user sampler has no closed form; its moments are estimated from samples by :mod:`.pca`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sympy as sp
+
+from amsgd.core.distributions import Distribution, Gaussian, Rademacher, StudentT
+from amsgd.core.errors import ProblemError
+
+
+def isserlis(i: int, j: int, k: int, l: int, lam: Sequence[sp.Expr]) -> sp.Expr:
+    """Fourth moment of a centred Gaussian vector with diagonal covariance ``diag(lam)``."""
+
+    def cov(a: int, b: int) -> sp.Expr:
+        return lam[a] if a == b else sp.S.Zero
+
+    return cov(i, j) * cov(k, l) + cov(i, k) * cov(j, l) + cov(i, l) * cov(j, k)
+
+
+def kurtosis_factor(nu: float) -> sp.Expr:
+    """``(ν − 2)/(ν − 4)``: the ratio of every Student-t fourth moment to its Gaussian value."""
+    value = sp.nsimplify(nu)
+    return (value - 2) / (value - 4)
+
+
+def fourth_moment(distribution: Distribution, i: int, j: int, k: int, l: int, lam: Sequence[sp.Expr]) -> sp.Expr:
+    """``E[Y_i Y_j Y_k Y_l]`` of a named distribution, in terms of the eigenvalue symbols ``lam``."""
+    if isinstance(distribution, Gaussian):
+        return isserlis(i, j, k, l, lam)
+    if isinstance(distribution, Rademacher):
+        gaussian = isserlis(i, j, k, l, lam)
+        return gaussian - 2 * lam[i] ** 2 if i == j == k == l else gaussian
+    if isinstance(distribution, StudentT):
+        if not distribution.finite_fourth_moments:
+            raise ProblemError(
+                f"distribution {distribution.spec} has infinite fourth moments (needs NU > 4); "
+                "moment-based predictions are undefined"
+            )
+        return kurtosis_factor(distribution.nu) * isserlis(i, j, k, l, lam)
+    raise ProblemError(
+        f"distribution {distribution.spec} has no closed-form fourth moments; "
+        "they are estimated from samples (amsgd.derivations.pca.pca_model)"
+    )

@@ -1,0 +1,56 @@
+"""Options of :func:`amsgd.diffusion.theory.predict`, checked before anything heavy is imported.
+
+This module imports nothing beyond the ground layer, so the command line can refuse a bad option
+before SymPy or SciPy load.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from amsgd.core.errors import ProblemError
+
+#: The phases switch when h_1² crosses δ² (escape) and 1 − δ² (travel).
+DEFAULT_DELTA_SQ = 0.1
+#: Default accuracy ε of the convergence phase, as a multiple of the stationary error floor.
+DEFAULT_EPSILON_FACTOR = 2.0
+#: γ of the quoted delay conditions, in (0, 1/2] so that it is valid for both.
+DEFAULT_GAMMA = 0.25
+#: Momenta at which τ* is tabulated against 1 − μ (those of the published experiment).
+SCALING_MUS = (0.7, 0.8, 0.85, 0.9, 0.95)
+#: Default grid of the momentum–asynchrony tradeoff (round-robin workers, τ = M − 1).
+TRADEOFF_MUS = (0.0, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95)
+TRADEOFF_WORKERS = (1, 2, 4, 8, 16, 32, 64)
+
+
+@dataclass(frozen=True)
+class PredictOptions:
+    """``delta_sq`` (phase boundary δ²), ``epsilon`` (target error of phase III; None: twice the
+    floor), ``gamma`` (of the quoted delay conditions) and the tradeoff grid (momenta, worker counts)."""
+
+    delta_sq: float = DEFAULT_DELTA_SQ
+    epsilon: float | None = None
+    gamma: float = DEFAULT_GAMMA
+    tradeoff_mus: tuple[float, ...] = TRADEOFF_MUS
+    tradeoff_workers: tuple[int, ...] = TRADEOFF_WORKERS
+
+    def __post_init__(self) -> None:
+        if not _finite(self.delta_sq) or not 0 < self.delta_sq < 0.5:
+            raise ProblemError(f"delta_sq (δ², the phase boundary) must satisfy 0 < δ² < 1/2, got {self.delta_sq!r}")
+        if self.epsilon is not None and (not _finite(self.epsilon) or not 0 < self.epsilon < 1):
+            raise ProblemError(f"epsilon (the target error) must satisfy 0 < ε < 1, got {self.epsilon!r}")
+        if not _finite(self.gamma) or not 0 < self.gamma <= 0.5:
+            raise ProblemError(f"gamma must satisfy 0 < gamma <= 1/2 (valid for both conditions), got {self.gamma!r}")
+        mus = tuple(self.tradeoff_mus)
+        if not mus or any(not _finite(m) or not 0 <= m < 1 for m in mus):
+            raise ProblemError(f"tradeoff momenta must be a non-empty list in [0, 1), got {list(mus)}")
+        workers = tuple(self.tradeoff_workers)
+        if not workers or any(isinstance(m, bool) or not isinstance(m, int) or m < 1 for m in workers):
+            raise ProblemError(f"tradeoff workers must be a non-empty list of integers >= 1, got {list(workers)}")
+        object.__setattr__(self, "tradeoff_mus", tuple(float(m) for m in mus))
+        object.__setattr__(self, "tradeoff_workers", workers)
+
+
+def _finite(x: object) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)

@@ -1,0 +1,202 @@
+"""``predict(problem)``: every number the toolkit claims, from the derived limits and the exact
+finite-η, finite-τ linear theory, in one result object.
+
+The symbolic stage (:mod:`amsgd.derivations`) derives the OU limits, the stationary error and the
+phase formulas; here they are evaluated at the problem's spectrum, η, μ and delay, and the linear
+modes at e_1 (restoring rates ``a_i``, noise variances ``s_i²``) feed the exact theory of
+:mod:`.error_floor`, :mod:`.stability` and :mod:`.tradeoff`. Every part is computed on first use,
+so asking for one number does not pay for the others, and :meth:`Predictions.at` re-predicts at
+another (η, μ, delay) without deriving again (the modes do not depend on them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+
+from amsgd.core.delays import ConstantDelay
+from amsgd.core.problem import Problem
+from amsgd.derivations.delay_stability import a as rate_symbol
+from amsgd.derivations.derivation import Derivation, derive
+from amsgd.derivations.recursion import eta as eta_symbol
+from amsgd.derivations.recursion import mu as mu_symbol
+from amsgd.diffusion.theory.conditions import DelayConditions, delay_conditions, ode_bound
+from amsgd.diffusion.theory.error_floor import FloorResult, linearized_floor
+from amsgd.diffusion.theory.modes import OptimumModes, PointValues, evaluate, optimum_modes, point_values
+from amsgd.diffusion.theory.options import SCALING_MUS, PredictOptions
+from amsgd.diffusion.theory.phases import Phases, phases
+from amsgd.diffusion.theory.report import predictions_dict
+from amsgd.diffusion.theory.stability import StabilityReport, critical_delay, largest_stable_delay, stability_report
+from amsgd.diffusion.theory.tradeoff import TradeoffResult, tradeoff
+
+@dataclass(frozen=True)
+class DelayBoundary:
+    """The stable region in (μ, τ) at one η: per momentum the exact largest stable delay τ*, the
+    delay-differential boundary ``π (1 − μ)/(2 a_max η)`` and the published sufficient condition."""
+
+    mus: np.ndarray
+    tau_max: np.ndarray  # −1 where no delay is stable
+    delay_differential: np.ndarray
+    paper_ode_bound: np.ndarray
+    gamma: float
+
+
+@dataclass(frozen=True, eq=False)
+class Predictions:
+    """The predictions for one problem; each part is computed on first use.
+
+    ``modes`` are the linear modes at e_1; ``derivation`` the symbolic derivation (derived when a
+    part needs it and none was given).
+    """
+
+    problem: Problem
+    modes: OptimumModes
+    options: PredictOptions = field(default_factory=PredictOptions)
+    given_derivation: Derivation | None = field(default=None, repr=False)
+
+    @cached_property
+    def derivation(self) -> Derivation:
+        return self.given_derivation or derive(self.problem)
+
+    def at(self, **changes) -> Predictions:
+        """The predictions for this problem with ``eta``, ``mu``, ``delay`` (or ``distribution``) changed.
+
+        The modes are reused unless the distribution changes (they depend on Σ and the data law only).
+        """
+        if isinstance(changes.get("delay"), int):
+            changes["delay"] = ConstantDelay(changes["delay"])
+        problem = self.problem.replace(**changes)
+        if "distribution" in changes:
+            return predict(problem, self.options)
+        return Predictions(problem, self.modes, self.options)
+
+    @cached_property
+    def points(self) -> tuple[PointValues, ...]:
+        """The OU limit at every stationary point, evaluated."""
+        return point_values(self.derivation)
+
+    @cached_property
+    def diffusion_floor(self) -> float:
+        """The leading-order stationary error ``E sin²`` of the diffusion limit (its derived formula)."""
+        return evaluate(self.derivation.stationary_error, self.derivation.values)
+
+    @cached_property
+    def linearized(self) -> FloorResult | None:
+        """The exact linear floor at the problem's η, μ and delay; None when the delay is not i.i.d."""
+        if not self.problem.delay.is_iid:
+            return None
+        return linearized_floor(self.modes.rates, self.modes.noise_variances, self.problem.eta, self.problem.mu,
+                                self.problem.delay)  # fmt: skip
+
+    @cached_property
+    def stability(self) -> StabilityReport | None:
+        """Mean-dynamics and mean-square stability of every mode at the problem's delay, and τ*."""
+        if not self.problem.delay.is_iid:
+            return None
+        return stability_report(self.modes.rates, self.problem.eta, self.problem.mu, self.problem.delay)
+
+    @property
+    def tau_max(self) -> int | None:
+        """τ*: the largest stable constant delay at the problem's η and μ (None: not even τ = 0)."""
+        return largest_stable_delay(self.modes.rates, self.problem.eta, self.problem.mu)
+
+    def limiting_mode(self) -> dict:
+        """The mode (number, kind, rate) that sets τ*: the one with the smallest critical delay."""
+        tau_c = critical_delay(self.modes.rates, self.problem.eta, self.problem.mu)
+        return self.modes.describe(int(np.argmin(tau_c)))
+
+    def slowest_error_mode(self) -> tuple[int, float]:
+        """The tangent mode (index into ``modes``) whose mean decays slowest at the problem's delay,
+        and its rate ``−log ρ`` per iteration: the local rate of the error sin²."""
+        radii = np.array(self.stability.spectral_radii)
+        index = max(self.modes.tangent, key=lambda k: radii[k])
+        return index, float(-np.log(radii[index]))
+
+    def ou_rate(self, index: int) -> float:
+        """The diffusion limit's rate ``η a/(1 − μ)`` of mode ``index``, per iteration (delay-free)."""
+        return self.problem.eta * float(self.modes.rates[index]) / (1 - self.problem.mu)
+
+    def tau_max_delay_differential(self, mu: float | None = None) -> float:
+        """``π (1 − μ)/(2 a η)`` for the fastest mode: the delay-differential limit's largest stable delay."""
+        formula = self.derivation.delay_differential.critical_delay
+        values = {rate_symbol: float(self.modes.rates.max()), eta_symbol: self.problem.eta,
+                  mu_symbol: self.problem.mu if mu is None else mu}  # fmt: skip
+        return float(formula.subs(values))
+
+    @cached_property
+    def phases(self) -> Phases:
+        return phases(self.derivation, self.points, self.diffusion_floor, self.options.delta_sq, self.options.epsilon)
+
+    @cached_property
+    def tradeoff(self) -> TradeoffResult:
+        """Floor, local rate and stability over momenta × round-robin workers (τ = M − 1)."""
+        return tradeoff(self.modes.rates, self.modes.noise_variances, self.problem.eta, self.options.tradeoff_mus,
+                        np.asarray(self.options.tradeoff_workers))  # fmt: skip
+
+    @cached_property
+    def delay_conditions(self) -> DelayConditions:
+        return delay_conditions(self.problem, self.options.gamma)
+
+    @cached_property
+    def tau_scaling(self) -> dict:
+        """τ* over the momenta of the published experiment, its fitted power of 1 − μ, and the
+        published sufficient condition (1 − μ)²/(λ_1 η^{1−γ}) at the same momenta."""
+        boundary = self.delay_boundary(SCALING_MUS)
+        tau_max = [None if t < 0 else int(t) for t in boundary.tau_max]
+        usable = [(m, t) for m, t in zip(SCALING_MUS, tau_max) if t]
+        exponent = None
+        if len(usable) >= 2:
+            x = np.log([1 - m for m, _ in usable])
+            y = np.log([t for _, t in usable])
+            exponent = float(np.polyfit(x, y, 1)[0])
+        return {
+            "mu": list(SCALING_MUS),
+            "tau_max": tau_max,
+            "tau_max_delay_differential": boundary.delay_differential.tolist(),
+            "paper_ode_bound": boundary.paper_ode_bound.tolist(),
+            "fitted_exponent": exponent,
+            "paper_exponent": 2,
+        }
+
+    def delay_boundary(self, mus) -> DelayBoundary:
+        """The stable region in (μ, τ) at the problem's η over the momenta ``mus``."""
+        mus = np.asarray(mus, dtype=float)
+        tau_max = [largest_stable_delay(self.modes.rates, self.problem.eta, m) for m in mus]
+        gamma = self.options.gamma
+        return DelayBoundary(
+            mus,
+            np.array([-1 if t is None else t for t in tau_max]),
+            np.array([self.tau_max_delay_differential(m) for m in mus]),
+            np.array([ode_bound(self.problem, gamma, m) for m in mus]),
+            gamma,
+        )
+
+    def to_dict(self) -> dict:
+        """The JSON document of ``amsgd derive``: formulas and their numbers."""
+        return predictions_dict(self)
+
+    def document(self, fmt: str) -> str:
+        """The derivation as a Markdown (``"markdown"``) or LaTeX (``"latex"``) document with these numbers."""
+        from amsgd.derivations.document import render
+
+        numbers = {**self.to_dict(), "optimum_modes": self.modes.to_dict()}
+        return render(self.derivation, fmt, numbers)
+
+
+def predict(problem: Problem, options: PredictOptions | None = None, *, modes: OptimumModes | None = None) -> Predictions:
+    """The predictions for ``problem``: ``to_dict()`` has ``stationary_error``, ``stability``,
+    ``phases`` and ``tradeoff`` (and the derived limits they come from).
+
+    ``modes`` skips the derivation of the linear modes at e_1 when they are known (they depend on Σ
+    and the data law only); parts that need formulas still derive them when asked.
+    """
+    options = options or PredictOptions()
+    problem.require_eigengap()
+    if modes is not None:
+        return Predictions(problem, modes, options)
+    derivation = derive(problem)
+    return Predictions(problem, optimum_modes(derivation), options, derivation)
+
+

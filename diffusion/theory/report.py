@@ -1,0 +1,89 @@
+"""The JSON document of ``amsgd derive`` from a :class:`~amsgd.diffusion.theory.predictions.Predictions`:
+each derived formula as text beside its value, then the exact finite-η, finite-τ numbers."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from amsgd.core.estimates import json_float
+
+if TYPE_CHECKING:
+    from amsgd.diffusion.theory.predictions import Predictions
+
+#: The tradeoff fields of the JSON (the full table is ``Predictions.tradeoff``).
+TRADEOFF_KEYS = ("mus", "workers", "floor", "stable", "max_workers", "best_mu_floor", "best_mu_rate")
+
+
+def predictions_dict(p: Predictions) -> dict:
+    """``problem``, ``recursion``, ``ode``, ``sde``, ``stationary_error``, ``stability``, ``phases``,
+    ``delay_conditions`` and ``tradeoff``; rates per unit of diffusion time, durations in iterations."""
+    d = p.derivation
+    formulas = d.formulas()
+    ode = formulas["ode"]
+    tradeoff = p.tradeoff.to_dict()
+    return {
+        "problem": p.problem.to_dict(),
+        "recursion": formulas["recursion"],
+        "ode": {
+            "time_scale": ode["time_scale"],
+            "time_scale_value": float(d.ode.time_scale.subs(d.values)),
+            "drift": ode["drift"],
+            "drift_latex": ode["drift_latex"],
+            "modified_drift_scalar": ode["modified_drift_scalar"],
+        },
+        "sde": [point.to_dict() for point in p.points],
+        "stationary_error": {
+            "diffusion": p.diffusion_floor,
+            "diffusion_formula": formulas["stationary_error"]["diffusion_formula"],
+            "linearized": linearized_dict(p),
+        },
+        "stability": stability_dict(p, formulas["tau_max_delay_differential_formula"]),
+        "phases": p.phases.to_dict(),
+        "delay_conditions": p.delay_conditions.to_dict(),
+        "tradeoff": {k: tradeoff[k] for k in TRADEOFF_KEYS},
+    }
+
+
+def linearized_dict(p: Predictions) -> dict | None:
+    """The exact linear floor at the problem's delay (None when the delay is not i.i.d.)."""
+    floor = p.linearized
+    if floor is None:
+        return None
+    return {
+        "value": json_float(floor.floor),
+        "ratio_to_diffusion": json_float(floor.ratio),
+        "stable": floor.stable,
+        "per_mode": [json_float(v) for v in floor.variances],
+    }
+
+
+def stability_dict(p: Predictions, dde_formula: str) -> dict:
+    """τ*, the mode that sets it, the spectral radius at the problem's delay and the τ* scaling."""
+    report = p.stability
+    if report is None:
+        note = (
+            f"delay {p.problem.delay.spec} is not i.i.d.; the linear theory needs a constant or i.i.d. "
+            "delay (an event-driven server with M exponential workers has geometric staleness of mean "
+            "M - 1: --delay geometric:M-1 is its i.i.d. approximation)"
+        )
+        return {"tau_max": None, "limiting_mode": None, "spectral_radius": None, "note": note}
+    modes = p.modes
+    out = {
+        "tau_max": report.tau_max,
+        "limiting_mode": modes.describe(report.limiting_mode),
+        "spectral_radius": report.spectral_radius,
+        "stable": report.stable,
+        "slowest_mode": modes.describe(report.slowest_mode),
+        "decay_per_iteration": json_float(report.decay_per_iteration),
+        "tau_max_delay_differential": p.tau_max_delay_differential(),
+        "tau_max_delay_differential_formula": dde_formula,
+        "scaling": p.tau_scaling,
+    }
+    if report.tau_max is None:
+        out["note"] = (
+            f"no delay is stable at eta = {p.problem.eta:g}: the fastest mode needs "
+            f"eta * {modes.rates.max():g} < 2 (1 + mu) even without delay"
+        )
+    elif not report.stable:
+        out["note"] = f"delay {p.problem.delay.spec} is beyond the largest stable delay"
+    return out
