@@ -120,6 +120,66 @@ def fit_order(dt: np.ndarray, errors: np.ndarray) -> tuple[float, float]:
     return slope, se
 
 
+@dataclass(frozen=True)
+class _Setup:
+    """What every scheme of a study shares: the SDE, the grids, the Brownian paths, the bootstrap."""
+
+    drift: Drift
+    diffusion: Diffusion
+    y0: np.ndarray
+    t_end: float
+    steps: tuple[int, ...]
+    finest: int
+    fine: BrownianIncrements
+    exact_end: np.ndarray | None  # X(t_end) per path when the solution is known
+    weights: np.ndarray  # (B, P) bootstrap weights
+    alpha: float
+    functional: Callable[[np.ndarray], np.ndarray]
+    commutative: bool
+
+    @property
+    def dts(self) -> np.ndarray:
+        return self.t_end / np.asarray(self.steps, dtype=float)
+
+
+def _scheme_convergence(setup: _Setup, scheme) -> SchemeConvergence:
+    """Strong and weak errors of one scheme at every step, with bootstrap intervals and fitted orders."""
+
+    def final(n: int) -> np.ndarray:
+        times = np.array([0.0, setup.t_end])
+        brownian = setup.fine.coarsen(setup.finest // n)
+        return integrate_sde(setup.drift, setup.diffusion, setup.y0, times, scheme=scheme, brownian=brownian).y[-1]
+
+    f, alpha, paths = setup.functional, setup.alpha, setup.fine.paths
+    ref = setup.exact_end if setup.exact_end is not None else final(setup.finest)
+    ends = np.stack([final(n) for n in setup.steps])  # (L, P, d)
+    ok = np.isfinite(ends).all(axis=(0, 2)) & np.isfinite(ref).all(axis=1)
+    strong_p = np.linalg.norm(ends - ref, axis=-1)  # (L, P)
+    weak_p = (np.asarray(f(ends)) - np.asarray(f(ref))[None]).reshape(len(setup.steps), paths, -1)
+    w = setup.weights * ok
+    w = w / w.sum(axis=1, keepdims=True)
+    strong_b = np.einsum("bp,lp->bl", w, np.where(ok, strong_p, 0.0))
+    weak_b = np.linalg.norm(np.einsum("bp,lpk->blk", w, np.where(ok[:, None], weak_p, 0.0)), axis=-1)
+    strong = strong_p[:, ok].mean(axis=1)
+    weak = np.linalg.norm(weak_p[:, ok].mean(axis=1), axis=-1)
+    return SchemeConvergence(
+        scheme.name, setup.dts,
+        strong, np.quantile(strong_b, [alpha, 1 - alpha], axis=0).T,
+        weak, np.quantile(weak_b, [alpha, 1 - alpha], axis=0).T,
+        _order(setup.dts, strong, strong_b, scheme.strong_order_for(setup.commutative), alpha),
+        _order(setup.dts, weak, weak_b, scheme.weak_order, alpha),
+        int((~ok).sum()),
+    )  # fmt: skip
+
+
+def _order(dts: np.ndarray, errors: np.ndarray, bootstrap: np.ndarray, stated: float, alpha: float) -> OrderFit:
+    """The fitted order with its bootstrap interval, widened by the regression's own t-interval."""
+    order, se = fit_order(dts, errors)
+    lo, hi = np.quantile(_slopes(dts, bootstrap), [alpha, 1 - alpha])
+    widen = stats.t.ppf(1 - alpha, dts.size - 2) * se if dts.size > 2 else 0.0
+    return OrderFit(order, float(lo - widen), float(hi + widen), se, float(stated))
+
+
 def convergence_study(
     drift: Drift,
     diffusion: Diffusion,
@@ -152,59 +212,18 @@ def convergence_study(
     finest = steps[-1] if exact is not None else steps[-1] * int(reference_factor)
     if any(finest % n for n in steps):
         raise ProblemError(f"every step count must divide the finest grid's {finest} steps")
-    f = functional or (lambda y: y)
     y0 = np.asarray(y0, dtype=float)
     m = np.asarray(diffusion(np.atleast_2d(y0)[:1])).shape[-1]
     root = root_sequence(rng)
     fine = BrownianIncrements.create(t_end / finest, finest, m, paths, root)
-    dts = t_end / np.asarray(steps, dtype=float)
-    ref_exact = None
-    if exact is not None:
-        ref_exact = np.asarray(exact(t_end, fine.increments().sum(axis=0), y0), dtype=float)
     boot = np.random.default_rng(child_sequence(root, 7))
-    counts = boot.multinomial(paths, np.full(paths, 1.0 / paths), size=bootstrap) / paths  # (B, P) weights
-    alpha = (1 - confidence) / 2
-    results = {}
-    for name in schemes:
-        scheme = get_scheme(name)
-
-        def final(n: int) -> np.ndarray:
-            sol = integrate_sde(
-                drift, diffusion, y0, np.array([0.0, t_end]), scheme=scheme, brownian=fine.coarsen(finest // n)
-            )
-            return sol.y[-1]
-
-        ref = ref_exact if ref_exact is not None else final(finest)
-        ends = np.stack([final(n) for n in steps])  # (L, P, d)
-        ok = np.isfinite(ends).all(axis=(0, 2)) & np.isfinite(ref).all(axis=1)
-        strong_p = np.linalg.norm(ends - ref, axis=-1)  # (L, P)
-        weak_p = (np.asarray(f(ends)) - np.asarray(f(ref))[None]).reshape(len(steps), paths, -1)
-        w = counts * ok
-        w = w / w.sum(axis=1, keepdims=True)
-        strong_b = np.einsum("bp,lp->bl", w, np.where(ok, strong_p, 0.0))
-        weak_b = np.linalg.norm(np.einsum("bp,lpk->blk", w, np.where(ok[:, None], weak_p, 0.0)), axis=-1)
-        strong = strong_p[:, ok].mean(axis=1)
-        weak = np.linalg.norm(weak_p[:, ok].mean(axis=1), axis=-1)
-        fits = []
-        for point, samples, stated in (
-            (strong, strong_b, scheme.strong_order_for(commutative)),
-            (weak, weak_b, scheme.weak_order),
-        ):
-            order, se = fit_order(dts, point)
-            lo, hi = np.quantile(_slopes(dts, samples), [alpha, 1 - alpha])
-            widen = stats.t.ppf(1 - alpha, len(steps) - 2) * se if len(steps) > 2 else 0.0
-            fits.append(OrderFit(order, float(lo - widen), float(hi + widen), se, float(stated)))
-        results[scheme.name] = SchemeConvergence(
-            scheme.name,
-            dts,
-            strong,
-            np.quantile(strong_b, [alpha, 1 - alpha], axis=0).T,
-            weak,
-            np.quantile(weak_b, [alpha, 1 - alpha], axis=0).T,
-            fits[0],
-            fits[1],
-            int((~ok).sum()),
-        )
+    setup = _Setup(
+        drift, diffusion, y0, float(t_end), tuple(steps), finest, fine,
+        None if exact is None else np.asarray(exact(t_end, fine.increments().sum(axis=0), y0), dtype=float),
+        boot.multinomial(paths, np.full(paths, 1.0 / paths), size=bootstrap) / paths,  # (B, P) weights
+        (1 - confidence) / 2, functional or (lambda y: y), commutative,
+    )  # fmt: skip
+    results = {get_scheme(name).name: _scheme_convergence(setup, get_scheme(name)) for name in schemes}
     return ConvergenceStudy(
         results, "exact" if exact is not None else "fine", float(t_end), paths, commutative, confidence, bootstrap
     )

@@ -58,6 +58,7 @@ class SDESolution:
         return int(self.y.shape[1])
 
 
+# Over 60 lines only by its parameter documentation.
 def integrate_sde(
     drift: Drift,
     diffusion: Diffusion,
@@ -109,11 +110,7 @@ def integrate_sde(
         paths = brownian.paths if brownian is not None else (y0.shape[0] if y0.ndim == 2 else 1)
     if dt is None:
         dt = brownian.dt if brownian is not None else _uniform_spacing(times)
-    if not (np.isfinite(dt) and dt > 0):
-        raise ProblemError(f"dt must be finite and > 0, got {dt!r}")
-    save = np.rint((times - times[0]) / dt).astype(np.int64)
-    if np.any(np.abs(save * dt - (times - times[0])) > 1e-9 * max(1.0, abs(times[-1]))):
-        raise ProblemError(f"every save time must be times[0] + n*dt with integer n (dt = {dt:g})")
+    save = _save_steps(times, dt)
     steps = int(save[-1])
     if y0.ndim == 2 and y0.shape[0] != paths:
         raise ProblemError(f"y0 has {y0.shape[0]} rows but paths = {paths}")
@@ -130,6 +127,16 @@ def integrate_sde(
             out = _per_path(method, drift, diffusion, y, times[0], save, dt, brownian, observe, show)
     finite = np.isfinite(out.reshape(out.shape[0], out.shape[1], -1)).all(axis=(0, 2))
     return SDESolution(times, out, float(dt), steps, method.name, ~finite, brownian)
+
+
+def _save_steps(times: np.ndarray, dt: float) -> np.ndarray:
+    """The step numbers of the save times on the grid ``times[0] + n dt`` (refused when off it)."""
+    if not (np.isfinite(dt) and dt > 0):
+        raise ProblemError(f"dt must be finite and > 0, got {dt!r}")
+    save = np.rint((times - times[0]) / dt).astype(np.int64)
+    if np.any(np.abs(save * dt - (times - times[0])) > 1e-9 * max(1.0, abs(times[-1]))):
+        raise ProblemError(f"every save time must be times[0] + n*dt with integer n (dt = {dt:g})")
+    return save
 
 
 def _uniform_spacing(times: np.ndarray) -> float:

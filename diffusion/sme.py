@@ -111,20 +111,7 @@ def integrate_sme(
     step = dt * problem.eta
     times = step * np.arange(0, steps + 1, save_every)
     if scheme == COMPILED_EULER:
-        if not isinstance(coefficients, SMECoefficients):
-            raise ProblemError(f"scheme {COMPILED_EULER} needs the derived SMECoefficients, not plain callables")
-        from amsgd.diffusion.brownian import BrownianIncrements
-        from amsgd.diffusion.compiled import euler_compiled
-
-        brownian = BrownianIncrements.create(step, steps, problem.dim, paths, rng)
-        y0 = np.broadcast_to(h0, (paths, problem.dim))
-        with np.errstate(all="ignore"):
-            states = euler_compiled(coefficients, y0, np.arange(0, steps + 1, save_every), step, brownian)
-            error = sin2_error(states)
-        diverged = ~np.isfinite(states).all(axis=(0, 2))
-        return SMEEnsemble(
-            times, times / problem.eta, error, states if keep_states else None, diverged, COMPILED_EULER, float(dt)
-        )
+        return _integrate_compiled(problem, coefficients, h0, steps, float(dt), save_every, paths, rng, keep_states)
     drift, diffusion = _callables(coefficients)
     observe = None if keep_states else sin2_error
     sol = integrate_sde(
@@ -134,6 +121,25 @@ def integrate_sme(
     return SMEEnsemble(
         times, times / problem.eta, error, sol.y if keep_states else None, sol.diverged, sol.scheme, float(dt)
     )
+
+
+def _integrate_compiled(problem: Problem, coefficients, h0: np.ndarray, steps: int, dt: float, save_every: int,
+                        paths: int, rng: RngLike, keep_states: bool) -> SMEEnsemble:  # fmt: skip
+    """:func:`integrate_sme` with the numba-compiled Euler–Maruyama (:mod:`.compiled`)."""
+    if not isinstance(coefficients, SMECoefficients):
+        raise ProblemError(f"scheme {COMPILED_EULER} needs the derived SMECoefficients, not plain callables")
+    from amsgd.diffusion.brownian import BrownianIncrements
+    from amsgd.diffusion.compiled import euler_compiled
+
+    step = dt * problem.eta
+    times = step * np.arange(0, steps + 1, save_every)
+    brownian = BrownianIncrements.create(step, steps, problem.dim, paths, rng)
+    y0 = np.broadcast_to(h0, (paths, problem.dim))
+    with np.errstate(all="ignore"):
+        states = euler_compiled(coefficients, y0, np.arange(0, steps + 1, save_every), step, brownian)
+        error = sin2_error(states)
+    diverged = ~np.isfinite(states).all(axis=(0, 2))
+    return SMEEnsemble(times, times / problem.eta, error, states if keep_states else None, diverged, COMPILED_EULER, dt)
 
 
 def time_averaged_error(ensemble: SMEEnsemble, window: float = 0.5, confidence: float = 0.95) -> Estimate:

@@ -194,6 +194,7 @@ def _run_replicates(plan: Plan, draws: BlockDraws, rec, tally, advance: Advance,
         advance(n * y.shape[1])
 
 
+# Over 60 lines only by its parameter documentation; the body is a dozen lines.
 def simulate(
     problem: Problem,
     steps: int,
@@ -255,6 +256,12 @@ def simulate(
     out = Outputs(plan)
     warm_up()
     began = time.perf_counter()
+    _run_tasks(plan, out, tasks, threads, progress)
+    return _assemble(plan, out, time.perf_counter() - began)
+
+
+def _run_tasks(plan: Plan, out: Outputs, tasks: list[range], threads: int, progress: bool | None) -> None:
+    """Run the tasks (ranges of blocks) on ``threads`` threads, one workspace per task."""
     with _Progress(plan, progress) as advance:
 
         def run_task(blocks: range) -> None:
@@ -269,7 +276,6 @@ def simulate(
         else:
             with ThreadPoolExecutor(max_workers=threads) as pool:
                 list(pool.map(run_task, tasks))
-    return _assemble(plan, out, time.perf_counter() - began)
 
 
 class _Progress:

@@ -103,24 +103,41 @@ def run_sweep(
         done = store.done()
     pending = [p for p in sweep.grid.points() if p.index not in done]
     if pending:
-        tasks = [sweep.task(p) for p in pending]  # derives the modes here, once per distribution
-        if progress is None:
-            progress = sys.stderr.isatty()
-        if client is not None:
-            connection = contextlib.nullcontext(client)
-        else:
-            from amsgd.sweep.cluster import dask_client
-
-            connection = dask_client(scheduler, n_workers)
-        with connection as active:
-            if not store.exists:  # only once there is somewhere to run: a failed start leaves nothing
-                store.create(manifest)
-            _run_tasks(active, tasks, store, retries, progress, len(done), sweep.grid.size, on_point, compute)
-
+        execution = _Execution(client, scheduler, n_workers, retries, progress, on_point, compute)
+        _compute_pending(sweep, pending, store, manifest, len(done), execution)
     ds = assemble(sweep, {i: store.read(i) for i in range(sweep.grid.size)})
     write_dataset(ds, out)
     store.remove()
     return SweepOutcome(out, ds, sweep.grid.size, len(pending), len(done), time.perf_counter() - began)
+
+
+@dataclass(frozen=True)
+class _Execution:
+    """Where and how the tasks run (the options of :func:`run_sweep`)."""
+
+    client: object
+    scheduler: str | None
+    n_workers: int | None
+    retries: int
+    progress: bool | None
+    on_point: PointCallback | None
+    compute: Callable[[PointTask], dict]
+
+
+def _compute_pending(sweep: Sweep, pending: list, store: PartStore, manifest: dict, done: int, run: _Execution) -> None:
+    """Connect to Dask (or start a local cluster), create the store, and compute the pending points."""
+    tasks = [sweep.task(p) for p in pending]  # derives the modes here, once per distribution
+    progress = sys.stderr.isatty() if run.progress is None else run.progress
+    if run.client is not None:
+        connection = contextlib.nullcontext(run.client)
+    else:
+        from amsgd.sweep.cluster import dask_client
+
+        connection = dask_client(run.scheduler, run.n_workers)
+    with connection as active:
+        if not store.exists:  # only once there is somewhere to run: a failed start leaves nothing
+            store.create(manifest)
+        _run_tasks(active, tasks, store, run.retries, progress, done, sweep.grid.size, run.on_point, run.compute)
 
 
 def _check_manifest(stored: dict, wanted: dict, where: Path) -> None:
