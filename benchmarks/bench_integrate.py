@@ -2,7 +2,7 @@
 
 Run:  python benchmarks/bench_integrate.py [--paths 200] [--steps 10000] [--sdeint-paths 20]
 
-Both integrators use the same lambdified SME coefficients (amsgd.derivations.sme_coefficients).
+Both integrators use the same lambdified SME coefficients (amsgd.diffusion.coefficients.sme_coefficients).
 Looping sdeint over all paths takes minutes, so sdeint integrates ``--sdeint-paths`` of them and its
 time is scaled linearly to ``--paths`` (sdeint's cost is exactly linear in the number of paths: one
 independent call per path). Printed, all measured in this run:
@@ -24,10 +24,10 @@ import time
 import numpy as np
 
 from amsgd import Problem
+from amsgd.core.estimates import Estimate, t_interval
 from amsgd.diffusion.ode import sin2_error
 from amsgd.diffusion.sde import integrate_sde
 from amsgd.diffusion.sme import integrate_sme, sme_functions
-from amsgd.core.estimates import Estimate, t_interval
 
 
 def timed(fn):

@@ -22,8 +22,8 @@ from pathlib import Path
 
 from amsgd import Problem
 from amsgd.sweep.cluster import dask_client
-from amsgd.sweep.grid import SweepGrid, parse_axis
 from amsgd.sweep.dataset import read_dataset
+from amsgd.sweep.grid import SweepGrid, parse_axis
 from amsgd.sweep.run import run_sweep
 from amsgd.sweep.sweep import Sweep
 

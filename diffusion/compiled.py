@@ -14,8 +14,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from amsgd.diffusion.coefficients import SMECoefficients
 from amsgd.diffusion.brownian import BrownianIncrements
+from amsgd.diffusion.coefficients import SMECoefficients
 from amsgd.diffusion.sde import CHUNK
 
 

@@ -28,11 +28,11 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from amsgd.core.errors import ProblemError
 from amsgd.core.seeding import RngLike, child_sequence, root_sequence
 from amsgd.diffusion.brownian import BrownianIncrements
 from amsgd.diffusion.schemes import Diffusion, Drift, get_scheme
 from amsgd.diffusion.sde import integrate_sde
-from amsgd.core.errors import ProblemError
 
 Exact = Callable[[float, np.ndarray, np.ndarray], np.ndarray]
 

@@ -40,17 +40,27 @@ class ODETrajectory:
     error: np.ndarray
     method: str
 
+    def to_dict(self) -> dict:
+        """The trajectory as JSON-ready lists."""
+        return {"method": self.method, "t": self.t.tolist(), "iterations": self.iterations.tolist(),
+                "h": self.h.tolist(), "error": self.error.tolist()}  # fmt: skip
+
+    def to_xarray(self):
+        """An ``xarray.Dataset`` with dimensions ``iteration`` and ``coordinate``."""
+        import xarray as xr
+
+        return xr.Dataset(
+            {"h": (("iteration", "coordinate"), self.h), "v": (("iteration", "coordinate"), self.v),
+             "error": ("iteration", self.error), "t": ("iteration", self.t)},
+            coords={"iteration": self.iterations, "coordinate": np.arange(1, self.h.shape[1] + 1)},
+            attrs={"method": self.method},
+        )  # fmt: skip
+
 
 def sin2_error(h: np.ndarray) -> np.ndarray:
     """``1 − h_1²/‖h‖²`` over the last axis: ``sin²`` of the angle between ``h`` and ``e_1``."""
     h = np.asarray(h, dtype=float)
     return 1.0 - h[..., 0] ** 2 / np.sum(h**2, axis=-1)
-
-
-def ode_drift(eigenvalues: np.ndarray, mu: float, h: np.ndarray) -> np.ndarray:
-    """``(Λ h − (hᵀΛh) h)/(1 − μ)`` over the last axis of ``h``."""
-    lh = eigenvalues * h
-    return (lh - np.sum(h * lh, axis=-1, keepdims=True) * h) / (1.0 - mu)
 
 
 def ode_closed_form(eigenvalues: np.ndarray, mu: float, h0: np.ndarray, t: np.ndarray) -> np.ndarray:

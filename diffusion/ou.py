@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import expm, solve_continuous_lyapunov
 
-from amsgd.core.seeding import RngLike, root_sequence
 from amsgd.core.errors import ProblemError
+from amsgd.core.seeding import RngLike, root_sequence
 
 
 @dataclass(frozen=True)

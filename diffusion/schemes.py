@@ -44,7 +44,7 @@ class Scheme(ABC):
     #: Strong order on general (non-commutative) noise.
     general_strong_order: ClassVar[float] = 0.5
     weak_order: ClassVar[float]
-    #: True when the scheme needs the two-point variables of :meth:`BrownianIncrements.two_point`.
+    #: True when the scheme needs the two-point variables of :meth:`~amsgd.diffusion.brownian.BrownianIncrements.two_point`.
     needs_two_point: ClassVar[bool] = False
     #: True for vectorised schemes advancing all paths at once; False for per-path sdeint references.
     batched: ClassVar[bool] = True
@@ -119,7 +119,7 @@ class PlatenWeak2(BatchedScheme):
           + ¼ Σ_j Σ_{r≠j} [ (b^j(U^r_+) + b^j(U^r_−) − 2 b^j) ΔW^j
                             + (b^j(U^r_+) − b^j(U^r_−)) (ΔW^j ΔW^r + V_rj)/√Δ ]
 
-    where ``V`` are the two-point variables of :meth:`BrownianIncrements.two_point`. The increments here
+    where ``V`` are the two-point variables of :meth:`~amsgd.diffusion.brownian.BrownianIncrements.two_point`. The increments here
     are the Gaussian ``ΔW`` of the shared Brownian path (whose moments satisfy the weak order-2
     conditions), so the scheme can be coupled to other schemes. Weak order 2 for smooth coefficients
     with polynomial growth, any noise. Because it contains the Milstein term exactly when the noise is

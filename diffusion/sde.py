@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm.auto import tqdm
 
+from amsgd.core.errors import ProblemError
 from amsgd.core.seeding import RngLike
 from amsgd.diffusion.brownian import BLOCK, BrownianIncrements
 from amsgd.diffusion.schemes import BatchedScheme, Diffusion, Drift, Scheme, get_scheme
-from amsgd.core.errors import ProblemError
 
 #: Steps of increments fetched from the Brownian source at a time (bounds memory for long runs). Equal to
 #: the source's block so that each keyed block is generated once (a coarsened view's chunk spans whole blocks).

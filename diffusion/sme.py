@@ -5,7 +5,7 @@ The global first-order SME in eigen-coordinates and diffusion time ``t = k η``:
     dH = b(H) dt + σ(H) dW,   b(h) = (Λh − (hᵀΛh) h)/(1 − μ),   σσᵀ = η C(h)/(1 − μ)²,
 
 with ``C(h) = Cov[g(h, Y)]`` the gradient-noise covariance. Its coefficients come from the derivation
-engine (:func:`amsgd.derivations.sme_coefficients`); this module integrates them with
+engine (:func:`amsgd.diffusion.coefficients.sme_coefficients`); this module integrates them with
 :func:`~amsgd.diffusion.sde.integrate_sde` and reads off, per path, the error ``sin² = 1 − H_1²/‖H‖²``:
 
 * the stationary error near ``e_1``: each path's time average over a late window, averaged across
@@ -26,7 +26,7 @@ import numpy as np
 
 from amsgd.core import checks
 from amsgd.core.errors import ProblemError
-from amsgd.core.estimates import Estimate, t_interval
+from amsgd.core.estimates import Estimate, json_float, t_interval
 from amsgd.core.problem import Problem
 from amsgd.core.seeding import RngLike, child_sequence, root_sequence
 from amsgd.diffusion.coefficients import SMECoefficients, sme_coefficients
@@ -68,6 +68,27 @@ class SMEEnsemble:
     diverged: np.ndarray
     scheme: str
     dt_iterations: float
+
+    def to_dict(self) -> dict:
+        """The ensemble's error paths as JSON-ready lists (NaN as null)."""
+        return {
+            "scheme": self.scheme,
+            "dt_iterations": self.dt_iterations,
+            "iterations": self.iterations.tolist(),
+            "error": [[json_float(x) for x in row] for row in self.error],
+            "diverged": self.diverged.tolist(),
+        }
+
+    def to_xarray(self):
+        """An ``xarray.Dataset`` with dimensions ``iteration`` and ``path`` (and ``coordinate``)."""
+        import xarray as xr
+
+        data = {"error": (("iteration", "path"), self.error), "t": ("iteration", self.t),
+                "diverged": ("path", self.diverged)}  # fmt: skip
+        if self.h is not None:
+            data["h"] = (("iteration", "path", "coordinate"), self.h)
+        return xr.Dataset(data, coords={"iteration": self.iterations, "path": np.arange(self.error.shape[1])},
+                          attrs={"scheme": self.scheme, "dt_iterations": self.dt_iterations})  # fmt: skip
 
 
 def integrate_sme(

@@ -1,7 +1,7 @@
 """The discrete algorithm: vectorised Monte Carlo simulation of Async-MSGD under its delay models.
 
 ``simulate(problem, steps, replicates, rng=...)`` returns a :class:`SimulationResult` (trajectories,
-95% confidence intervals, ``summary()``, ``to_xarray()``). The modules load on first use, so that
+95% confidence intervals, ``to_dict()``, ``to_xarray()``). The modules load on first use, so that
 importing this package does not compile the kernels.
 """
 

@@ -46,28 +46,6 @@ def heapify(times: np.ndarray, workers: np.ndarray) -> None:
         heap_sift_down(times, workers, start)
 
 
-@njit(cache=True, nogil=True)
-def staleness_trace(first_times: np.ndarray, compute_times: np.ndarray) -> np.ndarray:
-    """Staleness of each of ``len(compute_times)`` updates of one parameter server.
-
-    ``first_times[w]`` is worker w's first compute time; ``compute_times[k]`` is the compute time
-    of the job started by the worker that writes update k.
-    """
-    m = first_times.shape[0]
-    times = first_times.copy()
-    workers = np.arange(m)
-    heapify(times, workers)
-    read_version = np.zeros(m, dtype=np.int64)
-    out = np.empty(compute_times.shape[0], dtype=np.int64)
-    for k in range(compute_times.shape[0]):
-        w = workers[0]
-        out[k] = k - read_version[w]
-        read_version[w] = k + 1
-        times[0] += compute_times[k]
-        heap_sift_down(times, workers, 0)
-    return out
-
-
 def draw_compute_times(rng: np.random.Generator, kind: str, sigma: float, size) -> np.ndarray:
     """Compute times: standard exponential, or ``exp(sigma Z)`` with Z standard normal."""
     if kind == "exp":

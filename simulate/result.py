@@ -117,7 +117,7 @@ class SimulationResult:
             out["staleness_histogram"] = np.trim_zeros(counts, "b").astype(int).tolist()
         return out
 
-    def summary(self) -> dict:
+    def to_dict(self) -> dict:
         """A JSON-ready summary: the problem, the estimates with 95% CIs, divergence, throughput."""
         return {
             "problem": self.problem.to_dict(),
@@ -204,6 +204,6 @@ class SimulationResult:
             window_start=self.window_start,
             start=self.start,
             seed=json.dumps(self.seed),
-            summary=json.dumps(self.summary()),
+            summary=json.dumps(self.to_dict()),
         )
         return ds

@@ -16,6 +16,7 @@ from amsgd.core.distributions import Distribution
 from amsgd.simulate.plan import kernel_samples
 from amsgd.simulate.ziggurat import ReplicateNormals
 
+
 def block_sampler(
     distribution: Distribution,
     rng: np.random.Generator,

@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from amsgd import Problem
-from amsgd import predict
-from amsgd.simulate import simulate
+from amsgd import Problem, predict
 from amsgd.core.delays import ConstantDelay
+from amsgd.simulate import simulate
 
 CONFIGS = [((4.0, 1.0, 0.5), 0.8), ((4.0, 1.0, 0.5), 0.6), ((3.0, 1.0), 0.8), ((3.0, 1.0), 0.6)]
 FRACTIONS = (0.0, 0.4, 0.8)

@@ -8,15 +8,14 @@ import sympy as sp
 from scipy.integrate import solve_ivp
 from scipy.linalg import solve_continuous_lyapunov
 
-from amsgd import Gaussian, Problem, Rademacher, SampledDistribution, StudentT
-from amsgd import predict
+from amsgd import Gaussian, Problem, Rademacher, SampledDistribution, StudentT, predict
 from amsgd.derivations import derive
-from amsgd.diffusion.coefficients import sme_coefficients
-from amsgd.diffusion.theory import PredictOptions
 from amsgd.derivations.least_squares import least_squares_model
 from amsgd.derivations.limits import ou_limit
 from amsgd.derivations.pca import PCAModel
 from amsgd.derivations.recursion import derive_time_scale, eta, mu, tau
+from amsgd.diffusion.coefficients import sme_coefficients
+from amsgd.diffusion.theory import PredictOptions
 
 from .conftest import random_rotation
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from amsgd import Problem, parse_delay
+from amsgd import Problem, parse_delay, predict
 from amsgd.cli import main
-from amsgd import predict
 from amsgd.core.delays import ConstantDelay
 
 

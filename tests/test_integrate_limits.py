@@ -8,9 +8,15 @@ from scipy.linalg import expm
 from scipy.stats import special_ortho_group
 
 from amsgd import Problem
-from amsgd.diffusion.ode import integrate_ode, ode_closed_form, ode_drift, sin2_error
-from amsgd.diffusion.ou import ou_mean_cov, ou_stationary_cov, ou_transition, sample_ou
 from amsgd.core.errors import ProblemError
+from amsgd.diffusion.ode import integrate_ode, ode_closed_form, sin2_error
+from amsgd.diffusion.ou import ou_mean_cov, ou_stationary_cov, ou_transition, sample_ou
+
+
+def ode_drift(eigenvalues: np.ndarray, mu: float, h: np.ndarray) -> np.ndarray:
+    """``(Λ h − (hᵀΛh) h)/(1 − μ)`` over the last axis of ``h``."""
+    lh = eigenvalues * h
+    return (lh - np.sum(h * lh, axis=-1, keepdims=True) * h) / (1.0 - mu)
 
 
 @pytest.mark.parametrize("norm", [1.0, 0.6, 1.7])

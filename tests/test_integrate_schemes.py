@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 from scipy.linalg import expm
 
+from amsgd.core.errors import ProblemError
 from amsgd.diffusion.brownian import BrownianIncrements
 from amsgd.diffusion.convergence import convergence_study, fit_order
-from amsgd.figures.convergence import convergence_figure
 from amsgd.diffusion.schemes import SCHEMES, get_scheme, noise_commutator
 from amsgd.diffusion.sde import integrate_sde
-from amsgd.core.errors import ProblemError
+from amsgd.figures.convergence import convergence_figure
 
 # Kloeden–Platen (4.46): dX = −(a + b²X)(1 − X²) dt + b(1 − X²) dW (scalar noise).
 KP46_A, KP46_B = 1.0, 0.8

@@ -6,14 +6,14 @@ import scipy.linalg
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from amsgd.core.delays import ConstantDelay, UniformDelay
+from amsgd.core.errors import ProblemError
 from amsgd.diffusion.theory.linear_recursion import companion_matrix, delay_law
 from amsgd.diffusion.theory.lyapunov import (
     second_moment_radius,
     stationary_covariance,
     stationary_variance,
 )
-from amsgd.core.errors import ProblemError
-from amsgd.core.delays import ConstantDelay, UniformDelay
 
 
 def ar2_variance(rate, eta, mu, noise):

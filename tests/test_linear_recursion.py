@@ -5,19 +5,19 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from amsgd.core.delays import (
+    ConstantDelay,
+    EventDrivenDelay,
+    RoundRobinDelay,
+    UniformDelay,
+)
+from amsgd.core.errors import ProblemError
 from amsgd.diffusion.theory.linear_recursion import (
     characteristic_polynomial,
     companion_matrix,
     decay_rate,
     delay_law,
     spectral_radius,
-)
-from amsgd.core.errors import ProblemError
-from amsgd.core.delays import (
-    ConstantDelay,
-    EventDrivenDelay,
-    RoundRobinDelay,
-    UniformDelay,
 )
 
 

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from amsgd.core.errors import ProblemError
 from amsgd.diffusion.theory.linear_recursion import spectral_radius
 from amsgd.diffusion.theory.lyapunov import second_moment_radius
 from amsgd.diffusion.theory.stability import (
@@ -17,7 +18,6 @@ from amsgd.diffusion.theory.stability import (
     max_stable_step,
     stability_report,
 )
-from amsgd.core.errors import ProblemError
 
 #: Σ = diag(4, 3, 2, 1) near e_1: tangent rates λ1 − λi and the radial rate 2 λ1.
 PCA_RATES = np.array([1.0, 2.0, 3.0, 8.0])

@@ -6,8 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from amsgd import Problem
-from amsgd import predict
+from amsgd import Problem, predict
 
 spectra = st.lists(st.floats(0.1, 10.0), min_size=2, max_size=4, unique=True).filter(
     lambda xs: min(abs(a - b) for i, a in enumerate(xs) for b in xs[i + 1 :]) > 1e-2

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import heapq
+
 import numpy as np
 import pytest
 from scipy import stats
 
 from amsgd import Problem, ProblemError, parse_delay
-from amsgd.simulate import simulate
 from amsgd.core.delays import (
     TAIL_MASS,
     EventDrivenDelay,
     GeometricDelay,
     PoissonDelay,
+    server_staleness,
 )
-from amsgd.simulate.queue import draw_compute_times, staleness_trace
 from amsgd.core.estimates import t_interval
+from amsgd.simulate import simulate
 
 
 def chi_square_pvalue(counts: np.ndarray, pmf: np.ndarray) -> float:
@@ -42,7 +44,7 @@ def test_iid_delays_follow_their_pmf(spec):
     pmf = res.problem.delay.pmf()
     assert res.delay_counts.sum() == 2000 * 40
     assert chi_square_pvalue(res.delay_counts, pmf) > 1e-3
-    assert res.summary()["delay"]["measured_mean"] == pytest.approx(res.problem.delay.mean, rel=0.05)
+    assert res.to_dict()["delay"]["measured_mean"] == pytest.approx(res.problem.delay.mean, rel=0.05)
 
 
 def test_histogram_file_delay(tmp_path):
@@ -73,6 +75,31 @@ def test_unbounded_laws_are_truncated_at_the_tail_mass():
         assert exact.sf(model.max_delay) < TAIL_MASS <= exact.sf(model.max_delay - 1)
 
 
+def replay(durations: np.ndarray, updates: int) -> tuple[np.ndarray, list[int]]:
+    """The event queue written out with heapq: worker w runs jobs durations[w, 0], durations[w, 1], ...;
+    the earliest finish writes, its staleness is the updates since its read, then it reads again.
+    Returns the staleness of each update and the version each worker read last."""
+    queue = [(durations[w, 0], w, 0) for w in range(durations.shape[0])]
+    heapq.heapify(queue)
+    read = [0] * durations.shape[0]
+    out = []
+    for k in range(updates):
+        t, w, j = heapq.heappop(queue)
+        out.append(k - read[w])
+        read[w] = k + 1
+        heapq.heappush(queue, (t + durations[w, j + 1], w, j + 1))
+    return np.array(out), read
+
+
+@pytest.mark.parametrize("kind", ["exp", "lognormal"])
+def test_vectorised_staleness_equals_the_event_queue(kind):
+    rng = np.random.default_rng(5)
+    durations = rng.standard_exponential((6, 400)) if kind == "exp" else rng.lognormal(0.0, 1.5, (6, 400))
+    fast = server_staleness(durations)
+    assert fast.size > 1500  # every update before the first worker runs out of drawn jobs
+    np.testing.assert_array_equal(fast, replay(durations, fast.size)[0])
+
+
 @pytest.mark.parametrize("workers", [2, 4, 8])
 def test_event_queue_with_exponential_times_is_geometric(workers):
     """Each write is by a uniformly random worker, so the k-th update's staleness is geometric with
@@ -82,11 +109,7 @@ def test_event_queue_with_exponential_times_is_geometric(workers):
     """
     rng = np.random.default_rng(workers)
     queues, k = 20_000, 12
-    sample = np.empty(queues, dtype=np.int64)
-    for q in range(queues):
-        first = draw_compute_times(rng, "exp", 1.0, workers)
-        later = draw_compute_times(rng, "exp", 1.0, k + 1)
-        sample[q] = staleness_trace(first, later)[k]
+    sample = np.array([server_staleness(rng.standard_exponential((workers, k + 2)))[k] for _ in range(queues)])
     truncated = (1 / workers) * (1 - 1 / workers) ** np.arange(k + 1)
     truncated[k] = (1 - 1 / workers) ** k
     assert chi_square_pvalue(np.bincount(sample), truncated) > 1e-3
@@ -98,18 +121,12 @@ def test_event_queue_with_exponential_times_is_geometric(workers):
 def test_server_staleness_identity():
     """Over n updates, Σ τ_k = (M − 1) n − Σ_w (n − r_w), r_w the version worker w read last."""
     rng = np.random.default_rng(0)
-    workers, n = 5, 400
-    first = draw_compute_times(rng, "lognormal", 1.5, workers)
-    later = draw_compute_times(rng, "lognormal", 1.5, n)
-    tau = staleness_trace(first, later)
-    writer_last = {}
-    times = list(first)
-    for k in range(n):  # replay the queue to find each worker's last read
-        w = int(np.argmin(times))
-        writer_last[w] = k + 1
-        times[w] += later[k]
-    pending = sum(n - writer_last.get(w, 0) for w in range(workers))
-    assert tau.sum() == (workers - 1) * n - pending
+    workers = 5
+    durations = rng.lognormal(0.0, 1.5, (workers, 200))
+    tau = server_staleness(durations)
+    n = tau.size
+    _, read_last = replay(durations, n)
+    assert tau.sum() == (workers - 1) * n - sum(n - r for r in read_last)
     assert tau[0] == 0 and np.all(tau <= np.arange(n))
 
 
@@ -120,7 +137,7 @@ def test_simulated_exponential_server_staleness_mean():
     res = simulate(small_problem(f"ps:{workers}"), n, 60, rng=17)
     ci = t_interval(res.delay_mean_per_replicate, confidence=0.99)
     assert ci.ci_low <= (workers - 1) * (1 - workers / n) <= ci.ci_high, ci
-    summary = res.summary()["delay"]
+    summary = res.to_dict()["delay"]
     histogram = np.array(summary["staleness_histogram"])
     assert histogram.sum() == n * 60
     assert summary["measured_max"] == histogram.size - 1

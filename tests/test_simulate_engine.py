@@ -15,6 +15,7 @@ from amsgd.simulate.draws import block_draws
 from amsgd.simulate.plan import make_plan
 from amsgd.simulate.seeding import BLOCK_SIZE, block_data_sequence, block_generator
 from amsgd.simulate.ziggurat import replicate_states
+
 from helpers.streams import NormalStream
 
 
@@ -191,7 +192,7 @@ def test_huge_step_diverges_everywhere_without_warnings():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         res = simulate(problem, 200, 20, rng=1)
-        summary = res.summary()
+        summary = res.to_dict()
     assert res.diverged_fraction == 1.0
     assert summary["final_error"]["mean"] is None and summary["final_error"]["n"] == 0
     assert np.all(res.diverged_at >= 1) and np.all(res.diverged_at <= 200)
@@ -257,7 +258,7 @@ def test_to_xarray_has_named_dimensions():
     assert ds["coordinate_mean"].dims == ("iteration", "coordinate")
     assert list(ds["iteration"].values) == [0, 7, 14, 21, 28, 30]
     assert int(ds["delay_counts"].sum()) == 30 * 4
-    assert "staleness_histogram" in res.summary()["delay"]
+    assert "staleness_histogram" in res.to_dict()["delay"]
 
 
 @pytest.mark.parametrize(

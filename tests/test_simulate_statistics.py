@@ -11,8 +11,8 @@ import pytest
 from scipy import stats
 
 from amsgd import Gaussian, Problem, StudentT, parse_delay
-from amsgd.simulate import simulate
 from amsgd.core.estimates import t_interval
+from amsgd.simulate import simulate
 
 SPECTRUM = np.array([4.0, 3.0, 2.0, 1.0])
 

@@ -13,10 +13,10 @@ import xarray as xr
 
 from amsgd import Problem, ProblemError
 from amsgd.sweep.cluster import dask_client
-from amsgd.sweep.grid import SweepGrid
-from amsgd.sweep.store import PartStore
 from amsgd.sweep.dataset import read_dataset
+from amsgd.sweep.grid import SweepGrid
 from amsgd.sweep.run import run_sweep
+from amsgd.sweep.store import PartStore
 from amsgd.sweep.sweep import Sweep, compute_point
 
 

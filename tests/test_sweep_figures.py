@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from amsgd import Problem
-from amsgd.sweep.grid import SweepGrid
-from amsgd.sweep.dataset import assemble, write_dataset
-from amsgd.sweep.sweep import Sweep, compute_point
 from amsgd.figures.sweep import sweep_figures
+from amsgd.sweep.dataset import assemble, write_dataset
+from amsgd.sweep.grid import SweepGrid
+from amsgd.sweep.sweep import Sweep, compute_point
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

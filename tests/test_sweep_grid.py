@@ -10,12 +10,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from amsgd import Problem, ProblemError
-from amsgd import predict
+from amsgd import Problem, ProblemError, predict
 from amsgd.simulate import simulate
+from amsgd.sweep.dataset import assemble
 from amsgd.sweep.grid import SweepGrid, parse_axis
 from amsgd.sweep.store import PartStore
-from amsgd.sweep.dataset import assemble
 from amsgd.sweep.sweep import Sweep, compute_point
 
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from amsgd import Problem, parse_delay
-from amsgd import predict
-from amsgd.diffusion.theory.transient import variance_crossing
+from amsgd import Problem, parse_delay, predict
 from amsgd.core.errors import ProblemError
+from amsgd.diffusion.theory.transient import variance_crossing
 
 
 def test_plain_sgd_crossing_equals_the_ar1_closed_form():

@@ -16,6 +16,7 @@ from amsgd.simulate.ziggurat import (
     wedge_accepts,
     ziggurat_tables,
 )
+
 from helpers.streams import NormalStream, fill_raw, sfc64_state
 
 Z = 4.5  # two-sided z for the fixed-seed checks below (false alarm about 7e-6 each)

@@ -6,7 +6,13 @@ import argparse
 
 from amsgd.cli.options import add_problem_options, emit, float_list, int_list, problem_from_args
 from amsgd.core.files import check_output_file
-from amsgd.diffusion.theory.options import DEFAULT_DELTA_SQ, DEFAULT_GAMMA, TRADEOFF_MUS, TRADEOFF_WORKERS, PredictOptions
+from amsgd.diffusion.theory.options import (
+    DEFAULT_DELTA_SQ,
+    DEFAULT_GAMMA,
+    TRADEOFF_MUS,
+    TRADEOFF_WORKERS,
+    PredictOptions,
+)
 
 HELP = "derive the ODE/SDE limits symbolically and predict phases, floors, stability (JSON, Markdown or LaTeX)"
 

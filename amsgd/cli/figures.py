@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 
 from amsgd.cli.options import add_problem_options, float_list, problem_from_args
-from amsgd.core.errors import ProblemError
-from amsgd.core.files import check_output_dir
+from amsgd.core.files import check_input_file, check_output_dir
 from amsgd.validation.budget import Budget
 
 HELP = "draw the standard figures (trajectories, histograms, escape, error vs delay, stability diagram) as PNG"
@@ -28,22 +27,25 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     problem = problem_from_args(args)
     budget = Budget(replicates=args.replicates, transient_replicates=args.replicates, stationary_steps=args.steps,
                     sweep_replicates=args.replicates, sweep_steps=args.steps, seed=args.seed, threads=args.threads)  # fmt: skip
     out = check_output_dir(args.out)
-    if args.sweep and not Path(args.sweep).is_file():
-        raise ProblemError(f"--sweep file {args.sweep!r} does not exist")
+    if args.sweep:
+        check_input_file(args.sweep, "--sweep")
     out.mkdir(exist_ok=True)
+    sweep = None
+    if args.sweep:  # read first: a bad file fails before the simulations
+        from amsgd.sweep.dataset import read_dataset
+
+        sweep = read_dataset(args.sweep)
     from amsgd.figures.standard import standard_figures
 
     paths = standard_figures(problem, out, mus=args.mus, budget=budget)
-    if args.sweep:
+    if sweep is not None:
         from amsgd.figures.sweep import sweep_figures
 
-        paths += sweep_figures(args.sweep, out)
+        paths += sweep_figures(sweep, out)
     for path in paths:
         print(path)
     return 0

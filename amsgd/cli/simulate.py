@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
         window=args.window, window_start=args.window_start, coordinates=args.coordinates,
         divergence_norm=args.divergence_norm, threads=args.threads,
     )  # fmt: skip
-    print(_compact_lists(json.dumps(result.summary(), indent=2)))
+    print(_compact_lists(json.dumps(result.to_dict(), indent=2)))
     if args.out:
         result.write_netcdf(args.out)
     return 0

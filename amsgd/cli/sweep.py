@@ -92,5 +92,5 @@ def run(args: argparse.Namespace) -> int:
     outcome = run_sweep(
         sweep, args.out, resume=args.resume, scheduler=args.scheduler, n_workers=args.local_workers
     )
-    print(json.dumps(outcome.summary(), indent=2))
+    print(json.dumps(outcome.to_dict(), indent=2))
     return 0

@@ -42,18 +42,6 @@ def positive(name: str, value: object) -> float:
     return out
 
 
-def in_interval(name: str, value: object, low: float, high: float, *, closed: str = "left") -> float:
-    """``value`` as a float in the interval from ``low`` to ``high``; ``closed`` is left, right, both or neither."""
-    out = real(name, value)
-    above = out >= low if closed in ("left", "both") else out > low
-    below = out <= high if closed in ("right", "both") else out < high
-    if not (above and below):
-        left = "[" if closed in ("left", "both") else "("
-        right = "]" if closed in ("right", "both") else ")"
-        raise ProblemError(f"{name} must lie in {left}{low:g}, {high:g}{right}, got {value!r}")
-    return out
-
-
 def parse_int(name: str, text: str) -> int:
     """An integer written as text (a command-line field)."""
     try:

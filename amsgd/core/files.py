@@ -16,6 +16,16 @@ from pathlib import Path
 from amsgd.core.errors import ProblemError
 
 
+def check_input_file(path: str | os.PathLike, option: str) -> Path:
+    """``path`` as an existing, readable file (``option`` names it in the message)."""
+    source = Path(path)
+    if not source.is_file():
+        raise ProblemError(f"{option} {str(source)!r} does not exist or is not a file")
+    if not os.access(source, os.R_OK):
+        raise ProblemError(f"{option} {str(source)!r} is not readable")
+    return source
+
+
 def check_output_file(path: str | os.PathLike, option: str = "--out") -> Path:
     """``path`` as a file that can be written: its folder exists and is writable, it is not a folder."""
     target = Path(path)

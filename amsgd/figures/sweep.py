@@ -33,7 +33,7 @@ def sweep_figures(source: str | os.PathLike | xarray.Dataset, out_dir: str | os.
     matplotlib.use("Agg")
     import xarray as xr
 
-    from amsgd.sweep.run import read_dataset
+    from amsgd.sweep.dataset import read_dataset
 
     ds = source if isinstance(source, xr.Dataset) else read_dataset(source)
     out = Path(out_dir)

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from amsgd.core.files import atomic_path
+from amsgd.core.errors import ProblemError
+from amsgd.core.files import atomic_path, check_input_file
 from amsgd.sweep.sweep import ESTIMATES, Sweep
 
 if TYPE_CHECKING:
@@ -102,7 +103,14 @@ def write_dataset(ds: xarray.Dataset, out: Path) -> None:
 
 def read_dataset(path: str | os.PathLike) -> xarray.Dataset:
     """Load a sweep file into memory (the file is closed on return)."""
+    source = check_input_file(path, "sweep file")
     import xarray as xr
 
-    with xr.open_dataset(path, engine="h5netcdf") as ds:
-        return ds.load()
+    try:
+        with xr.open_dataset(source, engine="h5netcdf") as ds:
+            ds = ds.load()
+    except (OSError, ValueError) as exc:
+        raise ProblemError(f"{str(source)!r} is not a NetCDF file written by amsgd sweep ({type(exc).__name__})") from None
+    if "manifest" not in ds.attrs or "stationary_error" not in ds:
+        raise ProblemError(f"{str(source)!r} is a NetCDF file but not a sweep written by amsgd sweep")
+    return ds

@@ -41,7 +41,7 @@ class SweepOutcome:
     reused: int
     elapsed: float
 
-    def summary(self) -> dict:
+    def to_dict(self) -> dict:
         return {
             "out": str(self.path),
             "points": self.points,

@@ -25,10 +25,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from amsgd.core.estimates import t_interval
+from amsgd.core.problem import Problem
 from amsgd.diffusion.ode import integrate_ode
 from amsgd.diffusion.ou import sample_ou
-from amsgd.core.problem import Problem
-from amsgd.core.estimates import t_interval
 from amsgd.validation.checks import Check
 from amsgd.validation.context import ESCAPE_TOLERANCE, LINEAR_REASON, Context
 from amsgd.validation.statistics import (

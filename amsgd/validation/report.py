@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import platform
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -28,20 +27,7 @@ def write_report(
     checks = [c.to_dict() for c in report.checks]
     paths = [out / "report.json", out / "summary.json", out / "report.md"]
     atomic_write_text(paths[0], json.dumps(checks, indent=2) + "\n")
-    summary = {
-        "preset": report.preset,
-        "description": report.description,
-        "command": command,
-        "problem": report.problem.to_dict(),
-        "budget": report.budget.__dict__,
-        "elapsed_seconds": round(report.elapsed, 1),
-        "machine": f"{platform.machine()}, Python {platform.python_version()}",
-        "passed": report.passed,
-        "checks_passed": sum(c["pass"] for c in checks),
-        "checks_total": len(checks),
-        "perturb": report.perturb,
-        "tables": {k: v for s in report.sections for k, v in s.tables.items()},
-    }
+    summary = {**report.to_dict(), "command": command}
     atomic_write_text(paths[1], json.dumps(summary, indent=2, default=_json_default) + "\n")
     atomic_write_text(paths[2], markdown(report, figures, command))
     return paths

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
+import platform
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from amsgd.core.errors import ProblemError
 from amsgd.core.problem import Problem
 from amsgd.diffusion.theory import Predictions
-from amsgd.validation.checks import Check, Perturbations
 from amsgd.validation.budget import Budget
+from amsgd.validation.checks import Check, Perturbations
 from amsgd.validation.context import Context
 from amsgd.validation.presets import EXPERIMENTS, Preset, chosen_experiments
 from amsgd.validation.sections import BUILDERS, Section
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)
 class ValidationReport:
     """The sections of a validation run, the problem and its predictions, the budget and the time taken."""
 
@@ -36,6 +37,23 @@ class ValidationReport:
     @property
     def passed(self) -> bool:
         return all(c.passed for c in self.checks)
+
+    def to_dict(self) -> dict:
+        """The run and its comparison tables, JSON-ready (``summary.json``; the checks are ``report.json``)."""
+        checks = [c.to_dict() for c in self.checks]
+        return {
+            "preset": self.preset,
+            "description": self.description,
+            "problem": self.problem.to_dict(),
+            "budget": asdict(self.budget),
+            "elapsed_seconds": round(self.elapsed, 1),
+            "machine": f"{platform.machine()}, Python {platform.python_version()}",
+            "passed": self.passed,
+            "checks_passed": sum(c["pass"] for c in checks),
+            "checks_total": len(checks),
+            "perturb": self.perturb,
+            "tables": {k: v for s in self.sections for k, v in s.tables.items()},
+        }
 
 
 def run_validation(

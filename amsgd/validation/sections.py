@@ -16,7 +16,7 @@ SWEEP_MUS = (0.7, 0.8, 0.9)
 SWEEP_TAUS = tuple(range(0, 161, 10))
 
 
-@dataclass
+@dataclass(frozen=True)
 class Section:
     """One experiment's part of the report: checks, a paragraph of explanation, tables, and the
     computed ``result`` its figures are drawn from."""

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from amsgd.core.errors import ProblemError
+from amsgd.core.estimates import json_float
 from amsgd.diffusion.theory.linear_recursion import (
     Delay,
     check_parameters,
@@ -29,8 +31,6 @@ from amsgd.diffusion.theory.linear_recursion import (
     delay_law,
 )
 from amsgd.diffusion.theory.lyapunov import stationary_variance
-from amsgd.core.errors import ProblemError
-from amsgd.core.estimates import json_float
 
 
 @dataclass(frozen=True)

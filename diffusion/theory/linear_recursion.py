@@ -30,8 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg
 
-from amsgd.core.errors import ProblemError
 from amsgd.core.delays import DelayModel
+from amsgd.core.errors import ProblemError
 
 #: Tolerance on the total mass of a user probability vector (the same as the histogram delay model).
 _PMF_TOL = 1e-6

@@ -36,6 +36,7 @@ import scipy.optimize
 import scipy.sparse
 import scipy.sparse.linalg
 
+from amsgd.core.errors import ProblemError
 from amsgd.diffusion.theory.linear_recursion import (
     Delay,
     DelayLaw,
@@ -43,7 +44,6 @@ from amsgd.diffusion.theory.linear_recursion import (
     delay_law,
     radius_of,
 )
-from amsgd.core.errors import ProblemError
 
 #: Second-moment radii below this are reported as this floor (they only matter when close to one).
 _RADIUS_FLOOR = 1e-8

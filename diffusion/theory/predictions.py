@@ -28,8 +28,14 @@ from amsgd.diffusion.theory.modes import OptimumModes, PointValues, evaluate, op
 from amsgd.diffusion.theory.options import SCALING_MUS, PredictOptions
 from amsgd.diffusion.theory.phases import Phases, phases
 from amsgd.diffusion.theory.report import predictions_dict
-from amsgd.diffusion.theory.stability import StabilityReport, critical_delay, largest_stable_delay, stability_report
+from amsgd.diffusion.theory.stability import (
+    StabilityReport,
+    critical_delay,
+    largest_stable_delay,
+    stability_report,
+)
 from amsgd.diffusion.theory.tradeoff import TradeoffResult, tradeoff
+
 
 @dataclass(frozen=True)
 class DelayBoundary:

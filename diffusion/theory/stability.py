@@ -39,6 +39,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.optimize
 
+from amsgd.core.errors import ProblemError
+from amsgd.core.estimates import json_float
 from amsgd.diffusion.theory.linear_recursion import (
     Delay,
     check_parameters,
@@ -47,8 +49,6 @@ from amsgd.diffusion.theory.linear_recursion import (
     spectral_radius,
 )
 from amsgd.diffusion.theory.lyapunov import second_moment_radius
-from amsgd.core.errors import ProblemError
-from amsgd.core.estimates import json_float
 
 Rates = float | Sequence[float] | np.ndarray
 

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from amsgd.core.errors import ProblemError
+from amsgd.core.estimates import json_float
 from amsgd.diffusion.theory.error_floor import linearized_floor
 from amsgd.diffusion.theory.linear_recursion import (
     check_parameters,
@@ -27,8 +29,6 @@ from amsgd.diffusion.theory.linear_recursion import (
     spectral_radius,
 )
 from amsgd.diffusion.theory.stability import critical_delay
-from amsgd.core.errors import ProblemError
-from amsgd.core.estimates import json_float
 
 
 @dataclass(frozen=True, eq=False)

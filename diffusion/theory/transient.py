@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from amsgd.diffusion.theory.linear_recursion import check_parameters, companion_matrix
 from amsgd.core.errors import ProblemError
+from amsgd.diffusion.theory.linear_recursion import check_parameters, companion_matrix
 
 
 def variance_crossing(
