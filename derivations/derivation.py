@@ -60,13 +60,16 @@ class LinearMode:
     noise_variance: sp.Expr
 
 
+@dataclass(frozen=True, eq=False)
 class Derivation:
     """The symbolic derivation for one problem. Attributes are computed lazily, so asking for one
     result does not pay for the others; the heavy parts are cached on the shared PCA model."""
 
-    def __init__(self, problem: Problem) -> None:
-        self.problem = problem
-        self.model: PCAModel = pca_model(problem)
+    problem: Problem
+
+    @cached_property
+    def model(self) -> PCAModel:
+        return pca_model(self.problem)
 
     @cached_property
     def values(self) -> dict:
@@ -161,7 +164,7 @@ class Derivation:
         """The delay-differential limit of one linear mode and its stability boundary ``τ*(a)``."""
         return delay_differential_limit()
 
-    def formulas(self) -> dict:
+    def to_dict(self) -> dict:
         """The derived formulas as text, in the sections of ``amsgd derive``'s JSON (no numbers)."""
         return {
             "recursion": {

@@ -27,7 +27,8 @@ def write_report(
     checks = [c.to_dict() for c in report.checks]
     paths = [out / "report.json", out / "summary.json", out / "report.md"]
     atomic_write_text(paths[0], json.dumps(checks, indent=2) + "\n")
-    summary = {**report.to_dict(), "command": command}
+    run = report.to_dict()
+    summary = {"preset": run.pop("preset"), "description": run.pop("description"), "command": command, **run}
     atomic_write_text(paths[1], json.dumps(summary, indent=2, default=_json_default) + "\n")
     atomic_write_text(paths[2], markdown(report, figures, command))
     return paths

@@ -18,7 +18,7 @@ def predictions_dict(p: Predictions) -> dict:
     """``problem``, ``recursion``, ``ode``, ``sde``, ``stationary_error``, ``stability``, ``phases``,
     ``delay_conditions`` and ``tradeoff``; rates per unit of diffusion time, durations in iterations."""
     d = p.derivation
-    formulas = d.formulas()
+    formulas = d.to_dict()
     ode = formulas["ode"]
     tradeoff = p.tradeoff.to_dict()
     return {
