@@ -62,10 +62,18 @@ def test_random_delays_use_their_distribution():
     assert uniform != pytest.approx(floor("constant:10"), rel=1e-5)
 
 
-def test_non_iid_delays_are_reported_not_guessed():
-    out = predict(Problem.from_spectrum(delay=parse_delay("ps:4"))).to_dict()
-    assert out["stability"]["tau_max"] is None and "not i.i.d." in out["stability"]["note"]
-    assert out["stationary_error"]["linearized"] is None
+def test_an_event_driven_server_is_predicted_from_its_staleness_law():
+    """ps:M is not i.i.d.; the theory uses its stationary staleness law (geometric, mean M − 1, for
+    exponential compute times) as if i.i.d., and says so."""
+    server = predict(Problem.from_spectrum(delay=parse_delay("ps:4"))).to_dict()
+    geometric = predict(Problem.from_spectrum(delay=parse_delay("geometric:3"))).to_dict()
+    assert "stationary staleness law" in server["stability"]["delay_law"]
+    assert server["stationary_error"]["linearized"]["value"] == pytest.approx(
+        geometric["stationary_error"]["linearized"]["value"], rel=1e-9
+    )
+    assert server["stationary_error"]["finite_eta"]["value"] == pytest.approx(
+        geometric["stationary_error"]["finite_eta"]["value"], rel=1e-9
+    )
 
 
 def test_a_step_too_large_for_any_delay_is_stated(capsys):

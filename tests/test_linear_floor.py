@@ -5,9 +5,13 @@ import json
 import numpy as np
 import pytest
 
+from amsgd import Problem
+from amsgd.diffusion.theory.coupling import coefficients_for
 from amsgd.diffusion.theory.error_floor import linearized_floor
+from amsgd.diffusion.theory.linear_recursion import spectral_radius
 from amsgd.diffusion.theory.lyapunov import stationary_variance
-from amsgd.diffusion.theory.stability import max_stable_delay
+from amsgd.diffusion.theory.second_moments import finite_eta_floor, mean_square_stable
+from amsgd.diffusion.theory.stability import critical_delay, max_stable_delay
 from amsgd.diffusion.theory.tradeoff import tradeoff
 
 SPECTRUM = np.array([4.0, 3.0, 2.0, 1.0])
@@ -86,22 +90,27 @@ def test_floor_beyond_the_largest_stable_delay_is_infinite():
 
 
 def test_tradeoff_grid():
-    rates, noise = pca_modes(SPECTRUM)
+    problem = Problem.from_spectrum(SPECTRUM, eta=5e-4)
+    c = coefficients_for(problem)
     eta, mus, workers = 5e-4, [0.5, 0.7, 0.9, 0.95], [1, 8, 40, 100]
-    result = tradeoff(rates, noise, eta, mus, workers)
-    assert result.floor.shape == result.spectral_radius.shape == (4, 4)
+    result = tradeoff(c, eta, mus, workers)
+    assert result.floor.shape == result.error_radius.shape == (4, 4)
     for u, mu in enumerate(mus):
-        tau_max = max_stable_delay(rates, eta, mu).value
-        assert result.max_workers[u] == tau_max + 1
+        tau_max = max_stable_delay(c.rates, eta, mu).value
+        assert result.max_workers_mean[u] == tau_max + 1
+        assert result.max_workers[u] <= result.max_workers_mean[u]  # mean-square stability is stricter
+        critical = critical_delay(c.rates, eta, mu)
         for m, count in enumerate(workers):
-            assert result.stable[m, u] == (count - 1 <= tau_max)
-            assert result.stable[m, u] == (result.spectral_radius[m, u] < 1)
-            cell = linearized_floor(rates, noise, eta, mu, count - 1)
-            assert result.floor[m, u] == cell.floor
+            assert result.stable[m, u] == mean_square_stable(c, eta, mu, count - 1, critical)
+            assert result.stable[m, u] == (count <= result.max_workers[u])
+            if result.stable[m, u]:
+                assert result.floor[m, u] == finite_eta_floor(c, eta, mu, count - 1).value
+            radii = [spectral_radius(r, eta, mu, count - 1) for r in c.rates]
+            assert result.error_radius[m, u] == max(radii[1:]) and result.radial_radius[m, u] == radii[0]
     for m in range(len(workers)):
         stable = result.stable[m]
         assert result.best_mu_floor[m] == np.asarray(mus)[stable][np.argmin(result.floor[m][stable])]
-        rates_m = result.decay_per_iteration[m][stable]
+        rates_m = result.error_rate[m][stable]
         assert result.best_mu_rate[m] == np.asarray(mus)[stable][np.argmax(rates_m)]
     # More workers never allow a faster best momentum.
     assert np.all(np.diff(result.best_mu_rate) <= 0)

@@ -9,6 +9,7 @@ from amsgd.core.files import check_output_file
 from amsgd.diffusion.theory.options import (
     DEFAULT_DELTA_SQ,
     DEFAULT_GAMMA,
+    DEFAULT_STEPS,
     TRADEOFF_MUS,
     TRADEOFF_WORKERS,
     PredictOptions,
@@ -40,6 +41,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="round-robin worker counts M (tau = M - 1) of the tradeoff table (default: %(default)s)",
     )  # fmt: skip
     group.add_argument(
+        "--steps", type=int, default=DEFAULT_STEPS, metavar="N",
+        help="run length for the divergence risk: the fraction of runs of N iterations that blow up "
+        "(default: %(default)s)",
+    )  # fmt: skip
+    group.add_argument(
         "--gamma", type=float, default=DEFAULT_GAMMA,
         help="γ in (0, 1/2] of the published delay conditions (default: %(default)g)",
     )  # fmt: skip
@@ -50,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
 
     options = PredictOptions(
         delta_sq=args.delta_sq, epsilon=args.epsilon, gamma=args.gamma,
-        tradeoff_mus=args.tradeoff_mu, tradeoff_workers=args.tradeoff_workers,
+        tradeoff_mus=args.tradeoff_mu, tradeoff_workers=args.tradeoff_workers, steps=args.steps,
     )  # fmt: skip
     problem = problem_from_args(args)
     if args.out:

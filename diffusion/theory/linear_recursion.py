@@ -76,12 +76,15 @@ class DelayLaw:
 Delay = int | np.integer | Sequence[float] | np.ndarray | DelayModel | DelayLaw
 
 
-def delay_law(delay: Delay) -> DelayLaw:
-    """Normalise a delay argument: an int τ >= 0, a pmf vector, or an i.i.d. :class:`DelayModel`."""
+def delay_law(delay: Delay, *, as_iid: bool = False) -> DelayLaw:
+    """Normalise a delay argument: an int τ >= 0, a pmf vector, or an i.i.d. :class:`DelayModel`.
+
+    A delay model that is not i.i.d. (the event-driven server) is refused, or with ``as_iid`` taken
+    as i.i.d. with its stationary law (an approximation: its delays are correlated in time)."""
     if isinstance(delay, DelayLaw):
         return delay
     if isinstance(delay, DelayModel):
-        if not delay.is_iid:
+        if not delay.is_iid and not as_iid:
             raise ProblemError(
                 f"delay {delay.spec} is not i.i.d.; the linear theory needs a constant or i.i.d. delay "
                 "(pass delay.pmf() to treat it as i.i.d. with the same law, an approximation)"

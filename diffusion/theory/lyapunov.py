@@ -166,6 +166,30 @@ def second_moment_radius(rate: float, eta: float, mu: float, delay: Delay) -> fl
     return float(scipy.optimize.brentq(excess, low, high, rtol=1e-12))
 
 
+def scaled_gain(
+    rate: float, eta: float, mu: float, delay: Delay, lam: float = 1.0, *, mean_radius: float | None = None
+) -> float:
+    """``G(λ)``: the ``[0, 0]`` entry of the solution of ``λ M = E[A_k M A_kᵀ] + η² e_0 e_0ᵀ``.
+
+    At ``λ = 1`` this is the stationary ``Var x`` per unit noise variance (:func:`stationary_variance`
+    with ``s² = 1``); above the mode's own second-moment radius it decreases in λ. It is the gain through
+    which noise that depends on the state feeds back (:mod:`.second_moments`): ``M = q M_λ`` with
+    ``λ M_λ = Ā M_λ Āᵀ + e_0 e_0ᵀ`` and ``q = η² / (1 − (η a)² κ(M_λ))``. ``inf`` where that has no
+    positive solution (λ at or below the mode's radius). ``mean_radius`` (``ρ(Ā)``, when already known)
+    saves its O(L³) computation.
+    """
+    law = delay_law(delay)
+    c = ar_coefficients(rate, eta, mu, law)
+    if (radius_of(c) if mean_radius is None else mean_radius) ** 2 >= lam:
+        return float("inf")
+    j = np.arange(c.size)
+    gamma = autocovariance(c * lam ** (-(j + 1) / 2), 1.0 / lam)
+    feedback = 0.0 if law.constant is not None else (eta * rate) ** 2 * _spread(gamma, law.pmf, lam)
+    if feedback >= 1.0:
+        return float("inf")
+    return float(eta**2 * gamma[0] / (1.0 - feedback))
+
+
 def _check_noise(noise_variance: float) -> float:
     s2 = float(noise_variance)
     if not (np.isfinite(s2) and s2 >= 0):

@@ -22,18 +22,22 @@ SCALING_MUS = (0.7, 0.8, 0.85, 0.9, 0.95)
 #: Default grid of the momentum–asynchrony tradeoff (round-robin workers, τ = M − 1).
 TRADEOFF_MUS = (0.0, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95)
 TRADEOFF_WORKERS = (1, 2, 4, 8, 16, 32, 64)
+#: Iterations per run of the divergence risk (the default run length of ``amsgd simulate``).
+DEFAULT_STEPS = 10_000
 
 
 @dataclass(frozen=True)
 class PredictOptions:
     """``delta_sq`` (phase boundary δ²), ``epsilon`` (target error of phase III; None: twice the
-    floor), ``gamma`` (of the quoted delay conditions) and the tradeoff grid (momenta, worker counts)."""
+    floor), ``gamma`` (of the quoted delay conditions), the tradeoff grid (momenta, worker counts) and
+    ``steps``, the run length the divergence risk is stated for."""
 
     delta_sq: float = DEFAULT_DELTA_SQ
     epsilon: float | None = None
     gamma: float = DEFAULT_GAMMA
     tradeoff_mus: tuple[float, ...] = TRADEOFF_MUS
     tradeoff_workers: tuple[int, ...] = TRADEOFF_WORKERS
+    steps: int = DEFAULT_STEPS
 
     def __post_init__(self) -> None:
         if not _finite(self.delta_sq) or not 0 < self.delta_sq < 0.5:
@@ -48,6 +52,8 @@ class PredictOptions:
         workers = tuple(self.tradeoff_workers)
         if not workers or any(isinstance(m, bool) or not isinstance(m, int) or m < 1 for m in workers):
             raise ProblemError(f"tradeoff workers must be a non-empty list of integers >= 1, got {list(workers)}")
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
+            raise ProblemError(f"steps (the run length of the divergence risk) must be a positive integer, got {self.steps!r}")
         object.__setattr__(self, "tradeoff_mus", tuple(float(m) for m in mus))
         object.__setattr__(self, "tradeoff_workers", workers)
 

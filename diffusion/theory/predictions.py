@@ -23,11 +23,21 @@ from amsgd.derivations.derivation import Derivation, derive
 from amsgd.derivations.recursion import eta as eta_symbol
 from amsgd.derivations.recursion import mu as mu_symbol
 from amsgd.diffusion.theory.conditions import DelayConditions, delay_conditions, ode_bound
+from amsgd.diffusion.theory.coupling import coefficients_for
+from amsgd.diffusion.theory.divergence import DivergenceRisk, divergence_risk
 from amsgd.diffusion.theory.error_floor import FloorResult, linearized_floor
+from amsgd.diffusion.theory.linear_recursion import DelayLaw, delay_law
 from amsgd.diffusion.theory.modes import OptimumModes, PointValues, evaluate, optimum_modes, point_values
 from amsgd.diffusion.theory.options import SCALING_MUS, PredictOptions
 from amsgd.diffusion.theory.phases import Phases, phases
 from amsgd.diffusion.theory.report import predictions_dict
+from amsgd.diffusion.theory.second_moments import (
+    Coefficients,
+    FiniteEtaFloor,
+    MeanSquare,
+    finite_eta_floor,
+    mean_square,
+)
 from amsgd.diffusion.theory.stability import (
     StabilityReport,
     critical_delay,
@@ -89,19 +99,37 @@ class Predictions:
         return evaluate(self.derivation.stationary_error, self.derivation.values)
 
     @cached_property
-    def linearized(self) -> FloorResult | None:
-        """The exact linear floor at the problem's η, μ and delay; None when the delay is not i.i.d."""
-        if not self.problem.delay.is_iid:
-            return None
-        return linearized_floor(self.modes.rates, self.modes.noise_variances, self.problem.eta, self.problem.mu,
-                                self.problem.delay)  # fmt: skip
+    def delay_law(self) -> DelayLaw:
+        """The delay law the linear theory uses: the problem's, or for the event-driven server its
+        stationary staleness law taken as i.i.d. (an approximation, stated in the JSON)."""
+        return delay_law(self.problem.delay, as_iid=True)
 
     @cached_property
-    def stability(self) -> StabilityReport | None:
-        """Mean-dynamics and mean-square stability of every mode at the problem's delay, and τ*."""
-        if not self.problem.delay.is_iid:
-            return None
-        return stability_report(self.modes.rates, self.problem.eta, self.problem.mu, self.problem.delay)
+    def coefficients(self) -> Coefficients:
+        """The random coefficients of the linearisation at e_1: rates, couplings, additive noise."""
+        return coefficients_for(self.problem)
+
+    @cached_property
+    def linearized(self) -> FloorResult:
+        """The exact floor of the additive linear theory at the problem's η, μ and delay."""
+        return linearized_floor(self.modes.rates, self.modes.noise_variances, self.problem.eta, self.problem.mu,
+                                self.delay_law)  # fmt: skip
+
+    @cached_property
+    def finite_eta(self) -> FiniteEtaFloor:
+        """The finite-η floor with multiplicative noise and the curvature of sin² (:mod:`.second_moments`)."""
+        return finite_eta_floor(self.coefficients, self.problem.eta, self.problem.mu, self.delay_law)
+
+    @cached_property
+    def stability(self) -> StabilityReport:
+        """Stability of the mean of every mode at the problem's delay, and τ*."""
+        return stability_report(self.modes.rates, self.problem.eta, self.problem.mu, self.delay_law)
+
+    @cached_property
+    def mean_square(self) -> MeanSquare:
+        """Mean-square stability of the random-coefficient linearisation (every mode, radial included)."""
+        c, p = self.coefficients, self.problem
+        return mean_square(c, p.eta, p.mu, self.delay_law, critical_delay(c.rates, p.eta, p.mu))
 
     @property
     def tau_max(self) -> int | None:
@@ -132,13 +160,19 @@ class Predictions:
         return float(formula.subs(values))
 
     @cached_property
+    def divergence(self) -> DivergenceRisk:
+        """The expected fraction of runs of ``options.steps`` iterations that blow up (:mod:`.divergence`)."""
+        mean_stable = bool(np.all(np.array(self.stability.spectral_radii) < 1.0))
+        return divergence_risk(self.problem, self.delay_law, self.options.steps, mean_stable)
+
+    @cached_property
     def phases(self) -> Phases:
         return phases(self.derivation, self.points, self.diffusion_floor, self.options.delta_sq, self.options.epsilon)
 
     @cached_property
     def tradeoff(self) -> TradeoffResult:
         """Floor, local rate and stability over momenta × round-robin workers (τ = M − 1)."""
-        return tradeoff(self.modes.rates, self.modes.noise_variances, self.problem.eta, self.options.tradeoff_mus,
+        return tradeoff(self.coefficients, self.problem.eta, self.options.tradeoff_mus,
                         np.asarray(self.options.tradeoff_workers))  # fmt: skip
 
     @cached_property

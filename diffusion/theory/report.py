@@ -11,7 +11,10 @@ if TYPE_CHECKING:
     from amsgd.diffusion.theory.predictions import Predictions
 
 #: The tradeoff fields of the JSON (the full table is ``Predictions.tradeoff``).
-TRADEOFF_KEYS = ("mus", "workers", "floor", "stable", "max_workers", "best_mu_floor", "best_mu_rate")
+TRADEOFF_KEYS = (
+    "mus", "workers", "floor", "stable", "max_workers", "max_workers_mean", "best_mu_floor", "best_mu_rate",
+    "error_rate", "radial_rate",
+)  # fmt: skip
 
 
 def predictions_dict(p: Predictions) -> dict:
@@ -36,6 +39,7 @@ def predictions_dict(p: Predictions) -> dict:
             "diffusion": p.diffusion_floor,
             "diffusion_formula": formulas["stationary_error"]["diffusion_formula"],
             "linearized": linearized_dict(p),
+            "finite_eta": finite_eta_dict(p),
         },
         "stability": stability_dict(p, formulas["tau_max_delay_differential_formula"]),
         "phases": p.phases.to_dict(),
@@ -44,11 +48,9 @@ def predictions_dict(p: Predictions) -> dict:
     }
 
 
-def linearized_dict(p: Predictions) -> dict | None:
-    """The exact linear floor at the problem's delay (None when the delay is not i.i.d.)."""
+def linearized_dict(p: Predictions) -> dict:
+    """The floor of the additive linear theory at the problem's delay."""
     floor = p.linearized
-    if floor is None:
-        return None
     return {
         "value": json_float(floor.floor),
         "ratio_to_diffusion": json_float(floor.ratio),
@@ -57,16 +59,34 @@ def linearized_dict(p: Predictions) -> dict | None:
     }
 
 
+def finite_eta_dict(p: Predictions) -> dict:
+    """The toolkit's most accurate floor: value, parts, per mode, and what it assumes."""
+    out = p.finite_eta.to_dict()
+    out["method"] = (
+        "random-coefficient linearisation at e_1 in the ratio coordinates h_i/h_1 (exact second moments, "
+        "multiplicative noise included), then E[S/(1+S)] of sin^2 for Gaussian ratios"
+    )
+    if not p.coefficients.diagonal:
+        out["note"] = "the data law correlates eigen-coordinates; their cross-covariances are neglected"
+    return out
+
+
+def mean_square_dict(p: Predictions) -> dict:
+    """Mean-square stability of the random-coefficient linearisation, every mode included."""
+    ms = p.mean_square
+    return {
+        "tau_max": ms.tau_max,
+        "stable": ms.stable,
+        "limiting_mode": p.modes.describe(ms.limiting_mode),
+        "radius": json_float(ms.radius),
+        "radius_mode": p.modes.describe(ms.radius_mode),
+    }
+
+
 def stability_dict(p: Predictions, dde_formula: str) -> dict:
-    """τ*, the mode that sets it, the spectral radius at the problem's delay and the τ* scaling."""
+    """τ*, the mode that sets it, the spectral radius at the problem's delay, mean-square stability
+    and the τ* scaling."""
     report = p.stability
-    if report is None:
-        note = (
-            f"delay {p.problem.delay.spec} is not i.i.d.; the linear theory needs a constant or i.i.d. "
-            "delay (an event-driven server with M exponential workers has geometric staleness of mean "
-            "M - 1: --delay geometric:M-1 is its i.i.d. approximation)"
-        )
-        return {"tau_max": None, "limiting_mode": None, "spectral_radius": None, "note": note}
     modes = p.modes
     out = {
         "tau_max": report.tau_max,
@@ -78,7 +98,14 @@ def stability_dict(p: Predictions, dde_formula: str) -> dict:
         "tau_max_delay_differential": p.tau_max_delay_differential(),
         "tau_max_delay_differential_formula": dde_formula,
         "scaling": p.tau_scaling,
+        "mean_square": mean_square_dict(p),
+        "divergence_risk": p.divergence.to_dict(),
     }
+    if not p.problem.delay.is_iid:
+        out["delay_law"] = (
+            f"{p.problem.delay.spec} taken as i.i.d. with its stationary staleness law (mean "
+            f"{p.delay_law.mean:.4g}): an approximation, its delays are correlated in time"
+        )
     if report.tau_max is None:
         out["note"] = (
             f"no delay is stable at eta = {p.problem.eta:g}: the fastest mode needs "

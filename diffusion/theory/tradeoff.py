@@ -1,16 +1,20 @@
-"""Momentum against asynchrony: the exact linear floor and local rate over a grid of μ and workers.
+"""Momentum against asynchrony: the exact finite-η floor, the error's local rate and stability over a
+grid of μ and workers.
 
 With M workers taking turns (a round-robin parameter server) every gradient is M − 1 updates
-stale, τ = M − 1. For each (M, μ) the linear theory gives, exactly at the given η,
+stale, τ = M − 1. For each (M, μ) the theory gives, exactly for the linearisation at the given η,
 
-* the error floor ``Σ_i Var x_i`` (:func:`.error_floor.linearized_floor`; ``inf`` when unstable),
-* the spectral radius ρ of the slowest mode, hence the local convergence rate ``−log ρ`` per
-  iteration,
+* the finite-η error floor (:func:`.second_moments.finite_eta_floor`; ``inf`` when not mean-square stable),
+* mean-square stability of every mode, the radial one included (:mod:`.second_moments`),
+* the local rate of the error: ``−log ρ`` per iteration of the slowest *tangent* mode (the modes that
+  enter sin²), with the rate of the radial mode (the norm of v) beside it,
 
-and, for each μ, the largest stable number of workers ``τ* + 1`` (:mod:`.stability`). Two answers to
-"which momentum is best with M workers": the stable μ with the lowest floor, and the stable μ with
-the fastest local convergence. Momentum speeds convergence (rate ≈ η a/(1 − μ)) and raises the
-floor (≈ 1/(1 − μ)); asynchrony caps the usable momentum through τ* ≈ π (1 − μ)/(2 η a_max).
+and, for each μ, the largest stable number of workers (``τ + 1`` for the largest stable τ, of the
+mean and of the second moments). Two answers to "which momentum is best with M workers": the stable
+μ with the lowest floor, and the stable μ with the fastest error rate. Stability involves every mode;
+the rate that decides which momentum converges fastest is the error's. Momentum speeds convergence
+(rate ≈ η a/(1 − μ)) and raises the floor (≈ 1/(1 − μ)); asynchrony caps the usable momentum
+through τ* ≈ π (1 − μ)/(2 η a_max).
 """
 
 from __future__ import annotations
@@ -22,11 +26,12 @@ import numpy as np
 
 from amsgd.core.errors import ProblemError
 from amsgd.core.estimates import json_float
-from amsgd.diffusion.theory.error_floor import linearized_floor
-from amsgd.diffusion.theory.linear_recursion import (
-    check_parameters,
-    check_rates,
-    spectral_radius,
+from amsgd.diffusion.theory.linear_recursion import check_parameters, spectral_radius
+from amsgd.diffusion.theory.second_moments import (
+    Coefficients,
+    finite_eta_floor,
+    largest_mean_square_delay,
+    mean_square_stable,
 )
 from amsgd.diffusion.theory.stability import critical_delay
 
@@ -36,28 +41,30 @@ class TradeoffResult:
     """Arrays over ``(workers, mus)``; per-μ and per-M summaries. Unstable cells have floor ``inf``.
 
     ``best_mu_floor[m]`` / ``best_mu_rate[m]`` are NaN when no μ is stable with ``workers[m]``;
-    ``max_workers[u]`` is 0 when no delay is stable at ``mus[u]``.
+    ``max_workers[u]`` (mean-square) and ``max_workers_mean`` are 0 when no delay is stable at ``mus[u]``.
     """
 
     eta: float
-    rates: tuple[float, ...]
-    noise_variances: tuple[float, ...]
     mus: np.ndarray
     workers: np.ndarray
     floor: np.ndarray
-    diffusion_floor: np.ndarray
-    spectral_radius: np.ndarray
+    stable: np.ndarray  # mean-square stable, every mode
+    error_radius: np.ndarray  # the slowest tangent mode's spectral radius
+    radial_radius: np.ndarray
     max_workers: np.ndarray
+    max_workers_mean: np.ndarray
 
     @property
-    def stable(self) -> np.ndarray:
-        return np.isfinite(self.floor)
-
-    @property
-    def decay_per_iteration(self) -> np.ndarray:
-        """``−log ρ`` of the slowest mode, per cell."""
+    def error_rate(self) -> np.ndarray:
+        """``−log ρ`` per iteration of the slowest mode that enters the error, per cell."""
         with np.errstate(divide="ignore"):
-            return -np.log(self.spectral_radius)
+            return -np.log(self.error_radius)
+
+    @property
+    def radial_rate(self) -> np.ndarray:
+        """``−log ρ`` per iteration of the radial mode (the norm of v), per cell."""
+        with np.errstate(divide="ignore"):
+            return -np.log(self.radial_radius)
 
     @property
     def best_mu_floor(self) -> np.ndarray:
@@ -65,7 +72,7 @@ class TradeoffResult:
 
     @property
     def best_mu_rate(self) -> np.ndarray:
-        return self._best(np.where(self.stable, self.decay_per_iteration, -np.inf), np.argmax)
+        return self._best(np.where(self.stable, self.error_rate, -np.inf), np.argmax)
 
     def _best(self, score: np.ndarray, pick) -> np.ndarray:
         best = self.mus[pick(score, axis=1)]
@@ -77,15 +84,14 @@ class TradeoffResult:
 
         return {
             "eta": self.eta,
-            "rates": list(self.rates),
-            "noise_variances": list(self.noise_variances),
             "mus": self.mus.tolist(),
             "workers": self.workers.tolist(),
             "floor": grid(self.floor),
-            "diffusion_floor": [json_float(v) for v in self.diffusion_floor],
-            "spectral_radius": grid(self.spectral_radius),
             "stable": self.stable.tolist(),
+            "error_rate": grid(self.error_rate),
+            "radial_rate": grid(self.radial_rate),
             "max_workers": self.max_workers.tolist(),
+            "max_workers_mean": self.max_workers_mean.tolist(),
             "best_mu_floor": [json_float(v) for v in self.best_mu_floor],
             "best_mu_rate": [json_float(v) for v in self.best_mu_rate],
         }
@@ -98,33 +104,22 @@ class TradeoffResult:
         return xr.Dataset(
             {
                 "floor": (cell, self.floor),
-                "spectral_radius": (cell, self.spectral_radius),
                 "stable": (cell, self.stable),
-                "decay_per_iteration": (cell, self.decay_per_iteration),
-                "diffusion_floor": ("mu", self.diffusion_floor),
+                "error_rate": (cell, self.error_rate),
+                "radial_rate": (cell, self.radial_rate),
                 "max_workers": ("mu", self.max_workers),
+                "max_workers_mean": ("mu", self.max_workers_mean),
                 "best_mu_floor": ("workers", self.best_mu_floor),
                 "best_mu_rate": ("workers", self.best_mu_rate),
             },
             coords={"workers": self.workers, "mu": self.mus},
-            attrs={
-                "eta": self.eta,
-                "rates": list(self.rates),
-                "noise_variances": list(self.noise_variances),
-                "delay": "round-robin: tau = workers - 1",
-            },
+            attrs={"eta": self.eta, "delay": "round-robin: tau = workers - 1"},
         )
 
 
-def tradeoff(
-    rates: Sequence[float] | np.ndarray,
-    noise_variances: Sequence[float] | np.ndarray,
-    eta: float,
-    mus: Sequence[float] | np.ndarray,
-    workers: Sequence[int] | np.ndarray,
-) -> TradeoffResult:
-    """Exact linear floor, spectral radius and stability for every (M, μ), with τ = M − 1."""
-    a = check_rates(rates)
+def tradeoff(c: Coefficients, eta: float, mus: Sequence[float] | np.ndarray,
+             workers: Sequence[int] | np.ndarray) -> TradeoffResult:  # fmt: skip
+    """Finite-η floor, error and radial rates and mean-square stability for every (M, μ), τ = M − 1."""
     mus = np.asarray(mus, dtype=float)
     workers = np.asarray(workers)
     if mus.ndim != 1 or mus.size == 0:
@@ -134,19 +129,21 @@ def tradeoff(
     integers = workers.ndim == 1 and workers.size > 0 and np.issubdtype(workers.dtype, np.integer)
     if not integers or workers.min() < 1:
         raise ProblemError(f"workers must be a non-empty list of integers >= 1, got {workers!r}")
-    delays = [int(m) - 1 for m in workers]
-    floors = [[linearized_floor(a, noise_variances, eta, mu, tau) for mu in mus] for tau in delays]
-    radius = [[max(spectral_radius(r, eta, mu, tau) for r in a) for mu in mus] for tau in delays]
-    max_workers = [int(np.ceil(critical_delay(a, eta, mu).min())) for mu in mus]  # τ* + 1
-    first = floors[0][0]
+    critical = {mu: critical_delay(c.rates, eta, mu) for mu in mus}
+    shape = (workers.size, mus.size)
+    floor, stable, error, radial = np.empty(shape), np.empty(shape, dtype=bool), np.empty(shape), np.empty(shape)
+    for m, w in enumerate(workers):
+        tau = int(w) - 1
+        for u, mu in enumerate(mus):
+            stable[m, u] = mean_square_stable(c, eta, mu, tau, critical[mu])
+            floor[m, u] = finite_eta_floor(c, eta, mu, tau).value if stable[m, u] else np.inf
+            radii = [spectral_radius(r, eta, mu, tau) for r in c.rates]
+            error[m, u] = max(radii[k] for k in c.tangent)
+            radial[m, u] = radii[0]
+    largest = [largest_mean_square_delay(c, eta, mu, critical[mu]) for mu in mus]
     return TradeoffResult(
-        eta=float(eta),
-        rates=first.rates,
-        noise_variances=first.noise_variances,
-        mus=mus,
-        workers=workers.astype(int),
-        floor=np.array([[f.floor for f in row] for row in floors]),
-        diffusion_floor=np.array([f.diffusion_floor for f in floors[0]]),
-        spectral_radius=np.array(radius),
-        max_workers=np.array(max_workers),
-    )
+        eta=float(eta), mus=mus, workers=workers.astype(int), floor=floor, stable=stable,
+        error_radius=error, radial_radius=radial,
+        max_workers=np.array([0 if t is None else t + 1 for t in largest]),
+        max_workers_mean=np.array([int(np.ceil(critical[mu].min())) for mu in mus]),  # τ* + 1
+    )  # fmt: skip

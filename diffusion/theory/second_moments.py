@@ -1,0 +1,253 @@
+"""Exact second moments of the random-coefficient linearisation: multiplicative noise, the finite-η
+error floor, mean-square stability and the largest mean-square-stable delay.
+
+Near e_1 the algorithm is ``x_{k+1} = x_k + μ (x_k − x_{k−1}) + η (A_k x_{k−τ_k} + b_k)`` with the random
+coefficients of :mod:`amsgd.derivations.linearization`. For sign-symmetric data the covariance stays
+diagonal across coordinates, and mode i is the scalar delayed momentum recursion of
+:mod:`.linear_recursion` with rate ``a_i = −E A_ii`` driven by the white noise
+``ξ_i = Σ_j (A_ij − E A_ij) x_{k−τ,j} + b_i``, uncorrelated with the past, whose variance in
+stationarity is ``s_i + Σ_j C_ij v_j`` (``C_ij = Var A_ij``, ``s_i = E b_i²``, ``v_j = Var x_j``). With
+``G_i`` the stationary variance of mode i per unit noise (:func:`.lyapunov.scaled_gain` at λ = 1, the
+delay's spread included), the stationary variances solve
+
+    (I − diag(G) C) v = G ⊙ s,
+
+which has a positive solution iff the Perron root ``ρ(diag(G) C) < 1``. The second-moment operator of
+the whole system has spectral radius ``max(max_i r_i, λ*)`` where ``r_i`` is mode i's own radius
+(:func:`.lyapunov.second_moment_radius`) and λ* solves ``ρ(diag(G(λ)) C) = 1`` above them (``G_i(λ)``
+decreases in λ); the system is mean-square stable iff it is below one.
+
+The error floor works in the ratio coordinates ``r_i = h_i/h_1`` (i ≥ 2): the error
+``sin² = S/(1 + S)``, ``S = Σ r_i²``, depends on them alone, and to first order in r they follow the
+tangent block of the same recursion, without the radial coordinate (for μ = τ = 0 their update is
+``r' = r + η σ (Y_⊥ − Y_1 r)/(1 − η σ Y_⊥ᵀ r)``, ``σ = Y_1 + Y_⊥ᵀ r``, exactly, up to a term in
+``1 − ‖h‖²``). The floor is ``E[S/(1 + S)]`` with r Gaussian of the variances v of the tangent block:
+
+    E[S/(1 + S)] = ∫_0^∞ e^{−t} Σ_i v_i/(1 + 2 t v_i) Π_j (1 + 2 t v_j)^{−1/2} dt,
+
+split into the additive-linear part ``Σ G_i s_i``, the multiplicative part (the rest of ``Σ v_i``) and
+the nonlinear part (the curvature of sin², ``E[S/(1+S)] − Σ v_i``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.integrate
+import scipy.optimize
+
+from amsgd.core.estimates import json_float
+from amsgd.diffusion.theory.linear_recursion import MAX_DELAY, Delay, delay_law, spectral_radius
+from amsgd.diffusion.theory.lyapunov import scaled_gain, second_moment_radius
+from amsgd.diffusion.theory.stability import critical_delay
+
+#: Relative tolerance of the bisection for the second-moment radius.
+_RADIUS_RTOL = 1e-10
+
+
+@dataclass(frozen=True, eq=False)
+class Coefficients:
+    """The numbers of the random-coefficient linearisation at e_1, index 0 the radial mode.
+
+    ``rates[i] = −E A_ii`` (per unit η), ``coupling[i, j] = Var A_ij``, ``additive[i] = E b_i²``;
+    ``diagonal`` is False when the data law correlates coordinates (then cross-covariances, which
+    this theory sets to zero, exist).
+    """
+
+    rates: np.ndarray
+    coupling: np.ndarray
+    additive: np.ndarray
+    diagonal: bool = True
+
+    @property
+    def tangent(self) -> np.ndarray:
+        return np.arange(1, self.rates.size)
+
+    def block(self, modes: np.ndarray) -> Coefficients:
+        return Coefficients(self.rates[modes], self.coupling[np.ix_(modes, modes)], self.additive[modes], self.diagonal)
+
+
+@dataclass(frozen=True)
+class FiniteEtaFloor:
+    """The finite-η, finite-τ error floor and its parts (see the module docstring)."""
+
+    value: float
+    additive_linear: float
+    multiplicative: float
+    nonlinear: float
+    variances: tuple[float, ...]  # v_i of the tangent modes (ratio coordinates)
+    stable: bool
+
+    def to_dict(self) -> dict:
+        return {
+            "value": json_float(self.value),
+            "parts": {
+                "additive_linear": json_float(self.additive_linear),
+                "multiplicative": json_float(self.multiplicative),
+                "nonlinear": json_float(self.nonlinear),
+            },
+            "per_mode": [json_float(v) for v in self.variances],
+            "stable": self.stable,
+        }
+
+
+def gains(rates: np.ndarray, eta: float, mu: float, delay: Delay, lam: float = 1.0,
+          mean_radii: Sequence[float] | None = None) -> np.ndarray:  # fmt: skip
+    """``G_i(λ)`` of every mode (``inf`` where the mode alone has no stationary law at λ).
+
+    ``mean_radii`` are the modes' mean radii ``ρ(Ā_i)`` when known (or any value below ``sqrt(λ)``
+    for a mode known to be mean-stable): they save an eigenvalue problem per mode."""
+    radii = mean_radii if mean_radii is not None else [None] * len(rates)
+    return np.array([scaled_gain(r, eta, mu, delay, lam, mean_radius=m) for r, m in zip(rates, radii)])
+
+
+def _known_radii(rates: np.ndarray, eta: float, mu: float, delay: Delay) -> list[float] | None:
+    """For a constant delay, stand-ins for the modes' mean radii that only tell stable (0) from
+    unstable (inf), from the exact critical delays (no eigenvalue problem); None otherwise."""
+    law = delay_law(delay)
+    if law.constant is None:
+        return None
+    return [0.0 if law.constant < tc else np.inf for tc in critical_delay(rates, eta, mu)]
+
+
+def perron_root(matrix: np.ndarray) -> float:
+    """The spectral radius of a nonnegative matrix (``inf`` if it has an infinite entry)."""
+    if not np.all(np.isfinite(matrix)):
+        return float("inf")
+    return float(np.max(np.abs(np.linalg.eigvals(matrix)))) if matrix.size else 0.0
+
+
+def stationary_variances(c: Coefficients, eta: float, mu: float, delay: Delay,
+                         g: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+    """``v`` solving ``(I − diag(G) C) v = G ⊙ s``; ``inf`` everywhere when not mean-square stable.
+    ``g`` are the gains when already computed."""
+    g = gains(c.rates, eta, mu, delay) if g is None else g
+    feedback = g[:, None] * c.coupling
+    if perron_root(feedback) >= 1.0:
+        return np.full(c.rates.size, np.inf)
+    return np.linalg.solve(np.eye(c.rates.size) - feedback, g * c.additive)
+
+
+def curvature_mean(variances: np.ndarray) -> float:
+    """``E[S/(1 + S)]`` for ``S = Σ v_i z_i²``, z standard normal (module docstring)."""
+    v = np.asarray(variances, dtype=float)
+    if not np.all(np.isfinite(v)):
+        return float("inf")
+
+    def integrand(t: float) -> float:
+        grow = 1.0 + 2.0 * t * v
+        return float(np.sum(v / grow) * np.prod(grow**-0.5) * np.exp(-t))
+
+    return float(scipy.integrate.quad(integrand, 0.0, np.inf, limit=200, epsabs=0.0, epsrel=1e-10)[0])
+
+
+def finite_eta_floor(c: Coefficients, eta: float, mu: float, delay: Delay) -> FiniteEtaFloor:
+    """The floor of sin² near e_1 from the tangent block in ratio coordinates (module docstring)."""
+    tangent = c.block(c.tangent)
+    g = gains(tangent.rates, eta, mu, delay, 1.0, _known_radii(tangent.rates, eta, mu, delay))
+    additive = float(np.sum(g * tangent.additive))
+    v = stationary_variances(tangent, eta, mu, delay, g)
+    total = float(np.sum(v))
+    value = curvature_mean(v)
+    return FiniteEtaFloor(value, additive, total - additive, value - total, tuple(v.tolist()), bool(np.isfinite(total)))
+
+
+@dataclass(frozen=True)
+class MeanSquare:
+    """Mean-square stability of the whole linearisation (every mode, the radial one included).
+
+    ``radius`` is the spectral radius of the second-moment operator at the problem's delay and
+    ``radius_mode`` the mode that sets it (its own radius, or the largest entry of the Perron vector
+    of the feedback); ``tau_max`` the largest constant delay at which the linearisation is
+    mean-square stable at this η and μ (None: not even τ = 0) and ``limiting_mode`` the mode that
+    breaks it one delay later (the same rule).
+    """
+
+    radius: float
+    radius_mode: int
+    tau_max: int | None
+    limiting_mode: int
+
+    @property
+    def stable(self) -> bool:
+        return self.radius < 1.0
+
+
+def second_moment_operator_radius(c: Coefficients, eta: float, mu: float, delay: Delay) -> tuple[float, int]:
+    """``(ρ, mode)``: the radius of the full second-moment operator and the mode that sets it."""
+    law = delay_law(delay)
+    mean = [spectral_radius(r, eta, mu, law) for r in c.rates]
+    if law.constant is not None:  # no delay spread: each mode's own radius is ρ(Ā)²
+        own = np.square(mean)
+    else:
+        own = np.array([second_moment_radius(r, eta, mu, law) for r in c.rates])
+    low = float(own.max())
+
+    def excess(lam: float) -> float:
+        return perron_root(gains(c.rates, eta, mu, delay, lam, mean)[:, None] * c.coupling) - 1.0
+
+    start = low * (1.0 + 1e-9)
+    if excess(start) <= 0.0:
+        return low, int(np.argmax(own))
+    high = 2.0 * start
+    while excess(high) > 0.0:
+        high *= 2.0
+    lam = scipy.optimize.brentq(excess, start, high, rtol=_RADIUS_RTOL)
+    feedback = gains(c.rates, eta, mu, delay, lam, mean)[:, None] * c.coupling
+    values, vectors = np.linalg.eig(feedback)
+    perron = np.abs(vectors[:, int(np.argmax(np.abs(values)))])
+    return float(lam), int(np.argmax(perron))
+
+
+def mean_square_stable(c: Coefficients, eta: float, mu: float, tau: int, critical: np.ndarray) -> bool:
+    """Mean-square stability at a constant delay τ: every mode mean-stable (``τ < τ_c,i``) and the
+    Perron root of the feedback at λ = 1 below one."""
+    if np.any(tau >= critical):
+        return False
+    # every mode is mean-stable here, which is all the gains need to know of its radius
+    stable = np.zeros(c.rates.size)
+    return perron_root(gains(c.rates, eta, mu, tau, 1.0, stable)[:, None] * c.coupling) < 1.0
+
+
+def largest_mean_square_delay(c: Coefficients, eta: float, mu: float, critical: np.ndarray) -> int | None:
+    """The largest constant delay that is mean-square stable, by bisection below the mean-dynamics τ*
+    (mean-square stability implies stability of the mean, and both lose stability as τ grows);
+    at most :data:`~.linear_recursion.MAX_DELAY`, the largest delay the numerics take."""
+    if not mean_square_stable(c, eta, mu, 0, critical):
+        return None
+    high = int(np.ceil(critical.min()))  # not mean-stable
+    if high > MAX_DELAY:  # beyond the numerics: report the limit when it is still stable there
+        if mean_square_stable(c, eta, mu, MAX_DELAY, critical):
+            return MAX_DELAY
+        high = MAX_DELAY
+    low = 0
+    while high - low > 1:
+        mid = (low + high) // 2
+        if mean_square_stable(c, eta, mu, mid, critical):
+            low = mid
+        else:
+            high = mid
+    return low
+
+
+def mean_square(c: Coefficients, eta: float, mu: float, delay: Delay, critical: np.ndarray) -> MeanSquare:
+    """The radius at ``delay`` and its mode, the largest mean-square-stable constant delay and the mode
+    that breaks stability beyond it."""
+    radius, mode = second_moment_operator_radius(c, eta, mu, delay)
+    tau_max = largest_mean_square_delay(c, eta, mu, critical)
+    if tau_max is not None and tau_max >= MAX_DELAY:  # the boundary lies beyond the numerics
+        return MeanSquare(radius, mode, tau_max, int(np.argmin(critical)))
+    return MeanSquare(radius, mode, tau_max, breaking_mode(c, eta, mu, 0 if tau_max is None else tau_max + 1, critical))
+
+
+def breaking_mode(c: Coefficients, eta: float, mu: float, tau: int, critical: np.ndarray) -> int:
+    """The mode that is not mean-square stable at the constant delay τ: the first whose mean is
+    unstable (the smallest critical delay), else the largest entry of the feedback's Perron vector."""
+    if np.any(tau >= critical):
+        return int(np.argmin(critical))
+    feedback = gains(c.rates, eta, mu, tau, 1.0, np.zeros(c.rates.size))[:, None] * c.coupling
+    values, vectors = np.linalg.eig(feedback)
+    return int(np.argmax(np.abs(vectors[:, int(np.argmax(np.abs(values)))])))
+
