@@ -329,7 +329,9 @@ def test_phase_durations_match_direct_numeric_solutions():
     assert out["total_iterations"] == pytest.approx(
         out["escape_iterations"] + out["travel_iterations"] + out["converge_iterations"]
     )
-    assert out["escape_iterations"] == pytest.approx(ph.escape_time / p.eta)
+    assert out["mean_curve"]["escape_iterations"] == pytest.approx(ph.escape_time / p.eta)
+    # a single run escapes later than the mean curve crosses: it starts from noise
+    assert out["escape_iterations"] > out["mean_curve"]["escape_iterations"]
 
 
 def _time_to_event(rhs, y0, event) -> float:

@@ -1,5 +1,12 @@
 """The three phases from the saddle e_2 evaluated for a problem (formulas in
-:mod:`amsgd.derivations.phases`), and the finite-step escape from the exact linear recursion."""
+:mod:`amsgd.derivations.phases`), and the escape of single runs from the exact linear recursion.
+
+Two different numbers answer "how long is the escape": the time at which the *mean* of h_1² over
+runs crosses δ² (the diffusion limit's formula, ``mean_curve``), and the mean over runs of each run's
+first passage (``escape_iterations``, with its law: :mod:`.first_passage`). The second is later: a run
+starts from noise. Travel follows the ODE (the same for every run); convergence is the crossing of
+the mean curve of the error.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +19,7 @@ from amsgd.core.errors import ProblemError
 from amsgd.derivations import phases as ph
 from amsgd.derivations.derivation import Derivation
 from amsgd.derivations.recursion import eta
+from amsgd.diffusion.theory.first_passage import FirstPassageLaw, escape_law
 from amsgd.diffusion.theory.modes import PointValues, evaluate
 from amsgd.diffusion.theory.options import DEFAULT_EPSILON_FACTOR
 from amsgd.diffusion.theory.transient import variance_crossing
@@ -19,30 +27,50 @@ from amsgd.diffusion.theory.transient import variance_crossing
 
 @dataclass(frozen=True)
 class Phases:
-    """Phase durations in diffusion time (iterations = time/η) from the diffusion limits."""
+    """Phase durations: per run (``escape_law``, travel, convergence) and for the mean curve in
+    diffusion time (iterations = time/η), from the diffusion limits."""
 
     delta_sq: float
     epsilon: float
     worst_saddle: int
-    escape_time: float
+    escape_time: float  # the mean curve's crossing (diffusion limit)
     travel_time: float
     converge_time: float
     eta: float
+    escape_law: FirstPassageLaw
     escape_iterations_linearized: int | None = None
 
+    @property
+    def escape_iterations(self) -> float:
+        """The mean over runs of the escape's first passage."""
+        return self.escape_law.mean.mean
+
+    @property
+    def total_iterations(self) -> float:
+        return self.escape_iterations + (self.travel_time + self.converge_time) / self.eta
+
     def to_dict(self) -> dict:
-        out = {"delta_sq": self.delta_sq, "epsilon": self.epsilon, "worst_saddle": self.worst_saddle}
-        # The exact linear recursion of the escaping mode at the problem's η, μ and constant delay.
-        out["escape_iterations_linearized"] = self.escape_iterations_linearized
-        total = 0.0
-        for name in ("escape", "travel", "converge"):
-            time = getattr(self, f"{name}_time")
-            out[f"{name}_time"] = time
-            out[f"{name}_iterations"] = time / self.eta
-            total += time
-        out["total_time"] = total
-        out["total_iterations"] = total / self.eta
-        return out
+        mean_curve = {"escape_time": self.escape_time, "escape_iterations": self.escape_time / self.eta,
+                      "escape_iterations_linearized": self.escape_iterations_linearized}  # fmt: skip
+        return {
+            "delta_sq": self.delta_sq,
+            "epsilon": self.epsilon,
+            "worst_saddle": self.worst_saddle,
+            "escape_iterations": self.escape_iterations,
+            "escape_law": self.escape_law.to_dict(),
+            "travel_time": self.travel_time,
+            "travel_iterations": self.travel_time / self.eta,
+            "converge_time": self.converge_time,
+            "converge_iterations": self.converge_time / self.eta,
+            "total_iterations": self.total_iterations,
+            "mean_curve": mean_curve,
+            "note": (
+                "escape_iterations is the mean over runs of each run's first passage of h_1^2/|h|^2 >= delta^2 "
+                "(escape_law: its law); mean_curve.escape_iterations is when the mean of h_1^2 over runs "
+                "crosses delta^2 (the diffusion limit), an earlier and different number; travel follows the "
+                "ODE, convergence is the crossing of the mean error curve"
+            ),
+        }
 
 
 def worst_saddle(points: tuple[PointValues, ...]) -> int:
@@ -83,19 +111,26 @@ def phases(
     )
     # Already below ε when travel ends (ε >= δ²): phase III takes no time.
     converge_time = max(float(sp.re(converge)), 0.0) if epsilon < delta_sq else 0.0
+    rate, noise = _escaping_mode(derivation, saddle.j, escape_mode.i)
     return Phases(
         delta_sq, epsilon, saddle.j, float(escape), float(travel), converge_time, problem.eta,
-        _linear_escape(derivation, saddle.j, escape_mode.i, delta_sq),
+        escape_law(rate, noise, problem.eta, problem.mu, problem.delay, delta_sq),
+        _linear_escape(derivation, rate, noise, delta_sq),
     )  # fmt: skip
 
 
-def _linear_escape(derivation: Derivation, j: int, i: int, delta_sq: float) -> int | None:
-    """First iteration at which the escaping mode's exact linear variance reaches δ² (constant delay)."""
-    problem = derivation.problem
-    if not isinstance(problem.delay, ConstantDelay):
-        return None
+def _escaping_mode(derivation: Derivation, j: int, i: int) -> tuple[float, float]:
+    """``(a, s²)`` of the escaping mode at the saddle e_j before the time scaling (``a < 0``)."""
     mode = next(m for m in derivation.point(j).modes if m.i == i)
     scale, gain = derivation.timing.drift_scale, derivation.timing.noise_gain
     rate = -evaluate(mode.drift_rate / scale, derivation.values)
-    noise = evaluate(mode.diffusion**2 / gain**2, derivation.values)
+    return rate, evaluate(mode.diffusion**2 / gain**2, derivation.values)
+
+
+def _linear_escape(derivation: Derivation, rate: float, noise: float, delta_sq: float) -> int | None:
+    """First iteration at which the escaping mode's exact linear variance reaches δ² (constant delay):
+    the mean curve's crossing at finite η."""
+    problem = derivation.problem
+    if not isinstance(problem.delay, ConstantDelay):
+        return None
     return variance_crossing(rate, noise, problem.eta, problem.mu, problem.tau, delta_sq)
