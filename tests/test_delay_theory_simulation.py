@@ -33,19 +33,19 @@ def _run(problem: Problem, tau: int, seed: int):
 @pytest.mark.parametrize(("spectrum", "mu"), CONFIGS)
 def test_linearized_floor_holds_up_to_0_8_tau_star_and_breaks_beyond(spectrum, mu):
     problem = Problem.from_spectrum(spectrum, eta=ETA, mu=mu)
-    tau_star = predict(problem).to_dict()["stability"]["tau_max"]
+    tau_star = predict(problem).tau_max
     assert tau_star > 50  # the delays below are far from trivial
     floors = []
     for k, fraction in enumerate(FRACTIONS):
         tau = int(fraction * tau_star)
-        predicted = predict(problem.replace(delay=ConstantDelay(tau))).to_dict()["stationary_error"]
-        linear = predicted["linearized"]["value"]
+        predicted = predict(problem.replace(delay=ConstantDelay(tau)))
+        linear = predicted.linearized.floor
         measured = _run(problem, tau, seed=100 + k).stationary_error
         assert abs(measured.mean - linear) <= Z * measured.std_error, (tau, linear, measured)
         floors.append(linear)
         if fraction == 0.8:
             # The τ-independent diffusion floor is excluded: the check can tell the two apart.
-            assert abs(measured.mean - predicted["diffusion"]) > Z * measured.std_error
+            assert abs(measured.mean - predicted.diffusion_floor) > Z * measured.std_error
     assert floors[0] < floors[1] < floors[2]
     # Past τ* the radial mode is unstable: the error leaves the floor by more than an order of magnitude.
     beyond = _run(problem, int(np.ceil(1.5 * tau_star)), seed=200)

@@ -164,3 +164,12 @@ def test_lognormal_server_pmf_is_a_probability_with_mean_m_minus_one():
     wider = parse_delay("ps:5:lognormal:2").pmf()
     variance = lambda q: np.arange(q.size) ** 2 @ q - (np.arange(q.size) @ q) ** 2  # noqa: E731
     assert variance(wider) > variance(p)
+
+
+@pytest.mark.parametrize(("spec", "expected"), [("constant:7", 7), ("uniform:2-5", 5)])
+def test_measured_max_delay_is_the_largest_staleness_applied(spec, expected):
+    """After the first ``expected`` steps (when fewer past iterates exist) every delay is applied in
+    full, so over many steps the largest one reaches the model's maximum and never exceeds it."""
+    res = simulate(small_problem(spec), 400, 8, rng=3)
+    assert res.measured_max_delay == expected
+    assert res.to_dict()["delay"]["measured_max"] == expected

@@ -36,10 +36,10 @@ def test_default_preset_passes_with_a_complete_report(default_report):
             assert key in c, (c["name"], key)
         assert c["ci_low"] is None or c["ci_high"] is None or c["ci_low"] <= c["ci_high"]
     groups = {c["group"] for c in checks}
-    assert groups == {"ode", "phases", "rate", "stationary", "stability", "momentum"}
+    assert groups == {"ode", "phases", "rate", "stationary", "stability", "momentum", "finite-eta"}
     names = {c["name"] for c in checks}
     assert {"stationary-error-diffusion-floor", "stationary-error-linearized-floor", "escape-iterations",
-            "travel-iterations", "convergence-rate-near-e1", "bounded-at-0.8-tau-star",
+            "stationary-error-finite-eta-floor", "escape-iterations-per-run", "travel-iterations", "convergence-rate-near-e1", "bounded-at-0.8-tau-star",
             "breakdown-at-1.5-tau-star"} <= names  # fmt: skip
     summary = json.loads((out / "summary.json").read_text())
     assert summary["passed"] is True and summary["checks_total"] == len(checks)
@@ -72,6 +72,19 @@ def test_perturbed_stability_knee_fails(tmp_path):
     checks = {c["name"]: c for c in _checks(out)}
     # twice the true tau*: 0.8 of it is far beyond the real knee, where the runs break down
     assert checks["bounded-at-0.8-tau-star"]["pass"] is False
+
+
+@pytest.mark.parametrize(("section", "name", "factor"), [
+    ("phases", "escape-iterations-per-run", 1.1),
+    ("finite-eta", "finite-eta-floor-rademacher", 1.04),
+])  # fmt: skip
+def test_perturbed_finite_eta_predictions_fail(tmp_path, section, name, factor):
+    """A 10% error in the single-run escape law, or 4% in a finite-η floor, is caught."""
+    out = tmp_path / section
+    assert main(["validate", "--only", section, "--perturb", f"{name}={factor}", "--out", str(out)]) == 1
+    checks = {c["name"]: c for c in _checks(out)}
+    assert checks[name]["pass"] is False
+    assert all(c["pass"] for n, c in checks.items() if n != name)
 
 
 def test_check_relations():

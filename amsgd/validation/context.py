@@ -45,6 +45,12 @@ LINEAR_REASON = (
     "linearisation at e_1: the neglected terms are smaller than the kept ones by a factor of "
     "order E sin^2 = F; tolerance 2 F relative to the prediction"
 )
+#: Relative model tolerance of the finite-η floor (its stated accuracy; docs/linear-theory.md).
+FINITE_ETA_TOLERANCE = 0.025
+FINITE_ETA_REASON = (
+    "finite-eta floor: exact for the random-coefficient linearisation, Gaussian ratios in the curvature of "
+    "sin^2; its measured accuracy is 2.5% relative (the non-Gaussian ratios are left out)"
+)
 
 
 @dataclass
@@ -86,6 +92,10 @@ class Context:
     def tau_star(self, mu: float | None = None) -> int | None:
         """τ*: the largest stable constant delay at the problem's η and momentum ``mu``."""
         return self.at(self.problem.eta, self.problem.mu if mu is None else mu, 0).tau_max
+
+    def finite_eta(self, problem: Problem) -> float:
+        """The finite-η floor of ``problem`` (the same Σ and data law, any η, μ, delay)."""
+        return self.at(problem.eta, problem.mu, problem.delay).finite_eta.value
 
     def linear_tolerance(self, predicted: float, floor: float | None = None) -> float:
         """``2 F · predicted`` (module docstring), F the linear floor at the run's parameters."""

@@ -14,7 +14,7 @@ import numpy as np
 
 from amsgd.core.estimates import Estimate
 from amsgd.validation.checks import Check
-from amsgd.validation.context import LINEAR_REASON, Context, constant_delay
+from amsgd.validation.context import FINITE_ETA_REASON, FINITE_ETA_TOLERANCE, Context, constant_delay
 from amsgd.validation.stationary import floor_check
 from amsgd.validation.statistics import proportion_interval, ratio_interval
 
@@ -130,20 +130,19 @@ class Sweep:
 
 
 def sweep(ctx: Context, mus: Sequence[float], taus: Sequence[int], key: int = 7, start: str = "random") -> Sweep:
-    """The published experiment: error against τ for each μ; per μ the knee, the floor at τ = 0 against
-    the diffusion floor, and the floor at the largest grid τ <= 0.8 τ* against the linear floor."""
+    """The published experiment: error against τ for each μ; per μ the knee and the finite-η floor at
+    τ = 0 and at the largest grid τ <= 0.8 τ*."""
     curves, checks = [], []
     for n, mu in enumerate(mus):
         curve = delay_curve(ctx, mu, taus, (key, n), start=start)
         curves.append(curve)
         checks.append(knee_check(ctx, curve, group="sweep"))
-        name = f"floor-mu-{mu:g}-tau-0"
-        checks.append(_sweep_floor_check(ctx, name, curve, 0, curve.diffusion_floor, "diffusion (leading order)"))
+        grid = [0]
         if curve.tau_star:
-            inside = curve.taus[curve.taus <= 0.8 * curve.tau_star]
-            tau = int(inside[-1])
-            lin = float(curve.linear_floor[tau])
-            checks.append(_sweep_floor_check(ctx, f"floor-mu-{mu:g}-tau-{tau}", curve, tau, lin, f"exact linear, tau = {tau}"))
+            grid.append(int(curve.taus[curve.taus <= 0.8 * curve.tau_star][-1]))
+        for tau in sorted(set(grid)):
+            finite = ctx.at(ctx.problem.eta, mu, tau).finite_eta.value
+            checks.append(_sweep_floor_check(ctx, f"floor-mu-{mu:g}-tau-{tau}", curve, tau, finite, f"finite-eta, tau = {tau}"))
     return Sweep(tuple(curves), tuple(checks))
 
 
@@ -152,8 +151,8 @@ def _sweep_floor_check(ctx: Context, name: str, curve: DelayCurve, tau: int, pre
     est = curve.error[j]
     return Check(
         name=name, group="sweep", predicted=ctx.perturb(name, predicted), measured=est.mean,
-        ci_low=est.ci_low, ci_high=est.ci_high, tolerance=ctx.linear_tolerance(predicted, predicted),
-        tolerance_reason=LINEAR_REASON, unit="sin^2",
+        ci_low=est.ci_low, ci_high=est.ci_high, tolerance=FINITE_ETA_TOLERANCE * abs(predicted),
+        tolerance_reason=FINITE_ETA_REASON, unit="sin^2",
         context={"prediction": kind, "mu": curve.mu, "tau": tau, "eta": ctx.problem.eta, "replicates": est.n,
                  "diverged_fraction": float(curve.diverged_fraction[j]), "perturbation": ctx.perturb.factor(name)},
         extra_pass=bool(curve.diverged_fraction[j] == 0.0),

@@ -7,7 +7,9 @@
   initial layer); the ODE is evaluated at ``t = (k − μ/(1 − μ)) η``.
 * **Escape.** The derived escape time is when the unstable OU variance gives ``E h_1² = δ²``. It is
   compared with the first iteration at which the mean over replicates of ``h_1²/‖h‖² = 1 − sin²``
-  reaches δ², with the crossings of its pointwise 95% band as interval.
+  reaches δ², with the crossings of its pointwise 95% band as interval. A single run escapes
+  later: the mean over replicates of each run's first passage is checked against the mean of the
+  first-passage law of the exact linear escaping recursion (:mod:`amsgd.diffusion.theory.first_passage`).
 * **Travel.** Per replicate, the iterations from ``sin² <= 1 − δ²`` to ``sin² <= δ²``; their mean
   with a t-interval, against the ODE's travel time.
 * **Local rate.** Two runs share every random number (the same seed): one from e_1 and one tilted
@@ -171,7 +173,10 @@ def phases(ctx: Context, key: int = 2) -> PhaseRun:
     travel = arrive - escape
     travel_est = t_interval(travel)
     eps = ctx.ode_drift_correction()
-    name_e, name_t = "escape-iterations", "travel-iterations"
+    name_e, name_t, name_r = "escape-iterations", "travel-iterations", "escape-iterations-per-run"
+    law = ph.escape_law
+    per_run = t_interval(escape)
+    law_half_width = (law.mean.ci_high - law.mean.ci_low) / 2
     checks = (
         Check(
             name=name_e, group="phases", predicted=ctx.perturb(name_e, esc_pred),
@@ -186,6 +191,17 @@ def phases(ctx: Context, key: int = 2) -> PhaseRun:
                      "delta_sq": dsq, "start": "e2", "replicates": int(errors.shape[0]),
                      "mean_first_passage_iterations": float(np.nanmean(escape)),
                      "perturbation": ctx.perturb.factor(name_e)},
+        ),
+        Check(
+            name=name_r, group="phases", predicted=ctx.perturb(name_r, law.mean.mean),
+            measured=per_run.mean, ci_low=per_run.ci_low, ci_high=per_run.ci_high,
+            tolerance=law_half_width, unit="iterations",
+            tolerance_reason="the predicted law is itself sampled: the half-width of its mean's 95% interval",
+            context={"measured_as": "mean over replicates of the first iteration with h_1^2/|h|^2 >= delta^2",
+                     "predicted_as": "mean of the first-passage law of the exact linear escaping recursion",
+                     "predicted_median": law.quantile(0.5), "measured_median": float(np.nanmedian(escape)),
+                     "law_paths": int(law.samples.size), "replicates": per_run.n,
+                     "perturbation": ctx.perturb.factor(name_r)},
         ),
         Check(
             name=name_t, group="phases", predicted=ctx.perturb(name_t, travel_pred),

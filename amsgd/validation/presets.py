@@ -18,7 +18,7 @@ from amsgd.core.problem import Problem
 from amsgd.validation.budget import Budget
 
 #: Every experiment, in report order.
-EXPERIMENTS = ("ode", "phases", "rate", "stationary", "stability", "sweep", "momentum")
+EXPERIMENTS = ("ode", "phases", "rate", "stationary", "finite-eta", "stability", "sweep", "momentum")
 PAPER_MUS = (0.7, 0.8, 0.85, 0.9, 0.95)
 PAPER_TAUS = tuple(range(0, 161, 5))
 
@@ -29,7 +29,7 @@ class Preset:
     description: str
     problem: Problem = field(default_factory=Problem.from_spectrum)
     budget: Budget = field(default_factory=Budget)
-    experiments: tuple[str, ...] = ("ode", "phases", "rate", "stationary", "stability", "momentum")
+    experiments: tuple[str, ...] = ("ode", "phases", "rate", "stationary", "finite-eta", "stability", "momentum")
     sweep_mus: tuple[float, ...] = PAPER_MUS
     sweep_taus: tuple[int, ...] = PAPER_TAUS
 

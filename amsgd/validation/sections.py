@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from amsgd.validation import delays, dynamics, momentum, stationary, texts
+from amsgd.validation import delays, dynamics, finite_eta, momentum, stationary, texts
 from amsgd.validation.checks import Check
 from amsgd.validation.context import Context
 from amsgd.validation.presets import Preset
@@ -55,6 +55,13 @@ def stationary_section(ctx: Context, preset: Preset | None) -> Section:
     return Section("stationary", "Stationary error", text, st.checks, result=st)
 
 
+def finite_eta_section(ctx: Context, preset: Preset | None) -> Section:
+    fe = finite_eta.finite_eta(ctx)
+    text = texts.FINITE_ETA.format(replicates=ctx.budget.replicates, eta=fe.large_eta)
+    return Section("finite-eta", "The finite-η theory: other data laws, a large step, divergence risk", text, fe.checks,
+                   {"finite_eta": list(fe.rows)})  # fmt: skip
+
+
 def stability_section(ctx: Context, preset: Preset | None) -> Section:
     st = delays.stability(ctx)
     return Section("stability", "Stability knee", texts.STABILITY.format(tau_star=ctx.tau_star()), st.checks, result=st)
@@ -81,6 +88,7 @@ BUILDERS: dict[str, Callable[[Context, Preset | None], Section]] = {
     "phases": phases_section,
     "rate": rate_section,
     "stationary": stationary_section,
+    "finite-eta": finite_eta_section,
     "stability": stability_section,
     "sweep": sweep_section,
     "momentum": momentum_section,

@@ -22,7 +22,13 @@ import numpy as np
 from amsgd.core.problem import Problem
 from amsgd.simulate.result import SimulationResult
 from amsgd.validation.checks import Check
-from amsgd.validation.context import LINEAR_REASON, Context, zero_delay
+from amsgd.validation.context import (
+    FINITE_ETA_REASON,
+    FINITE_ETA_TOLERANCE,
+    LINEAR_REASON,
+    Context,
+    zero_delay,
+)
 
 
 @dataclass(frozen=True)
@@ -35,13 +41,17 @@ class Stationary:
 
 
 def floor_check(ctx: Context, name: str, problem: Problem, result: SimulationResult, predicted: float,
-                kind: str, tolerance_floor: float, group: str = "stationary") -> Check:  # fmt: skip
-    """The stationary error of ``result`` against ``predicted``, with the linear model tolerance."""
+                kind: str, tolerance_floor: float | None, group: str = "stationary") -> Check:  # fmt: skip
+    """The stationary error of ``result`` against ``predicted``: with the linear model tolerance (2 F)
+    for a linearised floor, or the finite-η floor's stated accuracy when ``tolerance_floor`` is None."""
     est = result.stationary_error
+    if tolerance_floor is None:
+        tolerance, reason = FINITE_ETA_TOLERANCE * abs(predicted), FINITE_ETA_REASON
+    else:
+        tolerance, reason = ctx.linear_tolerance(predicted, tolerance_floor), LINEAR_REASON
     return Check(
         name=name, group=group, predicted=ctx.perturb(name, predicted), measured=est.mean,
-        ci_low=est.ci_low, ci_high=est.ci_high, tolerance=ctx.linear_tolerance(predicted, tolerance_floor),
-        tolerance_reason=LINEAR_REASON, unit="sin^2",
+        ci_low=est.ci_low, ci_high=est.ci_high, tolerance=tolerance, tolerance_reason=reason, unit="sin^2",
         context={"prediction": kind, "eta": problem.eta, "mu": problem.mu, "delay": problem.delay.spec,
                  "replicates": est.n, "steps": result.steps, "window_start": result.window_start,
                  "diverged_fraction": result.diverged_fraction, "perturbation": ctx.perturb.factor(name)},
@@ -59,6 +69,7 @@ def stationary(ctx: Context, key: int = 4) -> Stationary:
     checks = [
         floor_check(ctx, "stationary-error-diffusion-floor", p0, run0, ctx.diffusion_floor, "diffusion (leading order)", lin0.floor),
         floor_check(ctx, "stationary-error-linearized-floor", p0, run0, lin0.floor, "exact linear, tau = 0", lin0.floor),
+        floor_check(ctx, "stationary-error-finite-eta-floor", p0, run0, ctx.finite_eta(p0), "finite-eta, tau = 0", None),
     ]  # fmt: skip
     delay = ctx.problem.delay
     if delay.is_iid and delay.max_delay > 0:
@@ -67,6 +78,8 @@ def stationary(ctx: Context, key: int = 4) -> Stationary:
         if lin.stable:
             checks.append(floor_check(ctx, "stationary-error-linearized-floor-problem-delay", ctx.problem, run,
                                       lin.floor, f"exact linear, delay {delay.spec}", lin.floor))  # fmt: skip
+            checks.append(floor_check(ctx, "stationary-error-finite-eta-floor-problem-delay", ctx.problem, run,
+                                      ctx.finite_eta(ctx.problem), f"finite-eta, delay {delay.spec}", None))  # fmt: skip
     window = run0.iterations >= run0.window_start
     coords = run0.coordinates[~run0.diverged][:, window, :]
     u = coords.reshape(-1, p0.dim) / np.sqrt(p0.eta)

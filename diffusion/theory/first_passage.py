@@ -5,7 +5,8 @@ exactly linearly, is the linear mode ``x_{k+1} = (1 + μ) x_k − μ x_{k−1} �
 negative restoring rate ``a`` (the unstable OU mode before its time scaling) and noise ``Var ξ = s²``,
 started at rest. A run escapes (``h_1²/‖h‖² ≥ δ²``) when ``r² ≥ δ²/(1 − δ²)``: its escape time is the
 first passage of this linear Gaussian recursion across that level. The law is sampled exactly from
-the recursion (:data:`PATHS` paths, a fixed seed; the mean is given with its 95% interval).
+the recursion (:data:`PATHS` paths, fewer when a passage takes very many iterations; a fixed seed;
+the mean is given with its 95% interval), in a compiled loop (:mod:`.passage_kernel`).
 
 The law is wide: the run starts from noise, so ``x_k`` is about ``sqrt(V_k)`` times a standard normal
 and the passage time inherits a ``log χ²_1`` spread; its mean lies about ``(γ + log 2)/(2 × growth
@@ -22,16 +23,20 @@ import numpy as np
 from amsgd.core.estimates import Estimate, json_float, t_interval
 from amsgd.diffusion.theory.linear_recursion import Delay, check_parameters, delay_law
 
-#: Paths sampled, and their seed (reproducible numbers).
-PATHS = 20_000
+#: Paths sampled, their seed (reproducible numbers), and the most path-steps spent: at small η fewer
+#: paths are sampled (at least MIN_PATHS), and the interval of the mean says so.
+PATHS = 5_000
+MIN_PATHS = 200
+PATH_STEPS = 100_000_000
 SEED = 20180605
 #: The most iterations followed.
-MAX_ITERATIONS = 2_000_000
+MAX_ITERATIONS = 1_000_000
 
 
 @dataclass(frozen=True, eq=False)
 class FirstPassageLaw:
-    """The first-passage iterations of the sampled paths (NaN: not within the iterations followed)."""
+    """The first-passage iterations of the sampled paths (NaN: not within the iterations followed; the
+    mean is then NaN, and ``unfinished`` in the JSON counts them)."""
 
     samples: np.ndarray
 
@@ -50,34 +55,31 @@ class FirstPassageLaw:
             "median": self.quantile(0.5),
             "quantiles": {f"q{int(100 * q)}": self.quantile(q) for q in (0.1, 0.25, 0.75, 0.9)},
             "paths": int(self.samples.size),
+            "unfinished": int(np.isnan(self.samples).sum()),
         }
 
 
-def escape_law(rate: float, noise_variance: float, eta: float, mu: float, delay: Delay, delta_sq: float) -> FirstPassageLaw:
+def paths_for(expected_iterations: float) -> int:
+    """Paths to sample when a passage takes about ``expected_iterations``: :data:`PATHS`, fewer when
+    that would exceed :data:`PATH_STEPS` path-steps (the tail runs to about three times the mean),
+    never fewer than :data:`MIN_PATHS`."""
+    if not np.isfinite(expected_iterations) or expected_iterations <= 0:
+        return PATHS
+    return int(np.clip(PATH_STEPS // (3.0 * expected_iterations), MIN_PATHS, PATHS))
+
+
+def escape_law(rate: float, noise_variance: float, eta: float, mu: float, delay: Delay, delta_sq: float,
+               paths: int = PATHS) -> FirstPassageLaw:  # fmt: skip
     """The law of the first iteration at which one run from the saddle has ``h_1²/‖h‖² ≥ δ²`` (module
-    docstring); an i.i.d. delay is drawn afresh for every path and step from its law."""
+    docstring), from ``paths`` sampled paths; an i.i.d. delay is drawn afresh for every path and step."""
+    from amsgd.diffusion.theory.passage_kernel import first_passages
+
     eta, mu = check_parameters(eta, mu)
     law = delay_law(delay, as_iid=True)
+    constant = -1 if law.constant is None else law.constant
+    cdf = np.minimum(np.cumsum(law.pmf), 1.0)
+    cdf[-1] = 1.0
     level = delta_sq / (1.0 - delta_sq)
-    rng = np.random.default_rng(SEED)
-    slots = law.max_delay + 2  # x_{k−max_delay} .. x_k and the slot written
-    history = np.zeros((slots, PATHS))
-    previous = np.zeros(PATHS)
-    passage = np.full(PATHS, np.nan)
-    waiting = np.ones(PATHS, dtype=bool)
     scale = eta * np.sqrt(noise_variance)
-    columns = np.arange(PATHS)
-    for k in range(MAX_ITERATIONS):
-        newest = k % slots
-        current = history[newest]
-        lags = law.constant if law.constant is not None else rng.choice(law.pmf.size, size=PATHS, p=law.pmf)
-        stale = history[(newest - np.minimum(lags, k)) % slots, columns]
-        step = current + mu * (current - previous) - eta * rate * stale + scale * rng.standard_normal(PATHS)
-        previous = current
-        history[(k + 1) % slots] = step
-        crossed = waiting & (step * step >= level)
-        passage[crossed] = k + 1
-        waiting &= ~crossed
-        if not waiting.any():
-            break
-    return FirstPassageLaw(passage)
+    samples = first_passages(int(paths), float(rate), float(scale), eta, mu, constant, cdf, level, MAX_ITERATIONS, SEED)
+    return FirstPassageLaw(samples)

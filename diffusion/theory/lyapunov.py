@@ -169,14 +169,17 @@ def second_moment_radius(rate: float, eta: float, mu: float, delay: Delay) -> fl
 def scaled_gain(
     rate: float, eta: float, mu: float, delay: Delay, lam: float = 1.0, *, mean_radius: float | None = None
 ) -> float:
-    """``G(λ)``: the ``[0, 0]`` entry of the solution of ``λ M = E[A_k M A_kᵀ] + η² e_0 e_0ᵀ``.
+    """``G(λ) = Σ_j p_j M_jj``: the second moment of the *stale* iterate ``x_{k−τ_k}`` in the solution of
+    ``λ M = E[A_k M A_kᵀ] + η² e_0 e_0ᵀ``.
 
-    At ``λ = 1`` this is the stationary ``Var x`` per unit noise variance (:func:`stationary_variance`
-    with ``s² = 1``); above the mode's own second-moment radius it decreases in λ. It is the gain through
-    which noise that depends on the state feeds back (:mod:`.second_moments`): ``M = q M_λ`` with
-    ``λ M_λ = Ā M_λ Āᵀ + e_0 e_0ᵀ`` and ``q = η² / (1 − (η a)² κ(M_λ))``. ``inf`` where that has no
-    positive solution (λ at or below the mode's radius). ``mean_radius`` (``ρ(Ā)``, when already known)
-    saves its O(L³) computation.
+    Noise that depends on the state multiplies the stale iterate, so this is the gain through which it
+    feeds back (:mod:`.second_moments`). At ``λ = 1`` every diagonal entry equals ``M_00``, the
+    stationary ``Var x`` per unit noise variance (:func:`stationary_variance` with ``s² = 1``); above
+    the mode's own second-moment radius G decreases in λ. With ``T = diag(λ^{−j/2})``,
+    ``M = q T Γ T`` where Γ is the autocovariance of the autoregression with coefficients
+    ``c_j λ^{−(j+1)/2}`` and noise variance ``1/λ`` and ``q = η² / (1 − (η a)² κ)``, so
+    ``M_jj = q λ^{−j} γ(0)``. ``inf`` where that has no positive solution (λ at or below the mode's
+    radius). ``mean_radius`` (``ρ(Ā)``, when already known) saves its O(L³) computation.
     """
     law = delay_law(delay)
     c = ar_coefficients(rate, eta, mu, law)
@@ -187,7 +190,8 @@ def scaled_gain(
     feedback = 0.0 if law.constant is not None else (eta * rate) ** 2 * _spread(gamma, law.pmf, lam)
     if feedback >= 1.0:
         return float("inf")
-    return float(eta**2 * gamma[0] / (1.0 - feedback))
+    stale = float(law.pmf @ lam ** -np.arange(law.pmf.size))  # Σ_j p_j λ^{−j}
+    return float(eta**2 * gamma[0] * stale / (1.0 - feedback))
 
 
 def _check_noise(noise_variance: float) -> float:

@@ -11,15 +11,16 @@ the mean curve of the error.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import sympy as sp
 
-from amsgd.core.delays import ConstantDelay
+from amsgd.core.delays import ConstantDelay, DelayModel
 from amsgd.core.errors import ProblemError
 from amsgd.derivations import phases as ph
 from amsgd.derivations.derivation import Derivation
 from amsgd.derivations.recursion import eta
-from amsgd.diffusion.theory.first_passage import FirstPassageLaw, escape_law
+from amsgd.diffusion.theory.first_passage import FirstPassageLaw, escape_law, paths_for
 from amsgd.diffusion.theory.modes import PointValues, evaluate
 from amsgd.diffusion.theory.options import DEFAULT_EPSILON_FACTOR
 from amsgd.diffusion.theory.transient import variance_crossing
@@ -37,8 +38,17 @@ class Phases:
     travel_time: float
     converge_time: float
     eta: float
-    escape_law: FirstPassageLaw
+    escaping_mode: tuple[float, float]  # (a, s²) of the escaping mode before the time scaling
+    delay: DelayModel
+    mu: float
     escape_iterations_linearized: int | None = None
+
+    @cached_property
+    def escape_law(self) -> FirstPassageLaw:
+        """The law of one run's escape (:func:`.first_passage.escape_law`), sampled on first use."""
+        rate, noise = self.escaping_mode
+        paths = paths_for(self.escape_time / self.eta)
+        return escape_law(rate, noise, self.eta, self.mu, self.delay, self.delta_sq, paths)
 
     @property
     def escape_iterations(self) -> float:
@@ -114,8 +124,7 @@ def phases(
     rate, noise = _escaping_mode(derivation, saddle.j, escape_mode.i)
     return Phases(
         delta_sq, epsilon, saddle.j, float(escape), float(travel), converge_time, problem.eta,
-        escape_law(rate, noise, problem.eta, problem.mu, problem.delay, delta_sq),
-        _linear_escape(derivation, rate, noise, delta_sq),
+        (rate, noise), problem.delay, problem.mu, _linear_escape(derivation, rate, noise, delta_sq),
     )  # fmt: skip
 
 

@@ -1,0 +1,58 @@
+"""Cost of the finite-η theory at d = 100 and τ = 200, against one dense eigenvalue problem.
+
+Σ with λ_1 = 4 and 99 eigenvalues evenly spaced from 2 down to 0.02, Gaussian data, η = 5e-5, μ = 0.9, constant
+τ = 200 (below the mean τ*, about 390). Timed, best of ``--repeats``: the coefficients of the
+random-coefficient linearisation, the finite-η floor, and mean-square stability (the radius of the
+second-moment operator at τ and the largest mean-square-stable delay, found by bisection). The
+reference is the spectral radius of one mode's companion matrix at τ = 200 (LAPACK ``geev`` on a
+201 × 201 matrix), timed in the same run. Target: the whole under 10 s on 2 cores. Usage:
+``python benchmarks/bench_theory.py [--repeats N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from amsgd import Problem
+from amsgd.core.delays import ConstantDelay
+from amsgd.diffusion.theory.coupling import coefficients_for
+from amsgd.diffusion.theory.linear_recursion import spectral_radius
+from amsgd.diffusion.theory.second_moments import finite_eta_floor, mean_square
+from amsgd.diffusion.theory.stability import critical_delay
+
+ETA, MU, TAU = 5e-5, 0.9, 200
+
+
+def best_time(task, repeats: int) -> tuple[float, object]:
+    best, value = float("inf"), None
+    for _ in range(repeats):
+        began = time.perf_counter()
+        value = task()
+        best = min(best, time.perf_counter() - began)
+    return best, value
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each part (default: %(default)s)")
+    args = parser.parse_args()
+    problem = Problem.from_spectrum(np.append(4.0, np.linspace(2.0, 0.02, 99)), eta=ETA, mu=MU, delay=ConstantDelay(TAU))
+    reference, _ = best_time(lambda: spectral_radius(1.0, ETA, MU, TAU), args.repeats)
+    t_coef, c = best_time(lambda: coefficients_for(problem), args.repeats)
+    t_floor, floor = best_time(lambda: finite_eta_floor(c, ETA, MU, TAU), args.repeats)
+    critical = critical_delay(c.rates, ETA, MU)
+    t_ms, ms = best_time(lambda: mean_square(c, ETA, MU, TAU, critical), args.repeats)
+    total = t_coef + t_floor + t_ms
+    print(f"d = 100, tau = {TAU}, eta = {ETA}, mu = {MU}; best of {args.repeats}")
+    print(f"one companion eigenvalue problem (201 x 201): {1e3 * reference:8.1f} ms")
+    for name, t in (("coefficients", t_coef), ("finite-eta floor", t_floor), ("mean-square stability", t_ms)):
+        print(f"{name:<24} {t:7.2f} s  ratio to the eigenvalue problem {t / reference:7.1f}")
+    print(f"floor {floor.value:.5f}; mean-square tau* {ms.tau_max}, radius at tau {ms.radius:.6f}")
+    print(f"total {total:.2f} s (target < 10 s): {'met' if total < 10 else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""The Python blocks of the documentation run, and where a page shows the output, it is the output."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BLOCK = re.compile(r"```python\n(.*?)```(?:\n\nOutput:\n\n```\n(.*?)```)?", re.S)
+
+
+def blocks(page: str) -> list[tuple[str, str | None]]:
+    return BLOCK.findall((ROOT / page).read_text())
+
+
+def run_block(code: str) -> str:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(code, "<doc>", "exec"), {"__name__": "__doc_example__"})
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("page", ["docs/linear-theory.md", "docs/simulate.md", "README.md"])
+def test_documented_python_runs_and_prints_what_the_page_shows(page):
+    found = blocks(page)
+    assert found, f"no Python block in {page}"
+    for code, shown in found:
+        printed = run_block(code)
+        if shown:
+            assert printed == shown
