@@ -12,14 +12,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
+import numpy as np
 import sympy as sp
 
+from amsgd.core.distributions import SAMPLED_CROSS_MOMENT_TOLERANCE, SampledDistribution
+from amsgd.core.errors import ProblemError
 from amsgd.core.problem import Problem
 
 from . import phases as ph
 from .delay_stability import DelayDifferentialLimit, delay_differential_limit
 from .display import as_latex, as_text
-from .limits import ODELimit, OULimit, ode_limit, ou_limit
+from .limits import ODELimit, OULimit, mu, ode_limit, ou_limit
 from .moments import expectation, wick_moment
 from .pca import PCAModel, pca_model
 from .recursion import TimeScale, derive_time_scale, eta
@@ -106,8 +109,10 @@ class Derivation:
 
     def _point_limit(self, j: int) -> PointLimit:
         ou = ou_limit(self.model.recursion, self.model.unit_vector(j - 1))
-        if not (ou.drift_matrix.is_diagonal() and ou.noise.is_diagonal()):
-            raise ArithmeticError("the PCA OU limit is expected to be diagonal in eigen-coordinates")
+        if not ou.drift_matrix.is_diagonal():
+            raise ArithmeticError("the PCA OU drift is expected to be diagonal in eigen-coordinates")
+        if not ou.noise.is_diagonal():
+            ou = OULimit(ou.point, ou.drift_matrix, _diagonal_noise(ou.noise, self.problem))
         modes = tuple(
             ModeLimit(
                 i + 1, "radial" if i == j - 1 else "tangent", ou.drift_matrix[i, i],
@@ -189,6 +194,24 @@ def _restrict(cov: sp.Matrix, u: list[sp.Symbol]) -> sp.Matrix:
     """The covariance of the modes ``u`` (named ``U_i``), in their listed order."""
     index = [int(str(s).split("_")[1]) - 1 for s in u]
     return cov.extract(index, index)
+
+
+def _diagonal_noise(noise: sp.Matrix, problem: Problem) -> sp.Matrix:
+    """The OU noise of a sampled law without its off-diagonal entries when they are sampling error
+    (below :data:`~amsgd.core.distributions.SAMPLED_CROSS_MOMENT_TOLERANCE` of ``sqrt(C_ii C_kk)``);
+    a law whose fourth moments couple the eigen-coordinates is refused (the limits are mode by mode)."""
+    at_rest = noise.subs(mu, 0)  # the common factor 1/(1 − μ)² leaves the ratios unchanged
+    if all(entry.is_number for entry in at_rest) and isinstance(problem.distribution, SampledDistribution):
+        c = np.array(at_rest.tolist(), dtype=float)
+        scale = np.sqrt(np.outer(np.diag(c), np.diag(c)))
+        off = np.abs(c - np.diag(np.diag(c)))
+        if np.all(off <= SAMPLED_CROSS_MOMENT_TOLERANCE * scale):
+            return sp.diag(*[noise[i, i] for i in range(noise.rows)])
+    raise ProblemError(
+        f"distribution {problem.distribution.spec}: its fourth moments couple the eigen-coordinates "
+        "(E[Y_i Y_k Y_j^2] != 0 for i != k), and the limits here are mode by mode; use a law that is "
+        "symmetric under sign changes of each eigen-coordinate"
+    )
 
 
 def derive(problem: Problem) -> Derivation:

@@ -151,7 +151,7 @@ def pca_model(problem: Problem) -> PCAModel:
     """
     problem.require_finite_fourth_moments()
     if isinstance(problem.distribution, SampledDistribution):
-        samples = problem.distribution.moment_samples_for(problem.eigenvalues, problem.basis)
+        samples = problem.distribution.fourth_moment_samples_for(problem.eigenvalues, problem.basis)
         return PCAModel(problem.dim, problem.distribution, (samples,))
     return _named_model(problem.dim, problem.distribution)
 

@@ -13,15 +13,11 @@ from functools import lru_cache
 import numpy as np
 import sympy as sp
 
-from amsgd.core.distributions import Gaussian, SampledDistribution
+from amsgd.core.distributions import SAMPLED_CROSS_MOMENT_TOLERANCE, Gaussian, SampledDistribution
 from amsgd.core.problem import Problem
 from amsgd.derivations.linearization import coupling_patterns, optimum_linearization
 from amsgd.derivations.pca import PCAModel
 from amsgd.diffusion.theory.second_moments import Coefficients
-
-#: A cross moment larger than this fraction of the product of standard deviations counts as a
-#: correlation between coordinates (sampled distributions only).
-_CORRELATION_TOLERANCE = 0.05
 
 
 def coefficients_for(problem: Problem) -> Coefficients:
@@ -64,7 +60,7 @@ def _patterns(distribution) -> tuple[list, list, list]:
 
 def _sampled(problem: Problem) -> Coefficients:
     """Moments estimated from the sampler's moment samples (``Y = Qᵀ X``), coordinate by coordinate."""
-    y = problem.distribution.moment_samples_for(problem.eigenvalues, problem.basis)
+    y = problem.distribution.fourth_moment_samples_for(problem.eigenvalues, problem.basis)
     a_fn, b_fn = _coefficient_functions()
     d = y.shape[1]
     coupling = np.empty((d, d))
@@ -83,7 +79,7 @@ def _sampled(problem: Problem) -> Coefficients:
         for k in range(i + 1, d):  # E[b_i b_k] relative to their scales
             bk = b_fn(min(k, 1))(y[:, 0], y[:, k], y[:, k])
             correlated = max(correlated, abs(np.mean(b * bk)) / np.sqrt(additive[i] * np.mean(bk**2) + 1e-300))
-    return Coefficients(rates, coupling, additive, correlated < _CORRELATION_TOLERANCE)
+    return Coefficients(rates, coupling, additive, correlated < SAMPLED_CROSS_MOMENT_TOLERANCE)
 
 
 def _coordinates(i: int, j: int) -> tuple[int, int, int]:
