@@ -223,7 +223,7 @@ def convergence_study(
         boot.multinomial(paths, np.full(paths, 1.0 / paths), size=bootstrap) / paths,  # (B, P) weights
         (1 - confidence) / 2, functional or (lambda y: y), commutative,
     )  # fmt: skip
-    results = {get_scheme(name).name: _scheme_convergence(setup, get_scheme(name)) for name in schemes}
+    results = {s.name: _scheme_convergence(setup, s) for s in map(get_scheme, schemes)}
     return ConvergenceStudy(
         results, "exact" if exact is not None else "fine", float(t_end), paths, commutative, confidence, bootstrap
     )

@@ -132,7 +132,7 @@ def integrate_sme(
     step = dt * problem.eta
     times = step * np.arange(0, steps + 1, save_every)
     if scheme == COMPILED_EULER:
-        return _integrate_compiled(problem, coefficients, h0, steps, float(dt), save_every, paths, rng, keep_states)
+        return _integrate_compiled(problem, coefficients, h0, times, steps, float(dt), save_every, paths, rng, keep_states)
     drift, diffusion = _callables(coefficients)
     observe = None if keep_states else sin2_error
     sol = integrate_sde(
@@ -144,8 +144,8 @@ def integrate_sme(
     )
 
 
-def _integrate_compiled(problem: Problem, coefficients, h0: np.ndarray, steps: int, dt: float, save_every: int,
-                        paths: int, rng: RngLike, keep_states: bool) -> SMEEnsemble:  # fmt: skip
+def _integrate_compiled(problem: Problem, coefficients, h0: np.ndarray, times: np.ndarray, steps: int, dt: float,
+                        save_every: int, paths: int, rng: RngLike, keep_states: bool) -> SMEEnsemble:  # fmt: skip
     """:func:`integrate_sme` with the numba-compiled Euler–Maruyama (:mod:`.compiled`)."""
     if not isinstance(coefficients, SMECoefficients):
         raise ProblemError(f"scheme {COMPILED_EULER} needs the derived SMECoefficients, not plain callables")
@@ -153,7 +153,6 @@ def _integrate_compiled(problem: Problem, coefficients, h0: np.ndarray, steps: i
     from amsgd.diffusion.compiled import euler_compiled
 
     step = dt * problem.eta
-    times = step * np.arange(0, steps + 1, save_every)
     brownian = BrownianIncrements.create(step, steps, problem.dim, paths, rng)
     y0 = np.broadcast_to(h0, (paths, problem.dim))
     with np.errstate(all="ignore"):

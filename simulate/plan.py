@@ -11,12 +11,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
 
 from amsgd.core import checks
-from amsgd.core.delays import EventDrivenDelay
+from amsgd.core.delays import EventDrivenDelay, cumulative
 from amsgd.core.distributions import Distribution, Gaussian
 from amsgd.core.errors import ProblemError
 from amsgd.core.problem import Problem
@@ -100,7 +101,7 @@ class Plan:
         """Whether the lane kernel runs this plan (constant or i.i.d. delays, d <= LANE_MAX_DIM)."""
         return runs_in_lanes(self.server, self.dim)
 
-    @property
+    @cached_property
     def blocks(self) -> list[tuple[int, int]]:
         return block_bounds(self.replicates)
 
@@ -174,7 +175,7 @@ def delay_layout(problem: Problem, replicates: int) -> DelayLayout:
     pmf = delay.pmf()
     support = np.flatnonzero(pmf)
     constant = not server and support.size == 1
-    cdf = np.zeros(0) if server or constant else np.ascontiguousarray(delay.cdf(), dtype=np.float64)
+    cdf = np.zeros(0) if server or constant else np.ascontiguousarray(cumulative(pmf), dtype=np.float64)
     # history slots: h_{k−max_delay} .. h_k and the one written, at least 3 so that it is never h_{k−1}'s
     slots = 2 if server else max(3, int(pmf.size) + 1)
     copies = delay.workers + 2 if server else slots

@@ -92,3 +92,11 @@ def test_help_and_bad_input_return_before_heavy_imports(argv):
         assert code == 0 and "usage:" in result.stdout
     else:
         assert code == 2 and len(result.stderr.strip().splitlines()) == 2  # one message, then the probe
+
+
+def test_the_help_lists_every_integration_scheme():
+    """``amsgd integrate --help`` names the schemes without importing them; the names must not drift."""
+    from amsgd.cli.integrate import SCHEME_NAMES
+    from amsgd.diffusion.schemes import SCHEMES
+
+    assert SCHEME_NAMES.split(", ") == list(SCHEMES)

@@ -28,17 +28,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     problem = problem_from_args(args)
-    budget = Budget(replicates=args.replicates, transient_replicates=args.replicates, stationary_steps=args.steps,
-                    sweep_replicates=args.replicates, sweep_steps=args.steps, seed=args.seed, threads=args.threads)  # fmt: skip
+    budget = Budget.uniform(args.replicates, args.steps, seed=args.seed, threads=args.threads)
     out = check_output_dir(args.out)
-    if args.sweep:
-        check_input_file(args.sweep, "--sweep")
-    out.mkdir(exist_ok=True)
     sweep = None
-    if args.sweep:  # read first: a bad file fails before the simulations
+    if args.sweep:  # read first: a bad file fails before the simulations (a missing one before any heavy import)
+        check_input_file(args.sweep, "--sweep")
         from amsgd.sweep.dataset import read_dataset
 
         sweep = read_dataset(args.sweep)
+    out.mkdir(exist_ok=True)
     from amsgd.figures.standard import standard_figures
 
     paths = standard_figures(problem, out, mus=args.mus, budget=budget)

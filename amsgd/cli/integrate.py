@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import argparse
 
-from amsgd.cli.options import add_problem_options, emit, problem_from_args
-from amsgd.core.files import check_output_file
+from amsgd.cli.options import add_problem_options, problem_from_args
+from amsgd.core.files import atomic_write_text, check_output_file
 from amsgd.diffusion.theory.options import DEFAULT_DELTA_SQ
 
 HELP = "integrate the SDE limit (SME) ensemble: stationary error, escape time, convergence orders"
-#: Schemes of the batched integrator (amsgd.diffusion.schemes.SCHEMES) and the compiled Euler.
+#: The schemes of amsgd.diffusion.schemes.SCHEMES, named here so that --help imports nothing heavy
+#: (tests/test_architecture.py checks the two agree).
 SCHEME_NAMES = "euler, milstein, weak2, sdeint-euler, sdeint-sri2"
 
 
@@ -77,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     text = json.dumps(summary, indent=2) + "\n"
     print(text, end="")
     if args.out:
-        emit(text, args.out)
+        atomic_write_text(args.out, text)
     return 0
 
 

@@ -49,6 +49,13 @@ from amsgd.core.errors import ProblemError
 TAIL_MASS = 1e-12
 
 
+def cumulative(pmf: np.ndarray) -> np.ndarray:
+    """Cumulative sums of a probability vector, the last one set to exactly 1 (for sampling by inversion)."""
+    c = np.cumsum(pmf)
+    c[-1] = 1.0
+    return c
+
+
 class DelayModel:
     """Base class: ``spec`` round-trips through :func:`parse_delay`."""
 
@@ -64,10 +71,8 @@ class DelayModel:
         raise NotImplementedError
 
     def cdf(self) -> np.ndarray:
-        """Cumulative sums of :meth:`pmf`, the last one set to exactly 1 (for sampling by inversion)."""
-        c = np.cumsum(self.pmf())
-        c[-1] = 1.0
-        return c
+        """:func:`cumulative` of :meth:`pmf`."""
+        return cumulative(self.pmf())
 
     @property
     def max_delay(self) -> int:

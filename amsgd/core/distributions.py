@@ -110,11 +110,16 @@ class SampledDistribution(Distribution):
     moment_samples: int = 200_000
     moment_seed: int = 0
     spec: str = field(init=False)
+    _moments: dict = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         if not callable(self.sampler):
             raise ProblemError("distribution sampler must be callable as sampler(rng, n)")
         object.__setattr__(self, "spec", f"sampler:{self.name}")
+
+    def __getstate__(self) -> dict:
+        """Pickled (to Dask workers) without the cached moment draws."""
+        return {**self.__dict__, "_moments": {}}
 
     def sample(self, rng, n, eigenvalues, basis):
         x = np.asarray(self.sampler(rng, n), dtype=float)
@@ -125,8 +130,17 @@ class SampledDistribution(Distribution):
         return x @ basis
 
     def moment_samples_for(self, eigenvalues: np.ndarray, basis: np.ndarray) -> np.ndarray:
-        rng = np.random.default_rng(self.moment_seed)
-        return self.sample(rng, self.moment_samples, eigenvalues, basis)
+        """The ``moment_samples`` draws of ``Y`` (seed ``moment_seed``), drawn once for the last basis
+        asked for (the derivation, the coefficients and the tail probability share them)."""
+        key = (np.asarray(eigenvalues).tobytes(), np.asarray(basis).tobytes())
+        cached = self._moments.get(key)
+        if cached is None:
+            rng = np.random.default_rng(self.moment_seed)
+            cached = self.sample(rng, self.moment_samples, eigenvalues, basis)
+            cached.setflags(write=False)
+            self._moments.clear()
+            self._moments[key] = cached
+        return cached
 
     def fourth_moment_samples_for(self, eigenvalues: np.ndarray, basis: np.ndarray) -> np.ndarray:
         """The moment samples, refused when they cannot estimate fourth moments: if in some coordinate

@@ -29,7 +29,7 @@ def check_input_file(path: str | os.PathLike, option: str) -> Path:
 def check_output_file(path: str | os.PathLike, option: str = "--out") -> Path:
     """``path`` as a file that can be written: its folder exists and is writable, it is not a folder."""
     target = Path(path)
-    folder = target.parent if str(target.parent) else Path(".")
+    folder = target.parent
     if target.is_dir():
         raise ProblemError(f"{option} {str(target)!r} is a folder; give a file name")
     if not folder.is_dir():
@@ -44,7 +44,7 @@ def check_output_dir(path: str | os.PathLike, option: str = "--out") -> Path:
     target = Path(path)
     if target.exists() and not target.is_dir():
         raise ProblemError(f"{option} {str(target)!r} exists and is not a folder")
-    parent = target.parent if str(target.parent) else Path(".")
+    parent = target.parent
     if not target.exists() and not parent.is_dir():
         raise ProblemError(f"{option}: the parent folder {str(parent)!r} does not exist; create it first")
     if not os.access(target if target.exists() else parent, os.W_OK):
@@ -54,13 +54,8 @@ def check_output_dir(path: str | os.PathLike, option: str = "--out") -> Path:
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file, flushed to disk, and a rename."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

@@ -19,8 +19,7 @@ from amsgd.validation.context import Context, zero_delay
 #: Delays per momentum in the error-against-delay figure (0 to 1.5 × the largest τ*).
 DELAY_POINTS = 12
 #: The default Monte Carlo sizes of the standard figures.
-FIGURE_BUDGET = Budget(replicates=256, transient_replicates=256, stationary_steps=10_000, sweep_replicates=256,
-                       sweep_steps=10_000)  # fmt: skip
+FIGURE_BUDGET = Budget.uniform(256, 10_000)
 
 
 def standard_figures(problem: Problem, out_dir: str | Path, *, mus: Sequence[float] = (0.7, 0.8, 0.9),

@@ -12,6 +12,7 @@ import logging
 import os
 from collections.abc import Iterator
 
+from amsgd.core import checks
 from amsgd.core.errors import ProblemError
 
 
@@ -43,8 +44,7 @@ def dask_client(scheduler: str | None = None, n_workers: int | None = None) -> I
         return
     if n_workers is None:
         n_workers = default_workers()
-    if isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1:
-        raise ProblemError(f"workers (local Dask worker processes) must be a positive integer, got {n_workers!r}")
+    n_workers = checks.positive_int("workers (local Dask worker processes)", n_workers)
     cluster = LocalCluster(
         n_workers=n_workers,
         threads_per_worker=1,

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from amsgd.core.errors import ProblemError
+from amsgd.core.files import check_output_file
 from amsgd.sweep.dataset import assemble, read_dataset, write_dataset
 from amsgd.sweep.store import PartStore
 from amsgd.sweep.sweep import PointTask, Sweep, compute_point
@@ -84,9 +85,7 @@ def run_sweep(
     ``progress`` shows a bar of points done and time left (default: when stderr is a terminal).
     """
     began = time.perf_counter()
-    out = Path(out)
-    if not out.parent.is_dir():
-        raise ProblemError(f"--out directory {str(out.parent)!r} does not exist")
+    out = check_output_file(out)
     store = PartStore(out)
     manifest = sweep.manifest()
     if not resume and (out.exists() or store.exists):

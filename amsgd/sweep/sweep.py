@@ -21,12 +21,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from amsgd.core import checks
 from amsgd.core.delays import parse_delay
 from amsgd.core.distributions import parse_distribution
 from amsgd.core.errors import ProblemError
 from amsgd.core.problem import Problem
 from amsgd.core.seeding import child_sequence
-from amsgd.simulate.plan import DIVERGENCE_NORM, make_plan
+from amsgd.simulate.plan import DIVERGENCE_NORM, make_plan, recording_grid
 from amsgd.sweep.grid import GridPoint, SweepGrid
 from amsgd.sweep.store import canonical
 
@@ -61,8 +62,7 @@ class Sweep:
     modes: dict[str, OptimumModes | None] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
-            raise ProblemError(f"seed must be an integer >= 0, got {self.seed!r}")
+        checks.integer("seed", self.seed)
         if not isinstance(self.start, str):
             raise ProblemError(f"start must be a string (eJ, random or x1,...,xd), got {self.start!r}")
         plan = make_plan(
@@ -79,8 +79,7 @@ class Sweep:
     @property
     def iterations(self) -> np.ndarray:
         """The recorded iterations of ``error_mean``: every ``record_every``, 0 and ``steps`` included."""
-        at = np.arange(0, self.steps + 1, self.record_every, dtype=np.int64)
-        return at if at[-1] == self.steps else np.append(at, np.int64(self.steps))
+        return recording_grid(self.steps, self.record_every)
 
     def point_problem(self, point: GridPoint) -> Problem:
         return self.problem.replace(

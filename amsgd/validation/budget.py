@@ -20,6 +20,12 @@ class Budget:
     seed: int = 2018
     threads: int = 2
 
+    @classmethod
+    def uniform(cls, replicates: int, steps: int, seed: int = 2018, threads: int = 2) -> Budget:
+        """The same replicates for every kind of run and the same iterations for the long ones."""
+        return cls(replicates=replicates, transient_replicates=replicates, stationary_steps=steps,
+                   sweep_replicates=replicates, sweep_steps=steps, seed=seed, threads=threads)  # fmt: skip
+
     def __post_init__(self) -> None:
         for name in ("replicates", "transient_replicates", "stationary_steps", "sweep_replicates", "sweep_steps",
                      "rate_steps", "threads"):  # fmt: skip

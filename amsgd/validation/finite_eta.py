@@ -47,19 +47,20 @@ def large_step(ctx: Context) -> float:
 
 
 def finite_eta(ctx: Context, key: int = 11) -> FiniteEta:
-    p = ctx.problem.replace(delay=ConstantDelay(0))
     big = large_step(ctx)
     cases = (
-        ("rademacher", p.replace(distribution=Rademacher())),
-        ("student-t-8", p.replace(distribution=StudentT(8.0))),
-        (f"large-eta-{big:g}", p.replace(eta=big, mu=0.0)),
+        ("rademacher", {"distribution": Rademacher()}),
+        ("student-t-8", {"distribution": StudentT(8.0)}),
+        (f"large-eta-{big:g}", {"eta": big, "mu": 0.0}),
     )
     checks, rows = [], []
-    for n, (label, problem) in enumerate(cases):
+    for n, (label, changes) in enumerate(cases):
+        theory = ctx.theory.at(delay=0, **changes)
+        problem = theory.problem
         run = ctx.simulate(problem, ctx.budget.stationary_steps, ctx.budget.replicates, (key, n), record_every=ctx.budget.stationary_steps)
-        predicted = predict(problem).finite_eta.value
+        predicted = theory.finite_eta.value
         checks.append(floor_check(ctx, f"finite-eta-floor-{label}", problem, run, predicted, "finite-eta", None, group="finite-eta"))
-        rows.append({"case": label, "finite_eta": predicted, "additive_linear": predict(problem).linearized.floor,
+        rows.append({"case": label, "finite_eta": predicted, "additive_linear": theory.linearized.floor,
                      "measured": run.stationary_error.to_dict()})  # fmt: skip
     for n, problem in enumerate(_divergence_cases(ctx, big)):
         checks.append(_divergence_check(ctx, problem, (key, 10 + n)))

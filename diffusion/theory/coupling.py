@@ -59,35 +59,29 @@ def _patterns(distribution) -> tuple[list, list, list]:
 
 
 def _sampled(problem: Problem) -> Coefficients:
-    """Moments estimated from the sampler's moment samples (``Y = Qᵀ X``), coordinate by coordinate."""
+    """Moments estimated from the sampler's moment samples (``Y = Qᵀ X``), coordinate by coordinate:
+    the sample columns ``(0, i, j)`` play the pattern's coordinates ``(1, i, j)``."""
     y = problem.distribution.fourth_moment_samples_for(problem.eigenvalues, problem.basis)
     a_fn, b_fn = _coefficient_functions()
     d = y.shape[1]
     coupling = np.empty((d, d))
     rates = np.empty(d)
-    additive = np.empty(d)
-    correlated = 0.0
     for i in range(d):
         for j in range(d):
-            cols = _pattern_columns(i, j)
-            a = a_fn(cols[0], cols[1])(*(y[:, c] for c in _coordinates(i, j)))
+            a = a_fn[_pattern_entry(i, j)](y[:, 0], y[:, i], y[:, j])
             coupling[i, j] = np.var(a)
             if i == j:
                 rates[i] = -np.mean(a)
-        b = b_fn(min(i, 1))(y[:, 0], y[:, i], y[:, i])
-        additive[i] = np.mean(b**2)
-        for k in range(i + 1, d):  # E[b_i b_k] relative to their scales
-            bk = b_fn(min(k, 1))(y[:, 0], y[:, k], y[:, k])
-            correlated = max(correlated, abs(np.mean(b * bk)) / np.sqrt(additive[i] * np.mean(bk**2) + 1e-300))
+    n = y.shape[0]  # a forcing that is identically 0 lambdifies to a scalar
+    b = np.column_stack([np.broadcast_to(b_fn[min(i, 1)](y[:, 0], y[:, i], y[:, i]), n) for i in range(d)])
+    second = b.T @ b / n  # E[b_i b_k]
+    additive = np.diag(second).copy()
+    scale = np.sqrt(np.outer(additive, additive)) + 1e-300
+    correlated = float(np.max(np.abs(second - np.diag(additive)) / scale))
     return Coefficients(rates, coupling, additive, correlated < SAMPLED_CROSS_MOMENT_TOLERANCE)
 
 
-def _coordinates(i: int, j: int) -> tuple[int, int, int]:
-    """The sample columns playing the pattern's coordinates (1, i, j)."""
-    return 0, i, j
-
-
-def _pattern_columns(i: int, j: int) -> tuple[int, int]:
+def _pattern_entry(i: int, j: int) -> tuple[int, int]:
     """The entry of the three-dimensional pattern matrix that stands for ``(i, j)``."""
     if i == 0:
         return (0, 0) if j == 0 else (0, 2)
@@ -97,14 +91,10 @@ def _pattern_columns(i: int, j: int) -> tuple[int, int]:
 
 
 @lru_cache(maxsize=1)
-def _coefficient_functions():
-    """``A`` and ``b`` of the three-dimensional model as functions of the samples ``(Y_1, Y_i, Y_j)``."""
+def _coefficient_functions() -> tuple[dict, dict]:
+    """``A`` and ``b`` of the three-dimensional model as functions of the samples ``(Y_1, Y_i, Y_j)``,
+    keyed by their entry (lambdified once)."""
     lin = optimum_linearization(PCAModel(3, Gaussian()))  # the polynomials do not depend on the law
-
-    def a(row: int, col: int):
-        return sp.lambdify(lin.noise, lin.coefficient[row, col], "numpy")
-
-    def b(row: int):
-        return sp.lambdify(lin.noise, lin.forcing[row], "numpy")
-
+    a = {(r, c): sp.lambdify(lin.noise, lin.coefficient[r, c], "numpy") for r in range(3) for c in range(3)}
+    b = {r: sp.lambdify(lin.noise, lin.forcing[r], "numpy") for r in range(3)}
     return a, b

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from amsgd.core.delays import cumulative
 from amsgd.core.estimates import Estimate, json_float, t_interval
 from amsgd.diffusion.theory.linear_recursion import Delay, check_parameters, delay_law
 
@@ -77,8 +78,7 @@ def escape_law(rate: float, noise_variance: float, eta: float, mu: float, delay:
     eta, mu = check_parameters(eta, mu)
     law = delay_law(delay, as_iid=True)
     constant = -1 if law.constant is None else law.constant
-    cdf = np.minimum(np.cumsum(law.pmf), 1.0)
-    cdf[-1] = 1.0
+    cdf = cumulative(law.pmf)
     level = delta_sq / (1.0 - delta_sq)
     scale = eta * np.sqrt(noise_variance)
     samples = first_passages(int(paths), float(rate), float(scale), eta, mu, constant, cdf, level, MAX_ITERATIONS, SEED)

@@ -64,13 +64,14 @@ class Predictions:
     """The predictions for one problem; each part is computed on first use.
 
     ``modes`` are the linear modes at e_1; ``derivation`` the symbolic derivation (derived when a
-    part needs it and none was given).
+    part needs it and none was given); likewise the random coefficients at e_1.
     """
 
     problem: Problem
     modes: OptimumModes
     options: PredictOptions = field(default_factory=PredictOptions)
     given_derivation: Derivation | None = field(default=None, repr=False)
+    given_coefficients: Coefficients | None = field(default=None, repr=False)
 
     @cached_property
     def derivation(self) -> Derivation:
@@ -79,14 +80,15 @@ class Predictions:
     def at(self, **changes) -> Predictions:
         """The predictions for this problem with ``eta``, ``mu``, ``delay`` (or ``distribution``) changed.
 
-        The modes are reused unless the distribution changes (they depend on Σ and the data law only).
+        The modes and the random coefficients are reused unless the distribution changes (they depend
+        on Σ and the data law only).
         """
         if isinstance(changes.get("delay"), int):
             changes["delay"] = ConstantDelay(changes["delay"])
         problem = self.problem.replace(**changes)
         if "distribution" in changes:
             return predict(problem, self.options)
-        return Predictions(problem, self.modes, self.options)
+        return Predictions(problem, self.modes, self.options, given_coefficients=self.coefficients)
 
     @cached_property
     def points(self) -> tuple[PointValues, ...]:
@@ -107,7 +109,7 @@ class Predictions:
     @cached_property
     def coefficients(self) -> Coefficients:
         """The random coefficients of the linearisation at e_1: rates, couplings, additive noise."""
-        return coefficients_for(self.problem)
+        return self.given_coefficients or coefficients_for(self.problem)
 
     @cached_property
     def linearized(self) -> FloorResult:
