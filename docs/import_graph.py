@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 MAPPED = {"derivations": "derivations", "diffusion": "diffusion", "simulate": "simulate"}
 #: Folders in layer order, highest first (DESIGN.md), as they appear in the diagram.
 FOLDERS = (
-    "amsgd", "amsgd/cli", "amsgd/figures", "amsgd/validation", "amsgd/sweep", "diffusion", "diffusion/theory",
+    "amsgd", "amsgd/cli", "amsgd/figures", "amsgd/validation", "amsgd/sweep", "amsgd/advise", "diffusion",
+    "diffusion/theory",
     "simulate", "derivations", "amsgd/core",
 )  # fmt: skip
 BEGIN, END = "<!-- import-graph:begin -->", "<!-- import-graph:end -->"

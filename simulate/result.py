@@ -149,14 +149,9 @@ class SimulationResult:
 
     def write_netcdf(self, path: str) -> None:
         """Write :meth:`to_xarray` to ``path`` (NetCDF 4, atomically)."""
-        from amsgd.core.errors import ProblemError
-        from amsgd.core.files import atomic_path
+        from amsgd.core.files import write_netcdf
 
-        try:
-            with atomic_path(path) as tmp:
-                self.to_xarray().to_netcdf(tmp, engine="h5netcdf")
-        except OSError as exc:
-            raise ProblemError(f"cannot write {path!r}: {exc.strerror or exc}") from None
+        write_netcdf(self.to_xarray(), path)
 
     def to_xarray(self) -> xarray.Dataset:
         """The trajectories as a Dataset with dims ``replicate``, ``iteration``, ``coordinate``, ``delay``."""

@@ -24,7 +24,7 @@ def run_block(code: str) -> str:
     return out.getvalue()
 
 
-@pytest.mark.parametrize("page", ["docs/linear-theory.md", "docs/simulate.md", "README.md"])
+@pytest.mark.parametrize("page", ["docs/linear-theory.md", "docs/simulate.md", "docs/models.md", "README.md"])
 def test_documented_python_runs_and_prints_what_the_page_shows(page):
     found = blocks(page)
     assert found, f"no Python block in {page}"

@@ -199,3 +199,26 @@ def test_a_user_sampler_gets_the_finite_eta_floor_of_its_own_moments():
     finite = p.finite_eta.value
     assert p.coefficients.diagonal
     assert abs(measured.mean - finite) <= Z * measured.std_error + FLOOR_MODEL_TOLERANCE * finite
+
+
+@pytest.mark.parametrize("spec", ["uniform:0-10", "uniform:4-10", "poisson:5"])
+def test_family_boundary_is_where_the_second_moment_radius_crosses_one(spec):
+    """The largest stable member of a random delay's family, against the radius of the second-moment
+    operator computed independently (Perron root of the feedback, :func:`second_moment_operator_radius`)."""
+    from amsgd.core.delays import PoissonDelay, UniformDelay, parse_delay
+    from amsgd.diffusion.theory import predict
+    from amsgd.diffusion.theory.second_moments import second_moment_operator_radius
+
+    problem = Problem.from_spectrum([4, 3, 2, 1], delay=parse_delay(spec))
+    p = predict(problem)
+    found = p.family_boundary
+    assert found is not None and found.largest_stable is not None and not found.beyond_search
+    x = found.largest_stable
+    if spec.startswith("uniform"):
+        low = int(spec.split(":")[1].split("-")[0])
+        inside, outside = UniformDelay(low, x), UniformDelay(low, x + 1)
+    else:
+        inside, outside = PoissonDelay(x), PoissonDelay(x * 1.002)
+    radius = [second_moment_operator_radius(p.coefficients, problem.eta, problem.mu, d.pmf())[0] for d in (inside, outside)]
+    assert radius[0] < 1.0 <= radius[1]
+    assert p.to_dict()["stability"]["mean_square"]["family_boundary"]["largest_stable"] == x

@@ -188,3 +188,13 @@ def test_simulated_stationary_variance_matches(eta, mu, delay):
         a_mean, b = companion_matrix(rate, eta, mu, delay)
         mean_only = scipy.linalg.solve_discrete_lyapunov(a_mean, eta**2 * noise * np.outer(b, b))[0, 0]
         assert abs(predicted / mean_only - 1) > 3 * tolerance
+
+
+@pytest.mark.parametrize("tau", [0, 1, 2, 7, 30])
+def test_batched_gains_equal_the_one_mode_solution(tau):
+    """The batched Yule–Walker solve of many modes gives each mode's stationary variance per unit noise."""
+    from amsgd.diffusion.theory.lyapunov import scaled_gain, stationary_gains
+
+    rates = np.linspace(0.001, 0.05, 40)
+    batched = stationary_gains(rates, 0.05, 0.9, tau)
+    np.testing.assert_allclose(batched, [scaled_gain(r, 0.05, 0.9, tau) for r in rates], rtol=1e-9)

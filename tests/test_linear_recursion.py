@@ -140,3 +140,21 @@ def test_bad_delays_are_rejected():
         spectral_radius(1.0, 0.1, 1.0, 0)
     with pytest.raises(ProblemError, match="eta"):
         spectral_radius(1.0, -0.1, 0.5, 0)
+
+
+@pytest.mark.parametrize("spec", ["geometric:3", "geometric:10", "ps:8"])
+@pytest.mark.parametrize("rate", [0.5, 2.0, 8.0])
+def test_geometric_laws_take_the_three_state_system(spec, rate):
+    """A geometric law's radius from the exact order-3 system equals the truncated law's companion radius."""
+    from amsgd.core.delays import parse_delay
+    from amsgd.diffusion.theory.linear_recursion import (
+        ar_coefficients,
+        geometric_ratio,
+        radius_of,
+        spectral_radius,
+    )
+
+    law = delay_law(parse_delay(spec), as_iid=True)
+    assert geometric_ratio(law.pmf) is not None
+    assert spectral_radius(rate, 5e-4, 0.9, law) == pytest.approx(radius_of(ar_coefficients(rate, 5e-4, 0.9, law)), abs=1e-9)
+    assert geometric_ratio(delay_law(parse_delay("poisson:5")).pmf) is None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from amsgd.cli import derive, figures, integrate, simulate, sweep, validate
+from amsgd.cli import advise, derive, figures, integrate, simulate, sweep, validate
 from amsgd.cli.options import ArgumentParser
 from amsgd.core.errors import ProblemError
 
@@ -22,6 +22,7 @@ COMMANDS = {
     "sweep": sweep,
     "validate": validate,
     "figures": figures,
+    "advise": advise,
 }
 
 

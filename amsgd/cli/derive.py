@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 
 from amsgd.cli.options import add_problem_options, emit, float_list, int_list, problem_from_args
+from amsgd.core.errors import ProblemError
 from amsgd.core.files import check_output_file
+from amsgd.core.models import ModelProblem
 from amsgd.diffusion.theory.options import (
     DEFAULT_DELTA_SQ,
     DEFAULT_GAMMA,
@@ -61,6 +63,14 @@ def run(args: argparse.Namespace) -> int:
     problem = problem_from_args(args)
     if args.out:
         check_output_file(args.out)
+    if isinstance(problem, ModelProblem):
+        if args.format != "json":
+            raise ProblemError("--format markdown and latex document the streaming-PCA derivation; models give json")
+        from amsgd.diffusion.theory.model_predictions import predict_model
+
+        predictions = predict_model(problem, options)
+        emit(json.dumps(predictions.to_dict(), indent=2, ensure_ascii=False) + "\n", args.out)
+        return 0
     from amsgd.diffusion.theory import predict
 
     predictions = predict(problem, options)

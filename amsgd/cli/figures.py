@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from amsgd.cli.options import add_problem_options, float_list, problem_from_args
+from amsgd.cli.options import add_problem_options, float_list, problem_from_args, require_pca
 from amsgd.core.files import check_input_file, check_output_dir
 from amsgd.validation.budget import Budget
 
@@ -27,7 +27,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    problem = problem_from_args(args)
+    problem = require_pca(problem_from_args(args), "figures")
     budget = Budget.uniform(args.replicates, args.steps, seed=args.seed, threads=args.threads)
     out = check_output_dir(args.out)
     sweep = None

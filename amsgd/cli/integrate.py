@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 
-from amsgd.cli.options import add_problem_options, problem_from_args
+from amsgd.cli.options import add_problem_options, problem_from_args, require_pca
 from amsgd.core.files import atomic_write_text, check_output_file
 from amsgd.diffusion.theory.options import DEFAULT_DELTA_SQ
 
@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     import json
     import time
 
-    problem = problem_from_args(args)
+    problem = require_pca(problem_from_args(args), "integrate")
     for path in (args.out, args.plot):
         if path:
             check_output_file(path)

@@ -8,6 +8,7 @@ from amsgd.core.delays import ConstantDelay, parse_delay
 from amsgd.core.distributions import parse_distribution
 from amsgd.core.errors import ProblemError
 from amsgd.core.files import atomic_write_text
+from amsgd.core.models import ACTIVATIONS, DEFAULT_L2, DEFAULT_MODEL_ETA, MODELS, ModelProblem, load_data
 from amsgd.core.problem import DEFAULT_ETA, DEFAULT_MU, DEFAULT_SPECTRUM, Problem, read_covariance
 
 
@@ -37,7 +38,10 @@ def add_problem_options(parser: argparse.ArgumentParser) -> None:
         default="gaussian",
         help="data distribution: gaussian, rademacher or student-t:NU (default: %(default)s)",
     )
-    group.add_argument("--eta", type=float, default=DEFAULT_ETA, help="step size η > 0 (default: %(default)g)")
+    group.add_argument(
+        "--eta", type=float, default=None,
+        help=f"step size η > 0 (default: {DEFAULT_ETA:g} for pca, {DEFAULT_MODEL_ETA:g} for the other models)",
+    )  # fmt: skip
     group.add_argument("--mu", type=float, default=DEFAULT_MU, help="momentum μ in [0, 1) (default: %(default)g)")
     delay = group.add_mutually_exclusive_group()
     delay.add_argument("--tau", type=int, help="constant delay τ >= 0 (default: 0)")
@@ -46,6 +50,24 @@ def add_problem_options(parser: argparse.ArgumentParser) -> None:
         help="delay model: constant:N | uniform:A-B | geometric:MEAN | poisson:MEAN | "
         "histogram:FILE | workers:M | ps:M[:exp|lognormal[:SIGMA]]",
     )
+    _add_model_options(parser)
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model (other than streaming PCA)")
+    group.add_argument(
+        "--model", default="pca", choices=("pca",) + MODELS,
+        help="the loss: streaming PCA (default), least squares, multinomial logistic regression or an MLP classifier",
+    )  # fmt: skip
+    group.add_argument(
+        "--data", default="digits", metavar="digits|FILE.npz|FILE.csv",
+        help="the data of a model: scikit-learn's bundled digits (default), an .npz with arrays X and y, "
+        "or a .csv with the target in the last column",
+    )  # fmt: skip
+    group.add_argument("--batch", type=int, default=32, help="minibatch size B (default: %(default)s)")
+    group.add_argument("--l2", type=float, default=DEFAULT_L2, help="ridge penalty on the weights (default: %(default)g)")
+    group.add_argument("--hidden", type=int, default=32, help="hidden units of the MLP (default: %(default)s)")
+    group.add_argument("--activation", default="tanh", choices=ACTIVATIONS, help="MLP activation (default: %(default)s)")
 
 
 def add_run_options(group, *, seed_help: str, seed_required: bool = False) -> None:
@@ -106,21 +128,35 @@ def parse_spectrum(text: str) -> list[float]:
     return values
 
 
-def problem_from_args(args: argparse.Namespace) -> Problem:
-    """Build and validate the Problem named by the shared options."""
+def problem_from_args(args: argparse.Namespace) -> Problem | ModelProblem:
+    """Build and validate the Problem (streaming PCA) or ModelProblem named by the shared options."""
     if args.delay is not None:
         delay = parse_delay(args.delay)
     else:
         delay = ConstantDelay(0 if args.tau is None else args.tau)
+    if getattr(args, "model", "pca") != "pca":
+        data = load_data(args.data, classification=args.model != "least-squares")
+        eta = DEFAULT_MODEL_ETA if args.eta is None else args.eta
+        return ModelProblem(args.model, data, eta=eta, mu=args.mu, delay=delay, batch=args.batch, l2=args.l2,
+                            hidden=args.hidden, activation=args.activation)  # fmt: skip
     common = dict(
         distribution=parse_distribution(args.distribution),
-        eta=args.eta,
+        eta=DEFAULT_ETA if args.eta is None else args.eta,
         mu=args.mu,
         delay=delay,
     )
     if args.covariance:
         return Problem(read_covariance(args.covariance), **common)
     return Problem.from_spectrum(parse_spectrum(args.spectrum), **common)
+
+
+def require_pca(problem: Problem | ModelProblem, command: str) -> Problem:
+    """``problem`` when it is streaming PCA; otherwise a one-line refusal naming the commands that take models."""
+    if isinstance(problem, ModelProblem):
+        raise ProblemError(
+            f"{command} supports --model pca only; models other than PCA run in simulate, derive (JSON) and advise"
+        )
+    return problem
 
 
 def emit(text: str, path: str | None) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from amsgd.cli.options import add_problem_options, add_run_options, problem_from_args
-from amsgd.core.files import check_output_file
+from amsgd.core.files import check_output_file, write_netcdf
+from amsgd.core.models import ModelProblem
 
 HELP = "simulate Async-MSGD (Monte Carlo over replicates) and summarise with 95% confidence intervals"
 
@@ -30,6 +31,12 @@ def run(args: argparse.Namespace) -> int:
     problem = problem_from_args(args)
     if args.out:
         check_output_file(args.out)
+    if isinstance(problem, ModelProblem):
+        result = _simulate_model(problem, args)
+        print(_compact_lists(json.dumps(result.to_dict(), indent=2)))
+        if args.out:
+            write_netcdf(result.to_xarray(), args.out)
+        return 0
     from amsgd.simulate import simulate
 
     result = simulate(
@@ -41,6 +48,20 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         result.write_netcdf(args.out)
     return 0
+
+
+def _simulate_model(problem: ModelProblem, args: argparse.Namespace):
+    """A model's runs: start at each replicate's initialisation; PCA-only options are refused."""
+    from amsgd.core.errors import ProblemError
+
+    if args.start != "e2" or args.window_start is not None or args.coordinates != "moments" or args.threads != 1:
+        raise ProblemError("--start, --window-start, --coordinates and --threads apply to --model pca only")
+    from amsgd.simulate.model_engine import simulate_model
+
+    return simulate_model(
+        problem, args.steps, args.replicates, rng=args.seed, record_every=args.record_every, window=args.window,
+        divergence_norm=args.divergence_norm,
+    )  # fmt: skip
 
 
 def _compact_lists(text: str) -> str:

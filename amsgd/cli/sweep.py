@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from amsgd.cli.options import add_problem_options, add_run_options, problem_from_args
+from amsgd.cli.options import add_problem_options, add_run_options, problem_from_args, require_pca
 from amsgd.core.files import check_output_file
 from amsgd.core.problem import DEFAULT_ETA, DEFAULT_MU
 
@@ -74,7 +74,7 @@ def sweep_from_args(args: argparse.Namespace):
     )
     # Σ comes from the shared options; the grid sets everything else per point.
     scalars = dict(eta=grid.etas[0], mu=grid.mus[0], tau=None, delay=None, distribution=grid.distributions[0])
-    base = problem_from_args(argparse.Namespace(**{**vars(args), **scalars}))
+    base = require_pca(problem_from_args(argparse.Namespace(**{**vars(args), **scalars})), "sweep")
     return Sweep(
         base, grid, steps=args.steps, replicates=args.replicates, seed=args.seed,
         record_every=args.record_every, window=args.window, window_start=args.window_start,

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import argparse
 
-from amsgd.cli.options import add_problem_options, problem_from_args
+from amsgd.cli.options import add_problem_options, problem_from_args, require_pca
 from amsgd.core.errors import ProblemError
 from amsgd.core.files import check_output_dir
-from amsgd.validation.presets import EXPERIMENTS, PRESETS, chosen_experiments, get_preset
+from amsgd.core.problem import DEFAULT_ETA
+from amsgd.validation.presets import EXPERIMENTS, MODEL_PRESETS, PRESETS, chosen_experiments, get_preset
 
 HELP = "validate the predictions against simulation: report.json, report.md and figures in --out DIR"
 
@@ -19,9 +20,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_problem_options(parser)
     group = parser.add_argument_group("validation")
     group.add_argument(
-        "--preset", choices=tuple(PRESETS),
+        "--preset", choices=tuple(PRESETS) + tuple(MODEL_PRESETS),
         help="a named validation (ignores the problem options): "
-        + "; ".join(f"{k}: {v.description}" for k, v in PRESETS.items()),
+        + "; ".join([f"{k}: {v.description}" for k, v in PRESETS.items()] + [f"{k}: {v}" for k, v in MODEL_PRESETS.items()]),
     )  # fmt: skip
     group.add_argument("--out", required=True, metavar="DIR", help="directory for report.json, report.md and PNGs (created)")
     group.add_argument(
@@ -37,10 +38,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
+    if args.preset in MODEL_PRESETS:
+        return _run_paper_dnn(args)
     from amsgd.validation.budget import Budget
 
     preset = get_preset(args.preset) if args.preset else None
-    problem = preset.problem if preset else problem_from_args(args)
+    problem = preset.problem if preset else require_pca(problem_from_args(args), "validate")
     budget = preset.budget if preset else Budget()
     changes = {k: v for k, v in (("seed", args.seed), ("threads", args.threads)) if v is not None}
     budget = replace(budget, **changes)
@@ -54,12 +57,7 @@ def run(args: argparse.Namespace) -> int:
 
     report = run_validation(problem, preset=preset, budget=budget, experiments=only, perturb=perturb)
     write_report(report, out, draw_validation(report, out), command=_public_command(args))
-    failed = [c.name for c in report.checks if not c.passed]
-    total = len(report.checks)
-    print(f"{total - len(failed)}/{total} checks pass ({report.elapsed:.0f} s); report in {out / 'report.md'}")
-    for name in failed:
-        print(f"FAIL {name}")
-    return 0 if not failed else 1
+    return _verdict(report.checks, report.elapsed, out)
 
 
 def _perturbations(items: list[str]) -> dict[str, float]:
@@ -83,7 +81,7 @@ def _public_command(args) -> str:
         parts.append(f"--preset {args.preset}")
     else:
         parts.append(f"--spectrum {args.spectrum}" if not args.covariance else f"--covariance {args.covariance}")
-        parts += [f"--distribution {args.distribution}", f"--eta {args.eta:g}", f"--mu {args.mu:g}"]
+        parts += [f"--distribution {args.distribution}", f"--eta {DEFAULT_ETA if args.eta is None else args.eta:g}", f"--mu {args.mu:g}"]
         if args.delay:
             parts.append(f"--delay {args.delay}")
         elif args.tau:
@@ -94,3 +92,31 @@ def _public_command(args) -> str:
         parts.append(f"--seed {args.seed}")
     parts.append(f"--out {args.out}")
     return " ".join(parts)
+
+
+def _run_paper_dnn(args: argparse.Namespace) -> int:
+    """``--preset paper-dnn``: predict, run every cell, write the report and its figure."""
+    from dataclasses import replace
+
+    if args.only or args.perturb or args.threads is not None:
+        raise ProblemError("--only, --perturb and --threads do not apply to --preset paper-dnn")
+    out = check_output_dir(args.out)
+    out.mkdir(exist_ok=True)
+    from amsgd.figures.paper_dnn import paper_dnn_figure
+    from amsgd.validation.paper_dnn import DnnSetup, run_paper_dnn
+    from amsgd.validation.paper_dnn_report import write_dnn_report
+
+    setup = DnnSetup() if args.seed is None else replace(DnnSetup(), seed=args.seed)
+    report = run_paper_dnn(setup)
+    figure = paper_dnn_figure(report, out / "paper-dnn.png")
+    write_dnn_report(report, out, [figure], command=_public_command(args))
+    return _verdict(report.checks, report.elapsed, out)
+
+
+def _verdict(checks, elapsed: float, out) -> int:
+    """Print how many checks pass and name the failures; exit status 0 when all pass, 1 otherwise."""
+    failed = [c.name for c in checks if not c.passed]
+    print(f"{len(checks) - len(failed)}/{len(checks)} checks pass ({elapsed:.0f} s); report in {out / 'report.md'}")
+    for name in failed:
+        print(f"FAIL {name}")
+    return 0 if not failed else 1

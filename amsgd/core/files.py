@@ -76,3 +76,13 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def write_netcdf(dataset, path: str | os.PathLike) -> None:
+    """Write an ``xarray.Dataset`` to ``path`` (NetCDF 4 through h5netcdf, atomically); an OS error is
+    one line naming the path."""
+    try:
+        with atomic_path(path) as tmp:
+            dataset.to_netcdf(tmp, engine="h5netcdf")
+    except OSError as exc:
+        raise ProblemError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None

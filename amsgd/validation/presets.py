@@ -49,6 +49,14 @@ PRESETS: dict[str, Preset] = {
 }
 
 
+#: Presets on models other than PCA (:mod:`amsgd.validation.paper_dnn`), run by their own driver.
+MODEL_PRESETS: dict[str, str] = {
+    "paper-dnn": "the paper's deep-network experiment on an MLP on digits: best momentum per number of "
+    "asynchronous workers (1..32, round-robin and event-driven), fixed eta and fixed eta/(1 - mu), "
+    "predicted from the Hessian before the runs; about 12 minutes on 2 cores",
+}
+
+
 def get_preset(name: str) -> Preset:
     try:
         return PRESETS[name]

@@ -40,7 +40,7 @@ def _json_default(value: object) -> object:
     raise TypeError(f"not JSON serialisable: {value!r}")
 
 
-def _fmt(x: float | None, digits: int = 4) -> str:
+def fmt_number(x: float | None, digits: int = 4) -> str:
     if x is None or (isinstance(x, float) and not math.isfinite(x)):
         return "—"
     return f"{x:.{digits}g}"
@@ -53,14 +53,14 @@ def check_table(checks: tuple[Check, ...] | list[Check]) -> list[str]:
     ]
     for c in checks:
         if c.relation == "window":
-            tol = f"accept ({_fmt(c.window[0])}, {_fmt(c.window[1])}]"
+            tol = f"accept ({fmt_number(c.window[0])}, {fmt_number(c.window[1])}]"
         elif c.relation == "inside":
-            tol = f"± {_fmt(c.tolerance, 3)}" if c.tolerance else "0"
+            tol = f"± {fmt_number(c.tolerance, 3)}" if c.tolerance else "0"
         else:
             tol = f"CI {'below' if c.relation == 'below' else 'above'} prediction"
         verdict = "**pass**" if c.passed else "**FAIL**"
         lines.append(
-            f"| `{c.name}` | {_fmt(c.predicted)} | {_fmt(c.measured)} | [{_fmt(c.ci_low)}, {_fmt(c.ci_high)}] "
+            f"| `{c.name}` | {fmt_number(c.predicted)} | {fmt_number(c.measured)} | [{fmt_number(c.ci_low)}, {fmt_number(c.ci_high)}] "
             f"| {tol} | {verdict} |"
         )
     return lines
@@ -121,18 +121,18 @@ def _knee_table(rows: list[dict]) -> list[str]:
     ]
     for r in rows:
         lines.append(
-            f"| {r['mu']:g} | {r['tau_star']} | {_fmt(r['tau_delay_differential'], 4)} | {_fmt(r['measured_knee'])} "
-            f"| {_fmt(r['last_delay_without_breakdown'])} | {_fmt(r['error_tau0'])} | {_fmt(r['diffusion_floor'])} |"
+            f"| {r['mu']:g} | {r['tau_star']} | {fmt_number(r['tau_delay_differential'], 4)} | {fmt_number(r['measured_knee'])} "
+            f"| {fmt_number(r['last_delay_without_breakdown'])} | {fmt_number(r['error_tau0'])} | {fmt_number(r['diffusion_floor'])} |"
         )
     return lines + [""]
 
 
 def _momentum_table(rows: list[dict]) -> list[str]:
     def est(d: dict) -> str:
-        return f"{_fmt(d['mean'])} [{_fmt(d['ci_low'])}, {_fmt(d['ci_high'])}]"
+        return f"{fmt_number(d['mean'])} [{fmt_number(d['ci_low'])}, {fmt_number(d['ci_high'])}]"
 
     def rate(v: list) -> str:
-        return f"{_fmt(v[0], 3)} [{_fmt(v[1], 3)}, {_fmt(v[2], 3)}]"
+        return f"{fmt_number(v[0], 3)} [{fmt_number(v[1], 3)}, {fmt_number(v[2], 3)}]"
 
     lines = [
         "Comparison (stationary error E sin²; local rate of the slowest mode per iteration; 95% CIs):",
@@ -145,8 +145,8 @@ def _momentum_table(rows: list[dict]) -> list[str]:
         a, s = r["async_sgd"], r["sync_msgd"]
         lines.append(
             f"| {r['workers']} | {est(a['stationary_error'])} | {est(s['stationary_error'])} "
-            f"| {est(r['floor_difference_measured'])} | {_fmt(r['floor_difference_linear'], 3)} "
-            f"| {_fmt(r['diffusion_floor'])} | {rate(a['rate_measured'])} | {rate(s['rate_measured'])} "
-            f"| {_fmt(a['rate_exact_linear'], 4)} | {_fmt(a['rate_ou'], 3)} |"
+            f"| {est(r['floor_difference_measured'])} | {fmt_number(r['floor_difference_linear'], 3)} "
+            f"| {fmt_number(r['diffusion_floor'])} | {rate(a['rate_measured'])} | {rate(s['rate_measured'])} "
+            f"| {fmt_number(a['rate_exact_linear'], 4)} | {fmt_number(a['rate_ou'], 3)} |"
         )
     return lines + [""]

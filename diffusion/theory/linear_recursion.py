@@ -180,8 +180,42 @@ def spectral_radius(rate: float, eta: float, mu: float, delay: Delay) -> float:
     """``ρ = max |z|`` over the roots of the characteristic polynomial, from the companion eigenvalues.
 
     The mean of the mode decays iff ``ρ < 1``. Cost O(L³): about 0.25 s at τ = 500, 1–3 s at τ = 1000.
+    A geometric law ``p_j = (1 − q) q^j`` (also the event-driven server's) is solved exactly in three
+    states instead (:func:`geometric_ratio`): ``y_k = Σ_j p_j x_{k−j}`` obeys
+    ``y_k = (1 − q) x_k + q y_{k−1}``, so ``(x_k, x_{k−1}, y_{k−1})`` is a linear system of order 3
+    whose eigenvalues are the roots of the untruncated law's characteristic equation.
     """
-    return radius_of(ar_coefficients(rate, eta, mu, delay))
+    law = delay_law(delay)
+    q = geometric_ratio(law.pmf)
+    if q is None:
+        return radius_of(ar_coefficients(rate, eta, mu, law))
+    eta, mu = check_parameters(eta, mu)
+    g = eta * float(rate)
+    system = np.array([[1.0 + mu - g * (1.0 - q), -mu, -g * q], [1.0, 0.0, 0.0], [1.0 - q, 0.0, q]])
+    return float(np.abs(np.linalg.eigvals(system)).max())
+
+
+def geometric_ratio(pmf: np.ndarray, rtol: float = 1e-9) -> float | None:
+    """``q`` when ``pmf`` is a (truncated, renormalised) geometric law ``∝ q^j`` with at least 8 lags,
+    else None."""
+    if pmf.size < 8 or np.any(pmf <= 0):
+        return None
+    ratios = pmf[1:] / pmf[:-1]
+    q = float(ratios[0])
+    return q if 0 < q < 1 and np.allclose(ratios, q, rtol=rtol, atol=0.0) else None
+
+
+def spectral_radii(rates: np.ndarray, eta: float, mu: float, tau: int) -> np.ndarray:
+    """:func:`spectral_radius` of many modes at one constant delay τ, as one batch of companion
+    eigenvalue problems (``(τ + 1)``-square; for the thousands of modes of a model's Hessian)."""
+    rates = check_rates(rates)
+    base = ar_coefficients(0.0, eta, mu, tau)
+    n = base.size
+    stack = np.zeros((rates.size, n, n))
+    stack[:, 0, :] = base
+    stack[:, 0, tau] -= eta * rates  # the delayed tap is the only one that depends on the rate
+    stack[:, np.arange(1, n), np.arange(n - 1)] = 1.0
+    return np.abs(np.linalg.eigvals(stack)).max(axis=1)
 
 
 def decay_rate(rate: float, eta: float, mu: float, delay: Delay, per: str = "iteration") -> float:

@@ -70,6 +70,31 @@ def autocovariance(coefficients: np.ndarray, noise_variance: float = 1.0) -> np.
     return scipy.sparse.linalg.spsolve(system, rhs)[: c.size]
 
 
+def stationary_gains(rates: np.ndarray, eta: float, mu: float, tau: int) -> np.ndarray:
+    """``η² γ_i(0)`` for many mean-stable modes at a constant delay τ: the stationary ``Var x`` per unit
+    noise of each mode, the Yule–Walker systems of :func:`autocovariance` solved as one batch of
+    dense ``(τ + 3)``-square systems (the caller ensures every mode is mean-stable)."""
+    rates = np.asarray(rates, dtype=float)
+    c = np.stack([ar_coefficients(r, eta, mu, tau) for r in rates[:1]] * rates.size) if rates.size else None
+    if c is None:
+        return np.zeros(0)
+    c[:, tau] -= eta * (rates - rates[0])  # the delayed term is the only one that depends on the rate
+    n = c.shape[1] + 1
+    h = np.arange(n)[:, None]
+    j = np.arange(c.shape[1])[None, :]
+    lags = np.where(h == 0, j + 1, np.abs(h - 1 - j))  # (n, L + 1)
+    system = np.zeros((rates.size, n, n))
+    system[:, np.arange(n), np.arange(n)] = 1.0
+    rows = np.repeat(np.arange(n), c.shape[1])
+    np.subtract.at(system, (slice(None), rows, lags.ravel()), np.tile(c, (1, n)))
+    rhs = np.zeros((rates.size, n))
+    rhs[:, 0] = 1.0
+    chunk = max(1, 2_000_000 // (n * n))
+    gamma0 = np.concatenate([np.linalg.solve(system[i : i + chunk], rhs[i : i + chunk, :, None])[:, 0, 0]
+                             for i in range(0, rates.size, chunk)])  # fmt: skip
+    return eta**2 * gamma0
+
+
 def _kappa(coefficients: np.ndarray, pmf: np.ndarray, lam: float) -> float:
     """κ(M_λ) = Σ p_i (M_λ)_ii − pᵀ M_λ p for ``λ M_λ = Ā M_λ Āᵀ + e_0 e_0ᵀ``.
 

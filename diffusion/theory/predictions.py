@@ -24,6 +24,7 @@ from amsgd.derivations.recursion import eta as eta_symbol
 from amsgd.derivations.recursion import mu as mu_symbol
 from amsgd.diffusion.theory.conditions import DelayConditions, delay_conditions, ode_bound
 from amsgd.diffusion.theory.coupling import coefficients_for
+from amsgd.diffusion.theory.delay_family import FamilyBoundary, family_boundary
 from amsgd.diffusion.theory.divergence import DivergenceRisk, divergence_risk
 from amsgd.diffusion.theory.error_floor import FloorResult, linearized_floor
 from amsgd.diffusion.theory.linear_recursion import DelayLaw, delay_law
@@ -132,6 +133,11 @@ class Predictions:
         """Mean-square stability of the random-coefficient linearisation (every mode, radial included)."""
         c, p = self.coefficients, self.problem
         return mean_square(c, p.eta, p.mu, self.delay_law, critical_delay(c.rates, p.eta, p.mu))
+
+    @cached_property
+    def family_boundary(self) -> FamilyBoundary | None:
+        """The largest mean-square-stable member of a random delay's family (None for a constant delay)."""
+        return family_boundary(self.coefficients, self.problem.eta, self.problem.mu, self.problem.delay)
 
     @property
     def tau_max(self) -> int | None:

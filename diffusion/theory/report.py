@@ -74,13 +74,16 @@ def finite_eta_dict(p: Predictions) -> dict:
 def mean_square_dict(p: Predictions) -> dict:
     """Mean-square stability of the random-coefficient linearisation, every mode included."""
     ms = p.mean_square
-    return {
+    out = {
         "tau_max": ms.tau_max,
         "stable": ms.stable,
         "limiting_mode": p.modes.describe(ms.limiting_mode),
         "radius": json_float(ms.radius),
         "radius_mode": p.modes.describe(ms.radius_mode),
     }
+    if p.family_boundary is not None:  # a random delay: the largest stable member of its family
+        out["family_boundary"] = p.family_boundary.to_dict()
+    return out
 
 
 def stability_dict(p: Predictions, dde_formula: str) -> dict:

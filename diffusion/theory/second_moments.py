@@ -40,9 +40,11 @@ import scipy.optimize
 
 from amsgd.core.estimates import json_float
 from amsgd.diffusion.theory.linear_recursion import MAX_DELAY, Delay, delay_law, spectral_radius
-from amsgd.diffusion.theory.lyapunov import scaled_gain, second_moment_radius
+from amsgd.diffusion.theory.lyapunov import scaled_gain, second_moment_radius, stationary_gains
 from amsgd.diffusion.theory.stability import critical_delay
 
+#: Above this many modes the gains at a constant delay are solved as one batch (:func:`.lyapunov.stationary_gains`).
+_BATCH_MODES = 16
 #: Relative tolerance of the bisection for the second-moment radius.
 _RADIUS_RTOL = 1e-10
 
@@ -99,6 +101,13 @@ def gains(rates: np.ndarray, eta: float, mu: float, delay: Delay, lam: float = 1
 
     ``mean_radii`` are the modes' mean radii ``ρ(Ā_i)`` when known (or any value below ``sqrt(λ)``
     for a mode known to be mean-stable): they save an eigenvalue problem per mode."""
+    law = delay_law(delay)
+    if lam == 1.0 and law.constant is not None and len(rates) > _BATCH_MODES:
+        radii = _known_radii(rates, eta, mu, law)
+        stable = np.array(radii) < 1.0
+        out = np.full(len(rates), np.inf)
+        out[stable] = stationary_gains(np.asarray(rates)[stable], eta, mu, law.constant)
+        return out
     radii = mean_radii if mean_radii is not None else [None] * len(rates)
     return np.array([scaled_gain(r, eta, mu, delay, lam, mean_radius=m) for r, m in zip(rates, radii)])
 
@@ -124,6 +133,8 @@ def stationary_variances(c: Coefficients, eta: float, mu: float, delay: Delay,
     """``v`` solving ``(I − diag(G) C) v = G ⊙ s``; ``inf`` everywhere when not mean-square stable.
     ``g`` are the gains when already computed."""
     g = gains(c.rates, eta, mu, delay) if g is None else g
+    if not np.all(np.isfinite(g)):  # a mode without a stationary law of its own
+        return np.full(c.rates.size, np.inf)
     feedback = g[:, None] * c.coupling
     if perron_root(feedback) >= 1.0:
         return np.full(c.rates.size, np.inf)

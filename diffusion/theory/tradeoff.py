@@ -19,7 +19,7 @@ through τ* ≈ π (1 − μ)/(2 η a_max).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +34,9 @@ from amsgd.diffusion.theory.second_moments import (
     mean_square_stable,
 )
 from amsgd.diffusion.theory.stability import critical_delay
+
+#: ``floor(c, η, μ, τ)``: a model's stationary error at a constant delay τ.
+FloorFunction = Callable[[Coefficients, float, float, int], float]
 
 
 @dataclass(frozen=True, eq=False)
@@ -117,9 +120,17 @@ class TradeoffResult:
         )
 
 
-def tradeoff(c: Coefficients, eta: float, mus: Sequence[float] | np.ndarray,
-             workers: Sequence[int] | np.ndarray) -> TradeoffResult:  # fmt: skip
-    """Finite-η floor, error and radial rates and mean-square stability for every (M, μ), τ = M − 1."""
+def tradeoff(c: Coefficients, eta: float, mus: Sequence[float] | np.ndarray, workers: Sequence[int] | np.ndarray,
+             *, floor: FloorFunction | None = None, error_modes: np.ndarray | None = None,
+             radial_mode: int | None = 0) -> TradeoffResult:  # fmt: skip
+    """Finite-η floor, error and radial rates and mean-square stability for every (M, μ), τ = M − 1.
+
+    By default (streaming PCA) the floor is :func:`.second_moments.finite_eta_floor`, the error's modes
+    are the tangent ones and mode 0 is radial. Another model passes its own ``floor(c, η, μ, τ)``, the
+    modes its error sees and ``radial_mode=None`` (its radial rate is then NaN).
+    """
+    floor_of = floor or (lambda c_, eta_, mu_, tau_: finite_eta_floor(c_, eta_, mu_, tau_).value)
+    error_modes = c.tangent if error_modes is None else np.asarray(error_modes)
     mus = np.asarray(mus, dtype=float)
     workers = np.asarray(workers)
     if mus.ndim != 1 or mus.size == 0:
@@ -136,10 +147,10 @@ def tradeoff(c: Coefficients, eta: float, mus: Sequence[float] | np.ndarray,
         tau = int(w) - 1
         for u, mu in enumerate(mus):
             stable[m, u] = mean_square_stable(c, eta, mu, tau, critical[mu])
-            floor[m, u] = finite_eta_floor(c, eta, mu, tau).value if stable[m, u] else np.inf
+            floor[m, u] = floor_of(c, eta, mu, tau) if stable[m, u] else np.inf
             radii = [spectral_radius(r, eta, mu, tau) for r in c.rates]
-            error[m, u] = max(radii[k] for k in c.tangent)
-            radial[m, u] = radii[0]
+            error[m, u] = max(radii[k] for k in error_modes)
+            radial[m, u] = np.nan if radial_mode is None else radii[radial_mode]
     largest = [largest_mean_square_delay(c, eta, mu, critical[mu]) for mu in mus]
     return TradeoffResult(
         eta=float(eta), mus=mus, workers=workers.astype(int), floor=floor, stable=stable,

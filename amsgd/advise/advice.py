@@ -1,0 +1,126 @@
+"""``advise``: with M asynchronous workers and a step size, which momentum is stable, and which is best?
+
+For each worker count M (round-robin workers: every gradient is M − 1 updates stale) and each
+momentum μ of a grid, the exact theory of the linearisation at the optimum (streaming PCA: at e_1;
+any other model: at its minimum x*) gives mean-square stability of every mode, the local rate of
+the error's slowest mode and the stationary error (the floor). Per M the advice is
+
+* ``largest_stable_mu``: the largest μ of the grid that is mean-square stable, and
+  ``largest_stable_mu_mean``, the exact supremum of μ at which the mean dynamics is stable;
+* ``best_mu_rate``: the stable μ whose error decays fastest, with that rate and floor;
+* ``best_mu_floor``: the stable μ with the lowest floor.
+
+Momentum shortens the time scale (rate ≈ η λ/(1 − μ) for the slow modes) until the stiff modes turn
+oscillatory (rate ``−log √μ`` once μ passes ``(1 − √(η λ))²``) or unstable (τ* ≈ π (1 − μ)/(2 η λ_max)),
+so the best momentum falls as workers are added.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from amsgd.core.errors import ProblemError
+from amsgd.core.models import ModelProblem
+from amsgd.core.problem import Problem
+
+if TYPE_CHECKING:
+    from amsgd.diffusion.theory.tradeoff import TradeoffResult
+
+# The defaults are importable without SciPy or JAX (the command line's --help shows them).
+DEFAULT_MUS = (0.0, 0.1, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99)
+DEFAULT_WORKERS = (1, 2, 4, 8, 16, 32)
+
+
+@dataclass(frozen=True, eq=False)
+class Advice:
+    """The advice per worker count (see the module docstring) and the grid it comes from.
+
+    ``rates`` are the modes' rates used (the top Hessian eigenvalues for a model, the mean-drift
+    rates ``λ_1 − λ_i`` and the radial rate for PCA); ``point`` says where the theory linearises.
+    """
+
+    problem: Problem | ModelProblem
+    grid: TradeoffResult
+    rates: np.ndarray
+    largest_stable_mu_mean: np.ndarray
+    point: str
+
+    def rows(self) -> list[dict]:
+        from amsgd.core.estimates import json_float
+
+        g = self.grid
+        out = []
+        for m, workers in enumerate(g.workers):
+            stable = g.mus[g.stable[m]]
+            best = g.best_mu_rate[m]
+            u = int(np.argmin(np.abs(g.mus - best))) if np.isfinite(best) else None
+            out.append({
+                "workers": int(workers),
+                "largest_stable_mu": json_float(float(stable.max())) if stable.size else None,
+                "largest_stable_mu_mean": json_float(float(self.largest_stable_mu_mean[m])),
+                "best_mu_rate": json_float(float(best)),
+                "rate_per_iteration": None if u is None else json_float(float(g.error_rate[m, u])),
+                "floor": None if u is None else json_float(float(g.floor[m, u])),
+                "best_mu_floor": json_float(float(g.best_mu_floor[m])),
+            })  # fmt: skip
+        return out
+
+    def to_dict(self) -> dict:
+        return {"problem": self.problem.to_dict(), "point": self.point, "hessian_top": self.rates.tolist(),
+                "advice": self.rows(), "grid": self.grid.to_dict()}  # fmt: skip
+
+    def table(self) -> str:
+        """The advice as a fixed-width text table."""
+        head = f"{'workers':>7}  {'largest stable mu':>17}  {'best mu (rate)':>14}  {'rate/iter':>10}  {'floor':>10}  {'best mu (floor)':>15}"
+        lines = [f"# {self.point}; eta = {self.problem.eta:g}; delay = workers - 1", head]
+        for r in self.rows():
+            lines.append(
+                f"{r['workers']:>7}  {_fmt(r['largest_stable_mu']):>17}  {_fmt(r['best_mu_rate']):>14}  "
+                f"{_fmt(r['rate_per_iteration'], '.4g'):>10}  {_fmt(r['floor'], '.4g'):>10}  {_fmt(r['best_mu_floor']):>15}"
+            )
+        return "\n".join(lines) + "\n"
+
+
+def _fmt(value: float | None, spec: str = "g") -> str:
+    return "none" if value is None else format(value, spec)
+
+
+def advise(problem: Problem | ModelProblem, workers: Sequence[int] = DEFAULT_WORKERS,
+           mus: Sequence[float] = DEFAULT_MUS, *,
+           start: np.ndarray | None = None) -> Advice:  # fmt: skip
+    """The advice for ``problem`` at its η over ``workers`` × ``mus`` (its own μ and delay are ignored).
+
+    A model is linearised at the minimum reached from ``start`` (default: its initialisation)."""
+    if isinstance(problem, ModelProblem):
+        from amsgd.diffusion.theory.model_predictions import predict_model
+
+        prediction = predict_model(problem, start=start)
+        grid = prediction.tradeoff(mus, workers)
+        rates = prediction.point.eigenvalues[: prediction.point.top]
+        point = f"linearised at the minimum x* (loss {prediction.point.loss:.6g}, top {rates.size} Hessian modes)"
+    elif isinstance(problem, Problem):
+        from amsgd.diffusion.theory.predictions import predict
+        from amsgd.diffusion.theory.tradeoff import tradeoff
+
+        prediction = predict(problem)
+        grid = tradeoff(prediction.coefficients, problem.eta, mus, np.asarray(workers))
+        rates = prediction.coefficients.rates
+        point = "linearised at the optimum e_1 (streaming PCA)"
+    else:
+        raise ProblemError(f"advise needs a Problem or a ModelProblem, got {type(problem).__name__}")
+    mean_mu = np.array([_sup_stable_mu(rates, problem.eta, int(w) - 1) for w in grid.workers])
+    return Advice(problem, grid, np.asarray(rates, dtype=float), mean_mu, point)
+
+
+def _sup_stable_mu(rates: np.ndarray, eta: float, tau: int) -> float:
+    """The supremum of μ with a stable mean at delay τ (NaN when not even μ = 0 is stable)."""
+    from amsgd.diffusion.theory.stability import max_stable_momentum
+
+    try:
+        return max_stable_momentum(rates[rates > 0], eta, tau).value
+    except ProblemError:
+        return float("nan")

@@ -1,0 +1,46 @@
+"""``amsgd advise``: with M asynchronous workers, which momentum is stable, and which is best."""
+
+from __future__ import annotations
+
+import argparse
+
+from amsgd.advise import DEFAULT_MUS, DEFAULT_WORKERS
+from amsgd.cli.options import add_problem_options, emit, float_list, int_list, problem_from_args
+from amsgd.core.files import check_output_file
+
+HELP = "advise the momentum for M asynchronous workers: the largest stable and the best (rate, floor)"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    add_problem_options(parser)
+    group = parser.add_argument_group("advice")
+    group.add_argument(
+        "--workers", type=int_list, default=DEFAULT_WORKERS, metavar="LIST",
+        help="worker counts M, round-robin (tau = M - 1) (default: %s)" % ",".join(map(str, DEFAULT_WORKERS)),
+    )  # fmt: skip
+    group.add_argument(
+        "--mus", type=float_list, default=DEFAULT_MUS, metavar="LIST",
+        help="momenta to compare, each in [0, 1) (default: %s)" % ",".join(f"{m:g}" for m in DEFAULT_MUS),
+    )  # fmt: skip
+    group.add_argument("--format", choices=("table", "json"), default="table", help="output format (default: %(default)s)")
+    group.add_argument("--out", metavar="FILE", help="write to FILE instead of standard output")
+    group.add_argument("--plot", metavar="FILE.png", help="also draw the error rate against mu per worker count")
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    problem = problem_from_args(args)
+    for path in (args.out, args.plot):
+        if path:
+            check_output_file(path, "--out" if path == args.out else "--plot")
+    from amsgd.advise import advise
+
+    advice = advise(problem, args.workers, args.mus)
+    text = advice.table() if args.format == "table" else json.dumps(advice.to_dict(), indent=2) + "\n"
+    emit(text, args.out)
+    if args.plot:
+        from amsgd.figures.advice import advice_figure
+
+        advice_figure(advice, args.plot)
+    return 0

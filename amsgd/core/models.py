@@ -1,0 +1,203 @@
+"""Models other than streaming PCA: a loss and its data, validated once at the boundary.
+
+A :class:`ModelProblem` is Async-MSGD on a loss ``L(x) = E ℓ(x; ξ)`` over a finite data set, with
+minibatches of B examples drawn uniformly with replacement:
+
+    x_{k+1} = x_k + μ (x_k − x_{k−1}) − η ∇ℓ_B(x_{k−τ_k}),    ℓ_B = (1/B) Σ_{b ≤ B} ℓ(x; ξ_b) + (l2/2) ‖W‖²
+
+where W are the weights (never the intercepts). The models:
+
+* ``least-squares``: ``ℓ = ½ (wᵀz + c − y)²`` (real targets);
+* ``logistic``: multinomial logistic regression, ``ℓ = −log softmax(zᵀW + c)_y`` (integer labels);
+* ``mlp``: one hidden layer of H units (tanh or ReLU) and a softmax output (integer labels).
+
+Features are standardised with the training split's mean and standard deviation; a seeded
+permutation holds out a validation split. This module only describes the problem; the JAX
+programs that compute with it live in :mod:`amsgd.simulate.models`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from amsgd.core import checks
+from amsgd.core.delays import ConstantDelay, DelayModel
+from amsgd.core.errors import ProblemError
+from amsgd.core.files import check_input_file
+
+MODELS = ("least-squares", "logistic", "mlp")
+ACTIVATIONS = ("tanh", "relu")
+#: Fraction of the examples held out for validation, and the seed of the permutation that picks them.
+VALIDATION_FRACTION = 0.2
+SPLIT_SEED = 0
+#: The step size of a model when none is given.
+DEFAULT_MODEL_ETA = 0.05
+#: The ridge penalty on the weights when none is given (a classifier on separable data needs one).
+DEFAULT_L2 = 1e-3
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """Standardised features and targets, split into training and validation examples.
+
+    ``classes`` is the number of classes (labels 0 .. classes − 1), or 0 for real targets.
+    """
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    classes: int
+
+    @property
+    def features(self) -> int:
+        return int(self.x_train.shape[1])
+
+    @property
+    def examples(self) -> int:
+        return int(self.x_train.shape[0])
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "train": self.examples, "validation": int(self.x_val.shape[0]),
+                "features": self.features, "classes": self.classes}  # fmt: skip
+
+
+def load_data(source: str, *, classification: bool = True, validation: float = VALIDATION_FRACTION) -> Dataset:
+    """The data named by ``--data``: ``digits`` (scikit-learn's bundled set), ``FILE.npz`` with arrays
+    ``X`` (n, p) and ``y`` (n,), or ``FILE.csv`` with the target in the last column."""
+    if source == "digits":
+        from sklearn.datasets import load_digits  # bundled with the package: no download
+
+        bunch = load_digits()
+        x, y = bunch.data.astype(float), bunch.target
+    else:
+        path = check_input_file(source, "--data")
+        x, y = _read_table(path)
+    return split_data(source, x, y, classification=classification, validation=validation)
+
+
+def _read_table(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    if path.suffix == ".npz":
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                if "X" not in archive or "y" not in archive:
+                    raise ProblemError(f"--data {path}: an .npz needs arrays X and y, found {sorted(archive.files)}")
+                return np.asarray(archive["X"], dtype=float), np.asarray(archive["y"])
+        except (OSError, ValueError) as exc:
+            raise ProblemError(f"--data {path}: not a readable .npz file ({exc})") from None
+    if path.suffix == ".csv":
+        try:
+            table = np.loadtxt(path, delimiter=",", ndmin=2)
+        except ValueError as exc:
+            raise ProblemError(f"--data {path}: not a numeric CSV table ({exc})") from None
+        if table.shape[1] < 2:
+            raise ProblemError(f"--data {path}: a CSV needs at least one feature column and the target last")
+        return table[:, :-1], table[:, -1]
+    raise ProblemError(f"--data must be digits, FILE.npz or FILE.csv; got {str(path)!r}")
+
+
+def split_data(name: str, x: np.ndarray, y: np.ndarray, *, classification: bool = True,
+               validation: float = VALIDATION_FRACTION) -> Dataset:  # fmt: skip
+    """Check ``(x, y)``, hold out ``validation`` of it by the seeded rule, standardise the features."""
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y)
+    if x.ndim != 2 or y.ndim != 1 or x.shape[0] != y.shape[0] or x.shape[0] < 4:
+        raise ProblemError(f"data {name}: X must be (n, p) and y (n,) with n >= 4; got {x.shape} and {y.shape}")
+    if not (np.isfinite(x).all() and np.isfinite(y.astype(float)).all()):
+        raise ProblemError(f"data {name}: X and y must be finite")
+    if not 0 < validation < 1:
+        raise ProblemError(f"validation fraction must lie in (0, 1), got {validation!r}")
+    classes = _classes(name, y) if classification else 0
+    order = np.random.default_rng(SPLIT_SEED).permutation(x.shape[0])
+    held = max(1, int(round(validation * x.shape[0])))
+    val, train = order[:held], order[held:]
+    centre, scale = x[train].mean(axis=0), x[train].std(axis=0)
+    scale = np.where(scale > 0, scale, 1.0)  # constant features stay constant (zero)
+    x = (x - centre) / scale
+    y = y.astype(np.int32) if classification else y.astype(float)
+    return Dataset(name, x[train], y[train], x[val], y[val], classes)
+
+
+def _classes(name: str, y: np.ndarray) -> int:
+    labels = y.astype(float)
+    if not np.all(labels == np.round(labels)) or labels.min() < 0:
+        raise ProblemError(f"data {name}: a classifier needs integer labels 0 .. C-1 in y")
+    classes = int(labels.max()) + 1
+    if classes < 2:
+        raise ProblemError(f"data {name}: a classifier needs at least two classes, got labels {np.unique(y)}")
+    return classes
+
+
+@dataclass(frozen=True, eq=False)
+class ModelProblem:
+    """Async-MSGD on ``model`` over ``data`` (see the module docstring for the update).
+
+    Parameters
+    ----------
+    model
+        ``least-squares``, ``logistic`` or ``mlp``.
+    data
+        The :class:`Dataset` (least squares needs real targets, the classifiers labels).
+    eta, mu, delay
+        Step size η > 0, momentum μ in [0, 1), the delay model (default: none).
+    batch
+        Minibatch size B >= 1 (examples drawn with replacement).
+    l2
+        Ridge penalty on the weights, >= 0.
+    hidden, activation
+        Hidden units and their activation (``mlp`` only).
+    """
+
+    model: str
+    data: Dataset
+    eta: float = DEFAULT_MODEL_ETA
+    mu: float = 0.9
+    delay: DelayModel = field(default_factory=lambda: ConstantDelay(0))
+    batch: int = 32
+    l2: float = DEFAULT_L2
+    hidden: int = 32
+    activation: str = "tanh"
+
+    def __post_init__(self) -> None:
+        if self.model not in MODELS:
+            raise ProblemError(f"model must be one of pca, {', '.join(MODELS)}; got {self.model!r}")
+        if (self.model == "least-squares") != (self.data.classes == 0):
+            need = "real targets" if self.model == "least-squares" else "integer class labels"
+            raise ProblemError(f"model {self.model} needs {need} in the data")
+        object.__setattr__(self, "eta", checks.positive("eta", self.eta))
+        mu = checks.real("mu", self.mu)
+        if not 0 <= mu < 1:
+            raise ProblemError(f"mu must lie in [0, 1), got {self.mu!r}")
+        object.__setattr__(self, "mu", mu)
+        if not isinstance(self.delay, DelayModel):
+            raise ProblemError(f"delay must be a delay model, got {self.delay!r}")
+        object.__setattr__(self, "batch", checks.positive_int("batch", self.batch))
+        object.__setattr__(self, "l2", checks.real("l2", self.l2))
+        if self.l2 < 0:
+            raise ProblemError(f"l2 must be >= 0, got {self.l2!r}")
+        object.__setattr__(self, "hidden", checks.positive_int("hidden", self.hidden))
+        if self.activation not in ACTIVATIONS:
+            raise ProblemError(f"activation must be one of {', '.join(ACTIVATIONS)}; got {self.activation!r}")
+
+    @property
+    def outputs(self) -> int:
+        """Output units: 1 for least squares, the number of classes otherwise."""
+        return max(1, self.data.classes)
+
+    def with_params(self, **changes) -> ModelProblem:
+        """A copy with some of η, μ, delay, batch, l2, hidden, activation replaced."""
+        values = {name: getattr(self, name) for name in
+                  ("model", "data", "eta", "mu", "delay", "batch", "l2", "hidden", "activation")}  # fmt: skip
+        values.update(changes)
+        return ModelProblem(**values)
+
+    def to_dict(self) -> dict:
+        out = {"model": self.model, "data": self.data.to_dict(), "eta": self.eta, "mu": self.mu,
+               "delay": self.delay.to_dict(), "batch": self.batch, "l2": self.l2}  # fmt: skip
+        if self.model == "mlp":
+            out.update(hidden=self.hidden, activation=self.activation)
+        return out

@@ -1,0 +1,35 @@
+"""Figure of ``amsgd advise``: the error's local rate against momentum, one curve per worker count."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from amsgd.advise import Advice
+from amsgd.figures.style import COLORS, new_figure, save
+
+
+def advice_figure(advice: Advice, path: str | Path) -> Path:
+    """Rate per iteration of the slowest error mode against μ for each M; unstable cells are left out,
+    the best μ (by rate) is ringed and the largest mean-stable μ marked by a dotted line."""
+    g = advice.grid
+    fig, ax = new_figure()
+    for m, workers in enumerate(g.workers):
+        color = COLORS[m % len(COLORS)]
+        rate = np.where(g.stable[m], g.error_rate[m], np.nan)
+        ax.plot(g.mus, rate, "o-", color=color, label=f"M = {workers}")
+        best = g.best_mu_rate[m]
+        if np.isfinite(best):
+            u = int(np.argmin(np.abs(g.mus - best)))
+            ax.plot(best, rate[u], "o", ms=13, mfc="none", mec=color, mew=1.5)
+        edge = advice.largest_stable_mu_mean[m]
+        if np.isfinite(edge) and edge < 1:
+            ax.axvline(edge, color=color, ls=":", lw=1)
+    ax.set_yscale("log")
+    ax.set_xlabel("momentum μ")
+    ax.set_ylabel("local rate of the error (1/iteration)")
+    ax.set_title(f"{advice.problem.to_dict().get('model', 'pca')}, η = {advice.problem.eta:g}: "
+                 "rate of stable momenta (ring: best; dotted: stability edge)", fontsize=9)  # fmt: skip
+    ax.legend(fontsize=8)
+    return save(fig, path)

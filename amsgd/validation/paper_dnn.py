@@ -1,0 +1,233 @@
+"""The paper's deep-network experiment on a small network: the best momentum against the number of
+asynchronous workers, predicted from the Hessian before the runs, then measured.
+
+Liu et al. (2018) trained a wide residual network on CIFAR-100 with 1, 2, 4 and 8 asynchronous
+workers and found the best momentum falling (0.9, 0.7, 0.7, 0.5), with 0.9 the worst at 8 workers.
+Here an MLP (64-32-10, tanh, ridge 1e-3) learns scikit-learn's bundled digits with minibatches of
+32 under round-robin workers (τ = M − 1) and an event-driven server with M workers (exponential
+compute times), for a fixed budget of gradient steps, under two protocols:
+
+* ``fixed-eta``: the same η for every μ (what the paper seems to do);
+* ``fixed-effective``: η(μ) = η_eff (1 − μ), the same effective step η/(1 − μ) for every μ.
+
+Every μ of one worker count runs on the same seed, so the replicates are paired (the same
+minibatch stream and start). The prediction comes first, from the random-coefficient theory
+(:class:`~amsgd.diffusion.theory.model_predictions.ModelPredictions`) at the minimum x* of the
+training loss: mean-square stability per cell, and the linear theory's excess loss after the budget
+(the floor plus the transient of every Hessian mode from the runs' start points,
+:meth:`ModelPredictions.excess_after`). The predicted best μ is the stable μ with the lowest
+predicted loss; the rate of the slowest ranking mode is reported beside it. Because a network's
+sharpness changes along training, stability is also evaluated at the end of one plain-SGD run
+(μ = 0, one worker) of the same budget and reported beside the prediction, not used by it. The measured best μ is the μ with the lowest
+mean training loss at the end of the budget; its 95% interval comes from a paired bootstrap over
+replicates (the μ that wins in 95% of resamples, by percentiles of the winning μ).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from amsgd.core.delays import EventDrivenDelay, RoundRobinDelay
+from amsgd.core.models import ModelProblem, load_data
+from amsgd.validation.checks import Check
+
+PROTOCOLS = ("fixed-eta", "fixed-effective")
+DELAYS = ("workers", "ps")
+#: The poster's best momentum per worker count (Liu et al. 2018, the deep-network figure).
+POSTER_BEST = {1: 0.9, 2: 0.7, 4: 0.7, 8: 0.5}
+#: Bootstrap resamples for the interval of the best momentum.
+BOOTSTRAP = 2000
+#: Momenta whose mean is within this fraction of the best mean are practically tied with it.
+NEAR_BEST = 0.01
+
+
+@dataclass(frozen=True)
+class DnnSetup:
+    """The experiment's parameters (the defaults are the committed report's)."""
+
+    eta: float = 0.2
+    effective_eta: float = 0.4  # η/(1 − μ) of the fixed-effective protocol
+    steps: int = 2000
+    replicates: int = 32
+    hidden: int = 32
+    batch: int = 32
+    l2: float = 1e-3
+    seed: int = 2018
+    workers: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
+    mus: tuple[float, ...] = (0.0, 0.3, 0.5, 0.7, 0.9)
+    delays: tuple[str, ...] = DELAYS
+    protocols: tuple[str, ...] = PROTOCOLS
+
+    def eta_for(self, protocol: str, mu: float) -> float:
+        return self.eta if protocol == "fixed-eta" else self.effective_eta * (1.0 - mu)
+
+
+@dataclass(frozen=True, eq=False)
+class Cell:
+    """One (protocol, delay kind, M, μ): the prediction and the measured end-of-budget numbers per replicate."""
+
+    protocol: str
+    delay: str
+    workers: int
+    mu: float
+    eta: float
+    stable: bool  # mean-square stable at x*
+    stable_trained: bool  # mean-square stable at the end of the plain-SGD run
+    rate: float
+    excess: float  # predicted excess loss after the budget (inf: predicted unstable)
+    train_loss: np.ndarray
+    val_loss: np.ndarray
+    val_accuracy: np.ndarray
+    diverged_fraction: float
+
+
+@dataclass(frozen=True, eq=False)
+class DnnReport:
+    setup: DnnSetup
+    loss_at_minimum: float
+    hessian_top: np.ndarray
+    sharpness: dict
+    cells: list[Cell]
+    elapsed: float
+    checks: list[Check] = field(default_factory=list)
+
+    def group(self, protocol: str, delay: str) -> list[Cell]:
+        return [c for c in self.cells if c.protocol == protocol and c.delay == delay]
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.checks)
+
+    def to_dict(self) -> dict:
+        return {
+            "preset": "paper-dnn",
+            "setup": self.setup.__dict__,
+            "loss_at_minimum": self.loss_at_minimum,
+            "hessian_top": self.hessian_top.tolist(),
+            "sharpness": self.sharpness,
+            "elapsed_seconds": round(self.elapsed, 1),
+            "best": {f"{p}/{d}": best_table(self.group(p, d)) for p in self.setup.protocols for d in self.setup.delays},
+            "cells": [_cell_dict(c) for c in self.cells],
+            "checks_passed": sum(c.passed for c in self.checks),
+            "checks_total": len(self.checks),
+        }
+
+
+def _cell_dict(c: Cell) -> dict:
+    from amsgd.core.estimates import json_float, t_interval
+
+    return {"protocol": c.protocol, "delay": c.delay, "workers": c.workers, "mu": c.mu, "eta": c.eta,
+            "predicted_stable": c.stable, "stable_at_end_of_plain_sgd": c.stable_trained, "predicted_rate": json_float(c.rate), "predicted_excess": json_float(c.excess),
+            "train_loss": t_interval(c.train_loss).to_dict(), "validation_loss": t_interval(c.val_loss).to_dict(),
+            "validation_accuracy": t_interval(c.val_accuracy).to_dict(), "diverged_fraction": c.diverged_fraction}  # fmt: skip
+
+
+def best_table(cells: list[Cell]) -> list[dict]:
+    """Per worker count: the predicted best μ and the measured one with its bootstrap interval, for the
+    training loss, the validation loss and the validation accuracy."""
+    rows = []
+    for m in sorted({c.workers for c in cells}):
+        row = sorted((c for c in cells if c.workers == m), key=lambda c: c.mu)
+        mus = np.array([c.mu for c in row])
+        excess = np.array([c.excess if c.stable else np.inf for c in row])
+        predicted = float(mus[int(np.argmin(excess))]) if np.isfinite(excess).any() else None
+        out = {"workers": m, "predicted_best_mu": predicted,
+               "predicted_stable_mus": [float(c.mu) for c in row if c.stable],
+               "stable_mus_at_end_of_plain_sgd": [float(c.mu) for c in row if c.stable_trained]}  # fmt: skip
+        for name, attr, sign in (("train_loss", "train_loss", 1.0), ("validation_loss", "val_loss", 1.0),
+                                 ("validation_accuracy", "val_accuracy", -1.0)):  # fmt: skip
+            values = np.stack([sign * _finite(getattr(c, attr)) for c in row])  # (mus, replicates)
+            out[name] = _best_with_interval(mus, values, seed=m)
+        rows.append(out)
+    return rows
+
+
+def _finite(values: np.ndarray) -> np.ndarray:
+    """Diverged replicates (NaN) count as the worst possible outcome."""
+    return np.where(np.isfinite(values), values, np.inf)
+
+
+def _best_with_interval(mus: np.ndarray, values: np.ndarray, seed: int) -> dict:
+    """The μ with the lowest mean over replicates; the 2.5% and 97.5% percentiles of that μ over
+    paired bootstrap resamples of the replicates; and the momenta whose mean is within
+    :data:`NEAR_BEST` of the lowest (a practical tie)."""
+    rng = np.random.default_rng(seed)
+    n = values.shape[1]
+    picks = rng.integers(0, n, size=(BOOTSTRAP, n))
+    means = values.mean(axis=1)
+    with np.errstate(invalid="ignore"):
+        winners = mus[np.argmin(values[:, picks].mean(axis=2), axis=0)]
+    best = int(np.argmin(means))
+    low, high = np.percentile(winners, [2.5, 97.5], method="inverted_cdf")
+    near = mus[means <= means[best] + NEAR_BEST * abs(means[best])]
+    return {"best_mu": float(mus[best]), "ci_low": float(low), "ci_high": float(high),
+            "near_best": [float(m) for m in near], "share": {f"{m:g}": float(np.mean(winners == m)) for m in mus}}  # fmt: skip
+
+
+def run_paper_dnn(setup: DnnSetup | None = None, *, progress: bool | None = None) -> DnnReport:
+    """Predict, then run every cell, then compare (see the module docstring)."""
+    from amsgd.diffusion.theory.model_point import model_point
+    from amsgd.diffusion.theory.model_predictions import ModelPredictions, predict_model, sharpness_along
+    from amsgd.diffusion.theory.options import PredictOptions
+    from amsgd.simulate.model_engine import simulate_model, start_points
+
+    setup = setup or DnnSetup()
+    began = time.perf_counter()
+    show = True if progress is None else progress  # one line per run: a log off a terminal, brief on one
+    base = ModelProblem("mlp", load_data("digits"), eta=setup.eta, batch=setup.batch, l2=setup.l2, hidden=setup.hidden)
+    options = PredictOptions(steps=setup.steps)
+    theory = predict_model(base, options)
+    plain = simulate_model(base.with_params(mu=0.0), setup.steps, 1, rng=setup.seed, progress=False).last_iterates[0]
+    trained = ModelPredictions(base, model_point(base, plain, source="end of a plain SGD run"), options)
+    cells, total = [], len(setup.protocols) * len(setup.delays) * len(setup.workers) * len(setup.mus)
+    for protocol in setup.protocols:
+        for delay in setup.delays:
+            for m in setup.workers:
+                law = RoundRobinDelay(m) if delay == "workers" else EventDrivenDelay(m)
+                offsets = theory.point.mean_square_offsets(start_points(base, setup.replicates, rng=setup.seed + m))
+                for mu in setup.mus:
+                    eta = setup.eta_for(protocol, mu)
+                    horizon = setup.eta_for(protocol, 0.0)
+                    cell = theory.cell(eta, mu, law, horizon_eta=horizon)
+                    stable_trained = trained.cell(eta, mu, law, horizon_eta=horizon).stable
+                    excess = theory.excess_after(setup.steps, eta, mu, law, offsets) if cell.stable else np.inf
+                    run = simulate_model(base.with_params(eta=eta, mu=mu, delay=law), setup.steps, setup.replicates,
+                                         rng=setup.seed + m, record_every=setup.steps, progress=False)  # fmt: skip
+                    cells.append(Cell(protocol, delay, m, mu, eta, cell.stable, stable_trained, cell.rate, excess,
+                                      run.values["train_loss"][:, -1], run.values["validation_loss"][:, -1],
+                                      run.values["validation_accuracy"][:, -1], run.diverged_fraction))  # fmt: skip
+                    if show:
+                        print(f"paper-dnn: {len(cells)}/{total} runs ({time.perf_counter() - began:.0f} s)", file=sys.stderr)
+    start = start_points(base, 1, rng=setup.seed)[0]
+    sharp = sharpness_along(base, np.stack([start, plain, theory.point.x]))
+    sharpness = {"at_start": float(sharp[0]), f"after_{setup.steps}_steps_of_plain_sgd": float(sharp[1]),
+                 "at_minimum": float(sharp[2])}  # fmt: skip
+    report = DnnReport(setup, theory.point.loss, theory.point.eigenvalues[: theory.point.top], sharpness, cells,
+                       time.perf_counter() - began)  # fmt: skip
+    report.checks.extend(best_mu_checks(report))
+    return report
+
+
+def best_mu_checks(report: DnnReport) -> list[Check]:
+    """One check per (protocol, delay kind, M): the predicted best μ inside the bootstrap interval of
+    the measured best μ (by training loss)."""
+    checks = []
+    for protocol in report.setup.protocols:
+        for delay in report.setup.delays:
+            for row in best_table(report.group(protocol, delay)):
+                measured = row["train_loss"]
+                predicted = np.nan if row["predicted_best_mu"] is None else row["predicted_best_mu"]
+                accepted = sorted(set(measured["near_best"])
+                                  | {m for m in report.setup.mus if measured["ci_low"] <= m <= measured["ci_high"]})  # fmt: skip
+                checks.append(Check(
+                    f"best-mu/{protocol}/{delay}/M={row['workers']}", "paper-dnn", predicted, measured["best_mu"],
+                    accepted[0], accepted[-1], extra_pass=predicted in accepted, context={"accepted": accepted},
+                    criterion="the predicted best momentum (mean-square stable at x*, lowest "
+                              "predicted loss after the budget) lies among the measured best: the momenta within 1% of the "
+                              "lowest mean final training loss, and the 95% paired-bootstrap interval of the best one",
+                ))  # fmt: skip
+    return checks

@@ -1,0 +1,83 @@
+"""The boundary of a random delay family: the largest member that keeps the linearisation
+mean-square stable.
+
+A random delay comes in a family with one free parameter: ``uniform:A-B`` (the largest B, A
+fixed) and ``poisson:MEAN`` (the largest mean). Delays grow with the parameter, and stability is
+lost as they grow, so the boundary is found by bracketing and bisection on the stability test of
+:func:`.second_moments.stationary_variances` (finite iff mean-square stable): to the integer for B,
+to a relative 1e-3 for a mean. Laws whose support passes :data:`SEARCH_SUPPORT` are beyond the
+search: it stops there and says so. Geometric laws and the event-driven server (whose staleness law
+is geometric) are not searched: their truncated support reaches hundreds of lags at the boundary,
+and each test costs dense companion eigenvalue problems of that size (minutes in all).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from amsgd.core.delays import DelayModel, PoissonDelay, UniformDelay
+from amsgd.diffusion.theory.linear_recursion import delay_law
+from amsgd.diffusion.theory.second_moments import Coefficients, stationary_variances
+
+#: Relative tolerance of the bisection on a real parameter (a mean delay).
+_MEAN_RTOL = 1e-3
+#: The search stops at laws with more lags than this (each test solves companion problems of that size).
+SEARCH_SUPPORT = 400
+
+
+@dataclass(frozen=True)
+class FamilyBoundary:
+    """``largest_stable``: the largest parameter of ``family`` that is mean-square stable (None: not even
+    the smallest member); ``beyond_search``: the search reached laws longer than :data:`SEARCH_SUPPORT`
+    lags, so the true boundary may lie above."""
+
+    family: str
+    parameter: str
+    largest_stable: float | None
+    beyond_search: bool
+
+    def to_dict(self) -> dict:
+        return {"family": self.family, "parameter": self.parameter, "largest_stable": self.largest_stable,
+                "beyond_search": self.beyond_search}  # fmt: skip
+
+
+def _family(delay: DelayModel) -> tuple[str, str, Callable[[float], DelayModel], float, bool] | None:
+    """``(family, parameter, member, smallest, integer)`` of a random delay, None for a fixed one."""
+    if isinstance(delay, UniformDelay):
+        return f"uniform:{delay.low}-B", "B", lambda b: UniformDelay(delay.low, int(b)), delay.low, True
+    if isinstance(delay, PoissonDelay):
+        return "poisson:MEAN", "MEAN", PoissonDelay, 1e-3, False
+    return None
+
+
+def family_boundary(c: Coefficients, eta: float, mu: float, delay: DelayModel) -> FamilyBoundary | None:
+    """The largest mean-square-stable member of ``delay``'s family (None for a delay without a searched
+    family: constant, histogram, geometric, the event-driven server)."""
+    found = _family(delay)
+    if found is None:
+        return None
+    family, parameter, member, low, integer = found
+
+    def stable(x: float) -> bool | None:
+        law = delay_law(member(x), as_iid=True)
+        if law.max_delay > SEARCH_SUPPORT:
+            return None
+        return bool(np.all(np.isfinite(stationary_variances(c, eta, mu, law))))
+
+    if not stable(low):
+        return FamilyBoundary(family, parameter, None, False)
+    high = max(2 * low, 1)
+    while (verdict := stable(high)) is True:
+        low, high = high, 2 * high
+    beyond = verdict is None
+    while (high - low > 1) if integer else (high - low > _MEAN_RTOL * low):
+        mid = (low + high) // 2 if integer else 0.5 * (low + high)
+        if stable(mid):
+            low = mid
+        else:
+            high = mid  # unstable, or beyond the search: the answer lies below
+    value = int(low) if integer else float(low)
+    return FamilyBoundary(family, parameter, value, beyond and stable(high) is None)

@@ -1,0 +1,244 @@
+"""Predictions for any model from the random-coefficient theory at its minimum (THEORY.md section 7).
+
+With the modes of :mod:`.model_point` (rates ``λ_i``, additive noise ``s_i``, coupling ``C`` among the
+coupled modes), every mode follows the delayed momentum recursion of :mod:`.linear_recursion`, so:
+
+* **mean stability** of mode i at a constant delay τ holds iff ``τ < τ_c(η λ_i, μ)``; the stiffest
+  mode sets the largest stable delay ``τ*`` and the largest number of round-robin workers ``τ* + 1``;
+* **mean-square stability** and the coupled modes' stationary variances come from
+  :func:`.second_moments.stationary_variances` with the coupling (the variances of the entries of the
+  per-example Hessian; their cross-covariances are left out, as for PCA); the other modes get
+  additive noise only, ``v_i = G_i s_i``;
+* the **loss floor**, the stationary excess loss ``E L(x) − L(x*) ≈ ½ Σ_i λ_i v_i`` over the curved
+  modes (flat modes carry no loss);
+* the **rate** of the loss near x*: ``−log ρ`` per iteration of the slowest *ranking* mode (the top
+  modes and the flattest mode a budget of ``options.steps`` iterations resolves, see
+  :meth:`ModelPredictions.ranking`); the best momentum for that budget is the stable μ with the
+  fastest such rate. The relaxation time of the slowest curved mode says how many iterations a run
+  needs before the floor is reached;
+* per worker count M (τ = M − 1) the best momentum by rate and by floor (:func:`.tradeoff.tradeoff`).
+
+Everything is exact for the linearisation at the point it uses (``point.source``); where the
+Hessian changes along training (a network's sharpness grows), the prediction holds for runs near
+that point, and :func:`sharpness_along` measures how far the top eigenvalue moves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from amsgd.core.estimates import json_float
+from amsgd.diffusion.theory.linear_recursion import (
+    DelayLaw,
+    decay_rate,
+    delay_law,
+    spectral_radii,
+    spectral_radius,
+)
+from amsgd.diffusion.theory.model_point import FLAT, ModelPoint, find_minimum, model_point, top_eigenvalue
+from amsgd.diffusion.theory.options import PredictOptions
+from amsgd.diffusion.theory.second_moments import (
+    Coefficients,
+    gains,
+    mean_square,
+    stationary_variances,
+)
+from amsgd.diffusion.theory.stability import critical_delay
+from amsgd.diffusion.theory.tradeoff import TradeoffResult, tradeoff
+
+if TYPE_CHECKING:
+    from amsgd.core.models import ModelProblem
+
+
+@dataclass(frozen=True)
+class LossFloor:
+    """The stationary excess loss ``½ Σ λ_i v_i`` with its coupled-mode and other-mode parts."""
+
+    value: float
+    coupled: float
+    rest: float
+    additive_linear: float
+
+    def to_dict(self) -> dict:
+        return {"value": json_float(self.value), "parts": {"coupled_modes": json_float(self.coupled),
+                "other_modes": json_float(self.rest), "additive_linear": json_float(self.additive_linear)}}  # fmt: skip
+
+
+def loss_floor(point: ModelPoint, eta: float, mu: float, delay, rest_delay=None) -> LossFloor:
+    """The loss floor at (η, μ, delay); ``inf`` when the point is not a minimum or not mean-square stable.
+    ``rest_delay`` (default ``delay``) is the delay the additive-only modes are solved with."""
+    rest_delay = delay if rest_delay is None else rest_delay
+    lam, s = point.eigenvalues, point.additive
+    if np.any(lam < -FLAT * lam[0]):
+        return LossFloor(np.inf, np.inf, np.inf, np.inf)
+    inner = point.coupled_modes()
+    outer = np.flatnonzero(~point.flat())
+    outer = outer[outer >= point.coupled]
+    v = stationary_variances(point.coupled_coefficients(), eta, mu, delay)
+    coupled = 0.5 * float(lam[inner] @ v)
+    rest = 0.5 * float(lam[outer] @ (gains(lam[outer], eta, mu, rest_delay) * s[outer]))
+    additive = 0.5 * float(lam[inner] @ (gains(lam[inner], eta, mu, delay) * s[inner])) + rest
+    return LossFloor(coupled + rest, coupled, rest, additive)
+
+
+@dataclass(frozen=True)
+class CellPrediction:
+    """One (η, μ, delay): mean-square stable, and the error's rate per iteration."""
+
+    stable: bool
+    rate: float
+
+
+@dataclass(frozen=True, eq=False)
+class ModelPredictions:
+    """The theory's numbers for ``problem`` at ``point`` (computed on first use)."""
+
+    problem: ModelProblem
+    point: ModelPoint
+    options: PredictOptions = PredictOptions()
+
+    @cached_property
+    def law(self) -> DelayLaw:
+        """The delay law (an event-driven server as i.i.d. with its stationary staleness law)."""
+        return delay_law(self.problem.delay, as_iid=True)
+
+    @cached_property
+    def critical(self) -> np.ndarray:
+        """``τ_c`` of each top mode at the problem's η and μ."""
+        return critical_delay(self.point.eigenvalues[: self.point.top], self.problem.eta, self.problem.mu)
+
+    @cached_property
+    def mean_square(self):
+        p = self.problem
+        c = self.point.coupled_coefficients()
+        return mean_square(c, p.eta, p.mu, self.law, critical_delay(c.rates, p.eta, p.mu))
+
+    @cached_property
+    def floor(self) -> LossFloor:
+        p = self.problem
+        return loss_floor(self.point, p.eta, p.mu, self.law)
+
+    @cached_property
+    def rate(self) -> float:
+        """``−log ρ`` per iteration of the slowest ranking mode (:meth:`ranking`) at the problem's delay."""
+        p = self.problem
+        c, modes = self.ranking(p.eta)
+        return float(-np.log(max(spectral_radius(c.rates[i], p.eta, p.mu, self.law) for i in modes)))
+
+    def ranking(self, horizon_eta: float) -> tuple[Coefficients, np.ndarray]:
+        """The coupled modes and the positions of the modes whose slowest rate ranks momenta.
+
+        Those are the top modes (stiff: they oscillate or lose stability first as μ and τ grow) and
+        the *horizon mode*: the flattest mode a run of ``options.steps`` iterations resolves, the
+        smallest curvature with ``horizon_eta · λ · steps >= 1`` (for a constant step it is the slow
+        end of what the budget can learn; it gains from momentum). Over the modes between them the
+        rate has no lower minimum. The horizon mode is appended without coupling when it lies among
+        the additive-only modes; without the full spectrum (Lanczos) only the top modes rank.
+        """
+        c = self.point.coupled_coefficients()
+        top = np.arange(min(self.point.top, c.rates.size))
+        lam = self.point.eigenvalues
+        resolved = (~self.point.flat()) & (lam >= 1.0 / (horizon_eta * self.options.steps))
+        if not self.point.full or not resolved.any():
+            return c, top
+        slow = int(np.flatnonzero(resolved)[-1])
+        inner = self.point.coupled_modes()
+        if slow in inner:
+            return c, np.union1d(top, np.flatnonzero(inner == slow))
+        n = c.rates.size
+        coupling = np.zeros((n + 1, n + 1))
+        coupling[:n, :n] = c.coupling
+        extended = Coefficients(np.r_[c.rates, lam[slow]], coupling, np.r_[c.additive, self.point.additive[slow]], False)
+        return extended, np.r_[top, n]
+
+    @cached_property
+    def relaxation_iterations(self) -> float:
+        """``1/rate`` of the slowest curved mode: iterations before a run from x* reaches the floor."""
+        p = self.problem
+        lam = self.point.eigenvalues[~self.point.flat()]
+        slowest = float(lam[lam > 0].min()) if np.any(lam > 0) else np.nan
+        return float(1.0 / decay_rate(slowest, p.eta, p.mu, self.law))
+
+    def cell(self, eta: float, mu: float, delay, horizon_eta: float | None = None) -> CellPrediction:
+        """Mean-square stability of the coupled modes and the rate of the slowest ranking mode at
+        (η, μ, delay), for any constant or i.i.d. delay (an event-driven server as i.i.d. with its
+        staleness law); ``horizon_eta`` (default η) sets the horizon mode (:meth:`ranking`)."""
+        law = delay_law(delay, as_iid=True)
+        c, modes = self.ranking(eta if horizon_eta is None else horizon_eta)
+        radii = [spectral_radius(r, eta, mu, law) for r in c.rates]
+        rate = -np.log(max(radii[i] for i in modes))
+        g = gains(c.rates, eta, mu, law, 1.0, radii)
+        stable = bool(np.all(np.isfinite(stationary_variances(c, eta, mu, law, g))))
+        return CellPrediction(stable, float(rate))
+
+    def excess_after(self, steps: int, eta: float, mu: float, delay, offsets: np.ndarray) -> float:
+        """The expected excess loss after ``steps`` iterations from a start with squared mode offsets
+        ``offsets`` (:meth:`.ModelPoint.mean_square_offsets`), by the linear theory:
+
+            E L(x_N) − L(x*) ≈ floor + ½ Σ_i λ_i E c_i² ρ_i^{2N},
+
+        ρ_i the mean radius of mode i. ``inf`` when not mean-square stable. The coupled (stiff) modes
+        see the delay law exactly; for an i.i.d. delay the thousands of other, slow modes see its mean,
+        rounded, as a constant delay (a slow mode hardly feels the spread; solving each with the
+        whole law would cost a dense problem of the law's length per mode)."""
+        law = delay_law(delay, as_iid=True)
+        tau = law.constant if law.constant is not None else int(round(law.mean))
+        floor = loss_floor(self.point, eta, mu, law, rest_delay=tau).value
+        if not np.isfinite(floor):
+            return float("inf")
+        lam = self.point.eigenvalues
+        inner = self.point.coupled_modes()
+        outer = np.flatnonzero(~self.point.flat())
+        outer = outer[outer >= self.point.coupled]
+        slow = spectral_radii(lam[outer], eta, mu, tau) if outer.size else np.zeros(0)
+        radii = np.r_[[spectral_radius(r, eta, mu, law) for r in lam[inner]], slow]
+        modes = np.r_[inner, outer]
+        return float(floor + 0.5 * np.sum(lam[modes] * offsets[modes] * radii ** (2.0 * steps)))
+
+    def tradeoff(self, mus: Sequence[float], workers: Sequence[int]) -> TradeoffResult:
+        """Stability, rate and loss floor per (workers M, μ), τ = M − 1 (round-robin workers)."""
+        c, modes = self.ranking(self.problem.eta)
+
+        def floor(_c, eta, mu, tau):
+            return loss_floor(self.point, eta, mu, tau).value
+
+        return tradeoff(c, self.problem.eta, mus, workers, floor=floor,
+                        error_modes=modes, radial_mode=None)  # fmt: skip
+
+    def to_dict(self) -> dict:
+        ms = self.mean_square
+        tau_star = float(self.critical.min())
+        return {
+            "problem": self.problem.to_dict(),
+            "point": self.point.to_dict(),
+            "stability": {
+                "tau_max": int(np.ceil(tau_star)) - 1, "limiting_mode": int(np.argmin(self.critical)),
+                "max_workers": int(np.ceil(tau_star)),
+                "mean_square": {"tau_max": ms.tau_max, "stable": ms.stable, "radius": ms.radius,
+                                "limiting_mode": ms.limiting_mode},
+            },
+            "stationary_loss": {"excess": self.floor.to_dict(), "loss_at_minimum": self.point.loss,
+                                "value": json_float(self.point.loss + self.floor.value)},
+            "rate_per_iteration": json_float(self.rate),
+            "relaxation_iterations": json_float(self.relaxation_iterations),
+            "tradeoff": self.tradeoff(self.options.tradeoff_mus, self.options.tradeoff_workers).to_dict(),
+        }  # fmt: skip
+
+
+def predict_model(problem: ModelProblem, options: PredictOptions | None = None, *, start: np.ndarray | None = None,
+                  top: int | None = None, seed: int = 0) -> ModelPredictions:  # fmt: skip
+    """Find the minimum of ``problem`` (from ``start``, else the model's initialisation with ``seed``)
+    and return the predictions there, using the ``top`` stiffest Hessian modes for stability and rates
+    (default :data:`~.model_point.TOP_MODES`)."""
+    x = find_minimum(problem, start, seed=seed)
+    return ModelPredictions(problem, model_point(problem, x, top=top), options or PredictOptions())
+
+
+def sharpness_along(problem: ModelProblem, points: np.ndarray) -> np.ndarray:
+    """The top Hessian eigenvalue at each row of ``points`` (Lanczos on Hessian-vector products)."""
+    return np.array([top_eigenvalue(problem, x) for x in points])

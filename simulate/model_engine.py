@@ -1,0 +1,210 @@
+"""Async-MSGD on any model: one JAX program, replicates side by side (``vmap``), steps in ``lax.scan``.
+
+Each replicate r keeps its iterate, the previous iterate and a ring buffer of the last ``T + 1``
+iterates (T the largest delay drawn), so the stale gradient at step k reads ``x_{k−τ_k}``; the
+buffer starts full of the start point (the history before time 0). Per step
+
+    x_{k+1} = x_k + μ (x_k − x_{k−1}) − η ∇ℓ_B(x_{k−τ_k})
+
+with B examples drawn uniformly with replacement from the training split. A replicate whose
+iterate becomes non-finite or leaves the ball ``‖x‖ <= divergence_norm`` is frozen from that step
+and reported as diverged, never averaged in.
+
+Randomness (SPEC 7): replicate r owns the stream ``child_sequence(root, r)``; its delays (and an
+event-driven server's compute times) come from a NumPy generator on it, its minibatches and start
+point from a JAX key made from the same sequence's state. A seed gives the same numbers whatever
+the replicates run together, since every replicate's numbers depend only on (seed, r).
+
+The host advances all replicates ``record_every`` steps per call of one compiled program and
+records the training objective, validation loss and accuracies between calls. Programs are cached
+per model structure and history length (a multiple of :data:`SLOT_BLOCK`); η and μ are arguments,
+so a grid over them compiles once.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import time
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from amsgd.core import checks
+from amsgd.core.errors import ProblemError
+from amsgd.core.seeding import RngLike, child_sequence, describe_seed, root_sequence
+from amsgd.simulate.delay_sequences import delay_sequence
+from amsgd.simulate.model_result import ModelSimulationResult
+
+if TYPE_CHECKING:
+    from amsgd.core.models import ModelProblem
+
+#: The start point's key is ``fold_in(key, INIT_STREAM)``; step k's minibatch uses ``fold_in(key, k)``.
+INIT_STREAM = 2**31 - 1
+#: The ring buffer holds a multiple of this many iterates (fewer compilations across delay draws).
+SLOT_BLOCK = 16
+#: Refuse runs whose ring buffers would exceed this (bytes, all replicates together).
+MAX_HISTORY_BYTES = 2 * 2**30
+
+
+def simulate_model(problem: ModelProblem, steps: int, replicates: int, *, rng: RngLike = None,
+                   record_every: int | None = None, window: float = 0.5, start: np.ndarray | None = None,
+                   divergence_norm: float = 1e6, progress: bool | None = None) -> ModelSimulationResult:  # fmt: skip
+    """Run ``replicates`` independent runs of ``steps`` iterations of Async-MSGD on ``problem``.
+
+    ``start`` is a common start point (a parameter vector); by default each replicate starts at the
+    model's own initialisation (zeros for the linear models, random weights for the MLP).
+    ``window`` is the fraction of the run (its end) over which the stationary loss is averaged.
+    """
+    import jax
+
+    steps = checks.positive_int("steps", steps)
+    if steps >= INIT_STREAM:
+        raise ProblemError(f"steps must be below {INIT_STREAM}, got {steps}")
+    replicates = checks.positive_int("replicates", replicates)
+    record_every = _check_record_every(record_every, steps)
+    if not 0 < window <= 1:
+        raise ProblemError(f"window must lie in (0, 1], got {window!r}")
+    checks.positive("divergence_norm", divergence_norm)
+    began = time.perf_counter()
+    root = root_sequence(rng)
+    seqs = [child_sequence(root, r) for r in range(replicates)]
+    delays = np.stack([delay_sequence(problem.delay, np.random.default_rng(s), steps) for s in seqs])
+    with jax.enable_x64(True):
+        slots = SLOT_BLOCK * (int(delays.max()) // SLOT_BLOCK + 1)
+        program = _program(problem.model, problem.data, problem.batch, problem.l2, problem.hidden, problem.activation,
+                           slots, float(divergence_norm))  # fmt: skip
+        _check_memory(program.slots * program.size * replicates * 8)
+        keys = jax.numpy.stack([_key(s) for s in seqs])
+        state = program.start(keys, start)
+        records = program.run(state, delays, record_every, steps, (problem.eta, problem.mu), _show(progress))
+    elapsed = time.perf_counter() - began
+    return ModelSimulationResult.build(problem, steps, records, delays, window, describe_seed(root), elapsed)
+
+
+def start_points(problem: ModelProblem, replicates: int, *, rng: RngLike = None) -> np.ndarray:
+    """The start point of each replicate of :func:`simulate_model` with the same ``rng`` (the model's
+    initialisation with the replicate's key), ``(replicates, parameters)``."""
+    import jax
+
+    from amsgd.simulate.models import model_functions
+
+    root = root_sequence(rng)
+    with jax.enable_x64(True):
+        init = model_functions(problem).init
+        return np.stack([np.asarray(init(jax.random.fold_in(_key(child_sequence(root, r)), INIT_STREAM)))
+                         for r in range(checks.positive_int("replicates", replicates))])  # fmt: skip
+
+
+def _key(seq: np.random.SeedSequence):
+    """The JAX key of a replicate's stream (threefry, from 64 bits of the sequence's state)."""
+    import jax
+
+    return jax.random.wrap_key_data(np.asarray(seq.generate_state(2), np.uint32))
+
+
+def _check_record_every(record_every: int | None, steps: int) -> int:
+    if record_every is None:
+        return max(1, steps // 100)
+    return min(checks.positive_int("record_every", record_every), steps)
+
+
+def _check_memory(nbytes: int) -> None:
+    if nbytes > MAX_HISTORY_BYTES:
+        raise ProblemError(
+            f"the delayed iterates need {nbytes / 2**30:.1f} GiB (limit {MAX_HISTORY_BYTES / 2**30:.0f} GiB); "
+            "use fewer replicates, a shorter delay or a smaller model"
+        )
+
+
+def _show(progress: bool | None) -> bool:
+    return sys.stderr.isatty() if progress is None else progress
+
+
+@functools.lru_cache(maxsize=8)
+def _program(model: str, data, batch: int, l2: float, hidden: int, activation: str, slots: int,
+             divergence_norm: float) -> _Program:  # fmt: skip
+    """The compiled program of one model structure (η and μ are arguments, so runs that differ only in
+    them, or in a delay of the same history length, reuse the compilation)."""
+    from amsgd.core.models import ModelProblem
+
+    return _Program(ModelProblem(model, data, batch=batch, l2=l2, hidden=hidden, activation=activation), slots,
+                    divergence_norm)  # fmt: skip
+
+
+class _Program:
+    """The compiled pieces of one model's run: start, advance by a segment, measure."""
+
+    def __init__(self, problem: ModelProblem, slots: int, divergence_norm: float) -> None:
+        import jax
+        import jax.numpy as jnp
+
+        from amsgd.simulate.models import model_functions
+
+        f = model_functions(problem)
+        data = problem.data
+        self.size, self.slots, self.f = f.layout.size, slots, f
+        xt, yt = jnp.asarray(data.x_train), jnp.asarray(data.y_train)
+        xv, yv = jnp.asarray(data.x_val), jnp.asarray(data.y_val)
+        grad = jax.grad(f.objective)
+        batch, n = problem.batch, data.examples
+
+        def advance(state, ks, taus, eta, mu):
+            def step(state, inputs):
+                x, prev, ring, bad, key = state
+                k, tau = inputs
+                idx = jax.random.randint(jax.random.fold_in(key, k), (batch,), 0, n)
+                stale = ring[(k - tau) % slots]
+                new = x + mu * (x - prev) - eta * grad(stale, xt[idx], yt[idx])
+                bad = bad | ~jnp.all(jnp.isfinite(new)) | (jnp.linalg.norm(new) > divergence_norm)
+                new = jnp.where(bad, x, new)
+                return (new, jnp.where(bad, prev, x), ring.at[(k + 1) % slots].set(new), bad, key), None
+
+            return jax.lax.scan(step, state, (ks, taus))[0]
+
+        def measure(x):
+            return jnp.stack([f.objective(x, xt, yt), jnp.mean(f.sample_losses(x, xv, yv)),
+                              f.accuracy(x, xt, yt), f.accuracy(x, xv, yv)])  # fmt: skip
+
+        self._advance = jax.jit(jax.vmap(advance, in_axes=(0, None, 0, None, None)))
+        self._measure = jax.jit(jax.vmap(measure))
+        self._init = jax.jit(jax.vmap(f.init))
+
+    def start(self, keys, start: np.ndarray | None):
+        import jax
+        import jax.numpy as jnp
+
+        r = keys.shape[0]
+        if start is None:
+            x0 = self._init(jax.vmap(lambda k: jax.random.fold_in(k, INIT_STREAM))(keys))
+        else:
+            x0 = jnp.broadcast_to(jnp.asarray(_check_start(start, self.size)), (r, self.size))
+        ring = jnp.broadcast_to(x0[:, None, :], (r, self.slots, self.size))
+        return (x0, x0, ring, jnp.zeros(r, dtype=bool), keys)
+
+    def run(self, state, delays: np.ndarray, record_every: int, steps: int, step: tuple[float, float],
+            progress: bool) -> dict:  # fmt: skip
+        """Advance to ``steps``, measuring at 0, record_every, 2·record_every, ..., steps."""
+        import jax.numpy as jnp
+        from tqdm import tqdm
+
+        marks = sorted(set(range(0, steps, record_every)) | {steps})
+        rows, diverged_at = [np.asarray(self._measure(state[0]))], np.full(delays.shape[0], -1)
+        bar = tqdm(total=steps, unit="step", desc="simulate", file=sys.stderr, disable=not progress)
+        for lo, hi in zip(marks[:-1], marks[1:]):
+            state = self._advance(state, jnp.arange(lo, hi), jnp.asarray(delays[:, lo:hi]), *step)
+            rows.append(np.asarray(self._measure(state[0])))
+            bad = np.asarray(state[3])
+            diverged_at[(diverged_at < 0) & bad] = hi
+            bar.update(hi - lo)
+        bar.close()
+        values = np.stack(rows, axis=2)  # (replicates, 4, records)
+        return {"iterations": np.array(marks), "values": values, "diverged_at": diverged_at,
+                "final": np.asarray(state[0])}  # fmt: skip
+
+
+def _check_start(start: np.ndarray, size: int) -> np.ndarray:
+    x = np.asarray(start, dtype=float)
+    if x.shape != (size,) or not np.isfinite(x).all():
+        raise ProblemError(f"start must be a finite parameter vector of length {size}, got shape {x.shape}")
+    return x

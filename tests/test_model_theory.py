@@ -1,0 +1,150 @@
+"""The theory at a model's minimum against simulation: loss floors, stability against divergence,
+the command line of models (simulate, derive, advise, validate --preset paper-dnn)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_diabetes
+from test_models import problem
+
+from amsgd.core.delays import ConstantDelay
+from amsgd.core.models import ModelProblem, load_data, split_data
+from amsgd.diffusion.theory.model_predictions import predict_model
+from amsgd.simulate.model_engine import simulate_model
+
+#: Model tolerance of the loss floor, relative: the theory keeps the variances of the per-example
+#: Hessian's entries in the eigenbasis and drops their cross-covariances (measured within 0.5% on
+#: these problems; the statistical part of the tolerance is the CI of the simulation).
+FLOOR_TOLERANCE = 0.01
+
+
+@pytest.mark.parametrize(
+    "model, eta, mu, tau, batch",
+    [("least-squares", 0.05, 0.9, 0, 8), ("least-squares", 0.1, 0.0, 2, 16), ("logistic", 0.1, 0.5, 1, 8),
+     ("logistic", 0.05, 0.9, 2, 32)],
+)  # fmt: skip
+def test_loss_floor_matches_simulation(model, eta, mu, tau, batch):
+    p = problem(model, eta=eta, mu=mu, delay=ConstantDelay(tau), batch=batch)
+    theory = predict_model(p)
+    steps = int(max(20 * theory.relaxation_iterations, 3000))
+    run = simulate_model(p, steps, 128, rng=3, start=theory.point.x, record_every=max(1, steps // 500), progress=False)
+    est = run.stationary_loss()
+    excess, half = est.mean - theory.point.loss, est.ci_high - est.mean
+    assert run.diverged_fraction == 0
+    assert abs(excess - theory.floor.value) <= half + FLOOR_TOLERANCE * theory.floor.value, (excess, theory.floor)
+
+
+def _diabetes() -> ModelProblem:
+    b = load_diabetes()  # bundled with scikit-learn
+    target = (b.target - b.target.mean()) / b.target.std()
+    return ModelProblem("least-squares", split_data("diabetes", b.data, target, classification=False),
+                        eta=0.01, mu=0.9, batch=32, l2=1e-2)  # fmt: skip
+
+
+def _synthetic(tmp_path) -> ModelProblem:
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(300, 4))
+    np.savez(tmp_path / "regression.npz", X=x, y=x @ rng.normal(size=4) + 0.5 * rng.normal(size=300))
+    data = load_data(str(tmp_path / "regression.npz"), classification=False)
+    return ModelProblem("least-squares", data, eta=0.02, mu=0.9, batch=8, l2=1e-2)
+
+
+@pytest.mark.parametrize("make", [lambda tmp: _diabetes(), _synthetic])
+def test_predicted_stability_against_simulated_divergence(make, tmp_path):
+    """At the largest mean-square-stable delay no run diverges; at 1.5 τ* (mean-unstable) runs blow up."""
+    p = make(tmp_path)
+    theory = predict_model(p)
+    stable_tau = theory.mean_square.tau_max
+    unstable_tau = int(np.ceil(1.5 * theory.critical.min()))
+    assert stable_tau is not None and unstable_tau > stable_tau
+    calm = simulate_model(p.with_params(delay=ConstantDelay(stable_tau)), 3000, 32, rng=5, start=theory.point.x,
+                          progress=False)  # fmt: skip
+    wild = simulate_model(p.with_params(delay=ConstantDelay(unstable_tau)), 3000, 32, rng=5, start=theory.point.x,
+                          progress=False)  # fmt: skip
+    assert calm.diverged_fraction == 0.0
+    assert wild.diverged_fraction >= 0.9
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "amsgd", *args], capture_output=True, text=True, timeout=600)
+
+
+def _blobs_csv(tmp_path) -> str:
+    from test_models import blobs
+
+    x, y = blobs()
+    path = tmp_path / "blobs.csv"
+    np.savetxt(path, np.column_stack([x, y]), delimiter=",")
+    return str(path)
+
+
+def test_advise_on_a_users_data(tmp_path):
+    data = _blobs_csv(tmp_path)
+    out = _cli("advise", "--model", "logistic", "--data", data, "--eta", "0.5", "--workers", "1,4,16",
+               "--format", "json", "--plot", str(tmp_path / "advice.png"))  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    advice = json.loads(out.stdout)
+    assert len(advice["hessian_top"]) == 10 or len(advice["hessian_top"]) == 15
+    rows = advice["advice"]
+    assert [r["workers"] for r in rows] == [1, 4, 16]
+    largest = [r["largest_stable_mu"] or -1 for r in rows]
+    assert largest == sorted(largest, reverse=True)  # more workers never allow more momentum
+    assert (tmp_path / "advice.png").stat().st_size > 10_000
+    table = _cli("advise", "--model", "logistic", "--data", data, "--eta", "0.5", "--workers", "1,4")
+    assert table.returncode == 0 and "largest stable mu" in table.stdout
+
+
+def test_simulate_and_derive_a_model(tmp_path):
+    data = _blobs_csv(tmp_path)
+    sim = _cli("simulate", "--model", "mlp", "--hidden", "4", "--data", data, "--steps", "200", "--replicates", "4",
+               "--seed", "1", "--delay", "ps:3", "--out", str(tmp_path / "run.nc"))  # fmt: skip
+    assert sim.returncode == 0, sim.stderr
+    summary = json.loads(sim.stdout)
+    assert summary["alive"] == 4 and 0 < summary["final"]["validation_accuracy"]["mean"] <= 1
+    assert summary["delay"]["measured_max"] >= 2
+    derive = _cli("derive", "--model", "logistic", "--data", data, "--eta", "0.5", "--tradeoff-workers", "1,8")
+    assert derive.returncode == 0, derive.stderr
+    out = json.loads(derive.stdout)
+    assert {"point", "stability", "stationary_loss", "rate_per_iteration", "tradeoff"} <= set(out)
+    assert out["stability"]["mean_square"]["tau_max"] <= out["stability"]["tau_max"]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["simulate", "--model", "svm"], "invalid choice"),
+        (["simulate", "--model", "logistic", "--data", "missing.npz"], "does not exist"),
+        (["integrate", "--model", "logistic"], "supports --model pca only"),
+        (["derive", "--model", "logistic", "--format", "markdown"], "models give json"),
+        (["simulate", "--model", "logistic", "--start", "e1"], "apply to --model pca only"),
+        (["simulate", "--model", "logistic", "--batch", "0"], "batch must be a positive integer"),
+    ],
+)
+def test_bad_model_options_are_one_line_and_exit_2(args, message):
+    out = _cli(*args)
+    assert out.returncode == 2
+    assert message in out.stderr and len(out.stderr.strip().splitlines()) <= 2 and "Traceback" not in out.stderr
+
+
+def test_paper_dnn_report_on_a_small_budget(tmp_path):
+    from amsgd.figures.paper_dnn import paper_dnn_figure
+    from amsgd.validation.paper_dnn import DnnSetup, run_paper_dnn
+    from amsgd.validation.paper_dnn_report import write_dnn_report
+
+    setup = DnnSetup(steps=150, replicates=4, workers=(1, 8), mus=(0.3, 0.9), delays=("workers",),
+                     protocols=("fixed-eta",))  # fmt: skip
+    report = run_paper_dnn(setup, progress=False)
+    assert len(report.cells) == 4 and len(report.checks) == 2
+    # at η = 0.2 the theory calls μ = 0.9 unstable with 8 workers and the run agrees: its loss is the worst
+    cells = {(c.workers, c.mu): c for c in report.cells}
+    assert not cells[(8, 0.9)].stable and cells[(1, 0.9)].stable
+    assert np.nanmean(cells[(8, 0.9)].train_loss) > np.nanmean(cells[(8, 0.3)].train_loss)
+    paths = write_dnn_report(report, tmp_path, [paper_dnn_figure(report, tmp_path / "paper-dnn.png")])
+    checks = json.loads(paths[0].read_text())
+    assert {c["name"] for c in checks} == {"best-mu/fixed-eta/workers/M=1", "best-mu/fixed-eta/workers/M=8"}
+    assert "Best momentum per worker count" in paths[2].read_text()

@@ -1,0 +1,212 @@
+"""Models other than PCA: data, losses, derivatives, per-example statistics, the JAX simulator."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import stats
+
+from amsgd.core.delays import ConstantDelay, EventDrivenDelay, UniformDelay
+from amsgd.core.errors import ProblemError
+from amsgd.core.models import ModelProblem, load_data, split_data
+from amsgd.core.seeding import child_sequence, root_sequence
+from amsgd.diffusion.theory.model_point import find_minimum, model_point
+from amsgd.simulate.delay_sequences import delay_sequence
+from amsgd.simulate.model_engine import INIT_STREAM, simulate_model
+from amsgd.simulate.models import model_functions
+
+
+def blobs(n: int = 240, p: int = 4, classes: int = 3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Overlapping Gaussian classes (no separating hyperplane, so a finite minimum exists)."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, classes, n)
+    return rng.normal(size=(n, p)) + 0.8 * rng.normal(size=(classes, p))[y], y
+
+
+def regression(n: int = 240, p: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, p))
+    return x, x @ rng.normal(size=p) + 0.5 * rng.normal(size=n)
+
+
+def problem(model: str, **kw) -> ModelProblem:
+    x, y = regression() if model == "least-squares" else blobs()
+    data = split_data("test", x, y, classification=model != "least-squares")
+    return ModelProblem(model, data, **{"l2": 1e-2, "hidden": 5, "batch": 8, **kw})
+
+
+MODELS = ["least-squares", "logistic", "mlp"]
+
+
+def _objective(p: ModelProblem):
+    f = model_functions(p)
+    z, y = jnp.asarray(p.data.x_train), jnp.asarray(p.data.y_train)
+    return f, (lambda w: f.objective(w, z, y))
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_gradient_and_hessian_vector_product_match_finite_differences(model):
+    p = problem(model)
+    with jax.enable_x64(True):
+        f, obj = _objective(p)
+        rng = np.random.default_rng(1)
+        x = rng.normal(size=f.layout.size) * 0.3
+        v = rng.normal(size=f.layout.size)
+        h = 1e-6
+        grad = np.asarray(jax.grad(obj)(x))
+        fd = np.array([(obj(x + h * e) - obj(x - h * e)) / (2 * h) for e in np.eye(x.size)])
+        np.testing.assert_allclose(grad, fd, rtol=1e-6, atol=1e-8)
+        hvp = np.asarray(jax.jvp(jax.grad(obj), (x,), (v,))[1])
+        fd_hvp = (np.asarray(jax.grad(obj)(x + h * v)) - np.asarray(jax.grad(obj)(x - h * v))) / (2 * h)
+        np.testing.assert_allclose(hvp, fd_hvp, rtol=1e-5, atol=1e-7)
+
+
+def _augmented(p: ModelProblem) -> np.ndarray:
+    return np.hstack([p.data.x_train, np.ones((p.data.examples, 1))])
+
+
+def test_logistic_hessian_and_noise_match_the_closed_form():
+    """Multinomial logistic: H = mean_n (diag(s) − s sᵀ) ⊗ z̃ z̃ᵀ + l2 on the weights, with the
+    parameters ordered as (W (p, C) row-major, then c)."""
+    p = problem("logistic")
+    x = find_minimum(p)
+    point = model_point(p, x, top=4)
+    f_p, c = p.data.features, p.outputs
+    w, b = x[: f_p * c].reshape(f_p, c), x[f_p * c :]
+    z = p.data.x_train
+    s = np.exp(z @ w + b)
+    s /= s.sum(axis=1, keepdims=True)
+    # reorder to (feature-major weights, intercepts) = rows of z̃ ⊗ class
+    zt = _augmented(p)
+    blocks = [np.kron(np.outer(zi, zi), np.diag(si) - np.outer(si, si)) for zi, si in zip(zt, s)]
+    hessian = np.mean(blocks, axis=0) + p.l2 * np.diag(np.r_[np.ones(f_p * c), np.zeros(c)])
+    np.testing.assert_allclose(point.eigenvalues, np.linalg.eigvalsh(hessian)[::-1], atol=1e-9)
+    # additive noise of the top modes: Var_n of the per-example gradient along each eigenvector / B
+    per_example = np.stack([np.kron(zi, si - np.eye(c)[yi]) for zi, si, yi in zip(zt, s, p.data.y_train)])
+    values, vectors = np.linalg.eigh(hessian)
+    q = vectors[:, ::-1][:, :4]
+    np.testing.assert_allclose(point.additive[:4], (per_example @ q).var(axis=0) / p.batch, rtol=1e-6)
+
+
+def test_least_squares_coupling_matches_the_closed_form():
+    """Least squares: H_n = z̃ z̃ᵀ, so C_ij = Var_n((q_iᵀ z̃)(q_jᵀ z̃))/B and s_i = Var_n(q_iᵀ z̃ r_n)/B."""
+    p = problem("least-squares")
+    x = find_minimum(p)
+    zt = _augmented(p)
+    np.testing.assert_allclose(x, np.linalg.solve(zt.T @ zt / len(zt) + p.l2 * np.diag(np.r_[np.ones(4), 0.0]),
+                                                  zt.T @ p.data.y_train / len(zt)), rtol=1e-8)  # fmt: skip
+    point = model_point(p, x, top=3)
+    vectors = np.linalg.eigh(zt.T @ zt / len(zt) + p.l2 * np.diag(np.r_[np.ones(4), 0.0]))[1][:, ::-1]
+    u = zt @ vectors  # the signs of eigenvectors are arbitrary; these variances do not depend on them
+    expected = (u[:, :, None] * u[:, None, :]).var(axis=0) / p.batch  # a small model couples every mode
+    np.testing.assert_allclose(point.coupling, expected, rtol=1e-6, atol=1e-12)
+    assert point.top == 3
+    r = zt @ x - p.data.y_train
+    np.testing.assert_allclose(point.additive, (u * r[:, None]).var(axis=0) / p.batch, rtol=1e-6, atol=1e-14)
+
+
+def _plain_loop(p: ModelProblem, steps: int, replicates: int, seed: int) -> np.ndarray:
+    """Async-MSGD replicate by replicate, step by step, with the documented random streams."""
+    root = root_sequence(seed)
+    finals = []
+    with jax.enable_x64(True):
+        f = model_functions(p)
+        grad = jax.jit(jax.grad(f.objective))
+        zt, yt = jnp.asarray(p.data.x_train), jnp.asarray(p.data.y_train)
+        for r in range(replicates):
+            seq = child_sequence(root, r)
+            delays = delay_sequence(p.delay, np.random.default_rng(seq), steps)
+            key = jax.random.wrap_key_data(np.asarray(seq.generate_state(2), np.uint32))
+            history = [np.asarray(f.init(jax.random.fold_in(key, INIT_STREAM)))]
+            prev = history[0]
+            for k in range(steps):
+                idx = jax.random.randint(jax.random.fold_in(key, k), (p.batch,), 0, p.data.examples)
+                stale = history[max(0, k - int(delays[k]))]
+                new = history[k] + p.mu * (history[k] - prev) - p.eta * np.asarray(grad(stale, zt[idx], yt[idx]))
+                prev = history[k]
+                history.append(new)
+            finals.append(history[-1])
+    return np.array(finals)
+
+
+@pytest.mark.parametrize("delay", [UniformDelay(0, 5), EventDrivenDelay(3)])
+def test_simulator_equals_a_plain_loop(delay):
+    p = problem("mlp", delay=delay, eta=0.1, mu=0.7)
+    result = simulate_model(p, 40, 3, rng=11, record_every=7, progress=False)
+    np.testing.assert_allclose(result.last_iterates, _plain_loop(p, 40, 3, 11), rtol=1e-10, atol=1e-12)
+
+
+def test_replicates_do_not_depend_on_how_many_run_together():
+    p = problem("logistic", delay=UniformDelay(0, 3))
+    two = simulate_model(p, 30, 2, rng=4, progress=False)
+    five = simulate_model(p, 30, 5, rng=4, record_every=10, progress=False)
+    np.testing.assert_array_equal(two.last_iterates, five.last_iterates[:2])
+    assert not np.allclose(five.last_iterates[0], five.last_iterates[1])
+
+
+def test_delay_sequences_follow_their_laws():
+    rng = np.random.default_rng(0)
+    law = UniformDelay(2, 6)
+    draws = delay_sequence(law, rng, 20_000)
+    counts = np.bincount(draws, minlength=7)
+    assert counts[:2].sum() == 0
+    assert stats.chisquare(counts[2:], 20_000 * law.pmf()[2:]).pvalue > 1e-3
+    assert np.all(delay_sequence(ConstantDelay(4), rng, 10) == 4)
+    server = delay_sequence(EventDrivenDelay(5), rng, 50_000)
+    assert server.size == 50_000 and abs(server.mean() - 4.0) < 0.1  # long-run mean staleness M − 1
+
+
+def test_diverged_replicates_are_flagged_and_excluded():
+    p = problem("least-squares", eta=3.0, mu=0.9, delay=ConstantDelay(5))
+    result = simulate_model(p, 200, 3, rng=0, progress=False)
+    assert result.diverged_fraction == 1.0
+    summary = result.to_dict()
+    assert summary["alive"] == 0 and "every replicate diverged" in summary["note"]
+    assert summary["stationary_loss"]["mean"] is None
+
+
+def test_digits_and_data_files(tmp_path):
+    digits = load_data("digits")
+    assert digits.classes == 10 and digits.features == 64
+    assert digits.examples + digits.x_val.shape[0] == 1797
+    np.testing.assert_allclose(digits.x_train.mean(axis=0), 0.0, atol=1e-12)
+    x, y = blobs()
+    np.savez(tmp_path / "d.npz", X=x, y=y)
+    np.savetxt(tmp_path / "d.csv", np.column_stack([x, y]), delimiter=",")
+    a, b = load_data(str(tmp_path / "d.npz")), load_data(str(tmp_path / "d.csv"))
+    np.testing.assert_allclose(a.x_train, b.x_train)
+    np.testing.assert_array_equal(a.y_train, b.y_train)
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda d: load_data(str(d / "missing.npz")), "does not exist"),
+        (lambda d: (np.savez(d / "a.npz", X=np.ones((5, 2))), load_data(str(d / "a.npz"))), "needs arrays X and y"),
+        (lambda d: split_data("x", np.array([[np.nan, 1.0]] * 5), np.arange(5) % 2), "finite"),
+        (lambda d: split_data("x", np.ones((6, 2)), np.array([0, 1, 0.5, 1, 0, 1])), "integer labels"),
+        (lambda d: split_data("x", np.ones((6, 2)), np.zeros(5)), "X must be (n, p)"),
+        (lambda d: ModelProblem("svm", load_data("digits")), "model must be one of"),
+        (lambda d: ModelProblem("least-squares", load_data("digits")), "needs real targets"),
+        (lambda d: (d.joinpath("t.txt").write_text("1"), load_data(str(d / "t.txt"))), "digits, FILE.npz or FILE.csv"),
+    ],
+)
+def test_bad_model_input_is_one_clear_error(tmp_path, make, message):
+    with pytest.raises(ProblemError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        make(tmp_path)
+
+
+def test_a_missing_minimum_says_so_with_the_gradient_norm():
+    x = np.vstack([np.full((20, 2), -1.0), np.full((20, 2), 1.0)]) + np.random.default_rng(0).normal(size=(40, 2)) * 0.1
+    y = np.r_[np.zeros(20, int), np.ones(20, int)]
+    separable = ModelProblem("logistic", split_data("sep", x, y), l2=0.0)
+    with pytest.raises(ProblemError, match=r"no minimum found .*gradient norm .* add --l2"):
+        find_minimum(separable)
+
+
+def test_more_modes_than_parameters_is_refused():
+    p = problem("least-squares")
+    with pytest.raises(ProblemError, match="at most the 5 parameters"):
+        model_point(p, np.zeros(5), top=6)
