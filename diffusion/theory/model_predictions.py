@@ -217,8 +217,10 @@ class ModelPredictions:
             "problem": self.problem.to_dict(),
             "point": self.point.to_dict(),
             "stability": {
-                "tau_max": int(np.ceil(tau_star)) - 1, "limiting_mode": int(np.argmin(self.critical)),
-                "max_workers": int(np.ceil(tau_star)),
+                # τ* = ⌈min τ_c⌉ − 1 (None when no mode limits the delay: every top mode flat)
+                "tau_max": int(np.ceil(tau_star)) - 1 if np.isfinite(tau_star) else None,
+                "limiting_mode": int(np.argmin(self.critical)),
+                "max_workers": int(np.ceil(tau_star)) if np.isfinite(tau_star) else None,
                 "mean_square": {"tau_max": ms.tau_max, "stable": ms.stable, "radius": ms.radius,
                                 "limiting_mode": ms.limiting_mode},
             },
