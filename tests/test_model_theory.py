@@ -92,6 +92,8 @@ def test_advise_on_a_users_data(tmp_path):
     assert len(advice["hessian_top"]) == 10 or len(advice["hessian_top"]) == 15
     rows = advice["advice"]
     assert [r["workers"] for r in rows] == [1, 4, 16]
+    for r in rows:  # the budget's best momentum is one of the stable ones
+        assert r["best_mu_loss"] is None or r["best_mu_loss"] <= r["largest_stable_mu"]
     largest = [r["largest_stable_mu"] or -1 for r in rows]
     assert largest == sorted(largest, reverse=True)  # more workers never allow more momentum
     assert (tmp_path / "advice.png").stat().st_size > 10_000

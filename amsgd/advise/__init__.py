@@ -5,6 +5,6 @@ See :mod:`amsgd.advise.advice`. Importing this package loads neither SciPy nor J
 
 from __future__ import annotations
 
-from amsgd.advise.advice import DEFAULT_MUS, DEFAULT_WORKERS, Advice, advise
+from amsgd.advise.advice import DEFAULT_MUS, DEFAULT_STEPS, DEFAULT_WORKERS, Advice, advise
 
-__all__ = ["DEFAULT_MUS", "DEFAULT_WORKERS", "Advice", "advise"]
+__all__ = ["DEFAULT_MUS", "DEFAULT_STEPS", "DEFAULT_WORKERS", "Advice", "advise"]

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from amsgd.core import checks
 from amsgd.core.errors import ProblemError
 from amsgd.core.models import ModelProblem
 from amsgd.core.problem import Problem
@@ -33,6 +34,10 @@ if TYPE_CHECKING:
 # The defaults are importable without SciPy or JAX (the command line's --help shows them).
 DEFAULT_MUS = (0.0, 0.1, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99)
 DEFAULT_WORKERS = (1, 2, 4, 8, 16, 32)
+#: The run length a model's momenta are ranked for (the same default as the divergence risk's).
+DEFAULT_STEPS = 10_000
+#: Start points (the model's initialisation with seed 0) averaged for the predicted loss after the budget.
+START_SAMPLES = 8
 
 
 @dataclass(frozen=True, eq=False)
@@ -41,6 +46,8 @@ class Advice:
 
     ``rates`` are the modes' rates used (the top Hessian eigenvalues for a model, the mean-drift
     rates ``λ_1 − λ_i`` and the radial rate for PCA); ``point`` says where the theory linearises.
+    For a model, ``loss_after[m, u]`` is the predicted excess training loss after ``steps`` iterations
+    from the model's initialisation (``inf`` where not mean-square stable; None for PCA).
     """
 
     problem: Problem | ModelProblem
@@ -48,6 +55,14 @@ class Advice:
     rates: np.ndarray
     largest_stable_mu_mean: np.ndarray
     point: str
+    steps: int = DEFAULT_STEPS
+    loss_after: np.ndarray | None = None
+
+    def best_mu_loss(self, m: int) -> float | None:
+        """The stable μ with the lowest predicted loss after the budget at worker count index m (models)."""
+        if self.loss_after is None or not np.isfinite(self.loss_after[m]).any():
+            return None
+        return float(self.grid.mus[int(np.argmin(self.loss_after[m]))])
 
     def rows(self) -> list[dict]:
         from amsgd.core.estimates import json_float
@@ -67,20 +82,26 @@ class Advice:
                 "floor": None if u is None else json_float(float(g.floor[m, u])),
                 "best_mu_floor": json_float(float(g.best_mu_floor[m])),
             })  # fmt: skip
+            if self.loss_after is not None:
+                out[-1]["best_mu_loss"] = self.best_mu_loss(m)
+                out[-1]["loss_after_steps"] = [json_float(float(v)) for v in self.loss_after[m]]
         return out
 
     def to_dict(self) -> dict:
         return {"problem": self.problem.to_dict(), "point": self.point, "hessian_top": self.rates.tolist(),
-                "advice": self.rows(), "grid": self.grid.to_dict()}  # fmt: skip
+                "steps": self.steps, "advice": self.rows(), "grid": self.grid.to_dict()}  # fmt: skip
 
     def table(self) -> str:
         """The advice as a fixed-width text table."""
-        head = f"{'workers':>7}  {'largest stable mu':>17}  {'best mu (rate)':>14}  {'rate/iter':>10}  {'floor':>10}  {'best mu (floor)':>15}"
+        loss = self.loss_after is not None
+        head = (f"{'workers':>7}  {'largest stable mu':>17}  {'best mu (rate)':>14}  {'rate/iter':>10}  {'floor':>10}  "
+                f"{'best mu (floor)':>15}" + (f"  {f'best mu (loss after {self.steps})':>26}" if loss else ""))  # fmt: skip
         lines = [f"# {self.point}; eta = {self.problem.eta:g}; delay = workers - 1", head]
         for r in self.rows():
             lines.append(
                 f"{r['workers']:>7}  {_fmt(r['largest_stable_mu']):>17}  {_fmt(r['best_mu_rate']):>14}  "
                 f"{_fmt(r['rate_per_iteration'], '.4g'):>10}  {_fmt(r['floor'], '.4g'):>10}  {_fmt(r['best_mu_floor']):>15}"
+                + (f"  {_fmt(r['best_mu_loss']):>26}" if loss else "")
             )
         return "\n".join(lines) + "\n"
 
@@ -90,18 +111,29 @@ def _fmt(value: float | None, spec: str = "g") -> str:
 
 
 def advise(problem: Problem | ModelProblem, workers: Sequence[int] = DEFAULT_WORKERS,
-           mus: Sequence[float] = DEFAULT_MUS, *,
+           mus: Sequence[float] = DEFAULT_MUS, *, steps: int = DEFAULT_STEPS,
            start: np.ndarray | None = None) -> Advice:  # fmt: skip
     """The advice for ``problem`` at its η over ``workers`` × ``mus`` (its own μ and delay are ignored).
 
-    A model is linearised at the minimum reached from ``start`` (default: its initialisation)."""
+    A model is linearised at the minimum reached from ``start`` (default: its initialisation); its
+    momenta are ranked for a budget of ``steps`` iterations (the flattest mode that budget resolves
+    ranks them beside the stiff ones, :meth:`~amsgd.diffusion.theory.model_predictions.ModelPredictions.ranking`)."""
+    steps = checks.positive_int("steps (the run length momenta are ranked for)", steps)
     if isinstance(problem, ModelProblem):
         from amsgd.diffusion.theory.model_predictions import predict_model
+        from amsgd.diffusion.theory.options import PredictOptions
+        from amsgd.simulate.model_engine import start_points
 
-        prediction = predict_model(problem, start=start)
+        prediction = predict_model(problem, PredictOptions(steps=steps), start=start)
         grid = prediction.tradeoff(mus, workers)
         rates = prediction.point.eigenvalues[: prediction.point.top]
         point = f"linearised at the minimum x* (loss {prediction.point.loss:.6g}, top {rates.size} Hessian modes)"
+        offsets = prediction.point.mean_square_offsets(start_points(problem, START_SAMPLES, rng=0))
+        loss_after = np.array([[prediction.excess_after(steps, problem.eta, mu, int(w) - 1, offsets)
+                                if grid.stable[m, u] else np.inf for u, mu in enumerate(grid.mus)]
+                               for m, w in enumerate(grid.workers)])  # fmt: skip
+        mean_mu = np.array([_sup_stable_mu(rates, problem.eta, int(w) - 1) for w in grid.workers])
+        return Advice(problem, grid, np.asarray(rates, dtype=float), mean_mu, point, steps, loss_after)
     elif isinstance(problem, Problem):
         from amsgd.diffusion.theory.predictions import predict
         from amsgd.diffusion.theory.tradeoff import tradeoff

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from amsgd.advise import DEFAULT_MUS, DEFAULT_WORKERS
+from amsgd.advise import DEFAULT_MUS, DEFAULT_STEPS, DEFAULT_WORKERS
 from amsgd.cli.options import add_problem_options, emit, float_list, int_list, problem_from_args
 from amsgd.core.files import check_output_file
 
@@ -22,6 +22,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--mus", type=float_list, default=DEFAULT_MUS, metavar="LIST",
         help="momenta to compare, each in [0, 1) (default: %s)" % ",".join(f"{m:g}" for m in DEFAULT_MUS),
     )  # fmt: skip
+    group.add_argument(
+        "--steps", type=int, default=DEFAULT_STEPS, metavar="N",
+        help="a model's run length: momenta are ranked for N iterations (default: %(default)s)",
+    )  # fmt: skip
     group.add_argument("--format", choices=("table", "json"), default="table", help="output format (default: %(default)s)")
     group.add_argument("--out", metavar="FILE", help="write to FILE instead of standard output")
     group.add_argument("--plot", metavar="FILE.png", help="also draw the error rate against mu per worker count")
@@ -36,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
             check_output_file(path, "--out" if path == args.out else "--plot")
     from amsgd.advise import advise
 
-    advice = advise(problem, args.workers, args.mus)
+    advice = advise(problem, args.workers, args.mus, steps=args.steps)
     text = advice.table() if args.format == "table" else json.dumps(advice.to_dict(), indent=2) + "\n"
     emit(text, args.out)
     if args.plot:
