@@ -29,8 +29,8 @@ COMMANDS = {
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(
         prog="amsgd",
-        description="Diffusion-limit analysis of asynchronous momentum SGD: derive, predict, simulate, "
-        "integrate, validate.",
+        description="Diffusion-limit analysis of asynchronous momentum SGD on streaming PCA and any model: "
+        "derive, predict, simulate, integrate, validate, advise.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
     for name, module in COMMANDS.items():

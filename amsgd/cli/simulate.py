@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from amsgd.cli.options import add_problem_options, add_run_options, problem_from_args
 from amsgd.core.files import check_output_file, write_netcdf
@@ -33,7 +34,10 @@ def run(args: argparse.Namespace) -> int:
         check_output_file(args.out)
     if isinstance(problem, ModelProblem):
         result = _simulate_model(problem, args)
-        print(_compact_lists(json.dumps(result.to_dict(), indent=2)))
+        summary = result.to_dict()
+        print(_compact_lists(json.dumps(summary, indent=2)))
+        if "note" in summary:  # every replicate diverged: say so where a person reads
+            print(f"amsgd simulate: {summary['note']}", file=sys.stderr)
         if args.out:
             write_netcdf(result.to_xarray(), args.out)
         return 0
