@@ -19,12 +19,10 @@ def delay_sequence(delay: DelayModel, rng: np.random.Generator, steps: int) -> n
     """``steps`` delays (int32) of one run under ``delay``."""
     if isinstance(delay, EventDrivenDelay):
         return _server_sequence(delay, rng, steps)
-    cdf = delay.cdf()
-    if cdf.size == 1:
-        return np.zeros(steps, dtype=np.int32)
-    if np.count_nonzero(delay.pmf()) == 1:
-        return np.full(steps, int(np.argmax(delay.pmf())), dtype=np.int32)
-    return np.searchsorted(cdf, rng.random(steps), side="right").astype(np.int32)
+    pmf = delay.pmf()
+    if np.count_nonzero(pmf) == 1:  # a constant delay (round-robin workers included)
+        return np.full(steps, int(np.argmax(pmf)), dtype=np.int32)
+    return np.searchsorted(delay.cdf(), rng.random(steps), side="right").astype(np.int32)
 
 
 def _server_sequence(delay: EventDrivenDelay, rng: np.random.Generator, steps: int) -> np.ndarray:

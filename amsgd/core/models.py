@@ -18,6 +18,7 @@ programs that compute with it live in :mod:`amsgd.simulate.models`.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -189,11 +190,8 @@ class ModelProblem:
         return max(1, self.data.classes)
 
     def with_params(self, **changes) -> ModelProblem:
-        """A copy with some of η, μ, delay, batch, l2, hidden, activation replaced."""
-        values = {name: getattr(self, name) for name in
-                  ("model", "data", "eta", "mu", "delay", "batch", "l2", "hidden", "activation")}  # fmt: skip
-        values.update(changes)
-        return ModelProblem(**values)
+        """A copy with some of η, μ, delay, batch, l2, hidden, activation replaced (checked again)."""
+        return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
         out = {"model": self.model, "data": self.data.to_dict(), "eta": self.eta, "mu": self.mu,

@@ -29,7 +29,7 @@ def advice_figure(advice: Advice, path: str | Path) -> Path:
     ax.set_yscale("log")
     ax.set_xlabel("momentum μ")
     ax.set_ylabel("local rate of the error (1/iteration)")
-    ax.set_title(f"{advice.problem.to_dict().get('model', 'pca')}, η = {advice.problem.eta:g}: "
+    ax.set_title(f"{getattr(advice.problem, 'model', 'pca')}, η = {advice.problem.eta:g}: "
                  "rate of stable momenta (ring: best; dotted: stability edge)", fontsize=9)  # fmt: skip
     ax.legend(fontsize=8)
     return save(fig, path)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from amsgd.figures.style import COLORS, new_figure, save
-from amsgd.validation.paper_dnn import DnnReport, best_table
+from amsgd.validation.paper_dnn import DnnReport
 
 
 def paper_dnn_figure(report: DnnReport, path: str | Path) -> Path:
@@ -22,7 +22,7 @@ def paper_dnn_figure(report: DnnReport, path: str | Path) -> Path:
         for col, delay in enumerate(s.delays):
             ax = axes[row][col]
             cells = report.group(protocol, delay)
-            best = {r["workers"]: r["predicted_best_mu"] for r in best_table(cells)}
+            best = {r["workers"]: r["predicted_best_mu"] for r in report.best(protocol, delay)}
             for k, m in enumerate(s.workers):
                 color = COLORS[k % len(COLORS)]
                 group = sorted((c for c in cells if c.workers == m), key=lambda c: c.mu)

@@ -94,9 +94,17 @@ class DnnReport:
     cells: list[Cell]
     elapsed: float
     checks: list[Check] = field(default_factory=list)
+    _best: dict = field(default_factory=dict, repr=False)
 
     def group(self, protocol: str, delay: str) -> list[Cell]:
         return [c for c in self.cells if c.protocol == protocol and c.delay == delay]
+
+    def best(self, protocol: str, delay: str) -> list[dict]:
+        """:func:`best_table` of one group, bootstrapped once and kept for the report, checks and figure."""
+        key = (protocol, delay)
+        if key not in self._best:
+            self._best[key] = best_table(self.group(protocol, delay))
+        return self._best[key]
 
     @property
     def passed(self) -> bool:
@@ -110,7 +118,7 @@ class DnnReport:
             "hessian_top": self.hessian_top.tolist(),
             "sharpness": self.sharpness,
             "elapsed_seconds": round(self.elapsed, 1),
-            "best": {f"{p}/{d}": best_table(self.group(p, d)) for p in self.setup.protocols for d in self.setup.delays},
+            "best": {f"{p}/{d}": self.best(p, d) for p in self.setup.protocols for d in self.setup.delays},
             "cells": [_cell_dict(c) for c in self.cells],
             "checks_passed": sum(c.passed for c in self.checks),
             "checks_total": len(self.checks),
@@ -218,7 +226,7 @@ def best_mu_checks(report: DnnReport) -> list[Check]:
     checks = []
     for protocol in report.setup.protocols:
         for delay in report.setup.delays:
-            for row in best_table(report.group(protocol, delay)):
+            for row in report.best(protocol, delay):
                 measured = row["train_loss"]
                 predicted = np.nan if row["predicted_best_mu"] is None else row["predicted_best_mu"]
                 accepted = sorted(set(measured["near_best"])

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from amsgd.core.files import atomic_write_text
-from amsgd.validation.paper_dnn import POSTER_BEST, DnnReport, best_table
+from amsgd.validation.paper_dnn import POSTER_BEST, DnnReport
 from amsgd.validation.report import check_table, fmt_number
 
 
@@ -31,7 +31,7 @@ def _best_rows(report: DnnReport, protocol: str, delay: str) -> list[str]:
         "| within 1% | best μ, val. loss [95%] | best μ, val. accuracy [95%] |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in best_table(report.group(protocol, delay)):
+    for r in report.best(protocol, delay):
         cols = [f"{_mu(r[k]['best_mu'])} [{_mu(r[k]['ci_low'])}, {_mu(r[k]['ci_high'])}]"
                 for k in ("train_loss", "validation_loss", "validation_accuracy")]  # fmt: skip
         cols.insert(1, ", ".join(f"{m:g}" for m in r["train_loss"]["near_best"]))
@@ -61,7 +61,7 @@ def _loss_rows(report: DnnReport, protocol: str, delay: str) -> list[str]:
 
 def _implicit_rule(report: DnnReport, protocol: str, delay: str) -> list[str]:
     """Explicit optimum ≈ synchronous optimum − (1 − 1/M) (Mitliagkas et al.), against the measured best."""
-    rows = best_table(report.group(protocol, delay))
+    rows = report.best(protocol, delay)
     sync = rows[0]["train_loss"]["best_mu"] if rows and rows[0]["workers"] == 1 else None
     if sync is None:
         return []
@@ -80,7 +80,7 @@ def findings(report: DnnReport) -> list[str]:
     for protocol in report.setup.protocols:
         for delay in report.setup.delays:
             cells = report.group(protocol, delay)
-            table = {r["workers"]: r["train_loss"] for r in best_table(cells)}
+            table = {r["workers"]: r["train_loss"] for r in report.best(protocol, delay)}
             paper = [m for m in (1, 2, 4, 8) if m in table]
             best = [table[m]["best_mu"] for m in paper]
             ties = [f"M = {m}: {', '.join(f'{u:g}' for u in table[m]['near_best'])}" for m in paper

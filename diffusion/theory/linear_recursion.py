@@ -205,15 +205,21 @@ def geometric_ratio(pmf: np.ndarray, rtol: float = 1e-9) -> float | None:
     return q if 0 < q < 1 and np.allclose(ratios, q, rtol=rtol, atol=0.0) else None
 
 
+def ar_coefficient_rows(rates: np.ndarray, eta: float, mu: float, tau: int) -> np.ndarray:
+    """:func:`ar_coefficients` of many modes at one constant delay τ, one row per mode."""
+    rows = np.tile(ar_coefficients(0.0, eta, mu, tau), (np.size(rates), 1))
+    rows[:, tau] -= eta * np.asarray(rates, dtype=float)  # the delayed tap is the only one that depends on the rate
+    return rows
+
+
 def spectral_radii(rates: np.ndarray, eta: float, mu: float, tau: int) -> np.ndarray:
     """:func:`spectral_radius` of many modes at one constant delay τ, as one batch of companion
     eigenvalue problems (``(τ + 1)``-square; for the thousands of modes of a model's Hessian)."""
     rates = check_rates(rates)
-    base = ar_coefficients(0.0, eta, mu, tau)
-    n = base.size
+    rows = ar_coefficient_rows(rates, eta, mu, tau)
+    n = rows.shape[1]
     stack = np.zeros((rates.size, n, n))
-    stack[:, 0, :] = base
-    stack[:, 0, tau] -= eta * rates  # the delayed tap is the only one that depends on the rate
+    stack[:, 0, :] = rows
     stack[:, np.arange(1, n), np.arange(n - 1)] = 1.0
     return np.abs(np.linalg.eigvals(stack)).max(axis=1)
 

@@ -40,6 +40,7 @@ from amsgd.core.errors import ProblemError
 from amsgd.diffusion.theory.linear_recursion import (
     Delay,
     DelayLaw,
+    ar_coefficient_rows,
     ar_coefficients,
     delay_law,
     radius_of,
@@ -75,10 +76,9 @@ def stationary_gains(rates: np.ndarray, eta: float, mu: float, tau: int) -> np.n
     noise of each mode, the Yule–Walker systems of :func:`autocovariance` solved as one batch of
     dense ``(τ + 3)``-square systems (the caller ensures every mode is mean-stable)."""
     rates = np.asarray(rates, dtype=float)
-    c = np.stack([ar_coefficients(r, eta, mu, tau) for r in rates[:1]] * rates.size) if rates.size else None
-    if c is None:
+    if rates.size == 0:
         return np.zeros(0)
-    c[:, tau] -= eta * (rates - rates[0])  # the delayed term is the only one that depends on the rate
+    c = ar_coefficient_rows(rates, eta, mu, tau)
     n = c.shape[1] + 1
     h = np.arange(n)[:, None]
     j = np.arange(c.shape[1])[None, :]

@@ -79,10 +79,11 @@ def loss_floor(point: ModelPoint, eta: float, mu: float, delay, rest_delay=None)
     inner = point.coupled_modes()
     outer = np.flatnonzero(~point.flat())
     outer = outer[outer >= point.coupled]
-    v = stationary_variances(point.coupled_coefficients(), eta, mu, delay)
+    g = gains(lam[inner], eta, mu, delay)
+    v = stationary_variances(point.coupled_coefficients(), eta, mu, delay, g)
     coupled = 0.5 * float(lam[inner] @ v)
     rest = 0.5 * float(lam[outer] @ (gains(lam[outer], eta, mu, rest_delay) * s[outer]))
-    additive = 0.5 * float(lam[inner] @ (gains(lam[inner], eta, mu, delay) * s[inner])) + rest
+    additive = 0.5 * float(lam[inner] @ (g * s[inner])) + rest
     return LossFloor(coupled + rest, coupled, rest, additive)
 
 
