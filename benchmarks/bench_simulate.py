@@ -5,7 +5,7 @@
   :func:`amsgd.simulate.engine.draw_only`; target: simulation <= 1.5 x floor at d = 4 and d = 100;
   for reference, the time NumPy's ``Generator.standard_normal`` (PCG64) takes for the same numbers;
 * loops: per-replicate, per-step Python loops with one draw per step and the full history.
-  "literal" is the straightforward loop the target speaks of: the update as THEORY.md writes it,
+  "literal" is the straightforward loop the target speaks of: the update as docs/theory.md writes it,
   X = Σ^{1/2} z and (I − v vᵀ) X Xᵀ v with d x d matrices; target: the simulator >= 200 x faster.
   "lean" is hand-optimised, for reference: eigen-coordinates and g = s (y − s v), s = yᵀv, so
   O(d) per step; no target (at d = 100 no simulator that draws these normals can be 200 x faster

@@ -5,7 +5,7 @@ Near the optimum write ``h = e_1 + x``. The update is ``G(e_1 + x, Y) = b(Y) + A
     b(Y) = G(e_1, Y),        A(Y) = ∂G/∂h (e_1, Y),
 
 so the linearised algorithm is the random-coefficient recursion
-``x_{k+1} = x_k + μ (x_k − x_{k−1}) + η (A_k x_{k−τ_k} + b_k)`` (THEORY.md section 6). For streaming PCA,
+``x_{k+1} = x_k + μ (x_k − x_{k−1}) + η (A_k x_{k−τ_k} + b_k)`` (docs/theory.md). For streaming PCA,
 ``G = (I − h hᵀ) Y Yᵀ h`` gives ``b = Y_1 (Y − Y_1 e_1)`` and
 ``A = Y Yᵀ − 2 Y_1 e_1 Yᵀ − Y_1² I``; ``E A`` is the Jacobian of the mean map (the OU drift before its
 time scaling) and ``E b = 0``. The exact second-moment recursion of the linear system needs

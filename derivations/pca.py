@@ -1,6 +1,6 @@
 """Streaming PCA as a momentum recursion, in eigen-coordinates.
 
-With ``Σ = Q Λ Qᵀ``, ``h = Qᵀ v`` and ``Y = Qᵀ X``, the update of THEORY.md section 2 reads
+With ``Σ = Q Λ Qᵀ``, ``h = Qᵀ v`` and ``Y = Qᵀ X``, the update of docs/theory.md reads
 
     G(h, Y) = (I − h hᵀ) Y Yᵀ h,
 

@@ -8,14 +8,13 @@ schemes (or the batched scheme and sdeint) run with the same ``paths`` and ``rng
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from amsgd.core.errors import ProblemError
+from amsgd.core.progress import counter
 from amsgd.core.seeding import RngLike
 from amsgd.diffusion.brownian import BLOCK, BrownianIncrements
 from amsgd.diffusion.schemes import BatchedScheme, Diffusion, Drift, Scheme, get_scheme
@@ -119,12 +118,11 @@ def integrate_sde(
     if brownian is None:
         brownian = BrownianIncrements.create(dt, steps, m, paths, rng)
     _check_brownian(brownian, dt, steps, m, paths)
-    show = sys.stderr.isatty() if progress is None else progress
     with np.errstate(all="ignore"):
         if isinstance(method, BatchedScheme):
-            out = _batched(method, drift, diffusion, y, save, dt, brownian, observe, show)
+            out = _batched(method, drift, diffusion, y, save, dt, brownian, observe, progress)
         else:
-            out = _per_path(method, drift, diffusion, y, times[0], save, dt, brownian, observe, show)
+            out = _per_path(method, drift, diffusion, y, times[0], save, dt, brownian, observe, progress)
     finite = np.isfinite(out.reshape(out.shape[0], out.shape[1], -1)).all(axis=(0, 2))
     return SDESolution(times, out, float(dt), steps, method.name, ~finite, brownian)
 
@@ -171,12 +169,12 @@ def _store(observe: Callable | None, y: np.ndarray) -> np.ndarray:
     return y.copy() if observe is None else np.asarray(observe(y))
 
 
-def _batched(method, drift, diffusion, y, save, dt, brownian, observe, show) -> np.ndarray:
+def _batched(method, drift, diffusion, y, save, dt, brownian, observe, progress) -> np.ndarray:
     first = _store(observe, y)
     out = np.empty((save.size, *first.shape))
     out[0] = first
     slot = 1
-    with tqdm(total=int(save[-1]), disable=not show, desc=method.name, unit="step") as bar:
+    with counter(int(save[-1]), "steps", method.name, show=progress) as bar:
         for start in range(0, int(save[-1]), CHUNK):
             stop = min(start + CHUNK, int(save[-1]))
             dw = brownian.increments(start, stop)
@@ -190,13 +188,15 @@ def _batched(method, drift, diffusion, y, save, dt, brownian, observe, show) -> 
     return out
 
 
-def _per_path(method, drift, diffusion, y, t0, save, dt, brownian, observe, show) -> np.ndarray:
+def _per_path(method, drift, diffusion, y, t0, save, dt, brownian, observe, progress) -> np.ndarray:
     steps = int(save[-1])
     tspan = t0 + dt * np.arange(steps + 1)
     rows = []
-    for p in tqdm(range(y.shape[0]), disable=not show, desc=method.name, unit="path"):
-        dw = brownian.increments(0, steps, paths=[p])[:, 0, :]
-        rows.append(method.integrate_path(drift, diffusion, y[p], tspan, dw, brownian.generator(p))[save])
+    with counter(y.shape[0], "paths", method.name, show=progress) as bar:
+        for p in range(y.shape[0]):
+            dw = brownian.increments(0, steps, paths=[p])[:, 0, :]
+            rows.append(method.integrate_path(drift, diffusion, y[p], tspan, dw, brownian.generator(p))[save])
+            bar.update(1)
     states = np.stack(rows, axis=1)  # (T, P, d)
     if observe is None:
         return states

@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 #: Installed package → source folder (the package-dir mapping of pyproject.toml).
 MAPPED = {"derivations": "derivations", "diffusion": "diffusion", "simulate": "simulate"}
-#: Folders in layer order, highest first (DESIGN.md), as they appear in the diagram.
+#: Folders in layer order, highest first (docs/architecture.md), as they appear in the diagram.
 FOLDERS = (
     "amsgd", "amsgd/cli", "amsgd/figures", "amsgd/validation", "amsgd/sweep", "amsgd/advise", "diffusion",
     "diffusion/theory",

@@ -1,6 +1,6 @@
 """Monte Carlo simulation of Async-MSGD on streaming PCA, vectorised over replicates.
 
-The algorithm (THEORY.md section 2) is
+The algorithm (docs/theory.md) is
 
     v_{k+1} = v_k + μ (v_k − v_{k−1}) + η g(v_{k−τ_k}, X_k),    g(v, X) = (I − v vᵀ) X Xᵀ v,
 
@@ -21,8 +21,6 @@ of past iterates; M copies of the iterate for an M-worker server) plus the recor
 from __future__ import annotations
 
 import math
-import sys
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -33,7 +31,9 @@ import numpy as np
 from amsgd.core import checks
 from amsgd.core.delays import ConstantDelay, EventDrivenDelay
 from amsgd.core.problem import Problem
+from amsgd.core.progress import counter
 from amsgd.core.seeding import RngLike, describe_seed
+from amsgd.core.stationarity import window_split
 from amsgd.simulate import kernels
 from amsgd.simulate.draws import BlockDraws, block_draws
 from amsgd.simulate.plan import DIVERGENCE_NORM, LANE_MAX_DIM, Plan, StartSpec, make_plan
@@ -61,6 +61,8 @@ class Outputs:
         self.alive_count = np.zeros((n_blocks, n_rec), dtype=np.int64)
         self.diverged_at = np.full(r, -1, dtype=np.int64)
         self.window_sum = np.zeros(r)
+        self.window_first = np.zeros(r)
+        self.window_split = window_split(plan.window_start, plan.steps)
         self.delay_counts = np.zeros((n_blocks, plan.delay.bins), dtype=np.int64)
         self.delay_sum = np.zeros(r, dtype=np.int64)
         self.delay_max = np.zeros((n_blocks, 1), dtype=np.int64)
@@ -80,6 +82,7 @@ class Outputs:
         return kernels.Tally(
             np.ones(hi - lo, dtype=np.bool_), self.diverged_at[lo:hi], self.plan.window_start,
             self.window_sum[lo:hi], self.delay_counts[block], self.delay_sum[lo:hi], self.delay_max[block],
+            self.window_split, self.window_first[lo:hi],
         )  # fmt: skip
 
 
@@ -241,12 +244,15 @@ def simulate(
     threads, chunk_blocks
         Blocks of replicates run on ``threads`` threads, ``chunk_blocks`` whole blocks per task.
     progress
-        A tqdm bar over replicate-steps; None shows it only when stderr is a terminal.
+        Count replicate-steps in the running command's progress (:mod:`amsgd.core.progress`), or
+        outside a command on a tqdm bar of its own; None shows it only when stderr is a terminal,
+        False never.
     """
     plan = make_plan(
         problem, steps, replicates, rng=rng, record_every=record_every, start=start, window=window,
         window_start=window_start, coordinates=coordinates, divergence_norm=divergence_norm,
     )  # fmt: skip
+    checks.warn_delay_longer_than_run(problem.delay.mean, plan.steps)
     threads = checks.positive_int("threads", threads)
     n_blocks = len(plan.blocks)
     chunk_blocks = checks.positive_int(
@@ -262,7 +268,8 @@ def simulate(
 
 def _run_tasks(plan: Plan, out: Outputs, tasks: list[range], threads: int, progress: bool | None) -> None:
     """Run the tasks (ranges of blocks) on ``threads`` threads, one workspace per task."""
-    with _Progress(plan, progress) as advance:
+    with counter(plan.replicates * plan.steps, "replicate-steps", "simulate", show=progress) as count:
+        advance = count.update
 
         def run_task(blocks: range) -> None:
             workspace = Workspace()
@@ -278,33 +285,6 @@ def _run_tasks(plan: Plan, out: Outputs, tasks: list[range], threads: int, progr
                 list(pool.map(run_task, tasks))
 
 
-class _Progress:
-    """A tqdm bar over replicate-steps (None: only when stderr is a terminal), safe across threads."""
-
-    def __init__(self, plan: Plan, progress: bool | None) -> None:
-        self.bar = None
-        if progress is None:
-            progress = sys.stderr.isatty()
-        if progress:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=plan.replicates * plan.steps, unit="rs", unit_scale=True, desc="simulate",
-                            file=sys.stderr)  # fmt: skip
-        self.lock = threading.Lock()
-
-    def __enter__(self) -> Advance:
-        return self.advance
-
-    def advance(self, n: int) -> None:
-        if self.bar is not None:
-            with self.lock:
-                self.bar.update(n)
-
-    def __exit__(self, *exc) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 def _assemble(plan: Plan, out: Outputs, elapsed: float) -> SimulationResult:
     diverged = out.diverged_at >= 0
     alive = out.alive_count.sum(axis=0)
@@ -314,6 +294,9 @@ def _assemble(plan: Plan, out: Outputs, elapsed: float) -> SimulationResult:
         coord_sq_mean = np.where(alive[:, None] > 0, out.coord_sq.sum(axis=0) / denom, np.nan)
         window_error = out.window_sum / (plan.steps - plan.window_start + 1)
         window_error[diverged] = np.nan
+        first_half = out.window_first / (out.window_split - plan.window_start)
+        second_half = (out.window_sum - out.window_first) / (plan.steps - out.window_split + 1)
+        first_half[diverged] = second_half[diverged] = np.nan
         applied = np.where(diverged, out.diverged_at, plan.steps)
         delay_mean = out.delay_sum / applied
     return SimulationResult(
@@ -329,6 +312,8 @@ def _assemble(plan: Plan, out: Outputs, elapsed: float) -> SimulationResult:
         diverged_at=out.diverged_at,
         window_start=plan.window_start,
         window_error=window_error,
+        window_split=out.window_split,
+        window_halves=np.stack([first_half, second_half], axis=1),
         delay_counts=out.delay_counts.sum(axis=0),
         delay_mean_per_replicate=delay_mean,
         delay_max=int(out.delay_max.max()),

@@ -89,7 +89,8 @@ class Records(NamedTuple):
 class Tally(NamedTuple):
     """Per replicate: alive, divergence iteration, the window sum of the error from ``window_start``
     and the delays applied (their histogram over the block in ``delay_counts``, the largest in
-    ``delay_max[0]``)."""
+    ``delay_max[0]``); ``window_first`` takes the window sum as it stands before iteration
+    ``window_split`` (the sum over the window's first half)."""
 
     alive: np.ndarray
     diverged_at: np.ndarray
@@ -98,6 +99,8 @@ class Tally(NamedTuple):
     delay_counts: np.ndarray
     delay_sum: np.ndarray
     delay_max: np.ndarray
+    window_split: int
+    window_first: np.ndarray
 
 
 class LaneScratch(NamedTuple):
@@ -282,7 +285,8 @@ def advance_lanes(ring, samples, delays, step, rec, tally, scratch):
     uniforms, cdf, tau_const = delays
     k0, eta, mu, max_norm_sq = step
     record_at = rec.record_at
-    alive, diverged_at, window_start, window_sum, delay_counts, delay_sum, _ = tally
+    alive, diverged_at, window_start, window_sum, delay_counts, delay_sum = tally[:6]
+    window_split, window_first = tally.window_split, tally.window_first
     stale, s, nsq, window, live = scratch
     n_groups, slots, dim, lanes = ring.shape
     n = alive.shape[0]
@@ -352,6 +356,9 @@ def advance_lanes(ring, samples, delays, step, rec, tally, scratch):
                                     buf[jj, i, lane] = 0.0
                             nsq[lane] = 1.0
                 if k + 1 >= window_start:
+                    if k + 1 == window_split:
+                        for lane in range(width):
+                            window_first[g0 + lane] = window_sum[g0 + lane] + window[lane]
                     for lane in range(lanes):
                         h1 = ring_g[nxt, 0, lane]
                         window[lane] += 1.0 - h1 * h1 / nsq[lane]
@@ -389,7 +396,8 @@ def advance_replicates(ring, samples, delays, step, rec, tally):
     uniforms, cdf, tau_const = delays
     k0, eta, mu, max_norm_sq = step
     record_at = rec.record_at
-    alive, diverged_at, window_start, window_sum, delay_counts, delay_sum, _ = tally
+    alive, diverged_at, window_start, window_sum, delay_counts, delay_sum = tally[:6]
+    window_split, window_first = tally.window_split, tally.window_first
     n_block, slots, dim = ring.shape
     n_steps = y.shape[1]
     in_kernel = streams.shape[0] > 0
@@ -441,6 +449,8 @@ def advance_replicates(ring, samples, delays, step, rec, tally):
                 h1 = ring[b, nxt, 0]
                 err = 1.0 - h1 * h1 / nsq
                 if k + 1 >= window_start:
+                    if k + 1 == window_split:
+                        window_first[b] = window_sum[b] + window
                     window += err
                 if recording:
                     _record(rec, ring[b, nxt], r, err, nsq, b)
@@ -469,7 +479,8 @@ def advance_server(server, samples, compute_times, step, rec, tally):
     y, streams, _, own = samples
     k0, eta, mu, max_norm_sq = step
     record_at = rec.record_at
-    alive, diverged_at, window_start, window_sum, delay_counts, delay_sum, delay_max = tally
+    alive, diverged_at, window_start, window_sum, delay_counts, delay_sum, delay_max = tally[:7]
+    window_split, window_first = tally.window_split, tally.window_first
     n_block, _, dim = pair.shape
     n_steps = y.shape[1]
     in_kernel = streams.shape[0] > 0
@@ -517,6 +528,8 @@ def advance_server(server, samples, compute_times, step, rec, tally):
             h1 = pair[b, nxt, 0]
             err = 1.0 - h1 * h1 / nsq
             if k + 1 >= window_start:
+                if k + 1 == window_split:
+                    window_first[b] = window_sum[b]
                 window_sum[b] += err
             if r < n_rec and record_at[r] == k + 1:
                 _record(rec, pair[b, nxt], r, err, nsq, b)

@@ -24,7 +24,6 @@ so a grid over them compiles once.
 from __future__ import annotations
 
 import functools
-import sys
 import time
 from typing import TYPE_CHECKING
 
@@ -32,6 +31,7 @@ import numpy as np
 
 from amsgd.core import checks
 from amsgd.core.errors import ProblemError
+from amsgd.core.progress import counter
 from amsgd.core.seeding import RngLike, child_sequence, describe_seed, root_sequence
 from amsgd.simulate.delay_sequences import delay_sequence
 from amsgd.simulate.model_result import ModelSimulationResult
@@ -62,6 +62,7 @@ def simulate_model(problem: ModelProblem, steps: int, replicates: int, *, rng: R
     if steps >= INIT_STREAM:
         raise ProblemError(f"steps must be below {INIT_STREAM}, got {steps}")
     replicates = checks.positive_int("replicates", replicates)
+    checks.warn_delay_longer_than_run(problem.delay.mean, steps)
     record_every = _check_record_every(record_every, steps)
     if not 0 < window <= 1:
         raise ProblemError(f"window must lie in (0, 1], got {window!r}")
@@ -77,7 +78,7 @@ def simulate_model(problem: ModelProblem, steps: int, replicates: int, *, rng: R
         _check_memory(program.slots * program.size * replicates * 8)
         keys = jax.numpy.stack([_key(s) for s in seqs])
         state = program.start(keys, start)
-        records = program.run(state, delays, record_every, steps, (problem.eta, problem.mu), _show(progress))
+        records = program.run(state, delays, record_every, steps, (problem.eta, problem.mu), progress)
     elapsed = time.perf_counter() - began
     return ModelSimulationResult.build(problem, steps, records, delays, window, describe_seed(root), elapsed)
 
@@ -115,10 +116,6 @@ def _check_memory(nbytes: int) -> None:
             f"the delayed iterates need {nbytes / 2**30:.1f} GiB (limit {MAX_HISTORY_BYTES / 2**30:.0f} GiB); "
             "use fewer replicates, a shorter delay or a smaller model"
         )
-
-
-def _show(progress: bool | None) -> bool:
-    return sys.stderr.isatty() if progress is None else progress
 
 
 @functools.lru_cache(maxsize=8)
@@ -183,21 +180,19 @@ class _Program:
         return (x0, x0, ring, jnp.zeros(r, dtype=bool), keys)
 
     def run(self, state, delays: np.ndarray, record_every: int, steps: int, step: tuple[float, float],
-            progress: bool) -> dict:  # fmt: skip
+            progress: bool | None) -> dict:  # fmt: skip
         """Advance to ``steps``, measuring at 0, record_every, 2·record_every, ..., steps."""
         import jax.numpy as jnp
-        from tqdm import tqdm
 
         marks = sorted(set(range(0, steps, record_every)) | {steps})
         rows, diverged_at = [np.asarray(self._measure(state[0]))], np.full(delays.shape[0], -1)
-        bar = tqdm(total=steps, unit="step", desc="simulate", file=sys.stderr, disable=not progress)
-        for lo, hi in zip(marks[:-1], marks[1:]):
-            state = self._advance(state, jnp.arange(lo, hi), jnp.asarray(delays[:, lo:hi]), *step)
-            rows.append(np.asarray(self._measure(state[0])))
-            bad = np.asarray(state[3])
-            diverged_at[(diverged_at < 0) & bad] = hi
-            bar.update(hi - lo)
-        bar.close()
+        with counter(steps, "steps", "simulate", show=progress) as count:
+            for lo, hi in zip(marks[:-1], marks[1:]):
+                state = self._advance(state, jnp.arange(lo, hi), jnp.asarray(delays[:, lo:hi]), *step)
+                rows.append(np.asarray(self._measure(state[0])))
+                bad = np.asarray(state[3])
+                diverged_at[(diverged_at < 0) & bad] = hi
+                count.update(hi - lo)
         values = np.stack(rows, axis=2)  # (replicates, 4, records)
         return {"iterations": np.array(marks), "values": values, "diverged_at": diverged_at,
                 "final": np.asarray(state[0])}  # fmt: skip

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from amsgd.core.estimates import Estimate, t_interval
+from amsgd.core.stationarity import Stationarity, window_split, window_stationarity
 
 if TYPE_CHECKING:
     import xarray
@@ -34,7 +35,9 @@ class ModelSimulationResult:
     loss is the penalised objective; the others carry no penalty), NaN from the record where a
     replicate diverged; ``diverged_at[r]`` is that iteration (−1 if it never diverged);
     ``window_loss[r]`` the replicate's stationary training loss; ``last_iterates`` the last iterates;
-    ``elapsed`` the seconds of the run, compilation included.
+    ``elapsed`` the seconds of the run, compilation included. ``window_halves[:, 0]`` and ``[:, 1]`` are
+    each replicate's mean training loss over the recorded iterations of the window's first half
+    (``window_start <= k < window_split``) and of its second (see :attr:`stationarity`).
     """
 
     problem: ModelProblem
@@ -49,6 +52,8 @@ class ModelSimulationResult:
     delay_max: int
     seed: dict
     elapsed: float
+    window_split: int
+    window_halves: np.ndarray
 
     @classmethod
     def build(cls, problem: ModelProblem, steps: int, records: dict, delays: np.ndarray, window: float,
@@ -60,8 +65,11 @@ class ModelSimulationResult:
         window_start = int(np.floor((1 - window) * steps))
         in_window = iterations >= window_start
         window_loss = values["train_loss"][:, in_window].mean(axis=1)
+        split = window_split(window_start, steps)
+        halves = np.stack([_mean_over(values["train_loss"], in_window & (iterations < split)),
+                           _mean_over(values["train_loss"], iterations >= split)], axis=1)  # fmt: skip
         return cls(problem, steps, iterations, values, diverged_at, window_start, window_loss,
-                   records["final"], float(delays.mean()), int(delays.max()), seed, elapsed)  # fmt: skip
+                   records["final"], float(delays.mean()), int(delays.max()), seed, elapsed, split, halves)  # fmt: skip
 
     @property
     def replicates(self) -> int:
@@ -79,6 +87,16 @@ class ModelSimulationResult:
         """The mean stationary training loss over the replicates alive, with its CI."""
         return t_interval(self.window_loss)
 
+    @property
+    def stationarity(self) -> Stationarity:
+        """Whether the window's two halves agree (:class:`~amsgd.core.stationarity.Stationarity`, the rule of
+        :class:`~amsgd.simulate.result.SimulationResult` on the recorded training loss)."""
+        return window_stationarity(
+            self.window_halves[:, 0], self.window_halves[:, 1], start=self.window_start, end=self.steps,
+            estimate=self.stationary_loss().mean,
+            advice=f"use more steps (e.g. --steps {4 * self.steps}) or average over less of the run's end (--window)",
+        )  # fmt: skip
+
     def to_dict(self) -> dict:
         alive = int(np.sum(self.diverged_at < 0))
         out = {
@@ -90,6 +108,7 @@ class ModelSimulationResult:
             "alive": alive,
             "final": {q: self.final(q).to_dict() for q in QUANTITIES if not self._all_nan(q)},
             "stationary_loss": {**self.stationary_loss().to_dict(), "window_start": self.window_start},
+            "stationarity": self.stationarity.to_dict(),
             "delay": {"mean": self.delay_mean, "measured_max": self.delay_max},
             "elapsed_seconds": self.elapsed,
             "replicate_steps_per_second": self.replicates * self.steps / self.elapsed,
@@ -118,3 +137,10 @@ class ModelSimulationResult:
             attrs={"model": self.problem.model, "eta": self.problem.eta, "mu": self.problem.mu,
                    "delay": self.problem.delay.spec, "batch": self.problem.batch},  # fmt: skip
         )
+
+
+def _mean_over(values: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """Each row's mean over ``columns`` (NaN when there is none, or where the row has a NaN)."""
+    if not columns.any():
+        return np.full(values.shape[0], np.nan)
+    return values[:, columns].mean(axis=1)

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from amsgd.core.estimates import CONFIDENCE, Estimate, json_float, t_interval
+from amsgd.core.stationarity import Stationarity, window_stationarity
 
 if TYPE_CHECKING:
     import xarray
@@ -24,6 +25,18 @@ if TYPE_CHECKING:
     from amsgd.core.problem import Problem
 
 __all__ = ["SimulationResult"]
+
+#: A suggested window starts this many times the predicted arrival near the floor into the run
+#: (single runs escape late: the escape time's law has a long tail).
+ARRIVAL_MARGIN = 3.0
+
+
+def _round_up(x: float) -> int:
+    """``x`` rounded up to two significant digits (a number of steps to suggest)."""
+    if x <= 100:
+        return max(1, math.ceil(x))
+    scale = 10 ** (math.floor(math.log10(x)) - 1)
+    return int(math.ceil(x / scale) * scale)
 
 
 @dataclass(frozen=True, eq=False)
@@ -39,6 +52,12 @@ class SimulationResult:
     every replicate's ``h`` only when asked for, since it needs ``R · n_records · d`` numbers.
     ``delay_counts[i]`` counts the updates applied with delay i, over all replicates; for the
     event-driven server the last bin also holds the (rare) larger delays and ``delay_max`` is exact.
+
+    ``window_halves[:, 0]`` and ``[:, 1]`` are each replicate's time averages of the error over the
+    window's first half ``window_start <= k < window_split`` and its second ``window_split <= k <= steps``
+    (see :attr:`stationarity`). ``predicted_escape`` and ``predicted_arrival`` are the theory's mean
+    escape from the start point and arrival near the floor, in iterations, when a caller supplied them
+    (:meth:`with_predicted_phases`; ``amsgd simulate`` does when the halves differ significantly).
     """
 
     problem: Problem
@@ -53,6 +72,8 @@ class SimulationResult:
     diverged_at: np.ndarray
     window_start: int
     window_error: np.ndarray
+    window_split: int
+    window_halves: np.ndarray
     delay_counts: np.ndarray
     delay_mean_per_replicate: np.ndarray
     delay_max: int
@@ -60,6 +81,8 @@ class SimulationResult:
     seed: dict
     divergence_norm: float
     elapsed: float
+    predicted_escape: float | None = None
+    predicted_arrival: float | None = None
 
     @property
     def replicates(self) -> int:
@@ -91,6 +114,40 @@ class SimulationResult:
     def stationary_error(self) -> Estimate:
         """The per-replicate time averages of the error over the window, across replicates."""
         return t_interval(self.window_error[~self.diverged])
+
+    @property
+    def stationarity(self) -> Stationarity:
+        """Whether the window's two halves agree (:class:`~amsgd.core.stationarity.Stationarity`): a paired
+        interval of the per-replicate difference of their time averages, over non-diverged replicates."""
+        halves = self.window_halves[~self.diverged]
+        return window_stationarity(
+            halves[:, 0], halves[:, 1], start=self.window_start, end=self.steps,
+            estimate=self.stationary_error.mean, bound=1.0, advice=self._advice(),
+            predicted_escape=self.predicted_escape, predicted_arrival=self.predicted_arrival,
+        )  # fmt: skip
+
+    def _advice(self) -> str:
+        """What to change when the window drifts: more steps with the window at the same fraction of the
+        run, so that it starts :data:`ARRIVAL_MARGIN` times past the predicted arrival near the floor
+        when that is known (at least twice the steps; four times when it is not), a start at e_1, or a
+        later window."""
+        fraction = self.window_start / self.steps
+        arrival = self.predicted_arrival
+        known = arrival is not None and math.isfinite(arrival)
+        if fraction == 0:
+            start = _round_up(ARRIVAL_MARGIN * arrival) if known else max(1, self.steps // 2)
+            return (f"start the window later (e.g. --window-start {start} with --steps {max(self.steps, 2 * start)}) "
+                    "or start at the optimum (--start e1)")  # fmt: skip
+        steps = max(2 * self.steps, _round_up(ARRIVAL_MARGIN * arrival / fraction)) if known else 4 * self.steps
+        window = "" if fraction == 0.5 else f" --window {fraction:.3g}"
+        return (f"use more steps (e.g. --steps {steps}{window}), start at the optimum (--start e1) "
+                "or start the window later (--window-start)")  # fmt: skip
+
+    def with_predicted_phases(self, escape: float | None, arrival: float | None) -> SimulationResult:
+        """This result with the theory's mean escape and arrival near the floor from its start point
+        (iterations; None when the theory has none), which :attr:`stationarity` reports."""
+        return replace(self, predicted_escape=None if escape is None else float(escape),
+                       predicted_arrival=None if arrival is None else float(arrival))  # fmt: skip
 
     @property
     def final_norm_sq(self) -> Estimate:
@@ -138,6 +195,7 @@ class SimulationResult:
             "confidence": f"{CONFIDENCE:.0%} Student-t interval across non-diverged replicates",
             "final_error": self.final_error.to_dict(),
             "stationary_error": self.stationary_error.to_dict(),
+            "stationarity": self.stationarity.to_dict(),
             "final_norm_sq": self.final_norm_sq.to_dict(),
             "diverged_fraction": self.diverged_fraction,
             "diverged_replicates": int(self.diverged.sum()),
@@ -168,6 +226,8 @@ class SimulationResult:
             "diverged": (("replicate",), self.diverged.astype(np.int8)),
             "diverged_at": (("replicate",), self.diverged_at),
             "stationary_error": (("replicate",), self.window_error),
+            "stationary_error_first_half": (("replicate",), self.window_halves[:, 0]),
+            "stationary_error_second_half": (("replicate",), self.window_halves[:, 1]),
             "delay_mean": (("replicate",), self.delay_mean_per_replicate),
             "delay_counts": (("delay",), self.delay_counts),
             "eigenvalues": (("coordinate",), np.asarray(self.problem.eigenvalues)),
@@ -193,6 +253,8 @@ class SimulationResult:
             "diverged": "1 if the replicate diverged",
             "diverged_at": "iteration of divergence, -1 if none",
             "stationary_error": "time average of the error over window_start <= k <= steps",
+            "stationary_error_first_half": "time average of the error over window_start <= k < window_split",
+            "stationary_error_second_half": "time average of the error over window_split <= k <= steps",
             "delay_mean": "mean delay applied to this replicate's updates",
             "delay_counts": "updates applied with each delay, all replicates",
         }
@@ -206,6 +268,7 @@ class SimulationResult:
             mu=self.problem.mu,
             steps=self.steps,
             window_start=self.window_start,
+            window_split=self.window_split,
             start=self.start,
             seed=json.dumps(self.seed),
             summary=json.dumps(self.to_dict()),

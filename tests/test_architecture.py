@@ -1,4 +1,4 @@
-"""The layers of DESIGN.md hold: the import contract, an acyclic folder graph, a current diagram,
+"""The layers of docs/architecture.md hold: the import contract, an acyclic folder graph, a current diagram,
 and a command line that answers --help and bad input before any heavy library loads."""
 
 from __future__ import annotations

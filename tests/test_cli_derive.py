@@ -37,6 +37,7 @@ def test_derive_json_has_the_documented_keys(capsys):
     assert set(doc["tradeoff"]) >= {"mus", "workers", "floor", "best_mu_rate"}
 
 
+@pytest.mark.slow
 def test_derive_markdown_and_latex_documents(tmp_path, capsys):
     md = tmp_path / "d.md"
     assert run_cli(["derive", "--format", "markdown", "--out", str(md), "--spectrum", "3,2,1"], capsys)[0] == 0
@@ -56,6 +57,7 @@ def test_derive_markdown_and_latex_documents(tmp_path, capsys):
     assert out.count("\\begin{equation*}") == out.count("\\end{equation*}") > 10
 
 
+@pytest.mark.slow
 def test_derive_reads_a_covariance_file(tmp_path, capsys):
     q = random_rotation(3, 1)
     path = tmp_path / "sigma.npy"

@@ -31,6 +31,7 @@ def _run(problem: Problem, tau: int, seed: int):
 
 
 @pytest.mark.parametrize(("spectrum", "mu"), CONFIGS)
+@pytest.mark.slow
 def test_linearized_floor_holds_up_to_0_8_tau_star_and_breaks_beyond(spectrum, mu):
     problem = Problem.from_spectrum(spectrum, eta=ETA, mu=mu)
     tau_star = predict(problem).tau_max

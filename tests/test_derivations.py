@@ -165,6 +165,7 @@ def _tail_sampler(rng: np.random.Generator, n: int) -> np.ndarray:
     [Gaussian(), Rademacher(), StudentT(12.0), SampledDistribution(_tail_sampler, name="laplace")],
     ids=lambda d: d.spec,
 )
+@pytest.mark.slow
 def test_noise_covariance_matches_monte_carlo(distribution):
     problem = Problem.from_spectrum(distribution=distribution)
     c = sme_coefficients(problem)
@@ -213,6 +214,7 @@ def test_rotated_covariance_gives_the_noise_of_its_diagonal_form_in_original_coo
     assert np.all(np.abs(predicted - products.mean(axis=0)) < 5 * products.std(axis=0) / np.sqrt(n) + 1e-9)
 
 
+@pytest.mark.slow
 def test_rotated_and_diagonal_derivations_agree(rotated_problem, default_problem):
     rotated, diagonal = predict(rotated_problem).to_dict(), predict(default_problem).to_dict()
     for key in ("ode", "sde", "stationary_error", "phases"):
@@ -264,6 +266,7 @@ def test_ou_coefficients_are_the_small_step_limit_of_the_linearised_recursion(di
             assert var == pytest.approx(float(cov[i, i].subs(d.values)), rel=50 * step * abs(jac) / (1 - m))
 
 
+@pytest.mark.slow
 def test_stationary_error_is_the_published_leading_order_formula():
     for distribution, factor in ((Gaussian(), 1.0), (StudentT(7.0), 5.0 / 3.0), (Rademacher(), 1.0)):
         p = Problem.from_spectrum(distribution=distribution)

@@ -17,6 +17,7 @@ def test_optimum_modes_are_the_jacobian_and_noise_at_e1():
     assert list(modes.kinds) == ["radial", "tangent", "tangent"]
 
 
+@pytest.mark.slow
 def test_linearized_floor_tends_to_the_diffusion_floor_as_eta_shrinks():
     gaps = []
     for eta in (4e-3, 1e-3, 2.5e-4):
@@ -27,6 +28,7 @@ def test_linearized_floor_tends_to_the_diffusion_floor_as_eta_shrinks():
     assert gaps[1] / gaps[2] == pytest.approx(4.0, rel=0.2)  # the gap is O(η)
 
 
+@pytest.mark.slow
 def test_delay_raises_the_linearized_floor_but_not_the_diffusion_floor():
     base = Problem.from_spectrum(eta=5e-4, mu=0.9)
     out0 = predict(base).to_dict()
@@ -35,6 +37,7 @@ def test_delay_raises_the_linearized_floor_but_not_the_diffusion_floor():
     assert out20["stationary_error"]["linearized"]["value"] > 1.05 * out0["stationary_error"]["linearized"]["value"]
 
 
+@pytest.mark.slow
 def test_stability_section_for_the_default_problem():
     out = predict(Problem.from_spectrum()).to_dict()["stability"]
     assert out["limiting_mode"]["kind"] == "radial"
@@ -50,6 +53,7 @@ def test_stability_section_for_the_default_problem():
     assert all(t > b for t, b in zip(scaling["tau_max"], scaling["paper_ode_bound"]))
 
 
+@pytest.mark.slow
 def test_random_delays_use_their_distribution():
     def floor(delay: str) -> float:
         out = predict(Problem.from_spectrum(delay=parse_delay(delay))).to_dict()
@@ -62,6 +66,7 @@ def test_random_delays_use_their_distribution():
     assert uniform != pytest.approx(floor("constant:10"), rel=1e-5)
 
 
+@pytest.mark.slow
 def test_an_event_driven_server_is_predicted_from_its_staleness_law():
     """ps:M is not i.i.d.; the theory uses its stationary staleness law (geometric, mean M − 1, for
     exponential compute times) as if i.i.d., and says so."""

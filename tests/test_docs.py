@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
+import json
 import re
 from pathlib import Path
 
@@ -25,6 +27,7 @@ def run_block(code: str) -> str:
 
 
 @pytest.mark.parametrize("page", ["docs/linear-theory.md", "docs/simulate.md", "docs/models.md", "README.md"])
+@pytest.mark.slow
 def test_documented_python_runs_and_prints_what_the_page_shows(page):
     found = blocks(page)
     assert found, f"no Python block in {page}"
@@ -32,3 +35,12 @@ def test_documented_python_runs_and_prints_what_the_page_shows(page):
         printed = run_block(code)
         if shown:
             assert printed == shown
+
+
+def test_readme_numbers_are_the_ones_the_script_measured():
+    spec = importlib.util.spec_from_file_location("readme_numbers", ROOT / "benchmarks" / "readme_numbers.py")
+    numbers = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(numbers)
+    record = json.loads(numbers.RECORD.read_text())
+    assert set(record["runs"]) == set(numbers.RUNS)
+    assert numbers.readme_block((ROOT / "README.md").read_text()) == numbers.render(record)

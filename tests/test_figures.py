@@ -11,6 +11,7 @@ SMALL = ["--spectrum", "3,2,1", "--eta", "2e-3", "--mu", "0.8", "--replicates", 
 EXPECTED = ("trajectory", "stationary_histograms", "escape", "error_vs_delay", "phase_diagram")
 
 
+@pytest.mark.slow
 def test_standard_figures_for_a_small_problem(tmp_path, capsys, monkeypatch):
     import amsgd.figures.sweep
     import amsgd.sweep.dataset

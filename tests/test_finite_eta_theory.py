@@ -39,6 +39,7 @@ FLOOR_CASES = [
 
 
 @pytest.mark.parametrize(("dist", "eta", "mu", "tau", "rotation"), FLOOR_CASES)
+@pytest.mark.slow
 def test_finite_eta_floor_against_simulation(dist, eta, mu, tau, rotation):
     basis = None if rotation is None else random_rotation(4, rotation)
     problem = Problem.from_spectrum((4.0, 3.0, 2.0, 1.0), basis=basis, distribution=parse_distribution(dist),
@@ -87,6 +88,7 @@ def test_second_moment_radius_against_the_operator_built_entry_by_entry(dist, de
 
 
 @pytest.mark.parametrize(("eta", "mu", "tau"), [(5e-4, 0.9, 10), (5e-4, 0.9, 25), (1e-2, 0.0, 10)])
+@pytest.mark.slow
 def test_divergence_risk_against_simulated_blow_ups(eta, mu, tau):
     problem = Problem.from_spectrum(distribution=parse_distribution("student-t:6"), eta=eta, mu=mu,
                                     delay=parse_delay(f"constant:{tau}"))  # fmt: skip
@@ -188,6 +190,7 @@ def test_a_sampler_whose_fourth_moments_look_infinite_is_refused():
     assert np.isfinite(predict(light).finite_eta.value)
 
 
+@pytest.mark.slow
 def test_a_user_sampler_gets_the_finite_eta_floor_of_its_own_moments():
     """Independent Student-t 8 coordinates (a law with no closed form here): the moments come from
     the sampler's draws, the cross moments are dropped as sampling error, and the floor matches."""
@@ -202,6 +205,7 @@ def test_a_user_sampler_gets_the_finite_eta_floor_of_its_own_moments():
 
 
 @pytest.mark.parametrize("spec", ["uniform:0-10", "uniform:4-10", "poisson:5"])
+@pytest.mark.slow
 def test_family_boundary_is_where_the_second_moment_radius_crosses_one(spec):
     """The largest stable member of a random delay's family, against the radius of the second-moment
     operator computed independently (Perron root of the feedback, :func:`second_moment_operator_radius`)."""

@@ -77,6 +77,7 @@ def _assert_order(fit, width=0.3):
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.slow
 def test_batched_schemes_reach_stated_strong_order(case):
     drift, diffusion, exact, y0, horizon = CASES[case]
     assert noise_commutator(diffusion, np.broadcast_to(y0, (3, y0.size)) * [[0.5], [1.0], [2.0]]) < 1e-6
@@ -91,6 +92,7 @@ def test_batched_schemes_reach_stated_strong_order(case):
     assert study.results["milstein"].strong_error[-1] < study.results["euler"].strong_error[-1] / 3
 
 
+@pytest.mark.slow
 def test_sdeint_schemes_reach_stated_strong_order_on_shared_noise():
     study = convergence_study(
         kp46_drift, kp46_diffusion, np.array([0.1]), 1.0, steps=(32, 64, 128, 256),

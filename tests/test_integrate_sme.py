@@ -126,6 +126,7 @@ def test_cli_integrate_rejects_bad_input(capsys, argv, message):
     assert message in err and len(err.splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_compiled_euler_equals_batched_euler_path_by_path():
     from amsgd.diffusion.sme import integrate_sme
 
@@ -142,6 +143,7 @@ def test_compiled_euler_equals_batched_euler_path_by_path():
     assert not runs["euler-jit"].diverged.any()
 
 
+@pytest.mark.slow
 def test_compiled_euler_handles_a_singular_noise_and_divergence():
     from amsgd import Rademacher
     from amsgd.diffusion.sme import integrate_sme

@@ -28,6 +28,7 @@ FLOOR_TOLERANCE = 0.01
     [("least-squares", 0.05, 0.9, 0, 8), ("least-squares", 0.1, 0.0, 2, 16), ("logistic", 0.1, 0.5, 1, 8),
      ("logistic", 0.05, 0.9, 2, 32)],
 )  # fmt: skip
+@pytest.mark.slow
 def test_loss_floor_matches_simulation(model, eta, mu, tau, batch):
     p = problem(model, eta=eta, mu=mu, delay=ConstantDelay(tau), batch=batch)
     theory = predict_model(p)
@@ -55,6 +56,7 @@ def _synthetic(tmp_path) -> ModelProblem:
 
 
 @pytest.mark.parametrize("make", [lambda tmp: _diabetes(), _synthetic])
+@pytest.mark.slow
 def test_predicted_stability_against_simulated_divergence(make, tmp_path):
     """At the largest mean-square-stable delay no run diverges; at 1.5 τ* (mean-unstable) runs blow up."""
     p = make(tmp_path)
@@ -83,6 +85,7 @@ def _blobs_csv(tmp_path) -> str:
     return str(path)
 
 
+@pytest.mark.slow
 def test_advise_on_a_users_data(tmp_path):
     data = _blobs_csv(tmp_path)
     out = _cli("advise", "--model", "logistic", "--data", data, "--eta", "0.5", "--workers", "1,4,16",
@@ -101,6 +104,7 @@ def test_advise_on_a_users_data(tmp_path):
     assert table.returncode == 0 and "largest stable mu" in table.stdout
 
 
+@pytest.mark.slow
 def test_simulate_and_derive_a_model(tmp_path):
     data = _blobs_csv(tmp_path)
     sim = _cli("simulate", "--model", "mlp", "--hidden", "4", "--data", data, "--steps", "200", "--replicates", "4",
@@ -127,12 +131,14 @@ def test_simulate_and_derive_a_model(tmp_path):
         (["simulate", "--model", "logistic", "--batch", "0"], "batch must be a positive integer"),
     ],
 )
+@pytest.mark.slow
 def test_bad_model_options_are_one_line_and_exit_2(args, message):
     out = _cli(*args)
     assert out.returncode == 2
     assert message in out.stderr and len(out.stderr.strip().splitlines()) <= 2 and "Traceback" not in out.stderr
 
 
+@pytest.mark.slow
 def test_paper_dnn_report_on_a_small_budget(tmp_path):
     from amsgd.figures.paper_dnn import paper_dnn_figure
     from amsgd.validation.paper_dnn import DnnSetup, run_paper_dnn

@@ -46,6 +46,7 @@ def _objective(p: ModelProblem):
     return f, (lambda w: f.objective(w, z, y))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", MODELS)
 def test_gradient_and_hessian_vector_product_match_finite_differences(model):
     p = problem(model)
@@ -67,6 +68,7 @@ def _augmented(p: ModelProblem) -> np.ndarray:
     return np.hstack([p.data.x_train, np.ones((p.data.examples, 1))])
 
 
+@pytest.mark.slow
 def test_logistic_hessian_and_noise_match_the_closed_form():
     """Multinomial logistic: H = mean_n (diag(s) − s sᵀ) ⊗ z̃ z̃ᵀ + l2 on the weights, with the
     parameters ordered as (W (p, C) row-major, then c)."""
@@ -132,12 +134,14 @@ def _plain_loop(p: ModelProblem, steps: int, replicates: int, seed: int) -> np.n
 
 
 @pytest.mark.parametrize("delay", [UniformDelay(0, 5), EventDrivenDelay(3)])
+@pytest.mark.slow
 def test_simulator_equals_a_plain_loop(delay):
     p = problem("mlp", delay=delay, eta=0.1, mu=0.7)
     result = simulate_model(p, 40, 3, rng=11, record_every=7, progress=False)
     np.testing.assert_allclose(result.last_iterates, _plain_loop(p, 40, 3, 11), rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_replicates_do_not_depend_on_how_many_run_together():
     p = problem("logistic", delay=UniformDelay(0, 3))
     two = simulate_model(p, 30, 2, rng=4, progress=False)

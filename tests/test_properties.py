@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -13,6 +14,7 @@ spectra = st.lists(st.floats(0.1, 10.0), min_size=2, max_size=4, unique=True).fi
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=12, deadline=None)
 @given(spectrum=spectra, mu=st.floats(0.0, 0.95), eta=st.floats(1e-5, 1e-2))
 def test_mode_rates_floor_and_phases_over_random_spectra(spectrum, mu, eta):

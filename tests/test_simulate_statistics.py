@@ -1,4 +1,4 @@
-"""Monte Carlo against the diffusion limits of THEORY.md section 3, within confidence intervals.
+"""Monte Carlo against the diffusion limits of docs/theory.md, within confidence intervals.
 
 Both limits hold to leading order in η; the parameters are chosen so that the O(η) bias is a small
 fraction of the Monte Carlo interval (checked beforehand with ten times more replicates).

@@ -41,6 +41,7 @@ def reference(two_workers, tmp_path_factory) -> xr.Dataset:
     return read_dataset(out)
 
 
+@pytest.mark.slow
 def test_one_and_two_workers_give_identical_datasets(reference, tmp_path):
     with dask_client(n_workers=1) as client:
         assert len(client.scheduler_info()["workers"]) == 1
@@ -58,6 +59,7 @@ class Interrupted(Exception):
     pass
 
 
+@pytest.mark.slow
 def test_resume_after_interruption_matches_and_computes_no_point_twice(two_workers, reference, tmp_path):
     out = tmp_path / "resumed.nc"
     store = PartStore(out)
@@ -103,6 +105,7 @@ def kill_worker_once(task, marker: str):
     return compute_point(task)
 
 
+@pytest.mark.slow
 def test_a_killed_worker_loses_no_point(two_workers, reference, tmp_path):
     import cloudpickle
 

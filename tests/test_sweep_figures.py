@@ -29,6 +29,7 @@ def test_figures_from_a_file(axis, delays, tmp_path):
         assert p.read_bytes()[:8] == PNG and p.stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_one_set_per_step_size_and_distribution(tmp_path):
     grid = SweepGrid(("gaussian", "student-t:8"), (2e-3, 4e-3), (0.5, 0.9), "tau", (0, 8))
     paths = sweep_figures(small_dataset(grid), tmp_path)

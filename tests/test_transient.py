@@ -25,6 +25,7 @@ def test_crossing_is_none_for_a_stable_mode_below_its_floor():
         variance_crossing(-1.0, 1.0, 1e-3, 0.5, 0, level=0.0)
 
 
+@pytest.mark.slow
 def test_linear_escape_tends_to_the_diffusion_escape_as_eta_shrinks():
     gaps = []
     for eta in (2e-3, 5e-4, 1.25e-4):
@@ -34,6 +35,7 @@ def test_linear_escape_tends_to_the_diffusion_escape_as_eta_shrinks():
     assert gaps[2] < 0.03
 
 
+@pytest.mark.slow
 def test_delay_slows_the_linear_escape_and_random_delays_are_not_guessed():
     base = predict(Problem.from_spectrum()).to_dict()["phases"]
     delayed = predict(Problem.from_spectrum().replace(delay=parse_delay("constant:10"))).to_dict()["phases"]

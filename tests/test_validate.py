@@ -26,6 +26,7 @@ def default_report(tmp_path_factory):
     return code, out
 
 
+@pytest.mark.slow
 def test_default_preset_passes_with_a_complete_report(default_report):
     code, out = default_report
     checks = _checks(out)
@@ -65,6 +66,7 @@ def test_perturbed_floor_prediction_fails(tmp_path, capsys):
     assert checks[name]["measured"] == checks["stationary-error-linearized-floor"]["measured"]
 
 
+@pytest.mark.slow
 def test_perturbed_stability_knee_fails(tmp_path):
     out = tmp_path / "knee"
     code = main(["validate", "--only", "stability", "--perturb", "tau-star=2", "--out", str(out)])
@@ -78,6 +80,7 @@ def test_perturbed_stability_knee_fails(tmp_path):
     ("phases", "escape-iterations-per-run", 1.1),
     ("finite-eta", "finite-eta-floor-rademacher", 1.04),
 ])  # fmt: skip
+@pytest.mark.slow
 def test_perturbed_finite_eta_predictions_fail(tmp_path, section, name, factor):
     """A 10% error in the single-run escape law, or 4% in a finite-η floor, is caught."""
     out = tmp_path / section

@@ -1,6 +1,7 @@
 """The ``amsgd`` command line: one subcommand per module, sharing the problem options.
 
-Each subcommand module exposes ``HELP`` (one line), ``configure(parser)`` and ``run(args) -> int``;
+Each subcommand module exposes ``SUMMARY`` (its line in ``amsgd --help``), ``HELP`` (the description
+on its own ``--help``), ``configure(parser)`` and ``run(args) -> int``;
 it parses, calls the API and prints. Only the ground layer and argparse are imported here, so
 ``--help`` and bad input return before SymPy, numba, Dask, xarray or matplotlib load. Bad input
 raises :class:`~amsgd.core.errors.ProblemError`, printed here as one line with exit status 2.
@@ -8,12 +9,17 @@ raises :class:`~amsgd.core.errors.ProblemError`, printed here as one line with e
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 
 from amsgd.cli import advise, derive, figures, integrate, simulate, sweep, validate
 from amsgd.cli.options import ArgumentParser
-from amsgd.core.errors import ProblemError
+from amsgd.cli.status import BAD_INPUT, EPILOG, INTERRUPTED
+from amsgd.core import progress
+from amsgd.core.errors import ProblemError, RunWarning
 
 COMMANDS = {
     "derive": derive,
@@ -26,16 +32,33 @@ COMMANDS = {
 }
 
 
+class _OneLineCommands(argparse.HelpFormatter):
+    """``amsgd --help`` on 80 columns: every command and its summary on one line (argparse would put
+    the summary of the longest name, ``integrate``, on a line of its own)."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, width=80)
+
+    def add_argument(self, action: argparse.Action) -> None:
+        super().add_argument(action)
+        self._action_max_length = max(self._action_max_length, 16)
+
+
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(
-        prog="amsgd",
+        prog="amsgd", epilog=EPILOG, formatter_class=_OneLineCommands,
         description="Diffusion-limit analysis of asynchronous momentum SGD on streaming PCA and any model: "
         "derive, predict, simulate, integrate, validate, advise.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
     for name, module in COMMANDS.items():
-        # argparse %-formats a subcommand's help, not its description
-        module.configure(sub.add_parser(name, help=module.HELP.replace("%", "%%"), description=module.HELP))
+        command = sub.add_parser(name, help=module.SUMMARY, description=module.HELP, epilog=EPILOG)
+        module.configure(command)
+        command.add_argument(
+            "-q", "--quiet", action="store_true",
+            help="no progress on stderr (warnings and errors still print); progress is a bar on a terminal, "
+            f"else a line every {progress.INTERVAL:g} s",
+        )  # fmt: skip
     return parser
 
 
@@ -44,15 +67,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help(sys.stderr)
-        return 2
+        return BAD_INPUT
     try:
-        return int(COMMANDS[args.command].run(args) or 0)
+        with progress.reporting(f"amsgd {args.command}", quiet=args.quiet), _warnings_as_lines(args.command):
+            return int(COMMANDS[args.command].run(args) or 0)
     except ProblemError as exc:
         print(f"amsgd {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return BAD_INPUT
     except KeyboardInterrupt:
         print(f"amsgd {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return INTERRUPTED
+
+
+@contextlib.contextmanager
+def _warnings_as_lines(command: str) -> Iterator[None]:
+    """Print the toolkit's :class:`~amsgd.core.errors.RunWarning` as ``amsgd COMMAND: warning: ...``."""
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        if issubclass(category, RunWarning):
+            print(f"amsgd {command}: warning: {message}", file=sys.stderr)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", RunWarning)
+        warnings.showwarning = show
+        yield
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from amsgd.cli.options import add_problem_options, emit, float_list, int_list, p
 from amsgd.core.files import check_output_file
 
 HELP = "advise the momentum for M asynchronous workers: the largest stable and the best (rate, floor)"
+SUMMARY = "the stable and the best momentum for M workers, any model"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

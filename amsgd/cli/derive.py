@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from amsgd.cli.options import add_problem_options, emit, float_list, int_list, problem_from_args
+from amsgd.core import progress
 from amsgd.core.errors import ProblemError
 from amsgd.core.files import check_output_file
 from amsgd.core.models import ModelProblem
@@ -18,6 +19,7 @@ from amsgd.diffusion.theory.options import (
 )
 
 HELP = "derive the ODE/SDE limits symbolically and predict phases, floors, stability (JSON, Markdown or LaTeX)"
+SUMMARY = "the ODE/SDE limits derived, and every prediction"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -68,15 +70,18 @@ def run(args: argparse.Namespace) -> int:
             raise ProblemError("--format markdown and latex document the streaming-PCA derivation; models give json")
         from amsgd.diffusion.theory.model_predictions import predict_model
 
-        predictions = predict_model(problem, options)
+        with progress.stage("minimum, Hessian and predictions"):
+            predictions = predict_model(problem, options)
         emit(json.dumps(predictions.to_dict(), indent=2, ensure_ascii=False) + "\n", args.out)
         return 0
     from amsgd.diffusion.theory import predict
 
-    predictions = predict(problem, options)
-    if args.format == "json":
-        text = json.dumps(predictions.to_dict(), indent=2, ensure_ascii=False) + "\n"
-    else:
-        text = predictions.document(args.format)
+    with progress.stage("symbolic derivation and predictions"):
+        predictions = predict(problem, options)
+        if args.format == "json":
+            text = json.dumps(predictions.to_dict(), indent=2, ensure_ascii=False) + "\n"
+    if args.format != "json":
+        with progress.stage(f"{args.format} document"):
+            text = predictions.document(args.format)
     emit(text, args.out)
     return 0

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 
 from amsgd.cli.options import add_problem_options, float_list, problem_from_args, require_pca
+from amsgd.core import progress
 from amsgd.core.files import check_input_file, check_output_dir
 from amsgd.validation.budget import Budget
 
 HELP = "draw the standard figures (trajectories, histograms, escape, error vs delay, stability diagram) as PNG"
+SUMMARY = "the standard figures as PNG (and those of a sweep)"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -39,11 +41,13 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(exist_ok=True)
     from amsgd.figures.standard import standard_figures
 
+    progress.plan(4 + (sweep is not None), "figure sets")
     paths = standard_figures(problem, out, mus=args.mus, budget=budget)
     if sweep is not None:
         from amsgd.figures.sweep import sweep_figures
 
-        paths += sweep_figures(sweep, out)
+        with progress.stage("sweep figures"):
+            paths += sweep_figures(sweep, out)
     for path in paths:
         print(path)
     return 0

@@ -18,6 +18,7 @@ from amsgd.core.files import atomic_write_text, check_output_file
 from amsgd.diffusion.theory.options import DEFAULT_DELTA_SQ
 
 HELP = "integrate the SDE limit (SME) ensemble: stationary error, escape time, convergence orders"
+SUMMARY = "integrate the SDE limit: floor, escape, convergence orders"
 #: The schemes of amsgd.diffusion.schemes.SCHEMES, named here so that --help imports nothing heavy
 #: (tests/test_architecture.py checks the two agree).
 SCHEME_NAMES = "euler, milstein, weak2, sdeint-euler, sdeint-sri2"

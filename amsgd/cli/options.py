@@ -20,7 +20,7 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def add_problem_options(parser: argparse.ArgumentParser) -> None:
-    """The problem options of DESIGN.md: spectrum or covariance, distribution, η, μ, delay."""
+    """The problem options shared by every subcommand: spectrum or covariance, distribution, η, μ, delay."""
     group = parser.add_argument_group("problem")
     source = group.add_mutually_exclusive_group()
     source.add_argument(

@@ -6,10 +6,12 @@ import argparse
 import sys
 
 from amsgd.cli.options import add_problem_options, add_run_options, problem_from_args
+from amsgd.cli.status import NO_ESTIMATE, OK
 from amsgd.core.files import check_output_file, write_netcdf
 from amsgd.core.models import ModelProblem
 
 HELP = "simulate Async-MSGD (Monte Carlo over replicates) and summarise with 95% confidence intervals"
+SUMMARY = "Monte Carlo runs of Async-MSGD with confidence intervals"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -36,11 +38,10 @@ def run(args: argparse.Namespace) -> int:
         result = _simulate_model(problem, args)
         summary = result.to_dict()
         print(_compact_lists(json.dumps(summary, indent=2)))
-        if "note" in summary:  # every replicate diverged: say so where a person reads
-            print(f"amsgd simulate: {summary['note']}", file=sys.stderr)
+        _warn_if_drifting(summary)
         if args.out:
             write_netcdf(result.to_xarray(), args.out)
-        return 0
+        return _verdict(result.diverged_at >= 0)
     from amsgd.simulate import simulate
 
     result = simulate(
@@ -48,10 +49,35 @@ def run(args: argparse.Namespace) -> int:
         window=args.window, window_start=args.window_start, coordinates=args.coordinates,
         divergence_norm=args.divergence_norm, threads=args.threads,
     )  # fmt: skip
-    print(_compact_lists(json.dumps(result.to_dict(), indent=2)))
+    if result.stationarity.significant:  # the halves differ: the theory's phases say where to start the window
+        from amsgd.diffusion.theory.phases import saddle_arrival
+
+        result = result.with_predicted_phases(*saddle_arrival(problem, result.start))
+    summary = result.to_dict()
+    print(_compact_lists(json.dumps(summary, indent=2)))
+    _warn_if_drifting(summary)
     if args.out:
         result.write_netcdf(args.out)
-    return 0
+    return _verdict(result.diverged)
+
+
+def _warn_if_drifting(summary: dict) -> None:
+    """One line on stderr when the averaging window is not stationary (a warning: the status is unchanged)."""
+    message = summary["stationarity"].get("message")
+    if message:
+        print(f"amsgd simulate: warning: {message}", file=sys.stderr)
+
+
+def _verdict(diverged) -> int:
+    """:data:`~amsgd.cli.status.NO_ESTIMATE`, said in words on stderr, when every replicate diverged."""
+    if not diverged.all():
+        return OK
+    print(
+        f"amsgd simulate: every one of the {diverged.size} replicates diverged (norm above --divergence-norm, "
+        "or NaN): no estimate; lower --eta or --mu, or shorten the delay",
+        file=sys.stderr,
+    )
+    return NO_ESTIMATE
 
 
 def _simulate_model(problem: ModelProblem, args: argparse.Namespace):

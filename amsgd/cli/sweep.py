@@ -11,12 +11,15 @@ the swept axis. Lists are ``a,b,c``; ranges ``START:STOP:STEP`` include STOP (se
 from __future__ import annotations
 
 import argparse
+import sys
 
 from amsgd.cli.options import add_problem_options, add_run_options, problem_from_args, require_pca
 from amsgd.core.files import check_output_file
 from amsgd.core.problem import DEFAULT_ETA, DEFAULT_MU
+from amsgd.sweep.cluster import CONNECT_TIMEOUT
 
 HELP = "sweep a grid of eta, mu and delays (or workers) on Dask: simulation and predictions to NetCDF"
+SUMMARY = "a grid of eta, mu and delays on Dask, to NetCDF"
 
 _AXIS_HELP = "comma-separated values and/or START:STOP[:STEP] ranges (STOP included), e.g. "
 
@@ -49,6 +52,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     run_group.add_argument(
         "--local-workers", type=int, metavar="N",
         help="worker processes of the local cluster (default: one per core; ignored with --scheduler)",
+    )  # fmt: skip
+    run_group.add_argument(
+        "--connect-timeout", type=float, default=CONNECT_TIMEOUT, metavar="SECONDS",
+        help="how long to wait for --scheduler to answer (default: %(default)g)",
     )  # fmt: skip
     run_group.add_argument(
         "--resume", action="store_true",
@@ -89,8 +96,14 @@ def run(args: argparse.Namespace) -> int:
     sweep = sweep_from_args(args)
     from amsgd.sweep.run import run_sweep
 
-    outcome = run_sweep(
-        sweep, args.out, resume=args.resume, scheduler=args.scheduler, n_workers=args.local_workers
-    )
+    try:
+        outcome = run_sweep(
+            sweep, args.out, resume=args.resume, scheduler=args.scheduler, n_workers=args.local_workers,
+            connect_timeout=args.connect_timeout,
+        )  # fmt: skip
+    except KeyboardInterrupt:
+        print(f"amsgd sweep: the finished points are kept in {args.out}.parts/; rerun the same command with "
+              "--resume to continue", file=sys.stderr)  # fmt: skip
+        raise
     print(json.dumps(outcome.to_dict(), indent=2))
     return 0

@@ -6,6 +6,11 @@ Exit status 0 when every check passes, 1 when one fails, 2 on bad input.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
 
 from amsgd.cli.options import add_problem_options, problem_from_args, require_pca
 from amsgd.core.errors import ProblemError
@@ -14,6 +19,7 @@ from amsgd.core.problem import DEFAULT_ETA
 from amsgd.validation.presets import EXPERIMENTS, MODEL_PRESETS, PRESETS, chosen_experiments, get_preset
 
 HELP = "validate the predictions against simulation: report.json, report.md and figures in --out DIR"
+SUMMARY = "check the predictions against simulation: a report"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -55,9 +61,24 @@ def run(args: argparse.Namespace) -> int:
     from amsgd.figures.validation import draw_validation
     from amsgd.validation import run_validation, write_report
 
-    report = run_validation(problem, preset=preset, budget=budget, experiments=only, perturb=perturb)
-    write_report(report, out, draw_validation(report, out), command=_public_command(args))
+    with _incomplete_on_interrupt(out, _public_command(args)):
+        report = run_validation(problem, preset=preset, budget=budget, experiments=only, perturb=perturb)
+        write_report(report, out, draw_validation(report, out), command=_public_command(args))
     return _verdict(report.checks, report.elapsed, out)
+
+
+@contextlib.contextmanager
+def _incomplete_on_interrupt(out: Path, command: str) -> Iterator[None]:
+    """On Ctrl-C, leave ``out`` clearly marked incomplete (its report.md says so) and say how to rerun."""
+    from amsgd.validation.report import write_incomplete
+
+    began = time.perf_counter()
+    try:
+        yield
+    except KeyboardInterrupt:
+        marker = write_incomplete(out, command, time.perf_counter() - began)
+        print(f"amsgd validate: no report: {marker} marks the folder incomplete; rerun: {command}", file=sys.stderr)
+        raise
 
 
 def _perturbations(items: list[str]) -> dict[str, float]:
@@ -107,9 +128,10 @@ def _run_paper_dnn(args: argparse.Namespace) -> int:
     from amsgd.validation.paper_dnn_report import write_dnn_report
 
     setup = DnnSetup() if args.seed is None else replace(DnnSetup(), seed=args.seed)
-    report = run_paper_dnn(setup)
-    figure = paper_dnn_figure(report, out / "paper-dnn.png")
-    write_dnn_report(report, out, [figure], command=_public_command(args))
+    with _incomplete_on_interrupt(out, _public_command(args)):
+        report = run_paper_dnn(setup)
+        figure = paper_dnn_figure(report, out / "paper-dnn.png")
+        write_dnn_report(report, out, [figure], command=_public_command(args))
     return _verdict(report.checks, report.elapsed, out)
 
 

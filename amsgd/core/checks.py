@@ -4,10 +4,11 @@ and its allowed range, so Python callers and the command line get the same one-l
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
-from amsgd.core.errors import ProblemError
+from amsgd.core.errors import ProblemError, RunWarning
 
 
 def integer(name: str, value: object, *, minimum: int = 0) -> int:
@@ -56,3 +57,15 @@ def parse_real(name: str, text: str) -> float:
         return float(text)
     except ValueError:
         raise ProblemError(f"{name} must be a number, got {text!r}") from None
+
+
+def warn_delay_longer_than_run(mean_delay: float, steps: int) -> None:
+    """Warn (:class:`~amsgd.core.errors.RunWarning`) when the mean delay is at least half the run:
+    most gradients are then taken at the start point, and nothing stationary is measured."""
+    if mean_delay >= steps / 2:
+        warnings.warn(
+            f"the mean delay ({mean_delay:g} iterations) is at least half the run ({steps} steps): most "
+            "gradients are taken at the start point; raise --steps or shorten the delay",
+            RunWarning,
+            stacklevel=3,
+        )

@@ -301,13 +301,18 @@ def server_staleness(durations: np.ndarray) -> np.ndarray:
 def read_histogram(path: str | Path) -> HistogramDelay:
     """Read delay probabilities from ``.npy`` or a whitespace/comma separated text file."""
     path = Path(path)
+    if not path.is_file():
+        raise ProblemError(f"delay histogram:FILE: {str(path)!r} does not exist or is not a file")
     try:
         if path.suffix == ".npy":
             p = np.load(path)
         else:
             p = np.loadtxt(path, delimiter=None if "," not in path.read_text() else ",")
-    except (OSError, ValueError) as exc:
-        raise ProblemError(f"delay histogram:FILE cannot be read from {str(path)!r}: {exc}") from None
+    except (OSError, ValueError):
+        raise ProblemError(
+            f"delay histogram:FILE: {str(path)!r} is not a list of probabilities (.npy, or numbers separated "
+            "by spaces or commas)"
+        ) from None
     return HistogramDelay(tuple(np.atleast_1d(p).astype(float).ravel()), source=str(path))
 
 

@@ -49,3 +49,14 @@ def t_interval(values: np.ndarray, confidence: float = CONFIDENCE) -> Estimate:
 def json_float(x: float) -> float | None:
     """``x``, or None where JSON has no number (NaN, ±inf)."""
     return float(x) if math.isfinite(x) else None
+
+
+def paired_difference(first: np.ndarray, second: np.ndarray, confidence: float = CONFIDENCE) -> Estimate:
+    """The mean of ``first − second`` over the pairs where both are finite, with the Student-t interval
+    of the per-pair differences: each pair comes from one replicate, so the correlation between a
+    replicate's two values is accounted for."""
+    a, b = np.asarray(first, dtype=float), np.asarray(second, dtype=float)
+    if a.shape != b.shape:
+        raise ValueError(f"paired values need the same shape, got {a.shape} and {b.shape}")
+    both = np.isfinite(a) & np.isfinite(b)
+    return t_interval(a[both] - b[both], confidence)

@@ -9,7 +9,9 @@ old file or the complete new one, never a partial one.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,6 +38,7 @@ def check_output_file(path: str | os.PathLike, option: str = "--out") -> Path:
         raise ProblemError(f"{option}: the folder {str(folder)!r} does not exist; create it first")
     if not os.access(folder, os.W_OK):
         raise ProblemError(f"{option}: the folder {str(folder)!r} is not writable")
+    _probe(folder, option)
     return target
 
 
@@ -49,7 +52,35 @@ def check_output_dir(path: str | os.PathLike, option: str = "--out") -> Path:
         raise ProblemError(f"{option}: the parent folder {str(parent)!r} does not exist; create it first")
     if not os.access(target if target.exists() else parent, os.W_OK):
         raise ProblemError(f"{option}: {str(target if target.exists() else parent)!r} is not writable")
+    _probe(target if target.exists() else parent, option)
     return target
+
+
+def _probe(folder: Path, option: str) -> None:
+    """Create and remove a small file in ``folder``: some folders pass every permission check and
+    still refuse files (``/proc``, a read-only mount, a full disk)."""
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".amsgd-probe-"):
+            pass
+    except OSError as exc:
+        raise ProblemError(f"{option}: cannot create files in {str(folder)!r} ({plain_reason(exc)}); "
+                           "choose another folder") from None  # fmt: skip
+
+
+def write_error(path: str | os.PathLike, exc: OSError) -> ProblemError:
+    """The one-line error for a write to ``path`` that failed with ``exc``."""
+    return ProblemError(f"cannot write {str(path)!r}: {plain_reason(exc)}; check the folder and the free space")
+
+
+def plain_reason(exc: OSError) -> str:
+    """The reason of an OS error in words, without the library's internal details."""
+    if exc.errno is not None:
+        return os.strerror(exc.errno).lower()
+    text = str(exc)
+    for code in (errno.ENOSPC, errno.EACCES, errno.ENOENT, errno.EROFS):  # h5py puts the errno in its message
+        if f"errno = {code}," in text:
+            return os.strerror(code).lower()
+    return "the system refused the write"
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -59,8 +90,11 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """:func:`atomic_write_bytes` of ``text`` in UTF-8."""
-    atomic_write_bytes(path, text.encode("utf-8"))
+    """:func:`atomic_write_bytes` of ``text`` in UTF-8; an OS error is one line naming the path."""
+    try:
+        atomic_write_bytes(path, text.encode("utf-8"))
+    except OSError as exc:
+        raise write_error(path, exc) from None
 
 
 @contextlib.contextmanager
@@ -85,4 +119,4 @@ def write_netcdf(dataset, path: str | os.PathLike) -> None:
         with atomic_path(path) as tmp:
             dataset.to_netcdf(tmp, engine="h5netcdf")
     except OSError as exc:
-        raise ProblemError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
+        raise write_error(path, exc) from None

@@ -19,6 +19,7 @@ programs that compute with it live in :mod:`amsgd.simulate.models`.
 from __future__ import annotations
 
 import dataclasses
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,11 +86,12 @@ def _read_table(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if path.suffix == ".npz":
         try:
             with np.load(path, allow_pickle=False) as archive:
-                if "X" not in archive or "y" not in archive:
-                    raise ProblemError(f"--data {path}: an .npz needs arrays X and y, found {sorted(archive.files)}")
-                return np.asarray(archive["X"], dtype=float), np.asarray(archive["y"])
-        except (OSError, ValueError) as exc:
-            raise ProblemError(f"--data {path}: not a readable .npz file ({exc})") from None
+                names = sorted(archive.files)
+                if "X" in names and "y" in names:
+                    return np.asarray(archive["X"], dtype=float), np.asarray(archive["y"])
+        except (OSError, ValueError, zipfile.BadZipFile):
+            raise ProblemError(f"--data {path}: not a readable .npz file; write it with numpy.savez(FILE, X=X, y=y)") from None
+        raise ProblemError(f"--data {path}: an .npz needs arrays X and y, found {names}; write it with numpy.savez(FILE, X=X, y=y)")
     if path.suffix == ".csv":
         try:
             table = np.loadtxt(path, delimiter=",", ndmin=2)

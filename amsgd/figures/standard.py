@@ -9,6 +9,7 @@ import numpy as np
 
 from amsgd.core.errors import ProblemError
 from amsgd.core.problem import Problem
+from amsgd.core.progress import stage
 from amsgd.figures.delays import delay_curves_figure, phase_diagram_figure
 from amsgd.figures.dynamics import escape_figure, stationary_figure, trajectory_figure
 from amsgd.figures.style import problem_label
@@ -37,17 +38,21 @@ def standard_figures(problem: Problem, out_dir: str | Path, *, mus: Sequence[flo
     problem.require_finite_fourth_moments()
     ctx = Context(problem, budget or FIGURE_BUDGET, progress=progress)
     label = problem_label(problem)
-    paths = [trajectory_figure(dynamics.ode_trajectory(ctx), label, out / "trajectory.png")]
-    st = stationary.stationary(ctx)
-    paths.append(stationary_figure(st.u_samples, st.ou_variances, st.linear_variances,
-                                   problem_label(zero_delay(problem)), out / "stationary_histograms.png"))  # fmt: skip
-    paths.append(escape_figure(dynamics.phases(ctx), label, out / "escape.png"))
-    stars = [ctx.tau_star(m) for m in mus]
-    if any(s is None for s in stars):
-        raise ProblemError(f"no delay is stable at eta = {problem.eta:g} for some mu in {list(mus)}")
-    taus = np.unique(np.round(np.linspace(0, 1.5 * max(stars), DELAY_POINTS)).astype(int))
-    curves = [delays.delay_curve(ctx, m, taus, (8, n)) for n, m in enumerate(mus)]
-    grid_label = f"Σ = diag({','.join(f'{x:g}' for x in problem.eigenvalues)}), η = {problem.eta:g}"
-    paths.append(delay_curves_figure(curves, grid_label, out / "error_vs_delay.png"))
-    paths.append(phase_diagram_figure(ctx.theory, out / "phase_diagram.png", curves=curves))
+    with stage("trajectory"):
+        paths = [trajectory_figure(dynamics.ode_trajectory(ctx), label, out / "trajectory.png")]
+    with stage("stationary histograms"):
+        st = stationary.stationary(ctx)
+        paths.append(stationary_figure(st.u_samples, st.ou_variances, st.linear_variances,
+                                       problem_label(zero_delay(problem)), out / "stationary_histograms.png"))  # fmt: skip
+    with stage("escape"):
+        paths.append(escape_figure(dynamics.phases(ctx), label, out / "escape.png"))
+    with stage("error vs delay"):
+        stars = [ctx.tau_star(m) for m in mus]
+        if any(s is None for s in stars):
+            raise ProblemError(f"no delay is stable at eta = {problem.eta:g} for some mu in {list(mus)}")
+        taus = np.unique(np.round(np.linspace(0, 1.5 * max(stars), DELAY_POINTS)).astype(int))
+        curves = [delays.delay_curve(ctx, m, taus, (8, n)) for n, m in enumerate(mus)]
+        grid_label = f"Σ = diag({','.join(f'{x:g}' for x in problem.eigenvalues)}), η = {problem.eta:g}"
+        paths.append(delay_curves_figure(curves, grid_label, out / "error_vs_delay.png"))
+        paths.append(phase_diagram_figure(ctx.theory, out / "phase_diagram.png", curves=curves))
     return paths

@@ -5,9 +5,11 @@
 * ``sweep_heatmaps*.png``: the measured stationary error, the exact linearised floor and their
   ratio over momentum μ × delay τ (or workers M), with the largest stable delay τ*(μ) of the
   linear theory drawn over them; grey cells diverged (measured) or are linearly unstable (predicted);
+  hatched cells have a non-stationary averaging window (variable ``stationary`` = 0: the estimate is
+  biased by the transient, not a property of μ and τ);
 * ``sweep_error_vs_delay*.png``: the measured stationary error against the delay, one curve per μ
   with its 95% intervals, beside the linearised floor (dashed) and the diffusion floor (dotted),
-  the published experiment's picture;
+  the published experiment's picture; open markers: non-stationary window;
 * ``sweep_best_mu*.png``: the best momentum per worker count M (τ = M − 1 for a round-robin
   server): the μ with the lowest measured final and stationary error, and the largest μ on the
   grid that the linear theory predicts stable at that delay (τ* ≥ τ). The linearised floor itself
@@ -70,6 +72,33 @@ def _stable_delay_limit(ds: xarray.Dataset, axis: str) -> np.ndarray:
     return tau_max if axis == "tau" else tau_max + 1
 
 
+def _drifting(ds: xarray.Dataset, dims: tuple[str, ...]) -> np.ndarray:
+    """True where the point's averaging window is not stationary (``stationary`` = 0), over ``dims``;
+    all False for a sweep file without the variable."""
+    if "stationary" not in ds:
+        return np.zeros([ds.sizes[d] for d in dims], dtype=bool)
+    return ds["stationary"].transpose(*dims).values == 0
+
+
+#: What the legends say of a point whose averaging window is not stationary.
+DRIFT_LABEL = "window not stationary (estimate biased)"
+#: Its heat-map cells are cross-hatched, white one way and black the other (visible on any colour).
+DRIFT_HATCHES = (("///", "w"), ("\\\\\\", "k"))
+
+
+def _hatch_patches(xy: tuple[float, float] = (0.0, 0.0), size: float = 1.0) -> list:
+    from matplotlib.patches import Rectangle
+
+    return [Rectangle(xy, size, size, fill=False, hatch=h, edgecolor=c, lw=0) for h, c in DRIFT_HATCHES]
+
+
+def _hatch_cells(ax, mask: np.ndarray) -> None:
+    """Hatch the cells ``mask[i, j]`` (row i: μ, column j: delay) of a heat map drawn in cell coordinates."""
+    for i, j in zip(*np.nonzero(mask), strict=True):
+        for patch in _hatch_patches((j - 0.5, i - 0.5)):
+            ax.add_patch(patch)
+
+
 def _heatmaps(ds: xarray.Dataset, label: str, path: Path) -> Path:
     import matplotlib.pyplot as plt
     from matplotlib.colors import LogNorm
@@ -92,6 +121,7 @@ def _heatmaps(ds: xarray.Dataset, label: str, path: Path) -> Path:
         (ratio, "measured / linearised floor", ratio_norm, "RdBu_r"),
     )
     limit = _stable_delay_limit(ds, axis)
+    drifting = _drifting(ds, ("mu", axis))
     for ax, (values, title, color_norm, cmap_name) in zip(axes, panels, strict=True):
         cmap = plt.get_cmap(cmap_name).with_extremes(bad="0.75")
         image = ax.pcolormesh(
@@ -104,11 +134,18 @@ def _heatmaps(ds: xarray.Dataset, label: str, path: Path) -> Path:
         x = np.interp(limit, delays, np.arange(delays.size), left=-0.5, right=delays.size - 0.5)
         line = "w" if cmap_name == "viridis" else "k"  # visible on either colour map
         ax.plot(x, np.arange(mus.size), f"{line}--", marker="o", lw=1.5, label="linear τ* (largest stable)")
+        if values is not predicted:  # the measured panels
+            _hatch_cells(ax, drifting)
         ax.set_xlabel(xlabel)
         ax.set_ylabel("momentum μ")
         ax.set_title(title)
-    axes[0].legend(loc="lower left", fontsize=8, facecolor="0.4", labelcolor="white")
-    fig.suptitle(f"Stationary error over momentum and delay ({label}); grey: diverged or linearly unstable")
+    handles, labels = axes[0].get_legend_handles_labels()
+    if drifting.any():
+        handles.append(tuple(_hatch_patches()))  # drawn on top of each other
+        labels.append(DRIFT_LABEL)
+    axes[0].legend(handles, labels, loc="lower left", fontsize=8, facecolor="0.4", labelcolor="white")
+    hatched = "; hatched: window not stationary" if drifting.any() else ""
+    fig.suptitle(f"Stationary error over momentum and delay ({label}); grey: diverged or linearly unstable{hatched}")
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
@@ -135,11 +172,15 @@ def _error_vs_delay(ds: xarray.Dataset, label: str, path: Path) -> Path:
         yerr = np.vstack([mean - low, high - mean])
         ax.errorbar(delays, mean, yerr=np.where(np.isfinite(yerr), yerr, 0), color=color, marker="o", ms=4,
                     capsize=2, label=f"μ = {mu:g} measured")  # fmt: skip
+        drifting = _drifting(row, (axis,))
+        ax.plot(delays[drifting], mean[drifting], "o", ms=6, mfc="white", mec=color, ls="none", zorder=3)
         floor = np.where(np.isfinite(row["linearized_floor"].values), row["linearized_floor"].values, np.nan)
         ax.plot(delays, floor, "--", color=color, lw=1.2)
         ax.plot(delays, row["diffusion_floor"].values, ":", color=color, lw=1.0)
     ax.plot([], [], "k--", label="exact linearised floor")
     ax.plot([], [], "k:", label="diffusion floor (no τ)")
+    if _drifting(ds, ("mu", axis)).any():
+        ax.plot([], [], "o", color="k", mfc="white", ls="none", label=f"open marker: {DRIFT_LABEL}")
     ax.set_yscale("log")
     if axis == "workers":
         ax.set_xscale("log", base=2)

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from amsgd.core.delays import ConstantDelay
+from amsgd.core.progress import stage
 from amsgd.figures.delays import delay_curves_figure, phase_diagram_figure
 from amsgd.figures.dynamics import escape_figure, rate_figure, stationary_figure, trajectory_figure
 from amsgd.figures.momentum import momentum_figure
@@ -17,7 +18,8 @@ from amsgd.validation.sections import Section
 def draw_validation(report: ValidationReport, out_dir: str | Path) -> dict[str, list[Path]]:
     """Draw every section's figures as PNG in ``out_dir``; returns their paths per experiment."""
     out = Path(out_dir)
-    return {s.experiment: _DRAW[s.experiment](report, s, out) for s in report.sections if s.result is not None}
+    with stage("figures"):
+        return {s.experiment: _DRAW[s.experiment](report, s, out) for s in report.sections if s.result is not None}
 
 
 def _ode(report: ValidationReport, s: Section, out: Path) -> list[Path]:

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 from amsgd.core import checks
 from amsgd.core.errors import ProblemError
+from amsgd.core.progress import stage
 
 
 def default_workers() -> int:
@@ -24,9 +25,16 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+#: Seconds to wait for an existing scheduler to answer (``--connect-timeout``).
+CONNECT_TIMEOUT = 5.0
+
+
 @contextlib.contextmanager
-def dask_client(scheduler: str | None = None, n_workers: int | None = None) -> Iterator:
-    """Yield a ``distributed.Client``: to ``scheduler`` (``tcp://HOST:PORT``) or to a new local cluster.
+def dask_client(
+    scheduler: str | None = None, n_workers: int | None = None, *, timeout: float = CONNECT_TIMEOUT
+) -> Iterator:
+    """Yield a ``distributed.Client``: to ``scheduler`` (``tcp://HOST:PORT``, waiting at most ``timeout``
+    seconds for it to answer) or to a new local cluster.
 
     The local cluster has ``n_workers`` worker processes (default: one per core), one thread each;
     it logs only errors, serves its dashboard on a free port and is shut down on exit. A client to
@@ -35,22 +43,29 @@ def dask_client(scheduler: str | None = None, n_workers: int | None = None) -> I
     from distributed import Client, LocalCluster
 
     if scheduler is not None:
-        try:
-            client = Client(scheduler, timeout="20s")
-        except (OSError, TimeoutError, ValueError) as exc:
-            raise ProblemError(f"cannot connect to scheduler {scheduler!r}: {exc}") from None
+        timeout = checks.positive("connect timeout (seconds)", timeout)
+        with stage(f"connecting to the scheduler at {scheduler}"):
+            try:
+                client = Client(scheduler, timeout=f"{timeout}s")
+            except Exception:  # refused, timed out, a malformed address, or something else answered
+                raise ProblemError(
+                    f"no Dask scheduler answered at {scheduler} within {timeout:g} s; check the address "
+                    "(tcp://HOST:PORT) and that the scheduler runs, raise --connect-timeout, or leave out "
+                    "--scheduler for a local cluster"
+                ) from None
         with client:
             yield client
         return
     if n_workers is None:
         n_workers = default_workers()
     n_workers = checks.positive_int("workers (local Dask worker processes)", n_workers)
-    cluster = LocalCluster(
-        n_workers=n_workers,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=":0",  # any free port: clusters side by side never collide
-        silence_logs=logging.ERROR,
-    )
+    with stage(f"starting a local Dask cluster of {n_workers} workers"):
+        cluster = LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",  # any free port: clusters side by side never collide
+            silence_logs=logging.ERROR,
+        )
     with cluster, Client(cluster) as client:
         yield client

@@ -31,6 +31,10 @@ _DESCRIPTIONS = {
     "(inf: not mean-square stable)",
     "tau_max": "largest stable constant delay tau* at this eta and mu (-1: none)",
     "limiting_mode": "mode number i at e_1 that sets tau_max (see attribute modes; 0: no prediction)",
+    "stationary": "1 if the averaging window is stationary; 0 if its two halves drift apart (the paired 99% "
+    "Student-t interval of each replicate's first-half minus second-half time average excludes 0 and the "
+    "difference exceeds 5% of stationary_error: the window starts too early and stationary_error is biased); "
+    "-1 if not checked (fewer than two replicates kept)",
 }
 
 
@@ -60,6 +64,7 @@ def assemble(sweep: Sweep, records: Mapping[int, dict]) -> xarray.Dataset:
         data[name] = (dims, field_array(name))
     for name in ("tau_max", "limiting_mode"):
         data[name] = (dims, field_array(name, dtype=np.int64))
+    data["stationary"] = (dims, field_array("stationary", dtype=np.int8))
 
     coords = dict(zip(dims, (np.array(axis) for axis in grid.axes), strict=True))
     coords["iteration"] = iterations
@@ -101,16 +106,26 @@ def write_dataset(ds: xarray.Dataset, out: Path) -> None:
         ds.to_netcdf(tmp, engine="h5netcdf")
 
 
+class UnreadableSweepFile(ProblemError):
+    """A file that cannot be read as NetCDF at all: damaged, truncated, or of another kind."""
+
+
 def read_dataset(path: str | os.PathLike) -> xarray.Dataset:
-    """Load a sweep file into memory (the file is closed on return)."""
+    """Load a sweep file into memory (the file is closed on return).
+
+    A file that cannot be read as NetCDF raises :class:`UnreadableSweepFile`; a NetCDF file that is
+    not a sweep, :class:`~amsgd.core.errors.ProblemError`.
+    """
     source = check_input_file(path, "sweep file")
     import xarray as xr
 
     try:
         with xr.open_dataset(source, engine="h5netcdf") as ds:
             ds = ds.load()
-    except (OSError, ValueError) as exc:
-        raise ProblemError(f"{str(source)!r} is not a NetCDF file written by amsgd sweep ({type(exc).__name__})") from None
+    except (OSError, ValueError, KeyError, RuntimeError):  # KeyError, RuntimeError: damaged HDF5 metadata
+        raise UnreadableSweepFile(
+            f"{str(source)!r} is not a NetCDF file written by amsgd sweep; give the FILE.nc of amsgd sweep --out"
+        ) from None
     if "manifest" not in ds.attrs or "stationary_error" not in ds:
         raise ProblemError(f"{str(source)!r} is a NetCDF file but not a sweep written by amsgd sweep")
     return ds

@@ -2,6 +2,14 @@
 
 Finished points are persisted one file each (:class:`~amsgd.sweep.store.PartStore`); a resumed
 sweep computes only the missing ones and assembles exactly the Dataset an uninterrupted run writes.
+
+A resumed sweep repairs what an interruption or a faulty disk left behind, saying so in one line on
+stderr each time: a damaged or incomplete point, or one computed for another sweep, is deleted and
+computed again; a damaged ``manifest.json`` is rebuilt from the sweep being resumed (unless every
+sound point stored belongs to another sweep: then the resume is refused); a finished ``FILE.nc``
+that cannot be read is written again, from the parts when they are still there, else by computing
+the sweep again (the results do not depend on the run). A failed write (a full disk) ends the run
+with one line; what was stored stays, and ``--resume`` continues from it.
 """
 
 from __future__ import annotations
@@ -19,9 +27,11 @@ from typing import TYPE_CHECKING
 
 from amsgd.core.errors import ProblemError
 from amsgd.core.files import check_output_file
-from amsgd.sweep.dataset import assemble, read_dataset, write_dataset
-from amsgd.sweep.store import PartStore
-from amsgd.sweep.sweep import PointTask, Sweep, compute_point
+from amsgd.core.progress import counter
+from amsgd.sweep.cluster import CONNECT_TIMEOUT
+from amsgd.sweep.dataset import UnreadableSweepFile, assemble, read_dataset, write_dataset
+from amsgd.sweep.store import DamagedFile, ForeignPart, PartStore, reporting_write_errors
+from amsgd.sweep.sweep import RECORD_FIELDS, PointTask, Sweep, compute_point
 
 if TYPE_CHECKING:
     import xarray
@@ -64,6 +74,7 @@ def run_sweep(
     client=None,
     scheduler: str | None = None,
     n_workers: int | None = None,
+    connect_timeout: float = CONNECT_TIMEOUT,
     retries: int = RETRIES,
     progress: bool | None = None,
     on_point: PointCallback | None = None,
@@ -71,43 +82,140 @@ def run_sweep(
 ) -> SweepOutcome:
     """Run ``sweep`` on Dask, persisting each point as it finishes, and write the Dataset to ``out``.
 
-    The tasks run on ``client`` when given, else on a client to ``scheduler`` (``tcp://HOST:PORT``),
+    The tasks run on ``client`` when given, else on a client to ``scheduler`` (``tcp://HOST:PORT``,
+    refused when it does not answer within ``connect_timeout`` seconds),
     else on a new local cluster of ``n_workers`` processes (default: one per core). Finished points
-    go to ``out + ".parts/"``; the Dataset is written (atomically) when all are done, and the parts
-    are then removed.
+    go to ``out + ".parts/"``; the Dataset is written (atomically) when all are done, read back and
+    checked, and the parts are then removed.
 
     ``resume=False`` refuses an existing ``out`` or parts directory. ``resume=True`` continues the
     stored sweep, computing only the missing points, and refuses if the stored manifest (grid,
-    problem, seed, options) differs from ``sweep``'s; with nothing stored it starts afresh.
+    problem, seed, options) differs from ``sweep``'s; with nothing stored it starts afresh. Damaged
+    files found on resuming are named on stderr and repaired (see the module's description).
+    A write that fails (a full disk) raises :class:`ProblemError`; ``resume=True`` then continues.
     A task that raises is retried ``retries`` times. ``on_point(index, record)`` is called in this
     process after each point is persisted; ``compute`` is the function run per point (default
     :func:`compute_point`; a replacement must be importable or picklable on the workers).
-    ``progress`` shows a bar of points done and time left (default: when stderr is a terminal).
+    ``progress`` counts the points done in the running command's progress, or outside a command on a
+    bar of its own (None: when stderr is a terminal; see :mod:`amsgd.core.progress`).
     """
     began = time.perf_counter()
     out = check_output_file(out)
-    store = PartStore(out)
     manifest = sweep.manifest()
+    store = PartStore(out, manifest=manifest, fields=RECORD_FIELDS)
     if not resume and (out.exists() or store.exists):
         existing = out if out.exists() else store.directory
         raise ProblemError(f"{existing} exists; pass --resume to continue that sweep, or choose another --out")
-    if resume and not store.exists and out.exists():
-        finished = read_dataset(out)
-        _check_manifest(json.loads(finished.attrs.get("manifest", "{}")), manifest, out)
-        total = sweep.grid.size
-        return SweepOutcome(out, finished, total, 0, total, time.perf_counter() - began)
-    done: set[int] = set()
-    if store.exists:
-        _check_manifest(store.manifest(), manifest, store.directory)
-        done = store.done()
+    if resume and out.exists():
+        finished = _finished_dataset(out, manifest, store.exists)
+        if finished is not None:
+            if store.exists:  # left by a run stopped after writing the file, while removing the parts
+                store.remove()
+            total = sweep.grid.size
+            return SweepOutcome(out, finished, total, 0, total, time.perf_counter() - began)
+    done = _sound_parts(store, manifest) if store.exists else set()
+    if resume:
+        store.remove_temporaries()
     pending = [p for p in sweep.grid.points() if p.index not in done]
     if pending:
-        execution = _Execution(client, scheduler, n_workers, retries, progress, on_point, compute)
+        execution = _Execution(client, scheduler, n_workers, connect_timeout, retries, progress, on_point, compute)
         _compute_pending(sweep, pending, store, manifest, len(done), execution)
-    ds = assemble(sweep, {i: store.read(i) for i in range(sweep.grid.size)})
-    write_dataset(ds, out)
+    ds = assemble(sweep, _stored_records(store, sweep.grid.size))
+    _write_checked(ds, out, store)
     store.remove()
     return SweepOutcome(out, ds, sweep.grid.size, len(pending), len(done), time.perf_counter() - began)
+
+
+def _note(message: str) -> None:
+    """One line on stderr about a file repaired on resuming."""
+    print(f"amsgd sweep: {message}", file=sys.stderr, flush=True)
+
+
+def _finished_dataset(out: Path, manifest: dict, parts: bool) -> xarray.Dataset | None:
+    """The finished sweep in ``out``; None (and a note) when the file cannot be read (``parts``: whether
+    the points are still stored, so that it is written again from them).
+
+    A readable NetCDF file that is not this sweep is refused, never overwritten.
+    """
+    try:
+        finished = read_dataset(out)
+    except UnreadableSweepFile:
+        again = "writing it again from the points stored" if parts else "computing the sweep again"
+        _note(f"{out} is damaged (it cannot be read as NetCDF); {again}")
+        return None
+    try:
+        stored = json.loads(finished.attrs["manifest"])
+    except ValueError:
+        stored = {}
+    _check_manifest(stored if isinstance(stored, dict) else {}, manifest, out)
+    return finished
+
+
+def _sound_parts(store: PartStore, manifest: dict) -> set[int]:
+    """Check a stored sweep before resuming it: the points that can be reused.
+
+    A readable manifest that differs from ``manifest`` is refused, as are damaged manifests whose
+    sound points all belong to another sweep. Otherwise a damaged manifest is rebuilt, and damaged,
+    incomplete and foreign points are deleted (so they are computed again), each with a note.
+    """
+    if not store.directory.is_dir():
+        raise ProblemError(f"{store.directory} exists and is not a folder; move it away or choose another --out")
+    try:
+        _check_manifest(store.load_manifest(), manifest, store.directory)
+        manifest_problem = None
+    except DamagedFile as exc:
+        manifest_problem = exc
+    sound: set[int] = set()
+    damaged: list[tuple[int, DamagedFile]] = []
+    for index in sorted(store.done()):
+        try:
+            store.load(index)
+            sound.add(index)
+        except DamagedFile as exc:
+            damaged.append((index, exc))
+    foreign = sum(isinstance(exc, ForeignPart) for _, exc in damaged)
+    if manifest_problem is not None and foreign and not sound:
+        raise ProblemError(
+            f"cannot resume {store.directory}: its {store.manifest_path.name} is damaged "
+            f"({manifest_problem.reason}) and none of the points stored there belongs to this sweep; "
+            "rerun with the options of the interrupted sweep, or choose another --out"
+        )
+    if manifest_problem is not None:
+        _note(f"{store.manifest_path} is damaged ({manifest_problem.reason}); rebuilding it from this sweep's options")
+        store.write_manifest(manifest)
+    for index, exc in damaged:
+        _note(f"point {index}: {exc.path} is damaged ({exc.reason}); recomputing it")
+        store.discard(index)
+    return sound
+
+
+def _stored_records(store: PartStore, size: int) -> dict[int, dict]:
+    """The records of all ``size`` points, checked again as they are read for the Dataset."""
+    records = {}
+    for index in range(size):
+        try:
+            records[index] = store.load(index)
+        except DamagedFile as exc:
+            raise ProblemError(
+                f"point {index}: {exc.path} was damaged after it was written ({exc.reason}); "
+                "check the disk, then run again with --resume to recompute it"
+            ) from None
+    return records
+
+
+def _write_checked(ds: xarray.Dataset, out: Path, store: PartStore) -> None:
+    """Write ``ds`` to ``out`` and read it back: the parts are only removed after this succeeds."""
+    with reporting_write_errors(out, "run again with --resume to write it from the points stored"):
+        write_dataset(ds, out)
+    try:
+        ok = read_dataset(out).identical(ds)
+    except ProblemError:
+        ok = False
+    if not ok:
+        raise ProblemError(
+            f"{out} does not read back as it was written; the points are kept in {store.directory}: "
+            "check the disk, then run again with --resume to write it again"
+        )
 
 
 @dataclass(frozen=True)
@@ -117,6 +225,7 @@ class _Execution:
     client: object
     scheduler: str | None
     n_workers: int | None
+    connect_timeout: float
     retries: int
     progress: bool | None
     on_point: PointCallback | None
@@ -126,20 +235,20 @@ class _Execution:
 def _compute_pending(sweep: Sweep, pending: list, store: PartStore, manifest: dict, done: int, run: _Execution) -> None:
     """Connect to Dask (or start a local cluster), create the store, and compute the pending points."""
     tasks = [sweep.task(p) for p in pending]  # derives the modes here, once per distribution
-    progress = sys.stderr.isatty() if run.progress is None else run.progress
     if run.client is not None:
         connection = contextlib.nullcontext(run.client)
     else:
         from amsgd.sweep.cluster import dask_client
 
-        connection = dask_client(run.scheduler, run.n_workers)
+        connection = dask_client(run.scheduler, run.n_workers, timeout=run.connect_timeout)
     with connection as active:
         if not store.exists:  # only once there is somewhere to run: a failed start leaves nothing
             store.create(manifest)
-        _run_tasks(active, tasks, store, run.retries, progress, done, sweep.grid.size, run.on_point, run.compute)
+        _run_tasks(active, tasks, store, run.retries, run.progress, done, sweep.grid.size, run.on_point, run.compute)
 
 
 def _check_manifest(stored: dict, wanted: dict, where: Path) -> None:
+    """Refuse to resume a stored sweep whose manifest differs from the one of the sweep given."""
     if stored != wanted:
         keys = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
         raise ProblemError(
@@ -153,7 +262,7 @@ def _run_tasks(
     tasks: list[PointTask],
     store: PartStore,
     retries: int,
-    progress: bool,
+    progress: bool | None,
     done: int,
     total: int,
     on_point: PointCallback | None,
@@ -161,22 +270,20 @@ def _run_tasks(
 ) -> None:
     """Submit one task per point and persist each result as it arrives."""
     from distributed import as_completed
-    from tqdm import tqdm
 
     run = uuid.uuid4().hex[:12]  # fresh keys per run: never the cancelled tasks of an interrupted run
     futures = [
         client.submit(compute, task, key=f"amsgd-sweep-{run}-{task.index}", retries=retries, pure=False)
         for task in tasks
     ]
-    bar = tqdm(total=total, initial=done, unit="point", desc="sweep", file=sys.stderr, disable=not progress)
     try:
-        for future in as_completed(futures):
-            record = future.result()
-            store.write(record["index"], record)
-            future.release()
-            bar.update(1)
-            if on_point is not None:
-                on_point(record["index"], record)
+        with counter(total, "points", "sweep", initial=done, show=progress) as count:
+            for future in as_completed(futures):
+                record = future.result()
+                store.write(record["index"], record)
+                future.release()
+                count.update(1)
+                if on_point is not None:
+                    on_point(record["index"], record)
     finally:
-        bar.close()
         client.cancel([f for f in futures if not f.done()])

@@ -35,9 +35,24 @@ if TYPE_CHECKING:
     from amsgd.diffusion.theory.modes import OptimumModes
 
 #: Bumped when the meaning of a stored point changes, so old parts are never mixed with new ones.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 ESTIMATES = ("final_error", "stationary_error")
+
+#: The keys of a point's record: what :func:`compute_point` returns and the Dataset is assembled
+#: from. A stored point without one of them is computed again on resuming.
+RECORD_FIELDS = (
+    "index",
+    *ESTIMATES,
+    "replicates_kept",
+    "diverged_fraction",
+    "error_mean",
+    "diffusion_floor",
+    "linearized_floor",
+    "tau_max",
+    "limiting_mode",
+    "stationary",
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -71,6 +86,8 @@ class Sweep:
             divergence_norm=self.divergence_norm,
         )  # fmt: skip
         stride = int(plan.record_at[1] - plan.record_at[0]) if plan.record_at.size > 1 else plan.steps
+        longest = max(self.grid.delays) - (self.grid.delay_axis == "workers")  # τ = M − 1 for workers
+        checks.warn_delay_longer_than_run(longest, plan.steps)
         object.__setattr__(self, "seed", int(self.seed))
         object.__setattr__(self, "record_every", self.record_every or stride)
         object.__setattr__(self, "window_start", plan.window_start)
@@ -191,5 +208,7 @@ def compute_point(task: PointTask) -> dict:
     record["replicates_kept"] = int(result.replicates - result.diverged.sum())
     record["diverged_fraction"] = result.diverged_fraction
     record["error_mean"] = result.error_mean.tolist()
+    stationary = result.stationarity.stationary  # the window's halves agree (amsgd.core.stationarity.Stationarity)
+    record["stationary"] = -1 if stationary is None else int(stationary)
     record.update(point_predictions(task.modes, task.problem))
     return record

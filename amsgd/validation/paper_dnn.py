@@ -25,7 +25,7 @@ replicates (the μ that wins in 95% of resamples, by percentiles of the winning 
 
 from __future__ import annotations
 
-import sys
+import itertools
 import time
 from dataclasses import dataclass, field
 
@@ -33,6 +33,7 @@ import numpy as np
 
 from amsgd.core.delays import EventDrivenDelay, RoundRobinDelay
 from amsgd.core.models import ModelProblem, load_data
+from amsgd.core.progress import counter
 from amsgd.validation.checks import Check
 
 PROTOCOLS = ("fixed-eta", "fixed-effective")
@@ -185,31 +186,17 @@ def run_paper_dnn(setup: DnnSetup | None = None, *, progress: bool | None = None
 
     setup = setup or DnnSetup()
     began = time.perf_counter()
-    show = True if progress is None else progress  # one line per run: a log off a terminal, brief on one
     base = ModelProblem("mlp", load_data("digits"), eta=setup.eta, batch=setup.batch, l2=setup.l2, hidden=setup.hidden)
     options = PredictOptions(steps=setup.steps)
     theory = predict_model(base, options)
     plain = simulate_model(base.with_params(mu=0.0), setup.steps, 1, rng=setup.seed, progress=False).last_iterates[0]
     trained = ModelPredictions(base, model_point(base, plain, source="end of a plain SGD run"), options)
-    cells, total = [], len(setup.protocols) * len(setup.delays) * len(setup.workers) * len(setup.mus)
-    for protocol in setup.protocols:
-        for delay in setup.delays:
-            for m in setup.workers:
-                law = RoundRobinDelay(m) if delay == "workers" else EventDrivenDelay(m)
-                offsets = theory.point.mean_square_offsets(start_points(base, setup.replicates, rng=setup.seed + m))
-                for mu in setup.mus:
-                    eta = setup.eta_for(protocol, mu)
-                    horizon = setup.eta_for(protocol, 0.0)
-                    cell = theory.cell(eta, mu, law, horizon_eta=horizon)
-                    stable_trained = trained.cell(eta, mu, law, horizon_eta=horizon).stable
-                    excess = theory.excess_after(setup.steps, eta, mu, law, offsets) if cell.stable else np.inf
-                    run = simulate_model(base.with_params(eta=eta, mu=mu, delay=law), setup.steps, setup.replicates,
-                                         rng=setup.seed + m, record_every=setup.steps, progress=False)  # fmt: skip
-                    cells.append(Cell(protocol, delay, m, mu, eta, cell.stable, stable_trained, cell.rate, excess,
-                                      run.values["train_loss"][:, -1], run.values["validation_loss"][:, -1],
-                                      run.values["validation_accuracy"][:, -1], run.diverged_fraction))  # fmt: skip
-                    if show:
-                        print(f"paper-dnn: {len(cells)}/{total} runs ({time.perf_counter() - began:.0f} s)", file=sys.stderr)
+    total = len(setup.protocols) * len(setup.delays) * len(setup.workers) * len(setup.mus)
+    with counter(total, "runs", "paper-dnn runs", show=progress) as count:
+        cells = []
+        for protocol, delay, m, mu in itertools.product(setup.protocols, setup.delays, setup.workers, setup.mus):
+            cells.append(_cell(setup, base, theory, trained, protocol, delay, m, mu))
+            count.update(1)
     start = start_points(base, 1, rng=setup.seed)[0]
     sharp = sharpness_along(base, np.stack([start, plain, theory.point.x]))
     sharpness = {"at_start": float(sharp[0]), f"after_{setup.steps}_steps_of_plain_sgd": float(sharp[1]),
@@ -218,6 +205,24 @@ def run_paper_dnn(setup: DnnSetup | None = None, *, progress: bool | None = None
                        time.perf_counter() - began)  # fmt: skip
     report.checks.extend(best_mu_checks(report))
     return report
+
+
+def _cell(setup: DnnSetup, base: ModelProblem, theory, trained, protocol: str, delay: str, m: int, mu: float) -> Cell:
+    """Predict one cell at x* (and at the end of a plain run), then simulate it."""
+    from amsgd.simulate.model_engine import simulate_model, start_points
+
+    law = RoundRobinDelay(m) if delay == "workers" else EventDrivenDelay(m)
+    offsets = theory.point.mean_square_offsets(start_points(base, setup.replicates, rng=setup.seed + m))
+    eta = setup.eta_for(protocol, mu)
+    horizon = setup.eta_for(protocol, 0.0)
+    cell = theory.cell(eta, mu, law, horizon_eta=horizon)
+    stable_trained = trained.cell(eta, mu, law, horizon_eta=horizon).stable
+    excess = theory.excess_after(setup.steps, eta, mu, law, offsets) if cell.stable else np.inf
+    run = simulate_model(base.with_params(eta=eta, mu=mu, delay=law), setup.steps, setup.replicates,
+                         rng=setup.seed + m, record_every=setup.steps, progress=False)  # fmt: skip
+    return Cell(protocol, delay, m, mu, eta, cell.stable, stable_trained, cell.rate, excess,
+                run.values["train_loss"][:, -1], run.values["validation_loss"][:, -1],
+                run.values["validation_accuracy"][:, -1], run.diverged_fraction)  # fmt: skip
 
 
 def best_mu_checks(report: DnnReport) -> list[Check]:

@@ -25,13 +25,32 @@ def write_report(
     out = Path(out_dir)
     figures = figures or {}
     checks = [c.to_dict() for c in report.checks]
-    paths = [out / "report.json", out / "summary.json", out / "report.md"]
+    paths = [out / name for name in REPORT_FILES]
     atomic_write_text(paths[0], json.dumps(checks, indent=2) + "\n")
     run = report.to_dict()
     summary = {"preset": run.pop("preset"), "description": run.pop("description"), "command": command, **run}
     atomic_write_text(paths[1], json.dumps(summary, indent=2, default=_json_default) + "\n")
     atomic_write_text(paths[2], markdown(report, figures, command))
     return paths
+
+
+REPORT_FILES = ("report.json", "summary.json", "report.md")
+
+
+def write_incomplete(out_dir: str | Path, command: str | None, elapsed: float) -> Path:
+    """Mark ``out_dir`` as holding no report: the files of an earlier run are removed and
+    ``report.md`` says the run was interrupted and how to produce the report."""
+    out = Path(out_dir)
+    for name in REPORT_FILES:
+        (out / name).unlink(missing_ok=True)
+    rerun = f"\n\nRerun to produce it:\n\n    {command}\n" if command else "\n"
+    text = (
+        "# Validation incomplete\n\nThis run was interrupted after "
+        f"{elapsed:.0f} s, before its report was written: no check was evaluated, and any figures "
+        f"here may be partial.{rerun}"
+    )
+    atomic_write_text(out / "report.md", text)
+    return out / "report.md"
 
 
 def _json_default(value: object) -> object:

@@ -9,6 +9,8 @@ from dataclasses import asdict, dataclass
 
 from amsgd.core.errors import ProblemError
 from amsgd.core.problem import Problem
+from amsgd.core.progress import plan as progress_plan
+from amsgd.core.progress import stage
 from amsgd.diffusion.theory import Predictions
 from amsgd.validation.budget import Budget
 from amsgd.validation.checks import Check, Perturbations
@@ -76,7 +78,12 @@ def run_validation(
     perturbations = Perturbations(perturb)
     ctx = Context(problem, budget or (preset.budget if preset else Budget()), perturbations, progress)
     began = time.perf_counter()
-    built = [BUILDERS[name](ctx, preset) for name in EXPERIMENTS if name in chosen]
+    names = [name for name in EXPERIMENTS if name in chosen]
+    progress_plan(len(names) + 1, "experiments and figures")
+    built = []
+    for name in names:
+        with stage(name):
+            built.append(BUILDERS[name](ctx, preset))
     unused = perturbations.unused()
     if unused:
         raise ProblemError(f"--perturb names no check of this run: {', '.join(unused)}")

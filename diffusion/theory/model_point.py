@@ -1,4 +1,4 @@
-"""A model at its minimum: the numbers the random-coefficient theory needs (THEORY.md section 7).
+"""A model at its minimum: the numbers the random-coefficient theory needs (docs/theory.md, the random-coefficient linearisation).
 
 Near a minimum x* of the penalised objective ``L`` the update is the random-coefficient recursion
 of :mod:`.second_moments` in the eigenbasis ``H = Q Λ Qᵀ`` of the Hessian of ``L`` at x*, with

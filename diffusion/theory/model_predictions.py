@@ -1,4 +1,4 @@
-"""Predictions for any model from the random-coefficient theory at its minimum (THEORY.md section 7).
+"""Predictions for any model from the random-coefficient theory at its minimum (docs/theory.md, the random-coefficient linearisation).
 
 With the modes of :mod:`.model_point` (rates ``λ_i``, additive noise ``s_i``, coupling ``C`` among the
 coupled modes), every mode follows the delayed momentum recursion of :mod:`.linear_recursion`, so:

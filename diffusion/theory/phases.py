@@ -17,6 +17,7 @@ import sympy as sp
 
 from amsgd.core.delays import ConstantDelay, DelayModel
 from amsgd.core.errors import ProblemError
+from amsgd.core.problem import Problem
 from amsgd.derivations import phases as ph
 from amsgd.derivations.derivation import Derivation
 from amsgd.derivations.recursion import eta
@@ -143,3 +144,21 @@ def _linear_escape(derivation: Derivation, rate: float, noise: float, delta_sq: 
     if not isinstance(problem.delay, ConstantDelay):
         return None
     return variance_crossing(rate, noise, problem.eta, problem.mu, problem.tau, delta_sq)
+
+
+def saddle_arrival(problem: Problem, start: str) -> tuple[float | None, float | None]:
+    """For runs started at the saddle ``start`` (``"eJ"``, the worst saddle of the phases), the mean
+    escape and the arrival near the floor (escape + travel + convergence), in iterations; (None, None)
+    for another start, or when the theory has no prediction (no eigengap, infinite fourth moments,
+    unstable modes). A stationary window should start after the arrival."""
+    if not (start.startswith("e") and start[1:].isdigit() and start != "e1"):
+        return None, None
+    from amsgd.diffusion.theory import predict
+
+    try:
+        found = predict(problem).phases
+    except (ProblemError, ArithmeticError, ValueError):
+        return None, None
+    if found.worst_saddle != int(start[1:]):
+        return None, None
+    return found.escape_iterations, found.total_iterations

@@ -134,12 +134,12 @@ def tradeoff(c: Coefficients, eta: float, mus: Sequence[float] | np.ndarray, wor
     mus = np.asarray(mus, dtype=float)
     workers = np.asarray(workers)
     if mus.ndim != 1 or mus.size == 0:
-        raise ProblemError(f"mus must be a non-empty list of momenta, got {mus!r}")
+        raise ProblemError(f"mus must be a non-empty list of momenta, got {mus.tolist()}")
     for mu in mus:
         check_parameters(eta, mu)
     integers = workers.ndim == 1 and workers.size > 0 and np.issubdtype(workers.dtype, np.integer)
     if not integers or workers.min() < 1:
-        raise ProblemError(f"workers must be a non-empty list of integers >= 1, got {workers!r}")
+        raise ProblemError(f"workers must be a non-empty list of integers >= 1, got {workers.tolist()}")
     critical = {mu: critical_delay(c.rates, eta, mu) for mu in mus}
     shape = (workers.size, mus.size)
     floor, stable, error, radial = np.empty(shape), np.empty(shape, dtype=bool), np.empty(shape), np.empty(shape)

@@ -1,0 +1,19 @@
+"""The exit statuses of every ``amsgd`` command (listed in each command's ``--help``)."""
+
+from __future__ import annotations
+
+#: The command did what was asked.
+OK = 0
+#: ``validate``: at least one check failed (the report names it).
+FAILED_CHECK = 1
+#: Bad input: one line on stderr names the option, what it must be and what to do.
+BAD_INPUT = 2
+#: No estimate: every replicate diverged, so the summary has no mean (stderr says so).
+NO_ESTIMATE = 3
+#: Interrupted (Ctrl-C); stderr says what was kept and how to continue.
+INTERRUPTED = 130
+
+EPILOG = (
+    f"exit status: {OK} done; {FAILED_CHECK} a validation check failed; {BAD_INPUT} bad input (one line on "
+    f"stderr); {NO_ESTIMATE} no estimate, every replicate diverged; {INTERRUPTED} interrupted"
+)

@@ -1,0 +1,211 @@
+"""Progress of long work: one labelled report per command, wherever stderr goes.
+
+A command opens :func:`reporting` once. Whatever it runs reports through two calls:
+
+* :func:`stage` names a part of the command (an experiment, a figure, a derivation) and, when the
+  command declared a total with :func:`plan`, counts one unit of it when the part ends;
+* :func:`counter` counts units toward a known total inside a part (replicate-steps, paths,
+  grid points), thread-safe.
+
+What a person sees depends on stderr:
+
+* a terminal: one bar, redrawn twice a second, with what runs, how far it is and the time left,
+  e.g. ``amsgd validate ━━━━━━      3/7 experiments · dynamics · simulate 45% · 63 s · ~80 s left``;
+* not a terminal (a log file, CI): one such line every :data:`INTERVAL` seconds, and when a part
+  starts after the first of them (a command that ends within the interval prints nothing);
+* ``quiet``: nothing (warnings and errors are printed by their callers as before).
+
+The time left is ``elapsed · (1 − f)/f`` with f the fraction done: the declared total's units done
+plus the running part's own fraction, or the running counter's fraction alone without a total.
+
+Outside :func:`reporting` (the Python API) :func:`counter` draws its own tqdm bar when ``show`` is
+true, or when ``show`` is None and stderr is a terminal, and does nothing otherwise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TextIO
+
+#: Seconds between two progress lines when stderr is not a terminal.
+INTERVAL = 10.0
+#: Seconds between two redraws of the bar on a terminal.
+REDRAW = 0.5
+
+
+@dataclass
+class _Part:
+    label: str
+    total: float | None
+    unit: str
+    done: float = 0.0
+
+    def describe(self) -> str:
+        if self.total:
+            return f"{self.label} {100 * min(self.done / self.total, 1.0):.0f}%"
+        return f"{self.label} {self.done:g} {self.unit}"
+
+
+class _Report:
+    """The state of one command's progress and the thread that shows it."""
+
+    def __init__(self, command: str, mode: str, stream: TextIO, interval: float) -> None:
+        self.command, self.mode, self.stream, self.interval = command, mode, stream, interval
+        self.total: int | None = None
+        self.unit = ""
+        self.done = 0
+        self.stage: str | None = None
+        self.part: _Part | None = None
+        self.began = time.monotonic()
+        self.lock = threading.RLock()
+        self.stopped = threading.Event()
+        self.bar = None
+        if mode == "bar":
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=1000, file=stream, desc=command, bar_format="{desc} {bar:20} {postfix}", leave=False)
+        self.thread = threading.Thread(target=self._loop, name="amsgd-progress", daemon=True)
+        self.thread.start()
+
+    def fraction(self) -> float | None:
+        part = self.part.done / self.part.total if self.part is not None and self.part.total else None
+        if self.total:
+            return min((self.done + (part or 0.0)) / self.total, 1.0)
+        return part
+
+    def describe(self) -> str:
+        """``3/7 experiments · dynamics · simulate 45% · 63 s · ~80 s left``."""
+        with self.lock:
+            fields = []
+            if self.total:
+                fields.append(f"{self.done}/{self.total} {self.unit}")
+            if self.stage:
+                fields.append(self.stage)
+            if self.part is not None:
+                fields.append(self.part.describe())
+            elapsed = time.monotonic() - self.began
+            fields.append(f"{elapsed:.0f} s")
+            f = self.fraction()
+            if f is not None and 0.01 <= f < 1:
+                fields.append(f"~{elapsed * (1 - f) / f:.0f} s left")
+            return " · ".join(fields)
+
+    def show(self) -> None:
+        if self.mode == "bar":
+            with self.lock:
+                self.bar.n = int(1000 * (self.fraction() or 0.0))
+                self.bar.set_postfix_str(self.describe(), refresh=True)
+        elif self.mode == "lines":
+            print(f"{self.command}: {self.describe()}", file=self.stream, flush=True)
+
+    def _loop(self) -> None:
+        wait = REDRAW if self.mode == "bar" else self.interval
+        while not self.stopped.wait(wait):
+            self.show()
+
+    def close(self) -> None:
+        self.stopped.set()
+        self.thread.join()
+        if self.bar is not None:
+            self.bar.close()
+
+
+_ACTIVE: _Report | None = None
+
+
+@contextlib.contextmanager
+def reporting(
+    command: str, *, quiet: bool = False, stream: TextIO | None = None, interval: float | None = None
+) -> Iterator[None]:
+    """Report the progress of ``command`` (e.g. ``"amsgd validate"``) on ``stream`` (default stderr)
+    until the block ends: a bar on a terminal, a line every ``interval`` seconds elsewhere (default
+    :data:`INTERVAL`), nothing when ``quiet``."""
+    global _ACTIVE
+    stream = sys.stderr if stream is None else stream
+    interval = INTERVAL if interval is None else interval
+    mode = "off" if quiet else ("bar" if stream.isatty() else "lines")
+    previous, _ACTIVE = _ACTIVE, _Report(command, mode, stream, interval)
+    try:
+        yield
+    finally:
+        _ACTIVE.close()
+        _ACTIVE = previous
+
+
+def plan(total: int, unit: str) -> None:
+    """Declare that the command consists of ``total`` parts (``unit``, e.g. "experiments"); each
+    :func:`stage` counts one when it ends."""
+    if _ACTIVE is not None:
+        with _ACTIVE.lock:
+            _ACTIVE.total, _ACTIVE.unit, _ACTIVE.done = int(total), unit, 0
+
+
+@contextlib.contextmanager
+def stage(label: str) -> Iterator[None]:
+    """A named part of the command (shown, and counted toward :func:`plan`'s total when it ends)."""
+    report = _ACTIVE
+    if report is None:
+        yield
+        return
+    with report.lock:
+        outer, report.stage = report.stage, label
+    if report.mode == "lines" and time.monotonic() - report.began >= report.interval:
+        report.show()  # a long command says when a part starts; a short one stays silent
+    try:
+        yield
+    finally:
+        with report.lock:
+            report.stage = outer
+            if report.total and outer is None:
+                report.done += 1
+
+
+class Counter:
+    """Units done toward a total inside one part: ``update(n)`` from any thread."""
+
+    def __init__(self, report: _Report | None, part: _Part, bar) -> None:
+        self._report, self._part, self._bar = report, part, bar
+        self._lock = threading.Lock()
+
+    def update(self, n: float = 1) -> None:
+        if self._report is not None:
+            with self._report.lock:
+                self._part.done += n
+        elif self._bar is not None:
+            with self._lock:
+                self._bar.update(n)
+
+
+@contextlib.contextmanager
+def counter(
+    total: float | None, unit: str, label: str, *, initial: float = 0, show: bool | None = None
+) -> Iterator[Counter]:
+    """Count ``unit`` toward ``total`` in the running command's report, or, outside a command, on a
+    tqdm bar of its own when ``show`` (None: when stderr is a terminal). ``show=False`` is silent
+    everywhere (work nested inside a part that is counted already)."""
+    part = _Part(label, total, unit, initial)
+    report = _ACTIVE if show is not False else None
+    if report is not None:
+        with report.lock:
+            outer, report.part = report.part, part
+        try:
+            yield Counter(report, part, None)
+        finally:
+            with report.lock:
+                report.part = outer
+        return
+    bar = None
+    if sys.stderr.isatty() if show is None else show:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, initial=initial, unit=unit, desc=label, file=sys.stderr, unit_scale=True)
+    try:
+        yield Counter(None, part, bar)
+    finally:
+        if bar is not None:
+            bar.close()

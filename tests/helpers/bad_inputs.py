@@ -1,0 +1,206 @@
+"""Every bad-input rule of the command line: the arguments, a fragment the message must contain, the
+files the arguments name, and the table of docs/errors.md rendered from what the commands print.
+
+``python tests/helpers/bad_inputs.py`` rewrites docs/errors.md; tests/test_bad_input.py checks each
+rule and that the page is the one these rules produce.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+PAGE = ROOT / "docs" / "errors.md"
+
+#: (arguments, a fragment of the expected message)
+CASES: list[tuple[str, str]] = [
+    ("simulate --eta -1", "eta must be a finite number > 0"),
+    ("simulate --eta 0", "eta must be a finite number > 0"),
+    ("simulate --eta abc", "invalid float value"),
+    ("simulate --mu 1", "0 <= mu < 1"),
+    ("simulate --mu -1.5", "0 <= mu < 1"),
+    ("simulate --spectrum 4,x", "comma-separated numbers"),
+    ("simulate --spectrum 4", "at least two eigenvalues"),
+    ("simulate --spectrum 4,-1", "finite and > 0"),
+    ("simulate --covariance missing.npy", "does not exist"),
+    ("simulate --covariance cov.txt", "numpy.save"),
+    ("simulate --covariance nonsym.npy", "symmetric"),
+    ("simulate --covariance notpd.npy", "positive definite"),
+    ("simulate --covariance vector.npy", "square (d, d) matrix"),
+    ("simulate --distribution cauchy", "unknown distribution"),
+    ("simulate --distribution student-t:x", "NU > 2"),
+    ("simulate --distribution student-t:2", "NU > 2"),
+    ("simulate --tau -1", "non-negative integer"),
+    ("simulate --tau 1 --delay constant:2", "not allowed with"),
+    ("simulate --delay uniform:5-2", "A <= B"),
+    ("simulate --delay geometric:-1", "> 0"),
+    ("simulate --delay poisson:abc", "must be a number"),
+    ("simulate --delay workers:0", "positive integer"),
+    ("simulate --delay ps:4:weird", "exp, lognormal"),
+    ("simulate --delay histogram:missing.npy", "does not exist"),
+    ("simulate --delay histogram:words.txt", "not a list of probabilities"),
+    ("simulate --delay bogus:3", "unknown delay spec"),
+    ("simulate --steps 0", "positive integer"),
+    ("simulate --replicates 0", "positive integer"),
+    ("simulate --record-every -1", "positive integer"),
+    ("simulate --window 1.5", "[0, 1)"),
+    ("simulate --window-start 20000 --steps 100", "0..steps"),
+    ("simulate --start e9", "J in 1..4"),
+    ("simulate --start 1,2", "4 finite numbers"),
+    ("simulate --start nowhere", "random"),
+    ("simulate --divergence-norm 0", "> 1"),
+    ("simulate --threads 0", "positive integer"),
+    ("simulate --seed -1", "integer >= 0"),
+    ("simulate --out nodir/x.nc", "create it first"),
+    ("simulate --out somedir", "give a file name"),
+    ("simulate --model resnet", "invalid choice"),
+    ("simulate --model mlp --data missing.npz", "does not exist"),
+    ("simulate --model logistic --data nan.csv", "finite"),
+    ("simulate --model logistic --data onelabel.npz", "two classes"),
+    ("simulate --model logistic --data noX.npz", "arrays X and y"),
+    ("simulate --model logistic --data broken.npz", "numpy.savez"),
+    ("simulate --model least-squares --data text.csv", "numeric CSV"),
+    ("simulate --model mlp --hidden 0", "positive integer"),
+    ("simulate --model mlp --batch 0", "positive integer"),
+    ("simulate --model logistic --l2 -1", ">= 0"),
+    ("simulate --model mlp --start e1", "--model pca only"),
+    ("derive --format yaml", "invalid choice"),
+    ("derive --delta-sq 2", "0 < δ² < 1/2"),
+    ("derive --gamma 0.9", "0 < gamma <= 1/2"),
+    ("derive --epsilon -1", "0 < ε < 1"),
+    ("derive --spectrum 1,1", "eigengap"),
+    ("derive --distribution student-t:3", "NU > 4"),
+    ("derive --tradeoff-mu 0.5,x", "comma-separated"),
+    ("derive --model mlp --format markdown", "models give json"),
+    ("derive --out nodir/d.json", "create it first"),
+    ("integrate --model mlp", "--model pca only"),
+    ("integrate --paths 0", "integer >= 2"),
+    ("integrate --scheme rk4", "unknown scheme"),
+    ("integrate --dt 0", "> 0"),
+    ("integrate --convergence-study --plot nodir/p.png", "create it first"),
+    ("sweep --tau 0 --out a.nc", "required: --seed"),
+    ("sweep --tau 0:x --seed 1 --out a.nc", "not a number"),
+    ("sweep --tau 5:1 --seed 1 --out a.nc", "STOP < START"),
+    ("sweep --tau 0:4 --workers 2 --seed 1 --out a.nc", "not allowed with"),
+    ("sweep --mu 0.5,1.2 --tau 0 --seed 1 --out a.nc", "0 <= mu < 1"),
+    ("sweep --eta 0 --tau 0 --seed 1 --out a.nc", "> 0"),
+    ("sweep --distribution cauchy --tau 0 --seed 1 --out a.nc", "unknown distribution"),
+    ("sweep --model mlp --tau 0 --seed 1 --out a.nc", "--model pca only"),
+    ("sweep --tau 0 --seed 1 --out existing.nc", "--resume"),
+    ("sweep --tau 0 --seed 1 --out a.nc --local-workers 0", "positive integer"),
+    ("sweep --tau 0 --seed 1 --out a.nc --scheduler tcp://127.0.0.1:9 --connect-timeout 0.5", "no Dask scheduler"),
+    ("sweep --tau 0 --seed 1 --out a.nc --scheduler tcp://127.0.0.1:9 --connect-timeout 0", "> 0"),
+    ("sweep --tau 100 --seed 1 --out a.nc --steps 10 --window-start 11", "0..steps"),
+    ("validate --out vdir --preset nope", "invalid choice"),
+    ("validate --out vdir --only bogus", "unknown experiment"),
+    ("validate --out vdir --perturb x", "NAME=FACTOR"),
+    ("validate --out vdir --model mlp", "--model pca only"),
+    ("validate --out file.txt", "not a folder"),
+    ("validate --out nodir/v", "create it first"),
+    ("validate --preset paper-dnn --out vdir --only ode", "do not apply"),
+    ("figures --out figs --sweep junk.nc", "not a NetCDF file"),
+    ("figures --out figs --sweep missing.nc", "does not exist"),
+    ("figures --out figs --mus 1.2", "[0, 1)"),
+    ("figures --out file.txt", "not a folder"),
+    ("figures --model logistic --out figs", "--model pca only"),
+    ("advise --workers 0", "integers >= 1"),
+    ("advise --workers 1,x", "comma-separated"),
+    ("advise --mus 1.5", "0 <= mu < 1"),
+    ("advise --steps 0", "positive integer"),
+    ("advise --format csv", "invalid choice"),
+    ("advise --out nodir/a.txt", "create it first"),
+    ("advise --model logistic --data missing.npz", "does not exist"),
+]
+
+
+def make_files(folder: Path) -> None:
+    """The files the cases name, in ``folder`` (the working directory of the cases)."""
+    (folder / "cov.txt").write_text("1 2 3\n")
+    (folder / "words.txt").write_text("one two three\n")
+    np.save(folder / "nonsym.npy", np.array([[1.0, 2.0], [0.0, 1.0]]))
+    np.save(folder / "notpd.npy", np.array([[1.0, 2.0], [2.0, 1.0]]))
+    np.save(folder / "vector.npy", np.ones(3))
+    rows = np.random.default_rng(0).standard_normal((10, 3))
+    rows[4, 1] = np.nan
+    rows[:, 2] = np.arange(10) % 2
+    np.savetxt(folder / "nan.csv", rows, delimiter=",")
+    np.savez(folder / "onelabel.npz", X=np.ones((10, 3)), y=np.zeros(10))
+    np.savez(folder / "noX.npz", y=np.zeros(10))
+    (folder / "broken.npz").write_bytes(b"PK\x03\x04 not an archive")
+    (folder / "text.csv").write_text("a,b,c\nx,y,z\n")
+    (folder / "somedir").mkdir()
+    (folder / "junk.nc").write_text("junk")
+    (folder / "existing.nc").write_text("x")
+    (folder / "file.txt").write_text("x")
+
+
+def run_case(arguments: str) -> tuple[int, list[str]]:
+    """Run ``amsgd ARGUMENTS`` in this process: its exit status and the non-empty lines of stderr."""
+    from amsgd.cli import main
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            status = main(arguments.split())
+        except SystemExit as exc:  # argparse's own errors
+            status = exc.code
+    return int(status), [line for line in err.getvalue().splitlines() if line.strip()]
+
+
+def render(results: list[tuple[str, int, list[str]]]) -> str:
+    """docs/errors.md from the cases' results (arguments, status, stderr lines)."""
+    head = [
+        "# Error messages and exit statuses",
+        "",
+        "Every `amsgd` command ends with one of these exit statuses:",
+        "",
+        "| status | meaning |",
+        "|---|---|",
+        "| 0 | done |",
+        "| 1 | `validate`: at least one check failed (the report and stdout name it) |",
+        "| 2 | bad input: one line on stderr names the option, what it must be and what to do |",
+        "| 3 | no estimate: every replicate diverged (stderr says so in words) |",
+        "| 130 | interrupted (Ctrl-C): stderr says what was kept and how to continue |",
+        "",
+        "Warnings (`amsgd COMMAND: warning: ...`, for example a delay longer than half the run, or a",
+        "stationary window that is not stationary) do not change the status.",
+        "",
+        f"The {len(results)} bad inputs below are the test suite's cases "
+        "(`tests/helpers/bad_inputs.py`); the messages are what the commands print, regenerated with "
+        "`python tests/helpers/bad_inputs.py`. Files named in them are small examples of the mistake "
+        "(a text file where NumPy's `.npy` is expected, an archive without `X`, ...).",
+        "",
+        "| command | status | message on stderr |",
+        "|---|---|---|",
+    ]
+    rows = [f"| `amsgd {args}` | {status} | {_cell(' / '.join(lines))} |" for args, status, lines in results]
+    return "\n".join(head + rows) + "\n"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def collect(folder: Path) -> list[tuple[str, int, list[str]]]:
+    """Run every case with ``folder`` as the working directory (its files made first)."""
+    make_files(folder)
+    here = os.getcwd()
+    os.chdir(folder)
+    try:
+        return [(args, *run_case(args)) for args, _ in CASES]
+    finally:
+        os.chdir(here)
+
+
+if __name__ == "__main__":
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        PAGE.write_text(render(collect(Path(tmp))))
+    print(f"wrote {PAGE}", file=sys.stderr)

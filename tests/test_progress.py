@@ -1,0 +1,125 @@
+"""Progress, warnings, exit statuses and interrupts of the command line."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import time
+
+import pytest
+
+from amsgd.cli import main
+from amsgd.cli.status import INTERRUPTED, NO_ESTIMATE
+from amsgd.core import progress
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_off_a_terminal_a_labelled_line_comes_every_interval():
+    stream = io.StringIO()
+    with progress.reporting("amsgd demo", stream=stream, interval=0.05):
+        progress.plan(2, "parts")
+        with progress.stage("first"):
+            pass
+        with progress.stage("second"), progress.counter(100, "steps", "simulate") as count:
+            count.update(50)
+            time.sleep(0.3)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) >= 3
+    assert all(line.startswith("amsgd demo: ") for line in lines)
+    # one part done, the second half way: 75% overall, so the time left is about a third of the elapsed
+    assert re.search(r"1/2 parts · second · simulate 50% · \d+ s", lines[-1])
+
+
+def test_on_a_terminal_one_bar_shows_what_how_far_and_time_left():
+    stream = Terminal()
+    with progress.reporting("amsgd demo", stream=stream):
+        with progress.counter(10, "steps", "simulate") as count:
+            count.update(5)
+            time.sleep(2 * progress.REDRAW + 0.2)
+    text = stream.getvalue()
+    assert "amsgd demo" in text and "simulate 50%" in text and "s left" in text
+
+
+def test_quiet_prints_nothing_and_a_short_command_prints_nothing(capsys):
+    quiet, short = io.StringIO(), io.StringIO()
+    with progress.reporting("amsgd demo", stream=quiet, quiet=True, interval=0.01):
+        with progress.counter(10, "steps", "simulate") as count:
+            count.update(10)
+            time.sleep(0.1)
+    with progress.reporting("amsgd demo", stream=short, interval=10):
+        with progress.stage("part"):
+            pass
+    assert quiet.getvalue() == "" and short.getvalue() == ""
+
+
+def test_outside_a_command_a_counter_has_its_own_bar_only_when_asked(capsys):
+    with progress.counter(4, "paths", "euler", show=False) as count:
+        count.update(4)
+    assert capsys.readouterr().err == ""
+    with progress.counter(4, "paths", "euler", show=True) as count:
+        count.update(4)
+    assert "euler" in capsys.readouterr().err
+
+
+def test_simulate_reports_progress_off_a_terminal_and_quiet_silences_it(monkeypatch, capsys):
+    monkeypatch.setattr(progress, "INTERVAL", 0.01)
+    arguments = ["simulate", "--steps", "20000", "--replicates", "200", "--seed", "1"]
+    assert main(arguments) == 0
+    err = capsys.readouterr().err
+    assert re.search(r"amsgd simulate: simulate \d+%", err), err
+    assert main(arguments + ["--quiet"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("model", [["--eta", "2"], ["--model", "least-squares", "--eta", "5000"]])
+def test_every_replicate_diverged_is_status_3_in_words(capsys, model):
+    status = main(["simulate", *model, "--steps", "200", "--replicates", "8", "--seed", "1", "-q"])
+    captured = capsys.readouterr()
+    assert status == NO_ESTIMATE
+    assert json.loads(captured.out)["diverged_fraction"] == 1.0
+    assert "every one of the 8 replicates diverged" in captured.err
+
+
+def test_a_delay_longer_than_the_run_is_warned_in_one_line(capsys):
+    assert main(["simulate", "--tau", "100000", "--steps", "200", "--replicates", "4", "-q"]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("amsgd simulate: warning: the mean delay (100000")
+
+
+@pytest.mark.parametrize("preset", [None, "paper-dnn"])
+def test_ctrl_c_during_validate_marks_the_folder_incomplete(tmp_path, monkeypatch, capsys, preset):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    import amsgd.validation
+    import amsgd.validation.paper_dnn
+
+    monkeypatch.setattr(amsgd.validation, "run_validation", interrupted)
+    monkeypatch.setattr(amsgd.validation.paper_dnn, "run_paper_dnn", interrupted)
+    out = tmp_path / "report"
+    out.mkdir()
+    (out / "report.json").write_text("[]")  # an earlier run's report must not pass for this one
+    arguments = ["validate", "--out", str(out), "-q"] + (["--preset", preset] if preset else ["--only", "ode"])
+    assert main(arguments) == INTERRUPTED
+    report = (out / "report.md").read_text()
+    assert report.startswith("# Validation incomplete") and "amsgd validate" in report
+    assert not (out / "report.json").exists()
+    err = capsys.readouterr().err
+    assert "marks the folder incomplete" in err and "rerun: amsgd validate" in err
+
+
+def test_help_lists_every_command_on_one_line(capsys):
+    from amsgd.cli import COMMANDS
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    assert exit_.value.code == 0
+    lines = capsys.readouterr().out.splitlines()
+    for name, module in COMMANDS.items():
+        assert [line.split() for line in lines if line.split()[:1] == [name]] == [[name, *module.SUMMARY.split()]]
+    assert all(len(line) <= 80 for line in lines)
