@@ -6,7 +6,9 @@ The grid is the published experiment's shape, μ ∈ {0.5, 0.55, ..., 0.95} × �
 per-task overhead of Dask, a few milliseconds, is small). For each worker count the local cluster
 is started and its workers load the compiled kernels before the clock starts; the time is that of
 ``run_sweep`` (submission, computation, persisting every point, assembling and writing the file).
-The two Datasets are checked to be identical. Target: speed-up >= 1.7 on a 2-core machine.
+The Datasets are checked to be identical. Target: speed-up >= 1.7 on a 2-core machine. The local
+cluster's workers are threads (the default); two worker processes are timed too, and a 10-point
+sweep from a cold start shows what a small sweep pays for starting each kind of cluster.
 
 Usage: ``python benchmarks/bench_sweep.py [--steps N] [--replicates R]``.
 """
@@ -34,15 +36,31 @@ def load_kernels() -> None:
     warm_up()
 
 
-def timed_sweep(sweep: Sweep, workers: int, out: Path) -> dict:
+def timed_sweep(sweep: Sweep, workers: int, out: Path, processes: bool = False) -> dict:
     began = time.perf_counter()
-    with dask_client(n_workers=workers) as client:
+    with dask_client(n_workers=workers, processes=processes) as client:
         client.run(load_kernels)
         startup = time.perf_counter() - began
         began = time.perf_counter()
         outcome = run_sweep(sweep, out, client=client, progress=False)
         elapsed = time.perf_counter() - began
-    return {"workers": workers, "cluster_startup_seconds": startup, "sweep_seconds": elapsed, "points": outcome.computed}
+    return {"workers": workers, "processes": processes, "cluster_startup_seconds": startup,
+            "sweep_seconds": elapsed, "points": outcome.computed}  # fmt: skip
+
+
+def small_sweep_totals(out: Path) -> dict:
+    """A 10-point sweep (2 000 steps × 64 replicates per point) from a cold start to its file, on two
+    worker threads and on two worker processes: what a small sweep pays for its cluster."""
+    grid = SweepGrid(("gaussian",), (5e-4,), (0.7, 0.9), "tau", (0, 2, 4, 6, 8))
+    sweep = Sweep(Problem.from_spectrum(), grid, steps=2_000, replicates=64, seed=1)
+    sweep.optimum_modes("gaussian")
+    totals = {}
+    for processes in (False, True):
+        began = time.perf_counter()
+        with dask_client(n_workers=2, processes=processes) as client:
+            run_sweep(sweep, out / f"small-{processes}.nc", client=client, progress=False)
+        totals["processes" if processes else "threads"] = time.perf_counter() - began
+    return totals
 
 
 def main() -> None:
@@ -58,8 +76,11 @@ def main() -> None:
     sweep.optimum_modes("gaussian")  # the one SymPy derivation, outside both timings
     with tempfile.TemporaryDirectory() as tmp:
         runs = [timed_sweep(sweep, n, Path(tmp) / f"w{n}.nc") for n in (1, 2)]
-        identical = read_dataset(Path(tmp) / "w1.nc").identical(read_dataset(Path(tmp) / "w2.nc"))
-    one, two = (r["sweep_seconds"] for r in runs)
+        runs.append(timed_sweep(sweep, 2, Path(tmp) / "p2.nc", processes=True))
+        identical = all(read_dataset(Path(tmp) / "w1.nc").identical(read_dataset(Path(tmp) / name))
+                        for name in ("w2.nc", "p2.nc"))  # fmt: skip
+        small = small_sweep_totals(Path(tmp))
+    one, two, processes = (r["sweep_seconds"] for r in runs)
     report = {
         "points": grid.size,
         "steps": args.steps,
@@ -67,10 +88,14 @@ def main() -> None:
         "cores": len(os.sched_getaffinity(0)),
         "runs": runs,
         "speedup_2_over_1": one / two,
+        "threads_over_processes_2_workers": two / processes,
+        "small_sweep_total_seconds": small,
         "datasets_identical": identical,
     }
     print(json.dumps(report, indent=2))
     print(f"1 worker {one:.1f} s, 2 workers {two:.1f} s: speed-up {one / two:.2f}x (target >= 1.7)")
+    print(f"2 worker threads against 2 worker processes: {two / processes:.2f}x the time")
+    print(f"a 10-point sweep from a cold start: threads {small['threads']:.1f} s, processes {small['processes']:.1f} s")
 
 
 if __name__ == "__main__":

@@ -27,7 +27,8 @@ def make_sweep(mus=(0.5, 0.9)) -> Sweep:
 
 @pytest.fixture(scope="module")
 def two_workers():
-    with dask_client(n_workers=2) as client:
+    """Two worker processes (one of them is killed below); the threaded default is compared with them."""
+    with dask_client(n_workers=2, processes=True) as client:
         yield client
 
 

@@ -51,7 +51,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     run_group.add_argument(
         "--local-workers", type=int, metavar="N",
-        help="worker processes of the local cluster (default: one per core; ignored with --scheduler)",
+        help="workers of the local cluster (default: one per core; ignored with --scheduler)",
+    )  # fmt: skip
+    run_group.add_argument(
+        "--local-processes", action="store_true",
+        help="run the local workers as processes, not threads of this one (slower to start; a crash "
+        "in one spares the others)",
     )  # fmt: skip
     run_group.add_argument(
         "--connect-timeout", type=float, default=CONNECT_TIMEOUT, metavar="SECONDS",
@@ -99,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         outcome = run_sweep(
             sweep, args.out, resume=args.resume, scheduler=args.scheduler, n_workers=args.local_workers,
-            connect_timeout=args.connect_timeout,
+            local_processes=args.local_processes, connect_timeout=args.connect_timeout,
         )  # fmt: skip
     except KeyboardInterrupt:
         print(f"amsgd sweep: the finished points are kept in {args.out}.parts/; rerun the same command with "

@@ -1,8 +1,12 @@
-"""A Dask client for sweeps: a quiet local cluster of processes, or an existing scheduler.
+"""A Dask client for sweeps: a quiet local cluster, or an existing scheduler.
 
 Either way the caller gets a :class:`distributed.Client`, so a sweep has one code path from a
-laptop to a cluster. The local cluster runs one single-threaded worker process per core (the
-simulator runs single-threaded within a task).
+laptop to a cluster. The local cluster runs one single-threaded worker per core, as threads of this
+process by default: the simulator's compiled kernels release the GIL, so threads run in parallel,
+and a threaded cluster starts in milliseconds where worker processes must each start Python and
+load NumPy, numba and the kernels (seconds, which dominate a small sweep). ``processes=True`` keeps
+worker processes (a crash in one then spares the others). The results do not depend on the choice:
+every point has its own random stream.
 """
 
 from __future__ import annotations
@@ -31,14 +35,19 @@ CONNECT_TIMEOUT = 5.0
 
 @contextlib.contextmanager
 def dask_client(
-    scheduler: str | None = None, n_workers: int | None = None, *, timeout: float = CONNECT_TIMEOUT
+    scheduler: str | None = None,
+    n_workers: int | None = None,
+    *,
+    timeout: float = CONNECT_TIMEOUT,
+    processes: bool = False,
 ) -> Iterator:
     """Yield a ``distributed.Client``: to ``scheduler`` (``tcp://HOST:PORT``, waiting at most ``timeout``
     seconds for it to answer) or to a new local cluster.
 
-    The local cluster has ``n_workers`` worker processes (default: one per core), one thread each;
-    it logs only errors, serves its dashboard on a free port and is shut down on exit. A client to
-    an existing scheduler only disconnects on exit and leaves the cluster running.
+    The local cluster has ``n_workers`` workers (default: one per core) with one thread each, as
+    threads of this process, or as worker processes when ``processes``; it logs only errors, serves
+    its dashboard on a free port and is shut down on exit. A client to an existing scheduler only
+    disconnects on exit and leaves the cluster running.
     """
     from distributed import Client, LocalCluster
 
@@ -59,11 +68,12 @@ def dask_client(
     if n_workers is None:
         n_workers = default_workers()
     n_workers = checks.positive_int("workers (local Dask worker processes)", n_workers)
-    with stage(f"starting a local Dask cluster of {n_workers} workers"):
+    kind = "processes" if processes else "threads"
+    with stage(f"starting a local Dask cluster of {n_workers} worker {kind}"):
         cluster = LocalCluster(
             n_workers=n_workers,
             threads_per_worker=1,
-            processes=True,
+            processes=processes,
             dashboard_address=":0",  # any free port: clusters side by side never collide
             silence_logs=logging.ERROR,
         )

@@ -74,6 +74,7 @@ def run_sweep(
     client=None,
     scheduler: str | None = None,
     n_workers: int | None = None,
+    local_processes: bool = False,
     connect_timeout: float = CONNECT_TIMEOUT,
     retries: int = RETRIES,
     progress: bool | None = None,
@@ -84,7 +85,8 @@ def run_sweep(
 
     The tasks run on ``client`` when given, else on a client to ``scheduler`` (``tcp://HOST:PORT``,
     refused when it does not answer within ``connect_timeout`` seconds),
-    else on a new local cluster of ``n_workers`` processes (default: one per core). Finished points
+    else on a new local cluster of ``n_workers`` workers (default: one per core; threads of this
+    process, or worker processes when ``local_processes``: :func:`~amsgd.sweep.cluster.dask_client`). Finished points
     go to ``out + ".parts/"``; the Dataset is written (atomically) when all are done, read back and
     checked, and the parts are then removed.
 
@@ -118,7 +120,8 @@ def run_sweep(
         store.remove_temporaries()
     pending = [p for p in sweep.grid.points() if p.index not in done]
     if pending:
-        execution = _Execution(client, scheduler, n_workers, connect_timeout, retries, progress, on_point, compute)
+        execution = _Execution(client, scheduler, n_workers, local_processes, connect_timeout, retries, progress,
+                               on_point, compute)  # fmt: skip
         _compute_pending(sweep, pending, store, manifest, len(done), execution)
     ds = assemble(sweep, _stored_records(store, sweep.grid.size))
     _write_checked(ds, out, store)
@@ -225,6 +228,7 @@ class _Execution:
     client: object
     scheduler: str | None
     n_workers: int | None
+    local_processes: bool
     connect_timeout: float
     retries: int
     progress: bool | None
@@ -240,7 +244,8 @@ def _compute_pending(sweep: Sweep, pending: list, store: PartStore, manifest: di
     else:
         from amsgd.sweep.cluster import dask_client
 
-        connection = dask_client(run.scheduler, run.n_workers, timeout=run.connect_timeout)
+        connection = dask_client(run.scheduler, run.n_workers, timeout=run.connect_timeout,
+                                 processes=run.local_processes)  # fmt: skip
     with connection as active:
         if not store.exists:  # only once there is somewhere to run: a failed start leaves nothing
             store.create(manifest)
