@@ -1,8 +1,9 @@
 """Standard normal draws in compiled code: the SFC64 generator and a 256-layer ziggurat.
 
 The Gaussian data of the simulator are its dominant cost (d normals per replicate and step), so
-they are drawn here rather than by ``numpy.random.Generator.standard_normal``: the same samples
-come about seven times faster on the same hardware (``benchmarks/bench_simulate.py``).
+they are drawn here rather than by ``numpy.random.Generator.standard_normal``, or by the Generator
+numba supports in compiled code: ``benchmarks/bench_normals.py`` measures all three in one run
+(the ziggurat is kept while it is the fastest).
 
 **Bits.** SFC64 (Chris Doty-Humphrey's small fast chaotic generator) advances a state
 ``(a, b, c, counter)`` of four 64-bit words by
