@@ -26,6 +26,7 @@ from .limits import ODELimit, OULimit, mu, ode_limit, ou_limit
 from .moments import expectation, wick_moment
 from .pca import PCAModel, pca_model
 from .recursion import TimeScale, derive_time_scale, eta
+from .sdde import SDDELimit, sdde_limit
 
 
 @dataclass(frozen=True)
@@ -169,6 +170,11 @@ class Derivation:
         """The delay-differential limit of one linear mode and its stability boundary ``τ*(a)``."""
         return delay_differential_limit()
 
+    @cached_property
+    def sdde(self) -> SDDELimit:
+        """The finite-delay limit (τ = s/η, s fixed): the SDDE, its modes at e_1 and their floor in s."""
+        return sdde_limit(self.optimum_modes)
+
     def to_dict(self) -> dict:
         """The derived formulas as text, in the sections of ``amsgd derive``'s JSON (no numbers)."""
         return {
@@ -187,6 +193,21 @@ class Derivation:
             },
             "stationary_error": {"diffusion_formula": as_text(self.stationary_error)},
             "tau_max_delay_differential_formula": as_text(self.delay_differential.critical_delay),
+            "sdde": self._sdde_formulas(),
+        }
+
+    def _sdde_formulas(self) -> dict:
+        """The SDDE, its linear mode, characteristic equation, boundary and stationary variance, as text."""
+        linear = self.sdde.linear
+        return {
+            "equation": "dX = G(X(t - s))/(1-mu) dt + sqrt(eta)/(1-mu) C(X(t - s))^(1/2) dW, s = tau*eta",
+            "linear_mode": "dX_i = -(a_i/(1-mu)) X_i(t - s) dt + (sqrt(eta)/(1-mu)) sigma_i dW_i",
+            "characteristic_equation": f"{as_text(linear.delay_differential.characteristic)} = 0",
+            "critical_delay_time_formula": as_text(linear.delay_differential.critical_delay_time),
+            "stationary_variance_formula": f"Var X = {as_text(linear.variance)} = {as_text(linear.closed_form)}, "
+            "for dX = -c X(t - s) dt + b dW and 0 <= c s < pi/2",
+            "floor_formula": "sum_i b_i^2 (1 + sin(c_i s))/(2 c_i cos(c_i s)), c_i = a_i/(1-mu), "
+            "b_i^2 = eta sigma_i^2/(1-mu)^2",
         }
 
 

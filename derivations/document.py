@@ -22,6 +22,8 @@ from .display import as_latex
 from .linearization import coupling_patterns, optimum_linearization
 from .pca import PCAModel
 from .recursion import eta, mu, t, tau
+from .sdde import noise_variance as noise_sigma2
+from .sdde import rate as a_rate
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,7 @@ def build_document(d: Derivation, numbers: dict) -> list[Block]:
         _recursion_blocks(d)
         + _limit_blocks(d)
         + _optimum_blocks(d, numbers)
+        + _sdde_blocks(d, numbers)
         + _phase_blocks(d, numbers)
         + _condition_blocks(numbers)
         + _delay_theory_blocks(numbers)
@@ -182,6 +185,85 @@ def _optimum_blocks(d: Derivation, numbers: dict) -> list[Block]:
         _eq(sp.Symbol(r"E \sin^2"), d.stationary_error),
         Prose(f"For this problem: ${_num(numbers['stationary_error']['diffusion'])}$."),
     ]
+    return blocks
+
+
+def _sdde_blocks(d: Derivation, numbers: dict) -> list[Block]:
+    """Section 6a: the finite-delay limit (SDDE), its linearisation, boundary and stationary floor."""
+    limit, sdde = d.sdde, numbers["sdde"]
+    expansion, linear = limit.expansion, limit.linear
+    s = sp.Symbol("s")
+    c_sym, b_sym, r_sym = sp.Symbol("c"), sp.Symbol("b"), sp.Function("R")
+    u = sp.Symbol("u")
+    a_i, sigma_i2 = sp.Symbol("a_i", positive=True), sp.Symbol("sigma_i^2", positive=True)
+    drift = as_latex(expansion.drift_scale)
+    amplitude = as_latex(expansion.noise_amplitude)
+    blocks: list[Block] = [
+        Heading("6a. The finite-delay limit (SDDE)"),
+        Prose(
+            "The limits above hold $\\tau$ fixed as $\\eta \\to 0$, and the delay disappears. If instead "
+            "$\\tau = s/\\eta$ with the delay time $s = \\tau\\eta$ fixed, the stale iterate is $X(t - s)$, a shift "
+            "of order one that the expansion of section 2 does not expand. Its coefficient of $\\eta$ is"
+        ),
+        Equation(f"{sp.latex(expansion.residual_order1)} = 0"),
+        Prose(
+            "the balance of section 2 with the gradient at the stale state. The noise of step $k$ is that of the "
+            "gradient at $x_{k-\\tau}$ through the same momentum filter, so the limit is the stochastic delay "
+            "differential equation"
+        ),
+        Equation(f"dX = {drift}\\, G(X(t - s))\\, dt + {amplitude}\\, C(X(t - s))^{{1/2}}\\, dW"),
+        Prose(
+            "Linearised at $e_1$, mode $i$ (restoring rate $a_i = -J_{ii}(e_1)$ as in section 9, gradient-noise "
+            "variance $\\sigma_i^2 = C_{ii}(e_1)$) is a scalar linear SDDE"
+        ),
+        Equation(
+            f"dX_i = -c_i X_i(t - s)\\, dt + b_i\\, dW_i, \\qquad c_i = {as_latex(linear.rate.subs(a_rate, a_i))}, "
+            f"\\quad b_i^2 = {as_latex(linear.noise.subs(noise_sigma2, sigma_i2))}"
+        ),
+        Prose("with the characteristic equation and the stability boundary of the delay-differential limit:"),
+        Equation(
+            f"{sp.latex(linear.delay_differential.characteristic.subs(a_rate, a_i))} = 0, \\qquad "
+            f"s_i^* = {as_latex(linear.delay_differential.critical_delay_time.subs(a_rate, a_i))}"
+        ),
+        Prose(
+            "For $dX = -c X(t - s)\\, dt + b\\, dW$ the stationary autocovariance $R(u) = E[X(t + u) X(t)]$ obeys "
+            f"${sp.latex(sp.Eq(r_sym(u).diff(u), -c_sym * r_sym(s - u)))}$ on $[0, s]$ ($R$ is even), and Itô's "
+            f"formula for $X^2$ gives ${sp.latex(sp.Eq(0, -2 * c_sym * r_sym(s) + b_sym**2))}$. With $P(u) = R(u)$ and "
+            "$Q(u) = R(s - u)$ this is the linear system $P' = -cQ$, $Q' = cP$, solved by SymPy; its $R(0)$ is the "
+            "stationary variance (equal to the form of Küchler and Mensch, 1992), for $0 \\le c s < \\pi/2$:"
+        ),
+        _eq(sp.Symbol(r"\mathrm{Var}\, X"), linear.closed_form),
+        Prose(
+            "It tends to the diffusion value $b^2/(2c)$ of section 6 as $s \\to 0$ and to infinity at the boundary. "
+            "The floor of the SDDE at $e_1$ is the sum over the modes, "
+            "$\\sum_i b_i^2 (1 + \\sin c_i s)/(2 c_i \\cos c_i s)$. For this problem:"
+        ),
+    ]
+    rows = tuple(
+        (str(m.i), m.kind, _num(float(m.rate.subs(d.values))), _num(float(m.noise.subs(d.values))),
+         _num(float(m.critical_delay_time.subs(d.values))), _num(v) if v is not None else "inf")
+        for m, v in zip(limit.modes, sdde["per_mode"])
+    )  # fmt: skip
+    header = ("mode i", "kind", "c_i", "b_i squared", "s_i*", f"Var X_i at s = {_num(sdde['delay_time'])}")
+    blocks.append(Table(header, rows))
+    limiting = sdde["limiting_mode"]
+    floor = sdde["stationary_error"]
+    linearized = numbers["stationary_error"]["linearized"]["value"]
+    blocks.append(
+        Prose(
+            f"The problem's delay gives $s = \\tau\\eta = {_num(sdde['delay_time'])}$"
+            + (" (the mean delay times $\\eta$: the SDDE has one fixed delay)" if "delay_time_note" in sdde else "")
+            + f"; the SDDE is stable for $s < s^* = {_num(sdde['critical_delay_time'])}$ "
+            f"($\\tau < {_num(sdde['critical_delay'])}$), set by the {limiting['kind']} mode $i = {limiting['i']}$. "
+            + (
+                f"Its floor is ${_num(floor)}$ against the diffusion floor ${_num(sdde['diffusion_floor'])}$"
+                if floor is not None
+                else f"At this $s$ it has no stationary law (the diffusion floor is ${_num(sdde['diffusion_floor'])}$)"
+            )
+            + " and the exact linear floor at this $\\eta$ (section 9) "
+            + (f"${_num(linearized)}$." if linearized is not None else "$\\infty$.")
+        )
+    )
     return blocks
 
 

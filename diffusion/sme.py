@@ -19,7 +19,7 @@ Times are reported in iterations ``k = t/η``; the SDE step ``dt`` is given in i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -116,21 +116,10 @@ def integrate_sme(
     """
     if not (np.isfinite(dt) and dt > 0):
         raise ProblemError(f"dt (in iterations) must be finite and > 0, got {dt!r}")
-    if int(save_every) != save_every or save_every < 1:
-        raise ProblemError(f"save_every must be a positive integer, got {save_every!r}")
-    steps = int(round(iterations / dt))
-    if steps < save_every:
-        raise ProblemError(f"the horizon of {iterations:g} iterations holds no save point at dt = {dt:g}")
-    if coordinates not in ("eigen", "original"):
-        raise ProblemError(f"coordinates must be 'eigen' or 'original', got {coordinates!r}")
-    start = np.asarray(start, dtype=float)
-    if start.shape != (problem.dim,) or not np.all(np.isfinite(start)):
-        raise ProblemError(f"start must be a finite vector of length {problem.dim}")
-    h0 = problem.basis.T @ start if coordinates == "original" else start
+    h0, steps, times = _grid(problem, start, iterations, dt, save_every, coordinates)
     if coefficients is None:
         coefficients = _coefficients(problem)
     step = dt * problem.eta
-    times = step * np.arange(0, steps + 1, save_every)
     if scheme == COMPILED_EULER:
         return _integrate_compiled(problem, coefficients, h0, times, steps, float(dt), save_every, paths, rng, keep_states)
     drift, diffusion = _callables(coefficients)
@@ -142,6 +131,24 @@ def integrate_sme(
     return SMEEnsemble(
         times, times / problem.eta, error, sol.y if keep_states else None, sol.diverged, sol.scheme, float(dt)
     )
+
+
+def _grid(problem: Problem, start: np.ndarray, iterations: float, dt: float, save_every: int,
+          coordinates: str) -> tuple[np.ndarray, int, np.ndarray]:  # fmt: skip
+    """The start in eigen-coordinates ``h0``, the number of steps of ``dt`` iterations and the save times
+    (diffusion time, every ``save_every`` steps) of an SME run; bad values refused in one line."""
+    if int(save_every) != save_every or save_every < 1:
+        raise ProblemError(f"save_every must be a positive integer, got {save_every!r}")
+    steps = int(round(iterations / dt))
+    if steps < save_every:
+        raise ProblemError(f"the horizon of {iterations:g} iterations holds no save point at dt = {dt:g}")
+    if coordinates not in ("eigen", "original"):
+        raise ProblemError(f"coordinates must be 'eigen' or 'original', got {coordinates!r}")
+    start = np.asarray(start, dtype=float)
+    if start.shape != (problem.dim,) or not np.all(np.isfinite(start)):
+        raise ProblemError(f"start must be a finite vector of length {problem.dim}")
+    h0 = problem.basis.T @ start if coordinates == "original" else start
+    return h0, steps, dt * problem.eta * np.arange(0, steps + 1, save_every)
 
 
 def _integrate_compiled(problem: Problem, coefficients, h0: np.ndarray, times: np.ndarray, steps: int, dt: float,
@@ -235,34 +242,33 @@ def phase_predictions(
     from ``rng``): one from ``e_2`` for the escape and travel times, one from ``e_1`` for the stationary
     error (time average over the last ``window`` fraction).
     """
+    return _phases(integrate_sme, problem, iterations, rng, delta_sq, window, confidence,
+                   dict(dt=dt, paths=paths, scheme=scheme, progress=progress))  # fmt: skip
+
+
+def _phases(integrate: Callable, problem: Problem, iterations: float, rng: RngLike, delta_sq: float, window: float,
+            confidence: float, options: dict) -> PhasePredictions:  # fmt: skip
+    """Escape and travel from ``e_2`` and the stationary error from ``e_1``: two runs of ``integrate``
+    (:func:`integrate_sme` or :func:`integrate_sme_delayed`) on independent streams spawned from ``rng``."""
     if not 0 < delta_sq < 0.5:
         raise ProblemError(f"delta_sq (δ², the phase boundary) must satisfy 0 < δ² < 1/2, got {delta_sq:g}")
-    paths = checks.integer("paths", paths, minimum=2)
+    options["paths"] = checks.integer("paths", options["paths"], minimum=2)
     checks.positive("iterations", iterations)
     if not 0 < window <= 1:
         raise ProblemError(f"window must be a fraction in (0, 1], got {window!r}")
     problem.require_eigengap()
-    coefficients = _coefficients(problem)
     root = root_sequence(rng)
-    saddle_seed, optimum_seed = child_sequence(root, 0), child_sequence(root, 1)
-    common = dict(dt=dt, paths=paths, scheme=scheme, coefficients=coefficients, progress=progress)
     basis = np.eye(problem.dim)
-    escape_run = integrate_sme(problem, basis[1], iterations, rng=saddle_seed, **common)
-    stationary_run = integrate_sme(problem, basis[0], iterations, rng=optimum_seed, **common)
+    common = dict(options, coefficients=_coefficients(problem))
+    escape_run = integrate(problem, basis[1], iterations, rng=child_sequence(root, 0), **common)
+    stationary_run = integrate(problem, basis[0], iterations, rng=child_sequence(root, 1), **common)
     escape = first_passage(escape_run, 1.0 - delta_sq)
-    arrive = first_passage(escape_run, delta_sq)
-    travel = arrive - escape
+    travel = first_passage(escape_run, delta_sq) - escape
     diverged = np.concatenate([escape_run.diverged, stationary_run.diverged]).mean()
     return PhasePredictions(
-        delta_sq,
-        2,
-        t_interval(escape, confidence),
-        escape,
-        t_interval(travel, confidence),
-        travel,
-        time_averaged_error(stationary_run, window, confidence),
-        float(diverged),
-    )
+        delta_sq, 2, t_interval(escape, confidence), escape, t_interval(travel, confidence), travel,
+        time_averaged_error(stationary_run, window, confidence), float(diverged),
+    )  # fmt: skip
 
 
 def sme_convergence_study(
@@ -298,3 +304,144 @@ def sme_convergence_study(
         drift, diffusion, h0, iterations * problem.eta, steps=[int(round(n)) for n in counts],
         schemes=tuple(schemes), paths=paths, rng=rng, reference_factor=reference_factor, commutative=False,
     )  # fmt: skip
+
+
+# The finite-delay limit: the SME with the drift and noise at the stale state (an SDDE).
+
+
+@dataclass(frozen=True)
+class DelayLimit:
+    """The delay-differential stability limit of the SDDE ``dH = b(H(t − s)) dt + σ(H(t − s)) dW`` near e_1.
+
+    ``delay_time`` is ``s* = min_i π (1 − μ)/(2 a_i)`` in diffusion time and ``iterations`` is ``τ* = s*/η``,
+    both from :meth:`amsgd.diffusion.theory.predictions.Predictions.tau_max_delay_differential`; ``mode``
+    is the mode with the largest rate ``a_i``, which sets it (``i``, ``kind``, ``rate``).
+    """
+
+    delay_time: float
+    iterations: float
+    mode: dict
+
+    def to_dict(self) -> dict:
+        return {"delay_time": self.delay_time, "iterations": self.iterations, "mode": self.mode}
+
+
+def delay_limit(problem: Problem) -> DelayLimit:
+    """The largest delay ``s*`` below which every linear mode of the delayed SME at e_1 is stable."""
+    from amsgd.diffusion.theory import predict
+
+    predictions = predict(problem)
+    tau_star = predictions.tau_max_delay_differential()
+    mode = predictions.modes.describe(int(np.argmax(predictions.modes.rates)))
+    return DelayLimit(tau_star * problem.eta, tau_star, mode)
+
+
+def _describe_mode(mode: dict) -> str:
+    i, rate = mode["i"], mode["rate"]
+    if mode["kind"] == "radial":
+        return f"mode i = {i} (radial, a = 2λ{i} = {rate:g})"
+    return f"mode i = {i} (λ1 − λ{i} = {rate:g})"
+
+
+def _delay_grid(delay_iterations: float, dt: float) -> int:
+    """The delay in SDE steps, refused when ``τ`` is not a whole number of steps ``dt`` (both in iterations)."""
+    from amsgd.diffusion.sdde import delay_steps
+
+    try:
+        return delay_steps(delay_iterations, dt)
+    except ProblemError:
+        raise ProblemError(
+            f"the delay τ = {delay_iterations:g} iterations is not a whole number of SDE steps dt = {dt:g}: "
+            "choose --dt dividing --tau"
+        ) from None
+
+
+def integrate_sme_delayed(
+    problem: Problem,
+    start: np.ndarray,
+    iterations: float,
+    *,
+    delay_iterations: float | None = None,
+    dt: float = 1.0,
+    paths: int = 200,
+    scheme: str = "euler",
+    rng: RngLike = None,
+    coordinates: str = "eigen",
+    save_every: int = 1,
+    keep_states: bool = False,
+    coefficients: SMECoefficients | tuple[Drift, Diffusion] | None = None,
+    progress: bool | None = None,
+) -> SMEEnsemble:
+    """The SDDE limit of Async-MSGD: ``dH = b(H(t − s)) dt + σ(H(t − s)) dW`` with ``s = τ η``.
+
+    The same SME coefficients as :func:`integrate_sme`, evaluated at the stale state; the history is the
+    constant ``H(t) = h0`` for ``t ≤ 0``. ``delay_iterations`` is τ (default: the problem's constant
+    delay; a random delay is refused); the step ``dt`` (iterations) must divide it. A delay beyond the
+    stability limit ``s*`` of :func:`delay_limit` is refused, naming the mode. ``scheme`` is ``"euler"``,
+    ``"milstein"`` (:func:`amsgd.diffusion.sdde.integrate_sdde`) or ``"euler-jit"`` (the same Euler
+    compiled with numba, :func:`amsgd.diffusion.compiled.euler_compiled_delayed`). With τ = 0 it is
+    :func:`integrate_sme` (the same numbers for the same seed and scheme).
+    """
+    from amsgd.diffusion.sdde import integrate_sdde
+
+    tau = problem.tau if delay_iterations is None else checks.real("delay_iterations", delay_iterations)
+    if tau < 0:
+        raise ProblemError(f"delay_iterations must be >= 0, got {tau:g}")
+    if not (np.isfinite(dt) and dt > 0):
+        raise ProblemError(f"dt (in iterations) must be finite and > 0, got {dt!r}")
+    if scheme not in ("euler", "milstein", COMPILED_EULER):
+        raise ProblemError(f"unknown scheme {scheme!r} for the delayed SME; allowed: euler, milstein, {COMPILED_EULER}")
+    lag = _delay_grid(tau, dt)
+    h0, steps, times = _grid(problem, start, iterations, dt, save_every, coordinates)
+    if tau > 0:
+        limit = delay_limit(problem)
+        if tau * problem.eta >= limit.delay_time:
+            raise ProblemError(
+                f"delay s = τη = {tau * problem.eta:.4g} is beyond the delay-differential stability limit: "
+                f"{_describe_mode(limit.mode)} is unstable beyond s* = {limit.delay_time:.4g} "
+                f"(τ* = {limit.iterations:.1f} iterations); use a delay below it"
+            )
+    if coefficients is None:
+        coefficients = _coefficients(problem)
+    step = dt * problem.eta
+    with np.errstate(all="ignore"):
+        if scheme == COMPILED_EULER:
+            if not isinstance(coefficients, SMECoefficients):
+                raise ProblemError(f"scheme {COMPILED_EULER} needs the derived SMECoefficients, not plain callables")
+            from amsgd.diffusion.brownian import BrownianIncrements
+            from amsgd.diffusion.compiled import euler_compiled_delayed
+
+            brownian = BrownianIncrements.create(step, steps, problem.dim, paths, rng)
+            y0 = np.broadcast_to(h0, (paths, problem.dim))
+            states = euler_compiled_delayed(coefficients, y0, lag, np.arange(0, steps + 1, save_every), step, brownian)
+            diverged = ~np.isfinite(states).all(axis=(0, 2))
+        else:
+            drift, diffusion = _callables(coefficients)
+            sol = integrate_sdde(
+                drift, diffusion, h0, lag, times, dt=step, paths=paths, scheme=scheme, rng=rng,
+                observe=None if keep_states else sin2_error, progress=progress,
+            )  # fmt: skip
+            states, diverged = sol.y, sol.diverged
+        error = sin2_error(states) if keep_states or scheme == COMPILED_EULER else states
+    kept = states if keep_states else None
+    return SMEEnsemble(times, times / problem.eta, error, kept, diverged, scheme, float(dt))
+
+
+def delayed_phase_predictions(
+    problem: Problem,
+    *,
+    iterations: float,
+    delay_iterations: float | None = None,
+    dt: float = 1.0,
+    paths: int = 200,
+    scheme: str = "euler",
+    rng: RngLike = None,
+    delta_sq: float = DEFAULT_DELTA_SQ,
+    window: float = 0.5,
+    confidence: float = 0.95,
+    progress: bool | None = None,
+) -> PhasePredictions:
+    """:func:`phase_predictions` for the SDDE limit (:func:`integrate_sme_delayed`): escape and travel from
+    ``e_2``, stationary error from ``e_1`` (late-window time average), each from a constant history."""
+    return _phases(integrate_sme_delayed, problem, iterations, rng, delta_sq, window, confidence,
+                   dict(delay_iterations=delay_iterations, dt=dt, paths=paths, scheme=scheme, progress=progress))  # fmt: skip

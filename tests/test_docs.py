@@ -26,7 +26,9 @@ def run_block(code: str) -> str:
     return out.getvalue()
 
 
-@pytest.mark.parametrize("page", ["docs/linear-theory.md", "docs/simulate.md", "docs/models.md", "README.md"])
+@pytest.mark.parametrize(
+    "page", ["docs/linear-theory.md", "docs/limits.md", "docs/simulate.md", "docs/models.md", "README.md"]
+)
 @pytest.mark.slow
 def test_documented_python_runs_and_prints_what_the_page_shows(page):
     found = blocks(page)

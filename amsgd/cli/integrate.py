@@ -7,6 +7,12 @@ across paths); one from the worst saddle ``e_2`` gives the escape time (first it
 ``≤ 1 − δ²``) and the travel time (from escape to error ``≤ δ²``). With ``--convergence-study`` the
 schemes' strong and weak errors against a fine-step reference on shared Brownian paths give fitted
 orders instead.
+
+``--limit`` chooses the limit: ``sde`` (default) is the SME above, which does not depend on the delay;
+``sdde`` keeps a constant delay ``--tau N`` as ``s = τη`` in diffusion time and integrates
+``dH = b(H(t − s)) dt + σ(H(t − s)) dW`` (the same summary, plus ``delay_time`` and the stability limit
+``s*``); ``ode`` is refused: the ODE has no noise, so it has no stationary error and never leaves the
+saddle e_2, and its travel time is reported by ``amsgd derive``.
 """
 
 from __future__ import annotations
@@ -22,11 +28,19 @@ SUMMARY = "integrate the SDE limit: floor, escape, convergence orders"
 #: The schemes of amsgd.diffusion.schemes.SCHEMES, named here so that --help imports nothing heavy
 #: (tests/test_architecture.py checks the two agree).
 SCHEME_NAMES = "euler, milstein, weak2, sdeint-euler, sdeint-sri2"
+LIMITS = ("ode", "sde", "sdde")
+#: The schemes of the delayed SME (amsgd.diffusion.sme.integrate_sme_delayed).
+SDDE_SCHEME_NAMES = ("euler", "milstein", "euler-jit")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     add_problem_options(parser)
     group = parser.add_argument_group("integration")
+    group.add_argument(
+        "--limit", choices=LIMITS, default="sde",
+        help="sde: the SME, which ignores the delay; sdde: the delay kept as s = τη (constant --tau N); "
+        "ode: refused (no noise, see amsgd derive) (default: %(default)s)",
+    )  # fmt: skip
     group.add_argument("--paths", type=int, default=200, help="paths per ensemble (default: %(default)s)")
     group.add_argument("--steps", type=int, help="horizon in iterations k (default: 5000; 200 for --convergence-study)")
     group.add_argument(
@@ -64,15 +78,17 @@ def run(args: argparse.Namespace) -> int:
     import time
 
     problem = require_pca(problem_from_args(args), "integrate")
+    _check_limit(problem, args)
     for path in (args.out, args.plot):
         if path:
             check_output_file(path)
     started = time.perf_counter()
     summary: dict = {"problem": problem.to_dict(), "paths": args.paths, "seed": args.seed, "dt_iterations": args.dt}
-    if problem.delay.spec != "constant:0":
+    summary["limit"] = args.limit
+    if args.limit == "sde" and problem.delay.spec != "constant:0":
         summary["note"] = (
             f"the diffusion limit does not depend on the delay: {problem.delay.spec} is ignored here "
-            "(amsgd derive reports its finite-delay effect)"
+            "(--limit sdde keeps a constant delay; amsgd derive reports its finite-delay effect)"
         )
     summary.update(_study(problem, args) if args.convergence_study else _ensemble(problem, args))
     summary["seconds"] = round(time.perf_counter() - started, 3)
@@ -83,17 +99,60 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_limit(problem, args: argparse.Namespace) -> None:
+    """Refuse what ``--limit`` cannot do, in one line, before any heavy import."""
+    from amsgd.core.delays import ConstantDelay
+    from amsgd.core.errors import ProblemError
+
+    if args.limit == "ode":
+        raise ProblemError(
+            "--limit ode: the ODE has no noise, so it has no stationary error and never leaves the saddle e_2; "
+            "its travel time is in amsgd derive (phases), its paths in amsgd.diffusion.ode.integrate_ode"
+        )
+    if args.limit != "sdde":
+        return
+    if args.convergence_study:
+        raise ProblemError("--convergence-study is for --limit sde; use amsgd.diffusion.sdde.sdde_convergence_study")
+    if not isinstance(problem.delay, ConstantDelay):
+        raise ProblemError(
+            f"--limit sdde needs a constant delay (--tau N), got --delay {problem.delay.spec}: "
+            "the delay-differential limit holds a fixed s = τη"
+        )
+    if args.scheme is not None and args.scheme not in SDDE_SCHEME_NAMES:
+        raise ProblemError(
+            f"unknown scheme {args.scheme!r} for --limit sdde; allowed: {', '.join(SDDE_SCHEME_NAMES)}"
+        )
+    if not args.dt > 0:
+        raise ProblemError(f"dt (in iterations) must be finite and > 0, got {args.dt!r}")
+    steps = problem.tau / args.dt
+    if abs(steps - round(steps)) > 1e-9 * max(steps, 1.0):
+        raise ProblemError(
+            f"--tau {problem.tau} is not a whole number of SDE steps --dt {args.dt:g}: "
+            "the delay must be k·dt iterations; choose --dt dividing --tau"
+        )
+
+
 def _ensemble(problem, args: argparse.Namespace) -> dict:
-    from amsgd.diffusion.sme import phase_predictions
+    """Escape, travel and stationary error of the SME (``--limit sde``) or of the SDDE (``--limit sdde``,
+    with the delay, the stability limit and the closed-form SDDE floor beside the ensemble's)."""
+    from amsgd.diffusion import sme
 
     steps = 5000 if args.steps is None else args.steps
     scheme = args.scheme or "euler"
-    phases = phase_predictions(
-        problem, iterations=steps, dt=args.dt, paths=args.paths, scheme=scheme, rng=args.seed,
-        delta_sq=args.delta_sq, window=args.window,
-    ).to_dict()  # fmt: skip
+    options = dict(iterations=steps, dt=args.dt, paths=args.paths, scheme=scheme, rng=args.seed,
+                   delta_sq=args.delta_sq, window=args.window)  # fmt: skip
+    delayed = args.limit == "sdde"
+    phases = (sme.delayed_phase_predictions if delayed else sme.phase_predictions)(problem, **options).to_dict()
     phases["stationary_window_iterations"] = [(1 - args.window) * steps, float(steps)]
-    return {"steps": steps, "scheme": scheme, **phases}
+    out = {"steps": steps, "scheme": scheme, **phases}
+    if delayed:
+        from amsgd.diffusion.theory import predict
+
+        out.update(delay_iterations=problem.tau, delay_time=problem.tau * problem.eta,
+                   predicted=predict(problem).sdde.to_dict())  # fmt: skip
+        if problem.tau > 0:
+            out["stability_limit"] = sme.delay_limit(problem).to_dict()
+    return out
 
 
 def _study(problem, args: argparse.Namespace) -> dict:

@@ -33,19 +33,10 @@ from amsgd.diffusion.theory.linear_recursion import (
 from amsgd.diffusion.theory.lyapunov import stationary_variance
 
 
-@dataclass(frozen=True)
-class FloorResult:
-    """Per-mode exact stationary variances (``inf`` for a mode that is not mean-square stable).
+class ModeVariances:
+    """A floor as a sum over modes: ``variances`` (``inf`` for a mode without a stationary law) and the
+    diffusion limit's ``diffusion_variances`` beside them."""
 
-    ``floor`` is their sum, the linearised stationary mean of sin²; ``diffusion_floor`` the
-    leading-order diffusion value ``Σ η s_i² / (2 a_i (1 − μ))``.
-    """
-
-    eta: float
-    mu: float
-    delay: str
-    rates: tuple[float, ...]
-    noise_variances: tuple[float, ...]
     variances: tuple[float, ...]
     diffusion_variances: tuple[float, ...]
 
@@ -63,8 +54,25 @@ class FloorResult:
 
     @property
     def ratio(self) -> float:
-        """``floor / diffusion_floor``: how far the diffusion limit is from the exact linear value."""
+        """``floor / diffusion_floor``: how far the diffusion limit is from this floor."""
         return self.floor / self.diffusion_floor if self.diffusion_floor > 0 else float("nan")
+
+
+@dataclass(frozen=True)
+class FloorResult(ModeVariances):
+    """Per-mode exact stationary variances (``inf`` for a mode that is not mean-square stable).
+
+    ``floor`` is their sum, the linearised stationary mean of sin²; ``diffusion_floor`` the
+    leading-order diffusion value ``Σ η s_i² / (2 a_i (1 − μ))``.
+    """
+
+    eta: float
+    mu: float
+    delay: str
+    rates: tuple[float, ...]
+    noise_variances: tuple[float, ...]
+    variances: tuple[float, ...]
+    diffusion_variances: tuple[float, ...]
 
     def to_dict(self) -> dict:
         return {

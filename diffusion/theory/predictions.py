@@ -32,6 +32,7 @@ from amsgd.diffusion.theory.modes import OptimumModes, PointValues, evaluate, op
 from amsgd.diffusion.theory.options import SCALING_MUS, PredictOptions
 from amsgd.diffusion.theory.phases import Phases, phases
 from amsgd.diffusion.theory.report import predictions_dict
+from amsgd.diffusion.theory.sdde_floor import SDDEFloor, sdde_floor
 from amsgd.diffusion.theory.second_moments import (
     Coefficients,
     FiniteEtaFloor,
@@ -122,6 +123,17 @@ class Predictions:
     def finite_eta(self) -> FiniteEtaFloor:
         """The finite-η floor with multiplicative noise and the curvature of sin² (:mod:`.second_moments`)."""
         return finite_eta_floor(self.coefficients, self.problem.eta, self.problem.mu, self.delay_law)
+
+    @property
+    def delay_time(self) -> float:
+        """``s = τ η`` of the problem's delay (for a random delay, its mean times η)."""
+        return self.problem.eta * self.delay_law.mean
+
+    @cached_property
+    def sdde(self) -> SDDEFloor:
+        """The floor of the finite-delay (SDDE) limit at ``s = τ η`` (:mod:`.sdde_floor`)."""
+        return sdde_floor(self.modes.rates, self.modes.noise_variances, self.problem.eta, self.problem.mu,
+                          self.delay_time)  # fmt: skip
 
     @cached_property
     def stability(self) -> StabilityReport:

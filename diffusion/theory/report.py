@@ -19,7 +19,8 @@ TRADEOFF_KEYS = (
 
 def predictions_dict(p: Predictions) -> dict:
     """``problem``, ``recursion``, ``ode``, ``sde``, ``stationary_error``, ``stability``, ``phases``,
-    ``delay_conditions`` and ``tradeoff``; rates per unit of diffusion time, durations in iterations."""
+    ``delay_conditions``, ``tradeoff`` and ``sdde``; rates per unit of diffusion time, durations in
+    iterations."""
     d = p.derivation
     formulas = d.to_dict()
     ode = formulas["ode"]
@@ -45,7 +46,32 @@ def predictions_dict(p: Predictions) -> dict:
         "phases": p.phases.to_dict(),
         "delay_conditions": p.delay_conditions.to_dict(),
         "tradeoff": {k: tradeoff[k] for k in TRADEOFF_KEYS},
+        "sdde": sdde_dict(p, formulas["sdde"]),
     }
+
+
+def sdde_dict(p: Predictions, formulas: dict) -> dict:
+    """The finite-delay (SDDE) limit at ``s = τ η``: its floor beside the τ-free diffusion floor, and
+    the boundary ``s*`` with the mode that sets it."""
+    floor = p.sdde
+    out = {
+        **floor.to_dict(),
+        "limiting_mode": p.modes.describe(floor.limiting_mode),
+        "formula": formulas["floor_formula"],
+        "formulas": {k: v for k, v in formulas.items() if k != "floor_formula"},
+    }
+    law = p.delay_law
+    if law.constant is None:
+        out["delay_time_note"] = (
+            f"delay {p.problem.delay.spec} is not constant: s = eta times its mean delay {law.mean:.4g}; the SDDE "
+            "has one fixed delay"
+        )
+    if not floor.stable:
+        out["note"] = (
+            f"s = {floor.delay_time:.6g} is beyond s* = {floor.critical_delay_time:.6g}: the SDDE has no "
+            "stationary law"
+        )
+    return out
 
 
 def linearized_dict(p: Predictions) -> dict:
