@@ -26,6 +26,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     group.add_argument("--threads", type=int, default=1, help="threads over blocks of replicates (default: 1)")
     group.add_argument("--out", metavar="FILE.nc", help="write the trajectories (xarray Dataset) to NetCDF")
+    group.add_argument(
+        "--svag", type=int, metavar="L",
+        help="SVAG runs (Li, Malladi & Arora 2021): step eta/L, L times the steps, delay L*tau, two samples per "
+        "step weighted (1 +- sqrt(2L - 1))/2; iterations stay original ones (PCA, Gaussian data, constant delay)",
+    )  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -35,6 +40,10 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         check_output_file(args.out)
     if isinstance(problem, ModelProblem):
+        if args.svag is not None:
+            from amsgd.core.errors import ProblemError
+
+            raise ProblemError("--svag applies to --model pca only (streaming PCA with Gaussian data)")
         result = _simulate_model(problem, args)
         summary = result.to_dict()
         print(_compact_lists(json.dumps(summary, indent=2)))
@@ -42,13 +51,16 @@ def run(args: argparse.Namespace) -> int:
         if args.out:
             write_netcdf(result.to_xarray(), args.out)
         return _verdict(result.diverged_at >= 0)
-    from amsgd.simulate import simulate
+    if args.svag is not None:
+        result = _simulate_svag(problem, args)
+    else:
+        from amsgd.simulate import simulate
 
-    result = simulate(
-        problem, args.steps, args.replicates, rng=args.seed, record_every=args.record_every, start=args.start,
-        window=args.window, window_start=args.window_start, coordinates=args.coordinates,
-        divergence_norm=args.divergence_norm, threads=args.threads,
-    )  # fmt: skip
+        result = simulate(
+            problem, args.steps, args.replicates, rng=args.seed, record_every=args.record_every, start=args.start,
+            window=args.window, window_start=args.window_start, coordinates=args.coordinates,
+            divergence_norm=args.divergence_norm, threads=args.threads,
+        )  # fmt: skip
     if result.stationarity.significant:  # the halves differ: the theory's phases say where to start the window
         from amsgd.diffusion.theory.phases import saddle_arrival
 
@@ -91,6 +103,24 @@ def _simulate_model(problem: ModelProblem, args: argparse.Namespace):
     return simulate_model(
         problem, args.steps, args.replicates, rng=args.seed, record_every=args.record_every, window=args.window,
         divergence_norm=args.divergence_norm,
+    )  # fmt: skip
+
+
+def _simulate_svag(problem, args: argparse.Namespace):
+    """``--svag L``: the SVAG runs of :func:`amsgd.simulate.svag.simulate_svag`, the same options in original iterations."""
+    from amsgd.core import checks
+    from amsgd.core.errors import ProblemError
+
+    checks.positive_int("--svag L", args.svag)  # before the compiled kernels load
+    if args.coordinates != "moments":
+        raise ProblemError("--coordinates all does not apply to --svag (its runs keep the coordinate moments only)")
+    from amsgd.simulate.svag import check_svag, simulate_svag
+
+    check_svag(problem, args.svag)
+    return simulate_svag(
+        problem, args.steps, args.replicates, args.svag, rng=args.seed, record_every=args.record_every,
+        start=args.start, window=args.window, window_start=args.window_start,
+        divergence_norm=args.divergence_norm, threads=args.threads,
     )  # fmt: skip
 
 

@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from amsgd.cli.options import add_problem_options, problem_from_args, require_pca
+from amsgd.cli.options import add_problem_options, int_list, problem_from_args, require_pca
 from amsgd.core.errors import ProblemError
 from amsgd.core.files import check_output_dir
 from amsgd.core.problem import DEFAULT_ETA
@@ -37,6 +37,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     group.add_argument("--seed", type=int, default=None, help="seed of every run (default: the preset's, 2018)")
     group.add_argument("--threads", type=int, default=None, help="simulation threads (default: 2)")
+    group.add_argument(
+        "--svag", type=int_list, metavar="L1,L2,...",
+        help="SVAG validation of the limit at the problem's eta, mu, tau (Li, Malladi & Arora 2021): the floor "
+        "and the escape time at each amplification L (include 1), and the verdict",
+    )  # fmt: skip
     # Scales one prediction by a factor, to show that a wrong prediction fails (NAME=FACTOR, repeatable).
     group.add_argument("--perturb", action="append", default=[], help=argparse.SUPPRESS)
 
@@ -46,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.preset in MODEL_PRESETS:
         return _run_paper_dnn(args)
+    if args.svag is not None:
+        return _run_svag(args)
     from amsgd.validation.budget import Budget
 
     preset = get_preset(args.preset) if args.preset else None
@@ -109,6 +116,8 @@ def _public_command(args) -> str:
             parts.append(f"--tau {args.tau}")
     if args.only:
         parts.append(f"--only {args.only}")
+    if getattr(args, "svag", None):
+        parts.append("--svag " + ",".join(str(v) for v in args.svag))
     if args.seed is not None:
         parts.append(f"--seed {args.seed}")
     parts.append(f"--out {args.out}")
@@ -132,6 +141,35 @@ def _run_paper_dnn(args: argparse.Namespace) -> int:
         report = run_paper_dnn(setup)
         figure = paper_dnn_figure(report, out / "paper-dnn.png")
         write_dnn_report(report, out, [figure], command=_public_command(args))
+    return _verdict(report.checks, report.elapsed, out)
+
+
+def _run_svag(args: argparse.Namespace) -> int:
+    """``--svag L1,L2,...``: SVAG runs at every L, the verdict, report.json, report.md and svag.png."""
+    from dataclasses import replace
+
+    if args.preset or args.only or args.perturb:
+        raise ProblemError("--preset, --only and --perturb do not apply to --svag")
+    problem = require_pca(problem_from_args(args), "validate")
+    from amsgd.validation.svag import SvagSetup, amplifications
+
+    amps = amplifications(args.svag)  # before the compiled kernels load
+    from amsgd.simulate.svag import check_svag
+
+    for amp in amps:
+        check_svag(problem, amp)
+    changes = {k: v for k, v in (("seed", args.seed), ("threads", args.threads)) if v is not None}
+    setup = replace(SvagSetup(amplifications=amps), **changes)
+    out = check_output_dir(args.out)
+    out.mkdir(exist_ok=True)
+    from amsgd.figures.svag import svag_figure
+    from amsgd.validation.svag import run_svag, write_svag_report
+
+    with _incomplete_on_interrupt(out, _public_command(args)):
+        report = run_svag(problem, setup)
+        figure = svag_figure(report, out / "svag.png")
+        write_svag_report(report, out, [figure], command=_public_command(args))
+    print(report.verdict())
     return _verdict(report.checks, report.elapsed, out)
 
 

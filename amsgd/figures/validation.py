@@ -10,6 +10,7 @@ from amsgd.core.progress import stage
 from amsgd.figures.delays import delay_curves_figure, phase_diagram_figure
 from amsgd.figures.dynamics import escape_figure, rate_figure, stationary_figure, trajectory_figure
 from amsgd.figures.momentum import momentum_figure
+from amsgd.figures.sdde_limit import sdde_limit_figure
 from amsgd.figures.style import problem_label
 from amsgd.validation.run import ValidationReport
 from amsgd.validation.sections import Section
@@ -62,6 +63,12 @@ def _momentum(report: ValidationReport, s: Section, out: Path) -> list[Path]:
     return [momentum_figure(s.result, out / "momentum_asynchrony.png")]
 
 
+def _sdde_limit(report: ValidationReport, s: Section, out: Path) -> list[Path]:
+    p = report.problem
+    label = f"Σ = diag({','.join(f'{x:g}' for x in p.eigenvalues)}), {p.distribution.spec}, μ = {p.mu:g}"
+    return [sdde_limit_figure(s.result, label, out / "sdde_limit.png")]
+
+
 _DRAW: dict[str, Callable[[ValidationReport, Section, Path], list[Path]]] = {
     "ode": _ode,
     "phases": _phases,
@@ -70,4 +77,5 @@ _DRAW: dict[str, Callable[[ValidationReport, Section, Path], list[Path]]] = {
     "stability": _stability,
     "sweep": _sweep,
     "momentum": _momentum,
+    "sdde-limit": _sdde_limit,
 }

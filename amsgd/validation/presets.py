@@ -18,7 +18,7 @@ from amsgd.core.problem import Problem
 from amsgd.validation.budget import Budget
 
 #: Every experiment, in report order.
-EXPERIMENTS = ("ode", "phases", "rate", "stationary", "finite-eta", "stability", "sweep", "momentum")
+EXPERIMENTS = ("ode", "phases", "rate", "stationary", "finite-eta", "stability", "sweep", "momentum", "sdde-limit")
 PAPER_MUS = (0.7, 0.8, 0.85, 0.9, 0.95)
 PAPER_TAUS = tuple(range(0, 161, 5))
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from amsgd.validation import delays, dynamics, finite_eta, momentum, stationary, texts
+from amsgd.validation import delays, dynamics, finite_eta, momentum, sdde_limit, stationary, texts
 from amsgd.validation.checks import Check
 from amsgd.validation.context import Context
 from amsgd.validation.presets import Preset
@@ -83,6 +83,19 @@ def momentum_section(ctx: Context, preset: Preset | None) -> Section:
                    {"momentum": [r.to_dict() for r in mo.rows]}, result=mo)  # fmt: skip
 
 
+def sdde_limit_section(ctx: Context, preset: Preset | None) -> Section:
+    lim = sdde_limit.sdde_limit(ctx)
+    first = lim.rungs[0]
+    text = texts.SDDE_LIMIT.format(
+        fraction=sdde_limit.DELAY_FRACTION, s=lim.delay_time, s_star=lim.critical_delay_time,
+        mode=lim.limiting_mode["kind"], eta=first.eta, tau=first.tau, divisors=", ".join(str(m) for m in sdde_limit.LADDER),
+        replicates=ctx.budget.replicates, steps=first.steps, relaxations=sdde_limit.MIN_RELAXATIONS,
+    )  # fmt: skip
+    return Section("sdde-limit", "The finite-delay (SDDE) limit: τ = s/η as η → 0",
+                   text + "\n\n" + lim.markdown_table(), lim.checks,
+                   {"sdde_limit": lim.table()}, result=lim)  # fmt: skip
+
+
 BUILDERS: dict[str, Callable[[Context, Preset | None], Section]] = {
     "ode": ode_section,
     "phases": phases_section,
@@ -92,4 +105,5 @@ BUILDERS: dict[str, Callable[[Context, Preset | None], Section]] = {
     "stability": stability_section,
     "sweep": sweep_section,
     "momentum": momentum_section,
+    "sdde-limit": sdde_limit_section,
 }

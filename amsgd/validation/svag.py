@@ -1,0 +1,369 @@
+"""SVAG: is the SDE (τ = 0) or SDDE (τ > 0) limit valid at the problem's η, μ and τ?
+
+Li, Malladi and Arora (2021) test an SDE description of SGD at a finite step η by SVAG runs
+(:mod:`amsgd.simulate.svag`): step η/L, L times the steps, two samples per step combined with
+weights that keep the drift and the noise covariance per unit time, the delay Lτ steps so that the
+delay time τη is kept. As L grows the runs converge to the limit. If an observable at L = 1 (the
+algorithm) and at the largest L agree, the limit describes the algorithm at η for that observable;
+if they differ, the discretisation matters at η.
+
+Two observables, in original iterations (``k = n/L``):
+
+* the **floor**: the stationary error ``sin²∠(v, e_1)``, each replicate's average over the second half
+  of a run from e_1 of ``steps`` iterations (default: 40 relaxation times ``(1 − μ)/(η (λ_1 − λ_2))``
+  of the slowest tangent mode, at least 2000);
+* the **escape time**: each replicate's first iteration with ``sin² <= 1 − δ²`` from e_2 (the error
+  recorded at every iteration), averaged over the replicates; a run that has not escaped by the end
+  (forty times the diffusion limit's mean-curve escape) is censored and counted.
+
+The verdict per observable is a :class:`~amsgd.validation.checks.Check`: the 95% Welch interval of
+``value(L_max) − value(1)`` must contain 0, with no replicate diverged at any L; the relative
+difference and its interval (delta method) are reported beside it. Beside the floors stand the
+limit's floor (the diffusion floor at τ = 0, the SDDE floor at τ > 0, both leading order in η) and
+the exact finite-η floor of the SVAG recursion itself from the random-coefficient linear theory
+(:func:`amsgd.diffusion.theory.second_moments.finite_eta_floor` with step η/L, delay Lτ and the
+gradient's coupling and noise moments times ``w_1² + w_2² = L``), which tends as L grows to the SDE's
+floor with its state-dependent noise and the curvature of sin² — above the leading-order diffusion
+floor by terms of relative order η that SVAG does not remove.
+
+The noise-to-signal necessary condition of Li, Malladi and Arora is not evaluated: its exact
+statement could not be pinned down reliably here, and a condition of uncertain form is not reported.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from amsgd.core.errors import ProblemError
+from amsgd.core.files import atomic_write_text
+from amsgd.core.problem import Problem
+
+if TYPE_CHECKING:  # loaded on use: the checks of --svag run before SciPy loads
+    from amsgd.core.estimates import Estimate
+    from amsgd.validation.checks import Check
+
+#: Confidence of every interval here (that of :mod:`amsgd.core.estimates`).
+CONFIDENCE = 0.95
+
+#: The floor runs last this many relaxation times (1 − μ)/(η (λ_1 − λ_2)) of the slowest tangent mode.
+RELAXATION_TIMES = 40
+#: Escape runs last this many times the diffusion limit's mean-curve escape.
+ESCAPE_MARGIN = 40
+#: Escape runs record every iteration; skip them when that is more numbers than this.
+MAX_ESCAPE_NUMBERS = 50_000_000
+
+
+@dataclass(frozen=True)
+class SvagSetup:
+    """The amplifications L, replicates, floor steps (None: :data:`RELAXATION_TIMES` relaxation times),
+    δ² of the escape, whether to run the escape, the seed (every L uses the same seed) and threads."""
+
+    amplifications: tuple[int, ...] = (1, 2, 4, 8)
+    replicates: int = 1000
+    steps: int | None = None
+    delta_sq: float = 0.1
+    escape: bool = True
+    seed: int = 2018
+    threads: int = 1
+
+
+@dataclass(frozen=True)
+class SvagPoint:
+    """One amplification: the measured floor and escape time with their 95% intervals, the SVAG
+    recursion's finite-η floor (None when L τ is beyond the linear numerics), divergences and speed."""
+
+    amplification: int
+    weights: tuple[float, float]
+    floor: Estimate
+    floor_stationary: bool | None
+    floor_theory: float | None
+    escape: Estimate | None
+    escape_censored: int
+    diverged: int
+    svag_steps_per_second: float
+
+    def to_dict(self) -> dict:
+        from amsgd.core.estimates import json_float
+
+        return {
+            "L": self.amplification,
+            "weights": list(self.weights),
+            "floor": self.floor.to_dict(),
+            "floor_window_stationary": self.floor_stationary,
+            "floor_theory_finite_eta": None if self.floor_theory is None else json_float(self.floor_theory),
+            "escape_iterations": None if self.escape is None else self.escape.to_dict(),
+            "escape_censored": self.escape_censored,
+            "diverged_replicates": self.diverged,
+            "svag_steps_per_second": json_float(self.svag_steps_per_second),
+        }
+
+
+@dataclass(frozen=True)
+class Difference:
+    """``value(L_max) − value(1)`` with its 95% Welch interval, and relative to ``value(1)``."""
+
+    difference: Estimate
+    relative: Estimate
+
+    def to_dict(self) -> dict:
+        return {"difference": self.difference.to_dict(), "relative_difference": self.relative.to_dict()}
+
+
+@dataclass(frozen=True, eq=False)
+class SvagReport:
+    problem: Problem
+    setup: SvagSetup
+    steps: int
+    escape_steps: int | None
+    points: list[SvagPoint]
+    limit_name: str
+    limit_floor: float
+    elapsed: float
+    differences: dict[str, Difference] = field(default_factory=dict)
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.checks)
+
+    @property
+    def limit_kind(self) -> str:
+        return "SDE" if self.problem.delay.max_delay == 0 else "SDDE"
+
+    def verdict(self) -> str:
+        """One sentence: whether the limit is valid at the problem's η, μ, τ for the observables run."""
+        p = self.problem
+        where = f"η = {p.eta:g}, μ = {p.mu:g}, τ = {p.delay.max_delay}"
+        names = ", ".join(c.context.get("observable", c.name) for c in self.checks)
+        if self.passed:
+            return f"the {self.limit_kind} limit is valid at {where}: the {names} at L = 1 and at the largest L agree"
+        failed = ", ".join(c.context.get("observable", c.name) for c in self.checks if not c.passed)
+        return f"the {self.limit_kind} limit is not valid at {where}: the {failed} at L = 1 and at the largest L differ"
+
+    def to_dict(self) -> dict:
+        from amsgd.core.estimates import json_float
+
+        return {
+            "problem": self.problem.to_dict(),
+            "setup": {**self.setup.__dict__, "amplifications": list(self.setup.amplifications)},
+            "floor_steps": self.steps,
+            "escape_steps": self.escape_steps,
+            "limit": {"name": self.limit_name, "floor": json_float(self.limit_floor)},
+            "points": [pt.to_dict() for pt in self.points],
+            "differences": {k: v.to_dict() for k, v in self.differences.items()},
+            "verdict": self.verdict(),
+            "passed": self.passed,
+            "noise_to_signal_condition": None,
+            "elapsed_seconds": round(self.elapsed, 1),
+        }
+
+
+def amplifications(values: Sequence[int]) -> tuple[int, ...]:
+    """The amplifications, checked: positive integers, distinct, including 1 (the algorithm), two at least."""
+    out = []
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ProblemError(f"--svag takes positive integers L (1 = the algorithm itself), got {v!r}")
+        out.append(int(v))
+    if len(set(out)) != len(out) or 1 not in out or len(out) < 2:
+        raise ProblemError(
+            f"--svag needs distinct amplifications including 1 and a larger one, such as 1,2,4,8; got {','.join(map(str, out))}"
+        )
+    return tuple(sorted(out))
+
+
+def floor_steps(problem: Problem) -> int:
+    """:data:`RELAXATION_TIMES` relaxation times of the slowest tangent mode, at least 2000 iterations."""
+    lam = np.asarray(problem.eigenvalues, dtype=float)
+    relax = (1.0 - problem.mu) / (problem.eta * (lam[0] - lam[1]))
+    return int(max(2000, math.ceil(RELAXATION_TIMES * relax / 100.0) * 100))
+
+
+def run_svag(problem: Problem, setup: SvagSetup = SvagSetup()) -> SvagReport:
+    """Run the floor (and escape) at every amplification, compare L = 1 with the largest L."""
+    from amsgd.diffusion.theory import predict
+    from amsgd.simulate.svag import check_svag, simulate_svag
+
+    amps = amplifications(setup.amplifications)
+    for amp in amps:
+        check_svag(problem, amp)  # refuse bad input before any run
+    problem.require_eigengap()
+    began = time.perf_counter()
+    predictions = predict(problem)
+    tau = problem.delay.max_delay
+    limit_name, limit = ("diffusion floor (SDE)", predictions.diffusion_floor) if tau == 0 else (
+        "SDDE floor", predictions.sdde.floor)  # fmt: skip
+    steps = setup.steps or floor_steps(problem)
+    escape_steps = None
+    if setup.escape:
+        escape_steps = int(math.ceil(ESCAPE_MARGIN * predictions.phases.escape_time / problem.eta))
+        if escape_steps * setup.replicates > MAX_ESCAPE_NUMBERS:
+            escape_steps = None
+    points = []
+    for amp in amps:
+        run = simulate_svag(problem, steps, setup.replicates, amp, rng=setup.seed, start="e1", threads=setup.threads)
+        escape, censored = None, 0
+        if escape_steps is not None:
+            escaping = simulate_svag(problem, escape_steps, setup.replicates, amp, rng=setup.seed + 1, start="e2",
+                                     record_every=1, window=0.0, threads=setup.threads)  # fmt: skip
+            escape, censored = first_passage(escaping.error, escaping.iterations, 1.0 - setup.delta_sq)
+        points.append(SvagPoint(
+            amp, run.weights, run.stationary_error, run.stationarity.stationary, svag_floor_theory(problem, amp),
+            escape, censored, int(run.diverged.sum()), run.svag_steps_per_second,
+        ))  # fmt: skip
+    report = SvagReport(problem, setup, steps, escape_steps, points, limit_name, float(limit),
+                        time.perf_counter() - began)  # fmt: skip
+    _compare(report)
+    return report
+
+
+def first_passage(error: np.ndarray, iterations: np.ndarray, level: float) -> tuple[Estimate, int]:
+    """Per replicate the first recorded iteration with ``error <= level``; the mean over the replicates
+    that crossed with its 95% interval, and how many did not cross (censored, or diverged before)."""
+    from amsgd.core.estimates import t_interval
+
+    crossed = error <= level
+    hit = crossed.any(axis=1)
+    first = iterations[np.argmax(crossed, axis=1)].astype(float)
+    return t_interval(first[hit]), int((~hit).sum())
+
+
+def svag_floor_theory(problem: Problem, amplification: int) -> float | None:
+    """The finite-η floor of the SVAG recursion from the random-coefficient linear theory: step η/L,
+    delay Lτ, the coupling and additive noise moments times L; None beyond the linear numerics."""
+    from amsgd.diffusion.theory.coupling import coefficients_for
+    from amsgd.diffusion.theory.linear_recursion import MAX_DELAY
+    from amsgd.diffusion.theory.second_moments import Coefficients, finite_eta_floor
+
+    delay = amplification * problem.delay.max_delay
+    if delay > MAX_DELAY:
+        return None
+    c = coefficients_for(problem)
+    scaled = Coefficients(c.rates, amplification * c.coupling, amplification * c.additive, c.diagonal)
+    return float(finite_eta_floor(scaled, problem.eta / amplification, problem.mu, delay).value)
+
+
+def welch_difference(first: Estimate, last: Estimate, confidence: float = CONFIDENCE) -> Difference:
+    """``last − first`` of two independent means with the Welch interval, and ``(last − first)/first``
+    with the delta-method interval on the same degrees of freedom."""
+    from scipy import stats
+
+    from amsgd.core.estimates import Estimate
+    diff = last.mean - first.mean
+    v1, v2 = first.std_error**2, last.std_error**2
+    se = math.sqrt(v1 + v2)
+    df = (v1 + v2) ** 2 / (v1**2 / max(first.n - 1, 1) + v2**2 / max(last.n - 1, 1)) if se > 0 else math.inf
+    q = float(stats.t.ppf(0.5 + confidence / 2, df)) if math.isfinite(df) else float(stats.norm.ppf(0.5 + confidence / 2))
+    rel = diff / first.mean
+    rel_se = math.sqrt(v2 + (last.mean / first.mean) ** 2 * v1) / abs(first.mean)
+    n = min(first.n, last.n)
+    return Difference(Estimate(diff, diff - q * se, diff + q * se, se, n),
+                      Estimate(rel, rel - q * rel_se, rel + q * rel_se, rel_se, n))  # fmt: skip
+
+
+def _compare(report: SvagReport) -> None:
+    """The verdict's checks: per observable, the interval of ``value(L_max) − value(1)`` contains 0."""
+    from amsgd.validation.checks import Check
+
+    first, last = report.points[0], report.points[-1]
+    diverged = sum(pt.diverged for pt in report.points)
+    observables = [("floor", first.floor, last.floor, "")]
+    if first.escape is not None and last.escape is not None:
+        observables.append(("escape time", first.escape, last.escape, "iterations"))
+    for name, a, b, unit in observables:
+        diff = welch_difference(a, b)
+        report.differences[name] = diff
+        censored = first.escape_censored + last.escape_censored if name == "escape time" else 0
+        report.checks.append(Check(
+            name=f"svag {name}: L = 1 against L = {last.amplification}", group="svag", predicted=0.0,
+            measured=diff.difference.mean, ci_low=diff.difference.ci_low, ci_high=diff.difference.ci_high,
+            unit=unit, extra_pass=diverged == 0 and censored == 0,
+            criterion="the 95% Welch interval of value(L_max) - value(1) contains 0, no replicate diverged at any L"
+            + (" and every run escaped" if name == "escape time" else ""),
+            context={"observable": name, "value_at_1": a.mean, "value_at_L_max": b.mean,
+                     "relative_difference": diff.relative.mean,
+                     "relative_difference_ci": [diff.relative.ci_low, diff.relative.ci_high]},
+        ))  # fmt: skip
+
+
+def write_svag_report(report: SvagReport, out_dir: str | Path, figures: Sequence[Path] = (),
+                      command: str | None = None) -> list[Path]:  # fmt: skip
+    """``report.json`` (the run, the verdict and its checks) and ``report.md`` in ``out_dir``."""
+    out = Path(out_dir)
+    data = {"command": command, **report.to_dict(), "checks": [c.to_dict() for c in report.checks]}
+    paths = [out / "report.json", out / "report.md"]
+    atomic_write_text(paths[0], json.dumps(data, indent=2) + "\n")
+    atomic_write_text(paths[1], markdown(report, figures, command))
+    return paths
+
+
+def _interval(e: Estimate | None, digits: int = 4) -> str:
+    from amsgd.validation.report import fmt_number
+
+    if e is None:
+        return "—"
+    return f"{fmt_number(e.mean, digits)} [{fmt_number(e.ci_low, digits)}, {fmt_number(e.ci_high, digits)}]"
+
+
+def markdown(report: SvagReport, figures: Sequence[Path], command: str | None) -> str:
+    from amsgd.validation.report import check_table, fmt_number
+
+    p, s = report.problem, report.setup
+    lines = [
+        "# Validation report: SVAG (is the limit valid at this η?)",
+        "",
+        f"Command: `{command}`" if command else "",
+        "",
+        f"Σ = diag({', '.join(f'{x:g}' for x in p.eigenvalues)}), {p.distribution.spec} data, η = {p.eta:g}, "
+        f"μ = {p.mu:g}, delay {p.delay.spec}. SVAG runs (Li, Malladi & Arora 2021) at L ∈ "
+        f"{{{', '.join(str(pt.amplification) for pt in report.points)}}}: step η/L, L·steps iterations, delay Lτ, "
+        "each gradient `w1 g(ξ1) + w2 g(ξ2)` of two independent samples with `w1,2 = (1 ± sqrt(2L − 1))/2`, so the "
+        "drift and the noise covariance per unit time are those at η. Iterations are original iterations k = n/L.",
+        "",
+        f"**Verdict: {report.verdict()}.** ({sum(c.passed for c in report.checks)}/{len(report.checks)} checks pass, "
+        f"{report.elapsed:.0f} s.)",
+        "",
+        f"Floor: {s.replicates} runs from e_1 of {report.steps} iterations per L, the error averaged over the "
+        "second half. " + (
+            f"Escape: {s.replicates} runs from e_2 of {report.escape_steps} iterations, the first iteration with "
+            f"sin² <= 1 − δ² = {1 - s.delta_sq:g}." if report.escape_steps else "Escape: not run (too long to record).")
+        + f" Seed {s.seed} (escape: {s.seed + 1}) at every L.",
+        "",
+        f"| L | w1, w2 | floor [95% CI] | SVAG finite-η theory | {report.limit_name} | escape iterations [95% CI] "
+        "| censored | diverged |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for pt in report.points:
+        lines.append(
+            f"| {pt.amplification} | {pt.weights[0]:.4g}, {pt.weights[1]:.4g} | {_interval(pt.floor)} "
+            f"| {fmt_number(pt.floor_theory)} | {fmt_number(report.limit_floor)} | {_interval(pt.escape)} "
+            f"| {pt.escape_censored} | {pt.diverged} |"
+        )
+    lines += ["", "Differences, largest L against L = 1 (95% Welch interval):", ""]
+    for name, d in report.differences.items():
+        r = d.relative
+        lines.append(f"- {name}: {_interval(d.difference)}; relative {100 * r.mean:+.2f}% "
+                     f"[{100 * r.ci_low:+.2f}%, {100 * r.ci_high:+.2f}%]")  # fmt: skip
+    lines += [
+        "",
+        "What SVAG tests: the limit as a stochastic equation, with its state-dependent noise. The leading-order "
+        f"{report.limit_name} leaves out terms of relative order η that the equation keeps (the multiplicative "
+        "noise and the curvature of sin²), so the floors approach the finite-η theory's large-L value, above "
+        f"the {report.limit_name}, rather than the {report.limit_name} itself. The noise-to-signal necessary "
+        "condition of Li, Malladi & Arora is not evaluated.",
+        "",
+        "## Checks",
+        "",
+        *check_table(report.checks),
+        "",
+        *[f"![{Path(f).stem}]({Path(f).name})" for f in figures],
+    ]
+    return "\n".join(lines) + "\n"

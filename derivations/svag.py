@@ -1,0 +1,94 @@
+"""SVAG (Li, Malladi & Arora 2021) for the momentum recursion: the weights and what they preserve.
+
+For an amplification L the SVAG recursion takes steps of η/L with the gradient replaced by
+``w_1 G(x; ξ) + w_2 G(x; ξ')`` of two independent samples, and the delay by Lτ steps:
+
+    x_{n+1} = x_n + μ (x_n − x_{n−1}) + (η/L) [w_1 G(x_{n−Lτ}, ξ_n) + w_2 G(x_{n−Lτ}, ξ'_n)].
+
+The weights solve ``w_1 + w_2 = 1`` (the mean of the combined gradient is E G) and
+``w_1² + w_2² = L`` (its variance is L Var G); SymPy solves the pair, ``w_{1,2} = (1 ± sqrt(2L − 1))/2``
+(:func:`svag_weights`). With L/η steps per unit of time t the drift per unit time is
+``(L/η)(η/L) E G = E G`` and the noise covariance per unit time ``(L/η)(η/L)² L Var G = η Var G``:
+those of the recursion at step η, for every L, so the SDE (and, with ``s = Lτ · η/L = τη``, the SDDE)
+limit is the same; the momentum's memory, ``1/(1 − μ)`` steps, lasts ``η/(L (1 − μ))`` in time and
+vanishes as L grows (:func:`svag_moments`).
+
+What changes with L is the discretisation. For one linear mode at τ = 0, ``G = −a x + σ ξ``, the
+SVAG recursion is an AR(2) process whose stationary variance SymPy obtains from its Yule–Walker
+(Lyapunov) equations (:func:`svag_mode_variance`):
+
+    Var x = η σ² / (2 a (1 − μ)) · 1/(1 − η a/(2 L (1 + μ))),
+
+which tends to the OU value ``η σ²/(2 a (1 − μ))`` of the SDE as L → ∞: the discretisation excess of
+the floor falls like 1/L. Effects that the SDE itself carries (a noise covariance that depends on
+the state, the curvature of the observable) do not fall with L.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy as sp
+
+L, eta, mu, a, sigma, tau = sp.symbols("L eta mu a sigma tau", positive=True)
+
+
+def svag_weights(amplification: sp.Expr = L) -> tuple[sp.Expr, sp.Expr]:
+    """``(w_1, w_2)``, ``w_1 >= w_2``, solving ``w_1 + w_2 = 1`` and ``w_1² + w_2² = L`` (L >= 1)."""
+    w1, w2 = sp.symbols("w_1 w_2", real=True)
+    solutions = sp.solve([w1 + w2 - 1, w1**2 + w2**2 - amplification], [w1, w2], dict=True)
+    pairs = [(sp.simplify(s[w1]), sp.simplify(s[w2])) for s in solutions]
+    # the solution with w_1 >= w_2: w_1 − w_2 = ± sqrt(2L − 1); test the sign at L = 1 + 1 (any L > 1/2)
+    probe = {amplification: 2} if isinstance(amplification, sp.Symbol) else {}
+    return max(pairs, key=lambda p: float((p[0] - p[1]).subs(probe)))
+
+
+@dataclass(frozen=True)
+class SvagMoments:
+    """The combined gradient's mean and variance for ``E G = m``, ``Var G = v``, and per unit time
+    the drift, the noise variance and the delay time of the SVAG recursion."""
+
+    mean: sp.Expr
+    variance: sp.Expr
+    drift_per_time: sp.Expr
+    noise_per_time: sp.Expr
+    delay_time: sp.Expr
+
+
+def svag_moments(amplification: sp.Expr = L) -> SvagMoments:
+    """Moments of ``w_1 G_1 + w_2 G_2`` (G_1, G_2 independent, mean m, variance v) and the SVAG
+    recursion's drift ``(L/η)(η/L) E``, noise ``(L/η)(η/L)² Var`` and delay time ``Lτ η/L`` per unit time."""
+    m, v = sp.symbols("m v", real=True)
+    w1, w2 = svag_weights(amplification)
+    mean = sp.simplify(sp.expand(w1 * m + w2 * m))
+    variance = sp.simplify(sp.expand(w1**2 * v + w2**2 * v))
+    step, per_time = eta / amplification, amplification / eta
+    return SvagMoments(
+        mean=mean,
+        variance=variance,
+        drift_per_time=sp.simplify(per_time * step * mean),
+        noise_per_time=sp.simplify(per_time * step**2 * variance),
+        delay_time=sp.simplify(amplification * tau * step),
+    )
+
+
+def svag_mode_variance(amplification: sp.Expr = L) -> sp.Expr:
+    """Stationary variance of one linear mode ``G = −a x + σ ξ`` under SVAG at τ = 0 (module docstring).
+
+    ``x_{n+1} = φ_1 x_n + φ_2 x_{n−1} + (η/L) σ (w_1 ξ_n + w_2 ξ'_n)`` with ``φ_1 = 1 + μ − η a/L``,
+    ``φ_2 = −μ``; the autocovariances ``γ_0, γ_1`` solve ``γ_1 = φ_1 γ_0 + φ_2 γ_1`` and
+    ``γ_0 = φ_1 γ_1 + φ_2 (φ_1 γ_1 + φ_2 γ_0) + q`` with ``q = (η/L)² σ² (w_1² + w_2²)``.
+    """
+    g0, g1 = sp.symbols("gamma_0 gamma_1")
+    w1, w2 = svag_weights(amplification)
+    phi1, phi2 = 1 + mu - eta * a / amplification, -mu
+    q = (eta / amplification) ** 2 * sigma**2 * sp.expand(w1**2 + w2**2)
+    # γ_2 = φ_1 γ_1 + φ_2 γ_0, and γ_0 = φ_1 γ_1 + φ_2 γ_2 + q
+    gamma2 = phi1 * g1 + phi2 * g0
+    solved = sp.solve([g1 - phi1 * g0 - phi2 * g1, g0 - phi1 * g1 - phi2 * gamma2 - q], [g0, g1], dict=True)[0]
+    return sp.factor(sp.simplify(solved[g0]))
+
+
+def sde_mode_variance() -> sp.Expr:
+    """The OU (SDE) variance of the same mode, ``η σ²/(2 a (1 − μ))``: the limit L → ∞ of :func:`svag_mode_variance`."""
+    return sp.simplify(sp.limit(svag_mode_variance(L), L, sp.oo))

@@ -1,0 +1,183 @@
+"""SVAG runs (simulate/svag.py), their derivation (derivations/svag.py) and the SVAG validation.
+
+The weights keep the drift and the noise per unit time (exact, SymPy); L = 1 is the algorithm (the
+same streams as ``simulate``: equal to rounding, and the floors agree statistically across seeds);
+at a large η the floor moves with L toward the limit; a seed gives the same numbers; bad input is
+one line.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import sympy as sp
+from scipy import linalg, stats
+
+from amsgd import Problem, parse_delay
+from amsgd.core.errors import ProblemError
+from amsgd.derivations import svag as derived
+from amsgd.simulate import simulate
+from amsgd.simulate.svag import simulate_svag, svag_weights
+from amsgd.validation.svag import SvagSetup, first_passage, run_svag, welch_difference, write_svag_report
+
+
+def test_weights_keep_the_drift_and_the_noise_per_unit_time_exactly():
+    w1, w2 = derived.svag_weights()
+    L = derived.L
+    assert sp.simplify(w1 + w2 - 1) == 0
+    assert sp.simplify(sp.expand(w1**2 + w2**2) - L) == 0
+    for amp in range(1, 17):  # exact arithmetic at each L, and the kernel's floats against it
+        e1, e2 = derived.svag_weights(sp.Integer(amp))
+        assert sp.nsimplify(e1 + e2) == 1 and sp.expand(e1**2 + e2**2) == amp
+        f1, f2 = svag_weights(amp)
+        assert abs(f1 - float(e1)) < 1e-15 and abs(f2 - float(e2)) < 1e-15
+    assert svag_weights(1) == (1.0, 0.0)
+    m = derived.svag_moments()
+    mean, var = sp.symbols("m v", real=True)
+    assert sp.simplify(m.mean - mean) == 0 and sp.simplify(m.variance - L * var) == 0
+    assert sp.simplify(m.drift_per_time - mean) == 0
+    assert sp.simplify(m.noise_per_time - derived.eta * var) == 0
+    assert sp.simplify(m.delay_time - derived.eta * derived.tau) == 0
+
+
+def _ar2_variance(amp: int, eta: float, mu: float, a: float, sigma: float) -> float:
+    """The SVAG mode's stationary variance from the discrete Lyapunov equation of its companion form."""
+    w1, w2 = svag_weights(amp)
+    step = eta / amp
+    A = np.array([[1 + mu - step * a, -mu], [1.0, 0.0]])
+    Q = np.zeros((2, 2))
+    Q[0, 0] = step**2 * sigma**2 * (w1**2 + w2**2)
+    return float(linalg.solve_discrete_lyapunov(A, Q)[0, 0])
+
+
+def test_one_mode_floor_falls_to_the_sde_value_like_one_over_L():
+    formula = derived.svag_mode_variance()
+    limit = derived.sde_mode_variance()
+    eta, mu, a, sigma = 0.05, 0.6, 3.0, 1.7
+    values = {derived.eta: eta, derived.mu: mu, derived.a: a, derived.sigma: sigma}
+    ou = eta * sigma**2 / (2 * a * (1 - mu))
+    assert float(limit.subs(values)) == pytest.approx(ou, rel=1e-14)
+    for amp in (1, 2, 4, 8, 64):
+        exact = _ar2_variance(amp, eta, mu, a, sigma)
+        assert float(formula.subs({**values, derived.L: amp})) == pytest.approx(exact, rel=1e-12)
+        assert exact / ou - 1 == pytest.approx(1 / (1 - eta * a / (2 * amp * (1 + mu))) - 1, rel=1e-10)
+
+
+def test_L1_is_the_algorithm_itself():
+    problem = Problem.from_spectrum((4, 3, 2, 1), eta=0.01, mu=0.5, delay=parse_delay("constant:2"))
+    plain = simulate(problem, 600, 70, rng=4, start="e2", record_every=1)
+    svag = simulate_svag(problem, 600, 70, 1, rng=4, start="e2", record_every=1)
+    assert svag.weights == (1.0, 0.0)
+    np.testing.assert_allclose(svag.error, plain.error, rtol=0, atol=1e-10)  # the same streams, to rounding
+    np.testing.assert_allclose(svag.window_error, plain.window_error, rtol=0, atol=1e-10)
+    # and statistically, on independent seeds: the floors' difference interval holds 0
+    a = simulate(problem, 3000, 400, rng=10, start="e1")
+    b = simulate_svag(problem, 3000, 400, 1, rng=11, start="e1")
+    d = welch_difference(a.stationary_error, b.stationary_error).difference
+    assert d.ci_low < 0 < d.ci_high and abs(d.mean) < 0.03 * a.stationary_error.mean
+
+
+def test_welch_difference_agrees_with_scipy():
+    from amsgd.core.estimates import t_interval
+
+    rng = np.random.default_rng(3)
+    for shift in (0.0, 0.05, 0.2):
+        x, y = rng.normal(1.0, 0.3, 200), rng.normal(1.0 + shift, 0.5, 150)
+        d = welch_difference(t_interval(x), t_interval(y)).difference
+        p = stats.ttest_ind(y, x, equal_var=False).pvalue
+        assert (d.ci_low < 0 < d.ci_high) == (p > 0.05)
+        assert d.mean == pytest.approx(y.mean() - x.mean(), rel=1e-12)
+
+
+@pytest.mark.slow
+def test_floor_moves_toward_the_limit_as_L_grows_at_a_large_eta():
+    # μ = 0, η = 0.03 (diffusion floor 0.26): the discretisation raises the floor at L = 1
+    problem = Problem.from_spectrum((4, 3, 2, 1), eta=0.03, mu=0.0)
+    floor = {amp: simulate_svag(problem, 2000, 6000, amp, rng=21).stationary_error for amp in (1, 8)}
+    limit = 0.26  # η Σ λ_1 λ_i/(2 (λ_1 − λ_i)), checked against predict below
+    from amsgd import predict
+
+    assert predict(problem).diffusion_floor == pytest.approx(limit, rel=1e-12)
+    d = welch_difference(floor[1], floor[8]).difference
+    assert d.ci_high < 0  # the floor falls from L = 1 to L = 8 ...
+    assert floor[8].ci_low > limit  # ... toward the limit, staying above it (state-dependent noise, curvature)
+    assert abs(floor[8].mean - limit) < abs(floor[1].mean - limit)
+
+
+def test_same_seed_same_numbers_whatever_the_threads():
+    problem = Problem.from_spectrum((4, 3, 2, 1), eta=0.01, mu=0.5, delay=parse_delay("constant:1"))
+    a = simulate_svag(problem, 300, 300, 2, rng=7, start="random")
+    b = simulate_svag(problem, 300, 300, 2, rng=7, start="random", threads=2)
+    c = simulate_svag(problem, 300, 300, 2, rng=8, start="random")
+    np.testing.assert_array_equal(a.error, b.error)
+    np.testing.assert_array_equal(a.window_error, b.window_error)
+    assert not np.array_equal(a.error, c.error)
+    summary = a.to_dict()
+    assert summary["svag"]["L"] == 2 and summary["svag"]["iterations"] == 600 and summary["svag"]["delay"] == 2
+    assert summary["svag"]["step"] == pytest.approx(0.005) and summary["steps"] == 300
+    assert a.iterations[-1] == 300 and a.replicates == 300
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"amplification": 0}, "positive integer"),
+        ({"amplification": 1.5}, "positive integer"),
+        ({"amplification": True}, "positive integer"),
+        ({"delay": "uniform:0-4"}, "constant delay"),
+        ({"delay": "ps:4"}, "constant delay"),
+        ({"distribution": "rademacher"}, "Gaussian data"),
+    ],
+)
+def test_bad_input_is_one_line(kwargs, fragment):
+    from amsgd.core.distributions import parse_distribution
+
+    problem = Problem.from_spectrum(
+        (4, 3, 2, 1), delay=parse_delay(kwargs.get("delay", "constant:0")),
+        distribution=parse_distribution(kwargs.get("distribution", "gaussian")),
+    )  # fmt: skip
+    with pytest.raises(ProblemError, match=fragment) as info:
+        simulate_svag(problem, 10, 2, kwargs.get("amplification", 2), rng=0)
+    assert "\n" not in str(info.value)
+
+
+def test_first_passage_counts_the_censored_runs():
+    error = np.array([[1.0, 0.95, 0.8, 0.5], [1.0, 1.0, 1.0, 0.99], [1.0, 0.85, 0.7, 0.6]])
+    estimate, censored = first_passage(error, np.arange(4), 0.9)
+    assert censored == 1 and estimate.mean == pytest.approx(1.5) and estimate.n == 2
+
+
+@pytest.mark.slow
+def test_validation_report_verdict_and_figure(tmp_path):
+    from amsgd.figures.svag import svag_figure
+
+    problem = Problem.from_spectrum((4, 3, 2, 1), eta=0.01, mu=0.0)
+    report = run_svag(problem, SvagSetup(amplifications=(1, 2), replicates=150, steps=600, seed=3))
+    assert [pt.amplification for pt in report.points] == [1, 2]
+    assert report.limit_floor == pytest.approx(0.0866666666, rel=1e-8)
+    names = {c.context["observable"] for c in report.checks}
+    assert names == {"floor", "escape time"}
+    for check in report.checks:  # the verdict is the difference interval holding 0
+        d = report.differences[check.context["observable"]].difference
+        assert check.passed == (d.ci_low <= 0 <= d.ci_high and check.extra_pass)
+    assert ("is valid" in report.verdict()) == report.passed
+    paths = write_svag_report(report, tmp_path, [svag_figure(report, tmp_path / "svag.png")], "amsgd validate --svag 1,2")
+    data = json.loads(paths[0].read_text())
+    assert data["verdict"] == report.verdict() and len(data["checks"]) == 2
+    assert (tmp_path / "svag.png").stat().st_size > 10_000 and "![svag](svag.png)" in paths[1].read_text()
+    theory = report.points[0].floor_theory
+    assert theory is not None and math.isfinite(theory)
+
+
+def test_simulate_command_reports_the_svag_entry(capsys):
+    from amsgd.cli import main
+
+    status = main("simulate --svag 4 --tau 2 --eta 0.01 --mu 0.5 --steps 200 --replicates 20 --seed 1 --start e1 -q".split())
+    summary = json.loads(capsys.readouterr().out)
+    assert status == 0
+    w1, w2 = svag_weights(4)
+    assert summary["svag"] == {**summary["svag"], "L": 4, "weights": [w1, w2], "step": 0.0025, "iterations": 800, "delay": 8}
+    assert summary["steps"] == 200 and summary["problem"]["eta"] == 0.01
