@@ -4,8 +4,8 @@ Runs each documented command as a fresh process (``--quiet``) and the two test r
 wall time (and the simulator's rate from its JSON), writes ``benchmarks/readme_numbers.json`` and rewrites the block
 of README.md between ``<!-- numbers:begin -->`` and ``<!-- numbers:end -->``. The test suite checks
 that the block is the rendering of the JSON, so no number in it is typed by hand. Usage:
-``python benchmarks/readme_numbers.py [--skip-long]`` (``--skip-long`` keeps the previous values of
-the runs over a minute).
+``python benchmarks/readme_numbers.py [--skip-long] [--only NAMES]`` (``--skip-long`` keeps the
+previous values of the runs over a minute, ``--only`` re-measures the named runs and keeps the others).
 """
 
 from __future__ import annotations
@@ -91,11 +91,15 @@ def readme_block(text: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-long", action="store_true", help="keep the recorded values of the long runs")
+    parser.add_argument("--only", metavar="NAMES", help=f"measure only these runs, keep the others ({', '.join(RUNS)})")
     args = parser.parse_args()
     previous = json.loads(RECORD.read_text())["runs"] if RECORD.exists() else {}
+    chosen = set(RUNS) if args.only is None else {name.strip() for name in args.only.split(",")}
+    if chosen - set(RUNS):
+        raise SystemExit(f"unknown runs {sorted(chosen - set(RUNS))}; choose from {', '.join(RUNS)}")
     runs = {}
     for name, (_, command, long) in RUNS.items():
-        if args.skip_long and long and name in previous:
+        if name in previous and (name not in chosen or (args.skip_long and long)):
             runs[name] = previous[name]
             continue
         runs[name] = measure(command)

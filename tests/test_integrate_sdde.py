@@ -166,6 +166,7 @@ def test_stationary_variance_of_the_linear_sdde_matches_kuchler_mensch():
     assert est.ci_low > 2 * b * b / (2 * c)
 
 
+@pytest.mark.slow
 def test_second_moment_of_the_multiplicative_sdde_matches_the_moment_equations():
     c, g, s, t_end = 1.0, 1.0, 0.5, 1.5
     coarse, fine = second_moment(c, g, s, t_end, 1.0, 500), second_moment(c, g, s, t_end, 1.0, 1000)
@@ -198,6 +199,7 @@ def test_strong_orders_on_multiplicative_noise():
     assert milstein.strong_error[-1] < euler.strong_error[-1] / 5
 
 
+@pytest.mark.slow
 def test_strong_order_one_on_additive_noise():
     # The errors against the fine run are coherent across levels, so a fine run only 8 times finer than
     # the finest level tilts the fitted slope up by ~0.06; 64 times finer leaves ~0.01.
@@ -236,6 +238,7 @@ def closed_form_floor(modes, s):
     return total
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tau", [0, 80, 160])
 def test_pca_sdde_floor_matches_the_closed_form(pca, tau):
     problem, modes = pca
@@ -275,6 +278,7 @@ def test_compiled_delayed_euler_equals_the_batched_one_path_by_path():
     assert not runs["euler-jit"].diverged.any()
 
 
+@pytest.mark.slow
 def test_cli_integrate_sdde_reports_the_delay(capsys):
     code = main(["integrate", "--limit", "sdde", "--tau", "10", "--dt", "2", "--paths", "20", "--steps", "600",
                  "--seed", "3", "--eta", "1e-3"])  # fmt: skip

@@ -182,6 +182,7 @@ def discrete_covariance(drift: np.ndarray, noise: np.ndarray, delay_time: float,
     return scipy.linalg.solve_discrete_lyapunov(a, q)[:d, :d]
 
 
+@pytest.mark.slow
 def test_the_cross_covariance_form_is_derived():
     general = stationary_cross_covariance().value
     one_mode = general.subs(c_j, c_i).subs(d_ij, b**2).subs(c_i, c)

@@ -214,6 +214,7 @@ def test_cli_warns_on_stderr_and_reports_the_check(capsys):
 # ---------------------------------------------------------------------------- sweeps and their figures
 
 
+@pytest.mark.slow
 def test_sweep_dataset_and_figures_mark_non_stationary_points(tmp_path, monkeypatch):
     from matplotlib.figure import Figure
 
