@@ -121,3 +121,11 @@ def test_a_killed_worker_loses_no_point(two_workers, reference, tmp_path):
     assert marker.exists()  # a worker really died holding point 2
     xr.testing.assert_identical(read_dataset(tmp_path / "k.nc"), reference)
     two_workers.wait_for_workers(2, timeout=60)  # and its nanny restarted it
+
+
+def test_a_local_cluster_uses_threads_for_small_work_and_processes_for_large():
+    from amsgd.sweep.run import THREADS_MAX_WORK, _use_processes
+
+    assert not _use_processes(None, THREADS_MAX_WORK)
+    assert _use_processes(None, THREADS_MAX_WORK + 1)
+    assert _use_processes(True, 1) and not _use_processes(False, 10 * THREADS_MAX_WORK)

@@ -53,10 +53,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--local-workers", type=int, metavar="N",
         help="workers of the local cluster (default: one per core; ignored with --scheduler)",
     )  # fmt: skip
-    run_group.add_argument(
-        "--local-processes", action="store_true",
-        help="run the local workers as processes, not threads of this one (slower to start; a crash "
-        "in one spares the others)",
+    kind = run_group.add_mutually_exclusive_group()
+    kind.add_argument(
+        "--local-processes", action="store_true", default=None,
+        help="run the local workers as processes (seconds to start; faster on large sweeps; a crash in one "
+        "spares the others); default: processes above 1e8 replicate-steps, threads below",
+    )  # fmt: skip
+    kind.add_argument(
+        "--local-threads", action="store_false", dest="local_processes",
+        help="run the local workers as threads of this process (milliseconds to start)",
     )  # fmt: skip
     run_group.add_argument(
         "--connect-timeout", type=float, default=CONNECT_TIMEOUT, metavar="SECONDS",

@@ -5,8 +5,9 @@ laptop to a cluster. The local cluster runs one single-threaded worker per core,
 process by default: the simulator's compiled kernels release the GIL, so threads run in parallel,
 and a threaded cluster starts in milliseconds where worker processes must each start Python and
 load NumPy, numba and the kernels (seconds, which dominate a small sweep). ``processes=True`` keeps
-worker processes (a crash in one then spares the others). The results do not depend on the choice:
-every point has its own random stream.
+worker processes (a crash in one then spares the others; faster on large sweeps, where the
+per-point Python work holding the GIL matters: :func:`amsgd.sweep.run.run_sweep` chooses by the
+work). The results do not depend on the choice: every point has its own random stream.
 """
 
 from __future__ import annotations

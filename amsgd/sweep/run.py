@@ -36,6 +36,15 @@ from amsgd.sweep.sweep import RECORD_FIELDS, PointTask, Sweep, compute_point
 if TYPE_CHECKING:
     import xarray
 
+#: Replicate-steps up to which a local cluster runs its workers as threads when not told (above, as
+#: processes). Threads start in milliseconds where worker processes take seconds (each imports NumPy,
+#: numba and the kernels), but the per-point Python work (predictions, records) holds the GIL:
+#: measured on 2 cores (benchmarks/bench_sweep.py), a 10-point sweep of 2 000 × 64 replicate-steps
+#: took 0.5 s on threads against 3.0 s on processes, while 200 points of 10 000 × 256 took 10.1 s on
+#: two threads against 8.0 s on two processes. The break-even, about 3 s of saved start-up against a
+#: quarter of the run, lies near 1e8 replicate-steps.
+THREADS_MAX_WORK = 100_000_000
+
 #: Dask retries of a task that raised; a task whose worker died is rescheduled by the scheduler
 #: (up to ``distributed.scheduler.allowed-failures`` times) independently of this.
 RETRIES = 3
@@ -74,7 +83,7 @@ def run_sweep(
     client=None,
     scheduler: str | None = None,
     n_workers: int | None = None,
-    local_processes: bool = False,
+    local_processes: bool | None = None,
     connect_timeout: float = CONNECT_TIMEOUT,
     retries: int = RETRIES,
     progress: bool | None = None,
@@ -86,7 +95,8 @@ def run_sweep(
     The tasks run on ``client`` when given, else on a client to ``scheduler`` (``tcp://HOST:PORT``,
     refused when it does not answer within ``connect_timeout`` seconds),
     else on a new local cluster of ``n_workers`` workers (default: one per core; threads of this
-    process, or worker processes when ``local_processes``: :func:`~amsgd.sweep.cluster.dask_client`). Finished points
+    process, or worker processes when ``local_processes``; None chooses by the work, see
+    :data:`THREADS_MAX_WORK`; :func:`~amsgd.sweep.cluster.dask_client`). Finished points
     go to ``out + ".parts/"``; the Dataset is written (atomically) when all are done, read back and
     checked, and the parts are then removed.
 
@@ -228,7 +238,7 @@ class _Execution:
     client: object
     scheduler: str | None
     n_workers: int | None
-    local_processes: bool
+    local_processes: bool | None
     connect_timeout: float
     retries: int
     progress: bool | None
@@ -244,12 +254,18 @@ def _compute_pending(sweep: Sweep, pending: list, store: PartStore, manifest: di
     else:
         from amsgd.sweep.cluster import dask_client
 
-        connection = dask_client(run.scheduler, run.n_workers, timeout=run.connect_timeout,
-                                 processes=run.local_processes)  # fmt: skip
+        processes = _use_processes(run.local_processes, len(pending) * sweep.replicates * sweep.steps)
+        connection = dask_client(run.scheduler, run.n_workers, timeout=run.connect_timeout, processes=processes)
     with connection as active:
         if not store.exists:  # only once there is somewhere to run: a failed start leaves nothing
             store.create(manifest)
         _run_tasks(active, tasks, store, run.retries, run.progress, done, sweep.grid.size, run.on_point, run.compute)
+
+
+def _use_processes(local_processes: bool | None, work: int) -> bool:
+    """Worker processes for a local cluster: as asked, or when the ``work`` (replicate-steps) exceeds
+    :data:`THREADS_MAX_WORK`."""
+    return work > THREADS_MAX_WORK if local_processes is None else bool(local_processes)
 
 
 def _check_manifest(stored: dict, wanted: dict, where: Path) -> None:

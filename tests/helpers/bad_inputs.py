@@ -104,6 +104,7 @@ CASES: list[tuple[str, str]] = [
     ("sweep --model mlp --tau 0 --seed 1 --out a.nc", "--model pca only"),
     ("sweep --tau 0 --seed 1 --out existing.nc", "--resume"),
     ("sweep --tau 0 --seed 1 --out a.nc --local-workers 0", "positive integer"),
+    ("sweep --tau 0 --seed 1 --out a.nc --local-threads --local-processes", "not allowed with"),
     ("sweep --tau 0 --seed 1 --out a.nc --scheduler tcp://127.0.0.1:9 --connect-timeout 0.5", "no Dask scheduler"),
     ("sweep --tau 0 --seed 1 --out a.nc --scheduler tcp://127.0.0.1:9 --connect-timeout 0", "> 0"),
     ("sweep --tau 100 --seed 1 --out a.nc --steps 10 --window-start 11", "0..steps"),
