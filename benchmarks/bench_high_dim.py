@@ -17,10 +17,10 @@ Usage: ``python benchmarks/bench_high_dim.py [--repeats N]``.
 from __future__ import annotations
 
 import argparse
-import time
 import tracemalloc
 
 import numpy as np
+from bench_simulate import best_of  # benchmarks/ is on the path when a script runs
 
 from amsgd import Problem, parse_delay
 from amsgd.simulate import simulate
@@ -51,15 +51,6 @@ def numpy_loop(problem: Problem, steps: int, replicates: int, rng: np.random.Gen
     return 1.0 - v[:, 0] ** 2 / np.einsum("rd,rd->r", v, v)
 
 
-def best(repeats: int, run) -> float:
-    times = []
-    for _ in range(repeats):
-        began = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - began)
-    return min(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
@@ -68,9 +59,9 @@ def main() -> None:
     for dim, replicates, steps in CASES:
         problem = make_problem(dim)
         result = simulate(problem, steps, replicates, rng=1, progress=False)
-        sim = best(args.repeats, lambda: simulate(problem, steps, replicates, rng=1, progress=False))
-        floor = best(args.repeats, lambda: draw_only(problem, steps, replicates, rng=1))
-        plain = best(1, lambda: numpy_loop(problem, steps, replicates, np.random.default_rng(1)))
+        sim = best_of(args.repeats, lambda: simulate(problem, steps, replicates, rng=1, progress=False))
+        floor = best_of(args.repeats, lambda: draw_only(problem, steps, replicates, rng=1))
+        plain = best_of(1, lambda: numpy_loop(problem, steps, replicates, np.random.default_rng(1)))
         tracemalloc.start()
         simulate(problem, steps, replicates, rng=1, progress=False)
         peak = tracemalloc.get_traced_memory()[1]

@@ -13,9 +13,9 @@ numba's Generator takes at least as long (the printed ratio >= 1). Usage:
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
+from bench_simulate import best_of  # benchmarks/ is on the path when a script runs
 from numba import njit
 
 from amsgd.simulate.ziggurat import fill_scaled_normals, replicate_states
@@ -30,15 +30,6 @@ def fill_with_generator(rng, out):
             out[row, i] = rng.standard_normal()
 
 
-def best(repeats: int, run) -> float:
-    times = []
-    for _ in range(repeats):
-        began = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - began)
-    return min(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--normals", type=int, default=20_000_000, help="normals per timing (default: %(default)s)")
@@ -51,9 +42,9 @@ def main() -> None:
     generator = np.random.Generator(np.random.PCG64(seed))
     fill_scaled_normals(state, scale, out[:10])  # compile (or load) both before the clock
     fill_with_generator(generator, out[:10])
-    ziggurat = best(args.repeats, lambda: fill_scaled_normals(state, scale, out))
-    numba_generator = best(args.repeats, lambda: fill_with_generator(generator, out))
-    numpy_generator = best(args.repeats, lambda: generator.standard_normal(out=out))
+    ziggurat = best_of(args.repeats, lambda: fill_scaled_normals(state, scale, out))
+    numba_generator = best_of(args.repeats, lambda: fill_with_generator(generator, out))
+    numpy_generator = best_of(args.repeats, lambda: generator.standard_normal(out=out))
     per = 1e9 / out.size
     print(f"{out.size:,} normals, best of {args.repeats}:")
     print(f"  ziggurat (SFC64, compiled)            {per * ziggurat:6.2f} ns per normal")

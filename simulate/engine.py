@@ -38,7 +38,7 @@ from amsgd.simulate import kernels
 from amsgd.simulate.draws import BlockDraws, block_draws
 from amsgd.simulate.plan import DIVERGENCE_NORM, LANE_MAX_DIM, Plan, StartSpec, make_plan
 from amsgd.simulate.queue import heapify
-from amsgd.simulate.result import SimulationResult
+from amsgd.simulate.result import SimulationResult, replicate_summaries
 
 #: Samples per piece a kernel draws at a time into its buffer (32 KiB, so they stay in cache); the
 #: lane kernel draws at least one step of all its lanes at a time.
@@ -286,34 +286,21 @@ def _run_tasks(plan: Plan, out: Outputs, tasks: list[range], threads: int, progr
 
 
 def _assemble(plan: Plan, out: Outputs, elapsed: float) -> SimulationResult:
-    diverged = out.diverged_at >= 0
-    alive = out.alive_count.sum(axis=0)
+    summaries = replicate_summaries(out.coord_sum, out.coord_sq, out.alive_count, out.window_sum, out.window_first,
+                                    out.diverged_at, plan.window_start, out.window_split, plan.steps)  # fmt: skip
     with np.errstate(invalid="ignore", divide="ignore"):
-        denom = np.where(alive > 0, alive, 1)[:, None]
-        coord_mean = np.where(alive[:, None] > 0, out.coord_sum.sum(axis=0) / denom, np.nan)
-        coord_sq_mean = np.where(alive[:, None] > 0, out.coord_sq.sum(axis=0) / denom, np.nan)
-        window_error = out.window_sum / (plan.steps - plan.window_start + 1)
-        window_error[diverged] = np.nan
-        first_half = out.window_first / (out.window_split - plan.window_start)
-        second_half = (out.window_sum - out.window_first) / (plan.steps - out.window_split + 1)
-        first_half[diverged] = second_half[diverged] = np.nan
-        applied = np.where(diverged, out.diverged_at, plan.steps)
-        delay_mean = out.delay_sum / applied
+        delay_mean = out.delay_sum / np.where(out.diverged_at >= 0, out.diverged_at, plan.steps)
     return SimulationResult(
         problem=plan.problem,
         steps=plan.steps,
         iterations=plan.record_at.copy(),
         error=out.error,
         norm_sq=out.norm_sq,
-        coordinate_mean=coord_mean,
-        coordinate_sq_mean=coord_sq_mean,
-        alive=alive,
         coordinates=out.coords if plan.keep_coordinates else None,
         diverged_at=out.diverged_at,
         window_start=plan.window_start,
-        window_error=window_error,
         window_split=out.window_split,
-        window_halves=np.stack([first_half, second_half], axis=1),
+        **summaries,
         delay_counts=out.delay_counts.sum(axis=0),
         delay_mean_per_replicate=delay_mean,
         delay_max=int(out.delay_max.max()),

@@ -54,7 +54,7 @@ from amsgd.simulate.plan import (
     kernel_samples,
     make_plan,
 )
-from amsgd.simulate.result import SimulationResult
+from amsgd.simulate.result import SimulationResult, replicate_summaries
 from amsgd.simulate.ziggurat import fill_scaled_normals
 
 __all__ = ["SvagResult", "check_svag", "simulate_svag", "svag_weights"]
@@ -336,24 +336,16 @@ class _Outputs:
 
     def result(self, run: _Run, elapsed: float) -> SvagResult:
         plan = run.plan
-        diverged = self.diverged_at >= 0
-        alive = self.alive_count.sum(axis=0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            denom = np.where(alive > 0, alive, 1)[:, None]
-            coord_mean = np.where(alive[:, None] > 0, self.coord_sum.sum(axis=0) / denom, np.nan)
-            coord_sq_mean = np.where(alive[:, None] > 0, self.coord_sq.sum(axis=0) / denom, np.nan)
-            window_error = self.window_sum / (plan.steps - plan.window_start + 1)
-            first = self.window_first / (self.split - plan.window_start)
-            second = (self.window_sum - self.window_first) / (plan.steps - self.split + 1)
-        window_error[diverged] = first[diverged] = second[diverged] = np.nan
-        taken = np.where(diverged, self.diverged_at, plan.steps)
+        summaries = replicate_summaries(self.coord_sum, self.coord_sq, self.alive_count, self.window_sum,
+                                        self.window_first, self.diverged_at, plan.window_start, self.split,
+                                        plan.steps)  # fmt: skip
+        taken = np.where(self.diverged_at >= 0, self.diverged_at, plan.steps)
         counts = np.zeros(run.tau + 1, dtype=np.int64)
         counts[run.tau] = int(taken.sum())
         return SvagResult(
             problem=plan.problem, steps=plan.steps, iterations=plan.record_at.copy(), error=self.error,
-            norm_sq=self.norm_sq, coordinate_mean=coord_mean, coordinate_sq_mean=coord_sq_mean, alive=alive,
-            coordinates=None, diverged_at=self.diverged_at, window_start=plan.window_start,
-            window_error=window_error, window_split=self.split, window_halves=np.stack([first, second], axis=1),
+            norm_sq=self.norm_sq, coordinates=None, diverged_at=self.diverged_at, window_start=plan.window_start,
+            window_split=self.split, **summaries,
             delay_counts=counts, delay_mean_per_replicate=np.full(plan.replicates, float(run.tau)),
             delay_max=run.tau, start=plan.start, seed=describe_seed(plan.root),
             divergence_norm=math.sqrt(plan.max_norm_sq), elapsed=elapsed, amplification=run.amplification,
