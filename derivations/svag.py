@@ -92,3 +92,51 @@ def svag_mode_variance(amplification: sp.Expr = L) -> sp.Expr:
 def sde_mode_variance() -> sp.Expr:
     """The OU (SDE) variance of the same mode, ``η σ²/(2 a (1 − μ))``: the limit L → ∞ of :func:`svag_mode_variance`."""
     return sp.simplify(sp.limit(svag_mode_variance(L), L, sp.oo))
+
+
+@dataclass(frozen=True)
+class NoiseToSignal:
+    """The noise-to-signal ratio ``N/G`` of Li, Malladi & Arora for one linear mode ``G = −a x + σ ξ``.
+
+    ``N = σ²`` is the gradient noise and ``G = a² x²`` the squared mean gradient, averaged over a
+    stationary law: ``sde_ratio`` at the SDE's (``2(1 − μ)/(η a)``), ``discrete_ratio`` at the
+    algorithm's own (L = 1). ``shift = discrete_ratio − sde_ratio``, ``−(1 − μ)/(1 + μ)``, and
+    ``floor_excess`` is the algorithm's floor over the SDE's minus one, written in the ratio ``R``
+    measured at the algorithm's law: ``(1 − μ)/((1 + μ) R)``. The SDE describes the floor only when
+    the noise dominates the signal, ``R ≫ (1 − μ)/(1 + μ)``; the recursion diverges where ``R → 0``.
+    """
+
+    ratio: sp.Symbol
+    sde_ratio: sp.Expr
+    discrete_ratio: sp.Expr
+    shift: sp.Expr
+    floor_excess: sp.Expr
+
+
+def noise_to_signal() -> NoiseToSignal:
+    """``N/G`` of one linear mode at the SDE's and at the algorithm's stationary law, and the floor's
+    discretisation excess written through the ratio (:class:`NoiseToSignal`), from
+    :func:`svag_mode_variance` at L = 1 and :func:`sde_mode_variance`."""
+    ratio = sp.Symbol("R", positive=True)
+    discrete, continuous = svag_mode_variance(sp.S.One), sde_mode_variance()
+    sde_ratio = sp.simplify(sigma**2 / (a**2 * continuous))
+    discrete_ratio = sp.simplify(sigma**2 / (a**2 * discrete))
+    step = sp.solve(sp.Eq(ratio, discrete_ratio), eta)
+    if len(step) != 1:
+        raise ArithmeticError(f"the step η solving R = N/G is not unique: {step}")
+    excess = sp.factor(sp.simplify((discrete / continuous - 1).subs(eta, step[0])))
+    return NoiseToSignal(ratio, sde_ratio, discrete_ratio, sp.factor(sp.simplify(discrete_ratio - sde_ratio)), excess)
+
+
+def pca_noise_to_signal() -> tuple[sp.Expr, sp.Expr]:
+    """``(N/G, G)`` for streaming PCA at e_1 at the SDE's stationary law, with indexed symbols.
+
+    The tangent modes ``i = 2 .. d`` have rates ``a_i = λ_1 − λ_i`` and noise variances
+    ``σ_i² = E[Y_1² Y_i²]``; with each mode at its OU variance ``η σ_i²/(2 a_i (1 − μ))`` the squared
+    mean gradient is ``G = Σ_i a_i² Var_i`` and the noise ``N = Σ_i σ_i²``.
+    """
+    i, d = sp.symbols("i d", integer=True, positive=True)
+    rate, noise = sp.IndexedBase("a", positive=True), sp.IndexedBase("sigma", positive=True)
+    variance = sde_mode_variance().subs({a: rate[i], sigma: noise[i]})
+    signal = sp.factor_terms(sp.simplify(sp.Sum(rate[i] ** 2 * variance, (i, 2, d))))
+    return sp.simplify(sp.Sum(noise[i] ** 2, (i, 2, d)) / signal), signal

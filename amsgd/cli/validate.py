@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from amsgd.cli.options import add_problem_options, int_list, problem_from_args, require_pca
+from amsgd.core import checks
 from amsgd.core.errors import ProblemError
 from amsgd.core.files import check_output_dir
 from amsgd.core.problem import DEFAULT_ETA
@@ -42,6 +43,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="SVAG validation of the limit at the problem's eta, mu, tau (Li, Malladi & Arora 2021): the floor "
         "and the escape time at each amplification L (include 1), and the verdict",
     )  # fmt: skip
+    group.add_argument("--svag-replicates", type=int, default=None, metavar="N",
+                       help="with --svag: replicates per amplification (default: 1000)")
+    group.add_argument("--svag-steps", type=int, default=None, metavar="N",
+                       help="with --svag: iterations of each floor run (default: 40 relaxation times of the "
+                       "slowest tangent mode, at least 2000)")
+    group.add_argument("--svag-no-escape", action="store_true",
+                       help="with --svag: skip the escape-time runs (the floor and N/G only)")
     # Scales one prediction by a factor, to show that a wrong prediction fails (NAME=FACTOR, repeatable).
     group.add_argument("--perturb", action="append", default=[], help=argparse.SUPPRESS)
 
@@ -53,6 +61,9 @@ def run(args: argparse.Namespace) -> int:
         return _run_paper_dnn(args)
     if args.svag is not None:
         return _run_svag(args)
+    given = [option for option, value in _svag_budget(args).values() if value is not None]
+    if given:
+        raise ProblemError(f"{given[0]} applies only with --svag L1,L2,...")
     from amsgd.validation.budget import Budget
 
     preset = get_preset(args.preset) if args.preset else None
@@ -118,6 +129,10 @@ def _public_command(args) -> str:
         parts.append(f"--only {args.only}")
     if getattr(args, "svag", None):
         parts.append("--svag " + ",".join(str(v) for v in args.svag))
+        parts += [f"--svag-{k} {v}" for k, v in (("replicates", args.svag_replicates), ("steps", args.svag_steps))
+                  if v is not None]  # fmt: skip
+        if args.svag_no_escape:
+            parts.append("--svag-no-escape")
     if args.seed is not None:
         parts.append(f"--seed {args.seed}")
     parts.append(f"--out {args.out}")
@@ -158,7 +173,13 @@ def _run_svag(args: argparse.Namespace) -> int:
 
     for amp in amps:
         check_svag(problem, amp)
-    changes = {k: v for k, v in (("seed", args.seed), ("threads", args.threads)) if v is not None}
+    budget = _svag_budget(args)
+    for field in ("replicates", "steps"):
+        option, value = budget[field]
+        if value is not None:
+            checks.positive_int(option, value)
+    given = (("seed", args.seed), ("threads", args.threads), *((k, v) for k, (_, v) in budget.items()))
+    changes = {k: v for k, v in given if v is not None}
     setup = replace(SvagSetup(amplifications=amps), **changes)
     out = check_output_dir(args.out)
     out.mkdir(exist_ok=True)
@@ -171,6 +192,12 @@ def _run_svag(args: argparse.Namespace) -> int:
         write_svag_report(report, out, [figure], command=_public_command(args))
     print(report.verdict())
     return _verdict(report.checks, report.elapsed, out)
+
+
+def _svag_budget(args: argparse.Namespace) -> dict:
+    """The SVAG budget given on the command line: ``SvagSetup`` field → (option, value or None)."""
+    return {"replicates": ("--svag-replicates", args.svag_replicates), "steps": ("--svag-steps", args.svag_steps),
+            "escape": ("--svag-no-escape", False if args.svag_no_escape else None)}  # fmt: skip
 
 
 def _verdict(checks, elapsed: float, out) -> int:

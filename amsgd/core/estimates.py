@@ -60,3 +60,17 @@ def paired_difference(first: np.ndarray, second: np.ndarray, confidence: float =
         raise ValueError(f"paired values need the same shape, got {a.shape} and {b.shape}")
     both = np.isfinite(a) & np.isfinite(b)
     return t_interval(a[both] - b[both], confidence)
+
+
+def ratio_of_means(numerator: np.ndarray, denominator: np.ndarray, confidence: float = CONFIDENCE) -> Estimate:
+    """``mean(x)/mean(y)`` over the pairs where both are finite, with the delta-method interval: the
+    Student-t interval of the linearised residuals ``(x − R y)/mean(y)``, one per pair."""
+    x, y = np.asarray(numerator, dtype=float), np.asarray(denominator, dtype=float)
+    keep = np.isfinite(x) & np.isfinite(y)
+    x, y = x[keep], y[keep]
+    if x.size == 0 or y.mean() == 0:
+        return Estimate(math.nan, math.nan, math.nan, math.nan, int(x.size))
+    ratio = float(x.mean() / y.mean())
+    spread = t_interval((x - ratio * y) / y.mean(), confidence)
+    half = spread.ci_high - spread.mean if x.size > 1 else math.nan
+    return Estimate(ratio, ratio - half, ratio + half, spread.std_error, int(x.size))

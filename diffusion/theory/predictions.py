@@ -29,6 +29,7 @@ from amsgd.diffusion.theory.divergence import DivergenceRisk, divergence_risk
 from amsgd.diffusion.theory.error_floor import FloorResult, linearized_floor
 from amsgd.diffusion.theory.linear_recursion import DelayLaw, delay_law
 from amsgd.diffusion.theory.modes import OptimumModes, PointValues, evaluate, optimum_modes, point_values
+from amsgd.diffusion.theory.noise_to_signal import NoiseToSignalValues, noise_to_signal_values
 from amsgd.diffusion.theory.options import SCALING_MUS, PredictOptions
 from amsgd.diffusion.theory.phases import Phases, phases
 from amsgd.diffusion.theory.report import predictions_dict
@@ -134,6 +135,11 @@ class Predictions:
         """The floor of the finite-delay (SDDE) limit at ``s = τ η`` (:mod:`.sdde_floor`)."""
         return sdde_floor(self.modes.rates, self.modes.noise_variances, self.problem.eta, self.problem.mu,
                           self.delay_time)  # fmt: skip
+
+    @cached_property
+    def noise_to_signal(self) -> NoiseToSignalValues:
+        """The noise-to-signal ratio N/G at the limit's and the algorithm's stationary law (:mod:`.noise_to_signal`)."""
+        return noise_to_signal_values(self)
 
     @cached_property
     def stability(self) -> StabilityReport:

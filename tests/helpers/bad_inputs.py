@@ -119,6 +119,8 @@ CASES: list[tuple[str, str]] = [
     ("validate --out vdir --svag 1,0", "positive integers"),
     ("validate --out vdir --svag 1,2 --only ode", "do not apply to --svag"),
     ("validate --out vdir --svag 1,2 --delay ps:4", "constant delay"),
+    ("validate --out vdir --svag 1,2 --svag-replicates 0", "--svag-replicates must be a positive integer"),
+    ("validate --out vdir --svag-steps 4000", "applies only with --svag"),
     ("figures --out figs --sweep junk.nc", "not a NetCDF file"),
     ("figures --out figs --sweep missing.nc", "does not exist"),
     ("figures --out figs --mus 1.2", "[0, 1)"),
