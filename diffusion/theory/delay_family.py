@@ -2,13 +2,16 @@
 mean-square stable.
 
 A random delay comes in a family with one free parameter: ``uniform:A-B`` (the largest B, A
-fixed) and ``poisson:MEAN`` (the largest mean). Delays grow with the parameter, and stability is
+fixed), ``poisson:MEAN`` and ``geometric:MEAN`` (the largest mean) and the event-driven server with
+exponential compute times, ``ps:M`` (the most workers; its staleness law is geometric with mean M − 1,
+taken as i.i.d.). Delays grow with the parameter, and stability is
 lost as they grow, so the boundary is found by bracketing and bisection on the stability test of
 :func:`.second_moments.stationary_variances` (finite iff mean-square stable): to the integer for B,
 to a relative 1e-3 for a mean. Laws whose support passes :data:`SEARCH_SUPPORT` are beyond the
-search: it stops there and says so. Geometric laws and the event-driven server (whose staleness law
-is geometric) are not searched: their truncated support reaches hundreds of lags at the boundary,
-and each test costs dense companion eigenvalue problems of that size (minutes in all).
+search: it stops there and says so. Geometric laws (and ``ps:M``) are exempt: their second moments
+come from a 3 × 3 Lyapunov equation per mode whatever the mean (:func:`.second_moments.geometric_gains`,
+the untruncated law). A server with log-normal compute times (a staleness law estimated by
+simulation) is not searched.
 """
 
 from __future__ import annotations
@@ -18,9 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from amsgd.core.delays import DelayModel, PoissonDelay, UniformDelay
+from amsgd.core.delays import DelayModel, EventDrivenDelay, GeometricDelay, PoissonDelay, UniformDelay
 from amsgd.diffusion.theory.linear_recursion import delay_law
-from amsgd.diffusion.theory.second_moments import Coefficients, stationary_variances
+from amsgd.diffusion.theory.second_moments import Coefficients, gains, geometric_gains, stationary_variances
 
 #: Relative tolerance of the bisection on a real parameter (a mean delay).
 _MEAN_RTOL = 1e-3
@@ -44,24 +47,34 @@ class FamilyBoundary:
                 "beyond_search": self.beyond_search}  # fmt: skip
 
 
-def _family(delay: DelayModel) -> tuple[str, str, Callable[[float], DelayModel], float, bool] | None:
-    """``(family, parameter, member, smallest, integer)`` of a random delay, None for a fixed one."""
+def _family(delay: DelayModel) -> tuple[str, str, Callable[[float], DelayModel], float, bool,
+                                         Callable[[float], float] | None] | None:  # fmt: skip
+    """``(family, parameter, member, smallest, integer, mean)`` of a random delay, None for a fixed one;
+    ``mean`` maps the parameter to the mean of a geometric family's law (None for the others)."""
     if isinstance(delay, UniformDelay):
-        return f"uniform:{delay.low}-B", "B", lambda b: UniformDelay(delay.low, int(b)), delay.low, True
+        return f"uniform:{delay.low}-B", "B", lambda b: UniformDelay(delay.low, int(b)), delay.low, True, None
     if isinstance(delay, PoissonDelay):
-        return "poisson:MEAN", "MEAN", PoissonDelay, 1e-3, False
+        return "poisson:MEAN", "MEAN", PoissonDelay, 1e-3, False, None
+    if isinstance(delay, GeometricDelay):
+        return "geometric:MEAN", "MEAN", GeometricDelay, 1e-3, False, float
+    if isinstance(delay, EventDrivenDelay) and delay.compute == "exp":
+        return "ps:M", "M", lambda m: EventDrivenDelay(int(m)), 1, True, lambda m: m - 1.0
     return None
 
 
 def family_boundary(c: Coefficients, eta: float, mu: float, delay: DelayModel) -> FamilyBoundary | None:
     """The largest mean-square-stable member of ``delay``'s family (None for a delay without a searched
-    family: constant, histogram, geometric, the event-driven server)."""
+    family: constant, histogram, the event-driven server with log-normal compute times)."""
     found = _family(delay)
     if found is None:
         return None
-    family, parameter, member, low, integer = found
+    family, parameter, member, low, integer, geometric_mean = found
 
     def stable(x: float) -> bool | None:
+        if geometric_mean is not None:  # 3 × 3 Lyapunov equations per mode, no lags: no search limit
+            mean = geometric_mean(x)
+            g = geometric_gains(c.rates, eta, mu, mean / (1.0 + mean)) if mean > 0 else gains(c.rates, eta, mu, 0)
+            return bool(np.all(np.isfinite(stationary_variances(c, eta, mu, 0, g))))
         law = delay_law(member(x), as_iid=True)
         if law.max_delay > SEARCH_SUPPORT:
             return None

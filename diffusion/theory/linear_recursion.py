@@ -189,6 +189,11 @@ def spectral_radius(rate: float, eta: float, mu: float, delay: Delay) -> float:
     q = geometric_ratio(law.pmf)
     if q is None:
         return radius_of(ar_coefficients(rate, eta, mu, law))
+    return geometric_radius(rate, eta, mu, q)
+
+
+def geometric_radius(rate: float, eta: float, mu: float, q: float) -> float:
+    """:func:`spectral_radius` under the untruncated geometric law ``(1 − q) q^j``, from its 3 × 3 system."""
     eta, mu = check_parameters(eta, mu)
     g = eta * float(rate)
     system = np.array([[1.0 + mu - g * (1.0 - q), -mu, -g * q], [1.0, 0.0, 0.0], [1.0 - q, 0.0, q]])

@@ -25,13 +25,23 @@ The second moments are stable iff the positive linear map ``M ↦ E[A_k M A_kᵀ
 radius below one. Its radius is ``max(ρ(Ā)², λ*)`` where λ* > ρ(Ā)² solves ``(η a)² κ(M_λ) = 1``
 with ``λ M_λ = Ā M_λ Āᵀ + e_0 e_0ᵀ`` (κ(M_λ) decreases in λ), so mean-square stability is
 ``ρ(Ā) < 1`` together with ``(η a)² κ(P) < 1``.
+
+A geometric delay law ``p_j = (1 − q) q^j`` (also the event-driven server's with exponential compute
+times) needs no truncated lags at all (:func:`geometric_moments`): the scaled autoregression of
+:func:`_kappa` has the geometric tail ``c_j λ^{−(j+1)/2} ∝ r^j``, ``r = q/sqrt(λ)``, so with
+``u_k = Σ_j r^j x_{k−j} = x_k + r u_{k−1}`` the state ``(x_k, x_{k−1}, u_{k−1})`` is a linear system of
+order 3. Its 3 × 3 Lyapunov solution S gives every number the second moments need:
+``γ(0) = S_00``, ``Σ_j p_j λ^{−j} = (1 − q)/(1 − q/λ)`` and
+``Σ_ij p_i p_j λ^{−(i+j)/2} γ(|i − j|) = (1 − q)² E[u_k²]`` with ``u_k = x_k + r u_{k−1}``.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Literal
 
 import numpy as np
+import scipy.linalg
 import scipy.optimize
 import scipy.sparse
 import scipy.sparse.linalg
@@ -42,8 +52,11 @@ from amsgd.diffusion.theory.linear_recursion import (
     DelayLaw,
     ar_coefficient_rows,
     ar_coefficients,
+    check_parameters,
     delay_law,
+    geometric_ratio,
     radius_of,
+    spectral_radius,
 )
 
 #: Second-moment radii below this are reported as this floor (they only matter when close to one).
@@ -95,6 +108,26 @@ def stationary_gains(rates: np.ndarray, eta: float, mu: float, tau: int) -> np.n
     return eta**2 * gamma0
 
 
+def geometric_moments(rate: float, eta: float, mu: float, q: float, lam: float = 1.0) -> tuple[float, float, float]:
+    """``(γ(0), κ, Σ_j p_j λ^{−j})`` of the scaled autoregression of a mode under the geometric delay
+    law ``p_j = (1 − q) q^j`` (module docstring): the unit-noise stationary ``Var``, the spread
+    ``κ(M_λ)`` and the stale weight, from one 3 × 3 Lyapunov equation. The caller ensures
+    ``ρ(Ā)² < λ`` and ``q < λ``: the untruncated law's stale weight ``Σ_j p_j λ^{−j}`` diverges at
+    ``λ = q`` (a delay can reach back to the start), so its second-moment radius is at least q."""
+    eta, mu = check_parameters(eta, mu)
+    root = np.sqrt(lam)
+    r, g = q / root, eta * float(rate) * (1.0 - q) / root
+    system = np.array([[(1.0 + mu) / root - g, -mu / lam, -g * r], [1.0, 0.0, 0.0], [1.0, 0.0, r]])
+    noise = np.zeros((3, 3))
+    noise[0, 0] = 1.0 / lam
+    with warnings.catch_warnings():  # near λ = ρ(Ā)² the system is nearly singular: κ is then huge, as it should be
+        warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
+        cov = scipy.linalg.solve_discrete_lyapunov(system, noise)
+    w = np.array([1.0, 0.0, r])
+    stale = (1.0 - q) / (1.0 - q / lam)
+    return float(cov[0, 0]), float(cov[0, 0] * stale - (1.0 - q) ** 2 * (w @ cov @ w)), float(stale)
+
+
 def _kappa(coefficients: np.ndarray, pmf: np.ndarray, lam: float) -> float:
     """κ(M_λ) = Σ p_i (M_λ)_ii − pᵀ M_λ p for ``λ M_λ = Ā M_λ Āᵀ + e_0 e_0ᵀ``.
 
@@ -121,14 +154,25 @@ def _stationary(
     ``if_unstable == "inf"``.
     """
     s2 = _check_noise(noise_variance)
+    ratio = geometric_ratio(law.pmf)
+    if ratio is not None:  # no lags: gamma holds γ(0) alone
+        radius = spectral_radius(rate, eta, mu, law)
+        gamma0, spread, _ = geometric_moments(rate, eta, mu, ratio) if radius < 1.0 else (np.nan, np.nan, 1.0)
+        return _effective_noise(rate, eta, mu, law, s2, radius, (eta * rate) ** 2 * spread, if_unstable), np.array([gamma0])
     c = ar_coefficients(rate, eta, mu, law)
     radius = radius_of(c)
     gamma = autocovariance(c) if radius < 1.0 else np.full(c.size, np.nan)
     gain = (eta * rate) ** 2 * _spread(gamma, law.pmf, 1.0)
+    return _effective_noise(rate, eta, mu, law, s2, radius, gain, if_unstable), gamma
+
+
+def _effective_noise(rate: float, eta: float, mu: float, law: DelayLaw, s2: float, radius: float, gain: float,
+                     if_unstable: str) -> float:  # fmt: skip
+    """``q = η² s² / (1 − (η a)² κ)``, or inf / ProblemError when the mode is not mean-square stable."""
     if radius < 1.0 and gain < 1.0:
-        return eta**2 * s2 / (1.0 - gain), gamma
+        return eta**2 * s2 / (1.0 - gain)
     if if_unstable == "inf":
-        return float("inf"), gamma
+        return float("inf")
     reason = (
         f"spectral radius of the mean {radius:.6g} >= 1"
         if radius >= 1.0
@@ -176,13 +220,21 @@ def second_moment_radius(rate: float, eta: float, mu: float, delay: Delay) -> fl
     tolerance 1e-12; radii below 1e-8 are reported as 1e-8. For a constant delay it is ``ρ(A)²``.
     """
     law = delay_law(delay)
-    c = ar_coefficients(rate, eta, mu, law)
     weight = (eta * rate) ** 2
+    ratio = geometric_ratio(law.pmf)
+    if ratio is not None:  # the untruncated law: the radius is at least q (geometric_moments)
+        mean_radius = max(spectral_radius(rate, eta, mu, law), np.sqrt(ratio))
 
-    def excess(lam: float) -> float:
-        return weight * _kappa(c, law.pmf, lam) - 1.0
+        def excess(lam: float) -> float:
+            return weight * geometric_moments(rate, eta, mu, ratio, lam)[1] - 1.0
+    else:
+        c = ar_coefficients(rate, eta, mu, law)
+        mean_radius = radius_of(c)
 
-    low = max(radius_of(c) ** 2, _RADIUS_FLOOR) * (1.0 + 1e-9)
+        def excess(lam: float) -> float:
+            return weight * _kappa(c, law.pmf, lam) - 1.0
+
+    low = max(mean_radius**2, _RADIUS_FLOOR) * (1.0 + 1e-9)
     if excess(low) <= 0.0:
         return low / (1.0 + 1e-9)
     high = 2.0 * low
@@ -207,6 +259,13 @@ def scaled_gain(
     radius). ``mean_radius`` (``ρ(Ā)``, when already known) saves its O(L³) computation.
     """
     law = delay_law(delay)
+    ratio = geometric_ratio(law.pmf)
+    if ratio is not None:
+        if (spectral_radius(rate, eta, mu, law) if mean_radius is None else mean_radius) ** 2 >= lam or ratio >= lam:
+            return float("inf")
+        gamma0, spread, stale = geometric_moments(rate, eta, mu, ratio, lam)
+        feedback = (eta * rate) ** 2 * spread
+        return float("inf") if feedback >= 1.0 else float(eta**2 * gamma0 * stale / (1.0 - feedback))
     c = ar_coefficients(rate, eta, mu, law)
     if (radius_of(c) if mean_radius is None else mean_radius) ** 2 >= lam:
         return float("inf")

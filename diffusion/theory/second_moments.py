@@ -39,8 +39,19 @@ import scipy.integrate
 import scipy.optimize
 
 from amsgd.core.estimates import json_float
-from amsgd.diffusion.theory.linear_recursion import MAX_DELAY, Delay, delay_law, spectral_radius
-from amsgd.diffusion.theory.lyapunov import scaled_gain, second_moment_radius, stationary_gains
+from amsgd.diffusion.theory.linear_recursion import (
+    MAX_DELAY,
+    Delay,
+    delay_law,
+    geometric_radius,
+    spectral_radius,
+)
+from amsgd.diffusion.theory.lyapunov import (
+    geometric_moments,
+    scaled_gain,
+    second_moment_radius,
+    stationary_gains,
+)
 from amsgd.diffusion.theory.stability import critical_delay
 
 #: Above this many modes the gains at a constant delay are solved as one batch (:func:`.lyapunov.stationary_gains`).
@@ -110,6 +121,18 @@ def gains(rates: np.ndarray, eta: float, mu: float, delay: Delay, lam: float = 1
         return out
     radii = mean_radii if mean_radii is not None else [None] * len(rates)
     return np.array([scaled_gain(r, eta, mu, delay, lam, mean_radius=m) for r, m in zip(rates, radii)])
+
+
+def geometric_gains(rates: np.ndarray, eta: float, mu: float, q: float) -> np.ndarray:
+    """``G_i(1)`` of every mode under the untruncated geometric delay law ``(1 − q) q^j`` (``inf`` where a
+    mode has no stationary law of its own), from :func:`.lyapunov.geometric_moments`: no lags built."""
+    out = np.full(np.size(rates), np.inf)
+    for i, rate in enumerate(np.asarray(rates, dtype=float)):
+        if geometric_radius(rate, eta, mu, q) < 1.0:
+            gamma0, spread, _ = geometric_moments(rate, eta, mu, q)
+            feedback = (eta * rate) ** 2 * spread
+            out[i] = eta**2 * gamma0 / (1.0 - feedback) if feedback < 1.0 else np.inf
+    return out
 
 
 def _known_radii(rates: np.ndarray, eta: float, mu: float, delay: Delay) -> list[float] | None:
