@@ -2,13 +2,16 @@
 
 Run:  python benchmarks/bench_integrate.py [--paths 200] [--steps 10000] [--sdeint-paths 20]
 
-Both integrators use the same lambdified SME coefficients (amsgd.diffusion.coefficients.sme_coefficients).
+The batched and looped integrators use the same lambdified SME coefficients
+(amsgd.diffusion.coefficients.sme_coefficients); ``euler-jit`` evaluates the same SME with its compiled
+kernels (benchmarks/bench_euler_jit.py times it against a plain numba loop).
 Looping sdeint over all paths takes minutes, so sdeint integrates ``--sdeint-paths`` of them and its
 time is scaled linearly to ``--paths`` (sdeint's cost is exactly linear in the number of paths: one
 independent call per path). Printed, all measured in this run:
 
 * wall times and the speed-up ratio, for the NumPy-batched Euler and for the same Euler compiled with
-  numba (``euler-jit``, timed after its one-off compilation, which is printed separately);
+  numba (``euler-jit``, timed after its first call, which compiles it or loads it from numba's cache and
+  is printed separately);
 * weak statistics of both ensembles on independent noise — the final error and the per-path time
   average of the error over the second half — as means with 95% t-intervals;
 * the largest path-by-path difference on shared noise (same Brownian increments);
@@ -22,6 +25,7 @@ import argparse
 import time
 
 import numpy as np
+from ratios import emit  # benchmarks/ is on the path when a script runs
 
 from amsgd import Problem
 from amsgd.core.estimates import Estimate, t_interval
@@ -66,6 +70,7 @@ def compare(label, drift, diffusion, h0, dt, args, stats: bool) -> float:
         f"-> {scaled:8.2f} s scaled to {args.paths} paths"
     )
     print(f"speed-up (batched vs looped sdeint): {ratio:.0f}x")
+    emit(f"{label}: batched NumPy Euler over looped sdeint.itoEuler", ratio)
     per_path_loop = scaled
     if stats:
         for name, (b, s) in zip(("final error", "time-averaged error (2nd half)"), zip(weak_stats(batched), weak_stats(looped))):
@@ -83,8 +88,9 @@ def compiled_vs_sdeint(problem: Problem, h0: np.ndarray, args, sdeint_seconds: f
     _, compile_and_run = timed(run)
     compiled, seconds = timed(run)
     batched = integrate_sme(problem, h0, args.steps, paths=args.paths, rng=1, scheme="euler", save_every=10)
-    print(f"compiled euler-jit : {seconds:8.2f} s (first call {compile_and_run:.2f} s, including compilation)")
+    print(f"compiled euler-jit : {seconds:8.2f} s (first call {compile_and_run:.2f} s, including compilation or cache load)")
     print(f"speed-up (compiled batched Euler vs looped sdeint): {sdeint_seconds / seconds:.0f}x")
+    emit("SME d = 4: euler-jit over looped sdeint.itoEuler", sdeint_seconds / seconds)
     print(f"same noise as batched euler: max |error difference| = {np.nanmax(np.abs(compiled.error - batched.error)):.2e}")
 
 
