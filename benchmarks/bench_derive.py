@@ -1,9 +1,12 @@
-"""Cold-start time of ``amsgd derive`` for the default problem (target: under 5 seconds).
+"""Cold-start time of ``amsgd derive``: the default problem (target: under 5 seconds) and its growth with d.
 
 Each run is a fresh interpreter, so imports and every symbolic step are included. Prints the
-median of a few runs and the ratio to the interpreter's own start-up, measured in the same run.
+median of a few runs for the default problem and the ratio to the interpreter's own start-up,
+measured in the same run; then one run per dimension d (spectrum ``d, d − 1, ..., 1``, the default
+η and μ) in JSON and Markdown, the ratio d = 50 / d = 4 (target: at most 3, the indexed derivation
+does not grow with d) and d = 1000 (target: under a minute).
 
-    python benchmarks/bench_derive.py [--runs 3]
+    python benchmarks/bench_derive.py [--runs 3] [--dims 4,8,12,20,50,100,1000] [--timeout 900]
 """
 
 from __future__ import annotations
@@ -14,16 +17,28 @@ import subprocess
 import sys
 import time
 
+DIMS = (4, 8, 12, 20, 50, 100, 1000)
 
-def wall(cmd: list[str]) -> float:
+
+def wall(cmd: list[str], timeout: float | None = None) -> float:
+    """Seconds the command took; ``inf`` if it ran past ``timeout``."""
     start = time.perf_counter()
-    subprocess.run(cmd, check=True, capture_output=True)
+    try:
+        subprocess.run(cmd, check=True, capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return float("inf")
     return time.perf_counter() - start
+
+
+def spectrum(d: int) -> str:
+    return ",".join(str(v) for v in range(d, 0, -1))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--dims", default=",".join(map(str, DIMS)), help="dimensions of the sweep (default: %(default)s)")
+    parser.add_argument("--timeout", type=float, default=900.0, help="seconds before a run counts as too slow")
     args = parser.parse_args()
     base = [wall([sys.executable, "-c", "pass"]) for _ in range(args.runs)]
     rows = {}
@@ -35,6 +50,22 @@ def main() -> None:
         median = statistics.median(times)
         verdict = "ok" if median < 5.0 else "OVER TARGET"
         print(f"amsgd derive --format {fmt:8s}: {median:.2f} s (x{median / interpreter:.0f} start-up) [{verdict}: < 5 s]")
+
+    dims = [int(d) for d in args.dims.split(",")]
+    sweep: dict[tuple[int, str], float] = {}
+    print("\nd       json (s)  markdown (s)   spectrum d, d - 1, ..., 1")
+    for d in dims:
+        for fmt in ("json", "markdown"):
+            cmd = [sys.executable, "-m", "amsgd", "derive", "-q", "--spectrum", spectrum(d), "--format", fmt]
+            sweep[d, fmt] = wall(cmd, args.timeout)
+        print(f"{d:<7d} {sweep[d, 'json']:8.2f}  {sweep[d, 'markdown']:12.2f}")
+    for fmt in ("json", "markdown"):
+        if (4, fmt) in sweep and (50, fmt) in sweep:
+            ratio = sweep[50, fmt] / sweep[4, fmt]
+            print(f"{fmt:8s} d=50 / d=4: {ratio:.2f} [{'ok' if ratio <= 3 else 'OVER TARGET'}: <= 3]")
+        if (1000, fmt) in sweep:
+            seconds = sweep[1000, fmt]
+            print(f"{fmt:8s} d=1000: {seconds:.1f} s [{'ok' if seconds < 60 else 'OVER TARGET'}: < 60 s]")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,14 @@ linearisation → Ornstein–Uhlenbeck limits → stationary error → phase for
 a SymPy expression or matrix in the eigenvalue symbols ``λ_i``, η and μ; :attr:`Derivation.values`
 maps those symbols to the problem's numbers, and the numeric stage
 (:func:`amsgd.diffusion.theory.predict`) evaluates them.
+
+Two routes give the same formulas. The **indexed** route (named data laws, any d) derives each
+per-mode formula once in generic indices (:mod:`.indexed`) and the numeric stage evaluates it over
+the spectrum; its cost does not grow with d. The **per-coordinate** route builds every object for the
+d coordinates (the d x d OU matrices, ``solve`` of ``g(h) = 0`` in d unknowns); a sampled law, whose
+moments are estimated coordinate by coordinate, takes it, for ``d <= MAX_SYMBOLIC_DIM``. The
+per-coordinate attributes (:attr:`Derivation.sde`, :attr:`Derivation.ode`, ...) can be asked for on
+either route where d allows.
 """
 
 from __future__ import annotations
@@ -21,12 +29,16 @@ from amsgd.core.problem import Problem
 
 from . import phases as ph
 from .delay_stability import DelayDifferentialLimit, delay_differential_limit
-from .display import as_latex, as_text
+from .display import as_latex, as_text, in_one_minus_mu
+from .indexed import FULL_LISTING_DIM, IndexedPCA, dim, indexed_pca, instantiate, plain
 from .limits import ODELimit, OULimit, mu, ode_limit, ou_limit
 from .moments import expectation, wick_moment
-from .pca import PCAModel, pca_model
+from .pca import MAX_SYMBOLIC_DIM, PCAModel, pca_model
 from .recursion import TimeScale, derive_time_scale, eta
-from .sdde import SDDELimit, sdde_limit
+from .sdde import SDDELimit, linear_mode_sdde, sdde_limit
+
+#: The two routes of :func:`derive` (module docstring).
+INDEXED, PER_COORDINATE = "indexed", "per-coordinate"
 
 
 @dataclass(frozen=True)
@@ -67,13 +79,20 @@ class LinearMode:
 @dataclass(frozen=True, eq=False)
 class Derivation:
     """The symbolic derivation for one problem. Attributes are computed lazily, so asking for one
-    result does not pay for the others; the heavy parts are cached on the shared PCA model."""
+    result does not pay for the others; the heavy parts are cached on the shared PCA model, and on
+    the indexed route on the data law's :class:`~.indexed.IndexedPCA`."""
 
     problem: Problem
+    route: str = INDEXED
 
     @cached_property
     def model(self) -> PCAModel:
         return pca_model(self.problem)
+
+    @cached_property
+    def indexed(self) -> IndexedPCA | None:
+        """The data law's indexed derivation (:mod:`.indexed`); None on the per-coordinate route."""
+        return indexed_pca(self.problem.distribution) if self.route == INDEXED else None
 
     @cached_property
     def values(self) -> dict:
@@ -95,7 +114,11 @@ class Derivation:
 
     @cached_property
     def stationary_points(self) -> list[int]:
-        """1-based j of the stationary points ±e_j on the sphere, found by solving g(h) = 0."""
+        """1-based j of the stationary points ±e_j on the sphere, found by solving g(h) = 0 (in d unknowns,
+        or on the indexed route in the representative model, where every coordinate is one)."""
+        if self.indexed is not None:
+            self.indexed.stationary_points  # noqa: B018 (derived and checked: every coordinate)
+            return list(range(1, self.problem.dim + 1))
         found = []
         for solution in self.model.recursion.stationary_points():
             h = [solution.get(hk, hk) for hk in self.model.h]
@@ -144,14 +167,7 @@ class Derivation:
     @cached_property
     def error_expansion(self) -> sp.Expr:
         """Leading term of sin²∠(h, e_1) at ``h = e_1 + sqrt(η) U``: a quadratic form in U."""
-        u = sp.symbols(f"U_1:{self.model.dim + 1}", real=True)
-        s = sp.Symbol("s", positive=True)  # s = sqrt(η)
-        shifted = self.model.error.subs(
-            {hk: (1 if k == 0 else 0) + s * uk for k, (hk, uk) in enumerate(zip(self.model.h, u))},
-            simultaneous=True,
-        )
-        quadratic = sp.series(shifted, s, 0, 3).removeO().coeff(s, 2)
-        return sp.expand(quadratic)
+        return self.model.error_expansion
 
     @cached_property
     def stationary_error(self) -> sp.Expr:
@@ -176,29 +192,79 @@ class Derivation:
         return sdde_limit(self.optimum_modes)
 
     def to_dict(self) -> dict:
-        """The derived formulas as text, in the sections of ``amsgd derive``'s JSON (no numbers)."""
-        return {
+        """The derived formulas as text, in the sections of ``amsgd derive``'s JSON (no numbers).
+
+        Up to :data:`~.indexed.FULL_LISTING_DIM` coordinates every component is written out; above,
+        each is written with its sum over the modes (``Sum(..., (k, 1, d))``) and the LaTeX drift is
+        its component i (``*_note`` keys say so).
+        """
+        out = {
             "recursion": {
-                "update": str(self.model.recursion.update.T),
+                "update": self._update_text(),
                 "time_scale_expansion": {
                     "order_eta": as_text(self.timing.residual_order1),
                     "order_eta2": as_text(self.timing.residual_order2),
                 },
             },
             "ode": {
-                "time_scale": as_text(self.ode.time_scale),
-                "drift": [as_text(e) for e in self.ode.drift],
-                "drift_latex": as_latex(self.ode.drift),
+                "time_scale": as_text(self.timing.drift_scale),
+                **self._drift_text(),
                 "modified_drift_scalar": as_text(self.timing.modified_drift, simplify=True),
             },
-            "stationary_error": {"diffusion_formula": as_text(self.stationary_error)},
+            "stationary_error": {"diffusion_formula": self._stationary_error_text()},
             "tau_max_delay_differential_formula": as_text(self.delay_differential.critical_delay),
             "sdde": self._sdde_formulas(),
         }
+        if self.problem.dim > FULL_LISTING_DIM and self.indexed is not None:
+            out["recursion"]["update_note"] = (
+                f"component i = 1..{self.problem.dim} of G(h, Y) = (I - h h^T) Y Y^T h, written with its sum over "
+                f"the modes (d > {FULL_LISTING_DIM})"
+            )
+        return out
+
+    @property
+    def _summarised(self) -> bool:
+        return self.indexed is not None and self.problem.dim > FULL_LISTING_DIM
+
+    def _update_text(self) -> str:
+        if not self._summarised:
+            return str(self.model.recursion.update.T)
+        return str(plain(self.indexed.update.subs(dim, self.problem.dim)))
+
+    def _drift_text(self) -> dict:
+        """``drift`` (one text per component) and ``drift_latex``."""
+        if self.indexed is None:
+            return {"drift": [as_text(e) for e in self.ode.drift], "drift_latex": as_latex(self.ode.drift)}
+        x, n = self.indexed, self.problem.dim
+        if not self._summarised:
+            lam, h = self.model.lam, self.model.h
+            components = sp.Matrix([
+                x.mean_map.explicit(x.model, {"i": (lam[c], h[c])}, lam, h, x.drift_scale) for c in range(n)
+            ])  # fmt: skip
+            return {"drift": [as_text(e) for e in components], "drift_latex": as_latex(components)}
+        component = x.mean_map.indexed(x.model, x.drift_scale).subs(dim, n)
+        template = _indexed_text(component)
+        return {
+            "drift": [instantiate(template, 0, c) for c in range(1, n + 1)],
+            "drift_latex": as_latex(component),
+            "drift_note": f"d = {n} > {FULL_LISTING_DIM}: each component written with its sum over the modes; "
+            "drift_latex is component i",
+        }
+
+    def _stationary_error_text(self) -> str:
+        if self.indexed is None:
+            return as_text(self.stationary_error)
+        x, n = self.indexed, self.problem.dim
+        if not self._summarised:
+            lam_j, lam_i = x.symbol("lam", "j"), x.symbol("lam", "i")
+            lam = self.model.lam
+            terms = (sp.factor(x.error_term.xreplace({lam_j: lam[0], lam_i: lam[c]})) for c in range(1, n))
+            return as_text(sp.Add(*terms))
+        return _indexed_text(x.stationary_error().subs(dim, n))
 
     def _sdde_formulas(self) -> dict:
         """The SDDE, its linear mode, characteristic equation, boundary and stationary variance, as text."""
-        linear = self.sdde.linear
+        linear = linear_mode_sdde()
         return {
             "equation": "dX = G(X(t - s))/(1-mu) dt + sqrt(eta)/(1-mu) C(X(t - s))^(1/2) dW, s = tau*eta",
             "linear_mode": "dX_i = -(a_i/(1-mu)) X_i(t - s) dt + (sqrt(eta)/(1-mu)) sigma_i dW_i",
@@ -209,6 +275,12 @@ class Derivation:
             "floor_formula": "sum_i b_i^2 (1 + sin(c_i s))/(2 c_i cos(c_i s)), c_i = a_i/(1-mu), "
             "b_i^2 = eta sigma_i^2/(1-mu)^2",
         }
+
+
+def _indexed_text(expr: sp.Expr) -> str:
+    """Text of an indexed formula: written in ``1 − μ`` while its symbols are indexed (so that a summand
+    stays inside its sum), then with ``lambda[k]`` printed as ``lambda_k``."""
+    return str(plain(in_one_minus_mu(expr)))
 
 
 def _restrict(cov: sp.Matrix, u: list[sp.Symbol]) -> sp.Matrix:
@@ -235,6 +307,25 @@ def _diagonal_noise(noise: sp.Matrix, problem: Problem) -> sp.Matrix:
     )
 
 
-def derive(problem: Problem) -> Derivation:
-    """The symbolic derivation of the diffusion limits of ``problem`` (formulas; numbers in ``amsgd.predict``)."""
-    return Derivation(problem)
+def derive(problem: Problem, route: str | None = None) -> Derivation:
+    """The symbolic derivation of the diffusion limits of ``problem`` (formulas; numbers in ``amsgd.predict``).
+
+    ``route``: ``"indexed"`` (the default for a named data law, any d) or ``"per-coordinate"`` (the
+    default, and the only route, for a sampled law; ``d <= MAX_SYMBOLIC_DIM``); see the module docstring.
+    """
+    problem.require_finite_fourth_moments()
+    sampled = isinstance(problem.distribution, SampledDistribution)
+    route = route or (PER_COORDINATE if sampled else INDEXED)
+    if route not in (INDEXED, PER_COORDINATE):
+        raise ProblemError(f"route must be {INDEXED!r} or {PER_COORDINATE!r}, got {route!r}")
+    if route == INDEXED and sampled:
+        raise ProblemError(
+            f"distribution {problem.distribution.spec} has estimated moments: use route {PER_COORDINATE!r}"
+        )
+    if route == PER_COORDINATE and problem.dim > MAX_SYMBOLIC_DIM:
+        what = f"distribution {problem.distribution.spec}" if sampled else "the per-coordinate route"
+        raise ProblemError(
+            f"{what} is derived coordinate by coordinate and supports d <= {MAX_SYMBOLIC_DIM}, got d = {problem.dim}; "
+            "a named distribution (gaussian, rademacher, student-t:NU) has the indexed derivation at any d"
+        )
+    return Derivation(problem, route)

@@ -40,5 +40,6 @@ def as_text(expr: sp.Basic, simplify: bool = False) -> str:
     return str(in_one_minus_mu(expr, simplify))
 
 
-def as_latex(expr: sp.Basic, simplify: bool = False) -> str:
-    return sp.latex(in_one_minus_mu(expr, simplify), symbol_names=_LATEX_NAMES)
+def as_latex(expr: sp.Basic, simplify: bool = False, names: dict | None = None) -> str:
+    """LaTeX of ``expr``; ``names`` maps further symbols to the LaTeX they print as."""
+    return sp.latex(in_one_minus_mu(expr, simplify), symbol_names={**_LATEX_NAMES, **(names or {})})

@@ -19,11 +19,17 @@ from .delay_stability import (
 )
 from .derivation import Derivation
 from .display import as_latex
+from .indexed import FULL_LISTING_DIM, INDEX, dim, ordered
 from .linearization import coupling_patterns, optimum_linearization
 from .pca import PCAModel
 from .recursion import eta, mu, t, tau
+from .sdde import delayed_expansion, linear_mode_sdde
 from .sdde import noise_variance as noise_sigma2
 from .sdde import rate as a_rate
+
+#: Up to this dimension the tables list every mode (of every stationary point); above, a few rows and
+#: a sentence saying how many are left out.
+TABLE_FULL_DIM = 4
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,26 @@ def _num(x: float) -> str:
     return f"{x:.6g}"
 
 
+def _shown(d: int, *extra: int) -> list[int]:
+    """The 1-based indices a table shows: all up to ``TABLE_FULL_DIM``, else 1, 2, 3, d and ``extra``."""
+    if d <= TABLE_FULL_DIM:
+        return list(range(1, d + 1))
+    return sorted({1, 2, 3, d, *extra})
+
+
+def _omitted(shown: int, total: int, what: str) -> list[Block]:
+    """A sentence saying how many rows a table leaves out (none when it shows them all)."""
+    if shown >= total:
+        return []
+    return [Prose(f"The table shows {shown} of the {total} {what}; the others follow the formulas above.")]
+
+
+def _spectrum(values) -> str:
+    if len(values) <= FULL_LISTING_DIM:
+        return ", ".join(_num(v) for v in values)
+    return ", ".join(_num(v) for v in values[:3]) + ", \\ldots, " + _num(values[-1])
+
+
 def _eq(lhs: sp.Basic, rhs: sp.Basic, simplify: bool = False) -> Equation:
     return Equation(f"{as_latex(lhs)} = {as_latex(rhs, simplify)}")
 
@@ -80,7 +106,7 @@ def build_document(d: Derivation, numbers: dict) -> list[Block]:
 
 def _recursion_blocks(d: Derivation) -> list[Block]:
     """Title, problem, sections 1 (the recursion) and 2 (the time scale)."""
-    p, rec, timing = d.problem, d.model.recursion, d.timing
+    p, timing = d.problem, d.timing
     x, xi = sp.IndexedBase("x"), sp.IndexedBase("xi")
     k = sp.Symbol("k", integer=True)
     step = sp.Add(
@@ -92,7 +118,7 @@ def _recursion_blocks(d: Derivation) -> list[Block]:
     return [
         Heading("Diffusion limits of Async-MSGD on streaming PCA"),
         Prose(
-            f"Problem: $d = {p.dim}$, spectrum $({', '.join(_num(v) for v in p.eigenvalues)})$, "
+            f"Problem: $d = {p.dim}$, spectrum $({_spectrum(p.eigenvalues)})$, "
             f"data `{p.distribution.spec}`, $\\eta = {_num(p.eta)}$, $\\mu = {_num(p.mu)}$, "
             f"delay `{p.delay.spec}`. Every formula below is derived symbolically by amsgd; numbers are "
             "those formulas evaluated for this problem. Time $t = k\\eta$ is diffusion time; durations "
@@ -101,8 +127,7 @@ def _recursion_blocks(d: Derivation) -> list[Block]:
         Heading("1. The recursion"),
         Prose("Async-MSGD with a stale gradient and fresh momentum, in eigen-coordinates $h = Q^T v$, $Y = Q^T X$:"),
         Equation(sp.latex(sp.Eq(x[k + 1], step, evaluate=False), order="none")),
-        Prose("with the streaming-PCA update (first component shown):"),
-        Equation(f"G_1(h, Y) = {sp.latex(rec.update[0])}"),
+        *_update_blocks(d),
         Heading("2. Time scale of the limit"),
         Prose(
             "Put $x_k = X(k\\eta)$ for a smooth curve and expand the recursion in $\\eta$. "
@@ -123,8 +148,29 @@ def _recursion_blocks(d: Derivation) -> list[Block]:
     ]
 
 
+def _update_blocks(d: Derivation) -> list[Block]:
+    """The update: component i in indexed form, or the first component of the d-dimensional model."""
+    if d.indexed is None:
+        return [
+            Prose("with the streaming-PCA update (first component shown):"),
+            Equation(f"G_1(h, Y) = {sp.latex(d.model.recursion.update[0])}"),
+        ]
+    i = INDEX["i"]
+    return [
+        Prose(
+            "with the streaming-PCA update $G(h, Y) = (I - h h^T) Y Y^T h$, component $i$ (checked against the "
+            "update of a model of four coordinates $j, i, k, l$ with their own eigenvalues $\\lambda_j, \\lambda_i, "
+            "\\lambda_k, \\lambda_l$, which stands for any four coordinates: every formula below is derived in it "
+            "once and holds for every $d$):"
+        ),
+        Equation(f"G_{{{i}}}(h, Y) = {sp.latex(d.indexed.update)}"),
+    ]
+
+
 def _limit_blocks(d: Derivation) -> list[Block]:
     """Sections 3 (mean map and ODE) and 4 (gradient noise)."""
+    if d.indexed is not None:
+        return _indexed_limit_blocks(d)
     solution, residual = d.ode_closed_form
     _, unprojected = d.model.projected_noise
     return [
@@ -148,8 +194,45 @@ def _limit_blocks(d: Derivation) -> list[Block]:
     ]
 
 
+def _indexed_limit_blocks(d: Derivation) -> list[Block]:
+    """Sections 3 and 4 in indexed form: component i of the ODE, its closed form, ``S_ii`` and ``S_ik``."""
+    x = d.indexed
+    m = x.model
+    i, k = INDEX["i"], INDEX["k"]
+    solution, residual = x.ode_closed_form
+    diagonal, off_diagonal = x.noise_covariance
+    return [
+        Heading("3. Mean map and the ODE limit"),
+        Prose(
+            "The expectation over $Y$ of the update (second moments $E[Y Y^T] = \\Lambda$) is the mean map. In the "
+            "four-coordinate model component $i$ splits into a part in $h_i$ and one term per other coordinate, the "
+            "same function for each; summed over all modes, the ODE is"
+        ),
+        Equation(f"\\frac{{d h_{{{i}}}}}{{d t}} = {as_latex(x.mean_map.indexed(m, x.drift_scale))}"),
+        Prose(
+            "Its closed form follows from the linear flow $w_i' = \\lambda_i w_i/(1-\\mu)$ (solved by `dsolve`) and "
+            "$h = w/\\|w\\|$. With $W = \\sum_k w_k^2$ and $V = \\sum_k \\lambda_k w_k^2$, $W' = 2V/(1-\\mu)$ and "
+            "$h^T \\Lambda h = V/W$; substituting into the ODE leaves the residual "
+            f"${sp.latex(residual)}$ for every $d$:"
+        ),
+        _eq(sp.Function(f"h_{{{i}}}")(t), solution),
+        Heading("4. Gradient noise"),
+        Prose(
+            f"$C(h) = \\mathrm{{Cov}}[G(h, Y)]$ uses the fourth moments of `{d.problem.distribution.spec}` data. "
+            "Since $G = P(h)\\,Y Y^T h$ with the noise-free projector $P = I - h h^T$, "
+            "$C(h) = P\\, S(h)\\, P$ with $S(h) = \\mathrm{Cov}[Y Y^T h]$. Each entry involves at most four "
+            "coordinates, so the four-coordinate model gives the diagonal and the off-diagonal entries ($i \\ne k$), "
+            "each summed over the modes:"
+        ),
+        Equation(f"S_{{{i}{i}}}(h) = {sp.latex(diagonal.indexed(m))}"),
+        Equation(f"S_{{{i}{k}}}(h) = {sp.latex(off_diagonal.indexed(m))}, \\qquad {i} \\ne {k}"),
+    ]
+
+
 def _optimum_blocks(d: Derivation, numbers: dict) -> list[Block]:
     """Sections 5 (the OU limits at every stationary point) and 6 (the stationary error)."""
+    if d.indexed is not None:
+        return _indexed_optimum_blocks(d, numbers)
     blocks: list[Block] = [
         Heading("5. Stationary points and their Ornstein–Uhlenbeck limits"),
         Prose(
@@ -188,10 +271,70 @@ def _optimum_blocks(d: Derivation, numbers: dict) -> list[Block]:
     return blocks
 
 
+def _indexed_optimum_blocks(d: Derivation, numbers: dict) -> list[Block]:
+    """Sections 5 and 6 in indexed form, with a table of a few modes."""
+    x = d.indexed
+    radial, tangent = x.modes["radial"], x.modes["tangent"]
+    i, j = INDEX["i"], INDEX["j"]
+    pair_drift, pair_noise = x.pair
+
+    def at(expr: sp.Expr, **rename: sp.Expr) -> str:
+        shown, names = ordered(expr, x.model, rename)
+        return as_latex(shown, names=names)
+
+    blocks: list[Block] = [
+        Heading("5. Stationary points and their Ornstein–Uhlenbeck limits"),
+        Prose(
+            "Solving $E\\,G(h) = 0$ in the four-coordinate model gives $h = 0$ and $\\pm e_c$ for each of its "
+            f"coordinates, so the stationary points are $\\pm e_j$, $j = 1, \\ldots, {d.problem.dim}$. At $e_j$, "
+            "with $U = (h - e_j)/\\sqrt{\\eta}$, the linearised drift $A = J(e_j)/(1-\\mu)$ and the noise "
+            "$BB^T = C(e_j)/(1-\\mu)^2$ are diagonal: for two modes $i \\ne k$, "
+            f"$A_{{{i}k}} = {sp.latex(pair_drift)}$ and $(BB^T)_{{{i}k}} = {sp.latex(pair_noise)}$. Each coordinate is a "
+            "scalar OU process $dU_i = a_i U_i\\,dt + b_i\\,dB_i$; coordinate $j$ is the radial mode (the update is "
+            "not renormalised), the others are tangent modes:"
+        ),
+        Equation(f"a_{{{i}}} = {at(tangent.drift_rate)}, \\quad b_{{{i}}}^2 = {at(tangent.variance)} \\quad ({i} \\ne {j}), "
+                 f"\\qquad a_{{{j}}} = {at(radial.drift_rate)}, \\quad b_{{{j}}}^2 = {at(radial.variance)}"),
+    ]
+    points = {point["j"]: point for point in numbers["sde"]}
+    dim_value = d.problem.dim
+    saddle = numbers["phases"]["worst_saddle"]
+    rows = []
+    for j_value in _shown(dim_value, saddle):
+        point = points[j_value]
+        listed = {m["i"]: m for m in point["modes"]}
+        for i_value in _shown(dim_value, j_value, point.get("fastest_mode", 1)):
+            if i_value in listed:
+                m = listed[i_value]
+                rows.append((f"e_{j_value}", str(m["i"]), m["kind"], point["kind"], _num(m["drift_rate"]),
+                             _num(m["diffusion"]), "yes" if m["stable"] else "no"))  # fmt: skip
+    header = ("point", "mode i", "kind", "point kind", "drift rate a_i", "diffusion b_i", "stable")
+    blocks.append(Table(header, tuple(rows)))
+    blocks += _omitted(len(rows), dim_value**2, "modes of the stationary points")
+    blocks += [
+        Heading("6. Stationary error near the optimum"),
+        Prose(
+            "The error $\\sin^2\\angle(h, e_1)$ at $h = e_1 + \\sqrt{\\eta} U$ is, to leading order, $\\eta$ times a "
+            "sum over the tangent modes (no radial term, no cross terms):"
+        ),
+        Equation(sp.latex(sp.Sum(x.error_weight * sp.IndexedBase("U")[i] ** 2, (i, 2, dim)))),
+        Prose(
+            "The OU law at $e_1$ has a diagonal stationary covariance; the scalar Lyapunov equation "
+            "$2 a_i P_{ii} + b_i^2 = 0$ of each tangent mode gives (the radial mode carries no noise, $P_{11} = 0$)"
+        ),
+        Equation(f"P_{{{i}{i}}} = {at(tangent.stationary_variance, j=sp.Symbol('lambda_1', positive=True))}"),
+        Prose("so the leading-order stationary error is"),
+        _eq(sp.Symbol(r"E \sin^2"), x.stationary_error()),
+        Prose(f"For this problem: ${_num(numbers['stationary_error']['diffusion'])}$."),
+    ]
+    return blocks
+
+
 def _sdde_blocks(d: Derivation, numbers: dict) -> list[Block]:
     """Section 6a: the finite-delay limit (SDDE), its linearisation, boundary and stationary floor."""
-    limit, sdde = d.sdde, numbers["sdde"]
-    expansion, linear = limit.expansion, limit.linear
+    sdde = numbers["sdde"]
+    linear = linear_mode_sdde()
+    expansion = delayed_expansion()
     s = sp.Symbol("s")
     c_sym, b_sym, r_sym = sp.Symbol("c"), sp.Symbol("b"), sp.Function("R")
     u = sp.Symbol("u")
@@ -239,14 +382,21 @@ def _sdde_blocks(d: Derivation, numbers: dict) -> list[Block]:
             "$\\sum_i b_i^2 (1 + \\sin c_i s)/(2 c_i \\cos c_i s)$. For this problem:"
         ),
     ]
-    rows = tuple(
-        (str(m.i), m.kind, _num(float(m.rate.subs(d.values))), _num(float(m.noise.subs(d.values))),
-         _num(float(m.critical_delay_time.subs(d.values))), _num(v) if v is not None else "inf")
-        for m, v in zip(limit.modes, sdde["per_mode"])
-    )  # fmt: skip
-    header = ("mode i", "kind", "c_i", "b_i squared", "s_i*", f"Var X_i at s = {_num(sdde['delay_time'])}")
-    blocks.append(Table(header, rows))
+    modes = numbers["optimum_modes"]
     limiting = sdde["limiting_mode"]
+    shown = _shown(len(modes["i"]), limiting["i"])
+    boundary = linear.delay_differential.critical_delay_time
+    rows = []
+    for i_value in shown:
+        k = i_value - 1
+        at = {a_rate: modes["rate"][k], noise_sigma2: modes["noise_variance"][k], eta: d.problem.eta, mu: d.problem.mu}
+        variance = sdde["per_mode"][k]
+        rows.append((str(modes["i"][k]), modes["kind"][k], _num(float(linear.rate.subs(at))),
+                     _num(float(linear.noise.subs(at))), _num(float(boundary.subs(at))),
+                     _num(variance) if variance is not None else "inf"))  # fmt: skip
+    header = ("mode i", "kind", "c_i", "b_i squared", "s_i*", f"Var X_i at s = {_num(sdde['delay_time'])}")
+    blocks.append(Table(header, tuple(rows)))
+    blocks += _omitted(len(rows), len(modes["i"]), "modes at $e_1$")
     floor = sdde["stationary_error"]
     linearized = numbers["stationary_error"]["linearized"]["value"]
     blocks.append(
@@ -357,8 +507,7 @@ def _delay_theory_blocks(numbers: dict) -> list[Block]:
         Prose(
             "The diffusion limit does not see $\\tau$. Linearised at $e_1$, mode $i$ with restoring rate "
             "$a_i = -J_{ii}(e_1)$ obeys $x_{k+1} = (1+\\mu) x_k - \\mu x_{k-1} - \\eta a_i x_{k-\\tau} + \\eta \\xi_k$. "
-            "Here the rates are "
-            + ", ".join(f"${_num(r)}$ ({kind} $i = {i}$)" for r, kind, i in zip(modes["rate"], modes["kind"], modes["i"]))
+            + _rates_text(modes)
             + ": the radial mode, $2\\lambda_1$, is the fastest. Substituting $x_k = z^k$:"
         ),
         Equation(f"p(z) = {sp.latex(characteristic_polynomial())}"),
@@ -386,6 +535,15 @@ def _delay_theory_blocks(numbers: dict) -> list[Block]:
         blocks.append(Prose(f"For this problem: {stability.get('note', 'no stability result')}."))
         return blocks
     return blocks + _stability_numbers(numbers) + _tradeoff_blocks(numbers["tradeoff"])
+
+
+def _rates_text(modes: dict) -> str:
+    """``Here the rates are …``: every mode up to ``TABLE_FULL_DIM``, else the first, the last and a count."""
+    shown = _shown(len(modes["i"]))
+    listed = ", ".join(f"${_num(modes['rate'][i - 1])}$ ({modes['kind'][i - 1]} $i = {i}$)" for i in shown)
+    if len(shown) == len(modes["i"]):
+        return "Here the rates are " + listed
+    return f"Here the rates of the modes $i = {', '.join(map(str, shown))}$ (of {len(modes['i'])}) are " + listed
 
 
 def _stability_numbers(numbers: dict) -> list[Block]:
@@ -492,17 +650,27 @@ def _random_coefficient_blocks(d: Derivation, numbers: dict) -> list[Block]:
             "stationary variance per unit noise (delay spread included), the exact variances of the ratios "
             "$r_i = h_i/h_1$ solve $(I - \\mathrm{diag}(G)\\,C)\\,v = G \\odot s$, and the floor is "
             "$E[S/(1+S)]$, $S = \\sum_i r_i^2$, for Gaussian $r$. For this problem: "
-            f"${_num(finite['value'])}$ = ${_num(parts['additive_linear'])}$ (additive linear) "
-            f"${_signed(parts['multiplicative'])}$ (multiplicative) ${_signed(parts['nonlinear'])}$ (curvature of "
-            "$\\sin^2$)."
+            + (
+                f"${_num(finite['value'])}$ = ${_num(parts['additive_linear'])}$ (additive linear) "
+                f"${_signed(parts['multiplicative'])}$ (multiplicative) ${_signed(parts['nonlinear'])}$ (curvature of "
+                "$\\sin^2$)."
+                if finite["value"] is not None
+                else "the second moments are unbounded at this $\\eta$, so there is no finite floor (the additive "
+                f"linear part alone is ${_num(parts['additive_linear'])}$)."
+            )
         ),
         Prose(
             "The second moments of the whole linearisation, the radial mode included, are bounded iff every "
             "mode is and the Perron root of $\\mathrm{diag}(G)\\,C$ is below one; the spectral radius of the "
-            f"second-moment operator is ${_num(ms['radius'])}$ here. The largest mean-square-stable constant "
-            f"delay is $\\tau = {ms['tau_max']}$ (beyond it the {ms['limiting_mode']['kind']} mode "
-            f"$i = {ms['limiting_mode']['i']}$ breaks), against $\\tau^* = {numbers['stability']['tau_max']}$ for "
-            "the mean."
+            f"second-moment operator is ${_num(ms['radius'])}$ here. "
+            + (
+                f"The largest mean-square-stable constant delay is $\\tau = {ms['tau_max']}$ (beyond it the "
+                f"{ms['limiting_mode']['kind']} mode $i = {ms['limiting_mode']['i']}$ breaks), against "
+                f"$\\tau^* = {numbers['stability']['tau_max']}$ for the mean."
+                if ms["tau_max"] is not None
+                else f"No constant delay is mean-square stable at this $\\eta$ (the {ms['limiting_mode']['kind']} "
+                f"mode $i = {ms['limiting_mode']['i']}$ breaks first)."
+            )
         ),
     ]
     return blocks

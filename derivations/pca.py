@@ -25,7 +25,8 @@ from .distributions import fourth_moment
 from .moments import fourth_order_moment
 from .recursion import MomentumRecursion, eta, mu, t
 
-#: Above this dimension the full symbolic noise covariance C(h) (O(d⁴) terms) is not built.
+#: Above this dimension the per-coordinate derivation (a d x d symbolic noise covariance, O(d⁴) terms) is
+#: not built; named data laws use the indexed derivation (:mod:`.indexed`) at every d.
 MAX_SYMBOLIC_DIM = 12
 
 
@@ -33,25 +34,45 @@ def eigenvalue_symbols(dim: int) -> tuple[sp.Symbol, ...]:
     return sp.symbols(f"lambda_1:{dim + 1}", positive=True)
 
 
+def coordinate_symbols(prefix: str, labels: tuple[str, ...], **assumptions) -> tuple[sp.Symbol, ...]:
+    """``prefix_label`` for each label, e.g. ``lambda_1, lambda_2`` or ``h_j, h_i``."""
+    return tuple(sp.Symbol(f"{prefix}_{label}", **assumptions) for label in labels)
+
+
 @dataclass(frozen=True)
 class PCAModel:
-    """The streaming-PCA recursion for dimension ``dim`` and a data distribution."""
+    """The streaming-PCA recursion for dimension ``dim`` and a data distribution.
+
+    The coordinates are numbered ``1 .. dim`` unless ``labels`` names them: a model with the labels
+    ``("j", "i", "k", "l")`` has the eigenvalue symbols ``λ_j, λ_i, λ_k, λ_l`` and stands for any four
+    distinct coordinates of a larger problem (:mod:`.indexed`).
+    """
 
     dim: int
     distribution: Distribution
     estimated_moments: tuple | None = None  # (samples of Y) for a sampled distribution
+    labels: tuple[str, ...] | None = None
+
+    @cached_property
+    def names(self) -> tuple[str, ...]:
+        """The coordinate labels, ``1 .. dim`` by default."""
+        if self.labels is None:
+            return tuple(str(k + 1) for k in range(self.dim))
+        if len(self.labels) != self.dim:
+            raise ValueError(f"{len(self.labels)} labels for a model of dimension {self.dim}")
+        return self.labels
 
     @cached_property
     def lam(self) -> tuple[sp.Symbol, ...]:
-        return eigenvalue_symbols(self.dim)
+        return coordinate_symbols("lambda", self.names, positive=True)
 
     @cached_property
     def h(self) -> tuple[sp.Symbol, ...]:
-        return sp.symbols(f"h_1:{self.dim + 1}", real=True)
+        return coordinate_symbols("h", self.names, real=True)
 
     @cached_property
     def y(self) -> tuple[sp.Symbol, ...]:
-        return sp.symbols(f"Y_1:{self.dim + 1}", real=True)
+        return coordinate_symbols("Y", self.names, real=True)
 
     @cached_property
     def recursion(self) -> MomentumRecursion:
@@ -110,6 +131,22 @@ class PCAModel:
         norm2 = sum(hk**2 for hk in self.h)
         return 1 - self.h[0] ** 2 / norm2
 
+    @cached_property
+    def fluctuations(self) -> tuple[sp.Symbol, ...]:
+        """``U = (h − e_1)/sqrt(η)``, one symbol per coordinate."""
+        return coordinate_symbols("U", self.names, real=True)
+
+    @cached_property
+    def error_expansion(self) -> sp.Expr:
+        """Leading term of sin²∠(h, e_1) at ``h = e_1 + sqrt(η) U``: a quadratic form in U."""
+        s = sp.Symbol("s", positive=True)  # s = sqrt(η)
+        shifted = self.error.subs(
+            {hk: (1 if k == 0 else 0) + s * uk for k, (hk, uk) in enumerate(zip(self.h, self.fluctuations))},
+            simultaneous=True,
+        )
+        quadratic = sp.series(shifted, s, 0, 3).removeO().coeff(s, 2)
+        return sp.expand(quadratic)
+
     def ode_closed_form(self) -> tuple[sp.Matrix, sp.Matrix]:
         """The closed-form ODE solution and the residual of the ansatz in the ODE.
 
@@ -118,8 +155,8 @@ class PCAModel:
         general curve ``w(t)`` obeying the linear flow (chain rule, then ``w' = Λ w/(1 − μ)``); it
         simplifies to zero, so every such ``h`` solves the ODE.
         """
-        h0 = sp.symbols(f"h0_1:{self.dim + 1}", real=True)
-        w_fun = [sp.Function(f"w_{k + 1}")(t) for k in range(self.dim)]
+        h0 = coordinate_symbols("h0", self.names, real=True)
+        w_fun = [sp.Function(f"w_{label}")(t) for label in self.names]
         flow = {wk.diff(t): lam * wk / (1 - mu) for wk, lam in zip(w_fun, self.lam)}
         explicit = [
             sp.dsolve(sp.Eq(wk.diff(t), rate), wk, ics={wk.subs(t, 0): h0k}).rhs

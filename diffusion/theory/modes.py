@@ -1,20 +1,30 @@
 """The derived limits evaluated for a problem: every OU mode's numbers, and the linear modes at e_1.
 
 Each stationary point ±e_j of the ODE has an OU limit ``dU_i = a_i U_i dt + b_i dB_i`` per
-coordinate (:class:`amsgd.derivations.derivation.PointLimit`); here its drift rates ``a_i`` and
-diffusion coefficients ``b_i`` are evaluated at the problem's spectrum, η and μ. At the optimum
-e_1 the same modes, with the time scales undone, are the linear modes of the discrete recursion
-(restoring rate ``a`` per unit η, noise variance ``s²``) that the exact finite-η theory works with.
+coordinate; here its drift rates ``a_i`` and diffusion coefficients ``b_i`` are evaluated at the
+problem's spectrum, η and μ. At the optimum e_1 the same modes, with the time scales undone, are the
+linear modes of the discrete recursion (restoring rate ``a`` per unit η, noise variance ``s²``) that
+the exact finite-η theory works with.
+
+On the indexed route (:mod:`amsgd.derivations.indexed`) the formulas of mode i at ``e_j`` are
+functions of ``(λ_j, λ_i)``, lambdified once per data law and evaluated over the spectrum as arrays
+(a d x d table of numbers, no symbolic work per mode); the stationary error is the numeric sum of its
+indexed term over the modes. On the per-coordinate route (:class:`~amsgd.derivations.derivation.PointLimit`)
+each mode's expression is evaluated.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
 
 import numpy as np
 import sympy as sp
 
-from amsgd.derivations.derivation import Derivation, ModeLimit, PointLimit
+from amsgd.derivations.derivation import Derivation, PointLimit
+from amsgd.derivations.indexed import IndexedPCA, instantiate, mode_formula_templates
+from amsgd.derivations.recursion import eta, mu
 
 
 def evaluate(expr: sp.Basic, values: dict) -> float:
@@ -49,44 +59,140 @@ class ModeValues:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class PointValues:
-    """The OU limit at ±e_j, evaluated."""
+    """The OU limit at ±e_j, evaluated: drift rates ``a_i`` and diffusions ``b_i`` of the modes
+    ``i = 1 .. d`` (arrays), and ``formulas(i)``, the texts of mode i's formulas."""
 
     j: int
-    modes: tuple[ModeValues, ...]
+    drift_rates: np.ndarray
+    diffusions: np.ndarray
+    formulas: Callable[[int], tuple[str, str]]
+
+    @property
+    def dim(self) -> int:
+        return len(self.drift_rates)
+
+    def mode(self, i: int) -> ModeValues:
+        """Mode ``i`` (1-based)."""
+        drift_rate_formula, diffusion_formula = self.formulas(i)
+        return ModeValues(
+            i, "radial" if i == self.j else "tangent", float(self.drift_rates[i - 1]), float(self.diffusions[i - 1]),
+            drift_rate_formula, diffusion_formula,
+        )  # fmt: skip
+
+    @cached_property
+    def modes(self) -> tuple[ModeValues, ...]:
+        return tuple(self.mode(i) for i in range(1, self.dim + 1))
+
+    @cached_property
+    def unstable(self) -> int:
+        """The number of modes that are not stable (drift rate >= 0)."""
+        return int(np.sum(~(self.drift_rates < 0)))
 
     @property
     def kind(self) -> str:
-        unstable = sum(not m.stable for m in self.modes)
-        if unstable == 0:
+        if self.unstable == 0:
             return "minimum"  # of the error; the optimum
-        return "saddle" if unstable < len(self.modes) - 1 else "maximum"
+        return "saddle" if self.unstable < self.dim - 1 else "maximum"
 
     @property
     def fastest(self) -> ModeValues:
         """The mode with the largest drift rate (at a saddle: the fastest escape direction)."""
-        return max(self.modes, key=lambda m: m.drift_rate)
+        return self.mode(int(np.argmax(self.drift_rates)) + 1)
 
-    def to_dict(self) -> dict:
-        return {"j": self.j, "point": f"±e_{self.j}", "kind": self.kind, "modes": [m.to_dict() for m in self.modes]}
+    def to_dict(self, listed: Sequence[int] | None = None) -> dict:
+        """Every mode, or only the modes ``listed`` (1-based) with a note and the count of unstable modes."""
+        out = {"j": self.j, "point": f"±e_{self.j}", "kind": self.kind}
+        if listed is None:
+            return {**out, "modes": [m.to_dict() for m in self.modes]}
+        return {
+            **out,
+            "modes": [self.mode(i).to_dict() for i in listed],
+            "modes_listed": f"{len(listed)} of {self.dim}: i in {list(listed)}; every other mode i of e_{self.j} "
+            "follows the indexed formulas of sde_formulas",
+            "unstable_modes": self.unstable,
+            "fastest_mode": self.fastest.i,
+        }
 
 
 def point_values(derivation: Derivation) -> tuple[PointValues, ...]:
     """Every stationary point's OU modes at the problem's numbers."""
-    return tuple(_point(p, derivation.values) for p in derivation.sde)
+    if derivation.indexed is None:
+        return tuple(_point(p, derivation.values) for p in derivation.sde)
+    problem = derivation.problem
+    f = _indexed_functions(derivation.indexed)
+    lam = np.asarray(problem.eigenvalues, dtype=float)
+    lam_j, lam_i = lam[:, None], lam[None, :]
+    radial = np.eye(lam.size, dtype=bool)
+    numbers = (problem.eta, problem.mu)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rates = np.where(radial, f["radial_rate"](lam_j, lam_j, *numbers), f["tangent_rate"](lam_j, lam_i, *numbers))
+        variances = np.where(radial, f["radial_variance"](lam_j, lam_j, *numbers),
+                             f["tangent_variance"](lam_j, lam_i, *numbers))  # fmt: skip
+    diffusions = np.sqrt(variances)
+    templates = _templates(derivation.indexed)
+    return tuple(
+        PointValues(j, rates[j - 1], diffusions[j - 1], _instantiated(templates, j)) for j in derivation.stationary_points
+    )
+
+
+def _instantiated(templates: dict, j: int) -> Callable[[int], tuple[str, str]]:
+    def formulas(i: int) -> tuple[str, str]:
+        rate, diffusion = templates["radial" if i == j else "tangent" if i > j else "tangent_before"]
+        return instantiate(rate, j, i), instantiate(diffusion, j, i)
+
+    return formulas
+
+
+@lru_cache(maxsize=8)
+def _templates(indexed: IndexedPCA) -> dict:
+    return mode_formula_templates(indexed)
+
+
+@lru_cache(maxsize=8)
+def _indexed_functions(indexed: IndexedPCA) -> dict:
+    """The formulas of :class:`~amsgd.derivations.indexed.IndexedPCA` as NumPy functions of
+    ``(λ_j, λ_i, η, μ)``, broadcasting over arrays."""
+    args = (indexed.symbol("lam", "j"), indexed.symbol("lam", "i"), eta, mu)
+
+    def numeric(expr: sp.Expr) -> Callable:
+        fn = sp.lambdify(args, expr, "numpy")
+
+        def evaluated(*values) -> np.ndarray:
+            return np.broadcast_to(fn(*values), np.broadcast(*values).shape).astype(float)
+
+        return evaluated
+
+    out = {"error_term": numeric(indexed.error_term)}
+    for kind, mode in indexed.modes.items():
+        out[f"{kind}_rate"] = numeric(mode.drift_rate)
+        out[f"{kind}_variance"] = numeric(mode.variance)
+        out[f"{kind}_linear_rate"] = numeric(mode.rate)
+        out[f"{kind}_noise_variance"] = numeric(mode.noise_variance)
+    return out
 
 
 def _point(point: PointLimit, values: dict) -> PointValues:
-    return PointValues(point.j, tuple(_mode(m, values) for m in point.modes))
+    rates = np.array([evaluate(m.drift_rate, values) for m in point.modes])
+    diffusions = np.array([evaluate(sp.sqrt(m.variance), values) for m in point.modes])
+    texts = [m.formulas() for m in point.modes]
+
+    def formulas(i: int) -> tuple[str, str]:
+        return texts[i - 1]["drift_rate_formula"], texts[i - 1]["diffusion_formula"]
+
+    return PointValues(point.j, rates, diffusions, formulas)
 
 
-def _mode(mode: ModeLimit, values: dict) -> ModeValues:
-    formulas = mode.formulas()
-    return ModeValues(
-        mode.i, mode.kind, evaluate(mode.drift_rate, values), evaluate(sp.sqrt(mode.variance), values),
-        formulas["drift_rate_formula"], formulas["diffusion_formula"],
-    )  # fmt: skip
+def diffusion_floor(derivation: Derivation) -> float:
+    """The leading-order stationary error ``E sin²`` at e_1: on the indexed route the numeric sum of the
+    indexed term ``t(λ_1, λ_i)`` over ``i = 2 .. d``, else the derived expression evaluated."""
+    if derivation.indexed is None:
+        return evaluate(derivation.stationary_error, derivation.values)
+    problem = derivation.problem
+    lam = np.asarray(problem.eigenvalues, dtype=float)
+    term = _indexed_functions(derivation.indexed)["error_term"]
+    return float(np.sum(term(lam[0], lam[1:], problem.eta, problem.mu)))
 
 
 @dataclass(frozen=True, eq=False)
@@ -119,6 +225,19 @@ class OptimumModes:
 
 def optimum_modes(derivation: Derivation) -> OptimumModes:
     """The derived linear modes at e_1 evaluated at the problem's numbers."""
+    if derivation.indexed is not None:
+        problem = derivation.problem
+        f = _indexed_functions(derivation.indexed)
+        lam = np.asarray(problem.eigenvalues, dtype=float)
+        numbers = (problem.eta, problem.mu)
+        return OptimumModes(
+            numbers=tuple(range(1, lam.size + 1)),
+            kinds=("radial",) + ("tangent",) * (lam.size - 1),
+            rates=np.concatenate([f["radial_linear_rate"](lam[:1], lam[:1], *numbers),
+                                  f["tangent_linear_rate"](lam[0], lam[1:], *numbers)]),
+            noise_variances=np.concatenate([f["radial_noise_variance"](lam[:1], lam[:1], *numbers),
+                                            f["tangent_noise_variance"](lam[0], lam[1:], *numbers)]),
+        )  # fmt: skip
     modes = derivation.optimum_modes
     values = derivation.values
     return OptimumModes(

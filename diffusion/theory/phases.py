@@ -20,9 +20,9 @@ from amsgd.core.errors import ProblemError
 from amsgd.core.problem import Problem
 from amsgd.derivations import phases as ph
 from amsgd.derivations.derivation import Derivation
-from amsgd.derivations.recursion import eta
+from amsgd.derivations.recursion import eta, mu
 from amsgd.diffusion.theory.first_passage import FirstPassageLaw, escape_law, paths_for
-from amsgd.diffusion.theory.modes import PointValues, evaluate
+from amsgd.diffusion.theory.modes import ModeValues, PointValues, evaluate
 from amsgd.diffusion.theory.options import DEFAULT_EPSILON_FACTOR
 from amsgd.diffusion.theory.transient import variance_crossing
 
@@ -122,19 +122,19 @@ def phases(
     )
     # Already below ε when travel ends (ε >= δ²): phase III takes no time.
     converge_time = max(float(sp.re(converge)), 0.0) if epsilon < delta_sq else 0.0
-    rate, noise = _escaping_mode(derivation, saddle.j, escape_mode.i)
+    rate, noise = _escaping_mode(derivation, escape_mode)
     return Phases(
         delta_sq, epsilon, saddle.j, float(escape), float(travel), converge_time, problem.eta,
         (rate, noise), problem.delay, problem.mu, _linear_escape(derivation, rate, noise, delta_sq),
     )  # fmt: skip
 
 
-def _escaping_mode(derivation: Derivation, j: int, i: int) -> tuple[float, float]:
-    """``(a, s²)`` of the escaping mode at the saddle e_j before the time scaling (``a < 0``)."""
-    mode = next(m for m in derivation.point(j).modes if m.i == i)
-    scale, gain = derivation.timing.drift_scale, derivation.timing.noise_gain
-    rate = -evaluate(mode.drift_rate / scale, derivation.values)
-    return rate, evaluate(mode.diffusion**2 / gain**2, derivation.values)
+def _escaping_mode(derivation: Derivation, mode: ModeValues) -> tuple[float, float]:
+    """``(a, s²)`` of the escaping mode before the time scaling (``a < 0``): its drift rate over the drift
+    scale and its diffusion squared over the noise gain squared."""
+    values = {mu: derivation.problem.mu}
+    scale, gain = evaluate(derivation.timing.drift_scale, values), evaluate(derivation.timing.noise_gain, values)
+    return -mode.drift_rate / scale, mode.diffusion**2 / gain**2
 
 
 def _linear_escape(derivation: Derivation, rate: float, noise: float, delta_sq: float) -> int | None:

@@ -28,7 +28,13 @@ from amsgd.diffusion.theory.delay_family import FamilyBoundary, family_boundary
 from amsgd.diffusion.theory.divergence import DivergenceRisk, divergence_risk
 from amsgd.diffusion.theory.error_floor import FloorResult, linearized_floor
 from amsgd.diffusion.theory.linear_recursion import DelayLaw, delay_law
-from amsgd.diffusion.theory.modes import OptimumModes, PointValues, evaluate, optimum_modes, point_values
+from amsgd.diffusion.theory.modes import (
+    OptimumModes,
+    PointValues,
+    diffusion_floor,
+    optimum_modes,
+    point_values,
+)
 from amsgd.diffusion.theory.noise_to_signal import NoiseToSignalValues, noise_to_signal_values
 from amsgd.diffusion.theory.options import SCALING_MUS, PredictOptions
 from amsgd.diffusion.theory.phases import Phases, phases
@@ -101,7 +107,7 @@ class Predictions:
     @cached_property
     def diffusion_floor(self) -> float:
         """The leading-order stationary error ``E sin²`` of the diffusion limit (its derived formula)."""
-        return evaluate(self.derivation.stationary_error, self.derivation.values)
+        return diffusion_floor(self.derivation)
 
     @cached_property
     def delay_law(self) -> DelayLaw:
@@ -251,18 +257,22 @@ class Predictions:
         return render(self.derivation, fmt, numbers)
 
 
-def predict(problem: Problem, options: PredictOptions | None = None, *, modes: OptimumModes | None = None) -> Predictions:
+def predict(
+    problem: Problem, options: PredictOptions | None = None, *, modes: OptimumModes | None = None,
+    route: str | None = None,
+) -> Predictions:
     """The predictions for ``problem``: ``to_dict()`` has ``stationary_error``, ``stability``,
     ``phases`` and ``tradeoff`` (and the derived limits they come from).
 
     ``modes`` skips the derivation of the linear modes at e_1 when they are known (they depend on Σ
-    and the data law only); parts that need formulas still derive them when asked.
+    and the data law only); parts that need formulas still derive them when asked. ``route`` chooses
+    the derivation's route (:func:`amsgd.derivations.derive`; by default indexed for a named law).
     """
     options = options or PredictOptions()
     problem.require_eigengap()
     if modes is not None:
         return Predictions(problem, modes, options)
-    derivation = derive(problem)
+    derivation = derive(problem, route)
     return Predictions(problem, optimum_modes(derivation), options, derivation)
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from amsgd.core.estimates import json_float
+from amsgd.derivations.indexed import FULL_LISTING_DIM, IndexedPCA, mode_formula_templates
+from amsgd.diffusion.theory.phases import worst_saddle
 
 if TYPE_CHECKING:
     from amsgd.diffusion.theory.predictions import Predictions
@@ -30,12 +32,13 @@ def predictions_dict(p: Predictions) -> dict:
         "recursion": formulas["recursion"],
         "ode": {
             "time_scale": ode["time_scale"],
-            "time_scale_value": float(d.ode.time_scale.subs(d.values)),
+            "time_scale_value": float(d.timing.drift_scale.subs(d.values)),
             "drift": ode["drift"],
             "drift_latex": ode["drift_latex"],
+            **({"drift_note": ode["drift_note"]} if "drift_note" in ode else {}),
             "modified_drift_scalar": ode["modified_drift_scalar"],
         },
-        "sde": [point.to_dict() for point in p.points],
+        "sde": sde_list(p),
         "stationary_error": {
             "diffusion": p.diffusion_floor,
             "diffusion_formula": formulas["stationary_error"]["diffusion_formula"],
@@ -47,6 +50,36 @@ def predictions_dict(p: Predictions) -> dict:
         "delay_conditions": p.delay_conditions.to_dict(),
         "tradeoff": {k: tradeoff[k] for k in TRADEOFF_KEYS},
         "sdde": sdde_dict(p, formulas["sdde"]),
+        **({"sde_formulas": sde_formulas(d.indexed)} if d.indexed is not None else {}),
+    }
+
+
+def sde_list(p: Predictions) -> list[dict]:
+    """Every stationary point with its modes: all of them up to ``FULL_LISTING_DIM`` coordinates; above,
+    all modes of e_1 and of the worst saddle and, at every other point, the modes 1, 2, j, d and the
+    fastest (the rest follow ``sde_formulas``), so that the list grows linearly in d."""
+    points, dim = p.points, p.problem.dim
+    if dim <= FULL_LISTING_DIM or p.derivation.indexed is None:
+        return [point.to_dict() for point in points]
+    full = {1, worst_saddle(points)}
+    return [
+        point.to_dict(range(1, dim + 1) if point.j in full else sorted({1, 2, point.j, dim, point.fastest.i}))
+        for point in points
+    ]
+
+
+def sde_formulas(indexed: IndexedPCA) -> dict:
+    """The OU limit of mode i at ±e_j in indexed form, the texts every listed mode instantiates."""
+    templates = mode_formula_templates(indexed)
+    drift, noise = indexed.pair
+    return {
+        kind: {"drift_rate_formula": rate, "diffusion_formula": diffusion}
+        for kind, (rate, diffusion) in templates.items()
+        if kind != "tangent_before"
+    } | {
+        "pair": {"drift": str(drift), "noise": str(noise)},
+        "note": "mode i at e_j in lambda_j, lambda_i: tangent for i != j, radial for i = j; two modes i != k are "
+        "uncoupled (pair: A_ik and (B B^T)_ik)",
     }
 
 

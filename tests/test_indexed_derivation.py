@@ -1,0 +1,289 @@
+"""The indexed derivation (every per-mode formula derived once, in generic indices) against the
+per-coordinate derivation of the same problem, and against independent numbers (Monte Carlo, ODE solver)."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+import sympy as sp
+from scipy.integrate import solve_ivp
+
+from amsgd import Gaussian, Problem, ProblemError, Rademacher, SampledDistribution, StudentT, predict
+from amsgd.derivations import derive
+from amsgd.derivations.indexed import FULL_LISTING_DIM, MAX_SME_DIM, dim, indexed_pca
+from amsgd.derivations.limits import ode_limit
+from amsgd.derivations.pca import MAX_SYMBOLIC_DIM, PCAModel
+from amsgd.derivations.recursion import mu
+from amsgd.derivations.sme import sme_expressions
+from amsgd.diffusion.theory.report import sde_list
+
+LAWS = [Gaussian(), Rademacher(), StudentT(7.0)]
+SPECTRA = [(4.0, 3.0, 2.0, 1.0), (5.0, 2.0, 2.0, 1.0), (3.0, 2.5, 1.0, 1.0, 0.5), (6.0, 3.0, 3.0, 3.0, 2.0, 1.0),
+           (8.0, 7.0, 6.0, 5.0, 4.0, 3.0, 2.0, 1.0)]  # fmt: skip
+
+
+def _same(a, b, path: str = "") -> list[str]:
+    """Where two JSON documents differ: numbers beyond 1e-10 relative, texts that are not the same
+    formula (equal strings, or equal SymPy expressions), keys, lengths."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        if set(a) != set(b):
+            return [f"{path}: keys {sorted(set(a) ^ set(b))}"]
+        return [d for k in a for d in _same(a[k], b[k], f"{path}.{k}")]
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            return [f"{path}: lengths {len(a)} != {len(b)}"]
+        return [d for n, (x, y) in enumerate(zip(a, b)) for d in _same(x, y, f"{path}[{n}]")]
+    if isinstance(a, float) and isinstance(b, (float, int)):
+        return [] if abs(a - b) <= 1e-10 * max(abs(a), abs(b)) else [f"{path}: {a} != {b}"]
+    if isinstance(a, str) and isinstance(b, str) and a != b:
+        try:
+            same = sp.simplify(sp.sympify(a) - sp.sympify(b)) == 0
+        except (sp.SympifyError, TypeError, SyntaxError):
+            same = False
+        return [] if same else [f"{path}: {a!r} != {b!r}"]
+    return [] if a == b else [f"{path}: {a!r} != {b!r}"]
+
+
+# -- the indexed derivation equals the per-coordinate one ------------------------------------------
+
+
+@pytest.mark.slow
+def test_the_derive_json_of_both_routes_agrees_for_the_default_problem():
+    problem = Problem.from_spectrum()
+    indexed, per_coordinate = predict(problem).to_dict(), predict(problem, route="per-coordinate").to_dict()
+    assert set(indexed) - set(per_coordinate) == {"sde_formulas"}
+    indexed.pop("sde_formulas")
+    assert _same(per_coordinate, indexed) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("law", LAWS, ids=lambda law: law.spec)
+@pytest.mark.parametrize("spectrum", SPECTRA, ids=lambda s: ",".join(f"{v:g}" for v in s))
+def test_the_derive_json_of_both_routes_agrees(law, spectrum):
+    """Every number of ``amsgd derive`` (d <= 8, repeated eigenvalues included) to 1e-10 relative, and
+    every formula text the same formula."""
+    problem = Problem.from_spectrum(spectrum, distribution=law, eta=2e-4, mu=0.8)
+    indexed = predict(problem).to_dict()
+    per_coordinate = predict(problem, route="per-coordinate").to_dict()
+    indexed.pop("sde_formulas")
+    assert _same(per_coordinate, indexed) == []
+
+
+@pytest.mark.parametrize("law", LAWS, ids=lambda law: law.spec)
+def test_indexed_formulas_are_the_formulas_of_a_five_dimensional_model(law):
+    """The mean map, ``S(h)``, every OU mode at every e_j and the stationary error, instantiated for
+    d = 5, equal the symbolic objects of the five-dimensional model."""
+    x = indexed_pca(law)
+    model = PCAModel(5, law)
+    lam, h = model.lam, model.h
+    mean_map = model.recursion.mean_map
+    _, s = model.projected_noise
+    diagonal, off_diagonal = x.noise_covariance
+    for a in range(5):
+        own = {"i": (lam[a], h[a])}
+        assert sp.expand(x.mean_map.explicit(x.model, own, lam, h) - mean_map[a]) == 0
+        assert sp.expand(diagonal.explicit(x.model, own, lam, h) - s[a, a]) == 0
+        for b in range(5):
+            if b != a:
+                pair = {"i": (lam[a], h[a]), "k": (lam[b], h[b])}
+                assert sp.expand(off_diagonal.explicit(x.model, pair, lam, h) - s[a, b]) == 0
+    derivation = derive(Problem.from_spectrum((5.0, 4.0, 3.0, 2.0, 1.0), distribution=law), route="per-coordinate")
+    lam_j, lam_i = x.symbol("lam", "j"), x.symbol("lam", "i")
+    for point in derivation.sde:
+        for mode in point.modes:
+            generic = x.modes[mode.kind]
+            names = {lam_j: lam[point.j - 1], lam_i: lam[mode.i - 1]}
+            assert sp.simplify(generic.drift_rate.xreplace(names) - mode.drift_rate) == 0
+            assert sp.simplify(generic.variance.xreplace(names) - mode.variance) == 0
+    floor = x.stationary_error().subs(dim, 5).doit().xreplace({sp.IndexedBase("lambda", positive=True)[n]: lam[n - 1]
+                                                               for n in range(1, 6)})  # fmt: skip
+    assert sp.simplify(floor - derivation.stationary_error) == 0
+
+
+@pytest.mark.parametrize("law", LAWS, ids=lambda law: law.spec)
+@pytest.mark.parametrize("spectrum", [(4.0, 3.0, 2.0, 1.0), (5.0, 2.0, 2.0, 1.0, 0.5, 0.5)])
+def test_the_sme_is_the_per_coordinate_sme_at_random_points(law, spectrum):
+    """Drift and ``S(h)`` of :func:`sme_expressions` against the d-dimensional model's own ones."""
+    problem = Problem.from_spectrum(spectrum, distribution=law)
+    sme = sme_expressions(problem)
+    model = PCAModel(len(spectrum), law)
+    values = model.substitutions(problem)
+    drift = ode_limit(model.recursion).drift.subs(values)
+    covariance = model.projected_noise[1].subs(values)
+    rng = np.random.default_rng(5)
+    for _ in range(3):
+        at = dict(zip(sme.symbols, rng.standard_normal(len(spectrum))))
+        np.testing.assert_allclose(np.array(sme.drift.xreplace(at), dtype=float),
+                                   np.array(drift.xreplace(at), dtype=float), rtol=1e-12)  # fmt: skip
+        np.testing.assert_allclose(np.array(sme.unprojected_covariance.xreplace(at), dtype=float),
+                                   np.array(covariance.xreplace(at), dtype=float), rtol=1e-12, atol=1e-13)  # fmt: skip
+    assert float(sme.noise_gain) == pytest.approx(1 / (1 - problem.mu), rel=1e-14)
+
+
+# -- independent checks in high dimension -----------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("law", [Gaussian(), Rademacher(), StudentT(12.0)], ids=lambda law: law.spec)
+def test_sme_noise_at_d_100_against_monte_carlo(law):
+    """``S(h) = Cov[Y Yᵀ h]`` of the d = 100 SME against the sample covariance of ``Y Yᵀ h``: each of the
+    5050 entries within 5.5 standard errors (the mean ``Λh`` is known, so the estimate is unbiased)."""
+    d, n, chunk = 100, 100_000, 20_000
+    lam = np.linspace(3.0, 0.5, d)
+    problem = Problem.from_spectrum(lam, distribution=law)
+    sme = sme_expressions(problem)
+    rng = np.random.default_rng(17)
+    h = rng.standard_normal(d)
+    h /= np.linalg.norm(h)
+    predicted = np.array(sme.unprojected_covariance.xreplace(dict(zip(sme.symbols, h))), dtype=float)
+    first, second = np.zeros((d, d)), np.zeros((d, d))
+    for _ in range(n // chunk):
+        y = law.sample(rng, chunk, problem.eigenvalues, problem.basis) @ problem.basis
+        w = y * (y @ h)[:, None] - lam * h
+        first += w.T @ w
+        second += (w**2).T @ (w**2)
+    mean = first / n
+    se = np.sqrt((second / n - mean**2) / n)
+    z = np.abs(predicted - mean) / se
+    assert z.max() < 5.5, (z.max(), np.unravel_index(z.argmax(), z.shape))
+    # the test can fail: a noise model without the fourth-moment excess is rejected
+    wrong = predicted - np.diag(np.diag(predicted)) + np.diag(np.diag(predicted) * 1.1)
+    assert (np.abs(wrong - mean) / se).max() > 5.5
+
+
+def test_the_indexed_closed_form_solves_the_ode_at_d_30():
+    """``h_i(t) = w_i/sqrt(Σ_k w_k²)`` written out for d = 30 against SciPy's solution of the ODE."""
+    solution, residual = indexed_pca(Gaussian()).ode_closed_form
+    assert residual == 0
+    d, m = 30, 0.7
+    lam = np.linspace(2.0, 0.2, d)
+    rng = np.random.default_rng(3)
+    h0 = rng.standard_normal(d)
+    h0 /= np.linalg.norm(h0)
+    numbers = {sp.IndexedBase("lambda", positive=True): lam, sp.IndexedBase("h0", real=True): h0}
+    written_out = solution.subs({dim: d, mu: m}).doit()
+    times = np.linspace(0.0, 0.5, 6)
+    ivp = solve_ivp(lambda _, h: (lam * h - (h @ (lam * h)) * h) / (1 - m), (0.0, 0.5), h0, t_eval=times,
+                    rtol=1e-11, atol=1e-13)  # fmt: skip
+    for c in (1, 2, 15, 30):
+        component = written_out.subs(sp.Symbol("i", integer=True, positive=True), c)
+        indexed = {e: numbers[e.base][int(e.indices[0]) - 1] for e in component.atoms(sp.Indexed)}
+        closed = sp.lambdify(sp.Symbol("t", real=True), component.xreplace(indexed), "numpy")
+        np.testing.assert_allclose([float(closed(time)) for time in times], ivp.y[c - 1], atol=1e-8)
+
+
+def test_the_modes_of_every_point_at_d_200_are_the_formulas():
+    """At d = 200, every drift rate and diffusion of every point (a 200 x 200 table, no symbolic work per
+    mode) is ``(λ_i − λ_j)/(1 − μ)``, ``sqrt(κ λ_i λ_j)/(1 − μ)`` and ``−2 λ_j/(1 − μ)`` for the radial mode."""
+    d = 200
+    lam = np.linspace(5.0, 0.1, d)
+    problem = Problem.from_spectrum(lam, distribution=StudentT(9.0), mu=0.6)
+    p = predict(problem)
+    kappa = (9.0 - 2) / (9.0 - 4)
+    for point in p.points[:: 37]:
+        j = point.j - 1
+        expected = np.where(np.arange(d) == j, -2 * lam[j], lam - lam[j]) / (1 - 0.6)
+        noise = np.where(np.arange(d) == j, 0.0, np.sqrt(kappa * lam * lam[j]) / (1 - 0.6))
+        np.testing.assert_allclose(point.drift_rates, expected, rtol=1e-13, atol=1e-12)
+        np.testing.assert_allclose(point.diffusions, noise, rtol=1e-13)
+    expected_floor = problem.eta * np.sum(kappa * lam[0] * lam[1:] / (2 * (1 - 0.6) * (lam[0] - lam[1:])))
+    assert p.diffusion_floor == pytest.approx(expected_floor, rel=1e-12)
+    np.testing.assert_allclose(p.modes.rates, np.concatenate([[2 * lam[0]], lam[0] - lam[1:]]), rtol=1e-13)
+    np.testing.assert_allclose(p.modes.noise_variances, np.concatenate([[0.0], kappa * lam[0] * lam[1:]]),
+                               rtol=1e-13)  # fmt: skip
+
+
+# -- the JSON and the documents stay small --------------------------------------------------------
+
+
+@pytest.mark.parametrize("d", [FULL_LISTING_DIM + 5, 4 * FULL_LISTING_DIM])
+def test_the_sde_list_grows_linearly_above_the_listing_bound(d):
+    problem = Problem.from_spectrum(np.linspace(3.0, 0.5, d))
+    p = predict(problem)
+    listed = sde_list(p)
+    assert [point["j"] for point in listed] == list(range(1, d + 1))
+    entries = sum(len(point["modes"]) for point in listed)
+    assert entries <= 2 * d + 5 * (d - 2)
+    optimum = listed[0]
+    assert len(optimum["modes"]) == d and optimum["kind"] == "minimum"
+    other = listed[d // 2]
+    assert "modes_listed" in other and other["fastest_mode"] == 1 and other["unstable_modes"] == d // 2
+    for mode in other["modes"]:  # each listed mode is its formula at the spectrum
+        lam_j, lam_i = problem.eigenvalues[other["j"] - 1], problem.eigenvalues[mode["i"] - 1]
+        formula = sp.sympify(mode["drift_rate_formula"])
+        value = formula.subs({f"lambda_{other['j']}": lam_j, f"lambda_{mode['i']}": lam_i, "mu": problem.mu})
+        assert float(value) == pytest.approx(mode["drift_rate"], rel=1e-12)
+    formulas = derive(problem).to_dict()
+    assert len(formulas["ode"]["drift"]) == d and "drift_note" in formulas["ode"]
+    assert all(len(text) < 200 for text in formulas["ode"]["drift"])
+    assert len(formulas["stationary_error"]["diffusion_formula"]) < 200
+    # the texts with their sums mean what they say: evaluated, they give the numbers
+    lam = problem.eigenvalues
+    h = np.random.default_rng(2).standard_normal(d)
+    numbers = {"lambda": lam, "h": h, "eta": problem.eta, "mu": problem.mu}
+    for c in (1, 3, d):
+        drift = _evaluate_text(formulas["ode"]["drift"][c - 1], numbers)
+        assert drift == pytest.approx((lam[c - 1] * h[c - 1] - (h @ (lam * h)) * h[c - 1]) / (1 - problem.mu), rel=1e-12)
+    floor = _evaluate_text(formulas["stationary_error"]["diffusion_formula"], numbers)
+    assert floor == pytest.approx(p.diffusion_floor, rel=1e-12)
+    assert f"Sum(h_k*Y_k, (k, 1, {d}))" in formulas["recursion"]["update"].replace("Y_k*h_k", "h_k*Y_k")
+
+
+def _evaluate_text(text: str, numbers: dict) -> float:
+    """A formula text with sums over the modes (``Sum(h_k**2*lambda_k, (k, 1, d))``, ``lambda_3``) at
+    the arrays ``numbers["lambda"]``, ``numbers["h"]`` and the numbers η, μ."""
+    bases = {"lam": sp.IndexedBase("lam"), "h": sp.IndexedBase("h")}  # "lambda" is a Python keyword
+    indexed = re.sub(r"\blambda_", "lam_", text)
+    indexed = re.sub(r"\b(lam|h)_([a-z]|\d+)\b", r"\1[\2]", indexed)
+    expr = sp.sympify(indexed, locals={**bases, "eta": sp.Symbol("eta"), "mu": sp.Symbol("mu")}).doit()
+    arrays = {"lam": numbers["lambda"], "h": numbers["h"]}
+    values = {e: arrays[str(e.base)][int(e.indices[0]) - 1] for e in expr.atoms(sp.Indexed)}
+    return float(expr.xreplace(values).subs({"eta": numbers["eta"], "mu": numbers["mu"]}))
+
+
+@pytest.mark.slow
+def test_the_document_at_d_40_shows_indexed_formulas_and_a_small_table():
+    problem = Problem.from_spectrum(np.arange(40.0, 0.0, -1.0))
+    text = predict(problem).document("markdown")
+    assert "\\sum_{k=1}^{d}" in text and "S_{ik}(h)" in text and "P_{ii}" in text
+    assert "The table shows" in text and "of the 1600 modes" in text
+    rows = [line for line in text.splitlines() if line.startswith("| e_")]
+    assert 0 < len(rows) <= 30
+    assert "\\lambda_{40}" not in text  # no formula written out over the coordinates
+
+
+# -- what the routes refuse ----------------------------------------------------------------------
+
+
+def test_a_sampled_law_above_the_per_coordinate_limit_is_one_clear_error():
+    d = MAX_SYMBOLIC_DIM + 1
+    law = SampledDistribution(lambda rng, n: rng.standard_normal((n, d)), name="normal-sampler")
+    problem = Problem.from_spectrum(np.linspace(2.0, 1.0, d), distribution=law)
+    with pytest.raises(ProblemError, match=f"supports d <= {MAX_SYMBOLIC_DIM}, got d = {d}") as raised:
+        derive(problem)
+    assert "\n" not in str(raised.value)
+    with pytest.raises(ProblemError, match="estimated moments"):
+        derive(Problem.from_spectrum((2.0, 1.0), distribution=law), route="indexed")
+    with pytest.raises(ProblemError, match="route must be"):
+        derive(Problem.from_spectrum(), route="fast")
+
+
+def test_the_sme_refuses_d_above_its_limit_in_one_line():
+    problem = Problem.from_spectrum(np.linspace(2.0, 1.0, MAX_SME_DIM + 1))
+    with pytest.raises(ProblemError, match=f"supports d <= {MAX_SME_DIM}"):
+        sme_expressions(problem)
+
+
+def test_a_law_that_couples_the_coordinates_is_refused_by_the_split():
+    from amsgd.derivations.indexed import split_over_modes
+
+    model = PCAModel(4, Gaussian(), labels=("j", "i", "k", "l"))
+    h = model.h
+    with pytest.raises(ArithmeticError, match="couples two other coordinates"):
+        split_over_modes(h[1] * h[0] * h[2], model, (1,), 2)
+    with pytest.raises(ArithmeticError, match="not one formula"):
+        split_over_modes(h[1] * (h[0] ** 2 + 2 * h[2] ** 2 + h[3] ** 2), model, (1,), 2)
+    split = split_over_modes(h[1] * (h[0] ** 2 + h[2] ** 2 + h[3] ** 2), model, (1,), 2)
+    assert (split.base, split.term) == (-h[1] ** 3, h[1] * h[2] ** 2)  # own part minus the term at k = i
