@@ -1,16 +1,21 @@
 """The simulator in high dimensions (d = 1000 and 10 000, η of order 1/d), as ratios in one run.
 
 For each d the same problem (spectrum evenly spaced from 2 to 1, η = 0.2/d, μ = 0.5, constant delay
-τ = 10, R replicates, start e_2) is run three ways, each the best of ``--repeats``:
+τ = 10, R replicates, start e_2) is run four ways, each the best of ``--repeats``:
 
-* ``simulate``: :func:`amsgd.simulate.simulate`;
+* ``simulate``: :func:`amsgd.simulate.simulate` with its default recording (101 iterations);
+* ``simulate``, recording only iterations 0 and ``steps`` (``record_every = steps``): the same
+  updates without the per-coordinate moments of the 99 recordings in between, which at d = 10⁴
+  and 300 steps (one recording every 3 steps) are a sizeable part of the time;
 * floor: :func:`amsgd.simulate.engine.draw_only`, exactly the simulator's draws and nothing else;
   target: simulate <= 1.3 × floor;
 * NumPy: the same recursion vectorised over replicates (``(R, d)`` arrays, a ring of τ + 1 past
   iterates, ``g = s (y − s v_stale)`` with ``s = yᵀ v_stale``), for reference.
 
 Memory: the peak of traced allocations during ``simulate`` against ``8 (τ + 2) R d`` bytes, the
-size of the history the recursion needs (target: O(τ R d), no d × d work or storage).
+size of the history the recursion needs (target: O(τ R d), no d × d work or storage), and the
+recorded coordinate moments (sum and sum of squares, ``2 · 8 · n_records · d`` bytes), which the
+result holds whatever the history.
 Usage: ``python benchmarks/bench_high_dim.py [--repeats N]``.
 """
 
@@ -21,12 +26,14 @@ import tracemalloc
 
 import numpy as np
 from bench_simulate import best_of  # benchmarks/ is on the path when a script runs
+from ratios import emit
 
 from amsgd import Problem, parse_delay
 from amsgd.simulate import simulate
 from amsgd.simulate.engine import draw_only, warm_up
 
 TAU = 10
+TARGET = 1.3
 #: (d, replicates, steps)
 CASES = ((1000, 64, 1000), (10_000, 16, 300))
 
@@ -51,27 +58,47 @@ def numpy_loop(problem: Problem, steps: int, replicates: int, rng: np.random.Gen
     return 1.0 - v[:, 0] ** 2 / np.einsum("rd,rd->r", v, v)
 
 
+def measure(dim: int, replicates: int, steps: int, repeats: int) -> None:
+    """Time one case four ways, trace its memory, print a few lines and emit the ratios."""
+    problem = make_problem(dim)
+    result = simulate(problem, steps, replicates, rng=1, progress=False)
+    sim = best_of(repeats, lambda: simulate(problem, steps, replicates, rng=1, progress=False))
+    bare = best_of(repeats, lambda: simulate(problem, steps, replicates, rng=1, record_every=steps, progress=False))
+    floor = best_of(repeats, lambda: draw_only(problem, steps, replicates, rng=1))
+    plain = best_of(1, lambda: numpy_loop(problem, steps, replicates, np.random.default_rng(1)))
+    tracemalloc.start()
+    simulate(problem, steps, replicates, rng=1, progress=False)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    history = 8 * (TAU + 2) * replicates * dim
+    moments = 2 * 8 * result.iterations.size * dim
+    per = 1e9 / (replicates * steps)
+    met = sim / floor <= TARGET
+    print(f"d = {dim}, R = {replicates}, {steps} steps (diverged {result.diverged_fraction:.0%}):")
+    print(f"  simulate {per * sim:8.0f} ns per replicate-step, floor {per * floor:8.0f}, NumPy {per * plain:8.0f}")
+    print(f"  simulate / floor {sim / floor:.2f} (target <= {TARGET}: {'met' if met else 'NOT met'}), "
+          f"NumPy / simulate {plain / sim:.1f}")  # fmt: skip
+    print(f"  recording only iterations 0 and {steps}: simulate {per * bare:8.0f} ns per replicate-step, "
+          f"/ floor {bare / floor:.2f}; the {result.iterations.size - 2} recordings between cost "
+          f"{per * (sim - bare):.0f} ns per replicate-step")  # fmt: skip
+    print(f"  peak traced memory {peak / 2**20:.1f} MiB: history 8 (τ + 2) R d = {history / 2**20:.1f} MiB, "
+          f"recorded moments 16 n_records d = {moments / 2**20:.1f} MiB")  # fmt: skip
+    emit(f"simulate / draw floor, d = {dim}", sim / floor, target=f"<= {TARGET}", met=met,
+         note=f"{per * sim:.0f} ns per replicate-step, R = {replicates}, {steps} steps, tau = {TAU}")  # fmt: skip
+    emit(f"simulate recording only the ends / draw floor, d = {dim}", bare / floor,
+         note=f"the {result.iterations.size - 2} recordings between cost {per * (sim - bare):.0f} ns per replicate-step")  # fmt: skip
+    emit(f"NumPy loop / simulate, d = {dim}", plain / sim)
+    emit(f"simulate: peak traced memory, d = {dim}", peak / 2**20, unit="MiB", target="O(tau R d)",
+         note=f"history {history / 2**20:.1f} MiB, recorded moments {moments / 2**20:.1f} MiB")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     warm_up()
     for dim, replicates, steps in CASES:
-        problem = make_problem(dim)
-        result = simulate(problem, steps, replicates, rng=1, progress=False)
-        sim = best_of(args.repeats, lambda: simulate(problem, steps, replicates, rng=1, progress=False))
-        floor = best_of(args.repeats, lambda: draw_only(problem, steps, replicates, rng=1))
-        plain = best_of(1, lambda: numpy_loop(problem, steps, replicates, np.random.default_rng(1)))
-        tracemalloc.start()
-        simulate(problem, steps, replicates, rng=1, progress=False)
-        peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-        history = 8 * (TAU + 2) * replicates * dim
-        per = 1e9 / (replicates * steps)
-        print(f"d = {dim}, R = {replicates}, {steps} steps (diverged {result.diverged_fraction:.0%}):")
-        print(f"  simulate {per * sim:8.0f} ns per replicate-step, floor {per * floor:8.0f}, NumPy {per * plain:8.0f}")
-        print(f"  simulate / floor {sim / floor:.2f} (target <= 1.3), NumPy / simulate {plain / sim:.1f}")
-        print(f"  peak traced memory {peak / 2**20:.1f} MiB, history 8 (τ + 2) R d = {history / 2**20:.1f} MiB")
+        measure(dim, replicates, steps, args.repeats)
 
 
 if __name__ == "__main__":
