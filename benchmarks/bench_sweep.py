@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from ratios import emit  # benchmarks/ is on the path when a script runs
+
 from amsgd import Problem
 from amsgd.sweep.cluster import dask_client
 from amsgd.sweep.dataset import read_dataset
@@ -96,6 +98,13 @@ def main() -> None:
     print(f"1 worker {one:.1f} s, 2 workers {two:.1f} s: speed-up {one / two:.2f}x (target >= 1.7)")
     print(f"2 worker threads against 2 worker processes: {two / processes:.2f}x the time")
     print(f"a 10-point sweep from a cold start: threads {small['threads']:.1f} s, processes {small['processes']:.1f} s")
+    emit("sweep: 1 worker / 2 worker processes", one / processes, target=">= 1.7", met=one / processes >= 1.7,
+         note=f"{grid.size} points, {args.steps} steps x {args.replicates} replicates")
+    emit("sweep: 2 threads / 2 processes (time)", two / processes, note="the per-point Python work holds the GIL")
+    emit("sweep: small sweep, processes / threads (cold start)", small["processes"] / small["threads"],
+         target="> 1 (threads for small work)", met=small["processes"] > small["threads"],
+         note=f"threads {small['threads']:.1f} s, processes {small['processes']:.1f} s")
+    emit("sweep: results identical across workers and threads", float(identical), unit="bool", target="1", met=identical)
 
 
 if __name__ == "__main__":

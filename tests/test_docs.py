@@ -39,6 +39,21 @@ def test_documented_python_runs_and_prints_what_the_page_shows(page):
             assert printed == shown
 
 
+def test_performance_page_is_what_the_benchmarks_measured(monkeypatch):
+    """docs/performance.md's table is the rendering of benchmarks/performance.json, and every benchmark
+    script of the runner exists and emits results (no timing is asserted)."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))  # the runner imports its sibling ratios.py
+    spec = importlib.util.spec_from_file_location("performance", ROOT / "benchmarks" / "performance.py")
+    performance = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(performance)
+    record = json.loads(performance.RECORD.read_text())
+    assert set(record["benchmarks"]) == set(performance.BENCHMARKS)
+    for name, (script, _, _) in performance.BENCHMARKS.items():
+        assert "emit(" in (ROOT / "benchmarks" / script).read_text(), script
+        assert record["benchmarks"][name]["results"], name
+    assert performance.page_block(performance.PAGE.read_text()) == performance.render(record)
+
+
 def test_readme_numbers_are_the_ones_the_script_measured():
     spec = importlib.util.spec_from_file_location("readme_numbers", ROOT / "benchmarks" / "readme_numbers.py")
     numbers = importlib.util.module_from_spec(spec)
