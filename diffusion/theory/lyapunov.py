@@ -54,6 +54,7 @@ from amsgd.diffusion.theory.linear_recursion import (
     ar_coefficients,
     check_parameters,
     delay_law,
+    geometric_radius,
     geometric_ratio,
     radius_of,
     spectral_radius,
@@ -126,6 +127,18 @@ def geometric_moments(rate: float, eta: float, mu: float, q: float, lam: float =
     w = np.array([1.0, 0.0, r])
     stale = (1.0 - q) / (1.0 - q / lam)
     return float(cov[0, 0]), float(cov[0, 0] * stale - (1.0 - q) ** 2 * (w @ cov @ w)), float(stale)
+
+
+def geometric_gain(rate: float, eta: float, mu: float, q: float, lam: float = 1.0, *,
+                   mean_radius: float | None = None) -> float:  # fmt: skip
+    """:func:`scaled_gain` under the untruncated geometric law ``(1 − q) q^j``, no lags built (``inf`` where
+    ``ρ(Ā)² >= λ``, ``q >= λ`` or the feedback reaches one)."""
+    radius = geometric_radius(rate, eta, mu, q) if mean_radius is None else mean_radius
+    if radius**2 >= lam or q >= lam:
+        return float("inf")
+    gamma0, spread, stale = geometric_moments(rate, eta, mu, q, lam)
+    feedback = (eta * rate) ** 2 * spread
+    return float("inf") if feedback >= 1.0 else float(eta**2 * gamma0 * stale / (1.0 - feedback))
 
 
 def _kappa(coefficients: np.ndarray, pmf: np.ndarray, lam: float) -> float:
@@ -261,11 +274,7 @@ def scaled_gain(
     law = delay_law(delay)
     ratio = geometric_ratio(law.pmf)
     if ratio is not None:
-        if (spectral_radius(rate, eta, mu, law) if mean_radius is None else mean_radius) ** 2 >= lam or ratio >= lam:
-            return float("inf")
-        gamma0, spread, stale = geometric_moments(rate, eta, mu, ratio, lam)
-        feedback = (eta * rate) ** 2 * spread
-        return float("inf") if feedback >= 1.0 else float(eta**2 * gamma0 * stale / (1.0 - feedback))
+        return geometric_gain(rate, eta, mu, ratio, lam, mean_radius=mean_radius)
     c = ar_coefficients(rate, eta, mu, law)
     if (radius_of(c) if mean_radius is None else mean_radius) ** 2 >= lam:
         return float("inf")

@@ -43,11 +43,10 @@ from amsgd.diffusion.theory.linear_recursion import (
     MAX_DELAY,
     Delay,
     delay_law,
-    geometric_radius,
     spectral_radius,
 )
 from amsgd.diffusion.theory.lyapunov import (
-    geometric_moments,
+    geometric_gain,
     scaled_gain,
     second_moment_radius,
     stationary_gains,
@@ -126,13 +125,7 @@ def gains(rates: np.ndarray, eta: float, mu: float, delay: Delay, lam: float = 1
 def geometric_gains(rates: np.ndarray, eta: float, mu: float, q: float) -> np.ndarray:
     """``G_i(1)`` of every mode under the untruncated geometric delay law ``(1 − q) q^j`` (``inf`` where a
     mode has no stationary law of its own), from :func:`.lyapunov.geometric_moments`: no lags built."""
-    out = np.full(np.size(rates), np.inf)
-    for i, rate in enumerate(np.asarray(rates, dtype=float)):
-        if geometric_radius(rate, eta, mu, q) < 1.0:
-            gamma0, spread, _ = geometric_moments(rate, eta, mu, q)
-            feedback = (eta * rate) ** 2 * spread
-            out[i] = eta**2 * gamma0 / (1.0 - feedback) if feedback < 1.0 else np.inf
-    return out
+    return np.array([geometric_gain(rate, eta, mu, q) for rate in np.asarray(rates, dtype=float)])
 
 
 def _known_radii(rates: np.ndarray, eta: float, mu: float, delay: Delay) -> list[float] | None:
