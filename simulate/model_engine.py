@@ -76,7 +76,7 @@ def simulate_model(problem: ModelProblem, steps: int, replicates: int, *, rng: R
         program = _program(problem.model, problem.data, problem.batch, problem.l2, problem.hidden, problem.activation,
                            slots, float(divergence_norm))  # fmt: skip
         _check_memory(program.slots * program.size * replicates * 8)
-        keys = jax.numpy.stack([_key(s) for s in seqs])
+        keys = jax.numpy.stack([stream_key(s) for s in seqs])
         state = program.start(keys, start)
         records = program.run(state, delays, record_every, steps, (problem.eta, problem.mu), progress)
     elapsed = time.perf_counter() - began
@@ -93,11 +93,11 @@ def start_points(problem: ModelProblem, replicates: int, *, rng: RngLike = None)
     root = root_sequence(rng)
     with jax.enable_x64(True):
         init = model_functions(problem).init
-        return np.stack([np.asarray(init(jax.random.fold_in(_key(child_sequence(root, r)), INIT_STREAM)))
+        return np.stack([np.asarray(init(jax.random.fold_in(stream_key(child_sequence(root, r)), INIT_STREAM)))
                          for r in range(checks.positive_int("replicates", replicates))])  # fmt: skip
 
 
-def _key(seq: np.random.SeedSequence):
+def stream_key(seq: np.random.SeedSequence):
     """The JAX key of a replicate's stream (threefry, from 64 bits of the sequence's state)."""
     import jax
 

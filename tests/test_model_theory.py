@@ -125,7 +125,7 @@ def test_simulate_and_derive_a_model(tmp_path):
     [
         (["simulate", "--model", "svm"], "invalid choice"),
         (["simulate", "--model", "logistic", "--data", "missing.npz"], "does not exist"),
-        (["integrate", "--model", "logistic"], "supports --model pca only"),
+        (["integrate", "--model", "logistic", "--limit", "sdde"], "are for streaming PCA"),
         (["derive", "--model", "logistic", "--format", "markdown"], "models give json"),
         (["simulate", "--model", "logistic", "--start", "e1"], "apply to --model pca only"),
         (["simulate", "--model", "logistic", "--batch", "0"], "batch must be a positive integer"),

@@ -13,6 +13,11 @@ orders instead.
 ``dH = b(H(t − s)) dt + σ(H(t − s)) dW`` (the same summary, plus ``delay_time`` and the stability limit
 ``s*``); ``ode`` is refused: the ODE has no noise, so it has no stationary error and never leaves the
 saddle e_2, and its travel time is reported by ``amsgd derive``.
+
+For a model other than streaming PCA (``--model``, :mod:`amsgd.diffusion.model_limits`) ``--limit sde``
+integrates the SME of the training objective (``--paths`` paths from the model's initialisation,
+Euler–Maruyama with step ``--dt`` iterations) and ``--limit ode`` its gradient flow; the summary has
+the mean objective on the recorded iterations and the stationary loss with its interval.
 """
 
 from __future__ import annotations
@@ -39,7 +44,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--limit", choices=LIMITS, default="sde",
         help="sde: the SME, which ignores the delay; sdde: the delay kept as s = τη (constant --tau N); "
-        "ode: refused (no noise, see amsgd derive) (default: %(default)s)",
+        "ode: the gradient flow of a --model (refused for streaming PCA: no noise, see amsgd derive) "
+        "(default: %(default)s)",
     )  # fmt: skip
     group.add_argument("--paths", type=int, default=200, help="paths per ensemble (default: %(default)s)")
     group.add_argument("--steps", type=int, help="horizon in iterations k (default: 5000; 200 for --convergence-study)")
@@ -74,10 +80,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
     import time
 
-    problem = require_pca(problem_from_args(args), "integrate")
+    from amsgd.core.models import ModelProblem
+
+    problem = problem_from_args(args)
+    if isinstance(problem, ModelProblem):
+        return _emit(_model_limit(problem, args), args)
+    problem = require_pca(problem, "integrate")
     _check_limit(problem, args)
     for path in (args.out, args.plot):
         if path:
@@ -92,11 +102,39 @@ def run(args: argparse.Namespace) -> int:
         )
     summary.update(_study(problem, args) if args.convergence_study else _ensemble(problem, args))
     summary["seconds"] = round(time.perf_counter() - started, 3)
+    return _emit(summary, args)
+
+
+def _emit(summary: dict, args: argparse.Namespace) -> int:
+    import json
+
     text = json.dumps(summary, indent=2) + "\n"
     print(text, end="")
     if args.out:
         atomic_write_text(args.out, text)
     return 0
+
+
+def _model_limit(problem, args: argparse.Namespace) -> dict:
+    """``--model``: the SME ensemble or the gradient flow of the model (one line for what does not apply)."""
+    from amsgd.core.errors import ProblemError
+
+    if args.limit == "sdde" or args.convergence_study or args.plot or args.scheme not in (None, "euler"):
+        raise ProblemError(
+            "for a model, integrate takes --limit sde (Euler-Maruyama) or --limit ode; --limit sdde, "
+            "--convergence-study, --plot and other schemes are for streaming PCA"
+        )
+    if args.out:
+        check_output_file(args.out)
+    from amsgd.diffusion.model_limits import integrate_model_limit
+
+    steps = 5000 if args.steps is None else args.steps
+    solution = integrate_model_limit(problem, steps, args.paths, limit=args.limit, dt=args.dt, rng=args.seed,
+                                     window=args.window)  # fmt: skip
+    summary = {"problem": problem.to_dict(), **solution.to_dict()}
+    if problem.delay.spec != "constant:0":
+        summary["note"] = f"the diffusion limit does not depend on the delay: {problem.delay.spec} is ignored here"
+    return summary
 
 
 def _check_limit(problem, args: argparse.Namespace) -> None:

@@ -1,0 +1,226 @@
+"""The diffusion limits of Async-MSGD on any model: the gradient-flow ODE and the SME ensemble.
+
+For ``x_{k+1} = x_k + μ (x_k − x_{k−1}) − η ∇ℓ_B(x_{k−τ_k})`` (:mod:`amsgd.simulate.model_engine`)
+the expansion of :func:`amsgd.derivations.recursion.derive_time_scale` holds for any gradient field
+G = −∇L: in diffusion time ``t = kη`` the iterates follow
+
+    dX = −s(μ) ∇L(X) dt + g(μ) sqrt(η) Σ_B(X)^{1/2} dW,     Σ_B(x) = Cov_n[∇ℓ_n(x)] / B,
+
+with ``s(μ)`` the derived drift scale and ``g(μ)`` the zero-frequency gain of the momentum filter
+(both ``1/(1 − μ)``), L the training objective (the mean loss plus the ridge penalty) and Σ_B the
+covariance of a minibatch gradient of B examples drawn with replacement from the N training
+examples (the penalty is deterministic and adds no noise). Like the streaming-PCA limit, it does
+not see the delay.
+
+The noise needs no P × P matrix: with ``w_n`` independent standard normals,
+``ξ = (B N)^{−1/2} Σ_n w_n (∇ℓ_n(x) − ∇ℓ̄(x))`` is Gaussian with covariance exactly Σ_B(x), and
+``Σ_n w_n ∇ℓ_n = ∇_x Σ_n w_n ℓ_n`` is one backward pass over the data (a vector–Jacobian product
+shared with the drift's). The ensemble advances by Euler–Maruyama,
+
+    X ← X − s ∇L(X) Δt + g sqrt(η Δt) ξ,    Δt = δ · η,
+
+with a step of ``δ`` iterations (``record_every/δ`` rounded up to whole steps between records);
+the ODE (no noise) is integrated with SciPy's ``solve_ivp`` instead. Path p starts where replicate
+p of :func:`~amsgd.simulate.model_engine.simulate_model` with the same seed starts, and draws its
+noise from the JAX key of the same stream, so the limit and the algorithm can be compared run for run.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import sympy as sp
+
+from amsgd.core import checks
+from amsgd.core.errors import ProblemError
+from amsgd.core.estimates import Estimate, json_float, t_interval
+from amsgd.core.models import ModelProblem
+from amsgd.core.progress import counter
+from amsgd.core.seeding import RngLike, child_sequence, describe_seed, root_sequence
+from amsgd.derivations.recursion import derive_time_scale, mu
+from amsgd.simulate.model_engine import start_points, stream_key
+
+Limit = Literal["ode", "sde"]
+
+
+@dataclass(frozen=True, eq=False)
+class ModelLimitSolution:
+    """The training objective along the limit, ``loss[path, record]`` at ``iterations`` (one path for
+    the ODE); a path whose state becomes non-finite is NaN from then on and counted in ``blown_up``."""
+
+    problem: ModelProblem
+    limit: str
+    iterations: np.ndarray
+    loss: np.ndarray
+    dt: float
+    window: float
+    seed: str
+    elapsed: float
+
+    @property
+    def blown_up(self) -> int:
+        return int(np.isnan(self.loss[:, -1]).sum())
+
+    @property
+    def mean_curve(self) -> np.ndarray:
+        """The mean of the objective over the paths that stayed finite, per record."""
+        keep = np.isfinite(self.loss[:, -1])
+        return self.loss[keep].mean(axis=0) if keep.any() else np.full(self.iterations.size, np.nan)
+
+    @property
+    def stationary_loss(self) -> Estimate:
+        """Each path's mean objective over the records in the last ``window`` of the run, then a 95%
+        t-interval over the paths (the ODE: its one value, no interval)."""
+        late = self.iterations >= (1.0 - self.window) * self.iterations[-1]
+        per_path = self.loss[:, late].mean(axis=1)
+        return t_interval(per_path[np.isfinite(per_path)])
+
+    def to_dict(self) -> dict:
+        stationary = self.stationary_loss
+        return {
+            "limit": self.limit,
+            "scheme": "solve_ivp (DOP853)" if self.limit == "ode" else "euler-maruyama",
+            "paths": int(self.loss.shape[0]),
+            "steps": int(self.iterations[-1]),
+            "dt_iterations": self.dt,
+            "seed": self.seed,
+            "final_loss": json_float(float(self.mean_curve[-1])),
+            "stationary_loss": {"mean": json_float(stationary.mean),
+                                "ci": [json_float(stationary.ci_low), json_float(stationary.ci_high)],
+                                "window_iterations": [(1.0 - self.window) * float(self.iterations[-1]),
+                                                      float(self.iterations[-1])]},  # fmt: skip
+            "blown_up_paths": self.blown_up,
+            "iterations": self.iterations.tolist(),
+            "loss_mean": [json_float(float(v)) for v in self.mean_curve],
+            "seconds": round(self.elapsed, 3),
+        }
+
+
+def time_scales(momentum: float) -> tuple[float, float]:
+    """``(s(μ), g(μ))``: the drift scale and the noise gain of the derived time scaling at ``momentum``."""
+    timing = derive_time_scale()
+    return float(timing.drift_scale.subs(mu, momentum)), float(sp.simplify(timing.noise_gain).subs(mu, momentum))
+
+
+def integrate_model_limit(
+    problem: ModelProblem,
+    steps: int,
+    paths: int = 32,
+    *,
+    limit: Limit = "sde",
+    dt: float = 1.0,
+    rng: RngLike = None,
+    record_every: int | None = None,
+    window: float = 0.5,
+    start: np.ndarray | None = None,
+    progress: bool | None = None,
+) -> ModelLimitSolution:
+    """Integrate the ODE or the SME of ``problem`` (module docstring) for ``steps`` iterations.
+
+    ``paths`` SME paths (the ODE has one), an Euler step of ``dt`` iterations, records every
+    ``record_every`` iterations (default ``steps // 100``); ``start`` is a common start point, by
+    default each path starts at the model's initialisation for its stream (as
+    :func:`~amsgd.simulate.model_engine.simulate_model` with the same ``rng``); ``window`` is the
+    late fraction of the run averaged for the stationary loss.
+    """
+    steps = checks.positive_int("steps", steps)
+    paths = checks.positive_int("paths", paths)
+    if limit not in ("ode", "sde"):
+        raise ProblemError(f"limit must be 'ode' or 'sde' for a model, got {limit!r}")
+    if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
+        raise ProblemError(f"dt (in iterations) must be finite and > 0, got {dt!r}")
+    if not 0.0 < window <= 1.0:
+        raise ProblemError(f"window must be in (0, 1], got {window!r}")
+    record_every = max(1, steps // 100) if record_every is None else min(checks.positive_int("record_every", record_every), steps)
+    marks = np.array(sorted(set(range(0, steps, record_every)) | {steps}))
+    root = root_sequence(rng)
+    n_paths = 1 if limit == "ode" else paths
+    x0 = start_points(problem, n_paths, rng=root) if start is None else np.tile(_check_start(start), (n_paths, 1))
+    began = time.perf_counter()
+    if limit == "ode":
+        loss = _ode(problem, x0[0], marks)[None, :]
+    else:
+        keys = [stream_key(child_sequence(root, p)) for p in range(n_paths)]
+        loss = _sme(problem, x0, keys, marks, dt, progress)
+    return ModelLimitSolution(problem, limit, marks, loss, float(dt), float(window), describe_seed(root),
+                              time.perf_counter() - began)  # fmt: skip
+
+
+def _check_start(start: np.ndarray) -> np.ndarray:
+    x = np.asarray(start, dtype=float).reshape(-1)
+    if not np.isfinite(x).all():
+        raise ProblemError("start must be a finite parameter vector")
+    return x
+
+
+def _ode(problem: ModelProblem, x0: np.ndarray, marks: np.ndarray) -> np.ndarray:
+    """``dX/dt = −s ∇L(X)`` by DOP853, the objective at ``t = η · marks``."""
+    import jax
+    from scipy.integrate import solve_ivp
+
+    from amsgd.simulate.models import model_functions
+
+    scale, _ = time_scales(problem.mu)
+    with jax.enable_x64(True):
+        f = model_functions(problem)
+        xt, yt = problem.data.x_train, problem.data.y_train
+        objective = jax.jit(lambda x: f.objective(x, xt, yt))
+        grad = jax.jit(jax.grad(lambda x: f.objective(x, xt, yt)))
+        times = problem.eta * marks.astype(float)
+        solution = solve_ivp(lambda _t, x: -scale * np.asarray(grad(x)), (0.0, times[-1]), x0, method="DOP853",
+                             t_eval=times, rtol=1e-9, atol=1e-12)  # fmt: skip
+        if not solution.success:
+            raise ProblemError(f"the ODE limit could not be integrated: {solution.message}")
+        return np.array([float(objective(x)) for x in solution.y.T])
+
+
+def _sme(problem: ModelProblem, x0: np.ndarray, keys: list, marks: np.ndarray, dt: float,
+         progress: bool | None) -> np.ndarray:  # fmt: skip
+    """Euler–Maruyama of the SME for every path side by side; the objective at ``marks``."""
+    import jax
+    import jax.numpy as jnp
+
+    from amsgd.simulate.models import model_functions
+
+    scale, gain = time_scales(problem.mu)
+    eta, batch = problem.eta, problem.batch
+    with jax.enable_x64(True):
+        f = model_functions(problem)
+        xt, yt = jnp.asarray(problem.data.x_train), jnp.asarray(problem.data.y_train)
+        n = xt.shape[0]
+        ridge = problem.l2 * jnp.asarray(f.layout.weight_mask())  # ∇ of (l2/2) ‖W‖²: ridge · x
+
+        def step(x, key, dt_time):
+            losses, pullback = jax.vjp(lambda p: f.sample_losses(p, xt, yt), x)
+            w = jax.random.normal(key, (n,))
+            weights = jnp.stack([jnp.full(n, 1.0 / n), w / jnp.sqrt(batch * n)])
+            mean_grad, weighted = jax.vmap(pullback)(weights)[0]
+            noise = weighted - jnp.sum(w) / jnp.sqrt(batch * n) * mean_grad
+            drift = -scale * (mean_grad + ridge * x)
+            new = x + drift * dt_time + gain * jnp.sqrt(eta * dt_time) * noise
+            return jnp.where(jnp.all(jnp.isfinite(new)), new, jnp.full_like(new, jnp.nan))
+
+        def advance(x, key, lo, n_sub, dt_time):
+            def body(j, x):
+                return step(x, jax.random.fold_in(key, lo + j), dt_time)
+
+            return jax.lax.fori_loop(0, n_sub, body, x)
+
+        run = jax.jit(jax.vmap(advance, in_axes=(0, 0, None, None, None)), static_argnums=(3,))
+        measure = jax.jit(jax.vmap(lambda x: f.objective(x, xt, yt)))
+        keys = jnp.stack(keys)
+        x = jnp.asarray(x0)
+        rows = [np.asarray(measure(x))]
+        done = 0  # Euler steps taken: step j of a path uses fold_in(key, j)
+        with counter(int(marks[-1]), "iterations", "integrate", show=progress) as count:
+            for lo, hi in zip(marks[:-1], marks[1:]):
+                n_sub = max(1, math.ceil((hi - lo) / dt - 1e-9))
+                x = run(x, keys, done, n_sub, float(eta * (hi - lo) / n_sub))
+                done += n_sub
+                rows.append(np.asarray(measure(x)))
+                count.update(int(hi - lo))
+        return np.stack(rows, axis=1)
