@@ -26,7 +26,7 @@ FLOOR_TOLERANCE = 0.01
 @pytest.mark.parametrize(
     "model, eta, mu, tau, batch",
     [("least-squares", 0.05, 0.9, 0, 8), ("least-squares", 0.1, 0.0, 2, 16), ("logistic", 0.1, 0.5, 1, 8),
-     ("logistic", 0.05, 0.9, 2, 32)],
+     ("logistic", 0.05, 0.9, 2, 32), ("least-squares", 0.1, -0.3, 2, 8), ("logistic", 0.1, -0.3, 1, 8)],
 )  # fmt: skip
 @pytest.mark.slow
 def test_loss_floor_matches_simulation(model, eta, mu, tau, batch):

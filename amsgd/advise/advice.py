@@ -138,6 +138,8 @@ def advise(problem: Problem | ModelProblem, workers: Sequence[int] = DEFAULT_WOR
         from amsgd.diffusion.theory.predictions import predict
         from amsgd.diffusion.theory.tradeoff import tradeoff
 
+        for mu in mus:  # negative momentum is for models; streaming PCA keeps Problem's range
+            problem.replace(mu=mu)
         prediction = predict(problem)
         grid = tradeoff(prediction.coefficients, problem.eta, mus, np.asarray(workers))
         rates = prediction.coefficients.rates

@@ -173,8 +173,8 @@ class ModelProblem:
             raise ProblemError(f"model {self.model} needs {need} in the data")
         object.__setattr__(self, "eta", checks.positive("eta", self.eta))
         mu = checks.real("mu", self.mu)
-        if not 0 <= mu < 1:
-            raise ProblemError(f"mu must lie in [0, 1), got {self.mu!r}")
+        if not -1 < mu < 1:
+            raise ProblemError(f"mu must lie in (-1, 1) for a model (negative momentum allowed), got {self.mu!r}")
         object.__setattr__(self, "mu", mu)
         if not isinstance(self.delay, DelayModel):
             raise ProblemError(f"delay must be a delay model, got {self.delay!r}")

@@ -119,12 +119,12 @@ def _law_from_pmf(pmf: np.ndarray, spec: str) -> DelayLaw:
 
 
 def check_parameters(eta: float, mu: float) -> tuple[float, float]:
-    """Validate η > 0 and 0 <= μ < 1 (finite), returning them as floats."""
+    """Validate η > 0 and −1 < μ < 1 (finite), returning them as floats."""
     eta, mu = float(eta), float(mu)
     if not (np.isfinite(eta) and eta > 0):
         raise ProblemError(f"eta must be a finite number > 0, got {eta!r}")
-    if not (np.isfinite(mu) and 0.0 <= mu < 1.0):
-        raise ProblemError(f"mu must satisfy 0 <= mu < 1, got {mu!r}")
+    if not (np.isfinite(mu) and -1.0 < mu < 1.0):
+        raise ProblemError(f"mu must satisfy -1 < mu < 1, got {mu!r}")
     return eta, mu
 
 

@@ -3,9 +3,12 @@
 For a constant delay τ the characteristic polynomial of a mode (see :mod:`.linear_recursion`) is
 ``z^{τ−1} g(z) + c`` with ``g(z) = (z − 1)(z − μ)`` and ``c = η a`` (times z when τ = 0). A root
 crosses the unit circle at ``z = e^{iθ}`` only where ``|e^{iθ} − 1| |e^{iθ} − μ| = c``; the left
-side increases strictly from 0 to ``2 (1 + μ)`` on ``θ ∈ [0, π]``, so for ``0 < c < 2 (1 + μ)``
-there is one crossing angle θ*, independent of τ, with
-``sin(θ*/2) = c / sqrt(2 ((1 − μ)² + sqrt((1 − μ)⁴ + 4 μ c²)))``.
+side, ``r(θ)``, has ``r² = 4 s ((1 − μ)² + 4 μ s)`` with ``s = sin²(θ/2)``. For ``0 <= μ < 1`` it
+increases strictly from 0 to ``2 (1 + μ)`` on ``θ ∈ [0, π]``; for ``−1 < μ < 0`` it rises to a maximum
+and falls back to ``r(π) = 2 (1 + μ)``, so it takes each value below ``2 (1 + μ)`` once, on its rising
+part. Either way, for ``0 < c < 2 (1 + μ)`` there is one crossing angle θ*, independent of τ, the
+smaller root of the quadratic in s:
+``sin(θ*/2) = c / sqrt(2 ((1 − μ)² + sqrt((1 − μ)⁴ + 4 μ c²)))``, and ``r >= c`` exactly on ``[θ*, π]``.
 Let ``ψ* = arg(e^{iθ*} − 1) + arg(e^{iθ*} − μ) = π/2 + θ*/2 + atan2(sin θ*, cos θ* − μ)``.
 
 **Theorem.** The mode is stable at the constant delay τ iff ``(τ − 1) θ* + ψ* < π``, i.e. iff
@@ -13,7 +16,7 @@ Let ``ψ* = arg(e^{iθ*} − 1) + arg(e^{iθ*} − μ) = π/2 + θ*/2 + atan2(si
 
 Proof (argument principle). On |z| = 1, ``P(e^{iθ}) = c + r(θ) e^{iφ(θ)}`` with
 ``r = |e^{iθ} − 1||e^{iθ} − μ|`` and ``φ = (τ − 1) θ + arg g(e^{iθ})``, and
-``φ'(θ) = τ − 1/2 + (1 − μ cos θ)/(1 − 2 μ cos θ + μ²) > 0``. The winding number of P around 0
+``φ'(θ) = τ − 1/2 + (1 − μ cos θ)/(1 − 2 μ cos θ + μ²) > 0`` (for every |μ| < 1). The winding number of P around 0
 counts the crossings of the ray (−∞, 0] by the curve, each counter-clockwise; they happen where
 ``r >= c`` (i.e. ``|θ| >= θ*``) and ``φ ≡ π (mod 2π)``. Since φ runs from π/2 at θ = 0⁺ to
 ``(τ + 1) π`` at θ = π, all τ + 1 (τ >= 1) roots lie inside the unit circle iff no odd multiple of π
@@ -27,6 +30,10 @@ Consequences used below, each an exact statement rather than a search:
   and the largest stable step is ``c_b(τ, μ)/max a`` with ``c_b`` the boundary product, found by
   Brent's method on ``(τ − 1) θ + ψ(θ) = π`` (relative tolerance 4 ε);
 * at τ = 0 the condition is ``0 < η a < 2 (1 + μ)`` (the Jury conditions of the quadratic).
+
+For ``μ < 0`` a product ``c >= 2 (1 + μ)`` is unstable at τ = 0 (Jury), so no delay is counted stable
+(τ_c := 0, and the boundary product is at most ``2 (1 + μ)``); tests/test_negative_momentum.py checks
+the verdict against the companion matrix's roots on a grid of (c, τ, μ < 0).
 
 The spectral radius itself need not be monotone in τ; only the verdict ``ρ < 1`` is.
 """
@@ -56,8 +63,9 @@ Rates = float | Sequence[float] | np.ndarray
 def crossing(product: np.ndarray | float, mu: float) -> tuple[np.ndarray, np.ndarray]:
     """``(θ*, ψ*)`` for ``c = η a`` in ``(0, 2 (1 + μ))`` (module docstring); NaN elsewhere."""
     c = np.asarray(product, dtype=float)
-    sin_half = c / np.sqrt(2.0 * ((1.0 - mu) ** 2 + np.sqrt((1.0 - mu) ** 4 + 4.0 * mu * c**2)))
-    inside = (c > 0) & (sin_half < 1.0)
+    with np.errstate(invalid="ignore"):  # μ < 0 and c above the maximum of r: no crossing (NaN)
+        sin_half = c / np.sqrt(2.0 * ((1.0 - mu) ** 2 + np.sqrt((1.0 - mu) ** 4 + 4.0 * mu * c**2)))
+    inside = (c > 0) & (c < 2.0 * (1.0 + mu)) & (sin_half < 1.0)
     theta = np.where(inside, 2.0 * np.arcsin(np.where(inside, sin_half, 0.5)), np.nan)
     return theta, _phase(theta, mu)
 
@@ -96,7 +104,7 @@ def boundary_product(mu: float, tau: int) -> float:
     theta = scipy.optimize.brentq(
         lambda t: (tau - 1) * t + _phase(t, mu) - np.pi, 0.0, np.pi, xtol=np.finfo(float).tiny
     )
-    return float(2.0 * np.sin(theta / 2) * abs(np.exp(1j * theta) - mu))
+    return float(min(2.0 * np.sin(theta / 2) * abs(np.exp(1j * theta) - mu), 2.0 * (1.0 + mu)))
 
 
 @dataclass(frozen=True)
