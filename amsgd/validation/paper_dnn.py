@@ -59,7 +59,7 @@ class DnnSetup:
     l2: float = 1e-3
     seed: int = 2018
     workers: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
-    mus: tuple[float, ...] = (0.0, 0.3, 0.5, 0.7, 0.9)
+    mus: tuple[float, ...] = (-0.3, 0.0, 0.3, 0.5, 0.7, 0.9)
     delays: tuple[str, ...] = DELAYS
     protocols: tuple[str, ...] = PROTOCOLS
 
