@@ -60,6 +60,18 @@ def _num(x: float) -> str:
     return f"{x:.6g}"
 
 
+def _optional(x: float | None) -> str:
+    """A number, or "none" where the theory gives none (a JSON null)."""
+    return "none" if x is None else _num(x)
+
+
+def _converge_noise_text(calibration: str) -> str:
+    """How the convergence law's noise was chosen, in words."""
+    if calibration == "finite-eta":
+        return "set so that each mode's stationary variance is the finite-$\\eta$ theory's (multiplicative noise in)"
+    return "additive (the finite-$\\eta$ theory gives no stationary variances here)"
+
+
 def _shown(d: int, *extra: int) -> list[int]:
     """The 1-based indices a table shows: all up to ``TABLE_FULL_DIM``, else 1, 2, 3, d and ``extra``."""
     if d <= TABLE_FULL_DIM:
@@ -420,6 +432,8 @@ def _sdde_blocks(d: Derivation, numbers: dict) -> list[Block]:
 def _phase_blocks(d: Derivation, numbers: dict) -> list[Block]:
     """Section 7: the three phases, their formulas and their durations for this problem."""
     f, phases = d.phase_formulas, numbers["phases"]
+    curve = phases["mean_curve"]
+    mean_curve_total = curve["escape_iterations"] + phases["travel_iterations"] + curve["converge_iterations"]
     lam = d.model.lam
     blocks: list[Block] = [
         Heading("7. The three phases"),
@@ -447,24 +461,39 @@ def _phase_blocks(d: Derivation, numbers: dict) -> list[Block]:
             f"with $\\delta^2 = {_num(phases['delta_sq'])}$ and $\\epsilon = {_num(phases['epsilon'])}$:"
         ),
         Table(
-            ("phase", "iterations (mean curve)", "iterations (mean over runs)"),
+            ("phase", "iterations (mean curve)", "iterations (per run, mean over runs)"),
             (
-                ("escape", _num(phases["mean_curve"]["escape_iterations"]), _num(phases["escape_iterations"])),
+                ("escape", _num(curve["escape_iterations"]), _num(phases["escape_iterations"])),
                 ("travel", _num(phases["travel_iterations"]), _num(phases["travel_iterations"])),
-                ("converge", _num(phases["converge_iterations"]), _num(phases["converge_iterations"])),
-                ("total", _num(phases["mean_curve"]["escape_iterations"] + phases["travel_iterations"]
-                               + phases["converge_iterations"]), _num(phases["total_iterations"])),
+                ("converge", _num(curve["converge_iterations"]), _optional(phases["converge_iterations"])),
+                ("total", _num(mean_curve_total), _optional(phases["total_iterations"])),
             ),
         ),
         Prose(
-            "The formula above is the crossing of the *mean* of $h_1^2$ over runs. A single run starts from "
+            "The mean-curve column is when the mean over runs crosses each level (the formulas above); the "
+            "other is the mean over runs of each run's own first passage. Escape: a single run starts from "
             "noise, so its first passage is later and widely spread: sampled exactly from the linear "
             "escaping recursion at this $\\eta$, $\\mu$ and delay (the ratio $h_1/h_2$ crossing "
             "$\\delta/\\sqrt{1-\\delta^2}$), the median is "
-            f"{_num(phases['escape_law']['median'])} iterations and 10% and 90% of runs have escaped by "
-            f"{_num(phases['escape_law']['quantiles']['q10'])} and {_num(phases['escape_law']['quantiles']['q90'])}."
+            f"{_num(phases['escape_law']['median'])} iterations; one run in ten has escaped by "
+            f"{_num(phases['escape_law']['quantiles']['q10'])} and nine in ten by "
+            f"{_num(phases['escape_law']['quantiles']['q90'])}."
         ),
     ]
+    converge = phases["converge_law"]
+    if phases["converge_noise"] in ("finite-eta", "additive"):  # sampled: travel ends above ε, modes stable
+        blocks.append(
+            Prose(
+                "Convergence: a run's error fluctuates about the floor and crosses $\\epsilon$ on a dip. Sampled "
+                "from the linear tangent modes at $e_1$ started where travel ends ($h_1^2/\\|h\\|^2 = 1 - "
+                f"\\delta^2$, at rest), their noise {_converge_noise_text(phases['converge_noise'])}, the median is "
+                f"{_optional(converge['median'])} iterations; one run in ten is below $\\epsilon$ by "
+                f"{_optional(converge['quantiles']['q10'])} and nine in ten by {_optional(converge['quantiles']['q90'])}. A "
+                "stationary window should start when the mean has settled, after "
+                f"{_num(phases['settled_iterations'])} iterations (the escape's mean over runs, travel and the "
+                "mean curve's convergence)."
+            )
+        )
     linear_escape = phases["mean_curve"]["escape_iterations_linearized"]
     if linear_escape is not None:
         blocks.append(

@@ -12,6 +12,24 @@ The law is wide: the run starts from noise, so ``x_k`` is about ``sqrt(V_k)`` ti
 and the passage time inherits a ``log χ²_1`` spread; its mean lies about ``(γ + log 2)/(2 × growth
 rate)`` beyond the time at which the *mean* of h_1² crosses δ², which is a different number (the
 crossing of the mean curve, the diffusion limit's escape time).
+
+**Convergence.** Near the optimum e_1 the error is ``sin² = S/(1 + S)``, ``S = Σ_i x_i²``, in the ratio
+coordinates ``x_i = h_i/h_1`` (i ≥ 2), and each tangent mode is the same linear recursion with its
+restoring rate ``a_i > 0``: ``x_{k+1,i} = (1 + μ) x_{k,i} − μ x_{k−1,i} − η a_i x_{k−τ_k,i} + η ξ_{k,i}``,
+one delay per step shared by every mode. A run starts where travel ends, at the ODE's end point:
+the escaping direction j (the worst saddle) at ``x_j = sqrt(δ²/(1 − δ²))``, so that ``sin² = δ²``, every
+other mode at 0 (the ODE travels in the plane of e_1 and e_j), at rest (``x_{−m} = x_0``). Its
+convergence time is the first k with ``S_k/(1 + S_k) ≤ ε``, i.e. ``S_k ≤ ε/(1 − ε)``; the law is
+sampled exactly from this recursion (:func:`converge_law`). The noise ``ξ_{k,i}`` is Gaussian and
+additive with the variance ``s_i² = v_i/G_i`` that makes mode i's stationary variance the finite-η
+theory's ``v_i`` (:mod:`.second_moments`: the multiplicative noise included), ``G_i`` its stationary
+variance per unit noise variance; without that theory, the additive ``s_i²``. Left out: the
+multiplicative noise is larger while ``x_j`` is large, the gradient noise is not Gaussian, and the
+momentum acts on h, not on the ratios (the exact ratio recursion's velocity term carries the random
+factor ``h_{1,k−1}/h_{1,k+1}``); measured, the last dominates, and simulated runs converge a few per
+cent later than this law at μ = 0.9 (docs/linear-theory.md). A run's error fluctuates about the floor
+F, so with ``ε`` a small multiple of F it crosses ε on a dip: the law is wide, its median well before
+the mean error curve's crossing.
 """
 
 from __future__ import annotations
@@ -21,8 +39,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from amsgd.core.delays import cumulative
+from amsgd.core.errors import ProblemError
 from amsgd.core.estimates import Estimate, json_float, t_interval
-from amsgd.diffusion.theory.linear_recursion import Delay, check_parameters, delay_law
+from amsgd.diffusion.theory.linear_recursion import Delay, check_parameters, check_rates, delay_law
 
 #: Paths sampled, their seed (reproducible numbers), and the most path-steps spent: at small η fewer
 #: paths are sampled (at least MIN_PATHS), and the interval of the mean says so.
@@ -46,15 +65,17 @@ class FirstPassageLaw:
         return t_interval(self.samples)
 
     def quantile(self, q: float) -> float:
-        return float(np.nanquantile(self.samples, q))
+        """The q-quantile of the finished passages (NaN when none finished)."""
+        finished = self.samples[np.isfinite(self.samples)]
+        return float(np.quantile(finished, q)) if finished.size else float("nan")
 
     def to_dict(self) -> dict:
         mean = self.mean
         return {
             "mean": json_float(mean.mean),
             "mean_ci": [json_float(mean.ci_low), json_float(mean.ci_high)],
-            "median": self.quantile(0.5),
-            "quantiles": {f"q{int(100 * q)}": self.quantile(q) for q in (0.1, 0.25, 0.75, 0.9)},
+            "median": json_float(self.quantile(0.5)),
+            "quantiles": {f"q{int(100 * q)}": json_float(self.quantile(q)) for q in (0.1, 0.25, 0.75, 0.9)},
             "paths": int(self.samples.size),
             "unfinished": int(np.isnan(self.samples).sum()),
         }
@@ -83,3 +104,77 @@ def escape_law(rate: float, noise_variance: float, eta: float, mu: float, delay:
     scale = eta * np.sqrt(noise_variance)
     samples = first_passages(int(paths), float(rate), float(scale), eta, mu, constant, cdf, level, MAX_ITERATIONS, SEED)
     return FirstPassageLaw(samples)
+
+
+@dataclass(frozen=True, eq=False)
+class ConvergeLaw(FirstPassageLaw):
+    """The sampled convergence times, with the noise variances the recursion used and how they were
+    chosen: ``"finite-eta"`` (stationary variances of the finite-η theory), ``"additive"`` (the
+    additive noise alone), ``"none"`` (the start is already below ε: nothing sampled, every sample 0)
+    or ``"unstable"`` (a tangent mode's mean is unstable: nothing sampled, every sample NaN)."""
+
+    noise_variances: np.ndarray
+    calibration: str
+
+
+def converge_start(delta_sq: float, modes: int, index: int) -> np.ndarray:
+    """The ratio coordinates where travel ends: ``x_index = sqrt(δ²/(1 − δ²))`` (error ``δ²``), the other
+    ``modes − 1`` at 0."""
+    if not (np.isfinite(delta_sq) and 0.0 < delta_sq < 1.0):
+        raise ProblemError(f"delta_sq must satisfy 0 < δ² < 1, got {delta_sq!r}")
+    if not 0 <= index < modes:
+        raise ProblemError(f"the start mode index must lie in [0, {modes}), got {index}")
+    start = np.zeros(modes)
+    start[index] = np.sqrt(delta_sq / (1.0 - delta_sq))
+    return start
+
+
+def converge_law(rates: np.ndarray, noise_variances: np.ndarray, eta: float, mu: float, delay: Delay,
+                 start: np.ndarray, epsilon: float, paths: int = PATHS, *,
+                 stationary_variances: np.ndarray | None = None) -> ConvergeLaw:  # fmt: skip
+    """The law of the first iteration ``k ≥ 0`` at which one run near e_1 has ``S_k/(1 + S_k) ≤ ε``
+    (module docstring), from ``paths`` sampled paths started at rest at ``start`` (0 for every path
+    when the start is already there, e.g. ε ≥ 1).
+
+    ``rates`` are the tangent modes' ``a_i`` and ``noise_variances`` their additive ``s_i²``. With
+    ``stationary_variances`` ``v_i`` (finite and positive), the noise is recalibrated to
+    ``s_i² = v_i/G_i`` (:func:`.second_moments.gains`) so that each mode's stationary variance is
+    ``v_i``. An i.i.d. delay is drawn afresh for every step, one for all modes. O(paths × iterations ×
+    modes)."""
+    from amsgd.diffusion.theory.passage_kernel import converge_passages
+    from amsgd.diffusion.theory.second_moments import gains
+    from amsgd.simulate.ziggurat import replicate_states
+
+    eta, mu = check_parameters(eta, mu)
+    rates = check_rates(rates)
+    noise = np.atleast_1d(np.asarray(noise_variances, dtype=float))
+    start = np.atleast_1d(np.asarray(start, dtype=float))
+    if noise.shape != rates.shape or not np.all(np.isfinite(noise)) or np.any(noise < 0):
+        raise ProblemError(
+            f"noise variances must be {rates.size} finite numbers >= 0, one per rate, got {noise_variances!r}"
+        )
+    if start.shape != rates.shape or not np.all(np.isfinite(start)):
+        raise ProblemError(f"start must be {rates.size} finite numbers (one per rate), got {start!r}")
+    if not (np.isfinite(epsilon) and epsilon > 0.0):
+        raise ProblemError(f"epsilon (the target error) must be a finite number > 0, got {epsilon!r}")
+    if isinstance(paths, bool) or not isinstance(paths, (int, np.integer)) or paths < 1:
+        raise ProblemError(f"paths must be a positive integer, got {paths!r}")
+    law = delay_law(delay, as_iid=True)
+    level = epsilon / (1.0 - epsilon) if epsilon < 1.0 else np.inf  # S/(1 + S) <= ε  ⇔  S <= ε/(1 − ε)
+    if float(start @ start) <= level:  # already there when the phase begins
+        return ConvergeLaw(np.zeros(int(paths)), noise, "none")
+    g = gains(rates, eta, mu, law)
+    if not np.all(np.isfinite(g)):  # a mode whose mean is unstable never settles
+        return ConvergeLaw(np.full(int(paths), np.nan), noise, "unstable")
+    calibration = "additive"
+    if stationary_variances is not None:
+        v = np.asarray(stationary_variances, dtype=float)
+        if v.shape == rates.shape and np.all(np.isfinite(v)) and np.all(v > 0):
+            noise, calibration = v / g, "finite-eta"
+    constant = -1 if law.constant is None else law.constant
+    scales = eta * np.sqrt(noise)
+    cdf = cumulative(law.pmf)
+    state = replicate_states(np.random.SeedSequence(SEED), 1)[0].copy()
+    samples = converge_passages(int(paths), rates, scales, eta, mu, constant, cdf, start, level, MAX_ITERATIONS,
+                                state)  # fmt: skip
+    return ConvergeLaw(samples, noise, calibration)

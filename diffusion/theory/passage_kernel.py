@@ -1,11 +1,18 @@
-"""The compiled loop behind :func:`.first_passage.escape_law`: independent paths of the delayed momentum
-recursion ``x_{k+1} = (1 + μ) x_k − μ x_{k−1} − η a x_{k−τ_k} + η s z_k`` from rest, each followed until
-``x² ≥ level``. Paths are independent, so each runs to its own passage in a short ring buffer."""
+"""The compiled loops behind :mod:`.first_passage`: independent paths of the delayed momentum
+recursion ``x_{k+1} = (1 + μ) x_k − μ x_{k−1} − η a x_{k−τ_k} + η s z_k``, one mode from rest at 0
+followed until ``x² ≥ level`` (:func:`first_passages`, the escape), or several modes from rest at a
+start point followed until ``Σ x_i² <= level`` (:func:`converge_passages`, the convergence). Paths
+are independent, so each runs to its own passage in a short ring buffer."""
 
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
+
+from amsgd.simulate.ziggurat import sfc64_next, standard_normal
+
+_SH11 = np.uint64(11)
+_TO_UNIT = 1.0 / 2.0**53
 
 
 @njit(cache=True, nogil=True)
@@ -38,4 +45,58 @@ def first_passages(paths: int, rate: float, scale: float, eta: float, mu: float,
             if step * step >= level:
                 out[p] = k + 1
                 break
+    return out
+
+
+@njit(cache=True, nogil=True)
+def converge_passages(paths: int, rates: np.ndarray, scales: np.ndarray, eta: float, mu: float, constant: int,
+                      cdf: np.ndarray, start: np.ndarray, level: float, max_iterations: int,
+                      state: np.ndarray) -> np.ndarray:  # fmt: skip
+    """The first k >= 0 with ``Σ_i x_{k,i}² <= level`` for each path (NaN beyond ``max_iterations``) of
+    the modes ``x_{k+1,i} = (1 + μ) x_{k,i} − μ x_{k−1,i} − η a_i x_{k−τ_k,i} + scales_i z_{k,i}``,
+    at rest at ``start`` before time 0 (``x_{−j} = x_0``). One delay per step, shared by every mode
+    (the algorithm reads one stale iterate): ``constant`` when it is >= 0, otherwise drawn from
+    ``cdf`` by inversion of a uniform. ``scales_i = η s_i``. The normals come from the ziggurat of
+    :mod:`amsgd.simulate.ziggurat` on the SFC64 ``state`` (advanced in place): a path-step costs one
+    normal per mode, which dominates. O(paths × steps × modes)."""
+    modes = rates.size
+    slots = cdf.size + 1
+    out = np.full(paths, np.nan)
+    history = np.empty((slots, modes))
+    previous = np.empty(modes)
+    initial = 0.0
+    for i in range(modes):
+        initial += start[i] * start[i]
+    if initial <= level:
+        out[:] = 0.0
+        return out
+    a, b, c, n = state[0], state[1], state[2], state[3]
+    for p in range(paths):
+        for s in range(slots):
+            history[s, :] = start
+        previous[:] = start
+        for k in range(max_iterations):
+            newest = k % slots
+            lag = constant
+            if lag < 0:
+                word, a, b, c, n = sfc64_next(a, b, c, n)
+                u = (word >> _SH11) * _TO_UNIT
+                lag = 0
+                while lag < cdf.size - 1 and u >= cdf[lag]:
+                    lag += 1
+            lag = min(lag, k)
+            stale = (newest - lag) % slots
+            written = (k + 1) % slots
+            total = 0.0
+            for i in range(modes):
+                z, a, b, c, n = standard_normal(a, b, c, n)
+                current = history[newest, i]
+                step = current + mu * (current - previous[i]) - eta * rates[i] * history[stale, i] + scales[i] * z
+                previous[i] = current
+                history[written, i] = step
+                total += step * step
+            if total <= level:
+                out[p] = k + 1
+                break
+    state[0], state[1], state[2], state[3] = a, b, c, n
     return out

@@ -1,27 +1,41 @@
 """The three phases from the saddle e_2 evaluated for a problem (formulas in
-:mod:`amsgd.derivations.phases`), and the escape of single runs from the exact linear recursion.
+:mod:`amsgd.derivations.phases`), and the escape and convergence of single runs from the exact
+linear recursion.
 
 Two different numbers answer "how long is the escape": the time at which the *mean* of h_1² over
 runs crosses δ² (the diffusion limit's formula, ``mean_curve``), and the mean over runs of each run's
 first passage (``escape_iterations``, with its law: :mod:`.first_passage`). The second is later: a run
-starts from noise. Travel follows the ODE (the same for every run); convergence is the crossing of
-the mean curve of the error.
+starts from noise. Travel follows the ODE (the same for every run). Convergence too has two: the
+crossing of the mean error curve (``mean_curve``, the diffusion limit's formula) and the mean over
+runs of each run's first passage below ε (``converge_iterations``, with its law): a run's error
+fluctuates about the floor and crosses ε on a dip, so the law is wide, its median well before the
+mean curve's crossing. A stationary window should start when the mean has settled
+(``settled_iterations``), not at a run's first dip.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
+import numpy as np
 import sympy as sp
 
 from amsgd.core.delays import ConstantDelay, DelayModel
 from amsgd.core.errors import ProblemError
+from amsgd.core.estimates import json_float
 from amsgd.core.problem import Problem
 from amsgd.derivations import phases as ph
 from amsgd.derivations.derivation import Derivation
 from amsgd.derivations.recursion import eta, mu
-from amsgd.diffusion.theory.first_passage import FirstPassageLaw, escape_law, paths_for
+from amsgd.diffusion.theory.first_passage import (
+    ConvergeLaw,
+    FirstPassageLaw,
+    converge_law,
+    converge_start,
+    escape_law,
+    paths_for,
+)
 from amsgd.diffusion.theory.modes import ModeValues, PointValues, evaluate
 from amsgd.diffusion.theory.options import DEFAULT_EPSILON_FACTOR
 from amsgd.diffusion.theory.transient import variance_crossing
@@ -29,8 +43,12 @@ from amsgd.diffusion.theory.transient import variance_crossing
 
 @dataclass(frozen=True)
 class Phases:
-    """Phase durations: per run (``escape_law``, travel, convergence) and for the mean curve in
-    diffusion time (iterations = time/η), from the diffusion limits."""
+    """Phase durations: per run (``escape_law``, travel, ``converge_law``) and for the mean curve in
+    diffusion time (iterations = time/η), from the diffusion limits.
+
+    ``tangent_rates`` and ``tangent_noise`` are ``(a_i, s_i²)`` of the tangent modes i = 2 .. d at e_1
+    before the time scaling (additive noise); ``problem`` gives the finite-η stationary variances the
+    convergence law is calibrated to."""
 
     delta_sq: float
     epsilon: float
@@ -43,6 +61,9 @@ class Phases:
     delay: DelayModel
     mu: float
     escape_iterations_linearized: int | None = None
+    tangent_rates: tuple[float, ...] = ()
+    tangent_noise: tuple[float, ...] = ()
+    problem: Problem | None = field(default=None, repr=False, compare=False)
 
     @cached_property
     def escape_law(self) -> FirstPassageLaw:
@@ -56,13 +77,55 @@ class Phases:
         """The mean over runs of the escape's first passage."""
         return self.escape_law.mean.mean
 
+    @cached_property
+    def converge_law(self) -> ConvergeLaw:
+        """The law of one run's convergence (:func:`.first_passage.converge_law`) from the travel's end
+        point, its noise calibrated to the finite-η stationary variances; sampled on first use."""
+        rates, noise = np.array(self.tangent_rates), np.array(self.tangent_noise)
+        if rates.size == 0:
+            raise ProblemError("these phases carry no tangent modes at e_1; build them with phases(...)")
+        start = converge_start(self.delta_sq, rates.size, self.worst_saddle - 2)
+        paths = paths_for(self.converge_time / self.eta * rates.size)  # a path-step per mode and iteration
+        variances = self._stationary_variances if self.epsilon < self.delta_sq else None  # else: no time
+        return converge_law(rates, noise, self.eta, self.mu, self.delay, start, self.epsilon, paths,
+                            stationary_variances=variances)  # fmt: skip
+
+    @cached_property
+    def _stationary_variances(self) -> np.ndarray | None:
+        """The finite-η theory's stationary variances of the tangent modes, multiplicative noise
+        included (:mod:`.second_moments`), or None where it has none."""
+        if self.problem is None:
+            return None
+        try:
+            return _tangent_variances(self.problem)
+        except (ProblemError, ArithmeticError, ValueError):
+            return None
+
+    @property
+    def converge_iterations(self) -> float:
+        """The mean over runs of the convergence's first passage below ε."""
+        return self.converge_law.mean.mean
+
     @property
     def total_iterations(self) -> float:
+        """Per run: the escape's mean, the travel and the convergence's mean."""
+        return self.escape_iterations + self.travel_time / self.eta + self.converge_iterations
+
+    @property
+    def settled_iterations(self) -> float:
+        """When the *mean* error has settled at ε: the escape's mean over runs, the travel and the
+        mean curve's convergence. Later than a run's first dip below ε (``total_iterations``): a
+        stationary window starts here, when the ensemble, not one run, is near the floor."""
         return self.escape_iterations + (self.travel_time + self.converge_time) / self.eta
 
     def to_dict(self) -> dict:
-        mean_curve = {"escape_time": self.escape_time, "escape_iterations": self.escape_time / self.eta,
-                      "escape_iterations_linearized": self.escape_iterations_linearized}  # fmt: skip
+        mean_curve = {
+            "escape_time": self.escape_time,
+            "escape_iterations": self.escape_time / self.eta,
+            "escape_iterations_linearized": self.escape_iterations_linearized,
+            "converge_time": self.converge_time,
+            "converge_iterations": self.converge_time / self.eta,
+        }
         return {
             "delta_sq": self.delta_sq,
             "epsilon": self.epsilon,
@@ -72,14 +135,23 @@ class Phases:
             "travel_time": self.travel_time,
             "travel_iterations": self.travel_time / self.eta,
             "converge_time": self.converge_time,
-            "converge_iterations": self.converge_time / self.eta,
-            "total_iterations": self.total_iterations,
+            "converge_iterations": json_float(self.converge_iterations),
+            "converge_law": self.converge_law.to_dict(),
+            "converge_noise": self.converge_law.calibration,
+            "total_iterations": json_float(self.total_iterations),
+            "settled_iterations": self.settled_iterations,
             "mean_curve": mean_curve,
             "note": (
                 "escape_iterations is the mean over runs of each run's first passage of h_1^2/|h|^2 >= delta^2 "
                 "(escape_law: its law); mean_curve.escape_iterations is when the mean of h_1^2 over runs "
                 "crosses delta^2 (the diffusion limit), an earlier and different number; travel follows the "
-                "ODE, convergence is the crossing of the mean error curve"
+                "ODE; converge_iterations is the mean over runs of each run's first passage of the error "
+                "below epsilon from the travel's end point (converge_law: its law, from the linear tangent "
+                "modes with the noise of converge_noise), a different number from "
+                "mean_curve.converge_iterations (and converge_time, in diffusion time), when the mean error "
+                "curve crosses epsilon; "
+                "total_iterations adds the per-run means and travel, settled_iterations the per-run escape, "
+                "travel and the mean-curve convergence (when the ensemble has settled)"
             ),
         }
 
@@ -123,18 +195,57 @@ def phases(
     # Already below ε when travel ends (ε >= δ²): phase III takes no time.
     converge_time = max(float(sp.re(converge)), 0.0) if epsilon < delta_sq else 0.0
     rate, noise = _escaping_mode(derivation, escape_mode)
+    tangent_rates, tangent_noise = _tangent_modes(derivation, optimum)
     return Phases(
         delta_sq, epsilon, saddle.j, float(escape), float(travel), converge_time, problem.eta,
         (rate, noise), problem.delay, problem.mu, _linear_escape(derivation, rate, noise, delta_sq),
+        tuple(tangent_rates.tolist()), tuple(tangent_noise.tolist()), problem,
     )  # fmt: skip
 
 
 def _escaping_mode(derivation: Derivation, mode: ModeValues) -> tuple[float, float]:
     """``(a, s²)`` of the escaping mode before the time scaling (``a < 0``): its drift rate over the drift
     scale and its diffusion squared over the noise gain squared."""
-    values = {mu: derivation.problem.mu}
-    scale, gain = evaluate(derivation.timing.drift_scale, values), evaluate(derivation.timing.noise_gain, values)
+    scale, gain = _time_scales(derivation)
     return -mode.drift_rate / scale, mode.diffusion**2 / gain**2
+
+
+def _time_scales(derivation: Derivation) -> tuple[float, float]:
+    """The drift scale and the noise gain of the time scaling at the problem's μ."""
+    values = {mu: derivation.problem.mu}
+    return evaluate(derivation.timing.drift_scale, values), evaluate(derivation.timing.noise_gain, values)
+
+
+def _tangent_modes(derivation: Derivation, optimum: PointValues) -> tuple[np.ndarray, np.ndarray]:
+    """``(a_i, s_i²)`` of the tangent modes i = 2 .. d at e_1 before the time scaling (``a_i > 0``), as
+    :func:`_escaping_mode` has them: drift rates over the drift scale, diffusions squared over the
+    noise gain squared."""
+    scale, gain = _time_scales(derivation)
+    tangent = np.arange(optimum.dim) != optimum.j - 1
+    return -optimum.drift_rates[tangent] / scale, optimum.diffusions[tangent] ** 2 / gain**2
+
+
+def _tangent_variances(problem: Problem) -> np.ndarray | None:
+    """The stationary variances ``v`` of the tangent block of the random-coefficient linearisation at
+    e_1 (:mod:`.second_moments`): ``(I − diag(G) C) v = G ⊙ s``. With ``s > 0`` and ``diag(G) C >= 0``
+    a positive solution exists iff the Perron root is below one (then ``v = Σ_k (diag(G) C)^k G ⊙ s``;
+    conversely ``v > 0`` with ``diag(G) C v < v`` bounds the root below one), so the sign of the solve
+    decides without an eigenvalue problem; None where there is no positive solution."""
+    from amsgd.diffusion.theory.coupling import coefficients_for
+    from amsgd.diffusion.theory.linear_recursion import delay_law
+    from amsgd.diffusion.theory.second_moments import gains, stationary_variances
+
+    c = coefficients_for(problem)
+    tangent = c.block(c.tangent)
+    law = delay_law(problem.delay, as_iid=True)
+    g = gains(tangent.rates, problem.eta, problem.mu, law)
+    if not np.all(np.isfinite(g)):
+        return None
+    if not np.all(tangent.additive > 0):  # the sign test needs s > 0: the Perron root decides
+        v = stationary_variances(tangent, problem.eta, problem.mu, law, g)
+    else:
+        v = np.linalg.solve(np.eye(g.size) - g[:, None] * tangent.coupling, g * tangent.additive)
+    return v if np.all(np.isfinite(v)) and np.all(v > 0) else None
 
 
 def _linear_escape(derivation: Derivation, rate: float, noise: float, delta_sq: float) -> int | None:
@@ -148,9 +259,10 @@ def _linear_escape(derivation: Derivation, rate: float, noise: float, delta_sq: 
 
 def saddle_arrival(problem: Problem, start: str) -> tuple[float | None, float | None]:
     """For runs started at the saddle ``start`` (``"eJ"``, the worst saddle of the phases), the mean
-    escape and the arrival near the floor (escape + travel + convergence), in iterations; (None, None)
-    for another start, or when the theory has no prediction (no eigengap, infinite fourth moments,
-    unstable modes). A stationary window should start after the arrival."""
+    escape and the arrival near the floor, in iterations: :attr:`Phases.settled_iterations` (the
+    escape's mean over runs, travel and the mean error curve's convergence, not a run's first dip
+    below ε); (None, None) for another start, or when the theory has no prediction (no eigengap,
+    infinite fourth moments, unstable modes). A stationary window should start after the arrival."""
     if not (start.startswith("e") and start[1:].isdigit() and start != "e1"):
         return None, None
     from amsgd.diffusion.theory import predict
@@ -161,4 +273,4 @@ def saddle_arrival(problem: Problem, start: str) -> tuple[float | None, float | 
         return None, None
     if found.worst_saddle != int(start[1:]):
         return None, None
-    return found.escape_iterations, found.total_iterations
+    return found.escape_iterations, found.settled_iterations

@@ -1,0 +1,212 @@
+"""The convergence of single runs: the sampled first-passage law of the error below ε.
+
+* against the algorithm: Async-MSGD simulated from the travel's end point, each run's first
+  iteration with error <= ε, on two problems (no delay; a constant delay of 10): the mean within the
+  simulation's 95% interval widened by 5% of the simulated mean, and a two-sample
+  Kolmogorov–Smirnov test that does not reject at 1%;
+* the same comparison fails with the restoring rates 10% too fast;
+* without noise the law is a point mass at the deterministic passage of the recursion;
+* the noise calibration, the start point, bad input and the JSON keys.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import pytest
+import scipy.linalg
+from scipy import stats
+
+from amsgd import Problem, ProblemError, parse_delay, predict
+from amsgd.diffusion.theory.first_passage import converge_law, converge_start
+from amsgd.diffusion.theory.phases import Phases, saddle_arrival
+from amsgd.simulate import simulate
+
+#: Replicates of the simulations and their seed.
+REPLICATES = 4000
+SIM_SEED = 2024
+#: The model tolerance on the mean: 5% of the simulated mean, added to its 95% interval.
+MEAN_TOLERANCE = 0.05
+#: The Kolmogorov–Smirnov test must not reject at this level.
+KS_LEVEL = 0.01
+
+CASES = {"no-delay": "constant:0", "delay-10": "constant:10"}
+
+
+def _problem(delay: str) -> Problem:
+    return Problem.from_spectrum((4.0, 3.0, 2.0, 1.0), eta=5e-4, mu=0.9, delay=parse_delay(delay))
+
+
+@lru_cache(maxsize=4)
+def _simulated(case: str) -> tuple[np.ndarray, Phases]:
+    """Each simulated run's first iteration with error <= ε, from the travel's end point (rest), and
+    the phases of the problem."""
+    problem = _problem(CASES[case])
+    phases = predict(problem).phases
+    j = phases.worst_saddle
+    coefficients = np.zeros(problem.dim)
+    coefficients[0], coefficients[j - 1] = np.sqrt(1 - phases.delta_sq), np.sqrt(phases.delta_sq)
+    start = problem.basis @ coefficients  # the travel's end point in the original coordinates
+    steps = int(np.nanmax(phases.converge_law.samples)) + 200
+    run = simulate(problem, steps, REPLICATES, rng=SIM_SEED, start=start, record_every=1, coordinates="moments",
+                   threads=2)  # fmt: skip
+    assert run.error.shape == (REPLICATES, steps + 1)
+    below = run.error[~run.diverged] <= phases.epsilon
+    times = np.where(below.any(axis=1), run.iterations[np.argmax(below, axis=1)], np.nan).astype(float)
+    assert np.isnan(times).mean() < 0.005  # the runs are followed long enough
+    return times[np.isfinite(times)], phases
+
+
+def _mean_agrees(predicted: float, times: np.ndarray) -> bool:
+    low, high = stats.t.interval(0.95, times.size - 1, loc=times.mean(), scale=stats.sem(times))
+    slack = MEAN_TOLERANCE * times.mean()
+    return low - slack <= predicted <= high + slack
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", list(CASES))
+def test_converge_law_matches_simulated_single_runs(case):
+    times, phases = _simulated(case)
+    law = phases.converge_law
+    assert law.calibration == "finite-eta"
+    assert np.isnan(law.samples).sum() == 0
+    assert _mean_agrees(law.mean.mean, times), (law.mean.mean, times.mean())
+    assert stats.ks_2samp(law.samples, times).pvalue > KS_LEVEL
+
+
+@pytest.mark.slow
+def test_rates_ten_percent_too_fast_fail_the_mean_test():
+    """The same noise with every restoring rate 10% faster: the mean test rejects it."""
+    times, phases = _simulated("no-delay")
+    law = phases.converge_law
+    rates = np.array(phases.tangent_rates)
+    start = converge_start(phases.delta_sq, rates.size, phases.worst_saddle - 2)
+    fast = converge_law(1.1 * rates, law.noise_variances, phases.eta, phases.mu, phases.delay, start, phases.epsilon)
+    assert _mean_agrees(law.mean.mean, times)
+    assert not _mean_agrees(fast.mean.mean, times), (fast.mean.mean, times.mean())
+
+
+def _lyapunov_gain(rate: float, eta: float, mu: float, tau: int) -> float:
+    """Stationary Var x per unit Var ξ of ``x_{k+1} = (1 + μ) x_k − μ x_{k−1} − η a x_{k−τ} + η ξ_k``,
+    from the discrete Lyapunov equation of its companion form (SciPy)."""
+    order = max(tau, 1) + 1
+    a = np.zeros((order, order))
+    a[0, 0], a[0, 1] = 1 + mu, -mu
+    a[0, tau] -= eta * rate
+    a[1:, :-1] = np.eye(order - 1)
+    b = np.zeros((order, 1))
+    b[0, 0] = eta
+    return float(scipy.linalg.solve_discrete_lyapunov(a, b @ b.T)[0, 0])
+
+
+@pytest.mark.parametrize("tau", [0, 3])
+def test_calibrated_noise_gives_the_finite_eta_variances(tau):
+    """Each mode's noise makes its stationary variance the finite-η theory's (checked against an
+    independent Lyapunov solution); without those variances the additive noise is kept."""
+    rates, additive = np.array([1.0, 2.0, 3.0]), np.array([12.0, 8.0, 4.0])
+    variances = np.array([0.03, 0.01, 0.004])
+    start = converge_start(0.1, 3, 0)
+    law = converge_law(rates, additive, 5e-4, 0.9, tau, start, 0.09, paths=10, stationary_variances=variances)
+    assert law.calibration == "finite-eta"
+    gains = np.array([_lyapunov_gain(a, 5e-4, 0.9, tau) for a in rates])
+    assert law.noise_variances * gains == pytest.approx(variances, rel=1e-8)
+    plain = converge_law(rates, additive, 5e-4, 0.9, tau, start, 0.09, paths=10)
+    assert plain.calibration == "additive" and np.array_equal(plain.noise_variances, additive)
+    infinite = converge_law(rates, additive, 5e-4, 0.9, tau, start, 0.09, paths=10,
+                            stationary_variances=np.array([np.inf, 0.01, 0.004]))  # fmt: skip
+    assert infinite.calibration == "additive"
+
+
+def _deterministic_passage(rates, eta, mu, tau, start, epsilon) -> int:
+    """The first k with S_k/(1 + S_k) <= ε of the noise-free recursion, from rest at ``start``."""
+    past = [np.array(start, dtype=float)] * (tau + 2)  # x_{k−τ−1} .. x_k
+    for k in range(1, 200_000):
+        stale = past[-1 - min(tau, k - 1)]
+        new = (1 + mu) * past[-1] - mu * past[-2] - eta * np.asarray(rates) * stale
+        past = past[1:] + [new]
+        total = float(new @ new)
+        if total / (1 + total) <= epsilon:
+            return k
+    raise AssertionError("no passage")
+
+
+@pytest.mark.parametrize("tau", [0, 4])
+def test_without_noise_the_law_is_the_deterministic_passage(tau):
+    rates, eta, mu, epsilon = np.array([1.0, 2.5, 4.0]), 0.01, 0.6, 0.03
+    start = np.array([0.3, -0.15, 0.1])
+    law = converge_law(rates, np.zeros(3), eta, mu, tau, start, epsilon, paths=50)
+    expected = _deterministic_passage(rates, eta, mu, tau, start, epsilon)
+    assert expected > 10
+    assert np.all(law.samples == expected)
+
+
+def test_start_where_travel_ends_and_edge_cases():
+    start = converge_start(0.1, 4, 1)
+    assert start.tolist() == pytest.approx([0.0, np.sqrt(0.1 / 0.9), 0.0, 0.0])
+    s = float(start @ start)
+    assert s / (1 + s) == pytest.approx(0.1)
+    rates, noise = np.array([1.0, 2.0, 3.0, 4.0]), np.ones(4)
+    # already below ε at the start (ε above δ², or at least 1, as where the floor is large): no time
+    for epsilon in (0.2, 3.0):
+        there = converge_law(rates, noise, 1e-3, 0.5, 0, start, epsilon, paths=20)
+        assert there.calibration == "none" and np.all(there.samples == 0)
+    # an unstable mode never settles: nothing is sampled
+    unstable = converge_law(np.array([1.0, -1.0, 3.0, 4.0]), noise, 1e-3, 0.5, 0, start, 0.05, paths=20)
+    assert unstable.calibration == "unstable" and np.isnan(unstable.samples).all()
+    assert unstable.to_dict()["mean"] is None and unstable.to_dict()["unfinished"] == 20
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"epsilon": -0.1}, "epsilon"),
+        ({"epsilon": float("nan")}, "epsilon"),
+        ({"noise": np.ones(3)}, "noise variances"),
+        ({"start": np.zeros(3)}, "start"),
+        ({"paths": 0}, "paths"),
+    ],
+)
+def test_bad_input_is_refused_with_one_line(change, match):
+    args = {"noise": np.ones(2), "start": np.array([0.3, 0.0]), "epsilon": 0.05, "paths": 10}
+    args.update(change)
+    with pytest.raises(ProblemError, match=match):
+        converge_law(np.array([1.0, 2.0]), args["noise"], 1e-3, 0.5, 0, args["start"], args["epsilon"],
+                     paths=args["paths"])  # fmt: skip
+    with pytest.raises(ProblemError, match="delta_sq"):
+        converge_start(1.0, 3, 0)
+
+
+def test_phase_json_keeps_both_convergence_numbers():
+    problem = _problem("constant:0")
+    predictions = predict(problem)
+    phases = predictions.phases
+    # the law is calibrated to the finite-η theory's variances (solved here without its Perron root)
+    assert phases.converge_law.calibration == "finite-eta"
+    assert phases._stationary_variances == pytest.approx(predictions.finite_eta.variances, rel=1e-9)
+    out = phases.to_dict()
+    assert set(out["converge_law"]) == set(out["escape_law"])
+    assert out["converge_noise"] == "finite-eta"
+    assert out["converge_iterations"] == pytest.approx(out["converge_law"]["mean"])
+    assert out["mean_curve"]["converge_iterations"] == pytest.approx(phases.converge_time / problem.eta)
+    assert out["mean_curve"]["converge_time"] == out["converge_time"] == phases.converge_time
+    travel = out["travel_iterations"]
+    assert out["total_iterations"] == pytest.approx(out["escape_iterations"] + travel + out["converge_iterations"])
+    assert out["settled_iterations"] == pytest.approx(
+        out["escape_iterations"] + travel + out["mean_curve"]["converge_iterations"]
+    )
+    # a single run's error dips below ε: the median passage is well before the mean curve's crossing
+    assert out["converge_law"]["median"] < 0.75 * out["mean_curve"]["converge_iterations"]
+
+
+@pytest.mark.slow
+def test_the_stationary_window_starts_when_the_mean_has_settled():
+    """``saddle_arrival`` (where ``amsgd simulate`` starts a stationary window) is the escape's mean over
+    runs, travel and the mean curve's convergence, not a run's first dip below ε."""
+    problem = _problem("constant:0")
+    phases = predict(problem).phases
+    escape, arrival = saddle_arrival(problem, "e2")
+    assert escape == phases.escape_iterations
+    assert arrival == phases.settled_iterations
+    assert arrival == pytest.approx(phases.escape_iterations + (phases.travel_time + phases.converge_time) / problem.eta)
+    assert arrival != phases.total_iterations
