@@ -1,5 +1,8 @@
 """``amsgd validate``: predictions against simulations with 95% CIs; a report in ``--out DIR``.
 
+Streaming PCA by preset or chosen experiments, ``--svag`` for the limits, or, with ``--model NAME``,
+the theory at a model's minimum on the user's data (:mod:`amsgd.validation.model_checks`).
+
 Exit status 0 when every check passes, 1 when one fails, 2 on bad input.
 """
 
@@ -7,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import sys
 import time
 from collections.abc import Iterator
@@ -16,10 +20,15 @@ from amsgd.cli.options import add_problem_options, int_list, problem_from_args, 
 from amsgd.core import checks
 from amsgd.core.errors import ProblemError
 from amsgd.core.files import check_output_dir
+from amsgd.core.models import DEFAULT_MODEL_ETA
 from amsgd.core.problem import DEFAULT_ETA
 from amsgd.validation.presets import EXPERIMENTS, MODEL_PRESETS, PRESETS, chosen_experiments, get_preset
 
-HELP = "validate the predictions against simulation: report.json, report.md and figures in --out DIR"
+HELP = ("validate the predictions against simulation: report.json, report.md and figures in --out DIR; "
+        "with --model NAME, the theory at the model's minimum (loss floor, stability boundary, rate)")  # fmt: skip
+#: Runs per set, and the seed, of a model's validation when not given.
+MODEL_REPLICATES = 64
+MODEL_SEED = 2018
 SUMMARY = "check the predictions against simulation: a report"
 
 
@@ -50,6 +59,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
                        "slowest tangent mode, at least 2000)")
     group.add_argument("--svag-no-escape", action="store_true",
                        help="with --svag: skip the escape-time runs (the floor and N/G only)")
+    group.add_argument(
+        "--steps", type=int, default=None, metavar="N",
+        help="with --model: iterations of the floor and stability runs (default: the shortest run whose start at "
+        "the minimum biases the floor by under 0.1%%, by the theory; at least 2000)",
+    )  # fmt: skip
+    group.add_argument("--replicates", type=int, default=None, metavar="R",
+                       help=f"with --model: runs per set (default: {MODEL_REPLICATES})")  # fmt: skip
     # Scales one prediction by a factor, to show that a wrong prediction fails (NAME=FACTOR, repeatable).
     group.add_argument("--perturb", action="append", default=[], help=argparse.SUPPRESS)
 
@@ -57,6 +73,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
+    if args.model != "pca":
+        return _run_model(args)
+    if args.steps is not None or args.replicates is not None:
+        given = "--steps" if args.steps is not None else "--replicates"
+        raise ProblemError(f"{given} applies only with --model NAME (a streaming-PCA validation takes its budget "
+                           "from the preset)")  # fmt: skip
     if args.preset in MODEL_PRESETS:
         return _run_paper_dnn(args)
     if args.svag is not None:
@@ -118,6 +140,8 @@ def _public_command(args) -> str:
     parts = ["amsgd validate"]
     if args.preset:
         parts.append(f"--preset {args.preset}")
+    elif args.model != "pca":
+        return " ".join(parts + _model_options(args))
     else:
         parts.append(f"--spectrum {args.spectrum}" if not args.covariance else f"--covariance {args.covariance}")
         parts += [f"--distribution {args.distribution}", f"--eta {DEFAULT_ETA if args.eta is None else args.eta:g}", f"--mu {args.mu:g}"]
@@ -137,6 +161,66 @@ def _public_command(args) -> str:
         parts.append(f"--seed {args.seed}")
     parts.append(f"--out {args.out}")
     return " ".join(parts)
+
+
+def _model_options(args) -> list[str]:
+    """``--model ... --out DIR`` as given, with the defaults of the problem spelled out."""
+    parts = [f"--model {args.model}", f"--data {args.data}",
+             f"--eta {DEFAULT_MODEL_ETA if args.eta is None else args.eta:g}", f"--mu {args.mu:g}"]  # fmt: skip
+    if args.delay:
+        parts.append(f"--delay {args.delay}")
+    elif args.tau:
+        parts.append(f"--tau {args.tau}")
+    parts += [f"--batch {args.batch}", f"--l2 {args.l2:g}"]
+    if args.model == "mlp":
+        parts += [f"--hidden {args.hidden}", f"--activation {args.activation}"]
+    parts += [f"--{k} {v}" for k, v in (("steps", args.steps), ("replicates", args.replicates), ("seed", args.seed))
+              if v is not None]  # fmt: skip
+    return parts + [f"--out {args.out}"]
+
+
+def _run_model(args: argparse.Namespace) -> int:
+    """``--model NAME``: predict at the minimum, run the floor, stability and rate runs, write the report."""
+    options = (("--preset", args.preset), ("--only", args.only), ("--perturb", args.perturb or None),
+               ("--svag", args.svag), ("--threads", args.threads), ("--svag-replicates", args.svag_replicates),
+               ("--svag-steps", args.svag_steps), ("--svag-no-escape", args.svag_no_escape or None))  # fmt: skip
+    given = [option for option, value in options if value is not None]
+    if given:
+        raise ProblemError(f"{given[0]} does not apply to --model {args.model}: a model's validation checks the "
+                           "floor, the stability boundary and the rate; its budget is --steps, --replicates, --seed")  # fmt: skip
+    for option, value in (("--steps", args.steps), ("--replicates", args.replicates)):
+        if value is not None:
+            checks.positive_int(option, value)
+    if args.replicates is not None and args.replicates < 2:
+        raise ProblemError(f"--replicates must be at least 2 (an interval needs two runs), got {args.replicates}")
+    seed = MODEL_SEED if args.seed is None else checks.integer("--seed", args.seed)
+    out = check_output_dir(args.out)
+    problem = problem_from_args(args)  # reads the data
+    out.mkdir(exist_ok=True)
+    from amsgd.figures.model_checks import model_validation_figure
+    from amsgd.validation.model_checks import ModelSetup, run_model_validation
+    from amsgd.validation.model_report import write_model_report
+
+    setup = ModelSetup(args.steps, MODEL_REPLICATES if args.replicates is None else args.replicates, seed)
+    command = _public_command(args)
+    with _incomplete_on_interrupt(out, command):
+        report = run_model_validation(problem, setup, announce=_announce)
+        figure = model_validation_figure(report, out / "model_validation.png")
+        write_model_report(report, out, [figure], command=command)
+    return _verdict(report.checks, report.elapsed, out)
+
+
+def _announce(prediction) -> None:
+    """The prediction, on stdout before the first run."""
+    p = prediction
+    where = "workers M" if p.family == "workers" else "constant delay tau"
+    shift = 1 if p.family == "workers" else 0
+    floor = f"loss floor {p.floor:.5g}" if p.stable else "no loss floor (the given cell is not mean-square stable)"
+    largest = "none" if p.tau_ms is None else str(p.tau_ms + shift)
+    rate = "" if math.isnan(p.rate) else f"; rate {p.rate:.4g} per iteration"
+    print(f"predicted at the minimum (loss {p.loss_at_minimum:.6g}), before the runs: {floor}; largest "
+          f"mean-square-stable {where} {largest} (mean boundary tau_c = {p.tau_c:.4g}){rate}; runs of {p.steps} "
+          "iterations", flush=True)  # fmt: skip
 
 
 def _run_paper_dnn(args: argparse.Namespace) -> int:

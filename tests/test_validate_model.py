@@ -1,0 +1,164 @@
+"""``amsgd validate --model``: the theory at a model's minimum against simulation on the user's data
+(floor, stability boundary, rate), a wrong prediction fails, bad input exits 2."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from test_models import blobs, regression
+
+from amsgd.cli import main
+from amsgd.core.delays import ConstantDelay
+from amsgd.core.models import ModelProblem, load_data, split_data
+from amsgd.diffusion.theory.linear_recursion import delay_law
+from amsgd.validation.model_checks import ModelSetup, mean_path, run_model_validation
+
+REPORT_FILES = ("report.json", "summary.json", "report.md", "model_validation.png")
+
+
+def _npz(folder, name: str, x: np.ndarray, y: np.ndarray) -> str:
+    path = folder / f"{name}.npz"
+    np.savez(path, X=x, y=y)
+    return str(path)
+
+
+def _validate(argv: list[str], out) -> tuple[int, dict[str, dict], dict]:
+    code = main(["validate", "-q", *argv, "--out", str(out)])
+    for name in REPORT_FILES:
+        assert (out / name).stat().st_size > 0, name
+    checks = {c["name"]: c for c in json.loads((out / "report.json").read_text())}
+    summary = json.loads((out / "summary.json").read_text())
+    assert code == (0 if all(c["pass"] for c in checks.values()) else 1)
+    md = (out / "report.md").read_text()
+    assert "made before the runs" in md and "](model_validation.png)" in md and "## Findings" in md
+    assert f"--out {out}" in md  # the command line that regenerates it
+    return code, checks, summary
+
+
+@pytest.mark.slow
+def test_least_squares_on_gaussian_features(tmp_path, capsys):
+    """The documented accurate case (least squares, 4 Gaussian features, η 0.05, μ 0.9, τ 0, B 8: the
+    floor within 0.7%): the floor check passes; at the largest mean-square-stable delay no run diverges
+    and at ⌈1.5 τ_c⌉ every run does; the rate check compares with ``ModelPredictions.rate``."""
+    data = _npz(tmp_path, "regression", *regression())
+    argv = ["--model", "least-squares", "--data", data, "--eta", "0.05", "--mu", "0.9", "--batch", "8",
+            "--l2", "0.01", "--replicates", "32", "--seed", "3"]  # fmt: skip
+    code, checks, summary = _validate(argv, tmp_path / "ls")
+    printed = capsys.readouterr().out
+    assert printed.index("before the runs") < printed.index("checks pass")  # the prediction comes first
+    prediction = summary["prediction"]
+    assert abs(prediction["floor"] - 0.02413) < 5e-5  # docs/models.md
+    assert checks["loss-floor"]["pass"], checks["loss-floor"]
+    assert (prediction["tau_ms"], prediction["unstable_tau"]) == (1, 3)
+    bounded, broken = checks["bounded-at-tau-1"], checks["breakdown-at-tau-3"]
+    assert bounded["pass"] and bounded["measured"] == 0.0
+    assert broken["pass"] and broken["measured"] == 1.0 and broken["unit"] == "diverged fraction"
+    from amsgd.diffusion.theory.model_predictions import predict_model
+    from amsgd.diffusion.theory.options import PredictOptions
+
+    problem = ModelProblem("least-squares", load_data(data, classification=False), eta=0.05, mu=0.9, batch=8, l2=0.01)
+    theory = predict_model(problem, PredictOptions(steps=prediction["steps"]))
+    rate = checks["rate"]
+    assert rate["predicted"] == pytest.approx(theory.rate, rel=1e-9)
+    assert abs(rate["measured"] / rate["predicted"] - 1) < 0.05
+
+
+@pytest.mark.slow
+def test_logistic_instability_shows_in_the_loss_not_divergence(tmp_path):
+    """Overlapping classes (logistic, η 0.1, μ 0.5, τ 1, B 8): the floor passes; beyond the boundary the
+    bounded gradient keeps every run finite and the loss rises instead, which the breakdown check measures."""
+    data = _npz(tmp_path, "blobs", *blobs())
+    argv = ["--model", "logistic", "--data", data, "--eta", "0.1", "--mu", "0.5", "--tau", "1", "--batch", "8",
+            "--l2", "0.01", "--replicates", "24", "--seed", "5"]  # fmt: skip
+    code, checks, summary = _validate(argv, tmp_path / "logistic")
+    assert checks["loss-floor"]["pass"], checks["loss-floor"]
+    points = {p["tau"]: p for p in summary["measured"]["stability"]}
+    tau_ms, tau_u = summary["prediction"]["tau_ms"], summary["prediction"]["unstable_tau"]
+    assert tau_u == int(np.ceil(1.5 * summary["prediction"]["tau_c"])) and tau_u > tau_ms + 1
+    assert points[tau_ms]["diverged"] == 0 and points[tau_u]["diverged"] == 0
+    broken = checks[f"breakdown-at-tau-{tau_u}"]
+    assert broken["unit"] == "excess loss ratio" and broken["pass"] and broken["ci_low"] > 3
+    assert checks["rate"]["pass"] and code == (0 if all(c["pass"] for c in checks.values()) else 1)
+
+
+@pytest.mark.slow
+def test_wrong_predictions_fail(tmp_path):
+    """A floor 1.5 times too high, and bounded runs placed at three times the theory's largest
+    mean-square-stable delay, both fail; the checks left alone still pass."""
+    problem = ModelProblem("least-squares", load_data(_npz(tmp_path, "r", *regression()), classification=False),
+                           eta=0.05, mu=0.9, batch=8, l2=0.01)  # fmt: skip
+    report = run_model_validation(problem, ModelSetup(steps=2000, replicates=16, seed=4),
+                                  perturb={"loss-floor": 1.5, "stable-delay": 3.0}, progress=False)  # fmt: skip
+    checks = {c.name: c for c in report.checks}
+    assert not checks["loss-floor"].passed and checks["loss-floor"].context["perturbation"] == 1.5
+    assert not checks["bounded-at-tau-3"].passed and checks["bounded-at-tau-3"].measured == 1.0
+    assert checks["breakdown-at-tau-3"].passed
+    assert not report.passed and report.to_dict()["perturb"] == {"loss-floor": 1.5, "stable-delay": 3.0}
+
+
+@pytest.mark.parametrize("tau, mu", [(0, 0.9), (3, 0.5), (7, 0.0)])
+def test_mean_path_is_the_mode_recursion(tau, mu):
+    """``mean_path`` against the recursion itself, iterated by hand from the history 1 at every lag."""
+    eta, lam = 0.05, 1.3
+    lengths = [1, 5, 17, 40]
+    history = [1.0] * (tau + 2)  # x_k, x_{k-1}, ..., oldest last
+    direct = {}
+    for k in range(max(lengths)):
+        new = history[0] + mu * (history[0] - history[1]) - eta * lam * history[tau]
+        history = [new] + history[:-1]
+        direct[k + 1] = new
+    np.testing.assert_allclose(mean_path(lam, eta, mu, delay_law(ConstantDelay(tau)), lengths),
+                               [direct[k] for k in lengths], rtol=1e-10)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["--model", "logistic", "--preset", "default"], "--preset does not apply to --model logistic"),
+        (["--model", "logistic", "--only", "ode"], "--only does not apply to --model"),
+        (["--model", "mlp", "--perturb", "loss-floor=1.5"], "--perturb does not apply to --model"),
+        (["--model", "least-squares", "--svag", "1,2"], "--svag does not apply to --model"),
+        (["--model", "logistic", "--threads", "2"], "--threads does not apply to --model"),
+        (["--model", "logistic", "--steps", "0"], "--steps must be a positive integer"),
+        (["--model", "logistic", "--replicates", "1"], "--replicates must be at least 2"),
+        (["--model", "logistic", "--data", "missing.npz"], "does not exist"),
+        (["--steps", "100"], "--steps applies only with --model"),
+        (["--preset", "paper-dnn", "--replicates", "8"], "--replicates applies only with --model"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(argv, needle, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    try:
+        code = main(["validate", *argv, "--out", str(tmp_path / "r")])
+    except SystemExit as exc:  # argparse errors
+        code = exc.code
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and needle in err, err
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.slow
+def test_run_length_meets_the_window_bias_it_promises():
+    """``window_bias`` is the sum ½ Σ_i λ_i G_i s_i · mean_{N/2 <= k <= N} ρ_i^{2k} / floor, term by term;
+    ``floor_steps`` gives the shortest multiple of 500 (at least 2000) that keeps it under 1e-3."""
+    from amsgd.diffusion.theory.linear_recursion import spectral_radius
+    from amsgd.diffusion.theory.model_predictions import predict_model
+    from amsgd.diffusion.theory.second_moments import gains
+    from amsgd.validation.model_checks import MIN_STEPS, WINDOW_BIAS, floor_steps, window_bias
+
+    x, y = regression()
+    problem = ModelProblem("least-squares", split_data("regression", x, y, classification=False), eta=0.0005, mu=0.0, batch=8, l2=0.01)
+    theory = predict_model(problem)
+    point = theory.point
+    total = 0.0
+    for lam, s in zip(point.eigenvalues, point.additive):
+        rho2 = spectral_radius(lam, problem.eta, problem.mu, 0) ** 2
+        weight = 0.5 * lam * gains(np.array([lam]), problem.eta, problem.mu, 0)[0] * s
+        total += weight * np.mean([rho2**k for k in range(1500, 3001)])
+    assert window_bias(theory, 3000) == pytest.approx(total / theory.floor.value, rel=1e-9)
+    steps, bias = floor_steps(theory)
+    assert steps > MIN_STEPS and steps % 500 == 0
+    assert bias <= WINDOW_BIAS < window_bias(theory, steps - 500)
