@@ -105,6 +105,7 @@ def test_bad_input_is_one_line():
         integrate_model_limit(p, 10, dt=0.0)
 
 
+@pytest.mark.slow
 def test_integrate_a_model_on_the_command_line(tmp_path):
     rng = np.random.default_rng(3)
     x = rng.normal(size=(120, 3))
