@@ -139,7 +139,7 @@ def integrate_model_limit(
     marks = np.array(sorted(set(range(0, steps, record_every)) | {steps}))
     root = root_sequence(rng)
     n_paths = 1 if limit == "ode" else paths
-    x0 = start_points(problem, n_paths, rng=root) if start is None else np.tile(_check_start(start), (n_paths, 1))
+    x0 = start_points(problem, n_paths, rng=root) if start is None else np.tile(_check_start(start, problem), (n_paths, 1))
     began = time.perf_counter()
     if limit == "ode":
         loss = _ode(problem, x0[0], marks)[None, :]
@@ -150,10 +150,12 @@ def integrate_model_limit(
                               time.perf_counter() - began)  # fmt: skip
 
 
-def _check_start(start: np.ndarray) -> np.ndarray:
-    x = np.asarray(start, dtype=float).reshape(-1)
-    if not np.isfinite(x).all():
-        raise ProblemError("start must be a finite parameter vector")
+def _check_start(start: np.ndarray, problem: ModelProblem) -> np.ndarray:
+    from amsgd.simulate.models import layout_of
+
+    x, size = np.asarray(start, dtype=float), layout_of(problem).size
+    if x.shape != (size,) or not np.isfinite(x).all():
+        raise ProblemError(f"start must be a finite parameter vector of length {size}, got shape {x.shape}")
     return x
 
 
@@ -195,7 +197,7 @@ def _sme(problem: ModelProblem, x0: np.ndarray, keys: list, marks: np.ndarray, d
         ridge = problem.l2 * jnp.asarray(f.layout.weight_mask())  # ∇ of (l2/2) ‖W‖²: ridge · x
 
         def step(x, key, dt_time):
-            losses, pullback = jax.vjp(lambda p: f.sample_losses(p, xt, yt), x)
+            _, pullback = jax.vjp(lambda p: f.sample_losses(p, xt, yt), x)
             w = jax.random.normal(key, (n,))
             weights = jnp.stack([jnp.full(n, 1.0 / n), w / jnp.sqrt(batch * n)])
             mean_grad, weighted = jax.vmap(pullback)(weights)[0]

@@ -103,6 +103,8 @@ def test_bad_input_is_one_line():
         integrate_model_limit(p, 10, limit="sdde")
     with pytest.raises(ProblemError, match="dt"):
         integrate_model_limit(p, 10, dt=0.0)
+    with pytest.raises(ProblemError, match="length 5"):
+        integrate_model_limit(p, 10, start=np.zeros(3))
 
 
 @pytest.mark.slow
