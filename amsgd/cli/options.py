@@ -154,7 +154,8 @@ def require_pca(problem: Problem | ModelProblem, command: str) -> Problem:
     """``problem`` when it is streaming PCA; otherwise a one-line refusal naming the commands that take models."""
     if isinstance(problem, ModelProblem):
         raise ProblemError(
-            f"{command} supports --model pca only; models other than PCA run in simulate, integrate, derive (JSON), advise and validate"
+            f"{command} supports --model pca only; models other than PCA run in simulate, integrate, sweep, "
+            "derive (JSON), advise and validate"
         )
     return problem
 

@@ -101,7 +101,8 @@ def _simulate_model(problem: ModelProblem, args: argparse.Namespace):
     from amsgd.simulate.model_engine import simulate_model
 
     return simulate_model(
-        problem, args.steps, args.replicates, rng=args.seed, record_every=args.record_every, window=args.window,
+        problem, args.steps, args.replicates, rng=args.seed, record_every=args.record_every,
+        window=1.0 - args.window,  # --window F averages from F·steps: the last 1 − F of the run
         divergence_norm=args.divergence_norm,
     )  # fmt: skip
 

@@ -1,11 +1,12 @@
 """``amsgd sweep``: simulate and predict over a grid of (η, μ, τ or workers) on Dask, to NetCDF.
 
-The sweep takes the shared problem options for Σ (``--spectrum`` / ``--covariance``). Its grid
-options supersede the shared scalar ones of the same name: ``--eta``, ``--mu`` and
-``--distribution`` take lists, ``--tau`` a list or range of constant delays and ``--workers`` one
-of round-robin worker counts (exactly one of the two). ``--delay`` is not available: the delay is
-the swept axis. Lists are ``a,b,c``; ranges ``START:STOP:STEP`` include STOP (see
-:mod:`amsgd.sweep.grid`).
+The sweep takes the shared problem options: Σ (``--spectrum`` / ``--covariance``) for streaming PCA,
+or ``--model`` with its data and options (``--data``, ``--batch``, ``--l2``, ``--hidden``,
+``--activation``). Its grid options supersede the shared scalar ones of the same name: ``--eta``,
+``--mu`` and ``--distribution`` (PCA only: a model's data are fixed) take lists, ``--tau`` a list or
+range of constant delays and ``--workers`` one of round-robin worker counts (exactly one of the
+two). ``--delay`` is not available: the delay is the swept axis. Lists are ``a,b,c``; ranges
+``START:STOP:STEP`` include STOP (see :mod:`amsgd.sweep.grid`).
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from amsgd.cli.options import add_problem_options, add_run_options, problem_from_args, require_pca
+from amsgd.cli.options import add_problem_options, add_run_options, problem_from_args
 from amsgd.core.files import check_output_file
+from amsgd.core.models import DEFAULT_MODEL_ETA
 from amsgd.core.problem import DEFAULT_ETA, DEFAULT_MU
 from amsgd.sweep.cluster import CONNECT_TIMEOUT
 
-HELP = "sweep a grid of eta, mu and delays (or workers) on Dask: simulation and predictions to NetCDF"
+HELP = "sweep a grid of eta, mu and delays (or workers) on Dask, for PCA or any model: simulation and predictions to NetCDF"
 SUMMARY = "a grid of eta, mu and delays on Dask, to NetCDF"
 
 _AXIS_HELP = "comma-separated values and/or START:STOP[:STEP] ranges (STOP included), e.g. "
@@ -29,11 +31,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.conflict_handler = "resolve"
     add_problem_options(parser)
     grid = parser.add_argument_group("grid (each point is one Dask task)")
-    grid.add_argument("--eta", default=f"{DEFAULT_ETA:g}", metavar="LIST", help=_AXIS_HELP + "5e-4,1e-3 (default: %(default)s)")
+    grid.add_argument(
+        "--eta", metavar="LIST",
+        help=_AXIS_HELP + f"5e-4,1e-3 (default: {DEFAULT_ETA:g} for pca, {DEFAULT_MODEL_ETA:g} for the other models)",
+    )  # fmt: skip
     grid.add_argument("--mu", default=f"{DEFAULT_MU:g}", metavar="LIST", help=_AXIS_HELP + "0.7,0.8,0.9 (default: %(default)s)")
     grid.add_argument(
         "--distribution", default="gaussian", metavar="LIST",
-        help="data distributions, comma separated: gaussian, rademacher, student-t:NU (default: %(default)s)",
+        help="data distributions, comma separated: gaussian, rademacher, student-t:NU (default: %(default)s; "
+        "streaming PCA only)",
     )  # fmt: skip
     delays = grid.add_mutually_exclusive_group(required=True)
     delays.add_argument("--tau", metavar="RANGE", help="constant delays τ, " + _AXIS_HELP + "0:160:10")
@@ -81,21 +87,29 @@ def sweep_from_args(args: argparse.Namespace):
 
     if args.delay is not None:
         raise ProblemError("sweep takes --tau LIST (constant delays) or --workers LIST, not --delay")
+    model = args.model != "pca"
+    if model and args.distribution != "gaussian":
+        raise ProblemError(f"--distribution applies to --model pca only; a model's data come from --data "
+                           f"(got --model {args.model} --distribution {args.distribution})")  # fmt: skip
+    if model and args.start != "e2":
+        raise ProblemError("--start applies to --model pca only; a model's replicates start at its initialisation")
     axis = "tau" if args.tau is not None else "workers"
+    eta = args.eta if args.eta is not None else f"{DEFAULT_MODEL_ETA if model else DEFAULT_ETA:g}"
     grid = SweepGrid(
-        distributions=tuple(part.strip() for part in args.distribution.split(",")),
-        etas=parse_axis(args.eta, "--eta"),
+        distributions=() if model else tuple(part.strip() for part in args.distribution.split(",")),
+        etas=parse_axis(eta, "--eta"),
         mus=parse_axis(args.mu, "--mu"),
         delay_axis=axis,
         delays=parse_axis(getattr(args, axis), f"--{axis}", integer=True),
     )
-    # Σ comes from the shared options; the grid sets everything else per point.
-    scalars = dict(eta=grid.etas[0], mu=grid.mus[0], tau=None, delay=None, distribution=grid.distributions[0])
-    base = require_pca(problem_from_args(argparse.Namespace(**{**vars(args), **scalars})), "sweep")
+    # Σ (or the model, its data and options) comes from the shared options; the grid sets the rest per point.
+    distribution = grid.distributions[0] if grid.distributions else "gaussian"
+    scalars = dict(eta=grid.etas[0], mu=grid.mus[0], tau=None, delay=None, distribution=distribution)
+    base = problem_from_args(argparse.Namespace(**{**vars(args), **scalars}))
     return Sweep(
         base, grid, steps=args.steps, replicates=args.replicates, seed=args.seed,
         record_every=args.record_every, window=args.window, window_start=args.window_start,
-        start=args.start, divergence_norm=args.divergence_norm,
+        start=None if model else args.start, divergence_norm=args.divergence_norm,
     )  # fmt: skip
 
 

@@ -1,4 +1,8 @@
-"""The Dataset of a sweep: one record per grid point assembled into xarray, written and read as NetCDF."""
+"""The Dataset of a sweep: one record per grid point assembled into xarray, written and read as NetCDF.
+
+One assembly for every kind of point: the variables are named by the sweep's
+:class:`~amsgd.sweep.points.PointKind` (streaming PCA or another model).
+"""
 
 from __future__ import annotations
 
@@ -12,37 +16,37 @@ import numpy as np
 
 from amsgd.core.errors import ProblemError
 from amsgd.core.files import atomic_path, check_input_file
-from amsgd.sweep.sweep import ESTIMATES, Sweep
+from amsgd.sweep.sweep import Sweep
 
 if TYPE_CHECKING:
     import xarray
 
 
-_DESCRIPTIONS = {
+_COMMON_DESCRIPTIONS = {
     "point": "grid point number n; its random stream is SeedSequence(seed, spawn_key=(n,))",
-    "final_error": "mean over non-diverged replicates of sin^2 of the angle to e_1 at the last iteration",
-    "stationary_error": "mean over non-diverged replicates of each replicate's time average of sin^2 "
-    "over window_start <= k <= steps",
     "replicates_kept": "replicates that did not diverge",
     "diverged_fraction": "fraction of replicates that diverged (excluded from every mean)",
-    "error_mean": "mean error at each recorded iteration over the replicates that never diverged",
-    "diffusion_floor": "leading-order diffusion limit of the stationary error, sum_i eta s_i^2 / (2 a_i (1 - mu))",
-    "linearized_floor": "exact stationary error of the linearised recursion at this eta, mu and delay "
-    "(inf: not mean-square stable)",
-    "tau_max": "largest stable constant delay tau* at this eta and mu (-1: none)",
-    "limiting_mode": "mode number i at e_1 that sets tau_max (see attribute modes; 0: no prediction)",
-    "stationary": "1 if the averaging window is stationary; 0 if its two halves drift apart (the paired 99% "
-    "Student-t interval of each replicate's first-half minus second-half time average excludes 0 and the "
-    "difference exceeds 5% of stationary_error: the window starts too early and stationary_error is biased); "
-    "-1 if not checked (fewer than two replicates kept)",
 }
 
 
+def _stationary_description(estimate: str) -> str:
+    return (
+        "1 if the averaging window is stationary; 0 if its two halves drift apart (the paired 99% "
+        "Student-t interval of each replicate's first-half minus second-half time average excludes 0 and the "
+        f"difference exceeds 5% of {estimate}: the window starts too early and {estimate} is biased); "
+        "-1 if not checked (fewer than two replicates kept)"
+    )
+
+
 def assemble(sweep: Sweep, records: Mapping[int, dict]) -> xarray.Dataset:
-    """The sweep's Dataset from one record per grid point (all points must be present)."""
+    """The sweep's Dataset from one record per grid point (all points must be present).
+
+    The variables are those the sweep's :class:`~amsgd.sweep.points.PointKind` names: each estimate
+    with its 95% interval, the replicates kept and diverged, the mean curve over ``iteration``, the
+    predictions and the stationarity flag (docs/sweep.md lists them for PCA and for a model)."""
     import xarray as xr
 
-    grid = sweep.grid
+    grid, kind = sweep.grid, sweep.points
     shape, dims = grid.shape, grid.dims
     ordered = [records[i] for i in range(grid.size)]
 
@@ -51,27 +55,27 @@ def assemble(sweep: Sweep, records: Mapping[int, dict]) -> xarray.Dataset:
         return np.array(values, dtype=dtype).reshape(shape)
 
     data: dict = {"point": (dims, np.arange(grid.size, dtype=np.int64).reshape(shape))}
-    for name in ESTIMATES:
+    for name in kind.estimates:
         data[name] = (dims, field_array(name, 0))
         data[f"{name}_ci_low"] = (dims, field_array(name, 1))
         data[f"{name}_ci_high"] = (dims, field_array(name, 2))
     data["replicates_kept"] = (dims, field_array("replicates_kept", dtype=np.int64))
     data["diverged_fraction"] = (dims, field_array("diverged_fraction"))
     iterations = sweep.iterations
-    curves = np.array([r["error_mean"] for r in ordered], dtype=float).reshape(shape + (iterations.size,))
-    data["error_mean"] = ((*dims, "iteration"), curves)
-    for name in ("diffusion_floor", "linearized_floor"):
-        data[name] = (dims, field_array(name))
-    for name in ("tau_max", "limiting_mode"):
-        data[name] = (dims, field_array(name, dtype=np.int64))
+    curves = np.array([r[kind.curve] for r in ordered], dtype=float).reshape(shape + (iterations.size,))
+    data[kind.curve] = ((*dims, "iteration"), curves)
+    for name, dtype in kind.predicted:
+        data[name] = (dims, field_array(name, dtype=dtype))
     data["stationary"] = (dims, field_array("stationary", dtype=np.int8))
 
     coords = dict(zip(dims, (np.array(axis) for axis in grid.axes), strict=True))
     coords["iteration"] = iterations
     ds = xr.Dataset(data, coords=coords)
-    for name, text in _DESCRIPTIONS.items():
+    descriptions = {**_COMMON_DESCRIPTIONS, **kind.descriptions,
+                    "stationary": _stationary_description(kind.estimates[1])}  # fmt: skip
+    for name, text in descriptions.items():
         ds[name].attrs["description"] = text
-    for name in ESTIMATES:
+    for name in kind.estimates:
         for bound in ("ci_low", "ci_high"):
             ds[f"{name}_{bound}"].attrs["description"] = f"{bound[3:]} end of the 95% Student-t interval of {name}"
     ds["tau" if grid.delay_axis == "tau" else "workers"].attrs.update(
@@ -82,11 +86,11 @@ def assemble(sweep: Sweep, records: Mapping[int, dict]) -> xarray.Dataset:
     ds["iteration"].attrs["units"] = "iterations"
     ds["eta"].attrs["long_name"] = "step size eta"
     ds["mu"].attrs["long_name"] = "momentum mu"
+    described = kind.attributes(grid.distributions)
     ds.attrs.update(
-        title="amsgd sweep: Async-MSGD on streaming PCA, simulated and predicted",
+        title=described.pop("title"),
         manifest=json.dumps(sweep.manifest()),
-        problem=json.dumps({**sweep.problem.to_dict(), "distribution": None, "eta": None, "mu": None, "delay": None}),
-        modes=json.dumps({d: (m.to_dict() if (m := sweep.optimum_modes(d)) else None) for d in grid.distributions}),
+        **described,
         confidence="95% Student-t intervals across non-diverged replicates",
         seeding="point n simulates with numpy SeedSequence(seed, spawn_key=(n,))",
         steps=sweep.steps,
@@ -126,6 +130,6 @@ def read_dataset(path: str | os.PathLike) -> xarray.Dataset:
         raise UnreadableSweepFile(
             f"{str(source)!r} is not a NetCDF file written by amsgd sweep; give the FILE.nc of amsgd sweep --out"
         ) from None
-    if "manifest" not in ds.attrs or "stationary_error" not in ds:
+    if "manifest" not in ds.attrs or not ("stationary_error" in ds or "stationary_loss" in ds):
         raise ProblemError(f"{str(source)!r} is a NetCDF file but not a sweep written by amsgd sweep")
     return ds

@@ -8,7 +8,9 @@ STEP. Values are sorted and must be distinct, so every point of the grid has one
 
 The grid is the Cartesian product ``distribution × eta × mu × (tau | workers)`` and its points
 are numbered in C order (the last axis fastest). A point's number keys its random stream, so the
-numbering is part of the reproducibility contract of a sweep.
+numbering is part of the reproducibility contract of a sweep. A sweep of a model other than
+streaming PCA has no distribution axis (its data are fixed): the grid is ``eta × mu × (tau | workers)``,
+numbered the same way, and its points have ``distribution`` None.
 """
 
 from __future__ import annotations
@@ -79,7 +81,7 @@ class GridPoint:
     """One point of a sweep: its number in the grid and its parameters."""
 
     index: int
-    distribution: str
+    distribution: str | None  # None on a grid without a distribution axis (a model's)
     eta: float
     mu: float
     delay: int  # τ on a "tau" axis, M on a "workers" axis
@@ -91,9 +93,11 @@ class GridPoint:
 
 @dataclass(frozen=True)
 class SweepGrid:
-    """The axes of a sweep: distributions × η × μ × (τ or workers M), validated.
+    """The axes of a sweep: distributions × η × μ × (τ or workers M), validated (−1 < μ < 1 here; a
+    streaming-PCA sweep needs 0 <= μ < 1, checked by its :class:`~amsgd.sweep.points.PointKind`).
 
     ``delay_axis`` is ``"tau"`` (constant delays) or ``"workers"`` (round-robin server, τ = M − 1).
+    ``distributions`` empty: no distribution axis (a model's sweep; its data are fixed).
     """
 
     distributions: tuple[str, ...]
@@ -106,16 +110,16 @@ class SweepGrid:
         if self.delay_axis not in DELAY_AXES:
             raise ProblemError(f"delay axis must be one of {DELAY_AXES}, got {self.delay_axis!r}")
         specs = tuple(parse_distribution(d).spec for d in self.distributions)
-        if not specs or len(set(specs)) != len(specs):
-            raise ProblemError(f"distributions must be distinct and at least one, got {list(self.distributions)}")
+        if len(set(specs)) != len(specs):
+            raise ProblemError(f"distributions must be distinct, got {list(self.distributions)}")
         object.__setattr__(self, "distributions", specs)
         for name, values in (("eta", self.etas), ("mu", self.mus), (self.delay_axis, self.delays)):
             if not values:
                 raise ProblemError(f"{name} needs at least one value")
         if any(not eta > 0 for eta in self.etas):
             raise ProblemError(f"eta values must be > 0, got {list(self.etas)}")
-        if any(not 0 <= mu < 1 for mu in self.mus):
-            raise ProblemError(f"mu values must satisfy 0 <= mu < 1, got {list(self.mus)}")
+        if any(not -1 < mu < 1 for mu in self.mus):
+            raise ProblemError(f"mu values must satisfy 0 <= mu < 1 (-1 < mu < 1 for a model), got {list(self.mus)}")
         lowest = 0 if self.delay_axis == "tau" else 1
         if any(int(d) != d or d < lowest for d in self.delays):
             raise ProblemError(f"{self.delay_axis} values must be integers >= {lowest}, got {list(self.delays)}")
@@ -124,12 +128,15 @@ class SweepGrid:
         object.__setattr__(self, "delays", tuple(int(x) for x in self.delays))
 
     @property
-    def dims(self) -> tuple[str, str, str, str]:
-        return ("distribution", "eta", "mu", self.delay_axis)
+    def dims(self) -> tuple[str, ...]:
+        """The axes' names: ``distribution`` (when there is that axis), ``eta``, ``mu``, the delay axis."""
+        head = ("distribution",) if self.distributions else ()
+        return (*head, "eta", "mu", self.delay_axis)
 
     @property
-    def axes(self) -> tuple[Sequence, Sequence, Sequence, Sequence]:
-        return (self.distributions, self.etas, self.mus, self.delays)
+    def axes(self) -> tuple[Sequence, ...]:
+        head = (self.distributions,) if self.distributions else ()
+        return (*head, self.etas, self.mus, self.delays)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -141,13 +148,9 @@ class SweepGrid:
 
     def points(self) -> Iterator[GridPoint]:
         """Every point, in C order of :attr:`dims` (the numbering that keys the random streams)."""
+        head = () if self.distributions else (None,)
         for index, values in enumerate(itertools.product(*self.axes)):
-            yield GridPoint(index, *values)
+            yield GridPoint(index, *head, *values)
 
     def to_dict(self) -> dict:
-        return {
-            "distribution": list(self.distributions),
-            "eta": list(self.etas),
-            "mu": list(self.mus),
-            self.delay_axis: list(self.delays),
-        }
+        return dict(zip(self.dims, (list(axis) for axis in self.axes), strict=True))

@@ -30,8 +30,9 @@ from amsgd.core.files import check_output_file
 from amsgd.core.progress import counter
 from amsgd.sweep.cluster import CONNECT_TIMEOUT
 from amsgd.sweep.dataset import UnreadableSweepFile, assemble, read_dataset, write_dataset
+from amsgd.sweep.points import PointTask, compute_point
 from amsgd.sweep.store import DamagedFile, ForeignPart, PartStore, reporting_write_errors
-from amsgd.sweep.sweep import RECORD_FIELDS, PointTask, Sweep, compute_point
+from amsgd.sweep.sweep import Sweep
 
 if TYPE_CHECKING:
     import xarray
@@ -42,7 +43,9 @@ if TYPE_CHECKING:
 #: measured on 2 cores (benchmarks/bench_sweep.py), a 10-point sweep of 2 000 × 64 replicate-steps
 #: took 0.5 s on threads against 3.0 s on processes, while 200 points of 10 000 × 256 took 10.1 s on
 #: two threads against 8.0 s on two processes. The break-even, about 3 s of saved start-up against a
-#: quarter of the run, lies near 1e8 replicate-steps.
+#: quarter of the run, lies near 1e8 replicate-steps. A model's sweep uses the same rule; its JAX points
+#: ran faster on threads at every size measured, up to 4e6 replicate-steps (docs/sweep.md: 30.7 s on
+#: two threads against 48.5 s on two processes for 6 points of 64 × 10 000 on digits).
 THREADS_MAX_WORK = 100_000_000
 
 #: Dask retries of a task that raised; a task whose worker died is rescheduled by the scheduler
@@ -114,7 +117,7 @@ def run_sweep(
     began = time.perf_counter()
     out = check_output_file(out)
     manifest = sweep.manifest()
-    store = PartStore(out, manifest=manifest, fields=RECORD_FIELDS)
+    store = PartStore(out, manifest=manifest, fields=sweep.fields)
     if not resume and (out.exists() or store.exists):
         existing = out if out.exists() else store.directory
         raise ProblemError(f"{existing} exists; pass --resume to continue that sweep, or choose another --out")
@@ -248,7 +251,7 @@ class _Execution:
 
 def _compute_pending(sweep: Sweep, pending: list, store: PartStore, manifest: dict, done: int, run: _Execution) -> None:
     """Connect to Dask (or start a local cluster), create the store, and compute the pending points."""
-    tasks = [sweep.task(p) for p in pending]  # derives the modes here, once per distribution
+    tasks = [sweep.task(p) for p in pending]  # derives the theory here, once (per distribution for PCA)
     if run.client is not None:
         connection = contextlib.nullcontext(run.client)
     else:

@@ -1,11 +1,18 @@
-"""A parameter sweep of Async-MSGD: a base problem, a grid of (distribution, η, μ, τ or M), the
+"""A parameter sweep of Async-MSGD: a base problem, a grid of ([distribution,] η, μ, τ or M), the
 simulation options, and what one grid point computes.
 
-Each point stores the simulated error with 95% confidence intervals and, beside it, the
-predictions of :func:`amsgd.predict` at that point: the diffusion floor, the exact linearised
-floor at that η, μ and τ, and the largest stable constant delay τ* with the mode that sets it.
-The linear modes at e_1 do not depend on η, μ or τ, so they are derived once per distribution
-(SymPy, in the client) and shipped with the tasks.
+The base problem is streaming PCA (a :class:`~amsgd.core.problem.Problem`, which supplies Σ; the
+grid sets the distribution) or any other model (a :class:`~amsgd.core.models.ModelProblem`, which
+supplies the loss, the data and the minibatch; its grid has no distribution axis). What differs
+between the two (a point's problem, what it computes and records, the manifest entries that identify
+the problem, the Dataset's variables) sits behind :class:`~amsgd.sweep.points.PointKind`; the grid,
+the tasks, the store and the Dataset's assembly are one code path.
+
+Each point stores the simulated error (PCA) or losses (a model) with 95% confidence intervals and,
+beside them, the predictions of the linear theory at that point. What the theory needs does not
+depend on η, μ or τ (the linear modes at e_1 for PCA, the Hessian's modes and noise at the minimum
+x* for a model), so it is derived once in the client (per distribution for PCA) and shipped with the
+tasks.
 
 Reproducibility: point number ``n`` (C order over the grid, see :mod:`.grid`) simulates with the
 seed ``SeedSequence(seed, spawn_key=(n,))``, the n-th child of ``SeedSequence(seed)``, so the
@@ -15,56 +22,50 @@ run had finished.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from amsgd.core import checks
-from amsgd.core.delays import parse_delay
-from amsgd.core.distributions import parse_distribution
-from amsgd.core.errors import ProblemError
+from amsgd.core.models import ModelProblem
 from amsgd.core.problem import Problem
 from amsgd.core.seeding import child_sequence
-from amsgd.simulate.plan import DIVERGENCE_NORM, make_plan, recording_grid
+from amsgd.simulate.plan import DIVERGENCE_NORM, recording_grid
 from amsgd.sweep.grid import GridPoint, SweepGrid
+from amsgd.sweep.points import PcaPoints, PointKind, PointTask, compute_point, point_kind, record_fields
 from amsgd.sweep.store import canonical
 
 if TYPE_CHECKING:
     from amsgd.diffusion.theory.modes import OptimumModes
 
+__all__ = ["ESTIMATES", "FORMAT_VERSION", "RECORD_FIELDS", "PointTask", "Sweep", "compute_point"]
+
 #: Bumped when the meaning of a stored point changes, so old parts are never mixed with new ones.
 FORMAT_VERSION = 2
 
-ESTIMATES = ("final_error", "stationary_error")
+#: The estimates of a streaming-PCA point (a model's: :attr:`Sweep.points` ``.estimates``).
+ESTIMATES = PcaPoints.estimates
 
-#: The keys of a point's record: what :func:`compute_point` returns and the Dataset is assembled
-#: from. A stored point without one of them is computed again on resuming.
-RECORD_FIELDS = (
-    "index",
-    *ESTIMATES,
-    "replicates_kept",
-    "diverged_fraction",
-    "error_mean",
-    "diffusion_floor",
-    "linearized_floor",
-    "tau_max",
-    "limiting_mode",
-    "stationary",
-)
+#: The keys of a streaming-PCA point's record: what :func:`compute_point` returns and the Dataset is
+#: assembled from (a model's: :attr:`Sweep.fields`). A stored point without one of them is computed
+#: again on resuming.
+RECORD_FIELDS = record_fields(PcaPoints.estimates, PcaPoints.curve, PcaPoints.predicted)
 
 
 @dataclass(frozen=True, eq=False)
 class Sweep:
     """A sweep: the base problem, the grid, the seed and the simulation options, validated.
 
-    ``problem`` supplies Σ; the grid sets the distribution, η, μ and the delay of every point.
-    ``record_every`` and ``window_start`` are resolved here (defaults of
-    :func:`~amsgd.simulate.engine.simulate`: ``steps // 100`` and ``floor(window · steps)``).
+    ``problem`` is streaming PCA (it supplies Σ; the grid sets the distribution, η, μ and the delay
+    of every point) or a model (it supplies the loss, data, batch, l2, hidden units and activation;
+    the grid sets η, μ and the delay, and has no distribution axis). ``record_every`` and
+    ``window_start`` are resolved here (defaults of :func:`~amsgd.simulate.engine.simulate`:
+    ``steps // 100`` and ``floor(window · steps)``, for a model too); ``start`` defaults to ``e2`` for
+    PCA and is ``init`` (each replicate at the model's initialisation) for a model.
     """
 
-    problem: Problem
+    problem: Problem | ModelProblem
     grid: SweepGrid
     steps: int
     replicates: int
@@ -72,50 +73,51 @@ class Sweep:
     record_every: int | None = None
     window: float = 0.5
     window_start: int | None = None
-    start: str = "e2"
+    start: str | None = None
     divergence_norm: float = DIVERGENCE_NORM
-    modes: dict[str, OptimumModes | None] = field(init=False, repr=False)
+    points: PointKind = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         checks.integer("seed", self.seed)
-        if not isinstance(self.start, str):
-            raise ProblemError(f"start must be a string (eJ, random or x1,...,xd), got {self.start!r}")
-        plan = make_plan(
-            self.problem, self.steps, self.replicates, rng=int(self.seed), record_every=self.record_every,
-            start=self.start, window=self.window, window_start=self.window_start,
-            divergence_norm=self.divergence_norm,
-        )  # fmt: skip
-        stride = int(plan.record_at[1] - plan.record_at[0]) if plan.record_at.size > 1 else plan.steps
+        kind = point_kind(self.problem)
+        kind.check_grid(self.grid)
+        resolved = kind.resolve(self.steps, self.replicates, self.seed, self.record_every, self.window,
+                                self.window_start, self.start, self.divergence_norm)  # fmt: skip
         longest = max(self.grid.delays) - (self.grid.delay_axis == "workers")  # τ = M − 1 for workers
-        checks.warn_delay_longer_than_run(longest, plan.steps)
+        checks.warn_delay_longer_than_run(longest, self.steps)
         object.__setattr__(self, "seed", int(self.seed))
-        object.__setattr__(self, "record_every", self.record_every or stride)
-        object.__setattr__(self, "window_start", plan.window_start)
-        object.__setattr__(self, "modes", {})
+        object.__setattr__(self, "record_every", resolved.record_every)
+        object.__setattr__(self, "window_start", resolved.window_start)
+        object.__setattr__(self, "start", resolved.start)
+        object.__setattr__(self, "points", kind)
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The keys of a point's record (:attr:`PointKind.fields`)."""
+        return self.points.fields
 
     @property
     def iterations(self) -> np.ndarray:
-        """The recorded iterations of ``error_mean``: every ``record_every``, 0 and ``steps`` included."""
+        """The recorded iterations of the mean curve: every ``record_every``, 0 and ``steps`` included."""
         return recording_grid(self.steps, self.record_every)
 
-    def point_problem(self, point: GridPoint) -> Problem:
-        return self.problem.replace(
-            distribution=parse_distribution(point.distribution),
-            eta=point.eta,
-            mu=point.mu,
-            delay=parse_delay(point.delay_spec(self.grid.delay_axis)),
-        )
+    def point_problem(self, point: GridPoint) -> Problem | ModelProblem:
+        return self.points.problem_at(point, self.grid.delay_axis)
 
     def seed_sequence(self, index: int) -> np.random.SeedSequence:
         """The random stream of grid point ``index``: the index-th child of ``SeedSequence(seed)``."""
         return child_sequence(np.random.SeedSequence(self.seed), index)
 
     def manifest(self) -> dict:
-        """Everything that determines the results; a resumed sweep must match it exactly."""
+        """Everything that determines the results; a resumed sweep must match it exactly.
+
+        The problem's entries come from :meth:`PointKind.manifest`: Σ for PCA; for a model its name,
+        batch, l2 (hidden units and activation for the MLP) and the SHA-256 of its training and
+        validation arrays."""
         return canonical(
             {
                 "format": FORMAT_VERSION,
-                "covariance": np.asarray(self.problem.covariance).tolist(),
+                **self.points.manifest(),
                 "grid": self.grid.to_dict(),
                 "steps": self.steps,
                 "replicates": self.replicates,
@@ -127,18 +129,15 @@ class Sweep:
             }
         )
 
-    def optimum_modes(self, distribution: str) -> OptimumModes | None:
-        """The modes at e_1 for ``distribution``, derived on first use (they do not depend on η, μ, τ);
-        None when the theory has no prediction (no eigengap, or infinite fourth moments)."""
-        if distribution not in self.modes:
-            from amsgd.diffusion.theory import predict
+    def theory(self, distribution: str | None = None) -> object:
+        """What the predictions need (:meth:`PointKind.theory`), derived once, in this process."""
+        return self.points.theory(distribution)
 
-            base = self.problem.replace(distribution=parse_distribution(distribution))
-            try:
-                self.modes[distribution] = predict(base).modes
-            except ProblemError:
-                self.modes[distribution] = None
-        return self.modes[distribution]
+    def optimum_modes(self, distribution: str) -> OptimumModes | None:
+        """The modes at e_1 of a streaming-PCA sweep for ``distribution``, derived on first use (they do
+        not depend on η, μ, τ); None when the theory has no prediction (no eigengap, or infinite
+        fourth moments)."""
+        return self.theory(distribution)
 
     def task(self, point: GridPoint) -> PointTask:
         """Everything a worker needs to compute ``point``."""
@@ -152,63 +151,5 @@ class Sweep:
             window_start=self.window_start,
             start=self.start,
             divergence_norm=self.divergence_norm,
-            modes=self.optimum_modes(point.distribution),
+            theory=self.theory(point.distribution),
         )
-
-
-@dataclass(frozen=True, eq=False)
-class PointTask:
-    """One grid point, ready to run on a worker."""
-
-    index: int
-    problem: Problem
-    steps: int
-    replicates: int
-    seed: np.random.SeedSequence
-    record_every: int
-    window_start: int
-    start: str
-    divergence_norm: float
-    modes: OptimumModes | None
-
-
-def point_predictions(modes: OptimumModes | None, problem: Problem) -> dict:
-    """Diffusion and linearised floors, τ* and its limiting mode (number i) at ``problem``'s η, μ, delay,
-    from :func:`amsgd.predict` with the modes already derived.
-
-    ``tau_max`` is −1 when even τ = 0 is unstable; every value is NaN (τ* −1, mode 0) without modes.
-    """
-    if modes is None:
-        return {"diffusion_floor": math.nan, "linearized_floor": math.nan, "tau_max": -1, "limiting_mode": 0}
-    from amsgd.diffusion.theory import predict
-
-    p = predict(problem, modes=modes)
-    tau_max = p.tau_max
-    return {
-        "diffusion_floor": p.linearized.diffusion_floor,
-        "linearized_floor": p.linearized.floor,
-        "tau_max": -1 if tau_max is None else int(tau_max),
-        "limiting_mode": p.limiting_mode()["i"],
-    }
-
-
-def compute_point(task: PointTask) -> dict:
-    """Simulate one grid point and attach the predictions: a JSON-ready record (runs on a worker)."""
-    from amsgd.simulate import simulate
-
-    result = simulate(
-        task.problem, task.steps, task.replicates, rng=task.seed, record_every=task.record_every,
-        start=task.start, window_start=task.window_start, divergence_norm=task.divergence_norm,
-        progress=False,
-    )  # fmt: skip
-    record: dict = {"index": task.index}
-    for name in ESTIMATES:
-        estimate = getattr(result, name)
-        record[name] = [estimate.mean, estimate.ci_low, estimate.ci_high]
-    record["replicates_kept"] = int(result.replicates - result.diverged.sum())
-    record["diverged_fraction"] = result.diverged_fraction
-    record["error_mean"] = result.error_mean.tolist()
-    stationary = result.stationarity.stationary  # the window's halves agree (amsgd.core.stationarity.Stationarity)
-    record["stationary"] = -1 if stationary is None else int(stationary)
-    record.update(point_predictions(task.modes, task.problem))
-    return record
