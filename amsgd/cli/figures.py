@@ -38,11 +38,6 @@ def run(args: argparse.Namespace) -> int:
         from amsgd.sweep.dataset import read_dataset
 
         sweep = read_dataset(args.sweep)
-        if "stationary_error" not in sweep:
-            from amsgd.core.errors import ProblemError
-
-            raise ProblemError(f"--sweep {args.sweep}: the sweep figures are for streaming PCA; this file is a model's "
-                               "sweep (open it with xarray: its losses are plotted over the grid directly)")  # fmt: skip
     out.mkdir(exist_ok=True)
     from amsgd.figures.standard import standard_figures
 

@@ -38,6 +38,11 @@ def sweep_figures(source: str | os.PathLike | xarray.Dataset, out_dir: str | os.
     from amsgd.sweep.dataset import read_dataset
 
     ds = source if isinstance(source, xr.Dataset) else read_dataset(source)
+    if "stationary_error" not in ds:
+        from amsgd.core.errors import ProblemError
+
+        raise ProblemError("the sweep figures are for streaming PCA; this is a model's sweep (its losses are variables "
+                           "of the Dataset over the grid: plot them with xarray)")  # fmt: skip
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if "distribution" not in ds.dims:
