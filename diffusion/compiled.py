@@ -160,6 +160,17 @@ def _euler_increment(x, dw, dt, noise_scale, lam, drift_scale, kurtosis, diagona
 
 
 @numba.njit(cache=True, nogil=True)
+def _scratch(d, pool_size):
+    """The work arrays of one integrator run: ``a, z, dw`` (d), ``s, root`` (d x d), the keyed generator's
+    ``mixer`` (``pool_size`` words) and its SFC64 ``state`` (4 words, zero)."""
+    a, z, dw = np.empty(d), np.empty(d), np.empty(d)
+    s, root = np.empty((d, d)), np.empty((d, d))
+    mixer = np.empty(pool_size, dtype=np.uint64)
+    state = np.zeros(4, dtype=np.uint64)
+    return a, z, dw, s, root, mixer, state
+
+
+@numba.njit(cache=True, nogil=True)
 def _euler_paths(y0, saves, dt, noise_scale, lam, drift_scale, kurtosis, diagonal, fourth, pool, const, factor,
                  root_dt, out):  # fmt: skip
     """Euler–Maruyama of every path of ``y0`` (P, d) to step ``saves[-1]``; ``out[s, p]`` = the state at step ``saves[s]``.
@@ -168,10 +179,8 @@ def _euler_paths(y0, saves, dt, noise_scale, lam, drift_scale, kurtosis, diagona
     """
     paths, d = y0.shape
     steps = saves[-1]
-    h, a, z, dw = np.empty(d), np.empty(d), np.empty(d), np.empty(d)
-    s, root = np.empty((d, d)), np.empty((d, d))
-    mixer = np.empty(pool.size, dtype=np.uint64)
-    state = np.zeros(4, dtype=np.uint64)
+    h = np.empty(d)
+    a, z, dw, s, root, mixer, state = _scratch(d, pool.size)
     for p in range(paths):
         for i in range(d):
             h[i] = y0[p, i]
@@ -205,10 +214,8 @@ def _euler_delayed_paths(h0, lag, saves, dt, noise_scale, lam, drift_scale, kurt
     size = lag + 1
     steps = saves[-1]
     ring = np.empty((size, d))
-    a, z, dw, x = np.empty(d), np.empty(d), np.empty(d), np.empty(d)
-    s, root = np.empty((d, d)), np.empty((d, d))
-    mixer = np.empty(pool.size, dtype=np.uint64)
-    state = np.zeros(4, dtype=np.uint64)
+    x = np.empty(d)
+    a, z, dw, s, root, mixer, state = _scratch(d, pool.size)
     for p in range(paths):
         for k in range(size):
             for i in range(d):

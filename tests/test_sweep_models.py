@@ -24,6 +24,8 @@ from amsgd.sweep.run import run_sweep
 from amsgd.sweep.store import PartStore
 from amsgd.sweep.sweep import RECORD_FIELDS, Sweep
 
+from helpers.datasets import Interrupted, assert_same
+
 
 def blobs(n: int = 200, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Three overlapping Gaussian classes in four features."""
@@ -166,16 +168,6 @@ def reference(sweep, tmp_path_factory) -> xr.Dataset:
     with _client(1) as client:
         run_sweep(sweep, out, client=client, progress=False)
     return read_dataset(out)
-
-
-def assert_same(ds: xr.Dataset, reference: xr.Dataset) -> None:
-    xr.testing.assert_identical(ds, reference)
-    for name, variable in reference.variables.items():
-        assert np.asarray(ds[name].values).tobytes() == np.asarray(variable.values).tobytes(), name
-
-
-class Interrupted(Exception):
-    pass
 
 
 @pytest.mark.slow

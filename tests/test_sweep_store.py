@@ -37,6 +37,8 @@ from amsgd.sweep.run import run_sweep
 from amsgd.sweep.store import PartStore
 from amsgd.sweep.sweep import RECORD_FIELDS, Sweep, compute_point
 
+from helpers.datasets import Interrupted, assert_same
+
 #: A tiny sweep (6 points, a fraction of a second of work), given as command-line options.
 TINY = ["--spectrum", "3,2,1", "--eta", "2e-3", "--mu", "0.5,0.9", "--tau", "0,3,40", "--steps", "300",
         "--replicates", "8", "--seed", "5", "--record-every", "50"]  # fmt: skip
@@ -72,17 +74,6 @@ def reference(client, sweep, tmp_path_factory) -> xr.Dataset:
     outcome = run_sweep(sweep, out, client=client, progress=False)
     assert outcome.computed == 6 and not PartStore(out).exists
     return read_dataset(out)
-
-
-def assert_same(ds: xr.Dataset, reference: xr.Dataset) -> None:
-    """``ds`` is ``reference``: identical in xarray's sense, and every value bit for bit."""
-    xr.testing.assert_identical(ds, reference)
-    for name, variable in reference.variables.items():
-        assert np.asarray(ds[name].values).tobytes() == np.asarray(variable.values).tobytes(), name
-
-
-class Interrupted(Exception):
-    pass
 
 
 def interrupted(sweep: Sweep, out: Path, client) -> PartStore:

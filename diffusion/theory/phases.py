@@ -15,6 +15,7 @@ mean curve's crossing. A stationary window should start when the mean has settle
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -48,7 +49,8 @@ class Phases:
 
     ``tangent_rates`` and ``tangent_noise`` are ``(a_i, s_i²)`` of the tangent modes i = 2 .. d at e_1
     before the time scaling (additive noise); ``problem`` gives the finite-η stationary variances the
-    convergence law is calibrated to."""
+    convergence law is calibrated to, unless ``tangent_variances`` returns them (computed elsewhere for
+    the same problem, e.g. :attr:`.predictions.Predictions.finite_eta`): it is called on first use only."""
 
     delta_sq: float
     epsilon: float
@@ -64,6 +66,7 @@ class Phases:
     tangent_rates: tuple[float, ...] = ()
     tangent_noise: tuple[float, ...] = ()
     problem: Problem | None = field(default=None, repr=False, compare=False)
+    tangent_variances: Callable[[], Sequence[float]] | None = field(default=None, repr=False, compare=False)
 
     @cached_property
     def escape_law(self) -> FirstPassageLaw:
@@ -93,10 +96,18 @@ class Phases:
     @cached_property
     def _stationary_variances(self) -> np.ndarray | None:
         """The finite-η theory's stationary variances of the tangent modes, multiplicative noise
-        included (:mod:`.second_moments`), or None where it has none."""
+        included (:mod:`.second_moments`), or None where it has none.
+
+        Those of ``tangent_variances`` when it gives finite positive ones (the same solve of
+        ``(I − diag(G) C) v = G ⊙ s``); otherwise, and without it, solved here, where the sign test of
+        :func:`_tangent_variances` decides whether there are any."""
         if self.problem is None:
             return None
         try:
+            if self.tangent_variances is not None:
+                given = np.array(self.tangent_variances(), dtype=float)
+                if np.all(np.isfinite(given)) and np.all(given > 0):
+                    return given
             return _tangent_variances(self.problem)
         except (ProblemError, ArithmeticError, ValueError):
             return None
@@ -163,9 +174,19 @@ def worst_saddle(points: tuple[PointValues, ...]) -> int:
 
 
 def phases(
-    derivation: Derivation, points: tuple[PointValues, ...], floor: float, delta_sq: float, epsilon: float | None
+    derivation: Derivation,
+    points: tuple[PointValues, ...],
+    floor: float,
+    delta_sq: float,
+    epsilon: float | None,
+    tangent_variances: Callable[[], Sequence[float]] | None = None,
 ) -> Phases:
-    """Escape (unstable OU from rest), travel (ODE closed form) and convergence (slowest tangent mode)."""
+    """Escape (unstable OU from rest), travel (ODE closed form) and convergence (slowest tangent mode).
+
+    ``tangent_variances``, when given, returns the finite-η stationary variances of the tangent modes at
+    e_1 already computed for this problem (:attr:`Phases.tangent_variances`); without it they are
+    solved when the convergence law first needs them.
+    """
     f = derivation.phase_formulas
     problem = derivation.problem
     epsilon = epsilon or DEFAULT_EPSILON_FACTOR * floor
@@ -199,7 +220,7 @@ def phases(
     return Phases(
         delta_sq, epsilon, saddle.j, float(escape), float(travel), converge_time, problem.eta,
         (rate, noise), problem.delay, problem.mu, _linear_escape(derivation, rate, noise, delta_sq),
-        tuple(tangent_rates.tolist()), tuple(tangent_noise.tolist()), problem,
+        tuple(tangent_rates.tolist()), tuple(tangent_noise.tolist()), problem, tangent_variances,
     )  # fmt: skip
 
 

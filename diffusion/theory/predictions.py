@@ -199,7 +199,10 @@ class Predictions:
 
     @cached_property
     def phases(self) -> Phases:
-        return phases(self.derivation, self.points, self.diffusion_floor, self.options.delta_sq, self.options.epsilon)
+        """The three phases from the worst saddle; their convergence law takes the tangent modes' stationary
+        variances from :attr:`finite_eta` (computed once, when first needed)."""
+        return phases(self.derivation, self.points, self.diffusion_floor, self.options.delta_sq, self.options.epsilon,
+                      lambda: self.finite_eta.variances)  # fmt: skip
 
     @cached_property
     def tradeoff(self) -> TradeoffResult:
