@@ -146,8 +146,8 @@ def test_paper_dnn_report_on_a_small_budget(tmp_path):
 
     setup = DnnSetup(steps=150, replicates=4, workers=(1, 8), mus=(0.3, 0.9), delays=("workers",),
                      protocols=("fixed-eta",))  # fmt: skip
-    report = run_paper_dnn(setup, progress=False)
-    assert len(report.cells) == 4 and len(report.checks) == 2
+    report = run_paper_dnn(setup, runs=tmp_path / "runs.nc", progress=False)
+    assert len(report.cells) == 4 and len(report.checks) == 2 and report.runs["computed"] == 4
     # at η = 0.2 the theory calls μ = 0.9 unstable with 8 workers and the run agrees: its loss is the worst
     cells = {(c.workers, c.mu): c for c in report.cells}
     assert not cells[(8, 0.9)].stable and cells[(1, 0.9)].stable

@@ -126,6 +126,9 @@ def test_mean_path_is_the_mode_recursion(tau, mu):
         (["--model", "logistic", "--data", "missing.npz"], "does not exist"),
         (["--steps", "100"], "--steps applies only with --model"),
         (["--preset", "paper-dnn", "--replicates", "8"], "--replicates applies only with --model"),
+        (["--preset", "paper-dnn", "--threads", "0"], "--threads must be a positive integer"),
+        (["--model", "logistic", "--scheduler", "tcp://127.0.0.1:1"], "--scheduler does not apply to --model"),
+        (["--only", "ode", "--scheduler", "tcp://127.0.0.1:1"], "--scheduler applies only to --preset paper-dnn"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(argv, needle, tmp_path, capsys, monkeypatch):

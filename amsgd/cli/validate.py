@@ -29,6 +29,8 @@ HELP = ("validate the predictions against simulation: report.json, report.md and
 #: Runs per set, and the seed, of a model's validation when not given.
 MODEL_REPLICATES = 64
 MODEL_SEED = 2018
+#: The runs of ``--preset paper-dnn`` inside ``--out`` (NetCDF; its cells in ``runs.nc.parts/`` while running).
+RUNS_FILE = "runs.nc"
 SUMMARY = "check the predictions against simulation: a report"
 
 
@@ -46,7 +48,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help=f"comma-separated experiments to run, from {','.join(EXPERIMENTS)} (default: the preset's, or all but sweep)",
     )  # fmt: skip
     group.add_argument("--seed", type=int, default=None, help="seed of every run (default: the preset's, 2018)")
-    group.add_argument("--threads", type=int, default=None, help="simulation threads (default: 2)")
+    group.add_argument("--threads", type=int, default=None,
+                       help="simulation threads (default: 2); with --preset paper-dnn, the threads of the local "
+                       "Dask cluster that runs the cells (default: one per core)")  # fmt: skip
+    group.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                       help="with --preset paper-dnn: run the cells on this Dask scheduler (default: a local cluster)")
     group.add_argument(
         "--svag", type=int_list, metavar="L1,L2,...",
         help="SVAG validation of the limit at the problem's eta, mu, tau (Li, Malladi & Arora 2021): the floor "
@@ -81,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
                            "from the preset)")  # fmt: skip
     if args.preset in MODEL_PRESETS:
         return _run_paper_dnn(args)
+    if args.scheduler is not None:
+        raise ProblemError("--scheduler applies only to --preset paper-dnn (its cells run on Dask)")
     if args.svag is not None:
         return _run_svag(args)
     given = [option for option, value in _svag_budget(args).values() if value is not None]
@@ -108,8 +116,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 @contextlib.contextmanager
-def _incomplete_on_interrupt(out: Path, command: str) -> Iterator[None]:
-    """On Ctrl-C, leave ``out`` clearly marked incomplete (its report.md says so) and say how to rerun."""
+def _incomplete_on_interrupt(out: Path, command: str, kept: str | None = None) -> Iterator[None]:
+    """On Ctrl-C, leave ``out`` clearly marked incomplete (its report.md says so) and say how to rerun
+    (``kept``: what the rerun continues from)."""
     from amsgd.validation.report import write_incomplete
 
     began = time.perf_counter()
@@ -117,7 +126,8 @@ def _incomplete_on_interrupt(out: Path, command: str) -> Iterator[None]:
         yield
     except KeyboardInterrupt:
         marker = write_incomplete(out, command, time.perf_counter() - began)
-        print(f"amsgd validate: no report: {marker} marks the folder incomplete; rerun: {command}", file=sys.stderr)
+        rerun = f"rerun: {command}" if kept is None else f"{kept}; rerun to continue from them: {command}"
+        print(f"amsgd validate: no report: {marker} marks the folder incomplete; {rerun}", file=sys.stderr)
         raise
 
 
@@ -182,7 +192,7 @@ def _model_options(args) -> list[str]:
 def _run_model(args: argparse.Namespace) -> int:
     """``--model NAME``: predict at the minimum, run the floor, stability and rate runs, write the report."""
     options = (("--preset", args.preset), ("--only", args.only), ("--perturb", args.perturb or None),
-               ("--svag", args.svag), ("--threads", args.threads), ("--svag-replicates", args.svag_replicates),
+               ("--svag", args.svag), ("--threads", args.threads), ("--scheduler", args.scheduler), ("--svag-replicates", args.svag_replicates),
                ("--svag-steps", args.svag_steps), ("--svag-no-escape", args.svag_no_escape or None))  # fmt: skip
     given = [option for option, value in options if value is not None]
     if given:
@@ -224,11 +234,14 @@ def _announce(prediction) -> None:
 
 
 def _run_paper_dnn(args: argparse.Namespace) -> int:
-    """``--preset paper-dnn``: predict, run every cell, write the report and its figure."""
+    """``--preset paper-dnn``: predict, run every cell on Dask (stored in ``--out``/runs.nc, resumed when
+    there), write the report and its figure."""
     from dataclasses import replace
 
-    if args.only or args.perturb or args.threads is not None:
-        raise ProblemError("--only, --perturb and --threads do not apply to --preset paper-dnn")
+    if args.only or args.perturb:
+        raise ProblemError("--only and --perturb do not apply to --preset paper-dnn")
+    if args.threads is not None:
+        checks.positive_int("--threads", args.threads)
     out = check_output_dir(args.out)
     out.mkdir(exist_ok=True)
     from amsgd.figures.paper_dnn import paper_dnn_figure
@@ -236,8 +249,9 @@ def _run_paper_dnn(args: argparse.Namespace) -> int:
     from amsgd.validation.paper_dnn_report import write_dnn_report
 
     setup = DnnSetup() if args.seed is None else replace(DnnSetup(), seed=args.seed)
-    with _incomplete_on_interrupt(out, _public_command(args)):
-        report = run_paper_dnn(setup)
+    kept = f"the finished cells are kept in {out / RUNS_FILE}.parts/"
+    with _incomplete_on_interrupt(out, _public_command(args), kept):
+        report = run_paper_dnn(setup, runs=out / RUNS_FILE, scheduler=args.scheduler, n_workers=args.threads)
         figure = paper_dnn_figure(report, out / "paper-dnn.png")
         write_dnn_report(report, out, [figure], command=_public_command(args))
     return _verdict(report.checks, report.elapsed, out)

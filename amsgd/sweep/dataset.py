@@ -120,16 +120,21 @@ def read_dataset(path: str | os.PathLike) -> xarray.Dataset:
     A file that cannot be read as NetCDF raises :class:`UnreadableSweepFile`; a NetCDF file that is
     not a sweep, :class:`~amsgd.core.errors.ProblemError`.
     """
-    source = check_input_file(path, "sweep file")
+    source, ds = load_netcdf(path, "sweep file", "amsgd sweep", "give the FILE.nc of amsgd sweep --out")
+    if "manifest" not in ds.attrs or not ("stationary_error" in ds or "stationary_loss" in ds):
+        raise ProblemError(f"{str(source)!r} is a NetCDF file but not a sweep written by amsgd sweep")
+    return ds
+
+
+def load_netcdf(path: str | os.PathLike, what: str, writer: str, hint: str) -> tuple[Path, xarray.Dataset]:
+    """The checked path and the NetCDF file's Dataset, loaded into memory (the file is closed on return);
+    :class:`UnreadableSweepFile`, naming the command that writes such files (``writer``) and what to do
+    (``hint``), when it cannot be read as NetCDF at all."""
+    source = check_input_file(path, what)
     import xarray as xr
 
     try:
         with xr.open_dataset(source, engine="h5netcdf") as ds:
-            ds = ds.load()
+            return source, ds.load()
     except (OSError, ValueError, KeyError, RuntimeError):  # KeyError, RuntimeError: damaged HDF5 metadata
-        raise UnreadableSweepFile(
-            f"{str(source)!r} is not a NetCDF file written by amsgd sweep; give the FILE.nc of amsgd sweep --out"
-        ) from None
-    if "manifest" not in ds.attrs or not ("stationary_error" in ds or "stationary_loss" in ds):
-        raise ProblemError(f"{str(source)!r} is a NetCDF file but not a sweep written by amsgd sweep")
-    return ds
+        raise UnreadableSweepFile(f"{str(source)!r} is not a NetCDF file written by {writer}; {hint}") from None

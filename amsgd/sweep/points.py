@@ -316,7 +316,7 @@ def data_digests(data: Dataset) -> dict:
     return {"train_sha256": pair(data.x_train, data.y_train), "validation_sha256": pair(data.x_val, data.y_val)}
 
 
-def _shared_data(data: Dataset) -> Dataset:
+def shared_data(data: Dataset) -> Dataset:
     """The first Dataset with ``data``'s content that this process has seen (``data`` itself if none)."""
     d = data_digests(data)
     key = d["train_sha256"] + d["validation_sha256"]
@@ -425,7 +425,7 @@ class ModelPoints(PointKind):
     def compute(task: PointTask) -> dict:
         from amsgd.simulate.model_engine import simulate_model
 
-        problem = dataclasses.replace(task.problem, data=_shared_data(task.problem.data))
+        problem = dataclasses.replace(task.problem, data=shared_data(task.problem.data))
         result = simulate_model(
             problem, task.steps, task.replicates, rng=task.seed, record_every=task.record_every,
             window=window_fraction(task.window_start, task.steps), divergence_norm=task.divergence_norm,

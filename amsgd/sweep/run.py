@@ -20,19 +20,17 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from amsgd.core.errors import ProblemError
 from amsgd.core.files import check_output_file
 from amsgd.core.progress import counter
 from amsgd.sweep.cluster import CONNECT_TIMEOUT
-from amsgd.sweep.dataset import UnreadableSweepFile, assemble, read_dataset, write_dataset
-from amsgd.sweep.points import PointTask, compute_point
+from amsgd.sweep.dataset import UnreadableSweepFile, write_dataset
 from amsgd.sweep.store import DamagedFile, ForeignPart, PartStore, reporting_write_errors
-from amsgd.sweep.sweep import Sweep
 
 if TYPE_CHECKING:
     import xarray
@@ -78,8 +76,43 @@ class SweepOutcome:
 PointCallback = Callable[[int, dict], None]
 
 
+class Job(Protocol):
+    """What :func:`run_sweep` runs: ``size`` numbered tasks, each computed on a worker into a JSON-ready
+    record, persisted one file each, and assembled into one Dataset. A
+    :class:`~amsgd.sweep.sweep.Sweep` is one (a task per grid point); the validation of the
+    deep-network experiment is another (a task per cell, :mod:`amsgd.validation.paper_dnn_runs`)."""
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The keys of a record (a stored record without one of them is computed again)."""
+
+    @property
+    def size(self) -> int:
+        """The number of tasks, numbered 0 .. size − 1."""
+
+    @property
+    def task_work(self) -> int:
+        """Replicate-steps of one task (threads or processes for a local cluster, :data:`THREADS_MAX_WORK`)."""
+
+    @property
+    def compute(self) -> Callable:
+        """The function run per task on a worker: task → record (importable, so that workers find it)."""
+
+    def manifest(self) -> dict:
+        """Everything that determines the results: a resumed run must present the same."""
+
+    def tasks(self, indices: Iterable[int]) -> list:
+        """The tasks numbered ``indices`` (objects with an ``index``), ready to ship to the workers."""
+
+    def assemble(self, records: Mapping[int, dict]) -> xarray.Dataset:
+        """The Dataset from every task's record."""
+
+    def read(self, path: Path) -> xarray.Dataset:
+        """Load a finished run's file (:class:`~amsgd.sweep.dataset.UnreadableSweepFile` if it cannot be read)."""
+
+
 def run_sweep(
-    sweep: Sweep,
+    sweep: Job,
     out: str | os.PathLike,
     *,
     resume: bool = False,
@@ -91,9 +124,10 @@ def run_sweep(
     retries: int = RETRIES,
     progress: bool | None = None,
     on_point: PointCallback | None = None,
-    compute: Callable[[PointTask], dict] = compute_point,
+    compute: Callable | None = None,
 ) -> SweepOutcome:
-    """Run ``sweep`` on Dask, persisting each point as it finishes, and write the Dataset to ``out``.
+    """Run ``sweep`` (a :class:`~amsgd.sweep.sweep.Sweep`, or any :class:`Job`) on Dask, persisting each
+    point as it finishes, and write the Dataset to ``out``.
 
     The tasks run on ``client`` when given, else on a client to ``scheduler`` (``tcp://HOST:PORT``,
     refused when it does not answer within ``connect_timeout`` seconds),
@@ -110,7 +144,8 @@ def run_sweep(
     A write that fails (a full disk) raises :class:`ProblemError`; ``resume=True`` then continues.
     A task that raises is retried ``retries`` times. ``on_point(index, record)`` is called in this
     process after each point is persisted; ``compute`` is the function run per point (default
-    :func:`compute_point`; a replacement must be importable or picklable on the workers).
+    ``sweep.compute``, :func:`~amsgd.sweep.points.compute_point` for a sweep; a replacement must be
+    importable or picklable on the workers).
     ``progress`` counts the points done in the running command's progress, or outside a command on a
     bar of its own (None: when stderr is a terminal; see :mod:`amsgd.core.progress`).
     """
@@ -122,24 +157,24 @@ def run_sweep(
         existing = out if out.exists() else store.directory
         raise ProblemError(f"{existing} exists; pass --resume to continue that sweep, or choose another --out")
     if resume and out.exists():
-        finished = _finished_dataset(out, manifest, store.exists)
+        finished = _finished_dataset(sweep, out, manifest, store.exists)
         if finished is not None:
             if store.exists:  # left by a run stopped after writing the file, while removing the parts
                 store.remove()
-            total = sweep.grid.size
+            total = sweep.size
             return SweepOutcome(out, finished, total, 0, total, time.perf_counter() - began)
     done = _sound_parts(store, manifest) if store.exists else set()
     if resume:
         store.remove_temporaries()
-    pending = [p for p in sweep.grid.points() if p.index not in done]
+    pending = [index for index in range(sweep.size) if index not in done]
     if pending:
         execution = _Execution(client, scheduler, n_workers, local_processes, connect_timeout, retries, progress,
-                               on_point, compute)  # fmt: skip
+                               on_point, sweep.compute if compute is None else compute)  # fmt: skip
         _compute_pending(sweep, pending, store, manifest, len(done), execution)
-    ds = assemble(sweep, _stored_records(store, sweep.grid.size))
-    _write_checked(ds, out, store)
+    ds = sweep.assemble(_stored_records(store, sweep.size))
+    _write_checked(sweep, ds, out, store)
     store.remove()
-    return SweepOutcome(out, ds, sweep.grid.size, len(pending), len(done), time.perf_counter() - began)
+    return SweepOutcome(out, ds, sweep.size, len(pending), len(done), time.perf_counter() - began)
 
 
 def _note(message: str) -> None:
@@ -147,14 +182,14 @@ def _note(message: str) -> None:
     print(f"amsgd sweep: {message}", file=sys.stderr, flush=True)
 
 
-def _finished_dataset(out: Path, manifest: dict, parts: bool) -> xarray.Dataset | None:
+def _finished_dataset(job: Job, out: Path, manifest: dict, parts: bool) -> xarray.Dataset | None:
     """The finished sweep in ``out``; None (and a note) when the file cannot be read (``parts``: whether
     the points are still stored, so that it is written again from them).
 
     A readable NetCDF file that is not this sweep is refused, never overwritten.
     """
     try:
-        finished = read_dataset(out)
+        finished = job.read(out)
     except UnreadableSweepFile:
         again = "writing it again from the points stored" if parts else "computing the sweep again"
         _note(f"{out} is damaged (it cannot be read as NetCDF); {again}")
@@ -219,12 +254,12 @@ def _stored_records(store: PartStore, size: int) -> dict[int, dict]:
     return records
 
 
-def _write_checked(ds: xarray.Dataset, out: Path, store: PartStore) -> None:
+def _write_checked(job: Job, ds: xarray.Dataset, out: Path, store: PartStore) -> None:
     """Write ``ds`` to ``out`` and read it back: the parts are only removed after this succeeds."""
     with reporting_write_errors(out, "run again with --resume to write it from the points stored"):
         write_dataset(ds, out)
     try:
-        ok = read_dataset(out).identical(ds)
+        ok = job.read(out).identical(ds)
     except ProblemError:
         ok = False
     if not ok:
@@ -246,23 +281,23 @@ class _Execution:
     retries: int
     progress: bool | None
     on_point: PointCallback | None
-    compute: Callable[[PointTask], dict]
+    compute: Callable
 
 
-def _compute_pending(sweep: Sweep, pending: list, store: PartStore, manifest: dict, done: int, run: _Execution) -> None:
+def _compute_pending(sweep: Job, pending: list[int], store: PartStore, manifest: dict, done: int, run: _Execution) -> None:
     """Connect to Dask (or start a local cluster), create the store, and compute the pending points."""
-    tasks = [sweep.task(p) for p in pending]  # derives the theory here, once (per distribution for PCA)
+    tasks = sweep.tasks(pending)  # a sweep derives its theory here, once (per distribution for PCA)
     if run.client is not None:
         connection = contextlib.nullcontext(run.client)
     else:
         from amsgd.sweep.cluster import dask_client
 
-        processes = _use_processes(run.local_processes, len(pending) * sweep.replicates * sweep.steps)
+        processes = _use_processes(run.local_processes, len(pending) * sweep.task_work)
         connection = dask_client(run.scheduler, run.n_workers, timeout=run.connect_timeout, processes=processes)
     with connection as active:
         if not store.exists:  # only once there is somewhere to run: a failed start leaves nothing
             store.create(manifest)
-        _run_tasks(active, tasks, store, run.retries, run.progress, done, sweep.grid.size, run.on_point, run.compute)
+        _run_tasks(active, tasks, store, run.retries, run.progress, done, sweep.size, run.on_point, run.compute)
 
 
 def _use_processes(local_processes: bool | None, work: int) -> bool:
@@ -283,14 +318,14 @@ def _check_manifest(stored: dict, wanted: dict, where: Path) -> None:
 
 def _run_tasks(
     client,
-    tasks: list[PointTask],
+    tasks: list,
     store: PartStore,
     retries: int,
     progress: bool | None,
     done: int,
     total: int,
     on_point: PointCallback | None,
-    compute: Callable[[PointTask], dict],
+    compute: Callable,
 ) -> None:
     """Submit one task per point and persist each result as it arrives."""
     from distributed import as_completed

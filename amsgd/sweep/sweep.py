@@ -22,7 +22,9 @@ run had finished.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -37,6 +39,8 @@ from amsgd.sweep.points import PcaPoints, PointKind, PointTask, compute_point, p
 from amsgd.sweep.store import canonical
 
 if TYPE_CHECKING:
+    import xarray
+
     from amsgd.diffusion.theory.modes import OptimumModes
 
 __all__ = ["ESTIMATES", "FORMAT_VERSION", "RECORD_FIELDS", "PointTask", "Sweep", "compute_point"]
@@ -153,3 +157,31 @@ class Sweep:
             divergence_norm=self.divergence_norm,
             theory=self.theory(point.distribution),
         )
+
+    # What :func:`~amsgd.sweep.run.run_sweep` runs (a :class:`~amsgd.sweep.run.Job`): a task per grid point.
+
+    @property
+    def size(self) -> int:
+        return self.grid.size
+
+    @property
+    def task_work(self) -> int:
+        return self.replicates * self.steps
+
+    @property
+    def compute(self) -> Callable[[PointTask], dict]:
+        return compute_point
+
+    def tasks(self, indices: Iterable[int]) -> list[PointTask]:
+        wanted = set(indices)
+        return [self.task(p) for p in self.grid.points() if p.index in wanted]
+
+    def assemble(self, records: Mapping[int, dict]) -> xarray.Dataset:
+        from amsgd.sweep.dataset import assemble
+
+        return assemble(self, records)
+
+    def read(self, path: Path) -> xarray.Dataset:
+        from amsgd.sweep.dataset import read_dataset
+
+        return read_dataset(path)

@@ -18,53 +18,37 @@ training loss: mean-square stability per cell, and the linear theory's excess lo
 :meth:`ModelPredictions.excess_after`). The predicted best μ is the stable μ with the lowest
 predicted loss; the rate of the slowest ranking mode is reported beside it. Because a network's
 sharpness changes along training, stability is also evaluated at the end of one plain-SGD run
-(μ = 0, one worker) of the same budget and reported beside the prediction, not used by it. The measured best μ is the μ with the lowest
-mean training loss at the end of the budget; its 95% interval comes from a paired bootstrap over
-replicates (the μ that wins in 95% of resamples, by percentiles of the winning μ).
+(μ = 0, one worker) of the same budget and reported beside the prediction, not used by it. The
+measured best μ is the μ with the lowest mean training loss at the end of the budget; its 95%
+interval comes from a paired bootstrap over replicates (the μ that wins in 95% of resamples, by
+percentiles of the winning μ).
+
+Every cell is predicted before any runs; the runs then go to Dask as one task per cell
+(:mod:`.paper_dnn_runs`), stored as they finish, so that an interrupted validation continues where it
+stopped and a finished one is reused.
 """
 
 from __future__ import annotations
 
-import itertools
+import os
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from amsgd.core.delays import EventDrivenDelay, RoundRobinDelay
 from amsgd.core.models import ModelProblem, load_data
-from amsgd.core.progress import counter
+from amsgd.sweep.run import run_sweep
 from amsgd.validation.checks import Check
+from amsgd.validation.paper_dnn_runs import DELAYS, PROTOCOLS, DnnRuns, DnnSetup, delay_law
 
-PROTOCOLS = ("fixed-eta", "fixed-effective")
-DELAYS = ("workers", "ps")
+__all__ = ["DELAYS", "POSTER_BEST", "PROTOCOLS", "Cell", "DnnReport", "DnnSetup", "best_table", "run_paper_dnn"]
+
 #: The poster's best momentum per worker count (Liu et al. 2018, the deep-network figure).
 POSTER_BEST = {1: 0.9, 2: 0.7, 4: 0.7, 8: 0.5}
 #: Bootstrap resamples for the interval of the best momentum.
 BOOTSTRAP = 2000
 #: Momenta whose mean is within this fraction of the best mean are practically tied with it.
 NEAR_BEST = 0.01
-
-
-@dataclass(frozen=True)
-class DnnSetup:
-    """The experiment's parameters (the defaults are the committed report's)."""
-
-    eta: float = 0.2
-    effective_eta: float = 0.4  # η/(1 − μ) of the fixed-effective protocol
-    steps: int = 2000
-    replicates: int = 32
-    hidden: int = 32
-    batch: int = 32
-    l2: float = 1e-3
-    seed: int = 2018
-    workers: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
-    mus: tuple[float, ...] = (-0.3, 0.0, 0.3, 0.5, 0.7, 0.9)
-    delays: tuple[str, ...] = DELAYS
-    protocols: tuple[str, ...] = PROTOCOLS
-
-    def eta_for(self, protocol: str, mu: float) -> float:
-        return self.eta if protocol == "fixed-eta" else self.effective_eta * (1.0 - mu)
 
 
 @dataclass(frozen=True, eq=False)
@@ -94,6 +78,7 @@ class DnnReport:
     sharpness: dict
     cells: list[Cell]
     elapsed: float
+    runs: dict = field(default_factory=dict)  # the runs file, its cells, and how many were computed and reused
     checks: list[Check] = field(default_factory=list)
     _best: dict = field(default_factory=dict, repr=False)
 
@@ -119,6 +104,7 @@ class DnnReport:
             "hessian_top": self.hessian_top.tolist(),
             "sharpness": self.sharpness,
             "elapsed_seconds": round(self.elapsed, 1),
+            "runs": self.runs,
             "best": {f"{p}/{d}": self.best(p, d) for p in self.setup.protocols for d in self.setup.delays},
             "cells": [_cell_dict(c) for c in self.cells],
             "checks_passed": sum(c.passed for c in self.checks),
@@ -177,8 +163,16 @@ def _best_with_interval(mus: np.ndarray, values: np.ndarray, seed: int) -> dict:
             "near_best": [float(m) for m in near], "share": {f"{m:g}": float(np.mean(winners == m)) for m in mus}}  # fmt: skip
 
 
-def run_paper_dnn(setup: DnnSetup | None = None, *, progress: bool | None = None) -> DnnReport:
-    """Predict, then run every cell, then compare (see the module docstring)."""
+def run_paper_dnn(setup: DnnSetup | None = None, *, runs: str | os.PathLike, client=None,
+                  scheduler: str | None = None, n_workers: int | None = None,
+                  progress: bool | None = None) -> DnnReport:  # fmt: skip
+    """Predict every cell, then run the cells on Dask, then compare (see the module docstring).
+
+    The runs are stored in ``runs`` (NetCDF, :class:`~amsgd.validation.paper_dnn_runs.DnnRuns`), each
+    cell persisted in ``runs + ".parts/"`` as it finishes: an interrupted validation continues from the
+    cells stored, and a finished file of the same setup is reused. They run on ``client``, else on the
+    Dask scheduler at ``scheduler``, else on a local cluster of ``n_workers`` threads (default: one per
+    core) (:func:`~amsgd.sweep.run.run_sweep`)."""
     from amsgd.diffusion.theory.model_point import model_point
     from amsgd.diffusion.theory.model_predictions import ModelPredictions, predict_model, sharpness_along
     from amsgd.diffusion.theory.options import PredictOptions
@@ -191,38 +185,46 @@ def run_paper_dnn(setup: DnnSetup | None = None, *, progress: bool | None = None
     theory = predict_model(base, options)
     plain = simulate_model(base.with_params(mu=0.0), setup.steps, 1, rng=setup.seed, progress=False).last_iterates[0]
     trained = ModelPredictions(base, model_point(base, plain, source="end of a plain SGD run"), options)
-    total = len(setup.protocols) * len(setup.delays) * len(setup.workers) * len(setup.mus)
-    with counter(total, "runs", "paper-dnn runs", show=progress) as count:
-        cells = []
-        for protocol, delay, m, mu in itertools.product(setup.protocols, setup.delays, setup.workers, setup.mus):
-            cells.append(_cell(setup, base, theory, trained, protocol, delay, m, mu))
-            count.update(1)
+    predicted = [_predict_cell(setup, base, theory, trained, *cell) for cell in setup.cells()]
+    outcome = run_sweep(DnnRuns(setup, base), runs, resume=True, client=client, scheduler=scheduler,
+                        n_workers=n_workers, local_processes=False, progress=progress)  # fmt: skip
+    cells = [_measured_cell(outcome.dataset, cell) for cell in predicted]
     start = start_points(base, 1, rng=setup.seed)[0]
     sharp = sharpness_along(base, np.stack([start, plain, theory.point.x]))
     sharpness = {"at_start": float(sharp[0]), f"after_{setup.steps}_steps_of_plain_sgd": float(sharp[1]),
                  "at_minimum": float(sharp[2])}  # fmt: skip
     report = DnnReport(setup, theory.point.loss, theory.point.eigenvalues[: theory.point.top], sharpness, cells,
-                       time.perf_counter() - began)  # fmt: skip
+                       time.perf_counter() - began, runs={"file": str(outcome.path), "cells": outcome.points,
+                                                          "computed": outcome.computed, "reused": outcome.reused})  # fmt: skip
     report.checks.extend(best_mu_checks(report))
     return report
 
 
-def _cell(setup: DnnSetup, base: ModelProblem, theory, trained, protocol: str, delay: str, m: int, mu: float) -> Cell:
-    """Predict one cell at x* (and at the end of a plain run), then simulate it."""
-    from amsgd.simulate.model_engine import simulate_model, start_points
+def _predict_cell(setup: DnnSetup, base: ModelProblem, theory, trained, protocol: str, delay: str, m: int,
+                  mu: float) -> Cell:  # fmt: skip
+    """One cell predicted at x* (and its stability at the end of a plain run), before any run; the
+    measured outcomes are left empty."""
+    from amsgd.simulate.model_engine import start_points
 
-    law = RoundRobinDelay(m) if delay == "workers" else EventDrivenDelay(m)
-    offsets = theory.point.mean_square_offsets(start_points(base, setup.replicates, rng=setup.seed + m))
+    law = delay_law(delay, m)
+    offsets = theory.point.mean_square_offsets(start_points(base, setup.replicates, rng=setup.seed_for(m)))
     eta = setup.eta_for(protocol, mu)
     horizon = setup.eta_for(protocol, 0.0)
     cell = theory.cell(eta, mu, law, horizon_eta=horizon)
     stable_trained = trained.cell(eta, mu, law, horizon_eta=horizon).stable
     excess = theory.excess_after(setup.steps, eta, mu, law, offsets) if cell.stable else np.inf
-    run = simulate_model(base.with_params(eta=eta, mu=mu, delay=law), setup.steps, setup.replicates,
-                         rng=setup.seed + m, record_every=setup.steps, progress=False)  # fmt: skip
-    return Cell(protocol, delay, m, mu, eta, cell.stable, stable_trained, cell.rate, excess,
-                run.values["train_loss"][:, -1], run.values["validation_loss"][:, -1],
-                run.values["validation_accuracy"][:, -1], run.diverged_fraction)  # fmt: skip
+    empty = np.empty(0)
+    return Cell(protocol, delay, m, mu, eta, cell.stable, stable_trained, cell.rate, excess, empty, empty, empty, np.nan)
+
+
+def _measured_cell(runs, predicted: Cell) -> Cell:
+    """``predicted`` with the measured outcomes of its runs (the Dataset of :class:`DnnRuns`)."""
+    from dataclasses import replace
+
+    at = runs.sel(protocol=predicted.protocol, delay=predicted.delay, workers=predicted.workers, mu=predicted.mu)
+    return replace(predicted, train_loss=at["train_loss"].values, val_loss=at["validation_loss"].values,
+                   val_accuracy=at["validation_accuracy"].values,
+                   diverged_fraction=float(at["diverged_fraction"]))  # fmt: skip
 
 
 def best_mu_checks(report: DnnReport) -> list[Check]:

@@ -121,7 +121,7 @@ def markdown(report: DnnReport, figures: Sequence[Path], command: str | None) ->
         "plain SGD is shown beside it); the predicted best μ is the stable μ with the lowest predicted training "
         "loss after the budget (floor plus the transient of every Hessian mode from the runs' start points, at x*).",
         "",
-        f"**{passed}/{len(report.checks)} checks pass** ({report.elapsed:.0f} s).",
+        f"**{passed}/{len(report.checks)} checks pass** ({report.elapsed:.0f} s{_reuse(report.runs)}).",
         "",
         "## Findings (measured, by final training loss)",
         "",
@@ -141,3 +141,11 @@ def markdown(report: DnnReport, figures: Sequence[Path], command: str | None) ->
     lines += ["## Checks", ""] + check_table(report.checks) + [""]
     lines += [f"![{Path(f).stem}]({Path(f).name})" for f in figures]
     return "\n".join(lines) + "\n"
+
+
+def _reuse(runs: dict) -> str:
+    """How many cells were taken from a stored runs file rather than computed by this run ("" if none)."""
+    reused = runs.get("reused", 0)
+    if not reused:
+        return ""
+    return f"; {reused} of the {runs['cells']} cells' runs were reused from {Path(runs['file']).name}, computed earlier"

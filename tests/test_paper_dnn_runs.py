@@ -1,0 +1,127 @@
+"""The paper-dnn cells on the sweep machinery (:mod:`amsgd.validation.paper_dnn_runs`): the same
+numbers as a plain loop over the cells, paired seeds, the same Dataset after an interruption, and a
+stored file of another setup refused."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from amsgd import ProblemError
+from amsgd.core.models import ModelProblem, load_data
+from amsgd.sweep.run import run_sweep
+from amsgd.validation.paper_dnn_runs import DnnRuns, DnnSetup, delay_law
+
+from helpers.datasets import Interrupted, assert_same
+
+SETUP = DnnSetup(steps=60, replicates=3, hidden=8, workers=(1, 4), mus=(0.0, 0.5), protocols=("fixed-eta", "fixed-effective"))
+
+
+@pytest.fixture(scope="module")
+def runs() -> DnnRuns:
+    base = ModelProblem("mlp", load_data("digits"), eta=SETUP.eta, batch=SETUP.batch, l2=SETUP.l2, hidden=SETUP.hidden)
+    return DnnRuns(SETUP, base)
+
+
+@pytest.fixture(scope="module")
+def client():
+    from amsgd.sweep.cluster import dask_client
+
+    with dask_client(n_workers=2) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def reference(runs, client, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "runs.nc"
+    return run_sweep(runs, out, client=client, progress=False).dataset
+
+
+def test_cells_are_numbered_in_c_order_with_paired_seeds(runs):
+    cells = SETUP.cells()
+    assert len(cells) == runs.size == 2 * 2 * 2 * 2
+    assert cells[0] == ("fixed-eta", "workers", 1, 0.0) and cells[-1] == ("fixed-effective", "ps", 4, 0.5)
+    tasks = runs.tasks(range(runs.size))
+    for task, (protocol, delay, m, mu) in zip(tasks, cells, strict=True):
+        assert task.seed == SETUP.seed + m  # every μ, protocol and delay kind of M workers: one stream
+        assert task.problem.mu == mu and task.problem.eta == pytest.approx(SETUP.eta_for(protocol, mu))
+        assert task.problem.delay == delay_law(delay, m)
+    assert SETUP.eta_for("fixed-effective", 0.5) == pytest.approx(0.5 * SETUP.effective_eta)
+
+
+@pytest.mark.slow
+def test_two_threads_give_the_numbers_of_a_plain_loop_over_the_cells(runs, reference):
+    from amsgd.simulate.model_engine import simulate_model
+
+    for protocol, delay, m, mu in SETUP.cells():
+        problem = runs.base.with_params(eta=SETUP.eta_for(protocol, mu), mu=mu, delay=delay_law(delay, m))
+        run = simulate_model(problem, SETUP.steps, SETUP.replicates, rng=SETUP.seed + m, progress=False)
+        at = reference.sel(protocol=protocol, delay=delay, workers=m, mu=mu)
+        for name in ("train_loss", "validation_loss", "validation_accuracy"):
+            assert at[name].values.tobytes() == run.values[name][:, -1].tobytes(), (protocol, delay, m, mu, name)
+        assert float(at["diverged_fraction"]) == run.diverged_fraction
+    assert reference["eta"].sel(protocol="fixed-effective", mu=0.5) == pytest.approx(0.5 * SETUP.effective_eta)
+
+
+@pytest.mark.slow
+def test_an_interrupted_run_resumes_to_the_same_dataset(runs, reference, client, tmp_path):
+    out = tmp_path / "runs.nc"
+    stored = []
+
+    def stop(index: int, record: dict) -> None:
+        stored.append(index)
+        if len(stored) == 3:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        run_sweep(runs, out, client=client, progress=False, on_point=stop)
+    assert not out.exists() and len(list((tmp_path / "runs.nc.parts").glob("*.json"))) >= 3
+    outcome = run_sweep(runs, out, resume=True, client=client, progress=False)
+    assert outcome.reused >= 3 and outcome.computed == runs.size - outcome.reused
+    assert_same(outcome.dataset, reference)
+    again = run_sweep(runs, out, resume=True, client=client, progress=False)  # finished: nothing computed
+    assert again.computed == 0
+    assert_same(again.dataset, reference)
+
+
+@pytest.mark.slow
+def test_a_stored_file_of_another_setup_is_refused(runs, reference, client, tmp_path):
+    from dataclasses import replace
+
+    out = tmp_path / "runs.nc"
+    from amsgd.sweep.dataset import write_dataset
+
+    write_dataset(reference, out)
+    other = DnnRuns(replace(SETUP, seed=SETUP.seed + 1), runs.base)
+    with pytest.raises(ProblemError, match="differs in setup"):
+        run_sweep(other, out, resume=True, client=client, progress=False)
+
+
+@pytest.mark.slow
+def test_the_validation_reuses_a_finished_runs_file_and_says_so(runs, reference, tmp_path):
+    from amsgd.sweep.dataset import write_dataset
+    from amsgd.validation.paper_dnn import run_paper_dnn
+    from amsgd.validation.paper_dnn_report import write_dnn_report
+
+    write_dataset(reference, tmp_path / "runs.nc")
+    report = run_paper_dnn(SETUP, runs=tmp_path / "runs.nc", progress=False)
+    assert report.runs["computed"] == 0 and report.runs["reused"] == runs.size
+    for cell in report.cells:  # every cell carries its own runs, predicted before them
+        at = reference.sel(protocol=cell.protocol, delay=cell.delay, workers=cell.workers, mu=cell.mu)
+        assert cell.train_loss.tobytes() == at["train_loss"].values.tobytes()
+        assert cell.val_accuracy.tobytes() == at["validation_accuracy"].values.tobytes()
+    text = write_dnn_report(report, tmp_path, [])[2].read_text()
+    assert f"{runs.size} of the {runs.size} cells' runs were reused from runs.nc" in text
+
+
+def test_a_file_that_is_not_the_runs_is_refused(runs, tmp_path):
+    junk = tmp_path / "junk.nc"
+    junk.write_bytes(b"not netcdf")
+    with pytest.raises(ProblemError, match="is not a NetCDF file written by amsgd validate --preset paper-dnn"):
+        runs.read(junk)
+    import xarray as xr
+
+    other = tmp_path / "other.nc"
+    xr.Dataset({"x": ("i", np.arange(3.0))}).to_netcdf(other, engine="h5netcdf")
+    with pytest.raises(ProblemError, match="not the runs of amsgd validate --preset paper-dnn"):
+        runs.read(other)
