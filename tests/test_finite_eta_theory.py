@@ -226,3 +226,22 @@ def test_family_boundary_is_where_the_second_moment_radius_crosses_one(spec):
     radius = [second_moment_operator_radius(p.coefficients, problem.eta, problem.mu, d.pmf())[0] for d in (inside, outside)]
     assert radius[0] < 1.0 <= radius[1]
     assert p.to_dict()["stability"]["mean_square"]["family_boundary"]["largest_stable"] == x
+
+
+@pytest.mark.parametrize("radius", [0.3, 0.999, 1.001, 3.0])
+def test_the_perron_sign_test_agrees_with_the_eigenvalues(radius):
+    """``perron_below_one`` (one linear solve) against the spectral radius from the eigenvalues, on
+    nonnegative matrices dense, sparse and reducible (a zero block), scaled to radius."""
+    from amsgd.diffusion.theory.second_moments import perron_below_one
+
+    rng = np.random.default_rng(int(radius * 1000))
+    for n in (1, 5, 40, 200):
+        for density in (1.0, 0.1):
+            f = rng.random((n, n)) * (rng.random((n, n)) < density)
+            f[: n // 2, n // 2 :] = 0.0  # reducible
+            top = np.max(np.abs(np.linalg.eigvals(f)))
+            if top == 0.0:
+                continue
+            f *= radius / top
+            assert perron_below_one(f) == (radius < 1.0), (n, density)
+    assert not perron_below_one(np.array([[np.inf]])) and perron_below_one(np.zeros((0, 0)))

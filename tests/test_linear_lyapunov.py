@@ -198,3 +198,78 @@ def test_batched_gains_equal_the_one_mode_solution(tau):
     rates = np.linspace(0.001, 0.05, 40)
     batched = stationary_gains(rates, 0.05, 0.9, tau)
     np.testing.assert_allclose(batched, [scaled_gain(r, 0.05, 0.9, tau) for r in rates], rtol=1e-9)
+
+
+def _impulse_variance(row: np.ndarray, steps: int) -> float:
+    """``Σ_k h_k²`` of the impulse response of ``x_{k+1} = Σ_j c_j x_{k−j} + e`` over ``steps`` steps, with
+    compensated summation: ``γ(0)`` per unit noise up to a tail of order ``ρ^{2 steps}``."""
+    taps = np.flatnonzero(row)
+    history = np.zeros(row.size + steps)
+    history[row.size - 1] = 1.0  # h_0
+    total, carry = 0.0, 0.0
+    for k in range(steps):
+        t = row.size - 1 + k
+        value = history[t]
+        y = value * value - carry
+        s = total + y
+        carry, total = (s - total) - y, s
+        history[t + 1] = float(row[taps] @ history[t - taps])
+    return total
+
+
+@pytest.mark.parametrize("tau, mu, rate", [(0, 0.9, 2.0), (3, -0.3, 1.5), (70, 0.0, 3.0), (70, 0.5, 1.0),
+                                           (300, 0.0, 1.0), (300, 0.9, 0.1), (300, 0.99, 0.01)])  # fmt: skip
+def test_step_down_variance_is_the_sum_of_the_squared_impulse_response(tau, mu, rate):
+    """The Schur–Cohn step-down against the impulse response summed until its tail is below 1e-20 (both
+    lose digits near the unit circle: ρ = 0.9999 at μ = 0.99)."""
+    from amsgd.diffusion.theory.linear_recursion import ar_coefficient_rows, spectral_radii
+    from amsgd.diffusion.theory.lyapunov import step_down_variance
+
+    eta = 5e-4
+    row = ar_coefficient_rows(np.array([rate]), eta, mu, tau)
+    radius = spectral_radii(np.array([rate]), eta, mu, tau)[0]
+    steps = int(np.log(1e-20) / np.log(radius)) + 10
+    assert radius < 1 and steps < 200_000
+    np.testing.assert_allclose(step_down_variance(row)[0], _impulse_variance(row[0], steps), rtol=1e-8)
+
+
+@pytest.mark.slow
+def test_stationary_gains_at_long_delays_equal_the_yule_walker_solutions_in_little_memory():
+    """Above the dense limit the batch uses the step-down: the same gains as each mode's sparse
+    Yule–Walker solve (slow modes near the unit circle included) and as the dense batch, with no
+    τ²-sized array per mode (a dense batch of these 400 modes at τ = 1000 would hold 3.2 GB)."""
+    import tracemalloc
+
+    import amsgd.diffusion.theory.lyapunov as lyapunov
+    from amsgd.diffusion.theory.linear_recursion import ar_coefficient_rows
+    from amsgd.diffusion.theory.lyapunov import autocovariance
+
+    eta, mu = 5e-4, 0.9
+    rates = np.geomspace(1e-3, 1.0, 12)  # every one mean-stable at both delays (ρ from 0.99 to 1 − 5e-6)
+    for tau in (63, 150):
+        step_down = lyapunov.stationary_gains(rates, eta, mu, tau)
+        sparse = [eta**2 * autocovariance(row)[0] for row in ar_coefficient_rows(rates, eta, mu, tau)]
+        np.testing.assert_allclose(step_down, sparse, rtol=1e-6)
+    dense_limit = lyapunov._DENSE_UNKNOWNS
+    try:
+        lyapunov._DENSE_UNKNOWNS = 10_000
+        dense = lyapunov.stationary_gains(rates, eta, mu, 150)
+    finally:
+        lyapunov._DENSE_UNKNOWNS = dense_limit
+    np.testing.assert_allclose(lyapunov.stationary_gains(rates, eta, mu, 150), dense, rtol=1e-6)
+    many = np.geomspace(1e-3, 0.3, 400)
+    tracemalloc.start()
+    gains = lyapunov.stationary_gains(many, eta, mu, 1000)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert np.all(np.isfinite(gains)) and np.all(gains > 0)
+    assert peak < 50e6, peak  # the coefficients and a few copies: 400 × 1002 × 8 bytes each
+
+
+def test_step_down_variance_marks_an_unstable_autoregression():
+    from amsgd.diffusion.theory.lyapunov import step_down_variance
+
+    rows = np.array([[1.9, -0.95, 0.0], [1.0, 0.5, 0.0], [0.5, 0.0, 0.0]])  # stable, unstable, AR(1)
+    out = step_down_variance(rows)
+    assert np.isinf(out[1]) and np.isfinite(out[0])
+    assert out[2] == pytest.approx(1 / (1 - 0.25), rel=1e-14)

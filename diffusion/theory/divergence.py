@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 
 from amsgd.core.distributions import Gaussian, Rademacher, SampledDistribution, StudentT
 from amsgd.core.estimates import json_float
@@ -38,6 +38,7 @@ from amsgd.diffusion.theory.linear_recursion import DelayLaw
 #: Gaussian draws averaged over for the tail probability (fixed seed: reproducible numbers).
 TAIL_DRAWS = 200_000
 TAIL_SEED = 20181204
+_TAIL_BLOCK = 4_000_000  # normals drawn at once
 #: Iterations of the noise-free recursion, and the norm beyond which it counts as blown up.
 FATE_ITERATIONS = 20_000
 IMPULSE_ITERATIONS = 4_000
@@ -137,14 +138,27 @@ def impulse_probability(problem: Problem, impulse: float) -> float:
     if isinstance(dist, SampledDistribution):
         y = dist.moment_samples_for(problem.eigenvalues, problem.basis)
         return float(np.mean(y[:, 0] ** 2 * np.sum(y[:, 1:] ** 2, axis=1) > t))
-    z = np.random.default_rng(TAIL_SEED).standard_normal((TAIL_DRAWS, lam.size))
-    q = np.sum(lam[1:] * z[:, 1:] ** 2, axis=1)  # ‖Y_⊥‖² of the Gaussian part
+    z_first, q = _gaussian_parts(lam)
     if isinstance(dist, Gaussian):
         return float(np.mean(special.erfc(np.sqrt(t / (2.0 * lam[0] * q)))))
     if isinstance(dist, StudentT):
-        w_limit = (dist.nu - 2.0) * np.sqrt(lam[0] * z[:, 0] ** 2 * q / t)
-        return float(np.mean(stats.chi2.cdf(w_limit, dist.nu)))
+        w_limit = (dist.nu - 2.0) * np.sqrt(lam[0] * z_first**2 * q / t)
+        return float(np.mean(special.chdtr(dist.nu, w_limit)))  # the χ²_ν distribution function
     raise TypeError(f"no tail for distribution {dist.spec}")
+
+
+def _gaussian_parts(lam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``z_1`` and ``Σ_{i>1} λ_i z_i²`` of :data:`TAIL_DRAWS` standard normal vectors z (seed
+    :data:`TAIL_SEED`), drawn a block of rows at a time: the same numbers as one ``(draws, d)`` array,
+    in memory of order ``draws`` rather than ``draws × d``."""
+    rng = np.random.default_rng(TAIL_SEED)
+    rows = max(1, _TAIL_BLOCK // lam.size)
+    z_first, q = np.empty(TAIL_DRAWS), np.empty(TAIL_DRAWS)
+    for start in range(0, TAIL_DRAWS, rows):
+        z = rng.standard_normal((min(rows, TAIL_DRAWS - start), lam.size))
+        z_first[start : start + z.shape[0]] = z[:, 0]
+        q[start : start + z.shape[0]] = np.sum(lam[1:] * z[:, 1:] ** 2, axis=1)  # ‖Y_⊥‖² of the Gaussian part
+    return z_first, q
 
 
 def noise_free_fate(problem: Problem, tau: int, stable: bool) -> str:

@@ -85,15 +85,23 @@ def autocovariance(coefficients: np.ndarray, noise_variance: float = 1.0) -> np.
     return scipy.sparse.linalg.spsolve(system, rhs)[: c.size]
 
 
+#: Above this many Yule–Walker unknowns (τ + 3) the batched gains come from the step-down recursion.
+_DENSE_UNKNOWNS = 64
+
+
 def stationary_gains(rates: np.ndarray, eta: float, mu: float, tau: int) -> np.ndarray:
     """``η² γ_i(0)`` for many mean-stable modes at a constant delay τ: the stationary ``Var x`` per unit
-    noise of each mode, the Yule–Walker systems of :func:`autocovariance` solved as one batch of
-    dense ``(τ + 3)``-square systems (the caller ensures every mode is mean-stable)."""
+    noise of each mode (the caller ensures every mode is mean-stable). Up to :data:`_DENSE_UNKNOWNS`
+    unknowns, the Yule–Walker systems of :func:`autocovariance` solved as one batch of dense
+    ``(τ + 3)``-square systems; above, :func:`step_down_variance` (``O(τ²)`` per mode instead of
+    ``O(τ³)``, and no ``τ²`` memory per mode)."""
     rates = np.asarray(rates, dtype=float)
     if rates.size == 0:
         return np.zeros(0)
     c = ar_coefficient_rows(rates, eta, mu, tau)
     n = c.shape[1] + 1
+    if n > _DENSE_UNKNOWNS:
+        return eta**2 * step_down_variance(c)
     h = np.arange(n)[:, None]
     j = np.arange(c.shape[1])[None, :]
     lags = np.where(h == 0, j + 1, np.abs(h - 1 - j))  # (n, L + 1)
@@ -107,6 +115,20 @@ def stationary_gains(rates: np.ndarray, eta: float, mu: float, tau: int) -> np.n
     gamma0 = np.concatenate([np.linalg.solve(system[i : i + chunk], rhs[i : i + chunk, :, None])[:, 0, 0]
                              for i in range(0, rates.size, chunk)])  # fmt: skip
     return eta**2 * gamma0
+
+
+def step_down_variance(coefficients: np.ndarray) -> np.ndarray:
+    """``γ(0)`` per unit noise of each row's stable autoregression ``x_{k+1} = Σ_{j=0}^{L} c_j x_{k−j} + e``.
+
+    The Schur–Cohn (Levinson) step-down: with ``a^{(p)} = c`` (p = L + 1 taps), the reflection
+    coefficient ``κ_m = a^{(m)}_m`` and ``a^{(m−1)}_j = (a^{(m)}_j + κ_m a^{(m)}_{m−j}) / (1 − κ_m²)`` for
+    m = p, ..., 1; the innovation variances of the orders satisfy ``σ²_{m−1} = σ²_m / (1 − κ_m²)``, so
+    ``γ(0) = σ²_0 = 1 / Π_m (1 − κ_m²)``. The autoregression is stable iff every ``|κ_m| < 1``; a row
+    where one is not gets ``inf``. ``O(p²)`` operations per row (:mod:`.step_down`).
+    """
+    from amsgd.diffusion.theory.step_down import step_down_rows  # compiled: imported where first needed
+
+    return step_down_rows(np.array(coefficients, dtype=float, ndmin=2, order="C"))
 
 
 def geometric_moments(rate: float, eta: float, mu: float, q: float, lam: float = 1.0) -> tuple[float, float, float]:

@@ -35,7 +35,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.integrate
 import scipy.optimize
 
 from amsgd.core.estimates import json_float
@@ -144,6 +143,22 @@ def perron_root(matrix: np.ndarray) -> float:
     return float(np.max(np.abs(np.linalg.eigvals(matrix)))) if matrix.size else 0.0
 
 
+def perron_below_one(matrix: np.ndarray) -> bool:
+    """Whether the spectral radius of a nonnegative matrix F is below one, by one linear solve instead
+    of an eigenvalue problem: ``(I − F) v = 1`` has a solution ``v > 0`` iff ``ρ(F) < 1`` (if ρ < 1,
+    ``v = Σ_k F^k 1 >= 1``; conversely ``F v = v − 1 < v`` with ``v > 0`` bounds ρ(F) by
+    ``max_i (F v)_i / v_i < 1``, Collatz–Wielandt)."""
+    if not np.all(np.isfinite(matrix)):
+        return False
+    if matrix.size == 0:
+        return True
+    try:
+        v = np.linalg.solve(np.eye(matrix.shape[0]) - matrix, np.ones(matrix.shape[0]))
+    except np.linalg.LinAlgError:  # ρ(F) = 1 exactly
+        return False
+    return bool(np.all(v > 0.0))
+
+
 def stationary_variances(c: Coefficients, eta: float, mu: float, delay: Delay,
                          g: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
     """``v`` solving ``(I − diag(G) C) v = G ⊙ s``; ``inf`` everywhere when not mean-square stable.
@@ -166,6 +181,8 @@ def curvature_mean(variances: np.ndarray) -> float:
     def integrand(t: float) -> float:
         grow = 1.0 + 2.0 * t * v
         return float(np.sum(v / grow) * np.prod(grow**-0.5) * np.exp(-t))
+
+    import scipy.integrate  # only here: its import costs a derivation's start-up
 
     return float(scipy.integrate.quad(integrand, 0.0, np.inf, limit=200, epsabs=0.0, epsrel=1e-10)[0])
 
@@ -235,7 +252,7 @@ def mean_square_stable(c: Coefficients, eta: float, mu: float, tau: int, critica
         return False
     # every mode is mean-stable here, which is all the gains need to know of its radius
     stable = np.zeros(c.rates.size)
-    return perron_root(gains(c.rates, eta, mu, tau, 1.0, stable)[:, None] * c.coupling) < 1.0
+    return perron_below_one(gains(c.rates, eta, mu, tau, 1.0, stable)[:, None] * c.coupling)
 
 
 def largest_mean_square_delay(c: Coefficients, eta: float, mu: float, critical: np.ndarray) -> int | None:
