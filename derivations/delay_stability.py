@@ -96,15 +96,19 @@ class DominantRoot:
 
 @lru_cache(maxsize=1)
 def dominant_root_expansion() -> DominantRoot:
-    """The root near 1, ``z = 1 + c_1 η + c_2 η²``, for symbolic τ."""
+    """The root near 1, ``z = 1 + c_1 η + c_2 η²``, for symbolic τ.
+
+    ``p(z)/z^{τ−1} = z² − (1 + μ) z + μ + η a z^{1−τ}``; the last term carries a factor η, so to
+    O(η²) it needs ``z^{1−τ}`` to first order only, ``1 + (1 − τ) c_1 η`` (the binomial series of
+    ``(1 + c_1 η + c_2 η²)^{1−τ}``), and the rest is a polynomial in η: its η and η² coefficients give
+    c_1 and c_2. The rate ``log(z)/η = c_1 + (c_2 − c_1²/2) η + O(η²)`` is the series of
+    ``log(1 + x)`` to second order in ``x = c_1 η + c_2 η²``."""
     c1, c2 = sp.symbols("c_1 c_2")
-    # p(z)/z^{τ−1} = z² − (1 + μ) z + μ + η a z^{1−τ}, with z^{1−τ} = exp((1 − τ) log z).
     zz = 1 + c1 * eta + c2 * eta**2
-    reduced = zz**2 - (1 + mu) * zz + mu + eta * a * sp.exp((1 - tau) * sp.log(zz))
-    series = sp.expand(sp.series(reduced, eta, 0, 3).removeO())
-    first = sp.solve(series.coeff(eta, 1), c1)[0]
-    second = sp.solve(series.coeff(eta, 2).subs(c1, first), c2)[0]
-    rate = sp.expand(sp.series(sp.log(1 + first * eta + second * eta**2) / eta, eta, 0, 2).removeO())
+    reduced = sp.expand(zz**2 - (1 + mu) * zz + mu + eta * a * (1 + (1 - tau) * c1 * eta))
+    first = sp.solve(reduced.coeff(eta, 1), c1)[0]
+    second = sp.solve(reduced.coeff(eta, 2).subs(c1, first), c2)[0]
+    rate = sp.expand(first + (second - first**2 / 2) * eta)
     return DominantRoot(sp.factor(first), sp.factor(second), sp.collect(rate, eta, sp.factor))
 
 
