@@ -16,7 +16,10 @@ coupled modes), every mode follows the delayed momentum recursion of :mod:`.line
   :meth:`ModelPredictions.ranking`); the best momentum for that budget is the stable μ with the
   fastest such rate. The relaxation time of the slowest curved mode says how many iterations a run
   needs before the floor is reached;
-* per worker count M (τ = M − 1) the best momentum by rate and by floor (:func:`.tradeoff.tradeoff`).
+* per worker count M (τ = M − 1) the best momentum by rate and by floor (:func:`.tradeoff.tradeoff`);
+* for a model with at most :data:`.full_moments.FULL_MOMENTS_MAX` parameters at a constant delay,
+  the **full second moments** (:mod:`.full_moments`): the stationary covariance with every
+  cross-covariance of the per-example Hessians kept, its loss floor and mean-square stability.
 
 Everything is exact for the linearisation at the point it uses (``point.source``); where the
 Hessian changes along training (a network's sharpness grows), the prediction holds for runs near
@@ -33,6 +36,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from amsgd.core.estimates import json_float
+from amsgd.diffusion.theory.full_moments import FullMoments, applies, full_second_moments
 from amsgd.diffusion.theory.linear_recursion import (
     DelayLaw,
     decay_rate,
@@ -123,6 +127,17 @@ class ModelPredictions:
     def floor(self) -> LossFloor:
         p = self.problem
         return loss_floor(self.point, p.eta, p.mu, self.law)
+
+    @cached_property
+    def full_moments(self) -> FullMoments | None:
+        """The full second moments at the problem's η, μ and delay (:mod:`.full_moments`); None when
+        the model has more than :data:`~.full_moments.FULL_MOMENTS_MAX` parameters, the delay is not
+        constant or longer than :data:`~.full_moments.FULL_MOMENTS_MAX_DELAY`, or the spectrum is not
+        complete."""
+        p = self.problem
+        if not applies(self.point.x.size, self.law, self.point.full):
+            return None
+        return full_second_moments(p, self.point, p.eta, p.mu, self.law)
 
     @cached_property
     def rate(self) -> float:
@@ -227,6 +242,7 @@ class ModelPredictions:
             },
             "stationary_loss": {"excess": self.floor.to_dict(), "loss_at_minimum": self.point.loss,
                                 "value": json_float(self.point.loss + self.floor.value)},
+            "full_second_moments": None if self.full_moments is None else self.full_moments.to_dict(),
             "rate_per_iteration": json_float(self.rate),
             "relaxation_iterations": json_float(self.relaxation_iterations),
             "tradeoff": self.tradeoff(self.options.tradeoff_mus, self.options.tradeoff_workers).to_dict(),

@@ -1,0 +1,251 @@
+"""The full stationary covariance of a small model at its minimum: every cross-covariance kept.
+
+:mod:`.model_predictions` keeps the diagonal of the stationary covariance in the Hessian's eigenbasis
+(``v_i = G_i (s_i + Σ_j C_ij v_j)``). Where the per-example Hessians have large, correlated entries
+(heavy-tailed features) the cross-covariances feed back and that is not enough. For models with at
+most :data:`FULL_MOMENTS_MAX` parameters and a constant delay τ this module solves for the whole
+covariance.
+
+**The recursion.** Near x*, ``h = x − x*`` follows
+
+    h_{k+1} = (1 + μ) h_k − μ h_{k−1} − η (A_k h_{k−τ} + b_k),
+
+``A_k`` the minibatch Hessian and ``b_k`` the minibatch gradient of the objective at x* (B examples
+drawn with replacement; exact for least squares, the quadratic approximation otherwise);
+``E A_k = H``, ``E b_k = ∇L(x*) ≈ 0``. With ``ξ_k = (A_k − H) h_{k−τ} + b_k`` it is the mean recursion
+driven by ``−η ξ_k``. Batch k is independent of the past, so ``ξ_k`` is a martingale difference
+(white), and with ``X = Cov h`` in stationarity (the same for ``h_{k−τ}``) and ``E h = 0``
+
+    E ξ ξᵀ = E[(A − H) X (A − H)] + E b bᵀ = (E_n[D_n X D_n] + S_g) / B + ∇L ∇Lᵀ,
+
+``D_n = H_n − H`` (``H_n`` the Hessian of example n's loss at x*, the ridge cancels in the
+difference), ``S_g = Cov_n(g_n)`` (``g_n`` example n's gradient); the cross term
+``E[(A − H) h bᵀ] = E[(A − H) (E h) bᵀ]`` vanishes because h_{k−τ} is independent of batch k and
+``E h = 0``. A B-sample mean of i.i.d. draws has covariance ``1/B`` of one draw's.
+
+**Cross gains.** In the eigenbasis ``H = Q Λ Qᵀ`` the mean dynamics decouple: coordinate i is
+``x_{k+1} = Σ_j c^{(i)}_j x_{k−j} + η ζ_{i,k}`` (``c^{(i)}`` the taps of :func:`.linear_recursion.ar_coefficients`
+at rate λ_i), so ``h_i = η Σ_m r_i(m) ζ_{i,k−1−m}`` with ``r_i`` its unit impulse response, and, ζ white,
+
+    X_ij = G_ij W_ij,    G_ij = η² Σ_{m>=0} r_i(m) r_j(m),    W = Qᵀ (E ξ ξᵀ) Q,
+
+``G_ii`` the gain ``G_i`` of :func:`.lyapunov.stationary_gains`. ``G_ij / η²`` is ``γ(0)`` of the
+cross-covariance ``γ(h) = E[x_t y_{t−h}]`` of two autoregressions driven by the same unit noise,
+which solves the cross Yule–Walker system (:func:`cross_gains`): ``γ(0) = Σ_j a_j γ(−1−j) + 1``,
+``γ(h) = Σ_j a_j γ(h−1−j)`` for ``h = 1 .. L+1`` (x's recursion; its noise is independent of y's past)
+and ``γ(h) = Σ_j b_j γ(h+1+j)`` for ``h = −1 .. −(L+1)`` (y's): ``2L + 3`` unknowns per pair.
+
+**The stationary covariance** (all in eigen-coordinates, ``D_n ← Qᵀ D_n Q``) solves the linear system
+
+    X = T(X) + G ∘ S,    T(X) = G ∘ E_n[D_n X D_n] / B,    S = S_g / B + ∇L ∇Lᵀ,
+
+``P(P+1)/2`` unknowns (X is symmetric), solved directly. T maps positive semidefinite matrices to
+positive semidefinite ones (``E_n[D_n X D_n] ⪰ 0``, and G is a Gram matrix, so the Schur product
+theorem applies), so by Krein–Rutman its spectral radius ρ(T) is an eigenvalue with a PSD
+eigenvector, and ``X = Σ_k T^k(G ∘ S)`` converges iff ``ρ(T) < 1``. The second moments are stable iff
+every mode is mean-stable (τ below its critical delay) and ``ρ(T) < 1`` (the *feedback radius*,
+reported; the diagonal theory's counterpart is the Perron root of ``diag(G) C``). The loss floor is
+
+    E L(x) − L(x*) = ½ tr(Λ X) = ½ Σ_i λ_i X_ii,
+
+exact for least squares, the quadratic approximation otherwise. When every ``D_n`` is diagonal in the
+eigenbasis (or the law of D is invariant under sign changes of the eigen-coordinates) and S is
+diagonal, the off-diagonal X vanish and the diagonal is the diagonal theory's ``v``.
+
+Flat modes (``|λ| <= FLAT λ_max``: symmetries, dead units) are left out as in the diagonal theory;
+a point with negative curvature is not a minimum (floor ``inf``). Cost: ``N P⁴`` for the fluctuation
+operator, ``(P²/2)³/3`` for the solve, ``P²/2`` cross Yule–Walker systems of size ``2τ + 3``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from amsgd.core.errors import ProblemError
+from amsgd.core.estimates import json_float
+from amsgd.diffusion.theory.linear_recursion import Delay, ar_coefficient_rows, check_parameters, delay_law
+from amsgd.diffusion.theory.model_point import FLAT, ModelPoint
+from amsgd.diffusion.theory.stability import critical_delay
+
+if TYPE_CHECKING:
+    from amsgd.core.models import ModelProblem
+
+#: Largest parameter count for which the full covariance is solved (``P(P+1)/2`` unknowns, dense).
+FULL_MOMENTS_MAX = 100
+#: Largest constant delay it takes (``P²/2`` cross Yule–Walker systems of ``2τ + 3`` unknowns each).
+FULL_MOMENTS_MAX_DELAY = 64
+#: Examples per vectorised chunk of per-example Hessians.
+_CHUNK = 64
+#: Entries per chunk of the batched cross Yule–Walker systems (bounds their memory).
+_SYSTEM_ENTRIES = 4_000_000
+#: Entries per block of the fluctuation operator built at once (bounds its memory).
+_BLOCK_ENTRIES = 8_000_000
+
+
+@dataclass(frozen=True, eq=False)
+class FullMoments:
+    """The stationary covariance with every cross-covariance (module docstring).
+
+    ``covariance`` is X over the curved modes ``modes`` (indices into the point's eigenvalues), in
+    the eigenbasis; ``radius`` the feedback radius ρ(T); ``stable`` whether every mode is mean-stable
+    and ``ρ(T) < 1``. ``floor`` is ``½ Σ λ_i X_ii`` (``inf`` when not stable).
+    """
+
+    floor: float
+    covariance: np.ndarray
+    modes: np.ndarray
+    radius: float
+    stable: bool
+    mean_stable: bool
+
+    @property
+    def variances(self) -> np.ndarray:
+        return np.diag(self.covariance).copy()
+
+    def to_dict(self) -> dict:
+        return {"loss_floor": json_float(self.floor), "mean_square_stable": self.stable,
+                "radius": json_float(self.radius)}  # fmt: skip
+
+
+def cross_gains(rates: np.ndarray, eta: float, mu: float, tau: int) -> np.ndarray:
+    """``G_ij = η² Σ_m r_i(m) r_j(m)`` for mean-stable modes at the constant delay τ (module docstring):
+    the stationary covariance of modes i and j per unit of common noise. The caller ensures every
+    mode is mean-stable."""
+    eta, mu = check_parameters(eta, mu)
+    rates = np.asarray(rates, dtype=float)
+    m = rates.size
+    if m == 0:
+        return np.zeros((0, 0))
+    c = ar_coefficient_rows(rates, eta, mu, int(tau))
+    taps = c.shape[1]  # L + 1
+    n = 2 * taps + 1  # γ(h), h = −(L+1) .. L+1, at index h + L + 1
+    first, second = np.triu_indices(m)
+    out = np.zeros((m, m))
+    chunk = max(1, _SYSTEM_ENTRIES // (n * n))
+    up = np.arange(0, taps + 1)  # h = 0 .. L+1: x's recursion
+    down = -np.arange(1, taps + 1)  # h = −1 .. −(L+1): y's recursion
+    for lo in range(0, first.size, chunk):
+        i, j = first[lo : lo + chunk], second[lo : lo + chunk]
+        system = np.zeros((i.size, n, n))
+        system[:, np.arange(n), np.arange(n)] = 1.0
+        for t in range(taps):
+            system[:, up + taps, up - 1 - t + taps] -= c[i, t : t + 1]
+            system[:, down + taps, down + 1 + t + taps] -= c[j, t : t + 1]
+        rhs = np.zeros((i.size, n, 1))
+        rhs[:, taps, 0] = 1.0
+        gamma0 = np.linalg.solve(system, rhs)[:, taps, 0]
+        out[i, j] = gamma0
+        out[j, i] = gamma0
+    return eta**2 * out
+
+
+def _fluctuation_operator(fluctuations: np.ndarray) -> np.ndarray:
+    """The matrix of ``X ↦ E_n[D_n X D_n]`` on the upper triangles (rows and columns
+    ``np.triu_indices(m)``): entry ``((a, b), (c, d))`` is ``E[D_ac D_bd] + E[D_ad D_bc]`` for c < d and
+    ``E[D_ac D_bc]`` for c = d (X symmetric)."""
+    d = np.asarray(fluctuations, dtype=float)
+    count, m, _ = d.shape
+    rows_a, rows_b = np.triu_indices(m)
+    cols_c, cols_d = np.triu_indices(m)
+    off = (cols_c != cols_d)[None, :]
+    out = np.empty((rows_a.size, cols_c.size))
+    flat = d.reshape(count, m * m)
+    block = max(1, _BLOCK_ENTRIES // m**3)
+    for lo in range(0, m, block):
+        hi = min(m, lo + block)
+        # gram[a − lo, c, b, d] = E_n[D_ac D_bd] for a in [lo, hi)
+        gram = (d[:, lo:hi, :].reshape(count, -1).T @ flat / count).reshape(hi - lo, m, m, m)
+        rows = np.flatnonzero((rows_a >= lo) & (rows_a < hi))
+        a, b = rows_a[rows, None] - lo, rows_b[rows, None]
+        out[rows] = gram[a, cols_c[None, :], b, cols_d[None, :]] + off * gram[a, cols_d[None, :], b, cols_c[None, :]]
+    return out
+
+
+def full_covariance(rates: np.ndarray, fluctuations: np.ndarray, additive: np.ndarray, eta: float, mu: float,
+                    tau: int, batch: int) -> tuple[np.ndarray, float, bool]:  # fmt: skip
+    """``(X, ρ(T), mean_stable)`` for curvatures ``rates`` (all > 0), the centred per-example Hessians
+    ``fluctuations`` ``(N, m, m)`` and the noise ``additive`` S ``(m, m)``, all in the eigenbasis, at the
+    constant delay τ with minibatches of ``batch`` (module docstring). X is ``inf`` when the second
+    moments are not stable."""
+    import scipy.sparse.linalg
+
+    rates = np.asarray(rates, dtype=float)
+    m = rates.size
+    if np.any(tau >= critical_delay(rates, eta, mu)):
+        return np.full((m, m), np.inf), float("inf"), False
+    g = cross_gains(rates, eta, mu, tau)
+    a, b = np.triu_indices(m)
+    feedback = g[a, b][:, None] * _fluctuation_operator(fluctuations) / batch
+    if feedback.shape[0] <= 64:
+        radius = float(np.max(np.abs(np.linalg.eigvals(feedback))))
+    else:
+        value = scipy.sparse.linalg.eigs(feedback, k=1, which="LM", return_eigenvectors=False, tol=1e-10)
+        radius = float(np.abs(value[0]))
+    if radius >= 1.0:
+        return np.full((m, m), np.inf), radius, True
+    u = np.linalg.solve(np.eye(a.size) - feedback, g[a, b] * np.asarray(additive, dtype=float)[a, b])
+    x = np.zeros((m, m))
+    x[a, b] = u
+    x[b, a] = u
+    return x, radius, True
+
+
+def full_second_moments(problem: ModelProblem, point: ModelPoint, eta: float, mu: float, delay: Delay) -> FullMoments:
+    """The stationary covariance of ``problem``'s iterate around ``point`` (its minimum) with every
+    cross-covariance, at step η, momentum μ and a constant delay (module docstring)."""
+    size = int(point.x.size)
+    law = delay_law(delay, as_iid=True)
+    if not applies(size, law, point.full):
+        raise ProblemError(f"the full second moments take a constant delay of at most {FULL_MOMENTS_MAX_DELAY} and "
+                           f"at most {FULL_MOMENTS_MAX} parameters; got {size} parameters and delay {law.spec}: use "
+                           "the diagonal theory (ModelPredictions.floor)")  # fmt: skip
+    eta, mu = check_parameters(eta, mu)
+    lam = point.eigenvalues
+    if np.any(lam < -FLAT * lam[0]):  # not a minimum
+        return FullMoments(float("inf"), np.full((0, 0), np.inf), np.zeros(0, int), float("inf"), False, False)
+    modes = np.flatnonzero(~point.flat())
+    q = point.vectors[:, modes]
+    fluctuations, additive = _per_example(problem, point.x, q)
+    x, radius, mean_stable = full_covariance(lam[modes], fluctuations, additive, eta, mu, law.constant, problem.batch)
+    stable = mean_stable and radius < 1.0
+    floor = 0.5 * float(lam[modes] @ np.diag(x)) if stable else float("inf")
+    return FullMoments(floor, x, modes, radius, stable, mean_stable)
+
+
+def applies(parameters: int, law, full_spectrum: bool) -> bool:
+    """Whether :func:`full_second_moments` takes a model of ``parameters`` parameters at the delay
+    law ``law`` (a :class:`~.linear_recursion.DelayLaw`) with its whole spectrum known."""
+    constant = law.constant
+    return parameters <= FULL_MOMENTS_MAX and constant is not None and constant <= FULL_MOMENTS_MAX_DELAY and full_spectrum
+
+
+def _per_example(problem: ModelProblem, x: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(D, S)``: the centred per-example Hessians ``Qᵀ H_n Q − Λ`` ``(N, m, m)`` and the additive noise
+    ``S = Cov_n(Qᵀ g_n)/B + (Qᵀ∇L)(Qᵀ∇L)ᵀ`` of the examples' losses at x, for the columns of ``q``."""
+    import jax
+    import jax.numpy as jnp
+
+    from amsgd.simulate.models import model_functions
+
+    with jax.enable_x64(True):
+        f = model_functions(problem)
+        z, y = jnp.asarray(problem.data.x_train), jnp.asarray(problem.data.y_train)
+        w, basis = jnp.asarray(x), jnp.asarray(q)
+
+        def example(zi, yi):
+            grad = jax.grad(lambda v: f.sample_losses(v, zi[None], yi[None])[0])
+            hq = jax.vmap(lambda v: jax.jvp(grad, (w,), (v,))[1])(basis.T)  # (m, p): H_n q_j
+            return basis.T @ grad(w), basis.T @ hq.T
+
+        batch = jax.jit(jax.vmap(example))
+        parts = [batch(z[i : i + _CHUNK], y[i : i + _CHUNK]) for i in range(0, z.shape[0], _CHUNK)]
+        grads = np.concatenate([np.asarray(g) for g, _ in parts])
+        hessians = np.concatenate([np.asarray(h) for _, h in parts])
+        mean_grad = np.asarray(jax.grad(lambda v: f.objective(v, z, y))(w)) @ q
+    hessians = 0.5 * (hessians + hessians.transpose(0, 2, 1))
+    centred = grads - grads.mean(axis=0)
+    additive = centred.T @ centred / grads.shape[0] / problem.batch + np.outer(mean_grad, mean_grad)
+    return hessians - hessians.mean(axis=0), additive
