@@ -245,3 +245,20 @@ def test_the_perron_sign_test_agrees_with_the_eigenvalues(radius):
             f *= radius / top
             assert perron_below_one(f) == (radius < 1.0), (n, density)
     assert not perron_below_one(np.array([[np.inf]])) and perron_below_one(np.zeros((0, 0)))
+
+
+@pytest.mark.slow
+def test_the_perron_root_of_a_large_matrix_by_arnoldi_equals_the_eigenvalues():
+    """Above the dense limit the Perron root comes from ARPACK: the same number as every eigenvalue's
+    largest modulus, for dense, sparse, reducible and cyclic (several eigenvalues of that modulus)
+    nonnegative matrices."""
+    from amsgd.diffusion.theory.second_moments import _DENSE_PERRON, perron_root
+
+    rng = np.random.default_rng(7)
+    n = _DENSE_PERRON + 50
+    cyclic = np.roll(np.eye(n), 1, axis=1) * rng.uniform(0.5, 1.5, n)[:, None]  # eigenvalues on a circle
+    for density in (1.0, 0.05, None):
+        f = cyclic if density is None else rng.random((n, n)) * (rng.random((n, n)) < density)
+        if density == 0.05:
+            f[: n // 2, n // 2 :] = 0.0
+        assert perron_root(f) == pytest.approx(np.abs(np.linalg.eigvals(f)).max(), rel=1e-10), density

@@ -54,6 +54,11 @@ from amsgd.diffusion.theory.stability import critical_delay
 
 #: Above this many modes the gains at a constant delay are solved as one batch (:func:`.lyapunov.stationary_gains`).
 _BATCH_MODES = 16
+#: Above this many modes the Perron root is found by Arnoldi iteration (:func:`perron_root`).
+_DENSE_PERRON = 300
+#: Restarts of the Arnoldi iteration before falling back to every eigenvalue (a matrix with several
+#: eigenvalues of the largest modulus converges slowly or not at all).
+_ARNOLDI_RESTARTS = 100
 #: Relative tolerance of the bisection for the second-moment radius.
 _RADIUS_RTOL = 1e-10
 
@@ -137,10 +142,23 @@ def _known_radii(rates: np.ndarray, eta: float, mu: float, delay: Delay) -> list
 
 
 def perron_root(matrix: np.ndarray) -> float:
-    """The spectral radius of a nonnegative matrix (``inf`` if it has an infinite entry)."""
+    """The spectral radius of a nonnegative matrix (``inf`` if it has an infinite entry): from every
+    eigenvalue up to :data:`_DENSE_PERRON` rows; above, the eigenvalue of largest modulus alone by
+    Arnoldi iteration (ARPACK, relative tolerance 1e-13; every eigenvalue where it does not converge)."""
     if not np.all(np.isfinite(matrix)):
         return float("inf")
-    return float(np.max(np.abs(np.linalg.eigvals(matrix)))) if matrix.size else 0.0
+    if matrix.size == 0:
+        return 0.0
+    if matrix.shape[0] > _DENSE_PERRON:
+        import scipy.sparse.linalg
+
+        try:
+            top = scipy.sparse.linalg.eigs(matrix, k=1, which="LM", tol=1e-13, maxiter=_ARNOLDI_RESTARTS,
+                                           return_eigenvectors=False)  # fmt: skip
+            return float(np.abs(top[0]))
+        except scipy.sparse.linalg.ArpackError:
+            pass
+    return float(np.max(np.abs(np.linalg.eigvals(matrix))))
 
 
 def perron_below_one(matrix: np.ndarray) -> bool:
