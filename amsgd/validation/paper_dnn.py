@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -219,8 +219,6 @@ def _predict_cell(setup: DnnSetup, base: ModelProblem, theory, trained, protocol
 
 def _measured_cell(runs, predicted: Cell) -> Cell:
     """``predicted`` with the measured outcomes of its runs (the Dataset of :class:`DnnRuns`)."""
-    from dataclasses import replace
-
     at = runs.sel(protocol=predicted.protocol, delay=predicted.delay, workers=predicted.workers, mu=predicted.mu)
     return replace(predicted, train_loss=at["train_loss"].values, val_loss=at["validation_loss"].values,
                    val_accuracy=at["validation_accuracy"].values,

@@ -67,7 +67,8 @@ import numpy as np
 from amsgd.core.errors import ProblemError
 from amsgd.core.estimates import json_float
 from amsgd.diffusion.theory.linear_recursion import Delay, ar_coefficient_rows, check_parameters, delay_law
-from amsgd.diffusion.theory.model_point import FLAT, ModelPoint
+from amsgd.diffusion.theory.model_point import FLAT, ModelPoint, projected_example_hessians
+from amsgd.diffusion.theory.second_moments import largest_modulus
 from amsgd.diffusion.theory.stability import critical_delay
 
 if TYPE_CHECKING:
@@ -77,8 +78,6 @@ if TYPE_CHECKING:
 FULL_MOMENTS_MAX = 100
 #: Largest constant delay it takes (``P²/2`` cross Yule–Walker systems of ``2τ + 3`` unknowns each).
 FULL_MOMENTS_MAX_DELAY = 64
-#: Examples per vectorised chunk of per-example Hessians.
-_CHUNK = 64
 #: Entries per chunk of the batched cross Yule–Walker systems (bounds their memory).
 _SYSTEM_ENTRIES = 4_000_000
 #: Entries per block of the fluctuation operator built at once (bounds its memory).
@@ -170,8 +169,6 @@ def full_covariance(rates: np.ndarray, fluctuations: np.ndarray, additive: np.nd
     ``fluctuations`` ``(N, m, m)`` and the noise ``additive`` S ``(m, m)``, all in the eigenbasis, at the
     constant delay τ with minibatches of ``batch`` (module docstring). X is ``inf`` when the second
     moments are not stable."""
-    import scipy.sparse.linalg
-
     rates = np.asarray(rates, dtype=float)
     m = rates.size
     if np.any(tau >= critical_delay(rates, eta, mu)):
@@ -179,11 +176,7 @@ def full_covariance(rates: np.ndarray, fluctuations: np.ndarray, additive: np.nd
     g = cross_gains(rates, eta, mu, tau)
     a, b = np.triu_indices(m)
     feedback = g[a, b][:, None] * _fluctuation_operator(fluctuations) / batch
-    if feedback.shape[0] <= 64:
-        radius = float(np.max(np.abs(np.linalg.eigvals(feedback))))
-    else:
-        value = scipy.sparse.linalg.eigs(feedback, k=1, which="LM", return_eigenvectors=False, tol=1e-10)
-        radius = float(np.abs(value[0]))
+    radius = largest_modulus(feedback)
     if radius >= 1.0:
         return np.full((m, m), np.inf), radius, True
     u = np.linalg.solve(np.eye(a.size) - feedback, g[a, b] * np.asarray(additive, dtype=float)[a, b])
@@ -234,16 +227,9 @@ def _per_example(problem: ModelProblem, x: np.ndarray, q: np.ndarray) -> tuple[n
         f = model_functions(problem)
         z, y = jnp.asarray(problem.data.x_train), jnp.asarray(problem.data.y_train)
         w, basis = jnp.asarray(x), jnp.asarray(q)
-
-        def example(zi, yi):
-            grad = jax.grad(lambda v: f.sample_losses(v, zi[None], yi[None])[0])
-            hq = jax.vmap(lambda v: jax.jvp(grad, (w,), (v,))[1])(basis.T)  # (m, p): H_n q_j
-            return basis.T @ grad(w), basis.T @ hq.T
-
-        batch = jax.jit(jax.vmap(example))
-        parts = [batch(z[i : i + _CHUNK], y[i : i + _CHUNK]) for i in range(0, z.shape[0], _CHUNK)]
-        grads = np.concatenate([np.asarray(g) for g, _ in parts])
-        hessians = np.concatenate([np.asarray(h) for _, h in parts])
+        per_example = jax.vmap(jax.grad(lambda v, zi, yi: f.sample_losses(v, zi[None], yi[None])[0]), (None, 0, 0))
+        grads = np.asarray(per_example(w, z, y)) @ q  # (N, m): q_iᵀ g_n, as model_point has them
+        hessians = projected_example_hessians(f.sample_losses, w, z, y, basis)
         mean_grad = np.asarray(jax.grad(lambda v: f.objective(v, z, y))(w)) @ q
     hessians = 0.5 * (hessians + hessians.transpose(0, 2, 1))
     centred = grads - grads.mean(axis=0)

@@ -200,6 +200,13 @@ def _eigen(objective, x, top: int, full: bool) -> tuple[np.ndarray, np.ndarray]:
 
 def _coupling(sample_losses, x, z, y, q) -> np.ndarray:
     """``Var_n(q_iᵀ H_n q_j)`` over the training examples, for the columns of ``q``."""
+    return projected_example_hessians(sample_losses, x, z, y, q).var(axis=0)
+
+
+def projected_example_hessians(sample_losses, x, z, y, q) -> np.ndarray:
+    """``Qᵀ H_n Q`` ``(N, k, k)`` for every training example n (``H_n`` the Hessian of its loss at x,
+    ``Q`` the columns of ``q``): k Hessian-vector products per example, vectorised over chunks of
+    :data:`_CHUNK` examples (JAX arrays in, under ``jax.enable_x64``)."""
     import jax
 
     def example(zi, yi):
@@ -208,5 +215,4 @@ def _coupling(sample_losses, x, z, y, q) -> np.ndarray:
         return q.T @ hq.T  # (k, k)
 
     batch = jax.jit(jax.vmap(example))
-    blocks = np.concatenate([np.asarray(batch(z[i : i + _CHUNK], y[i : i + _CHUNK])) for i in range(0, z.shape[0], _CHUNK)])
-    return blocks.var(axis=0)
+    return np.concatenate([np.asarray(batch(z[i : i + _CHUNK], y[i : i + _CHUNK])) for i in range(0, z.shape[0], _CHUNK)])

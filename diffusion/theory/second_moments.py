@@ -54,7 +54,7 @@ from amsgd.diffusion.theory.stability import critical_delay
 
 #: Above this many modes the gains at a constant delay are solved as one batch (:func:`.lyapunov.stationary_gains`).
 _BATCH_MODES = 16
-#: Above this many modes the Perron root is found by Arnoldi iteration (:func:`perron_root`).
+#: Above this many rows the spectral radius is found by Arnoldi iteration (:func:`largest_modulus`).
 _DENSE_PERRON = 300
 #: Restarts of the Arnoldi iteration before falling back to every eigenvalue (a matrix with several
 #: eigenvalues of the largest modulus converges slowly or not at all).
@@ -142,13 +142,16 @@ def _known_radii(rates: np.ndarray, eta: float, mu: float, delay: Delay) -> list
 
 
 def perron_root(matrix: np.ndarray) -> float:
-    """The spectral radius of a nonnegative matrix (``inf`` if it has an infinite entry): from every
-    eigenvalue up to :data:`_DENSE_PERRON` rows; above, the eigenvalue of largest modulus alone by
-    Arnoldi iteration (ARPACK, relative tolerance 1e-13; every eigenvalue where it does not converge)."""
+    """The spectral radius of a nonnegative matrix (``inf`` if it has an infinite entry)."""
     if not np.all(np.isfinite(matrix)):
         return float("inf")
-    if matrix.size == 0:
-        return 0.0
+    return largest_modulus(matrix) if matrix.size else 0.0
+
+
+def largest_modulus(matrix: np.ndarray) -> float:
+    """The spectral radius of a finite square matrix: from every eigenvalue up to :data:`_DENSE_PERRON`
+    rows; above, the eigenvalue of largest modulus alone by Arnoldi iteration (ARPACK, relative
+    tolerance 1e-13; every eigenvalue where it does not converge)."""
     if matrix.shape[0] > _DENSE_PERRON:
         import scipy.sparse.linalg
 
@@ -185,7 +188,7 @@ def stationary_variances(c: Coefficients, eta: float, mu: float, delay: Delay,
     if not np.all(np.isfinite(g)):  # a mode without a stationary law of its own
         return np.full(c.rates.size, np.inf)
     feedback = g[:, None] * c.coupling
-    if perron_root(feedback) >= 1.0:
+    if not perron_below_one(feedback):
         return np.full(c.rates.size, np.inf)
     return np.linalg.solve(np.eye(c.rates.size) - feedback, g * c.additive)
 
