@@ -10,10 +10,24 @@ import pytest
 from test_models import blobs, regression
 
 from amsgd.cli import main
-from amsgd.core.delays import ConstantDelay
+from amsgd.core.delays import ConstantDelay, UniformDelay
 from amsgd.core.models import ModelProblem, load_data, split_data
 from amsgd.diffusion.theory.linear_recursion import delay_law
-from amsgd.validation.model_checks import ModelSetup, mean_path, run_model_validation
+from amsgd.validation.model_checks import (
+    BREAKDOWN_LENGTH,
+    DIAGONAL_THEORY,
+    FLOOR_REASON,
+    FLOOR_REASON_QUADRATIC,
+    FLOOR_TOLERANCE,
+    FULL_THEORY,
+    WINDOW_BIAS,
+    ModelSetup,
+    floor_checks,
+    floor_tolerance,
+    mean_path,
+    predict,
+    run_model_validation,
+)
 
 REPORT_FILES = ("report.json", "summary.json", "report.md", "model_validation.png")
 
@@ -49,8 +63,10 @@ def test_least_squares_on_gaussian_features(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert printed.index("before the runs") < printed.index("checks pass")  # the prediction comes first
     prediction = summary["prediction"]
-    assert abs(prediction["floor"] - 0.02413) < 5e-5  # docs/models.md
+    assert abs(prediction["floor"] - 0.02412) < 5e-5  # docs/models.md: the full second moments (4 parameters)
+    assert prediction["floor_theory"] == FULL_THEORY and abs(prediction["floor_diagonal"] - 0.02413) < 5e-5
     assert checks["loss-floor"]["pass"], checks["loss-floor"]
+    assert checks["loss-floor"]["tolerance"] == pytest.approx(WINDOW_BIAS * prediction["floor"], rel=1e-12)
     assert (prediction["tau_ms"], prediction["unstable_tau"]) == (1, 3)
     bounded, broken = checks["bounded-at-tau-1"], checks["breakdown-at-tau-3"]
     assert bounded["pass"] and bounded["measured"] == 0.0
@@ -165,3 +181,95 @@ def test_run_length_meets_the_window_bias_it_promises():
     steps, bias = floor_steps(theory)
     assert steps > MIN_STEPS and steps % 500 == 0
     assert bias <= WINDOW_BIAS < window_bias(theory, steps - 500)
+
+
+def _digits_least_squares(eta: float) -> ModelProblem:
+    return ModelProblem("least-squares", load_data("digits", classification=False), eta=eta, mu=0.9, batch=32, l2=0.1)
+
+
+@pytest.mark.slow
+def test_full_moments_floor_of_least_squares_on_digits(tmp_path):
+    """Least squares on digits (65 parameters, heavy-tailed pixels), η 0.002, μ 0.9, τ 0, B 32, l2 0.1:
+    the floor is the full second moments' (the diagonal theory's is 3% high), checked within the window
+    bias alone; the same runs reject the diagonal floor at that tolerance, and a floor 2% too high."""
+    from amsgd.validation.checks import Perturbations
+    from amsgd.validation.model_report import write_model_report
+
+    problem = _digits_least_squares(0.002)
+    report = run_model_validation(problem, ModelSetup(replicates=64, seed=11), progress=False)
+    pred = report.prediction
+    assert pred.floor_theory == FULL_THEORY and pred.stable and pred.stable_diagonal and not pred.given_breakdown
+    assert abs(pred.floor - 0.02853) < 5e-6 and pred.floor_diagonal / pred.floor - 1 > 0.02  # docs/models.md
+    assert 0 < pred.feedback_radius < 1
+    floor = {c.name: c for c in report.checks}["loss-floor"]
+    assert floor.passed, floor
+    assert floor.predicted == pred.floor and floor.tolerance == pytest.approx(WINDOW_BIAS * pred.floor, rel=1e-12)
+    relative, _ = floor_tolerance(problem.model, FULL_THEORY, pred.window_bias)
+    diagonal, tolerance = pred.floor_diagonal, relative * pred.floor_diagonal
+    assert not floor.ci_low - tolerance <= diagonal <= floor.ci_high + tolerance  # the same runs, the diagonal floor
+    (high,) = floor_checks(problem, pred, report.floor, Perturbations({"loss-floor": 1.02}))
+    assert not high.passed and high.context["perturbation"] == 1.02
+    d = report.to_dict()["prediction"]
+    assert d["floor_theory"] == FULL_THEORY and d["floor_diagonal"] == pytest.approx(diagonal)
+    assert floor.to_dict()["floor_theory"] == FULL_THEORY and floor.to_dict()["diagonal_floor"] == pytest.approx(diagonal)
+    write_model_report(report, tmp_path)
+    md = (tmp_path / "report.md").read_text()
+    row = next(line for line in md.splitlines() if line.startswith("- **Loss floor**"))
+    assert "full second moments" in row and f"diagonal theory: {diagonal:.5g}" in row
+
+
+@pytest.mark.slow
+def test_breakdown_where_only_the_full_moments_call_the_cell_unstable():
+    """At η 0.004 (l2 0.1) the full second moments call the cell mean-square unstable (feedback radius
+    1.51) and the diagonal theory stable: no floor is checked; the runs at the given cell, ten times the
+    floor's length, break down (every one diverges). The full second moments also set the boundary:
+    they call no constant delay stable here, so there are no bounded runs (the diagonal theory would
+    place them at τ = 3, where runs diverge) and divergence alone judges the breakdown."""
+    report = run_model_validation(_digits_least_squares(0.004), ModelSetup(replicates=16, seed=12), progress=False)
+    pred = report.prediction
+    assert pred.given_breakdown and not pred.stable and pred.stable_diagonal and pred.feedback_radius > 1.4
+    assert pred.given_steps == BREAKDOWN_LENGTH * pred.steps
+    assert pred.tau_ms is None and pred.bounded_tau is None
+    checks = {c.name: c for c in report.checks}
+    assert "loss-floor" not in checks and not any(name.startswith("bounded-at") for name in checks)
+    broken = checks["breakdown-at-given-cell"]
+    assert broken.passed and broken.unit == "diverged fraction" and broken.ci_low > 0.5, broken
+    assert "rule alone" in broken.tolerance_reason
+    assert report.floor.diverged == report.floor.replicates and int(report.floor.iterations[-1]) == pred.given_steps
+
+
+@pytest.mark.slow
+def test_full_moments_boundary_places_the_bounded_runs():
+    """At η 0.002 the full second moments' largest stable constant delay (bisection) is stable by them
+    and the next one is not; the bounded runs there do not diverge and serve the floor table."""
+    from amsgd.diffusion.theory.full_moments import full_second_moments
+
+    problem = _digits_least_squares(0.002)
+    theory, pred = predict(problem, ModelSetup(replicates=8))
+    tau = pred.tau_ms
+    assert tau is not None and tau < theory.mean_square.tau_max  # tighter than the diagonal boundary
+    assert full_second_moments(problem, theory.point, problem.eta, problem.mu, tau).stable
+    assert not full_second_moments(problem, theory.point, problem.eta, problem.mu, tau + 1).stable
+    labels = {p.tau: p.label for p in pred.stability}
+    assert labels[tau] == "mean-square stable" and labels[tau + 1].startswith("mean-square unstable")
+
+
+@pytest.mark.slow
+def test_random_delay_keeps_the_diagonal_floor():
+    """An i.i.d. random delay is outside the full second moments: the floor and the stability are the
+    diagonal theory's, checked within 3% with the diagonal reason; the tolerance per theory and model."""
+    x, y = regression()
+    problem = ModelProblem("least-squares", split_data("regression", x, y, classification=False), eta=0.1, mu=0.0,
+                           batch=16, l2=0.01, delay=UniformDelay(0, 4))  # fmt: skip
+    setup = ModelSetup(steps=2000, replicates=8, seed=13)
+    theory, pred = predict(problem, setup)
+    assert theory.full_moments is None
+    assert pred.floor_theory == DIAGONAL_THEORY and pred.floor == pred.floor_diagonal == theory.floor.value
+    assert np.isnan(pred.feedback_radius) and pred.floor_tolerance == FLOOR_TOLERANCE and not pred.given_breakdown
+    report = run_model_validation(problem, setup, progress=False)
+    floor = {c.name: c for c in report.checks}["loss-floor"]
+    assert floor.tolerance == pytest.approx(FLOOR_TOLERANCE * pred.floor) and floor.tolerance_reason == FLOOR_REASON
+    assert floor.passed and "breakdown-at-given-cell" not in {c.name for c in report.checks}
+    assert floor_tolerance("logistic", FULL_THEORY) == (FLOOR_TOLERANCE, FLOOR_REASON_QUADRATIC)
+    assert floor_tolerance("least-squares", FULL_THEORY)[0] == WINDOW_BIAS
+    assert floor_tolerance("least-squares", FULL_THEORY, 4 * WINDOW_BIAS)[0] == 4 * WINDOW_BIAS

@@ -11,15 +11,16 @@ from matplotlib.ticker import MaxNLocator
 
 from amsgd.core.delays import ConstantDelay, RoundRobinDelay
 from amsgd.figures.style import COLORS, new_figure, save
-from amsgd.validation.model_checks import FLOOR_TOLERANCE, ModelValidation
+from amsgd.validation.model_checks import FULL_THEORY, ModelValidation
 from amsgd.validation.statistics import pointwise_band
 
 
 def model_validation_figure(report: ModelValidation, path: str | Path) -> Path:
     """Left: mean excess training loss of the runs from x* (95% band) and the predicted floor with its
-    tolerance. Middle: diverged fraction (Clopper–Pearson 95%) against the delay, with the largest
-    mean-square-stable delay and τ_c, and the excess loss of the runs that stayed finite (right axis).
-    Right, when run: the mean of the perturbed mode over δ against the mean recursion."""
+    tolerance (and the diagonal theory's floor where the full second moments gave it). Middle: diverged
+    fraction (Clopper–Pearson 95%) against the delay, with the largest mean-square-stable delay and τ_c,
+    and the excess loss of the runs that stayed finite (right axis). Right, when run: the mean of the
+    perturbed mode over δ against the mean recursion."""
     pr, p = report.prediction, report.problem
     panels = 3 if report.rate is not None else 2
     fig, axes = new_figure(width=5.2 * panels, height=4.2, ncols=panels, squeeze=False)
@@ -31,10 +32,12 @@ def model_validation_figure(report: ModelValidation, path: str | Path) -> Path:
         ax.plot(f.iterations, mean, color=COLORS[0], lw=1.2, label=f"mean of {int(alive.sum())} runs from x*")
         ax.fill_between(f.iterations, low, high, color=COLORS[0], alpha=0.25, lw=0, label="95% band")
     if pr.stable:
-        ax.axhline(pr.floor, color="k", lw=1.2, label=f"predicted floor {pr.floor:.4g}")
-        ax.axhspan(pr.floor * (1 - FLOOR_TOLERANCE), pr.floor * (1 + FLOOR_TOLERANCE), color="k", alpha=0.08,
-                   label=f"± {FLOOR_TOLERANCE:.0%} tolerance")  # fmt: skip
+        ax.axhline(pr.floor, color="k", lw=1.2, label=f"predicted floor {pr.floor:.4g} ({pr.floor_theory})")
+        ax.axhspan(pr.floor * (1 - pr.floor_tolerance), pr.floor * (1 + pr.floor_tolerance), color="k", alpha=0.08,
+                   label=f"± {pr.floor_tolerance:.1%} tolerance")  # fmt: skip
         ax.axhline(pr.floor_additive, color=COLORS[1], lw=1, ls="--", label="additive noise alone")
+    if pr.floor_theory == FULL_THEORY and math.isfinite(pr.floor_diagonal):
+        ax.axhline(pr.floor_diagonal, color=COLORS[2], lw=1, ls="-.", label=f"diagonal theory {pr.floor_diagonal:.4g}")
     ax.axvline(f.window_start, color="0.5", lw=0.8, ls=":", label="window start")
     ax.set_xlabel("iteration")
     ax.set_ylabel("excess training loss L(x) − L(x*)")

@@ -5,13 +5,25 @@ model_predictions.predict_model`), before any run; then three sets of runs measu
 
 * **Loss floor** at the given (η, μ, delay): R runs start at x*; each run's training loss averaged
   over the second half of N iterations, minus L(x*), is one sample of the stationary excess loss,
-  ``E L(x) − L(x*) ≈ ½ Σ_i λ_i v_i``. N is the shortest run (at least :data:`MIN_STEPS`) in which the
+  ``E L(x) − L(x*) ≈ ½ tr(Λ X)``, X the stationary covariance in the Hessian's eigenbasis. Where the
+  full second moments apply (at most ``FULL_MOMENTS_MAX`` parameters, a constant delay of at most
+  ``FULL_MOMENTS_MAX_DELAY``: :attr:`ModelPredictions.full_moments`) X is the whole covariance and
+  they also decide the cell's mean-square stability (feedback radius below one); elsewhere the
+  diagonal theory's variances ``v_i`` (``ModelPredictions.floor``), whose floor is reported beside
+  the full one in any case. N is the shortest run (at least :data:`MIN_STEPS`) in which the
   start at x* biases that average by less than :data:`WINDOW_BIAS` of the floor: by the linear theory
   mode i reaches its stationary variance as ``1 − ρ_i^{2k}``, so the window average misses
   ``½ Σ_i λ_i v_i · mean_{N/2 <= k <= N} ρ_i^{2k}``. The check passes when the predicted floor lies
-  in the 95% Student-t interval over replicates widened by :data:`FLOOR_TOLERANCE` of the floor (the
-  cross-covariances of the per-example Hessian that the theory drops; see :data:`FLOOR_REASON`) and
-  no run diverged.
+  in the 95% Student-t interval over replicates widened by the model tolerance (:func:`floor_tolerance`)
+  and no run diverged: for least squares with the full second moments the theory is exact (minibatches
+  drawn with replacement, as the runs draw them), so the tolerance is the window bias alone,
+  :data:`WINDOW_BIAS` of the floor; otherwise :data:`FLOOR_TOLERANCE` (the loss's higher derivatives
+  for the full moments of another model, :data:`FLOOR_REASON_QUADRATIC`; the dropped cross-covariances
+  for the diagonal theory, :data:`FLOOR_REASON`).
+* **Breakdown at the given cell**, when the full second moments call it mean-square unstable while
+  the diagonal theory calls it stable: the runs from x* at the given cell, :data:`BREAKDOWN_LENGTH`
+  times N long, break down by the rule of the stability runs below, the bounded reference being the
+  runs at τ_ms; with no bounded runs, more than half of them diverge.
 * **Stability boundary** over constant delays τ (round-robin workers M = τ + 1 when the delay is
   ``workers:M``): at the largest mean-square-stable delay τ_ms the theory reports, runs from x* do
   not diverge (the Clopper–Pearson interval of the diverged fraction reaches below
@@ -24,7 +36,9 @@ model_predictions.predict_model`), before any run; then three sets of runs measu
   instability holds the runs in a large oscillation instead. The first mean-square-unstable delay
   τ_ms + 1 is run and reported beside them, without a check. A replicate diverges when ‖x‖ leaves 1e6
   or turns non-finite; the runs at τ_u are long enough for the mean to grow from the floor's scale to
-  that norm twice over.
+  that norm twice over. Where the full second moments apply to the model (constant delays up to
+  ``FULL_MOMENTS_MAX_DELAY``) they give τ_ms (bisection) and the labels and floors of these delays;
+  elsewhere the diagonal theory does.
 * **Rate**: the slowest ranking mode q_j (the one that sets ``ModelPredictions.rate``, with the run
   length N as the ranking's horizon) is perturbed both ways, x* ± δ q_j, in runs that share every
   random number; ``y_k = q_jᵀ(x_k⁺ − x_k⁻)/2`` removes the noise common to both and its mean follows
@@ -72,6 +86,24 @@ FLOOR_REASON = (
     "an MLP (docs/models.md); on heavy-tailed features (digits pixels) the floor is 13-18% low and the "
     "check fails"
 )
+FLOOR_REASON_QUADRATIC = (
+    "3% of the predicted floor: the full second moments keep every cross-covariance of the per-example Hessians "
+    "but take the loss as quadratic at x*; its higher derivatives move the floor (2.8% for the MLP 4-5-3, "
+    "docs/models.md)"
+)
+FLOOR_REASON_EXACT = (
+    "the window bias only ({bias:g} of the predicted floor): for least squares with minibatches drawn with "
+    "replacement the full second moments are exact (the loss is quadratic, every cross-covariance of the "
+    "per-example Hessians is kept), and the second-half average of runs from x* misses the stationary value "
+    "by less than this"
+)
+#: Which theory gave the floor and the stability of the given cell.
+FULL_THEORY, DIAGONAL_THEORY = "full second moments", "diagonal"
+#: Runs at a given cell that the full second moments call mean-square unstable (and the diagonal theory
+#: stable) last this multiple of N (at most :data:`MAX_STEPS`): the variance grows by the feedback radius
+#: per pass through the modes' memories, which N spans several times over, a rate the theory does not
+#: give per iteration (least squares on digits, N = 2000: radius 1.51, every run diverged within 5800).
+BREAKDOWN_LENGTH = 10
 #: Relative model tolerance of the rate when the mean recursion is not exact (see the module docstring).
 RATE_TOLERANCE = 0.03
 RATE_REASON_EXACT = ("rounding only (1e-6 relative): for least squares with a constant or i.i.d. delay the "
@@ -164,10 +196,17 @@ class ModelPrediction:
     parameters: int
     hessian_top: tuple[float, ...]
     kurtosis: float
-    floor: float
+    floor: float  # the floor checked: the full second moments' where they apply, else the diagonal theory's
+    floor_diagonal: float  # the diagonal theory's floor (ModelPredictions.floor), reported beside it
+    floor_theory: str  # FULL_THEORY or DIAGONAL_THEORY
+    floor_tolerance: float  # the floor check's model tolerance, relative to the floor (floor_tolerance())
     floor_additive: float
-    stable: bool
+    feedback_radius: float  # the full second moments' ρ(T) (NaN where they do not apply)
+    stable: bool  # mean-square stability of the given cell by the theory that gave the floor
+    stable_diagonal: bool
     steps: int
+    given_steps: int  # length of the runs at the given cell (steps, or BREAKDOWN_LENGTH × steps)
+    given_breakdown: bool  # full moments unstable, diagonal stable: the breakdown is checked at the given cell
     window_bias: float
     family: str  # "delay" or "workers"
     tau_ms: int | None
@@ -287,15 +326,15 @@ def feature_kurtosis(problem: ModelProblem) -> float:
     return float(np.max(np.mean(z[:, keep] ** 4, axis=0) / var[keep] ** 2))
 
 
-def window_bias(theory, steps: int, window: float = 0.5) -> float:
+def window_bias(theory, steps: int, window: float = 0.5, floor: float | None = None) -> float:
     """The predicted shortfall of the window average of the excess loss from x*, relative to the floor:
     ``½ Σ_i λ_i G_i s_i · mean_{k in window} ρ_i^{2k}`` over the curved modes (additive noise; an i.i.d.
-    delay as its mean, rounded), divided by the floor."""
+    delay as its mean, rounded), divided by ``floor`` (default the diagonal theory's)."""
     from amsgd.diffusion.theory.linear_recursion import spectral_radii
     from amsgd.diffusion.theory.second_moments import gains
 
     p, point = theory.problem, theory.point
-    floor = theory.floor.value
+    floor = theory.floor.value if floor is None else floor
     if not (math.isfinite(floor) and floor > 0):
         return 0.0
     curved = ~point.flat()
@@ -314,35 +353,76 @@ def window_bias(theory, steps: int, window: float = 0.5) -> float:
     return float(weight @ mean / floor)
 
 
-def floor_steps(theory) -> tuple[int, float]:
+def floor_steps(theory, floor: float | None = None) -> tuple[int, float]:
     """The shortest run length (a multiple of 500 from :data:`MIN_STEPS`, by doubling then bisection,
-    at most :data:`MAX_STEPS`) whose :func:`window_bias` is below :data:`WINDOW_BIAS`; and that bias."""
+    at most :data:`MAX_STEPS`) whose :func:`window_bias` (relative to ``floor``, default the diagonal
+    theory's) is below :data:`WINDOW_BIAS`; and that bias."""
+
+    def bias(n: int) -> float:
+        return window_bias(theory, n, floor=floor)
+
     n = MIN_STEPS
-    if window_bias(theory, n) <= WINDOW_BIAS:
-        return n, window_bias(theory, n)
-    while n < MAX_STEPS and window_bias(theory, n) > WINDOW_BIAS:
+    if bias(n) <= WINDOW_BIAS:
+        return n, bias(n)
+    while n < MAX_STEPS and bias(n) > WINDOW_BIAS:
         n = min(2 * n, MAX_STEPS)
     low, high = n // 2, n
     while high - low > 500:
         mid = (low + high) // 2
-        if window_bias(theory, mid) > WINDOW_BIAS:
+        if bias(mid) > WINDOW_BIAS:
             low = mid
         else:
             high = mid
     high = int(math.ceil(high / 500) * 500)
-    return high, window_bias(theory, high)
+    return high, bias(high)
 
 
-def _label(theory, eta: float, mu: float, family: str, tau: int) -> tuple[str, float]:
-    """What the theory says at the constant delay τ, and the log of the largest mean radius."""
+def floor_tolerance(model: str, theory: str, bias: float = 0.0) -> tuple[float, str]:
+    """The floor check's model tolerance, relative to the predicted floor, and why: where the theory is
+    exact (least squares with the full second moments) the window bias alone, :data:`WINDOW_BIAS` or the
+    predicted ``bias`` of runs shorter than :func:`floor_steps` gives; else :data:`FLOOR_TOLERANCE` with
+    what the theory drops (the loss's higher derivatives for the full second moments of another model,
+    the cross-covariances for the diagonal theory)."""
+    if theory == FULL_THEORY:
+        if model == "least-squares":
+            rel = max(WINDOW_BIAS, bias)
+            return rel, FLOOR_REASON_EXACT.format(bias=float(f"{rel:.2g}"))
+        return FLOOR_TOLERANCE, FLOOR_REASON_QUADRATIC
+    return FLOOR_TOLERANCE, FLOOR_REASON
+
+
+def _label(theory, eta: float, mu: float, family: str, tau: int, moments_at=None) -> tuple[str, float, float]:
+    """What the theory says at the constant delay τ, the log of the largest mean radius, and the floor
+    there (``inf`` unless mean-square stable); ``moments_at`` (:func:`_full_moments_over_delays`) gives
+    the full second moments' verdict and floor where they apply, else the diagonal theory's."""
     from amsgd.diffusion.theory.linear_recursion import spectral_radii
+    from amsgd.diffusion.theory.model_predictions import loss_floor
 
     top = theory.point.eigenvalues[: theory.point.top]
     growth = float(np.log(np.max(spectral_radii(top[top > 0], eta, mu, tau))))
     if growth >= 0:
-        return "mean unstable", growth
-    stable = theory.cell(eta, mu, delay_at(family, tau)).stable
-    return ("mean-square stable" if stable else "mean-square unstable, mean stable"), growth
+        return "mean unstable", growth, math.inf
+    if moments_at is not None:
+        full = moments_at(tau)
+        stable, floor = full.stable, full.floor
+    else:
+        stable = theory.cell(eta, mu, delay_at(family, tau)).stable
+        floor = loss_floor(theory.point, eta, mu, delay_at(family, tau)).value if stable else math.inf
+    return ("mean-square stable" if stable else "mean-square unstable, mean stable"), growth, floor
+
+
+def _full_moments_over_delays(theory):
+    """``τ ↦`` the full second moments at the constant delay τ (cached), where they apply to the model
+    (:func:`~amsgd.diffusion.theory.full_moments.moments_over_delays`); None elsewhere."""
+    from functools import lru_cache
+
+    from amsgd.diffusion.theory.full_moments import applies, moments_over_delays
+    from amsgd.diffusion.theory.linear_recursion import delay_law
+
+    p, point = theory.problem, theory.point
+    if not applies(point.x.size, delay_law(0), point.full):
+        return None
+    return lru_cache(maxsize=None)(moments_over_delays(p, point, p.eta, p.mu))
 
 
 def _rate_mode(theory) -> tuple[int, float]:
@@ -373,26 +453,52 @@ def mean_path(rate: float, eta: float, mu: float, law, lengths: list[int]) -> np
 
 def predict(problem: ModelProblem, setup: ModelSetup, perturb: Perturbations | None = None):
     """The theory at x* and the :class:`ModelPrediction` of every run (nothing is simulated here)."""
+    from amsgd.diffusion.theory.full_moments import FULL_MOMENTS_MAX_DELAY, largest_stable_delay
     from amsgd.diffusion.theory.linear_recursion import MAX_DELAY
-    from amsgd.diffusion.theory.model_predictions import ModelPredictions, loss_floor, predict_model
+    from amsgd.diffusion.theory.model_predictions import ModelPredictions, predict_model
     from amsgd.diffusion.theory.options import PredictOptions
     from amsgd.validation.checks import Perturbations
 
     perturb = perturb or Perturbations()
     theory = predict_model(problem)
-    steps, bias = (setup.steps, window_bias(theory, setup.steps)) if setup.steps else floor_steps(theory)
+    moments_at = _full_moments_over_delays(theory)  # None where the full second moments do not apply
+    given = theory.law.constant
+    full = moments_at(given) if moments_at is not None and given is not None and given <= FULL_MOMENTS_MAX_DELAY else None
+    checked = full.floor if full is not None and full.stable else None  # the window bias is relative to it
+    if setup.steps:
+        steps, bias = setup.steps, window_bias(theory, setup.steps, floor=checked)
+    else:
+        steps, bias = floor_steps(theory, floor=checked)
     theory = ModelPredictions(problem, theory.point, PredictOptions(steps=steps))  # the run length ranks the rate
     point, notes = theory.point, []
     floor = theory.floor
-    stable = bool(np.isfinite(floor.value) and theory.cell(problem.eta, problem.mu, problem.delay).stable)
-    if not stable:
+    stable_diagonal = bool(np.isfinite(floor.value) and theory.cell(problem.eta, problem.mu, problem.delay).stable)
+    if full is None:
+        stable, floor_value, floor_theory, radius = stable_diagonal, floor.value, DIAGONAL_THEORY, math.nan
+    else:
+        stable, floor_value, floor_theory, radius = full.stable, full.floor, FULL_THEORY, full.radius
+    tolerance, _ = floor_tolerance(problem.model, floor_theory, bias)
+    given_breakdown = full is not None and stable_diagonal and not stable
+    if full is not None and stable != stable_diagonal:
+        notes.append(f"the full second moments call the given cell mean-square {'' if stable else 'un'}stable "
+                     f"(feedback radius {radius:.3g}) where the diagonal theory calls it "
+                     f"{'' if stable_diagonal else 'un'}stable" + (f" with a floor of {floor.value:.4g}: the floor "
+                     "is not checked, the runs at the given cell are checked to break down" if given_breakdown
+                     else ""))  # fmt: skip
+    elif not stable:
         notes.append("the theory calls the given (eta, mu, delay) mean-square unstable: no floor to check")
     family = "workers" if isinstance(problem.delay, RoundRobinDelay) else "delay"
     if family == "delay" and not isinstance(problem.delay, ConstantDelay):
         notes.append(f"the stability boundary is over constant delays; the given delay {problem.delay.spec} "
                      "enters the floor and the rate only")  # fmt: skip
-    tau_ms = theory.mean_square.tau_max
     tau_c = float(theory.critical.min())
+    if moments_at is None:
+        tau_ms = theory.mean_square.tau_max
+    else:  # the full second moments decide the boundary too, up to the delays they take
+        tau_ms = largest_stable_delay(moments_at, math.ceil(tau_c) - 1 if math.isfinite(tau_c) else FULL_MOMENTS_MAX_DELAY)
+        if tau_ms == FULL_MOMENTS_MAX_DELAY:
+            notes.append(f"the full second moments call every constant delay up to {FULL_MOMENTS_MAX_DELAY}, the "
+                         "longest they take, mean-square stable: the bounded runs are placed there")  # fmt: skip
     bounded = None if tau_ms is None else max(0, int(round(perturb("stable-delay", tau_ms))))
     unstable = int(math.ceil(UNSTABLE_FACTOR * tau_c)) if math.isfinite(tau_c) else None
     if unstable is not None and tau_ms is not None:
@@ -405,18 +511,17 @@ def predict(problem: ModelProblem, setup: ModelSetup, perturb: Perturbations | N
     elif tau_ms >= MAX_DELAY:
         notes.append(f"the largest mean-square-stable delay reaches the numerics' limit {MAX_DELAY}: no bounded runs")
         bounded = None
-    scale = math.sqrt(2 * floor.additive_linear / point.eigenvalues[0]) if stable else 1e-2
+    scale = math.sqrt(2 * floor.additive_linear / point.eigenvalues[0]) if stable_diagonal else 1e-2
     points = []
     for tau in sorted({t for t in (bounded, None if tau_ms is None else tau_ms + 1, unstable) if t is not None}):
-        label, growth = _label(theory, problem.eta, problem.mu, family, tau)
-        at = loss_floor(point, problem.eta, problem.mu, delay_at(family, tau)).value if label.startswith("mean-square s") else math.inf
+        label, growth, at = _label(theory, problem.eta, problem.mu, family, tau, moments_at)
         n = steps
         if tau == unstable:  # long enough for the mean to grow from the fluctuations to the divergence norm twice over
             reach = math.log(DIVERGENCE_NORM / min(max(scale, 1e-8), 1.0)) / growth
             n = min(MAX_STEPS, max(steps, int(math.ceil(2 * reach))))
         points.append(StabilityPoint(tau, label, growth, at, max(n, 10 * tau)))
     rate, lam, j, lengths, delta, path, curve, noise = theory.rate, math.nan, -1, (), math.nan, (), ((), ()), math.nan
-    if not (stable and math.isfinite(rate) and rate > 0):
+    if not (stable_diagonal and math.isfinite(rate) and rate > 0):
         notes.append("the theory gives no finite decay rate here: the rate is not checked")
         rate = math.nan
     else:
@@ -434,7 +539,10 @@ def predict(problem: ModelProblem, setup: ModelSetup, perturb: Perturbations | N
     prediction = ModelPrediction(
         loss_at_minimum=point.loss, gradient_norm=point.gradient_norm, parameters=int(point.x.size),
         hessian_top=tuple(float(v) for v in point.eigenvalues[: point.top]), kurtosis=feature_kurtosis(problem),
-        floor=floor.value, floor_additive=floor.additive_linear, stable=stable, steps=steps, window_bias=bias,
+        floor=floor_value, floor_diagonal=floor.value, floor_theory=floor_theory, floor_tolerance=tolerance,
+        floor_additive=floor.additive_linear, feedback_radius=radius, stable=stable, stable_diagonal=stable_diagonal,
+        steps=steps, given_steps=max(steps, min(MAX_STEPS, BREAKDOWN_LENGTH * steps)) if given_breakdown else steps,
+        given_breakdown=given_breakdown, window_bias=bias,
         family=family, tau_ms=tau_ms, tau_c=tau_c, bounded_tau=bounded, unstable_tau=unstable, stability=tuple(points),
         rate=rate, rate_eigenvalue=lam, rate_mode=j, rate_noise=noise, rate_lengths=lengths, rate_delta=delta, rate_path=path,
         rate_curve=curve, relaxation=theory.relaxation_iterations, notes=tuple(notes),
@@ -469,7 +577,7 @@ def run_model_validation(problem: ModelProblem, setup: ModelSetup | None = None,
                               divergence_norm=DIVERGENCE_NORM, progress=progress)  # fmt: skip
 
     with stage("floor runs from x*"):
-        run = simulate(problem, pred.steps, (0,), theory.point.x)
+        run = simulate(problem, pred.given_steps, (0,), theory.point.x)
         floor = _floor_runs(run, pred.loss_at_minimum)
     stability = []
     for point in pred.stability:
@@ -482,6 +590,7 @@ def run_model_validation(problem: ModelProblem, setup: ModelSetup | None = None,
     with stage("rate runs from x* ± δ q"):
         rate = _rate_runs(problem, theory, pred, simulate) if math.isfinite(pred.rate) else None
     checks = floor_checks(problem, pred, floor, perturbations)
+    checks += given_cell_checks(pred, stability, floor)
     checks += stability_checks(pred, stability, floor)
     if rate is not None:
         checks.append(rate_check(problem, pred, rate, perturbations))
@@ -552,20 +661,24 @@ def _scale_fit(y: np.ndarray, lengths: np.ndarray, path: np.ndarray) -> float:
 
 
 def floor_checks(problem: ModelProblem, pred: ModelPrediction, floor: FloorRuns, perturb: Perturbations) -> list[Check]:
-    """The loss floor at the given cell (none when the theory calls it unstable)."""
+    """The loss floor at the given cell (none when the theory calls it unstable): the full second moments'
+    where they apply, else the diagonal theory's, within :func:`floor_tolerance`."""
     from amsgd.validation.checks import Check
 
     if not pred.stable:
         return []
     predicted = perturb("loss-floor", pred.floor)
+    relative, reason = floor_tolerance(problem.model, pred.floor_theory, pred.window_bias)
     e = floor.estimate
     return [Check(
         name="loss-floor", group="floor", predicted=predicted, measured=e.mean, ci_low=e.ci_low, ci_high=e.ci_high,
-        tolerance=FLOOR_TOLERANCE * abs(predicted), tolerance_reason=FLOOR_REASON, unit="excess training loss",
+        tolerance=relative * abs(predicted), tolerance_reason=reason, unit="excess training loss",
         criterion="ci_low - tolerance <= predicted <= ci_high + tolerance, and no run diverged",
         extra_pass=floor.diverged == 0,
         context={"eta": problem.eta, "mu": problem.mu, "delay": problem.delay.spec, "steps": pred.steps,
                  "window_start": floor.window_start, "replicates": floor.replicates, "diverged": floor.diverged,
+                 "floor_theory": pred.floor_theory, "diagonal_floor": pred.floor_diagonal,
+                 "feedback_radius": None if math.isnan(pred.feedback_radius) else pred.feedback_radius,
                  "additive_linear_floor": pred.floor_additive, "loss_at_minimum": pred.loss_at_minimum,
                  "perturbation": perturb.factor("loss-floor")},
     )]  # fmt: skip
@@ -574,7 +687,6 @@ def floor_checks(problem: ModelProblem, pred: ModelPrediction, floor: FloorRuns,
 def stability_checks(pred: ModelPrediction, points: list[StabilityPoint], floor: FloorRuns) -> list[Check]:
     """No divergence at the largest mean-square-stable delay; breakdown at ⌈1.5 τ_c⌉ (module docstring)."""
     from amsgd.validation.checks import Check
-    from amsgd.validation.statistics import ratio_interval
 
     out = []
     by_tau = {p.tau: p for p in points}
@@ -599,24 +711,65 @@ def stability_checks(pred: ModelPrediction, points: list[StabilityPoint], floor:
         ))  # fmt: skip
     if pred.unstable_tau is not None:
         p = by_tau[pred.unstable_tau]
-        frac = p.interval()
         context = {"tau": p.tau, "tau_c": pred.tau_c, "mean_growth_per_iteration": p.growth, "steps": p.steps,
                    "diverged": p.diverged, "replicates": p.replicates, "excess_loss": p.excess.to_dict(),
                    "reference_excess_loss": reference.to_dict()}  # fmt: skip
-        criterion = (f"beyond the mean-stability boundary (at ceil({UNSTABLE_FACTOR:g} tau_c)) the runs break down: "
-                     f"the diverged fraction's interval (Clopper-Pearson 95%) lies above {DIVERGED_LIMIT}, or, when at "
-                     f"most half diverge, the stationary excess loss is above {BREAKDOWN_RATIO:g} times that of the "
-                     "bounded runs (delta-method 95% interval of the ratio)")  # fmt: skip
-        if frac.mean > DIVERGED_LIMIT:
-            measured, predicted, unit = frac, DIVERGED_LIMIT, "diverged fraction"
-        else:
-            measured, predicted, unit = ratio_interval(p.excess, reference), BREAKDOWN_RATIO, "excess loss ratio"
-        out.append(Check(
-            name=f"breakdown-at-{where}-{value(p.tau)}", group="stability", predicted=predicted,
-            measured=measured.mean, ci_low=measured.ci_low, ci_high=measured.ci_high, relation="above", unit=unit,
-            criterion=criterion, context=context,
-        ))  # fmt: skip
+        beyond = f"beyond the mean-stability boundary (at ceil({UNSTABLE_FACTOR:g} tau_c))"
+        out.append(breakdown_check(f"breakdown-at-{where}-{value(p.tau)}", beyond, p.interval(), p.excess, reference,
+                                   context))  # fmt: skip
     return out
+
+
+def breakdown_check(name: str, where: str, diverged: Estimate, excess: Estimate, reference: Estimate | None,
+                    context: dict, reason: str = "") -> Check:  # fmt: skip
+    """The runs at ``where`` break down: more than :data:`DIVERGED_LIMIT` of them diverge (the whole
+    Clopper–Pearson interval of the ``diverged`` fraction above it), or, when at most that many do, the
+    stationary ``excess`` loss of the others is above :data:`BREAKDOWN_RATIO` times the bounded
+    ``reference`` (the delta-method interval of the ratio above it). Without a reference the fraction
+    alone decides."""
+    from amsgd.validation.checks import Check
+    from amsgd.validation.statistics import ratio_interval
+
+    criterion = (f"{where} the runs break down: the diverged fraction's interval (Clopper-Pearson 95%) lies above "
+                 f"{DIVERGED_LIMIT}")  # fmt: skip
+    if reference is not None:
+        criterion += (f", or, when at most half diverge, the stationary excess loss is above {BREAKDOWN_RATIO:g} times "
+                      "that of the bounded runs (delta-method 95% interval of the ratio)")  # fmt: skip
+    if diverged.mean > DIVERGED_LIMIT or reference is None:
+        measured, predicted, unit = diverged, DIVERGED_LIMIT, "diverged fraction"
+    else:
+        measured, predicted, unit = ratio_interval(excess, reference), BREAKDOWN_RATIO, "excess loss ratio"
+    return Check(
+        name=name, group="stability", predicted=predicted, measured=measured.mean, ci_low=measured.ci_low,
+        ci_high=measured.ci_high, relation="above", unit=unit, criterion=criterion, context=context,
+        tolerance_reason=reason,
+    )  # fmt: skip
+
+
+def given_cell_checks(pred: ModelPrediction, points: list[StabilityPoint], floor: FloorRuns) -> list[Check]:
+    """Where the full second moments call the given cell mean-square unstable and the diagonal theory
+    stable: its runs from x* break down (:func:`breakdown_check`; the bounded reference is the runs at
+    the largest delay the full second moments call mean-square stable, ``pred.bounded_tau``, or none)."""
+    if not pred.given_breakdown:
+        return []
+    by_tau = {p.tau: p for p in points}
+    ref = by_tau.get(pred.bounded_tau) if pred.bounded_tau is not None else None
+    reference = ref.excess if ref is not None else None
+    if reference is None:
+        reason = (f"no model tolerance; more than {DIVERGED_LIMIT:g} of the runs diverge is the rule alone: the full "
+                  "second moments call no constant delay mean-square stable, so no bounded runs serve as the "
+                  "reference of the excess loss")  # fmt: skip
+    else:
+        reason = (f"no model tolerance; the bounded reference is the runs at {_where(pred.family, ref.tau)}, which the "
+                  "full second moments call mean-square stable")  # fmt: skip
+    context = {"feedback_radius": pred.feedback_radius, "diagonal_floor": pred.floor_diagonal,
+               "steps": int(floor.iterations[-1]), "diverged": floor.diverged, "replicates": floor.replicates,
+               "excess_loss": floor.estimate.to_dict(),
+               "reference_excess_loss": None if reference is None else reference.to_dict()}  # fmt: skip
+    where = (f"at the given cell, which the full second moments call mean-square unstable (feedback radius "
+             f"{pred.feedback_radius:.3g}) and the diagonal theory stable,")  # fmt: skip
+    return [breakdown_check("breakdown-at-given-cell", where, floor.interval(), floor.estimate, reference, context,
+                            reason)]  # fmt: skip
 
 
 def rate_check(problem: ModelProblem, pred: ModelPrediction, rate: RateRuns, perturb: Perturbations) -> Check:

@@ -11,9 +11,10 @@ from pathlib import Path
 
 from amsgd.core.files import atomic_write_text
 from amsgd.validation.model_checks import (
+    BREAKDOWN_LENGTH,
     BREAKDOWN_RATIO,
     DIVERGENCE_NORM,
-    FLOOR_TOLERANCE,
+    FULL_THEORY,
     HEAVY_TAIL_KURTOSIS,
     UNSTABLE_FACTOR,
     WINDOW_BIAS,
@@ -67,15 +68,26 @@ def prediction_lines(report: ModelValidation) -> list[str]:
     ]
     if pr.stable:
         lines.append(
-            f"- **Loss floor** at η = {p.eta:g}, μ = {p.mu:g}, delay `{p.delay.spec}`: E L(x) − L(x\\*) = "
-            f"{pr.floor:.5g} (additive noise alone: {pr.floor_additive:.5g}); accepted within ±{FLOOR_TOLERANCE:.0%} "
-            f"= ±{FLOOR_TOLERANCE * pr.floor:.3g} beyond the 95% interval. Runs of {pr.steps} iterations from x\\*, "
-            f"averaged over the second half: the start biases that average by {pr.window_bias:.1e} of the floor "
-            f"(at most {WINDOW_BIAS:g}); the slowest curved mode relaxes in {fmt_number(pr.relaxation, 3)} iterations."
+            f"- **Loss floor** at η = {p.eta:g}, μ = {p.mu:g}, delay `{p.delay.spec}`, by the {theory_name(pr)}: "
+            f"E L(x) − L(x\\*) = {pr.floor:.5g} (additive noise alone: {pr.floor_additive:.5g}{beside(pr)}); accepted "
+            f"within ±{pr.floor_tolerance:.1%} = ±{pr.floor_tolerance * pr.floor:.3g} beyond the 95% interval. "
+            f"Runs of {pr.steps} iterations from x\\*, averaged over the second half: the start biases that average by "
+            f"{pr.window_bias:.1e} of the floor (at most {WINDOW_BIAS:g}); the slowest curved mode relaxes in "
+            f"{fmt_number(pr.relaxation, 3)} iterations."
+        )  # fmt: skip
+    elif pr.given_breakdown:
+        lines.append(
+            f"- **Loss floor**: none — the full second moments call η = {p.eta:g}, μ = {p.mu:g}, delay "
+            f"`{p.delay.spec}` mean-square unstable (feedback radius {pr.feedback_radius:.3g} > 1), where the diagonal "
+            f"theory calls it stable with a floor of {pr.floor_diagonal:.5g}. The runs from x\\* there, "
+            f"{pr.given_steps} iterations long ({BREAKDOWN_LENGTH} × {pr.steps}), are checked to break down"
+            + (f" (reference: the bounded runs at {_where(pr.family, pr.bounded_tau)})."
+               if pr.bounded_tau is not None else " (more than half diverge: no bounded reference).")
         )  # fmt: skip
     else:
+        radius = f" (full second moments, feedback radius {pr.feedback_radius:.3g})" if pr.floor_theory == FULL_THEORY else ""
         lines.append(f"- **Loss floor**: none — the linearisation at x\\* is not mean-square stable at η = {p.eta:g}, "
-                     f"μ = {p.mu:g}, delay `{p.delay.spec}`.")  # fmt: skip
+                     f"μ = {p.mu:g}, delay `{p.delay.spec}`{radius}.")  # fmt: skip
     ms = "none" if pr.tau_ms is None else _where(pr.family, pr.tau_ms)
     lines.append(
         f"- **Stability** over {fam}: the mean of the stiffest mode is stable for τ < τ_c = {fmt_number(pr.tau_c, 5)}; "
@@ -95,6 +107,21 @@ def prediction_lines(report: ModelValidation) -> list[str]:
         )  # fmt: skip
     lines += [f"- Note: {n}." for n in pr.notes]
     return lines
+
+
+def theory_name(pr) -> str:
+    """Which theory gave the floor and the stability of the given cell."""
+    if pr.floor_theory == FULL_THEORY:
+        return "full second moments (every cross-covariance of the per-example Hessians kept)"
+    return "diagonal theory (the variances in the Hessian's eigenbasis, their cross-covariances dropped)"
+
+
+def beside(pr) -> str:
+    """The diagonal theory's floor and the feedback radius beside the full second moments' floor."""
+    if pr.floor_theory != FULL_THEORY:
+        return ""
+    diagonal = f"{pr.floor_diagonal:.5g}" if math.isfinite(pr.floor_diagonal) else "none (unstable)"
+    return f"; diagonal theory: {diagonal}; feedback radius {pr.feedback_radius:.3g}"
 
 
 def stability_table(report: ModelValidation) -> list[str]:
@@ -130,12 +157,17 @@ def findings(report: ModelValidation) -> list[str]:
         lo, hi = e.ci_low / pr.floor - 1, e.ci_high / pr.floor - 1
         check = next((c for c in report.checks if c.name == "loss-floor"), None)
         inside = check is not None and check.ci_low - check.tolerance <= check.predicted <= check.ci_high + check.tolerance
-        text = (f"**Floor.** Measured {_interval(e, 4)} against the predicted {pr.floor:.4g}: the measurement lies "
-                f"{abs(rel):.1%} {'above' if rel > 0 else 'below'} the prediction (its interval from {lo:+.1%} to "
-                f"{hi:+.1%}), " + ("within" if inside else "outside") + f" the {FLOOR_TOLERANCE:.0%} tolerance.")
+        text = (f"**Floor.** Measured {_interval(e, 4)} against the predicted {pr.floor:.4g} ({pr.floor_theory}): the "
+                f"measurement lies {abs(rel):.1%} {'above' if rel > 0 else 'below'} the prediction (its interval from "
+                f"{lo:+.1%} to {hi:+.1%}), " + ("within" if inside else "outside")
+                + f" the {pr.floor_tolerance:.1%} tolerance.")  # fmt: skip
+        if pr.floor_theory == FULL_THEORY and math.isfinite(pr.floor_diagonal) and pr.floor_diagonal > 0:
+            d_lo, d_hi = e.ci_low / pr.floor_diagonal - 1, e.ci_high / pr.floor_diagonal - 1
+            text += (f" Against the diagonal theory's {pr.floor_diagonal:.4g} the interval lies from {d_lo:+.1%} to "
+                     f"{d_hi:+.1%}.")  # fmt: skip
         if f.diverged:
             text += f" {f.diverged} of {f.replicates} runs diverged although the theory calls the cell stable."
-        if pr.kurtosis > HEAVY_TAIL_KURTOSIS:
+        if pr.kurtosis > HEAVY_TAIL_KURTOSIS and pr.floor_theory != FULL_THEORY:
             text += (f" The features are heavy-tailed (largest standardised fourth moment {pr.kurtosis:.0f}): there the "
                      "dropped cross-covariances of the per-example Hessian make the predicted floor low, as documented "
                      "for the digits pixels (docs/models.md); read it as a lower bound.")  # fmt: skip
@@ -144,6 +176,12 @@ def findings(report: ModelValidation) -> list[str]:
                      f"{f.stationarity.get('relative_difference', math.nan):.1%} of the estimate; longer runs "
                      "(--steps) would settle it.")  # fmt: skip
         out.append(text)
+    elif pr.given_breakdown:
+        out.append(f"**Floor.** Not checked: the full second moments call the given cell mean-square unstable "
+                   f"(feedback radius {pr.feedback_radius:.3g}) where the diagonal theory predicts a floor of "
+                   f"{pr.floor_diagonal:.4g}; {f.diverged} of {f.replicates} runs from x\\* diverged there within "
+                   f"{int(f.iterations[-1])} iterations" + (f", the others' excess loss {_interval(f.estimate, 3)}."
+                                                            if f.estimate.n else "."))  # fmt: skip
     else:
         out.append(f"**Floor.** Not checked: the theory calls the given cell mean-square unstable; {f.diverged} of "
                    f"{f.replicates} runs from x\\* diverged there.")  # fmt: skip
@@ -169,7 +207,11 @@ def findings(report: ModelValidation) -> list[str]:
             text += (f" Beyond the boundary {why}: the instability shows as a stationary loss {ratio:.3g} times that "
                      f"of the bounded runs (the check asks for more than {BREAKDOWN_RATIO:g}).")
         at_ms = next((s for s in report.stability if s.tau == pr.tau_ms), None)
-        if at_ms is not None and at_ms.excess.n and math.isfinite(at_ms.floor) and at_ms.floor > 0:
+        if pr.floor_theory == FULL_THEORY:
+            text += (" The boundary and these labels are the full second moments' (every cross-covariance of the "
+                     "per-example Hessians kept)" + (", which call the given cell mean-square unstable where the "
+                     "diagonal theory does not." if pr.given_breakdown else "."))  # fmt: skip
+        elif at_ms is not None and at_ms.excess.n and math.isfinite(at_ms.floor) and at_ms.floor > 0:
             ratio = at_ms.floor / at_ms.excess.mean
             if abs(ratio - 1) > 0.1:
                 text += (f" At the last stable delay the linear floor is {ratio:.3g} times the measured one: near "

@@ -59,6 +59,7 @@ operator, ``(P²/2)³/3`` for the solve, ``P²/2`` cross Yule–Walker systems o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -189,23 +190,55 @@ def full_covariance(rates: np.ndarray, fluctuations: np.ndarray, additive: np.nd
 def full_second_moments(problem: ModelProblem, point: ModelPoint, eta: float, mu: float, delay: Delay) -> FullMoments:
     """The stationary covariance of ``problem``'s iterate around ``point`` (its minimum) with every
     cross-covariance, at step η, momentum μ and a constant delay (module docstring)."""
-    size = int(point.x.size)
     law = delay_law(delay, as_iid=True)
+    _check_applies(point, law)
+    return moments_over_delays(problem, point, eta, mu)(law.constant)
+
+
+def moments_over_delays(problem: ModelProblem, point: ModelPoint, eta: float, mu: float) -> Callable[[int], FullMoments]:
+    """``τ ↦`` :func:`full_second_moments` at the constant delay τ (at most
+    :data:`FULL_MOMENTS_MAX_DELAY`), the per-example statistics computed once for every τ."""
+    _check_applies(point, delay_law(0))
+    eta, mu = check_parameters(eta, mu)
+    lam = point.eigenvalues
+    if np.any(lam < -FLAT * lam[0]):  # not a minimum
+        return lambda tau: FullMoments(float("inf"), np.full((0, 0), np.inf), np.zeros(0, int), float("inf"), False, False)
+    modes = np.flatnonzero(~point.flat())
+    fluctuations, additive = _per_example(problem, point.x, point.vectors[:, modes])
+
+    def at(tau: int) -> FullMoments:
+        if not 0 <= tau <= FULL_MOMENTS_MAX_DELAY:
+            raise ProblemError(f"the full second moments take a constant delay of 0 to {FULL_MOMENTS_MAX_DELAY}, got {tau}")
+        x, radius, mean_stable = full_covariance(lam[modes], fluctuations, additive, eta, mu, tau, problem.batch)
+        stable = mean_stable and radius < 1.0
+        floor = 0.5 * float(lam[modes] @ np.diag(x)) if stable else float("inf")
+        return FullMoments(floor, x, modes, radius, stable, mean_stable)
+
+    return at
+
+
+def largest_stable_delay(moments: Callable[[int], FullMoments], high: int) -> int | None:
+    """The largest constant delay τ <= ``high`` (at most :data:`FULL_MOMENTS_MAX_DELAY`) at which
+    ``moments(τ)`` (:func:`moments_over_delays`) is stable, by bisection: a longer delay only loses
+    stability, as for the diagonal theory; None when τ = 0 is not stable."""
+    high = min(int(high), FULL_MOMENTS_MAX_DELAY)
+    if high < 0 or not moments(0).stable:
+        return None
+    if moments(high).stable:
+        return high
+    low = 0  # stable; high is not
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (mid, high) if moments(mid).stable else (low, mid)
+    return low
+
+
+def _check_applies(point: ModelPoint, law) -> None:
+    size = int(point.x.size)
     if not applies(size, law, point.full):
         raise ProblemError(f"the full second moments take a constant delay of at most {FULL_MOMENTS_MAX_DELAY} and "
                            f"at most {FULL_MOMENTS_MAX} parameters; got {size} parameters and delay {law.spec}: use "
                            "the diagonal theory (ModelPredictions.floor)")  # fmt: skip
-    eta, mu = check_parameters(eta, mu)
-    lam = point.eigenvalues
-    if np.any(lam < -FLAT * lam[0]):  # not a minimum
-        return FullMoments(float("inf"), np.full((0, 0), np.inf), np.zeros(0, int), float("inf"), False, False)
-    modes = np.flatnonzero(~point.flat())
-    q = point.vectors[:, modes]
-    fluctuations, additive = _per_example(problem, point.x, q)
-    x, radius, mean_stable = full_covariance(lam[modes], fluctuations, additive, eta, mu, law.constant, problem.batch)
-    stable = mean_stable and radius < 1.0
-    floor = 0.5 * float(lam[modes] @ np.diag(x)) if stable else float("inf")
-    return FullMoments(floor, x, modes, radius, stable, mean_stable)
 
 
 def applies(parameters: int, law, full_spectrum: bool) -> bool:
