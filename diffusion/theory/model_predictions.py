@@ -19,7 +19,10 @@ coupled modes), every mode follows the delayed momentum recursion of :mod:`.line
 * per worker count M (τ = M − 1) the best momentum by rate and by floor (:func:`.tradeoff.tradeoff`);
 * for a model with at most :data:`.full_moments.FULL_MOMENTS_MAX` parameters at a constant delay,
   the **full second moments** (:mod:`.full_moments`): the stationary covariance with every
-  cross-covariance of the per-example Hessians kept, its loss floor and mean-square stability.
+  cross-covariance of the per-example Hessians kept, its loss floor and mean-square stability;
+* the **divergence risk** of runs of ``options.steps`` iterations (:mod:`.model_divergence`): the
+  kick along the stiffest mode that throws a run off, how likely a minibatch is to deliver it, and
+  the fate where the theory calls the cell unstable.
 
 Everything is exact for the linearisation at the point it uses (``point.source``); where the
 Hessian changes along training (a network's sharpness grows), the prediction holds for runs near
@@ -44,6 +47,7 @@ from amsgd.diffusion.theory.linear_recursion import (
     spectral_radii,
     spectral_radius,
 )
+from amsgd.diffusion.theory.model_divergence import ModelDivergenceRisk, model_divergence_risk
 from amsgd.diffusion.theory.model_point import FLAT, ModelPoint, find_minimum, model_point, top_eigenvalue
 from amsgd.diffusion.theory.options import PredictOptions
 from amsgd.diffusion.theory.second_moments import (
@@ -138,6 +142,14 @@ class ModelPredictions:
         if not applies(self.point.x.size, self.law, self.point.full):
             return None
         return full_second_moments(p, self.point, p.eta, p.mu, self.law)
+
+    @cached_property
+    def divergence(self) -> ModelDivergenceRisk:
+        """The divergence risk of runs of ``options.steps`` iterations (:mod:`.model_divergence`), with the
+        mean-square verdict of the full second moments where they apply, else of the diagonal theory."""
+        full = self.full_moments
+        stable = full.stable if full is not None else self.mean_square.stable
+        return model_divergence_risk(self.problem, self.point, self.law, self.options.steps, stable)
 
     @cached_property
     def rate(self) -> float:
@@ -239,6 +251,7 @@ class ModelPredictions:
                 "max_workers": int(np.ceil(tau_star)) if np.isfinite(tau_star) else None,
                 "mean_square": {"tau_max": ms.tau_max, "stable": ms.stable, "radius": ms.radius,
                                 "limiting_mode": ms.limiting_mode},
+                "divergence_risk": self.divergence.to_dict(),
             },
             "stationary_loss": {"excess": self.floor.to_dict(), "loss_at_minimum": self.point.loss,
                                 "value": json_float(self.point.loss + self.floor.value)},
