@@ -22,6 +22,7 @@ from amsgd.validation.model_checks import (
     FULL_THEORY,
     WINDOW_BIAS,
     ModelSetup,
+    fate_check,
     floor_checks,
     floor_tolerance,
     mean_path,
@@ -71,6 +72,8 @@ def test_least_squares_on_gaussian_features(tmp_path, capsys):
     bounded, broken = checks["bounded-at-tau-1"], checks["breakdown-at-tau-3"]
     assert bounded["pass"] and bounded["measured"] == 0.0
     assert broken["pass"] and broken["measured"] == 1.0 and broken["unit"] == "diverged fraction"
+    fate = checks["fate-at-tau-3"]  # least squares is linear: beyond the boundary it blows up
+    assert fate["pass"] and fate["predicted_fate"] == "blows up" and prediction["unstable_fate"] == "blows up"
     from amsgd.diffusion.theory.model_predictions import predict_model
     from amsgd.diffusion.theory.options import PredictOptions
 
@@ -96,6 +99,8 @@ def test_logistic_instability_shows_in_the_loss_not_divergence(tmp_path):
     assert points[tau_ms]["diverged"] == 0 and points[tau_u]["diverged"] == 0
     broken = checks[f"breakdown-at-tau-{tau_u}"]
     assert broken["unit"] == "excess loss ratio" and broken["pass"] and broken["ci_low"] > 3
+    fate = checks[f"fate-at-tau-{tau_u}"]  # a bounded gradient: the noise-free dynamics saturates
+    assert fate["pass"] and fate["predicted_fate"] == "saturates"
     assert checks["rate"]["pass"] and code == (0 if all(c["pass"] for c in checks.values()) else 1)
 
 
@@ -110,6 +115,8 @@ def test_wrong_predictions_fail(tmp_path):
     checks = {c.name: c for c in report.checks}
     assert not checks["loss-floor"].passed and checks["loss-floor"].context["perturbation"] == 1.5
     assert not checks["bounded-at-tau-3"].passed and checks["bounded-at-tau-3"].measured == 1.0
+    beyond = next(p for p in report.stability if p.tau == report.prediction.unstable_tau)
+    assert fate_check("fate", "blows up", beyond).passed and not fate_check("fate", "saturates", beyond).passed
     assert checks["breakdown-at-tau-3"].passed
     assert not report.passed and report.to_dict()["perturb"] == {"loss-floor": 1.5, "stable-delay": 3.0}
 

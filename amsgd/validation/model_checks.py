@@ -34,7 +34,10 @@ model_predictions.predict_model`), before any run; then three sets of runs measu
   bounded runs (the interval of the ratio above it; the streaming-PCA breakdown rule). A classifier's
   gradient is bounded, so its runs do not diverge: far from x* its loss grows only linearly, and the
   instability holds the runs in a large oscillation instead. The first mean-square-unstable delay
-  τ_ms + 1 is run and reported beside them, without a check. A replicate diverges when ‖x‖ leaves 1e6
+  τ_ms + 1 is run and reported beside them, without a check. At τ_u the divergence risk's fate
+  (:mod:`~amsgd.diffusion.theory.model_divergence`: the noise-free recursion along the stiffest mode
+  blows up or saturates) is checked too: more than half of the runs diverge, or (saturates) the
+  diverged fraction's interval reaches below :data:`DIVERGENCE_TOLERANCE`. A replicate diverges when ‖x‖ leaves 1e6
   or turns non-finite; the runs at τ_u are long enough for the mean to grow from the floor's scale to
   that norm twice over. Where the full second moments apply to the model (constant delays up to
   ``FULL_MOMENTS_MAX_DELAY``) they give τ_ms (bisection) and the labels and floors of these delays;
@@ -117,6 +120,8 @@ RATE_REASON_LINEAR = (
 DIVERGENCE_TOLERANCE = 0.05
 BOUNDED_REASON = ("0.05 absolute: near the mean-square boundary the stationary law has heavy tails; the check fails "
                   "when the interval shows that more than 5% of the runs diverge")  # fmt: skip
+FATE_REASON = ("0.05 absolute where the runs are predicted to saturate: the fate is that of the noise-free recursion "
+               "along the stiffest mode, and the noise may still carry an occasional run beyond the divergence norm")  # fmt: skip
 #: Beyond the boundary, more than this fraction of the runs diverge...
 DIVERGED_LIMIT = 0.5
 #: ...or, where the gradient is bounded (classifiers) and nothing diverges, the excess loss exceeds this
@@ -213,6 +218,7 @@ class ModelPrediction:
     tau_c: float
     bounded_tau: int | None  # τ_ms, or the perturbed placement of the bounded runs
     unstable_tau: int | None
+    unstable_fate: str | None  # at τ_u, "blows up" or "saturates" (the divergence risk's line recursion)
     stability: tuple[StabilityPoint, ...]
     rate: float
     rate_eigenvalue: float
@@ -411,6 +417,15 @@ def _label(theory, eta: float, mu: float, family: str, tau: int, moments_at=None
     return ("mean-square stable" if stable else "mean-square unstable, mean stable"), growth, floor
 
 
+def _fate(theory, tau: int) -> str:
+    """Beyond the mean boundary, at the constant delay τ: whether the noise-free recursion along the
+    stiffest mode blows up or saturates (:func:`~amsgd.diffusion.theory.model_divergence.line_fate`)."""
+    from amsgd.diffusion.theory.model_divergence import line_fate, stiffest_line
+
+    p, point = theory.problem, theory.point
+    return line_fate(stiffest_line(p, point), p.eta, p.mu, tau, float(point.eigenvalues[0]))
+
+
 def _full_moments_over_delays(theory):
     """``τ ↦`` the full second moments at the constant delay τ (cached), where they apply to the model
     (:func:`~amsgd.diffusion.theory.full_moments.moments_over_delays`); None elsewhere."""
@@ -543,7 +558,8 @@ def predict(problem: ModelProblem, setup: ModelSetup, perturb: Perturbations | N
         floor_additive=floor.additive_linear, feedback_radius=radius, stable=stable, stable_diagonal=stable_diagonal,
         steps=steps, given_steps=max(steps, min(MAX_STEPS, BREAKDOWN_LENGTH * steps)) if given_breakdown else steps,
         given_breakdown=given_breakdown, window_bias=bias,
-        family=family, tau_ms=tau_ms, tau_c=tau_c, bounded_tau=bounded, unstable_tau=unstable, stability=tuple(points),
+        family=family, tau_ms=tau_ms, tau_c=tau_c, bounded_tau=bounded, unstable_tau=unstable,
+        unstable_fate=None if unstable is None else _fate(theory, unstable), stability=tuple(points),
         rate=rate, rate_eigenvalue=lam, rate_mode=j, rate_noise=noise, rate_lengths=lengths, rate_delta=delta, rate_path=path,
         rate_curve=curve, relaxation=theory.relaxation_iterations, notes=tuple(notes),
     )  # fmt: skip
@@ -717,7 +733,28 @@ def stability_checks(pred: ModelPrediction, points: list[StabilityPoint], floor:
         beyond = f"beyond the mean-stability boundary (at ceil({UNSTABLE_FACTOR:g} tau_c))"
         out.append(breakdown_check(f"breakdown-at-{where}-{value(p.tau)}", beyond, p.interval(), p.excess, reference,
                                    context))  # fmt: skip
+        out.append(fate_check(f"fate-at-{where}-{value(p.tau)}", pred.unstable_fate, p))
     return out
+
+
+def fate_check(name: str, fate: str, point: StabilityPoint) -> Check:
+    """The divergence risk's fate beyond the boundary against the runs there: ``"blows up"`` passes when
+    more than :data:`DIVERGED_LIMIT` of them diverge (the whole Clopper–Pearson interval above it),
+    ``"saturates"`` when the interval reaches below :data:`DIVERGENCE_TOLERANCE` (as for bounded runs)."""
+    from amsgd.validation.checks import Check
+
+    e = point.interval()
+    context = {"tau": point.tau, "steps": point.steps, "diverged": point.diverged, "replicates": point.replicates,
+               "predicted_fate": fate, "interval": "Clopper-Pearson 95%"}  # fmt: skip
+    if fate == "blows up":
+        return Check(name=name, group="stability", predicted=DIVERGED_LIMIT, measured=e.mean, ci_low=e.ci_low,
+                     ci_high=e.ci_high, relation="above", unit="diverged fraction", context=context,
+                     criterion=("the noise-free recursion along the stiffest mode blows up: the diverged fraction's "
+                                f"interval lies above {DIVERGED_LIMIT}"))  # fmt: skip
+    return Check(name=name, group="stability", predicted=0.0, measured=e.mean, ci_low=e.ci_low, ci_high=e.ci_high,
+                 tolerance=DIVERGENCE_TOLERANCE, unit="diverged fraction", tolerance_reason=FATE_REASON,
+                 context=context, criterion=("the noise-free recursion along the stiffest mode saturates: runs stay "
+                                             "finite, ci_low - 0.05 <= 0"))  # fmt: skip
 
 
 def breakdown_check(name: str, where: str, diverged: Estimate, excess: Estimate, reference: Estimate | None,

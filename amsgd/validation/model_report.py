@@ -95,7 +95,9 @@ def prediction_lines(report: ModelValidation) -> list[str]:
         + ", ".join(f"{_where(pr.family, s.tau)} ({s.label}"
                     + (f", mean grows ×e every {1 / s.growth:.3g} iterations" if s.growth > 0 else "")
                     + (f", floor {s.floor:.4g}" if math.isfinite(s.floor) else "") + ")" for s in pr.stability)
-        + f"; ⌈{UNSTABLE_FACTOR:g} τ_c⌉ is the clearly unstable one."
+        + f"; ⌈{UNSTABLE_FACTOR:g} τ_c⌉ is the clearly unstable one"
+        + (f", where the noise-free dynamics along the stiffest mode {pr.unstable_fate} (the divergence risk's fate)."
+           if pr.unstable_fate else ".")
     )  # fmt: skip
     if math.isfinite(pr.rate):
         lines.append(
