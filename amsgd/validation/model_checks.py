@@ -215,6 +215,7 @@ class ModelPrediction:
     window_bias: float
     family: str  # "delay" or "workers"
     tau_ms: int | None
+    boundary_theory: str  # which theory placed tau_ms and labelled the stability runs
     tau_c: float
     bounded_tau: int | None  # τ_ms, or the perturbed placement of the bounded runs
     unstable_tau: int | None
@@ -400,7 +401,8 @@ def floor_tolerance(model: str, theory: str, bias: float = 0.0) -> tuple[float, 
 def _label(theory, eta: float, mu: float, family: str, tau: int, moments_at=None) -> tuple[str, float, float]:
     """What the theory says at the constant delay τ, the log of the largest mean radius, and the floor
     there (``inf`` unless mean-square stable); ``moments_at`` (:func:`_full_moments_over_delays`) gives
-    the full second moments' verdict and floor where they apply, else the diagonal theory's."""
+    the full second moments' verdict and floor where they apply (τ up to ``FULL_MOMENTS_MAX_DELAY``),
+    else the diagonal theory's."""
     from amsgd.diffusion.theory.linear_recursion import spectral_radii
     from amsgd.diffusion.theory.model_predictions import loss_floor
 
@@ -408,7 +410,9 @@ def _label(theory, eta: float, mu: float, family: str, tau: int, moments_at=None
     growth = float(np.log(np.max(spectral_radii(top[top > 0], eta, mu, tau))))
     if growth >= 0:
         return "mean unstable", growth, math.inf
-    if moments_at is not None:
+    from amsgd.diffusion.theory.full_moments import FULL_MOMENTS_MAX_DELAY
+
+    if moments_at is not None and tau <= FULL_MOMENTS_MAX_DELAY:
         full = moments_at(tau)
         stable, floor = full.stable, full.floor
     else:
@@ -466,10 +470,50 @@ def mean_path(rate: float, eta: float, mu: float, law, lengths: list[int]) -> np
     return np.array([out[n] for n in lengths])
 
 
-def predict(problem: ModelProblem, setup: ModelSetup, perturb: Perturbations | None = None):
-    """The theory at x* and the :class:`ModelPrediction` of every run (nothing is simulated here)."""
+def _stability_runs(theory, family: str, steps: int, moments_at, perturb: Perturbations, notes: list[str],
+                    stable_diagonal: bool) -> tuple[float, int | None, int | None, int | None, list[StabilityPoint]]:  # fmt: skip
+    """The boundary over constant delays and the stability runs (module docstring): ``(τ_c, τ_ms, the
+    bounded runs' delay, τ_u, the runs)``; the full second moments place τ_ms where they apply
+    (``moments_at``), else the diagonal theory; what is not run is said in ``notes``."""
     from amsgd.diffusion.theory.full_moments import FULL_MOMENTS_MAX_DELAY, largest_stable_delay
     from amsgd.diffusion.theory.linear_recursion import MAX_DELAY
+
+    p, point = theory.problem, theory.point
+    tau_c = float(theory.critical.min())
+    if moments_at is None:
+        tau_ms = theory.mean_square.tau_max
+    else:  # the full second moments decide the boundary too, up to the delays they take
+        tau_ms = largest_stable_delay(moments_at, math.ceil(tau_c) - 1 if math.isfinite(tau_c) else FULL_MOMENTS_MAX_DELAY)
+        if tau_ms == FULL_MOMENTS_MAX_DELAY:
+            notes.append(f"the full second moments call every constant delay up to {FULL_MOMENTS_MAX_DELAY}, the "
+                         "longest they take, mean-square stable: the bounded runs are placed there")  # fmt: skip
+    bounded = None if tau_ms is None else max(0, int(round(perturb("stable-delay", tau_ms))))
+    unstable = int(math.ceil(UNSTABLE_FACTOR * tau_c)) if math.isfinite(tau_c) else None
+    if unstable is not None and tau_ms is not None:
+        unstable = max(unstable, tau_ms + 1)
+    if unstable is not None and unstable > MAX_DELAY:
+        notes.append(f"the unstable delay {unstable} lies beyond the {MAX_DELAY} the linear numerics take: not run")
+        unstable = None
+    if tau_ms is None:
+        notes.append("the theory calls every constant delay mean-square unstable at this eta and mu: no bounded runs")
+    elif tau_ms >= MAX_DELAY:
+        notes.append(f"the largest mean-square-stable delay reaches the numerics' limit {MAX_DELAY}: no bounded runs")
+        bounded = None
+    scale = math.sqrt(2 * theory.floor.additive_linear / point.eigenvalues[0]) if stable_diagonal else 1e-2
+    points = []
+    for tau in sorted({t for t in (bounded, None if tau_ms is None else tau_ms + 1, unstable) if t is not None}):
+        label, growth, at = _label(theory, p.eta, p.mu, family, tau, moments_at)
+        n = steps
+        if tau == unstable:  # long enough for the mean to grow from the fluctuations to the divergence norm twice over
+            reach = math.log(DIVERGENCE_NORM / min(max(scale, 1e-8), 1.0)) / growth
+            n = min(MAX_STEPS, max(steps, int(math.ceil(2 * reach))))
+        points.append(StabilityPoint(tau, label, growth, at, max(n, 10 * tau)))
+    return tau_c, tau_ms, bounded, unstable, points
+
+
+def predict(problem: ModelProblem, setup: ModelSetup, perturb: Perturbations | None = None):
+    """The theory at x* and the :class:`ModelPrediction` of every run (nothing is simulated here)."""
+    from amsgd.diffusion.theory.full_moments import FULL_MOMENTS_MAX_DELAY
     from amsgd.diffusion.theory.model_predictions import ModelPredictions, predict_model
     from amsgd.diffusion.theory.options import PredictOptions
     from amsgd.validation.checks import Perturbations
@@ -506,35 +550,8 @@ def predict(problem: ModelProblem, setup: ModelSetup, perturb: Perturbations | N
     if family == "delay" and not isinstance(problem.delay, ConstantDelay):
         notes.append(f"the stability boundary is over constant delays; the given delay {problem.delay.spec} "
                      "enters the floor and the rate only")  # fmt: skip
-    tau_c = float(theory.critical.min())
-    if moments_at is None:
-        tau_ms = theory.mean_square.tau_max
-    else:  # the full second moments decide the boundary too, up to the delays they take
-        tau_ms = largest_stable_delay(moments_at, math.ceil(tau_c) - 1 if math.isfinite(tau_c) else FULL_MOMENTS_MAX_DELAY)
-        if tau_ms == FULL_MOMENTS_MAX_DELAY:
-            notes.append(f"the full second moments call every constant delay up to {FULL_MOMENTS_MAX_DELAY}, the "
-                         "longest they take, mean-square stable: the bounded runs are placed there")  # fmt: skip
-    bounded = None if tau_ms is None else max(0, int(round(perturb("stable-delay", tau_ms))))
-    unstable = int(math.ceil(UNSTABLE_FACTOR * tau_c)) if math.isfinite(tau_c) else None
-    if unstable is not None and tau_ms is not None:
-        unstable = max(unstable, tau_ms + 1)
-    if unstable is not None and unstable > MAX_DELAY:
-        notes.append(f"the unstable delay {unstable} lies beyond the {MAX_DELAY} the linear numerics take: not run")
-        unstable = None
-    if tau_ms is None:
-        notes.append("the theory calls every constant delay mean-square unstable at this eta and mu: no bounded runs")
-    elif tau_ms >= MAX_DELAY:
-        notes.append(f"the largest mean-square-stable delay reaches the numerics' limit {MAX_DELAY}: no bounded runs")
-        bounded = None
-    scale = math.sqrt(2 * floor.additive_linear / point.eigenvalues[0]) if stable_diagonal else 1e-2
-    points = []
-    for tau in sorted({t for t in (bounded, None if tau_ms is None else tau_ms + 1, unstable) if t is not None}):
-        label, growth, at = _label(theory, problem.eta, problem.mu, family, tau, moments_at)
-        n = steps
-        if tau == unstable:  # long enough for the mean to grow from the fluctuations to the divergence norm twice over
-            reach = math.log(DIVERGENCE_NORM / min(max(scale, 1e-8), 1.0)) / growth
-            n = min(MAX_STEPS, max(steps, int(math.ceil(2 * reach))))
-        points.append(StabilityPoint(tau, label, growth, at, max(n, 10 * tau)))
+    tau_c, tau_ms, bounded, unstable, points = _stability_runs(theory, family, steps, moments_at, perturb, notes,
+                                                               stable_diagonal)  # fmt: skip
     rate, lam, j, lengths, delta, path, curve, noise = theory.rate, math.nan, -1, (), math.nan, (), ((), ()), math.nan
     if not (stable_diagonal and math.isfinite(rate) and rate > 0):
         notes.append("the theory gives no finite decay rate here: the rate is not checked")
@@ -558,7 +575,8 @@ def predict(problem: ModelProblem, setup: ModelSetup, perturb: Perturbations | N
         floor_additive=floor.additive_linear, feedback_radius=radius, stable=stable, stable_diagonal=stable_diagonal,
         steps=steps, given_steps=max(steps, min(MAX_STEPS, BREAKDOWN_LENGTH * steps)) if given_breakdown else steps,
         given_breakdown=given_breakdown, window_bias=bias,
-        family=family, tau_ms=tau_ms, tau_c=tau_c, bounded_tau=bounded, unstable_tau=unstable,
+        family=family, tau_ms=tau_ms, boundary_theory=DIAGONAL_THEORY if moments_at is None else FULL_THEORY,
+        tau_c=tau_c, bounded_tau=bounded, unstable_tau=unstable,
         unstable_fate=None if unstable is None else _fate(theory, unstable), stability=tuple(points),
         rate=rate, rate_eigenvalue=lam, rate_mode=j, rate_noise=noise, rate_lengths=lengths, rate_delta=delta, rate_path=path,
         rate_curve=curve, relaxation=theory.relaxation_iterations, notes=tuple(notes),

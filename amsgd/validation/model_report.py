@@ -209,7 +209,7 @@ def findings(report: ModelValidation) -> list[str]:
             text += (f" Beyond the boundary {why}: the instability shows as a stationary loss {ratio:.3g} times that "
                      f"of the bounded runs (the check asks for more than {BREAKDOWN_RATIO:g}).")
         at_ms = next((s for s in report.stability if s.tau == pr.tau_ms), None)
-        if pr.floor_theory == FULL_THEORY:
+        if pr.boundary_theory == FULL_THEORY:
             text += (" The boundary and these labels are the full second moments' (every cross-covariance of the "
                      "per-example Hessians kept)" + (", which call the given cell mean-square unstable where the "
                      "diagonal theory does not." if pr.given_breakdown else "."))  # fmt: skip
