@@ -96,7 +96,7 @@ def _noise_free(problem: Problem, tau: int, start: np.ndarray, velocity: np.ndar
     blown = np.zeros(start.shape[0], dtype=bool)
     with np.errstate(all="ignore"):
         for _ in range(iterations):
-            cur, prev, stale = ring[-1], ring[-2], ring[-2 - tau]
+            cur, prev, stale = ring[-1], ring[-2], ring[-1 - tau]
             quad = np.sum(stale * lam * stale, axis=1, keepdims=True)
             new = cur + problem.mu * (cur - prev) + problem.eta * (lam * stale - quad * stale)
             norm = np.linalg.norm(new, axis=1)
