@@ -4,59 +4,115 @@ from __future__ import annotations
 
 import math
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from test_models import problem
 
-from amsgd.core.delays import ConstantDelay
+from amsgd.core.delays import ConstantDelay, GeometricDelay
 from amsgd.core.models import ModelProblem, load_data
+from amsgd.diffusion.theory.linear_recursion import delay_law, spectral_radius
 from amsgd.diffusion.theory.model_divergence import (
     BLOW_UP,
+    KICK_MAX,
     LINE_MIN,
     LINE_POINTS,
     StiffestLine,
-    critical_impulse,
+    _blows_up,
+    critical_impulses,
     kick_probability,
+    line_fate,
+    stiffest_line,
 )
 from amsgd.diffusion.theory.model_predictions import predict_model
+from amsgd.diffusion.theory.stability import critical_delay
 from amsgd.simulate.model_engine import simulate_model
+from amsgd.simulate.models import model_functions
 
 
-def _stiffening_line(lam: float, cubic: float) -> StiffestLine:
-    """``φ'(t) = λ t + c t³`` on the module's grid: the curvature grows away from the minimum."""
+def _line(lam: float, slope) -> StiffestLine:
+    """``φ'`` given as a function, tabulated on the module's grid."""
     side = np.geomspace(LINE_MIN / math.sqrt(lam), BLOW_UP, LINE_POINTS)
     t = np.r_[-side[::-1], 0.0, side]
-    return StiffestLine(t, lam * t + cubic * t**3, np.zeros(3))
+    return StiffestLine(t, slope(t), np.zeros(3))
 
 
-def _direct_blows_up(lam: float, cubic: float, eta: float, mu: float, tau: int, impulse: float) -> bool:
+def _direct_blows_up(slope, eta: float, mu: float, tau: int, kick: float) -> bool:
     """The scalar recursion with the exact derivative, one iteration at a time."""
-    history = [0.0] * (tau + 1) + [eta * impulse]
+    history = [0.0] * (tau + 1) + [kick]
     for _ in range(4000):
-        stale = history[-1 - tau]
-        new = history[-1] + mu * (history[-1] - history[-2]) - eta * (lam * stale + cubic * stale**3)
+        new = history[-1] + mu * (history[-1] - history[-2]) - eta * slope(history[-1 - tau])
         if not abs(new) < BLOW_UP:
             return True
         history = history[1:] + [new]
     return False
 
 
-@pytest.mark.parametrize(("eta", "mu", "tau"), [(0.05, 0.0, 0), (0.05, 0.5, 2), (0.02, 0.9, 1)])
-def test_critical_impulse_of_a_stiffening_line_matches_the_scalar_recursion(eta, mu, tau):
+@pytest.mark.parametrize(("eta", "mu", "tau"), [(0.05, 0.0, 0), (0.05, 0.5, 2), (0.02, 0.9, 1), (0.05, -0.3, 1)])
+def test_critical_impulses_of_a_stiffening_line_match_the_scalar_recursion(eta, mu, tau):
+    """``φ' = λt + c t³`` (the curvature grows away from the minimum, as streaming PCA's radial mode
+    does): a finite K* on each side, equal by symmetry, at the edge of the directly iterated recursion."""
     lam, cubic = 1.0, 0.5
-    k = critical_impulse(_stiffening_line(lam, cubic), eta, mu, tau)
-    assert k < 1e-3 * BLOW_UP / eta  # the basin, not the blow-up norm, sets it
-    assert _direct_blows_up(lam, cubic, eta, mu, tau, 1.01 * k)
-    assert not _direct_blows_up(lam, cubic, eta, mu, tau, 0.99 * k)
+
+    def slope(t):
+        return lam * t + cubic * t**3
+
+    positive, negative = critical_impulses(_line(lam, slope), eta, mu, delay_law(tau).pmf)
+    assert eta * positive < 0.1 * KICK_MAX and negative == pytest.approx(positive, rel=1e-3)  # a basin, not the cap
+    assert _direct_blows_up(slope, eta, mu, tau, 1.01 * eta * positive)
+    assert not _direct_blows_up(slope, eta, mu, tau, 0.99 * eta * positive)
 
 
-def test_a_linear_line_is_thrown_off_only_by_a_kick_beyond_the_blow_up_norm():
-    eta, mu = 0.05, 0.5
-    line = StiffestLine(np.array([-BLOW_UP, BLOW_UP]), np.array([-BLOW_UP, BLOW_UP]), np.zeros(2))
-    k = critical_impulse(line, eta, mu, 0)
-    # the mean dynamics of a stable linear mode returns from every kick; the first position after the
-    # kick, ηK, and the momentum overshoot decide when the norm is passed
-    assert 0.3 * BLOW_UP / eta < k <= BLOW_UP / eta
+def test_one_sided_stiffening_gives_one_threshold_and_the_tail_counts_its_side():
+    eta, mu, tau = 0.05, 0.5, 1
+
+    def slope(t):
+        return t + 0.5 * np.minimum(t, 0.0) ** 3  # stiffens for t < 0 only
+
+    positive, negative = critical_impulses(_line(1.0, slope), eta, mu, delay_law(tau).pmf)
+    assert math.isinf(positive) and math.isfinite(negative)
+    assert _direct_blows_up(slope, eta, mu, tau, -1.01 * eta * negative)
+    # a displacement −η(ū_B − ū) < 0 needs ū_B − ū > K*_−: only the examples above the mean count
+    u = np.array([-3.0, -2.0, 0.0, 2.0, 3.0]) * negative / 2.5
+    line = StiffestLine(np.zeros(1), np.zeros(1), u)
+    assert kick_probability(line, 1, positive, negative) == pytest.approx(0.2)
+
+
+@pytest.mark.parametrize("mu", [-0.3, 0.0, 0.5, 0.9])
+@pytest.mark.parametrize("eta", [0.043, 0.05])
+def test_a_linear_line_returns_from_every_kick(eta, mu):
+    """A stable linear mode comes back from any kick: no critical impulse, whatever the step (0.043
+    puts the largest trial kick just short of the norm) and the sign of the momentum."""
+    line = _line(1.0, lambda t: t)
+    for tau in (0, 2):
+        if spectral_radius(1.0, eta, mu, tau) < 1:
+            assert critical_impulses(line, eta, mu, delay_law(tau).pmf) == (math.inf, math.inf)
+
+
+def test_the_line_recursion_loses_stability_exactly_at_the_mean_boundary():
+    """For ``φ' = λt`` the line recursion is the mode's mean recursion: stable at ⌈τ_c⌉ − 1, growing
+    at ⌈τ_c⌉ at the rate ``spectral_radius`` gives (a delay off by one fails here: τ_c = 6.66)."""
+    lam, eta, mu = 1.0, 0.05, 0.5
+    tau_c = float(critical_delay(np.array([lam]), eta, mu)[0])
+    below, above = math.ceil(tau_c) - 1, math.ceil(tau_c)
+    assert above - tau_c > 0.2 and tau_c - below > 0.2
+    line = _line(lam, lambda t: lam * t)
+    start = np.array([1e-3])
+    assert not _blows_up(line, eta, mu, delay_law(below).pmf, start, 20_000)[0]
+    reach = math.log(BLOW_UP / 1e-3) / math.log(spectral_radius(lam, eta, mu, above))
+    assert not _blows_up(line, eta, mu, delay_law(above).pmf, start, int(0.5 * reach))[0]
+    assert _blows_up(line, eta, mu, delay_law(above).pmf, start, int(2 * reach))[0]
+    assert line_fate(line, eta, mu, delay_law(above), lam) == "blows up"
+
+
+def test_a_random_delay_enters_as_its_expected_force():
+    """A geometric law of mean 24 is mean-stable at η 0.05, μ 0.5, λ 1 while the constant delay 24 is
+    not: the line under the law's expected force returns from kicks as the mode's mean does."""
+    law = delay_law(GeometricDelay(24.0))
+    assert spectral_radius(1.0, 0.05, 0.5, law) < 1 < spectral_radius(1.0, 0.05, 0.5, 24)
+    line = _line(1.0, lambda t: t)
+    assert critical_impulses(line, 0.05, 0.5, law.pmf) == (math.inf, math.inf)
 
 
 def test_kick_probability_counts_for_one_example_and_samples_minibatches():
@@ -67,28 +123,47 @@ def test_kick_probability_counts_for_one_example_and_samples_minibatches():
     assert kick_probability(line, 4, 3.0) == 0.0  # no mean of examples goes beyond the largest one
     two = StiffestLine(np.zeros(1), np.zeros(1), np.array([-1.0, 1.0]))
     p = kick_probability(two, 2, 0.5)  # the mean of two draws is ±1 with probability 1/2
-    half_width = 4 * math.sqrt(0.25 / 200_000)
-    assert abs(p - 0.5) < half_width
+    assert abs(p - 0.5) < 4 * math.sqrt(0.25 / 200_000)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("model", "tau", "fate", "diverged"),
-                         [("least-squares", 30, "blows up", 16), ("logistic", 60, "saturates", 0),
-                          ("least-squares", 3, "stable", 0), ("mlp", 30, "saturates", 0)])  # fmt: skip
-def test_fate_against_runs_from_the_minimum(model, tau, fate, diverged):
-    p = problem(model, eta=0.05, mu=0.5, delay=ConstantDelay(tau))
+def test_the_line_table_and_the_directional_derivatives_match_the_model():
+    """``φ'(t)`` against central differences of the objective along q_1; ``u_n`` against the
+    per-example gradients (logistic regression on the tests' blobs)."""
+    p = problem("logistic", eta=0.05, mu=0.5)
+    point = predict_model(p).point
+    line = stiffest_line(p, point)
+    with jax.enable_x64(True):
+        f = model_functions(p)
+        z, y = jnp.asarray(p.data.x_train), jnp.asarray(p.data.y_train)
+        q, x = point.vectors[:, 0], point.x
+        for t in (-30.0, -0.7, 0.01, 2.5, 400.0):
+            h = 1e-5 * max(1.0, abs(t))
+            fd = (float(f.objective(x + (t + h) * q, z, y)) - float(f.objective(x + (t - h) * q, z, y))) / (2 * h)
+            assert line.derivative(np.array([t]))[0] == pytest.approx(fd, rel=2e-3, abs=1e-8)
+        grads = jax.vmap(jax.grad(lambda w, zi, yi: f.sample_losses(w, zi[None], yi[None])[0]), (None, 0, 0))(x, z, y)
+        assert np.allclose(line.directional, np.asarray(grads) @ q, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("model", "delay", "fate", "diverged"),
+                         [("least-squares", ConstantDelay(30), "blows up", 16), ("logistic", ConstantDelay(60), "saturates", 0),
+                          ("least-squares", ConstantDelay(3), "stable", 0), ("mlp", ConstantDelay(30), "saturates", 0),
+                          ("least-squares", GeometricDelay(24.0), "stable", 0)])  # fmt: skip
+def test_fate_against_runs_from_the_minimum(model, delay, fate, diverged):
+    p = problem(model, eta=0.05, mu=0.5, delay=delay)
     theory = predict_model(p)
     risk = theory.divergence
     assert risk.fate == fate
     runs = simulate_model(p, 3000, 16, rng=7, start=theory.point.x, record_every=3000)
     assert int(np.sum(runs.diverged_at >= 0)) == diverged
     if fate == "stable":
-        assert risk.fraction < 0.01
-        assert risk.critical_impulse > 0.1 * BLOW_UP / p.eta
+        assert risk.fraction == 0.0 and math.isinf(risk.critical_impulse)
     else:
         assert risk.fraction == (1.0 if fate == "blows up" else 0.0)
     block = theory.to_dict()["stability"]["divergence_risk"]
     assert block["fate"] == fate and block["steps"] == theory.options.steps and block["note"]
+    assert block["mean_square_theory"] == "full second moments" if isinstance(delay, ConstantDelay) else "diagonal"
 
 
 @pytest.mark.slow
@@ -97,6 +172,6 @@ def test_mean_square_unstable_cell_is_not_given_a_fraction():
     are not (every run diverges there: tests/test_full_moments.py)."""
     p = ModelProblem("least-squares", load_data("digits", classification=False), mu=0.9, batch=32, eta=0.004, l2=0.1)
     risk = predict_model(p).divergence
-    assert risk.fate == "mean-square unstable"
+    assert risk.fate == "mean-square unstable" and risk.mean_square_theory == "full second moments"
     assert risk.fraction is None
     assert risk.to_dict()["fraction"] is None

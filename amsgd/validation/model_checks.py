@@ -31,13 +31,14 @@ model_predictions.predict_model`), before any run; then three sets of runs measu
   stiffest mode, so the mean grows there by ``ρ(τ_u) > 1`` per iteration) the runs break down: more
   than half of them diverge (the whole interval above :data:`DIVERGED_LIMIT`), or, when at most half
   do, the stationary excess loss of the others is above :data:`BREAKDOWN_RATIO` times that of the
-  bounded runs (the interval of the ratio above it; the streaming-PCA breakdown rule). A classifier's
-  gradient is bounded, so its runs do not diverge: far from x* its loss grows only linearly, and the
-  instability holds the runs in a large oscillation instead. The first mean-square-unstable delay
-  τ_ms + 1 is run and reported beside them, without a check. At τ_u the divergence risk's fate
-  (:mod:`~amsgd.diffusion.theory.model_divergence`: the noise-free recursion along the stiffest mode
-  blows up or saturates) is checked too: more than half of the runs diverge, or (saturates) the
-  diverged fraction's interval reaches below :data:`DIVERGENCE_TOLERANCE`. A replicate diverges when ‖x‖ leaves 1e6
+  bounded runs (the interval of the ratio above it; the streaming-PCA breakdown rule). The data
+  gradient of logistic regression and a tanh MLP is bounded, so their runs do not diverge: far from
+  x* the loss grows only linearly, and the instability holds the runs in a large oscillation instead.
+  The first mean-square-unstable delay τ_ms + 1 is run and reported beside them, without a check. At
+  τ_u the divergence risk's fate (:mod:`~amsgd.diffusion.theory.model_divergence`: the noise-free
+  recursion along the stiffest mode blows up or saturates) is checked too: more than half of the
+  runs diverge, or (saturates) the diverged fraction's interval reaches below
+  :data:`DIVERGENCE_TOLERANCE`. A replicate diverges when ‖x‖ leaves 1e6
   or turns non-finite; the runs at τ_u are long enough for the mean to grow from the floor's scale to
   that norm twice over. Where the full second moments apply to the model (constant delays up to
   ``FULL_MOMENTS_MAX_DELAY``) they give τ_ms (bisection) and the labels and floors of these delays;
@@ -124,8 +125,8 @@ FATE_REASON = ("0.05 absolute where the runs are predicted to saturate: the fate
                "along the stiffest mode, and the noise may still carry an occasional run beyond the divergence norm")  # fmt: skip
 #: Beyond the boundary, more than this fraction of the runs diverge...
 DIVERGED_LIMIT = 0.5
-#: ...or, where the gradient is bounded (classifiers) and nothing diverges, the excess loss exceeds this
-#: multiple of that of the bounded runs (the breakdown rule of the streaming-PCA stability check).
+#: ...or, where the gradient is bounded (logistic, tanh MLP) and nothing diverges, the excess loss exceeds
+#: this multiple of that of the bounded runs (the breakdown rule of the streaming-PCA stability check).
 BREAKDOWN_RATIO = 1.5
 #: The clearly unstable delay is this multiple of the mean-stability boundary τ_c (rounded up).
 UNSTABLE_FACTOR = 1.5
@@ -424,10 +425,11 @@ def _label(theory, eta: float, mu: float, family: str, tau: int, moments_at=None
 def _fate(theory, tau: int) -> str:
     """Beyond the mean boundary, at the constant delay τ: whether the noise-free recursion along the
     stiffest mode blows up or saturates (:func:`~amsgd.diffusion.theory.model_divergence.line_fate`)."""
+    from amsgd.diffusion.theory.linear_recursion import delay_law
     from amsgd.diffusion.theory.model_divergence import line_fate, stiffest_line
 
     p, point = theory.problem, theory.point
-    return line_fate(stiffest_line(p, point), p.eta, p.mu, tau, float(point.eigenvalues[0]))
+    return line_fate(stiffest_line(p, point), p.eta, p.mu, delay_law(tau), float(point.eigenvalues[0]))
 
 
 def _full_moments_over_delays(theory):
@@ -484,7 +486,7 @@ def _stability_runs(theory, family: str, steps: int, moments_at, perturb: Pertur
         tau_ms = theory.mean_square.tau_max
     else:  # the full second moments decide the boundary too, up to the delays they take
         tau_ms = largest_stable_delay(moments_at, math.ceil(tau_c) - 1 if math.isfinite(tau_c) else FULL_MOMENTS_MAX_DELAY)
-        if tau_ms == FULL_MOMENTS_MAX_DELAY:
+        if tau_ms == FULL_MOMENTS_MAX_DELAY and math.ceil(tau_c) - 1 > FULL_MOMENTS_MAX_DELAY:
             notes.append(f"the full second moments call every constant delay up to {FULL_MOMENTS_MAX_DELAY}, the "
                          "longest they take, mean-square stable: the bounded runs are placed there")  # fmt: skip
     bounded = None if tau_ms is None else max(0, int(round(perturb("stable-delay", tau_ms))))

@@ -205,13 +205,13 @@ def findings(report: ModelValidation) -> list[str]:
             why = (f"{top.diverged} of {top.replicates} runs diverge within {top.steps} iterations"
                    if top.diverged else "no run diverges")
             if report.problem.data.classes and not top.diverged:
-                why += " (a classifier's gradient is bounded: far from x\\* its loss grows only linearly)"
+                why += " (the data gradient is bounded: far from x\\* the loss grows only linearly)"
             text += (f" Beyond the boundary {why}: the instability shows as a stationary loss {ratio:.3g} times that "
                      f"of the bounded runs (the check asks for more than {BREAKDOWN_RATIO:g}).")
         at_ms = next((s for s in report.stability if s.tau == pr.tau_ms), None)
         if pr.boundary_theory == FULL_THEORY:
             text += (" The boundary and these labels are the full second moments' (every cross-covariance of the "
-                     "per-example Hessians kept)" + (", which call the given cell mean-square unstable where the "
+                     "per-example Hessians kept; beyond a delay of 64, the diagonal theory's)" + (", which call the given cell mean-square unstable where the "
                      "diagonal theory does not." if pr.given_breakdown else "."))  # fmt: skip
         elif at_ms is not None and at_ms.excess.n and math.isfinite(at_ms.floor) and at_ms.floor > 0:
             ratio = at_ms.floor / at_ms.excess.mean

@@ -6,44 +6,50 @@ minimum x*, reduced to the direction that loses stability first.
 
 **The stiffest line.** The stiffest Hessian mode ``q_1`` (eigenvalue λ_1) is the first to lose mean
 stability as η, μ or τ grow. Along the line ``x* + t q_1`` the objective is ``φ(t) = L(x* + t q_1)``,
-and the noise-free recursion restricted to it,
+and the noise-free recursion restricted to it, with the delay law ``p_j = P(τ = j)`` entering as the
+expected force,
 
-    t_{k+1} = t_k + μ (t_k − t_{k−1}) − η φ'(t_{k−τ}),
+    t_{k+1} = t_k + μ (t_k − t_{k−1}) − η Σ_j p_j φ'(t_{k−j}),
 
-is the mean dynamics of that mode: near x* ``φ'(t) ≈ λ_1 t`` (the linear theory), far out it grows
-as the model's gradient does: linearly for least squares, at most like the ridge term ``l2 · t`` for
-a classifier (the data part of a classifier's gradient is bounded). ``φ'`` is tabulated on a grid
-geometric in ``|t|`` (:data:`LINE_POINTS` per side, from :data:`LINE_MIN` to :data:`BLOW_UP`) and
-interpolated linearly; a run *blows up* when ``|t|`` leaves :data:`BLOW_UP`, the norm at which
-``amsgd simulate`` declares a replicate diverged. A random delay enters through its mean, rounded.
-The reduction to one line is an approximation: it leaves out how a far excursion along q_1 bends
-the other modes.
+is the mean dynamics of that mode: near x* ``φ'(t) ≈ λ_1 t`` and its linearisation has the taps of
+:func:`.linear_recursion.ar_coefficients`, so it is mean-stable exactly when the mode is; far out it
+grows as the model's gradient does (linearly for least squares and a ReLU network; for logistic
+regression and a tanh network the data part is bounded and only the ridge term ``l2 · t`` grows).
+``φ'`` is tabulated on a grid geometric in ``|t|`` (:data:`LINE_POINTS` per side, from
+:data:`LINE_MIN` to :data:`BLOW_UP`) and interpolated linearly; a run *blows up* when ``|t|`` leaves
+:data:`BLOW_UP`, the norm at which ``amsgd simulate`` declares a replicate diverged. The reduction to
+one line is an approximation: it leaves out how a far excursion along q_1 bends the other modes.
 
-**Critical impulse.** ``K*`` is the smallest impulse ``η K q_1``, given at one step to the line
-recursion at rest at x*, after which it blows up (bisection over a geometric batch of impulses, as in
-:mod:`.divergence`). An impulse that lands beyond :data:`BLOW_UP` blows up at once, so ``K*`` is at
-most ``BLOW_UP / η``.
+**Critical impulse.** ``K*`` is the smallest impulse ``η K q_1`` (either sign; the two thresholds
+differ where φ' is not odd), given at one step to the line recursion at rest at x*, after which it
+blows up (bisection over a geometric batch of impulses, as in :mod:`.divergence`). Impulses are
+searched up to a displacement of :data:`KICK_MAX`: a kick that lands near the divergence norm blows
+up by its momentum overshoot alone, whatever the model, so ``K*`` is ``inf`` (JSON null) when the
+line returns from every kick up to that size (a linear line always does).
 
-**Tail.** One step's kick along q_1 is ``η (ū_B − ū)``, ``u_n = q_1ᵀ ∇ℓ_n(x*)`` the directional
-derivative of example n's loss, ``ū_B`` its mean over a minibatch of B examples drawn with
-replacement and ``ū`` over the training set. ``p = P(|ū_B − ū| > K*)``: exactly 0 when K* exceeds
-the largest ``|u_n − ū|`` (no mean of B examples goes further), a count over the training set for
-B = 1, and otherwise the fraction of :data:`TAIL_DRAWS` minibatches drawn with a fixed seed. Over N
-iterations the expected fraction of runs that blow up is ``1 − exp(−N p)`` (the noise between kicks
-left out, as for streaming PCA).
+**Tail.** One step's displacement along q_1 is ``−η (ū_B − ū)``, ``u_n = q_1ᵀ ∇ℓ_n(x*)`` the
+directional derivative of example n's loss, ``ū_B`` its mean over a minibatch of B examples drawn with
+replacement and ``ū`` over the training set. ``p = P(ū − ū_B > K*_+) + P(ū_B − ū > K*_−)``: exactly 0
+when both thresholds exceed the largest ``|u_n − ū|`` (no mean of B examples goes further), a count
+over the training set for B = 1, and otherwise the fraction of :data:`TAIL_DRAWS` minibatches drawn
+with a fixed seed (resolution ``1/TAIL_DRAWS``). Over N iterations the expected fraction of runs that
+blow up is ``1 − exp(−N p)`` (the noise between kicks left out, as for streaming PCA).
 
 **Where the theory calls the cell unstable.** Beyond the mean-dynamics boundary (the stiffest mode's
-mean radius at or above 1) the line recursion from ``t = 10⁻³ λ_1^{-1/2}`` decides the fate: it
-blows up (every run diverges) or settles on a bounded oscillation (runs *saturate* at a high loss:
-the classifiers' bounded gradients do this). Between the mean-square and the mean boundary the mean
-dynamics is stable but the second moments grow through the multiplicative noise of the per-example
-Hessians: the fate is ``"mean-square unstable"`` and the fraction is not predicted (whether single
-runs blow up there is decided by the top Lyapunov exponent of the random recursion, which this
-theory does not give).
+mean radius ρ at or above 1) the line recursion from ``t = 10⁻³ λ_1^{-1/2}`` decides the fate, run
+long enough for the linear growth ρ^k to carry it to the norm twice over (at most
+:data:`FATE_MAX_ITERATIONS`): it blows up (every run diverges) or settles on a bounded oscillation
+(runs *saturate* at a high loss: the bounded gradients of logistic regression and a tanh network do
+this). Between the mean-square and the mean boundary the mean dynamics is stable but the second
+moments grow through the multiplicative noise of the per-example Hessians: the fate is
+``"mean-square unstable"`` and the fraction is not predicted (whether single runs blow up there is
+decided by the top Lyapunov exponent of the random recursion, which this theory does not give).
+Without a positive curvature at the point there is no local dynamics to speak of: ``"not predicted"``.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -58,62 +64,73 @@ if TYPE_CHECKING:
 
 #: ``|t|`` (and ``‖x‖``) beyond which a run counts as blown up (``amsgd simulate``'s divergence norm).
 BLOW_UP = 1e6
+#: The largest displacement ``η K`` of the impulses searched (parameter units).
+KICK_MAX = 1e-3 * BLOW_UP
 #: Smallest ``|t|`` of the tabulated line, relative to the curvature length ``λ_1^{-1/2}``.
 LINE_MIN = 1e-8
 #: Tabulated points of ``φ'`` on each side of x*.
 LINE_POINTS = 600
-#: Iterations of the line recursion after an impulse, and beyond the mean boundary.
+#: Iterations of the line recursion after an impulse; beyond the mean boundary at least and at most.
 IMPULSE_ITERATIONS = 4_000
 FATE_ITERATIONS = 20_000
-#: Impulses tried at once, and refinements of the bracket.
+FATE_MAX_ITERATIONS = 200_000
+#: Impulses tried at once (per sign), and refinements of the bracket.
 IMPULSE_BATCH = 48
 IMPULSE_ROUNDS = 4
 #: Minibatches drawn for the tail probability when B > 1 (fixed seed: reproducible numbers).
 TAIL_DRAWS = 200_000
 TAIL_SEED = 20181204
 
-FATES = ("stable", "mean-square unstable", "saturates", "blows up")
+FATES = ("stable", "mean-square unstable", "saturates", "blows up", "not predicted")
+_NOTES = {
+    "mean-square unstable": (
+        "the mean dynamics is stable but the second moments grow (the multiplicative noise of the per-example "
+        "Hessians): the loss spreads without bound over runs; whether single runs blow up is not predicted"),
+    "saturates": ("beyond the stability boundary the noise-free dynamics along the stiffest mode settles on a "
+                  "bounded oscillation: runs saturate at a high loss rather than blow up"),
+    "blows up": ("beyond the stability boundary the noise-free dynamics along the stiffest mode blows up: every "
+                 "run diverges"),
+    "not predicted": "the point has no positive curvature: no local dynamics to predict from",
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
 class ModelDivergenceRisk:
-    """``K*`` along the stiffest mode, the probability per iteration of a kick beyond it, the expected
-    fraction of runs of ``steps`` iterations that blow up, and the fate (:data:`FATES`)."""
+    """``K*`` along the stiffest mode (the smaller of the two signs), the probability per iteration of
+    a kick beyond it, the expected fraction of runs of ``steps`` iterations that blow up, the fate
+    (:data:`FATES`) and the theory whose mean-square verdict was used."""
 
     critical_impulse: float
     per_iteration: float
     steps: int
     fate: str
+    mean_square_theory: str
 
     @property
     def fraction(self) -> float | None:
         """The expected fraction of runs that blow up; None where it is not predicted."""
         if self.fate == "stable":
             return float(-np.expm1(-self.steps * self.per_iteration))
-        if self.fate == "mean-square unstable":
+        if self.fate in ("mean-square unstable", "not predicted"):
             return None
         return 1.0 if self.fate == "blows up" else 0.0
 
     def to_dict(self) -> dict:
         fraction = self.fraction
-        out = {"fraction": None if fraction is None else json_float(fraction),
-               "per_iteration": json_float(self.per_iteration), "steps": self.steps,
-               "critical_impulse": json_float(self.critical_impulse), "fate": self.fate,
-               "direction": "the stiffest Hessian mode"}  # fmt: skip
-        out["note"] = {
-            "stable": (f"about {100 * fraction:.3g}% of runs of {self.steps} iterations are expected to blow up"
-                       if fraction is not None and fraction > 0.01 else
-                       f"no more than 1% of runs of {self.steps} iterations are expected to blow up"),
-            "mean-square unstable": (
-                "the mean dynamics is stable but the second moments grow (the multiplicative noise of the "
-                "per-example Hessians): the loss spreads without bound over runs; whether single runs blow "
-                "up is not predicted"),
-            "saturates": ("beyond the stability boundary the noise-free dynamics along the stiffest mode "
-                          "settles on a bounded oscillation: runs saturate at a high loss rather than blow up"),
-            "blows up": ("beyond the stability boundary the noise-free dynamics along the stiffest mode blows "
-                         "up: every run diverges"),
-        }[self.fate]  # fmt: skip
-        return out
+        if self.fate != "stable":
+            note = _NOTES[self.fate]
+        elif fraction is not None and fraction > 0.01:
+            note = f"about {100 * fraction:.3g}% of runs of {self.steps} iterations are expected to blow up"
+        else:
+            note = f"no more than 1% of runs of {self.steps} iterations are expected to blow up"
+            if math.isinf(self.critical_impulse):
+                note += (f" (the noise-free dynamics along the stiffest mode returns from every kick of up to "
+                         f"{KICK_MAX:g} in the parameters)")  # fmt: skip
+        return {"fraction": None if fraction is None else json_float(fraction),
+                "per_iteration": json_float(self.per_iteration), "steps": self.steps,
+                "critical_impulse": json_float(self.critical_impulse), "fate": self.fate,
+                "direction": "the stiffest Hessian mode", "mean_square_theory": self.mean_square_theory,
+                "note": note}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -130,14 +147,14 @@ class StiffestLine:
 
 
 def stiffest_line(problem: ModelProblem, point: ModelPoint) -> StiffestLine:
-    """Tabulate ``φ'(t) = q_1ᵀ ∇L(x* + t q_1)`` (module docstring) and ``u_n = q_1ᵀ ∇ℓ_n(x*)``."""
+    """Tabulate ``φ'(t) = q_1ᵀ ∇L(x* + t q_1)`` (module docstring) and ``u_n = q_1ᵀ ∇ℓ_n(x*)``;
+    the point's top eigenvalue must be positive."""
     import jax
     import jax.numpy as jnp
 
     from amsgd.simulate.models import model_functions
 
-    length = 1.0 / np.sqrt(max(float(point.eigenvalues[0]), np.finfo(float).tiny))
-    side = np.geomspace(LINE_MIN * length, BLOW_UP, LINE_POINTS)
+    side = np.geomspace(LINE_MIN / math.sqrt(float(point.eigenvalues[0])), BLOW_UP, LINE_POINTS)
     t = np.r_[-side[::-1], 0.0, side]
     with jax.enable_x64(True):
         f = model_functions(problem)
@@ -153,68 +170,92 @@ def stiffest_line(problem: ModelProblem, point: ModelPoint) -> StiffestLine:
     return StiffestLine(t, values, directional)
 
 
-def _blows_up(line: StiffestLine, eta: float, mu: float, tau: int, kick: np.ndarray, iterations: int) -> np.ndarray:
-    """Run the line recursion for a batch of starts at rest at x* kicked by ``kick`` (a displacement
-    ``η K``) at the first step; whether each left ``BLOW_UP``."""
-    ring = [np.zeros_like(kick) for _ in range(tau + 1)] + [kick.copy()]
-    blown = ~(np.abs(kick) < BLOW_UP)
+def _blows_up(line: StiffestLine, eta: float, mu: float, pmf: np.ndarray, kick: np.ndarray,
+              iterations: int) -> np.ndarray:  # fmt: skip
+    """Run the line recursion (module docstring) for a batch of starts at rest at x*, displaced by
+    ``kick`` (``η K``, either sign) at the first step; whether each left ``BLOW_UP``."""
+    lags = pmf.size
+    forces = np.zeros((kick.size, lags))  # forces[:, j]: φ' at t_{k−j}; the history at x* (φ'(0) ≈ 0)
+    forces[:, :] = line.derivative(np.zeros(1))
+    cur, prev = kick.astype(float), np.zeros(kick.size)
+    forces[:, 0] = line.derivative(np.clip(cur, -BLOW_UP, BLOW_UP))
+    blown = ~(np.abs(cur) < BLOW_UP)
     with np.errstate(all="ignore"):
         for _ in range(iterations):
-            cur, prev, stale = ring[-1], ring[-2], ring[-1 - tau]
-            new = cur + mu * (cur - prev) - eta * line.derivative(np.clip(stale, -BLOW_UP, BLOW_UP))
+            new = cur + mu * (cur - prev) - eta * (forces @ pmf)
             blown |= ~(np.abs(new) < BLOW_UP)
             new[blown] = 0.0  # frozen at x*: a fixed point
-            ring.append(new)
-            ring.pop(0)
+            prev, cur = cur, new
+            forces = np.roll(forces, 1, axis=1) if lags > 1 else forces
+            forces[:, 0] = line.derivative(np.clip(cur, -BLOW_UP, BLOW_UP))
     return blown
 
 
-def critical_impulse(line: StiffestLine, eta: float, mu: float, tau: int) -> float:
-    """``K*``: the smallest impulse ``η K q_1`` after which the line recursion blows up."""
-    low, high = 1e-12 * BLOW_UP / eta, BLOW_UP / eta
-    for _ in range(IMPULSE_ROUNDS):
-        trial = np.geomspace(low, high, IMPULSE_BATCH)
-        blown = _blows_up(line, eta, mu, tau, eta * trial, IMPULSE_ITERATIONS)
-        first = int(np.argmax(blown))  # the largest trial lands beyond BLOW_UP: one always blows up
-        if first == 0:
-            return float(trial[0])
-        low, high = trial[first - 1], trial[first]
-    return float(high)
+def critical_impulses(line: StiffestLine, eta: float, mu: float, pmf: np.ndarray) -> tuple[float, float]:
+    """``(K*_+, K*_−)``: the smallest impulses ``η K`` in the direction ``+q_1`` and ``−q_1`` after
+    which the line recursion blows up (``inf`` when none up to :data:`KICK_MAX`)."""
+    out = []
+    for sign in (1.0, -1.0):
+        low, high = 1e-12 * KICK_MAX / eta, KICK_MAX / eta
+        found = math.inf
+        for _ in range(IMPULSE_ROUNDS):
+            trial = np.geomspace(low, high, IMPULSE_BATCH)
+            blown = _blows_up(line, eta, mu, pmf, sign * eta * trial, IMPULSE_ITERATIONS)
+            if not blown.any():
+                break
+            first = int(np.argmax(blown))
+            found = float(trial[first])
+            if first == 0:
+                break
+            low, high = trial[first - 1], trial[first]
+        out.append(found)
+    return out[0], out[1]
 
 
-def kick_probability(line: StiffestLine, batch: int, impulse: float) -> float:
-    """``P(|ū_B − ū| > K*)`` for one step's minibatch of ``batch`` examples (module docstring)."""
+def kick_probability(line: StiffestLine, batch: int, positive: float, negative: float | None = None) -> float:
+    """``P(ū − ū_B > K*_+) + P(ū_B − ū > K*_−)`` for one step's minibatch of ``batch`` examples (module
+    docstring); ``negative`` defaults to ``positive`` (a symmetric threshold)."""
+    negative = positive if negative is None else negative
     deviation = line.directional - line.directional.mean()
-    if impulse >= np.max(np.abs(deviation)):
+    if positive >= np.max(-deviation) and negative >= np.max(deviation):
         return 0.0
     if batch == 1:
-        return float(np.mean(np.abs(deviation) > impulse))
-    rng = np.random.default_rng(TAIL_SEED)
-    means = np.empty(TAIL_DRAWS)
-    block = max(1, 4_000_000 // batch)
-    for start in range(0, TAIL_DRAWS, block):
-        n = min(block, TAIL_DRAWS - start)
-        means[start : start + n] = deviation[rng.integers(0, deviation.size, size=(n, batch))].mean(axis=1)
-    return float(np.mean(np.abs(means) > impulse))
+        means = deviation
+    else:
+        rng = np.random.default_rng(TAIL_SEED)
+        means = np.empty(TAIL_DRAWS)
+        block = max(1, 4_000_000 // batch)
+        for start in range(0, TAIL_DRAWS, block):
+            n = min(block, TAIL_DRAWS - start)
+            means[start : start + n] = deviation[rng.integers(0, deviation.size, size=(n, batch))].mean(axis=1)
+    return float(np.mean(-means > positive) + np.mean(means > negative))
 
 
-def line_fate(line: StiffestLine, eta: float, mu: float, tau: int, lam: float) -> str:
-    """Beyond the mean boundary: whether the line recursion from a small displacement blows up."""
-    start = np.array([1e-3 / np.sqrt(max(lam, np.finfo(float).tiny))])
-    return "blows up" if _blows_up(line, eta, mu, tau, start, FATE_ITERATIONS)[0] else "saturates"
+def line_fate(line: StiffestLine, eta: float, mu: float, law: DelayLaw, lam: float) -> str:
+    """Beyond the mean boundary: whether the line recursion from a small displacement blows up within
+    the iterations its linear growth needs to reach the norm twice over (module docstring)."""
+    start = 1e-3 / math.sqrt(lam)
+    growth = math.log(spectral_radius(lam, eta, mu, law))
+    reach = 2 * math.log(BLOW_UP / start) / growth if growth > 0 else math.inf
+    iterations = int(min(FATE_MAX_ITERATIONS, max(FATE_ITERATIONS, math.ceil(reach))))
+    return "blows up" if _blows_up(line, eta, mu, law.pmf, np.array([start]), iterations)[0] else "saturates"
 
 
 def model_divergence_risk(problem: ModelProblem, point: ModelPoint, law: DelayLaw, steps: int,
-                          mean_square_stable: bool) -> ModelDivergenceRisk:  # fmt: skip
+                          mean_square_stable: bool, mean_square_theory: str) -> ModelDivergenceRisk:  # fmt: skip
     """The divergence risk of runs of ``steps`` iterations at the problem's η, μ and delay law, given
-    the theory's mean-square verdict (the full second moments' where they apply)."""
+    the theory's mean-square verdict and its name (the full second moments' where they apply)."""
     eta, mu = problem.eta, problem.mu
     lam = float(point.eigenvalues[0])
-    tau = law.constant if law.constant is not None else int(round(law.mean))
-    line = stiffest_line(problem, point)
+    nan = float("nan")
+    if not lam > 0:
+        return ModelDivergenceRisk(nan, nan, int(steps), "not predicted", mean_square_theory)
     if spectral_radius(lam, eta, mu, law) >= 1.0:
-        return ModelDivergenceRisk(float("nan"), float("nan"), int(steps), line_fate(line, eta, mu, tau, lam))
+        fate = line_fate(stiffest_line(problem, point), eta, mu, law, lam)
+        return ModelDivergenceRisk(nan, nan, int(steps), fate, mean_square_theory)
     if not mean_square_stable:
-        return ModelDivergenceRisk(float("nan"), float("nan"), int(steps), "mean-square unstable")
-    impulse = critical_impulse(line, eta, mu, tau)
-    return ModelDivergenceRisk(impulse, kick_probability(line, problem.batch, impulse), int(steps), "stable")
+        return ModelDivergenceRisk(nan, nan, int(steps), "mean-square unstable", mean_square_theory)
+    line = stiffest_line(problem, point)
+    positive, negative = critical_impulses(line, eta, mu, law.pmf)
+    p = kick_probability(line, problem.batch, positive, negative)
+    return ModelDivergenceRisk(min(positive, negative), p, int(steps), "stable", mean_square_theory)

@@ -149,7 +149,8 @@ class ModelPredictions:
         mean-square verdict of the full second moments where they apply, else of the diagonal theory."""
         full = self.full_moments
         stable = full.stable if full is not None else self.mean_square.stable
-        return model_divergence_risk(self.problem, self.point, self.law, self.options.steps, stable)
+        theory = "diagonal" if full is None else "full second moments"
+        return model_divergence_risk(self.problem, self.point, self.law, self.options.steps, stable, theory)
 
     @cached_property
     def rate(self) -> float:
