@@ -103,6 +103,23 @@ def test_divergence_risk_against_simulated_blow_ups(eta, mu, tau):
     assert low - 0.05 <= predicted <= high + 0.05, (predicted, count / replicates)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize(("eta", "mu"), [(0.005, 0.7), (0.01, 0.5), (0.03, 0.0)])
+def test_noise_free_recursion_applies_the_delay_as_the_simulator_does(monkeypatch, eta, mu):
+    """The recursion behind the critical impulse reads v_{k−τ}: a tiny radial perturbation of e_1
+    decays at the largest mean-stable delay τ* and grows one delay later (a norm threshold just above
+    one catches the growth before the nonlinear terms saturate it)."""
+    from amsgd.diffusion.theory import divergence
+
+    problem = Problem.from_spectrum(eta=eta, mu=mu)
+    tau_max = predict(problem).to_dict()["stability"]["tau_max"]
+    monkeypatch.setattr(divergence, "FATE_NORM", 1.0 + 1e-6)
+    start = np.eye(4)[:1] * (1.0 + 1e-9)
+    grows = [bool(divergence._noise_free(problem, tau, start, np.zeros_like(start), 20_000)[0])
+             for tau in (tau_max, tau_max + 1)]  # fmt: skip
+    assert grows == [False, True]
+
+
 def test_best_momentum_for_32_workers_is_the_fastest_error_in_simulation():
     """The error's slowest mode decides: simulate the error's mean decay from a tilted start at each
     stable momentum and check the predicted best is the fastest."""
