@@ -261,6 +261,12 @@ def test_full_moments_boundary_places_the_bounded_runs():
     assert labels[tau] == "mean-square stable" and labels[tau + 1].startswith("mean-square unstable")
 
 
+def test_theory_names_are_those_of_the_theory_layer():
+    from amsgd.diffusion.theory import full_moments
+
+    assert (FULL_THEORY, DIAGONAL_THEORY) == (full_moments.FULL_THEORY, full_moments.DIAGONAL_THEORY)
+
+
 @pytest.mark.slow
 def test_random_delay_keeps_the_diagonal_floor():
     """An i.i.d. random delay is outside the full second moments: the floor and the stability of the

@@ -101,7 +101,9 @@ FLOOR_REASON_EXACT = (
     "per-example Hessians is kept), and the second-half average of runs from x* misses the stationary value "
     "by less than this"
 )
-#: Which theory gave the floor and the stability of the given cell.
+#: Which theory gave the floor and the stability of the given cell: the names of
+#: ``amsgd.diffusion.theory.full_moments``, restated so that this module loads without SciPy (the command
+#: line checks its options first); a test keeps them equal.
 FULL_THEORY, DIAGONAL_THEORY = "full second moments", "diagonal"
 #: Runs at a given cell that the full second moments call mean-square unstable (and the diagonal theory
 #: stable) last this multiple of N (at most :data:`MAX_STEPS`): the variance grows by the feedback radius

@@ -79,6 +79,9 @@ if TYPE_CHECKING:
 FULL_MOMENTS_MAX = 100
 #: Largest constant delay it takes (``P²/2`` cross Yule–Walker systems of ``2τ + 3`` unknowns each).
 FULL_MOMENTS_MAX_DELAY = 64
+#: The names of the two theories of the second moments in reports: this module's, and the diagonal
+#: one of :mod:`.model_predictions` (the variances in the eigenbasis, their cross-covariances dropped).
+FULL_THEORY, DIAGONAL_THEORY = "full second moments", "diagonal"
 #: Entries per chunk of the batched cross Yule–Walker systems (bounds their memory).
 _SYSTEM_ENTRIES = 4_000_000
 #: Entries per block of the fluctuation operator built at once (bounds its memory).

@@ -39,7 +39,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from amsgd.core.estimates import json_float
-from amsgd.diffusion.theory.full_moments import FullMoments, applies, full_second_moments
+from amsgd.diffusion.theory.full_moments import (
+    DIAGONAL_THEORY,
+    FULL_THEORY,
+    FullMoments,
+    applies,
+    full_second_moments,
+)
 from amsgd.diffusion.theory.linear_recursion import (
     DelayLaw,
     decay_rate,
@@ -149,7 +155,7 @@ class ModelPredictions:
         mean-square verdict of the full second moments where they apply, else of the diagonal theory."""
         full = self.full_moments
         stable = full.stable if full is not None else self.mean_square.stable
-        theory = "diagonal" if full is None else "full second moments"
+        theory = DIAGONAL_THEORY if full is None else FULL_THEORY
         return model_divergence_risk(self.problem, self.point, self.law, self.options.steps, stable, theory)
 
     @cached_property
