@@ -406,6 +406,7 @@ def _label(theory, eta: float, mu: float, family: str, tau: int, moments_at=None
     there (``inf`` unless mean-square stable); ``moments_at`` (:func:`_full_moments_over_delays`) gives
     the full second moments' verdict and floor where they apply (τ up to ``FULL_MOMENTS_MAX_DELAY``),
     else the diagonal theory's."""
+    from amsgd.diffusion.theory.full_moments import FULL_MOMENTS_MAX_DELAY
     from amsgd.diffusion.theory.linear_recursion import spectral_radii
     from amsgd.diffusion.theory.model_predictions import loss_floor
 
@@ -413,8 +414,6 @@ def _label(theory, eta: float, mu: float, family: str, tau: int, moments_at=None
     growth = float(np.log(np.max(spectral_radii(top[top > 0], eta, mu, tau))))
     if growth >= 0:
         return "mean unstable", growth, math.inf
-    from amsgd.diffusion.theory.full_moments import FULL_MOMENTS_MAX_DELAY
-
     if moments_at is not None and tau <= FULL_MOMENTS_MAX_DELAY:
         full = moments_at(tau)
         stable, floor = full.stable, full.floor
