@@ -478,15 +478,17 @@ def _stability_runs(theory, family: str, steps: int, moments_at, perturb: Pertur
     """The boundary over constant delays and the stability runs (module docstring): ``(τ_c, τ_ms, the
     bounded runs' delay, τ_u, the runs)``; the full second moments place τ_ms where they apply
     (``moments_at``), else the diagonal theory; what is not run is said in ``notes``."""
-    from amsgd.diffusion.theory.full_moments import FULL_MOMENTS_MAX_DELAY, largest_stable_delay
+    from amsgd.diffusion.theory.full_moments import FULL_MOMENTS_MAX_DELAY
     from amsgd.diffusion.theory.linear_recursion import MAX_DELAY
+    from amsgd.diffusion.theory.second_moments import last_stable_delay
 
     p, point = theory.problem, theory.point
     tau_c = float(theory.critical.min())
     if moments_at is None:
         tau_ms = theory.mean_square.tau_max
     else:  # the full second moments decide the boundary too, up to the delays they take
-        tau_ms = largest_stable_delay(moments_at, math.ceil(tau_c) - 1 if math.isfinite(tau_c) else FULL_MOMENTS_MAX_DELAY)
+        high = min(math.ceil(tau_c) - 1 if math.isfinite(tau_c) else FULL_MOMENTS_MAX_DELAY, FULL_MOMENTS_MAX_DELAY)
+        tau_ms = last_stable_delay(lambda tau: moments_at(tau).stable, high)
         if tau_ms == FULL_MOMENTS_MAX_DELAY and math.ceil(tau_c) - 1 > FULL_MOMENTS_MAX_DELAY:
             notes.append(f"the full second moments call every constant delay up to {FULL_MOMENTS_MAX_DELAY}, the "
                          "longest they take, mean-square stable: the bounded runs are placed there")  # fmt: skip

@@ -25,6 +25,7 @@ bounded amplitude (runs saturate at a high error).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -110,13 +111,24 @@ def _noise_free(problem: Problem, tau: int, start: np.ndarray, velocity: np.ndar
 def critical_impulse(problem: Problem, tau: int) -> float:
     """``K*``: the smallest gradient impulse ``η K e_2`` after which the noise-free recursion blows up."""
     d = problem.dim
-    low, high = 1e-2, 1e7
-    for _ in range(IMPULSE_ROUNDS):
-        trial = np.geomspace(low, high, IMPULSE_BATCH)
+
+    def blows_up(trial: np.ndarray) -> np.ndarray:
         kick = np.zeros((trial.size, d))
         kick[:, 1] = problem.eta * trial
         e1 = np.broadcast_to(np.eye(d)[0], (trial.size, d))
-        blown = _noise_free(problem, tau, e1, kick, IMPULSE_ITERATIONS)
+        return _noise_free(problem, tau, e1, kick, IMPULSE_ITERATIONS)
+
+    return smallest_blowing_impulse(blows_up, 1e-2, 1e7)
+
+
+def smallest_blowing_impulse(blows_up: Callable[[np.ndarray], np.ndarray], low: float, high: float) -> float:
+    """The smallest impulse in ``[low, high]`` for which ``blows_up`` (whether a noise-free recursion
+    kicked by each impulse of a batch blows up) is true: :data:`IMPULSE_BATCH` geometric trials,
+    refined :data:`IMPULSE_ROUNDS` times around the first that blows up; ``inf`` when none does, the
+    lowest trial when all do."""
+    for _ in range(IMPULSE_ROUNDS):
+        trial = np.geomspace(low, high, IMPULSE_BATCH)
+        blown = blows_up(trial)
         if not blown.any():
             return float("inf")
         first = int(np.argmax(blown))

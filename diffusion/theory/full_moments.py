@@ -220,22 +220,6 @@ def moments_over_delays(problem: ModelProblem, point: ModelPoint, eta: float, mu
     return at
 
 
-def largest_stable_delay(moments: Callable[[int], FullMoments], high: int) -> int | None:
-    """The largest constant delay τ <= ``high`` (at most :data:`FULL_MOMENTS_MAX_DELAY`) at which
-    ``moments(τ)`` (:func:`moments_over_delays`) is stable, by bisection: a longer delay only loses
-    stability, as for the diagonal theory; None when τ = 0 is not stable."""
-    high = min(int(high), FULL_MOMENTS_MAX_DELAY)
-    if high < 0 or not moments(0).stable:
-        return None
-    if moments(high).stable:
-        return high
-    low = 0  # stable; high is not
-    while high - low > 1:
-        mid = (low + high) // 2
-        low, high = (mid, high) if moments(mid).stable else (low, mid)
-    return low
-
-
 def _check_applies(point: ModelPoint, law) -> None:
     size = int(point.x.size)
     if not applies(size, law, point.full):

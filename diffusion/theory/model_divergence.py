@@ -56,6 +56,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from amsgd.core.estimates import json_float
+from amsgd.diffusion.theory.divergence import (
+    FATE_ITERATIONS,
+    IMPULSE_ITERATIONS,
+    TAIL_SEED,
+    smallest_blowing_impulse,
+)
 from amsgd.diffusion.theory.linear_recursion import DelayLaw, spectral_radius
 
 if TYPE_CHECKING:
@@ -70,16 +76,11 @@ KICK_MAX = 1e-3 * BLOW_UP
 LINE_MIN = 1e-8
 #: Tabulated points of ``φ'`` on each side of x*.
 LINE_POINTS = 600
-#: Iterations of the line recursion after an impulse; beyond the mean boundary at least and at most.
-IMPULSE_ITERATIONS = 4_000
-FATE_ITERATIONS = 20_000
+#: The most iterations of the line recursion beyond the mean boundary (the fewest, and those after an
+#: impulse, are streaming PCA's: :data:`.divergence.FATE_ITERATIONS`, :data:`.divergence.IMPULSE_ITERATIONS`).
 FATE_MAX_ITERATIONS = 200_000
-#: Impulses tried at once (per sign), and refinements of the bracket.
-IMPULSE_BATCH = 48
-IMPULSE_ROUNDS = 4
 #: Minibatches drawn for the tail probability when B > 1 (fixed seed: reproducible numbers).
 TAIL_DRAWS = 200_000
-TAIL_SEED = 20181204
 
 FATES = ("stable", "mean-square unstable", "saturates", "blows up", "not predicted")
 _NOTES = {
@@ -175,41 +176,35 @@ def _blows_up(line: StiffestLine, eta: float, mu: float, pmf: np.ndarray, kick: 
     """Run the line recursion (module docstring) for a batch of starts at rest at x*, displaced by
     ``kick`` (``η K``, either sign) at the first step; whether each left ``BLOW_UP``."""
     lags = pmf.size
-    forces = np.zeros((kick.size, lags))  # forces[:, j]: φ' at t_{k−j}; the history at x* (φ'(0) ≈ 0)
+    # a ring of forces: column (k mod lags) holds φ'(t_k); the history at x* (φ'(0) ≈ 0). The weight of
+    # column i at step k is pmf[(k − i) mod lags]: the law's weights rotated, not the forces moved.
+    forces = np.empty((kick.size, lags))
     forces[:, :] = line.derivative(np.zeros(1))
+    weights = np.roll(pmf[::-1], 1)  # weights[i] = pmf[(−i) mod lags], rotated by k below
     cur, prev = kick.astype(float), np.zeros(kick.size)
     forces[:, 0] = line.derivative(np.clip(cur, -BLOW_UP, BLOW_UP))
     blown = ~(np.abs(cur) < BLOW_UP)
     with np.errstate(all="ignore"):
-        for _ in range(iterations):
-            new = cur + mu * (cur - prev) - eta * (forces @ pmf)
+        for k in range(iterations):
+            new = cur + mu * (cur - prev) - eta * (forces @ np.roll(weights, k % lags))
             blown |= ~(np.abs(new) < BLOW_UP)
             new[blown] = 0.0  # frozen at x*: a fixed point
             prev, cur = cur, new
-            forces = np.roll(forces, 1, axis=1) if lags > 1 else forces
-            forces[:, 0] = line.derivative(np.clip(cur, -BLOW_UP, BLOW_UP))
+            forces[:, (k + 1) % lags] = line.derivative(np.clip(cur, -BLOW_UP, BLOW_UP))
     return blown
 
 
 def critical_impulses(line: StiffestLine, eta: float, mu: float, pmf: np.ndarray) -> tuple[float, float]:
     """``(K*_+, K*_−)``: the smallest impulses ``η K`` in the direction ``+q_1`` and ``−q_1`` after
     which the line recursion blows up (``inf`` when none up to :data:`KICK_MAX`)."""
-    out = []
-    for sign in (1.0, -1.0):
-        low, high = 1e-12 * KICK_MAX / eta, KICK_MAX / eta
-        found = math.inf
-        for _ in range(IMPULSE_ROUNDS):
-            trial = np.geomspace(low, high, IMPULSE_BATCH)
-            blown = _blows_up(line, eta, mu, pmf, sign * eta * trial, IMPULSE_ITERATIONS)
-            if not blown.any():
-                break
-            first = int(np.argmax(blown))
-            found = float(trial[first])
-            if first == 0:
-                break
-            low, high = trial[first - 1], trial[first]
-        out.append(found)
-    return out[0], out[1]
+
+    def search(sign: float) -> float:
+        def blows_up(trial: np.ndarray) -> np.ndarray:
+            return _blows_up(line, eta, mu, pmf, sign * eta * trial, IMPULSE_ITERATIONS)
+
+        return smallest_blowing_impulse(blows_up, 1e-12 * KICK_MAX / eta, KICK_MAX / eta)
+
+    return search(1.0), search(-1.0)
 
 
 def kick_probability(line: StiffestLine, batch: int, positive: float, negative: float | None = None) -> float:

@@ -31,7 +31,7 @@ the nonlinear part (the curvature of sin², ``E[S/(1+S)] − Σ v_i``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -280,20 +280,21 @@ def largest_mean_square_delay(c: Coefficients, eta: float, mu: float, critical: 
     """The largest constant delay that is mean-square stable, by bisection below the mean-dynamics τ*
     (mean-square stability implies stability of the mean, and both lose stability as τ grows);
     at most :data:`~.linear_recursion.MAX_DELAY`, the largest delay the numerics take."""
-    if not mean_square_stable(c, eta, mu, 0, critical):
+    high = min(int(np.ceil(critical.min())), MAX_DELAY)  # not mean-stable, or the numerics' limit
+    return last_stable_delay(lambda tau: mean_square_stable(c, eta, mu, tau, critical), high)
+
+
+def last_stable_delay(stable: Callable[[int], bool], high: int) -> int | None:
+    """The largest constant delay τ <= ``high`` with ``stable(τ)``, for a property lost once as τ grows:
+    None when τ = 0 is not stable, ``high`` when it still is, otherwise by bisection."""
+    if high < 0 or not stable(0):
         return None
-    high = int(np.ceil(critical.min()))  # not mean-stable
-    if high > MAX_DELAY:  # beyond the numerics: report the limit when it is still stable there
-        if mean_square_stable(c, eta, mu, MAX_DELAY, critical):
-            return MAX_DELAY
-        high = MAX_DELAY
-    low = 0
+    if stable(high):
+        return high
+    low = 0  # stable; high is not
     while high - low > 1:
         mid = (low + high) // 2
-        if mean_square_stable(c, eta, mu, mid, critical):
-            low = mid
-        else:
-            high = mid
+        low, high = (mid, high) if stable(mid) else (low, mid)
     return low
 
 
