@@ -33,7 +33,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
+    from amsgd.core.jsontext import json_text
 
     problem = problem_from_args(args)
     for path in (args.out, args.plot):
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from amsgd.advise import advise
 
     advice = advise(problem, args.workers, args.mus, steps=args.steps)
-    text = advice.table() if args.format == "table" else json.dumps(advice.to_dict(), indent=2) + "\n"
+    text = advice.table() if args.format == "table" else json_text(advice.to_dict(), indent=2) + "\n"
     emit(text, args.out)
     if args.plot:
         from amsgd.figures.advice import advice_figure

@@ -56,7 +56,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
+    from amsgd.core.jsontext import json_text
 
     options = PredictOptions(
         delta_sq=args.delta_sq, epsilon=args.epsilon, gamma=args.gamma,
@@ -72,14 +72,14 @@ def run(args: argparse.Namespace) -> int:
 
         with progress.stage("minimum, Hessian and predictions"):
             predictions = predict_model(problem, options)
-        emit(json.dumps(predictions.to_dict(), indent=2, ensure_ascii=False) + "\n", args.out)
+        emit(json_text(predictions.to_dict(), indent=2, ensure_ascii=False) + "\n", args.out)
         return 0
     from amsgd.diffusion.theory import predict
 
     with progress.stage("symbolic derivation and predictions"):
         predictions = predict(problem, options)
         if args.format == "json":
-            text = json.dumps(predictions.to_dict(), indent=2, ensure_ascii=False) + "\n"
+            text = json_text(predictions.to_dict(), indent=2, ensure_ascii=False) + "\n"
     if args.format != "json":
         with progress.stage(f"{args.format} document"):
             text = predictions.document(args.format)

@@ -106,9 +106,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _emit(summary: dict, args: argparse.Namespace) -> int:
-    import json
+    from amsgd.core.jsontext import json_text
 
-    text = json.dumps(summary, indent=2) + "\n"
+    text = json_text(summary, indent=2) + "\n"
     print(text, end="")
     if args.out:
         atomic_write_text(args.out, text)

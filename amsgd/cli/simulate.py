@@ -34,7 +34,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
+    from amsgd.core.jsontext import json_text
 
     problem = problem_from_args(args)
     if args.out:
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
             raise ProblemError("--svag applies to --model pca only (streaming PCA with Gaussian data)")
         result = _simulate_model(problem, args)
         summary = result.to_dict()
-        print(_compact_lists(json.dumps(summary, indent=2)))
+        print(_compact_lists(json_text(summary, indent=2)))
         _warn_if_drifting(summary)
         if args.out:
             write_netcdf(result.to_xarray(), args.out)
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
 
         result = result.with_predicted_phases(*saddle_arrival(problem, result.start))
     summary = result.to_dict()
-    print(_compact_lists(json.dumps(summary, indent=2)))
+    print(_compact_lists(json_text(summary, indent=2)))
     _warn_if_drifting(summary)
     if args.out:
         result.write_netcdf(args.out)

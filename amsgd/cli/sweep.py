@@ -114,7 +114,7 @@ def sweep_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
+    from amsgd.core.jsontext import json_text
 
     check_output_file(args.out)
     sweep = sweep_from_args(args)
@@ -129,5 +129,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"amsgd sweep: the finished points are kept in {args.out}.parts/; rerun the same command with "
               "--resume to continue", file=sys.stderr)  # fmt: skip
         raise
-    print(json.dumps(outcome.to_dict(), indent=2))
+    print(json_text(outcome.to_dict(), indent=2))
     return 0

@@ -204,10 +204,10 @@ class PcaPoints(PointKind):
     def _derive(self, distribution: str | None):
         """The modes at e_1 for ``distribution`` (they do not depend on η, μ, τ); None when the theory
         has no prediction (no eigengap, or infinite fourth moments)."""
-        from amsgd.diffusion.theory import predict
+        from amsgd.diffusion.theory.predictions import modes_at_optimum
 
         try:
-            return predict(self.problem.replace(distribution=parse_distribution(distribution))).modes
+            return modes_at_optimum(self.problem.replace(distribution=parse_distribution(distribution)))
         except ProblemError:
             return None
 
@@ -246,13 +246,18 @@ def pca_predictions(modes, problem: Problem) -> dict:
     """Diffusion and linearised floors, τ* and its limiting mode (number i) at ``problem``'s η, μ, delay,
     from :func:`amsgd.predict` with the modes at e_1 already derived.
 
-    ``tau_max`` is −1 when even τ = 0 is unstable; every value is NaN (τ* −1, mode 0) without modes.
+    ``tau_max`` is −1 when even τ = 0 is unstable; every value is NaN (τ* −1, mode 0) without modes or
+    where the theory refuses the point (a step too small to resolve).
     """
+    none = {"diffusion_floor": math.nan, "linearized_floor": math.nan, "tau_max": -1, "limiting_mode": 0}
     if modes is None:
-        return {"diffusion_floor": math.nan, "linearized_floor": math.nan, "tau_max": -1, "limiting_mode": 0}
+        return none
     from amsgd.diffusion.theory import predict
 
-    p = predict(problem, modes=modes)
+    try:
+        p = predict(problem, modes=modes)
+    except ProblemError:
+        return none
     tau_max = p.tau_max
     return {
         "diffusion_floor": p.linearized.diffusion_floor,

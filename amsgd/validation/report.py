@@ -3,12 +3,12 @@ its comparison tables) and ``report.md`` (checks, explanations, tables, the figu
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from amsgd.core.files import atomic_write_text
+from amsgd.core.jsontext import json_text
 from amsgd.validation.checks import Check
 from amsgd.validation.run import ValidationReport
 from amsgd.validation.sections import Section
@@ -26,10 +26,10 @@ def write_report(
     figures = figures or {}
     checks = [c.to_dict() for c in report.checks]
     paths = [out / name for name in REPORT_FILES]
-    atomic_write_text(paths[0], json.dumps(checks, indent=2) + "\n")
+    atomic_write_text(paths[0], json_text(checks, indent=2) + "\n")
     run = report.to_dict()
     summary = {"preset": run.pop("preset"), "description": run.pop("description"), "command": command, **run}
-    atomic_write_text(paths[1], json.dumps(summary, indent=2, default=_json_default) + "\n")
+    atomic_write_text(paths[1], json_text(summary, indent=2, default=_json_default) + "\n")
     atomic_write_text(paths[2], markdown(report, figures, command))
     return paths
 

@@ -49,8 +49,10 @@ PATHS = 5_000
 MIN_PATHS = 200
 PATH_STEPS = 100_000_000
 SEED = 20180605
-#: The most iterations followed.
+#: The most iterations followed, and how many times that the mean curve's crossing may lie beyond
+#: before nothing is sampled (:func:`iterations_for`).
 MAX_ITERATIONS = 1_000_000
+REACH = 2.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -90,10 +92,26 @@ def paths_for(expected_iterations: float) -> int:
     return int(np.clip(PATH_STEPS // (3.0 * expected_iterations), MIN_PATHS, PATHS))
 
 
+def iterations_for(expected_iterations: float) -> int:
+    """Iterations to follow when the mean curve crosses after ``expected_iterations``:
+    :data:`MAX_ITERATIONS`, or 0 when that crossing lies beyond :data:`REACH` × MAX_ITERATIONS.
+
+    A run's passage comes after the mean curve's crossing up to a spread of a few multiples of
+    ``1/growth rate`` (the ``log|Z|`` of a Gaussian start), and ``crossing × growth rate`` is
+    itself only the logarithm of the level over the noise, so passages before half the crossing
+    have the probability of a standard normal beyond ``e^5`` or so: no sampled path would finish
+    within the iterations followed, and sampling them would cost :data:`PATH_STEPS` path-steps
+    (tens of seconds) for a law of NaN."""
+    if np.isfinite(expected_iterations) and expected_iterations > REACH * MAX_ITERATIONS:
+        return 0
+    return MAX_ITERATIONS
+
+
 def escape_law(rate: float, noise_variance: float, eta: float, mu: float, delay: Delay, delta_sq: float,
-               paths: int = PATHS) -> FirstPassageLaw:  # fmt: skip
+               paths: int = PATHS, iterations: int = MAX_ITERATIONS) -> FirstPassageLaw:  # fmt: skip
     """The law of the first iteration at which one run from the saddle has ``h_1²/‖h‖² ≥ δ²`` (module
-    docstring), from ``paths`` sampled paths; an i.i.d. delay is drawn afresh for every path and step."""
+    docstring), from ``paths`` sampled paths followed for ``iterations`` (NaN beyond); an i.i.d.
+    delay is drawn afresh for every path and step."""
     from amsgd.diffusion.theory.passage_kernel import first_passages
 
     eta, mu = check_parameters(eta, mu)
@@ -102,7 +120,9 @@ def escape_law(rate: float, noise_variance: float, eta: float, mu: float, delay:
     cdf = cumulative(law.pmf)
     level = delta_sq / (1.0 - delta_sq)
     scale = eta * np.sqrt(noise_variance)
-    samples = first_passages(int(paths), float(rate), float(scale), eta, mu, constant, cdf, level, MAX_ITERATIONS, SEED)
+    samples = first_passages(
+        int(paths), float(rate), float(scale), eta, mu, constant, cdf, level, int(iterations), SEED
+    )
     return FirstPassageLaw(samples)
 
 
@@ -131,10 +151,10 @@ def converge_start(delta_sq: float, modes: int, index: int) -> np.ndarray:
 
 def converge_law(rates: np.ndarray, noise_variances: np.ndarray, eta: float, mu: float, delay: Delay,
                  start: np.ndarray, epsilon: float, paths: int = PATHS, *,
-                 stationary_variances: np.ndarray | None = None) -> ConvergeLaw:  # fmt: skip
+                 stationary_variances: np.ndarray | None = None, iterations: int = MAX_ITERATIONS) -> ConvergeLaw:  # fmt: skip
     """The law of the first iteration ``k ≥ 0`` at which one run near e_1 has ``S_k/(1 + S_k) ≤ ε``
-    (module docstring), from ``paths`` sampled paths started at rest at ``start`` (0 for every path
-    when the start is already there, e.g. ε ≥ 1).
+    (module docstring), from ``paths`` sampled paths started at rest at ``start`` and followed for
+    ``iterations`` (NaN beyond; 0 for every path when the start is already there, e.g. ε ≥ 1).
 
     ``rates`` are the tangent modes' ``a_i`` and ``noise_variances`` their additive ``s_i²``. With
     ``stationary_variances`` ``v_i`` (finite and positive), the noise is recalibrated to
@@ -175,6 +195,6 @@ def converge_law(rates: np.ndarray, noise_variances: np.ndarray, eta: float, mu:
     scales = eta * np.sqrt(noise)
     cdf = cumulative(law.pmf)
     state = replicate_states(np.random.SeedSequence(SEED), 1)[0].copy()
-    samples = converge_passages(int(paths), rates, scales, eta, mu, constant, cdf, start, level, MAX_ITERATIONS,
+    samples = converge_passages(int(paths), rates, scales, eta, mu, constant, cdf, start, level, int(iterations),
                                 state)  # fmt: skip
     return ConvergeLaw(samples, noise, calibration)

@@ -35,6 +35,7 @@ from amsgd.diffusion.theory.first_passage import (
     converge_law,
     converge_start,
     escape_law,
+    iterations_for,
     paths_for,
 )
 from amsgd.diffusion.theory.modes import ModeValues, PointValues, evaluate
@@ -72,8 +73,9 @@ class Phases:
     def escape_law(self) -> FirstPassageLaw:
         """The law of one run's escape (:func:`.first_passage.escape_law`), sampled on first use."""
         rate, noise = self.escaping_mode
-        paths = paths_for(self.escape_time / self.eta)
-        return escape_law(rate, noise, self.eta, self.mu, self.delay, self.delta_sq, paths)
+        expected = self.escape_time / self.eta
+        return escape_law(rate, noise, self.eta, self.mu, self.delay, self.delta_sq, paths_for(expected),
+                          iterations_for(expected))  # fmt: skip
 
     @property
     def escape_iterations(self) -> float:
@@ -88,10 +90,11 @@ class Phases:
         if rates.size == 0:
             raise ProblemError("these phases carry no tangent modes at e_1; build them with phases(...)")
         start = converge_start(self.delta_sq, rates.size, self.worst_saddle - 2)
-        paths = paths_for(self.converge_time / self.eta * rates.size)  # a path-step per mode and iteration
+        expected = self.converge_time / self.eta
+        paths = paths_for(expected * rates.size)  # a path-step per mode and iteration
         variances = self._stationary_variances if self.epsilon < self.delta_sq else None  # else: no time
         return converge_law(rates, noise, self.eta, self.mu, self.delay, start, self.epsilon, paths,
-                            stationary_variances=variances)  # fmt: skip
+                            stationary_variances=variances, iterations=iterations_for(expected))  # fmt: skip
 
     @cached_property
     def _stationary_variances(self) -> np.ndarray | None:

@@ -224,7 +224,7 @@ class Predictions:
         exponent = None
         if len(usable) >= 2:
             x = np.log([1 - m for m, _ in usable])
-            y = np.log([t for _, t in usable])
+            y = np.log([float(t) for _, t in usable])  # τ* may exceed int64 at a tiny η
             exponent = float(np.polyfit(x, y, 1)[0])
         return {
             "mu": list(SCALING_MUS),
@@ -273,9 +273,17 @@ def predict(
     """
     options = options or PredictOptions()
     problem.require_eigengap()
+    problem.require_resolvable_step()
     if modes is not None:
         return Predictions(problem, modes, options)
     derivation = derive(problem, route)
     return Predictions(problem, optimum_modes(derivation), options, derivation)
+
+
+def modes_at_optimum(problem: Problem, route: str | None = None) -> OptimumModes:
+    """The linear modes at e_1 of ``problem``, to pass to :func:`predictions` as ``modes``: they depend
+    on Σ and the data law only, not on η, μ or the delay (so any step size will do here)."""
+    problem.require_eigengap()
+    return optimum_modes(derive(problem, route))
 
 

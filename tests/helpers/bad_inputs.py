@@ -80,6 +80,8 @@ CASES: list[tuple[str, str]] = [
     ("derive --gamma 0.9", "0 < gamma <= 1/2"),
     ("derive --epsilon -1", "0 < ε < 1"),
     ("derive --spectrum 1,1", "eigengap"),
+    ("derive --eta 1e-16", "rounding errors above 1e-6"),
+    ("derive --spectrum 3,2,1 --eta 1e-9 --mu 0.99", "raise eta"),
     ("derive --distribution student-t:3", "NU > 4"),
     ("derive --tradeoff-mu 0.5,x", "comma-separated"),
     ("derive --model mlp --format markdown", "models give json"),
