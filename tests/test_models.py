@@ -182,6 +182,13 @@ def test_digits_and_data_files(tmp_path):
     a, b = load_data(str(tmp_path / "d.npz")), load_data(str(tmp_path / "d.csv"))
     np.testing.assert_allclose(a.x_train, b.x_train)
     np.testing.assert_array_equal(a.y_train, b.y_train)
+    # a first row of column names is skipped; a later non-numeric row is still an error
+    named = tmp_path / "named.csv"
+    np.savetxt(named, np.column_stack([x, y]), delimiter=",", header="x1,x2,label", comments="")
+    np.testing.assert_allclose(load_data(str(named)).x_train, a.x_train)
+    named.write_text(named.read_text() + "1,oops,0\n")
+    with pytest.raises(ProblemError, match="not a numeric CSV table"):
+        load_data(str(named))
 
 
 @pytest.mark.parametrize(

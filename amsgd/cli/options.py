@@ -62,7 +62,7 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--data", default="digits", metavar="digits|FILE.npz|FILE.csv",
         help="the data of a model: scikit-learn's bundled digits (default), an .npz with arrays X and y, "
-        "or a .csv with the target in the last column",
+        "or a .csv with the target in the last column (a first row of column names is skipped)",
     )  # fmt: skip
     group.add_argument("--batch", type=int, default=32, help="minibatch size B (default: %(default)s)")
     group.add_argument("--l2", type=float, default=DEFAULT_L2, help="ridge penalty on the weights (default: %(default)g)")

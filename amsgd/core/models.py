@@ -70,7 +70,8 @@ class Dataset:
 
 def load_data(source: str, *, classification: bool = True, validation: float = VALIDATION_FRACTION) -> Dataset:
     """The data named by ``--data``: ``digits`` (scikit-learn's bundled set), ``FILE.npz`` with arrays
-    ``X`` (n, p) and ``y`` (n,), or ``FILE.csv`` with the target in the last column."""
+    ``X`` (n, p) and ``y`` (n,), or ``FILE.csv`` with the target in the last column (a first row of
+    column names is skipped)."""
     if source == "digits":
         from sklearn.datasets import load_digits  # bundled with the package: no download
 
@@ -93,14 +94,27 @@ def _read_table(path: Path) -> tuple[np.ndarray, np.ndarray]:
             raise ProblemError(f"--data {path}: not a readable .npz file; write it with numpy.savez(FILE, X=X, y=y)") from None
         raise ProblemError(f"--data {path}: an .npz needs arrays X and y, found {names}; write it with numpy.savez(FILE, X=X, y=y)")
     if path.suffix == ".csv":
+        header = _header_rows(path)
         try:
-            table = np.loadtxt(path, delimiter=",", ndmin=2)
+            table = np.loadtxt(path, delimiter=",", ndmin=2, skiprows=header)
         except ValueError as exc:
-            raise ProblemError(f"--data {path}: not a numeric CSV table ({exc})") from None
+            after = "; rows counted after the row of column names" if header else ""
+            raise ProblemError(f"--data {path}: not a numeric CSV table ({str(exc).rstrip('.')}{after})") from None
         if table.shape[1] < 2:
             raise ProblemError(f"--data {path}: a CSV needs at least one feature column and the target last")
         return table[:, :-1], table[:, -1]
     raise ProblemError(f"--data must be digits, FILE.npz or FILE.csv; got {str(path)!r}")
+
+
+def _header_rows(path: Path) -> int:
+    """1 when the CSV's first line holds a field that is not a number (column names), else 0."""
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        first = handle.readline()
+    try:
+        [float(field) for field in first.split(",") if field.strip()]
+    except ValueError:
+        return 1
+    return 0
 
 
 def split_data(name: str, x: np.ndarray, y: np.ndarray, *, classification: bool = True,
