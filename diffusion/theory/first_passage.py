@@ -96,12 +96,13 @@ def iterations_for(expected_iterations: float) -> int:
     """Iterations to follow when the mean curve crosses after ``expected_iterations``:
     :data:`MAX_ITERATIONS`, or 0 when that crossing lies beyond :data:`REACH` × MAX_ITERATIONS.
 
-    A run's passage comes after the mean curve's crossing up to a spread of a few multiples of
-    ``1/growth rate`` (the ``log|Z|`` of a Gaussian start), and ``crossing × growth rate`` is
-    itself only the logarithm of the level over the noise, so passages before half the crossing
-    have the probability of a standard normal beyond ``e^5`` or so: no sampled path would finish
-    within the iterations followed, and sampling them would cost :data:`PATH_STEPS` path-steps
-    (tens of seconds) for a law of NaN."""
+    Escape: a run's passage is the crossing plus ``(−log|Z| + const)/g`` (g the growth rate, Z a
+    standard normal: the Gaussian start), and ``crossing × g`` is half the logarithm of the level
+    over the noise, about 10 or more at steps this small; a passage before half the crossing needs
+    ``|Z| > e^{crossing·g/2}``, beyond e^5. Convergence: the noise is of the order of the floor, far
+    below the drop from δ² to ε that the mean takes that long to make. Either way no sampled path
+    would finish within the iterations followed, and sampling them would cost :data:`PATH_STEPS`
+    path-steps (tens of seconds) for a law of NaN."""
     if np.isfinite(expected_iterations) and expected_iterations > REACH * MAX_ITERATIONS:
         return 0
     return MAX_ITERATIONS

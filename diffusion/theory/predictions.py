@@ -281,7 +281,7 @@ def predict(
 
 
 def modes_at_optimum(problem: Problem, route: str | None = None) -> OptimumModes:
-    """The linear modes at e_1 of ``problem``, to pass to :func:`predictions` as ``modes``: they depend
+    """The linear modes at e_1 of ``problem``, to pass to :func:`predict` as ``modes``: they depend
     on Σ and the data law only, not on η, μ or the delay (so any step size will do here)."""
     problem.require_eigengap()
     return optimum_modes(derive(problem, route))
