@@ -186,6 +186,9 @@ def test_digits_and_data_files(tmp_path):
     named = tmp_path / "named.csv"
     np.savetxt(named, np.column_stack([x, y]), delimiter=",", header="x1,x2,label", comments="")
     np.testing.assert_allclose(load_data(str(named)).x_train, a.x_train)
+    marked = tmp_path / "marked.csv"  # a spreadsheet's byte-order mark: still every row of data
+    marked.write_text("\ufeff" + (tmp_path / "d.csv").read_text(), encoding="utf-8")
+    np.testing.assert_allclose(load_data(str(marked)).x_train, a.x_train)
     named.write_text(named.read_text() + "1,oops,0\n")
     with pytest.raises(ProblemError, match="not a numeric CSV table"):
         load_data(str(named))

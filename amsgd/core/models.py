@@ -96,7 +96,7 @@ def _read_table(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if path.suffix == ".csv":
         header = _header_rows(path)
         try:
-            table = np.loadtxt(path, delimiter=",", ndmin=2, skiprows=header)
+            table = np.loadtxt(path, delimiter=",", ndmin=2, skiprows=header, encoding="utf-8-sig")
         except ValueError as exc:
             after = "; rows counted after the row of column names" if header else ""
             raise ProblemError(f"--data {path}: not a numeric CSV table ({str(exc).rstrip('.')}{after})") from None
@@ -107,8 +107,9 @@ def _read_table(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _header_rows(path: Path) -> int:
-    """1 when the CSV's first line holds a field that is not a number (column names), else 0."""
-    with open(path, encoding="utf-8", errors="replace") as handle:
+    """1 when the CSV's first line holds a field that is not a number (column names), else 0 (a
+    byte-order mark, as spreadsheets write one, is not taken for a name)."""
+    with open(path, encoding="utf-8-sig", errors="replace") as handle:
         first = handle.readline()
     try:
         [float(field) for field in first.split(",") if field.strip()]
