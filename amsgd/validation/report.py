@@ -29,7 +29,7 @@ def write_report(
     atomic_write_text(paths[0], json_text(checks, indent=2) + "\n")
     run = report.to_dict()
     summary = {"preset": run.pop("preset"), "description": run.pop("description"), "command": command, **run}
-    atomic_write_text(paths[1], json_text(summary, indent=2, default=_json_default) + "\n")
+    atomic_write_text(paths[1], json_text(summary, indent=2) + "\n")
     atomic_write_text(paths[2], markdown(report, figures, command))
     return paths
 
@@ -51,12 +51,6 @@ def write_incomplete(out_dir: str | Path, command: str | None, elapsed: float) -
     )
     atomic_write_text(out / "report.md", text)
     return out / "report.md"
-
-
-def _json_default(value: object) -> object:
-    if hasattr(value, "item"):
-        return value.item()
-    raise TypeError(f"not JSON serialisable: {value!r}")
 
 
 def fmt_number(x: float | None, digits: int = 4) -> str:
