@@ -162,22 +162,21 @@ def _check_start(start: np.ndarray, problem: ModelProblem) -> np.ndarray:
 def _ode(problem: ModelProblem, x0: np.ndarray, marks: np.ndarray) -> np.ndarray:
     """``dX/dt = −s ∇L(X)`` by DOP853, the objective at ``t = η · marks``."""
     import jax
+    import jax.numpy as jnp
     from scipy.integrate import solve_ivp
 
-    from amsgd.simulate.models import model_functions
+    from amsgd.simulate.models import model_derivatives
 
     scale, _ = time_scales(problem.mu)
     with jax.enable_x64(True):
-        f = model_functions(problem)
-        xt, yt = problem.data.x_train, problem.data.y_train
-        objective = jax.jit(lambda x: f.objective(x, xt, yt))
-        grad = jax.jit(jax.grad(lambda x: f.objective(x, xt, yt)))
+        value_and_grad = model_derivatives(problem).value_and_grad
+        xt, yt = jnp.asarray(problem.data.x_train), jnp.asarray(problem.data.y_train)
         times = problem.eta * marks.astype(float)
-        solution = solve_ivp(lambda _t, x: -scale * np.asarray(grad(x)), (0.0, times[-1]), x0, method="DOP853",
-                             t_eval=times, rtol=1e-9, atol=1e-12)  # fmt: skip
+        solution = solve_ivp(lambda _t, x: -scale * np.asarray(value_and_grad(x, xt, yt)[1]), (0.0, times[-1]), x0,
+                             method="DOP853", t_eval=times, rtol=1e-9, atol=1e-12)  # fmt: skip
         if not solution.success:
             raise ProblemError(f"the ODE limit could not be integrated: {solution.message}")
-        return np.array([float(objective(x)) for x in solution.y.T])
+        return np.array([float(value_and_grad(x, xt, yt)[0]) for x in solution.y.T])
 
 
 def _sme(problem: ModelProblem, x0: np.ndarray, keys: list, marks: np.ndarray, dt: float,

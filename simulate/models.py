@@ -10,12 +10,18 @@ that Hessians, eigenvectors and the ring buffer of past iterates are plain array
 * ``init(key)``: the start point: zeros for the linear models; for the MLP, weights N(0, 1/fan_in)
   and zero intercepts.
 
+:func:`model_derivatives` returns the compiled derivatives the theory needs (gradients, Hessian-vector
+products, per-example gradients and projected Hessians). Both are built once per model structure
+(model, features, outputs, hidden units, activation, l2), with the data as an argument, so that JAX
+compiles them once for every problem, point and data set of the same shapes.
+
 Everything is computed in float64 (callers enter ``jax.enable_x64``): the theory needs exact
 Hessians, and runs and theory must see the same loss.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -51,9 +57,11 @@ class Layout:
 
 def layout_of(problem: ModelProblem) -> Layout:
     """The parameter blocks of ``problem``'s model."""
-    p, c = problem.data.features, problem.outputs
-    if problem.model == "mlp":
-        h = problem.hidden
+    return _layout(problem.model, problem.data.features, problem.outputs, problem.hidden)
+
+
+def _layout(model: str, p: int, c: int, h: int) -> Layout:
+    if model == "mlp":
         return Layout((("W1", (p, h), True), ("c1", (h,), False), ("W2", (h, c), True), ("c2", (c,), False)))
     return Layout((("W", (p, c), True), ("c", (c,), False)))
 
@@ -70,12 +78,18 @@ class ModelFunctions:
 
 
 def model_functions(problem: ModelProblem) -> ModelFunctions:
-    """Build the loss, objective, accuracy and start point of ``problem``'s model."""
-    layout = layout_of(problem)
-    mask = jnp.asarray(layout.weight_mask())
-    l2 = problem.l2
-    scores = _scores(problem, layout)
-    regression = problem.model == "least-squares"
+    """The loss, objective, accuracy and start point of ``problem``'s model: the same functions for
+    every problem of the same model structure, so that what JAX compiled for one serves the next."""
+    return _functions(problem.model, problem.data.features, problem.outputs, problem.hidden, problem.activation,
+                      float(problem.l2))  # fmt: skip
+
+
+@functools.lru_cache(maxsize=32)
+def _functions(model: str, features: int, outputs: int, hidden: int, activation: str, l2: float) -> ModelFunctions:
+    layout = _layout(model, features, outputs, hidden)
+    mask = layout.weight_mask()  # NumPy: a constant of the float width of whoever traces it
+    scores = _scores(model, activation, layout)
+    regression = model == "least-squares"
 
     def sample_losses(theta, z, y):
         s = scores(theta, z)
@@ -92,7 +106,7 @@ def model_functions(problem: ModelProblem) -> ModelFunctions:
         return jnp.mean(jnp.argmax(scores(theta, z), axis=1) == y)
 
     def init(key):
-        if problem.model != "mlp":
+        if model != "mlp":
             return jnp.zeros(layout.size)
         parts = []
         for (_, shape, weight), k in zip(layout.blocks, jax.random.split(key, len(layout.blocks))):
@@ -103,18 +117,69 @@ def model_functions(problem: ModelProblem) -> ModelFunctions:
     return ModelFunctions(layout, sample_losses, objective, accuracy, init)
 
 
-def _scores(problem: ModelProblem, layout: Layout) -> Callable:
+def _scores(model: str, activation: str, layout: Layout) -> Callable:
     """``scores(θ, z)``: the model's outputs (n, C) before the loss."""
-    if problem.model != "mlp":
+    if model != "mlp":
         def linear(theta, z):
             q = layout.unpack(theta)
             return z @ q["W"] + q["c"]
 
         return linear
-    act = jnp.tanh if problem.activation == "tanh" else jax.nn.relu
+    act = jnp.tanh if activation == "tanh" else jax.nn.relu
 
     def mlp(theta, z):
         q = layout.unpack(theta)
         return act(z @ q["W1"] + q["c1"]) @ q["W2"] + q["c2"]
 
     return mlp
+
+
+@dataclass(frozen=True)
+class Derivatives:
+    """Compiled derivatives of one model's objective ``L(θ) = mean_n ℓ(θ; z_n, y_n) + (l2/2)‖W‖²``,
+    the data ``(z, y)`` an argument of each, so that one compilation serves every point and data set
+    of the same shapes (:func:`model_derivatives`). Callers enter ``jax.enable_x64``.
+
+    * ``value_and_grad(θ, z, y)``: ``(L(θ), ∇L(θ))``;
+    * ``hessian_rows(θ, V, z, y)``: ``∇²L(θ) v`` for each row v of V (Hessian-vector products);
+    * ``example_grads(θ, z, y)``: ``∇ℓ(θ; z_n, y_n)`` for every example, ``(N, p)``;
+    * ``example_hessians(θ, Q, z, y)``: ``Qᵀ ∇²ℓ(θ; z_n, y_n) Q`` for every example, ``(N, k, k)``;
+    * ``line_slopes(θ, q, s, z, y)``: ``qᵀ ∇L(θ + s_j q)`` for every entry s_j of s.
+    """
+
+    value_and_grad: Callable
+    hessian_rows: Callable
+    example_grads: Callable
+    example_hessians: Callable
+    line_slopes: Callable
+
+
+def model_derivatives(problem: ModelProblem) -> Derivatives:
+    """The :class:`Derivatives` of ``problem``'s model (compiled on first use, once per structure)."""
+    return _derivatives(model_functions(problem))
+
+
+@functools.lru_cache(maxsize=32)
+def _derivatives(f: ModelFunctions) -> Derivatives:
+    grad = jax.grad(f.objective)
+
+    def hvp(theta, v, z, y):
+        return jax.jvp(lambda w: grad(w, z, y), (theta,), (v,))[1]
+
+    def example_grad(theta, zi, yi):
+        return jax.grad(lambda w: f.sample_losses(w, zi[None], yi[None])[0])(theta)
+
+    def example_hessian(theta, q, zi, yi):
+        hq = jax.vmap(lambda v: jax.jvp(lambda w: example_grad(w, zi, yi), (theta,), (v,))[1])(q.T)  # (k, p)
+        return q.T @ hq.T
+
+    def line_slope(theta, q, s, z, y):
+        return jax.jvp(lambda w: f.objective(w, z, y), (theta + s * q,), (q,))[1]
+
+    return Derivatives(
+        value_and_grad=jax.jit(jax.value_and_grad(f.objective)),
+        hessian_rows=jax.jit(jax.vmap(hvp, in_axes=(None, 0, None, None))),
+        example_grads=jax.jit(jax.vmap(example_grad, in_axes=(None, 0, 0))),
+        example_hessians=jax.jit(jax.vmap(example_hessian, in_axes=(None, None, 0, 0))),
+        line_slopes=jax.jit(jax.vmap(line_slope, in_axes=(None, None, 0, None, None))),
+    )

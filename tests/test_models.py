@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -90,6 +92,28 @@ def test_logistic_hessian_and_noise_match_the_closed_form():
     values, vectors = np.linalg.eigh(hessian)
     q = vectors[:, ::-1][:, :4]
     np.testing.assert_allclose(point.additive[:4], (per_example @ q).var(axis=0) / p.batch, rtol=1e-6)
+
+
+def test_the_theory_compiles_once_per_model_structure():
+    """The derivatives take the data as an argument: another point, batch and data set of the same
+    shapes reuse every compiled program."""
+    p = problem("mlp")
+    x = find_minimum(p)
+    first = model_point(p, x)
+    compiles = []
+
+    def listen(event: str, seconds: float, **kwargs) -> None:
+        if event == "/jax/core/compile/backend_compile_duration":
+            compiles.append(kwargs.get("fun_name"))
+
+    other = dataclasses.replace(p.data, x_train=p.data.x_train[::-1].copy(), y_train=p.data.y_train[::-1].copy())
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    try:
+        again = model_point(dataclasses.replace(p, data=other, batch=3), x + 0.01)
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listen)
+    assert compiles == []
+    assert not np.allclose(again.eigenvalues, first.eigenvalues)  # the new point was computed, not reused
 
 
 def test_least_squares_coupling_matches_the_closed_form():

@@ -241,16 +241,15 @@ def _per_example(problem: ModelProblem, x: np.ndarray, q: np.ndarray) -> tuple[n
     import jax
     import jax.numpy as jnp
 
-    from amsgd.simulate.models import model_functions
+    from amsgd.simulate.models import model_derivatives
 
     with jax.enable_x64(True):
-        f = model_functions(problem)
+        d = model_derivatives(problem)
         z, y = jnp.asarray(problem.data.x_train), jnp.asarray(problem.data.y_train)
         w, basis = jnp.asarray(x), jnp.asarray(q)
-        per_example = jax.vmap(jax.grad(lambda v, zi, yi: f.sample_losses(v, zi[None], yi[None])[0]), (None, 0, 0))
-        grads = np.asarray(per_example(w, z, y)) @ q  # (N, m): q_iᵀ g_n, as model_point has them
-        hessians = projected_example_hessians(f.sample_losses, w, z, y, basis)
-        mean_grad = np.asarray(jax.grad(lambda v: f.objective(v, z, y))(w)) @ q
+        grads = np.asarray(d.example_grads(w, z, y)) @ q  # (N, m): q_iᵀ g_n, as model_point has them
+        hessians = projected_example_hessians(d, w, z, y, basis)
+        mean_grad = np.asarray(d.value_and_grad(w, z, y)[1]) @ q
     hessians = 0.5 * (hessians + hessians.transpose(0, 2, 1))
     centred = grads - grads.mean(axis=0)
     additive = centred.T @ centred / grads.shape[0] / problem.batch + np.outer(mean_grad, mean_grad)

@@ -76,6 +76,8 @@ KICK_MAX = 1e-3 * BLOW_UP
 LINE_MIN = 1e-8
 #: Tabulated points of ``φ'`` on each side of x*.
 LINE_POINTS = 600
+#: Vectorised evaluations the line is tabulated in (each point evaluates the objective over the whole data).
+LINE_CHUNKS = 16
 #: The most iterations of the line recursion beyond the mean boundary (the fewest, and those after an
 #: impulse, are streaming PCA's: :data:`.divergence.FATE_ITERATIONS`, :data:`.divergence.IMPULSE_ITERATIONS`).
 FATE_MAX_ITERATIONS = 200_000
@@ -153,20 +155,17 @@ def stiffest_line(problem: ModelProblem, point: ModelPoint) -> StiffestLine:
     import jax
     import jax.numpy as jnp
 
-    from amsgd.simulate.models import model_functions
+    from amsgd.diffusion.theory.model_point import padded_chunks
+    from amsgd.simulate.models import model_derivatives, model_functions
 
     side = np.geomspace(LINE_MIN / math.sqrt(float(point.eigenvalues[0])), BLOW_UP, LINE_POINTS)
     t = np.r_[-side[::-1], 0.0, side]
     with jax.enable_x64(True):
-        f = model_functions(problem)
+        f, d = model_functions(problem), model_derivatives(problem)
         z, y = jnp.asarray(problem.data.x_train), jnp.asarray(problem.data.y_train)
         x, q = jnp.asarray(point.x), jnp.asarray(point.vectors[:, 0])
-
-        def slope(s):
-            return jax.jvp(lambda w: f.objective(w, z, y), (x + s * q,), (q,))[1]
-
-        table = jax.jit(jax.vmap(slope))
-        values = np.concatenate([np.asarray(table(jnp.asarray(chunk))) for chunk in np.array_split(t, 16)])
+        values = np.concatenate([np.asarray(d.line_slopes(x, q, jnp.asarray(t[rows]), z, y))[:n]
+                                 for rows, n in padded_chunks(t.size, -(-t.size // LINE_CHUNKS))])  # fmt: skip
         directional = np.asarray(jax.jvp(lambda w: f.sample_losses(w, z, y), (x,), (q,))[1])
     return StiffestLine(t, values, directional)
 

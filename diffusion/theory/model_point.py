@@ -24,6 +24,7 @@ Hessian-vector products, and only those modes are known.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -35,6 +36,7 @@ from amsgd.diffusion.theory.second_moments import Coefficients
 
 if TYPE_CHECKING:
     from amsgd.core.models import ModelProblem
+    from amsgd.simulate.models import Derivatives
 
 #: Largest parameter count for which the whole Hessian (and every mode's noise) is computed.
 FULL_HESSIAN_MAX = 6000
@@ -48,6 +50,8 @@ FLAT = 1e-9
 GRADIENT_TOL = 1e-6
 #: Examples per vectorised chunk of per-example Hessian-vector products.
 _CHUNK = 64
+#: Hessian columns per vectorised chunk of Hessian-vector products.
+_COLUMNS = 256
 
 
 @dataclass(frozen=True, eq=False)
@@ -105,18 +109,18 @@ def find_minimum(problem: ModelProblem, start: np.ndarray | None = None, *, seed
     """x* minimising the full-batch penalised objective (L-BFGS from ``start``, by default the model's
     initialisation with key ``seed``); refuses when no finite minimum is reached."""
     import jax
+    import jax.numpy as jnp
     import scipy.optimize
 
-    from amsgd.simulate.models import model_functions
+    from amsgd.simulate.models import model_derivatives, model_functions
 
     with jax.enable_x64(True):
-        f = model_functions(problem)
-        z, y = problem.data.x_train, problem.data.y_train
-        value_and_grad = jax.jit(jax.value_and_grad(lambda x: f.objective(x, z, y)))
+        f, d = model_functions(problem), model_derivatives(problem)
+        z, y = jnp.asarray(problem.data.x_train), jnp.asarray(problem.data.y_train)
         x0 = np.asarray(f.init(jax.random.key(seed))) if start is None else np.asarray(start, dtype=float)
 
         def fun(x):
-            v, g = value_and_grad(x)
+            v, g = d.value_and_grad(x, z, y)
             return float(v), np.asarray(g)
 
         res = scipy.optimize.minimize(fun, x0, jac=True, method="L-BFGS-B",
@@ -141,25 +145,23 @@ def model_point(problem: ModelProblem, x: np.ndarray, *, top: int | None = None,
     import jax
     import jax.numpy as jnp
 
-    from amsgd.simulate.models import model_functions
+    from amsgd.simulate.models import model_derivatives
 
     top = min(TOP_MODES, np.size(x)) if top is None else checks.positive_int("top (Hessian modes)", top)
     if top > np.size(x):
         raise ProblemError(f"top (Hessian modes) must be at most the {np.size(x)} parameters, got {top}")
     with jax.enable_x64(True):
-        f = model_functions(problem)
+        d = model_derivatives(problem)
         z, y = jnp.asarray(problem.data.x_train), jnp.asarray(problem.data.y_train)
         x = jnp.asarray(x)
-        objective = lambda w: f.objective(w, z, y)  # noqa: E731
-        loss, grad = jax.value_and_grad(objective)(x)
+        loss, grad = d.value_and_grad(x, z, y)
         full = x.size <= FULL_HESSIAN_MAX
-        values, vectors = _eigen(objective, x, top, full)
+        values, vectors = _eigen(d, x, z, y, top, full)
         k = values.size if full and x.size <= COUPLED_MAX else min(top, values.size)
-        per_example = jax.vmap(jax.grad(lambda w, zi, yi: f.sample_losses(w, zi[None], yi[None])[0]), (None, 0, 0))
-        projected = np.asarray(per_example(x, z, y)) @ vectors  # (n, modes): q_iᵀ g_n
+        projected = np.asarray(d.example_grads(x, z, y)) @ vectors  # (n, modes): q_iᵀ g_n
         mean_grad = np.asarray(grad) @ vectors
         additive = projected.var(axis=0) / problem.batch + mean_grad**2
-        coupling = _coupling(f.sample_losses, x, z, y, jnp.asarray(vectors[:, :k])) / problem.batch
+        coupling = projected_example_hessians(d, x, z, y, jnp.asarray(vectors[:, :k])).var(axis=0) / problem.batch
         gradient_norm = float(np.linalg.norm(np.asarray(grad)))
     return ModelPoint(np.asarray(x), float(loss), gradient_norm, values, additive, coupling, full, source,
                       min(top, values.size), np.asarray(vectors))  # fmt: skip
@@ -168,51 +170,51 @@ def model_point(problem: ModelProblem, x: np.ndarray, *, top: int | None = None,
 def top_eigenvalue(problem: ModelProblem, x: np.ndarray) -> float:
     """The largest Hessian eigenvalue of the penalised objective at ``x`` (Lanczos)."""
     import jax
-
-    from amsgd.simulate.models import model_functions
-
-    with jax.enable_x64(True):
-        f = model_functions(problem)
-        z, y = problem.data.x_train, problem.data.y_train
-        return float(_eigen(lambda w: f.objective(w, z, y), jax.numpy.asarray(x), 1, False)[0][0])
-
-
-def _eigen(objective, x, top: int, full: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Eigenpairs of the Hessian at x, decreasing: all of them, or the top ``top`` by Lanczos."""
-    import jax
     import jax.numpy as jnp
 
-    hvp = jax.jit(lambda v: jax.jvp(jax.grad(objective), (x,), (v,))[1])
+    from amsgd.simulate.models import model_derivatives
+
+    with jax.enable_x64(True):
+        d = model_derivatives(problem)
+        z, y = jnp.asarray(problem.data.x_train), jnp.asarray(problem.data.y_train)
+        return float(_eigen(d, jnp.asarray(x), z, y, 1, False)[0][0])
+
+
+def _eigen(d: Derivatives, x, z, y, top: int, full: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenpairs of the Hessian of the objective at x, decreasing: all of them (the Hessian from its
+    columns, :data:`_COLUMNS` Hessian-vector products at a time), or the top ``top`` by Lanczos."""
+    import jax.numpy as jnp
+
     p = x.size
     if full:
-        columns = jax.jit(jax.vmap(hvp))
-        eye = jnp.eye(p)
-        hessian = np.concatenate([np.asarray(columns(eye[i : i + 256])) for i in range(0, p, 256)])
+        eye = np.eye(p)
+        hessian = np.concatenate([np.asarray(d.hessian_rows(x, jnp.asarray(eye[rows]), z, y))[:n]
+                                  for rows, n in padded_chunks(p, _COLUMNS)])  # fmt: skip
         values, vectors = np.linalg.eigh(0.5 * (hessian + hessian.T))
         return values[::-1], vectors[:, ::-1]
     import scipy.sparse.linalg
 
-    operator = scipy.sparse.linalg.LinearOperator((p, p), matvec=lambda v: np.asarray(hvp(jnp.asarray(v.ravel(), dtype=float))))
+    def matvec(v: np.ndarray) -> np.ndarray:
+        return np.asarray(d.hessian_rows(x, jnp.asarray(v.reshape(1, p), dtype=float), z, y))[0]
+
+    operator = scipy.sparse.linalg.LinearOperator((p, p), matvec=matvec)
     values, vectors = scipy.sparse.linalg.eigsh(operator, k=min(top, p - 1), which="LA")
     order = np.argsort(values)[::-1]
     return values[order], vectors[:, order]
 
 
-def _coupling(sample_losses, x, z, y, q) -> np.ndarray:
-    """``Var_n(q_iᵀ H_n q_j)`` over the training examples, for the columns of ``q``."""
-    return projected_example_hessians(sample_losses, x, z, y, q).var(axis=0)
-
-
-def projected_example_hessians(sample_losses, x, z, y, q) -> np.ndarray:
+def projected_example_hessians(d: Derivatives, x, z, y, q) -> np.ndarray:
     """``Qᵀ H_n Q`` ``(N, k, k)`` for every training example n (``H_n`` the Hessian of its loss at x,
     ``Q`` the columns of ``q``): k Hessian-vector products per example, vectorised over chunks of
     :data:`_CHUNK` examples (JAX arrays in, under ``jax.enable_x64``)."""
-    import jax
+    return np.concatenate([np.asarray(d.example_hessians(x, q, z[rows], y[rows]))[:n]
+                           for rows, n in padded_chunks(z.shape[0], _CHUNK)])  # fmt: skip
 
-    def example(zi, yi):
-        g = jax.grad(lambda w: sample_losses(w, zi[None], yi[None])[0])
-        hq = jax.vmap(lambda v: jax.jvp(g, (x,), (v,))[1])(q.T)  # (k, p): H_n q_j
-        return q.T @ hq.T  # (k, k)
 
-    batch = jax.jit(jax.vmap(example))
-    return np.concatenate([np.asarray(batch(z[i : i + _CHUNK], y[i : i + _CHUNK])) for i in range(0, z.shape[0], _CHUNK)])
+def padded_chunks(total: int, size: int) -> Iterator[tuple[np.ndarray, int]]:
+    """``(indices, n)`` covering ``0..total−1`` in order, ``min(size, total)`` indices each, the last
+    chunk padded by repeating ``total − 1`` (its first n are real): every chunk has one shape, and JAX
+    compiles one program for all of them."""
+    size = min(size, total)
+    for start in range(0, total, size):
+        yield np.minimum(np.arange(start, start + size), total - 1), min(size, total - start)
