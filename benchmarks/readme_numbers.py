@@ -41,7 +41,7 @@ RUNS = {
     "advise": ("`amsgd advise --model logistic --data digits --eta 0.2`", "advise --model logistic --data digits --eta 0.2", False),
     "help": ("`amsgd --help`", "--help", False),
     "tests-quick": ("the quick tests: `python -m pytest`", "pytest:", True),
-    "tests-full": ("the full suite: `python -m pytest -m \"slow or not slow\"`", "pytest:-m|slow or not slow", True),
+    "tests-full": ("the full suite: `python -m pytest -m \"slow or not slow\" -n auto`", "pytest:-m|slow or not slow|-n|auto", True),
 }
 
 

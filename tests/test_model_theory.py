@@ -144,7 +144,7 @@ def test_paper_dnn_report_on_a_small_budget(tmp_path):
     from amsgd.validation.paper_dnn import DnnSetup, run_paper_dnn
     from amsgd.validation.paper_dnn_report import write_dnn_report
 
-    setup = DnnSetup(steps=150, replicates=4, workers=(1, 8), mus=(0.3, 0.9), delays=("workers",),
+    setup = DnnSetup(steps=150, replicates=4, workers=(1, 8), mus=(0.3, 0.9), delays=("workers",), hidden=8,
                      protocols=("fixed-eta",))  # fmt: skip
     report = run_paper_dnn(setup, runs=tmp_path / "runs.nc", progress=False)
     assert len(report.cells) == 4 and len(report.checks) == 2 and report.runs["computed"] == 4

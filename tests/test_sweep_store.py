@@ -393,14 +393,15 @@ def test_sigkill_while_points_are_stored_then_resume(killable_reference, tmp_pat
 
 @pytest.mark.slow
 def test_sigkill_at_random_moments_then_resume(killable_reference, tmp_path):
-    """Kill a fresh run early, midway and late in its measured duration; each resumes to the reference."""
+    """Kill a fresh run early and late in its measured duration; each resumes to the reference (a kill
+    between stored points is the test above)."""
     began = time.monotonic()
     run = subprocess.run(_command(tmp_path / "whole.nc"), capture_output=True, text=True, timeout=120)
     duration = time.monotonic() - began
     assert run.returncode == 0, run.stderr
     assert_same(read_dataset(tmp_path / "whole.nc"), killable_reference)
     rng = random.Random(2018)
-    delays = [rng.uniform(low, high) * duration for low, high in ((0.05, 0.35), (0.35, 0.65), (0.65, 0.9))]
+    delays = [rng.uniform(low, high) * duration for low, high in ((0.05, 0.35), (0.65, 0.9))]
     for n, delay in enumerate(delays):
         out = tmp_path / f"k{n}.nc"
         proc = _start(out)
