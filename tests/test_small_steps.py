@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+from test_models import problem
 
 from amsgd import Problem
 from amsgd.cli import main
@@ -16,6 +17,9 @@ from amsgd.core.jsontext import finite_or_null, json_text
 from amsgd.core.problem import MIN_STEP_RESOLUTION
 from amsgd.diffusion.theory.coupling import coefficients_for
 from amsgd.diffusion.theory.first_passage import MAX_ITERATIONS, REACH, escape_law, iterations_for
+from amsgd.diffusion.theory.model_point import MAX_ROUNDING, find_minimum, model_point
+from amsgd.diffusion.theory.model_predictions import ModelPredictions
+from amsgd.diffusion.theory.options import PredictOptions
 from amsgd.diffusion.theory.second_moments import finite_eta_floor
 from amsgd.sweep.points import pca_predictions
 
@@ -90,3 +94,34 @@ def test_json_text_writes_null_for_every_missing_number():
     document = {"a": float("nan"), "b": [1.0, float("inf"), (np.float64("-inf"), np.float32(2.0))], "c": "x", "d": 3}
     assert finite_or_null(document) == {"a": None, "b": [1.0, None, [None, 2.0]], "c": "x", "d": 3}
     assert json.loads(json_text(document)) == finite_or_null(document)
+
+
+@pytest.mark.parametrize("mu", [0.0, 0.9, 0.99])
+def test_a_models_estimated_rounding_error_tracks_the_measured_one(mu):
+    """Least squares on the tests' regression data: the floor over η leaves its small-η line (fitted at
+    η = 1e-6 and 2e-6, where rounding is negligible) by about the estimate, at η where the estimate is
+    1e-5, 1e-4 and 1e-3 (measured 0.1 to 0.96 times the estimate on this data)."""
+    p = problem("least-squares", mu=mu)
+    point = model_point(p, find_minimum(p))
+
+    def floor_over_eta(eta: float) -> float:
+        return ModelPredictions(p.with_params(eta=eta), point, PredictOptions()).floor.value / eta
+
+    slope = (floor_over_eta(2e-6) - floor_over_eta(1e-6)) / 1e-6
+    intercept = floor_over_eta(1e-6) - slope * 1e-6
+    for target in (1e-5, 1e-4, 1e-3):
+        eta = point.rounding_error(1.0, mu) / target  # the estimate is proportional to 1/η
+        line = intercept + slope * eta
+        measured = abs(floor_over_eta(eta) - line) / line
+        assert target / 100 < measured < 2 * target, (target, measured)
+
+
+def test_a_model_below_the_resolution_is_refused_in_words(capsys):
+    p = problem("least-squares", mu=0.9)
+    point = model_point(p, find_minimum(p))
+    point.require_resolvable_step(point.rounding_error(1.0, 0.9) / MAX_ROUNDING * 1.01, 0.9)
+    with pytest.raises(ProblemError, match="cannot resolve this model's slow modes"):
+        point.require_resolvable_step(point.rounding_error(1.0, 0.9) / MAX_ROUNDING * 0.99, 0.9)
+    assert main(["derive", "--model", "least-squares", "--eta", "1e-12", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "raise eta" in err and "Traceback" not in err

@@ -273,9 +273,12 @@ def predict_model(problem: ModelProblem, options: PredictOptions | None = None, 
                   top: int | None = None, seed: int = 0) -> ModelPredictions:  # fmt: skip
     """Find the minimum of ``problem`` (from ``start``, else the model's initialisation with ``seed``)
     and return the predictions there, using the ``top`` stiffest Hessian modes for stability and rates
-    (default :data:`~.model_point.TOP_MODES`)."""
+    (default :data:`~.model_point.TOP_MODES`); refuses a step too small for double precision
+    (:meth:`~.model_point.ModelPoint.require_resolvable_step`)."""
     x = find_minimum(problem, start, seed=seed)
-    return ModelPredictions(problem, model_point(problem, x, top=top), options or PredictOptions())
+    point = model_point(problem, x, top=top)
+    point.require_resolvable_step(problem.eta, problem.mu)
+    return ModelPredictions(problem, point, options or PredictOptions())
 
 
 def sharpness_along(problem: ModelProblem, points: np.ndarray) -> np.ndarray:

@@ -82,6 +82,7 @@ CASES: list[tuple[str, str]] = [
     ("derive --spectrum 1,1", "eigengap"),
     ("derive --eta 1e-16", "rounding errors above 1e-6"),
     ("derive --spectrum 3,2,1 --eta 1e-9 --mu 0.99", "raise eta"),
+    ("derive --model least-squares --eta 1e-12", "cannot resolve this model's slow modes"),
     ("derive --distribution student-t:3", "NU > 4"),
     ("derive --tradeoff-mu 0.5,x", "comma-separated"),
     ("derive --model mlp --format markdown", "models give json"),
