@@ -3,6 +3,7 @@ and JSON that stays JSON where a number is missing."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -122,6 +123,10 @@ def test_a_model_below_the_resolution_is_refused_in_words(capsys):
     point.require_resolvable_step(point.rounding_error(1.0, 0.9) / MAX_ROUNDING * 1.01, 0.9)
     with pytest.raises(ProblemError, match="cannot resolve this model's slow modes"):
         point.require_resolvable_step(point.rounding_error(1.0, 0.9) / MAX_ROUNDING * 0.99, 0.9)
+    noiseless = dataclasses.replace(point, additive=np.zeros_like(point.additive))  # no floor to round
+    assert noiseless.rounding_error(1e-20, 0.9) == 0.0
+    with pytest.raises(ProblemError, match="where its solve is singular"):
+        noiseless.require_resolvable_step(1e-20, 0.9)
     assert main(["derive", "--model", "least-squares", "--eta", "1e-12", "-q"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "raise eta" in err and "Traceback" not in err

@@ -104,8 +104,8 @@ class ModelPoint:
         ``w_i = s_i / Σ_k s_k`` the mode's share of the small-η floor (each mode adds ``η s_i / (4 (1 − μ))``
         there) and ``0.2 ε / (η λ_i (1 − μ))`` the error of one mode's stationary moments, measured on
         streaming PCA (:meth:`~amsgd.core.problem.Problem.require_resolvable_step`). Least squares on
-        digits at μ = 0.9 (the default l2): estimated 4.6e-6, 4.6e-5, 1.5e-4 at η = 1e-10, 1e-11, 3e-12; the floor
-        over η measured against its small-η line 1.5e-6, 1.1e-5, 6.2e-5 off."""
+        digits at μ = 0.9 (the default l2): estimated 4.6e-6, 4.6e-5, 1.5e-4 at η = 1e-10, 1e-11,
+        3e-12; the floor over η measured against its small-η line 1.5e-6, 1.1e-5, 6.2e-5 off."""
         curved = self.eigenvalues > FLAT * self.eigenvalues[0]
         noise = self.additive[curved]
         if noise.sum() <= 0:
@@ -118,13 +118,17 @@ class ModelPoint:
         :data:`MAX_ROUNDING`, or a curved mode with ``η λ_i (1 − μ)`` below :data:`MIN_MODE_RESOLUTION`
         (its recursion's roots are 1 in double precision, and its solve is singular)."""
         curved = self.eigenvalues[self.eigenvalues > FLAT * self.eigenvalues[0]]
+        if curved.size == 0:  # no curved mode: nothing is solved
+            return
         error, slowest = self.rounding_error(eta, mu), eta * float(curved.min()) * (1.0 - mu)
-        if error > MAX_ROUNDING or slowest < MIN_MODE_RESOLUTION:
-            raise ProblemError(
-                f"at eta = {eta:g} the finite-eta theory cannot resolve this model's slow modes in double "
-                f"precision (eta·λ·(1 − mu) = {slowest:.3g} for the slowest curved mode, λ = {curved.min():.3g}; "
-                f"estimated rounding error of the floor {error:.2g}, above {MAX_ROUNDING:g}); raise eta"
-            )
+        if error <= MAX_ROUNDING and slowest >= MIN_MODE_RESOLUTION:
+            return
+        why = (f"estimated rounding error of the floor {error:.2g}, above {MAX_ROUNDING:g}" if error > MAX_ROUNDING
+               else f"below {MIN_MODE_RESOLUTION:g}, where its solve is singular")  # fmt: skip
+        raise ProblemError(
+            f"at eta = {eta:g} the finite-eta theory cannot resolve this model's slow modes in double precision "
+            f"(eta·λ·(1 − mu) = {slowest:.3g} for the slowest curved mode, λ = {curved.min():.3g}; {why}); raise eta"
+        )
 
     def mean_square_offsets(self, starts: np.ndarray) -> np.ndarray:
         """``E c_i²``: the mean over the rows of ``starts`` of the squared coordinates of ``start − x`` in the
