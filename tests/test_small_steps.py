@@ -22,7 +22,7 @@ from amsgd.diffusion.theory.model_point import MAX_ROUNDING, find_minimum, model
 from amsgd.diffusion.theory.model_predictions import ModelPredictions
 from amsgd.diffusion.theory.options import PredictOptions
 from amsgd.diffusion.theory.second_moments import finite_eta_floor
-from amsgd.sweep.points import pca_predictions
+from amsgd.sweep.points import ModelTheory, model_predictions, pca_predictions
 
 
 def _floor_correction(eta: float, mu: float) -> float:
@@ -130,3 +130,13 @@ def test_a_model_below_the_resolution_is_refused_in_words(capsys):
     assert main(["derive", "--model", "least-squares", "--eta", "1e-12", "-q"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "raise eta" in err and "Traceback" not in err
+
+
+def test_a_model_sweep_point_below_the_resolution_gets_no_prediction_and_the_others_do():
+    """A sweep's points share the theory at x*: a step too small to resolve records "no prediction"
+    (NaN) at its point instead of a traceback, and a resolvable step its floor."""
+    p = problem("least-squares", mu=0.9)
+    point = model_point(p, find_minimum(p))
+    shipped = ModelTheory(point, np.zeros(point.eigenvalues.size))
+    assert math.isnan(model_predictions(shipped, p.with_params(eta=1e-14), 100)["loss_floor"])
+    assert model_predictions(shipped, p.with_params(eta=1e-3), 100)["loss_floor"] > 0

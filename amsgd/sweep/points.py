@@ -495,6 +495,7 @@ def model_predictions(shipped: ModelTheory | None, problem: ModelProblem, steps:
 
     theory = ModelPredictions(problem, point, PredictOptions(steps=steps))
     try:
+        point.require_resolvable_step(problem.eta, problem.mu)  # as predict_model does
         critical = theory.critical
         limit = float(critical.min())
         law = theory.law
@@ -517,7 +518,7 @@ def model_predictions(shipped: ModelTheory | None, problem: ModelProblem, steps:
             "tau_max_mean_square": -1 if ms.tau_max is None else int(ms.tau_max),
             "limiting_mode": int(np.argmin(critical)),
         }
-    except ProblemError:  # the point is not a minimum the linear theory applies to
+    except ProblemError:  # a point the linear theory does not apply to, or a step too small to resolve
         return dict(_NO_PREDICTION)
 
 

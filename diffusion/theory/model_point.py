@@ -96,6 +96,10 @@ class ModelPoint:
         """Modes with no curvature (``|λ| <= FLAT λ_max``)."""
         return np.abs(self.eigenvalues) <= FLAT * self.eigenvalues[0]
 
+    def curved(self) -> np.ndarray:
+        """Modes with positive curvature (``λ > FLAT λ_max``): the ones whose stationary moments are solved."""
+        return self.eigenvalues > FLAT * self.eigenvalues[0]
+
     def rounding_error(self, eta: float, mu: float) -> float:
         """The relative rounding error of the finite-η floor at (η, μ), estimated mode by mode:
 
@@ -106,7 +110,7 @@ class ModelPoint:
         streaming PCA (:meth:`~amsgd.core.problem.Problem.require_resolvable_step`). Least squares on
         digits at μ = 0.9 (the default l2): estimated 4.6e-6, 4.6e-5, 1.5e-4 at η = 1e-10, 1e-11,
         3e-12; the floor over η measured against its small-η line 1.5e-6, 1.1e-5, 6.2e-5 off."""
-        curved = self.eigenvalues > FLAT * self.eigenvalues[0]
+        curved = self.curved()
         noise = self.additive[curved]
         if noise.sum() <= 0:
             return 0.0
@@ -117,7 +121,7 @@ class ModelPoint:
         """Refuse a step whose finite-η numbers round: an estimated :meth:`rounding_error` above
         :data:`MAX_ROUNDING`, or a curved mode with ``η λ_i (1 − μ)`` below :data:`MIN_MODE_RESOLUTION`
         (its recursion's roots are 1 in double precision, and its solve is singular)."""
-        curved = self.eigenvalues[self.eigenvalues > FLAT * self.eigenvalues[0]]
+        curved = self.eigenvalues[self.curved()]
         if curved.size == 0:  # no curved mode: nothing is solved
             return
         error, slowest = self.rounding_error(eta, mu), eta * float(curved.min()) * (1.0 - mu)
