@@ -140,3 +140,18 @@ def test_a_model_sweep_point_below_the_resolution_gets_no_prediction_and_the_oth
     shipped = ModelTheory(point, np.zeros(point.eigenvalues.size))
     assert math.isnan(model_predictions(shipped, p.with_params(eta=1e-14), 100)["loss_floor"])
     assert model_predictions(shipped, p.with_params(eta=1e-3), 100)["loss_floor"] > 0
+
+
+def test_a_models_cells_at_other_steps_refuse_a_step_below_the_resolution():
+    """Validation grids ask the theory at step sizes other than the problem's: those are checked too."""
+    p = problem("least-squares", mu=0.9)
+    point = model_point(p, find_minimum(p))
+    theory = ModelPredictions(p, point, PredictOptions())
+    tiny = point.rounding_error(1.0, 0.9) / MAX_ROUNDING * 0.5
+    assert theory.cell(p.eta, 0.9, 0).stable
+    with pytest.raises(ProblemError, match="cannot resolve"):
+        theory.cell(tiny, 0.9, 0)
+    offsets = point.mean_square_offsets(point.x[None, :] + 1.0)
+    assert np.isfinite(theory.excess_after(10, p.eta, 0.9, 0, offsets))
+    with pytest.raises(ProblemError, match="cannot resolve"):
+        theory.excess_after(10, tiny, 0.9, 0, offsets)

@@ -202,7 +202,9 @@ class ModelPredictions:
     def cell(self, eta: float, mu: float, delay, horizon_eta: float | None = None) -> CellPrediction:
         """Mean-square stability of the coupled modes and the rate of the slowest ranking mode at
         (η, μ, delay), for any constant or i.i.d. delay (an event-driven server as i.i.d. with its
-        staleness law); ``horizon_eta`` (default η) sets the horizon mode (:meth:`ranking`)."""
+        staleness law); ``horizon_eta`` (default η) sets the horizon mode (:meth:`ranking`). Refuses a step
+        too small for double precision, as :func:`predict_model` does."""
+        self.point.require_resolvable_step(eta, mu)
         law = delay_law(delay, as_iid=True)
         c, modes = self.ranking(eta if horizon_eta is None else horizon_eta)
         radii = [spectral_radius(r, eta, mu, law) for r in c.rates]
@@ -220,7 +222,9 @@ class ModelPredictions:
         ρ_i the mean radius of mode i. ``inf`` when not mean-square stable. The coupled (stiff) modes
         see the delay law exactly; for an i.i.d. delay the thousands of other, slow modes see its mean,
         rounded, as a constant delay (a slow mode hardly feels the spread; solving each with the
-        whole law would cost a dense problem of the law's length per mode)."""
+        whole law would cost a dense problem of the law's length per mode). Refuses a step too small for
+        double precision, as :func:`predict_model` does."""
+        self.point.require_resolvable_step(eta, mu)
         law = delay_law(delay, as_iid=True)
         tau = law.constant if law.constant is not None else int(round(law.mean))
         floor = loss_floor(self.point, eta, mu, law, rest_delay=tau).value
