@@ -19,6 +19,7 @@ programs that compute with it live in :mod:`amsgd.simulate.models`.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,16 +95,32 @@ def _read_table(path: Path) -> tuple[np.ndarray, np.ndarray]:
             raise ProblemError(f"--data {path}: not a readable .npz file; write it with numpy.savez(FILE, X=X, y=y)") from None
         raise ProblemError(f"--data {path}: an .npz needs arrays X and y, found {names}; write it with numpy.savez(FILE, X=X, y=y)")
     if path.suffix == ".csv":
+        separator = _other_separator(path)
+        if separator:
+            raise ProblemError(f"--data {path}: its fields are separated by {separator!r}; separate them with commas")
         header = _header_rows(path)
         try:
-            table = np.loadtxt(path, delimiter=",", ndmin=2, skiprows=header, encoding="utf-8-sig")
+            with warnings.catch_warnings():  # an empty table is refused below, in words
+                warnings.simplefilter("ignore", UserWarning)
+                table = np.loadtxt(path, delimiter=",", ndmin=2, skiprows=header, encoding="utf-8-sig")
         except ValueError as exc:
+            reason = str(exc).split("; use `usecols`")[0].rstrip(".")  # NumPy's advice is for its own callers
             after = "; rows counted after the row of column names" if header else ""
-            raise ProblemError(f"--data {path}: not a numeric CSV table ({str(exc).rstrip('.')}{after})") from None
+            raise ProblemError(f"--data {path}: not a numeric CSV table ({reason}{after})") from None
+        if table.shape[0] == 0:
+            raise ProblemError(f"--data {path}: the CSV holds no rows of data")
         if table.shape[1] < 2:
             raise ProblemError(f"--data {path}: a CSV needs at least one feature column and the target last")
         return table[:, :-1], table[:, -1]
     raise ProblemError(f"--data must be digits, FILE.npz or FILE.csv; got {str(path)!r}")
+
+
+def _other_separator(path: Path) -> str:
+    """The semicolon or tab that separates the fields of the CSV's first line when it has no comma (a
+    CSV as another locale's spreadsheets write it), else ``""``."""
+    with open(path, encoding="utf-8-sig", errors="replace") as handle:
+        first = handle.readline()
+    return "" if "," in first else next((c for c in ";\t" if c in first), "")
 
 
 def _header_rows(path: Path) -> int:

@@ -66,6 +66,8 @@ CASES: list[tuple[str, str]] = [
     ("simulate --model logistic --data noX.npz", "arrays X and y"),
     ("simulate --model logistic --data broken.npz", "numpy.savez"),
     ("simulate --model least-squares --data text.csv", "numeric CSV"),
+    ("simulate --model least-squares --data names.csv", "no rows of data"),
+    ("simulate --model least-squares --data semicolons.csv", "separate them with commas"),
     ("simulate --model mlp --hidden 0", "positive integer"),
     ("simulate --model mlp --batch 0", "positive integer"),
     ("simulate --model logistic --l2 -1", ">= 0"),
@@ -158,6 +160,8 @@ def make_files(folder: Path) -> None:
     np.savez(folder / "noX.npz", y=np.zeros(10))
     (folder / "broken.npz").write_bytes(b"PK\x03\x04 not an archive")
     (folder / "text.csv").write_text("a,b,c\nx,y,z\n")
+    (folder / "names.csv").write_text("a,b,c\n")
+    (folder / "semicolons.csv").write_text("1;2;0\n3;4;1\n")
     (folder / "somedir").mkdir()
     (folder / "junk.nc").write_text("junk")
     (folder / "existing.nc").write_text("x")
