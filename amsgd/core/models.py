@@ -86,48 +86,59 @@ def load_data(source: str, *, classification: bool = True, validation: float = V
 
 def _read_table(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if path.suffix == ".npz":
-        try:
-            with np.load(path, allow_pickle=False) as archive:
-                names = sorted(archive.files)
-                if "X" in names and "y" in names:
-                    return np.asarray(archive["X"], dtype=float), np.asarray(archive["y"])
-        except (OSError, ValueError, zipfile.BadZipFile):
-            raise ProblemError(f"--data {path}: not a readable .npz file; write it with numpy.savez(FILE, X=X, y=y)") from None
-        raise ProblemError(f"--data {path}: an .npz needs arrays X and y, found {names}; write it with numpy.savez(FILE, X=X, y=y)")
+        return _read_npz(path)
     if path.suffix == ".csv":
-        separator = _other_separator(path)
-        if separator:
-            raise ProblemError(f"--data {path}: its fields are separated by {separator!r}; separate them with commas")
-        header = _header_rows(path)
-        try:
-            with warnings.catch_warnings():  # an empty table is refused below, in words
-                warnings.simplefilter("ignore", UserWarning)
-                table = np.loadtxt(path, delimiter=",", ndmin=2, skiprows=header, encoding="utf-8-sig")
-        except ValueError as exc:
-            reason = str(exc).split("; use `usecols`")[0].rstrip(".")  # NumPy's advice is for its own callers
-            after = "; rows counted after the row of column names" if header else ""
-            raise ProblemError(f"--data {path}: not a numeric CSV table ({reason}{after})") from None
-        if table.shape[0] == 0:
-            raise ProblemError(f"--data {path}: the CSV holds no rows of data")
-        if table.shape[1] < 2:
-            raise ProblemError(f"--data {path}: a CSV needs at least one feature column and the target last")
-        return table[:, :-1], table[:, -1]
+        return _read_csv(path)
     raise ProblemError(f"--data must be digits, FILE.npz or FILE.csv; got {str(path)!r}")
 
 
-def _other_separator(path: Path) -> str:
-    """The semicolon or tab that separates the fields of the CSV's first line when it has no comma (a
-    CSV as another locale's spreadsheets write it), else ``""``."""
+def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            names = sorted(archive.files)
+            if "X" in names and "y" in names:
+                return np.asarray(archive["X"], dtype=float), np.asarray(archive["y"])
+    except (OSError, ValueError, zipfile.BadZipFile):
+        raise ProblemError(f"--data {path}: not a readable .npz file; write it with numpy.savez(FILE, X=X, y=y)") from None
+    raise ProblemError(f"--data {path}: an .npz needs arrays X and y, found {names}; write it with numpy.savez(FILE, X=X, y=y)")
+
+
+def _read_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Comma-separated numbers, the target in the last column; a first row of column names is skipped."""
+    first = _first_line(path)
+    separator = _other_separator(first)
+    if separator:
+        raise ProblemError(f"--data {path}: its fields are separated by {separator!r}; separate them with commas")
+    header = _header_rows(first)
+    try:
+        with warnings.catch_warnings():  # an empty table is refused below, in words
+            warnings.simplefilter("ignore", UserWarning)
+            table = np.loadtxt(path, delimiter=",", ndmin=2, skiprows=header, encoding="utf-8-sig")
+    except ValueError as exc:
+        reason = str(exc).split("; use `usecols`")[0].rstrip(".")  # NumPy's advice is for its own callers
+        after = "; rows counted after the row of column names" if header else ""
+        raise ProblemError(f"--data {path}: not a numeric CSV table ({reason}{after})") from None
+    if table.shape[0] == 0:
+        raise ProblemError(f"--data {path}: the CSV holds no rows of data")
+    if table.shape[1] < 2:
+        raise ProblemError(f"--data {path}: a CSV needs at least one feature column and the target last")
+    return table[:, :-1], table[:, -1]
+
+
+def _first_line(path: Path) -> str:
+    """The CSV's first line, without a byte-order mark (spreadsheets write one; it is not a name)."""
     with open(path, encoding="utf-8-sig", errors="replace") as handle:
-        first = handle.readline()
+        return handle.readline()
+
+
+def _other_separator(first: str) -> str:
+    """The semicolon or tab that separates the fields of the CSV's ``first`` line when it has no comma (a
+    CSV as another locale's spreadsheets write it), else ``""``."""
     return "" if "," in first else next((c for c in ";\t" if c in first), "")
 
 
-def _header_rows(path: Path) -> int:
-    """1 when the CSV's first line holds a field that is not a number (column names), else 0 (a
-    byte-order mark, as spreadsheets write one, is not taken for a name)."""
-    with open(path, encoding="utf-8-sig", errors="replace") as handle:
-        first = handle.readline()
+def _header_rows(first: str) -> int:
+    """1 when the CSV's ``first`` line holds a field that is not a number (column names), else 0."""
     try:
         [float(field) for field in first.split(",") if field.strip()]
     except ValueError:
