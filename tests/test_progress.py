@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import re
 import time
@@ -19,7 +20,9 @@ class Terminal(io.StringIO):
         return True
 
 
-def test_off_a_terminal_a_labelled_line_comes_every_interval():
+def test_off_a_terminal_a_labelled_line_comes_every_interval(monkeypatch):
+    ticks = itertools.count()
+    monkeypatch.setattr(progress, "_clock", lambda: float(next(ticks)))  # a second per reading: no two lines alike
     stream = io.StringIO()
     with progress.reporting("amsgd demo", stream=stream, interval=0.05):
         progress.plan(2, "parts")
@@ -128,3 +131,13 @@ def test_help_lists_every_command_on_one_line(capsys):
     for name, module in COMMANDS.items():
         assert [line.split() for line in lines if line.split()[:1] == [name]] == [[name, *module.SUMMARY.split()]]
     assert all(len(line) <= 80 for line in lines)
+
+
+def test_a_line_is_not_repeated_when_a_part_starts_on_an_intervals_tick(monkeypatch):
+    """The periodic line and the line of a part that starts in the same second read the same: said once."""
+    monkeypatch.setattr(progress, "_clock", lambda: 12.0)
+    stream = io.StringIO()
+    with progress.reporting("amsgd demo", stream=stream, interval=1e9), progress.stage("part"):
+        progress._ACTIVE.show()  # the interval's line
+        progress._ACTIVE.show()  # a part starting in the same second reads the same
+    assert stream.getvalue().count("amsgd demo: part") == 1, stream.getvalue()

@@ -36,6 +36,8 @@ from typing import TextIO
 INTERVAL = 10.0
 #: Seconds between two redraws of the bar on a terminal.
 REDRAW = 0.5
+#: The clock of the elapsed times shown.
+_clock = time.monotonic
 
 
 @dataclass
@@ -61,7 +63,8 @@ class _Report:
         self.done = 0
         self.stage: str | None = None
         self.part: _Part | None = None
-        self.began = time.monotonic()
+        self.began = _clock()
+        self.last_line: str | None = None
         self.lock = threading.RLock()
         self.stopped = threading.Event()
         self.bar = None
@@ -88,7 +91,7 @@ class _Report:
                 fields.append(self.stage)
             if self.part is not None:
                 fields.append(self.part.describe())
-            elapsed = time.monotonic() - self.began
+            elapsed = _clock() - self.began
             fields.append(f"{elapsed:.0f} s")
             f = self.fraction()
             if f is not None and 0.01 <= f < 1:
@@ -96,12 +99,18 @@ class _Report:
             return " · ".join(fields)
 
     def show(self) -> None:
+        """Redraw the bar, or print the line unless it reads as the last one printed (a part that starts
+        in the same second as an interval's line is said once)."""
         if self.mode == "bar":
             with self.lock:
                 self.bar.n = int(1000 * (self.fraction() or 0.0))
                 self.bar.set_postfix_str(self.describe(), refresh=True)
         elif self.mode == "lines":
-            print(f"{self.command}: {self.describe()}", file=self.stream, flush=True)
+            with self.lock:
+                line = f"{self.command}: {self.describe()}"
+                if line != self.last_line:
+                    print(line, file=self.stream, flush=True)
+                    self.last_line = line
 
     def _loop(self) -> None:
         wait = REDRAW if self.mode == "bar" else self.interval
@@ -154,7 +163,7 @@ def stage(label: str) -> Iterator[None]:
         return
     with report.lock:
         outer, report.stage = report.stage, label
-    if report.mode == "lines" and time.monotonic() - report.began >= report.interval:
+    if report.mode == "lines" and _clock() - report.began >= report.interval:
         report.show()  # a long command says when a part starts; a short one stays silent
     try:
         yield
