@@ -83,7 +83,7 @@ class ModelLimitSolution:
         stationary = self.stationary_loss
         return {
             "limit": self.limit,
-            "scheme": "solve_ivp (DOP853)" if self.limit == "ode" else "euler-maruyama",
+            "scheme": "solve_ivp (DOP853)" if self.limit == "ode" else "euler",  # the --scheme name (Euler–Maruyama)
             "paths": int(self.loss.shape[0]),
             "steps": int(self.iterations[-1]),
             "dt_iterations": self.dt,

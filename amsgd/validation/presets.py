@@ -1,11 +1,11 @@
 """Named validation runs: the problem, the Monte Carlo budget and the experiments.
 
 * ``default``: the README problem (d = 4, Σ = diag(4, 3, 2, 1), Gaussian data, η = 5e-4, μ = 0.9,
-  τ = 0) through every check; about 30 s on 2 cores.
+  τ = 0) through every check; about half a minute on 2 cores.
 * ``paper-pca``: the published streaming-PCA experiment (Liu et al. 2018, section 4): the same Σ,
   η = 5e-4 (the step size was not published), μ in {0.7, 0.8, 0.85, 0.9, 0.95}, constant τ from 0 to
   160 in steps of 5, random starts, 1024 runs of 30 000 iterations per point; plus the
-  momentum–asynchrony comparison. About 3 minutes on 2 cores.
+  momentum–asynchrony comparison. About a minute on 2 cores.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ PRESETS: dict[str, Preset] = {
 MODEL_PRESETS: dict[str, str] = {
     "paper-dnn": "the paper's deep-network experiment on an MLP on digits: best momentum per number of "
     "asynchronous workers (1..32, round-robin and event-driven), fixed eta and fixed eta/(1 - mu), "
-    "predicted from the Hessian before the runs; about 8 minutes on 2 cores",
+    "predicted from the Hessian before the runs; 4 to 7 minutes on 2 cores",
 }
 
 
