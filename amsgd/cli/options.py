@@ -42,7 +42,10 @@ def add_problem_options(parser: argparse.ArgumentParser) -> None:
         "--eta", type=float, default=None,
         help=f"step size η > 0 (default: {DEFAULT_ETA:g} for pca, {DEFAULT_MODEL_ETA:g} for the other models)",
     )  # fmt: skip
-    group.add_argument("--mu", type=float, default=DEFAULT_MU, help="momentum μ in [0, 1); for a model other than pca in (-1, 1), written --mu=-0.3 (default: %(default)g)")
+    group.add_argument(
+        "--mu", type=float, default=DEFAULT_MU,
+        help="momentum μ in [0, 1); for a model other than pca in (-1, 1), written --mu=-0.3 (default: %(default)g)",
+    )  # fmt: skip
     delay = group.add_mutually_exclusive_group()
     delay.add_argument("--tau", type=int, help="constant delay τ >= 0 (default: 0)")
     delay.add_argument(
