@@ -21,7 +21,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     group.add_argument(
         "--mus", type=float_list, default=DEFAULT_MUS, metavar="LIST",
-        help="momenta to compare, each in (-1, 1), written --mus=-0.3,0,0.5 (default: %s)"
+        help="momenta to compare, each in [0, 1) (in (-1, 1) for a model, written --mus=-0.3,0,0.5; default: %s)"
         % ",".join(f"{m:g}" for m in DEFAULT_MUS),
     )  # fmt: skip
     group.add_argument(
