@@ -156,3 +156,19 @@ def test_paper_dnn_report_on_a_small_budget(tmp_path):
     checks = json.loads(paths[0].read_text())
     assert {c["name"] for c in checks} == {"best-mu/fixed-eta/workers/M=1", "best-mu/fixed-eta/workers/M=8"}
     assert "Best momentum per worker count" in paths[2].read_text()
+
+
+def test_an_unstable_mode_without_noise_has_no_floor_and_no_warning(recwarn):
+    """A mode without gradient noise (the weight of a constant feature, curved by the ridge alone) whose
+    mean diverges: every part of the floor is infinite (0 · inf was NaN, with a RuntimeWarning)."""
+    import dataclasses
+
+    from amsgd.diffusion.theory.model_point import find_minimum, model_point
+    from amsgd.diffusion.theory.model_predictions import loss_floor
+
+    p = problem("least-squares")
+    point = model_point(p, find_minimum(p))
+    noiseless = dataclasses.replace(point, additive=np.where(np.arange(point.additive.size) == 0, 0.0, point.additive))
+    floor = loss_floor(noiseless, 4.0 / point.eigenvalues[0], 0.0, 0)  # η λ_max = 4: the stiffest mode diverges
+    assert floor.value == floor.additive_linear == np.inf
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]

@@ -46,6 +46,8 @@ TOP_MODES = 10
 COUPLED_MAX = 200
 #: Modes with ``λ <= FLAT * λ_max`` are flat (symmetries, dead units): they carry no loss.
 FLAT = 1e-9
+#: A ridge penalty this large (the features are standardised) is named as the likely reason when no minimum is found.
+HUGE_L2 = 1e8
 #: A point is accepted as the minimum when ``‖∇L‖ <= GRADIENT_TOL · max(1, ‖x‖)``.
 GRADIENT_TOL = 1e-6
 #: The largest estimated relative rounding error of the floor predictions accept (:meth:`ModelPoint.rounding_error`).
@@ -176,6 +178,8 @@ def find_minimum(problem: ModelProblem, start: np.ndarray | None = None, *, seed
                            f"(gradient norm {gnorm:.2e} only shrinks as the weights grow); add --l2")  # fmt: skip
     if gnorm > GRADIENT_TOL * max(1.0, float(np.linalg.norm(x))):
         hint = " (separable classes have no finite minimum without a penalty: add --l2)" if problem.l2 == 0 else ""
+        if problem.l2 >= HUGE_L2:  # the penalised weights and the free biases differ in curvature by that much
+            hint = f" (--l2 = {problem.l2:g} leaves the optimiser a problem conditioned beyond double precision; lower it)"
         raise ProblemError(f"no minimum found for model {problem.model}: gradient norm {gnorm:.2e} after "
                            f"{res.nit} L-BFGS iterations{hint}")  # fmt: skip
     return x

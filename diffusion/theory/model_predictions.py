@@ -96,9 +96,14 @@ def loss_floor(point: ModelPoint, eta: float, mu: float, delay, rest_delay=None)
     g = gains(lam[inner], eta, mu, delay)
     v = stationary_variances(point.coupled_coefficients(), eta, mu, delay, g)
     coupled = 0.5 * float(lam[inner] @ v)
-    rest = 0.5 * float(lam[outer] @ (gains(lam[outer], eta, mu, rest_delay) * s[outer]))
-    additive = 0.5 * float(lam[inner] @ (g * s[inner])) + rest
+    rest = 0.5 * float(lam[outer] @ _variances(gains(lam[outer], eta, mu, rest_delay), s[outer]))
+    additive = 0.5 * float(lam[inner] @ _variances(g, s[inner])) + rest
     return LossFloor(coupled + rest, coupled, rest, additive)
+
+
+def _variances(g: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """``G_i s_i``, ``inf`` for a mode without a stationary law (``G_i = inf``) even where it has no noise."""
+    return np.where(np.isfinite(g), np.where(np.isfinite(g), g, 0.0) * s, np.inf)
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,7 @@ CASES: list[tuple[str, str]] = [
     ("simulate --model mlp --hidden 0", "positive integer"),
     ("simulate --model mlp --batch 0", "positive integer"),
     ("simulate --model logistic --l2 -1", ">= 0"),
+    ("derive --model least-squares --l2 1e300", "lower it"),
     ("simulate --model mlp --start e1", "--model pca only"),
     ("simulate --svag 0", "positive integer"),
     ("simulate --svag 2 --delay uniform:0-4", "constant delay"),
