@@ -103,7 +103,10 @@ def loss_floor(point: ModelPoint, eta: float, mu: float, delay, rest_delay=None)
 
 def _variances(g: np.ndarray, s: np.ndarray) -> np.ndarray:
     """``G_i s_i``, ``inf`` for a mode without a stationary law (``G_i = inf``) even where it has no noise."""
-    return np.where(np.isfinite(g), np.where(np.isfinite(g), g, 0.0) * s, np.inf)
+    out = np.full(g.shape, np.inf)
+    stationary = np.isfinite(g)
+    out[stationary] = g[stationary] * s[stationary]
+    return out
 
 
 @dataclass(frozen=True)
