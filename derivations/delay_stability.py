@@ -25,6 +25,7 @@ from functools import lru_cache
 import sympy as sp
 
 from .recursion import eta, mu, tau
+from .stored import derived_once
 
 z = sp.Symbol("z")
 a = sp.Symbol("a", positive=True)
@@ -69,7 +70,7 @@ class SmallDelayStability:
     critical_step: sp.Expr  # the largest c = η a for which the mode is stable (in terms of μ)
 
 
-@lru_cache(maxsize=8)
+@derived_once
 def small_delay_stability(delay: int) -> SmallDelayStability:
     """Schur–Cohn conditions at delay τ and the critical ``η a`` where the first one fails."""
     poly = characteristic_polynomial(delay).subs(eta * a, c)
@@ -94,7 +95,7 @@ class DominantRoot:
     rate: sp.Expr  # log(z)/η to first order in η: per unit diffusion time t = kη
 
 
-@lru_cache(maxsize=1)
+@derived_once
 def dominant_root_expansion() -> DominantRoot:
     """The root near 1, ``z = 1 + c_1 η + c_2 η²``, for symbolic τ.
 

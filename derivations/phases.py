@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from .recursion import eta, t
+from .stored import derived_once
 
 a, sigma2 = sp.symbols("a sigma^2", positive=True)
 delta2, epsilon = sp.symbols("delta^2 epsilon", positive=True)
@@ -54,6 +55,7 @@ def _time_to_reach(expr: sp.Expr, level: sp.Expr, rate: sp.Expr) -> sp.Expr:
     return sp.log(sp.factor(root)) / rate
 
 
+@derived_once
 def derive_phase_formulas() -> PhaseFormulas:
     escape_var = _variance_ode(a, sp.S.Zero)
     escape = _time_to_reach(eta * escape_var, delta2, 2 * a)

@@ -21,11 +21,12 @@ Two scalar facts about the momentum recursion fix the scaling of every limit:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property, lru_cache
+from functools import cached_property
 
 import sympy as sp
 
 from .moments import MomentModel, expectation, matrix_expectation
+from .stored import derived_once
 
 #: Symbols shared by every derivation.
 eta, mu, tau = sp.symbols("eta mu tau", positive=True)
@@ -45,7 +46,7 @@ class TimeScale:
     update: sp.Function
 
 
-@lru_cache(maxsize=1)
+@derived_once
 def derive_time_scale() -> TimeScale:
     """Expand ``X(t+η) − X(t) − μ (X(t) − X(t−η)) − η G(X(t−τη))`` in η and solve order by order."""
     X, G = sp.Function("X"), sp.Function("G")

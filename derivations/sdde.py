@@ -44,7 +44,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Protocol
 
 import sympy as sp
@@ -52,6 +51,7 @@ import sympy as sp
 from .delay_stability import DelayDifferentialLimit, delay_differential_limit
 from .delay_stability import a as rate
 from .recursion import derive_time_scale, eta, mu, t, tau
+from .stored import derived_once
 
 #: The delay time ``s = τ η``, held fixed in the limit.
 s = sp.Symbol("s", positive=True)
@@ -86,7 +86,7 @@ class DelayedExpansion:
         return sp.Eq((1 - mu) * sp.Derivative(x(t), t), g(x(t - s)))
 
 
-@lru_cache(maxsize=1)
+@derived_once
 def delayed_expansion() -> DelayedExpansion:
     """Expand ``X(t+η) − X(t) − μ (X(t) − X(t−η)) − η G(X(t − τη))`` in η with ``τ = s/η``.
 
@@ -128,7 +128,7 @@ class StationaryCovariance:
     value: sp.Expr  # R_ij(0)
 
 
-@lru_cache(maxsize=2)
+@derived_once
 def stationary_cross_covariance(
     ci: sp.Symbol = c_i, cj: sp.Symbol = c_j, noise: sp.Expr = d_ij
 ) -> StationaryCovariance:
@@ -183,7 +183,7 @@ class LinearModeSDDE:
         return sp.simplify(self.mode_variance.subs(s, 0))
 
 
-@lru_cache(maxsize=1)
+@derived_once
 def linear_mode_sdde() -> LinearModeSDDE:
     """``dX = −c X(t − s) dt + b dW`` from the SDDE with ``G = −a x`` and noise variance σ²,
     its stationary variance derived by :func:`stationary_cross_covariance`."""
@@ -206,7 +206,7 @@ def linear_mode_sdde() -> LinearModeSDDE:
     )
 
 
-@lru_cache(maxsize=1)
+@derived_once
 def cross_covariance_formula() -> sp.Expr:
     """``R_ij(0) = D_ij cos(ω s)/(c_i + c_j − 2 ω sin(ω s))``, ``ω = sqrt(c_i c_j)``: the form of the
     derived :func:`stationary_cross_covariance` that is shown equal to it (in the symbols ``c_i``,

@@ -1,0 +1,142 @@
+"""Derivations kept between processes.
+
+Some derivations depend on nothing but the code: the time scale of the momentum recursion, the
+phase formulas, the SDDE's linear mode, the dominant root's expansion, the Schur–Cohn conditions of
+a small delay. Every process would derive them again (3 to 5 s of SymPy before `amsgd derive`
+prints, on the 2-core machine of docs/performance.md). :func:`derived_once` keeps the result of such
+a function in memory and, pickled, in a folder keyed by the code that derived it, so that a later
+process loads it in milliseconds instead.
+
+The key is a SHA-256 of the Python and SymPy versions and of the sources of ``amsgd.derivations``
+and ``amsgd.core``, the only layers a derivation may import (the import contract of
+docs/architecture.md): a change to any of that code derives everything again. The folder is
+``$AMSGD_CACHE_DIR``, else ``$XDG_CACHE_HOME/amsgd``, else ``~/.cache/amsgd``;
+``AMSGD_CACHE_DIR=off`` keeps the results in memory only. A stored file that is missing or cannot
+be loaded is derived again and rewritten (through a temporary file of its own and a rename, so that
+a process never reads another's half-written file); a folder that cannot be written leaves the
+results in memory. Only the folders of the most recent keys are kept (:data:`KEEP_KEYS`).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import pickle
+import platform
+import shutil
+import tempfile
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import sympy as sp
+
+import amsgd.core
+
+T = TypeVar("T")
+
+#: The environment variable that names the folder (``off``: memory only).
+CACHE_ENV = "AMSGD_CACHE_DIR"
+#: Folders of earlier keys (older code) kept beside the current one; older ones are removed.
+KEEP_KEYS = 4
+#: How many times each function was derived in this process (not loaded), by qualified name.
+DERIVED: Counter[str] = Counter()
+
+
+def cache_root() -> Path | None:
+    """The folder of stored derivations, or None when ``AMSGD_CACHE_DIR=off``."""
+    chosen = os.environ.get(CACHE_ENV)
+    if chosen is not None:
+        return None if chosen.strip().lower() == "off" else Path(chosen).expanduser()
+    try:
+        base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    except RuntimeError:  # no home folder to be found: memory only
+        return None
+    return Path(base) / "amsgd"
+
+
+@functools.lru_cache(maxsize=1)
+def code_key() -> str:
+    """SHA-256 of the Python and SymPy versions and the sources a derivation can depend on."""
+    digest = hashlib.sha256(f"python {platform.python_version()} sympy {sp.__version__}".encode())
+    for package in (Path(__file__).parent, Path(amsgd.core.__file__).parent):
+        for source in sorted(package.rglob("*.py")):
+            digest.update(source.relative_to(package.parent).as_posix().encode())
+            digest.update(source.read_bytes())
+    return digest.hexdigest()
+
+
+def _argument_text(arg: object) -> str:
+    if isinstance(arg, sp.Basic):
+        return sp.srepr(arg)
+    if isinstance(arg, (int, str)):
+        return repr(arg)
+    raise TypeError(f"a stored derivation takes integers, strings and SymPy objects, not {type(arg).__name__}")
+
+
+def _file(function: Callable, arguments: str) -> Path | None:
+    root = cache_root()
+    if root is None:
+        return None
+    name = f"{function.__module__}.{function.__qualname__}"
+    digest = hashlib.sha256(arguments.encode()).hexdigest()[:16]
+    return root / f"derivations-{code_key()[:24]}" / f"{name}-{digest}.pickle"
+
+
+def _load(path: Path) -> object | None:
+    try:
+        return pickle.loads(path.read_bytes())
+    except Exception:  # missing, partial, or unreadable: derive again
+        return None
+
+
+def _store(path: Path, result: object) -> None:
+    try:
+        fresh = not path.parent.exists()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        try:
+            with os.fdopen(handle, "wb") as fh:
+                pickle.dump(result, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(temporary, path)
+        finally:
+            Path(temporary).unlink(missing_ok=True)
+        if fresh:
+            _remove_old_keys(path.parent)
+    except (OSError, pickle.PicklingError, TypeError, AttributeError):
+        return  # an unwritable folder or an unpicklable result: kept in memory only
+
+
+def _remove_old_keys(current: Path) -> None:
+    """Remove the folders of all but the :data:`KEEP_KEYS` most recently written other keys."""
+    others = [p for p in current.parent.glob("derivations-*") if p.is_dir() and p != current]
+    others.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in others[KEEP_KEYS:]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def derived_once(function: Callable[..., T]) -> Callable[..., T]:
+    """Derive ``function(*args)`` once per code version: kept in memory, and stored on disk for
+    later processes (module docstring). Its arguments must be integers, strings or SymPy objects;
+    its result must not be None."""
+    memo: dict[str, T] = {}
+
+    @functools.wraps(function)
+    def wrapper(*args):
+        text = ",".join(map(_argument_text, args))
+        if text in memo:
+            return memo[text]
+        path = _file(function, text)
+        result = _load(path) if path is not None else None
+        if result is None:
+            result = function(*args)
+            DERIVED[function.__qualname__] += 1
+            if path is not None:
+                _store(path, result)
+        memo[text] = result
+        return result
+
+    wrapper.clear_memory = memo.clear  # for tests: the next call loads or derives again
+    return wrapper

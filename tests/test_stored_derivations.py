@@ -1,0 +1,115 @@
+"""Derivations kept between processes (amsgd.derivations.stored): loaded results equal derived ones,
+a damaged file is derived again, nothing is written when the store is off or cannot be written."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import sympy as sp
+
+from amsgd.derivations import stored
+from amsgd.derivations.delay_stability import small_delay_stability
+from amsgd.derivations.phases import derive_phase_formulas
+from amsgd.derivations.recursion import derive_time_scale
+from amsgd.derivations.sdde import linear_mode_sdde
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    """An empty store in tmp_path; every stored function forgets what it holds in memory."""
+    monkeypatch.setenv(stored.CACHE_ENV, str(tmp_path))
+    functions = (derive_time_scale, derive_phase_formulas, linear_mode_sdde, small_delay_stability)
+    for f in functions:
+        f.clear_memory()
+    yield tmp_path
+    for f in functions:
+        f.clear_memory()
+
+
+def _files(folder):
+    return sorted(p.name for p in folder.rglob("*.pickle"))
+
+
+def test_a_stored_derivation_is_loaded_and_equals_the_derived_one(store):
+    before = stored.DERIVED["derive_phase_formulas"]
+    derived = derive_phase_formulas()
+    assert stored.DERIVED["derive_phase_formulas"] == before + 1
+    (name,) = _files(store)
+    assert name.startswith("amsgd.derivations.phases.derive_phase_formulas-")
+    assert (store / f"derivations-{stored.code_key()[:24]}" / name).is_file()
+    derive_phase_formulas.clear_memory()
+    loaded = derive_phase_formulas()
+    assert stored.DERIVED["derive_phase_formulas"] == before + 1  # loaded, not derived
+    assert loaded is not derived and loaded == derived
+    assert sp.simplify(loaded.escape_time - derived.escape_time) == 0
+
+
+def test_arguments_are_part_of_the_key(store):
+    two, three = small_delay_stability(2), small_delay_stability(3)
+    assert two != three and len(_files(store)) == 2
+    small_delay_stability.clear_memory()
+    assert small_delay_stability(3) == three and small_delay_stability(2) == two
+    with pytest.raises(TypeError, match="not float"):
+        small_delay_stability(2.0)
+
+
+def test_a_damaged_file_is_derived_again_and_rewritten(store):
+    derived = derive_time_scale()
+    (path,) = store.rglob("*.pickle")
+    path.write_bytes(path.read_bytes()[:40])  # a write cut short
+    derive_time_scale.clear_memory()
+    before = stored.DERIVED["derive_time_scale"]
+    assert derive_time_scale() == derived
+    assert stored.DERIVED["derive_time_scale"] == before + 1
+    derive_time_scale.clear_memory()
+    assert derive_time_scale() == derived and stored.DERIVED["derive_time_scale"] == before + 1
+
+
+def test_off_and_an_unwritable_folder_keep_results_in_memory_only(store, monkeypatch):
+    monkeypatch.setenv(stored.CACHE_ENV, "off")
+    assert stored.cache_root() is None
+    first = derive_time_scale()
+    assert derive_time_scale() is first and _files(store) == []
+    blocker = store / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv(stored.CACHE_ENV, str(blocker))
+    derive_time_scale.clear_memory()
+    assert derive_time_scale() == first and _files(store) == []
+
+
+def test_only_the_most_recent_earlier_keys_are_kept(store):
+    old = [store / f"derivations-{n:024d}" for n in range(stored.KEEP_KEYS + 3)]
+    for age, folder in enumerate(old):
+        folder.mkdir()
+        os.utime(folder, (1e9 + age, 1e9 + age))
+    derive_time_scale()
+    kept = sorted(p.name for p in store.glob("derivations-*"))
+    newest = sorted(f.name for f in old[-stored.KEEP_KEYS :])
+    assert kept == sorted([*newest, f"derivations-{stored.code_key()[:24]}"])
+
+
+PROBE = """
+import hashlib, json
+from amsgd import Problem, predict
+from amsgd.derivations import stored
+problem = Problem.from_spectrum((4, 3, 2, 1), eta=5e-4, mu=0.9)
+text = json.dumps(predict(problem).to_dict(), sort_keys=True, default=str)
+print(json.dumps({"derived": dict(stored.DERIVED), "json": hashlib.sha256(text.encode()).hexdigest()}))
+"""
+
+
+@pytest.mark.slow
+def test_a_second_process_loads_every_stored_derivation_and_reports_the_same(tmp_path):
+    env = dict(os.environ, **{stored.CACHE_ENV: str(tmp_path)})
+
+    def probe() -> dict:
+        done = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, check=True)
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    first, second = probe(), probe()
+    assert {"derive_time_scale", "derive_phase_formulas", "linear_mode_sdde"} <= set(first["derived"])
+    assert second["derived"] == {} and second["json"] == first["json"]
