@@ -54,7 +54,8 @@ def run(script: str, arguments: list[str]) -> dict:
     if not results:
         raise SystemExit(f"{script} printed no {PREFIX.strip()} line")
     output = "\n".join(line for line in done.stdout.splitlines() if not line.startswith(PREFIX))
-    return {"seconds": round(seconds, 1), "results": results, "output": output}
+    return {"seconds": round(seconds, 1), "results": results, "output": output, "machine": machine(),
+            "date": time.strftime("%Y-%m-%d")}  # fmt: skip
 
 
 def machine() -> str:
@@ -86,9 +87,23 @@ def _value(result: dict) -> str:
     return f"{text}×" if unit == "x" else f"{text} {unit}"
 
 
+def measured_on(record: dict) -> list[str]:
+    """Where and when the benchmarks ran: one line, or one per machine and date when ``--only`` re-ran
+    some elsewhere (a benchmark's own ``machine`` and ``date``, else the record's)."""
+    where: dict[tuple[str, str], list[str]] = {}
+    for name in BENCHMARKS:
+        entry = record["benchmarks"][name]
+        where.setdefault((entry.get("machine", record["machine"]), entry.get("date", record["date"])), []).append(name)
+    if len(where) == 1:
+        ((place, date),) = where
+        return [f"Measured by `python benchmarks/performance.py` on {place} ({date})."]
+    lines = ["Measured by `python benchmarks/performance.py`, benchmark by benchmark (`--only` re-ran some):", ""]
+    return lines + [f"* {', '.join(names)}: {place} ({date})" for (place, date), names in where.items()]
+
+
 def render(record: dict) -> str:
-    """The block of docs/performance.md: the machine, then one row per result."""
-    rows = [f"Measured by `python benchmarks/performance.py` on {record['machine']} ({record['date']}).", ""]
+    """The block of docs/performance.md: the machines, then one row per result."""
+    rows = [*measured_on(record), ""]
     rows += ["| benchmark | result | value | target | met |", "|---|---|---|---|---|"]
     for name, (script, _, _) in BENCHMARKS.items():
         for r in record["benchmarks"][name]["results"]:
