@@ -279,3 +279,26 @@ def test_the_perron_root_of_a_large_matrix_by_arnoldi_equals_the_eigenvalues():
         if density == 0.05:
             f[: n // 2, n // 2 :] = 0.0
         assert perron_root(f) == pytest.approx(np.abs(np.linalg.eigvals(f)).max(), rel=1e-10), density
+
+
+def test_the_last_stable_delay_is_the_boundary_of_a_linear_scan_and_costs_few_evaluations_near_high():
+    """``last_stable_delay`` against every boundary b (stable iff τ <= b) for every ``high`` up to 80;
+    a boundary a few delays below ``high``, as the mean-square limit usually is, takes at most
+    2 log₂(high − b) + 4 evaluations, not the log₂(high) of a bisection from 0."""
+    from amsgd.diffusion.theory.second_moments import last_stable_delay
+
+    for high in range(-1, 81):
+        for boundary in range(-1, high + 2):
+            asked = []
+
+            def stable(tau: int) -> bool:
+                asked.append(tau)
+                return tau <= boundary
+
+            found = last_stable_delay(stable, high)
+            assert found == (None if min(high, boundary) < 0 else min(boundary, high)), (high, boundary)
+            assert all(0 <= tau <= high for tau in asked) and len(asked) == len(set(asked)), (high, boundary, asked)
+    for gap in (1, 3, 10):
+        asked = []
+        last_stable_delay(lambda tau: asked.append(tau) or tau <= 1571 - gap, 1571)
+        assert len(asked) <= 2 * np.log2(gap) + 4, (gap, asked)

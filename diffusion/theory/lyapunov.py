@@ -89,19 +89,23 @@ def autocovariance(coefficients: np.ndarray, noise_variance: float = 1.0) -> np.
 _DENSE_UNKNOWNS = 64
 
 
-def stationary_gains(rates: np.ndarray, eta: float, mu: float, tau: int) -> np.ndarray:
-    """``η² γ_i(0)`` for many mean-stable modes at a constant delay τ: the stationary ``Var x`` per unit
-    noise of each mode (the caller ensures every mode is mean-stable). Up to :data:`_DENSE_UNKNOWNS`
-    unknowns, the Yule–Walker systems of :func:`autocovariance` solved as one batch of dense
-    ``(τ + 3)``-square systems; above, :func:`step_down_variance` (``O(τ²)`` per mode instead of
-    ``O(τ³)``, and no ``τ²`` memory per mode)."""
+def stationary_gains(rates: np.ndarray, eta: float, mu: float, tau: int, lam: float = 1.0) -> np.ndarray:
+    """:func:`scaled_gain` ``G_i(λ)`` of many modes at a constant delay τ, each with ``ρ(Ā_i)² < λ`` (the
+    caller ensures it): ``η² λ^{−τ} γ_i(0)``, with γ_i the autocovariance of the scaled autoregression
+    ``c_j λ^{−(j+1)/2}`` with noise variance ``1/λ``; at λ = 1 the stationary ``Var x`` per unit noise.
+    Up to :data:`_DENSE_UNKNOWNS` unknowns, the Yule–Walker systems of :func:`autocovariance` solved as
+    one batch of dense ``(τ + 3)``-square systems; above, :func:`step_down_variance` (``O(τ²)`` per
+    mode instead of ``O(τ³)``, and no ``τ²`` memory per mode)."""
     rates = np.asarray(rates, dtype=float)
     if rates.size == 0:
         return np.zeros(0)
     c = ar_coefficient_rows(rates, eta, mu, tau)
+    if lam != 1.0:
+        c *= lam ** (-(np.arange(c.shape[1]) + 1) / 2)
+    scale = eta**2 * lam ** -(tau + 1)  # η², the noise 1/λ and the stale iterate's λ^{−τ}
     n = c.shape[1] + 1
     if n > _DENSE_UNKNOWNS:
-        return eta**2 * step_down_variance(c)
+        return scale * step_down_variance(c)
     h = np.arange(n)[:, None]
     j = np.arange(c.shape[1])[None, :]
     lags = np.where(h == 0, j + 1, np.abs(h - 1 - j))  # (n, L + 1)
@@ -114,7 +118,7 @@ def stationary_gains(rates: np.ndarray, eta: float, mu: float, tau: int) -> np.n
     chunk = max(1, 2_000_000 // (n * n))
     gamma0 = np.concatenate([np.linalg.solve(system[i : i + chunk], rhs[i : i + chunk, :, None])[:, 0, 0]
                              for i in range(0, rates.size, chunk)])  # fmt: skip
-    return eta**2 * gamma0
+    return scale * gamma0
 
 
 def step_down_variance(coefficients: np.ndarray) -> np.ndarray:

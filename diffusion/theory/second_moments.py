@@ -116,11 +116,11 @@ def gains(rates: np.ndarray, eta: float, mu: float, delay: Delay, lam: float = 1
     ``mean_radii`` are the modes' mean radii ``ρ(Ā_i)`` when known (or any value below ``sqrt(λ)``
     for a mode known to be mean-stable): they save an eigenvalue problem per mode."""
     law = delay_law(delay)
-    if lam == 1.0 and law.constant is not None and len(rates) > _BATCH_MODES:
-        radii = _known_radii(rates, eta, mu, law)
-        stable = np.array(radii) < 1.0
+    if law.constant is not None and len(rates) > _BATCH_MODES and (lam == 1.0 or mean_radii is not None):
+        radii = np.array(_known_radii(rates, eta, mu, law) if mean_radii is None else mean_radii, dtype=float)
+        stable = radii**2 < lam
         out = np.full(len(rates), np.inf)
-        out[stable] = stationary_gains(np.asarray(rates)[stable], eta, mu, law.constant)
+        out[stable] = stationary_gains(np.asarray(rates)[stable], eta, mu, law.constant, lam)
         return out
     radii = mean_radii if mean_radii is not None else [None] * len(rates)
     return np.array([scaled_gain(r, eta, mu, delay, lam, mean_radius=m) for r, m in zip(rates, radii)])
@@ -286,12 +286,21 @@ def largest_mean_square_delay(c: Coefficients, eta: float, mu: float, critical: 
 
 def last_stable_delay(stable: Callable[[int], bool], high: int) -> int | None:
     """The largest constant delay τ <= ``high`` with ``stable(τ)``, for a property lost once as τ grows:
-    None when τ = 0 is not stable, ``high`` when it still is, otherwise by bisection."""
+    None when τ = 0 is not stable, ``high`` when it still is, otherwise found by steps down from
+    ``high`` that double (``high − 1``, ``− 3``, ``− 7``, ...) until one is stable, then by bisection.
+    The boundary usually lies a few delays below ``high`` (the mean-square limit just below the mean
+    dynamics' one), where the steps need a few evaluations and a bisection from 0 about log₂ high,
+    most of them at delays almost as long (an evaluation costs O(τ²) per mode)."""
     if high < 0 or not stable(0):
         return None
-    if stable(high):
+    if high == 0 or stable(high):
         return high
-    low = 0  # stable; high is not
+    low, step = 0, 1  # low is stable; high is not
+    while high - step > 0:
+        if stable(high - step):
+            low = high - step
+            break
+        high, step = high - step, 2 * step
     while high - low > 1:
         mid = (low + high) // 2
         low, high = (mid, high) if stable(mid) else (low, mid)
