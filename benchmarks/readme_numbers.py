@@ -32,7 +32,7 @@ RUNS = {
     "validate-default": ("the main job: `amsgd validate --preset default`", "validate --preset default --out {tmp}/v", True),
     "validate-paper-pca": ("`amsgd validate --preset paper-pca`", "validate --preset paper-pca --out {tmp}/p", True),
     "validate-paper-dnn": ("`amsgd validate --preset paper-dnn`", "validate --preset paper-dnn --out {tmp}/d", True),
-    "derive": ("`amsgd derive` (JSON, default problem)", "derive --out {tmp}/d.json", False),
+    "derive": ("`amsgd derive` (JSON, default problem, after the first run stored its derivations)", "derive --out {tmp}/d.json", False),
     "simulate": (
         "`amsgd simulate --tau 10 --steps 20000 --replicates 1000`",
         "simulate --tau 10 --steps 20000 --replicates 1000 --seed 7",
