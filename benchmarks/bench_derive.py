@@ -5,9 +5,9 @@ problem, in an empty folder of stored derivations (``AMSGD_CACHE_DIR``, see
 ``amsgd.derivations.stored``): the first run (it derives everything and stores what depends only on
 the code), then the median of a few later runs (they load it; the target is theirs), of a few runs
 with the store off (``AMSGD_CACHE_DIR=off``: every process derives everything) and the ratio to the
-interpreter's own start-up, all measured in the same run; then one run per dimension d (spectrum ``d, d − 1, ..., 1``, the default
-η and μ) in JSON and Markdown, the ratio d = 50 / d = 4 (target: at most 3, the indexed derivation
-does not grow with d) and d = 1000 (target: under a minute). Last, d = 1000 with the closely spaced
+interpreter's own start-up, all measured in the same run; then one run per dimension d (spectrum
+``d, d − 1, ..., 1``, the default η and μ) in JSON and Markdown, the ratio d = 50 / d = 4 (target:
+at most 3, the indexed derivation does not grow with d) and d = 1000 (target: under a minute). Last, d = 1000 with the closely spaced
 spectrum ``0.995^i`` (every gap 0.5%: slow modes and mean-dynamics delay limits τ* in the hundreds,
 where the second-moment theory solves autoregressions of that order; same target).
 

@@ -93,6 +93,8 @@ def _load(path: Path) -> object | None:
 
 
 def _store(path: Path, result: object) -> None:
+    # Not amsgd.core.files.atomic_path: its temporary file has one fixed name (the sweep store finds
+    # leftovers by it), which two processes storing the same derivation at once would share.
     try:
         fresh = not path.parent.exists()
         path.parent.mkdir(parents=True, exist_ok=True)
