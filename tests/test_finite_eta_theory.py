@@ -115,9 +115,30 @@ def test_noise_free_recursion_applies_the_delay_as_the_simulator_does(monkeypatc
     tau_max = predict(problem).to_dict()["stability"]["tau_max"]
     monkeypatch.setattr(divergence, "FATE_NORM", 1.0 + 1e-6)
     start = np.eye(4)[:1] * (1.0 + 1e-9)
-    grows = [bool(divergence._noise_free(problem, tau, start, np.zeros_like(start), 20_000)[0])
+    grows = [bool(divergence._noise_free(problem.eigenvalues, eta, mu, tau, start, np.zeros_like(start), 20_000)[0])
              for tau in (tau_max, tau_max + 1)]  # fmt: skip
     assert grows == [False, True]
+
+
+@pytest.mark.parametrize(("eta", "mu", "tau"), [(0.005, 0.9, 3), (0.05, 0.5, 0), (0.02, 0.0, 6)])
+def test_critical_impulse_in_the_plane_is_the_full_recursion(eta, mu, tau):
+    """The critical impulse runs the recursion in the first two eigen-coordinates only; the same search
+    over the full d-dimensional recursion finds the same impulse (the other coordinates stay zero)."""
+    from amsgd.diffusion.theory import divergence
+
+    lam = np.array([3.0, 2.5, 1.0, 0.2, 0.1, 0.05])
+    problem = Problem.from_spectrum(lam, eta=eta, mu=mu, distribution=parse_distribution("student-t:6"))
+    origin = np.eye(lam.size)[0]
+
+    def full(trial: np.ndarray) -> np.ndarray:
+        kick = np.zeros((trial.size, lam.size))
+        kick[:, 1] = eta * trial
+        start = np.broadcast_to(origin, kick.shape)
+        return divergence._noise_free(lam, eta, mu, tau, start, kick, divergence.IMPULSE_ITERATIONS)
+
+    impulse = divergence.critical_impulse(problem, tau)
+    assert np.isfinite(impulse) and impulse > 1e-2  # a bracketed search, not an end of the range
+    assert impulse == divergence.smallest_blowing_impulse(full, 1e-2, 1e7)
 
 
 def test_best_momentum_for_32_workers_is_the_fastest_error_in_simulation():

@@ -35,6 +35,7 @@ from amsgd.core.distributions import Gaussian, Rademacher, SampledDistribution, 
 from amsgd.core.estimates import json_float
 from amsgd.core.problem import Problem
 from amsgd.diffusion.theory.linear_recursion import DelayLaw
+from amsgd.diffusion.theory.noise_free import noise_free_blowups
 
 #: Gaussian draws averaged over for the tail probability (fixed seed: reproducible numbers).
 TAIL_DRAWS = 200_000
@@ -88,35 +89,32 @@ class DivergenceRisk:
         return out
 
 
-def _noise_free(problem: Problem, tau: int, start: np.ndarray, velocity: np.ndarray, iterations: int) -> np.ndarray:
-    """Run the noise-free recursion of the mean map for a batch of starts ``(B, d)`` (history at the
-    start, then one extra step ``velocity``); returns whether each blew up (norm beyond FATE_NORM)."""
-    lam = np.asarray(problem.eigenvalues, dtype=float)
-    e1 = np.eye(lam.size)[0]
-    ring = [np.broadcast_to(e1, start.shape).copy() for _ in range(tau + 1)] + [start.copy(), start + velocity]
-    blown = np.zeros(start.shape[0], dtype=bool)
-    with np.errstate(all="ignore"):
-        for _ in range(iterations):
-            cur, prev, stale = ring[-1], ring[-2], ring[-1 - tau]
-            quad = np.sum(stale * lam * stale, axis=1, keepdims=True)
-            new = cur + problem.mu * (cur - prev) + problem.eta * (lam * stale - quad * stale)
-            norm = np.linalg.norm(new, axis=1)
-            blown |= ~(norm < FATE_NORM)
-            new[blown] = e1  # frozen: a fixed point
-            ring.append(new)
-            ring.pop(0)
-    return blown
+def _noise_free(lam: np.ndarray, eta: float, mu: float, tau: int, start: np.ndarray, velocity: np.ndarray,
+                iterations: int) -> np.ndarray:  # fmt: skip
+    """Run the noise-free recursion of the mean map in eigen-coordinates (eigenvalues ``lam``) for a
+    batch of starts ``(B, d)`` (history at e_1, then the start, then one extra step ``velocity``);
+    returns whether each blew up (norm beyond FATE_NORM): :func:`.noise_free.noise_free_blowups`."""
+    start = np.ascontiguousarray(start, dtype=float)
+    velocity = np.ascontiguousarray(np.broadcast_to(velocity, start.shape), dtype=float)
+    lam = np.ascontiguousarray(lam, dtype=float)
+    return noise_free_blowups(lam, float(eta), float(mu), int(tau), start, velocity, int(iterations), float(FATE_NORM))
 
 
 def critical_impulse(problem: Problem, tau: int) -> float:
-    """``K*``: the smallest gradient impulse ``η K e_2`` after which the noise-free recursion blows up."""
-    d = problem.dim
+    """``K*``: the smallest gradient impulse ``η K e_2`` after which the noise-free recursion blows up.
+
+    The mean map acts coordinate-wise in eigen-coordinates (``v_i`` is multiplied by terms in ``λ_i``
+    and the scalar ``vᵀΛv``), so a coordinate that starts at zero stays zero: from e_1 kicked along e_2
+    the recursion lives in the first two coordinates, and runs there at any d (the same numbers: the
+    zeros it leaves out add nothing to ``vᵀΛv`` or the norm).
+    """
+    plane = np.asarray(problem.eigenvalues, dtype=float)[:2]
 
     def blows_up(trial: np.ndarray) -> np.ndarray:
-        kick = np.zeros((trial.size, d))
+        kick = np.zeros((trial.size, 2))
         kick[:, 1] = problem.eta * trial
-        e1 = np.broadcast_to(np.eye(d)[0], (trial.size, d))
-        return _noise_free(problem, tau, e1, kick, IMPULSE_ITERATIONS)
+        e1 = np.broadcast_to(np.eye(2)[0], (trial.size, 2))
+        return _noise_free(plane, problem.eta, problem.mu, tau, e1, kick, IMPULSE_ITERATIONS)
 
     return smallest_blowing_impulse(blows_up, 1e-2, 1e7)
 
@@ -179,7 +177,7 @@ def noise_free_fate(problem: Problem, tau: int, stable: bool) -> str:
     if stable:
         return "stable"
     start = (np.full(problem.dim, 1e-3) + np.eye(problem.dim)[0])[None, :]
-    blown = _noise_free(problem, tau, start, np.zeros_like(start), FATE_ITERATIONS)
+    blown = _noise_free(problem.eigenvalues, problem.eta, problem.mu, tau, start, np.zeros_like(start), FATE_ITERATIONS)
     return "blows up" if blown[0] else "saturates"
 
 
