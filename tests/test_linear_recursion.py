@@ -158,3 +158,31 @@ def test_geometric_laws_take_the_three_state_system(spec, rate):
     assert geometric_ratio(law.pmf) is not None
     assert spectral_radius(rate, 5e-4, 0.9, law) == pytest.approx(radius_of(ar_coefficients(rate, 5e-4, 0.9, law)), abs=1e-9)
     assert geometric_ratio(delay_law(parse_delay("poisson:5")).pmf) is None
+
+
+@pytest.mark.parametrize("samples", [1, 2, 9])
+@pytest.mark.parametrize(("eta", "mu", "tau", "spread"), [
+    (1e-3, 0.9, 63, 1.0),  # d = 1000 of closely spaced modes near the unit circle
+    (0.05, 0.0, 0, 40.0),  # |1 − η a| reaches 0 and beyond one: the roots at the origin, unstable modes
+    (0.02, 0.99, 15, 10.0),  # μ near one
+    (0.3, 0.5, 31, 3.0),  # most modes unstable
+    (1e-4, 0.0, 7, 1.0),  # radii within 1e-4 of one
+])  # fmt: skip
+def test_largest_radius_is_the_largest_companion_radius(monkeypatch, samples, eta, mu, tau, spread):
+    """The step-down certificate against every mode's eigenvalues, with few modes sampled first (one:
+    the slowest only, so the stiffest must be found by the test) and with negative (escaping) rates."""
+    from amsgd.diffusion.theory import linear_recursion
+
+    monkeypatch.setattr(linear_recursion, "CERTIFY_SAMPLES", samples)
+    rng = np.random.default_rng(samples + tau)
+    rates = np.r_[spread * rng.random(997), -0.3, 1.0 / eta, 0.999 / eta]  # 1/η: a root at the origin
+    want = linear_recursion.spectral_radii(rates, eta, mu, tau).max()
+    got = linear_recursion.largest_spectral_radius(rates, eta, mu, tau)
+    assert got == pytest.approx(want, rel=1e-12, abs=1e-300)
+
+
+def test_largest_radius_of_modes_with_all_roots_at_the_origin():
+    """μ = 0, τ = 0 and η a = 1 for every mode: x_{k+1} = 0, every radius zero."""
+    from amsgd.diffusion.theory.linear_recursion import largest_spectral_radius
+
+    assert largest_spectral_radius(np.full(5, 2.0), 0.5, 0.0, 0) == 0.0

@@ -229,6 +229,43 @@ def spectral_radii(rates: np.ndarray, eta: float, mu: float, tau: int) -> np.nda
     return np.abs(np.linalg.eigvals(stack)).max(axis=1)
 
 
+#: Relative margin of the radius every mode is certified below in :func:`largest_spectral_radius`.
+CERTIFY_SLACK = 1e-12
+#: Modes, spread over the sorted rates (the slowest and the stiffest among them), whose radius
+#: :func:`largest_spectral_radius` computes before it tests the others.
+CERTIFY_SAMPLES = 9
+
+
+def largest_spectral_radius(rates: np.ndarray, eta: float, mu: float, tau: int) -> float:
+    """``max_i ρ(a_i)`` over many modes at one constant delay τ, with companion eigenvalues for a few.
+
+    All roots of ``z^{L+1} − Σ_j c_j z^{L−j}`` lie in ``|z| < r`` iff the autoregression with the scaled
+    coefficients ``c_j / r^{j+1}`` is stable, which the Schur–Cohn step-down decides in ``O(L²)``
+    (:func:`.lyapunov.step_down_variance`) against ``O(L³)`` for the eigenvalues. So a few modes spread
+    over the sorted rates, the slowest and the stiffest among them, get their radius from the
+    eigenvalues (:func:`spectral_radii`), ``R`` their maximum; every other mode is tested at
+    ``r = R (1 + CERTIFY_SLACK)``, and those the test does not place inside get their eigenvalues too.
+    The result is the largest radius computed: the true maximum exceeds it by at most the slack
+    (relative; plus the step-down's rounding for a mode right at ``r``).
+    """
+    from amsgd.diffusion.theory.step_down import step_down_rows  # compiled: imported where first needed
+
+    rates = check_rates(rates)
+    order = np.argsort(rates, kind="stable")
+    first = np.unique(order[np.linspace(0, rates.size - 1, min(CERTIFY_SAMPLES, rates.size)).round().astype(int)])
+    radius = float(spectral_radii(rates[first], eta, mu, tau).max())
+    rest = np.setdiff1d(np.arange(rates.size), first)
+    bound = radius * (1.0 + CERTIFY_SLACK)
+    if rest.size and bound > 1e-8:  # (below, the roots sit at the origin: nothing to scale by)
+        rows = ar_coefficient_rows(rates[rest], eta, mu, tau)
+        with np.errstate(over="ignore", invalid="ignore"):
+            rows /= bound ** np.arange(1, rows.shape[1] + 1)
+            rest = rest[~np.isfinite(step_down_rows(np.ascontiguousarray(rows)))]  # not placed inside
+    if rest.size:
+        radius = max(radius, float(spectral_radii(rates[rest], eta, mu, tau).max()))
+    return radius
+
+
 def decay_rate(rate: float, eta: float, mu: float, delay: Delay, per: str = "iteration") -> float:
     """Local convergence rate of the mean: ``−log ρ`` per iteration, or ``−log(ρ)/η`` per unit time.
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from amsgd.core.errors import ProblemError
 from amsgd.core.estimates import json_float
-from amsgd.diffusion.theory.linear_recursion import check_parameters, spectral_radii
+from amsgd.diffusion.theory.linear_recursion import check_parameters, largest_spectral_radius, spectral_radii
 from amsgd.diffusion.theory.second_moments import (
     Coefficients,
     finite_eta_floor,
@@ -148,9 +148,8 @@ def tradeoff(c: Coefficients, eta: float, mus: Sequence[float] | np.ndarray, wor
         for u, mu in enumerate(mus):
             stable[m, u] = mean_square_stable(c, eta, mu, tau, critical[mu])
             floor[m, u] = floor_of(c, eta, mu, tau) if stable[m, u] else np.inf
-            radii = spectral_radii(c.rates, eta, mu, tau)  # every mode's companion, one batch
-            error[m, u] = max(radii[k] for k in error_modes)
-            radial[m, u] = np.nan if radial_mode is None else radii[radial_mode]
+            error[m, u] = largest_spectral_radius(c.rates[error_modes], eta, mu, tau)
+            radial[m, u] = np.nan if radial_mode is None else spectral_radii(c.rates[[radial_mode]], eta, mu, tau)[0]
     largest = [largest_mean_square_delay(c, eta, mu, critical[mu]) for mu in mus]
     return TradeoffResult(
         eta=float(eta), mus=mus, workers=workers.astype(int), floor=floor, stable=stable,
