@@ -20,7 +20,6 @@ root lies in the open unit disc. This module derives
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import sympy as sp
 
@@ -121,7 +120,7 @@ class DelayDifferentialLimit:
     critical_delay: sp.Expr  # τ* = s*/η
 
 
-@lru_cache(maxsize=1)
+@derived_once
 def delay_differential_limit() -> DelayDifferentialLimit:
     """The DDE ``(1 − μ) X'(t) = −a X(t − s)`` and its stability boundary in ``s = τ η``."""
     t, s, lam, omega = sp.symbols("t s lambda omega", real=True)

@@ -48,6 +48,7 @@ from .display import as_text
 from .limits import OULimit, ou_limit
 from .pca import PCAModel
 from .recursion import derive_time_scale, eta, t
+from .stored import derived_once_per_law
 
 #: The coordinates of the representative model: the stationary direction j, a mode i and two more.
 LABELS = ("j", "i", "k", "l")
@@ -235,6 +236,10 @@ class IndexedPCA:
     @cached_property
     def stationary_points(self) -> tuple[str, ...]:
         """The labels c of the points ``±e_c`` among the solutions of ``g(h) = 0``: every coordinate."""
+        return indexed_parts(self.distribution).stationary_points
+
+    def derive_stationary_points(self) -> tuple[str, ...]:
+        """:attr:`stationary_points`, derived and checked."""
         found = set()
         for solution in self.model.recursion.stationary_points():
             h = [solution.get(hc, hc) for hc in self.model.h]
@@ -252,7 +257,12 @@ class IndexedPCA:
     @cached_property
     def modes(self) -> dict[str, GenericMode]:
         """``"radial"`` (mode j at ``e_j``) and ``"tangent"`` (mode i ≠ j at ``e_j``), checked to be
-        the only entries of A and B Bᵀ and one formula for every tangent mode."""
+        the only entries of A and B Bᵀ and one formula for every tangent mode (stored between
+        processes: :func:`indexed_parts`)."""
+        return indexed_parts(self.distribution).modes
+
+    def derive_modes(self) -> dict[str, GenericMode]:
+        """:attr:`modes`, derived."""
         a, bb = self.ou.drift_matrix, self.ou.noise
         if not (a.is_diagonal() and bb.is_diagonal()):
             raise ProblemError(
@@ -277,7 +287,7 @@ class IndexedPCA:
     @cached_property
     def pair(self) -> tuple[sp.Expr, sp.Expr]:
         """``(A_ik, (B Bᵀ)_ik)`` for two tangent modes ``i ≠ k`` at ``e_j``: both zero (the modes decouple)."""
-        return self.ou.drift_matrix[1, 2], self.ou.noise[1, 2]
+        return indexed_parts(self.distribution).pair
 
     @cached_property
     def error_weight(self) -> sp.Expr:
@@ -299,7 +309,11 @@ class IndexedPCA:
     @cached_property
     def error_term(self) -> sp.Expr:
         """The stationary error of tangent mode i at ``e_1`` (λ_j standing for λ_1): ``η w P_ii``."""
-        return eta * self.error_weight * self.modes["tangent"].stationary_variance
+        return indexed_parts(self.distribution).error_term
+
+    def derive_error_term(self, modes: dict[str, GenericMode]) -> sp.Expr:
+        """:attr:`error_term` from the derived ``modes``."""
+        return eta * self.error_weight * modes["tangent"].stationary_variance
 
     def stationary_error(self) -> sp.Expr:
         """``E sin² = Σ_{i=2}^{d} η w P_ii`` at ``e_1``, indexed."""
@@ -340,6 +354,26 @@ class IndexedPCA:
         w_indexed = solved.xreplace({lam_i: LAMBDA[INDEX["i"]], h0_i: sp.IndexedBase("h0", real=True)[INDEX["i"]]})
         norm = sp.Sum(w_indexed.xreplace({INDEX["i"]: k}) ** 2, (k, 1, dim))
         return w_indexed / sp.sqrt(norm), residual
+
+
+@dataclass(frozen=True)
+class IndexedParts:
+    """What the predictions read of :class:`IndexedPCA`, derived together and stored between
+    processes for a named law (:func:`~.stored.derived_once_per_law`)."""
+
+    modes: dict[str, GenericMode]
+    error_term: sp.Expr
+    pair: tuple[sp.Expr, sp.Expr]
+    stationary_points: tuple[str, ...]
+
+
+@derived_once_per_law
+def indexed_parts(distribution: Distribution) -> IndexedParts:
+    """:attr:`IndexedPCA.modes`, ``error_term``, ``pair`` and ``stationary_points`` of ``distribution``."""
+    indexed = IndexedPCA(distribution)
+    modes = indexed.derive_modes()
+    pair = (indexed.ou.drift_matrix[1, 2], indexed.ou.noise[1, 2])
+    return IndexedParts(modes, indexed.derive_error_term(modes), pair, indexed.derive_stationary_points())
 
 
 @lru_cache(maxsize=8)

@@ -24,7 +24,6 @@ coordinates 1, i and j, so the moments of a three-dimensional model, with ``λ_2
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import sympy as sp
 
@@ -32,6 +31,7 @@ from amsgd.core.distributions import Distribution
 
 from .moments import expectation
 from .pca import PCAModel
+from .stored import derived_once_per_law
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ def coefficient_moments(model: PCAModel) -> CoefficientMoments:
     return CoefficientMoments(mean, coupling, additive, cross, diagonal)
 
 
-@lru_cache(maxsize=8)
+@derived_once_per_law
 def coupling_patterns(distribution: Distribution) -> CoefficientMoments:
     """The moments in three dimensions, in the symbols ``λ_1, λ_2, λ_3``: index 0 stands for the
     coordinate 1, index 1 for any ``i ≥ 2`` and index 2 for any other ``j``; for a named distribution

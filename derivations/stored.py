@@ -2,7 +2,9 @@
 
 Some derivations depend on nothing but the code: the time scale of the momentum recursion, the
 phase formulas, the SDDE's linear mode, the dominant root's expansion, the Schur–Cohn conditions of
-a small delay. Every process would derive them again (3 to 5 s of SymPy before `amsgd derive`
+a small delay, the delay-differential limit; others on the code and a named data law
+(:func:`derived_once_per_law`): the indexed modes and stationary points, the random coefficients'
+moment patterns. Every process would derive them again (3 to 5 s of SymPy before `amsgd derive`
 prints, on the 2-core machine of docs/performance.md). :func:`derived_once` keeps the result of such
 a function in memory and, pickled, in a folder keyed by the code that derived it, so that a later
 process loads it in milliseconds instead.
@@ -34,6 +36,7 @@ from typing import TypeVar
 import sympy as sp
 
 import amsgd.core
+from amsgd.core.distributions import Distribution, Gaussian, Rademacher, StudentT, parse_distribution
 
 T = TypeVar("T")
 
@@ -86,8 +89,11 @@ def _file(function: Callable, arguments: str) -> Path | None:
 
 
 def _load(path: Path) -> object | None:
+    # Unpickling rebuilds each SymPy node from its arguments; unevaluated, as the derivation left it
+    # (evaluated, a factored 2 (λ₁² + λ₂²) would come back distributed, and print differently).
     try:
-        return pickle.loads(path.read_bytes())
+        with sp.evaluate(False):
+            return pickle.loads(path.read_bytes())
     except Exception:  # missing, partial, or unreadable: derive again
         return None
 
@@ -141,4 +147,35 @@ def derived_once(function: Callable[..., T]) -> Callable[..., T]:
         return result
 
     wrapper.clear_memory = memo.clear  # for tests: the next call loads or derives again
+    return wrapper
+
+
+def law_text(distribution: Distribution) -> str | None:
+    """The data law as text that :func:`~amsgd.core.distributions.parse_distribution` reads back
+    exactly (ν in full precision): for the named laws, whose derivations depend on nothing but the
+    code and this text; None for any other (a sampler's moments are estimated from its draws)."""
+    if type(distribution) in (Gaussian, Rademacher):
+        return distribution.spec
+    if type(distribution) is StudentT:
+        return f"student-t:{float(distribution.nu)!r}"
+    return None
+
+
+def derived_once_per_law(function: Callable[[Distribution], T]) -> Callable[[Distribution], T]:
+    """:func:`derived_once` for a derivation of one data law: a named law is stored under
+    :func:`law_text`; any other is derived once per process (kept for the last eight laws)."""
+
+    def by_text(text: str) -> T:
+        return function(parse_distribution(text))
+
+    by_text.__module__, by_text.__qualname__ = function.__module__, function.__qualname__
+    stored = derived_once(by_text)
+    unnamed = functools.lru_cache(maxsize=8)(function)
+
+    @functools.wraps(function)
+    def wrapper(distribution: Distribution) -> T:
+        text = law_text(distribution)
+        return unnamed(distribution) if text is None else stored(text)
+
+    wrapper.clear_memory = stored.clear_memory  # for tests, as derived_once's
     return wrapper

@@ -11,8 +11,11 @@ import sys
 import pytest
 import sympy as sp
 
+from amsgd.core.distributions import Gaussian, SampledDistribution, StudentT, parse_distribution
 from amsgd.derivations import stored
 from amsgd.derivations.delay_stability import small_delay_stability
+from amsgd.derivations.indexed import indexed_parts
+from amsgd.derivations.linearization import coupling_patterns
 from amsgd.derivations.phases import derive_phase_formulas
 from amsgd.derivations.recursion import derive_time_scale
 from amsgd.derivations.sdde import linear_mode_sdde
@@ -22,7 +25,8 @@ from amsgd.derivations.sdde import linear_mode_sdde
 def store(tmp_path, monkeypatch):
     """An empty store in tmp_path; every stored function forgets what it holds in memory."""
     monkeypatch.setenv(stored.CACHE_ENV, str(tmp_path))
-    functions = (derive_time_scale, derive_phase_formulas, linear_mode_sdde, small_delay_stability)
+    functions = (derive_time_scale, derive_phase_formulas, linear_mode_sdde, small_delay_stability, indexed_parts,
+                 coupling_patterns)  # fmt: skip
     for f in functions:
         f.clear_memory()
     yield tmp_path
@@ -92,12 +96,40 @@ def test_only_the_most_recent_earlier_keys_are_kept(store):
     assert kept == sorted([*newest, f"derivations-{stored.code_key()[:24]}"])
 
 
+def test_a_named_law_is_stored_under_text_that_reads_back_exactly(store):
+    law = StudentT(6.123456789)
+    text = stored.law_text(law)
+    assert parse_distribution(text).nu == law.nu and law.spec == "student-t:6.12346"  # its spec rounds ν
+    assert stored.law_text(Gaussian()) == "gaussian"
+    assert stored.law_text(SampledDistribution(lambda rng, n, d: rng.standard_normal((n, d)), "mine")) is None
+    before = stored.DERIVED["indexed_parts"]
+    derived = indexed_parts(law)
+    indexed_parts.clear_memory()
+    loaded = indexed_parts(StudentT(6.123456789))
+    assert stored.DERIVED["indexed_parts"] == before + 1 and loaded is not derived
+    assert loaded.stationary_points == derived.stationary_points and loaded.pair == derived.pair
+    assert loaded.error_term == derived.error_term
+    assert {k: vars(m) for k, m in loaded.modes.items()} == {k: vars(m) for k, m in derived.modes.items()}
+    assert any(".indexed_parts-" in name for name in _files(store))
+
+
+def test_a_loaded_expression_keeps_the_form_it_was_derived_in(store):
+    """The coefficients' variances are factored, ``2 (λ_1² + λ_2²)``; unpickled with evaluation that
+    would come back distributed, ``2 λ_1² + 2 λ_2²``, and the documents would print it so."""
+    derived = coupling_patterns(Gaussian()).coupling
+    assert any(isinstance(e, sp.Mul) and any(isinstance(f, sp.Add) for f in e.args) for e in derived)
+    coupling_patterns.clear_memory()
+    loaded = coupling_patterns(Gaussian()).coupling
+    assert [sp.srepr(e) for e in loaded] == [sp.srepr(e) for e in derived]
+
+
 PROBE = """
 import hashlib, json
 from amsgd import Problem, predict
 from amsgd.derivations import stored
 problem = Problem.from_spectrum((4, 3, 2, 1), eta=5e-4, mu=0.9)
-text = json.dumps(predict(problem).to_dict(), sort_keys=True, default=str)
+theory = predict(problem)
+text = json.dumps(theory.to_dict(), sort_keys=True, default=str) + theory.document("markdown")
 print(json.dumps({"derived": dict(stored.DERIVED), "json": hashlib.sha256(text.encode()).hexdigest()}))
 """
 
@@ -111,5 +143,6 @@ def test_a_second_process_loads_every_stored_derivation_and_reports_the_same(tmp
         return json.loads(done.stdout.strip().splitlines()[-1])
 
     first, second = probe(), probe()
-    assert {"derive_time_scale", "derive_phase_formulas", "linear_mode_sdde"} <= set(first["derived"])
+    assert {"derive_time_scale", "derive_phase_formulas", "linear_mode_sdde", "indexed_parts", "coupling_patterns",
+            "delay_differential_limit"} <= set(first["derived"])  # fmt: skip
     assert second["derived"] == {} and second["json"] == first["json"]
