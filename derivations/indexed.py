@@ -230,6 +230,10 @@ class IndexedPCA:
     @cached_property
     def mean_map(self) -> ModeSum:
         """``g_i(h) = base + Σ_k term(k)``: the mean map's component i."""
+        return indexed_parts(self.distribution).mean_map
+
+    def derive_mean_map(self) -> ModeSum:
+        """:attr:`mean_map`, derived and checked."""
         m = self.model
         return split_over_modes(m.recursion.mean_map[m.names.index("i")], m, (1,), 2)
 
@@ -365,15 +369,18 @@ class IndexedParts:
     error_term: sp.Expr
     pair: tuple[sp.Expr, sp.Expr]
     stationary_points: tuple[str, ...]
+    mean_map: ModeSum
 
 
 @derived_once_per_law
 def indexed_parts(distribution: Distribution) -> IndexedParts:
-    """:attr:`IndexedPCA.modes`, ``error_term``, ``pair`` and ``stationary_points`` of ``distribution``."""
+    """:attr:`IndexedPCA.modes`, ``error_term``, ``pair``, ``stationary_points`` and ``mean_map`` of
+    ``distribution``."""
     indexed = IndexedPCA(distribution)
     modes = indexed.derive_modes()
     pair = (indexed.ou.drift_matrix[1, 2], indexed.ou.noise[1, 2])
-    return IndexedParts(modes, indexed.derive_error_term(modes), pair, indexed.derive_stationary_points())
+    return IndexedParts(modes, indexed.derive_error_term(modes), pair, indexed.derive_stationary_points(),
+                        indexed.derive_mean_map())  # fmt: skip
 
 
 @lru_cache(maxsize=8)

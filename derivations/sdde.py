@@ -175,12 +175,8 @@ class LinearModeSDDE:
     variance: sp.Expr  # Var X in c, b, s (derived)
     closed_form: sp.Expr  # Küchler & Mensch (1992), quoted: b² (1 + sin cs)/(2 c cos cs)
     mode_variance: sp.Expr  # Var X in a, σ², η, μ, s
+    diffusion_variance: sp.Expr  # mode_variance at s = 0: the diffusion limit's η σ²/(2 a (1 − μ))
     delay_differential: DelayDifferentialLimit  # characteristic equation, s* = π (1 − μ)/(2 a)
-
-    @property
-    def diffusion_variance(self) -> sp.Expr:
-        """``mode_variance`` at ``s = 0``: the diffusion limit's ``η σ²/(2 a (1 − μ))``."""
-        return sp.simplify(self.mode_variance.subs(s, 0))
 
 
 @derived_once
@@ -202,6 +198,7 @@ def linear_mode_sdde() -> LinearModeSDDE:
         variance=sp.simplify(scalar),
         closed_form=closed,
         mode_variance=mode,
+        diffusion_variance=sp.simplify(mode.subs(s, 0)),
         delay_differential=delay_differential_limit(),
     )
 
