@@ -35,7 +35,6 @@ from amsgd.core.distributions import Gaussian, Rademacher, SampledDistribution, 
 from amsgd.core.estimates import json_float
 from amsgd.core.problem import Problem
 from amsgd.diffusion.theory.linear_recursion import DelayLaw
-from amsgd.diffusion.theory.noise_free import noise_free_blowups
 
 #: Gaussian draws averaged over for the tail probability (fixed seed: reproducible numbers).
 TAIL_DRAWS = 200_000
@@ -94,6 +93,8 @@ def _noise_free(lam: np.ndarray, eta: float, mu: float, tau: int, start: np.ndar
     """Run the noise-free recursion of the mean map in eigen-coordinates (eigenvalues ``lam``) for a
     batch of starts ``(B, d)`` (history at e_1, then the start, then one extra step ``velocity``);
     returns whether each blew up (norm beyond FATE_NORM): :func:`.noise_free.noise_free_blowups`."""
+    from amsgd.diffusion.theory.noise_free import noise_free_blowups  # compiled: imported where first needed
+
     start = np.ascontiguousarray(start, dtype=float)
     velocity = np.ascontiguousarray(np.broadcast_to(velocity, start.shape), dtype=float)
     lam = np.ascontiguousarray(lam, dtype=float)
