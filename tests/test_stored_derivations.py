@@ -13,7 +13,6 @@ import sympy as sp
 
 from amsgd.core.distributions import Gaussian, SampledDistribution, StudentT, parse_distribution
 from amsgd.derivations import stored
-from amsgd.derivations.delay_stability import small_delay_stability
 from amsgd.derivations.indexed import indexed_parts
 from amsgd.derivations.linearization import coupling_patterns
 from amsgd.derivations.phases import derive_phase_formulas
@@ -25,8 +24,7 @@ from amsgd.derivations.sdde import linear_mode_sdde
 def store(tmp_path, monkeypatch):
     """An empty store in tmp_path; every stored function forgets what it holds in memory."""
     monkeypatch.setenv(stored.CACHE_ENV, str(tmp_path))
-    functions = (derive_time_scale, derive_phase_formulas, linear_mode_sdde, small_delay_stability, indexed_parts,
-                 coupling_patterns)  # fmt: skip
+    functions = (derive_time_scale, derive_phase_formulas, linear_mode_sdde, indexed_parts, coupling_patterns)
     for f in functions:
         f.clear_memory()
     yield tmp_path
@@ -52,13 +50,24 @@ def test_a_stored_derivation_is_loaded_and_equals_the_derived_one(store):
     assert sp.simplify(loaded.escape_time - derived.escape_time) == 0
 
 
+@stored.derived_once
+def _power_series(order: int, symbol: sp.Symbol) -> sp.Expr:
+    """A cheap stand-in derivation with arguments: ``Σ_{k<=order} x^k/k!``."""
+    return sp.Add(*(symbol**k / sp.factorial(k) for k in range(order + 1)))
+
+
 def test_arguments_are_part_of_the_key(store):
-    two, three = small_delay_stability(2), small_delay_stability(3)
-    assert two != three and len(_files(store)) == 2
-    small_delay_stability.clear_memory()
-    assert small_delay_stability(3) == three and small_delay_stability(2) == two
+    x, y = sp.symbols("x y")
+    _power_series.clear_memory()
+    two, three, other = _power_series(2, x), _power_series(3, x), _power_series(2, y)
+    assert len({two, three, other}) == 3 and len(_files(store)) == 3
+    _power_series.clear_memory()
+    before = stored.DERIVED["_power_series"]
+    assert _power_series(3, x) == three and _power_series(2, y) == other and _power_series(2, x) == two
+    assert stored.DERIVED["_power_series"] == before  # all three loaded
     with pytest.raises(TypeError, match="not float"):
-        small_delay_stability(2.0)
+        _power_series(2.0, x)
+    _power_series.clear_memory()
 
 
 def test_a_damaged_file_is_derived_again_and_rewritten(store):
