@@ -186,3 +186,25 @@ def test_largest_radius_of_modes_with_all_roots_at_the_origin():
     from amsgd.diffusion.theory.linear_recursion import largest_spectral_radius
 
     assert largest_spectral_radius(np.full(5, 2.0), 0.5, 0.0, 0) == 0.0
+
+
+def test_radius_of_keeps_recent_answers_by_their_coefficients(monkeypatch):
+    """Asked again for the same coefficients it answers without an eigenvalue problem; different
+    coefficients (a changed entry, an extra zero tap) get their own."""
+    import scipy.linalg
+
+    from amsgd.diffusion.theory import linear_recursion
+
+    calls = []
+    eigvals = scipy.linalg.eigvals
+    monkeypatch.setattr(scipy.linalg, "eigvals", lambda *a, **k: calls.append(1) or eigvals(*a, **k))
+    monkeypatch.setattr(linear_recursion, "_RADII", type(linear_recursion._RADII)())
+    c = np.array([1.5, -0.5, 0.0, -0.01])
+    first = linear_recursion.radius_of(c)
+    assert first == pytest.approx(np.abs(np.roots(np.r_[1.0, -c])).max(), rel=1e-12) and len(calls) == 1
+    assert linear_recursion.radius_of(c.copy()) == first and len(calls) == 1
+    others = [np.array([1.5, -0.5, 0.0, -0.02]), np.r_[c, 0.0]]
+    assert [linear_recursion.radius_of(o) for o in others] == pytest.approx(
+        [np.abs(np.roots(np.r_[1.0, -o])).max() for o in others], rel=1e-12
+    )
+    assert len(calls) == 3
