@@ -44,3 +44,26 @@ def test_delay_slows_the_linear_escape_and_random_delays_are_not_guessed():
     assert delayed["escape_iterations"] > base["escape_iterations"]  # single runs see the delay
     iid = predict(Problem.from_spectrum(delay=parse_delay("uniform:0-4"))).to_dict()["phases"]
     assert iid["mean_curve"]["escape_iterations_linearized"] is None
+
+
+def _covariance_crossing(rate, noise, eta, mu, tau, level, max_iterations):
+    """The crossing from the companion covariance ``P_{k+1} = A P_k Aᵀ + η² s² b bᵀ``, step by step."""
+    from amsgd.diffusion.theory.linear_recursion import companion_matrix
+
+    a, b = companion_matrix(rate, eta, mu, tau)
+    cov = np.zeros_like(a)
+    for k in range(1, max_iterations + 1):
+        cov = a @ cov @ a.T + eta**2 * noise * np.outer(b, b)
+        if cov[0, 0] >= level:
+            return k
+    return None
+
+
+@pytest.mark.parametrize(("rate", "mu", "tau", "level"), [
+    (-1.5, 0.0, 0, 0.05), (-0.3, 0.9, 1, 0.1), (-4.0, 0.5, 7, 0.02), (-0.8, 0.99, 30, 0.3), (-2.0, -0.3, 3, 0.01),
+    (2.0, 0.5, 3, 1e-4),  # a stable mode whose floor lies above the level
+])  # fmt: skip
+def test_crossing_along_the_impulse_response_is_the_covariance_recursion(rate, mu, tau, level):
+    eta, noise = 2e-3, 7.0
+    want = _covariance_crossing(rate, noise, eta, mu, tau, level, 20_000)
+    assert want is not None and variance_crossing(rate, noise, eta, mu, tau, level, 20_000) == want
