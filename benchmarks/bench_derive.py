@@ -7,9 +7,10 @@ the code), then the median of a few later runs (they load it; the target is thei
 with the store off (``AMSGD_CACHE_DIR=off``: every process derives everything) and the ratio to the
 interpreter's own start-up, all measured in the same run; then one run per dimension d (spectrum
 ``d, d − 1, ..., 1``, the default η and μ) in JSON and Markdown, the ratio d = 50 / d = 4 (target:
-at most 3, the indexed derivation does not grow with d) and d = 1000 (target: under a minute). Last, d = 1000 with the closely spaced
-spectrum ``0.995^i`` (every gap 0.5%: slow modes and mean-dynamics delay limits τ* in the hundreds,
-where the second-moment theory solves autoregressions of that order; same target).
+at most 3, the indexed derivation does not grow with d) and d = 1000 (target: under a minute).
+Last, d = 1000 with the closely spaced spectrum ``0.995^i`` (every gap 0.5%: slow modes and
+mean-dynamics delay limits τ* in the hundreds, where the second-moment theory solves
+autoregressions of that order; same target).
 
     python benchmarks/bench_derive.py [--runs 3] [--dims 4,8,12,20,50,100,1000] [--close-dim 1000] [--timeout 900]
 """
