@@ -85,7 +85,9 @@ def dask_client(
             threads_per_worker=1,
             processes=processes,
             dashboard_address=":0",  # any free port: clusters side by side never collide
-            silence_logs=logging.ERROR,
+            # Task errors reach the client as exceptions; what the workers log themselves at ERROR is
+            # shutdown noise (a heartbeat that meets the closing scheduler prints a traceback).
+            silence_logs=logging.CRITICAL,
         )
     with cluster, Client(cluster) as client:
         yield client
