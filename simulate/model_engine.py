@@ -15,10 +15,13 @@ event-driven server's compute times) come from a NumPy generator on it, its mini
 point from a JAX key made from the same sequence's state. A seed gives the same numbers whatever
 the replicates run together, since every replicate's numbers depend only on (seed, r).
 
-The host advances all replicates ``record_every`` steps per call of one compiled program and
-records the training objective, validation loss and accuracies between calls. Programs are cached
-per model structure and history length (a multiple of :data:`SLOT_BLOCK`); η and μ are arguments,
-so a grid over them compiles once.
+The host advances all replicates ``record_every`` steps (in calls of at most :data:`BLOCK` steps)
+of one compiled program and records the training objective, validation loss and accuracies between
+them. A call's delays come padded to a block of :data:`BLOCK` and its step count is an argument, so
+one compilation serves every run length and recording interval of a number of replicates (a
+program compiled per segment length cost one to ten seconds for each new length). Programs are
+cached per model structure and history length (a multiple of :data:`SLOT_BLOCK`); η and μ are
+arguments, so a grid over them compiles once.
 """
 
 from __future__ import annotations
@@ -43,6 +46,10 @@ if TYPE_CHECKING:
 INIT_STREAM = 2**31 - 1
 #: The ring buffer holds a multiple of this many iterates (fewer compilations across delay draws).
 SLOT_BLOCK = 16
+#: Steps one call of the compiled program advances at most: its delays come in a block of this
+#: length whatever the segment (the steps beyond the segment are not run), so one compilation serves
+#: every segment and run length; a longer segment takes several calls.
+BLOCK = 1024
 #: Refuse runs whose ring buffers would exceed this (bytes, all replicates together).
 MAX_HISTORY_BYTES = 2 * 2**30
 
@@ -146,24 +153,25 @@ class _Program:
         grad = jax.grad(f.objective)
         batch, n = problem.batch, data.examples
 
-        def advance(state, ks, taus, eta, mu):
-            def step(state, inputs):
+        def advance(state, k0, count, taus, eta, mu, xt, yt):
+            def step(j, state):
                 x, prev, ring, bad, key = state
-                k, tau = inputs
+                k = k0 + j
                 idx = jax.random.randint(jax.random.fold_in(key, k), (batch,), 0, n)
-                stale = ring[(k - tau) % slots]
+                stale = ring[(k - taus[j]) % slots]
                 new = x + mu * (x - prev) - eta * grad(stale, xt[idx], yt[idx])
                 bad = bad | ~jnp.all(jnp.isfinite(new)) | (jnp.linalg.norm(new) > divergence_norm)
                 new = jnp.where(bad, x, new)
-                return (new, jnp.where(bad, prev, x), ring.at[(k + 1) % slots].set(new), bad, key), None
+                return new, jnp.where(bad, prev, x), ring.at[(k + 1) % slots].set(new), bad, key
 
-            return jax.lax.scan(step, state, (ks, taus))[0]
+            return jax.lax.fori_loop(0, count, step, state)
 
         def measure(x):
             return jnp.stack([f.objective(x, xt, yt), jnp.mean(f.sample_losses(x, xv, yv)),
                               f.accuracy(x, xt, yt), f.accuracy(x, xv, yv)])  # fmt: skip
 
-        self._advance = jax.jit(jax.vmap(advance, in_axes=(0, None, 0, None, None)))
+        self._advance = jax.jit(jax.vmap(advance, in_axes=(0, None, None, 0, None, None, None, None)))
+        self._data = (xt, yt)
         self._measure = jax.jit(jax.vmap(measure))
         self._init = jax.jit(jax.vmap(f.init))
 
@@ -188,7 +196,11 @@ class _Program:
         rows, diverged_at = [np.asarray(self._measure(state[0]))], np.full(delays.shape[0], -1)
         with counter(steps, "steps", "simulate", show=progress) as count:
             for lo, hi in zip(marks[:-1], marks[1:]):
-                state = self._advance(state, jnp.arange(lo, hi), jnp.asarray(delays[:, lo:hi]), *step)
+                for a in range(lo, hi, BLOCK):
+                    b = min(a + BLOCK, hi)
+                    taus = np.zeros((delays.shape[0], BLOCK), dtype=delays.dtype)
+                    taus[:, : b - a] = delays[:, a:b]
+                    state = self._advance(state, a, b - a, jnp.asarray(taus), *step, *self._data)
                 rows.append(np.asarray(self._measure(state[0])))
                 bad = np.asarray(state[3])
                 diverged_at[(diverged_at < 0) & bad] = hi

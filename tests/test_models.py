@@ -94,25 +94,31 @@ def test_logistic_hessian_and_noise_match_the_closed_form():
     np.testing.assert_allclose(point.additive[:4], (per_example @ q).var(axis=0) / p.batch, rtol=1e-6)
 
 
+def _compiled_while(run):
+    """``run()``'s result and the names of the programs JAX compiled while it ran."""
+    names = []
+
+    def listen(event: str, seconds: float, **kwargs) -> None:
+        if event == "/jax/core/compile/backend_compile_duration":
+            names.append(str(kwargs.get("fun_name")))
+
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    try:
+        result = run()
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listen)
+    return result, names
+
+
 def test_the_theory_compiles_once_per_model_structure():
     """The derivatives take the data as an argument: another point, batch and data set of the same
     shapes reuse every compiled program."""
     p = problem("mlp")
     x = find_minimum(p)
     first = model_point(p, x)
-    compiles = []
-
-    def listen(event: str, seconds: float, **kwargs) -> None:
-        if event == "/jax/core/compile/backend_compile_duration":
-            compiles.append(kwargs.get("fun_name"))
-
     other = dataclasses.replace(p.data, x_train=p.data.x_train[::-1].copy(), y_train=p.data.y_train[::-1].copy())
-    jax.monitoring.register_event_duration_secs_listener(listen)
-    try:
-        again = model_point(dataclasses.replace(p, data=other, batch=3), x + 0.01)
-    finally:
-        jax.monitoring.unregister_event_duration_listener(listen)
-    assert compiles == []
+    again, compiled = _compiled_while(lambda: model_point(dataclasses.replace(p, data=other, batch=3), x + 0.01))
+    assert compiled == []
     assert not np.allclose(again.eigenvalues, first.eigenvalues)  # the new point was computed, not reused
 
 
@@ -163,6 +169,23 @@ def test_simulator_equals_a_plain_loop(delay):
     p = problem("mlp", delay=delay, eta=0.1, mu=0.7)
     result = simulate_model(p, 40, 3, rng=11, record_every=7, progress=False)
     np.testing.assert_allclose(result.last_iterates, _plain_loop(p, 40, 3, 11), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.slow
+def test_one_compilation_serves_every_run_length_and_recording_interval(monkeypatch):
+    """Segments of 40, 3, 7, 6 and 10 steps run the program compiled for the first run; with blocks of
+    16 steps a segment of 43 is split over three calls and gives the numbers of one call."""
+    import amsgd.simulate.model_engine as engine
+
+    p = problem("least-squares", delay=UniformDelay(0, 4), eta=0.05, mu=0.5)
+    first = simulate_model(p, 43, 2, rng=3, record_every=40, progress=False)
+    for every in (7, None):
+        _, compiled = _compiled_while(lambda: simulate_model(p, 1000, 2, rng=3, record_every=every, progress=False))
+        assert not [name for name in compiled if "advance" in name], compiled
+    monkeypatch.setattr(engine, "BLOCK", 16)
+    split = simulate_model(p, 43, 2, rng=3, record_every=43, progress=False)
+    np.testing.assert_array_equal(split.last_iterates, first.last_iterates)
+    assert not np.allclose(first.last_iterates[0], first.last_iterates[1])
 
 
 @pytest.mark.slow
