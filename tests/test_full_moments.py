@@ -22,7 +22,14 @@ from amsgd.diffusion.theory.full_moments import (
 from amsgd.diffusion.theory.linear_recursion import ar_coefficient_rows
 from amsgd.diffusion.theory.lyapunov import stationary_gains
 from amsgd.diffusion.theory.model_predictions import loss_floor, predict_model
-from amsgd.diffusion.theory.second_moments import Coefficients, gains, perron_root, stationary_variances
+from amsgd.diffusion.theory.model_point import find_minimum, model_point, top_eigenvalue
+from amsgd.diffusion.theory.second_moments import (
+    Coefficients,
+    gains,
+    largest_modulus,
+    perron_root,
+    stationary_variances,
+)
 from amsgd.simulate.model_engine import simulate_model
 
 #: Model tolerance of a floor in the quadratic approximation (logistic), relative, as for the diagonal theory.
@@ -182,3 +189,18 @@ def test_logistic_floor_in_the_quadratic_approximation():
     assert run.diverged_fraction == 0 and full.stable
     assert abs(excess - full.floor) <= half + QUADRATIC_TOLERANCE * full.floor, (excess, half, full.floor)
     assert full.floor == pytest.approx(loss_floor(theory.point, p.eta, p.mu, 1).value, rel=0.01)  # Gaussian-like data
+
+
+def test_iterative_eigenvalues_are_the_same_bits_every_time():
+    """Arnoldi (the feedback radius above 300 rows) and Lanczos (the top Hessian eigenvalue) start
+    from a fixed vector: ten asks give one number (from ARPACK's random start, 5 to 8 distinct
+    values in the last digits), and it is the dense answer."""
+    matrix = np.random.default_rng(5).random((400, 400))
+    radii = {largest_modulus(matrix) for _ in range(10)}
+    assert len(radii) == 1, radii
+    assert radii.pop() == pytest.approx(np.max(np.abs(np.linalg.eigvals(matrix))), rel=1e-12)
+    p = problem("mlp")
+    x = find_minimum(p)
+    tops = {top_eigenvalue(p, x) for _ in range(10)}
+    assert len(tops) == 1, tops
+    assert tops.pop() == pytest.approx(model_point(p, x).eigenvalues[0], rel=1e-9)

@@ -32,7 +32,7 @@ import numpy as np
 
 from amsgd.core import checks
 from amsgd.core.errors import ProblemError
-from amsgd.diffusion.theory.second_moments import Coefficients
+from amsgd.diffusion.theory.second_moments import Coefficients, arnoldi_start
 
 if TYPE_CHECKING:
     from amsgd.core.models import ModelProblem
@@ -228,7 +228,8 @@ def top_eigenvalue(problem: ModelProblem, x: np.ndarray) -> float:
 
 def _eigen(d: Derivatives, x, z, y, top: int, full: bool) -> tuple[np.ndarray, np.ndarray]:
     """Eigenpairs of the Hessian of the objective at x, decreasing: all of them (the Hessian from its
-    columns, :data:`_COLUMNS` Hessian-vector products at a time), or the top ``top`` by Lanczos."""
+    columns, :data:`_COLUMNS` Hessian-vector products at a time), or the top ``top`` by Lanczos (from
+    :func:`~amsgd.diffusion.theory.second_moments.arnoldi_start`, the same bits in every process)."""
     import jax.numpy as jnp
 
     p = x.size
@@ -244,7 +245,7 @@ def _eigen(d: Derivatives, x, z, y, top: int, full: bool) -> tuple[np.ndarray, n
         return np.asarray(d.hessian_rows(x, jnp.asarray(v.reshape(1, p), dtype=float), z, y))[0]
 
     operator = scipy.sparse.linalg.LinearOperator((p, p), matvec=matvec)
-    values, vectors = scipy.sparse.linalg.eigsh(operator, k=min(top, p - 1), which="LA")
+    values, vectors = scipy.sparse.linalg.eigsh(operator, k=min(top, p - 1), which="LA", v0=arnoldi_start(p))
     order = np.argsort(values)[::-1]
     return values[order], vectors[:, order]
 

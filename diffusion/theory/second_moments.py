@@ -148,16 +148,23 @@ def perron_root(matrix: np.ndarray) -> float:
     return largest_modulus(matrix) if matrix.size else 0.0
 
 
+def arnoldi_start(size: int) -> np.ndarray:
+    """The start vector of every Arnoldi or Lanczos iteration here: uniform on [−1, 1]^size from a
+    fixed seed, so that the same matrix gives the same bits in every process (ARPACK's own start is
+    random, and its answer moves in the last digits with it)."""
+    return np.random.default_rng(0).uniform(-1.0, 1.0, size)
+
+
 def largest_modulus(matrix: np.ndarray) -> float:
     """The spectral radius of a finite square matrix: from every eigenvalue up to :data:`_DENSE_PERRON`
     rows; above, the eigenvalue of largest modulus alone by Arnoldi iteration (ARPACK, relative
-    tolerance 1e-13; every eigenvalue where it does not converge)."""
+    tolerance 1e-13, started from :func:`arnoldi_start`; every eigenvalue where it does not converge)."""
     if matrix.shape[0] > _DENSE_PERRON:
         import scipy.sparse.linalg
 
         try:
             top = scipy.sparse.linalg.eigs(matrix, k=1, which="LM", tol=1e-13, maxiter=_ARNOLDI_RESTARTS,
-                                           return_eigenvectors=False)  # fmt: skip
+                                           v0=arnoldi_start(matrix.shape[0]), return_eigenvectors=False)  # fmt: skip
             return float(np.abs(top[0]))
         except scipy.sparse.linalg.ArpackError:
             pass
