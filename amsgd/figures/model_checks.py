@@ -21,11 +21,19 @@ def model_validation_figure(report: ModelValidation, path: str | Path) -> Path:
     fraction (Clopper–Pearson 95%) against the delay, with the largest mean-square-stable delay and τ_c,
     and the excess loss of the runs that stayed finite (right axis). Right, when run: the mean of the
     perturbed mode over δ against the mean recursion."""
-    pr, p = report.prediction, report.problem
     panels = 3 if report.rate is not None else 2
     fig, axes = new_figure(width=5.2 * panels, height=4.2, ncols=panels, squeeze=False)
-    ax = axes[0][0]
-    f = report.floor
+    _floor_panel(axes[0][0], report)
+    _stability_panel(axes[0][1], report)
+    if report.rate is not None:
+        _rate_panel(axes[0][2], report)
+    fig.suptitle(f"{report.problem.model} on {report.problem.data.name}: theory at x* against simulation", fontsize=10)
+    return save(fig, path)
+
+
+def _floor_panel(ax, report: ModelValidation) -> None:
+    """The floor runs' mean excess loss (95% band) against the predicted floors."""
+    pr, p, f = report.prediction, report.problem, report.floor
     alive = np.all(np.isfinite(f.excess), axis=1)
     if alive.sum() >= 2:
         mean, low, high = pointwise_band(f.excess[alive])
@@ -43,7 +51,11 @@ def model_validation_figure(report: ModelValidation, path: str | Path) -> Path:
     ax.set_ylabel("excess training loss L(x) − L(x*)")
     ax.set_title(f"floor at η = {p.eta:g}, μ = {p.mu:g}, {p.delay.spec}", fontsize=10)
     ax.legend(fontsize=7.5)
-    ax = axes[0][1]
+
+
+def _stability_panel(ax, report: ModelValidation) -> None:
+    """Diverged fractions against the delay, the predicted boundaries, and the finite runs' loss."""
+    pr, p, f = report.prediction, report.problem, report.floor
     workers = pr.family == "workers"
     if report.stability:
         shift = 1 if workers else 0
@@ -78,22 +90,22 @@ def model_validation_figure(report: ModelValidation, path: str | Path) -> Path:
     ax.set_xlabel("round-robin workers M" if workers else "constant delay τ")
     ax.set_ylabel("fraction of runs diverged")
     ax.set_title("stability boundary", fontsize=10)
-    if report.rate is not None:
-        ax = axes[0][2]
-        k, m = pr.rate_curve
-        ax.plot(k, m, color="k", lw=1, label=f"mean recursion, −log ρ = {pr.rate:.4g}")
-        r = report.rate
-        means = np.array([e.mean for e in r.means])
-        yerr = np.array([[e.mean - e.ci_low for e in r.means], [e.ci_high - e.mean for e in r.means]])
-        ax.errorbar(r.lengths, means, yerr=yerr, fmt="o", color=COLORS[4], capsize=3,
-                    label=f"measured (95%), rate {r.rate:.4g}")  # fmt: skip
-        ax.axhline(0, color="0.6", lw=0.6)
-        ax.set_xlabel("iteration k")
-        ax.set_ylabel("mean of q·(x⁺ − x⁻)/(2δ)")
-        ax.set_title(f"rate of the mode λ = {pr.rate_eigenvalue:.4g}", fontsize=10)
-        ax.legend(fontsize=7.5)
-    fig.suptitle(f"{p.model} on {p.data.name}: theory at x* against simulation", fontsize=10)
-    return save(fig, path)
+
+
+def _rate_panel(ax, report: ModelValidation) -> None:
+    """The perturbed mode's measured mean against the mean recursion."""
+    pr, r = report.prediction, report.rate
+    k, m = pr.rate_curve
+    ax.plot(k, m, color="k", lw=1, label=f"mean recursion, −log ρ = {pr.rate:.4g}")
+    means = np.array([e.mean for e in r.means])
+    yerr = np.array([[e.mean - e.ci_low for e in r.means], [e.ci_high - e.mean for e in r.means]])
+    ax.errorbar(r.lengths, means, yerr=yerr, fmt="o", color=COLORS[4], capsize=3,
+                label=f"measured (95%), rate {r.rate:.4g}")  # fmt: skip
+    ax.axhline(0, color="0.6", lw=0.6)
+    ax.set_xlabel("iteration k")
+    ax.set_ylabel("mean of q·(x⁺ − x⁻)/(2δ)")
+    ax.set_title(f"rate of the mode λ = {pr.rate_eigenvalue:.4g}", fontsize=10)
+    ax.legend(fontsize=7.5)
 
 
 def _given_delay(delay, workers: bool) -> int | None:

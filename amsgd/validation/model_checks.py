@@ -79,6 +79,7 @@ from amsgd.core.seeding import child_sequence, root_sequence
 
 if TYPE_CHECKING:  # loaded on use: the command line checks its options before SciPy loads
     from amsgd.core.estimates import Estimate
+    from amsgd.diffusion.theory.model_predictions import ModelPredictions
     from amsgd.validation.checks import Check, Perturbations
 
 #: Relative model tolerance of the loss floor (see :data:`FLOOR_REASON`).
@@ -531,7 +532,8 @@ def _stability_runs(theory, family: str, steps: int, moments_at, perturb: Pertur
     return tau_c, tau_ms, bounded, unstable, points
 
 
-def predict(problem: ModelProblem, setup: ModelSetup, perturb: Perturbations | None = None):
+def predict(problem: ModelProblem, setup: ModelSetup,
+            perturb: Perturbations | None = None) -> tuple[ModelPredictions, ModelPrediction]:  # fmt: skip
     """The theory at x* and the :class:`ModelPrediction` of every run (nothing is simulated here)."""
     from amsgd.diffusion.theory.full_moments import FULL_MOMENTS_MAX_DELAY
     from amsgd.diffusion.theory.model_predictions import ModelPredictions, predict_model
@@ -572,22 +574,7 @@ def predict(problem: ModelProblem, setup: ModelSetup, perturb: Perturbations | N
                      "enters the floor and the rate only")  # fmt: skip
     tau_c, tau_ms, bounded, unstable, points = _stability_runs(theory, family, steps, moments_at, perturb, notes,
                                                                stable_diagonal)  # fmt: skip
-    rate, lam, j, lengths, delta, path, curve, noise = theory.rate, math.nan, -1, (), math.nan, (), ((), ()), math.nan
-    if not (stable_diagonal and math.isfinite(rate) and rate > 0):
-        notes.append("the theory gives no finite decay rate here: the rate is not checked")
-        rate = math.nan
-    else:
-        j, lam = _rate_mode(theory)
-        noise = float(point.additive[j])
-        if noise <= 1e-12 * float(point.additive.max()):
-            notes.append(f"the rate is set by a mode of curvature {lam:.4g} that carries no gradient noise (the data "
-                         "do not curve it, only the ridge penalty does): its decay is deterministic")  # fmt: skip
-        horizon = min(int(math.ceil(2 / rate)), steps)
-        lengths = tuple(sorted({max(1, round(horizon * f)) for f in (1 / 3, 2 / 3, 1.0)}))
-        delta = rate_delta(floor.value, lam, point.x)
-        path = tuple(mean_path(lam, problem.eta, problem.mu, theory.law, list(lengths)))
-        ks = sorted({int(k) for k in np.linspace(0, lengths[-1], min(lengths[-1], 200) + 1)})
-        curve = (tuple(ks), tuple(mean_path(lam, problem.eta, problem.mu, theory.law, ks)))
+    rate, lam, j, lengths, delta, path, curve, noise = _rate_prediction(theory, stable_diagonal, steps, notes)
     prediction = ModelPrediction(
         loss_at_minimum=point.loss, gradient_norm=point.gradient_norm, parameters=int(point.x.size),
         hessian_top=tuple(float(v) for v in point.eigenvalues[: point.top]), kurtosis=feature_kurtosis(problem),
@@ -602,6 +589,30 @@ def predict(problem: ModelProblem, setup: ModelSetup, perturb: Perturbations | N
         rate_curve=curve, relaxation=theory.relaxation_iterations, notes=tuple(notes),
     )  # fmt: skip
     return theory, prediction
+
+
+def _rate_prediction(theory: ModelPredictions, stable_diagonal: bool, steps: int, notes: list[str]) -> tuple:
+    """The rate check's prediction: ``(rate, λ, mode, lengths, δ, path, curve, noise)``, the decay rate
+    −log ρ of the slowest ranking mode (index ``mode``, curvature λ, additive noise ``noise``), the run
+    lengths at which its perturbed mean is measured (a third, two thirds and all of ``2/rate`` or the
+    run), the perturbation δ, the mean recursion at those lengths and on a grid for the figure; NaN and
+    empty where the theory gives no finite rate (a note says so)."""
+    problem, point, rate = theory.problem, theory.point, theory.rate
+    if not (stable_diagonal and math.isfinite(rate) and rate > 0):
+        notes.append("the theory gives no finite decay rate here: the rate is not checked")
+        return math.nan, math.nan, -1, (), math.nan, (), ((), ()), math.nan
+    j, lam = _rate_mode(theory)
+    noise = float(point.additive[j])
+    if noise <= 1e-12 * float(point.additive.max()):
+        notes.append(f"the rate is set by a mode of curvature {lam:.4g} that carries no gradient noise (the data "
+                     "do not curve it, only the ridge penalty does): its decay is deterministic")  # fmt: skip
+    horizon = min(int(math.ceil(2 / rate)), steps)
+    lengths = tuple(sorted({max(1, round(horizon * f)) for f in (1 / 3, 2 / 3, 1.0)}))
+    delta = rate_delta(theory.floor.value, lam, point.x)
+    path = tuple(mean_path(lam, problem.eta, problem.mu, theory.law, list(lengths)))
+    ks = sorted({int(k) for k in np.linspace(0, lengths[-1], min(lengths[-1], 200) + 1)})
+    curve = (tuple(ks), tuple(mean_path(lam, problem.eta, problem.mu, theory.law, ks)))
+    return rate, lam, j, lengths, delta, path, curve, noise
 
 
 def run_model_validation(problem: ModelProblem, setup: ModelSetup | None = None, *,

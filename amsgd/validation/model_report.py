@@ -150,85 +150,100 @@ def rate_table(report: ModelValidation) -> list[str]:
 
 
 def findings(report: ModelValidation) -> list[str]:
-    """Findings computed from the measurements (no fixed prose about the outcome)."""
-    pr, f = report.prediction, report.floor
-    out = []
-    if pr.stable:
-        e = f.estimate
-        rel = (e.mean / pr.floor - 1) if pr.floor else math.nan
-        lo, hi = e.ci_low / pr.floor - 1, e.ci_high / pr.floor - 1
-        check = next((c for c in report.checks if c.name == "loss-floor"), None)
-        inside = check is not None and check.ci_low - check.tolerance <= check.predicted <= check.ci_high + check.tolerance
-        text = (f"**Floor.** Measured {_interval(e, 4)} against the predicted {pr.floor:.4g} ({pr.floor_theory}): the "
-                f"measurement lies {abs(rel):.1%} {'above' if rel > 0 else 'below'} the prediction (its interval from "
-                f"{lo:+.1%} to {hi:+.1%}), " + ("within" if inside else "outside")
-                + f" the {pr.floor_tolerance:.1%} tolerance.")  # fmt: skip
-        if pr.floor_theory == FULL_THEORY and math.isfinite(pr.floor_diagonal) and pr.floor_diagonal > 0:
-            d_lo, d_hi = e.ci_low / pr.floor_diagonal - 1, e.ci_high / pr.floor_diagonal - 1
-            text += (f" Against the diagonal theory's {pr.floor_diagonal:.4g} the interval lies from {d_lo:+.1%} to "
-                     f"{d_hi:+.1%}.")  # fmt: skip
-        if f.diverged:
-            text += f" {f.diverged} of {f.replicates} runs diverged although the theory calls the cell stable."
-        if pr.kurtosis > HEAVY_TAIL_KURTOSIS and pr.floor_theory != FULL_THEORY:
-            text += (f" The features are heavy-tailed (largest standardised fourth moment {pr.kurtosis:.0f}): there the "
-                     "dropped cross-covariances of the per-example Hessian make the predicted floor low, as documented "
-                     "for the digits pixels (docs/models.md); read it as a lower bound.")  # fmt: skip
-        if f.stationarity.get("stationary") is False:
-            text += (f" The averaging window drifts: its halves differ by "
-                     f"{f.stationarity.get('relative_difference', math.nan):.1%} of the estimate; longer runs "
-                     "(--steps) would settle it.")  # fmt: skip
-        out.append(text)
-    elif pr.given_breakdown:
-        out.append(f"**Floor.** Not checked: the full second moments call the given cell mean-square unstable "
-                   f"(feedback radius {pr.feedback_radius:.3g}) where the diagonal theory predicts a floor of "
-                   f"{pr.floor_diagonal:.4g}; {f.diverged} of {f.replicates} runs from x\\* diverged there within "
-                   f"{int(f.iterations[-1])} iterations" + (f", the others' excess loss {_interval(f.estimate, 3)}."
-                                                            if f.estimate.n else "."))  # fmt: skip
-    else:
-        out.append(f"**Floor.** Not checked: the theory calls the given cell mean-square unstable; {f.diverged} of "
-                   f"{f.replicates} runs from x\\* diverged there.")  # fmt: skip
+    """Findings computed from the measurements (no fixed prose about the outcome): the floor, the
+    stability runs, the rate (each when run) and the verdict."""
+    out = [_floor_finding(report)]
     if report.stability:
-        parts = []
-        for s in report.stability:
-            frac = s.interval()
-            part = f"{_where(pr.family, s.tau)} ({s.label}): {s.diverged} of {s.replicates} diverged"
-            if s.excess.n:
-                part += f", excess loss {fmt_number(s.excess.mean, 3)}"
-                if math.isfinite(s.floor) and s.floor > 0:
-                    part += f" against the predicted {fmt_number(s.floor, 3)}"
-            parts.append(part + f" (fraction {fmt_number(frac.mean, 2)})")
-        text = "**Stability.** " + "; ".join(parts) + "."
-        top = next((s for s in report.stability if s.tau == pr.unstable_tau), None)
-        if top is not None and top.diverged * 2 <= top.replicates and top.excess.n:
-            ref = next((s for s in report.stability if s.tau == pr.bounded_tau), None)
-            ratio = top.excess.mean / (ref.excess.mean if ref is not None else f.estimate.mean)
-            why = (f"{top.diverged} of {top.replicates} runs diverge within {top.steps} iterations"
-                   if top.diverged else "no run diverges")
-            if report.problem.data.classes and not top.diverged:
-                why += " (the data gradient is bounded: far from x\\* the loss grows only linearly)"
-            text += (f" Beyond the boundary {why}: the instability shows as a stationary loss {ratio:.3g} times that "
-                     f"of the bounded runs (the check asks for more than {BREAKDOWN_RATIO:g}).")
-        at_ms = next((s for s in report.stability if s.tau == pr.tau_ms), None)
-        if pr.boundary_theory == FULL_THEORY:
-            text += (" The boundary and these labels are the full second moments' (every cross-covariance of the "
-                     "per-example Hessians kept; beyond a delay of 64, the diagonal theory's)" + (", which call the given cell mean-square unstable where the "
-                     "diagonal theory does not." if pr.given_breakdown else "."))  # fmt: skip
-        elif at_ms is not None and at_ms.excess.n and math.isfinite(at_ms.floor) and at_ms.floor > 0:
-            ratio = at_ms.floor / at_ms.excess.mean
-            if abs(ratio - 1) > 0.1:
-                text += (f" At the last stable delay the linear floor is {ratio:.3g} times the measured one: near "
-                         "the mean-square boundary the predicted variances grow without bound, the runs' do not "
-                         "follow them exactly.")  # fmt: skip
-        out.append(text)
+        out.append(_stability_finding(report))
     if report.rate is not None:
-        r = report.rate
-        rel = r.rate / pr.rate - 1
-        out.append(f"**Rate.** The perturbed mode's mean decays at {fmt_number(r.rate, 4)} [{fmt_number(r.ci_low, 4)}, "
-                   f"{fmt_number(r.ci_high, 4)}] per iteration against the predicted {pr.rate:.4g} ({rel:+.1%}).")  # fmt: skip
+        out.append(_rate_finding(report))
     failed = [c.name for c in report.checks if not c.passed]
     out.append(f"**Verdict.** {len(report.checks) - len(failed)} of {len(report.checks)} checks pass"
                + (f"; failing: {', '.join(f'`{n}`' for n in failed)}." if failed else "."))  # fmt: skip
     return out
+
+
+def _floor_finding(report: ModelValidation) -> str:
+    """The measured floor against the prediction (or why it was not checked)."""
+    pr, f = report.prediction, report.floor
+    if not pr.stable and pr.given_breakdown:
+        return (f"**Floor.** Not checked: the full second moments call the given cell mean-square unstable "
+                f"(feedback radius {pr.feedback_radius:.3g}) where the diagonal theory predicts a floor of "
+                f"{pr.floor_diagonal:.4g}; {f.diverged} of {f.replicates} runs from x\\* diverged there within "
+                f"{int(f.iterations[-1])} iterations" + (f", the others' excess loss {_interval(f.estimate, 3)}."
+                                                         if f.estimate.n else "."))  # fmt: skip
+    if not pr.stable:
+        return (f"**Floor.** Not checked: the theory calls the given cell mean-square unstable; {f.diverged} of "
+                f"{f.replicates} runs from x\\* diverged there.")  # fmt: skip
+    e = f.estimate
+    rel = (e.mean / pr.floor - 1) if pr.floor else math.nan
+    lo, hi = e.ci_low / pr.floor - 1, e.ci_high / pr.floor - 1
+    check = next((c for c in report.checks if c.name == "loss-floor"), None)
+    inside = check is not None and check.ci_low - check.tolerance <= check.predicted <= check.ci_high + check.tolerance
+    text = (f"**Floor.** Measured {_interval(e, 4)} against the predicted {pr.floor:.4g} ({pr.floor_theory}): the "
+            f"measurement lies {abs(rel):.1%} {'above' if rel > 0 else 'below'} the prediction (its interval from "
+            f"{lo:+.1%} to {hi:+.1%}), " + ("within" if inside else "outside")
+            + f" the {pr.floor_tolerance:.1%} tolerance.")  # fmt: skip
+    if pr.floor_theory == FULL_THEORY and math.isfinite(pr.floor_diagonal) and pr.floor_diagonal > 0:
+        d_lo, d_hi = e.ci_low / pr.floor_diagonal - 1, e.ci_high / pr.floor_diagonal - 1
+        text += (f" Against the diagonal theory's {pr.floor_diagonal:.4g} the interval lies from {d_lo:+.1%} to "
+                 f"{d_hi:+.1%}.")  # fmt: skip
+    if f.diverged:
+        text += f" {f.diverged} of {f.replicates} runs diverged although the theory calls the cell stable."
+    if pr.kurtosis > HEAVY_TAIL_KURTOSIS and pr.floor_theory != FULL_THEORY:
+        text += (f" The features are heavy-tailed (largest standardised fourth moment {pr.kurtosis:.0f}): there the "
+                 "dropped cross-covariances of the per-example Hessian make the predicted floor low, as documented "
+                 "for the digits pixels (docs/models.md); read it as a lower bound.")  # fmt: skip
+    if f.stationarity.get("stationary") is False:
+        text += (f" The averaging window drifts: its halves differ by "
+                 f"{f.stationarity.get('relative_difference', math.nan):.1%} of the estimate; longer runs "
+                 "(--steps) would settle it.")  # fmt: skip
+    return text
+
+
+def _stability_finding(report: ModelValidation) -> str:
+    """What the runs at each delay did, and what the runs beyond the boundary show."""
+    pr, f = report.prediction, report.floor
+    parts = []
+    for s in report.stability:
+        frac = s.interval()
+        part = f"{_where(pr.family, s.tau)} ({s.label}): {s.diverged} of {s.replicates} diverged"
+        if s.excess.n:
+            part += f", excess loss {fmt_number(s.excess.mean, 3)}"
+            if math.isfinite(s.floor) and s.floor > 0:
+                part += f" against the predicted {fmt_number(s.floor, 3)}"
+        parts.append(part + f" (fraction {fmt_number(frac.mean, 2)})")
+    text = "**Stability.** " + "; ".join(parts) + "."
+    top = next((s for s in report.stability if s.tau == pr.unstable_tau), None)
+    if top is not None and top.diverged * 2 <= top.replicates and top.excess.n:
+        ref = next((s for s in report.stability if s.tau == pr.bounded_tau), None)
+        ratio = top.excess.mean / (ref.excess.mean if ref is not None else f.estimate.mean)
+        why = (f"{top.diverged} of {top.replicates} runs diverge within {top.steps} iterations"
+               if top.diverged else "no run diverges")
+        if report.problem.data.classes and not top.diverged:
+            why += " (the data gradient is bounded: far from x\\* the loss grows only linearly)"
+        text += (f" Beyond the boundary {why}: the instability shows as a stationary loss {ratio:.3g} times that "
+                 f"of the bounded runs (the check asks for more than {BREAKDOWN_RATIO:g}).")
+    at_ms = next((s for s in report.stability if s.tau == pr.tau_ms), None)
+    if pr.boundary_theory == FULL_THEORY:
+        text += (" The boundary and these labels are the full second moments' (every cross-covariance of the "
+                 "per-example Hessians kept; beyond a delay of 64, the diagonal theory's)" + (", which call the given cell mean-square unstable where the "
+                 "diagonal theory does not." if pr.given_breakdown else "."))  # fmt: skip
+    elif at_ms is not None and at_ms.excess.n and math.isfinite(at_ms.floor) and at_ms.floor > 0:
+        ratio = at_ms.floor / at_ms.excess.mean
+        if abs(ratio - 1) > 0.1:
+            text += (f" At the last stable delay the linear floor is {ratio:.3g} times the measured one: near "
+                     "the mean-square boundary the predicted variances grow without bound, the runs' do not "
+                     "follow them exactly.")  # fmt: skip
+    return text
+
+
+def _rate_finding(report: ModelValidation) -> str:
+    """The measured decay rate of the perturbed mode against the predicted one."""
+    r, pr = report.rate, report.prediction
+    rel = r.rate / pr.rate - 1
+    return (f"**Rate.** The perturbed mode's mean decays at {fmt_number(r.rate, 4)} [{fmt_number(r.ci_low, 4)}, "
+            f"{fmt_number(r.ci_high, 4)}] per iteration against the predicted {pr.rate:.4g} ({rel:+.1%}).")  # fmt: skip
 
 
 def markdown(report: ModelValidation, figures: Sequence[Path], command: str | None) -> str:
