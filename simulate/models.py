@@ -24,12 +24,35 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from amsgd.core.models import ModelProblem
+
+T = TypeVar("T")
+
+#: The event JAX reports for every compilation of a program by the backend.
+_COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+
+
+def compilations_during(task: Callable[[], T]) -> tuple[T, list[str]]:
+    """``task()``'s result and the names of the programs JAX compiled while it ran (``jit(advance)``
+    is the model simulator's step program): a check that a run reuses what an earlier one compiled."""
+    names: list[str] = []
+
+    def listen(event: str, seconds: float, **kwargs) -> None:
+        if event == _COMPILE_EVENT:
+            names.append(str(kwargs.get("fun_name")))
+
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    try:
+        result = task()
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listen)
+    return result, names
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,8 @@ from amsgd.diffusion.theory.full_moments import (
 )
 from amsgd.diffusion.theory.linear_recursion import ar_coefficient_rows
 from amsgd.diffusion.theory.lyapunov import stationary_gains
-from amsgd.diffusion.theory.model_predictions import loss_floor, predict_model
 from amsgd.diffusion.theory.model_point import find_minimum, model_point, top_eigenvalue
+from amsgd.diffusion.theory.model_predictions import loss_floor, predict_model
 from amsgd.diffusion.theory.second_moments import (
     Coefficients,
     gains,

@@ -17,7 +17,7 @@ from amsgd.core.seeding import child_sequence, root_sequence
 from amsgd.diffusion.theory.model_point import find_minimum, model_point
 from amsgd.simulate.delay_sequences import delay_sequence
 from amsgd.simulate.model_engine import INIT_STREAM, simulate_model
-from amsgd.simulate.models import model_functions
+from amsgd.simulate.models import compilations_during, model_functions
 
 
 def blobs(n: int = 240, p: int = 4, classes: int = 3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -94,22 +94,6 @@ def test_logistic_hessian_and_noise_match_the_closed_form():
     np.testing.assert_allclose(point.additive[:4], (per_example @ q).var(axis=0) / p.batch, rtol=1e-6)
 
 
-def _compiled_while(run):
-    """``run()``'s result and the names of the programs JAX compiled while it ran."""
-    names = []
-
-    def listen(event: str, seconds: float, **kwargs) -> None:
-        if event == "/jax/core/compile/backend_compile_duration":
-            names.append(str(kwargs.get("fun_name")))
-
-    jax.monitoring.register_event_duration_secs_listener(listen)
-    try:
-        result = run()
-    finally:
-        jax.monitoring.unregister_event_duration_listener(listen)
-    return result, names
-
-
 def test_the_theory_compiles_once_per_model_structure():
     """The derivatives take the data as an argument: another point, batch and data set of the same
     shapes reuse every compiled program."""
@@ -117,7 +101,7 @@ def test_the_theory_compiles_once_per_model_structure():
     x = find_minimum(p)
     first = model_point(p, x)
     other = dataclasses.replace(p.data, x_train=p.data.x_train[::-1].copy(), y_train=p.data.y_train[::-1].copy())
-    again, compiled = _compiled_while(lambda: model_point(dataclasses.replace(p, data=other, batch=3), x + 0.01))
+    again, compiled = compilations_during(lambda: model_point(dataclasses.replace(p, data=other, batch=3), x + 0.01))
     assert compiled == []
     assert not np.allclose(again.eigenvalues, first.eigenvalues)  # the new point was computed, not reused
 
@@ -180,7 +164,7 @@ def test_one_compilation_serves_every_run_length_and_recording_interval(monkeypa
     p = problem("least-squares", delay=UniformDelay(0, 4), eta=0.05, mu=0.5)
     first = simulate_model(p, 43, 2, rng=3, record_every=40, progress=False)
     for every in (7, None):
-        _, compiled = _compiled_while(lambda: simulate_model(p, 1000, 2, rng=3, record_every=every, progress=False))
+        _, compiled = compilations_during(lambda: simulate_model(p, 1000, 2, rng=3, record_every=every, progress=False))
         assert not [name for name in compiled if "advance" in name], compiled
     monkeypatch.setattr(engine, "BLOCK", 16)
     split = simulate_model(p, 43, 2, rng=3, record_every=43, progress=False)
