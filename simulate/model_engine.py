@@ -19,7 +19,7 @@ The host advances all replicates ``record_every`` steps (in calls of at most :da
 of one compiled program and records the training objective, validation loss and accuracies between
 them. A call's delays come padded to a block of :data:`BLOCK` and its step count is an argument, so
 one compilation serves every run length and recording interval of a number of replicates (a
-program compiled per segment length cost one to ten seconds for each new length). Programs are
+program compiled per segment length cost 1.2 to 1.8 s for each new length). Programs are
 cached per model structure and history length (a multiple of :data:`SLOT_BLOCK`); η and μ are
 arguments, so a grid over them compiles once.
 """
