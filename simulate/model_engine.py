@@ -20,14 +20,17 @@ of one compiled program and records the training objective, validation loss and 
 them. A call's delays come padded to a block of :data:`BLOCK` and its step count is an argument, so
 one compilation serves every run length and recording interval of a number of replicates (a
 program compiled per segment length cost 1.2 to 1.8 s for each new length). Programs are
-cached per model structure and history length (a multiple of :data:`SLOT_BLOCK`); η and μ are
-arguments, so a grid over them compiles once.
+cached per model structure and history length (a multiple of :data:`SLOT_BLOCK`); the data, η and
+μ are arguments, so a grid over η and μ, or another data set of the same shapes, compiles nothing
+more.
 """
 
 from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -41,6 +44,7 @@ from amsgd.simulate.model_result import ModelSimulationResult
 
 if TYPE_CHECKING:
     from amsgd.core.models import ModelProblem
+    from amsgd.simulate.models import ModelFunctions
 
 #: The start point's key is ``fold_in(key, INIT_STREAM)``; step k's minibatch uses ``fold_in(key, k)``.
 INIT_STREAM = 2**31 - 1
@@ -80,8 +84,7 @@ def simulate_model(problem: ModelProblem, steps: int, replicates: int, *, rng: R
     delays = np.stack([delay_sequence(problem.delay, np.random.default_rng(s), steps) for s in seqs])
     with jax.enable_x64(True):
         slots = SLOT_BLOCK * (int(delays.max()) // SLOT_BLOCK + 1)
-        program = _program(problem.model, problem.data, problem.batch, problem.l2, problem.hidden, problem.activation,
-                           slots, float(divergence_norm))  # fmt: skip
+        program = _Program(problem, slots, float(divergence_norm))
         _check_memory(program.slots * program.size * replicates * 8)
         keys = jax.numpy.stack([stream_key(s) for s in seqs])
         state = program.start(keys, start)
@@ -126,54 +129,68 @@ def _check_memory(nbytes: int) -> None:
 
 
 @functools.lru_cache(maxsize=8)
-def _program(model: str, data, batch: int, l2: float, hidden: int, activation: str, slots: int,
-             divergence_norm: float) -> _Program:  # fmt: skip
-    """The compiled program of one model structure (η and μ are arguments, so runs that differ only in
-    them, or in a delay of the same history length, reuse the compilation)."""
-    from amsgd.core.models import ModelProblem
+def _steps(f: ModelFunctions, batch: int, slots: int, divergence_norm: float) -> _Steps:
+    """The compiled programs of one model structure (``f``), minibatch, history length and divergence
+    ball. The data, η and μ are arguments: runs that differ only in them, in a data set of the same
+    shapes or in a delay of the same history length reuse the compilations."""
+    import jax
+    import jax.numpy as jnp
 
-    return _Program(ModelProblem(model, data, batch=batch, l2=l2, hidden=hidden, activation=activation), slots,
-                    divergence_norm)  # fmt: skip
+    grad = jax.grad(f.objective)
+
+    def advance(state, k0, count, taus, eta, mu, xt, yt):
+        def step(j, state):
+            x, prev, ring, bad, key = state
+            k = k0 + j
+            idx = jax.random.randint(jax.random.fold_in(key, k), (batch,), 0, xt.shape[0])
+            stale = ring[(k - taus[j]) % slots]
+            new = x + mu * (x - prev) - eta * grad(stale, xt[idx], yt[idx])
+            bad = bad | ~jnp.all(jnp.isfinite(new)) | (jnp.linalg.norm(new) > divergence_norm)
+            new = jnp.where(bad, x, new)
+            return new, jnp.where(bad, prev, x), ring.at[(k + 1) % slots].set(new), bad, key
+
+        return jax.lax.fori_loop(0, count, step, state)
+
+    def measure(x, xt, yt, xv, yv):
+        return jnp.stack([f.objective(x, xt, yt), jnp.mean(f.sample_losses(x, xv, yv)),
+                          f.accuracy(x, xt, yt), f.accuracy(x, xv, yv)])  # fmt: skip
+
+    return _Steps(
+        advance=jax.jit(jax.vmap(advance, in_axes=(0, None, None, 0, None, None, None, None))),
+        measure=jax.jit(jax.vmap(measure, in_axes=(0, None, None, None, None))),
+        init=jax.jit(jax.vmap(f.init)),
+    )
+
+
+@dataclass(frozen=True)
+class _Steps:
+    """``advance(state, k0, count, taus, η, μ, x_train, y_train)``: every replicate ``count`` steps on
+    from step ``k0`` (delays ``taus[r, j]``); ``measure(x, x_train, y_train, x_val, y_val)``: the
+    training objective, validation loss and both accuracies of every replicate; ``init(keys)``: the
+    model's start points."""
+
+    advance: Callable
+    measure: Callable
+    init: Callable
 
 
 class _Program:
-    """The compiled pieces of one model's run: start, advance by a segment, measure."""
+    """One model's run: its data on the device and the compiled steps of its structure."""
 
     def __init__(self, problem: ModelProblem, slots: int, divergence_norm: float) -> None:
-        import jax
         import jax.numpy as jnp
 
         from amsgd.simulate.models import model_functions
 
         f = model_functions(problem)
         data = problem.data
-        self.size, self.slots, self.f = f.layout.size, slots, f
-        xt, yt = jnp.asarray(data.x_train), jnp.asarray(data.y_train)
-        xv, yv = jnp.asarray(data.x_val), jnp.asarray(data.y_val)
-        grad = jax.grad(f.objective)
-        batch, n = problem.batch, data.examples
+        self.size, self.slots = f.layout.size, slots
+        self._steps = _steps(f, problem.batch, slots, divergence_norm)
+        self._train = (jnp.asarray(data.x_train), jnp.asarray(data.y_train))
+        self._val = (jnp.asarray(data.x_val), jnp.asarray(data.y_val))
 
-        def advance(state, k0, count, taus, eta, mu, xt, yt):
-            def step(j, state):
-                x, prev, ring, bad, key = state
-                k = k0 + j
-                idx = jax.random.randint(jax.random.fold_in(key, k), (batch,), 0, n)
-                stale = ring[(k - taus[j]) % slots]
-                new = x + mu * (x - prev) - eta * grad(stale, xt[idx], yt[idx])
-                bad = bad | ~jnp.all(jnp.isfinite(new)) | (jnp.linalg.norm(new) > divergence_norm)
-                new = jnp.where(bad, x, new)
-                return new, jnp.where(bad, prev, x), ring.at[(k + 1) % slots].set(new), bad, key
-
-            return jax.lax.fori_loop(0, count, step, state)
-
-        def measure(x):
-            return jnp.stack([f.objective(x, xt, yt), jnp.mean(f.sample_losses(x, xv, yv)),
-                              f.accuracy(x, xt, yt), f.accuracy(x, xv, yv)])  # fmt: skip
-
-        self._advance = jax.jit(jax.vmap(advance, in_axes=(0, None, None, 0, None, None, None, None)))
-        self._data = (xt, yt)
-        self._measure = jax.jit(jax.vmap(measure))
-        self._init = jax.jit(jax.vmap(f.init))
+    def _measure(self, x):
+        return np.asarray(self._steps.measure(x, *self._train, *self._val))
 
     def start(self, keys, start: np.ndarray | None):
         import jax
@@ -181,7 +198,7 @@ class _Program:
 
         r = keys.shape[0]
         if start is None:
-            x0 = self._init(jax.vmap(lambda k: jax.random.fold_in(k, INIT_STREAM))(keys))
+            x0 = self._steps.init(jax.vmap(lambda k: jax.random.fold_in(k, INIT_STREAM))(keys))
         else:
             x0 = jnp.broadcast_to(jnp.asarray(_check_start(start, self.size)), (r, self.size))
         ring = jnp.broadcast_to(x0[:, None, :], (r, self.slots, self.size))
@@ -193,15 +210,15 @@ class _Program:
         import jax.numpy as jnp
 
         marks = sorted(set(range(0, steps, record_every)) | {steps})
-        rows, diverged_at = [np.asarray(self._measure(state[0]))], np.full(delays.shape[0], -1)
+        rows, diverged_at = [self._measure(state[0])], np.full(delays.shape[0], -1)
         with counter(steps, "steps", "simulate", show=progress) as count:
             for lo, hi in zip(marks[:-1], marks[1:]):
                 for a in range(lo, hi, BLOCK):
                     b = min(a + BLOCK, hi)
                     taus = np.zeros((delays.shape[0], BLOCK), dtype=delays.dtype)
                     taus[:, : b - a] = delays[:, a:b]
-                    state = self._advance(state, a, b - a, jnp.asarray(taus), *step, *self._data)
-                rows.append(np.asarray(self._measure(state[0])))
+                    state = self._steps.advance(state, a, b - a, jnp.asarray(taus), *step, *self._train)
+                rows.append(self._measure(state[0]))
                 bad = np.asarray(state[3])
                 diverged_at[(diverged_at < 0) & bad] = hi
                 count.update(hi - lo)

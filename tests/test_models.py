@@ -157,8 +157,9 @@ def test_simulator_equals_a_plain_loop(delay):
 
 @pytest.mark.slow
 def test_one_compilation_serves_every_run_length_and_recording_interval(monkeypatch):
-    """Segments of 40, 3, 7, 6 and 10 steps run the program compiled for the first run; with blocks of
-    16 steps a segment of 43 is split over three calls and gives the numbers of one call."""
+    """Segments of 40, 3, 7, 6 and 10 steps, and another data set of the same shapes, run the programs
+    compiled for the first run; with blocks of 16 steps a segment of 43 is split over three calls and
+    gives the numbers of one call."""
     import amsgd.simulate.model_engine as engine
 
     p = problem("least-squares", delay=UniformDelay(0, 4), eta=0.05, mu=0.5)
@@ -166,6 +167,10 @@ def test_one_compilation_serves_every_run_length_and_recording_interval(monkeypa
     for every in (7, None):
         _, compiled = compilations_during(lambda: simulate_model(p, 1000, 2, rng=3, record_every=every, progress=False))
         assert not [name for name in compiled if "advance" in name], compiled
+    other = dataclasses.replace(p, data=split_data("other", *regression(seed=1), classification=False))
+    again, compiled = compilations_during(lambda: simulate_model(other, 43, 2, rng=3, record_every=40, progress=False))
+    assert not [name for name in compiled if "advance" in name or "measure" in name], compiled
+    assert not np.allclose(again.last_iterates, first.last_iterates)  # the new data were used
     monkeypatch.setattr(engine, "BLOCK", 16)
     split = simulate_model(p, 43, 2, rng=3, record_every=43, progress=False)
     np.testing.assert_array_equal(split.last_iterates, first.last_iterates)
