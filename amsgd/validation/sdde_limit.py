@@ -237,69 +237,104 @@ def sdde_limit(ctx: Context, key: int = 14) -> SDDELimit:
 
 def limit_checks(ctx: Context, rungs: tuple[Rung, ...], s_star: float, limiting_mode: dict) -> SDDELimit:
     """The checks of the module docstring on measured ``rungs`` (perturbations taken from ``ctx``)."""
-    first, last = rungs[0], rungs[-1]
+    first = rungs[0]
     raw_sdde = first.per_step(first.sdde)
-    sdde = ctx.perturb("sdde-floor", raw_sdde)
-    diffusion = first.per_step(first.diffusion)
-    etas = np.array([r.eta for r in rungs])
-    g = np.array([r.per_step(r.measured.mean) for r in rungs])
-    se = np.array([r.per_step(r.measured.std_error) for r in rungs])
-    context = {"mu": ctx.problem.mu, "delay_time": first.tau * first.eta, "critical_delay_time": s_star,
-               "sdde_floor_per_step": raw_sdde, "perturbation": ctx.perturb.factor("sdde-floor"),
-               "unit_note": "floor per unit step, E sin^2 / eta"}  # fmt: skip
+    floors = _Floors(
+        sdde=ctx.perturb("sdde-floor", raw_sdde),
+        diffusion=first.per_step(first.diffusion),
+        measured=np.array([r.per_step(r.measured.mean) for r in rungs]),
+        std_errors=np.array([r.per_step(r.measured.std_error) for r in rungs]),
+        context={"mu": ctx.problem.mu, "delay_time": first.tau * first.eta, "critical_delay_time": s_star,
+                 "sdde_floor_per_step": raw_sdde, "perturbation": ctx.perturb.factor("sdde-floor"),
+                 "unit_note": "floor per unit step, E sin^2 / eta"},
+    )  # fmt: skip
     checks = [
         floor_check(ctx, f"sdde-limit-linear-floor-eta-{r.eta:g}", constant_delay(ctx.problem.replace(eta=r.eta), r.tau),
                     r.result, r.exact, f"exact linear, eta = {r.eta:g}, tau = {r.tau}", r.exact, group=GROUP)
         for r in rungs
     ]  # fmt: skip
-    fit = weighted_fit(etas, g, se)
+    fit, extrapolated = _extrapolation_check(rungs, floors, raw_sdde)
+    checks += [extrapolated, _gap_check(rungs, floors), *_finest_step_checks(rungs[-1], floors)]
+    checks += knee_checks(ctx, rungs, s_star)
+    return SDDELimit(ctx.problem.mu, first.tau * first.eta, s_star, limiting_mode, raw_sdde, floors.diffusion, rungs,
+                     fit, tuple(checks))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Floors:
+    """The floors per unit step the limit checks compare: the SDDE's (perturbed as asked), the τ-free
+    diffusion floor, each rung's measured mean with its standard error, and the checks' context."""
+
+    sdde: float
+    diffusion: float
+    measured: np.ndarray
+    std_errors: np.ndarray
+    context: dict
+
+
+def _extrapolation_check(rungs: tuple[Rung, ...], floors: _Floors, raw_sdde: float) -> tuple[LimitFit, Check]:
+    """The weighted fit of the measured floors in η, and the check that its intercept is the SDDE floor
+    (tolerance: how far the same fit through the exact linear and the finite-η floors misses it)."""
+    etas, se = np.array([r.eta for r in rungs]), floors.std_errors
+    fit = weighted_fit(etas, floors.measured, se)
     bias = max(abs(weighted_fit(etas, np.array([r.per_step(v) for r, v in zip(rungs, values)]), se).intercept - raw_sdde)
                for values in ([r.exact for r in rungs], [r.finite_eta for r in rungs]))  # fmt: skip
     low, high = fit.interval()
-    checks.append(Check(
-        name="sdde-limit-extrapolated-floor", group=GROUP, predicted=sdde, measured=fit.intercept, ci_low=low,
+    return fit, Check(
+        name="sdde-limit-extrapolated-floor", group=GROUP, predicted=floors.sdde, measured=fit.intercept, ci_low=low,
         ci_high=high, tolerance=bias, unit="sin^2 per unit eta",
         tolerance_reason=f"the fit of degree {FIT_DEGREE} in eta leaves out the higher orders: the same weighted "
         "fit through the exact linear and the finite-eta floors misses the SDDE floor by at most this much",
-        context={**context, "etas": etas.tolist(), "coefficients": list(fit.coefficients),
+        context={**floors.context, "etas": etas.tolist(), "coefficients": list(fit.coefficients),
                  "interval": f"weighted least squares of degree {FIT_DEGREE} in eta on the measured floors per "
                  "unit step, normal 95%"},
-    ))  # fmt: skip
-    gap_first, gap_last = abs(g[0] - sdde), abs(g[-1] - sdde)
+    )  # fmt: skip
+
+
+def _gap_check(rungs: tuple[Rung, ...], floors: _Floors) -> Check:
+    """The gap between the measured floor per unit step and the SDDE's shrinks from the coarsest step to
+    the finest."""
+    first, last = rungs[0], rungs[-1]
+    g, se = floors.measured, floors.std_errors
+    gap_first, gap_last = abs(g[0] - floors.sdde), abs(g[-1] - floors.sdde)
     z = float(stats.norm.ppf(0.5 + CONFIDENCE / 2))
     half = z * math.hypot(se[0], se[-1])
     shrink = gap_first - gap_last
-    checks.append(Check(
+    return Check(
         name="sdde-limit-gap-shrinks", group=GROUP, predicted=0.0, measured=shrink, ci_low=shrink - half,
         ci_high=shrink + half, relation="above", unit="sin^2 per unit eta",
         criterion=f"|g - S| at eta = {first.eta:g} minus |g - S| at eta = {last.eta:g} (g: measured floor per unit "
         "step, S: the SDDE's) has ci_low > 0",
-        context={**context, "gap_coarsest": gap_first, "gap_finest": gap_last,
+        context={**floors.context, "gap_coarsest": gap_first, "gap_finest": gap_last,
                  "interval": "normal 95% of the difference of two independent means"},
-    ))  # fmt: skip
+    )  # fmt: skip
+
+
+def _finest_step_checks(last: Rung, floors: _Floors) -> list[Check]:
+    """At the finest step: the measured floor per unit step is the SDDE's within the finite-η gap the
+    theory predicts there, and it lies above the τ-free diffusion floor, from which the SDDE's differs."""
+    sdde, diffusion, measured = floors.sdde, floors.diffusion, floors.measured[-1]
     gap = max(abs(last.exact - last.sdde), abs(last.finite_eta - last.sdde)) / last.eta
-    checks.append(Check(
-        name="sdde-limit-floor-at-finest-eta", group=GROUP, predicted=sdde, measured=g[-1],
-        ci_low=last.per_step(last.measured.ci_low), ci_high=last.per_step(last.measured.ci_high), tolerance=gap,
-        unit="sin^2 per unit eta",
-        tolerance_reason="the finite-eta gap the theory predicts at the finest step: the exact linear or the "
-        "finite-eta floor minus the SDDE floor, whichever is larger",
-        context={**context, "eta": last.eta, "tau": last.tau, "exact_per_step": last.per_step(last.exact),
-                 "finite_eta_per_step": last.per_step(last.finite_eta)},
-        extra_pass=last.diverged_fraction == 0.0,
-    ))  # fmt: skip
     ci_low, ci_high = last.per_step(last.measured.ci_low), last.per_step(last.measured.ci_high)
-    checks.append(Check(
-        name="sdde-limit-delay-matters", group=GROUP, predicted=diffusion, measured=g[-1], ci_low=ci_low,
-        ci_high=ci_high, relation="above", unit="sin^2 per unit eta",
-        criterion="at the finest step the measured interval lies above the tau-free diffusion floor, and the "
-        "SDDE floor differs from it by more than the interval's half-width",
-        extra_pass=abs(sdde - diffusion) > (ci_high - ci_low) / 2,
-        context={**context, "eta": last.eta, "sdde_minus_diffusion": sdde - diffusion},
-    ))  # fmt: skip
-    checks += knee_checks(ctx, rungs, s_star)
-    return SDDELimit(ctx.problem.mu, first.tau * first.eta, s_star, limiting_mode, raw_sdde, diffusion, rungs, fit,
-                     tuple(checks))  # fmt: skip
+    return [
+        Check(
+            name="sdde-limit-floor-at-finest-eta", group=GROUP, predicted=sdde, measured=measured, ci_low=ci_low,
+            ci_high=ci_high, tolerance=gap, unit="sin^2 per unit eta",
+            tolerance_reason="the finite-eta gap the theory predicts at the finest step: the exact linear or the "
+            "finite-eta floor minus the SDDE floor, whichever is larger",
+            context={**floors.context, "eta": last.eta, "tau": last.tau, "exact_per_step": last.per_step(last.exact),
+                     "finite_eta_per_step": last.per_step(last.finite_eta)},
+            extra_pass=last.diverged_fraction == 0.0,
+        ),
+        Check(
+            name="sdde-limit-delay-matters", group=GROUP, predicted=diffusion, measured=measured, ci_low=ci_low,
+            ci_high=ci_high, relation="above", unit="sin^2 per unit eta",
+            criterion="at the finest step the measured interval lies above the tau-free diffusion floor, and the "
+            "SDDE floor differs from it by more than the interval's half-width",
+            extra_pass=abs(sdde - diffusion) > (ci_high - ci_low) / 2,
+            context={**floors.context, "eta": last.eta, "sdde_minus_diffusion": sdde - diffusion},
+        ),
+    ]  # fmt: skip
 
 
 def knee_checks(ctx: Context, rungs: tuple[Rung, ...], s_star: float) -> list[Check]:
