@@ -124,7 +124,7 @@ def test_refusals_and_the_predictions_block():
         full_second_moments(p, dataclasses.replace(theory.point, x=np.zeros(FULL_MOMENTS_MAX + 1)), 0.05, 0.9, 0)
     block = theory.full_moments.to_dict()
     assert set(block) == {"loss_floor", "mean_square_stable", "radius"} and block["mean_square_stable"]
-    random = type(theory)(p.with_params(delay=UniformDelay(0, 3)), theory.point)
+    random = type(theory)(p.replace(delay=UniformDelay(0, 3)), theory.point)
     assert random.full_moments is None
 
 

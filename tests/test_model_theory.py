@@ -64,9 +64,9 @@ def test_predicted_stability_against_simulated_divergence(make, tmp_path):
     stable_tau = theory.mean_square.tau_max
     unstable_tau = int(np.ceil(1.5 * theory.critical.min()))
     assert stable_tau is not None and unstable_tau > stable_tau
-    calm = simulate_model(p.with_params(delay=ConstantDelay(stable_tau)), 3000, 32, rng=5, start=theory.point.x,
+    calm = simulate_model(p.replace(delay=ConstantDelay(stable_tau)), 3000, 32, rng=5, start=theory.point.x,
                           progress=False)  # fmt: skip
-    wild = simulate_model(p.with_params(delay=ConstantDelay(unstable_tau)), 3000, 32, rng=5, start=theory.point.x,
+    wild = simulate_model(p.replace(delay=ConstantDelay(unstable_tau)), 3000, 32, rng=5, start=theory.point.x,
                           progress=False)  # fmt: skip
     assert calm.diverged_fraction == 0.0
     assert wild.diverged_fraction >= 0.9

@@ -54,7 +54,7 @@ def test_two_threads_give_the_numbers_of_a_plain_loop_over_the_cells(runs, refer
     from amsgd.simulate.model_engine import simulate_model
 
     for protocol, delay, m, mu in SETUP.cells():
-        problem = runs.base.with_params(eta=SETUP.eta_for(protocol, mu), mu=mu, delay=delay_law(delay, m))
+        problem = runs.base.replace(eta=SETUP.eta_for(protocol, mu), mu=mu, delay=delay_law(delay, m))
         run = simulate_model(problem, SETUP.steps, SETUP.replicates, rng=SETUP.seed + m, progress=False)
         at = reference.sel(protocol=protocol, delay=delay, workers=m, mu=mu)
         for name in ("train_loss", "validation_loss", "validation_accuracy"):

@@ -106,7 +106,7 @@ def test_a_models_estimated_rounding_error_tracks_the_measured_one(mu):
     point = model_point(p, find_minimum(p))
 
     def floor_over_eta(eta: float) -> float:
-        return ModelPredictions(p.with_params(eta=eta), point, PredictOptions()).floor.value / eta
+        return ModelPredictions(p.replace(eta=eta), point, PredictOptions()).floor.value / eta
 
     slope = (floor_over_eta(2e-6) - floor_over_eta(1e-6)) / 1e-6
     intercept = floor_over_eta(1e-6) - slope * 1e-6
@@ -138,8 +138,8 @@ def test_a_model_sweep_point_below_the_resolution_gets_no_prediction_and_the_oth
     p = problem("least-squares", mu=0.9)
     point = model_point(p, find_minimum(p))
     shipped = ModelTheory(point, np.zeros(point.eigenvalues.size))
-    assert math.isnan(model_predictions(shipped, p.with_params(eta=1e-14), 100)["loss_floor"])
-    assert model_predictions(shipped, p.with_params(eta=1e-3), 100)["loss_floor"] > 0
+    assert math.isnan(model_predictions(shipped, p.replace(eta=1e-14), 100)["loss_floor"])
+    assert model_predictions(shipped, p.replace(eta=1e-3), 100)["loss_floor"] > 0
 
 
 def test_a_models_cells_at_other_steps_refuse_a_step_below_the_resolution():

@@ -234,7 +234,7 @@ class ModelProblem:
         """Output units: 1 for least squares, the number of classes otherwise."""
         return max(1, self.data.classes)
 
-    def with_params(self, **changes) -> ModelProblem:
+    def replace(self, **changes) -> ModelProblem:
         """A copy with some of η, μ, delay, batch, l2, hidden, activation replaced (checked again)."""
         return dataclasses.replace(self, **changes)
 

@@ -386,7 +386,7 @@ class ModelPoints(PointKind):
         return RunOptions(stride, first, MODEL_START)
 
     def problem_at(self, point: GridPoint, delay_axis: str) -> ModelProblem:
-        return self.problem.with_params(eta=point.eta, mu=point.mu, delay=parse_delay(point.delay_spec(delay_axis)))
+        return self.problem.replace(eta=point.eta, mu=point.mu, delay=parse_delay(point.delay_spec(delay_axis)))
 
     def manifest(self) -> dict:
         p = self.problem

@@ -647,7 +647,7 @@ def run_model_validation(problem: ModelProblem, setup: ModelSetup | None = None,
     stability = []
     for point in pred.stability:
         with stage(f"stability runs, {_where(pred.family, point.tau)}"):
-            runs = simulate(problem.with_params(delay=delay_at(pred.family, point.tau)), point.steps, (1, point.tau),
+            runs = simulate(problem.replace(delay=delay_at(pred.family, point.tau)), point.steps, (1, point.tau),
                             theory.point.x)  # fmt: skip
             diverged = int(np.sum(runs.diverged_at >= 0))
             stability.append(StabilityPoint(point.tau, point.label, point.growth, point.floor, point.steps, diverged, r,

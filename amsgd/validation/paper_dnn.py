@@ -183,7 +183,7 @@ def run_paper_dnn(setup: DnnSetup | None = None, *, runs: str | os.PathLike, cli
     base = ModelProblem("mlp", load_data("digits"), eta=setup.eta, batch=setup.batch, l2=setup.l2, hidden=setup.hidden)
     options = PredictOptions(steps=setup.steps)
     theory = predict_model(base, options)
-    plain = simulate_model(base.with_params(mu=0.0), setup.steps, 1, rng=setup.seed, progress=False).last_iterates[0]
+    plain = simulate_model(base.replace(mu=0.0), setup.steps, 1, rng=setup.seed, progress=False).last_iterates[0]
     trained = ModelPredictions(base, model_point(base, plain, source="end of a plain SGD run"), options)
     predicted = [_predict_cell(setup, base, theory, trained, *cell) for cell in setup.cells()]
     outcome = run_sweep(DnnRuns(setup, base), runs, resume=True, client=client, scheduler=scheduler,

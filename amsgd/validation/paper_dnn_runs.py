@@ -137,7 +137,7 @@ class DnnRuns:
         out = []
         for index in indices:
             protocol, delay, m, mu = cells[index]
-            problem = self.base.with_params(eta=s.eta_for(protocol, mu), mu=mu, delay=delay_law(delay, m))
+            problem = self.base.replace(eta=s.eta_for(protocol, mu), mu=mu, delay=delay_law(delay, m))
             out.append(CellTask(index, problem, s.steps, s.replicates, s.seed_for(m)))
         return out
 
