@@ -46,9 +46,20 @@ def assemble(sweep: Sweep, records: Mapping[int, dict]) -> xarray.Dataset:
     predictions and the stationarity flag (docs/sweep.md lists them for PCA and for a model)."""
     import xarray as xr
 
+    grid = sweep.grid
+    coords = dict(zip(grid.dims, (np.array(axis) for axis in grid.axes), strict=True))
+    coords["iteration"] = sweep.iterations
+    ds = xr.Dataset(_variables(sweep, [records[i] for i in range(grid.size)]), coords=coords)
+    _describe(ds, sweep)
+    if len(grid.distributions) == 1:
+        ds = ds.isel(distribution=0)  # keeps the distribution as a scalar coordinate
+    return ds
+
+
+def _variables(sweep: Sweep, ordered: list[dict]) -> dict:
+    """The Dataset's variables ``name: (dims, array)`` from the records in grid order."""
     grid, kind = sweep.grid, sweep.points
     shape, dims = grid.shape, grid.dims
-    ordered = [records[i] for i in range(grid.size)]
 
     def field_array(name: str, position: int | None = None, dtype: type = float) -> np.ndarray:
         values = [r[name] if position is None else r[name][position] for r in ordered]
@@ -67,10 +78,12 @@ def assemble(sweep: Sweep, records: Mapping[int, dict]) -> xarray.Dataset:
     for name, dtype in kind.predicted:
         data[name] = (dims, field_array(name, dtype=dtype))
     data["stationary"] = (dims, field_array("stationary", dtype=np.int8))
+    return data
 
-    coords = dict(zip(dims, (np.array(axis) for axis in grid.axes), strict=True))
-    coords["iteration"] = iterations
-    ds = xr.Dataset(data, coords=coords)
+
+def _describe(ds: xarray.Dataset, sweep: Sweep) -> None:
+    """Describe every variable and coordinate of ``ds`` and attach the sweep's attributes (in place)."""
+    grid, kind = sweep.grid, sweep.points
     descriptions = {**_COMMON_DESCRIPTIONS, **kind.descriptions,
                     "stationary": _stationary_description(kind.estimates[1])}  # fmt: skip
     for name, text in descriptions.items():
@@ -99,9 +112,6 @@ def assemble(sweep: Sweep, records: Mapping[int, dict]) -> xarray.Dataset:
         window_start=sweep.window_start,
         start=sweep.start,
     )
-    if len(grid.distributions) == 1:
-        ds = ds.isel(distribution=0)  # keeps the distribution as a scalar coordinate
-    return ds
 
 
 def write_dataset(ds: xarray.Dataset, out: Path) -> None:
@@ -138,3 +148,4 @@ def load_netcdf(path: str | os.PathLike, what: str, writer: str, hint: str) -> t
             return source, ds.load()
     except (OSError, ValueError, KeyError, RuntimeError):  # KeyError, RuntimeError: damaged HDF5 metadata
         raise UnreadableSweepFile(f"{str(source)!r} is not a NetCDF file written by {writer}; {hint}") from None
+
