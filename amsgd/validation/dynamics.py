@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from amsgd.core.estimates import t_interval
+from amsgd.core.estimates import Estimate, t_interval
 from amsgd.core.problem import Problem
 from amsgd.diffusion.ode import integrate_ode
 from amsgd.diffusion.ou import sample_ou
@@ -165,56 +165,72 @@ def phases(ctx: Context, key: int = 2) -> PhaseRun:
     errors = result.error[~result.diverged]
     h1 = 1.0 - errors
     mean, low, high = pointwise_band(h1)
-    crossing = crossing_interval(k, h1, dsq)
-    a, _ = escape_mode(ctx)
-    esc_tol = ESCAPE_TOLERANCE / (a * p.eta)
     escape = first_passage(k, errors, 1 - dsq)
-    arrive = first_passage(k, errors, dsq)
-    travel = arrive - escape
-    travel_est = t_interval(travel)
-    eps = ctx.ode_drift_correction()
-    name_e, name_t, name_r = "escape-iterations", "travel-iterations", "escape-iterations-per-run"
-    law = ph.escape_law
-    per_run = t_interval(escape)
-    law_half_width = (law.mean.ci_high - law.mean.ci_low) / 2
+    travel = first_passage(k, errors, dsq) - escape
     checks = (
-        Check(
-            name=name_e, group="phases", predicted=ctx.perturb(name_e, esc_pred),
-            measured=crossing.mean, ci_low=crossing.ci_low, ci_high=crossing.ci_high, tolerance=esc_tol,
-            unit="iterations",
-            tolerance_reason=(
-                "the escape time is logarithmic in 1/eta: the limit fixes the growth rate a of the "
-                "unstable mode, its starting amplitude only to 1 + O(eta a/(1-mu)^2) + O(delta^2); a "
-                "factor e^(1/2) in amplitude is 1/(4a) in time"
-            ),
-            context={"measured_as": "first iteration at which the mean of h_1^2/|h|^2 over replicates reaches delta^2",
-                     "delta_sq": dsq, "start": "e2", "replicates": int(errors.shape[0]),
-                     "mean_first_passage_iterations": float(np.nanmean(escape)),
-                     "perturbation": ctx.perturb.factor(name_e)},
-        ),
-        Check(
-            name=name_r, group="phases", predicted=ctx.perturb(name_r, law.mean.mean),
-            measured=per_run.mean, ci_low=per_run.ci_low, ci_high=per_run.ci_high,
-            tolerance=law_half_width, unit="iterations",
-            tolerance_reason="the predicted law is itself sampled: the half-width of its mean's 95% interval",
-            context={"measured_as": "mean over replicates of the first iteration with h_1^2/|h|^2 >= delta^2",
-                     "predicted_as": "mean of the first-passage law of the exact linear escaping recursion",
-                     "predicted_median": law.quantile(0.5), "measured_median": float(np.nanmedian(escape)),
-                     "law_paths": int(law.samples.size), "replicates": per_run.n,
-                     "perturbation": ctx.perturb.factor(name_r)},
-        ),
-        Check(
-            name=name_t, group="phases", predicted=ctx.perturb(name_t, travel_pred),
-            measured=travel_est.mean, ci_low=travel_est.ci_low, ci_high=travel_est.ci_high,
-            tolerance=eps * travel_pred, unit="iterations",
-            tolerance_reason=f"first-order modified equation: relative drift correction {eps:.3g}",
-            context={"measured_as": "per replicate, iterations from sin^2 <= 1 - delta^2 to sin^2 <= delta^2",
-                     "delta_sq": dsq, "replicates": travel_est.n,
-                     "perturbation": ctx.perturb.factor(name_t)},
-        ),
-    )  # fmt: skip
+        _escape_check(ctx, crossing_interval(k, h1, dsq), escape, int(errors.shape[0])),
+        _escape_law_check(ctx, escape),
+        _travel_check(ctx, travel),
+    )
     ou = ou_escape_times(ctx, horizon=steps)
     return PhaseRun(k, mean, low, high, dsq, esc_pred, travel_pred, escape, travel, ou, checks)
+
+
+def _escape_check(ctx: Context, crossing: Estimate, escape: np.ndarray, replicates: int) -> Check:
+    """The diffusion limit's escape time against the crossing of δ² by the mean of h_1²/|h|²."""
+    name = "escape-iterations"
+    a, _ = escape_mode(ctx)
+    ph = ctx.theory.phases
+    return Check(
+        name=name, group="phases", predicted=ctx.perturb(name, ph.escape_time / ctx.problem.eta),
+        measured=crossing.mean, ci_low=crossing.ci_low, ci_high=crossing.ci_high,
+        tolerance=ESCAPE_TOLERANCE / (a * ctx.problem.eta), unit="iterations",
+        tolerance_reason=(
+            "the escape time is logarithmic in 1/eta: the limit fixes the growth rate a of the "
+            "unstable mode, its starting amplitude only to 1 + O(eta a/(1-mu)^2) + O(delta^2); a "
+            "factor e^(1/2) in amplitude is 1/(4a) in time"
+        ),
+        context={"measured_as": "first iteration at which the mean of h_1^2/|h|^2 over replicates reaches delta^2",
+                 "delta_sq": ph.delta_sq, "start": "e2", "replicates": replicates,
+                 "mean_first_passage_iterations": float(np.nanmean(escape)),
+                 "perturbation": ctx.perturb.factor(name)},
+    )  # fmt: skip
+
+
+def _escape_law_check(ctx: Context, escape: np.ndarray) -> Check:
+    """The mean of the single-run escape law against the replicates' first passages."""
+    name = "escape-iterations-per-run"
+    law = ctx.theory.phases.escape_law
+    per_run = t_interval(escape)
+    return Check(
+        name=name, group="phases", predicted=ctx.perturb(name, law.mean.mean),
+        measured=per_run.mean, ci_low=per_run.ci_low, ci_high=per_run.ci_high,
+        tolerance=(law.mean.ci_high - law.mean.ci_low) / 2, unit="iterations",
+        tolerance_reason="the predicted law is itself sampled: the half-width of its mean's 95% interval",
+        context={"measured_as": "mean over replicates of the first iteration with h_1^2/|h|^2 >= delta^2",
+                 "predicted_as": "mean of the first-passage law of the exact linear escaping recursion",
+                 "predicted_median": law.quantile(0.5), "measured_median": float(np.nanmedian(escape)),
+                 "law_paths": int(law.samples.size), "replicates": per_run.n,
+                 "perturbation": ctx.perturb.factor(name)},
+    )  # fmt: skip
+
+
+def _travel_check(ctx: Context, travel: np.ndarray) -> Check:
+    """The ODE's travel time against the replicates' iterations from escape to arrival."""
+    name = "travel-iterations"
+    ph = ctx.theory.phases
+    predicted = ph.travel_time / ctx.problem.eta
+    measured = t_interval(travel)
+    eps = ctx.ode_drift_correction()
+    return Check(
+        name=name, group="phases", predicted=ctx.perturb(name, predicted),
+        measured=measured.mean, ci_low=measured.ci_low, ci_high=measured.ci_high,
+        tolerance=eps * predicted, unit="iterations",
+        tolerance_reason=f"first-order modified equation: relative drift correction {eps:.3g}",
+        context={"measured_as": "per replicate, iterations from sin^2 <= 1 - delta^2 to sin^2 <= delta^2",
+                 "delta_sq": ph.delta_sq, "replicates": measured.n,
+                 "perturbation": ctx.perturb.factor(name)},
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
