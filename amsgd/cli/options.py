@@ -19,6 +19,18 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+def _one_momentum(text: str) -> float:
+    """``--mu``'s type: one number; a list is refused with the options that take lists."""
+    if "," in text:
+        raise argparse.ArgumentTypeError(
+            f"one momentum, got the list {text!r}; momenta as a list: amsgd advise --mus LIST, amsgd sweep --mu LIST"
+        )
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid float value: {text!r}") from None
+
+
 def add_problem_options(parser: argparse.ArgumentParser) -> None:
     """The problem options shared by every subcommand: spectrum or covariance, distribution, η, μ, delay."""
     group = parser.add_argument_group("problem")
@@ -43,7 +55,7 @@ def add_problem_options(parser: argparse.ArgumentParser) -> None:
         help=f"step size η > 0 (default: {DEFAULT_ETA:g} for pca, {DEFAULT_MODEL_ETA:g} for the other models)",
     )  # fmt: skip
     group.add_argument(
-        "--mu", type=float, default=DEFAULT_MU,
+        "--mu", type=_one_momentum, default=DEFAULT_MU,
         help="momentum μ in [0, 1); for a model other than pca in (-1, 1), written --mu=-0.3 (default: %(default)g)",
     )  # fmt: skip
     delay = group.add_mutually_exclusive_group()

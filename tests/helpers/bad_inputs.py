@@ -25,6 +25,7 @@ CASES: list[tuple[str, str]] = [
     ("simulate --eta abc", "invalid float value"),
     ("simulate --mu 1", "0 <= mu < 1"),
     ("simulate --mu -1.5", "0 <= mu < 1"),
+    ("advise --mu 0.5,0.9", "momenta as a list: amsgd advise --mus LIST"),
     ("simulate --spectrum 4,x", "comma-separated numbers"),
     ("simulate --spectrum 4", "at least two eigenvalues"),
     ("simulate --spectrum 4,-1", "finite and > 0"),
