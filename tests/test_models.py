@@ -167,7 +167,7 @@ def test_one_compilation_serves_every_run_length_and_recording_interval(monkeypa
     for every in (7, None):
         _, compiled = compilations_during(lambda: simulate_model(p, 1000, 2, rng=3, record_every=every, progress=False))
         assert not [name for name in compiled if "advance" in name], compiled
-    other = dataclasses.replace(p, data=split_data("other", *regression(seed=1), classification=False))
+    other = p.replace(data=split_data("other", *regression(seed=1), classification=False))
     again, compiled = compilations_during(lambda: simulate_model(other, 43, 2, rng=3, record_every=40, progress=False))
     assert not [name for name in compiled if "advance" in name or "measure" in name], compiled
     assert not np.allclose(again.last_iterates, first.last_iterates)  # the new data were used

@@ -235,7 +235,7 @@ class ModelProblem:
         return max(1, self.data.classes)
 
     def replace(self, **changes) -> ModelProblem:
-        """A copy with some of η, μ, delay, batch, l2, hidden, activation replaced (checked again)."""
+        """A copy with some of the data, η, μ, delay, batch, l2, hidden, activation replaced (checked again)."""
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
