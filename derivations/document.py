@@ -485,7 +485,9 @@ def _phase_blocks(d: Derivation, numbers: dict) -> list[Block]:
         blocks.append(
             Prose(
                 "Convergence: a run's error fluctuates about the floor and crosses $\\epsilon$ on a dip. Sampled "
-                "from the linear tangent modes at $e_1$ started where travel ends ($h_1^2/\\|h\\|^2 = 1 - "
+                "from the linear tangent modes at $e_1$ in the ratios $h_i/h_1$, which relax at "
+                "$a_i^2/(a_i + \\eta s_i^2/(1 - \\mu))$ (the radial noise they share, carried by the momentum), "
+                "started where travel ends ($h_1^2/\\|h\\|^2 = 1 - "
                 f"\\delta^2$, at rest), their noise {_converge_noise_text(phases['converge_noise'])}, the median is "
                 f"{_optional(converge['median'])} iterations; one run in ten is below $\\epsilon$ by "
                 f"{_optional(converge['quantiles']['q10'])} and nine in ten by {_optional(converge['quantiles']['q90'])}. A "

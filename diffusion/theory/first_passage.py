@@ -15,19 +15,21 @@ crossing of the mean curve, the diffusion limit's escape time).
 
 **Convergence.** Near the optimum e_1 the error is ``sin² = S/(1 + S)``, ``S = Σ_i x_i²``, in the ratio
 coordinates ``x_i = h_i/h_1`` (i ≥ 2), and each tangent mode is the same linear recursion with its
-restoring rate ``a_i > 0``: ``x_{k+1,i} = (1 + μ) x_{k,i} − μ x_{k−1,i} − η a_i x_{k−τ_k,i} + η ξ_{k,i}``,
-one delay per step shared by every mode. A run starts where travel ends, at the ODE's end point:
-the escaping direction j (the worst saddle) at ``x_j = sqrt(δ²/(1 − δ²))``, so that ``sin² = δ²``, every
-other mode at 0 (the ODE travels in the plane of e_1 and e_j), at rest (``x_{−m} = x_0``). Its
+restoring rate: ``x_{k+1,i} = (1 + μ) x_{k,i} − μ x_{k−1,i} − η a_i x_{k−τ_k,i} + η ξ_{k,i}``, one delay per
+step shared by every mode, the rate that of the ratio at finite η (:func:`ratio_rates`: the radial
+noise that dividing by h_1 brings in, correlated with the mode's own, slows it by ``η E[b_i²]/(1 − μ)``,
+``E[b_i²]`` the additive noise variance at e_1). A run starts where travel ends, at the ODE's end
+point: the escaping direction j (the worst saddle) at ``x_j = sqrt(δ²/(1 − δ²))``, so that
+``sin² = δ²``, every other mode at 0 (the ODE travels in the plane of e_1 and e_j), at rest (``x_{−m} = x_0``). Its
 convergence time is the first k with ``S_k/(1 + S_k) ≤ ε``, i.e. ``S_k ≤ ε/(1 − ε)``; the law is
 sampled exactly from this recursion (:func:`converge_law`). The noise ``ξ_{k,i}`` is Gaussian and
 additive with the variance ``s_i² = v_i/G_i`` that makes mode i's stationary variance the finite-η
 theory's ``v_i`` (:mod:`.second_moments`: the multiplicative noise included), ``G_i`` its stationary
 variance per unit noise variance; without that theory, the additive ``s_i²``. Left out: the
 multiplicative noise is larger while ``x_j`` is large, the gradient noise is not Gaussian, and the
-momentum acts on h, not on the ratios (the exact ratio recursion's velocity term carries the random
-factor ``h_{1,k−1}/h_{1,k+1}``); measured, the last dominates, and simulated runs converge a few per
-cent later than this law at μ = 0.9 (docs/linear-theory.md). A run's error fluctuates about the floor
+random factor ``h_{1,k−1}/h_{1,k+1}`` of the exact ratio recursion's velocity term enters through its
+mean effect only (the rate); measured, the law's mean is within 3% of simulated runs at μ ≥ 0.7 and
+about 10% early at μ = 0, η = 5e-3 (docs/linear-theory.md). A run's error fluctuates about the floor
 F, so with ``ε`` a small multiple of F it crosses ε on a dip: the law is wide, its median well before
 the mean error curve's crossing.
 """
@@ -148,6 +150,28 @@ def converge_start(delta_sq: float, modes: int, index: int) -> np.ndarray:
     start = np.zeros(modes)
     start[index] = np.sqrt(delta_sq / (1.0 - delta_sq))
     return start
+
+
+def ratio_rates(rates: np.ndarray, noise_variances: np.ndarray, eta: float, mu: float) -> np.ndarray:
+    """The restoring rates of the ratio coordinates ``x_i = h_i/h_1`` at finite η:
+    ``a_i²/(a_i + c_i)``, ``c_i = η s_i²/(1 − μ)`` (``s_i²`` mode i's additive noise variance at e_1).
+
+    Dividing by h_1 couples each ratio to the radial noise: to first order in x, h_1's step carries
+    ``−η h_1 Σ_j x_j ξ_j``, whose covariance with mode i's noise ``η h_1 ξ_i`` is ``−η² h_1² x_i s_i²``.
+    A step's own division then adds ``+η² s_i² x_i`` to the mean of ``x_{k+1}``, and the ratio's
+    velocity term, ``μ (x_k − x_{k−1}) h_{1,k−1}/h_{1,k+1}``, adds ``μ η² s_i² x_i/(1 − μ)``: the
+    radial and the ratio velocities carry the same noises with the momentum's memory ``μ^l``
+    (``Σ_l μ^{2l} = 1/(1 − μ²)``, times the two factors ``μ`` and ``1 + μ``). Together the mean
+    ratio relaxes at ``a_i − c_i``. Derived at τ = 0 with the radial restoring force neglected (the
+    radial velocity's memory is the momentum's); written ``a_i²/(a_i + c_i)``, equal to first order
+    in ``c_i/a_i`` and positive however large the correction (they differ by ``(c_i/a_i)²`` relative,
+    0.4% of the rate at η = 5e-4, μ = 0.9 on Σ = diag(4, 3, 2, 1))."""
+    rates = check_rates(rates)
+    c = eta * np.asarray(noise_variances, dtype=float) / (1.0 - mu)
+    out = rates.copy()
+    noisy = c > 0
+    out[noisy] = rates[noisy] ** 2 / (rates[noisy] + c[noisy])
+    return out
 
 
 def converge_law(rates: np.ndarray, noise_variances: np.ndarray, eta: float, mu: float, delay: Delay,

@@ -37,6 +37,7 @@ from amsgd.diffusion.theory.first_passage import (
     escape_law,
     iterations_for,
     paths_for,
+    ratio_rates,
 )
 from amsgd.diffusion.theory.modes import ModeValues, PointValues, evaluate
 from amsgd.diffusion.theory.options import DEFAULT_EPSILON_FACTOR
@@ -85,10 +86,12 @@ class Phases:
     @cached_property
     def converge_law(self) -> ConvergeLaw:
         """The law of one run's convergence (:func:`.first_passage.converge_law`) from the travel's end
-        point, its noise calibrated to the finite-η stationary variances; sampled on first use."""
-        rates, noise = np.array(self.tangent_rates), np.array(self.tangent_noise)
-        if rates.size == 0:
+        point, its noise calibrated to the finite-η stationary variances, its rates those of the ratio
+        coordinates (:func:`.first_passage.ratio_rates`); sampled on first use."""
+        noise = np.array(self.tangent_noise)
+        if noise.size == 0:
             raise ProblemError("these phases carry no tangent modes at e_1; build them with phases(...)")
+        rates = ratio_rates(np.array(self.tangent_rates), noise, self.eta, self.mu)
         start = converge_start(self.delta_sq, rates.size, self.worst_saddle - 2)
         expected = self.converge_time / self.eta
         paths = paths_for(expected * rates.size)  # a path-step per mode and iteration
