@@ -22,6 +22,7 @@ from .display import as_latex
 from .indexed import FULL_LISTING_DIM, INDEX, dim, ordered
 from .linearization import coupling_patterns, optimum_linearization
 from .pca import PCAModel
+from .ratio_drift import ratio_rate_correction
 from .recursion import eta, mu, t, tau
 from .sdde import delayed_expansion, linear_mode_sdde
 from .sdde import noise_variance as noise_sigma2
@@ -485,9 +486,9 @@ def _phase_blocks(d: Derivation, numbers: dict) -> list[Block]:
         blocks.append(
             Prose(
                 "Convergence: a run's error fluctuates about the floor and crosses $\\epsilon$ on a dip. Sampled "
-                "from the linear tangent modes at $e_1$ in the ratios $h_i/h_1$, which relax at "
-                "$a_i^2/(a_i + \\eta s_i^2/(1 - \\mu))$ (the radial noise they share, carried by the momentum), "
-                "started where travel ends ($h_1^2/\\|h\\|^2 = 1 - "
+                "from the linear tangent modes at $e_1$ in the ratios $h_i/h_1$, which relax at $a_i^2/(a_i + c_i)$, "
+                f"$c_i = {sp.latex(ratio_rate_correction())}$ (the radial noise they share, carried by the "
+                "momentum), started where travel ends ($h_1^2/\\|h\\|^2 = 1 - "
                 f"\\delta^2$, at rest), their noise {_converge_noise_text(phases['converge_noise'])}, the median is "
                 f"{_optional(converge['median'])} iterations; one run in ten is below $\\epsilon$ by "
                 f"{_optional(converge['quantiles']['q10'])} and nine in ten by {_optional(converge['quantiles']['q90'])}. A "

@@ -153,21 +153,17 @@ def converge_start(delta_sq: float, modes: int, index: int) -> np.ndarray:
 
 
 def ratio_rates(rates: np.ndarray, noise_variances: np.ndarray, eta: float, mu: float) -> np.ndarray:
-    """The restoring rates of the ratio coordinates ``x_i = h_i/h_1`` at finite η:
-    ``a_i²/(a_i + c_i)``, ``c_i = η s_i²/(1 − μ)`` (``s_i²`` mode i's additive noise variance at e_1).
-
-    Dividing by h_1 couples each ratio to the radial noise: to first order in x, h_1's step carries
-    ``−η h_1 Σ_j x_j ξ_j``, whose covariance with mode i's noise ``η h_1 ξ_i`` is ``−η² h_1² x_i s_i²``.
-    A step's own division then adds ``+η² s_i² x_i`` to the mean of ``x_{k+1}``, and the ratio's
-    velocity term, ``μ (x_k − x_{k−1}) h_{1,k−1}/h_{1,k+1}``, adds ``μ η² s_i² x_i/(1 − μ)``: the
-    radial and the ratio velocities carry the same noises with the momentum's memory ``μ^l``
-    (``Σ_l μ^{2l} = 1/(1 − μ²)``, times the two factors ``μ`` and ``1 + μ``). Together the mean
-    ratio relaxes at ``a_i − c_i``. Derived at τ = 0 with the radial restoring force neglected (the
-    radial velocity's memory is the momentum's); written ``a_i²/(a_i + c_i)``, equal to first order
+    """The restoring rates of the ratio coordinates ``x_i = h_i/h_1`` at finite η: ``a_i²/(a_i + c_i)``,
+    ``c_i = η s_i²/(1 − μ)`` (``s_i²`` mode i's additive noise variance at e_1), the correction
+    derived in :mod:`amsgd.derivations.ratio_drift`: dividing by h_1 brings in the radial noise,
+    correlated with the mode's own, in one step and, through the momentum, in the ratio's velocity
+    term. The mean ratio relaxes at ``a_i − c_i``; written ``a_i²/(a_i + c_i)``, equal to first order
     in ``c_i/a_i`` and positive however large the correction (they differ by ``(c_i/a_i)²`` relative,
     0.4% of the rate at η = 5e-4, μ = 0.9 on Σ = diag(4, 3, 2, 1))."""
+    from amsgd.derivations.ratio_drift import ratio_rate_correction_function
+
     rates = check_rates(rates)
-    c = eta * np.asarray(noise_variances, dtype=float) / (1.0 - mu)
+    c = ratio_rate_correction_function()(eta, mu, np.asarray(noise_variances, dtype=float))
     out = rates.copy()
     noisy = c > 0
     out[noisy] = rates[noisy] ** 2 / (rates[noisy] + c[noisy])
