@@ -25,11 +25,13 @@ import functools
 
 import sympy as sp
 
+from .stored import derived_once
+
 #: The step size, the momentum and mode i's additive noise variance ``s² = E ξ_i²``.
 ETA, MU, NOISE = sp.Symbol("eta", positive=True), sp.Symbol("mu", positive=True), sp.Symbol("s_i^2", positive=True)
 
 
-@functools.lru_cache(maxsize=1)
+@derived_once
 def ratio_rate_correction() -> sp.Expr:
     """``c(η, μ, s²)``: the mean drift the ratio picks up, per step and per unit ``η x`` (module docstring)."""
     x = sp.Symbol("x", positive=True)

@@ -2,7 +2,7 @@
 
 Some derivations depend on nothing but the code: the time scale of the momentum recursion, the
 phase formulas, the SDDE's linear mode, the dominant root's expansion, the Schur–Cohn conditions of
-a small delay, the delay-differential limit; others on the code and a named data law
+a small delay, the delay-differential limit, the ratio's finite-η drift; others on the code and a named data law
 (:func:`derived_once_per_law`): the indexed modes, error term, mean map and stationary points, the
 random coefficients' moment patterns. Every process would derive them again (3 to 5 s of SymPy
 before `amsgd derive` prints, on the 2-core machine of docs/performance.md). :func:`derived_once`
