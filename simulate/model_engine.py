@@ -211,13 +211,12 @@ class _Program:
 
         marks = sorted(set(range(0, steps, record_every)) | {steps})
         rows, diverged_at = [self._measure(state[0])], np.full(delays.shape[0], -1)
+        padded = np.pad(delays, ((0, 0), (0, BLOCK)))  # a call reads a whole block, runs only its count
         with counter(steps, "steps", "simulate", show=progress) as count:
             for lo, hi in zip(marks[:-1], marks[1:]):
                 for a in range(lo, hi, BLOCK):
-                    b = min(a + BLOCK, hi)
-                    taus = np.zeros((delays.shape[0], BLOCK), dtype=delays.dtype)
-                    taus[:, : b - a] = delays[:, a:b]
-                    state = self._steps.advance(state, a, b - a, jnp.asarray(taus), *step, *self._train)
+                    taus = jnp.asarray(padded[:, a : a + BLOCK])
+                    state = self._steps.advance(state, a, min(BLOCK, hi - a), taus, *step, *self._train)
                 rows.append(self._measure(state[0]))
                 bad = np.asarray(state[3])
                 diverged_at[(diverged_at < 0) & bad] = hi
