@@ -13,7 +13,8 @@ from amsgd.cli import main
 from amsgd.core.delays import ConstantDelay, UniformDelay
 from amsgd.core.models import ModelProblem, load_data, split_data
 from amsgd.diffusion.theory.linear_recursion import delay_law
-from amsgd.validation.model_checks import (
+from amsgd.validation.model_checks import ModelSetup, fate_check, floor_checks, run_model_validation
+from amsgd.validation.model_prediction import (
     BREAKDOWN_LENGTH,
     DIAGONAL_THEORY,
     FLOOR_REASON,
@@ -22,13 +23,9 @@ from amsgd.validation.model_checks import (
     FULL_THEORY,
     RATE_DELTA_FRACTION,
     WINDOW_BIAS,
-    ModelSetup,
-    fate_check,
-    floor_checks,
     floor_tolerance,
     mean_path,
     predict,
-    run_model_validation,
 )
 
 REPORT_FILES = ("report.json", "summary.json", "report.md", "model_validation.png")
@@ -174,7 +171,7 @@ def test_run_length_meets_the_window_bias_it_promises():
     from amsgd.diffusion.theory.linear_recursion import spectral_radius
     from amsgd.diffusion.theory.model_predictions import predict_model
     from amsgd.diffusion.theory.second_moments import gains
-    from amsgd.validation.model_checks import MIN_STEPS, WINDOW_BIAS, floor_steps, window_bias
+    from amsgd.validation.model_prediction import MIN_STEPS, WINDOW_BIAS, floor_steps, window_bias
 
     x, y = regression()
     problem = ModelProblem("least-squares", split_data("regression", x, y, classification=False), eta=0.0005, mu=0.0, batch=8, l2=0.01)
@@ -253,7 +250,7 @@ def test_full_moments_boundary_places_the_bounded_runs():
     from amsgd.diffusion.theory.full_moments import full_second_moments
 
     problem = _digits_least_squares(0.002)
-    theory, pred = predict(problem, ModelSetup(replicates=8))
+    theory, pred = predict(problem)
     tau = pred.tau_ms
     assert tau is not None and tau < theory.mean_square.tau_max  # tighter than the diagonal boundary
     assert full_second_moments(problem, theory.point, problem.eta, problem.mu, tau).stable
@@ -277,7 +274,7 @@ def test_random_delay_keeps_the_diagonal_floor():
     problem = ModelProblem("least-squares", split_data("regression", x, y, classification=False), eta=0.1, mu=0.0,
                            batch=16, l2=0.01, delay=UniformDelay(0, 4))  # fmt: skip
     setup = ModelSetup(steps=2000, replicates=8, seed=13)
-    theory, pred = predict(problem, setup)
+    theory, pred = predict(problem, setup.steps)
     assert theory.full_moments is None
     assert pred.floor_theory == DIAGONAL_THEORY and pred.floor == pred.floor_diagonal == theory.floor.value
     assert np.isnan(pred.feedback_radius) and pred.floor_tolerance == FLOOR_TOLERANCE and not pred.given_breakdown
@@ -304,7 +301,7 @@ def test_the_rate_pairs_start_near_enough_that_the_curvature_does_not_bias_them(
     x, y = blobs()
     problem = ModelProblem("logistic", split_data("blobs", x, y), eta=0.1, mu=0.9, delay=ConstantDelay(1), batch=32,
                            l2=0.001)  # fmt: skip
-    theory, pred = predict(problem, ModelSetup())
+    theory, pred = predict(problem)
     q, n, expected = theory.point.vectors[:, pred.rate_mode], pred.rate_lengths[0], pred.rate_path[0]
 
     def ratio(delta: float):

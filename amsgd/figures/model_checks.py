@@ -11,7 +11,8 @@ from matplotlib.ticker import MaxNLocator
 
 from amsgd.core.delays import ConstantDelay, RoundRobinDelay
 from amsgd.figures.style import COLORS, new_figure, save
-from amsgd.validation.model_checks import FULL_THEORY, ModelValidation
+from amsgd.validation.model_checks import ModelValidation
+from amsgd.validation.model_prediction import FULL_THEORY
 from amsgd.validation.statistics import pointwise_band
 
 

@@ -10,15 +10,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from amsgd.core.files import atomic_write_text
-from amsgd.validation.model_checks import (
+from amsgd.validation.model_checks import BREAKDOWN_RATIO, ModelValidation
+from amsgd.validation.model_prediction import (
     BREAKDOWN_LENGTH,
-    BREAKDOWN_RATIO,
     DIVERGENCE_NORM,
     FULL_THEORY,
     HEAVY_TAIL_KURTOSIS,
     UNSTABLE_FACTOR,
     WINDOW_BIAS,
-    ModelValidation,
 )
 from amsgd.validation.report import check_table, fmt_number
 
