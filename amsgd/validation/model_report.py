@@ -57,47 +57,15 @@ def problem_line(report: ModelValidation) -> str:
 
 def prediction_lines(report: ModelValidation) -> list[str]:
     """What the theory said before any run."""
-    pr, p = report.prediction, report.problem
-    fam = "round-robin workers M = τ + 1" if pr.family == "workers" else "constant delays τ"
+    pr = report.prediction
     lines = [
         f"- **Minimum x\\***: training objective L(x\\*) = {pr.loss_at_minimum:.6g} (gradient norm "
         f"{pr.gradient_norm:.1e}); top Hessian eigenvalues {', '.join(f'{v:.4g}' for v in pr.hessian_top[:5])}"
         f"{', …' if len(pr.hessian_top) > 5 else ''}. Largest standardised fourth moment of a feature "
         f"{fmt_number(pr.kurtosis, 3)} (Gaussian: 3; heavy-tailed above {HEAVY_TAIL_KURTOSIS:g}).",
+        _floor_line(report),
+        _stability_line(pr),
     ]
-    if pr.stable:
-        lines.append(
-            f"- **Loss floor** at η = {p.eta:g}, μ = {p.mu:g}, delay `{p.delay.spec}`, by the {theory_name(pr)}: "
-            f"E L(x) − L(x\\*) = {pr.floor:.5g} (additive noise alone: {pr.floor_additive:.5g}{beside(pr)}); accepted "
-            f"within ±{pr.floor_tolerance:.1%} = ±{pr.floor_tolerance * pr.floor:.3g} beyond the 95% interval. "
-            f"Runs of {pr.steps} iterations from x\\*, averaged over the second half: the start biases that average by "
-            f"{pr.window_bias:.1e} of the floor (at most {WINDOW_BIAS:g}); the slowest curved mode relaxes in "
-            f"{fmt_number(pr.relaxation, 3)} iterations."
-        )  # fmt: skip
-    elif pr.given_breakdown:
-        lines.append(
-            f"- **Loss floor**: none — the full second moments call η = {p.eta:g}, μ = {p.mu:g}, delay "
-            f"`{p.delay.spec}` mean-square unstable (feedback radius {pr.feedback_radius:.3g} > 1), where the diagonal "
-            f"theory calls it stable with a floor of {pr.floor_diagonal:.5g}. The runs from x\\* there, "
-            f"{pr.given_steps} iterations long ({BREAKDOWN_LENGTH} × {pr.steps}), are checked to break down"
-            + (f" (reference: the bounded runs at {_where(pr.family, pr.bounded_tau)})."
-               if pr.bounded_tau is not None else " (more than half diverge: no bounded reference).")
-        )  # fmt: skip
-    else:
-        radius = f" (full second moments, feedback radius {pr.feedback_radius:.3g})" if pr.floor_theory == FULL_THEORY else ""
-        lines.append(f"- **Loss floor**: none — the linearisation at x\\* is not mean-square stable at η = {p.eta:g}, "
-                     f"μ = {p.mu:g}, delay `{p.delay.spec}`{radius}.")  # fmt: skip
-    ms = "none" if pr.tau_ms is None else _where(pr.family, pr.tau_ms)
-    lines.append(
-        f"- **Stability** over {fam}: the mean of the stiffest mode is stable for τ < τ_c = {fmt_number(pr.tau_c, 5)}; "
-        f"the largest mean-square-stable delay is {ms}. Runs at "
-        + ", ".join(f"{_where(pr.family, s.tau)} ({s.label}"
-                    + (f", mean grows ×e every {1 / s.growth:.3g} iterations" if s.growth > 0 else "")
-                    + (f", floor {s.floor:.4g}" if math.isfinite(s.floor) else "") + ")" for s in pr.stability)
-        + f"; ⌈{UNSTABLE_FACTOR:g} τ_c⌉ is the clearly unstable one"
-        + (f", where the noise-free dynamics along the stiffest mode {pr.unstable_fate} (the divergence risk's fate)."
-           if pr.unstable_fate else ".")
-    )  # fmt: skip
     if math.isfinite(pr.rate):
         lines.append(
             f"- **Rate**: −log ρ = {pr.rate:.5g} per iteration (the slowest ranking mode, curvature "
@@ -108,6 +76,48 @@ def prediction_lines(report: ModelValidation) -> list[str]:
         )  # fmt: skip
     lines += [f"- Note: {n}." for n in pr.notes]
     return lines
+
+
+def _floor_line(report: ModelValidation) -> str:
+    """The predicted floor at the given cell, or why there is none."""
+    pr, p = report.prediction, report.problem
+    if pr.stable:
+        return (
+            f"- **Loss floor** at η = {p.eta:g}, μ = {p.mu:g}, delay `{p.delay.spec}`, by the {theory_name(pr)}: "
+            f"E L(x) − L(x\\*) = {pr.floor:.5g} (additive noise alone: {pr.floor_additive:.5g}{beside(pr)}); accepted "
+            f"within ±{pr.floor_tolerance:.1%} = ±{pr.floor_tolerance * pr.floor:.3g} beyond the 95% interval. "
+            f"Runs of {pr.steps} iterations from x\\*, averaged over the second half: the start biases that average by "
+            f"{pr.window_bias:.1e} of the floor (at most {WINDOW_BIAS:g}); the slowest curved mode relaxes in "
+            f"{fmt_number(pr.relaxation, 3)} iterations."
+        )  # fmt: skip
+    if pr.given_breakdown:
+        return (
+            f"- **Loss floor**: none — the full second moments call η = {p.eta:g}, μ = {p.mu:g}, delay "
+            f"`{p.delay.spec}` mean-square unstable (feedback radius {pr.feedback_radius:.3g} > 1), where the diagonal "
+            f"theory calls it stable with a floor of {pr.floor_diagonal:.5g}. The runs from x\\* there, "
+            f"{pr.given_steps} iterations long ({BREAKDOWN_LENGTH} × {pr.steps}), are checked to break down"
+            + (f" (reference: the bounded runs at {_where(pr.family, pr.bounded_tau)})."
+               if pr.bounded_tau is not None else " (more than half diverge: no bounded reference).")
+        )  # fmt: skip
+    radius = f" (full second moments, feedback radius {pr.feedback_radius:.3g})" if pr.floor_theory == FULL_THEORY else ""
+    return (f"- **Loss floor**: none — the linearisation at x\\* is not mean-square stable at η = {p.eta:g}, "
+            f"μ = {p.mu:g}, delay `{p.delay.spec}`{radius}.")  # fmt: skip
+
+
+def _stability_line(pr) -> str:
+    """The boundary over constant delays and what the theory says at each delay of the stability runs."""
+    fam = "round-robin workers M = τ + 1" if pr.family == "workers" else "constant delays τ"
+    ms = "none" if pr.tau_ms is None else _where(pr.family, pr.tau_ms)
+    return (
+        f"- **Stability** over {fam}: the mean of the stiffest mode is stable for τ < τ_c = {fmt_number(pr.tau_c, 5)}; "
+        f"the largest mean-square-stable delay is {ms}. Runs at "
+        + ", ".join(f"{_where(pr.family, s.tau)} ({s.label}"
+                    + (f", mean grows ×e every {1 / s.growth:.3g} iterations" if s.growth > 0 else "")
+                    + (f", floor {s.floor:.4g}" if math.isfinite(s.floor) else "") + ")" for s in pr.stability)
+        + f"; ⌈{UNSTABLE_FACTOR:g} τ_c⌉ is the clearly unstable one"
+        + (f", where the noise-free dynamics along the stiffest mode {pr.unstable_fate} (the divergence risk's fate)."
+           if pr.unstable_fate else ".")
+    )  # fmt: skip
 
 
 def theory_name(pr) -> str:
