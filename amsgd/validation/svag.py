@@ -390,10 +390,34 @@ def noise_to_signal_lines(report: SvagReport) -> list[str]:
 
 
 def markdown(report: SvagReport, figures: Sequence[Path], command: str | None) -> str:
-    from amsgd.validation.report import check_table, fmt_number
+    """``report.md``: the runs, the table of floors and escapes per L, their differences, the noise-to-signal
+    lines, the checks and the figures."""
+    from amsgd.validation.report import check_table
 
-    p, s = report.problem, report.setup
     lines = [
+        *_setup_lines(report, command),
+        *_result_lines(report),
+        "",
+        "What SVAG tests: the limit as a stochastic equation, with its state-dependent noise. The leading-order "
+        f"{report.limit_name} leaves out terms of relative order η that the equation keeps (the multiplicative "
+        "noise and the curvature of sin²), so the floors approach the finite-η theory's large-L value, above "
+        f"the {report.limit_name}, rather than the {report.limit_name} itself.",
+        "",
+        *noise_to_signal_lines(report),
+        "",
+        "## Checks",
+        "",
+        *check_table(report.checks),
+        "",
+        *[f"![{Path(f).stem}]({Path(f).name})" for f in figures],
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _setup_lines(report: SvagReport, command: str | None) -> list[str]:
+    """The title, the runs, the verdict and the head of the table of floors and escapes."""
+    p, s = report.problem, report.setup
+    return [
         "# Validation report: SVAG (is the limit valid at this η?)",
         "",
         f"Command: `{command}`" if command else "",
@@ -417,6 +441,13 @@ def markdown(report: SvagReport, figures: Sequence[Path], command: str | None) -
         "| censored | diverged |",
         "|---|---|---|---|---|---|---|---|",
     ]
+
+
+def _result_lines(report: SvagReport) -> list[str]:
+    """The table's rows (one per L) and the differences between the largest L and L = 1."""
+    from amsgd.validation.report import fmt_number
+
+    lines = []
     for pt in report.points:
         lines.append(
             f"| {pt.amplification} | {pt.weights[0]:.4g}, {pt.weights[1]:.4g} | {_interval(pt.floor)} "
@@ -428,19 +459,4 @@ def markdown(report: SvagReport, figures: Sequence[Path], command: str | None) -
         r = d.relative
         lines.append(f"- {name}: {_interval(d.difference)}; relative {100 * r.mean:+.2f}% "
                      f"[{100 * r.ci_low:+.2f}%, {100 * r.ci_high:+.2f}%]")  # fmt: skip
-    lines += [
-        "",
-        "What SVAG tests: the limit as a stochastic equation, with its state-dependent noise. The leading-order "
-        f"{report.limit_name} leaves out terms of relative order η that the equation keeps (the multiplicative "
-        "noise and the curvature of sin²), so the floors approach the finite-η theory's large-L value, above "
-        f"the {report.limit_name}, rather than the {report.limit_name} itself.",
-        "",
-        *noise_to_signal_lines(report),
-        "",
-        "## Checks",
-        "",
-        *check_table(report.checks),
-        "",
-        *[f"![{Path(f).stem}]({Path(f).name})" for f in figures],
-    ]
-    return "\n".join(lines) + "\n"
+    return lines
