@@ -31,6 +31,24 @@ __all__ = ["SimulationResult"]
 ARRIVAL_MARGIN = 3.0
 
 
+#: The ``description`` attribute of each variable of :meth:`SimulationResult.to_xarray`.
+DESCRIPTIONS = {
+    "error": "sin^2 of the angle between v_k and e_1; NaN after divergence",
+    "norm_sq": "||v_k||^2; NaN after divergence",
+    "error_mean": "mean error over the replicates that never diverged",
+    "coordinate_mean": "mean of h_i = (Q^T v_k)_i over replicates alive at iteration k",
+    "coordinate_sq_mean": "mean of h_i^2 over replicates alive at iteration k",
+    "alive": "replicates not diverged by iteration k",
+    "diverged": "1 if the replicate diverged",
+    "diverged_at": "iteration of divergence, -1 if none",
+    "stationary_error": "time average of the error over window_start <= k <= steps",
+    "stationary_error_first_half": "time average of the error over window_start <= k < window_split",
+    "stationary_error_second_half": "time average of the error over window_split <= k <= steps",
+    "delay_mean": "mean delay applied to this replicate's updates",
+    "delay_counts": "updates applied with each delay, all replicates",
+}
+
+
 def _round_up(x: float) -> int:
     """``x`` rounded up to two significant digits (a number of steps to suggest)."""
     if x <= 100:
@@ -243,22 +261,7 @@ class SimulationResult:
                 "delay": np.arange(self.delay_counts.size),
             },
         )
-        descriptions = {
-            "error": "sin^2 of the angle between v_k and e_1; NaN after divergence",
-            "norm_sq": "||v_k||^2; NaN after divergence",
-            "error_mean": "mean error over the replicates that never diverged",
-            "coordinate_mean": "mean of h_i = (Q^T v_k)_i over replicates alive at iteration k",
-            "coordinate_sq_mean": "mean of h_i^2 over replicates alive at iteration k",
-            "alive": "replicates not diverged by iteration k",
-            "diverged": "1 if the replicate diverged",
-            "diverged_at": "iteration of divergence, -1 if none",
-            "stationary_error": "time average of the error over window_start <= k <= steps",
-            "stationary_error_first_half": "time average of the error over window_start <= k < window_split",
-            "stationary_error_second_half": "time average of the error over window_split <= k <= steps",
-            "delay_mean": "mean delay applied to this replicate's updates",
-            "delay_counts": "updates applied with each delay, all replicates",
-        }
-        for name, text in descriptions.items():
+        for name, text in DESCRIPTIONS.items():
             ds[name].attrs["description"] = text
         ds.attrs.update(
             problem=json.dumps(self.problem.to_dict()),
