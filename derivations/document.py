@@ -24,7 +24,7 @@ from .linearization import coupling_patterns, optimum_linearization
 from .pca import PCAModel
 from .ratio_drift import ratio_rate_correction
 from .recursion import eta, mu, t, tau
-from .sdde import delayed_expansion, linear_mode_sdde
+from .sdde import LinearModeSDDE, delayed_expansion, linear_mode_sdde
 from .sdde import noise_variance as noise_sigma2
 from .sdde import rate as a_rate
 
@@ -345,8 +345,13 @@ def _indexed_optimum_blocks(d: Derivation, numbers: dict) -> list[Block]:
 
 def _sdde_blocks(d: Derivation, numbers: dict) -> list[Block]:
     """Section 6a: the finite-delay limit (SDDE), its linearisation, boundary and stationary floor."""
-    sdde = numbers["sdde"]
     linear = linear_mode_sdde()
+    return [*_sdde_derivation_blocks(linear), *_sdde_number_blocks(d, numbers, linear)]
+
+
+def _sdde_derivation_blocks(linear: LinearModeSDDE) -> list[Block]:
+    """Section 6a's formulas: the delayed expansion, the linear SDDE of a mode, its boundary and its
+    stationary variance."""
     expansion = delayed_expansion()
     s = sp.Symbol("s")
     c_sym, b_sym, r_sym = sp.Symbol("c"), sp.Symbol("b"), sp.Function("R")
@@ -354,7 +359,7 @@ def _sdde_blocks(d: Derivation, numbers: dict) -> list[Block]:
     a_i, sigma_i2 = sp.Symbol("a_i", positive=True), sp.Symbol("sigma_i^2", positive=True)
     drift = as_latex(expansion.drift_scale)
     amplitude = as_latex(expansion.noise_amplitude)
-    blocks: list[Block] = [
+    return [
         Heading("6a. The finite-delay limit (SDDE)"),
         Prose(
             "The limits above hold $\\tau$ fixed as $\\eta \\to 0$, and the delay disappears. If instead "
@@ -395,6 +400,11 @@ def _sdde_blocks(d: Derivation, numbers: dict) -> list[Block]:
             "$\\sum_i b_i^2 (1 + \\sin c_i s)/(2 c_i \\cos c_i s)$. For this problem:"
         ),
     ]
+
+
+def _sdde_number_blocks(d: Derivation, numbers: dict, linear: LinearModeSDDE) -> list[Block]:
+    """Section 6a's numbers: each mode's SDDE coefficients and boundary, the problem's delay time and floor."""
+    sdde = numbers["sdde"]
     modes = numbers["optimum_modes"]
     limiting = sdde["limiting_mode"]
     shown = _shown(len(modes["i"]), limiting["i"])
@@ -408,7 +418,7 @@ def _sdde_blocks(d: Derivation, numbers: dict) -> list[Block]:
                      _num(float(linear.noise.subs(at))), _num(float(boundary.subs(at))),
                      _num(variance) if variance is not None else "inf"))  # fmt: skip
     header = ("mode i", "kind", "c_i", "b_i squared", "s_i*", f"Var X_i at s = {_num(sdde['delay_time'])}")
-    blocks.append(Table(header, tuple(rows)))
+    blocks: list[Block] = [Table(header, tuple(rows))]
     blocks += _omitted(len(rows), len(modes["i"]), "modes at $e_1$")
     floor = sdde["stationary_error"]
     linearized = numbers["stationary_error"]["linearized"]["value"]
@@ -432,14 +442,17 @@ def _sdde_blocks(d: Derivation, numbers: dict) -> list[Block]:
 
 def _phase_blocks(d: Derivation, numbers: dict) -> list[Block]:
     """Section 7: the three phases, their formulas and their durations for this problem."""
-    f, phases = d.phase_formulas, numbers["phases"]
-    curve = phases["mean_curve"]
-    mean_curve_total = curve["escape_iterations"] + phases["travel_iterations"] + curve["converge_iterations"]
-    lam = d.model.lam
-    blocks: list[Block] = [
+    phases = numbers["phases"]
+    return [*_phase_formula_blocks(d, phases["worst_saddle"]), *_phase_number_blocks(phases)]
+
+
+def _phase_formula_blocks(d: Derivation, saddle: int) -> list[Block]:
+    """Section 7's formulas: the escape's variance and time, the travel time, the convergence curve and time."""
+    f, lam = d.phase_formulas, d.model.lam
+    return [
         Heading("7. The three phases"),
         Prose(
-            f"Start at the worst saddle $e_{phases['worst_saddle']}$. Phase I (escape) ends when $h_1^2 = \\delta^2$: "
+            f"Start at the worst saddle $e_{saddle}$. Phase I (escape) ends when $h_1^2 = \\delta^2$: "
             "the unstable OU mode from $U = 0$ has variance"
         ),
         _eq(sp.Symbol("V(t)"), f.escape_variance),
@@ -457,6 +470,15 @@ def _phase_blocks(d: Derivation, numbers: dict) -> list[Block]:
         _eq(sp.Symbol(r"E \sin^2(t)"), f.converge_error),
         Prose("and it reaches $\\epsilon$ at"),
         _eq(sp.Symbol("T_3"), f.converge_time),
+    ]
+
+
+def _phase_number_blocks(phases: dict) -> list[Block]:
+    """Section 7's numbers: each phase's duration (mean curve and per run), the escape's and the
+    convergence's laws over runs, and the linear recursion's escape at this η."""
+    curve = phases["mean_curve"]
+    mean_curve_total = curve["escape_iterations"] + phases["travel_iterations"] + curve["converge_iterations"]
+    blocks: list[Block] = [
         Prose(
             f"Here $a$, $\\sigma^2$ are the rate and noise variance of the mode concerned. For this problem, "
             f"with $\\delta^2 = {_num(phases['delta_sq'])}$ and $\\epsilon = {_num(phases['epsilon'])}$:"
