@@ -711,6 +711,9 @@ def _random_coefficient_blocks(d: Derivation, numbers: dict) -> list[Block]:
                 if finite["value"] is not None
                 else "the second moments are unbounded at this $\\eta$, so there is no finite floor (the additive "
                 f"linear part alone is ${_num(parts['additive_linear'])}$)."
+                if parts["additive_linear"] is not None
+                else "a tangent mode is unstable in the mean at this $\\eta$, $\\mu$ and delay (section 9), so there is "
+                "no finite floor."
             )
         ),
         Prose(

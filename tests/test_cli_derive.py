@@ -111,3 +111,18 @@ def test_console_script_runs_in_a_fresh_process():
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == ["amsgd derive: error: mu must satisfy 0 <= mu < 1, got 2"]
+
+
+@pytest.mark.slow
+def test_derive_documents_where_a_tangent_mode_is_mean_unstable(tmp_path, capsys):
+    """μ 0.999 and τ 5: every part of the finite-η floor is null in the JSON; the documents still
+    render and say why there is no floor."""
+    args = ["derive", "--spectrum", "3,2,1", "--mu", "0.999", "--tau", "5"]
+    code, out, _ = run_cli(args, capsys)
+    assert code == 0
+    assert set(json.loads(out)["stationary_error"]["finite_eta"]["parts"].values()) == {None}
+    md, tex = tmp_path / "d.md", tmp_path / "d.tex"
+    assert run_cli([*args, "--format", "markdown", "--out", str(md)], capsys)[0] == 0
+    assert run_cli([*args, "--format", "latex", "--out", str(tex)], capsys)[0] == 0
+    for text in (md.read_text(), tex.read_text()):
+        assert "a tangent mode is unstable in the mean" in text and "no finite floor" in text
