@@ -27,11 +27,11 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 
 import numba
 import numpy as np
 from ratios import emit  # benchmarks/ is on the path when a script runs
+from timing import best_of_interleaved
 
 from amsgd import Problem
 from amsgd.core.estimates import t_interval
@@ -71,18 +71,6 @@ def plain_euler(h0, paths, steps, dt, noise_scale, every, lam, drift_scale, kurt
             if (n + 1) % every == 0:
                 out[(n + 1) // every, p] = h
     return out
-
-
-def best_of_interleaved(repeats, *fns):
-    """The last result and the best of ``repeats`` wall times of each function, run in turn (so that a
-    change in the machine's load falls on both)."""
-    results, times = [None] * len(fns), [[] for _ in fns]
-    for _ in range(repeats):
-        for k, fn in enumerate(fns):
-            start = time.perf_counter()
-            results[k] = fn()
-            times[k].append(time.perf_counter() - start)
-    return results, [min(t) for t in times]
 
 
 def problem_of(d: int) -> Problem:

@@ -1,7 +1,8 @@
 """The simulator in high dimensions (d = 1000 and 10 000, η of order 1/d), as ratios in one run.
 
 For each d the same problem (spectrum evenly spaced from 2 to 1, η = 0.2/d, μ = 0.5, constant delay
-τ = 10, R replicates, start e_2) is run four ways, each the best of ``--repeats``:
+τ = 10, R replicates, start e_2) is built (its time printed) and run four ways, each the best of
+``--repeats`` (the first three in turn, so that a change in the machine's load falls on all three):
 
 * ``simulate``: :func:`amsgd.simulate.simulate` with its default recording (101 iterations);
 * ``simulate``, recording only iterations 0 and ``steps`` (``record_every = steps``): the same
@@ -15,18 +16,20 @@ For each d the same problem (spectrum evenly spaced from 2 to 1, η = 0.2/d, μ 
 Memory: the peak of traced allocations during ``simulate`` against ``8 (τ + 2) R d`` bytes, the
 size of the history the recursion needs (target: O(τ R d), no d × d work or storage), and the
 recorded coordinate moments (sum and sum of squares, ``2 · 8 · n_records · d`` bytes), which the
-result holds whatever the history.
+result holds whatever the history. Not counted there: the Problem itself holds Σ and its eigenbasis
+as dense d × d matrices (``16 d²`` bytes, 1.5 GiB at d = 10⁴), built once before any run.
 Usage: ``python benchmarks/bench_high_dim.py [--repeats N]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import time
 import tracemalloc
 
 import numpy as np
-from bench_simulate import best_of  # benchmarks/ is on the path when a script runs
-from ratios import emit
+from ratios import emit  # benchmarks/ is on the path when a script runs
+from timing import best_of, best_of_interleaved
 
 from amsgd import Problem, parse_delay
 from amsgd.simulate import simulate
@@ -60,11 +63,15 @@ def numpy_loop(problem: Problem, steps: int, replicates: int, rng: np.random.Gen
 
 def measure(dim: int, replicates: int, steps: int, repeats: int) -> None:
     """Time one case four ways, trace its memory, print a few lines and emit the ratios."""
+    began = time.perf_counter()
     problem = make_problem(dim)
-    result = simulate(problem, steps, replicates, rng=1, progress=False)
-    sim = best_of(repeats, lambda: simulate(problem, steps, replicates, rng=1, progress=False))
-    bare = best_of(repeats, lambda: simulate(problem, steps, replicates, rng=1, record_every=steps, progress=False))
-    floor = best_of(repeats, lambda: draw_only(problem, steps, replicates, rng=1))
+    build = time.perf_counter() - began
+    (result, _, _), (sim, bare, floor) = best_of_interleaved(
+        repeats,
+        lambda: simulate(problem, steps, replicates, rng=1, progress=False),
+        lambda: simulate(problem, steps, replicates, rng=1, record_every=steps, progress=False),
+        lambda: draw_only(problem, steps, replicates, rng=1),
+    )
     plain = best_of(1, lambda: numpy_loop(problem, steps, replicates, np.random.default_rng(1)))
     tracemalloc.start()
     simulate(problem, steps, replicates, rng=1, progress=False)
@@ -75,6 +82,7 @@ def measure(dim: int, replicates: int, steps: int, repeats: int) -> None:
     per = 1e9 / (replicates * steps)
     met = sim / floor <= TARGET
     print(f"d = {dim}, R = {replicates}, {steps} steps (diverged {result.diverged_fraction:.0%}):")
+    print(f"  the Problem from its spectrum built in {build:.2f} s (a diagonal Σ: no eigen-solve)")
     print(f"  simulate {per * sim:8.0f} ns per replicate-step, floor {per * floor:8.0f}, NumPy {per * plain:8.0f}")
     print(f"  simulate / floor {sim / floor:.2f} (target <= {TARGET}: {'met' if met else 'NOT met'}), "
           f"NumPy / simulate {plain / sim:.1f}")  # fmt: skip
@@ -88,13 +96,14 @@ def measure(dim: int, replicates: int, steps: int, repeats: int) -> None:
     emit(f"simulate recording only the ends / draw floor, d = {dim}", bare / floor,
          note=f"the {result.iterations.size - 2} recordings between cost {per * (sim - bare):.0f} ns per replicate-step")  # fmt: skip
     emit(f"NumPy loop / simulate, d = {dim}", plain / sim)
+    emit(f"Problem.from_spectrum, d = {dim}", build, unit="s")
     emit(f"simulate: peak traced memory, d = {dim}", peak / 2**20, unit="MiB", target="O(tau R d)",
          note=f"history {history / 2**20:.1f} MiB, recorded moments {moments / 2**20:.1f} MiB")  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     warm_up()
     for dim, replicates, steps in CASES:

@@ -15,9 +15,9 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from bench_simulate import best_of  # benchmarks/ is on the path when a script runs
 from numba import njit
-from ratios import emit
+from ratios import emit  # benchmarks/ is on the path when a script runs
+from timing import best_of
 
 from amsgd.simulate.ziggurat import fill_scaled_normals, replicate_states
 

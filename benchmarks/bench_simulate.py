@@ -22,10 +22,10 @@ import argparse
 import json
 import subprocess
 import sys
-import time
 
 import numpy as np
 from ratios import emit  # benchmarks/ is on the path when a script runs
+from timing import best_of
 
 from amsgd import Problem, parse_delay
 from amsgd.simulate import simulate
@@ -39,15 +39,6 @@ REPLICATES = 1000
 def make_problem(dim: int, tau: int) -> Problem:
     spectrum = np.linspace(2.0, 1.0, dim)
     return Problem.from_spectrum(spectrum, eta=1e-3, mu=0.5, delay=parse_delay(f"constant:{tau}"))
-
-
-def best_of(repeats: int, fn) -> float:
-    times = []
-    for _ in range(repeats):
-        began = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - began)
-    return min(times)
 
 
 def numpy_draws(problem: Problem, steps: int, replicates: int) -> None:

@@ -54,6 +54,7 @@ def test_delay_must_be_a_non_negative_integer():
     [
         ([[1.0, 0.2], [0.0, 1.0]], "symmetric"),
         ([[1.0, 2.0], [2.0, 1.0]], "positive definite"),
+        ([[1.0, 0.0], [0.0, -1.0]], "positive definite"),
         ([[1.0, 0.0, 0.0]], "square"),
         ([[1.0]], "d >= 2"),
         ([[np.inf, 0.0], [0.0, 1.0]], "finite"),
@@ -62,6 +63,24 @@ def test_delay_must_be_a_non_negative_integer():
 def test_covariance_must_be_symmetric_positive_definite(matrix, message):
     with pytest.raises(ProblemError, match=message):
         Problem(np.array(matrix))
+
+
+def test_a_diagonal_covariance_keeps_the_coordinate_axes():
+    """A diagonal Σ is decomposed without LAPACK: for distinct entries the same eigenvalues and basis
+    as ``eigh`` (sorted decreasing, signs positive), exactly; equal entries in coordinate order."""
+    rng = np.random.default_rng(3)
+    for dim in (2, 5, 40):
+        values = rng.uniform(0.1, 5.0, dim)
+        p = Problem(np.diag(values))
+        lam, q = np.linalg.eigh(np.diag(values))
+        order = np.argsort(lam)[::-1]
+        lam, q = lam[order], q[:, order]
+        q = q * np.sign(q[np.argmax(np.abs(q), axis=0), np.arange(dim)])
+        assert np.array_equal(p.eigenvalues, lam) and np.array_equal(p.basis, q)
+    p = Problem(np.diag([1.0, 3.0, 2.0, 3.0, 1.0]))
+    assert p.eigenvalues.tolist() == [3.0, 3.0, 2.0, 1.0, 1.0]
+    assert np.argmax(p.basis, axis=0).tolist() == [1, 3, 2, 0, 4]
+    np.testing.assert_array_equal(p.covariance @ p.basis, p.basis * p.eigenvalues)
 
 
 def test_spectrum_entries_must_be_positive():
