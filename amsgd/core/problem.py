@@ -217,7 +217,7 @@ def _eigen_decomposition(sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         order = np.argsort(-diagonal, kind="stable")
         q = np.zeros_like(sigma)
         q[order, np.arange(order.size)] = 1.0
-        return diagonal[order].copy(), q
+        return diagonal[order], q
     lam, q = np.linalg.eigh(sigma)
     order = np.argsort(lam)[::-1]
     lam, q = lam[order], q[:, order]
