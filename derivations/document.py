@@ -66,6 +66,12 @@ def _optional(x: float | None) -> str:
     return "none" if x is None else _num(x)
 
 
+def _passage(iterations: float | None) -> str:
+    """A quantile of a first-passage law in iterations, or words where the law's paths had not passed
+    by the iterations it follows (a JSON null)."""
+    return "beyond the iterations the law follows" if iterations is None else f"{_num(iterations)} iterations"
+
+
 def _converge_noise_text(calibration: str) -> str:
     """How the convergence law's noise was chosen, in words."""
     if calibration == "finite-eta":
@@ -486,7 +492,7 @@ def _phase_number_blocks(phases: dict) -> list[Block]:
         Table(
             ("phase", "iterations (mean curve)", "iterations (per run, mean over runs)"),
             (
-                ("escape", _num(curve["escape_iterations"]), _num(phases["escape_iterations"])),
+                ("escape", _num(curve["escape_iterations"]), _optional(phases["escape_iterations"])),
                 ("travel", _num(phases["travel_iterations"]), _num(phases["travel_iterations"])),
                 ("converge", _num(curve["converge_iterations"]), _optional(phases["converge_iterations"])),
                 ("total", _num(mean_curve_total), _optional(phases["total_iterations"])),
@@ -498,9 +504,9 @@ def _phase_number_blocks(phases: dict) -> list[Block]:
             "noise, so its first passage is later and widely spread: sampled exactly from the linear "
             "escaping recursion at this $\\eta$, $\\mu$ and delay (the ratio $h_1/h_2$ crossing "
             "$\\delta/\\sqrt{1-\\delta^2}$), the median is "
-            f"{_num(phases['escape_law']['median'])} iterations; one run in ten has escaped by "
-            f"{_num(phases['escape_law']['quantiles']['q10'])} and nine in ten by "
-            f"{_num(phases['escape_law']['quantiles']['q90'])}."
+            f"{_passage(phases['escape_law']['median'])}; one run in ten has escaped by "
+            f"{_passage(phases['escape_law']['quantiles']['q10'])} and nine in ten by "
+            f"{_passage(phases['escape_law']['quantiles']['q90'])}."
         ),
     ]
     converge = phases["converge_law"]
@@ -512,8 +518,8 @@ def _phase_number_blocks(phases: dict) -> list[Block]:
                 f"$c_i = {sp.latex(ratio_rate_correction())}$ (the radial noise they share, carried by the "
                 "momentum), started where travel ends ($h_1^2/\\|h\\|^2 = 1 - "
                 f"\\delta^2$, at rest), their noise {_converge_noise_text(phases['converge_noise'])}, the median is "
-                f"{_optional(converge['median'])} iterations; one run in ten is below $\\epsilon$ by "
-                f"{_optional(converge['quantiles']['q10'])} and nine in ten by {_optional(converge['quantiles']['q90'])}. A "
+                f"{_passage(converge['median'])}; one run in ten is below $\\epsilon$ by "
+                f"{_passage(converge['quantiles']['q10'])} and nine in ten by {_passage(converge['quantiles']['q90'])}. A "
                 "stationary window should start when the mean has settled, after "
                 f"{_num(phases['settled_iterations'])} iterations (the escape's mean over runs, travel and the "
                 "mean curve's convergence)."
@@ -738,6 +744,9 @@ def _divergence_blocks(numbers: dict) -> list[Block]:
     risk = numbers["stability"]["divergence_risk"]
     if risk["fate"] != "stable":
         text = f"Beyond the stability boundary of the mean: {risk['note']}."
+    elif risk["critical_impulse"] is None:
+        text = ("No gradient impulse $K = |Y_1|\\,\\|Y_\\perp\\|$ in the range searched throws the noise-free "
+                "delayed recursion of the mean map past its stability boundary: no run is expected to blow up.")
     else:
         text = (
             "One gradient of size $K = |Y_1|\\,\\|Y_\\perp\\|$ throws the noise-free delayed recursion of the mean "
