@@ -139,7 +139,7 @@ def make_plan(
         start_h=start_h,
         record_at=recording_grid(steps, record_every),
         window_start=averaging_start(steps, window, window_start),
-        max_norm_sq=float(divergence_norm) ** 2,
+        max_norm_sq=float(divergence_norm) * float(divergence_norm),  # inf past 1.3e154: non-finite only
         keep_coordinates=coordinates == "all",
         delay=layout,
     )

@@ -172,3 +172,24 @@ def test_an_unstable_mode_without_noise_has_no_floor_and_no_warning(recwarn):
     floor = loss_floor(noiseless, 4.0 / point.eigenvalues[0], 0.0, 0)  # η λ_max = 4: the stiffest mode diverges
     assert floor.value == floor.additive_linear == np.inf
     assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
+def test_a_flat_mode_does_not_limit_the_delay():
+    """Logistic regression on three features whose label is the sign of the first: shifting every
+    class's intercept together leaves the loss unchanged, an eigenvalue of rounding size (either sign)
+    among the top modes. The mean boundary is the curved modes' own, agreeing with the second
+    moments', not τ* = −1 from the flat mode."""
+    from amsgd.diffusion.theory.stability import critical_delay
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 3))
+    theory = predict_model(ModelProblem("logistic", split_data("sign", x, (x[:, 0] > 0).astype(int)), eta=0.05,
+                                        mu=0.9))  # fmt: skip
+    point = theory.point
+    top, flat = point.eigenvalues[: point.top], point.flat()[: point.top]
+    assert flat.any() and np.all(np.abs(top[flat]) < 1e-12)
+    assert np.all(np.isinf(theory.critical[flat]))
+    boundary = critical_delay(top[~flat], 0.05, 0.9).min()
+    stability = theory.to_dict()["stability"]
+    assert stability["tau_max"] == int(np.ceil(boundary)) - 1 >= 0 and not flat[stability["limiting_mode"]]
+    assert stability["tau_max"] == stability["mean_square"]["tau_max"]

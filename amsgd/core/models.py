@@ -149,8 +149,11 @@ def _header_rows(first: str) -> int:
 def split_data(name: str, x: np.ndarray, y: np.ndarray, *, classification: bool = True,
                validation: float = VALIDATION_FRACTION) -> Dataset:  # fmt: skip
     """Check ``(x, y)``, hold out ``validation`` of it by the seeded rule, standardise the features."""
-    x = np.asarray(x, dtype=float)
-    y = np.asarray(y)
+    try:
+        x, y = np.asarray(x, dtype=float), np.asarray(y)
+        y.astype(float)
+    except (TypeError, ValueError):
+        raise ProblemError(f"data {name}: X and y must be numeric (y: integer class labels or real targets)") from None
     if x.ndim != 2 or y.ndim != 1 or x.shape[0] != y.shape[0] or x.shape[0] < 4:
         raise ProblemError(f"data {name}: X must be (n, p) and y (n,) with n >= 4; got {x.shape} and {y.shape}")
     if not (np.isfinite(x).all() and np.isfinite(y.astype(float)).all()):

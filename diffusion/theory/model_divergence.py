@@ -231,7 +231,7 @@ def line_fate(line: StiffestLine, eta: float, mu: float, law: DelayLaw, lam: flo
     start = 1e-3 / math.sqrt(lam)
     growth = math.log(spectral_radius(lam, eta, mu, law))
     reach = 2 * math.log(BLOW_UP / start) / growth if growth > 0 else math.inf
-    iterations = int(min(FATE_MAX_ITERATIONS, max(FATE_ITERATIONS, math.ceil(reach))))
+    iterations = math.ceil(min(FATE_MAX_ITERATIONS, max(FATE_ITERATIONS, reach)))  # no growth: the longest run
     return "blows up" if _blows_up(line, eta, mu, law.pmf, np.array([start]), iterations)[0] else "saturates"
 
 

@@ -132,8 +132,14 @@ class ModelPredictions:
 
     @cached_property
     def critical(self) -> np.ndarray:
-        """``τ_c`` of each top mode at the problem's η and μ."""
-        return critical_delay(self.point.eigenvalues[: self.point.top], self.problem.eta, self.problem.mu)
+        """``τ_c`` of each top mode at the problem's η and μ; ``inf`` for a flat mode (``|λ| <= FLAT λ_max``,
+        such as the shift of every class's intercept in logistic regression), which no delay destabilises:
+        its rounding-level eigenvalue, of either sign, is not a curvature."""
+        top = self.point.eigenvalues[: self.point.top]
+        curved = ~self.point.flat()[: self.point.top]
+        tau = np.full(top.size, np.inf)
+        tau[curved] = critical_delay(top[curved], self.problem.eta, self.problem.mu)
+        return tau
 
     @cached_property
     def mean_square(self):
