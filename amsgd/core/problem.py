@@ -176,6 +176,8 @@ def read_covariance(path: str) -> np.ndarray:
 
 
 def _validate_covariance(covariance: object) -> np.ndarray:
+    if np.iscomplexobj(covariance):
+        raise ProblemError("covariance must be real (a complex matrix was given)")
     try:
         sigma = np.array(covariance, dtype=float)
     except (TypeError, ValueError):
@@ -194,7 +196,8 @@ def _validate_covariance(covariance: object) -> np.ndarray:
         smallest = np.linalg.eigvalsh(sigma)[0]
     if smallest <= _REL_TOL * scale:
         raise ProblemError(
-            f"covariance must be positive definite, its smallest eigenvalue is {smallest:.3g}"
+            f"covariance must be positive definite, its smallest eigenvalue is {smallest:.3g} "
+            f"(at most {_REL_TOL:g} times its largest entry, {scale:.3g})"
         )
     return sigma
 

@@ -34,6 +34,8 @@ CASES: list[tuple[str, str]] = [
     ("simulate --covariance nonsym.npy", "symmetric"),
     ("simulate --covariance notpd.npy", "positive definite"),
     ("simulate --covariance vector.npy", "square (d, d) matrix"),
+    ("simulate --covariance complex.npy", "must be real"),
+    ("simulate --spectrum 1e12,1", "at most 1e-10 times its largest entry"),
     ("simulate --distribution cauchy", "unknown distribution"),
     ("simulate --distribution student-t:x", "NU > 2"),
     ("simulate --distribution student-t:2", "NU > 2"),
@@ -64,6 +66,7 @@ CASES: list[tuple[str, str]] = [
     ("simulate --model mlp --data missing.npz", "does not exist"),
     ("simulate --model logistic --data nan.csv", "finite"),
     ("simulate --model logistic --data onelabel.npz", "two classes"),
+    ("simulate --model logistic --data wordlabels.npz", "must be numeric"),
     ("simulate --model logistic --data noX.npz", "arrays X and y"),
     ("simulate --model logistic --data broken.npz", "numpy.savez"),
     ("simulate --model least-squares --data text.csv", "numeric CSV"),
@@ -154,11 +157,13 @@ def make_files(folder: Path) -> None:
     np.save(folder / "nonsym.npy", np.array([[1.0, 2.0], [0.0, 1.0]]))
     np.save(folder / "notpd.npy", np.array([[1.0, 2.0], [2.0, 1.0]]))
     np.save(folder / "vector.npy", np.ones(3))
+    np.save(folder / "complex.npy", np.array([[2.0, 0.5j], [-0.5j, 1.0]]))
     rows = np.random.default_rng(0).standard_normal((10, 3))
     rows[4, 1] = np.nan
     rows[:, 2] = np.arange(10) % 2
     np.savetxt(folder / "nan.csv", rows, delimiter=",")
     np.savez(folder / "onelabel.npz", X=np.ones((10, 3)), y=np.zeros(10))
+    np.savez(folder / "wordlabels.npz", X=np.ones((10, 3)), y=np.array(["cat", "dog"] * 5))
     np.savez(folder / "noX.npz", y=np.zeros(10))
     (folder / "broken.npz").write_bytes(b"PK\x03\x04 not an archive")
     (folder / "text.csv").write_text("a,b,c\nx,y,z\n")
