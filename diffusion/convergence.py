@@ -22,6 +22,7 @@ residual standard error — the lack of fit of a straight line, i.e. pre-asympto
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -156,12 +157,14 @@ def _scheme_convergence(setup: _Setup, scheme) -> SchemeConvergence:
     ok = np.isfinite(ends).all(axis=(0, 2)) & np.isfinite(ref).all(axis=1)
     strong_p = np.linalg.norm(ends - ref, axis=-1)  # (L, P)
     weak_p = (np.asarray(f(ends)) - np.asarray(f(ref))[None]).reshape(len(setup.steps), paths, -1)
-    w = setup.weights * ok
-    w = w / w.sum(axis=1, keepdims=True)
-    strong_b = np.einsum("bp,lp->bl", w, np.where(ok, strong_p, 0.0))
-    weak_b = np.linalg.norm(np.einsum("bp,lpk->blk", w, np.where(ok[:, None], weak_p, 0.0)), axis=-1)
-    strong = strong_p[:, ok].mean(axis=1)
-    weak = np.linalg.norm(weak_p[:, ok].mean(axis=1), axis=-1)
+    with warnings.catch_warnings():  # every path diverged: NaN errors (diverged_paths says why), not a warning
+        warnings.simplefilter("ignore", RuntimeWarning)
+        w = setup.weights * ok
+        w = w / w.sum(axis=1, keepdims=True)
+        strong_b = np.einsum("bp,lp->bl", w, np.where(ok, strong_p, 0.0))
+        weak_b = np.linalg.norm(np.einsum("bp,lpk->blk", w, np.where(ok[:, None], weak_p, 0.0)), axis=-1)
+        strong = strong_p[:, ok].mean(axis=1)
+        weak = np.linalg.norm(weak_p[:, ok].mean(axis=1), axis=-1)
     return SchemeConvergence(
         scheme.name, setup.dts,
         strong, np.quantile(strong_b, [alpha, 1 - alpha], axis=0).T,

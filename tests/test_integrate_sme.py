@@ -110,6 +110,25 @@ def test_cli_convergence_study(capsys, tmp_path):
     assert (tmp_path / "c.png").exists()
 
 
+@pytest.mark.parametrize("study", [False, True])
+def test_cli_integrate_says_when_every_path_diverged(capsys, tmp_path, study):
+    """η 0.5 throws every path out: exit 3 and one line on stderr, the JSON still printed, no figure."""
+    plot = tmp_path / "c.png"
+    extra = ["--convergence-study", "--levels", "2", "--steps", "50", "--plot", str(plot)] if study else ["--steps", "300"]
+    code = main(["integrate", "-q", "--paths", "8", "--eta", "0.5", *extra])
+    captured = capsys.readouterr()
+    assert code == 3 and not plot.exists()
+    assert captured.err.strip().splitlines() == [
+        "amsgd integrate: every one of the 8 paths diverged: no estimate"
+        + (", no figure written" if study else "") + "; lower --eta or --mu"
+    ]  # fmt: skip
+    out = json.loads(captured.out)
+    if study:
+        assert all(s["diverged_paths"] == 8 for s in out["convergence"]["schemes"].values())
+    else:
+        assert out["diverged_fraction"] == 1.0
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [

@@ -23,8 +23,10 @@ the mean objective on the recorded iterations and the stationary loss with its i
 from __future__ import annotations
 
 import argparse
+import sys
 
 from amsgd.cli.options import add_problem_options, problem_from_args, require_pca
+from amsgd.cli.status import NO_ESTIMATE, OK
 from amsgd.core.files import atomic_write_text, check_output_file
 from amsgd.diffusion.theory.options import DEFAULT_DELTA_SQ
 
@@ -106,13 +108,26 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _emit(summary: dict, args: argparse.Namespace) -> int:
+    """Print (and write) the summary; :data:`~amsgd.cli.status.NO_ESTIMATE` when every path diverged."""
     from amsgd.core.jsontext import json_text
 
     text = json_text(summary, indent=2) + "\n"
     print(text, end="")
     if args.out:
         atomic_write_text(args.out, text)
-    return 0
+    if not _every_path_diverged(summary):
+        return OK
+    print(f"amsgd integrate: every one of the {args.paths} paths diverged: no estimate"
+          + (", no figure written" if args.plot else "") + "; lower --eta or --mu", file=sys.stderr)  # fmt: skip
+    return NO_ESTIMATE
+
+
+def _every_path_diverged(summary: dict) -> bool:
+    """Whether no path of the ensemble (or of any scheme of a convergence study) stayed finite."""
+    if "convergence" in summary:
+        study = summary["convergence"]
+        return all(s["diverged_paths"] >= study["paths"] for s in study["schemes"].values())
+    return summary.get("diverged_fraction") == 1.0
 
 
 def _model_limit(problem, args: argparse.Namespace) -> dict:
@@ -202,11 +217,11 @@ def _study(problem, args: argparse.Namespace) -> dict:
         problem, iterations=steps, dt=args.dt, levels=args.levels, schemes=schemes, paths=args.paths,
         rng=args.seed, reference_factor=args.reference_factor,
     )  # fmt: skip
-    if args.plot:
+    out = study.to_dict()
+    if args.plot and not all(s["diverged_paths"] >= args.paths for s in out["schemes"].values()):
         from amsgd.figures.convergence import convergence_figure
 
         convergence_figure(study, args.plot)
-    out = study.to_dict()
     out["start"] = "h0 = (1, ..., 1)/sqrt(d)"
     out["horizon_iterations"] = steps
     return {"steps": steps, "convergence": out}
