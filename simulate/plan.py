@@ -219,5 +219,10 @@ def start_point(problem: Problem, start: StartSpec) -> tuple[str, np.ndarray | N
     v = np.asarray(start, dtype=float)
     if v.shape != (d,) or not np.all(np.isfinite(v)) or not np.any(v):
         raise ProblemError(f"start vector must be {d} finite numbers, not all zero; got {np.asarray(start).tolist()!r}")
-    v = v / np.linalg.norm(v)
+    with np.errstate(over="ignore", under="ignore"):
+        norm = np.linalg.norm(v)
+    if not 1e-150 < norm < 1e150:  # entries such as 1e300 or 1e-200: the norm over- or underflows
+        v = v / np.abs(v).max()
+        norm = np.linalg.norm(v)
+    v = v / norm
     return "vector:" + ",".join(f"{x:.6g}" for x in v), np.asarray(problem.basis).T @ v

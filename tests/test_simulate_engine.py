@@ -200,6 +200,29 @@ def test_huge_step_diverges_everywhere_without_warnings():
     assert res.alive[-1] == 0
 
 
+@pytest.mark.parametrize("scale", [1e300, 1e-200])
+def test_a_start_vector_of_any_scale_is_its_direction(scale):
+    """Entries whose norm over- or underflows (1e300, 1e-200) give the direction, without warnings, and a
+    vector of ordinary size the plain normalisation, bit for bit."""
+    problem = Problem.from_spectrum((4.0, 3.0, 2.0, 1.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        name, h = plan_module.start_point(problem, [3 * scale, 0.0, 4 * scale, 0.0])
+        res = simulate(problem, 50, 4, rng=1, start=[scale, 0.0, 0.0, 0.0], progress=False)
+    assert name == "vector:0.6,0,0.8,0" and np.allclose(h, [0.6, 0.0, 0.8, 0.0], rtol=1e-15)
+    assert res.start == "vector:1,0,0,0" and res.diverged_fraction == 0.0
+    v = np.array([1.0, 2.0, 3.0, 4.0])
+    assert np.array_equal(plan_module.start_point(problem, v)[1], v / np.linalg.norm(v))
+
+
+def test_a_divergence_norm_whose_square_overflows_flags_only_non_finite_runs():
+    """--divergence-norm 1e200: its square is inf, so only a non-finite iterate counts as diverged."""
+    problem = Problem.from_spectrum((4.0, 3.0, 2.0, 1.0))
+    res = simulate(problem, 50, 4, rng=1, divergence_norm=1e200, progress=False)
+    assert res.diverged_fraction == 0.0
+    assert simulate(problem.replace(eta=50.0), 200, 4, rng=1, divergence_norm=1e200).diverged_fraction == 1.0
+
+
 def test_partial_divergence_is_frozen_and_excluded():
     """Rare huge samples make some replicates, and only those, diverge."""
     lam = np.array([2.0, 1.0])
