@@ -207,11 +207,13 @@ class ModelPredictions:
 
     @cached_property
     def relaxation_iterations(self) -> float:
-        """``1/rate`` of the slowest curved mode: iterations before a run from x* reaches the floor."""
+        """``1/rate`` of the slowest curved mode: iterations before a run from x* reaches the floor;
+        ``inf`` (JSON null) where that mode's mean does not decay (an unstable cell)."""
         p = self.problem
         lam = self.point.eigenvalues[~self.point.flat()]
         slowest = float(lam[lam > 0].min()) if np.any(lam > 0) else np.nan
-        return float(1.0 / decay_rate(slowest, p.eta, p.mu, self.law))
+        rate = float(decay_rate(slowest, p.eta, p.mu, self.law))
+        return 1.0 / rate if rate > 0 else (np.inf if rate <= 0 else np.nan)
 
     def cell(self, eta: float, mu: float, delay, horizon_eta: float | None = None) -> CellPrediction:
         """Mean-square stability of the coupled modes and the rate of the slowest ranking mode at
