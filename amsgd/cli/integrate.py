@@ -218,7 +218,7 @@ def _study(problem, args: argparse.Namespace) -> dict:
         rng=args.seed, reference_factor=args.reference_factor,
     )  # fmt: skip
     out = study.to_dict()
-    if args.plot and not all(s["diverged_paths"] >= args.paths for s in out["schemes"].values()):
+    if args.plot and not _every_path_diverged({"convergence": out}):
         from amsgd.figures.convergence import convergence_figure
 
         convergence_figure(study, args.plot)
