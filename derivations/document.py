@@ -742,7 +742,9 @@ def _random_coefficient_blocks(d: Derivation, numbers: dict) -> list[Block]:
 def _divergence_blocks(numbers: dict) -> list[Block]:
     """Section 11: the divergence risk."""
     risk = numbers["stability"]["divergence_risk"]
-    if risk["fate"] != "stable":
+    if risk["fate"] == "mean-square unstable":
+        text = risk["note"][0].upper() + risk["note"][1:] + "."
+    elif risk["fate"] != "stable":
         text = f"Beyond the stability boundary of the mean: {risk['note']}."
     elif risk["critical_impulse"] is None:
         text = ("No gradient impulse $K = |Y_1|\\,\\|Y_\\perp\\|$ in the range searched throws the noise-free "

@@ -103,6 +103,20 @@ def test_divergence_risk_against_simulated_blow_ups(eta, mu, tau):
     assert low - 0.05 <= predicted <= high + 0.05, (predicted, count / replicates)
 
 
+def test_between_the_mean_and_the_mean_square_boundary_no_fraction_is_predicted():
+    """Σ = diag(1000, 1), η 5e-4, μ 0.9: the mean dynamics is stable, the second moments are not
+    (radius 2.7). The risk says so (fate, note, null fraction) instead of 0, and the runs do leave:
+    all 16 from e_1 diverge within 2000 steps."""
+    from amsgd.diffusion.theory import PredictOptions
+
+    problem = Problem.from_spectrum((1000.0, 1.0))
+    p = predict(problem, PredictOptions(steps=2000))
+    assert p.stability.stable and not p.mean_square.stable
+    risk = p.divergence.to_dict()
+    assert risk["fate"] == "mean-square unstable" and risk["fraction"] is None and "no fraction" in risk["note"]
+    assert simulate(problem, 2000, 16, rng=3, start="e1", progress=False).diverged_fraction == 1.0
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(("eta", "mu"), [(0.005, 0.7), (0.01, 0.5), (0.03, 0.0)])
 def test_noise_free_recursion_applies_the_delay_as_the_simulator_does(monkeypatch, eta, mu):

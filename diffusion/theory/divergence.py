@@ -57,10 +57,12 @@ class DivergenceRisk:
     critical_impulse: float  # K*
     per_iteration: float
     steps: int
-    fate: str  # "stable", "saturates" or "blows up": the noise-free recursion at this delay
+    fate: str  # "stable", "mean-square unstable", or beyond the mean boundary "saturates" or "blows up"
 
     @property
     def fraction(self) -> float:
+        if self.fate == "mean-square unstable":
+            return float("nan")  # not predicted (see the note)
         if self.fate != "stable":
             return 1.0 if self.fate == "blows up" else 0.0
         return float(-np.expm1(-self.steps * self.per_iteration))
@@ -75,6 +77,12 @@ class DivergenceRisk:
         }
         if self.fate == "blows up":
             out["note"] = "beyond the stability boundary the noise-free recursion blows up: every run diverges"
+        elif self.fate == "mean-square unstable":
+            out["note"] = (
+                "the mean dynamics is stable but the second moments of the linearisation grow (mean-square "
+                "unstable): runs fluctuate ever further from e_1 and may blow up; no fraction is predicted, since "
+                "whether single runs blow up depends on the top Lyapunov exponent of the random recursion"
+            )
         elif self.fate == "saturates":
             out["note"] = (
                 "beyond the stability boundary the noise-free recursion settles on a bounded oscillation: runs "
@@ -182,11 +190,16 @@ def noise_free_fate(problem: Problem, tau: int, stable: bool) -> str:
     return "blows up" if blown[0] else "saturates"
 
 
-def divergence_risk(problem: Problem, law: DelayLaw, steps: int, mean_stable: bool) -> DivergenceRisk:
-    """The divergence risk of runs of ``steps`` iterations at the problem's η, μ and delay law."""
+def divergence_risk(problem: Problem, law: DelayLaw, steps: int, mean_stable: bool,
+                    mean_square_stable: bool = True) -> DivergenceRisk:  # fmt: skip
+    """The divergence risk of runs of ``steps`` iterations at the problem's η, μ and delay law: beyond
+    the mean boundary the noise-free recursion's fate; between the mean and the mean-square boundaries
+    none (``"mean-square unstable"``); inside both, the chance of one kick beyond ``K*``."""
     tau = law.constant if law.constant is not None else int(round(law.mean))
     fate = noise_free_fate(problem, tau, mean_stable)
     if fate != "stable":
         return DivergenceRisk(0.0, float("nan"), int(steps), fate)
+    if not mean_square_stable:
+        return DivergenceRisk(float("nan"), float("nan"), int(steps), "mean-square unstable")
     impulse = critical_impulse(problem, tau)
     return DivergenceRisk(impulse, impulse_probability(problem, impulse), int(steps), fate)

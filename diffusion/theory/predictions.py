@@ -195,7 +195,7 @@ class Predictions:
     def divergence(self) -> DivergenceRisk:
         """The expected fraction of runs of ``options.steps`` iterations that blow up (:mod:`.divergence`)."""
         mean_stable = bool(np.all(np.array(self.stability.spectral_radii) < 1.0))
-        return divergence_risk(self.problem, self.delay_law, self.options.steps, mean_stable)
+        return divergence_risk(self.problem, self.delay_law, self.options.steps, mean_stable, self.mean_square.stable)
 
     @cached_property
     def phases(self) -> Phases:
