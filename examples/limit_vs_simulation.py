@@ -13,11 +13,11 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from matplotlib.figure import Figure
 
 from amsgd import Problem, predict
 from amsgd.diffusion.ode import integrate_ode
 from amsgd.diffusion.sme import integrate_sme
+from amsgd.figures.style import new_figure, save
 from amsgd.simulate import simulate
 
 
@@ -36,8 +36,7 @@ def main(out: str = "limit_vs_simulation.png", iterations: int = 3000, paths: in
     mean = error.mean(axis=0)
     half = 1.96 * error.std(axis=0, ddof=1) / np.sqrt(error.shape[0])
 
-    fig = Figure(figsize=(7, 4.2), dpi=120)
-    ax = fig.subplots()
+    fig, ax = new_figure(7, 4.2)
     ax.fill_between(runs.iterations, mean - half, mean + half, alpha=0.3, color="C0", lw=0)
     ax.plot(runs.iterations, mean, color="C0", label=f"Async-MSGD, mean of {error.shape[0]} runs (95% band)")
     ax.plot(sme.iterations, sme.error.mean(axis=1), color="C1", ls="--", label=f"SME ensemble, {paths} paths")
@@ -49,10 +48,7 @@ def main(out: str = "limit_vs_simulation.png", iterations: int = 3000, paths: in
     ax.set_ylabel(r"error $\sin^2\angle(v_k, e_1)$")
     ax.set_title(r"$\Sigma$ = diag(4, 3, 2, 1), $\eta$ = 5e-4, $\mu$ = 0.9")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(out)
-    fig.savefig(path)
-    return path
+    return save(fig, out)
 
 
 if __name__ == "__main__":

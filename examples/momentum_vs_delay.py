@@ -17,10 +17,10 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from matplotlib.figure import Figure
 
 from amsgd import Problem, predict
 from amsgd.core.delays import ConstantDelay
+from amsgd.figures.style import new_figure, save
 from amsgd.simulate import simulate
 
 MUS = (0.7, 0.8, 0.9)
@@ -31,8 +31,7 @@ FRACTIONS = (0.0, 0.4, 0.8)
 def main(out: str = "momentum_vs_delay.png", steps: int = 8000, replicates: int = 2000) -> Path:
     """Draw the figure to ``out`` (runs of ``steps`` iterations, ``replicates`` per point) and print a table."""
     base = predict(Problem.from_spectrum((4, 3, 2, 1), eta=5e-4, mu=0.9))
-    fig = Figure(figsize=(7, 4.2), dpi=120)
-    ax = fig.subplots()
+    fig, ax = new_figure(7, 4.2)
     print(f"{'mu':>4} {'tau':>4} {'theory':>9} {'simulated [95%]':>26}")
     for n, mu in enumerate(MUS):
         at_mu = base.at(mu=mu)
@@ -54,10 +53,7 @@ def main(out: str = "momentum_vs_delay.png", steps: int = 8000, replicates: int 
     ax.set_title(r"$\Sigma$ = diag(4, 3, 2, 1), $\eta$ = 5e-4: points are runs (95% CI), dashed the diffusion limit")
     ax.title.set_fontsize(9)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(out)
-    fig.savefig(path)
-    return path
+    return save(fig, out)
 
 
 if __name__ == "__main__":

@@ -19,11 +19,11 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from matplotlib.figure import Figure
 
 from amsgd.advise import advise
 from amsgd.core.delays import RoundRobinDelay
 from amsgd.core.models import ModelProblem, load_data
+from amsgd.figures.style import new_figure, save
 from amsgd.simulate.model_engine import simulate_model
 
 WORKERS = (1, 8, 32)
@@ -36,8 +36,7 @@ def main(out: str = "workers_and_momentum.png", steps: int = 1000, replicates: i
     problem = ModelProblem("logistic", load_data("digits"), eta=0.2, batch=32)
     advice = advise(problem, WORKERS, MUS, steps=steps)
     print(advice.table())
-    fig = Figure(figsize=(7, 4.2), dpi=120)
-    ax = fig.subplots()
+    fig, ax = new_figure(7, 4.2)
     print(f"{'workers':>7} {'mu':>4} {'predicted':>10} {'final training loss [95%]':>32} {'diverged':>8}")
     for m, workers in enumerate(WORKERS):
         means = []
@@ -61,10 +60,7 @@ def main(out: str = "workers_and_momentum.png", steps: int = 1000, replicates: i
     ax.set_title("logistic regression on digits, η = 0.2: o predicted stable, x predicted unstable")
     ax.title.set_fontsize(9)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(out)
-    fig.savefig(path)
-    return path
+    return save(fig, out)
 
 
 if __name__ == "__main__":

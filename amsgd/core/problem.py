@@ -56,7 +56,7 @@ class Problem:
     basis: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        sigma = _validate_covariance(self.covariance)
+        sigma, diagonal = _validate_covariance(self.covariance)
         object.__setattr__(self, "covariance", sigma)
         object.__setattr__(self, "eta", _validate_eta(self.eta))
         object.__setattr__(self, "mu", _validate_mu(self.mu))
@@ -64,7 +64,7 @@ class Problem:
             raise ProblemError(f"distribution must be a Distribution, got {self.distribution!r}")
         if not isinstance(self.delay, DelayModel):
             raise ProblemError(f"delay must be a DelayModel, got {self.delay!r}")
-        lam, q = _eigen_decomposition(sigma)
+        lam, q = _eigen_decomposition(sigma, diagonal)
         for name, value in (("eigenvalues", lam), ("basis", q)):
             value.setflags(write=False)
             object.__setattr__(self, name, value)
@@ -175,7 +175,8 @@ def read_covariance(path: str) -> np.ndarray:
         raise ProblemError(f"covariance file {path!r} is not a .npy array (write it with numpy.save)") from None
 
 
-def _validate_covariance(covariance: object) -> np.ndarray:
+def _validate_covariance(covariance: object) -> tuple[np.ndarray, bool]:
+    """Σ as a float matrix, checked square, finite, symmetric and positive definite; and whether it is diagonal."""
     if np.iscomplexobj(covariance):
         raise ProblemError("covariance must be real (a complex matrix was given)")
     try:
@@ -187,7 +188,8 @@ def _validate_covariance(covariance: object) -> np.ndarray:
     if not np.all(np.isfinite(sigma)):
         raise ProblemError("covariance entries must be finite")
     scale = max(np.abs(sigma).max(), np.finfo(float).tiny)
-    if _is_diagonal(sigma):
+    diagonal = _is_diagonal(sigma)
+    if diagonal:
         smallest = np.diagonal(sigma).min()
     else:
         if np.abs(sigma - sigma.T).max() > _REL_TOL * scale * 1e3:
@@ -199,7 +201,7 @@ def _validate_covariance(covariance: object) -> np.ndarray:
             f"covariance must be positive definite, its smallest eigenvalue is {smallest:.3g} "
             f"(at most {_REL_TOL:g} times its largest entry, {scale:.3g})"
         )
-    return sigma
+    return sigma, diagonal
 
 
 def _is_diagonal(sigma: np.ndarray) -> bool:
@@ -207,7 +209,7 @@ def _is_diagonal(sigma: np.ndarray) -> bool:
     return np.count_nonzero(sigma) == np.count_nonzero(np.diagonal(sigma))
 
 
-def _eigen_decomposition(sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _eigen_decomposition(sigma: np.ndarray, diagonal: bool) -> tuple[np.ndarray, np.ndarray]:
     """``Σ = Q Λ Qᵀ`` with the eigenvalues decreasing and each eigenvector's largest entry positive (a
     deterministic sign keeps e_j reproducible).
 
@@ -215,12 +217,12 @@ def _eigen_decomposition(sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     the diagonal, equal entries in coordinate order, with no O(d³) solve (d = 10 000 takes seconds,
     where LAPACK took minutes). For distinct entries this is the basis LAPACK returns; for equal ones
     LAPACK's order within the eigenspace is its own."""
-    if _is_diagonal(sigma):
-        diagonal = np.diagonal(sigma)
-        order = np.argsort(-diagonal, kind="stable")
+    if diagonal:
+        entries = np.diagonal(sigma)
+        order = np.argsort(-entries, kind="stable")
         q = np.zeros_like(sigma)
         q[order, np.arange(order.size)] = 1.0
-        return diagonal[order], q
+        return entries[order], q
     lam, q = np.linalg.eigh(sigma)
     order = np.argsort(lam)[::-1]
     lam, q = lam[order], q[:, order]
