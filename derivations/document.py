@@ -483,19 +483,28 @@ def _phase_number_blocks(phases: dict) -> list[Block]:
     """Section 7's numbers: each phase's duration (mean curve and per run), the escape's and the
     convergence's laws over runs, and the linear recursion's escape at this η."""
     curve = phases["mean_curve"]
-    mean_curve_total = curve["escape_iterations"] + phases["travel_iterations"] + curve["converge_iterations"]
+    converges = phases.get("converges", True)
+    mean_curve_total = (
+        curve["escape_iterations"] + phases["travel_iterations"] + curve["converge_iterations"] if converges else None
+    )
+    target = (
+        f" and $\\epsilon = {_num(phases['epsilon'])}$:"
+        if converges
+        else ": there is no phase III, since the iteration is not mean-square stable at $e_1$ (section 10) and the "
+        "error has no floor to settle at:"
+    )
     blocks: list[Block] = [
         Prose(
             f"Here $a$, $\\sigma^2$ are the rate and noise variance of the mode concerned. For this problem, "
-            f"with $\\delta^2 = {_num(phases['delta_sq'])}$ and $\\epsilon = {_num(phases['epsilon'])}$:"
+            f"with $\\delta^2 = {_num(phases['delta_sq'])}${target}"
         ),
         Table(
             ("phase", "iterations (mean curve)", "iterations (per run, mean over runs)"),
             (
                 ("escape", _num(curve["escape_iterations"]), _optional(phases["escape_iterations"])),
                 ("travel", _num(phases["travel_iterations"]), _num(phases["travel_iterations"])),
-                ("converge", _num(curve["converge_iterations"]), _optional(phases["converge_iterations"])),
-                ("total", _num(mean_curve_total), _optional(phases["total_iterations"])),
+                ("converge", _optional(curve["converge_iterations"]), _optional(phases["converge_iterations"])),
+                ("total", _optional(mean_curve_total), _optional(phases["total_iterations"])),
             ),
         ),
         Prose(
@@ -510,7 +519,7 @@ def _phase_number_blocks(phases: dict) -> list[Block]:
         ),
     ]
     converge = phases["converge_law"]
-    if phases["converge_noise"] in ("finite-eta", "additive"):  # sampled: travel ends above ε, modes stable
+    if converges and phases["converge_noise"] in ("finite-eta", "additive"):  # sampled: travel ends above ε, modes stable
         blocks.append(
             Prose(
                 "Convergence: a run's error fluctuates about the floor and crosses $\\epsilon$ on a dip. Sampled "

@@ -124,6 +124,10 @@ def test_console_script_runs_in_a_fresh_process():
         (["--eta", "1e-7"], lambda d: d["phases"]["escape_law"]["median"] is None
          and d["stability"]["divergence_risk"]["critical_impulse"] is None,
          ["beyond the iterations the law follows", "No gradient impulse"]),
+        # unstable at every delay: no floor, so no convergence phase (ε and phase III null)
+        (["--eta", "0.5"], lambda d: d["phases"]["converges"] is False and d["phases"]["epsilon"] is None
+         and d["phases"]["converge_iterations"] is None and d["phases"]["mean_curve"]["converge_time"] is None,
+         ["there is no phase III"]),
     ],
 )
 def test_derive_documents_where_the_json_has_nulls(tmp_path, capsys, options, null, phrases):

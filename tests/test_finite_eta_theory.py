@@ -114,6 +114,10 @@ def test_between_the_mean_and_the_mean_square_boundary_no_fraction_is_predicted(
     assert p.stability.stable and not p.mean_square.stable
     risk = p.divergence.to_dict()
     assert risk["fate"] == "mean-square unstable" and risk["fraction"] is None and "no fraction" in risk["note"]
+    phases = p.phases.to_dict()  # no floor, so no phase III (the default problem has one)
+    assert phases["converges"] is False and phases["epsilon"] is None and phases["total_iterations"] is None
+    assert phases["note"].startswith("no convergence phase") and phases["escape_iterations"] > 0
+    assert predict(Problem.from_spectrum()).to_dict()["phases"]["converges"] is True
     assert simulate(problem, 2000, 16, rng=3, start="e1", progress=False).diverged_fraction == 1.0
 
 

@@ -43,6 +43,26 @@ from amsgd.diffusion.theory.modes import ModeValues, PointValues, evaluate
 from amsgd.diffusion.theory.options import DEFAULT_EPSILON_FACTOR
 from amsgd.diffusion.theory.transient import variance_crossing
 
+#: What the numbers of ``phases`` are (its JSON note).
+PHASES_NOTE = (
+    "escape_iterations is the mean over runs of each run's first passage of h_1^2/|h|^2 >= delta^2 "
+    "(escape_law: its law); mean_curve.escape_iterations is when the mean of h_1^2 over runs "
+    "crosses delta^2 (the diffusion limit), an earlier and different number; travel follows the "
+    "ODE; converge_iterations is the mean over runs of each run's first passage of the error "
+    "below epsilon from the travel's end point (converge_law: its law, from the linear tangent "
+    "modes with the noise of converge_noise), a different number from "
+    "mean_curve.converge_iterations (and converge_time, in diffusion time), when the mean error "
+    "curve crosses epsilon; "
+    "total_iterations adds the per-run means and travel, settled_iterations the per-run escape, "
+    "travel and the mean-curve convergence (when the ensemble has settled)"
+)
+#: Why a problem that is not mean-square stable at e_1 has no phase III (prefixed to the note).
+NO_CONVERGENCE = (
+    "no convergence phase: the iteration is not mean-square stable at e_1 at this eta, mu and delay "
+    "(stability.mean_square), so the error has no floor to settle at and epsilon, phase III and the "
+    "totals are null; escape and travel are those of the dynamics from e_2"
+)
+
 
 @dataclass(frozen=True)
 class Phases:
@@ -69,6 +89,7 @@ class Phases:
     tangent_noise: tuple[float, ...] = ()
     problem: Problem | None = field(default=None, repr=False, compare=False)
     tangent_variances: Callable[[], Sequence[float]] | None = field(default=None, repr=False, compare=False)
+    converges: bool = True  # False: not mean-square stable at e_1, so no floor and no phase III
 
     @cached_property
     def escape_law(self) -> FirstPassageLaw:
@@ -136,40 +157,33 @@ class Phases:
         return self.escape_iterations + (self.travel_time + self.converge_time) / self.eta
 
     def to_dict(self) -> dict:
+        """The JSON ``phases`` object; without convergence (``converges`` false) every quantity of phase
+        III, the totals and ε are null and the note says why."""
+        converges = self.converges
         mean_curve = {
             "escape_time": self.escape_time,
             "escape_iterations": self.escape_time / self.eta,
             "escape_iterations_linearized": self.escape_iterations_linearized,
-            "converge_time": self.converge_time,
-            "converge_iterations": self.converge_time / self.eta,
+            "converge_time": self.converge_time if converges else None,
+            "converge_iterations": self.converge_time / self.eta if converges else None,
         }
         return {
             "delta_sq": self.delta_sq,
-            "epsilon": self.epsilon,
+            "epsilon": self.epsilon if converges else None,
             "worst_saddle": self.worst_saddle,
+            "converges": converges,
             "escape_iterations": self.escape_iterations,
             "escape_law": self.escape_law.to_dict(),
             "travel_time": self.travel_time,
             "travel_iterations": self.travel_time / self.eta,
-            "converge_time": self.converge_time,
-            "converge_iterations": json_float(self.converge_iterations),
-            "converge_law": self.converge_law.to_dict(),
-            "converge_noise": self.converge_law.calibration,
-            "total_iterations": json_float(self.total_iterations),
-            "settled_iterations": self.settled_iterations,
+            "converge_time": self.converge_time if converges else None,
+            "converge_iterations": json_float(self.converge_iterations) if converges else None,
+            "converge_law": self.converge_law.to_dict() if converges else None,
+            "converge_noise": self.converge_law.calibration if converges else None,
+            "total_iterations": json_float(self.total_iterations) if converges else None,
+            "settled_iterations": self.settled_iterations if converges else None,
             "mean_curve": mean_curve,
-            "note": (
-                "escape_iterations is the mean over runs of each run's first passage of h_1^2/|h|^2 >= delta^2 "
-                "(escape_law: its law); mean_curve.escape_iterations is when the mean of h_1^2 over runs "
-                "crosses delta^2 (the diffusion limit), an earlier and different number; travel follows the "
-                "ODE; converge_iterations is the mean over runs of each run's first passage of the error "
-                "below epsilon from the travel's end point (converge_law: its law, from the linear tangent "
-                "modes with the noise of converge_noise), a different number from "
-                "mean_curve.converge_iterations (and converge_time, in diffusion time), when the mean error "
-                "curve crosses epsilon; "
-                "total_iterations adds the per-run means and travel, settled_iterations the per-run escape, "
-                "travel and the mean-curve convergence (when the ensemble has settled)"
-            ),
+            "note": ("" if converges else NO_CONVERGENCE + "; ") + PHASES_NOTE,
         }
 
 
@@ -186,17 +200,20 @@ def phases(
     delta_sq: float,
     epsilon: float | None,
     tangent_variances: Callable[[], Sequence[float]] | None = None,
+    converges: bool = True,
 ) -> Phases:
     """Escape (unstable OU from rest), travel (ODE closed form) and convergence (slowest tangent mode).
 
     ``tangent_variances``, when given, returns the finite-η stationary variances of the tangent modes at
     e_1 already computed for this problem (:attr:`Phases.tangent_variances`); without it they are
-    solved when the convergence law first needs them.
+    solved when the convergence law first needs them. ``converges`` false (the iteration is not
+    mean-square stable at e_1): there is no floor, so ε is not checked against it and the result
+    reports no phase III.
     """
     f = derivation.phase_formulas
     problem = derivation.problem
     epsilon = epsilon or DEFAULT_EPSILON_FACTOR * floor
-    if epsilon <= floor:
+    if converges and epsilon <= floor:
         raise ProblemError(
             f"epsilon = {epsilon:g} is at or below the stationary error floor {floor:g}; it is never reached on average"
         )
@@ -226,7 +243,7 @@ def phases(
     return Phases(
         delta_sq, epsilon, saddle.j, float(escape), float(travel), converge_time, problem.eta,
         (rate, noise), problem.delay, problem.mu, _linear_escape(derivation, rate, noise, delta_sq),
-        tuple(tangent_rates.tolist()), tuple(tangent_noise.tolist()), problem, tangent_variances,
+        tuple(tangent_rates.tolist()), tuple(tangent_noise.tolist()), problem, tangent_variances, converges,
     )  # fmt: skip
 
 

@@ -200,9 +200,10 @@ class Predictions:
     @cached_property
     def phases(self) -> Phases:
         """The three phases from the worst saddle; their convergence law takes the tangent modes' stationary
-        variances from :attr:`finite_eta` (computed once, when first needed)."""
+        variances from :attr:`finite_eta` (computed once, when first needed). Without mean-square
+        stability at e_1 there is no phase III (:attr:`.phases.Phases.converges`)."""
         return phases(self.derivation, self.points, self.diffusion_floor, self.options.delta_sq, self.options.epsilon,
-                      lambda: self.finite_eta.variances)  # fmt: skip
+                      lambda: self.finite_eta.variances, self.mean_square.stable)  # fmt: skip
 
     @cached_property
     def tradeoff(self) -> TradeoffResult:
