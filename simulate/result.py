@@ -29,6 +29,8 @@ __all__ = ["SimulationResult"]
 #: A suggested window starts this many times the predicted arrival near the floor into the run
 #: (single runs escape late: the escape time's law has a long tail).
 ARRIVAL_MARGIN = 3.0
+#: The range of the error 1 − h_1²/||h||², to which its confidence intervals are cut.
+ERROR_RANGE = (0.0, 1.0)
 
 
 #: The ``description`` attribute of each variable of :meth:`SimulationResult.to_xarray`.
@@ -126,12 +128,12 @@ class SimulationResult:
     @property
     def final_error(self) -> Estimate:
         """The error at the last iteration, over the replicates that never diverged."""
-        return t_interval(self.error[~self.diverged, -1])
+        return t_interval(self.error[~self.diverged, -1], support=ERROR_RANGE)
 
     @property
     def stationary_error(self) -> Estimate:
         """The per-replicate time averages of the error over the window, across replicates."""
-        return t_interval(self.window_error[~self.diverged])
+        return t_interval(self.window_error[~self.diverged], support=ERROR_RANGE)
 
     @property
     def stationarity(self) -> Stationarity:
@@ -169,7 +171,7 @@ class SimulationResult:
 
     @property
     def final_norm_sq(self) -> Estimate:
-        return t_interval(self.norm_sq[~self.diverged, -1])
+        return t_interval(self.norm_sq[~self.diverged, -1], support=(0.0, math.inf))
 
     @property
     def replicate_steps_per_second(self) -> float:

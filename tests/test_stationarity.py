@@ -14,7 +14,7 @@ from scipy import stats
 from amsgd import Problem
 from amsgd.cli import main
 from amsgd.core.delays import parse_delay
-from amsgd.core.estimates import paired_difference
+from amsgd.core.estimates import paired_difference, t_interval
 from amsgd.core.stationarity import (
     DRIFT_CONFIDENCE,
     DRIFT_TOLERANCE,
@@ -48,6 +48,29 @@ def test_paired_interval_is_the_t_interval_of_the_differences():
     assert welch.high - welch.low > 3 * (high - low)
     with pytest.raises(ValueError):
         paired_difference(a, b[:-1])
+
+
+def test_intervals_are_cut_to_the_range_of_the_quantity():
+    """Two replicates give a Student-t interval far wider than [0, 1]; an error's interval is cut to it,
+    a squared norm's at 0, and the window's halves and their difference to [0, 1] and [-1, 1]. Cutting
+    keeps coverage: a t-interval that covers the true mean (in the range) still covers it."""
+    wide = t_interval(np.array([0.1, 0.9]))
+    assert wide.ci_low < -2 and wide.ci_high > 3
+    cut = t_interval(np.array([0.1, 0.9]), support=(0.0, 1.0))
+    assert (cut.mean, cut.ci_low, cut.ci_high, cut.std_error) == (wide.mean, 0.0, 1.0, wide.std_error)
+    rng = np.random.default_rng(4)
+    draws = rng.beta(0.3, 3.0, size=(4000, 3))  # small skewed samples, true mean 0.3/3.3
+    truth = 0.3 / 3.3
+    covered = [(e.ci_low <= truth <= e.ci_high) for e in (t_interval(x) for x in draws)]
+    covered_cut = [(e.ci_low <= truth <= e.ci_high) for e in (t_interval(x, support=(0.0, 1.0)) for x in draws)]
+    assert covered == covered_cut
+    st = _check([0.1, 0.9], [0.9, 0.1], bound=1.0)
+    assert (st.first.ci_low, st.first.ci_high, st.difference.ci_low, st.difference.ci_high) == (0.0, 1.0, -1.0, 1.0)
+    assert _check([0.1, 0.9], [0.9, 0.1]).first.ci_low < 0  # no bound (a model's loss): not cut
+    result = simulate(Problem.from_spectrum(eta=0.01), 2000, 2, rng=1, progress=False)
+    for est in (result.final_error, result.stationary_error):
+        assert 0.0 <= est.ci_low <= est.mean <= est.ci_high <= 1.0
+    assert result.final_norm_sq.ci_low >= 0.0
 
 
 def _check(first, second, estimate=None, **context) -> Stationarity:

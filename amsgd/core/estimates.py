@@ -31,8 +31,17 @@ class Estimate:
         }
 
 
-def t_interval(values: np.ndarray, confidence: float = CONFIDENCE) -> Estimate:
-    """Mean of the finite ``values`` with the two-sided Student-t interval at ``confidence``."""
+#: No bounds: the range of a quantity that can take any real value.
+UNBOUNDED = (-math.inf, math.inf)
+
+
+def t_interval(values: np.ndarray, confidence: float = CONFIDENCE, support: tuple[float, float] = UNBOUNDED) -> Estimate:
+    """Mean of the finite ``values`` with the two-sided Student-t interval at ``confidence``.
+
+    The interval is cut to ``support``, the range the mean lies in by construction (an error
+    ``sin²`` in [0, 1], a squared norm >= 0): an interval that covers the true mean still covers it
+    once cut, so the coverage is unchanged, and a few replicates no longer give a bound no such mean
+    can reach (an error "between −3.0 and 4.2")."""
     x = np.asarray(values, dtype=float)
     x = x[np.isfinite(x)]
     n = int(x.size)
@@ -43,7 +52,8 @@ def t_interval(values: np.ndarray, confidence: float = CONFIDENCE) -> Estimate:
         return Estimate(mean, math.nan, math.nan, math.nan, 1)
     se = float(x.std(ddof=1) / math.sqrt(n))
     half = float(special.stdtrit(n - 1, 0.5 + confidence / 2)) * se  # the Student-t quantile (stats.t.ppf)
-    return Estimate(mean, mean - half, mean + half, se, n)
+    low, high = support
+    return Estimate(mean, max(mean - half, low), min(mean + half, high), se, n)
 
 
 def json_float(x: float) -> float | None:
@@ -51,15 +61,16 @@ def json_float(x: float) -> float | None:
     return float(x) if math.isfinite(x) else None
 
 
-def paired_difference(first: np.ndarray, second: np.ndarray, confidence: float = CONFIDENCE) -> Estimate:
+def paired_difference(first: np.ndarray, second: np.ndarray, confidence: float = CONFIDENCE,
+                      support: tuple[float, float] = UNBOUNDED) -> Estimate:  # fmt: skip
     """The mean of ``first − second`` over the pairs where both are finite, with the Student-t interval
-    of the per-pair differences: each pair comes from one replicate, so the correlation between a
-    replicate's two values is accounted for."""
+    of the per-pair differences (cut to ``support``): each pair comes from one replicate, so the
+    correlation between a replicate's two values is accounted for."""
     a, b = np.asarray(first, dtype=float), np.asarray(second, dtype=float)
     if a.shape != b.shape:
         raise ValueError(f"paired values need the same shape, got {a.shape} and {b.shape}")
     both = np.isfinite(a) & np.isfinite(b)
-    return t_interval(a[both] - b[both], confidence)
+    return t_interval(a[both] - b[both], confidence, support)
 
 
 def ratio_of_means(numerator: np.ndarray, denominator: np.ndarray, confidence: float = CONFIDENCE) -> Estimate:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from amsgd.core.estimates import Estimate, json_float, paired_difference, t_interval
+from amsgd.core.estimates import UNBOUNDED, Estimate, json_float, paired_difference, t_interval
 
 #: The stationarity rule of an averaging window: its two halves' means differ at this confidence...
 DRIFT_CONFIDENCE = 0.99
@@ -38,7 +38,7 @@ class Stationarity:
     (95% intervals); ``difference`` is their paired difference (first − second) at
     :data:`DRIFT_CONFIDENCE`; ``estimate`` is the window's own estimate. The window **drifts**
     (``stationary`` False) when that interval excludes 0 and ``|difference| > DRIFT_TOLERANCE · scale``,
-    the scale being ``|estimate|`` or, for a quantity bounded above by ``bound`` (1 for sin²), the
+    the scale being ``|estimate|`` or, for a quantity in [0, ``bound``] (sin² in [0, 1]), the
     smaller of ``|estimate|`` and ``bound − estimate``: near the bound (runs still at a saddle) a
     small change is the transient itself. The check is undefined (None) with fewer than two
     replicates or an empty half.
@@ -154,8 +154,12 @@ def window_stationarity(first: np.ndarray, second: np.ndarray, *, start: int, en
                         **context) -> Stationarity:  # fmt: skip
     """The :class:`Stationarity` of the window ``start..end`` from each replicate's averages over its two
     halves (split at :func:`window_split`; NaN for a replicate left out, e.g. diverged); ``context`` sets
-    the other fields (``bound``, ``advice``, the predicted escape and arrival)."""
+    the other fields (``bound``, ``advice``, the predicted escape and arrival). With a ``bound`` the
+    averages lie in [0, bound] and their difference in [−bound, bound]: the intervals are cut to those."""
+    bound = context.get("bound")
+    halves = UNBOUNDED if bound is None else (0.0, bound)
+    difference = UNBOUNDED if bound is None else (-bound, bound)
     return Stationarity(
-        start, window_split(start, end), end, t_interval(first), t_interval(second),
-        paired_difference(first, second, DRIFT_CONFIDENCE), float(estimate), **context,
+        start, window_split(start, end), end, t_interval(first, support=halves), t_interval(second, support=halves),
+        paired_difference(first, second, DRIFT_CONFIDENCE, difference), float(estimate), **context,
     )  # fmt: skip
