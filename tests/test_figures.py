@@ -58,3 +58,28 @@ def test_a_sweep_file_that_is_not_netcdf_fails_before_any_simulation(tmp_path, c
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "not a NetCDF file written by amsgd sweep" in err
     assert not list((tmp_path / "figs").glob("*.png"))
+
+
+def test_no_stable_delay_is_refused_before_any_figure(tmp_path, capsys):
+    """η = 0.5 has no stable delay at any of the momenta: one line, exit 2, and no PNG left behind."""
+    assert main(["figures", "--eta", "0.5", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["amsgd figures: error: no delay is stable at eta = 0.5 for some mu in [0.7, 0.8, 0.9]"]
+    assert not list(tmp_path.glob("*.png"))
+
+
+@pytest.mark.slow
+def test_figures_whose_every_replicate_diverged_are_not_drawn(tmp_path, capsys):
+    """τ = 40 is far beyond τ* = 1 at η = 0.01: every run of the trajectory and escape figures
+    diverges. Those two are skipped with a warning line each (no NumPy warnings about empty
+    statistics); the delay-free histograms and the delay figures are drawn."""
+    argv = ["figures", "--eta", "0.01", "--tau", "40", "--replicates", "16", "--steps", "1000", "-q", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    assert err.strip().splitlines() == [
+        f"amsgd figures: warning: {name}: every replicate diverged at this step size, momentum and delay; not drawn"
+        for name in ("trajectory", "escape")
+    ]
+    drawn = {"stationary_histograms", "error_vs_delay", "phase_diagram"}
+    assert {p.stem for p in tmp_path.glob("*.png")} == drawn
+    assert out.split() == [str(tmp_path / f"{name}.png") for name in EXPECTED if name in drawn]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
-from amsgd.core.errors import ProblemError
+from amsgd.core.errors import ProblemError, RunWarning
 from amsgd.core.problem import Problem
 from amsgd.core.progress import stage
 from amsgd.figures.delays import delay_curves_figure, phase_diagram_figure
@@ -22,13 +24,18 @@ DELAY_POINTS = 12
 #: The default Monte Carlo sizes of the standard figures.
 FIGURE_BUDGET = Budget.uniform(256, 10_000)
 
+T = TypeVar("T")
+
 
 def standard_figures(problem: Problem, out_dir: str | Path, *, mus: Sequence[float] = (0.7, 0.8, 0.9),
                      budget: Budget | None = None, progress: bool | None = None) -> list[Path]:  # fmt: skip
     """Trajectories against the ODE, stationary histograms against the OU law, escape times,
     error against delay per μ and the stability diagram in (μ, τ), written as PNG to ``out_dir``.
 
-    ``budget`` sets the Monte Carlo sizes (default :data:`FIGURE_BUDGET`: 256 runs of 10 000 steps)."""
+    ``budget`` sets the Monte Carlo sizes (default :data:`FIGURE_BUDGET`: 256 runs of 10 000 steps).
+    Refused (:class:`~amsgd.core.errors.ProblemError`) before any drawing when some momentum of ``mus``
+    has no stable delay; a figure of the problem's own runs whose every replicate diverged (a delay
+    beyond τ*) is skipped with a :class:`~amsgd.core.errors.RunWarning`; returns the paths drawn."""
     out = Path(out_dir)
     if not out.is_dir():
         raise ProblemError(f"--out directory {str(out)!r} does not exist")
@@ -37,22 +44,38 @@ def standard_figures(problem: Problem, out_dir: str | Path, *, mus: Sequence[flo
     problem.require_eigengap()
     problem.require_finite_fourth_moments()
     ctx = Context(problem, budget or FIGURE_BUDGET, progress=progress)
+    stars = [ctx.tau_star(m) for m in mus]  # before any drawing: a refusal leaves no figure behind
+    if any(s is None for s in stars):
+        raise ProblemError(f"no delay is stable at eta = {problem.eta:g} for some mu in {list(mus)}")
     label = problem_label(problem)
-    with stage("trajectory"):
-        paths = [trajectory_figure(dynamics.ode_trajectory(ctx), label, out / "trajectory.png")]
-    with stage("stationary histograms"):
-        st = stationary.stationary(ctx)
-        paths.append(stationary_figure(st.u_samples, st.ou_variances, st.linear_variances,
-                                       problem_label(zero_delay(problem)), out / "stationary_histograms.png"))  # fmt: skip
-    with stage("escape"):
-        paths.append(escape_figure(dynamics.phases(ctx), label, out / "escape.png"))
+    paths = _unless_diverged("trajectory", lambda: dynamics.ode_trajectory(ctx), lambda t: np.isnan(t.mean).all(),
+                             lambda t: trajectory_figure(t, label, out / "trajectory.png"))  # fmt: skip
+    paths += _unless_diverged(
+        "stationary histograms", lambda: stationary.stationary(ctx), lambda st: st.result.diverged.all(),
+        lambda st: stationary_figure(st.u_samples, st.ou_variances, st.linear_variances,
+                                     problem_label(zero_delay(problem)), out / "stationary_histograms.png"),
+    )  # fmt: skip
+    paths += _unless_diverged("escape", lambda: dynamics.phases(ctx), lambda run: np.isnan(run.h1_mean).all(),
+                              lambda run: escape_figure(run, label, out / "escape.png"))  # fmt: skip
     with stage("error vs delay"):
-        stars = [ctx.tau_star(m) for m in mus]
-        if any(s is None for s in stars):
-            raise ProblemError(f"no delay is stable at eta = {problem.eta:g} for some mu in {list(mus)}")
         taus = np.unique(np.round(np.linspace(0, 1.5 * max(stars), DELAY_POINTS)).astype(int))
         curves = [delays.delay_curve(ctx, m, taus, (8, n)) for n, m in enumerate(mus)]
         grid_label = f"Σ = diag({','.join(f'{x:g}' for x in problem.eigenvalues)}), η = {problem.eta:g}"
         paths.append(delay_curves_figure(curves, grid_label, out / "error_vs_delay.png"))
         paths.append(phase_diagram_figure(ctx.theory, out / "phase_diagram.png", curves=curves))
     return paths
+
+
+def _unless_diverged(name: str, compute: Callable[[], T], diverged: Callable[[T], bool],
+                     draw: Callable[[T], Path]) -> list[Path]:  # fmt: skip
+    """Run a figure's experiment and draw it; where every replicate diverged (``diverged``), say so in a
+    :class:`~amsgd.core.errors.RunWarning` and draw nothing. Statistics over no replicate are NaN
+    there, so NumPy's warnings about them are silenced."""
+    with stage(name), warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        run = compute()
+    if diverged(run):
+        warnings.warn(f"{name}: every replicate diverged at this step size, momentum and delay; not drawn",
+                      RunWarning, stacklevel=2)  # fmt: skip
+        return []
+    return [draw(run)]
