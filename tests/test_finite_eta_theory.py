@@ -114,6 +114,7 @@ def test_between_the_mean_and_the_mean_square_boundary_no_fraction_is_predicted(
     assert p.stability.stable and not p.mean_square.stable
     risk = p.divergence.to_dict()
     assert risk["fate"] == "mean-square unstable" and risk["fraction"] is None and "no fraction" in risk["note"]
+    assert p.to_dict()["stability"]["note"].startswith("stable refers to the mean dynamics; the second moments")
     phases = p.phases.to_dict()  # no floor, so no phase III (the default problem has one)
     assert phases["converges"] is False and phases["epsilon"] is None and phases["total_iterations"] is None
     assert phases["note"].startswith("no convergence phase") and phases["escape_iterations"] > 0

@@ -175,4 +175,10 @@ def stability_dict(p: Predictions, dde_formula: str) -> dict:
         )
     elif not report.stable:
         out["note"] = f"delay {p.problem.delay.spec} is beyond the largest stable delay"
+    elif not p.mean_square.stable:
+        out["note"] = (
+            "stable refers to the mean dynamics; the second moments are not stable here (mean_square.stable "
+            "is false, as tradeoff.stable, which is the mean-square verdict): the error has no floor and "
+            "runs leave e_1 (divergence_risk)"
+        )
     return out
