@@ -31,22 +31,37 @@ def _one_momentum(text: str) -> float:
         raise argparse.ArgumentTypeError(f"invalid float value: {text!r}") from None
 
 
+class _Given(argparse.Action):
+    """Store the value and note the option as given on the command line (``namespace.given``), so that
+    an option the chosen model does not use is refused rather than silently ignored."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        setattr(namespace, self.dest, values)
+        namespace.given = getattr(namespace, "given", frozenset()) | {self.dest}
+
+
+#: The options each kind of problem reads; given for another, they are refused (:func:`problem_from_args`).
+PCA_OPTIONS = ("spectrum", "covariance", "distribution")
+MODEL_OPTIONS = {"least-squares": ("data", "batch", "l2"), "logistic": ("data", "batch", "l2"),
+                 "mlp": ("data", "batch", "l2", "hidden", "activation")}  # fmt: skip
+
+
 def add_problem_options(parser: argparse.ArgumentParser) -> None:
     """The problem options shared by every subcommand: spectrum or covariance, distribution, η, μ, delay."""
     group = parser.add_argument_group("problem")
     source = group.add_mutually_exclusive_group()
     source.add_argument(
-        "--spectrum",
+        "--spectrum", action=_Given,
         default=",".join(f"{x:g}" for x in DEFAULT_SPECTRUM),
         help="eigenvalues of Σ = diag(spectrum), comma separated (default: %(default)s)",
     )
     source.add_argument(
-        "--covariance",
+        "--covariance", action=_Given,
         metavar="FILE.npy",
         help="a symmetric positive-definite (d, d) covariance saved with numpy.save",
     )
     group.add_argument(
-        "--distribution",
+        "--distribution", action=_Given,
         default="gaussian",
         help="data distribution: gaussian, rademacher or student-t:NU (default: %(default)s)",
     )
@@ -75,14 +90,14 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
         help="the loss: streaming PCA (default), least squares, multinomial logistic regression or an MLP classifier",
     )  # fmt: skip
     group.add_argument(
-        "--data", default="digits", metavar="digits|FILE.npz|FILE.csv",
+        "--data", action=_Given, default="digits", metavar="digits|FILE.npz|FILE.csv",
         help="the data of a model: scikit-learn's bundled digits (default), an .npz with arrays X and y, "
         "or a .csv with the target in the last column (a first row of column names is skipped)",
     )  # fmt: skip
-    group.add_argument("--batch", type=int, default=32, help="minibatch size B (default: %(default)s)")
-    group.add_argument("--l2", type=float, default=DEFAULT_L2, help="ridge penalty on the weights (default: %(default)g)")
-    group.add_argument("--hidden", type=int, default=32, help="hidden units of the MLP (default: %(default)s)")
-    group.add_argument("--activation", default="tanh", choices=ACTIVATIONS, help="MLP activation (default: %(default)s)")
+    group.add_argument("--batch", action=_Given, type=int, default=32, help="minibatch size B (default: %(default)s)")
+    group.add_argument("--l2", action=_Given, type=float, default=DEFAULT_L2, help="ridge penalty on the weights (default: %(default)g)")
+    group.add_argument("--hidden", action=_Given, type=int, default=32, help="hidden units of the MLP (default: %(default)s)")
+    group.add_argument("--activation", action=_Given, default="tanh", choices=ACTIVATIONS, help="MLP activation (default: %(default)s)")
 
 
 def add_run_options(group, *, seed_help: str, seed_required: bool = False) -> None:
@@ -144,7 +159,10 @@ def parse_spectrum(text: str) -> list[float]:
 
 
 def problem_from_args(args: argparse.Namespace) -> Problem | ModelProblem:
-    """Build and validate the Problem (streaming PCA) or ModelProblem named by the shared options."""
+    """Build and validate the Problem (streaming PCA) or ModelProblem named by the shared options; an
+    option given for another kind of problem (``--spectrum`` with ``--model logistic``, ``--hidden``
+    without ``--model mlp``) is refused."""
+    _refuse_options_not_read(getattr(args, "model", "pca"), getattr(args, "given", frozenset()))
     if args.delay is not None:
         delay = parse_delay(args.delay)
     else:
@@ -163,6 +181,16 @@ def problem_from_args(args: argparse.Namespace) -> Problem | ModelProblem:
     if args.covariance:
         return Problem(read_covariance(args.covariance), **common)
     return Problem.from_spectrum(parse_spectrum(args.spectrum), **common)
+
+
+def _refuse_options_not_read(model: str, given: frozenset[str]) -> None:
+    """A one-line refusal naming the given options that ``model`` does not read."""
+    reads = PCA_OPTIONS if model == "pca" else MODEL_OPTIONS[model]
+    ignored = sorted(given - set(reads), key=(*PCA_OPTIONS, *MODEL_OPTIONS["mlp"]).index)
+    if ignored:
+        names = ", ".join(f"--{name}" for name in ignored)
+        raise ProblemError(f"{names} do{'es' if len(ignored) == 1 else ''} not apply to --model {model}; "
+                           f"it reads {', '.join(f'--{name}' for name in reads)}")  # fmt: skip
 
 
 def require_pca(problem: Problem | ModelProblem, command: str) -> Problem:
