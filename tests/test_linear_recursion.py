@@ -181,6 +181,43 @@ def test_largest_radius_is_the_largest_companion_radius(monkeypatch, samples, et
     assert got == pytest.approx(want, rel=1e-12, abs=1e-300)
 
 
+@pytest.mark.parametrize(("eta", "mu", "tau"), [
+    (5e-4, 0.9, 70),  # the published problem's step, radii near one
+    (1e-4, 0.99, 150),  # μ near one
+    (0.05, 0.0, 100),  # most modes far beyond stability
+    (0.01, 0.5, 66),  # just beyond the eigenvalue path's order
+])  # fmt: skip
+def test_bisected_radius_is_the_companion_radius(eta, mu, tau):
+    """Beyond BISECT_ORDER coefficients the radius comes from bisection on the step-down test; against
+    the companion eigenvalues (NumPy, each matrix on its own) for restoring, flat (radius one), escaping
+    and stiff modes it agrees to 1e-11 relative."""
+    from amsgd.diffusion.theory.linear_recursion import (
+        BISECT_ORDER,
+        ar_coefficient_rows,
+        companion,
+        spectral_radii,
+    )
+
+    assert tau + 2 > BISECT_ORDER
+    rng = np.random.default_rng(tau)
+    rates = np.r_[rng.uniform(0.0, 5.0, 4), 0.0, -0.5, 0.5 / eta]
+    rows = ar_coefficient_rows(rates, eta, mu, tau)
+    want = np.array([np.abs(np.linalg.eigvals(companion(row))).max() for row in rows])
+    got = spectral_radii(rates, eta, mu, tau)
+    assert got == pytest.approx(want, rel=1e-11)
+
+
+def test_bisected_radius_of_roots_at_the_origin_and_far_out():
+    """All roots at the origin (zero coefficients) give a radius below 1e-50; a root far outside the
+    unit circle (c_0 = 1000) is found from Cauchy's bound."""
+    from amsgd.diffusion.theory.linear_recursion import bisected_radii
+
+    zero, far = np.zeros((1, 80)), np.zeros((1, 80))
+    far[0, 0] = 1000.0  # x_{k+1} = 1000 x_k: the root 1000 and 79 at the origin
+    assert bisected_radii(zero)[0] < 1e-50
+    assert bisected_radii(far)[0] == pytest.approx(1000.0, rel=1e-12)
+
+
 def test_largest_radius_of_modes_with_all_roots_at_the_origin():
     """μ = 0, τ = 0 and η a = 1 for every mode: x_{k+1} = 0, every radius zero."""
     from amsgd.diffusion.theory.linear_recursion import largest_spectral_radius
