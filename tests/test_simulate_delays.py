@@ -173,3 +173,24 @@ def test_measured_max_delay_is_the_largest_staleness_applied(spec, expected):
     res = simulate(small_problem(spec), 400, 8, rng=3)
     assert res.measured_max_delay == expected
     assert res.to_dict()["delay"]["measured_max"] == expected
+
+
+@pytest.mark.parametrize("spec", ["geometric:3e7", "poisson:1e15", "ps:100000000", "workers:1000000000000",
+                                  "uniform:0-100000000000", "constant:1000001"])  # fmt: skip
+def test_a_delay_reaching_beyond_the_limit_is_refused_before_its_table(spec):
+    """Beyond MAX_DELAY a run cannot hold the history and the table of probabilities alone may not fit
+    in memory (geometric:3e7 reaches 8.3e8): refused when the model is made, in one line."""
+    from amsgd.core.delays import MAX_DELAY
+
+    with pytest.raises(ProblemError, match=f"a delay may reach at most {MAX_DELAY}"):
+        parse_delay(spec)
+
+
+@pytest.mark.parametrize("mean", [0.5, 3.0, 40.0, 1000.0, 30_000.0])
+def test_the_reach_checked_is_the_table_built(mean):
+    """The geometric reach computed without the table is the table's max_delay, and the laws at the
+    limit's edge are accepted (constant:1000000; a geometric of mean 30 000 reaches 828 944)."""
+    from amsgd.core.delays import MAX_DELAY, GeometricDelay, geometric_reach
+
+    assert geometric_reach(mean) == GeometricDelay(mean).max_delay
+    assert parse_delay(f"constant:{MAX_DELAY}").max_delay == MAX_DELAY

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from test_models import problem
 
-from amsgd import Problem
+from amsgd import Problem, parse_delay
 from amsgd.cli import main
 from amsgd.core.errors import ProblemError
 from amsgd.core.jsontext import finite_or_null, json_text
@@ -64,6 +64,21 @@ def test_a_sweep_point_below_the_bound_gets_no_prediction_and_the_others_do(tmp_
         floors = grid["linearized_floor"].sel(mu=0.5, workers=1)
         assert math.isnan(float(floors.sel(eta=1e-12))) and float(floors.sel(eta=1e-3)) > 0
     assert math.isnan(pca_predictions(None, Problem.from_spectrum([2.0, 1.0]))["linearized_floor"])
+
+
+def test_a_delay_beyond_the_linear_numerics_records_no_prediction():
+    """A sweep point at τ = 2001, beyond the 2000 the linear theory takes, is simulated and records NaN
+    predictions (the refusal, raised when a prediction is first asked for, used to stop the sweep
+    after its first points); τ = 2000 still gets its numbers."""
+    from amsgd.diffusion.theory.linear_recursion import MAX_DELAY
+    from amsgd.diffusion.theory.predictions import modes_at_optimum
+
+    problem = Problem.from_spectrum([2.0, 1.0], eta=1e-3, mu=0.5)
+    modes = modes_at_optimum(problem)
+    beyond = pca_predictions(modes, problem.replace(delay=parse_delay(f"constant:{MAX_DELAY + 1}")))
+    assert math.isnan(beyond["linearized_floor"]) and beyond["tau_max"] == -1
+    within = pca_predictions(modes, problem.replace(delay=parse_delay(f"constant:{MAX_DELAY}")))
+    assert within["tau_max"] >= 0 and not math.isnan(within["diffusion_floor"])
 
 
 def test_passages_far_beyond_the_iterations_followed_are_not_sampled():

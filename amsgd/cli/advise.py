@@ -37,9 +37,12 @@ def run(args: argparse.Namespace) -> int:
     from amsgd.core.jsontext import json_text
 
     problem = problem_from_args(args)
-    for path in (args.out, args.plot):
-        if path:
-            check_output_file(path, "--out" if path == args.out else "--plot")
+    if args.out:
+        check_output_file(args.out)
+    if args.plot:
+        from amsgd.figures.style import check_figure_path
+
+        check_figure_path(args.plot)
     from amsgd.advise import advise
 
     advice = advise(problem, args.workers, args.mus, steps=args.steps)

@@ -91,9 +91,12 @@ def run(args: argparse.Namespace) -> int:
         return _emit(_model_limit(problem, args), args)
     problem = require_pca(problem, "integrate")
     _check_limit(problem, args)
-    for path in (args.out, args.plot):
-        if path:
-            check_output_file(path)
+    if args.out:
+        check_output_file(args.out)
+    if args.plot:
+        from amsgd.figures.style import check_figure_path
+
+        check_figure_path(args.plot)
     started = time.perf_counter()
     summary: dict = {"problem": problem.to_dict(), "paths": args.paths, "seed": args.seed, "dt_iterations": args.dt}
     summary["limit"] = args.limit

@@ -247,24 +247,25 @@ def pca_predictions(modes, problem: Problem) -> dict:
     from :func:`amsgd.predict` with the modes at e_1 already derived.
 
     ``tau_max`` is −1 when even τ = 0 is unstable; every value is NaN (τ* −1, mode 0) without modes or
-    where the theory refuses the point (a step too small to resolve).
+    where the theory refuses the point (a step too small to resolve, a delay beyond the linear
+    numerics' :data:`~amsgd.diffusion.theory.linear_recursion.MAX_DELAY`).
     """
     none = {"diffusion_floor": math.nan, "linearized_floor": math.nan, "tau_max": -1, "limiting_mode": 0}
     if modes is None:
         return none
     from amsgd.diffusion.theory import predict
 
-    try:
+    try:  # the predictions are computed when first asked for: every one inside
         p = predict(problem, modes=modes)
+        tau_max = p.tau_max
+        return {
+            "diffusion_floor": p.linearized.diffusion_floor,
+            "linearized_floor": p.linearized.floor,
+            "tau_max": -1 if tau_max is None else int(tau_max),
+            "limiting_mode": p.limiting_mode()["i"],
+        }
     except ProblemError:
         return none
-    tau_max = p.tau_max
-    return {
-        "diffusion_floor": p.linearized.diffusion_floor,
-        "linearized_floor": p.linearized.floor,
-        "tau_max": -1 if tau_max is None else int(tau_max),
-        "limiting_mode": p.limiting_mode()["i"],
-    }
 
 
 # --------------------------------------------------------------------------------- other models

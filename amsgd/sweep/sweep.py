@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from amsgd.core import checks
+from amsgd.core.errors import ProblemError
 from amsgd.core.models import ModelProblem
 from amsgd.core.problem import Problem
 from amsgd.core.seeding import child_sequence
@@ -82,7 +83,8 @@ class Sweep:
     points: PointKind = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        checks.integer("seed", self.seed)
+        if checks.integer("seed", self.seed) >= 2**63:  # written to the NetCDF file as a 64-bit integer
+            raise ProblemError(f"seed must be below 2^63 in a sweep (a 64-bit integer in its file), got {self.seed}")
         kind = point_kind(self.problem)
         kind.check_grid(self.grid)
         resolved = kind.resolve(self.steps, self.replicates, self.seed, self.record_every, self.window,

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg
 
-from amsgd.core.delays import DelayModel
+from amsgd.core.delays import DelayModel, check_reach
 from amsgd.core.errors import ProblemError
 
 #: Tolerance on the total mass of a user probability vector (the same as the histogram delay model).
@@ -95,6 +95,7 @@ def delay_law(delay: Delay, *, as_iid: bool = False) -> DelayLaw:
     if isinstance(delay, (int, np.integer)) and not isinstance(delay, bool):
         if delay < 0:
             raise ProblemError(f"delay tau must be a non-negative integer, got {delay}")
+        check_reach(f"constant:{int(delay)}", int(delay))
         pmf = np.zeros(int(delay) + 1)
         pmf[-1] = 1.0
         return DelayLaw(pmf, f"constant:{int(delay)}")
