@@ -149,3 +149,18 @@ def test_sweep_refuses_bad_options():
         Sweep(Problem.from_spectrum(), grid, steps=10, replicates=2, seed=-1)
     with pytest.raises(ProblemError, match="replicates"):
         Sweep(Problem.from_spectrum(), grid, steps=10, replicates=0, seed=1)
+
+
+def test_grids_too_large_to_run_are_refused_before_they_are_expanded():
+    """A range of 10^7 values is refused from its count alone (it used to be expanded and listed in a
+    108 MB message); a grid of more than MAX_POINTS points is refused; a message about bad values
+    names the first five of them."""
+    from amsgd.sweep.grid import MAX_AXIS_VALUES, MAX_POINTS
+
+    with pytest.raises(ProblemError, match=f"has 1e\\+07 values; an axis takes at most {MAX_AXIS_VALUES}"):
+        parse_axis("0:1:1e-7", "--eta")
+    etas = parse_axis(f"1:{MAX_AXIS_VALUES}", "--eta", integer=True)
+    with pytest.raises(ProblemError, match=f"a sweep takes at most {MAX_POINTS}"):
+        SweepGrid(("gaussian",), etas, tuple(i / 200 for i in range(101)), "tau", (0,))
+    with pytest.raises(ProblemError, match=r"eta values must be > 0, got \[-6.0, -5.0, -4.0, -3.0, -2.0\] and 2 more"):
+        SweepGrid(("gaussian",), tuple(float(x) for x in range(-6, 2)), (0.5,), "tau", (0,))
