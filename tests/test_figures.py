@@ -24,6 +24,7 @@ def test_standard_figures_for_a_small_problem(tmp_path, capsys, monkeypatch):
 
     monkeypatch.setattr(amsgd.figures.sweep, "sweep_figures", fake_sweep_figures)
     monkeypatch.setattr(amsgd.sweep.dataset, "read_dataset", lambda path: f"dataset of {path}")
+    monkeypatch.setattr(amsgd.figures.sweep, "check_drawable", lambda dataset: dataset)
     sweep = tmp_path / "sweep.nc"
     sweep.write_bytes(b"")  # read by the (replaced) reader before any simulation
     out = tmp_path / "figs"

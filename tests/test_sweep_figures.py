@@ -36,3 +36,29 @@ def test_one_set_per_step_size_and_distribution(tmp_path):
     assert len(paths) == 12 and len(set(paths)) == 12
     assert tmp_path / "sweep_heatmaps_eta0.004_student-t-8.png" in paths
     assert all(p.exists() for p in paths)
+
+
+
+@pytest.mark.slow
+def test_a_sweep_without_figures_is_refused_before_any_run(tmp_path, capsys):
+    """A model's sweep and a file whose μ axis was emptied are refused by `amsgd figures --sweep` in one
+    line before the standard figures' simulations (they failed after them): no PNG is left."""
+    import numpy as np
+
+    from amsgd.cli import main
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 2))
+    np.savez(tmp_path / "data.npz", X=x, y=(x[:, 0] > 0).astype(int))
+    model = tmp_path / "model.nc"
+    assert main(["sweep", "--model", "logistic", "--data", str(tmp_path / "data.npz"), "--eta", "0.1", "--mu", "0.5",
+                 "--workers", "1", "--steps", "50", "--replicates", "2", "--seed", "1", "--out", str(model), "-q"]) == 0
+    capsys.readouterr()
+    ds = small_dataset(SweepGrid(("gaussian",), (4e-3,), (0.3, 0.6), "tau", (0, 4)))
+    write_dataset(ds.isel(mu=slice(0, 0)), tmp_path / "empty.nc")
+    for path, words in ((model, "this is a model's sweep"), (tmp_path / "empty.nc", "no values on its axis mu")):
+        out = tmp_path / path.stem
+        assert main(["figures", "--out", str(out), "--sweep", str(path), "-q"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and words in err[0]
+        assert not out.exists() or not list(out.glob("*.png"))

@@ -35,9 +35,10 @@ def run(args: argparse.Namespace) -> int:
     sweep = None
     if args.sweep:  # read first: a bad file fails before the simulations (a missing one before any heavy import)
         check_input_file(args.sweep, "--sweep")
+        from amsgd.figures.sweep import check_drawable
         from amsgd.sweep.dataset import read_dataset
 
-        sweep = read_dataset(args.sweep)
+        sweep = check_drawable(read_dataset(args.sweep))
     out.mkdir(exist_ok=True)
     from amsgd.figures.standard import standard_figures
 

@@ -28,6 +28,20 @@ if TYPE_CHECKING:
     import xarray
 
 
+def check_drawable(ds: xarray.Dataset) -> xarray.Dataset:
+    """``ds`` when its figures can be drawn: a streaming-PCA sweep with no empty axis; otherwise a
+    one-line :class:`~amsgd.core.errors.ProblemError` (the command line checks this before any run)."""
+    from amsgd.core.errors import ProblemError
+
+    if "stationary_error" not in ds:
+        raise ProblemError("the sweep figures are for streaming PCA; this is a model's sweep (its losses are variables "
+                           "of the Dataset over the grid: plot them with xarray)")  # fmt: skip
+    empty = [name for name, size in ds.sizes.items() if size == 0]
+    if empty:
+        raise ProblemError(f"the sweep has no values on its axis {', '.join(empty)}: nothing to draw")
+    return ds
+
+
 def sweep_figures(source: str | os.PathLike | xarray.Dataset, out_dir: str | os.PathLike) -> list[Path]:
     """Draw the figures of a sweep Dataset (or NetCDF file) as PNG files in ``out_dir``; returns their paths."""
     import matplotlib
@@ -37,12 +51,7 @@ def sweep_figures(source: str | os.PathLike | xarray.Dataset, out_dir: str | os.
 
     from amsgd.sweep.dataset import read_dataset
 
-    ds = source if isinstance(source, xr.Dataset) else read_dataset(source)
-    if "stationary_error" not in ds:
-        from amsgd.core.errors import ProblemError
-
-        raise ProblemError("the sweep figures are for streaming PCA; this is a model's sweep (its losses are variables "
-                           "of the Dataset over the grid: plot them with xarray)")  # fmt: skip
+    ds = check_drawable(source if isinstance(source, xr.Dataset) else read_dataset(source))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if "distribution" not in ds.dims:
