@@ -248,6 +248,20 @@ def test_bad_model_input_is_one_clear_error(tmp_path, make, message):
         make(tmp_path)
 
 
+def test_features_of_any_scale_are_standardised_alike():
+    """Standardisation does not depend on the features' scale: at 1e200 the squares overflow (at 1e-200
+    they underflow), and the features used to come out all zero (silently, the advice that of constant
+    data) or unscaled; now they equal those of the unscaled data to rounding."""
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(size=(60, 3)), np.arange(60) % 3
+    plain = split_data("plain", x, y)
+    for factor in (1e-200, 1e200, 1e300):
+        scaled = split_data("scaled", x * factor, y)
+        np.testing.assert_allclose(scaled.x_train, plain.x_train, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(scaled.x_val, plain.x_val, rtol=1e-12, atol=1e-12)
+    assert np.abs(plain.x_train).max() > 1.0
+
+
 def test_a_missing_minimum_says_so_with_the_gradient_norm():
     x = np.vstack([np.full((20, 2), -1.0), np.full((20, 2), 1.0)]) + np.random.default_rng(0).normal(size=(40, 2)) * 0.1
     y = np.r_[np.zeros(20, int), np.ones(20, int)]

@@ -154,8 +154,9 @@ def split_data(name: str, x: np.ndarray, y: np.ndarray, *, classification: bool 
         y.astype(float)
     except (TypeError, ValueError):
         raise ProblemError(f"data {name}: X and y must be numeric (y: integer class labels or real targets)") from None
-    if x.ndim != 2 or y.ndim != 1 or x.shape[0] != y.shape[0] or x.shape[0] < 4:
-        raise ProblemError(f"data {name}: X must be (n, p) and y (n,) with n >= 4; got {x.shape} and {y.shape}")
+    if x.ndim != 2 or y.ndim != 1 or x.shape[0] != y.shape[0] or x.shape[0] < 4 or x.shape[1] < 1:
+        raise ProblemError(f"data {name}: X must be (n, p) and y (n,) with n >= 4 and p >= 1; "
+                           f"got {x.shape} and {y.shape}")  # fmt: skip
     if not (np.isfinite(x).all() and np.isfinite(y.astype(float)).all()):
         raise ProblemError(f"data {name}: X and y must be finite")
     if not 0 < validation < 1:
@@ -164,21 +165,38 @@ def split_data(name: str, x: np.ndarray, y: np.ndarray, *, classification: bool 
     order = np.random.default_rng(SPLIT_SEED).permutation(x.shape[0])
     held = max(1, int(round(validation * x.shape[0])))
     val, train = order[:held], order[held:]
-    centre, scale = x[train].mean(axis=0), x[train].std(axis=0)
-    scale = np.where(scale > 0, scale, 1.0)  # constant features stay constant (zero)
-    x = (x - centre) / scale
+    x = _standardised(x, train)
     y = y.astype(np.int32) if classification else y.astype(float)
     return Dataset(name, x[train], y[train], x[val], y[val], classes)
 
 
+def _standardised(x: np.ndarray, train: np.ndarray) -> np.ndarray:
+    """``(x − m)/s`` with the training rows' mean m and standard deviation s per feature (constant
+    features stay constant, at zero). A feature whose squares overflow or underflow (magnitudes beyond
+    1e150 or below 1e-150) is first divided by its largest magnitude, which leaves the result the same."""
+    peak = np.abs(x).max(axis=0)
+    extreme = (peak > 1e150) | ((peak > 0) & (peak < 1e-150))
+    x = np.where(extreme, x / np.where(extreme, peak, 1.0), x)
+    centre, scale = x[train].mean(axis=0), x[train].std(axis=0)
+    scale = np.where(scale > 0, scale, 1.0)
+    return (x - centre) / scale
+
+
 def _classes(name: str, y: np.ndarray) -> int:
+    """The number of classes C of labels ``y``, which must be the integers 0 .. C − 1, each present
+    (a class without examples has no finite minimum: its intercept is not penalised)."""
     labels = y.astype(float)
     if not np.all(labels == np.round(labels)) or labels.min() < 0:
         raise ProblemError(f"data {name}: a classifier needs integer labels 0 .. C-1 in y")
-    classes = int(labels.max()) + 1
-    if classes < 2:
-        raise ProblemError(f"data {name}: a classifier needs at least two classes, got labels {np.unique(y)}")
-    return classes
+    present = np.unique(labels).astype(int)
+    if present.size < 2:
+        raise ProblemError(f"data {name}: a classifier needs at least two classes, got labels {present}")
+    if present[-1] != present.size - 1:
+        missing = sorted(set(range(present[-1] + 1)) - set(present.tolist()))
+        raise ProblemError(f"data {name}: a classifier needs labels 0 .. C-1 with every class present; "
+                           f"labels {missing[:5]}{' ...' if len(missing) > 5 else ''} have no example "
+                           "(relabel with numpy.unique(y, return_inverse=True)[1])")  # fmt: skip
+    return int(present.size)
 
 
 @dataclass(frozen=True, eq=False)

@@ -68,6 +68,9 @@ CASES: list[tuple[str, str]] = [
     ("simulate --model mlp --data missing.npz", "does not exist"),
     ("simulate --model logistic --data nan.csv", "finite"),
     ("simulate --model logistic --data onelabel.npz", "two classes"),
+    ("simulate --model logistic --data threes.npz", "two classes"),
+    ("simulate --model logistic --data gaplabels.npz", "every class present"),
+    ("simulate --model least-squares --data nofeatures.npz", "p >= 1"),
     ("simulate --model logistic --data wordlabels.npz", "must be numeric"),
     ("simulate --model logistic --data noX.npz", "arrays X and y"),
     ("simulate --model logistic --data broken.npz", "numpy.savez"),
@@ -173,6 +176,9 @@ def make_files(folder: Path) -> None:
     rows[:, 2] = np.arange(10) % 2
     np.savetxt(folder / "nan.csv", rows, delimiter=",")
     np.savez(folder / "onelabel.npz", X=np.ones((10, 3)), y=np.zeros(10))
+    np.savez(folder / "threes.npz", X=np.ones((10, 3)), y=np.full(10, 3))
+    np.savez(folder / "gaplabels.npz", X=np.ones((10, 3)), y=np.arange(10) % 2 * 7)
+    np.savez(folder / "nofeatures.npz", X=np.ones((10, 0)), y=np.ones(10))
     np.savez(folder / "wordlabels.npz", X=np.ones((10, 3)), y=np.array(["cat", "dog"] * 5))
     np.savez(folder / "noX.npz", y=np.zeros(10))
     (folder / "broken.npz").write_bytes(b"PK\x03\x04 not an archive")
