@@ -10,7 +10,6 @@ command line's ``--help``) stays light:
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import TYPE_CHECKING
 
 from amsgd.core import (
@@ -23,6 +22,7 @@ from amsgd.core import (
     parse_delay,
     parse_distribution,
 )
+from amsgd.core.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from amsgd.diffusion.theory import Predictions, predict
@@ -41,10 +41,4 @@ __all__ = [
 ]
 __version__ = "0.1.0"
 
-_LAZY = {"predict": "amsgd.diffusion.theory", "Predictions": "amsgd.diffusion.theory"}
-
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, {"predict": "amsgd.diffusion.theory", "Predictions": "amsgd.diffusion.theory"})

@@ -7,8 +7,9 @@ importing this package does not compile the kernels.
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import TYPE_CHECKING
+
+from amsgd.core.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from amsgd.simulate.engine import simulate
@@ -17,14 +18,5 @@ if TYPE_CHECKING:
 
 __all__ = ["DIVERGENCE_NORM", "SimulationResult", "simulate"]
 
-_LAZY = {
-    "simulate": "amsgd.simulate.engine",
-    "DIVERGENCE_NORM": "amsgd.simulate.plan",
-    "SimulationResult": "amsgd.simulate.result",
-}
-
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, {"simulate": "amsgd.simulate.engine", "DIVERGENCE_NORM": "amsgd.simulate.plan",
+                                      "SimulationResult": "amsgd.simulate.result"})  # fmt: skip

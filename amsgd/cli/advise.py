@@ -6,7 +6,7 @@ import argparse
 
 from amsgd.advise import DEFAULT_MUS, DEFAULT_STEPS, DEFAULT_WORKERS
 from amsgd.cli.options import add_problem_options, emit, float_list, int_list, problem_from_args
-from amsgd.core.files import check_output_file
+from amsgd.core.files import check_figure_file, check_output_file
 
 HELP = "advise the momentum for M asynchronous workers: the largest stable and the best (rate, floor)"
 SUMMARY = "the stable and the best momentum for M workers, any model"
@@ -40,9 +40,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         check_output_file(args.out)
     if args.plot:
-        from amsgd.figures.style import check_figure_path
-
-        check_figure_path(args.plot)
+        check_figure_file(args.plot)
     from amsgd.advise import advise
 
     advice = advise(problem, args.workers, args.mus, steps=args.steps)

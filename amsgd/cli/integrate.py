@@ -27,7 +27,7 @@ import sys
 
 from amsgd.cli.options import add_problem_options, problem_from_args, require_pca
 from amsgd.cli.status import NO_ESTIMATE, OK
-from amsgd.core.files import atomic_write_text, check_output_file
+from amsgd.core.files import atomic_write_text, check_figure_file, check_output_file
 from amsgd.diffusion.theory.options import DEFAULT_DELTA_SQ
 
 HELP = "integrate the SDE limit (SME) ensemble: stationary error, escape time, convergence orders"
@@ -94,9 +94,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         check_output_file(args.out)
     if args.plot:
-        from amsgd.figures.style import check_figure_path
-
-        check_figure_path(args.plot)
+        check_figure_file(args.plot)
     started = time.perf_counter()
     summary: dict = {"problem": problem.to_dict(), "paths": args.paths, "seed": args.seed, "dt_iterations": args.dt}
     summary["limit"] = args.limit

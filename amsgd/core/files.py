@@ -42,6 +42,18 @@ def check_output_file(path: str | os.PathLike, option: str = "--out") -> Path:
     return target
 
 
+def check_figure_file(path: str | os.PathLike, option: str = "--plot") -> Path:
+    """:func:`check_output_file`, and a suffix naming a format matplotlib writes (matplotlib is
+    imported only once the folder has passed)."""
+    target = check_output_file(path, option)
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    if target.suffix.lower().lstrip(".") not in FigureCanvasBase.get_supported_filetypes():
+        raise ProblemError(f"{option} {str(target)!r}: the file name must end in a figure format matplotlib "
+                           "writes, such as .png, .pdf or .svg")  # fmt: skip
+    return target
+
+
 def check_output_dir(path: str | os.PathLike, option: str = "--out") -> Path:
     """``path`` as a folder that exists or can be created (its parent exists and is writable)."""
     target = Path(path)

@@ -5,3 +5,18 @@ comparison, a sweep's heat maps and a convergence study. Each function takes res
 and returns the path written; :func:`amsgd.figures.validation.draw_validation` draws a whole
 validation report and :func:`amsgd.figures.standard.standard_figures` the standard set.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from amsgd.core.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from amsgd.figures.standard import standard_figures
+    from amsgd.figures.validation import draw_validation
+
+__all__ = ["draw_validation", "standard_figures"]
+# matplotlib loads on first use
+__getattr__ = lazy_exports(__name__, {"draw_validation": "amsgd.figures.validation",
+                                      "standard_figures": "amsgd.figures.standard"})  # fmt: skip

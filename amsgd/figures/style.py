@@ -6,13 +6,10 @@ from pathlib import Path
 
 import matplotlib
 
-from amsgd.core.errors import ProblemError
-from amsgd.core.files import check_output_file
 from amsgd.core.problem import Problem
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.backend_bases import FigureCanvasBase  # noqa: E402
 
 #: PNG resolution: legible, and small enough to commit.
 DPI = 120
@@ -41,16 +38,6 @@ def save(fig, path: str | Path) -> Path:
         fig.savefig(path, dpi=DPI)
     plt.close(fig)
     return path
-
-
-def check_figure_path(path: str | Path, option: str = "--plot") -> Path:
-    """``path`` as a figure file that can be written (:func:`~amsgd.core.files.check_output_file`) in a
-    format matplotlib writes, named by its suffix: refused before any work otherwise."""
-    target = check_output_file(path, option)
-    if target.suffix.lower().lstrip(".") not in FigureCanvasBase.get_supported_filetypes():
-        raise ProblemError(f"{option} {str(target)!r}: the file name must end in a figure format matplotlib "
-                           "writes, such as .png, .pdf or .svg")  # fmt: skip
-    return target
 
 
 def problem_label(p: Problem) -> str:

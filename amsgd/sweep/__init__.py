@@ -5,3 +5,19 @@ point by point, persisted as it goes, assembled into one xarray Dataset (NetCDF)
 between them is in :mod:`amsgd.sweep.points`), :func:`~amsgd.sweep.run.run_sweep` runs it and
 :func:`~amsgd.sweep.dataset.read_dataset` reads its file back.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from amsgd.core.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from amsgd.sweep.dataset import read_dataset
+    from amsgd.sweep.run import run_sweep
+    from amsgd.sweep.sweep import Sweep
+
+__all__ = ["Sweep", "read_dataset", "run_sweep"]
+# xarray and Dask load on first use
+__getattr__ = lazy_exports(__name__, {"Sweep": "amsgd.sweep.sweep", "run_sweep": "amsgd.sweep.run",
+                                      "read_dataset": "amsgd.sweep.dataset"})  # fmt: skip

@@ -9,9 +9,9 @@ of the sections are drawn by :func:`amsgd.figures.validation.draw_validation`.
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import TYPE_CHECKING
 
+from amsgd.core.lazy import lazy_exports
 from amsgd.validation.budget import Budget
 from amsgd.validation.presets import PRESETS, get_preset
 
@@ -20,12 +20,7 @@ if TYPE_CHECKING:
     from amsgd.validation.run import ValidationReport, run_validation
 
 __all__ = ["PRESETS", "Budget", "ValidationReport", "get_preset", "run_validation", "write_report"]
-_LAZY = {"write_report": "amsgd.validation.report", "ValidationReport": "amsgd.validation.run",
-         "run_validation": "amsgd.validation.run"}  # fmt: skip
-
-
-def __getattr__(name: str):
-    # The experiments load on first use, so that the presets are light to import.
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# The experiments load on first use, so that the presets are light to import.
+__getattr__ = lazy_exports(__name__, {"write_report": "amsgd.validation.report",
+                                      "ValidationReport": "amsgd.validation.run",
+                                      "run_validation": "amsgd.validation.run"})  # fmt: skip
