@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from amsgd import Problem
+from amsgd import Problem, ProblemError
 from amsgd.diffusion.theory.coupling import coefficients_for
 from amsgd.diffusion.theory.error_floor import linearized_floor
 from amsgd.diffusion.theory.linear_recursion import spectral_radius
@@ -118,3 +118,20 @@ def test_tradeoff_grid():
     ds = result.to_xarray()
     assert dict(ds.sizes) == {"workers": 4, "mu": 4}
     assert float(ds["floor"].sel(workers=8, mu=0.9)) == result.floor[1, 2]
+
+
+def test_the_advice_table_is_over_sorted_distinct_workers_and_momenta():
+    """Workers and momenta given in any order come out in increasing order, each row the same as when
+    given sorted; a value listed twice is refused (it gave duplicate rows); one value is a list of one."""
+    from amsgd.advise import advise
+
+    problem = Problem.from_spectrum()
+    shuffled = advise(problem, workers=(8, 1, 4), mus=(0.9, 0.5))
+    ordered = advise(problem, workers=(1, 4, 8), mus=(0.5, 0.9))
+    assert shuffled.to_dict() == ordered.to_dict()
+    assert shuffled.to_dict()["grid"]["workers"] == [1, 4, 8] and shuffled.to_dict()["grid"]["mus"] == [0.5, 0.9]
+    with pytest.raises(ProblemError, match="workers lists a value twice"):
+        advise(problem, workers=(4, 1, 1))
+    with pytest.raises(ProblemError, match="mus lists a value twice"):
+        advise(problem, mus=(0.5, 0.5))
+    assert advise(problem, workers=4, mus=0.5).to_dict() == advise(problem, workers=(4,), mus=(0.5,)).to_dict()

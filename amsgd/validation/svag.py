@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from amsgd.core import checks
 from amsgd.core.errors import ProblemError
 from amsgd.core.files import atomic_write_text
 from amsgd.core.problem import Problem
@@ -81,6 +82,10 @@ class SvagSetup:
     escape: bool = True
     seed: int = 2018
     threads: int = 1
+
+    def __post_init__(self) -> None:
+        if checks.positive_int("--svag-replicates", self.replicates) < 2:
+            raise ProblemError(f"--svag-replicates must be at least 2 (an interval needs two runs), got {self.replicates}")
 
 
 @dataclass(frozen=True)

@@ -140,6 +140,10 @@ def tradeoff(c: Coefficients, eta: float, mus: Sequence[float] | np.ndarray, wor
     integers = workers.ndim == 1 and workers.size > 0 and np.issubdtype(workers.dtype, np.integer)
     if not integers or workers.min() < 1:
         raise ProblemError(f"workers must be a non-empty list of integers >= 1, got {workers.tolist()}")
+    for name, values in (("workers", workers), ("mus", mus)):
+        if np.unique(values).size != values.size:
+            raise ProblemError(f"{name} lists a value twice: {values.tolist()}")
+    mus, workers = np.sort(mus), np.sort(workers)  # the table's rows and columns in increasing order
     critical = {mu: critical_delay(c.rates, eta, mu) for mu in mus}
     shape = (workers.size, mus.size)
     floor, stable, error, radial = np.empty(shape), np.empty(shape, dtype=bool), np.empty(shape), np.empty(shape)
