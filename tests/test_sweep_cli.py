@@ -130,3 +130,18 @@ def test_existing_output_is_not_overwritten(tmp_path, capsys):
     assert main(["sweep", "--tau", "0", "--seed", "1", "--out", str(out)]) == 2
     assert "--resume" in capsys.readouterr().err
     assert out.read_bytes() == b"keep me"
+
+
+def test_points_where_every_replicate_diverged_are_counted_and_said(tmp_path, capsys):
+    """η = 10 blows every run up: the summary counts that point in all_diverged and one warning line says
+    so (the sweep used to end in silence with NaN estimates); nothing else reaches stderr."""
+    out = tmp_path / "s.nc"
+    argv = ["sweep", "--tau", "0", "--eta", "10,1e-3", "--steps", "50", "--replicates", "2", "--seed", "1",
+            "--out", str(out), "-q"]  # fmt: skip
+    assert main(argv) == 0
+    printed, err = capsys.readouterr()
+    assert json.loads(printed)["all_diverged"] == 1
+    assert err.strip().splitlines() == [
+        "amsgd sweep: warning: every replicate diverged at 1 of the 2 points: their estimates are NaN "
+        "(all_diverged in the summary; diverged_fraction 1 in the file)"
+    ]

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 
 from amsgd.cli.options import add_problem_options, add_run_options, problem_from_args
+from amsgd.core.errors import RunWarning
 from amsgd.core.files import check_output_file
 from amsgd.core.models import DEFAULT_MODEL_ETA
 from amsgd.core.problem import DEFAULT_ETA, DEFAULT_MU
@@ -129,5 +131,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"amsgd sweep: the finished points are kept in {args.out}.parts/; rerun the same command with "
               "--resume to continue", file=sys.stderr)  # fmt: skip
         raise
+    if outcome.all_diverged:
+        warnings.warn(f"every replicate diverged at {outcome.all_diverged} of the {outcome.points} points: their "
+                      "estimates are NaN (all_diverged in the summary; diverged_fraction 1 in the file)", RunWarning)  # fmt: skip
     print(json_text(outcome.to_dict(), indent=2))
     return 0

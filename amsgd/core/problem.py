@@ -27,6 +27,9 @@ DEFAULT_MU = 0.9
 _REL_TOL = 1e-10
 #: The smallest η (λ1 − λ2)(1 − μ) predictions accept (:meth:`Problem.require_resolvable_step`).
 MIN_STEP_RESOLUTION = 1e-10
+#: The largest η λ1 predictions accept: every delay is unstable from η λ1 = 2 (1 + μ) <= 4 on, and
+#: beyond this the theory's fourth powers of η λ overflow double precision (η λ1 = 1e200: a traceback).
+MAX_STEP_SCALE = 1e50
 
 
 @dataclass(frozen=True, eq=False)
@@ -113,14 +116,21 @@ class Problem:
             )
 
     def require_resolvable_step(self) -> None:
-        """Refuse ``η (λ1 − λ2)(1 − μ) <`` :data:`MIN_STEP_RESOLUTION`.
+        """Refuse ``η (λ1 − λ2)(1 − μ) <`` :data:`MIN_STEP_RESOLUTION` and ``η λ1 >`` :data:`MAX_STEP_SCALE`.
 
         The finite-η theory solves for the stationary moments of recursions whose roots approach 1
         as η → 0, and in double precision its numbers then carry a relative rounding error of about
         ``0.2 ε_machine / (η (λ1 − λ2)(1 − μ))``: measured on the floor for μ = 0, 0.9, 0.99 and
         delays 0 and 5, 4e-7 or less at the bound, 2e-5 a hundred times below it, and the floor
         negative or the solve singular near 1e-15. Only ``η Σ`` enters the algorithm, so rescaling
-        the data does not help; the step must grow."""
+        the data does not help; the step must grow. A step with ``η λ1 >`` :data:`MAX_STEP_SCALE` is
+        refused too: it is unstable at every delay, and its moments overflow."""
+        if self.eta * self.eigenvalues[0] > MAX_STEP_SCALE:
+            raise ProblemError(
+                f"eta·λ1 = {self.eta * self.eigenvalues[0]:.3g} is above {MAX_STEP_SCALE:g}, where the finite-eta "
+                "theory's moments overflow double precision (every delay is unstable from eta·λ1 = 2 (1 + mu) on); "
+                "lower eta"
+            )
         resolution = self.eta * self.eigengap * (1.0 - self.mu)
         if resolution < MIN_STEP_RESOLUTION:
             raise ProblemError(

@@ -62,12 +62,20 @@ class SweepOutcome:
     reused: int
     elapsed: float
 
+    @property
+    def all_diverged(self) -> int:
+        """The points at which every replicate diverged (their estimates are NaN)."""
+        if "diverged_fraction" not in self.dataset:
+            return 0
+        return int((self.dataset["diverged_fraction"] == 1.0).sum())
+
     def to_dict(self) -> dict:
         return {
             "out": str(self.path),
             "points": self.points,
             "computed": self.computed,
             "reused": self.reused,
+            "all_diverged": self.all_diverged,
             "dims": {k: int(v) for k, v in self.dataset.sizes.items() if k != "iteration"},
             "elapsed_seconds": self.elapsed,
         }

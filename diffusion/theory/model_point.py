@@ -32,6 +32,7 @@ import numpy as np
 
 from amsgd.core import checks
 from amsgd.core.errors import ProblemError
+from amsgd.core.problem import MAX_STEP_SCALE
 from amsgd.diffusion.theory.second_moments import Coefficients, arnoldi_start
 
 if TYPE_CHECKING:
@@ -122,7 +123,14 @@ class ModelPoint:
     def require_resolvable_step(self, eta: float, mu: float) -> None:
         """Refuse a step whose finite-η numbers round: an estimated :meth:`rounding_error` above
         :data:`MAX_ROUNDING`, or a curved mode with ``η λ_i (1 − μ)`` below :data:`MIN_MODE_RESOLUTION`
-        (its recursion's roots are 1 in double precision, and its solve is singular)."""
+        (its recursion's roots are 1 in double precision, and its solve is singular); or a step with
+        ``η λ_max`` above :data:`~amsgd.core.problem.MAX_STEP_SCALE` (unstable at every delay, its
+        moments overflow)."""
+        largest = eta * float(self.eigenvalues.max(initial=0.0))
+        if largest > MAX_STEP_SCALE:
+            raise ProblemError(f"eta·λ_max = {largest:.3g} is above {MAX_STEP_SCALE:g}, where the finite-eta theory's "
+                               "moments overflow double precision (every delay is unstable from eta·λ_max = "
+                               "2 (1 + mu) on); lower eta")  # fmt: skip
         curved = self.eigenvalues[self.curved()]
         if curved.size == 0:  # no curved mode: nothing is solved
             return

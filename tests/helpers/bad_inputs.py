@@ -81,6 +81,8 @@ CASES: list[tuple[str, str]] = [
     ("simulate --model mlp --batch 0", "positive integer"),
     ("simulate --model logistic --l2 -1", ">= 0"),
     ("derive --model least-squares --l2 1e300", "lower it"),
+    ("derive --eta 1e200", "moments overflow double precision"),
+    ("advise --model least-squares --eta 1e200", "moments overflow double precision"),
     ("simulate --model mlp --start e1", "--model pca only"),
     ("derive --model logistic --spectrum 5,2,1", "--spectrum does not apply to --model logistic"),
     ("simulate --model least-squares --hidden 8 --activation relu", "--hidden, --activation do not apply"),
