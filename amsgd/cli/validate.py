@@ -198,20 +198,16 @@ def _run_model(args: argparse.Namespace) -> int:
     if given:
         raise ProblemError(f"{given[0]} does not apply to --model {args.model}: a model's validation checks the "
                            "floor, the stability boundary and the rate; its budget is --steps, --replicates, --seed")  # fmt: skip
-    for option, value in (("--steps", args.steps), ("--replicates", args.replicates)):
-        if value is not None:
-            checks.positive_int(option, value)
-    if args.replicates is not None and args.replicates < 2:
-        raise ProblemError(f"--replicates must be at least 2 (an interval needs two runs), got {args.replicates}")
-    seed = MODEL_SEED if args.seed is None else checks.integer("--seed", args.seed)
+    from amsgd.validation.model_checks import ModelSetup, run_model_validation
+
+    seed = MODEL_SEED if args.seed is None else args.seed
+    setup = ModelSetup(args.steps, MODEL_REPLICATES if args.replicates is None else args.replicates, seed)
     out = check_output_dir(args.out)
     problem = problem_from_args(args)  # reads the data
     out.mkdir(exist_ok=True)
     from amsgd.figures.model_checks import model_validation_figure
-    from amsgd.validation.model_checks import ModelSetup, run_model_validation
     from amsgd.validation.model_report import write_model_report
 
-    setup = ModelSetup(args.steps, MODEL_REPLICATES if args.replicates is None else args.replicates, seed)
     command = _public_command(args)
     with _incomplete_on_interrupt(out, command):
         report = run_model_validation(problem, setup, announce=_announce)

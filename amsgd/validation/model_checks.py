@@ -110,6 +110,10 @@ DIVERGED_LIMIT = 0.5
 #: ...or, where the gradient is bounded (logistic, tanh MLP) and nothing diverges, the excess loss exceeds
 #: this multiple of that of the bounded runs (the breakdown rule of the streaming-PCA stability check).
 BREAKDOWN_RATIO = 1.5
+#: The fewest replicates a model's validation takes: with fewer, even every run diverging leaves the
+#: lower end of the diverged fraction's 95% Clopper–Pearson interval, ``0.025^(1/n)``, at or below
+#: DIVERGED_LIMIT, so a breakdown check could never pass (6: 0.54; 5: 0.48).
+MIN_REPLICATES = math.floor(math.log(0.025) / math.log(DIVERGED_LIMIT)) + 1
 #: Records of the training loss per run (the window average is over them).
 RECORDS = 500
 #: Bootstrap resamples of the fitted rate (fixed seed: a report is reproducible).
@@ -130,8 +134,10 @@ class ModelSetup:
         if self.steps is not None:
             object.__setattr__(self, "steps", arguments.positive_int("--steps", self.steps))
         object.__setattr__(self, "replicates", arguments.positive_int("--replicates", self.replicates))
-        if self.replicates < 2:
-            raise ProblemError(f"--replicates must be at least 2 (an interval needs two runs), got {self.replicates}")
+        if self.replicates < MIN_REPLICATES:
+            raise ProblemError(f"--replicates must be at least {MIN_REPLICATES} (with fewer, a diverged fraction's 95% "
+                               f"interval cannot lie above {DIVERGED_LIMIT:g} even when every run diverges), "
+                               f"got {self.replicates}")  # fmt: skip
         object.__setattr__(self, "seed", arguments.integer("--seed", self.seed))
 
 
