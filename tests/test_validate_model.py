@@ -10,7 +10,7 @@ import pytest
 from test_models import blobs, regression
 
 from amsgd.cli import main
-from amsgd.core.delays import ConstantDelay, UniformDelay
+from amsgd.core.delays import ConstantDelay, UniformDelay, parse_delay
 from amsgd.core.models import ModelProblem, load_data, split_data
 from amsgd.diffusion.theory.linear_recursion import delay_law
 from amsgd.validation.model_checks import ModelSetup, fate_check, floor_checks, run_model_validation
@@ -313,3 +313,22 @@ def test_the_rate_pairs_start_near_enough_that_the_curvature_does_not_bias_them(
     near, far = ratio(pred.rate_delta), ratio(pred.rate_delta / RATE_DELTA_FRACTION)
     assert abs(near.mean - 1) < 0.01 and near.ci_high - near.ci_low < 0.01, near
     assert far.ci_high < 0.95, far
+
+
+def test_the_full_moments_limit_is_not_reported_as_a_boundary():
+    """Logistic regression at μ = −0.9 (mean boundary τ_c ≈ 393): the full second moments call every delay
+    up to 64, the longest they take, stable. The report says "at least 64", and the runs at 64 and 65
+    are labelled mean-square stable: a flat Hessian mode (radius one up to rounding) once labelled
+    τ = 64 "mean unstable", far inside τ_c."""
+    from amsgd.validation.model_prediction import predict
+    from amsgd.validation.model_report import _stability_line
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 2))
+    problem = ModelProblem("logistic", split_data("ok", x, (x[:, 0] > 0).astype(int)), eta=0.1, mu=-0.9,
+                           delay=parse_delay("geometric:3"))  # fmt: skip
+    _, pred = predict(problem, steps=200)
+    assert pred.tau_c > 300 and pred.tau_ms == 64 and pred.tau_ms_at_limit
+    labels = {p.tau: p.label for p in pred.stability}
+    assert labels[64] == labels[65] == "mean-square stable"
+    assert "the largest mean-square-stable delay is at least τ = 64" in _stability_line(pred)

@@ -223,7 +223,7 @@ def _announce(prediction) -> None:
     shift = 1 if p.family == "workers" else 0
     floor = (f"loss floor {p.floor:.5g} ({p.floor_theory})" if p.stable
              else "no loss floor (the given cell is not mean-square stable)")  # fmt: skip
-    largest = "none" if p.tau_ms is None else str(p.tau_ms + shift)
+    largest = "none" if p.tau_ms is None else ("at least " if p.tau_ms_at_limit else "") + str(p.tau_ms + shift)
     rate = "" if math.isnan(p.rate) else f"; rate {p.rate:.4g} per iteration"
     given = f" ({p.given_steps} at the given cell)" if p.given_steps != p.steps else ""
     print(f"predicted at the minimum (loss {p.loss_at_minimum:.6g}), before the runs: {floor}; largest "

@@ -141,6 +141,15 @@ class ModelPrediction:
     relaxation: float
     notes: tuple[str, ...]
 
+    @property
+    def tau_ms_at_limit(self) -> bool:
+        """Whether ``tau_ms`` is only the longest delay the full second moments take (stable there, the
+        mean boundary further out): a lower bound of the boundary, not the boundary."""
+        from amsgd.diffusion.theory.full_moments import FULL_MOMENTS_MAX_DELAY
+
+        return (self.boundary_theory == FULL_THEORY and self.tau_ms == FULL_MOMENTS_MAX_DELAY
+                and math.ceil(self.tau_c) - 1 > FULL_MOMENTS_MAX_DELAY)  # fmt: skip
+
     def to_dict(self) -> dict:
         d = {k: v for k, v in asdict(self).items() if k != "stability"}
         d["stability"] = [p.to_dict(self.family) for p in self.stability]
@@ -240,10 +249,12 @@ def _label(theory, eta: float, mu: float, family: str, tau: int, moments_at=None
     else the diagonal theory's."""
     from amsgd.diffusion.theory.full_moments import FULL_MOMENTS_MAX_DELAY
     from amsgd.diffusion.theory.linear_recursion import spectral_radii
+    from amsgd.diffusion.theory.model_point import FLAT
     from amsgd.diffusion.theory.model_predictions import loss_floor
 
     top = theory.point.eigenvalues[: theory.point.top]
-    growth = float(np.log(np.max(spectral_radii(top[top > 0], eta, mu, tau))))
+    curved = top[top > FLAT * theory.point.eigenvalues[0]]  # a flat mode's radius is 1 up to rounding: no verdict
+    growth = float(np.log(np.max(spectral_radii(curved, eta, mu, tau))))
     if growth >= 0:
         return "mean unstable", growth, math.inf
     if moments_at is not None and tau <= FULL_MOMENTS_MAX_DELAY:

@@ -108,6 +108,8 @@ def _stability_line(pr) -> str:
     """The boundary over constant delays and what the theory says at each delay of the stability runs."""
     fam = "round-robin workers M = τ + 1" if pr.family == "workers" else "constant delays τ"
     ms = "none" if pr.tau_ms is None else _where(pr.family, pr.tau_ms)
+    if pr.tau_ms_at_limit:
+        ms = f"at least {ms} (the longest delay the full second moments take)"
     return (
         f"- **Stability** over {fam}: the mean of the stiffest mode is stable for τ < τ_c = {fmt_number(pr.tau_c, 5)}; "
         f"the largest mean-square-stable delay is {ms}. Runs at "
