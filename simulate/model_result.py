@@ -9,6 +9,7 @@ inside a run.
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -25,6 +26,9 @@ if TYPE_CHECKING:
 
 #: Rows of the recorded values, in order.
 QUANTITIES = ("train_loss", "validation_loss", "train_accuracy", "validation_accuracy")
+#: The range of each quantity, to which its confidence intervals are cut (losses >= 0, accuracies in [0, 1]).
+RANGES = {"train_loss": (0.0, math.inf), "validation_loss": (0.0, math.inf), "train_accuracy": (0.0, 1.0),
+          "validation_accuracy": (0.0, 1.0)}  # fmt: skip
 
 
 @dataclass(frozen=True, eq=False)
@@ -80,12 +84,13 @@ class ModelSimulationResult:
         return float(np.mean(self.diverged_at >= 0))
 
     def final(self, quantity: str = "train_loss") -> Estimate:
-        """The mean of ``quantity`` at the last iteration over the replicates alive, with its CI."""
-        return t_interval(self.values[quantity][:, -1])
+        """The mean of ``quantity`` at the last iteration over the replicates alive, with its CI (cut to
+        the quantity's range, :data:`RANGES`)."""
+        return t_interval(self.values[quantity][:, -1], support=RANGES[quantity])
 
     def stationary_loss(self) -> Estimate:
-        """The mean stationary training loss over the replicates alive, with its CI."""
-        return t_interval(self.window_loss)
+        """The mean stationary training loss over the replicates alive, with its CI (cut at 0)."""
+        return t_interval(self.window_loss, support=RANGES["train_loss"])
 
     @property
     def stationarity(self) -> Stationarity:

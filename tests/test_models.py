@@ -274,3 +274,17 @@ def test_more_modes_than_parameters_is_refused():
     p = problem("least-squares")
     with pytest.raises(ProblemError, match="at most the 5 parameters"):
         model_point(p, np.zeros(5), top=6)
+
+
+def test_model_intervals_stay_in_the_range_of_their_quantity():
+    """With two replicates the Student-t interval is wide; a loss's is cut at 0 and an accuracy's to
+    [0, 1] (a model sweep once reported a validation accuracy 'up to 1.40')."""
+    result = simulate_model(problem("logistic", eta=0.5, mu=0.5), 30, 2, rng=5, record_every=10, progress=False)
+    cut = 0
+    for quantity in ("train_loss", "validation_loss", "train_accuracy", "validation_accuracy"):
+        est = result.final(quantity)
+        assert 0.0 <= est.ci_low <= est.mean <= est.ci_high
+        assert est.ci_high <= 1.0 or quantity.endswith("loss")
+        cut += est.ci_low == 0.0 or est.ci_high == 1.0
+    assert cut == 4  # every one of them reached beyond its range here
+    assert result.stationary_loss().ci_low >= 0.0
