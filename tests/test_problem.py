@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from amsgd import Problem, ProblemError, StudentT, parse_delay, parse_distribution
+from amsgd import Problem, ProblemError, StudentT, parse_delay, parse_distribution, predict
 from amsgd.core.delays import ConstantDelay
 
 from .conftest import random_rotation
@@ -126,3 +126,18 @@ def test_basis_must_be_orthonormal():
     with pytest.raises(ProblemError, match="orthonormal"):
         Problem.from_spectrum([2.0, 1.0], basis=np.array([[1.0, 1.0], [0.0, 1.0]]))
     Problem.from_spectrum([2.0, 1.0], basis=random_rotation(2, 0))
+
+
+@pytest.mark.parametrize(("make", "words"), [
+    (lambda: Problem.from_spectrum("4,3,2,1"), "spectrum must be a sequence of numbers"),
+    (lambda: Problem.from_spectrum([4 + 1j, 1.0]), "spectrum must be a sequence of numbers"),
+    (lambda: StudentT("8x"), "NU must be a number"),
+    (lambda: parse_delay(3), "a delay spec is a string"),
+    (lambda: parse_delay(None), "a delay spec is a string"),
+    (lambda: predict(None), "predict needs a Problem"),
+])  # fmt: skip
+def test_python_callers_with_wrong_types_get_a_problem_error(make, words):
+    """Wrong types from Python get the toolkit's one-line ProblemError, not NumPy's or an AttributeError."""
+    with pytest.raises(ProblemError, match=words):
+        make()
+    assert StudentT("8").spec == "student-t:8"  # a number written as text is still a number

@@ -343,6 +343,8 @@ def read_histogram(path: str | Path) -> HistogramDelay:
 
 def parse_delay(spec: str) -> DelayModel:
     """Parse a delay spec (see the module docstring for the grammar)."""
+    if not isinstance(spec, str):
+        raise ProblemError(f"a delay spec is a string such as 'constant:10' or 'uniform:0-20', got {spec!r}")
     kind, _, rest = spec.strip().partition(":")
     kind = kind.lower()
     if kind == "constant":

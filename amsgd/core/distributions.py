@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from amsgd.core import checks
 from amsgd.core.errors import ProblemError
 
 Sampler = Callable[[np.random.Generator, int], np.ndarray]
@@ -72,6 +73,7 @@ class StudentT(Distribution):
     spec: str = field(init=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "nu", checks.real("distribution student-t:NU, NU", self.nu))
         if not np.isfinite(self.nu) or self.nu <= 2:
             raise ProblemError(
                 f"distribution student-t:NU needs NU > 2 for a finite covariance, got NU = {self.nu:g}"

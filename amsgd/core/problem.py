@@ -80,7 +80,10 @@ class Problem:
         **kwargs,
     ) -> Problem:
         """Build Σ = B diag(spectrum) Bᵀ from eigenvalues and an orthonormal basis (default I)."""
-        lam = np.asarray(spectrum, dtype=float)
+        try:
+            lam = np.asarray(spectrum, dtype=float)
+        except (TypeError, ValueError):
+            raise ProblemError(f"spectrum must be a sequence of numbers such as (4, 3, 2, 1), got {spectrum!r}") from None
         if lam.ndim != 1 or lam.size < 2:
             raise ProblemError(f"spectrum must list at least two eigenvalues, got {spectrum!r}")
         if not np.all(np.isfinite(lam)) or np.any(lam <= 0):

@@ -17,6 +17,7 @@ from functools import cached_property
 import numpy as np
 
 from amsgd.core.delays import ConstantDelay
+from amsgd.core.errors import ProblemError
 from amsgd.core.problem import Problem
 from amsgd.derivations.delay_stability import a as rate_symbol
 from amsgd.derivations.derivation import Derivation, derive
@@ -272,6 +273,8 @@ def predict(
     and the data law only); parts that need formulas still derive them when asked. ``route`` chooses
     the derivation's route (:func:`amsgd.derivations.derive`; by default indexed for a named law).
     """
+    if not isinstance(problem, Problem):
+        raise ProblemError(f"predict needs a Problem (a model: predict_model), got {type(problem).__name__}")
     options = options or PredictOptions()
     problem.require_eigengap()
     problem.require_resolvable_step()
