@@ -77,6 +77,9 @@ def run_validation(
     problem.require_finite_fourth_moments()
     perturbations = Perturbations(perturb)
     ctx = Context(problem, budget or (preset.budget if preset else Budget()), perturbations, progress)
+    if ctx.tau_star() is None:
+        raise ProblemError(f"no delay is stable at eta = {problem.eta:g}, mu = {problem.mu:g}: every run leaves e_1 and "
+                           "there is nothing to validate; lower eta (amsgd derive reports the boundary)")  # fmt: skip
     began = time.perf_counter()
     names = [name for name in EXPERIMENTS if name in chosen]
     progress_plan(len(names) + 1, "experiments and figures")
