@@ -249,11 +249,10 @@ def _label(theory, eta: float, mu: float, family: str, tau: int, moments_at=None
     else the diagonal theory's."""
     from amsgd.diffusion.theory.full_moments import FULL_MOMENTS_MAX_DELAY
     from amsgd.diffusion.theory.linear_recursion import spectral_radii
-    from amsgd.diffusion.theory.model_point import FLAT
     from amsgd.diffusion.theory.model_predictions import loss_floor
 
-    top = theory.point.eigenvalues[: theory.point.top]
-    curved = top[top > FLAT * theory.point.eigenvalues[0]]  # a flat mode's radius is 1 up to rounding: no verdict
+    point = theory.point
+    curved = point.eigenvalues[: point.top][point.curved()[: point.top]]  # a flat mode's radius is 1 up to rounding
     growth = float(np.log(np.max(spectral_radii(curved, eta, mu, tau))))
     if growth >= 0:
         return "mean unstable", growth, math.inf

@@ -213,7 +213,9 @@ class ModelPredictions:
         lam = self.point.eigenvalues[~self.point.flat()]
         slowest = float(lam[lam > 0].min()) if np.any(lam > 0) else np.nan
         rate = float(decay_rate(slowest, p.eta, p.mu, self.law))
-        return 1.0 / rate if rate > 0 else (np.inf if rate <= 0 else np.nan)
+        if np.isnan(rate):  # no curved mode
+            return np.nan
+        return 1.0 / rate if rate > 0 else np.inf
 
     def cell(self, eta: float, mu: float, delay, horizon_eta: float | None = None) -> CellPrediction:
         """Mean-square stability of the coupled modes and the rate of the slowest ranking mode at

@@ -56,6 +56,9 @@ PHASES_NOTE = (
     "total_iterations adds the per-run means and travel, settled_iterations the per-run escape, "
     "travel and the mean-curve convergence (when the ensemble has settled)"
 )
+#: What phase III and the totals report per run (null without convergence), in JSON order.
+_PHASE_THREE_KEYS = ("converge_time", "converge_iterations", "converge_law", "converge_noise", "total_iterations",
+                     "settled_iterations")  # fmt: skip
 #: Why a problem that is not mean-square stable at e_1 has no phase III (prefixed to the note).
 NO_CONVERGENCE = (
     "no convergence phase: the iteration is not mean-square stable at e_1 at this eta, mu and delay "
@@ -159,31 +162,37 @@ class Phases:
     def to_dict(self) -> dict:
         """The JSON ``phases`` object; without convergence (``converges`` false) every quantity of phase
         III, the totals and ε are null and the note says why."""
-        converges = self.converges
-        mean_curve = {
-            "escape_time": self.escape_time,
-            "escape_iterations": self.escape_time / self.eta,
-            "escape_iterations_linearized": self.escape_iterations_linearized,
-            "converge_time": self.converge_time if converges else None,
-            "converge_iterations": self.converge_time / self.eta if converges else None,
-        }
+        phase_three = self._phase_three() if self.converges else dict.fromkeys(_PHASE_THREE_KEYS)
+        curve = self.converge_time if self.converges else None  # the mean curve's convergence
         return {
             "delta_sq": self.delta_sq,
-            "epsilon": self.epsilon if converges else None,
+            "epsilon": self.epsilon if self.converges else None,
             "worst_saddle": self.worst_saddle,
-            "converges": converges,
+            "converges": self.converges,
             "escape_iterations": self.escape_iterations,
             "escape_law": self.escape_law.to_dict(),
             "travel_time": self.travel_time,
             "travel_iterations": self.travel_time / self.eta,
-            "converge_time": self.converge_time if converges else None,
-            "converge_iterations": json_float(self.converge_iterations) if converges else None,
-            "converge_law": self.converge_law.to_dict() if converges else None,
-            "converge_noise": self.converge_law.calibration if converges else None,
-            "total_iterations": json_float(self.total_iterations) if converges else None,
-            "settled_iterations": self.settled_iterations if converges else None,
-            "mean_curve": mean_curve,
-            "note": ("" if converges else NO_CONVERGENCE + "; ") + PHASES_NOTE,
+            **phase_three,
+            "mean_curve": {
+                "escape_time": self.escape_time,
+                "escape_iterations": self.escape_time / self.eta,
+                "escape_iterations_linearized": self.escape_iterations_linearized,
+                "converge_time": curve,
+                "converge_iterations": None if curve is None else curve / self.eta,
+            },
+            "note": ("" if self.converges else NO_CONVERGENCE + "; ") + PHASES_NOTE,
+        }
+
+    def _phase_three(self) -> dict:
+        """The per-run numbers of phase III and the totals (:data:`_PHASE_THREE_KEYS`)."""
+        return {
+            "converge_time": self.converge_time,
+            "converge_iterations": json_float(self.converge_iterations),
+            "converge_law": self.converge_law.to_dict(),
+            "converge_noise": self.converge_law.calibration,
+            "total_iterations": json_float(self.total_iterations),
+            "settled_iterations": self.settled_iterations,
         }
 
 
