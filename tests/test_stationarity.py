@@ -101,6 +101,9 @@ def test_rule_needs_a_significant_and_a_sizeable_difference():
     assert window_split(100, 300) == 200 and window_split(100, 301) == 201 and window_split(7, 7) == 7
     assert drift.to_dict()["first_half"]["iterations"] == [100, 199]
     assert drift.to_dict()["second_half"]["iterations"] == [200, 300]
+    one = window_stationarity(np.array([np.nan] * 3), np.array([0.1, 0.2, 0.3]), start=7, end=7, estimate=0.2)
+    assert one.to_dict()["first_half"]["iterations"] is None  # a window of one iteration: empty first half
+    assert one.to_dict()["second_half"]["iterations"] == [7, 7] and one.stationary is None
 
 
 def test_near_the_bound_the_drift_is_measured_against_the_distance_to_it():

@@ -123,6 +123,11 @@ class Stationarity:
             return f"{self.bound:g} - the estimate {self.estimate:.4g}"
         return f"the estimate {self.estimate:.4g}"
 
+    @staticmethod
+    def _iterations(first: int, last: int) -> list[int] | None:
+        """A half's first and last iteration; None for an empty half (a window of one iteration)."""
+        return [first, last] if last >= first else None
+
     def to_dict(self) -> dict:
         out = {
             "rule": (
@@ -131,8 +136,8 @@ class Stationarity:
                 f"{DRIFT_TOLERANCE:.0%} of the estimate"
                 + ("" if self.bound is None else f", or of {self.bound:g} - estimate when that is smaller")
             ),
-            "first_half": {"iterations": [self.start, self.split - 1], **self.first.to_dict()},
-            "second_half": {"iterations": [self.split, self.end], **self.second.to_dict()},
+            "first_half": {"iterations": self._iterations(self.start, self.split - 1), **self.first.to_dict()},
+            "second_half": {"iterations": self._iterations(self.split, self.end), **self.second.to_dict()},
             "difference": {**self.difference.to_dict(), "confidence": DRIFT_CONFIDENCE},
             "relative_difference": json_float(self.relative_difference),
             "tolerance": DRIFT_TOLERANCE,
