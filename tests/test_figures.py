@@ -63,10 +63,12 @@ def test_a_sweep_file_that_is_not_netcdf_fails_before_any_simulation(tmp_path, c
 
 def test_no_stable_delay_is_refused_before_any_figure(tmp_path, capsys):
     """η = 0.5 has no stable delay at any of the momenta: one line, exit 2, and no PNG left behind."""
-    assert main(["figures", "--eta", "0.5", "--out", str(tmp_path)]) == 2
+    assert main(["figures", "--eta", "0.5", "--out", str(tmp_path / "figs")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["amsgd figures: error: no delay is stable at eta = 0.5 for some mu in [0.7, 0.8, 0.9]"]
-    assert not list(tmp_path.glob("*.png"))
+    assert not (tmp_path / "figs").exists()  # the folder it made is removed again
+    assert main(["figures", "--eta", "0.5", "--out", str(tmp_path)]) == 2
+    assert tmp_path.is_dir() and not list(tmp_path.glob("*.png"))  # a folder that was there stays
 
 
 @pytest.mark.slow

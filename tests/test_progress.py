@@ -115,6 +115,9 @@ def test_ctrl_c_during_validate_marks_the_folder_incomplete(tmp_path, monkeypatc
     assert not (out / "report.json").exists()
     err = capsys.readouterr().err
     assert "marks the folder incomplete" in err
+    fresh = tmp_path / "fresh"  # a folder made by this run keeps its marker too
+    assert main([*arguments[:2], str(fresh), *arguments[3:]]) == INTERRUPTED
+    assert (fresh / "report.md").read_text().startswith("# Validation incomplete")
     if preset is None:
         assert "rerun: amsgd validate" in err
     else:  # the finished cells stay on disk and the rerun continues from them

@@ -135,3 +135,10 @@ def test_a_problem_without_a_stable_delay_is_refused_before_any_experiment():
 
     with pytest.raises(ProblemError, match="no delay is stable at eta = 0.5, mu = 0: every run leaves e_1"):
         run_validation(Problem.from_spectrum((4.0, 3.0), eta=0.5, mu=0.0), experiments=["ode"], progress=False)
+
+
+def test_a_refused_validation_leaves_no_empty_report_folder(tmp_path, capsys):
+    out = tmp_path / "report"
+    args = ["validate", "--spectrum", "4,3", "--eta", "0.5", "--mu", "0", "--only", "ode", "--out", str(out)]
+    assert main(args) == 2
+    assert "no delay is stable" in capsys.readouterr().err and not out.exists()

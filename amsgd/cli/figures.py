@@ -6,7 +6,7 @@ import argparse
 
 from amsgd.cli.options import add_problem_options, float_list, problem_from_args, require_pca
 from amsgd.core import progress
-from amsgd.core.files import check_input_file, check_output_dir
+from amsgd.core.files import check_input_file, check_output_dir, made_folder
 from amsgd.validation.budget import Budget
 
 HELP = "draw the standard figures (trajectories, histograms, escape, error vs delay, stability diagram) as PNG"
@@ -39,16 +39,16 @@ def run(args: argparse.Namespace) -> int:
         from amsgd.sweep.dataset import read_dataset
 
         sweep = check_drawable(read_dataset(args.sweep))
-    out.mkdir(exist_ok=True)
     from amsgd.figures.standard import standard_figures
 
     progress.plan(4 + (sweep is not None), "figure sets")
-    paths = standard_figures(problem, out, mus=args.mus, budget=budget)
-    if sweep is not None:
-        from amsgd.figures.sweep import sweep_figures
+    with made_folder(out):
+        paths = standard_figures(problem, out, mus=args.mus, budget=budget)
+        if sweep is not None:
+            from amsgd.figures.sweep import sweep_figures
 
-        with progress.stage("sweep figures"):
-            paths += sweep_figures(sweep, out)
+            with progress.stage("sweep figures"):
+                paths += sweep_figures(sweep, out)
     for path in paths:
         print(path)
     return 0

@@ -19,7 +19,7 @@ from pathlib import Path
 from amsgd.cli.options import add_problem_options, int_list, problem_from_args, require_pca
 from amsgd.core import checks
 from amsgd.core.errors import ProblemError
-from amsgd.core.files import check_output_dir
+from amsgd.core.files import check_output_dir, made_folder
 from amsgd.core.models import DEFAULT_MODEL_ETA
 from amsgd.core.problem import DEFAULT_ETA
 from amsgd.validation.presets import EXPERIMENTS, MODEL_PRESETS, PRESETS, chosen_experiments, get_preset
@@ -105,7 +105,6 @@ def run(args: argparse.Namespace) -> int:
     chosen_experiments(preset, only)
     perturb = _perturbations(args.perturb)
     out = check_output_dir(args.out)
-    out.mkdir(exist_ok=True)
     from amsgd.figures.validation import draw_validation
     from amsgd.validation import run_validation, write_report
 
@@ -117,18 +116,20 @@ def run(args: argparse.Namespace) -> int:
 
 @contextlib.contextmanager
 def _incomplete_on_interrupt(out: Path, command: str, kept: str | None = None) -> Iterator[None]:
-    """On Ctrl-C, leave ``out`` clearly marked incomplete (its report.md says so) and say how to rerun
-    (``kept``: what the rerun continues from)."""
+    """The work that writes into ``out`` (created here, removed again if the work fails before writing
+    anything); on Ctrl-C, leave ``out`` clearly marked incomplete (its report.md says so) and say how to
+    rerun (``kept``: what the rerun continues from)."""
     from amsgd.validation.report import write_incomplete
 
     began = time.perf_counter()
-    try:
-        yield
-    except KeyboardInterrupt:
-        marker = write_incomplete(out, command, time.perf_counter() - began)
-        rerun = f"rerun: {command}" if kept is None else f"{kept}; rerun to continue from them: {command}"
-        print(f"amsgd validate: no report: {marker} marks the folder incomplete; {rerun}", file=sys.stderr)
-        raise
+    with made_folder(out):
+        try:
+            yield
+        except KeyboardInterrupt:
+            marker = write_incomplete(out, command, time.perf_counter() - began)
+            rerun = f"rerun: {command}" if kept is None else f"{kept}; rerun to continue from them: {command}"
+            print(f"amsgd validate: no report: {marker} marks the folder incomplete; {rerun}", file=sys.stderr)
+            raise
 
 
 def _perturbations(items: list[str]) -> dict[str, float]:
@@ -204,7 +205,6 @@ def _run_model(args: argparse.Namespace) -> int:
     setup = ModelSetup(args.steps, MODEL_REPLICATES if args.replicates is None else args.replicates, seed)
     out = check_output_dir(args.out)
     problem = problem_from_args(args)  # reads the data
-    out.mkdir(exist_ok=True)
     from amsgd.figures.model_checks import model_validation_figure
     from amsgd.validation.model_report import write_model_report
 
@@ -241,7 +241,6 @@ def _run_paper_dnn(args: argparse.Namespace) -> int:
     if args.threads is not None:
         checks.positive_int("--threads", args.threads)
     out = check_output_dir(args.out)
-    out.mkdir(exist_ok=True)
     from amsgd.figures.paper_dnn import paper_dnn_figure
     from amsgd.validation.paper_dnn import DnnSetup, run_paper_dnn
     from amsgd.validation.paper_dnn_report import write_dnn_report
@@ -278,7 +277,6 @@ def _run_svag(args: argparse.Namespace) -> int:
     changes = {k: v for k, v in given if v is not None}
     setup = replace(SvagSetup(amplifications=amps), **changes)
     out = check_output_dir(args.out)
-    out.mkdir(exist_ok=True)
     from amsgd.figures.svag import svag_figure
     from amsgd.validation.svag import run_svag, write_svag_report
 

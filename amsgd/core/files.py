@@ -68,6 +68,21 @@ def check_output_dir(path: str | os.PathLike, option: str = "--out") -> Path:
     return target
 
 
+@contextlib.contextmanager
+def made_folder(folder: Path) -> Iterator[Path]:
+    """``folder``, created if missing, for the work inside the ``with`` block; a folder this made is
+    removed again when the work fails before writing anything into it (a refused problem leaves no
+    empty folder behind)."""
+    made = not folder.exists()
+    folder.mkdir(exist_ok=True)
+    try:
+        yield folder
+    except BaseException:
+        if made and not any(folder.iterdir()):
+            folder.rmdir()
+        raise
+
+
 def _probe(folder: Path, option: str) -> None:
     """Create and remove a small file in ``folder``: some folders pass every permission check and
     still refuse files (``/proc``, a read-only mount, a full disk)."""
