@@ -105,6 +105,34 @@ def test_check_relations():
     assert predictions("a", 1.5) == 3.0 and predictions("b", 1.5) == 1.5 and predictions.unused() == []
 
 
+def test_a_failed_check_says_why():
+    assert Check("x", "g", 1.0, 1.1, 1.05, 1.15, tolerance=0.06).failure is None
+    assert "outside the interval" in Check("x", "g", 1.0, 1.1, 1.05, 1.15, tolerance=0.04).failure
+    assert "no finite prediction" in Check("x", "g", math.inf, 1.0, 0.9, 1.1).failure
+    nothing = Check("x", "g", 1.0, math.nan, math.nan, math.nan, context={"replicates": 0})
+    assert nothing.failure == "nothing was measured: every run diverged"
+    some = Check("x", "g", 1.0, 1.0, 0.9, 1.1, context={"diverged_fraction": 0.25}, extra_pass=False)
+    assert some.failure == "25.0% of the runs diverged, where the criterion allows none"
+    assert "reaches the predicted bound" in Check("x", "g", 1.5, 1.5, 1.4, 1.6, relation="below").failure
+
+
+def test_statistics_of_runs_that_all_diverged_are_nan_without_warnings():
+    import warnings
+
+    import numpy as np
+
+    from amsgd.validation.statistics import decay_rate, pointwise_band
+
+    iterations = np.arange(10.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mean, low, high = pointwise_band(np.empty((0, 10)))
+        assert mean.shape == (10,) and np.isnan([mean, low, high]).all()
+        assert math.isnan(decay_rate(iterations, np.empty((0, 10)), 0.0).rate)
+        one = decay_rate(iterations, np.exp(-iterations)[None, :], 0.0)
+        assert math.isnan(one.rate) and one.mean[3] == math.exp(-3.0)
+
+
 @pytest.mark.parametrize(
     "argv, needle",
     [
@@ -135,6 +163,21 @@ def test_a_problem_without_a_stable_delay_is_refused_before_any_experiment():
 
     with pytest.raises(ProblemError, match="no delay is stable at eta = 0.5, mu = 0: every run leaves e_1"):
         run_validation(Problem.from_spectrum((4.0, 3.0), eta=0.5, mu=0.0), experiments=["ode"], progress=False)
+
+
+def test_experiments_at_an_unstable_given_delay_are_refused():
+    """τ = 5 is beyond τ* = 1 at η = 0.01, μ = 0.9: the runs at the given delay all diverged, and the
+    ODE, phase, rate and floor checks failed with no measurement amid NumPy warnings. Experiments that
+    choose their own delays still run there."""
+    from amsgd.core.delays import ConstantDelay
+    from amsgd.validation.context import Context
+    from amsgd.validation.run import _require_stable_delay, run_validation
+
+    beyond = Problem.from_spectrum(eta=0.01, delay=ConstantDelay(5))
+    with pytest.raises(ProblemError, match=r"constant:5 is not stable .* tau\* = 1\).*given delay \(ode, rate\)"):
+        run_validation(beyond, experiments=["rate", "ode", "stability"], progress=False)
+    _require_stable_delay(Context(beyond), ["stability", "finite-eta", "momentum"])  # not refused
+    _require_stable_delay(Context(beyond.replace(delay=ConstantDelay(1))), ["ode"])  # τ* itself is stable
 
 
 def test_a_refused_validation_leaves_no_empty_report_folder(tmp_path, capsys):

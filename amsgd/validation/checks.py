@@ -63,6 +63,29 @@ class Check:
             ok = self.ci_low > self.predicted
         return bool(ok and self.extra_pass)
 
+    @property
+    def failure(self) -> str | None:
+        """Why the check fails, in words (None when it passes): no prediction, nothing measured (every
+        run diverged), runs diverged where the criterion allows none, or the comparison itself."""
+        if self.passed:
+            return None
+        diverged = self.context.get("diverged_fraction")
+        if not math.isfinite(self.predicted):
+            return "the theory gives no finite prediction at these parameters"
+        if not (math.isfinite(self.ci_low) and math.isfinite(self.ci_high)) and self.relation != "window":
+            every = diverged == 1.0 or self.context.get("replicates") == 0
+            return "nothing was measured" + (": every run diverged" if every else "")
+        if not self.extra_pass:
+            if diverged:
+                return f"{diverged:.1%} of the runs diverged, where the criterion allows none"
+            return f"its criterion is not met ({self.criterion})"
+        return {
+            "inside": "the prediction lies outside the interval widened by the tolerance",
+            "below": "the interval reaches the predicted bound",
+            "above": "the interval reaches down to the predicted bound",
+            "window": "the measured value lies outside the accepted window",
+        }[self.relation]
+
     def to_dict(self) -> dict:
         out = {
             "name": self.name,

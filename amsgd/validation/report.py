@@ -113,6 +113,7 @@ def _section(s: Section, figures: Sequence[Path]) -> list[str]:
         reasons = sorted({c.tolerance_reason for c in s.checks if c.tolerance_reason})
         criteria = sorted({c.criterion for c in s.checks if c.criterion})
         lines += [f"Tolerance: {r}." for r in reasons] + [f"Criterion: {c}." for c in criteria]
+        lines += [f"`{c.name}` fails: {c.failure}." for c in s.checks if not c.passed]
         lines += [""]
     if "knees" in s.tables:
         lines += _knee_table(s.tables["knees"])

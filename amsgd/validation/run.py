@@ -58,6 +58,23 @@ class ValidationReport:
         }
 
 
+#: The experiments that simulate at the problem's own delay (the others choose their delays).
+AT_THE_GIVEN_DELAY = ("ode", "phases", "rate", "stationary")
+
+
+def _require_stable_delay(ctx: Context, chosen: Sequence[str]) -> None:
+    """Refuse experiments at the problem's delay where the mean dynamics at e_1 is unstable there:
+    every run leaves e_1 and those checks would have nothing to measure."""
+    at_delay = [name for name in AT_THE_GIVEN_DELAY if name in chosen]
+    if not at_delay or ctx.theory.stability.stable:
+        return
+    p, others = ctx.problem, [name for name in EXPERIMENTS if name not in AT_THE_GIVEN_DELAY]
+    raise ProblemError(f"the delay {p.delay.spec} is not stable at eta = {p.eta:g}, mu = {p.mu:g} (the largest stable "
+                       f"constant delay is tau* = {ctx.tau_star()}): every run leaves e_1 and the experiments that simulate "
+                       f"at the given delay ({', '.join(at_delay)}) would have nothing to measure; give a stable delay, or "
+                       f"--only experiments that choose their own delays ({', '.join(others)})")  # fmt: skip
+
+
 def run_validation(
     problem: Problem,
     *,
@@ -80,6 +97,7 @@ def run_validation(
     if ctx.tau_star() is None:
         raise ProblemError(f"no delay is stable at eta = {problem.eta:g}, mu = {problem.mu:g}: every run leaves e_1 and "
                            "there is nothing to validate; lower eta (amsgd derive reports the boundary)")  # fmt: skip
+    _require_stable_delay(ctx, chosen)
     began = time.perf_counter()
     names = [name for name in EXPERIMENTS if name in chosen]
     progress_plan(len(names) + 1, "experiments and figures")
@@ -92,7 +110,7 @@ def run_validation(
         raise ProblemError(f"--perturb names no check of this run: {', '.join(unused)}")
     return ValidationReport(
         preset.name if preset else None,
-        preset.description if preset else "every check on the given problem",
+        preset.description if preset else f"No preset: the experiments {', '.join(names)} on the given problem",
         problem,
         ctx.theory,
         ctx.budget,

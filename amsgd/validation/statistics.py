@@ -28,9 +28,13 @@ BOOTSTRAP_SEED = 20180601
 
 
 def pointwise_band(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean over rows of ``values`` (replicates × times) with the pointwise 95% t-band."""
+    """Mean over rows of ``values`` (replicates × times) with the pointwise 95% t-band (NaN where
+    there are no rows: every run diverged)."""
     x = np.asarray(values, dtype=float)
     n = x.shape[0]
+    if n == 0:
+        nothing = np.full(x.shape[1:], np.nan)
+        return nothing, nothing.copy(), nothing.copy()
     mean = x.mean(axis=0)
     half = stats.t.ppf(0.5 + CONFIDENCE / 2, max(n - 1, 1)) * x.std(axis=0, ddof=1) / math.sqrt(n)
     return mean, mean - half, mean + half
@@ -81,6 +85,9 @@ def decay_rate(iterations: np.ndarray, values: np.ndarray, first: float, min_snr
     """
     x = np.asarray(values, dtype=float)
     n = x.shape[0]
+    if n < 2:  # no spread to fit against (every run, or every run but one, diverged)
+        mean = x[0] if n else np.full(x.shape[1:], np.nan)
+        return RateFit(math.nan, math.nan, math.nan, (math.nan, math.nan), iterations, mean, math.nan)
     mean = x.mean(axis=0)
     se = x.std(axis=0, ddof=1) / math.sqrt(n)
     start = int(np.searchsorted(iterations, first))
