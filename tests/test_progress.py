@@ -95,6 +95,16 @@ def test_a_delay_longer_than_the_run_is_warned_in_one_line(capsys):
     assert len(lines) == 1 and lines[0].startswith("amsgd simulate: warning: the mean delay (100000")
 
 
+def test_a_sweep_warns_each_long_delay_once(tmp_path, capsys):
+    """Two momenta at each of two long delays: the points' warnings, raised on worker threads one by
+    one, are printed once per text (they were printed once per point)."""
+    argv = ["sweep", "--tau", "0,60,80", "--mu", "0.5,0.9", "--steps", "100", "--replicates", "4", "--seed", "1",
+            "--local-workers", "2", "--out", str(tmp_path / "s.nc"), "-q"]  # fmt: skip
+    assert main(argv) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert sorted(line.split("(")[1].split(" ")[0] for line in lines) == ["60", "80"]
+
+
 @pytest.mark.parametrize("preset", [None, "paper-dnn"])
 def test_ctrl_c_during_validate_marks_the_folder_incomplete(tmp_path, monkeypatch, capsys, preset):
     def interrupted(*args, **kwargs):

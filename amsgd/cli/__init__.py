@@ -81,12 +81,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 @contextlib.contextmanager
 def _warnings_as_lines(command: str) -> Iterator[None]:
-    """Print the toolkit's :class:`~amsgd.core.errors.RunWarning` as ``amsgd COMMAND: warning: ...``."""
-    shown = warnings.showwarning
+    """Print the toolkit's :class:`~amsgd.core.errors.RunWarning` as ``amsgd COMMAND: warning: ...``,
+    each text once (a sweep's points, run on worker threads, raise the same warning one by one)."""
+    shown, printed = warnings.showwarning, set()
 
     def show(message, category, filename, lineno, file=None, line=None) -> None:
         if issubclass(category, RunWarning):
-            print(f"amsgd {command}: warning: {message}", file=sys.stderr)
+            if str(message) not in printed:
+                printed.add(str(message))
+                print(f"amsgd {command}: warning: {message}", file=sys.stderr)
         else:
             shown(message, category, filename, lineno, file, line)
 

@@ -139,6 +139,8 @@ CASES: list[tuple[str, str]] = [
     ("validate --out vdir --model mlp --only ode", "does not apply to --model mlp"),
     ("validate --out vdir --model logistic --steps 0", "--steps must be a positive integer"),
     ("validate --out vdir --steps 100", "--steps applies only with --model"),
+    ("validate --out vdir --eta 0.01 --tau 5 --only ode", "would have nothing to measure"),
+    ("validate --out vdir --eta 0.5 --only ode", "no delay is stable"),
     ("validate --out file.txt", "not a folder"),
     ("validate --out nodir/v", "create it first"),
     ("validate --preset paper-dnn --out vdir --only ode", "do not apply"),
@@ -224,7 +226,8 @@ def render(results: list[tuple[str, int, list[str]]]) -> str:
         "| 130 | interrupted (Ctrl-C): stderr says what was kept and how to continue |",
         "",
         "Warnings (`amsgd COMMAND: warning: ...`, for example a delay longer than half the run, or a",
-        "stationary window that is not stationary) do not change the status.",
+        "stationary window that is not stationary) do not change the status; each text is printed once",
+        "(a sweep's points with the same long delay give one line).",
         "",
         f"The {len(results)} bad inputs below are the test suite's cases "
         "(`tests/helpers/bad_inputs.py`); the messages are what the commands print, regenerated with "
