@@ -50,7 +50,8 @@ Limit = Literal["ode", "sde"]
 @dataclass(frozen=True, eq=False)
 class ModelLimitSolution:
     """The training objective along the limit, ``loss[path, record]`` at ``iterations`` (one path for
-    the ODE); a path whose state becomes non-finite is NaN from then on and counted in ``blown_up``."""
+    the ODE); a path whose state becomes non-finite or leaves the ball ``‖x‖ <= divergence_norm`` is
+    NaN from then on and counted in ``blown_up``."""
 
     problem: ModelProblem
     limit: str
@@ -117,6 +118,7 @@ def integrate_model_limit(
     record_every: int | None = None,
     window: float = 0.5,
     start: np.ndarray | None = None,
+    divergence_norm: float = 1e6,
     progress: bool | None = None,
 ) -> ModelLimitSolution:
     """Integrate the ODE or the SME of ``problem`` (module docstring) for ``steps`` iterations.
@@ -125,7 +127,9 @@ def integrate_model_limit(
     ``record_every`` iterations (default ``steps // 100``); ``start`` is a common start point, by
     default each path starts at the model's initialisation for its stream (as
     :func:`~amsgd.simulate.model_engine.simulate_model` with the same ``rng``); ``window`` is the
-    late fraction of the run averaged for the stationary loss.
+    late fraction of the run averaged for the stationary loss. A path that leaves the ball
+    ``‖x‖ <= divergence_norm`` (the simulator's rule, :func:`~amsgd.simulate.model_engine.simulate_model`)
+    or becomes non-finite has blown up: NaN from then on.
     """
     steps = checks.positive_int("steps", steps)
     paths = checks.positive_int("paths", paths)
@@ -135,6 +139,7 @@ def integrate_model_limit(
         raise ProblemError(f"dt (in iterations) must be finite and > 0, got {dt!r}")
     if not 0.0 < window <= 1.0:
         raise ProblemError(f"window must be in (0, 1], got {window!r}")
+    checks.positive("divergence_norm", divergence_norm)
     record_every = max(1, steps // 100) if record_every is None else min(checks.positive_int("record_every", record_every), steps)
     marks = np.array(sorted(set(range(0, steps, record_every)) | {steps}))
     root = root_sequence(rng)
@@ -145,7 +150,7 @@ def integrate_model_limit(
         loss = _ode(problem, x0[0], marks)[None, :]
     else:
         keys = [stream_key(child_sequence(root, p)) for p in range(n_paths)]
-        loss = _sme(problem, x0, keys, marks, dt, progress)
+        loss = _sme(problem, x0, keys, marks, dt, float(divergence_norm), progress)
     return ModelLimitSolution(problem, limit, marks, loss, float(dt), float(window), describe_seed(root),
                               time.perf_counter() - began)  # fmt: skip
 
@@ -179,9 +184,10 @@ def _ode(problem: ModelProblem, x0: np.ndarray, marks: np.ndarray) -> np.ndarray
         return np.array([float(value_and_grad(x, xt, yt)[0]) for x in solution.y.T])
 
 
-def _sme(problem: ModelProblem, x0: np.ndarray, keys: list, marks: np.ndarray, dt: float,
+def _sme(problem: ModelProblem, x0: np.ndarray, keys: list, marks: np.ndarray, dt: float, divergence_norm: float,
          progress: bool | None) -> np.ndarray:  # fmt: skip
-    """Euler–Maruyama of the SME for every path side by side; the objective at ``marks``."""
+    """Euler–Maruyama of the SME for every path side by side; the objective at ``marks`` (NaN once a
+    path has blown up)."""
     import jax
     import jax.numpy as jnp
 
@@ -203,7 +209,8 @@ def _sme(problem: ModelProblem, x0: np.ndarray, keys: list, marks: np.ndarray, d
             noise = weighted - jnp.sum(w) / jnp.sqrt(batch * n) * mean_grad
             drift = -scale * (mean_grad + ridge * x)
             new = x + drift * dt_time + gain * jnp.sqrt(eta * dt_time) * noise
-            return jnp.where(jnp.all(jnp.isfinite(new)), new, jnp.full_like(new, jnp.nan))
+            kept = jnp.all(jnp.isfinite(new)) & (jnp.linalg.norm(new) <= divergence_norm)
+            return jnp.where(kept, new, jnp.full_like(new, jnp.nan))
 
         def advance(x, key, lo, n_sub, dt_time):
             def body(j, x):

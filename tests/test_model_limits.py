@@ -107,6 +107,26 @@ def test_bad_input_is_one_line():
         integrate_model_limit(p, 10, start=np.zeros(3))
 
 
+def test_a_path_that_leaves_the_divergence_ball_has_blown_up(capsys):
+    """At η = 2 the Euler scheme of the least-squares SME grows geometrically: its paths passed 1e200
+    and were reported as not blown up (the state stayed finite); they are blown up once past the
+    simulator's divergence norm, and the command line says no estimate (exit status 3)."""
+    import warnings
+
+    from amsgd.cli import main
+    from amsgd.cli.status import NO_ESTIMATE
+
+    p = problem("least-squares", eta=2.0, mu=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        solution = integrate_model_limit(p, 200, paths=4, rng=1, progress=False)
+    assert solution.blown_up == 4 and np.isnan(solution.mean_curve[-1])
+    assert integrate_model_limit(p, 200, paths=4, rng=1, divergence_norm=1e300, progress=False).blown_up == 0
+    assert main(["integrate", "--model", "least-squares", "--eta", "2", "--mu", "0", "--steps", "200", "--paths", "4",
+                 "-q"]) == NO_ESTIMATE  # fmt: skip
+    assert "every one of the 4 paths diverged" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_integrate_a_model_on_the_command_line(tmp_path):
     rng = np.random.default_rng(3)

@@ -128,6 +128,8 @@ def _every_path_diverged(summary: dict) -> bool:
     if "convergence" in summary:
         study = summary["convergence"]
         return all(s["diverged_paths"] >= study["paths"] for s in study["schemes"].values())
+    if "blown_up_paths" in summary:  # a model's limit
+        return summary["blown_up_paths"] >= summary["paths"]
     return summary.get("diverged_fraction") == 1.0
 
 
