@@ -172,6 +172,25 @@ def test_validation_report_verdict_and_figure(tmp_path):
     assert theory is not None and math.isfinite(theory)
 
 
+def test_runs_that_all_diverge_give_no_verdict_and_still_a_figure(tmp_path):
+    """η = 0.05, μ = 0.9 is stable in the mean at τ = 0 but every run diverges: the verdict said the
+    limit "is not valid" and the figure raised (a log axis without a finite point)."""
+    from amsgd.figures.svag import svag_figure
+
+    problem = Problem.from_spectrum((4, 3, 2, 1), eta=0.05, mu=0.9)
+    report = run_svag(problem, SvagSetup(amplifications=(1, 2), replicates=8, steps=300, seed=3, escape=False))
+    assert all(pt.diverged == 8 for pt in report.points) and not report.passed
+    assert report.verdict().startswith("no verdict at η = 0.05") and "diverged at L = 1, 2" in report.verdict()
+    assert svag_figure(report, tmp_path / "svag.png").stat().st_size > 5_000
+
+
+def test_refused_before_any_run():
+    with pytest.raises(ProblemError, match="no delay is stable"):
+        run_svag(Problem.from_spectrum((4, 3, 2, 1), eta=1.0), SvagSetup(amplifications=(1, 2), steps=3000))
+    with pytest.raises(ProblemError, match=r"shorter than two relaxation times .*400 iterations"):
+        run_svag(Problem.from_spectrum((4, 3, 2, 1)), SvagSetup(amplifications=(1, 2), steps=399))
+
+
 def test_simulate_command_reports_the_svag_entry(capsys):
     from amsgd.cli import main
 

@@ -132,6 +132,13 @@ def _incomplete_on_interrupt(out: Path, command: str, kept: str | None = None) -
             raise
 
 
+def _refuse_given(args: argparse.Namespace, options: tuple[str, ...], mode: str) -> None:
+    """One line naming the first of ``options`` given on the command line, which ``mode`` does not read."""
+    for option in options:
+        if getattr(args, option.lstrip("-").replace("-", "_")):
+            raise ProblemError(f"{option} does not apply to {mode}")
+
+
 def _perturbations(items: list[str]) -> dict[str, float]:
     """``NAME=FACTOR`` items as a mapping."""
     perturb = {}
@@ -236,8 +243,7 @@ def _run_paper_dnn(args: argparse.Namespace) -> int:
     there), write the report and its figure."""
     from dataclasses import replace
 
-    if args.only or args.perturb:
-        raise ProblemError("--only and --perturb do not apply to --preset paper-dnn")
+    _refuse_given(args, ("--only", "--perturb"), "--preset paper-dnn")
     if args.threads is not None:
         checks.positive_int("--threads", args.threads)
     out = check_output_dir(args.out)
@@ -258,8 +264,7 @@ def _run_svag(args: argparse.Namespace) -> int:
     """``--svag L1,L2,...``: SVAG runs at every L, the verdict, report.json, report.md and svag.png."""
     from dataclasses import replace
 
-    if args.preset or args.only or args.perturb:
-        raise ProblemError("--preset, --only and --perturb do not apply to --svag")
+    _refuse_given(args, ("--preset", "--only", "--perturb"), "--svag")
     problem = require_pca(problem_from_args(args), "validate")
     from amsgd.validation.svag import SvagSetup, amplifications
 

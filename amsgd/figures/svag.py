@@ -25,9 +25,7 @@ def svag_figure(report: SvagReport, path: str | Path) -> Path:
         ax.plot(*zip(*theory), "s--", color=COLORS[1], mfc="none", label="SVAG recursion, finite-η theory")
     if np.isfinite(report.limit_floor):
         ax.axhline(report.limit_floor, color="k", lw=1, ls=":", label=report.limit_name)
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(amps, [f"{int(a)}" for a in amps])
-    ax.set_xlabel("amplification L")
+    _amplification_axis(ax, amps, mean)
     ax.set_ylabel("stationary error sin²")
     ax.set_title("floor from e₁", fontsize=10)
     ax.legend(fontsize=7.5)
@@ -37,11 +35,20 @@ def svag_figure(report: SvagReport, path: str | Path) -> Path:
         em = np.array([pt.escape.mean for pt in escape])
         ee = np.array([pt.escape.ci_high - pt.escape.mean for pt in escape])
         ax.errorbar(la, em, yerr=ee, fmt="o-", color=COLORS[2], capsize=3, label="measured (95% CI)")
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(la, [f"{int(a)}" for a in la])
-        ax.set_xlabel("amplification L")
+        _amplification_axis(ax, la, em)
         ax.set_ylabel("mean escape iterations (original)")
         ax.set_title(f"escape from e₂ to sin² ≤ {1 - report.setup.delta_sq:g}", fontsize=10)
         ax.legend(fontsize=7.5)
     fig.suptitle(f"SVAG: {problem_label(report.problem)}", fontsize=10)
     return save(fig, path)
+
+
+def _amplification_axis(ax, amps: np.ndarray, values: np.ndarray) -> None:
+    """L on a base-2 log axis; where no value was measured (every run diverged) the panel says so and
+    keeps a linear axis (a log axis needs a finite point)."""
+    if np.isfinite(values).any():
+        ax.set_xscale("log", base=2)
+    else:
+        ax.text(0.5, 0.5, "every run diverged", transform=ax.transAxes, ha="center", va="center")
+    ax.set_xticks(amps, [f"{int(a)}" for a in amps])
+    ax.set_xlabel("amplification L")

@@ -160,6 +160,9 @@ class SvagReport:
         names = ", ".join(c.context.get("observable", c.name) for c in self.checks)
         if self.passed:
             return f"the {self.limit_kind} limit is valid at {where}: the {names} at L = 1 and at the largest L agree"
+        lost = [str(pt.amplification) for pt in self.points if pt.floor.n == 0]
+        if lost:
+            return f"no verdict at {where}: every floor run diverged at L = {', '.join(lost)}; lower --eta"
         failed = ", ".join(c.context.get("observable", c.name) for c in self.checks if not c.passed)
         return f"the {self.limit_kind} limit is not valid at {where}: the {failed} at L = 1 and at the largest L differ"
 
@@ -202,11 +205,25 @@ def amplifications(values: Sequence[int]) -> tuple[int, ...]:
     return tuple(sorted(out))
 
 
+def relaxation_iterations(problem: Problem) -> float:
+    """The relaxation time of the slowest tangent mode, ``(1 − μ)/(η (λ_1 − λ_2))`` iterations."""
+    lam = np.asarray(problem.eigenvalues, dtype=float)
+    return (1.0 - problem.mu) / (problem.eta * (lam[0] - lam[1]))
+
+
 def floor_steps(problem: Problem) -> int:
     """:data:`RELAXATION_TIMES` relaxation times of the slowest tangent mode, at least 2000 iterations."""
-    lam = np.asarray(problem.eigenvalues, dtype=float)
-    relax = (1.0 - problem.mu) / (problem.eta * (lam[0] - lam[1]))
-    return int(max(2000, math.ceil(RELAXATION_TIMES * relax / 100.0) * 100))
+    return int(max(2000, math.ceil(RELAXATION_TIMES * relaxation_iterations(problem) / 100.0) * 100))
+
+
+def _require_floor_runs(problem: Problem, steps: int) -> None:
+    """Refuse floor runs shorter than two relaxation times: from e_1 the error is then still rising
+    and the floors compared would be transients."""
+    shortest = math.ceil(2 * relaxation_iterations(problem))
+    if steps < shortest:
+        raise ProblemError(f"floor runs of {steps} iterations (--svag-steps) are shorter than two relaxation times of the slowest "
+                           f"mode ({shortest} iterations): the floors would still be rising from e_1; give at least "
+                           f"{shortest} (the default is {floor_steps(problem)})")  # fmt: skip
 
 
 def run_svag(problem: Problem, setup: SvagSetup = SvagSetup()) -> SvagReport:
@@ -218,12 +235,18 @@ def run_svag(problem: Problem, setup: SvagSetup = SvagSetup()) -> SvagReport:
     for amp in amps:
         check_svag(problem, amp)  # refuse bad input before any run
     problem.require_eigengap()
+    steps = setup.steps or floor_steps(problem)
+    _require_floor_runs(problem, steps)
     began = time.perf_counter()
     predictions = predict(problem)
+    if not predictions.stability.stable:
+        largest = "no delay is" if predictions.tau_max is None else f"tau* = {predictions.tau_max} is the largest"
+        raise ProblemError(f"the delay {problem.delay.spec} is not stable at eta = {problem.eta:g}, mu = {problem.mu:g} "
+                           f"({largest} stable): every run leaves e_1 and the SVAG floors would have nothing to "
+                           "measure; lower --eta or the delay")  # fmt: skip
     tau = problem.delay.max_delay
     limit_name, limit = ("diffusion floor (SDE)", predictions.diffusion_floor) if tau == 0 else (
         "SDDE floor", predictions.sdde.floor)  # fmt: skip
-    steps = setup.steps or floor_steps(problem)
     escape_steps = None
     if setup.escape:
         escape_steps = int(math.ceil(ESCAPE_MARGIN * predictions.phases.escape_time / problem.eta))
