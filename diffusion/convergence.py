@@ -207,11 +207,19 @@ def convergence_study(
     ``functional`` (default identity) is the ``f`` of the weak error. ``commutative`` selects which
     declared strong order is ``stated`` for each scheme.
     """
+    names = [getattr(s, "name", s) for s in schemes]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ProblemError(f"schemes must differ; listed more than once: {', '.join(map(str, twice))}")
     steps = sorted(int(n) for n in steps)
     if len(steps) < 2 or steps[0] < 1:
         raise ProblemError(f"steps must list at least two positive step counts, got {steps}")
     if not (np.isfinite(t_end) and t_end > 0):
         raise ProblemError(f"t_end must be finite and > 0, got {t_end!r}")
+    if exact is None and (isinstance(reference_factor, bool) or not isinstance(reference_factor, (int, np.integer))
+                          or reference_factor < 2):  # fmt: skip
+        raise ProblemError(f"reference_factor must be an integer >= 2 (the reference step is the finest step divided "
+                           f"by it; at 1 the finest level is its own reference, error 0), got {reference_factor!r}")
     finest = steps[-1] if exact is not None else steps[-1] * int(reference_factor)
     if any(finest % n for n in steps):
         raise ProblemError(f"every step count must divide the finest grid's {finest} steps")

@@ -32,7 +32,7 @@ from amsgd.core.seeding import RngLike, child_sequence, root_sequence
 from amsgd.diffusion.coefficients import SMECoefficients, sme_coefficients
 from amsgd.diffusion.convergence import ConvergenceStudy, convergence_study
 from amsgd.diffusion.ode import sin2_error
-from amsgd.diffusion.schemes import Diffusion, Drift, Scheme
+from amsgd.diffusion.schemes import SCHEMES, Diffusion, Drift, Scheme
 from amsgd.diffusion.sde import integrate_sde
 from amsgd.diffusion.theory.options import DEFAULT_DELTA_SQ
 
@@ -116,6 +116,8 @@ def integrate_sme(
     """
     if not (np.isfinite(dt) and dt > 0):
         raise ProblemError(f"dt (in iterations) must be finite and > 0, got {dt!r}")
+    if not isinstance(scheme, Scheme) and scheme != COMPILED_EULER and scheme not in SCHEMES:
+        raise ProblemError(f"unknown scheme {scheme!r}; allowed: {', '.join([*SCHEMES, COMPILED_EULER])}")
     h0, steps, times = _grid(problem, start, iterations, dt, save_every, coordinates)
     if coefficients is None:
         coefficients = _coefficients(problem)
@@ -140,6 +142,9 @@ def _grid(problem: Problem, start: np.ndarray, iterations: float, dt: float, sav
     if int(save_every) != save_every or save_every < 1:
         raise ProblemError(f"save_every must be a positive integer, got {save_every!r}")
     steps = int(round(iterations / dt))
+    if abs(steps * dt - iterations) > 1e-9 * iterations:  # the run would end elsewhere than asked
+        raise ProblemError(f"the horizon of {iterations:g} iterations is not a whole number of steps of dt = {dt:g} "
+                           f"iterations ({iterations / dt:.6g}); choose a dt that divides it")  # fmt: skip
     if steps < save_every:
         raise ProblemError(f"the horizon of {iterations:g} iterations holds no save point at dt = {dt:g}")
     if coordinates not in ("eigen", "original"):
