@@ -37,6 +37,7 @@ read last, and the correction stays bounded as n grows.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -329,15 +330,20 @@ def read_histogram(path: str | Path) -> HistogramDelay:
     if not path.is_file():
         raise ProblemError(f"delay histogram:FILE: {str(path)!r} does not exist or is not a file")
     try:
-        if path.suffix == ".npy":
-            p = np.load(path)
-        else:
-            p = np.loadtxt(path, delimiter=None if "," not in path.read_text() else ",")
-    except (OSError, ValueError):
+        with warnings.catch_warnings():  # an empty text file: no warning, the empty list is refused below
+            warnings.simplefilter("ignore", UserWarning)
+            if path.suffix == ".npy":
+                p = np.asarray(np.load(path), dtype=float)
+            else:
+                p = np.loadtxt(path, delimiter=None if "," not in path.read_text() else ",")
+    except (OSError, ValueError, TypeError, UnicodeDecodeError):
         raise ProblemError(
             f"delay histogram:FILE: {str(path)!r} is not a list of probabilities (.npy, or numbers separated "
             "by spaces or commas)"
         ) from None
+    if sum(n > 1 for n in np.shape(p)) > 1:
+        raise ProblemError(f"delay histogram:FILE: {str(path)!r} holds a table of shape {np.shape(p)}; give the "
+                           "probabilities as one row or one column")  # fmt: skip
     return HistogramDelay(tuple(np.atleast_1d(p).astype(float).ravel()), source=str(path))
 
 

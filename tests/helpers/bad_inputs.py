@@ -50,6 +50,9 @@ CASES: list[tuple[str, str]] = [
     ("simulate --delay ps:4:weird", "exp, lognormal"),
     ("simulate --delay histogram:missing.npy", "does not exist"),
     ("simulate --delay histogram:words.txt", "not a list of probabilities"),
+    ("derive --delay histogram:empty.txt", "non-empty list of probabilities"),
+    ("derive --delay histogram:letters.npy", "not a list of probabilities"),
+    ("derive --delay histogram:nonsym.npy", "give the probabilities as one row or one column"),
     ("simulate --delay bogus:3", "unknown delay spec"),
     ("simulate --steps 0", "positive integer"),
     ("simulate --replicates 0", "positive integer"),
@@ -179,6 +182,8 @@ def make_files(folder: Path) -> None:
     """The files the cases name, in ``folder`` (the working directory of the cases)."""
     (folder / "cov.txt").write_text("1 2 3\n")
     (folder / "words.txt").write_text("one two three\n")
+    (folder / "empty.txt").write_text("")
+    np.save(folder / "letters.npy", np.array(["a", "b"]))
     np.save(folder / "nonsym.npy", np.array([[1.0, 2.0], [0.0, 1.0]]))
     np.save(folder / "notpd.npy", np.array([[1.0, 2.0], [2.0, 1.0]]))
     np.save(folder / "vector.npy", np.ones(3))
