@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from amsgd import Problem, parse_delay, predict
+from amsgd import Problem, parse_delay, parse_distribution, predict
 from amsgd.cli import main
 from amsgd.core.delays import ConstantDelay
 
@@ -102,3 +102,20 @@ def test_tradeoff_grid_from_the_command_line(capsys):
     assert tradeoff["mus"] == [0.5, 0.9] and tradeoff["workers"] == [1, 64]
     assert tradeoff["stable"] == [[True, True], [True, False]]  # 64 workers: too stale for μ = 0.9
     assert tradeoff["best_mu_rate"][1] == 0.5
+
+
+def test_the_floors_that_describe_no_run_are_named():
+    """η = 0.012, μ = 0.9: a diffusion floor of 1.04 (sin² above 1) where the second moments are
+    unstable; η = 0.1, μ = 0, Rademacher: additive floors near 1 where the finite-η floor, which
+    keeps the curvature of sin², still matches the runs (within its stated 2.5%)."""
+    from amsgd.simulate import simulate
+
+    unstable = predict(Problem.from_spectrum(eta=0.012)).to_dict()["stationary_error"]
+    assert unstable["diffusion"] > 1 and "not mean-square stable" in unstable["note"]
+    assert "note" not in predict(Problem.from_spectrum()).to_dict()["stationary_error"]
+    noisy = Problem.from_spectrum(eta=0.1, mu=0.0, distribution=parse_distribution("rademacher"))
+    floors = predict(noisy).to_dict()["stationary_error"]
+    assert floors["linearized"]["value"] > 0.75 and "finite_eta is the floor to use" in floors["note"]
+    runs = simulate(noisy, 4000, 100, rng=11, start="e1", progress=False).stationary_error
+    tolerance = 0.025 * floors["finite_eta"]["value"]
+    assert runs.ci_low - tolerance <= floors["finite_eta"]["value"] <= runs.ci_high + tolerance

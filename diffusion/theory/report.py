@@ -44,6 +44,7 @@ def predictions_dict(p: Predictions) -> dict:
             "diffusion_formula": formulas["stationary_error"]["diffusion_formula"],
             "linearized": linearized_dict(p),
             "finite_eta": finite_eta_dict(p),
+            **({"note": note} if (note := floor_note(p)) else {}),
         },
         "stability": stability_dict(p, formulas["tau_max_delay_differential_formula"]),
         "phases": p.phases.to_dict(),
@@ -116,6 +117,21 @@ def linearized_dict(p: Predictions) -> dict:
         "stable": floor.stable,
         "per_mode": [json_float(v) for v in floor.variances],
     }
+
+
+def floor_note(p: Predictions) -> str | None:
+    """Which floors describe no run, where some do not: none when the second moments at e_1 are
+    unstable; the small-noise floors (sums of variances, no curvature of sin²) when they reach
+    ``1 − 1/d``, the error of a direction drawn at random (None otherwise)."""
+    if not p.mean_square.stable:
+        return ("the iteration is not mean-square stable at e_1 (stability.mean_square): there is no floor; "
+                "diffusion and linearized are the small-noise formulas' values and describe no run here")  # fmt: skip
+    largest, random = max(p.diffusion_floor, p.linearized.floor), 1.0 - 1.0 / p.problem.dim
+    if largest >= random:
+        return (f"diffusion and linearized, sums of variances without the curvature of sin^2, reach {largest:.4g}, "
+                f"at least 1 - 1/d = {random:.4g} (the error of a direction drawn at random): at this noise level "
+                "finite_eta is the floor to use")  # fmt: skip
+    return None
 
 
 def finite_eta_dict(p: Predictions) -> dict:
