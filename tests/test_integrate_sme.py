@@ -98,6 +98,17 @@ def test_cli_integrate_prints_summary(capsys):
     assert out["problem"]["eta"] == 1e-3 and out["scheme"] == "euler"
 
 
+def test_integrate_window_starts_where_simulate_window_starts(capsys):
+    """``--window 0.1`` averages from 10% of the run to its end in both commands (integrate averaged
+    the last 10%)."""
+    assert main(["integrate", "--paths", "4", "--steps", "200", "--window", "0.1", "--seed", "1", "-q"]) == 0
+    integrated = json.loads(capsys.readouterr().out)
+    assert main(["simulate", "--replicates", "2", "--steps", "200", "--window", "0.1", "--seed", "1", "-q"]) == 0
+    simulated = json.loads(capsys.readouterr().out)
+    assert integrated["stationary_window_iterations"] == [20.0, 200.0]
+    assert simulated["window"] == {"start_iteration": 20, "iterations": 181}
+
+
 def test_cli_convergence_study(capsys, tmp_path):
     code = main([
         "integrate", "--convergence-study", "--paths", "20", "--steps", "40", "--levels", "3",

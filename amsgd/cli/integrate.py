@@ -2,8 +2,8 @@
 
 The SME is integrated in diffusion time ``t = kη`` with step ``--dt`` iterations (``Δt = dt · η``).
 Two ensembles of ``--paths`` paths run for ``--steps`` iterations: one from the optimum ``e_1`` gives the
-stationary error (per-path time average over the last ``--window`` of the run, then a 95% t-interval
-across paths); one from the worst saddle ``e_2`` gives the escape time (first iteration with error
+stationary error (per-path time average from ``--window``·steps to the end, as in ``amsgd simulate``,
+then a 95% t-interval across paths); one from the worst saddle ``e_2`` gives the escape time (first iteration with error
 ``≤ 1 − δ²``) and the travel time (from escape to error ``≤ δ²``). With ``--convergence-study`` the
 schemes' strong and weak errors against a fine-step reference on shared Brownian paths give fitted
 orders instead.
@@ -65,8 +65,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     group.add_argument("--delta-sq", type=float, default=DEFAULT_DELTA_SQ, help="phase boundary δ² (default: %(default)g)")
     group.add_argument(
-        "--window", type=float, default=0.5,
-        help="late fraction of the run averaged for the stationary error (default: %(default)g)",
+        "--window", type=float, default=0.5, metavar="FRACTION",
+        help="the stationary error averages iterations from FRACTION·steps to steps, as in simulate (default: %(default)g)",
     )  # fmt: skip
     study = parser.add_argument_group("convergence study")
     study.add_argument(
@@ -148,7 +148,7 @@ def _model_limit(problem, args: argparse.Namespace) -> dict:
 
     steps = 5000 if args.steps is None else args.steps
     solution = integrate_model_limit(problem, steps, args.paths, limit=args.limit, dt=args.dt, rng=args.seed,
-                                     window=args.window)  # fmt: skip
+                                     window=_late_fraction(args))  # fmt: skip
     summary = {"problem": problem.to_dict(), **solution.to_dict()}
     if problem.delay.spec != "constant:0":
         summary["note"] = f"the diffusion limit does not depend on the delay: {problem.delay.spec} is ignored here"
@@ -188,6 +188,17 @@ def _check_limit(problem, args: argparse.Namespace) -> None:
         )
 
 
+def _late_fraction(args: argparse.Namespace) -> float:
+    """The late fraction of the run the integrators average, from ``--window`` (where the window starts,
+    as a fraction of the run, like ``amsgd simulate --window``)."""
+    from amsgd.core.errors import ProblemError
+
+    if not 0.0 <= args.window < 1.0:
+        raise ProblemError(f"--window must be a fraction of the run in [0, 1) (the stationary error averages from "
+                           f"FRACTION·steps to steps), got {args.window!r}")  # fmt: skip
+    return 1.0 - args.window
+
+
 def _ensemble(problem, args: argparse.Namespace) -> dict:
     """Escape, travel and stationary error of the SME (``--limit sde``) or of the SDDE (``--limit sdde``,
     with the delay, the stability limit and the closed-form SDDE floor beside the ensemble's)."""
@@ -196,10 +207,10 @@ def _ensemble(problem, args: argparse.Namespace) -> dict:
     steps = 5000 if args.steps is None else args.steps
     scheme = args.scheme or "euler"
     options = dict(iterations=steps, dt=args.dt, paths=args.paths, scheme=scheme, rng=args.seed,
-                   delta_sq=args.delta_sq, window=args.window)  # fmt: skip
+                   delta_sq=args.delta_sq, window=_late_fraction(args))  # fmt: skip
     delayed = args.limit == "sdde"
     phases = (sme.delayed_phase_predictions if delayed else sme.phase_predictions)(problem, **options).to_dict()
-    phases["stationary_window_iterations"] = [(1 - args.window) * steps, float(steps)]
+    phases["stationary_window_iterations"] = [args.window * steps, float(steps)]
     out = {"steps": steps, "scheme": scheme, **phases}
     if delayed:
         from amsgd.diffusion.theory import predict
