@@ -59,12 +59,15 @@ def build_parser() -> ArgumentParser:
             help="no progress on stderr (warnings and errors still print); progress is a bar on a terminal, "
             f"else a line every {progress.INTERVAL:g} s",
         )  # fmt: skip
+    parser.commands = sub.choices
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # named by the command that was given (argparse names the top-level program)
+        parser.commands[args.command].refuse_unknown(extra) if args.command else parser.refuse_unknown(extra)
     if args.command is None:
         parser.print_help(sys.stderr)
         return BAD_INPUT

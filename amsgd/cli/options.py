@@ -18,6 +18,16 @@ class ArgumentParser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message}\n")
 
+    def refuse_unknown(self, extra: list[str]) -> None:
+        """Name the arguments this (sub)command does not take, with the closest option for each that
+        looks like a misspelt one."""
+        import difflib
+
+        known = [s for action in self._actions for s in action.option_strings if s.startswith("--")]
+        hints = [f"{arg} (did you mean {close[0]}?)" if (close := difflib.get_close_matches(arg.split("=")[0], known, 1))
+                 else arg for arg in extra]  # fmt: skip
+        self.error(f"unrecognized arguments: {' '.join(hints)}")
+
 
 def _one_momentum(text: str) -> float:
     """``--mu``'s type: one number; a list is refused with the options that take lists."""

@@ -7,7 +7,7 @@ import sys
 
 from amsgd.cli.options import add_problem_options, add_run_options, problem_from_args
 from amsgd.cli.status import NO_ESTIMATE, OK
-from amsgd.core.files import check_output_file, write_netcdf
+from amsgd.core.files import check_netcdf_file, write_netcdf
 from amsgd.core.models import ModelProblem
 
 HELP = "simulate Async-MSGD (Monte Carlo over replicates) and summarise with 95% confidence intervals"
@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
 
     problem = problem_from_args(args)
     if args.out:
-        check_output_file(args.out)
+        check_netcdf_file(args.out)
     if isinstance(problem, ModelProblem):
         if args.svag is not None:
             from amsgd.core.errors import ProblemError

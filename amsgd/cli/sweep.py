@@ -17,7 +17,7 @@ import warnings
 
 from amsgd.cli.options import add_problem_options, add_run_options, problem_from_args
 from amsgd.core.errors import RunWarning
-from amsgd.core.files import check_output_file
+from amsgd.core.files import check_netcdf_file
 from amsgd.core.models import DEFAULT_MODEL_ETA
 from amsgd.core.problem import DEFAULT_ETA, DEFAULT_MU
 from amsgd.sweep.cluster import CONNECT_TIMEOUT
@@ -118,7 +118,7 @@ def sweep_from_args(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from amsgd.core.jsontext import json_text
 
-    check_output_file(args.out)
+    check_netcdf_file(args.out)
     sweep = sweep_from_args(args)
     from amsgd.sweep.run import run_sweep
 

@@ -354,7 +354,8 @@ def parse_delay(spec: str) -> DelayModel:
     kind, _, rest = spec.strip().partition(":")
     kind = kind.lower()
     if kind == "constant":
-        return ConstantDelay(checks.parse_int("delay constant:N, N", rest))
+        name = "delay constant:N, N"
+        return ConstantDelay(checks.integer(name, checks.parse_int(name, rest)))
     if kind == "uniform":
         low, sep, high = rest.partition("-")
         if not sep:

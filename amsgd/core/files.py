@@ -68,6 +68,18 @@ def check_output_dir(path: str | os.PathLike, option: str = "--out") -> Path:
     return target
 
 
+#: File name endings of NetCDF files.
+NETCDF_SUFFIXES = (".nc", ".nc4", ".cdf")
+
+
+def check_netcdf_file(path: str | os.PathLike, option: str = "--out") -> Path:
+    """:func:`check_output_file`, and a name that says the file is NetCDF (:data:`NETCDF_SUFFIXES`)."""
+    target = check_output_file(path, option)
+    if target.suffix.lower() not in NETCDF_SUFFIXES:
+        raise ProblemError(f"{option} {str(target)!r}: the file is written as NetCDF; give a name ending in .nc")
+    return target
+
+
 @contextlib.contextmanager
 def made_folder(folder: Path) -> Iterator[Path]:
     """``folder``, created if missing, for the work inside the ``with`` block; a folder this made is

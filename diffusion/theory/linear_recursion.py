@@ -34,11 +34,10 @@ import scipy.linalg
 
 from amsgd.core.delays import DelayModel, check_reach
 from amsgd.core.errors import ProblemError
+from amsgd.diffusion.theory.options import MAX_DELAY
 
 #: Tolerance on the total mass of a user probability vector (the same as the histogram delay model).
 _PMF_TOL = 1e-6
-#: Largest delay the dense companion-matrix numerics accept (O(τ³) work: seconds at this size).
-MAX_DELAY = 2000
 
 
 @dataclass(frozen=True, eq=False)

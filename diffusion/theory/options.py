@@ -11,6 +11,10 @@ from dataclasses import dataclass
 
 from amsgd.core.errors import ProblemError
 
+#: Largest delay the linear numerics accept (dense companion matrices, O(τ³) work: seconds at this
+#: size; :mod:`.linear_recursion`).
+MAX_DELAY = 2000
+
 #: The phases switch when h_1² crosses δ² (escape) and 1 − δ² (travel).
 DEFAULT_DELTA_SQ = 0.1
 #: Default accuracy ε of the convergence phase, as a multiple of the stationary error floor.
@@ -52,6 +56,9 @@ class PredictOptions:
         workers = tuple(self.tradeoff_workers)
         if not workers or any(isinstance(m, bool) or not isinstance(m, int) or m < 1 for m in workers):
             raise ProblemError(f"tradeoff workers must be a non-empty list of integers >= 1, got {list(workers)}")
+        if max(workers) - 1 > MAX_DELAY:
+            raise ProblemError(f"tradeoff workers: {max(workers)} round-robin workers are a delay of {max(workers) - 1}, "
+                               f"beyond the {MAX_DELAY} the linear numerics support; give at most {MAX_DELAY + 1}")  # fmt: skip
         if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
             raise ProblemError(f"steps (the run length of the divergence risk) must be a positive integer, got {self.steps!r}")
         object.__setattr__(self, "tradeoff_mus", tuple(float(m) for m in mus))
