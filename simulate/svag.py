@@ -59,8 +59,11 @@ from amsgd.simulate.ziggurat import fill_scaled_normals
 
 __all__ = ["SvagResult", "check_svag", "simulate_svag", "svag_weights"]
 
-#: Original iterations per chunk of a block (L times as many SVAG steps); the progress counts chunks.
+#: Original iterations per chunk of a block (L times as many SVAG steps); the progress counts chunks...
 CHUNK_ITERATIONS = 1024
+#: ...and a chunk holds at most this many SVAG steps (at least one original iteration), so that the
+#: progress moves at a large L too. The chunks do not change the numbers (the streams carry over).
+CHUNK_SVAG_STEPS = 1 << 16
 #: Samples a replicate draws at a time into its buffer (32 KiB, so that they stay in cache).
 SAMPLE_PIECE = 4096
 
@@ -362,7 +365,8 @@ def _record_start(plan: Plan, rec: Records, tally: Tally, h0: np.ndarray) -> Non
 
 
 def _run_block(run: _Run, block: int, out: _Outputs, advance) -> None:
-    """All SVAG steps of replicate block ``block``, a chunk of CHUNK_ITERATIONS original iterations at a time."""
+    """All SVAG steps of replicate block ``block``, a chunk of original iterations at a time
+    (:data:`CHUNK_ITERATIONS`, fewer at a large L: :data:`CHUNK_SVAG_STEPS`)."""
     plan, amp = run.plan, run.amplification
     draws = block_draws(plan, block, samples_in_kernel=True)  # the start points and the data streams
     rec, tally = out.views(plan, block)
@@ -377,8 +381,9 @@ def _run_block(run: _Run, block: int, out: _Outputs, advance) -> None:
     w1, w2 = run.weights
     eta, mu = float(plan.problem.eta) / amp, float(plan.problem.mu)
     with np.errstate(all="ignore"):
-        for k0 in range(0, plan.steps, CHUNK_ITERATIONS):
-            k = min(CHUNK_ITERATIONS, plan.steps - k0)
+        chunk = max(1, min(CHUNK_ITERATIONS, CHUNK_SVAG_STEPS // amp))
+        for k0 in range(0, plan.steps, chunk):
+            k = min(chunk, plan.steps - k0)
             step = SvagStep(k0 * amp, k * amp, amp, amp * run.tau, eta, mu, w1, w2, plan.max_norm_sq)
             advance_svag(ring, draws.streams, scale, buf, step, rec, tally)
             advance(n * k * amp)

@@ -200,3 +200,30 @@ def test_simulate_command_reports_the_svag_entry(capsys):
     w1, w2 = svag_weights(4)
     assert summary["svag"] == {**summary["svag"], "L": 4, "weights": [w1, w2], "step": 0.0025, "iterations": 800, "delay": 8}
     assert summary["steps"] == 200 and summary["problem"]["eta"] == 0.01
+
+
+def test_chunks_follow_the_amplification_and_leave_the_numbers_alone(monkeypatch):
+    """At a large L a chunk of 1024 original iterations was 1024 L SVAG steps: the progress of
+    ``simulate --svag 1000000`` stayed at 0% for the whole run. Chunks now hold at most
+    CHUNK_SVAG_STEPS steps; the streams carry over, so the numbers do not depend on them."""
+    import amsgd.simulate.svag as svag_module
+
+    problem = Problem.from_spectrum((4, 3, 2, 1))
+    reference = simulate_svag(problem, 300, 4, 4, rng=1, progress=False)
+    monkeypatch.setattr(svag_module, "CHUNK_SVAG_STEPS", 8)  # two original iterations per chunk at L = 4
+    calls = []
+    monkeypatch.setattr(svag_module, "counter", _counting(calls))
+    chunked = simulate_svag(problem, 300, 4, 4, rng=1, progress=False)
+    assert np.array_equal(reference.error, chunked.error) and len(calls) == 150
+
+
+def _counting(calls: list):
+    """A stand-in for :func:`amsgd.core.progress.counter` that records every update."""
+    import contextlib
+    from types import SimpleNamespace
+
+    @contextlib.contextmanager
+    def counter(*args, **kwargs):
+        yield SimpleNamespace(update=calls.append)
+
+    return counter
