@@ -10,6 +10,7 @@ from amsgd.core.delays import ConstantDelay, UniformDelay
 from amsgd.core.errors import ProblemError
 from amsgd.diffusion.theory.linear_recursion import companion_matrix, delay_law
 from amsgd.diffusion.theory.lyapunov import (
+    autocovariance,
     second_moment_radius,
     stationary_covariance,
     stationary_variance,
@@ -273,3 +274,36 @@ def test_step_down_variance_marks_an_unstable_autoregression():
     out = step_down_variance(rows)
     assert np.isinf(out[1]) and np.isfinite(out[0])
     assert out[2] == pytest.approx(1 / (1 - 0.25), rel=1e-14)
+
+
+def _yule_walker_dense(c: np.ndarray, noise_variance: float) -> np.ndarray:
+    """γ(0..L) from the Yule–Walker equations of autocovariance's docstring, built and solved densely."""
+    n = c.size + 1
+    system = np.eye(n)
+    for h in range(n):
+        for j, cj in enumerate(c):
+            system[h, j + 1 if h == 0 else abs(h - 1 - j)] -= cj
+    rhs = np.zeros(n)
+    rhs[0] = noise_variance
+    return np.linalg.solve(system, rhs)[: c.size]
+
+
+@pytest.mark.parametrize(("eta", "mu", "low", "high", "rate"), [
+    (5e-4, 0.9, 0, 100, 0.5), (5e-4, 0.9, 0, 70, 1.0), (5e-4, 0.99, 0, 80, 0.2), (1e-2, 0.5, 50, 300, 0.1),
+    (2e-3, 0.0, 0, 150, 0.5), (1e-3, 0.0, 0, 300, 1.0),
+])  # fmt: skip
+def test_long_autoregressions_take_the_step_down_with_the_same_autocovariance(eta, mu, low, high, rate):
+    """Above 64 unknowns the γ come from the step-down and step-up (O(L²)): the same numbers as the
+    Yule–Walker equations solved densely, for the momentum recursion of a mode under a uniform delay;
+    an unstable one is NaN, not a covariance."""
+    law = delay_law(UniformDelay(low, high))
+    c = np.zeros(high + 1)
+    c[0], c[1] = 1.0 + mu, -mu
+    c -= eta * rate * law.pmf
+    gamma = autocovariance(c, 1.7)
+    expected = _yule_walker_dense(c, 1.7)
+    assert gamma.shape == expected.shape and expected[0] > 0
+    assert np.abs(gamma - expected).max() <= 1e-10 * np.abs(expected).max()
+    unstable = c.copy()
+    unstable[-1] -= 0.5  # a stale gradient of weight 0.5 at the longest delay: far beyond τ*
+    assert np.isnan(autocovariance(unstable, 1.0)).all()
