@@ -6,6 +6,7 @@ the two renderers differ only in syntax, so Markdown and LaTeX always say the sa
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import sympy as sp
@@ -285,7 +286,7 @@ def _optimum_blocks(d: Derivation, numbers: dict) -> list[Block]:
         _eq(sp.Symbol("P"), d.stationary_covariance),
         Prose("so the leading-order stationary error is"),
         _eq(sp.Symbol(r"E \sin^2"), d.stationary_error),
-        Prose(f"For this problem: ${_num(numbers['stationary_error']['diffusion'])}$."),
+        Prose(_floor_for_this_problem(numbers)),
     ]
     return blocks
 
@@ -344,7 +345,7 @@ def _indexed_optimum_blocks(d: Derivation, numbers: dict) -> list[Block]:
         Equation(f"P_{{{i}{i}}} = {at(tangent.stationary_variance, j=sp.Symbol('lambda_1', positive=True))}"),
         Prose("so the leading-order stationary error is"),
         _eq(sp.Symbol(r"E \sin^2"), x.stationary_error()),
-        Prose(f"For this problem: ${_num(numbers['stationary_error']['diffusion'])}$."),
+        Prose(_floor_for_this_problem(numbers)),
     ]
     return blocks
 
@@ -768,6 +769,13 @@ def _divergence_blocks(numbers: dict) -> list[Block]:
     return [Heading("11. Divergence risk"), Prose(text)]
 
 
+def _floor_for_this_problem(numbers: dict) -> str:
+    """The diffusion floor's value, and where it describes no run, why (``stationary_error.note``)."""
+    floors = numbers["stationary_error"]
+    note = floors.get("note")
+    return f"For this problem: ${_num(floors['diffusion'])}$." + (f" Note: {note}." if note else "")
+
+
 def _signed(x: float) -> str:
     return f"+ {_num(x)}" if x >= 0 else f"- {_num(-x)}"
 
@@ -817,12 +825,29 @@ def to_latex(blocks: list[Block]) -> str:
     return "\n".join(out) + "\n"
 
 
+#: Characters that LaTeX reads as commands in running text, and what stands for them there.
+_LATEX_TEXT = {"_": r"\_", "%": r"\%", "&": r"\&", "#": r"\#", "<": "$<$", ">": "$>$"}
+
+
 def _latex_prose(text: str) -> str:
-    """Markdown inline code `x` becomes \\texttt{x}."""
+    """Markdown inline code `x` becomes \\texttt{x}; outside code and ``$...$`` the characters of
+    :data:`_LATEX_TEXT` are escaped (notes written for JSON, such as ``e_1`` or ``a < b``, appear in
+    the text)."""
     parts = text.split("`")
     return "".join(
-        rf"\texttt{{{part.replace('_', chr(92) + '_')}}}" if i % 2 else part for i, part in enumerate(parts)
+        rf"\texttt{{{_latex_text(part)}}}" if i % 2 else _outside_math(part) for i, part in enumerate(parts)
     )
+
+
+def _outside_math(text: str) -> str:
+    """``text`` with the pieces outside ``$...$`` escaped by :func:`_latex_text`."""
+    pieces = text.split("$")
+    return "$".join(piece if i % 2 else _latex_text(piece) for i, piece in enumerate(pieces))
+
+
+def _latex_text(text: str) -> str:
+    """Running text for LaTeX: each character of :data:`_LATEX_TEXT` not already escaped is replaced."""
+    return re.sub(r"(?<!\\)[_%&#<>]", lambda m: _LATEX_TEXT[m.group()], text)
 
 
 def render(d: Derivation, fmt: str, numbers: dict) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -55,6 +56,31 @@ def test_derive_markdown_and_latex_documents(tmp_path, capsys):
     code, out, _ = run_cli(["derive", "--format", "latex", "--spectrum", "3,2,1"], capsys)
     assert code == 0 and out.startswith("\\documentclass") and out.rstrip().endswith("\\end{document}")
     assert out.count("\\begin{equation*}") == out.count("\\end{equation*}") > 10
+
+
+def _text_outside_math(line: str) -> str:
+    """A LaTeX line without its inline math and its \\texttt{...} pieces."""
+    return re.sub(r"\\texttt\{[^}]*\}", "", "".join(line.split("$")[::2]))
+
+
+@pytest.mark.parametrize("spectrum", ["1.001,1", "1e6,1"])
+def test_notes_in_a_latex_document_are_escaped(spectrum, capsys):
+    """Notes written for the JSON (``e_1``, ``a < b``) went into the LaTeX text as they were: a bare
+    ``_`` stops compilation. Outside math and code no character LaTeX reads as a command is left; the
+    floor's note (no floor here: sin² would be above 1) is in the document."""
+    code, out, _ = run_cli(["derive", "--format", "latex", "--spectrum", spectrum], capsys)
+    assert code == 0
+    body = re.sub(r"\\begin\{(equation\*|center)\}.*?\\end\{\1\}", "", out.split("\\begin{document}")[1], flags=re.S)
+    prose = [line for line in body.splitlines() if line and not line.startswith("\\")]
+    assert len(prose) > 20
+    for line in prose:
+        assert line.count("$") % 2 == 0, line
+        for char in "_%&#<>":
+            text = _text_outside_math(line)
+            assert all(text[i - 1] == "\\" for i, c in enumerate(text) if c == char and i > 0), (char, line)
+            assert not text.startswith(char), line
+    if spectrum == "1.001,1":
+        assert "Note: the iteration is not mean-square stable at e\\_1" in out
 
 
 @pytest.mark.slow
