@@ -72,6 +72,18 @@ def test_no_stable_delay_is_refused_before_any_figure(tmp_path, capsys):
 
 
 @pytest.mark.slow
+def test_a_delay_figure_without_a_kept_point_is_not_drawn(tmp_path, capsys):
+    """At η = 0.05 more than half the runs diverge at every delay of every momentum: the error-vs-delay
+    figure had no simulated point, NumPy and matplotlib warnings and an empty axis; it is skipped with
+    a warning line like the others, and only the theory's phase diagram is drawn."""
+    argv = ["figures", "--eta", "0.05", "--replicates", "8", "--steps", "400", "-q", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 4 and all(line.startswith("amsgd figures: warning: ") for line in err)
+    assert "error vs delay: more than half the replicates diverged at every delay" in err[-1]
+    assert [p.name for p in tmp_path.glob("*.png")] == ["phase_diagram.png"]
+
+
 def test_figures_whose_every_replicate_diverged_are_not_drawn(tmp_path, capsys):
     """τ = 40 is far beyond τ* = 1 at η = 0.01: every run of the trajectory and escape figures
     diverges. Those two are skipped with a warning line each (no NumPy warnings about empty

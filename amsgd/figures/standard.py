@@ -48,34 +48,39 @@ def standard_figures(problem: Problem, out_dir: str | Path, *, mus: Sequence[flo
     if any(s is None for s in stars):
         raise ProblemError(f"no delay is stable at eta = {problem.eta:g} for some mu in {list(mus)}")
     label = problem_label(problem)
-    paths = _unless_diverged("trajectory", lambda: dynamics.ode_trajectory(ctx), lambda t: np.isnan(t.mean).all(),
+    _, paths = _unless_diverged("trajectory", lambda: dynamics.ode_trajectory(ctx), lambda t: np.isnan(t.mean).all(),
                              lambda t: trajectory_figure(t, label, out / "trajectory.png"))  # fmt: skip
     paths += _unless_diverged(
         "stationary histograms", lambda: stationary.stationary(ctx), lambda st: st.result.diverged.all(),
         lambda st: stationary_figure(st.u_samples, st.ou_variances, st.linear_variances,
                                      problem_label(zero_delay(problem)), out / "stationary_histograms.png"),
-    )  # fmt: skip
+    )[1]  # fmt: skip
     paths += _unless_diverged("escape", lambda: dynamics.phases(ctx), lambda run: np.isnan(run.h1_mean).all(),
-                              lambda run: escape_figure(run, label, out / "escape.png"))  # fmt: skip
-    with stage("error vs delay"):
-        taus = np.unique(np.round(np.linspace(0, 1.5 * max(stars), DELAY_POINTS)).astype(int))
-        curves = [delays.delay_curve(ctx, m, taus, (8, n)) for n, m in enumerate(mus)]
-        grid_label = f"Σ = diag({','.join(f'{x:g}' for x in problem.eigenvalues)}), η = {problem.eta:g}"
-        paths.append(delay_curves_figure(curves, grid_label, out / "error_vs_delay.png"))
+                              lambda run: escape_figure(run, label, out / "escape.png"))[1]  # fmt: skip
+    taus = np.unique(np.round(np.linspace(0, 1.5 * max(stars), DELAY_POINTS)).astype(int))
+    grid_label = f"Σ = diag({','.join(f'{x:g}' for x in problem.eigenvalues)}), η = {problem.eta:g}"
+    curves, drawn = _unless_diverged(
+        "error vs delay", lambda: [delays.delay_curve(ctx, m, taus, (8, n)) for n, m in enumerate(mus)],
+        lambda cs: all(np.all(c.diverged_fraction > 0.5) for c in cs),  # the figure leaves such points out
+        lambda cs: delay_curves_figure(cs, grid_label, out / "error_vs_delay.png"),
+        "more than half the replicates diverged at every delay",
+    )  # fmt: skip
+    paths += drawn
+    with stage("phase diagram"):
         paths.append(phase_diagram_figure(ctx.theory, out / "phase_diagram.png", curves=curves))
     return paths
 
 
-def _unless_diverged(name: str, compute: Callable[[], T], diverged: Callable[[T], bool],
-                     draw: Callable[[T], Path]) -> list[Path]:  # fmt: skip
-    """Run a figure's experiment and draw it; where every replicate diverged (``diverged``), say so in a
-    :class:`~amsgd.core.errors.RunWarning` and draw nothing. Statistics over no replicate are NaN
-    there, so NumPy's warnings about them are silenced."""
+def _unless_diverged(name: str, compute: Callable[[], T], diverged: Callable[[T], bool], draw: Callable[[T], Path],
+                     what: str = "every replicate diverged") -> tuple[T, list[Path]]:  # fmt: skip
+    """Run a figure's experiment and draw it: the run and the paths drawn. Where every replicate
+    diverged (``diverged``), say so in a :class:`~amsgd.core.errors.RunWarning` and draw nothing.
+    Statistics over no replicate are NaN there, so NumPy's warnings about them are silenced."""
     with stage(name), warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
         run = compute()
     if diverged(run):
-        warnings.warn(f"{name}: every replicate diverged at this step size, momentum and delay; not drawn",
+        warnings.warn(f"{name}: {what} at this step size, momentum and delay; not drawn",
                       RunWarning, stacklevel=2)  # fmt: skip
-        return []
-    return [draw(run)]
+        return run, []
+    return run, [draw(run)]
