@@ -135,3 +135,16 @@ def test_the_advice_table_is_over_sorted_distinct_workers_and_momenta():
     with pytest.raises(ProblemError, match="mus lists a value twice"):
         advise(problem, mus=(0.5, 0.5))
     assert advise(problem, workers=4, mus=0.5).to_dict() == advise(problem, workers=(4,), mus=(0.5,)).to_dict()
+
+
+def test_advice_without_a_stable_momentum_says_why():
+    """Σ = diag(1.001, 1): the floor's ratio variance is far above 1, no momentum is mean-square stable
+    for any number of workers, and the table was all "none" without a word."""
+    from amsgd.advise import advise
+
+    lost = advise(Problem.from_spectrum((1.001, 1.0)), workers=(1, 4), mus=(0.0, 0.5))
+    assert lost.table().splitlines()[-1] == (
+        "# none: no momentum of the grid (mu 0 to 0.5) is mean-square stable with 1, 4 workers: runs do not "
+        "settle at a floor there; lower eta"
+    )
+    assert "# none" not in advise(Problem.from_spectrum(), workers=(1, 4), mus=(0.0, 0.5)).table()

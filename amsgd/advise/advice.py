@@ -103,6 +103,11 @@ class Advice:
                 f"{_fmt(r['rate_per_iteration'], '.4g'):>10}  {_fmt(r['floor'], '.4g'):>10}  {_fmt(r['best_mu_floor']):>15}"
                 + (f"  {_fmt(r['best_mu_loss']):>26}" if loss else "")
             )
+        lost = [str(r["workers"]) for r in self.rows() if r["largest_stable_mu"] is None]
+        if lost:
+            mus = self.grid.mus
+            lines.append(f"# none: no momentum of the grid (mu {mus.min():g} to {mus.max():g}) is mean-square stable with "
+                         f"{', '.join(lost)} workers: runs do not settle at a floor there; lower eta")  # fmt: skip
         return "\n".join(lines) + "\n"
 
 
