@@ -135,7 +135,7 @@ class Problem:
                 "lower eta"
             )
         resolution = self.eta * self.eigengap * (1.0 - self.mu)
-        if resolution < MIN_STEP_RESOLUTION:
+        if resolution < MIN_STEP_RESOLUTION * (1 - 1e-9):  # at the bound itself (to rounding): accepted
             raise ProblemError(
                 f"eta·(λ1 − λ2)·(1 − mu) = {resolution:.3g} is below {MIN_STEP_RESOLUTION:g}, where the "
                 "finite-eta theory's numbers carry rounding errors above 1e-6 (double precision); raise eta"
