@@ -474,7 +474,7 @@ def _phase_formula_blocks(d: Derivation, saddle: int) -> list[Block]:
             "Phase III (convergence): the slowest stable mode at $e_1$ relaxes from $\\delta^2$ while the "
             "others sit at their stationary variances; with $F$ the stationary error, the expected error is"
         ),
-        _eq(sp.Symbol(r"E \sin^2(t)"), f.converge_error),
+        _eq(sp.Symbol(r"E\,\sin^{2}(t)"), f.converge_error),
         Prose("and it reaches $\\epsilon$ at"),
         _eq(sp.Symbol("T_3"), f.converge_time),
     ]
@@ -752,10 +752,8 @@ def _random_coefficient_blocks(d: Derivation, numbers: dict) -> list[Block]:
 def _divergence_blocks(numbers: dict) -> list[Block]:
     """Section 11: the divergence risk."""
     risk = numbers["stability"]["divergence_risk"]
-    if risk["fate"] == "mean-square unstable":
+    if risk["fate"] != "stable":  # mean-square unstable, or beyond the stability boundary of the mean
         text = risk["note"][0].upper() + risk["note"][1:] + "."
-    elif risk["fate"] != "stable":
-        text = f"Beyond the stability boundary of the mean: {risk['note']}."
     elif risk["critical_impulse"] is None:
         text = ("No gradient impulse $K = |Y_1|\\,\\|Y_\\perp\\|$ in the range searched throws the noise-free "
                 "delayed recursion of the mean map past its stability boundary: no run is expected to blow up.")
