@@ -74,9 +74,9 @@ class ModelLimitSolution:
 
     @property
     def stationary_loss(self) -> Estimate:
-        """Each path's mean objective over the records in the last ``window`` of the run, then a 95%
+        """Each path's mean objective over the records from the fraction ``window`` of the run on, then a 95%
         t-interval over the paths (the ODE: its one value, no interval)."""
-        late = self.iterations >= (1.0 - self.window) * self.iterations[-1]
+        late = self.iterations >= self.window * self.iterations[-1]
         per_path = self.loss[:, late].mean(axis=1)
         return t_interval(per_path[np.isfinite(per_path)])
 
@@ -92,7 +92,7 @@ class ModelLimitSolution:
             "final_loss": json_float(float(self.mean_curve[-1])),
             "stationary_loss": {"mean": json_float(stationary.mean),
                                 "ci": [json_float(stationary.ci_low), json_float(stationary.ci_high)],
-                                "window_iterations": [(1.0 - self.window) * float(self.iterations[-1]),
+                                "window_iterations": [self.window * float(self.iterations[-1]),
                                                       float(self.iterations[-1])]},  # fmt: skip
             "blown_up_paths": self.blown_up,
             "iterations": self.iterations.tolist(),
@@ -126,8 +126,8 @@ def integrate_model_limit(
     ``paths`` SME paths (the ODE has one), an Euler step of ``dt`` iterations, records every
     ``record_every`` iterations (default ``steps // 100``); ``start`` is a common start point, by
     default each path starts at the model's initialisation for its stream (as
-    :func:`~amsgd.simulate.model_engine.simulate_model` with the same ``rng``); ``window`` is the
-    late fraction of the run averaged for the stationary loss. A path that leaves the ball
+    :func:`~amsgd.simulate.model_engine.simulate_model` with the same ``rng``); the stationary loss
+    averages from the fraction ``window`` of the run to its end (as ``simulate_model``'s ``window``). A path that leaves the ball
     ``‖x‖ <= divergence_norm`` (the simulator's rule, :func:`~amsgd.simulate.model_engine.simulate_model`)
     or becomes non-finite has blown up: NaN from then on.
     """
@@ -137,8 +137,7 @@ def integrate_model_limit(
         raise ProblemError(f"limit must be 'ode' or 'sde' for a model, got {limit!r}")
     if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
         raise ProblemError(f"dt (in iterations) must be finite and > 0, got {dt!r}")
-    if not 0.0 < window <= 1.0:
-        raise ProblemError(f"window must be in (0, 1], got {window!r}")
+    window = checks.window_fraction(window)
     checks.positive("divergence_norm", divergence_norm)
     record_every = max(1, steps // 100) if record_every is None else min(checks.positive_int("record_every", record_every), steps)
     marks = np.array(sorted(set(range(0, steps, record_every)) | {steps}))

@@ -175,10 +175,9 @@ def _integrate_compiled(problem: Problem, coefficients, h0: np.ndarray, times: n
 
 
 def time_averaged_error(ensemble: SMEEnsemble, window: float = 0.5, confidence: float = 0.95) -> Estimate:
-    """Per-path time average of the error over the last ``window`` fraction of the run, then across paths."""
-    if not 0 < window <= 1:
-        raise ProblemError(f"window must be a fraction in (0, 1], got {window!r}")
-    first = int(np.floor((1 - window) * (ensemble.t.size - 1)))
+    """Per-path time average of the error from the fraction ``window`` of the run to its end (as
+    :func:`amsgd.simulate.simulate`'s ``window``), then across paths."""
+    first = int(np.floor(checks.window_fraction(window) * (ensemble.t.size - 1)))
     per_path = ensemble.error[first:].mean(axis=0)
     return t_interval(np.where(ensemble.diverged, np.nan, per_path), confidence)
 
@@ -245,7 +244,7 @@ def phase_predictions(
 
     Two ensembles of ``paths`` paths over ``iterations`` iterations (independent noise streams spawned
     from ``rng``): one from ``e_2`` for the escape and travel times, one from ``e_1`` for the stationary
-    error (time average over the last ``window`` fraction).
+    error (time average from the fraction ``window`` of the run to its end).
     """
     return _phases(integrate_sme, problem, iterations, rng, delta_sq, window, confidence,
                    dict(dt=dt, paths=paths, scheme=scheme, progress=progress))  # fmt: skip
@@ -259,8 +258,7 @@ def _phases(integrate: Callable, problem: Problem, iterations: float, rng: RngLi
         raise ProblemError(f"delta_sq (δ², the phase boundary) must satisfy 0 < δ² < 1/2, got {delta_sq:g}")
     options["paths"] = checks.integer("paths", options["paths"], minimum=2)
     checks.positive("iterations", iterations)
-    if not 0 < window <= 1:
-        raise ProblemError(f"window must be a fraction in (0, 1], got {window!r}")
+    checks.window_fraction(window)
     problem.require_eigengap()
     root = root_sequence(rng)
     basis = np.eye(problem.dim)

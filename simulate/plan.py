@@ -157,9 +157,7 @@ def recording_grid(steps: int, record_every: int | None) -> np.ndarray:
 def averaging_start(steps: int, window: float, window_start: int | None) -> int:
     """The first iteration of the stationary window: ``window_start``, or ``floor(window · steps)``."""
     if window_start is None:
-        if not (isinstance(window, (int, float)) and 0.0 <= window < 1.0):
-            raise ProblemError(f"window must be a fraction of the run in [0, 1), got {window!r}")
-        return int(math.floor(window * steps))
+        return int(math.floor(checks.window_fraction(window) * steps))
     bad = isinstance(window_start, bool) or not isinstance(window_start, (int, np.integer))
     if bad or not 0 <= window_start <= steps:
         raise ProblemError(f"window_start must be an iteration in 0..steps = 0..{steps}, got {window_start!r}")

@@ -72,7 +72,7 @@ def _euler_stationary_excess(p, dt: float) -> float:
 def test_sme_stationary_loss_equals_the_exact_moments_of_its_scheme():
     p = problem("least-squares", eta=0.05, mu=0.5, l2=0.01, batch=4)
     _, _, _, x_star, loss_star = _quadratic(p)
-    sol = integrate_model_limit(p, 4000, 256, dt=0.5, rng=1, start=x_star, record_every=20, window=0.75)
+    sol = integrate_model_limit(p, 4000, 256, dt=0.5, rng=1, start=x_star, record_every=20, window=0.25)
     est = sol.stationary_loss
     expected = _euler_stationary_excess(p, 0.5)
     assert sol.blown_up == 0

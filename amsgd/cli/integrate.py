@@ -148,7 +148,7 @@ def _model_limit(problem, args: argparse.Namespace) -> dict:
 
     steps = 5000 if args.steps is None else args.steps
     solution = integrate_model_limit(problem, steps, args.paths, limit=args.limit, dt=args.dt, rng=args.seed,
-                                     window=_late_fraction(args))  # fmt: skip
+                                     window=args.window)  # fmt: skip
     summary = {"problem": problem.to_dict(), **solution.to_dict()}
     if problem.delay.spec != "constant:0":
         summary["note"] = f"the diffusion limit does not depend on the delay: {problem.delay.spec} is ignored here"
@@ -188,17 +188,6 @@ def _check_limit(problem, args: argparse.Namespace) -> None:
         )
 
 
-def _late_fraction(args: argparse.Namespace) -> float:
-    """The late fraction of the run the integrators average, from ``--window`` (where the window starts,
-    as a fraction of the run, like ``amsgd simulate --window``)."""
-    from amsgd.core.errors import ProblemError
-
-    if not 0.0 <= args.window < 1.0:
-        raise ProblemError(f"--window must be a fraction of the run in [0, 1) (the stationary error averages from "
-                           f"FRACTION·steps to steps), got {args.window!r}")  # fmt: skip
-    return 1.0 - args.window
-
-
 def _ensemble(problem, args: argparse.Namespace) -> dict:
     """Escape, travel and stationary error of the SME (``--limit sde``) or of the SDDE (``--limit sdde``,
     with the delay, the stability limit and the closed-form SDDE floor beside the ensemble's)."""
@@ -207,7 +196,7 @@ def _ensemble(problem, args: argparse.Namespace) -> dict:
     steps = 5000 if args.steps is None else args.steps
     scheme = args.scheme or "euler"
     options = dict(iterations=steps, dt=args.dt, paths=args.paths, scheme=scheme, rng=args.seed,
-                   delta_sq=args.delta_sq, window=_late_fraction(args))  # fmt: skip
+                   delta_sq=args.delta_sq, window=args.window)  # fmt: skip
     delayed = args.limit == "sdde"
     phases = (sme.delayed_phase_predictions if delayed else sme.phase_predictions)(problem, **options).to_dict()
     phases["stationary_window_iterations"] = [args.window * steps, float(steps)]

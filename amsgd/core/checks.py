@@ -19,6 +19,14 @@ def integer(name: str, value: object, *, minimum: int = 0) -> int:
     return int(value)
 
 
+def window_fraction(window: object) -> float:
+    """``window``: where a stationary window starts, as a fraction of the run in [0, 1) (the window
+    runs from ``window · steps`` to the end; 0.5 averages the second half)."""
+    if isinstance(window, bool) or not isinstance(window, (int, float)) or not 0.0 <= window < 1.0:
+        raise ProblemError(f"window must be a fraction of the run in [0, 1), got {window!r}")
+    return float(window)
+
+
 def positive_int(name: str, value: object) -> int:
     """``value`` as an int >= 1."""
     return integer(name, value, minimum=1)

@@ -116,7 +116,7 @@ CASES: list[tuple[str, str]] = [
     ("integrate --paths 0", "integer >= 2"),
     ("integrate --scheme rk4", "milstein, weak2, sdeint-euler, sdeint-sri2, euler-jit"),
     ("integrate --steps 200 --dt 399", "not a whole number of steps of dt = 399"),
-    ("integrate --window 1", "--window must be a fraction of the run in [0, 1)"),
+    ("integrate --window 1", "window must be a fraction of the run in [0, 1), got 1.0"),
     ("integrate --convergence-study --scheme euler,milstein,euler", "listed more than once: euler"),
     ("integrate --convergence-study --reference-factor 1", "reference_factor must be an integer >= 2"),
     ("integrate --convergence-study --reference-factor 0", "reference_factor must be an integer >= 2"),
