@@ -165,8 +165,7 @@ class GeometricDelay(DelayModel):
         from scipy import stats
 
         q = self.mean_delay / (1.0 + self.mean_delay)
-        top = int(stats.geom.isf(TAIL_MASS, 1.0 - q)) - 1
-        p = stats.geom.pmf(np.arange(top + 1) + 1, 1.0 - q)
+        p = stats.geom.pmf(np.arange(geometric_reach(self.mean_delay) + 1) + 1, 1.0 - q)
         return p / p.sum()
 
 
