@@ -32,6 +32,14 @@ MIN_STEP_RESOLUTION = 1e-10
 MAX_STEP_SCALE = 1e50
 
 
+def require_step_scale(scale: float, name: str) -> None:
+    """Refuse a step whose ``scale`` (``η`` times the largest curvature, called ``name``) is above
+    :data:`MAX_STEP_SCALE`: unstable at every delay, and the theory's moments overflow."""
+    if scale > MAX_STEP_SCALE:
+        raise ProblemError(f"{name} = {scale:.3g} is above {MAX_STEP_SCALE:g}, where the finite-eta theory's moments "
+                           f"overflow double precision (every delay is unstable from {name} = 2 (1 + mu) on); lower eta")
+
+
 @dataclass(frozen=True, eq=False)
 class Problem:
     """Async-MSGD on streaming PCA: ``v ← v + μ (v − v_prev) + η (I − v vᵀ) X Xᵀ v_{stale}``.
@@ -128,12 +136,7 @@ class Problem:
         negative or the solve singular near 1e-15. Only ``η Σ`` enters the algorithm, so rescaling
         the data does not help; the step must grow. A step with ``η λ1 >`` :data:`MAX_STEP_SCALE` is
         refused too: it is unstable at every delay, and its moments overflow."""
-        if self.eta * self.eigenvalues[0] > MAX_STEP_SCALE:
-            raise ProblemError(
-                f"eta·λ1 = {self.eta * self.eigenvalues[0]:.3g} is above {MAX_STEP_SCALE:g}, where the finite-eta "
-                "theory's moments overflow double precision (every delay is unstable from eta·λ1 = 2 (1 + mu) on); "
-                "lower eta"
-            )
+        require_step_scale(self.eta * self.eigenvalues[0], "eta·λ1")
         resolution = self.eta * self.eigengap * (1.0 - self.mu)
         if resolution < MIN_STEP_RESOLUTION * (1 - 1e-9):  # at the bound itself (to rounding): accepted
             raise ProblemError(

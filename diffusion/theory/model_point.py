@@ -32,7 +32,7 @@ import numpy as np
 
 from amsgd.core import checks
 from amsgd.core.errors import ProblemError
-from amsgd.core.problem import MAX_STEP_SCALE
+from amsgd.core.problem import require_step_scale
 from amsgd.diffusion.theory.second_moments import Coefficients, arnoldi_start
 
 if TYPE_CHECKING:
@@ -126,11 +126,7 @@ class ModelPoint:
         (its recursion's roots are 1 in double precision, and its solve is singular); or a step with
         ``η λ_max`` above :data:`~amsgd.core.problem.MAX_STEP_SCALE` (unstable at every delay, its
         moments overflow)."""
-        largest = eta * float(self.eigenvalues.max(initial=0.0))
-        if largest > MAX_STEP_SCALE:
-            raise ProblemError(f"eta·λ_max = {largest:.3g} is above {MAX_STEP_SCALE:g}, where the finite-eta theory's "
-                               "moments overflow double precision (every delay is unstable from eta·λ_max = "
-                               "2 (1 + mu) on); lower eta")  # fmt: skip
+        require_step_scale(eta * float(self.eigenvalues.max(initial=0.0)), "eta·λ_max")
         curved = self.eigenvalues[self.curved()]
         if curved.size == 0:  # no curved mode: nothing is solved
             return
