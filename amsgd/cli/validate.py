@@ -132,11 +132,13 @@ def _incomplete_on_interrupt(out: Path, command: str, kept: str | None = None) -
             raise
 
 
-def _refuse_given(args: argparse.Namespace, options: tuple[str, ...], mode: str) -> None:
-    """One line naming the first of ``options`` given on the command line, which ``mode`` does not read."""
+def _refuse_given(args: argparse.Namespace, options: tuple[str, ...], mode: str, why: str = "") -> None:
+    """One line naming the first of ``options`` given on the command line, which ``mode`` does not read
+    (``why`` follows it); an option is given when its value is not the unset default (None, False, [])."""
     for option in options:
-        if getattr(args, option.lstrip("-").replace("-", "_")):
-            raise ProblemError(f"{option} does not apply to {mode}")
+        value = getattr(args, option.lstrip("-").replace("-", "_"))
+        if value is not None and value is not False and value != []:  # 0 is given: not the unset default
+            raise ProblemError(f"{option} does not apply to {mode}{why}")
 
 
 def _perturbations(items: list[str]) -> dict[str, float]:
@@ -199,13 +201,10 @@ def _model_options(args) -> list[str]:
 
 def _run_model(args: argparse.Namespace) -> int:
     """``--model NAME``: predict at the minimum, run the floor, stability and rate runs, write the report."""
-    options = (("--preset", args.preset), ("--only", args.only), ("--perturb", args.perturb or None),
-               ("--svag", args.svag), ("--threads", args.threads), ("--scheduler", args.scheduler), ("--svag-replicates", args.svag_replicates),
-               ("--svag-steps", args.svag_steps), ("--svag-no-escape", args.svag_no_escape or None))  # fmt: skip
-    given = [option for option, value in options if value is not None]
-    if given:
-        raise ProblemError(f"{given[0]} does not apply to --model {args.model}: a model's validation checks the "
-                           "floor, the stability boundary and the rate; its budget is --steps, --replicates, --seed")  # fmt: skip
+    _refuse_given(args, ("--preset", "--only", "--perturb", "--svag", "--threads", "--scheduler", "--svag-replicates",
+                         "--svag-steps", "--svag-no-escape"), f"--model {args.model}",
+                  ": a model's validation checks the floor, the stability boundary and the rate; its budget is "
+                  "--steps, --replicates, --seed")  # fmt: skip
     from amsgd.validation.model_checks import ModelSetup, run_model_validation
 
     seed = MODEL_SEED if args.seed is None else args.seed
