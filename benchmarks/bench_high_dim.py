@@ -16,8 +16,8 @@ For each d the same problem (spectrum evenly spaced from 2 to 1, η = 0.2/d, μ 
 Memory: the peak of traced allocations during ``simulate`` against ``8 (τ + 2) R d`` bytes, the
 size of the history the recursion needs (target: O(τ R d), no d × d work or storage), and the
 recorded coordinate moments (sum and sum of squares, ``2 · 8 · n_records · d`` bytes), which the
-result holds whatever the history. Not counted there: the Problem itself holds Σ and its eigenbasis
-as dense d × d matrices (``16 d²`` bytes, 1.5 GiB at d = 10⁴), built once before any run.
+result holds whatever the history. The Problem from a spectrum holds O(d) numbers (its diagonal and a
+permutation of the axes), and its build time is printed.
 Usage: ``python benchmarks/bench_high_dim.py [--repeats N]``.
 """
 

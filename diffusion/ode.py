@@ -111,12 +111,11 @@ def integrate_ode(
     if grid.ndim != 1 or grid.size < 1 or np.any(grid < 0) or np.any(np.diff(grid) < 0):
         raise ProblemError("times must be a non-decreasing 1-D array of non-negative values")
     t = grid * problem.eta if unit == "iterations" else grid
-    q = problem.basis
-    h0 = q.T @ start if coordinates == "original" else start
+    h0 = problem.to_eigen(start) if coordinates == "original" else start
     if method == "closed-form":
         h = ode_closed_form(problem.eigenvalues, problem.mu, h0, t)
     elif method == "solve_ivp":
-        sigma, mu = problem.covariance, problem.mu
+        sigma, mu, q = problem.covariance, problem.mu, problem.basis
 
         def rhs(_, v):
             sv = sigma @ v
@@ -128,4 +127,4 @@ def integrate_ode(
         h = sol.y.T @ q
     else:
         raise ProblemError(f"method must be 'closed-form' or 'solve_ivp', got {method!r}")
-    return ODETrajectory(t, t / problem.eta, h, h @ q.T, sin2_error(h), method)
+    return ODETrajectory(t, t / problem.eta, h, problem.from_eigen(h), sin2_error(h), method)

@@ -152,7 +152,7 @@ def _grid(problem: Problem, start: np.ndarray, iterations: float, dt: float, sav
     start = np.asarray(start, dtype=float)
     if start.shape != (problem.dim,) or not np.all(np.isfinite(start)):
         raise ProblemError(f"start must be a finite vector of length {problem.dim}")
-    h0 = problem.basis.T @ start if coordinates == "original" else start
+    h0 = problem.to_eigen(start) if coordinates == "original" else start
     return h0, steps, dt * problem.eta * np.arange(0, steps + 1, save_every)
 
 

@@ -29,7 +29,7 @@ def main(out: str = "limit_vs_simulation.png", iterations: int = 3000, paths: in
     grid = np.arange(0, iterations + 1, 10)
     ode = integrate_ode(problem, h0, grid, coordinates="eigen")
     sme = integrate_sme(problem, h0, iterations, dt=1.0, paths=paths, rng=1, save_every=10)
-    runs = simulate(problem, iterations, replicates, rng=2, start=problem.basis @ h0, record_every=10)
+    runs = simulate(problem, iterations, replicates, rng=2, start=problem.from_eigen(h0), record_every=10)
     floor = predict(problem).diffusion_floor
 
     error = runs.error[~runs.diverged]

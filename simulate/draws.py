@@ -55,10 +55,7 @@ def block_draws(plan: Plan, block: int, *, samples_in_kernel: bool = False) -> B
     else:
         start = np.broadcast_to(plan.start_h, (n, plan.dim)).copy()
     problem = plan.problem
-    sample = block_sampler(
-        problem.distribution, rng, block_data_sequence(plan.root, block), n,
-        np.asarray(problem.eigenvalues), np.asarray(problem.basis),
-    )  # fmt: skip
+    sample = block_sampler(problem, rng, block_data_sequence(plan.root, block), n)
     delay = problem.delay
     first = draw_compute_times(rng, delay.compute, delay.sigma, (n, delay.workers)) if plan.server else None
     if samples_in_kernel and kernel_samples(problem.distribution):

@@ -223,4 +223,4 @@ def start_point(problem: Problem, start: StartSpec) -> tuple[str, np.ndarray | N
         v = v / np.abs(v).max()
         norm = np.linalg.norm(v)
     v = v / norm
-    return "vector:" + ",".join(f"{x:.6g}" for x in v), np.asarray(problem.basis).T @ v
+    return "vector:" + ",".join(f"{x:.6g}" for x in v), problem.to_eigen(v)

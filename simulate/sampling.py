@@ -12,18 +12,13 @@ from collections.abc import Callable
 
 import numpy as np
 
-from amsgd.core.distributions import Distribution
+from amsgd.core.problem import Problem
 from amsgd.simulate.plan import kernel_samples
 from amsgd.simulate.ziggurat import ReplicateNormals
 
 
 def block_sampler(
-    distribution: Distribution,
-    rng: np.random.Generator,
-    seed: np.random.SeedSequence,
-    replicates: int,
-    eigenvalues: np.ndarray,
-    basis: np.ndarray,
+    problem: Problem, rng: np.random.Generator, seed: np.random.SeedSequence, replicates: int
 ) -> Callable[[int], np.ndarray]:
     """The draws of a block of ``replicates``: a function of ``n`` returning ``n`` rows of ``Y``.
 
@@ -32,6 +27,8 @@ def block_sampler(
     draws; ``seed`` seeds the streams of the data alone. Gaussian data: a
     :class:`ReplicateNormals` (``sqrt(λ) · z``, one stream per replicate); others: ``sample`` on ``rng``.
     """
+    distribution, eigenvalues = problem.distribution, np.asarray(problem.eigenvalues)
     if kernel_samples(distribution):
-        return ReplicateNormals(seed, replicates, np.sqrt(np.asarray(eigenvalues, dtype=float)))
+        return ReplicateNormals(seed, replicates, np.sqrt(eigenvalues))
+    basis = problem.basis if distribution.needs_basis else None
     return lambda n: distribution.sample(rng, n, eigenvalues, basis)

@@ -83,6 +83,47 @@ def test_a_diagonal_covariance_keeps_the_coordinate_axes():
     np.testing.assert_array_equal(p.covariance @ p.basis, p.basis * p.eigenvalues)
 
 
+def test_changes_of_coordinates_agree_with_the_basis(rotated_problem):
+    """``to_eigen`` is ``Qᵀ x`` and ``from_eigen`` is ``Q h``, on single vectors and on rows, for a
+    diagonal Σ (kept as a permutation, equal entries included) and a rotated one."""
+    rng = np.random.default_rng(7)
+    for p in (Problem(np.diag([1.0, 3.0, 2.0, 3.0, 1.0])), Problem.from_spectrum([2.0, 5.0, 1.0]), rotated_problem):
+        x = rng.standard_normal((6, p.dim))
+        np.testing.assert_allclose(p.to_eigen(x), x @ p.basis, rtol=1e-14, atol=1e-15)
+        np.testing.assert_allclose(p.to_eigen(x[0]), p.basis.T @ x[0], rtol=1e-14, atol=1e-15)
+        np.testing.assert_allclose(p.from_eigen(x), x @ p.basis.T, rtol=1e-14, atol=1e-15)
+        np.testing.assert_allclose(p.from_eigen(p.to_eigen(x)), x, rtol=1e-14, atol=1e-15)
+        assert p.covariance_is_diagonal == (p is not rotated_problem)
+    copy = rotated_problem.replace(mu=0.5, eta=1e-3)
+    assert copy.basis is rotated_problem.basis and copy.covariance is rotated_problem.covariance  # not solved again
+    assert (copy.mu, copy.eta) == (0.5, 1e-3)
+
+
+def test_a_spectrum_in_high_dimension_forms_no_matrix():
+    """From a spectrum, d = 20 000: building, copying, describing, pickling and simulating the problem
+    allocate O(d) memory (the two matrices would take 6 GiB), and none of the matrices is formed."""
+    import pickle
+    import tracemalloc
+
+    from amsgd.simulate import simulate
+    from amsgd.simulate.engine import warm_up
+
+    dim = 20_000
+    warm_up()  # the kernels' compilation or loading allocates on its own
+    tracemalloc.start()
+    p = Problem.from_spectrum(np.linspace(2.0, 1.0, dim), eta=0.1 / dim, delay=parse_delay("constant:1"))
+    q = pickle.loads(pickle.dumps(p.replace(mu=0.5)))
+    description = q.to_dict()
+    run = simulate(q, 5, 2, rng=0, start="random", progress=False)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 100 * dim * 8  # a few dozen vectors of length d (history, recordings); a matrix holds d of them
+    assert "covariance" not in description and description["covariance_is_diagonal"]
+    assert q.mu == 0.5 and np.array_equal(q.eigenvalues, p.eigenvalues) and not run.diverged.any()
+    assert not {"covariance", "basis"} & (set(vars(p)) | set(vars(q)))
+    assert p.covariance.shape == (dim, dim) and p.covariance[5, 5] == p.eigenvalues[5]  # formed when asked
+
+
 def test_spectrum_entries_must_be_positive():
     with pytest.raises(ProblemError, match="spectrum entries"):
         Problem.from_spectrum([3.0, 0.0])

@@ -33,10 +33,14 @@ class Distribution(ABC):
     spec: str
     #: False when some fourth moment is infinite (moment-based predictions are refused).
     finite_fourth_moments: bool = True
+    #: True when ``sample`` draws X in the original coordinates and rotates them by the basis Q (a
+    #: user sampler); the named families draw Y directly and ignore ``basis`` (the simulator then
+    #: passes None, so that a diagonal Σ in high dimension never forms Q).
+    needs_basis: bool = False
 
     @abstractmethod
     def sample(
-        self, rng: np.random.Generator, n: int, eigenvalues: np.ndarray, basis: np.ndarray
+        self, rng: np.random.Generator, n: int, eigenvalues: np.ndarray, basis: np.ndarray | None
     ) -> np.ndarray:
         """Draw ``n`` samples of ``Y = Qᵀ X``, returned as an ``(n, d)`` array."""
 
@@ -108,6 +112,7 @@ class SampledDistribution(Distribution):
     """
 
     sampler: Sampler
+    needs_basis = True
     name: str = "sampler"
     moment_samples: int = 200_000
     moment_seed: int = 0

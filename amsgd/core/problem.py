@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -40,9 +41,33 @@ def require_step_scale(scale: float, name: str) -> None:
                            f"overflow double precision (every delay is unstable from {name} = 2 (1 + mu) on); lower eta")
 
 
+_GAUSSIAN = Gaussian()
+_NO_DELAY = ConstantDelay(0)
+
+
 @dataclass(frozen=True, eq=False)
+class _Sigma:
+    """Σ as the problem keeps it, validated and decomposed once (:func:`_decompose`): the diagonal
+    ``entries`` of a diagonal Σ (the matrix is never formed) or the symmetric ``matrix``; the
+    eigenvalues in decreasing order; for a diagonal Σ the axis ``order[j]`` of eigenvector j, else
+    the eigenvectors ``q``."""
+
+    entries: np.ndarray | None
+    matrix: np.ndarray | None
+    eigenvalues: np.ndarray
+    order: np.ndarray | None
+    q: np.ndarray | None
+
+
+@dataclass(frozen=True, eq=False, init=False)
 class Problem:
     """Async-MSGD on streaming PCA: ``v ← v + μ (v − v_prev) + η (I − v vᵀ) X Xᵀ v_{stale}``.
+
+    A diagonal Σ (every problem built by :meth:`from_spectrum` without a basis) is kept as its
+    diagonal, and its eigenbasis as a permutation of the axes: memory and work O(d), where the
+    matrices take ``16 d²`` bytes (1.5 GiB at d = 10 000). :attr:`covariance` and :attr:`basis`
+    are then formed when first asked for; :meth:`to_eigen` and :meth:`from_eigen` change
+    coordinates without them.
 
     Parameters
     ----------
@@ -58,26 +83,29 @@ class Problem:
         The delay model of the stale gradient (default: no delay).
     """
 
-    covariance: np.ndarray
-    distribution: Distribution = field(default_factory=Gaussian)
-    eta: float = DEFAULT_ETA
-    mu: float = DEFAULT_MU
-    delay: DelayModel = field(default_factory=lambda: ConstantDelay(0))
-    eigenvalues: np.ndarray = field(init=False, repr=False)
-    basis: np.ndarray = field(init=False, repr=False)
+    distribution: Distribution
+    eta: float
+    mu: float
+    delay: DelayModel
+    eigenvalues: np.ndarray = field(repr=False)
 
-    def __post_init__(self) -> None:
-        sigma, diagonal = _validate_covariance(self.covariance)
-        object.__setattr__(self, "covariance", sigma)
-        object.__setattr__(self, "eta", _validate_eta(self.eta))
-        object.__setattr__(self, "mu", _validate_mu(self.mu))
-        if not isinstance(self.distribution, Distribution):
-            raise ProblemError(f"distribution must be a Distribution, got {self.distribution!r}")
-        if not isinstance(self.delay, DelayModel):
-            raise ProblemError(f"delay must be a DelayModel, got {self.delay!r}")
-        lam, q = _eigen_decomposition(sigma, diagonal)
-        for name, value in (("eigenvalues", lam), ("basis", q)):
-            value.setflags(write=False)
+    def __init__(
+        self,
+        covariance: np.ndarray,
+        distribution: Distribution = _GAUSSIAN,
+        eta: float = DEFAULT_ETA,
+        mu: float = DEFAULT_MU,
+        delay: DelayModel = _NO_DELAY,
+    ) -> None:
+        # a _Sigma comes from this module (a spectrum, or a copy by `replace`), already validated
+        sigma = covariance if isinstance(covariance, _Sigma) else _validate_covariance(covariance)
+        if not isinstance(distribution, Distribution):
+            raise ProblemError(f"distribution must be a Distribution, got {distribution!r}")
+        if not isinstance(delay, DelayModel):
+            raise ProblemError(f"delay must be a DelayModel, got {delay!r}")
+        for name, value in (("distribution", distribution), ("eta", _validate_eta(eta)), ("mu", _validate_mu(mu)),
+                            ("delay", delay), ("eigenvalues", sigma.eigenvalues), ("_sigma", sigma),
+                            ("_order", sigma.order), ("_q", sigma.q)):  # fmt: skip
             object.__setattr__(self, name, value)
 
     @classmethod
@@ -87,7 +115,8 @@ class Problem:
         basis: np.ndarray | None = None,
         **kwargs,
     ) -> Problem:
-        """Build Σ = B diag(spectrum) Bᵀ from eigenvalues and an orthonormal basis (default I)."""
+        """Build Σ = B diag(spectrum) Bᵀ from eigenvalues and an orthonormal basis (default I, kept
+        as the diagonal alone)."""
         try:
             lam = np.asarray(spectrum, dtype=float)
         except (TypeError, ValueError):
@@ -97,11 +126,55 @@ class Problem:
         if not np.all(np.isfinite(lam)) or np.any(lam <= 0):
             raise ProblemError(f"spectrum entries must be finite and > 0, got {lam.tolist()}")
         if basis is None:
-            return cls(np.diag(lam), **kwargs)
+            return cls(_positive_diagonal(lam.copy()), **kwargs)
         b = np.asarray(basis, dtype=float)
         if b.shape != (lam.size, lam.size) or not np.allclose(b.T @ b, np.eye(lam.size), atol=1e-9):
             raise ProblemError(f"basis must be an orthonormal ({lam.size}, {lam.size}) matrix")
         return cls(b @ np.diag(lam) @ b.T, **kwargs)
+
+    @property
+    def covariance_is_diagonal(self) -> bool:
+        """Whether Σ is diagonal (its eigenbasis a permutation of the axes)."""
+        return self._sigma.entries is not None
+
+    @cached_property
+    def covariance(self) -> np.ndarray:
+        """Σ as a ``(d, d)`` matrix (read-only; formed on first use for a diagonal Σ)."""
+        if self._sigma.matrix is not None:
+            return self._sigma.matrix
+        return _read_only(np.diag(self._sigma.entries))
+
+    @cached_property
+    def basis(self) -> np.ndarray:
+        """Q of ``Σ = Q Λ Qᵀ`` as a ``(d, d)`` matrix, eigenvector j in column j (read-only; formed on
+        first use for a diagonal Σ, where it permutes the axes)."""
+        if self._q is not None:
+            return self._q
+        q = np.zeros((self.dim, self.dim))
+        q[self._order, np.arange(self.dim)] = 1.0
+        return _read_only(q)
+
+    def to_eigen(self, x: np.ndarray) -> np.ndarray:
+        """``Qᵀ x`` for vectors ``x`` in the original coordinates (the last axis), O(d) for a diagonal Σ."""
+        x = np.asarray(x, dtype=float)
+        return x[..., self._order] if self._order is not None else x @ self._q
+
+    def from_eigen(self, h: np.ndarray) -> np.ndarray:
+        """``Q h`` for vectors ``h`` in eigen-coordinates (the last axis), O(d) for a diagonal Σ."""
+        h = np.asarray(h, dtype=float)
+        if self._order is None:
+            return h @ self._q.T
+        x = np.empty_like(h)
+        x[..., self._order] = h
+        return x
+
+    def __getstate__(self) -> dict:
+        """Pickled without the matrices a diagonal Σ forms on demand."""
+        state = dict(self.__dict__)
+        if self.covariance_is_diagonal:
+            state.pop("covariance", None)
+            state.pop("basis", None)
+        return state
 
     @property
     def dim(self) -> int:
@@ -153,30 +226,24 @@ class Problem:
             )
 
     def replace(self, **changes) -> Problem:
-        """A copy with some fields changed (re-validated)."""
-        fields = dict(
-            covariance=self.covariance,
-            distribution=self.distribution,
-            eta=self.eta,
-            mu=self.mu,
-            delay=self.delay,
-        )
-        fields.update(changes)
-        return Problem(**fields)
+        """A copy with some fields changed (re-validated; Σ is not validated or decomposed again unless it changes)."""
+        fields = dict(distribution=self.distribution, eta=self.eta, mu=self.mu, delay=self.delay)
+        if "covariance" in changes:
+            return Problem(changes.pop("covariance"), **{**fields, **changes})
+        return Problem(self._sigma, **{**fields, **changes})
 
     def to_dict(self) -> dict:
         """A JSON-ready description of the problem."""
-        diagonal = np.allclose(self.covariance, np.diag(np.diag(self.covariance)))
         out = {
             "dim": self.dim,
             "spectrum": self.eigenvalues.tolist(),
-            "covariance_is_diagonal": bool(diagonal),
+            "covariance_is_diagonal": self.covariance_is_diagonal,
             "distribution": self.distribution.spec,
             "eta": self.eta,
             "mu": self.mu,
             "delay": self.delay.spec,
         }
-        if not diagonal:
+        if not self.covariance_is_diagonal:
             out["covariance"] = self.covariance.tolist()
         return out
 
@@ -191,8 +258,8 @@ def read_covariance(path: str) -> np.ndarray:
         raise ProblemError(f"covariance file {path!r} is not a .npy array (write it with numpy.save)") from None
 
 
-def _validate_covariance(covariance: object) -> tuple[np.ndarray, bool]:
-    """Σ as a float matrix, checked square, finite, symmetric and positive definite; and whether it is diagonal."""
+def _validate_covariance(covariance: object) -> _Sigma:
+    """Σ as floats, checked square, finite, symmetric and positive definite; a diagonal one kept as its diagonal."""
     if np.iscomplexobj(covariance):
         raise ProblemError("covariance must be real (a complex matrix was given)")
     try:
@@ -203,21 +270,33 @@ def _validate_covariance(covariance: object) -> tuple[np.ndarray, bool]:
         raise ProblemError(f"covariance must be a square (d, d) matrix with d >= 2, got shape {sigma.shape}")
     if not np.all(np.isfinite(sigma)):
         raise ProblemError("covariance entries must be finite")
+    if _is_diagonal(sigma):
+        return _positive_diagonal(np.diagonal(sigma).copy())
     scale = max(np.abs(sigma).max(), np.finfo(float).tiny)
-    diagonal = _is_diagonal(sigma)
-    if diagonal:
-        smallest = np.diagonal(sigma).min()
-    else:
-        if np.abs(sigma - sigma.T).max() > _REL_TOL * scale * 1e3:
-            raise ProblemError("covariance must be symmetric")
-        sigma = (sigma + sigma.T) / 2
-        smallest = np.linalg.eigvalsh(sigma)[0]
+    if np.abs(sigma - sigma.T).max() > _REL_TOL * scale * 1e3:
+        raise ProblemError("covariance must be symmetric")
+    sigma = (sigma + sigma.T) / 2
+    _require_positive(np.linalg.eigvalsh(sigma)[0], scale)
+    return _decompose(None, _read_only(sigma))
+
+
+def _positive_diagonal(entries: np.ndarray) -> _Sigma:
+    """A diagonal Σ from its (finite) diagonal, checked positive definite."""
+    _require_positive(entries.min(), max(np.abs(entries).max(), np.finfo(float).tiny))
+    return _decompose(_read_only(entries), None)
+
+
+def _require_positive(smallest: float, scale: float) -> None:
     if smallest <= _REL_TOL * scale:
         raise ProblemError(
             f"covariance must be positive definite, its smallest eigenvalue is {smallest:.3g} "
             f"(at most {_REL_TOL:g} times its largest entry, {scale:.3g})"
         )
-    return sigma, diagonal
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    array.setflags(write=False)
+    return array
 
 
 def _is_diagonal(sigma: np.ndarray) -> bool:
@@ -225,25 +304,23 @@ def _is_diagonal(sigma: np.ndarray) -> bool:
     return np.count_nonzero(sigma) == np.count_nonzero(np.diagonal(sigma))
 
 
-def _eigen_decomposition(sigma: np.ndarray, diagonal: bool) -> tuple[np.ndarray, np.ndarray]:
-    """``Σ = Q Λ Qᵀ`` with the eigenvalues decreasing and each eigenvector's largest entry positive (a
-    deterministic sign keeps e_j reproducible).
+def _decompose(entries: np.ndarray | None, matrix: np.ndarray | None) -> _Sigma:
+    """``Σ = Q Λ Qᵀ`` with the eigenvalues decreasing, for a diagonal Σ (``entries``) or a symmetric
+    ``matrix``; each dense eigenvector's largest entry positive (a deterministic sign keeps e_j
+    reproducible).
 
-    A diagonal Σ (a spectrum) keeps the coordinate axes: ``Q`` permutes them into decreasing order of
-    the diagonal, equal entries in coordinate order, with no O(d³) solve (d = 10 000 takes seconds,
-    where LAPACK took minutes). For distinct entries this is the basis LAPACK returns; for equal ones
-    LAPACK's order within the eigenspace is its own."""
-    if diagonal:
-        entries = np.diagonal(sigma)
+    A diagonal Σ keeps the coordinate axes in decreasing order of the diagonal, equal entries in
+    coordinate order, with no O(d³) solve and no matrix (d = 10 000 takes milliseconds, where LAPACK
+    took minutes). For distinct entries this is the basis LAPACK returns; for equal ones LAPACK's
+    order within the eigenspace is its own."""
+    if entries is not None:
         order = np.argsort(-entries, kind="stable")
-        q = np.zeros_like(sigma)
-        q[order, np.arange(order.size)] = 1.0
-        return entries[order], q
-    lam, q = np.linalg.eigh(sigma)
+        return _Sigma(entries, None, _read_only(entries[order]), _read_only(order), None)
+    lam, q = np.linalg.eigh(matrix)
     order = np.argsort(lam)[::-1]
     lam, q = lam[order], q[:, order]
     signs = np.sign(q[np.argmax(np.abs(q), axis=0), np.arange(q.shape[1])])
-    return lam, q * signs
+    return _Sigma(None, matrix, _read_only(lam), None, _read_only(q * signs))
 
 
 def _validate_eta(eta: object) -> float:

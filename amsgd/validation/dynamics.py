@@ -61,7 +61,7 @@ class Trajectory:
 
 def ode_start(problem: Problem) -> np.ndarray:
     """``v_0 = Q h_0`` with ``h_0 = (1, ..., 1)/√d``: every eigen-direction present."""
-    return problem.basis @ np.full(problem.dim, 1 / math.sqrt(problem.dim))
+    return problem.from_eigen(np.full(problem.dim, 1 / math.sqrt(problem.dim)))
 
 
 def startup_lag(problem: Problem) -> float:
@@ -256,7 +256,7 @@ def local_rate(ctx: Context, problem: Problem | None = None, key: tuple[int, ...
     steps = int(max(steps, 4.5 / ou))  # long enough to fall by e^-4
     record = max(1, steps // 300)
     common = dict(record_every=record, coordinates="all")
-    tilted = ctx.simulate(p, steps, ctx.budget.replicates, key, start=p.basis @ h0, **common)
+    tilted = ctx.simulate(p, steps, ctx.budget.replicates, key, start=p.from_eigen(h0), **common)
     base = ctx.simulate(p, steps, ctx.budget.replicates, key, start="e1", **common)
     ok = ~(tilted.diverged | base.diverged)
     diff = tilted.coordinates[ok][:, :, mode] - base.coordinates[ok][:, :, mode]
