@@ -313,6 +313,8 @@ def derive(problem: Problem, route: str | None = None) -> Derivation:
     ``route``: ``"indexed"`` (the default for a named data law, any d) or ``"per-coordinate"`` (the
     default, and the only route, for a sampled law; ``d <= MAX_SYMBOLIC_DIM``); see the module docstring.
     """
+    if not isinstance(problem, Problem):
+        raise ProblemError(f"derive needs a Problem (a model: amsgd.diffusion.theory.predict_model), got {type(problem).__name__}")
     problem.require_finite_fourth_moments()
     sampled = isinstance(problem.distribution, SampledDistribution)
     route = route or (PER_COORDINATE if sampled else INDEXED)

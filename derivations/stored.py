@@ -154,10 +154,8 @@ def law_text(distribution: Distribution) -> str | None:
     """The data law as text that :func:`~amsgd.core.distributions.parse_distribution` reads back
     exactly (ν in full precision): for the named laws, whose derivations depend on nothing but the
     code and this text; None for any other (a sampler's moments are estimated from its draws)."""
-    if type(distribution) in (Gaussian, Rademacher):
-        return distribution.spec
-    if type(distribution) is StudentT:
-        return f"student-t:{float(distribution.nu)!r}"
+    if type(distribution) in (Gaussian, Rademacher, StudentT):
+        return distribution.spec  # ν in full precision where ":g" would round it (checks.spec_number)
     return None
 
 

@@ -37,6 +37,7 @@ from functools import cached_property
 import numpy as np
 from numba import njit
 
+from amsgd.core import checks
 from amsgd.core.errors import ProblemError
 from amsgd.core.seeding import RngLike, child_sequence, root_sequence
 from amsgd.simulate.ziggurat import WARM_UP, sfc64_next, standard_normal
@@ -214,12 +215,10 @@ class BrownianIncrements:
     @classmethod
     def create(cls, dt: float, steps: int, dim: int, paths: int = 1, rng: RngLike = None) -> BrownianIncrements:
         """A fresh Brownian source; ``rng`` follows SPEC 7 (seed, Generator or None)."""
-        if not (np.isfinite(dt) and dt > 0):
-            raise ProblemError(f"dt must be finite and > 0, got {dt!r}")
-        for name, value in (("steps", steps), ("dim", dim), ("paths", paths)):
-            if int(value) != value or value < 1:
-                raise ProblemError(f"{name} must be a positive integer, got {value!r}")
-        return cls(float(dt), int(steps), int(dim), int(paths), root_sequence(rng))
+        dt = checks.positive("dt", dt)
+        steps, dim, paths = (checks.positive_int(name, value) for name, value in (("steps", steps), ("dim", dim),
+                                                                                 ("paths", paths)))  # fmt: skip
+        return cls(dt, steps, dim, paths, root_sequence(rng))
 
     @property
     def fine_dt(self) -> float:

@@ -29,7 +29,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from amsgd.core import checks
 from amsgd.core.errors import ProblemError
+from amsgd.core.estimates import json_float, json_values
 from amsgd.core.seeding import RngLike, child_sequence, root_sequence
 from amsgd.diffusion.brownian import BrownianIncrements
 from amsgd.diffusion.schemes import Diffusion, Drift, get_scheme
@@ -49,7 +51,7 @@ class OrderFit:
     stated: float
 
     def to_dict(self) -> dict:
-        return {k: float(v) for k, v in self.__dict__.items()}
+        return {k: json_float(v) for k, v in self.__dict__.items()}
 
 
 @dataclass(frozen=True)
@@ -70,8 +72,8 @@ class SchemeConvergence:
         return {
             "scheme": self.scheme,
             "dt": self.dt.tolist(),
-            "strong_error": self.strong_error.tolist(),
-            "weak_error": self.weak_error.tolist(),
+            "strong_error": json_values(self.strong_error),
+            "weak_error": json_values(self.weak_error),
             "strong_order": self.strong.to_dict(),
             "weak_order": self.weak.to_dict(),
             "diverged_paths": self.diverged,
@@ -214,8 +216,10 @@ def convergence_study(
     steps = sorted(int(n) for n in steps)
     if len(steps) < 2 or steps[0] < 1:
         raise ProblemError(f"steps must list at least two positive step counts, got {steps}")
-    if not (np.isfinite(t_end) and t_end > 0):
-        raise ProblemError(f"t_end must be finite and > 0, got {t_end!r}")
+    t_end = checks.positive("t_end", t_end)
+    checks.positive_int("bootstrap", bootstrap)
+    if not 0 < checks.real("confidence", confidence) < 1:
+        raise ProblemError(f"confidence must lie in (0, 1), got {confidence!r}")
     if exact is None and (isinstance(reference_factor, bool) or not isinstance(reference_factor, (int, np.integer))
                           or reference_factor < 2):  # fmt: skip
         raise ProblemError(f"reference_factor must be an integer >= 2 (the reference step is the finest step divided "

@@ -58,22 +58,34 @@ class ODETrajectory:
 
 
 def sin2_error(h: np.ndarray) -> np.ndarray:
-    """``1 − h_1²/‖h‖²`` over the last axis: ``sin²`` of the angle between ``h`` and ``e_1``."""
+    """``1 − h_1²/‖h‖²`` over the last axis: ``sin²`` of the angle between ``h`` and ``e_1``, with
+    ``h`` first divided by its largest entry (so that a tiny or huge ``h`` does not under- or overflow)."""
     h = np.asarray(h, dtype=float)
+    h = h / np.max(np.abs(h), axis=-1, keepdims=True)
     return 1.0 - h[..., 0] ** 2 / np.sum(h**2, axis=-1)
 
 
 def ode_closed_form(eigenvalues: np.ndarray, mu: float, h0: np.ndarray, t: np.ndarray) -> np.ndarray:
     """``h(t) = w(t)/sqrt(1 − ‖h0‖² + ‖w(t)‖²)``, ``w = exp(Λt/(1 − μ)) h0``; shape ``(len(t), d)``.
 
-    Evaluated with every exponent shifted by ``−λ_1 t/(1 − μ)`` so large times do not overflow.
+    Evaluated in logarithms: ``log|w_i| = log|h0_i| + λ_i t/(1 − μ)``, ``m = max_i log|w_i|`` over the
+    entries of h0 that are not zero, ``‖w‖² = e^{2m} S`` with ``S = Σ_i e^{2(log|w_i| − m)}`` in [1, d],
+    so that no time overflows and no start underflows (one on a saddle, one with a tiny component
+    along e_1, one of norm 1e-200).
     """
     lam = np.asarray(eigenvalues, dtype=float)
     h0 = np.asarray(h0, dtype=float)
     t = np.asarray(t, dtype=float)[:, None]
-    scaled = h0 * np.exp((lam - lam.max()) * t / (1.0 - mu))
-    rest = (1.0 - h0 @ h0) * np.exp(-2.0 * lam.max() * t / (1.0 - mu))
-    return scaled / np.sqrt(rest + np.sum(scaled**2, axis=-1, keepdims=True))
+    with np.errstate(divide="ignore"):  # log 0 = −inf: that entry stays 0
+        log_w = np.log(np.abs(h0)) + lam * t / (1.0 - mu)
+    m = log_w.max(axis=-1, keepdims=True)
+    log_s = np.log(np.sum(np.exp(2.0 * (log_w - m)), axis=-1, keepdims=True))
+    rest = 1.0 - float(h0 @ h0)
+    if rest > 0.0:
+        log_den_sq = np.logaddexp(np.log(rest), 2.0 * m + log_s)
+    else:  # ‖h0‖ >= 1: m >= −log(d)/2, so e^{−2m} <= d, and ‖w‖² >= ‖h0‖² keeps the sum positive
+        log_den_sq = 2.0 * m + np.log(np.exp(log_s) + rest * np.exp(-2.0 * m))
+    return np.sign(h0) * np.exp(log_w - 0.5 * log_den_sq)
 
 
 def integrate_ode(
@@ -100,6 +112,8 @@ def integrate_ode(
         ``"closed-form"`` or ``"solve_ivp"`` (scipy's DOP853 on the equation in the original coordinates
         ``dV/dt = (ΣV − (VᵀΣV)V)/(1 − μ)``, an independent check of the closed form and of the basis).
     """
+    if not isinstance(problem, Problem):
+        raise ProblemError(f"integrate_ode needs a Problem, got {type(problem).__name__}")
     if unit not in ("iterations", "time"):
         raise ProblemError(f"unit must be 'iterations' or 'time', got {unit!r}")
     if coordinates not in ("original", "eigen"):
@@ -108,8 +122,8 @@ def integrate_ode(
     if start.shape != (problem.dim,) or not np.all(np.isfinite(start)) or not np.any(start):
         raise ProblemError(f"start must be a finite non-zero vector of length {problem.dim}")
     grid = np.asarray(times, dtype=float)
-    if grid.ndim != 1 or grid.size < 1 or np.any(grid < 0) or np.any(np.diff(grid) < 0):
-        raise ProblemError("times must be a non-decreasing 1-D array of non-negative values")
+    if grid.ndim != 1 or grid.size < 1 or not np.all(np.isfinite(grid)) or np.any(grid < 0) or np.any(np.diff(grid) < 0):
+        raise ProblemError("times must be a non-decreasing 1-D array of finite non-negative values")
     t = grid * problem.eta if unit == "iterations" else grid
     h0 = problem.to_eigen(start) if coordinates == "original" else start
     if method == "closed-form":
@@ -121,10 +135,13 @@ def integrate_ode(
             sv = sigma @ v
             return (sv - (v @ sv) * v) / (1.0 - mu)
 
-        sol = solve_ivp(rhs, (0.0, float(t[-1])), q @ h0, method="DOP853", t_eval=t, rtol=rtol, atol=atol)
-        if not sol.success:
-            raise ProblemError(f"solve_ivp failed: {sol.message}")
-        h = sol.y.T @ q
+        if t[-1] == 0.0:  # nothing to integrate (solve_ivp needs an interval)
+            h = np.tile(h0, (t.size, 1))
+        else:
+            sol = solve_ivp(rhs, (0.0, float(t[-1])), q @ h0, method="DOP853", t_eval=t, rtol=rtol, atol=atol)
+            if not sol.success:
+                raise ProblemError(f"solve_ivp failed: {sol.message}")
+            h = sol.y.T @ q
     else:
         raise ProblemError(f"method must be 'closed-form' or 'solve_ivp', got {method!r}")
     return ODETrajectory(t, t / problem.eta, h, problem.from_eigen(h), sin2_error(h), method)

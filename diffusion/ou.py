@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import expm, solve_continuous_lyapunov
 
+from amsgd.core import checks
 from amsgd.core.errors import ProblemError
 from amsgd.core.seeding import RngLike, root_sequence
 
@@ -84,9 +85,13 @@ def sample_ou(
     times = np.asarray(times, dtype=float)
     if times.ndim != 1 or times.size < 1 or np.any(np.diff(times) <= 0):
         raise ProblemError("times must be an increasing 1-D array")
+    paths = checks.positive_int("paths", paths)
+    start = checks.real_array("u0", u0)
+    if start.shape not in ((a.shape[0],), (paths, a.shape[0])):
+        raise ProblemError(f"u0 must have shape ({a.shape[0]},) or ({paths}, {a.shape[0]}), got {start.shape}")
     generator = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(root_sequence(rng))
     u = np.empty((times.size, paths, a.shape[0]))
-    u[0] = np.broadcast_to(np.asarray(u0, dtype=float), (paths, a.shape[0]))
+    u[0] = np.broadcast_to(start, (paths, a.shape[0]))
     cache: dict[float, tuple[np.ndarray, np.ndarray]] = {}
     for n, delta in enumerate(np.diff(times)):
         key = round(float(delta), 15)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from amsgd.core import checks
 from amsgd.core.errors import ProblemError
 from amsgd.core.progress import counter
 from amsgd.core.seeding import RngLike
@@ -107,8 +108,10 @@ def integrate_sde(
         raise ProblemError(f"y0 must have shape (d,) or (paths, d), got {y0.shape}")
     if paths is None:
         paths = brownian.paths if brownian is not None else (y0.shape[0] if y0.ndim == 2 else 1)
+    paths = checks.positive_int("paths", paths)
     if dt is None:
         dt = brownian.dt if brownian is not None else _uniform_spacing(times)
+    dt = checks.positive("dt", dt)
     save = _save_steps(times, dt)
     steps = int(save[-1])
     if y0.ndim == 2 and y0.shape[0] != paths:

@@ -306,7 +306,7 @@ def _assemble(plan: Plan, out: Outputs, elapsed: float) -> SimulationResult:
         delay_max=int(out.delay_max.max()),
         start=plan.start,
         seed=describe_seed(plan.root),
-        divergence_norm=math.sqrt(plan.max_norm_sq),
+        divergence_norm=plan.divergence_norm,
         elapsed=elapsed,
     )
 

@@ -80,13 +80,18 @@ class Plan:
     start_h: np.ndarray | None
     record_at: np.ndarray
     window_start: int
-    max_norm_sq: float
+    divergence_norm: float
     keep_coordinates: bool
     delay: DelayLayout
 
     @property
     def dim(self) -> int:
         return self.problem.dim
+
+    @property
+    def max_norm_sq(self) -> float:
+        """``divergence_norm²``, the kernels' test; inf past 1.3e154, where only a non-finite norm diverges."""
+        return self.divergence_norm * self.divergence_norm
 
     @property
     def server(self) -> bool:
@@ -139,7 +144,7 @@ def make_plan(
         start_h=start_h,
         record_at=recording_grid(steps, record_every),
         window_start=averaging_start(steps, window, window_start),
-        max_norm_sq=float(divergence_norm) * float(divergence_norm),  # inf past 1.3e154: non-finite only
+        divergence_norm=float(divergence_norm),
         keep_coordinates=coordinates == "all",
         delay=layout,
     )
@@ -214,7 +219,7 @@ def start_point(problem: Problem, start: StartSpec) -> tuple[str, np.ndarray | N
             raise ProblemError(
                 f"start must be eJ (J in 1..{d}), random, or {d} comma-separated numbers; got {start!r}"
             ) from None
-    v = np.asarray(start, dtype=float)
+    v = checks.real_array("start", start)
     if v.shape != (d,) or not np.all(np.isfinite(v)) or not np.any(v):
         raise ProblemError(f"start vector must be {d} finite numbers, not all zero; got {np.asarray(start).tolist()!r}")
     with np.errstate(over="ignore", under="ignore"):

@@ -351,7 +351,7 @@ class _Outputs:
             window_split=self.split, **summaries,
             delay_counts=counts, delay_mean_per_replicate=np.full(plan.replicates, float(run.tau)),
             delay_max=run.tau, start=plan.start, seed=describe_seed(plan.root),
-            divergence_norm=math.sqrt(plan.max_norm_sq), elapsed=elapsed, amplification=run.amplification,
+            divergence_norm=plan.divergence_norm, elapsed=elapsed, amplification=run.amplification,
         )  # fmt: skip
 
 

@@ -60,6 +60,31 @@ def test_ode_rejects_bad_input():
         integrate_ode(problem, np.zeros(2), [0, 1])
     with pytest.raises(ProblemError, match="unit"):
         integrate_ode(problem, np.ones(2), [0, 1], unit="seconds")
+    for times in ([0, np.nan], [0, np.inf]):
+        with pytest.raises(ProblemError, match="finite non-negative"):
+            integrate_ode(problem, np.ones(2), times)
+
+
+@pytest.mark.filterwarnings("error")
+def test_ode_at_long_times_from_saddles_and_extreme_starts():
+    """Where every entry of ``exp(Λt) h0`` under- or overflows: a start on the saddle e_2 (no e_1
+    component) stays there, one with a component of 1e-300 along e_1 still escapes, a start of norm
+    1e-200 grows along the unstable direction; each against solve_ivp or the closed form's meaning."""
+    problem = Problem.from_spectrum((3, 2, 1), eta=0.01, mu=0.5)
+    saddle = integrate_ode(problem, [0, 0.6, 0.8], [0, 2000, 50_000])
+    assert np.all(saddle.error == 1.0) and np.allclose(saddle.h[-1], [0, 1, 0])
+    tiny = integrate_ode(problem, [1e-300, 1, 0], [0, 50_000])  # escape after t ≈ 690 (1 − μ) = 345
+    assert tiny.error.tolist() == [1.0, 0.0]
+    small = integrate_ode(problem, [1e-200, 1e-200, 1e-200], [0, 100, 1e5])
+    growth = np.exp(np.array([3, 2, 1]) * 1.0 / 0.5)  # t = 1 at iteration 100
+    np.testing.assert_allclose(small.h[1], 1e-200 * growth, rtol=1e-12)  # far inside the sphere: w itself
+    assert np.allclose(small.h[-1], [1, 0, 0]) and np.isclose(small.error[0], 2 / 3)
+    for start in ([3.0, 1.0, 0.5], [0.3, 0.1, 0.05]):  # outside and inside the sphere
+        closed = integrate_ode(problem, start, [0, 10, 100, 1000])
+        numeric = integrate_ode(problem, start, [0, 10, 100, 1000], method="solve_ivp")
+        assert np.abs(closed.h - numeric.h).max() < 1e-8
+    still = integrate_ode(problem, [0.1, 1, 0], [0, 0, 0], method="solve_ivp")  # an empty interval
+    assert np.all(still.h == [0.1, 1, 0])
 
 
 def test_van_loan_transition_matches_closed_form_and_lyapunov():

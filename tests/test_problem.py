@@ -171,7 +171,8 @@ def test_basis_must_be_orthonormal():
 
 @pytest.mark.parametrize(("make", "words"), [
     (lambda: Problem.from_spectrum("4,3,2,1"), "spectrum must be a sequence of numbers"),
-    (lambda: Problem.from_spectrum([4 + 1j, 1.0]), "spectrum must be a sequence of numbers"),
+    (lambda: Problem.from_spectrum([[4.0, 3.0], [1.0]]), "spectrum must be a sequence of numbers"),
+    (lambda: Problem.from_spectrum([4 + 1j, 1.0]), "spectrum must be real"),
     (lambda: StudentT("8x"), "NU must be a number"),
     (lambda: parse_delay(3), "a delay spec is a string"),
     (lambda: parse_delay(None), "a delay spec is a string"),

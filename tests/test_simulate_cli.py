@@ -73,3 +73,16 @@ def test_histogram_not_summing_to_one(tmp_path, capsys):
     assert main(["simulate", "--steps", "10", "--replicates", "2", "--delay", f"histogram:{path}"]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "sum to one" in err
+
+
+def test_a_reader_that_stops_early_gets_exit_141_and_no_traceback():
+    """stdout closed before the summary is written (``amsgd simulate | head -0``): status 141, as a
+    shell reports a broken pipe, and nothing on stderr."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "amsgd", "simulate", "--steps", "10", "--replicates", "2", "-q"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    proc.stdout.close()  # the reader is gone before the command writes
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141 and err == "", err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import heapq
+import json
 import warnings
 
 import numpy as np
@@ -220,6 +221,7 @@ def test_a_divergence_norm_whose_square_overflows_flags_only_non_finite_runs():
     problem = Problem.from_spectrum((4.0, 3.0, 2.0, 1.0))
     res = simulate(problem, 50, 4, rng=1, divergence_norm=1e200, progress=False)
     assert res.diverged_fraction == 0.0
+    assert res.divergence_norm == 1e200 and json.loads(json.dumps(res.to_dict(), allow_nan=False))["divergence_norm"] == 1e200
     assert simulate(problem.replace(eta=50.0), 200, 4, rng=1, divergence_norm=1e200).diverged_fraction == 1.0
 
 

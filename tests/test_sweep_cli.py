@@ -124,6 +124,30 @@ def test_bad_input_is_one_line_and_exit_2(extra, needle, tmp_path, capsys):
     assert not list(tmp_path.iterdir())  # nothing was started or written
 
 
+@pytest.mark.parametrize(
+    "extra, needle",
+    [
+        (["--local-workers", "0", "--local-threads"], "--local-workers"),
+        (["--scheduler", "tcp://127.0.0.1:9", "--connect-timeout", "0"], "connect timeout"),
+        (["--scheduler", "tcp://127.0.0.1:9", "--connect-timeout", "0.5"], "no Dask scheduler answered"),
+    ],
+)
+def test_execution_options_are_refused_before_the_theory_is_derived(extra, needle, tmp_path, capsys, monkeypatch):
+    """A bad worker count or timeout, or a scheduler that does not answer, is refused before any work
+    (a model's theory takes seconds): deriving it here fails the test."""
+    from amsgd.sweep.sweep import Sweep
+
+    def derive_nothing(self, indices):
+        raise AssertionError("the theory was derived before the connection was checked")
+
+    monkeypatch.setattr(Sweep, "tasks", derive_nothing)
+    argv = ["sweep", "--out", str(tmp_path / "x.nc"), "--seed", "1", "--steps", "10", "--tau", "0", *extra]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and needle in err and "Traceback" not in err
+    assert not list(tmp_path.iterdir())
+
+
 def test_existing_output_is_not_overwritten(tmp_path, capsys):
     out = tmp_path / "done.nc"
     out.write_bytes(b"keep me")

@@ -157,8 +157,14 @@ def test_grids_too_large_to_run_are_refused_before_they_are_expanded():
     names the first five of them."""
     from amsgd.sweep.grid import MAX_AXIS_VALUES, MAX_POINTS
 
-    with pytest.raises(ProblemError, match=f"has 1e\\+07 values; an axis takes at most {MAX_AXIS_VALUES}"):
+    with pytest.raises(ProblemError, match=f"has 10000001 values; an axis takes at most {MAX_AXIS_VALUES}"):
         parse_axis("0:1:1e-7", "--eta")
+    for step in ("1e-320", "1e-309"):  # the count is infinite: refused before it meets an integer
+        with pytest.raises(ProblemError, match="has more than 1e15 values"):
+            parse_axis(f"0:1:{step}", "--eta")
+    for text in ("0:9999,10000", ",".join(map(str, range(MAX_AXIS_VALUES + 5)))):  # the axis, not one range
+        with pytest.raises(ProblemError, match=f"lists more than {MAX_AXIS_VALUES} values"):
+            parse_axis(text, "--tau", integer=True)
     etas = parse_axis(f"1:{MAX_AXIS_VALUES}", "--eta", integer=True)
     with pytest.raises(ProblemError, match=f"a sweep takes at most {MAX_POINTS}"):
         SweepGrid(("gaussian",), etas, tuple(i / 200 for i in range(101)), "tau", (0,))

@@ -127,6 +127,8 @@ def test_window_fraction_starts_the_window_exactly():
     [
         (["--distribution", "rademacher"], "--distribution applies to --model pca only"),
         (["--start", "e1"], "--start applies to --model pca only"),
+        (["--distribution", "gaussian"], "--distribution applies to --model pca only"),  # given, though the default
+        (["--start", "e2"], "--start applies to --model pca only"),
         (["--data", "missing.npz"], "does not exist"),
     ],
 )

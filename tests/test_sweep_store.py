@@ -392,6 +392,30 @@ def test_sigkill_while_points_are_stored_then_resume(killable_reference, tmp_pat
 
 
 @pytest.mark.slow
+def test_ctrl_c_with_worker_processes_is_two_lines_and_resumes(killable_reference, tmp_path):
+    """SIGINT to the whole process group (what Ctrl-C in a terminal sends) while worker processes
+    run: exit 130 and the two lines of the parent (what was kept, how to continue), no traceback from
+    the workers (they ignore SIGINT and are shut down by the parent); the resume gives the reference."""
+    out = tmp_path / "c.nc"
+    store = PartStore(out)
+    proc = _start(out, "--local-processes")
+    deadline = time.monotonic() + 120
+    try:
+        while not (store.exists and len(store.done()) >= 1):
+            assert proc.poll() is None and time.monotonic() < deadline, "the sweep ended before it was interrupted"
+            time.sleep(0.01)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        _kill(proc)
+    text = err.decode()
+    assert proc.returncode == 130 and "Traceback" not in text, text
+    assert "--resume" in text and len(text.strip().splitlines()) == 2, text
+    _resume_to_the_end(out)
+    assert_same(read_dataset(out), killable_reference)
+
+
+@pytest.mark.slow
 def test_sigkill_at_random_moments_then_resume(killable_reference, tmp_path):
     """Kill a fresh run early and late in its measured duration; each resumes to the reference (a kill
     between stored points is the test above)."""

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
 
 from amsgd.cli import advise, derive, figures, integrate, simulate, sweep, validate
 from amsgd.cli.options import ArgumentParser
-from amsgd.cli.status import BAD_INPUT, EPILOG, INTERRUPTED
+from amsgd.cli.status import BAD_INPUT, EPILOG, INTERRUPTED, PIPE_CLOSED
 from amsgd.core import progress
 from amsgd.core.errors import ProblemError, RunWarning
 
@@ -80,6 +81,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"amsgd {args.command}: interrupted", file=sys.stderr)
         return INTERRUPTED
+    except BrokenPipeError:  # the reader of stdout stopped early: no traceback, and no second one at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return PIPE_CLOSED
 
 
 @contextlib.contextmanager

@@ -41,7 +41,7 @@ def _one_momentum(text: str) -> float:
         raise argparse.ArgumentTypeError(f"invalid float value: {text!r}") from None
 
 
-class _Given(argparse.Action):
+class Given(argparse.Action):
     """Store the value and note the option as given on the command line (``namespace.given``), so that
     an option the chosen model does not use is refused rather than silently ignored."""
 
@@ -61,17 +61,17 @@ def add_problem_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("problem")
     source = group.add_mutually_exclusive_group()
     source.add_argument(
-        "--spectrum", action=_Given,
+        "--spectrum", action=Given,
         default=",".join(f"{x:g}" for x in DEFAULT_SPECTRUM),
         help="eigenvalues of Σ = diag(spectrum), comma separated (default: %(default)s)",
     )
     source.add_argument(
-        "--covariance", action=_Given,
+        "--covariance", action=Given,
         metavar="FILE.npy",
         help="a symmetric positive-definite (d, d) covariance saved with numpy.save",
     )
     group.add_argument(
-        "--distribution", action=_Given,
+        "--distribution", action=Given,
         default="gaussian",
         help="data distribution: gaussian, rademacher or student-t:NU (default: %(default)s)",
     )
@@ -100,14 +100,14 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
         help="the loss: streaming PCA (default), least squares, multinomial logistic regression or an MLP classifier",
     )  # fmt: skip
     group.add_argument(
-        "--data", action=_Given, default="digits", metavar="digits|FILE.npz|FILE.csv",
+        "--data", action=Given, default="digits", metavar="digits|FILE.npz|FILE.csv",
         help="the data of a model: scikit-learn's bundled digits (default), an .npz with arrays X and y, "
         "or a .csv with the target in the last column (a first row of column names is skipped)",
     )  # fmt: skip
-    group.add_argument("--batch", action=_Given, type=int, default=32, help="minibatch size B (default: %(default)s)")
-    group.add_argument("--l2", action=_Given, type=float, default=DEFAULT_L2, help="ridge penalty on the weights (default: %(default)g)")
-    group.add_argument("--hidden", action=_Given, type=int, default=32, help="hidden units of the MLP (default: %(default)s)")
-    group.add_argument("--activation", action=_Given, default="tanh", choices=ACTIVATIONS, help="MLP activation (default: %(default)s)")
+    group.add_argument("--batch", action=Given, type=int, default=32, help="minibatch size B (default: %(default)s)")
+    group.add_argument("--l2", action=Given, type=float, default=DEFAULT_L2, help="ridge penalty on the weights (default: %(default)g)")
+    group.add_argument("--hidden", action=Given, type=int, default=32, help="hidden units of the MLP (default: %(default)s)")
+    group.add_argument("--activation", action=Given, default="tanh", choices=ACTIVATIONS, help="MLP activation (default: %(default)s)")
 
 
 def add_run_options(group, *, seed_help: str, seed_required: bool = False) -> None:
@@ -120,7 +120,7 @@ def add_run_options(group, *, seed_help: str, seed_required: bool = False) -> No
         help="record trajectories every K iterations (default: steps // 100); 0 and steps always",
     )  # fmt: skip
     group.add_argument(
-        "--start", default="e2",
+        "--start", default="e2", action=Given,
         help="start point: eJ (an eigenvector, e2 = worst saddle, the default), random (uniform on the "
         "sphere per replicate), or comma-separated coordinates in the original basis",
     )  # fmt: skip
@@ -196,7 +196,8 @@ def problem_from_args(args: argparse.Namespace) -> Problem | ModelProblem:
 def _refuse_options_not_read(model: str, given: frozenset[str]) -> None:
     """A one-line refusal naming the given options that ``model`` does not read."""
     reads = PCA_OPTIONS if model == "pca" else MODEL_OPTIONS[model]
-    ignored = sorted(given - set(reads), key=(*PCA_OPTIONS, *MODEL_OPTIONS["mlp"]).index)
+    problem_options = (*PCA_OPTIONS, *MODEL_OPTIONS["mlp"])
+    ignored = sorted((given & set(problem_options)) - set(reads), key=problem_options.index)
     if ignored:
         names = ", ".join(f"--{name}" for name in ignored)
         raise ProblemError(f"{names} do{'es' if len(ignored) == 1 else ''} not apply to --model {model}; "

@@ -96,7 +96,7 @@ def _simulate_model(problem: ModelProblem, args: argparse.Namespace):
     """A model's runs: start at each replicate's initialisation; PCA-only options are refused."""
     from amsgd.core.errors import ProblemError
 
-    if args.start != "e2" or args.window_start is not None or args.coordinates != "moments" or args.threads != 1:
+    if "start" in getattr(args, "given", frozenset()) or args.window_start is not None or args.coordinates != "moments" or args.threads != 1:
         raise ProblemError("--start, --window-start, --coordinates and --threads apply to --model pca only")
     from amsgd.simulate.model_engine import simulate_model
 

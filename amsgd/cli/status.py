@@ -12,8 +12,12 @@ BAD_INPUT = 2
 NO_ESTIMATE = 3
 #: Interrupted (Ctrl-C); stderr says what was kept and how to continue.
 INTERRUPTED = 130
+#: Standard output was closed before the command wrote all of it (``| head``): 128 + SIGPIPE, as a
+#: shell reports a program stopped by a broken pipe; the work itself was done.
+PIPE_CLOSED = 141
 
 EPILOG = (
     f"exit status: {OK} done; {FAILED_CHECK} a validation check failed; {BAD_INPUT} bad input (one line on "
-    f"stderr); {NO_ESTIMATE} no estimate, every replicate diverged; {INTERRUPTED} interrupted"
+    f"stderr); {NO_ESTIMATE} no estimate, every replicate diverged; {INTERRUPTED} interrupted; {PIPE_CLOSED} "
+    "standard output closed early (| head)"
 )

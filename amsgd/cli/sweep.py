@@ -14,8 +14,9 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
+from pathlib import Path
 
-from amsgd.cli.options import add_problem_options, add_run_options, problem_from_args
+from amsgd.cli.options import Given, add_problem_options, add_run_options, problem_from_args
 from amsgd.core.errors import RunWarning
 from amsgd.core.files import check_netcdf_file
 from amsgd.core.models import DEFAULT_MODEL_ETA
@@ -39,7 +40,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     grid.add_argument("--mu", default=f"{DEFAULT_MU:g}", metavar="LIST", help=_AXIS_HELP + "0.7,0.8,0.9 (default: %(default)s)")
     grid.add_argument(
-        "--distribution", default="gaussian", metavar="LIST",
+        "--distribution", default="gaussian", metavar="LIST", action=Given,
         help="data distributions, comma separated: gaussian, rademacher, student-t:NU (default: %(default)s; "
         "streaming PCA only)",
     )  # fmt: skip
@@ -55,7 +56,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     run_group.add_argument("--out", metavar="FILE.nc", required=True, help="the NetCDF file to write (xarray Dataset)")
     run_group.add_argument(
         "--scheduler", metavar="tcp://HOST:PORT",
-        help="an existing Dask scheduler (default: a local cluster, one worker process per core)",
+        help="an existing Dask scheduler (default: a local cluster, one worker per core: threads for small "
+        "sweeps, processes for large ones; see --local-processes)",
     )  # fmt: skip
     run_group.add_argument(
         "--local-workers", type=int, metavar="N",
@@ -90,10 +92,11 @@ def sweep_from_args(args: argparse.Namespace):
     if args.delay is not None:
         raise ProblemError("sweep takes --tau LIST (constant delays) or --workers LIST, not --delay")
     model = args.model != "pca"
-    if model and args.distribution != "gaussian":
+    given = getattr(args, "given", frozenset())
+    if model and "distribution" in given:
         raise ProblemError(f"--distribution applies to --model pca only; a model's data come from --data "
                            f"(got --model {args.model} --distribution {args.distribution})")  # fmt: skip
-    if model and args.start != "e2":
+    if model and "start" in given:
         raise ProblemError("--start applies to --model pca only; a model's replicates start at its initialisation")
     axis = "tau" if args.tau is not None else "workers"
     eta = args.eta if args.eta is not None else f"{DEFAULT_MODEL_ETA if model else DEFAULT_ETA:g}"
@@ -128,8 +131,10 @@ def run(args: argparse.Namespace) -> int:
             local_processes=args.local_processes, connect_timeout=args.connect_timeout,
         )  # fmt: skip
     except KeyboardInterrupt:
-        print(f"amsgd sweep: the finished points are kept in {args.out}.parts/; rerun the same command with "
-              "--resume to continue", file=sys.stderr)  # fmt: skip
+        parts = Path(f"{args.out}.parts")
+        kept = (f"the finished points are kept in {parts}/; rerun the same command with --resume to continue"
+                if parts.is_dir() else "no point was stored yet; rerun the same command to start again")  # fmt: skip
+        print(f"amsgd sweep: {kept}", file=sys.stderr)
         raise
     if outcome.all_diverged:
         warnings.warn(f"every replicate diverged at {outcome.all_diverged} of the {outcome.points} points: their "

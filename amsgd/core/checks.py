@@ -32,6 +32,23 @@ def positive_int(name: str, value: object) -> int:
     return integer(name, value, minimum=1)
 
 
+def real_array(name: str, value: object, expected: str = "numbers (a rectangular numeric array)") -> np.ndarray:
+    """``value`` as a float array (any shape; finiteness is the caller's rule), refusing complex,
+    ragged and non-numeric input (the message says ``name`` must be ``expected``)."""
+    try:
+        array = np.array(value)
+        if not np.iscomplexobj(array):
+            return array.astype(float)
+    except (TypeError, ValueError):
+        raise ProblemError(f"{name} must be {expected}, got {_short(value)}") from None
+    raise ProblemError(f"{name} must be real (complex numbers were given)")
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def real(name: str, value: object) -> float:
     """``value`` as a finite float."""
     try:
@@ -77,3 +94,10 @@ def warn_delay_longer_than_run(mean_delay: float, steps: int) -> None:
             RunWarning,
             stacklevel=3,
         )
+
+
+def spec_number(x: float) -> str:
+    """``x`` as written in a spec: ``:g`` (``5``, ``0.5``, ``1e+07``) where that reads back as ``x``,
+    else the shortest text that does (``1.0000001``), so that every spec parses back to its model."""
+    short = f"{x:g}"
+    return short if float(short) == x else repr(float(x))

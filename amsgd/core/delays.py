@@ -58,7 +58,8 @@ MAX_DELAY = 1_000_000
 def check_reach(spec: str, reach: float) -> None:
     """Refuse a delay model ``spec`` whose largest delay ``reach`` exceeds :data:`MAX_DELAY`."""
     if not reach <= MAX_DELAY:
-        raise ProblemError(f"delay {spec} reaches {reach:.4g} iterations; a delay may reach at most {MAX_DELAY}")
+        shown = f"{int(reach)}" if math.isfinite(reach) and float(reach).is_integer() and reach < 1e15 else f"{reach:.4g}"
+        raise ProblemError(f"delay {spec} reaches {shown} iterations; a delay may reach at most {MAX_DELAY}")
 
 
 def geometric_reach(mean: float) -> float:
@@ -158,7 +159,7 @@ class GeometricDelay(DelayModel):
 
     @property
     def spec(self) -> str:  # type: ignore[override]
-        return f"geometric:{self.mean_delay:g}"
+        return f"geometric:{checks.spec_number(self.mean_delay)}"
 
     def pmf(self) -> np.ndarray:
         # Deferred import: scipy.stats costs most of the command line's start-up time.
@@ -179,7 +180,7 @@ class PoissonDelay(DelayModel):
 
     @property
     def spec(self) -> str:  # type: ignore[override]
-        return f"poisson:{self.mean_delay:g}"
+        return f"poisson:{checks.spec_number(self.mean_delay)}"
 
     def pmf(self) -> np.ndarray:
         from scipy import stats
@@ -202,6 +203,7 @@ class HistogramDelay(DelayModel):
             raise ProblemError("delay histogram must be a non-empty list of probabilities >= 0")
         if abs(p.sum() - 1.0) > 1e-6:
             raise ProblemError(f"delay histogram must sum to one, got sum {p.sum():.6g}")
+        check_reach(self.spec, np.flatnonzero(p).max())
 
     @property
     def spec(self) -> str:  # type: ignore[override]
@@ -263,7 +265,7 @@ class EventDrivenDelay(DelayModel):
     def spec(self) -> str:  # type: ignore[override]
         if self.compute == "exp":
             return f"ps:{self.workers}"
-        return f"ps:{self.workers}:{self.compute}:{self.sigma:g}"
+        return f"ps:{self.workers}:{self.compute}:{checks.spec_number(self.sigma)}"
 
     @property
     def is_iid(self) -> bool:

@@ -82,7 +82,7 @@ class StudentT(Distribution):
             raise ProblemError(
                 f"distribution student-t:NU needs NU > 2 for a finite covariance, got NU = {self.nu:g}"
             )
-        object.__setattr__(self, "spec", f"student-t:{self.nu:g}")
+        object.__setattr__(self, "spec", f"student-t:{checks.spec_number(self.nu)}")
 
     @property
     def finite_fourth_moments(self) -> bool:  # type: ignore[override]
@@ -122,6 +122,8 @@ class SampledDistribution(Distribution):
     def __post_init__(self) -> None:
         if not callable(self.sampler):
             raise ProblemError("distribution sampler must be callable as sampler(rng, n)")
+        checks.integer("moment_samples", self.moment_samples, minimum=2)
+        checks.integer("moment_seed", self.moment_seed)
         object.__setattr__(self, "spec", f"sampler:{self.name}")
 
     def __getstate__(self) -> dict:
@@ -171,6 +173,8 @@ class SampledDistribution(Distribution):
 
 def parse_distribution(spec: str) -> Distribution:
     """Parse ``gaussian``, ``rademacher`` or ``student-t:NU``."""
+    if not isinstance(spec, str):
+        raise ProblemError(f"distribution must be a name such as gaussian, rademacher or student-t:5, got {spec!r}")
     text = spec.strip().lower()
     if text in ("gaussian", "normal"):
         return Gaussian()

@@ -61,6 +61,12 @@ def json_float(x: float) -> float | None:
     return float(x) if math.isfinite(x) else None
 
 
+def json_values(values: np.ndarray) -> list:
+    """An array of any shape as nested lists of :func:`json_float`."""
+    array = np.asarray(values, dtype=float)
+    return np.where(np.isfinite(array), array, None).tolist()
+
+
 def paired_difference(first: np.ndarray, second: np.ndarray, confidence: float = CONFIDENCE,
                       support: tuple[float, float] = UNBOUNDED) -> Estimate:  # fmt: skip
     """The mean of ``first − second`` over the pairs where both are finite, with the Student-t interval

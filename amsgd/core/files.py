@@ -75,8 +75,9 @@ NETCDF_SUFFIXES = (".nc", ".nc4", ".cdf")
 def check_netcdf_file(path: str | os.PathLike, option: str = "--out") -> Path:
     """:func:`check_output_file`, and a name that says the file is NetCDF (:data:`NETCDF_SUFFIXES`)."""
     target = check_output_file(path, option)
-    if target.suffix.lower() not in NETCDF_SUFFIXES:
-        raise ProblemError(f"{option} {str(target)!r}: the file is written as NetCDF; give a name ending in .nc")
+    if target.suffix.lower() not in NETCDF_SUFFIXES:  # ".nc" alone is a name without a suffix
+        raise ProblemError(f"{option} {str(target)!r}: the file is written as NetCDF; give a name ending in .nc"
+                           + (" (with a name before it)" if target.name.lower() in NETCDF_SUFFIXES else ""))
     return target
 
 

@@ -26,6 +26,10 @@ DEFAULT_MU = 0.9
 
 #: Relative tolerance for symmetry of a user covariance and for treating eigenvalues as equal.
 _REL_TOL = 1e-10
+#: The range of the largest entry of Σ (in magnitude): beyond it the theory's squares and fourth
+#: powers of Σ (and of η for a tiny Σ) leave double precision, e.g. Σ = 1e308 overflowed when
+#: symmetrised and a spectrum of 1e-300 with η = 1e295 overflowed η².
+MIN_SCALE, MAX_SCALE = 1e-100, 1e100
 #: The smallest η (λ1 − λ2)(1 − μ) predictions accept (:meth:`Problem.require_resolvable_step`).
 MIN_STEP_RESOLUTION = 1e-10
 #: The largest η λ1 predictions accept: every delay is unstable from η λ1 = 2 (1 + μ) <= 4 on, and
@@ -117,17 +121,14 @@ class Problem:
     ) -> Problem:
         """Build Σ = B diag(spectrum) Bᵀ from eigenvalues and an orthonormal basis (default I, kept
         as the diagonal alone)."""
-        try:
-            lam = np.asarray(spectrum, dtype=float)
-        except (TypeError, ValueError):
-            raise ProblemError(f"spectrum must be a sequence of numbers such as (4, 3, 2, 1), got {spectrum!r}") from None
+        lam = checks.real_array("spectrum", spectrum, "a sequence of numbers such as (4, 3, 2, 1)")
         if lam.ndim != 1 or lam.size < 2:
             raise ProblemError(f"spectrum must list at least two eigenvalues, got {spectrum!r}")
         if not np.all(np.isfinite(lam)) or np.any(lam <= 0):
             raise ProblemError(f"spectrum entries must be finite and > 0, got {lam.tolist()}")
         if basis is None:
             return cls(_positive_diagonal(lam.copy()), **kwargs)
-        b = np.asarray(basis, dtype=float)
+        b = checks.real_array("basis", basis)
         if b.shape != (lam.size, lam.size) or not np.allclose(b.T @ b, np.eye(lam.size), atol=1e-9):
             raise ProblemError(f"basis must be an orthonormal ({lam.size}, {lam.size}) matrix")
         return cls(b @ np.diag(lam) @ b.T, **kwargs)
@@ -209,7 +210,7 @@ class Problem:
         negative or the solve singular near 1e-15. Only ``η Σ`` enters the algorithm, so rescaling
         the data does not help; the step must grow. A step with ``η λ1 >`` :data:`MAX_STEP_SCALE` is
         refused too: it is unstable at every delay, and its moments overflow."""
-        require_step_scale(self.eta * self.eigenvalues[0], "eta·λ1")
+        require_step_scale(self.eta * float(self.eigenvalues[0]), "eta·λ1")  # Python floats: inf, no warning
         resolution = self.eta * self.eigengap * (1.0 - self.mu)
         if resolution < MIN_STEP_RESOLUTION * (1 - 1e-9):  # at the bound itself (to rounding): accepted
             raise ProblemError(
@@ -260,30 +261,37 @@ def read_covariance(path: str) -> np.ndarray:
 
 def _validate_covariance(covariance: object) -> _Sigma:
     """Σ as floats, checked square, finite, symmetric and positive definite; a diagonal one kept as its diagonal."""
-    if np.iscomplexobj(covariance):
-        raise ProblemError("covariance must be real (a complex matrix was given)")
-    try:
-        sigma = np.array(covariance, dtype=float)
-    except (TypeError, ValueError):
-        raise ProblemError("covariance must be a numeric (d, d) matrix") from None
+    sigma = checks.real_array("covariance", covariance)
     if sigma.ndim != 2 or sigma.shape[0] != sigma.shape[1] or sigma.shape[0] < 2:
         raise ProblemError(f"covariance must be a square (d, d) matrix with d >= 2, got shape {sigma.shape}")
     if not np.all(np.isfinite(sigma)):
         raise ProblemError("covariance entries must be finite")
     if _is_diagonal(sigma):
         return _positive_diagonal(np.diagonal(sigma).copy())
-    scale = max(np.abs(sigma).max(), np.finfo(float).tiny)
+    scale = _entry_scale(sigma)
     if np.abs(sigma - sigma.T).max() > _REL_TOL * scale * 1e3:
         raise ProblemError("covariance must be symmetric")
-    sigma = (sigma + sigma.T) / 2
+    sigma = sigma / 2 + sigma.T / 2
     _require_positive(np.linalg.eigvalsh(sigma)[0], scale)
     return _decompose(None, _read_only(sigma))
 
 
 def _positive_diagonal(entries: np.ndarray) -> _Sigma:
     """A diagonal Σ from its (finite) diagonal, checked positive definite."""
-    _require_positive(entries.min(), max(np.abs(entries).max(), np.finfo(float).tiny))
+    _require_positive(entries.min(), _entry_scale(entries))
     return _decompose(_read_only(entries), None)
+
+
+def _entry_scale(sigma: np.ndarray) -> float:
+    """The largest entry of Σ in magnitude, refused outside [:data:`MIN_SCALE`, :data:`MAX_SCALE`]."""
+    scale = float(np.abs(sigma).max())
+    if not MIN_SCALE <= scale <= MAX_SCALE:
+        raise ProblemError(
+            f"covariance's largest entry is {scale:.3g}; it must lie in [{MIN_SCALE:g}, {MAX_SCALE:g}], where the "
+            "theory's powers of Σ stay within double precision (only eta·Σ enters the algorithm: rescale the data "
+            "and eta together)"
+        )
+    return scale
 
 
 def _require_positive(smallest: float, scale: float) -> None:

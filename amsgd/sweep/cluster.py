@@ -15,6 +15,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
+import threading
 from collections.abc import Iterator
 
 from amsgd.core import checks
@@ -75,11 +77,12 @@ def dask_client(
         return
     if n_workers is None:
         n_workers = default_workers()
-    n_workers = checks.positive_int("workers (local Dask worker processes)", n_workers)
+    n_workers = checks.positive_int("--local-workers (workers of the local Dask cluster)", n_workers)
     import dask
 
     kind = "processes" if processes else "threads"
-    with stage(f"starting a local Dask cluster of {n_workers} worker {kind}"), dask.config.set(_KEEP_MALLOC):
+    with stage(f"starting a local Dask cluster of {n_workers} worker {kind}"), dask.config.set(_KEEP_MALLOC), \
+            _workers_ignore_interrupts(processes):
         cluster = LocalCluster(
             n_workers=n_workers,
             threads_per_worker=1,
@@ -91,3 +94,19 @@ def dask_client(
         )
     with cluster, Client(cluster) as client:
         yield client
+
+
+@contextlib.contextmanager
+def _workers_ignore_interrupts(processes: bool) -> Iterator[None]:
+    """While worker processes start, ignore SIGINT: they inherit that, so a Ctrl-C (sent to the
+    whole process group) interrupts this process alone, which then shuts the cluster down, instead
+    of every worker printing its own KeyboardInterrupt traceback. A no-op for threads, or off the
+    main thread (where signal handlers cannot be set)."""
+    if not processes or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -46,6 +46,8 @@ def parse_axis(text: str, name: str, *, integer: bool = False) -> tuple[float, .
     values: list[float] = []
     for item in items:
         values.extend(_parse_range(item, name, integer) if ":" in item else [_number(item, name, integer)])
+        if len(values) > MAX_AXIS_VALUES:
+            raise ProblemError(f"{name} lists more than {MAX_AXIS_VALUES} values; an axis takes at most {MAX_AXIS_VALUES}")
     if len(set(values)) != len(values):
         raise ProblemError(f"{name} lists a value twice: {text!r}")
     return tuple(sorted(values))
@@ -76,9 +78,11 @@ def _parse_range(text: str, name: str, integer: bool) -> list[float]:
         raise ProblemError(f"{name}: range {text!r} needs a step > 0")
     if stop < start:
         raise ProblemError(f"{name}: range {text!r} has STOP < START")
-    count = math.floor((stop - start) / step + 1e-9) + 1
-    if count > MAX_AXIS_VALUES:
-        raise ProblemError(f"{name}: range {text!r} has {count:.4g} values; an axis takes at most {MAX_AXIS_VALUES}")
+    span = (stop - start) / step  # inf for a step of 1e-320: refused before it meets an integer
+    if not span + 1 <= MAX_AXIS_VALUES + 1e-9:
+        many = f"{math.floor(span + 1e-9) + 1}" if span < 1e15 else "more than 1e15"
+        raise ProblemError(f"{name}: range {text!r} has {many} values; an axis takes at most {MAX_AXIS_VALUES}")
+    count = math.floor(span + 1e-9) + 1
     if integer:
         return [start + i * step for i in range(count)]
     return [float(f"{start + i * step:.{_RANGE_DIGITS}g}") for i in range(count)]

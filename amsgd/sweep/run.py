@@ -161,6 +161,8 @@ def run_sweep(
     out = check_output_file(out)
     manifest = sweep.manifest()
     store = PartStore(out, manifest=manifest, fields=sweep.fields)
+    if store.directory.exists() and not store.directory.is_dir():
+        raise ProblemError(f"{store.directory} exists and is not a folder; move it away or choose another --out")
     if not resume and (out.exists() or store.exists):
         existing = out if out.exists() else store.directory
         raise ProblemError(f"{existing} exists; pass --resume to continue that sweep, or choose another --out")
@@ -215,10 +217,9 @@ def _sound_parts(store: PartStore, manifest: dict) -> set[int]:
 
     A readable manifest that differs from ``manifest`` is refused, as are damaged manifests whose
     sound points all belong to another sweep. Otherwise a damaged manifest is rebuilt, and damaged,
-    incomplete and foreign points are deleted (so they are computed again), each with a note.
+    incomplete and foreign points are deleted (so they are computed again), each with a note. The
+    store is a folder (:func:`run_sweep` refuses anything else first).
     """
-    if not store.directory.is_dir():
-        raise ProblemError(f"{store.directory} exists and is not a folder; move it away or choose another --out")
     try:
         _check_manifest(store.load_manifest(), manifest, store.directory)
         manifest_problem = None
@@ -293,8 +294,10 @@ class _Execution:
 
 
 def _compute_pending(sweep: Job, pending: list[int], store: PartStore, manifest: dict, done: int, run: _Execution) -> None:
-    """Connect to Dask (or start a local cluster), create the store, and compute the pending points."""
-    tasks = sweep.tasks(pending)  # a sweep derives its theory here, once (per distribution for PCA)
+    """Connect to Dask (or start a local cluster), create the store, and compute the pending points.
+
+    The connection comes first, so that a scheduler that does not answer or a bad worker count is
+    refused before the theory is derived (seconds for a model)."""
     if run.client is not None:
         connection = contextlib.nullcontext(run.client)
     else:
@@ -303,6 +306,7 @@ def _compute_pending(sweep: Job, pending: list[int], store: PartStore, manifest:
         processes = _use_processes(run.local_processes, len(pending) * sweep.task_work)
         connection = dask_client(run.scheduler, run.n_workers, timeout=run.connect_timeout, processes=processes)
     with connection as active:
+        tasks = sweep.tasks(pending)  # a sweep derives its theory here, once (per distribution for PCA)
         if not store.exists:  # only once there is somewhere to run: a failed start leaves nothing
             store.create(manifest)
         _run_tasks(active, tasks, store, run.retries, run.progress, done, sweep.size, run.on_point, run.compute)

@@ -50,10 +50,10 @@ class PredictOptions:
             raise ProblemError(f"epsilon (the target error) must satisfy 0 < ε < 1, got {self.epsilon!r}")
         if not _finite(self.gamma) or not 0 < self.gamma <= 0.5:
             raise ProblemError(f"gamma must satisfy 0 < gamma <= 1/2 (valid for both conditions), got {self.gamma!r}")
-        mus = tuple(self.tradeoff_mus)
+        mus = _as_tuple(self.tradeoff_mus)
         if not mus or any(not _finite(m) or not 0 <= m < 1 for m in mus):
             raise ProblemError(f"tradeoff momenta must be a non-empty list in [0, 1), got {list(mus)}")
-        workers = tuple(self.tradeoff_workers)
+        workers = _as_tuple(self.tradeoff_workers)
         if not workers or any(isinstance(m, bool) or not isinstance(m, int) or m < 1 for m in workers):
             raise ProblemError(f"tradeoff workers must be a non-empty list of integers >= 1, got {list(workers)}")
         if max(workers) - 1 > MAX_DELAY:
@@ -63,6 +63,14 @@ class PredictOptions:
             raise ProblemError(f"steps (the run length of the divergence risk) must be a positive integer, got {self.steps!r}")
         object.__setattr__(self, "tradeoff_mus", tuple(float(m) for m in mus))
         object.__setattr__(self, "tradeoff_workers", workers)
+
+
+def _as_tuple(values: object) -> tuple:
+    """A list option as a tuple; anything that is not a list becomes ``()``, refused as empty."""
+    try:
+        return tuple(values)  # type: ignore[arg-type]
+    except TypeError:
+        return ()
 
 
 def _finite(x: object) -> bool:

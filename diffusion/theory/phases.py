@@ -30,6 +30,8 @@ from amsgd.derivations import phases as ph
 from amsgd.derivations.derivation import Derivation
 from amsgd.derivations.recursion import eta, mu
 from amsgd.diffusion.theory.first_passage import (
+    MAX_ITERATIONS,
+    REACH,
     ConvergeLaw,
     FirstPassageLaw,
     converge_law,
@@ -64,6 +66,13 @@ NO_CONVERGENCE = (
     "no convergence phase: the iteration is not mean-square stable at e_1 at this eta, mu and delay "
     "(stability.mean_square), so the error has no floor to settle at and epsilon, phase III and the "
     "totals are null; escape and travel are those of the dynamics from e_2"
+)
+
+#: Why a per-run law is null (appended to the note when one is).
+NOT_SAMPLED = (
+    "; a per-run law that is null was not sampled: the mean curve crosses beyond "
+    f"{REACH * MAX_ITERATIONS:.0f} iterations, where no sampled run would finish within the "
+    f"{MAX_ITERATIONS} followed (the mean curve's numbers stand)"
 )
 
 
@@ -169,7 +178,7 @@ class Phases:
             "epsilon": self.epsilon if self.converges else None,
             "worst_saddle": self.worst_saddle,
             "converges": self.converges,
-            "escape_iterations": self.escape_iterations,
+            "escape_iterations": json_float(self.escape_iterations),
             "escape_law": self.escape_law.to_dict(),
             "travel_time": self.travel_time,
             "travel_iterations": self.travel_time / self.eta,
@@ -181,8 +190,12 @@ class Phases:
                 "converge_time": curve,
                 "converge_iterations": None if curve is None else curve / self.eta,
             },
-            "note": ("" if self.converges else NO_CONVERGENCE + "; ") + PHASES_NOTE,
+            "note": ("" if self.converges else NO_CONVERGENCE + "; ") + PHASES_NOTE + self._unsampled_note(),
         }
+
+    def _unsampled_note(self) -> str:
+        laws = [self.escape_law] + ([self.converge_law] if self.converges else [])
+        return NOT_SAMPLED if any(np.isnan(law.mean.mean) for law in laws) else ""
 
     def _phase_three(self) -> dict:
         """The per-run numbers of phase III and the totals (:data:`_PHASE_THREE_KEYS`)."""
@@ -192,7 +205,7 @@ class Phases:
             "converge_law": self.converge_law.to_dict(),
             "converge_noise": self.converge_law.calibration,
             "total_iterations": json_float(self.total_iterations),
-            "settled_iterations": self.settled_iterations,
+            "settled_iterations": json_float(self.settled_iterations),
         }
 
 

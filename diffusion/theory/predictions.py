@@ -88,16 +88,18 @@ class Predictions:
         return self.given_derivation or derive(self.problem)
 
     def at(self, **changes) -> Predictions:
-        """The predictions for this problem with ``eta``, ``mu``, ``delay`` (or ``distribution``) changed.
+        """The predictions for this problem with ``eta``, ``mu``, ``delay`` (or ``distribution`` or
+        ``covariance``) changed, checked as :func:`predict` checks a problem.
 
-        The modes and the random coefficients are reused unless the distribution changes (they depend
-        on Σ and the data law only).
+        The modes and the random coefficients are reused unless the distribution or Σ changes (they
+        depend on Σ and the data law only).
         """
         if isinstance(changes.get("delay"), int):
             changes["delay"] = ConstantDelay(changes["delay"])
         problem = self.problem.replace(**changes)
-        if "distribution" in changes:
+        if "distribution" in changes or "covariance" in changes:
             return predict(problem, self.options)
+        problem.require_resolvable_step()
         return Predictions(problem, self.modes, self.options, given_coefficients=self.coefficients)
 
     @cached_property
@@ -275,7 +277,10 @@ def predict(
     """
     if not isinstance(problem, Problem):
         raise ProblemError(f"predict needs a Problem (a model: predict_model), got {type(problem).__name__}")
-    options = options or PredictOptions()
+    if options is None:
+        options = PredictOptions()
+    elif not isinstance(options, PredictOptions):
+        raise ProblemError(f"predict's options must be a PredictOptions, got {type(options).__name__}")
     problem.require_eigengap()
     problem.require_resolvable_step()
     if modes is not None:

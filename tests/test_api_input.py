@@ -1,0 +1,120 @@
+"""The Python API at the edges of its input: one clear ProblemError for bad input, strict JSON from
+every ``to_dict``, and results that stay right where their arithmetic under- or overflows."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import amsgd
+from amsgd import Problem, ProblemError, StudentT, parse_delay, parse_distribution, predict
+from amsgd.core.delays import HistogramDelay
+from amsgd.derivations import derive
+from amsgd.diffusion import convergence_study, integrate_sde
+from amsgd.diffusion.brownian import BrownianIncrements
+from amsgd.diffusion.ou import sample_ou
+from amsgd.diffusion.theory.options import PredictOptions
+from amsgd.simulate import simulate
+
+SMALL = Problem.from_spectrum((2.0, 1.0), eta=0.01, mu=0.5)
+
+
+def strict_json(document: dict) -> dict:
+    """The document through JSON without NaN or infinity (what a strict parser accepts)."""
+    return json.loads(json.dumps(document, allow_nan=False))
+
+
+def _drift(y):
+    return -y
+
+
+def _unit_noise(y):
+    return np.ones(y.shape + (1,))
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: Problem([[2.0, 0.0], [0.0]]), "covariance must be numbers"),
+        (lambda: Problem(np.array([[1 + 1j, 0], [0, 1]])), "covariance must be real"),
+        (lambda: Problem([[1e308, 1e307], [1e307, 1e308]]), r"must lie in \[1e-100, 1e\+100\]"),
+        (lambda: Problem.from_spectrum((1e-300, 1e-301), eta=1e295), r"must lie in \[1e-100, 1e\+100\]"),
+        (lambda: Problem.from_spectrum(np.array([2 + 1j, 1])), "spectrum must be real"),
+        (lambda: Problem.from_spectrum((2, 1), basis="abc"), "basis must be numbers"),
+        (lambda: parse_distribution(None), "distribution must be a name"),
+        (lambda: derive(None), "derive needs a Problem"),
+        (lambda: amsgd.diffusion.integrate_ode(None, [1, 0], [0, 1]), "integrate_ode needs a Problem"),
+        (lambda: predict(SMALL, {"delta_sq": 0.2}), "options must be a PredictOptions"),
+        (lambda: predict(SMALL, 0), "options must be a PredictOptions"),
+        (lambda: PredictOptions(tradeoff_mus=None), "tradeoff momenta must be a non-empty list"),
+        (lambda: simulate(SMALL, 50, 4, start=["a", "b"]), "start must be numbers"),
+        (lambda: simulate(SMALL, 50, 4, start=[1 + 1j, 0]), "start must be real"),
+        (lambda: simulate(SMALL, 50, 4, start=b"e1"), "start must be numbers"),
+        (lambda: HistogramDelay(tuple(np.eye(1, 1_000_002, 1_000_001)[0])), "reaches 1000001 iterations"),
+        (lambda: amsgd.SampledDistribution(lambda r, n: r.standard_normal((n, 2)), moment_samples=0),
+         "moment_samples must be an integer >= 2"),
+        (lambda: sample_ou(-np.eye(2), np.eye(2), [0, 0], [0, 1], paths=1.5), "paths must be a positive integer"),
+        (lambda: sample_ou(-np.eye(2), np.eye(2), [0, 0, 0], [0, 1]), "u0 must have shape"),
+        (lambda: BrownianIncrements.create(0.1, np.nan, 2), "steps must be a positive integer"),
+        (lambda: integrate_sde(_drift, _unit_noise, np.ones(1), [0, 1], paths=-1, dt=0.1), "paths must be"),
+        (lambda: convergence_study(_drift, _unit_noise, [1.0], 1.0, steps=(4, 8), bootstrap=0), "bootstrap must"),
+        (lambda: convergence_study(_drift, _unit_noise, [1.0], 1.0, steps=(4, 8), confidence=2), "confidence must"),
+        (lambda: SMALL and predict(SMALL).at(eta=1e-15), "raise eta"),
+    ],
+)
+def test_bad_input_is_one_clear_error(call, message):
+    with pytest.raises(ProblemError, match=message):
+        call()
+
+
+def test_a_changed_covariance_is_predicted_again():
+    """``at(covariance=...)`` re-derives the modes of the new Σ instead of reusing the old ones."""
+    moved = predict(SMALL).at(covariance=np.diag([3.0, 1.0])).to_dict()
+    fresh = predict(Problem.from_spectrum((3.0, 1.0), eta=0.01, mu=0.5)).to_dict()
+    for key in ("linearized", "finite_eta", "diffusion"):
+        assert moved["stationary_error"][key] == fresh["stationary_error"][key]
+    assert moved["stability"]["tau_max"] == fresh["stability"]["tau_max"]
+
+
+@pytest.mark.parametrize("scale", [1e-100, 1e100])
+def test_only_eta_times_sigma_matters_at_the_ends_of_the_accepted_scale(scale):
+    """Σ scaled by 1e±100 with η scaled back gives the same finite-η floor and τ* (to rounding)."""
+    base = predict(Problem.from_spectrum((1.0, 0.5), eta=1e-3, mu=0.5)).to_dict()
+    scaled = predict(Problem.from_spectrum((scale, 0.5 * scale), eta=1e-3 / scale, mu=0.5)).to_dict()
+    assert scaled["stationary_error"]["finite_eta"]["value"] == pytest.approx(
+        base["stationary_error"]["finite_eta"]["value"], rel=1e-10)  # fmt: skip
+    assert scaled["stability"]["tau_max"] == base["stability"]["tau_max"]
+
+
+def test_phases_beyond_the_sampled_reach_are_null_with_a_reason():
+    """At η = 1e-6 the passage laws are not sampled (beyond 2e6 iterations): their means are null in
+    strict JSON, and the note says why; the mean curve's numbers stand."""
+    phases = strict_json(predict(Problem.from_spectrum((2.0, 1.0), eta=1e-6, mu=0.5)).to_dict())["phases"]
+    assert phases["escape_iterations"] is None and phases["settled_iterations"] is None
+    assert "was not sampled" in phases["note"]
+    assert phases["mean_curve"]["escape_iterations"] > 2e6
+    sampled = strict_json(predict(SMALL).to_dict())["phases"]
+    assert sampled["escape_iterations"] > 0 and "was not sampled" not in sampled["note"]
+
+
+def test_a_convergence_study_on_two_step_sizes_is_strict_json():
+    """Two step counts (the minimum) leave the regression's standard error undefined: null, not NaN."""
+    study = convergence_study(_drift, lambda y: 0.5 * _unit_noise(y), [1.0], 1.0, steps=(4, 8),
+                              schemes=("euler",), paths=20, rng=0, bootstrap=20)  # fmt: skip
+    fits = strict_json(study.to_dict())["schemes"]["euler"]
+    assert fits["strong_order"]["regression_se"] is None and fits["strong_order"]["order"] > 0
+
+
+@pytest.mark.parametrize("spec", ["geometric:1.0000001", "poisson:2.5", "ps:4:lognormal:0.30000000000000004"])
+def test_delay_specs_parse_back_to_the_same_model(spec):
+    delay = parse_delay(spec)
+    assert parse_delay(delay.spec) == delay and delay.spec == spec
+
+
+@pytest.mark.parametrize("nu", [4.0000001, 5.0, 2.0000001])
+def test_student_t_specs_parse_back_to_the_same_law(nu):
+    law = StudentT(nu)
+    again = parse_distribution(law.spec)
+    assert again.nu == law.nu and again.finite_fourth_moments == law.finite_fourth_moments
