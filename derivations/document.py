@@ -62,6 +62,14 @@ def _num(x: float) -> str:
     return f"{x:.6g}"
 
 
+def _settled_text(settled: float | None) -> str:
+    """When the mean error has settled (phases.settled_iterations), or why the number is missing."""
+    if settled is None:
+        return ("once the mean curve has converged (the per-run escape law was not sampled at this step size, so "
+                "the number of iterations is not given).")  # fmt: skip
+    return f"after {_num(settled)} iterations (the escape's mean over runs, travel and the mean curve's convergence)."
+
+
 def _optional(x: float | None) -> str:
     """A number, or "none" where the theory gives none (a JSON null)."""
     return "none" if x is None else _num(x)
@@ -530,9 +538,7 @@ def _phase_number_blocks(phases: dict) -> list[Block]:
                 f"\\delta^2$, at rest), their noise {_converge_noise_text(phases['converge_noise'])}, the median is "
                 f"{_passage(converge['median'])}; one run in ten is below $\\epsilon$ by "
                 f"{_passage(converge['quantiles']['q10'])} and nine in ten by {_passage(converge['quantiles']['q90'])}. A "
-                "stationary window should start when the mean has settled, after "
-                f"{_num(phases['settled_iterations'])} iterations (the escape's mean over runs, travel and the "
-                "mean curve's convergence)."
+                "stationary window should start when the mean has settled, " + _settled_text(phases["settled_iterations"])
             )
         )
     linear_escape = phases["mean_curve"]["escape_iterations_linearized"]

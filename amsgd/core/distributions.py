@@ -112,12 +112,13 @@ class SampledDistribution(Distribution):
     """
 
     sampler: Sampler
-    needs_basis = True
     name: str = "sampler"
     moment_samples: int = 200_000
     moment_seed: int = 0
     spec: str = field(init=False)
     _moments: dict = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
+
+    needs_basis = True  # X in the original coordinates, rotated by Q (a class attribute, not a field)
 
     def __post_init__(self) -> None:
         if not callable(self.sampler):

@@ -100,8 +100,9 @@ def dask_client(
 def _workers_ignore_interrupts(processes: bool) -> Iterator[None]:
     """While worker processes start, ignore SIGINT: they inherit that, so a Ctrl-C (sent to the
     whole process group) interrupts this process alone, which then shuts the cluster down, instead
-    of every worker printing its own KeyboardInterrupt traceback. A no-op for threads, or off the
-    main thread (where signal handlers cannot be set)."""
+    of every worker printing its own KeyboardInterrupt traceback (a Ctrl-C during those seconds of
+    start-up is ignored). A no-op for threads, or off the main thread (where signal handlers cannot
+    be set)."""
     if not processes or threading.current_thread() is not threading.main_thread():
         yield
         return
