@@ -41,6 +41,7 @@ from amsgd.core.progress import counter
 from amsgd.core.seeding import RngLike, child_sequence, describe_seed, root_sequence
 from amsgd.simulate.delay_sequences import delay_sequence
 from amsgd.simulate.model_result import ModelSimulationResult
+from amsgd.simulate.plan import averaging_start
 
 if TYPE_CHECKING:
     from amsgd.core.models import ModelProblem
@@ -59,13 +60,16 @@ MAX_HISTORY_BYTES = 2 * 2**30
 
 
 def simulate_model(problem: ModelProblem, steps: int, replicates: int, *, rng: RngLike = None,
-                   record_every: int | None = None, window: float = 0.5, start: np.ndarray | None = None,
-                   divergence_norm: float = 1e6, progress: bool | None = None) -> ModelSimulationResult:  # fmt: skip
+                   record_every: int | None = None, window: float = 0.5, window_start: int | None = None,
+                   start: np.ndarray | None = None, divergence_norm: float = 1e6,
+                   progress: bool | None = None) -> ModelSimulationResult:  # fmt: skip
     """Run ``replicates`` independent runs of ``steps`` iterations of Async-MSGD on ``problem``.
 
     ``start`` is a common start point (a parameter vector); by default each replicate starts at the
     model's own initialisation (zeros for the linear models, random weights for the MLP).
-    ``window`` is the fraction of the run (its end) over which the stationary loss is averaged.
+    The stationary loss averages the recorded iterations from ``window_start`` to ``steps``; by
+    default ``window_start = floor(window · steps)`` (``window`` in [0, 1), as for streaming PCA's
+    :func:`~amsgd.simulate.simulate`: 0.5 averages the second half).
     """
     import jax
 
@@ -75,8 +79,7 @@ def simulate_model(problem: ModelProblem, steps: int, replicates: int, *, rng: R
     replicates = checks.positive_int("replicates", replicates)
     checks.warn_delay_longer_than_run(problem.delay.mean, steps)
     record_every = _check_record_every(record_every, steps)
-    if not 0 < window <= 1:
-        raise ProblemError(f"window must lie in (0, 1], got {window!r}")
+    first = averaging_start(steps, window, window_start)
     checks.positive("divergence_norm", divergence_norm)
     began = time.perf_counter()
     root = root_sequence(rng)
@@ -90,7 +93,7 @@ def simulate_model(problem: ModelProblem, steps: int, replicates: int, *, rng: R
         state = program.start(keys, start)
         records = program.run(state, delays, record_every, steps, (problem.eta, problem.mu), progress)
     elapsed = time.perf_counter() - began
-    return ModelSimulationResult.build(problem, steps, records, delays, window, describe_seed(root), elapsed)
+    return ModelSimulationResult.build(problem, steps, records, delays, first, describe_seed(root), elapsed)
 
 
 def start_points(problem: ModelProblem, replicates: int, *, rng: RngLike = None) -> np.ndarray:

@@ -2,7 +2,7 @@
 
 Intervals are Student-t intervals across the replicates that did not diverge
 (:func:`amsgd.core.estimates.t_interval`). The stationary loss of a replicate is the mean of its
-training objective over the recorded iterations in the window (the last ``window`` of the run);
+training objective over the recorded iterations in the window (from ``window_start`` to the end);
 replicates are independent, so the interval over them is valid whatever the autocorrelation
 inside a run.
 """
@@ -60,13 +60,12 @@ class ModelSimulationResult:
     window_halves: np.ndarray
 
     @classmethod
-    def build(cls, problem: ModelProblem, steps: int, records: dict, delays: np.ndarray, window: float,
+    def build(cls, problem: ModelProblem, steps: int, records: dict, delays: np.ndarray, window_start: int,
               seed: dict, elapsed: float) -> ModelSimulationResult:  # fmt: skip
         iterations = records["iterations"]
         diverged_at = records["diverged_at"]
         dead = (diverged_at[:, None] >= 0) & (iterations[None, :] >= diverged_at[:, None])
         values = {q: np.where(dead, np.nan, records["values"][:, i, :]) for i, q in enumerate(QUANTITIES)}
-        window_start = int(np.floor((1 - window) * steps))
         in_window = iterations >= window_start
         window_loss = values["train_loss"][:, in_window].mean(axis=1)
         split = window_split(window_start, steps)

@@ -19,7 +19,7 @@ from amsgd.core.delays import RoundRobinDelay
 from amsgd.core.models import ModelProblem, split_data
 from amsgd.sweep.dataset import read_dataset
 from amsgd.sweep.grid import SweepGrid
-from amsgd.sweep.points import ModelPoints, compute_point, window_fraction
+from amsgd.sweep.points import ModelPoints, compute_point
 from amsgd.sweep.run import run_sweep
 from amsgd.sweep.store import PartStore
 from amsgd.sweep.sweep import RECORD_FIELDS, Sweep
@@ -112,12 +112,14 @@ def test_the_manifest_identifies_the_model_and_its_data(tmp_path):
     assert [p.name for p in PartStore(out).directory.iterdir()] == ["manifest.json"]
 
 
-def test_window_fraction_starts_the_window_exactly():
-    for steps in (1, 7, 300, 1000, 4999, 10_007):
-        for first in {0, 1, steps // 3, steps // 2, steps - 1}:
-            if 0 <= first < steps:
-                w = window_fraction(first, steps)
-                assert 0 < w <= 1 and int(np.floor((1 - w) * steps)) == first
+def test_a_model_window_starts_where_it_is_asked_to():
+    """simulate_model's window is where it starts, as for streaming PCA: ``window`` F starts it at
+    floor(F·steps) (0.2 of 100 steps at 20, where 1 − 0.8 gave 19), ``window_start`` exactly."""
+    from amsgd.simulate.model_engine import simulate_model
+
+    p = logistic(batch=4)
+    assert simulate_model(p, 100, 1, rng=0, window=0.2, record_every=10, progress=False).window_start == 20
+    assert simulate_model(p, 100, 1, rng=0, window_start=37, progress=False).window_start == 37
     with pytest.raises(ProblemError, match="0..steps-1"):
         model_sweep(window_start=300)
 

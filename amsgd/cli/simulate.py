@@ -102,7 +102,7 @@ def _simulate_model(problem: ModelProblem, args: argparse.Namespace):
 
     return simulate_model(
         problem, args.steps, args.replicates, rng=args.seed, record_every=args.record_every,
-        window=1.0 - args.window,  # --window F averages from F·steps: the last 1 − F of the run
+        window=args.window,
         divergence_norm=args.divergence_norm,
     )  # fmt: skip
 

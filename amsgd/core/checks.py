@@ -45,7 +45,11 @@ def real_array(name: str, value: object, expected: str = "numbers (a rectangular
 
 
 def _short(value: object) -> str:
-    text = repr(value)
+    """``repr(value)`` on one line, cut at 80 characters; an array by its element type and shape."""
+    if isinstance(value, np.ndarray):
+        kind = {"U": "text", "S": "bytes", "O": "Python objects", "V": "records"}.get(value.dtype.kind, "values")
+        return f"{kind} of shape {value.shape}"
+    text = " ".join(repr(value).split())
     return text if len(text) <= 80 else text[:77] + "..."
 
 

@@ -97,7 +97,7 @@ def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
         with np.load(path, allow_pickle=False) as archive:
             names = sorted(archive.files)
             if "X" in names and "y" in names:
-                return np.asarray(archive["X"], dtype=float), np.asarray(archive["y"])
+                return np.asarray(archive["X"]), np.asarray(archive["y"])  # checked by split_data
     except (OSError, ValueError, zipfile.BadZipFile):
         raise ProblemError(f"--data {path}: not a readable .npz file; write it with numpy.savez(FILE, X=X, y=y)") from None
     raise ProblemError(f"--data {path}: an .npz needs arrays X and y, found {names}; write it with numpy.savez(FILE, X=X, y=y)")
@@ -148,25 +148,29 @@ def _header_rows(first: str) -> int:
 
 def split_data(name: str, x: np.ndarray, y: np.ndarray, *, classification: bool = True,
                validation: float = VALIDATION_FRACTION) -> Dataset:  # fmt: skip
-    """Check ``(x, y)``, hold out ``validation`` of it by the seeded rule, standardise the features."""
-    try:
-        x, y = np.asarray(x, dtype=float), np.asarray(y)
-        y.astype(float)
-    except (TypeError, ValueError):
-        raise ProblemError(f"data {name}: X and y must be numeric (y: integer class labels or real targets)") from None
+    """Check ``(x, y)``, hold out ``validation`` of it by the seeded rule, standardise the features.
+
+    A classifier's labels are checked on the training examples (every class 0 .. C − 1 must have one
+    there) and the held-out labels must be among them."""
+    x = checks.real_array(f"data {name}: X", x, "a numeric (n, p) array")
+    y = checks.real_array(f"data {name}: y", y, "numeric (integer class labels or real targets)")
     if x.ndim != 2 or y.ndim != 1 or x.shape[0] != y.shape[0] or x.shape[0] < 4 or x.shape[1] < 1:
         raise ProblemError(f"data {name}: X must be (n, p) and y (n,) with n >= 4 and p >= 1; "
                            f"got {x.shape} and {y.shape}")  # fmt: skip
-    if not (np.isfinite(x).all() and np.isfinite(y.astype(float)).all()):
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
         raise ProblemError(f"data {name}: X and y must be finite")
+    validation = checks.real("validation fraction", validation)
     if not 0 < validation < 1:
         raise ProblemError(f"validation fraction must lie in (0, 1), got {validation!r}")
-    classes = _classes(name, y) if classification else 0
     order = np.random.default_rng(SPLIT_SEED).permutation(x.shape[0])
     held = max(1, int(round(validation * x.shape[0])))
+    if x.shape[0] - held < 2:
+        raise ProblemError(f"data {name}: holding out {validation:g} of {x.shape[0]} examples leaves "
+                           f"{x.shape[0] - held} to train on; lower the validation fraction")  # fmt: skip
     val, train = order[:held], order[held:]
+    classes = _classes(name, y[train], y[val]) if classification else 0
     x = _standardised(x, train)
-    y = y.astype(np.int32) if classification else y.astype(float)
+    y = y.astype(np.int32) if classification else y
     return Dataset(name, x[train], y[train], x[val], y[val], classes)
 
 
@@ -182,21 +186,26 @@ def _standardised(x: np.ndarray, train: np.ndarray) -> np.ndarray:
     return (x - centre) / scale
 
 
-def _classes(name: str, y: np.ndarray) -> int:
-    """The number of classes C of labels ``y``, which must be the integers 0 .. C − 1, each present
-    (a class without examples has no finite minimum: its intercept is not penalised)."""
-    labels = y.astype(float)
+def _classes(name: str, train: np.ndarray, held: np.ndarray) -> int:
+    """The number of classes C of the training labels ``train``, which must be the integers 0 .. C − 1,
+    each present (a class without a training example has no finite minimum: its intercept is not
+    penalised); the ``held``-out labels must be among them."""
+    labels = np.concatenate([train, held])
     if not np.all(labels == np.round(labels)) or labels.min() < 0:
         raise ProblemError(f"data {name}: a classifier needs integer labels 0 .. C-1 in y")
-    present = np.unique(labels).astype(int)
+    present = np.unique(train)
     if present.size < 2:
-        raise ProblemError(f"data {name}: a classifier needs at least two classes, got labels {present}")
-    if present[-1] != present.size - 1:
-        missing = sorted(set(range(present[-1] + 1)) - set(present.tolist()))
-        raise ProblemError(f"data {name}: a classifier needs labels 0 .. C-1 with every class present; "
-                           f"labels {missing[:5]}{' ...' if len(missing) > 5 else ''} have no example "
+        raise ProblemError(f"data {name}: a classifier needs at least two classes among its training examples, "
+                           f"got labels {present.astype(int).tolist()}")  # fmt: skip
+    classes = present.size
+    if present[-1] != classes - 1 or labels.max() > classes - 1:
+        # the first few labels below the largest without a training example (never a list as long as a label)
+        missing = np.setdiff1d(np.arange(min(labels.max(), classes + 5) + 1), present)[:5].astype(int).tolist()
+        raise ProblemError(f"data {name}: a classifier needs labels 0 .. C-1 with every class among the training "
+                           f"examples (the held-out ones are drawn by a fixed rule); labels {missing}"
+                           f"{' ...' if labels.max() > classes + 5 else ''} have no training example "
                            "(relabel with numpy.unique(y, return_inverse=True)[1])")  # fmt: skip
-    return int(present.size)
+    return int(classes)
 
 
 @dataclass(frozen=True, eq=False)

@@ -434,11 +434,8 @@ class ModelPoints(PointKind):
         problem = dataclasses.replace(task.problem, data=shared_data(task.problem.data))
         result = simulate_model(
             problem, task.steps, task.replicates, rng=task.seed, record_every=task.record_every,
-            window=window_fraction(task.window_start, task.steps), divergence_norm=task.divergence_norm,
-            progress=False,
+            window_start=task.window_start, divergence_norm=task.divergence_norm, progress=False,
         )  # fmt: skip
-        if result.window_start != task.window_start:  # window_fraction guarantees it
-            raise RuntimeError(f"window starts at {result.window_start}, not at {task.window_start}")
         estimates = {
             "final_train_loss": lambda: result.final("train_loss"),
             "stationary_loss": result.stationary_loss,
@@ -461,18 +458,6 @@ def model_estimates(problem: ModelProblem) -> tuple[str, ...]:
     """The estimates of a model point: losses, and the validation accuracy of a classifier."""
     return ("final_train_loss", "stationary_loss", "final_validation_loss",
             *(("final_validation_accuracy",) if problem.data.classes else ()))  # fmt: skip
-
-
-def window_fraction(window_start: int, steps: int) -> float:
-    """The ``window`` of :func:`~amsgd.simulate.model_engine.simulate_model` (the fraction at the end of
-    the run) whose window starts exactly at ``window_start``: ``floor((1 − w) · steps) = window_start``."""
-    w = (steps - window_start) / steps
-    for _ in range(8):  # (1 − w) · steps may round to just below window_start
-        first = math.floor((1 - w) * steps)
-        if first == window_start:
-            return w
-        w = math.nextafter(w, 0.0 if first < window_start else 2.0)
-    raise ProblemError(f"no averaging window of {steps} steps starts at iteration {window_start}")
 
 
 _NO_PREDICTION = {"loss_floor": math.nan, "predicted_loss": math.nan, "predicted_final_loss": math.nan,

@@ -75,7 +75,10 @@ CASES: list[tuple[str, str]] = [
     ("simulate --model logistic --data nan.csv", "finite"),
     ("simulate --model logistic --data onelabel.npz", "two classes"),
     ("simulate --model logistic --data threes.npz", "two classes"),
-    ("simulate --model logistic --data gaplabels.npz", "every class present"),
+    ("simulate --model logistic --data gaplabels.npz", "every class among the training examples"),
+    ("simulate --model logistic --data hugelabel.npz", "labels [2, 3, 4, 5, 6] ... have no training example"),
+    ("simulate --model logistic --data heldlabel.npz", "labels [2] have no training example"),
+    ("simulate --model logistic --data complexdata.npz", "X must be real"),
     ("simulate --model least-squares --data nofeatures.npz", "p >= 1"),
     ("simulate --model logistic --data wordlabels.npz", "must be numeric"),
     ("simulate --model logistic --data noX.npz", "arrays X and y"),
@@ -206,6 +209,12 @@ def make_files(folder: Path) -> None:
     np.savez(folder / "onelabel.npz", X=np.ones((10, 3)), y=np.zeros(10))
     np.savez(folder / "threes.npz", X=np.ones((10, 3)), y=np.full(10, 3))
     np.savez(folder / "gaplabels.npz", X=np.ones((10, 3)), y=np.arange(10) % 2 * 7)
+    np.savez(folder / "hugelabel.npz", X=np.ones((10, 3)), y=np.r_[np.arange(9) % 2, 10**18])  # not a 1e18 list
+    from amsgd.core.models import SPLIT_SEED
+
+    held_out = np.random.default_rng(SPLIT_SEED).permutation(10)[0]  # the first example held out
+    np.savez(folder / "heldlabel.npz", X=np.ones((10, 3)), y=np.where(np.arange(10) == held_out, 2, np.arange(10) % 2))
+    np.savez(folder / "complexdata.npz", X=np.ones((10, 3)) + 1j, y=np.arange(10) % 2)
     np.savez(folder / "nofeatures.npz", X=np.ones((10, 0)), y=np.ones(10))
     np.savez(folder / "wordlabels.npz", X=np.ones((10, 3)), y=np.array(["cat", "dog"] * 5))
     np.savez(folder / "noX.npz", y=np.zeros(10))
