@@ -124,7 +124,8 @@ def integrate_model_limit(
     """Integrate the ODE or the SME of ``problem`` (module docstring) for ``steps`` iterations.
 
     ``paths`` SME paths (the ODE has one), an Euler step of ``dt`` iterations, records every
-    ``record_every`` iterations (default ``steps // 100``); ``start`` is a common start point, by
+    ``record_every`` iterations (default ``steps // 100``; every interval between records must be a
+    whole number of steps ``dt``); ``start`` is a common start point, by
     default each path starts at the model's initialisation for its stream (as
     :func:`~amsgd.simulate.model_engine.simulate_model` with the same ``rng``); the stationary loss
     averages from the fraction ``window`` of the run to its end (as ``simulate_model``'s ``window``). A path that leaves the ball
@@ -141,9 +142,15 @@ def integrate_model_limit(
     checks.positive("divergence_norm", divergence_norm)
     record_every = max(1, steps // 100) if record_every is None else min(checks.positive_int("record_every", record_every), steps)
     marks = np.array(sorted(set(range(0, steps, record_every)) | {steps}))
+    if limit == "sde":
+        _require_whole_steps(np.diff(marks), float(dt))
     root = root_sequence(rng)
     n_paths = 1 if limit == "ode" else paths
-    x0 = start_points(problem, n_paths, rng=root) if start is None else np.tile(_check_start(start, problem), (n_paths, 1))
+    if start is not None:
+        from amsgd.simulate.models import check_start
+
+        start = check_start(start, problem)
+    x0 = start_points(problem, n_paths, rng=root) if start is None else np.tile(start, (n_paths, 1))
     began = time.perf_counter()
     if limit == "ode":
         loss = _ode(problem, x0[0], marks)[None, :]
@@ -154,13 +161,16 @@ def integrate_model_limit(
                               time.perf_counter() - began)  # fmt: skip
 
 
-def _check_start(start: np.ndarray, problem: ModelProblem) -> np.ndarray:
-    from amsgd.simulate.models import layout_of
-
-    x, size = np.asarray(start, dtype=float), layout_of(problem).size
-    if x.shape != (size,) or not np.isfinite(x).all():
-        raise ProblemError(f"start must be a finite parameter vector of length {size}, got shape {x.shape}")
-    return x
+def _require_whole_steps(intervals: np.ndarray, dt: float) -> None:
+    """Refuse a step ``dt`` that does not divide every interval between records (the Euler step would
+    have to shrink to land on them, and the step reported would not be the step taken)."""
+    counts = intervals / dt
+    bad = (np.abs(counts - np.round(counts)) > 1e-9 * np.maximum(1.0, counts)) | (np.round(counts) < 1)
+    if np.any(bad):
+        lengths = sorted({int(n) for n in intervals})
+        raise ProblemError(f"dt = {dt:g} iterations does not divide the intervals between recorded iterations "
+                           f"({', '.join(map(str, lengths[:3]))}): choose a dt that divides them (1 always does), "
+                           "or record less often")  # fmt: skip
 
 
 def _ode(problem: ModelProblem, x0: np.ndarray, marks: np.ndarray) -> np.ndarray:

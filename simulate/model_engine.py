@@ -55,7 +55,7 @@ SLOT_BLOCK = 16
 #: length whatever the segment (the steps beyond the segment are not run), so one compilation serves
 #: every segment and run length; a longer segment takes several calls.
 BLOCK = 1024
-#: Refuse runs whose ring buffers would exceed this (bytes, all replicates together).
+#: Refuse runs whose ring buffers, or whose minibatches, would exceed this (bytes, all replicates together).
 MAX_HISTORY_BYTES = 2 * 2**30
 
 
@@ -81,6 +81,10 @@ def simulate_model(problem: ModelProblem, steps: int, replicates: int, *, rng: R
     record_every = _check_record_every(record_every, steps)
     first = averaging_start(steps, window, window_start)
     checks.positive("divergence_norm", divergence_norm)
+    if start is not None:
+        from amsgd.simulate.models import check_start
+
+        start = check_start(start, problem)
     began = time.perf_counter()
     root = root_sequence(rng)
     seqs = [child_sequence(root, r) for r in range(replicates)]
@@ -88,7 +92,11 @@ def simulate_model(problem: ModelProblem, steps: int, replicates: int, *, rng: R
     with jax.enable_x64(True):
         slots = SLOT_BLOCK * (int(delays.max()) // SLOT_BLOCK + 1)
         program = _Program(problem, slots, float(divergence_norm))
-        _check_memory(program.slots * program.size * replicates * 8)
+        _check_memory(program.slots * program.size * replicates * 8, "the delayed iterates",
+                      "use fewer replicates, a shorter delay or a smaller model")
+        width = problem.data.features + problem.outputs + (problem.hidden if problem.model == "mlp" else 0)
+        _check_memory(replicates * problem.batch * width * 8, "the minibatches (examples and activations)",
+                      "use a smaller --batch or fewer replicates")  # fmt: skip
         keys = jax.numpy.stack([stream_key(s) for s in seqs])
         state = program.start(keys, start)
         records = program.run(state, delays, record_every, steps, (problem.eta, problem.mu), progress)
@@ -123,12 +131,10 @@ def _check_record_every(record_every: int | None, steps: int) -> int:
     return min(checks.positive_int("record_every", record_every), steps)
 
 
-def _check_memory(nbytes: int) -> None:
+def _check_memory(nbytes: int, what: str, advice: str) -> None:
+    """Refuse a run whose ``what`` would take more than :data:`MAX_HISTORY_BYTES` (``advice`` says what to do)."""
     if nbytes > MAX_HISTORY_BYTES:
-        raise ProblemError(
-            f"the delayed iterates need {nbytes / 2**30:.1f} GiB (limit {MAX_HISTORY_BYTES / 2**30:.0f} GiB); "
-            "use fewer replicates, a shorter delay or a smaller model"
-        )
+        raise ProblemError(f"{what} need {nbytes / 2**30:.1f} GiB (limit {MAX_HISTORY_BYTES / 2**30:.0f} GiB); {advice}")
 
 
 @functools.lru_cache(maxsize=8)
@@ -203,7 +209,7 @@ class _Program:
         if start is None:
             x0 = self._steps.init(jax.vmap(lambda k: jax.random.fold_in(k, INIT_STREAM))(keys))
         else:
-            x0 = jnp.broadcast_to(jnp.asarray(_check_start(start, self.size)), (r, self.size))
+            x0 = jnp.broadcast_to(jnp.asarray(start), (r, self.size))
         ring = jnp.broadcast_to(x0[:, None, :], (r, self.slots, self.size))
         return (x0, x0, ring, jnp.zeros(r, dtype=bool), keys)
 
@@ -227,10 +233,3 @@ class _Program:
         values = np.stack(rows, axis=2)  # (replicates, 4, records)
         return {"iterations": np.array(marks), "values": values, "diverged_at": diverged_at,
                 "final": np.asarray(state[0])}  # fmt: skip
-
-
-def _check_start(start: np.ndarray, size: int) -> np.ndarray:
-    x = np.asarray(start, dtype=float)
-    if x.shape != (size,) or not np.isfinite(x).all():
-        raise ProblemError(f"start must be a finite parameter vector of length {size}, got shape {x.shape}")
-    return x

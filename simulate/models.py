@@ -30,6 +30,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from amsgd.core import checks
+from amsgd.core.errors import ProblemError
 from amsgd.core.models import ModelProblem
 
 T = TypeVar("T")
@@ -81,6 +83,15 @@ class Layout:
 def layout_of(problem: ModelProblem) -> Layout:
     """The parameter blocks of ``problem``'s model."""
     return _layout(problem.model, problem.data.features, problem.outputs, problem.hidden)
+
+
+def check_start(start: object, problem: ModelProblem) -> np.ndarray:
+    """``start`` as a finite parameter vector of ``problem``'s model, or one clear error."""
+    size = layout_of(problem).size
+    x = checks.real_array("start", start)
+    if x.shape != (size,) or not np.isfinite(x).all():
+        raise ProblemError(f"start must be a finite parameter vector of length {size}, got shape {x.shape}")
+    return x
 
 
 def _layout(model: str, p: int, c: int, h: int) -> Layout:

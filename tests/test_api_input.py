@@ -118,3 +118,40 @@ def test_student_t_specs_parse_back_to_the_same_law(nu):
     law = StudentT(nu)
     again = parse_distribution(law.spec)
     assert again.nu == law.nu and again.finite_fourth_moments == law.finite_fourth_moments
+
+
+def test_a_models_start_point_is_checked_by_every_entry():
+    """A start of the wrong length or with NaN is one ProblemError in predict_model as in the
+    simulator and the limits (predict_model raised a reshape TypeError or a LinAlgError)."""
+    from amsgd.core.models import ModelProblem, load_data
+    from amsgd.diffusion.model_limits import integrate_model_limit
+    from amsgd.diffusion.theory.model_predictions import predict_model
+    from amsgd.simulate.model_engine import simulate_model
+
+    problem = ModelProblem("logistic", load_data("digits"), batch=8)
+    calls = (lambda x: predict_model(problem, start=x), lambda x: simulate_model(problem, 2, 1, start=x),
+             lambda x: integrate_model_limit(problem, 2, 1, start=x))  # fmt: skip
+    for call in calls:
+        for start in (np.zeros(3), np.full(650, np.nan), ["a"] * 650):
+            with pytest.raises(ProblemError, match="start must be"):
+                call(start)
+
+
+def test_a_model_above_the_full_hessian_size_says_its_floor_and_rate_are_bounds(monkeypatch):
+    """With the exact Hessian limited to 5 parameters, least squares with 11 parameters gets its top
+    modes by Lanczos: the JSON says so, and the floor is below (the rate above) the full theory's."""
+    from amsgd.core.models import ModelProblem, split_data
+    from amsgd.diffusion.theory import model_point
+    from amsgd.diffusion.theory.model_predictions import predict_model
+
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((200, 10))
+    data = split_data("synthetic", x, x @ rng.standard_normal(10) + rng.standard_normal(200), classification=False)
+    problem = ModelProblem("least-squares", data, eta=0.02, mu=0.5, batch=4, l2=1e-2)
+    full = predict_model(problem)
+    monkeypatch.setattr(model_point, "FULL_HESSIAN_MAX", 5)
+    partial = predict_model(problem, top=3)
+    point = strict_json(partial.to_dict())["point"]
+    assert not point["full_spectrum"] and "only the 3 stiffest Hessian modes" in point["note"]
+    assert "note" not in full.to_dict()["point"]
+    assert 0 < partial.floor.value < full.floor.value and partial.rate > full.rate

@@ -202,7 +202,7 @@ def test_model_results_use_the_same_rule():
         values[:, q] = decaying + rng.normal(0.0, 0.05, (30, iterations.size))
     records = {"iterations": iterations, "values": values, "diverged_at": np.full(30, -1), "final": np.zeros((30, 3))}
     stub = SimpleNamespace(to_dict=lambda: {"model": "stub"})
-    result = ModelSimulationResult.build(stub, 200, records, np.zeros((30, 200), dtype=int), 0.75, {}, 1.0)
+    result = ModelSimulationResult.build(stub, 200, records, np.zeros((30, 200), dtype=int), 50, {}, 1.0)
     check = result.stationarity
     assert isinstance(check, Stationarity) and (check.start, check.split, check.end) == (50, 125, 200)
     train = values[:, 0]
@@ -211,7 +211,7 @@ def test_model_results_use_the_same_rule():
     assert check.stationary is False and "--window" in check.message
     assert result.to_dict()["stationarity"]["stationary"] is False
     records["values"] = values - decaying + 0.5  # the same noise about a constant
-    flat = ModelSimulationResult.build(stub, 200, records, np.zeros((30, 200), dtype=int), 0.75, {}, 1.0)
+    flat = ModelSimulationResult.build(stub, 200, records, np.zeros((30, 200), dtype=int), 50, {}, 1.0)
     assert flat.stationarity.stationary is True
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from amsgd.advise import DEFAULT_MUS, DEFAULT_STEPS, DEFAULT_WORKERS
-from amsgd.cli.options import add_problem_options, emit, float_list, int_list, problem_from_args
+from amsgd.cli.options import add_problem_options, emit, float_list, int_list, problem_from_args, refuse_typed
 from amsgd.core.files import check_figure_file, check_output_file
 
 HELP = "advise the momentum for M asynchronous workers: the largest stable and the best (rate, floor)"
@@ -36,6 +36,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from amsgd.core.jsontext import json_text
 
+    refuse_typed(args, ("--mu", "--tau", "--delay"), "advise",
+                 ": it compares the momenta of --mus over the worker counts of --workers (τ = M − 1)")  # fmt: skip
     problem = problem_from_args(args)
     if args.out:
         check_output_file(args.out)

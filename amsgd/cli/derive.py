@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from amsgd.cli.options import add_problem_options, emit, float_list, int_list, problem_from_args
+from amsgd.cli.options import (
+    Given,
+    add_problem_options,
+    emit,
+    float_list,
+    int_list,
+    problem_from_args,
+    refuse_typed,
+)
 from amsgd.core import progress
 from amsgd.core.errors import ProblemError
 from amsgd.core.files import check_output_file
@@ -30,11 +38,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--out", metavar="FILE", help="write to FILE instead of standard output")
     group.add_argument(
-        "--delta-sq", type=float, default=DEFAULT_DELTA_SQ,
+        "--delta-sq", type=float, default=DEFAULT_DELTA_SQ, action=Given,
         help="phase boundary δ²: escape ends at h_1² = δ², travel at 1 − δ² (default: %(default)g)",
     )  # fmt: skip
     group.add_argument(
-        "--epsilon", type=float, help="target error ε for the convergence phase (default: twice the stationary error)"
+        "--epsilon", type=float, action=Given, help="target error ε for the convergence phase (default: twice the stationary error)"
     )
     group.add_argument(
         "--tradeoff-mu", type=float_list, default=TRADEOFF_MUS, metavar="LIST",
@@ -50,7 +58,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "(default: %(default)s)",
     )  # fmt: skip
     group.add_argument(
-        "--gamma", type=float, default=DEFAULT_GAMMA,
+        "--gamma", type=float, default=DEFAULT_GAMMA, action=Given,
         help="γ in (0, 1/2] of the published delay conditions (default: %(default)g)",
     )  # fmt: skip
 
@@ -66,6 +74,9 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         check_output_file(args.out)
     if isinstance(problem, ModelProblem):
+        refuse_typed(args, ("--delta-sq", "--epsilon", "--gamma"), f"--model {args.model}",
+                     ": --delta-sq, --epsilon and --gamma set streaming PCA's phases and its published delay "
+                     "conditions")  # fmt: skip
         if args.format != "json":
             raise ProblemError("--format markdown and latex document the streaming-PCA derivation; models give json")
         from amsgd.diffusion.theory.model_predictions import predict_model

@@ -25,7 +25,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from amsgd.cli.options import add_problem_options, problem_from_args, require_pca
+from amsgd.cli.options import Given, add_problem_options, problem_from_args, refuse_typed, require_pca
 from amsgd.cli.status import NO_ESTIMATE, OK
 from amsgd.core.files import atomic_write_text, check_figure_file, check_output_file
 from amsgd.diffusion.theory.options import DEFAULT_DELTA_SQ
@@ -63,7 +63,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--convergence-study (default: euler,milstein,weak2)",
     )  # fmt: skip
     group.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    group.add_argument("--delta-sq", type=float, default=DEFAULT_DELTA_SQ, help="phase boundary δ² (default: %(default)g)")
+    group.add_argument("--delta-sq", type=float, default=DEFAULT_DELTA_SQ, action=Given, help="phase boundary δ² (default: %(default)g)")
     group.add_argument(
         "--window", type=float, default=0.5, metavar="FRACTION",
         help="the stationary error averages iterations from FRACTION·steps to steps, as in simulate (default: %(default)g)",
@@ -73,9 +73,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--convergence-study", action="store_true",
         help="fit strong and weak orders of the schemes on the SME from h0 = (1, ..., 1)/√d",
     )  # fmt: skip
-    study.add_argument("--levels", type=int, default=4, help="step sizes dt·2^j, j < LEVELS (default: %(default)s)")
+    study.add_argument("--levels", type=int, default=4, action=Given, help="step sizes dt·2^j, j < LEVELS (default: %(default)s)")
     study.add_argument(
-        "--reference-factor", type=int, default=8, help="reference step = finest step / FACTOR (default: %(default)s)"
+        "--reference-factor", type=int, default=8, action=Given, help="reference step = finest step / FACTOR (default: %(default)s)"
     )
     study.add_argument("--plot", metavar="FILE.png", help="write the log-log convergence plot")
     parser.add_argument("--out", metavar="FILE.json", help="also write the JSON summary to FILE")
@@ -87,7 +87,11 @@ def run(args: argparse.Namespace) -> int:
     from amsgd.core.models import ModelProblem
 
     problem = problem_from_args(args)
+    if not args.convergence_study:
+        refuse_typed(args, ("--levels", "--reference-factor"), "an ensemble",
+                     ": --levels and --reference-factor set a --convergence-study")  # fmt: skip
     if isinstance(problem, ModelProblem):
+        refuse_typed(args, ("--delta-sq",), f"--model {args.model}", ": it sets streaming PCA's phases")
         return _emit(_model_limit(problem, args), args)
     problem = require_pca(problem, "integrate")
     _check_limit(problem, args)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 
 from amsgd.core.delays import ConstantDelay, parse_delay
 from amsgd.core.distributions import parse_distribution
@@ -80,13 +81,13 @@ def add_problem_options(parser: argparse.ArgumentParser) -> None:
         help=f"step size η > 0 (default: {DEFAULT_ETA:g} for pca, {DEFAULT_MODEL_ETA:g} for the other models)",
     )  # fmt: skip
     group.add_argument(
-        "--mu", type=_one_momentum, default=DEFAULT_MU,
+        "--mu", type=_one_momentum, default=DEFAULT_MU, action=Given,
         help="momentum μ in [0, 1); for a model other than pca in (-1, 1), written --mu=-0.3 (default: %(default)g)",
     )  # fmt: skip
     delay = group.add_mutually_exclusive_group()
-    delay.add_argument("--tau", type=int, help="constant delay τ >= 0 (default: 0)")
+    delay.add_argument("--tau", type=int, action=Given, help="constant delay τ >= 0 (default: 0)")
     delay.add_argument(
-        "--delay",
+        "--delay", action=Given,
         help="delay model: constant:N | uniform:A-B | geometric:MEAN | poisson:MEAN | "
         "histogram:FILE | workers:M | ps:M[:exp|lognormal[:SIGMA]]",
     )
@@ -191,6 +192,15 @@ def problem_from_args(args: argparse.Namespace) -> Problem | ModelProblem:
     if args.covariance:
         return Problem(read_covariance(args.covariance), **common)
     return Problem.from_spectrum(parse_spectrum(args.spectrum), **common)
+
+
+def refuse_typed(args: argparse.Namespace, options: Sequence[str], mode: str, why: str = "") -> None:
+    """One line naming the first of ``options`` typed on the command line (recorded by :class:`Given`,
+    so a value equal to the default counts too) that ``mode`` does not read; ``why`` follows it."""
+    given = getattr(args, "given", frozenset())
+    for option in options:
+        if option.lstrip("-").replace("-", "_") in given:
+            raise ProblemError(f"{option} does not apply to {mode}{why}")
 
 
 def _refuse_options_not_read(model: str, given: frozenset[str]) -> None:

@@ -146,11 +146,16 @@ class ModelPoint:
         return np.mean(((np.atleast_2d(starts) - self.x) @ self.vectors) ** 2, axis=0)
 
     def to_dict(self) -> dict:
-        return {"source": self.source, "loss": self.loss, "gradient_norm": self.gradient_norm,
-                "parameters": int(self.x.size), "hessian_top": self.eigenvalues[: self.top].tolist(),
-                "negative_modes": int(np.sum(self.eigenvalues < -FLAT * self.eigenvalues[0])),
-                "flat_modes": int(np.sum(np.abs(self.eigenvalues) <= FLAT * self.eigenvalues[0])),
-                "full_spectrum": self.full, "coupled_modes": self.coupled}  # fmt: skip
+        out = {"source": self.source, "loss": self.loss, "gradient_norm": self.gradient_norm,
+               "parameters": int(self.x.size), "hessian_top": self.eigenvalues[: self.top].tolist(),
+               "negative_modes": int(np.sum(self.eigenvalues < -FLAT * self.eigenvalues[0])),
+               "flat_modes": int(np.sum(np.abs(self.eigenvalues) <= FLAT * self.eigenvalues[0])),
+               "full_spectrum": self.full, "coupled_modes": self.coupled}  # fmt: skip
+        if not self.full:
+            out["note"] = (f"above {FULL_HESSIAN_MAX} parameters only the {self.eigenvalues.size} stiffest Hessian "
+                           "modes are computed (Lanczos): the loss floor counts their noise alone (a lower bound) "
+                           "and the rate ranks them alone (an upper bound: the flat modes, slower, are missing)")  # fmt: skip
+        return out
 
 
 def find_minimum(problem: ModelProblem, start: np.ndarray | None = None, *, seed: int = 0) -> np.ndarray:
