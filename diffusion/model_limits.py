@@ -78,7 +78,7 @@ class ModelLimitSolution:
         t-interval over the paths (the ODE: its one value, no interval)."""
         late = self.iterations >= self.window * self.iterations[-1]
         per_path = self.loss[:, late].mean(axis=1)
-        return t_interval(per_path[np.isfinite(per_path)])
+        return t_interval(per_path[np.isfinite(per_path)], support=(0.0, math.inf))  # a loss is not negative
 
     def to_dict(self) -> dict:
         stationary = self.stationary_loss

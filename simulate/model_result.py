@@ -9,6 +9,7 @@ inside a run.
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
 from dataclasses import dataclass
@@ -139,7 +140,10 @@ class ModelSimulationResult:
             {q: (cell, v) for q, v in self.values.items()} | {"diverged_at": ("replicate", self.diverged_at)},
             coords={"replicate": np.arange(self.replicates), "iteration": self.iterations},
             attrs={"model": self.problem.model, "eta": self.problem.eta, "mu": self.problem.mu,
-                   "delay": self.problem.delay.spec, "batch": self.problem.batch},  # fmt: skip
+                   "delay": self.problem.delay.spec, "batch": self.problem.batch,
+                   # everything else that made the run (l2, hidden units, data), and its seed, as JSON
+                   "problem": json.dumps(self.problem.to_dict()), "seed": json.dumps(self.seed),
+                   "steps": self.steps, "window_start": self.window_start},  # fmt: skip
         )
 
 

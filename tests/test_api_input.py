@@ -155,3 +155,23 @@ def test_a_model_above_the_full_hessian_size_says_its_floor_and_rate_are_bounds(
     assert not point["full_spectrum"] and "only the 3 stiffest Hessian modes" in point["note"]
     assert "note" not in full.to_dict()["point"]
     assert 0 < partial.floor.value < full.floor.value and partial.rate > full.rate
+
+
+def test_a_model_run_file_names_what_made_it(tmp_path):
+    """The NetCDF of a model run carries the problem (l2, hidden units, data) and the seed, enough to
+    run it again and get the same numbers."""
+    import xarray as xr
+
+    from amsgd.core.models import ModelProblem, load_data
+    from amsgd.simulate.model_engine import simulate_model
+
+    problem = ModelProblem("mlp", load_data("digits"), batch=8, hidden=3, l2=0.02)
+    run = simulate_model(problem, 6, 2, rng=9, record_every=3, progress=False)
+    path = tmp_path / "run.nc"
+    run.to_xarray().to_netcdf(path)
+    with xr.open_dataset(path) as ds:
+        described = json.loads(ds.attrs["problem"])
+        assert (described["hidden"], described["l2"], described["data"]["name"]) == (3, 0.02, "digits")
+        again = simulate_model(problem, int(ds.attrs["steps"]), 2, rng=json.loads(ds.attrs["seed"])["entropy"],
+                               record_every=3, progress=False)  # fmt: skip
+        np.testing.assert_array_equal(again.values["train_loss"], ds["train_loss"].values)

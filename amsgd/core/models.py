@@ -219,7 +219,7 @@ class ModelProblem:
     data
         The :class:`Dataset` (least squares needs real targets, the classifiers labels).
     eta, mu, delay
-        Step size η > 0, momentum μ in [0, 1), the delay model (default: none).
+        Step size η > 0, momentum μ in (−1, 1) (negative momentum allowed), the delay model (default: none).
     batch
         Minibatch size B >= 1 (examples drawn with replacement).
     l2
@@ -240,7 +240,10 @@ class ModelProblem:
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:
-            raise ProblemError(f"model must be one of pca, {', '.join(MODELS)}; got {self.model!r}")
+            raise ProblemError(f"model must be one of {', '.join(MODELS)} (streaming PCA is amsgd.Problem); "
+                               f"got {self.model!r}")  # fmt: skip
+        if not isinstance(self.data, Dataset):
+            raise ProblemError(f"data must be a Dataset (load_data or split_data), got {type(self.data).__name__}")
         if (self.model == "least-squares") != (self.data.classes == 0):
             need = "real targets" if self.model == "least-squares" else "integer class labels"
             raise ProblemError(f"model {self.model} needs {need} in the data")
