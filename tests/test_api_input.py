@@ -175,3 +175,14 @@ def test_a_model_run_file_names_what_made_it(tmp_path):
         again = simulate_model(problem, int(ds.attrs["steps"]), 2, rng=json.loads(ds.attrs["seed"])["entropy"],
                                record_every=3, progress=False)  # fmt: skip
         np.testing.assert_array_equal(again.values["train_loss"], ds["train_loss"].values)
+
+
+def test_negative_tradeoff_momenta_are_for_models():
+    """PredictOptions takes momenta in (−1, 1) (a model's range); predict refuses negative ones for
+    streaming PCA, whose momentum lies in [0, 1)."""
+    options = PredictOptions(tradeoff_mus=(-0.5, 0.2))
+    assert options.tradeoff_mus == (-0.5, 0.2)
+    with pytest.raises(ProblemError, match=r"must lie in \[0, 1\) for streaming PCA"):
+        predict(SMALL, options)
+    with pytest.raises(ProblemError, match=r"in \(-1, 1\)"):
+        PredictOptions(tradeoff_mus=(-1.0,))

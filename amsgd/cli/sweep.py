@@ -16,8 +16,8 @@ import sys
 import warnings
 from pathlib import Path
 
-from amsgd.cli.options import Given, add_problem_options, add_run_options, problem_from_args
-from amsgd.core.errors import RunWarning
+from amsgd.cli.options import Given, add_problem_options, add_run_options, problem_from_args, refuse_typed
+from amsgd.core.errors import ProblemError, RunWarning
 from amsgd.core.files import check_netcdf_file
 from amsgd.core.models import DEFAULT_MODEL_ETA
 from amsgd.core.problem import DEFAULT_ETA, DEFAULT_MU
@@ -61,7 +61,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     run_group.add_argument(
         "--local-workers", type=int, metavar="N",
-        help="workers of the local cluster (default: one per core; ignored with --scheduler)",
+        help="workers of the local cluster (default: one per core; not with --scheduler)",
     )  # fmt: skip
     kind = run_group.add_mutually_exclusive_group()
     kind.add_argument(
@@ -74,7 +74,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="run the local workers as threads of this process (milliseconds to start)",
     )  # fmt: skip
     run_group.add_argument(
-        "--connect-timeout", type=float, default=CONNECT_TIMEOUT, metavar="SECONDS",
+        "--connect-timeout", type=float, default=CONNECT_TIMEOUT, metavar="SECONDS", action=Given,
         help="how long to wait for --scheduler to answer (default: %(default)g)",
     )  # fmt: skip
     run_group.add_argument(
@@ -118,10 +118,24 @@ def sweep_from_args(args: argparse.Namespace):
     )  # fmt: skip
 
 
+def _refuse_unused_execution_options(args: argparse.Namespace) -> None:
+    """The local cluster's options with --scheduler, or the scheduler's timeout without one, change
+    nothing: one line instead."""
+    if args.scheduler is None:
+        refuse_typed(args, ("--connect-timeout",), "a local cluster", ": it is how long to wait for --scheduler")
+        return
+    why = "the scheduler's cluster has its own workers"
+    if args.local_workers is not None:
+        raise ProblemError(f"--local-workers does not apply with --scheduler: {why}")
+    if args.local_processes is not None:
+        raise ProblemError(f"--local-processes and --local-threads do not apply with --scheduler: {why}")
+
+
 def run(args: argparse.Namespace) -> int:
     from amsgd.core.jsontext import json_text
 
     check_netcdf_file(args.out)
+    _refuse_unused_execution_options(args)
     sweep = sweep_from_args(args)
     from amsgd.sweep.run import run_sweep
 

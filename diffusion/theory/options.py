@@ -51,8 +51,9 @@ class PredictOptions:
         if not _finite(self.gamma) or not 0 < self.gamma <= 0.5:
             raise ProblemError(f"gamma must satisfy 0 < gamma <= 1/2 (valid for both conditions), got {self.gamma!r}")
         mus = _as_tuple(self.tradeoff_mus)
-        if not mus or any(not _finite(m) or not 0 <= m < 1 for m in mus):
-            raise ProblemError(f"tradeoff momenta must be a non-empty list in [0, 1), got {list(mus)}")
+        if not mus or any(not _finite(m) or not -1 < m < 1 for m in mus):
+            raise ProblemError(f"tradeoff momenta must be a non-empty list in (-1, 1) ([0, 1) for streaming PCA), "
+                               f"got {list(mus)}")  # fmt: skip
         workers = _as_tuple(self.tradeoff_workers)
         if not workers or any(isinstance(m, bool) or not isinstance(m, int) or m < 1 for m in workers):
             raise ProblemError(f"tradeoff workers must be a non-empty list of integers >= 1, got {list(workers)}")

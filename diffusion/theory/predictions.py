@@ -281,6 +281,9 @@ def predict(
         options = PredictOptions()
     elif not isinstance(options, PredictOptions):
         raise ProblemError(f"predict's options must be a PredictOptions, got {type(options).__name__}")
+    if min(options.tradeoff_mus) < 0:
+        raise ProblemError(f"tradeoff momenta must lie in [0, 1) for streaming PCA (negative momentum is for the "
+                           f"other models), got {list(options.tradeoff_mus)}")  # fmt: skip
     problem.require_eigengap()
     problem.require_resolvable_step()
     if modes is not None:
