@@ -42,6 +42,7 @@ def test_standard_figures_for_a_small_problem(tmp_path, capsys, monkeypatch):
     [
         (["--mus", "0.5,1.2"], "mus"),
         (["--replicates", "0"], "replicates"),
+        (["--steps", "0"], "--steps must be a positive integer"),
         (["--sweep", "missing.nc"], "sweep"),
         (["--distribution", "student-t:3"], "fourth moments"),
     ],
@@ -98,3 +99,39 @@ def test_figures_whose_every_replicate_diverged_are_not_drawn(tmp_path, capsys):
     drawn = {"stationary_histograms", "error_vs_delay", "phase_diagram"}
     assert {p.stem for p in tmp_path.glob("*.png")} == drawn
     assert out.split() == [str(tmp_path / f"{name}.png") for name in EXPECTED if name in drawn]
+
+
+def test_a_sweep_file_without_the_drawn_variables_is_one_line(tmp_path):
+    """A streaming-PCA sweep Dataset lacking what the figures draw (a hand-edited file) is refused in
+    one line before any figure (it ended in a KeyError after seven figures)."""
+    import numpy as np
+    import xarray as xr
+
+    from amsgd.core.errors import ProblemError
+    from amsgd.figures.sweep import check_drawable
+
+    ds = xr.Dataset({"stationary_error": (("mu", "tau"), np.ones((2, 3)))}, coords={"mu": [0.5, 0.9], "tau": [0, 1, 2]})
+    with pytest.raises(ProblemError, match="lacks the variables stationary_error_ci_low"):
+        check_drawable(ds)
+
+
+def test_ctrl_c_names_the_figures_already_drawn(tmp_path, capsys, monkeypatch):
+    """Interrupted after one figure: status 130, and stderr names what was kept and how to go on."""
+    import amsgd.figures.standard as standard
+
+    def draw_one_then_stop(problem, out, **_):
+        (out / "phase_diagram.png").write_bytes(b"png")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(standard, "standard_figures", draw_one_then_stop)
+    assert main(["figures", *SMALL, "--out", str(tmp_path / "figs")]) == 130
+    err = capsys.readouterr().err
+    assert "the figures drawn so far are kept" in err and "phase_diagram.png" in err and "rerun the same command" in err
+
+
+def test_an_empty_out_is_refused(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for command in (["figures", *SMALL], ["validate", "--only", "rate"]):
+        assert main([*command, "--out", ""]) == 2
+        assert "--out needs a folder name" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())

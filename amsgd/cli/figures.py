@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 from amsgd.cli.options import add_problem_options, float_list, problem_from_args, require_pca
-from amsgd.core import progress
+from amsgd.core import checks, progress
 from amsgd.core.files import check_input_file, check_output_dir, made_folder
 from amsgd.validation.budget import Budget
 
@@ -30,6 +34,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     problem = require_pca(problem_from_args(args), "figures")
+    for option, value in (("--replicates", args.replicates), ("--steps", args.steps), ("--threads", args.threads)):
+        checks.positive_int(option, value)
     budget = Budget.uniform(args.replicates, args.steps, seed=args.seed, threads=args.threads)
     out = check_output_dir(args.out)
     sweep = None
@@ -42,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from amsgd.figures.standard import standard_figures
 
     progress.plan(4 + (sweep is not None), "figure sets")
-    with made_folder(out):
+    with made_folder(out), _say_what_was_kept(out):
         paths = standard_figures(problem, out, mus=args.mus, budget=budget)
         if sweep is not None:
             from amsgd.figures.sweep import sweep_figures
@@ -52,3 +58,15 @@ def run(args: argparse.Namespace) -> int:
     for path in paths:
         print(path)
     return 0
+
+
+@contextlib.contextmanager
+def _say_what_was_kept(out: Path) -> Iterator[None]:
+    """On Ctrl-C, one line naming the figures already drawn in ``out`` and how to draw them all."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        drawn = sorted(path.name for path in out.glob("*.png"))
+        kept = f"the figures drawn so far are kept in {out}/ ({', '.join(drawn)})" if drawn else "no figure was drawn"
+        print(f"amsgd figures: {kept}; rerun the same command to draw them all", file=sys.stderr)
+        raise

@@ -152,6 +152,8 @@ def _perturbations(items: list[str]) -> dict[str, float]:
             raise ProblemError(f"--perturb must be NAME=FACTOR, got {item!r}") from None
         if not sep:
             raise ProblemError(f"--perturb must be NAME=FACTOR, got {item!r}")
+        if not (math.isfinite(perturb[name]) and perturb[name] > 0):
+            raise ProblemError(f"--perturb {name}: FACTOR must be a finite number > 0, got {factor!r}")
     return perturb
 
 

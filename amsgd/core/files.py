@@ -56,6 +56,8 @@ def check_figure_file(path: str | os.PathLike, option: str = "--plot") -> Path:
 
 def check_output_dir(path: str | os.PathLike, option: str = "--out") -> Path:
     """``path`` as a folder that exists or can be created (its parent exists and is writable)."""
+    if not str(path).strip():
+        raise ProblemError(f"{option} needs a folder name (an empty one would write into the current folder)")
     target = Path(path)
     if target.exists() and not target.is_dir():
         raise ProblemError(f"{option} {str(target)!r} exists and is not a folder")

@@ -32,7 +32,8 @@ def delay_curves_figure(curves: Sequence[DelayCurve], problem_label: str, path: 
             ax.axvline(c.tau_star, color=color, lw=0.9, alpha=0.8)
         if np.isfinite(c.knee):
             ax.plot([c.knee], [KNEE_FACTOR * c.error[0].mean], marker="v", ms=8, color=color, mec="k")
-        top = max(top, np.nanmax(mean))
+        if np.isfinite(mean).any():  # every delay's runs may have diverged (nothing to scale the axis by)
+            top = max(top, np.nanmax(mean))
     ax.plot([], [], "k--", lw=1.2, label="exact linear floor (up to τ*)")
     ax.plot([], [], "k:", lw=0.9, label="diffusion floor (τ-independent)")
     ax.plot([], [], "k-", lw=0.9, label="predicted knee τ* (linear stability)")

@@ -28,6 +28,11 @@ if TYPE_CHECKING:
     import xarray
 
 
+#: The variables of a streaming-PCA sweep that the figures draw.
+DRAWN = ("stationary_error", "stationary_error_ci_low", "stationary_error_ci_high", "final_error", "linearized_floor",
+         "diffusion_floor", "diverged_fraction", "stationary", "tau_max")  # fmt: skip
+
+
 def check_drawable(ds: xarray.Dataset) -> xarray.Dataset:
     """``ds`` when its figures can be drawn: a streaming-PCA sweep with no empty axis; otherwise a
     one-line :class:`~amsgd.core.errors.ProblemError` (the command line checks this before any run)."""
@@ -36,6 +41,10 @@ def check_drawable(ds: xarray.Dataset) -> xarray.Dataset:
     if "stationary_error" not in ds:
         raise ProblemError("the sweep figures are for streaming PCA; this is a model's sweep (its losses are variables "
                            "of the Dataset over the grid: plot them with xarray)")  # fmt: skip
+    missing = [name for name in DRAWN if name not in ds]
+    if missing:
+        raise ProblemError(f"the sweep lacks the variables {', '.join(missing)} that its figures draw (a file "
+                           "written by amsgd sweep has them)")  # fmt: skip
     empty = [name for name, size in ds.sizes.items() if size == 0]
     if empty:
         raise ProblemError(f"the sweep has no values on its axis {', '.join(empty)}: nothing to draw")

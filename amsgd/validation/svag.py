@@ -462,7 +462,8 @@ def _setup_lines(report: SvagReport, command: str | None) -> list[str]:
         f"Floor: {s.replicates} runs from e_1 of {report.steps} iterations per L, the error averaged over the "
         "second half. " + (
             f"Escape: {s.replicates} runs from e_2 of {report.escape_steps} iterations, the first iteration with "
-            f"sin² <= 1 − δ² = {1 - s.delta_sq:g}." if report.escape_steps else "Escape: not run (too long to record).")
+            f"sin² <= 1 − δ² = {1 - s.delta_sq:g}." if report.escape_steps else
+            "Escape: not run (" + ("too long to record" if s.escape else "--svag-no-escape") + ").")
         + f" Seed {s.seed} (escape: {s.seed + 1}) at every L.",
         "",
         f"| L | w1, w2 | floor [95% CI] | SVAG finite-η theory | {report.limit_name} | escape iterations [95% CI] "
