@@ -77,7 +77,7 @@ def add_problem_options(parser: argparse.ArgumentParser) -> None:
         help="data distribution: gaussian, rademacher or student-t:NU (default: %(default)s)",
     )
     group.add_argument(
-        "--eta", type=float, default=None,
+        "--eta", type=float, default=None, action=Given,
         help=f"step size η > 0 (default: {DEFAULT_ETA:g} for pca, {DEFAULT_MODEL_ETA:g} for the other models)",
     )  # fmt: skip
     group.add_argument(

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from amsgd.cli.options import add_problem_options, int_list, problem_from_args, require_pca
+from amsgd.cli.options import add_problem_options, int_list, problem_from_args, refuse_typed, require_pca
 from amsgd.core import checks
 from amsgd.core.errors import ProblemError
 from amsgd.core.files import check_output_dir, made_folder
@@ -39,7 +39,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("validation")
     group.add_argument(
         "--preset", choices=tuple(PRESETS) + tuple(MODEL_PRESETS),
-        help="a named validation (ignores the problem options): "
+        help="a named validation of its own problem (the problem options are refused with it): "
         + "; ".join([f"{k}: {v.description}" for k, v in PRESETS.items()] + [f"{k}: {v}" for k, v in MODEL_PRESETS.items()]),
     )  # fmt: skip
     group.add_argument("--out", required=True, metavar="DIR", help="directory for report.json, report.md and PNGs (created)")
@@ -97,11 +97,17 @@ def run(args: argparse.Namespace) -> int:
     from amsgd.validation.budget import Budget
 
     preset = get_preset(args.preset) if args.preset else None
+    if preset:
+        refuse_typed(args, ("--spectrum", "--covariance", "--distribution", "--eta", "--mu", "--tau", "--delay"),
+                     f"--preset {args.preset}", ": a preset validates its own problem (leave out --preset to validate "
+                     "the one given)")  # fmt: skip
     problem = preset.problem if preset else require_pca(problem_from_args(args), "validate")
     budget = preset.budget if preset else Budget()
     changes = {k: v for k, v in (("seed", args.seed), ("threads", args.threads)) if v is not None}
     budget = replace(budget, **changes)
-    only = [e.strip() for e in args.only.split(",") if e.strip()] if args.only else None
+    only = None if args.only is None else [e.strip() for e in args.only.split(",") if e.strip()]
+    if only == []:
+        raise ProblemError("--only needs experiment names, comma separated (leave it out to run every experiment)")
     chosen_experiments(preset, only)
     perturb = _perturbations(args.perturb)
     out = check_output_dir(args.out)

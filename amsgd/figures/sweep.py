@@ -28,9 +28,10 @@ if TYPE_CHECKING:
     import xarray
 
 
-#: The variables of a streaming-PCA sweep that the figures draw.
+#: The variables of a streaming-PCA sweep that the figures draw (``stationary`` is optional: files of the
+#: earlier format lack it and draw without its marks).
 DRAWN = ("stationary_error", "stationary_error_ci_low", "stationary_error_ci_high", "final_error", "linearized_floor",
-         "diffusion_floor", "diverged_fraction", "stationary", "tau_max")  # fmt: skip
+         "diffusion_floor", "diverged_fraction", "tau_max")  # fmt: skip
 
 
 def check_drawable(ds: xarray.Dataset) -> xarray.Dataset:
