@@ -21,7 +21,14 @@ from amsgd.core.errors import ProblemError
 from amsgd.derivations import svag as derived
 from amsgd.simulate import simulate
 from amsgd.simulate.svag import simulate_svag, svag_weights
-from amsgd.validation.svag import SvagSetup, first_passage, run_svag, welch_difference, write_svag_report
+from amsgd.validation.svag import (
+    MAX_RELATIVE_HALF_WIDTH,
+    SvagSetup,
+    first_passage,
+    run_svag,
+    welch_difference,
+    write_svag_report,
+)
 
 
 def test_weights_keep_the_drift_and_the_noise_per_unit_time_exactly():
@@ -227,3 +234,13 @@ def _counting(calls: list):
         yield SimpleNamespace(update=calls.append)
 
     return counter
+
+
+def test_agreement_within_a_wide_interval_is_no_verdict():
+    """Two replicates per L: the floor's difference interval holds 0 only because it spans hundreds of
+    percent; the verdict says there is none (it said the limit was valid)."""
+    problem = Problem.from_spectrum((4, 3, 2, 1))
+    report = run_svag(problem, SvagSetup(amplifications=(1, 2), replicates=2, steps=400, seed=3, escape=False))
+    low, high = report.checks[0].context["relative_difference_ci"]
+    assert report.passed and (high - low) / 2 > MAX_RELATIVE_HALF_WIDTH
+    assert report.verdict().startswith("no verdict at η = 0.0005") and "raise --svag-replicates" in report.verdict()

@@ -68,6 +68,9 @@ RELAXATION_TIMES = 40
 ESCAPE_MARGIN = 40
 #: Escape runs record every iteration; skip them when that is more numbers than this.
 MAX_ESCAPE_NUMBERS = 50_000_000
+#: The widest half-width of the relative difference's interval with which agreement means something:
+#: beyond it the checks pass for want of precision, and the verdict says there is none.
+MAX_RELATIVE_HALF_WIDTH = 0.2
 
 
 @dataclass(frozen=True)
@@ -158,6 +161,12 @@ class SvagReport:
         p = self.problem
         where = f"η = {p.eta:g}, μ = {p.mu:g}, τ = {p.delay.max_delay}"
         names = ", ".join(c.context.get("observable", c.name) for c in self.checks)
+        vague = [c for c in self.checks if _half_width(c.context["relative_difference_ci"]) > MAX_RELATIVE_HALF_WIDTH]
+        if self.passed and vague:
+            low, high = vague[0].context["relative_difference_ci"]
+            return (f"no verdict at {where}: the {vague[0].context['observable']} at L = 1 and at the largest L differ "
+                    f"by between {low:+.0%} and {high:+.0%}, too wide to call them equal (at most "
+                    f"±{MAX_RELATIVE_HALF_WIDTH:.0%}); raise --svag-replicates")  # fmt: skip
         if self.passed:
             return f"the {self.limit_kind} limit is valid at {where}: the {names} at L = 1 and at the largest L agree"
         lost = [str(pt.amplification) for pt in self.points if pt.floor.n == 0]
@@ -330,6 +339,12 @@ def svag_floor_theory(problem: Problem, amplification: int) -> float | None:
     c = coefficients_for(problem)
     scaled = Coefficients(c.rates, amplification * c.coupling, amplification * c.additive, c.diagonal)
     return float(finite_eta_floor(scaled, problem.eta / amplification, problem.mu, delay).value)
+
+
+def _half_width(interval: Sequence[float]) -> float:
+    """Half the width of ``[low, high]`` (inf when it is not finite)."""
+    low, high = interval
+    return (high - low) / 2 if math.isfinite(low) and math.isfinite(high) else math.inf
 
 
 def welch_difference(first: Estimate, last: Estimate, confidence: float = CONFIDENCE) -> Difference:
