@@ -146,10 +146,9 @@ def integrate_model_limit(
         _require_whole_steps(np.diff(marks), float(dt))
     root = root_sequence(rng)
     n_paths = 1 if limit == "ode" else paths
-    if start is not None:
-        from amsgd.simulate.models import check_start
+    from amsgd.simulate.models import check_start  # loaded for the run anyway
 
-        start = check_start(start, problem)
+    start = check_start(start, problem)
     x0 = start_points(problem, n_paths, rng=root) if start is None else np.tile(start, (n_paths, 1))
     began = time.perf_counter()
     if limit == "ode":

@@ -81,10 +81,9 @@ def simulate_model(problem: ModelProblem, steps: int, replicates: int, *, rng: R
     record_every = _check_record_every(record_every, steps)
     first = averaging_start(steps, window, window_start)
     checks.positive("divergence_norm", divergence_norm)
-    if start is not None:
-        from amsgd.simulate.models import check_start
+    from amsgd.simulate.models import check_start  # loaded for the run anyway
 
-        start = check_start(start, problem)
+    start = check_start(start, problem)
     began = time.perf_counter()
     root = root_sequence(rng)
     seqs = [child_sequence(root, r) for r in range(replicates)]

@@ -85,8 +85,11 @@ def layout_of(problem: ModelProblem) -> Layout:
     return _layout(problem.model, problem.data.features, problem.outputs, problem.hidden)
 
 
-def check_start(start: object, problem: ModelProblem) -> np.ndarray:
-    """``start`` as a finite parameter vector of ``problem``'s model, or one clear error."""
+def check_start(start: object, problem: ModelProblem) -> np.ndarray | None:
+    """``start`` as a finite parameter vector of ``problem``'s model, or one clear error; None (the
+    model's own initialisation) stays None."""
+    if start is None:
+        return None
     size = layout_of(problem).size
     x = checks.real_array("start", start)
     if x.shape != (size,) or not np.isfinite(x).all():

@@ -127,7 +127,7 @@ class Problem:
         if not np.all(np.isfinite(lam)) or np.any(lam <= 0):
             raise ProblemError(f"spectrum entries must be finite and > 0, got {lam.tolist()}")
         if basis is None:
-            return cls(_positive_diagonal(lam.copy()), **kwargs)
+            return cls(_positive_diagonal(lam), **kwargs)  # real_array made lam a fresh array
         b = checks.real_array("basis", basis)
         if b.shape != (lam.size, lam.size) or not np.allclose(b.T @ b, np.eye(lam.size), atol=1e-9):
             raise ProblemError(f"basis must be an orthonormal ({lam.size}, {lam.size}) matrix")

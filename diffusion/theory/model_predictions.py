@@ -297,10 +297,9 @@ def predict_model(problem: ModelProblem, options: PredictOptions | None = None, 
     and return the predictions there, using the ``top`` stiffest Hessian modes for stability and rates
     (default :data:`~.model_point.TOP_MODES`); refuses a step too small for double precision
     (:meth:`~.model_point.ModelPoint.require_resolvable_step`)."""
-    if start is not None:
-        from amsgd.simulate.models import check_start
+    from amsgd.simulate.models import check_start  # loaded for the run anyway
 
-        start = check_start(start, problem)
+    start = check_start(start, problem)
     x = find_minimum(problem, start, seed=seed)
     point = model_point(problem, x, top=top)
     point.require_resolvable_step(problem.eta, problem.mu)
