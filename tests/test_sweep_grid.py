@@ -170,3 +170,24 @@ def test_grids_too_large_to_run_are_refused_before_they_are_expanded():
         SweepGrid(("gaussian",), etas, tuple(i / 200 for i in range(101)), "tau", (0,))
     with pytest.raises(ProblemError, match=r"eta values must be > 0, got \[-6.0, -5.0, -4.0, -3.0, -2.0\] and 2 more"):
         SweepGrid(("gaussian",), tuple(float(x) for x in range(-6, 2)), (0.5,), "tau", (0,))
+
+
+def test_a_diagonal_covariance_enters_the_manifest_as_its_diagonal():
+    """O(d) for a diagonal Σ (a d × d list is 10⁸ numbers at d = 10 000), and still telling which axis
+    carries which eigenvalue; any other Σ enters as its matrix."""
+    grid = SweepGrid(("gaussian",), (1e-3,), (0.5,), "tau", (0,))
+    sweep = Sweep(Problem.from_spectrum(np.linspace(2.0, 1.0, 10_000)), grid, steps=10, replicates=2, seed=1)
+    manifest = sweep.manifest()
+    assert "covariance" not in manifest and len(manifest["covariance_diagonal"]) == 10_000
+    assert len(json.dumps(manifest)) < 400_000
+    swapped = Sweep(Problem.from_spectrum((1.0, 2.0)), grid, steps=10, replicates=2, seed=1).manifest()
+    assert swapped["covariance_diagonal"] == [1.0, 2.0]
+    assert swapped != Sweep(Problem.from_spectrum((2.0, 1.0)), grid, steps=10, replicates=2, seed=1).manifest()
+    rotation = np.array([[0.6, -0.8], [0.8, 0.6]])
+    rotated = Sweep(Problem.from_spectrum((2.0, 1.0), basis=rotation), grid, steps=10, replicates=2, seed=1)
+    assert np.allclose(rotated.manifest()["covariance"], rotation @ np.diag([2.0, 1.0]) @ rotation.T)
+
+
+def test_problem_to_dict_tells_which_axis_carries_which_eigenvalue():
+    assert "covariance_diagonal" not in Problem.from_spectrum((3.0, 2.0, 1.0)).to_dict()
+    assert Problem.from_spectrum((1.0, 3.0, 2.0)).to_dict()["covariance_diagonal"] == [1.0, 3.0, 2.0]

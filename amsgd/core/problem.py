@@ -138,6 +138,13 @@ class Problem:
         """Whether Σ is diagonal (its eigenbasis a permutation of the axes)."""
         return self._sigma.entries is not None
 
+    @property
+    def covariance_diagonal(self) -> np.ndarray:
+        """The diagonal of Σ in the original coordinates (read-only; O(d) for a diagonal Σ)."""
+        if self._sigma.entries is not None:
+            return _read_only(self._sigma.entries)
+        return _read_only(np.diag(self._sigma.matrix).copy())
+
     @cached_property
     def covariance(self) -> np.ndarray:
         """Σ as a ``(d, d)`` matrix (read-only; formed on first use for a diagonal Σ)."""
@@ -246,6 +253,8 @@ class Problem:
         }
         if not self.covariance_is_diagonal:
             out["covariance"] = self.covariance.tolist()
+        elif np.any(np.diff(self._sigma.entries) > 0):  # the spectrum alone does not say which axis is which
+            out["covariance_diagonal"] = self._sigma.entries.tolist()
         return out
 
 

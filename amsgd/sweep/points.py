@@ -199,6 +199,8 @@ class PcaPoints(PointKind):
         )
 
     def manifest(self) -> dict:
+        if self.problem.covariance_is_diagonal:  # O(d): the d × d list would be 10⁸ numbers at d = 10 000
+            return {"covariance_diagonal": self.problem.covariance_diagonal.tolist()}
         return {"covariance": np.asarray(self.problem.covariance).tolist()}
 
     def _derive(self, distribution: str | None):
