@@ -185,3 +185,19 @@ def test_a_refused_validation_leaves_no_empty_report_folder(tmp_path, capsys):
     args = ["validate", "--spectrum", "4,3", "--eta", "0.5", "--mu", "0", "--only", "ode", "--out", str(out)]
     assert main(args) == 2
     assert "no delay is stable" in capsys.readouterr().err and not out.exists()
+
+
+def test_the_rate_check_holds_at_a_small_step_where_its_tolerance_is_tight(monkeypatch):
+    """At η = 5e-6 the tolerance 2F is 0.09%; a start tilted by sin² = 0.02 biased the fitted rate of
+    h_i low by about 0.16% (h_i = r/√(1 + r²) along the decay). With the tilt capped at F/2 the
+    check passes, and with the old tilt the same runs fail: the bias, not the noise, decided."""
+    from amsgd.validation import dynamics
+    from amsgd.validation.context import Context
+
+    problem = Problem.from_spectrum(eta=5e-6, mu=0.9)
+    ctx = Context(problem)
+    floor = ctx.at(problem.eta, problem.mu, problem.delay).linearized.floor
+    assert dynamics.rate_tilt(floor) == floor / 2 < dynamics.RATE_TILT
+    assert dynamics.local_rate(ctx, key=(41,)).check.passed
+    monkeypatch.setattr(dynamics, "rate_tilt", lambda floor: dynamics.RATE_TILT)
+    assert not dynamics.local_rate(ctx, key=(41,)).check.passed

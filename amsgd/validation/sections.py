@@ -45,7 +45,7 @@ def rate_section(ctx: Context, preset: Preset | None) -> Section:
     if not ctx.problem.delay.is_iid:
         return Section("rate", "Local convergence rate", texts.RATE_SKIPPED.format(delay=ctx.problem.delay.spec))
     rate = dynamics.local_rate(ctx)
-    text = texts.RATE.format(replicates=ctx.budget.replicates, tilt=dynamics.RATE_TILT)
+    text = texts.RATE.format(replicates=ctx.budget.replicates, tilt=rate.check.context["tilt_sin2"])
     return Section("rate", "Local convergence rate near e₁", text, (rate.check,), result=rate)
 
 
