@@ -108,6 +108,17 @@ def test_ratio_of_means_interval_covers_at_the_stated_rate():
     assert exact.mean == 2.0 and exact.ci_low == exact.ci_high == 2.0
 
 
+def test_ratio_of_nonnegative_means_has_no_negative_end():
+    """Two pairs with a wide spread: the symmetric delta-method interval reaches below 0 (it gave
+    N/G in [−225%, +280%] of the estimate); a ratio of nonnegative means is cut at 0, and a ratio
+    whose numerator can be negative is not."""
+    x, y = np.array([0.1, 5.0]), np.array([1.0, 1.2])
+    cut = ratio_of_means(x, y)
+    assert cut.ci_low == 0.0 < cut.mean < cut.ci_high
+    signed = ratio_of_means(x - 0.2, y)
+    assert signed.ci_low < 0.0 < signed.ci_high
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(("eta", "mu", "tau", "steps"), [(1e-3, 0.0, 0, 20_000), (1e-3, 0.0, 10, 20_000),
                                                          (1e-4, 0.9, 0, 40_000)])  # fmt: skip

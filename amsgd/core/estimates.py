@@ -81,7 +81,9 @@ def paired_difference(first: np.ndarray, second: np.ndarray, confidence: float =
 
 def ratio_of_means(numerator: np.ndarray, denominator: np.ndarray, confidence: float = CONFIDENCE) -> Estimate:
     """``mean(x)/mean(y)`` over the pairs where both are finite, with the delta-method interval: the
-    Student-t interval of the linearised residuals ``(x − R y)/mean(y)``, one per pair."""
+    Student-t interval of the linearised residuals ``(x − R y)/mean(y)``, one per pair. When every x
+    is >= 0 and every y > 0 the ratio cannot be negative, and the interval is cut at 0 (with few
+    pairs the symmetric interval reaches below it)."""
     x, y = np.asarray(numerator, dtype=float), np.asarray(denominator, dtype=float)
     keep = np.isfinite(x) & np.isfinite(y)
     x, y = x[keep], y[keep]
@@ -90,4 +92,7 @@ def ratio_of_means(numerator: np.ndarray, denominator: np.ndarray, confidence: f
     ratio = float(x.mean() / y.mean())
     spread = t_interval((x - ratio * y) / y.mean(), confidence)
     half = spread.ci_high - spread.mean if x.size > 1 else math.nan
-    return Estimate(ratio, ratio - half, ratio + half, spread.std_error, int(x.size))
+    low = ratio - half
+    if low < 0.0 and np.all(x >= 0.0) and np.all(y > 0.0):
+        low = 0.0
+    return Estimate(ratio, low, ratio + half, spread.std_error, int(x.size))
