@@ -94,7 +94,8 @@ def stationary_figure(u: np.ndarray, ou_var: np.ndarray, linear_var: np.ndarray,
                       path: str | Path) -> Path:  # fmt: skip
     """Histograms of ``U_i = h_i/√η`` (i ≥ 2) near e₁ against the OU stationary normal densities."""
     modes = [i for i in range(u.shape[1]) if ou_var[i] > 0]
-    fig, axes = new_figure(width=3.2 * len(modes), height=3.4, ncols=len(modes), squeeze=False)
+    # at least two panels wide: one panel (d = 2) is narrower than the two-line title
+    fig, axes = new_figure(width=3.2 * max(len(modes), 2), height=3.4, ncols=len(modes), squeeze=False)
     for ax, i in zip(axes[0], modes):
         x = u[:, i]
         sd = np.sqrt(ou_var[i])
