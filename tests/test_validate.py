@@ -67,6 +67,16 @@ def test_perturbed_floor_prediction_fails(tmp_path, capsys):
     assert checks[name]["measured"] == checks["stationary-error-linearized-floor"]["measured"]
 
 
+def test_figures_left_by_an_earlier_run_are_named(tmp_path, capsys):
+    out = tmp_path / "reused"
+    out.mkdir()
+    (out / "escape.png").write_bytes(b"an earlier run's figure")
+    assert main(["validate", "--only", "stationary", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "also holds escape.png, not drawn by this run" in err and "stationary_histograms" not in err
+    assert (out / "escape.png").exists()  # named, never removed: the folder may hold the user's files
+
+
 @pytest.mark.slow
 def test_perturbed_stability_knee_fails(tmp_path):
     out = tmp_path / "knee"

@@ -116,8 +116,9 @@ def run(args: argparse.Namespace) -> int:
 
     with _incomplete_on_interrupt(out, _public_command(args)):
         report = run_validation(problem, preset=preset, budget=budget, experiments=only, perturb=perturb)
-        write_report(report, out, draw_validation(report, out), command=_public_command(args))
-    return _verdict(report.checks, report.elapsed, out)
+        figures = draw_validation(report, out)
+        write_report(report, out, figures, command=_public_command(args))
+    return _verdict(report.checks, report.elapsed, out, [p for paths in figures.values() for p in paths])
 
 
 @contextlib.contextmanager
@@ -227,7 +228,7 @@ def _run_model(args: argparse.Namespace) -> int:
         report = run_model_validation(problem, setup, announce=_announce)
         figure = model_validation_figure(report, out / "model_validation.png")
         write_model_report(report, out, [figure], command=command)
-    return _verdict(report.checks, report.elapsed, out)
+    return _verdict(report.checks, report.elapsed, out, [figure])
 
 
 def _announce(prediction) -> None:
@@ -264,7 +265,7 @@ def _run_paper_dnn(args: argparse.Namespace) -> int:
         report = run_paper_dnn(setup, runs=out / RUNS_FILE, scheduler=args.scheduler, n_workers=args.threads)
         figure = paper_dnn_figure(report, out / "paper-dnn.png")
         write_dnn_report(report, out, [figure], command=_public_command(args))
-    return _verdict(report.checks, report.elapsed, out)
+    return _verdict(report.checks, report.elapsed, out, [figure])
 
 
 def _run_svag(args: argparse.Namespace) -> int:
@@ -297,7 +298,7 @@ def _run_svag(args: argparse.Namespace) -> int:
         figure = svag_figure(report, out / "svag.png")
         write_svag_report(report, out, [figure], command=_public_command(args))
     print(report.verdict())
-    return _verdict(report.checks, report.elapsed, out)
+    return _verdict(report.checks, report.elapsed, out, [figure])
 
 
 def _svag_budget(args: argparse.Namespace) -> dict:
@@ -306,9 +307,15 @@ def _svag_budget(args: argparse.Namespace) -> dict:
             "escape": ("--svag-no-escape", False if args.svag_no_escape else None)}  # fmt: skip
 
 
-def _verdict(checks, elapsed: float, out) -> int:
-    """Print how many checks pass and name the failures; exit status 0 when all pass, 1 otherwise."""
+def _verdict(checks, elapsed: float, out, figures: list[Path]) -> int:
+    """Print how many checks pass and name the failures (and, on stderr, the figures in ``out`` that
+    this run did not draw); exit status 0 when all pass, 1 otherwise."""
+    from amsgd.validation.report import figures_not_drawn
+
     failed = [c.name for c in checks if not c.passed]
+    if stale := figures_not_drawn(out, figures):
+        print(f"amsgd validate: note: {out} also holds {', '.join(stale)}, not drawn by this run and not in "
+              "its report (left by an earlier run into this folder)", file=sys.stderr)  # fmt: skip
     print(f"{len(checks) - len(failed)}/{len(checks)} checks pass ({elapsed:.0f} s); report in {out / 'report.md'}")
     for name in failed:
         print(f"FAIL {name}")

@@ -4,7 +4,7 @@ its comparison tables) and ``report.md`` (checks, explanations, tables, the figu
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from amsgd.core.files import atomic_write_text
@@ -35,6 +35,13 @@ def write_report(
 
 
 REPORT_FILES = ("report.json", "summary.json", "report.md")
+
+
+def figures_not_drawn(out_dir: str | Path, drawn: Iterable[Path]) -> list[str]:
+    """The PNG files in ``out_dir`` other than ``drawn``: left by an earlier run into the same folder
+    (with other experiments or another problem), and not described by this run's report."""
+    names = {Path(p).name for p in drawn}
+    return sorted(p.name for p in Path(out_dir).glob("*.png") if p.name not in names)
 
 
 def write_incomplete(out_dir: str | Path, command: str | None, elapsed: float) -> Path:
