@@ -18,7 +18,8 @@
   must stay inside the check's tolerance of 2F). Their per-replicate difference of
   ``h_i`` removes the common noise; for the linear recursion it is exactly the mean dynamics,
   decaying like ``ρ^k`` with ρ the spectral radius of the mode's companion matrix (exact linear
-  theory, any i.i.d. delay). The fitted rate ``−log ρ`` per iteration is checked; the OU rate
+  theory, any i.i.d. delay); for a complex dominant root it oscillates, ``ρ^k cos(ω k + φ)``, and
+  is fitted as such. The fitted rate ``−log ρ`` per iteration is checked; the OU rate
   ``η (λ_1 − λ_i)/(1 − μ)`` is reported beside it.
 """
 
@@ -33,6 +34,7 @@ from amsgd.core.estimates import Estimate, t_interval
 from amsgd.core.problem import Problem
 from amsgd.diffusion.ode import integrate_ode
 from amsgd.diffusion.ou import sample_ou
+from amsgd.diffusion.theory.linear_recursion import dominant_frequency
 from amsgd.validation.checks import Check
 from amsgd.validation.context import ESCAPE_TOLERANCE, LINEAR_REASON, Context
 from amsgd.validation.statistics import (
@@ -44,6 +46,9 @@ from amsgd.validation.statistics import (
 
 #: Fractions of the initial error at which the mean trajectory is checked.
 ODE_LEVELS = (0.75, 0.5, 0.25)
+#: A dominant root with ``|arg z| > OSCILLATING · (−log |z|)`` is fitted as a damped oscillation: below, the
+#: phase turns by under 0.04 rad over the four e-folds of the window and a straight line on the log fits.
+OSCILLATING = 0.01
 #: Largest tilt of the start of the local-rate runs, as sin² of the angle to e_1 (:func:`rate_tilt`).
 RATE_TILT = 0.02
 
@@ -274,7 +279,9 @@ def local_rate(ctx: Context, problem: Problem | None = None, key: tuple[int, ...
     diff = tilted.coordinates[ok][:, :, mode] - base.coordinates[ok][:, :, mode]
     # the second root of the momentum/delay filter decays like max(μ, q)^k: skip its transient
     transient = 3.0 / (1 - max(p.mu, p.delay.mean / (1 + p.delay.mean)))
-    fit = decay_rate(tilted.iterations, diff, first=transient)
+    omega = dominant_frequency(float(theory.modes.rates[mode]), p.eta, p.mu, theory.delay_law)
+    # a complex root: the mean oscillates within the window, and the fit must follow it
+    fit = decay_rate(tilted.iterations, diff, first=transient, frequency=omega if omega > OSCILLATING * exact else 0.0)
     predicted = ctx.perturb(name, exact)
     check = Check(
         name=name, group=group, predicted=predicted, measured=fit.rate, ci_low=fit.ci_low, ci_high=fit.ci_high,

@@ -15,6 +15,7 @@ Here:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,12 +77,18 @@ class RateFit:
 
 
 def decay_rate(iterations: np.ndarray, values: np.ndarray, first: float, min_snr: float = 10.0,
-               min_fraction: float = 0.02) -> RateFit:  # fmt: skip
+               min_fraction: float = 0.02, frequency: float = 0.0) -> RateFit:  # fmt: skip
     """Fit the decay rate of the mean over replicates (rows of ``values``) of a decaying quantity.
 
     The window starts at iteration ``first`` and ends before the mean falls below ``min_snr``
     standard errors or below ``min_fraction`` of its value at ``first``. The interval is the
     percentile bootstrap over replicates (:data:`BOOTSTRAP_RESAMPLES` resamples, fixed seed).
+
+    With ``frequency`` ω > 0 (a complex dominant root ``e^{−r ± iω}``) the mean oscillates and changes
+    sign, so a straight line through its logarithm means nothing: the fit is
+    ``m(k) ≈ e^{−r k} (A cos ω' k + B sin ω' k)`` by least squares in ``(r, ω')`` (``A, B`` solved
+    linearly for each), started at ω, and the window ends where the envelope (the largest ``|m|``
+    from there on) falls below those thresholds; ``amplitude`` is ``√(A² + B²)``.
     """
     x = np.asarray(values, dtype=float)
     n = x.shape[0]
@@ -91,25 +98,64 @@ def decay_rate(iterations: np.ndarray, values: np.ndarray, first: float, min_snr
     mean = x.mean(axis=0)
     se = x.std(axis=0, ddof=1) / math.sqrt(n)
     start = int(np.searchsorted(iterations, first))
-    good = (mean > min_snr * se) & (mean > min_fraction * mean[start])
+    level = mean if frequency <= 0.0 else np.maximum.accumulate(np.abs(mean)[::-1])[::-1]
+    good = (level > min_snr * se) & (level > min_fraction * level[min(start, level.size - 1)])
     good[:start] = True
     stop = start + int(np.argmin(good[start:])) if not good[start:].all() else good.size
     sel = np.arange(start, stop)
-    if sel.size < 3:
+    if sel.size < (3 if frequency <= 0.0 else 5):
         return RateFit(math.nan, math.nan, math.nan, (math.nan, math.nan), iterations, mean, math.nan)
     k = np.asarray(iterations, dtype=float)[sel]
-
-    def fit(curve: np.ndarray) -> tuple[float, float]:
-        y = np.log(np.clip(curve[sel], 1e-300, None))
-        slope, intercept = np.polyfit(k, y, 1)
-        return -float(slope), float(np.exp(intercept))
-
+    fit = _exponential_fit(k, sel) if frequency <= 0.0 else _oscillating_fit(k, sel, frequency, mean)
     rate, amplitude = fit(mean)
     rng = np.random.default_rng(BOOTSTRAP_SEED)
     weights = rng.multinomial(n, np.full(n, 1.0 / n), size=BOOTSTRAP_RESAMPLES) / n
     boots = np.array([fit(w @ x)[0] for w in weights])
     lo, hi = np.percentile(boots, [100 * (1 - CONFIDENCE) / 2, 100 * (1 + CONFIDENCE) / 2])
     return RateFit(rate, float(lo), float(hi), (float(k[0]), float(k[-1])), iterations, mean, amplitude)
+
+
+def _exponential_fit(k: np.ndarray, sel: np.ndarray) -> Callable[[np.ndarray], tuple[float, float]]:
+    """``(rate, amplitude)`` of a straight line through ``log m`` on the window."""
+
+    def fit(curve: np.ndarray) -> tuple[float, float]:
+        y = np.log(np.clip(curve[sel], 1e-300, None))
+        slope, intercept = np.polyfit(k, y, 1)
+        return -float(slope), float(np.exp(intercept))
+
+    return fit
+
+
+def _oscillating_fit(k: np.ndarray, sel: np.ndarray, frequency: float,
+                     mean: np.ndarray) -> Callable[[np.ndarray], tuple[float, float]]:  # fmt: skip
+    """``(rate, amplitude)`` of ``e^{−r k}(A cos ωk + B sin ωk)`` on the window (:func:`decay_rate`), the
+    nonlinear pair ``(r, ω)`` started from a fit to the mean (the bootstrap's curves start there too)."""
+    import scipy.optimize
+
+    t = k - k[0]
+
+    def basis(r: float, w: float) -> np.ndarray:
+        return np.exp(-r * t)[:, None] * np.column_stack([np.cos(w * t), np.sin(w * t)])
+
+    def solve(curve: np.ndarray, guess: tuple[float, float]) -> tuple[float, float, np.ndarray]:
+        y = curve[sel]
+
+        def residual(p: np.ndarray) -> np.ndarray:
+            b = basis(*p)
+            return b @ np.linalg.lstsq(b, y, rcond=None)[0] - y
+
+        r, w = scipy.optimize.least_squares(residual, guess, method="lm").x
+        return float(r), float(w), np.linalg.lstsq(basis(r, w), y, rcond=None)[0]
+
+    envelope = np.abs(mean[sel])
+    slope = -np.polyfit(t, np.log(np.maximum.accumulate(envelope[::-1])[::-1] + 1e-300), 1)[0]
+    r0, w0, _ = solve(mean, (max(float(slope), 1e-12), frequency))
+
+    def fit(curve: np.ndarray) -> tuple[float, float]:
+        r, _, ab = solve(curve, (r0, w0))
+        return r, float(np.hypot(*ab)) * math.exp(r * k[0])
+
+    return fit
 
 
 def ratio_interval(numerator: Estimate, denominator: Estimate) -> Estimate:

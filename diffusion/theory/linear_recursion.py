@@ -336,6 +336,15 @@ def largest_spectral_radius(rates: np.ndarray, eta: float, mu: float, tau: int) 
     return radius
 
 
+def dominant_frequency(rate: float, eta: float, mu: float, delay: Delay) -> float:
+    """``|arg z|`` of the root of largest modulus (radians per iteration; 0 for a real root): the mean
+    of the mode decays like ``ρ^k cos(ω k + φ)``. From the companion eigenvalues, ``O(L³)``."""
+    roots = scipy.linalg.eigvals(companion(ar_coefficients(rate, eta, mu, delay)), check_finite=False)
+    modulus = np.abs(roots)
+    top = roots[modulus >= modulus.max() * (1.0 - 1e-9)]
+    return float(np.abs(np.angle(top)).min())
+
+
 def decay_rate(rate: float, eta: float, mu: float, delay: Delay, per: str = "iteration") -> float:
     """Local convergence rate of the mean: ``−log ρ`` per iteration, or ``−log(ρ)/η`` per unit time.
 
