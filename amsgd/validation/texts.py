@@ -21,8 +21,8 @@ PHASES = (
 )
 
 RATE = (
-    "Two sets of {replicates} runs with the same random numbers, from e₁ and tilted by sin² = {tilt:.3g} (the smaller of 0.02 and half the linear floor) toward "
-    "the slowest tangent mode; the mean of their difference in that coordinate is the mean dynamics of the "
+    "Two sets of {replicates} runs with the same random numbers, from e₁ and tilted by sin² = {tilt:.3g} "
+    "(the smaller of 0.02 and half the linear floor) toward the slowest tangent mode; the mean of their difference in that coordinate is the mean dynamics of the "
     "linear recursion. Its fitted decay rate (bootstrap interval) is compared with −log ρ of the exact "
     "linear theory; the OU rate η(λ₁ − λᵢ)/(1 − μ) is shown beside it."
 )

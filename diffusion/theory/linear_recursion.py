@@ -218,12 +218,17 @@ def spectral_radius(rate: float, eta: float, mu: float, delay: Delay) -> float:
     return geometric_radius(rate, eta, mu, q)
 
 
-def geometric_radius(rate: float, eta: float, mu: float, q: float) -> float:
-    """:func:`spectral_radius` under the untruncated geometric law ``(1 − q) q^j``, from its 3 × 3 system."""
+def geometric_system(rate: float, eta: float, mu: float, q: float) -> np.ndarray:
+    """The 3 × 3 matrix of ``(x_k, x_{k−1}, y_{k−1})`` under the untruncated geometric law ``(1 − q) q^j``
+    (:func:`spectral_radius`): its eigenvalues are the roots of that law's characteristic equation."""
     eta, mu = check_parameters(eta, mu)
     g = eta * float(rate)
-    system = np.array([[1.0 + mu - g * (1.0 - q), -mu, -g * q], [1.0, 0.0, 0.0], [1.0 - q, 0.0, q]])
-    return float(np.abs(np.linalg.eigvals(system)).max())
+    return np.array([[1.0 + mu - g * (1.0 - q), -mu, -g * q], [1.0, 0.0, 0.0], [1.0 - q, 0.0, q]])
+
+
+def geometric_radius(rate: float, eta: float, mu: float, q: float) -> float:
+    """:func:`spectral_radius` under the untruncated geometric law ``(1 − q) q^j``, from its 3 × 3 system."""
+    return float(np.abs(np.linalg.eigvals(geometric_system(rate, eta, mu, q))).max())
 
 
 def geometric_ratio(pmf: np.ndarray, rtol: float = 1e-9) -> float | None:
@@ -338,8 +343,12 @@ def largest_spectral_radius(rates: np.ndarray, eta: float, mu: float, tau: int) 
 
 def dominant_frequency(rate: float, eta: float, mu: float, delay: Delay) -> float:
     """``|arg z|`` of the root of largest modulus (radians per iteration; 0 for a real root): the mean
-    of the mode decays like ``ρ^k cos(ω k + φ)``. From the companion eigenvalues, ``O(L³)``."""
-    roots = scipy.linalg.eigvals(companion(ar_coefficients(rate, eta, mu, delay)), check_finite=False)
+    of the mode decays like ``ρ^k cos(ω k + φ)``. From the companion eigenvalues, ``O(L³)``; for a
+    geometric law from its 3 × 3 system (:func:`geometric_system`)."""
+    law = delay_law(delay)
+    q = geometric_ratio(law.pmf)
+    matrix = companion(ar_coefficients(rate, eta, mu, law)) if q is None else geometric_system(rate, eta, mu, q)
+    roots = scipy.linalg.eigvals(matrix, check_finite=False)
     modulus = np.abs(roots)
     top = roots[modulus >= modulus.max() * (1.0 - 1e-9)]
     return float(np.abs(np.angle(top)).min())
