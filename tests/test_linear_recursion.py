@@ -10,6 +10,7 @@ from amsgd.core.delays import (
     EventDrivenDelay,
     RoundRobinDelay,
     UniformDelay,
+    parse_delay,
 )
 from amsgd.core.errors import ProblemError
 from amsgd.diffusion.theory.linear_recursion import (
@@ -17,6 +18,7 @@ from amsgd.diffusion.theory.linear_recursion import (
     companion_matrix,
     decay_rate,
     delay_law,
+    dominant_frequency,
     spectral_radius,
 )
 
@@ -245,3 +247,21 @@ def test_radius_of_keeps_recent_answers_by_their_coefficients(monkeypatch):
         [np.abs(np.roots(np.r_[1.0, -o])).max() for o in others], rel=1e-12
     )
     assert len(calls) == 3
+
+
+def test_dominant_frequency_is_the_angle_of_the_largest_root():
+    """Against the roots of the characteristic polynomial (constant delay: a complex pair near the
+    delay boundary, a real root without delay) and, for a geometric law, against the truncated law's
+    companion roots (the 3 × 3 system is the untruncated law)."""
+    def largest_angle(coefficients: np.ndarray) -> float:
+        roots = np.roots(coefficients)
+        return float(abs(np.angle(roots[np.argmax(np.abs(roots))])))
+
+    law = delay_law(parse_delay("constant:10"))
+    omega = dominant_frequency(3.0, 5e-4, 0.95, law)
+    assert omega == pytest.approx(largest_angle(characteristic_polynomial(3.0, 5e-4, 0.95, law)), rel=1e-9)
+    assert 0.03 < omega < 0.04  # a period of about 186 iterations
+    assert dominant_frequency(1.0, 5e-4, 0.9, delay_law(parse_delay("constant:0"))) == 0.0
+    geometric = delay_law(parse_delay("geometric:8"))
+    truncated = largest_angle(characteristic_polynomial(2.0, 2e-3, 0.9, geometric))
+    assert dominant_frequency(2.0, 2e-3, 0.9, geometric) == pytest.approx(truncated, rel=1e-6)
