@@ -20,6 +20,9 @@ from amsgd.core.seeding import RngLike
 from amsgd.diffusion.brownian import BLOCK, BrownianIncrements
 from amsgd.diffusion.schemes import BatchedScheme, Diffusion, Drift, Scheme, get_scheme
 
+#: The most steps one integration may take (a dt of 1e-9 iterations over one iteration asked for 8 GB
+#: of save times alone).
+MAX_STEPS = 100_000_000
 #: Steps of increments fetched from the Brownian source at a time (bounds memory for long runs). Equal to
 #: the source's block so that each keyed block is generated once (a coarsened view's chunk spans whole blocks).
 CHUNK = BLOCK
@@ -134,7 +137,11 @@ def _save_steps(times: np.ndarray, dt: float) -> np.ndarray:
     """The step numbers of the save times on the grid ``times[0] + n dt`` (refused when off it)."""
     if not (np.isfinite(dt) and dt > 0):
         raise ProblemError(f"dt must be finite and > 0, got {dt!r}")
-    save = np.rint((times - times[0]) / dt).astype(np.int64)
+    steps = np.rint((times - times[0]) / dt)
+    if steps[-1] > MAX_STEPS:
+        raise ProblemError(f"dt = {dt:g} makes {steps[-1]:.3g} steps between the first and last save times "
+                           f"(limit {MAX_STEPS:.0e}); use a larger dt")  # fmt: skip
+    save = steps.astype(np.int64)
     if np.any(np.abs(save * dt - (times - times[0])) > 1e-9 * max(1.0, abs(times[-1]))):
         raise ProblemError(f"every save time must be times[0] + n*dt with integer n (dt = {dt:g})")
     return save

@@ -33,9 +33,11 @@ from amsgd.diffusion.coefficients import SMECoefficients, sme_coefficients
 from amsgd.diffusion.convergence import ConvergenceStudy, convergence_study
 from amsgd.diffusion.ode import sin2_error
 from amsgd.diffusion.schemes import SCHEMES, Diffusion, Drift, Scheme
-from amsgd.diffusion.sde import integrate_sde
+from amsgd.diffusion.sde import MAX_STEPS, integrate_sde
 from amsgd.diffusion.theory.options import DEFAULT_DELTA_SQ
 
+#: The most bytes the saved paths of one integration may take.
+MAX_SAVED_BYTES = 2 * 2**30
 #: Euler–Maruyama compiled with numba (:mod:`.compiled`); available for the SME, not for generic SDEs.
 COMPILED_EULER = "euler-jit"
 
@@ -119,6 +121,7 @@ def integrate_sme(
     if not isinstance(scheme, Scheme) and scheme != COMPILED_EULER and scheme not in SCHEMES:
         raise ProblemError(f"unknown scheme {scheme!r}; allowed: {', '.join([*SCHEMES, COMPILED_EULER])}")
     h0, steps, times = _grid(problem, start, iterations, dt, save_every, coordinates)
+    _require_saved_size(times.size, paths, problem.dim if keep_states else 1)
     if coefficients is None:
         coefficients = _coefficients(problem)
     step = dt * problem.eta
@@ -135,6 +138,14 @@ def integrate_sme(
     )
 
 
+def _require_saved_size(saves: int, paths: int, per_path: int) -> None:
+    """Refuse saved paths larger than :data:`MAX_SAVED_BYTES` (``per_path`` numbers per path and save)."""
+    saved = saves * int(paths) * per_path * 8
+    if saved > MAX_SAVED_BYTES:
+        raise ProblemError(f"{paths} paths saved at {saves} times take {saved / 2**30:.1f} GiB (limit "
+                           f"{MAX_SAVED_BYTES / 2**30:.0f} GiB); use fewer paths, a larger dt or save_every")  # fmt: skip
+
+
 def _grid(problem: Problem, start: np.ndarray, iterations: float, dt: float, save_every: int,
           coordinates: str) -> tuple[np.ndarray, int, np.ndarray]:  # fmt: skip
     """The start in eigen-coordinates ``h0``, the number of steps of ``dt`` iterations and the save times
@@ -142,6 +153,9 @@ def _grid(problem: Problem, start: np.ndarray, iterations: float, dt: float, sav
     if int(save_every) != save_every or save_every < 1:
         raise ProblemError(f"save_every must be a positive integer, got {save_every!r}")
     steps = int(round(iterations / dt))
+    if steps > MAX_STEPS:
+        raise ProblemError(f"dt = {dt:g} iterations makes {iterations / dt:.3g} steps over {iterations:g} iterations "
+                           f"(limit {MAX_STEPS:.0e}); use a larger dt")  # fmt: skip
     if abs(steps * dt - iterations) > 1e-9 * iterations:  # the run would end elsewhere than asked
         raise ProblemError(f"the horizon of {iterations:g} iterations is not a whole number of steps of dt = {dt:g} "
                            f"iterations ({iterations / dt:.6g}); choose a dt that divides it")  # fmt: skip
@@ -396,6 +410,7 @@ def integrate_sme_delayed(
         raise ProblemError(f"unknown scheme {scheme!r} for the delayed SME; allowed: euler, milstein, {COMPILED_EULER}")
     lag = _delay_grid(tau, dt)
     h0, steps, times = _grid(problem, start, iterations, dt, save_every, coordinates)
+    _require_saved_size(times.size, paths, problem.dim)  # the compiled scheme keeps the states
     if tau > 0:
         limit = delay_limit(problem)
         if tau * problem.eta >= limit.delay_time:

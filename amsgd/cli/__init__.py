@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import os
 import sys
 import warnings
@@ -21,6 +22,7 @@ from amsgd.cli.options import ArgumentParser
 from amsgd.cli.status import BAD_INPUT, EPILOG, INTERRUPTED, PIPE_CLOSED
 from amsgd.core import progress
 from amsgd.core.errors import ProblemError, RunWarning
+from amsgd.core.files import plain_reason
 
 COMMANDS = {
     "derive": derive,
@@ -74,7 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return BAD_INPUT
     try:
         with progress.reporting(f"amsgd {args.command}", quiet=args.quiet), _warnings_as_lines(args.command):
-            return int(COMMANDS[args.command].run(args) or 0)
+            status = int(COMMANDS[args.command].run(args) or 0)
+            sys.stdout.flush()  # here, where a failure is caught, not at the interpreter's exit
+            return status
     except ProblemError as exc:
         print(f"amsgd {args.command}: error: {exc}", file=sys.stderr)
         return BAD_INPUT
@@ -84,6 +88,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # the reader of stdout stopped early: no traceback, and no second one at exit
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return PIPE_CLOSED
+    except OSError as exc:
+        if exc.filename is not None or exc.errno not in _OUTPUT_ERRORS:  # files fail as ProblemError, by name
+            raise
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the unwritten rest is dropped
+        print(f"amsgd {args.command}: error: cannot write standard output: {plain_reason(exc)}", file=sys.stderr)
+        return BAD_INPUT
+
+
+#: Errors of a write to standard output redirected to a full or failing device (``> /dev/full``).
+_OUTPUT_ERRORS = (errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EFBIG)
 
 
 @contextlib.contextmanager

@@ -39,16 +39,16 @@ def run(args: argparse.Namespace) -> int:
     refuse_typed(args, ("--mu", "--tau", "--delay"), "advise",
                  ": it compares the momenta of --mus over the worker counts of --workers (τ = M − 1)")  # fmt: skip
     problem = problem_from_args(args)
-    if args.out:
+    if args.out is not None:
         check_output_file(args.out)
-    if args.plot:
+    if args.plot is not None:
         check_figure_file(args.plot)
     from amsgd.advise import advise
 
     advice = advise(problem, args.workers, args.mus, steps=args.steps)
     text = advice.table() if args.format == "table" else json_text(advice.to_dict(), indent=2) + "\n"
     emit(text, args.out)
-    if args.plot:
+    if args.plot is not None:
         from amsgd.figures.advice import advice_figure
 
         advice_figure(advice, args.plot)

@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         tradeoff_mus=args.tradeoff_mu, tradeoff_workers=args.tradeoff_workers, steps=args.steps,
     )  # fmt: skip
     problem = problem_from_args(args)
-    if args.out:
+    if args.out is not None:
         check_output_file(args.out)
     if isinstance(problem, ModelProblem):
         refuse_typed(args, ("--delta-sq", "--epsilon", "--gamma"), f"--model {args.model}",

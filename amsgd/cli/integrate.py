@@ -95,9 +95,9 @@ def run(args: argparse.Namespace) -> int:
         return _emit(_model_limit(problem, args), args)
     problem = require_pca(problem, "integrate")
     _check_limit(problem, args)
-    if args.out:
+    if args.out is not None:
         check_output_file(args.out)
-    if args.plot:
+    if args.plot is not None:
         check_figure_file(args.plot)
     started = time.perf_counter()
     summary: dict = {"problem": problem.to_dict(), "paths": args.paths, "seed": args.seed, "dt_iterations": args.dt}
@@ -118,7 +118,7 @@ def _emit(summary: dict, args: argparse.Namespace) -> int:
 
     text = json_text(summary, indent=2) + "\n"
     print(text, end="")
-    if args.out:
+    if args.out is not None:
         atomic_write_text(args.out, text)
     if not _every_path_diverged(summary):
         return OK
@@ -141,12 +141,12 @@ def _model_limit(problem, args: argparse.Namespace) -> dict:
     """``--model``: the SME ensemble or the gradient flow of the model (one line for what does not apply)."""
     from amsgd.core.errors import ProblemError
 
-    if args.limit == "sdde" or args.convergence_study or args.plot or args.scheme not in (None, "euler"):
+    if args.limit == "sdde" or args.convergence_study or args.plot is not None or args.scheme not in (None, "euler"):
         raise ProblemError(
             "for a model, integrate takes --limit sde (Euler-Maruyama) or --limit ode; --limit sdde, "
             "--convergence-study, --plot and other schemes are for streaming PCA"
         )
-    if args.out:
+    if args.out is not None:
         check_output_file(args.out)
     from amsgd.diffusion.model_limits import integrate_model_limit
 

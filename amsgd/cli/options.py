@@ -137,9 +137,21 @@ def add_run_options(group, *, seed_help: str, seed_required: bool = False) -> No
     )  # fmt: skip
 
 
+def _list_entries(text: str) -> list[str] | None:
+    """The comma-separated entries of ``text`` (spaces ignored); None when one is empty (``4,,1``,
+    ``1,``: a slip, not a shorter list); ``[]`` for no text at all."""
+    parts = text.replace(" ", "").split(",")
+    if parts == [""]:
+        return []
+    return None if "" in parts else parts
+
+
 def _number_list(text: str, kind: type, name: str) -> tuple:
+    entries = _list_entries(text)
+    if entries is None:
+        raise argparse.ArgumentTypeError(f"an empty entry in the list of {name}s {text!r}")
     try:
-        values = tuple(kind(part) for part in text.replace(" ", "").split(",") if part != "")
+        values = tuple(kind(part) for part in entries)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{name} must be comma-separated {name}s, got {text!r}") from None
     if not values:
@@ -158,8 +170,11 @@ def int_list(text: str) -> tuple[int, ...]:
 
 
 def parse_spectrum(text: str) -> list[float]:
+    entries = _list_entries(text)
+    if entries is None:
+        raise ProblemError(f"spectrum has an empty entry: {text!r} (comma-separated numbers such as 4,3,2,1)")
     try:
-        values = [float(part) for part in text.replace(" ", "").split(",") if part != ""]
+        values = [float(part) for part in entries]
     except ValueError:
         raise ProblemError(
             f"spectrum must be comma-separated numbers such as 4,3,2,1; got {text!r}"

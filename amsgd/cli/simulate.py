@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from amsgd.core.jsontext import json_text
 
     problem = problem_from_args(args)
-    if args.out:
+    if args.out is not None:
         check_netcdf_file(args.out)
     if isinstance(problem, ModelProblem):
         if args.svag is not None:
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         summary = result.to_dict()
         print(_compact_lists(json_text(summary, indent=2)))
         _warn_if_drifting(summary)
-        if args.out:
+        if args.out is not None:
             write_netcdf(result.to_xarray(), args.out)
         return _verdict(result.diverged_at >= 0)
     if args.svag is not None:
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     summary = result.to_dict()
     print(_compact_lists(json_text(summary, indent=2)))
     _warn_if_drifting(summary)
-    if args.out:
+    if args.out is not None:
         result.write_netcdf(args.out)
     return _verdict(result.diverged)
 

@@ -60,7 +60,7 @@ def real(name: str, value: object) -> float:
     except (TypeError, ValueError):
         raise ProblemError(f"{name} must be a number, got {value!r}") from None
     if not math.isfinite(out):
-        raise ProblemError(f"{name} must be finite, got {value!r}")
+        raise ProblemError(f"{name} must be finite, got {out!r}")
     return out
 
 
@@ -68,7 +68,7 @@ def positive(name: str, value: object) -> float:
     """``value`` as a finite float > 0."""
     out = real(name, value)
     if not out > 0:
-        raise ProblemError(f"{name} must be a finite number > 0, got {value!r}")
+        raise ProblemError(f"{name} must be a finite number > 0, got {out!r}")
     return out
 
 

@@ -29,17 +29,24 @@ def check_input_file(path: str | os.PathLike, option: str) -> Path:
 
 
 def check_output_file(path: str | os.PathLike, option: str = "--out") -> Path:
-    """``path`` as a file that can be written: its folder exists and is writable, it is not a folder."""
-    target = Path(path)
-    folder = target.parent
+    """``path`` as a file that can be written: its folder exists and is writable, it is not a folder,
+    nor a device or a pipe (the write replaces the file by a rename, which would replace those too).
+    A symbolic link is followed: the file it points to is the one written, and the link stays."""
+    if not str(path).strip():
+        raise ProblemError(f"{option} needs a file name")
+    target = Path(os.path.realpath(path))
+    folder = target.parent if Path(path).is_symlink() else Path(path).parent  # as given, unless a link
     if target.is_dir():
-        raise ProblemError(f"{option} {str(target)!r} is a folder; give a file name")
+        raise ProblemError(f"{option} {str(path)!r} is a folder; give a file name")
+    if target.exists() and not target.is_file():
+        raise ProblemError(f"{option} {str(path)!r} is not a regular file (a device, a pipe or a socket); "
+                           "give a file name")  # fmt: skip
     if not folder.is_dir():
         raise ProblemError(f"{option}: the folder {str(folder)!r} does not exist; create it first")
     if not os.access(folder, os.W_OK):
         raise ProblemError(f"{option}: the folder {str(folder)!r} is not writable")
     _probe(folder, option)
-    return target
+    return Path(path)
 
 
 def check_figure_file(path: str | os.PathLike, option: str = "--plot") -> Path:
@@ -142,8 +149,9 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """A temporary path beside ``path`` for a writer that needs a file name; on success it is
-    flushed to disk and renamed to ``path``, on failure removed."""
-    path = Path(path)
+    flushed to disk and renamed to ``path``, on failure removed. A symbolic link is followed, so the
+    file it points to is replaced and the link stays."""
+    path = Path(os.path.realpath(path))
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         yield tmp
