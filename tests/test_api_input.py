@@ -186,3 +186,11 @@ def test_negative_tradeoff_momenta_are_for_models():
         predict(SMALL, options)
     with pytest.raises(ProblemError, match=r"in \(-1, 1\)"):
         PredictOptions(tradeoff_mus=(-1.0,))
+
+
+def test_phase_times_are_not_negative_at_a_tiny_delta():
+    """δ² = 1e-300: the mean curve crosses at once, and the formula's rounding gave −5.6e-18."""
+    from amsgd.diffusion.theory.options import PredictOptions
+
+    phases = predict(Problem.from_spectrum(), PredictOptions(delta_sq=1e-300)).phases
+    assert phases.escape_time == 0.0 and phases.to_dict()["mean_curve"]["escape_iterations"] == 0.0

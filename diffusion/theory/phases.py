@@ -262,8 +262,9 @@ def phases(
     converge_time = max(float(sp.re(converge)), 0.0) if epsilon < delta_sq else 0.0
     rate, noise = _escaping_mode(derivation, escape_mode)
     tangent_rates, tangent_noise = _tangent_modes(derivation, optimum)
+    # a time is >= 0: at δ² = 1e-300 the formula's rounding gave −5.6e-18
     return Phases(
-        delta_sq, epsilon, saddle.j, float(escape), float(travel), converge_time, problem.eta,
+        delta_sq, epsilon, saddle.j, max(float(escape), 0.0), float(travel), converge_time, problem.eta,
         (rate, noise), problem.delay, problem.mu, _linear_escape(derivation, rate, noise, delta_sq),
         tuple(tangent_rates.tolist()), tuple(tangent_noise.tolist()), problem, tangent_variances, converges,
     )  # fmt: skip
