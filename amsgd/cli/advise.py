@@ -5,8 +5,17 @@ from __future__ import annotations
 import argparse
 
 from amsgd.advise import DEFAULT_MUS, DEFAULT_STEPS, DEFAULT_WORKERS
-from amsgd.cli.options import add_problem_options, emit, float_list, int_list, problem_from_args, refuse_typed
+from amsgd.cli.options import (
+    Given,
+    add_problem_options,
+    emit,
+    float_list,
+    int_list,
+    problem_from_args,
+    refuse_typed,
+)
 from amsgd.core.files import check_figure_file, check_output_file
+from amsgd.core.problem import Problem
 
 HELP = "advise the momentum for M asynchronous workers: the largest stable and the best (rate, floor)"
 SUMMARY = "the stable and the best momentum for M workers, any model"
@@ -25,7 +34,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         % ",".join(f"{m:g}" for m in DEFAULT_MUS),
     )  # fmt: skip
     group.add_argument(
-        "--steps", type=int, default=DEFAULT_STEPS, metavar="N",
+        "--steps", type=int, default=DEFAULT_STEPS, metavar="N", action=Given,
         help="a model's run length: momenta are ranked for N iterations (default: %(default)s)",
     )  # fmt: skip
     group.add_argument("--format", choices=("table", "json"), default="table", help="output format (default: %(default)s)")
@@ -39,6 +48,9 @@ def run(args: argparse.Namespace) -> int:
     refuse_typed(args, ("--mu", "--tau", "--delay"), "advise",
                  ": it compares the momenta of --mus over the worker counts of --workers (τ = M − 1)")  # fmt: skip
     problem = problem_from_args(args)
+    if isinstance(problem, Problem):
+        refuse_typed(args, ("--steps",), "streaming PCA", ": it sets a model's run length (PCA ranks the "
+                     "momenta by their floors and rates, for any length)")  # fmt: skip
     if args.out is not None:
         check_output_file(args.out)
     if args.plot is not None:

@@ -65,7 +65,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     group.add_argument("--delta-sq", type=float, default=DEFAULT_DELTA_SQ, action=Given, help="phase boundary δ² (default: %(default)g)")
     group.add_argument(
-        "--window", type=float, default=0.5, metavar="FRACTION",
+        "--window", type=float, default=0.5, metavar="FRACTION", action=Given,
         help="the stationary error averages iterations from FRACTION·steps to steps, as in simulate (default: %(default)g)",
     )  # fmt: skip
     study = parser.add_argument_group("convergence study")
@@ -90,6 +90,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.convergence_study:
         refuse_typed(args, ("--levels", "--reference-factor"), "an ensemble",
                      ": --levels and --reference-factor set a --convergence-study")  # fmt: skip
+    else:
+        refuse_typed(args, ("--window", "--delta-sq"), "a --convergence-study",
+                     ": it measures the schemes' errors, not the stationary error or the phases")  # fmt: skip
     if isinstance(problem, ModelProblem):
         refuse_typed(args, ("--delta-sq",), f"--model {args.model}", ": it sets streaming PCA's phases")
         return _emit(_model_limit(problem, args), args)
