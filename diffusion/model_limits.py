@@ -42,7 +42,7 @@ from amsgd.core.models import ModelProblem
 from amsgd.core.progress import counter
 from amsgd.core.seeding import RngLike, child_sequence, describe_seed, root_sequence
 from amsgd.derivations.recursion import derive_time_scale, mu
-from amsgd.diffusion.sde import MAX_STEPS
+from amsgd.diffusion.sde import require_step_count
 from amsgd.simulate.model_engine import start_points, stream_key
 
 Limit = Literal["ode", "sde"]
@@ -139,9 +139,7 @@ def integrate_model_limit(
         raise ProblemError(f"limit must be 'ode' or 'sde' for a model, got {limit!r}")
     if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
         raise ProblemError(f"dt (in iterations) must be finite and > 0, got {dt!r}")
-    if steps / dt > MAX_STEPS:
-        raise ProblemError(f"dt = {dt:g} iterations makes {steps / dt:.3g} steps over {steps} iterations "
-                           f"(limit {MAX_STEPS:.0e}); use a larger dt")  # fmt: skip
+    require_step_count(steps / dt, f"dt = {dt:g} iterations", f"over {steps} iterations")
     window = checks.window_fraction(window)
     checks.positive("divergence_norm", divergence_norm)
     record_every = max(1, steps // 100) if record_every is None else min(checks.positive_int("record_every", record_every), steps)

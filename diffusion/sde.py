@@ -133,14 +133,19 @@ def integrate_sde(
     return SDESolution(times, out, float(dt), steps, method.name, ~finite, brownian)
 
 
+def require_step_count(steps: float, step: str, span: str) -> None:
+    """Refuse an integration of more than :data:`MAX_STEPS` steps (``step`` and ``span`` name the step
+    and the stretch of time in the message)."""
+    if steps > MAX_STEPS:
+        raise ProblemError(f"{step} makes {steps:.3g} steps {span} (limit {MAX_STEPS:.0e}); use a larger dt")
+
+
 def _save_steps(times: np.ndarray, dt: float) -> np.ndarray:
     """The step numbers of the save times on the grid ``times[0] + n dt`` (refused when off it)."""
     if not (np.isfinite(dt) and dt > 0):
         raise ProblemError(f"dt must be finite and > 0, got {dt!r}")
     steps = np.rint((times - times[0]) / dt)
-    if steps[-1] > MAX_STEPS:
-        raise ProblemError(f"dt = {dt:g} makes {steps[-1]:.3g} steps between the first and last save times "
-                           f"(limit {MAX_STEPS:.0e}); use a larger dt")  # fmt: skip
+    require_step_count(float(steps[-1]), f"dt = {dt:g}", "between the first and last save times")
     save = steps.astype(np.int64)
     if np.any(np.abs(save * dt - (times - times[0])) > 1e-9 * max(1.0, abs(times[-1]))):
         raise ProblemError(f"every save time must be times[0] + n*dt with integer n (dt = {dt:g})")

@@ -33,7 +33,7 @@ from amsgd.diffusion.coefficients import SMECoefficients, sme_coefficients
 from amsgd.diffusion.convergence import ConvergenceStudy, convergence_study
 from amsgd.diffusion.ode import sin2_error
 from amsgd.diffusion.schemes import SCHEMES, Diffusion, Drift, Scheme
-from amsgd.diffusion.sde import MAX_STEPS, integrate_sde
+from amsgd.diffusion.sde import integrate_sde, require_step_count
 from amsgd.diffusion.theory.options import DEFAULT_DELTA_SQ
 
 #: The most bytes the saved paths of one integration may take.
@@ -153,9 +153,7 @@ def _grid(problem: Problem, start: np.ndarray, iterations: float, dt: float, sav
     if int(save_every) != save_every or save_every < 1:
         raise ProblemError(f"save_every must be a positive integer, got {save_every!r}")
     steps = int(round(iterations / dt))
-    if steps > MAX_STEPS:
-        raise ProblemError(f"dt = {dt:g} iterations makes {iterations / dt:.3g} steps over {iterations:g} iterations "
-                           f"(limit {MAX_STEPS:.0e}); use a larger dt")  # fmt: skip
+    require_step_count(iterations / dt, f"dt = {dt:g} iterations", f"over {iterations:g} iterations")
     if abs(steps * dt - iterations) > 1e-9 * iterations:  # the run would end elsewhere than asked
         raise ProblemError(f"the horizon of {iterations:g} iterations is not a whole number of steps of dt = {dt:g} "
                            f"iterations ({iterations / dt:.6g}); choose a dt that divides it")  # fmt: skip
