@@ -22,6 +22,7 @@ from .derivation import Derivation
 from .display import as_latex
 from .indexed import FULL_LISTING_DIM, INDEX, dim, ordered
 from .linearization import coupling_patterns, optimum_linearization
+from .norm_coupling import kinetic_covariance, norm_balance, restoring_split
 from .pca import PCAModel
 from .ratio_drift import ratio_rate_correction
 from .recursion import eta, mu, t, tau
@@ -727,7 +728,7 @@ def _random_coefficient_blocks(d: Derivation, numbers: dict) -> list[Block]:
             "$r_i = h_i/h_1$ solve $(I - \\mathrm{diag}(G)\\,C)\\,v = G \\odot s$, and the floor is "
             "$E[S/(1+S)]$, $S = \\sum_i r_i^2$, for Gaussian $r$. For this problem: "
             + (
-                f"${_num(finite['value'])}$ = ${_num(parts['additive_linear'])}$ (additive linear) "
+                f"${_num(finite['first_order'])}$ = ${_num(parts['additive_linear'])}$ (additive linear) "
                 f"${_signed(parts['multiplicative'])}$ (multiplicative) ${_signed(parts['nonlinear'])}$ (curvature of "
                 "$\\sin^2$)."
                 if finite["value"] is not None
@@ -738,6 +739,7 @@ def _random_coefficient_blocks(d: Derivation, numbers: dict) -> list[Block]:
                 "no finite floor."
             )
         ),
+        *_norm_coupling_blocks(finite),
         Prose(
             "The second moments of the whole linearisation, the radial mode included, are bounded iff every "
             "mode is and the Perron root of $\\mathrm{diag}(G)\\,C$ is below one; the spectral radius of the "
@@ -752,6 +754,52 @@ def _random_coefficient_blocks(d: Derivation, numbers: dict) -> list[Block]:
             )
         ),
     ]
+    return blocks
+
+
+def _norm_coupling_blocks(finite: dict) -> list[Block]:
+    """The floor's next order: how the norm of h enters (:mod:`.norm_coupling`)."""
+    balance = norm_balance()
+    blocks: list[Block] = [
+        Prose(
+            "Next order: the norm $\\|h\\|^2 = 1 + \\delta$. To first order in $r$ the ratio's drift under the mean "
+            "map at the delayed iterate is $-(a_i - b)\\,r_{k-\\tau} - b\\,r_k$: part of the restoring force acts on "
+            "the current ratio, with ($E h_1^2 = (1 + \\delta)(1 - F)$)"
+        ),
+        _eq(sp.Symbol("b"), restoring_split()),
+        Prose(
+            "The exact identity $\\eta\\,E[h \\cdot g] = -(1 + \\mu)\\,K/2$ ($K = E\\|h_k - h_{k-1}\\|^2$, the "
+            "kinetic energy) with $E[h \\cdot g]$ to first order gives the norm excess, $L$ the sum over the tangent "
+            "modes of"
+        ),
+        _eq(sp.Symbol("L_i"), balance.per_mode),
+        _eq(sp.Symbol("delta"), balance.delta),
+        Prose(
+            "With momentum the ratio's velocity is carried by $\\mu\\,h_{1,k-1}/h_{1,k+1}$, whose norm part is "
+            "$1 + (\\delta_{k-1} - \\delta_{k+1})/2$, and $\\delta$ follows the radial recursion (rate $2\\lambda_1$, "
+            "impulse response $H_j$) driven by the kinetic energy. For Gaussian velocities (Isserlis) the "
+            "covariance of that drive with mode $i$'s squared velocity is"
+        ),
+        _eq(sp.Symbol("{\\kappa_i(\\ell)}"), kinetic_covariance()),
+        Prose(
+            "so mode $i$ relaxes with the momentum $\\mu(1 + \\varepsilon_i)$, "
+            "$\\varepsilon_i = \\sum_j H_j\\,[\\kappa_i(j + 2) - \\kappa_i(j)]/(2\\gamma^w_i(0))$ ($\\gamma^w_i$ "
+            "its velocity autocovariance), and the floor is recomputed with both changes."
+        ),
+    ]
+    norm = finite.get("norm")
+    if norm is None or finite["value"] is None:
+        blocks.append(Prose("For this problem the coupling is not computed (a random delay, or no stationary "
+                            "law): the floor is the first-order one."))  # fmt: skip
+        return blocks
+    friction = norm["friction"]
+    shown = friction if len(friction) <= FULL_LISTING_DIM else friction[:3]
+    listed = ", ".join(_num(e) for e in shown) + (", \\ldots" if len(shown) < len(friction) else "")
+    blocks.append(Prose(
+        f"For this problem: $\\delta = {_num(norm['norm_excess'])}$, $b = {_num(norm['restoring_split'])}$, "
+        f"$\\varepsilon_i = {listed}$; "
+        f"the floor is ${_num(finite['value'])}$ (first order ${_num(finite['first_order'])}$)."
+    ))  # fmt: skip
     return blocks
 
 

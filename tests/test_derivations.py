@@ -218,17 +218,24 @@ def test_rotated_covariance_gives_the_noise_of_its_diagonal_form_in_original_coo
 def test_rotated_and_diagonal_derivations_agree(rotated_problem, default_problem):
     rotated, diagonal = predict(rotated_problem).to_dict(), predict(default_problem).to_dict()
     for key in ("ode", "sde", "stationary_error", "phases"):
-        assert _rounded(rotated[key]) == _rounded(diagonal[key]), key
+        _assert_close(rotated[key], diagonal[key], key)
 
 
-def _rounded(obj):
-    if isinstance(obj, float):
-        return float(f"{obj:.9g}")
-    if isinstance(obj, dict):
-        return {k: _rounded(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_rounded(v) for v in obj]
-    return obj
+def _assert_close(a, b, where: str) -> None:
+    """Equal structure, equal non-float leaves, floats to 1e-8 relative (1e-12 absolute: a part that is
+    the difference of two close floors, such as the norm coupling, keeps their absolute rounding)."""
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys(), where
+        for k in a:
+            _assert_close(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, list):
+        assert isinstance(b, list) and len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            _assert_close(x, y, f"{where}[{i}]")
+    elif isinstance(a, float) and isinstance(b, float):
+        assert a == pytest.approx(b, rel=1e-8, abs=1e-12, nan_ok=True), where
+    else:
+        assert a == b, where
 
 
 # --- OU limits, stationary error ----------------------------------------------------------------

@@ -110,22 +110,32 @@ def stationary_gains(rates: np.ndarray, eta: float, mu: float, tau: int, lam: fl
     if lam != 1.0:
         c *= lam ** (-(np.arange(c.shape[1]) + 1) / 2)
     scale = eta**2 * lam ** -(tau + 1)  # η², the noise 1/λ and the stale iterate's λ^{−τ}
+    if c.shape[1] + 1 > _DENSE_UNKNOWNS:
+        return scale * step_down_variance(c)
+    return scale * autocovariance_rows(c)[:, 0]
+
+
+def autocovariance_rows(coefficients: np.ndarray) -> np.ndarray:
+    """:func:`autocovariance` ``γ(0), ..., γ(L)`` with unit noise of every row of stable autoregressions
+    (the caller ensures it): up to :data:`_DENSE_UNKNOWNS` unknowns the Yule–Walker systems solved as
+    one batch of dense ``(L + 2)``-square systems, above it row by row."""
+    c = np.array(coefficients, dtype=float, ndmin=2)
     n = c.shape[1] + 1
     if n > _DENSE_UNKNOWNS:
-        return scale * step_down_variance(c)
+        return np.array([autocovariance(row, 1.0) for row in c]).reshape(c.shape)
     h = np.arange(n)[:, None]
     j = np.arange(c.shape[1])[None, :]
     lags = np.where(h == 0, j + 1, np.abs(h - 1 - j))  # (n, L + 1)
-    system = np.zeros((rates.size, n, n))
+    system = np.zeros((c.shape[0], n, n))
     system[:, np.arange(n), np.arange(n)] = 1.0
     rows = np.repeat(np.arange(n), c.shape[1])
     np.subtract.at(system, (slice(None), rows, lags.ravel()), np.tile(c, (1, n)))
-    rhs = np.zeros((rates.size, n))
+    rhs = np.zeros((c.shape[0], n))
     rhs[:, 0] = 1.0
     chunk = max(1, 2_000_000 // (n * n))
-    gamma0 = np.concatenate([np.linalg.solve(system[i : i + chunk], rhs[i : i + chunk, :, None])[:, 0, 0]
-                             for i in range(0, rates.size, chunk)])  # fmt: skip
-    return scale * gamma0
+    gamma = np.concatenate([np.linalg.solve(system[i : i + chunk], rhs[i : i + chunk, :, None])[:, :, 0]
+                            for i in range(0, c.shape[0], chunk)])  # fmt: skip
+    return gamma[:, : c.shape[1]]
 
 
 def step_down_variance(coefficients: np.ndarray) -> np.ndarray:

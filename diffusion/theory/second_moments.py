@@ -26,7 +26,9 @@ tangent block of the same recursion, without the radial coordinate (for μ = τ 
     E[S/(1 + S)] = ∫_0^∞ e^{−t} Σ_i v_i/(1 + 2 t v_i) Π_j (1 + 2 t v_j)^{−1/2} dt,
 
 split into the additive-linear part ``Σ G_i s_i``, the multiplicative part (the rest of ``Σ v_i``) and
-the nonlinear part (the curvature of sin², ``E[S/(1+S)] − Σ v_i``).
+the nonlinear part (the curvature of sin², ``E[S/(1+S)] − Σ v_i``). At a constant delay the floor then
+takes in the norm of h (:mod:`.norm_coupling`: the restoring force split between the current and the
+stale ratio, and the radial friction on each mode's momentum), its fourth part.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from amsgd.diffusion.theory.lyapunov import (
     second_moment_radius,
     stationary_gains,
 )
+from amsgd.diffusion.theory.norm_coupling import NormCoupling, norm_coupled_floor
 from amsgd.diffusion.theory.stability import critical_delay
 
 #: Above this many modes the gains at a constant delay are solved as one batch (:func:`.lyapunov.stationary_gains`).
@@ -87,24 +90,39 @@ class Coefficients:
 
 @dataclass(frozen=True)
 class FiniteEtaFloor:
-    """The finite-η, finite-τ error floor and its parts (see the module docstring)."""
+    """The finite-η, finite-τ error floor and its parts (see the module docstring).
+
+    ``value`` is the floor with the norm coupling (:mod:`.norm_coupling`) where it was computed
+    (constant delays), else the first-order floor ``first_order``; ``variances`` are the first-order
+    ones. The parts add up to ``value``: additive-linear + multiplicative + nonlinear = ``first_order``,
+    and ``norm_coupling`` is the rest."""
 
     value: float
     additive_linear: float
     multiplicative: float
     nonlinear: float
-    variances: tuple[float, ...]  # v_i of the tangent modes (ratio coordinates)
+    variances: tuple[float, ...]  # first-order v_i of the tangent modes (ratio coordinates)
     stable: bool
+    first_order: float
+    coupling: NormCoupling | None = None
+
+    @property
+    def norm_coupling(self) -> float | None:
+        """``value − first_order``; None where the coupling was not computed."""
+        return None if self.coupling is None else self.value - self.first_order
 
     def to_dict(self) -> dict:
         return {
             "value": json_float(self.value),
+            "first_order": json_float(self.first_order),
             "parts": {
                 "additive_linear": json_float(self.additive_linear),
                 "multiplicative": json_float(self.multiplicative),
                 "nonlinear": json_float(self.nonlinear),
+                "norm_coupling": None if self.norm_coupling is None else json_float(self.norm_coupling),
             },
             "per_mode": [json_float(v) for v in self.variances],
+            "norm": None if self.coupling is None else self.coupling.to_dict(),
             "stable": self.stable,
         }
 
@@ -215,15 +233,22 @@ def curvature_mean(variances: np.ndarray) -> float:
     return float(scipy.integrate.quad(integrand, 0.0, np.inf, limit=200, epsabs=0.0, epsrel=1e-10)[0])
 
 
-def finite_eta_floor(c: Coefficients, eta: float, mu: float, delay: Delay) -> FiniteEtaFloor:
-    """The floor of sin² near e_1 from the tangent block in ratio coordinates (module docstring)."""
+def finite_eta_floor(c: Coefficients, eta: float, mu: float, delay: Delay, coupled: bool = True) -> FiniteEtaFloor:
+    """The floor of sin² near e_1 from the tangent block in ratio coordinates (module docstring), with
+    the norm coupling of :mod:`.norm_coupling` at a constant delay unless ``coupled`` is False."""
     tangent = c.block(c.tangent)
     g = gains(tangent.rates, eta, mu, delay, 1.0, _known_radii(tangent.rates, eta, mu, delay))
     additive = float(np.sum(g * tangent.additive))
     v = stationary_variances(tangent, eta, mu, delay, g)
     total = float(np.sum(v))
-    value = curvature_mean(v)
-    return FiniteEtaFloor(value, additive, total - additive, value - total, tuple(v.tolist()), bool(np.isfinite(total)))
+    first = curvature_mean(v)
+    law = delay_law(delay)
+    norm = None
+    if coupled and np.isfinite(first) and law.constant is not None:
+        norm = norm_coupled_floor(c.rates, c.coupling, c.additive, eta, mu, law.constant, v)
+    value = first if norm is None else norm.value
+    return FiniteEtaFloor(value, additive, total - additive, first - total, tuple(v.tolist()), bool(np.isfinite(total)),
+                          first, norm)  # fmt: skip
 
 
 @dataclass(frozen=True)

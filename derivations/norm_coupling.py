@@ -1,0 +1,154 @@
+"""How the norm of h enters the finite-η floor: the restoring-force split, the norm balance and the
+kinetic covariance behind the radial friction.
+
+The first-order floor (:mod:`amsgd.diffusion.theory.second_moments`) follows the ratios ``r_i = h_i/h_1``
+as if ``‖h‖ = 1``. At finite η the norm sits above one and moves, and three exact facts of the algorithm
+``h_{k+1} = h_k + μ (h_k − h_{k−1}) + η g_k``, ``g_k = (I − h' h'ᵀ) Y Yᵀ h'`` (``h' = h_{k−τ}``) bring
+it into the ratios' second moments:
+
+1. **Restoring-force split** (:func:`restoring_split`). With the mean map at the delayed iterate, the
+   ratio's drift is ``−(a_i − b) r'_i − b r_i`` to first order in r, with ``b = λ_1 (1 − h'_1²)``: the
+   part ``b`` of the restoring force ``a_i = λ_1 − λ_i`` acts on the current ratio, not the delayed
+   one. At ``‖h‖ = 1`` and ``r = 0``, ``b = 0``; in stationarity ``E h_1² = (1 + δ)(1 − F)`` with
+   ``δ = E‖h‖² − 1`` and F the floor (``‖h‖²`` and ``cos² = 1 − sin²`` taken independent).
+2. **Norm balance** (:func:`norm_balance`). With ``w_k = h_k − h_{k−1}``, ``p_k = h_k · w_{k+1}`` and the
+   kinetic energy ``ε_k = ‖w_k‖²``: ``‖h_{k+1}‖² − ‖h_k‖² = 2 p_k + ε_{k+1}`` and
+   ``p_k = μ (p_{k−1} + ε_k) + η h_k · g_k`` exactly, so in stationarity
+   ``η E[h · g] = −(1 + μ) E ε / 2``. Expanding ``E[h · g]`` to first order in δ and ``x = h_⊥``
+   gives ``δ`` from the tangent modes' variances, their autocovariances at the delay and the kinetic
+   energy.
+3. **Radial friction** (:func:`kinetic_covariance`, :func:`momentum_factor_norm_part`). At τ = 0 the
+   squared norm obeys ``δ_{k+1} − δ_k = μ (δ_k − δ_{k−1}) − 2 η σ_k² δ_k + ε_{k+1} + μ ε_k`` exactly
+   (``σ_k = Y_kᵀ h_k``): a damped recursion with rate ``2λ_1`` driven by the kinetic energy. The ratio
+   velocity is carried by ``μ ρ_k``, ``ρ_k = h_{1,k−1}/h_{1,k+1}``, whose norm part is
+   ``−(δ_{k+1} − δ_{k−1})/2``. Since δ integrates recent ε, which holds ``w_{i,k}²``, ``ρ_k`` is below
+   one exactly when mode i's velocity is large: a friction ``ε_i = E[(ρ_k − 1) w_{ik}²]/E[w_{ik}²]``
+   per mode. With ``H_j`` the radial recursion's impulse response and the Gaussian (Isserlis) kernel
+   ``κ_i(ℓ) = cov(ε_{k−ℓ+1} + μ ε_{k−ℓ}, w_{ik}²) = 2 γ^w_i(ℓ − 1)² + 2 μ γ^w_i(ℓ)²``
+   (``γ^w_i`` mode i's velocity autocovariance),
+
+       ε_i = Σ_{j ≥ 0} H_j [κ_i(j + 2) − κ_i(j)] / (2 γ^w_i(0)),
+
+   and mode i relaxes as if its momentum were ``μ (1 + ε_i)``.
+
+Each function derives its formula from the update with SymPy; the numbers are
+:mod:`amsgd.diffusion.theory.norm_coupling`.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import sympy as sp
+
+from .moments import expectation, wick_moment
+from .stored import derived_once
+
+ETA, MU = sp.Symbol("eta", positive=True), sp.Symbol("mu", nonnegative=True)
+#: The top eigenvalue and a tangent eigenvalue λ_i of Σ.
+LAM1, LAMI = sp.Symbol("lambda_1", positive=True), sp.Symbol("lambda_i", positive=True)
+#: ``δ = E‖h‖² − 1`` and the floor ``F = E sin²``.
+DELTA, FLOOR = sp.Symbol("delta", real=True), sp.Symbol("F", nonnegative=True)
+#: Mode i's stationary variance ``v_i`` and its autocovariance at the delay, ``γ_i(τ)``.
+VARIANCE, LAGGED = sp.Symbol("v_i", nonnegative=True), sp.Symbol("{\\gamma_i(\\tau)}", real=True)
+#: ``Σ_i`` of the per-mode term of the norm balance, and the kinetic energy ``E‖w‖²``.
+LAG_SUM, KINETIC = sp.Symbol("L", real=True), sp.Symbol("K", nonnegative=True)
+
+
+def _mean_map(point: list[sp.Expr], eigenvalues: list[sp.Expr]) -> list[sp.Expr]:
+    """``E g = Σ h − (hᵀ Σ h) h`` at ``h = point`` for a diagonal Σ."""
+    quadratic = sum(lam * x**2 for lam, x in zip(eigenvalues, point))
+    return [lam * x - quadratic * x for lam, x in zip(eigenvalues, point)]
+
+
+@derived_once
+def restoring_split() -> sp.Expr:
+    """``b(λ_1, δ, F)``: the part of the restoring force on a ratio that acts on the current iterate.
+
+    Coordinates ``(1, i)``; current iterate ``(h_1, r h_1)``, delayed ``(h'_1, r' h'_1)``. One step of
+    the mean map moves the ratio by ``η (m_i − r m_1)/h_1`` (first order in η); to first order in r,
+    r' and with ``h_1 = h'_1`` (the first coordinate moves on the slow scale) this is
+    ``−(a_i − b) r' − b r`` with ``b = λ_1 (1 − h'_1²)``; then ``E h'_1² = (1 + δ)(1 − F)``."""
+    h1 = sp.Symbol("h_1", positive=True)
+    r, r_delayed, t = sp.symbols("r r' t", real=True)
+    m1, mi = _mean_map([h1, t * r_delayed * h1], [LAM1, LAMI])
+    drift = sp.expand((mi - t * r * m1) / h1)
+    first = sp.expand(sp.diff(drift, t).subs(t, 0))
+    split = -first.coeff(r)
+    if sp.simplify(first.coeff(r_delayed) + (LAM1 - LAMI - split)) != 0:  # −(a_i − b) on the delayed ratio
+        raise ArithmeticError("the ratio's drift does not split into a current and a delayed part")
+    return sp.factor(split.subs(h1, sp.sqrt((1 + DELTA) * (1 - FLOOR))))
+
+
+@dataclass(frozen=True)
+class NormBalance:
+    """``δ = (L + (1 + μ) K/(2η))/λ_1`` with ``L = Σ_i per_mode(λ_1, λ_i, v_i, γ_i(τ))``, ``K = E‖w‖²``."""
+
+    delta: sp.Expr
+    per_mode: sp.Expr
+
+
+@derived_once
+def norm_balance() -> NormBalance:
+    """The stationary ``δ = E‖h‖² − 1`` (module docstring, item 2).
+
+    First the identity: the stationary means ``P = E p``, ``D = η E[h · g]`` of
+    ``0 = 2P + K`` and ``P = μ (P + K) + D`` give ``D = −(1 + μ) K/2``. Then ``E[h · g]`` over the data
+    for current ``(h_1, x)`` and delayed ``(h'_1, x')`` with ``h_1² = 1 + δ − x²``: its part of first
+    order in δ and x² is ``−λ_1 δ`` plus a term per tangent mode in ``E x² = v_i`` and
+    ``E x x' = γ_i(τ)``."""
+    p, d = sp.symbols("P D", real=True)
+    identity = sp.solve([2 * p + KINETIC, p - MU * (p + KINETIC) - d], [p, d], dict=True)[0][d]
+    x, x_delayed, t = sp.symbols("x x' t", real=True)
+    delta_now, delta_then = sp.symbols("delta_k delta_k'", real=True)
+    now = [sp.sqrt(1 + t**2 * (delta_now - x**2)), t * x]
+    then = [sp.sqrt(1 + t**2 * (delta_then - x_delayed**2)), t * x_delayed]
+    pulled = sum(a * b for a, b in zip(now, _mean_map(then, [LAM1, LAMI])))
+    second = sp.expand(sp.series(pulled, t, 0, 3).removeO().coeff(t, 2))
+    stationary = {(2, 0, 0, 0): VARIANCE, (0, 2, 0, 0): VARIANCE, (1, 1, 0, 0): LAGGED,
+                  (0, 0, 1, 0): DELTA, (0, 0, 0, 1): DELTA}  # fmt: skip
+    averaged = sp.expand(expectation(second, (x, x_delayed, delta_now, delta_then), stationary.__getitem__))
+    restoring = averaged.coeff(DELTA)
+    per_mode = sp.factor(averaged - restoring * DELTA)
+    total = restoring * DELTA + LAG_SUM  # E[h·g] summed over the tangent modes
+    delta = sp.solve(sp.Eq(ETA * total, identity), DELTA)[0]
+    return NormBalance(sp.simplify(delta), per_mode)
+
+
+@derived_once
+def kinetic_covariance() -> sp.Expr:
+    """``κ(ℓ) = cov(w_{k−ℓ+1}² + μ w_{k−ℓ}², w_k²)`` of one Gaussian mode's velocity, in its
+    autocovariances ``γ^w(ℓ − 1)``, ``γ^w(ℓ)`` (Isserlis' theorem)."""
+    g0, g1, earlier, later = sp.symbols("{\\gamma^w(0)} {\\gamma^w(1)} {\\gamma^w(\\ell-1)} {\\gamma^w(\\ell)}", real=True)
+    wa, wb, wc = sp.symbols("w_a w_b w_c", real=True)  # w_{k−ℓ+1}, w_{k−ℓ}, w_k
+    covariance = sp.Matrix([[g0, g1, earlier], [g1, g0, later], [earlier, later, g0]])
+    moment = wick_moment(covariance)
+    noise = (wa, wb, wc)
+    drive = wa**2 + MU * wb**2
+    joint = expectation(drive * wc**2, noise, moment)
+    return sp.expand(joint - expectation(drive, noise, moment) * expectation(wc**2, noise, moment))
+
+
+@derived_once
+def momentum_factor_norm_part() -> sp.Expr:
+    """The first-order part of ``ρ_k = h_{1,k−1}/h_{1,k+1}`` in the squared norms ``1 + δ_{k−1}``,
+    ``1 + δ_{k+1}`` at a fixed direction: ``(δ_{k−1} − δ_{k+1})/2``."""
+    t = sp.Symbol("t", real=True)
+    before, after = sp.symbols("delta_{k-1} delta_{k+1}", real=True)
+    ratio = sp.sqrt((1 + t * before) / (1 + t * after))
+    return sp.expand(sp.series(ratio, t, 0, 2).removeO().coeff(t, 1))
+
+
+@functools.lru_cache(maxsize=1)
+def norm_coupling_functions():
+    """NumPy functions of the derived formulas: ``b(λ_1, δ, F)``, ``δ(η, μ, λ_1, L, K)``, the norm
+    balance's per-mode term ``(λ_1, λ_i, v_i, γ_i(τ))`` and ``κ(μ, γ^w(ℓ − 1), γ^w(ℓ))``."""
+    balance = norm_balance()
+    earlier, later = sp.symbols("{\\gamma^w(\\ell-1)} {\\gamma^w(\\ell)}", real=True)
+    return (
+        sp.lambdify((LAM1, DELTA, FLOOR), restoring_split(), "numpy"),
+        sp.lambdify((ETA, MU, LAM1, LAG_SUM, KINETIC), balance.delta, "numpy"),
+        sp.lambdify((LAM1, LAMI, VARIANCE, LAGGED), balance.per_mode, "numpy"),
+        sp.lambdify((MU, earlier, later), kinetic_covariance(), "numpy"),
+    )

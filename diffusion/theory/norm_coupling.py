@@ -1,0 +1,165 @@
+"""The finite-η floor's coupling to the norm of h: the next order beyond :mod:`.second_moments`.
+
+The first-order floor treats each tangent mode i as the delayed momentum recursion
+``x_{k+1} = (1 + μ) x_k − μ x_{k−1} − η a_i x_{k−τ} + η ξ_k``. Two effects of the norm ``‖h‖² = 1 + δ``
+change it at relative order F (derived in :mod:`amsgd.derivations.norm_coupling`):
+
+* the restoring force splits: ``b = λ_1 (1 − (1 + δ)(1 − F))`` of it acts on the current ratio and
+  ``a_i − b`` on the delayed one, so the mode is the two-tap recursion
+  ``x_{k+1} = (1 + μ_i − η b) x_k − μ_i x_{k−1} − η (a_i − b) x_{k−τ} + η ξ_k`` (no change at τ = 0);
+* with momentum, the norm's response to the kinetic energy damps each mode's velocity: its momentum
+  is ``μ_i = μ (1 + ε_i)`` with the radial friction ``ε_i = Σ_j H_j [κ_i(j + 2) − κ_i(j)]/(2 γ^w_i(0))``
+  (``H`` the impulse response of the radial recursion with rate ``2λ_1`` at τ = 0, ``γ^w_i`` the
+  mode's velocity autocovariance, ``κ_i(ℓ) = 2 γ^w_i(ℓ − 1)² + 2 μ γ^w_i(ℓ)²``).
+
+``δ`` comes from the norm balance ``δ = (Σ_i (λ_1 − λ_i)(v_i − γ_i(τ)) + (1 + μ) K/(2η))/λ_1``, K the
+kinetic energy ``E‖h_k − h_{k−1}‖²`` of the tangent modes and the radial one (its noise
+``Σ_j C_1j v_j``). ``v``, δ, b and ε depend on each other; starting from the first-order ``v`` they
+are updated together :data:`ITERATIONS` times (each update moves the floor by a factor of order F
+less than the one before). Constant delays only: a random delay's two-tap recursion has no
+Yule–Walker form here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from amsgd.core.estimates import json_float
+from amsgd.diffusion.theory.lyapunov import autocovariance, autocovariance_rows, step_down_variance
+
+#: Joint updates of (v, δ, b, ε) from the first-order variances.
+ITERATIONS = 3
+#: The friction's sum over lags stops when the second half of the lags adds less than this fraction.
+_SUM_RTOL = 1e-9
+#: The fewest and the most lags of that sum.
+_MIN_LAGS, _MAX_LAGS = 64, 1 << 21
+
+
+@dataclass(frozen=True)
+class NormCoupling:
+    """The floor with the norm coupling, and the quantities that carry it (module docstring)."""
+
+    value: float
+    variances: tuple[float, ...]  # v_i of the tangent modes with the coupling
+    norm_excess: float  # δ = E‖h‖² − 1
+    restoring_split: float  # b
+    friction: tuple[float, ...]  # ε_i per tangent mode
+
+    def to_dict(self) -> dict:
+        return {
+            "norm_excess": json_float(self.norm_excess),
+            "restoring_split": json_float(self.restoring_split),
+            "friction": [json_float(e) for e in self.friction],
+        }
+
+
+def two_tap_coefficients(current: float, delayed: float, eta: float, mu: float, tau: int) -> np.ndarray:
+    """``c_0 .. c_L`` of ``x_{k+1} = (1 + μ) x_k − μ x_{k−1} − η current x_k − η delayed x_{k−τ}``."""
+    c = np.zeros(max(tau, 1) + 1)
+    c[0], c[1] = 1.0 + mu, -mu
+    c[0] -= eta * current
+    c[tau] -= eta * delayed
+    return c
+
+
+def autocovariances(coefficients: np.ndarray, lags: int, head: np.ndarray | None = None) -> np.ndarray:
+    """``γ(0), ..., γ(lags)`` of the stationary autoregression with unit noise: the Yule–Walker
+    solution ``head`` = γ(0 .. L) (:func:`.lyapunov.autocovariance` when not given) continued by
+    ``γ(h) = Σ_j c_j γ(h − 1 − j)``."""
+    from amsgd.diffusion.theory.sparse_recursion import continue_recursion  # compiled: loaded here
+
+    head = autocovariance(coefficients, 1.0) if head is None else head
+    return head[: lags + 1] if lags < head.size else continue_recursion(coefficients, head, lags + 1)
+
+
+def impulse_response(coefficients: np.ndarray, n: int) -> np.ndarray:
+    """``H_0 = 1, H_1, ..., H_{n−1}`` of the autoregression."""
+    from amsgd.diffusion.theory.sparse_recursion import continue_recursion
+
+    head = np.zeros(np.asarray(coefficients).size)
+    head[-1] = 1.0  # H_0 = 1 after as many zeros as the recursion looks back, less one
+    return continue_recursion(coefficients, head, n + head.size - 1)[head.size - 1 :]
+
+
+def velocity_autocovariance(gamma: np.ndarray) -> np.ndarray:
+    """``γ^w(h) = 2γ(h) − γ(h − 1) − γ(h + 1)`` of ``w_k = x_k − x_{k−1}`` for ``h = 0 .. len − 2``."""
+    before = np.concatenate(([gamma[1]], gamma[:-2]))  # γ(h − 1), γ(−1) = γ(1)
+    return 2.0 * gamma[:-1] - before - gamma[1:]
+
+
+def friction_lags(mode: np.ndarray, head: np.ndarray, radial: np.ndarray, mu: float) -> int:
+    """Lags enough for :func:`radial_friction`'s sum (``head`` the mode's γ(0 .. L)): doubled from
+    :data:`_MIN_LAGS` until the second half of them adds less than :data:`_SUM_RTOL` of the sum (its
+    terms decay geometrically, so the lags beyond add less still), at most :data:`_MAX_LAGS`."""
+    lags = _MIN_LAGS
+    while True:
+        gamma = autocovariances(mode, lags + 2, head)
+        terms = _friction_terms(velocity_autocovariance(gamma), impulse_response(radial, lags), mu)
+        if abs(np.sum(terms[lags // 2 :])) <= _SUM_RTOL * abs(np.sum(terms)) or lags >= _MAX_LAGS:
+            return lags
+        lags *= 2
+
+
+def _friction_terms(velocity: np.ndarray, response: np.ndarray, mu: float) -> np.ndarray:
+    """``H_j [κ(j + 2) − κ(j)]`` for ``j = 0 .. n − 1``, ``γ^w(0 .. n + 1)`` given."""
+    from amsgd.derivations.norm_coupling import norm_coupling_functions
+
+    kernel = norm_coupling_functions()[3]
+    j = np.arange(velocity.size)
+    kappa = kernel(mu, velocity[np.abs(j - 1)], velocity)  # κ(0 .. n + 1)
+    n = velocity.size - 2
+    return response[:n] * (kappa[2:] - kappa[:-2])
+
+
+def radial_friction(velocity: np.ndarray, response: np.ndarray, mu: float) -> float:
+    """``ε_i = Σ_j H_j [κ_i(j + 2) − κ_i(j)]/(2 γ^w_i(0))`` from the mode's velocity autocovariance
+    ``γ^w(0 .. n + 1)`` and the radial impulse response ``H_0 .. H_{n−1}`` (module docstring)."""
+    return float(np.sum(_friction_terms(velocity, response, mu))) / (2.0 * velocity[0])
+
+
+def norm_coupled_floor(rates: np.ndarray, coupling: np.ndarray, additive: np.ndarray, eta: float, mu: float,
+                       tau: int, variances: np.ndarray) -> NormCoupling | None:  # fmt: skip
+    """The floor with the norm coupling at the constant delay τ, from the first-order ``variances`` of
+    the tangent modes; ``rates``, ``coupling``, ``additive`` are the linearisation's, index 0 the
+    radial mode (:class:`.second_moments.Coefficients`). None where a corrected mode has no
+    stationary law (the first-order floor then stands alone)."""
+    from amsgd.derivations.norm_coupling import norm_coupling_functions
+    from amsgd.diffusion.theory.second_moments import curvature_mean, perron_below_one
+
+    split_of, delta_of, balance_term, _ = norm_coupling_functions()
+    lam1, tangent_rates = rates[0] / 2.0, rates[1:]
+    radial_now = two_tap_coefficients(2.0 * lam1, 0.0, eta, mu, 0)
+    radial_delayed = autocovariances(two_tap_coefficients(0.0, 2.0 * lam1, eta, mu, tau), 1)
+    radial_kinetic = eta**2 * float(coupling[0, 1:] @ variances) * 2.0 * (radial_delayed[0] - radial_delayed[1])
+    v = np.asarray(variances, dtype=float)
+    floor = curvature_mean(v)
+    modes = _two_tap_rows(0.0, tangent_rates, eta, np.full(v.size, mu), tau)  # the first-order recursions
+    heads = autocovariance_rows(modes)
+    lags = [friction_lags(c, g, radial_now, mu) if mu > 0 else max(tau, 1) for c, g in zip(modes, heads)]
+    response = impulse_response(radial_now, max(lags))
+    for _ in range(ITERATIONS):
+        unit = [autocovariances(c, n + 2, g) for c, n, g in zip(modes, lags, heads)]
+        gamma = [vi * g / g[0] for vi, g in zip(v, unit)]
+        kinetic = radial_kinetic + eta**2 * sum(si * 2.0 * (g[0] - g[1]) for si, g in zip(additive[1:], unit))
+        lag_sum = sum(balance_term(lam1, lam1 - a, g[0], g[tau]) for a, g in zip(tangent_rates, gamma))
+        delta = float(delta_of(eta, mu, lam1, lag_sum, kinetic))
+        split = float(split_of(lam1, delta, floor))
+        friction = np.array([radial_friction(velocity_autocovariance(g), response, mu) for g in gamma]) * (mu > 0)
+        modes = _two_tap_rows(split, tangent_rates, eta, mu * (1.0 + friction), tau)
+        if not np.all(np.isfinite(step_down_variance(modes))):  # a root on or outside the unit circle
+            return None
+        heads = autocovariance_rows(modes)
+        gains = eta**2 * heads[:, 0]
+        feedback = gains[:, None] * coupling[1:, 1:]
+        if not perron_below_one(feedback):
+            return None
+        v = np.linalg.solve(np.eye(v.size) - feedback, gains * additive[1:])
+        floor = curvature_mean(v)
+    return NormCoupling(floor, tuple(v.tolist()), delta, split, tuple(friction.tolist()))
+
+
+def _two_tap_rows(split: float, rates: np.ndarray, eta: float, momenta: np.ndarray, tau: int) -> np.ndarray:
+    """:func:`two_tap_coefficients` ``(split, a_i − split, η, μ_i, τ)`` of every mode, one row each."""
+    return np.array([two_tap_coefficients(split, a - split, eta, m, tau) for a, m in zip(rates, momenta)])
