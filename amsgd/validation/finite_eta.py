@@ -60,7 +60,8 @@ def finite_eta(ctx: Context, key: int = 11) -> FiniteEta:
         run = ctx.simulate(problem, ctx.budget.stationary_steps, ctx.budget.replicates, (key, n), record_every=ctx.budget.stationary_steps)
         predicted = theory.finite_eta.value
         checks.append(floor_check(ctx, f"finite-eta-floor-{label}", problem, run, predicted, "finite-eta", None, group="finite-eta"))
-        rows.append({"case": label, "finite_eta": predicted, "additive_linear": theory.linearized.floor,
+        rows.append({"case": label, "finite_eta": predicted, "first_order": theory.finite_eta.first_order,
+                     "additive_linear": theory.linearized.floor,
                      "measured": run.stationary_error.to_dict()})  # fmt: skip
     for n, problem in enumerate(_divergence_cases(ctx, big)):
         checks.append(_divergence_check(ctx, problem, (key, 10 + n)))
