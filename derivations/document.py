@@ -800,6 +800,7 @@ def _norm_coupling_blocks(finite: dict) -> list[Block]:
         f"$\\varepsilon_i = {listed}$; "
         f"the floor is ${_num(finite['value'])}$ (first order ${_num(finite['first_order'])}$)."
     ))  # fmt: skip
+    blocks += [Prose(f"Accuracy: {note}.") for note in finite.get("accuracy_notes", [])]
     return blocks
 
 

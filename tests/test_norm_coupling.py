@@ -180,3 +180,17 @@ def test_coupled_floor_against_simulation(spectrum, dist, eta, mu, tau):
         excess = run.final_norm_sq
         predicted = p.finite_eta.coupling.norm_excess
         assert abs(excess.mean - 1 - predicted) <= Z * excess.std_error + NORM_EXCESS_TOLERANCE * predicted
+
+
+def test_accuracy_notes_name_the_ranges_the_floor_was_not_checked_on():
+    """In words in the JSON: μ → 1 at a fixed η/(1 − μ) (q = 2ηλ_1/(1 − μ)² = 80) and a delay within
+    0.2 τ* of τ*; nothing on the default problem or for a random delay (first-order floor)."""
+    from amsgd.diffusion.theory.report import coupling_accuracy_notes
+
+    fast_norm = predict(_problem((4.0, 3.0, 2.0, 1.0), "gaussian", 1e-5, 0.999, 0))
+    assert ["2 eta lambda_1/(1-mu)^2 = 80 > 5" in n for n in coupling_accuracy_notes(fast_norm)] == [True]
+    near = predict(_problem((4.0, 3.0, 2.0, 1.0), "gaussian", 5e-4, 0.9, 26))  # τ* = 32
+    assert ["within 0.2 tau* of tau* = 32" in n for n in coupling_accuracy_notes(near)] == [True]
+    assert coupling_accuracy_notes(predict(_problem((4.0, 3.0, 2.0, 1.0), "gaussian", 5e-4, 0.9, 25))) == []
+    random = predict(Problem.from_spectrum((4.0, 3.0, 2.0, 1.0), eta=5e-4, mu=0.9, delay=parse_delay("ps:8")))
+    assert coupling_accuracy_notes(random) == []
