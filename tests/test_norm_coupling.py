@@ -194,3 +194,18 @@ def test_accuracy_notes_name_the_ranges_the_floor_was_not_checked_on():
     assert coupling_accuracy_notes(predict(_problem((4.0, 3.0, 2.0, 1.0), "gaussian", 5e-4, 0.9, 25))) == []
     random = predict(Problem.from_spectrum((4.0, 3.0, 2.0, 1.0), eta=5e-4, mu=0.9, delay=parse_delay("ps:8")))
     assert coupling_accuracy_notes(random) == []
+
+
+@pytest.mark.parametrize(("spectrum", "eta", "mu", "tau"),
+                         [((4.0, 3.0, 2.0, 1.0), 5e-4, 0.95, 10), ((2.0, 1.0), 2.5e-3, 0.95, 2),
+                          ((4.0, 3.0, 2.0, 1.0), 2.5e-4, 0.975, 0)])  # fmt: skip
+def test_the_joint_updates_have_converged(monkeypatch, spectrum, eta, mu, tau):
+    """One more update of (v, δ, b, ε) than the floor takes moves it by less than 3e-4 of itself."""
+    import amsgd.diffusion.theory.norm_coupling as coupling
+
+    p = predict(_problem(spectrum, "gaussian", eta, mu, tau))
+    floor = p.finite_eta.value
+    monkeypatch.setattr(coupling, "ITERATIONS", coupling.ITERATIONS + 1)
+    further = finite_eta_floor(p.coefficients, eta, mu, p.delay_law).value
+    assert further == pytest.approx(floor, rel=3e-4)
+    assert further != floor  # the extra update ran

@@ -13,11 +13,11 @@ change it at relative order F (derived in :mod:`amsgd.derivations.norm_coupling`
   mode's velocity autocovariance, ``κ_i(ℓ) = 2 γ^w_i(ℓ − 1)² + 2 μ γ^w_i(ℓ)²``).
 
 ``δ`` comes from the norm balance ``δ = (Σ_i (λ_1 − λ_i)(v_i − γ_i(τ)) + (1 + μ) K/(2η))/λ_1``, K the
-kinetic energy ``E‖h_k − h_{k−1}‖²`` of the tangent modes and the radial one (its noise
-``Σ_j C_1j v_j``). ``v``, δ, b and ε depend on each other; starting from the first-order ``v`` they
-are updated together :data:`ITERATIONS` times (each update moves the floor by a factor of order F
-less than the one before). Constant delays only: a random delay's two-tap recursion has no
-Yule–Walker form here.
+kinetic energy ``E‖h_k − h_{k−1}‖²`` of the tangent modes driven by their additive noise ``s_i`` and
+of the radial mode driven by ``Σ_j C_1j v_j`` (first-order v). ``v``, δ, b and ε depend on each
+other; starting from the first-order ``v`` they are updated together :data:`ITERATIONS` times (each
+update moves the floor by about a tenth of the one before; after three, by 0.02% or less on the
+tests' cases). Constant delays only: a random delay's two-tap recursion has no Yule–Walker form here.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ class NormCoupling:
     variances: tuple[float, ...]  # v_i of the tangent modes with the coupling
     norm_excess: float  # δ = E‖h‖² − 1
     restoring_split: float  # b
-    friction: tuple[float, ...]  # ε_i per tangent mode
+    friction: tuple[float, ...]  # ε_i per tangent mode (0 at μ = 0, where it has no effect)
 
     def to_dict(self) -> dict:
         return {
@@ -146,7 +146,8 @@ def norm_coupled_floor(rates: np.ndarray, coupling: np.ndarray, additive: np.nda
         lag_sum = sum(balance_term(lam1, lam1 - a, g[0], g[tau]) for a, g in zip(tangent_rates, gamma))
         delta = float(delta_of(eta, mu, lam1, lag_sum, kinetic))
         split = float(split_of(lam1, delta, floor))
-        friction = np.array([radial_friction(velocity_autocovariance(g), response, mu) for g in gamma]) * (mu > 0)
+        friction = np.array([radial_friction(velocity_autocovariance(g), response, mu) if mu > 0 else 0.0
+                             for g in gamma])  # fmt: skip
         modes = _two_tap_rows(split, tangent_rates, eta, mu * (1.0 + friction), tau)
         if not np.all(np.isfinite(step_down_variance(modes))):  # a root on or outside the unit circle
             return None
