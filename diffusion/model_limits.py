@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Literal
 
@@ -36,12 +37,13 @@ import numpy as np
 import sympy as sp
 
 from amsgd.core import checks
-from amsgd.core.errors import ProblemError
+from amsgd.core.errors import ProblemError, RunWarning
 from amsgd.core.estimates import Estimate, json_float, t_interval
 from amsgd.core.models import ModelProblem
 from amsgd.core.progress import counter
 from amsgd.core.seeding import RngLike, child_sequence, describe_seed, root_sequence
 from amsgd.derivations.recursion import derive_time_scale, mu
+from amsgd.diffusion.model_scheme import SchemeStability, scheme_stability
 from amsgd.diffusion.sde import require_step_count
 from amsgd.simulate.model_engine import start_points, stream_key
 
@@ -62,6 +64,7 @@ class ModelLimitSolution:
     window: float
     seed: str
     elapsed: float
+    scheme: SchemeStability | None = None  # the Euler–Maruyama step near the minimum (SME only)
 
     @property
     def blown_up(self) -> int:
@@ -99,6 +102,7 @@ class ModelLimitSolution:
             "iterations": self.iterations.tolist(),
             "loss_mean": [json_float(float(v)) for v in self.mean_curve],
             "seconds": round(self.elapsed, 3),
+            **({"scheme_stability": self.scheme.to_dict()} if self.scheme is not None else {}),
         }
 
 
@@ -121,6 +125,7 @@ def integrate_model_limit(
     start: np.ndarray | None = None,
     divergence_norm: float = 1e6,
     progress: bool | None = None,
+    check_scheme: bool = True,
 ) -> ModelLimitSolution:
     """Integrate the ODE or the SME of ``problem`` (module docstring) for ``steps`` iterations.
 
@@ -131,7 +136,10 @@ def integrate_model_limit(
     :func:`~amsgd.simulate.model_engine.simulate_model` with the same ``rng``); the stationary loss
     averages from the fraction ``window`` of the run to its end (as ``simulate_model``'s ``window``). A path that leaves the ball
     ``‖x‖ <= divergence_norm`` (the simulator's rule, :func:`~amsgd.simulate.model_engine.simulate_model`)
-    or becomes non-finite has blown up: NaN from then on.
+    or becomes non-finite has blown up: NaN from then on. Before the SME runs, ``check_scheme`` asks
+    whether its Euler–Maruyama step is mean-square stable near the model's minimum
+    (:func:`.model_scheme.scheme_stability`, the minimum and its noise found first, seconds to tens of
+    seconds): where it is not, a :class:`~amsgd.core.errors.RunWarning` says so and names a stable step.
     """
     steps = checks.positive_int("steps", steps)
     paths = checks.positive_int("paths", paths)
@@ -152,6 +160,9 @@ def integrate_model_limit(
 
     start = check_start(start, problem)
     x0 = start_points(problem, n_paths, rng=root) if start is None else np.tile(start, (n_paths, 1))
+    scheme = scheme_stability(problem, float(dt)) if limit == "sde" and check_scheme else None
+    if scheme is not None and not scheme.stable:
+        warnings.warn(scheme.warning(np.diff(marks)), RunWarning, stacklevel=2)
     began = time.perf_counter()
     if limit == "ode":
         loss = _ode(problem, x0[0], marks)[None, :]
@@ -159,7 +170,7 @@ def integrate_model_limit(
         keys = [stream_key(child_sequence(root, p)) for p in range(n_paths)]
         loss = _sme(problem, x0, keys, marks, dt, float(divergence_norm), progress)
     return ModelLimitSolution(problem, limit, marks, loss, float(dt), float(window), describe_seed(root),
-                              time.perf_counter() - began)  # fmt: skip
+                              time.perf_counter() - began, scheme)  # fmt: skip
 
 
 def _require_whole_steps(intervals: np.ndarray, dt: float) -> None:
