@@ -65,7 +65,7 @@ def dividing_step(bound: float, intervals: np.ndarray) -> float:
     exactly: a divisor of their greatest common divisor when ``bound > 1``, else ``1/k`` with
     ``k = 2^a 5^b`` (0.5, 0.25, 0.2, 0.125, 0.1, ...)."""
     whole = int(np.gcd.reduce(np.asarray(intervals, dtype=np.int64)))
-    below = [d for d in range(1, whole + 1) if whole % d == 0 and d < bound]
+    below = [d for d in range(1, min(whole, int(np.ceil(bound))) + 1) if whole % d == 0 and d < bound]
     if bound > 1 and below:
         return float(max(below))
     ks = sorted(2**a * 5**b for a in range(40) for b in range(20))
