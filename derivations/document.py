@@ -789,8 +789,8 @@ def _norm_coupling_blocks(finite: dict) -> list[Block]:
     ]
     norm = finite.get("norm")
     if norm is None or finite["value"] is None:
-        blocks.append(Prose("For this problem the coupling is not computed (a random delay, or no stationary "
-                            "law): the floor is the first-order one."))  # fmt: skip
+        blocks.append(Prose("For this problem the coupled second moments have no stationary law: the floor is "
+                            "the first-order one."))  # fmt: skip
         return blocks
     friction = norm["friction"]
     shown = friction if len(friction) <= FULL_LISTING_DIM else friction[:3]

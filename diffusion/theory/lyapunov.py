@@ -191,10 +191,10 @@ def _kappa(coefficients: np.ndarray, pmf: np.ndarray, lam: float) -> float:
     autoregression with coefficients ``c_j λ^{−(j+1)/2}`` and noise variance ``1/λ``.
     """
     j = np.arange(coefficients.size)
-    return _spread(autocovariance(coefficients * lam ** (-(j + 1) / 2), 1.0 / lam), pmf, lam)
+    return delay_spread(autocovariance(coefficients * lam ** (-(j + 1) / 2), 1.0 / lam), pmf, lam)
 
 
-def _spread(gamma: np.ndarray, pmf: np.ndarray, lam: float) -> float:
+def delay_spread(gamma: np.ndarray, pmf: np.ndarray, lam: float) -> float:
     """κ(M) for ``M_ij = λ^{−(i+j)/2} γ(|i − j|)``, over the support of the delay law."""
     k = np.arange(pmf.size)
     scale = lam ** (-k / 2)
@@ -218,7 +218,7 @@ def _stationary(
     c = ar_coefficients(rate, eta, mu, law)
     radius = radius_of(c)
     gamma = autocovariance(c) if radius < 1.0 else np.full(c.size, np.nan)
-    gain = (eta * rate) ** 2 * _spread(gamma, law.pmf, 1.0)
+    gain = (eta * rate) ** 2 * delay_spread(gamma, law.pmf, 1.0)
     return _effective_noise(rate, eta, mu, law, s2, radius, gain, if_unstable), gamma
 
 
@@ -323,7 +323,7 @@ def scaled_gain(
         return float("inf")
     j = np.arange(c.size)
     gamma = autocovariance(c * lam ** (-(j + 1) / 2), 1.0 / lam)
-    feedback = 0.0 if law.constant is not None else (eta * rate) ** 2 * _spread(gamma, law.pmf, lam)
+    feedback = 0.0 if law.constant is not None else (eta * rate) ** 2 * delay_spread(gamma, law.pmf, lam)
     if feedback >= 1.0:
         return float("inf")
     stale = float(law.pmf @ lam ** -np.arange(law.pmf.size))  # Σ_j p_j λ^{−j}

@@ -6,18 +6,20 @@ change it at relative order F (derived in :mod:`amsgd.derivations.norm_coupling`
 
 * the restoring force splits: ``b = λ_1 (1 − (1 + δ)(1 − F))`` of it acts on the current ratio and
   ``a_i − b`` on the delayed one, so the mode is the two-tap recursion
-  ``x_{k+1} = (1 + μ_i − η b) x_k − μ_i x_{k−1} − η (a_i − b) x_{k−τ} + η ξ_k`` (no change at τ = 0);
+  ``x_{k+1} = (1 + μ_i − η b) x_k − μ_i x_{k−1} − η (a_i − b) x_{k−τ_k} + η ξ_k`` (no change at τ = 0);
+  for an i.i.d. delay its mean recursion takes ``E x_{k−τ}`` over the law, and the delay's spread
+  multiplies the noise by ``1/(1 − (η (a_i − b))² κ)`` as in :func:`.lyapunov.stationary_variance`;
 * with momentum, the norm's response to the kinetic energy damps each mode's velocity: its momentum
   is ``μ_i = μ (1 + ε_i)`` with the radial friction ``ε_i = Σ_j H_j [κ_i(j + 2) − κ_i(j)]/(2 γ^w_i(0))``
   (``H`` the impulse response of the radial recursion with rate ``2λ_1`` at τ = 0, ``γ^w_i`` the
   mode's velocity autocovariance, ``κ_i(ℓ) = 2 γ^w_i(ℓ − 1)² + 2 μ γ^w_i(ℓ)²``).
 
-``δ`` comes from the norm balance ``δ = (Σ_i (λ_1 − λ_i)(v_i − γ_i(τ)) + (1 + μ) K/(2η))/λ_1``, K the
+``δ`` comes from the norm balance ``δ = (Σ_i (λ_1 − λ_i)(v_i − E γ_i(τ)) + (1 + μ) K/(2η))/λ_1``, K the
 kinetic energy ``E‖h_k − h_{k−1}‖²`` of the tangent modes driven by their additive noise ``s_i`` and
 of the radial mode driven by ``Σ_j C_1j v_j`` (first-order v). ``v``, δ, b and ε depend on each
 other; starting from the first-order ``v`` they are updated together :data:`ITERATIONS` times (each
 update moves the floor by about a tenth of the one before; after three, by 0.02% or less on the
-tests' cases). Constant delays only: a random delay's two-tap recursion has no Yule–Walker form here.
+tests' cases). An untruncated geometric law is taken through its stored finite pmf.
 """
 
 from __future__ import annotations
@@ -27,7 +29,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from amsgd.core.estimates import json_float
-from amsgd.diffusion.theory.lyapunov import autocovariance, autocovariance_rows, step_down_variance
+from amsgd.diffusion.theory.linear_recursion import DelayLaw
+from amsgd.diffusion.theory.lyapunov import (
+    autocovariance,
+    autocovariance_rows,
+    delay_spread,
+    step_down_variance,
+)
 
 #: Joint updates of (v, δ, b, ε) from the first-order variances.
 ITERATIONS = 3
@@ -120,47 +128,65 @@ def radial_friction(velocity: np.ndarray, response: np.ndarray, mu: float) -> fl
 
 
 def norm_coupled_floor(rates: np.ndarray, coupling: np.ndarray, additive: np.ndarray, eta: float, mu: float,
-                       tau: int, variances: np.ndarray) -> NormCoupling | None:  # fmt: skip
-    """The floor with the norm coupling at the constant delay τ, from the first-order ``variances`` of
-    the tangent modes; ``rates``, ``coupling``, ``additive`` are the linearisation's, index 0 the
-    radial mode (:class:`.second_moments.Coefficients`). None where a corrected mode has no
-    stationary law (the first-order floor then stands alone)."""
+                       law: DelayLaw, variances: np.ndarray) -> NormCoupling | None:  # fmt: skip
+    """The floor with the norm coupling under the i.i.d. delay ``law`` (a constant delay included), from
+    the first-order ``variances`` of the tangent modes; ``rates``, ``coupling``, ``additive`` are the
+    linearisation's, index 0 the radial mode (:class:`.second_moments.Coefficients`). None where a
+    corrected mode has no stationary law (the first-order floor then stands alone)."""
     from amsgd.derivations.norm_coupling import norm_coupling_functions
     from amsgd.diffusion.theory.second_moments import curvature_mean, perron_below_one
 
     split_of, delta_of, balance_term, _ = norm_coupling_functions()
-    lam1, tangent_rates = rates[0] / 2.0, rates[1:]
+    lam1, tangent_rates, pmf = rates[0] / 2.0, rates[1:], law.pmf
     radial_now = two_tap_coefficients(2.0 * lam1, 0.0, eta, mu, 0)
-    radial_delayed = autocovariances(two_tap_coefficients(0.0, 2.0 * lam1, eta, mu, tau), 1)
-    radial_kinetic = eta**2 * float(coupling[0, 1:] @ variances) * 2.0 * (radial_delayed[0] - radial_delayed[1])
+    radial = _split_rows(0.0, np.array([2.0 * lam1]), eta, np.array([mu]), law)
+    radial_gamma, radial_feedback = _unit_moments(radial, np.array([2.0 * lam1]), eta, pmf)
+    radial_kinetic = (eta**2 * float(coupling[0, 1:] @ variances) * 2.0 * (radial_gamma[0, 0] - radial_gamma[0, 1])
+                      / (1.0 - radial_feedback[0]))  # fmt: skip
     v = np.asarray(variances, dtype=float)
     floor = curvature_mean(v)
-    modes = _two_tap_rows(0.0, tangent_rates, eta, np.full(v.size, mu), tau)  # the first-order recursions
-    heads = autocovariance_rows(modes)
-    lags = [friction_lags(c, g, radial_now, mu) if mu > 0 else max(tau, 1) for c, g in zip(modes, heads)]
+    modes = _split_rows(0.0, tangent_rates, eta, np.full(v.size, mu), law)  # the first-order recursions
+    heads, feedback = _unit_moments(modes, tangent_rates, eta, pmf)
+    lags = [friction_lags(c, g, radial_now, mu) if mu > 0 else law.order for c, g in zip(modes, heads)]
     response = impulse_response(radial_now, max(lags))
     for _ in range(ITERATIONS):
         unit = [autocovariances(c, n + 2, g) for c, n, g in zip(modes, lags, heads)]
         gamma = [vi * g / g[0] for vi, g in zip(v, unit)]
-        kinetic = radial_kinetic + eta**2 * sum(si * 2.0 * (g[0] - g[1]) for si, g in zip(additive[1:], unit))
-        lag_sum = sum(balance_term(lam1, lam1 - a, g[0], g[tau]) for a, g in zip(tangent_rates, gamma))
+        kinetic = radial_kinetic + eta**2 * sum(si * 2.0 * (g[0] - g[1]) / (1.0 - f)
+                                                for si, g, f in zip(additive[1:], unit, feedback))  # fmt: skip
+        lag_sum = sum(balance_term(lam1, lam1 - a, g[0], pmf @ g[: pmf.size]) for a, g in zip(tangent_rates, gamma))
         delta = float(delta_of(eta, mu, lam1, lag_sum, kinetic))
         split = float(split_of(lam1, delta, floor))
         friction = np.array([radial_friction(velocity_autocovariance(g), response, mu) if mu > 0 else 0.0
                              for g in gamma])  # fmt: skip
-        modes = _two_tap_rows(split, tangent_rates, eta, mu * (1.0 + friction), tau)
+        modes = _split_rows(split, tangent_rates - split, eta, mu * (1.0 + friction), law)
         if not np.all(np.isfinite(step_down_variance(modes))):  # a root on or outside the unit circle
             return None
-        heads = autocovariance_rows(modes)
-        gains = eta**2 * heads[:, 0]
-        feedback = gains[:, None] * coupling[1:, 1:]
-        if not perron_below_one(feedback):
+        heads, feedback = _unit_moments(modes, tangent_rates - split, eta, pmf)
+        if not np.all(feedback < 1.0):  # the delay's spread alone makes a mode's second moments grow
             return None
-        v = np.linalg.solve(np.eye(v.size) - feedback, gains * additive[1:])
+        gains = eta**2 * heads[:, 0] / (1.0 - feedback)
+        matrix = gains[:, None] * coupling[1:, 1:]
+        if not perron_below_one(matrix):
+            return None
+        v = np.linalg.solve(np.eye(v.size) - matrix, gains * additive[1:])
         floor = curvature_mean(v)
     return NormCoupling(floor, tuple(v.tolist()), delta, split, tuple(friction.tolist()))
 
 
-def _two_tap_rows(split: float, rates: np.ndarray, eta: float, momenta: np.ndarray, tau: int) -> np.ndarray:
-    """:func:`two_tap_coefficients` ``(split, a_i − split, η, μ_i, τ)`` of every mode, one row each."""
-    return np.array([two_tap_coefficients(split, a - split, eta, m, tau) for a, m in zip(rates, momenta)])
+def _split_rows(split: float, delayed: np.ndarray, eta: float, momenta: np.ndarray, law: DelayLaw) -> np.ndarray:
+    """The mean recursions ``x_{k+1} = (1 + μ_i − η b) x_k − μ_i x_{k−1} − η d_i E x_{k−τ}`` of every mode
+    (``d_i`` the ``delayed`` rates), one row each, ``L + 1`` coefficients."""
+    rows = np.zeros((delayed.size, law.order + 1))
+    rows[:, 0], rows[:, 1] = 1.0 + momenta - eta * split, -momenta
+    rows[:, : law.pmf.size] -= eta * delayed[:, None] * law.pmf[None, :]
+    return rows
+
+
+def _unit_moments(rows: np.ndarray, delayed: np.ndarray, eta: float, pmf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: the unit-noise autocovariance ``γ(0 .. L)`` of the mean recursion, and the feedback
+    ``(η d)² κ(γ)`` through which a random delay's spread multiplies the noise (:func:`.lyapunov.stationary_variance`;
+    0 for a constant delay)."""
+    heads = autocovariance_rows(rows)
+    feedback = np.array([(eta * d) ** 2 * delay_spread(g, pmf, 1.0) for d, g in zip(delayed, heads)])
+    return heads, feedback

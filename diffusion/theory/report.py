@@ -141,7 +141,7 @@ def finite_eta_dict(p: Predictions) -> dict:
         "random-coefficient linearisation at e_1 in the ratio coordinates h_i/h_1 (exact second moments, "
         "multiplicative noise included), then E[S/(1+S)] of sin^2 for Gaussian ratios"
         + ("; with the norm of h coupled in (restoring-force split, radial friction)" if p.finite_eta.coupling else
-           "; first order (the norm coupling is computed for constant delays)")
+           "; first order (with the norm coupling the second moments have no stationary law)")
     )
     if not p.coefficients.diagonal:
         out["note"] = "the data law correlates eigen-coordinates; their cross-covariances are neglected"

@@ -26,8 +26,8 @@ tangent block of the same recursion, without the radial coordinate (for μ = τ 
     E[S/(1 + S)] = ∫_0^∞ e^{−t} Σ_i v_i/(1 + 2 t v_i) Π_j (1 + 2 t v_j)^{−1/2} dt,
 
 split into the additive-linear part ``Σ G_i s_i``, the multiplicative part (the rest of ``Σ v_i``) and
-the nonlinear part (the curvature of sin², ``E[S/(1+S)] − Σ v_i``). At a constant delay the floor then
-takes in the norm of h (:mod:`.norm_coupling`: the restoring force split between the current and the
+the nonlinear part (the curvature of sin², ``E[S/(1+S)] − Σ v_i``). The floor then takes in the norm
+of h (:mod:`.norm_coupling`: the restoring force split between the current and the
 stale ratio, and the radial friction on each mode's momentum), its fourth part.
 """
 
@@ -92,8 +92,8 @@ class Coefficients:
 class FiniteEtaFloor:
     """The finite-η, finite-τ error floor and its parts (see the module docstring).
 
-    ``value`` is the floor with the norm coupling (:mod:`.norm_coupling`) where it was computed
-    (constant delays), else the first-order floor ``first_order``; ``variances`` are the first-order
+    ``value`` is the floor with the norm coupling (:mod:`.norm_coupling`) where it has a stationary
+    law, else the first-order floor ``first_order``; ``variances`` are the first-order
     ones. The parts add up to ``value``: additive-linear + multiplicative + nonlinear = ``first_order``,
     and ``norm_coupling`` is the rest."""
 
@@ -235,7 +235,7 @@ def curvature_mean(variances: np.ndarray) -> float:
 
 def finite_eta_floor(c: Coefficients, eta: float, mu: float, delay: Delay, coupled: bool = True) -> FiniteEtaFloor:
     """The floor of sin² near e_1 from the tangent block in ratio coordinates (module docstring), with
-    the norm coupling of :mod:`.norm_coupling` at a constant delay unless ``coupled`` is False."""
+    the norm coupling of :mod:`.norm_coupling` unless ``coupled`` is False."""
     tangent = c.block(c.tangent)
     g = gains(tangent.rates, eta, mu, delay, 1.0, _known_radii(tangent.rates, eta, mu, delay))
     additive = float(np.sum(g * tangent.additive))
@@ -244,8 +244,8 @@ def finite_eta_floor(c: Coefficients, eta: float, mu: float, delay: Delay, coupl
     first = curvature_mean(v)
     law = delay_law(delay)
     norm = None
-    if coupled and np.isfinite(first) and law.constant is not None:
-        norm = norm_coupled_floor(c.rates, c.coupling, c.additive, eta, mu, law.constant, v)
+    if coupled and np.isfinite(first):
+        norm = norm_coupled_floor(c.rates, c.coupling, c.additive, eta, mu, law, v)
     value = first if norm is None else norm.value
     return FiniteEtaFloor(value, additive, total - additive, first - total, tuple(v.tolist()), bool(np.isfinite(total)),
                           first, norm)  # fmt: skip
