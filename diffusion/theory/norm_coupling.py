@@ -131,8 +131,9 @@ def norm_coupled_floor(rates: np.ndarray, coupling: np.ndarray, additive: np.nda
                        law: DelayLaw, variances: np.ndarray) -> NormCoupling | None:  # fmt: skip
     """The floor with the norm coupling under the i.i.d. delay ``law`` (a constant delay included), from
     the first-order ``variances`` of the tangent modes; ``rates``, ``coupling``, ``additive`` are the
-    linearisation's, index 0 the radial mode (:class:`.second_moments.Coefficients`). None where a
-    corrected mode has no stationary law (the first-order floor then stands alone)."""
+    linearisation's, index 0 the radial mode (:class:`.second_moments.Coefficients`). None where the
+    radial mode or a corrected tangent mode has no stationary law (beyond τ*, for instance): the
+    first-order floor then stands alone."""
     from amsgd.derivations.norm_coupling import norm_coupling_functions
     from amsgd.diffusion.theory.second_moments import curvature_mean, perron_below_one
 
@@ -140,7 +141,11 @@ def norm_coupled_floor(rates: np.ndarray, coupling: np.ndarray, additive: np.nda
     lam1, tangent_rates, pmf = rates[0] / 2.0, rates[1:], law.pmf
     radial_now = two_tap_coefficients(2.0 * lam1, 0.0, eta, mu, 0)
     radial = _split_rows(0.0, np.array([2.0 * lam1]), eta, np.array([mu]), law)
+    if not np.isfinite(step_down_variance(radial)[0]):  # beyond τ*: the norm has no stationary law
+        return None
     radial_gamma, radial_feedback = _unit_moments(radial, np.array([2.0 * lam1]), eta, pmf)
+    if radial_feedback[0] >= 1.0:
+        return None
     radial_kinetic = (eta**2 * float(coupling[0, 1:] @ variances) * 2.0 * (radial_gamma[0, 0] - radial_gamma[0, 1])
                       / (1.0 - radial_feedback[0]))  # fmt: skip
     v = np.asarray(variances, dtype=float)
