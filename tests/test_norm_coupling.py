@@ -21,10 +21,10 @@ from amsgd.derivations.norm_coupling import (
     momentum_factor_norm_part,
     norm_coupling_functions,
 )
+from amsgd.diffusion.theory.linear_recursion import ar_coefficients
 from amsgd.diffusion.theory.norm_coupling import (
     autocovariances,
     impulse_response,
-    two_tap_coefficients,
     velocity_autocovariance,
 )
 from amsgd.diffusion.theory.second_moments import finite_eta_floor
@@ -123,7 +123,8 @@ def test_momentum_factors_norm_part_is_the_first_order_of_the_ratio_of_norms():
 
 @pytest.mark.parametrize("tau", [0, 1, 7, 70])
 def test_autocovariances_and_impulse_response_continue_the_recursion(tau):
-    c = two_tap_coefficients(0.2, 0.3, 0.01, 0.9, tau)  # stable: largest root modulus 0.9997 at τ = 70
+    c = ar_coefficients(0.3, 0.01, 0.9, tau)  # with a current rate 0.2 as well: largest root modulus 0.9997 at τ = 70
+    c[0] -= 0.01 * 0.2
     response = impulse_response(c, 100_000)
     gamma = autocovariances(c, 300)
     brute = np.array([response[: response.size - lag] @ response[lag:] for lag in range(301)])

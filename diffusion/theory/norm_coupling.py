@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from amsgd.core.estimates import json_float
-from amsgd.diffusion.theory.linear_recursion import DelayLaw
+from amsgd.diffusion.theory.linear_recursion import DelayLaw, ar_coefficients
 from amsgd.diffusion.theory.lyapunov import (
     autocovariance,
     autocovariance_rows,
@@ -60,16 +60,8 @@ class NormCoupling:
             "norm_excess": json_float(self.norm_excess),
             "restoring_split": json_float(self.restoring_split),
             "friction": [json_float(e) for e in self.friction],
+            "per_mode": [json_float(v) for v in self.variances],
         }
-
-
-def two_tap_coefficients(current: float, delayed: float, eta: float, mu: float, tau: int) -> np.ndarray:
-    """``c_0 .. c_L`` of ``x_{k+1} = (1 + μ) x_k − μ x_{k−1} − η current x_k − η delayed x_{k−τ}``."""
-    c = np.zeros(max(tau, 1) + 1)
-    c[0], c[1] = 1.0 + mu, -mu
-    c[0] -= eta * current
-    c[tau] -= eta * delayed
-    return c
 
 
 def autocovariances(coefficients: np.ndarray, lags: int, head: np.ndarray | None = None) -> np.ndarray:
@@ -139,8 +131,8 @@ def norm_coupled_floor(rates: np.ndarray, coupling: np.ndarray, additive: np.nda
 
     split_of, delta_of, balance_term, _ = norm_coupling_functions()
     lam1, tangent_rates, pmf = rates[0] / 2.0, rates[1:], law.pmf
-    radial_now = two_tap_coefficients(2.0 * lam1, 0.0, eta, mu, 0)
-    radial = _split_rows(0.0, np.array([2.0 * lam1]), eta, np.array([mu]), law)
+    radial_now = ar_coefficients(2.0 * lam1, eta, mu, 0)  # the norm's recursion without the delay
+    radial = ar_coefficients(2.0 * lam1, eta, mu, law)[None, :]  # and with it
     if not np.isfinite(step_down_variance(radial)[0]):  # beyond τ*: the norm has no stationary law
         return None
     radial_gamma, radial_feedback = _unit_moments(radial, np.array([2.0 * lam1]), eta, pmf)
