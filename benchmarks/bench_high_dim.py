@@ -1,15 +1,19 @@
 """The simulator in high dimensions (d = 1000 and 10 000, η of order 1/d), as ratios in one run.
 
 For each d the same problem (spectrum evenly spaced from 2 to 1, η = 0.2/d, μ = 0.5, constant delay
-τ = 10, R replicates, start e_2) is built (its time printed) and run four ways, each the best of
-``--repeats`` (the first three in turn, so that a change in the machine's load falls on all three):
+τ = 10, R replicates, 1000 steps, start e_2) is built (its time printed) and run five ways, each the
+best of ``--repeats`` (the first four in turn, so that a change in the machine's load falls on all):
 
-* ``simulate``: :func:`amsgd.simulate.simulate` with its default recording (101 iterations);
+* ``simulate``: :func:`amsgd.simulate.simulate` with its default recording (101 iterations, one
+  every 10 steps, each adding the replicate's coordinates to the per-coordinate moments);
 * ``simulate``, recording only iterations 0 and ``steps`` (``record_every = steps``): the same
-  updates without the per-coordinate moments of the 99 recordings in between, which at d = 10⁴
-  and 300 steps (one recording every 3 steps) are a sizeable part of the time;
+  updates without the 99 recordings in between;
 * floor: :func:`amsgd.simulate.engine.draw_only`, exactly the simulator's draws and nothing else;
   target: simulate <= 1.3 × floor;
+* bare recursion: :func:`bare_recursion`, the same draws (same streams, one step's row at a time)
+  and the two passes per step that the recursion needs (``s = yᵀ v_stale``, then the update with
+  ``||v||²``), with no bookkeeping: what this loop structure costs on the machine, the reference for
+  how much of the simulator's time above the floor is the recursion itself;
 * NumPy: the same recursion vectorised over replicates (``(R, d)`` arrays, a ring of τ + 1 past
   iterates, ``g = s (y − s v_stale)`` with ``s = yᵀ v_stale``), for reference.
 
@@ -28,17 +32,19 @@ import time
 import tracemalloc
 
 import numpy as np
+from numba import njit
 from ratios import emit  # benchmarks/ is on the path when a script runs
 from timing import best_of, best_of_interleaved
 
 from amsgd import Problem, parse_delay
 from amsgd.simulate import simulate
 from amsgd.simulate.engine import draw_only, warm_up
+from amsgd.simulate.ziggurat import fill_scaled_normals, replicate_states
 
 TAU = 10
 TARGET = 1.3
-#: (d, replicates, steps)
-CASES = ((1000, 64, 1000), (10_000, 16, 300))
+#: (d, replicates, steps): one recording every 10 steps in both
+CASES = ((1000, 64, 1000), (10_000, 16, 1000))
 
 
 def make_problem(dim: int) -> Problem:
@@ -61,16 +67,52 @@ def numpy_loop(problem: Problem, steps: int, replicates: int, rng: np.random.Gen
     return 1.0 - v[:, 0] ** 2 / np.einsum("rd,rd->r", v, v)
 
 
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc", "contract"})
+def _bare_kernel(states, scale, ring, row, steps, tau, eta, mu):
+    """``steps`` steps of every replicate, one after the other, in the ring ``ring[b, k mod L]``."""
+    replicates, slots, dim = ring.shape
+    total = 0.0
+    for b in range(replicates):
+        cur, prv, nxt = 0, slots - 1, 1
+        for k in range(steps):
+            stl = (cur - tau) % slots
+            fill_scaled_normals(states[b], scale, row)
+            s = 0.0
+            for i in range(dim):
+                s += row[0, i] * ring[b, stl, i]
+            nsq = 0.0
+            for i in range(dim):
+                hc = ring[b, cur, i]
+                new = hc + mu * (hc - ring[b, prv, i]) + eta * s * (row[0, i] - s * ring[b, stl, i])
+                ring[b, nxt, i] = new
+                nsq += new * new
+            total += nsq
+            prv, cur = cur, nxt
+            nxt = nxt + 1 if nxt + 1 < slots else 0
+    return total
+
+
+def bare_recursion(problem: Problem, steps: int, replicates: int, seed: int) -> float:
+    """The recursion and its draws alone (module docstring): returns the sum of ``||v_k||²``."""
+    dim = problem.dim
+    ring = np.zeros((replicates, TAU + 2, dim))
+    ring[:, :, 1] = 1.0
+    states = replicate_states(np.random.SeedSequence(seed), replicates)
+    scale = np.sqrt(np.asarray(problem.eigenvalues, dtype=float))
+    return _bare_kernel(states, scale, ring, np.empty((1, dim)), steps, TAU, problem.eta, problem.mu)
+
+
 def measure(dim: int, replicates: int, steps: int, repeats: int) -> None:
     """Time one case four ways, trace its memory, print a few lines and emit the ratios."""
     began = time.perf_counter()
     problem = make_problem(dim)
     build = time.perf_counter() - began
-    (result, _, _), (sim, bare, floor) = best_of_interleaved(
+    (result, _, _, _), (sim, bare, floor, loop) = best_of_interleaved(
         repeats,
         lambda: simulate(problem, steps, replicates, rng=1, progress=False),
         lambda: simulate(problem, steps, replicates, rng=1, record_every=steps, progress=False),
         lambda: draw_only(problem, steps, replicates, rng=1),
+        lambda: bare_recursion(problem, steps, replicates, 1),
     )
     plain = best_of(1, lambda: numpy_loop(problem, steps, replicates, np.random.default_rng(1)))
     tracemalloc.start()
@@ -89,12 +131,17 @@ def measure(dim: int, replicates: int, steps: int, repeats: int) -> None:
     print(f"  recording only iterations 0 and {steps}: simulate {per * bare:8.0f} ns per replicate-step, "
           f"/ floor {bare / floor:.2f}; the {result.iterations.size - 2} recordings between cost "
           f"{per * (sim - bare):.0f} ns per replicate-step")  # fmt: skip
+    print(f"  bare recursion {per * loop:8.0f} ns per replicate-step, / floor {loop / floor:.2f}; "
+          f"simulate recording only the ends / bare recursion {bare / loop:.2f}")  # fmt: skip
     print(f"  peak traced memory {peak / 2**20:.1f} MiB: history 8 (τ + 2) R d = {history / 2**20:.1f} MiB, "
           f"recorded moments 16 n_records d = {moments / 2**20:.1f} MiB")  # fmt: skip
     emit(f"simulate / draw floor, d = {dim}", sim / floor, target=f"<= {TARGET}", met=met,
          note=f"{per * sim:.0f} ns per replicate-step, R = {replicates}, {steps} steps, tau = {TAU}")  # fmt: skip
     emit(f"simulate recording only the ends / draw floor, d = {dim}", bare / floor,
          note=f"the {result.iterations.size - 2} recordings between cost {per * (sim - bare):.0f} ns per replicate-step")  # fmt: skip
+    emit(f"bare recursion / draw floor, d = {dim}", loop / floor,
+         note="the same draws and the two passes per step, no bookkeeping")  # fmt: skip
+    emit(f"simulate recording only the ends / bare recursion, d = {dim}", bare / loop)
     emit(f"NumPy loop / simulate, d = {dim}", plain / sim)
     emit(f"Problem.from_spectrum, d = {dim}", build, unit="s")
     emit(f"simulate: peak traced memory, d = {dim}", peak / 2**20, unit="MiB", target="O(tau R d)",

@@ -235,13 +235,12 @@ def _record(rec, h, r, err, nsq, b):
     rec.error[b, r] = err
     rec.norm_sq[b, r] = nsq
     rec.alive_count[r] += 1
-    keep_all = rec.coords.shape[0] > 0
     for i in range(h.shape[0]):
         c = h[i]
         rec.coord_sum[r, i] += c
         rec.coord_sq[r, i] += c * c
-        if keep_all:
-            rec.coords[b, r, i] = c
+    if rec.coords.shape[0] > 0:
+        rec.coords[b, r] = h
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
