@@ -148,6 +148,7 @@ def test_cli_integrate_says_when_every_path_diverged(capsys, tmp_path, study):
         (["--dt", "-1"], "dt (in iterations)"),
         (["--convergence-study", "--steps", "30", "--levels", "4"], "whole multiple"),
         (["--distribution", "student-t:3"], "fourth moments"),
+        (["--no-scheme-check"], "--no-scheme-check applies to a --model's SME"),
     ],
 )
 def test_cli_integrate_rejects_bad_input(capsys, argv, message):

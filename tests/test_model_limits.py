@@ -178,6 +178,24 @@ def test_a_path_that_leaves_the_divergence_ball_has_blown_up(capsys):
     assert "every one of the 4 paths diverged" in capsys.readouterr().err
 
 
+def test_no_scheme_check_skips_the_check_and_only_where_there_is_one(tmp_path, capsys):
+    """``--no-scheme-check`` runs the SME without the Euler–Maruyama check (no warning, no
+    ``scheme_stability`` in the JSON, where the check would have warned: η = 2 above); with
+    ``--limit ode`` it is refused in one line."""
+    from amsgd.cli import main
+    from amsgd.cli.status import NO_ESTIMATE
+
+    argv = ["integrate", "--model", "least-squares", "--eta", "2", "--mu", "0", "--steps", "200", "--paths", "4"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert main([*argv, "--no-scheme-check", "--out", str(tmp_path / "s.json")]) == NO_ESTIMATE
+    assert "scheme_stability" not in json.loads((tmp_path / "s.json").read_text())
+    capsys.readouterr()
+    assert main([*argv, "--limit", "ode", "--no-scheme-check"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--no-scheme-check applies to --limit sde" in err and len(err.splitlines()) == 1
+
+
 @pytest.mark.slow
 def test_integrate_a_model_on_the_command_line(tmp_path):
     rng = np.random.default_rng(3)

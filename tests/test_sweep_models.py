@@ -261,3 +261,18 @@ def test_least_squares_point_has_no_accuracy():
     assert set(record) == set(sweep.fields) and "final_validation_accuracy" not in record
     json.dumps(record)  # JSON-ready
     assert record["mean_square_stable"] == 1 and record["loss_floor"] > 0
+
+
+def test_a_point_whose_top_modes_are_all_flat_has_no_delay_limit_not_none(sweep, monkeypatch):
+    """``tau_max`` tells "no limit" (every top mode flat, τ_c infinite) from "none" (−1)."""
+    from amsgd.diffusion.theory.model_predictions import ModelPredictions
+    from amsgd.sweep.points import NO_DELAY_LIMIT, model_predictions
+
+    task = sweep.task(next(GRID.points()))
+    problem = sweep.point_problem(next(GRID.points()))
+    limited = model_predictions(task.theory, problem, task.steps)
+    assert limited["tau_max"] >= 0
+    monkeypatch.setattr(ModelPredictions, "critical", property(lambda self: np.full(self.point.top, np.inf)))
+    unlimited = model_predictions(task.theory, problem, task.steps)
+    assert unlimited["tau_max"] == NO_DELAY_LIMIT != -1
+    assert unlimited["mean_stable"] == 1

@@ -63,6 +63,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--convergence-study (default: euler,milstein,weak2)",
     )  # fmt: skip
     group.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    group.add_argument(
+        "--no-scheme-check", dest="check_scheme", action="store_false",
+        help="a --model's SME: skip the check that the Euler–Maruyama step is mean-square stable near the "
+        "minimum (it finds the minimum and its noise first: seconds to tens of seconds)",
+    )  # fmt: skip
     group.add_argument("--delta-sq", type=float, default=DEFAULT_DELTA_SQ, action=Given, help="phase boundary δ² (default: %(default)g)")
     group.add_argument(
         "--window", type=float, default=0.5, metavar="FRACTION", action=Given,
@@ -149,13 +154,15 @@ def _model_limit(problem, args: argparse.Namespace) -> dict:
             "for a model, integrate takes --limit sde (Euler-Maruyama) or --limit ode; --limit sdde, "
             "--convergence-study, --plot and other schemes are for streaming PCA"
         )
+    if not args.check_scheme and args.limit != "sde":
+        raise ProblemError("--no-scheme-check applies to --limit sde: the gradient flow has no Euler–Maruyama step")
     if args.out is not None:
         check_output_file(args.out)
     from amsgd.diffusion.model_limits import integrate_model_limit
 
     steps = 5000 if args.steps is None else args.steps
     solution = integrate_model_limit(problem, steps, args.paths, limit=args.limit, dt=args.dt, rng=args.seed,
-                                     window=args.window)  # fmt: skip
+                                     window=args.window, check_scheme=args.check_scheme)  # fmt: skip
     summary = {"problem": problem.to_dict(), **solution.to_dict()}
     if problem.delay.spec != "constant:0":
         summary["note"] = f"the diffusion limit does not depend on the delay: {problem.delay.spec} is ignored here"
@@ -163,10 +170,13 @@ def _model_limit(problem, args: argparse.Namespace) -> dict:
 
 
 def _check_limit(problem, args: argparse.Namespace) -> None:
-    """Refuse what ``--limit`` cannot do, in one line, before any heavy import."""
+    """Refuse what ``--limit`` (or ``--no-scheme-check``) cannot do for streaming PCA, in one line, before any
+    heavy import."""
     from amsgd.core.delays import ConstantDelay
     from amsgd.core.errors import ProblemError
 
+    if not args.check_scheme:
+        raise ProblemError("--no-scheme-check applies to a --model's SME; streaming PCA's schemes have no such check")
     if args.limit == "ode":
         raise ProblemError(
             "--limit ode: the ODE has no noise, so it has no stationary error and never leaves the saddle e_2; "

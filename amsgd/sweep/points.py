@@ -55,6 +55,8 @@ if TYPE_CHECKING:
 MODEL_START = "init"
 #: Initialisations (seed 0) averaged for a model's squared start offsets from x* (predicted final loss).
 START_SAMPLES = 8
+#: ``tau_max`` of a model point at which no top mode limits the delay (every one flat): no finite τ*.
+NO_DELAY_LIMIT = -2
 
 
 @dataclass(frozen=True, eq=False)
@@ -294,7 +296,8 @@ _MODEL_DESCRIPTIONS = {
     "mean_square_stable": "1 if the linearisation is mean-square stable at this delay (second-moment operator's "
     "radius < 1), 0 if not, -1 if no prediction",
     "tau_max": "largest constant delay tau* at which the mean of every top mode is stable at this eta and mu "
-    "(-1: none, or no prediction); with round-robin workers, M* = tau_max + 1",
+    f"(-1: none, or no prediction; {NO_DELAY_LIMIT}: no limit, every top mode flat); with round-robin workers, "
+    "M* = tau_max + 1",
     "tau_max_mean_square": "largest constant delay at which the linearisation is mean-square stable at this eta "
     "and mu (-1: none, or no prediction); with round-robin workers, M = tau_max_mean_square + 1",
     "limiting_mode": "the top Hessian mode (0: the stiffest) with the smallest critical delay, which sets "
@@ -502,7 +505,7 @@ def model_predictions(shipped: ModelTheory | None, problem: ModelProblem, steps:
             "predicted_rate": float(theory.rate),
             "mean_stable": int(mean_stable),
             "mean_square_stable": int(ms.stable),
-            "tau_max": int(math.ceil(limit)) - 1 if math.isfinite(limit) else -1,
+            "tau_max": int(math.ceil(limit)) - 1 if math.isfinite(limit) else NO_DELAY_LIMIT,
             "tau_max_mean_square": -1 if ms.tau_max is None else int(ms.tau_max),
             "limiting_mode": int(np.argmin(critical)),
         }
