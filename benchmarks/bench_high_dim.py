@@ -103,7 +103,7 @@ def bare_recursion(problem: Problem, steps: int, replicates: int, seed: int) -> 
 
 
 def measure(dim: int, replicates: int, steps: int, repeats: int) -> None:
-    """Time one case four ways, trace its memory, print a few lines and emit the ratios."""
+    """Time one case five ways, trace its memory, print a few lines and emit the ratios."""
     began = time.perf_counter()
     problem = make_problem(dim)
     build = time.perf_counter() - began
