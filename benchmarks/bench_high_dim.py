@@ -1,13 +1,16 @@
 """The simulator in high dimensions (d = 1000 and 10 000, η of order 1/d), as ratios in one run.
 
 For each d the same problem (spectrum evenly spaced from 2 to 1, η = 0.2/d, μ = 0.5, constant delay
-τ = 10, R replicates, 1000 steps, start e_2) is built (its time printed) and run five ways, each the
-best of ``--repeats`` (the first four in turn, so that a change in the machine's load falls on all):
+τ = 10, R replicates, 1000 steps, start e_2) is built (its time printed) and run six ways, each the
+best of ``--repeats`` (the first five in turn, so that a change in the machine's load falls on all):
 
 * ``simulate``: :func:`amsgd.simulate.simulate` with its default recording (101 iterations, one
   every 10 steps, each adding the replicate's coordinates to the per-coordinate moments);
 * ``simulate``, recording only iterations 0 and ``steps`` (``record_every = steps``): the same
   updates without the 99 recordings in between;
+* ``simulate`` keeping no coordinates (``coordinates="none"``): the default recordings of the error
+  and ``||v||²`` without the per-coordinate moments, the high-dimensional path whose memory is the
+  history alone, O(τ R d); target: <= 1.3 × floor as well;
 * floor: :func:`amsgd.simulate.engine.draw_only`, exactly the simulator's draws and nothing else;
   target: simulate <= 1.3 × floor;
 * bare recursion: :func:`bare_recursion`, the same draws (same streams, one step's row at a time)
@@ -20,7 +23,7 @@ best of ``--repeats`` (the first four in turn, so that a change in the machine's
 Memory: the peak of traced allocations during ``simulate`` against ``8 (τ + 2) R d`` bytes, the
 size of the history the recursion needs (target: O(τ R d), no d × d work or storage), and the
 recorded coordinate moments (sum and sum of squares, ``2 · 8 · n_records · d`` bytes), which the
-result holds whatever the history. The Problem from a spectrum holds O(d) numbers (its diagonal and a
+result holds whatever the history unless it keeps no coordinates (its peak is printed too). The Problem from a spectrum holds O(d) numbers (its diagonal and a
 permutation of the axes), and its build time is printed.
 Usage: ``python benchmarks/bench_high_dim.py [--repeats N]``.
 """
@@ -102,23 +105,31 @@ def bare_recursion(problem: Problem, steps: int, replicates: int, seed: int) -> 
     return _bare_kernel(states, scale, ring, np.empty((1, dim)), steps, TAU, problem.eta, problem.mu)
 
 
+def peak_traced(fn) -> float:
+    """The peak of the allocations traced while ``fn()`` runs, in bytes."""
+    tracemalloc.start()
+    fn()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak
+
+
 def measure(dim: int, replicates: int, steps: int, repeats: int) -> None:
-    """Time one case five ways, trace its memory, print a few lines and emit the ratios."""
+    """Time one case six ways, trace its memory, print a few lines and emit the ratios."""
     began = time.perf_counter()
     problem = make_problem(dim)
     build = time.perf_counter() - began
-    (result, _, _, _), (sim, bare, floor, loop) = best_of_interleaved(
+    (result, _, _, _, _), (sim, bare, lean, floor, loop) = best_of_interleaved(
         repeats,
         lambda: simulate(problem, steps, replicates, rng=1, progress=False),
         lambda: simulate(problem, steps, replicates, rng=1, record_every=steps, progress=False),
+        lambda: simulate(problem, steps, replicates, rng=1, coordinates="none", progress=False),
         lambda: draw_only(problem, steps, replicates, rng=1),
         lambda: bare_recursion(problem, steps, replicates, 1),
     )
     plain = best_of(1, lambda: numpy_loop(problem, steps, replicates, np.random.default_rng(1)))
-    tracemalloc.start()
-    simulate(problem, steps, replicates, rng=1, progress=False)
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
+    peak = peak_traced(lambda: simulate(problem, steps, replicates, rng=1, progress=False))
+    lean_peak = peak_traced(lambda: simulate(problem, steps, replicates, rng=1, coordinates="none", progress=False))
     history = 8 * (TAU + 2) * replicates * dim
     moments = 2 * 8 * result.iterations.size * dim
     per = 1e9 / (replicates * steps)
@@ -131,14 +142,19 @@ def measure(dim: int, replicates: int, steps: int, repeats: int) -> None:
     print(f"  recording only iterations 0 and {steps}: simulate {per * bare:8.0f} ns per replicate-step, "
           f"/ floor {bare / floor:.2f}; the {result.iterations.size - 2} recordings between cost "
           f"{per * (sim - bare):.0f} ns per replicate-step")  # fmt: skip
+    print(f"  keeping no coordinates: simulate {per * lean:8.0f} ns per replicate-step, / floor {lean / floor:.2f} "
+          f"(target <= {TARGET}: {'met' if lean / floor <= TARGET else 'NOT met'})")  # fmt: skip
     print(f"  bare recursion {per * loop:8.0f} ns per replicate-step, / floor {loop / floor:.2f}; "
           f"simulate recording only the ends / bare recursion {bare / loop:.2f}")  # fmt: skip
     print(f"  peak traced memory {peak / 2**20:.1f} MiB: history 8 (τ + 2) R d = {history / 2**20:.1f} MiB, "
-          f"recorded moments 16 n_records d = {moments / 2**20:.1f} MiB")  # fmt: skip
+          f"recorded moments 16 n_records d = {moments / 2**20:.1f} MiB; keeping no coordinates "
+          f"{lean_peak / 2**20:.1f} MiB")  # fmt: skip
     emit(f"simulate / draw floor, d = {dim}", sim / floor, target=f"<= {TARGET}", met=met,
          note=f"{per * sim:.0f} ns per replicate-step, R = {replicates}, {steps} steps, tau = {TAU}")  # fmt: skip
     emit(f"simulate recording only the ends / draw floor, d = {dim}", bare / floor,
          note=f"the {result.iterations.size - 2} recordings between cost {per * (sim - bare):.0f} ns per replicate-step")  # fmt: skip
+    emit(f"simulate keeping no coordinates / draw floor, d = {dim}", lean / floor, target=f"<= {TARGET}",
+         met=lean / floor <= TARGET, note="coordinates='none': the error and norm recorded, no per-coordinate moments")  # fmt: skip
     emit(f"bare recursion / draw floor, d = {dim}", loop / floor,
          note="the same draws and the two passes per step, no bookkeeping")  # fmt: skip
     emit(f"simulate recording only the ends / bare recursion, d = {dim}", bare / loop)
@@ -146,6 +162,8 @@ def measure(dim: int, replicates: int, steps: int, repeats: int) -> None:
     emit(f"Problem.from_spectrum, d = {dim}", build, unit="s")
     emit(f"simulate: peak traced memory, d = {dim}", peak / 2**20, unit="MiB", target="O(tau R d)",
          note=f"history {history / 2**20:.1f} MiB, recorded moments {moments / 2**20:.1f} MiB")  # fmt: skip
+    emit(f"simulate keeping no coordinates: peak traced memory, d = {dim}", lean_peak / 2**20, unit="MiB",
+         target="O(tau R d)", note=f"history {history / 2**20:.1f} MiB")  # fmt: skip
 
 
 def main() -> None:

@@ -56,8 +56,10 @@ class Outputs:
         self.error = np.full((r, n_rec), np.nan)
         self.norm_sq = np.full((r, n_rec), np.nan)
         self.coords = np.full((r, n_rec, d), np.nan) if plan.keep_coordinates else np.zeros((0, 0, 0))
-        self.coord_sum = np.zeros((n_blocks, n_rec, d))
-        self.coord_sq = np.zeros((n_blocks, n_rec, d))
+        # no columns without the moments: the kernels' loops over them then do nothing
+        width = d if plan.keep_moments else 0
+        self.coord_sum = np.zeros((n_blocks, n_rec, width))
+        self.coord_sq = np.zeros((n_blocks, n_rec, width))
         self.alive_count = np.zeros((n_blocks, n_rec), dtype=np.int64)
         self.diverged_at = np.full(r, -1, dtype=np.int64)
         self.window_sum = np.zeros(r)
@@ -125,7 +127,9 @@ def _record_start(plan: Plan, rec: kernels.Records, tally: kernels.Tally, h0: np
     """Iteration 0: every replicate at its start point, ``||h_0|| = 1``."""
     err0 = 1.0 - h0[:, 0] ** 2
     rec.error[:, 0], rec.norm_sq[:, 0] = err0, 1.0
-    rec.coord_sum[0], rec.coord_sq[0], rec.alive_count[0] = h0.sum(axis=0), (h0**2).sum(axis=0), h0.shape[0]
+    rec.alive_count[0] = h0.shape[0]
+    if plan.keep_moments:
+        rec.coord_sum[0], rec.coord_sq[0] = h0.sum(axis=0), (h0**2).sum(axis=0)
     if plan.keep_coordinates:
         rec.coords[:, 0] = h0
     if plan.window_start == 0:
@@ -208,7 +212,7 @@ def simulate(
     start: StartSpec = "e2",
     window: float = 0.5,
     window_start: int | None = None,
-    coordinates: Literal["moments", "all"] = "moments",
+    coordinates: Literal["moments", "all", "none"] = "moments",
     divergence_norm: float = DIVERGENCE_NORM,
     threads: int = 1,
     chunk_blocks: int | None = None,
@@ -238,7 +242,9 @@ def simulate(
         with ``window = 0.5``.
     coordinates
         ``"moments"`` keeps the mean of ``h`` and of ``h²`` over replicates per recorded iteration;
-        ``"all"`` also keeps every replicate's ``h`` (``R · n_records · d`` numbers).
+        ``"all"`` also keeps every replicate's ``h`` (``R · n_records · d`` numbers); ``"none"``
+        keeps neither (``coordinate_mean`` and ``coordinate_sq_mean`` are None), for high dimensions,
+        where each recording adds 2d numbers per replicate to rows that do not stay in cache.
     divergence_norm
         A replicate with ``||v|| > divergence_norm`` or a NaN/inf is frozen and excluded.
     threads, chunk_blocks

@@ -231,11 +231,12 @@ def _lane_sums(a, ia, b, ib, out):
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _record(rec, h, r, err, nsq, b):
-    """Record replicate b's ``h`` (error ``err``, ``||h||² = nsq``) as recording ``r``."""
+    """Record replicate b's ``h`` (error ``err``, ``||h||² = nsq``) as recording ``r`` (its moments where
+    ``coord_sum`` has columns)."""
     rec.error[b, r] = err
     rec.norm_sq[b, r] = nsq
     rec.alive_count[r] += 1
-    for i in range(h.shape[0]):
+    for i in range(rec.coord_sum.shape[1]):
         c = h[i]
         rec.coord_sum[r, i] += c
         rec.coord_sq[r, i] += c * c
@@ -257,7 +258,7 @@ def _record_lanes(rec, h, nsq, live, g0, r):
             if keep_all:
                 for i in range(dim):
                     rec.coords[b, r, i] = h[i, lane]
-    for i in range(dim):
+    for i in range(rec.coord_sum.shape[1]):  # no columns: no moments kept
         total = 0.0
         squares = 0.0
         for lane in range(lanes):

@@ -82,6 +82,7 @@ class Plan:
     window_start: int
     divergence_norm: float
     keep_coordinates: bool
+    keep_moments: bool
     delay: DelayLayout
 
     @property
@@ -121,7 +122,7 @@ def make_plan(
     start: StartSpec = "e2",
     window: float = 0.5,
     window_start: int | None = None,
-    coordinates: Literal["moments", "all"] = "moments",
+    coordinates: Literal["moments", "all", "none"] = "moments",
     divergence_norm: float = DIVERGENCE_NORM,
 ) -> Plan:
     """Validate the simulation options (see :func:`amsgd.simulate.simulate`) and fix the draw layout."""
@@ -129,8 +130,8 @@ def make_plan(
         raise ProblemError(f"problem must be an amsgd.Problem, got {type(problem).__name__}")
     steps = checks.positive_int("steps", steps)
     replicates = checks.positive_int("replicates", replicates)
-    if coordinates not in ("moments", "all"):
-        raise ProblemError(f"coordinates must be 'moments' or 'all', got {coordinates!r}")
+    if coordinates not in ("moments", "all", "none"):
+        raise ProblemError(f"coordinates must be 'moments', 'all' or 'none', got {coordinates!r}")
     if not (isinstance(divergence_norm, (int, float)) and 1.0 < divergence_norm < math.inf):
         raise ProblemError(f"divergence_norm must be a finite number > 1, got {divergence_norm!r}")
     start_name, start_h = start_point(problem, start)
@@ -146,6 +147,7 @@ def make_plan(
         window_start=averaging_start(steps, window, window_start),
         divergence_norm=float(divergence_norm),
         keep_coordinates=coordinates == "all",
+        keep_moments=coordinates != "none",
         delay=layout,
     )
 

@@ -68,8 +68,9 @@ class SimulationResult:
     iteration where the replicate diverged. ``window_error`` is each replicate's time average of the
     error over every iteration ``window_start <= k <= steps`` (not only recorded ones).
     ``coordinate_mean`` and ``coordinate_sq_mean`` are the mean of ``h_i`` and of ``h_i²`` over the
-    replicates still alive at each recorded iteration (``alive`` counts them); ``coordinates`` keeps
-    every replicate's ``h`` only when asked for, since it needs ``R · n_records · d`` numbers.
+    replicates still alive at each recorded iteration (``alive`` counts them; both None for a run
+    asked to keep no coordinates); ``coordinates`` keeps every replicate's ``h`` only when asked for,
+    since it needs ``R · n_records · d`` numbers.
     ``delay_counts[i]`` counts the updates applied with delay i, over all replicates; for the
     event-driven server the last bin also holds the (rare) larger delays and ``delay_max`` is exact.
 
@@ -85,8 +86,8 @@ class SimulationResult:
     iterations: np.ndarray
     error: np.ndarray
     norm_sq: np.ndarray
-    coordinate_mean: np.ndarray
-    coordinate_sq_mean: np.ndarray
+    coordinate_mean: np.ndarray | None
+    coordinate_sq_mean: np.ndarray | None
     alive: np.ndarray
     coordinates: np.ndarray | None
     diverged_at: np.ndarray
@@ -240,8 +241,6 @@ class SimulationResult:
             "error": (("replicate", "iteration"), self.error),
             "norm_sq": (("replicate", "iteration"), self.norm_sq),
             "error_mean": (("iteration",), self.error_mean),
-            "coordinate_mean": (("iteration", "coordinate"), self.coordinate_mean),
-            "coordinate_sq_mean": (("iteration", "coordinate"), self.coordinate_sq_mean),
             "alive": (("iteration",), self.alive),
             "diverged": (("replicate",), self.diverged.astype(np.int8)),
             "diverged_at": (("replicate",), self.diverged_at),
@@ -252,6 +251,9 @@ class SimulationResult:
             "delay_counts": (("delay",), self.delay_counts),
             "eigenvalues": (("coordinate",), np.asarray(self.problem.eigenvalues)),
         }
+        if self.coordinate_mean is not None:
+            data["coordinate_mean"] = (("iteration", "coordinate"), self.coordinate_mean)
+            data["coordinate_sq_mean"] = (("iteration", "coordinate"), self.coordinate_sq_mean)
         if self.coordinates is not None:
             data["coordinates"] = (("replicate", "iteration", "coordinate"), self.coordinates)
         ds = xr.Dataset(
@@ -264,7 +266,8 @@ class SimulationResult:
             },
         )
         for name, text in DESCRIPTIONS.items():
-            ds[name].attrs["description"] = text
+            if name in ds:  # the coordinate moments are left out of a run that kept none
+                ds[name].attrs["description"] = text
         ds.attrs.update(
             problem=json.dumps(self.problem.to_dict()),
             delay=self.problem.delay.spec,
@@ -286,7 +289,8 @@ def replicate_summaries(
     window_first: np.ndarray, diverged_at: np.ndarray, window_start: int, window_split: int, steps: int,
 ) -> dict[str, np.ndarray]:  # fmt: skip
     """The per-record and per-replicate numbers of a result from the kernels' sums: the mean and mean
-    square of the coordinates over the replicates alive at each record (NaN where none is), each
+    square of the coordinates over the replicates alive at each record (NaN where none is; None where
+    the sums have no columns, no moments kept), each
     replicate's time average of the error over the window ``window_start <= k <= steps`` and over its
     halves split at ``window_split`` (NaN for a replicate that diverged)."""
     diverged = diverged_at >= 0
@@ -299,6 +303,8 @@ def replicate_summaries(
         first = window_first / (window_split - window_start)
         second = (window_sum - window_first) / (steps - window_split + 1)
     window_error[diverged] = first[diverged] = second[diverged] = np.nan
+    if coord_sum.shape[-1] == 0:
+        coordinate_mean = coordinate_sq_mean = None
     return {
         "alive": alive, "coordinate_mean": coordinate_mean, "coordinate_sq_mean": coordinate_sq_mean,
         "window_error": window_error, "window_halves": np.stack([first, second], axis=1),

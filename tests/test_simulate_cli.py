@@ -35,10 +35,14 @@ def test_summary_and_netcdf(tmp_path, capsys):
         assert np.mean(final) == pytest.approx(summary["final_error"]["mean"])
         assert json.loads(ds.attrs["problem"])["delay"] == "ps:3"
 
-    # the same seed prints the same estimates
+    # the same seed prints the same estimates, with the coordinates kept or not
     assert main(argv[:-2]) == 0
     again = json.loads(capsys.readouterr().out)
     assert again["final_error"] == summary["final_error"]
+    assert main([*argv[:-2], "--coordinates", "none", "--out", str(tmp_path / "none.nc")]) == 0
+    assert json.loads(capsys.readouterr().out)["stationary_error"] == summary["stationary_error"]
+    with xr.open_dataset(tmp_path / "none.nc", engine="h5netcdf") as ds:
+        assert "coordinate_mean" not in ds and ds["error"].shape == (30, 9)
 
 
 @pytest.mark.parametrize(

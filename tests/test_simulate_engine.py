@@ -188,6 +188,23 @@ def test_bit_identical_whatever_the_chunking():
     assert not np.array_equal(one.error[:3], other.error)
 
 
+@pytest.mark.parametrize(("dim", "delay"), [(4, "constant:3"), (40, "uniform:0-4"), (4, "ps:4"), (40, "ps:3")])
+def test_keeping_no_coordinates_changes_nothing_else(dim, delay, tmp_path):
+    """``coordinates="none"`` (lane, per-replicate and server kernels): the same errors, norms, window
+    averages, delays and divergences as the default run, and no coordinate moments, in the result
+    or in its Dataset (which still has its eigenvalues)."""
+    problem = Problem.from_spectrum(np.linspace(4.0, 1.0, dim), eta=1e-3, mu=0.8, delay=parse_delay(delay))
+    kwargs = dict(rng=3, start="random", record_every=7, progress=False)
+    kept, none = simulate(problem, 300, 70, **kwargs), simulate(problem, 300, 70, coordinates="none", **kwargs)
+    for name in ("error", "norm_sq", "window_error", "window_halves", "alive", "diverged_at", "delay_counts"):
+        np.testing.assert_array_equal(getattr(kept, name), getattr(none, name), err_msg=name)
+    assert kept.coordinate_mean.shape == (kept.iterations.size, dim)
+    assert none.coordinate_mean is None and none.coordinate_sq_mean is None and none.coordinates is None
+    none.write_netcdf(str(tmp_path / "n.nc"))
+    ds = none.to_xarray()
+    assert "coordinate_mean" not in ds and ds["eigenvalues"].size == dim
+
+
 def test_huge_step_diverges_everywhere_without_warnings():
     problem = Problem.from_spectrum((4.0, 3.0, 2.0, 1.0), eta=50.0, mu=0.9)
     with warnings.catch_warnings():

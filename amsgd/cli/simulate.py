@@ -21,8 +21,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         group, seed_help="seed >= 0 of numpy.random.SeedSequence; the summary reports the entropy used (default: fresh)"
     )
     group.add_argument(
-        "--coordinates", choices=("moments", "all"), default="moments",
-        help="keep the mean and mean square of the eigen-coordinates (moments), or every replicate's (all)",
+        "--coordinates", choices=("moments", "all", "none"), default="moments",
+        help="keep the mean and mean square of the eigen-coordinates (moments), every replicate's (all), or "
+        "neither (none: the error and ||v||² only, for high dimensions) (default: %(default)s)",
     )  # fmt: skip
     group.add_argument("--threads", type=int, default=1, help="threads over blocks of replicates (default: 1)")
     group.add_argument("--out", metavar="FILE.nc", help="write the trajectories (xarray Dataset) to NetCDF")
@@ -114,7 +115,8 @@ def _simulate_svag(problem, args: argparse.Namespace):
 
     checks.positive_int("--svag L", args.svag)  # before the compiled kernels load
     if args.coordinates != "moments":
-        raise ProblemError("--coordinates all does not apply to --svag (its runs keep the coordinate moments only)")
+        raise ProblemError(f"--coordinates {args.coordinates} does not apply to --svag (its runs keep the coordinate "
+                           "moments only)")  # fmt: skip
     from amsgd.simulate.svag import check_svag, simulate_svag
 
     check_svag(problem, args.svag)
