@@ -232,7 +232,7 @@ class PcaPoints(PointKind):
         result = simulate(
             task.problem, task.steps, task.replicates, rng=task.seed, record_every=task.record_every,
             start=task.start, window_start=task.window_start, divergence_norm=task.divergence_norm,
-            progress=False,
+            coordinates="none", progress=False,  # a point records no coordinate moments
         )  # fmt: skip
         record: dict = {"index": task.index}
         for name in PcaPoints.estimates:
