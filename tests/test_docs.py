@@ -54,6 +54,32 @@ def test_performance_page_is_what_the_benchmarks_measured(monkeypatch):
     assert performance.page_block(performance.PAGE.read_text()) == performance.render(record)
 
 
+@pytest.fixture
+def study(monkeypatch):
+    """benchmarks/floor_accuracy.py as a module."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    return importlib.import_module("floor_accuracy")
+
+
+def test_floor_accuracy_table_is_what_the_study_measured(study):
+    """docs/linear-theory.md's table of the accuracy study is the rendering of benchmarks/floor_accuracy.json,
+    whose summaries are those of its cases."""
+    record = json.loads(study.OUT.read_text())
+    assert study.table(record["groups"]) in (ROOT / "docs" / "linear-theory.md").read_text()
+    assert study.summary(record["cases"]) == record["groups"]
+    assert len(record["cases"]) == len(study.grid())
+
+
+def test_floor_accuracy_measures_a_case(study):
+    """The study's measurement on one small case: the simulated floor with its interval beside both predictions."""
+    case = study.Case("tau0", (2.0, 1.0), 1e-2, 0.5, "constant:0", "gaussian", 7)
+    row = study.measure(case, 64)
+    assert row["ci_low"] <= row["simulated"] <= row["ci_high"] and row["steps"] == 4000
+    for name in ("coupled", "first_order"):
+        assert row[name]["error"] == pytest.approx(row["simulated"] / row[name]["value"] - 1.0)
+        assert abs(row[name]["error"]) < 0.2
+
+
 def test_readme_numbers_are_the_ones_the_script_measured():
     spec = importlib.util.spec_from_file_location("readme_numbers", ROOT / "benchmarks" / "readme_numbers.py")
     numbers = importlib.util.module_from_spec(spec)
