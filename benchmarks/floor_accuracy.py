@@ -41,7 +41,7 @@ from amsgd.diffusion.theory.stability import critical_delay
 from amsgd.simulate import simulate
 
 OUT = Path(__file__).resolve().parent / "floor_accuracy.json"
-#: (spectrum, η, μ): η/(1 − μ) from 2.5e-3 to 2e-2, floors from 0.02 to 0.11.
+#: (spectrum, η, μ): η/(1 − μ) from 0.004 to 0.05, floors from 0.02 to 0.14.
 COMBOS = (
     ((4.0, 3.0, 2.0, 1.0), 5e-4, 0.9), ((4.0, 3.0, 2.0, 1.0), 5e-4, 0.95), ((4.0, 3.0, 2.0, 1.0), 1.5e-3, 0.7),
     ((4.0, 3.0, 2.0, 1.0), 2e-3, 0.5), ((4.0, 3.0, 2.0, 1.0), 1e-3, 0.9), ((2.0, 1.0), 2.5e-3, 0.95),
