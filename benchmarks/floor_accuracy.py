@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +36,7 @@ from amsgd import Problem, parse_delay
 from amsgd.core.distributions import parse_distribution
 from amsgd.diffusion.theory.coupling import coefficients_for
 from amsgd.diffusion.theory.second_moments import finite_eta_floor
-from amsgd.diffusion.theory.stability import critical_delay
+from amsgd.diffusion.theory.stability import largest_stable_delay
 from amsgd.simulate import simulate
 
 OUT = Path(__file__).resolve().parent / "floor_accuracy.json"
@@ -83,8 +82,7 @@ class Case:
 
 def tau_star(spectrum: tuple[float, ...], eta: float, mu: float) -> int:
     """The largest stable constant delay of the mean dynamics at e_1."""
-    rates = coefficients_for(Problem.from_spectrum(spectrum, eta=eta, mu=mu)).rates
-    return int(math.ceil(float(critical_delay(rates, eta, mu).min()))) - 1
+    return largest_stable_delay(coefficients_for(Problem.from_spectrum(spectrum, eta=eta, mu=mu)).rates, eta, mu)
 
 
 def grid() -> list[Case]:

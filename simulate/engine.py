@@ -24,7 +24,6 @@ import math
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Literal
 
 import numpy as np
 
@@ -36,7 +35,7 @@ from amsgd.core.seeding import RngLike, describe_seed
 from amsgd.core.stationarity import window_split
 from amsgd.simulate import kernels
 from amsgd.simulate.draws import BlockDraws, block_draws
-from amsgd.simulate.plan import DIVERGENCE_NORM, LANE_MAX_DIM, Plan, StartSpec, make_plan
+from amsgd.simulate.plan import DIVERGENCE_NORM, LANE_MAX_DIM, CoordinatesSpec, Plan, StartSpec, make_plan
 from amsgd.simulate.queue import heapify
 from amsgd.simulate.result import SimulationResult, replicate_summaries
 
@@ -212,7 +211,7 @@ def simulate(
     start: StartSpec = "e2",
     window: float = 0.5,
     window_start: int | None = None,
-    coordinates: Literal["moments", "all", "none"] = "moments",
+    coordinates: CoordinatesSpec = "moments",
     divergence_norm: float = DIVERGENCE_NORM,
     threads: int = 1,
     chunk_blocks: int | None = None,

@@ -41,6 +41,8 @@ MAX_BLOCK_STATE_BYTES = 2 * 2**30
 DEFAULT_RECORDS = 100
 
 StartSpec = str | Sequence[float] | np.ndarray
+#: What a run keeps of the eigen-coordinates (:func:`amsgd.simulate.simulate`, ``coordinates``).
+CoordinatesSpec = Literal["moments", "all", "none"]
 
 
 def kernel_samples(distribution: Distribution) -> bool:
@@ -81,13 +83,22 @@ class Plan:
     record_at: np.ndarray
     window_start: int
     divergence_norm: float
-    keep_coordinates: bool
-    keep_moments: bool
+    coordinates: CoordinatesSpec
     delay: DelayLayout
 
     @property
     def dim(self) -> int:
         return self.problem.dim
+
+    @property
+    def keep_coordinates(self) -> bool:
+        """Every replicate's h at every recording (``coordinates="all"``)."""
+        return self.coordinates == "all"
+
+    @property
+    def keep_moments(self) -> bool:
+        """The coordinates' mean and mean square at every recording (all but ``coordinates="none"``)."""
+        return self.coordinates != "none"
 
     @property
     def max_norm_sq(self) -> float:
@@ -122,7 +133,7 @@ def make_plan(
     start: StartSpec = "e2",
     window: float = 0.5,
     window_start: int | None = None,
-    coordinates: Literal["moments", "all", "none"] = "moments",
+    coordinates: CoordinatesSpec = "moments",
     divergence_norm: float = DIVERGENCE_NORM,
 ) -> Plan:
     """Validate the simulation options (see :func:`amsgd.simulate.simulate`) and fix the draw layout."""
@@ -146,8 +157,7 @@ def make_plan(
         record_at=recording_grid(steps, record_every),
         window_start=averaging_start(steps, window, window_start),
         divergence_norm=float(divergence_norm),
-        keep_coordinates=coordinates == "all",
-        keep_moments=coordinates != "none",
+        coordinates=coordinates,
         delay=layout,
     )
 

@@ -290,21 +290,20 @@ def replicate_summaries(
 ) -> dict[str, np.ndarray]:  # fmt: skip
     """The per-record and per-replicate numbers of a result from the kernels' sums: the mean and mean
     square of the coordinates over the replicates alive at each record (NaN where none is; None where
-    the sums have no columns, no moments kept), each
-    replicate's time average of the error over the window ``window_start <= k <= steps`` and over its
+    the sums have no columns, no moments kept), each replicate's time average of the error over the window ``window_start <= k <= steps`` and over its
     halves split at ``window_split`` (NaN for a replicate that diverged)."""
     diverged = diverged_at >= 0
     alive = alive_count.sum(axis=0)
+    coordinate_mean = coordinate_sq_mean = None
     with np.errstate(invalid="ignore", divide="ignore"):
-        denom = np.where(alive > 0, alive, 1)[:, None]
-        coordinate_mean = np.where(alive[:, None] > 0, coord_sum.sum(axis=0) / denom, np.nan)
-        coordinate_sq_mean = np.where(alive[:, None] > 0, coord_sq.sum(axis=0) / denom, np.nan)
+        if coord_sum.shape[-1] > 0:
+            denom = np.where(alive > 0, alive, 1)[:, None]
+            coordinate_mean = np.where(alive[:, None] > 0, coord_sum.sum(axis=0) / denom, np.nan)
+            coordinate_sq_mean = np.where(alive[:, None] > 0, coord_sq.sum(axis=0) / denom, np.nan)
         window_error = window_sum / (steps - window_start + 1)
         first = window_first / (window_split - window_start)
         second = (window_sum - window_first) / (steps - window_split + 1)
     window_error[diverged] = first[diverged] = second[diverged] = np.nan
-    if coord_sum.shape[-1] == 0:
-        coordinate_mean = coordinate_sq_mean = None
     return {
         "alive": alive, "coordinate_mean": coordinate_mean, "coordinate_sq_mean": coordinate_sq_mean,
         "window_error": window_error, "window_halves": np.stack([first, second], axis=1),
