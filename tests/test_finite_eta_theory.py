@@ -342,3 +342,15 @@ def test_the_last_stable_delay_is_the_boundary_of_a_linear_scan_and_costs_few_ev
         asked = []
         last_stable_delay(lambda tau: asked.append(tau) or tau <= 1571 - gap, 1571)
         assert len(asked) <= 2 * np.log2(gap) + 4, (gap, asked)
+
+
+def test_without_a_mean_delay_limit_the_mean_square_search_stops_at_the_numerics_limit():
+    """Where no mode's mean dynamics limits the delay (every critical delay infinite) and the feedback
+    vanishes, every delay the numerics take is mean-square stable: the search returns MAX_DELAY."""
+    from amsgd.diffusion.theory.linear_recursion import MAX_DELAY
+    from amsgd.diffusion.theory.second_moments import Coefficients, largest_mean_square_delay, mean_square
+
+    c = Coefficients(np.array([2.0, 1.0]), np.zeros((2, 2)), np.ones(2))
+    critical = np.full(2, np.inf)
+    assert largest_mean_square_delay(c, 1e-5, 0.5, critical) == MAX_DELAY
+    assert mean_square(c, 1e-5, 0.5, parse_delay("constant:3"), critical).tau_max == MAX_DELAY

@@ -312,7 +312,7 @@ def largest_mean_square_delay(c: Coefficients, eta: float, mu: float, critical: 
     """The largest constant delay that is mean-square stable, by bisection below the mean-dynamics τ*
     (mean-square stability implies stability of the mean, and both lose stability as τ grows);
     at most :data:`~.linear_recursion.MAX_DELAY`, the largest delay the numerics take."""
-    high = min(int(np.ceil(critical.min())), MAX_DELAY)  # not mean-stable, or the numerics' limit
+    high = int(min(np.ceil(critical.min()), MAX_DELAY))  # not mean-stable, or the numerics' limit (also where no mode has a limit)
     return last_stable_delay(lambda tau: mean_square_stable(c, eta, mu, tau, critical), high)
 
 
