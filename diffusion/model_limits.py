@@ -53,8 +53,8 @@ Limit = Literal["ode", "sde"]
 @dataclass(frozen=True, eq=False)
 class ModelLimitSolution:
     """The training objective along the limit, ``loss[path, record]`` at ``iterations`` (one path for
-    the ODE); a path whose state becomes non-finite or leaves the ball ``‖x‖ <= divergence_norm`` is
-    NaN from then on and counted in ``blown_up``."""
+    the ODE); a path whose state becomes non-finite or leaves the divergence ball
+    (:func:`~amsgd.simulate.models.divergence_ball`) is NaN from then on and counted in ``blown_up``."""
 
     problem: ModelProblem
     limit: str
@@ -134,9 +134,10 @@ def integrate_model_limit(
     whole number of steps ``dt``); ``start`` is a common start point, by
     default each path starts at the model's initialisation for its stream (as
     :func:`~amsgd.simulate.model_engine.simulate_model` with the same ``rng``); the stationary loss
-    averages from the fraction ``window`` of the run to its end (as ``simulate_model``'s ``window``). A path that leaves the ball
-    ``‖x‖ <= divergence_norm`` (the simulator's rule, :func:`~amsgd.simulate.model_engine.simulate_model`)
-    or becomes non-finite has blown up: NaN from then on. Before the SME runs, ``check_scheme`` asks
+    averages from the fraction ``window`` of the run to its end (as ``simulate_model``'s ``window``). A path that leaves the divergence
+    ball (the simulator's rule, :func:`~amsgd.simulate.models.divergence_ball`: ``divergence_norm``
+    further from the centre than its start, for least squares in the targets' standard deviation) or
+    becomes non-finite has blown up: NaN from then on. Before the SME runs, ``check_scheme`` asks
     whether its Euler–Maruyama step is mean-square stable near the model's minimum
     (:func:`.model_scheme.scheme_stability`, the minimum and its noise found first, seconds to tens of
     seconds): where it is not, a :class:`~amsgd.core.errors.RunWarning` says so and names a stable step.
@@ -212,9 +213,10 @@ def _sme(problem: ModelProblem, x0: np.ndarray, keys: list, marks: np.ndarray, d
     import jax
     import jax.numpy as jnp
 
-    from amsgd.simulate.models import model_functions
+    from amsgd.simulate.models import divergence_ball, model_functions
 
     scale, gain = time_scales(problem.mu)
+    centre, radius = divergence_ball(problem, divergence_norm, x0)
     eta, batch = problem.eta, problem.batch
     with jax.enable_x64(True):
         f = model_functions(problem)
@@ -230,7 +232,7 @@ def _sme(problem: ModelProblem, x0: np.ndarray, keys: list, marks: np.ndarray, d
             noise = weighted - jnp.sum(w) / jnp.sqrt(batch * n) * mean_grad
             drift = -scale * (mean_grad + ridge * x)
             new = x + drift * dt_time + gain * jnp.sqrt(eta * dt_time) * noise
-            kept = jnp.all(jnp.isfinite(new)) & (jnp.linalg.norm(new) <= divergence_norm)
+            kept = jnp.all(jnp.isfinite(new)) & (jnp.linalg.norm(new - centre) <= radius)
             return jnp.where(kept, new, jnp.full_like(new, jnp.nan))
 
         def advance(x, key, lo, n_sub, dt_time):

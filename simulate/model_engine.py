@@ -7,8 +7,10 @@ buffer starts full of the start point (the history before time 0). Per step
     x_{k+1} = x_k + μ (x_k − x_{k−1}) − η ∇ℓ_B(x_{k−τ_k})
 
 with B examples drawn uniformly with replacement from the training split. A replicate whose
-iterate becomes non-finite or leaves the ball ``‖x‖ <= divergence_norm`` is frozen from that step
-and reported as diverged, never averaged in.
+iterate becomes non-finite or moves ``divergence_norm`` further from the centre ``x_c`` than its
+start (:func:`~amsgd.simulate.models.divergence_ball`: zero, or for least squares the targets' mean
+at the intercept with distances in their standard deviation) is frozen from that step and reported
+as diverged, never averaged in.
 
 Randomness (SPEC 7): replicate r owns the stream ``child_sequence(root, r)``; its delays (and an
 event-driven server's compute times) come from a NumPy generator on it, its minibatches and start
@@ -137,23 +139,23 @@ def _check_memory(nbytes: int, what: str, advice: str) -> None:
 
 
 @functools.lru_cache(maxsize=8)
-def _steps(f: ModelFunctions, batch: int, slots: int, divergence_norm: float) -> _Steps:
-    """The compiled programs of one model structure (``f``), minibatch, history length and divergence
-    ball. The data, η and μ are arguments: runs that differ only in them, in a data set of the same
-    shapes or in a delay of the same history length reuse the compilations."""
+def _steps(f: ModelFunctions, batch: int, slots: int) -> _Steps:
+    """The compiled programs of one model structure (``f``), minibatch and history length. The data,
+    η, μ and the divergence ball are arguments: runs that differ only in them, in a data set of the
+    same shapes or in a delay of the same history length reuse the compilations."""
     import jax
     import jax.numpy as jnp
 
     grad = jax.grad(f.objective)
 
-    def advance(state, k0, count, taus, eta, mu, xt, yt):
+    def advance(state, k0, count, taus, eta, mu, xt, yt, centre, radius):
         def step(j, state):
             x, prev, ring, bad, key = state
             k = k0 + j
             idx = jax.random.randint(jax.random.fold_in(key, k), (batch,), 0, xt.shape[0])
             stale = ring[(k - taus[j]) % slots]
             new = x + mu * (x - prev) - eta * grad(stale, xt[idx], yt[idx])
-            bad = bad | ~jnp.all(jnp.isfinite(new)) | (jnp.linalg.norm(new) > divergence_norm)
+            bad = bad | ~jnp.all(jnp.isfinite(new)) | (jnp.linalg.norm(new - centre) > radius)
             new = jnp.where(bad, x, new)
             return new, jnp.where(bad, prev, x), ring.at[(k + 1) % slots].set(new), bad, key
 
@@ -164,7 +166,7 @@ def _steps(f: ModelFunctions, batch: int, slots: int, divergence_norm: float) ->
                           f.accuracy(x, xt, yt), f.accuracy(x, xv, yv)])  # fmt: skip
 
     return _Steps(
-        advance=jax.jit(jax.vmap(advance, in_axes=(0, None, None, 0, None, None, None, None))),
+        advance=jax.jit(jax.vmap(advance, in_axes=(0, None, None, 0, None, None, None, None, None, None))),
         measure=jax.jit(jax.vmap(measure, in_axes=(0, None, None, None, None))),
         init=jax.jit(jax.vmap(f.init)),
     )
@@ -172,8 +174,9 @@ def _steps(f: ModelFunctions, batch: int, slots: int, divergence_norm: float) ->
 
 @dataclass(frozen=True)
 class _Steps:
-    """``advance(state, k0, count, taus, η, μ, x_train, y_train)``: every replicate ``count`` steps on
-    from step ``k0`` (delays ``taus[r, j]``); ``measure(x, x_train, y_train, x_val, y_val)``: the
+    """``advance(state, k0, count, taus, η, μ, x_train, y_train, centre, radius)``: every replicate
+    ``count`` steps on from step ``k0`` (delays ``taus[r, j]``, the divergence ball ``‖x − centre‖ <=
+    radius``); ``measure(x, x_train, y_train, x_val, y_val)``: the
     training objective, validation loss and both accuracies of every replicate; ``init(keys)``: the
     model's start points."""
 
@@ -192,8 +195,9 @@ class _Program:
 
         f = model_functions(problem)
         data = problem.data
+        self.problem, self.divergence_norm = problem, divergence_norm
         self.size, self.slots = f.layout.size, slots
-        self._steps = _steps(f, problem.batch, slots, divergence_norm)
+        self._steps = _steps(f, problem.batch, slots)
         self._train = (jnp.asarray(data.x_train), jnp.asarray(data.y_train))
         self._val = (jnp.asarray(data.x_val), jnp.asarray(data.y_val))
 
@@ -201,8 +205,11 @@ class _Program:
         return np.asarray(self._steps.measure(x, *self._train, *self._val))
 
     def start(self, keys, start: np.ndarray | None):
+        """The replicates' first state, and the divergence ball around their start points."""
         import jax
         import jax.numpy as jnp
+
+        from amsgd.simulate.models import divergence_ball
 
         r = keys.shape[0]
         if start is None:
@@ -210,6 +217,8 @@ class _Program:
         else:
             x0 = jnp.broadcast_to(jnp.asarray(start), (r, self.size))
         ring = jnp.broadcast_to(x0[:, None, :], (r, self.slots, self.size))
+        centre, radius = divergence_ball(self.problem, self.divergence_norm, np.asarray(x0))
+        self._ball = (jnp.asarray(centre), radius)
         return (x0, x0, ring, jnp.zeros(r, dtype=bool), keys)
 
     def run(self, state, delays: np.ndarray, record_every: int, steps: int, step: tuple[float, float],
@@ -224,7 +233,7 @@ class _Program:
             for lo, hi in zip(marks[:-1], marks[1:]):
                 for a in range(lo, hi, BLOCK):
                     taus = jnp.asarray(padded[:, a : a + BLOCK])
-                    state = self._steps.advance(state, a, min(BLOCK, hi - a), taus, *step, *self._train)
+                    state = self._steps.advance(state, a, min(BLOCK, hi - a), taus, *step, *self._train, *self._ball)
                 rows.append(self._measure(state[0]))
                 bad = np.asarray(state[3])
                 diverged_at[(diverged_at < 0) & bad] = hi

@@ -262,6 +262,31 @@ def test_features_of_any_scale_are_standardised_alike():
     assert np.abs(plain.x_train).max() > 1.0
 
 
+def test_whether_a_least_squares_run_diverges_does_not_depend_on_the_targets_units():
+    """Targets y → a y + b map a least-squares run started at (W_0, c_0) onto the run started at
+    (a W_0, a c_0 + b), its losses times a²; the divergence ball maps with it. Targets of order 1e7 used
+    to mark every run diverged at its minimum (‖x‖ > 1e6), and targets far from 0 in their own spread
+    a run from the default start at 0; now stable runs stay alive in any units and unstable ones
+    diverge in any units, in the simulator and in the SME."""
+    from amsgd.diffusion.model_limits import integrate_model_limit
+
+    x, y = regression()
+    base = ModelProblem("least-squares", split_data("base", x, y, classification=False), eta=0.05, mu=0.5,
+                        l2=1e-2, batch=8)  # fmt: skip
+    plain = simulate_model(base, 600, 4, rng=3, start=np.zeros(5), progress=False)
+    assert plain.diverged_fraction == 0.0
+    for a, b in ((1e7, 0.0), (1.0, 1e7), (1e7, 3e8), (1e-6, 5.0)):
+        moved = base.replace(data=split_data("moved", x, a * y + b, classification=False))
+        run = simulate_model(moved, 600, 4, rng=3, start=np.r_[np.zeros(4), b], progress=False)
+        assert run.diverged_fraction == 0.0, (a, b)
+        np.testing.assert_allclose(run.window_loss, a * a * plain.window_loss, rtol=1e-6)
+        assert simulate_model(moved, 600, 4, rng=3, progress=False).diverged_fraction == 0.0, (a, b)  # start 0
+        assert simulate_model(moved.replace(eta=3.0, mu=0.9, delay=ConstantDelay(5)), 200, 3, rng=0,
+                              progress=False).diverged_fraction == 1.0, (a, b)  # fmt: skip
+        sme = integrate_model_limit(moved, 600, paths=4, rng=1, check_scheme=False, progress=False)
+        assert sme.blown_up == 0, (a, b)
+
+
 def test_a_missing_minimum_says_so_with_the_gradient_norm():
     x = np.vstack([np.full((20, 2), -1.0), np.full((20, 2), 1.0)]) + np.random.default_rng(0).normal(size=(40, 2)) * 0.1
     y = np.r_[np.zeros(20, int), np.ones(20, int)]

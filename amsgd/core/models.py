@@ -12,7 +12,9 @@ where W are the weights (never the intercepts). The models:
 * ``mlp``: one hidden layer of H units (tanh or ReLU) and a softmax output (integer labels).
 
 Features are standardised with the training split's mean and standard deviation; a seeded
-permutation holds out a validation split. This module only describes the problem; the JAX
+permutation holds out a validation split. Real targets stay in their own units (the losses are
+reported in them); where a run is judged diverged, distances are measured in the targets' standard
+deviation from their mean at the intercept, so the judgement does not depend on the targets' units. This module only describes the problem; the JAX
 programs that compute with it live in :mod:`amsgd.simulate.models`.
 """
 
@@ -44,7 +46,7 @@ DEFAULT_L2 = 1e-3
 
 @dataclass(frozen=True, eq=False)
 class Dataset:
-    """Standardised features and targets, split into training and validation examples.
+    """Standardised features and their targets (as given), split into training and validation examples.
 
     ``classes`` is the number of classes (labels 0 .. classes − 1), or 0 for real targets.
     """
@@ -63,6 +65,18 @@ class Dataset:
     @property
     def examples(self) -> int:
         return int(self.x_train.shape[0])
+
+    @property
+    def target_mean(self) -> float:
+        """The training targets' mean for real targets (0 for class labels)."""
+        return float(np.mean(self.y_train)) if self.classes == 0 else 0.0
+
+    @property
+    def target_scale(self) -> float:
+        """The training targets' standard deviation for real targets (1 where they are constant, and for
+        class labels): the unit in which a run's distance from the minimum is judged (the divergence ball)."""
+        spread = float(np.std(self.y_train)) if self.classes == 0 else 0.0
+        return spread if spread > 0 else 1.0
 
     def to_dict(self) -> dict:
         return {"name": self.name, "train": self.examples, "validation": int(self.x_val.shape[0]),

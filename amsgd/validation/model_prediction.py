@@ -67,7 +67,8 @@ MIN_STEPS = 2000
 MAX_STEPS = 200_000
 #: A feature whose standardised fourth moment exceeds this is heavy-tailed (Gaussian: 3).
 HEAVY_TAIL_KURTOSIS = 10.0
-#: The runs' divergence threshold on ‖x‖ (that of ``amsgd simulate``).
+#: The runs' divergence norm (that of ``amsgd simulate``: ``‖x‖``, for least squares measured from the
+#: targets' mean in their standard deviation, :func:`~amsgd.simulate.models.divergence_ball`).
 DIVERGENCE_NORM = 1e6
 
 
@@ -362,7 +363,8 @@ def _stability_runs(theory, family: str, steps: int, moments_at, perturb: Pertur
         label, growth, at = _label(theory, p.eta, p.mu, family, tau, moments_at)
         n = steps
         if tau == unstable:  # long enough for the mean to grow from the fluctuations to the divergence norm twice over
-            reach = math.log(DIVERGENCE_NORM / min(max(scale, 1e-8), 1.0)) / growth
+            unit = p.data.target_scale  # the divergence ball's radius is DIVERGENCE_NORM of these
+            reach = math.log(DIVERGENCE_NORM / min(max(scale / unit, 1e-8), 1.0)) / growth
             n = min(MAX_STEPS, max(steps, int(math.ceil(2 * reach))))
         points.append(StabilityPoint(tau, label, growth, at, max(n, 10 * tau)))
     return tau_c, tau_ms, bounded, unstable, points

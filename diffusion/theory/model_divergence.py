@@ -16,16 +16,18 @@ is the mean dynamics of that mode: near x* ``φ'(t) ≈ λ_1 t`` and its lineari
 grows as the model's gradient does (linearly for least squares and a ReLU network; for logistic
 regression and a tanh network the data part is bounded and only the ridge term ``l2 · t`` grows).
 ``φ'`` is tabulated on a grid geometric in ``|t|`` (:data:`LINE_POINTS` per side, from
-:data:`LINE_MIN` to :data:`BLOW_UP`) and interpolated linearly; a run *blows up* when ``|t|`` leaves
-:data:`BLOW_UP`, the norm at which ``amsgd simulate`` declares a replicate diverged. The reduction to
+:data:`LINE_MIN` to the divergence length) and interpolated linearly; a run *blows up* when ``|t|``
+leaves the divergence length, :data:`BLOW_UP` times the targets' standard deviation for least squares
+(1 for classifiers): the radius of the ball outside which ``amsgd simulate`` declares a replicate
+diverged (:func:`~amsgd.simulate.models.divergence_ball`). The reduction to
 one line is an approximation: it leaves out how a far excursion along q_1 bends the other modes.
 
 **Critical impulse.** ``K*`` is the smallest impulse ``η K q_1`` (either sign; the two thresholds
 differ where φ' is not odd), given at one step to the line recursion at rest at x*, after which it
 blows up (bisection over a geometric batch of impulses, as in :mod:`.divergence`). Impulses are
-searched up to a displacement of :data:`KICK_MAX`: a kick that lands near the divergence norm blows
-up by its momentum overshoot alone, whatever the model, so ``K*`` is ``inf`` (JSON null) when the
-line returns from every kick up to that size (a linear line always does).
+searched up to a displacement of :data:`KICK_FRACTION` of the divergence length: a kick that lands
+near the divergence norm blows up by its momentum overshoot alone, whatever the model, so ``K*`` is
+``inf`` (JSON null) when the line returns from every kick up to that size (a linear line always does).
 
 **Tail.** One step's displacement along q_1 is ``−η (ū_B − ū)``, ``u_n = q_1ᵀ ∇ℓ_n(x*)`` the
 directional derivative of example n's loss, ``ū_B`` its mean over a minibatch of B examples drawn with
@@ -68,10 +70,11 @@ if TYPE_CHECKING:
     from amsgd.core.models import ModelProblem
     from amsgd.diffusion.theory.model_point import ModelPoint
 
-#: ``|t|`` (and ``‖x‖``) beyond which a run counts as blown up (``amsgd simulate``'s divergence norm).
+#: ``|t|`` beyond which a run counts as blown up, in the targets' standard deviation for least squares
+#: (``amsgd simulate``'s divergence norm).
 BLOW_UP = 1e6
-#: The largest displacement ``η K`` of the impulses searched (parameter units).
-KICK_MAX = 1e-3 * BLOW_UP
+#: The largest displacement ``η K`` of the impulses searched, as a fraction of the divergence length.
+KICK_FRACTION = 1e-3
 #: Smallest ``|t|`` of the tabulated line, relative to the curvature length ``λ_1^{-1/2}``.
 LINE_MIN = 1e-8
 #: Tabulated points of ``φ'`` on each side of x*.
@@ -108,6 +111,7 @@ class ModelDivergenceRisk:
     steps: int
     fate: str
     mean_square_theory: str
+    kick_max: float = KICK_FRACTION * BLOW_UP  # the largest kick searched (parameter units)
 
     @property
     def fraction(self) -> float | None:
@@ -128,7 +132,7 @@ class ModelDivergenceRisk:
             note = f"no more than 1% of runs of {self.steps} iterations are expected to blow up"
             if math.isinf(self.critical_impulse):
                 note += (f" (the noise-free dynamics along the stiffest mode returns from every kick of up to "
-                         f"{KICK_MAX:g} in the parameters)")  # fmt: skip
+                         f"{self.kick_max:g} in the parameters)")  # fmt: skip
         return {"fraction": None if fraction is None else json_float(fraction),
                 "per_iteration": json_float(self.per_iteration), "steps": self.steps,
                 "critical_impulse": json_float(self.critical_impulse), "fate": self.fate,
@@ -138,14 +142,21 @@ class ModelDivergenceRisk:
 
 @dataclass(frozen=True)
 class StiffestLine:
-    """``φ'(t)`` tabulated along ``x* + t q_1`` and the per-example directional derivatives ``u_n``."""
+    """``φ'(t)`` tabulated along ``x* + t q_1``, the per-example directional derivatives ``u_n`` and
+    the divergence length ``blow_up`` (module docstring)."""
 
     t: np.ndarray
     slope: np.ndarray
     directional: np.ndarray
+    blow_up: float = BLOW_UP
+
+    @property
+    def kick_max(self) -> float:
+        """The largest displacement ``η K`` of the impulses searched."""
+        return KICK_FRACTION * self.blow_up
 
     def derivative(self, t: np.ndarray) -> np.ndarray:
-        """``φ'(t)`` by linear interpolation of the table (``|t| <= BLOW_UP``)."""
+        """``φ'(t)`` by linear interpolation of the table (``|t| <= blow_up``)."""
         return np.interp(t, self.t, self.slope)
 
 
@@ -158,7 +169,8 @@ def stiffest_line(problem: ModelProblem, point: ModelPoint) -> StiffestLine:
     from amsgd.diffusion.theory.model_point import padded_chunks
     from amsgd.simulate.models import model_derivatives, model_functions
 
-    side = np.geomspace(LINE_MIN / math.sqrt(float(point.eigenvalues[0])), BLOW_UP, LINE_POINTS)
+    blow_up = BLOW_UP * problem.data.target_scale
+    side = np.geomspace(LINE_MIN / math.sqrt(float(point.eigenvalues[0])), blow_up, LINE_POINTS)
     t = np.r_[-side[::-1], 0.0, side]
     with jax.enable_x64(True):
         f, d = model_functions(problem), model_derivatives(problem)
@@ -167,41 +179,41 @@ def stiffest_line(problem: ModelProblem, point: ModelPoint) -> StiffestLine:
         values = np.concatenate([np.asarray(d.line_slopes(x, q, jnp.asarray(t[rows]), z, y))[:n]
                                  for rows, n in padded_chunks(t.size, -(-t.size // LINE_CHUNKS))])  # fmt: skip
         directional = np.asarray(jax.jvp(lambda w: f.sample_losses(w, z, y), (x,), (q,))[1])
-    return StiffestLine(t, values, directional)
+    return StiffestLine(t, values, directional, blow_up)
 
 
 def _blows_up(line: StiffestLine, eta: float, mu: float, pmf: np.ndarray, kick: np.ndarray,
               iterations: int) -> np.ndarray:  # fmt: skip
     """Run the line recursion (module docstring) for a batch of starts at rest at x*, displaced by
-    ``kick`` (``η K``, either sign) at the first step; whether each left ``BLOW_UP``."""
-    lags = pmf.size
+    ``kick`` (``η K``, either sign) at the first step; whether each left the divergence length."""
+    lags, far = pmf.size, line.blow_up
     # a ring of forces: column (k mod lags) holds φ'(t_k); the history at x* (φ'(0) ≈ 0). The weight of
     # column i at step k is pmf[(k − i) mod lags]: the law's weights rotated, not the forces moved.
     forces = np.empty((kick.size, lags))
     forces[:, :] = line.derivative(np.zeros(1))
     weights = np.roll(pmf[::-1], 1)  # weights[i] = pmf[(−i) mod lags], rotated by k below
     cur, prev = kick.astype(float), np.zeros(kick.size)
-    forces[:, 0] = line.derivative(np.clip(cur, -BLOW_UP, BLOW_UP))
-    blown = ~(np.abs(cur) < BLOW_UP)
+    forces[:, 0] = line.derivative(np.clip(cur, -far, far))
+    blown = ~(np.abs(cur) < far)
     with np.errstate(all="ignore"):
         for k in range(iterations):
             new = cur + mu * (cur - prev) - eta * (forces @ np.roll(weights, k % lags))
-            blown |= ~(np.abs(new) < BLOW_UP)
+            blown |= ~(np.abs(new) < far)
             new[blown] = 0.0  # frozen at x*: a fixed point
             prev, cur = cur, new
-            forces[:, (k + 1) % lags] = line.derivative(np.clip(cur, -BLOW_UP, BLOW_UP))
+            forces[:, (k + 1) % lags] = line.derivative(np.clip(cur, -far, far))
     return blown
 
 
 def critical_impulses(line: StiffestLine, eta: float, mu: float, pmf: np.ndarray) -> tuple[float, float]:
     """``(K*_+, K*_−)``: the smallest impulses ``η K`` in the direction ``+q_1`` and ``−q_1`` after
-    which the line recursion blows up (``inf`` when none up to :data:`KICK_MAX`)."""
+    which the line recursion blows up (``inf`` when none up to ``line.kick_max``)."""
 
     def search(sign: float) -> float:
         def blows_up(trial: np.ndarray) -> np.ndarray:
             return _blows_up(line, eta, mu, pmf, sign * eta * trial, IMPULSE_ITERATIONS)
 
-        return smallest_blowing_impulse(blows_up, 1e-12 * KICK_MAX / eta, KICK_MAX / eta)
+        return smallest_blowing_impulse(blows_up, 1e-12 * line.kick_max / eta, line.kick_max / eta)
 
     return search(1.0), search(-1.0)
 
@@ -230,7 +242,7 @@ def line_fate(line: StiffestLine, eta: float, mu: float, law: DelayLaw, lam: flo
     the iterations its linear growth needs to reach the norm twice over (module docstring)."""
     start = 1e-3 / math.sqrt(lam)
     growth = math.log(spectral_radius(lam, eta, mu, law))
-    reach = 2 * math.log(BLOW_UP / start) / growth if growth > 0 else math.inf
+    reach = 2 * math.log(line.blow_up / start) / growth if growth > 0 else math.inf
     iterations = math.ceil(min(FATE_MAX_ITERATIONS, max(FATE_ITERATIONS, reach)))  # no growth: the longest run
     return "blows up" if _blows_up(line, eta, mu, law.pmf, np.array([start]), iterations)[0] else "saturates"
 
@@ -252,4 +264,4 @@ def model_divergence_risk(problem: ModelProblem, point: ModelPoint, law: DelayLa
     line = stiffest_line(problem, point)
     positive, negative = critical_impulses(line, eta, mu, law.pmf)
     p = kick_probability(line, problem.batch, positive, negative)
-    return ModelDivergenceRisk(min(positive, negative), p, int(steps), "stable", mean_square_theory)
+    return ModelDivergenceRisk(min(positive, negative), p, int(steps), "stable", mean_square_theory, line.kick_max)
