@@ -230,6 +230,25 @@ def test_digits_and_data_files(tmp_path):
         load_data(str(named))
 
 
+def test_a_csv_with_pandas_default_column_names_skips_them_and_says_so(tmp_path):
+    """``DataFrame(array).to_csv(index=False)`` names the columns 0, 1, 2, ...: numbers, once read as an
+    example (a phantom class 3 of one example here); now skipped with a warning. A first row of other
+    numbers is still an example."""
+    from amsgd.core.errors import RunWarning
+
+    x, y = blobs()
+    np.savez(tmp_path / "d.npz", X=x, y=y)
+    table = np.column_stack([x, y])
+    (tmp_path / "pandas.csv").write_text("0,1,2,3,4\n" + "\n".join(",".join(repr(float(v)) for v in row) for row in table) + "\n")
+    with pytest.warns(RunWarning, match="read as column names"):
+        named = load_data(str(tmp_path / "pandas.csv"))
+    plain = load_data(str(tmp_path / "d.npz"))
+    assert named.classes == plain.classes == 3 and named.examples == plain.examples
+    np.testing.assert_allclose(named.x_train, plain.x_train)
+    (tmp_path / "numbers.csv").write_text("0,1,2,4,1\n" + (tmp_path / "pandas.csv").read_text().split("\n", 1)[1])
+    assert load_data(str(tmp_path / "numbers.csv")).examples == plain.examples + 1
+
+
 @pytest.mark.parametrize(
     "make, message",
     [

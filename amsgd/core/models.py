@@ -30,7 +30,7 @@ import numpy as np
 
 from amsgd.core import checks
 from amsgd.core.delays import ConstantDelay, DelayModel
-from amsgd.core.errors import ProblemError
+from amsgd.core.errors import ProblemError, RunWarning
 from amsgd.core.files import check_input_file
 
 MODELS = ("least-squares", "logistic", "mlp")
@@ -124,6 +124,10 @@ def _read_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if separator:
         raise ProblemError(f"--data {path}: its fields are separated by {separator!r}; separate them with commas")
     header = _header_rows(first)
+    if _default_column_names(first):
+        header = 1
+        warnings.warn(f"--data {path}: its first row, {first.strip()}, is read as column names (pandas names "
+                      "unnamed columns 0, 1, 2, ...), not as an example", RunWarning, stacklevel=2)  # fmt: skip
     try:
         with warnings.catch_warnings():  # an empty table is refused below, in words
             warnings.simplefilter("ignore", UserWarning)
@@ -146,9 +150,9 @@ def _first_line(path: Path) -> str:
 
 
 def _other_separator(first: str) -> str:
-    """The semicolon or tab that separates the fields of the CSV's ``first`` line when it has no comma (a
-    CSV as another locale's spreadsheets write it), else ``""``."""
-    return "" if "," in first else next((c for c in ";\t" if c in first), "")
+    """The semicolon, tab or space that separates the fields of the CSV's ``first`` line when it has no
+    comma (a CSV as another locale's spreadsheets, or ``numpy.savetxt`` by default, write it), else ``""``."""
+    return "" if "," in first else next((c for c in ";\t " if c in first.strip()), "")
 
 
 def _header_rows(first: str) -> int:
@@ -158,6 +162,13 @@ def _header_rows(first: str) -> int:
     except ValueError:
         return 1
     return 0
+
+
+def _default_column_names(first: str) -> bool:
+    """Whether the CSV's ``first`` line is ``0,1,...,n−1``: the names pandas gives the unnamed columns of
+    a frame built from an array, which are numbers and would otherwise be read as an example."""
+    fields = [field.strip() for field in first.split(",")]
+    return len(fields) >= 2 and fields == [str(i) for i in range(len(fields))]
 
 
 def split_data(name: str, x: np.ndarray, y: np.ndarray, *, classification: bool = True,

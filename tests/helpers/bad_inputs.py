@@ -93,6 +93,7 @@ CASES: list[tuple[str, str]] = [
     ("simulate --model least-squares --data text.csv", "numeric CSV"),
     ("simulate --model least-squares --data names.csv", "no rows of data"),
     ("simulate --model least-squares --data semicolons.csv", "separate them with commas"),
+    ("simulate --model least-squares --data spaces.csv", "separate them with commas"),
     ("simulate --model mlp --hidden 0", "positive integer"),
     ("simulate --model mlp --batch 0", "positive integer"),
     ("simulate --model logistic --l2 -1", ">= 0"),
@@ -242,6 +243,7 @@ def make_files(folder: Path) -> None:
     (folder / "text.csv").write_text("a,b,c\nx,y,z\n")
     (folder / "names.csv").write_text("a,b,c\n")
     (folder / "semicolons.csv").write_text("1;2;0\n3;4;1\n")
+    (folder / "spaces.csv").write_text("1.5 2 0\n3 4 1\n")
     (folder / "somedir").mkdir()
     (folder / "junk.nc").write_text("junk")
     (folder / "existing.nc").write_text("x")
