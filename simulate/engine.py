@@ -258,6 +258,7 @@ def simulate(
         window_start=window_start, coordinates=coordinates, divergence_norm=divergence_norm,
     )  # fmt: skip
     checks.warn_delay_longer_than_run(problem.delay.mean, plan.steps)
+    problem.warn_without_eigengap()
     threads = checks.positive_int("threads", threads)
     n_blocks = len(plan.blocks)
     chunk_blocks = checks.positive_int(

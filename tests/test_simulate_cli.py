@@ -90,3 +90,16 @@ def test_a_reader_that_stops_early_gets_exit_141_and_no_traceback():
     proc.stdout.close()  # the reader is gone before the command writes
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141 and err == "", err
+
+
+def test_a_run_where_some_replicates_diverge_warns_that_the_estimates_are_over_the_others(capsys):
+    """η = 0.05 from e_1: 9 of 20 runs blow up; the summary is of the 11 others, and stderr says so
+    (exit status 0: there is an estimate). Where none diverges nothing is said."""
+    argv = ["simulate", "--eta", "0.05", "--mu", "0.5", "--start", "e1", "--steps", "500", "--replicates", "20",
+            "--seed", "1", "-q"]  # fmt: skip
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    alive = 20 - round(20 * json.loads(out)["diverged_fraction"])
+    assert 0 < alive < 20 and f"every estimate is over the other {alive}" in err
+    assert main([*argv[:2], "0.005", *argv[3:]]) == 0
+    assert "diverged" not in capsys.readouterr().err

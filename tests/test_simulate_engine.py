@@ -218,6 +218,20 @@ def test_huge_step_diverges_everywhere_without_warnings():
     assert res.alive[-1] == 0
 
 
+def test_tied_top_eigenvalues_warn_that_the_error_does_not_measure_convergence():
+    """With λ1 = λ2 runs that reach the top eigenspace keep an error far from 0 (the start e2 lies in it):
+    the run says so; with a gap it does not warn."""
+    from amsgd.core.errors import RunWarning
+
+    tied = Problem.from_spectrum((4.0, 4.0, 2.0, 1.0), eta=5e-3, mu=0.5)
+    with pytest.warns(RunWarning, match="top eigenvector is not unique"):
+        res = simulate(tied, 300, 20, rng=1, progress=False)
+    assert res.stationary_error.mean > 0.5  # the error the warning is about: e2 is a maximiser
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        simulate(Problem.from_spectrum((4.0, 3.9, 2.0, 1.0), eta=5e-3, mu=0.5), 300, 20, rng=1, progress=False)
+
+
 @pytest.mark.parametrize("scale", [1e300, 1e-200])
 def test_a_start_vector_of_any_scale_is_its_direction(scale):
     """Entries whose norm over- or underflows (1e300, 1e-200) give the direction, without warnings, and a

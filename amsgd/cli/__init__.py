@@ -83,6 +83,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"amsgd {args.command}: error: {exc}", file=sys.stderr)
         return BAD_INPUT
     except KeyboardInterrupt:
+        if args.command not in _SAY_WHAT_WAS_KEPT:  # these write their output only once they end
+            print(f"amsgd {args.command}: nothing was written (the output comes when the command ends); "
+                  "rerun the same command", file=sys.stderr)  # fmt: skip
         print(f"amsgd {args.command}: interrupted", file=sys.stderr)
         return INTERRUPTED
     except BrokenPipeError:  # the reader of stdout stopped early: no traceback, and no second one at exit
@@ -96,6 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return BAD_INPUT
 
 
+#: The commands that say on Ctrl-C what they kept (finished points, figures, a partial report).
+_SAY_WHAT_WAS_KEPT = frozenset({"sweep", "validate", "figures"})
 #: Errors of a write to standard output redirected to a full or failing device (``> /dev/full``).
 _OUTPUT_ERRORS = (errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EFBIG)
 

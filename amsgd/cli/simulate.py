@@ -82,8 +82,13 @@ def _warn_if_drifting(summary: dict) -> None:
 
 
 def _verdict(diverged) -> int:
-    """:data:`~amsgd.cli.status.NO_ESTIMATE`, said in words on stderr, when every replicate diverged."""
+    """:data:`~amsgd.cli.status.NO_ESTIMATE`, said in words on stderr, when every replicate diverged; a
+    warning when some did (the estimates are then over the runs that happened not to)."""
     if not diverged.all():
+        if diverged.any():
+            print(f"amsgd simulate: warning: {int(diverged.sum())} of the {diverged.size} replicates diverged; every "
+                  f"estimate is over the other {int((~diverged).sum())}, the runs that did not blow up, not a "
+                  "sample of all runs", file=sys.stderr)  # fmt: skip
         return OK
     print(
         f"amsgd simulate: every one of the {diverged.size} replicates diverged (norm above --divergence-norm, "

@@ -8,6 +8,7 @@ every later stage works in eigen-coordinates ``h = Qᵀ v``.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -17,7 +18,7 @@ import numpy as np
 from amsgd.core import checks
 from amsgd.core.delays import ConstantDelay, DelayModel
 from amsgd.core.distributions import Distribution, Gaussian
-from amsgd.core.errors import ProblemError
+from amsgd.core.errors import ProblemError, RunWarning
 
 #: The default problem of the published experiment: d = 4, Σ = diag(4, 3, 2, 1).
 DEFAULT_SPECTRUM: tuple[float, ...] = (4.0, 3.0, 2.0, 1.0)
@@ -205,6 +206,19 @@ class Problem:
             raise ProblemError(
                 "covariance needs an eigengap λ1 > λ2 for this prediction, got "
                 f"λ1 = {self.eigenvalues[0]:g}, λ2 = {self.eigenvalues[1]:g}"
+            )
+
+    def warn_without_eigengap(self) -> None:
+        """Warn (:class:`~amsgd.core.errors.RunWarning`) where λ1 = λ2: the error ``sin²∠(v, e_1)`` is
+        then the distance from one vector of the top eigenspace, not from the space, and a run that
+        reaches the space may keep any error below 1 (the start e_2 is itself a maximiser)."""
+        if self.eigengap <= _REL_TOL * self.eigenvalues[0]:
+            warnings.warn(
+                f"λ1 = λ2 = {self.eigenvalues[0]:g}: the top eigenvector is not unique, and the error sin² of the "
+                "angle to e_1 does not measure convergence to the top eigenspace (runs that reach it keep any "
+                "error, and the start e2 maximises the objective too); give a covariance with an eigengap",
+                RunWarning,
+                stacklevel=3,
             )
 
     def require_resolvable_step(self) -> None:
