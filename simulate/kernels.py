@@ -469,8 +469,9 @@ def advance_replicates(ring, samples, delays, step, rec, tally):
 def advance_server(server, samples, compute_times, step, rec, tally):
     """The event-driven parameter server: one event queue per replicate.
 
-    Each update pops the first-finishing worker, applies its gradient at its copy (staleness
-    ``k − read_version``), then that worker reads ``h_{k+1}`` and starts a job of length
+    Each update pops the first-finishing worker (at a tie the lower worker, so that workers of equal
+    speed take turns), applies its gradient at its copy (staleness ``k − read_version``), then that
+    worker reads ``h_{k+1}`` and starts a job of length
     ``compute_times[b, j]``. Staleness beyond the last histogram bin is counted in that bin;
     ``tally.delay_max`` keeps the exact maximum. Gaussian samples are drawn from ``streams[b]`` a
     piece of ``buf.shape[1]`` steps at a time into ``buf[0]``.

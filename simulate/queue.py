@@ -6,7 +6,8 @@ and starts again. The staleness of a write is the number of updates applied betw
 read and its write. All workers read the start point at time 0, so the k-th update's staleness is
 at most k.
 
-The heap holds ``(finish time, worker)`` pairs in two parallel arrays; only the root is ever
+The heap holds ``(finish time, worker)`` pairs in two parallel arrays, ordered by time and, at a tie,
+by worker; only the root is ever
 replaced (the finishing worker starts its next computation), so one sift-down per update keeps it
 ordered: O(log M) per update.
 """
@@ -18,8 +19,16 @@ from numba import njit
 
 
 @njit(cache=True, nogil=True)
+def _first(t1: float, w1: int, t2: float, w2: int) -> bool:
+    """Whether the write ``(t1, w1)`` comes before ``(t2, w2)``: the earlier finish time, and at a tie
+    the lower worker (as :func:`~amsgd.core.delays.server_staleness` orders them), so that workers of
+    equal speed take turns (round robin) instead of the one at the root writing again."""
+    return t1 < t2 or (t1 == t2 and w1 < w2)
+
+
+@njit(cache=True, nogil=True)
 def heap_sift_down(times: np.ndarray, workers: np.ndarray, start: int) -> None:
-    """Restore the min-heap order of ``times`` below position ``start``, moving ``workers`` along."""
+    """Restore the min-heap order of ``(times, workers)`` below position ``start`` (:func:`_first`)."""
     n = times.shape[0]
     pos = start
     t = times[pos]
@@ -28,9 +37,9 @@ def heap_sift_down(times: np.ndarray, workers: np.ndarray, start: int) -> None:
         child = 2 * pos + 1
         if child >= n:
             break
-        if child + 1 < n and times[child + 1] < times[child]:
+        if child + 1 < n and _first(times[child + 1], workers[child + 1], times[child], workers[child]):
             child += 1
-        if times[child] >= t:
+        if not _first(times[child], workers[child], t, w):
             break
         times[pos] = times[child]
         workers[pos] = workers[child]

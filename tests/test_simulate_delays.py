@@ -155,6 +155,21 @@ def test_simulated_lognormal_server_matches_its_stationary_law():
     assert np.all(res.delay_mean_per_replicate < workers - 1)  # the identity above
 
 
+@pytest.mark.parametrize("workers", [2, 3, 5])
+def test_workers_of_equal_speed_take_turns(workers):
+    """``lognormal:1e-300`` draws every compute time as exactly 1: the writes tie, and at a tie the lower
+    worker writes first, so the server is round robin (staleness M − 1 after the first M − 1 updates)
+    in the simulator's heap as in the replayed queue of ``delay_sequence``. The heap used to let the
+    worker at its root write again (M = 3: a third of the updates with staleness 0)."""
+    from amsgd.core.delays import server_staleness
+
+    n = 300
+    res = simulate(small_problem(f"ps:{workers}:lognormal:1e-300"), n, 4, rng=9, progress=False)
+    expected = np.r_[np.arange(workers - 1), np.full(n - workers + 1, workers - 1)]
+    np.testing.assert_array_equal(np.trim_zeros(res.delay_counts, "b"), 4 * np.bincount(expected))
+    np.testing.assert_array_equal(server_staleness(np.ones((workers, n)))[:n], expected)
+
+
 def test_lognormal_server_pmf_is_a_probability_with_mean_m_minus_one():
     model = parse_delay("ps:5:lognormal:0.8")
     p = model.pmf()
