@@ -312,6 +312,14 @@ def test_a_missing_minimum_says_so_with_the_gradient_norm():
     separable = ModelProblem("logistic", split_data("sep", x, y), l2=0.0)
     with pytest.raises(ProblemError, match=r"no minimum found .*gradient norm .* add --l2"):
         find_minimum(separable)
+    # a ReLU network whose kinks stall L-BFGS: the line names both remedies, and each finds the minimum
+    x = np.random.default_rng(0).normal(size=(60, 3))
+    labels = (x[:, 0] > 0).astype(int) + (x[:, 1] > 0).astype(int)
+    relu = ModelProblem("mlp", split_data("kinks", x, labels), hidden=3, activation="relu", batch=4, l2=0.01)
+    with pytest.raises(ProblemError, match=r"stopped making progress; a larger --l2 .*--activation tanh"):
+        find_minimum(relu)
+    for remedy in (dict(activation="tanh"), dict(l2=0.1)):
+        assert np.all(np.isfinite(find_minimum(relu.replace(**remedy))))
 
 
 def test_more_modes_than_parameters_is_refused():
