@@ -126,6 +126,35 @@ def test_a_failed_check_says_why():
     assert "reaches the predicted bound" in Check("x", "g", 1.5, 1.5, 1.4, 1.6, relation="below").failure
 
 
+def test_a_prediction_outside_its_theorys_range_fails_and_says_so():
+    """A floor above 1, or a linearised floor with F above SMALL_NOISE_FLOOR, fails whatever the
+    interval (the 2F tolerance would accept almost anything); an infinite one stays "no finite prediction"."""
+    from amsgd.validation.context import SMALL_NOISE_FLOOR
+    from amsgd.validation.stationary import _out_of_range
+
+    assert _out_of_range(0.1, 0.1) == "" and _out_of_range(0.5, None) == ""
+    assert "above 1" in _out_of_range(8.7, None) and _out_of_range(math.inf, None) == ""
+    assert f"above {SMALL_NOISE_FLOOR:g}" in _out_of_range(0.43, 0.43)
+    wide = Check("x", "g", 0.43, 0.41, 0.40, 0.42, tolerance=0.37, out_of_range=_out_of_range(0.43, 0.43))
+    assert not wide.passed and wide.failure.startswith("the prediction is outside its theory's range: the floor F")
+    assert wide.to_dict()["out_of_range"] == wide.out_of_range
+
+
+@pytest.mark.slow
+def test_at_a_large_step_the_linearised_floors_are_not_passed_on_a_wide_tolerance(tmp_path):
+    """η = 5e-3 on the default problem: F = 0.43; the diffusion and linear floors (0.433, 0.434) lay inside
+    the measured 0.409 widened by 2F = 87%; now they fail as outside their range, and the finite-η floor
+    (no stationary law there) fails for having no finite prediction."""
+    out = tmp_path / "large"
+    assert main(["validate", "--only", "stationary", "--eta", "5e-3", "--out", str(out), "-q"]) == 1
+    checks = {c["name"]: c for c in _checks(out)}
+    for name in ("stationary-error-diffusion-floor", "stationary-error-linearized-floor"):
+        assert checks[name]["pass"] is False and "above 0.25" in checks[name]["out_of_range"]
+        assert checks[name]["ci_low"] - checks[name]["tolerance"] <= checks[name]["predicted"]  # the old pass
+    assert checks["stationary-error-finite-eta-floor"]["predicted"] is None
+    assert "out_of_range" not in checks["stationary-error-finite-eta-floor"]
+
+
 def test_statistics_of_runs_that_all_diverged_are_nan_without_warnings():
     import warnings
 

@@ -45,9 +45,12 @@ class Check:
     context: dict = field(default_factory=dict)
     extra_pass: bool = True  # an additional condition stated in ``criterion`` (e.g. no divergence)
     window: tuple[float, float] | None = None
+    out_of_range: str = ""  # why the prediction lies outside its theory's range (then the check fails)
 
     @property
     def passed(self) -> bool:
+        if self.out_of_range:
+            return False
         if self.relation == "window":
             lo, hi = self.window  # type: ignore[misc]
             if not math.isfinite(self.measured):  # nothing broke on the grid: fine if hi is off it
@@ -69,6 +72,8 @@ class Check:
         run diverged), runs diverged where the criterion allows none, or the comparison itself."""
         if self.passed:
             return None
+        if self.out_of_range:
+            return f"the prediction is outside its theory's range: {self.out_of_range}"
         diverged = self.context.get("diverged_fraction")
         if not math.isfinite(self.predicted):
             return "the theory gives no finite prediction at these parameters"
@@ -104,6 +109,8 @@ class Check:
             out["window"] = [_clean(self.window[0]), _clean(self.window[1])]
         if self.tolerance_reason:
             out["tolerance_reason"] = self.tolerance_reason
+        if self.out_of_range:
+            out["out_of_range"] = self.out_of_range
         out.update({k: _json_ready(v) for k, v in self.context.items()})
         return out
 

@@ -15,6 +15,7 @@ against the OU stationary law ``N(0, α_i1²/(2 (1 − μ)(λ_1 − λ_i)))``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +27,7 @@ from amsgd.validation.context import (
     FINITE_ETA_REASON,
     FINITE_ETA_TOLERANCE,
     LINEAR_REASON,
+    SMALL_NOISE_FLOOR,
     Context,
     zero_delay,
 )
@@ -43,7 +45,9 @@ class Stationary:
 def floor_check(ctx: Context, name: str, problem: Problem, result: SimulationResult, predicted: float,
                 kind: str, tolerance_floor: float | None, group: str = "stationary") -> Check:  # fmt: skip
     """The stationary error of ``result`` against ``predicted``: with the linear model tolerance (2 F)
-    for a linearised floor, or the finite-η floor's stated accuracy when ``tolerance_floor`` is None."""
+    for a linearised floor, or the finite-η floor's stated accuracy when ``tolerance_floor`` is None.
+    The check fails, saying why, where the prediction is outside its theory's range: a sin² above 1,
+    or a linearised floor with F above :data:`~.context.SMALL_NOISE_FLOOR`."""
     est = result.stationary_error
     if tolerance_floor is None:
         tolerance, reason = FINITE_ETA_TOLERANCE * abs(predicted), FINITE_ETA_REASON
@@ -55,8 +59,18 @@ def floor_check(ctx: Context, name: str, problem: Problem, result: SimulationRes
         context={"prediction": kind, "eta": problem.eta, "mu": problem.mu, "delay": problem.delay.spec,
                  "replicates": est.n, "steps": result.steps, "window_start": result.window_start,
                  "diverged_fraction": result.diverged_fraction, "perturbation": ctx.perturb.factor(name)},
-        extra_pass=result.diverged_fraction == 0.0,
+        extra_pass=result.diverged_fraction == 0.0, out_of_range=_out_of_range(predicted, tolerance_floor),
     )  # fmt: skip
+
+
+def _out_of_range(predicted: float, floor: float | None) -> str:
+    """Why a floor prediction lies outside its theory's range, in words ("" where it does not)."""
+    if math.isfinite(predicted) and predicted > 1.0:  # an infinite one is "no finite prediction"
+        return f"a predicted sin^2 of {predicted:.3g} is above 1, the largest error there is"
+    if floor is not None and floor > SMALL_NOISE_FLOOR:
+        return (f"the floor F = {floor:.3g} is above {SMALL_NOISE_FLOOR:g}, where the linearisation's error (of order F) "
+                "is no longer small and the tolerance 2F would accept almost any measurement")
+    return ""
 
 
 def stationary(ctx: Context, key: int = 4) -> Stationary:
