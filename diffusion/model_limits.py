@@ -134,10 +134,11 @@ def integrate_model_limit(
     whole number of steps ``dt``); ``start`` is a common start point, by
     default each path starts at the model's initialisation for its stream (as
     :func:`~amsgd.simulate.model_engine.simulate_model` with the same ``rng``); the stationary loss
-    averages from the fraction ``window`` of the run to its end (as ``simulate_model``'s ``window``). A path that leaves the divergence
-    ball (the simulator's rule, :func:`~amsgd.simulate.models.divergence_ball`: ``divergence_norm``
-    further from the centre than its start, for least squares in the targets' standard deviation) or
-    becomes non-finite has blown up: NaN from then on. Before the SME runs, ``check_scheme`` asks
+    averages from the fraction ``window`` of the run to its end (as ``simulate_model``'s ``window``).
+    A path that leaves the divergence ball (the simulator's rule,
+    :func:`~amsgd.simulate.models.divergence_ball`: ``divergence_norm`` further from the centre than
+    its start, for least squares in the targets' standard deviation) or becomes non-finite has blown
+    up: NaN from then on. Before the SME runs, ``check_scheme`` asks
     whether its Euler–Maruyama step is mean-square stable near the model's minimum
     (:func:`.model_scheme.scheme_stability`, the minimum and its noise found first, seconds to tens of
     seconds): where it is not, a :class:`~amsgd.core.errors.RunWarning` says so and names a stable step.
