@@ -19,7 +19,7 @@ Groups (``τ*`` the mean-dynamics limit of the problem at its η and μ):
   the tails lighten: the closure's next order needs the data's eighth moments, infinite for ν <= 8).
 
 Writes ``benchmarks/floor_accuracy.json`` (every case, and per group the count within, the root mean
-square and the largest error of both floors) and prints a table per group. About 5 minutes on 2
+square and the largest error of both floors) and prints a table per group. About 6 minutes on 2
 cores with the default R = 16384 (95% half-widths 0.2–0.4%). Usage:
 ``python benchmarks/floor_accuracy.py [--replicates R] [--only GROUPS] [--out PATH]``.
 """
