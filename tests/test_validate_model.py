@@ -119,6 +119,27 @@ def test_wrong_predictions_fail(tmp_path):
     assert not report.passed and report.to_dict()["perturb"] == {"loss-floor": 1.5, "stable-delay": 3.0}
 
 
+@pytest.mark.slow
+def test_runs_that_diverged_are_not_measured(tmp_path, monkeypatch):
+    """With a divergence norm of 1e-12 (almost) every run leaves its ball at once and is frozen: the
+    paired rate runs from x* ± δq then read y_k/δ = 1 at every length, a "measured" rate with an empty
+    interval that passed. Now the diverged pairs are left out, the rate and floor checks say that
+    nothing was measured, and the report's findings say so instead of printing NaN percentages."""
+    import amsgd.validation.model_checks as model_checks
+    from amsgd.validation.model_report import findings
+
+    monkeypatch.setattr(model_checks, "DIVERGENCE_NORM", 1e-12)
+    problem = ModelProblem("least-squares", load_data(_npz(tmp_path, "r", *regression()), classification=False),
+                           eta=0.05, mu=0.5, batch=8, l2=0.01)  # fmt: skip
+    report = run_model_validation(problem, ModelSetup(steps=2000, replicates=16, seed=4), progress=False)
+    checks = {c.name: c for c in report.checks}
+    assert report.rate is not None and report.rate.kept <= 1 and report.rate.pairs == 16  # too few to fit
+    for name in ("rate", "loss-floor"):
+        assert not checks[name].passed and checks[name].failure.startswith("nothing was measured"), name
+    text = "\n".join(findings(report))
+    assert "nan" not in text.lower() and text.count("Nothing was measured") == 2
+
+
 @pytest.mark.parametrize("tau, mu", [(0, 0.9), (3, 0.5), (7, 0.0)])
 def test_mean_path_is_the_mode_recursion(tau, mu):
     """``mean_path`` against the recursion itself, iterated by hand from the history 1 at every lag."""

@@ -162,13 +162,16 @@ class FloorRuns:
 
 @dataclass(frozen=True, eq=False)
 class RateRuns:
-    """The paired runs from x* ± δ q_j: the mean of y_k/δ at each length, the fit and its interval."""
+    """The paired runs from x* ± δ q_j: the mean of y_k/δ at each length, the fit and its interval, over
+    the ``kept`` of ``pairs`` replicates whose two runs did not diverge at any length."""
 
     lengths: tuple[int, ...]
     means: tuple[Estimate, ...]  # of y_k / δ
     rate: float
     ci_low: float
     ci_high: float
+    kept: int
+    pairs: int
 
 
 @dataclass(frozen=True, eq=False)
@@ -293,11 +296,18 @@ def _rate_runs(problem: ModelProblem, theory, pred: ModelPrediction, simulate) -
     x = theory.point.x
     samples = []
     for n in pred.rate_lengths:
-        plus = simulate(problem, n, (2,), x + pred.rate_delta * q, True).last_iterates
-        minus = simulate(problem, n, (2,), x - pred.rate_delta * q, True).last_iterates
-        samples.append(((plus - minus) / 2) @ q / pred.rate_delta)
+        plus = simulate(problem, n, (2,), x + pred.rate_delta * q, True)
+        minus = simulate(problem, n, (2,), x - pred.rate_delta * q, True)
+        alive = (plus.diverged_at < 0) & (minus.diverged_at < 0)  # a frozen pair would read as no decay at all
+        y = ((plus.last_iterates - minus.last_iterates) / 2) @ q / pred.rate_delta
+        samples.append(np.where(alive, y, np.nan))
     y = np.stack(samples, axis=1)  # (replicates, lengths)
+    pairs = y.shape[0]
     y = y[np.all(np.isfinite(y), axis=1)]
+    if y.shape[0] < 2:  # (almost) every pair diverged: nothing to fit
+        nan = math.nan
+        return RateRuns(pred.rate_lengths, tuple(t_interval(y[:, i]) for i in range(y.shape[1])), nan, nan, nan,
+                        y.shape[0], pairs)  # fmt: skip
     lengths = np.array(pred.rate_lengths, dtype=float)
     path = np.array(pred.rate_path)
     log_c = _scale_fit(y, lengths, path)
@@ -306,7 +316,7 @@ def _rate_runs(problem: ModelProblem, theory, pred: ModelPrediction, simulate) -
     boots = np.array([_scale_fit(y[i], lengths, path) for i in picks])
     low, high = np.percentile(pred.rate - boots, [2.5, 97.5])
     return RateRuns(pred.rate_lengths, tuple(t_interval(y[:, i]) for i in range(y.shape[1])), pred.rate - log_c,
-                    float(low), float(high))  # fmt: skip
+                    float(low), float(high), y.shape[0], pairs)  # fmt: skip
 
 
 def _scale_fit(y: np.ndarray, lengths: np.ndarray, path: np.ndarray) -> float:
@@ -468,8 +478,11 @@ def rate_check(problem: ModelProblem, pred: ModelPrediction, rate: RateRuns, per
         name="rate", group="rate", predicted=predicted, measured=rate.rate, ci_low=rate.ci_low, ci_high=rate.ci_high,
         tolerance=(1e-6 if exact else RATE_TOLERANCE) * abs(predicted),
         tolerance_reason=RATE_REASON_EXACT if exact else RATE_REASON_LINEAR, unit="per iteration",
-        criterion="ci_low - tolerance <= predicted <= ci_high + tolerance (percentile bootstrap over replicates)",
-        context={"mode_eigenvalue": pred.rate_eigenvalue, "lengths": list(pred.rate_lengths), "delta": pred.rate_delta,
+        criterion="ci_low - tolerance <= predicted <= ci_high + tolerance (percentile bootstrap over replicates), "
+        "and no run diverged",
+        extra_pass=rate.kept == rate.pairs,
+        context={"replicates": rate.kept, "diverged_fraction": 1.0 - rate.kept / rate.pairs,
+                 "mode_eigenvalue": pred.rate_eigenvalue, "lengths": list(pred.rate_lengths), "delta": pred.rate_delta,
                  "predicted_mean_over_delta": list(pred.rate_path),
                  "measured_mean_over_delta": [e.mean for e in rate.means], "perturbation": perturb.factor("rate")},
     )  # fmt: skip

@@ -187,6 +187,9 @@ def _floor_finding(report: ModelValidation) -> str:
         return (f"**Floor.** Not checked: the theory calls the given cell mean-square unstable; {f.diverged} of "
                 f"{f.replicates} runs from x\\* diverged there.")  # fmt: skip
     e = f.estimate
+    if not e.n:  # every run diverged: no measurement to set beside the prediction
+        return (f"**Floor.** Nothing was measured: every one of the {f.replicates} runs from x\\* diverged although "
+                f"the theory calls the cell stable (predicted {pr.floor:.4g}).")  # fmt: skip
     rel = (e.mean / pr.floor - 1) if pr.floor else math.nan
     lo, hi = e.ci_low / pr.floor - 1, e.ci_high / pr.floor - 1
     check = next((c for c in report.checks if c.name == "loss-floor"), None)
@@ -252,8 +255,12 @@ def _stability_finding(report: ModelValidation) -> str:
 def _rate_finding(report: ModelValidation) -> str:
     """The measured decay rate of the perturbed mode against the predicted one."""
     r, pr = report.rate, report.prediction
+    if not math.isfinite(r.rate):
+        return (f"**Rate.** Nothing was measured: in {r.pairs - r.kept} of the {r.pairs} pairs of runs from "
+                f"x\\* ± δq a run diverged (predicted {pr.rate:.4g} per iteration).")  # fmt: skip
     rel = r.rate / pr.rate - 1
-    return (f"**Rate.** The perturbed mode's mean decays at {fmt_number(r.rate, 4)} [{fmt_number(r.ci_low, 4)}, "
+    kept = f" (over the {r.kept} of {r.pairs} pairs whose runs did not diverge)" if r.kept < r.pairs else ""
+    return (f"**Rate.** The perturbed mode's mean decays{kept} at {fmt_number(r.rate, 4)} [{fmt_number(r.ci_low, 4)}, "
             f"{fmt_number(r.ci_high, 4)}] per iteration against the predicted {pr.rate:.4g} ({rel:+.1%}).")  # fmt: skip
 
 
