@@ -45,3 +45,21 @@ def test_standard_output_on_a_full_device_is_one_error_line():
                              text=True, timeout=300, check=False)  # fmt: skip
     assert run.returncode == 2
     assert run.stderr.strip().splitlines() == ["amsgd derive: error: cannot write standard output: no space left on device"]
+
+
+def test_the_python_writers_refuse_a_pipe_or_a_folder_without_replacing_it(tmp_path):
+    """``SimulationResult.write_netcdf`` (and every writer through ``atomic_path``) is reached from Python
+    without the command line's checks: a pipe (or, for root, a device such as /dev/null) used to be
+    replaced by a regular file."""
+    from amsgd import Problem, ProblemError
+    from amsgd.simulate import simulate
+
+    result = simulate(Problem.from_spectrum((3.0, 2.0, 1.0), eta=0.01, mu=0.5), 20, 2, rng=1, progress=False)
+    fifo = tmp_path / "fifo.nc"
+    os.mkfifo(fifo)
+    for target, name in ((fifo, "not a regular file"), (tmp_path, "not a regular file"), (3, "needs a file name")):
+        with pytest.raises(ProblemError, match=name):
+            result.write_netcdf(target)
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    result.write_netcdf(tmp_path / "runs.nc")
+    assert (tmp_path / "runs.nc").is_file()

@@ -150,8 +150,15 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """A temporary path beside ``path`` for a writer that needs a file name; on success it is
     flushed to disk and renamed to ``path``, on failure removed. A symbolic link is followed, so the
-    file it points to is replaced and the link stays."""
-    path = Path(os.path.realpath(path))
+    file it points to is replaced and the link stays. A folder, a device, a pipe or a socket at
+    ``path`` is refused (:class:`ProblemError`), never replaced: callers of the Python API reach this
+    without the command line's :func:`check_output_file`."""
+    if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
+        raise ProblemError(f"an output needs a file name (a str or a path), got {path!r}")
+    given, path = path, Path(os.path.realpath(path))
+    if path.exists() and not path.is_file():
+        raise ProblemError(f"{str(given)!r} is not a regular file (a folder, a device, a pipe or a socket) and is not "
+                           "replaced; give a file name")  # fmt: skip
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         yield tmp
