@@ -122,6 +122,26 @@ def test_between_the_mean_and_the_mean_square_boundary_no_fraction_is_predicted(
     assert simulate(problem, 2000, 16, rng=3, start="e1", progress=False).diverged_fraction == 1.0
 
 
+def test_past_the_mean_square_boundary_the_finite_eta_floor_is_null():
+    """The default problem: mean-square τ* = 30, mean τ* = 32. From τ = 31 the radial mode's second
+    moments grow while the tangent block alone still has a stationary law; the floor used to be
+    reported from that block as stable (0.0552 at 31, 0.0614 at 40, where 256 runs of 30 000 steps
+    from e_1 measure 0.0563 and 0.112: the runs saturate, the number is no floor of theirs). Now it is
+    null with stable false, beside the note that no floor describes the runs."""
+    from amsgd.diffusion.theory.second_moments import finite_eta_floor
+
+    p = predict(Problem.from_spectrum())
+    assert p.mean_square.tau_max == 30 and p.tau_max == 32
+    assert p.at(delay=30).finite_eta.stable and np.isfinite(p.at(delay=30).finite_eta.value)
+    for tau in (31, 40):
+        q = p.at(delay=tau)
+        tangent_only = finite_eta_floor(q.coefficients, q.problem.eta, q.problem.mu, q.delay_law)
+        assert tangent_only.stable and np.isfinite(tangent_only.value)  # what used to be reported
+        block = q.to_dict()["stationary_error"]
+        assert not q.finite_eta.stable and block["finite_eta"]["value"] is None and block["finite_eta"]["stable"] is False
+        assert block["note"].startswith("the iteration is not mean-square stable at e_1")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(("eta", "mu"), [(0.005, 0.7), (0.01, 0.5), (0.03, 0.0)])
 def test_noise_free_recursion_applies_the_delay_as_the_simulator_does(monkeypatch, eta, mu):

@@ -47,6 +47,7 @@ from amsgd.diffusion.theory.second_moments import (
     MeanSquare,
     finite_eta_floor,
     mean_square,
+    second_moment_operator_radius,
 )
 from amsgd.diffusion.theory.stability import (
     StabilityReport,
@@ -131,8 +132,15 @@ class Predictions:
 
     @cached_property
     def finite_eta(self) -> FiniteEtaFloor:
-        """The finite-η floor with multiplicative noise and the curvature of sin² (:mod:`.second_moments`)."""
-        return finite_eta_floor(self.coefficients, self.problem.eta, self.problem.mu, self.delay_law)
+        """The finite-η floor with multiplicative noise and the curvature of sin² (:mod:`.second_moments`);
+        none (:meth:`~.second_moments.FiniteEtaFloor.without_stationary_law`) where the whole
+        linearisation, the radial mode included, is not mean-square stable at the problem's delay, though
+        the tangent block alone would give a number."""
+        c, p = self.coefficients, self.problem
+        floor = finite_eta_floor(c, p.eta, p.mu, self.delay_law)
+        if floor.stable and second_moment_operator_radius(c, p.eta, p.mu, self.delay_law)[0] >= 1.0:
+            return floor.without_stationary_law()
+        return floor
 
     @property
     def delay_time(self) -> float:

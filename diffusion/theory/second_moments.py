@@ -33,6 +33,7 @@ stale ratio, and the radial friction on each mode's momentum), its fourth part.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -105,6 +106,14 @@ class FiniteEtaFloor:
     stable: bool
     first_order: float
     coupling: NormCoupling | None = None
+
+    def without_stationary_law(self) -> FiniteEtaFloor:
+        """This floor where the second moments of the whole linearisation grow (the radial mode's, for a
+        delay between the mean-square and the mean τ*): no stationary law, so every number but the
+        additive linear part is infinite (null in JSON) and ``stable`` is False, as where the tangent
+        block itself is unstable."""
+        inf = math.inf
+        return FiniteEtaFloor(inf, self.additive_linear, inf, inf, tuple(inf for _ in self.variances), False, inf)
 
     @property
     def norm_coupling(self) -> float | None:
