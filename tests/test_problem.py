@@ -183,3 +183,15 @@ def test_python_callers_with_wrong_types_get_a_problem_error(make, words):
     with pytest.raises(ProblemError, match=words):
         make()
     assert StudentT("8").spec == "student-t:8"  # a number written as text is still a number
+
+
+def test_eigen_coordinates_refuse_vectors_of_another_length():
+    """A diagonal Σ used to cut ([1, 2, 3, 4] -> [1, 2, 3]) or reorder a vector of the wrong length
+    silently, a rotated one to raise NumPy's shape error; both now name the length they need."""
+    for problem in (Problem.from_spectrum([3.0, 2.0, 1.0]), Problem.from_spectrum([1.0, 3.0, 2.0])):
+        for wrong in ([1.0, 2.0, 3.0, 4.0], [1.0, 2.0], 5.0):
+            for convert in (problem.to_eigen, problem.from_eigen):
+                with pytest.raises(ProblemError, match="vectors of length d = 3"):
+                    convert(wrong)
+        x = np.arange(6.0).reshape(2, 3)
+        np.testing.assert_array_equal(problem.from_eigen(problem.to_eigen(x)), x)

@@ -165,16 +165,24 @@ class Problem:
 
     def to_eigen(self, x: np.ndarray) -> np.ndarray:
         """``Qᵀ x`` for vectors ``x`` in the original coordinates (the last axis), O(d) for a diagonal Σ."""
-        x = np.asarray(x, dtype=float)
+        x = self._vectors("to_eigen", x)
         return x[..., self._order] if self._order is not None else x @ self._q
 
     def from_eigen(self, h: np.ndarray) -> np.ndarray:
         """``Q h`` for vectors ``h`` in eigen-coordinates (the last axis), O(d) for a diagonal Σ."""
-        h = np.asarray(h, dtype=float)
+        h = self._vectors("from_eigen", h)
         if self._order is None:
             return h @ self._q.T
         x = np.empty_like(h)
         x[..., self._order] = h
+        return x
+
+    def _vectors(self, what: str, x: object) -> np.ndarray:
+        """``x`` as real vectors of length d along its last axis, or one clear error (a wrong length was
+        cut or reordered silently for a diagonal Σ)."""
+        x = checks.real_array(what, x)
+        if x.ndim == 0 or x.shape[-1] != self.dim:
+            raise ProblemError(f"{what} needs vectors of length d = {self.dim} along the last axis, got shape {x.shape}")
         return x
 
     def __getstate__(self) -> dict:
