@@ -221,10 +221,11 @@ def start_point(problem: Problem, start: StartSpec) -> tuple[str, np.ndarray | N
         text = start.strip().lower()
         if text == "random":
             return "random", None
-        if text.startswith("e") and text[1:].isdigit() and 1 <= int(text[1:]) <= d:
+        index = text[1:]
+        if text.startswith("e") and index.isascii() and index.isdigit() and 1 <= int(index) <= d:
             h = np.zeros(d)
-            h[int(text[1:]) - 1] = 1.0
-            return text, h
+            h[int(index) - 1] = 1.0
+            return f"e{int(index)}", h  # e02 is e2
         try:
             start = [float(part) for part in text.split(",")]
         except ValueError:

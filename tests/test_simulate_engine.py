@@ -339,3 +339,16 @@ def test_bad_options_are_refused(kwargs, match):
     args.update(kwargs)
     with pytest.raises(ProblemError, match=match):
         simulate(problem, args.pop("steps"), args.pop("replicates"), **args)
+
+
+def test_a_start_named_by_a_basis_vector_takes_ascii_digits_only():
+    """"e²" and "e١" passed str.isdigit() (a superscript raised int()'s ValueError, an Arabic-Indic digit
+    was accepted); now both are the one clear error, and "e02" is e2 under its own name."""
+    from amsgd.simulate.plan import start_point
+
+    problem = Problem.from_spectrum((3.0, 2.0, 1.0))
+    for text in ("e\u00b2", "e\u0661"):
+        with pytest.raises(ProblemError, match="start must be eJ"):
+            start_point(problem, text)
+    name, h = start_point(problem, "e02")
+    assert name == "e2" and h.tolist() == [0.0, 1.0, 0.0]

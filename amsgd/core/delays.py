@@ -265,7 +265,7 @@ class EventDrivenDelay(DelayModel):
         checks.positive("delay ps:M:lognormal:SIGMA, SIGMA", self.sigma)
         if self.sigma > MAX_LOGNORMAL_SIGMA:
             raise ProblemError(
-                f"delay ps:M:lognormal:SIGMA needs SIGMA <= {MAX_LOGNORMAL_SIGMA:g}, got {self.sigma:g}: compute "
+                f"delay ps:M:lognormal:SIGMA needs SIGMA <= {MAX_LOGNORMAL_SIGMA:g}, got {self.sigma!r}: compute "
                 "times exp(SIGMA Z) beyond that overflow double precision in the queue (SIGMA = 250 gave a "
                 "staleness of mean 2.2 for 4 workers instead of 3)"
             )
@@ -390,6 +390,8 @@ def parse_delay(spec: str) -> DelayModel:
         sigma = checks.parse_real("delay ps:M:lognormal:SIGMA, SIGMA", parts[2]) if len(parts) > 2 else 1.0
         if len(parts) > 3:
             raise ProblemError(f"delay ps:M[:DIST[:SIGMA]] has too many fields: {spec!r}")
+        if compute == "exp" and len(parts) > 2:  # exponential times have no spread to set
+            raise ProblemError(f"delay ps:M:exp takes no SIGMA (the spread is that of lognormal times); got {spec!r}")
         return EventDrivenDelay(workers, compute, sigma)
     raise ProblemError(
         f"unknown delay spec {spec!r}; allowed: constant:N, uniform:A-B, geometric:MEAN, "

@@ -50,6 +50,8 @@ CASES: list[tuple[str, str]] = [
     ("simulate --delay workers:0", "positive integer"),
     ("simulate --delay ps:4:weird", "exp, lognormal"),
     ("derive --delay ps:4:lognormal:250", "SIGMA <= 20"),
+    ("derive --delay ps:4:lognormal:20.0000001", "got 20.0000001"),
+    ("derive --delay ps:4:exp:3", "takes no SIGMA"),
     ("derive --spectrum 4,,1", "spectrum has an empty entry"),
     ("advise --workers 1,", "an empty entry in the list of integers"),
     ("integrate --steps 200 --dt 1e-300", "(limit 1e+08); use a larger dt"),
