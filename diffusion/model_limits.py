@@ -147,7 +147,7 @@ def integrate_model_limit(
     paths = checks.positive_int("paths", paths)
     if limit not in ("ode", "sde"):
         raise ProblemError(f"limit must be 'ode' or 'sde' for a model, got {limit!r}")
-    if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
+    if not (checks.is_number(dt) and math.isfinite(dt) and dt > 0):
         raise ProblemError(f"dt (in iterations) must be finite and > 0, got {dt!r}")
     require_step_count(steps / dt, f"dt = {dt:g} iterations", f"over {steps} iterations")
     window = checks.window_fraction(window)

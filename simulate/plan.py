@@ -143,7 +143,7 @@ def make_plan(
     replicates = checks.positive_int("replicates", replicates)
     if coordinates not in ("moments", "all", "none"):
         raise ProblemError(f"coordinates must be 'moments', 'all' or 'none', got {coordinates!r}")
-    if not (isinstance(divergence_norm, (int, float)) and 1.0 < divergence_norm < math.inf):
+    if not (checks.is_number(divergence_norm) and 1.0 < divergence_norm < math.inf):
         raise ProblemError(f"divergence_norm must be a finite number > 1, got {divergence_norm!r}")
     start_name, start_h = start_point(problem, start)
     layout = delay_layout(problem, replicates)

@@ -194,3 +194,20 @@ def test_phase_times_are_not_negative_at_a_tiny_delta():
 
     phases = predict(Problem.from_spectrum(), PredictOptions(delta_sq=1e-300)).phases
     assert phases.escape_time == 0.0 and phases.to_dict()["mean_curve"]["escape_iterations"] == 0.0
+
+
+def test_numpy_scalars_are_numbers_like_python_ones():
+    """np.int64 and np.float32 arguments were refused by some checks ("must be a positive integer, got
+    np.int64(100)") and taken by others; now every entry takes them, with the Python numbers' results."""
+    plain = simulate(SMALL, 200, 3, rng=1, divergence_norm=10, window=0.5, progress=False)
+    numpy = simulate(SMALL, np.int64(200), np.int64(3), rng=np.int64(1), divergence_norm=np.int64(10),
+                     window=np.float32(0.5), progress=False)  # fmt: skip
+    np.testing.assert_array_equal(plain.error, numpy.error)
+    options = PredictOptions(steps=np.int64(100), tradeoff_workers=[np.int64(2)], delta_sq=np.float32(0.1))
+    assert type(options.steps) is int and options.tradeoff_workers == (2,) and options.steps == 100
+    p = predict(Problem.from_spectrum())
+    assert p.at(delay=np.int64(3)).to_dict() == p.at(delay=3).to_dict()
+    with pytest.raises(ProblemError, match="got 0.5"):
+        PredictOptions(tradeoff_mus=0.5)
+    with pytest.raises(ProblemError, match="positive integer"):
+        PredictOptions(steps=np.bool_(True))

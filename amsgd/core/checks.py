@@ -4,6 +4,7 @@ and its allowed range, so Python callers and the command line get the same one-l
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 
 import numpy as np
@@ -13,16 +14,26 @@ from amsgd.core.errors import ProblemError, RunWarning
 
 def integer(name: str, value: object, *, minimum: int = 0) -> int:
     """``value`` as an int, refusing booleans, non-integers and values below ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+    if not is_whole_number(value) or value < minimum:
         kind = {0: "a non-negative integer", 1: "a positive integer"}.get(minimum, f"an integer >= {minimum}")
         raise ProblemError(f"{name} must be {kind}, got {value!r}")
     return int(value)
 
 
+def is_number(value: object) -> bool:
+    """Whether ``value`` is one real number (a Python or NumPy int or float, not a bool)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def is_whole_number(value: object) -> bool:
+    """Whether ``value`` is one integer (a Python or NumPy int, not a bool)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
 def window_fraction(window: object) -> float:
     """``window``: where a stationary window starts, as a fraction of the run in [0, 1) (the window
     runs from ``window · steps`` to the end; 0.5 averages the second half)."""
-    if isinstance(window, bool) or not isinstance(window, (int, float)) or not 0.0 <= window < 1.0:
+    if not is_number(window) or not 0.0 <= window < 1.0:
         raise ProblemError(f"window must be a fraction of the run in [0, 1), got {window!r}")
     return float(window)
 

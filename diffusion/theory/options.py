@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from amsgd.core import checks
 from amsgd.core.errors import ProblemError
 
 #: Largest delay the linear numerics accept (dense companion matrices, O(τ³) work: seconds at this
@@ -53,17 +54,18 @@ class PredictOptions:
         mus = _as_tuple(self.tradeoff_mus)
         if not mus or any(not _finite(m) or not -1 < m < 1 for m in mus):
             raise ProblemError(f"tradeoff momenta must be a non-empty list in (-1, 1) ([0, 1) for streaming PCA), "
-                               f"got {list(mus)}")  # fmt: skip
+                               f"got {self.tradeoff_mus!r}")  # fmt: skip
         workers = _as_tuple(self.tradeoff_workers)
-        if not workers or any(isinstance(m, bool) or not isinstance(m, int) or m < 1 for m in workers):
-            raise ProblemError(f"tradeoff workers must be a non-empty list of integers >= 1, got {list(workers)}")
+        if not workers or any(not checks.is_whole_number(m) or m < 1 for m in workers):
+            raise ProblemError(f"tradeoff workers must be a non-empty list of integers >= 1, got {self.tradeoff_workers!r}")
         if max(workers) - 1 > MAX_DELAY:
             raise ProblemError(f"tradeoff workers: {max(workers)} round-robin workers are a delay of {max(workers) - 1}, "
                                f"beyond the {MAX_DELAY} the linear numerics support; give at most {MAX_DELAY + 1}")  # fmt: skip
-        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
+        if not checks.is_whole_number(self.steps) or self.steps < 1:
             raise ProblemError(f"steps (the run length of the divergence risk) must be a positive integer, got {self.steps!r}")
         object.__setattr__(self, "tradeoff_mus", tuple(float(m) for m in mus))
-        object.__setattr__(self, "tradeoff_workers", workers)
+        object.__setattr__(self, "tradeoff_workers", tuple(int(m) for m in workers))
+        object.__setattr__(self, "steps", int(self.steps))
 
 
 def _as_tuple(values: object) -> tuple:
@@ -75,4 +77,4 @@ def _as_tuple(values: object) -> tuple:
 
 
 def _finite(x: object) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+    return checks.is_number(x) and math.isfinite(x)

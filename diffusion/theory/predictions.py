@@ -16,6 +16,7 @@ from functools import cached_property
 
 import numpy as np
 
+from amsgd.core import checks
 from amsgd.core.delays import ConstantDelay
 from amsgd.core.errors import ProblemError
 from amsgd.core.problem import Problem
@@ -95,8 +96,8 @@ class Predictions:
         The modes and the random coefficients are reused unless the distribution or Σ changes (they
         depend on Σ and the data law only).
         """
-        if isinstance(changes.get("delay"), int):
-            changes["delay"] = ConstantDelay(changes["delay"])
+        if checks.is_whole_number(changes.get("delay")):
+            changes["delay"] = ConstantDelay(int(changes["delay"]))
         problem = self.problem.replace(**changes)
         if "distribution" in changes or "covariance" in changes:
             return predict(problem, self.options)
