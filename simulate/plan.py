@@ -173,10 +173,10 @@ def recording_grid(steps: int, record_every: int | None) -> np.ndarray:
 
 def averaging_start(steps: int, window: float, window_start: int | None) -> int:
     """The first iteration of the stationary window: ``window_start``, or ``floor(window · steps)``."""
+    fraction = checks.window_fraction(window)  # checked even where window_start replaces it
     if window_start is None:
-        return int(math.floor(checks.window_fraction(window) * steps))
-    bad = isinstance(window_start, bool) or not isinstance(window_start, (int, np.integer))
-    if bad or not 0 <= window_start <= steps:
+        return int(math.floor(fraction * steps))
+    if not checks.is_whole_number(window_start) or not 0 <= window_start <= steps:
         raise ProblemError(f"window_start must be an iteration in 0..steps = 0..{steps}, got {window_start!r}")
     return int(window_start)
 

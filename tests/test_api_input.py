@@ -211,3 +211,12 @@ def test_numpy_scalars_are_numbers_like_python_ones():
         PredictOptions(tradeoff_mus=0.5)
     with pytest.raises(ProblemError, match="positive integer"):
         PredictOptions(steps=np.bool_(True))
+
+
+def test_unknown_fields_and_a_window_beside_window_start_are_refused():
+    """``replace(foo=1)`` raised TypeError; a window fraction was not checked where window_start was given."""
+    with pytest.raises(ProblemError, match="got foo"):
+        SMALL.replace(foo=1)
+    with pytest.raises(ProblemError, match="window must be a fraction"):
+        simulate(SMALL, 100, 2, rng=1, window=5, window_start=10, progress=False)
+    assert simulate(SMALL, 100, 2, rng=1, window_start=10, progress=False).window_start == 10

@@ -294,6 +294,9 @@ class ModelProblem:
 
     def replace(self, **changes) -> ModelProblem:
         """A copy with some of the data, η, μ, delay, batch, l2, hidden, activation replaced (checked again)."""
+        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
+        if unknown:
+            raise ProblemError(f"ModelProblem.replace takes the fields of the problem; got {', '.join(unknown)}")
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:

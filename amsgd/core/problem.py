@@ -258,6 +258,9 @@ class Problem:
     def replace(self, **changes) -> Problem:
         """A copy with some fields changed (re-validated; Σ is not validated or decomposed again unless it changes)."""
         fields = dict(distribution=self.distribution, eta=self.eta, mu=self.mu, delay=self.delay)
+        unknown = sorted(set(changes) - set(fields) - {"covariance"})
+        if unknown:
+            raise ProblemError(f"Problem.replace takes covariance, {', '.join(fields)}; got {', '.join(unknown)}")
         if "covariance" in changes:
             return Problem(changes.pop("covariance"), **{**fields, **changes})
         return Problem(self._sigma, **{**fields, **changes})
