@@ -187,8 +187,9 @@ def find_minimum(problem: ModelProblem, start: np.ndarray | None = None, *, seed
                            f"(gradient norm {gnorm:.2e} only shrinks as the weights grow); add --l2")  # fmt: skip
     if gnorm > GRADIENT_TOL * max(1.0, float(np.linalg.norm(x))):
         hint = " (separable classes have no finite minimum without a penalty: add --l2)" if problem.l2 == 0 else ""
-        if problem.l2 > 0:  # the optimiser stalled: say why it stopped and what helps
-            smooth = "; --activation tanh, since ReLU's kinks can stall it" if problem.model == "mlp" and problem.activation == "relu" else ""
+        if problem.l2 > 0:  # the optimiser stalled: say so and what helps
+            relu = problem.model == "mlp" and problem.activation == "relu"
+            smooth = "; --activation tanh, since ReLU's kinks can stall it" if relu else ""
             hint = f" (the optimiser stopped making progress; a larger --l2 conditions the objective better{smooth})"
         if problem.l2 >= HUGE_L2:  # the penalised weights and the free biases differ in curvature by that much
             hint = f" (--l2 = {problem.l2:g} leaves the optimiser a problem conditioned beyond double precision; lower it)"

@@ -108,10 +108,10 @@ class FiniteEtaFloor:
     coupling: NormCoupling | None = None
 
     def without_stationary_law(self) -> FiniteEtaFloor:
-        """This floor where the second moments of the whole linearisation grow (the radial mode's, for a
-        delay between the mean-square and the mean τ*): no stationary law, so every number but the
-        additive linear part is infinite (null in JSON) and ``stable`` is False, as where the tangent
-        block itself is unstable."""
+        """This floor where the second moments of the whole linearisation grow (the radial mode's, from
+        the mean-square τ* on, while the tangent block's stay bounded): no stationary law, so every
+        number but the additive linear part is infinite (null in JSON) and ``stable`` is False, as
+        where the tangent block itself is unstable."""
         inf = math.inf
         return FiniteEtaFloor(inf, self.additive_linear, inf, inf, tuple(inf for _ in self.variances), False, inf)
 
@@ -321,7 +321,8 @@ def largest_mean_square_delay(c: Coefficients, eta: float, mu: float, critical: 
     """The largest constant delay that is mean-square stable, by bisection below the mean-dynamics τ*
     (mean-square stability implies stability of the mean, and both lose stability as τ grows);
     at most :data:`~.linear_recursion.MAX_DELAY`, the largest delay the numerics take."""
-    high = int(min(np.ceil(critical.min()), MAX_DELAY))  # not mean-stable, or the numerics' limit (also where no mode has a limit)
+    # not mean-stable, or the numerics' limit (also where no mode's mean dynamics limits the delay)
+    high = int(min(np.ceil(critical.min()), MAX_DELAY))
     return last_stable_delay(lambda tau: mean_square_stable(c, eta, mu, tau, critical), high)
 
 
