@@ -150,12 +150,18 @@ def test_a_one_point_law_is_the_constant_delay_and_the_parts_add_up():
 
 def test_beyond_tau_star_the_norm_has_no_stationary_law_and_the_floor_stays_first_order():
     """τ* = 32 at η = 5e-4, μ = 0.9: at 33 the radial mode's recursion is unstable, its autocovariance
-    meaningless (it gave δ = 0.006 where τ = 32 gives 0.032)."""
-    at_limit = predict(_problem((4.0, 3.0, 2.0, 1.0), "gaussian", 5e-4, 0.9, 32))
-    beyond = predict(_problem((4.0, 3.0, 2.0, 1.0), "gaussian", 5e-4, 0.9, 33))
-    assert at_limit.tau_max == 32 and at_limit.finite_eta.coupling is not None
-    assert beyond.finite_eta.coupling is None and beyond.finite_eta.value == beyond.finite_eta.first_order
-    assert beyond.finite_eta.to_dict()["norm"] is None
+    meaningless (it gave δ = 0.006 where τ = 32 gives 0.032). The tangent block's floor itself, as
+    ``finite_eta_floor`` computes it (``predict`` reports none from the mean-square τ* = 30 on)."""
+    from amsgd.diffusion.theory.second_moments import finite_eta_floor
+
+    def floor(tau: int):
+        p = predict(_problem((4.0, 3.0, 2.0, 1.0), "gaussian", 5e-4, 0.9, tau))
+        return p, finite_eta_floor(p.coefficients, p.problem.eta, p.problem.mu, p.delay_law)
+
+    (p, at_limit), (_, beyond) = floor(32), floor(33)
+    assert p.tau_max == 32 and at_limit.coupling is not None
+    assert beyond.coupling is None and beyond.value == beyond.first_order
+    assert beyond.to_dict()["norm"] is None
 
 
 def test_without_the_coupling_the_floor_is_the_first_order_one():
