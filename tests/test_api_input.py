@@ -220,3 +220,30 @@ def test_unknown_fields_and_a_window_beside_window_start_are_refused():
     with pytest.raises(ProblemError, match="window must be a fraction"):
         simulate(SMALL, 100, 2, rng=1, window=5, window_start=10, progress=False)
     assert simulate(SMALL, 100, 2, rng=1, window_start=10, progress=False).window_start == 10
+
+
+def test_a_sampler_is_checked_for_its_draws_mean_and_covariance():
+    """Text or complex draws were NumPy's errors (or only a ComplexWarning); a sampler whose covariance
+    is not Σ made the finite-η floor infinite without a word; now the first two are one clear error and
+    the third a warning beyond the draws' own sampling error (a right sampler, even heavy-tailed, is
+    quiet)."""
+    import warnings
+
+    from amsgd.core.errors import RunWarning
+
+    sigma = Problem.from_spectrum((3.0, 2.0, 1.0), eta=0.01, mu=0.5)
+    scale = np.sqrt([3.0, 2.0, 1.0])
+
+    def law(sampler):
+        return sigma.replace(distribution=amsgd.SampledDistribution(sampler, "s", moment_samples=20_000))
+
+    with pytest.raises(ProblemError, match="sampler's draws must be"):
+        predict(law(lambda rng, n: np.full((n, 3), "x")))
+    with pytest.raises(ProblemError, match="must be real"):
+        predict(law(lambda rng, n: rng.standard_normal((n, 3)) * (1 + 1j)))
+    with pytest.warns(RunWarning, match="covariance Sigma"):
+        predict(law(lambda rng, n: rng.standard_normal((n, 3))))  # identity, not diag(3, 2, 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        predict(law(lambda rng, n: rng.standard_normal((n, 3)) * scale))
+        predict(law(lambda rng, n: rng.standard_t(5, (n, 3)) * scale * np.sqrt(3 / 5)))

@@ -14,6 +14,7 @@ Everything is expressed in eigen-coordinates ``Y = Qᵀ X`` of ``Σ = Q Λ Qᵀ`
 
 from __future__ import annotations
 
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from amsgd.core import checks
-from amsgd.core.errors import ProblemError
+from amsgd.core.errors import ProblemError, RunWarning
 
 Sampler = Callable[[np.random.Generator, int], np.ndarray]
 
@@ -100,6 +101,11 @@ class StudentT(Distribution):
 SAMPLED_CROSS_MOMENT_TOLERANCE = 0.05
 #: The largest share of ``Σ_n Y_i⁴`` one moment draw may carry (:meth:`SampledDistribution.fourth_moment_samples_for`).
 MAX_FOURTH_MOMENT_SHARE = 0.2
+#: A user sampler whose moment draws put a mean or a covariance entry further than this from 0 and Σ
+#: (relative to the scale sqrt(λ_i λ_j)) gets a warning: the predictions assume mean 0 and covariance Σ.
+SAMPLER_MOMENT_TOLERANCE = 0.05
+#: ... beyond this many of the draws' own standard errors (a heavy-tailed or small sample estimates them poorly).
+SAMPLER_SIGMAS = 5.0
 
 
 @dataclass(frozen=True)
@@ -132,11 +138,13 @@ class SampledDistribution(Distribution):
         return {**self.__dict__, "_moments": {}}
 
     def sample(self, rng, n, eigenvalues, basis):
-        x = np.asarray(self.sampler(rng, n), dtype=float)
+        x = checks.real_array(f"distribution {self.spec}: the sampler's draws", self.sampler(rng, n))
         if x.shape != (n, basis.shape[0]):
             raise ProblemError(
                 f"distribution sampler returned shape {x.shape}, expected ({n}, {basis.shape[0]})"
             )
+        if not np.isfinite(x).all():
+            raise ProblemError(f"distribution {self.spec}: the sampler returned non-finite draws")
         return x @ basis
 
     def moment_samples_for(self, eigenvalues: np.ndarray, basis: np.ndarray) -> np.ndarray:
@@ -157,7 +165,8 @@ class SampledDistribution(Distribution):
         one draw carries more than :data:`MAX_FOURTH_MOMENT_SHARE` of ``Σ_n Y_i⁴``, the estimate rests
         on a single draw, as it does when ``E Y_i⁴`` is infinite. Heavy tails near ν = 4 cannot be told
         apart from samples; at the default 200 000 draws Student-t coordinates are refused in most
-        seeds for ν <= 3, sometimes for ν = 4 to 5 and never for ν >= 6."""
+        seeds for ν <= 3, sometimes for ν = 4 to 5 and never for ν >= 6. Samples that pass are checked
+        once for mean 0 and covariance Σ (:func:`_warn_unless_centred_with_covariance`)."""
         y = self.moment_samples_for(eigenvalues, basis)
         fourth = y**4
         totals = fourth.sum(axis=0)
@@ -169,7 +178,33 @@ class SampledDistribution(Distribution):
                 f"moment of coordinate {worst + 1}; its fourth moments look infinite, and moment-based "
                 "predictions need finite ones"
             )
+        checked = ("centred with covariance", np.asarray(eigenvalues).tobytes(), np.asarray(basis).tobytes())
+        if checked not in self._moments:  # once per draw: the spread of y_i y_j needs the finite fourth moments
+            self._moments[checked] = True
+            _warn_unless_centred_with_covariance(self.spec, y, np.asarray(eigenvalues, dtype=float))
         return y
+
+
+def _warn_unless_centred_with_covariance(spec: str, y: np.ndarray, eigenvalues: np.ndarray) -> None:
+    """A :class:`~amsgd.core.errors.RunWarning` where the draws ``y`` (eigen-coordinates) have a mean or
+    a second moment further from 0 and ``diag(λ)`` than :data:`SAMPLER_SIGMAS` standard errors plus
+    :data:`SAMPLER_MOMENT_TOLERANCE` of ``sqrt(λ_i λ_j)``: the predictions rest on mean 0 and
+    covariance Σ (a wrong one made the finite-η floor infinite without a word)."""
+    n = y.shape[0]
+    scale = np.sqrt(np.outer(eigenvalues, eigenvalues))
+    second = y.T @ y / n  # E[y_i y_j], and the spread of y_i y_j, which sets its error (heavy tails, small n)
+    spread = np.sqrt(np.maximum((y * y).T @ (y * y) / n - second**2, 0.0))
+    mean = np.abs(y.mean(axis=0)) - SAMPLER_SIGMAS * y.std(axis=0) / np.sqrt(n)
+    covariance = np.abs(second - np.diag(eigenvalues)) - SAMPLER_SIGMAS * spread / np.sqrt(n)
+    worst = max(float((mean / np.sqrt(eigenvalues)).max()), float((covariance / scale).max()))
+    if worst > SAMPLER_MOMENT_TOLERANCE:
+        warnings.warn(
+            f"distribution {spec}: its {n} moment draws have a mean or covariance at least {worst:.0%} of the scale "
+            "away from mean 0 and covariance Sigma, beyond their sampling error; the predictions assume both: give "
+            "a sampler with the problem's covariance",
+            RunWarning,
+            stacklevel=4,
+        )
 
 
 def parse_distribution(spec: str) -> Distribution:
