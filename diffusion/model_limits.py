@@ -217,7 +217,7 @@ def _sme(problem: ModelProblem, x0: np.ndarray, keys: list, marks: np.ndarray, d
     from amsgd.simulate.models import divergence_ball, model_functions
 
     scale, gain = time_scales(problem.mu)
-    centre, radius = divergence_ball(problem, divergence_norm, x0)
+    centre, radii = divergence_ball(problem, divergence_norm, x0)
     eta, batch = problem.eta, problem.batch
     with jax.enable_x64(True):
         f = model_functions(problem)
@@ -225,7 +225,7 @@ def _sme(problem: ModelProblem, x0: np.ndarray, keys: list, marks: np.ndarray, d
         n = xt.shape[0]
         ridge = problem.l2 * jnp.asarray(f.layout.weight_mask())  # ∇ of (l2/2) ‖W‖²: ridge · x
 
-        def step(x, key, dt_time):
+        def step(x, radius, key, dt_time):
             _, pullback = jax.vjp(lambda p: f.sample_losses(p, xt, yt), x)
             w = jax.random.normal(key, (n,))
             weights = jnp.stack([jnp.full(n, 1.0 / n), w / jnp.sqrt(batch * n)])
@@ -236,22 +236,22 @@ def _sme(problem: ModelProblem, x0: np.ndarray, keys: list, marks: np.ndarray, d
             kept = jnp.all(jnp.isfinite(new)) & (jnp.linalg.norm(new - centre) <= radius)
             return jnp.where(kept, new, jnp.full_like(new, jnp.nan))
 
-        def advance(x, key, lo, n_sub, dt_time):
+        def advance(x, radius, key, lo, n_sub, dt_time):
             def body(j, x):
-                return step(x, jax.random.fold_in(key, lo + j), dt_time)
+                return step(x, radius, jax.random.fold_in(key, lo + j), dt_time)
 
             return jax.lax.fori_loop(0, n_sub, body, x)
 
-        run = jax.jit(jax.vmap(advance, in_axes=(0, 0, None, None, None)), static_argnums=(3,))
+        run = jax.jit(jax.vmap(advance, in_axes=(0, 0, 0, None, None, None)), static_argnums=(4,))
         measure = jax.jit(jax.vmap(lambda x: f.objective(x, xt, yt)))
-        keys = jnp.stack(keys)
+        keys, radii = jnp.stack(keys), jnp.asarray(radii)
         x = jnp.asarray(x0)
         rows = [np.asarray(measure(x))]
         done = 0  # Euler steps taken: step j of a path uses fold_in(key, j)
         with counter(int(marks[-1]), "iterations", "integrate", show=progress) as count:
             for lo, hi in zip(marks[:-1], marks[1:]):
                 n_sub = max(1, math.ceil((hi - lo) / dt - 1e-9))
-                x = run(x, keys, done, n_sub, float(eta * (hi - lo) / n_sub))
+                x = run(x, radii, keys, done, n_sub, float(eta * (hi - lo) / n_sub))
                 done += n_sub
                 rows.append(np.asarray(measure(x)))
                 count.update(int(hi - lo))

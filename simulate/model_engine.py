@@ -166,7 +166,7 @@ def _steps(f: ModelFunctions, batch: int, slots: int) -> _Steps:
                           f.accuracy(x, xt, yt), f.accuracy(x, xv, yv)])  # fmt: skip
 
     return _Steps(
-        advance=jax.jit(jax.vmap(advance, in_axes=(0, None, None, 0, None, None, None, None, None, None))),
+        advance=jax.jit(jax.vmap(advance, in_axes=(0, None, None, 0, None, None, None, None, None, 0))),
         measure=jax.jit(jax.vmap(measure, in_axes=(0, None, None, None, None))),
         init=jax.jit(jax.vmap(f.init)),
     )
@@ -175,8 +175,8 @@ def _steps(f: ModelFunctions, batch: int, slots: int) -> _Steps:
 @dataclass(frozen=True)
 class _Steps:
     """``advance(state, k0, count, taus, η, μ, x_train, y_train, centre, radius)``: every replicate
-    ``count`` steps on from step ``k0`` (delays ``taus[r, j]``, the divergence ball ``‖x − centre‖ <=
-    radius``); ``measure(x, x_train, y_train, x_val, y_val)``: the
+    ``count`` steps on from step ``k0`` (delays ``taus[r, j]``, the divergence balls ``‖x − centre‖ <=
+    radius[r]``); ``measure(x, x_train, y_train, x_val, y_val)``: the
     training objective, validation loss and both accuracies of every replicate; ``init(keys)``: the
     model's start points."""
 
@@ -217,8 +217,8 @@ class _Program:
         else:
             x0 = jnp.broadcast_to(jnp.asarray(start), (r, self.size))
         ring = jnp.broadcast_to(x0[:, None, :], (r, self.slots, self.size))
-        centre, radius = divergence_ball(self.problem, self.divergence_norm, np.asarray(x0))
-        self._ball = (jnp.asarray(centre), radius)
+        centre, radii = divergence_ball(self.problem, self.divergence_norm, np.asarray(x0))
+        self._ball = (jnp.asarray(centre), jnp.asarray(radii))
         return (x0, x0, ring, jnp.zeros(r, dtype=bool), keys)
 
     def run(self, state, delays: np.ndarray, record_every: int, steps: int, step: tuple[float, float],

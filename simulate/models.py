@@ -85,22 +85,21 @@ def layout_of(problem: ModelProblem) -> Layout:
     return _layout(problem.model, problem.data.features, problem.outputs, problem.hidden)
 
 
-def divergence_ball(problem: ModelProblem, norm: float, starts: np.ndarray) -> tuple[np.ndarray, float]:
-    """The ball ``‖x − x_c‖ <= r`` a run must stay in (outside, or non-finite, it has diverged), with
-    ``r = norm · s + max_r ‖x_{0,r} − x_c‖`` for the runs' start points ``starts`` (rows): ``x_c`` is
-    zero but for least squares' intercept, which holds the training targets' mean, and s their
-    standard deviation (1 for classifiers), so a run diverges when it moves ``norm`` standard
-    deviations further from the targets' centre than its start. Changing the targets' units,
-    ``y → a y + b``, maps a least-squares run started at ``(W_0, c_0)`` to the run started at
-    ``(a W_0, a c_0 + b)`` and this ball onto its image: whether a run diverges does not depend on the
-    units (neither a run at the minimum of targets of order 1e7 nor one started at 0 far from them is
-    outside)."""
+def divergence_ball(problem: ModelProblem, norm: float, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The balls ``‖x − x_c‖ <= r_k`` the runs must stay in (outside, or non-finite, a run has
+    diverged), one per start point (the rows of ``starts``): ``r_k = norm · s + ‖x_{0,k} − x_c‖``, so a
+    run diverges when it moves ``norm`` units s further from the centre x_c than its own start. x_c is
+    zero but for least squares' intercept, which holds the training targets' mean, and s their standard
+    deviation (1 for classifiers and constant targets). Changing the targets' units, ``y → a y + b``,
+    maps a least-squares run started at ``(W_0, c_0)`` to the run started at ``(a W_0, a c_0 + b)`` and
+    its ball onto the image: whether a run diverges does not depend on the units (neither a run at the
+    minimum of targets of order 1e7 nor one started at 0 far from them is outside)."""
     layout = layout_of(problem)
     centre = np.zeros(layout.size)
     if problem.model == "least-squares":
         centre[-1] = problem.data.target_mean  # the intercept c, the last block of (W, c)
-    reach = np.linalg.norm(np.atleast_2d(starts) - centre, axis=1).max()
-    return centre, float(norm) * problem.data.target_scale + float(reach)
+    reach = np.linalg.norm(np.atleast_2d(starts) - centre, axis=1)
+    return centre, float(norm) * problem.data.target_scale + reach
 
 
 def check_start(start: object, problem: ModelProblem) -> np.ndarray | None:

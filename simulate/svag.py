@@ -288,6 +288,7 @@ def simulate_svag(
         problem, steps, replicates, rng=rng, record_every=record_every, start=start, window=window,
         window_start=window_start, divergence_norm=divergence_norm,
     )  # fmt: skip
+    problem.warn_without_eigengap()
     threads = checks.positive_int("threads", threads)
     slots = max(3, amplification * tau + 2)
     state_bytes = min(plan.replicates, 256) * slots * plan.dim * 8

@@ -184,6 +184,11 @@ def test_replicates_do_not_depend_on_how_many_run_together():
     five = simulate_model(p, 30, 5, rng=4, record_every=10, progress=False)
     np.testing.assert_array_equal(two.last_iterates, five.last_iterates[:2])
     assert not np.allclose(five.last_iterates[0], five.last_iterates[1])
+    # nor does whether one diverges: each run's ball is measured from its own start (MLP: random starts)
+    mlp = problem("mlp", eta=0.5, mu=0.5)
+    runs = [simulate_model(mlp, 60, r, rng=4, divergence_norm=1.0, progress=False).diverged_at for r in (3, 8)]
+    np.testing.assert_array_equal(runs[0], runs[1][:3])
+    assert 0 < np.sum(runs[1] >= 0) < 8
 
 
 def test_delay_sequences_follow_their_laws():
@@ -247,6 +252,11 @@ def test_a_csv_with_pandas_default_column_names_skips_them_and_says_so(tmp_path)
     np.testing.assert_allclose(named.x_train, plain.x_train)
     (tmp_path / "numbers.csv").write_text("0,1,2,4,1\n" + (tmp_path / "pandas.csv").read_text().split("\n", 1)[1])
     assert load_data(str(tmp_path / "numbers.csv")).examples == plain.examples + 1
+    # a narrow table's first row 0,1 is as likely an example (x = 0, y = 1): kept, with a warning
+    (tmp_path / "narrow.csv").write_text("".join(f"{x},{2 * x + 1}\n" for x in range(6)))
+    with pytest.warns(RunWarning, match="is read as an example"):
+        narrow = load_data(str(tmp_path / "narrow.csv"), classification=False)
+    assert narrow.examples + narrow.x_val.shape[0] == 6
 
 
 @pytest.mark.parametrize(

@@ -151,7 +151,7 @@ def test_a_one_point_law_is_the_constant_delay_and_the_parts_add_up():
 def test_beyond_tau_star_the_norm_has_no_stationary_law_and_the_floor_stays_first_order():
     """τ* = 32 at η = 5e-4, μ = 0.9: at 33 the radial mode's recursion is unstable, its autocovariance
     meaningless (it gave δ = 0.006 where τ = 32 gives 0.032). The tangent block's floor itself, as
-    ``finite_eta_floor`` computes it (``predict`` reports none from the mean-square τ* = 30 on)."""
+    ``finite_eta_floor`` computes it (``predict`` reports none beyond the mean-square τ* = 30)."""
     from amsgd.diffusion.theory.second_moments import finite_eta_floor
 
     def floor(tau: int):

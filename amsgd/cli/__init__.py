@@ -84,8 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return BAD_INPUT
     except KeyboardInterrupt:
         if args.command not in _SAY_WHAT_WAS_KEPT:  # these write their output only once they end
-            print(f"amsgd {args.command}: nothing was written (the output comes when the command ends); "
-                  "rerun the same command", file=sys.stderr)  # fmt: skip
+            print(f"amsgd {args.command}: its output is written when it ends, and files whole or not at all, so "
+                  "what is missing was not computed; rerun the same command", file=sys.stderr)  # fmt: skip
         print(f"amsgd {args.command}: interrupted", file=sys.stderr)
         return INTERRUPTED
     except BrokenPipeError:  # the reader of stdout stopped early: no traceback, and no second one at exit

@@ -133,8 +133,9 @@ def add_run_options(group, *, seed_help: str, seed_required: bool = False) -> No
     window.add_argument("--window-start", type=int, metavar="ITER", help="first iteration of the stationary window")
     group.add_argument(
         "--divergence-norm", type=float, default=1e6,
-        help="a replicate with ||v|| above this, or NaN, is frozen and excluded; for --model least-squares the "
-             "distance from the targets' mean at the intercept, in their standard deviation (default: %(default)g)",
+        help="a replicate with ||v|| above this, or NaN, is frozen and excluded; with --model, one that moves this "
+             "much further from the centre than its start (least squares: the targets' mean at the intercept, "
+             "distances in their standard deviation) (default: %(default)g)",
     )  # fmt: skip
 
 

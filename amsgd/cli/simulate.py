@@ -91,7 +91,7 @@ def _verdict(diverged) -> int:
                   "sample of all runs", file=sys.stderr)  # fmt: skip
         return OK
     print(
-        f"amsgd simulate: every one of the {diverged.size} replicates diverged (norm above --divergence-norm, "
+        f"amsgd simulate: every one of the {diverged.size} replicates diverged (beyond --divergence-norm, "
         "or NaN): no estimate; lower --eta or --mu, or shorten the delay",
         file=sys.stderr,
     )

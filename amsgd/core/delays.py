@@ -265,7 +265,7 @@ class EventDrivenDelay(DelayModel):
         checks.positive("delay ps:M:lognormal:SIGMA, SIGMA", self.sigma)
         if self.sigma > MAX_LOGNORMAL_SIGMA:
             raise ProblemError(
-                f"delay ps:M:lognormal:SIGMA needs SIGMA <= {MAX_LOGNORMAL_SIGMA:g}, got {self.sigma!r}: compute "
+                f"delay ps:M:lognormal:SIGMA needs SIGMA <= {MAX_LOGNORMAL_SIGMA:g}, got {float(self.sigma)!r}: compute "
                 "times exp(SIGMA Z) beyond that overflow double precision in the queue (SIGMA = 250 gave a "
                 "staleness of mean 2.2 for 4 workers instead of 3)"
             )

@@ -40,6 +40,9 @@ VALIDATION_FRACTION = 0.2
 SPLIT_SEED = 0
 #: The step size of a model when none is given.
 DEFAULT_MODEL_ETA = 0.05
+#: A CSV's first row 0,1,...,n−1 (pandas' names for unnamed columns) is taken as names from this many
+#: columns on; in a narrower table it is an example as plausible as a header, and is kept (with a warning).
+PANDAS_NAMES_MIN_COLUMNS = 4
 #: The ridge penalty on the weights when none is given (a classifier on separable data needs one).
 DEFAULT_L2 = 1e-3
 
@@ -74,8 +77,10 @@ class Dataset:
     @property
     def target_scale(self) -> float:
         """The training targets' standard deviation for real targets (1 where they are constant, and for
-        class labels): the unit in which a run's distance from the minimum is judged (the divergence ball)."""
-        spread = float(np.std(self.y_train)) if self.classes == 0 else 0.0
+        class labels): the unit in which a run's distance from the minimum is judged (the divergence ball).
+        Computed on the targets divided by their largest magnitude, so that it stays finite for any."""
+        peak = float(np.abs(self.y_train).max()) if self.classes == 0 else 0.0
+        spread = peak * float(np.std(self.y_train / peak)) if peak > 0 else 0.0
         return spread if spread > 0 else 1.0
 
     def to_dict(self) -> dict:
@@ -124,10 +129,13 @@ def _read_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if separator:
         raise ProblemError(f"--data {path}: its fields are separated by {separator!r}; separate them with commas")
     header = _header_rows(first)
-    if _default_column_names(first):
-        header = 1
-        warnings.warn(f"--data {path}: its first row, {first.strip()}, is read as column names (pandas names "
-                      "unnamed columns 0, 1, 2, ...), not as an example", RunWarning, stacklevel=2)  # fmt: skip
+    if _default_column_names(first):  # names a wide table's row hardly ever spells; a narrow one's might
+        wide = first.count(",") + 1 >= PANDAS_NAMES_MIN_COLUMNS
+        header = 1 if wide else header
+        kept = ("is read as column names, not as an example" if wide else
+                "is read as an example; if it names the columns, remove it or give them names")  # fmt: skip
+        warnings.warn(f"--data {path}: its first row, {first.strip()}, looks like the names pandas gives unnamed "
+                      f"columns (0, 1, 2, ...) and {kept}", RunWarning, stacklevel=2)  # fmt: skip
     try:
         with warnings.catch_warnings():  # an empty table is refused below, in words
             warnings.simplefilter("ignore", UserWarning)

@@ -45,10 +45,10 @@ LINEAR_REASON = (
     "linearisation at e_1: the neglected terms are smaller than the kept ones by a factor of "
     "order E sin^2 = F; tolerance 2 F relative to the prediction"
 )
-#: Relative model tolerance of the finite-η floor (its stated accuracy; docs/linear-theory.md).
 #: The largest floor F at which a linearised (diffusion or exact linear) floor is checked: its error is of
 #: order F, and the tolerance 2F relative to the prediction would accept almost anything beyond.
 SMALL_NOISE_FLOOR = 0.25
+#: Relative model tolerance of the finite-η floor (its stated accuracy; docs/linear-theory.md).
 FINITE_ETA_TOLERANCE = 0.025
 FINITE_ETA_REASON = (
     "finite-eta floor: exact for the random-coefficient linearisation, Gaussian ratios in the curvature of "

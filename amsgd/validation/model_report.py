@@ -277,8 +277,9 @@ def markdown(report: ModelValidation, figures: Sequence[Path], command: str | No
         f"**{passed} of {len(report.checks)} checks pass.** Every interval is a 95% interval over independent runs "
         f"(Student-t for means, Clopper–Pearson for fractions, percentile bootstrap for the rate), so even an exact "
         f"prediction fails a check without model tolerance about one time in twenty: rerun with another `--seed` to "
-        f"tell chance from a real discrepancy. A run diverges when it turns non-finite or ‖x‖ exceeds {DIVERGENCE_NORM:g} "
-        f"(for least squares, measured from the targets' mean at the intercept in their standard deviation).",
+        f"tell chance from a real discrepancy. A run diverges when it turns non-finite or moves {DIVERGENCE_NORM:g} "
+        f"further from the centre than its start (for least squares the centre holds the targets' mean at the "
+        f"intercept and distances are in their standard deviation).",
         "",
     ]
     if report.perturb:

@@ -52,7 +52,7 @@ IMPULSE_ROUNDS = 4
 #: What the fraction leaves out, in words (docs/linear-theory.md section 7 has the measurements).
 LOWER_BOUND_NOTE = (
     "the fraction counts runs thrown off by one gradient beyond the critical impulse, not those that several "
-    "smaller ones carry off: a lower bound, close at small steps (Student-t 6, eta 5e-4, mu 0.9: 4-13% low) "
+    "smaller ones carry off: a lower bound, close at small steps (Student-t 6, eta 5e-4, mu 0.9: 11-13% low) "
     "and far below where eta/(1-mu) is large (Sigma = diag(3, 2, 1), eta 0.01, mu 0.5: 1.5 to 18 times low)"
 )
 

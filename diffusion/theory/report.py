@@ -155,8 +155,9 @@ def finite_eta_dict(p: Predictions) -> dict:
 QUASI_STATIC_LIMIT = 5.0
 #: From this fraction of τ* on, the coupled floor's error with a delay grows (linear-theory.md section 5).
 NEAR_TAU_STAR = 0.8
-#: Student-t data with fewer degrees of freedom get an accuracy note: from ν = 30 on the floor's error
-#: was within 0.5% of its error for Gaussian data (benchmarks/floor_accuracy.py, linear-theory.md section 5).
+#: Student-t data with fewer degrees of freedom get an accuracy note: from ν = 30 on the floor's error was
+#: within 0.5% of its error for Gaussian data (ν = 30 and 100 on Σ = diag(3, 2, 1) at η 0.01, μ 0.5; ν up to
+#: 16 in benchmarks/floor_accuracy.py; linear-theory.md section 5).
 STUDENT_T_ACCURATE_NU = 30
 
 

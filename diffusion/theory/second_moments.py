@@ -108,8 +108,8 @@ class FiniteEtaFloor:
     coupling: NormCoupling | None = None
 
     def without_stationary_law(self) -> FiniteEtaFloor:
-        """This floor where the second moments of the whole linearisation grow (the radial mode's, from
-        the mean-square τ* on, while the tangent block's stay bounded): no stationary law, so every
+        """This floor where the second moments of the whole linearisation grow (the radial mode's, beyond
+        the mean-square τ*, while the tangent block's stay bounded): no stationary law, so every
         number but the additive linear part is infinite (null in JSON) and ``stable`` is False, as
         where the tangent block itself is unstable."""
         inf = math.inf
