@@ -187,8 +187,8 @@ def _floor_finding(report: ModelValidation) -> str:
         return (f"**Floor.** Not checked: the theory calls the given cell mean-square unstable; {f.diverged} of "
                 f"{f.replicates} runs from x\\* diverged there.")  # fmt: skip
     e = f.estimate
-    if not e.n:  # every run diverged: no measurement to set beside the prediction
-        return (f"**Floor.** Nothing was measured: every one of the {f.replicates} runs from x\\* diverged although "
+    if e.n < 2:  # every run diverged, or all but one: no interval to set beside the prediction
+        return (f"**Floor.** Nothing was measured: {f.diverged} of the {f.replicates} runs from x\\* diverged although "
                 f"the theory calls the cell stable (predicted {pr.floor:.4g}).")  # fmt: skip
     rel = (e.mean / pr.floor - 1) if pr.floor else math.nan
     lo, hi = e.ci_low / pr.floor - 1, e.ci_high / pr.floor - 1
