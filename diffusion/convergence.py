@@ -220,8 +220,7 @@ def convergence_study(
     checks.positive_int("bootstrap", bootstrap)
     if not 0 < checks.real("confidence", confidence) < 1:
         raise ProblemError(f"confidence must lie in (0, 1), got {confidence!r}")
-    if exact is None and (isinstance(reference_factor, bool) or not isinstance(reference_factor, (int, np.integer))
-                          or reference_factor < 2):  # fmt: skip
+    if exact is None and (not checks.is_whole_number(reference_factor) or reference_factor < 2):
         raise ProblemError(f"reference_factor must be an integer >= 2 (the reference step is the finest step divided "
                            f"by it; at 1 the finest level is its own reference, error 0), got {reference_factor!r}")
     finest = steps[-1] if exact is not None else steps[-1] * int(reference_factor)

@@ -233,8 +233,7 @@ def check_svag(problem: Problem, amplification: object) -> tuple[int, int]:
     """L and τ of an SVAG run of ``problem``, refusing models, non-constant delays, non-Gaussian data and bad L."""
     if not isinstance(problem, Problem):
         raise ProblemError(f"svag runs need streaming PCA (an amsgd.Problem), got {type(problem).__name__}")
-    bad = isinstance(amplification, bool) or not isinstance(amplification, (int, np.integer))
-    if bad or amplification < 1:
+    if not checks.is_whole_number(amplification) or amplification < 1:
         raise ProblemError(
             f"the SVAG amplification L must be a positive integer (1 = the algorithm itself), got {amplification!r}"
         )

@@ -217,6 +217,10 @@ def test_unknown_fields_and_a_window_beside_window_start_are_refused():
     """``replace(foo=1)`` raised TypeError; a window fraction was not checked where window_start was given."""
     with pytest.raises(ProblemError, match="got foo"):
         SMALL.replace(foo=1)
+    from amsgd.core.delays import EventDrivenDelay
+
+    with pytest.raises(ProblemError, match="takes no SIGMA"):  # built in Python as parse_delay refuses it
+        EventDrivenDelay(4, "exp", 3.0)
     with pytest.raises(ProblemError, match="window must be a fraction"):
         simulate(SMALL, 100, 2, rng=1, window=5, window_start=10, progress=False)
     assert simulate(SMALL, 100, 2, rng=1, window_start=10, progress=False).window_start == 10

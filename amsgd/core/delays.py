@@ -263,6 +263,9 @@ class EventDrivenDelay(DelayModel):
                 f"delay ps:M:DIST needs DIST in exp, lognormal; got {self.compute!r}"
             )
         checks.positive("delay ps:M:lognormal:SIGMA, SIGMA", self.sigma)
+        if self.compute == "exp" and self.sigma != 1.0:  # exponential times have no spread to set
+            raise ProblemError(f"delay ps:M:exp takes no SIGMA (the spread is that of lognormal times); got "
+                               f"sigma = {float(self.sigma)!r}")  # fmt: skip
         if self.sigma > MAX_LOGNORMAL_SIGMA:
             raise ProblemError(
                 f"delay ps:M:lognormal:SIGMA needs SIGMA <= {MAX_LOGNORMAL_SIGMA:g}, got {float(self.sigma)!r}: compute "

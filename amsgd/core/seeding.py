@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from amsgd.core import checks
 from amsgd.core.errors import ProblemError
 
 RngLike = int | np.integer | np.random.SeedSequence | np.random.Generator | None
@@ -27,7 +28,7 @@ def root_sequence(rng: RngLike) -> np.random.SeedSequence:
         return np.random.SeedSequence(rng.integers(0, 2**32, size=4, dtype=np.uint64).tolist())
     if rng is None:
         return np.random.SeedSequence()
-    if isinstance(rng, bool) or not isinstance(rng, (int, np.integer)) or rng < 0:
+    if not checks.is_whole_number(rng) or rng < 0:
         raise ProblemError(f"rng (the seed) must be an integer >= 0, a numpy SeedSequence or Generator, or None; got {rng!r}")
     return np.random.SeedSequence(int(rng))
 

@@ -204,7 +204,7 @@ def amplifications(values: Sequence[int]) -> tuple[int, ...]:
     """The amplifications, checked: positive integers, distinct, including 1 (the algorithm), two at least."""
     out = []
     for v in values:
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+        if not checks.is_whole_number(v) or v < 1:
             raise ProblemError(f"--svag takes positive integers L (1 = the algorithm itself), got {v!r}")
         out.append(int(v))
     if len(set(out)) != len(out) or 1 not in out or len(out) < 2:

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from amsgd.core import checks
 from amsgd.core.delays import cumulative
 from amsgd.core.errors import ProblemError
 from amsgd.core.estimates import Estimate, json_float, t_interval
@@ -198,7 +199,7 @@ def converge_law(rates: np.ndarray, noise_variances: np.ndarray, eta: float, mu:
         raise ProblemError(f"start must be {rates.size} finite numbers (one per rate), got {start!r}")
     if not (np.isfinite(epsilon) and epsilon > 0.0):
         raise ProblemError(f"epsilon (the target error) must be a finite number > 0, got {epsilon!r}")
-    if isinstance(paths, bool) or not isinstance(paths, (int, np.integer)) or paths < 1:
+    if not checks.is_whole_number(paths) or paths < 1:
         raise ProblemError(f"paths must be a positive integer, got {paths!r}")
     law = delay_law(delay, as_iid=True)
     level = epsilon / (1.0 - epsilon) if epsilon < 1.0 else np.inf  # S/(1 + S) <= ε  ⇔  S <= ε/(1 − ε)
