@@ -92,10 +92,10 @@ def stationary(ctx: Context, key: int = 4) -> Stationary:
         if lin.stable:
             checks.append(floor_check(ctx, "stationary-error-linearized-floor-problem-delay", ctx.problem, run,
                                       lin.floor, f"exact linear, delay {delay.spec}", lin.floor))  # fmt: skip
-        finite = ctx.finite_eta(ctx.problem)  # none beyond the mean-square boundary, as the linear one beyond τ*
-        if lin.stable and math.isfinite(finite):
-            checks.append(floor_check(ctx, "stationary-error-finite-eta-floor-problem-delay", ctx.problem, run,
-                                      finite, f"finite-eta, delay {delay.spec}", None))  # fmt: skip
+            finite = ctx.finite_eta(ctx.problem)  # none beyond the mean-square boundary, as the linear one beyond τ*
+            if math.isfinite(finite):
+                checks.append(floor_check(ctx, "stationary-error-finite-eta-floor-problem-delay", ctx.problem, run,
+                                          finite, f"finite-eta, delay {delay.spec}", None))  # fmt: skip
     window = run0.iterations >= run0.window_start
     coords = run0.coordinates[~run0.diverged][:, window, :]
     u = coords.reshape(-1, p0.dim) / np.sqrt(p0.eta)

@@ -139,7 +139,7 @@ class Predictions:
         the tangent block alone would give a number."""
         c, p = self.coefficients, self.problem
         floor = finite_eta_floor(c, p.eta, p.mu, self.delay_law)
-        if floor.stable and second_moment_operator_radius(c, p.eta, p.mu, self.delay_law)[0] >= 1.0:
+        if floor.stable and self.operator_radius[0] >= 1.0:
             return floor.without_stationary_law()
         return floor
 
@@ -168,7 +168,13 @@ class Predictions:
     def mean_square(self) -> MeanSquare:
         """Mean-square stability of the random-coefficient linearisation (every mode, radial included)."""
         c, p = self.coefficients, self.problem
-        return mean_square(c, p.eta, p.mu, self.delay_law, critical_delay(c.rates, p.eta, p.mu))
+        return mean_square(c, p.eta, p.mu, self.delay_law, critical_delay(c.rates, p.eta, p.mu), self.operator_radius)
+
+    @cached_property
+    def operator_radius(self) -> tuple[float, int]:
+        """The spectral radius of the whole linearisation's second-moment operator at the problem's delay and
+        the mode that sets it (shared by :attr:`finite_eta` and :attr:`mean_square`)."""
+        return second_moment_operator_radius(self.coefficients, self.problem.eta, self.problem.mu, self.delay_law)
 
     @cached_property
     def family_boundary(self) -> FamilyBoundary | None:

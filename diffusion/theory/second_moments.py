@@ -349,10 +349,12 @@ def last_stable_delay(stable: Callable[[int], bool], high: int) -> int | None:
     return low
 
 
-def mean_square(c: Coefficients, eta: float, mu: float, delay: Delay, critical: np.ndarray) -> MeanSquare:
-    """The radius at ``delay`` and its mode, the largest mean-square-stable constant delay and the mode
+def mean_square(c: Coefficients, eta: float, mu: float, delay: Delay, critical: np.ndarray,
+                operator_radius: tuple[float, int] | None = None) -> MeanSquare:  # fmt: skip
+    """The radius at ``delay`` and its mode (``operator_radius`` where the caller has it already:
+    :func:`second_moment_operator_radius`), the largest mean-square-stable constant delay and the mode
     that breaks stability beyond it."""
-    radius, mode = second_moment_operator_radius(c, eta, mu, delay)
+    radius, mode = operator_radius or second_moment_operator_radius(c, eta, mu, delay)
     tau_max = largest_mean_square_delay(c, eta, mu, critical)
     if tau_max is not None and tau_max >= MAX_DELAY:  # the boundary lies beyond the numerics
         return MeanSquare(radius, mode, tau_max, int(np.argmin(critical)))
