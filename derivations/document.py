@@ -815,11 +815,28 @@ def _divergence_blocks(numbers: dict) -> list[Block]:
     else:
         text = (
             "One gradient of size $K = |Y_1|\\,\\|Y_\\perp\\|$ throws the noise-free delayed recursion of the mean "
-            f"map past its stability boundary once $K > K^* = {_num(risk['critical_impulse'])}$; the data law "
-            f"gives $P(K > K^*) = {_num(risk['per_iteration'])}$ per iteration, so about "
-            f"${_num(100 * risk['fraction'])}\\%$ of runs of {risk['steps']} iterations are expected to blow up."
+            f"map past its stability boundary once $K > K^* = {_num(risk['critical_impulse'])}$. Runs are carried off "
+            "by smaller samples: one throws $v$ off the sphere and the next, multiplied by its raised norm, overshoot. "
+            + _excursion_sentence(risk)
         )
     return [Heading("11. Divergence risk"), Prose(text)]
+
+
+def _excursion_sentence(risk: dict) -> str:
+    """The rate of blow-ups from the excursions that large samples start, or its bound where no path was
+    followed (events negligible)."""
+    threshold = _num(risk["event_threshold"])
+    if not risk["paths"]:
+        return (f"Samples of size $\\|Y\\|^2 > {threshold}$, which start the excursions that carry runs off, come with probability "
+                f"${_num(risk['per_iteration'])}$ per iteration at most: no run of {risk['steps']} iterations is "
+                "expected to blow up.")  # fmt: skip
+    low, high = risk["interval"]
+    return (
+        f"Samples of size $\\|Y\\|^2 > {threshold}$ start excursions whose fate the exact recursion decides "
+        f"(conditional Monte Carlo): a run blows up with probability ${_num(risk['per_iteration'])}$ per iteration, "
+        f"so about ${_num(100 * risk['fraction'])}\\%$ (95% interval ${_num(100 * low)}$ to ${_num(100 * high)}\\%$) "
+        f"of runs of {risk['steps']} iterations are expected to blow up."
+    )
 
 
 def _floor_for_this_problem(numbers: dict) -> str:

@@ -1,5 +1,5 @@
-"""Divergence risk: how large a single gradient must be to throw a run off, how likely one step is to
-deliver it, and what happens beyond the mean-dynamics boundary.
+"""Divergence risk: the critical impulse of the noise-free dynamics, the rate at which large samples
+carry runs off, and what happens beyond the mean-dynamics boundary.
 
 **Critical impulse.** Near e_1 a sample's gradient is ``g = s (Y − s v) ≈ Y_1 Y_⊥`` (orthogonal to e_1,
 of size ``K = |Y_1| ‖Y_⊥‖``). One large gradient displaces v sideways, the norm of v grows, and the
@@ -8,15 +8,15 @@ size the delayed momentum dynamics of the norm is unstable and the run blows up.
 smallest impulse ``η K e_2`` given at one step to the *noise-free* recursion of the mean map,
 ``v_{k+1} = v_k + μ (v_k − v_{k−1}) + η ḡ(v_{k−τ})`` started at e_1, after which that recursion blows up
 (bisection on a batch of impulses, exact for this deterministic map at the problem's η, μ, τ and
-spectrum; a random delay law enters through its mean, an approximation).
+spectrum; a random delay law enters through its mean).
 
-**Tail.** A step is dangerous when ``|Y_1| ‖Y_⊥‖ > K*``. Its probability ``p`` follows from the data law:
-for Student-t data (``Y = sqrt((ν − 2)/w) Λ^{1/2} z``, ``w ~ χ²_ν``) ``P(K > k) =
-E_z[F_{χ²_ν}((ν − 2) sqrt(λ_1 z_1² Σ λ_i z_i²)/k)]``, the χ² tail exact and the Gaussian part averaged
-over a fixed set of draws; for Gaussian data ``P(λ_1 z_1² Q > k²)`` with the z_1 tail exact;
-Rademacher data have K fixed; a user sampler uses its moment samples. Over N iterations the expected
-fraction of runs that blow up is ``1 − exp(−N p)``. The noise between impulses is left out; the
-prediction is checked against simulated diverged fractions.
+**Rate.** Runs are carried off well below ``K*``: at the raised norm ``r`` a kick leaves, the next
+samples multiply v by ``1 − η s²`` with ``s² ≈ r² (Yᵀv̂)²``, which overshoots for moderate samples.
+The per-iteration probability ``p`` that a run blows up is therefore computed by conditional Monte
+Carlo of the exact random recursion after a large sample (:mod:`.kick_fate`: the sample's size
+``‖Y‖²`` drawn bin by bin from the data law's tail, the excursion it starts followed to its end, a
+renewal correction for the steps spent in excursions), with its standard error; ``K*`` sets the
+scale of the bins. Over N iterations the expected fraction of runs that blow up is ``1 − exp(−N p)``.
 
 **Beyond the mean-dynamics boundary** (τ > τ*): the same noise-free recursion from a small
 perturbation of e_1 either grows without bound (runs blow up) or settles on an oscillation of
@@ -29,43 +29,45 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import special
 
-from amsgd.core.distributions import Gaussian, Rademacher, SampledDistribution, StudentT
 from amsgd.core.estimates import json_float
 from amsgd.core.problem import Problem
+from amsgd.diffusion.theory.kick_fate import FATE_NORM, kick_fate
 from amsgd.diffusion.theory.linear_recursion import DelayLaw
 
-#: Gaussian draws averaged over for the tail probability (fixed seed: reproducible numbers).
-TAIL_DRAWS = 200_000
+#: The seed of the Monte Carlo parts (reproducible numbers).
 TAIL_SEED = 20181204
-_TAIL_BLOCK = 4_000_000  # normals drawn at once
 #: Iterations of the noise-free recursion, and the norm beyond which it counts as blown up.
 FATE_ITERATIONS = 20_000
 IMPULSE_ITERATIONS = 4_000
-FATE_NORM = 1e3
 #: Impulses tried at once, and refinements of the bracket.
 IMPULSE_BATCH = 48
 IMPULSE_ROUNDS = 4
 
 
-#: What the fraction leaves out, in words (docs/linear-theory.md section 7 has the measurements).
-LOWER_BOUND_NOTE = (
-    "the fraction counts runs thrown off by one gradient beyond the critical impulse, not those that several "
-    "smaller ones carry off: a lower bound, close at small steps (Student-t 6, eta 5e-4, mu 0.9: 11-13% low) "
-    "and far below where eta/(1-mu) is large (Sigma = diag(3, 2, 1), eta 0.01, mu 0.5: 1.5 to 18 times low)"
+#: What the fraction is, in words (docs/linear-theory.md section 7 has the measurements).
+ESTIMATE_NOTE = (
+    "the fraction is a conditional Monte Carlo estimate over the excursions that large samples start (the exact "
+    "data law and dynamics, the sample's size drawn from the law's tail); runs carried off with no sample beyond "
+    "the event threshold are not counted"
 )
 
 
 @dataclass(frozen=True)
 class DivergenceRisk:
-    """The threshold norm, the probability per iteration of a kick beyond it, the expected fraction
-    of runs of ``steps`` iterations that blow up, and the fate beyond the mean-dynamics boundary."""
+    """The noise-free critical impulse, the probability per iteration that a run blows up (with its
+    Monte Carlo standard error), the expected fraction of runs of ``steps`` iterations that blow up,
+    and the fate beyond the mean-dynamics boundary."""
 
     critical_impulse: float  # K*
     per_iteration: float
     steps: int
     fate: str  # "stable", "mean-square unstable", or beyond the mean boundary "saturates" or "blows up"
+    standard_error: float = 0.0
+    event_threshold: float = float("nan")  # the sample size ‖Y‖² beyond which a sample is an event
+    undecided: float = 0.0  # the share of excursions neither settled nor blown up when followed no further
+    background_blowups: float = 0.0  # the share of background paths that blew up during the burn-in
+    paths: int = 0  # event paths followed (0: events negligible, the event rate is the rate, an upper bound)
 
     @property
     def fraction(self) -> float:
@@ -73,14 +75,31 @@ class DivergenceRisk:
             return float("nan")  # not predicted (see the note)
         if self.fate != "stable":
             return 1.0 if self.fate == "blows up" else 0.0
-        return float(-np.expm1(-self.steps * self.per_iteration))
+        return self._fraction(self.per_iteration)
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        """The fraction at ``p ∓ 1.96`` standard errors (95% for the Monte Carlo part)."""
+        if self.fate != "stable":
+            return (self.fraction, self.fraction)
+        spread = 1.96 * self.standard_error
+        return (self._fraction(max(self.per_iteration - spread, 0.0)), self._fraction(self.per_iteration + spread))
+
+    def _fraction(self, p: float) -> float:
+        return float(-np.expm1(-self.steps * p))
 
     def to_dict(self) -> dict:
         out = {
             "fraction": json_float(self.fraction),
+            "interval": [json_float(x) for x in self.interval],
             "per_iteration": json_float(self.per_iteration),
+            "standard_error": json_float(self.standard_error),
             "steps": self.steps,
             "critical_impulse": json_float(self.critical_impulse),
+            "event_threshold": json_float(self.event_threshold),
+            "undecided": json_float(self.undecided),
+            "background_blowups": json_float(self.background_blowups),
+            "paths": self.paths,
             "fate": self.fate,
         }
         if self.fate == "blows up":
@@ -98,9 +117,10 @@ class DivergenceRisk:
             )
         elif self.per_iteration > 0:
             expected = (f"about {100 * self.fraction:.1f}% of runs of {self.steps} iterations are expected to blow up: "
-                        "one large gradient (heavy-tailed data, a large step or a long delay) can throw the delayed "
-                        "dynamics past its stability boundary; " if self.fraction > 0.01 else "")  # fmt: skip
-            out["note"] = expected + LOWER_BOUND_NOTE
+                        "one large gradient (heavy-tailed data, a large step or a long delay) throws v off the sphere, "
+                        "and the next samples, multiplied by its raised norm, carry it off; " if self.fraction > 0.01
+                        else "")  # fmt: skip
+            out["note"] = expected + ESTIMATE_NOTE
         return out
 
 
@@ -153,41 +173,6 @@ def smallest_blowing_impulse(blows_up: Callable[[np.ndarray], np.ndarray], low: 
     return float(high)
 
 
-def impulse_probability(problem: Problem, impulse: float) -> float:
-    """``P(|Y_1| ‖Y_⊥‖ > K*)`` for one sample of the data law (module docstring)."""
-    if not np.isfinite(impulse):
-        return 0.0
-    t = impulse**2  # on Y_1² ‖Y_⊥‖²
-    lam = np.asarray(problem.eigenvalues, dtype=float)
-    dist = problem.distribution
-    if isinstance(dist, Rademacher):
-        return float(lam[0] * lam[1:].sum() > t)
-    if isinstance(dist, SampledDistribution):
-        y = dist.moment_samples_for(problem.eigenvalues, problem.basis)
-        return float(np.mean(y[:, 0] ** 2 * np.sum(y[:, 1:] ** 2, axis=1) > t))
-    z_first, q = _gaussian_parts(lam)
-    if isinstance(dist, Gaussian):
-        return float(np.mean(special.erfc(np.sqrt(t / (2.0 * lam[0] * q)))))
-    if isinstance(dist, StudentT):
-        w_limit = (dist.nu - 2.0) * np.sqrt(lam[0] * z_first**2 * q / t)
-        return float(np.mean(special.chdtr(dist.nu, w_limit)))  # the χ²_ν distribution function
-    raise TypeError(f"no tail for distribution {dist.spec}")
-
-
-def _gaussian_parts(lam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``z_1`` and ``Σ_{i>1} λ_i z_i²`` of :data:`TAIL_DRAWS` standard normal vectors z (seed
-    :data:`TAIL_SEED`), drawn a block of rows at a time: the same numbers as one ``(draws, d)`` array,
-    in memory of order ``draws`` rather than ``draws × d``."""
-    rng = np.random.default_rng(TAIL_SEED)
-    rows = max(1, _TAIL_BLOCK // lam.size)
-    z_first, q = np.empty(TAIL_DRAWS), np.empty(TAIL_DRAWS)
-    for start in range(0, TAIL_DRAWS, rows):
-        z = rng.standard_normal((min(rows, TAIL_DRAWS - start), lam.size))
-        z_first[start : start + z.shape[0]] = z[:, 0]
-        q[start : start + z.shape[0]] = np.sum(lam[1:] * z[:, 1:] ** 2, axis=1)  # ‖Y_⊥‖² of the Gaussian part
-    return z_first, q
-
-
 def noise_free_fate(problem: Problem, tau: int, stable: bool) -> str:
     """``"stable"`` when the mean dynamics is, else whether the noise-free recursion of the mean map from
     ``e_1 + 10⁻³`` (in every coordinate) blows up or stays bounded."""
@@ -198,11 +183,12 @@ def noise_free_fate(problem: Problem, tau: int, stable: bool) -> str:
     return "blows up" if blown[0] else "saturates"
 
 
-def divergence_risk(problem: Problem, law: DelayLaw, steps: int, mean_stable: bool,
-                    mean_square_stable: bool = True) -> DivergenceRisk:  # fmt: skip
+def divergence_risk(problem: Problem, law: DelayLaw, steps: int, mean_stable: bool, mean_square_stable: bool = True,
+                    relaxation: float = float("inf")) -> DivergenceRisk:  # fmt: skip
     """The divergence risk of runs of ``steps`` iterations at the problem's η, μ and delay law: beyond
     the mean boundary the noise-free recursion's fate; between the mean and the mean-square boundaries
-    none (``"mean-square unstable"``); inside both, the chance of one kick beyond ``K*``."""
+    none (``"mean-square unstable"``); inside both, the rate of :mod:`.kick_fate` (``relaxation``, the
+    mean dynamics' ``1/(1 − ρ)``, sets its burn-in)."""
     tau = law.constant if law.constant is not None else int(round(law.mean))
     fate = noise_free_fate(problem, tau, mean_stable)
     if fate != "stable":
@@ -210,4 +196,6 @@ def divergence_risk(problem: Problem, law: DelayLaw, steps: int, mean_stable: bo
     if not mean_square_stable:
         return DivergenceRisk(float("nan"), float("nan"), int(steps), "mean-square unstable")
     impulse = critical_impulse(problem, tau)
-    return DivergenceRisk(impulse, impulse_probability(problem, impulse), int(steps), fate)
+    rate = kick_fate(problem, law, impulse, relaxation, int(steps), TAIL_SEED)
+    return DivergenceRisk(impulse, rate.per_iteration, int(steps), fate, rate.standard_error, rate.event_threshold,
+                          rate.undecided, rate.background_blowups, rate.paths)  # fmt: skip

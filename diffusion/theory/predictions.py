@@ -212,8 +212,9 @@ class Predictions:
     @cached_property
     def divergence(self) -> DivergenceRisk:
         """The expected fraction of runs of ``options.steps`` iterations that blow up (:mod:`.divergence`)."""
-        mean_stable = bool(np.all(np.array(self.stability.spectral_radii) < 1.0))
-        return divergence_risk(self.problem, self.delay_law, self.options.steps, mean_stable, self.mean_square.stable)
+        radius = float(np.max(self.stability.spectral_radii))
+        return divergence_risk(self.problem, self.delay_law, self.options.steps, radius < 1.0, self.mean_square.stable,
+                               relaxation=1.0 / (1.0 - radius) if radius < 1.0 else float("inf"))  # fmt: skip
 
     @cached_property
     def phases(self) -> Phases:
