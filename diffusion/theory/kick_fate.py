@@ -28,13 +28,18 @@ in eigen-coordinates). A *background* of :data:`BACKGROUND_PATHS` paths runs :fu
 e_1 at rest with the full data law; its settled states are the starts. Each path takes one sample
 conditioned on E in its bin, then runs on: raised, with the full law; otherwise with the law without
 events, its weight multiplied by ``P(E ≤ e_min)`` per step (the event it leaves out is counted as an
-excursion of its own). For Gaussian and Student-t data the conditioned sample is exact: the Gaussian
-part ζ is drawn, resampled with weight ``P(E ∈ bin | ζ)``, and the one scalar that sets E (``w`` of
-the χ²_ν, or ``z_1``) drawn in its interval; for Rademacher data and user samplers, rows of a pool of
-draws in the bin. A path undecided after :data:`WINDOW` steps counts as settled (``undecided``
-reports their share). The standard error comes from :data:`GROUPS` interleaved groups of paths. Left
-out: runs that blow up with no event (``background_blowups`` reports the fraction of background paths
-that blew up during the burn-in, events included).
+excursion of its own). For Gaussian and Student-t data the scalar that sets E given the Gaussian part
+ζ (``w`` of the χ²_ν, or ``z_1``) is drawn exactly in its interval, and ζ by resampling
+:data:`RESAMPLE` candidates per path with weight ``P(E ∈ bin | ζ)`` (exact as the candidates grow;
+few carry the weight where E's bin is far out and several eigenvalues are close to λ_1, the case of
+Gaussian data that blow up with negligible probability); for Rademacher data and user samplers, rows
+of a pool of draws in the bin. A path undecided when its window ends counts as settled (``undecided``
+reports their share). A pilot of 1/:data:`PILOT_SHARE` of the paths, even over the bins, sets the
+Neyman allocation of the rest (``n_b ∝ P_b sqrt(q_b (1 − q_b))``), and the standard error is the
+binomial one at each bin's share with half a blow-up added (so that a bin without blow-ups still
+counts) together with the bins' probabilities' own errors. Left out: runs that blow up with no event
+(``background_blowups`` reports the fraction of background paths that blew up during the burn-in,
+events included).
 """
 
 from __future__ import annotations
@@ -57,8 +62,8 @@ EVENT_QUANTILE = 0.99
 TOP_SCALE = 10.0
 BINS = 16
 #: Paths per bin at d ≤ 8; fewer in higher dimension (work and memory caps below), at least MIN_PATHS.
-PATHS_PER_BIN = 1024
-MIN_PATHS = 8
+PATHS_PER_BIN = 4096
+MIN_PATHS = 4
 #: Caps on path-dimension-steps of the excursions (taken as EXCURSION_STEPS long), and on the floats
 #: of the ring of past states.
 WORK_CAP = 4e8
@@ -76,7 +81,8 @@ BURN_MIN, BURN_MAX = 50, 3000
 #: Steps after the event before a path counts as undecided; the settling radius's floor, its margin
 #: over a quantile of the background's norms, and the momentum memories a settled run stays calm.
 WINDOW = 4000
-SETTLE_RADIUS = 1.5
+WINDOW_CALMS = 4
+SETTLE_RADIUS = 1.1
 SETTLE_MARGIN = 1.2
 SETTLE_QUANTILE = 0.99
 CALM_MEMORY = 3.0
@@ -84,6 +90,7 @@ CALM_MEMORY = 3.0
 #: POOL_FLOATS numbers; a user sampler's moment draws instead).
 POOL = 50_000
 POOL_FLOATS = 5e6
+POOL_MIN = 1000
 #: Draws behind the probability of each bin (weights only, no recursion).
 PROBABILITY_DRAWS = 50_000
 #: Draws of the Gaussian part per path kept, for the resampling of the conditioned draws.
@@ -92,16 +99,17 @@ RESAMPLE = 16
 COMPACT_EVERY = 32
 #: Rounds of drawing again for the law without events.
 REDRAW_ROUNDS = 100
-#: Interleaved groups of paths whose estimates give the standard error.
-GROUPS = 8
+#: The first stage runs 1/PILOT_SHARE of the paths, evenly over the bins; the rest follow the Neyman
+#: allocation from its blow-up shares.
+PILOT_SHARE = 4
 
 
 @dataclass(frozen=True)
 class KickFate:
     """The per-iteration blow-up probability ``p`` with its Monte Carlo standard error, the event
-    threshold ``e_min``, the fraction of event paths still undecided after :data:`WINDOW` steps and the
+    threshold ``e_min``, the fraction of event paths still undecided when their window ended, the
     fraction of background paths that blew up during the burn-in, and the number of event paths
-    followed (0 where events are negligible and the event rate, an upper bound, is the rate)."""
+    followed (0 where none is run: :func:`kick_fate`)."""
 
     per_iteration: float
     standard_error: float
@@ -137,7 +145,7 @@ class _DataLaw:
             if isinstance(self.dist, SampledDistribution):
                 self._pool = self.dist.moment_samples_for(self.lam, self.problem.basis)
             else:
-                self._pool = self.draw(int(min(POOL, POOL_FLOATS // self.lam.size)))
+                self._pool = self.draw(self._rows(POOL))
         return self._pool
 
     def below(self, n: int, e_min: float) -> np.ndarray:
@@ -154,16 +162,22 @@ class _DataLaw:
     def quantile(self, q: float) -> float:
         return float(np.quantile(sample_sizes(self.pool), q))
 
-    def probabilities(self, edges: np.ndarray) -> np.ndarray:
-        """``P(E ∈ (e_j, e_{j+1}])`` for consecutive ``edges`` (the last bin open to infinity): the mean of
-        ``P(E ∈ bin | ζ)`` over one set of :data:`PROBABILITY_DRAWS` draws of the Gaussian part (at most
-        :data:`POOL_FLOATS` numbers), or the pool's shares."""
+    def probabilities(self, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``P(E ∈ (e_j, e_{j+1}])`` for consecutive ``edges`` (the last bin open to infinity) and their
+        standard errors: the mean of ``P(E ∈ bin | ζ)`` over one set of :data:`PROBABILITY_DRAWS` draws of
+        the Gaussian part (at most :data:`POOL_FLOATS` numbers), or the pool's shares."""
         upper = np.append(edges[1:], np.inf)
         if isinstance(self.dist, (StudentT, Gaussian)):
-            zeta = self._gaussian_part(int(min(PROBABILITY_DRAWS, POOL_FLOATS // self.lam.size)))
-            return np.array([self._bin_chance(zeta, lo, hi).mean() for lo, hi in zip(edges, upper)])
-        e = sample_sizes(self.pool)
-        return np.array([np.mean((e > lo) & (e <= hi)) for lo, hi in zip(edges, upper)])
+            zeta = self._gaussian_part(self._rows(PROBABILITY_DRAWS))
+            chances = np.array([self._bin_chance(zeta, lo, hi) for lo, hi in zip(edges, upper)])
+        else:
+            e = sample_sizes(self.pool)
+            chances = np.array([(e > lo) & (e <= hi) for lo, hi in zip(edges, upper)], dtype=float)
+        return chances.mean(axis=1), chances.std(axis=1) / np.sqrt(chances.shape[1])
+
+    def _rows(self, rows: int) -> int:
+        """``rows`` draws, fewer where they would pass :data:`POOL_FLOATS` numbers (at least :data:`POOL_MIN`)."""
+        return int(max(POOL_MIN, min(rows, POOL_FLOATS // self.lam.size)))
 
     def conditioned(self, n: int, low: float, high: float) -> np.ndarray:
         """``n`` draws of ``Y`` given ``E ∈ (low, high]`` (zeros where the bin has no probability). For
@@ -232,17 +246,22 @@ class _DataLaw:
 
 class _Recursion:
     """Paths of ``v_{k+1} = v_k + μ (v_k − v_{k−1}) + η s (Y − s v_{k−τ_k})``, ``s = Yᵀ v_{k−τ_k}``, in
-    a ring of the last ``L + 1`` states (``L`` the largest delay, at least 1), all from e_1 at rest."""
+    a ring of the last ``L + 1`` states (``L`` the largest delay, at least 1): ``ring[now]`` is v_k."""
 
-    def __init__(self, paths: int, dim: int, eta: float, mu: float, law: DelayLaw, rng: np.random.Generator) -> None:
-        self.eta, self.mu, self.law, self.rng = eta, mu, law, rng
+    def __init__(self, ring: np.ndarray, now: int, problem: Problem, law: DelayLaw, rng: np.random.Generator) -> None:
+        self.eta, self.mu, self.law, self.rng = problem.eta, problem.mu, law, rng
         self.slots = law.order + 1
         #: Steps with every norm below the settling radius that end an excursion: the ring's L + 1 and
         #: the momentum's memory CALM_MEMORY/(1 − μ), whichever is longer.
-        self.calm = max(self.slots, int(np.ceil(CALM_MEMORY / (1.0 - mu))))
-        self.ring = np.zeros((self.slots, paths, dim))
-        self.ring[:, :, 0] = 1.0
-        self.now = 0  # the slot of v_k
+        self.calm = max(self.slots, int(np.ceil(CALM_MEMORY / (1.0 - problem.mu))))
+        self.ring, self.now = ring, now
+
+    @classmethod
+    def at_rest(cls, paths: int, problem: Problem, law: DelayLaw, rng: np.random.Generator) -> _Recursion:
+        """Paths at e_1 at rest."""
+        ring = np.zeros((law.order + 1, paths, problem.dim))
+        ring[:, :, 0] = 1.0
+        return cls(ring, 0, problem, law, rng)
 
     @property
     def paths(self) -> int:
@@ -275,12 +294,13 @@ def burn_in(relaxation: float) -> int:
     return int(np.clip(np.ceil(BURN_RELAXATIONS * relaxation), BURN_MIN, BURN_MAX))
 
 
-def paths_per_bin(dim: int, slots: int) -> int:
-    """:data:`PATHS_PER_BIN` at d ≤ 8, fewer where the excursions' work or the ring would pass their caps."""
+def path_budget(dim: int, slots: int) -> int:
+    """Event paths in all: :data:`PATHS_PER_BIN` per bin at d ≤ 8, fewer where the excursions' work or
+    the ring would pass their caps, at least :data:`MIN_PATHS` per bin."""
     by_dim = PATHS_PER_BIN * 8 // max(dim, 8)
     by_work = int(WORK_CAP / (BINS * dim * EXCURSION_STEPS))
     by_memory = int(MEMORY_CAP / (BINS * dim * slots))
-    return max(MIN_PATHS, min(by_dim, by_work, by_memory))
+    return BINS * max(MIN_PATHS, min(by_dim, by_work, by_memory))
 
 
 def kick_fate(problem: Problem, law: DelayLaw, critical: float, relaxation: float, steps: int,
@@ -288,103 +308,165 @@ def kick_fate(problem: Problem, law: DelayLaw, critical: float, relaxation: floa
     """The per-iteration probability that a run blows up in an excursion started by an event (module
     docstring), for the problem's data law, η, μ and delay ``law``; ``critical`` is ``K*`` of the
     noise-free recursion (inf: none blows it up), ``relaxation`` the mean dynamics' ``1/(1 − ρ)``.
-    Where events are so rare that runs of ``steps`` iterations meet one with probability below
-    :data:`NEGLIGIBLE`, the event rate itself is returned (an upper bound) without running paths."""
+    No path is run where runs of ``steps`` iterations meet an event with probability below
+    :data:`NEGLIGIBLE` (the event rate, an upper bound, is returned) or where every event lies beyond
+    ``e_max`` (each counted as a blow-up: the event rate is the rate)."""
     rng = np.random.default_rng(seed)
     data = _DataLaw(problem, rng)
     critical = 2.0 * min(critical, 1e7)  # E ≥ 2K: the size of the smallest sample with K = K*
-    top = TOP_SCALE * critical
     e_min = max(critical / EVENT_SCALE, data.quantile(EVENT_QUANTILE))
-    edges = np.geomspace(e_min, max(top, e_min), BINS + 1)
-    bins = list(zip(edges[:-1], edges[1:]))
-    *probabilities, tail = data.probabilities(edges)  # beyond the last bin: counted as blowing up
-    probabilities = np.array(probabilities)
-    if steps * (probabilities.sum() + tail) < NEGLIGIBLE or e_min >= top:
-        return KickFate(float(probabilities.sum() + tail), 0.0, e_min, 0.0, 0.0, 0)
-    per_bin, burn = paths_per_bin(problem.dim, law.order + 1), burn_in(relaxation)
-    background_paths = max(MIN_PATHS, min(BACKGROUND_PATHS, BINS * per_bin, int(BACKGROUND_WORK / (problem.dim * burn))))
-    recursion = _Recursion(background_paths, problem.dim, problem.eta, problem.mu, law, rng)
-    background = _background(recursion, data, burn, BINS * per_bin, rng)
-    draws = np.concatenate([data.conditioned(per_bin, lo, hi) for lo, hi in bins])
-    blown, raised, undecided = _fates(recursion, data, draws, background.radius, e_min, 1.0 - probabilities.sum() - tail)
-    hits, busy = blown.reshape(BINS, per_bin), raised.reshape(BINS, per_bin)
-    estimate = _rate(probabilities, tail, hits, busy)
-    groups = [_rate(probabilities, tail, hits[:, g::GROUPS], busy[:, g::GROUPS]) for g in range(GROUPS)]
-    error = float(np.std(groups, ddof=1) / np.sqrt(GROUPS))
-    return KickFate(estimate, error, e_min, undecided, background.blowups, int(blown.size))
+    edges = np.geomspace(e_min, max(TOP_SCALE * critical, e_min), BINS + 1)
+    (*probabilities, tail), (*errors, tail_error) = data.probabilities(edges)  # beyond e_max: a blow-up
+    probabilities, errors = np.array(probabilities), np.array(errors)
+    events = float(probabilities.sum() + tail)
+    if steps * events < NEGLIGIBLE or e_min >= edges[-1]:
+        return KickFate(events, float(np.sqrt(np.sum(errors**2) + tail_error**2)), e_min, 0.0, 0.0, 0)
+    background = _background(problem, law, data, burn_in(relaxation), rng)
+    excursions = _Excursions(problem, law, data, background, edges, 1.0 - events)
+    budget = path_budget(problem.dim, law.order + 1)
+    excursions.run(np.full(BINS, max(MIN_PATHS, budget // (BINS * PILOT_SHARE))))
+    excursions.run(_neyman(probabilities, excursions, budget - excursions.paths))
+    estimate, variance = excursions.rate(probabilities, errors, tail, tail_error)
+    return KickFate(estimate, float(np.sqrt(variance)), e_min, excursions.undecided / excursions.paths,
+                    background.blowups, excursions.paths)  # fmt: skip
 
 
-def _rate(probabilities: np.ndarray, tail: float, hits: np.ndarray, busy: np.ndarray) -> float:
-    """The renewal rate ``(tail + Σ_b P_b q_b)/(1 + Σ_b P_b ℓ_b)`` of blow-ups per step, from each bin's
-    weighted blow-ups (mean ``q_b``) and raised steps (mean ``ℓ_b``) of its paths."""
-    return float((tail + probabilities @ hits.mean(axis=1)) / (1.0 + probabilities @ busy.mean(axis=1)))
+def _neyman(probabilities: np.ndarray, pilot: _Excursions, budget: int) -> np.ndarray:
+    """Paths per bin for the second stage: ``budget`` split in proportion to ``P_b sqrt(q̃_b (1 − q̃_b))``
+    (Neyman allocation; ``q̃_b`` the pilot's blow-up share with half a blow-up added, never 0 or 1)."""
+    share = probabilities * np.sqrt(pilot.shrunk * (1.0 - pilot.shrunk))
+    if budget <= 0 or not share.sum() > 0:
+        return np.zeros(BINS, dtype=int)
+    return np.floor(budget * share / share.sum()).astype(int)
 
 
 @dataclass(frozen=True)
 class _Background:
+    ring: np.ndarray  # the settled states, (L + 1, paths, d)
+    now: int  # the ring's slot of the current state
     radius: float  # the settling radius
     blowups: float  # the fraction of paths that blew up during the burn-in (restarted at e_1)
 
 
-def _background(recursion: _Recursion, data: _DataLaw, steps: int, paths: int, rng: np.random.Generator) -> _Background:
-    """Run the paths ``steps`` steps with the full data law (a path that blows up is restarted at e_1),
-    then keep settled ones: the settling radius is the larger of :data:`SETTLE_RADIUS` and
-    :data:`SETTLE_MARGIN` times the :data:`SETTLE_QUANTILE` quantile of the last norms, and a path with a
-    norm in its ring at or beyond it (in an excursion of its own) is left out: ``paths`` states are
-    drawn at random from the others (all of them if none is settled)."""
-    blew = np.zeros(recursion.paths, dtype=bool)
-    for _ in range(steps):
-        norms = recursion.step(data.draw(recursion.paths))
+def _background(problem: Problem, law: DelayLaw, data: _DataLaw, steps: int, rng: np.random.Generator) -> _Background:
+    """:data:`BACKGROUND_PATHS` paths (fewer where their work would pass :data:`BACKGROUND_WORK`) run
+    ``steps`` steps from e_1 at rest with the full data law (a path that blows up is restarted at e_1).
+    The settling radius is the larger of :data:`SETTLE_RADIUS` and :data:`SETTLE_MARGIN` times the
+    :data:`SETTLE_QUANTILE` quantile of the last norms; a path is kept as a start where its last
+    :attr:`_Recursion.calm` norms lie below it, the rule that ends an excursion (all are kept if none
+    does)."""
+    paths = max(MIN_PATHS, min(BACKGROUND_PATHS, int(BACKGROUND_WORK / (problem.dim * steps))))
+    recursion = _Recursion.at_rest(paths, problem, law, rng)
+    recent = np.full((recursion.calm, paths), np.inf)  # the last norms, a ring of its own
+    blew = np.zeros(paths, dtype=bool)
+    for k in range(max(steps, recursion.calm)):
+        norms = recursion.step(data.draw(paths))
         wild = ~(norms < FATE_NORM)
         if wild.any():
             blew |= wild
             recursion.ring[:, wild] = 0.0
             recursion.ring[:, wild, 0] = 1.0
-    last = np.sqrt(np.sum(recursion.ring**2, axis=2))  # (L + 1, paths)
-    radius = max(SETTLE_RADIUS, SETTLE_MARGIN * float(np.quantile(last[recursion.now], SETTLE_QUANTILE)))
-    settled = np.flatnonzero(np.all(last < radius, axis=0))
-    recursion.keep(rng.choice(settled if settled.size else np.arange(recursion.paths), size=paths))
-    return _Background(radius, float(blew.mean()))
+            norms[wild] = np.inf  # a restarted path is not settled
+        recent[k % recursion.calm] = norms
+    radius = max(SETTLE_RADIUS, SETTLE_MARGIN * float(np.quantile(norms[np.isfinite(norms)], SETTLE_QUANTILE)))
+    settled = np.all(recent < radius, axis=0)
+    ring = recursion.ring[:, settled] if settled.any() else recursion.ring
+    return _Background(ring, recursion.now, radius, float(blew.mean()))
+
+
+class _Excursions:
+    """The excursions of event paths, bin by bin: each path starts from a settled background state drawn
+    at random, takes one sample conditioned on E in its bin, and runs on (:meth:`run`). Per bin, the
+    blow-ups (weighted: module docstring) and the raised steps of every path run so far."""
+
+    def __init__(self, problem: Problem, law: DelayLaw, data: _DataLaw, background: _Background, edges: np.ndarray,
+                 no_event: float) -> None:  # fmt: skip
+        self.problem, self.law, self.data, self.background = problem, law, data, background
+        self.bins = list(zip(edges[:-1], edges[1:]))
+        self.no_event = no_event
+        self.blown: list[list[np.ndarray]] = [[] for _ in self.bins]
+        self.busy: list[list[np.ndarray]] = [[] for _ in self.bins]
+        self.paths = self.undecided = 0
+
+    def run(self, counts: np.ndarray) -> None:
+        """``counts[b]`` more paths in bin b."""
+        if counts.sum() == 0:
+            return
+        rng = self.data.rng
+        rows = rng.integers(self.background.ring.shape[1], size=int(counts.sum()))
+        recursion = _Recursion(self.background.ring[:, rows], self.background.now, self.problem, self.law, rng)
+        kicks = np.concatenate([self.data.conditioned(int(n), lo, hi) for n, (lo, hi) in zip(counts, self.bins) if n])
+        e_min = self.bins[0][0]
+        blown, busy, undecided = _fates(recursion, self.data, kicks, self.background.radius, e_min, self.no_event)
+        for b, part in enumerate(np.split(np.arange(blown.size), np.cumsum(counts)[:-1])):
+            self.blown[b].append(blown[part])
+            self.busy[b].append(busy[part])
+        self.paths += blown.size
+        self.undecided += undecided
+
+    def _per_bin(self, values: list[list[np.ndarray]]) -> list[np.ndarray]:
+        return [np.concatenate(v) if v else np.zeros(0) for v in values]
+
+    @property
+    def shrunk(self) -> np.ndarray:
+        """Each bin's blow-up share with half a blow-up added to its paths' sum: ``(Σ x + ½)/(n + 1)``."""
+        return np.array([(x.sum() + 0.5) / (x.size + 1.0) for x in self._per_bin(self.blown)])
+
+    def rate(self, probabilities: np.ndarray, errors: np.ndarray, tail: float, tail_error: float) -> tuple[float, float]:
+        """The renewal rate ``(tail + Σ_b P_b q_b)/(1 + Σ_b P_b ℓ_b)`` of blow-ups per step and its
+        variance ``(Σ_b P_b² q̃_b (1 − q̃_b)/n_b + Σ_b q_b² se(P_b)² + se(tail)²)/(1 + Σ_b P_b ℓ_b)²``: the
+        binomial variance at the shrunk share (a bin without blow-ups still counts), the bins'
+        probabilities' own errors, the raised steps' error left out (they shift the denominator by
+        Σ_b P_b ℓ_b, a few percent)."""
+        blown, busy = self._per_bin(self.blown), self._per_bin(self.busy)
+        counts = np.array([x.size for x in blown], dtype=float)
+        share = np.array([x.mean() if x.size else 0.0 for x in blown])
+        raised = np.array([x.mean() if x.size else 0.0 for x in busy])
+        shrunk = self.shrunk
+        denominator = 1.0 + probabilities @ raised
+        variance = (np.sum(probabilities**2 * shrunk * (1 - shrunk) / np.maximum(counts, 1.0))
+                    + np.sum(share**2 * errors**2) + tail_error**2)  # fmt: skip
+        return float((tail + probabilities @ share) / denominator), float(variance / denominator**2)
 
 
 def _fates(recursion: _Recursion, data: _DataLaw, kicks: np.ndarray, settle_radius: float, e_min: float,
-           no_event: float) -> tuple[np.ndarray, np.ndarray, float]:  # fmt: skip
+           no_event: float) -> tuple[np.ndarray, np.ndarray, int]:  # fmt: skip
     """One step with the conditioned ``kicks``, then on until each path blows up or settles (its last
-    :attr:`_Recursion.calm` norms below ``settle_radius``) or :data:`WINDOW` steps pass: the excursion
-    the event starts. A path is *raised* from its first norm at or beyond the radius until it settles;
-    a raised path draws from the full law (an event then is part of this excursion), any other from the
-    law without events, its weight multiplied by ``no_event`` (an event there starts an excursion of its
-    own, counted from the background). Returns each path's weight if it blew up (else 0), its raised
-    steps, and the share of paths undecided. Decided paths are dropped every :data:`COMPACT_EVERY` steps, frozen at 0 until then."""
+    :attr:`_Recursion.calm` norms below ``settle_radius``) or the window passes (:data:`WINDOW` steps,
+    :data:`WINDOW_CALMS` calm spans if longer): the excursion the event starts. A path is *raised* from
+    its first norm at or beyond the radius until it settles; a raised path draws from the full law (an
+    event then is part of this excursion), any other from the law without events, its weight multiplied
+    by ``no_event`` (an event there starts an excursion of its own, counted from the background).
+    Returns each path's weight if it blew up (else 0), its raised steps (weighted alike), and the number
+    of paths undecided. Decided paths are frozen at 0 and dropped every :data:`COMPACT_EVERY` steps."""
     total = recursion.paths
-    blown, busy = np.zeros(total), np.zeros(total, dtype=int)
+    blown, busy = np.zeros(total), np.zeros(total)
     weight = np.ones(total)
     alive = np.arange(total)  # the original index of each path still followed
     calm = np.zeros(total, dtype=int)  # consecutive norms below the settling radius
     raised = np.zeros(total, dtype=bool)
     decided = np.zeros(total, dtype=bool)
     norms = recursion.step(kicks)
-    for k in range(WINDOW):
+    for k in range(max(WINDOW, WINDOW_CALMS * recursion.calm)):
         out = ~(norms < FATE_NORM) & ~decided
         blown[alive[out]] = weight[out]
         raised |= ~(norms < settle_radius)
         calm = np.where(norms < settle_radius, calm + 1, 0)
-        decided |= out | (calm >= recursion.calm)
+        ends = ~decided & (out | (calm >= recursion.calm))
+        decided |= ends
         raised &= ~decided
         if decided.all():
-            return blown, busy, 0.0
+            return blown, busy, 0
         if k % COMPACT_EVERY == COMPACT_EVERY - 1:
             keep = ~decided
             recursion.keep(keep)
             alive, calm, raised, weight, decided = alive[keep], calm[keep], raised[keep], weight[keep], decided[keep]
         else:
-            recursion.ring[:, decided] = 0.0
-        busy[alive[raised]] += 1
+            recursion.ring[:, ends] = 0.0
+        busy[alive[raised]] += weight[raised]
         weight[~raised] *= no_event
         draws = data.below(recursion.paths, e_min)
         if raised.any():
             draws[raised] = data.draw(int(raised.sum()))
         norms = recursion.step(draws)
-    return blown, busy, float(np.count_nonzero(~decided) / total)
-
-
+    return blown, busy, int(np.count_nonzero(~decided))
