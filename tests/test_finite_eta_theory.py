@@ -20,6 +20,7 @@ from scipy import stats
 from amsgd import Problem, ProblemError, SampledDistribution, parse_delay, parse_distribution, predict
 from amsgd.derivations import derive
 from amsgd.diffusion.theory.coupling import coefficients_for
+from amsgd.diffusion.theory.divergence import ESTIMATE_NOTE
 from amsgd.simulate import simulate
 
 #: Two-sided 99% normal quantile: each comparison below fails by chance with probability 1%.
@@ -126,13 +127,7 @@ def test_divergence_risk_at_a_large_step(dist, tau):
     risk = predict(problem, PredictOptions(steps=8000)).divergence
     run = simulate(problem, 8000, 2048, rng=2, start="e1", record_every=8000, coordinates="none", progress=False)
     _agrees_with_runs(risk, run)
-    assert risk.to_dict()["note"].endswith(divergence_note())
-
-
-def divergence_note() -> str:
-    from amsgd.diffusion.theory.divergence import ESTIMATE_NOTE
-
-    return ESTIMATE_NOTE
+    assert risk.to_dict()["note"].endswith(ESTIMATE_NOTE)
 
 
 def test_between_the_mean_and_the_mean_square_boundary_no_fraction_is_predicted():

@@ -78,8 +78,9 @@ NEGLIGIBLE = 1e-9
 #: Burn-in: this many relaxation times ``1/(1 − ρ)`` of the mean dynamics, within [BURN_MIN, BURN_MAX].
 BURN_RELAXATIONS = 5.0
 BURN_MIN, BURN_MAX = 50, 3000
-#: Steps after the event before a path counts as undecided; the settling radius's floor, its margin
-#: over a quantile of the background's norms, and the momentum memories a settled run stays calm.
+#: Steps after the event before a path counts as undecided (WINDOW, or WINDOW_CALMS calm spans if
+#: longer); the settling radius's floor, its margin over a quantile of the background's norms, and the
+#: momentum memories a settled run stays calm.
 WINDOW = 4000
 WINDOW_CALMS = 4
 SETTLE_RADIUS = 1.1
