@@ -92,3 +92,17 @@ def test_a_sampler_of_the_same_law_gives_the_same_rate():
     assert all(r.paths > 0 and r.fraction > 0.005 for r in risks)
     (a, b) = ((r.per_iteration - Z * r.standard_error, r.per_iteration + Z * r.standard_error) for r in risks)
     assert a[0] <= b[1] and b[0] <= a[1], [r.fraction for r in risks]
+
+
+def test_a_background_that_blows_up_throughout_keeps_every_path(monkeypatch):
+    """With the blow-up norm below 1 every background path blows up at every step (and is restarted):
+    no norm is left for the settling radius's quantile, so the radius is its floor, and no path being
+    settled, every one is kept as a start."""
+    from amsgd.diffusion.theory import kick_fate
+
+    problem = Problem.from_spectrum((3.0, 2.0, 1.0), distribution=parse_distribution("student-t:6"), eta=0.01, mu=0.5)
+    monkeypatch.setattr(kick_fate, "FATE_NORM", 0.5)
+    law = predict(problem).delay_law
+    background = kick_fate._background(problem, law, _law("student-t:6"), 60, np.random.default_rng(3))
+    assert background.blowups == 1.0 and background.radius == kick_fate.SETTLE_RADIUS
+    assert background.ring.shape[1] == kick_fate.BACKGROUND_PATHS

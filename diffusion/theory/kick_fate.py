@@ -369,7 +369,8 @@ def _background(problem: Problem, law: DelayLaw, data: _DataLaw, steps: int, rng
             recursion.ring[:, wild, 0] = 1.0
             norms[wild] = np.inf  # a restarted path is not settled
         recent[k % recursion.calm] = norms
-    radius = max(SETTLE_RADIUS, SETTLE_MARGIN * float(np.quantile(norms[np.isfinite(norms)], SETTLE_QUANTILE)))
+    finite = norms[np.isfinite(norms)]  # none where every path blew up at the last step
+    radius = max(SETTLE_RADIUS, SETTLE_MARGIN * float(np.quantile(finite, SETTLE_QUANTILE)) if finite.size else 0.0)
     settled = np.all(recent < radius, axis=0)
     ring = recursion.ring[:, settled] if settled.any() else recursion.ring
     return _Background(ring, recursion.now, radius, float(blew.mean()))
