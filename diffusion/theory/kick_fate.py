@@ -467,8 +467,10 @@ def _fates(recursion: _Recursion, data: _DataLaw, kicks: np.ndarray, settle_radi
             recursion.ring[:, ends] = 0.0
         busy[alive[raised]] += weight[raised]
         weight[~raised] *= no_event
-        draws = data.below(recursion.paths, e_min)
+        draws = np.empty((recursion.paths, data.lam.size))  # a user sampler is never asked for 0 draws
+        if not raised.all():
+            draws[~raised] = data.below(int(np.count_nonzero(~raised)), e_min)
         if raised.any():
-            draws[raised] = data.draw(int(raised.sum()))
+            draws[raised] = data.draw(int(np.count_nonzero(raised)))
         norms = recursion.step(draws)
     return blown, busy, int(np.count_nonzero(~decided))
