@@ -138,10 +138,7 @@ class SampledDistribution(Distribution):
         return {**self.__dict__, "_moments": {}}
 
     def sample(self, rng, n, eigenvalues, basis):
-        x = self.sampler(rng, n)
-        if not (isinstance(x, np.ndarray) and x.dtype.kind in "fiu"):  # the usual draws pass without a copy
-            x = checks.real_array(f"distribution {self.spec}: the sampler's draws", x)
-        x = x.astype(float, copy=False)
+        x = checks.real_array(f"distribution {self.spec}: the sampler's draws", self.sampler(rng, n), copy=False)
         if x.shape != (n, basis.shape[0]):
             raise ProblemError(
                 f"distribution sampler returned shape {x.shape}, expected ({n}, {basis.shape[0]})"

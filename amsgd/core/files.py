@@ -34,13 +34,8 @@ def check_output_file(path: str | os.PathLike, option: str = "--out") -> Path:
     A symbolic link is followed: the file it points to is the one written, and the link stays."""
     if not str(path).strip():
         raise ProblemError(f"{option} needs a file name")
-    target = Path(os.path.realpath(path))
+    target = _replaceable(path, f"{option} {str(path)!r}")
     folder = target.parent if Path(path).is_symlink() else Path(path).parent  # as given, unless a link
-    if target.is_dir():
-        raise ProblemError(f"{option} {str(path)!r} is a folder; give a file name")
-    if target.exists() and not target.is_file():
-        raise ProblemError(f"{option} {str(path)!r} is not a regular file (a device, a pipe or a socket); "
-                           "give a file name")  # fmt: skip
     if not folder.is_dir():
         raise ProblemError(f"{option}: the folder {str(folder)!r} does not exist; create it first")
     if not os.access(folder, os.W_OK):
@@ -146,6 +141,17 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         raise write_error(path, exc) from None
 
 
+def _replaceable(path: str | os.PathLike, name: str) -> Path:
+    """The file a write to ``path`` replaces (a symbolic link followed, so the link stays), refusing a
+    folder, a device, a pipe or a socket there (``name`` says which output in the message)."""
+    target = Path(os.path.realpath(path))
+    if target.is_dir():
+        raise ProblemError(f"{name} is a folder, not a regular file; give a file name")
+    if target.exists() and not target.is_file():
+        raise ProblemError(f"{name} is not a regular file (a device, a pipe or a socket); give a file name")
+    return target
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """A temporary path beside ``path`` for a writer that needs a file name; on success it is
@@ -155,10 +161,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     without the command line's :func:`check_output_file`."""
     if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
         raise ProblemError(f"an output needs a file name (a str or a path), got {path!r}")
-    given, path = path, Path(os.path.realpath(path))
-    if path.exists() and not path.is_file():
-        raise ProblemError(f"{str(given)!r} is not a regular file (a folder, a device, a pipe or a socket) and is not "
-                           "replaced; give a file name")  # fmt: skip
+    path = _replaceable(path, repr(str(path)))
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         yield tmp

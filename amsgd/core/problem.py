@@ -180,7 +180,7 @@ class Problem:
     def _vectors(self, what: str, x: object) -> np.ndarray:
         """``x`` as real vectors of length d along its last axis, or one clear error (a wrong length was
         cut or reordered silently for a diagonal Σ)."""
-        x = checks.real_array(what, x)
+        x = checks.real_array(what, x, copy=False)  # read only: to_eigen and from_eigen form new arrays
         if x.ndim == 0 or x.shape[-1] != self.dim:
             raise ProblemError(f"{what} needs vectors of length d = {self.dim} along the last axis, got shape {x.shape}")
         return x
@@ -208,9 +208,14 @@ class Problem:
     def eigengap(self) -> float:
         return float(self.eigenvalues[0] - self.eigenvalues[1])
 
+    @property
+    def has_eigengap(self) -> bool:
+        """Whether λ1 > λ2 beyond rounding (relative :data:`_REL_TOL`)."""
+        return self.eigengap > _REL_TOL * self.eigenvalues[0]
+
     def require_eigengap(self) -> None:
         """Refuse problems with λ1 = λ2: the optimum e_1 is then not isolated."""
-        if self.eigengap <= _REL_TOL * self.eigenvalues[0]:
+        if not self.has_eigengap:
             raise ProblemError(
                 "covariance needs an eigengap λ1 > λ2 for this prediction, got "
                 f"λ1 = {self.eigenvalues[0]:g}, λ2 = {self.eigenvalues[1]:g}"
@@ -220,7 +225,7 @@ class Problem:
         """Warn (:class:`~amsgd.core.errors.RunWarning`) where λ1 = λ2: the error ``sin²∠(v, e_1)`` is
         then the distance from one vector of the top eigenspace, not from the space, and a run that
         reaches the space may keep any error below 1 (the start e_2 is itself a maximiser)."""
-        if self.eigengap <= _REL_TOL * self.eigenvalues[0]:
+        if not self.has_eigengap:
             warnings.warn(
                 f"λ1 = λ2 = {self.eigenvalues[0]:g}: the top eigenvector is not unique, and the error sin² of the "
                 "angle to e_1 does not measure convergence to the top eigenspace (runs that reach it keep any "

@@ -304,10 +304,10 @@ def _rate_runs(problem: ModelProblem, theory, pred: ModelPrediction, simulate) -
     y = np.stack(samples, axis=1)  # (replicates, lengths)
     pairs = y.shape[0]
     y = y[np.all(np.isfinite(y), axis=1)]
+    means = tuple(t_interval(y[:, i]) for i in range(y.shape[1]))
     if y.shape[0] < 2:  # (almost) every pair diverged: nothing to fit
         nan = math.nan
-        return RateRuns(pred.rate_lengths, tuple(t_interval(y[:, i]) for i in range(y.shape[1])), nan, nan, nan,
-                        y.shape[0], pairs)  # fmt: skip
+        return RateRuns(pred.rate_lengths, means, nan, nan, nan, y.shape[0], pairs)
     lengths = np.array(pred.rate_lengths, dtype=float)
     path = np.array(pred.rate_path)
     log_c = _scale_fit(y, lengths, path)
@@ -315,8 +315,7 @@ def _rate_runs(problem: ModelProblem, theory, pred: ModelPrediction, simulate) -
     picks = rng.integers(0, y.shape[0], size=(BOOTSTRAP, y.shape[0]))
     boots = np.array([_scale_fit(y[i], lengths, path) for i in picks])
     low, high = np.percentile(pred.rate - boots, [2.5, 97.5])
-    return RateRuns(pred.rate_lengths, tuple(t_interval(y[:, i]) for i in range(y.shape[1])), pred.rate - log_c,
-                    float(low), float(high), y.shape[0], pairs)  # fmt: skip
+    return RateRuns(pred.rate_lengths, means, pred.rate - log_c, float(low), float(high), y.shape[0], pairs)
 
 
 def _scale_fit(y: np.ndarray, lengths: np.ndarray, path: np.ndarray) -> float:

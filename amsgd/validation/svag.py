@@ -328,17 +328,18 @@ def first_passage(error: np.ndarray, iterations: np.ndarray, level: float) -> tu
 
 def svag_floor_theory(problem: Problem, amplification: int) -> float | None:
     """The finite-η floor of the SVAG recursion from the random-coefficient linear theory: step η/L,
-    delay Lτ, the coupling and additive noise moments times L; None beyond the linear numerics."""
+    delay Lτ, the coupling and additive noise moments times L; None beyond the linear numerics, inf
+    where that recursion has no stationary law (:func:`~.second_moments.stationary_floor`)."""
     from amsgd.diffusion.theory.coupling import coefficients_for
     from amsgd.diffusion.theory.linear_recursion import MAX_DELAY
-    from amsgd.diffusion.theory.second_moments import Coefficients, finite_eta_floor
+    from amsgd.diffusion.theory.second_moments import Coefficients, stationary_floor
 
     delay = amplification * problem.delay.max_delay
     if delay > MAX_DELAY:
         return None
     c = coefficients_for(problem)
     scaled = Coefficients(c.rates, amplification * c.coupling, amplification * c.additive, c.diagonal)
-    return float(finite_eta_floor(scaled, problem.eta / amplification, problem.mu, delay).value)
+    return float(stationary_floor(scaled, problem.eta / amplification, problem.mu, delay).value)
 
 
 def _half_width(interval: Sequence[float]) -> float:

@@ -199,8 +199,7 @@ def converge_law(rates: np.ndarray, noise_variances: np.ndarray, eta: float, mu:
         raise ProblemError(f"start must be {rates.size} finite numbers (one per rate), got {start!r}")
     if not (np.isfinite(epsilon) and epsilon > 0.0):
         raise ProblemError(f"epsilon (the target error) must be a finite number > 0, got {epsilon!r}")
-    if not checks.is_whole_number(paths) or paths < 1:
-        raise ProblemError(f"paths must be a positive integer, got {paths!r}")
+    paths = checks.positive_int("paths", paths)
     law = delay_law(delay, as_iid=True)
     level = epsilon / (1.0 - epsilon) if epsilon < 1.0 else np.inf  # S/(1 + S) <= ε  ⇔  S <= ε/(1 − ε)
     if float(start @ start) <= level:  # already there when the phase begins

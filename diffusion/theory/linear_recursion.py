@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg
 
+from amsgd.core import checks
 from amsgd.core.delays import DelayModel, check_reach
 from amsgd.core.errors import ProblemError
 from amsgd.diffusion.theory.options import MAX_DELAY
@@ -91,7 +92,7 @@ def delay_law(delay: Delay, *, as_iid: bool = False) -> DelayLaw:
                 "(pass delay.pmf() to treat it as i.i.d. with the same law, an approximation)"
             )
         return _law_from_pmf(delay.pmf(), delay.spec)
-    if isinstance(delay, (int, np.integer)) and not isinstance(delay, bool):
+    if checks.is_whole_number(delay):
         if delay < 0:
             raise ProblemError(f"delay tau must be a non-negative integer, got {delay}")
         check_reach(f"constant:{int(delay)}", int(delay))

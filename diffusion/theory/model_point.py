@@ -186,13 +186,14 @@ def find_minimum(problem: ModelProblem, start: np.ndarray | None = None, *, seed
         raise ProblemError(f"no minimum found for model {problem.model}: the training classes are separated "
                            f"(gradient norm {gnorm:.2e} only shrinks as the weights grow); add --l2")  # fmt: skip
     if gnorm > GRADIENT_TOL * max(1.0, float(np.linalg.norm(x))):
-        hint = " (separable classes have no finite minimum without a penalty: add --l2)" if problem.l2 == 0 else ""
-        if problem.l2 > 0:  # the optimiser stalled: say so and what helps
+        if problem.l2 >= HUGE_L2:  # the penalised weights and the free biases differ in curvature by that much
+            hint = f" (--l2 = {problem.l2:g} leaves the optimiser a problem conditioned beyond double precision; lower it)"
+        elif problem.l2 > 0:  # the optimiser stalled: say so and what helps
             relu = problem.model == "mlp" and problem.activation == "relu"
             smooth = "; --activation tanh, since ReLU's kinks can stall it" if relu else ""
             hint = f" (the optimiser stopped making progress; a larger --l2 conditions the objective better{smooth})"
-        if problem.l2 >= HUGE_L2:  # the penalised weights and the free biases differ in curvature by that much
-            hint = f" (--l2 = {problem.l2:g} leaves the optimiser a problem conditioned beyond double precision; lower it)"
+        else:
+            hint = " (separable classes have no finite minimum without a penalty: add --l2)"
         raise ProblemError(f"no minimum found for model {problem.model}: gradient norm {gnorm:.2e} after "
                            f"{res.nit} L-BFGS iterations{hint}")  # fmt: skip
     return x

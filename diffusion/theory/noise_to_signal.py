@@ -92,7 +92,7 @@ def noise_to_signal_values(predictions) -> NoiseToSignalValues:
         name, limit = "SDDE", ratio(noise, rates, np.asarray(sdde.variances)[tangent]) if sdde.stable else None
     exact = predictions.finite_eta
     finite = None
-    if exact.stable and predictions.mean_square.stable:
+    if exact.stable:  # False too where the whole linearisation has no stationary law
         c = predictions.coefficients.block(predictions.coefficients.tangent)
         v = np.asarray(exact.variances, dtype=float)
         finite = ratio(c.additive + c.coupling @ v, c.rates, v)

@@ -61,11 +61,10 @@ class PredictOptions:
         if max(workers) - 1 > MAX_DELAY:
             raise ProblemError(f"tradeoff workers: {max(workers)} round-robin workers are a delay of {max(workers) - 1}, "
                                f"beyond the {MAX_DELAY} the linear numerics support; give at most {MAX_DELAY + 1}")  # fmt: skip
-        if not checks.is_whole_number(self.steps) or self.steps < 1:
-            raise ProblemError(f"steps (the run length of the divergence risk) must be a positive integer, got {self.steps!r}")
+        steps = checks.positive_int("steps (the run length of the divergence risk)", self.steps)
         object.__setattr__(self, "tradeoff_mus", tuple(float(m) for m in mus))
         object.__setattr__(self, "tradeoff_workers", tuple(int(m) for m in workers))
-        object.__setattr__(self, "steps", int(self.steps))
+        object.__setattr__(self, "steps", steps)
 
 
 def _as_tuple(values: object) -> tuple:

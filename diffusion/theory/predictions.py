@@ -46,9 +46,9 @@ from amsgd.diffusion.theory.second_moments import (
     Coefficients,
     FiniteEtaFloor,
     MeanSquare,
-    finite_eta_floor,
     mean_square,
     second_moment_operator_radius,
+    stationary_floor,
 )
 from amsgd.diffusion.theory.stability import (
     StabilityReport,
@@ -138,10 +138,7 @@ class Predictions:
         linearisation, the radial mode included, is not mean-square stable at the problem's delay, though
         the tangent block alone would give a number."""
         c, p = self.coefficients, self.problem
-        floor = finite_eta_floor(c, p.eta, p.mu, self.delay_law)
-        if floor.stable and self.operator_radius[0] >= 1.0:
-            return floor.without_stationary_law()
-        return floor
+        return stationary_floor(c, p.eta, p.mu, self.delay_law, self.operator_radius[0])
 
     @property
     def delay_time(self) -> float:

@@ -260,6 +260,17 @@ def finite_eta_floor(c: Coefficients, eta: float, mu: float, delay: Delay, coupl
                           first, norm)  # fmt: skip
 
 
+def stationary_floor(c: Coefficients, eta: float, mu: float, delay: Delay, radius: float | None = None) -> FiniteEtaFloor:
+    """:func:`finite_eta_floor` where the whole linearisation has a stationary law, and
+    :meth:`FiniteEtaFloor.without_stationary_law` where the radius of its second-moment operator
+    (``radius``, computed when not given) is 1 or more, though the tangent block alone would give a
+    number (beyond the mean-square τ*, the radial mode's second moments grow)."""
+    floor = finite_eta_floor(c, eta, mu, delay)
+    if floor.stable and (second_moment_operator_radius(c, eta, mu, delay)[0] if radius is None else radius) >= 1.0:
+        return floor.without_stationary_law()
+    return floor
+
+
 @dataclass(frozen=True)
 class MeanSquare:
     """Mean-square stability of the whole linearisation (every mode, the radial one included).
