@@ -807,7 +807,7 @@ def _norm_coupling_blocks(finite: dict) -> list[Block]:
 def _divergence_blocks(numbers: dict) -> list[Block]:
     """Section 11: the divergence risk."""
     risk = numbers["stability"]["divergence_risk"]
-    if risk["fate"] != "stable":  # mean-square unstable, or beyond the stability boundary of the mean
+    if risk["fate"] in ("saturates", "blows up"):  # beyond the stability boundary of the mean
         text = risk["note"][0].upper() + risk["note"][1:] + "."
     elif risk["critical_impulse"] is None:
         text = ("No gradient impulse $K = |Y_1|\\,\\|Y_\\perp\\|$ in the range searched throws the noise-free "
@@ -819,6 +819,11 @@ def _divergence_blocks(numbers: dict) -> list[Block]:
             "by smaller samples: one throws $v$ off the sphere and the next, multiplied by its raised norm, overshoot. "
             + _excursion_sentence(risk)
         )
+    if risk["fate"] == "mean-square unstable":
+        text += (" The second moments of the linearisation at $e_1$ grow here (mean-square unstable), so runs that meet "
+                 "no large sample are followed too (the exact recursion from settled states): they blow up with "
+                 f"probability ${_num(risk['without_events'])}$ per iteration"
+                 + (", included above." if risk["paths"] else f"; in all, {_expected_fraction(risk)}."))  # fmt: skip
     return [Heading("11. Divergence risk"), Prose(text)]
 
 
@@ -827,16 +832,22 @@ def _excursion_sentence(risk: dict) -> str:
     followed (events negligible)."""
     threshold = _num(risk["event_threshold"])
     if not risk["paths"]:
-        return (f"Samples of size $\\|Y\\|^2 > {threshold}$, which start the excursions that carry runs off, come with probability "
-                f"${_num(risk['per_iteration'])}$ per iteration at most: no run of {risk['steps']} iterations is "
-                "expected to blow up.")  # fmt: skip
-    low, high = risk["interval"]
+        quiet = risk["without_events"] if risk["fate"] == "mean-square unstable" else 0.0
+        text = (f"Samples of size $\\|Y\\|^2 > {threshold}$, which start the excursions that carry runs off, come with "
+                f"probability ${_num(risk['per_iteration'] - quiet)}$ per iteration at most")  # fmt: skip
+        return text + (f": no run of {risk['steps']} iterations is expected to blow up." if not quiet else ".")
     return (
         f"Samples of size $\\|Y\\|^2 > {threshold}$ start excursions whose fate the exact recursion decides "
         f"(conditional Monte Carlo): a run blows up with probability ${_num(risk['per_iteration'])}$ per iteration, "
-        f"so about ${_num(100 * risk['fraction'])}\\%$ (95% interval ${_num(100 * low)}$ to ${_num(100 * high)}\\%$) "
-        f"of runs of {risk['steps']} iterations are expected to blow up."
+        f"so {_expected_fraction(risk)}."
     )
+
+
+def _expected_fraction(risk: dict) -> str:
+    """The expected fraction of runs that blow up, with its interval, in words."""
+    low, high = risk["interval"]
+    return (f"about ${_num(100 * risk['fraction'])}\\%$ (95% interval ${_num(100 * low)}$ to ${_num(100 * high)}\\%$) "
+            f"of runs of {risk['steps']} iterations are expected to blow up")  # fmt: skip
 
 
 def _floor_for_this_problem(numbers: dict) -> str:

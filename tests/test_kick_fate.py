@@ -1,6 +1,7 @@
 """The parts of the divergence rate's conditional Monte Carlo (:mod:`amsgd.diffusion.theory.kick_fate`):
 the conditioned samples against rejection sampling from plain draws, the bins' probabilities against
-plain frequencies, the pool for other laws, and the shortcut where events are negligible."""
+plain frequencies, the pool for other laws, the shortcut where events are negligible, and the count of
+blow-ups with no event."""
 
 from __future__ import annotations
 
@@ -103,6 +104,23 @@ def test_a_background_that_blows_up_throughout_keeps_every_path(monkeypatch):
     problem = Problem.from_spectrum((3.0, 2.0, 1.0), distribution=parse_distribution("student-t:6"), eta=0.01, mu=0.5)
     monkeypatch.setattr(kick_fate, "FATE_NORM", 0.5)
     law = predict(problem).delay_law
-    background = kick_fate._background(problem, law, _law("student-t:6"), 60, np.random.default_rng(3))
+    background = kick_fate._background(problem, law, _law("student-t:6"), 60, kick_fate.calm_span(problem, law),
+                                       np.random.default_rng(3))  # fmt: skip
     assert background.blowups == 1.0 and background.radius == kick_fate.SETTLE_RADIUS
     assert background.ring.shape[1] == kick_fate.BACKGROUND_PATHS
+
+
+def test_runs_without_events_count_each_blow_up_once_per_path_step(monkeypatch):
+    """The rate of blow-ups with no event is its count over the path-steps, times P(E ≤ e_min): with
+    the blow-up norm below 1 every path blows up at every step (and starts again from a settled
+    state), so the rate is P(E ≤ e_min) itself, with the Poisson error of that count plus half."""
+    from amsgd.diffusion.theory import kick_fate
+
+    problem = Problem.from_spectrum((3.0, 2.0, 1.0), distribution=parse_distribution("student-t:6"), eta=0.01, mu=0.5)
+    law = predict(problem).delay_law
+    data = _law("student-t:6")
+    background = kick_fate._background(problem, law, data, 60, kick_fate.calm_span(problem, law), data.rng)
+    monkeypatch.setattr(kick_fate, "FATE_NORM", 0.5)
+    rate, error = kick_fate._without_events(problem, law, data, background, data.quantile(0.99), 0.99)
+    count = kick_fate.quiet_steps(problem.dim, background.ring.shape[1]) * background.ring.shape[1]
+    assert rate == pytest.approx(0.99, rel=1e-12) and error == pytest.approx(0.99 * np.sqrt(count + 0.5) / count)

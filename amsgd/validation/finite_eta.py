@@ -68,14 +68,20 @@ def finite_eta(ctx: Context, key: int = 11) -> FiniteEta:
 
 
 def _divergence_cases(ctx: Context, big: float) -> list[Problem]:
+    """Student-t 6 data at 0.3 and 0.6 τ*, at the large step, and (where there is one) at the delay
+    halfway between the heavy-tailed data's mean-square τ* and the mean τ*."""
     heavy = ctx.problem.replace(distribution=HEAVY_TAIL)
     tau_star = ctx.tau_star() or 0
     tau_big = ctx.at(big, 0.0, 0).tau_max or 0
-    return [
+    cases = [
         heavy.replace(delay=ConstantDelay(int(math.floor(0.3 * tau_star)))),
         heavy.replace(delay=ConstantDelay(int(math.floor(0.6 * tau_star)))),
         heavy.replace(eta=big, mu=0.0, delay=ConstantDelay(int(math.floor(0.5 * tau_big)))),
     ]
+    mean_square = ctx.theory.at(distribution=HEAVY_TAIL, delay=ConstantDelay(0)).mean_square.tau_max
+    if mean_square is not None and mean_square + 1 < tau_star:
+        cases.append(heavy.replace(delay=ConstantDelay((mean_square + 1 + tau_star) // 2)))
+    return cases
 
 
 def _divergence_check(ctx: Context, problem: Problem, key: tuple[int, ...]) -> Check:

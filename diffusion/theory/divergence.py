@@ -18,6 +18,10 @@ Carlo of the exact random recursion after a large sample (:mod:`.kick_fate`: the
 renewal correction for the steps spent in excursions), with its standard error; ``K*`` sets the
 scale of the bins. Over N iterations the expected fraction of runs that blow up is ``1 − exp(−N p)``.
 
+**Between the mean and the mean-square boundaries** the second moments of the linearisation grow, but
+most runs stay near e_1 (the nonlinearity bounds the radial mode, whose growth it is); runs may also
+be carried off there with no large sample, and the rate adds those blow-ups (``without_events``).
+
 **Beyond the mean-dynamics boundary** (τ > τ*): the same noise-free recursion from a small
 perturbation of e_1 either grows without bound (runs blow up) or settles on an oscillation of
 bounded amplitude (runs saturate at a high error).
@@ -53,6 +57,14 @@ ESTIMATE_NOTE = (
 )
 
 
+#: The same between the mean and the mean-square boundaries, where runs meeting no event are counted too.
+MEAN_SQUARE_NOTE = (
+    "the mean dynamics is stable but the second moments of the linearisation at e_1 grow (mean-square unstable); "
+    "the fraction adds to the excursions' blow-ups those of runs that meet no large sample (direct Monte Carlo of "
+    "the exact recursion from settled states: without_events per iteration)"
+)
+
+
 @dataclass(frozen=True)
 class DivergenceRisk:
     """The noise-free critical impulse, the probability per iteration that a run blows up (with its
@@ -68,19 +80,23 @@ class DivergenceRisk:
     undecided: float = 0.0  # the share of excursions neither settled nor blown up when followed no further
     background_blowups: float = 0.0  # the share of background paths that blew up during the burn-in
     paths: int = 0  # event paths followed (0: events negligible, the event rate is the rate, an upper bound)
+    without_events: float = float("nan")  # the part of per_iteration from runs meeting no event (mean-square unstable)
+
+    @property
+    def mean_stable(self) -> bool:
+        """Whether the mean dynamics is stable (the rate applies; beyond its boundary, the fate)."""
+        return self.fate in ("stable", "mean-square unstable")
 
     @property
     def fraction(self) -> float:
-        if self.fate == "mean-square unstable":
-            return float("nan")  # not predicted (see the note)
-        if self.fate != "stable":
+        if not self.mean_stable:
             return 1.0 if self.fate == "blows up" else 0.0
         return self._fraction(self.per_iteration)
 
     @property
     def interval(self) -> tuple[float, float]:
         """The fraction at ``p ∓ 1.96`` standard errors (95% for the Monte Carlo part)."""
-        if self.fate != "stable":
+        if not self.mean_stable:
             return (self.fraction, self.fraction)
         spread = 1.96 * self.standard_error
         return (self._fraction(max(self.per_iteration - spread, 0.0)), self._fraction(self.per_iteration + spread))
@@ -100,28 +116,32 @@ class DivergenceRisk:
             "undecided": json_float(self.undecided),
             "background_blowups": json_float(self.background_blowups),
             "paths": self.paths,
+            "without_events": json_float(self.without_events),
             "fate": self.fate,
         }
         if self.fate == "blows up":
             out["note"] = "beyond the stability boundary the noise-free recursion blows up: every run diverges"
-        elif self.fate == "mean-square unstable":
-            out["note"] = (
-                "the mean dynamics is stable but the second moments of the linearisation grow (mean-square "
-                "unstable): runs fluctuate ever further from e_1 and may blow up; no fraction is predicted, since "
-                "whether single runs blow up depends on the top Lyapunov exponent of the random recursion"
-            )
         elif self.fate == "saturates":
             out["note"] = (
                 "beyond the stability boundary the noise-free recursion settles on a bounded oscillation: runs "
                 "saturate at a high error rather than blow up"
             )
+        elif self.fate == "mean-square unstable":
+            out["note"] = f"{self._expected()}{MEAN_SQUARE_NOTE}"
         elif self.per_iteration > 0:
-            expected = (f"about {100 * self.fraction:.1f}% of runs of {self.steps} iterations are expected to blow up: "
-                        "one large gradient (heavy-tailed data, a large step or a long delay) throws v off the sphere, "
-                        "and the next samples, multiplied by its raised norm, carry it off; " if self.fraction > 0.01
-                        else "")  # fmt: skip
-            out["note"] = expected + ESTIMATE_NOTE
+            out["note"] = f"{self._expected()}{ESTIMATE_NOTE}"
         return out
+
+    def _expected(self) -> str:
+        """The expected fraction in words where it exceeds 1%, with the mechanism behind most of it, else
+        nothing."""
+        if not self.fraction > 0.01:
+            return ""
+        how = ("most runs are carried off with no large sample"
+               if self.without_events > 0.5 * self.per_iteration else
+               "one large gradient (heavy-tailed data, a large step or a long delay) throws v off the sphere, "
+               "and the next samples, multiplied by its raised norm, carry it off")  # fmt: skip
+        return f"about {100 * self.fraction:.1f}% of runs of {self.steps} iterations are expected to blow up: {how}; "
 
 
 def _noise_free(lam: np.ndarray, eta: float, mu: float, tau: int, start: np.ndarray, velocity: np.ndarray,
@@ -186,16 +206,15 @@ def noise_free_fate(problem: Problem, tau: int, stable: bool) -> str:
 def divergence_risk(problem: Problem, law: DelayLaw, steps: int, mean_stable: bool, mean_square_stable: bool = True,
                     relaxation: float = float("inf")) -> DivergenceRisk:  # fmt: skip
     """The divergence risk of runs of ``steps`` iterations at the problem's η, μ and delay law: beyond
-    the mean boundary the noise-free recursion's fate; between the mean and the mean-square boundaries
-    none (``"mean-square unstable"``); inside both, the rate of :mod:`.kick_fate` (``relaxation``, the
-    mean dynamics' ``1/(1 − ρ)``, sets its burn-in)."""
+    the mean boundary the noise-free recursion's fate; inside it the rate of :mod:`.kick_fate`
+    (``relaxation``, the mean dynamics' ``1/(1 − ρ)``, sets its burn-in), which between the mean and
+    the mean-square boundaries (``"mean-square unstable"``) counts runs that meet no event too."""
     tau = law.constant if law.constant is not None else int(round(law.mean))
     fate = noise_free_fate(problem, tau, mean_stable)
     if fate != "stable":
         return DivergenceRisk(0.0, float("nan"), int(steps), fate)
-    if not mean_square_stable:
-        return DivergenceRisk(float("nan"), float("nan"), int(steps), "mean-square unstable")
     impulse = critical_impulse(problem, tau)
-    rate = kick_fate(problem, law, impulse, relaxation, int(steps), TAIL_SEED)
-    return DivergenceRisk(impulse, rate.per_iteration, int(steps), fate, rate.standard_error, rate.event_threshold,
-                          rate.undecided, rate.background_blowups, rate.paths)  # fmt: skip
+    rate = kick_fate(problem, law, impulse, relaxation, int(steps), TAIL_SEED, quiet=not mean_square_stable)
+    return DivergenceRisk(impulse, rate.per_iteration, int(steps), fate if mean_square_stable else "mean-square unstable",
+                          rate.standard_error, rate.event_threshold, rate.undecided, rate.background_blowups,
+                          rate.paths, rate.without_events)  # fmt: skip

@@ -37,14 +37,21 @@ of a pool of draws in the bin. A path undecided when its window ends counts as s
 reports their share). A pilot of 1/:data:`PILOT_SHARE` of the paths, even over the bins, sets the
 Neyman allocation of the rest (``n_b ∝ P_b sqrt(q_b (1 − q_b))``), and the standard error is the
 binomial one at each bin's share with half a blow-up added (so that a bin without blow-ups still
-counts) together with the bins' probabilities' own errors. Left out: runs that blow up with no event
+counts) together with the bins' probabilities' own errors.
+
+Runs that blow up with no event are left out where the linearisation at e_1 is mean-square stable
 (``background_blowups`` reports the fraction of background paths that blew up during the burn-in,
-events included).
+events included). Where it is not (``quiet``), its second moments grow and runs can be carried off by
+ordinary samples: the settled background states then run on for :func:`quiet_steps` steps with the law
+without events (a path that blows up starts again from a settled state), and their blow-ups per step,
+times ``P(E ≤ e_min)``, join the numerator of ``p`` beside ``P(E > e_max)`` (blow-ups between the
+excursions), with the Poisson error of their count (half a blow-up added).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from math import nan
 
 import numpy as np
 from scipy import special
@@ -73,6 +80,9 @@ MEMORY_CAP = 2e7
 #: on its path-dimension-steps.
 BACKGROUND_PATHS = 2048
 BACKGROUND_WORK = 1e8
+#: The cap on path-dimension-steps of the background's run without events (``quiet``), and its least steps.
+QUIET_WORK = 3e7
+QUIET_MIN = 200
 #: Runs of ``steps`` iterations that meet an event with less than this probability are not followed.
 NEGLIGIBLE = 1e-9
 #: Burn-in: this many relaxation times ``1/(1 − ρ)`` of the mean dynamics, within [BURN_MIN, BURN_MAX].
@@ -109,8 +119,9 @@ PILOT_SHARE = 4
 class KickFate:
     """The per-iteration blow-up probability ``p`` with its Monte Carlo standard error, the event
     threshold ``e_min``, the fraction of event paths still undecided when their window ended, the
-    fraction of background paths that blew up during the burn-in, and the number of event paths
-    followed (0 where none is run: :func:`kick_fate`)."""
+    fraction of background paths that blew up during the burn-in, the number of event paths
+    followed (0 where none is run: :func:`kick_fate`), and the part of ``per_iteration`` from runs
+    that meet no event (NaN where not estimated: mean-square stable)."""
 
     per_iteration: float
     standard_error: float
@@ -118,6 +129,7 @@ class KickFate:
     undecided: float
     background_blowups: float
     paths: int
+    without_events: float = nan
 
 
 def sample_sizes(y: np.ndarray) -> np.ndarray:
@@ -252,9 +264,6 @@ class _Recursion:
     def __init__(self, ring: np.ndarray, now: int, problem: Problem, law: DelayLaw, rng: np.random.Generator) -> None:
         self.eta, self.mu, self.law, self.rng = problem.eta, problem.mu, law, rng
         self.slots = law.order + 1
-        #: Steps with every norm below the settling radius that end an excursion: the ring's L + 1 and
-        #: the momentum's memory CALM_MEMORY/(1 − μ), whichever is longer.
-        self.calm = max(self.slots, int(np.ceil(CALM_MEMORY / (1.0 - problem.mu))))
         self.ring, self.now = ring, now
 
     @classmethod
@@ -288,6 +297,12 @@ class _Recursion:
         self.ring = self.ring[:, rows]
 
 
+def calm_span(problem: Problem, law: DelayLaw) -> int:
+    """Steps with every norm below the settling radius that end an excursion: the ring's ``L + 1`` and
+    the momentum's memory :data:`CALM_MEMORY` ``/(1 − μ)``, whichever is longer."""
+    return int(max(law.order + 1, np.ceil(CALM_MEMORY / (1.0 - problem.mu))))
+
+
 def burn_in(relaxation: float) -> int:
     """Background steps: :data:`BURN_RELAXATIONS` relaxation times, within [BURN_MIN, BURN_MAX]."""
     if not np.isfinite(relaxation):
@@ -305,13 +320,14 @@ def path_budget(dim: int, slots: int) -> int:
 
 
 def kick_fate(problem: Problem, law: DelayLaw, critical: float, relaxation: float, steps: int,
-              seed: int) -> KickFate:  # fmt: skip
+              seed: int, quiet: bool = False) -> KickFate:  # fmt: skip
     """The per-iteration probability that a run blows up in an excursion started by an event (module
     docstring), for the problem's data law, η, μ and delay ``law``; ``critical`` is ``K*`` of the
-    noise-free recursion (inf: none blows it up), ``relaxation`` the mean dynamics' ``1/(1 − ρ)``.
-    No path is run where runs of ``steps`` iterations meet an event with probability below
-    :data:`NEGLIGIBLE` (the event rate, an upper bound, is returned) or where every event lies beyond
-    ``e_max`` (each counted as a blow-up: the event rate is the rate)."""
+    noise-free recursion (inf: none blows it up), ``relaxation`` the mean dynamics' ``1/(1 − ρ)``;
+    with ``quiet`` (the linearisation is not mean-square stable) the blow-ups of runs that meet no
+    event are added. No event path is run where runs of ``steps`` iterations meet an event with
+    probability below :data:`NEGLIGIBLE` (the event rate, an upper bound, is its part) or where every
+    event lies beyond ``e_max`` (each counted as a blow-up: the event rate is its part)."""
     rng = np.random.default_rng(seed)
     data = _DataLaw(problem, rng)
     critical = 2.0 * min(critical, 1e7)  # E ≥ 2K: the size of the smallest sample with K = K*
@@ -320,16 +336,23 @@ def kick_fate(problem: Problem, law: DelayLaw, critical: float, relaxation: floa
     (*probabilities, tail), (*errors, tail_error) = data.probabilities(edges)  # beyond e_max: a blow-up
     probabilities, errors = np.array(probabilities), np.array(errors)
     events = float(probabilities.sum() + tail)
-    if steps * events < NEGLIGIBLE or e_min >= edges[-1]:
+    negligible = steps * events < NEGLIGIBLE or e_min >= edges[-1]
+    if negligible and not quiet:
         return KickFate(events, float(np.sqrt(np.sum(errors**2) + tail_error**2)), e_min, 0.0, 0.0, 0)
-    background = _background(problem, law, data, burn_in(relaxation), rng)
+    background = _background(problem, law, data, burn_in(relaxation), calm_span(problem, law), rng)
+    still, still_error = _without_events(problem, law, data, background, e_min, 1.0 - events) if quiet else (nan, 0.0)
+    if negligible:
+        return KickFate(events + still, float(np.sqrt(np.sum(errors**2) + tail_error**2 + still_error**2)), e_min,
+                        0.0, background.blowups, 0, still)  # fmt: skip
     excursions = _Excursions(problem, law, data, background, edges, 1.0 - events)
     budget = path_budget(problem.dim, law.order + 1)
     excursions.run(np.full(BINS, max(MIN_PATHS, budget // (BINS * PILOT_SHARE))))
     excursions.run(_neyman(probabilities, excursions, budget - excursions.paths))
+    if quiet:  # blow-ups with no event share the numerator with those of samples beyond e_max
+        tail, tail_error = tail + still, float(np.hypot(tail_error, still_error))
     estimate, variance = excursions.rate(probabilities, errors, tail, tail_error)
     return KickFate(estimate, float(np.sqrt(variance)), e_min, excursions.undecided / excursions.paths,
-                    background.blowups, excursions.paths)  # fmt: skip
+                    background.blowups, excursions.paths, still)  # fmt: skip
 
 
 def _neyman(probabilities: np.ndarray, pilot: _Excursions, budget: int) -> np.ndarray:
@@ -346,21 +369,23 @@ class _Background:
     ring: np.ndarray  # the settled states, (L + 1, paths, d)
     now: int  # the ring's slot of the current state
     radius: float  # the settling radius
+    calm: int  # the calm span (calm_span)
     blowups: float  # the fraction of paths that blew up during the burn-in (restarted at e_1)
 
 
-def _background(problem: Problem, law: DelayLaw, data: _DataLaw, steps: int, rng: np.random.Generator) -> _Background:
+def _background(problem: Problem, law: DelayLaw, data: _DataLaw, steps: int, calm: int,
+                rng: np.random.Generator) -> _Background:  # fmt: skip
     """:data:`BACKGROUND_PATHS` paths (fewer where their work would pass :data:`BACKGROUND_WORK`) run
     ``steps`` steps from e_1 at rest with the full data law (a path that blows up is restarted at e_1).
     The settling radius is the larger of :data:`SETTLE_RADIUS` and :data:`SETTLE_MARGIN` times the
     :data:`SETTLE_QUANTILE` quantile of the last norms; a path is kept as a start where its last
-    :attr:`_Recursion.calm` norms lie below it, the rule that ends an excursion (all are kept if none
+    ``calm`` norms lie below it, the rule that ends an excursion (all are kept if none
     does)."""
     paths = max(MIN_PATHS, min(BACKGROUND_PATHS, int(BACKGROUND_WORK / (problem.dim * steps))))
     recursion = _Recursion.at_rest(paths, problem, law, rng)
-    recent = np.full((recursion.calm, paths), np.inf)  # the last norms, a ring of its own
+    recent = np.full((calm, paths), np.inf)  # the last norms, a ring of its own
     blew = np.zeros(paths, dtype=bool)
-    for k in range(max(steps, recursion.calm)):
+    for k in range(max(steps, calm)):
         norms = recursion.step(data.draw(paths))
         wild = ~(norms < FATE_NORM)
         if wild.any():
@@ -368,12 +393,39 @@ def _background(problem: Problem, law: DelayLaw, data: _DataLaw, steps: int, rng
             recursion.ring[:, wild] = 0.0
             recursion.ring[:, wild, 0] = 1.0
             norms[wild] = np.inf  # a restarted path is not settled
-        recent[k % recursion.calm] = norms
+        recent[k % calm] = norms
     finite = norms[np.isfinite(norms)]  # none where every path blew up at the last step
     radius = max(SETTLE_RADIUS, SETTLE_MARGIN * float(np.quantile(finite, SETTLE_QUANTILE)) if finite.size else 0.0)
     settled = np.all(recent < radius, axis=0)
     ring = recursion.ring[:, settled] if settled.any() else recursion.ring
-    return _Background(ring, recursion.now, radius, float(blew.mean()))
+    return _Background(ring, recursion.now, radius, calm, float(blew.mean()))
+
+
+def quiet_steps(dim: int, paths: int) -> int:
+    """Steps of the background's run without events: :data:`QUIET_WORK` path-dimension-steps, at least
+    :data:`QUIET_MIN`."""
+    return max(QUIET_MIN, int(QUIET_WORK / (dim * paths)))
+
+
+def _without_events(problem: Problem, law: DelayLaw, data: _DataLaw, background: _Background, e_min: float,
+                    no_event: float) -> tuple[float, float]:  # fmt: skip
+    """The blow-ups per step of runs that meet no event, and their standard error: the settled background
+    states run :func:`quiet_steps` steps with the law without events (``E ≤ e_min``); a path that blows
+    up starts again from a settled state drawn at random. The count over the path-steps, times
+    ``no_event = P(E ≤ e_min)``, with the Poisson error of the count plus half a blow-up."""
+    starts = background.ring
+    recursion = _Recursion(starts.copy(), background.now, problem, law, data.rng)
+    steps = quiet_steps(problem.dim, recursion.paths)
+    blowups = 0
+    for _ in range(steps):
+        norms = recursion.step(data.below(recursion.paths, e_min))
+        wild = np.flatnonzero(~(norms < FATE_NORM))
+        if wild.size:
+            blowups += wild.size
+            aligned = np.roll(starts, recursion.now - background.now, axis=0)  # the starts' v_k in slot now
+            recursion.ring[:, wild] = aligned[:, data.rng.integers(starts.shape[1], size=wild.size)]
+    scale = no_event / (steps * recursion.paths)
+    return blowups * scale, float(np.sqrt(blowups + 0.5)) * scale
 
 
 class _Excursions:
@@ -399,7 +451,7 @@ class _Excursions:
         recursion = _Recursion(self.background.ring[:, rows], self.background.now, self.problem, self.law, rng)
         kicks = np.concatenate([self.data.conditioned(int(n), lo, hi) for n, (lo, hi) in zip(counts, self.bins) if n])
         e_min = self.bins[0][0]
-        blown, busy, undecided = _fates(recursion, self.data, kicks, self.background.radius, e_min, self.no_event)
+        blown, busy, undecided = _fates(recursion, self.data, kicks, self.background, e_min, self.no_event)
         for b, part in enumerate(np.split(np.arange(blown.size), np.cumsum(counts)[:-1])):
             self.blown[b].append(blown[part])
             self.busy[b].append(busy[part])
@@ -431,10 +483,10 @@ class _Excursions:
         return float((tail + probabilities @ share) / denominator), float(variance / denominator**2)
 
 
-def _fates(recursion: _Recursion, data: _DataLaw, kicks: np.ndarray, settle_radius: float, e_min: float,
+def _fates(recursion: _Recursion, data: _DataLaw, kicks: np.ndarray, background: _Background, e_min: float,
            no_event: float) -> tuple[np.ndarray, np.ndarray, int]:  # fmt: skip
     """One step with the conditioned ``kicks``, then on until each path blows up or settles (its last
-    :attr:`_Recursion.calm` norms below ``settle_radius``) or the window passes (:data:`WINDOW` steps,
+    ``background.calm`` norms below the settling radius ``background.radius``) or the window passes (:data:`WINDOW` steps,
     :data:`WINDOW_CALMS` calm spans if longer): the excursion the event starts. A path is *raised* from
     its first norm at or beyond the radius until it settles; a raised path draws from the full law (an
     event then is part of this excursion), any other from the law without events, its weight multiplied
@@ -449,12 +501,13 @@ def _fates(recursion: _Recursion, data: _DataLaw, kicks: np.ndarray, settle_radi
     raised = np.zeros(total, dtype=bool)
     decided = np.zeros(total, dtype=bool)
     norms = recursion.step(kicks)
-    for k in range(max(WINDOW, WINDOW_CALMS * recursion.calm)):
+    settle_radius, span = background.radius, background.calm
+    for k in range(max(WINDOW, WINDOW_CALMS * span)):
         out = ~(norms < FATE_NORM) & ~decided
         blown[alive[out]] = weight[out]
         raised |= ~(norms < settle_radius)
         calm = np.where(norms < settle_radius, calm + 1, 0)
-        ends = ~decided & (out | (calm >= recursion.calm))
+        ends = ~decided & (out | (calm >= span))
         decided |= ends
         raised &= ~decided
         if decided.all():

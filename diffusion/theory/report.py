@@ -234,7 +234,8 @@ def stability_dict(p: Predictions, dde_formula: str) -> dict:
     elif not p.mean_square.stable:
         out["note"] = (
             "stable refers to the mean dynamics; the second moments are not stable here (mean_square.stable "
-            "is false, as tradeoff.stable, which is the mean-square verdict): the error has no floor and "
-            "runs leave e_1 (divergence_risk)"
+            "is false, as tradeoff.stable, which is the mean-square verdict): no floor is predicted; "
+            "divergence_risk gives the fraction of runs that blow up, and the others fluctuate at an error the "
+            "linearisation does not give"
         )
     return out
