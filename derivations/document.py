@@ -811,7 +811,7 @@ def _divergence_blocks(numbers: dict) -> list[Block]:
         text = risk["note"][0].upper() + risk["note"][1:] + "."
     elif risk["critical_impulse"] is None:
         text = ("No gradient impulse $K = |Y_1|\\,\\|Y_\\perp\\|$ in the range searched throws the noise-free "
-                "delayed recursion of the mean map past its stability boundary: no run is expected to blow up.")
+                "delayed recursion of the mean map past its stability boundary. " + _excursion_sentence(risk))
     else:
         text = (
             "One gradient of size $K = |Y_1|\\,\\|Y_\\perp\\|$ throws the noise-free delayed recursion of the mean "

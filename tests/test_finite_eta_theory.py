@@ -148,6 +148,8 @@ def test_between_the_mean_and_the_mean_square_boundary_runs_meeting_no_event_cou
     assert phases["note"].startswith("no convergence phase") and phases["escape_iterations"] > 0
     assert predict(Problem.from_spectrum()).to_dict()["phases"]["converges"] is True
     _agrees_with_runs(risk, simulate(problem, 2000, 16, rng=3, start="e1", progress=False))
+    section = p.document("markdown").split("## 11. Divergence risk")[1].split("\n## ")[0]
+    assert "mean-square unstable" in section and "included above" in section and "100\\%" in section
 
 
 @pytest.mark.parametrize(("spectrum", "dist", "eta", "mu", "delay", "steps"), [
