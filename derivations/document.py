@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
+from . import heavy_tails
 from .delay_conditions import ODE_CONDITION, SDE_CONDITION
 from .delay_stability import (
     characteristic_polynomial,
@@ -740,6 +741,7 @@ def _random_coefficient_blocks(d: Derivation, numbers: dict) -> list[Block]:
             )
         ),
         *_norm_coupling_blocks(finite),
+        *_heavy_tail_blocks(finite),
         Prose(
             "The second moments of the whole linearisation, the radial mode included, are bounded iff every "
             "mode is and the Perron root of $\\mathrm{diag}(G)\\,C$ is below one; the spectral radius of the "
@@ -755,6 +757,30 @@ def _random_coefficient_blocks(d: Derivation, numbers: dict) -> list[Block]:
         ),
     ]
     return blocks
+
+
+def _heavy_tail_blocks(finite: dict) -> list[Block]:
+    """Student-t data: the curvature of sin² under the ratios' heavy-tailed law (:mod:`.heavy_tails`)."""
+    factor = finite.get("heavy_tail_factor")
+    if factor is None:
+        return []
+    t_, s_ = heavy_tails.t, heavy_tails.s
+    return [
+        Prose(
+            "Student-t data, $Y = \\sqrt{g}\\,\\zeta$ with $g = (\\nu - 2)/w$, $w \\sim \\chi^2_\\nu$: the ratios are "
+            "Gaussian only given the per-step scales $m = g^2 \\zeta_1^2 / E[g^2 \\zeta_1^2]$, with variances "
+            "$V_i = v_i \\sum_j \\kappa_{ij} m_{k-j}$ ($\\kappa_{ij}$ the squared impulse response of mode $i$, summing to "
+            "one). With"
+        ),
+        _eq(sp.Symbol("{E[g^2]}"), heavy_tails.scale_second_moment()),
+        _eq(sp.Symbol("{E_x[e^{-t V x^2}]}"), heavy_tails.gaussian_laplace()),
+        _eq(sp.Integral(sp.exp(-t_ * (1 + s_)), (t_, 0, sp.oo)), heavy_tails.resolvent()),
+        Prose(
+            "the floor's curvature becomes $1 - \\int_0^\\infty e^{-t}\\,E_w[\\prod_j \\varphi(t \\sum_i w_i^2 v_i "
+            "\\kappa_{ij})]\\,dt$ with $\\varphi(s) = E[e^{-s m}]$ and $w$ standard normal (a quadrature). Its ratio "
+            f"to the same with Gaussian data is ${_num(factor)}$ here, and the floor is ${_num(finite['value'])}$."
+        ),
+    ]
 
 
 def _norm_coupling_blocks(finite: dict) -> list[Block]:
@@ -798,7 +824,8 @@ def _norm_coupling_blocks(finite: dict) -> list[Block]:
     blocks.append(Prose(
         f"For this problem: $\\delta = {_num(norm['norm_excess'])}$, $b = {_num(norm['restoring_split'])}$, "
         f"$\\varepsilon_i = {listed}$; "
-        f"the floor is ${_num(finite['value'])}$ (first order ${_num(finite['first_order'])}$)."
+        f"the floor is ${_num(finite['first_order'] + finite['parts']['norm_coupling'])}$ (first order "
+        f"${_num(finite['first_order'])}$)."
     ))  # fmt: skip
     blocks += [Prose(f"Accuracy: {note}.") for note in finite.get("accuracy_notes", [])]
     return blocks

@@ -29,6 +29,7 @@ from amsgd.diffusion.theory.coupling import coefficients_for
 from amsgd.diffusion.theory.delay_family import FamilyBoundary, family_boundary
 from amsgd.diffusion.theory.divergence import DivergenceRisk, divergence_risk
 from amsgd.diffusion.theory.error_floor import FloorResult, linearized_floor
+from amsgd.diffusion.theory.heavy_tails import heavy_tail_factor
 from amsgd.diffusion.theory.linear_recursion import DelayLaw, delay_law
 from amsgd.diffusion.theory.modes import (
     OptimumModes,
@@ -133,12 +134,17 @@ class Predictions:
 
     @cached_property
     def finite_eta(self) -> FiniteEtaFloor:
-        """The finite-η floor with multiplicative noise and the curvature of sin² (:mod:`.second_moments`);
-        none (:meth:`~.second_moments.FiniteEtaFloor.without_stationary_law`) where the whole
-        linearisation, the radial mode included, is not mean-square stable at the problem's delay, though
-        the tangent block alone would give a number."""
+        """The finite-η floor with multiplicative noise and the curvature of sin² (:mod:`.second_moments`),
+        for Student-t data under the heavy-tailed law of the ratios (:mod:`.heavy_tails`); none
+        (:meth:`~.second_moments.FiniteEtaFloor.without_stationary_law`) where the whole linearisation,
+        the radial mode included, is not mean-square stable at the problem's delay, though the tangent
+        block alone would give a number."""
         c, p = self.coefficients, self.problem
-        return stationary_floor(c, p.eta, p.mu, self.delay_law, self.operator_radius[0])
+        floor = stationary_floor(c, p.eta, p.mu, self.delay_law, self.operator_radius[0])
+        if not floor.stable:
+            return floor
+        rates = c.rates[c.tangent]
+        return floor.with_heavy_tail(heavy_tail_factor(p.distribution, rates, floor.variances, p.eta, p.mu, self.delay_law))
 
     @property
     def delay_time(self) -> float:

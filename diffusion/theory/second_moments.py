@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.optimize
@@ -94,9 +94,10 @@ class FiniteEtaFloor:
     """The finite-η, finite-τ error floor and its parts (see the module docstring).
 
     ``value`` is the floor with the norm coupling (:mod:`.norm_coupling`) where it has a stationary
-    law, else the first-order floor ``first_order``; ``variances`` are the first-order
-    ones. The parts add up to ``value``: additive-linear + multiplicative + nonlinear = ``first_order``,
-    and ``norm_coupling`` is the rest."""
+    law, else the first-order floor ``first_order``, times ``heavy_tail`` for Student-t data
+    (:mod:`.heavy_tails`; None for other laws); ``variances`` are the first-order ones. The parts add
+    up to ``value``: additive-linear + multiplicative + nonlinear = ``first_order``, then
+    ``norm_coupling`` and ``heavy_tail``'s share."""
 
     value: float
     additive_linear: float
@@ -106,6 +107,7 @@ class FiniteEtaFloor:
     stable: bool
     first_order: float
     coupling: NormCoupling | None = None
+    heavy_tail: float | None = None
 
     def without_stationary_law(self) -> FiniteEtaFloor:
         """This floor where the second moments of the whole linearisation grow (the radial mode's, beyond
@@ -116,9 +118,20 @@ class FiniteEtaFloor:
         return FiniteEtaFloor(inf, self.additive_linear, inf, inf, tuple(inf for _ in self.variances), False, inf)
 
     @property
+    def without_heavy_tail(self) -> float:
+        """The floor before the heavy-tail factor."""
+        return self.value if self.heavy_tail is None else self.value / self.heavy_tail
+
+    @property
     def norm_coupling(self) -> float | None:
-        """``value − first_order``; None where the coupling was not computed."""
-        return None if self.coupling is None else self.value - self.first_order
+        """The coupled floor less ``first_order``; None where the coupling was not computed."""
+        return None if self.coupling is None else self.without_heavy_tail - self.first_order
+
+    def with_heavy_tail(self, factor: float | None) -> FiniteEtaFloor:
+        """This floor times the heavy-tail ``factor`` (:func:`.heavy_tails.heavy_tail_factor`; None: unchanged)."""
+        if factor is None or not self.stable:
+            return self
+        return replace(self, value=self.value * factor, heavy_tail=float(factor))
 
     def to_dict(self) -> dict:
         return {
@@ -129,7 +142,9 @@ class FiniteEtaFloor:
                 "multiplicative": json_float(self.multiplicative),
                 "nonlinear": json_float(self.nonlinear),
                 "norm_coupling": None if self.norm_coupling is None else json_float(self.norm_coupling),
+                "heavy_tail": None if self.heavy_tail is None else json_float(self.value - self.without_heavy_tail),
             },
+            "heavy_tail_factor": None if self.heavy_tail is None else json_float(self.heavy_tail),
             "per_mode": [json_float(v) for v in self.variances],
             "norm": None if self.coupling is None else self.coupling.to_dict(),
             "stable": self.stable,
