@@ -22,7 +22,7 @@ w standard normal in ``d − 1`` dimensions. :func:`heavy_tail_factor` is ``E[S/
 Student-t law over the same under Gaussian data, both by the same quadrature (Gauss–Laguerre in t,
 a scrambled Sobol set of fixed seed for w, the lags summed exactly up to :data:`EXACT_LAGS` and in
 blocks of about 1% of the lag beyond), so that their errors cancel; the Gaussian one equals
-:func:`~.second_moments.curvature_mean` of ``v`` to 0.2% (the product ``ζ_1 ζ_i`` is not Gaussian,
+:func:`~.second_moments.curvature_mean` of ``v`` to 0.4% (the product ``ζ_1 ζ_i`` is not Gaussian,
 but it is averaged over many steps). The floor with the norm coupling is multiplied by it. Left out:
 the heavy tails of the multiplicative noise beyond their share of ``v`` (docs/linear-theory.md
 section 5 has the accuracy against simulation).
@@ -56,9 +56,10 @@ def heavy_tail_factor(distribution: Distribution, rates: np.ndarray, variances: 
                       law: DelayLaw) -> float | None:  # fmt: skip
     """The factor on the floor for Student-t data (module docstring): ``E[S/(1 + S)]`` with the mixing
     of ``g² ζ_1²`` over the same for Gaussian data, for the tangent modes' rates (per unit η) and
-    first-order variances ``v``; None for other laws or where a variance is infinite."""
+    first-order variances ``v``; None for other laws, for ν ≤ 4 (no E[g²]) or where a variance is
+    infinite."""
     v = np.asarray(variances, dtype=float)
-    if not isinstance(distribution, StudentT) or not np.all(np.isfinite(v)) or not v.size:
+    if not isinstance(distribution, StudentT) or distribution.nu <= 4 or not np.all(np.isfinite(v)) or not v.size:
         return None
     weights, sizes = lag_weights(np.asarray(rates, dtype=float), eta, mu, law)
     points = _sobol_chi2(v.size)

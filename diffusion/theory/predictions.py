@@ -141,10 +141,8 @@ class Predictions:
         block alone would give a number."""
         c, p = self.coefficients, self.problem
         floor = stationary_floor(c, p.eta, p.mu, self.delay_law, self.operator_radius[0])
-        if not floor.stable:
-            return floor
-        rates = c.rates[c.tangent]
-        return floor.with_heavy_tail(heavy_tail_factor(p.distribution, rates, floor.variances, p.eta, p.mu, self.delay_law))
+        factor = heavy_tail_factor(p.distribution, c.rates[c.tangent], floor.variances, p.eta, p.mu, self.delay_law)
+        return floor.with_heavy_tail(factor)  # unchanged without a factor or a stationary law
 
     @property
     def delay_time(self) -> float:
