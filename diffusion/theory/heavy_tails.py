@@ -30,6 +30,7 @@ section 5 has the accuracy against simulation).
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -53,28 +54,31 @@ W_GRID = 4000
 
 
 def heavy_tail_factor(distribution: Distribution, rates: np.ndarray, variances: np.ndarray, eta: float, mu: float,
-                      law: DelayLaw) -> float | None:  # fmt: skip
+                      law: DelayLaw, slowest: float | None = None) -> float | None:  # fmt: skip
     """The factor on the floor for Student-t data (module docstring): ``E[S/(1 + S)]`` with the mixing
     of ``g² ζ_1²`` over the same for Gaussian data, for the tangent modes' rates (per unit η) and
     first-order variances ``v``; None for other laws, for ν ≤ 4 (no E[g²]) or where a variance is
-    infinite."""
+    infinite. ``slowest`` is the largest mean radius of the tangent modes when known."""
     v = np.asarray(variances, dtype=float)
     if not isinstance(distribution, StudentT) or distribution.nu <= 4 or not np.all(np.isfinite(v)) or not v.size:
         return None
-    weights, sizes = lag_weights(np.asarray(rates, dtype=float), eta, mu, law)
+    weights, sizes = lag_weights(np.asarray(rates, dtype=float), eta, mu, law, slowest)
     points = _sobol_chi2(v.size)
     heavy = curvature_under_mixing(v, weights, sizes, points, log_laplace_student_t(distribution.nu))
     gaussian = curvature_under_mixing(v, weights, sizes, points, log_laplace_gaussian)
     return float(heavy / gaussian)
 
 
-def lag_weights(rates: np.ndarray, eta: float, mu: float, law: DelayLaw) -> tuple[np.ndarray, np.ndarray]:
+def lag_weights(rates: np.ndarray, eta: float, mu: float, law: DelayLaw,
+                slowest: float | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """``(κ, n)``: per mode and lag block, the mean of ``κ_ij = c_ij²/Σ_l c_il²`` over the block's
     lags (``(modes, blocks)``) and each block's number of lags: the first :data:`EXACT_LAGS` one by
-    one, then blocks of about :data:`BLOCK_SHARE` of the lag."""
+    one, then blocks of about :data:`BLOCK_SHARE` of the lag. ``slowest``, the largest of the modes'
+    mean radii, sets how many lags (computed when not given)."""
     from scipy.signal import lfilter
 
-    slowest = max(spectral_radius(r, eta, mu, law) for r in rates)
+    if slowest is None:
+        slowest = max(spectral_radius(r, eta, mu, law) for r in rates)
     lags = int(min(MAX_LAGS, max(EXACT_LAGS, math.ceil(LAG_RELAXATIONS / max(1.0 - slowest, 1e-12)))))
     impulse = np.zeros(lags)
     impulse[0] = 1.0
@@ -97,6 +101,7 @@ def _block_starts(lags: int) -> np.ndarray:
     return np.array(starts)
 
 
+@functools.cache
 def _sobol_chi2(dim: int) -> np.ndarray:
     """:data:`W_POINTS` scrambled Sobol points (fixed seed) mapped to ``w² ~ χ²_1`` in each of ``dim`` coordinates."""
     from scipy import stats
@@ -121,10 +126,11 @@ def log_laplace_gaussian(s: np.ndarray) -> np.ndarray:
     return -0.5 * np.log1p(2.0 * s)
 
 
+@functools.cache
 def log_laplace_student_t(nu: float):
     """``log φ`` for Student-t data, ``φ(s) = E_g[(1 + 2 s g²/E[g²])^{−1/2}]``, ``g = (ν − 2)/w``,
     ``w ~ χ²_ν``: tabulated on a log grid of s (trapezoid rule in log w, where the integrand is smooth)
-    and interpolated linearly in log s; ``log φ(0) = 0``."""
+    and interpolated linearly in log s; ``log φ(0) = 0``. Tabulated once per ν."""
     from scipy import special
 
     s = np.geomspace(*S_RANGE, int(S_PER_DECADE * math.log10(S_RANGE[1] / S_RANGE[0])) + 1)

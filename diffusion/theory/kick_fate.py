@@ -422,8 +422,8 @@ def _without_events(problem: Problem, law: DelayLaw, data: _DataLaw, background:
         wild = np.flatnonzero(~(norms < FATE_NORM))
         if wild.size:
             blowups += wild.size
-            aligned = np.roll(starts, recursion.now - background.now, axis=0)  # the starts' v_k in slot now
-            recursion.ring[:, wild] = aligned[:, data.rng.integers(starts.shape[1], size=wild.size)]
+            picked = starts[:, data.rng.integers(starts.shape[1], size=wild.size)]
+            recursion.ring[:, wild] = np.roll(picked, recursion.now - background.now, axis=0)  # their v_k in slot now
     scale = no_event / (steps * recursion.paths)
     return blowups * scale, float(np.sqrt(blowups + 0.5)) * scale
 

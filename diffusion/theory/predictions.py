@@ -141,7 +141,9 @@ class Predictions:
         block alone would give a number."""
         c, p = self.coefficients, self.problem
         floor = stationary_floor(c, p.eta, p.mu, self.delay_law, self.operator_radius[0])
-        factor = heavy_tail_factor(p.distribution, c.rates[c.tangent], floor.variances, p.eta, p.mu, self.delay_law)
+        slowest = self.stability.spectral_radii[self.slowest_error_mode()[0]]  # the tangent modes' largest radius
+        factor = heavy_tail_factor(p.distribution, c.rates[c.tangent], floor.variances, p.eta, p.mu, self.delay_law,
+                                   slowest)  # fmt: skip
         return floor.with_heavy_tail(factor)  # unchanged without a factor or a stationary law
 
     @property
