@@ -238,6 +238,13 @@ def applies(parameters: int, law, full_spectrum: bool) -> bool:
 def _per_example(problem: ModelProblem, x: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(D, S)``: the centred per-example Hessians ``Qᵀ H_n Q − Λ`` ``(N, m, m)`` and the additive noise
     ``S = Cov_n(Qᵀ g_n)/B + (Qᵀ∇L)(Qᵀ∇L)ᵀ`` of the examples' losses at x, for the columns of ``q``."""
+    hessians, additive = example_statistics(problem, x, q)
+    return hessians - hessians.mean(axis=0), additive
+
+
+def example_statistics(problem: ModelProblem, x: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(Qᵀ H_n Q, S)``: every example's Hessian ``(N, m, m)`` (symmetrised; the ridge not included) and
+    the additive noise S of :func:`_per_example`, for the columns of ``q``."""
     import jax
     import jax.numpy as jnp
 
@@ -253,4 +260,4 @@ def _per_example(problem: ModelProblem, x: np.ndarray, q: np.ndarray) -> tuple[n
     hessians = 0.5 * (hessians + hessians.transpose(0, 2, 1))
     centred = grads - grads.mean(axis=0)
     additive = centred.T @ centred / grads.shape[0] / problem.batch + np.outer(mean_grad, mean_grad)
-    return hessians - hessians.mean(axis=0), additive
+    return hessians, additive

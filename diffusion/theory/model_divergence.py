@@ -44,8 +44,13 @@ long enough for the linear growth ρ^k to carry it to the norm twice over (at mo
 (runs *saturate* at a high loss: the bounded gradients of logistic regression and a tanh network do
 this). Between the mean-square and the mean boundary the mean dynamics is stable but the second
 moments grow through the multiplicative noise of the per-example Hessians: the fate is
-``"mean-square unstable"`` and the fraction is not predicted (whether single runs blow up there is
-decided by the top Lyapunov exponent of the random recursion, which this theory does not give).
+``"mean-square unstable"``. Whether single runs blow up there is decided by the top Lyapunov exponent
+γ of the random recursion (:mod:`.random_growth`). For least squares, whose recursion is exactly
+linear, with its whole spectrum and at most :data:`~.full_moments.FULL_MOMENTS_MAX` parameters, γ is
+estimated and the fraction of runs of N iterations that reach the divergence length is
+:func:`.random_growth.blow_up_fraction` from the noise scale ``r_0 = (Σ_i G_i s_i)^{1/2}`` (the
+stationary spread the additive noise alone would give); elsewhere the fraction is not predicted (the
+quadratic approximation's exponent does not decide the far dynamics of a classifier).
 Without a positive curvature at the point there is no local dynamics to speak of: ``"not predicted"``.
 """
 
@@ -65,6 +70,7 @@ from amsgd.diffusion.theory.divergence import (
     smallest_blowing_impulse,
 )
 from amsgd.diffusion.theory.linear_recursion import DelayLaw, spectral_radius
+from amsgd.diffusion.theory.random_growth import Growth, blow_up_fraction, growth_exponent
 
 if TYPE_CHECKING:
     from amsgd.core.models import ModelProblem
@@ -91,7 +97,8 @@ FATES = ("stable", "mean-square unstable", "saturates", "blows up", "not predict
 _NOTES = {
     "mean-square unstable": (
         "the mean dynamics is stable but the second moments grow (the multiplicative noise of the per-example "
-        "Hessians): the loss spreads without bound over runs; whether single runs blow up is not predicted"),
+        "Hessians): the loss spreads without bound over runs; whether single runs blow up is predicted for "
+        "least squares only"),
     "saturates": ("beyond the stability boundary the noise-free dynamics along the stiffest mode settles on a "
                   "bounded oscillation: runs saturate at a high loss rather than blow up"),
     "blows up": ("beyond the stability boundary the noise-free dynamics along the stiffest mode blows up: every "
@@ -112,19 +119,25 @@ class ModelDivergenceRisk:
     fate: str
     mean_square_theory: str
     kick_max: float = KICK_FRACTION * BLOW_UP  # the largest kick searched (parameter units)
+    growth: Growth | None = None  # the random recursion's top exponent, between the two boundaries
+    growth_fraction: float | None = None  # the fraction of runs it carries to the divergence length
 
     @property
     def fraction(self) -> float | None:
         """The expected fraction of runs that blow up; None where it is not predicted."""
         if self.fate == "stable":
             return float(-np.expm1(-self.steps * self.per_iteration))
-        if self.fate in ("mean-square unstable", "not predicted"):
+        if self.fate == "mean-square unstable":
+            return self.growth_fraction
+        if self.fate == "not predicted":
             return None
         return 1.0 if self.fate == "blows up" else 0.0
 
     def to_dict(self) -> dict:
         fraction = self.fraction
-        if self.fate != "stable":
+        if self.fate == "mean-square unstable" and self.growth is not None:
+            note = _growth_note(self.growth, fraction, self.steps)
+        elif self.fate != "stable":
             note = _NOTES[self.fate]
         elif fraction is not None and fraction > 0.01:
             note = f"about {100 * fraction:.3g}% of runs of {self.steps} iterations are expected to blow up"
@@ -137,7 +150,16 @@ class ModelDivergenceRisk:
                 "per_iteration": json_float(self.per_iteration), "steps": self.steps,
                 "critical_impulse": json_float(self.critical_impulse), "fate": self.fate,
                 "direction": "the stiffest Hessian mode", "mean_square_theory": self.mean_square_theory,
-                "note": note}  # fmt: skip
+                "growth": None if self.growth is None else self.growth.to_dict(), "note": note}  # fmt: skip
+
+
+def _growth_note(growth: Growth, fraction: float, steps: int) -> str:
+    """The words for a least-squares cell between the two boundaries, given its top exponent."""
+    trend = "grow" if growth.exponent > 0 else "return, with a heavy-tailed law,"
+    return (f"the mean dynamics is stable but the second moments grow (the multiplicative noise of the per-example "
+            f"Hessians); single runs {trend} at the rate {growth.exponent:.3g} ± {1.96 * growth.standard_error:.2g} "
+            f"per iteration (the top Lyapunov exponent of the random recursion): about {100 * fraction:.3g}% of runs "
+            f"of {steps} iterations are expected to blow up")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -260,8 +282,33 @@ def model_divergence_risk(problem: ModelProblem, point: ModelPoint, law: DelayLa
         fate = line_fate(stiffest_line(problem, point), eta, mu, law, lam)
         return ModelDivergenceRisk(nan, nan, int(steps), fate, mean_square_theory)
     if not mean_square_stable:
-        return ModelDivergenceRisk(nan, nan, int(steps), "mean-square unstable", mean_square_theory)
+        growth = between_boundaries(problem, point, law, int(steps))
+        return ModelDivergenceRisk(nan, nan, int(steps), "mean-square unstable", mean_square_theory,
+                                   growth=None if growth is None else growth[0],
+                                   growth_fraction=None if growth is None else growth[1])  # fmt: skip
     line = stiffest_line(problem, point)
     positive, negative = critical_impulses(line, eta, mu, law.pmf)
     p = kick_probability(line, problem.batch, positive, negative)
     return ModelDivergenceRisk(min(positive, negative), p, int(steps), "stable", mean_square_theory, line.kick_max)
+
+
+def between_boundaries(problem: ModelProblem, point: ModelPoint, law: DelayLaw, steps: int) -> tuple[Growth, float] | None:
+    """Least squares between the mean-square and the mean boundary: the top exponent of its random
+    recursion and the fraction of runs of ``steps`` iterations that reach the divergence length (module
+    docstring); None for other models, an incomplete spectrum or more than
+    :data:`~.full_moments.FULL_MOMENTS_MAX` parameters."""
+    from amsgd.diffusion.theory.full_moments import FULL_MOMENTS_MAX, example_statistics
+    from amsgd.diffusion.theory.second_moments import gains
+
+    if problem.model != "least-squares" or not point.full or point.x.size > FULL_MOMENTS_MAX:
+        return None
+    modes = np.flatnonzero(~point.flat())
+    lam = point.eigenvalues[modes]
+    hessians, _ = example_statistics(problem, point.x, point.vectors[:, modes])
+    growth = growth_exponent(np.diag(lam) - hessians.mean(axis=0), hessians, problem.eta, problem.mu, law,
+                             problem.batch)  # fmt: skip
+    scale = math.sqrt(float(gains(lam, problem.eta, problem.mu, law) @ point.additive[modes]))
+    # without additive noise (every example's gradient zero at x*) the rounding of the iterate seeds the growth
+    scale = max(scale, np.finfo(float).eps * max(float(np.linalg.norm(point.x)), problem.data.target_scale))
+    level = math.log(BLOW_UP * problem.data.target_scale / scale)
+    return growth, blow_up_fraction(growth.exponent, growth.spread, level, steps)

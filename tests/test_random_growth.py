@@ -1,0 +1,85 @@
+"""The top Lyapunov exponent of a model's random recursion and the blow-up fraction of its runs
+(diffusion/theory/random_growth.py)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from amsgd.diffusion.theory.linear_recursion import delay_law, spectral_radius
+from amsgd.diffusion.theory.random_growth import (
+    BLOCKS,
+    PATHS,
+    blow_up_fraction,
+    factor_hessians,
+    growth_exponent,
+)
+
+
+def test_factors_rebuild_each_hessian_with_the_rank_it_needs():
+    rng = np.random.default_rng(3)
+    z = rng.normal(size=(50, 4))
+    rank_one = z[:, :, None] * z[:, None, :]
+    u, s = factor_hessians(rank_one)
+    assert u.shape == (50, 4, 1) and s.shape == (50, 1)
+    assert np.allclose(np.einsum("nir,nr,njr->nij", u, s, u), rank_one, atol=1e-12)
+    full = rank_one + np.eye(4)[None] * rng.uniform(-1, 1, size=(50, 1, 1))  # indefinite, full rank
+    u, s = factor_hessians(full)
+    assert u.shape == (50, 4, 4)
+    assert np.allclose(np.einsum("nir,nr,njr->nij", u, s, u), full, atol=1e-12)
+
+
+def test_scalar_exponent_and_spread_are_those_of_log_one_minus_eta_h():
+    """m = 1, μ = 0, τ = 0, B = 1: ``h_{k+1} = (1 − η (R + H_n)) h_k`` with n uniform, so γ and σ² are
+    the mean and variance of ``log|1 − η (R + H_n)|`` over the examples (independent steps)."""
+    h = np.array([0.2, 0.5, 1.0, 3.0, 9.0])
+    eta, ridge = 0.3, 0.1
+    g = growth_exponent(np.array([[ridge]]), h[:, None, None], eta, 0.0, delay_law(0), 1)
+    logs = np.log(np.abs(1.0 - eta * (ridge + h)))
+    assert g.exponent == pytest.approx(logs.mean(), abs=4.0 * g.standard_error)
+    # the batch-means variance from PATHS * BLOCKS blocks: relative standard error sqrt(2 / (n − 1))
+    assert g.spread == pytest.approx(logs.var(), rel=4.0 * math.sqrt(2.0 / (PATHS * BLOCKS - 1)))
+    assert g.standard_error < 0.01 * abs(g.exponent)
+
+
+@pytest.mark.parametrize(("eta", "mu", "tau"), [(0.05, 0.9, 0), (0.4, 0.5, 3), (0.9, 0.0, 1), (0.2, 0.7, 6)])
+def test_identical_examples_grow_at_the_mean_recursions_radius(eta, mu, tau):
+    """Every example with the same Hessian diag(2, 1): no noise, and ``log ‖h_k‖/k`` tends to the log of
+    the spectral radius of the stiffer mode's delayed momentum recursion (stable or not)."""
+    hessians = np.repeat(np.diag([2.0, 1.0])[None], 7, axis=0)
+    g = growth_exponent(np.zeros((2, 2)), hessians, eta, mu, delay_law(tau), 3)
+    expected = max(math.log(spectral_radius(lam, eta, mu, delay_law(tau))) for lam in (2.0, 1.0))
+    assert g.exponent == pytest.approx(expected, abs=2e-4)
+
+
+def _reflected_walk(drift: float, spread: float, level: float, steps: int, walks: int, seed: int) -> float:
+    """The fraction of Gaussian random walks, reflected at 0 and started there, that reach ``level``
+    within ``steps`` steps, by direct simulation."""
+    rng = np.random.default_rng(seed)
+    x = np.zeros(walks)
+    hit = np.zeros(walks, dtype=bool)
+    for _ in range(steps):
+        x = np.abs(x + drift + math.sqrt(spread) * rng.standard_normal(walks))
+        hit |= x >= level
+    return float(hit.mean())
+
+
+@pytest.mark.parametrize(("drift", "spread", "level", "steps"),
+                         [(0.01, 0.05, 8.0, 1500), (-0.01, 0.04, 6.0, 2000), (0.0, 0.02, 5.0, 1000),
+                          (0.03, 0.001, 20.0, 600)])  # fmt: skip
+def test_blow_up_fraction_against_reflected_walks(drift, spread, level, steps):
+    walks = 20_000
+    simulated = _reflected_walk(drift, spread, level, steps, walks, seed=11)
+    half_width = 4.0 * math.sqrt(max(simulated * (1 - simulated), 1.0 / walks) / walks)
+    # the grid's macro steps miss excursions inside one step: allowed for by 0.02
+    assert blow_up_fraction(drift, spread, level, steps) == pytest.approx(simulated, abs=half_width + 0.02)
+
+
+def test_blow_up_fraction_limits():
+    assert blow_up_fraction(0.01, 0.0, 10.0, 900) < 1e-6  # reaches 9 of 10
+    assert blow_up_fraction(0.01, 0.0, 10.0, 1100) > 1 - 1e-6
+    assert blow_up_fraction(-0.01, 1e-4, 10.0, 100_000) < 1e-6
+    assert blow_up_fraction(0.5, 0.1, -1.0, 10) == 1.0
+    assert blow_up_fraction(1e-9, 1e-12, 10.0, 100) == 0.0
