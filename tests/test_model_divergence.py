@@ -179,15 +179,14 @@ def _heavy_features() -> ModelProblem:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("eta", "mu", "delay", "steps", "low_by"),
-                         [(0.14, 0.5, ConstantDelay(0), 4000, 1.0), (0.16, 0.5, ConstantDelay(0), 4000, 2.0),
-                          (0.17, 0.5, ConstantDelay(0), 4000, 1.0), (0.2, 0.5, ConstantDelay(0), 4000, 1.0),
-                          (0.05, 0.7, UniformDelay(0, 4), 6000, 1.0), (0.07, 0.7, UniformDelay(0, 4), 6000, 1.0)])  # fmt: skip
-def test_fraction_between_the_boundaries_against_runs(eta, mu, delay, steps, low_by):
+@pytest.mark.parametrize(("eta", "mu", "delay", "steps"),
+                         [(0.14, 0.5, ConstantDelay(0), 4000), (0.16, 0.5, ConstantDelay(0), 4000),
+                          (0.17, 0.5, ConstantDelay(0), 4000), (0.2, 0.5, ConstantDelay(0), 4000),
+                          (0.05, 0.7, UniformDelay(0, 4), 6000), (0.07, 0.7, UniformDelay(0, 4), 6000)])  # fmt: skip
+def test_fraction_between_the_boundaries_against_runs(eta, mu, delay, steps):
     """Between the mean-square and the mean boundary the top exponent's fraction against 256 runs from
-    x*: inside the simulated fraction's 99% Clopper–Pearson interval, or (η = 0.16, where the exponent
-    is negative and the Gaussian walk's tail too light: 8.4% against 13.7%) below it by at most the
-    factor ``low_by``."""
+    x*, inside the simulated fraction's 99% Clopper–Pearson interval (from none to every run blowing up;
+    γ from −0.022 to +0.022 per step)."""
     p = ModelProblem("least-squares", _heavy_features(), l2=1e-2, batch=1, eta=eta, mu=mu, delay=delay)
     theory = predict_model(p, PredictOptions(steps=steps))
     risk = theory.divergence
@@ -196,7 +195,7 @@ def test_fraction_between_the_boundaries_against_runs(eta, mu, delay, steps, low
     k = int(np.sum(runs.diverged_at >= 0))
     low = scipy.stats.beta.ppf(0.005, k, 257 - k) if k > 0 else 0.0
     high = scipy.stats.beta.ppf(0.995, k + 1, 256 - k) if k < 256 else 1.0
-    assert low / low_by <= risk.fraction <= high, (risk.fraction, k, low, high)
+    assert low <= risk.fraction <= high, (risk.fraction, k, low, high)
     block = risk.to_dict()
     assert block["fraction"] == risk.fraction and block["growth"]["exponent"] == risk.growth.exponent
     assert ("grow at the rate" if risk.growth.exponent > 0 else "return") in block["note"]

@@ -41,7 +41,7 @@ from amsgd.core.estimates import json_float
 from amsgd.diffusion.theory.linear_recursion import DelayLaw
 
 #: Paths of the homogeneous recursion followed, and blocks per path for the variance.
-PATHS, BLOCKS = 8, 16
+PATHS, BLOCKS = 8, 64
 #: Share of each path's steps discarded before counting.
 BURN_FRACTION = 0.1
 #: Multiply-adds spent on the estimate, and the bounds on the path-steps that buys.
