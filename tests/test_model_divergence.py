@@ -12,7 +12,7 @@ import scipy.stats
 from test_models import problem
 
 from amsgd.core.delays import ConstantDelay, GeometricDelay, UniformDelay
-from amsgd.core.models import ModelProblem, load_data, split_data
+from amsgd.core.models import Dataset, ModelProblem, load_data, split_data
 from amsgd.diffusion.theory.linear_recursion import delay_law, spectral_radius
 from amsgd.diffusion.theory.model_divergence import (
     BLOW_UP,
@@ -169,7 +169,7 @@ def test_fate_against_runs_from_the_minimum(model, delay, fate, diverged):
     assert block["mean_square_theory"] == "full second moments" if isinstance(delay, ConstantDelay) else "diagonal"
 
 
-def _heavy_features() -> ModelProblem:
+def _heavy_features() -> Dataset:
     """Least squares on 240 examples of 4 Student-t (3 degrees of freedom) features: heavy-tailed
     per-example Hessians, so a wide band between the mean-square boundary (η ≈ 0.1 at μ = 0.5, B = 1) and
     the mean one (η ≈ 2.4)."""

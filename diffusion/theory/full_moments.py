@@ -236,7 +236,7 @@ def applies(parameters: int, law, full_spectrum: bool) -> bool:
 
 
 def _per_example(problem: ModelProblem, x: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(D, S)``: the centred per-example Hessians ``Qᵀ H_n Q − Λ`` ``(N, m, m)`` and the additive noise
+    """``(D, S)``: the centred per-example Hessians ``Qᵀ (H_n − mean_n H_n) Q`` ``(N, m, m)`` and the additive noise
     ``S = Cov_n(Qᵀ g_n)/B + (Qᵀ∇L)(Qᵀ∇L)ᵀ`` of the examples' losses at x, for the columns of ``q``."""
     hessians, additive = example_statistics(problem, x, q)
     return hessians - hessians.mean(axis=0), additive

@@ -20,11 +20,15 @@ def log_growth_blocks(ridge: np.ndarray, factors: np.ndarray, signs: np.ndarray,
                       seed: int) -> np.ndarray:  # fmt: skip
     """``log ‖h‖`` gained over each of ``blocks`` blocks of ``block_steps`` steps, ``(paths, blocks)``,
     after ``burn`` steps from a random unit start held over the whole history (module docstring).
-    ``factors`` is ``(N, m, r)`` (columns ``u_{nr}``, zero-padded), ``signs`` ``(N, r)`` the ``s_{nr}``."""
+    ``factors`` is ``(N, m, r)`` (columns ``u_{nr}``), ``signs`` ``(N, r)`` the ``s_{nr}`` (0 in the spare
+    columns of an example of lower rank). A path whose state becomes exactly zero gets ``−inf`` in
+    every block."""
     np.random.seed(seed)
     examples, m, rank = factors.shape
     longest = cdf.size - 1
-    slots = longest + 2  # h_{k−L} .. h_k and the slot h_{k+1} is written into
+    # h_{k−L} .. h_k and the slot h_{k+1} is written into, which is h_{k−L−1}'s: with L = 0 that is
+    # h_{k−1}'s own slot, read element by element before it is overwritten
+    slots = longest + 2
     out = np.zeros((paths, blocks))
     ring = np.empty((slots, m))
     force = np.empty(m)
@@ -64,6 +68,9 @@ def log_growth_blocks(ridge: np.ndarray, factors: np.ndarray, signs: np.ndarray,
                 new[i] = (1.0 + mu) * cur[i] - mu * prev[i] - eta * force[i]
                 square += new[i] * new[i]
             norm = np.sqrt(square)
+            if norm == 0.0:
+                out[path, :] = -np.inf
+                break
             ring /= norm
             if k >= burn:
                 out[path, (k - burn) // block_steps] += np.log(norm)

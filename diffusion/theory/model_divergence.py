@@ -282,33 +282,34 @@ def model_divergence_risk(problem: ModelProblem, point: ModelPoint, law: DelayLa
         fate = line_fate(stiffest_line(problem, point), eta, mu, law, lam)
         return ModelDivergenceRisk(nan, nan, int(steps), fate, mean_square_theory)
     if not mean_square_stable:
-        growth = between_boundaries(problem, point, law, int(steps))
-        return ModelDivergenceRisk(nan, nan, int(steps), "mean-square unstable", mean_square_theory,
-                                   growth=None if growth is None else growth[0],
-                                   growth_fraction=None if growth is None else growth[1])  # fmt: skip
+        growth, fraction = between_boundaries(problem, point, law, int(steps))
+        return ModelDivergenceRisk(nan, nan, int(steps), "mean-square unstable", mean_square_theory, growth=growth,
+                                   growth_fraction=fraction)  # fmt: skip
     line = stiffest_line(problem, point)
     positive, negative = critical_impulses(line, eta, mu, law.pmf)
     p = kick_probability(line, problem.batch, positive, negative)
     return ModelDivergenceRisk(min(positive, negative), p, int(steps), "stable", mean_square_theory, line.kick_max)
 
 
-def between_boundaries(problem: ModelProblem, point: ModelPoint, law: DelayLaw, steps: int) -> tuple[Growth, float] | None:
+def between_boundaries(problem: ModelProblem, point: ModelPoint, law: DelayLaw,
+                       steps: int) -> tuple[Growth | None, float | None]:  # fmt: skip
     """Least squares between the mean-square and the mean boundary: the top exponent of its random
     recursion and the fraction of runs of ``steps`` iterations that reach the divergence length (module
-    docstring); None for other models, an incomplete spectrum or more than
+    docstring); ``(None, None)`` for other models, an incomplete spectrum or more than
     :data:`~.full_moments.FULL_MOMENTS_MAX` parameters."""
     from amsgd.diffusion.theory.full_moments import FULL_MOMENTS_MAX, example_statistics
     from amsgd.diffusion.theory.second_moments import gains
 
     if problem.model != "least-squares" or not point.full or point.x.size > FULL_MOMENTS_MAX:
-        return None
+        return None, None
     modes = np.flatnonzero(~point.flat())
     lam = point.eigenvalues[modes]
     hessians, _ = example_statistics(problem, point.x, point.vectors[:, modes])
-    growth = growth_exponent(np.diag(lam) - hessians.mean(axis=0), hessians, problem.eta, problem.mu, law,
-                             problem.batch)  # fmt: skip
-    scale = math.sqrt(float(gains(lam, problem.eta, problem.mu, law) @ point.additive[modes]))
+    shared = np.diag(lam) - hessians.mean(axis=0)  # what every minibatch's Hessian has beside its examples': the ridge
+    growth = growth_exponent(shared, hessians, problem.eta, problem.mu, law, problem.batch)
+    spread = float(gains(lam, problem.eta, problem.mu, law) @ point.additive[modes])
     # without additive noise (every example's gradient zero at x*) the rounding of the iterate seeds the growth
-    scale = max(scale, np.finfo(float).eps * max(float(np.linalg.norm(point.x)), problem.data.target_scale))
+    floor = np.finfo(float).eps * max(float(np.linalg.norm(point.x)), problem.data.target_scale)
+    scale = max(math.sqrt(spread), floor) if math.isfinite(spread) else floor
     level = math.log(BLOW_UP * problem.data.target_scale / scale)
-    return growth, blow_up_fraction(growth.exponent, growth.spread, level, steps)
+    return growth, blow_up_fraction(growth.exponent, growth.variance, level, steps)

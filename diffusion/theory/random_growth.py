@@ -6,27 +6,38 @@ a single run does is decided by another number (Furstenberg–Kesten): the homog
 
     h_{k+1} = (1 + μ) h_k − μ h_{k−1} − η A_k h_{k−τ_k},    A_k = R + (1/B) Σ_b H_{n_b}
 
-(``H_n`` example n's Hessian at x*, ``R`` the ridge, B examples drawn with replacement, the delay
-i.i.d.; exact for least squares) has ``log ‖h_k‖ / k → γ`` almost surely, the top Lyapunov exponent,
-and ``(log ‖h_k‖ − γ k)/√k`` tends to a normal law of variance ``σ²`` (Le Page's central limit
-theorem for products of random matrices). ``γ ≤ ½ log ρ₂`` (Jensen, ρ₂ the second-moment radius), so
-γ can be negative where the second moments grow: the runs then return, with a heavy-tailed law.
+(``H_n`` example n's Hessian at x*, ``R = H − mean_n H_n`` the part every minibatch shares (the ridge),
+B examples drawn with replacement, the delay i.i.d.; exact for least squares) has
+``log ‖h_k‖ / k → γ`` almost surely, the top Lyapunov exponent, and, under the usual conditions
+(Le Page's central limit theorem for products of random matrices), ``(log ‖h_k‖ − γ k)/√k`` tends to
+a normal law of variance ``σ²``. ``γ ≤ ½ log ρ₂`` (Jensen, ρ₂ the second-moment radius), so γ can be
+negative where the second moments grow: the runs then return, with a heavy-tailed law.
 
 **The exponent** (:func:`growth_exponent`) is estimated by following :data:`PATHS` paths of the
 homogeneous recursion with fixed seeds, renormalised after every step (:mod:`.growth_kernel`):
 ``γ`` is the mean gain of ``log ‖h‖`` per step after a burn-in, ``σ²`` the variance of the gain over
-blocks per step (batch means), and ``γ``'s standard error ``√(σ²/T)`` over the ``T`` path-steps
-counted. The work is held to about :data:`WORK` multiply-adds (from :data:`MIN_PATH_STEPS` to
-:data:`MAX_PATH_STEPS` path-steps). Each example's Hessian enters through its eigenvectors with a
-nonzero eigenvalue (one for least squares), so a step costs ``m² + 2 B m r`` for m curved modes.
+blocks per step (batch means, blocks of at least :data:`MIN_BLOCK` steps and ``10/(1 − μ)``, so
+that the gains of neighbouring blocks are nearly independent), and ``γ``'s standard error
+``√(σ²/T)`` over the ``T`` path-steps counted. The work is held to about :data:`WORK` multiply-adds
+(from :data:`MIN_PATH_STEPS` to :data:`MAX_PATH_STEPS` path-steps). Each example's Hessian enters
+through its eigenvectors with a nonzero eigenvalue (one for least squares), so a step costs
+``m² + 2 B m r`` for m curved modes. Where the fraction below rests on the walk's tail (γ < 0) it
+goes as ``exp(−2|γ| ℓ/σ²)``, so a relative error e of σ² moves it by about ``2|γ| ℓ e/σ²`` relative:
+about 4 e on the tests' cells.
 
 **The blow-up fraction** (:func:`blow_up_fraction`). With additive noise the run's norm cannot fall
 far below the scale ``r_0`` the noise alone keeps it at, so ``ℓ_k = log(‖h_k‖/r_0)`` is taken as a
-random walk of drift γ and variance σ² per step, reflected at 0 and started there; a run blows up when
-``ℓ`` reaches ``log(D/r_0)``, D the divergence length. The probability that it has by step N is
-computed on a grid (the walk's transition matrix over macro steps of ``s`` iterations, raised to the
-power ``N/s`` by repeated squaring). For γ > 0 nearly every run that lives long enough blows up; for
-γ < 0 the reflected walk's tail falls as ``exp(−2|γ| ℓ/σ²)``, the Kesten tail of the norm.
+random walk of drift γ and variance σ² per step held at the floor 0 (``ℓ ← max(ℓ + ξ, 0)``, Lindley's
+recursion) and started there; a run blows up when ``ℓ`` reaches ``log(D/r_0)``, D the divergence
+length. The probability that it has by step N is computed on a grid: the walk's transition matrix
+over macro steps of ``s`` iterations (the drift and the variance times s), raised to the power
+``N/s`` by repeated squaring, with one more step for the remainder. A walk looked at every s steps
+misses the crossings in between: the level is lowered by ``β σ (√s − 1)``, β = −ζ(1/2)/√(2π) ≈ 0.5826
+(the continuity correction of Broadie, Glasserman and Kou for a barrier watched at discrete times),
+so that the grid's walk stands for the walk watched every step. For γ > 0 nearly every run that lives
+long enough blows up; for γ < 0 the walk's stationary tail falls as ``exp(−2|γ| ℓ/σ²)``, the Gaussian
+approximation of the Kesten tail of the norm (whose exponent is the root of
+``Λ(s) = lim (1/n) log E‖h_n‖^s``).
 """
 
 from __future__ import annotations
@@ -35,13 +46,15 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import ndtr
+from scipy.special import ndtr, zeta
 
 from amsgd.core.estimates import json_float
 from amsgd.diffusion.theory.linear_recursion import DelayLaw
 
-#: Paths of the homogeneous recursion followed, and blocks per path for the variance.
-PATHS, BLOCKS = 8, 64
+#: Paths of the homogeneous recursion followed.
+PATHS = 8
+#: The fewest steps of a block of the batch means (at least ``10/(1 − μ)`` too), and the fewest blocks.
+MIN_BLOCK, MIN_BLOCKS = 1000, 8
 #: Share of each path's steps discarded before counting.
 BURN_FRACTION = 0.1
 #: Multiply-adds spent on the estimate, and the bounds on the path-steps that buys.
@@ -51,8 +64,10 @@ MIN_PATH_STEPS, MAX_PATH_STEPS = 100_000, 4_000_000
 RANK_RTOL = 1e-10
 #: Seed of the paths (reproducible numbers).
 GROWTH_SEED = 20_181_203
-#: Cells of the grid of the reflected walk: the fewest, and the most.
-MIN_CELLS, MAX_CELLS = 64, 768
+#: Cells of the grid of the walk: the fewest, and the most.
+MIN_CELLS, MAX_CELLS = 64, 512
+#: β = −ζ(1/2)/√(2π): how far a barrier watched at discrete times stands out (module docstring).
+_BARRIER_SHIFT = float(-zeta(0.5) / math.sqrt(2.0 * math.pi))
 
 
 @dataclass(frozen=True)
@@ -61,19 +76,19 @@ class Growth:
     ``γ k``, γ's standard error and the path-steps behind them (module docstring)."""
 
     exponent: float
-    spread: float
+    variance: float
     standard_error: float
     path_steps: int
 
     def to_dict(self) -> dict:
         return {"exponent": json_float(self.exponent), "exponent_se": json_float(self.standard_error),
-                "spread": json_float(self.spread), "path_steps": self.path_steps}  # fmt: skip
+                "variance": json_float(self.variance), "path_steps": self.path_steps}  # fmt: skip
 
 
 def factor_hessians(hessians: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(U, s)`` with ``H_n = U_n diag(s_n) U_nᵀ``: each example's eigenvectors ``(N, m, r)`` scaled to
-    unit length and their eigenvalues ``(N, r)``, r the largest count above :data:`RANK_RTOL` of the
-    largest magnitude (zero-padded)."""
+    """``(U, s)`` with ``H_n = U_n diag(s_n) U_nᵀ``: each example's unit eigenvectors ``(N, m, r)`` and
+    their eigenvalues ``(N, r)``, r the largest count above :data:`RANK_RTOL` of the largest magnitude;
+    an example with fewer has eigenvalue 0 in its spare columns."""
     values, vectors = np.linalg.eigh(0.5 * (hessians + hessians.transpose(0, 2, 1)))
     keep = np.abs(values) > RANK_RTOL * max(float(np.max(np.abs(values), initial=0.0)), np.finfo(float).tiny)
     rank = max(1, int(np.max(np.sum(keep, axis=1))))
@@ -86,31 +101,40 @@ def factor_hessians(hessians: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def growth_exponent(ridge: np.ndarray, hessians: np.ndarray, eta: float, mu: float, law: DelayLaw, batch: int,
                     seed: int = GROWTH_SEED) -> Growth:  # fmt: skip
     """γ, σ² and γ's standard error of the random recursion with per-example Hessians ``hessians``
-    ``(N, m, m)`` and the shared part ``ridge`` ``(m, m)`` (module docstring)."""
+    ``(N, m, m)`` and the shared part ``ridge`` ``(m, m)`` (module docstring). A path whose state
+    becomes exactly zero gives γ = −inf."""
     from amsgd.diffusion.theory.growth_kernel import log_growth_blocks  # compiled: loaded here
 
     factors, signs = factor_hessians(np.asarray(hessians, dtype=float))
     m, rank = factors.shape[1], factors.shape[2]
     cost = m * m + 2 * batch * m * rank + (law.max_delay + 2) * m
     path_steps = int(np.clip(WORK / cost, MIN_PATH_STEPS, MAX_PATH_STEPS))
-    block_steps = max(1, int(path_steps / (PATHS * BLOCKS * (1.0 + BURN_FRACTION))))
-    burn = int(BURN_FRACTION * BLOCKS * block_steps)
+    counted = path_steps / (PATHS * (1.0 + BURN_FRACTION))  # per path
+    block_steps = max(MIN_BLOCK, math.ceil(10.0 / (1.0 - mu)))
+    blocks = max(MIN_BLOCKS, int(counted // block_steps))
+    block_steps = max(1, min(block_steps, int(counted // blocks)))  # a short budget: shorter blocks, not fewer
+    burn = int(BURN_FRACTION * blocks * block_steps)
     cdf = np.cumsum(law.pmf)
     cdf[-1] = 1.0
-    gains = log_growth_blocks(np.ascontiguousarray(ridge, dtype=float), factors, signs, float(eta), float(mu), cdf,
-                              int(batch), PATHS, burn, BLOCKS, block_steps, int(seed))  # fmt: skip
-    counted = gains.size * block_steps
-    exponent = float(np.sum(gains)) / counted
-    spread = float(np.var(gains, ddof=1)) / block_steps
-    return Growth(exponent, spread, math.sqrt(spread / counted), counted)
+    log_gains = log_growth_blocks(np.ascontiguousarray(ridge, dtype=float), factors, signs, float(eta), float(mu),
+                                  cdf, int(batch), PATHS, burn, blocks, block_steps, int(seed))  # fmt: skip
+    total = log_gains.size * block_steps
+    if not np.all(np.isfinite(log_gains)):
+        return Growth(-math.inf, 0.0, 0.0, total)
+    variance = float(np.var(log_gains, ddof=1)) / block_steps
+    return Growth(float(np.sum(log_gains)) / total, variance, math.sqrt(variance / total), total)
 
 
-def blow_up_fraction(exponent: float, spread: float, level: float, steps: int) -> float:
-    """The probability that the walk ``ℓ`` of drift ``exponent`` and variance ``spread`` per step,
-    reflected at 0 and started there, reaches ``level`` within ``steps`` steps (module docstring)."""
+def blow_up_fraction(exponent: float, variance: float, level: float, steps: int) -> float:
+    """The probability that the walk ``ℓ`` of drift ``exponent`` and ``variance`` per step, held at the
+    floor 0 and started there, reaches ``level`` within ``steps`` steps (module docstring)."""
+    if math.isnan(exponent) or math.isnan(variance) or math.isnan(level) or variance < 0.0:
+        raise ValueError(f"no blow-up fraction for drift {exponent}, variance {variance}, level {level}")
     if level <= 0.0:
         return 1.0
-    sd1 = math.sqrt(max(spread, 0.0))
+    if exponent == -math.inf or level == math.inf:
+        return 0.0
+    sd1 = math.sqrt(variance)
 
     def reach(s: int) -> float:  # how far s steps move the walk: its drift or its spread
         return max(abs(exponent) * s, sd1 * math.sqrt(s))
@@ -119,20 +143,30 @@ def blow_up_fraction(exponent: float, spread: float, level: float, steps: int) -
     size = 1
     while size * 2 <= steps // 64 and reach(size * 2) <= level / 16:
         size *= 2
-    macro = steps // size
-    move = reach(size)
-    if move * macro < 1e-3 * level:  # the walk cannot get anywhere near the level
+    if reach(steps) < 1e-3 * level:  # the walk cannot get anywhere near the level
         return 0.0
-    cells = int(np.clip(math.ceil(4.0 * level / max(move, 1e-300)), MIN_CELLS, MAX_CELLS))
+    level = max(level - _BARRIER_SHIFT * sd1 * (math.sqrt(size) - 1.0), 0.5 * level)
+    width = max(sd1 * math.sqrt(size), abs(exponent) * size) / 4.0
+    cells = int(np.clip(math.ceil(level / width), MIN_CELLS, MAX_CELLS))
+    row = np.eye(cells)[0]
+    row = _power_times(_transition(exponent * size, sd1 * math.sqrt(size), level, cells), steps // size, row)
+    if steps % size:
+        rest = steps % size
+        row = row @ _transition(exponent * rest, sd1 * math.sqrt(rest), level, cells)
+    return float(np.clip(1.0 - np.sum(row), 0.0, 1.0))
+
+
+def _transition(drift: float, sd: float, level: float, cells: int) -> np.ndarray:
+    """One step of the walk between the cells of ``[0, level)`` from their centres: Gaussian moves of
+    mean ``drift`` and deviation ``sd``, what falls below 0 held in the first cell, what reaches the
+    level gone (the rows sum to the mass that stays)."""
     edges = np.linspace(0.0, level, cells + 1)
-    centres = 0.5 * (edges[:-1] + edges[1:])
-    mean = centres[:, None] + exponent * size
-    sd = max(sd1 * math.sqrt(size), 1e-3 * (edges[1] - edges[0]))
-    upper = (edges[None, 1:] - mean) / sd
-    lower = (edges[None, :-1] - mean) / sd
-    stay = ndtr(upper) - ndtr(lower)  # the cell itself
-    stay += ndtr((-edges[None, :-1] - mean) / sd) - ndtr((-edges[None, 1:] - mean) / sd)  # its mirror image below 0
-    return 1.0 - float(np.sum(_power_times(stay, macro, np.eye(cells)[0])))
+    mean = 0.5 * (edges[:-1] + edges[1:])[:, None] + drift
+    sd = max(sd, 1e-3 * (edges[1] - edges[0]))
+    cdf = ndtr((edges[None, :] - mean) / sd)  # (cells, cells + 1)
+    stay = np.diff(cdf, axis=1)
+    stay[:, 0] += cdf[:, 0]  # below the floor: held at 0
+    return stay
 
 
 def _power_times(matrix: np.ndarray, power: int, row: np.ndarray) -> np.ndarray:
