@@ -69,6 +69,7 @@ from amsgd.diffusion.theory.divergence import (
     TAIL_SEED,
     smallest_blowing_impulse,
 )
+from amsgd.diffusion.theory.full_moments import FULL_MOMENTS_MAX
 from amsgd.diffusion.theory.linear_recursion import DelayLaw, spectral_radius
 from amsgd.diffusion.theory.random_growth import Growth, blow_up_fraction, growth_exponent
 
@@ -98,7 +99,7 @@ _NOTES = {
     "mean-square unstable": (
         "the mean dynamics is stable but the second moments grow (the multiplicative noise of the per-example "
         "Hessians): the loss spreads without bound over runs; whether single runs blow up is predicted for "
-        "least squares only"),
+        f"least squares only, with its whole spectrum and at most {FULL_MOMENTS_MAX} parameters"),
     "saturates": ("beyond the stability boundary the noise-free dynamics along the stiffest mode settles on a "
                   "bounded oscillation: runs saturate at a high loss rather than blow up"),
     "blows up": ("beyond the stability boundary the noise-free dynamics along the stiffest mode blows up: every "
@@ -297,7 +298,7 @@ def between_boundaries(problem: ModelProblem, point: ModelPoint, law: DelayLaw,
     recursion and the fraction of runs of ``steps`` iterations that reach the divergence length (module
     docstring); ``(None, None)`` for other models, an incomplete spectrum or more than
     :data:`~.full_moments.FULL_MOMENTS_MAX` parameters."""
-    from amsgd.diffusion.theory.full_moments import FULL_MOMENTS_MAX, example_statistics
+    from amsgd.diffusion.theory.full_moments import example_statistics
     from amsgd.diffusion.theory.second_moments import gains
 
     if problem.model != "least-squares" or not point.full or point.x.size > FULL_MOMENTS_MAX:
