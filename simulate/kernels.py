@@ -184,7 +184,7 @@ def _draw_piece(samples, b, j, n_steps):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _inverse_cdf(cdf, u):
+def inverse_cdf(cdf, u):
     """The delay ``min{i: cdf[i] > u}`` (the last index when none is), by bisection."""
     lo = 0
     hi = cdf.shape[0] - 1
@@ -318,7 +318,7 @@ def advance_lanes(ring, samples, delays, step, rec, tally, scratch):
                 if iid:
                     for lane in range(width):
                         b = g0 + lane
-                        tau = _inverse_cdf(cdf, uniforms[b, j0 + j])
+                        tau = inverse_cdf(cdf, uniforms[b, j0 + j])
                         slot = _stale_slot(k, cur, tau, slots)
                         for i in range(dim):
                             stale[0, i, lane] = ring_g[slot, i, lane]
@@ -421,7 +421,7 @@ def advance_replicates(ring, samples, delays, step, rec, tally):
             k = k0 + j
             tau = tau_const
             if iid:
-                tau = _inverse_cdf(cdf, uniforms[b, j])
+                tau = inverse_cdf(cdf, uniforms[b, j])
             stl = _stale_slot(k, cur, tau, slots)
             if j == drawn:
                 start, drawn = j, _draw_piece(samples, b, j, n_steps)

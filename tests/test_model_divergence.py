@@ -8,7 +8,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import scipy.stats
 from test_models import problem
 
 from amsgd.core.delays import ConstantDelay, GeometricDelay, UniformDelay
@@ -32,6 +31,7 @@ from amsgd.diffusion.theory.options import PredictOptions
 from amsgd.diffusion.theory.stability import critical_delay
 from amsgd.simulate.model_engine import simulate_model
 from amsgd.simulate.models import model_functions
+from amsgd.validation.statistics import proportion_interval
 
 
 def _line(lam: float, slope) -> StiffestLine:
@@ -192,10 +192,8 @@ def test_fraction_between_the_boundaries_against_runs(eta, mu, delay, steps):
     risk = theory.divergence
     assert risk.fate == "mean-square unstable" and risk.growth is not None
     runs = simulate_model(p, steps, 256, rng=7, start=theory.point.x, record_every=10, progress=False)
-    k = int(np.sum(runs.diverged_at >= 0))
-    low = scipy.stats.beta.ppf(0.005, k, 257 - k) if k > 0 else 0.0
-    high = scipy.stats.beta.ppf(0.995, k + 1, 256 - k) if k < 256 else 1.0
-    assert low <= risk.fraction <= high, (risk.fraction, k, low, high)
+    simulated = proportion_interval(int(np.sum(runs.diverged_at >= 0)), 256, confidence=0.99)
+    assert simulated.ci_low <= risk.fraction <= simulated.ci_high, (risk.fraction, simulated)
     block = risk.to_dict()
     assert block["fraction"] == risk.fraction and block["growth"]["exponent"] == risk.growth.exponent
     assert ("grow at the rate" if risk.growth.exponent > 0 else "return") in block["note"]

@@ -177,9 +177,9 @@ def difference_interval(a: Estimate, b: Estimate) -> Estimate:
     return Estimate(d, d - z * se, d + z * se, se, min(a.n, b.n))
 
 
-def proportion_interval(count: int, n: int) -> Estimate:
-    """The fraction ``count/n`` with its Clopper–Pearson (exact binomial) 95% interval."""
-    alpha = 1 - CONFIDENCE
+def proportion_interval(count: int, n: int, confidence: float = CONFIDENCE) -> Estimate:
+    """The fraction ``count/n`` with its Clopper–Pearson (exact binomial) interval (95% by default)."""
+    alpha = 1 - confidence
     low = 0.0 if count == 0 else float(stats.beta.ppf(alpha / 2, count, n - count + 1))
     high = 1.0 if count == n else float(stats.beta.ppf(1 - alpha / 2, count + 1, n - count))
     p = count / n

@@ -79,6 +79,8 @@ if TYPE_CHECKING:
 FULL_MOMENTS_MAX = 100
 #: Largest constant delay it takes (``P²/2`` cross Yule–Walker systems of ``2τ + 3`` unknowns each).
 FULL_MOMENTS_MAX_DELAY = 64
+#: Every example's Hessian ``(N, m, m)`` and the additive noise ``(m, m)``: :func:`example_statistics`.
+Statistics = tuple[np.ndarray, np.ndarray]
 #: The names of the two theories of the second moments in reports: this module's, and the diagonal
 #: one of :mod:`.model_predictions` (the variances in the eigenbasis, their cross-covariances dropped).
 FULL_THEORY, DIAGONAL_THEORY = "full second moments", "diagonal"
@@ -190,24 +192,29 @@ def full_covariance(rates: np.ndarray, fluctuations: np.ndarray, additive: np.nd
     return x, radius, True
 
 
-def full_second_moments(problem: ModelProblem, point: ModelPoint, eta: float, mu: float, delay: Delay) -> FullMoments:
+def full_second_moments(problem: ModelProblem, point: ModelPoint, eta: float, mu: float, delay: Delay,
+                        statistics: Statistics | None = None) -> FullMoments:  # fmt: skip
     """The stationary covariance of ``problem``'s iterate around ``point`` (its minimum) with every
-    cross-covariance, at step η, momentum μ and a constant delay (module docstring)."""
+    cross-covariance, at step η, momentum μ and a constant delay (module docstring); ``statistics``
+    are :func:`curved_statistics` when already at hand."""
     law = delay_law(delay, as_iid=True)
     _check_applies(point, law)
-    return moments_over_delays(problem, point, eta, mu)(law.constant)
+    return moments_over_delays(problem, point, eta, mu, statistics)(law.constant)
 
 
-def moments_over_delays(problem: ModelProblem, point: ModelPoint, eta: float, mu: float) -> Callable[[int], FullMoments]:
+def moments_over_delays(problem: ModelProblem, point: ModelPoint, eta: float, mu: float,
+                        statistics: Statistics | None = None) -> Callable[[int], FullMoments]:  # fmt: skip
     """``τ ↦`` :func:`full_second_moments` at the constant delay τ (at most
-    :data:`FULL_MOMENTS_MAX_DELAY`), the per-example statistics computed once for every τ."""
+    :data:`FULL_MOMENTS_MAX_DELAY`), the per-example statistics computed once for every τ (or given:
+    :func:`curved_statistics`)."""
     _check_applies(point, delay_law(0))
     eta, mu = check_parameters(eta, mu)
     lam = point.eigenvalues
     if np.any(lam < -FLAT * lam[0]):  # not a minimum
         return lambda tau: FullMoments(float("inf"), np.full((0, 0), np.inf), np.zeros(0, int), float("inf"), False, False)
     modes = np.flatnonzero(~point.flat())
-    fluctuations, additive = _per_example(problem, point.x, point.vectors[:, modes])
+    hessians, additive = curved_statistics(problem, point) if statistics is None else statistics
+    fluctuations = hessians - hessians.mean(axis=0)
 
     def at(tau: int) -> FullMoments:
         if not 0 <= tau <= FULL_MOMENTS_MAX_DELAY:
@@ -235,16 +242,15 @@ def applies(parameters: int, law, full_spectrum: bool) -> bool:
     return parameters <= FULL_MOMENTS_MAX and constant is not None and constant <= FULL_MOMENTS_MAX_DELAY and full_spectrum
 
 
-def _per_example(problem: ModelProblem, x: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(D, S)``: the centred per-example Hessians ``Qᵀ (H_n − mean_n H_n) Q`` ``(N, m, m)`` and the additive noise
-    ``S = Cov_n(Qᵀ g_n)/B + (Qᵀ∇L)(Qᵀ∇L)ᵀ`` of the examples' losses at x, for the columns of ``q``."""
-    hessians, additive = example_statistics(problem, x, q)
-    return hessians - hessians.mean(axis=0), additive
+def curved_statistics(problem: ModelProblem, point: ModelPoint) -> Statistics:
+    """:func:`example_statistics` over the point's curved modes (the flat ones left out)."""
+    return example_statistics(problem, point.x, point.vectors[:, np.flatnonzero(~point.flat())])
 
 
-def example_statistics(problem: ModelProblem, x: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def example_statistics(problem: ModelProblem, x: np.ndarray, q: np.ndarray) -> Statistics:
     """``(Qᵀ H_n Q, S)``: every example's Hessian ``(N, m, m)`` (symmetrised; the ridge not included) and
-    the additive noise S of :func:`_per_example`, for the columns of ``q``."""
+    the additive noise ``S = Cov_n(Qᵀ g_n)/B + (Qᵀ∇L)(Qᵀ∇L)ᵀ`` of the examples' losses at x, for the
+    columns of ``q``."""
     import jax
     import jax.numpy as jnp
 

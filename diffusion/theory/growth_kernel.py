@@ -4,14 +4,17 @@ its minimum,
     h_{k+1} = (1 + μ) h_k − μ h_{k−1} − η A_k h_{k−τ_k},    A_k = R + (1/B) Σ_{b<B} H_{n_b},
 
 ``H_n = Σ_r s_{nr} u_{nr} u_{nr}ᵀ`` example n's Hessian (factored), ``R`` the part every minibatch
-shares (the ridge), ``n_b`` uniform over the examples and ``τ_k`` drawn from the delay law's ``cdf``,
-followed in a ring of the last ``L + 2`` states (L the longest delay) that is rescaled to unit norm of
-the newest state after every step; the logarithms of the scale factors are summed per block."""
+shares (the ridge), ``n_b`` uniform over the examples and ``τ_k`` drawn from the delay law's ``cdf`` as
+the simulator draws it, followed in a ring of the last ``L + 2`` states (L the longest delay) that is
+rescaled to unit norm of the newest state after every step; the logarithms of the scale factors are
+summed per block."""
 
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
+
+from amsgd.simulate.kernels import inverse_cdf
 
 
 @njit(cache=True, nogil=True)
@@ -39,11 +42,7 @@ def log_growth_blocks(ridge: np.ndarray, factors: np.ndarray, signs: np.ndarray,
         for t in range(slots):
             ring[t, :] = start
         for k in range(burn + blocks * block_steps):
-            tau = 0
-            if longest > 0:
-                u = np.random.random()
-                while cdf[tau] < u and tau < longest:
-                    tau += 1
+            tau = inverse_cdf(cdf, np.random.random()) if longest > 0 else 0
             cur, prev, stale = ring[k % slots], ring[(k - 1) % slots], ring[(k - tau) % slots]
             for i in range(m):
                 acc = 0.0

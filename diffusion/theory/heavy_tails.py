@@ -37,6 +37,7 @@ import numpy as np
 
 from amsgd.core.distributions import Distribution, StudentT
 from amsgd.diffusion.theory.linear_recursion import DelayLaw, ar_coefficients, spectral_radius
+from amsgd.diffusion.theory.norm_coupling import impulse_response
 
 #: Gauss–Laguerre nodes in t, and Sobol points for w (a power of 2).
 T_NODES = 32
@@ -75,18 +76,14 @@ def lag_weights(rates: np.ndarray, eta: float, mu: float, law: DelayLaw,
     lags (``(modes, blocks)``) and each block's number of lags: the first :data:`EXACT_LAGS` one by
     one, then blocks of about :data:`BLOCK_SHARE` of the lag. ``slowest``, the largest of the modes'
     mean radii, sets how many lags (computed when not given)."""
-    from scipy.signal import lfilter
-
     if slowest is None:
         slowest = max(spectral_radius(r, eta, mu, law) for r in rates)
     lags = int(min(MAX_LAGS, max(EXACT_LAGS, math.ceil(LAG_RELAXATIONS / max(1.0 - slowest, 1e-12)))))
-    impulse = np.zeros(lags)
-    impulse[0] = 1.0
     starts = _block_starts(lags)
     sizes = np.diff(np.append(starts, lags))
     weights = np.empty((rates.size, starts.size))
     for i, rate in enumerate(rates):  # one mode's lags at a time: memory O(lags + modes × blocks)
-        squares = lfilter([1.0], np.concatenate(([1.0], -ar_coefficients(rate, eta, mu, law))), impulse) ** 2
+        squares = impulse_response(ar_coefficients(rate, eta, mu, law), lags) ** 2
         weights[i] = np.add.reduceat(squares / squares.sum(), starts) / sizes
     return weights, sizes
 

@@ -57,6 +57,7 @@ Without a positive curvature at the point there is no local dynamics to speak of
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -69,7 +70,7 @@ from amsgd.diffusion.theory.divergence import (
     TAIL_SEED,
     smallest_blowing_impulse,
 )
-from amsgd.diffusion.theory.full_moments import FULL_MOMENTS_MAX
+from amsgd.diffusion.theory.full_moments import FULL_MOMENTS_MAX, Statistics, curved_statistics
 from amsgd.diffusion.theory.linear_recursion import DelayLaw, spectral_radius
 from amsgd.diffusion.theory.random_growth import Growth, blow_up_fraction, growth_exponent
 
@@ -271,9 +272,12 @@ def line_fate(line: StiffestLine, eta: float, mu: float, law: DelayLaw, lam: flo
 
 
 def model_divergence_risk(problem: ModelProblem, point: ModelPoint, law: DelayLaw, steps: int,
-                          mean_square_stable: bool, mean_square_theory: str) -> ModelDivergenceRisk:  # fmt: skip
+                          mean_square_stable: bool, mean_square_theory: str,
+                          statistics: Callable[[], Statistics] | None = None) -> ModelDivergenceRisk:  # fmt: skip
     """The divergence risk of runs of ``steps`` iterations at the problem's η, μ and delay law, given
-    the theory's mean-square verdict and its name (the full second moments' where they apply)."""
+    the theory's mean-square verdict and its name (the full second moments' where they apply);
+    ``statistics`` returns :func:`.full_moments.curved_statistics` when they are at hand (asked for
+    only between the two boundaries)."""
     eta, mu = problem.eta, problem.mu
     lam = float(point.eigenvalues[0])
     nan = float("nan")
@@ -283,7 +287,7 @@ def model_divergence_risk(problem: ModelProblem, point: ModelPoint, law: DelayLa
         fate = line_fate(stiffest_line(problem, point), eta, mu, law, lam)
         return ModelDivergenceRisk(nan, nan, int(steps), fate, mean_square_theory)
     if not mean_square_stable:
-        growth, fraction = between_boundaries(problem, point, law, int(steps))
+        growth, fraction = between_boundaries(problem, point, law, int(steps), statistics)
         return ModelDivergenceRisk(nan, nan, int(steps), "mean-square unstable", mean_square_theory, growth=growth,
                                    growth_fraction=fraction)  # fmt: skip
     line = stiffest_line(problem, point)
@@ -292,20 +296,19 @@ def model_divergence_risk(problem: ModelProblem, point: ModelPoint, law: DelayLa
     return ModelDivergenceRisk(min(positive, negative), p, int(steps), "stable", mean_square_theory, line.kick_max)
 
 
-def between_boundaries(problem: ModelProblem, point: ModelPoint, law: DelayLaw,
-                       steps: int) -> tuple[Growth | None, float | None]:  # fmt: skip
+def between_boundaries(problem: ModelProblem, point: ModelPoint, law: DelayLaw, steps: int,
+                       statistics: Callable[[], Statistics] | None = None) -> tuple[Growth | None, float | None]:  # fmt: skip
     """Least squares between the mean-square and the mean boundary: the top exponent of its random
     recursion and the fraction of runs of ``steps`` iterations that reach the divergence length (module
     docstring); ``(None, None)`` for other models, an incomplete spectrum or more than
-    :data:`~.full_moments.FULL_MOMENTS_MAX` parameters."""
-    from amsgd.diffusion.theory.full_moments import example_statistics
+    :data:`~.full_moments.FULL_MOMENTS_MAX` parameters. ``statistics`` as for :func:`model_divergence_risk`."""
     from amsgd.diffusion.theory.second_moments import gains
 
     if problem.model != "least-squares" or not point.full or point.x.size > FULL_MOMENTS_MAX:
         return None, None
     modes = np.flatnonzero(~point.flat())
     lam = point.eigenvalues[modes]
-    hessians, _ = example_statistics(problem, point.x, point.vectors[:, modes])
+    hessians, _ = curved_statistics(problem, point) if statistics is None else statistics()
     shared = np.diag(lam) - hessians.mean(axis=0)  # what every minibatch's Hessian has beside its examples': the ridge
     growth = growth_exponent(shared, hessians, problem.eta, problem.mu, law, problem.batch)
     spread = float(gains(lam, problem.eta, problem.mu, law) @ point.additive[modes])

@@ -43,7 +43,9 @@ from amsgd.diffusion.theory.full_moments import (
     DIAGONAL_THEORY,
     FULL_THEORY,
     FullMoments,
+    Statistics,
     applies,
+    curved_statistics,
     full_second_moments,
 )
 from amsgd.diffusion.theory.linear_recursion import (
@@ -161,7 +163,14 @@ class ModelPredictions:
         p = self.problem
         if not applies(self.point.x.size, self.law, self.point.full):
             return None
-        return full_second_moments(p, self.point, p.eta, p.mu, self.law)
+        return full_second_moments(p, self.point, p.eta, p.mu, self.law, self.example_statistics)
+
+    @cached_property
+    def example_statistics(self) -> Statistics:
+        """Every example's Hessian over the curved modes and the additive noise
+        (:func:`.full_moments.curved_statistics`): computed once for the full second moments and the
+        divergence risk between the two boundaries."""
+        return curved_statistics(self.problem, self.point)
 
     @cached_property
     def divergence(self) -> ModelDivergenceRisk:
@@ -170,7 +179,8 @@ class ModelPredictions:
         full = self.full_moments
         stable = full.stable if full is not None else self.mean_square.stable
         theory = DIAGONAL_THEORY if full is None else FULL_THEORY
-        return model_divergence_risk(self.problem, self.point, self.law, self.options.steps, stable, theory)
+        return model_divergence_risk(self.problem, self.point, self.law, self.options.steps, stable, theory,
+                                     lambda: self.example_statistics)  # fmt: skip
 
     @cached_property
     def rate(self) -> float:

@@ -148,8 +148,7 @@ def blow_up_fraction(exponent: float, variance: float, level: float, steps: int)
     level = max(level - _BARRIER_SHIFT * sd1 * (math.sqrt(size) - 1.0), 0.5 * level)
     width = max(sd1 * math.sqrt(size), abs(exponent) * size) / 4.0
     cells = int(np.clip(math.ceil(level / width), MIN_CELLS, MAX_CELLS))
-    row = np.eye(cells)[0]
-    row = _power_times(_transition(exponent * size, sd1 * math.sqrt(size), level, cells), steps // size, row)
+    row = np.linalg.matrix_power(_transition(exponent * size, sd1 * math.sqrt(size), level, cells), steps // size)[0]
     if steps % size:
         rest = steps % size
         row = row @ _transition(exponent * rest, sd1 * math.sqrt(rest), level, cells)
@@ -168,14 +167,3 @@ def _transition(drift: float, sd: float, level: float, cells: int) -> np.ndarray
     stay[:, 0] += cdf[:, 0]  # below the floor: held at 0
     return stay
 
-
-def _power_times(matrix: np.ndarray, power: int, row: np.ndarray) -> np.ndarray:
-    """``row @ matrix^power`` by repeated squaring."""
-    square = matrix
-    while power:
-        if power & 1:
-            row = row @ square
-        power >>= 1
-        if power:
-            square = square @ square
-    return row
