@@ -181,7 +181,8 @@ def _heavy_features() -> Dataset:
 @pytest.mark.slow
 @pytest.mark.parametrize(("eta", "mu", "delay", "steps"),
                          [(0.14, 0.5, ConstantDelay(0), 4000), (0.16, 0.5, ConstantDelay(0), 4000),
-                          (0.17, 0.5, ConstantDelay(0), 4000), (0.2, 0.5, ConstantDelay(0), 4000),
+                          (0.16, 0.5, ConstantDelay(0), 10_000), (0.17, 0.5, ConstantDelay(0), 4000),
+                          (0.2, 0.5, ConstantDelay(0), 4000),
                           (0.05, 0.7, UniformDelay(0, 4), 6000), (0.07, 0.7, UniformDelay(0, 4), 6000)])  # fmt: skip
 def test_fraction_between_the_boundaries_against_runs(eta, mu, delay, steps):
     """Between the mean-square and the mean boundary the top exponent's fraction against 256 runs from
@@ -196,7 +197,8 @@ def test_fraction_between_the_boundaries_against_runs(eta, mu, delay, steps):
     assert simulated.ci_low <= risk.fraction <= simulated.ci_high, (risk.fraction, simulated)
     block = risk.to_dict()
     assert block["fraction"] == risk.fraction and block["growth"]["exponent"] == risk.growth.exponent
-    assert ("grow at the rate" if risk.growth.exponent > 0 else "return") in block["note"]
+    assert ("grow at the rate" if risk.growth.exponent > 0 else "return, with a heavy-tailed law") in block["note"]
+    assert (block["growth"]["tail_exponent"] is None) == (risk.growth.exponent > 0)
 
 
 @pytest.mark.slow

@@ -157,7 +157,11 @@ class ModelDivergenceRisk:
 
 def _growth_note(growth: Growth, fraction: float, steps: int) -> str:
     """The words for a least-squares cell between the two boundaries, given its top exponent."""
-    trend = "grow" if growth.exponent > 0 else "return, with a heavy-tailed law,"
+    trend = "grow"
+    if growth.exponent <= 0:
+        tail = growth.tail_exponent
+        trend = (f"return, with a heavy-tailed law (P(‖x − x*‖ > r) falling as r^-{tail:.3g}),"
+                 if math.isfinite(tail) else "return")  # fmt: skip
     return (f"the mean dynamics is stable but the second moments grow (the multiplicative noise of the per-example "
             f"Hessians); single runs {trend} at the rate {growth.exponent:.3g} ± {1.96 * growth.standard_error:.2g} "
             f"per iteration (the top Lyapunov exponent of the random recursion): about {100 * fraction:.3g}% of runs "
@@ -316,4 +320,4 @@ def between_boundaries(problem: ModelProblem, point: ModelPoint, law: DelayLaw, 
     floor = np.finfo(float).eps * max(float(np.linalg.norm(point.x)), problem.data.target_scale)
     scale = max(math.sqrt(spread), floor) if math.isfinite(spread) else floor
     level = math.log(BLOW_UP * problem.data.target_scale / scale)
-    return growth, blow_up_fraction(growth.exponent, growth.variance, level, steps)
+    return growth, blow_up_fraction(growth.exponent, growth.walk_variance, level, steps)
