@@ -53,7 +53,7 @@ long enough blows up, and the walk's variance is σ²; for γ < 0 its variance i
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import numpy as np
@@ -127,6 +127,25 @@ def factor_hessians(hessians: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(factors), np.ascontiguousarray(signs)
 
 
+class Recursion(NamedTuple):
+    """The recursion as the compiled loops (:mod:`.growth_kernel`) take it: the ridge, every example's
+    Hessian factored (:func:`factor_hessians`), η, μ, the delay law's cdf and the batch size."""
+
+    ridge: np.ndarray
+    factors: np.ndarray
+    signs: np.ndarray
+    eta: float
+    mu: float
+    cdf: np.ndarray
+    batch: int
+
+
+def _delay_cdf(law: DelayLaw) -> np.ndarray:
+    cdf = np.cumsum(law.pmf)
+    cdf[-1] = 1.0
+    return cdf
+
+
 def growth_exponent(ridge: np.ndarray, hessians: np.ndarray, eta: float, mu: float, law: DelayLaw, batch: int,
                     seed: int = GROWTH_SEED) -> Growth:  # fmt: skip
     """γ, σ², γ's standard error and, where γ < 0, the tail exponent κ of the random recursion with
@@ -134,7 +153,7 @@ def growth_exponent(ridge: np.ndarray, hessians: np.ndarray, eta: float, mu: flo
     docstring). A path whose state becomes exactly zero gives γ = −inf."""
     from amsgd.diffusion.theory.growth_kernel import log_growth_blocks  # compiled: loaded here
 
-    recursion = _Recursion(np.ascontiguousarray(ridge, dtype=float), *factor_hessians(np.asarray(hessians, dtype=float)),
+    recursion = Recursion(np.ascontiguousarray(ridge, dtype=float), *factor_hessians(np.asarray(hessians, dtype=float)),
                            float(eta), float(mu), _delay_cdf(law), int(batch))  # fmt: skip
     m, rank = recursion.factors.shape[1], recursion.factors.shape[2]
     cost = m * m + 2 * batch * m * rank + (law.max_delay + 2) * m
@@ -152,29 +171,10 @@ def growth_exponent(ridge: np.ndarray, hessians: np.ndarray, eta: float, mu: flo
     growth = Growth(float(np.sum(log_gains)) / total, variance, math.sqrt(variance / total), total)
     if growth.exponent >= 0.0:
         return growth
-    kappa = tail_exponent(recursion, growth.exponent, variance, path_steps, seed)
-    return Growth(growth.exponent, variance, growth.standard_error, total, kappa)
+    return replace(growth, tail_exponent=tail_exponent(recursion, growth.exponent, variance, path_steps, seed))
 
 
-class _Recursion(NamedTuple):
-    """The arguments of the compiled loops (:mod:`.growth_kernel`) that describe the recursion."""
-
-    ridge: np.ndarray
-    factors: np.ndarray
-    signs: np.ndarray
-    eta: float
-    mu: float
-    cdf: np.ndarray
-    batch: int
-
-
-def _delay_cdf(law: DelayLaw) -> np.ndarray:
-    cdf = np.cumsum(law.pmf)
-    cdf[-1] = 1.0
-    return cdf
-
-
-def tail_exponent(recursion: _Recursion, exponent: float, variance: float, path_steps: int,
+def tail_exponent(recursion: Recursion, exponent: float, variance: float, path_steps: int,
                   seed: int = GROWTH_SEED) -> float:  # fmt: skip
     """κ > 0 with ``Λ(κ) = 0``, ``Λ(s) = lim (1/n) log E‖h_n‖^s`` (module docstring), for γ = ``exponent``
     < 0, from estimates of Λ by population dynamics with common random numbers, each of about
