@@ -197,6 +197,8 @@ def test_fraction_between_the_boundaries_against_runs(eta, mu, delay, steps):
     assert simulated.ci_low <= risk.fraction <= simulated.ci_high, (risk.fraction, simulated)
     block = risk.to_dict()
     assert block["fraction"] == risk.fraction and block["growth"]["exponent"] == risk.growth.exponent
+    low, high = block["interval"]  # the fraction over the exponent's 95% interval
+    assert low <= risk.fraction <= high and (low < high or risk.fraction in (0.0, 1.0))
     assert ("grow at the rate" if risk.growth.exponent > 0 else "return, with a heavy-tailed law") in block["note"]
     assert (block["growth"]["tail_exponent"] is None) == (risk.growth.exponent > 0)
 

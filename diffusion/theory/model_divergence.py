@@ -123,6 +123,7 @@ class ModelDivergenceRisk:
     kick_max: float = KICK_FRACTION * BLOW_UP  # the largest kick searched (parameter units)
     growth: Growth | None = None  # the random recursion's top exponent, between the two boundaries
     growth_fraction: float | None = None  # the fraction of runs it carries to the divergence length
+    growth_interval: tuple[float, float] | None = None  # the fraction at γ ∓ 1.96 standard errors
 
     @property
     def fraction(self) -> float | None:
@@ -138,7 +139,7 @@ class ModelDivergenceRisk:
     def to_dict(self) -> dict:
         fraction = self.fraction
         if self.fate == "mean-square unstable" and self.growth is not None:
-            note = _growth_note(self.growth, fraction, self.steps)
+            note = _growth_note(self.growth, fraction, self.growth_interval, self.steps)
         elif self.fate != "stable":
             note = _NOTES[self.fate]
         elif fraction is not None and fraction > 0.01:
@@ -148,14 +149,15 @@ class ModelDivergenceRisk:
             if math.isinf(self.critical_impulse):
                 note += (f" (the noise-free dynamics along the stiffest mode returns from every kick of up to "
                          f"{self.kick_max:g} in the parameters)")  # fmt: skip
-        return {"fraction": None if fraction is None else json_float(fraction),
+        interval = None if self.growth_interval is None else [json_float(x) for x in self.growth_interval]
+        return {"fraction": None if fraction is None else json_float(fraction), "interval": interval,
                 "per_iteration": json_float(self.per_iteration), "steps": self.steps,
                 "critical_impulse": json_float(self.critical_impulse), "fate": self.fate,
                 "direction": "the stiffest Hessian mode", "mean_square_theory": self.mean_square_theory,
                 "growth": None if self.growth is None else self.growth.to_dict(), "note": note}  # fmt: skip
 
 
-def _growth_note(growth: Growth, fraction: float, steps: int) -> str:
+def _growth_note(growth: Growth, fraction: float, interval: tuple[float, float], steps: int) -> str:
     """The words for a least-squares cell between the two boundaries, given its top exponent."""
     trend = "grow"
     if growth.exponent <= 0:
@@ -165,7 +167,8 @@ def _growth_note(growth: Growth, fraction: float, steps: int) -> str:
     return (f"the mean dynamics is stable but the second moments grow (the multiplicative noise of the per-example "
             f"Hessians); single runs {trend} at the rate {growth.exponent:.3g} ± {1.96 * growth.standard_error:.2g} "
             f"per iteration (the top Lyapunov exponent of the random recursion): about {100 * fraction:.3g}% of runs "
-            f"of {steps} iterations are expected to blow up")  # fmt: skip
+            f"of {steps} iterations are expected to blow up ({100 * interval[0]:.3g}% to {100 * interval[1]:.3g}% "
+            f"over the rate's 95% interval)")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -291,9 +294,9 @@ def model_divergence_risk(problem: ModelProblem, point: ModelPoint, law: DelayLa
         fate = line_fate(stiffest_line(problem, point), eta, mu, law, lam)
         return ModelDivergenceRisk(nan, nan, int(steps), fate, mean_square_theory)
     if not mean_square_stable:
-        growth, fraction = between_boundaries(problem, point, law, int(steps), statistics)
+        growth, fraction, interval = between_boundaries(problem, point, law, int(steps), statistics)
         return ModelDivergenceRisk(nan, nan, int(steps), "mean-square unstable", mean_square_theory, growth=growth,
-                                   growth_fraction=fraction)  # fmt: skip
+                                   growth_fraction=fraction, growth_interval=interval)  # fmt: skip
     line = stiffest_line(problem, point)
     positive, negative = critical_impulses(line, eta, mu, law.pmf)
     p = kick_probability(line, problem.batch, positive, negative)
@@ -301,15 +304,17 @@ def model_divergence_risk(problem: ModelProblem, point: ModelPoint, law: DelayLa
 
 
 def between_boundaries(problem: ModelProblem, point: ModelPoint, law: DelayLaw, steps: int,
-                       statistics: Callable[[], Statistics] | None = None) -> tuple[Growth | None, float | None]:  # fmt: skip
+                       statistics: Callable[[], Statistics] | None = None,
+                       ) -> tuple[Growth | None, float | None, tuple[float, float] | None]:  # fmt: skip
     """Least squares between the mean-square and the mean boundary: the top exponent of its random
-    recursion and the fraction of runs of ``steps`` iterations that reach the divergence length (module
-    docstring); ``(None, None)`` for other models, an incomplete spectrum or more than
+    recursion, the fraction of runs of ``steps`` iterations that reach the divergence length (module
+    docstring) and that fraction at the ends of the exponent's 95% interval (the walk's variance held);
+    ``(None, None, None)`` for other models, an incomplete spectrum or more than
     :data:`~.full_moments.FULL_MOMENTS_MAX` parameters. ``statistics`` as for :func:`model_divergence_risk`."""
     from amsgd.diffusion.theory.second_moments import gains
 
     if problem.model != "least-squares" or not point.full or point.x.size > FULL_MOMENTS_MAX:
-        return None, None
+        return None, None, None
     modes = np.flatnonzero(~point.flat())
     lam = point.eigenvalues[modes]
     hessians, _ = curved_statistics(problem, point) if statistics is None else statistics()
@@ -320,4 +325,6 @@ def between_boundaries(problem: ModelProblem, point: ModelPoint, law: DelayLaw, 
     floor = np.finfo(float).eps * max(float(np.linalg.norm(point.x)), problem.data.target_scale)
     scale = max(math.sqrt(spread), floor) if math.isfinite(spread) else floor
     level = math.log(BLOW_UP * problem.data.target_scale / scale)
-    return growth, blow_up_fraction(growth.exponent, growth.walk_variance, level, steps)
+    low, mid, high = (blow_up_fraction(growth.exponent + z * growth.standard_error, growth.walk_variance, level, steps)
+                      for z in (-1.96, 0.0, 1.96))  # fmt: skip
+    return growth, mid, (low, high)
