@@ -311,20 +311,26 @@ def between_boundaries(problem: ModelProblem, point: ModelPoint, law: DelayLaw, 
     docstring) and that fraction at the ends of the exponent's 95% interval (the walk's variance held);
     ``(None, None, None)`` for other models, an incomplete spectrum or more than
     :data:`~.full_moments.FULL_MOMENTS_MAX` parameters. ``statistics`` as for :func:`model_divergence_risk`."""
-    from amsgd.diffusion.theory.second_moments import gains
-
     if problem.model != "least-squares" or not point.full or point.x.size > FULL_MOMENTS_MAX:
         return None, None, None
-    modes = np.flatnonzero(~point.flat())
-    lam = point.eigenvalues[modes]
+    lam = point.eigenvalues[~point.flat()]
     hessians, _ = curved_statistics(problem, point) if statistics is None else statistics()
     shared = np.diag(lam) - hessians.mean(axis=0)  # what every minibatch's Hessian has beside its examples': the ridge
     growth = growth_exponent(shared, hessians, problem.eta, problem.mu, law, problem.batch)
-    spread = float(gains(lam, problem.eta, problem.mu, law) @ point.additive[modes])
-    # without additive noise (every example's gradient zero at x*) the rounding of the iterate seeds the growth
-    floor = np.finfo(float).eps * max(float(np.linalg.norm(point.x)), problem.data.target_scale)
-    scale = max(math.sqrt(spread), floor) if math.isfinite(spread) else floor
-    level = math.log(BLOW_UP * problem.data.target_scale / scale)
+    level = divergence_distance(problem, point, law)
     low, mid, high = (blow_up_fraction(growth.exponent + z * growth.standard_error, growth.walk_variance, level, steps)
                       for z in (-1.96, 0.0, 1.96))  # fmt: skip
     return growth, mid, (low, high)
+
+
+def divergence_distance(problem: ModelProblem, point: ModelPoint, law: DelayLaw) -> float:
+    """``log(D/r_0)``: how far, in the log of ``‖x − x*‖``, the divergence length D lies above the spread
+    ``r_0 = (Σ_i G_i s_i)^{1/2}`` the additive noise alone keeps over the curved modes (module docstring)."""
+    from amsgd.diffusion.theory.second_moments import gains
+
+    modes = np.flatnonzero(~point.flat())
+    spread = float(gains(point.eigenvalues[modes], problem.eta, problem.mu, law) @ point.additive[modes])
+    # without additive noise (every example's gradient zero at x*) the rounding of the iterate seeds the growth
+    floor = np.finfo(float).eps * max(float(np.linalg.norm(point.x)), problem.data.target_scale)
+    scale = max(math.sqrt(spread), floor) if math.isfinite(spread) else floor
+    return math.log(BLOW_UP * problem.data.target_scale / scale)
