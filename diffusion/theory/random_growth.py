@@ -59,6 +59,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy.special import ndtr, zeta
 
+from amsgd.core.delays import cumulative
 from amsgd.core.estimates import json_float
 from amsgd.diffusion.theory.linear_recursion import DelayLaw
 
@@ -91,7 +92,8 @@ _BARRIER_SHIFT = float(-zeta(0.5) / math.sqrt(2.0 * math.pi))
 @dataclass(frozen=True)
 class Growth:
     """The top Lyapunov exponent γ per iteration, the variance σ² per iteration of ``log ‖h‖`` about
-    ``γ k``, γ's standard error and the path-steps behind them (module docstring)."""
+    ``γ k``, γ's standard error and the path-steps behind them, and where γ < 0 the tail exponent κ of
+    the norm (NaN otherwise; ∞ where every step contracts) (module docstring)."""
 
     exponent: float
     variance: float
@@ -140,12 +142,6 @@ class Recursion(NamedTuple):
     batch: int
 
 
-def _delay_cdf(law: DelayLaw) -> np.ndarray:
-    cdf = np.cumsum(law.pmf)
-    cdf[-1] = 1.0
-    return cdf
-
-
 def growth_exponent(ridge: np.ndarray, hessians: np.ndarray, eta: float, mu: float, law: DelayLaw, batch: int,
                     seed: int = GROWTH_SEED) -> Growth:  # fmt: skip
     """γ, σ², γ's standard error and, where γ < 0, the tail exponent κ of the random recursion with
@@ -154,7 +150,7 @@ def growth_exponent(ridge: np.ndarray, hessians: np.ndarray, eta: float, mu: flo
     from amsgd.diffusion.theory.growth_kernel import log_growth_blocks  # compiled: loaded here
 
     recursion = Recursion(np.ascontiguousarray(ridge, dtype=float), *factor_hessians(np.asarray(hessians, dtype=float)),
-                           float(eta), float(mu), _delay_cdf(law), int(batch))  # fmt: skip
+                           float(eta), float(mu), cumulative(law.pmf), int(batch))  # fmt: skip
     m, rank = recursion.factors.shape[1], recursion.factors.shape[2]
     cost = m * m + 2 * batch * m * rank + (law.max_delay + 2) * m
     path_steps = int(np.clip(WORK / cost, MIN_PATH_STEPS, MAX_PATH_STEPS))
