@@ -23,8 +23,10 @@ Groups (``τ*`` the mean-dynamics limit of the problem at its η and μ):
 Writes ``benchmarks/floor_accuracy.json`` (every case, and per group the count within, the root mean
 square and the largest error of both floors) and prints a table per group. About 6 minutes on 2
 cores with the default R = 16384 (95% half-widths 0.2–0.4%). Usage:
-``python benchmarks/floor_accuracy.py [--replicates R] [--only GROUPS] [--out PATH]``; ``--only`` re-runs
-those groups and keeps the other groups' cases (and the full run's seconds) from ``PATH``.
+``python benchmarks/floor_accuracy.py [--replicates R] [--only GROUPS] [--predict-only] [--out PATH]``;
+``--only`` re-runs those groups and keeps the other groups' cases (and the full run's seconds) from
+``PATH``; ``--predict-only`` keeps the stored simulations and recomputes only the predictions (about
+10 s: the way to try a change of the theory against every case).
 """
 
 from __future__ import annotations
@@ -116,23 +118,39 @@ def grid() -> list[Case]:
     return cases
 
 
-def measure(case: Case, replicates: int) -> dict:
-    """Simulate one case and set its predictions beside the simulated floor."""
+def predicted(case: Case) -> tuple[float, float]:
+    """The coupled floor (times the heavy-tail factor for Student-t data) and the first-order floor."""
     problem = case.problem()
     c = coefficients_for(problem)
     floor = finite_eta_floor(c, case.eta, case.mu, problem.delay)
     floor = floor.with_heavy_tail(heavy_tail_factor(problem.distribution, c.rates[c.tangent], floor.variances, case.eta,
                                                     case.mu, delay_law(problem.delay)))  # fmt: skip
-    run = simulate(problem, case.steps, replicates, rng=case.seed, start="e1", progress=False)
+    return floor.value, floor.first_order
+
+
+def compared(row: dict, coupled: float, first_order: float) -> dict:
+    """``row`` (a simulated case) with both predictions, their errors and whether each is within."""
+    for name, value in (("coupled", coupled), ("first_order", first_order)):
+        error = row["simulated"] / value - 1.0
+        row[name] = {"value": value, "error": error,
+                     "within": bool(row["ci_low"] <= value <= row["ci_high"] or abs(error) <= TARGET)}  # fmt: skip
+    return row
+
+
+def measure(case: Case, replicates: int) -> dict:
+    """Simulate one case and set its predictions beside the simulated floor."""
+    run = simulate(case.problem(), case.steps, replicates, rng=case.seed, start="e1", progress=False)
     sim = run.stationary_error
     row = {"group": case.group, "spectrum": list(case.spectrum), "eta": case.eta, "mu": case.mu, "delay": case.delay,
            "data": case.data, "steps": case.steps, "replicates": replicates, "diverged": run.diverged_fraction,
            "simulated": sim.mean, "ci_low": sim.ci_low, "ci_high": sim.ci_high}  # fmt: skip
-    for name, value in (("coupled", floor.value), ("first_order", floor.first_order)):
-        error = sim.mean / value - 1.0
-        row[name] = {"value": value, "error": error,
-                     "within": bool(sim.ci_low <= value <= sim.ci_high or abs(error) <= TARGET)}  # fmt: skip
-    return row
+    return compared(row, *predicted(case))
+
+
+def repredicted(row: dict) -> dict:
+    """A stored case with the predictions of the code as it stands (its simulation kept)."""
+    case = Case(row["group"], tuple(row["spectrum"]), row["eta"], row["mu"], row["delay"], row["data"], 0)
+    return compared(dict(row), *predicted(case))
 
 
 def summary(rows: list[dict]) -> dict:
@@ -171,23 +189,27 @@ def main() -> None:
     parser.add_argument("--replicates", type=int, default=16384)
     parser.add_argument("--only", help="comma-separated groups (default: all)")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--predict-only", action="store_true",
+                        help="recompute the predictions of the cases stored in --out, keeping their simulations")
     args = parser.parse_args()
     chosen = None if args.only is None else set(args.only.split(","))
-    kept = _kept_cases(args.out) if chosen is not None else {}
+    kept = _kept_cases(args.out) if chosen is not None or args.predict_only else {}
     began = time.perf_counter()
     rows = []
     for case in grid():
+        key = (case.group, case.data, case.delay, case.eta, case.mu, tuple(case.spectrum))
         if chosen is not None and case.group not in chosen:
-            rows.append(kept[(case.group, case.data, case.delay, case.eta, case.mu, tuple(case.spectrum))])
+            rows.append(kept[key])
             continue
-        rows.append(measure(case, args.replicates))
+        rows.append(repredicted(kept[key]) if args.predict_only else measure(case, args.replicates))
         r = rows[-1]
         print(f"{describe(r):55s} sim {r['simulated']:.5f} [{r['ci_low']:.5f}, {r['ci_high']:.5f}]  "
               f"coupled {100 * r['coupled']['error']:+.2f}%{' ' if r['coupled']['within'] else '!'}  "
               f"first order {100 * r['first_order']['error']:+.2f}%", flush=True)  # fmt: skip
     groups = summary(rows)
     print(table(groups))
-    seconds = time.perf_counter() - began if chosen is None else json.loads(args.out.read_text())["seconds"]
+    simulated_anew = chosen is None and not args.predict_only
+    seconds = time.perf_counter() - began if simulated_anew else json.loads(args.out.read_text())["seconds"]
     record = {"seconds": seconds, "target": TARGET, "groups": groups, "cases": rows}
     args.out.write_text(json.dumps(record, indent=1) + "\n")
 
