@@ -838,15 +838,20 @@ def _divergence_blocks(numbers: dict) -> list[Block]:
         text = risk["note"][0].upper() + risk["note"][1:] + "."
     elif risk["critical_impulse"] is None:
         text = ("No gradient impulse $K = |Y_1|\\,\\|Y_\\perp\\|$ in the range searched throws the noise-free "
-                "delayed recursion of the mean map past its stability boundary. " + _excursion_sentence(risk))
+                "delayed recursion of the mean map past its stability boundary. " + _excursion_sentence(risk)).rstrip()
     else:
         text = (
             "One gradient of size $K = |Y_1|\\,\\|Y_\\perp\\|$ throws the noise-free delayed recursion of the mean "
             f"map past its stability boundary once $K > K^* = {_num(risk['critical_impulse'])}$. Runs are carried off "
             "by smaller samples: one throws $v$ off the sphere and the next, multiplied by its raised norm, overshoot. "
             + _excursion_sentence(risk)
-        )
-    if risk["fate"] == "mean-square unstable":
+        ).rstrip()
+    if risk["fate"] == "mean-square unstable" and risk["method"] == "direct":
+        text += (" The second moments of the linearisation at $e_1$ grow here (mean-square unstable), and blow-ups are "
+                 "frequent enough to be counted directly: runs of the exact recursion with the full data law from "
+                 f"settled states blew up {risk['direct_blowups']} times, a probability "
+                 f"${_num(risk['per_iteration'])}$ per iteration, so {_expected_fraction(risk)}.")  # fmt: skip
+    elif risk["fate"] == "mean-square unstable":
         text += (" The second moments of the linearisation at $e_1$ grow here (mean-square unstable), so runs that meet "
                  "no large sample are followed too (the exact recursion from settled states): they blow up with "
                  f"probability ${_num(risk['without_events'])}$ per iteration"
@@ -856,7 +861,9 @@ def _divergence_blocks(numbers: dict) -> list[Block]:
 
 def _excursion_sentence(risk: dict) -> str:
     """The rate of blow-ups from the excursions that large samples start, or its bound where no path was
-    followed (events negligible)."""
+    followed (events negligible); nothing where the blow-ups were counted directly."""
+    if risk["method"] == "direct":
+        return ""
     threshold = _num(risk["event_threshold"])
     if not risk["paths"]:
         quiet = risk["without_events"] if risk["fate"] == "mean-square unstable" else 0.0

@@ -110,6 +110,42 @@ def test_a_background_that_blows_up_throughout_keeps_every_path(monkeypatch):
     assert background.ring.shape[1] == kick_fate.BACKGROUND_PATHS
 
 
+def test_the_direct_count_counts_every_blow_up_of_the_full_law(monkeypatch):
+    """With the blow-up norm at 0 every settled path blows up at every step with the full law (whose
+    large samples can shrink a norm below 1): the direct rate is 1 per path-step, with the Poisson
+    error of the count plus half."""
+    from amsgd.diffusion.theory import kick_fate
+
+    problem = Problem.from_spectrum((3.0, 2.0, 1.0), distribution=parse_distribution("student-t:6"), eta=0.01, mu=0.5)
+    law = predict(problem).delay_law
+    data = _law("student-t:6")
+    background = kick_fate._background(problem, law, data, 60, kick_fate.calm_span(problem, law), data.rng)
+    monkeypatch.setattr(kick_fate, "FATE_NORM", 0.0)
+    fate = kick_fate._direct_count(problem, law, background, 1.0, seed=4)
+    count = kick_fate.quiet_steps(problem.dim, background.ring.shape[1]) * background.ring.shape[1]
+    assert fate.method == "direct" and fate.direct_blowups == count and fate.paths == 0
+    assert fate.per_iteration == pytest.approx(1.0, rel=1e-12)
+    assert fate.standard_error == pytest.approx(np.sqrt(count + 0.5) / count)
+
+
+def test_the_estimate_with_the_smaller_relative_error_is_kept():
+    """Below DIRECT_MIN blow-ups both estimates are made; the one whose standard error is the smaller
+    share of itself is kept (a low estimate is not preferred for its small absolute error), and it
+    carries what the other knows (the direct count, the rate without events)."""
+    from amsgd.diffusion.theory.kick_fate import KickFate, _better
+
+    renewal = KickFate(1e-5, 2e-6, 10.0, 0.0, 0.0, 4096, 4e-6)  # 20% relative
+    direct = KickFate(2e-5, 3e-6, 10.0, 0.0, 0.0, 0, float("nan"), "direct", 44)  # 15% relative
+    kept = _better(renewal, direct)
+    assert kept.method == "direct" and kept.per_iteration == 2e-5 and kept.without_events == 4e-6
+    precise = KickFate(1e-5, 1e-6, 10.0, 0.0, 0.0, 4096, 4e-6)  # 10% relative
+    kept = _better(precise, direct)
+    assert kept.method == "excursions" and kept.per_iteration == 1e-5 and kept.direct_blowups == 44
+    assert _better(renewal, None) is renewal
+    none_seen = KickFate(0.0, 1e-7, 10.0, 0.0, 0.0, 0, 0.0, "direct", 0)  # no blow-up: no relative error
+    assert _better(renewal, none_seen).method == "excursions"
+
+
 def test_runs_without_events_count_each_blow_up_once_per_path_step(monkeypatch):
     """The rate of blow-ups with no event is its count over the path-steps, times P(E ≤ e_min): with
     the blow-up norm below 1 every path blows up at every step (and starts again from a settled

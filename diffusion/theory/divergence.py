@@ -20,7 +20,9 @@ scale of the bins. Over N iterations the expected fraction of runs that blow up 
 
 **Between the mean and the mean-square boundaries** the second moments of the linearisation grow, but
 most runs stay near e_1 (the nonlinearity bounds the radial mode, whose growth it is); runs may also
-be carried off there with no large sample, and the rate adds those blow-ups (``without_events``).
+be carried off there with no large sample, and the rate adds those blow-ups (``without_events``);
+where blow-ups there are frequent (next to the mean τ*), ``p`` is instead their direct count in runs
+of the exact recursion with the full data law (``method = "direct"``, ``direct_blowups``).
 
 **Beyond the mean-dynamics boundary** (τ > τ*): the same noise-free recursion from a small
 perturbation of e_1 either grows without bound (runs blow up) or settles on an oscillation of
@@ -63,6 +65,12 @@ MEAN_SQUARE_NOTE = (
     "the fraction adds to the excursions' blow-ups those of runs that meet no large sample (direct Monte Carlo of "
     "the exact recursion from settled states: without_events per iteration)"
 )
+#: The same where blow-ups there are frequent enough to count directly.
+DIRECT_NOTE = (
+    "the mean dynamics is stable but the second moments of the linearisation at e_1 grow (mean-square unstable); "
+    "blow-ups are frequent here and the fraction counts them directly (direct_blowups of them in runs of the exact "
+    "recursion with the full data law from settled states)"
+)
 
 
 @dataclass(frozen=True)
@@ -81,6 +89,8 @@ class DivergenceRisk:
     background_blowups: float = 0.0  # the share of background paths that blew up during the burn-in
     paths: int = 0  # event paths followed (0: events negligible, the event rate is the rate, an upper bound)
     without_events: float = float("nan")  # the part of per_iteration from runs meeting no event (mean-square unstable)
+    method: str = "excursions"  # or "direct": blow-ups counted directly with the full data law (kick_fate)
+    direct_blowups: int = 0  # the direct count's blow-ups (mean-square unstable; 0 elsewhere)
 
     @property
     def mean_stable(self) -> bool:
@@ -117,6 +127,8 @@ class DivergenceRisk:
             "background_blowups": json_float(self.background_blowups),
             "paths": self.paths,
             "without_events": json_float(self.without_events),
+            "method": self.method,
+            "direct_blowups": self.direct_blowups,
             "fate": self.fate,
         }
         if self.fate == "blows up":
@@ -127,7 +139,7 @@ class DivergenceRisk:
                 "saturate at a high error rather than blow up"
             )
         elif self.fate == "mean-square unstable":
-            out["note"] = f"{self._expected()}{MEAN_SQUARE_NOTE}"
+            out["note"] = f"{self._expected()}{DIRECT_NOTE if self.method == 'direct' else MEAN_SQUARE_NOTE}"
         elif self.per_iteration > 0:
             out["note"] = f"{self._expected()}{ESTIMATE_NOTE}"
         return out
@@ -137,6 +149,8 @@ class DivergenceRisk:
         nothing."""
         if not self.fraction > 0.01:
             return ""
+        if self.method == "direct":
+            return f"about {100 * self.fraction:.1f}% of runs of {self.steps} iterations are expected to blow up; "
         how = ("most runs are carried off with no large sample"
                if self.without_events > 0.5 * self.per_iteration else
                "one large gradient (heavy-tailed data, a large step or a long delay) throws v off the sphere, "
@@ -217,4 +231,4 @@ def divergence_risk(problem: Problem, law: DelayLaw, steps: int, mean_stable: bo
     rate = kick_fate(problem, law, impulse, relaxation, int(steps), TAIL_SEED, quiet=not mean_square_stable)
     return DivergenceRisk(impulse, rate.per_iteration, int(steps), fate if mean_square_stable else "mean-square unstable",
                           rate.standard_error, rate.event_threshold, rate.undecided, rate.background_blowups,
-                          rate.paths, rate.without_events)  # fmt: skip
+                          rate.paths, rate.without_events, rate.method, rate.direct_blowups)  # fmt: skip

@@ -46,11 +46,21 @@ ordinary samples: the settled background states then run on for :func:`quiet_ste
 without events (a path that blows up starts again from a settled state), and their blow-ups per step,
 times ``P(E ≤ e_min)``, join the numerator of ``p`` beside ``P(E > e_max)`` (blow-ups between the
 excursions), with the Poisson error of their count (half a blow-up added).
+
+There blow-ups can be frequent, and the renewal count, which takes each excursion to start from a
+settled background, falls short where runs relax slowly (next to the mean τ*, an excursion that has
+settled by the norm rule still leaves the run displaced for the next event). So the settled states
+first run :func:`quiet_steps` steps with the *full* data law, events included; where they blow up at
+least :data:`DIRECT_MIN` times, ``p`` is that count over the path-steps (``method = "direct"``, the
+Poisson error of the count): the exact recursion counted directly, with no renewal. With fewer, the
+estimate above is made too, and the one with the smaller relative standard error is kept (``method``
+says which).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from math import nan
 
 import numpy as np
@@ -83,6 +93,8 @@ BACKGROUND_WORK = 1e8
 #: The cap on path-dimension-steps of the background's run without events (``quiet``), and its least steps.
 QUIET_WORK = 3e7
 QUIET_MIN = 200
+#: Blow-ups of the direct count with the full law from which ``p`` is that count (relative error 10%).
+DIRECT_MIN = 100
 #: Runs of ``steps`` iterations that meet an event with less than this probability are not followed.
 NEGLIGIBLE = 1e-9
 #: Burn-in: this many relaxation times ``1/(1 − ρ)`` of the mean dynamics, within [BURN_MIN, BURN_MAX].
@@ -120,8 +132,9 @@ class KickFate:
     """The per-iteration blow-up probability ``p`` with its Monte Carlo standard error, the event
     threshold ``e_min``, the fraction of event paths still undecided when their window ended, the
     fraction of background paths that blew up during the burn-in, the number of event paths
-    followed (0 where none is run: :func:`kick_fate`), and the part of ``per_iteration`` from runs
-    that meet no event (NaN where not estimated: mean-square stable)."""
+    followed (0 where none is run: :func:`kick_fate`), the part of ``per_iteration`` from runs that
+    meet no event (NaN where not estimated: mean-square stable, or counted directly), how ``p`` was
+    estimated and the direct count's blow-ups."""
 
     per_iteration: float
     standard_error: float
@@ -130,6 +143,8 @@ class KickFate:
     background_blowups: float
     paths: int
     without_events: float = nan
+    method: str = "excursions"  # or "direct": the blow-ups of the full law counted directly (module docstring)
+    direct_blowups: int = 0  # the direct count's blow-ups (0 where it did not run: mean-square stable)
 
 
 def sample_sizes(y: np.ndarray) -> np.ndarray:
@@ -340,10 +355,13 @@ def kick_fate(problem: Problem, law: DelayLaw, critical: float, relaxation: floa
     if negligible and not quiet:
         return KickFate(events, float(np.sqrt(np.sum(errors**2) + tail_error**2)), e_min, 0.0, 0.0, 0)
     background = _background(problem, law, data, burn_in(relaxation), calm_span(problem, law), rng)
+    direct = _direct_count(problem, law, background, e_min, seed) if quiet else None
+    if direct is not None and direct.direct_blowups >= DIRECT_MIN:
+        return direct
     still, still_error = _without_events(problem, law, data, background, e_min, 1.0 - events) if quiet else (nan, 0.0)
     if negligible:
-        return KickFate(events + still, float(np.sqrt(np.sum(errors**2) + tail_error**2 + still_error**2)), e_min,
-                        0.0, background.blowups, 0, still)  # fmt: skip
+        return _better(KickFate(events + still, float(np.sqrt(np.sum(errors**2) + tail_error**2 + still_error**2)),
+                                e_min, 0.0, background.blowups, 0, still), direct)  # fmt: skip
     excursions = _Excursions(problem, law, data, background, edges, 1.0 - events)
     budget = path_budget(problem.dim, law.order + 1)
     excursions.run(np.full(BINS, max(MIN_PATHS, budget // (BINS * PILOT_SHARE))))
@@ -351,8 +369,30 @@ def kick_fate(problem: Problem, law: DelayLaw, critical: float, relaxation: floa
     if quiet:  # blow-ups with no event share the numerator with those of samples beyond e_max
         tail, tail_error = tail + still, float(np.hypot(tail_error, still_error))
     estimate, variance = excursions.rate(probabilities, errors, tail, tail_error)
-    return KickFate(estimate, float(np.sqrt(variance)), e_min, excursions.undecided / excursions.paths,
-                    background.blowups, excursions.paths, still)  # fmt: skip
+    return _better(KickFate(estimate, float(np.sqrt(variance)), e_min, excursions.undecided / excursions.paths,
+                            background.blowups, excursions.paths, still), direct)  # fmt: skip
+
+
+def _direct_count(problem: Problem, law: DelayLaw, background: _Background, e_min: float, seed: int) -> KickFate:
+    """``p`` as the blow-ups per step of the settled states run with the full data law
+    (:func:`_settled_blowups`, on a stream of its own so that the other estimates' draws do not change)."""
+    full = _DataLaw(problem, np.random.default_rng([seed, 1]))
+    rate, error, count = _settled_blowups(problem, law, background, full.draw, full.rng)
+    return KickFate(rate, error, e_min, 0.0, background.blowups, 0, nan, "direct", count)
+
+
+def _better(renewal: KickFate, direct: KickFate | None) -> KickFate:
+    """The renewal estimate, or the direct count where its relative standard error is the smaller (module
+    docstring; relative, so that an estimate is not preferred for being low)."""
+    if direct is None:
+        return renewal
+    if _relative_error(renewal) <= _relative_error(direct):
+        return replace(renewal, direct_blowups=direct.direct_blowups)
+    return replace(direct, without_events=renewal.without_events)
+
+
+def _relative_error(fate: KickFate) -> float:
+    return fate.standard_error / fate.per_iteration if fate.per_iteration > 0 else np.inf
 
 
 def _neyman(probabilities: np.ndarray, pilot: _Excursions, budget: int) -> np.ndarray:
@@ -410,22 +450,30 @@ def quiet_steps(dim: int, paths: int) -> int:
 def _without_events(problem: Problem, law: DelayLaw, data: _DataLaw, background: _Background, e_min: float,
                     no_event: float) -> tuple[float, float]:  # fmt: skip
     """The blow-ups per step of runs that meet no event, and their standard error: the settled background
-    states run :func:`quiet_steps` steps with the law without events (``E ≤ e_min``); a path that blows
-    up starts again from a settled state drawn at random. The count over the path-steps, times
-    ``no_event = P(E ≤ e_min)``, with the Poisson error of the count plus half a blow-up."""
+    states run :func:`quiet_steps` steps with the law without events (``E ≤ e_min``; :func:`_settled_blowups`),
+    the rate times ``no_event = P(E ≤ e_min)``."""
+    rate, error, _ = _settled_blowups(problem, law, background, lambda n: data.below(n, e_min), data.rng)
+    return rate * no_event, error * no_event
+
+
+def _settled_blowups(problem: Problem, law: DelayLaw, background: _Background,
+                     draw: Callable[[int], np.ndarray], rng: np.random.Generator) -> tuple[float, float, int]:  # fmt: skip
+    """The settled background states run :func:`quiet_steps` steps with the samples ``draw(paths)``; a path
+    that blows up starts again from a settled state drawn with ``rng`` (which draws the delays too).
+    Returns the blow-ups per path-step, the Poisson error of that count plus half a blow-up, and the count."""
     starts = background.ring
-    recursion = _Recursion(starts.copy(), background.now, problem, law, data.rng)
+    recursion = _Recursion(starts.copy(), background.now, problem, law, rng)
     steps = quiet_steps(problem.dim, recursion.paths)
     blowups = 0
     for _ in range(steps):
-        norms = recursion.step(data.below(recursion.paths, e_min))
+        norms = recursion.step(draw(recursion.paths))
         wild = np.flatnonzero(~(norms < FATE_NORM))
         if wild.size:
             blowups += wild.size
-            picked = starts[:, data.rng.integers(starts.shape[1], size=wild.size)]
+            picked = starts[:, rng.integers(starts.shape[1], size=wild.size)]
             recursion.ring[:, wild] = np.roll(picked, recursion.now - background.now, axis=0)  # their v_k in slot now
-    scale = no_event / (steps * recursion.paths)
-    return blowups * scale, float(np.sqrt(blowups + 0.5)) * scale
+    scale = 1.0 / (steps * recursion.paths)
+    return blowups * scale, float(np.sqrt(blowups + 0.5)) * scale, blowups
 
 
 class _Excursions:
