@@ -243,3 +243,31 @@ def test_a_classifier_between_the_boundaries_gets_no_fraction():
     risk = model_divergence_risk(p, point, delay_law(0), 1000, False, "diagonal")
     assert risk.fate == "mean-square unstable" and risk.growth is None and risk.fraction is None
     assert risk.to_dict()["fraction"] is None and "least squares only" in risk.to_dict()["note"]
+
+
+def test_the_noise_scale_is_the_mean_recursions_through_a_random_delay():
+    """r_0 comes from the modes' mean recursions: with a constant delay that is the gain G_i, and with an
+    i.i.d. delay it stays finite where the delay's spread alone makes a mode's second moments grow (G_i
+    infinite; that growth belongs to the exponent), so log(D/r_0) falls steadily towards the mean
+    boundary (where the mean recursion's variance grows without bound) through that point instead of
+    jumping to the rounding floor (about 50)."""
+    from types import SimpleNamespace
+
+    from amsgd.diffusion.theory.lyapunov import scaled_gain
+    from amsgd.diffusion.theory.second_moments import gains
+
+    def distance(eta: float, law) -> float:
+        problem = SimpleNamespace(eta=eta, mu=0.7, data=SimpleNamespace(target_scale=1.0))
+        point = SimpleNamespace(eigenvalues=np.array([1.0, 0.5]), additive=np.array([1e-3, 2e-3]), x=np.ones(2),
+                                flat=lambda: np.array([False, False]))  # fmt: skip
+        return divergence_distance(problem, point, law)
+
+    constant = delay_law(ConstantDelay(3))
+    spread = float(gains(np.array([1.0, 0.5]), 0.1, 0.7, ConstantDelay(3)) @ np.array([1e-3, 2e-3]))
+    assert distance(0.1, constant) == pytest.approx(math.log(BLOW_UP / math.sqrt(spread)), rel=1e-12)
+    law = delay_law(UniformDelay(0, 4))
+    etas = np.linspace(0.12, 0.19, 36)
+    beyond = [eta for eta in etas if spectral_radius(1.0, eta, 0.7, law) < 1.0 and scaled_gain(1.0, eta, 0.7, law) == np.inf]
+    assert beyond, "no step size where the mode is mean-stable with an infinite gain"
+    levels = np.array([distance(eta, law) for eta in etas if spectral_radius(1.0, eta, 0.7, law) < 1.0])
+    assert np.all((levels > 10.0) & (levels < 20.0)) and np.all(np.diff(levels) < 0.0)

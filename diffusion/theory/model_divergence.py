@@ -49,7 +49,7 @@ moments grow through the multiplicative noise of the per-example Hessians: the f
 linear, with its whole spectrum and at most :data:`~.full_moments.FULL_MOMENTS_MAX` parameters, γ is
 estimated and the fraction of runs of N iterations that reach the divergence length is
 :func:`.random_growth.blow_up_fraction` from the noise scale ``r_0 = (Σ_i G_i s_i)^{1/2}`` (the
-stationary spread the additive noise alone would give), with the norm's tail exponent κ where runs
+stationary spread the additive noise alone would give through the modes' mean recursions), with the norm's tail exponent κ where runs
 return, and again at the ends of γ's 95% interval; elsewhere the fraction is not predicted (the
 quadratic approximation's exponent does not decide the far dynamics of a classifier).
 Without a positive curvature at the point there is no local dynamics to speak of: ``"not predicted"``.
@@ -72,7 +72,7 @@ from amsgd.diffusion.theory.divergence import (
     smallest_blowing_impulse,
 )
 from amsgd.diffusion.theory.full_moments import FULL_MOMENTS_MAX, Statistics, curved_statistics
-from amsgd.diffusion.theory.linear_recursion import DelayLaw, spectral_radius
+from amsgd.diffusion.theory.linear_recursion import DelayLaw, ar_coefficients, radius_of, spectral_radius
 from amsgd.diffusion.theory.random_growth import Growth, blow_up_fraction, growth_exponent
 
 if TYPE_CHECKING:
@@ -326,11 +326,18 @@ def between_boundaries(problem: ModelProblem, point: ModelPoint, law: DelayLaw, 
 
 def divergence_distance(problem: ModelProblem, point: ModelPoint, law: DelayLaw) -> float:
     """``log(D/r_0)``: how far, in the log of ``‖x − x*‖``, the divergence length D lies above the spread
-    ``r_0 = (Σ_i G_i s_i)^{1/2}`` the additive noise alone keeps over the curved modes (module docstring)."""
-    from amsgd.diffusion.theory.second_moments import gains
+    ``r_0 = (Σ_i G_i s_i)^{1/2}`` the additive noise alone keeps over the curved modes (module docstring),
+    ``G_i = η² γ_i(0)`` the stationary variance per unit noise of mode i's mean recursion: a random
+    delay's spread, which multiplies the state as the Hessians' noise does, belongs to the exponent,
+    and the gains that include it grow without bound before the mean boundary."""
+    from amsgd.diffusion.theory.lyapunov import autocovariance_rows
 
     modes = np.flatnonzero(~point.flat())
-    spread = float(gains(point.eigenvalues[modes], problem.eta, problem.mu, law) @ point.additive[modes])
+    rows = np.array([ar_coefficients(rate, problem.eta, problem.mu, law) for rate in point.eigenvalues[modes]])
+    stable = np.array([radius_of(row) < 1.0 for row in rows], dtype=bool)
+    spread = math.inf
+    if stable.all():
+        spread = float(problem.eta**2 * autocovariance_rows(rows)[:, 0] @ point.additive[modes])
     # without additive noise (every example's gradient zero at x*) the rounding of the iterate seeds the growth
     floor = np.finfo(float).eps * max(float(np.linalg.norm(point.x)), problem.data.target_scale)
     scale = max(math.sqrt(spread), floor) if math.isfinite(spread) else floor

@@ -41,10 +41,14 @@ random walk of drift γ and variance σ² per step held at the floor 0 (``ℓ �
 recursion) and started there; a run blows up when ``ℓ`` reaches ``log(D/r_0)``, D the divergence
 length. The probability that it has by step N is computed on a grid: the walk's transition matrix
 over macro steps of ``s`` iterations (the drift and the variance times s), raised to the power
-``N/s`` by repeated squaring, with one more step for the remainder. A walk looked at every s steps
-misses the crossings in between: the level is lowered by ``β σ (√s − 1)``, β = −ζ(1/2)/√(2π) ≈ 0.5826
-(the continuity correction of Broadie, Glasserman and Kou for a barrier watched at discrete times),
-so that the grid's walk stands for the walk watched every step. For γ > 0 nearly every run that lives
+``N/s`` by repeated squaring, with one more step for the remainder; the floor is a state of its own
+(an atom at 0), the rest cells of ``(0, level)``. A walk looked at every s steps misses what happens
+in between at both barriers: it misses crossings of the level, and it is held at the floor less often
+than the walk held at every step, so it sits lower. Each barrier is moved by ``β σ (√s − 1)``,
+β = −ζ(1/2)/√(2π) ≈ 0.5826 (the continuity correction of Broadie, Glasserman and Kou for a barrier
+watched at discrete times): the level is lowered by twice that, so that the grid's walk stands for
+the walk watched every step (against 8000–20 000 directly simulated walks in nine cases from 600 to
+10⁵ steps, the grid is within 0.004 of them; moving the level alone, it was up to 0.02 low). For γ > 0 nearly every run that lives
 long enough blows up, and the walk's variance is σ²; for γ < 0 its variance is ``2|γ|/κ``
 (:attr:`Growth.walk_variance`), so that the walk's stationary tail ``exp(−2|γ| ℓ/σ²)`` is the norm's
 ``exp(−κ ℓ)`` (the two agree as γ → 0).
@@ -227,7 +231,7 @@ def blow_up_fraction(exponent: float, variance: float, level: float, steps: int)
         size *= 2
     if reach(steps) < 1e-3 * level:  # the walk cannot get anywhere near the level
         return 0.0
-    level = max(level - _BARRIER_SHIFT * sd1 * (math.sqrt(size) - 1.0), 0.5 * level)
+    level = max(level - 2.0 * _BARRIER_SHIFT * sd1 * (math.sqrt(size) - 1.0), 0.5 * level)  # both barriers
     width = max(sd1 * math.sqrt(size), abs(exponent) * size) / 4.0
     cells = int(np.clip(math.ceil(level / width), MIN_CELLS, MAX_CELLS))
     row = np.linalg.matrix_power(_transition(exponent * size, sd1 * math.sqrt(size), level, cells), steps // size)[0]
@@ -238,14 +242,14 @@ def blow_up_fraction(exponent: float, variance: float, level: float, steps: int)
 
 
 def _transition(drift: float, sd: float, level: float, cells: int) -> np.ndarray:
-    """One step of the walk between the cells of ``[0, level)`` from their centres: Gaussian moves of
-    mean ``drift`` and deviation ``sd``, what falls below 0 held in the first cell, what reaches the
-    level gone (the rows sum to the mass that stays)."""
+    """One step of the walk between the floor (state 0, the atom at 0) and the cells of ``(0, level)``
+    (states 1 .. cells, from their centres): Gaussian moves of mean ``drift`` and deviation ``sd``, what
+    falls below 0 held at the floor, what reaches the level gone (the rows sum to the mass that stays)."""
     edges = np.linspace(0.0, level, cells + 1)
-    mean = 0.5 * (edges[:-1] + edges[1:])[:, None] + drift
+    starts = np.concatenate(([0.0], 0.5 * (edges[:-1] + edges[1:])))
     sd = max(sd, 1e-3 * (edges[1] - edges[0]))
-    cdf = ndtr((edges[None, :] - mean) / sd)  # (cells, cells + 1)
-    stay = np.diff(cdf, axis=1)
-    stay[:, 0] += cdf[:, 0]  # below the floor: held at 0
+    cdf = ndtr((edges[None, :] - (starts[:, None] + drift)) / sd)  # (cells + 1, cells + 1)
+    stay = np.empty((cells + 1, cells + 1))
+    stay[:, 0] = cdf[:, 0]  # below the floor: held at 0
+    stay[:, 1:] = np.diff(cdf, axis=1)
     return stay
-
