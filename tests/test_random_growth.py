@@ -13,6 +13,7 @@ from amsgd.diffusion.theory.growth_kernel import tilted_growth_rate
 from amsgd.diffusion.theory.linear_recursion import delay_law, spectral_radius
 from amsgd.diffusion.theory.random_growth import (
     MIN_BLOCK,
+    Growth,
     blow_up_fraction,
     factor_hessians,
     growth_exponent,
@@ -114,6 +115,10 @@ def test_no_tail_exponent_where_every_step_contracts_or_runs_grow():
     g = growth_exponent(np.array([[ridge]]), h[:, None, None], eta, 0.0, delay_law(0), 1)
     assert g.tail_exponent == math.inf and g.walk_variance == 0.0
     assert blow_up_fraction(g.exponent, g.walk_variance, 5.0, 10_000) == 0.0
+    # steps of 0.5 and 0.99: f = Λ(s)/s levels off just below 0 (at log 0.99), so the secants creep
+    # outward and never bracket a root within the estimates allowed: still no power tail
+    slow = growth_exponent(np.zeros((1, 1)), np.array([0.5, 0.01])[:, None, None], 1.0, 0.0, delay_law(0), 1)
+    assert slow.tail_exponent == math.inf and slow.walk_variance == 0.0
     grows = growth_exponent(np.array([[ridge]]), h[:, None, None], 2.0, 0.0, delay_law(0), 1)
     assert grows.exponent > 0 and math.isnan(grows.tail_exponent) and grows.walk_variance == grows.variance
     assert grows.to_dict()["tail_exponent"] is None
@@ -170,3 +175,12 @@ def test_a_state_that_vanishes_has_exponent_minus_infinity():
     """m = 1, μ = 0, τ = 0 with η H = 1 for every example: h becomes exactly 0 at the first step."""
     g = growth_exponent(np.zeros((1, 1)), np.full((3, 1, 1), 2.0), 0.5, 0.0, delay_law(0), 1)
     assert g.exponent == -math.inf
+
+
+def test_the_walk_keeps_the_clt_variance_where_the_exponent_is_not_told_from_zero():
+    """2|γ|/κ → σ² as γ → 0, but there it is the ratio of two small estimates, mostly their noise: where
+    γ's 95% interval holds 0 the walk keeps σ²; where it does not, 2|γ|/κ (the norm's tail)."""
+    unresolved = Growth(exponent=-1e-4, variance=0.5, standard_error=1e-4, path_steps=1, tail_exponent=1e-3)
+    assert unresolved.walk_variance == 0.5
+    resolved = Growth(exponent=-0.01, variance=0.5, standard_error=1e-4, path_steps=1, tail_exponent=0.05)
+    assert resolved.walk_variance == pytest.approx(0.4)
