@@ -49,9 +49,10 @@ moments grow through the multiplicative noise of the per-example Hessians: the f
 linear, with its whole spectrum and at most :data:`~.full_moments.FULL_MOMENTS_MAX` parameters, γ is
 estimated and the fraction of runs of N iterations that reach the divergence length is
 :func:`.random_growth.blow_up_fraction` from the noise scale ``r_0 = (Σ_i G_i s_i)^{1/2}`` (the
-stationary spread the additive noise alone would give through the modes' mean recursions), with the norm's tail exponent κ where runs
-return, and again at the ends of γ's 95% interval; elsewhere the fraction is not predicted (the
-quadratic approximation's exponent does not decide the far dynamics of a classifier).
+stationary spread the additive noise alone would give through the modes' mean recursions), with the
+norm's tail exponent κ where runs return, and again at the ends of γ's 95% interval; elsewhere the
+fraction is not predicted (the quadratic approximation's exponent does not decide the far dynamics of
+a classifier).
 Without a positive curvature at the point there is no local dynamics to speak of: ``"not predicted"``.
 """
 

@@ -48,11 +48,12 @@ than the walk held at every step, so it sits lower. Each barrier is moved by ``�
 β = −ζ(1/2)/√(2π) ≈ 0.5826 (the continuity correction of Broadie, Glasserman and Kou for a barrier
 watched at discrete times): the level is lowered by twice that, so that the grid's walk stands for
 the walk watched every step (against 8000–20 000 directly simulated walks in nine cases from 600 to
-10⁵ steps, the grid is within 0.004 of them; moving the level alone, it was up to 0.02 low). For γ > 0 nearly every run that lives
-long enough blows up, and the walk's variance is σ²; for γ < 0 its variance is ``2|γ|/κ``
-(:attr:`Growth.walk_variance`), so that the walk's stationary tail ``exp(−2|γ| ℓ/σ²)`` is the norm's
-``exp(−κ ℓ)`` (the two agree as γ → 0; where γ's 95% interval holds 0 the walk keeps σ², the ratio
-of two small estimates being mostly their noise).
+10⁵ steps, the grid is within 0.004 of them; moving the level alone, it was up to 0.02 low).
+
+For γ > 0 nearly every run that lives long enough blows up, and the walk's variance is σ²; for γ < 0
+its variance is ``2|γ|/κ`` (:attr:`Growth.walk_variance`), so that the walk's stationary tail
+``exp(−2|γ| ℓ/σ²)`` is the norm's ``exp(−κ ℓ)`` (the two agree as γ → 0; where γ's 95% interval
+holds 0 the walk keeps σ², the ratio of two small estimates being mostly their noise).
 """
 
 from __future__ import annotations
@@ -183,7 +184,8 @@ def growth_exponent(ridge: np.ndarray, hessians: np.ndarray, eta: float, mu: flo
 def tail_exponent(recursion: Recursion, exponent: float, variance: float, path_steps: int,
                   seed: int = GROWTH_SEED) -> float:  # fmt: skip
     """κ > 0 with ``Λ(κ) = 0``, ``Λ(s) = lim (1/n) log E‖h_n‖^s`` (module docstring), for γ = ``exponent``
-    < 0, from estimates of Λ by population dynamics with common random numbers, each of about
+    < 0, from estimates of Λ by population dynamics on one seed (common random numbers until the paths
+    are first resampled, whose draws then depend on s), each of about
     ``path_steps`` path-steps (:func:`.growth_kernel.tilted_growth_rate`).
 
     ``f(s) = Λ(s)/s`` rises from ``f(0) = γ`` (Λ is convex) through 0 at κ. It is estimated first at the
