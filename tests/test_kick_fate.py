@@ -128,24 +128,6 @@ def test_the_direct_count_counts_every_blow_up_of_the_full_law(monkeypatch):
     assert fate.standard_error == pytest.approx(np.sqrt(count + 0.5) / count)
 
 
-def test_the_estimate_with_the_smaller_relative_error_is_kept():
-    """Below DIRECT_MIN blow-ups both estimates are made; the one whose standard error is the smaller
-    share of itself is kept (a low estimate is not preferred for its small absolute error), and it
-    carries what the other knows (the direct count, the rate without events)."""
-    from amsgd.diffusion.theory.kick_fate import KickFate, _better
-
-    renewal = KickFate(1e-5, 2e-6, 10.0, 0.0, 0.0, 4096, 4e-6)  # 20% relative
-    direct = KickFate(2e-5, 3e-6, 10.0, 0.0, 0.0, 0, float("nan"), "direct", 44)  # 15% relative
-    kept = _better(renewal, direct)
-    assert kept.method == "direct" and kept.per_iteration == 2e-5 and kept.without_events == 4e-6
-    precise = KickFate(1e-5, 1e-6, 10.0, 0.0, 0.0, 4096, 4e-6)  # 10% relative
-    kept = _better(precise, direct)
-    assert kept.method == "excursions" and kept.per_iteration == 1e-5 and kept.direct_blowups == 44
-    assert _better(renewal, None) is renewal
-    none_seen = KickFate(0.0, 1e-7, 10.0, 0.0, 0.0, 0, 0.0, "direct", 0)  # no blow-up: no relative error
-    assert _better(renewal, none_seen).method == "excursions"
-
-
 def test_runs_without_events_count_each_blow_up_once_per_path_step(monkeypatch):
     """The rate of blow-ups with no event is its count over the path-steps, times P(E ≤ e_min): with
     the blow-up norm below 1 every path blows up at every step (and starts again from a settled

@@ -50,17 +50,20 @@ excursions), with the Poisson error of their count (half a blow-up added).
 There blow-ups can be frequent, and the renewal count, which takes each excursion to start from a
 settled background, falls short where runs relax slowly (next to the mean τ*, an excursion that has
 settled by the norm rule still leaves the run displaced for the next event). So the settled states
-first run :func:`quiet_steps` steps with the *full* data law, events included; where they blow up at
-least :data:`DIRECT_MIN` times, ``p`` is that count over the path-steps (``method = "direct"``, the
-Poisson error of the count): the exact recursion counted directly, with no renewal. With fewer, the
-estimate above is made too, and the one with the smaller relative standard error is kept (``method``
-says which).
+first run :func:`quiet_steps` steps with the *full* data law, events included (up to
+:data:`DIRECT_ROUNDS` times as many, until :data:`DIRECT_PRECISE` blow-ups, where the count is on
+course to reach :data:`DIRECT_MIN`); where they blow up at least :data:`DIRECT_MIN` times, ``p`` is
+that count over the path-steps (``method = "direct"``, the Poisson error of the count): the exact
+recursion counted directly, with no renewal. With fewer, the
+estimate above stands (``method = "excursions"``). The renewal estimate's own standard error can
+understate its error badly there (seeds of one case spread it five times wider than it says), so the
+two are not weighed against each other by their errors.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from math import nan
 
 import numpy as np
@@ -93,8 +96,12 @@ BACKGROUND_WORK = 1e8
 #: The cap on path-dimension-steps of the background's run without events (``quiet``), and its least steps.
 QUIET_WORK = 3e7
 QUIET_MIN = 200
-#: Blow-ups of the direct count with the full law from which ``p`` is that count (relative error 10%).
-DIRECT_MIN = 100
+#: Blow-ups of the direct count with the full law from which ``p`` is that count (relative error 20%);
+#: the count runs further rounds of :func:`quiet_steps` (at most DIRECT_ROUNDS in all) until it has
+#: DIRECT_PRECISE (10%), where it is on course to reach DIRECT_MIN.
+DIRECT_MIN = 25
+DIRECT_PRECISE = 100
+DIRECT_ROUNDS = 4
 #: Runs of ``steps`` iterations that meet an event with less than this probability are not followed.
 NEGLIGIBLE = 1e-9
 #: Burn-in: this many relaxation times ``1/(1 − ρ)`` of the mean dynamics, within [BURN_MIN, BURN_MAX].
@@ -359,9 +366,10 @@ def kick_fate(problem: Problem, law: DelayLaw, critical: float, relaxation: floa
     if direct is not None and direct.direct_blowups >= DIRECT_MIN:
         return direct
     still, still_error = _without_events(problem, law, data, background, e_min, 1.0 - events) if quiet else (nan, 0.0)
+    counted = 0 if direct is None else direct.direct_blowups
     if negligible:
-        return _better(KickFate(events + still, float(np.sqrt(np.sum(errors**2) + tail_error**2 + still_error**2)),
-                                e_min, 0.0, background.blowups, 0, still), direct)  # fmt: skip
+        return KickFate(events + still, float(np.sqrt(np.sum(errors**2) + tail_error**2 + still_error**2)), e_min,
+                        0.0, background.blowups, 0, still, direct_blowups=counted)  # fmt: skip
     excursions = _Excursions(problem, law, data, background, edges, 1.0 - events)
     budget = path_budget(problem.dim, law.order + 1)
     excursions.run(np.full(BINS, max(MIN_PATHS, budget // (BINS * PILOT_SHARE))))
@@ -369,30 +377,22 @@ def kick_fate(problem: Problem, law: DelayLaw, critical: float, relaxation: floa
     if quiet:  # blow-ups with no event share the numerator with those of samples beyond e_max
         tail, tail_error = tail + still, float(np.hypot(tail_error, still_error))
     estimate, variance = excursions.rate(probabilities, errors, tail, tail_error)
-    return _better(KickFate(estimate, float(np.sqrt(variance)), e_min, excursions.undecided / excursions.paths,
-                            background.blowups, excursions.paths, still), direct)  # fmt: skip
+    return KickFate(estimate, float(np.sqrt(variance)), e_min, excursions.undecided / excursions.paths,
+                    background.blowups, excursions.paths, still, direct_blowups=counted)  # fmt: skip
 
 
 def _direct_count(problem: Problem, law: DelayLaw, background: _Background, e_min: float, seed: int) -> KickFate:
     """``p`` as the blow-ups per step of the settled states run with the full data law
     (:func:`_settled_blowups`, on a stream of its own so that the other estimates' draws do not change)."""
     full = _DataLaw(problem, np.random.default_rng([seed, 1]))
-    rate, error, count = _settled_blowups(problem, law, background, full.draw, full.rng)
+    rate, error, count = _settled_blowups(problem, law, background, full.draw, full.rng, _count_on)
     return KickFate(rate, error, e_min, 0.0, background.blowups, 0, nan, "direct", count)
 
 
-def _better(renewal: KickFate, direct: KickFate | None) -> KickFate:
-    """The renewal estimate, or the direct count where its relative standard error is the smaller (module
-    docstring; relative, so that an estimate is not preferred for being low)."""
-    if direct is None:
-        return renewal
-    if _relative_error(renewal) <= _relative_error(direct):
-        return replace(renewal, direct_blowups=direct.direct_blowups)
-    return replace(direct, without_events=renewal.without_events)
-
-
-def _relative_error(fate: KickFate) -> float:
-    return fate.standard_error / fate.per_iteration if fate.per_iteration > 0 else np.inf
+def _count_on(blowups: int, rounds: int) -> bool:
+    """Whether the direct count runs another round: fewer than :data:`DIRECT_PRECISE` blow-ups so far, fewer
+    than :data:`DIRECT_ROUNDS` rounds, and on course to reach :data:`DIRECT_MIN` by the last."""
+    return blowups < DIRECT_PRECISE and rounds < DIRECT_ROUNDS and blowups * DIRECT_ROUNDS >= DIRECT_MIN * rounds
 
 
 def _neyman(probabilities: np.ndarray, pilot: _Excursions, budget: int) -> np.ndarray:
@@ -456,23 +456,27 @@ def _without_events(problem: Problem, law: DelayLaw, data: _DataLaw, background:
     return rate * no_event, error * no_event
 
 
-def _settled_blowups(problem: Problem, law: DelayLaw, background: _Background,
-                     draw: Callable[[int], np.ndarray], rng: np.random.Generator) -> tuple[float, float, int]:  # fmt: skip
-    """The settled background states run :func:`quiet_steps` steps with the samples ``draw(paths)``; a path
-    that blows up starts again from a settled state drawn with ``rng`` (which draws the delays too).
-    Returns the blow-ups per path-step, the Poisson error of that count plus half a blow-up, and the count."""
+def _settled_blowups(problem: Problem, law: DelayLaw, background: _Background, draw: Callable[[int], np.ndarray],
+                     rng: np.random.Generator, more: Callable[[int, int], bool] | None = None,
+                     ) -> tuple[float, float, int]:  # fmt: skip
+    """The settled background states run :func:`quiet_steps` steps with the samples ``draw(paths)``, and as
+    many again while ``more(blow-ups, rounds run)`` says so; a path that blows up starts again from a
+    settled state drawn with ``rng`` (which draws the delays too). Returns the blow-ups per path-step,
+    the Poisson error of that count plus half a blow-up, and the count."""
     starts = background.ring
     recursion = _Recursion(starts.copy(), background.now, problem, law, rng)
     steps = quiet_steps(problem.dim, recursion.paths)
-    blowups = 0
-    for _ in range(steps):
-        norms = recursion.step(draw(recursion.paths))
-        wild = np.flatnonzero(~(norms < FATE_NORM))
-        if wild.size:
-            blowups += wild.size
-            picked = starts[:, rng.integers(starts.shape[1], size=wild.size)]
-            recursion.ring[:, wild] = np.roll(picked, recursion.now - background.now, axis=0)  # their v_k in slot now
-    scale = 1.0 / (steps * recursion.paths)
+    blowups, rounds = 0, 0
+    while rounds == 0 or (more is not None and more(blowups, rounds)):
+        for _ in range(steps):
+            norms = recursion.step(draw(recursion.paths))
+            wild = np.flatnonzero(~(norms < FATE_NORM))
+            if wild.size:
+                blowups += wild.size
+                picked = starts[:, rng.integers(starts.shape[1], size=wild.size)]
+                recursion.ring[:, wild] = np.roll(picked, recursion.now - background.now, axis=0)  # v_k in slot now
+        rounds += 1
+    scale = 1.0 / (rounds * steps * recursion.paths)
     return blowups * scale, float(np.sqrt(blowups + 0.5)) * scale, blowups
 
 
