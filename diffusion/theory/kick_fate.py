@@ -54,10 +54,10 @@ first run :func:`quiet_steps` steps with the *full* data law, events included (u
 :data:`DIRECT_ROUNDS` times as many, until :data:`DIRECT_PRECISE` blow-ups, where the count is on
 course to reach :data:`DIRECT_MIN`); where they blow up at least :data:`DIRECT_MIN` times, ``p`` is
 that count over the path-steps (``method = "direct"``, the Poisson error of the count): the exact
-recursion counted directly, with no renewal. With fewer, the
-estimate above stands (``method = "excursions"``). The renewal estimate's own standard error can
-understate its error badly there (seeds of one case spread it five times wider than it says), so the
-two are not weighed against each other by their errors.
+recursion counted directly, with no renewal. With fewer, the estimate above stands (``method =
+"excursions"``). The renewal estimate's own standard error can understate its error badly there
+(seeds of one case spread it five times wider than it says), so the two are not weighed against each
+other by their errors.
 """
 
 from __future__ import annotations
