@@ -73,7 +73,7 @@ from amsgd.diffusion.theory.divergence import (
     smallest_blowing_impulse,
 )
 from amsgd.diffusion.theory.full_moments import FULL_MOMENTS_MAX, Statistics, curved_statistics
-from amsgd.diffusion.theory.linear_recursion import DelayLaw, ar_coefficients, radius_of, spectral_radius
+from amsgd.diffusion.theory.linear_recursion import DelayLaw, ar_coefficients, spectral_radius
 from amsgd.diffusion.theory.random_growth import Growth, blow_up_fraction, growth_exponent
 
 if TYPE_CHECKING:
@@ -331,14 +331,11 @@ def divergence_distance(problem: ModelProblem, point: ModelPoint, law: DelayLaw)
     ``G_i = η² γ_i(0)`` the stationary variance per unit noise of mode i's mean recursion: a random
     delay's spread, which multiplies the state as the Hessians' noise does, belongs to the exponent,
     and the gains that include it grow without bound before the mean boundary."""
-    from amsgd.diffusion.theory.lyapunov import autocovariance_rows
+    from amsgd.diffusion.theory.lyapunov import step_down_variance
 
     modes = np.flatnonzero(~point.flat())
     rows = np.array([ar_coefficients(rate, problem.eta, problem.mu, law) for rate in point.eigenvalues[modes]])
-    stable = np.array([radius_of(row) < 1.0 for row in rows], dtype=bool)
-    spread = math.inf
-    if stable.all():
-        spread = float(problem.eta**2 * autocovariance_rows(rows)[:, 0] @ point.additive[modes])
+    spread = float(problem.eta**2 * step_down_variance(rows) @ point.additive[modes])  # inf where one is unstable
     # without additive noise (every example's gradient zero at x*) the rounding of the iterate seeds the growth
     floor = np.finfo(float).eps * max(float(np.linalg.norm(point.x)), problem.data.target_scale)
     scale = max(math.sqrt(spread), floor) if math.isfinite(spread) else floor
