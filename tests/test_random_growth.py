@@ -12,11 +12,14 @@ from scipy.optimize import brentq
 from amsgd.diffusion.theory.growth_kernel import tilted_growth_rate
 from amsgd.diffusion.theory.linear_recursion import delay_law, spectral_radius
 from amsgd.diffusion.theory.random_growth import (
+    MAX_TILTS,
     MIN_BLOCK,
     Growth,
+    Recursion,
     blow_up_fraction,
     factor_hessians,
     growth_exponent,
+    tail_exponent,
 )
 
 
@@ -184,3 +187,57 @@ def test_the_walk_keeps_the_clt_variance_where_the_exponent_is_not_told_from_zer
     assert unresolved.walk_variance == 0.5
     resolved = Growth(exponent=-0.01, variance=0.5, standard_error=1e-4, path_steps=1, tail_exponent=0.05)
     assert resolved.walk_variance == pytest.approx(0.4)
+
+
+def _scripted_tilts(monkeypatch, f):
+    """Replace Λ's estimator: Λ(s) = s · f(s, call), the call counted from 0."""
+    import amsgd.diffusion.theory.growth_kernel as kernel
+
+    calls = []
+
+    def tilted(*args):
+        calls.append(args[7])
+        return args[7] * f(args[7], len(calls) - 1)
+
+    monkeypatch.setattr(kernel, "tilted_growth_rate", tilted)
+    return calls
+
+
+_SCALAR = (np.array([[0.1]]), np.array([0.2, 0.5, 1.0, 3.0, 9.0])[:, None, None], 0.3)
+
+
+def test_a_tail_exponent_that_did_not_converge_is_flagged_in_the_growth_and_its_json(monkeypatch):
+    """The second estimate of f = Λ(s)/s falls below γ: the search stops at the last point tried, and
+    says so."""
+    calls = _scripted_tilts(monkeypatch, lambda s, call: 1.0 if call == 0 else -1e6)
+    ridge, hessians, eta = _SCALAR
+    g = growth_exponent(ridge, hessians, eta, 0.0, delay_law(0), 1)
+    assert g.exponent < 0 and len(calls) == 2
+    assert g.tail_exponent == calls[0] and g.tail_converged is False  # the last point tried
+    assert g.to_dict()["tail_exponent_converged"] is False
+
+
+@pytest.mark.parametrize(("wobble", "converged"), [(0.0, True), (0.02, False)])
+def test_the_tail_exponents_search_says_whether_it_converged(monkeypatch, wobble, converged):
+    """f(s) = γ + c s (log‖h‖ with Gaussian steps): the secants land on −γ/c and stop there; the same f
+    with estimates that jump by ±``wobble`` keeps moving until the six estimates are spent."""
+    gamma, slope = -0.05, 0.08
+    calls = _scripted_tilts(monkeypatch, lambda s, call: gamma + slope * s + wobble * (-1) ** call)
+    ridge, hessians, eta = _SCALAR
+    recursion = Recursion(ridge, *factor_hessians(hessians), eta, 0.0, np.ones(1), 1)
+    kappa, done = tail_exponent(recursion, gamma, 2.0 * slope, 100_000)
+    assert done is converged
+    if converged:
+        assert kappa == pytest.approx(-gamma / slope, rel=1e-9)
+    else:
+        assert len(calls) == MAX_TILTS and 0.0 < kappa < math.inf  # the last secant's root
+
+def test_non_finite_coefficients_get_one_clear_error():
+    from amsgd.core.errors import ProblemError
+
+    hessians = np.ones((3, 1, 1))
+    hessians[1] = np.nan
+    with pytest.raises(ProblemError, match="not finite"):
+        growth_exponent(np.zeros((1, 1)), hessians, 0.1, 0.0, delay_law(0), 1)
+    with pytest.raises(ProblemError, match="not finite"):
+        growth_exponent(np.zeros((1, 1)), np.ones((3, 1, 1)), math.inf, 0.0, delay_law(0), 1)

@@ -164,7 +164,8 @@ def _growth_note(growth: Growth, fraction: float, interval: tuple[float, float],
     trend = "grow"
     if growth.exponent <= 0:
         tail = growth.tail_exponent
-        trend = (f"return, with a heavy-tailed law (P(‖x − x*‖ > r) falling as r^-{tail:.3g}),"
+        unsure = "" if growth.tail_converged else ", the last estimate of a root search that did not converge"
+        trend = (f"return, with a heavy-tailed law (P(‖x − x*‖ > r) falling as r^-{tail:.3g}{unsure}),"
                  if math.isfinite(tail) else "return")  # fmt: skip
     return (f"the mean dynamics is stable but the second moments grow (the multiplicative noise of the per-example "
             f"Hessians); single runs {trend} at the rate {growth.exponent:.3g} ± {1.96 * growth.standard_error:.2g} "

@@ -33,7 +33,8 @@ the steps skewed, and on the tests' cells κ is 2–12% below that, which at the
 (:func:`.growth_kernel.tilted_growth_rate`: paths weighted by ``‖h_{k+1}‖^s/‖h_k‖^s`` and resampled in
 proportion to their weights, the log of the mean weight accumulated; the same path-steps as γ's,
 :data:`TILT_STEPS` per path) and its root by secants from the Gaussian one; six seeds spread κ by
-about 1% on the tests' cells, which moves the fraction by about ``κ ℓ`` times that, relative.
+about 1% on the tests' cells, which moves the fraction by about ``κ ℓ`` times that, relative. Where the
+secants stop before they settle, κ is their last estimate and :attr:`Growth.tail_converged` is False.
 
 **The blow-up fraction** (:func:`blow_up_fraction`). With additive noise the run's norm cannot fall
 far below the scale ``r_0`` the noise alone keeps it at, so ``ℓ_k = log(‖h_k‖/r_0)`` is taken as a
@@ -66,6 +67,7 @@ import numpy as np
 from scipy.special import ndtr, zeta
 
 from amsgd.core.delays import cumulative
+from amsgd.core.errors import ProblemError
 from amsgd.core.estimates import json_float
 from amsgd.diffusion.theory.linear_recursion import DelayLaw
 
@@ -108,6 +110,7 @@ class Growth:
     standard_error: float
     path_steps: int
     tail_exponent: float = math.nan  # κ, the positive root of Λ(s), where γ < 0
+    tail_converged: bool = True  # False where κ's root search stopped before converging (its last estimate)
 
     @property
     def walk_variance(self) -> float:
@@ -124,7 +127,7 @@ class Growth:
     def to_dict(self) -> dict:
         return {"exponent": json_float(self.exponent), "exponent_se": json_float(self.standard_error),
                 "variance": json_float(self.variance), "tail_exponent": json_float(self.tail_exponent),
-                "path_steps": self.path_steps}  # fmt: skip
+                "tail_exponent_converged": self.tail_converged, "path_steps": self.path_steps}  # fmt: skip
 
 
 def factor_hessians(hessians: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -157,8 +160,13 @@ def growth_exponent(ridge: np.ndarray, hessians: np.ndarray, eta: float, mu: flo
                     seed: int = GROWTH_SEED) -> Growth:  # fmt: skip
     """γ, σ², γ's standard error and, where γ < 0, the tail exponent κ of the random recursion with
     per-example Hessians ``hessians`` ``(N, m, m)`` and the shared part ``ridge`` ``(m, m)`` (module
-    docstring). A path whose state becomes exactly zero gives γ = −inf."""
+    docstring). A path whose state becomes exactly zero gives γ = −inf; non-finite Hessians, ridge, η or μ
+    raise :class:`~amsgd.core.errors.ProblemError`."""
     from amsgd.diffusion.theory.growth_kernel import log_growth_blocks  # compiled: loaded here
+
+    if not (np.all(np.isfinite(ridge)) and np.all(np.isfinite(hessians)) and math.isfinite(eta)
+            and math.isfinite(mu)):  # fmt: skip
+        raise ProblemError("no top Lyapunov exponent: the Hessians at the point, the ridge, η or μ are not finite")
 
     recursion = Recursion(np.ascontiguousarray(ridge, dtype=float), *factor_hessians(np.asarray(hessians, dtype=float)),
                            float(eta), float(mu), cumulative(law.pmf), int(batch))  # fmt: skip
@@ -172,18 +180,21 @@ def growth_exponent(ridge: np.ndarray, hessians: np.ndarray, eta: float, mu: flo
     burn = int(BURN_FRACTION * blocks * block_steps)
     log_gains = log_growth_blocks(*recursion, PATHS, burn, blocks, block_steps, int(seed))
     total = log_gains.size * block_steps
-    if not np.all(np.isfinite(log_gains)):
+    if np.any(np.isnan(log_gains)):  # finite inputs keep a renormalised state finite: a defect, not a verdict
+        raise RuntimeError("the random recursion's state became NaN from finite coefficients")
+    if not np.all(np.isfinite(log_gains)):  # −inf: a path's state vanished
         return Growth(-math.inf, 0.0, 0.0, total)
     variance = float(np.var(log_gains, ddof=1)) / block_steps
     growth = Growth(float(np.sum(log_gains)) / total, variance, math.sqrt(variance / total), total)
     if growth.exponent >= 0.0:
         return growth
-    return replace(growth, tail_exponent=tail_exponent(recursion, growth.exponent, variance, path_steps, seed))
+    kappa, converged = tail_exponent(recursion, growth.exponent, variance, path_steps, seed)
+    return replace(growth, tail_exponent=kappa, tail_converged=converged)
 
 
 def tail_exponent(recursion: Recursion, exponent: float, variance: float, path_steps: int,
-                  seed: int = GROWTH_SEED) -> float:  # fmt: skip
-    """κ > 0 with ``Λ(κ) = 0``, ``Λ(s) = lim (1/n) log E‖h_n‖^s`` (module docstring), for γ = ``exponent``
+                  seed: int = GROWTH_SEED) -> tuple[float, bool]:  # fmt: skip
+    """``(κ, converged)``: κ > 0 with ``Λ(κ) = 0``, ``Λ(s) = lim (1/n) log E‖h_n‖^s`` (module docstring), for γ = ``exponent``
     < 0, from estimates of Λ by population dynamics on one seed (common random numbers until the paths
     are first resampled, whose draws then depend on s), each of about
     ``path_steps`` path-steps (:func:`.growth_kernel.tilted_growth_rate`).
@@ -194,12 +205,15 @@ def tail_exponent(recursion: Recursion, exponent: float, variance: float, path_s
     ``(0, γ)``), until the root moves by less than :data:`TILT_RTOL` or :data:`MAX_TILTS` estimates are
     spent. Where f does not rise (as when every example is the same and Λ(s) = γ s) it is the Gaussian
     root; where the secants run off beyond :data:`NO_ROOT` times it, or f stays below 0 at every s
-    tried (f levels off below 0: every step contracts, and the norm has no power tail), ∞."""
+    tried (f levels off below 0: every step contracts, and the norm has no power tail), ∞. ``converged`` is
+    False where the search stopped otherwise (an estimate of f not finite, not above γ or equal to the last,
+    a secant root not positive, or the estimates spent with a root bracketed): κ is then its last estimate
+    (the last point tried, or the last secant's root)."""
     from amsgd.diffusion.theory.growth_kernel import tilted_growth_rate  # compiled: loaded here
 
     gaussian = 2.0 * abs(exponent) / variance if variance > 0.0 else math.inf
     if not math.isfinite(gaussian):
-        return gaussian
+        return gaussian, True
     paths = int(np.clip(path_steps // TILT_STEPS, MIN_TILT_PATHS, MAX_TILT_PATHS))
     steps = max(1, int(path_steps / (paths * (1.0 + BURN_FRACTION))))
     burn = int(BURN_FRACTION * steps)
@@ -208,17 +222,17 @@ def tail_exponent(recursion: Recursion, exponent: float, variance: float, path_s
     for _ in range(MAX_TILTS):
         f = tilted_growth_rate(*recursion, s, paths, burn, steps, int(seed)) / s
         if not (math.isfinite(f) and f > exponent and f != f_last):
-            return gaussian if last == 0.0 else last
+            return (gaussian, True) if last == 0.0 else (last, False)
         root = s - f * (s - last) / (f - f_last)
         if not (math.isfinite(root) and root > 0.0):
-            return s
+            return s, False
         if root > NO_ROOT * gaussian:  # f levels off below 0: the norm's tail is lighter than any power
-            return math.inf
+            return math.inf, True
         if abs(root - s) < TILT_RTOL * s:
-            return root
+            return root, True
         below = below and f < 0.0
         last, f_last, s = s, f, root
-    return math.inf if below else s
+    return (math.inf, True) if below else (s, False)
 
 
 def blow_up_fraction(exponent: float, variance: float, level: float, steps: int) -> float:
