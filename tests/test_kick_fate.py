@@ -142,3 +142,20 @@ def test_runs_without_events_count_each_blow_up_once_per_path_step(monkeypatch):
     rate, error = kick_fate._without_events(problem, law, data, background, data.quantile(0.99), 0.99)
     count = kick_fate.quiet_steps(problem.dim, background.ring.shape[1]) * background.ring.shape[1]
     assert rate == pytest.approx(0.99, rel=1e-12) and error == pytest.approx(0.99 * np.sqrt(count + 0.5) / count)
+
+
+@pytest.mark.slow
+def test_momentum_next_to_one_gets_an_estimate_within_bounded_work():
+    """At μ = 0.999999 three momentum memories are three million steps: the calm rule is capped (it asked
+    for a (3·10⁶ × paths) array and 46 GiB) and the estimate agrees with runs, every one of which blows
+    up within 10 000 iterations."""
+    from amsgd.diffusion.theory.kick_fate import CALM_MAX, calm_span
+    from amsgd.diffusion.theory.linear_recursion import delay_law
+    from amsgd.simulate import simulate
+
+    problem = Problem.from_spectrum((4.0, 3.0, 2.0, 1.0), eta=5e-4, mu=0.999999)
+    assert calm_span(problem, delay_law(0)) == CALM_MAX
+    risk = predict(problem, PredictOptions(steps=10_000)).divergence
+    runs = simulate(problem, 10_000, 32, rng=1, start="e1", progress=False)
+    assert runs.diverged_fraction == 1.0
+    assert risk.interval[0] > 0.99, risk.to_dict()

@@ -108,14 +108,17 @@ NEGLIGIBLE = 1e-9
 BURN_RELAXATIONS = 5.0
 BURN_MIN, BURN_MAX = 50, 3000
 #: Steps after the event before a path counts as undecided (WINDOW, or WINDOW_CALMS calm spans if
-#: longer); the settling radius's floor, its margin over a quantile of the background's norms, and the
-#: momentum memories a settled run stays calm.
+#: longer); the settling radius's floor, its margin over a quantile of the background's norms, the
+#: momentum memories a settled run stays calm, and the most steps that asks for (reached at μ = 0.9999:
+#: closer to 1 the calm rule covers fewer memories, where it would otherwise ask for 3/(1 − μ) steps of
+#: every path and excursion).
 WINDOW = 4000
 WINDOW_CALMS = 4
 SETTLE_RADIUS = 1.1
 SETTLE_MARGIN = 1.2
 SETTLE_QUANTILE = 0.99
 CALM_MEMORY = 3.0
+CALM_MAX = 30_000
 #: Draws of the pool behind the quantile of E and the conditioned samples of other laws (at most
 #: POOL_FLOATS numbers; a user sampler's moment draws instead).
 POOL = 50_000
@@ -321,8 +324,8 @@ class _Recursion:
 
 def calm_span(problem: Problem, law: DelayLaw) -> int:
     """Steps with every norm below the settling radius that end an excursion: the ring's ``L + 1`` and
-    the momentum's memory :data:`CALM_MEMORY` ``/(1 − μ)``, whichever is longer."""
-    return int(max(law.order + 1, np.ceil(CALM_MEMORY / (1.0 - problem.mu))))
+    the momentum's memory :data:`CALM_MEMORY` ``/(1 − μ)`` (at most :data:`CALM_MAX`), whichever is longer."""
+    return int(max(law.order + 1, min(CALM_MAX, np.ceil(CALM_MEMORY / (1.0 - problem.mu)))))
 
 
 def burn_in(relaxation: float) -> int:
@@ -421,7 +424,7 @@ def _background(problem: Problem, law: DelayLaw, data: _DataLaw, steps: int, cal
     :data:`SETTLE_QUANTILE` quantile of the last norms; a path is kept as a start where its last
     ``calm`` norms lie below it, the rule that ends an excursion (all are kept if none
     does)."""
-    paths = max(MIN_PATHS, min(BACKGROUND_PATHS, int(BACKGROUND_WORK / (problem.dim * steps))))
+    paths = max(MIN_PATHS, min(BACKGROUND_PATHS, int(BACKGROUND_WORK / (problem.dim * max(steps, calm)))))
     recursion = _Recursion.at_rest(paths, problem, law, rng)
     recent = np.full((calm, paths), np.inf)  # the last norms, a ring of its own
     blew = np.zeros(paths, dtype=bool)

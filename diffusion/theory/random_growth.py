@@ -222,7 +222,7 @@ def tail_exponent(recursion: Recursion, exponent: float, variance: float, path_s
     for _ in range(MAX_TILTS):
         f = tilted_growth_rate(*recursion, s, paths, burn, steps, int(seed)) / s
         if not (math.isfinite(f) and f > exponent and f != f_last):
-            return (gaussian, True) if last == 0.0 else (last, False)
+            return (gaussian, math.isfinite(f)) if last == 0.0 else (last, False)
         root = s - f * (s - last) / (f - f_last)
         if not (math.isfinite(root) and root > 0.0):
             return s, False
