@@ -291,6 +291,17 @@ def test_cli_integrate_sdde_reports_the_delay(capsys):
     assert out["stability_limit"]["mode"]["kind"] == "radial"
 
 
+
+def test_cli_integrate_sdde_takes_round_robin_workers_as_their_constant_delay(capsys):
+    """``workers:M`` is the constant delay M − 1: the same run, numbers and all, as ``constant:M-1``."""
+    outs = []
+    for delay in ("workers:3", "constant:2"):
+        assert main(["integrate", "--limit", "sdde", "--delay", delay, "--paths", "4", "--steps", "40",
+                     "--seed", "1"]) == 0  # fmt: skip
+        out = json.loads(capsys.readouterr().out)
+        outs.append({k: v for k, v in out.items() if k not in ("seconds", "problem")})
+    assert outs[0]["delay_iterations"] == 2 and outs[0] == outs[1]
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

@@ -172,7 +172,7 @@ def _model_limit(problem, args: argparse.Namespace) -> dict:
 def _check_limit(problem, args: argparse.Namespace) -> None:
     """Refuse what ``--limit`` (or ``--no-scheme-check``) cannot do for streaming PCA, in one line, before any
     heavy import."""
-    from amsgd.core.delays import ConstantDelay
+    from amsgd.core.delays import ConstantDelay, RoundRobinDelay
     from amsgd.core.errors import ProblemError
 
     if not args.check_scheme:
@@ -186,9 +186,9 @@ def _check_limit(problem, args: argparse.Namespace) -> None:
         return
     if args.convergence_study:
         raise ProblemError("--convergence-study is for --limit sde; use amsgd.diffusion.sdde.sdde_convergence_study")
-    if not isinstance(problem.delay, ConstantDelay):
+    if not isinstance(problem.delay, (ConstantDelay, RoundRobinDelay)):
         raise ProblemError(
-            f"--limit sdde needs a constant delay (--tau N), got --delay {problem.delay.spec}: "
+            f"--limit sdde needs a constant delay (--tau N, constant:N or workers:M), got --delay {problem.delay.spec}: "
             "the delay-differential limit holds a fixed s = τη"
         )
     if args.scheme is not None and args.scheme not in SDDE_SCHEME_NAMES:

@@ -16,7 +16,7 @@ from functools import cached_property
 import numpy as np
 
 from amsgd.core import checks
-from amsgd.core.delays import ConstantDelay, DelayModel
+from amsgd.core.delays import ConstantDelay, DelayModel, RoundRobinDelay
 from amsgd.core.distributions import Distribution, Gaussian
 from amsgd.core.errors import ProblemError, RunWarning
 
@@ -199,9 +199,12 @@ class Problem:
 
     @property
     def tau(self) -> int:
-        """The constant delay, when the delay model is constant; otherwise an error."""
+        """The constant delay, when the delay model is constant (``constant:N``, or ``workers:M``: M − 1);
+        otherwise an error."""
         if isinstance(self.delay, ConstantDelay):
             return self.delay.tau
+        if isinstance(self.delay, RoundRobinDelay):
+            return self.delay.workers - 1
         raise ProblemError(f"this needs a constant delay (--tau N), got delay {self.delay.spec}")
 
     @property
