@@ -150,19 +150,18 @@ class SimulationResult:
     def _advice(self) -> str:
         """What to change when the window drifts: more steps with the window at the same fraction of the
         run, so that it starts :data:`ARRIVAL_MARGIN` times past the predicted arrival near the floor
-        when that is known (at least twice the steps; four times when it is not), a start at e_1, or a
-        later window."""
+        when that is known (at least twice the steps; four times when it is not), a start at e_1 (unless
+        the run started there), or a later window."""
         fraction = self.window_start / self.steps
         arrival = self.predicted_arrival
         known = arrival is not None and math.isfinite(arrival)
+        at_e1 = "" if self.start == "e1" else " or start at the optimum (--start e1)"
         if fraction == 0:
             start = _round_up(ARRIVAL_MARGIN * arrival) if known else max(1, self.steps // 2)
-            return (f"start the window later (e.g. --window-start {start} with --steps {max(self.steps, 2 * start)}) "
-                    "or start at the optimum (--start e1)")  # fmt: skip
+            return f"start the window later (e.g. --window-start {start} with --steps {max(self.steps, 2 * start)}){at_e1}"
         steps = max(2 * self.steps, _round_up(ARRIVAL_MARGIN * arrival / fraction)) if known else 4 * self.steps
         window = "" if fraction == 0.5 else f" --window {fraction:.3g}"
-        return (f"use more steps (e.g. --steps {steps}{window}), start at the optimum (--start e1) "
-                "or start the window later (--window-start)")  # fmt: skip
+        return f"use more steps (e.g. --steps {steps}{window}){at_e1}, or start the window later (--window-start)"
 
     def with_predicted_phases(self, escape: float | None, arrival: float | None) -> SimulationResult:
         """This result with the theory's mean escape and arrival near the floor from its start point

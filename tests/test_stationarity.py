@@ -18,6 +18,7 @@ from amsgd.core.estimates import paired_difference, t_interval
 from amsgd.core.stationarity import (
     DRIFT_CONFIDENCE,
     DRIFT_TOLERANCE,
+    UNDECIDED,
     Stationarity,
     window_split,
     window_stationarity,
@@ -91,10 +92,17 @@ def test_rule_needs_a_significant_and_a_sizeable_difference():
     many = rng.normal(0.0, 0.01, (2, 20_000))
     small = _check(0.1005 + many[0], 0.0995 + many[1])
     assert small.significant and small.relative_difference < DRIFT_TOLERANCE and small.stationary is True
-    # sizeable but within the noise
+    # sizeable but within the noise: too few replicates to tell, undecided and said so
     noisy = rng.normal(0.0, 0.2, (2, 10))
-    assert _check(0.12 + noisy[0], 0.10 + noisy[1]).significant is False
-    assert _check(0.12 + noisy[0], 0.10 + noisy[1]).stationary is True
+    unclear = _check(0.12 + noisy[0], 0.10 + noisy[1])
+    assert unclear.significant is False and unclear.relative_difference > UNDECIDED
+    assert unclear.undecided and unclear.stationary is None
+    assert "cannot be told stationary or not with 10 replicates" in unclear.message
+    assert unclear.to_dict()["stationary"] is None
+    # within the noise and small against the estimate: stationary
+    quiet = _check(0.101 + noisy[0] / 20, 0.10 + noisy[1] / 20)
+    assert not quiet.significant and quiet.relative_difference < UNDECIDED and quiet.stationary is True
+    assert quiet.message is None
     # undefined with a single replicate, or with an empty half
     assert _check([0.2], [0.1]).stationary is None and _check([0.2], [0.1]).message is None
     assert _check([np.nan] * 5, [0.1] * 5).stationary is None
@@ -235,6 +243,24 @@ def test_cli_warns_on_stderr_and_reports_the_check(capsys):
     captured = capsys.readouterr()
     assert captured.err == ""
     assert json.loads(captured.out)["stationarity"]["stationary"] is True
+
+
+def test_cli_says_so_when_runs_are_still_at_the_saddle_and_the_halves_agree(capsys):
+    """μ 0 from e_2: 2000 steps end long before the predicted escape (about 4900), the estimate is near 1
+    and the halves do not differ significantly with 16 replicates; the check asks the theory anyway and
+    says that the window starts before the escape."""
+    assert main(["simulate", "--mu", "0", "--steps", "2000", "--replicates", "16", "--seed", "1"]) == 0
+    captured = capsys.readouterr()
+    entry = json.loads(captured.out)["stationarity"]
+    assert entry["stationary"] is not False and entry["before_escape"] is True and entry["predicted_escape"] > 2000
+    assert "starts before the predicted escape" in captured.err
+
+
+def test_cli_does_not_suggest_the_start_it_was_given(capsys):
+    """Beyond τ* from e_1 the window drifts; the advice leaves out --start e1, which the run already used."""
+    assert main(["simulate", "--tau", "40", "--steps", "20000", "--replicates", "50", "--seed", "1", "--start", "e1"]) == 0
+    err = capsys.readouterr().err
+    assert "warning" in err and "--start e1" not in err
 
 
 # ---------------------------------------------------------------------------- sweeps and their figures

@@ -62,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
             window=args.window, window_start=args.window_start, coordinates=args.coordinates,
             divergence_norm=args.divergence_norm, threads=args.threads,
         )  # fmt: skip
-    if result.stationarity.significant:  # the halves differ: the theory's phases say where to start the window
+    check = result.stationarity
+    if check.significant or check.near_bound or check.undecided:  # the theory's phases say where to start it
         from amsgd.diffusion.theory.phases import saddle_arrival
 
         result = result.with_predicted_phases(*saddle_arrival(problem, result.start))

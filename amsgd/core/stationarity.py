@@ -5,7 +5,8 @@ window opens before the runs have settled (from a saddle with too few steps), th
 and nothing else shows it. The rule: split the window at :func:`window_split`, take each replicate's
 average over each half, and call the window drifting when the paired interval of the differences
 excludes 0 *and* the mean difference is more than :data:`DRIFT_TOLERANCE` of the estimate (a
-significant but negligible drift, with many replicates, is not flagged).
+significant but negligible drift, with many replicates, is not flagged). A difference of more than
+:data:`UNDECIDED` of the estimate that the replicates cannot tell from noise leaves it undecided.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from amsgd.core.estimates import UNBOUNDED, Estimate, json_float, paired_differe
 DRIFT_CONFIDENCE = 0.99
 #: ...and by more than this fraction of the window's estimate (smaller drifts are negligible).
 DRIFT_TOLERANCE = 0.05
+#: Halves that differ by more than this fraction of the estimate, though not significantly, leave the
+#: check undecided (too few replicates to tell such a drift from noise).
+UNDECIDED = 0.2
 
 
 def window_split(start: int, end: int) -> int:
@@ -41,7 +45,8 @@ class Stationarity:
     the scale being ``|estimate|`` or, for a quantity in [0, ``bound``] (sin² in [0, 1]), the
     smaller of ``|estimate|`` and ``bound − estimate``: near the bound (runs still at a saddle) a
     small change is the transient itself. The check is undefined (None) with fewer than two
-    replicates or an empty half.
+    replicates or an empty half, and undecided (None, with a message) where the halves differ by
+    more than :data:`UNDECIDED` of that scale but the interval does not exclude 0 (:attr:`undecided`).
     ``predicted_escape`` and ``predicted_arrival`` are the theory's mean escape from the start point
     and arrival near the floor (escape, travel and convergence), in iterations, when supplied; a window
     that starts before the escape is reported (``before_escape``) but does not decide ``stationary``.
@@ -79,9 +84,20 @@ class Stationarity:
         return bool(self.difference.ci_low > 0 or self.difference.ci_high < 0)
 
     @property
-    def stationary(self) -> bool | None:
+    def compared(self) -> bool:
+        """Whether there is anything to compare: two replicates or more, and a finite interval."""
         diff = self.difference
-        if diff.n < 2 or not (math.isfinite(diff.ci_low) and math.isfinite(diff.ci_high)):
+        return diff.n >= 2 and math.isfinite(diff.ci_low) and math.isfinite(diff.ci_high)
+
+    @property
+    def undecided(self) -> bool:
+        """Whether the halves differ by more than :data:`UNDECIDED` of the scale though not significantly:
+        the replicates are too few to tell such a drift from noise."""
+        return self.compared and not self.significant and self.relative_difference > UNDECIDED
+
+    @property
+    def stationary(self) -> bool | None:
+        if not self.compared or self.undecided:
             return None
         return not (self.significant and self.relative_difference > DRIFT_TOLERANCE)
 
@@ -96,11 +112,13 @@ class Stationarity:
     def message(self) -> str | None:
         """One line saying how the window drifts and what to do; None when it is stationary and does
         not start before the predicted escape."""
-        drifts, early = self.stationary is False, self.before_escape is True
-        if not (drifts or early):
+        drifts, early, undecided = self.stationary is False, self.before_escape is True, self.undecided
+        if not (drifts or early or undecided):
             return None
         d = self.difference
         text = f"the averaging window (iterations {self.start}..{self.end})" + (" is not stationary" if drifts else "")
+        if undecided:
+            text += f" cannot be told stationary or not with {d.n} replicates"
         text += (
             f": its first half averages {self.first.mean:.4g} and its second {self.second.mean:.4g} "
             f"(difference {d.mean:.3g}, {DRIFT_CONFIDENCE:.0%} CI [{d.ci_low:.3g}, {d.ci_high:.3g}], "
@@ -115,6 +133,8 @@ class Stationarity:
             elif _known(self.predicted_arrival):
                 text += (f" and arrival at the floor (~{self.predicted_arrival:.0f}), but single runs escape "
                          "much later than the mean")  # fmt: skip
+        if undecided:
+            text += "; use more replicates (--replicates)"
         return f"{text}; {self.advice}" if self.advice else text
 
     @property
@@ -135,6 +155,7 @@ class Stationarity:
                 f"difference first half - second half excludes 0 and the difference exceeds "
                 f"{DRIFT_TOLERANCE:.0%} of the estimate"
                 + ("" if self.bound is None else f", or of {self.bound:g} - estimate when that is smaller")
+                + f"; undecided (null) when the halves differ by more than {UNDECIDED:.0%} of it but not significantly"
             ),
             "first_half": {"iterations": self._iterations(self.start, self.split - 1), **self.first.to_dict()},
             "second_half": {"iterations": self._iterations(self.split, self.end), **self.second.to_dict()},
