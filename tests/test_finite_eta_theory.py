@@ -184,6 +184,34 @@ def test_divergence_risk_between_the_mean_and_the_mean_square_boundary(spectrum,
     _agrees_with_runs(risk, run)
 
 
+
+@pytest.mark.parametrize(("options", "steps", "fate"), [
+    ({"eta": 0.26, "mu": 0.0}, 200, "blows up"),  # η beyond its boundary: the oscillation is bounded, runs are not
+    ({"eta": 0.5, "mu": 0.9}, 200, "blows up"),
+    ({"distribution": parse_distribution("student-t:6"), "delay": parse_delay("constant:34")}, 20_000, "saturates"),
+    ({"distribution": parse_distribution("student-t:6"), "delay": parse_delay("constant:34")}, 60_000, "saturates"),
+    ({"delay": parse_delay("constant:40")}, 10_000, "saturates"),
+])  # fmt: skip
+@pytest.mark.slow
+def test_beyond_the_mean_boundary_the_runs_the_samples_carry_off_the_oscillation_are_counted(options, steps, fate):
+    """Beyond the mean boundary where the noise-free recursion settles on a bounded oscillation the samples
+    can still carry runs off it: at η 0.26, μ 0 every run blows up within 200 steps (the fate was
+    "saturates", the fraction 0); with Student-t 6 data at τ 34 (τ* 32) a share does, which the count
+    from e_1 gives (at 60 000 steps carried beyond its 20 000 at the second half's rate); Gaussian data at
+    τ 40 saturate. Against 512 simulated runs from e_1 (the 95% interval against the 99% Clopper–Pearson)."""
+    from amsgd.diffusion.theory import PredictOptions
+
+    problem = Problem.from_spectrum().replace(**options)
+    risk = predict(problem, PredictOptions(steps=steps)).divergence
+    assert not risk.mean_stable and risk.fate == fate and risk.beyond is not None
+    run = simulate(problem, steps, 512, rng=3, start="e1", record_every=steps, coordinates="none", progress=False)
+    count = int(run.diverged.sum())
+    low, high = stats.binomtest(count, 512).proportion_ci(confidence_level=0.99)
+    assert risk.interval[0] <= high and low <= risk.interval[1], (risk.fraction, count / 512)
+    note = risk.to_dict()["note"]
+    assert note.startswith("beyond the stability boundary the noise-free recursion settles on a bounded oscillation")
+    assert f"of {risk.beyond.paths} runs of the exact recursion" in note
+
 def test_past_the_mean_square_boundary_the_finite_eta_floor_is_null():
     """The default problem: mean-square τ* = 30, mean τ* = 32. From τ = 31 the radial mode's second
     moments grow while the tangent block alone still has a stationary law; the floor used to be

@@ -24,9 +24,12 @@ be carried off there with no large sample, and the rate adds those blow-ups (``w
 where blow-ups there are frequent (next to the mean τ*), ``p`` is instead their direct count in runs
 of the exact recursion with the full data law (``method = "direct"``, ``direct_blowups``).
 
-**Beyond the mean-dynamics boundary** (τ > τ*): the same noise-free recursion from a small
-perturbation of e_1 either grows without bound (runs blow up) or settles on an oscillation of
-bounded amplitude (runs saturate at a high error).
+**Beyond the mean-dynamics boundary** (τ > τ*, or η or μ beyond theirs): the same noise-free recursion
+from a small perturbation of e_1 either grows without bound (runs blow up) or settles on an oscillation
+of bounded amplitude. The samples can still throw runs off that oscillation, so there the exact
+recursion with the full data law is run from e_1 too (:func:`.kick_fate.blowups_from_e1`): the fraction
+is its count (``beyond``), and the fate is "blows up" where at least half the runs do, else "saturates"
+(runs stay at a high error).
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ import numpy as np
 
 from amsgd.core.estimates import json_float
 from amsgd.core.problem import Problem
-from amsgd.diffusion.theory.kick_fate import FATE_NORM, kick_fate
+from amsgd.diffusion.theory.kick_fate import FATE_NORM, BlowupCount, blowups_from_e1, kick_fate
 from amsgd.diffusion.theory.linear_recursion import DelayLaw
 
 #: The seed of the Monte Carlo parts (reproducible numbers).
@@ -91,6 +94,7 @@ class DivergenceRisk:
     without_events: float = float("nan")  # the part of per_iteration from runs meeting no event (mean-square unstable)
     method: str = "excursions"  # or "direct": blow-ups counted directly with the full data law (kick_fate)
     direct_blowups: int = 0  # the direct count's blow-ups (mean-square unstable; 0 elsewhere)
+    beyond: BlowupCount | None = None  # runs from e_1 beyond the mean boundary where the noise-free recursion saturates
 
     @property
     def mean_stable(self) -> bool:
@@ -99,13 +103,18 @@ class DivergenceRisk:
 
     @property
     def fraction(self) -> float:
+        if self.beyond is not None:
+            return self.beyond.fraction
         if not self.mean_stable:
             return 1.0 if self.fate == "blows up" else 0.0
         return self._fraction(self.per_iteration)
 
     @property
     def interval(self) -> tuple[float, float]:
-        """The fraction at ``p ∓ 1.96`` standard errors (95% for the Monte Carlo part)."""
+        """The fraction at ``p ∓ 1.96`` standard errors (95% for the Monte Carlo part); beyond the mean
+        boundary, the count's interval (or the fate's 0 or 1)."""
+        if self.beyond is not None:
+            return self.beyond.interval
         if not self.mean_stable:
             return (self.fraction, self.fraction)
         spread = 1.96 * self.standard_error
@@ -129,20 +138,35 @@ class DivergenceRisk:
             "without_events": json_float(self.without_events),
             "method": self.method,
             "direct_blowups": self.direct_blowups,
+            "beyond": None if self.beyond is None else {"blowups": self.beyond.blowups, "paths": self.beyond.paths,
+                                                        "steps_run": self.beyond.run},  # fmt: skip
             "fate": self.fate,
         }
-        if self.fate == "blows up":
+        if self.beyond is not None:
+            out["note"] = self._beyond_note()
+        elif self.fate == "blows up":
             out["note"] = "beyond the stability boundary the noise-free recursion blows up: every run diverges"
-        elif self.fate == "saturates":
-            out["note"] = (
-                "beyond the stability boundary the noise-free recursion settles on a bounded oscillation: runs "
-                "saturate at a high error rather than blow up"
-            )
         elif self.fate == "mean-square unstable":
             out["note"] = f"{self._expected()}{DIRECT_NOTE if self.method == 'direct' else MEAN_SQUARE_NOTE}"
         elif self.per_iteration > 0:
             out["note"] = f"{self._expected()}{ESTIMATE_NOTE}"
         return out
+
+    def _beyond_note(self) -> str:
+        """Beyond the mean boundary, where the noise-free recursion saturates: what the runs from e_1 did."""
+        count = self.beyond
+        counted = (f"{count.blowups} of {count.paths} runs of the exact recursion with the full data law from e_1 "
+                   f"blew up within {count.run} iterations")  # fmt: skip
+        if count.run < self.steps:
+            counted += f", the rest carried to {self.steps} at the rate of the run's second half"
+        head = "beyond the stability boundary the noise-free recursion settles on a bounded oscillation"
+        if self.fate == "blows up":
+            return (f"{head}, but the samples carry runs off it: about {100 * self.fraction:.3g}% of runs of "
+                    f"{self.steps} iterations are expected to blow up ({counted})")  # fmt: skip
+        if self.fraction > 0.0:
+            return (f"{head}: runs saturate at a high error, but the samples carry about {100 * self.fraction:.3g}% "
+                    f"of runs of {self.steps} iterations off it, and they blow up ({counted})")  # fmt: skip
+        return f"{head}: runs saturate at a high error rather than blow up ({counted})"
 
     def _expected(self) -> str:
         """The expected fraction in words where it exceeds 1%, with the mechanism behind most of it, else
@@ -220,11 +244,16 @@ def noise_free_fate(problem: Problem, tau: int, stable: bool) -> str:
 def divergence_risk(problem: Problem, law: DelayLaw, steps: int, mean_stable: bool, mean_square_stable: bool = True,
                     relaxation: float = float("inf")) -> DivergenceRisk:  # fmt: skip
     """The divergence risk of runs of ``steps`` iterations at the problem's η, μ and delay law: beyond
-    the mean boundary the noise-free recursion's fate; inside it the rate of :mod:`.kick_fate`
+    the mean boundary the noise-free recursion's fate, and where it saturates the count of runs from e_1
+    that the samples carry off; inside it the rate of :mod:`.kick_fate`
     (``relaxation``, the mean dynamics' ``1/(1 − ρ)``, sets its burn-in), which between the mean and
     the mean-square boundaries (``"mean-square unstable"``) counts runs that meet no event too."""
     tau = law.constant if law.constant is not None else int(round(law.mean))
     fate = noise_free_fate(problem, tau, mean_stable)
+    if fate == "saturates":  # the samples may still throw runs off the oscillation: count them
+        count = blowups_from_e1(problem, law, int(steps), TAIL_SEED)
+        fate = "blows up" if count.fraction >= 0.5 else "saturates"
+        return DivergenceRisk(0.0, float("nan"), int(steps), fate, beyond=count)
     if fate != "stable":
         return DivergenceRisk(0.0, float("nan"), int(steps), fate)
     impulse = critical_impulse(problem, tau)

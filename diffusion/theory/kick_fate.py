@@ -11,8 +11,8 @@ larger than the samples that start most blow-ups.
 (``E ≥ 2 |Y_1| ‖Y_⊥‖``) and the :data:`EVENT_QUANTILE` quantile of E: rare steps. An event met by a
 settled run starts an *excursion*: the run is *raised* from its first norm at or beyond the settling
 radius, and the excursion ends when the run blows up (its norm reaches :data:`FATE_NORM`) or settles
-(``max(L + 1, CALM_MEMORY/(1 − μ))`` consecutive norms below the radius: the delay's ring and the
-momentum's memory). An event that meets a raised run belongs to that run's excursion; one that meets
+(``max(L + 1, min(CALM_MEMORY/(1 − μ), CALM_MAX))`` consecutive norms below the radius: the delay's
+ring and the momentum's memory). An event that meets a raised run belongs to that run's excursion; one that meets
 a run not raised starts an excursion of its own. By the renewal-reward theorem the blow-ups per step
 are
 
@@ -58,7 +58,14 @@ recursion counted directly, with no renewal. With fewer, the estimate above stan
 "excursions"``). The renewal estimate's own standard error can understate its error badly there
 (seeds of one case spread it five times wider than it says), so the two are not weighed against each
 other by their errors.
+
+Beyond the mean-dynamics boundary, where the noise-free recursion settles on a bounded oscillation,
+the samples can still throw runs off it (streaming PCA at η = 0.26, μ = 0: the oscillation is bounded,
+every run blows up within 200 steps). :func:`blowups_from_e1` counts that directly: paths of the exact
+recursion from e_1 at rest with the full data law, for the run's steps (at most :data:`BEYOND_STEPS`,
+the blow-ups per surviving path-step of the second half carrying the count to the run's end).
 """
+
 
 from __future__ import annotations
 
@@ -102,6 +109,9 @@ QUIET_MIN = 200
 DIRECT_MIN = 25
 DIRECT_PRECISE = 100
 DIRECT_ROUNDS = 4
+#: Paths from e_1 beyond the mean boundary (fewer where they pass BACKGROUND_WORK, at least
+#: BEYOND_MIN_PATHS), and the most steps they run.
+BEYOND_PATHS, BEYOND_MIN_PATHS, BEYOND_STEPS = 256, 32, 20_000
 #: Runs of ``steps`` iterations that meet an event with less than this probability are not followed.
 NEGLIGIBLE = 1e-9
 #: Burn-in: this many relaxation times ``1/(1 − ρ)`` of the mean dynamics, within [BURN_MIN, BURN_MAX].
@@ -481,6 +491,57 @@ def _settled_blowups(problem: Problem, law: DelayLaw, background: _Background, d
         rounds += 1
     scale = 1.0 / (rounds * steps * recursion.paths)
     return blowups * scale, float(np.sqrt(blowups + 0.5)) * scale, blowups
+
+
+@dataclass(frozen=True)
+class BlowupCount:
+    """Runs of the exact recursion from e_1 (:func:`blowups_from_e1`): how many of ``paths`` blew up within
+    the ``run`` steps they ran, the fraction expected to blow up within the requested steps, and its 95%
+    interval."""
+
+    blowups: int
+    paths: int
+    run: int
+    fraction: float
+    interval: tuple[float, float]
+
+
+def blowups_from_e1(problem: Problem, law: DelayLaw, steps: int, seed: int) -> BlowupCount:
+    """:data:`BEYOND_PATHS` paths (fewer where their work would pass :data:`BACKGROUND_WORK`) of the exact
+    recursion from e_1 at rest with the full data law, for ``min(steps, BEYOND_STEPS)`` steps; a path
+    blows up when its norm reaches :data:`FATE_NORM` (or is not finite). The fraction is the share that
+    blew up (Clopper–Pearson 95% interval); where the run is shorter than ``steps``, the survivors go on
+    blowing up at the rate per path-step of the run's second half, ``h`` (its Poisson error carried into
+    the interval): ``1 − (1 − f) exp(−(steps − run) h)``."""
+    run = int(min(steps, BEYOND_STEPS))
+    paths = int(np.clip(BACKGROUND_WORK / (problem.dim * run), BEYOND_MIN_PATHS, BEYOND_PATHS))
+    rng = np.random.default_rng([seed, 2])
+    data = _DataLaw(problem, rng)
+    recursion = _Recursion.at_rest(paths, problem, law, rng)
+    alive = np.ones(paths, dtype=bool)
+    late_blowups, late_steps = 0, 0
+    for k in range(run):
+        norms = recursion.step(data.draw(paths))
+        blown = alive & ~(norms < FATE_NORM)
+        if 2 * k >= run:
+            late_blowups += int(blown.sum())
+            late_steps += int(alive.sum())
+        alive &= ~blown
+        recursion.ring[:, blown] = 0.0
+        recursion.ring[:, blown, 0] = 1.0  # at rest at e_1: no overflow while the others run on
+    blowups = paths - int(alive.sum())
+    low = float(special.betaincinv(blowups, paths - blowups + 1, 0.025)) if blowups else 0.0
+    high = float(special.betaincinv(blowups + 1, paths - blowups, 0.975)) if blowups < paths else 1.0
+    rest = steps - run
+    if rest == 0 or late_steps == 0:
+        return BlowupCount(blowups, paths, run, blowups / paths, (low, high))
+    rate, error = late_blowups / late_steps, np.sqrt(late_blowups + 0.5) / late_steps
+
+    def carried(share: float, h: float) -> float:
+        return float(1.0 - (1.0 - share) * np.exp(-rest * h))
+
+    interval = (carried(low, max(rate - 1.96 * error, 0.0)), carried(high, rate + 1.96 * error))
+    return BlowupCount(blowups, paths, run, carried(blowups / paths, rate), interval)
 
 
 class _Excursions:
