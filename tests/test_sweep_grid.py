@@ -122,7 +122,20 @@ def test_point_seed_and_predictions(small_sweep):
     assert record["linearized_floor"] == pytest.approx(out["stationary_error"]["linearized"]["value"], rel=1e-12)
     assert record["diffusion_floor"] == pytest.approx(out["stationary_error"]["diffusion"], rel=1e-12)
     assert record["tau_max"] == out["stability"]["tau_max"]
+    assert record["mean_square_stable"] == int(out["stability"]["mean_square"]["stable"]) == 1
     assert record["linearized_floor"] > record["diffusion_floor"]  # finite τ raises the floor
+
+
+def test_a_point_whose_second_moments_grow_says_so_beside_its_linearised_floor():
+    """η 0.3, μ 0.9 on the default spectrum: the mean dynamics is stable and the additive linear floor is
+    finite (about 29, a sin² above one), but with the multiplicative noise the second moments grow."""
+    from amsgd.sweep.points import pca_predictions
+
+    problem = Problem.from_spectrum(eta=0.3, mu=0.9)
+    p = predict(problem)
+    record = pca_predictions(p.modes, problem)
+    assert np.isfinite(record["linearized_floor"]) and record["linearized_floor"] > 1
+    assert record["mean_square_stable"] == 0 and not p.mean_square.stable
 
 
 def test_assemble_layout(small_sweep):
@@ -137,6 +150,7 @@ def test_assemble_layout(small_sweep):
     assert float(point["diverged_fraction"]) == records[5]["diverged_fraction"]
     # τ = 40 is beyond τ* at mu = 0.9: the linear floor is infinite there, finite at tau = 0
     assert int(point["tau_max"]) < 40 and np.isinf(float(point["linearized_floor"]))
+    assert int(point["mean_square_stable"]) == 0 and int(ds["mean_square_stable"].sel(eta=2e-3, mu=0.9, tau=0)) == 1
     assert np.isfinite(float(ds["linearized_floor"].sel(eta=2e-3, mu=0.9, tau=0)))
     lo, mid, hi = (ds[f"stationary_error{s}"].values for s in ("_ci_low", "", "_ci_high"))
     ok = np.isfinite(mid)

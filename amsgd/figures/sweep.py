@@ -28,10 +28,20 @@ if TYPE_CHECKING:
     import xarray
 
 
-#: The variables of a streaming-PCA sweep that the figures draw (``stationary`` is optional: files of the
-#: earlier format lack it and draw without its marks).
+#: The variables of a streaming-PCA sweep that the figures draw (``stationary`` and ``mean_square_stable``
+#: are optional: files of earlier formats lack them and draw without their marks).
 DRAWN = ("stationary_error", "stationary_error_ci_low", "stationary_error_ci_high", "final_error", "linearized_floor",
          "diffusion_floor", "diverged_fraction", "tau_max")  # fmt: skip
+
+
+def _linearized_floor(ds: xarray.Dataset) -> xarray.DataArray:
+    """The linearised floor where it describes the runs: NaN where it is infinite or the linearisation's
+    second moments grow (``mean_square_stable`` 0: no floor near e_1)."""
+    floor = ds["linearized_floor"]
+    keep = np.isfinite(floor)
+    if "mean_square_stable" in ds:
+        keep = keep & (ds["mean_square_stable"] != 0)
+    return floor.where(keep)
 
 
 def check_drawable(ds: xarray.Dataset) -> xarray.Dataset:
@@ -130,7 +140,7 @@ def _heatmaps(ds: xarray.Dataset, label: str, path: Path) -> Path:
     axis, xlabel = _delay_axis(ds)
     delays, mus = ds[axis].values, ds["mu"].values
     measured = ds["stationary_error"].transpose("mu", axis).values
-    predicted = ds["linearized_floor"].transpose("mu", axis).values
+    predicted = _linearized_floor(ds).transpose("mu", axis).values
     finite = np.concatenate([v[np.isfinite(v) & (v > 0)] for v in (measured, predicted)])
     norm = LogNorm(finite.min(), finite.max()) if finite.size and finite.min() < finite.max() else None
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -198,7 +208,7 @@ def _error_vs_delay(ds: xarray.Dataset, label: str, path: Path) -> Path:
                     capsize=2, label=f"μ = {mu:g} measured")  # fmt: skip
         drifting = _drifting(row, (axis,))
         ax.plot(delays[drifting], mean[drifting], "o", ms=6, mfc="white", mec=color, ls="none", zorder=3)
-        floor = np.where(np.isfinite(row["linearized_floor"].values), row["linearized_floor"].values, np.nan)
+        floor = _linearized_floor(row).values
         ax.plot(delays, floor, "--", color=color, lw=1.2)
         ax.plot(delays, row["diffusion_floor"].values, ":", color=color, lw=1.0)
     ax.plot([], [], "k--", label="exact linearised floor")

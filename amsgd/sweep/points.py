@@ -158,16 +158,18 @@ class PcaPoints(PointKind):
 
     estimates = ("final_error", "stationary_error")
     curve = "error_mean"
-    predicted = (("diffusion_floor", float), ("linearized_floor", float), ("tau_max", np.int64),
-                 ("limiting_mode", np.int64))  # fmt: skip
+    predicted = (("diffusion_floor", float), ("linearized_floor", float), ("mean_square_stable", np.int8),
+                 ("tau_max", np.int64), ("limiting_mode", np.int64))  # fmt: skip
     descriptions: ClassVar[dict[str, str]] = {
         "final_error": "mean over non-diverged replicates of sin^2 of the angle to e_1 at the last iteration",
         "stationary_error": "mean over non-diverged replicates of each replicate's time average of sin^2 "
         "over window_start <= k <= steps",
         "error_mean": "mean error at each recorded iteration over the replicates that never diverged",
         "diffusion_floor": "leading-order diffusion limit of the stationary error, sum_i eta s_i^2 / (2 a_i (1 - mu))",
-        "linearized_floor": "exact stationary error of the linearised recursion at this eta, mu and delay "
-        "(inf: not mean-square stable)",
+        "linearized_floor": "exact stationary error of the linearised recursion with additive noise at this eta, "
+        "mu and delay (inf: its second moments grow); no floor of the runs where mean_square_stable is 0",
+        "mean_square_stable": "1 if the second moments of the linearisation at e_1 with its multiplicative noise "
+        "are stable, 0 if they grow (the runs then have no floor near e_1), -1 without a prediction",
         "tau_max": "largest stable constant delay tau* at this eta and mu (-1: none)",
         "limiting_mode": "mode number i at e_1 that sets tau_max (see attribute modes; 0: no prediction)",
     }
@@ -247,14 +249,16 @@ class PcaPoints(PointKind):
 
 
 def pca_predictions(modes, problem: Problem) -> dict:
-    """Diffusion and linearised floors, τ* and its limiting mode (number i) at ``problem``'s η, μ, delay,
-    from :func:`amsgd.predict` with the modes at e_1 already derived.
+    """Diffusion and linearised floors, whether the linearisation's second moments (multiplicative noise
+    included) are stable, τ* and its limiting mode (number i) at ``problem``'s η, μ, delay, from
+    :func:`amsgd.predict` with the modes at e_1 already derived.
 
-    ``tau_max`` is −1 when even τ = 0 is unstable; every value is NaN (τ* −1, mode 0) without modes or
+    ``tau_max`` is −1 when even τ = 0 is unstable; every value is NaN (mean-square flag and τ* −1, mode 0) without modes or
     where the theory refuses the point (a step too small to resolve, a delay beyond the linear
     numerics' :data:`~amsgd.diffusion.theory.linear_recursion.MAX_DELAY`).
     """
-    none = {"diffusion_floor": math.nan, "linearized_floor": math.nan, "tau_max": -1, "limiting_mode": 0}
+    none = {"diffusion_floor": math.nan, "linearized_floor": math.nan, "mean_square_stable": -1, "tau_max": -1,
+            "limiting_mode": 0}  # fmt: skip
     if modes is None:
         return none
     from amsgd.diffusion.theory import predict
@@ -265,6 +269,7 @@ def pca_predictions(modes, problem: Problem) -> dict:
         return {
             "diffusion_floor": p.linearized.diffusion_floor,
             "linearized_floor": p.linearized.floor,
+            "mean_square_stable": int(p.mean_square.stable),
             "tau_max": -1 if tau_max is None else int(tau_max),
             "limiting_mode": p.limiting_mode()["i"],
         }
