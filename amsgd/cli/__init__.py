@@ -14,6 +14,7 @@ import contextlib
 import errno
 import os
 import sys
+import threading
 import warnings
 from collections.abc import Iterator, Sequence
 
@@ -108,14 +109,18 @@ _OUTPUT_ERRORS = (errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EFBIG)
 @contextlib.contextmanager
 def _warnings_as_lines(command: str) -> Iterator[None]:
     """Print the toolkit's :class:`~amsgd.core.errors.RunWarning` as ``amsgd COMMAND: warning: ...``,
-    each text once (a sweep's points, run on worker threads, raise the same warning one by one)."""
-    shown, printed = warnings.showwarning, set()
+    each text once (a sweep's points, run on worker threads, raise the same warning one by one), each
+    line whole: one write under a lock (``print`` writes the text and its newline apart, and lines of
+    two threads ran together)."""
+    shown, printed, lock = warnings.showwarning, set(), threading.Lock()
 
     def show(message, category, filename, lineno, file=None, line=None) -> None:
         if issubclass(category, RunWarning):
-            if str(message) not in printed:
-                printed.add(str(message))
-                print(f"amsgd {command}: warning: {message}", file=sys.stderr)
+            with lock:
+                if str(message) not in printed:
+                    printed.add(str(message))
+                    sys.stderr.write(f"amsgd {command}: warning: {message}\n")
+                    sys.stderr.flush()
         else:
             shown(message, category, filename, lineno, file, line)
 
