@@ -19,6 +19,7 @@ Times are reported in iterations ``k = t/η``; the SDE step ``dt`` is given in i
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -191,7 +192,7 @@ def time_averaged_error(ensemble: SMEEnsemble, window: float = 0.5, confidence: 
     :func:`amsgd.simulate.simulate`'s ``window``), then across paths."""
     first = int(np.floor(checks.window_fraction(window) * (ensemble.t.size - 1)))
     per_path = ensemble.error[first:].mean(axis=0)
-    return t_interval(np.where(ensemble.diverged, np.nan, per_path), confidence)
+    return t_interval(np.where(ensemble.diverged, np.nan, per_path), confidence, support=(0.0, 1.0))  # sin²
 
 
 def first_passage(ensemble: SMEEnsemble, level: float) -> np.ndarray:
@@ -281,7 +282,8 @@ def _phases(integrate: Callable, problem: Problem, iterations: float, rng: RngLi
     travel = first_passage(escape_run, delta_sq) - escape
     diverged = np.concatenate([escape_run.diverged, stationary_run.diverged]).mean()
     return PhasePredictions(
-        delta_sq, 2, t_interval(escape, confidence), escape, t_interval(travel, confidence), travel,
+        delta_sq, 2, t_interval(escape, confidence, support=(0.0, math.inf)), escape,
+        t_interval(travel, confidence, support=(0.0, math.inf)), travel,  # times are not negative
         time_averaged_error(stationary_run, window, confidence), float(diverged),
     )  # fmt: skip
 

@@ -186,3 +186,10 @@ def test_compiled_euler_handles_a_singular_noise_and_divergence():
     # A step far too large blows up: the paths are flagged, not averaged in.
     wild = integrate_sme(Problem.from_spectrum(eta=0.9, mu=0.0), np.eye(4)[1], 200, paths=4, rng=1, scheme="euler-jit")
     assert wild.diverged.all()
+
+
+def test_the_stationary_error_interval_stays_in_the_range_of_sin2(capsys):
+    """Two paths of two steps: a Student-t interval of sin² reached below 0 (−0.0059); it is cut to [0, 1]."""
+    assert main(["integrate", "--paths", "2", "--steps", "2", "--seed", "1"]) == 0
+    entry = json.loads(capsys.readouterr().out)["stationary_error"]
+    assert entry["n"] == 2 and 0.0 == entry["ci_low"] <= entry["mean"] <= entry["ci_high"] <= 1.0

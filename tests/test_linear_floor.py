@@ -135,6 +135,9 @@ def test_the_advice_table_is_over_sorted_distinct_workers_and_momenta():
     with pytest.raises(ProblemError, match="mus lists a value twice"):
         advise(problem, mus=(0.5, 0.5))
     assert advise(problem, workers=4, mus=0.5).to_dict() == advise(problem, workers=(4,), mus=(0.5,)).to_dict()
+    # streaming PCA's rates are the modes' (radial 2λ_1, then λ_1 − λ_i), not a Hessian's eigenvalues
+    rates = ordered.to_dict()["mode_rates"]
+    assert "hessian_top" not in ordered.to_dict() and rates == pytest.approx([8.0, 1.0, 2.0, 3.0])
 
 
 def test_advice_without_a_stable_momentum_says_why():

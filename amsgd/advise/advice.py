@@ -88,7 +88,11 @@ class Advice:
         return out
 
     def to_dict(self) -> dict:
-        return {"problem": self.problem.to_dict(), "point": self.point, "hessian_top": self.rates.tolist(),
+        """The JSON document: the rates under ``hessian_top`` for a model (its top Hessian eigenvalues,
+        largest first) and under ``mode_rates`` for streaming PCA (the radial mode's 2λ_1 first, then the
+        tangent modes' λ_1 − λ_i, which are no Hessian's eigenvalues)."""
+        rates = "hessian_top" if isinstance(self.problem, ModelProblem) else "mode_rates"
+        return {"problem": self.problem.to_dict(), "point": self.point, rates: self.rates.tolist(),
                 "steps": self.steps, "advice": self.rows(), "grid": self.grid.to_dict()}  # fmt: skip
 
     def table(self) -> str:
