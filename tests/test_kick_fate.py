@@ -128,6 +128,25 @@ def test_the_direct_count_counts_every_blow_up_of_the_full_law(monkeypatch):
     assert fate.standard_error == pytest.approx(np.sqrt(count + 0.5) / count)
 
 
+
+def test_a_few_settled_states_are_drawn_again_up_to_the_fewest_paths(monkeypatch):
+    """A background with three settled states (one that mostly blows up, as at η 0.1 on the default
+    problem) runs SETTLED_MIN_PATHS paths drawn from them, not three paths for 2.5 million Python steps;
+    every path-step is counted (blow-up norm 0)."""
+    from amsgd.diffusion.theory import kick_fate
+
+    problem = Problem.from_spectrum((3.0, 2.0, 1.0), distribution=parse_distribution("student-t:6"), eta=0.01, mu=0.5)
+    law = predict(problem).delay_law
+    data = _law("student-t:6")
+    full = kick_fate._background(problem, law, data, 60, kick_fate.calm_span(problem, law), data.rng)
+    few = kick_fate._Background(full.ring[:, :3], full.now, full.radius, full.calm, full.blowups)
+    monkeypatch.setattr(kick_fate, "FATE_NORM", 0.0)
+    rows = []
+    rate, _, count = kick_fate._settled_blowups(problem, law, few, lambda n: rows.append(n) or data.draw(n), data.rng)
+    paths = kick_fate.SETTLED_MIN_PATHS
+    assert set(rows) == {paths} and len(rows) == kick_fate.quiet_steps(problem.dim, paths)
+    assert count == len(rows) * paths and rate == pytest.approx(1.0, rel=1e-12)
+
 def test_runs_without_events_count_each_blow_up_once_per_path_step(monkeypatch):
     """The rate of blow-ups with no event is its count over the path-steps, times P(E ≤ e_min): with
     the blow-up norm below 1 every path blows up at every step (and starts again from a settled
