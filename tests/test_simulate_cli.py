@@ -13,7 +13,8 @@ from amsgd.cli import main
 def test_summary_and_netcdf(tmp_path, capsys):
     out = tmp_path / "run.nc"
     argv = ["simulate", "--spectrum", "3,2,1", "--eta", "0.01", "--mu", "0.5", "--delay", "ps:3",
-            "--steps", "400", "--replicates", "30", "--seed", "4", "--record-every", "50", "--out", str(out)]  # fmt: skip
+            "--steps", "400", "--replicates", "30", "--seed", "4", "--record-every", "50", "--start", "e1",
+            "--out", str(out)]  # fmt: skip
     assert main(argv) == 0
     captured = capsys.readouterr()
     assert captured.err == ""

@@ -34,7 +34,8 @@ def _stationary_description(estimate: str) -> str:
         "1 if the averaging window is stationary; 0 if its two halves drift apart (the paired 99% "
         "Student-t interval of each replicate's first-half minus second-half time average excludes 0 and the "
         f"difference exceeds 5% of {estimate}: the window starts too early and {estimate} is biased); "
-        "-1 if not checked (fewer than two replicates kept)"
+        "-1 if not checked (fewer than two replicates kept) or undecided (the halves differ by more than 20% "
+        "of it, but not significantly: too few replicates to tell)"
     )
 
 

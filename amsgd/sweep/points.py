@@ -269,12 +269,21 @@ def pca_predictions(modes, problem: Problem) -> dict:
         return {
             "diffusion_floor": p.linearized.diffusion_floor,
             "linearized_floor": p.linearized.floor,
-            "mean_square_stable": int(p.mean_square.stable),
+            "mean_square_stable": _mean_square_flag(p),
             "tau_max": -1 if tau_max is None else int(tau_max),
             "limiting_mode": p.limiting_mode()["i"],
         }
     except ProblemError:
         return none
+
+
+def _mean_square_flag(p) -> int:
+    """1 / 0 where the linearisation's second moments are stable / grow, −1 where the theory has no verdict
+    (the point's other predictions stand)."""
+    try:
+        return int(p.mean_square.stable)
+    except (ProblemError, ArithmeticError):
+        return -1
 
 
 # --------------------------------------------------------------------------------- other models
@@ -537,5 +546,5 @@ def compute_point(task: PointTask) -> dict:
 
 
 def _flag(stationary: bool | None) -> int:
-    """1 / 0 for a window found stationary / drifting, −1 when not checked."""
+    """1 / 0 for a window found stationary / drifting, −1 when not checked or undecided."""
     return -1 if stationary is None else int(stationary)

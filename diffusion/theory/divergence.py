@@ -80,7 +80,8 @@ DIRECT_NOTE = (
 class DivergenceRisk:
     """The noise-free critical impulse, the probability per iteration that a run blows up (with its
     Monte Carlo standard error), the expected fraction of runs of ``steps`` iterations that blow up,
-    and the fate beyond the mean-dynamics boundary."""
+    and the fate beyond the mean-dynamics boundary (with ``beyond``, the count of runs from e_1, where
+    the noise-free recursion saturates)."""
 
     critical_impulse: float  # K*
     per_iteration: float

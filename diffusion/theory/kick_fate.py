@@ -12,8 +12,8 @@ larger than the samples that start most blow-ups.
 settled run starts an *excursion*: the run is *raised* from its first norm at or beyond the settling
 radius, and the excursion ends when the run blows up (its norm reaches :data:`FATE_NORM`) or settles
 (``max(L + 1, min(CALM_MEMORY/(1 − μ), CALM_MAX))`` consecutive norms below the radius: the delay's
-ring and the momentum's memory). An event that meets a raised run belongs to that run's excursion; one that meets
-a run not raised starts an excursion of its own. By the renewal-reward theorem the blow-ups per step
+ring and the momentum's memory). An event that meets a raised run belongs to that run's excursion; one
+that meets a run not raised starts an excursion of its own. By the renewal-reward theorem the blow-ups per step
 are
 
     p = (P(E > e_max) + Σ_b P_b q_b) / (1 + Σ_b P_b ℓ_b),
@@ -65,7 +65,6 @@ every run blows up within 200 steps). :func:`blowups_from_e1` counts that direct
 recursion from e_1 at rest with the full data law, for the run's steps (at most :data:`BEYOND_STEPS`,
 the blow-ups per surviving path-step of the second half carrying the count to the run's end).
 """
-
 
 from __future__ import annotations
 
