@@ -240,3 +240,15 @@ def test_the_joint_updates_have_converged(monkeypatch, spectrum, eta, mu, tau):
     further = finite_eta_floor(p.coefficients, eta, mu, p.delay_law).value
     assert further == pytest.approx(floor, rel=3e-4)
     assert further != floor  # the extra update ran
+
+
+@pytest.mark.slow
+def test_a_delay_law_longer_than_the_frictions_lags_is_averaged_whole():
+    """geometric:20 at μ 0.9 reaches lag 566 where the friction asked for 513 autocovariances: the norm
+    balance's average over the law needs them all (it raised a shape error); against 1024 runs from e_1."""
+    problem = _problem((4.0, 3.0, 2.0, 1.0), "gaussian", 5e-4, 0.9, "geometric:20")
+    finite = predict(problem).finite_eta
+    assert finite.coupling is not None
+    run = simulate(problem, 40_000, 1024, rng=5, start="e1", threads=2, record_every=40_000, progress=False)
+    measured = run.stationary_error
+    assert abs(measured.mean - finite.value) <= Z * measured.std_error + COUPLED_FLOOR_TOLERANCE * finite.value

@@ -144,7 +144,9 @@ def norm_coupled_floor(rates: np.ndarray, coupling: np.ndarray, additive: np.nda
     floor = curvature_mean(v)
     modes = _split_rows(0.0, tangent_rates, eta, np.full(v.size, mu), law)  # the first-order recursions
     heads, feedback = _unit_moments(modes, tangent_rates, eta, pmf)
-    lags = [friction_lags(c, g, radial_now, mu) if mu > 0 else law.order for c, g in zip(modes, heads)]
+    # the friction's lags, and at least the delay law's (the balance averages γ over the law: geometric:20
+    # reaches lag 566 where the friction asked for 513)
+    lags = [max(friction_lags(c, g, radial_now, mu), law.order) if mu > 0 else law.order for c, g in zip(modes, heads)]
     response = impulse_response(radial_now, max(lags))
     for _ in range(ITERATIONS):
         unit = [autocovariances(c, n + 2, g) for c, n, g in zip(modes, lags, heads)]
