@@ -353,3 +353,43 @@ def test_the_full_moments_limit_is_not_reported_as_a_boundary():
     labels = {p.tau: p.label for p in pred.stability}
     assert labels[64] == labels[65] == "mean-square stable"
     assert "the largest mean-square-stable delay is at least τ = 64" in _stability_line(pred)
+
+
+def test_the_excess_losss_interval_does_not_reach_below_zero():
+    """The loss's interval is cut at 0 before L(x*) is taken off; the excess's is cut at 0 itself (it read
+    [−0.0526, 22.8] on a mean-square-unstable row, −0.0526 = −L(x*))."""
+    from types import SimpleNamespace
+
+    from amsgd.core.estimates import Estimate
+    from amsgd.validation.model_checks import _excess
+
+    runs = SimpleNamespace(stationary_loss=lambda: Estimate(10.81, 0.0, 22.83, 5.0, 8))
+    excess = _excess(runs, 0.0526)
+    assert excess.ci_low == 0.0 and excess.mean == pytest.approx(10.7574) and excess.ci_high == pytest.approx(22.7774)
+    below = _excess(SimpleNamespace(stationary_loss=lambda: Estimate(0.05, 0.04, 0.06, 0.005, 8)), 0.0526)
+    assert below.ci_low == pytest.approx(0.04 - 0.0526) and below.ci_low <= below.mean  # an x* short of the minimum
+
+
+@pytest.mark.slow
+def test_the_short_rate_runs_do_not_warn_about_the_delay(tmp_path, capsys):
+    """The rate runs are a few steps long by design (their length follows the rate, not --steps): a delay
+    of half their length used to warn "raise --steps", which cannot help."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(60, 1))
+    data = _npz(tmp_path, "one", x, 2.0 * x[:, 0] + 0.3 * rng.normal(size=60))
+    code = main(["validate", "-q", "--model", "least-squares", "--data", data, "--eta", "0.05", "--mu", "0.5",
+                 "--batch", "4", "--seed", "1", "--replicates", "8", "--tau", "3", "--out", str(tmp_path / "r")])  # fmt: skip
+    assert code in (0, 1) and "the mean delay" not in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_short_steps_bias_is_not_called_within_the_toolkits_bound(tmp_path):
+    """--steps 10 leaves a start bias far above WINDOW_BIAS: the report says so and that the tolerance takes
+    it, where it read "1.7e-01 of the floor (at most 0.001)"."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(60, 1))
+    data = _npz(tmp_path, "one", x, 2.0 * x[:, 0] + 0.3 * rng.normal(size=60))
+    _, _, summary = _validate(["--model", "least-squares", "--data", data, "--eta", "0.05", "--mu", "0.5",
+                               "--batch", "4", "--seed", "1", "--replicates", "8", "--steps", "10"], tmp_path / "r")  # fmt: skip
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert f"(at most {WINDOW_BIAS:g})" not in md and "--steps set it, and the tolerance takes the bias" in md

@@ -274,12 +274,16 @@ def _where(family: str, tau: int) -> str:
 
 
 def _excess(run, loss_at_minimum: float) -> Estimate:
-    """The stationary excess training loss ``E L(x) − L(x*)`` of the runs that did not diverge."""
+    """The stationary excess training loss ``E L(x) − L(x*)`` of the runs that did not diverge; its interval
+    cut at 0, below which an excess over the objective's minimum cannot lie (the loss's own interval, cut at
+    0 before ``L(x*)`` was taken off, reached down to ``−L(x*)``), unless the mean itself is below (an x*
+    short of the minimum)."""
     from amsgd.core.estimates import Estimate
 
     est = run.stationary_loss()
-    return Estimate(est.mean - loss_at_minimum, est.ci_low - loss_at_minimum, est.ci_high - loss_at_minimum,
-                    est.std_error, est.n)  # fmt: skip
+    mean = est.mean - loss_at_minimum
+    low = est.ci_low - loss_at_minimum if mean < 0.0 else max(est.ci_low - loss_at_minimum, 0.0)
+    return Estimate(mean, low, est.ci_high - loss_at_minimum, est.std_error, est.n)
 
 
 def _floor_runs(run, loss_at_minimum: float) -> FloorRuns:
@@ -289,15 +293,22 @@ def _floor_runs(run, loss_at_minimum: float) -> FloorRuns:
 
 
 def _rate_runs(problem: ModelProblem, theory, pred: ModelPrediction, simulate) -> RateRuns:
-    """Paired runs from x* ± δ q_j of each length (one seed: every replicate's runs share their numbers)."""
+    """Paired runs from x* ± δ q_j of each length (one seed: every replicate's runs share their numbers).
+    Their lengths follow the rate, not ``--steps``, and the predicted path they are held to has the delay
+    in it: a delay of half their length is no reason to warn (the warning told the user to raise --steps)."""
+    import warnings
+
+    from amsgd.core.errors import RunWarning
     from amsgd.core.estimates import t_interval
 
     q = theory.point.vectors[:, pred.rate_mode]
     x = theory.point.x
     samples = []
     for n in pred.rate_lengths:
-        plus = simulate(problem, n, (2,), x + pred.rate_delta * q, True)
-        minus = simulate(problem, n, (2,), x - pred.rate_delta * q, True)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="the mean delay", category=RunWarning)
+            plus = simulate(problem, n, (2,), x + pred.rate_delta * q, True)
+            minus = simulate(problem, n, (2,), x - pred.rate_delta * q, True)
         alive = (plus.diverged_at < 0) & (minus.diverged_at < 0)  # a frozen pair would read as no decay at all
         y = ((plus.last_iterates - minus.last_iterates) / 2) @ q / pred.rate_delta
         samples.append(np.where(alive, y, np.nan))
