@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from amsgd.core.errors import ProblemError
 from amsgd.core.estimates import Estimate, t_interval
 from amsgd.core.stationarity import Stationarity, window_split, window_stationarity
 
@@ -85,7 +86,9 @@ class ModelSimulationResult:
 
     def final(self, quantity: str = "train_loss") -> Estimate:
         """The mean of ``quantity`` at the last iteration over the replicates alive, with its CI (cut to
-        the quantity's range, :data:`RANGES`)."""
+        the quantity's range, :data:`RANGES`); an unknown quantity is refused, naming those recorded."""
+        if quantity not in self.values:
+            raise ProblemError(f"no recorded quantity {quantity!r}; recorded: {', '.join(self.values)}")
         return t_interval(self.values[quantity][:, -1], support=RANGES[quantity])
 
     def stationary_loss(self) -> Estimate:

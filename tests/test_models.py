@@ -350,3 +350,16 @@ def test_model_intervals_stay_in_the_range_of_their_quantity():
         cut += est.ci_low == 0.0 or est.ci_high == 1.0
     assert cut == 4  # every one of them reached beyond its range here
     assert result.stationary_loss().ci_low >= 0.0
+
+
+def test_the_model_api_refuses_what_it_cannot_use_in_one_clear_error():
+    """predict_model of a streaming-PCA Problem (or anything else), and a quantity the runs did not
+    record, are ProblemErrors that say what to give (an AttributeError and a bare KeyError before)."""
+    from amsgd import Problem
+    from amsgd.diffusion.theory.model_predictions import predict_model
+
+    with pytest.raises(ProblemError, match="predict_model needs a ModelProblem"):
+        predict_model(Problem.from_spectrum((2.0, 1.0)))
+    result = simulate_model(problem("least-squares", eta=0.05), 20, 2, rng=1, progress=False)
+    with pytest.raises(ProblemError, match="no recorded quantity 'foo'; recorded: train_loss"):
+        result.final("foo")

@@ -307,8 +307,12 @@ def predict_model(problem: ModelProblem, options: PredictOptions | None = None, 
     and return the predictions there, using the ``top`` stiffest Hessian modes for stability and rates
     (default :data:`~.model_point.TOP_MODES`); refuses a step too small for double precision
     (:meth:`~.model_point.ModelPoint.require_resolvable_step`)."""
+    from amsgd.core.errors import ProblemError
+    from amsgd.core.models import ModelProblem
     from amsgd.simulate.models import check_start  # loaded for the run anyway
 
+    if not isinstance(problem, ModelProblem):
+        raise ProblemError(f"predict_model needs a ModelProblem (streaming PCA: predict), got {type(problem).__name__}")
     start = check_start(start, problem)
     x = find_minimum(problem, start, seed=seed)
     point = model_point(problem, x, top=top)
