@@ -230,6 +230,12 @@ def test_digits_and_data_files(tmp_path):
     marked = tmp_path / "marked.csv"  # a spreadsheet's byte-order mark: still every row of data
     marked.write_text("\ufeff" + (tmp_path / "d.csv").read_text(), encoding="utf-8")
     np.testing.assert_allclose(load_data(str(marked)).x_train, a.x_train)
+    # comment lines first (with or without a row of names after them): skipped, not read as separators
+    commented = tmp_path / "commented.csv"
+    commented.write_text("# my data\n\n" + named.read_text())
+    np.testing.assert_allclose(load_data(str(commented)).x_train, a.x_train)
+    commented.write_text("# my data\n" + (tmp_path / "d.csv").read_text())
+    np.testing.assert_allclose(load_data(str(commented)).x_train, a.x_train)
     named.write_text(named.read_text() + "1,oops,0\n")
     with pytest.raises(ProblemError, match="not a numeric CSV table"):
         load_data(str(named))

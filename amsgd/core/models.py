@@ -123,8 +123,9 @@ def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _read_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Comma-separated numbers, the target in the last column; a first row of column names is skipped."""
-    first = _first_line(path)
+    """Comma-separated numbers, the target in the last column; a first row of column names is skipped, and
+    lines of comments (``#``) or blank before it."""
+    first, before = _first_line(path)
     separator = _other_separator(first)
     if separator:
         raise ProblemError(f"--data {path}: its fields are separated by {separator!r}; separate them with commas")
@@ -139,7 +140,7 @@ def _read_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
     try:
         with warnings.catch_warnings():  # an empty table is refused below, in words
             warnings.simplefilter("ignore", UserWarning)
-            table = np.loadtxt(path, delimiter=",", ndmin=2, skiprows=header, encoding="utf-8-sig")
+            table = np.loadtxt(path, delimiter=",", ndmin=2, skiprows=before + header, encoding="utf-8-sig")
     except ValueError as exc:
         reason = str(exc).split("; use `usecols`")[0].rstrip(".")  # NumPy's advice is for its own callers
         after = "; rows counted after the row of column names" if header else ""
@@ -151,10 +152,14 @@ def _read_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return table[:, :-1], table[:, -1]
 
 
-def _first_line(path: Path) -> str:
-    """The CSV's first line, without a byte-order mark (spreadsheets write one; it is not a name)."""
+def _first_line(path: Path) -> tuple[str, int]:
+    """The CSV's first line that is neither blank nor a comment (``#``), without a byte-order mark
+    (spreadsheets write one; it is not a name), and how many lines come before it."""
     with open(path, encoding="utf-8-sig", errors="replace") as handle:
-        return handle.readline()
+        for before, line in enumerate(handle):
+            if line.strip() and not line.lstrip().startswith("#"):
+                return line, before
+    return "", 0
 
 
 def _other_separator(first: str) -> str:
