@@ -73,8 +73,17 @@ def _settled_text(settled: float | None) -> str:
 
 
 def _optional(x: float | None) -> str:
-    """A number, or "none" where the theory gives none (a JSON null)."""
-    return "none" if x is None else _num(x)
+    """A table's number, or "—" where the theory gives none (a JSON null)."""
+    return "—" if x is None else _num(x)
+
+
+def _radius(x: float) -> str:
+    """A spectral radius in LaTeX: to six digits, unless that would read as exactly 1 (the verdict's
+    boundary) while it is not, then as ``1 ± (x − 1)``."""
+    shown = _num(x)
+    if float(shown) != 1.0 or x == 1.0:
+        return shown
+    return f"1 {'+' if x > 1.0 else '-'} {_num(abs(x - 1.0))}"
 
 
 def _passage(iterations: float | None) -> str:
@@ -433,7 +442,7 @@ def _sdde_number_blocks(d: Derivation, numbers: dict, linear: LinearModeSDDE) ->
         variance = sdde["per_mode"][k]
         rows.append((str(modes["i"][k]), modes["kind"][k], _num(float(linear.rate.subs(at))),
                      _num(float(linear.noise.subs(at))), _num(float(boundary.subs(at))),
-                     _num(variance) if variance is not None else "inf"))  # fmt: skip
+                     _num(variance) if variance is not None else "$\\infty$"))  # fmt: skip
     header = ("mode i", "kind", "c_i", "b_i squared", "s_i*", f"Var X_i at s = {_num(sdde['delay_time'])}")
     blocks: list[Block] = [Table(header, tuple(rows))]
     blocks += _omitted(len(rows), len(modes["i"]), "modes at $e_1$")
@@ -450,7 +459,7 @@ def _sdde_number_blocks(d: Derivation, numbers: dict, linear: LinearModeSDDE) ->
                 if floor is not None
                 else f"At this $s$ it has no stationary law (the diffusion floor is ${_num(sdde['diffusion_floor'])}$)"
             )
-            + " and the exact linear floor at this $\\eta$ (section 9) "
+            + "; the exact linear floor at this $\\eta$ (section 9) is "
             + (f"${_num(linearized)}$." if linearized is not None else "$\\infty$.")
         )
     )
@@ -745,7 +754,7 @@ def _random_coefficient_blocks(d: Derivation, numbers: dict) -> list[Block]:
         Prose(
             "The second moments of the whole linearisation, the radial mode included, are bounded iff every "
             "mode is and the Perron root of $\\mathrm{diag}(G)\\,C$ is below one; the spectral radius of the "
-            f"second-moment operator is ${_num(ms['radius'])}$ here. "
+            f"second-moment operator is ${_radius(ms['radius'])}$ here. "
             + (
                 f"The largest mean-square-stable constant delay is $\\tau = {ms['tau_max']}$ (beyond it the "
                 f"{ms['limiting_mode']['kind']} mode $i = {ms['limiting_mode']['i']}$ breaks), against "
@@ -814,6 +823,8 @@ def _norm_coupling_blocks(finite: dict) -> list[Block]:
         ),
     ]
     norm = finite.get("norm")
+    if finite["first_order"] is None:  # no floor at any order (section above)
+        return blocks
     if norm is None or finite["value"] is None:
         blocks.append(Prose("For this problem the coupled second moments have no stationary law: the floor is "
                             "the first-order one."))  # fmt: skip

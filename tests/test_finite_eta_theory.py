@@ -464,3 +464,18 @@ def test_without_a_mean_delay_limit_the_mean_square_search_stops_at_the_numerics
     critical = np.full(2, np.inf)
     assert largest_mean_square_delay(c, 1e-5, 0.5, critical) == MAX_DELAY
     assert mean_square(c, 1e-5, 0.5, parse_delay("constant:3"), critical).tau_max == MAX_DELAY
+
+
+def test_the_document_of_a_problem_without_a_floor_says_so_once_and_shows_no_raw_inf():
+    """Σ = diag(1.001, 1), η 1e-4: the second moments grow (radius 1 + 2.0e-6, which six digits showed as
+    1) and the document said both "no finite floor" and "the floor is the first-order one"; beyond τ* its
+    tables showed "inf" and "none" where the prose writes ∞."""
+    gap = predict(Problem.from_spectrum((1.001, 1.0), eta=1e-4))
+    assert gap.to_dict()["stationary_error"]["finite_eta"]["first_order"] is None
+    text = gap.document("markdown")
+    assert "no finite floor" in text and "the floor is the first-order one" not in text
+    assert "second-moment operator is $1 + 2.00" in text
+    beyond = predict(Problem.from_spectrum(delay=parse_delay("constant:40"))).document("markdown")
+    rows = [line for line in beyond.splitlines() if line.startswith("|")]
+    assert not any(cell.strip() in ("inf", "none") for row in rows for cell in row.split("|"))
+    assert any("$\\infty$" in row for row in rows) and any("—" in row for row in rows)

@@ -39,9 +39,10 @@ FINITE_ETA = (
     "The finite-η floor (exact second moments of the random-coefficient linearisation in the ratios h_i/h_1, "
     "then the curvature of sin²) for the same Σ with Rademacher and Student-t (ν = 8) data and with Gaussian "
     "data at the large step η = {eta:g} (μ = 0), {replicates} runs from e₁ each; tolerance: the floor's stated "
-    "accuracy, 2.5%. Divergence risk: Student-t data with ν = 6 at 0.3 τ* and 0.6 τ*, and at the large step "
-    "at 0.5 τ*, the predicted fraction of runs of 40 000 iterations that blow up against the simulated one "
-    "(Clopper–Pearson interval, widened by 0.05)."
+    "accuracy, 2.5%. Divergence risk: Student-t data with ν = 6 at 0.3 τ* and 0.6 τ*, at the large step "
+    "at 0.5 τ*, and (where there is one) halfway between their mean-square τ* and the mean τ*, the predicted "
+    "fraction of runs of 40 000 iterations that blow up against the simulated one (Clopper–Pearson interval, "
+    "widened by the half-width of the prediction's own 95% interval)."
 )
 
 KNEE = (
