@@ -62,3 +62,21 @@ def test_a_sweep_without_figures_is_refused_before_any_run(tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and words in err[0]
         assert not out.exists() or not list(out.glob("*.png"))
+
+
+def test_a_single_delay_draws_its_floors_as_marks(tmp_path, monkeypatch):
+    """One delay on the grid: each floor is a line of one point, which matplotlib draws as nothing; it is
+    marked instead."""
+    import matplotlib.axes
+
+    drawn = []
+    plot = matplotlib.axes.Axes.plot
+
+    def record(self, *args, **kwargs):
+        drawn.append((args[2] if len(args) > 2 else None, kwargs.get("marker")))
+        return plot(self, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot", record)
+    sweep_figures(small_dataset(SweepGrid(("gaussian",), (4e-3,), (0.6, 0.9), "tau", (20,))), tmp_path / "figs")
+    floors = [marker for style, marker in drawn if style in ("--", ":")]
+    assert floors and all(marker == "_" for marker in floors)

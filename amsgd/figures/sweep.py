@@ -199,6 +199,7 @@ def _error_vs_delay(ds: xarray.Dataset, label: str, path: Path) -> Path:
     delays = ds[axis].values
     fig, ax = plt.subplots(figsize=(8, 5.5), constrained_layout=True)
     colors = plt.get_cmap("plasma")(np.linspace(0.0, 0.85, ds.sizes["mu"]))
+    single = {"marker": "_", "ms": 16, "mew": 1.5} if delays.size == 1 else {}  # a line of one point is invisible
     for color, mu in zip(colors, ds["mu"].values, strict=True):
         row = ds.sel(mu=mu)
         mean = row["stationary_error"].values
@@ -209,10 +210,10 @@ def _error_vs_delay(ds: xarray.Dataset, label: str, path: Path) -> Path:
         drifting = _drifting(row, (axis,))
         ax.plot(delays[drifting], mean[drifting], "o", ms=6, mfc="white", mec=color, ls="none", zorder=3)
         floor = _linearized_floor(row).values
-        ax.plot(delays, floor, "--", color=color, lw=1.2)
-        ax.plot(delays, row["diffusion_floor"].values, ":", color=color, lw=1.0)
-    ax.plot([], [], "k--", label="exact linearised floor")
-    ax.plot([], [], "k:", label="diffusion floor (no τ)")
+        ax.plot(delays, floor, "--", color=color, lw=1.2, **single)
+        ax.plot(delays, row["diffusion_floor"].values, ":", color=color, lw=1.0, **single)
+    ax.plot([], [], "k--", label="exact linearised floor", **single)
+    ax.plot([], [], "k:", label="diffusion floor (no τ)", **single)
     if _drifting(ds, ("mu", axis)).any():
         ax.plot([], [], "o", color="k", mfc="white", ls="none", label=f"open marker: {DRIFT_LABEL}")
     ax.set_yscale("log")
