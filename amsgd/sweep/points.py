@@ -253,9 +253,9 @@ def pca_predictions(modes, problem: Problem) -> dict:
     included) are stable, τ* and its limiting mode (number i) at ``problem``'s η, μ, delay, from
     :func:`amsgd.predict` with the modes at e_1 already derived.
 
-    ``tau_max`` is −1 when even τ = 0 is unstable; every value is NaN (mean-square flag and τ* −1, mode 0) without modes or
-    where the theory refuses the point (a step too small to resolve, a delay beyond the linear
-    numerics' :data:`~amsgd.diffusion.theory.linear_recursion.MAX_DELAY`).
+    ``tau_max`` is −1 when even τ = 0 is unstable; every value is NaN (the mean-square flag and τ* −1,
+    mode 0) without modes or where the theory refuses the point (a step too small to resolve, a delay
+    beyond the linear numerics' :data:`~amsgd.diffusion.theory.linear_recursion.MAX_DELAY`).
     """
     none = {"diffusion_floor": math.nan, "linearized_floor": math.nan, "mean_square_stable": -1, "tau_max": -1,
             "limiting_mode": 0}  # fmt: skip

@@ -481,8 +481,8 @@ def _settled_blowups(problem: Problem, law: DelayLaw, background: _Background, d
     problem: three paths, 2.5 million steps, 150 s). Returns the blow-ups per path-step, the Poisson error
     of that count plus half a blow-up, and the count."""
     starts = background.ring
-    paths = starts[:, rng.integers(starts.shape[1], size=SETTLED_MIN_PATHS)] if starts.shape[1] < SETTLED_MIN_PATHS \
-        else starts.copy()  # fmt: skip
+    few = starts.shape[1] < SETTLED_MIN_PATHS
+    paths = starts[:, rng.integers(starts.shape[1], size=SETTLED_MIN_PATHS)] if few else starts.copy()
     recursion = _Recursion(paths, background.now, problem, law, rng)
     steps = quiet_steps(problem.dim, recursion.paths)
     blowups, rounds = 0, 0
