@@ -169,3 +169,24 @@ def test_a_line_is_not_repeated_when_a_part_starts_on_an_intervals_tick(monkeypa
         progress._ACTIVE.show()  # the interval's line
         progress._ACTIVE.show()  # a part starting in the same second reads the same
     assert stream.getvalue().count("amsgd demo: part") == 1, stream.getvalue()
+
+
+def test_every_progress_line_of_a_sweep_says_what_runs(tmp_path, monkeypatch):
+    """Deriving the points' theory, checking stored points and writing the file are named stages: a
+    line of the sweep is never a bare ``amsgd sweep: 10 s``."""
+    from amsgd import Problem
+    from amsgd.sweep.grid import SweepGrid
+    from amsgd.sweep.run import run_sweep
+    from amsgd.sweep.sweep import Sweep
+
+    sweep = Sweep(Problem.from_spectrum((2, 1)), SweepGrid(("gaussian",), (2e-3,), (0.5,), "tau", (0, 2)),
+                  steps=200, replicates=4, seed=1, record_every=100)  # fmt: skip
+    tasks = Sweep.tasks
+    monkeypatch.setattr(Sweep, "tasks", lambda self, pending: (time.sleep(0.3), tasks(self, pending))[1])
+    stream = io.StringIO()
+    with progress.reporting("amsgd sweep", stream=stream, interval=0.05):
+        run_sweep(sweep, tmp_path / "s.nc", n_workers=1, local_processes=False)
+    lines = stream.getvalue().splitlines()
+    assert any(line.startswith("amsgd sweep: preparing the points · ") for line in lines), lines
+    bare = [n for n, line in enumerate(lines) if re.fullmatch(r"amsgd sweep: \d+ s", line)]
+    assert not bare, [lines[max(n - 1, 0):n + 2] for n in bare]

@@ -59,11 +59,11 @@ def dask_client(
     is shut down on exit. A client to an existing scheduler only
     disconnects on exit and leaves the cluster running.
     """
-    from distributed import Client, LocalCluster
-
     if scheduler is not None:
         timeout = checks.positive("connect timeout (seconds)", timeout)
         with stage(f"connecting to the scheduler at {scheduler}"):
+            from distributed import Client
+
             try:
                 client = Client(scheduler, timeout=f"{timeout}s")
             except Exception:  # refused, timed out, a malformed address, or something else answered
@@ -78,22 +78,29 @@ def dask_client(
     if n_workers is None:
         n_workers = default_workers()
     n_workers = checks.positive_int("--local-workers (workers of the local Dask cluster)", n_workers)
-    import dask
-
     kind = "processes" if processes else "threads"
-    with stage(f"starting a local Dask cluster of {n_workers} worker {kind}"), dask.config.set(_KEEP_MALLOC), \
-            _workers_ignore_interrupts(processes):
-        cluster = LocalCluster(
-            n_workers=n_workers,
-            threads_per_worker=1,
-            processes=processes,
-            dashboard_address=":0",  # any free port: clusters side by side never collide
-            # Task errors reach the client as exceptions; what the workers log themselves at ERROR is
-            # shutdown noise (a heartbeat that meets the closing scheduler prints a traceback).
-            silence_logs=logging.CRITICAL,
-        )
-    with cluster, Client(cluster) as client:
-        yield client
+    with contextlib.ExitStack() as running:
+        with stage(f"starting a local Dask cluster of {n_workers} worker {kind}"):
+            import dask
+            from distributed import Client, LocalCluster  # before the configuration below: it adds its own
+
+            with dask.config.set(_KEEP_MALLOC), _workers_ignore_interrupts(processes):
+                cluster = running.enter_context(LocalCluster(
+                    n_workers=n_workers,
+                    threads_per_worker=1,
+                    processes=processes,
+                    dashboard_address=":0",  # any free port: clusters side by side never collide
+                    # Task errors reach the client as exceptions; what the workers log themselves at
+                    # ERROR is shutdown noise (a heartbeat that meets the closing scheduler prints a
+                    # traceback).
+                    silence_logs=logging.CRITICAL,
+                ))
+            client = running.enter_context(Client(cluster))
+        try:
+            yield client
+        finally:
+            with stage("shutting the local Dask cluster down"):
+                running.close()
 
 
 @contextlib.contextmanager

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from amsgd.core.errors import ProblemError
 from amsgd.core.files import check_output_file
-from amsgd.core.progress import counter
+from amsgd.core.progress import counter, stage
 from amsgd.sweep.cluster import CONNECT_TIMEOUT
 from amsgd.sweep.dataset import UnreadableSweepFile, write_dataset
 from amsgd.sweep.store import DamagedFile, ForeignPart, PartStore, reporting_write_errors
@@ -173,7 +173,8 @@ def run_sweep(
                 store.remove()
             total = sweep.size
             return SweepOutcome(out, finished, total, 0, total, time.perf_counter() - began)
-    done = _sound_parts(store, manifest) if store.exists else set()
+    with stage("checking the stored points"):
+        done = _sound_parts(store, manifest) if store.exists else set()
     if resume:
         store.remove_temporaries()
     pending = [index for index in range(sweep.size) if index not in done]
@@ -181,9 +182,10 @@ def run_sweep(
         execution = _Execution(client, scheduler, n_workers, local_processes, connect_timeout, retries, progress,
                                on_point, sweep.compute if compute is None else compute)  # fmt: skip
         _compute_pending(sweep, pending, store, manifest, len(done), execution)
-    ds = sweep.assemble(_stored_records(store, sweep.size))
-    _write_checked(sweep, ds, out, store)
-    store.remove()
+    with stage(f"writing {out.name}"):
+        ds = sweep.assemble(_stored_records(store, sweep.size))
+        _write_checked(sweep, ds, out, store)
+        store.remove()
     return SweepOutcome(out, ds, sweep.size, len(pending), len(done), time.perf_counter() - began)
 
 
@@ -306,9 +308,10 @@ def _compute_pending(sweep: Job, pending: list[int], store: PartStore, manifest:
         processes = _use_processes(run.local_processes, len(pending) * sweep.task_work)
         connection = dask_client(run.scheduler, run.n_workers, timeout=run.connect_timeout, processes=processes)
     with connection as active:
-        tasks = sweep.tasks(pending)  # a sweep derives its theory here, once (per distribution for PCA)
-        if not store.exists:  # only once there is somewhere to run: a failed start leaves nothing
-            store.create(manifest)
+        with stage("preparing the points"):  # a sweep derives its theory here, once (per distribution for PCA)
+            tasks = sweep.tasks(pending)
+            if not store.exists:  # only once there is somewhere to run: a failed start leaves nothing
+                store.create(manifest)
         _run_tasks(active, tasks, store, run.retries, run.progress, done, sweep.size, run.on_point, run.compute)
 
 
@@ -343,12 +346,12 @@ def _run_tasks(
     from distributed import as_completed
 
     run = uuid.uuid4().hex[:12]  # fresh keys per run: never the cancelled tasks of an interrupted run
-    futures = [
-        client.submit(compute, task, key=f"amsgd-sweep-{run}-{task.index}", retries=retries, pure=False)
-        for task in tasks
-    ]
-    try:
-        with counter(total, "points", "sweep", initial=done, show=progress) as count:
+    with counter(total, "points", "sweep", initial=done, show=progress) as count:
+        futures = [
+            client.submit(compute, task, key=f"amsgd-sweep-{run}-{task.index}", retries=retries, pure=False)
+            for task in tasks
+        ]
+        try:
             for future in as_completed(futures):
                 record = future.result()
                 store.write(record["index"], record)
@@ -356,5 +359,5 @@ def _run_tasks(
                 count.update(1)
                 if on_point is not None:
                     on_point(record["index"], record)
-    finally:
-        client.cancel([f for f in futures if not f.done()])
+        finally:
+            client.cancel([f for f in futures if not f.done()])
