@@ -36,7 +36,8 @@ def regression(n: int = 240, p: int = 4, seed: int = 0) -> tuple[np.ndarray, np.
 def problem(model: str, **kw) -> ModelProblem:
     x, y = regression() if model == "least-squares" else blobs()
     data = split_data("test", x, y, classification=model != "least-squares")
-    return ModelProblem(model, data, **{"l2": 1e-2, "hidden": 5, "batch": 8, **kw})
+    layer = {"hidden": 5} if model == "mlp" else {}
+    return ModelProblem(model, data, **{"l2": 1e-2, "batch": 8, **layer, **kw})
 
 
 MODELS = ["least-squares", "logistic", "mlp"]
@@ -275,12 +276,27 @@ def test_a_csv_with_pandas_default_column_names_skips_them_and_says_so(tmp_path)
         (lambda d: split_data("x", np.ones((6, 2)), np.zeros(5)), "X must be (n, p)"),
         (lambda d: ModelProblem("svm", load_data("digits")), "model must be one of"),
         (lambda d: ModelProblem("least-squares", load_data("digits")), "needs real targets"),
+        (lambda d: ModelProblem("logistic", load_data("digits"), hidden=5), "logistic has no hidden layer"),
+        (lambda d: ModelProblem("logistic", load_data("digits"), activation="relu"), "logistic has no hidden layer"),
+        (lambda d: ModelProblem("mlp", load_data("digits"), activation="sigmoid"), "activation must be one of"),
         (lambda d: (d.joinpath("t.txt").write_text("1"), load_data(str(d / "t.txt"))), "digits, FILE.npz or FILE.csv"),
     ],
 )
 def test_bad_model_input_is_one_clear_error(tmp_path, make, message):
     with pytest.raises(ProblemError, match=message.replace("(", r"\(").replace(")", r"\)")):
         make(tmp_path)
+
+
+def test_the_hidden_layer_has_defaults_for_the_mlp_and_does_not_carry_to_another_model():
+    """A value of ``hidden`` given for a model without a hidden layer used to be dropped silently (it is
+    refused above); the MLP gets 32 tanh units unless told, and ``replace`` to another model leaves the
+    layer behind (and back to the MLP takes the defaults again)."""
+    digits = load_data("digits")
+    mlp = ModelProblem("mlp", digits)
+    assert (mlp.hidden, mlp.activation) == (32, "tanh")
+    logistic = ModelProblem("mlp", digits, hidden=5, activation="relu").replace(model="logistic")
+    assert (logistic.hidden, logistic.activation) == (None, None) and "hidden" not in logistic.to_dict()
+    assert (logistic.replace(model="mlp").hidden, logistic.replace(model="mlp", hidden=7).hidden) == (32, 7)
 
 
 def test_features_of_any_scale_are_standardised_alike():

@@ -9,7 +9,7 @@ from amsgd.core.delays import ConstantDelay, parse_delay
 from amsgd.core.distributions import parse_distribution
 from amsgd.core.errors import ProblemError
 from amsgd.core.files import atomic_write_text
-from amsgd.core.models import ACTIVATIONS, DEFAULT_L2, DEFAULT_MODEL_ETA, MODELS, ModelProblem, load_data
+from amsgd.core.models import ACTIVATIONS, DEFAULT_HIDDEN, DEFAULT_L2, DEFAULT_MODEL_ETA, MODELS, ModelProblem, load_data
 from amsgd.core.problem import DEFAULT_ETA, DEFAULT_MU, DEFAULT_SPECTRUM, Problem, read_covariance
 
 
@@ -107,7 +107,7 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     group.add_argument("--batch", action=Given, type=int, default=32, help="minibatch size B (default: %(default)s)")
     group.add_argument("--l2", action=Given, type=float, default=DEFAULT_L2, help="ridge penalty on the weights (default: %(default)g)")
-    group.add_argument("--hidden", action=Given, type=int, default=32, help="hidden units of the MLP (default: %(default)s)")
+    group.add_argument("--hidden", action=Given, type=int, default=DEFAULT_HIDDEN, help="hidden units of the MLP (default: %(default)s)")
     group.add_argument("--activation", action=Given, default="tanh", choices=ACTIVATIONS, help="MLP activation (default: %(default)s)")
 
 
@@ -198,8 +198,8 @@ def problem_from_args(args: argparse.Namespace) -> Problem | ModelProblem:
     if getattr(args, "model", "pca") != "pca":
         data = load_data(args.data, classification=args.model != "least-squares")
         eta = DEFAULT_MODEL_ETA if args.eta is None else args.eta
-        return ModelProblem(args.model, data, eta=eta, mu=args.mu, delay=delay, batch=args.batch, l2=args.l2,
-                            hidden=args.hidden, activation=args.activation)  # fmt: skip
+        layer = dict(hidden=args.hidden, activation=args.activation) if args.model == "mlp" else {}
+        return ModelProblem(args.model, data, eta=eta, mu=args.mu, delay=delay, batch=args.batch, l2=args.l2, **layer)
     common = dict(
         distribution=parse_distribution(args.distribution),
         eta=DEFAULT_ETA if args.eta is None else args.eta,

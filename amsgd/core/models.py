@@ -45,6 +45,8 @@ DEFAULT_MODEL_ETA = 0.05
 PANDAS_NAMES_MIN_COLUMNS = 4
 #: The ridge penalty on the weights when none is given (a classifier on separable data needs one).
 DEFAULT_L2 = 1e-3
+#: Hidden units of an MLP when none are given.
+DEFAULT_HIDDEN = 32
 
 
 @dataclass(frozen=True, eq=False)
@@ -263,7 +265,8 @@ class ModelProblem:
     l2
         Ridge penalty on the weights, >= 0.
     hidden, activation
-        Hidden units and their activation (``mlp`` only).
+        Hidden units (default :data:`DEFAULT_HIDDEN`) and their activation (default ``tanh``): ``mlp``
+        only; given for another model they are refused (that model has no hidden layer).
     """
 
     model: str
@@ -273,8 +276,8 @@ class ModelProblem:
     delay: DelayModel = field(default_factory=lambda: ConstantDelay(0))
     batch: int = 32
     l2: float = DEFAULT_L2
-    hidden: int = 32
-    activation: str = "tanh"
+    hidden: int | None = None
+    activation: str | None = None
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:
@@ -296,9 +299,19 @@ class ModelProblem:
         object.__setattr__(self, "l2", checks.real("l2", self.l2))
         if self.l2 < 0:
             raise ProblemError(f"l2 must be >= 0, got {self.l2!r}")
-        object.__setattr__(self, "hidden", checks.positive_int("hidden", self.hidden))
-        if self.activation not in ACTIVATIONS:
+        self._check_hidden_layer()
+
+    def _check_hidden_layer(self) -> None:
+        if self.model != "mlp":
+            if self.hidden is not None or self.activation is not None:
+                raise ProblemError(f"hidden and activation are for the mlp model; {self.model} has no hidden layer")
+            return
+        hidden = DEFAULT_HIDDEN if self.hidden is None else checks.positive_int("hidden", self.hidden)
+        activation = ACTIVATIONS[0] if self.activation is None else self.activation
+        if activation not in ACTIVATIONS:
             raise ProblemError(f"activation must be one of {', '.join(ACTIVATIONS)}; got {self.activation!r}")
+        object.__setattr__(self, "hidden", hidden)
+        object.__setattr__(self, "activation", activation)
 
     @property
     def outputs(self) -> int:
@@ -310,6 +323,8 @@ class ModelProblem:
         unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
         if unknown:
             raise ProblemError(f"ModelProblem.replace takes the fields of the problem; got {', '.join(unknown)}")
+        if changes.get("model", self.model) != self.model:  # the hidden layer does not carry to another model
+            changes = {"hidden": None, "activation": None, **changes}
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
