@@ -9,7 +9,15 @@ from amsgd.core.delays import ConstantDelay, parse_delay
 from amsgd.core.distributions import parse_distribution
 from amsgd.core.errors import ProblemError
 from amsgd.core.files import atomic_write_text
-from amsgd.core.models import ACTIVATIONS, DEFAULT_HIDDEN, DEFAULT_L2, DEFAULT_MODEL_ETA, MODELS, ModelProblem, load_data
+from amsgd.core.models import (
+    ACTIVATIONS,
+    DEFAULT_HIDDEN,
+    DEFAULT_L2,
+    DEFAULT_MODEL_ETA,
+    MODELS,
+    ModelProblem,
+    load_data,
+)
 from amsgd.core.problem import DEFAULT_ETA, DEFAULT_MU, DEFAULT_SPECTRUM, Problem, read_covariance
 
 
