@@ -8,7 +8,7 @@ multiplicative noise and the curvature of sin² included), up to the largest mea
 delay τ* (dotted line), against the stationary error of simulated runs started at the optimum, with
 95% intervals. The larger the momentum, the higher the floor and the shorter the admissible delay:
 asynchrony and momentum compete. The diffusion limit gives one floor per μ, whatever τ (dashed).
-Near τ* the theory runs a few per cent high (docs/linear-theory.md, section 5). About 10 s.
+Near τ* the theory runs a few per cent high (docs/linear-theory.md, section 5). About 10 to 20 s on 2 cores.
 """
 
 from __future__ import annotations
