@@ -211,7 +211,9 @@ def test_coupled_floor_against_simulation(spectrum, dist, eta, mu, delay):
 
 def test_accuracy_notes_name_the_ranges_the_floor_was_not_checked_on():
     """In words in the JSON: μ → 1 at a fixed η/(1 − μ) (q = 2ηλ_1/(1 − μ)² = 80), a delay within
-    0.2 τ* of τ* and Student-t data with ν < 30; nothing on the default problem or for a random delay (first-order floor)."""
+    0.2 τ* of τ*, Student-t data with ν < 10, a floor above 0.15, a step ηλ_1/(1 − μ) above 0.1 and a
+    random delay beyond half of its family's boundary; nothing on the default problem, for a random
+    delay far from its boundary, or for Student-t data with many degrees of freedom."""
     from amsgd.diffusion.theory.report import coupling_accuracy_notes
 
     fast_norm = predict(_problem((4.0, 3.0, 2.0, 1.0), "gaussian", 1e-5, 0.999, 0))
@@ -225,6 +227,29 @@ def test_accuracy_notes_name_the_ranges_the_floor_was_not_checked_on():
     assert ["Student-t data (nu = 8)" in n for n in coupling_accuracy_notes(heavy)] == [True]
     lighter = predict(_problem((4.0, 3.0, 2.0, 1.0), "student-t:50", 5e-4, 0.9, 0))  # as Gaussian data
     assert coupling_accuracy_notes(lighter) == []
+    large_floor = predict(_problem((4.0, 3.0, 2.0, 1.0), "gaussian", 0.02, 0.0, 0))  # F = 0.21
+    assert ["the floor 0.21 is above 0.15" in n for n in coupling_accuracy_notes(large_floor)] == [True]
+    large_step = predict(_problem((10.0, 1.0), "gaussian", 0.01, 0.5, 0))
+    assert ["eta lambda_1/(1-mu) = 0.2 is above 0.1" in n for n in coupling_accuracy_notes(large_step)] == [True]
+    assert coupling_accuracy_notes(predict(_problem((10.0, 1.0), "gaussian", 4e-3, 0.5, 0))) == []  # a step of 0.08
+    near_family = predict(_problem((4.0, 3.0, 2.0, 1.0), "gaussian", 5e-4, 0.95, "geometric:16"))
+    assert ["geometric:16 lies at 0.72 of the mean-square boundary" in n
+            for n in coupling_accuracy_notes(near_family)] == [True]  # fmt: skip
+    assert coupling_accuracy_notes(predict(_problem((4.0, 3.0, 2.0, 1.0), "gaussian", 5e-4, 0.95, "geometric:10"))) == []
+
+
+@pytest.mark.parametrize(("spectrum", "eta", "noted"), [((10.0, 1.0), 0.01, 0.021), ((10.0, 1.0), 5e-3, 0.005)])
+@pytest.mark.slow
+def test_the_step_notes_numbers_are_what_simulation_gives(spectrum, eta, noted):
+    """The step note's measured errors (Σ = diag(10, 1), μ = 0.5, τ = 0: predicted/simulated − 1 = 2.1%
+    at ηλ_1/(1 − μ) = 0.2, 0.5% at 0.1) lie in the 95% interval of that ratio from 4000 runs of
+    6000 steps from e_1 (second half), at a seed of their own."""
+    problem = _problem(spectrum, "gaussian", eta, 0.5, 0)
+    predicted = predict(problem).finite_eta.value
+    run = simulate(problem, 6000, 4000, rng=31, start="e1", window=0.5, threads=2, record_every=6000, progress=False)
+    measured = run.stationary_error
+    assert run.diverged_fraction == 0.0
+    assert predicted / measured.ci_high - 1 <= noted <= predicted / measured.ci_low - 1
 
 
 @pytest.mark.parametrize(("spectrum", "eta", "mu", "tau"),

@@ -35,30 +35,39 @@ SEARCH_SUPPORT = 400
 class FamilyBoundary:
     """``largest_stable``: the largest parameter of ``family`` that is mean-square stable (None: not even
     the smallest member); ``beyond_search``: the search reached laws longer than :data:`SEARCH_SUPPORT`
-    lags, so the true boundary may lie above."""
+    lags, so the true boundary may lie above; ``given``: the parameter of the delay asked about."""
 
     family: str
     parameter: str
     largest_stable: float | None
     beyond_search: bool
+    given: float
+
+    @property
+    def fraction(self) -> float | None:
+        """``given / largest_stable``: how far toward the boundary the delay asked about lies (None
+        where no member is stable)."""
+        return None if not self.largest_stable else self.given / self.largest_stable
 
     def to_dict(self) -> dict:
         return {"family": self.family, "parameter": self.parameter, "largest_stable": self.largest_stable,
-                "beyond_search": self.beyond_search}  # fmt: skip
+                "beyond_search": self.beyond_search, "given": self.given}  # fmt: skip
 
 
-def _family(delay: DelayModel) -> tuple[str, str, Callable[[float], DelayModel], float, bool,
+def _family(delay: DelayModel) -> tuple[str, str, float, Callable[[float], DelayModel], float, bool,
                                          Callable[[float], float] | None] | None:  # fmt: skip
-    """``(family, parameter, member, smallest, integer, mean)`` of a random delay, None for a fixed one;
-    ``mean`` maps the parameter to the mean of a geometric family's law (None for the others)."""
+    """``(family, parameter, given, member, smallest, integer, mean)`` of a random delay (``given``: its
+    own parameter), None for a fixed one; ``mean`` maps the parameter to the mean of a geometric
+    family's law (None for the others)."""
     if isinstance(delay, UniformDelay):
-        return f"uniform:{delay.low}-B", "B", lambda b: UniformDelay(delay.low, int(b)), delay.low, True, None
+        return (f"uniform:{delay.low}-B", "B", delay.high, lambda b: UniformDelay(delay.low, int(b)), delay.low, True,
+                None)  # fmt: skip
     if isinstance(delay, PoissonDelay):
-        return "poisson:MEAN", "MEAN", PoissonDelay, 1e-3, False, None
+        return "poisson:MEAN", "MEAN", delay.mean_delay, PoissonDelay, 1e-3, False, None
     if isinstance(delay, GeometricDelay):
-        return "geometric:MEAN", "MEAN", GeometricDelay, 1e-3, False, float
+        return "geometric:MEAN", "MEAN", delay.mean_delay, GeometricDelay, 1e-3, False, float
     if isinstance(delay, EventDrivenDelay) and delay.compute == "exp":
-        return "ps:M", "M", lambda m: EventDrivenDelay(int(m)), 1, True, lambda m: m - 1.0
+        return "ps:M", "M", delay.workers, lambda m: EventDrivenDelay(int(m)), 1, True, lambda m: m - 1.0
     return None
 
 
@@ -68,7 +77,7 @@ def family_boundary(c: Coefficients, eta: float, mu: float, delay: DelayModel) -
     found = _family(delay)
     if found is None:
         return None
-    family, parameter, member, low, integer, geometric_mean = found
+    family, parameter, given, member, low, integer, geometric_mean = found
 
     def stable(x: float) -> bool | None:
         if geometric_mean is not None:  # 3 × 3 Lyapunov equations per mode, no lags: no search limit
@@ -81,7 +90,7 @@ def family_boundary(c: Coefficients, eta: float, mu: float, delay: DelayModel) -
         return bool(np.all(np.isfinite(stationary_variances(c, eta, mu, law))))
 
     if not stable(low):
-        return FamilyBoundary(family, parameter, None, False)
+        return FamilyBoundary(family, parameter, None, False, given)
     high = max(2 * low, 1)
     while (verdict := stable(high)) is True:
         low, high = high, 2 * high
@@ -93,4 +102,4 @@ def family_boundary(c: Coefficients, eta: float, mu: float, delay: DelayModel) -
         else:
             high = mid  # unstable, or beyond the search: the answer lies below
     value = int(low) if integer else float(low)
-    return FamilyBoundary(family, parameter, value, beyond and stable(high) is None)
+    return FamilyBoundary(family, parameter, value, beyond and stable(high) is None, given)

@@ -52,7 +52,8 @@ class DelayLaw:
         if self.pmf.size - 1 > MAX_DELAY:
             raise ProblemError(
                 f"delay {self.spec} reaches {self.pmf.size - 1}, beyond the {MAX_DELAY} the linear "
-                "numerics support (dense companion matrices); use the delay-differential limit instead"
+                "numerics support (dense companion matrices, O(delay^3) work); its runs can be simulated "
+                "(amsgd simulate), its theory cannot"
             )
 
     @property

@@ -124,6 +124,7 @@ CASES: list[tuple[str, str]] = [
     ("derive --tradeoff-mu=-0.5,0.2", "must lie in [0, 1) for streaming PCA"),
     ("derive --tradeoff-mus 0.5", "amsgd derive: error: unrecognized arguments: --tradeoff-mus (did you mean --tradeoff-mu?)"),
     ("derive --tradeoff-workers 1,100000", "give at most 2001"),
+    ("derive --delay geometric:72", "its runs can be simulated (amsgd simulate), its theory cannot"),
     ("derive --delay constant:-1", "delay constant:N, N must be a non-negative integer"),
     ("derive --model mlp --format markdown", "models give json"),
     ("derive --out nodir/d.json", "create it first"),
