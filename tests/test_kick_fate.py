@@ -60,10 +60,12 @@ def test_laws_without_a_conditional_sampler_use_rows_of_the_pool():
 
 def test_negligible_events_are_not_followed():
     """The default problem (Gaussian data, η 5e-4): the event threshold is so far out that runs of
-    10⁶ steps meet an event with probability below 1e-9; the rate reported is that bound."""
+    10⁶ steps meet an event with probability below 1e-9; the rate reported is that bound, and the
+    interval runs from 0 to it (it was the bound alone, an interval of width 0)."""
     risk = predict(Problem.from_spectrum(), PredictOptions(steps=1_000_000)).divergence
     assert risk.fate == "stable" and risk.standard_error == 0.0
     assert 0.0 <= risk.per_iteration * 1_000_000 < 1e-9 and risk.fraction < 1e-9 and risk.paths == 0
+    assert risk.interval == (0.0, risk.fraction) and risk.fraction > 0.0
 
 
 def test_bounded_data_of_one_size_have_no_events():

@@ -112,14 +112,17 @@ class DivergenceRisk:
 
     @property
     def interval(self) -> tuple[float, float]:
-        """The fraction at ``p ∓ 1.96`` standard errors (95% for the Monte Carlo part); beyond the mean
-        boundary, the count's interval (or the fate's 0 or 1)."""
+        """The fraction at ``p ∓ 1.96`` standard errors (95% for the Monte Carlo part); where no event path
+        was run (``paths`` 0 of the excursions' method: events negligible), the event rate in ``p`` is an
+        upper bound and the lower end leaves it out; beyond the mean boundary, the count's interval (or the fate's 0 or 1)."""
         if self.beyond is not None:
             return self.beyond.interval
         if not self.mean_stable:
             return (self.fraction, self.fraction)
         spread = 1.96 * self.standard_error
-        return (self._fraction(max(self.per_iteration - spread, 0.0)), self._fraction(self.per_iteration + spread))
+        bound_only = self.paths == 0 and self.method == "excursions"
+        low = (0.0 if np.isnan(self.without_events) else self.without_events) if bound_only else self.per_iteration
+        return (self._fraction(max(low - spread, 0.0)), self._fraction(self.per_iteration + spread))
 
     def _fraction(self, p: float) -> float:
         return float(-np.expm1(-self.steps * p))
