@@ -114,7 +114,8 @@ class DivergenceRisk:
     def interval(self) -> tuple[float, float]:
         """The fraction at ``p ∓ 1.96`` standard errors (95% for the Monte Carlo part); where no event path
         was run (``paths`` 0 of the excursions' method: events negligible), the event rate in ``p`` is an
-        upper bound and the lower end leaves it out; beyond the mean boundary, the count's interval (or the fate's 0 or 1)."""
+        upper bound and the lower end leaves it out; beyond the mean boundary, the count's interval (or
+        the fate's 0 or 1)."""
         if self.beyond is not None:
             return self.beyond.interval
         if not self.mean_stable:
