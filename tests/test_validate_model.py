@@ -100,6 +100,11 @@ def test_logistic_instability_shows_in_the_loss_not_divergence(tmp_path):
     fate = checks[f"fate-at-tau-{tau_u}"]  # a bounded gradient: the noise-free dynamics saturates
     assert fate["pass"] and fate["predicted_fate"] == "saturates"
     assert checks["rate"]["pass"] and code == (0 if all(c["pass"] for c in checks.values()) else 1)
+    # the last stable delay's linear floor against the runs': said in the findings whichever theory set
+    # the boundary (it was left out where the full second moments did)
+    ratio = points[tau_ms]["predicted_floor"] / points[tau_ms]["excess_loss"]["mean"]
+    said = "At the last stable delay the linear floor is" in (tmp_path / "logistic" / "report.md").read_text()
+    assert said == (abs(ratio - 1) > 0.1), ratio
 
 
 @pytest.mark.slow

@@ -251,7 +251,7 @@ def _stability_finding(report: ModelValidation) -> str:
         text += (" The boundary and these labels are the full second moments' (every cross-covariance of the "
                  "per-example Hessians kept; beyond a delay of 64, the diagonal theory's)" + (", which call the given cell mean-square unstable where the "
                  "diagonal theory does not." if pr.given_breakdown else "."))  # fmt: skip
-    elif at_ms is not None and at_ms.excess.n and math.isfinite(at_ms.floor) and at_ms.floor > 0:
+    if at_ms is not None and at_ms.excess.n and math.isfinite(at_ms.floor) and at_ms.floor > 0:
         ratio = at_ms.floor / at_ms.excess.mean
         if abs(ratio - 1) > 0.1:
             text += (f" At the last stable delay the linear floor is {ratio:.3g} times the measured one: near "
