@@ -6,6 +6,7 @@ import argparse
 
 from amsgd.advise import DEFAULT_MUS, DEFAULT_STEPS, DEFAULT_WORKERS
 from amsgd.cli.options import (
+    LIST_HELP,
     Given,
     add_problem_options,
     emit,
@@ -26,11 +27,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("advice")
     group.add_argument(
         "--workers", type=int_list, default=DEFAULT_WORKERS, metavar="LIST",
-        help="worker counts M, round-robin (tau = M - 1) (default: %s)" % ",".join(map(str, DEFAULT_WORKERS)),
+        help=f"worker counts M, round-robin (tau = M - 1): {LIST_HELP} (default: %s)" % ",".join(map(str, DEFAULT_WORKERS)),
     )  # fmt: skip
     group.add_argument(
         "--mus", type=float_list, default=DEFAULT_MUS, metavar="LIST",
-        help="momenta to compare, each in [0, 1) (in (-1, 1) for a model, written --mus=-0.3,0,0.5; default: %s)"
+        help=f"momenta to compare, each in [0, 1) (in (-1, 1) for a model, written --mus=-0.3,0,0.5): {LIST_HELP} "
+        "(default: %s)"
         % ",".join(f"{m:g}" for m in DEFAULT_MUS),
     )  # fmt: skip
     group.add_argument(

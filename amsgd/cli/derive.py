@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from amsgd.cli.options import (
+    LIST_HELP,
     Given,
     add_problem_options,
     emit,
@@ -46,11 +47,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--tradeoff-mu", type=float_list, default=TRADEOFF_MUS, metavar="LIST",
-        help="momenta of the momentum-asynchrony tradeoff table (default: %(default)s)",
+        help=f"momenta of the momentum-asynchrony tradeoff table: {LIST_HELP} (default: %(default)s)",
     )  # fmt: skip
     group.add_argument(
         "--tradeoff-workers", type=int_list, default=TRADEOFF_WORKERS, metavar="LIST",
-        help="round-robin worker counts M (tau = M - 1) of the tradeoff table (default: %(default)s)",
+        help=f"round-robin worker counts M (tau = M - 1) of the tradeoff table: {LIST_HELP} (default: %(default)s)",
     )  # fmt: skip
     group.add_argument(
         "--steps", type=int, default=DEFAULT_STEPS, metavar="N",

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from amsgd.cli.options import add_problem_options, float_list, problem_from_args, require_pca
+from amsgd.cli.options import LIST_HELP, add_problem_options, float_list, problem_from_args, require_pca
 from amsgd.core import checks, progress
 from amsgd.core.files import check_input_file, check_output_dir, made_folder
 from amsgd.validation.budget import Budget
@@ -23,7 +23,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--out", required=True, metavar="DIR", help="directory for the PNG files (created)")
     group.add_argument(
         "--mus", type=float_list, default=(0.7, 0.8, 0.9),
-        help="momenta of the error-vs-delay curves (default: 0.7,0.8,0.9)",
+        help=f"momenta of the error-vs-delay curves: {LIST_HELP} (default: 0.7,0.8,0.9)",
     )  # fmt: skip
     group.add_argument("--replicates", type=int, default=256, help="runs per simulation (default: %(default)s)")
     group.add_argument("--steps", type=int, default=10_000, help="iterations of the stationary runs (default: %(default)s)")

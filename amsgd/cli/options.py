@@ -156,27 +156,29 @@ def _list_entries(text: str) -> list[str] | None:
     return None if "" in parts else parts
 
 
-def _number_list(text: str, kind: type, name: str) -> tuple:
-    entries = _list_entries(text)
-    if entries is None:
-        raise argparse.ArgumentTypeError(f"an empty entry in the list of {name}s {text!r}")
+#: What a LIST option takes, for its help.
+LIST_HELP = "values, comma-separated, and/or START:STOP:STEP ranges (STOP included)"
+
+
+def _number_list(text: str, integer: bool) -> tuple:
+    """Comma-separated values and ``START:STOP[:STEP]`` ranges, sorted and distinct, as the axes of
+    ``amsgd sweep`` take them (:func:`amsgd.sweep.grid.parse_axis`); refused in argparse's way."""
+    from amsgd.sweep.grid import parse_axis
+
     try:
-        values = tuple(kind(part) for part in entries)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{name} must be comma-separated {name}s, got {text!r}") from None
-    if not values:
-        raise argparse.ArgumentTypeError(f"an empty list of {name}s: {text!r}")
-    return values
+        return parse_axis(text, "LIST", integer=integer)
+    except ProblemError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def float_list(text: str) -> tuple[float, ...]:
-    """``0.5,0.9`` -> ``(0.5, 0.9)`` (an argparse type)."""
-    return _number_list(text, float, "number")
+    """``0.5,0.9`` or ``0.5:0.9:0.1`` -> ``(0.5, 0.6, 0.7, 0.8, 0.9)`` (an argparse type)."""
+    return _number_list(text, integer=False)
 
 
 def int_list(text: str) -> tuple[int, ...]:
-    """``1,2,4`` -> ``(1, 2, 4)`` (an argparse type)."""
-    return _number_list(text, int, "integer")
+    """``1,2,4`` or ``1:4`` -> ``(1, 2, 3, 4)`` (an argparse type)."""
+    return _number_list(text, integer=True)
 
 
 def parse_spectrum(text: str) -> list[float]:
