@@ -208,9 +208,11 @@ def test_beyond_the_mean_boundary_the_runs_the_samples_carry_off_the_oscillation
     count = int(run.diverged.sum())
     low, high = stats.binomtest(count, 512).proportion_ci(confidence_level=0.99)
     assert risk.interval[0] <= high and low <= risk.interval[1], (risk.fraction, count / 512)
-    note = risk.to_dict()["note"]
-    assert note.startswith("beyond the stability boundary the noise-free recursion settles on a bounded oscillation")
-    assert f"of {risk.beyond.paths} runs of the exact recursion" in note
+    out = risk.to_dict()
+    assert out["note"].startswith("beyond the stability boundary the noise-free recursion settles on a bounded oscillation")
+    assert f"of {risk.beyond.paths} runs of the exact recursion" in out["note"]
+    assert out["per_iteration"] is None and out["standard_error"] is None  # the count's interval says it (was 0)
+
 
 def test_past_the_mean_square_boundary_the_finite_eta_floor_is_null():
     """The default problem: mean-square τ* = 30, mean τ* = 32. From τ = 31 the radial mode's second

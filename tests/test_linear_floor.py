@@ -147,7 +147,8 @@ def test_advice_without_a_stable_momentum_says_why():
 
     lost = advise(Problem.from_spectrum((1.001, 1.0)), workers=(1, 4), mus=(0.0, 0.5))
     assert lost.table().splitlines()[-1] == (
-        "# none: no momentum of the grid (mu 0 to 0.5) is mean-square stable with 1, 4 workers: runs do not "
-        "settle at a floor there; lower eta"
+        "# none: no momentum of the grid (mu 0 to 0.5) is mean-square stable with 1, 4 workers: the linear "
+        "theory gives no floor or rate there (runs may still settle at a higher error, or blow up: amsgd derive "
+        "--delay workers:M --mu MU says which); lower eta"
     )
     assert "# none" not in advise(Problem.from_spectrum(), workers=(1, 4), mus=(0.0, 0.5)).table()

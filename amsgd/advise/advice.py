@@ -111,7 +111,9 @@ class Advice:
         if lost:
             mus = self.grid.mus
             lines.append(f"# none: no momentum of the grid (mu {mus.min():g} to {mus.max():g}) is mean-square stable with "
-                         f"{', '.join(lost)} workers: runs do not settle at a floor there; lower eta")  # fmt: skip
+                         f"{', '.join(lost)} workers: the linear theory gives no floor or rate there (runs may "
+                         "still settle at a higher error, or blow up: amsgd derive --delay workers:M --mu MU says "
+                         "which); lower eta")  # fmt: skip
         return "\n".join(lines) + "\n"
 
 

@@ -133,7 +133,7 @@ class DivergenceRisk:
             "fraction": json_float(self.fraction),
             "interval": [json_float(x) for x in self.interval],
             "per_iteration": json_float(self.per_iteration),
-            "standard_error": json_float(self.standard_error),
+            "standard_error": json_float(self.standard_error) if self.mean_stable else None,  # of per_iteration
             "steps": self.steps,
             "critical_impulse": json_float(self.critical_impulse),
             "event_threshold": json_float(self.event_threshold),
