@@ -147,7 +147,11 @@ class Derivation:
         return PointLimit(j, ou, modes)
 
     def point(self, j: int) -> PointLimit:
-        return next(p for p in self.sde if p.j == j)
+        """The limits at the stationary point ``e_j`` (``j`` = 1 … d)."""
+        found = [p for p in self.sde if p.j == j]
+        if not found:
+            raise ProblemError(f"the stationary points are e_1 … e_{self.model.dim}; got j = {j!r}")
+        return found[0]
 
     @cached_property
     def optimum_modes(self) -> tuple[LinearMode, ...]:

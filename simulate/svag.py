@@ -69,7 +69,10 @@ SAMPLE_PIECE = 4096
 
 
 def svag_weights(amplification: int) -> tuple[float, float]:
-    """``(w_1, w_2) = ((1 + sqrt(2L − 1))/2, (1 − sqrt(2L − 1))/2)``: ``w_1 + w_2 = 1``, ``w_1² + w_2² = L``."""
+    """``(w_1, w_2) = ((1 + sqrt(2L − 1))/2, (1 − sqrt(2L − 1))/2)``: ``w_1 + w_2 = 1``, ``w_1² + w_2² = L``
+    (``L`` a positive integer)."""
+    if not checks.is_whole_number(amplification) or amplification < 1:
+        raise ProblemError(f"the SVAG amplification L must be a positive integer, got {amplification!r}")
     root = math.sqrt(2 * amplification - 1)
     return (1.0 + root) / 2.0, (1.0 - root) / 2.0
 

@@ -251,3 +251,24 @@ def test_a_sampler_is_checked_for_its_draws_mean_and_covariance():
         warnings.simplefilter("error")
         predict(law(lambda rng, n: rng.standard_normal((n, 3)) * scale))
         predict(law(lambda rng, n: rng.standard_t(5, (n, 3)) * scale * np.sqrt(3 / 5)))
+
+
+def test_indices_out_of_range_are_one_clear_error():
+    """A stationary point, a mode or an SVAG amplification out of range: a bare StopIteration, an
+    IndexError (or, at −1, the last mode's rate) and a math domain error before."""
+    from amsgd.simulate.svag import svag_weights
+
+    problem = Problem.from_spectrum((4, 3, 2, 1))
+    assert derive(problem).point(2).j == 2
+    for j in (0, 5):
+        with pytest.raises(ProblemError, match=f"the stationary points are e_1 … e_4; got j = {j}"):
+            derive(problem).point(j)
+    theory = predict(problem)
+    assert theory.ou_rate(0) == pytest.approx(5e-4 * 8 / 0.1)
+    for index in (-1, 4):
+        with pytest.raises(ProblemError, match=r"mode index must be 0 … 3"):
+            theory.ou_rate(index)
+    assert svag_weights(1) == (1.0, 0.0)
+    for amplification in (0, -1, 1.5):
+        with pytest.raises(ProblemError, match="the SVAG amplification L must be a positive integer"):
+            svag_weights(amplification)

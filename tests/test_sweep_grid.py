@@ -82,6 +82,8 @@ def test_grid_numbering_is_c_order_and_validated():
         (dict(delays=(0,)), "workers"),
         (dict(distributions=("gaussian", "normal")), "distinct"),
         (dict(delay_axis="delay"), "delay axis"),
+        (dict(mus=(0.9, 0.9)), r"mu values must be distinct, got \[0.9, 0.9\]"),  # a duplicated coordinate before
+        (dict(delays=(4, 2, 4)), "workers values must be distinct"),
     ]:
         kwargs = dict(distributions=("gaussian",), etas=(1e-3,), mus=(0.5,), delay_axis="workers", delays=(1,))
         with pytest.raises(ProblemError, match=needle):

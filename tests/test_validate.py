@@ -236,6 +236,23 @@ def test_a_problem_without_a_stable_delay_is_refused_before_any_experiment():
         run_validation(Problem.from_spectrum((4.0, 3.0), eta=0.5, mu=0.0), experiments=["ode"], progress=False)
 
 
+def test_the_python_entry_takes_a_presets_name_and_refuses_what_it_cannot_run():
+    """``preset="default"`` (the name, as the command line takes it) was an AttributeError; an empty list
+    of experiments ran them all, a string was read letter by letter, and ``paper-dnn`` was refused
+    without saying where it runs."""
+    from amsgd.validation import Budget, run_validation
+    from amsgd.validation.presets import chosen_experiments, get_preset
+
+    report = run_validation(Problem.from_spectrum(), preset="default", experiments="ode",
+                            budget=Budget.uniform(8, 400), progress=False)  # fmt: skip
+    assert report.preset == "default" and [s.experiment for s in report.sections] == ["ode"]
+    assert chosen_experiments(None, "ode") == ("ode",)
+    with pytest.raises(ProblemError, match="no experiment chosen"):
+        chosen_experiments(get_preset("default"), [])
+    with pytest.raises(ProblemError, match="paper-dnn runs by amsgd.validation.paper_dnn.run_paper_dnn"):
+        get_preset("paper-dnn")
+
+
 def test_experiments_at_an_unstable_given_delay_are_refused():
     """τ = 5 is beyond τ* = 1 at η = 0.01, μ = 0.9: the runs at the given delay all diverged, and the
     ODE, phase, rate and floor checks failed with no measurement amid NumPy warnings. Experiments that

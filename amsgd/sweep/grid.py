@@ -135,6 +135,8 @@ class SweepGrid:
         for name, values in (("eta", self.etas), ("mu", self.mus), (self.delay_axis, self.delays)):
             if not values:
                 raise ProblemError(f"{name} needs at least one value")
+            if len(set(values)) != len(values):  # every point has one address (a coordinate of the Dataset)
+                raise ProblemError(f"{name} values must be distinct, got {list(values)}")
         _refuse("eta values must be > 0", [eta for eta in self.etas if not eta > 0])
         _refuse("mu values must satisfy 0 <= mu < 1 (-1 < mu < 1 for a model)", [m for m in self.mus if not -1 < m < 1])
         lowest = 0 if self.delay_axis == "tau" else 1

@@ -1,6 +1,7 @@
 """Validation: predictions against Monte Carlo measurements with 95% confidence intervals.
 
-``run_validation(problem, preset=...)`` runs the experiments (ODE trajectory, phases, local rate,
+``run_validation(problem, preset=...)`` (a name of ``PRESETS``, or its
+:class:`~amsgd.validation.presets.Preset`) runs the experiments (ODE trajectory, phases, local rate,
 stationary floors, stability knee, the published error-vs-delay sweep, momentum against
 asynchrony) and returns a :class:`~amsgd.validation.run.ValidationReport` of sections with their
 checks; ``write_report`` writes ``report.json``, ``summary.json`` and ``report.md``. The figures

@@ -58,14 +58,24 @@ MODEL_PRESETS: dict[str, str] = {
 
 
 def get_preset(name: str) -> Preset:
+    """The preset of the streaming-PCA validation named ``name`` (one of :data:`PRESETS`; the
+    deep-network experiment, ``paper-dnn`` of :data:`MODEL_PRESETS`, runs by
+    :func:`amsgd.validation.paper_dnn.run_paper_dnn`)."""
     try:
         return PRESETS[name]
     except KeyError:
-        raise ProblemError(f"preset must be one of {', '.join(PRESETS)}; got {name!r}") from None
+        model = (f" ({name} runs by amsgd.validation.paper_dnn.run_paper_dnn, or amsgd validate --preset {name})"
+                 if name in MODEL_PRESETS else "")  # fmt: skip
+        raise ProblemError(f"preset must be one of {', '.join(PRESETS)}; got {name!r}{model}") from None
 
 
 def chosen_experiments(preset: Preset | None, experiments: Sequence[str] | None) -> tuple[str, ...]:
-    """``experiments``, else the preset's, else every experiment but the sweep; unknown names refused."""
+    """``experiments``, else the preset's, else every experiment but the sweep; unknown names and an
+    empty list refused (a single name may be given as a string)."""
+    if isinstance(experiments, str):
+        experiments = (experiments,)
+    if experiments is not None and not len(experiments):
+        raise ProblemError(f"no experiment chosen; choose from {', '.join(EXPERIMENTS)} (or None for the default set)")
     chosen = tuple(experiments or (preset.experiments if preset else tuple(e for e in EXPERIMENTS if e != "sweep")))
     unknown = [e for e in chosen if e not in EXPERIMENTS]
     if unknown:

@@ -15,7 +15,7 @@ from amsgd.diffusion.theory import Predictions
 from amsgd.validation.budget import Budget
 from amsgd.validation.checks import Check, Perturbations
 from amsgd.validation.context import Context
-from amsgd.validation.presets import EXPERIMENTS, Preset, chosen_experiments
+from amsgd.validation.presets import EXPERIMENTS, Preset, chosen_experiments, get_preset
 from amsgd.validation.sections import BUILDERS, Section
 
 
@@ -78,7 +78,7 @@ def _require_stable_delay(ctx: Context, chosen: Sequence[str]) -> None:
 def run_validation(
     problem: Problem,
     *,
-    preset: Preset | None = None,
+    preset: Preset | str | None = None,
     budget: Budget | None = None,
     experiments: Sequence[str] | None = None,
     perturb: dict[str, float] | None = None,
@@ -86,9 +86,13 @@ def run_validation(
 ) -> ValidationReport:
     """Run ``experiments`` (default: the preset's, else all but the sweep) on ``problem``.
 
+    ``preset`` is a :class:`Preset` or its name (:func:`~amsgd.validation.presets.get_preset`).
+
     ``perturb`` maps check names to factors applied to their predictions (``tau-star`` scales the
     predicted largest stable delay used by the stability checks): a wrong prediction must fail.
     """
+    if isinstance(preset, str):
+        preset = get_preset(preset)
     chosen = chosen_experiments(preset, experiments)
     problem.require_eigengap()
     problem.require_finite_fourth_moments()

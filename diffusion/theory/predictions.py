@@ -202,7 +202,10 @@ class Predictions:
         return index, float(-np.log(radii[index]))
 
     def ou_rate(self, index: int) -> float:
-        """The diffusion limit's rate ``η a/(1 − μ)`` of mode ``index``, per iteration (delay-free)."""
+        """The diffusion limit's rate ``η a/(1 − μ)`` of mode ``index`` (0 the radial mode, then the
+        tangent ones, as in ``modes``), per iteration (delay-free)."""
+        if not (checks.is_whole_number(index) and 0 <= index < len(self.modes.rates)):
+            raise ProblemError(f"mode index must be 0 … {len(self.modes.rates) - 1}; got {index!r}")
         return self.problem.eta * float(self.modes.rates[index]) / (1 - self.problem.mu)
 
     def tau_max_delay_differential(self, mu: float | None = None) -> float:
