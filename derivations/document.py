@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import sympy as sp
 
+from amsgd.core.errors import ProblemError
+
 from . import heavy_tails
 from .delay_conditions import ODE_CONDITION, SDE_CONDITION
 from .delay_stability import (
@@ -978,5 +980,7 @@ def _latex_text(text: str) -> str:
 
 def render(d: Derivation, fmt: str, numbers: dict) -> str:
     """The document in ``"markdown"`` or ``"latex"`` (``numbers``: see :func:`build_document`)."""
+    if fmt not in ("markdown", "latex"):
+        raise ProblemError(f"a document's format is markdown or latex, got {fmt!r}")
     blocks = build_document(d, numbers)
     return to_markdown(blocks) if fmt == "markdown" else to_latex(blocks)

@@ -213,9 +213,11 @@ def convergence_study(
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         raise ProblemError(f"schemes must differ; listed more than once: {', '.join(map(str, twice))}")
+    if not names:
+        raise ProblemError("schemes must name at least one scheme")
     steps = sorted(int(n) for n in steps)
-    if len(steps) < 2 or steps[0] < 1:
-        raise ProblemError(f"steps must list at least two positive step counts, got {steps}")
+    if len(set(steps)) < 2 or steps[0] < 1:
+        raise ProblemError(f"steps must list at least two different positive step counts, got {steps}")
     t_end = checks.positive("t_end", t_end)
     checks.positive_int("bootstrap", bootstrap)
     if not 0 < checks.real("confidence", confidence) < 1:

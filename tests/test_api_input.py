@@ -61,6 +61,8 @@ def _unit_noise(y):
         (lambda: integrate_sde(_drift, _unit_noise, np.ones(1), [0, 1], paths=-1, dt=0.1), "paths must be"),
         (lambda: convergence_study(_drift, _unit_noise, [1.0], 1.0, steps=(4, 8), bootstrap=0), "bootstrap must"),
         (lambda: convergence_study(_drift, _unit_noise, [1.0], 1.0, steps=(4, 8), confidence=2), "confidence must"),
+        (lambda: convergence_study(_drift, _unit_noise, [1.0], 1.0, steps=(8, 8)), "two different positive step counts"),
+        (lambda: convergence_study(_drift, _unit_noise, [1.0], 1.0, steps=(4, 8), schemes=()), "at least one scheme"),
         (lambda: SMALL and predict(SMALL).at(eta=1e-15), "raise eta"),
     ],
 )
@@ -272,3 +274,22 @@ def test_indices_out_of_range_are_one_clear_error():
     for amplification in (0, -1, 1.5):
         with pytest.raises(ProblemError, match="the SVAG amplification L must be a positive integer"):
             svag_weights(amplification)
+
+
+def test_options_outside_their_range_are_refused_in_the_python_entries(tmp_path):
+    """A document format other than markdown or latex gave LaTeX, μ = 1 gave a delay limit of 0, and a
+    negative number of retries was taken."""
+    from amsgd.sweep import Sweep, SweepGrid, run_sweep
+
+    theory = predict(Problem.from_spectrum((4, 3, 2, 1)))
+    with pytest.raises(ProblemError, match="a document's format is markdown or latex, got 'bogus'"):
+        theory.document("bogus")
+    assert theory.tau_max_delay_differential(mu=0.8) == pytest.approx(2 * theory.tau_max_delay_differential())
+    for mu in (1.0, -0.1, float("nan")):
+        with pytest.raises(ProblemError, match=r"mu must lie in \[0, 1\)"):
+            theory.tau_max_delay_differential(mu=mu)
+    sweep = Sweep(Problem.from_spectrum((2, 1)), SweepGrid(("gaussian",), (2e-3,), (0.5,), "tau", (0,)), steps=10,
+                  replicates=2, seed=0)  # fmt: skip
+    with pytest.raises(ProblemError, match="retries must be an integer >= 0, got -1"):
+        run_sweep(sweep, tmp_path / "s.nc", retries=-1)
+    assert not (tmp_path / "s.nc").exists()

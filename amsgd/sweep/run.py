@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from amsgd.core import checks
 from amsgd.core.errors import ProblemError
 from amsgd.core.files import check_output_file
 from amsgd.core.progress import counter, stage
@@ -158,6 +159,8 @@ def run_sweep(
     bar of its own (None: when stderr is a terminal; see :mod:`amsgd.core.progress`).
     """
     began = time.perf_counter()
+    if not checks.is_whole_number(retries) or retries < 0:
+        raise ProblemError(f"retries must be an integer >= 0, got {retries!r}")
     out = check_output_file(out)
     manifest = sweep.manifest()
     store = PartStore(out, manifest=manifest, fields=sweep.fields)

@@ -209,7 +209,10 @@ class Predictions:
         return self.problem.eta * float(self.modes.rates[index]) / (1 - self.problem.mu)
 
     def tau_max_delay_differential(self, mu: float | None = None) -> float:
-        """``π (1 − μ)/(2 a η)`` for the fastest mode: the delay-differential limit's largest stable delay."""
+        """``π (1 − μ)/(2 a η)`` for the fastest mode: the delay-differential limit's largest stable delay
+        (at the problem's μ, or at ``mu`` in [0, 1))."""
+        if mu is not None and not (checks.is_number(mu) and 0 <= mu < 1):
+            raise ProblemError(f"mu must lie in [0, 1), got {mu!r}")
         formula = self.derivation.delay_differential.critical_delay
         values = {rate_symbol: float(self.modes.rates.max()), eta_symbol: self.problem.eta,
                   mu_symbol: self.problem.mu if mu is None else mu}  # fmt: skip
