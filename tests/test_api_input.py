@@ -293,3 +293,17 @@ def test_options_outside_their_range_are_refused_in_the_python_entries(tmp_path)
     with pytest.raises(ProblemError, match="retries must be an integer >= 0, got -1"):
         run_sweep(sweep, tmp_path / "s.nc", retries=-1)
     assert not (tmp_path / "s.nc").exists()
+
+
+def test_a_problem_takes_a_delay_and_a_data_law_as_their_specs_or_an_integer_delay():
+    """``Predictions.at(delay=3)`` took an integer while ``Problem(delay=3)`` refused it, and neither took
+    the command line's specs; now both take the same, and what is neither is refused in one line."""
+    problem = Problem.from_spectrum((4, 3, 2, 1), delay=3, distribution="student-t:8")
+    assert (problem.delay.spec, problem.distribution.spec) == ("constant:3", "student-t:8")
+    assert Problem.from_spectrum(delay="uniform:0-8").delay == parse_delay("uniform:0-8")
+    assert predict(Problem.from_spectrum()).at(delay="constant:3").problem.delay.spec == "constant:3"
+    for bad in (True, 2.5, None):
+        with pytest.raises(ProblemError, match="delay must be a DelayModel, its spec or an integer"):
+            Problem.from_spectrum(delay=bad)
+    with pytest.raises(ProblemError, match="distribution must be a Distribution or its spec"):
+        Problem.from_spectrum(distribution=3)

@@ -16,8 +16,8 @@ from functools import cached_property
 import numpy as np
 
 from amsgd.core import checks
-from amsgd.core.delays import ConstantDelay, DelayModel, RoundRobinDelay
-from amsgd.core.distributions import Distribution, Gaussian
+from amsgd.core.delays import ConstantDelay, DelayModel, RoundRobinDelay, parse_delay
+from amsgd.core.distributions import Distribution, Gaussian, parse_distribution
 from amsgd.core.errors import ProblemError, RunWarning
 
 #: The default problem of the published experiment: d = 4, Σ = diag(4, 3, 2, 1).
@@ -79,13 +79,15 @@ class Problem:
     covariance
         Σ, a symmetric positive-definite ``(d, d)`` matrix.
     distribution
-        The law of the samples X (covariance exactly Σ).
+        The law of the samples X (covariance exactly Σ): a :class:`Distribution` or its spec
+        (``"student-t:8"``, :func:`~amsgd.core.distributions.parse_distribution`).
     eta
         Step size η > 0.
     mu
         Momentum μ in [0, 1).
     delay
-        The delay model of the stale gradient (default: no delay).
+        The delay model of the stale gradient (default: no delay): a :class:`DelayModel`, its spec
+        (``"uniform:0-8"``, :func:`~amsgd.core.delays.parse_delay`), or an integer τ (a constant delay).
     """
 
     distribution: Distribution
@@ -104,10 +106,16 @@ class Problem:
     ) -> None:
         # a _Sigma comes from this module (a spectrum, or a copy by `replace`), already validated
         sigma = covariance if isinstance(covariance, _Sigma) else _validate_covariance(covariance)
+        if isinstance(distribution, str):
+            distribution = parse_distribution(distribution)
         if not isinstance(distribution, Distribution):
-            raise ProblemError(f"distribution must be a Distribution, got {distribution!r}")
+            raise ProblemError(f"distribution must be a Distribution or its spec, got {distribution!r}")
+        if isinstance(delay, str):
+            delay = parse_delay(delay)
+        elif checks.is_whole_number(delay) and not isinstance(delay, bool):
+            delay = ConstantDelay(int(delay))
         if not isinstance(delay, DelayModel):
-            raise ProblemError(f"delay must be a DelayModel, got {delay!r}")
+            raise ProblemError(f"delay must be a DelayModel, its spec or an integer, got {delay!r}")
         for name, value in (("distribution", distribution), ("eta", _validate_eta(eta)), ("mu", _validate_mu(mu)),
                             ("delay", delay), ("eigenvalues", sigma.eigenvalues), ("_sigma", sigma),
                             ("_order", sigma.order), ("_q", sigma.q)):  # fmt: skip

@@ -17,7 +17,6 @@ from functools import cached_property
 import numpy as np
 
 from amsgd.core import checks
-from amsgd.core.delays import ConstantDelay
 from amsgd.core.errors import ProblemError
 from amsgd.core.problem import Problem
 from amsgd.derivations.delay_stability import a as rate_symbol
@@ -92,13 +91,12 @@ class Predictions:
 
     def at(self, **changes) -> Predictions:
         """The predictions for this problem with ``eta``, ``mu``, ``delay`` (or ``distribution`` or
-        ``covariance``) changed, checked as :func:`predict` checks a problem.
+        ``covariance``) changed, checked as :func:`predict` checks a problem (a delay or a distribution
+        may be given as :class:`~amsgd.core.problem.Problem` takes it: a spec, or an integer τ).
 
         The modes and the random coefficients are reused unless the distribution or Σ changes (they
         depend on Σ and the data law only).
         """
-        if checks.is_whole_number(changes.get("delay")):
-            changes["delay"] = ConstantDelay(int(changes["delay"]))
         problem = self.problem.replace(**changes)
         if "distribution" in changes or "covariance" in changes:
             return predict(problem, self.options)
