@@ -71,10 +71,17 @@ SAMPLE_PIECE = 4096
 def svag_weights(amplification: int) -> tuple[float, float]:
     """``(w_1, w_2) = ((1 + sqrt(2L − 1))/2, (1 − sqrt(2L − 1))/2)``: ``w_1 + w_2 = 1``, ``w_1² + w_2² = L``
     (``L`` a positive integer)."""
-    if not checks.is_whole_number(amplification) or amplification < 1:
-        raise ProblemError(f"the SVAG amplification L must be a positive integer, got {amplification!r}")
-    root = math.sqrt(2 * amplification - 1)
+    root = math.sqrt(2 * _amplification(amplification) - 1)
     return (1.0 + root) / 2.0, (1.0 - root) / 2.0
+
+
+def _amplification(amplification: object) -> int:
+    """The SVAG amplification L, a positive integer (refused otherwise)."""
+    if not checks.is_whole_number(amplification) or amplification < 1:
+        raise ProblemError(
+            f"the SVAG amplification L must be a positive integer (1 = the algorithm itself), got {amplification!r}"
+        )
+    return int(amplification)
 
 
 class SvagStep(NamedTuple):
@@ -236,15 +243,12 @@ def check_svag(problem: Problem, amplification: object) -> tuple[int, int]:
     """L and τ of an SVAG run of ``problem``, refusing models, non-constant delays, non-Gaussian data and bad L."""
     if not isinstance(problem, Problem):
         raise ProblemError(f"svag runs need streaming PCA (an amsgd.Problem), got {type(problem).__name__}")
-    if not checks.is_whole_number(amplification) or amplification < 1:
-        raise ProblemError(
-            f"the SVAG amplification L must be a positive integer (1 = the algorithm itself), got {amplification!r}"
-        )
+    amplification = _amplification(amplification)
     if not kernel_samples(problem.distribution):
         raise ProblemError(
             f"svag runs need Gaussian data (--distribution gaussian), got {problem.distribution.spec}"
         )
-    return int(amplification), _constant_delay(problem)
+    return amplification, _constant_delay(problem)
 
 
 class _Run(NamedTuple):

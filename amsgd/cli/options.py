@@ -19,6 +19,7 @@ from amsgd.core.models import (
     load_data,
 )
 from amsgd.core.problem import DEFAULT_ETA, DEFAULT_MU, DEFAULT_SPECTRUM, Problem, read_covariance
+from amsgd.sweep.grid import parse_axis
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -163,8 +164,6 @@ LIST_HELP = "values, comma-separated, and/or START:STOP:STEP ranges (STOP includ
 def _number_list(text: str, integer: bool) -> tuple:
     """Comma-separated values and ``START:STOP[:STEP]`` ranges, sorted and distinct, as the axes of
     ``amsgd sweep`` take them (:func:`amsgd.sweep.grid.parse_axis`); refused in argparse's way."""
-    from amsgd.sweep.grid import parse_axis
-
     try:
         return parse_axis(text, "LIST", integer=integer)
     except ProblemError as error:

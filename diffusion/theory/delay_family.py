@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -54,30 +55,41 @@ class FamilyBoundary:
                 "beyond_search": self.beyond_search, "given": self.given}  # fmt: skip
 
 
-def _family(delay: DelayModel) -> tuple[str, str, float, Callable[[float], DelayModel], float, bool,
-                                         Callable[[float], float] | None] | None:  # fmt: skip
-    """``(family, parameter, given, member, smallest, integer, mean)`` of a random delay (``given``: its
-    own parameter), None for a fixed one; ``mean`` maps the parameter to the mean of a geometric
-    family's law (None for the others)."""
+class _Family(NamedTuple):
+    """A random delay's family: its name and parameter's name, the delay's own parameter (``given``),
+    the member of parameter x, the smallest member, whether the parameter is an integer, and for a
+    geometric family the map from the parameter to its law's mean (None for the others)."""
+
+    name: str
+    parameter: str
+    given: float
+    member: Callable[[float], DelayModel]
+    smallest: float
+    integer: bool
+    geometric_mean: Callable[[float], float] | None
+
+
+def _family(delay: DelayModel) -> _Family | None:
+    """The family of a random delay, None for a fixed one."""
     if isinstance(delay, UniformDelay):
-        return (f"uniform:{delay.low}-B", "B", delay.high, lambda b: UniformDelay(delay.low, int(b)), delay.low, True,
-                None)  # fmt: skip
+        return _Family(f"uniform:{delay.low}-B", "B", delay.high, lambda b: UniformDelay(delay.low, int(b)), delay.low,
+                       True, None)  # fmt: skip
     if isinstance(delay, PoissonDelay):
-        return "poisson:MEAN", "MEAN", delay.mean_delay, PoissonDelay, 1e-3, False, None
+        return _Family("poisson:MEAN", "MEAN", delay.mean_delay, PoissonDelay, 1e-3, False, None)
     if isinstance(delay, GeometricDelay):
-        return "geometric:MEAN", "MEAN", delay.mean_delay, GeometricDelay, 1e-3, False, float
+        return _Family("geometric:MEAN", "MEAN", delay.mean_delay, GeometricDelay, 1e-3, False, float)
     if isinstance(delay, EventDrivenDelay) and delay.compute == "exp":
-        return "ps:M", "M", delay.workers, lambda m: EventDrivenDelay(int(m)), 1, True, lambda m: m - 1.0
+        return _Family("ps:M", "M", delay.workers, lambda m: EventDrivenDelay(int(m)), 1, True, lambda m: m - 1.0)
     return None
 
 
 def family_boundary(c: Coefficients, eta: float, mu: float, delay: DelayModel) -> FamilyBoundary | None:
     """The largest mean-square-stable member of ``delay``'s family (None for a delay without a searched
     family: constant, histogram, the event-driven server with log-normal compute times)."""
-    found = _family(delay)
-    if found is None:
+    family = _family(delay)
+    if family is None:
         return None
-    family, parameter, given, member, low, integer, geometric_mean = found
+    member, low, integer, geometric_mean = family.member, family.smallest, family.integer, family.geometric_mean
 
     def stable(x: float) -> bool | None:
         if geometric_mean is not None:  # 3 × 3 Lyapunov equations per mode, no lags: no search limit
@@ -90,7 +102,7 @@ def family_boundary(c: Coefficients, eta: float, mu: float, delay: DelayModel) -
         return bool(np.all(np.isfinite(stationary_variances(c, eta, mu, law))))
 
     if not stable(low):
-        return FamilyBoundary(family, parameter, None, False, given)
+        return FamilyBoundary(family.name, family.parameter, None, False, family.given)
     high = max(2 * low, 1)
     while (verdict := stable(high)) is True:
         low, high = high, 2 * high
@@ -102,4 +114,4 @@ def family_boundary(c: Coefficients, eta: float, mu: float, delay: DelayModel) -
         else:
             high = mid  # unstable, or beyond the search: the answer lies below
     value = int(low) if integer else float(low)
-    return FamilyBoundary(family, parameter, value, beyond and stable(high) is None, given)
+    return FamilyBoundary(family.name, family.parameter, value, beyond and stable(high) is None, family.given)
