@@ -85,6 +85,28 @@ class Derivation:
     problem: Problem
     route: str = INDEXED
 
+    def __post_init__(self) -> None:
+        """Refuse what has no derivation: not a Problem, infinite fourth moments, an unknown route, a
+        sampled law on the indexed route, the per-coordinate route beyond ``MAX_SYMBOLIC_DIM``."""
+        if not isinstance(self.problem, Problem):
+            raise ProblemError(
+                f"derive needs a Problem (a model: amsgd.diffusion.theory.predict_model), got {type(self.problem).__name__}"
+            )
+        self.problem.require_finite_fourth_moments()
+        sampled = isinstance(self.problem.distribution, SampledDistribution)
+        if self.route not in (INDEXED, PER_COORDINATE):
+            raise ProblemError(f"route must be {INDEXED!r} or {PER_COORDINATE!r}, got {self.route!r}")
+        if self.route == INDEXED and sampled:
+            raise ProblemError(
+                f"distribution {self.problem.distribution.spec} has estimated moments: use route {PER_COORDINATE!r}"
+            )
+        if self.route == PER_COORDINATE and self.problem.dim > MAX_SYMBOLIC_DIM:
+            what = f"distribution {self.problem.distribution.spec}" if sampled else "the per-coordinate route"
+            raise ProblemError(
+                f"{what} is derived coordinate by coordinate and supports d <= {MAX_SYMBOLIC_DIM}, got d = {self.problem.dim}; "
+                "a named distribution (gaussian, rademacher, student-t:NU) has the indexed derivation at any d"
+            )
+
     @cached_property
     def model(self) -> PCAModel:
         return pca_model(self.problem)
@@ -317,21 +339,6 @@ def derive(problem: Problem, route: str | None = None) -> Derivation:
     ``route``: ``"indexed"`` (the default for a named data law, any d) or ``"per-coordinate"`` (the
     default, and the only route, for a sampled law; ``d <= MAX_SYMBOLIC_DIM``); see the module docstring.
     """
-    if not isinstance(problem, Problem):
-        raise ProblemError(f"derive needs a Problem (a model: amsgd.diffusion.theory.predict_model), got {type(problem).__name__}")
-    problem.require_finite_fourth_moments()
-    sampled = isinstance(problem.distribution, SampledDistribution)
+    sampled = isinstance(problem, Problem) and isinstance(problem.distribution, SampledDistribution)
     route = route or (PER_COORDINATE if sampled else INDEXED)
-    if route not in (INDEXED, PER_COORDINATE):
-        raise ProblemError(f"route must be {INDEXED!r} or {PER_COORDINATE!r}, got {route!r}")
-    if route == INDEXED and sampled:
-        raise ProblemError(
-            f"distribution {problem.distribution.spec} has estimated moments: use route {PER_COORDINATE!r}"
-        )
-    if route == PER_COORDINATE and problem.dim > MAX_SYMBOLIC_DIM:
-        what = f"distribution {problem.distribution.spec}" if sampled else "the per-coordinate route"
-        raise ProblemError(
-            f"{what} is derived coordinate by coordinate and supports d <= {MAX_SYMBOLIC_DIM}, got d = {problem.dim}; "
-            "a named distribution (gaussian, rademacher, student-t:NU) has the indexed derivation at any d"
-        )
     return Derivation(problem, route)

@@ -9,6 +9,7 @@ the event-driven server) and the size of the ring of past iterates.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -147,6 +148,9 @@ def make_plan(
         raise ProblemError(f"divergence_norm must be a finite number > 1, got {divergence_norm!r}")
     start_name, start_h = start_point(problem, start)
     layout = delay_layout(problem, replicates)
+    every = recording_interval(steps, record_every)
+    check_result_memory(replicates, steps // every + 1 + (steps % every > 0), problem.dim, coordinates)
+    record_at = recording_grid(steps, every)
     return Plan(
         problem=problem,
         steps=steps,
@@ -154,7 +158,7 @@ def make_plan(
         root=root_sequence(rng),
         start=start_name,
         start_h=start_h,
-        record_at=recording_grid(steps, record_every),
+        record_at=record_at,
         window_start=averaging_start(steps, window, window_start),
         divergence_norm=float(divergence_norm),
         coordinates=coordinates,
@@ -164,11 +168,43 @@ def make_plan(
 
 def recording_grid(steps: int, record_every: int | None) -> np.ndarray:
     """Every ``record_every`` iterations (default ``steps // 100``), 0 and ``steps`` always."""
-    if record_every is None:
-        record_every = max(1, steps // DEFAULT_RECORDS)
-    record_every = checks.positive_int("record_every", record_every)
+    record_every = recording_interval(steps, record_every)
     record_at = np.arange(0, steps + 1, record_every, dtype=np.int64)
     return record_at if record_at[-1] == steps else np.append(record_at, np.int64(steps))
+
+
+def recording_interval(steps: int, record_every: int | None) -> int:
+    """``record_every`` checked, or the default ``max(1, steps // 100)``."""
+    if record_every is None:
+        return max(1, steps // DEFAULT_RECORDS)
+    return checks.positive_int("record_every", record_every)
+
+
+def check_result_memory(replicates: int, records: int, dim: int, coordinates: CoordinatesSpec) -> None:
+    """Refuse a run whose recorded arrays would not fit in this machine's memory: the error and
+    ``||h||²`` of every replicate at every recording (``16 R n`` bytes), every replicate's h with
+    ``coordinates="all"`` (``8 R n d``) and the coordinate moments per block of replicates."""
+    blocks = -(-replicates // BLOCK_SIZE)
+    nbytes = 16 * replicates * records
+    if coordinates == "all":
+        nbytes += 8 * replicates * records * dim
+    if coordinates != "none":
+        nbytes += 16 * blocks * records * dim
+    memory = physical_memory()
+    if memory is not None and nbytes > memory:
+        raise ProblemError(
+            f"the recorded results of {replicates} replicates at {records} recordings need {nbytes / 2**30:.1f} GiB, "
+            f"more than this machine's {memory / 2**30:.1f} GiB; record less often (record_every), "
+            "run fewer replicates, or keep no coordinates (coordinates 'none')"
+        )
+
+
+def physical_memory() -> int | None:
+    """This machine's physical memory in bytes (None where the system does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 def averaging_start(steps: int, window: float, window_start: int | None) -> int:

@@ -156,6 +156,8 @@ class SimulationResult:
         arrival = self.predicted_arrival
         known = arrival is not None and math.isfinite(arrival)
         at_e1 = "" if self.start == "e1" else " or start at the optimum (--start e1)"
+        if self.window_start == self.steps:
+            return f"start the window earlier (--window-start below {self.steps}, or --window){at_e1}"
         if fraction == 0:
             start = _round_up(ARRIVAL_MARGIN * arrival) if known else max(1, self.steps // 2)
             return f"start the window later (e.g. --window-start {start} with --steps {max(self.steps, 2 * start)}){at_e1}"

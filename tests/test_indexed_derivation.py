@@ -11,7 +11,7 @@ import sympy as sp
 from scipy.integrate import solve_ivp
 
 from amsgd import Gaussian, Problem, ProblemError, Rademacher, SampledDistribution, StudentT, predict
-from amsgd.derivations import derive
+from amsgd.derivations import Derivation, derive
 from amsgd.derivations.indexed import FULL_LISTING_DIM, MAX_SME_DIM, dim, indexed_pca
 from amsgd.derivations.limits import ode_limit
 from amsgd.derivations.pca import MAX_SYMBOLIC_DIM, PCAModel
@@ -273,6 +273,10 @@ def test_a_sampled_law_above_the_per_coordinate_limit_is_one_clear_error():
         derive(Problem.from_spectrum((2.0, 1.0), distribution=law), route="indexed")
     with pytest.raises(ProblemError, match="route must be"):
         derive(Problem.from_spectrum(), route="fast")
+    with pytest.raises(ProblemError, match="route must be 'indexed' or 'per-coordinate', got 'fast'"):
+        Derivation(Problem.from_spectrum(), route="fast")
+    with pytest.raises(ProblemError, match="estimated moments"):
+        Derivation(Problem.from_spectrum((2.0, 1.0), distribution=law))
 
 
 def test_the_sme_refuses_d_above_its_limit_in_one_line():

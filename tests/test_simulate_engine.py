@@ -306,6 +306,34 @@ def test_history_too_large_for_memory_is_refused():
         simulate(problem, 10, 300)
 
 
+@pytest.mark.parametrize("steps, every", [(1000, None), (1000, 7), (1001, 10), (5, 5), (3, 10)])
+def test_the_recordings_counted_for_the_memory_check_are_the_grid(monkeypatch, steps, every):
+    seen = []
+    monkeypatch.setattr(plan_module, "check_result_memory", lambda r, n, d, c: seen.append(n))
+    plan = make_plan(Problem.from_spectrum((3.0, 2.0, 1.0)), steps, 2, record_every=every)
+    assert seen == [plan.record_at.size]
+
+
+def test_results_larger_than_the_memory_are_refused_before_anything_is_allocated(monkeypatch):
+    monkeypatch.setattr(plan_module, "physical_memory", lambda: 2**30)
+    problem = Problem.from_spectrum((3.0, 2.0, 1.0))
+    # 10⁸ + 1 recordings of the error and the norm of one replicate: 16 bytes each, 1.5 GiB
+    with pytest.raises(ProblemError, match=r"need 1\.5 GiB, more than this machine's 1\.0 GiB"):
+        make_plan(problem, 10**8, 1, record_every=1, coordinates="none")
+    # 2·10⁷ recordings: 0.3 GiB without the coordinates, 1.6 GiB with every replicate's and their moments
+    make_plan(problem, 2 * 10**7, 1, record_every=1, coordinates="none")
+    with pytest.raises(ProblemError, match=r"need 1\.6 GiB.*keep no coordinates"):
+        make_plan(problem, 2 * 10**7, 1, record_every=1, coordinates="all")
+
+
+def test_a_window_of_one_iteration_says_it_has_no_halves():
+    res = simulate(Problem.from_spectrum((3.0, 2.0, 1.0)), 20, 4, rng=1, window_start=20)
+    assert res.stationarity.stationary is None and res.stationarity.message is None
+    message = res.with_predicted_phases(275.0, 760.0).stationarity.message  # the window is before the escape
+    assert "has one iteration: no halves to compare" in message and "nan" not in message
+    assert "--window 1" not in message and "start the window earlier" in message
+
+
 def test_to_xarray_has_named_dimensions():
     problem = Problem.from_spectrum((3.0, 2.0, 1.0), eta=0.02, mu=0.3, delay=parse_delay("ps:3"))
     res = simulate(problem, 30, 4, rng=6, record_every=7)

@@ -119,11 +119,14 @@ class Stationarity:
         text = f"the averaging window (iterations {self.start}..{self.end})" + (" is not stationary" if drifts else "")
         if undecided:
             text += f" cannot be told stationary or not with {d.n} replicates"
-        text += (
-            f": its first half averages {self.first.mean:.4g} and its second {self.second.mean:.4g} "
-            f"(difference {d.mean:.3g}, {DRIFT_CONFIDENCE:.0%} CI [{d.ci_low:.3g}, {d.ci_high:.3g}], "
-            f"{self.relative_difference:.0%} of {self._scale_name})"
-        )
+        if self.split == self.start:
+            text += " has one iteration: no halves to compare"
+        else:
+            text += (
+                f": its first half averages {self.first.mean:.4g} and its second {self.second.mean:.4g} "
+                f"(difference {d.mean:.3g}, {DRIFT_CONFIDENCE:.0%} CI [{d.ci_low:.3g}, {d.ci_high:.3g}], "
+                f"{self.relative_difference:.0%} of {self._scale_name})"
+            )
         if early:
             text += f"; the window starts before the predicted escape (~{self.predicted_escape:.0f} iterations)"
         elif _known(self.predicted_escape):
