@@ -14,8 +14,9 @@ best of ``--repeats`` (the first five in turn, so that a change in the machine's
 * floor: :func:`amsgd.simulate.engine.draw_only`, exactly the simulator's draws and nothing else;
   target: simulate <= 1.3 × floor;
 * bare recursion: :func:`bare_recursion`, the same draws (same streams, one step's row at a time)
-  and the two passes per step that the recursion needs (``s = yᵀ v_stale``, then the update with
-  ``||v||²``), with no bookkeeping: what this loop structure costs on the machine, the reference for
+  and the two passes per step that the recursion needs (``s = yᵀ v_stale``, summed in the draw sweep
+  where the simulator's pieces of samples are one step, d > 2048, then the update with ``||v||²``),
+  with no bookkeeping: what this loop structure costs on the machine, the reference for
   how much of the simulator's time above the floor is the recursion itself;
 * NumPy: the same recursion vectorised over replicates (``(R, d)`` arrays, a ring of τ + 1 past
   iterates, ``g = s (y − s v_stale)`` with ``s = yᵀ v_stale``), for reference.
@@ -41,8 +42,8 @@ from timing import best_of, best_of_interleaved
 
 from amsgd import Problem, parse_delay
 from amsgd.simulate import simulate
-from amsgd.simulate.engine import draw_only, warm_up
-from amsgd.simulate.ziggurat import fill_scaled_normals, replicate_states
+from amsgd.simulate.engine import SAMPLE_PIECE, draw_only, warm_up
+from amsgd.simulate.ziggurat import fill_scaled_normals, fill_scaled_normals_dot, replicate_states
 
 TAU = 10
 TARGET = 1.3
@@ -71,18 +72,22 @@ def numpy_loop(problem: Problem, steps: int, replicates: int, rng: np.random.Gen
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc", "contract"})
-def _bare_kernel(states, scale, ring, row, steps, tau, eta, mu):
-    """``steps`` steps of every replicate, one after the other, in the ring ``ring[b, k mod L]``."""
+def _bare_kernel(states, scale, ring, row, steps, tau, eta, mu, fused):
+    """``steps`` steps of every replicate, one after the other, in the ring ``ring[b, k mod L]``; with
+    ``fused`` the draw sweep also sums ``s``, as the simulator's does where a piece of samples is one step."""
     replicates, slots, dim = ring.shape
     total = 0.0
     for b in range(replicates):
         cur, prv, nxt = 0, slots - 1, 1
         for k in range(steps):
             stl = (cur - tau) % slots
-            fill_scaled_normals(states[b], scale, row)
-            s = 0.0
-            for i in range(dim):
-                s += row[0, i] * ring[b, stl, i]
+            if fused:
+                s = fill_scaled_normals_dot(states[b], scale, row[0], ring[b, stl])
+            else:
+                fill_scaled_normals(states[b], scale, row)
+                s = 0.0
+                for i in range(dim):
+                    s += row[0, i] * ring[b, stl, i]
             nsq = 0.0
             for i in range(dim):
                 hc = ring[b, cur, i]
@@ -102,7 +107,8 @@ def bare_recursion(problem: Problem, steps: int, replicates: int, seed: int) -> 
     ring[:, :, 1] = 1.0
     states = replicate_states(np.random.SeedSequence(seed), replicates)
     scale = np.sqrt(np.asarray(problem.eigenvalues, dtype=float))
-    return _bare_kernel(states, scale, ring, np.empty((1, dim)), steps, TAU, problem.eta, problem.mu)
+    fused = max(1, SAMPLE_PIECE // dim) == 1  # the simulator's rule (engine._replicate_buffer)
+    return _bare_kernel(states, scale, ring, np.empty((1, dim)), steps, TAU, problem.eta, problem.mu, fused)
 
 
 def peak_traced(fn) -> float:

@@ -38,7 +38,7 @@ from numba import njit
 
 from amsgd.simulate.plan import LANES
 from amsgd.simulate.queue import heap_sift_down
-from amsgd.simulate.ziggurat import fill_scaled_normals, standard_normal
+from amsgd.simulate.ziggurat import fill_scaled_normals, fill_scaled_normals_dot, standard_normal
 
 __all__ = ["LANES", "advance_lanes", "advance_replicates", "advance_server", "draw_lanes", "draw_replicates"]
 
@@ -385,7 +385,8 @@ def advance_replicates(ring, samples, delays, step, rec, tally):
 
     For large d (see ``plan.LANE_MAX_DIM``): one replicate's history then stays in cache for a
     whole chunk, and the loops over coordinates are long enough to vectorise. Gaussian samples are
-    drawn from ``streams[b]`` a piece of ``buf.shape[1]`` steps at a time into ``buf[0]``.
+    drawn from ``streams[b]`` a piece of ``buf.shape[1]`` steps at a time into ``buf[0]``; where a
+    piece is one step (d above half of ``SAMPLE_PIECE``), the draw sweep also sums ``s = yᵀ h_{k−τ}``.
 
     ``L = max(3, max_delay + 2)`` holds ``h_{k−max_delay} .. h_k`` and the slot written with
     ``h_{k+1}``, which is never one read in the same step (so the update loop vectorises); slots
@@ -402,6 +403,7 @@ def advance_replicates(ring, samples, delays, step, rec, tally):
     n_steps = y.shape[1]
     in_kernel = streams.shape[0] > 0
     src = own if in_kernel else y
+    one_step_pieces = in_kernel and own.shape[1] == 1
     iid = uniforms.shape[1] > 0
     n_rec = record_at.shape[0]
     r_first = np.searchsorted(record_at, k0 + 1)
@@ -423,12 +425,16 @@ def advance_replicates(ring, samples, delays, step, rec, tally):
             if iid:
                 tau = inverse_cdf(cdf, uniforms[b, j])
             stl = _stale_slot(k, cur, tau, slots)
-            if j == drawn:
-                start, drawn = j, _draw_piece(samples, b, j, n_steps)
-            row = j - start
-            s = 0.0
-            for i in range(dim):
-                s += src[sb, row, i] * ring[b, stl, i]
+            if one_step_pieces:  # this step's sample and its product with the stale iterate, in one sweep
+                row = 0
+                s = fill_scaled_normals_dot(streams[b], samples.scale, own[0, 0], ring[b, stl])
+            else:
+                if j == drawn:
+                    start, drawn = j, _draw_piece(samples, b, j, n_steps)
+                row = j - start
+                s = 0.0
+                for i in range(dim):
+                    s += src[sb, row, i] * ring[b, stl, i]
             es = eta * s
             nsq = 0.0
             for i in range(dim):

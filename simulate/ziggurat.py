@@ -221,6 +221,22 @@ def fill_scaled_normals(state, scale, out):
     state[0], state[1], state[2], state[3] = a, b, c, n
 
 
+@njit(cache=True, nogil=True)
+def fill_scaled_normals_dot(state, scale, out, v):
+    """Fill the row ``out`` with ``scale[i] · z`` as :func:`fill_scaled_normals` does (the same words of
+    ``state`` in the same order) and return ``Σ_i out[i] v[i]``, summed in the same sweep: the draws are
+    compute-bound, so reading ``v`` there costs little, where a second sweep would read ``out`` again."""
+    a, b, c, n = state[0], state[1], state[2], state[3]
+    total = 0.0
+    for i in range(out.shape[0]):
+        z, a, b, c, n = standard_normal(a, b, c, n)
+        x = scale[i] * z
+        out[i] = x
+        total += x * v[i]
+    state[0], state[1], state[2], state[3] = a, b, c, n
+    return total
+
+
 class ReplicateNormals:
     """Rows ``scale · z``, one SFC64 stream per replicate (:func:`replicate_states`).
 

@@ -78,6 +78,8 @@ def check_against_reference(problem: Problem, steps: int, replicates: int, *, st
         (1000, "constant:10", 0.0, "e2"),
         (1000, "uniform:0-4", 0.5, "random"),
         (1003, "geometric:2", 0.9, "e2"),
+        (2100, "constant:2", 0.5, "random"),  # pieces of one step: the draw sweep sums yᵀ h_{k−τ}
+        (2100, "uniform:0-3", 0.9, "e2"),
     ],
 )
 def test_high_dimensional_runs_match_the_reference(dim, delay, mu, start):
