@@ -23,13 +23,20 @@ path, and agree with the batched ``euler`` to rounding.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numba
 import numpy as np
 
 from amsgd.core.errors import ProblemError
+from amsgd.core.progress import counter
 from amsgd.diffusion.brownian import BLOCK, BrownianIncrements, block_state
 from amsgd.diffusion.coefficients import SMECoefficients
 from amsgd.simulate.ziggurat import standard_normal
+
+#: Path-steps × dimension per call of a compiled kernel (a few tenths of a second): the loop returns to
+#: Python between blocks of paths, where the progress is counted and Ctrl-C is handled.
+BLOCK_WORK = 2**22
 
 
 @numba.njit(cache=True, nogil=True)
@@ -171,17 +178,18 @@ def _scratch(d, pool_size):
 
 
 @numba.njit(cache=True, nogil=True)
-def _euler_paths(y0, saves, dt, noise_scale, lam, drift_scale, kurtosis, diagonal, fourth, pool, const, factor,
-                 root_dt, out):  # fmt: skip
-    """Euler–Maruyama of every path of ``y0`` (P, d) to step ``saves[-1]``; ``out[s, p]`` = the state at step ``saves[s]``.
+def _euler_paths(first, last, y0, saves, dt, noise_scale, lam, drift_scale, kurtosis, diagonal, fourth, pool, const,
+                 factor, root_dt, out):  # fmt: skip
+    """Euler–Maruyama of paths ``first .. last − 1`` of ``y0`` (P, d) to step ``saves[-1]``; ``out[s, p]`` = the
+    state at step ``saves[s]``.
 
     A path that becomes non-finite keeps that value; one whose ``S`` is not finite becomes NaN.
     """
-    paths, d = y0.shape
+    d = y0.shape[1]
     steps = saves[-1]
     h = np.empty(d)
     a, z, dw, s, root, mixer, state = _scratch(d, pool.size)
-    for p in range(paths):
+    for p in range(first, last):
         for i in range(d):
             h[i] = y0[p, i]
         alive = _finite(h)
@@ -203,20 +211,21 @@ def _euler_paths(y0, saves, dt, noise_scale, lam, drift_scale, kurtosis, diagona
 
 
 @numba.njit(cache=True, nogil=True)
-def _euler_delayed_paths(h0, lag, saves, dt, noise_scale, lam, drift_scale, kurtosis, diagonal, fourth, pool, const,
-                         factor, root_dt, out):  # fmt: skip
-    """Euler–Maruyama of the delayed SME from the constant histories ``h0`` (P, d), one path at a time.
+def _euler_delayed_paths(first, last, h0, lag, saves, dt, noise_scale, lam, drift_scale, kurtosis, diagonal, fourth,
+                         pool, const, factor, root_dt, out):  # fmt: skip
+    """Euler–Maruyama of the delayed SME from the constant histories ``h0`` (P, d), one path at a time (paths
+    ``first .. last − 1``).
 
     ``ring`` (K + 1, d) holds ``H_j`` in slot ``j mod (K + 1)``; the step is ``H_{n+1} = H_n + b(Z) Δt + σ(Z) ΔW_n``
     with ``Z = H_{n−K}``, whose slot ``H_{n+1}`` then takes. A step from a non-finite state or ``S`` gives NaN.
     """
-    paths, d = h0.shape
+    d = h0.shape[1]
     size = lag + 1
     steps = saves[-1]
     ring = np.empty((size, d))
     x = np.empty(d)
     a, z, dw, s, root, mixer, state = _scratch(d, pool.size)
-    for p in range(paths):
+    for p in range(first, last):
         for k in range(size):
             for i in range(d):
                 ring[k, i] = h0[p, i]
@@ -268,16 +277,18 @@ def _prepared(coefficients: SMECoefficients, y0: np.ndarray, save: np.ndarray, d
 
 
 def euler_compiled(
-    coefficients: SMECoefficients, y0: np.ndarray, save: np.ndarray, dt: float, brownian: BrownianIncrements
+    coefficients: SMECoefficients, y0: np.ndarray, save: np.ndarray, dt: float, brownian: BrownianIncrements,
+    progress: bool | None = None,
 ) -> np.ndarray:
     """States ``(T, P, d)`` at the save steps ``save`` (``save[0] = 0``) from ``y0`` ``(P, d)``, on ``brownian``."""
     y0, save, numbers = _prepared(coefficients, y0, save, dt, brownian)
-    _euler_paths(y0, save, *numbers)
+    _by_blocks_of_paths(lambda first, last: _euler_paths(first, last, y0, save, *numbers), y0, save, progress)
     return numbers[-1]
 
 
 def euler_compiled_delayed(
-    coefficients: SMECoefficients, h0: np.ndarray, lag: int, save: np.ndarray, dt: float, brownian: BrownianIncrements
+    coefficients: SMECoefficients, h0: np.ndarray, lag: int, save: np.ndarray, dt: float, brownian: BrownianIncrements,
+    progress: bool | None = None,
 ) -> np.ndarray:
     """The delayed SME ``dH = b(H(t − s)) dt + σ(H(t − s)) dW``, ``s = lag · dt``, from the constant history
     ``h0`` (``(P, d)``): states ``(T, P, d)`` at the save steps ``save`` (``save[0] = 0``).
@@ -288,5 +299,21 @@ def euler_compiled_delayed(
     if int(lag) != lag or lag < 0:
         raise ProblemError(f"lag must be an integer >= 0, got {lag!r}")
     h0, save, numbers = _prepared(coefficients, h0, save, dt, brownian)
-    _euler_delayed_paths(h0, int(lag), save, *numbers)
+    _by_blocks_of_paths(lambda first, last: _euler_delayed_paths(first, last, h0, int(lag), save, *numbers),
+                        h0, save, progress)  # fmt: skip
     return numbers[-1]
+
+
+def _by_blocks_of_paths(kernel: Callable[[int, int], None], y0: np.ndarray, save: np.ndarray,
+                        progress: bool | None) -> None:  # fmt: skip
+    """Run ``kernel(first, last)`` over blocks of paths of about :data:`BLOCK_WORK` path-steps × d each,
+    counting path-steps, so that the compiled loop returns often enough for progress and Ctrl-C (a
+    path's noise is keyed by its index, so the blocks change no number)."""
+    paths, d = y0.shape
+    steps = int(save[-1])
+    block = max(1, BLOCK_WORK // max(1, steps * d))
+    with counter(paths * steps, "path-steps", "euler-jit", show=progress) as count:
+        for first in range(0, paths, block):
+            last = min(paths, first + block)
+            kernel(first, last)
+            count.update((last - first) * steps)

@@ -20,16 +20,19 @@ Times are reported in iterations ``k = t/η``; the SDE step ``dt`` is given in i
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from amsgd.core import checks
-from amsgd.core.errors import ProblemError
+from amsgd.core.errors import ProblemError, RunWarning
 from amsgd.core.estimates import Estimate, json_float, t_interval
 from amsgd.core.problem import Problem
+from amsgd.core.progress import stage
 from amsgd.core.seeding import RngLike, child_sequence, root_sequence
+from amsgd.core.stationarity import Stationarity, window_split, window_stationarity
 from amsgd.diffusion.coefficients import SMECoefficients, sme_coefficients
 from amsgd.diffusion.convergence import ConvergenceStudy, convergence_study
 from amsgd.diffusion.ode import sin2_error
@@ -127,7 +130,8 @@ def integrate_sme(
         coefficients = _coefficients(problem)
     step = dt * problem.eta
     if scheme == COMPILED_EULER:
-        return _integrate_compiled(problem, coefficients, h0, times, steps, float(dt), save_every, paths, rng, keep_states)
+        return _integrate_compiled(problem, coefficients, h0, times, steps, float(dt), save_every, paths, rng, keep_states,
+                                   progress)  # fmt: skip
     drift, diffusion = _callables(coefficients)
     observe = None if keep_states else sin2_error
     sol = integrate_sde(
@@ -170,7 +174,8 @@ def _grid(problem: Problem, start: np.ndarray, iterations: float, dt: float, sav
 
 
 def _integrate_compiled(problem: Problem, coefficients, h0: np.ndarray, times: np.ndarray, steps: int, dt: float,
-                        save_every: int, paths: int, rng: RngLike, keep_states: bool) -> SMEEnsemble:  # fmt: skip
+                        save_every: int, paths: int, rng: RngLike, keep_states: bool,
+                        progress: bool | None) -> SMEEnsemble:  # fmt: skip
     """:func:`integrate_sme` with the numba-compiled Euler–Maruyama (:mod:`.compiled`)."""
     if not isinstance(coefficients, SMECoefficients):
         raise ProblemError(f"scheme {COMPILED_EULER} needs the derived SMECoefficients, not plain callables")
@@ -181,7 +186,7 @@ def _integrate_compiled(problem: Problem, coefficients, h0: np.ndarray, times: n
     brownian = BrownianIncrements.create(step, steps, problem.dim, paths, rng)
     y0 = np.broadcast_to(h0, (paths, problem.dim))
     with np.errstate(all="ignore"):
-        states = euler_compiled(coefficients, y0, np.arange(0, steps + 1, save_every), step, brownian)
+        states = euler_compiled(coefficients, y0, np.arange(0, steps + 1, save_every), step, brownian, progress)
         error = sin2_error(states)
     diverged = ~np.isfinite(states).all(axis=(0, 2))
     return SMEEnsemble(times, times / problem.eta, error, states if keep_states else None, diverged, COMPILED_EULER, dt)
@@ -190,9 +195,30 @@ def _integrate_compiled(problem: Problem, coefficients, h0: np.ndarray, times: n
 def time_averaged_error(ensemble: SMEEnsemble, window: float = 0.5, confidence: float = 0.95) -> Estimate:
     """Per-path time average of the error from the fraction ``window`` of the run to its end (as
     :func:`amsgd.simulate.simulate`'s ``window``), then across paths."""
-    first = int(np.floor(checks.window_fraction(window) * (ensemble.t.size - 1)))
+    first = _window_first(ensemble, window)
     per_path = ensemble.error[first:].mean(axis=0)
     return t_interval(np.where(ensemble.diverged, np.nan, per_path), confidence, support=(0.0, 1.0))  # sin²
+
+
+def _window_first(ensemble: SMEEnsemble, window: float) -> int:
+    """The first saved index of the window that starts at the fraction ``window`` of the run."""
+    return int(np.floor(checks.window_fraction(window) * (ensemble.t.size - 1)))
+
+
+def window_stationarity_of(ensemble: SMEEnsemble, window: float = 0.5) -> Stationarity:
+    """Whether the ensemble's averaging window looks stationary, as :attr:`amsgd.simulate.SimulationResult.stationarity`
+    decides it for runs: each path's average over the window's first half against its second."""
+    first, last = _window_first(ensemble, window), ensemble.t.size - 1
+    split = window_split(first, last)
+    kept = ~ensemble.diverged
+    halves = [np.where(kept, ensemble.error[a:b].mean(axis=0) if b > a else np.nan, np.nan)
+              for a, b in ((first, split), (split, last + 1))]  # fmt: skip
+    estimate = float(np.nanmean(ensemble.error[first:, kept].mean(axis=0))) if kept.any() else math.nan
+    return window_stationarity(
+        halves[0], halves[1], start=int(round(ensemble.iterations[first])), end=int(round(ensemble.iterations[-1])),
+        estimate=estimate, bound=1.0, advice="use more steps (--steps), or start the window later (--window)",
+        runs=("paths", "--paths"),
+    )  # fmt: skip
 
 
 def first_passage(ensemble: SMEEnsemble, level: float) -> np.ndarray:
@@ -208,7 +234,8 @@ class PhasePredictions:
 
     ``escape`` and ``travel`` are means with CIs over the paths that completed the phase;
     ``escape_samples``/``travel_samples`` hold the per-path times (NaN: not completed within the
-    horizon); ``stationary_error`` is the late-window time average from a start at ``e_1``.
+    horizon); ``stationary_error`` is the late-window time average from a start at ``e_1``, and
+    ``stationarity`` whether that window looks stationary (its halves path by path).
     """
 
     delta_sq: float
@@ -219,6 +246,21 @@ class PhasePredictions:
     travel_samples: np.ndarray
     stationary_error: Estimate
     diverged_fraction: float
+    stationarity: Stationarity | None = None
+
+    @property
+    def censoring(self) -> str | None:
+        """One line when some paths did not finish a phase within the horizon: the means and quantiles
+        are then over the paths that did, the faster ones, so they are low."""
+        parts = []
+        for name, samples in (("escape", self.escape_samples), ("travel", self.travel_samples)):
+            done = float(np.isfinite(samples).mean())
+            if 0 < done < 1:
+                parts.append(f"{1 - done:.0%} of the paths did not complete the {name}")
+        if not parts:
+            return None
+        return (f"{' and '.join(parts)} within the horizon: that phase's mean and quantiles are over the paths that did, "
+                "the faster ones, and are low; use more steps (--steps)")  # fmt: skip
 
     def to_dict(self) -> dict:
         def phase(est: Estimate, samples: np.ndarray) -> dict:
@@ -230,7 +272,7 @@ class PhasePredictions:
                 )
             return out
 
-        return {
+        out = {
             "delta_sq": self.delta_sq,
             "worst_saddle": self.worst_saddle,
             "escape_iterations": phase(self.escape, self.escape_samples),
@@ -238,6 +280,11 @@ class PhasePredictions:
             "stationary_error": self.stationary_error.to_dict(),
             "diverged_fraction": self.diverged_fraction,
         }
+        if self.censoring is not None:
+            out["censoring"] = self.censoring
+        if self.stationarity is not None:
+            out["stationarity"] = self.stationarity.to_dict()
+        return out
 
 
 def phase_predictions(
@@ -276,16 +323,23 @@ def _phases(integrate: Callable, problem: Problem, iterations: float, rng: RngLi
     root = root_sequence(rng)
     basis = np.eye(problem.dim)
     common = dict(options, coefficients=_coefficients(problem))
-    escape_run = integrate(problem, basis[1], iterations, rng=child_sequence(root, 0), **common)
-    stationary_run = integrate(problem, basis[0], iterations, rng=child_sequence(root, 1), **common)
+    with stage("the ensemble from e_2 (escape, travel)"):
+        escape_run = integrate(problem, basis[1], iterations, rng=child_sequence(root, 0), **common)
+    with stage("the ensemble from e_1 (stationary error)"):
+        stationary_run = integrate(problem, basis[0], iterations, rng=child_sequence(root, 1), **common)
     escape = first_passage(escape_run, 1.0 - delta_sq)
     travel = first_passage(escape_run, delta_sq) - escape
     diverged = np.concatenate([escape_run.diverged, stationary_run.diverged]).mean()
-    return PhasePredictions(
+    phases = PhasePredictions(
         delta_sq, 2, t_interval(escape, confidence, support=(0.0, math.inf)), escape,
         t_interval(travel, confidence, support=(0.0, math.inf)), travel,  # times are not negative
         time_averaged_error(stationary_run, window, confidence), float(diverged),
+        window_stationarity_of(stationary_run, window),
     )  # fmt: skip
+    for message in (phases.censoring, phases.stationarity.message):
+        if message is not None:
+            warnings.warn(message, RunWarning, stacklevel=3)
+    return phases
 
 
 def sme_convergence_study(
@@ -417,7 +471,7 @@ def integrate_sme_delayed(
             raise ProblemError(
                 f"delay s = τη = {tau * problem.eta:.4g} is beyond the delay-differential stability limit: "
                 f"{_describe_mode(limit.mode)} is unstable beyond s* = {limit.delay_time:.4g} "
-                f"(τ* = {limit.iterations:.1f} iterations); use a delay below it"
+                f"(τ* = {limit.iterations:.4g} iterations); use a delay below it"
             )
     if coefficients is None:
         coefficients = _coefficients(problem)
@@ -431,7 +485,8 @@ def integrate_sme_delayed(
 
             brownian = BrownianIncrements.create(step, steps, problem.dim, paths, rng)
             y0 = np.broadcast_to(h0, (paths, problem.dim))
-            states = euler_compiled_delayed(coefficients, y0, lag, np.arange(0, steps + 1, save_every), step, brownian)
+            states = euler_compiled_delayed(coefficients, y0, lag, np.arange(0, steps + 1, save_every), step, brownian,
+                                            progress)  # fmt: skip
             diverged = ~np.isfinite(states).all(axis=(0, 2))
         else:
             drift, diffusion = _callables(coefficients)

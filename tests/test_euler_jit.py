@@ -202,6 +202,32 @@ def test_euler_jit_on_a_coarsened_source_equals_the_numpy_euler(family):
     assert np.abs(jit[-1] - jit[0]).max() > 1e-2
 
 
+@pytest.mark.parametrize("lag", [None, 3])
+def test_blocks_of_paths_change_no_number_and_are_counted(monkeypatch, lag):
+    """The compiled loops return to Python between blocks of paths (progress, Ctrl-C); a path's noise
+    is keyed by its index, so one path per block gives the numbers of one block for all."""
+    from amsgd.diffusion import compiled
+
+    problem = _problem(3, "gaussian")
+    coefficients = sme_coefficients(problem)
+    h0 = np.broadcast_to(np.array([0.6, 0.7, 0.3]), (5, 3))
+    save = np.arange(0, 301, 50)
+
+    def run():
+        source = BrownianIncrements.create(problem.eta, 300, 3, 5, rng=4)
+        if lag is None:
+            return compiled.euler_compiled(coefficients, h0, save, problem.eta, source)
+        return compiled.euler_compiled_delayed(coefficients, h0, lag, save, problem.eta, source)
+
+    whole = run()
+    blocks = []
+    real = compiled.counter
+    monkeypatch.setattr(compiled, "BLOCK_WORK", 1)
+    monkeypatch.setattr(compiled, "counter", lambda total, *a, **k: blocks.append(total) or real(total, *a, **k))
+    np.testing.assert_array_equal(run(), whole)
+    assert blocks == [5 * 300]
+
+
 def test_compiled_integrators_refuse_a_source_that_does_not_fit():
     coefficients = sme_coefficients(Problem.from_spectrum())
     b = BrownianIncrements.create(5e-4, 10, 4, 2, rng=0)

@@ -25,10 +25,15 @@ def test_standard_figures_for_a_small_problem(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(amsgd.figures.sweep, "sweep_figures", fake_sweep_figures)
     monkeypatch.setattr(amsgd.sweep.dataset, "read_dataset", lambda path: f"dataset of {path}")
     monkeypatch.setattr(amsgd.figures.sweep, "check_drawable", lambda dataset: dataset)
+    from amsgd.figures import standard
+
+    stages, real_stage = [], standard.stage
+    monkeypatch.setattr(standard, "stage", lambda label: stages.append(label) or real_stage(label))
     sweep = tmp_path / "sweep.nc"
     sweep.write_bytes(b"")  # read by the (replaced) reader before any simulation
     out = tmp_path / "figs"
     assert main(["figures", *SMALL, "--out", str(out), "--sweep", str(sweep)]) == 0
+    assert len(stages) == standard.FIGURE_SETS  # the progress's plan counts each figure set once
     printed = capsys.readouterr().out.split()
     for name in EXPECTED:
         path = out / f"{name}.png"

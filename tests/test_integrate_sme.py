@@ -149,6 +149,9 @@ def test_cli_integrate_says_when_every_path_diverged(capsys, tmp_path, study):
         (["--convergence-study", "--steps", "30", "--levels", "4"], "whole multiple"),
         (["--distribution", "student-t:3"], "fourth moments"),
         (["--no-scheme-check"], "--no-scheme-check applies to a --model's SME"),
+        (["--steps", "0"], "--steps must be a positive number of iterations, got 0"),
+        (["--scheme", ""], "--scheme is empty"),
+        (["--plot", "c.png"], "--plot draws the convergence study's figure"),
     ],
 )
 def test_cli_integrate_rejects_bad_input(capsys, argv, message):
@@ -193,3 +196,20 @@ def test_the_stationary_error_interval_stays_in_the_range_of_sin2(capsys):
     assert main(["integrate", "--paths", "2", "--steps", "2", "--seed", "1"]) == 0
     entry = json.loads(capsys.readouterr().out)["stationary_error"]
     assert entry["n"] == 2 and 0.0 == entry["ci_low"] <= entry["mean"] <= entry["ci_high"] <= 1.0
+
+
+def test_integrate_warns_of_a_short_window_and_of_censored_phases(capsys):
+    """Two iterations from e_1 average an error still rising from 0 (the window's halves differ), and in
+    300 iterations from e_2 some paths have not escaped (the mean escape is over those that did)."""
+    assert main(["integrate", "-q", "--paths", "40", "--steps", "2", "--seed", "1"]) == 0
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert out["stationarity"]["stationary"] is False
+    assert "is not stationary" in captured.err and "use more steps (--steps)" in captured.err
+    assert main(["integrate", "-q", "--paths", "40", "--steps", "300", "--seed", "1"]) == 0
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    done = out["escape_iterations"]["completed_fraction"]
+    assert 0 < done < 1
+    assert f"{1 - done:.0%} of the paths did not complete the escape" in out["censoring"]
+    assert out["censoring"] in captured.err

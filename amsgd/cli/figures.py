@@ -45,9 +45,9 @@ def run(args: argparse.Namespace) -> int:
         from amsgd.sweep.dataset import read_dataset
 
         sweep = check_drawable(read_dataset(args.sweep))
-    from amsgd.figures.standard import standard_figures
+    from amsgd.figures.standard import FIGURE_SETS, standard_figures
 
-    progress.plan(4 + (sweep is not None), "figure sets")
+    progress.plan(FIGURE_SETS + (sweep is not None), "figure sets")
     with made_folder(out), _say_what_was_kept(out):
         paths = standard_figures(problem, out, mus=args.mus, budget=budget)
         if sweep is not None:

@@ -27,6 +27,7 @@ import sys
 
 from amsgd.cli.options import Given, add_problem_options, problem_from_args, refuse_typed, require_pca
 from amsgd.cli.status import NO_ESTIMATE, OK
+from amsgd.core import progress
 from amsgd.core.files import atomic_write_text, check_figure_file, check_output_file
 from amsgd.diffusion.theory.options import DEFAULT_DELTA_SQ
 
@@ -92,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
     from amsgd.core.models import ModelProblem
 
     problem = problem_from_args(args)
+    _check_run_options(args)
     if not args.convergence_study:
         refuse_typed(args, ("--levels", "--reference-factor"), "an ensemble",
                      ": --levels and --reference-factor set a --convergence-study")  # fmt: skip
@@ -169,6 +171,20 @@ def _model_limit(problem, args: argparse.Namespace) -> dict:
     return summary
 
 
+def _check_run_options(args: argparse.Namespace) -> None:
+    """Refuse a horizon that is not a positive number of iterations, an empty --scheme, and a --plot
+    outside a convergence study (an ensemble draws no figure), in one line."""
+    from amsgd.core.errors import ProblemError
+
+    if args.steps is not None and args.steps < 1:
+        raise ProblemError(f"--steps must be a positive number of iterations, got {args.steps}")
+    if args.scheme is not None and not args.scheme.strip():
+        raise ProblemError("--scheme is empty; name a scheme (" + SCHEME_NAMES + ", euler-jit) or leave it out")
+    if args.plot is not None and not args.convergence_study:
+        raise ProblemError("--plot draws the convergence study's figure (--convergence-study); an ensemble draws none "
+                           "(amsgd figures draws the escape and the stationary histograms)")  # fmt: skip
+
+
 def _check_limit(problem, args: argparse.Namespace) -> None:
     """Refuse what ``--limit`` (or ``--no-scheme-check``) cannot do for streaming PCA, in one line, before any
     heavy import."""
@@ -215,6 +231,7 @@ def _ensemble(problem, args: argparse.Namespace) -> dict:
     options = dict(iterations=steps, dt=args.dt, paths=args.paths, scheme=scheme, rng=args.seed,
                    delta_sq=args.delta_sq, window=args.window)  # fmt: skip
     delayed = args.limit == "sdde"
+    progress.plan(2, "ensembles")
     phases = (sme.delayed_phase_predictions if delayed else sme.phase_predictions)(problem, **options).to_dict()
     phases["stationary_window_iterations"] = [args.window * steps, float(steps)]
     out = {"steps": steps, "scheme": scheme, **phases}

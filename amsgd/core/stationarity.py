@@ -63,6 +63,8 @@ class Stationarity:
     advice: str = ""
     predicted_escape: float | None = None
     predicted_arrival: float | None = None
+    #: what the runs are called and the option that sets their number, for the messages
+    runs: tuple[str, str] = ("replicates", "--replicates")
 
     @property
     def near_bound(self) -> bool:
@@ -118,7 +120,7 @@ class Stationarity:
         d = self.difference
         text = f"the averaging window (iterations {self.start}..{self.end})" + (" is not stationary" if drifts else "")
         if undecided:
-            text += f" cannot be told stationary or not with {d.n} replicates"
+            text += f" cannot be told stationary or not with {d.n} {self.runs[0]}"
         if self.split == self.start:
             text += " has one iteration: no halves to compare"
         else:
@@ -137,7 +139,7 @@ class Stationarity:
                 text += (f" and arrival at the floor (~{self.predicted_arrival:.0f}), but single runs escape "
                          "much later than the mean")  # fmt: skip
         if undecided:
-            text += "; use more replicates (--replicates)"
+            text += f"; use more {self.runs[0]} ({self.runs[1]})"
         return f"{text}; {self.advice}" if self.advice else text
 
     @property

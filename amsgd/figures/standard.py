@@ -23,6 +23,9 @@ from amsgd.validation.context import Context, zero_delay
 DELAY_POINTS = 12
 #: The default Monte Carlo sizes of the standard figures.
 FIGURE_BUDGET = Budget.uniform(256, 10_000)
+#: The progress stages of :func:`standard_figures`: trajectory, stationary histograms, escape, error
+#: against delay, phase diagram.
+FIGURE_SETS = 5
 
 T = TypeVar("T")
 
