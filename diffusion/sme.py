@@ -167,8 +167,8 @@ def _grid(problem: Problem, start: np.ndarray, iterations: float, dt: float, sav
     if coordinates not in ("eigen", "original"):
         raise ProblemError(f"coordinates must be 'eigen' or 'original', got {coordinates!r}")
     start = np.asarray(start, dtype=float)
-    if start.shape != (problem.dim,) or not np.all(np.isfinite(start)):
-        raise ProblemError(f"start must be a finite vector of length {problem.dim}")
+    if start.shape != (problem.dim,) or not np.all(np.isfinite(start)) or not np.any(start):
+        raise ProblemError(f"start must be a finite nonzero vector of length {problem.dim} (its direction is the error's)")
     h0 = problem.to_eigen(start) if coordinates == "original" else start
     return h0, steps, dt * problem.eta * np.arange(0, steps + 1, save_every)
 

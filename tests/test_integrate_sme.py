@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from amsgd import Problem
+from amsgd import Problem, ProblemError
 from amsgd.cli import main
 from amsgd.diffusion.schemes import noise_commutator
 from amsgd.diffusion.sde import integrate_sde
@@ -76,6 +76,9 @@ def test_sme_first_passage_and_start_coordinates():
     )
     assert np.allclose(ensemble.h[0], [1.0, 0.0]) and ensemble.error[0].max() == 0
     assert np.all(first_passage(ensemble, 0.5) == 0)
+    for start in (np.zeros(2), np.array([np.nan, 1.0]), np.ones(3)):  # a zero start has no direction (all NaN)
+        with pytest.raises(ProblemError, match="start must be a finite nonzero vector of length 2"):
+            integrate_sme(problem, start, 200, paths=4, rng=0)
 
 
 def test_batched_euler_and_sdeint_agree_on_the_sme():

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from matplotlib.ticker import NullFormatter
 
 from amsgd.diffusion.convergence import ConvergenceStudy
 from amsgd.figures.style import new_figure, save
@@ -30,7 +31,8 @@ def convergence_figure(study: ConvergenceStudy, path: str | Path) -> Path:
             )
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_xlabel("step Δt")
+        ax.set_xlabel("step Δt (diffusion time t = kη)")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # the minor labels of a short log range overlap
         ax.set_ylabel(f"{kind} error")
         ax.set_title(f"{kind} convergence (reference: {study.reference}, {study.paths} paths)")
         ax.legend(fontsize=8)

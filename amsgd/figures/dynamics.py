@@ -20,8 +20,8 @@ def trajectory_figure(traj: Trajectory, problem_label: str, path: str | Path) ->
     ax.plot(k, traj.ode, color="k", ls="--", lw=1.2, label="ODE closed form, start-up lag μ/(1−μ)")
     ax.plot(k, traj.ode_unlagged, color="0.5", ls=":", lw=1.2, label="ODE closed form, no lag")
     ax.axhline(traj.floor, color=COLORS[3], lw=1, ls="-.", label="diffusion floor")
-    for c in traj.check_iterations:
-        ax.axvline(c, color="0.7", lw=0.8)
+    for n, c in enumerate(traj.check_iterations):
+        ax.axvline(c, color="0.7", lw=0.8, label="iterations where the ODE is checked" if n == 0 else None)
     ax.set_yscale("log")
     ax.set_ylim(max(min(traj.floor * 0.3, np.nanmin(traj.ode[traj.ode > 0])), 1e-4), 1.05)
     ax.set_xlabel("iteration k")
