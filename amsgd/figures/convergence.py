@@ -32,6 +32,8 @@ def convergence_figure(study: ConvergenceStudy, path: str | Path) -> Path:
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("step Δt (diffusion time t = kη)")
+        steps = sorted({float(dt) for result in study.results.values() for dt in result.dt})
+        ax.set_xticks(steps, [f"{dt:.3g}" for dt in steps])  # the compared steps, labelled
         ax.xaxis.set_minor_formatter(NullFormatter())  # the minor labels of a short log range overlap
         ax.set_ylabel(f"{kind} error")
         ax.set_title(f"{kind} convergence (reference: {study.reference}, {study.paths} paths)")
