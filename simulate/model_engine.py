@@ -75,6 +75,11 @@ def simulate_model(problem: ModelProblem, steps: int, replicates: int, *, rng: R
     """
     import jax
 
+    from amsgd.core.models import ModelProblem
+
+    if not isinstance(problem, ModelProblem):
+        raise ProblemError(f"simulate_model needs a ModelProblem (streaming PCA: amsgd.simulate.simulate), "
+                           f"got {type(problem).__name__}")  # fmt: skip
     steps = checks.positive_int("steps", steps)
     if steps >= INIT_STREAM:
         raise ProblemError(f"steps must be below {INIT_STREAM}, got {steps}")
@@ -83,9 +88,12 @@ def simulate_model(problem: ModelProblem, steps: int, replicates: int, *, rng: R
     record_every = _check_record_every(record_every, steps)
     first = averaging_start(steps, window, window_start)
     checks.positive("divergence_norm", divergence_norm)
-    from amsgd.simulate.models import check_start  # loaded for the run anyway
+    from amsgd.simulate.models import check_start, layout_of  # loaded for the run anyway
 
     start = check_start(start, problem)
+    # before any per-replicate work: the delays and the least history (one block of slots)
+    _check_memory(replicates * (steps + SLOT_BLOCK * layout_of(problem).size) * 8, "the delays and the delayed iterates",
+                  "use fewer replicates, fewer steps or a smaller model")  # fmt: skip
     began = time.perf_counter()
     root = root_sequence(rng)
     seqs = [child_sequence(root, r) for r in range(replicates)]

@@ -52,6 +52,8 @@ def _unit_noise(y):
         (lambda: simulate(SMALL, 50, 4, start=["a", "b"]), "start must be numbers"),
         (lambda: simulate(SMALL, 50, 4, start=[1 + 1j, 0]), "start must be real"),
         (lambda: simulate(SMALL, 50, 4, start=b"e1"), "start must be numbers"),
+        (lambda: Problem.from_spectrum((2, 1), eta="0.1"), "eta must be a number, got '0.1'"),
+        (lambda: Problem.from_spectrum((2, 1), mu=True), "mu must be a number, got True"),
         (lambda: HistogramDelay(tuple(np.eye(1, 1_000_002, 1_000_001)[0])), "reaches 1000001 iterations"),
         (lambda: amsgd.SampledDistribution(lambda r, n: r.standard_normal((n, 2)), moment_samples=0),
          "moment_samples must be an integer >= 2"),
@@ -307,3 +309,21 @@ def test_a_problem_takes_a_delay_and_a_data_law_as_their_specs_or_an_integer_del
             Problem.from_spectrum(delay=bad)
     with pytest.raises(ProblemError, match="distribution must be a Distribution or its spec"):
         Problem.from_spectrum(distribution=3)
+
+
+def test_a_model_entry_refuses_what_is_not_a_model_and_text_or_booleans_for_numbers():
+    """simulate_model raised AttributeError on None or a streaming-PCA Problem; ModelProblem took
+    eta="0.1" and eta=True (as 1.0)."""
+    from amsgd.core.models import ModelProblem, load_data
+    from amsgd.simulate.model_engine import simulate_model
+
+    for wrong in (None, SMALL):
+        with pytest.raises(ProblemError, match="simulate_model needs a ModelProblem"):
+            simulate_model(wrong, 10, 2)
+    data = load_data("digits")
+    for field, value in (("eta", "0.1"), ("eta", True), ("l2", True), ("mu", "0.5")):
+        with pytest.raises(ProblemError, match=f"{field} must be a number"):
+            ModelProblem("logistic", data, **{field: value})
+    with pytest.raises(ProblemError, match="the delays and the delayed iterates need .* GiB"):
+        simulate_model(ModelProblem("logistic", data), 10, 10**8)  # refused before any per-replicate work
+

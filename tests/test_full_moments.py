@@ -178,6 +178,37 @@ def test_least_squares_on_digits_diverges_where_only_the_full_theory_says_so(eta
 
 
 @pytest.mark.slow
+def test_the_reports_and_the_advice_follow_the_full_theory_where_it_applies():
+    """At η 0.004, l2 0.1 the diagonal theory calls μ 0.9 stable with one worker; the full second moments
+    do not (every run diverges, above). derive's mean-square block and floor, the relaxation time and
+    advise's grid follow the full theory there, and the largest stable delay is the full theory's
+    boundary, found by scanning it; at μ 0.8, the momentum the advice keeps, runs from x* do not diverge."""
+    from amsgd.advise import advise
+    from amsgd.diffusion.theory.full_moments import moments_over_delays
+
+    p = _digits(eta=0.004, l2=0.1)
+    theory = predict_model(p)
+    out = theory.to_dict()
+    assert theory.mean_square.stable and out["stability"]["mean_square"]["stable"] is False
+    assert out["stability"]["mean_square"]["theory"] == out["stationary_loss"]["theory"] == "full second moments"
+    assert out["stationary_loss"]["value"] is None and out["relaxation_iterations"] is None
+    advice = advise(p, workers=(1, 2, 8), mus=(0.5, 0.8, 0.9))
+    rows = advice.rows()
+    assert [r["largest_stable_mu"] for r in rows[:2]] == [0.8, 0.8]
+    for m, workers in enumerate(advice.grid.workers):
+        for u, mu in enumerate(advice.grid.mus):
+            full = moments_over_delays(p, theory.point, p.eta, mu)(int(workers) - 1)
+            assert advice.grid.stable[m, u] == full.stable
+            if full.stable:
+                assert advice.grid.floor[m, u] == pytest.approx(full.floor, rel=1e-12)
+    at = moments_over_delays(p, theory.point, p.eta, 0.5)
+    scanned = max(tau for tau in range(0, 65) if at(tau).stable)
+    assert advice.grid.max_workers[0] == scanned + 1  # μ 0.5, the first of the sorted grid
+    run = simulate_model(dataclasses.replace(p, mu=0.8), 10_000, 32, rng=5, start=theory.point.x, progress=False)
+    assert run.diverged_fraction == 0.0
+
+
+@pytest.mark.slow
 def test_logistic_floor_in_the_quadratic_approximation():
     """Logistic regression on overlapping classes: the full floor against runs from x*, within the CI
     and the quadratic approximation's 1%."""

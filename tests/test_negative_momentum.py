@@ -11,7 +11,7 @@ from amsgd.core.errors import ProblemError
 from amsgd.core.models import ModelProblem
 from amsgd.core.problem import Problem
 from amsgd.diffusion.theory.lyapunov import stationary_gains, stationary_variance
-from amsgd.diffusion.theory.stability import boundary_product, critical_delay
+from amsgd.diffusion.theory.stability import boundary_product, critical_delay, max_stable_negative_momentum
 
 MUS = (-0.3, -0.6, -0.9)
 
@@ -83,3 +83,20 @@ def test_models_take_negative_momentum_and_pca_does_not(tmp_path):
     with pytest.raises(ProblemError, match="0 <= mu < 1"):
         Problem.from_spectrum([4, 3, 2, 1], mu=-0.3)
     assert isinstance(problem("logistic", mu=-0.5), ModelProblem)
+
+
+@pytest.mark.parametrize("tau", [3, 4])
+def test_the_largest_stable_negative_momentum_is_where_the_companion_roots_cross_one(tau):
+    """A delay that μ = 0 does not hold (rates 3, 1, 0.2 at η 0.2: τ_c 2.08 at μ 0): the supremum of the
+    stable μ < 0 is where the largest root of the stiffest modes crosses the unit circle."""
+    rates, eta = np.array([3.0, 1.0, 0.2]), 0.2
+    top = max_stable_negative_momentum(rates, eta, tau)
+    assert top is not None and -1 < top < 0
+
+    def radius(mu: float) -> float:
+        return max(_companion_radius(eta * r, mu, tau) for r in rates)
+
+    assert radius(top - 1e-6) < 1 < radius(top + 1e-6)
+    assert critical_delay(rates, eta, top - 1e-9).min() > tau  # the toolkit's verdict agrees below it
+    assert max_stable_negative_momentum(rates, eta, 1) == 0.0  # μ = 0 holds τ = 1
+    assert max_stable_negative_momentum(rates, eta, 12) is None

@@ -174,6 +174,8 @@ def test_basis_must_be_orthonormal():
     (lambda: Problem.from_spectrum([[4.0, 3.0], [1.0]]), "spectrum must be a sequence of numbers"),
     (lambda: Problem.from_spectrum([4 + 1j, 1.0]), "spectrum must be real"),
     (lambda: StudentT("8x"), "NU must be a number"),
+    (lambda: StudentT("8"), "NU must be a number, got '8'"),  # text is refused, as for eta and mu
+    (lambda: StudentT(True), "NU must be a number, got True"),
     (lambda: parse_delay(3), "a delay spec is a string"),
     (lambda: parse_delay(None), "a delay spec is a string"),
     (lambda: predict(None), "predict needs a Problem"),
@@ -182,7 +184,7 @@ def test_python_callers_with_wrong_types_get_a_problem_error(make, words):
     """Wrong types from Python get the toolkit's one-line ProblemError, not NumPy's or an AttributeError."""
     with pytest.raises(ProblemError, match=words):
         make()
-    assert StudentT("8").spec == "student-t:8"  # a number written as text is still a number
+    assert StudentT(8).spec == parse_distribution("student-t:8").spec == "student-t:8"
 
 
 def test_eigen_coordinates_refuse_vectors_of_another_length():

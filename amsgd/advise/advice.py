@@ -144,7 +144,7 @@ def advise(problem: Problem | ModelProblem, workers: Sequence[int] = DEFAULT_WOR
         loss_after = np.array([[prediction.excess_after(steps, problem.eta, mu, int(w) - 1, offsets)
                                 if grid.stable[m, u] else np.inf for u, mu in enumerate(grid.mus)]
                                for m, w in enumerate(grid.workers)])  # fmt: skip
-        mean_mu = np.array([_sup_stable_mu(rates, problem.eta, int(w) - 1) for w in grid.workers])
+        mean_mu = np.array([_sup_stable_mu(rates, problem.eta, int(w) - 1, negative=True) for w in grid.workers])
         return Advice(problem, grid, np.asarray(rates, dtype=float), mean_mu, point, steps, loss_after)
     elif isinstance(problem, Problem):
         from amsgd.diffusion.theory.predictions import predict
@@ -162,11 +162,14 @@ def advise(problem: Problem | ModelProblem, workers: Sequence[int] = DEFAULT_WOR
     return Advice(problem, grid, np.asarray(rates, dtype=float), mean_mu, point)
 
 
-def _sup_stable_mu(rates: np.ndarray, eta: float, tau: int) -> float:
-    """The supremum of μ with a stable mean at delay τ (NaN when not even μ = 0 is stable)."""
-    from amsgd.diffusion.theory.stability import max_stable_momentum
+def _sup_stable_mu(rates: np.ndarray, eta: float, tau: int, negative: bool = False) -> float:
+    """The supremum of μ with a stable mean at delay τ; where μ = 0 is not stable, the supremum of the
+    stable μ < 0 when ``negative`` (a model) and NaN otherwise or where none is."""
+    from amsgd.diffusion.theory.stability import max_stable_momentum, max_stable_negative_momentum
 
+    curved = rates[rates > 0]
     try:
-        return max_stable_momentum(rates[rates > 0], eta, tau).value
+        return max_stable_momentum(curved, eta, tau).value
     except ProblemError:
-        return float("nan")
+        below = max_stable_negative_momentum(curved, eta, tau) if negative else None
+        return float("nan") if below is None else below

@@ -64,6 +64,8 @@ class Given(argparse.Action):
 PCA_OPTIONS = ("spectrum", "covariance", "distribution")
 MODEL_OPTIONS = {"least-squares": ("data", "batch", "l2"), "logistic": ("data", "batch", "l2"),
                  "mlp": ("data", "batch", "l2", "hidden", "activation")}  # fmt: skip
+#: Every option that sets the problem, as typed (what a command that brings its own problem refuses).
+PROBLEM_FLAGS = tuple(f"--{name}" for name in (*PCA_OPTIONS, "eta", "mu", "tau", "delay", *MODEL_OPTIONS["mlp"]))
 
 
 def add_problem_options(parser: argparse.ArgumentParser) -> None:

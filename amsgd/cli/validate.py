@@ -16,7 +16,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from amsgd.cli.options import add_problem_options, int_list, problem_from_args, refuse_typed, require_pca
+from amsgd.cli.options import (
+    PROBLEM_FLAGS,
+    add_problem_options,
+    int_list,
+    problem_from_args,
+    refuse_typed,
+    require_pca,
+)
 from amsgd.core import checks
 from amsgd.core.errors import ProblemError
 from amsgd.core.files import check_output_dir, made_folder
@@ -98,9 +105,7 @@ def run(args: argparse.Namespace) -> int:
 
     preset = get_preset(args.preset) if args.preset else None
     if preset:
-        refuse_typed(args, ("--spectrum", "--covariance", "--distribution", "--eta", "--mu", "--tau", "--delay"),
-                     f"--preset {args.preset}", ": a preset validates its own problem (leave out --preset to validate "
-                     "the one given)")  # fmt: skip
+        _refuse_problem_options(args)
     problem = preset.problem if preset else require_pca(problem_from_args(args), "validate")
     budget = preset.budget if preset else Budget()
     changes = {k: v for k, v in (("seed", args.seed), ("threads", args.threads)) if v is not None}
@@ -146,6 +151,12 @@ def _refuse_given(args: argparse.Namespace, options: tuple[str, ...], mode: str,
         value = getattr(args, option.lstrip("-").replace("-", "_"))
         if value is not None and value is not False and value != []:  # 0 is given: not the unset default
             raise ProblemError(f"{option} does not apply to {mode}{why}")
+
+
+def _refuse_problem_options(args: argparse.Namespace) -> None:
+    """One line naming a problem option typed with ``--preset``, which brings its own problem."""
+    refuse_typed(args, PROBLEM_FLAGS, f"--preset {args.preset}", ": a preset validates its own problem (leave "
+                 "out --preset to validate the one given)")  # fmt: skip
 
 
 def _perturbations(items: list[str]) -> dict[str, float]:
@@ -251,7 +262,9 @@ def _run_paper_dnn(args: argparse.Namespace) -> int:
     there), write the report and its figure."""
     from dataclasses import replace
 
-    _refuse_given(args, ("--only", "--perturb"), "--preset paper-dnn")
+    _refuse_given(args, ("--only", "--perturb", "--svag", *(option for option, _ in _svag_budget(args).values())),
+                  "--preset paper-dnn")  # fmt: skip
+    _refuse_problem_options(args)
     if args.threads is not None:
         checks.positive_int("--threads", args.threads)
     out = check_output_dir(args.out)

@@ -70,7 +70,10 @@ def _short(value: object) -> str:
 
 
 def real(name: str, value: object) -> float:
-    """``value`` as a finite float."""
+    """``value`` as a finite float (text and booleans are not numbers here: ``float("0.1")`` and
+    ``float(True)`` would pass)."""
+    if isinstance(value, (str, bytes, bool, np.bool_)):
+        raise ProblemError(f"{name} must be a number, got {value!r}")
     try:
         out = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):

@@ -278,16 +278,9 @@ def _fate(theory, tau: int) -> str:
 
 def _full_moments_over_delays(theory):
     """``τ ↦`` the full second moments at the constant delay τ (cached), where they apply to the model
-    (:func:`~amsgd.diffusion.theory.full_moments.moments_over_delays`); None elsewhere."""
-    from functools import lru_cache
-
-    from amsgd.diffusion.theory.full_moments import applies, moments_over_delays
-    from amsgd.diffusion.theory.linear_recursion import delay_law
-
-    p, point = theory.problem, theory.point
-    if not applies(point.x.size, delay_law(0), point.full):
-        return None
-    return lru_cache(maxsize=None)(moments_over_delays(p, point, p.eta, p.mu))
+    (:attr:`~amsgd.diffusion.theory.model_predictions.ModelPredictions.full_cells`); None elsewhere."""
+    cells, p = theory.full_cells, theory.problem
+    return None if cells is None else lambda tau: cells(p.eta, p.mu, tau)
 
 
 def rate_delta(floor: float, curvature: float, x: np.ndarray) -> float:

@@ -175,13 +175,19 @@ def full_covariance(rates: np.ndarray, fluctuations: np.ndarray, additive: np.nd
     ``fluctuations`` ``(N, m, m)`` and the noise ``additive`` S ``(m, m)``, all in the eigenbasis, at the
     constant delay τ with minibatches of ``batch`` (module docstring). X is ``inf`` when the second
     moments are not stable."""
+    return _covariance(rates, _fluctuation_operator(fluctuations), additive, eta, mu, tau, batch)
+
+
+def _covariance(rates: np.ndarray, operator: np.ndarray, additive: np.ndarray, eta: float, mu: float, tau: int,
+                batch: int) -> tuple[np.ndarray, float, bool]:  # fmt: skip
+    """:func:`full_covariance` with the fluctuation operator (:func:`_fluctuation_operator`) at hand."""
     rates = np.asarray(rates, dtype=float)
     m = rates.size
     if np.any(tau >= critical_delay(rates, eta, mu)):
         return np.full((m, m), np.inf), float("inf"), False
     g = cross_gains(rates, eta, mu, tau)
     a, b = np.triu_indices(m)
-    feedback = g[a, b][:, None] * _fluctuation_operator(fluctuations) / batch
+    feedback = g[a, b][:, None] * operator / batch
     radius = largest_modulus(feedback)
     if radius >= 1.0:
         return np.full((m, m), np.inf), radius, True
@@ -207,19 +213,30 @@ def moments_over_delays(problem: ModelProblem, point: ModelPoint, eta: float, mu
     """``τ ↦`` :func:`full_second_moments` at the constant delay τ (at most
     :data:`FULL_MOMENTS_MAX_DELAY`), the per-example statistics computed once for every τ (or given:
     :func:`curved_statistics`)."""
-    _check_applies(point, delay_law(0))
     eta, mu = check_parameters(eta, mu)
+    cells = moments_over_cells(problem, point, statistics)
+    return lambda tau: cells(eta, mu, tau)
+
+
+def moments_over_cells(problem: ModelProblem, point: ModelPoint,
+                       statistics: Statistics | None = None) -> Callable[[float, float, int], FullMoments]:  # fmt: skip
+    """``(η, μ, τ) ↦`` :func:`full_second_moments` at the constant delay τ (at most
+    :data:`FULL_MOMENTS_MAX_DELAY`), the per-example statistics (or ``statistics``:
+    :func:`curved_statistics`) and their fluctuation operator computed once for every cell."""
+    _check_applies(point, delay_law(0))
     lam = point.eigenvalues
     if np.any(lam < -FLAT * lam[0]):  # not a minimum
-        return lambda tau: FullMoments(float("inf"), np.full((0, 0), np.inf), np.zeros(0, int), float("inf"), False, False)
+        return lambda eta, mu, tau: FullMoments(float("inf"), np.full((0, 0), np.inf), np.zeros(0, int), float("inf"),
+                                                False, False)  # fmt: skip
     modes = np.flatnonzero(~point.flat())
     hessians, additive = curved_statistics(problem, point) if statistics is None else statistics
-    fluctuations = hessians - hessians.mean(axis=0)
+    operator = _fluctuation_operator(hessians - hessians.mean(axis=0))
 
-    def at(tau: int) -> FullMoments:
+    def at(eta: float, mu: float, tau: int) -> FullMoments:
+        eta, mu = check_parameters(eta, mu)
         if not 0 <= tau <= FULL_MOMENTS_MAX_DELAY:
             raise ProblemError(f"the full second moments take a constant delay of 0 to {FULL_MOMENTS_MAX_DELAY}, got {tau}")
-        x, radius, mean_stable = full_covariance(lam[modes], fluctuations, additive, eta, mu, tau, problem.batch)
+        x, radius, mean_stable = _covariance(lam[modes], operator, additive, eta, mu, tau, problem.batch)
         stable = mean_stable and radius < 1.0
         floor = 0.5 * float(lam[modes] @ np.diag(x)) if stable else float("inf")
         return FullMoments(floor, x, modes, radius, stable, mean_stable)

@@ -31,9 +31,9 @@ that point, and :func:`sharpness_along` measures how far the top eigenvalue move
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -41,12 +41,13 @@ import numpy as np
 from amsgd.core.estimates import json_float
 from amsgd.diffusion.theory.full_moments import (
     DIAGONAL_THEORY,
+    FULL_MOMENTS_MAX_DELAY,
     FULL_THEORY,
     FullMoments,
     Statistics,
     applies,
     curved_statistics,
-    full_second_moments,
+    moments_over_cells,
 )
 from amsgd.diffusion.theory.linear_recursion import (
     DelayLaw,
@@ -65,7 +66,7 @@ from amsgd.diffusion.theory.second_moments import (
     stationary_variances,
 )
 from amsgd.diffusion.theory.stability import critical_delay
-from amsgd.diffusion.theory.tradeoff import TradeoffResult, tradeoff
+from amsgd.diffusion.theory.tradeoff import TradeoffResult, Verdict, largest_stable_delay, tradeoff
 
 if TYPE_CHECKING:
     from amsgd.core.models import ModelProblem
@@ -163,7 +164,46 @@ class ModelPredictions:
         p = self.problem
         if not applies(self.point.x.size, self.law, self.point.full):
             return None
-        return full_second_moments(p, self.point, p.eta, p.mu, self.law, self.example_statistics)
+        return self.full_cells(p.eta, p.mu, self.law.constant)
+
+    @cached_property
+    def full_cells(self) -> Callable[[float, float, int], FullMoments] | None:
+        """``(η, μ, τ) ↦`` the full second moments at the constant delay τ (cached; the fluctuation
+        operator built once: :func:`.full_moments.moments_over_cells`); None where they do not apply
+        to the model (too many parameters, or no full spectrum)."""
+        if not applies(self.point.x.size, delay_law(0), self.point.full):
+            return None
+        return lru_cache(maxsize=None)(moments_over_cells(self.problem, self.point, self.example_statistics))
+
+    def verdict(self, eta: float) -> Verdict | None:
+        """``(μ, τ) ↦ (mean-square stable, excess-loss floor)`` by the full second moments at step η,
+        None at a delay beyond their reach (:data:`.tradeoff.Verdict`); None where they do not apply."""
+        cells = self.full_cells
+        if cells is None:
+            return None
+
+        def decide(mu: float, tau: int) -> tuple[bool, float] | None:
+            if tau > FULL_MOMENTS_MAX_DELAY:
+                return None
+            full = cells(float(eta), float(mu), int(tau))
+            return full.stable, full.floor
+
+        return decide
+
+    @cached_property
+    def second_moments_theory(self) -> str:
+        """The theory that decides mean-square stability and the floor at the given cell."""
+        return DIAGONAL_THEORY if self.full_moments is None else FULL_THEORY
+
+    @cached_property
+    def stationary_excess(self) -> float:
+        """The stationary excess loss by :attr:`second_moments_theory` (``inf`` where not mean-square stable)."""
+        return self.floor.value if self.full_moments is None else self.full_moments.floor
+
+    @cached_property
+    def mean_square_stable(self) -> bool:
+        """Mean-square stability of the given cell by :attr:`second_moments_theory`."""
+        return self.mean_square.stable if self.full_moments is None else self.full_moments.stable
 
     @cached_property
     def example_statistics(self) -> Statistics:
@@ -176,11 +216,8 @@ class ModelPredictions:
     def divergence(self) -> ModelDivergenceRisk:
         """The divergence risk of runs of ``options.steps`` iterations (:mod:`.model_divergence`), with the
         mean-square verdict of the full second moments where they apply, else of the diagonal theory."""
-        full = self.full_moments
-        stable = full.stable if full is not None else self.mean_square.stable
-        theory = DIAGONAL_THEORY if full is None else FULL_THEORY
-        return model_divergence_risk(self.problem, self.point, self.law, self.options.steps, stable, theory,
-                                     lambda: self.example_statistics)  # fmt: skip
+        return model_divergence_risk(self.problem, self.point, self.law, self.options.steps, self.mean_square_stable,
+                                     self.second_moments_theory, lambda: self.example_statistics)  # fmt: skip
 
     @cached_property
     def rate(self) -> float:
@@ -218,8 +255,11 @@ class ModelPredictions:
     @cached_property
     def relaxation_iterations(self) -> float:
         """``1/rate`` of the slowest curved mode: iterations before a run from x* reaches the floor;
-        ``inf`` (JSON null) where that mode's mean does not decay (an unstable cell)."""
+        ``inf`` (JSON null) where there is no floor to reach (the cell is not mean-square stable) or
+        that mode's mean does not decay."""
         p = self.problem
+        if not self.mean_square_stable:
+            return np.inf
         lam = self.point.eigenvalues[~self.point.flat()]
         slowest = float(lam[lam > 0].min()) if np.any(lam > 0) else np.nan
         rate = float(decay_rate(slowest, p.eta, p.mu, self.law))
@@ -274,11 +314,25 @@ class ModelPredictions:
         def floor(_c, eta, mu, tau):
             return loss_floor(self.point, eta, mu, tau).value
 
-        return tradeoff(c, self.problem.eta, mus, workers, floor=floor,
-                        error_modes=modes, radial_mode=None)  # fmt: skip
+        return tradeoff(c, self.problem.eta, mus, workers, floor=floor, error_modes=modes, radial_mode=None,
+                        verdict=self.verdict(self.problem.eta))  # fmt: skip
+
+    def _mean_square_dict(self) -> dict:
+        """``stability.mean_square``: by the full second moments where they apply (their feedback radius,
+        the largest stable constant delay by bisection, no single limiting mode), else by the diagonal
+        theory (the Perron root of its feedback and the mode that limits it)."""
+        ms, full = self.mean_square, self.full_moments
+        out = {"theory": self.second_moments_theory, "tau_max": ms.tau_max, "stable": ms.stable, "radius": ms.radius,
+               "limiting_mode": ms.limiting_mode}  # fmt: skip
+        verdict = self.verdict(self.problem.eta)
+        if full is not None and verdict is not None:
+            c = self.point.coupled_coefficients()
+            critical = critical_delay(c.rates, self.problem.eta, self.problem.mu)
+            tau_max = largest_stable_delay(c, self.problem.eta, self.problem.mu, critical, verdict)
+            out.update(tau_max=tau_max, stable=full.stable, radius=json_float(full.radius), limiting_mode=None)
+        return out
 
     def to_dict(self) -> dict:
-        ms = self.mean_square
         tau_star = float(self.critical.min())
         return {
             "problem": self.problem.to_dict(),
@@ -288,12 +342,12 @@ class ModelPredictions:
                 "tau_max": int(np.ceil(tau_star)) - 1 if np.isfinite(tau_star) else None,
                 "limiting_mode": int(np.argmin(self.critical)),
                 "max_workers": int(np.ceil(tau_star)) if np.isfinite(tau_star) else None,
-                "mean_square": {"tau_max": ms.tau_max, "stable": ms.stable, "radius": ms.radius,
-                                "limiting_mode": ms.limiting_mode},
+                "mean_square": self._mean_square_dict(),
                 "divergence_risk": self.divergence.to_dict(),
             },
-            "stationary_loss": {"excess": self.floor.to_dict(), "loss_at_minimum": self.point.loss,
-                                "value": json_float(self.point.loss + self.floor.value)},
+            "stationary_loss": {"theory": self.second_moments_theory, "excess": self.floor.to_dict(),
+                                "loss_at_minimum": self.point.loss,
+                                "value": json_float(self.point.loss + self.stationary_excess)},
             "full_second_moments": None if self.full_moments is None else self.full_moments.to_dict(),
             "rate_per_iteration": json_float(self.rate),
             "relaxation_iterations": json_float(self.relaxation_iterations),

@@ -199,6 +199,28 @@ def max_stable_momentum(rates: Rates, eta: float, delay: Delay) -> StabilityMarg
     return StabilityMargin("mu", float(per_mode[mode]), mode, tuple(per_mode.tolist()))
 
 
+def max_stable_negative_momentum(rates: Rates, eta: float, tau: int, points: int = 400) -> float | None:
+    """The supremum of the momenta μ in (−1, 0) at which every mode's mean is stable at the constant
+    delay τ (``τ < τ_c,i(μ)``), for a delay that μ = 0 does not hold (negative momentum damps the
+    delayed oscillation); None when none is. The stable momenta below 0 need not form one interval,
+    so the margin ``min_i τ_c,i(μ) − τ`` is scanned on ``points`` momenta and the crossing above the
+    largest stable one refined by Brent's method (absolute tolerance 1e-14)."""
+    a = check_rates(rates)
+    eta, _ = check_parameters(eta, 0.0)
+
+    def margin(mu: float) -> float:
+        return float(critical_delay(a, eta, mu).min()) - tau
+
+    grid = np.linspace(-1.0, 0.0, points + 1)[1:]  # (−1, 0]
+    stable = np.flatnonzero([margin(mu) > 0 for mu in grid])
+    if stable.size == 0:
+        return None
+    last = int(stable[-1])
+    if last == grid.size - 1:  # μ = 0 holds the delay after all
+        return 0.0
+    return float(scipy.optimize.brentq(margin, grid[last], grid[last + 1], xtol=1e-14, rtol=1e-14))
+
+
 def _constant_tau(delay: Delay) -> int:
     law = delay_law(delay)
     if law.constant is None:

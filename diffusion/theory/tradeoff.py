@@ -26,17 +26,26 @@ import numpy as np
 
 from amsgd.core.errors import ProblemError
 from amsgd.core.estimates import json_float
-from amsgd.diffusion.theory.linear_recursion import check_parameters, largest_spectral_radius, spectral_radii
+from amsgd.diffusion.theory.linear_recursion import (
+    MAX_DELAY,
+    check_parameters,
+    largest_spectral_radius,
+    spectral_radii,
+)
 from amsgd.diffusion.theory.second_moments import (
     Coefficients,
     finite_eta_floor,
     largest_mean_square_delay,
+    last_stable_delay,
     mean_square_stable,
 )
 from amsgd.diffusion.theory.stability import critical_delay
 
 #: ``floor(c, η, μ, τ)``: a model's stationary error at a constant delay τ.
 FloorFunction = Callable[[Coefficients, float, float, int], float]
+#: ``verdict(μ, τ)``: ``(mean-square stable, floor)`` at a constant delay τ from a theory that decides
+#: there in place of the modes' coupled variances (a model's full second moments), None where it does not apply.
+Verdict = Callable[[float, int], "tuple[bool, float] | None"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -122,12 +131,13 @@ class TradeoffResult:
 
 def tradeoff(c: Coefficients, eta: float, mus: Sequence[float] | np.ndarray, workers: Sequence[int] | np.ndarray,
              *, floor: FloorFunction | None = None, error_modes: np.ndarray | None = None,
-             radial_mode: int | None = 0) -> TradeoffResult:  # fmt: skip
+             radial_mode: int | None = 0, verdict: Verdict | None = None) -> TradeoffResult:  # fmt: skip
     """Finite-η floor, error and radial rates and mean-square stability for every (M, μ), τ = M − 1.
 
     By default (streaming PCA) the floor is :func:`.second_moments.finite_eta_floor`, the error's modes
     are the tangent ones and mode 0 is radial. Another model passes its own ``floor(c, η, μ, τ)``, the
-    modes its error sees and ``radial_mode=None`` (its radial rate is then NaN).
+    modes its error sees and ``radial_mode=None`` (its radial rate is then NaN), and may pass a
+    ``verdict`` that decides stability and the floor where it applies (:data:`Verdict`).
     """
     floor_of = floor or (lambda c_, eta_, mu_, tau_: finite_eta_floor(c_, eta_, mu_, tau_).value)
     error_modes = c.tangent if error_modes is None else np.asarray(error_modes)
@@ -150,14 +160,33 @@ def tradeoff(c: Coefficients, eta: float, mus: Sequence[float] | np.ndarray, wor
     for m, w in enumerate(workers):
         tau = int(w) - 1
         for u, mu in enumerate(mus):
-            stable[m, u] = mean_square_stable(c, eta, mu, tau, critical[mu])
-            floor[m, u] = floor_of(c, eta, mu, tau) if stable[m, u] else np.inf
+            decided = None if verdict is None else verdict(mu, tau)
+            if decided is None:
+                stable[m, u] = mean_square_stable(c, eta, mu, tau, critical[mu])
+                floor[m, u] = floor_of(c, eta, mu, tau) if stable[m, u] else np.inf
+            else:
+                stable[m, u], floor[m, u] = decided[0], decided[1] if decided[0] else np.inf
             error[m, u] = largest_spectral_radius(c.rates[error_modes], eta, mu, tau)
             radial[m, u] = np.nan if radial_mode is None else spectral_radii(c.rates[[radial_mode]], eta, mu, tau)[0]
-    largest = [largest_mean_square_delay(c, eta, mu, critical[mu]) for mu in mus]
+    largest = [largest_stable_delay(c, eta, mu, critical[mu], verdict) for mu in mus]
     return TradeoffResult(
         eta=float(eta), mus=mus, workers=workers.astype(int), floor=floor, stable=stable,
         error_radius=error, radial_radius=radial,
         max_workers=np.array([0 if t is None else t + 1 for t in largest]),
         max_workers_mean=np.array([int(np.ceil(critical[mu].min())) for mu in mus]),  # τ* + 1
     )  # fmt: skip
+
+
+def largest_stable_delay(c: Coefficients, eta: float, mu: float, critical: np.ndarray,
+                         verdict: Verdict | None = None) -> int | None:  # fmt: skip
+    """The largest mean-square-stable constant delay at (η, μ): by the ``verdict`` where it applies
+    (bisection below the mean-dynamics τ*, the modes' theory beyond its reach), else
+    :func:`.second_moments.largest_mean_square_delay`."""
+    if verdict is None or verdict(mu, 0) is None:
+        return largest_mean_square_delay(c, eta, mu, critical)
+
+    def stable(tau: int) -> bool:
+        decided = verdict(mu, tau)
+        return mean_square_stable(c, eta, mu, tau, critical) if decided is None else decided[0]
+
+    return last_stable_delay(stable, int(min(np.ceil(critical.min()), MAX_DELAY)))
