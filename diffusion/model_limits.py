@@ -94,8 +94,7 @@ class ModelLimitSolution:
             "dt_iterations": self.dt,
             "seed": self.seed,
             "final_loss": json_float(float(self.mean_curve[-1])),
-            "stationary_loss": {"mean": json_float(stationary.mean),
-                                "ci": [json_float(stationary.ci_low), json_float(stationary.ci_high)],
+            "stationary_loss": {**stationary.to_dict(),  # the fields of every estimate (integrate, simulate)
                                 "window_iterations": [self.window * float(self.iterations[-1]),
                                                       float(self.iterations[-1])]},  # fmt: skip
             "blown_up_paths": self.blown_up,

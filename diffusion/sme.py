@@ -148,7 +148,8 @@ def _require_saved_size(saves: int, paths: int, per_path: int) -> None:
     saved = saves * int(paths) * per_path * 8
     if saved > MAX_SAVED_BYTES:
         raise ProblemError(f"{paths} paths saved at {saves} times take {saved / 2**30:.1f} GiB (limit "
-                           f"{MAX_SAVED_BYTES / 2**30:.0f} GiB); use fewer paths, a larger dt or save_every")  # fmt: skip
+                           f"{MAX_SAVED_BYTES / 2**30:.0f} GiB); use fewer paths or a larger dt (in Python, "
+                           "or save less often: save_every)")  # fmt: skip
 
 
 def _grid(problem: Problem, start: np.ndarray, iterations: float, dt: float, save_every: int,
@@ -369,6 +370,9 @@ def sme_convergence_study(
             f"steps {iterations} must be a whole multiple of every compared step dt·2^j "
             f"(up to {dt * 2 ** (levels - 1):g} iterations)"
         )
+    if checks.is_whole_number(reference_factor) and reference_factor >= 2:  # else refused below, in one line
+        require_step_count(iterations / dt * reference_factor, f"the reference step dt/reference_factor = "
+                           f"{dt / reference_factor:g} iterations", f"over {iterations:g} iterations")  # fmt: skip
     drift, diffusion = sme_functions(problem)
     h0 = np.ones(problem.dim) / np.sqrt(problem.dim)
     return convergence_study(

@@ -209,7 +209,7 @@ def test_integrate_a_model_on_the_command_line(tmp_path):
     assert run.returncode == 0, run.stderr
     out = json.loads(run.stdout)
     assert out["limit"] == "sde" and out["paths"] == 8 and len(out["loss_mean"]) == len(out["iterations"])
-    assert out["stationary_loss"]["ci"][0] <= out["stationary_loss"]["mean"] <= out["stationary_loss"]["ci"][1]
+    assert out["stationary_loss"]["ci_low"] <= out["stationary_loss"]["mean"] <= out["stationary_loss"]["ci_high"]
 
 
 @pytest.mark.parametrize("extra", [["--limit", "sdde"], ["--convergence-study"], ["--scheme", "milstein"]])

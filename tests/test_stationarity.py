@@ -302,6 +302,11 @@ def test_sweep_dataset_and_figures_mark_non_stationary_points(tmp_path, monkeypa
     assert DRIFT_LABEL in legends["sweep_heatmaps.png"]
     assert hatched["sweep_heatmaps.png"] == 2 * 2 * 2  # two cells, two hatches each, on the two measured panels
     assert f"open marker: {DRIFT_LABEL}" in legends["sweep_error_vs_delay.png"]
+    # an undecided (or unchecked) window, −1, is marked too: it is not shown stationary
+    undecided = ds.copy(deep=True)
+    undecided["stationary"].loc[dict(mu=0.9, tau=4)] = -1
+    sweep_figures(undecided, tmp_path / "undecided")
+    assert hatched["sweep_heatmaps.png"] == 3 * 2 * 2
     # a sweep file of the previous format (no such variable) still draws, without the marks
     sweep_figures(ds.drop_vars("stationary"), tmp_path / "old")
     assert DRIFT_LABEL not in legends["sweep_heatmaps.png"] and hatched["sweep_heatmaps.png"] == 0

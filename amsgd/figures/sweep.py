@@ -5,11 +5,11 @@
 * ``sweep_heatmaps*.png``: the measured stationary error, the exact linearised floor and their
   ratio over momentum μ × delay τ (or workers M), with the largest stable delay τ*(μ) of the
   linear theory drawn over them; grey cells diverged (measured) or are linearly unstable (predicted);
-  hatched cells have a non-stationary averaging window (variable ``stationary`` = 0: the estimate is
-  biased by the transient, not a property of μ and τ);
+  hatched cells have an averaging window not shown stationary (variable ``stationary`` 0, drifting:
+  the estimate is biased by the transient, not a property of μ and τ; or −1, undecided or not checked);
 * ``sweep_error_vs_delay*.png``: the measured stationary error against the delay, one curve per μ
   with its 95% intervals, beside the linearised floor (dashed) and the diffusion floor (dotted),
-  the published experiment's picture; open markers: non-stationary window;
+  the published experiment's picture; open markers: window not shown stationary;
 * ``sweep_best_mu*.png``: the best momentum per worker count M (τ = M − 1 for a round-robin
   server): the μ with the lowest measured final and stationary error, and the largest μ on the
   grid that the linear theory predicts stable at that delay (τ* ≥ τ). The linearised floor itself
@@ -107,15 +107,15 @@ def _stable_delay_limit(ds: xarray.Dataset, axis: str) -> np.ndarray:
 
 
 def _drifting(ds: xarray.Dataset, dims: tuple[str, ...]) -> np.ndarray:
-    """True where the point's averaging window is not stationary (``stationary`` = 0), over ``dims``;
-    all False for a sweep file without the variable."""
+    """True where the point's averaging window is not shown stationary (``stationary`` = 0, drifting,
+    or −1, undecided or not checked), over ``dims``; all False for a sweep file without the variable."""
     if "stationary" not in ds:
         return np.zeros([ds.sizes[d] for d in dims], dtype=bool)
-    return ds["stationary"].transpose(*dims).values == 0
+    return ds["stationary"].transpose(*dims).values != 1
 
 
-#: What the legends say of a point whose averaging window is not stationary.
-DRIFT_LABEL = "window not stationary (estimate biased)"
+#: What the legends say of a point whose averaging window is not shown stationary.
+DRIFT_LABEL = "window not shown stationary (estimate may be biased)"
 #: Its heat-map cells are cross-hatched, white one way and black the other (visible on any colour).
 DRIFT_HATCHES = (("///", "w"), ("\\\\\\", "k"))
 
@@ -178,7 +178,7 @@ def _heatmaps(ds: xarray.Dataset, label: str, path: Path) -> Path:
         handles.append(tuple(_hatch_patches()))  # drawn on top of each other
         labels.append(DRIFT_LABEL)
     axes[0].legend(handles, labels, loc="lower left", fontsize=8, facecolor="0.4", labelcolor="white")
-    hatched = "; hatched: window not stationary" if drifting.any() else ""
+    hatched = "; hatched: window not shown stationary" if drifting.any() else ""
     fig.suptitle(f"Stationary error over momentum and delay ({label}); grey: diverged or linearly unstable{hatched}")
     fig.savefig(path, dpi=110)
     plt.close(fig)
