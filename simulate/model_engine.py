@@ -88,12 +88,10 @@ def simulate_model(problem: ModelProblem, steps: int, replicates: int, *, rng: R
     record_every = _check_record_every(record_every, steps)
     first = averaging_start(steps, window, window_start)
     checks.positive("divergence_norm", divergence_norm)
-    from amsgd.simulate.models import check_start, layout_of  # loaded for the run anyway
+    from amsgd.simulate.models import check_start  # loaded for the run anyway
 
     start = check_start(start, problem)
-    # before any per-replicate work: the delays and the least history (one block of slots)
-    _check_memory(replicates * (steps + SLOT_BLOCK * layout_of(problem).size) * 8, "the delays and the delayed iterates",
-                  "use fewer replicates, fewer steps or a smaller model")  # fmt: skip
+    check_run_memory(problem, steps, replicates, 0)  # before any per-replicate work
     began = time.perf_counter()
     root = root_sequence(rng)
     seqs = [child_sequence(root, r) for r in range(replicates)]
@@ -138,6 +136,16 @@ def _check_record_every(record_every: int | None, steps: int) -> int:
     if record_every is None:
         return max(1, steps // 100)
     return min(checks.positive_int("record_every", record_every), steps)
+
+
+def check_run_memory(problem: ModelProblem, steps: int, replicates: int, max_delay: int) -> None:
+    """Refuse runs whose delays and delayed iterates (at least one block of slots, more for a delay of
+    ``max_delay``) would take more than :data:`MAX_HISTORY_BYTES`, before anything is drawn."""
+    from amsgd.simulate.models import layout_of
+
+    slots = SLOT_BLOCK * (int(max_delay) // SLOT_BLOCK + 1)
+    _check_memory(replicates * (steps + slots * layout_of(problem).size) * 8, "the delays and the delayed iterates",
+                  "use fewer replicates, fewer steps, a shorter delay or a smaller model")  # fmt: skip
 
 
 def _check_memory(nbytes: int, what: str, advice: str) -> None:

@@ -209,3 +209,20 @@ def test_the_reach_checked_is_the_table_built(mean):
 
     assert geometric_reach(mean) == GeometricDelay(mean).max_delay
     assert parse_delay(f"constant:{MAX_DELAY}").max_delay == MAX_DELAY
+
+
+def test_a_lognormal_server_whose_staleness_does_not_settle_says_so():
+    """With a log-scale spread of 4 and 16 workers one job can last much of a run: the law estimated
+    from 10⁶ updates has mean 11.8, not M − 1 = 15, and a warning says so; a spread of 1 settles."""
+    import warnings
+
+    from amsgd.core.delays import _lognormal_server_pmf
+    from amsgd.core.errors import RunWarning
+
+    _lognormal_server_pmf.cache_clear()
+    with pytest.warns(RunWarning, match="has mean 11.8, not M - 1 = 15"):
+        parse_delay("ps:16:lognormal:4").pmf()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RunWarning)
+        p = parse_delay("ps:4:lognormal:1").pmf()
+    assert abs(np.arange(p.size) @ p - 3) < 0.02 * 3

@@ -307,6 +307,9 @@ def test_sweep_dataset_and_figures_mark_non_stationary_points(tmp_path, monkeypa
     undecided["stationary"].loc[dict(mu=0.9, tau=4)] = -1
     sweep_figures(undecided, tmp_path / "undecided")
     assert hatched["sweep_heatmaps.png"] == 3 * 2 * 2
+    undecided["stationary_error"].loc[dict(mu=0.9, tau=4)] = np.nan  # every replicate diverged: grey, not hatched
+    sweep_figures(undecided, tmp_path / "diverged")
+    assert hatched["sweep_heatmaps.png"] == 2 * 2 * 2
     # a sweep file of the previous format (no such variable) still draws, without the marks
     sweep_figures(ds.drop_vars("stationary"), tmp_path / "old")
     assert DRIFT_LABEL not in legends["sweep_heatmaps.png"] and hatched["sweep_heatmaps.png"] == 0

@@ -167,6 +167,46 @@ def test_sweep_refuses_bad_options():
         Sweep(Problem.from_spectrum(), grid, steps=10, replicates=0, seed=1)
 
 
+def test_python_callers_get_a_problem_error_and_sorted_axes():
+    """A NumPy array is an axis like a list; text, a single number, NaN, a grid that is no SweepGrid and
+    an out that is no path are one ProblemError (they raised ValueError, TypeError, AttributeError);
+    unsorted axes are sorted, as the command line's are."""
+    from amsgd.sweep import run_sweep
+
+    grid = SweepGrid(("gaussian",), np.array([2e-3, 1e-3]), (0.9, 0.5), "tau", (5, 0))
+    assert grid.etas == (1e-3, 2e-3) and grid.mus == (0.5, 0.9) and grid.delays == (0, 5)
+    for axes, needle in [(((1e-3,), ("0.9",), (0,)), "mu values must be numbers"),
+                         (((1e-3,), 0.9, (0,)), "mu values must be a list of numbers"),
+                         (((1e-3,), (0.9,), (math.nan,)), "tau values must be finite"),
+                         (((True,), (0.9,), (0,)), "eta values must be numbers")]:  # fmt: skip
+        with pytest.raises(ProblemError, match=needle):
+            SweepGrid(("gaussian",), axes[0], axes[1], "tau", axes[2])
+    with pytest.raises(ProblemError, match="distributions must be a list of names"):
+        SweepGrid("gaussian", (1e-3,), (0.5,), "tau", (0,))
+    with pytest.raises(ProblemError, match="grid must be a SweepGrid"):
+        Sweep(Problem.from_spectrum(), None, steps=10, replicates=2, seed=1)
+    sweep = Sweep(Problem.from_spectrum(), grid, steps=20, replicates=2, seed=1)
+    with pytest.raises(ProblemError, match="--out must be a file name"):
+        run_sweep(sweep, None)
+    with pytest.raises(ProblemError, match="run_sweep runs a Sweep"):
+        run_sweep(None, "x.nc")
+
+
+def test_a_delay_too_long_for_memory_is_refused_before_any_point_runs(tmp_path, capsys):
+    """The longest delay's history is checked when the sweep is built: no point is computed and no
+    parts folder is left to block a corrected rerun (the sweep used to compute τ = 0 first)."""
+    from amsgd.cli import main
+
+    grid = SweepGrid(("gaussian",), (1e-3,), (0.5,), "tau", (0, 1_000_000))
+    with pytest.raises(ProblemError, match="needs 1000002 stored iterates"):
+        Sweep(Problem.from_spectrum(), grid, steps=10, replicates=256, seed=1)
+    out = tmp_path / "big.nc"
+    assert main(["sweep", "--tau", "0,1000000", "--steps", "10", "--replicates", "256", "--seed", "1",
+                 "--out", str(out)]) == 2  # fmt: skip
+    assert "needs 1000002 stored iterates" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
 def test_grids_too_large_to_run_are_refused_before_they_are_expanded():
     """A range of 10^7 values is refused from its count alone (it used to be expanded and listed in a
     108 MB message); a grid of more than MAX_POINTS points is refused; a message about bad values

@@ -127,9 +127,9 @@ def _emit(summary: dict, args: argparse.Namespace) -> int:
     from amsgd.core.jsontext import json_text
 
     text = json_text(summary, indent=2) + "\n"
-    print(text, end="")
-    if args.out is not None:
+    if args.out is not None:  # written before the summary is printed: a printed summary has its file
         atomic_write_text(args.out, text)
+    print(text, end="")
     if not _every_path_diverged(summary):
         return OK
     print(f"amsgd integrate: every one of the {args.paths} paths diverged: no estimate"

@@ -46,11 +46,11 @@ def run(args: argparse.Namespace) -> int:
 
             raise ProblemError("--svag applies to --model pca only (streaming PCA with Gaussian data)")
         result = _simulate_model(problem, args)
+        if args.out is not None:  # written before the summary: a printed summary has its file behind it
+            write_netcdf(result.to_xarray(), args.out)
         summary = result.to_dict()
         print(_compact_lists(json_text(summary, indent=2)))
         _warn_if_drifting(summary)
-        if args.out is not None:
-            write_netcdf(result.to_xarray(), args.out)
         return _verdict(result.diverged_at >= 0)
     if args.svag is not None:
         result = _simulate_svag(problem, args)
@@ -67,11 +67,11 @@ def run(args: argparse.Namespace) -> int:
         from amsgd.diffusion.theory.phases import saddle_arrival
 
         result = result.with_predicted_phases(*saddle_arrival(problem, result.start))
+    if args.out is not None:  # written before the summary: a printed summary has its file behind it
+        result.write_netcdf(args.out)
     summary = result.to_dict()
     print(_compact_lists(json_text(summary, indent=2)))
     _warn_if_drifting(summary)
-    if args.out is not None:
-        result.write_netcdf(args.out)
     return _verdict(result.diverged)
 
 

@@ -32,6 +32,8 @@ def check_output_file(path: str | os.PathLike, option: str = "--out") -> Path:
     """``path`` as a file that can be written: its folder exists and is writable, it is not a folder,
     nor a device or a pipe (the write replaces the file by a rename, which would replace those too).
     A symbolic link is followed: the file it points to is the one written, and the link stays."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise ProblemError(f"{option} must be a file name (a str or a path), got {type(path).__name__}")
     if not str(path).strip():
         raise ProblemError(f"{option} needs a file name")
     target = _replaceable(path, f"{option} {str(path)!r}")

@@ -108,10 +108,12 @@ def _stable_delay_limit(ds: xarray.Dataset, axis: str) -> np.ndarray:
 
 def _drifting(ds: xarray.Dataset, dims: tuple[str, ...]) -> np.ndarray:
     """True where the point's averaging window is not shown stationary (``stationary`` = 0, drifting,
-    or −1, undecided or not checked), over ``dims``; all False for a sweep file without the variable."""
+    or −1, undecided or not checked) and it has an estimate (not every replicate diverged), over
+    ``dims``; all False for a sweep file without the variable."""
     if "stationary" not in ds:
         return np.zeros([ds.sizes[d] for d in dims], dtype=bool)
-    return ds["stationary"].transpose(*dims).values != 1
+    measured = np.isfinite(ds["stationary_error"].transpose(*dims).values)
+    return (ds["stationary"].transpose(*dims).values != 1) & measured
 
 
 #: What the legends say of a point whose averaging window is not shown stationary.

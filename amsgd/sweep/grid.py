@@ -20,6 +20,9 @@ import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
+from amsgd.core import checks
 from amsgd.core.distributions import parse_distribution
 from amsgd.core.errors import ProblemError
 
@@ -88,6 +91,17 @@ def _parse_range(text: str, name: str, integer: bool) -> list[float]:
     return [float(f"{start + i * step:.{_RANGE_DIGITS}g}") for i in range(count)]
 
 
+def _numbers(name: str, values: object) -> tuple[float, ...]:
+    """A numeric axis as a sorted tuple of finite numbers, refusing text, a single number and NaN."""
+    if isinstance(values, (str, bytes)) or np.ndim(values) != 1:
+        raise ProblemError(f"{name} values must be a list of numbers, got {values!r}")
+    numbers = [v for v in values if checks.is_number(v)]
+    if len(numbers) != len(values):
+        raise ProblemError(f"{name} values must be numbers, got {list(values)}")
+    _refuse(f"{name} values must be finite", [v for v in numbers if not math.isfinite(v)])
+    return tuple(sorted(numbers))
+
+
 def _refuse(rule: str, offending: list) -> None:
     """A one-line refusal stating ``rule`` and the first few ``offending`` values, if there are any."""
     if offending:
@@ -107,7 +121,12 @@ class GridPoint:
 
     def delay_spec(self, delay_axis: str) -> str:
         """The :func:`~amsgd.core.delays.parse_delay` spec of this point's delay."""
-        return f"constant:{self.delay}" if delay_axis == "tau" else f"workers:{self.delay}"
+        return delay_spec(delay_axis, self.delay)
+
+
+def delay_spec(delay_axis: str, delay: int) -> str:
+    """The :func:`~amsgd.core.delays.parse_delay` spec of ``delay`` on a ``"tau"`` or ``"workers"`` axis."""
+    return f"constant:{delay}" if delay_axis == "tau" else f"workers:{delay}"
 
 
 @dataclass(frozen=True)
@@ -116,7 +135,9 @@ class SweepGrid:
     streaming-PCA sweep needs 0 <= μ < 1, checked by its :class:`~amsgd.sweep.points.PointKind`).
 
     ``delay_axis`` is ``"tau"`` (constant delays) or ``"workers"`` (round-robin server, τ = M − 1).
-    ``distributions`` empty: no distribution axis (a model's sweep; its data are fixed).
+    ``distributions`` empty: no distribution axis (a model's sweep; its data are fixed). The numeric
+    axes are lists (or 1-d arrays) of numbers, sorted here, as :func:`parse_axis` sorts the command
+    line's; their values must be distinct.
     """
 
     distributions: tuple[str, ...]
@@ -128,6 +149,10 @@ class SweepGrid:
     def __post_init__(self) -> None:
         if self.delay_axis not in DELAY_AXES:
             raise ProblemError(f"delay axis must be one of {DELAY_AXES}, got {self.delay_axis!r}")
+        if isinstance(self.distributions, str) or not isinstance(self.distributions, Sequence):
+            raise ProblemError(f"distributions must be a list of names, got {self.distributions!r}")
+        for name, field_name in (("eta", "etas"), ("mu", "mus"), (self.delay_axis, "delays")):
+            object.__setattr__(self, field_name, _numbers(name, getattr(self, field_name)))
         specs = tuple(parse_distribution(d).spec for d in self.distributions)
         if len(set(specs)) != len(specs):
             raise ProblemError(f"distributions must be distinct, got {list(self.distributions)}")
@@ -167,6 +192,11 @@ class SweepGrid:
     @property
     def size(self) -> int:
         return math.prod(self.shape)
+
+    @property
+    def longest_delay_spec(self) -> str:
+        """The spec of the grid's longest delay (the one whose history takes the most memory)."""
+        return delay_spec(self.delay_axis, max(self.delays))
 
     def points(self) -> Iterator[GridPoint]:
         """Every point, in C order of :attr:`dims` (the numbering that keys the random streams)."""

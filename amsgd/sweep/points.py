@@ -45,7 +45,7 @@ from amsgd.core.distributions import parse_distribution
 from amsgd.core.errors import ProblemError
 from amsgd.core.models import Dataset, ModelProblem
 from amsgd.core.problem import Problem
-from amsgd.simulate.plan import DEFAULT_RECORDS, averaging_start, make_plan
+from amsgd.simulate.plan import DEFAULT_RECORDS, averaging_start, delay_layout, make_plan
 
 if TYPE_CHECKING:
     from amsgd.diffusion.theory.model_point import ModelPoint
@@ -127,6 +127,10 @@ class PointKind:
         """The base problem at ``point``'s (distribution,) η, μ and delay."""
         raise NotImplementedError
 
+    def check_memory(self, grid: SweepGrid, steps: int, replicates: int) -> None:
+        """Refuse, before any point runs, a grid whose longest delay would not fit in memory."""
+        raise NotImplementedError
+
     def manifest(self) -> dict:
         """The manifest entries that identify the base problem (beside the grid and the options)."""
         raise NotImplementedError
@@ -201,6 +205,9 @@ class PcaPoints(PointKind):
             mu=point.mu,
             delay=parse_delay(point.delay_spec(delay_axis)),
         )
+
+    def check_memory(self, grid: SweepGrid, steps: int, replicates: int) -> None:
+        delay_layout(self.problem.replace(delay=parse_delay(grid.longest_delay_spec)), replicates)
 
     def manifest(self) -> dict:
         if self.problem.covariance_is_diagonal:  # O(d): the d × d list would be 10⁸ numbers at d = 10 000
@@ -407,6 +414,11 @@ class ModelPoints(PointKind):
 
     def problem_at(self, point: GridPoint, delay_axis: str) -> ModelProblem:
         return self.problem.replace(eta=point.eta, mu=point.mu, delay=parse_delay(point.delay_spec(delay_axis)))
+
+    def check_memory(self, grid: SweepGrid, steps: int, replicates: int) -> None:
+        from amsgd.simulate.model_engine import check_run_memory
+
+        check_run_memory(self.problem, steps, replicates, parse_delay(grid.longest_delay_spec).max_delay)
 
     def manifest(self) -> dict:
         p = self.problem

@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from amsgd.core import checks
 from amsgd.core.errors import ProblemError
@@ -85,6 +85,7 @@ class SweepOutcome:
 PointCallback = Callable[[int, dict], None]
 
 
+@runtime_checkable
 class Job(Protocol):
     """What :func:`run_sweep` runs: ``size`` numbered tasks, each computed on a worker into a JSON-ready
     record, persisted one file each, and assembled into one Dataset. A
@@ -159,6 +160,8 @@ def run_sweep(
     bar of its own (None: when stderr is a terminal; see :mod:`amsgd.core.progress`).
     """
     began = time.perf_counter()
+    if not isinstance(sweep, Job):
+        raise ProblemError(f"run_sweep runs a Sweep (amsgd.sweep.Sweep), got {type(sweep).__name__}")
     if not checks.is_whole_number(retries) or retries < 0:
         raise ProblemError(f"retries must be an integer >= 0, got {retries!r}")
     out = check_output_file(out)

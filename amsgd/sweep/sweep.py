@@ -83,12 +83,15 @@ class Sweep:
     points: PointKind = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.grid, SweepGrid):
+            raise ProblemError(f"grid must be a SweepGrid, got {type(self.grid).__name__}")
         if checks.integer("seed", self.seed) >= 2**63:  # written to the NetCDF file as a 64-bit integer
             raise ProblemError(f"seed must be below 2^63 in a sweep (a 64-bit integer in its file), got {self.seed}")
         kind = point_kind(self.problem)
         kind.check_grid(self.grid)
         resolved = kind.resolve(self.steps, self.replicates, self.seed, self.record_every, self.window,
                                 self.window_start, self.start, self.divergence_norm)  # fmt: skip
+        kind.check_memory(self.grid, int(self.steps), int(self.replicates))
         longest = max(self.grid.delays) - (self.grid.delay_axis == "workers")  # τ = M − 1 for workers
         checks.warn_delay_longer_than_run(longest, self.steps)
         object.__setattr__(self, "seed", int(self.seed))

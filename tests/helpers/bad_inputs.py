@@ -69,6 +69,7 @@ CASES: list[tuple[str, str]] = [
     ("simulate --steps 0", "positive integer"),
     ("simulate --replicates 0", "positive integer"),
     ("simulate --replicates 1000000000 --steps 1000000000", "more than this machine's"),
+    ("simulate --delay geometric:1e16", "a delay may reach at most 1000000"),
     ("simulate --record-every -1", "positive integer"),
     ("simulate --window 1.5", "[0, 1)"),
     ("simulate --window-start 20000 --steps 100", "0..steps"),
