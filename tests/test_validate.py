@@ -155,6 +155,19 @@ def test_at_a_large_step_the_linearised_floors_are_not_passed_on_a_wide_toleranc
     assert "out_of_range" not in checks["stationary-error-finite-eta-floor"]
 
 
+@pytest.mark.slow
+def test_at_a_large_step_the_ode_checks_are_not_passed_on_the_floor_as_tolerance(tmp_path):
+    """η = 6e-3: the diffusion floor 0.52 was the ODE checks' tolerance, so a mean error of 0.44 against
+    the ODE's 0.19 passed; the checks now fail as outside their theory's range."""
+    out = tmp_path / "ode"
+    assert main(["validate", "--only", "ode", "--eta", "6e-3", "--out", str(out), "-q"]) == 1
+    ode = [c for c in _checks(out) if c["name"].startswith("ode-mean-error")]
+    assert len(ode) == 3
+    for check in ode:
+        assert check["pass"] is False and "the diffusion floor F = 0.52 is above 0.25" in check["out_of_range"]
+    assert ode[2]["ci_low"] - ode[2]["tolerance"] <= ode[2]["predicted"]  # what used to pass
+
+
 def test_statistics_of_runs_that_all_diverged_are_nan_without_warnings():
     import warnings
 
@@ -289,3 +302,17 @@ def test_the_rate_check_holds_at_a_small_step_where_its_tolerance_is_tight(monke
     assert dynamics.local_rate(ctx, key=(41,)).check.passed
     monkeypatch.setattr(dynamics, "rate_tilt", lambda floor: dynamics.RATE_TILT)
     assert not dynamics.local_rate(ctx, key=(41,)).check.passed
+
+
+def test_the_regenerating_command_keeps_every_digit_of_eta_and_mu():
+    """The report's command line printed η and μ with six digits (0.000123457), so rerunning it solved
+    another problem; they are now the shortest text that reads back as the same float."""
+    from amsgd.cli import build_parser
+    from amsgd.cli.validate import _public_command
+
+    args = build_parser().parse_args(["validate", "--eta", "0.0001234567", "--mu", "0.91234567", "--out", "v"])
+    command = _public_command(args)
+    assert "--eta 0.0001234567 --mu 0.91234567" in command
+    model = build_parser().parse_args(["validate", "--model", "logistic", "--eta", "0.123456789", "--l2", "1.0000001e-3",
+                                       "--out", "v"])  # fmt: skip
+    assert "--eta 0.123456789" in _public_command(model) and "--l2 0.0010000001" in _public_command(model)

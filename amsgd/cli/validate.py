@@ -184,7 +184,8 @@ def _public_command(args) -> str:
         return " ".join(parts + _model_options(args))
     else:
         parts.append(f"--spectrum {args.spectrum}" if not args.covariance else f"--covariance {args.covariance}")
-        parts += [f"--distribution {args.distribution}", f"--eta {DEFAULT_ETA if args.eta is None else args.eta:g}", f"--mu {args.mu:g}"]
+        parts += [f"--distribution {args.distribution}", f"--eta {_exact(DEFAULT_ETA if args.eta is None else args.eta)}",
+                  f"--mu {_exact(args.mu)}"]  # fmt: skip
         if args.delay:
             parts.append(f"--delay {args.delay}")
         elif args.tau:
@@ -203,15 +204,20 @@ def _public_command(args) -> str:
     return " ".join(parts)
 
 
+def _exact(x: float) -> str:
+    """A number as the shortest text that reads back as the same float (``:g`` kept six digits)."""
+    return repr(float(x))
+
+
 def _model_options(args) -> list[str]:
     """``--model ... --out DIR`` as given, with the defaults of the problem spelled out."""
     parts = [f"--model {args.model}", f"--data {args.data}",
-             f"--eta {DEFAULT_MODEL_ETA if args.eta is None else args.eta:g}", f"--mu {args.mu:g}"]  # fmt: skip
+             f"--eta {_exact(DEFAULT_MODEL_ETA if args.eta is None else args.eta)}", f"--mu {_exact(args.mu)}"]  # fmt: skip
     if args.delay:
         parts.append(f"--delay {args.delay}")
     elif args.tau:
         parts.append(f"--tau {args.tau}")
-    parts += [f"--batch {args.batch}", f"--l2 {args.l2:g}"]
+    parts += [f"--batch {args.batch}", f"--l2 {_exact(args.l2)}"]
     if args.model == "mlp":
         parts += [f"--hidden {args.hidden}", f"--activation {args.activation}"]
     parts += [f"--{k} {v}" for k, v in (("steps", args.steps), ("replicates", args.replicates), ("seed", args.seed))

@@ -36,7 +36,7 @@ from amsgd.diffusion.ode import integrate_ode
 from amsgd.diffusion.ou import sample_ou
 from amsgd.diffusion.theory.linear_recursion import dominant_frequency
 from amsgd.validation.checks import Check
-from amsgd.validation.context import ESCAPE_TOLERANCE, LINEAR_REASON, Context
+from amsgd.validation.context import ESCAPE_TOLERANCE, LINEAR_REASON, SMALL_NOISE_FLOOR, Context
 from amsgd.validation.statistics import (
     RateFit,
     crossing_interval,
@@ -113,8 +113,18 @@ def ode_trajectory(ctx: Context, key: int = 1) -> Trajectory:
             ),
             context={"iteration": int(k[i]), "start": "h0 = (1,...,1)/sqrt(d)", "startup_lag_iterations": lag,
                      "replicates": est.n, "perturbation": ctx.perturb.factor(name)},
+            out_of_range=_ode_out_of_range(floor),
         ))  # fmt: skip
     return Trajectory(k, mean, low, high, ode, ode_plain, floor, tuple(at), tuple(checks))
+
+
+def _ode_out_of_range(floor: float) -> str:
+    """Why the ODE checks lie outside their theory's range ("" where they do not): a diffusion floor above
+    :data:`SMALL_NOISE_FLOOR`, where the tolerance (the floor) would accept almost any mean error."""
+    if floor > SMALL_NOISE_FLOOR:
+        return (f"the diffusion floor F = {floor:.3g} is above {SMALL_NOISE_FLOOR:g}: the noise is no longer small "
+                "beside the ODE's error, and the tolerance F would accept almost any measurement")
+    return ""
 
 
 @dataclass(frozen=True)

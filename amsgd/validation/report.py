@@ -101,7 +101,8 @@ def markdown(report: ValidationReport, figures: Mapping[str, Sequence[Path]], co
         f"{report.elapsed:.0f} s on this machine ({report.budget.threads} threads).",
         "",
         f"**{n_pass} of {len(report.checks)} checks pass.** Every interval is a 95% confidence interval over "
-        "independent replicates. A check passes when the prediction lies inside the interval widened by the "
+        "independent replicates" + (", except a knee's: it runs from the last delay at which the error had not "
+        "broken to the knee" if any(c.name.startswith("knee-") for c in report.checks) else "") + ". A check passes when the prediction lies inside the interval widened by the "
         "stated model tolerance (zero unless the prediction is a limit whose neglected term has a known order), "
         "or, for bounds and knees, by the criterion stated with it.",
         "",

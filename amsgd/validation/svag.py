@@ -84,7 +84,7 @@ class SvagSetup:
     delta_sq: float = 0.1
     escape: bool = True
     seed: int = 2018
-    threads: int = 1
+    threads: int = 2  # as every validation's default (the runs do not depend on it)
 
     def __post_init__(self) -> None:
         if checks.positive_int("--svag-replicates", self.replicates) < 2:
