@@ -125,3 +125,23 @@ def test_a_file_that_is_not_the_runs_is_refused(runs, tmp_path):
     xr.Dataset({"x": ("i", np.arange(3.0))}).to_netcdf(other, engine="h5netcdf")
     with pytest.raises(ProblemError, match="not the runs of amsgd validate --preset paper-dnn"):
         runs.read(other)
+
+
+def test_a_trend_inside_the_ties_is_not_called_a_fall():
+    """fixed-effective with the event-driven server measured best μ 0, 0, 0, −0.3 with μ = 0 still within
+    1% of the best at M = 8: no trend (the report said the best momentum falls); the poster's fixed-η
+    best momenta are quoted beside the fixed-η protocol only."""
+    from types import SimpleNamespace
+
+    from amsgd.validation.paper_dnn_report import findings
+
+    def row(m, best, near):
+        return {"workers": m, "train_loss": {"best_mu": best, "near_best": near}}
+
+    rows = {"fixed-eta": [row(1, 0.7, [0.7]), row(2, 0.7, [0.7]), row(4, 0.7, [0.7]), row(8, 0.5, [0.5])],
+            "fixed-effective": [row(1, 0.0, [0.0]), row(2, 0.0, [0.0]), row(4, 0.0, [0.0]), row(8, -0.3, [-0.3, 0.0])]}
+    report = SimpleNamespace(setup=SimpleNamespace(protocols=("fixed-eta", "fixed-effective"), delays=("ps",)),
+                             group=lambda protocol, delay: [], best=lambda protocol, delay: rows[protocol])  # fmt: skip
+    eta, effective = findings(report)
+    assert "(poster: 0.9, 0.7, 0.7, 0.5) — the best momentum falls" in eta
+    assert "poster" not in effective and "the best momentum shows no trend beyond the 1% ties" in effective
