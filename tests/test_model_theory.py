@@ -202,3 +202,19 @@ def test_an_unstable_cell_has_no_relaxation_time():
     assert unstable.rate < 0 and unstable.to_dict()["relaxation_iterations"] is None
     stable = predict_model(problem("least-squares", eta=0.05, mu=0.0))
     assert stable.relaxation_iterations > 0 and np.isfinite(stable.relaxation_iterations)
+
+
+@pytest.mark.slow
+def test_a_breakdown_is_not_measured_against_runs_that_are_unstable_themselves(tmp_path):
+    """Logistic regression at η = 5: no constant delay is mean-square stable, and the given cell is not
+    either (feedback radius about 2); the breakdown at ⌈1.5 τ_c⌉ was measured as a loss ratio to the
+    given cell's runs, called "bounded". With no bounded runs the diverged fraction alone decides."""
+    data = _blobs_csv(tmp_path)
+    out = _cli("validate", "--model", "logistic", "--data", data, "--eta", "5", "--replicates", "6", "--steps", "200",
+               "--out", str(tmp_path / "v"), "-q")  # fmt: skip
+    assert out.returncode in (0, 1), out.stderr
+    report = json.loads((tmp_path / "v" / "report.json").read_text())
+    checks = report["checks"] if isinstance(report, dict) else report
+    breakdown = [c for c in checks if c["name"].startswith("breakdown-at-")]
+    assert len(breakdown) == 1
+    assert breakdown[0]["unit"] == "diverged fraction" and breakdown[0]["reference_excess_loss"] is None

@@ -380,7 +380,8 @@ def stability_checks(pred: ModelPrediction, points: list[StabilityPoint], floor:
     def value(tau: int) -> int:
         return tau + 1 if pred.family == "workers" else tau
 
-    reference = floor.estimate
+    # the bounded runs: those at τ_ms, else the given cell's where the theory calls it stable, else none
+    reference = floor.estimate if pred.stable else None
     if pred.bounded_tau is not None:
         p = by_tau[pred.bounded_tau]
         e = p.interval()
@@ -398,7 +399,7 @@ def stability_checks(pred: ModelPrediction, points: list[StabilityPoint], floor:
         p = by_tau[pred.unstable_tau]
         context = {"tau": p.tau, "tau_c": pred.tau_c, "mean_growth_per_iteration": p.growth, "steps": p.steps,
                    "diverged": p.diverged, "replicates": p.replicates, "excess_loss": p.excess.to_dict(),
-                   "reference_excess_loss": reference.to_dict()}  # fmt: skip
+                   "reference_excess_loss": None if reference is None else reference.to_dict()}  # fmt: skip
         beyond = f"beyond the mean-stability boundary (at ceil({UNSTABLE_FACTOR:g} tau_c))"
         out.append(breakdown_check(f"breakdown-at-{where}-{value(p.tau)}", beyond, p.interval(), p.excess, reference,
                                    context))  # fmt: skip
