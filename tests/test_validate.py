@@ -316,3 +316,15 @@ def test_the_regenerating_command_keeps_every_digit_of_eta_and_mu():
     model = build_parser().parse_args(["validate", "--model", "logistic", "--eta", "0.123456789", "--l2", "1.0000001e-3",
                                        "--out", "v"])  # fmt: skip
     assert "--eta 0.123456789" in _public_command(model) and "--l2 0.0010000001" in _public_command(model)
+
+
+def test_figures_of_runs_that_all_diverged_print_no_numpy_warnings(tmp_path):
+    """η = 0.1: every run diverges; the histograms of no sample printed NumPy's RuntimeWarning lines with
+    file paths, where only the toolkit's own warnings belong."""
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-m", "amsgd", "validate", "--eta", "0.1", "--only", "stationary",
+                          "--out", str(tmp_path / "v"), "-q"], capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert run.returncode == 1 and (tmp_path / "v" / "stationary_histograms.png").exists()
+    assert "RuntimeWarning" not in run.stderr and "numpy" not in run.stderr

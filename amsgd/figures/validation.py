@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from pathlib import Path
+
+import numpy as np
 
 from amsgd.core.delays import ConstantDelay
 from amsgd.core.progress import stage
@@ -17,9 +20,12 @@ from amsgd.validation.sections import Section
 
 
 def draw_validation(report: ValidationReport, out_dir: str | Path) -> dict[str, list[Path]]:
-    """Draw every section's figures as PNG in ``out_dir``; returns their paths per experiment."""
+    """Draw every section's figures as PNG in ``out_dir``; returns their paths per experiment. Where every
+    run of a section diverged its statistics are NaN, so NumPy's warnings about them are silenced (the
+    report's checks say what diverged)."""
     out = Path(out_dir)
-    with stage("figures"):
+    with stage("figures"), warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
         return {s.experiment: _DRAW[s.experiment](report, s, out) for s in report.sections if s.result is not None}
 
 
