@@ -206,19 +206,22 @@ def _window_first(ensemble: SMEEnsemble, window: float) -> int:
     return int(np.floor(checks.window_fraction(window) * (ensemble.t.size - 1)))
 
 
-def window_stationarity_of(ensemble: SMEEnsemble, window: float = 0.5) -> Stationarity:
+def window_stationarity_of(ensemble: SMEEnsemble, window: float, estimate: float) -> Stationarity:
     """Whether the ensemble's averaging window looks stationary, as :attr:`amsgd.simulate.SimulationResult.stationarity`
-    decides it for runs: each path's average over the window's first half against its second."""
+    decides it for runs: each path's average over the window's first half against its second (``estimate``:
+    the window's own, :func:`time_averaged_error`)."""
     first, last = _window_first(ensemble, window), ensemble.t.size - 1
     split = window_split(first, last)
-    kept = ~ensemble.diverged
-    halves = [np.where(kept, ensemble.error[a:b].mean(axis=0) if b > a else np.nan, np.nan)
-              for a, b in ((first, split), (split, last + 1))]  # fmt: skip
-    estimate = float(np.nanmean(ensemble.error[first:, kept].mean(axis=0))) if kept.any() else math.nan
+
+    def half(a: int, b: int) -> np.ndarray:  # each path's average over saves a .. b − 1, NaN for a diverged one
+        if b <= a:
+            return np.full(ensemble.diverged.size, np.nan)
+        return np.where(ensemble.diverged, np.nan, ensemble.error[a:b].mean(axis=0))
+
     return window_stationarity(
-        halves[0], halves[1], start=int(round(ensemble.iterations[first])), end=int(round(ensemble.iterations[-1])),
-        estimate=estimate, bound=1.0, advice="use more steps (--steps), or start the window later (--window)",
-        runs=("paths", "--paths"),
+        half(first, split), half(split, last + 1), start=int(round(ensemble.iterations[first])),
+        end=int(round(ensemble.iterations[-1])), estimate=estimate, bound=1.0,
+        advice="use more steps (--steps), or start the window later (--window)", runs=("paths", "--paths"),
     )  # fmt: skip
 
 
@@ -331,11 +334,11 @@ def _phases(integrate: Callable, problem: Problem, iterations: float, rng: RngLi
     escape = first_passage(escape_run, 1.0 - delta_sq)
     travel = first_passage(escape_run, delta_sq) - escape
     diverged = np.concatenate([escape_run.diverged, stationary_run.diverged]).mean()
+    stationary = time_averaged_error(stationary_run, window, confidence)
     phases = PhasePredictions(
         delta_sq, 2, t_interval(escape, confidence, support=(0.0, math.inf)), escape,
         t_interval(travel, confidence, support=(0.0, math.inf)), travel,  # times are not negative
-        time_averaged_error(stationary_run, window, confidence), float(diverged),
-        window_stationarity_of(stationary_run, window),
+        stationary, float(diverged), window_stationarity_of(stationary_run, window, stationary.mean),
     )  # fmt: skip
     for message in (phases.censoring, phases.stationarity.message):
         if message is not None:

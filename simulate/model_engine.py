@@ -97,8 +97,7 @@ def simulate_model(problem: ModelProblem, steps: int, replicates: int, *, rng: R
     seqs = [child_sequence(root, r) for r in range(replicates)]
     delays = np.stack([delay_sequence(problem.delay, np.random.default_rng(s), steps) for s in seqs])
     with jax.enable_x64(True):
-        slots = SLOT_BLOCK * (int(delays.max()) // SLOT_BLOCK + 1)
-        program = _Program(problem, slots, float(divergence_norm))
+        program = _Program(problem, _history_slots(int(delays.max())), float(divergence_norm))
         _check_memory(program.slots * program.size * replicates * 8, "the delayed iterates",
                       "use fewer replicates, a shorter delay or a smaller model")
         width = problem.data.features + problem.outputs + (problem.hidden if problem.model == "mlp" else 0)
@@ -143,9 +142,14 @@ def check_run_memory(problem: ModelProblem, steps: int, replicates: int, max_del
     ``max_delay``) would take more than :data:`MAX_HISTORY_BYTES`, before anything is drawn."""
     from amsgd.simulate.models import layout_of
 
-    slots = SLOT_BLOCK * (int(max_delay) // SLOT_BLOCK + 1)
-    _check_memory(replicates * (steps + slots * layout_of(problem).size) * 8, "the delays and the delayed iterates",
+    _check_memory(replicates * (steps + _history_slots(max_delay) * layout_of(problem).size) * 8, "the delays and the delayed iterates",
                   "use fewer replicates, fewer steps, a shorter delay or a smaller model")  # fmt: skip
+
+
+def _history_slots(max_delay: int) -> int:
+    """The delayed iterates kept per replicate for delays up to ``max_delay``: whole blocks of
+    :data:`SLOT_BLOCK`, so that runs with nearby longest delays share one compiled program."""
+    return SLOT_BLOCK * (int(max_delay) // SLOT_BLOCK + 1)
 
 
 def _check_memory(nbytes: int, what: str, advice: str) -> None:
