@@ -124,6 +124,44 @@ def test_a_failed_check_says_why():
     some = Check("x", "g", 1.0, 1.0, 0.9, 1.1, context={"diverged_fraction": 0.25}, extra_pass=False)
     assert some.failure == "25.0% of the runs diverged, where the criterion allows none"
     assert "reaches the predicted bound" in Check("x", "g", 1.5, 1.5, 1.4, 1.6, relation="below").failure
+    # a knee that no grid delay shows (or an order not computed) is not measured: it fails, whatever the window
+    unmeasured = {"unmeasured": "no delay of the grid (up to 160) broke down"}
+    knee = Check("k", "g", 291, math.nan, 160, math.nan, relation="window", window=(291, 374), context=unmeasured)
+    assert not knee.passed and knee.failure == "nothing was measured: no delay of the grid (up to 160) broke down"
+    assert Check("o", "g", 1.0, math.nan, 0.9, 1.1, relation="window", window=(0.5, 1.5)).failure == (
+        "nothing was measured")
+
+
+def test_the_default_sweep_scales_with_the_step_size():
+    """At the published η the grid is 0, 10, .., 160 and the runs 20 000 iterations; at a smaller η the
+    grid reaches past every knee window and the runs last 32 relaxation times."""
+    from amsgd.validation.context import Context
+    from amsgd.validation.delays import KNEE_SLACK, default_taus, sweep_steps
+    from amsgd.validation.sections import SWEEP_MUS, SWEEP_TAUS
+
+    published = Context(Problem.from_spectrum())
+    assert default_taus(published, SWEEP_MUS, SWEEP_TAUS) == SWEEP_TAUS
+    assert [sweep_steps(published, mu) for mu in SWEEP_MUS] == [20_000] * 3
+    for eta in (2e-4, 1e-3, 3e-3, 0.02):
+        ctx = Context(Problem.from_spectrum(eta=eta))
+        taus = default_taus(ctx, SWEEP_MUS, SWEEP_TAUS)
+        step = taus[1]
+        for mu in SWEEP_MUS:
+            tau_star = ctx.tau_star(mu)
+            assert tau_star is None or taus[-1] >= KNEE_SLACK * tau_star + step, (eta, mu, taus)
+    small = Context(Problem.from_spectrum(eta=2e-4))
+    assert [sweep_steps(small, mu) for mu in SWEEP_MUS] == [48_000, 32_000, 20_000]
+    assert sweep_steps(Context(Problem.from_spectrum(eta=1e-6)), 0.7) == 200_000  # ten times the budget
+
+
+@pytest.mark.slow
+def test_the_sweep_at_a_smaller_step_measures_every_knee(tmp_path):
+    """At η = 2e-4 (τ* = 291, 191, 89) the published 0..160 grid and 20 000 iterations showed a false
+    knee at 130 for μ = 0.7 (runs still leaving the saddle) and no knee at all for μ = 0.8."""
+    out = tmp_path / "sweep"
+    assert main(["validate", "--eta", "2e-4", "--only", "sweep", "--out", str(out), "-q"]) == 0
+    knees = [c for c in _checks(out) if c["name"].startswith("knee-")]
+    assert len(knees) == 3 and all(c["pass"] and c["measured"] is not None for c in knees)
 
 
 def test_a_prediction_outside_its_theorys_range_fails_and_says_so():

@@ -53,9 +53,7 @@ class Check:
             return False
         if self.relation == "window":
             lo, hi = self.window  # type: ignore[misc]
-            if not math.isfinite(self.measured):  # nothing broke on the grid: fine if hi is off it
-                return bool(self.extra_pass)
-            return bool(lo < self.measured <= hi and self.extra_pass)
+            return bool(math.isfinite(self.measured) and lo < self.measured <= hi and self.extra_pass)
         if not all(math.isfinite(v) for v in (self.predicted, self.ci_low, self.ci_high)):
             return False
         if self.relation == "inside":
@@ -77,6 +75,8 @@ class Check:
         diverged = self.context.get("diverged_fraction")
         if not math.isfinite(self.predicted):
             return "the theory gives no finite prediction at these parameters"
+        if self.relation == "window" and not math.isfinite(self.measured):
+            return "nothing was measured" + (f": {self.context['unmeasured']}" if "unmeasured" in self.context else "")
         if not (math.isfinite(self.ci_low) and math.isfinite(self.ci_high)) and self.relation != "window":
             every = diverged == 1.0 or self.context.get("replicates") == 0
             return "nothing was measured" + (": every run diverged" if every else "")

@@ -11,7 +11,9 @@ from amsgd.validation.checks import Check
 from amsgd.validation.context import Context
 from amsgd.validation.presets import Preset
 
-#: The default grid of the error-against-delay sweep when no preset gives one.
+#: The default momenta of the error-against-delay sweep when no preset gives them; its delays are
+#: :func:`amsgd.validation.delays.default_taus` (the published problem's 0, 10, .., 160 is the fallback
+#: where no momentum has a τ*).
 SWEEP_MUS = (0.7, 0.8, 0.9)
 SWEEP_TAUS = tuple(range(0, 161, 10))
 
@@ -69,10 +71,15 @@ def stability_section(ctx: Context, preset: Preset | None) -> Section:
 
 def sweep_section(ctx: Context, preset: Preset | None) -> Section:
     mus = preset.sweep_mus if preset else SWEEP_MUS
-    taus = preset.sweep_taus if preset else SWEEP_TAUS
+    taus = preset.sweep_taus if preset else delays.default_taus(ctx, mus, SWEEP_TAUS)
     sw = delays.sweep(ctx, mus, taus)
     b = ctx.budget
     text = texts.SWEEP.format(eta=ctx.problem.eta, replicates=b.sweep_replicates, steps=b.sweep_steps)
+    longer = [c for c in sw.curves if c.steps != b.sweep_steps]
+    if longer:
+        text += " " + texts.SWEEP_LONGER.format(
+            relaxations=delays.SWEEP_RELAXATIONS, cap=delays.MAX_STEP_FACTOR,
+            runs=", ".join(f"{c.steps} iterations at μ = {c.mu:g}" for c in longer))  # fmt: skip
     return Section("sweep", "The published experiment: error against delay", text, sw.checks,
                    {"knees": sw.knee_table()}, result=sw)  # fmt: skip
 

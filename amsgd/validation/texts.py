@@ -68,6 +68,11 @@ SWEEP = (
     "from random starts on the sphere; the stationary error is each run's time average over the second "
     "half. " + KNEE
 )
+SWEEP_LONGER = (
+    "Runs last at least {relaxations} relaxation times (1 − μ)/(η (λ_1 − λ_2)) of the escaping mode, at most "
+    "{cap} times the budget, so that runs from a random start have left the saddle before the averaging half: "
+    "{runs}."
+)
 
 MOMENTUM = (
     "With M workers and geometric staleness of mean M − 1 (P(τ = j) = (1 − q) q^j, q = 1 − 1/M), Async-SGD "
