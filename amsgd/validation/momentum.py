@@ -11,7 +11,15 @@ random delay feeds back as extra noise (:mod:`amsgd.diffusion.theory.lyapunov`),
 of Async-SGD is higher, while the diffusion limit gives both the floor ``η Σ s_i²/(2 a_i)``.
 
 Checked: each floor and rate against the exact linear theory, and the difference of the two floors
-(async − sync) against the linear theory's difference, without tolerance.
+(async − sync) against the difference of their finite-η floors (multiplicative noise and the norm's
+coupling included), with the tolerance 2F relative to that difference: each finite-η floor leaves out
+terms of relative order F, whose leading parts are the same for both algorithms (they share the
+diffusion limit), so what is left in the difference is of relative order F of the difference. On the
+default problem the paired difference at M = 2 is 0.000390 (six seeds) against 0.000405 predicted,
+3.7% low (3.0% below the exact linear one); at M = 4 and 8 within 0.6%. The two floor runs share
+their seed, so replicate r of both algorithms sees the same samples (the simulator draws delays from
+another stream): common random numbers. Their time averages then correlate at 0.995–0.999, and the
+paired difference's interval is 15–30 times narrower than that of two independent runs.
 
 The comparison runs at the problem's effective step ``η_eff = η/(1 − μ)`` (Async-SGD step η_eff,
 Sync-MSGD step η_eff/M): both then share the problem's diffusion limit.
@@ -22,13 +30,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from amsgd.core.delays import ConstantDelay, GeometricDelay
-from amsgd.core.estimates import Estimate
+from amsgd.core.estimates import Estimate, paired_difference
+from amsgd.simulate.result import SimulationResult
 from amsgd.validation.checks import Check
-from amsgd.validation.context import Context
+from amsgd.validation.context import LINEAR_TOLERANCE_FACTOR, Context
 from amsgd.validation.dynamics import LocalRate, local_rate
 from amsgd.validation.stationary import floor_check
-from amsgd.validation.statistics import difference_interval
 
 WORKERS = (2, 4, 8)
 
@@ -43,6 +53,7 @@ class Side:
     delay: str
     floor: Estimate
     linear_floor: float
+    finite_eta_floor: float
     rate: LocalRate
 
 
@@ -52,14 +63,16 @@ class MomentumRow:
     asynchronous: Side
     synchronous: Side
     diffusion_floor: float
-    floor_difference: Estimate  # measured async − sync
+    floor_difference: Estimate  # measured async − sync, paired by replicate
     linear_floor_difference: float
+    finite_eta_floor_difference: float
 
     def to_dict(self) -> dict:
         def side(s: Side) -> dict:
             return {
                 "eta": s.eta, "mu": s.mu, "delay": s.delay,
                 "stationary_error": s.floor.to_dict(), "linearized_floor": s.linear_floor,
+                "finite_eta_floor": s.finite_eta_floor,
                 "rate_measured": [s.rate.fit.rate, s.rate.fit.ci_low, s.rate.fit.ci_high],
                 "rate_exact_linear": s.rate.exact, "rate_ou": s.rate.ou,
             }  # fmt: skip
@@ -71,6 +84,7 @@ class MomentumRow:
             "diffusion_floor": self.diffusion_floor,
             "floor_difference_measured": self.floor_difference.to_dict(),
             "floor_difference_linear": self.linear_floor_difference,
+            "floor_difference_finite_eta": self.finite_eta_floor_difference,
         }
 
 
@@ -88,30 +102,40 @@ def momentum(ctx: Context, workers: Sequence[int] = WORKERS, key: int = 6) -> Mo
     steps, reps = ctx.budget.stationary_steps, ctx.budget.replicates
     rows, checks = [], []
     for m_index, m in enumerate(workers):
-        sides = []
+        sides, runs = [], []
         variants = (
             ("async", "Async-SGD", base.replace(eta=eta_eff, mu=0.0, delay=GeometricDelay(m - 1.0))),
             ("sync", "Sync-MSGD", base.replace(eta=eta_eff / m, mu=1 - 1 / m, delay=ConstantDelay(0))),
         )
         for v_index, (tag, label, p) in enumerate(variants):
-            run = ctx.simulate(p, steps, reps, (key, m_index, v_index, 0))
+            run = ctx.simulate(p, steps, reps, (key, m_index, 0))  # one seed for both: paired replicates
+            runs.append(run)
             lin = ctx.floor(p.eta, p.mu, p.delay)
             checks.append(floor_check(ctx, f"momentum-M{m}-{tag}-floor", p, run, lin.floor,
                                       f"exact linear ({label})", lin.floor, group="momentum"))  # fmt: skip
             rate = local_rate(ctx, p, key=(key, m_index, v_index, 1), name=f"momentum-M{m}-{tag}-rate", group="momentum")
             checks.append(rate.check)
-            sides.append(Side(label, p.eta, p.mu, p.delay.spec, run.stationary_error, lin.floor, rate))
+            sides.append(Side(label, p.eta, p.mu, p.delay.spec, run.stationary_error, lin.floor, ctx.finite_eta(p), rate))
         a, s = sides
-        diff = difference_interval(a.floor, s.floor)
-        rows.append(MomentumRow(m, a, s, ctx.diffusion_floor, diff, a.linear_floor - s.linear_floor))
+        diff = paired_difference(*(_window_errors(run) for run in runs))
+        finite = a.finite_eta_floor - s.finite_eta_floor
+        rows.append(MomentumRow(m, a, s, ctx.diffusion_floor, diff, a.linear_floor - s.linear_floor, finite))
         name = f"momentum-M{m}-floor-difference"
         checks.append(Check(
-            name=name, group="momentum", predicted=ctx.perturb(name, a.linear_floor - s.linear_floor),
+            name=name, group="momentum", predicted=ctx.perturb(name, finite), tolerance=ctx.linear_tolerance(finite),
+            tolerance_reason=f"the finite-eta floors leave out terms of relative order F, the same at leading order "
+            f"for both algorithms: what is left in their difference is of relative order F of it; tolerance "
+            f"{LINEAR_TOLERANCE_FACTOR:g} F relative to the predicted difference",
             measured=diff.mean, ci_low=diff.ci_low, ci_high=diff.ci_high, unit="sin^2",
-            context={"measured_as": "Async-SGD minus Sync-MSGD stationary error (independent runs)",
-                     "note": "the linearisation's neglected terms are nearly the same for both and cancel "
-                             "in the difference; no model tolerance",
+            context={"measured_as": "Async-SGD minus Sync-MSGD stationary error, paired by replicate (both runs "
+                                    "see the same samples: common random numbers)",
+                     "prediction": "finite-eta floors: async minus sync",
+                     "exact_linear_difference": a.linear_floor - s.linear_floor,
                      "perturbation": ctx.perturb.factor(name)},
         ))  # fmt: skip
     return Momentum(eta_eff, tuple(rows), tuple(checks))
 
+
+def _window_errors(run: SimulationResult) -> np.ndarray:
+    """Each replicate's stationary error, NaN where it diverged (the pair is then left out)."""
+    return np.where(run.diverged, np.nan, run.window_error)

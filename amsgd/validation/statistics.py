@@ -169,14 +169,6 @@ def ratio_interval(numerator: Estimate, denominator: Estimate) -> Estimate:
     return Estimate(r, r - z * se, r + z * se, se, min(numerator.n, denominator.n))
 
 
-def difference_interval(a: Estimate, b: Estimate) -> Estimate:
-    """``a − b`` of two independent means with the normal 95% interval."""
-    se = math.hypot(a.std_error, b.std_error)
-    z = stats.norm.ppf(0.5 + CONFIDENCE / 2)
-    d = a.mean - b.mean
-    return Estimate(d, d - z * se, d + z * se, se, min(a.n, b.n))
-
-
 def proportion_interval(count: int, n: int, confidence: float = CONFIDENCE) -> Estimate:
     """The fraction ``count/n`` with its Clopper–Pearson (exact binomial) interval (95% by default)."""
     alpha = 1 - confidence
@@ -191,7 +183,6 @@ __all__ = [
     "RateFit",
     "crossing_interval",
     "decay_rate",
-    "difference_interval",
     "first_crossing",
     "pointwise_band",
     "proportion_interval",
