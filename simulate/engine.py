@@ -209,7 +209,7 @@ def simulate(
     rng: RngLike = None,
     record_every: int | None = None,
     start: StartSpec = "e2",
-    window: float = 0.5,
+    window: float | None = None,
     window_start: int | None = None,
     coordinates: CoordinatesSpec = "moments",
     divergence_norm: float = DIVERGENCE_NORM,
@@ -238,7 +238,7 @@ def simulate(
     window, window_start
         The stationary error is each replicate's time average of the error over
         ``window_start <= k <= steps``; by default ``window_start = floor(window · steps)``
-        with ``window = 0.5``.
+        with ``window = 0.5``. Give one of them, not both.
     coordinates
         ``"moments"`` keeps the mean of ``h`` and of ``h²`` over replicates per recorded iteration;
         ``"all"`` also keeps every replicate's ``h`` (``R · n_records · d`` numbers); ``"none"``

@@ -62,7 +62,7 @@ MAX_HISTORY_BYTES = 2 * 2**30
 
 
 def simulate_model(problem: ModelProblem, steps: int, replicates: int, *, rng: RngLike = None,
-                   record_every: int | None = None, window: float = 0.5, window_start: int | None = None,
+                   record_every: int | None = None, window: float | None = None, window_start: int | None = None,
                    start: np.ndarray | None = None, divergence_norm: float = 1e6,
                    progress: bool | None = None) -> ModelSimulationResult:  # fmt: skip
     """Run ``replicates`` independent runs of ``steps`` iterations of Async-MSGD on ``problem``.
@@ -71,7 +71,7 @@ def simulate_model(problem: ModelProblem, steps: int, replicates: int, *, rng: R
     model's own initialisation (zeros for the linear models, random weights for the MLP).
     The stationary loss averages the recorded iterations from ``window_start`` to ``steps``; by
     default ``window_start = floor(window · steps)`` (``window`` in [0, 1), as for streaming PCA's
-    :func:`~amsgd.simulate.simulate`: 0.5 averages the second half).
+    :func:`~amsgd.simulate.simulate`: 0.5, the default, averages the second half; give one, not both).
     """
     import jax
 

@@ -25,6 +25,9 @@ from amsgd.core.problem import Problem
 from amsgd.core.seeding import RngLike, root_sequence
 from amsgd.simulate.seeding import BLOCK_SIZE, block_bounds
 
+#: The stationary window starts at this fraction of the steps unless a window or its first iteration is given.
+DEFAULT_WINDOW = 0.5
+
 #: Replicates advanced side by side by the lane kernel (a block's last group is padded).
 LANES = 64
 #: A replicate whose ||v|| exceeds this (or becomes NaN/inf) is declared diverged and frozen.
@@ -132,7 +135,7 @@ def make_plan(
     rng: RngLike = None,
     record_every: int | None = None,
     start: StartSpec = "e2",
-    window: float = 0.5,
+    window: float | None = None,
     window_start: int | None = None,
     coordinates: CoordinatesSpec = "moments",
     divergence_norm: float = DIVERGENCE_NORM,
@@ -207,9 +210,13 @@ def physical_memory() -> int | None:
         return None
 
 
-def averaging_start(steps: int, window: float, window_start: int | None) -> int:
-    """The first iteration of the stationary window: ``window_start``, or ``floor(window · steps)``."""
-    fraction = checks.window_fraction(window)  # checked even where window_start replaces it
+def averaging_start(steps: int, window: float | None, window_start: int | None) -> int:
+    """The first iteration of the stationary window: ``window_start``, or ``floor(window · steps)``
+    (``window`` :data:`DEFAULT_WINDOW` where neither is given; giving both is refused)."""
+    if window is not None and window_start is not None:
+        raise ProblemError(f"give window (a fraction of the steps) or window_start (an iteration), not both: got "
+                           f"window={window!r} and window_start={window_start!r}")  # fmt: skip
+    fraction = checks.window_fraction(DEFAULT_WINDOW if window is None else window)
     if window_start is None:
         return int(math.floor(fraction * steps))
     if not checks.is_whole_number(window_start) or not 0 <= window_start <= steps:

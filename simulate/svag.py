@@ -267,7 +267,7 @@ def simulate_svag(
     amplification: int,
     *,
     rng: RngLike = None,
-    window: float = 0.5,
+    window: float | None = None,
     window_start: int | None = None,
     start: StartSpec = "e1",
     record_every: int | None = None,

@@ -354,6 +354,7 @@ def test_to_xarray_has_named_dimensions():
         (dict(record_every=0), "record_every"),
         (dict(window=1.0), "window"),
         (dict(window_start=11), "window_start"),
+        (dict(window=0.3, window_start=2), "not both"),  # it used window_start silently
         (dict(start="e9"), "start"),
         (dict(start=[0.0, 0.0, 0.0]), "start"),
         (dict(rng=-1), "rng"),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import pickle
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -122,6 +123,10 @@ def test_a_model_window_starts_where_it_is_asked_to():
     assert simulate_model(p, 100, 1, rng=0, window_start=37, progress=False).window_start == 37
     with pytest.raises(ProblemError, match="0..steps-1"):
         model_sweep(window_start=300)
+    with pytest.raises(ProblemError, match="not both"):
+        simulate_model(p, 100, 1, rng=0, window=0.3, window_start=37, progress=False)
+    resolved = model_sweep(window=0.3)  # the fraction is resolved into window_start, and can be rebuilt
+    assert resolved.window is None and replace(resolved, replicates=2).window_start == resolved.window_start
 
 
 @pytest.mark.parametrize(

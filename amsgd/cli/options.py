@@ -138,8 +138,8 @@ def add_run_options(group, *, seed_help: str, seed_required: bool = False) -> No
     )  # fmt: skip
     window = group.add_mutually_exclusive_group()
     window.add_argument(
-        "--window", type=float, default=0.5, metavar="FRACTION",
-        help="the stationary error averages iterations from FRACTION·steps to steps (default: %(default)s)",
+        "--window", type=float, default=None, metavar="FRACTION",
+        help="the stationary error averages iterations from FRACTION·steps to steps (default: 0.5)",
     )  # fmt: skip
     window.add_argument("--window-start", type=int, metavar="ITER", help="first iteration of the stationary window")
     group.add_argument(

@@ -118,7 +118,7 @@ class PointKind:
         """Refuse a grid this kind cannot run (its distribution axis, its momenta)."""
         raise NotImplementedError
 
-    def resolve(self, steps: int, replicates: int, seed: int, record_every: int | None, window: float,
+    def resolve(self, steps: int, replicates: int, seed: int, record_every: int | None, window: float | None,
                 window_start: int | None, start: str | None, divergence_norm: float) -> RunOptions:  # fmt: skip
         """Check the simulation options of every point and resolve their defaults."""
         raise NotImplementedError

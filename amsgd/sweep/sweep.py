@@ -66,7 +66,7 @@ class Sweep:
     of every point) or a model (it supplies the loss, data, batch, l2, hidden units and activation;
     the grid sets η, μ and the delay, and has no distribution axis). ``record_every`` and
     ``window_start`` are resolved here (defaults of :func:`~amsgd.simulate.engine.simulate`:
-    ``steps // 100`` and ``floor(window · steps)``, for a model too); ``start`` defaults to ``e2`` for
+    ``steps // 100`` and ``floor(window · steps)``, for a model too; ``window`` is then None); ``start`` defaults to ``e2`` for
     PCA and is ``init`` (each replicate at the model's initialisation) for a model.
     """
 
@@ -76,7 +76,7 @@ class Sweep:
     replicates: int
     seed: int
     record_every: int | None = None
-    window: float = 0.5
+    window: float | None = None
     window_start: int | None = None
     start: str | None = None
     divergence_norm: float = DIVERGENCE_NORM
@@ -97,6 +97,7 @@ class Sweep:
         object.__setattr__(self, "seed", int(self.seed))
         object.__setattr__(self, "record_every", resolved.record_every)
         object.__setattr__(self, "window_start", resolved.window_start)
+        object.__setattr__(self, "window", None)  # resolved into window_start
         object.__setattr__(self, "start", resolved.start)
         object.__setattr__(self, "points", kind)
 
