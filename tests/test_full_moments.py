@@ -18,6 +18,7 @@ from amsgd.diffusion.theory.full_moments import (
     cross_gains,
     full_covariance,
     full_second_moments,
+    stationary_solution,
 )
 from amsgd.diffusion.theory.linear_recursion import ar_coefficient_rows
 from amsgd.diffusion.theory.lyapunov import stationary_gains
@@ -110,6 +111,42 @@ def test_full_covariance_solves_its_equation_built_independently():
     operator = g.reshape(-1)[:, None] * kron
     assert radius == pytest.approx(np.abs(np.linalg.eigvals(operator)).max(), rel=1e-8)
     assert 0.05 < radius < 1.0  # a case where the feedback matters
+
+
+@pytest.mark.parametrize("case", ["neumann", "dense", "non-normal"])
+def test_the_stationary_solution_is_the_dense_solve(case, monkeypatch):
+    """(I − F) u = r by the Neumann series where it is cheap, by LU where it is not (radius 0.95: 719
+    terms), and by LU again where a strongly non-normal F (radius 0.4, 3 on the superdiagonal: the
+    series' terms still grow at three times the terms the radius asks for) defeats the series; the LU
+    path is seen by its overwriting F. The series is allowed at this small size (n/2 terms)."""
+    from amsgd.diffusion.theory import full_moments
+
+    monkeypatch.setattr(full_moments, "NEUMANN_COST", 2)
+    rng = np.random.default_rng(3)
+    n = 100
+    if case == "non-normal":
+        f = 0.4 * np.eye(n) + 3.0 * np.eye(n, k=1)
+    else:
+        f = rng.normal(size=(n, n))
+        f *= (0.45 if case == "neumann" else 0.95) / np.abs(np.linalg.eigvals(f)).max()
+    radius = float(np.abs(np.linalg.eigvals(f)).max())
+    r = rng.normal(size=n)
+    expected = np.linalg.solve(np.eye(n) - f, r)
+    assert np.all(np.isfinite(expected))
+    given = f.copy()
+    u = stationary_solution(given, r, radius)
+    np.testing.assert_allclose(u, expected, rtol=0, atol=1e-12 * np.abs(expected).max())
+    assert np.array_equal(given, f) == (case == "neumann")
+
+
+def test_the_series_is_chosen_where_it_is_cheaper():
+    """At 5050 unknowns (100 parameters) the series takes radii up to about 0.48 (50 terms), at 2145
+    (65) up to 0.17 (21); a radius of 0 needs one term."""
+    from amsgd.diffusion.theory.full_moments import NEUMANN_COST, series_terms
+
+    assert series_terms(0.0) == 1 and series_terms(0.5) == 54 and series_terms(0.1) == 16
+    assert series_terms(0.47) <= 5050 / NEUMANN_COST < series_terms(0.49)
+    assert series_terms(0.17) <= 2145 / NEUMANN_COST < series_terms(0.19)
 
 
 @pytest.mark.slow
