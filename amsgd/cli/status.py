@@ -13,7 +13,9 @@ NO_ESTIMATE = 3
 #: Interrupted (Ctrl-C); stderr says what was kept and how to continue.
 INTERRUPTED = 130
 #: Standard output was closed before the command wrote all of it (``| head``): 128 + SIGPIPE, as a
-#: shell reports a program stopped by a broken pipe; the work itself was done.
+#: shell reports a program stopped by a broken pipe; the work itself was done. Only where the write
+#: fails: a reader that stops partway through an output larger than the pipe's buffer can end the
+#: write short without an error (then the status is 0).
 PIPE_CLOSED = 141
 
 EPILOG = (
