@@ -758,7 +758,11 @@ def _random_coefficient_blocks(d: Derivation, numbers: dict) -> list[Block]:
             "mode is and the Perron root of $\\mathrm{diag}(G)\\,C$ is below one; the spectral radius of the "
             f"second-moment operator is ${_radius(ms['radius'])}$ here. "
             + (
-                f"The largest mean-square-stable constant delay is $\\tau = {ms['tau_max']}$ (beyond it the "
+                f"Every constant delay up to $\\tau = {ms['tau_max']}$, the longest the numerics take, is "
+                f"mean-square stable: the boundary lies beyond it (against $\\tau^* = "
+                f"{numbers['stability']['tau_max']}$ for the mean)."
+                if ms.get("tau_max_is_lower_bound")
+                else f"The largest mean-square-stable constant delay is $\\tau = {ms['tau_max']}$ (beyond it the "
                 f"{ms['limiting_mode']['kind']} mode $i = {ms['limiting_mode']['i']}$ breaks), against "
                 f"$\\tau^* = {numbers['stability']['tau_max']}$ for the mean."
                 if ms["tau_max"] is not None

@@ -465,7 +465,23 @@ def test_without_a_mean_delay_limit_the_mean_square_search_stops_at_the_numerics
     c = Coefficients(np.array([2.0, 1.0]), np.zeros((2, 2)), np.ones(2))
     critical = np.full(2, np.inf)
     assert largest_mean_square_delay(c, 1e-5, 0.5, critical) == MAX_DELAY
-    assert mean_square(c, 1e-5, 0.5, parse_delay("constant:3"), critical).tau_max == MAX_DELAY
+    ms = mean_square(c, 1e-5, 0.5, parse_delay("constant:3"), critical)
+    assert ms.tau_max == MAX_DELAY and ms.lower_bound and ms.limiting_mode is None
+
+
+def test_a_mean_square_boundary_beyond_the_numerics_is_reported_as_a_lower_bound():
+    """η 5e-6 (mean τ* 3917): τ = 2000 is still mean-square stable. The JSON says 2000 is a lower bound
+    (it read as the boundary, with the mode of the smallest mean critical delay as if it broke there),
+    the tradeoff marks its max_workers of 2001, and the document says so (it raised on the null mode)."""
+    p = predict(Problem.from_spectrum(eta=5e-6))
+    ms = p.to_dict()["stability"]["mean_square"]
+    assert ms["tau_max"] == 2000 and ms["tau_max_is_lower_bound"] and ms["limiting_mode"] is None
+    grid = p.to_dict()["tradeoff"]
+    assert all(bound == (m == 2001) for m, bound in zip(grid["max_workers"], grid["max_workers_is_lower_bound"]))
+    assert any(grid["max_workers_is_lower_bound"]) and not all(grid["max_workers_is_lower_bound"])
+    assert "the longest the numerics take, is mean-square stable" in p.document("markdown")
+    default = predict(Problem.from_spectrum()).to_dict()["stability"]["mean_square"]
+    assert default["tau_max"] == 30 and not default["tau_max_is_lower_bound"]
 
 
 def test_the_document_of_a_problem_without_a_floor_says_so_once_and_shows_no_raw_inf():

@@ -100,3 +100,16 @@ def test_the_largest_stable_negative_momentum_is_where_the_companion_roots_cross
     assert critical_delay(rates, eta, top - 1e-9).min() > tau  # the toolkit's verdict agrees below it
     assert max_stable_negative_momentum(rates, eta, 1) == 0.0  # μ = 0 holds τ = 1
     assert max_stable_negative_momentum(rates, eta, 12) is None
+
+
+@pytest.mark.slow
+def test_a_model_with_no_stable_delay_reports_none_as_streaming_pca_does():
+    """Least squares on digits at μ = −0.9: τ = 0 is not stable in the mean (so no τ* exists), which
+    the model's JSON gave as tau_max −1 where streaming PCA gives null; max_workers stays 0."""
+    from amsgd.core.delays import ConstantDelay
+    from amsgd.core.models import load_data
+    from amsgd.diffusion.theory.model_predictions import predict_model
+
+    digits = ModelProblem("least-squares", load_data("digits", classification=False), mu=-0.9, delay=ConstantDelay(1))
+    stability = predict_model(digits).to_dict()["stability"]
+    assert stability["tau_max"] is None and stability["max_workers"] == 0

@@ -320,7 +320,8 @@ _MODEL_DESCRIPTIONS = {
     f"(-1: none, or no prediction; {NO_DELAY_LIMIT}: no limit, every top mode flat); with round-robin workers, "
     "M* = tau_max + 1",
     "tau_max_mean_square": "largest constant delay at which the linearisation is mean-square stable at this eta "
-    "and mu (-1: none, or no prediction); with round-robin workers, M = tau_max_mean_square + 1",
+    "and mu (-1: none, or no prediction; 2000, the longest delay the numerics take: at least 2000); with "
+    "round-robin workers, M = tau_max_mean_square + 1",
     "limiting_mode": "the top Hessian mode (0: the stiffest) with the smallest critical delay, which sets "
     "tau_max (-1: no prediction)",
 }

@@ -50,6 +50,7 @@ from amsgd.diffusion.theory.full_moments import (
     moments_over_cells,
 )
 from amsgd.diffusion.theory.linear_recursion import (
+    MAX_DELAY,
     DelayLaw,
     decay_rate,
     delay_law,
@@ -322,14 +323,15 @@ class ModelPredictions:
         the largest stable constant delay by bisection, no single limiting mode), else by the diagonal
         theory (the Perron root of its feedback and the mode that limits it)."""
         ms, full = self.mean_square, self.full_moments
-        out = {"theory": self.second_moments_theory, "tau_max": ms.tau_max, "stable": ms.stable, "radius": ms.radius,
-               "limiting_mode": ms.limiting_mode}  # fmt: skip
+        out = {"theory": self.second_moments_theory, "tau_max": ms.tau_max, "tau_max_is_lower_bound": ms.lower_bound,
+               "stable": ms.stable, "radius": ms.radius, "limiting_mode": ms.limiting_mode}  # fmt: skip
         verdict = self.verdict(self.problem.eta)
         if full is not None and verdict is not None:
             c = self.point.coupled_coefficients()
             critical = critical_delay(c.rates, self.problem.eta, self.problem.mu)
             tau_max = largest_stable_delay(c, self.problem.eta, self.problem.mu, critical, verdict)
-            out.update(tau_max=tau_max, stable=full.stable, radius=json_float(full.radius), limiting_mode=None)
+            out.update(tau_max=tau_max, tau_max_is_lower_bound=tau_max is not None and tau_max >= MAX_DELAY,
+                       stable=full.stable, radius=json_float(full.radius), limiting_mode=None)
         return out
 
     def to_dict(self) -> dict:
@@ -338,8 +340,9 @@ class ModelPredictions:
             "problem": self.problem.to_dict(),
             "point": self.point.to_dict(),
             "stability": {
-                # τ* = ⌈min τ_c⌉ − 1 (None when no mode limits the delay: every top mode flat)
-                "tau_max": int(np.ceil(tau_star)) - 1 if np.isfinite(tau_star) else None,
+                # τ* = ⌈min τ_c⌉ − 1 (None when no mode limits the delay, every top mode flat, or when
+                # not even τ = 0 is stable)
+                "tau_max": int(np.ceil(tau_star)) - 1 if np.isfinite(tau_star) and tau_star > 0 else None,
                 "limiting_mode": int(np.argmin(self.critical)),
                 "max_workers": int(np.ceil(tau_star)) if np.isfinite(tau_star) else None,
                 "mean_square": self._mean_square_dict(),

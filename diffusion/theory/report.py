@@ -15,8 +15,8 @@ if TYPE_CHECKING:
 
 #: The tradeoff fields of the JSON (the full table is ``Predictions.tradeoff``).
 TRADEOFF_KEYS = (
-    "mus", "workers", "floor", "stable", "max_workers", "max_workers_mean", "best_mu_floor", "best_mu_rate",
-    "error_rate", "radial_rate",
+    "mus", "workers", "floor", "stable", "max_workers", "max_workers_mean", "max_workers_is_lower_bound",
+    "best_mu_floor", "best_mu_rate", "error_rate", "radial_rate",
 )  # fmt: skip
 
 
@@ -241,8 +241,9 @@ def mean_square_dict(p: Predictions) -> dict:
     ms = p.mean_square
     out = {
         "tau_max": ms.tau_max,
+        "tau_max_is_lower_bound": ms.lower_bound,
         "stable": ms.stable,
-        "limiting_mode": p.modes.describe(ms.limiting_mode),
+        "limiting_mode": None if ms.limiting_mode is None else p.modes.describe(ms.limiting_mode),
         "radius": json_float(ms.radius),
         "radius_mode": p.modes.describe(ms.radius_mode),
     }

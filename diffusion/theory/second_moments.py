@@ -294,13 +294,19 @@ class MeanSquare:
     ``radius_mode`` the mode that sets it (its own radius, or the largest entry of the Perron vector
     of the feedback); ``tau_max`` the largest constant delay at which the linearisation is
     mean-square stable at this η and μ (None: not even τ = 0) and ``limiting_mode`` the mode that
-    breaks it one delay later (the same rule).
+    breaks it one delay later (the same rule). Where τ = :data:`~.linear_recursion.MAX_DELAY`, the
+    longest delay the numerics take, is still stable, ``tau_max`` is that lower bound,
+    ``lower_bound`` is True and ``limiting_mode`` is None (no mode was seen to break it).
     """
 
     radius: float
     radius_mode: int
     tau_max: int | None
-    limiting_mode: int
+    limiting_mode: int | None
+
+    @property
+    def lower_bound(self) -> bool:
+        return self.tau_max is not None and self.tau_max >= MAX_DELAY
 
     @property
     def stable(self) -> bool:
@@ -383,7 +389,7 @@ def mean_square(c: Coefficients, eta: float, mu: float, delay: Delay, critical: 
     radius, mode = operator_radius or second_moment_operator_radius(c, eta, mu, delay)
     tau_max = largest_mean_square_delay(c, eta, mu, critical)
     if tau_max is not None and tau_max >= MAX_DELAY:  # the boundary lies beyond the numerics
-        return MeanSquare(radius, mode, tau_max, int(np.argmin(critical)))
+        return MeanSquare(radius, mode, tau_max, None)
     return MeanSquare(radius, mode, tau_max, breaking_mode(c, eta, mu, 0 if tau_max is None else tau_max + 1, critical))
 
 

@@ -53,7 +53,9 @@ class TradeoffResult:
     """Arrays over ``(workers, mus)``; per-μ and per-M summaries. Unstable cells have floor ``inf``.
 
     ``best_mu_floor[m]`` / ``best_mu_rate[m]`` are NaN when no μ is stable with ``workers[m]``;
-    ``max_workers[u]`` (mean-square) and ``max_workers_mean`` are 0 when no delay is stable at ``mus[u]``.
+    ``max_workers[u]`` (mean-square) and ``max_workers_mean`` are 0 when no delay is stable at ``mus[u]``;
+    ``max_workers_lower_bound[u]`` is True where the longest delay the numerics take
+    (:data:`~.linear_recursion.MAX_DELAY`) is still stable, so that ``max_workers[u]`` is only a lower bound.
     """
 
     eta: float
@@ -65,6 +67,7 @@ class TradeoffResult:
     radial_radius: np.ndarray
     max_workers: np.ndarray
     max_workers_mean: np.ndarray
+    max_workers_lower_bound: np.ndarray
 
     @property
     def error_rate(self) -> np.ndarray:
@@ -104,6 +107,7 @@ class TradeoffResult:
             "radial_rate": grid(self.radial_rate),
             "max_workers": self.max_workers.tolist(),
             "max_workers_mean": self.max_workers_mean.tolist(),
+            "max_workers_is_lower_bound": self.max_workers_lower_bound.tolist(),
             "best_mu_floor": [json_float(v) for v in self.best_mu_floor],
             "best_mu_rate": [json_float(v) for v in self.best_mu_rate],
         }
@@ -121,6 +125,7 @@ class TradeoffResult:
                 "radial_rate": (cell, self.radial_rate),
                 "max_workers": ("mu", self.max_workers),
                 "max_workers_mean": ("mu", self.max_workers_mean),
+                "max_workers_is_lower_bound": ("mu", self.max_workers_lower_bound),
                 "best_mu_floor": ("workers", self.best_mu_floor),
                 "best_mu_rate": ("workers", self.best_mu_rate),
             },
@@ -174,6 +179,7 @@ def tradeoff(c: Coefficients, eta: float, mus: Sequence[float] | np.ndarray, wor
         error_radius=error, radial_radius=radial,
         max_workers=np.array([0 if t is None else t + 1 for t in largest]),
         max_workers_mean=np.array([int(np.ceil(critical[mu].min())) for mu in mus]),  # τ* + 1
+        max_workers_lower_bound=np.array([t is not None and t >= MAX_DELAY for t in largest]),
     )  # fmt: skip
 
 
