@@ -84,3 +84,24 @@ def test_event_driven_server_family_is_the_geometric_one_shifted_by_one_worker()
 def test_log_normal_servers_are_not_searched():
     problem = Problem.from_spectrum([4, 3, 2, 1], eta=0.02, mu=0.0, delay=parse_delay("ps:3:lognormal:0.5"))
     assert predict(problem).family_boundary is None
+
+
+def test_a_family_boundary_says_which_members_the_rest_of_the_theory_takes():
+    """geometric:20 on the default problem: the boundary (mean 261.5, the untruncated law) lies beyond
+    the largest mean whose truncated table the rest of the theory takes; that member is derivable and
+    the next one is refused, for the geometric family and for ps:M (mean M − 1)."""
+    from amsgd import ProblemError
+
+    boundary = predict(Problem.from_spectrum(delay=parse_delay("geometric:20"))).family_boundary
+    top = boundary.largest_member_with_theory
+    assert boundary.largest_stable > top and 71 < top < 72
+    assert delay_law(GeometricDelay(top)).max_delay <= 2000
+    with pytest.raises(ProblemError, match="beyond the 2000"):
+        delay_law(GeometricDelay(top * (1 + 1e-6)))
+    server = predict(Problem.from_spectrum(delay=parse_delay("ps:8"))).family_boundary
+    assert server.largest_member_with_theory == 72 and server.to_dict()["largest_member_with_theory"] == 72
+    delay_law(EventDrivenDelay(72), as_iid=True)
+    with pytest.raises(ProblemError, match="beyond the 2000"):
+        delay_law(EventDrivenDelay(73), as_iid=True)
+    uniform = predict(Problem.from_spectrum(delay=parse_delay("uniform:0-10"))).family_boundary
+    assert uniform.largest_member_with_theory is None

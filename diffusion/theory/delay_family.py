@@ -10,7 +10,10 @@ lost as they grow, so the boundary is found by bracketing and bisection on the s
 to a relative 1e-3 for a mean. Laws whose support passes :data:`SEARCH_SUPPORT` are beyond the
 search: it stops there and says so. Geometric laws (and ``ps:M``) are exempt: their second moments
 come from a 3 × 3 Lyapunov equation per mode whatever the mean (:func:`.second_moments.geometric_gains`,
-the untruncated law). A server with log-normal compute times (a staleness law estimated by
+the untruncated law). The rest of the theory takes a geometric law as its table truncated where the
+tail falls below :data:`~amsgd.core.delays.TAIL_MASS`, up to :data:`~.options.MAX_DELAY` lags (a mean
+of about 71.9, ``ps:72``): ``largest_member_with_theory`` says which member that is, so that a boundary
+beyond it is not read as a delay whose other predictions can be asked for. A server with log-normal compute times (a staleness law estimated by
 simulation) is not searched.
 """
 
@@ -22,8 +25,17 @@ from typing import NamedTuple
 
 import numpy as np
 
-from amsgd.core.delays import DelayModel, EventDrivenDelay, GeometricDelay, PoissonDelay, UniformDelay
+from amsgd.core.delays import (
+    TAIL_MASS,
+    DelayModel,
+    EventDrivenDelay,
+    GeometricDelay,
+    PoissonDelay,
+    UniformDelay,
+    geometric_reach,
+)
 from amsgd.diffusion.theory.linear_recursion import delay_law
+from amsgd.diffusion.theory.options import MAX_DELAY
 from amsgd.diffusion.theory.second_moments import Coefficients, gains, geometric_gains, stationary_variances
 
 #: Relative tolerance of the bisection on a real parameter (a mean delay).
@@ -36,13 +48,16 @@ SEARCH_SUPPORT = 400
 class FamilyBoundary:
     """``largest_stable``: the largest parameter of ``family`` that is mean-square stable (None: not even
     the smallest member); ``beyond_search``: the search reached laws longer than :data:`SEARCH_SUPPORT`
-    lags, so the true boundary may lie above; ``given``: the parameter of the delay asked about."""
+    lags, so the true boundary may lie above; ``given``: the parameter of the delay asked about;
+    ``largest_member_with_theory``: for a geometric family, the largest parameter whose law the rest of
+    the theory takes (module docstring; None for the others, whose search stays below it)."""
 
     family: str
     parameter: str
     largest_stable: float | None
     beyond_search: bool
     given: float
+    largest_member_with_theory: float | None = None
 
     @property
     def fraction(self) -> float | None:
@@ -52,7 +67,8 @@ class FamilyBoundary:
 
     def to_dict(self) -> dict:
         return {"family": self.family, "parameter": self.parameter, "largest_stable": self.largest_stable,
-                "beyond_search": self.beyond_search, "given": self.given}  # fmt: skip
+                "beyond_search": self.beyond_search, "given": self.given,
+                "largest_member_with_theory": self.largest_member_with_theory}  # fmt: skip
 
 
 class _Family(NamedTuple):
@@ -101,8 +117,9 @@ def family_boundary(c: Coefficients, eta: float, mu: float, delay: DelayModel) -
             return None
         return bool(np.all(np.isfinite(stationary_variances(c, eta, mu, law))))
 
+    reach = None if geometric_mean is None else largest_member_with_theory(integer)
     if not stable(low):
-        return FamilyBoundary(family.name, family.parameter, None, False, family.given)
+        return FamilyBoundary(family.name, family.parameter, None, False, family.given, reach)
     high = max(2 * low, 1)
     while (verdict := stable(high)) is True:
         low, high = high, 2 * high
@@ -114,4 +131,15 @@ def family_boundary(c: Coefficients, eta: float, mu: float, delay: DelayModel) -
         else:
             high = mid  # unstable, or beyond the search: the answer lies below
     value = int(low) if integer else float(low)
-    return FamilyBoundary(family.name, family.parameter, value, beyond and stable(high) is None, family.given)
+    return FamilyBoundary(family.name, family.parameter, value, beyond and stable(high) is None, family.given, reach)
+
+
+def largest_member_with_theory(workers: bool) -> float | int:
+    """The largest geometric mean whose truncated table reaches at most MAX_DELAY lags (``q^(n)`` below
+    TAIL_MASS from ``n = MAX_DELAY + 1``), or with ``workers`` the most workers M of ``ps:M``, whose
+    staleness law has mean M − 1."""
+    q = TAIL_MASS ** (1.0 / (MAX_DELAY + 1))
+    mean = q / (1.0 - q)
+    while geometric_reach(mean) > MAX_DELAY:  # rounding at the edge
+        mean = float(np.nextafter(mean, 0.0))
+    return int(mean + 1.0) if workers else mean
