@@ -482,6 +482,15 @@ def test_a_mean_square_boundary_beyond_the_numerics_is_reported_as_a_lower_bound
     assert "the longest the numerics take, is mean-square stable" in p.document("markdown")
     default = predict(Problem.from_spectrum()).to_dict()["stability"]["mean_square"]
     assert default["tau_max"] == 30 and not default["tau_max_is_lower_bound"]
+    # where the mean τ* is 2000 itself (τ_c 2000.6), a stable 2000 is the boundary, not a lower bound
+    from amsgd.diffusion.theory.second_moments import Coefficients, mean_square
+    from amsgd.diffusion.theory.stability import critical_delay
+
+    c = Coefficients(np.array([2.0, 1.0]), np.zeros((2, 2)), np.ones(2))
+    critical = critical_delay(c.rates, 1.9614e-4, 0.5)
+    assert 2000 < critical.min() <= 2001
+    exact = mean_square(c, 1.9614e-4, 0.5, parse_delay("constant:3"), critical)
+    assert exact.tau_max == 2000 and not exact.lower_bound and exact.limiting_mode is not None
 
 
 def test_the_document_of_a_problem_without_a_floor_says_so_once_and_shows_no_raw_inf():

@@ -50,7 +50,6 @@ from amsgd.diffusion.theory.full_moments import (
     moments_over_cells,
 )
 from amsgd.diffusion.theory.linear_recursion import (
-    MAX_DELAY,
     DelayLaw,
     decay_rate,
     delay_law,
@@ -64,6 +63,7 @@ from amsgd.diffusion.theory.second_moments import (
     Coefficients,
     gains,
     mean_square,
+    search_capped,
     stationary_variances,
 )
 from amsgd.diffusion.theory.stability import critical_delay
@@ -330,7 +330,7 @@ class ModelPredictions:
             c = self.point.coupled_coefficients()
             critical = critical_delay(c.rates, self.problem.eta, self.problem.mu)
             tau_max = largest_stable_delay(c, self.problem.eta, self.problem.mu, critical, verdict)
-            out.update(tau_max=tau_max, tau_max_is_lower_bound=tau_max is not None and tau_max >= MAX_DELAY,
+            out.update(tau_max=tau_max, tau_max_is_lower_bound=search_capped(tau_max, critical),
                        stable=full.stable, radius=json_float(full.radius), limiting_mode=None)
         return out
 

@@ -295,22 +295,27 @@ class MeanSquare:
     of the feedback); ``tau_max`` the largest constant delay at which the linearisation is
     mean-square stable at this η and μ (None: not even τ = 0) and ``limiting_mode`` the mode that
     breaks it one delay later (the same rule). Where τ = :data:`~.linear_recursion.MAX_DELAY`, the
-    longest delay the numerics take, is still stable, ``tau_max`` is that lower bound,
-    ``lower_bound`` is True and ``limiting_mode`` is None (no mode was seen to break it).
+    longest delay the numerics take, is still stable and the mean dynamics would take a longer one
+    (:func:`search_capped`), ``tau_max`` is that lower bound, ``lower_bound`` is True and
+    ``limiting_mode`` is None (no mode was seen to break it).
     """
 
     radius: float
     radius_mode: int
     tau_max: int | None
     limiting_mode: int | None
-
-    @property
-    def lower_bound(self) -> bool:
-        return self.tau_max is not None and self.tau_max >= MAX_DELAY
+    lower_bound: bool = False
 
     @property
     def stable(self) -> bool:
         return self.radius < 1.0
+
+
+def search_capped(tau_max: int | None, critical: np.ndarray) -> bool:
+    """Whether a largest stable delay ``tau_max`` found below ``min(⌈τ_c⌉, MAX_DELAY)`` is only a lower
+    bound: it is MAX_DELAY while the mean dynamics is stable beyond it (``⌈min τ_c⌉ − 1 > MAX_DELAY``);
+    where the mean τ* is MAX_DELAY itself the bound is the boundary."""
+    return tau_max is not None and tau_max >= MAX_DELAY and float(np.ceil(np.min(critical))) - 1 > MAX_DELAY
 
 
 def second_moment_operator_radius(c: Coefficients, eta: float, mu: float, delay: Delay) -> tuple[float, int]:
@@ -388,8 +393,8 @@ def mean_square(c: Coefficients, eta: float, mu: float, delay: Delay, critical: 
     that breaks stability beyond it."""
     radius, mode = operator_radius or second_moment_operator_radius(c, eta, mu, delay)
     tau_max = largest_mean_square_delay(c, eta, mu, critical)
-    if tau_max is not None and tau_max >= MAX_DELAY:  # the boundary lies beyond the numerics
-        return MeanSquare(radius, mode, tau_max, None)
+    if search_capped(tau_max, critical):  # the boundary lies beyond the numerics
+        return MeanSquare(radius, mode, tau_max, None, lower_bound=True)
     return MeanSquare(radius, mode, tau_max, breaking_mode(c, eta, mu, 0 if tau_max is None else tau_max + 1, critical))
 
 

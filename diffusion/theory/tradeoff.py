@@ -38,6 +38,7 @@ from amsgd.diffusion.theory.second_moments import (
     largest_mean_square_delay,
     last_stable_delay,
     mean_square_stable,
+    search_capped,
 )
 from amsgd.diffusion.theory.stability import critical_delay
 
@@ -179,7 +180,7 @@ def tradeoff(c: Coefficients, eta: float, mus: Sequence[float] | np.ndarray, wor
         error_radius=error, radial_radius=radial,
         max_workers=np.array([0 if t is None else t + 1 for t in largest]),
         max_workers_mean=np.array([int(np.ceil(critical[mu].min())) for mu in mus]),  # τ* + 1
-        max_workers_lower_bound=np.array([t is not None and t >= MAX_DELAY for t in largest]),
+        max_workers_lower_bound=np.array([search_capped(t, critical[mu]) for t, mu in zip(largest, mus)]),
     )  # fmt: skip
 
 
