@@ -1,11 +1,11 @@
 """Cost of the full second moments of a small model: the stationary solve by its Neumann series
 against a dense LU factorisation, per (η, μ, τ) cell.
 
-Least squares at its minimum on two data sets: the bundled digits (65 parameters, 61 curved modes:
-1891 unknowns) and 99 synthetic Gaussian features of spread 0.3 to 1.5 with a fixed seed (100
+Least squares at its minimum on two data sets: the bundled digits (65 parameters, all curved: 2145
+unknowns) and 99 synthetic Gaussian features of spread 0.3 to 1.5 with a fixed seed (100
 parameters: 5050 unknowns, the largest model the full theory takes). On each, the fluctuation
-operator is built once and the cells μ 0 and 0.5, τ 0 and 3 (η 0.01 on digits, feedback radii about
-0.4–0.6, where the series would need more terms than it saves; η 0.06 on the synthetic set, radii
+operator is built once and the cells μ 0 and 0.5, τ 0 and 3 (η 0.01 on digits, feedback radii 0.41,
+0.43, 0.81 and 0.92, where the series would need more terms than it saves; η 0.06 on the synthetic set, radii
 0.1–0.3) are solved both ways, interleaved, best of ``--repeats``; the two solutions agree to 1e-10
 relative. Target: at 100 parameters the toolkit's solve
 (:func:`~amsgd.diffusion.theory.full_moments.stationary_solution`: the series where it is cheaper)

@@ -164,9 +164,9 @@ def test_the_approach_is_shown_or_said_to_be_unresolved(mu):
     gap = checks.pop("sdde-limit-gap-shrinks")
     assert all(c.passed for c in checks.values()), [n for n, c in checks.items() if not c.passed]
     if mu == 0.7:
-        assert gap.passed and not gap.out_of_range
+        assert gap.passed and not gap.undecided
     else:
-        assert not gap.passed and "cannot show the approach" in gap.out_of_range
+        assert not gap.passed and "cannot show the approach" in gap.undecided and "cannot decide" in gap.failure
 
 
 def test_the_weighted_fit_recovers_a_quadratic_and_its_intercept_error():

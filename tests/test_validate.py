@@ -134,6 +134,10 @@ def test_a_failed_check_says_why():
     assert not knee.passed and knee.failure == "nothing was measured: no delay of the grid (up to 160) broke down"
     assert Check("o", "g", 1.0, math.nan, 0.9, 1.1, relation="window", window=(0.5, 1.5)).failure == (
         "nothing was measured")
+    # a check its runs cannot decide fails as such, whatever the interval, and says so in its JSON
+    weak = Check("g", "g", 0.0, 0.3, 0.1, 0.5, relation="above", undecided="too few runs")
+    assert not weak.passed and weak.failure == "these runs cannot decide it: too few runs"
+    assert weak.to_dict()["undecided"] == "too few runs" and "undecided" not in Check("x", "g", 0, 1, 1, 1).to_dict()
 
 
 def test_the_default_sweep_scales_with_the_step_size():

@@ -67,7 +67,10 @@ class Sweep:
     the grid sets η, μ and the delay, and has no distribution axis). ``record_every`` and
     ``window_start`` are resolved here (defaults of :func:`~amsgd.simulate.engine.simulate`:
     ``steps // 100`` and ``floor(window · steps)``, for a model too; ``window`` is then None); ``start`` defaults to ``e2`` for
-    PCA and is ``init`` (each replicate at the model's initialisation) for a model.
+    PCA and is ``init`` (each replicate at the model's initialisation) for a model. A copy by
+    ``dataclasses.replace`` keeps these resolved values: to change ``steps`` or the window, give
+    ``record_every`` and ``window_start`` anew (``replace(s, window=0.3)`` is refused, as a window
+    beside a window start is).
     """
 
     problem: Problem | ModelProblem

@@ -46,10 +46,11 @@ class Check:
     extra_pass: bool = True  # an additional condition stated in ``criterion`` (e.g. no divergence)
     window: tuple[float, float] | None = None
     out_of_range: str = ""  # why the prediction lies outside its theory's range (then the check fails)
+    undecided: str = ""  # why these runs cannot decide the check (then it fails, and says so)
 
     @property
     def passed(self) -> bool:
-        if self.out_of_range:
+        if self.out_of_range or self.undecided:
             return False
         if self.relation == "window":
             lo, hi = self.window  # type: ignore[misc]
@@ -72,6 +73,8 @@ class Check:
             return None
         if self.out_of_range:
             return f"the prediction is outside its theory's range: {self.out_of_range}"
+        if self.undecided:
+            return f"these runs cannot decide it: {self.undecided}"
         diverged = self.context.get("diverged_fraction")
         if not math.isfinite(self.predicted):
             return "the theory gives no finite prediction at these parameters"
@@ -111,6 +114,8 @@ class Check:
             out["tolerance_reason"] = self.tolerance_reason
         if self.out_of_range:
             out["out_of_range"] = self.out_of_range
+        if self.undecided:
+            out["undecided"] = self.undecided
         out.update({k: _json_ready(v) for k, v in self.context.items()})
         return out
 

@@ -17,9 +17,12 @@ terms of relative order F, whose leading parts are the same for both algorithms 
 diffusion limit), so what is left in the difference is of relative order F of the difference. On the
 default problem the paired difference at M = 2 is 0.000390 (six seeds) against 0.000405 predicted,
 3.7% low (3.0% below the exact linear one); at M = 4 and 8 within 0.6%. The two floor runs share
-their seed, so replicate r of both algorithms sees the same samples (the simulator draws delays from
-another stream): common random numbers. Their time averages then correlate at 0.995–0.999, and the
-paired difference's interval is 15–30 times narrower than that of two independent runs.
+their seed, so for Gaussian data replicate r of both algorithms sees the same samples (the kernels draw
+them on a stream of their own, apart from the delays): common random numbers. Their time averages
+then correlate at 0.994–0.999, and the paired difference's interval is 13–31 times narrower than
+that of two independent runs. Other data laws are drawn on the block's generator, which also draws
+the delays of the asynchronous side: the pairs are then independent and the interval as wide as
+for independent runs (``Momentum.shared_samples`` says which).
 
 The comparison runs at the problem's effective step ``η_eff = η/(1 − μ)`` (Async-SGD step η_eff,
 Sync-MSGD step η_eff/M): both then share the problem's diffusion limit.
@@ -34,6 +37,7 @@ import numpy as np
 
 from amsgd.core.delays import ConstantDelay, GeometricDelay
 from amsgd.core.estimates import Estimate, paired_difference
+from amsgd.simulate.plan import kernel_samples
 from amsgd.simulate.result import SimulationResult
 from amsgd.validation.checks import Check
 from amsgd.validation.context import LINEAR_TOLERANCE_FACTOR, Context
@@ -93,6 +97,7 @@ class Momentum:
     eta_eff: float
     rows: tuple[MomentumRow, ...]
     checks: tuple[Check, ...]
+    shared_samples: bool  # the paired runs see the same samples (Gaussian data: common random numbers)
 
 
 def momentum(ctx: Context, workers: Sequence[int] = WORKERS, key: int = 6) -> Momentum:
@@ -101,6 +106,7 @@ def momentum(ctx: Context, workers: Sequence[int] = WORKERS, key: int = 6) -> Mo
     eta_eff = base.eta / (1 - base.mu)
     steps, reps = ctx.budget.stationary_steps, ctx.budget.replicates
     rows, checks = [], []
+    shared = kernel_samples(base.distribution)
     for m_index, m in enumerate(workers):
         sides, runs = [], []
         variants = (
@@ -127,13 +133,14 @@ def momentum(ctx: Context, workers: Sequence[int] = WORKERS, key: int = 6) -> Mo
             f"for both algorithms: what is left in their difference is of relative order F of it; tolerance "
             f"{LINEAR_TOLERANCE_FACTOR:g} F relative to the predicted difference",
             measured=diff.mean, ci_low=diff.ci_low, ci_high=diff.ci_high, unit="sin^2",
-            context={"measured_as": "Async-SGD minus Sync-MSGD stationary error, paired by replicate (both runs "
-                                    "see the same samples: common random numbers)",
+            context={"measured_as": "Async-SGD minus Sync-MSGD stationary error, paired by replicate " + (
+                "(both runs see the same samples: common random numbers)" if shared else
+                "(the samples are not shared: this data law is drawn with the delays' stream)"),
                      "prediction": "finite-eta floors: async minus sync",
                      "exact_linear_difference": a.linear_floor - s.linear_floor,
                      "perturbation": ctx.perturb.factor(name)},
         ))  # fmt: skip
-    return Momentum(eta_eff, tuple(rows), tuple(checks))
+    return Momentum(eta_eff, tuple(rows), tuple(checks), shared)
 
 
 def _window_errors(run: SimulationResult) -> np.ndarray:

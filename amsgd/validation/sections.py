@@ -86,7 +86,9 @@ def sweep_section(ctx: Context, preset: Preset | None) -> Section:
 
 def momentum_section(ctx: Context, preset: Preset | None) -> Section:
     mo = momentum.momentum(ctx)
-    return Section("momentum", "Momentum against asynchrony", texts.MOMENTUM.format(eta_eff=mo.eta_eff), mo.checks,
+    pairing = texts.MOMENTUM_SHARED if mo.shared_samples else texts.MOMENTUM_UNSHARED
+    return Section("momentum", "Momentum against asynchrony", texts.MOMENTUM.format(eta_eff=mo.eta_eff, pairing=pairing),
+                   mo.checks,
                    {"momentum": [r.to_dict() for r in mo.rows]}, result=mo)  # fmt: skip
 
 
