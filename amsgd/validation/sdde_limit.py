@@ -223,7 +223,7 @@ def coarsest_step(ctx: Context, delay_time: float) -> tuple[float, int]:
         coarser = max(1, round(delay_time / (2 * eta)))
         step = 2 * eta * ctx.problem.eigenvalues[0] / (1 - ctx.problem.mu)
         if (_relative_gap(ctx, eta, tau) >= MIN_GAP or coarser < MIN_COARSE_DELAY or step > MAX_COARSE_STEP
-                or not _stable(ctx, 2 * eta, coarser)):  # fmt: skip
+                or not _stable(ctx, 2 * eta, coarser) or not math.isfinite(_relative_gap(ctx, 2 * eta, coarser))):  # fmt: skip
             break
         eta, tau = 2 * eta, coarser
     return eta, tau
@@ -235,9 +235,11 @@ def _stable(ctx: Context, eta: float, tau: int) -> bool:
 
 
 def _relative_gap(ctx: Context, eta: float, tau: int) -> float:
-    """``|finite-η floor − SDDE floor| / SDDE floor`` at step ``eta`` and delay ``tau``."""
+    """``|finite-η floor − SDDE floor| / SDDE floor`` at step ``eta`` and delay ``tau`` (inf where the
+    finite-η floor does not exist: second moments not stable there)."""
     theory = ctx.at(eta, ctx.problem.mu, tau)
-    return abs(theory.finite_eta.value - theory.sdde.floor) / theory.sdde.floor
+    value = theory.finite_eta.value
+    return math.inf if value is None else abs(value - theory.sdde.floor) / theory.sdde.floor
 
 
 def _too_large(ctx: Context, delay_time: float) -> NoReturn:
