@@ -13,8 +13,8 @@ come from a 3 × 3 Lyapunov equation per mode whatever the mean (:func:`.second_
 the untruncated law). The rest of the theory takes a geometric law as its table truncated where the
 tail falls below :data:`~amsgd.core.delays.TAIL_MASS`, up to :data:`~.options.MAX_DELAY` lags (a mean
 of about 71.9, ``ps:72``): ``largest_member_with_theory`` says which member that is, so that a boundary
-beyond it is not read as a delay whose other predictions can be asked for. A server with log-normal compute times (a staleness law estimated by
-simulation) is not searched.
+beyond it is not read as a delay whose other predictions can be asked for. A server with log-normal
+compute times (a staleness law estimated by simulation) is not searched.
 """
 
 from __future__ import annotations

@@ -54,7 +54,9 @@ diagonal, the off-diagonal X vanish and the diagonal is the diagonal theory's ``
 
 Flat modes (``|λ| <= FLAT λ_max``: symmetries, dead units) are left out as in the diagonal theory;
 a point with negative curvature is not a minimum (floor ``inf``). Cost: ``N P⁴`` for the fluctuation
-operator, ``(P²/2)³/3`` for the solve, ``P²/2`` cross Yule–Walker systems of size ``2τ + 3``.
+operator, ``(P²/2)³/3`` for the solve (or ``k (P²/2)²`` by the Neumann series of
+:func:`stationary_solution` where its k terms are fewer than ``P²/200``), ``P²/2`` cross Yule–Walker
+systems of size ``2τ + 3``.
 """
 
 from __future__ import annotations
