@@ -45,7 +45,7 @@ from amsgd.core.seeding import RngLike, child_sequence, describe_seed, root_sequ
 from amsgd.derivations.recursion import derive_time_scale, mu
 from amsgd.diffusion.model_scheme import SchemeStability, scheme_stability
 from amsgd.diffusion.sde import require_step_count
-from amsgd.simulate.model_engine import start_points, stream_key
+from amsgd.simulate.model_engine import start_points, stream_keys
 
 Limit = Literal["ode", "sde"]
 
@@ -168,7 +168,7 @@ def integrate_model_limit(
     if limit == "ode":
         loss = _ode(problem, x0[0], marks)[None, :]
     else:
-        keys = [stream_key(child_sequence(root, p)) for p in range(n_paths)]
+        keys = stream_keys([child_sequence(root, p) for p in range(n_paths)])
         loss = _sme(problem, x0, keys, marks, dt, float(divergence_norm), progress)
     return ModelLimitSolution(problem, limit, marks, loss, float(dt), float(window), describe_seed(root),
                               time.perf_counter() - began, scheme)  # fmt: skip
@@ -206,7 +206,7 @@ def _ode(problem: ModelProblem, x0: np.ndarray, marks: np.ndarray) -> np.ndarray
         return np.array([float(value_and_grad(x, xt, yt)[0]) for x in solution.y.T])
 
 
-def _sme(problem: ModelProblem, x0: np.ndarray, keys: list, marks: np.ndarray, dt: float, divergence_norm: float,
+def _sme(problem: ModelProblem, x0: np.ndarray, keys, marks: np.ndarray, dt: float, divergence_norm: float,
          progress: bool | None) -> np.ndarray:  # fmt: skip
     """Euler–Maruyama of the SME for every path side by side; the objective at ``marks`` (NaN once a
     path has blown up)."""
@@ -243,7 +243,7 @@ def _sme(problem: ModelProblem, x0: np.ndarray, keys: list, marks: np.ndarray, d
 
         run = jax.jit(jax.vmap(advance, in_axes=(0, 0, 0, None, None, None)), static_argnums=(4,))
         measure = jax.jit(jax.vmap(lambda x: f.objective(x, xt, yt)))
-        keys, radii = jnp.stack(keys), jnp.asarray(radii)
+        radii = jnp.asarray(radii)
         x = jnp.asarray(x0)
         rows = [np.asarray(measure(x))]
         done = 0  # Euler steps taken: step j of a path uses fold_in(key, j)

@@ -99,6 +99,7 @@ def test_cli_integrate_prints_summary(capsys):
         entry = out[key]
         assert entry["ci_low"] <= entry["mean"] <= entry["ci_high"]
     assert out["problem"]["eta"] == 1e-3 and out["scheme"] == "euler"
+    assert out["seed"] == {"entropy": 3, "spawn_key": []}  # the record simulate prints
 
 
 def test_integrate_window_starts_where_simulate_window_starts(capsys):

@@ -29,6 +29,7 @@ from amsgd.cli.options import Given, add_problem_options, problem_from_args, ref
 from amsgd.cli.status import NO_ESTIMATE, OK
 from amsgd.core import progress
 from amsgd.core.files import atomic_write_text, check_figure_file, check_output_file
+from amsgd.core.seeding import describe_seed, root_sequence
 from amsgd.diffusion.theory.options import DEFAULT_DELTA_SQ
 
 HELP = "integrate the SDE limit (SME) ensemble: stationary error, escape time, convergence orders"
@@ -110,7 +111,8 @@ def run(args: argparse.Namespace) -> int:
     if args.plot is not None:
         check_figure_file(args.plot)
     started = time.perf_counter()
-    summary: dict = {"problem": problem.to_dict(), "paths": args.paths, "seed": args.seed, "dt_iterations": args.dt}
+    seed = describe_seed(root_sequence(args.seed))  # the record simulate and the model limits print
+    summary: dict = {"problem": problem.to_dict(), "paths": args.paths, "seed": seed, "dt_iterations": args.dt}
     summary["limit"] = args.limit
     if args.limit == "sde" and problem.delay.spec != "constant:0":
         summary["note"] = (
