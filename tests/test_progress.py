@@ -120,6 +120,21 @@ def test_ctrl_c_during_simulate_says_what_is_missing(tmp_path, monkeypatch, caps
     assert "files whole or not at all" in err and "rerun the same command" in err
 
 
+def test_ctrl_c_before_validate_writes_says_the_folder_is_unchanged(tmp_path, monkeypatch, capsys):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    import amsgd.cli.validate
+
+    monkeypatch.setattr(amsgd.cli.validate, "chosen_experiments", interrupted)  # still checking the input
+    out = tmp_path / "report"
+    out.mkdir()
+    (out / "report.md").write_text("an earlier report")
+    assert main(["validate", "--out", str(out), "--only", "ode", "-q"]) == INTERRUPTED
+    assert (out / "report.md").read_text() == "an earlier report"
+    assert f"interrupted before anything was written to {out}: nothing there changed" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("preset", [None, "paper-dnn"])
 def test_ctrl_c_during_validate_marks_the_folder_incomplete(tmp_path, monkeypatch, capsys, preset):
     def interrupted(*args, **kwargs):
@@ -139,7 +154,7 @@ def test_ctrl_c_during_validate_marks_the_folder_incomplete(tmp_path, monkeypatc
     assert report.startswith("# Validation incomplete") and "amsgd validate" in report
     assert not (out / "report.json").exists()
     err = capsys.readouterr().err
-    assert "marks the folder incomplete" in err
+    assert "marks the folder incomplete" in err and "nothing there changed" not in err
     fresh = tmp_path / "fresh"  # a folder made by this run keeps its marker too
     assert main([*arguments[:2], str(fresh), *arguments[3:]]) == INTERRUPTED
     assert (fresh / "report.md").read_text().startswith("# Validation incomplete")

@@ -83,7 +83,22 @@ def configure(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--perturb", action="append", default=[], help=argparse.SUPPRESS)
 
 
+class _FolderMarked(KeyboardInterrupt):
+    """A Ctrl-C after which the output folder was marked incomplete (and the user told so)."""
+
+
 def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except _FolderMarked:
+        raise
+    except KeyboardInterrupt:  # before the folder was entered: whatever it held stands as it was
+        print(f"amsgd validate: interrupted before anything was written to {args.out}: nothing there changed",
+              file=sys.stderr)  # fmt: skip
+        raise
+
+
+def _run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     if args.model != "pca":
@@ -141,7 +156,7 @@ def _incomplete_on_interrupt(out: Path, command: str, kept: str | None = None) -
             marker = write_incomplete(out, command, time.perf_counter() - began)
             rerun = f"rerun: {command}" if kept is None else f"{kept}; rerun to continue from them: {command}"
             print(f"amsgd validate: no report: {marker} marks the folder incomplete; {rerun}", file=sys.stderr)
-            raise
+            raise _FolderMarked from None
 
 
 def _refuse_given(args: argparse.Namespace, options: tuple[str, ...], mode: str, why: str = "") -> None:
