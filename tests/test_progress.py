@@ -49,6 +49,22 @@ def test_on_a_terminal_one_bar_shows_what_how_far_and_time_left():
     assert "amsgd demo" in text and "simulate 50%" in text and "s left" in text
 
 
+def test_the_time_left_counts_the_rate_since_the_work_began_not_the_setup_or_reused_work(monkeypatch):
+    """A resumed sweep: 100 s of setup, then a counter that starts at 75 of 100 points and does 5 in
+    10 s: 20 points left at 0.5 points a second is 40 s (the whole elapsed time over the fraction
+    done said 110 · 0.2/0.8 = 28 s, and at 79% on a resume 3 s where 25 were left)."""
+    now = [0.0]
+    monkeypatch.setattr(progress, "_clock", lambda: now[0])
+    with progress.reporting("amsgd demo", stream=io.StringIO(), interval=1e6):
+        report = progress._ACTIVE
+        now[0] = 100.0
+        with progress.counter(100, "points", "sweep", initial=75) as count:
+            assert "left" not in report.describe()  # no progress yet: no estimate
+            now[0] = 110.0
+            count.update(5)
+            assert report.describe().endswith("sweep 80% · 110 s · ~40 s left")
+
+
 def test_quiet_prints_nothing_and_a_short_command_prints_nothing(capsys):
     quiet, short = io.StringIO(), io.StringIO()
     with progress.reporting("amsgd demo", stream=quiet, quiet=True, interval=0.01):

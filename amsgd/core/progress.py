@@ -64,6 +64,10 @@ class _Report:
         self.stage: str | None = None
         self.part: _Part | None = None
         self.began = _clock()
+        #: (time, fraction) when the fraction done first became known: the time left is estimated
+        #: from the rate since then, not since the command began (a resumed sweep starts at its
+        #: reused share, after a setup that the rest of the work does not repeat).
+        self.anchor: tuple[float, float] | None = None
         self.last_line: str | None = None
         self.lock = threading.RLock()
         self.stopped = threading.Event()
@@ -81,6 +85,11 @@ class _Report:
             return min((self.done + (part or 0.0)) / self.total, 1.0)
         return part
 
+    def set_anchor(self) -> None:
+        """Fix :attr:`anchor` at the first call where the fraction done is known."""
+        if self.anchor is None and (f := self.fraction()) is not None:
+            self.anchor = (_clock(), f)
+
     def describe(self) -> str:
         """``3/7 experiments · dynamics · simulate 45% · 63 s · ~80 s left``."""
         with self.lock:
@@ -91,11 +100,13 @@ class _Report:
                 fields.append(self.stage)
             if self.part is not None:
                 fields.append(self.part.describe())
-            elapsed = _clock() - self.began
-            fields.append(f"{elapsed:.0f} s")
+            now = _clock()
+            fields.append(f"{now - self.began:.0f} s")
+            self.set_anchor()
             f = self.fraction()
-            if f is not None and 0.01 <= f < 1:
-                fields.append(f"~{elapsed * (1 - f) / f:.0f} s left")
+            if f is not None and 0.01 <= f < 1 and f > self.anchor[1]:
+                since, f0 = self.anchor
+                fields.append(f"~{(now - since) * (1 - f) / (f - f0):.0f} s left")
             return " · ".join(fields)
 
     def show(self) -> None:
@@ -152,6 +163,7 @@ def plan(total: int, unit: str) -> None:
     if _ACTIVE is not None:
         with _ACTIVE.lock:
             _ACTIVE.total, _ACTIVE.unit, _ACTIVE.done = int(total), unit, 0
+            _ACTIVE.set_anchor()
 
 
 @contextlib.contextmanager
@@ -202,6 +214,7 @@ def counter(
     if report is not None:
         with report.lock:
             outer, report.part = report.part, part
+            report.set_anchor()
         try:
             yield Counter(report, part, None)
         finally:
