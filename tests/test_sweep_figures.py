@@ -80,3 +80,27 @@ def test_a_single_delay_draws_its_floors_as_marks(tmp_path, monkeypatch):
     sweep_figures(small_dataset(SweepGrid(("gaussian",), (4e-3,), (0.6, 0.9), "tau", (20,))), tmp_path / "figs")
     floors = [marker for style, marker in drawn if style in ("--", ":")]
     assert floors and all(marker == "_" for marker in floors)
+
+
+def test_tau_star_beyond_or_without_a_value_is_not_drawn_inside_the_grid():
+    """τ* = 115 and 32 on delays 0..30 were both drawn on the right edge, reading as equal; a NaN τ*
+    on a one-delay grid was drawn at τ = 0."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from amsgd.figures.sweep import _draw_limit
+
+    fig, ax = plt.subplots()
+    _draw_limit(ax, np.array([115.0, 32.0, 15.0, np.nan]), np.array([0.0, 10.0, 20.0, 30.0]), "k")
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    inside = lines["linear τ* (largest stable)"]
+    assert list(inside.get_xdata()) == [1.5] and list(inside.get_ydata()) == [2]  # 15 lies half way from 10 to 20
+    beyond = lines["linear τ* beyond the grid"]
+    assert list(beyond.get_ydata()) == [0, 1] and beyond.get_marker() == ">"
+    fig, ax = plt.subplots()
+    _draw_limit(ax, np.array([np.nan]), np.array([0.0]), "k")
+    assert all(len(line.get_xdata()) == 0 for line in ax.get_lines())
+    plt.close("all")

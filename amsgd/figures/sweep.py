@@ -4,7 +4,8 @@
 
 * ``sweep_heatmaps*.png``: the measured stationary error, the exact linearised floor and their
   ratio over momentum μ × delay τ (or workers M), with the largest stable delay τ*(μ) of the
-  linear theory drawn over them; grey cells diverged (measured) or are linearly unstable (predicted);
+  linear theory drawn over them (an arrowhead at the edge where it lies beyond the grid); grey cells
+  diverged (measured) or have no prediction (predicted: linearly unstable, or no theory);
   hatched cells have an averaging window not shown stationary (variable ``stationary`` 0, drifting:
   the estimate is biased by the transient, not a property of μ and τ; or −1, undecided or not checked);
 * ``sweep_error_vs_delay*.png``: the measured stationary error against the delay, one curve per μ
@@ -166,10 +167,7 @@ def _heatmaps(ds: xarray.Dataset, label: str, path: Path) -> Path:
         )  # fmt: skip
         fig.colorbar(image, ax=ax, label="sin²∠(v, e₁)" if cmap_name == "viridis" else "ratio")
         _index_ticks(ax, delays, mus)
-        # τ*(μ): drawn in cell coordinates by interpolating the delay values
-        x = np.interp(limit, delays, np.arange(delays.size), left=-0.5, right=delays.size - 0.5)
-        line = "w" if cmap_name == "viridis" else "k"  # visible on either colour map
-        ax.plot(x, np.arange(mus.size), f"{line}--", marker="o", lw=1.5, label="linear τ* (largest stable)")
+        _draw_limit(ax, limit, delays, "w" if cmap_name == "viridis" else "k")  # visible on either colour map
         if values is not predicted:  # the measured panels
             _hatch_cells(ax, drifting)
         ax.set_xlabel(xlabel)
@@ -181,10 +179,26 @@ def _heatmaps(ds: xarray.Dataset, label: str, path: Path) -> Path:
         labels.append(DRIFT_LABEL)
     axes[0].legend(handles, labels, loc="lower left", fontsize=8, facecolor="0.4", labelcolor="white")
     hatched = "; hatched: window not shown stationary" if drifting.any() else ""
-    fig.suptitle(f"Stationary error over momentum and delay ({label}); grey: diverged or linearly unstable{hatched}")
+    fig.suptitle(f"Stationary error over momentum and delay ({label}); grey: diverged, or no prediction{hatched}")
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _draw_limit(ax, limit: np.ndarray, delays: np.ndarray, colour: str) -> None:
+    """τ*(μ) in cell coordinates (row i is μ_i), interpolated between the delay values where it lies
+    on the grid; a τ* beyond the grid's ends is an arrowhead at that edge (two such τ* would otherwise
+    read as equal), and a momentum without one (NaN) has no mark."""
+    rows = np.arange(limit.size)
+    known = np.isfinite(limit)
+    inside = known & (limit >= delays[0]) & (limit <= delays[-1])
+    x = np.interp(limit[inside], delays, np.arange(delays.size)) if delays.size > 1 else np.zeros(inside.sum())
+    ax.plot(x, rows[inside], f"{colour}--", marker="o", lw=1.5, label="linear τ* (largest stable)")
+    for beyond, edge, marker, where in ((limit > delays[-1], delays.size - 0.5, ">", "beyond"),
+                                        (limit < delays[0], -0.5, "<", "below")):  # fmt: skip
+        if (beyond & known).any():
+            ax.plot(np.full((beyond & known).sum(), edge), rows[beyond & known], marker, color=colour, ms=9,
+                    ls="none", clip_on=False, label=f"linear τ* {where} the grid")  # fmt: skip
 
 
 def _index_ticks(ax, delays: np.ndarray, mus: np.ndarray, most: int = 12) -> None:
