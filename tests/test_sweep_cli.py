@@ -169,3 +169,52 @@ def test_points_where_every_replicate_diverged_are_counted_and_said(tmp_path, ca
         "amsgd sweep: warning: every replicate diverged at 1 of the 2 points: their estimates are NaN "
         "(all_diverged in the summary; diverged_fraction 1 in the file)"
     ]
+
+
+@pytest.mark.parametrize("options, why", [
+    (["--distribution", "student-t:4"], "the theory for student-t:4: distribution student-t:4 has infinite fourth"),
+    (["--spectrum", "1,0.999999"], "the theory refused them (amsgd derive at one of them says why)"),
+])  # fmt: skip
+def test_points_without_a_prediction_are_said_with_the_reason(tmp_path, capsys, options, why):
+    """Every prediction NaN used to leave stderr empty and the summary looking normal."""
+    argv = ["sweep", "--tau", "0", "--mu", "0.9", "--steps", "50", "--replicates", "2", "--seed", "1", *options,
+            "--out", str(tmp_path / "s.nc"), "-q"]  # fmt: skip
+    assert main(argv) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("amsgd sweep: warning: 1 of the 1 points has no prediction") and why in err[0]
+
+
+@pytest.mark.slow
+def test_a_model_without_a_minimum_says_why_on_stderr_and_in_the_file(tmp_path, capsys):
+    out = tmp_path / "m.nc"
+    argv = ["sweep", "--model", "mlp", "--activation", "relu", "--hidden", "4", "--tau", "0", "--mu", "0.5",
+            "--steps", "20", "--replicates", "2", "--seed", "1", "--out", str(out), "-q"]  # fmt: skip
+    assert main(argv) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    reason = json.loads(read_dataset(out).attrs["theory"])["reason"]
+    assert reason.startswith("no minimum found for model mlp")
+    assert err == [f"amsgd sweep: warning: 1 of the 1 points has no prediction: their predicted variables are NaN "
+                   f"(tau_max -1); the theory: {reason}"]  # fmt: skip
+
+
+@pytest.mark.parametrize("stored, says", [
+    ((), "no point was stored yet; rerun the same command with --resume to start again"),
+    (("manifest.json",), "no point was stored yet; rerun the same command with --resume to start again"),
+    (("manifest.json", "point-0000000.json"), "the finished points are kept in"),
+])  # fmt: skip
+def test_ctrl_c_says_whether_any_point_was_kept(tmp_path, monkeypatch, capsys, stored, says):
+    """The folder with the manifest alone was said to keep "the finished points"."""
+    import amsgd.sweep.run
+
+    out = tmp_path / "s.nc"
+
+    def interrupted(*args, **kwargs):
+        if stored:
+            (tmp_path / "s.nc.parts").mkdir()
+        for name in stored:
+            (tmp_path / "s.nc.parts" / name).write_text("{}")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(amsgd.sweep.run, "run_sweep", interrupted)
+    assert main(["sweep", "--tau", "0", "--steps", "10", "--seed", "1", "--out", str(out), "-q"]) == 130
+    assert says in capsys.readouterr().err

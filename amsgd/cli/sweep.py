@@ -147,11 +147,26 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         parts = Path(f"{args.out}.parts")
         kept = (f"the finished points are kept in {parts}/; rerun the same command with --resume to continue"
-                if parts.is_dir() else "no point was stored yet; rerun the same command to start again")  # fmt: skip
+                if any(parts.glob("point-*.json")) else "no point was stored yet; rerun the same command "
+                "with --resume to start again")  # fmt: skip
         print(f"amsgd sweep: {kept}", file=sys.stderr)
         raise
     if outcome.all_diverged:
         warnings.warn(f"every replicate diverged at {outcome.all_diverged} of the {outcome.points} points: their "
                       "estimates are NaN (all_diverged in the summary; diverged_fraction 1 in the file)", RunWarning)  # fmt: skip
+    if outcome.unpredicted:
+        _warn_unpredicted(outcome.unpredicted, outcome.points, sweep.points.missing)
     print(json_text(outcome.to_dict(), indent=2))
     return 0
+
+
+def _warn_unpredicted(count: int, points: int, missing: dict[str | None, str]) -> None:
+    """One warning per reason the theory gave for having no prediction (or one saying that it refused
+    the points themselves): their predicted variables are NaN, which the summary does not show."""
+    where = (f"{count} of the {points} points {'has' if count == 1 else 'have'} no prediction: their predicted "
+             "variables are NaN (tau_max -1)")  # fmt: skip
+    for distribution, reason in missing.items():
+        of = "" if distribution is None else f" for {distribution}"
+        warnings.warn(f"{where}; the theory{of}: {reason}", RunWarning)
+    if not missing:
+        warnings.warn(f"{where}: the theory refused them (amsgd derive at one of them says why)", RunWarning)

@@ -108,6 +108,8 @@ class PointKind:
     def __init__(self, problem: Problem | ModelProblem) -> None:
         self.problem = problem
         self._theory: dict = {}
+        #: Why the theory has no prediction, per distribution (None for a model) where it has none.
+        self.missing: dict[str | None, str] = {}
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -221,7 +223,8 @@ class PcaPoints(PointKind):
 
         try:
             return modes_at_optimum(self.problem.replace(distribution=parse_distribution(distribution)))
-        except ProblemError:
+        except ProblemError as exc:
+            self.missing[distribution] = str(exc)
             return None
 
     def attributes(self, distributions: tuple[str, ...]) -> dict:
@@ -387,7 +390,6 @@ class ModelPoints(PointKind):
         self.estimates = model_estimates(problem)
         self.descriptions = {name: text for name, text in _MODEL_DESCRIPTIONS.items()
                              if name in self.fields}  # fmt: skip
-        self.reason: str | None = None
 
     def check_grid(self, grid: SweepGrid) -> None:
         if grid.distributions:
@@ -432,14 +434,14 @@ class ModelPoints(PointKind):
 
     def _derive(self, distribution: str | None) -> ModelTheory | None:
         """The model at its minimum x* and the start offsets (:class:`ModelTheory`); None, with
-        :attr:`reason` saying why, when no minimum is found."""
+        :attr:`missing` saying why, when no minimum is found."""
         from amsgd.diffusion.theory.model_predictions import predict_model
         from amsgd.simulate.model_engine import start_points
 
         try:
             point = predict_model(self.problem).point
         except ProblemError as exc:
-            self.reason = str(exc)
+            self.missing[None] = str(exc)
             return None
         offsets = point.mean_square_offsets(start_points(self.problem, START_SAMPLES, rng=0))
         return ModelTheory(dataclasses.replace(point, vectors=np.zeros((point.x.size, 0))), offsets)
@@ -450,7 +452,7 @@ class ModelPoints(PointKind):
         theory = self.theory(None)
         point = None if theory is None else theory.point
         problem = {**self.problem.to_dict(), "eta": None, "mu": None, "delay": None}
-        theory = ({"point": None, "reason": self.reason} if point is None else
+        theory = ({"point": None, "reason": self.missing.get(None)} if point is None else
                   {"point": point.to_dict(), "loss_at_minimum": point.loss,
                    "method": "random-coefficient linearisation at the minimum x* (docs/models.md)"})  # fmt: skip
         return {

@@ -70,6 +70,12 @@ class SweepOutcome:
             return 0
         return int((self.dataset["diverged_fraction"] == 1.0).sum())
 
+    @property
+    def unpredicted(self) -> int:
+        """The points without a prediction (their predicted floor is NaN: the theory refused them)."""
+        floors = [name for name in ("linearized_floor", "loss_floor") if name in self.dataset]
+        return int(self.dataset[floors[0]].isnull().sum()) if floors else 0
+
     def to_dict(self) -> dict:
         return {
             "out": str(self.path),
