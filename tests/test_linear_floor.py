@@ -138,6 +138,13 @@ def test_the_advice_table_is_over_sorted_distinct_workers_and_momenta():
     # streaming PCA's rates are the modes' (radial 2λ_1, then λ_1 − λ_i), not a Hessian's eigenvalues
     rates = ordered.to_dict()["mode_rates"]
     assert "hessian_top" not in ordered.to_dict() and rates == pytest.approx([8.0, 1.0, 2.0, 3.0])
+    # the grid ranges over μ and the delay, and no run length enters streaming PCA's ranking: all null
+    assert ordered.to_dict()["problem"]["mu"] is None and ordered.to_dict()["problem"]["delay"] is None
+    assert ordered.to_dict()["steps"] is None
+    # a momentum so close to 1 that the step η (λ1 − λ2)(1 − μ) is below what the numbers resolve:
+    # refused, naming it (it printed a singular-matrix warning and "none" for every row)
+    with pytest.raises(ProblemError, match=r"mus: at mu = 0\.99999999999999, .* raise eta or lower that momentum"):
+        advise(problem, mus=(0.5, 0.99999999999999))
 
 
 def test_advice_without_a_stable_momentum_says_why():

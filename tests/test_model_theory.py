@@ -93,6 +93,7 @@ def test_advise_on_a_users_data(tmp_path):
     assert out.returncode == 0, out.stderr
     advice = json.loads(out.stdout)
     assert len(advice["hessian_top"]) == 10 or len(advice["hessian_top"]) == 15
+    assert advice["steps"] == 10_000 and advice["problem"]["mu"] is None  # the budget ranked for; μ: the grid's
     rows = advice["advice"]
     assert [r["workers"] for r in rows] == [1, 4, 16]
     for r in rows:  # the budget's best momentum is one of the stable ones

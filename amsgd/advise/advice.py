@@ -90,21 +90,24 @@ class Advice:
     def to_dict(self) -> dict:
         """The JSON document: the rates under ``hessian_top`` for a model (its top Hessian eigenvalues,
         largest first) and under ``mode_rates`` for streaming PCA (the radial mode's 2λ_1 first, then the
-        tangent modes' λ_1 − λ_i, which are no Hessian's eigenvalues)."""
+        tangent modes' λ_1 − λ_i, which are no Hessian's eigenvalues). The problem's μ and delay are
+        null (the grid ranges over them), as is ``steps`` for streaming PCA (no run length enters)."""
         rates = "hessian_top" if isinstance(self.problem, ModelProblem) else "mode_rates"
-        return {"problem": self.problem.to_dict(), "point": self.point, rates: self.rates.tolist(),
-                "steps": self.steps, "advice": self.rows(), "grid": self.grid.to_dict()}  # fmt: skip
+        problem = {**self.problem.to_dict(), "mu": None, "delay": None}  # the grid's momenta and worker counts
+        steps = self.steps if self.loss_after is not None else None  # streaming PCA ranks for any length
+        return {"problem": problem, "point": self.point, rates: self.rates.tolist(),
+                "steps": steps, "advice": self.rows(), "grid": self.grid.to_dict()}  # fmt: skip
 
     def table(self) -> str:
         """The advice as a fixed-width text table."""
         loss = self.loss_after is not None
-        head = (f"{'workers':>7}  {'largest stable mu':>17}  {'best mu (rate)':>14}  {'rate/iter':>10}  {'floor':>10}  "
+        head = (f"{'workers':>7}  {'largest stable mu':>17}  {'best mu (rate)':>14}  {'its rate/iter':>13}  {'its floor':>10}  "
                 f"{'best mu (floor)':>15}" + (f"  {f'best mu (loss after {self.steps})':>26}" if loss else ""))  # fmt: skip
         lines = [f"# {self.point}; eta = {self.problem.eta:g}; delay = workers - 1", head]
         for r in self.rows():
             lines.append(
                 f"{r['workers']:>7}  {_fmt(r['largest_stable_mu']):>17}  {_fmt(r['best_mu_rate']):>14}  "
-                f"{_fmt(r['rate_per_iteration'], '.4g'):>10}  {_fmt(r['floor'], '.4g'):>10}  {_fmt(r['best_mu_floor']):>15}"
+                f"{_fmt(r['rate_per_iteration'], '.4g'):>13}  {_fmt(r['floor'], '.4g'):>10}  {_fmt(r['best_mu_floor']):>15}"
                 + (f"  {_fmt(r['best_mu_loss']):>26}" if loss else "")
             )
         lost = [str(r["workers"]) for r in self.rows() if r["largest_stable_mu"] is None]
@@ -150,8 +153,12 @@ def advise(problem: Problem | ModelProblem, workers: Sequence[int] = DEFAULT_WOR
         from amsgd.diffusion.theory.predictions import predict
         from amsgd.diffusion.theory.tradeoff import tradeoff
 
-        for mu in mus:  # negative momentum is for models; streaming PCA keeps Problem's range
-            problem.replace(mu=mu)
+        for mu in mus:  # negative momentum is for models; streaming PCA keeps Problem's range, and each
+            at_mu = problem.replace(mu=mu)  # momentum's step must be one the finite-η numbers resolve
+            try:  # (1 − μ → 0 shrinks it)
+                at_mu.require_resolvable_step()
+            except ProblemError as exc:
+                raise ProblemError(f"mus: at mu = {float(mu)!r}, {exc} or lower that momentum") from None
         prediction = predict(problem)
         grid = tradeoff(prediction.coefficients, problem.eta, mus, np.asarray(workers))
         rates = prediction.coefficients.rates

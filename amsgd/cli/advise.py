@@ -23,7 +23,7 @@ SUMMARY = "the stable and the best momentum for M workers, any model"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    add_problem_options(parser)
+    add_problem_options(parser, point=False)
     group = parser.add_argument_group("advice")
     group.add_argument(
         "--workers", type=int_list, default=DEFAULT_WORKERS, metavar="LIST",
@@ -41,7 +41,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     group.add_argument("--format", choices=("table", "json"), default="table", help="output format (default: %(default)s)")
     group.add_argument("--out", metavar="FILE", help="write to FILE instead of standard output")
-    group.add_argument("--plot", metavar="FILE.png", help="also draw the error rate against mu per worker count")
+    group.add_argument("--plot", metavar="FILE.png", help="also draw the local rate (of the error, or a model's loss) against mu per worker count, the fastest ringed")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -68,8 +68,11 @@ MODEL_OPTIONS = {"least-squares": ("data", "batch", "l2"), "logistic": ("data", 
 PROBLEM_FLAGS = tuple(f"--{name}" for name in (*PCA_OPTIONS, "eta", "mu", "tau", "delay", *MODEL_OPTIONS["mlp"]))
 
 
-def add_problem_options(parser: argparse.ArgumentParser) -> None:
-    """The problem options shared by every subcommand: spectrum or covariance, distribution, η, μ, delay."""
+def add_problem_options(parser: argparse.ArgumentParser, *, point: bool = True) -> None:
+    """The problem options shared by every subcommand: spectrum or covariance, distribution, η, μ, delay.
+    ``point=False`` (a command that ranges over the momenta and delays itself) keeps --mu, --tau and
+    --delay out of the help; they are still parsed, for the command to refuse in its own words."""
+    shown = (lambda text: text) if point else (lambda text: argparse.SUPPRESS)
     group = parser.add_argument_group("problem")
     source = group.add_mutually_exclusive_group()
     source.add_argument(
@@ -93,15 +96,16 @@ def add_problem_options(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     group.add_argument(
         "--mu", type=_one_momentum, default=DEFAULT_MU, action=Given,
-        help="momentum μ in [0, 1); for a model other than pca in (-1, 1), written --mu=-0.3 (default: %(default)g)",
+        help=shown("momentum μ in [0, 1); for a model other than pca in (-1, 1), written --mu=-0.3 (default: %(default)g)"),
     )  # fmt: skip
-    delay = group.add_mutually_exclusive_group()
-    delay.add_argument("--tau", type=int, action=Given, help="constant delay τ >= 0 (default: 0)")
+    # (exclusive only where shown: Python 3.11's usage line fails on a hidden member of such a group)
+    delay = group.add_mutually_exclusive_group() if point else group
+    delay.add_argument("--tau", type=int, action=Given, help=shown("constant delay τ >= 0 (default: 0)"))
     delay.add_argument(
         "--delay", action=Given,
-        help="delay model: constant:N | uniform:A-B | geometric:MEAN | poisson:MEAN | "
-        "histogram:FILE | workers:M | ps:M[:exp|lognormal[:SIGMA]]",
-    )
+        help=shown("delay model: constant:N | uniform:A-B | geometric:MEAN | poisson:MEAN | "
+                   "histogram:FILE | workers:M | ps:M[:exp|lognormal[:SIGMA]]"),
+    )  # fmt: skip
     _add_model_options(parser)
 
 

@@ -11,8 +11,9 @@ from amsgd.figures.style import COLORS, new_figure, save
 
 
 def advice_figure(advice: Advice, path: str | Path) -> Path:
-    """Rate per iteration of the slowest error mode against μ for each M; unstable cells are left out,
-    the best μ (by rate) is ringed and the largest mean-stable μ marked by a dotted line."""
+    """Rate per iteration of the slowest error (or loss) mode against μ for each M; unstable cells are
+    left out, the fastest μ (``best mu (rate)``, which is not the best for a fixed budget: see
+    ``best mu (loss after N)``) is ringed and the largest mean-stable μ marked by a dotted line."""
     g = advice.grid
     fig, ax = new_figure()
     for m, workers in enumerate(g.workers):
@@ -28,8 +29,9 @@ def advice_figure(advice: Advice, path: str | Path) -> Path:
             ax.axvline(edge, color=color, ls=":", lw=1)
     ax.set_yscale("log")
     ax.set_xlabel("momentum μ")
-    ax.set_ylabel("local rate of the error (1/iteration)")
+    quantity = "error" if advice.loss_after is None else "loss"  # streaming PCA's sin², or a model's loss
+    ax.set_ylabel(f"local rate of the {quantity} (1/iteration)")
     ax.set_title(f"{getattr(advice.problem, 'model', 'pca')}, η = {advice.problem.eta:g}: "
-                 "rate of stable momenta (ring: best; dotted: stability edge)", fontsize=9)  # fmt: skip
+                 "rate of stable momenta (ring: fastest; dotted: stability edge)", fontsize=9)  # fmt: skip
     ax.legend(fontsize=8)
     return save(fig, path)
