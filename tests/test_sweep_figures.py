@@ -104,3 +104,11 @@ def test_tau_star_beyond_or_without_a_value_is_not_drawn_inside_the_grid():
     _draw_limit(ax, np.array([np.nan]), np.array([0.0]), "k")
     assert all(len(line.get_xdata()) == 0 for line in ax.get_lines())
     plt.close("all")
+
+
+def test_the_titles_name_the_sweeps_covariance():
+    """The sweep's problem, not the command line's, is in every title (figures --sweep also draws the
+    standard figures of the command's own problem beside them)."""
+    from amsgd.figures.sweep import _sigma
+
+    assert _sigma(small_dataset(SweepGrid(("gaussian",), (4e-3,), (0.5,), "tau", (0,)))) == "Σ = diag(3, 2, 1)"

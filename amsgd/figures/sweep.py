@@ -86,11 +86,25 @@ def sweep_figures(source: str | os.PathLike | xarray.Dataset, out_dir: str | os.
                 suffix += f"_eta{eta:g}"
             if ds.sizes["distribution"] > 1:
                 suffix += "_" + str(dist).replace(":", "-")
-            label = f"η = {eta:g}, {dist}, {ds.attrs.get('replicates', '?')} replicates × {ds.attrs.get('steps', '?')} steps"
+            label = (f"{_sigma(ds)}, η = {eta:g}, {dist}, {ds.attrs.get('replicates', '?')} replicates × "
+                     f"{ds.attrs.get('steps', '?')} steps")  # fmt: skip
             paths.append(_heatmaps(part, label, out / f"sweep_heatmaps{suffix}.png"))
             paths.append(_error_vs_delay(part, label, out / f"sweep_error_vs_delay{suffix}.png"))
             paths.append(_best_mu(part, label, out / f"sweep_best_mu{suffix}.png"))
     return paths
+
+
+def _sigma(ds: xarray.Dataset) -> str:
+    """The sweep's covariance, as its file records it: ``Σ = diag(4, 3, 2, 1)``, or its dimension."""
+    import json
+
+    problem = json.loads(ds.attrs.get("problem", "{}"))
+    spectrum = problem.get("spectrum")
+    if spectrum is None:
+        return "Σ unrecorded"
+    if problem.get("covariance_is_diagonal", False) and len(spectrum) <= 6:
+        return f"Σ = diag({', '.join(f'{x:g}' for x in spectrum)})"
+    return f"Σ of dimension {len(spectrum)}, eigenvalues {spectrum[0]:g} … {spectrum[-1]:g}"
 
 
 def _delay_axis(ds: xarray.Dataset) -> tuple[str, str]:
