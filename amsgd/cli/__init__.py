@@ -75,6 +75,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return BAD_INPUT
+    repeated = _repeated_options(sys.argv[1:] if argv is None else argv)
+    if repeated:
+        print(f"amsgd {args.command}: error: {repeated} is given more than once, and only the last would count; "
+              "give it once (a list of values is comma separated)", file=sys.stderr)  # fmt: skip
+        return BAD_INPUT
     try:
         with progress.reporting(f"amsgd {args.command}", quiet=args.quiet), _warnings_as_lines(args.command):
             status = int(COMMANDS[args.command].run(args) or 0)
@@ -102,6 +107,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 #: The commands that say on Ctrl-C what they kept (finished points, figures, a partial report).
 _SAY_WHAT_WAS_KEPT = frozenset({"sweep", "validate", "figures"})
+#: Options that collect every value given (``action="append"``).
+_REPEATABLE = frozenset({"--perturb"})
+
+
+def _repeated_options(argv: Sequence[str]) -> str | None:
+    """The first long option typed twice (``--mu 0.5 --mu 0.9``, or ``--mu=0.5``), which argparse
+    would settle silently by keeping the last; None when there is none."""
+    seen = set()
+    for token in argv:
+        name = token.split("=", 1)[0]
+        if token.startswith("--") and name not in _REPEATABLE:
+            if name in seen:
+                return name
+            seen.add(name)
+    return None
 #: Errors of a write to standard output redirected to a full or failing device (``> /dev/full``).
 _OUTPUT_ERRORS = (errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EFBIG)
 

@@ -26,6 +26,9 @@ class ArgumentParser(argparse.ArgumentParser):
     """An argparse parser whose errors are one line on stderr and exit status 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
+        if message.endswith("expected one argument"):  # "--mu -0.3": the value reads as an option
+            option = message.split(":")[0].removeprefix("argument ").split("/")[-1]
+            message += f" (a value that starts with '-' is written with '=': {option}=-0.3)"
         self.exit(2, f"{self.prog}: error: {message}\n")
 
     def refuse_unknown(self, extra: list[str]) -> None:
