@@ -11,7 +11,7 @@ import time
 import pytest
 
 from amsgd.cli import main
-from amsgd.cli.status import INTERRUPTED, NO_ESTIMATE
+from amsgd.cli.status import INTERRUPTED, NO_ESTIMATE, TERMINATED
 from amsgd.core import progress
 
 
@@ -134,6 +134,36 @@ def test_ctrl_c_during_simulate_says_what_is_missing(tmp_path, monkeypatch, caps
     assert main(["simulate", "--steps", "100", "--replicates", "2", "--out", str(out), "-q"]) == INTERRUPTED
     err = capsys.readouterr().err
     assert "files whole or not at all" in err and "rerun the same command" in err
+
+
+@pytest.mark.parametrize("command", ["sweep", "validate"])
+def test_sigterm_ends_a_command_as_ctrl_c_does_with_its_own_status(tmp_path, monkeypatch, capsys, command):
+    """A batch scheduler's SIGTERM killed a sweep with no word (and a Dask cluster's semaphores leaked):
+    it now ends as Ctrl-C does, with 143; a validation folder is marked incomplete."""
+    import os
+    import signal
+
+    import amsgd.sweep.run
+    import amsgd.validation
+
+    def terminated(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler raises here
+        raise AssertionError("SIGTERM was not handled")
+
+    monkeypatch.setattr(amsgd.sweep.run, "run_sweep", terminated)
+    monkeypatch.setattr(amsgd.validation, "run_validation", terminated)
+    out = tmp_path / ("s.nc" if command == "sweep" else "report")
+    extra = ["--tau", "0", "--steps", "10", "--seed", "1"] if command == "sweep" else ["--only", "ode"]
+    before = signal.getsignal(signal.SIGTERM)
+    assert main([command, *extra, "--out", str(out), "-q"]) == TERMINATED
+    err = capsys.readouterr().err
+    assert err.strip().endswith(f"amsgd {command}: terminated (SIGTERM)")
+    if command == "validate":
+        assert (out / "report.md").read_text().startswith("# Validation incomplete")
+    else:
+        assert "no point was stored yet" in err
+    assert signal.getsignal(signal.SIGTERM) == before  # restored when the command ends
 
 
 def test_ctrl_c_before_validate_writes_says_the_folder_is_unchanged(tmp_path, monkeypatch, capsys):

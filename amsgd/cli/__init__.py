@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import errno
 import os
+import signal
 import sys
 import threading
 import warnings
@@ -20,7 +21,7 @@ from collections.abc import Iterator, Sequence
 
 from amsgd.cli import advise, derive, figures, integrate, simulate, sweep, validate
 from amsgd.cli.options import ArgumentParser
-from amsgd.cli.status import BAD_INPUT, EPILOG, INTERRUPTED, PIPE_CLOSED
+from amsgd.cli.status import BAD_INPUT, EPILOG, INTERRUPTED, PIPE_CLOSED, TERMINATED
 from amsgd.core import progress
 from amsgd.core.errors import ProblemError, RunWarning
 from amsgd.core.files import plain_reason
@@ -81,19 +82,21 @@ def main(argv: Sequence[str] | None = None) -> int:
               "give it once (a list of values is comma separated)", file=sys.stderr)  # fmt: skip
         return BAD_INPUT
     try:
-        with progress.reporting(f"amsgd {args.command}", quiet=args.quiet), _warnings_as_lines(args.command):
+        with _sigterm_as_interrupt(), progress.reporting(f"amsgd {args.command}", quiet=args.quiet), \
+                _warnings_as_lines(args.command):  # fmt: skip
             status = int(COMMANDS[args.command].run(args) or 0)
             sys.stdout.flush()  # here, where a failure is caught, not at the interpreter's exit
             return status
     except ProblemError as exc:
         print(f"amsgd {args.command}: error: {exc}", file=sys.stderr)
         return BAD_INPUT
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         if args.command not in _SAY_WHAT_WAS_KEPT:  # these write their output only once they end
             print(f"amsgd {args.command}: its output is written when it ends, and files whole or not at all, so "
                   "what is missing was not computed; rerun the same command", file=sys.stderr)  # fmt: skip
-        print(f"amsgd {args.command}: interrupted", file=sys.stderr)
-        return INTERRUPTED
+        terminated = isinstance(exc, _Terminated) or isinstance(exc.__context__, _Terminated)  # (re-raised)
+        print(f"amsgd {args.command}: {'terminated (SIGTERM)' if terminated else 'interrupted'}", file=sys.stderr)
+        return TERMINATED if terminated else INTERRUPTED
     except BrokenPipeError:  # the reader of stdout stopped early: no traceback, and no second one at exit
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return PIPE_CLOSED
@@ -103,6 +106,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the unwritten rest is dropped
         print(f"amsgd {args.command}: error: cannot write standard output: {plain_reason(exc)}", file=sys.stderr)
         return BAD_INPUT
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the command is, so that it ends as on Ctrl-C: what it kept is said, a
+    validation folder is marked incomplete, a local Dask cluster is shut down."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM into :class:`_Terminated` while a command runs (on the main thread, where handlers
+    can be set; elsewhere, as when a test calls main from a thread, SIGTERM keeps its default)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum, frame) -> None:
+        raise _Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 #: The commands that say on Ctrl-C what they kept (finished points, figures, a partial report).
