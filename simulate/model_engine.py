@@ -120,8 +120,8 @@ def start_points(problem: ModelProblem, replicates: int, *, rng: RngLike = None)
     root = root_sequence(rng)
     seqs = [child_sequence(root, r) for r in range(checks.positive_int("replicates", replicates))]
     with jax.enable_x64(True):
-        init = jax.vmap(lambda k: model_functions(problem).init(jax.random.fold_in(k, INIT_STREAM)))
-        return np.asarray(init(stream_keys(seqs)))
+        init = model_functions(problem).init
+        return np.asarray(jax.vmap(lambda key: init(jax.random.fold_in(key, INIT_STREAM)))(stream_keys(seqs)))
 
 
 def stream_keys(seqs: list[np.random.SeedSequence]):

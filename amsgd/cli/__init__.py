@@ -148,6 +148,8 @@ def _repeated_options(argv: Sequence[str]) -> str | None:
                 return name
             seen.add(name)
     return None
+
+
 #: Errors of a write to standard output redirected to a full or failing device (``> /dev/full``).
 _OUTPUT_ERRORS = (errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EFBIG)
 

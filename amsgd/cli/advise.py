@@ -41,7 +41,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     group.add_argument("--format", choices=("table", "json"), default="table", help="output format (default: %(default)s)")
     group.add_argument("--out", metavar="FILE", help="write to FILE instead of standard output")
-    group.add_argument("--plot", metavar="FILE.png", help="also draw the local rate (of the error, or a model's loss) against mu per worker count, the fastest ringed")
+    group.add_argument("--plot", metavar="FILE.png", help="also draw the local rate (of the error, or a model's "
+                       "loss) against mu per worker count, the fastest ringed")  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
