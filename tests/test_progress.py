@@ -113,14 +113,16 @@ def test_a_delay_longer_than_the_run_is_warned_in_one_line(capsys):
     assert all(line.startswith("amsgd simulate: warning: the averaging window") for line in lines if line not in delay)
 
 
-def test_a_sweep_warns_each_long_delay_once(tmp_path, capsys):
+def test_a_sweep_warns_of_its_long_delays_once(tmp_path, capsys):
     """Two momenta at each of two long delays: the points' warnings, raised on worker threads one by
-    one, are printed once per text (they were printed once per point)."""
+    one, were printed once per point, then once per delay (hundreds of lines for a long grid); the
+    grid's longest delay is said once."""
     argv = ["sweep", "--tau", "0,60,80", "--mu", "0.5,0.9", "--steps", "100", "--replicates", "4", "--seed", "1",
             "--local-workers", "2", "--out", str(tmp_path / "s.nc"), "-q"]  # fmt: skip
     assert main(argv) == 0
     lines = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
-    assert sorted(line.split("(")[1].split(" ")[0] for line in lines) == ["60", "80"]
+    assert lines == ["amsgd sweep: warning: the grid's longest delay (80 iterations) is at least half the run (100 "
+                     "steps): most gradients are taken at the start point; raise --steps or shorten the delay"]
 
 
 def test_ctrl_c_during_simulate_says_what_is_missing(tmp_path, monkeypatch, capsys):

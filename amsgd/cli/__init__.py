@@ -23,7 +23,7 @@ from amsgd.cli import advise, derive, figures, integrate, simulate, sweep, valid
 from amsgd.cli.options import ArgumentParser
 from amsgd.cli.status import BAD_INPUT, EPILOG, INTERRUPTED, PIPE_CLOSED, TERMINATED
 from amsgd.core import progress
-from amsgd.core.errors import ProblemError, RunWarning
+from amsgd.core.errors import LongDelayWarning, ProblemError, RunWarning
 from amsgd.core.files import plain_reason
 
 COMMANDS = {
@@ -157,16 +157,17 @@ _OUTPUT_ERRORS = (errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EFBIG)
 @contextlib.contextmanager
 def _warnings_as_lines(command: str) -> Iterator[None]:
     """Print the toolkit's :class:`~amsgd.core.errors.RunWarning` as ``amsgd COMMAND: warning: ...``,
-    each text once (a sweep's points, run on worker threads, raise the same warning one by one), each
-    line whole: one write under a lock (``print`` writes the text and its newline apart, and lines of
-    two threads ran together)."""
+    each text once (a sweep's points, run on worker threads, raise the same warning one by one) and a
+    :class:`~amsgd.core.errors.LongDelayWarning` only the first time, each line whole: one write under
+    a lock (``print`` writes the text and its newline apart, and lines of two threads ran together)."""
     shown, printed, lock = warnings.showwarning, set(), threading.Lock()
 
     def show(message, category, filename, lineno, file=None, line=None) -> None:
         if issubclass(category, RunWarning):
+            key = category if issubclass(category, LongDelayWarning) else str(message)
             with lock:
-                if str(message) not in printed:
-                    printed.add(str(message))
+                if key not in printed:
+                    printed.add(key)
                     sys.stderr.write(f"amsgd {command}: warning: {message}\n")
                     sys.stderr.flush()
         else:

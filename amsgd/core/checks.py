@@ -9,7 +9,7 @@ import warnings
 
 import numpy as np
 
-from amsgd.core.errors import ProblemError, RunWarning
+from amsgd.core.errors import LongDelayWarning, ProblemError
 
 
 def integer(name: str, value: object, *, minimum: int = 0) -> int:
@@ -107,14 +107,14 @@ def parse_real(name: str, text: str) -> float:
         raise ProblemError(f"{name} must be a number, got {text!r}") from None
 
 
-def warn_delay_longer_than_run(mean_delay: float, steps: int) -> None:
-    """Warn (:class:`~amsgd.core.errors.RunWarning`) when the mean delay is at least half the run:
-    most gradients are then taken at the start point, and nothing stationary is measured."""
+def warn_delay_longer_than_run(mean_delay: float, steps: int, what: str = "the mean delay") -> None:
+    """Warn (:class:`~amsgd.core.errors.LongDelayWarning`) when the mean delay (``what``) is at least
+    half the run: most gradients are then taken at the start point, and nothing stationary is measured."""
     if mean_delay >= steps / 2:
         warnings.warn(
-            f"the mean delay ({mean_delay:g} iterations) is at least half the run ({steps} steps): most "
+            f"{what} ({mean_delay:g} iterations) is at least half the run ({steps} steps): most "
             "gradients are taken at the start point; raise --steps or shorten the delay",
-            RunWarning,
+            LongDelayWarning,
             stacklevel=3,
         )
 

@@ -16,3 +16,9 @@ class RunWarning(UserWarning):
 
     The command line prints each as one line, ``amsgd COMMAND: warning: ...``, and goes on.
     """
+
+
+class LongDelayWarning(RunWarning):
+    """A mean delay of at least half the run. The command line prints the first only: a sweep warns
+    once for its longest delay before its points run, and each point's run would add a line (one per
+    delay of the grid, hundreds for a long grid)."""

@@ -96,7 +96,7 @@ class Sweep:
                                 self.window_start, self.start, self.divergence_norm)  # fmt: skip
         kind.check_memory(self.grid, int(self.steps), int(self.replicates))
         longest = max(self.grid.delays) - (self.grid.delay_axis == "workers")  # τ = M − 1 for workers
-        checks.warn_delay_longer_than_run(longest, self.steps)
+        checks.warn_delay_longer_than_run(longest, self.steps, "the grid's longest delay")  # said once
         object.__setattr__(self, "seed", int(self.seed))
         object.__setattr__(self, "record_every", resolved.record_every)
         object.__setattr__(self, "window_start", resolved.window_start)

@@ -296,7 +296,8 @@ def render(results: list[tuple[str, int, list[str]]]) -> str:
         "",
         "Warnings (`amsgd COMMAND: warning: ...`, for example a delay longer than half the run, or a",
         "stationary window that is not stationary) do not change the status; each text is printed once",
-        "(a sweep's points with the same long delay give one line).",
+        "(a sweep's points with the same warning give one line), and a delay longer than half the run only",
+        "the first time (a sweep names its grid's longest delay once, not each delay of the grid).",
         "",
         f"The {len(results)} bad inputs below are the test suite's cases "
         "(`tests/helpers/bad_inputs.py`); the messages are what the commands print, regenerated with "
