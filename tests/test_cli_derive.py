@@ -166,3 +166,15 @@ def test_derive_documents_where_the_json_has_nulls(tmp_path, capsys, options, nu
     assert run_cli([*args, "--format", "latex", "--out", str(tex)], capsys)[0] == 0
     for text in (md.read_text(), tex.read_text()):
         assert all(phrase in text for phrase in phrases)
+
+
+def test_whole_numbers_may_be_written_as_floats():
+    """``--steps 2e4`` was refused ("invalid int value") where the sweep's axes took ``--tau 1e3``."""
+    import argparse
+
+    from amsgd.cli.options import whole
+
+    assert whole("20000") == whole("2e4") == whole("20000.0") == 20000 and isinstance(whole("2e4"), int)
+    for bad in ("1.5", "abc", "1e400", "nan"):
+        with pytest.raises(argparse.ArgumentTypeError, match="invalid int value"):
+            whole(bad)

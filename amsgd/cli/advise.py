@@ -14,6 +14,7 @@ from amsgd.cli.options import (
     int_list,
     problem_from_args,
     refuse_typed,
+    whole,
 )
 from amsgd.core.files import check_figure_file, check_output_file
 from amsgd.core.problem import Problem
@@ -36,7 +37,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         % ",".join(f"{m:g}" for m in DEFAULT_MUS),
     )  # fmt: skip
     group.add_argument(
-        "--steps", type=int, default=DEFAULT_STEPS, metavar="N", action=Given,
+        "--steps", type=whole, default=DEFAULT_STEPS, metavar="N", action=Given,
         help="a model's run length: momenta are ranked for N iterations (default: %(default)s)",
     )  # fmt: skip
     group.add_argument("--format", choices=("table", "json"), default="table", help="output format (default: %(default)s)")

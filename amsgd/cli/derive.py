@@ -13,6 +13,7 @@ from amsgd.cli.options import (
     int_list,
     problem_from_args,
     refuse_typed,
+    whole,
 )
 from amsgd.core import progress
 from amsgd.core.errors import ProblemError
@@ -54,7 +55,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help=f"round-robin worker counts M (tau = M - 1) of the tradeoff table: {LIST_HELP} (default: %(default)s)",
     )  # fmt: skip
     group.add_argument(
-        "--steps", type=int, default=DEFAULT_STEPS, metavar="N",
+        "--steps", type=whole, default=DEFAULT_STEPS, metavar="N",
         help="run length for the divergence risk: the fraction of runs of N iterations that blow up "
         "(default: %(default)s)",
     )  # fmt: skip

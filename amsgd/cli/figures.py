@@ -8,7 +8,14 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from amsgd.cli.options import LIST_HELP, add_problem_options, float_list, problem_from_args, require_pca
+from amsgd.cli.options import (
+    LIST_HELP,
+    add_problem_options,
+    float_list,
+    problem_from_args,
+    require_pca,
+    whole,
+)
 from amsgd.core import checks, progress
 from amsgd.core.files import check_input_file, check_output_dir, made_folder
 from amsgd.validation.budget import Budget
@@ -25,10 +32,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--mus", type=float_list, default=(0.7, 0.8, 0.9),
         help=f"momenta of the error-vs-delay curves: {LIST_HELP} (default: 0.7,0.8,0.9)",
     )  # fmt: skip
-    group.add_argument("--replicates", type=int, default=256, help="runs per simulation (default: %(default)s)")
-    group.add_argument("--steps", type=int, default=10_000, help="iterations of the stationary runs (default: %(default)s)")
-    group.add_argument("--seed", type=int, default=2018, help="seed of every run (default: %(default)s)")
-    group.add_argument("--threads", type=int, default=2, help="simulation threads (default: %(default)s)")
+    group.add_argument("--replicates", type=whole, default=256, help="runs per simulation (default: %(default)s)")
+    group.add_argument("--steps", type=whole, default=10_000, help="iterations of the stationary runs (default: %(default)s)")
+    group.add_argument("--seed", type=whole, default=2018, help="seed of every run (default: %(default)s)")
+    group.add_argument("--threads", type=whole, default=2, help="simulation threads (default: %(default)s)")
     group.add_argument("--sweep", metavar="FILE.nc", help="also draw the figures of a sweep file written by amsgd sweep")
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from amsgd.cli.options import Given, add_problem_options, problem_from_args, refuse_typed, require_pca
+from amsgd.cli.options import Given, add_problem_options, problem_from_args, refuse_typed, require_pca, whole
 from amsgd.cli.status import NO_ESTIMATE, OK
 from amsgd.core import progress
 from amsgd.core.files import atomic_write_text, check_figure_file, check_output_file
@@ -51,8 +51,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "ode: the gradient flow of a --model (refused for streaming PCA: no noise, see amsgd derive) "
         "(default: %(default)s)",
     )  # fmt: skip
-    group.add_argument("--paths", type=int, default=200, help="paths per ensemble (default: %(default)s)")
-    group.add_argument("--steps", type=int, help="horizon in iterations k (default: 5000; 200 for --convergence-study)")
+    group.add_argument("--paths", type=whole, default=200, help="paths per ensemble (default: %(default)s)")
+    group.add_argument("--steps", type=whole, help="horizon in iterations k (default: 5000; 200 for --convergence-study)")
     group.add_argument(
         "--dt", type=float, default=1.0,
         help="SDE step in iterations, i.e. Δt = dt·η in diffusion time (default: %(default)g); "
@@ -64,7 +64,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "faster; not for --convergence-study) (default: euler); a comma-separated list with "
         "--convergence-study (default: euler,milstein,weak2)",
     )  # fmt: skip
-    group.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    group.add_argument("--seed", type=whole, default=0, help="random seed (default: %(default)s)")
     group.add_argument(
         "--no-scheme-check", dest="check_scheme", action="store_false",
         help="a --model's SME: skip the check that the Euler–Maruyama step is mean-square stable near the "
@@ -80,9 +80,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--convergence-study", action="store_true",
         help="fit strong and weak orders of the schemes on the SME from h0 = (1, ..., 1)/√d",
     )  # fmt: skip
-    study.add_argument("--levels", type=int, default=4, action=Given, help="step sizes dt·2^j, j < LEVELS (default: %(default)s)")
+    study.add_argument("--levels", type=whole, default=4, action=Given, help="step sizes dt·2^j, j < LEVELS (default: %(default)s)")
     study.add_argument(
-        "--reference-factor", type=int, default=8, action=Given, help="reference step = finest step / FACTOR (default: %(default)s)"
+        "--reference-factor", type=whole, default=8, action=Given, help="reference step = finest step / FACTOR (default: %(default)s)"
     )
     study.add_argument("--plot", metavar="FILE.png", help="write the log-log convergence plot")
     parser.add_argument("--out", metavar="FILE.json", help="also write the JSON summary to FILE")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Sequence
 
 from amsgd.core.delays import ConstantDelay, parse_delay
@@ -103,7 +104,7 @@ def add_problem_options(parser: argparse.ArgumentParser, *, point: bool = True) 
     )  # fmt: skip
     # (exclusive only where shown: Python 3.11's usage line fails on a hidden member of such a group)
     delay = group.add_mutually_exclusive_group() if point else group
-    delay.add_argument("--tau", type=int, action=Given, help=shown("constant delay τ >= 0 (default: 0)"))
+    delay.add_argument("--tau", type=whole, action=Given, help=shown("constant delay τ >= 0 (default: 0)"))
     delay.add_argument(
         "--delay", action=Given,
         help=shown("delay model: constant:N | uniform:A-B | geometric:MEAN | poisson:MEAN | "
@@ -123,19 +124,19 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
         help="the data of a model: scikit-learn's bundled digits (default), an .npz with arrays X and y, "
         "or a .csv with the target in the last column (a first row of column names is skipped)",
     )  # fmt: skip
-    group.add_argument("--batch", action=Given, type=int, default=32, help="minibatch size B (default: %(default)s)")
+    group.add_argument("--batch", action=Given, type=whole, default=32, help="minibatch size B (default: %(default)s)")
     group.add_argument("--l2", action=Given, type=float, default=DEFAULT_L2, help="ridge penalty on the weights (default: %(default)g)")
-    group.add_argument("--hidden", action=Given, type=int, default=DEFAULT_HIDDEN, help="hidden units of the MLP (default: %(default)s)")
+    group.add_argument("--hidden", action=Given, type=whole, default=DEFAULT_HIDDEN, help="hidden units of the MLP (default: %(default)s)")
     group.add_argument("--activation", action=Given, default="tanh", choices=ACTIVATIONS, help="MLP activation (default: %(default)s)")
 
 
 def add_run_options(group, *, seed_help: str, seed_required: bool = False) -> None:
     """Options of a set of simulated runs, shared by ``simulate`` and ``sweep`` (per grid point)."""
-    group.add_argument("--steps", type=int, default=10_000, help="iterations per run (default: %(default)s)")
-    group.add_argument("--replicates", type=int, default=100, help="independent runs R (default: %(default)s)")
-    group.add_argument("--seed", type=int, default=None, required=seed_required, help=seed_help)
+    group.add_argument("--steps", type=whole, default=10_000, help="iterations per run (default: %(default)s)")
+    group.add_argument("--replicates", type=whole, default=100, help="independent runs R (default: %(default)s)")
+    group.add_argument("--seed", type=whole, default=None, required=seed_required, help=seed_help)
     group.add_argument(
-        "--record-every", type=int, default=None, metavar="K",
+        "--record-every", type=whole, default=None, metavar="K",
         help="record trajectories every K iterations (default: steps // 100); 0 and steps always",
     )  # fmt: skip
     group.add_argument(
@@ -148,7 +149,7 @@ def add_run_options(group, *, seed_help: str, seed_required: bool = False) -> No
         "--window", type=float, default=None, metavar="FRACTION",
         help="the stationary error averages iterations from FRACTION·steps to steps (default: 0.5)",
     )  # fmt: skip
-    window.add_argument("--window-start", type=int, metavar="ITER", help="first iteration of the stationary window")
+    window.add_argument("--window-start", type=whole, metavar="ITER", help="first iteration of the stationary window")
     group.add_argument(
         "--divergence-norm", type=float, default=1e6,
         help="a replicate with ||v|| above this, or NaN, is frozen and excluded; with --model, one that moves this "
@@ -182,6 +183,22 @@ def _number_list(text: str, integer: bool) -> tuple:
 def float_list(text: str) -> tuple[float, ...]:
     """``0.5,0.9`` or ``0.5:0.9:0.1`` -> ``(0.5, 0.6, 0.7, 0.8, 0.9)`` (an argparse type)."""
     return _number_list(text, integer=False)
+
+
+def whole(text: str) -> int:
+    """An integer, also when written as a whole float (``2e4``, ``20000.0``, as the lists of
+    :func:`int_list` and the sweep's axes take it): an argparse type."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if not (math.isfinite(value) and value == int(value)):
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r} (a whole number, such as 20000 or 2e4)")
+    return int(value)
 
 
 def int_list(text: str) -> tuple[int, ...]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from amsgd.cli.options import add_problem_options, add_run_options, problem_from_args
+from amsgd.cli.options import add_problem_options, add_run_options, problem_from_args, whole
 from amsgd.cli.status import NO_ESTIMATE, OK
 from amsgd.core.files import check_netcdf_file, write_netcdf
 from amsgd.core.models import ModelProblem
@@ -25,10 +25,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="keep the mean and mean square of the eigen-coordinates (moments), every replicate's (all), or "
         "neither (none: the error and ||v||² only, for high dimensions) (default: %(default)s)",
     )  # fmt: skip
-    group.add_argument("--threads", type=int, default=1, help="threads over blocks of replicates (default: 1)")
+    group.add_argument("--threads", type=whole, default=1, help="threads over blocks of replicates (default: 1)")
     group.add_argument("--out", metavar="FILE.nc", help="write the trajectories (xarray Dataset) to NetCDF")
     group.add_argument(
-        "--svag", type=int, metavar="L",
+        "--svag", type=whole, metavar="L",
         help="SVAG runs (Li, Malladi & Arora 2021): step eta/L, L times the steps, delay L*tau, two samples per "
         "step weighted (1 +- sqrt(2L - 1))/2; iterations stay original ones (PCA, Gaussian data, constant delay)",
     )  # fmt: skip

@@ -16,7 +16,14 @@ import sys
 import warnings
 from pathlib import Path
 
-from amsgd.cli.options import Given, add_problem_options, add_run_options, problem_from_args, refuse_typed
+from amsgd.cli.options import (
+    Given,
+    add_problem_options,
+    add_run_options,
+    problem_from_args,
+    refuse_typed,
+    whole,
+)
 from amsgd.core.errors import ProblemError, RunWarning
 from amsgd.core.files import check_netcdf_file
 from amsgd.core.models import DEFAULT_MODEL_ETA
@@ -60,7 +67,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "sweeps, processes for large ones; see --local-processes)",
     )  # fmt: skip
     run_group.add_argument(
-        "--local-workers", type=int, metavar="N",
+        "--local-workers", type=whole, metavar="N",
         help="workers of the local cluster (default: one per core; not with --scheduler)",
     )  # fmt: skip
     kind = run_group.add_mutually_exclusive_group()

@@ -23,6 +23,7 @@ from amsgd.cli.options import (
     problem_from_args,
     refuse_typed,
     require_pca,
+    whole,
 )
 from amsgd.core import checks
 from amsgd.core.errors import ProblemError
@@ -54,8 +55,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--only", metavar="LIST",
         help=f"comma-separated experiments to run, from {','.join(EXPERIMENTS)} (default: the preset's, or all but sweep)",
     )  # fmt: skip
-    group.add_argument("--seed", type=int, default=None, help="seed of every run (default: the preset's, 2018)")
-    group.add_argument("--threads", type=int, default=None,
+    group.add_argument("--seed", type=whole, default=None, help="seed of every run (default: the preset's, 2018)")
+    group.add_argument("--threads", type=whole, default=None,
                        help="simulation threads (default: 2); with --preset paper-dnn, the threads of the local "
                        "Dask cluster that runs the cells (default: one per core)")  # fmt: skip
     group.add_argument("--scheduler", metavar="tcp://HOST:PORT",
@@ -65,19 +66,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="SVAG validation of the limit at the problem's eta, mu, tau (Li, Malladi & Arora 2021): the floor "
         "and the escape time at each amplification L (include 1), and the verdict",
     )  # fmt: skip
-    group.add_argument("--svag-replicates", type=int, default=None, metavar="N",
+    group.add_argument("--svag-replicates", type=whole, default=None, metavar="N",
                        help="with --svag: replicates per amplification (default: 1000)")
-    group.add_argument("--svag-steps", type=int, default=None, metavar="N",
+    group.add_argument("--svag-steps", type=whole, default=None, metavar="N",
                        help="with --svag: iterations of each floor run (default: 40 relaxation times of the "
                        "slowest tangent mode, at least 2000)")
     group.add_argument("--svag-no-escape", action="store_true",
                        help="with --svag: skip the escape-time runs (the floor and N/G only)")
     group.add_argument(
-        "--steps", type=int, default=None, metavar="N",
+        "--steps", type=whole, default=None, metavar="N",
         help="with --model: iterations of the floor and stability runs (default: the shortest run whose start at "
         "the minimum biases the floor by under 0.1%%, by the theory; at least 2000)",
     )  # fmt: skip
-    group.add_argument("--replicates", type=int, default=None, metavar="R",
+    group.add_argument("--replicates", type=whole, default=None, metavar="R",
                        help=f"with --model: runs per set (default: {MODEL_REPLICATES})")  # fmt: skip
     # Scales one prediction by a factor, to show that a wrong prediction fails (NAME=FACTOR, repeatable).
     group.add_argument("--perturb", action="append", default=[], help=argparse.SUPPRESS)
