@@ -153,12 +153,7 @@ def advise(problem: Problem | ModelProblem, workers: Sequence[int] = DEFAULT_WOR
         from amsgd.diffusion.theory.predictions import predict
         from amsgd.diffusion.theory.tradeoff import tradeoff
 
-        for mu in mus:  # negative momentum is for models; streaming PCA keeps Problem's range, and each
-            at_mu = problem.replace(mu=mu)  # momentum's step must be one the finite-η numbers resolve
-            try:  # (1 − μ → 0 shrinks it)
-                at_mu.require_resolvable_step()
-            except ProblemError as exc:
-                raise ProblemError(f"mus: at mu = {float(mu)!r}, {exc} or lower that momentum") from None
+        problem.require_resolvable_momenta(mus, "mus")  # and Problem's range: negative momentum is for models
         prediction = predict(problem)
         grid = tradeoff(prediction.coefficients, problem.eta, mus, np.asarray(workers))
         rates = prediction.coefficients.rates

@@ -94,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command not in _SAY_WHAT_WAS_KEPT:  # these write their output only once they end
             print(f"amsgd {args.command}: its output is written when it ends, and files whole or not at all, so "
                   "what is missing was not computed; rerun the same command", file=sys.stderr)  # fmt: skip
-        terminated = isinstance(exc, _Terminated) or isinstance(exc.__context__, _Terminated)  # (re-raised)
+        terminated = isinstance(exc, _Terminated)
         print(f"amsgd {args.command}: {'terminated (SIGTERM)' if terminated else 'interrupted'}", file=sys.stderr)
         return TERMINATED if terminated else INTERRUPTED
     except BrokenPipeError:  # the reader of stdout stopped early: no traceback, and no second one at exit

@@ -84,18 +84,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--perturb", action="append", default=[], help=argparse.SUPPRESS)
 
 
-class _FolderMarked(KeyboardInterrupt):
-    """A Ctrl-C after which the output folder was marked incomplete (and the user told so)."""
-
-
 def run(args: argparse.Namespace) -> int:
     try:
         return _run(args)
-    except _FolderMarked:
-        raise
-    except KeyboardInterrupt:  # before the folder was entered: whatever it held stands as it was
-        print(f"amsgd validate: interrupted before anything was written to {args.out}: nothing there changed",
-              file=sys.stderr)  # fmt: skip
+    except KeyboardInterrupt as exc:
+        if not getattr(exc, "folder_marked", False):  # before the folder was entered: it stands as it was
+            print(f"amsgd validate: interrupted before anything was written to {args.out}: nothing there changed",
+                  file=sys.stderr)  # fmt: skip
         raise
 
 
@@ -153,11 +148,12 @@ def _incomplete_on_interrupt(out: Path, command: str, kept: str | None = None) -
     with made_folder(out):
         try:
             yield
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             marker = write_incomplete(out, command, time.perf_counter() - began)
             rerun = f"rerun: {command}" if kept is None else f"{kept}; rerun to continue from them: {command}"
             print(f"amsgd validate: no report: {marker} marks the folder incomplete; {rerun}", file=sys.stderr)
-            raise _FolderMarked from None
+            exc.folder_marked = True  # the same exception goes on (a SIGTERM stays one)
+            raise
 
 
 def _refuse_given(args: argparse.Namespace, options: tuple[str, ...], mode: str, why: str = "") -> None:

@@ -263,6 +263,16 @@ class Problem:
                 "finite-eta theory's numbers carry rounding errors above 1e-6 (double precision); raise eta"
             )
 
+    def require_resolvable_momenta(self, mus, name: str) -> None:
+        """:meth:`require_resolvable_step` at each momentum of ``mus`` (a table over momenta, named
+        ``name`` in the message): 1 − μ → 0 shrinks the step below what the numbers resolve."""
+        for mu in mus:
+            at_mu = self.replace(mu=float(mu))  # a momentum out of range is refused in its own words
+            try:
+                at_mu.require_resolvable_step()
+            except ProblemError as exc:
+                raise ProblemError(f"{name}: at mu = {float(mu)!r}, {exc} or lower that momentum") from None
+
     def require_finite_fourth_moments(self) -> None:
         """Refuse distributions whose fourth moments, hence the gradient-noise covariance, are infinite."""
         if not self.distribution.finite_fourth_moments:

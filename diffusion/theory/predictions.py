@@ -309,6 +309,7 @@ def predict(
                            f"other models), got {list(options.tradeoff_mus)}")  # fmt: skip
     problem.require_eigengap()
     problem.require_resolvable_step()
+    problem.require_resolvable_momenta(options.tradeoff_mus, "tradeoff momenta")
     if modes is not None:
         return Predictions(problem, modes, options)
     derivation = derive(problem, route)

@@ -152,6 +152,7 @@ CASES: list[tuple[str, str]] = [
     ("sweep --tau 0:x --seed 1 --out a.nc", "not a number"),
     ("sweep --mu 0.5 --mu 0.9 --tau 0 --seed 1 --out a.nc", "--mu is given more than once, and only the last"),
     ("derive --eta=1e-3 --eta 2e-3", "--eta is given more than once"),
+    ("derive --tradeoff-mu 0.5,0.99999999999999", "tradeoff momenta: at mu = 0.99999999999999, eta·(λ1 − λ2)"),
     ("sweep --model logistic --mu -0.3,0.5 --tau 0 --seed 1 --out a.nc", "written with '=': --mu=-0.3"),
     ("sweep --tau 5:1 --seed 1 --out a.nc", "STOP < START"),
     ("sweep --eta 0:1:1e-7 --tau 0 --seed 1 --out a.nc", "an axis takes at most"),
