@@ -234,6 +234,27 @@ def test_a_line_is_not_repeated_when_a_part_starts_on_an_intervals_tick(monkeypa
     assert stream.getvalue().count("amsgd demo: part") == 1, stream.getvalue()
 
 
+def test_a_part_that_starts_just_before_an_intervals_tick_is_said_once(monkeypatch):
+    """A part starting a second before the periodic line (the cluster's shut-down after the last
+    point) printed its stage twice, "· 32 s" then "· 33 s"; the tick after it now waits, and a tick
+    half an interval later prints again."""
+    now = [0.0]
+    monkeypatch.setattr(progress, "_clock", lambda: now[0])
+    stream = io.StringIO()
+    with progress.reporting("amsgd demo", stream=stream, interval=1e9):
+        report = progress._ACTIVE
+        report.interval = 10.0  # the loop's own wait stays 1e9: the ticks below are the test's
+        now[0] = 32.0
+        with progress.stage("shutting down"):
+            now[0] = 33.0
+            report.tick()
+            said = stream.getvalue().splitlines()
+            now[0] = 38.0
+            report.tick()
+    assert said == ["amsgd demo: shutting down · 32 s"], said
+    assert stream.getvalue().splitlines()[1:] == ["amsgd demo: shutting down · 38 s"], stream.getvalue()
+
+
 def test_every_progress_line_of_a_sweep_says_what_runs(tmp_path, monkeypatch):
     """Deriving the points' theory, checking stored points and writing the file are named stages: a
     line of the sweep is never a bare ``amsgd sweep: 10 s``."""

@@ -12,11 +12,14 @@ What a person sees depends on stderr:
 * a terminal: one bar, redrawn twice a second, with what runs, how far it is and the time left,
   e.g. ``amsgd validate ━━━━━━      3/7 experiments · dynamics · simulate 45% · 63 s · ~80 s left``;
 * not a terminal (a log file, CI): one such line every :data:`INTERVAL` seconds, and when a part
-  starts after the first of them (a command that ends within the interval prints nothing);
+  starts after the first of them (a command that ends within the interval prints nothing; the
+  periodic line is skipped when a part's line came less than half an interval before it);
 * ``quiet``: nothing (warnings and errors are printed by their callers as before).
 
-The time left is ``elapsed · (1 − f)/f`` with f the fraction done: the declared total's units done
-plus the running part's own fraction, or the running counter's fraction alone without a total.
+The time left is ``(t − t_0) · (1 − f)/(f − f_0)`` with f the fraction done at time t and
+``(t_0, f_0)`` the time and fraction when a fraction first became known (so setup and work reused
+from an earlier run do not count as a rate); f is the declared total's units done plus the running
+part's own fraction, or the running counter's fraction alone without a total.
 
 Outside :func:`reporting` (the Python API) :func:`counter` draws its own tqdm bar when ``show`` is
 true, or when ``show`` is None and stderr is a terminal, and does nothing otherwise.
@@ -69,6 +72,7 @@ class _Report:
         #: reused share, after a setup that the rest of the work does not repeat).
         self.anchor: tuple[float, float] | None = None
         self.last_line: str | None = None
+        self.printed_at = -float("inf")  # when the last line was printed
         self.lock = threading.RLock()
         self.stopped = threading.Event()
         self.bar = None
@@ -121,12 +125,19 @@ class _Report:
                 line = f"{self.command}: {self.describe()}"
                 if line != self.last_line:
                     print(line, file=self.stream, flush=True)
-                    self.last_line = line
+                    self.last_line, self.printed_at = line, _clock()
+
+    def tick(self) -> None:
+        """The periodic report: redraw the bar, or print the line unless a part's start printed one
+        within the last half interval (its stage said then would read twice, a second apart)."""
+        if self.mode == "lines" and _clock() - self.printed_at < self.interval / 2:
+            return
+        self.show()
 
     def _loop(self) -> None:
         wait = REDRAW if self.mode == "bar" else self.interval
         while not self.stopped.wait(wait):
-            self.show()
+            self.tick()
 
     def close(self) -> None:
         self.stopped.set()
