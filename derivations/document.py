@@ -25,7 +25,7 @@ from .derivation import Derivation
 from .display import as_latex
 from .indexed import FULL_LISTING_DIM, INDEX, dim, ordered
 from .linearization import coupling_patterns, optimum_linearization
-from .norm_coupling import kinetic_covariance, norm_balance, restoring_split
+from .norm_coupling import kinetic_covariance, norm_balance, ratio_noise_excess, restoring_split
 from .pca import PCAModel
 from .ratio_drift import ratio_rate_correction
 from .recursion import eta, mu, t, tau
@@ -113,6 +113,12 @@ def _omitted(shown: int, total: int, what: str) -> list[Block]:
     if shown >= total:
         return []
     return [Prose(f"The table shows {shown} of the {total} {what}; the others follow the formulas above.")]
+
+
+def _leading(values) -> str:
+    """The values, or the first three of them and an ellipsis beyond :data:`FULL_LISTING_DIM`."""
+    shown = values if len(values) <= FULL_LISTING_DIM else values[:3]
+    return ", ".join(_num(v) for v in shown) + (", \\ldots" if len(shown) < len(values) else "")
 
 
 def _spectrum(values) -> str:
@@ -805,7 +811,8 @@ def _norm_coupling_blocks(finite: dict) -> list[Block]:
         Prose(
             "Next order: the norm $\\|h\\|^2 = 1 + \\delta$. To first order in $r$ the ratio's drift under the mean "
             "map at the delayed iterate is $-(a_i - b)\\,r_{k-\\tau} - b\\,r_k$: part of the restoring force acts on "
-            "the current ratio, with ($E h_1^2 = (1 + \\delta)(1 - F)$)"
+            "the current ratio, with ($E h_1^2 = (1 + \\delta)(1 - F)$, $Q = \\sum_j \\lambda_j v_j$ the tangent modes' "
+            "share of $h^\\top \\Sigma h / h_1^2$)"
         ),
         _eq(sp.Symbol("b"), restoring_split()),
         Prose(
@@ -825,8 +832,17 @@ def _norm_coupling_blocks(finite: dict) -> list[Block]:
         Prose(
             "so mode $i$ relaxes with the momentum $\\mu(1 + \\varepsilon_i)$, "
             "$\\varepsilon_i = \\sum_j H_j\\,[\\kappa_i(j + 2) - \\kappa_i(j)]/(2\\gamma^w_i(0))$ ($\\gamma^w_i$ "
-            "its velocity autocovariance), and the floor is recomputed with both changes."
+            "its velocity autocovariance)."
         ),
+        Prose(
+            "Dividing by $h_1$ drifts the ratio away from $e_1$: the radial part of a step carries the stale ratio and "
+            "shares the mode's noise, so the restoring rate on the stale ratio falls by $c_i$ (per unit $\\eta$, "
+            "with the mode's momentum $\\mu_i$ for $\\mu$), and the additive noise's correlation with the step's "
+            "second-order part changes its variance $s_i$ by $\\Delta s_i$:"
+        ),
+        _eq(sp.Symbol("c_i"), ratio_rate_correction().subs(sp.Symbol("s_i^2", positive=True), sp.Symbol("s_i", positive=True))),
+        _eq(sp.Symbol("{\\Delta s_i}"), ratio_noise_excess()),
+        Prose("The floor is recomputed with all of these."),
     ]
     norm = finite.get("norm")
     if finite["first_order"] is None:  # no floor at any order (section above)
@@ -835,12 +851,9 @@ def _norm_coupling_blocks(finite: dict) -> list[Block]:
         blocks.append(Prose("For this problem the coupled second moments have no stationary law: the floor is "
                             "the first-order one."))  # fmt: skip
         return blocks
-    friction = norm["friction"]
-    shown = friction if len(friction) <= FULL_LISTING_DIM else friction[:3]
-    listed = ", ".join(_num(e) for e in shown) + (", \\ldots" if len(shown) < len(friction) else "")
     blocks.append(Prose(
         f"For this problem: $\\delta = {_num(norm['norm_excess'])}$, $b = {_num(norm['restoring_split'])}$, "
-        f"$\\varepsilon_i = {listed}$; "
+        f"$\\varepsilon_i = {_leading(norm['friction'])}$, $c_i = {_leading(norm['ratio_drift'])}$; "
         f"the floor is ${_num(finite['first_order'] + finite['parts']['norm_coupling'])}$ (first order "
         f"${_num(finite['first_order'])}$)."
     ))  # fmt: skip

@@ -52,6 +52,9 @@ LAM1, LAMI = sp.Symbol("lambda_1", positive=True), sp.Symbol("lambda_i", positiv
 DELTA, FLOOR = sp.Symbol("delta", real=True), sp.Symbol("F", nonnegative=True)
 #: Mode i's stationary variance ``v_i`` and its autocovariance at the delay, ``γ_i(τ)``.
 VARIANCE, LAGGED = sp.Symbol("v_i", nonnegative=True), sp.Symbol("{\\gamma_i(\\tau)}", real=True)
+#: ``Q = Σ_j λ_j v_j``, the tangent modes' share of ``hᵀΣh`` per ``h_1²``, and mode i's additive noise
+#: variance ``s_i = E[Y_1² Y_i²]``.
+SPECTATORS, NOISE = sp.Symbol("Q", nonnegative=True), sp.Symbol("s_i", positive=True)
 #: ``Σ_i`` of the per-mode term of the norm balance, and the kinetic energy ``E‖w‖²``.
 LAG_SUM, KINETIC = sp.Symbol("L", real=True), sp.Symbol("K", nonnegative=True)
 
@@ -64,21 +67,72 @@ def _mean_map(point: list[sp.Expr], eigenvalues: list[sp.Expr]) -> list[sp.Expr]
 
 @derived_once
 def restoring_split() -> sp.Expr:
-    """``b(λ_1, δ, F)``: the part of the restoring force on a ratio that acts on the current iterate.
+    """``b(λ_1, δ, F, Q)``: the part of the restoring force on a ratio that acts on the current iterate.
 
-    Coordinates ``(1, i)``; current iterate ``(h_1, r h_1)``, delayed ``(h'_1, r' h'_1)``. One step of
-    the mean map moves the ratio by ``η (m_i − r m_1)/h_1`` (first order in η); to first order in r,
-    r' and with ``h_1 = h'_1`` (the first coordinate moves on the slow scale) this is
-    ``−(a_i − b) r' − b r`` with ``b = λ_1 (1 − h'_1²)``; then ``E h'_1² = (1 + δ)(1 − F)``."""
+    Coordinates ``(1, i)``; current iterate ``(h_1, r h_1)``, delayed ``(h'_1, r' h'_1)``, the other
+    tangent modes adding ``h'_1² Q`` to ``h'ᵀ Σ h'`` (``Q = Σ_j λ_j r'_j²``, mode i's own term
+    included). One step of the mean map moves the ratio by ``η (m_i − r m_1)/h_1`` (first order in η);
+    to first order in r, r' (Q held: it is a sum of squares) and with ``h_1 = h'_1`` (the first
+    coordinate moves on the slow scale) this is ``−(a_i − b) r' − b r`` with
+    ``b = λ_1 (1 − h'_1²) − h'_1² Q``; then ``E h'_1² = (1 + δ)(1 − F)`` and ``E Q = Σ_j λ_j v_j``."""
     h1 = sp.Symbol("h_1", positive=True)
     r, r_delayed, t = sp.symbols("r r' t", real=True)
-    m1, mi = _mean_map([h1, t * r_delayed * h1], [LAM1, LAMI])
+    delayed = [h1, t * r_delayed * h1]
+    quadratic = LAM1 * h1**2 + h1**2 * SPECTATORS  # h'ᵀ Σ h', the tangent modes' squares in Q
+    m1, mi = (lam * x - quadratic * x for lam, x in zip([LAM1, LAMI], delayed))
     drift = sp.expand((mi - t * r * m1) / h1)
     first = sp.expand(sp.diff(drift, t).subs(t, 0))
     split = -first.coeff(r)
     if sp.simplify(first.coeff(r_delayed) + (LAM1 - LAMI - split)) != 0:  # −(a_i − b) on the delayed ratio
         raise ArithmeticError("the ratio's drift does not split into a current and a delayed part")
-    return sp.factor(split.subs(h1, sp.sqrt((1 + DELTA) * (1 - FLOOR))))
+    return split.subs(h1, sp.sqrt((1 + DELTA) * (1 - FLOOR)))
+
+
+@derived_once
+def ratio_noise_excess() -> sp.Expr:
+    """The noise of mode i's ratio step beyond the linearisation's ``s_i + Σ_j C_ij v_j``, per unit η²,
+    in stationarity: ``s_i (2 γ_i(τ) − 4 v_i)``.
+
+    At unit norm, current iterate ``(1, x_i, x_j)/‖·‖`` and delayed ``(1, x'_i, x'_j)/‖·‖`` (j a second
+    tangent mode), the ratio's step to first order in η is ``η D(Y)`` with ``D`` exact in the ratios.
+    Written ``D = D_0 + D_1 + D_2 + …`` by degree in the ratios, the linearisation keeps the variance
+    ``E D_0² + Var D_1`` (the additive noise ``s_i = E[Y_1² Y_i²]`` and the multiplicative ``C_ij``);
+    the next term of the same order is ``2 E[D_0 D_2]``: the additive noise ``Y_1 Y_i`` is correlated with
+    the second-order part of the step (the stale normalisation ``s² h'`` and the factor ``h'_1/h_{1,k+1}``
+    by which the current first coordinate divides it). Its average with ``E x_i² = E x_i'² = v_i``,
+    ``E x_i x'_i = γ_i(τ)`` (and mode j's alike, modes uncorrelated) is returned; the data law enters
+    through its moments only (coordinates sign-symmetric: odd moments vanish)."""
+    y = sp.symbols("Y_1 Y_i Y_j", real=True)
+    x, xd, t = sp.symbols("x_i x_j", real=True), sp.symbols("x'_i x'_j", real=True), sp.Symbol("t", real=True)
+    step = sp.Symbol("epsilon", positive=True)
+
+    def unit(ratios) -> list[sp.Expr]:
+        scale = sp.sqrt(1 + t**2 * sum(q**2 for q in ratios))
+        return [1 / scale] + [t * q / scale for q in ratios]
+
+    now, then = unit(x), unit(xd)
+    s = sum(a * b for a, b in zip(y, then))
+    moved = [h + step * s * (yy - s * g) for h, yy, g in zip(now, y, then)]
+    d = sp.diff(moved[1] / moved[0], step).subs(step, 0)
+    parts = sp.expand(sp.series(d, t, 0, 3).removeO())
+    d0, d2 = parts.coeff(t, 0), parts.coeff(t, 2)
+
+    def moment(exponents) -> sp.Expr:
+        if any(e % 2 for e in exponents):
+            return sp.S.Zero
+        return sp.Symbol("m_{" + ",".join(map(str, exponents)) + "}", positive=True)
+
+    excess = 2 * expectation(d0 * d2, y, moment) - 2 * expectation(d0, y, moment) * expectation(d2, y, moment)
+    lagged_j = sp.Symbol("{\\gamma_j(\\tau)}", real=True)
+    variance_j = sp.Symbol("v_j", nonnegative=True)
+    stationary = {(2, 0, 0, 0): VARIANCE, (0, 0, 2, 0): VARIANCE, (1, 0, 1, 0): LAGGED,
+                  (0, 2, 0, 0): variance_j, (0, 0, 0, 2): variance_j, (0, 1, 0, 1): lagged_j}  # fmt: skip
+
+    def state_moment(exponents) -> sp.Expr:
+        return stationary.get(tuple(exponents), sp.S.Zero)
+
+    averaged = sp.expand(expectation(excess, (x[0], x[1], xd[0], xd[1]), state_moment))
+    return sp.factor(averaged.subs(sp.Symbol("m_{2,2,0}", positive=True), NOISE))
 
 
 @dataclass(frozen=True)
@@ -141,13 +195,19 @@ def momentum_factor_norm_part() -> sp.Expr:
 
 
 @functools.lru_cache(maxsize=1)
+def ratio_noise_excess_function():
+    """:func:`ratio_noise_excess` as a NumPy function of ``(s_i, v_i, γ_i(τ))``."""
+    return sp.lambdify((NOISE, VARIANCE, LAGGED), ratio_noise_excess(), "numpy")
+
+
+@functools.lru_cache(maxsize=1)
 def norm_coupling_functions():
-    """NumPy functions of the derived formulas: ``b(λ_1, δ, F)``, ``δ(η, μ, λ_1, L, K)``, the norm
+    """NumPy functions of the derived formulas: ``b(λ_1, δ, F, Q)``, ``δ(η, μ, λ_1, L, K)``, the norm
     balance's per-mode term ``(λ_1, λ_i, v_i, γ_i(τ))`` and ``κ(μ, γ^w(ℓ − 1), γ^w(ℓ))``."""
     balance = norm_balance()
     earlier, later = sp.symbols("{\\gamma^w(\\ell-1)} {\\gamma^w(\\ell)}", real=True)
     return (
-        sp.lambdify((LAM1, DELTA, FLOOR), restoring_split(), "numpy"),
+        sp.lambdify((LAM1, DELTA, FLOOR, SPECTATORS), restoring_split(), "numpy"),
         sp.lambdify((ETA, MU, LAM1, LAG_SUM, KINETIC), balance.delta, "numpy"),
         sp.lambdify((LAM1, LAMI, VARIANCE, LAGGED), balance.per_mode, "numpy"),
         sp.lambdify((MU, earlier, later), kinetic_covariance(), "numpy"),

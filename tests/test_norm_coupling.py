@@ -46,24 +46,62 @@ def _problem(spectrum, dist: str, eta: float, mu: float, delay: int | str) -> Pr
 
 
 def test_restoring_split_is_the_mean_maps_drift_of_a_ratio():
-    """The ratio's one-step drift under the exact mean map, fitted in small (r, r'), splits into
-    ``−b r − (a − b) r'`` with the derived ``b(λ_1, δ, F)`` at ``h_1² = (1 + δ)(1 − F)``."""
+    """The ratio's one-step drift under the exact mean map, fitted in small (r, r') with a third
+    coordinate at the ratio r_3, splits into ``−b r − (a − b) r'`` with the derived ``b(λ_1, δ, F, Q)``
+    at ``h_1² = (1 + δ)(1 − F)`` and ``Q = λ_3 r_3²``."""
     split_of = norm_coupling_functions()[0]
-    lam = np.array([4.0, 2.5])
-    delta, floor = 0.04, 0.09
+    lam = np.array([4.0, 2.5, 1.5])
+    delta, floor, r3 = 0.04, 0.09, 0.2
     h1 = np.sqrt((1 + delta) * (1 - floor))
 
     def drift(r: float, r_delayed: float) -> float:
-        delayed = np.array([h1, r_delayed * h1])
+        delayed = np.array([h1, r_delayed * h1, r3 * h1])
         mean = lam * delayed - (delayed @ (lam * delayed)) * delayed
         return (mean[1] - r * mean[0]) / h1
 
     step = 1e-6
     on_current = (drift(step, 0.0) - drift(-step, 0.0)) / (2 * step)
     on_delayed = (drift(0.0, step) - drift(0.0, -step)) / (2 * step)
-    b = split_of(lam[0], delta, floor)
+    b = split_of(lam[0], delta, floor, lam[2] * r3**2)
+    assert b < split_of(lam[0], delta, floor, 0.0)  # the other modes' share lowers it
     assert on_current == pytest.approx(-b, rel=1e-7)
     assert on_delayed == pytest.approx(-(lam[0] - lam[1] - b), rel=1e-7)
+
+
+def test_the_ratio_noise_excess_is_the_exact_steps_variance_beyond_the_linearisation():
+    """The variance over the data of the exact ratio step (unit norm, first order in η, by finite
+    differences in η and Gauss–Hermite quadrature over Y) at small current and delayed ratios
+    ``(x, w)``: its part beyond ``s + C w²`` is ``s (x² + 2 x w − 5 w²)``, whose stationary average
+    (``E x² = E w² = v``, ``E x w = γ``) is the derived excess ``s (2γ − 4v)``."""
+    from amsgd.derivations.norm_coupling import ratio_noise_excess_function
+
+    lam = np.array([2.0, 0.7])
+    nodes, weights = np.polynomial.hermite_e.hermegauss(12)
+    weights = weights / weights.sum()
+    y1, y2 = np.meshgrid(nodes * np.sqrt(lam[0]), nodes * np.sqrt(lam[1]), indexing="ij")
+    prob = np.outer(weights, weights)
+
+    def step(x: float, w: float) -> np.ndarray:
+        h = np.array([1.0, x]) / np.hypot(1.0, x)
+        g = np.array([1.0, w]) / np.hypot(1.0, w)
+        s = y1 * g[0] + y2 * g[1]
+
+        def ratio(eta: float) -> np.ndarray:
+            return (h[1] + eta * s * (y2 - s * g[1])) / (h[0] + eta * s * (y1 - s * g[0]))
+
+        return (ratio(1e-7) - ratio(-1e-7)) / 2e-7
+
+    def variance(x: float, w: float) -> float:
+        d = step(x, w)
+        return float(np.sum(prob * d**2) - np.sum(prob * d) ** 2)
+
+    s = lam[0] * lam[1]  # E[Y_1² Y_2²]
+    c = 2 * lam[0] ** 2 + 2 * lam[1] ** 2  # Var(Y_2² − Y_1²) for Gaussian data
+    for x, w in [(0.03, 0.02), (-0.02, 0.03), (0.025, -0.01)]:
+        beyond = variance(x, w) - s - c * w**2
+        assert beyond == pytest.approx(s * (x**2 + 2 * x * w - 5 * w**2), rel=0.05)
+    v, gamma = 0.02, 0.015
+    assert ratio_noise_excess_function()(s, v, gamma) == pytest.approx(s * (2 * gamma - 4 * v), rel=1e-12)
 
 
 def _run_norm_identity(tau: int, eta: float, mu: float, replicates: int, steps: int) -> tuple[float, float, float]:
@@ -228,12 +266,12 @@ def test_accuracy_notes_name_the_ranges_the_floor_was_not_checked_on():
     lighter = predict(_problem((4.0, 3.0, 2.0, 1.0), "student-t:50", 5e-4, 0.9, 0))  # as Gaussian data
     assert coupling_accuracy_notes(lighter) == []
     large_floor = predict(_problem((4.0, 3.0, 2.0, 1.0), "gaussian", 0.02, 0.0, 0))  # F = 0.21
-    assert ["the floor 0.21 is above 0.15" in n for n in coupling_accuracy_notes(large_floor)] == [True]
+    assert ["the floor 0.209 is above 0.15" in n for n in coupling_accuracy_notes(large_floor)] == [True]
     large_step = predict(_problem((10.0, 1.0), "gaussian", 0.01, 0.5, 0))
     assert ["eta lambda_1/(1-mu) = 0.2 is at or above 0.1" in n for n in coupling_accuracy_notes(large_step)] == [True]
     assert coupling_accuracy_notes(predict(_problem((10.0, 1.0), "gaussian", 4e-3, 0.5, 0))) == []  # a step of 0.08
     at_step = predict(_problem((10.0, 6.0, 3.0, 1.0, 0.5), "gaussian", 5e-3, 0.5, 0))  # exactly 0.1
-    assert ["1.8% at 0.1 (a floor of 0.12)" in n for n in coupling_accuracy_notes(at_step)] == [True]
+    assert ["1.7% at 0.1 (a floor of 0.12)" in n for n in coupling_accuracy_notes(at_step)] == [True]
     delayed = predict(_problem((3.0, 1.0, 0.5), "gaussian", 5e-3, 0.7, 8))  # 0.05, 0.73 of the mean-square tau*
     assert ["with a delay at eta lambda_1/(1-mu) = 0.05" in n for n in coupling_accuracy_notes(delayed)] == [True]
     assert coupling_accuracy_notes(predict(_problem((3.0, 1.0, 0.5), "gaussian", 5e-3, 0.7, 0))) == []  # no delay
@@ -262,14 +300,14 @@ def test_the_step_notes_numbers_are_what_simulation_gives(spectrum, eta, noted):
 @pytest.mark.slow
 def test_the_delay_step_notes_number_is_what_simulation_gives():
     """The delay note's Σ = diag(3, 1, 0.5), η 5e-3, μ 0.7, τ 8 (step 0.05): predicted/simulated − 1 =
-    2.3%, in the 95% interval of that ratio from 8000 runs of 4000 steps from e_1, at a seed of its own."""
+    0.8%, in the 95% interval of that ratio from 8000 runs of 4000 steps from e_1, at a seed of its own."""
     problem = _problem((3.0, 1.0, 0.5), "gaussian", 5e-3, 0.7, 8)
     predicted = predict(problem).finite_eta.value
     run = simulate(problem, 4000, 8000, rng=37, start="e1", window=0.5, threads=2, record_every=4000,
                    coordinates="none", progress=False)  # fmt: skip
     measured = run.stationary_error
     assert run.diverged_fraction == 0.0
-    assert predicted / measured.ci_high - 1 <= 0.023 <= predicted / measured.ci_low - 1
+    assert predicted / measured.ci_high - 1 <= 0.008 <= predicted / measured.ci_low - 1
 
 
 @pytest.mark.parametrize(("spectrum", "eta", "mu", "tau"),
@@ -297,3 +335,19 @@ def test_a_delay_law_longer_than_the_frictions_lags_is_averaged_whole():
     run = simulate(problem, 40_000, 1024, rng=5, start="e1", threads=2, record_every=40_000, progress=False)
     measured = run.stationary_error
     assert abs(measured.mean - finite.value) <= Z * measured.std_error + COUPLED_FLOOR_TOLERANCE * finite.value
+
+
+@pytest.mark.parametrize(("eta", "mu", "delay"), [(1e-2, 0.5, 15), (5e-3, 0.8, 10), (1e-2, 0.5, "uniform:0-16")])
+@pytest.mark.slow
+def test_large_steps_with_a_delay_keep_the_ratio_terms(eta, mu, delay):
+    """Σ = diag(2, 1) at η/(1 − μ) = 0.02 and 0.025 with a delay up to 0.85 τ*: the ratio's drift away
+    from e_1 on the stale ratio and the noise's correlation with the step's second-order part bring the
+    floor to within the 99% interval plus 0.5% of 4096 runs from e_1 (without them it was 2.2–2.7% high
+    here, benchmarks/floor_accuracy.py)."""
+    problem = _problem((2.0, 1.0), "gaussian", eta, mu, delay)
+    predicted = predict(problem).finite_eta.value
+    steps = int(80 * (1 - mu) / eta)
+    run = simulate(problem, steps, 4096, rng=41, start="e1", window=0.5, threads=2, record_every=steps,
+                   coordinates="none", progress=False)  # fmt: skip
+    measured = run.stationary_error
+    assert abs(measured.mean - predicted) <= Z * measured.std_error + 0.005 * predicted

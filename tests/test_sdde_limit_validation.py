@@ -136,18 +136,18 @@ def test_the_coarsest_step_keeps_the_delay_inside_the_stable_region():
 
 def test_the_coarsest_step_is_doubled_where_its_gap_is_too_small_to_see():
     """At μ = 0.5 the finite-η gap at 2η is 0.5% of the floor, below what 1024 runs resolve: the step is
-    doubled to 8η, where it is 3.3%; at μ = 0.97 the gap is 2.1% but twice the step puts the delay beyond
-    0.8 τ*, and the step stays."""
-    def coarsest(mu: float) -> tuple[float, int, Context]:
-        ctx = Context(PROBLEM.replace(mu=mu))
+    doubled to 8η, where it is 3.3%; at η = 2e-4, μ = 0.98 the gap is 2.8% but twice the step
+    puts the delay beyond 0.8 τ*, and the step stays."""
+    def coarsest(mu: float, eta: float = PROBLEM.eta) -> tuple[float, int, Context]:
+        ctx = Context(PROBLEM.replace(mu=mu, eta=eta))
         return (*coarsest_step(ctx, 0.5 * ctx.theory.sdde.critical_delay_time), ctx)
 
     eta, tau, ctx = coarsest(0.5)
     assert eta == pytest.approx(8 * PROBLEM.eta) and _relative_gap(ctx, eta, tau) >= MIN_GAP
     assert _relative_gap(ctx, eta / 2, 2 * tau) < MIN_GAP
-    eta, tau, ctx = coarsest(0.97)
+    eta, tau, ctx = coarsest(0.98, eta=2e-4)
     assert _relative_gap(ctx, eta, tau) < MIN_GAP
-    assert round(tau / 2) > 0.8 * ctx.at(2 * eta, 0.97, 0).tau_max
+    assert round(tau / 2) > 0.8 * ctx.at(2 * eta, 0.98, 0).tau_max
     eta, tau, _ = coarsest(0.9)  # the published momentum: unchanged
     assert (eta, tau) == (COARSEST_FACTOR * PROBLEM.eta, 10)
 

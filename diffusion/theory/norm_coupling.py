@@ -1,25 +1,33 @@
-"""The finite-η floor's coupling to the norm of h: the next order beyond :mod:`.second_moments`.
+"""The finite-η floor's coupling to the norm of h and the ratio's own next order: beyond :mod:`.second_moments`.
 
 The first-order floor treats each tangent mode i as the delayed momentum recursion
-``x_{k+1} = (1 + μ) x_k − μ x_{k−1} − η a_i x_{k−τ} + η ξ_k``. Two effects of the norm ``‖h‖² = 1 + δ``
-change it at relative order F (derived in :mod:`amsgd.derivations.norm_coupling`):
+``x_{k+1} = (1 + μ) x_k − μ x_{k−1} − η a_i x_{k−τ} + η ξ_k``. Four effects change it at relative
+order F (derived in :mod:`amsgd.derivations.norm_coupling` and :mod:`amsgd.derivations.ratio_drift`):
 
-* the restoring force splits: ``b = λ_1 (1 − (1 + δ)(1 − F))`` of it acts on the current ratio and
-  ``a_i − b`` on the delayed one, so the mode is the two-tap recursion
-  ``x_{k+1} = (1 + μ_i − η b) x_k − μ_i x_{k−1} − η (a_i − b) x_{k−τ_k} + η ξ_k`` (no change at τ = 0);
-  for an i.i.d. delay its mean recursion takes ``E x_{k−τ}`` over the law, and the delay's spread
-  multiplies the noise by ``1/(1 − (η (a_i − b))² κ)`` as in :func:`.lyapunov.stationary_variance`;
+* the restoring force splits: ``b = λ_1 (1 − (1 + δ)(1 − F)) − (1 + δ)(1 − F) Σ_j λ_j v_j`` of it acts
+  on the current ratio and ``a_i − b`` on the delayed one, so the mode is the two-tap recursion
+  ``x_{k+1} = (1 + μ_i − η b) x_k − μ_i x_{k−1} − η (a_i − b − c_i) x_{k−τ_k} + η ξ_k`` (no change at
+  τ = 0); for an i.i.d. delay its mean recursion takes ``E x_{k−τ}`` over the law, and the delay's
+  spread multiplies the noise by ``1/(1 − (η (a_i − b − c_i))² κ)`` as in :func:`.lyapunov.stationary_variance`;
 * with momentum, the norm's response to the kinetic energy damps each mode's velocity: its momentum
   is ``μ_i = μ (1 + ε_i)`` with the radial friction ``ε_i = Σ_j H_j [κ_i(j + 2) − κ_i(j)]/(2 γ^w_i(0))``
   (``H`` the impulse response of the radial recursion with rate ``2λ_1`` at τ = 0, ``γ^w_i`` the
-  mode's velocity autocovariance, ``κ_i(ℓ) = 2 γ^w_i(ℓ − 1)² + 2 μ γ^w_i(ℓ)²``).
+  mode's velocity autocovariance, ``κ_i(ℓ) = 2 γ^w_i(ℓ − 1)² + 2 μ γ^w_i(ℓ)²``);
+* dividing by h_1 drifts the ratio away from e_1: the radial part of a step carries the stale ratio
+  (``−η h_1 Σ_j x_{j,k−τ} ξ_j``), whose covariance with the mode's own noise, through the step's
+  division and the velocity's factor ``h_{1,k−1}/h_{1,k+1}``, lowers the delayed restoring rate by
+  ``c_i = η s_i/(1 − μ_i)`` (the velocity's memory is the mode's own momentum);
+* the additive noise is correlated with the step's second-order part (the stale normalisation and
+  the factor ``h'_1/h_{1,k+1}``), which adds ``s_i (2 E γ_i(τ) − 4 v_i)`` to the noise variance
+  ``s_i``: ``−2 s_i v_i`` at τ = 0, where it offsets ``c_i`` to first order, and less with a delay.
 
 ``δ`` comes from the norm balance ``δ = (Σ_i (λ_1 − λ_i)(v_i − E γ_i(τ)) + (1 + μ) K/(2η))/λ_1``, K the
 kinetic energy ``E‖h_k − h_{k−1}‖²`` of the tangent modes driven by their additive noise ``s_i`` and
-of the radial mode driven by ``Σ_j C_1j v_j`` (first-order v). ``v``, δ, b and ε depend on each
-other; starting from the first-order ``v`` they are updated together :data:`ITERATIONS` times (each
-update moves the floor by about a tenth of the one before; after three, by 0.02% or less on the
-tests' cases). An untruncated geometric law is taken through its stored finite pmf.
+of the radial mode driven by ``Σ_j C_1j v_j`` (first-order v). ``v``, δ, b, ε and the noise depend on
+each other; starting from the first-order ``v`` they are updated together :data:`ITERATIONS` times
+(each update moves the floor by about a tenth of the one before; after four, by 0.01% or less on
+the tests' cases; the noise's excess, linear in v, is solved with v rather than iterated). An untruncated geometric law is taken through its stored
+finite pmf.
 """
 
 from __future__ import annotations
@@ -38,7 +46,7 @@ from amsgd.diffusion.theory.lyapunov import (
 )
 
 #: Joint updates of (v, δ, b, ε) from the first-order variances.
-ITERATIONS = 3
+ITERATIONS = 4
 #: The friction's sum over lags stops when the second half of the lags adds less than this fraction.
 _SUM_RTOL = 1e-9
 #: The fewest and the most lags of that sum.
@@ -54,12 +62,14 @@ class NormCoupling:
     norm_excess: float  # δ = E‖h‖² − 1
     restoring_split: float  # b
     friction: tuple[float, ...]  # ε_i per tangent mode (0 at μ = 0, where it has no effect)
+    ratio_drift: tuple[float, ...]  # c_i per tangent mode (per unit η), the ratio's drift away from e_1
 
     def to_dict(self) -> dict:
         return {
             "norm_excess": json_float(self.norm_excess),
             "restoring_split": json_float(self.restoring_split),
             "friction": [json_float(e) for e in self.friction],
+            "ratio_drift": [json_float(c) for c in self.ratio_drift],
             "per_mode": [json_float(v) for v in self.variances],
         }
 
@@ -126,10 +136,12 @@ def norm_coupled_floor(rates: np.ndarray, coupling: np.ndarray, additive: np.nda
     linearisation's, index 0 the radial mode (:class:`.second_moments.Coefficients`). None where the
     radial mode or a corrected tangent mode has no stationary law (beyond τ*, for instance): the
     first-order floor then stands alone."""
-    from amsgd.derivations.norm_coupling import norm_coupling_functions
+    from amsgd.derivations.norm_coupling import norm_coupling_functions, ratio_noise_excess_function
+    from amsgd.derivations.ratio_drift import ratio_rate_correction_function
     from amsgd.diffusion.theory.second_moments import curvature_mean, perron_below_one
 
     split_of, delta_of, balance_term, _ = norm_coupling_functions()
+    noise_excess, drift_of = ratio_noise_excess_function(), ratio_rate_correction_function()
     lam1, tangent_rates, pmf = rates[0] / 2.0, rates[1:], law.pmf
     radial_now = ar_coefficients(2.0 * lam1, eta, mu, 0)  # the norm's recursion without the delay
     radial = ar_coefficients(2.0 * lam1, eta, mu, law)[None, :]  # and with it
@@ -155,22 +167,30 @@ def norm_coupled_floor(rates: np.ndarray, coupling: np.ndarray, additive: np.nda
                                                 for si, g, f in zip(additive[1:], unit, feedback))  # fmt: skip
         lag_sum = sum(balance_term(lam1, lam1 - a, g[0], pmf @ g[: pmf.size]) for a, g in zip(tangent_rates, gamma))
         delta = float(delta_of(eta, mu, lam1, lag_sum, kinetic))
-        split = float(split_of(lam1, delta, floor))
+        split = float(split_of(lam1, delta, floor, (lam1 - tangent_rates) @ v))
         friction = np.array([radial_friction(velocity_autocovariance(g), response, mu) if mu > 0 else 0.0
                              for g in gamma])  # fmt: skip
-        modes = _split_rows(split, tangent_rates - split, eta, mu * (1.0 + friction), law)
+        momenta = mu * (1.0 + friction)
+        drift = drift_of(eta, momenta, additive[1:])  # the ratio's drift away from e_1, on the stale ratio
+        delayed = tangent_rates - split - drift
+        modes = _split_rows(split, delayed, eta, momenta, law)
         if not np.all(np.isfinite(step_down_variance(modes))):  # a root on or outside the unit circle
             return None
-        heads, feedback = _unit_moments(modes, tangent_rates - split, eta, pmf)
+        heads, feedback = _unit_moments(modes, delayed, eta, pmf)
         if not np.all(feedback < 1.0):  # the delay's spread alone makes a mode's second moments grow
             return None
         gains = eta**2 * heads[:, 0] / (1.0 - feedback)
-        matrix = gains[:, None] * coupling[1:, 1:]
+        # the noise excess s_i (2 γ_i(τ) − 4 v_i) is linear in v_i, so it is solved with v rather than
+        # iterated (with heavy tails the iteration oscillates): v_i (1 − G_i e_i) = G_i (s_i + Σ_j C_ij v_j),
+        # e_i the excess per unit variance at the mode's own autocorrelation at the delay (e_i ≤ −2 s_i)
+        per_variance = noise_excess(additive[1:], 1.0, (heads[:, : pmf.size] @ pmf) / heads[:, 0])
+        scale = 1.0 - gains * per_variance
+        matrix = gains[:, None] * coupling[1:, 1:] / scale[:, None]
         if not perron_below_one(matrix):
             return None
-        v = np.linalg.solve(np.eye(v.size) - matrix, gains * additive[1:])
+        v = np.linalg.solve(np.eye(v.size) - matrix, gains * additive[1:] / scale)
         floor = curvature_mean(v)
-    return NormCoupling(floor, tuple(v.tolist()), delta, split, tuple(friction.tolist()))
+    return NormCoupling(floor, tuple(v.tolist()), delta, split, tuple(friction.tolist()), tuple(drift.tolist()))
 
 
 def _split_rows(split: float, delayed: np.ndarray, eta: float, momenta: np.ndarray, law: DelayLaw) -> np.ndarray:
