@@ -19,15 +19,16 @@ order F (derived in :mod:`amsgd.derivations.norm_coupling` and :mod:`amsgd.deriv
   ``c_i = η s_i/(1 − μ_i)`` (the velocity's memory is the mode's own momentum);
 * the additive noise is correlated with the step's second-order part (the stale normalisation and
   the factor ``h'_1/h_{1,k+1}``), which adds ``s_i (2 E γ_i(τ) − 4 v_i)`` to the noise variance
-  ``s_i``: ``−2 s_i v_i`` at τ = 0, where it offsets ``c_i`` to first order, and less with a delay.
+  ``s_i``: ``−2 s_i v_i`` at τ = 0, where it offsets ``c_i`` to first order, and a larger reduction
+  with a delay (``γ_i(τ) < v_i``), where ``c_i`` acts on the stale ratio.
 
 ``δ`` comes from the norm balance ``δ = (Σ_i (λ_1 − λ_i)(v_i − E γ_i(τ)) + (1 + μ) K/(2η))/λ_1``, K the
 kinetic energy ``E‖h_k − h_{k−1}‖²`` of the tangent modes driven by their additive noise ``s_i`` and
 of the radial mode driven by ``Σ_j C_1j v_j`` (first-order v). ``v``, δ, b, ε and the noise depend on
 each other; starting from the first-order ``v`` they are updated together :data:`ITERATIONS` times
 (each update moves the floor by about a tenth of the one before; after four, by 0.01% or less on
-the tests' cases; the noise's excess, linear in v, is solved with v rather than iterated). An untruncated geometric law is taken through its stored
-finite pmf.
+the tests' cases; the noise's excess, linear in v, is solved with v rather than iterated). An
+untruncated geometric law is taken through its stored finite pmf.
 """
 
 from __future__ import annotations

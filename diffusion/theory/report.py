@@ -218,7 +218,7 @@ def _delay_accuracy_notes(p: Predictions, step: float) -> list[str]:
     tau, tau_star = p.delay_law.constant, p.tau_max
     if tau and tau_star and tau >= NEAR_TAU_STAR * tau_star:
         return [f"tau = {tau} is within {1 - NEAR_TAU_STAR:g} tau* of tau* = {tau_star}: there the floor has been "
-                "up to 10.7% below simulation (first_order up to 4.5% above)"]  # fmt: skip
+                "up to 9% below simulation, the simulated floor 10% above it (first_order up to 4.5% above)"]  # fmt: skip
     family = p.family_boundary
     share = None if family is None else family.fraction
     if share is not None and share > CHECKED_FAMILY_SHARE_MAX:
