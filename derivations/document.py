@@ -122,9 +122,8 @@ def _leading(values) -> str:
 
 
 def _spectrum(values) -> str:
-    if len(values) <= FULL_LISTING_DIM:
-        return ", ".join(_num(v) for v in values)
-    return ", ".join(_num(v) for v in values[:3]) + ", \\ldots, " + _num(values[-1])
+    """:func:`_leading`, ending in the last value when it leaves values out."""
+    return _leading(values) + ("" if len(values) <= FULL_LISTING_DIM else ", " + _num(values[-1]))
 
 
 def _eq(lhs: sp.Basic, rhs: sp.Basic, simplify: bool = False) -> Equation:

@@ -59,9 +59,10 @@ SPECTATORS, NOISE = sp.Symbol("Q", nonnegative=True), sp.Symbol("s_i", positive=
 LAG_SUM, KINETIC = sp.Symbol("L", real=True), sp.Symbol("K", nonnegative=True)
 
 
-def _mean_map(point: list[sp.Expr], eigenvalues: list[sp.Expr]) -> list[sp.Expr]:
-    """``E g = Σ h − (hᵀ Σ h) h`` at ``h = point`` for a diagonal Σ."""
-    quadratic = sum(lam * x**2 for lam, x in zip(eigenvalues, point))
+def _mean_map(point: list[sp.Expr], eigenvalues: list[sp.Expr], others: sp.Expr = sp.S.Zero) -> list[sp.Expr]:
+    """``E g = Σ h − (hᵀ Σ h) h`` at ``h = point`` for a diagonal Σ, ``others`` adding to ``hᵀ Σ h`` the
+    coordinates that ``point`` leaves out."""
+    quadratic = sum(lam * x**2 for lam, x in zip(eigenvalues, point)) + others
     return [lam * x - quadratic * x for lam, x in zip(eigenvalues, point)]
 
 
@@ -77,9 +78,8 @@ def restoring_split() -> sp.Expr:
     ``b = λ_1 (1 − h'_1²) − h'_1² Q``; then ``E h'_1² = (1 + δ)(1 − F)`` and ``E Q = Σ_j λ_j v_j``."""
     h1 = sp.Symbol("h_1", positive=True)
     r, r_delayed, t = sp.symbols("r r' t", real=True)
-    delayed = [h1, t * r_delayed * h1]
-    quadratic = LAM1 * h1**2 + h1**2 * SPECTATORS  # h'ᵀ Σ h', the tangent modes' squares in Q
-    m1, mi = (lam * x - quadratic * x for lam, x in zip([LAM1, LAMI], delayed))
+    # the tangent modes' squares, mode i's own included, are in Q (mode i's term is of order t²)
+    m1, mi = _mean_map([h1, t * r_delayed * h1], [LAM1, LAMI], others=h1**2 * SPECTATORS)
     drift = sp.expand((mi - t * r * m1) / h1)
     first = sp.expand(sp.diff(drift, t).subs(t, 0))
     split = -first.coeff(r)

@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -96,8 +97,6 @@ def sweep_figures(source: str | os.PathLike | xarray.Dataset, out_dir: str | os.
 
 def _sigma(ds: xarray.Dataset) -> str:
     """The sweep's covariance, as its file records it: ``Σ = diag(4, 3, 2, 1)``, or its dimension."""
-    import json
-
     problem = json.loads(ds.attrs.get("problem", "{}"))
     spectrum = problem.get("spectrum")
     if spectrum is None:
