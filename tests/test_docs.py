@@ -67,6 +67,7 @@ def test_floor_accuracy_table_is_what_the_study_measured(study):
     record = json.loads(study.OUT.read_text())
     assert study.table(record["groups"]) in (ROOT / "docs" / "linear-theory.md").read_text()
     assert study.summary(record["cases"]) == record["groups"]
+    assert study.scope(record["cases"]) == record["scope"]
     assert len(record["cases"]) == len(study.grid())
 
 
