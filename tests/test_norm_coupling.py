@@ -211,6 +211,26 @@ def test_without_the_coupling_the_floor_is_the_first_order_one():
     assert all(e < 0 for e in p.finite_eta.coupling.friction)  # the norm damps every tangent mode's velocity
 
 
+def test_the_study_options_set_delta_and_leave_the_friction_out():
+    """``norm_coupled_floor(..., delta=, friction=False)`` (benchmarks/floor_parts.py): the given δ is the
+    one used, the friction is zero, and each moves the floor the way its sign says: the friction damps
+    the velocity, so the floor without it is higher; a larger δ makes the split b more negative, more of
+    the restoring force acts on the stale ratio, and with a delay that raises the floor."""
+    from amsgd.diffusion.theory.linear_recursion import delay_law
+    from amsgd.diffusion.theory.norm_coupling import norm_coupled_floor
+
+    p = predict(_problem((2.0, 1.0), "rademacher", 2.5e-3, 0.95, 3))
+    c = p.coefficients
+    v = np.array(finite_eta_floor(c, 2.5e-3, 0.95, p.delay_law, coupled=False).variances)
+    args = (c.rates, c.coupling, c.additive, 2.5e-3, 0.95, delay_law(p.problem.delay), v)
+    full, still = norm_coupled_floor(*args), norm_coupled_floor(*args, friction=False)
+    assert full.value == pytest.approx(p.finite_eta.value, rel=1e-12)
+    assert still.friction == (0.0,) and full.friction[0] < 0 and still.value > full.value
+    low, high = (norm_coupled_floor(*args, delta=d, friction=False) for d in (0.01, 0.04))
+    assert low.norm_excess == 0.01 and high.norm_excess == 0.04
+    assert high.restoring_split < low.restoring_split and high.value > low.value
+
+
 COUPLED_CASES = [
     ((2.0, 1.0), "gaussian", 2.5e-3, 0.95, 0),
     ((2.0, 1.0), "gaussian", 2.5e-3, 0.95, 2),

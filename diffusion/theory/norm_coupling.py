@@ -131,12 +131,17 @@ def radial_friction(velocity: np.ndarray, response: np.ndarray, mu: float) -> fl
 
 
 def norm_coupled_floor(rates: np.ndarray, coupling: np.ndarray, additive: np.ndarray, eta: float, mu: float,
-                       law: DelayLaw, variances: np.ndarray) -> NormCoupling | None:  # fmt: skip
+                       law: DelayLaw, variances: np.ndarray, *, delta: float | None = None,
+                       friction: bool = True) -> NormCoupling | None:  # fmt: skip
     """The floor with the norm coupling under the i.i.d. delay ``law`` (a constant delay included), from
     the first-order ``variances`` of the tangent modes; ``rates``, ``coupling``, ``additive`` are the
     linearisation's, index 0 the radial mode (:class:`.second_moments.Coefficients`). None where the
     radial mode or a corrected tangent mode has no stationary law (beyond τ*, for instance): the
-    first-order floor then stands alone."""
+    first-order floor then stands alone.
+
+    For studies of the coupling's parts (benchmarks/floor_parts.py): ``delta`` replaces the norm
+    balance's δ (a measured one, say), and ``friction=False`` leaves the radial friction out (ε_i = 0),
+    which gives the floor of a norm that does not move."""
     from amsgd.derivations.norm_coupling import norm_coupling_functions, ratio_noise_excess_function
     from amsgd.derivations.ratio_drift import ratio_rate_correction_function
     from amsgd.diffusion.theory.second_moments import curvature_mean, perron_below_one
@@ -167,11 +172,11 @@ def norm_coupled_floor(rates: np.ndarray, coupling: np.ndarray, additive: np.nda
         kinetic = radial_kinetic + eta**2 * sum(si * 2.0 * (g[0] - g[1]) / (1.0 - f)
                                                 for si, g, f in zip(additive[1:], unit, feedback))  # fmt: skip
         lag_sum = sum(balance_term(lam1, lam1 - a, g[0], pmf @ g[: pmf.size]) for a, g in zip(tangent_rates, gamma))
-        delta = float(delta_of(eta, mu, lam1, lag_sum, kinetic))
-        split = float(split_of(lam1, delta, floor, (lam1 - tangent_rates) @ v))
-        friction = np.array([radial_friction(velocity_autocovariance(g), response, mu) if mu > 0 else 0.0
-                             for g in gamma])  # fmt: skip
-        momenta = mu * (1.0 + friction)
+        norm_excess = float(delta_of(eta, mu, lam1, lag_sum, kinetic)) if delta is None else delta
+        split = float(split_of(lam1, norm_excess, floor, (lam1 - tangent_rates) @ v))
+        frictions = np.array([radial_friction(velocity_autocovariance(g), response, mu) if mu > 0 and friction else 0.0
+                              for g in gamma])  # fmt: skip
+        momenta = mu * (1.0 + frictions)
         drift = drift_of(eta, momenta, additive[1:])  # the ratio's drift away from e_1, on the stale ratio
         delayed = tangent_rates - split - drift
         modes = _split_rows(split, delayed, eta, momenta, law)
@@ -191,7 +196,7 @@ def norm_coupled_floor(rates: np.ndarray, coupling: np.ndarray, additive: np.nda
             return None
         v = np.linalg.solve(np.eye(v.size) - matrix, gains * additive[1:] / scale)
         floor = curvature_mean(v)
-    return NormCoupling(floor, tuple(v.tolist()), delta, split, tuple(friction.tolist()), tuple(drift.tolist()))
+    return NormCoupling(floor, tuple(v.tolist()), norm_excess, split, tuple(frictions.tolist()), tuple(drift.tolist()))
 
 
 def _split_rows(split: float, delayed: np.ndarray, eta: float, momenta: np.ndarray, law: DelayLaw) -> np.ndarray:

@@ -1,0 +1,203 @@
+"""The coupled finite-η floor taken apart against simulation: the ratios at a norm held fixed, the norm
+balance's δ, and the norm's motion (a slow study beside floor_accuracy.py).
+
+Each case (spectrum, η, μ, constant delay τ, data law) is simulated twice from e_1 with the same random
+stream, R runs for 80 relaxation times ``(1 − μ)/(η (λ_1 − λ_2))``, the floor being each run's time
+average of sin² over the second half:
+
+* *free*: Async-MSGD itself, ``h_{k+1} = h_k + μ (h_k − h_{k−1}) + η (Y Yᵀ h' − (Y·h')² h')`` with
+  ``h' = h_{k−τ}``; beside its floor, its mean ``‖h‖² − 1`` (the measured δ);
+* *held*: the same with every new iterate rescaled to ``‖h_{k+1}‖² = 1 + δ`` (δ the free runs'), so that
+  the norm does not move and the velocity ``h_k − h_{k−1}`` has no radial part beyond second order: the
+  ratios ``h_i/h_1`` at a fixed norm.
+
+Against them the coupled floor of :func:`~amsgd.diffusion.theory.norm_coupling.norm_coupled_floor` in
+three forms: ``T`` as the toolkit gives it, ``T_0`` without the radial friction (its own δ), and
+``T_δ`` without the friction at the measured δ. The parts, each a relative error:
+
+* ``ratios = held/T_δ − 1``: the ratio recursion at a fixed norm;
+* ``delta = T_δ/T_0 − 1``: what the measured δ in place of the norm balance's does to the floor;
+* ``motion = free/held − 1`` (measured; its 95% interval from the paired runs) beside
+  ``friction = T/T_0 − 1`` (the radial friction's share in the toolkit);
+* ``total = free/T − 1``, the error of the floor, with ``1 + total`` the product of
+  ``1 + ratios``, ``1 + delta`` and ``(1 + motion)/(1 + friction)``.
+
+The grid is five (spectrum, η, μ) of floor_accuracy.py, each at τ = 0 and 0.3, 0.6 and 0.85 of its
+mean-dynamics τ*, with Rademacher and Gaussian data. Writes ``benchmarks/floor_parts.json`` and prints
+the Markdown table that docs/linear-theory.md (section 5) holds. About 4 minutes on 2 cores with the
+default R = 8192. Usage: ``python benchmarks/floor_parts.py [--replicates R] [--predict-only] [--out PATH]``;
+``--predict-only`` keeps the stored simulations and recomputes the predictions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from floor_accuracy import RELAXATIONS, tau_star
+
+from amsgd import Problem, parse_delay
+from amsgd.core.distributions import parse_distribution
+from amsgd.diffusion.theory.coupling import coefficients_for
+from amsgd.diffusion.theory.linear_recursion import delay_law
+from amsgd.diffusion.theory.norm_coupling import norm_coupled_floor
+from amsgd.diffusion.theory.second_moments import finite_eta_floor
+
+OUT = Path(__file__).resolve().parent / "floor_parts.json"
+#: (spectrum, η, μ) from floor_accuracy.py: η/(1 − μ) 0.01 to 0.05, μ 0.5 to 0.95.
+COMBOS = (
+    ((2.0, 1.0), 2.5e-3, 0.95), ((4.0, 3.0, 2.0, 1.0), 5e-4, 0.95), ((3.0, 2.0, 1.0, 0.5), 1e-3, 0.95),
+    ((2.0, 1.0), 5e-3, 0.8), ((2.0, 1.0), 1e-2, 0.5),
+)  # fmt: skip
+#: The delays, as shares of τ*.
+SHARES = (0.0, 0.3, 0.6, 0.85)
+DATA = ("rademacher", "gaussian")
+SEED = 3100
+
+
+@dataclass(frozen=True)
+class Case:
+    spectrum: tuple[float, ...]
+    eta: float
+    mu: float
+    tau: int
+    data: str
+
+    def problem(self) -> Problem:
+        return Problem.from_spectrum(self.spectrum, eta=self.eta, mu=self.mu, delay=parse_delay(f"constant:{self.tau}"),
+                                     distribution=parse_distribution(self.data))  # fmt: skip
+
+    @property
+    def steps(self) -> int:
+        return int(RELAXATIONS * (1.0 - self.mu) / (self.eta * (self.spectrum[0] - self.spectrum[1])))
+
+
+def grid() -> list[Case]:
+    """Every (spectrum, η, μ) at each share of its τ* (rounded, at least 1 for a positive share), both data laws."""
+    cases = []
+    for spectrum, eta, mu in COMBOS:
+        star = tau_star(spectrum, eta, mu)
+        taus = [0 if share == 0 else max(1, round(share * star)) for share in SHARES]
+        cases += [Case(spectrum, eta, mu, tau, data) for data in DATA for tau in taus]
+    return cases
+
+
+def run_floors(case: Case, replicates: int, seed: int, held: float | None = None) -> tuple[np.ndarray, float]:
+    """Per run, the time average of sin² over the second half of ``case.steps`` iterations from e_1, and
+    the mean ``‖h‖²`` over runs and window; with ``held`` every new iterate is rescaled to ``‖h‖² = held``.
+    Diagonal Σ: ``Y = sqrt(λ) z`` with z standard normal or Rademacher, one draw per run and step."""
+    lam = np.asarray(case.spectrum)
+    root, d = np.sqrt(lam), lam.size
+    rng = np.random.default_rng(seed)
+    h = np.zeros((replicates, d))
+    h[:, 0] = 1.0 if held is None else np.sqrt(held)
+    before = h.copy()
+    ring = np.repeat(h[None], case.tau + 1, axis=0)  # h_{k−τ} .. h_k
+    steps, start = case.steps, case.steps // 2
+    error, norm = np.zeros(replicates), 0.0
+    for k in range(steps):
+        stale = ring[(k - case.tau) % (case.tau + 1)]
+        z = rng.standard_normal((replicates, d)) if case.data == "gaussian" else rng.integers(0, 2, (replicates, d)) * 2.0 - 1.0
+        y = z * root
+        s = np.einsum("rd,rd->r", y, stale)
+        new = h + case.mu * (h - before) + case.eta * (y * s[:, None] - (s * s)[:, None] * stale)
+        if held is not None:
+            new *= np.sqrt(held / np.einsum("rd,rd->r", new, new))[:, None]
+        before, h = h, new
+        ring[(k + 1) % (case.tau + 1)] = h
+        if k + 1 > start:
+            squared = np.einsum("rd,rd->r", h, h)
+            error += 1.0 - h[:, 0] ** 2 / squared
+            norm += float(squared.mean())
+    window = steps - start
+    return error / window, norm / window
+
+
+def measure(case: Case, replicates: int, seed: int) -> dict:
+    """Simulate the free and the held runs of one case (same stream) and set the predictions beside them."""
+    free, norm = run_floors(case, replicates, seed)
+    held, _ = run_floors(case, replicates, seed, held=norm)
+    f, g = float(free.mean()), float(held.mean())
+    paired = free - (f / g) * held  # the delta method for f/g with paired runs
+    row = {"spectrum": list(case.spectrum), "eta": case.eta, "mu": case.mu, "tau": case.tau, "data": case.data,
+           "replicates": replicates, "free": f, "free_half_width": _half_width(free), "held": g,
+           "held_half_width": _half_width(held), "delta_measured": norm - 1.0, "motion": f / g - 1.0,
+           "motion_half_width": _half_width(paired) / g}  # fmt: skip
+    return row | predicted(row)
+
+
+def _half_width(samples: np.ndarray) -> float:
+    """The 95% half-width of the mean of independent runs."""
+    return float(1.96 * samples.std(ddof=1) / np.sqrt(samples.size))
+
+
+def predicted(row: dict) -> dict:
+    """The three forms of the coupled floor (module docstring) for a simulated case, and the parts."""
+    case = Case(tuple(row["spectrum"]), row["eta"], row["mu"], row["tau"], row["data"])
+    problem = case.problem()
+    c = coefficients_for(problem)
+    first = finite_eta_floor(c, case.eta, case.mu, problem.delay, coupled=False)
+    args = (c.rates, c.coupling, c.additive, case.eta, case.mu, delay_law(problem.delay), np.array(first.variances))
+    full, still = norm_coupled_floor(*args), norm_coupled_floor(*args, friction=False)
+    measured = norm_coupled_floor(*args, delta=row["delta_measured"], friction=False)
+    return {"toolkit": full.value, "no_friction": still.value, "measured_delta": measured.value,
+            "delta_toolkit": full.norm_excess, "total": row["free"] / full.value - 1.0,
+            "ratios": row["held"] / measured.value - 1.0, "delta": measured.value / still.value - 1.0,
+            "friction": full.value / still.value - 1.0}  # fmt: skip
+
+
+def table(rows: list[dict]) -> str:
+    """The Markdown table of docs/linear-theory.md: per case and delay, Rademacher / Gaussian, in percent."""
+    lines = ["| case | τ | total | ratios at a held norm | measured δ | norm's motion, measured | friction | δ: measured, balance |",
+             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    by_key: dict = {}
+    for r in rows:
+        by_key.setdefault((tuple(r["spectrum"]), r["eta"], r["mu"], r["tau"]), {})[r["data"]] = r
+    for (spectrum, eta, mu, tau), pair in by_key.items():
+        rad, gau = pair["rademacher"], pair["gaussian"]
+
+        def both(name: str, rad: dict = rad, gau: dict = gau) -> str:
+            return f"{_percent(rad[name])} / {_percent(gau[name])}"
+
+        motion = f"{both('motion')} (±{100 * max(rad['motion_half_width'], gau['motion_half_width']):.1f})"
+        deltas = f"{rad['delta_measured']:.4f} / {gau['delta_measured']:.4f}, {gau['delta_toolkit']:.4f}"
+        name = f"({', '.join(f'{x:g}' for x in spectrum)}), η {eta:g}, μ {mu:g}"
+        lines.append(f"| {name} | {tau} | {both('total')} | {both('ratios')} | {both('delta')} | {motion} | {both('friction')} | {deltas} |")
+    return "\n".join(lines)
+
+
+def _percent(x: float) -> str:
+    """``x`` in percent with a sign and one decimal (no "-0.0")."""
+    return f"{round(100.0 * x, 1) + 0.0:+.1f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--replicates", type=int, default=8192)
+    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--predict-only", action="store_true",
+                        help="recompute the predictions of the cases stored in --out, keeping their simulations")
+    args = parser.parse_args()
+    began = time.perf_counter()
+    if args.predict_only:
+        record = json.loads(args.out.read_text())
+        rows = [r | predicted(r) for r in record["cases"]]
+        seconds = record["seconds"]
+    else:
+        rows = []
+        for j, case in enumerate(grid()):
+            rows.append(measure(case, args.replicates, SEED + j))
+            r = rows[-1]
+            print(f"{case}: total {100 * r['total']:+.2f}%, ratios {100 * r['ratios']:+.2f}%, δ {100 * r['delta']:+.2f}%, "
+                  f"motion {100 * r['motion']:+.2f}% (friction {100 * r['friction']:+.2f}%)", flush=True)  # fmt: skip
+        seconds = time.perf_counter() - began
+    print(table(rows))
+    args.out.write_text(json.dumps({"seconds": seconds, "cases": rows}, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""benchmarks/floor_parts.py: its simulator is the algorithm, its stored predictions are the code's, and
+docs/linear-theory.md holds its table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def study(monkeypatch):
+    """benchmarks/floor_parts.py as a module (it imports floor_accuracy from its own folder)."""
+    import importlib
+
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    return importlib.import_module("floor_parts")
+
+
+def test_free_runs_are_the_algorithm_of_simulate(study):
+    """The study's own free runs give the floor of ``amsgd.simulate`` on the same case (other streams):
+    within the 99% interval of the difference, with a delay and Gaussian data."""
+    from amsgd.simulate import simulate
+
+    case = study.Case((2.0, 1.0), 1e-2, 0.5, 5, "gaussian")
+    runs, _ = study.run_floors(case, 1024, 7)
+    reference = simulate(case.problem(), case.steps, 1024, rng=8, start="e1", progress=False).stationary_error
+    own_half = study._half_width(runs)
+    spread = np.hypot(own_half, 0.5 * (reference.ci_high - reference.ci_low)) * 2.576 / 1.96
+    assert abs(runs.mean() - reference.mean) <= spread, (runs.mean(), reference.mean, spread)
+
+
+def test_held_runs_keep_the_norm_and_move_the_floor_only_through_it(study):
+    """Held runs stay at the given ``‖h‖²``. At μ = 0, τ = 0 the step is tangent to first order and the
+    ratios do not see the norm but through ``η ‖h‖² (Y·h)²``, so holding the norm at the free runs' mean
+    moves the floor by less than 0.1%; with momentum at μ = 0.95 the norm's motion moves it by more than
+    three paired half-widths (the effect the study measures)."""
+    still = study.Case((2.0, 1.0), 1e-2, 0.0, 0, "rademacher")
+    row = study.measure(still, 512, 3)
+    assert row["delta_measured"] > 0 and abs(row["motion"]) < 1e-3
+    _, norm = study.run_floors(still, 64, 3, held=1.25)
+    assert norm == pytest.approx(1.25, rel=1e-12)
+    moving = study.measure(study.Case((2.0, 1.0), 2.5e-3, 0.95, 0, "rademacher"), 1024, 3)
+    assert moving["motion"] < -3 * moving["motion_half_width"]
+
+
+def test_stored_study_is_this_code_and_its_table_is_in_the_docs(study):
+    """Every stored case's predictions are what the code gives now, the grid is the study's, and
+    docs/linear-theory.md holds the rendering of the stored cases."""
+    record = json.loads(study.OUT.read_text())
+    assert len(record["cases"]) == len(study.grid())
+    for row in record["cases"]:
+        again = study.predicted(row)
+        for name, value in again.items():
+            assert value == pytest.approx(row[name], rel=1e-9, abs=1e-12), (row["spectrum"], row["tau"], row["data"], name)
+    assert study.table(record["cases"]) in (ROOT / "docs" / "linear-theory.md").read_text()
