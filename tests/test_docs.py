@@ -63,11 +63,14 @@ def study(monkeypatch):
 
 def test_floor_accuracy_table_is_what_the_study_measured(study):
     """docs/linear-theory.md's table of the accuracy study is the rendering of benchmarks/floor_accuracy.json,
-    whose summaries are those of its cases."""
+    whose summaries are those of its cases, and the text's count in the target's terms is the file's."""
     record = json.loads(study.OUT.read_text())
     assert study.table(record["groups"]) in (ROOT / "docs" / "linear-theory.md").read_text()
     assert study.summary(record["cases"]) == record["groups"]
     assert study.scope(record["cases"]) == record["scope"]
+    scope = record["scope"]
+    stated = f"{scope['cases']} of the {len(record['cases'])} cases are in scope and {scope['within']} of them within"
+    assert stated in " ".join((ROOT / "docs" / "linear-theory.md").read_text().split())  # the text's line breaks aside
     assert len(record["cases"]) == len(study.grid())
 
 
