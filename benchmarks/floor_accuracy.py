@@ -27,8 +27,8 @@ runs (this one's half-width times ``sqrt(R/TARGET_REPLICATES)``) or within 0.5% 
 
 Writes ``benchmarks/floor_accuracy.json`` (every case, per group the count within, the root mean
 square and the largest error of both floors, and the coupled floor's count in the target's terms) and
-prints a table per group. About 6 minutes on 2
-cores with the default R = 16384 (95% half-widths 0.2–0.4%). Usage:
+prints a table per group. About 6 minutes on 2 cores with the default R = 16384 (95% half-widths
+0.2–0.4%). Usage:
 ``python benchmarks/floor_accuracy.py [--replicates R] [--only GROUPS] [--predict-only] [--out PATH]``;
 ``--only`` re-runs those groups and keeps the other groups' cases (and the full run's seconds) from
 ``PATH``; ``--predict-only`` keeps the stored simulations and recomputes only the predictions (about

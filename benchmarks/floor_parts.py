@@ -24,7 +24,7 @@ three forms: ``T`` as the toolkit gives it, ``T_0`` without the radial friction 
 
 The grid is five (spectrum, η, μ) of floor_accuracy.py, each at τ = 0 and 0.3, 0.6 and 0.85 of its
 mean-dynamics τ*, with Rademacher and Gaussian data. Writes ``benchmarks/floor_parts.json`` and prints
-the Markdown table that docs/linear-theory.md (section 5) holds. About 4 minutes on 2 cores with the
+the Markdown table that docs/linear-theory.md (section 5) holds. About 2 minutes on 2 cores with the
 default R = 8192. Usage: ``python benchmarks/floor_parts.py [--replicates R] [--predict-only] [--out PATH]``;
 ``--predict-only`` keeps the stored simulations and recomputes the predictions.
 """
@@ -34,14 +34,12 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from floor_accuracy import RELAXATIONS, tau_star
+from floor_accuracy import Case, tau_star
 
-from amsgd import Problem, parse_delay
-from amsgd.core.distributions import parse_distribution
+from amsgd import parse_delay
 from amsgd.diffusion.theory.coupling import coefficients_for
 from amsgd.diffusion.theory.linear_recursion import delay_law
 from amsgd.diffusion.theory.norm_coupling import norm_coupled_floor
@@ -59,48 +57,37 @@ DATA = ("rademacher", "gaussian")
 SEED = 3100
 
 
-@dataclass(frozen=True)
-class Case:
-    spectrum: tuple[float, ...]
-    eta: float
-    mu: float
-    tau: int
-    data: str
-
-    def problem(self) -> Problem:
-        return Problem.from_spectrum(self.spectrum, eta=self.eta, mu=self.mu, delay=parse_delay(f"constant:{self.tau}"),
-                                     distribution=parse_distribution(self.data))  # fmt: skip
-
-    @property
-    def steps(self) -> int:
-        return int(RELAXATIONS * (1.0 - self.mu) / (self.eta * (self.spectrum[0] - self.spectrum[1])))
+def parts_case(spectrum: tuple[float, ...], eta: float, mu: float, tau: int, data: str, seed: int = 0) -> Case:
+    """A case of this study: floor_accuracy's :class:`Case` with the constant delay τ."""
+    return Case("parts", tuple(spectrum), eta, mu, f"constant:{tau}", data, seed)
 
 
 def grid() -> list[Case]:
-    """Every (spectrum, η, μ) at each share of its τ* (rounded, at least 1 for a positive share), both data laws."""
+    """Every (spectrum, η, μ) at each share of its τ* (rounded, at least 1 for a positive share), both data
+    laws, each case with a seed of its own."""
     cases = []
     for spectrum, eta, mu in COMBOS:
         star = tau_star(spectrum, eta, mu)
         taus = [0 if share == 0 else max(1, round(share * star)) for share in SHARES]
-        cases += [Case(spectrum, eta, mu, tau, data) for data in DATA for tau in taus]
-    return cases
+        cases += [(spectrum, eta, mu, tau, data) for data in DATA for tau in taus]
+    return [parts_case(*case, seed=SEED + j) for j, case in enumerate(cases)]
 
 
-def run_floors(case: Case, replicates: int, seed: int, held: float | None = None) -> tuple[np.ndarray, float]:
+def run_floors(case: Case, replicates: int, held: float | None = None) -> tuple[np.ndarray, float]:
     """Per run, the time average of sin² over the second half of ``case.steps`` iterations from e_1, and
     the mean ``‖h‖²`` over runs and window; with ``held`` every new iterate is rescaled to ``‖h‖² = held``.
     Diagonal Σ: ``Y = sqrt(λ) z`` with z standard normal or Rademacher, one draw per run and step."""
-    lam = np.asarray(case.spectrum)
+    lam, tau = np.asarray(case.spectrum), parse_delay(case.delay).tau
     root, d = np.sqrt(lam), lam.size
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(case.seed)
     h = np.zeros((replicates, d))
     h[:, 0] = 1.0 if held is None else np.sqrt(held)
     before = h.copy()
-    ring = np.repeat(h[None], case.tau + 1, axis=0)  # h_{k−τ} .. h_k
+    ring = np.repeat(h[None], tau + 1, axis=0)  # h_{k−τ} .. h_k
     steps, start = case.steps, case.steps // 2
     error, norm = np.zeros(replicates), 0.0
     for k in range(steps):
-        stale = ring[(k - case.tau) % (case.tau + 1)]
+        stale = ring[(k - tau) % (tau + 1)]
         z = rng.standard_normal((replicates, d)) if case.data == "gaussian" else rng.integers(0, 2, (replicates, d)) * 2.0 - 1.0
         y = z * root
         s = np.einsum("rd,rd->r", y, stale)
@@ -108,7 +95,7 @@ def run_floors(case: Case, replicates: int, seed: int, held: float | None = None
         if held is not None:
             new *= np.sqrt(held / np.einsum("rd,rd->r", new, new))[:, None]
         before, h = h, new
-        ring[(k + 1) % (case.tau + 1)] = h
+        ring[(k + 1) % (tau + 1)] = h
         if k + 1 > start:
             squared = np.einsum("rd,rd->r", h, h)
             error += 1.0 - h[:, 0] ** 2 / squared
@@ -117,16 +104,17 @@ def run_floors(case: Case, replicates: int, seed: int, held: float | None = None
     return error / window, norm / window
 
 
-def measure(case: Case, replicates: int, seed: int) -> dict:
-    """Simulate the free and the held runs of one case (same stream) and set the predictions beside them."""
-    free, norm = run_floors(case, replicates, seed)
-    held, _ = run_floors(case, replicates, seed, held=norm)
+def measure(case: Case, replicates: int) -> dict:
+    """Simulate the free and the held runs of one case (its seed's stream for both) and set the
+    predictions beside them."""
+    free, norm = run_floors(case, replicates)
+    held, _ = run_floors(case, replicates, held=norm)
     f, g = float(free.mean()), float(held.mean())
     paired = free - (f / g) * held  # the delta method for f/g with paired runs
-    row = {"spectrum": list(case.spectrum), "eta": case.eta, "mu": case.mu, "tau": case.tau, "data": case.data,
-           "replicates": replicates, "free": f, "free_half_width": _half_width(free), "held": g,
-           "held_half_width": _half_width(held), "delta_measured": norm - 1.0, "motion": f / g - 1.0,
-           "motion_half_width": _half_width(paired) / g}  # fmt: skip
+    row = {"spectrum": list(case.spectrum), "eta": case.eta, "mu": case.mu, "tau": parse_delay(case.delay).tau,
+           "data": case.data, "replicates": replicates, "free": f, "free_half_width": _half_width(free),
+           "held": g, "held_half_width": _half_width(held), "delta_measured": norm - 1.0,
+           "motion": f / g - 1.0, "motion_half_width": _half_width(paired) / g}  # fmt: skip
     return row | predicted(row)
 
 
@@ -137,7 +125,7 @@ def _half_width(samples: np.ndarray) -> float:
 
 def predicted(row: dict) -> dict:
     """The three forms of the coupled floor (module docstring) for a simulated case, and the parts."""
-    case = Case(tuple(row["spectrum"]), row["eta"], row["mu"], row["tau"], row["data"])
+    case = parts_case(row["spectrum"], row["eta"], row["mu"], row["tau"], row["data"])
     problem = case.problem()
     c = coefficients_for(problem)
     first = finite_eta_floor(c, case.eta, case.mu, problem.delay, coupled=False)
@@ -189,8 +177,8 @@ def main() -> None:
         seconds = record["seconds"]
     else:
         rows = []
-        for j, case in enumerate(grid()):
-            rows.append(measure(case, args.replicates, SEED + j))
+        for case in grid():
+            rows.append(measure(case, args.replicates))
             r = rows[-1]
             print(f"{case}: total {100 * r['total']:+.2f}%, ratios {100 * r['ratios']:+.2f}%, δ {100 * r['delta']:+.2f}%, "
                   f"motion {100 * r['motion']:+.2f}% (friction {100 * r['friction']:+.2f}%)", flush=True)  # fmt: skip

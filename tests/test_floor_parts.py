@@ -26,8 +26,8 @@ def test_free_runs_are_the_algorithm_of_simulate(study):
     within the 99% interval of the difference, with a delay and Gaussian data."""
     from amsgd.simulate import simulate
 
-    case = study.Case((2.0, 1.0), 1e-2, 0.5, 5, "gaussian")
-    runs, _ = study.run_floors(case, 1024, 7)
+    case = study.parts_case((2.0, 1.0), 1e-2, 0.5, 5, "gaussian", seed=7)
+    runs, _ = study.run_floors(case, 1024)
     reference = simulate(case.problem(), case.steps, 1024, rng=8, start="e1", progress=False).stationary_error
     own_half = study._half_width(runs)
     spread = np.hypot(own_half, 0.5 * (reference.ci_high - reference.ci_low)) * 2.576 / 1.96
@@ -39,12 +39,12 @@ def test_held_runs_keep_the_norm_and_move_the_floor_only_through_it(study):
     ratios do not see the norm but through ``η ‖h‖² (Y·h)²``, so holding the norm at the free runs' mean
     moves the floor by less than 0.1%; with momentum at μ = 0.95 the norm's motion moves it by more than
     three paired half-widths (the effect the study measures)."""
-    still = study.Case((2.0, 1.0), 1e-2, 0.0, 0, "rademacher")
-    row = study.measure(still, 512, 3)
+    still = study.parts_case((2.0, 1.0), 1e-2, 0.0, 0, "rademacher", seed=3)
+    row = study.measure(still, 512)
     assert row["delta_measured"] > 0 and abs(row["motion"]) < 1e-3
-    _, norm = study.run_floors(still, 64, 3, held=1.25)
+    _, norm = study.run_floors(still, 64, held=1.25)
     assert norm == pytest.approx(1.25, rel=1e-12)
-    moving = study.measure(study.Case((2.0, 1.0), 2.5e-3, 0.95, 0, "rademacher"), 1024, 3)
+    moving = study.measure(study.parts_case((2.0, 1.0), 2.5e-3, 0.95, 0, "rademacher", seed=3), 1024)
     assert moving["motion"] < -3 * moving["motion_half_width"]
 
 
