@@ -23,8 +23,10 @@ three forms: ``T`` as the toolkit gives it, ``T_0`` without the radial friction 
   ``1 + ratios``, ``1 + delta`` and ``(1 + motion)/(1 + friction)``.
 
 The grid is five (spectrum, η, μ) of floor_accuracy.py, each at τ = 0 and 0.3, 0.6 and 0.85 of its
-mean-dynamics τ*, with Rademacher and Gaussian data. Writes ``benchmarks/floor_parts.json`` and prints
-the Markdown table that docs/linear-theory.md (section 5) holds. About 2 minutes on 2 cores with the
+mean-dynamics τ*, with Rademacher and Gaussian data, and three Student-t cases at τ = 0 (:data:`HEAVY`;
+their floors times the heavy-tail factor, runs that blow up left out with their pairs). Writes
+``benchmarks/floor_parts.json`` and prints the two Markdown tables that docs/linear-theory.md
+(section 5) holds. About 2 minutes on 2 cores with the
 default R = 8192. Usage: ``python benchmarks/floor_parts.py [--replicates R] [--predict-only] [--out PATH]``;
 ``--predict-only`` keeps the stored simulations and recomputes the predictions.
 """
@@ -41,6 +43,7 @@ from floor_accuracy import Case, tau_star
 
 from amsgd import parse_delay
 from amsgd.diffusion.theory.coupling import coefficients_for
+from amsgd.diffusion.theory.heavy_tails import heavy_tail_factor
 from amsgd.diffusion.theory.linear_recursion import delay_law
 from amsgd.diffusion.theory.norm_coupling import norm_coupled_floor
 from amsgd.diffusion.theory.second_moments import finite_eta_floor
@@ -54,7 +57,14 @@ COMBOS = (
 #: The delays, as shares of τ*.
 SHARES = (0.0, 0.3, 0.6, 0.85)
 DATA = ("rademacher", "gaussian")
+#: Heavy tails at τ = 0: (spectrum, η, μ, data), Student-t 6 where the floor misses most and 10 beside it.
+HEAVY = (
+    ((4.0, 3.0, 2.0, 1.0), 1.5e-3, 0.7, "student-t:6"), ((4.0, 3.0, 2.0, 1.0), 5e-4, 0.9, "student-t:6"),
+    ((4.0, 3.0, 2.0, 1.0), 1.5e-3, 0.7, "student-t:10"),
+)  # fmt: skip
 SEED = 3100
+#: A run whose mean ‖h‖² over the window exceeds this has blown up.
+BLOWN = 1e6
 
 
 def parts_case(spectrum: tuple[float, ...], eta: float, mu: float, tau: int, data: str, seed: int = 0) -> Case:
@@ -70,13 +80,17 @@ def grid() -> list[Case]:
         star = tau_star(spectrum, eta, mu)
         taus = [0 if share == 0 else max(1, round(share * star)) for share in SHARES]
         cases += [(spectrum, eta, mu, tau, data) for data in DATA for tau in taus]
+    cases += [(spectrum, eta, mu, 0, data) for spectrum, eta, mu, data in HEAVY]
     return [parts_case(*case, seed=SEED + j) for j, case in enumerate(cases)]
 
 
 def run_floors(case: Case, replicates: int, held: float | None = None) -> tuple[np.ndarray, float]:
     """Per run, the time average of sin² over the second half of ``case.steps`` iterations from e_1, and
     the mean ``‖h‖²`` over runs and window; with ``held`` every new iterate is rescaled to ``‖h‖² = held``.
-    Diagonal Σ: ``Y = sqrt(λ) z`` with z standard normal or Rademacher, one draw per run and step."""
+    Diagonal Σ: ``Y = sqrt(λ) z`` with z standard normal, Rademacher, or Student-t (``z = sqrt((ν − 2)/w) ζ``,
+    ζ standard normal, ``w ~ χ²_ν`` shared by the coordinates), one draw per run and step. A run that
+    blows up (a non-finite error or ``‖h‖²`` above :data:`BLOWN`) has NaN for its floor and is left out
+    of the mean norm."""
     lam, tau = np.asarray(case.spectrum), parse_delay(case.delay).tau
     root, d = np.sqrt(lam), lam.size
     rng = np.random.default_rng(case.seed)
@@ -85,11 +99,10 @@ def run_floors(case: Case, replicates: int, held: float | None = None) -> tuple[
     before = h.copy()
     ring = np.repeat(h[None], tau + 1, axis=0)  # h_{k−τ} .. h_k
     steps, start = case.steps, case.steps // 2
-    error, norm = np.zeros(replicates), 0.0
+    error, norm = np.zeros(replicates), np.zeros(replicates)
     for k in range(steps):
         stale = ring[(k - tau) % (tau + 1)]
-        z = rng.standard_normal((replicates, d)) if case.data == "gaussian" else rng.integers(0, 2, (replicates, d)) * 2.0 - 1.0
-        y = z * root
+        y = _draw(rng, case.data, replicates, d) * root
         s = np.einsum("rd,rd->r", y, stale)
         new = h + case.mu * (h - before) + case.eta * (y * s[:, None] - (s * s)[:, None] * stale)
         if held is not None:
@@ -99,9 +112,20 @@ def run_floors(case: Case, replicates: int, held: float | None = None) -> tuple[
         if k + 1 > start:
             squared = np.einsum("rd,rd->r", h, h)
             error += 1.0 - h[:, 0] ** 2 / squared
-            norm += float(squared.mean())
+            norm += squared
     window = steps - start
-    return error / window, norm / window
+    kept = np.isfinite(error) & np.isfinite(norm) & (norm < BLOWN * window)
+    return np.where(kept, error / window, np.nan), float(norm[kept].mean()) / window
+
+
+def _draw(rng: np.random.Generator, data: str, replicates: int, d: int) -> np.ndarray:
+    """One step's standardised data ``z`` of every run (unit variances): Gaussian, Rademacher or Student-t."""
+    if data == "gaussian":
+        return rng.standard_normal((replicates, d))
+    if data == "rademacher":
+        return rng.integers(0, 2, (replicates, d)) * 2.0 - 1.0
+    nu = float(data.removeprefix("student-t:"))
+    return rng.standard_normal((replicates, d)) * np.sqrt((nu - 2.0) / rng.chisquare(nu, replicates))[:, None]
 
 
 def measure(case: Case, replicates: int) -> dict:
@@ -109,10 +133,13 @@ def measure(case: Case, replicates: int) -> dict:
     predictions beside them."""
     free, norm = run_floors(case, replicates)
     held, _ = run_floors(case, replicates, held=norm)
+    kept = np.isfinite(free) & np.isfinite(held)  # pairs whose free run did not blow up
+    diverged = 1.0 - float(kept.mean())
+    free, held = free[kept], held[kept]
     f, g = float(free.mean()), float(held.mean())
     paired = free - (f / g) * held  # the delta method for f/g with paired runs
     row = {"spectrum": list(case.spectrum), "eta": case.eta, "mu": case.mu, "tau": parse_delay(case.delay).tau,
-           "data": case.data, "replicates": replicates, "free": f, "free_half_width": _half_width(free),
+           "data": case.data, "replicates": replicates, "diverged": diverged, "free": f, "free_half_width": _half_width(free),
            "held": g, "held_half_width": _half_width(held), "delta_measured": norm - 1.0,
            "motion": f / g - 1.0, "motion_half_width": _half_width(paired) / g}  # fmt: skip
     return row | predicted(row)
@@ -124,18 +151,22 @@ def _half_width(samples: np.ndarray) -> float:
 
 
 def predicted(row: dict) -> dict:
-    """The three forms of the coupled floor (module docstring) for a simulated case, and the parts."""
+    """The three forms of the coupled floor (module docstring) for a simulated case, and the parts; for
+    Student-t data each form times the heavy-tail factor, as ``predict`` reports the floor."""
     case = parts_case(row["spectrum"], row["eta"], row["mu"], row["tau"], row["data"])
     problem = case.problem()
     c = coefficients_for(problem)
+    law = delay_law(problem.delay)
     first = finite_eta_floor(c, case.eta, case.mu, problem.delay, coupled=False)
-    args = (c.rates, c.coupling, c.additive, case.eta, case.mu, delay_law(problem.delay), np.array(first.variances))
+    factor = heavy_tail_factor(problem.distribution, c.rates[c.tangent], first.variances, case.eta, case.mu, law)
+    args = (c.rates, c.coupling, c.additive, case.eta, case.mu, law, np.array(first.variances))
     full, still = norm_coupled_floor(*args), norm_coupled_floor(*args, friction=False)
     measured = norm_coupled_floor(*args, delta=row["delta_measured"], friction=False)
-    return {"toolkit": full.value, "no_friction": still.value, "measured_delta": measured.value,
-            "delta_toolkit": full.norm_excess, "total": row["free"] / full.value - 1.0,
-            "ratios": row["held"] / measured.value - 1.0, "delta": measured.value / still.value - 1.0,
-            "friction": full.value / still.value - 1.0}  # fmt: skip
+    scale = 1.0 if factor is None else factor
+    t, t0, td = scale * full.value, scale * still.value, scale * measured.value
+    return {"toolkit": t, "no_friction": t0, "measured_delta": td, "heavy_tail_factor": factor,
+            "delta_toolkit": full.norm_excess, "total": row["free"] / t - 1.0, "ratios": row["held"] / td - 1.0,
+            "delta": td / t0 - 1.0, "friction": t / t0 - 1.0}  # fmt: skip
 
 
 def table(rows: list[dict]) -> str:
@@ -144,7 +175,8 @@ def table(rows: list[dict]) -> str:
              "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     by_key: dict = {}
     for r in rows:
-        by_key.setdefault((tuple(r["spectrum"]), r["eta"], r["mu"], r["tau"]), {})[r["data"]] = r
+        if r["data"] in DATA:
+            by_key.setdefault((tuple(r["spectrum"]), r["eta"], r["mu"], r["tau"]), {})[r["data"]] = r
     for (spectrum, eta, mu, tau), pair in by_key.items():
         rad, gau = pair["rademacher"], pair["gaussian"]
 
@@ -153,9 +185,26 @@ def table(rows: list[dict]) -> str:
 
         motion = f"{both('motion')} (±{100 * max(rad['motion_half_width'], gau['motion_half_width']):.1f})"
         deltas = f"{rad['delta_measured']:.4f} / {gau['delta_measured']:.4f}, {gau['delta_toolkit']:.4f}"
-        name = f"({', '.join(f'{x:g}' for x in spectrum)}), η {eta:g}, μ {mu:g}"
-        lines.append(f"| {name} | {tau} | {both('total')} | {both('ratios')} | {both('delta')} | {motion} | {both('friction')} | {deltas} |")
+        lines.append(f"| {_name(spectrum, eta, mu)} | {tau} | {both('total')} | {both('ratios')} | {both('delta')} | "
+                     f"{motion} | {both('friction')} | {deltas} |")  # fmt: skip
     return "\n".join(lines)
+
+
+def heavy_table(rows: list[dict]) -> str:
+    """The Markdown table of the Student-t cases (τ = 0), in percent, the floors with the heavy-tail factor."""
+    lines = ["| case | data | total | ratios at a held norm | norm's motion, measured | friction | runs blown up |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in rows:
+        if r["data"] not in DATA:
+            motion = f"{_percent(r['motion'])} (±{100 * r['motion_half_width']:.1f})"
+            lines.append(f"| {_name(r['spectrum'], r['eta'], r['mu'])} | {r['data']} | {_percent(r['total'])} | "
+                         f"{_percent(r['ratios'])} | {motion} | {_percent(r['friction'])} | "
+                         f"{round(r['diverged'] * r['replicates'])} of {r['replicates']} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+def _name(spectrum, eta: float, mu: float) -> str:
+    return f"({', '.join(f'{x:g}' for x in spectrum)}), η {eta:g}, μ {mu:g}"
 
 
 def _percent(x: float) -> str:
@@ -184,6 +233,7 @@ def main() -> None:
                   f"motion {100 * r['motion']:+.2f}% (friction {100 * r['friction']:+.2f}%)", flush=True)  # fmt: skip
         seconds = time.perf_counter() - began
     print(table(rows))
+    print(heavy_table(rows))
     args.out.write_text(json.dumps({"seconds": seconds, "cases": rows}, indent=1) + "\n")
 
 
