@@ -3,7 +3,8 @@ balance's δ, and the norm's motion (a slow study beside floor_accuracy.py).
 
 Each case (spectrum, η, μ, constant delay τ, data law) is simulated twice from e_1 with the same random
 stream, R runs for 80 relaxation times ``(1 − μ)/(η (λ_1 − λ_2))``, the floor being each run's time
-average of sin² over the second half:
+average of sin² over the second half. The study has its own vectorised loop: ``amsgd.simulate`` has no
+held norm and no shared stream for a pair of runs (a test checks the free runs against it).
 
 * *free*: Async-MSGD itself, ``h_{k+1} = h_k + μ (h_k − h_{k−1}) + η (Y Yᵀ h' − (Y·h')² h')`` with
   ``h' = h_{k−τ}``; beside its floor, its mean ``‖h‖² − 1`` (the measured δ);

@@ -46,7 +46,7 @@ from amsgd.diffusion.theory.lyapunov import (
     step_down_variance,
 )
 
-#: Joint updates of (v, δ, b, ε) from the first-order variances.
+#: Joint updates of (v, δ, b, ε, c) from the first-order variances.
 ITERATIONS = 4
 #: The friction's sum over lags stops when the second half of the lags adds less than this fraction.
 _SUM_RTOL = 1e-9
