@@ -100,12 +100,14 @@ def _agrees_with_runs(risk, run) -> None:
     assert predicted_low <= high and low <= predicted_high, (risk.fraction, count / replicates)
 
 
-@pytest.mark.parametrize(("eta", "mu", "tau"), [(5e-4, 0.9, 10), (5e-4, 0.9, 25), (1e-2, 0.0, 10)])
+@pytest.mark.parametrize(("eta", "mu", "delay"), [(5e-4, 0.9, "constant:10"), (5e-4, 0.9, "constant:25"),
+                                                 (1e-2, 0.0, "constant:10"), (5e-4, 0.9, "geometric:20")])
 @pytest.mark.slow
-def test_divergence_risk_against_simulated_blow_ups(eta, mu, tau):
-    """Student-t 6 data on the default spectrum, runs of 40 000 steps from e_1."""
+def test_divergence_risk_against_simulated_blow_ups(eta, mu, delay):
+    """Student-t 6 data on the default spectrum, runs of 40 000 steps from e_1; constant delays and a
+    geometric one of mean 20, whose noise-free recursion averages the mean map over the law."""
     problem = Problem.from_spectrum(distribution=parse_distribution("student-t:6"), eta=eta, mu=mu,
-                                    delay=parse_delay(f"constant:{tau}"))  # fmt: skip
+                                    delay=parse_delay(delay))  # fmt: skip
     steps, replicates = 40_000, 400
     from amsgd.diffusion.theory import PredictOptions
 
@@ -337,6 +339,27 @@ def test_event_driven_server_floor_from_its_stationary_staleness_law():
     assert abs(measured.mean - p.diffusion_floor) > Z * measured.std_error + FLOOR_MODEL_TOLERANCE * finite
     mean_delay = run.delay_mean_per_replicate.mean()
     assert abs(mean_delay - p.delay_law.mean) < 0.02 * p.delay_law.mean
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("distribution", ["gaussian", "rademacher"])
+def test_a_hundred_servers_floor_and_risk_from_the_geometric_law(distribution):
+    """ps:100: a staleness law of mean 99 with 2750 lags, three times the constant τ* = 32 and at most
+    0.38 of its family's boundary (262 workers with Gaussian data, 776 with Rademacher). The floor holds to its stated accuracy, and the divergence
+    risk, whose noise-free recursion averages the mean map over the law, calls the runs safe, as they
+    are (the same recursion at the constant delay 99, the law's mean, blows up from the smallest kick)."""
+    from amsgd.diffusion.theory import divergence
+
+    problem = Problem.from_spectrum((4.0, 3.0, 2.0, 1.0), eta=5e-4, mu=0.9, delay=parse_delay("ps:100"),
+                                    distribution=parse_distribution(distribution))  # fmt: skip
+    p = predict(problem)
+    assert p.delay_law.max_delay > 2000 and p.family_boundary.largest_stable >= 262
+    run = simulate(problem, 40_000, 1000, rng=11, start="e1", window=0.5, threads=2, record_every=40_000)
+    measured, finite = run.stationary_error, p.finite_eta.value
+    assert abs(measured.mean - finite) <= Z * measured.std_error + FLOOR_MODEL_TOLERANCE * finite
+    assert not run.diverged.any() and p.divergence.fraction < 1e-6
+    assert np.isfinite(p.divergence.critical_impulse) and p.divergence.critical_impulse > 100
+    assert divergence.critical_impulse(problem, 99) == pytest.approx(1e-2)  # the lowest impulse tried
 
 
 def _student_t_sampler(nu: float):

@@ -87,21 +87,26 @@ def test_log_normal_servers_are_not_searched():
 
 
 def test_a_family_boundary_says_which_members_the_rest_of_the_theory_takes():
-    """geometric:20 on the default problem: the boundary (mean 261.5, the untruncated law) lies beyond
-    the largest mean whose truncated table the rest of the theory takes; that member is derivable and
-    the next one is refused, for the geometric family and for ps:M (mean M − 1)."""
+    """geometric:20 at η = 1e-4: the boundary (the untruncated law) lies beyond the largest mean whose
+    truncated table the rest of the theory takes (20 000 lags, a mean of about 723); that member is
+    derivable and the next one is refused, for the geometric family and for ps:M (mean M − 1), while a
+    law of another shape is refused beyond 2000 lags."""
     from amsgd import ProblemError
+    from amsgd.core.delays import UniformDelay
 
-    boundary = predict(Problem.from_spectrum(delay=parse_delay("geometric:20"))).family_boundary
+    boundary = predict(Problem.from_spectrum(eta=1e-4, delay=parse_delay("geometric:20"))).family_boundary
     top = boundary.largest_member_with_theory
-    assert boundary.largest_stable > top and 71 < top < 72
-    assert delay_law(GeometricDelay(top)).max_delay <= 2000
-    with pytest.raises(ProblemError, match="beyond the 2000"):
+    assert boundary.largest_stable > top and 723 < top < 724
+    assert 19_900 < delay_law(GeometricDelay(top)).max_delay <= 20_000
+    with pytest.raises(ProblemError, match="beyond the 20000 lags"):
         delay_law(GeometricDelay(top * (1 + 1e-6)))
     server = predict(Problem.from_spectrum(delay=parse_delay("ps:8"))).family_boundary
-    assert server.largest_member_with_theory == 72 and server.to_dict()["largest_member_with_theory"] == 72
-    delay_law(EventDrivenDelay(72), as_iid=True)
-    with pytest.raises(ProblemError, match="beyond the 2000"):
-        delay_law(EventDrivenDelay(73), as_iid=True)
+    assert server.largest_member_with_theory == 724 and server.to_dict()["largest_member_with_theory"] == 724
+    delay_law(EventDrivenDelay(724), as_iid=True)
+    with pytest.raises(ProblemError, match="beyond the 20000 lags"):
+        delay_law(EventDrivenDelay(725), as_iid=True)
+    delay_law(UniformDelay(0, 2000))
+    with pytest.raises(ProblemError, match="beyond the 2000 the linear numerics support"):
+        delay_law(UniformDelay(0, 2001))
     uniform = predict(Problem.from_spectrum(delay=parse_delay("uniform:0-10"))).family_boundary
     assert uniform.largest_member_with_theory is None

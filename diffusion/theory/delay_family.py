@@ -11,8 +11,8 @@ to a relative 1e-3 for a mean. Laws whose support passes :data:`SEARCH_SUPPORT` 
 search: it stops there and says so. Geometric laws (and ``ps:M``) are exempt: their second moments
 come from a 3 × 3 Lyapunov equation per mode whatever the mean (:func:`.second_moments.geometric_gains`,
 the untruncated law). The rest of the theory takes a geometric law as its table truncated where the
-tail falls below :data:`~amsgd.core.delays.TAIL_MASS`, up to :data:`~.options.MAX_DELAY` lags (a mean
-of about 71.9, ``ps:72``): ``largest_member_with_theory`` says which member that is, so that a boundary
+tail falls below :data:`~amsgd.core.delays.TAIL_MASS`, up to :data:`~.options.MAX_GEOMETRIC_DELAY` lags
+(a mean of about 723, ``ps:724``): ``largest_member_with_theory`` says which member that is, so that a boundary
 beyond it is not read as a delay whose other predictions can be asked for. A server with log-normal
 compute times (a staleness law estimated by simulation) is not searched.
 """
@@ -35,7 +35,7 @@ from amsgd.core.delays import (
     geometric_reach,
 )
 from amsgd.diffusion.theory.linear_recursion import delay_law
-from amsgd.diffusion.theory.options import MAX_DELAY
+from amsgd.diffusion.theory.options import MAX_GEOMETRIC_DELAY
 from amsgd.diffusion.theory.second_moments import Coefficients, gains, geometric_gains, stationary_variances
 
 #: Relative tolerance of the bisection on a real parameter (a mean delay).
@@ -135,11 +135,11 @@ def family_boundary(c: Coefficients, eta: float, mu: float, delay: DelayModel) -
 
 
 def largest_member_with_theory(workers: bool) -> float | int:
-    """The largest geometric mean whose truncated table reaches at most MAX_DELAY lags (``q^(n)`` below
-    TAIL_MASS from ``n = MAX_DELAY + 1``), or with ``workers`` the most workers M of ``ps:M``, whose
+    """The largest geometric mean whose truncated table reaches at most MAX_GEOMETRIC_DELAY lags (``q^(n)``
+    below TAIL_MASS from ``n = MAX_GEOMETRIC_DELAY + 1``), or with ``workers`` the most workers M of ``ps:M``, whose
     staleness law has mean M − 1."""
-    q = TAIL_MASS ** (1.0 / (MAX_DELAY + 1))
+    q = TAIL_MASS ** (1.0 / (MAX_GEOMETRIC_DELAY + 1))
     mean = q / (1.0 - q)
-    while geometric_reach(mean) > MAX_DELAY:  # rounding at the edge
+    while geometric_reach(mean) > MAX_GEOMETRIC_DELAY:  # rounding at the edge
         mean = float(np.nextafter(mean, 0.0))
     return int(mean + 1.0) if workers else mean

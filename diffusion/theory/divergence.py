@@ -8,7 +8,8 @@ size the delayed momentum dynamics of the norm is unstable and the run blows up.
 smallest impulse ``η K e_2`` given at one step to the *noise-free* recursion of the mean map,
 ``v_{k+1} = v_k + μ (v_k − v_{k−1}) + η ḡ(v_{k−τ})`` started at e_1, after which that recursion blows up
 (bisection on a batch of impulses, exact for this deterministic map at the problem's η, μ, τ and
-spectrum; a random delay law enters through its mean).
+spectrum; a random delay enters through its law, ``η Σ_j p_j ḡ(v_{k−j})``: the drift averaged over the
+delay, which the mean dynamics' stability linearises).
 
 **Rate.** Runs are carried off well below ``K*``: at the raised norm ``r`` a kick leaves, the next
 samples multiply v by ``1 − η s²`` with ``s² ≈ r² (Yᵀv̂)²``, which overshoots for moderate samples.
@@ -42,7 +43,7 @@ import numpy as np
 from amsgd.core.estimates import json_float
 from amsgd.core.problem import Problem
 from amsgd.diffusion.theory.kick_fate import FATE_NORM, BlowupCount, blowups_from_e1, kick_fate
-from amsgd.diffusion.theory.linear_recursion import DelayLaw
+from amsgd.diffusion.theory.linear_recursion import Delay, DelayLaw, delay_law, geometric_ratio
 
 #: The seed of the Monte Carlo parts (reproducible numbers).
 TAIL_SEED = 20181204
@@ -187,20 +188,27 @@ class DivergenceRisk:
         return f"about {100 * self.fraction:.1f}% of runs of {self.steps} iterations are expected to blow up: {how}; "
 
 
-def _noise_free(lam: np.ndarray, eta: float, mu: float, tau: int, start: np.ndarray, velocity: np.ndarray,
+def _noise_free(lam: np.ndarray, eta: float, mu: float, delay: Delay, start: np.ndarray, velocity: np.ndarray,
                 iterations: int) -> np.ndarray:  # fmt: skip
-    """Run the noise-free recursion of the mean map in eigen-coordinates (eigenvalues ``lam``) for a
-    batch of starts ``(B, d)`` (history at e_1, then the start, then one extra step ``velocity``);
-    returns whether each blew up (norm beyond FATE_NORM): :func:`.noise_free.noise_free_blowups`."""
+    """Run the noise-free recursion of the mean map, averaged over the delay law, in eigen-coordinates
+    (eigenvalues ``lam``) for a batch of starts ``(B, d)`` (history at e_1, then the start, then one
+    extra step ``velocity``); returns whether each blew up (norm beyond FATE_NORM):
+    :func:`.noise_free.noise_free_blowups`, over the lags the law gives mass, or for a geometric law
+    (:func:`.linear_recursion.geometric_ratio`) its untruncated recursion, as the mean-square theory
+    takes it."""
     from amsgd.diffusion.theory.noise_free import noise_free_blowups  # compiled: imported where first needed
 
+    pmf = delay_law(delay).pmf
+    ratio = geometric_ratio(pmf)
+    lags = np.flatnonzero(pmf) if ratio is None else np.zeros(1, dtype=np.int64)
     start = np.ascontiguousarray(start, dtype=float)
     velocity = np.ascontiguousarray(np.broadcast_to(velocity, start.shape), dtype=float)
     lam = np.ascontiguousarray(lam, dtype=float)
-    return noise_free_blowups(lam, float(eta), float(mu), int(tau), start, velocity, int(iterations), float(FATE_NORM))
+    return noise_free_blowups(lam, float(eta), float(mu), lags.astype(np.int64), np.ascontiguousarray(pmf[lags]),
+                              ratio or 0.0, start, velocity, int(iterations), float(FATE_NORM))  # fmt: skip
 
 
-def critical_impulse(problem: Problem, tau: int) -> float:
+def critical_impulse(problem: Problem, delay: Delay) -> float:
     """``K*``: the smallest gradient impulse ``η K e_2`` after which the noise-free recursion blows up.
 
     The mean map acts coordinate-wise in eigen-coordinates (``v_i`` is multiplied by terms in ``λ_i``
@@ -214,7 +222,7 @@ def critical_impulse(problem: Problem, tau: int) -> float:
         kick = np.zeros((trial.size, 2))
         kick[:, 1] = problem.eta * trial
         e1 = np.broadcast_to(np.eye(2)[0], (trial.size, 2))
-        return _noise_free(plane, problem.eta, problem.mu, tau, e1, kick, IMPULSE_ITERATIONS)
+        return _noise_free(plane, problem.eta, problem.mu, delay, e1, kick, IMPULSE_ITERATIONS)
 
     return smallest_blowing_impulse(blows_up, 1e-2, 1e7)
 
@@ -236,13 +244,14 @@ def smallest_blowing_impulse(blows_up: Callable[[np.ndarray], np.ndarray], low: 
     return float(high)
 
 
-def noise_free_fate(problem: Problem, tau: int, stable: bool) -> str:
+def noise_free_fate(problem: Problem, delay: Delay, stable: bool) -> str:
     """``"stable"`` when the mean dynamics is, else whether the noise-free recursion of the mean map from
     ``e_1 + 10⁻³`` (in every coordinate) blows up or stays bounded."""
     if stable:
         return "stable"
     start = (np.full(problem.dim, 1e-3) + np.eye(problem.dim)[0])[None, :]
-    blown = _noise_free(problem.eigenvalues, problem.eta, problem.mu, tau, start, np.zeros_like(start), FATE_ITERATIONS)
+    blown = _noise_free(problem.eigenvalues, problem.eta, problem.mu, delay, start, np.zeros_like(start),
+                        FATE_ITERATIONS)
     return "blows up" if blown[0] else "saturates"
 
 
@@ -253,15 +262,14 @@ def divergence_risk(problem: Problem, law: DelayLaw, steps: int, mean_stable: bo
     that the samples carry off; inside it the rate of :mod:`.kick_fate`
     (``relaxation``, the mean dynamics' ``1/(1 − ρ)``, sets its burn-in), which between the mean and
     the mean-square boundaries (``"mean-square unstable"``) counts runs that meet no event too."""
-    tau = law.constant if law.constant is not None else int(round(law.mean))
-    fate = noise_free_fate(problem, tau, mean_stable)
+    fate = noise_free_fate(problem, law, mean_stable)
     if fate == "saturates":  # the samples may still throw runs off the oscillation: count them
         count = blowups_from_e1(problem, law, int(steps), TAIL_SEED)
         fate = "blows up" if count.fraction >= 0.5 else "saturates"
         return DivergenceRisk(0.0, float("nan"), int(steps), fate, beyond=count)
     if fate != "stable":
         return DivergenceRisk(0.0, float("nan"), int(steps), fate)
-    impulse = critical_impulse(problem, tau)
+    impulse = critical_impulse(problem, law)
     rate = kick_fate(problem, law, impulse, relaxation, int(steps), TAIL_SEED, quiet=not mean_square_stable)
     return DivergenceRisk(impulse, rate.per_iteration, int(steps), fate if mean_square_stable else "mean-square unstable",
                           rate.standard_error, rate.event_threshold, rate.undecided, rate.background_blowups,

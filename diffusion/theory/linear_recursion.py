@@ -35,7 +35,7 @@ import scipy.linalg
 from amsgd.core import checks
 from amsgd.core.delays import DelayModel, check_reach
 from amsgd.core.errors import ProblemError
-from amsgd.diffusion.theory.options import MAX_DELAY
+from amsgd.diffusion.theory.options import MAX_DELAY, MAX_GEOMETRIC_DELAY
 
 #: Tolerance on the total mass of a user probability vector (the same as the histogram delay model).
 _PMF_TOL = 1e-6
@@ -49,11 +49,19 @@ class DelayLaw:
     spec: str
 
     def __post_init__(self) -> None:
-        if self.pmf.size - 1 > MAX_DELAY:
+        if self.pmf.size - 1 <= MAX_DELAY:
+            return
+        if geometric_ratio(self.pmf) is None:
             raise ProblemError(
                 f"delay {self.spec} reaches {self.pmf.size - 1}, beyond the {MAX_DELAY} the linear "
                 "numerics support (dense companion matrices, O(delay^3) work); its runs can be simulated "
                 "(amsgd simulate), its theory cannot"
+            )
+        if self.pmf.size - 1 > MAX_GEOMETRIC_DELAY:
+            raise ProblemError(
+                f"delay {self.spec} reaches {self.pmf.size - 1}, beyond the {MAX_GEOMETRIC_DELAY} lags the "
+                "linear numerics support for a geometric law (the divergence risk keeps a ring of past states "
+                "that long); its runs can be simulated (amsgd simulate), its theory cannot"
             )
 
     @property

@@ -195,11 +195,17 @@ def _kappa(coefficients: np.ndarray, pmf: np.ndarray, lam: float) -> float:
 
 
 def delay_spread(gamma: np.ndarray, pmf: np.ndarray, lam: float) -> float:
-    """κ(M) for ``M_ij = λ^{−(i+j)/2} γ(|i − j|)``, over the support of the delay law."""
-    k = np.arange(pmf.size)
-    scale = lam ** (-k / 2)
-    m = scale[:, None] * gamma[np.abs(k[:, None] - k[None, :])] * scale[None, :]
-    return float(pmf @ np.diag(m) - pmf @ m @ pmf)
+    """κ(M) for ``M_ij = λ^{−(i+j)/2} γ(|i − j|)``, over the support of the delay law:
+    ``Σ_i p_i λ^{−i} γ(0) − Σ_k γ(|k|) r(k)`` with ``r`` the autocorrelation of ``p_i λ^{−i/2}``
+    (by FFT, ``O(L log L)`` time and ``O(L)`` memory for L lags; 0 for a point mass, exactly)."""
+    if np.count_nonzero(pmf) == 1:  # a constant delay: p_τ² λ^{−τ} γ(0) twice over
+        return 0.0
+    weight = lam ** (-np.arange(pmf.size) / 2)
+    scaled = pmf * weight
+    size = 2 * pmf.size - 1
+    spectrum = np.fft.rfft(scaled, size)
+    r = np.fft.irfft(spectrum * np.conj(spectrum), size)[: pmf.size]  # r(k), k = 0 .. L
+    return float(scaled @ weight * gamma[0] - (r[0] * gamma[0] + 2.0 * r[1:] @ gamma[1 : pmf.size]))
 
 
 def _stationary(

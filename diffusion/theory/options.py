@@ -15,6 +15,11 @@ from amsgd.core.errors import ProblemError
 #: Largest delay the linear numerics accept (dense companion matrices, O(τ³) work: seconds at this
 #: size; :mod:`.linear_recursion`).
 MAX_DELAY = 2000
+#: Largest lag of a geometric law's table (``geometric:MEAN`` up to a mean of about 723, ``ps:M`` up to
+#: 724 workers): its mean dynamics and second moments come from 3 × 3 systems, and the rest of the theory
+#: runs over its lags in O(lags) memory and O(lags log lags) work (``derive --delay geometric:700``:
+#: 22 s, 1.9 GB, most of it the divergence risk's ring of past states).
+MAX_GEOMETRIC_DELAY = 20_000
 
 #: The phases switch when h_1² crosses δ² (escape) and 1 − δ² (travel).
 DEFAULT_DELTA_SQ = 0.1
