@@ -22,7 +22,7 @@ from functools import cached_property
 import numpy as np
 import sympy as sp
 
-from amsgd.core.delays import ConstantDelay, DelayModel
+from amsgd.core.delays import DelayModel
 from amsgd.core.errors import ProblemError
 from amsgd.core.estimates import json_float
 from amsgd.core.problem import Problem
@@ -316,12 +316,13 @@ def _tangent_variances(problem: Problem) -> np.ndarray | None:
 
 
 def _linear_escape(derivation: Derivation, rate: float, noise: float, delta_sq: float) -> int | None:
-    """First iteration at which the escaping mode's exact linear variance reaches δ² (constant delay):
-    the mean curve's crossing at finite η."""
+    """First iteration at which the escaping mode's exact linear variance reaches δ² (a constant delay,
+    or an i.i.d. law with the delay's spread fed back, :mod:`.transient`; the event-driven server's
+    stationary staleness law taken as i.i.d.): the mean curve's crossing at finite η."""
+    from amsgd.diffusion.theory.linear_recursion import delay_law
+
     problem = derivation.problem
-    if not isinstance(problem.delay, ConstantDelay):
-        return None
-    return variance_crossing(rate, noise, problem.eta, problem.mu, problem.tau, delta_sq)
+    return variance_crossing(rate, noise, problem.eta, problem.mu, delay_law(problem.delay, as_iid=True), delta_sq)
 
 
 def saddle_arrival(problem: Problem, start: str) -> tuple[float | None, float | None]:

@@ -9,6 +9,19 @@ first k with ``P_k[0, 0] >= δ²`` replaces the diffusion limit's ``η V(t) = δ
 Unrolled, ``P_k = η² s² Σ_{j<k} A^j b bᵀ (Aᵀ)^j``, and ``e_0ᵀ A^j b = h_j`` is the mode's impulse
 response, so ``P_k[0, 0] = η² s² Σ_{j<k} h_j²``: the crossing costs O(τ) per iteration along h
 (:mod:`.transient_kernel`) rather than two (τ + 1)-square matrix products.
+
+Under an i.i.d. delay law ``p_i = P(τ_k = i)`` write the step as the mean recursion (coefficients
+``c`` of the law-averaged delay) plus ``e_k = η ξ_k + ζ_k``, ``ζ_k = η a (Σ_i p_i x_{k−i} − x_{k−τ_k})``.
+Given the past, ζ_k has mean zero (τ_k is independent of it), so the ``e_k`` are uncorrelated and
+``x_k = Σ_{l<k} h_{k−1−l} e_l`` with the mean recursion's impulse response h: ``Var x_k =
+Σ_{l<k} h_{k−1−l}² w_l``, ``w_l = E e_l²``. The delay's spread feeds back through
+``E ζ_j² = (η a)² (Σ_i p_i E x_{j−i}² − E (Σ_i p_i x_{j−i})²)``, which in the same responses reads
+
+    w_j = η² s² + (η a)² Σ_{l<j} K_{j−1−l} w_l,   K_n = Σ_i p_i h_{n−i}² − (Σ_i p_i h_{n−i})² ≥ 0,
+
+a renewal equation (``K = 0`` for a constant delay; as ``k → ∞`` for a stable mode ``Σ_n K_n`` is the
+stationary theory's κ and ``Var x_k`` its variance, :mod:`.lyapunov`). The crossing costs O(k (L + k))
+for k iterations, so it is followed at most :data:`IID_MAX_ITERATIONS` iterations.
 """
 
 from __future__ import annotations
@@ -16,7 +29,10 @@ from __future__ import annotations
 import numpy as np
 
 from amsgd.core.errors import ProblemError
-from amsgd.diffusion.theory.linear_recursion import ar_coefficients, check_parameters
+from amsgd.diffusion.theory.linear_recursion import Delay, ar_coefficients, check_parameters, delay_law
+
+#: Iterations an i.i.d. delay's crossing is followed at most (its work grows as their square).
+IID_MAX_ITERATIONS = 50_000
 
 
 def variance_crossing(
@@ -24,18 +40,26 @@ def variance_crossing(
     noise_variance: float,
     eta: float,
     mu: float,
-    tau: int,
+    delay: Delay,
     level: float,
     max_iterations: int = 1_000_000,
 ) -> int | None:
-    """The first iteration k >= 1 at which ``Var x_k >= level``, or None within ``max_iterations``."""
-    from amsgd.diffusion.theory.transient_kernel import first_variance_crossing  # compiled: loaded here
+    """The first iteration k >= 1 at which ``Var x_k >= level``, or None within ``max_iterations`` (for
+    a random delay, within :data:`IID_MAX_ITERATIONS` at most)."""
+    from amsgd.diffusion.theory.transient_kernel import first_variance_crossing, iid_variances
 
     eta, mu = check_parameters(eta, mu)
     if not (np.isfinite(level) and level > 0):
         raise ProblemError(f"level must be a finite number > 0, got {level!r}")
     if not (np.isfinite(noise_variance) and noise_variance > 0):
         raise ProblemError(f"noise variance must be a finite number > 0, got {noise_variance!r}")
-    c = ar_coefficients(rate, eta, mu, int(tau))
-    k = first_variance_crossing(c, eta**2 * float(noise_variance), float(level), int(max_iterations))
+    law = delay_law(delay)
+    c = ar_coefficients(rate, eta, mu, law)
+    scale = eta**2 * float(noise_variance)
+    if law.constant is not None:
+        k = first_variance_crossing(c, scale, float(level), int(max_iterations))
+    else:
+        gain, steps = (eta * float(rate)) ** 2, int(min(max_iterations, IID_MAX_ITERATIONS))
+        variances = iid_variances(c, law.pmf, gain, scale, float(level), steps)
+        k = variances.size if variances[-1] >= level else 0
     return int(k) if k else None

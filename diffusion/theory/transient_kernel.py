@@ -26,3 +26,39 @@ def first_variance_crossing(c: np.ndarray, scale: float, level: float, max_itera
         for i in range(taps):
             h += c[i] * ring[(slot - i) % taps]  # h_k = Σ_i c_i h_{k−1−i}
     return 0
+
+
+
+@njit(cache=True, nogil=True)
+def iid_variances(c: np.ndarray, pmf: np.ndarray, gain: float, scale: float, level: float,
+                  max_iterations: int) -> np.ndarray:  # fmt: skip
+    """``Var x_k`` for ``k = 1, 2, ...`` under an i.i.d. delay law ``pmf``, up to the first that reaches
+    ``level`` or to ``max_iterations``: ``Var x_k = Σ_{l<k} h_{k−1−l}² w_l`` with the impulse response h
+    of the mean recursion ``c`` and the step variances ``w_j = scale + gain Σ_{l<j} K_{j−1−l} w_l``,
+    ``K_n = Σ_i p_i h_{n−i}² − (Σ_i p_i h_{n−i})²`` (:mod:`.transient`); O(k (L + k))."""
+    taps, lags = c.size, pmf.size
+    h, w, kernel = np.zeros(max_iterations), np.zeros(max_iterations), np.zeros(max_iterations)
+    out = np.zeros(max_iterations)
+    for k in range(1, max_iterations + 1):
+        n = k - 1
+        if n == 0:
+            h[0] = 1.0
+        else:
+            for i in range(min(taps, n)):
+                h[n] += c[i] * h[n - 1 - i]  # h_n = Σ_i c_i h_{n−1−i}
+        fed = 0.0
+        for j in range(n):
+            fed += kernel[n - 1 - j] * w[j]
+        w[n] = scale + gain * fed
+        variance = 0.0
+        for j in range(k):
+            variance += h[k - 1 - j] * h[k - 1 - j] * w[j]
+        out[n] = variance
+        if variance >= level:
+            return out[:k]
+        mean, square = 0.0, 0.0
+        for i in range(min(lags, n + 1)):
+            mean += pmf[i] * h[n - i]
+            square += pmf[i] * h[n - i] * h[n - i]
+        kernel[n] = square - mean * mean
+    return out
