@@ -36,6 +36,7 @@ BENCHMARKS = {
     "integrate": ("bench_integrate.py", [], "the batched SME integrators against sdeint looped over paths"),
     "derive": ("bench_derive.py", [], "`amsgd derive` as the dimension grows"),
     "theory": ("bench_theory.py", [], "the finite-η floor and mean-square stability at d = 100, τ = 200"),
+    "long-delays": ("bench_long_delays.py", [], "`amsgd derive` under geometric staleness laws up to 20 000 lags"),
     "full-moments": ("bench_full_moments.py", [], "a model's full second moments: the stationary solve against a dense LU"),
     "sweep": ("bench_sweep.py", [], "sweeps on one and two Dask workers, threads against processes"),
     "models": ("bench_models.py", [], "the model simulator against a plain JAX loop; the Hessian"),
