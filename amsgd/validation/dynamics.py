@@ -184,8 +184,11 @@ def phases(ctx: Context, key: int = 2) -> PhaseRun:
     mean, low, high = pointwise_band(h1)
     escape = first_passage(k, errors, 1 - dsq)
     travel = first_passage(k, errors, dsq) - escape
+    crossing, replicates = crossing_interval(k, h1, dsq), int(errors.shape[0])
+    linear = ph.escape_iterations_linearized  # None: not reached within the iterations the theory follows
     checks = (
-        _escape_check(ctx, crossing_interval(k, h1, dsq), escape, int(errors.shape[0])),
+        _escape_check(ctx, crossing, escape, replicates),
+        *(() if linear is None else (_escape_check(ctx, crossing, escape, replicates, linear),)),
         _escape_law_check(ctx, escape),
         _travel_check(ctx, travel),
     )
@@ -193,21 +196,31 @@ def phases(ctx: Context, key: int = 2) -> PhaseRun:
     return PhaseRun(k, mean, low, high, dsq, esc_pred, travel_pred, escape, travel, ou, checks)
 
 
-def _escape_check(ctx: Context, crossing: Estimate, escape: np.ndarray, replicates: int) -> Check:
-    """The diffusion limit's escape time against the crossing of δ² by the mean of h_1²/|h|²."""
-    name = "escape-iterations"
+def _escape_check(ctx: Context, crossing: Estimate, escape: np.ndarray, replicates: int,
+                  linearized: int | None = None) -> Check:  # fmt: skip
+    """A mean-curve escape time against the crossing of δ² by the mean of h_1²/|h|²: the diffusion
+    limit's, or with ``linearized`` the exact linear escaping mode's at the problem's η, μ and delay."""
+    name = "escape-iterations" if linearized is None else "escape-iterations-linearized"
     a, _ = escape_mode(ctx)
     ph = ctx.theory.phases
+    predicted = ph.escape_time / ctx.problem.eta if linearized is None else float(linearized)
+    scope = ("the limit fixes the growth rate a of the unstable mode" if linearized is None else
+             "the linear recursion fixes the growth at the problem's eta, mu and delay")  # fmt: skip
     return Check(
-        name=name, group="phases", predicted=ctx.perturb(name, ph.escape_time / ctx.problem.eta),
+        name=name, group="phases", predicted=ctx.perturb(name, predicted),
         measured=crossing.mean, ci_low=crossing.ci_low, ci_high=crossing.ci_high,
         tolerance=ESCAPE_TOLERANCE / (a * ctx.problem.eta), unit="iterations",
         tolerance_reason=(
-            "the escape time is logarithmic in 1/eta: the limit fixes the growth rate a of the "
-            "unstable mode, its starting amplitude only to 1 + O(eta a/(1-mu)^2) + O(delta^2); a "
-            "factor e^(1/2) in amplitude is 1/(4a) in time"
+            f"the escape time is logarithmic in 1/eta: {scope}, its starting amplitude only to "
+            "1 + O(eta a/(1-mu)^2) + O(delta^2); a factor e^(1/2) in amplitude is 1/(4a) in time"
+            if linearized is None else
+            f"the escape time is logarithmic: {scope}, the nonlinear terms move its amplitude by "
+            "1 + O(delta^2); a factor e^(1/2) in amplitude is 1/(4a) in time"
         ),
         context={"measured_as": "first iteration at which the mean of h_1^2/|h|^2 over replicates reaches delta^2",
+                 "predicted_as": ("the diffusion limit's escape time" if linearized is None else
+                                  "first iteration at which the exact linear escaping mode's variance from rest reaches "
+                                  "delta^2 (a random delay's spread fed back)"),
                  "delta_sq": ph.delta_sq, "start": "e2", "replicates": replicates,
                  "mean_first_passage_iterations": float(np.nanmean(escape)),
                  "perturbation": ctx.perturb.factor(name)},
