@@ -198,7 +198,7 @@ def delay_spread(gamma: np.ndarray, pmf: np.ndarray, lam: float) -> float:
     """κ(M) for ``M_ij = λ^{−(i+j)/2} γ(|i − j|)``, over the support of the delay law:
     ``Σ_i p_i λ^{−i} γ(0) − Σ_k γ(|k|) r(k)`` with ``r`` the autocorrelation of ``p_i λ^{−i/2}``
     (by FFT, ``O(L log L)`` time and ``O(L)`` memory for L lags; 0 for a point mass, exactly)."""
-    if np.count_nonzero(pmf) == 1:  # a constant delay: p_τ² λ^{−τ} γ(0) twice over
+    if np.count_nonzero(pmf) == 1:  # a constant delay: both terms are λ^{−τ} γ(0)
         return 0.0
     weight = lam ** (-np.arange(pmf.size) / 2)
     scaled = pmf * weight

@@ -1,6 +1,7 @@
-"""The compiled loop behind :func:`.transient.variance_crossing`: the variance of a linear mode
+"""The compiled loops behind :func:`.transient.variance_crossing`: the variance of a linear mode
 started at rest, ``Var x_k = η² s² Σ_{j<k} h_j²``, summed along the mode's impulse response
-``h_0 = 1``, ``h_m = Σ_i c_i h_{m−1−i}`` until it reaches a level."""
+``h_0 = 1``, ``h_m = Σ_i c_i h_{m−1−i}`` until it reaches a level; under an i.i.d. delay, with the
+step variances of the renewal equation that feeds the delay's spread back."""
 
 from __future__ import annotations
 
@@ -26,7 +27,6 @@ def first_variance_crossing(c: np.ndarray, scale: float, level: float, max_itera
         for i in range(taps):
             h += c[i] * ring[(slot - i) % taps]  # h_k = Σ_i c_i h_{k−1−i}
     return 0
-
 
 
 @njit(cache=True, nogil=True)
