@@ -15,10 +15,10 @@ import argparse
 import resource
 import sys
 import tempfile
-import time
 
 import numpy as np
 from bench_derive import wall  # benchmarks/ is on the path when a script runs
+from bench_theory import best_time
 from ratios import emit
 
 from amsgd.diffusion.theory.lyapunov import delay_spread
@@ -31,15 +31,6 @@ def dense_spread(gamma: np.ndarray, pmf: np.ndarray) -> float:
     k = np.arange(pmf.size)
     m = gamma[np.abs(k[:, None] - k[None, :])]
     return float(pmf @ np.diag(m) - pmf @ m @ pmf)
-
-
-def best_time(task, repeats: int) -> tuple[float, float]:
-    best, value = float("inf"), 0.0
-    for _ in range(repeats):
-        began = time.perf_counter()
-        value = task()
-        best = min(best, time.perf_counter() - began)
-    return best, value
 
 
 def main() -> None:
