@@ -11,6 +11,7 @@ from amsgd.core.errors import ProblemError
 from amsgd.diffusion.theory.linear_recursion import companion_matrix, delay_law
 from amsgd.diffusion.theory.lyapunov import (
     autocovariance,
+    delay_spread,
     second_moment_radius,
     stationary_covariance,
     stationary_variance,
@@ -307,3 +308,20 @@ def test_long_autoregressions_take_the_step_down_with_the_same_autocovariance(et
     unstable = c.copy()
     unstable[-1] -= 0.5  # a stale gradient of weight 0.5 at the longest delay: far beyond τ*
     assert np.isnan(autocovariance(unstable, 1.0)).all()
+
+
+@pytest.mark.parametrize("lags", [1, 3, 40, 1500])
+def test_delay_spread_by_fft_is_the_quadratic_form(lags):
+    """κ(M), ``M_ij = λ^{−(i+j)/2} γ(|i − j|)``, by the autocorrelation of the scaled law against the
+    dense quadratic form ``Σ_i p_i M_ii − pᵀ M p`` it stands for, for λ below, at and above one; a point
+    mass gives 0 exactly."""
+    rng = np.random.default_rng(lags)
+    pmf = rng.random(lags + 1)
+    pmf /= pmf.sum()
+    k = np.arange(lags + 1)
+    gamma = 0.99**k * np.cos(0.1 * k)
+    for lam in (0.97, 1.0, 1.03):
+        scale = lam ** (-k / 2)
+        m = scale[:, None] * gamma[np.abs(k[:, None] - k[None, :])] * scale[None, :]
+        assert delay_spread(gamma, pmf, lam) == pytest.approx(pmf @ np.diag(m) - pmf @ m @ pmf, rel=1e-12)
+    assert delay_spread(gamma, np.eye(lags + 1)[lags], 0.97) == 0.0
