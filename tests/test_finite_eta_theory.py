@@ -311,6 +311,49 @@ def test_escape_law_of_single_runs(mu, tau):
     assert measured[0] - 0.05 * law.mean.mean <= law.mean.mean <= measured[1] + 0.05 * law.mean.mean
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("distribution", ["gaussian", "rademacher"])
+def test_escape_law_sees_the_data_law(distribution, monkeypatch):
+    """Σ = diag(3, 2), 8192 runs from e_2: the law's mean within its own 95% half-width plus the runs'
+    (no further slack), and the law by a KS test. Rademacher runs escape 4% sooner than Gaussian
+    ones: the escaping ratio has no multiplicative noise with them (Y_i² is constant), and the law
+    without it and without the ratio's rate correction (359) lies outside."""
+    problem = Problem.from_spectrum((3.0, 2.0), eta=5e-4, mu=0.9, distribution=parse_distribution(distribution))
+    law = predict(problem).phases.escape_law
+    steps = int(8 * law.mean.mean)  # 8192 runs reach further into the tail than the law's 5000 paths
+    run = simulate(problem, steps, 8192, rng=5, start="e2", record_every=1, threads=2, coordinates="none")
+    below = run.error[~run.diverged] <= 0.9
+    assert below.any(axis=1).all()
+    times = run.iterations[np.argmax(below, axis=1)].astype(float)
+    runs = stats.t.interval(0.95, times.size - 1, loc=times.mean(), scale=times.std(ddof=1) / np.sqrt(times.size))
+    own = law.mean
+    spread = (own.ci_high - own.ci_low) / 2 + (runs[1] - runs[0]) / 2
+    assert abs(own.mean - times.mean()) <= spread
+    assert stats.ks_2samp(times, law.samples).pvalue > 0.01
+    if distribution == "rademacher":  # the additive law alone: Gaussian noise, the bare rate
+        from amsgd.derivations import ratio_drift
+        from amsgd.diffusion.theory.first_passage import escape_law
+
+        monkeypatch.setattr(ratio_drift, "ratio_rate_correction_function", lambda: lambda *_: 0.0)
+        phases = predict(problem).phases
+        bare = escape_law(*phases.escaping_mode, 5e-4, 0.9, 0, phases.delta_sq).mean
+        assert abs(bare.mean - times.mean()) > (bare.ci_high - bare.ci_low) / 2 + (runs[1] - runs[0]) / 2
+
+
+def test_escape_coupling_is_the_sample_variance():
+    """``Var A`` of the escaping ratio at the saddle e_2, toward e_1: ``Var(Y_1² − Y_2²)`` of the data
+    law's samples (Student-t 9, Gaussian), 0 for Rademacher data."""
+    from amsgd.diffusion.theory.coupling import escape_coupling
+
+    rng = np.random.default_rng(4)
+    for name in ("student-t:9", "gaussian", "rademacher"):
+        problem = Problem.from_spectrum((3.0, 2.0, 1.0), distribution=parse_distribution(name))
+        y = problem.distribution.sample(rng, 2_000_000, problem.eigenvalues, problem.basis)
+        a = y[:, 0] ** 2 - y[:, 1] ** 2
+        se = np.std((a - a.mean()) ** 2) / np.sqrt(a.size)
+        assert abs(escape_coupling(problem, 2) - np.var(a)) < 5 * se + 1e-12
+
+
 def test_coupling_numbers_match_the_sample_moments():
     """The pattern formulas (derived in three dimensions) against the coefficients' sample variances."""
     problem = Problem.from_spectrum((5.0, 3.0, 2.0, 1.5, 1.0), distribution=parse_distribution("student-t:9"))

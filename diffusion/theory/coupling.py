@@ -81,6 +81,21 @@ def _sampled(problem: Problem) -> Coefficients:
     return Coefficients(rates, coupling, additive, correlated < SAMPLED_CROSS_MOMENT_TOLERANCE)
 
 
+def escape_coupling(problem: Problem, saddle: int) -> float:
+    """``Var A`` of the escaping mode at the saddle ``e_saddle`` (j >= 2), toward e_1: the multiplicative
+    noise of the ratio ``x = h_1/h_j`` near e_j, ``(Y_1² − Y_j²) x`` for PCA. The linearisation at e_1 has
+    it for its tangent mode i with the two coordinates' roles exchanged (the algebra at a stationary
+    point does not depend on which one it is), so the derived pattern entry (i, i) is evaluated at
+    ``(λ_j, λ_1, λ_1)``; for a sampler, on its moment samples with column j − 1 as the point's."""
+    lam = np.asarray(problem.eigenvalues, dtype=float)
+    if isinstance(problem.distribution, SampledDistribution):
+        y = problem.distribution.fourth_moment_samples_for(problem.eigenvalues, problem.basis)
+        a_fn, _ = _coefficient_functions()
+        return float(np.var(a_fn[(1, 1)](y[:, saddle - 1], y[:, 0], y[:, 0])))
+    _, coupling, _ = _patterns(problem.distribution)
+    return float(coupling[3](lam[saddle - 1], lam[0], lam[0]))
+
+
 def _pattern_entry(i: int, j: int) -> tuple[int, int]:
     """The entry of the three-dimensional pattern matrix that stands for ``(i, j)``."""
     if i == 0:

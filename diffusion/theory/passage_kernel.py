@@ -1,5 +1,6 @@
 """The compiled loops behind :mod:`.first_passage`: independent paths of the delayed momentum
-recursion ``x_{k+1} = (1 + μ) x_k − μ x_{k−1} − η a x_{k−τ_k} + η s z_k``, one mode from rest at 0
+recursion ``x_{k+1} = (1 + μ) x_k − μ x_{k−1} − η a x_{k−τ_k} + η s z_k`` (for the escape also with
+multiplicative noise ``η σ_A z'_k x_{k−τ_k}``), one mode from rest at 0
 followed until ``x² ≥ level`` (:func:`first_passages`, the escape), or several modes from rest at a
 start point followed until ``Σ x_i² <= level`` (:func:`converge_passages`, the convergence). Paths
 are independent, so each runs to its own passage in a short ring buffer."""
@@ -16,11 +17,13 @@ _TO_UNIT = 1.0 / 2.0**53
 
 
 @njit(cache=True, nogil=True)
-def first_passages(paths: int, rate: float, scale: float, eta: float, mu: float, constant: int,
-                   cdf: np.ndarray, level: float, max_iterations: int, seed: int) -> np.ndarray:  # fmt: skip
+def first_passages(paths: int, rate: float, scale: float, multiplicative: float, eta: float, mu: float,
+                   constant: int, cdf: np.ndarray, level: float, max_iterations: int, seed: int) -> np.ndarray:  # fmt: skip
     """The first k with ``x_k² ≥ level`` for each path (NaN beyond ``max_iterations``). The delay is
     ``constant`` when it is >= 0, otherwise drawn afresh every step from ``cdf`` (cumulative
-    probabilities of 0, 1, ..., last entry 1) by inversion. ``scale = η s``."""
+    probabilities of 0, 1, ..., last entry 1) by inversion. ``scale = η s``; with ``multiplicative``
+    ``= η σ_A > 0`` the stale state is also multiplied by independent Gaussian noise, ``η σ_A z' x_{k−τ}``
+    (its normal drawn after the additive one)."""
     np.random.seed(seed)
     slots = cdf.size + 1  # x_{k−τmax} .. x_k and the slot written
     out = np.full(paths, np.nan)
@@ -40,6 +43,8 @@ def first_passages(paths: int, rate: float, scale: float, eta: float, mu: float,
             lag = min(lag, k)
             stale = history[(newest - lag) % slots]
             step = current + mu * (current - previous) - eta * rate * stale + scale * np.random.standard_normal()
+            if multiplicative > 0.0:
+                step += multiplicative * np.random.standard_normal() * stale
             previous = current
             history[(k + 1) % slots] = step
             if step * step >= level:

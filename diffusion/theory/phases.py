@@ -109,7 +109,14 @@ class Phases:
         rate, noise = self.escaping_mode
         expected = self.escape_time / self.eta
         return escape_law(rate, noise, self.eta, self.mu, self.delay, self.delta_sq, paths_for(expected),
-                          iterations_for(expected))  # fmt: skip
+                          iterations_for(expected), self.escape_coupling)  # fmt: skip
+
+    @cached_property
+    def escape_coupling(self) -> float:
+        """``Var A`` of the escaping mode's multiplicative noise at the worst saddle (0 without a problem)."""
+        from amsgd.diffusion.theory.coupling import escape_coupling
+
+        return 0.0 if self.problem is None else escape_coupling(self.problem, self.worst_saddle)
 
     @property
     def escape_iterations(self) -> float:
