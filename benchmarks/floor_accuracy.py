@@ -38,6 +38,7 @@ prints a table per group. About 6 minutes on 2 cores with the default R = 16384 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import time
 from dataclasses import dataclass
@@ -102,6 +103,7 @@ class Case:
         return int(RELAXATIONS * (1.0 - self.mu) / (self.eta * (self.spectrum[0] - self.spectrum[1])))
 
 
+@functools.cache
 def tau_star(spectrum: tuple[float, ...], eta: float, mu: float) -> int:
     """The largest stable constant delay of the mean dynamics at e_1."""
     return largest_stable_delay(coefficients_for(Problem.from_spectrum(spectrum, eta=eta, mu=mu)).rates, eta, mu)
@@ -179,12 +181,10 @@ def summary(rows: list[dict]) -> dict:
 def scope(rows: list[dict]) -> dict:
     """The coupled floor in the target's terms (module docstring): the cases in scope, how many of them
     are within the target, and the ones that are not."""
-    stars: dict = {}
     inside, misses = [], []
     for r in rows:
-        key = (tuple(r["spectrum"]), r["eta"], r["mu"])
-        stars.setdefault(key, tau_star(*key))
-        if r["simulated"] > SCOPE_FLOOR or parse_delay(r["delay"]).max_delay > SCOPE_DELAY_SHARE * stars[key]:
+        star = tau_star(tuple(r["spectrum"]), r["eta"], r["mu"])
+        if r["simulated"] > SCOPE_FLOOR or parse_delay(r["delay"]).max_delay > SCOPE_DELAY_SHARE * star:
             continue
         inside.append(r)
         half_width = 0.5 * (r["ci_high"] - r["ci_low"]) / r["simulated"] * np.sqrt(r["replicates"] / TARGET_REPLICATES)

@@ -200,11 +200,11 @@ def _noise_free(lam: np.ndarray, eta: float, mu: float, delay: Delay, start: np.
 
     pmf = delay_law(delay).pmf
     ratio = geometric_ratio(pmf)
-    lags = np.flatnonzero(pmf) if ratio is None else np.zeros(1, dtype=np.int64)
+    lags = np.flatnonzero(pmf).astype(np.int64) if ratio is None else np.zeros(1, dtype=np.int64)
     start = np.ascontiguousarray(start, dtype=float)
     velocity = np.ascontiguousarray(np.broadcast_to(velocity, start.shape), dtype=float)
     lam = np.ascontiguousarray(lam, dtype=float)
-    return noise_free_blowups(lam, float(eta), float(mu), lags.astype(np.int64), np.ascontiguousarray(pmf[lags]),
+    return noise_free_blowups(lam, float(eta), float(mu), lags, np.ascontiguousarray(pmf[lags]),
                               ratio or 0.0, start, velocity, int(iterations), float(FATE_NORM))  # fmt: skip
 
 

@@ -48,7 +48,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from amsgd.core import checks
-from amsgd.core.delays import cumulative
 from amsgd.core.errors import ProblemError
 from amsgd.core.estimates import Estimate, json_float, t_interval
 from amsgd.diffusion.theory.linear_recursion import Delay, check_parameters, check_rates, delay_law
@@ -132,7 +131,7 @@ def escape_law(rate: float, noise_variance: float, eta: float, mu: float, delay:
     eta, mu = check_parameters(eta, mu)
     law = delay_law(delay, as_iid=True)
     constant = -1 if law.constant is None else law.constant
-    cdf = cumulative(law.pmf)
+    cdf = law.cdf
     level = delta_sq / (1.0 - delta_sq)
     scale = eta * np.sqrt(noise_variance)
     corrected = float(rate) - float(ratio_rate_correction_function()(eta, mu, float(noise_variance)))
@@ -227,7 +226,7 @@ def converge_law(rates: np.ndarray, noise_variances: np.ndarray, eta: float, mu:
             noise, calibration = v / g, "finite-eta"
     constant = -1 if law.constant is None else law.constant
     scales = eta * np.sqrt(noise)
-    cdf = cumulative(law.pmf)
+    cdf = law.cdf
     state = replicate_states(np.random.SeedSequence(SEED), 1)[0].copy()
     samples = converge_passages(int(paths), rates, scales, eta, mu, constant, cdf, start, level, int(iterations),
                                 state)  # fmt: skip

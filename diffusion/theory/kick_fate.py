@@ -301,8 +301,6 @@ class _Recursion:
         self.eta, self.mu, self.law, self.rng = problem.eta, problem.mu, law, rng
         self.slots = law.order + 1
         self.ring, self.now = ring, now
-        self.cdf = np.cumsum(law.pmf)  # the delays drawn as Generator.choice(p=pmf) draws them, its work once
-        self.cdf /= self.cdf[-1]
 
     @classmethod
     def at_rest(cls, paths: int, problem: Problem, law: DelayLaw, rng: np.random.Generator) -> _Recursion:
@@ -321,7 +319,7 @@ class _Recursion:
         if self.law.constant is not None:
             stale = self.ring[(self.now - self.law.constant) % self.slots]
         else:
-            delay = self.cdf.searchsorted(self.rng.random(n), side="right")
+            delay = self.law.cdf.searchsorted(self.rng.random(n), side="right")
             stale = self.ring[(self.now - delay) % self.slots, np.arange(n)]
         current, previous = self.ring[self.now], self.ring[(self.now - 1) % self.slots]
         s = np.einsum("ij,ij->i", y, stale)

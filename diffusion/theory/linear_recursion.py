@@ -28,12 +28,13 @@ import hashlib
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import scipy.linalg
 
 from amsgd.core import checks
-from amsgd.core.delays import DelayModel, check_reach
+from amsgd.core.delays import DelayModel, check_reach, cumulative
 from amsgd.core.errors import ProblemError
 from amsgd.diffusion.theory.options import MAX_DELAY, MAX_GEOMETRIC_DELAY
 
@@ -67,6 +68,12 @@ class DelayLaw:
     @property
     def max_delay(self) -> int:
         return int(self.pmf.size - 1)
+
+    @cached_property
+    def cdf(self) -> np.ndarray:
+        """The cumulative probabilities ``P(τ <= i)``, the last exactly 1: delays drawn by inversion of a
+        uniform, as the simulator draws them (computed once per law)."""
+        return cumulative(self.pmf)
 
     @property
     def order(self) -> int:

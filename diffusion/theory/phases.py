@@ -41,6 +41,7 @@ from amsgd.diffusion.theory.first_passage import (
     paths_for,
     ratio_rates,
 )
+from amsgd.diffusion.theory.linear_recursion import delay_law
 from amsgd.diffusion.theory.modes import ModeValues, PointValues, evaluate
 from amsgd.diffusion.theory.options import DEFAULT_EPSILON_FACTOR
 from amsgd.diffusion.theory.transient import variance_crossing
@@ -326,8 +327,6 @@ def _linear_escape(derivation: Derivation, rate: float, noise: float, delta_sq: 
     """First iteration at which the escaping mode's exact linear variance reaches δ² (a constant delay,
     or an i.i.d. law with the delay's spread fed back, :mod:`.transient`; the event-driven server's
     stationary staleness law taken as i.i.d.): the mean curve's crossing at finite η."""
-    from amsgd.diffusion.theory.linear_recursion import delay_law
-
     problem = derivation.problem
     return variance_crossing(rate, noise, problem.eta, problem.mu, delay_law(problem.delay, as_iid=True), delta_sq)
 

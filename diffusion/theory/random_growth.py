@@ -66,7 +66,6 @@ from typing import NamedTuple
 import numpy as np
 from scipy.special import ndtr, zeta
 
-from amsgd.core.delays import cumulative
 from amsgd.core.errors import ProblemError
 from amsgd.core.estimates import json_float
 from amsgd.diffusion.theory.linear_recursion import DelayLaw
@@ -169,7 +168,7 @@ def growth_exponent(ridge: np.ndarray, hessians: np.ndarray, eta: float, mu: flo
         raise ProblemError("no top Lyapunov exponent: the Hessians at the point, the ridge, η or μ are not finite")
 
     recursion = Recursion(np.ascontiguousarray(ridge, dtype=float), *factor_hessians(np.asarray(hessians, dtype=float)),
-                           float(eta), float(mu), cumulative(law.pmf), int(batch))  # fmt: skip
+                           float(eta), float(mu), law.cdf, int(batch))  # fmt: skip
     m, rank = recursion.factors.shape[1], recursion.factors.shape[2]
     cost = m * m + 2 * batch * m * rank + (law.max_delay + 2) * m
     path_steps = int(np.clip(WORK / cost, MIN_PATH_STEPS, MAX_PATH_STEPS))
