@@ -13,7 +13,7 @@ import sympy as sp
 
 from amsgd.core.errors import ProblemError
 
-from . import heavy_tails
+from . import heavy_tails, travel_noise
 from .delay_conditions import ODE_CONDITION, SDE_CONDITION
 from .delay_stability import (
     characteristic_polynomial,
@@ -71,7 +71,8 @@ def _settled_text(settled: float | None) -> str:
     if settled is None:
         return ("once the mean curve has converged (the per-run escape law was not sampled at this step size, so "
                 "the number of iterations is not given).")  # fmt: skip
-    return f"after {_num(settled)} iterations (the escape's mean over runs, travel and the mean curve's convergence)."
+    return (f"after {_num(settled)} iterations (the means over runs of the escape and the travel, and the mean "
+            "curve's convergence).")  # fmt: skip
 
 
 def _optional(x: float | None) -> str:
@@ -95,9 +96,9 @@ def _passage(iterations: float | None) -> str:
 
 
 def _converge_noise_text(calibration: str) -> str:
-    """How the convergence law's noise was chosen, in words."""
+    """How the other coordinates' noise at e_1 was chosen, in words."""
     if calibration == "finite-eta":
-        return "set so that each mode's stationary variance is the finite-$\\eta$ theory's (multiplicative noise in)"
+        return "set so that each one's stationary variance is the finite-$\\eta$ theory's (multiplicative noise in)"
     return "additive (the finite-$\\eta$ theory gives no stationary variances here)"
 
 
@@ -497,6 +498,15 @@ def _phase_formula_blocks(d: Derivation, saddle: int) -> list[Block]:
         ),
         _eq(sp.Symbol("T_2"), f.travel_time_scaled / ((lam[0] - lam[1]) * d.timing.drift_scale)),
         Prose(
+            "That is every run's travel in the limit. A single run's is sampled (below) from the plane's angle "
+            f"$\\theta$ ($h = (\\sin\\theta, \\cos\\theta)$ in $(e_1, e_j)$, here $j = {saddle}$, moving along "
+            "$e = (\\cos\\theta, -\\sin\\theta)$) and the other coordinates; from the fourth moments "
+            "$m_{abcd} = E[Y_a Y_b Y_c Y_d]$ the gradient noise along the travel is"
+        ),
+        _eq(sp.Symbol(r"\operatorname{Var}[(y^\top h)(y^\top e)]"), _plane_noise_form()),
+        Prose("and that of another coordinate $i$, linear in the shares,"),
+        _eq(sp.Symbol(r"E[(y^{\top} h)^{2} Y_{i}^{2}]"), travel_noise.orthogonal_noise()),
+        Prose(
             "Phase III (convergence): the slowest stable mode at $e_1$ relaxes from $\\delta^2$ while the "
             "others sit at their stationary variances; with $F$ the stationary error, the expected error is"
         ),
@@ -506,13 +516,23 @@ def _phase_formula_blocks(d: Derivation, saddle: int) -> list[Block]:
     ]
 
 
+def _plane_noise_form() -> sp.Expr:
+    """``S cos² 2θ + (V/4) sin² 2θ`` with the derived S and V (:func:`.travel_noise.plane_noise`), unevaluated."""
+    s, v = travel_noise.plane_noise()
+    gap = (travel_noise.LAMBDA_1 - travel_noise.LAMBDA_J) ** 2
+    v_shown = sp.Add(sp.expand(v + gap), -gap, evaluate=False)  # Var(Y_1² − Y_j²): moments less the squared mean
+    angle = 2 * travel_noise.THETA
+    return sp.Add(sp.Mul(s, sp.cos(angle) ** 2, evaluate=False),
+                  sp.Mul(sp.Rational(1, 4), v_shown, sp.sin(angle) ** 2, evaluate=False), evaluate=False)  # fmt: skip
+
+
 def _phase_number_blocks(phases: dict) -> list[Block]:
     """Section 7's numbers: each phase's duration (mean curve and per run), the escape's and the
     convergence's laws over runs, and the linear recursion's escape at this η."""
     curve = phases["mean_curve"]
     converges = phases.get("converges", True)
     mean_curve_total = (
-        curve["escape_iterations"] + phases["travel_iterations"] + curve["converge_iterations"] if converges else None
+        curve["escape_iterations"] + curve["travel_iterations"] + curve["converge_iterations"] if converges else None
     )
     target = (
         f" and $\\epsilon = {_num(phases['epsilon'])}$:"
@@ -529,7 +549,7 @@ def _phase_number_blocks(phases: dict) -> list[Block]:
             ("phase", "iterations (mean curve)", "iterations (per run, mean over runs)"),
             (
                 ("escape", _num(curve["escape_iterations"]), _optional(phases["escape_iterations"])),
-                ("travel", _num(phases["travel_iterations"]), _num(phases["travel_iterations"])),
+                ("travel", _num(curve["travel_iterations"]), _optional(phases["travel_iterations"])),
                 ("converge", _optional(curve["converge_iterations"]), _optional(phases["converge_iterations"])),
                 ("total", _optional(mean_curve_total), _optional(phases["total_iterations"])),
             ),
@@ -545,16 +565,24 @@ def _phase_number_blocks(phases: dict) -> list[Block]:
             f"{_passage(phases['escape_law']['quantiles']['q10'])} and nine in ten by "
             f"{_passage(phases['escape_law']['quantiles']['q90'])}."
         ),
+        Prose(
+            "Travel: the ODE's travel is the same for every run; a run's is longer, since the error counts "
+            "the other coordinates' fluctuations (it arrives only when its own part is below $\\delta^2$ minus "
+            "theirs) and the plane's noise moves it at both ends. Sampled from the plane's angle $\\theta$ "
+            "($h_1 = \\sin\\theta$) under the ODE's force $(\\lambda_1 - \\lambda_2)\\sin 2\\theta/2$ and the "
+            "data's noise at that angle, with the other coordinates linear about the current point, from rest "
+            f"at the saddle, the median is {_passage(phases['travel_law']['median'])}; one run in ten has arrived "
+            f"within {_passage(phases['travel_law']['quantiles']['q10'])} of its escape and nine in ten within "
+            f"{_passage(phases['travel_law']['quantiles']['q90'])}."
+        ),
     ]
     converge = phases["converge_law"]
     if converges and phases["converge_noise"] in ("finite-eta", "additive"):  # sampled: travel ends above ε, modes stable
         blocks.append(
             Prose(
-                "Convergence: a run's error fluctuates about the floor and crosses $\\epsilon$ on a dip. Sampled "
-                "from the linear tangent modes at $e_1$ in the ratios $h_i/h_1$, which relax at $a_i^2/(a_i + c_i)$, "
-                f"$c_i = {sp.latex(ratio_rate_correction())}$ (the radial noise they share, carried by the "
-                "momentum), started where travel ends ($h_1^2/\\|h\\|^2 = 1 - "
-                f"\\delta^2$, at rest), their noise {_converge_noise_text(phases['converge_noise'])}, the median is "
+                "Convergence: a run arrives moving, and its error fluctuates about the floor and crosses "
+                "$\\epsilon$ on a dip. From the same sampled runs, each from its own arrival, the other "
+                f"coordinates' noise at $e_1$ {_converge_noise_text(phases['converge_noise'])}, the median is "
                 f"{_passage(converge['median'])}; one run in ten is below $\\epsilon$ by "
                 f"{_passage(converge['quantiles']['q10'])} and nine in ten by {_passage(converge['quantiles']['q90'])}. A "
                 "stationary window should start when the mean has settled, " + _settled_text(phases["settled_iterations"])

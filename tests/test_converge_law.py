@@ -1,4 +1,6 @@
-"""The convergence of single runs: the sampled first-passage law of the error below ε.
+"""The convergence of a run started at the travel's end point at rest (``Phases.converge_law_at_rest``):
+the sampled first-passage law of the error below ε. (A run from the saddle arrives moving: its own
+phase III, ``Phases.converge_law``, is tested in tests/test_travel_law.py.)
 
 * against the algorithm: Async-MSGD simulated from the travel's end point, each run's first
   iteration with error <= ε, on two problems (no delay; a constant delay of 10): the mean within the
@@ -49,7 +51,7 @@ def _simulated(case: str) -> tuple[np.ndarray, Phases]:
     coefficients = np.zeros(problem.dim)
     coefficients[0], coefficients[j - 1] = np.sqrt(1 - phases.delta_sq), np.sqrt(phases.delta_sq)
     start = problem.basis @ coefficients  # the travel's end point in the original coordinates
-    steps = int(np.nanmax(phases.converge_law.samples)) + 200
+    steps = int(np.nanmax(phases.converge_law_at_rest.samples)) + 200
     run = simulate(problem, steps, REPLICATES, rng=SIM_SEED, start=start, record_every=1, coordinates="moments",
                    threads=2)  # fmt: skip
     assert run.error.shape == (REPLICATES, steps + 1)
@@ -69,7 +71,7 @@ def _mean_agrees(predicted: float, times: np.ndarray) -> bool:
 @pytest.mark.parametrize("case", list(CASES))
 def test_converge_law_matches_simulated_single_runs(case):
     times, phases = _simulated(case)
-    law = phases.converge_law
+    law = phases.converge_law_at_rest
     assert law.calibration == "finite-eta"
     assert np.isnan(law.samples).sum() == 0
     assert _mean_agrees(law.mean.mean, times), (law.mean.mean, times.mean())
@@ -80,7 +82,7 @@ def test_converge_law_matches_simulated_single_runs(case):
 def test_rates_ten_percent_too_fast_fail_the_mean_test():
     """The same noise with every restoring rate 10% faster: the mean test rejects it."""
     times, phases = _simulated("no-delay")
-    law = phases.converge_law
+    law = phases.converge_law_at_rest
     rates = ratio_rates(phases.tangent_rates, phases.tangent_noise, phases.eta, phases.mu)
     start = converge_start(phases.delta_sq, rates.size, phases.worst_saddle - 2)
     fast = converge_law(1.1 * rates, law.noise_variances, phases.eta, phases.mu, phases.delay, start, phases.epsilon)
@@ -210,7 +212,7 @@ def test_phase_json_keeps_both_convergence_numbers():
     predictions = predict(problem)
     phases = predictions.phases
     # the law is calibrated to the finite-η theory's variances (solved here without its Perron root)
-    assert phases.converge_law.calibration == "finite-eta"
+    assert phases.converge_law_at_rest.calibration == "finite-eta"
     assert phases._stationary_variances == pytest.approx(predictions.finite_eta.variances, rel=1e-9)
     out = phases.to_dict()
     assert set(out["converge_law"]) == set(out["escape_law"])
@@ -229,12 +231,12 @@ def test_phase_json_keeps_both_convergence_numbers():
 
 @pytest.mark.slow
 def test_the_stationary_window_starts_when_the_mean_has_settled():
-    """``saddle_arrival`` (where ``amsgd simulate`` starts a stationary window) is the escape's mean over
-    runs, travel and the mean curve's convergence, not a run's first dip below ε."""
+    """``saddle_arrival`` (where ``amsgd simulate`` starts a stationary window) is the means over runs of
+    the escape and the travel and the mean curve's convergence, not a run's first dip below ε."""
     problem = _problem("constant:0")
     phases = predict(problem).phases
     escape, arrival = saddle_arrival(problem, "e2")
     assert escape == phases.escape_iterations
     assert arrival == phases.settled_iterations
-    assert arrival == pytest.approx(phases.escape_iterations + (phases.travel_time + phases.converge_time) / problem.eta)
+    assert arrival == pytest.approx(phases.escape_iterations + phases.travel_iterations + phases.converge_time / problem.eta)
     assert arrival != phases.total_iterations

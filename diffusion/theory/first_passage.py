@@ -25,8 +25,9 @@ coordinates ``x_i = h_i/h_1`` (i ≥ 2), and each tangent mode is the same linea
 restoring rate: ``x_{k+1,i} = (1 + μ) x_{k,i} − μ x_{k−1,i} − η a_i x_{k−τ_k,i} + η ξ_{k,i}``, one delay per
 step shared by every mode, the rate that of the ratio at finite η (:func:`ratio_rates`: the radial
 noise that dividing by h_1 brings in, correlated with the mode's own, slows it by ``η E[b_i²]/(1 − μ)``,
-``E[b_i²]`` the additive noise variance at e_1). A run starts where travel ends, at the ODE's end
-point: the escaping direction j (the worst saddle) at ``x_j = sqrt(δ²/(1 − δ²))``, so that
+``E[b_i²]`` the additive noise variance at e_1). This law is for a run *started* where travel ends
+(``Phases.converge_law_at_rest``; a run from the saddle arrives moving, and its own phase III comes
+from :mod:`.travel_law`), at the ODE's end point: the escaping direction j (the worst saddle) at ``x_j = sqrt(δ²/(1 − δ²))``, so that
 ``sin² = δ²``, every other mode at 0 (the ODE travels in the plane of e_1 and e_j), at rest (``x_{−m} = x_0``). Its
 convergence time is the first k with ``S_k/(1 + S_k) ≤ ε``, i.e. ``S_k ≤ ε/(1 − ε)``; the law is
 sampled exactly from this recursion (:func:`converge_law`). The noise ``ξ_{k,i}`` is Gaussian and

@@ -105,3 +105,76 @@ def converge_passages(paths: int, rates: np.ndarray, scales: np.ndarray, eta: fl
                 break
     state[0], state[1], state[2], state[3] = a, b, c, n
     return out
+
+
+@njit(cache=True, nogil=True)
+def travel_passages(paths: int, plane_rate: float, plane_noise: float, plane_coupling: float, rates: np.ndarray,
+                    noise: np.ndarray, eta: float, mu: float, constant: int, cdf: np.ndarray, levels: np.ndarray,
+                    max_iterations: int, lost: float, state: np.ndarray) -> np.ndarray:  # fmt: skip
+    """Per path (columns), the first k with error ``<= levels[0]``, then the first k from there with
+    error ``<= levels[1]``, and so on (one row per level; NaN beyond ``max_iterations``). The model of
+    :mod:`.travel_law`: the plane's angle θ from the saddle (``h_1 = sin θ``) and the orthogonal
+    coordinates y_i, from rest at the saddle (all 0),
+
+        ``θ_{k+1} = θ_k + μ (θ_k − θ_{k−1}) + η ((a/2) sin 2θ_s + sqrt(S cos² 2θ_s + (V/4) sin² 2θ_s) z)``,
+        ``y_{k+1,i} = y_{k,i} + μ (y_{k,i} − y_{k−1,i}) + η (−(q r_{1,i} + c r_{j,i}) y_{s,i} + sqrt(q n_{1,i} + c n_{j,i}) z_i)``,
+
+    ``s = k − τ_k`` the stale step, ``q = sin² θ_s``, ``c = 1 − q``, ``S = plane_noise``, ``V = plane_coupling``;
+    the columns 0 and 1 of ``rates`` and ``noise`` are the values at the saddle and at the optimum. The error is
+    ``(cos² θ + U)/(1 + U)``, ``U = Σ_i y_i²``; a path whose U exceeds ``lost`` is given up (NaN). One
+    delay per step (``constant`` when >= 0, else drawn from ``cdf``); normals from the ziggurat on the
+    SFC64 ``state`` (advanced in place)."""
+    modes = rates.shape[0]
+    slots = cdf.size + 1
+    out = np.full((levels.size, paths), np.nan)
+    angle = np.empty(slots)
+    ys = np.empty((slots, modes))
+    previous = np.empty(modes)
+    a, b, c, n = state[0], state[1], state[2], state[3]
+    for p in range(paths):
+        angle[:] = 0.0
+        ys[:, :] = 0.0
+        previous[:] = 0.0
+        before = 0.0
+        passed = 0  # levels passed so far
+        for k in range(max_iterations):
+            newest = k % slots
+            lag = constant
+            if lag < 0:
+                word, a, b, c, n = sfc64_next(a, b, c, n)
+                u = (word >> _SH11) * _TO_UNIT
+                lag = 0
+                while lag < cdf.size - 1 and u >= cdf[lag]:
+                    lag += 1
+            lag = min(lag, k)
+            stale = (newest - lag) % slots
+            written = (k + 1) % slots
+            old = angle[stale]
+            share = np.sin(old) ** 2  # h_1²'s share of the plane at the stale step
+            z, a, b, c, n = standard_normal(a, b, c, n)
+            current = angle[newest]
+            drift = 0.5 * plane_rate * np.sin(2.0 * old)
+            spread = np.sqrt(np.cos(2.0 * old) ** 2 * plane_noise + 0.25 * np.sin(2.0 * old) ** 2 * plane_coupling)
+            theta = current + mu * (current - before) + eta * (drift + spread * z)
+            before = current
+            angle[written] = theta
+            total = 0.0
+            for i in range(modes):
+                z, a, b, c, n = standard_normal(a, b, c, n)
+                rate = (1.0 - share) * rates[i, 0] + share * rates[i, 1]
+                spread = np.sqrt(max((1.0 - share) * noise[i, 0] + share * noise[i, 1], 0.0))
+                y = ys[newest, i]
+                step = y + mu * (y - previous[i]) + eta * (-rate * ys[stale, i] + spread * z)
+                previous[i] = y
+                ys[written, i] = step
+                total += step * step
+            if not total < lost:  # the orthogonal coordinates blew up (or NaN): the run never arrives
+                break
+            error = (np.cos(theta) ** 2 + total) / (1.0 + total)
+            while passed < levels.size and error <= levels[passed]:
+                out[passed, p] = k + 1
+                passed += 1
+            if passed == levels.size:
+                break
+    state[0], state[1], state[2], state[3] = a, b, c, n
+    return out

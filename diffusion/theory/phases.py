@@ -1,15 +1,17 @@
 """The three phases from the saddle e_2 evaluated for a problem (formulas in
-:mod:`amsgd.derivations.phases`), and the escape and convergence of single runs from the exact
-linear recursion.
+:mod:`amsgd.derivations.phases`), and the escape, travel and convergence of single runs.
 
 Two different numbers answer "how long is the escape": the time at which the *mean* of h_1² over
 runs crosses δ² (the diffusion limit's formula, ``mean_curve``), and the mean over runs of each run's
 first passage (``escape_iterations``, with its law: :mod:`.first_passage`). The second is later: a run
-starts from noise. Travel follows the ODE (the same for every run). Convergence too has two: the
-crossing of the mean error curve (``mean_curve``, the diffusion limit's formula) and the mean over
-runs of each run's first passage below ε (``converge_iterations``, with its law): a run's error
-fluctuates about the floor and crosses ε on a dip, so the law is wide, its median well before the
-mean curve's crossing. A stationary window should start when the mean has settled
+starts from noise. Travel has two: the ODE's, the same for every run and the mean curve's
+(``mean_curve``), and the mean over runs of each run's travel (``travel_iterations``, with its law:
+:mod:`.travel_law`), longer where the other coordinates' fluctuations count in the error. Convergence
+too has two: the crossing of the mean error curve (``mean_curve``, the diffusion limit's formula) and
+the mean over runs of each run's first passage below ε after its arrival (``converge_iterations``,
+with its law, from the same runs as the travel's): a run arrives moving and its error fluctuates
+about the floor, so it crosses ε on a dip, soon after it arrives; the law is wide, its median well
+before the mean curve's crossing. A stationary window should start when the mean has settled
 (``settled_iterations``), not at a run's first dip.
 """
 
@@ -45,19 +47,23 @@ from amsgd.diffusion.theory.linear_recursion import delay_law
 from amsgd.diffusion.theory.modes import ModeValues, PointValues, evaluate
 from amsgd.diffusion.theory.options import DEFAULT_EPSILON_FACTOR
 from amsgd.diffusion.theory.transient import variance_crossing
+from amsgd.diffusion.theory.travel_law import TRAVEL_REACH, PlaneModel, SaddleRuns, saddle_runs
 
 #: What the numbers of ``phases`` are (its JSON note).
 PHASES_NOTE = (
     "escape_iterations is the mean over runs of each run's first passage of h_1^2/|h|^2 >= delta^2 "
     "(escape_law: its law); mean_curve.escape_iterations is when the mean of h_1^2 over runs "
-    "crosses delta^2 (the diffusion limit), an earlier and different number; travel follows the "
-    "ODE; converge_iterations is the mean over runs of each run's first passage of the error "
-    "below epsilon from the travel's end point (converge_law: its law, from the linear tangent "
-    "modes with the noise of converge_noise), a different number from "
+    "crosses delta^2 (the diffusion limit), an earlier and different number; travel_iterations is "
+    "the mean over runs of each run's iterations from its escape to its first error <= delta^2 "
+    "(travel_law: its law, from the plane's angle and the other coordinates' fluctuations), "
+    "mean_curve.travel_iterations the ODE's travel; converge_iterations is the mean over runs of "
+    "each run's iterations from its arrival to its first error <= epsilon (converge_law: its law, "
+    "from the same runs, the other coordinates' noise at e_1 that of converge_noise), a different "
+    "number from "
     "mean_curve.converge_iterations (and converge_time, in diffusion time), when the mean error "
     "curve crosses epsilon; "
-    "total_iterations adds the per-run means and travel, settled_iterations the per-run escape, "
-    "travel and the mean-curve convergence (when the ensemble has settled)"
+    "total_iterations adds the per-run means, settled_iterations the per-run escape and travel "
+    "and the mean-curve convergence (when the ensemble has settled)"
 )
 #: What phase III and the totals report per run (null without convergence), in JSON order.
 _PHASE_THREE_KEYS = ("converge_time", "converge_iterations", "converge_law", "converge_noise", "total_iterations",
@@ -79,11 +85,12 @@ NOT_SAMPLED = (
 
 @dataclass(frozen=True)
 class Phases:
-    """Phase durations: per run (``escape_law``, travel, ``converge_law``) and for the mean curve in
-    diffusion time (iterations = time/η), from the diffusion limits.
+    """Phase durations: per run (``escape_law``, ``travel_law``, ``converge_law``) and for the mean curve
+    in diffusion time (iterations = time/η), from the diffusion limits.
 
     ``tangent_rates`` and ``tangent_noise`` are ``(a_i, s_i²)`` of the tangent modes i = 2 .. d at e_1
-    before the time scaling (additive noise); ``problem`` gives the finite-η stationary variances the
+    before the time scaling (additive noise), ``saddle_modes`` the same of the coordinates i ≠ j at the
+    worst saddle e_j (the escaping one first: its rate is negative); ``problem`` gives the finite-η stationary variances the
     convergence law is calibrated to, unless ``tangent_variances`` returns them (computed elsewhere for
     the same problem, e.g. :attr:`.predictions.Predictions.finite_eta`): it is called on first use only."""
 
@@ -103,6 +110,7 @@ class Phases:
     problem: Problem | None = field(default=None, repr=False, compare=False)
     tangent_variances: Callable[[], Sequence[float]] | None = field(default=None, repr=False, compare=False)
     converges: bool = True  # False: not mean-square stable at e_1, so no floor and no phase III
+    saddle_modes: tuple[tuple[float, ...], tuple[float, ...]] = ((), ())
 
     @cached_property
     def escape_law(self) -> FirstPassageLaw:
@@ -125,10 +133,62 @@ class Phases:
         return self.escape_law.mean.mean
 
     @cached_property
-    def converge_law(self) -> ConvergeLaw:
-        """The law of one run's convergence (:func:`.first_passage.converge_law`) from the travel's end
-        point, its noise calibrated to the finite-η stationary variances, its rates those of the ratio
-        coordinates (:func:`.first_passage.ratio_rates`); sampled on first use."""
+    def saddle_runs(self) -> SaddleRuns:
+        """Runs of the reduced model from the saddle (:mod:`.travel_law`), followed to ε when there is
+        a phase III that takes time; sampled on first use."""
+        rates, noise = (np.array(v) for v in self.saddle_modes)
+        if rates.size == 0 or len(self.tangent_rates) == 0:
+            raise ProblemError("these phases carry no modes at the saddle and e_1; build them with phases(...)")
+        j = self.worst_saddle
+        optimum_rates, optimum_noise = np.array(self.tangent_rates), self._calibrated_tangent_noise()
+        others = [i for i in range(2, optimum_rates.size + 2) if i != j]  # coordinates i ∉ {1, j}, 1-based
+        at_saddle = [i - 1 if i < j else i - 2 for i in others]  # the saddle's arrays skip coordinate j
+        at_optimum = [i - 2 for i in others]
+        model = PlaneModel(
+            optimum_rates[j - 2], noise[0], self.escape_coupling,
+            np.stack([rates[at_saddle], optimum_rates[at_optimum]], axis=1),
+            np.stack([noise[at_saddle], optimum_noise[at_optimum]], axis=1),
+        )  # fmt: skip
+        epsilon = self.epsilon if self.converges and self.epsilon < self.delta_sq else None
+        expected = (self.escape_time + self.travel_time + (self.converge_time if epsilon else 0.0)) / self.eta
+        return saddle_runs(model, self.eta, self.mu, self.delay, self.delta_sq,
+                           paths_for(expected * (len(others) + 1)),
+                           min(iterations_for(expected), int(TRAVEL_REACH * expected)), epsilon)  # fmt: skip
+
+    @property
+    def travel_law(self) -> FirstPassageLaw:
+        """The law of one run's travel, from its escape to its arrival (:mod:`.travel_law`)."""
+        return self.saddle_runs.travel
+
+    @property
+    def travel_iterations(self) -> float:
+        """The mean over runs of the travel, from a run's escape to its arrival."""
+        return self.travel_law.mean.mean
+
+    @property
+    def converge_law(self) -> FirstPassageLaw:
+        """The law of one run's convergence, from its arrival to its first error ``<= ε`` (the runs of
+        :attr:`saddle_runs`, which arrive moving, with the other coordinates at their fluctuations);
+        every run 0 when ε >= δ² (it has converged when it arrives)."""
+        runs = self.saddle_runs
+        if runs.converged is None:
+            return FirstPassageLaw(np.where(np.isnan(runs.arrival), np.nan, 0.0))
+        return runs.convergence
+
+    @property
+    def converge_noise(self) -> str:
+        """How the other coordinates' noise at e_1 was chosen: ``"finite-eta"`` (calibrated to the
+        finite-η stationary variances), ``"additive"``, or ``"none"`` where phase III takes no time."""
+        if self.epsilon >= self.delta_sq:
+            return "none"
+        return "finite-eta" if self._calibrated is not None else "additive"
+
+    @cached_property
+    def converge_law_at_rest(self) -> ConvergeLaw:
+        """The law of the convergence of a run *started* at the travel's end point at rest
+        (:func:`.first_passage.converge_law`: the linear tangent modes, their noise calibrated to the
+        finite-η stationary variances, their rates those of the ratio coordinates,
+        :func:`.first_passage.ratio_rates`): slower than a run's own phase III, which starts moving."""
         noise = np.array(self.tangent_noise)
         if noise.size == 0:
             raise ProblemError("these phases carry no tangent modes at e_1; build them with phases(...)")
@@ -139,6 +199,24 @@ class Phases:
         variances = self._stationary_variances if self.epsilon < self.delta_sq else None  # else: no time
         return converge_law(rates, noise, self.eta, self.mu, self.delay, start, self.epsilon, paths,
                             stationary_variances=variances, iterations=iterations_for(expected))  # fmt: skip
+
+    def _calibrated_tangent_noise(self) -> np.ndarray:
+        """The tangent modes' noise at e_1 that gives their additive linear recursion the finite-η
+        stationary variances, ``v_i/G_i`` (:mod:`.second_moments`: the multiplicative noise included);
+        the additive ``s_i²`` where that theory has none."""
+        return self._calibrated if self._calibrated is not None else np.array(self.tangent_noise)
+
+    @cached_property
+    def _calibrated(self) -> np.ndarray | None:
+        """``v_i/G_i`` of :meth:`_calibrated_tangent_noise`, or None where a mode has no finite gain or
+        the finite-η theory no variances."""
+        from amsgd.diffusion.theory.second_moments import gains
+
+        variances = self._stationary_variances
+        if variances is None:
+            return None
+        g = gains(np.array(self.tangent_rates), self.eta, self.mu, delay_law(self.delay, as_iid=True))
+        return variances / g if np.all(np.isfinite(g) & (g > 0)) else None
 
     @cached_property
     def _stationary_variances(self) -> np.ndarray | None:
@@ -166,15 +244,15 @@ class Phases:
 
     @property
     def total_iterations(self) -> float:
-        """Per run: the escape's mean, the travel and the convergence's mean."""
-        return self.escape_iterations + self.travel_time / self.eta + self.converge_iterations
+        """Per run: the means of the escape, the travel and the convergence."""
+        return self.escape_iterations + self.travel_iterations + self.converge_iterations
 
     @property
     def settled_iterations(self) -> float:
-        """When the *mean* error has settled at ε: the escape's mean over runs, the travel and the
-        mean curve's convergence. Later than a run's first dip below ε (``total_iterations``): a
-        stationary window starts here, when the ensemble, not one run, is near the floor."""
-        return self.escape_iterations + (self.travel_time + self.converge_time) / self.eta
+        """When the *mean* error has settled at ε: the means over runs of the escape and the travel,
+        and the mean curve's convergence. Later than a run's first dip below ε (``total_iterations``):
+        a stationary window starts here, when the ensemble, not one run, is near the floor."""
+        return self.escape_iterations + self.travel_iterations + self.converge_time / self.eta
 
     def to_dict(self) -> dict:
         """The JSON ``phases`` object; without convergence (``converges`` false) every quantity of phase
@@ -188,13 +266,15 @@ class Phases:
             "converges": self.converges,
             "escape_iterations": json_float(self.escape_iterations),
             "escape_law": self.escape_law.to_dict(),
-            "travel_time": self.travel_time,
-            "travel_iterations": self.travel_time / self.eta,
+            "travel_iterations": json_float(self.travel_iterations),
+            "travel_law": self.travel_law.to_dict(),
             **phase_three,
             "mean_curve": {
                 "escape_time": self.escape_time,
                 "escape_iterations": self.escape_time / self.eta,
                 "escape_iterations_linearized": self.escape_iterations_linearized,
+                "travel_time": self.travel_time,
+                "travel_iterations": self.travel_time / self.eta,
                 "converge_time": curve,
                 "converge_iterations": None if curve is None else curve / self.eta,
             },
@@ -202,7 +282,7 @@ class Phases:
         }
 
     def _unsampled_note(self) -> str:
-        laws = [self.escape_law] + ([self.converge_law] if self.converges else [])
+        laws = [self.escape_law, self.travel_law] + ([self.converge_law] if self.converges else [])
         return NOT_SAMPLED if any(np.isnan(law.mean.mean) for law in laws) else ""
 
     def _phase_three(self) -> dict:
@@ -211,7 +291,7 @@ class Phases:
             "converge_time": self.converge_time,
             "converge_iterations": json_float(self.converge_iterations),
             "converge_law": self.converge_law.to_dict(),
-            "converge_noise": self.converge_law.calibration,
+            "converge_noise": self.converge_noise,
             "total_iterations": json_float(self.total_iterations),
             "settled_iterations": json_float(self.settled_iterations),
         }
@@ -232,7 +312,8 @@ def phases(
     tangent_variances: Callable[[], Sequence[float]] | None = None,
     converges: bool = True,
 ) -> Phases:
-    """Escape (unstable OU from rest), travel (ODE closed form) and convergence (slowest tangent mode).
+    """Escape (unstable OU from rest), travel (ODE closed form) and convergence (slowest tangent mode),
+    with the modes the per-run laws sample.
 
     ``tangent_variances``, when given, returns the finite-η stationary variances of the tangent modes at
     e_1 already computed for this problem (:attr:`Phases.tangent_variances`); without it they are
@@ -269,12 +350,13 @@ def phases(
     # Already below ε when travel ends (ε >= δ²): phase III takes no time.
     converge_time = max(float(sp.re(converge)), 0.0) if epsilon < delta_sq else 0.0
     rate, noise = _escaping_mode(derivation, escape_mode)
-    tangent_rates, tangent_noise = _tangent_modes(derivation, optimum)
+    tangent_rates, tangent_noise = _modes_at(derivation, optimum)
     # a time is >= 0: at δ² = 1e-300 the formula's rounding gave −5.6e-18
     return Phases(
         delta_sq, epsilon, saddle.j, max(float(escape), 0.0), float(travel), converge_time, problem.eta,
         (rate, noise), problem.delay, problem.mu, _linear_escape(derivation, rate, noise, delta_sq),
         tuple(tangent_rates.tolist()), tuple(tangent_noise.tolist()), problem, tangent_variances, converges,
+        tuple(tuple(v.tolist()) for v in _modes_at(derivation, saddle)),
     )  # fmt: skip
 
 
@@ -291,13 +373,13 @@ def _time_scales(derivation: Derivation) -> tuple[float, float]:
     return evaluate(derivation.timing.drift_scale, values), evaluate(derivation.timing.noise_gain, values)
 
 
-def _tangent_modes(derivation: Derivation, optimum: PointValues) -> tuple[np.ndarray, np.ndarray]:
-    """``(a_i, s_i²)`` of the tangent modes i = 2 .. d at e_1 before the time scaling (``a_i > 0``), as
-    :func:`_escaping_mode` has them: drift rates over the drift scale, diffusions squared over the
-    noise gain squared."""
+def _modes_at(derivation: Derivation, point: PointValues) -> tuple[np.ndarray, np.ndarray]:
+    """``(a_i, s_i²)`` of the modes i ≠ j at ``point`` e_j before the time scaling (at e_1 the tangent
+    modes, ``a_i > 0``), as :func:`_escaping_mode` has them: drift rates over the drift scale,
+    diffusions squared over the noise gain squared."""
     scale, gain = _time_scales(derivation)
-    tangent = np.arange(optimum.dim) != optimum.j - 1
-    return -optimum.drift_rates[tangent] / scale, optimum.diffusions[tangent] ** 2 / gain**2
+    tangent = np.arange(point.dim) != point.j - 1
+    return -point.drift_rates[tangent] / scale, point.diffusions[tangent] ** 2 / gain**2
 
 
 def _tangent_variances(problem: Problem) -> np.ndarray | None:
@@ -334,8 +416,8 @@ def _linear_escape(derivation: Derivation, rate: float, noise: float, delta_sq: 
 def saddle_arrival(problem: Problem, start: str) -> tuple[float | None, float | None]:
     """For runs started at the saddle ``start`` (``"eJ"``, the worst saddle of the phases), the mean
     escape and the arrival near the floor, in iterations: :attr:`Phases.settled_iterations` (the
-    escape's mean over runs, travel and the mean error curve's convergence, not a run's first dip
-    below ε); (None, None) for another start, or when the theory has no prediction (no eigengap,
+    means over runs of the escape and the travel and the mean error curve's convergence, not a run's
+    first dip below ε); (None, None) for another start, or when the theory has no prediction (no eigengap,
     infinite fourth moments, unstable modes). A stationary window should start after the arrival."""
     if not (start.startswith("e") and start[1:].isdigit() and start != "e1"):
         return None, None

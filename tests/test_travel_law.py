@@ -1,0 +1,205 @@
+"""The travel and the convergence of single runs from the saddle: the sampled laws from a run's escape
+to its arrival, and from its arrival to its first error ``<= ε``.
+
+* against the algorithm: Async-MSGD from the saddle e_2, each run's iterations from error ``<= 1 − δ²``
+  to error ``<= δ²``, on five problems (Gaussian and Rademacher data, μ from 0 to 0.95, a constant
+  delay): the law's mean within 5% of the simulated mean (the ODE's travel misses that on three of
+  them) and a two-sample Kolmogorov–Smirnov test that does not reject at 1%;
+* the same for the convergence from the arrival to ε on three problems (the law of a run started at
+  the travel's end point at rest is 3 times too slow on the first), and the per-run total from the
+  saddle to ε within 2%;
+* the law without the data's coupling V (Rademacher data then travel with a Gaussian-like spread)
+  fails the Kolmogorov–Smirnov test;
+* the model's noise variances are the data's: the plane's ``S cos² 2θ + (V/4) sin² 2θ`` and the
+  orthogonal coordinates' interpolation, against sample moments of three data laws;
+* bad input, an unfinished law and the JSON keys.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import pytest
+import sympy as sp
+from scipy import stats
+
+from amsgd import Problem, ProblemError, parse_delay, parse_distribution, predict
+from amsgd.diffusion.theory.phases import Phases
+from amsgd.diffusion.theory.travel_law import PlaneModel, saddle_runs
+from amsgd.simulate import simulate
+
+REPLICATES = 2048
+SIM_SEED = 31
+#: The issue's target on the mean, relative, and the level the Kolmogorov–Smirnov test must not reject at.
+MEAN_TOLERANCE = 0.05
+KS_LEVEL = 0.01
+
+CASES = {
+    "default": ((4.0, 3.0, 2.0, 1.0), 5e-4, 0.9, "constant:0", "gaussian"),
+    "rademacher": ((4.0, 3.0, 2.0, 1.0), 5e-4, 0.9, "constant:0", "rademacher"),
+    "no-momentum": ((4.0, 3.0, 2.0, 1.0), 1e-2, 0.0, "constant:0", "gaussian"),
+    "mu-0.95": ((4.0, 3.0, 2.0, 1.0), 5e-4, 0.95, "constant:0", "gaussian"),
+    "delay-5": ((4.0, 3.0, 2.0, 1.0), 2e-3, 0.7, "constant:5", "rademacher"),
+    "mu-0.7": ((4.0, 3.0, 2.0, 1.0), 1e-3, 0.7, "constant:0", "gaussian"),
+    "delay-10": ((4.0, 3.0, 2.0, 1.0), 5e-4, 0.9, "constant:10", "gaussian"),
+}
+TRAVEL_CASES = ["default", "rademacher", "no-momentum", "mu-0.95", "delay-5"]
+#: Problems where ε = 2F lies below δ², so that phase III takes time.
+CONVERGE_CASES = ["default", "mu-0.7", "delay-10"]
+
+
+def _problem(case: str) -> Problem:
+    spectrum, eta, mu, delay, data = CASES[case]
+    return Problem.from_spectrum(spectrum, eta=eta, mu=mu, delay=parse_delay(delay),
+                                 distribution=parse_distribution(data))  # fmt: skip
+
+
+@lru_cache(maxsize=8)
+def _simulated(case: str) -> tuple[np.ndarray, np.ndarray, Phases]:
+    """Each simulated run's arrival from e_2 and its first error <= ε (the iterations at which they come,
+    rows 0 and 1), its escape subtracted from the first (its travel), and the phases of the problem."""
+    problem = _problem(case)
+    phases = predict(problem).phases
+    steps = int(4 * (phases.escape_time + phases.travel_time + phases.converge_time) / problem.eta) + 1000
+    run = simulate(problem, steps, REPLICATES, rng=SIM_SEED, start="e2", record_every=1, threads=2)
+    errors, k = run.error[~run.diverged], run.iterations.astype(float)
+
+    def first(level: float, after: np.ndarray) -> np.ndarray:
+        below = (errors <= level) & (k[None, :] >= after[:, None])
+        return np.where(below.any(axis=1), k[np.argmax(below, axis=1)], np.nan)
+
+    escape = first(1 - phases.delta_sq, np.zeros(errors.shape[0]))
+    arrival = first(phases.delta_sq, escape)
+    converged = first(phases.epsilon, arrival)
+    assert np.isnan(converged).mean() < 0.005  # followed long enough
+    keep = np.isfinite(converged)
+    return arrival[keep] - escape[keep], np.stack([arrival[keep], converged[keep]]), phases
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", TRAVEL_CASES)
+def test_the_travel_law_matches_simulated_runs(case):
+    travel, _, phases = _simulated(case)
+    law = phases.travel_law
+    assert abs(law.mean.mean / travel.mean() - 1) < MEAN_TOLERANCE
+    assert stats.ks_2samp(law.samples[np.isfinite(law.samples)], travel).pvalue > KS_LEVEL
+    # the law is closer than the ODE's travel, the same for every run
+    assert abs(law.mean.mean - travel.mean()) < abs(phases.travel_time / phases.eta - travel.mean())
+
+
+@pytest.mark.slow
+def test_the_travel_of_rademacher_data_needs_the_coupling():
+    """Without ``V`` the plane's noise at mid-travel is that at the ends, ``E[Y_1² Y_2²]``; Rademacher
+    data have ``V = 0``: their runs cross the middle with almost no noise and travel far less spread."""
+    travel, _, phases = _simulated("rademacher")
+    assert phases.escape_coupling == pytest.approx(0.0, abs=1e-12)
+    rates, noise = (np.array(v) for v in phases.saddle_modes)
+    optimum_rates, optimum_noise = np.array(phases.tangent_rates), np.array(phases.tangent_noise)
+    model = PlaneModel(
+        optimum_rates[0], noise[0], 2 * (16 + 9),  # Var(Y_1² − Y_2²) of Gaussian data, λ = (4, 3)
+        np.stack([rates[1:], optimum_rates[1:]], axis=1), np.stack([noise[1:], optimum_noise[1:]], axis=1),
+    )  # fmt: skip
+    gaussian_like = saddle_runs(model, phases.eta, phases.mu, 0, phases.delta_sq, 5000, 100_000).travel
+    assert stats.ks_2samp(gaussian_like.samples, travel).pvalue < KS_LEVEL
+    assert np.std(gaussian_like.samples) > 1.3 * np.std(travel)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", CONVERGE_CASES)
+def test_the_convergence_after_arrival_matches_simulated_runs(case):
+    """A run arrives moving, with the other coordinates at their fluctuations: it reaches ε soon after
+    (ε = 2F is just below δ² here); the law of a run started at rest at the travel's end point is
+    slower, three times on the default problem."""
+    _, (arrival, converged), phases = _simulated(case)
+    times, law = converged - arrival, phases.converge_law
+    assert phases.epsilon < phases.delta_sq and phases.converge_noise == "finite-eta"
+    assert abs(law.mean.mean / times.mean() - 1) < MEAN_TOLERANCE
+    assert stats.ks_2samp(law.samples[np.isfinite(law.samples)], times).pvalue > KS_LEVEL
+    if case == "default":
+        assert phases.converge_law_at_rest.mean.mean > 2.5 * times.mean()
+    assert abs(phases.total_iterations / converged.mean() - 1) < 0.02
+
+
+@pytest.mark.parametrize("data", ["gaussian", "rademacher", "student-t:9"])
+def test_the_model_noise_is_the_data_variance_along_the_plane(data):
+    """At angle θ in the plane of e_1 and e_2 (``h = (sin θ, cos θ, 0)``, ``e = (cos θ, −sin θ, 0)``):
+    ``Var[(yᵀh)(yᵀe)] = S cos² 2θ + (V/4) sin² 2θ`` and ``E[(yᵀh)² Y_3²]`` the shares' weighting of
+    its values at e_2 and e_1, from the phases' derived S, V and modes, against 2e6 samples."""
+    problem = Problem.from_spectrum((4.0, 3.0, 2.0), distribution=parse_distribution(data))
+    phases = predict(problem).phases
+    s, v = phases.escaping_mode[1], phases.escape_coupling
+    saddle_noise, optimum_noise = phases.saddle_modes[1], phases.tangent_noise
+    y = problem.distribution.sample(np.random.default_rng(5), 2_000_000, problem.eigenvalues, problem.basis)
+    for theta in (0.0, 0.3, np.pi / 4, 1.2):
+        h, e = np.array([np.sin(theta), np.cos(theta), 0]), np.array([np.cos(theta), -np.sin(theta), 0])
+        plane = (y @ h) * (y @ e)
+        formula = s * np.cos(2 * theta) ** 2 + v / 4 * np.sin(2 * theta) ** 2
+        se = np.std((plane - plane.mean()) ** 2) / np.sqrt(plane.size)
+        assert abs(np.var(plane) - formula) < 5 * se + 1e-9
+        other = (y @ h) ** 2 * y[:, 2] ** 2
+        share = np.sin(theta) ** 2
+        weighted = (1 - share) * saddle_noise[1] + share * optimum_noise[1]
+        assert abs(other.mean() - weighted) < 5 * np.std(other) / np.sqrt(other.size) + 1e-9
+
+
+def test_phases_report_the_travel_law_beside_the_ode():
+    phases = predict(Problem.from_spectrum((4.0, 3.0, 2.0, 1.0))).to_dict()["phases"]
+    law = phases["travel_law"]
+    assert phases["travel_iterations"] == law["mean"] and law["unfinished"] == 0
+    assert law["quantiles"]["q10"] < law["median"] < law["quantiles"]["q90"]
+    ode = phases["mean_curve"]["travel_iterations"]
+    assert ode == pytest.approx(phases["mean_curve"]["travel_time"] / 5e-4)
+    assert law["mean_ci"][0] > ode  # the other coordinates count in a run's error: it arrives later
+    assert phases["total_iterations"] == pytest.approx(
+        phases["escape_iterations"] + phases["travel_iterations"] + phases["converge_iterations"]
+    )
+
+
+def test_a_law_not_followed_long_enough_is_unfinished():
+    model = PlaneModel(1.0, 12.0, 50.0, np.zeros((0, 2)), np.zeros((0, 2)))
+    runs = saddle_runs(model, 5e-4, 0.9, 0, 0.1, 50, 100, epsilon=0.05)
+    for law in (runs.travel, runs.convergence):
+        assert np.all(np.isnan(law.samples)) and np.isnan(law.mean.mean)
+        assert law.to_dict()["unfinished"] == 50 and law.to_dict()["mean"] is None
+    with pytest.raises(ProblemError, match="not followed to"):
+        saddle_runs(model, 5e-4, 0.9, 0, 0.1, 5, 10).convergence
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"plane_rate": 0.0}, "rate"),
+        ({"plane_noise": -1.0}, "noise variances"),
+        ({"plane_coupling": np.nan}, "noise variances"),
+        ({"rates": np.zeros((2, 3))}, "pairs"),
+        ({"noise": np.zeros((3, 2))}, "pairs"),
+        ({"noise": -np.ones((2, 2))}, "noise variances"),
+        ({"delta_sq": 0.5}, "delta_sq"),
+        ({"epsilon": 0.1}, "epsilon"),
+        ({"paths": 0}, "paths"),
+    ],
+)
+def test_bad_input_is_refused(kwargs, match):
+    coefficients = {"plane_rate": 1.0, "plane_noise": 12.0, "plane_coupling": 50.0, "rates": np.ones((2, 2)),
+                    "noise": np.ones((2, 2))}  # fmt: skip
+    run = {"eta": 5e-4, "mu": 0.9, "delay": 0, "delta_sq": 0.1, "paths": 10, "iterations": 10, "epsilon": 0.05}
+    with pytest.raises(ProblemError, match=match):
+        model = PlaneModel(**{k: kwargs.get(k, v) for k, v in coefficients.items()})
+        saddle_runs(model, **{k: kwargs.get(k, v) for k, v in run.items()})
+
+
+def test_the_travel_noise_is_derived_in_the_stated_form():
+    """The engine's forms (:mod:`amsgd.derivations.travel_noise`) are those the model samples: S the
+    escaping mode's noise and V the escape's coupling, here for Gaussian fourth moments
+    (``m_aaaa = 3 λ_a²``, ``m_aabb = λ_a λ_b``) against the phases' own numbers."""
+    from amsgd.derivations import travel_noise as tn
+
+    s, v = tn.plane_noise()
+    assert s == tn.M22
+    assert sp.expand(v - (tn.M4_1 + tn.M4_J - 2 * tn.M22 - (tn.LAMBDA_1 - tn.LAMBDA_J) ** 2)) == 0
+    assert sp.simplify(tn.orthogonal_noise() - (sp.sin(tn.THETA) ** 2 * tn.M1I + sp.cos(tn.THETA) ** 2 * tn.MJI)) == 0
+    phases = predict(Problem.from_spectrum((4.0, 3.0, 2.0, 1.0))).phases
+    gaussian = {tn.M4_1: 3 * 16, tn.M4_J: 3 * 9, tn.M22: 12, tn.LAMBDA_1: 4, tn.LAMBDA_J: 3}
+    assert float(s.subs(gaussian)) == pytest.approx(phases.escaping_mode[1], rel=1e-12)
+    assert float(v.subs(gaussian)) == pytest.approx(phases.escape_coupling, rel=1e-12)
