@@ -13,10 +13,17 @@ from functools import lru_cache
 import numpy as np
 import sympy as sp
 
-from amsgd.core.distributions import SAMPLED_CROSS_MOMENT_TOLERANCE, Gaussian, SampledDistribution
+from amsgd.core.distributions import (
+    SAMPLED_CROSS_MOMENT_TOLERANCE,
+    Gaussian,
+    Rademacher,
+    SampledDistribution,
+    StudentT,
+)
 from amsgd.core.problem import Problem
 from amsgd.derivations.linearization import coupling_patterns, optimum_linearization
 from amsgd.derivations.pca import PCAModel
+from amsgd.diffusion.theory.first_passage import EscapeNoise
 from amsgd.diffusion.theory.second_moments import Coefficients
 
 
@@ -94,6 +101,27 @@ def escape_coupling(problem: Problem, saddle: int) -> float:
         return float(np.var(a_fn[(1, 1)](y[:, saddle - 1], y[:, 0], y[:, 0])))
     _, coupling, _ = _patterns(problem.distribution)
     return float(coupling[3](lam[saddle - 1], lam[0], lam[0]))
+
+
+def escape_noise(problem: Problem, saddle: int) -> EscapeNoise:
+    """How the escape law at ``e_saddle`` draws each step's additive ``ξ = Y_1 Y_j`` and multiplicative
+    ``A = Y_1² − Y_j² − (λ_1 − λ_j)``: the derived coefficients ``b_i``, ``A_ii`` of the linearisation at
+    e_1 with the roles of the two coordinates exchanged (as :func:`escape_coupling`), from the data law
+    itself: a named law's two eigen-coordinates drawn afresh every step (the law then carries the
+    data's tails and the dependence of ξ and A), a sampler's moment samples (centred) drawn with
+    replacement."""
+    from amsgd.diffusion.theory import passage_kernel as kernel
+
+    lam = np.asarray(problem.eigenvalues, dtype=float)[[0, saddle - 1]]
+    law = problem.distribution
+    if isinstance(law, SampledDistribution):
+        y = law.fourth_moment_samples_for(problem.eigenvalues, problem.basis)[:, [0, saddle - 1]]
+        a_fn, b_fn = _coefficient_functions()
+        first, own = y[:, 0], y[:, 1]
+        pairs = np.column_stack([np.broadcast_to(f(own, first, first), first.shape) for f in (b_fn[1], a_fn[(1, 1)])])
+        return EscapeNoise(kernel.POOL, np.zeros(3), pairs - pairs.mean(axis=0))
+    kind = {Gaussian: kernel.GAUSSIAN_DATA, Rademacher: kernel.RADEMACHER_DATA, StudentT: kernel.STUDENT_T_DATA}[type(law)]
+    return EscapeNoise(kind, np.array([lam[0], lam[1], getattr(law, "nu", 0.0)]))
 
 
 def _pattern_entry(i: int, j: int) -> tuple[int, int]:

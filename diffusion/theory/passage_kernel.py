@@ -1,9 +1,11 @@
 """The compiled loops behind :mod:`.first_passage`: independent paths of the delayed momentum
-recursion ``x_{k+1} = (1 + μ) x_k − μ x_{k−1} − η a x_{k−τ_k} + η s z_k`` (for the escape also with
-multiplicative noise ``η σ_A z'_k x_{k−τ_k}``), one mode from rest at 0
+recursion ``x_{k+1} = (1 + μ) x_k − μ x_{k−1} − η a x_{k−τ_k} + η s z_k`` (for the escape the noise
+``η (ξ_k + A_k x_{k−τ_k})`` drawn from the data's own coefficients), one mode from rest at 0
 followed until ``x² ≥ level`` (:func:`first_passages`, the escape), or several modes from rest at a
-start point followed until ``Σ x_i² <= level`` (:func:`converge_passages`, the convergence). Paths
-are independent, so each runs to its own passage in a short ring buffer."""
+start point followed until ``Σ x_i² <= level`` (:func:`converge_passages`, the convergence); and the
+reduced model of :mod:`.travel_law` from the saddle through a run's escape, arrival and convergence
+(:func:`travel_passages`). Paths are independent, so each runs to its own passage in a short ring
+buffer."""
 
 from __future__ import annotations
 
@@ -16,14 +18,38 @@ _SH11 = np.uint64(11)
 _TO_UNIT = 1.0 / 2.0**53
 
 
+#: How :func:`first_passages` draws a step's ``(ξ, A)``: from the data law (Gaussian, Rademacher-type,
+#: Student-t eigen-coordinates ``Y_1, Y_j`` drawn afresh) or from the rows of a pool.
+GAUSSIAN_DATA, RADEMACHER_DATA, STUDENT_T_DATA, POOL = 0, 1, 2, 3
+
+
 @njit(cache=True, nogil=True)
-def first_passages(paths: int, rate: float, scale: float, multiplicative: float, eta: float, mu: float,
+def _escape_draw(kind: int, params: np.ndarray, pool: np.ndarray) -> tuple[float, float]:
+    """One step's ``(ξ, A) = (Y_1 Y_j, Y_1² − Y_j² − (λ_1 − λ_j))`` for the data kinds (``params`` =
+    ``(λ_1, λ_j, ν)``), or a row of ``pool`` drawn uniformly."""
+    if kind == POOL:
+        row = np.random.randint(0, pool.shape[0])
+        return pool[row, 0], pool[row, 1]
+    if kind == RADEMACHER_DATA:
+        sign = 1.0 if np.random.random() < 0.5 else -1.0
+        return sign * np.sqrt(params[0] * params[1]), 0.0
+    first = np.sqrt(params[0]) * np.random.standard_normal()
+    own = np.sqrt(params[1]) * np.random.standard_normal()
+    if kind == STUDENT_T_DATA:
+        scale = np.sqrt((params[2] - 2.0) / np.random.chisquare(params[2]))
+        first *= scale
+        own *= scale
+    return first * own, first * first - own * own - (params[0] - params[1])
+
+
+@njit(cache=True, nogil=True)
+def first_passages(paths: int, rate: float, kind: int, params: np.ndarray, pool: np.ndarray, eta: float, mu: float,
                    constant: int, cdf: np.ndarray, level: float, max_iterations: int, seed: int) -> np.ndarray:  # fmt: skip
-    """The first k with ``x_k² ≥ level`` for each path (NaN beyond ``max_iterations``). The delay is
-    ``constant`` when it is >= 0, otherwise drawn afresh every step from ``cdf`` (cumulative
-    probabilities of 0, 1, ..., last entry 1) by inversion. ``scale = η s``; with ``multiplicative``
-    ``= η σ_A > 0`` the stale state is also multiplied by independent Gaussian noise, ``η σ_A z' x_{k−τ}``
-    (its normal drawn after the additive one)."""
+    """The first k with ``x_k² ≥ level`` for each path (NaN beyond ``max_iterations``) of
+    ``x_{k+1} = (1 + μ) x_k − μ x_{k−1} − η rate x_{k−τ_k} + η ξ_k + η A_k x_{k−τ_k}``, from rest at 0, the
+    pair ``(ξ_k, A_k)`` drawn every step by :func:`_escape_draw`. The delay is ``constant`` when it is
+    >= 0, otherwise drawn afresh every step from ``cdf`` (cumulative probabilities of 0, 1, ..., last
+    entry 1) by inversion."""
     np.random.seed(seed)
     slots = cdf.size + 1  # x_{k−τmax} .. x_k and the slot written
     out = np.full(paths, np.nan)
@@ -42,9 +68,8 @@ def first_passages(paths: int, rate: float, scale: float, multiplicative: float,
                     lag += 1
             lag = min(lag, k)
             stale = history[(newest - lag) % slots]
-            step = current + mu * (current - previous) - eta * rate * stale + scale * np.random.standard_normal()
-            if multiplicative > 0.0:
-                step += multiplicative * np.random.standard_normal() * stale
+            additive, multiplicative = _escape_draw(kind, params, pool)
+            step = current + mu * (current - previous) + eta * ((multiplicative - rate) * stale + additive)
             previous = current
             history[(k + 1) % slots] = step
             if step * step >= level:

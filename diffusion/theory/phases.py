@@ -35,6 +35,7 @@ from amsgd.diffusion.theory.first_passage import (
     MAX_ITERATIONS,
     REACH,
     ConvergeLaw,
+    EscapeNoise,
     FirstPassageLaw,
     converge_law,
     converge_start,
@@ -118,7 +119,7 @@ class Phases:
         rate, noise = self.escaping_mode
         expected = self.escape_time / self.eta
         return escape_law(rate, noise, self.eta, self.mu, self.delay, self.delta_sq, paths_for(expected),
-                          iterations_for(expected), self.escape_coupling)  # fmt: skip
+                          iterations_for(expected), self.escape_coupling, self._escape_noise())  # fmt: skip
 
     @cached_property
     def escape_coupling(self) -> float:
@@ -126,6 +127,13 @@ class Phases:
         from amsgd.diffusion.theory.coupling import escape_coupling
 
         return 0.0 if self.problem is None else escape_coupling(self.problem, self.worst_saddle)
+
+    def _escape_noise(self) -> EscapeNoise | None:
+        """How the escape law draws its noise from the data law (:func:`.coupling.escape_noise`; None
+        without a problem: Gaussian stand-ins)."""
+        from amsgd.diffusion.theory.coupling import escape_noise
+
+        return None if self.problem is None else escape_noise(self.problem, self.worst_saddle)
 
     @property
     def escape_iterations(self) -> float:
