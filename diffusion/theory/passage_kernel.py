@@ -79,6 +79,20 @@ def first_passages(paths: int, rate: float, kind: int, params: np.ndarray, pool:
 
 
 @njit(cache=True, nogil=True)
+def _stale_lag(constant: int, cdf: np.ndarray, k: int, a, b, c, n):
+    """A step's delay, at most k: ``constant`` when it is >= 0, otherwise drawn from ``cdf`` by inversion
+    of a uniform of the SFC64 state ``(a, b, c, n)``, returned advanced."""
+    lag = constant
+    if lag < 0:
+        word, a, b, c, n = sfc64_next(a, b, c, n)
+        u = (word >> _SH11) * _TO_UNIT
+        lag = 0
+        while lag < cdf.size - 1 and u >= cdf[lag]:
+            lag += 1
+    return min(lag, k), a, b, c, n
+
+
+@njit(cache=True, nogil=True)
 def converge_passages(paths: int, rates: np.ndarray, scales: np.ndarray, eta: float, mu: float, constant: int,
                       cdf: np.ndarray, start: np.ndarray, level: float, max_iterations: int,
                       state: np.ndarray) -> np.ndarray:  # fmt: skip
@@ -107,14 +121,7 @@ def converge_passages(paths: int, rates: np.ndarray, scales: np.ndarray, eta: fl
         previous[:] = start
         for k in range(max_iterations):
             newest = k % slots
-            lag = constant
-            if lag < 0:
-                word, a, b, c, n = sfc64_next(a, b, c, n)
-                u = (word >> _SH11) * _TO_UNIT
-                lag = 0
-                while lag < cdf.size - 1 and u >= cdf[lag]:
-                    lag += 1
-            lag = min(lag, k)
+            lag, a, b, c, n = _stale_lag(constant, cdf, k, a, b, c, n)
             stale = (newest - lag) % slots
             written = (k + 1) % slots
             total = 0.0
@@ -164,14 +171,7 @@ def travel_passages(paths: int, plane_rate: float, plane_noise: float, plane_cou
         passed = 0  # levels passed so far
         for k in range(max_iterations):
             newest = k % slots
-            lag = constant
-            if lag < 0:
-                word, a, b, c, n = sfc64_next(a, b, c, n)
-                u = (word >> _SH11) * _TO_UNIT
-                lag = 0
-                while lag < cdf.size - 1 and u >= cdf[lag]:
-                    lag += 1
-            lag = min(lag, k)
+            lag, a, b, c, n = _stale_lag(constant, cdf, k, a, b, c, n)
             stale = (newest - lag) % slots
             written = (k + 1) % slots
             old = angle[stale]
