@@ -31,7 +31,7 @@ from amsgd.simulate import simulate
 
 REPLICATES = 2048
 SIM_SEED = 31
-#: The issue's target on the mean, relative, and the level the Kolmogorov–Smirnov test must not reject at.
+#: The target on the mean, relative, and the level the Kolmogorov–Smirnov test must not reject at.
 MEAN_TOLERANCE = 0.05
 KS_LEVEL = 0.01
 
