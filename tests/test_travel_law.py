@@ -204,3 +204,15 @@ def test_the_travel_noise_is_derived_in_the_stated_form():
     gaussian = {tn.M4_1: 3 * 16, tn.M4_J: 3 * 9, tn.M22: 12, tn.LAMBDA_1: 4, tn.LAMBDA_J: 3}
     assert float(s.subs(gaussian)) == pytest.approx(phases.escaping_mode[1], rel=1e-12)
     assert float(v.subs(gaussian)) == pytest.approx(phases.escape_coupling, rel=1e-12)
+
+
+def test_no_travel_law_where_the_floor_is_above_the_arrival_level():
+    """Σ = diag(2, 1) at η 0.02: the floor 0.2 lies above δ² = 0.1, so a run's error reaches δ² only on
+    a dip; the travel is not sampled (the runs stop at their escape), and the note says why."""
+    phases = predict(Problem.from_spectrum((2.0, 1.0), eta=0.02)).phases
+    assert phases.floor >= phases.delta_sq and not phases.arrives
+    out = phases.to_dict()
+    assert out["travel_iterations"] is None and out["travel_law"]["unfinished"] == out["travel_law"]["paths"]
+    assert out["escape_iterations"] > 0
+    assert "at or above delta^2" in out["note"]
+    assert predict(Problem.from_spectrum((2.0, 1.0), eta=0.005)).phases.arrives  # floor 0.05

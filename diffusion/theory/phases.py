@@ -17,6 +17,7 @@ before the mean curve's crossing. A stationary window should start when the mean
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -76,6 +77,12 @@ NO_CONVERGENCE = (
     "totals are null; escape and travel are those of the dynamics from e_2"
 )
 
+#: Why the travel's and the convergence's laws are null where the floor is at or above δ².
+NO_ARRIVAL = (
+    "; travel_law, converge_law and the totals are null: the floor {floor:.3g} is at or above delta^2, "
+    "so a run's error reaches delta^2 only on a dip, not at the end of a travel (a larger --delta-sq, "
+    "below 1/2, gives one)"
+)
 #: Why a per-run law is null (appended to the note when one is).
 NOT_SAMPLED = (
     "; a per-run law that is null was not sampled: the mean curve crosses beyond "
@@ -112,6 +119,7 @@ class Phases:
     tangent_variances: Callable[[], Sequence[float]] | None = field(default=None, repr=False, compare=False)
     converges: bool = True  # False: not mean-square stable at e_1, so no floor and no phase III
     saddle_modes: tuple[tuple[float, ...], tuple[float, ...]] = ((), ())
+    floor: float = math.nan  # the stationary error the phases were built with (ε's reference)
 
     @cached_property
     def escape_law(self) -> FirstPassageLaw:
@@ -157,11 +165,18 @@ class Phases:
             np.stack([rates[at_saddle], optimum_rates[at_optimum]], axis=1),
             np.stack([noise[at_saddle], optimum_noise[at_optimum]], axis=1),
         )  # fmt: skip
-        epsilon = self.epsilon if self.converges and self.epsilon < self.delta_sq else None
+        epsilon = self.epsilon if self.converges and self.epsilon < self.delta_sq and self.arrives else None
         expected = (self.escape_time + self.travel_time + (self.converge_time if epsilon else 0.0)) / self.eta
         return saddle_runs(model, self.eta, self.mu, self.delay, self.delta_sq,
                            paths_for(expected * (len(others) + 1)),
-                           min(iterations_for(expected), int(TRAVEL_REACH * expected)), epsilon)  # fmt: skip
+                           min(iterations_for(expected), int(TRAVEL_REACH * expected)), epsilon,
+                           self.arrives)  # fmt: skip
+
+    @property
+    def arrives(self) -> bool:
+        """Whether a run's travel ends: false where the floor is at or above δ² (a run's error then
+        reaches δ² only on a dip, and the travel law is not sampled)."""
+        return not (math.isfinite(self.floor) and self.floor >= self.delta_sq)
 
     @property
     def travel_law(self) -> FirstPassageLaw:
@@ -290,6 +305,8 @@ class Phases:
         }
 
     def _unsampled_note(self) -> str:
+        if not self.arrives:
+            return NO_ARRIVAL.format(floor=self.floor)
         laws = [self.escape_law, self.travel_law] + ([self.converge_law] if self.converges else [])
         return NOT_SAMPLED if any(np.isnan(law.mean.mean) for law in laws) else ""
 
@@ -364,7 +381,7 @@ def phases(
         delta_sq, epsilon, saddle.j, max(float(escape), 0.0), float(travel), converge_time, problem.eta,
         (rate, noise), problem.delay, problem.mu, _linear_escape(derivation, rate, noise, delta_sq),
         tuple(tangent_rates.tolist()), tuple(tangent_noise.tolist()), problem, tangent_variances, converges,
-        tuple(tuple(v.tolist()) for v in _modes_at(derivation, saddle)),
+        tuple(tuple(v.tolist()) for v in _modes_at(derivation, saddle)), float(floor),
     )  # fmt: skip
 
 

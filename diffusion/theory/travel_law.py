@@ -116,24 +116,27 @@ def _pairs(name: str, values, rows: int | None = None) -> np.ndarray:
 
 
 def saddle_runs(model: PlaneModel, eta: float, mu: float, delay: Delay, delta_sq: float, paths: int,
-                iterations: int, epsilon: float | None = None) -> SaddleRuns:  # fmt: skip
+                iterations: int, epsilon: float | None = None, arrive: bool = True) -> SaddleRuns:  # fmt: skip
     """``paths`` runs of the reduced ``model`` (module docstring) from rest at the saddle, followed for
-    ``iterations``: each one's escape, arrival and, with ``epsilon`` (ε < δ²), convergence. An i.i.d.
-    delay is drawn afresh every step, one for the plane and the other coordinates."""
+    ``iterations``: each one's escape, arrival and, with ``epsilon`` (ε < δ²), convergence; with
+    ``arrive`` false only the escape (the arrivals NaN: where the floor is at or above δ², a run's
+    error reaches δ² only on a dip). An i.i.d. delay is drawn afresh every step, one for the plane and
+    the other coordinates."""
     from amsgd.diffusion.theory.passage_kernel import travel_passages
     from amsgd.simulate.ziggurat import replicate_states
 
     eta, mu = check_parameters(eta, mu)
     if not (np.isfinite(delta_sq) and 0.0 < delta_sq < 0.5):
         raise ProblemError(f"delta_sq must satisfy 0 < δ² < 1/2, got {delta_sq!r}")
-    if epsilon is not None and not (np.isfinite(epsilon) and 0.0 < epsilon < delta_sq):
-        raise ProblemError(f"epsilon must satisfy 0 < ε < δ² = {delta_sq:g}, got {epsilon!r}")
+    if epsilon is not None and not (np.isfinite(epsilon) and 0.0 < epsilon < delta_sq and arrive):
+        raise ProblemError(f"epsilon must satisfy 0 < ε < δ² = {delta_sq:g} for runs that arrive, got {epsilon!r}")
     paths = checks.positive_int("paths", paths)
     law = delay_law(delay, as_iid=True)
     constant = -1 if law.constant is None else law.constant
-    levels = np.array([1.0 - delta_sq, delta_sq] + ([] if epsilon is None else [epsilon]))
+    levels = np.array([1.0 - delta_sq] + ([delta_sq] if arrive else []) + ([] if epsilon is None else [epsilon]))
     state = replicate_states(np.random.SeedSequence(SEED), 1)[0].copy()
     times = travel_passages(int(paths), float(model.plane_rate), float(model.plane_noise), float(model.plane_coupling),
                             model.rates, model.noise, eta, mu, constant, law.cdf, levels, int(iterations), LOST,
                             state)  # fmt: skip
-    return SaddleRuns(times[0], times[1], None if epsilon is None else times[2])
+    arrival = times[1] if arrive else np.full(int(paths), np.nan)
+    return SaddleRuns(times[0], arrival, None if epsilon is None else times[2])
