@@ -96,9 +96,7 @@ def escape_coupling(problem: Problem, saddle: int) -> float:
     ``(λ_j, λ_1, λ_1)``; for a sampler, on its moment samples with column j − 1 as the point's."""
     lam = np.asarray(problem.eigenvalues, dtype=float)
     if isinstance(problem.distribution, SampledDistribution):
-        y = problem.distribution.fourth_moment_samples_for(problem.eigenvalues, problem.basis)
-        a_fn, _ = _coefficient_functions()
-        return float(np.var(a_fn[(1, 1)](y[:, saddle - 1], y[:, 0], y[:, 0])))
+        return float(np.var(_sampled_escape_pairs(problem, saddle)[:, 1]))
     _, coupling, _ = _patterns(problem.distribution)
     return float(coupling[3](lam[saddle - 1], lam[0], lam[0]))
 
@@ -115,13 +113,19 @@ def escape_noise(problem: Problem, saddle: int) -> EscapeNoise:
     lam = np.asarray(problem.eigenvalues, dtype=float)[[0, saddle - 1]]
     law = problem.distribution
     if isinstance(law, SampledDistribution):
-        y = law.fourth_moment_samples_for(problem.eigenvalues, problem.basis)[:, [0, saddle - 1]]
-        a_fn, b_fn = _coefficient_functions()
-        first, own = y[:, 0], y[:, 1]
-        pairs = np.column_stack([np.broadcast_to(f(own, first, first), first.shape) for f in (b_fn[1], a_fn[(1, 1)])])
+        pairs = _sampled_escape_pairs(problem, saddle)
         return EscapeNoise(kernel.POOL, np.zeros(3), pairs - pairs.mean(axis=0))
     kind = {Gaussian: kernel.GAUSSIAN_DATA, Rademacher: kernel.RADEMACHER_DATA, StudentT: kernel.STUDENT_T_DATA}[type(law)]
     return EscapeNoise(kind, np.array([lam[0], lam[1], getattr(law, "nu", 0.0)]))
+
+
+def _sampled_escape_pairs(problem: Problem, saddle: int) -> np.ndarray:
+    """A sampler's escape coefficients ``(b_i, A_ii)`` at ``e_saddle``, one row per moment sample: the
+    derived coefficients with the roles of coordinates 1 and ``saddle`` exchanged."""
+    y = problem.distribution.fourth_moment_samples_for(problem.eigenvalues, problem.basis)
+    first, own = y[:, 0], y[:, saddle - 1]
+    a_fn, b_fn = _coefficient_functions()
+    return np.column_stack([np.broadcast_to(f(own, first, first), first.shape) for f in (b_fn[1], a_fn[(1, 1)])])
 
 
 def _pattern_entry(i: int, j: int) -> tuple[int, int]:

@@ -156,7 +156,8 @@ class Phases:
         if rates.size == 0 or len(self.tangent_rates) == 0:
             raise ProblemError("these phases carry no modes at the saddle and e_1; build them with phases(...)")
         j = self.worst_saddle
-        optimum_rates, optimum_noise = np.array(self.tangent_rates), self._calibrated_tangent_noise()
+        optimum_rates = np.array(self.tangent_rates)
+        optimum_noise = self._calibrated if self._calibrated is not None else np.array(self.tangent_noise)
         others = [i for i in range(2, optimum_rates.size + 2) if i != j]  # coordinates i ∉ {1, j}, 1-based
         at_saddle = [i - 1 if i < j else i - 2 for i in others]  # the saddle's arrays skip coordinate j
         at_optimum = [i - 2 for i in others]
@@ -223,16 +224,11 @@ class Phases:
         return converge_law(rates, noise, self.eta, self.mu, self.delay, start, self.epsilon, paths,
                             stationary_variances=variances, iterations=iterations_for(expected))  # fmt: skip
 
-    def _calibrated_tangent_noise(self) -> np.ndarray:
-        """The tangent modes' noise at e_1 that gives their additive linear recursion the finite-η
-        stationary variances, ``v_i/G_i`` (:mod:`.second_moments`: the multiplicative noise included);
-        the additive ``s_i²`` where that theory has none."""
-        return self._calibrated if self._calibrated is not None else np.array(self.tangent_noise)
-
     @cached_property
     def _calibrated(self) -> np.ndarray | None:
-        """``v_i/G_i`` of :meth:`_calibrated_tangent_noise`, or None where a mode has no finite gain or
-        the finite-η theory no variances."""
+        """The tangent modes' noise at e_1 that gives their additive linear recursion the finite-η
+        stationary variances, ``v_i/G_i`` (:mod:`.second_moments`: the multiplicative noise included),
+        or None where a mode has no finite gain or the finite-η theory no variances."""
         from amsgd.diffusion.theory.second_moments import gains
 
         variances = self._stationary_variances
