@@ -33,6 +33,7 @@ from amsgd.derivations import phases as ph
 from amsgd.derivations.derivation import Derivation
 from amsgd.derivations.recursion import eta, mu
 from amsgd.diffusion.theory.first_passage import (
+    ESCAPE_PATHS,
     MAX_ITERATIONS,
     REACH,
     ConvergeLaw,
@@ -49,7 +50,14 @@ from amsgd.diffusion.theory.linear_recursion import delay_law
 from amsgd.diffusion.theory.modes import ModeValues, PointValues, evaluate
 from amsgd.diffusion.theory.options import DEFAULT_EPSILON_FACTOR
 from amsgd.diffusion.theory.transient import variance_crossing
-from amsgd.diffusion.theory.travel_law import TRAVEL_REACH, PlaneModel, SaddleRuns, saddle_runs
+from amsgd.diffusion.theory.travel_law import (
+    MAX_UNARRIVED,
+    NO_ARRIVAL_FLOOR,
+    TRAVEL_REACH,
+    PlaneModel,
+    SaddleRuns,
+    saddle_runs,
+)
 
 #: What the numbers of ``phases`` are (its JSON note).
 PHASES_NOTE = (
@@ -78,11 +86,13 @@ NO_CONVERGENCE = (
 )
 
 #: Why the travel's and the convergence's laws are null where the floor is at or above δ².
-NO_ARRIVAL = (
-    "; travel_law, converge_law and the totals are null: the floor {floor:.3g} is at or above delta^2, "
-    "so a run's error reaches delta^2 only on a dip, not at the end of a travel (a larger --delta-sq, "
-    "below 1/2, gives one)"
+NO_ARRIVAL = "; travel_law, converge_law and the totals are null: the floor {floor:.3g} is {why}"
+UNARRIVED = (
+    "at or above delta^2, where a run's error reaches delta^2 only on a dip, and {unarrived} of the {escaped} "
+    "sampled runs that escaped had not within the {iterations} iterations followed (a larger --delta-sq, "
+    "below 1/2, gives a travel)"
 )
+FAR_FLOOR = f"at or above {NO_ARRIVAL_FLOOR:g}: the error stays far from e_1, and the arrivals are not followed"
 #: Why a per-run law is null (appended to the note when one is).
 NOT_SAMPLED = (
     "; a per-run law that is null was not sampled: the mean curve crosses beyond "
@@ -126,8 +136,9 @@ class Phases:
         """The law of one run's escape (:func:`.first_passage.escape_law`), sampled on first use."""
         rate, noise = self.escaping_mode
         expected = self.escape_time / self.eta
-        return escape_law(rate, noise, self.eta, self.mu, self.delay, self.delta_sq, paths_for(expected),
-                          iterations_for(expected), self.escape_coupling, self._escape_noise())  # fmt: skip
+        return escape_law(rate, noise, self.eta, self.mu, self.delay, self.delta_sq,
+                          paths_for(expected, ESCAPE_PATHS), iterations_for(expected), self.escape_coupling,
+                          self._escape_noise())  # fmt: skip
 
     @cached_property
     def escape_coupling(self) -> float:
@@ -166,23 +177,42 @@ class Phases:
             np.stack([rates[at_saddle], optimum_rates[at_optimum]], axis=1),
             np.stack([noise[at_saddle], optimum_noise[at_optimum]], axis=1),
         )  # fmt: skip
-        epsilon = self.epsilon if self.converges and self.epsilon < self.delta_sq and self.arrives else None
+        below = not self._floor_at_least(self.delta_sq)
+        epsilon = self.epsilon if self.converges and self.epsilon < self.delta_sq and below else None
         expected = (self.escape_time + self.travel_time + (self.converge_time if epsilon else 0.0)) / self.eta
         return saddle_runs(model, self.eta, self.mu, self.delay, self.delta_sq,
                            paths_for(expected * (len(others) + 1)),
                            min(iterations_for(expected), int(TRAVEL_REACH * expected)), epsilon,
-                           self.arrives)  # fmt: skip
+                           not self._floor_at_least(NO_ARRIVAL_FLOOR))  # fmt: skip
+
+    def _floor_at_least(self, level: float) -> bool:
+        return math.isfinite(self.floor) and self.floor >= level
 
     @property
     def arrives(self) -> bool:
-        """Whether a run's travel ends: false where the floor is at or above δ² (a run's error then
-        reaches δ² only on a dip, and the travel law is not sampled)."""
-        return not (math.isfinite(self.floor) and self.floor >= self.delta_sq)
+        """Whether a run's travel ends. Where the floor is at or above δ² a run's error reaches δ² only
+        on a dip: the travel counts as ending when at most :data:`.travel_law.MAX_UNARRIVED` of the
+        sampled runs that escaped had not reached δ² within the iterations followed (the sampled
+        travel matched simulated runs at floors 0.12–0.17 against δ² = 0.1, docs/linear-theory.md),
+        never where the floor is at or above :data:`.travel_law.NO_ARRIVAL_FLOOR`."""
+        if not self._floor_at_least(self.delta_sq):
+            return True
+        escaped, unarrived = self._arrivals
+        return escaped > 0 and unarrived <= MAX_UNARRIVED * escaped
+
+    @property
+    def _arrivals(self) -> tuple[int, int]:
+        """How many sampled runs escaped, and how many of them had not arrived."""
+        runs = self.saddle_runs
+        escaped = np.isfinite(runs.escape)
+        return int(escaped.sum()), int(np.isnan(runs.arrival[escaped]).sum())
 
     @property
     def travel_law(self) -> FirstPassageLaw:
-        """The law of one run's travel, from its escape to its arrival (:mod:`.travel_law`)."""
-        return self.saddle_runs.travel
+        """The law of one run's travel, from its escape to its arrival (:mod:`.travel_law`); every
+        sample NaN where the travel does not end (:attr:`arrives`)."""
+        travel = self.saddle_runs.travel
+        return travel if self.arrives else FirstPassageLaw(np.full(travel.samples.size, np.nan))
 
     @property
     def travel_iterations(self) -> float:
@@ -196,7 +226,7 @@ class Phases:
         every run 0 when ε >= δ² (it has converged when it arrives)."""
         runs = self.saddle_runs
         if runs.converged is None:
-            return FirstPassageLaw(np.where(np.isnan(runs.arrival), np.nan, 0.0))
+            return FirstPassageLaw(np.where(np.isnan(self.travel_law.samples), np.nan, 0.0))
         return runs.convergence
 
     @property
@@ -302,7 +332,10 @@ class Phases:
 
     def _unsampled_note(self) -> str:
         if not self.arrives:
-            return NO_ARRIVAL.format(floor=self.floor)
+            escaped, unarrived = self._arrivals
+            why = (FAR_FLOOR if self._floor_at_least(NO_ARRIVAL_FLOOR) else
+                   UNARRIVED.format(unarrived=unarrived, escaped=escaped, iterations=self.saddle_runs.iterations))
+            return NO_ARRIVAL.format(floor=self.floor, why=why)
         laws = [self.escape_law, self.travel_law] + ([self.converge_law] if self.converges else [])
         return NOT_SAMPLED if any(np.isnan(law.mean.mean) for law in laws) else ""
 

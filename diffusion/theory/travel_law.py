@@ -55,6 +55,12 @@ from amsgd.diffusion.theory.linear_recursion import Delay, check_parameters, del
 LOST = 1e6
 #: The most iterations followed, in multiples of the mean curve's escape and travel together.
 TRAVEL_REACH = 20.0
+#: Where the floor is at or above δ² (a run's error then reaches δ² on a dip, if at all), the largest
+#: share of escaped runs that may not have reached δ² within the iterations followed for the travel to
+#: count as ending; where it is at or above NO_ARRIVAL_FLOOR, the error stays nowhere near e_1 and the
+#: arrivals are not followed.
+MAX_UNARRIVED = 0.01
+NO_ARRIVAL_FLOOR = 0.5
 
 
 @dataclass(frozen=True, eq=False)
@@ -91,6 +97,7 @@ class SaddleRuns:
     escape: np.ndarray
     arrival: np.ndarray
     converged: np.ndarray | None = None
+    iterations: int = 0  # the iterations followed from the saddle
 
     @property
     def travel(self) -> FirstPassageLaw:
@@ -119,9 +126,8 @@ def saddle_runs(model: PlaneModel, eta: float, mu: float, delay: Delay, delta_sq
                 iterations: int, epsilon: float | None = None, arrive: bool = True) -> SaddleRuns:  # fmt: skip
     """``paths`` runs of the reduced ``model`` (module docstring) from rest at the saddle, followed for
     ``iterations``: each one's escape, arrival and, with ``epsilon`` (ε < δ²), convergence; with
-    ``arrive`` false only the escape (the arrivals NaN: where the floor is at or above δ², a run's
-    error reaches δ² only on a dip). An i.i.d. delay is drawn afresh every step, one for the plane and
-    the other coordinates."""
+    ``arrive`` false only the escape (the arrivals NaN). An i.i.d. delay is drawn afresh every step,
+    one for the plane and the other coordinates."""
     from amsgd.diffusion.theory.passage_kernel import travel_passages
     from amsgd.simulate.ziggurat import replicate_states
 
@@ -139,4 +145,4 @@ def saddle_runs(model: PlaneModel, eta: float, mu: float, delay: Delay, delta_sq
                             model.rates, model.noise, eta, mu, constant, law.cdf, levels, int(iterations), LOST,
                             state)  # fmt: skip
     arrival = times[1] if arrive else np.full(int(paths), np.nan)
-    return SaddleRuns(times[0], arrival, None if epsilon is None else times[2])
+    return SaddleRuns(times[0], arrival, None if epsilon is None else times[2], int(iterations))
