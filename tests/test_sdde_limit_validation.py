@@ -90,7 +90,7 @@ def test_a_perturbed_sdde_floor_fails(report, factor):
     assert not verdict["sdde-limit-extrapolated-floor"]
     assert not verdict["sdde-limit-floor-at-finest-eta"]
     assert verdict["sdde-limit-knee-extrapolated"] and verdict["sdde-limit-knee-order"]  # s* untouched
-    assert all(verdict[f"sdde-limit-linear-floor-eta-{r.eta:g}"] for r in lim.rungs)  # the runs are unchanged
+    assert all(verdict[f"sdde-limit-finite-eta-floor-eta-{r.eta:g}"] for r in lim.rungs)  # the runs are unchanged
 
 
 @pytest.mark.slow

@@ -85,6 +85,23 @@ def test_perturbed_stability_knee_fails(tmp_path):
     checks = {c["name"]: c for c in _checks(out)}
     # twice the true tau*: 0.8 of it is far beyond the real knee, where the runs break down
     assert checks["bounded-at-0.8-tau-star"]["pass"] is False
+    # beyond the mean-square boundary the finite-η theory has no floor: the exact linear one is checked
+    assert "linear-floor-at-0.8-tau-star" in checks and "finite-eta-floor-at-0.8-tau-star" not in checks
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("factor", [None, 1.05])
+def test_floor_near_the_boundary_is_the_finite_eta_floor(tmp_path, factor):
+    """Rademacher data on diag(3, 2, 1) at 0.8 τ*: the additive linear floor lies above the runs by more
+    than its 2F, the finite-η floor (the one checked) inside them; 5% off, it fails."""
+    out = tmp_path / "rademacher"
+    args = ["validate", "--only", "stability", "--spectrum", "3,2,1", "--distribution", "rademacher", "--out", str(out)]
+    name = "finite-eta-floor-at-0.8-tau-star"
+    code = main(args + ([] if factor is None else ["--perturb", f"{name}={factor}"]))
+    check = {c["name"]: c for c in _checks(out)}[name]
+    assert check["pass"] is (factor is None) and code == (0 if factor is None else 1)
+    linear = check["exact_linear_floor"]  # F, so the linear check's tolerance is 2F · F
+    assert linear - 2 * linear * linear > check["ci_high"]  # outside the linear check's own tolerance
 
 
 @pytest.mark.parametrize(("section", "name", "factor"), [

@@ -15,7 +15,7 @@ import numpy as np
 from amsgd.core.estimates import Estimate
 from amsgd.validation.checks import Check
 from amsgd.validation.context import FINITE_ETA_REASON, FINITE_ETA_TOLERANCE, Context, constant_delay
-from amsgd.validation.stationary import floor_check
+from amsgd.validation.stationary import delayed_floor_check
 from amsgd.validation.statistics import proportion_interval, ratio_interval
 
 #: Breakdown threshold on the error ratio to τ = 0.
@@ -211,8 +211,8 @@ def stability(ctx: Context, key: int = 5, grid_points: int = 9) -> Stability:
     k_ratio = KNEE_FACTOR
     context = {"tau_star": raw, "eta": p.eta, "mu": p.mu, "perturbation": ctx.perturb.factor("tau-star")}
     checks = [
-        floor_check(ctx, "linearized-floor-at-0.8-tau-star", constant_delay(p, low), bounded, lin_low.floor,
-                    f"exact linear, tau = {low}", lin_low.floor),
+        delayed_floor_check(ctx, "{}-floor-at-0.8-tau-star", constant_delay(p, low), bounded,
+                            ctx.finite_eta(constant_delay(p, low)), lin_low.floor, f"tau = {low}"),
         Check(
             name="bounded-at-0.8-tau-star", group="stability", predicted=k_ratio, measured=ratio_low.mean,
             ci_low=ratio_low.ci_low, ci_high=ratio_low.ci_high, relation="below", unit="ratio to tau = 0",

@@ -59,7 +59,8 @@ KNEE = (
 STABILITY = (
     "Constant delays at the problem's η and μ; predicted τ* = {tau_star}. " + KNEE + " Stability checks at the "
     "problem's (η, μ): at τ = ⌊0.8 τ*⌋ no replicate diverges and the error ratio to τ = 0 stays below K "
-    "(with its whole interval), and the error matches the linear floor; at τ = ⌈1.5 τ*⌉ the run breaks "
+    "(with its whole interval), and the error matches the finite-η floor (the exact linear one where the "
+    "finite-η theory has none); at τ = ⌈1.5 τ*⌉ the run breaks "
     "down: more than half diverge or the ratio's interval lies above K."
 )
 
@@ -105,7 +106,8 @@ SDDE_LIMIT = (
     "Async-MSGD runs from e₁ at the steps {eta:g}/m (m = {divisors}) with τ = m·{tau} and m·{steps} iterations "
     "(the same diffusion time; the discarded first half lasts at least {relaxations} relaxation times of the "
     "slowest mode), {replicates} runs each; each run's average of sin² over its second half is one sample. "
-    "Checked: the exact linear floor at every step (tolerance 2F); the weighted quadratic in η through the "
+    "Checked: the finite-η floor at every step (tolerance 2.5%; the exact linear one, tolerance 2F, where the "
+    "finite-η theory has none); the weighted quadratic in η through the "
     "measured floors per step, extrapolated to η = 0, against the SDDE floor (tolerance: how far the same fit "
     "through the theory's floors misses it); the distance to the SDDE floor smaller at the finest step than at "
     "the coarsest; the SDDE floor inside the finest step's interval widened by the finite-η gap the theory "
