@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
+import numpy as np
 import pytest
 
 from amsgd import Problem, ProblemError, parse_delay
@@ -138,6 +140,27 @@ def test_check_relations():
     assert predictions("a", 1.5) == 3.0 and predictions("b", 1.5) == 1.5 and predictions.unused() == []
 
 
+def test_floor_runs_may_diverge_as_often_as_the_divergence_risk_says():
+    """Student-t 10 data at η 1e-3, μ 0.9, τ 10 (the default problem's sdde-limit ladder): 4 of 1024
+    runs of 10 000 iterations diverge, inside the predicted risk (0.38% [0, 0.86%]); 100 of them would
+    not be; none diverging needs no prediction."""
+    from amsgd import parse_distribution
+    from amsgd.simulate import simulate
+    from amsgd.validation.stationary import divergence_within_risk
+
+    problem = Problem.from_spectrum(eta=1e-3, mu=0.9, delay=parse_delay("constant:10"),
+                                    distribution=parse_distribution("student-t:10"))  # fmt: skip
+    run = simulate(problem, 10_000, 1024, rng=3, threads=2, record_every=10_000)
+    assert 0 < run.diverged.sum() < 10
+    allowed, risk = divergence_within_risk(problem, run)
+    assert allowed and risk["predicted_diverged_interval"][0] <= run.diverged_fraction
+    many = run.diverged_at.copy()
+    many[:100] = 5_000
+    assert not divergence_within_risk(problem, dataclasses.replace(run, diverged_at=many))[0]
+    none = dataclasses.replace(run, diverged_at=np.full_like(many, -1))
+    assert divergence_within_risk(problem, none) == (True, {})
+
+
 def test_a_failed_check_says_why():
     assert Check("x", "g", 1.0, 1.1, 1.05, 1.15, tolerance=0.06).failure is None
     assert "outside the interval" in Check("x", "g", 1.0, 1.1, 1.05, 1.15, tolerance=0.04).failure
@@ -146,6 +169,10 @@ def test_a_failed_check_says_why():
     assert nothing.failure == "nothing was measured: every run diverged"
     some = Check("x", "g", 1.0, 1.0, 0.9, 1.1, context={"diverged_fraction": 0.25}, extra_pass=False)
     assert some.failure == "25.0% of the runs diverged, where the criterion allows none"
+    risk = {"diverged_fraction": 0.1, "predicted_diverged_fraction": 0.004, "predicted_diverged_interval": [0.0, 0.009]}
+    beyond = Check("x", "g", 1.0, 1.0, 0.9, 1.1, context=risk, extra_pass=False)
+    assert beyond.failure == ("10.0% of the runs diverged, which the predicted divergence risk 0.40% [0.00%, 0.90%] "
+                              "does not allow")
     assert "reaches the predicted bound" in Check("x", "g", 1.5, 1.5, 1.4, 1.6, relation="below").failure
     # a knee that no grid delay shows (or an order not computed) is not measured: it fails, whatever the window
     unmeasured = {"unmeasured": "no delay of the grid (up to 160) broke down"}

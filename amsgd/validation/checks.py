@@ -68,7 +68,8 @@ class Check:
     @property
     def failure(self) -> str | None:
         """Why the check fails, in words (None when it passes): no prediction, nothing measured (every
-        run diverged), runs diverged where the criterion allows none, or the comparison itself."""
+        run diverged), runs diverged where the criterion allows none (or outside the predicted
+        divergence risk), or the comparison itself."""
         if self.passed:
             return None
         if self.out_of_range:
@@ -84,6 +85,10 @@ class Check:
             every = diverged == 1.0 or self.context.get("replicates") == 0
             return "nothing was measured" + (": every run diverged" if every else "")
         if not self.extra_pass:
+            if diverged and "predicted_diverged_interval" in self.context:
+                low, high = self.context["predicted_diverged_interval"]
+                return (f"{diverged:.1%} of the runs diverged, which the predicted divergence risk "
+                        f"{self.context['predicted_diverged_fraction']:.2%} [{low:.2%}, {high:.2%}] does not allow")
             if diverged:
                 return f"{diverged:.1%} of the runs diverged, where the criterion allows none"
             return f"its criterion is not met ({self.criterion})"
