@@ -293,8 +293,9 @@ def limit_checks(ctx: Context, rungs: tuple[Rung, ...], s_star: float, limiting_
                  "unit_note": "floor per unit step, E sin^2 / eta"},
     )  # fmt: skip
     checks = [
-        delayed_floor_check(ctx, f"sdde-limit-{{}}-floor-eta-{r.eta:g}", constant_delay(ctx.problem.replace(eta=r.eta), r.tau), r.result,
-                            r.finite_eta, r.exact, f"eta = {r.eta:g}, tau = {r.tau}", GROUP)
+        delayed_floor_check(ctx, f"sdde-limit-{{}}-floor-eta-{r.eta:g}",
+                            constant_delay(ctx.problem.replace(eta=r.eta), r.tau), r.result, r.finite_eta, r.exact,
+                            f"eta = {r.eta:g}, tau = {r.tau}", GROUP)
         for r in rungs
     ]  # fmt: skip
     fit, extrapolated = _extrapolation_check(rungs, floors, raw_sdde)
