@@ -15,7 +15,7 @@ import numpy as np
 from amsgd.core.estimates import Estimate
 from amsgd.validation.checks import Check
 from amsgd.validation.context import FINITE_ETA_REASON, FINITE_ETA_TOLERANCE, Context, constant_delay
-from amsgd.validation.stationary import delayed_floor_check
+from amsgd.validation.stationary import delayed_floor_check, divergence_within_risk
 from amsgd.validation.statistics import proportion_interval, ratio_interval
 
 #: Breakdown threshold on the error ratio to τ = 0.
@@ -52,6 +52,7 @@ class DelayCurve:
     diffusion_floor: float
     knee: float  # NaN: no breakdown on the grid
     steps: int  # iterations of each run
+    replicates: int = 0  # runs at each delay
 
     @property
     def mean(self) -> np.ndarray:
@@ -91,7 +92,7 @@ def delay_curve(ctx: Context, mu: float, taus: Sequence[int], key: tuple[int, ..
     lin = np.array([ctx.floor(p.eta, mu, int(t)).floor for t in lin_taus])
     curve = DelayCurve(
         mu, taus, tuple(errors), np.array(diverged), tau_star, ctx.theory.tau_max_delay_differential(mu),
-        lin_taus, lin, ctx.diffusion_floor * (1 - ctx.problem.mu) / (1 - mu), math.nan, steps,
+        lin_taus, lin, ctx.diffusion_floor * (1 - ctx.problem.mu) / (1 - mu), math.nan, steps, reps,
     )  # fmt: skip
     return replace(curve, knee=measured_knee(taus, curve.broken()))
 
@@ -173,15 +174,21 @@ def sweep(ctx: Context, mus: Sequence[float], taus: Sequence[int], key: int = 7,
 
 
 def _sweep_floor_check(ctx: Context, name: str, curve: DelayCurve, tau: int, predicted: float, kind: str) -> Check:
+    """The finite-η floor at one delay of a sweep's curve; its runs may diverge only as often as the
+    predicted divergence risk says (:func:`.stationary.divergence_within_risk`)."""
     j = int(np.flatnonzero(curve.taus == tau)[0])
     est = curve.error[j]
+    diverged = round(float(curve.diverged_fraction[j]) * curve.replicates)
+    problem = constant_delay(ctx.problem.replace(mu=curve.mu), tau)
+    allowed, risk = divergence_within_risk(problem, diverged, curve.replicates, curve.steps)
     return Check(
         name=name, group="sweep", predicted=ctx.perturb(name, predicted), measured=est.mean,
         ci_low=est.ci_low, ci_high=est.ci_high, tolerance=FINITE_ETA_TOLERANCE * abs(predicted),
         tolerance_reason=FINITE_ETA_REASON, unit="sin^2",
         context={"prediction": kind, "mu": curve.mu, "tau": tau, "eta": ctx.problem.eta, "replicates": est.n,
-                 "diverged_fraction": float(curve.diverged_fraction[j]), "perturbation": ctx.perturb.factor(name)},
-        extra_pass=bool(curve.diverged_fraction[j] == 0.0),
+                 "diverged_fraction": float(curve.diverged_fraction[j]), **risk,
+                 "perturbation": ctx.perturb.factor(name)},
+        extra_pass=allowed,
     )  # fmt: skip
 
 

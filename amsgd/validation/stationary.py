@@ -51,7 +51,7 @@ def floor_check(ctx: Context, name: str, problem: Problem, result: SimulationRes
     The check fails, saying why, where the prediction is outside its theory's range: a sin² above 1,
     or a linearised floor with F above :data:`~.context.SMALL_NOISE_FLOOR`."""
     est = result.stationary_error
-    allowed, risk = divergence_within_risk(problem, result)
+    allowed, risk = divergence_within_risk(problem, int(result.diverged.sum()), result.replicates, result.steps)
     if tolerance_floor is None:
         tolerance, reason = FINITE_ETA_TOLERANCE * abs(predicted), FINITE_ETA_REASON
     else:
@@ -66,18 +66,17 @@ def floor_check(ctx: Context, name: str, problem: Problem, result: SimulationRes
     )  # fmt: skip
 
 
-def divergence_within_risk(problem: Problem, result: SimulationResult) -> tuple[bool, dict]:
-    """Whether the runs that diverged are as many as the theory expects, and the prediction: none
-    diverged, or the Clopper–Pearson interval of the diverged fraction meets the interval of the
-    predicted divergence risk over the run's iterations (``predict``'s ``divergence``: heavy tails
-    carry a small fraction of runs off at any delay, Student-t 10 at η 1e-3, μ 0.9, τ 10 about 0.4%
-    in 10 000 iterations). The floor is then that of the runs that did not diverge."""
-    count = int(result.diverged.sum())
-    if count == 0:
+def divergence_within_risk(problem: Problem, diverged: int, replicates: int, steps: int) -> tuple[bool, dict]:
+    """Whether ``diverged`` of ``replicates`` runs of ``steps`` iterations are as many as the theory
+    expects, and the prediction: none diverged, or the Clopper–Pearson interval of the diverged
+    fraction meets the interval of the predicted divergence risk over those iterations (``predict``'s
+    ``divergence``: heavy tails carry a small fraction of runs off at any delay, Student-t 10 at
+    η 1e-3, μ 0.9, τ 10 about 0.4% in 10 000 iterations). The floor is then that of the others."""
+    if diverged == 0:
         return True, {}
-    risk = predict(problem, PredictOptions(steps=result.steps)).divergence
+    risk = predict(problem, PredictOptions(steps=steps)).divergence
     low, high = risk.interval
-    measured = proportion_interval(count, result.replicates)
+    measured = proportion_interval(diverged, replicates)
     return bool(measured.ci_low <= high and low <= measured.ci_high), {
         "diverged_interval": [measured.ci_low, measured.ci_high],
         "predicted_diverged_fraction": risk.fraction, "predicted_diverged_interval": [low, high],
