@@ -53,7 +53,7 @@ from amsgd.core.estimates import CONFIDENCE, Estimate
 from amsgd.simulate.result import SimulationResult
 from amsgd.validation.checks import Check
 from amsgd.validation.context import Context, constant_delay
-from amsgd.validation.stationary import delayed_floor_check
+from amsgd.validation.stationary import delayed_floor_check, divergence_within_risk
 
 #: The delay time s as a fraction of the SDDE's boundary s* (well inside the stable region).
 DELAY_FRACTION = 0.5
@@ -299,7 +299,10 @@ def limit_checks(ctx: Context, rungs: tuple[Rung, ...], s_star: float, limiting_
         for r in rungs
     ]  # fmt: skip
     fit, extrapolated = _extrapolation_check(rungs, floors, raw_sdde)
-    checks += [extrapolated, _gap_check(rungs, floors), *_finest_step_checks(rungs[-1], floors)]
+    last = rungs[-1]
+    diverged = divergence_within_risk(constant_delay(ctx.problem.replace(eta=last.eta), last.tau),
+                                      int(last.result.diverged.sum()), last.result.replicates, last.steps)
+    checks += [extrapolated, _gap_check(rungs, floors), *_finest_step_checks(last, floors, diverged)]
     checks += knee_checks(ctx, rungs, s_star)
     return SDDELimit(ctx.problem.mu, first.tau * first.eta, s_star, limiting_mode, raw_sdde, floors.diffusion, rungs,
                      fit, tuple(checks))  # fmt: skip
@@ -368,9 +371,12 @@ def _gap_check(rungs: tuple[Rung, ...], floors: _Floors) -> Check:
     )  # fmt: skip
 
 
-def _finest_step_checks(last: Rung, floors: _Floors) -> list[Check]:
+def _finest_step_checks(last: Rung, floors: _Floors, diverged: tuple[bool, dict]) -> list[Check]:
     """At the finest step: the measured floor per unit step is the SDDE's within the finite-η gap the
-    theory predicts there, and it lies above the τ-free diffusion floor, from which the SDDE's differs."""
+    theory predicts there (its runs diverging no more often than ``diverged`` allows:
+    :func:`.stationary.divergence_within_risk`), and it lies above the τ-free diffusion floor, from
+    which the SDDE's differs."""
+    allowed, risk = diverged
     sdde, diffusion, measured = floors.sdde, floors.diffusion, floors.measured[-1]
     gap = max(abs(last.exact - last.sdde), abs(last.finite_eta - last.sdde)) / last.eta
     ci_low, ci_high = last.per_step(last.measured.ci_low), last.per_step(last.measured.ci_high)
@@ -381,8 +387,9 @@ def _finest_step_checks(last: Rung, floors: _Floors) -> list[Check]:
             tolerance_reason="the finite-eta gap the theory predicts at the finest step: the exact linear or the "
             "finite-eta floor minus the SDDE floor, whichever is larger",
             context={**floors.context, "eta": last.eta, "tau": last.tau, "exact_per_step": last.per_step(last.exact),
-                     "finite_eta_per_step": last.per_step(last.finite_eta)},
-            extra_pass=last.diverged_fraction == 0.0,
+                     "finite_eta_per_step": last.per_step(last.finite_eta), "diverged_fraction": last.diverged_fraction,
+                     **risk},
+            extra_pass=allowed,
         ),
         Check(
             name="sdde-limit-delay-matters", group=GROUP, predicted=diffusion, measured=measured, ci_low=ci_low,

@@ -78,7 +78,6 @@ def divergence_within_risk(problem: Problem, diverged: int, replicates: int, ste
     low, high = risk.interval
     measured = proportion_interval(diverged, replicates)
     return bool(measured.ci_low <= high and low <= measured.ci_high), {
-        "diverged_interval": [measured.ci_low, measured.ci_high],
         "predicted_diverged_fraction": risk.fraction, "predicted_diverged_interval": [low, high],
     }  # fmt: skip
 

@@ -58,7 +58,8 @@ KNEE = (
 
 STABILITY = (
     "Constant delays at the problem's η and μ; predicted τ* = {tau_star}. " + KNEE + " Stability checks at the "
-    "problem's (η, μ): at τ = ⌊0.8 τ*⌋ no replicate diverges and the error ratio to τ = 0 stays below K "
+    "problem's (η, μ): at τ = ⌊0.8 τ*⌋ no more replicates diverge than the predicted divergence risk allows "
+    "(none without heavy tails) and the error ratio to τ = 0 stays below K "
     "(with its whole interval), and the error matches the finite-η floor (the exact linear one where the "
     "finite-η theory has none); at τ = ⌈1.5 τ*⌉ the run breaks "
     "down: more than half diverge or the ratio's interval lies above K."
