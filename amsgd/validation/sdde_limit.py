@@ -53,7 +53,7 @@ from amsgd.core.estimates import CONFIDENCE, Estimate
 from amsgd.simulate.result import SimulationResult
 from amsgd.validation.checks import Check
 from amsgd.validation.context import Context, constant_delay
-from amsgd.validation.stationary import delayed_floor_check, divergence_within_risk
+from amsgd.validation.stationary import delayed_floor_check
 
 #: The delay time s as a fraction of the SDDE's boundary s* (well inside the stable region).
 DELAY_FRACTION = 0.5
@@ -299,10 +299,9 @@ def limit_checks(ctx: Context, rungs: tuple[Rung, ...], s_star: float, limiting_
         for r in rungs
     ]  # fmt: skip
     fit, extrapolated = _extrapolation_check(rungs, floors, raw_sdde)
-    last = rungs[-1]
-    diverged = divergence_within_risk(constant_delay(ctx.problem.replace(eta=last.eta), last.tau),
-                                      int(last.result.diverged.sum()), last.result.replicates, last.steps)
-    checks += [extrapolated, _gap_check(rungs, floors), *_finest_step_checks(last, floors, diverged)]
+    finest = checks[-1]  # the finest step's floor check: its runs' divergence against the predicted risk
+    diverged = finest.extra_pass, {k: v for k, v in finest.context.items() if k.startswith("predicted_diverged")}
+    checks += [extrapolated, _gap_check(rungs, floors), *_finest_step_checks(rungs[-1], floors, diverged)]
     checks += knee_checks(ctx, rungs, s_star)
     return SDDELimit(ctx.problem.mu, first.tau * first.eta, s_star, limiting_mode, raw_sdde, floors.diffusion, rungs,
                      fit, tuple(checks))  # fmt: skip
@@ -379,9 +378,9 @@ def _gap_check(rungs: tuple[Rung, ...], floors: _Floors) -> Check:
 
 def _finest_step_checks(last: Rung, floors: _Floors, diverged: tuple[bool, dict]) -> list[Check]:
     """At the finest step: the measured floor per unit step is the SDDE's within the finite-η gap the
-    theory predicts there (its runs diverging no more often than ``diverged`` allows:
-    :func:`.stationary.divergence_within_risk`), and it lies above the τ-free diffusion floor, from
-    which the SDDE's differs."""
+    theory predicts there (its runs diverging no more often than ``diverged``, the verdict of the
+    step's floor check, allows: :func:`.stationary.divergence_within_risk`), and it lies above the
+    τ-free diffusion floor, from which the SDDE's differs."""
     allowed, risk = diverged
     sdde, diffusion, measured = floors.sdde, floors.diffusion, floors.measured[-1]
     gap = max(abs(last.exact - last.sdde), abs(last.finite_eta - last.sdde)) / last.eta
