@@ -172,19 +172,24 @@ def test_the_approach_is_shown_or_said_to_be_unresolved(mu):
 @pytest.mark.slow
 def test_runs_that_diverge_leave_the_approach_undecided(report):
     """With runs lost at the coarsest step (heavy tails: Student-t 6 loses 15% there) the others'
-    mean leaves out the largest errors: the gap's shrink is not the floors' and the check says so."""
+    mean leaves out errors that could move it by about their share times the floor: where that is
+    more than the interval's half-width the gap's shrink is not the floors' and the check says so."""
     import dataclasses
 
     lim = report.sections[0].result
     first = lim.rungs[0]
-    lost = first.result.diverged_at.copy()
-    lost[:10] = first.steps // 2
-    rungs = (dataclasses.replace(first, result=dataclasses.replace(first.result, diverged_at=lost)), *lim.rungs[1:])
-    checks = {c.name: c for c in limit_checks(Context(PROBLEM, BUDGET), rungs, lim.critical_delay_time,
-                                              lim.limiting_mode).checks}  # fmt: skip
-    gap = checks["sdde-limit-gap-shrinks"]
-    assert not gap.passed and gap.undecided.startswith("1.0% of the runs at one end of the ladder diverged")
-    assert {c.name: c for c in lim.checks}["sdde-limit-gap-shrinks"].passed  # decided without the lost runs
+    def gap_with(lost_runs: int):
+        lost = first.result.diverged_at.copy()
+        lost[:lost_runs] = first.steps // 2
+        rungs = (dataclasses.replace(first, result=dataclasses.replace(first.result, diverged_at=lost)), *lim.rungs[1:])
+        checks = limit_checks(Context(PROBLEM, BUDGET), rungs, lim.critical_delay_time, lim.limiting_mode).checks
+        return {c.name: c for c in checks}["sdde-limit-gap-shrinks"]
+
+    assert {c.name: c for c in lim.checks}["sdde-limit-gap-shrinks"].passed  # decided without lost runs
+    # 30 of 1024 could move the coarsest mean (about 104 per unit step) by about 3, above the half-width 1.4
+    gap = gap_with(30)
+    assert not gap.passed and gap.undecided.startswith("2.9% of the runs at eta = 0.001 diverged")
+    assert gap_with(2).passed  # 0.2%: about 0.2, well inside it
 
 
 def test_the_weighted_fit_recovers_a_quadratic_and_its_intercept_error():

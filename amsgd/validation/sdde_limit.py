@@ -340,8 +340,8 @@ def _extrapolation_check(rungs: tuple[Rung, ...], floors: _Floors, raw_sdde: flo
 
 def _gap_check(rungs: tuple[Rung, ...], floors: _Floors) -> Check:
     """The gap between the measured floor per unit step and the SDDE's shrinks from the coarsest step to
-    the finest; undecided where runs diverged at either end (heavy tails) or the predicted shrink is
-    too small for the runs."""
+    the finest; undecided where the runs that diverged at either end (heavy tails) could move its mean
+    by more than the interval's half-width, or where the predicted shrink is too small for the runs."""
     first, last = rungs[0], rungs[-1]
     g, se = floors.measured, floors.std_errors
     gap_first, gap_last = abs(g[0] - floors.sdde), abs(g[-1] - floors.sdde)
@@ -351,11 +351,14 @@ def _gap_check(rungs: tuple[Rung, ...], floors: _Floors) -> Check:
     raw = first.per_step(first.sdde)  # the unperturbed SDDE floor: the predicted shrink is the theory's
     predicted = abs(first.per_step(first.finite_eta) - raw) - abs(last.per_step(last.finite_eta) - raw)
     replicates = first.measured.n
-    lost = max(first.diverged_fraction, last.diverged_fraction)
-    if lost > 0:
-        unresolved = (f"{lost:.1%} of the runs at one end of the ladder diverged: the others' mean leaves out the "
-                      "largest errors, biased low by an amount the theory does not give, so the measured gaps are "
-                      "not the floors' (the floor checks hold the others to the finite-eta floor)")
+    # runs that diverged take their errors out of a step's mean: by about their share times the floor
+    lost = max((first, last), key=lambda r: r.diverged_fraction)
+    moved = lost.diverged_fraction * lost.per_step(lost.measured.mean)
+    if moved > half:
+        unresolved = (f"{lost.diverged_fraction:.1%} of the runs at eta = {lost.eta:g} diverged: the others' mean "
+                      f"leaves out errors that could move it by about {moved:.3g} (their share times the floor), more "
+                      f"than the interval's half-width {half:.3g}, so the measured gaps are not the floors' (the floor "
+                      "checks hold the others to the finite-eta floor)")
     elif predicted <= 0:
         unresolved = (f"the finite-eta floors predict no shrink ({predicted:.3g}): at these steps the gap does not "
                       "close, and no number of runs can show the approach")
