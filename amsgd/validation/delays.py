@@ -15,7 +15,7 @@ import numpy as np
 from amsgd.core.estimates import Estimate
 from amsgd.validation.checks import Check
 from amsgd.validation.context import FINITE_ETA_REASON, FINITE_ETA_TOLERANCE, Context, constant_delay
-from amsgd.validation.stationary import delayed_floor_check, divergence_within_risk
+from amsgd.validation.stationary import delayed_floor_check, divergence_verdict, divergence_within_risk
 from amsgd.validation.statistics import proportion_interval, ratio_interval
 
 #: Breakdown threshold on the error ratio to τ = 0.
@@ -213,15 +213,15 @@ def stability(ctx: Context, key: int = 5, grid_points: int = 9) -> Stability:
     ratio_low = ratio_interval(bounded.stationary_error, base.stationary_error)
     ratio_high = ratio_interval(broken.stationary_error, base.stationary_error)
     div_low = proportion_interval(int(bounded.diverged.sum()), bounded.replicates)
-    risk_ok, risk = divergence_within_risk(constant_delay(p, low), int(bounded.diverged.sum()), bounded.replicates,
-                                           bounded.steps)  # fmt: skip
     lin0 = ctx.floor(p.eta, p.mu, 0).floor
     lin_low = ctx.floor(p.eta, p.mu, low)
     k_ratio = KNEE_FACTOR
     context = {"tau_star": raw, "eta": p.eta, "mu": p.mu, "perturbation": ctx.perturb.factor("tau-star")}
+    floor = delayed_floor_check(ctx, "{}-floor-at-0.8-tau-star", constant_delay(p, low), bounded,
+                                ctx.finite_eta(constant_delay(p, low)), lin_low.floor, f"tau = {low}")
+    risk_ok, risk = divergence_verdict(floor)  # the same runs: the risk is predicted once
     checks = [
-        delayed_floor_check(ctx, "{}-floor-at-0.8-tau-star", constant_delay(p, low), bounded,
-                            ctx.finite_eta(constant_delay(p, low)), lin_low.floor, f"tau = {low}"),
+        floor,
         Check(
             name="bounded-at-0.8-tau-star", group="stability", predicted=k_ratio, measured=ratio_low.mean,
             ci_low=ratio_low.ci_low, ci_high=ratio_low.ci_high, relation="below", unit="ratio to tau = 0",

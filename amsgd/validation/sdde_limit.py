@@ -53,7 +53,7 @@ from amsgd.core.estimates import CONFIDENCE, Estimate
 from amsgd.simulate.result import SimulationResult
 from amsgd.validation.checks import Check
 from amsgd.validation.context import Context, constant_delay
-from amsgd.validation.stationary import delayed_floor_check
+from amsgd.validation.stationary import delayed_floor_check, divergence_verdict
 
 #: The delay time s as a fraction of the SDDE's boundary s* (well inside the stable region).
 DELAY_FRACTION = 0.5
@@ -299,8 +299,7 @@ def limit_checks(ctx: Context, rungs: tuple[Rung, ...], s_star: float, limiting_
         for r in rungs
     ]  # fmt: skip
     fit, extrapolated = _extrapolation_check(rungs, floors, raw_sdde)
-    finest = checks[-1]  # the finest step's floor check: its runs' divergence against the predicted risk
-    diverged = finest.extra_pass, {k: v for k, v in finest.context.items() if k.startswith("predicted_diverged")}
+    diverged = divergence_verdict(checks[-1])  # the finest step's floor check, on the same runs
     checks += [extrapolated, _gap_check(rungs, floors), *_finest_step_checks(rungs[-1], floors, diverged)]
     checks += knee_checks(ctx, rungs, s_star)
     return SDDELimit(ctx.problem.mu, first.tau * first.eta, s_star, limiting_mode, raw_sdde, floors.diffusion, rungs,

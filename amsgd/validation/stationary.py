@@ -82,6 +82,12 @@ def divergence_within_risk(problem: Problem, diverged: int, replicates: int, ste
     }  # fmt: skip
 
 
+def divergence_verdict(check: Check) -> tuple[bool, dict]:
+    """A floor check's verdict on its runs' divergence (:func:`divergence_within_risk`) and the
+    predicted risk it holds, for another check on the same runs: the risk is predicted once."""
+    return check.extra_pass, {k: v for k, v in check.context.items() if k.startswith("predicted_diverged")}
+
+
 def delayed_floor_check(ctx: Context, name: str, problem: Problem, result: SimulationResult, finite: float,
                         linear: float, where: str, group: str = "stationary") -> Check:  # fmt: skip
     """The floor of a run at a delay near the boundary (``name`` with ``{}`` for the theory, ``finite-eta``

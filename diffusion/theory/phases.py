@@ -197,15 +197,8 @@ class Phases:
         never where the floor is at or above :data:`.travel_law.NO_ARRIVAL_FLOOR`."""
         if not self._floor_at_least(self.delta_sq):
             return True
-        escaped, unarrived = self._arrivals
+        escaped, unarrived = self.saddle_runs.unarrived
         return escaped > 0 and unarrived <= MAX_UNARRIVED * escaped
-
-    @property
-    def _arrivals(self) -> tuple[int, int]:
-        """How many sampled runs escaped, and how many of them had not arrived."""
-        runs = self.saddle_runs
-        escaped = np.isfinite(runs.escape)
-        return int(escaped.sum()), int(np.isnan(runs.arrival[escaped]).sum())
 
     @property
     def travel_law(self) -> FirstPassageLaw:
@@ -332,7 +325,7 @@ class Phases:
 
     def _unsampled_note(self) -> str:
         if not self.arrives:
-            escaped, unarrived = self._arrivals
+            escaped, unarrived = self.saddle_runs.unarrived
             why = (FAR_FLOOR if self._floor_at_least(NO_ARRIVAL_FLOOR) else
                    UNARRIVED.format(unarrived=unarrived, escaped=escaped, iterations=self.saddle_runs.iterations))
             return NO_ARRIVAL.format(floor=self.floor, why=why)

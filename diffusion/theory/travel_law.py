@@ -100,6 +100,12 @@ class SaddleRuns:
     iterations: int = 0  # the iterations followed from the saddle
 
     @property
+    def unarrived(self) -> tuple[int, int]:
+        """How many paths escaped, and how many of them had not arrived."""
+        escaped = np.isfinite(self.escape)
+        return int(escaped.sum()), int(np.isnan(self.arrival[escaped]).sum())
+
+    @property
     def travel(self) -> FirstPassageLaw:
         """The iterations from a run's escape to its arrival."""
         return FirstPassageLaw(self.arrival - self.escape)
