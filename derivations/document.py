@@ -597,6 +597,10 @@ def _phase_number_blocks(phases: dict) -> list[Block]:
                 f"rest, reaches variance $\\delta^2$ at iteration {linear_escape} (against "
                 f"{_num(phases['mean_curve']['escape_iterations'])} from the limit): the escape-time formula is accurate only "
                 "to leading order in $\\eta$."
+                + (" Here the two lie more than a quarter of the limit's e-folding time apart: the limit leaves out "
+                   "the momentum's build-up and the finite step's slower growth, of relative order "
+                   "$\\eta |a|/(1-\\mu)^2$, and the linear escape holds."
+                   if phases["mean_curve"]["accuracy_note"] else "")
             )
         )
     return blocks

@@ -118,3 +118,43 @@ def test_random_delay_variance_tends_to_the_stationary_theory(spec, eta):
     assert variances[-1] == pytest.approx(stationary, rel=1e-9)
     spreadless = iid_variances(ar_coefficients(rate, eta, mu, law), law.pmf, 0.0, eta**2 * noise, np.inf, 20_000)
     assert variances[-1] > 1.01 * spreadless[-1]
+
+
+def test_the_limit_escape_is_out_of_range_where_the_linear_escape_is_a_quarter_e_fold_away():
+    """μ 0.95 on the default problem: the limit's mean-curve escape (49 iterations) lies 33 from the exact
+    linear one (82), more than the quarter e-folding time of 25; at μ 0.9 (147 and 167, against 50) it
+    does not, and no note is given."""
+    from amsgd.diffusion.theory.phases import LIMIT_ESCAPE_TOLERANCE
+
+    for mu, out_of_range in ((0.9, False), (0.95, True)):
+        phases = predict(Problem.from_spectrum(mu=mu)).phases
+        limit, linear = phases.escape_time / phases.eta, phases.escape_iterations_linearized
+        e_fold = (1 - mu) / (phases.eta * abs(phases.escaping_mode[0]))
+        assert (abs(linear - limit) > LIMIT_ESCAPE_TOLERANCE * e_fold) is out_of_range
+        note = phases.limit_escape_note
+        assert bool(note) is out_of_range
+        if out_of_range:
+            assert f"{abs(linear - limit):.0f} iterations" in note and "momentum's build-up" in note
+
+
+def test_summed_variances_grow_to_the_stationary_floor_and_match_each_crossing():
+    """The summed variances of stable modes from rest rise monotonically to the sum of their exact
+    stationary variances (constant delay 3 and an i.i.d. one, whose spread is left out: below it), and
+    each mode alone reaches a level at the iteration :func:`variance_crossing` gives."""
+    from amsgd.diffusion.theory.linear_recursion import delay_law
+    from amsgd.diffusion.theory.lyapunov import stationary_variance
+    from amsgd.diffusion.theory.transient import summed_transient_variances
+
+    rates, noise = np.array([1.0, 2.0]), np.array([6.0, 3.0])
+    for delay, rtol in ((3, 1e-9), ("uniform:0-6", None)):
+        law = delay_law(parse_delay(delay) if isinstance(delay, str) else delay)
+        curve = summed_transient_variances(rates, noise, 5e-4, 0.9, law, 40_000)
+        assert curve[0] == 0.0 and np.all(np.diff(curve) >= 0)
+        stationary = sum(stationary_variance(r, 5e-4, 0.9, law, s) for r, s in zip(rates, noise))
+        if rtol is not None:
+            assert curve[-1] == pytest.approx(stationary, rel=rtol)
+        else:
+            assert 0.97 * stationary < curve[-1] < stationary
+    one = summed_transient_variances(rates[:1], noise[:1], 5e-4, 0.9, 3, 5000)
+    level = 0.5 * one[-1]
+    assert int(np.argmax(one >= level)) == variance_crossing(1.0, 6.0, 5e-4, 0.9, 3, level)

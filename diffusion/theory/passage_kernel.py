@@ -44,8 +44,9 @@ def _escape_draw(kind: int, params: np.ndarray, pool: np.ndarray) -> tuple[float
 
 @njit(cache=True, nogil=True)
 def first_passages(paths: int, rate: float, kind: int, params: np.ndarray, pool: np.ndarray, eta: float, mu: float,
-                   constant: int, cdf: np.ndarray, level: float, max_iterations: int, seed: int) -> np.ndarray:  # fmt: skip
-    """The first k with ``x_k² ≥ level`` for each path (NaN beyond ``max_iterations``) of
+                   constant: int, cdf: np.ndarray, levels: np.ndarray, max_iterations: int, seed: int) -> np.ndarray:  # fmt: skip
+    """The first k with ``x_k² ≥ levels[k]`` (the last entry beyond its end) for each path (NaN beyond
+    ``max_iterations``) of
     ``x_{k+1} = (1 + μ) x_k − μ x_{k−1} − η rate x_{k−τ_k} + η ξ_k + η A_k x_{k−τ_k}``, from rest at 0, the
     pair ``(ξ_k, A_k)`` drawn every step by :func:`_escape_draw`. The delay is ``constant`` when it is
     >= 0, otherwise drawn afresh every step from ``cdf`` (cumulative probabilities of 0, 1, ..., last
@@ -72,7 +73,7 @@ def first_passages(paths: int, rate: float, kind: int, params: np.ndarray, pool:
             step = current + mu * (current - previous) + eta * ((multiplicative - rate) * stale + additive)
             previous = current
             history[(k + 1) % slots] = step
-            if step * step >= level:
+            if step * step >= levels[min(k + 1, levels.size - 1)]:
                 out[p] = k + 1
                 break
     return out

@@ -93,6 +93,18 @@ UNARRIVED = (
     "below 1/2, gives a travel)"
 )
 FAR_FLOOR = f"at or above {NO_ARRIVAL_FLOOR:g}: the error stays far from e_1, and the arrivals are not followed"
+#: How far the diffusion limit's escape (the mean curve's crossing) may lie from the exact linear escaping
+#: mode's, in e-folding times ``(1 − μ)/(η |a|)`` of the limit's escaping mode: a quarter, a factor
+#: e^(1/2) in amplitude (the limit fixes the growth rate, the starting amplitude only to
+#: ``1 + O(η |a|/(1 − μ)²)``). Beyond it the limit is outside its range, and ``mean_curve`` says so.
+LIMIT_ESCAPE_TOLERANCE = 0.25
+LIMIT_ESCAPE_NOTE = (
+    "the diffusion limit's escape_iterations lies {gap:.0f} iterations ({share:.0%}) from the exact linear "
+    "escaping mode's escape_iterations_linearized, more than {tolerance:.0f} (a quarter of the limit's "
+    "e-folding time): the limit leaves out {delay}the momentum's build-up over about mu/(1-mu) = {lag:.0f} "
+    "iterations and the finite step's slower growth, of relative order eta |a|/(1-mu)^2 = {order:.3g}; "
+    "escape_iterations_linearized holds here"
+)
 #: Why a per-run law is null (appended to the note when one is).
 NOT_SAMPLED = (
     "; a per-run law that is null was not sampled: the mean curve crosses beyond "
@@ -136,9 +148,10 @@ class Phases:
         """The law of one run's escape (:func:`.first_passage.escape_law`), sampled on first use."""
         rate, noise = self.escaping_mode
         expected = self.escape_time / self.eta
+        others = tuple(np.array(v[1:]) for v in self.saddle_modes)  # the escaping mode comes first
         return escape_law(rate, noise, self.eta, self.mu, self.delay, self.delta_sq,
                           paths_for(expected, ESCAPE_PATHS), iterations_for(expected), self.escape_coupling,
-                          self._escape_noise())  # fmt: skip
+                          self._escape_noise(), others)  # fmt: skip
 
     @cached_property
     def escape_coupling(self) -> float:
@@ -319,9 +332,31 @@ class Phases:
                 "travel_iterations": self.travel_time / self.eta,
                 "converge_time": curve,
                 "converge_iterations": None if curve is None else curve / self.eta,
+                "accuracy_note": self.limit_escape_note or None,
             },
             "note": ("" if self.converges else NO_CONVERGENCE + "; ") + PHASES_NOTE + self._unsampled_note(),
         }
+
+    @property
+    def limit_escape_note(self) -> str:
+        """Why the diffusion limit's escape is outside its range here ("" where it is not): the exact linear
+        escaping mode crosses δ² more than :data:`LIMIT_ESCAPE_TOLERANCE` e-folding times of the limit's
+        escaping mode away from the limit's crossing."""
+        linear = self.escape_iterations_linearized
+        rate = abs(self.escaping_mode[0])
+        if linear is None or rate == 0.0:
+            return ""
+        limit = self.escape_time / self.eta
+        tolerance = LIMIT_ESCAPE_TOLERANCE * (1.0 - self.mu) / (self.eta * rate)
+        gap = abs(linear - limit)
+        if gap <= tolerance:
+            return ""
+        order = self.eta * rate / (1.0 - self.mu) ** 2
+        lag = self.mu / (1.0 - self.mu)
+        mean_delay = self.delay.mean
+        delay = f"the delay (mean {mean_delay:.3g}), " if mean_delay > 0 else ""
+        return LIMIT_ESCAPE_NOTE.format(gap=gap, share=gap / limit, tolerance=tolerance, delay=delay, lag=lag,
+                                        order=order)
 
     def _unsampled_note(self) -> str:
         if not self.arrives:

@@ -62,3 +62,25 @@ def iid_variances(c: np.ndarray, pmf: np.ndarray, gain: float, scale: float, lev
             square += pmf[i] * h[n - i] * h[n - i]
         kernel[n] = square - mean * mean
     return out
+
+
+@njit(cache=True, nogil=True)
+def summed_variances(c: np.ndarray, scales: np.ndarray, iterations: int) -> np.ndarray:
+    """``S_k = Σ_i scales_i Σ_{j<k} h_{i,j}²`` for ``k = 0 .. iterations``: the summed variances of modes
+    started at rest, row i of ``c`` the mean recursion of mode i (:func:`first_variance_crossing` per mode)."""
+    modes, taps = c.shape
+    out = np.zeros(iterations + 1)
+    ring = np.zeros(taps)
+    for i in range(modes):
+        ring[:] = 0.0
+        h = 1.0
+        total = 0.0
+        for k in range(1, iterations + 1):
+            total += scales[i] * h * h
+            out[k] += total
+            slot = (k - 1) % taps
+            ring[slot] = h
+            h = 0.0
+            for t in range(taps):
+                h += c[i, t] * ring[(slot - t) % taps]
+    return out
