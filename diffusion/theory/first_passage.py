@@ -14,8 +14,8 @@ the ratio's rate correction
 ratio's own). The first slows the escape, the second speeds it, by about 3% each on the default
 problem: with Gaussian data they cancel, with Rademacher data the escape is the faster one. A run
 escapes (``h_1²/‖h‖² ≥ δ²``) when ``r² ≥ δ² (1 + S)/(1 − δ²)``, S the other coordinates' share
-``Σ_i (h_i/h_j)²`` (taken at its mean, which grows from 0 at the saddle: :func:`escape_levels`; 0 for
-d = 2): its escape time is the first passage of this linear recursion across that level. The law is sampled exactly from
+``Σ_i (h_i/h_j)²`` (taken at its mean, which grows from 0 at the saddle; they also add to the ratio's
+noise: :func:`escape_schedule`; 0 for d = 2): its escape time is the first passage of this linear recursion across that level. The law is sampled exactly from
 the recursion (:data:`ESCAPE_PATHS` paths, fewer when a passage takes very many iterations; a fixed seed;
 the mean is given with its 95% interval), in a compiled loop (:mod:`.passage_kernel`).
 
@@ -150,49 +150,64 @@ def gaussian_stand_ins(noise_variance: float, coupling: float) -> EscapeNoise:
 def escape_law(rate: float, noise_variance: float, eta: float, mu: float, delay: Delay, delta_sq: float,
                paths: int = ESCAPE_PATHS, iterations: int = MAX_ITERATIONS, coupling: float = 0.0,
                noise: EscapeNoise | None = None,
-               others: tuple[np.ndarray, np.ndarray] | None = None) -> FirstPassageLaw:  # fmt: skip
+               others: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> FirstPassageLaw:  # fmt: skip
     """The law of the first iteration at which one run from the saddle has ``h_1²/‖h‖² ≥ δ²`` (module
     docstring), from ``paths`` sampled paths followed for ``iterations`` (NaN beyond); an i.i.d.
     delay is drawn afresh for every path and step. The ratio's rate is ``a − c``, ``c = η s²/(1 − μ)``
     (:func:`ratio_rates`' correction: dividing by the saddle's coordinate, whose noise is correlated
     with the ratio's, speeds the escape). Each step's additive and multiplicative noise ``(ξ, A)`` is
     drawn as ``noise`` says (:func:`.coupling.escape_noise`: from the data law); without it,
-    :func:`gaussian_stand_ins` of variances ``s²`` and ``coupling`` (``Var A``). ``others`` are the
-    rates and additive noise variances of the saddle's other stable coordinates (:func:`escape_levels`)."""
+    :func:`gaussian_stand_ins` of variances ``s²`` and ``coupling`` (``Var A``). ``others`` describes the
+    saddle's other coordinates, which raise the level and add noise (:func:`escape_schedule`)."""
     from amsgd.derivations.ratio_drift import ratio_rate_correction_function
     from amsgd.diffusion.theory.passage_kernel import first_passages
 
     eta, mu = check_parameters(eta, mu)
     law = delay_law(delay, as_iid=True)
     constant = -1 if law.constant is None else law.constant
-    levels = escape_levels(delta_sq, eta, mu, law, int(iterations), others)
+    levels, extra = escape_schedule(delta_sq, eta, mu, law, int(iterations), others)
     corrected = float(rate) - float(ratio_rate_correction_function()(eta, mu, float(noise_variance)))
     noise = noise or gaussian_stand_ins(noise_variance, coupling)
     samples = first_passages(int(paths), corrected, int(noise.kind), np.asarray(noise.params, dtype=float),
                              np.ascontiguousarray(noise.pool, dtype=float), eta, mu, constant, law.cdf, levels,
-                             int(iterations), SEED)  # fmt: skip
+                             extra, int(iterations), SEED)  # fmt: skip
     return FirstPassageLaw(samples)
 
 
-def escape_levels(delta_sq: float, eta: float, mu: float, delay: Delay, iterations: int,
-                  others: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:  # fmt: skip
-    """The level of the escape ratio ``r = h_1/h_j`` at each iteration ``k = 0 .. iterations``: a run has
-    ``h_1²/‖h‖² = r²/(1 + r² + S)``, ``S = Σ_i (h_i/h_j)²`` over the saddle's other coordinates, so it
-    escapes when ``r² ≥ δ² (1 + S)/(1 − δ²)``. S is taken at its mean, the summed variances of the other
-    stable coordinates from rest (``others``: their rates ``λ_j − λ_i > 0`` and additive noise variances;
-    :func:`.transient.summed_transient_variances`), which grow from 0 at the saddle towards their floor
-    there; it is 0 without them (d = 2). On Σ = diag(8, 7, ..., 1) at η 2e-4, μ 0.9 (S about 0.08 at the
-    escape) it moves the law's mean from 441.6 to 460.7 iterations, against 463.3 [452.6, 474.0] measured
-    over 4096 runs (on Σ = diag(4, 3, 2, 1), η 5e-4, μ 0.9, S about 0.02, by 2 iterations of 278); a run's own S fluctuates about the mean, which the escape time feels only through
-    ``log(1 + S)``."""
+def escape_schedule(delta_sq: float, eta: float, mu: float, delay: Delay, iterations: int,
+                    others: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """What the saddle's other coordinates ``x_i = h_i/h_j`` (i ∉ {1, j}) do to the escape of ``r = h_1/h_j``,
+    per iteration ``k = 0 .. iterations``: the level of r² and the extra variance of r's additive noise.
+
+    * A run has ``h_1²/‖h‖² = r²/(1 + r² + S)``, ``S = Σ_i x_i²``, so it escapes when
+      ``r² ≥ δ² (1 + S)/(1 − δ²)``;
+    * the step of h_1, divided by h_j, carries ``Y_1 (Y·h)/h_j ⊃ Y_1 Σ_i Y_i x_i``, uncorrelated with the
+      plane's ``ξ = Y_1 Y_j`` and ``A``, of variance ``Σ_i E[Y_1² Y_i²] x_i²``.
+
+    Both are taken at the mean, from the variances ``v_i(k)`` of the other coordinates started at rest
+    at the saddle (:func:`.transient.summed_transient_variances`), which grow towards their floor
+    there: ``others`` holds their rates ``λ_j − λ_i``, their additive noise variances ``E[Y_j² Y_i²]`` and
+    the cross moments ``E[Y_1² Y_i²]`` (coordinates with a rate <= 0 left out); without them (d = 2) the
+    level is ``δ²/(1 − δ²)`` and there is no extra noise. The later level delays the escape, the noise
+    hastens it: on Σ = diag(8, 7, ..., 1) at η 2e-4, μ 0.9 (S about 0.08 at the escape) the law's mean
+    goes from 441.6 (neither) to 460.7 (the level) and 451.6 (both) iterations, against 463.3
+    [452.6, 474.0] measured over 4096 runs (on Σ = diag(20, 19, ..., 1) at η 1e-4, S about 0.36: 345.7,
+    420.9 and 372.9 against 389.5 [376.1, 402.9]); on Σ = diag(4, 3, 2, 1), η 5e-4, μ 0.9 (S about
+    0.02) by about 2 iterations of 278. The extra noise is drawn Gaussian (a sum over the coordinates), and a
+    run's own S fluctuates about the mean, which the escape time feels only through ``log(1 + S)``."""
     from amsgd.diffusion.theory.transient import summed_transient_variances
 
     base = delta_sq / (1.0 - delta_sq)
-    rates, noise = (np.zeros(0), np.zeros(0)) if others is None else (np.asarray(v, dtype=float) for v in others)
+    if others is None:
+        return np.array([base]), np.zeros(1)
+    rates, noise, cross = (np.asarray(v, dtype=float) for v in others)
     stable = rates > 0
     if not np.any(stable):
-        return np.array([base])
-    return base * (1.0 + summed_transient_variances(rates[stable], noise[stable], eta, mu, delay, iterations))
+        return np.array([base]), np.zeros(1)
+    rates, noise, cross = rates[stable], noise[stable], cross[stable]
+    share = summed_transient_variances(rates, noise, eta, mu, delay, iterations)
+    extra = summed_transient_variances(rates, noise * cross, eta, mu, delay, iterations)  # Σ_i E[Y_1² Y_i²] v_i
+    return base * (1.0 + share), extra
 
 
 @dataclass(frozen=True, eq=False)

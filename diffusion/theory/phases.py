@@ -148,10 +148,22 @@ class Phases:
         """The law of one run's escape (:func:`.first_passage.escape_law`), sampled on first use."""
         rate, noise = self.escaping_mode
         expected = self.escape_time / self.eta
-        others = tuple(np.array(v[1:]) for v in self.saddle_modes)  # the escaping mode comes first
         return escape_law(rate, noise, self.eta, self.mu, self.delay, self.delta_sq,
                           paths_for(expected, ESCAPE_PATHS), iterations_for(expected), self.escape_coupling,
-                          self._escape_noise(), others)  # fmt: skip
+                          self._escape_noise(), self._saddle_others())  # fmt: skip
+
+    def _saddle_others(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """The coordinates i ∉ {1, j} at the worst saddle e_j (:func:`.first_passage.escape_schedule`): their
+        rates and noise variances there, and their noise ``E[Y_1² Y_i²]`` at e_1 (the cross moment with the
+        escaping coordinate); None without them."""
+        rates, noise = (np.array(v) for v in self.saddle_modes)
+        if rates.size < 2 or len(self.tangent_noise) == 0:
+            return None
+        j = self.worst_saddle
+        others = [i for i in range(2, len(self.tangent_noise) + 2) if i != j]  # 1-based coordinates
+        at_saddle = [i - 1 if i < j else i - 2 for i in others]  # the saddle's arrays skip coordinate j
+        cross = np.array(self.tangent_noise)[[i - 2 for i in others]]
+        return rates[at_saddle], noise[at_saddle], cross
 
     @cached_property
     def escape_coupling(self) -> float:
