@@ -30,6 +30,7 @@ from amsgd.core.delays import ConstantDelay, DelayModel
 from amsgd.core.problem import Problem
 from amsgd.diffusion.theory import Predictions, predict
 from amsgd.diffusion.theory.error_floor import FloorResult
+from amsgd.diffusion.theory.phases import LIMIT_ESCAPE_TOLERANCE
 from amsgd.diffusion.theory.stability import StabilityReport
 from amsgd.simulate.engine import simulate
 from amsgd.simulate.plan import StartSpec
@@ -39,8 +40,9 @@ from amsgd.validation.checks import Perturbations
 
 #: Relative model tolerance of linearised predictions, in units of the predicted floor F.
 LINEAR_TOLERANCE_FACTOR = 2.0
-#: Escape-time tolerance in units of 1/a (a: growth rate of the unstable mode at e_2).
-ESCAPE_TOLERANCE = 0.25
+#: Escape-time tolerance in units of 1/a (a: growth rate of the unstable mode at e_2): the theory's own, beyond
+#: which it calls the limit's escape outside its range.
+ESCAPE_TOLERANCE = LIMIT_ESCAPE_TOLERANCE
 LINEAR_REASON = (
     "linearisation at e_1: the neglected terms are smaller than the kept ones by a factor of "
     "order E sin^2 = F; tolerance 2 F relative to the prediction"

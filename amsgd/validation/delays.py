@@ -15,10 +15,11 @@ import numpy as np
 from amsgd.core.estimates import Estimate
 from amsgd.validation.checks import Check
 from amsgd.validation.context import FINITE_ETA_REASON, FINITE_ETA_TOLERANCE, Context, constant_delay
-from amsgd.validation.stationary import delayed_floor_check, divergence_verdict, divergence_within_risk
+from amsgd.validation.stationary import divergence_verdict, divergence_within_risk, finite_eta_floor_check
 from amsgd.validation.statistics import proportion_interval, ratio_interval
 
-#: Breakdown threshold on the error ratio to τ = 0.
+#: Breakdown threshold on the error ratio to τ = 0, times the ratio the exact linear floor predicts at that
+#: delay where it rises above 1 (up to τ*; beyond it the theory has no floor, and the factor stands alone).
 KNEE_FACTOR = 1.5
 #: Diverged fraction above which a delay counts as broken down.
 DIVERGED_LIMIT = 0.5
@@ -33,7 +34,8 @@ MAX_STEP_FACTOR = 10
 SWEEP_INTERVALS = 16
 KNEE_CRITERION = (
     f"measured knee = smallest grid tau with diverged fraction > {DIVERGED_LIMIT} or mean stationary "
-    f"error > {KNEE_FACTOR} x its tau = 0 value; pass iff tau* < knee <= {KNEE_SLACK} tau* + grid step"
+    f"error > {KNEE_FACTOR} x its tau = 0 value x the exact linear floor's predicted ratio to tau = 0 where above 1 "
+    f"(up to tau*); pass iff tau* < knee <= {KNEE_SLACK} tau* + grid step"
 )
 
 
@@ -63,10 +65,21 @@ class DelayCurve:
         return np.array([e.ci_low for e in self.error]), np.array([e.ci_high for e in self.error])
 
     def broken(self) -> np.ndarray:
-        """Per grid delay: breakdown by the knee criterion (module docstring)."""
+        """Per grid delay: breakdown by the knee criterion (:data:`KNEE_CRITERION`)."""
         base = self.error[0].mean
         ratio = np.where(np.isfinite(self.mean), self.mean / base, np.inf)
-        return (self.diverged_fraction > DIVERGED_LIMIT) | (ratio > KNEE_FACTOR)
+        limits = KNEE_FACTOR * np.array([predicted_rise(self.linear_floor, int(t)) for t in self.taus])
+        return (self.diverged_fraction > DIVERGED_LIMIT) | (ratio > limits)
+
+
+def predicted_rise(linear_floor: np.ndarray, tau: int) -> float:
+    """How much the exact linear floor rises from τ = 0 to ``tau`` (``linear_floor`` at 0 .. τ*), where it
+    rises and is finite; 1 elsewhere, beyond τ* included. On the published problem it stays below 1.35 up to
+    τ*, on Σ = diag(10, 1) at η 2e-4, μ 0.9 it reaches 1.69 at 0.8 τ*: the error's own rise there is
+    not a breakdown."""
+    if tau >= linear_floor.size or not (np.isfinite(linear_floor[tau]) and linear_floor[0] > 0):
+        return 1.0
+    return max(1.0, float(linear_floor[tau] / linear_floor[0]))
 
 
 def measured_knee(taus: np.ndarray, broken: np.ndarray) -> float:
@@ -216,17 +229,19 @@ def stability(ctx: Context, key: int = 5, grid_points: int = 9) -> Stability:
     lin0 = ctx.floor(p.eta, p.mu, 0).floor
     lin_low = ctx.floor(p.eta, p.mu, low)
     k_ratio = KNEE_FACTOR
+    bound = KNEE_FACTOR * predicted_rise(np.array([lin0, lin_low.floor]), 1)  # the knee's threshold at 0.8 τ*
     context = {"tau_star": raw, "eta": p.eta, "mu": p.mu, "perturbation": ctx.perturb.factor("tau-star")}
-    floor = delayed_floor_check(ctx, "{}-floor-at-0.8-tau-star", constant_delay(p, low), bounded,
+    floor = finite_eta_floor_check(ctx, "{}-floor-at-0.8-tau-star", constant_delay(p, low), bounded,
                                 ctx.finite_eta(constant_delay(p, low)), lin_low.floor, f"tau = {low}")
     risk_ok, risk = divergence_verdict(floor)  # the same runs: the risk is predicted once
     checks = [
         floor,
         Check(
-            name="bounded-at-0.8-tau-star", group="stability", predicted=k_ratio, measured=ratio_low.mean,
+            name="bounded-at-0.8-tau-star", group="stability", predicted=bound, measured=ratio_low.mean,
             ci_low=ratio_low.ci_low, ci_high=ratio_low.ci_high, relation="below", unit="ratio to tau = 0",
             criterion=f"no more replicates diverge than the predicted divergence risk allows (none without heavy "
-            f"tails) and the error ratio to tau = 0 has ci_high < {k_ratio}",
+            f"tails) and the error ratio to tau = 0 has ci_high < {k_ratio} x the exact linear floor's ratio where "
+            "above 1",
             extra_pass=risk_ok,
             context={**context, "tau": low, "linear_ratio": lin_low.floor / lin0,
                      "diverged_fraction": div_low.mean, "diverged_ci": [div_low.ci_low, div_low.ci_high], **risk},

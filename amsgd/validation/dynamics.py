@@ -215,6 +215,7 @@ def _escape_check(ctx: Context, crossing: Estimate, escape: np.ndarray, replicat
         name=name, group="phases", predicted=ctx.perturb(name, predicted),
         measured=crossing.mean, ci_low=crossing.ci_low, ci_high=crossing.ci_high,
         tolerance=ESCAPE_TOLERANCE / (a * ctx.problem.eta), unit="iterations",
+        out_of_range=ph.limit_escape_note if linearized is None else "",
         tolerance_reason=(
             f"the escape time is logarithmic in 1/eta: {scope}, its starting amplitude only to "
             "1 + O(eta a/(1-mu)^2) + O(delta^2); a factor e^(1/2) in amplitude is 1/(4a) in time"

@@ -2,7 +2,7 @@
 
 * **Floors.** The finite-η floor (random coefficients, curvature of sin²; :mod:`amsgd.diffusion.theory.second_moments`)
   for the same Σ with Rademacher and Student-t (ν = 8) data, and with Gaussian data at a large step
-  (η chosen so that the floor is about 0.1, μ = 0), each from e_1; tolerance: the floor's stated
+  (η chosen so that the floor is about 0.1, μ = 0, or smaller where ``η λ_1`` would pass 0.1), each from e_1; tolerance: the floor's stated
   accuracy, 2.5% relative.
 * **Divergence risk.** Student-t data with ν = 6 at delays 0.3 τ* and 0.6 τ* (well inside the stable
   region) and at the large step: the predicted fraction of runs that blow up against the simulated
@@ -19,6 +19,7 @@ from amsgd.core.delays import ConstantDelay
 from amsgd.core.distributions import Rademacher, StudentT
 from amsgd.core.problem import Problem
 from amsgd.diffusion.theory import PredictOptions, predict
+from amsgd.diffusion.theory.report import CHECKED_STEP_MAX
 from amsgd.validation.checks import Check
 from amsgd.validation.context import Context
 from amsgd.validation.stationary import floor_check
@@ -39,9 +40,12 @@ class FiniteEta:
 
 
 def large_step(ctx: Context) -> float:
-    """A step size at which the diffusion floor at μ = 0 is about :data:`LARGE_STEP_FLOOR` (2 digits)."""
+    """A step size at which the diffusion floor at μ = 0 is about :data:`LARGE_STEP_FLOOR`, or at which the
+    step ``η λ_1`` reaches :data:`~amsgd.diffusion.theory.report.CHECKED_STEP_MAX`, the largest the finite-η
+    floor was checked on, if that comes first (2 digits): with a large eigenvalue ratio a floor of 0.1
+    lies beyond the stable steps (Σ = diag(10, 1): η 0.18, η λ_1 = 1.8, where every run diverges)."""
     per_eta = ctx.diffusion_floor * (1 - ctx.problem.mu) / ctx.problem.eta  # the floor is η/(1 − μ) times this
-    eta = LARGE_STEP_FLOOR / per_eta
+    eta = min(LARGE_STEP_FLOOR / per_eta, CHECKED_STEP_MAX / ctx.problem.eigenvalues[0])
     return float(f"{eta:.2g}")
 
 

@@ -10,7 +10,10 @@ the mean dynamics (the local rates) are identical. The second moments are not: t
 random delay feeds back as extra noise (:mod:`amsgd.diffusion.theory.lyapunov`), so the exact linear floor
 of Async-SGD is higher, while the diffusion limit gives both the floor ``η Σ s_i²/(2 a_i)``.
 
-Checked: each floor and rate against the exact linear theory, and the difference of the two floors
+Checked: each floor against its finite-η floor (the floor ``predict`` reports; the exact linear one
+where the finite-η theory has none: the additive linear floor leaves out the data's fourth moments,
+1.8–2.3% of the floor on Σ = diag(10, 1) at η 2e-4, μ 0.9, far above its 2F), each rate against the
+exact linear theory, and the difference of the two floors
 (async − sync) against the difference of their finite-η floors (multiplicative noise and the norm's
 coupling included), with the tolerance 2F relative to that difference: each finite-η floor leaves out
 terms of relative order F, whose leading parts are the same for both algorithms (they share the
@@ -42,7 +45,7 @@ from amsgd.simulate.result import SimulationResult
 from amsgd.validation.checks import Check
 from amsgd.validation.context import LINEAR_TOLERANCE_FACTOR, Context
 from amsgd.validation.dynamics import LocalRate, local_rate
-from amsgd.validation.stationary import floor_check
+from amsgd.validation.stationary import finite_eta_floor_check
 
 WORKERS = (2, 4, 8)
 
@@ -116,12 +119,12 @@ def momentum(ctx: Context, workers: Sequence[int] = WORKERS, key: int = 6) -> Mo
         for v_index, (tag, label, p) in enumerate(variants):
             run = ctx.simulate(p, steps, reps, (key, m_index, 0))  # one seed for both: paired replicates
             runs.append(run)
-            lin = ctx.floor(p.eta, p.mu, p.delay)
-            checks.append(floor_check(ctx, f"momentum-M{m}-{tag}-floor", p, run, lin.floor,
-                                      f"exact linear ({label})", lin.floor, group="momentum"))  # fmt: skip
+            lin, finite = ctx.floor(p.eta, p.mu, p.delay), ctx.finite_eta(p)
+            checks.append(finite_eta_floor_check(ctx, f"momentum-M{m}-{tag}-{{}}-floor", p, run, finite, lin.floor,
+                                                 label, group="momentum"))  # fmt: skip
             rate = local_rate(ctx, p, key=(key, m_index, v_index, 1), name=f"momentum-M{m}-{tag}-rate", group="momentum")
             checks.append(rate.check)
-            sides.append(Side(label, p.eta, p.mu, p.delay.spec, run.stationary_error, lin.floor, ctx.finite_eta(p), rate))
+            sides.append(Side(label, p.eta, p.mu, p.delay.spec, run.stationary_error, lin.floor, finite, rate))
         a, s = sides
         diff = paired_difference(*(_window_errors(run) for run in runs))
         finite = a.finite_eta_floor - s.finite_eta_floor

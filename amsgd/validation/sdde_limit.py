@@ -53,7 +53,7 @@ from amsgd.core.estimates import CONFIDENCE, Estimate
 from amsgd.simulate.result import SimulationResult
 from amsgd.validation.checks import Check
 from amsgd.validation.context import Context, constant_delay
-from amsgd.validation.stationary import delayed_floor_check, divergence_verdict
+from amsgd.validation.stationary import divergence_verdict, finite_eta_floor_check
 
 #: The delay time s as a fraction of the SDDE's boundary s* (well inside the stable region).
 DELAY_FRACTION = 0.5
@@ -293,7 +293,7 @@ def limit_checks(ctx: Context, rungs: tuple[Rung, ...], s_star: float, limiting_
                  "unit_note": "floor per unit step, E sin^2 / eta"},
     )  # fmt: skip
     checks = [
-        delayed_floor_check(ctx, f"sdde-limit-{{}}-floor-eta-{r.eta:g}",
+        finite_eta_floor_check(ctx, f"sdde-limit-{{}}-floor-eta-{r.eta:g}",
                             constant_delay(ctx.problem.replace(eta=r.eta), r.tau), r.result, r.finite_eta, r.exact,
                             f"eta = {r.eta:g}, tau = {r.tau}", GROUP)
         for r in rungs
