@@ -205,9 +205,8 @@ def escape_schedule(delta_sq: float, eta: float, mu: float, delay: Delay, iterat
     if not np.any(stable):
         return np.array([base]), np.zeros(1)
     rates, noise, cross = rates[stable], noise[stable], cross[stable]
-    share = summed_transient_variances(rates, noise, eta, mu, delay, iterations)
-    extra = summed_transient_variances(rates, noise * cross, eta, mu, delay, iterations)  # Σ_i E[Y_1² Y_i²] v_i
-    return base * (1.0 + share), extra
+    share, extra = summed_transient_variances(rates, np.stack([noise, noise * cross]), eta, mu, delay, iterations)
+    return base * (1.0 + share), extra  # extra = Σ_i E[Y_1² Y_i²] v_i
 
 
 @dataclass(frozen=True, eq=False)

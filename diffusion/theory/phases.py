@@ -159,11 +159,15 @@ class Phases:
         rates, noise = (np.array(v) for v in self.saddle_modes)
         if rates.size < 2 or len(self.tangent_noise) == 0:
             return None
+        at_saddle, at_optimum = self._other_coordinates()
+        return rates[at_saddle], noise[at_saddle], np.array(self.tangent_noise)[at_optimum]
+
+    def _other_coordinates(self) -> tuple[list[int], list[int]]:
+        """Where the coordinates i ∉ {1, j} (j the worst saddle) sit in the saddle's arrays (which skip
+        coordinate j and hold coordinate 1 first) and among the tangent modes at e_1 (coordinates 2 .. d)."""
         j = self.worst_saddle
-        others = [i for i in range(2, len(self.tangent_noise) + 2) if i != j]  # 1-based coordinates
-        at_saddle = [i - 1 if i < j else i - 2 for i in others]  # the saddle's arrays skip coordinate j
-        cross = np.array(self.tangent_noise)[[i - 2 for i in others]]
-        return rates[at_saddle], noise[at_saddle], cross
+        others = [i for i in range(2, len(self.tangent_rates) + 2) if i != j]  # 1-based
+        return [i - 1 if i < j else i - 2 for i in others], [i - 2 for i in others]
 
     @cached_property
     def escape_coupling(self) -> float:
@@ -194,9 +198,7 @@ class Phases:
         j = self.worst_saddle
         optimum_rates = np.array(self.tangent_rates)
         optimum_noise = self._calibrated if self._calibrated is not None else np.array(self.tangent_noise)
-        others = [i for i in range(2, optimum_rates.size + 2) if i != j]  # coordinates i ∉ {1, j}, 1-based
-        at_saddle = [i - 1 if i < j else i - 2 for i in others]  # the saddle's arrays skip coordinate j
-        at_optimum = [i - 2 for i in others]
+        at_saddle, at_optimum = self._other_coordinates()
         model = PlaneModel(
             optimum_rates[j - 2], noise[0], self.escape_coupling,
             np.stack([rates[at_saddle], optimum_rates[at_optimum]], axis=1),
@@ -206,7 +208,7 @@ class Phases:
         epsilon = self.epsilon if self.converges and self.epsilon < self.delta_sq and below else None
         expected = (self.escape_time + self.travel_time + (self.converge_time if epsilon else 0.0)) / self.eta
         return saddle_runs(model, self.eta, self.mu, self.delay, self.delta_sq,
-                           paths_for(expected * (len(others) + 1)),
+                           paths_for(expected * (len(at_saddle) + 1)),
                            min(iterations_for(expected), int(TRAVEL_REACH * expected)), epsilon,
                            not self._floor_at_least(NO_ARRIVAL_FLOOR))  # fmt: skip
 

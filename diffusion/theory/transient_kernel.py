@@ -66,21 +66,33 @@ def iid_variances(c: np.ndarray, pmf: np.ndarray, gain: float, scale: float, lev
 
 @njit(cache=True, nogil=True)
 def summed_variances(c: np.ndarray, scales: np.ndarray, iterations: int) -> np.ndarray:
-    """``S_k = Σ_i scales_i Σ_{j<k} h_{i,j}²`` for ``k = 0 .. iterations``: the summed variances of modes
-    started at rest, row i of ``c`` the mean recursion of mode i (:func:`first_variance_crossing` per mode)."""
+    """``S_{n,k} = Σ_i scales_{n,i} Σ_{j<k} h_{i,j}²`` for ``k = 0 .. iterations``: weighted sums of the
+    variances of modes started at rest, row i of ``c`` the mean recursion of mode i
+    (:func:`first_variance_crossing` per mode), one row of ``scales`` per sum. A stable mode's response
+    is followed until the recursion's whole memory adds less than 1e-18 of its sum; the sum then stands."""
     modes, taps = c.shape
-    out = np.zeros(iterations + 1)
+    out = np.zeros((scales.shape[0], iterations + 1))
     ring = np.zeros(taps)
     for i in range(modes):
         ring[:] = 0.0
         h = 1.0
-        total = 0.0
+        total = 0.0  # Σ_{j<k} h_{i,j}²
+        memory = 0.0  # Σ of the last taps squared responses
+        last = iterations
         for k in range(1, iterations + 1):
-            total += scales[i] * h * h
-            out[k] += total
+            total += h * h
+            for n in range(scales.shape[0]):
+                out[n, k] += scales[n, i] * total
             slot = (k - 1) % taps
+            memory += h * h - ring[slot] * ring[slot]
             ring[slot] = h
+            if k > taps and memory < 1e-18 * total:
+                last = k
+                break
             h = 0.0
             for t in range(taps):
                 h += c[i, t] * ring[(slot - t) % taps]
+        for k in range(last + 1, iterations + 1):
+            for n in range(scales.shape[0]):
+                out[n, k] += scales[n, i] * total
     return out
