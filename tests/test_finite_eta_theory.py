@@ -346,7 +346,7 @@ def test_escape_law_sees_the_saddles_other_coordinates():
     """Σ = diag(8, 7, ..., 1), η 2e-4, μ 0.9, 4096 runs from e_2: the six other coordinates at the saddle
     carry about 0.08 of ``‖h‖²`` relative to h_2² by the escape, so a run reaches ``h_1²/‖h‖² = δ²`` later
     than its plane alone would (their noise on the ratio hastens it less). The law with them is within
-    2% of the runs' mean beyond the two half-widths (451.6 against 463.3); without them (the plane's
+    2% of the runs' mean beyond the two half-widths (449.4 against 463.3); without them (the plane's
     level ``δ²/(1 − δ²)``, no extra noise) it is 5% early, outside."""
     from amsgd.diffusion.theory.first_passage import escape_law
 

@@ -166,11 +166,12 @@ def escape_law(rate: float, noise_variance: float, eta: float, mu: float, delay:
     law = delay_law(delay, as_iid=True)
     constant = -1 if law.constant is None else law.constant
     levels, extra = escape_schedule(delta_sq, eta, mu, law, int(iterations), others)
+    gains = np.sqrt(1.0 + extra / float(noise_variance))  # ξ carries the other coordinates' noise too
     corrected = float(rate) - float(ratio_rate_correction_function()(eta, mu, float(noise_variance)))
     noise = noise or gaussian_stand_ins(noise_variance, coupling)
     samples = first_passages(int(paths), corrected, int(noise.kind), np.asarray(noise.params, dtype=float),
                              np.ascontiguousarray(noise.pool, dtype=float), eta, mu, constant, law.cdf, levels,
-                             extra, int(iterations), SEED)  # fmt: skip
+                             gains, int(iterations), SEED)  # fmt: skip
     return FirstPassageLaw(samples)
 
 
@@ -190,11 +191,14 @@ def escape_schedule(delta_sq: float, eta: float, mu: float, delay: Delay, iterat
     the cross moments ``E[Y_1² Y_i²]`` (coordinates with a rate <= 0 left out); without them (d = 2) the
     level is ``δ²/(1 − δ²)`` and there is no extra noise. The later level delays the escape, the noise
     hastens it: on Σ = diag(8, 7, ..., 1) at η 2e-4, μ 0.9 (S about 0.08 at the escape) the law's mean
-    goes from 441.6 (neither) to 460.7 (the level) and 451.6 (both) iterations, against 463.3
+    goes from 441.6 (neither) to 460.7 (the level) and 449.4 (both) iterations, against 463.3
     [452.6, 474.0] measured over 4096 runs (on Σ = diag(20, 19, ..., 1) at η 1e-4, S about 0.36: 345.7,
-    420.9 and 372.9 against 389.5 [376.1, 402.9]); on Σ = diag(4, 3, 2, 1), η 5e-4, μ 0.9 (S about
-    0.02) by about 2 iterations of 278. The extra noise is drawn Gaussian (a sum over the coordinates), and a
-    run's own S fluctuates about the mean, which the escape time feels only through ``log(1 + S)``."""
+    420.9 and 374.0 against 389.5 [376.1, 402.9]); on Σ = diag(4, 3, 2, 1), η 5e-4, μ 0.9 (S about
+    0.02) by about 2 iterations of 278. The law carries the extra noise by scaling the plane's own draw of
+    ξ to the variance ``E ξ² + extra``: in law exact for Gaussian and Student-t data, whose
+    ``ξ + Y_1 Σ_i Y_i x_i = Y_1 (Y_j + Σ_i Y_i x_i)`` is ``Y_1`` times a scaled copy of ``Y_j`` (its joint law
+    with A aside), the variance alone for Rademacher data. A run's own S fluctuates about the mean,
+    which the escape time feels only through ``log(1 + S)``."""
     from amsgd.diffusion.theory.transient import summed_transient_variances
 
     base = delta_sq / (1.0 - delta_sq)

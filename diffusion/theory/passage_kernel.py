@@ -44,12 +44,12 @@ def _escape_draw(kind: int, params: np.ndarray, pool: np.ndarray) -> tuple[float
 
 @njit(cache=True, nogil=True)
 def first_passages(paths: int, rate: float, kind: int, params: np.ndarray, pool: np.ndarray, eta: float, mu: float,
-                   constant: int, cdf: np.ndarray, levels: np.ndarray, extra: np.ndarray, max_iterations: int,
+                   constant: int, cdf: np.ndarray, levels: np.ndarray, gains: np.ndarray, max_iterations: int,
                    seed: int) -> np.ndarray:  # fmt: skip
     """The first k with ``x_k² ≥ levels[k]`` for each path (NaN beyond ``max_iterations``) of
-    ``x_{k+1} = (1 + μ) x_k − μ x_{k−1} − η rate x_{k−τ_k} + η (ξ_k + e_k) + η A_k x_{k−τ_k}``, from rest at 0,
-    the pair ``(ξ_k, A_k)`` drawn every step by :func:`_escape_draw`, ``e_k`` Gaussian of variance
-    ``extra[k]`` (``levels`` and ``extra`` hold their last entry beyond their end). The delay is ``constant`` when it is
+    ``x_{k+1} = (1 + μ) x_k − μ x_{k−1} − η rate x_{k−τ_k} + η g_k ξ_k + η A_k x_{k−τ_k}``, from rest at 0,
+    the pair ``(ξ_k, A_k)`` drawn every step by :func:`_escape_draw`, ``g_k = gains[k]`` (``levels`` and
+    ``gains`` hold their last entry beyond their end). The delay is ``constant`` when it is
     >= 0, otherwise drawn afresh every step from ``cdf`` (cumulative probabilities of 0, 1, ..., last
     entry 1) by inversion."""
     np.random.seed(seed)
@@ -71,9 +71,7 @@ def first_passages(paths: int, rate: float, kind: int, params: np.ndarray, pool:
             lag = min(lag, k)
             stale = history[(newest - lag) % slots]
             additive, multiplicative = _escape_draw(kind, params, pool)
-            spread = extra[min(k, extra.size - 1)]
-            if spread > 0.0:
-                additive += np.sqrt(spread) * np.random.standard_normal()
+            additive *= gains[min(k, gains.size - 1)]
             step = current + mu * (current - previous) + eta * ((multiplicative - rate) * stale + additive)
             previous = current
             history[(k + 1) % slots] = step
