@@ -1,7 +1,8 @@
 """The compiled loops behind :mod:`.first_passage`: independent paths of the delayed momentum
 recursion ``x_{k+1} = (1 + μ) x_k − μ x_{k−1} − η a x_{k−τ_k} + η s z_k`` (for the escape the noise
-``η (ξ_k + A_k x_{k−τ_k})`` drawn from the data's own coefficients), one mode from rest at 0
-followed until ``x² ≥ level`` (:func:`first_passages`, the escape), or several modes from rest at a
+``η (g_k ξ_k + A_k x_{k−τ_k})`` drawn from the data's own coefficients), one mode from rest at 0
+followed until ``x_k² ≥ level_k`` (:func:`first_passages`, the escape: a level and a noise gain per
+iteration), or several modes from rest at a
 start point followed until ``Σ x_i² <= level`` (:func:`converge_passages`, the convergence); and the
 reduced model of :mod:`.travel_law` from the saddle through a run's escape, arrival and convergence
 (:func:`travel_passages`). Paths are independent, so each runs to its own passage in a short ring
