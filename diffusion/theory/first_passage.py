@@ -178,7 +178,8 @@ def escape_law(rate: float, noise_variance: float, eta: float, mu: float, delay:
 def escape_schedule(delta_sq: float, eta: float, mu: float, delay: Delay, iterations: int,
                     others: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """What the saddle's other coordinates ``x_i = h_i/h_j`` (i ∉ {1, j}) do to the escape of ``r = h_1/h_j``,
-    per iteration ``k = 0 .. iterations``: the level of r² and the extra variance of r's additive noise.
+    per iteration ``k = 0, 1, ...`` (each held at its last entry beyond its end, at most ``iterations``):
+    the level of r² and the extra variance of r's additive noise.
 
     * A run has ``h_1²/‖h‖² = r²/(1 + r² + S)``, ``S = Σ_i x_i²``, so it escapes when
       ``r² ≥ δ² (1 + S)/(1 − δ²)``;
@@ -202,12 +203,8 @@ def escape_schedule(delta_sq: float, eta: float, mu: float, delay: Delay, iterat
     from amsgd.diffusion.theory.transient import summed_transient_variances
 
     base = delta_sq / (1.0 - delta_sq)
-    if others is None:
-        return np.array([base]), np.zeros(1)
-    rates, noise, cross = (np.asarray(v, dtype=float) for v in others)
+    rates, noise, cross = (np.zeros(0),) * 3 if others is None else (np.asarray(v, dtype=float) for v in others)
     stable = rates > 0
-    if not np.any(stable):
-        return np.array([base]), np.zeros(1)
     rates, noise, cross = rates[stable], noise[stable], cross[stable]
     share, extra = summed_transient_variances(rates, np.stack([noise, noise * cross]), eta, mu, delay, iterations)
     return base * (1.0 + share), extra  # extra = Σ_i E[Y_1² Y_i²] v_i

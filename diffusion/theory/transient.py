@@ -69,23 +69,23 @@ def variance_crossing(
 
 def summed_transient_variances(rates: np.ndarray, noise_variances: np.ndarray, eta: float, mu: float, delay: Delay,
                                iterations: int) -> np.ndarray:  # fmt: skip
-    """``S_k = Σ_i Var x_{i,k}``, ``k = 0 .. iterations``, of stable linear modes started at rest (rates
+    """``S_k = Σ_i Var x_{i,k}``, ``k = 0, 1, ...``, of stable linear modes started at rest (rates
     ``a_i > 0``, additive noise variances ``s_i²``), each ``η² s_i² Σ_{j<k} h_{i,j}²`` along the impulse
     response of its mean recursion under the delay law (a random delay's spread, which raises a stable
     mode's variance by ``1/(1 − (η a_i)² κ)``, is left out). With ``noise_variances`` of shape
-    ``(n, modes)`` the n sums come out as rows, each mode's response computed once. The work is bounded:
-    past the first ``TRANSIENT_WORK / (modes · taps)`` iterations S is held at its last value (it only
-    grows towards the stationary variances)."""
+    ``(n, modes)`` the n sums come out as rows, each mode's response computed once. S only grows
+    towards the stationary variances, and it is held at its last value beyond the array's end: the array
+    ends at ``iterations``, or sooner where every mode's response has died out, or after the first
+    ``TRANSIENT_WORK / (modes · taps)`` iterations (the work's bound)."""
     from amsgd.diffusion.theory.transient_kernel import summed_variances
 
     eta, mu = check_parameters(eta, mu)
     rates, noise = np.asarray(rates, dtype=float), np.asarray(noise_variances, dtype=float)
-    scales = eta**2 * np.atleast_2d(noise)
-    out = np.zeros((scales.shape[0], int(iterations) + 1))
-    if rates.size and iterations >= 1:
+    scales = np.ascontiguousarray(eta**2 * np.atleast_2d(noise))
+    if rates.size == 0 or iterations < 1:
+        out = np.zeros((scales.shape[0], 1))
+    else:
         law = delay_law(delay, as_iid=True)
         c = np.stack([ar_coefficients(r, eta, mu, law) for r in rates])
-        followed = int(min(iterations, max(1, TRANSIENT_WORK // (rates.size * c.shape[1]))))
-        out[:, : followed + 1] = summed_variances(c, np.ascontiguousarray(scales), followed)
-        out[:, followed + 1 :] = out[:, followed : followed + 1]
+        out = summed_variances(c, scales, int(min(iterations, max(1, TRANSIENT_WORK // (rates.size * c.shape[1])))))
     return out if noise.ndim == 2 else out[0]

@@ -67,19 +67,21 @@ def iid_variances(c: np.ndarray, pmf: np.ndarray, gain: float, scale: float, lev
 
 @njit(cache=True, nogil=True)
 def summed_variances(c: np.ndarray, scales: np.ndarray, iterations: int) -> np.ndarray:
-    """``S_{n,k} = Σ_i scales_{n,i} Σ_{j<k} h_{i,j}²`` for ``k = 0 .. iterations``: weighted sums of the
+    """``S_{n,k} = Σ_i scales_{n,i} Σ_{j<k} h_{i,j}²`` for ``k = 0, 1, ...``: weighted sums of the
     variances of modes started at rest, row i of ``c`` the mean recursion of mode i
     (:func:`first_variance_crossing` per mode), one row of ``scales`` per sum. A stable mode's response
-    is followed until the recursion's whole memory adds less than 1e-18 of its sum; the sum then stands."""
+    is followed until the recursion's whole memory adds less than 1e-18 of its sum, at most to
+    ``iterations``; the sums stand from the last iteration any mode was followed to, where they end."""
     modes, taps = c.shape
     out = np.zeros((scales.shape[0], iterations + 1))
     ring = np.zeros(taps)
+    lasts = np.full(modes, iterations)
+    totals = np.zeros(modes)  # Σ_{j<k} h_{i,j}² at the mode's last iteration
     for i in range(modes):
         ring[:] = 0.0
         h = 1.0
-        total = 0.0  # Σ_{j<k} h_{i,j}²
+        total = 0.0
         memory = 0.0  # Σ of the last taps squared responses
-        last = iterations
         for k in range(1, iterations + 1):
             total += h * h
             for n in range(scales.shape[0]):
@@ -88,12 +90,15 @@ def summed_variances(c: np.ndarray, scales: np.ndarray, iterations: int) -> np.n
             memory += h * h - ring[slot] * ring[slot]
             ring[slot] = h
             if k > taps and memory < 1e-18 * total:
-                last = k
+                lasts[i] = k
                 break
             h = 0.0
             for t in range(taps):
                 h += c[i, t] * ring[(slot - t) % taps]
-        for k in range(last + 1, iterations + 1):
+        totals[i] = total
+    end = lasts.max()
+    for i in range(modes):  # a mode that stopped early stands at its sum up to the end
+        for k in range(lasts[i] + 1, end + 1):
             for n in range(scales.shape[0]):
-                out[n, k] += scales[n, i] * total
-    return out
+                out[n, k] += scales[n, i] * totals[i]
+    return out[:, : end + 1].copy()
