@@ -192,9 +192,11 @@ def escape_schedule(delta_sq: float, eta: float, mu: float, delay: Delay, iterat
     the cross moments ``E[Y_1² Y_i²]`` (coordinates with a rate <= 0 left out); without them (d = 2) the
     level is ``δ²/(1 − δ²)`` and there is no extra noise. The later level delays the escape, the noise
     hastens it: on Σ = diag(8, 7, ..., 1) at η 2e-4, μ 0.9 (S about 0.08 at the escape) the law's mean
-    goes from 441.6 (neither) to 460.7 (the level) and 449.4 (both) iterations, against 463.3
-    [452.6, 474.0] measured over 4096 runs (on Σ = diag(20, 19, ..., 1) at η 1e-4, S about 0.36: 345.7,
-    420.9 and 374.0 against 389.5 [376.1, 402.9]); on Σ = diag(4, 3, 2, 1), η 5e-4, μ 0.9 (S about
+    goes from 441.6 (neither) to 460.7 (the level) and 449.4 (both) iterations, against 454.1
+    [451.5, 456.7] measured over 65 536 runs (on Σ = diag(20, 19, ..., 1) at η 1e-4, S about 0.36: 345.7,
+    420.9 and 374.0 against 386.4 [384.1, 388.7]: S grows faster in the runs, through the other
+    coordinates' multiplicative noise and their coupling to r, which the transient leaves out;
+    docs/linear-theory.md section 7); on Σ = diag(4, 3, 2, 1), η 5e-4, μ 0.9 (S about
     0.02) by about 2 iterations of 278. The law carries the extra noise by scaling the plane's own draw of
     ξ to the variance ``E ξ² + extra``: in law exact for Gaussian and Student-t data, whose
     ``ξ + Y_1 Σ_i Y_i x_i = Y_1 (Y_j + Σ_i Y_i x_i)`` is ``Y_1`` times a scaled copy of ``Y_j`` (its joint law
