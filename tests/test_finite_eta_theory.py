@@ -342,16 +342,18 @@ def test_escape_law_sees_the_data_law(distribution, monkeypatch):
         assert abs(bare.mean - times.mean()) > abs(own.mean - times.mean())  # same seed: a paired comparison
 
 
+@pytest.mark.parametrize(("dim", "eta"), [(8, 2e-4), (20, 1e-4)])
 @pytest.mark.slow
-def test_escape_law_sees_the_saddles_other_coordinates():
-    """Σ = diag(8, 7, ..., 1), η 2e-4, μ 0.9, 4096 runs from e_2: the six other coordinates at the saddle
-    carry about 0.08 of ``‖h‖²`` relative to h_2² by the escape, so a run reaches ``h_1²/‖h‖² = δ²`` later
-    than its plane alone would (their noise on the ratio hastens it less). The law with them is within
-    2% of the runs' mean beyond the two half-widths (449.4 against 463.3); without them (the plane's
-    level ``δ²/(1 − δ²)``, no extra noise) it is 5% early, outside."""
+def test_escape_law_sees_the_saddles_other_coordinates(dim, eta):
+    """Σ = diag(d, d − 1, ..., 1), μ 0.9, 4096 runs from e_2: the other coordinates at the saddle carry
+    about 0.08 (d = 8, η 2e-4) and 0.4 (d = 20, η 1e-4) of ``‖h‖²`` relative to h_2² by the escape, so
+    a run reaches ``h_1²/‖h‖² = δ²`` later than its plane alone would (their noise on the ratio hastens
+    it less). The law with them is within 2% of the runs' mean beyond the two half-widths (452.3 and
+    381.3 against 454.1 and 386.4 over 65 536 runs); without them (the plane's level ``δ²/(1 − δ²)``, no
+    extra noise) it is 5% and 11% early, outside."""
     from amsgd.diffusion.theory.first_passage import escape_law
 
-    problem = Problem.from_spectrum(tuple(float(x) for x in range(8, 0, -1)), eta=2e-4, mu=0.9)
+    problem = Problem.from_spectrum(tuple(float(x) for x in range(dim, 0, -1)), eta=eta, mu=0.9)
     phases = predict(problem).phases
     law = phases.escape_law
     run = simulate(problem, int(12 * law.mean.mean), 4096, rng=9, start="e2", record_every=1, threads=2,
@@ -365,6 +367,34 @@ def test_escape_law_sees_the_saddles_other_coordinates():
     plane = escape_law(*phases.escaping_mode, problem.eta, problem.mu, 0, phases.delta_sq,
                        coupling=phases.escape_coupling, noise=phases._escape_noise()).mean  # fmt: skip
     assert plane.ci_high < runs[0] and law.mean.mean > plane.mean
+
+
+@pytest.mark.slow
+def test_the_saddles_other_coordinates_grow_with_their_multiplicative_noise():
+    """Σ = diag(20, 19, ..., 1), η 1e-4, μ 0.9: at the saddle e_2 the other coordinates' multiplicative
+    noise (``Var(Y_i² − Y_2²) = 2(λ_i² + λ_2²)``, 1370 against a rate of 1 for the slowest) makes their
+    share ``S = Σ_i (h_i/h_2)²`` grow faster than their additive noise alone would. Against 4096 runs from
+    e_2 at k = 100 and 200 (0.210 and 0.376 over 16 384 runs; additive alone 0.181 and 0.273, with the
+    multiplicative noise 0.199 and 0.335): the escape law's level closes 60% of the additive gap (more
+    than 40% beyond two standard errors, checked), the rest being the coupling to the growing ratio
+    h_1/h_2 that it leaves out."""
+    from amsgd.diffusion.theory.first_passage import escape_schedule
+
+    problem = Problem.from_spectrum(tuple(float(x) for x in range(20, 0, -1)), eta=1e-4, mu=0.9)
+    phases = predict(problem).phases
+    others = phases._saddle_others()
+    base = phases.delta_sq / (1 - phases.delta_sq)
+    coupled, _ = escape_schedule(phases.delta_sq, 1e-4, 0.9, 0, 200, others)
+    additive, _ = escape_schedule(phases.delta_sq, 1e-4, 0.9, 0, 200, others[:3])
+    run = simulate(problem, 200, 4096, rng=4, start="e2", record_every=100, threads=2, coordinates="all")
+    h = run.coordinates[~run.diverged]
+    share = (h[:, :, 2:] ** 2).sum(axis=2) / h[:, :, 1] ** 2
+    for k in (100, 200):
+        col = int(np.flatnonzero(run.iterations == k)[0])
+        measured, error = share[:, col].mean(), share[:, col].std() / np.sqrt(share.shape[0])
+        assert measured - additive[k] / base + 1 > 5 * error  # the additive noise alone falls short
+        gap = measured - (additive[k] / base - 1)
+        assert abs(coupled[k] / base - 1 - measured) < 0.6 * gap + 2 * error, (k, measured)
 
 
 @pytest.mark.slow
@@ -431,6 +461,33 @@ def test_escape_coupling_is_the_sample_variance():
         a = y[:, 0] ** 2 - y[:, 1] ** 2
         se = np.std((a - a.mean()) ** 2) / np.sqrt(a.size)
         assert abs(escape_coupling(problem, 2) - np.var(a)) < 5 * se + 1e-12
+
+
+def test_saddle_coupling_is_the_sample_variance_of_the_ratios_coefficients():
+    """``Var A_il`` among the other coordinates at the saddle e_2 of Σ = diag(5, 3, 2, 1): with Gaussian data
+    ``2(λ_i² + λ_2²)`` on the diagonal and ``λ_i λ_l`` off it; with Student-t 9 data the sample variances of
+    ``Y_i² − Y_2²`` and ``Y_i Y_l``; a sampler of Gaussian data through its moment samples."""
+    from amsgd.diffusion.theory.coupling import saddle_coupling
+
+    lam = np.array([3.0, 2.0, 1.0])  # λ_2 and the two others
+    gaussian = Problem.from_spectrum((5.0, 3.0, 2.0, 1.0))
+    expected = np.outer(lam[1:], lam[1:])
+    np.fill_diagonal(expected, 2 * (lam[1:] ** 2 + lam[0] ** 2))
+    assert saddle_coupling(gaussian, 2, [3, 4]) == pytest.approx(expected, rel=1e-12)
+    heavy = gaussian.replace(distribution=parse_distribution("student-t:9"))
+    y = heavy.distribution.sample(np.random.default_rng(6), 2_000_000, heavy.eigenvalues, heavy.basis)
+    samples = {(0, 0): y[:, 2] ** 2 - y[:, 1] ** 2, (1, 1): y[:, 3] ** 2 - y[:, 1] ** 2, (0, 1): y[:, 2] * y[:, 3]}
+    coupling = saddle_coupling(heavy, 2, [3, 4])
+    for (i, l), a in samples.items():
+        se = np.std((a - a.mean()) ** 2) / np.sqrt(a.size)
+        assert abs(coupling[i, l] - np.var(a)) < 5 * se and coupling[l, i] == coupling[i, l]
+    from amsgd import SampledDistribution
+
+    def gaussian_sampler(rng: np.random.Generator, n: int) -> np.ndarray:
+        return rng.standard_normal((n, 4)) * np.sqrt([5.0, 3.0, 2.0, 1.0])
+
+    sampled = saddle_coupling(gaussian.replace(distribution=SampledDistribution(gaussian_sampler, "g")), 2, [3, 4])
+    assert sampled == pytest.approx(expected, rel=0.05)  # its 200 000 moment samples
 
 
 def test_coupling_numbers_match_the_sample_moments():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from amsgd import Problem, parse_delay, predict
+from amsgd import Problem, parse_delay, parse_distribution, predict
 from amsgd.core.errors import ProblemError
 from amsgd.diffusion.theory.transient import variance_crossing
 
@@ -158,3 +158,50 @@ def test_summed_variances_grow_to_the_stationary_floor_and_match_each_crossing()
     one = summed_transient_variances(rates[:1], noise[:1], 5e-4, 0.9, 3, 5000)
     level = 0.5 * one[-1]
     assert int(np.argmax(one >= level)) == variance_crossing(1.0, 6.0, 5e-4, 0.9, 3, level)
+
+
+@pytest.mark.parametrize("tau", [0, 2])
+def test_coupled_transient_variances_against_runs_of_the_random_coefficient_recursion(tau):
+    """Two modes from rest with multiplicative noise on the stale iterate,
+    ``x_{i,k+1} = (1 + μ) x_{i,k} − μ x_{i,k−1} − η a_i x_{i,k−τ} + η (b_i + Σ_l A_il x_{l,k−τ})``, the b_i and
+    A_il independent normals of variances s_i and C_il: the variances the state covariances carry against
+    200 000 runs (within five standard errors at three times), and the last against the stationary
+    solution ``v = (I − G C)⁻¹ G s`` of the Lyapunov gains G (an independent computation)."""
+    from amsgd.diffusion.theory.linear_recursion import delay_law
+    from amsgd.diffusion.theory.lyapunov import stationary_variance
+    from amsgd.diffusion.theory.transient import summed_transient_variances
+
+    eta, mu, rates, noise = 0.05, 0.5, np.array([1.0, 2.0]), np.array([1.0, 0.5])
+    coupling = np.array([[4.0, 1.0], [1.0, 3.0]])
+    curves = summed_transient_variances(rates, noise, eta, mu, tau, 4000, coupling, np.eye(2))
+    rng = np.random.default_rng(11)
+    paths, steps = 200_000, 80
+    x = np.zeros((steps + 2 + tau, paths, 2))  # x[k + 1 + tau] is x_k; x_k = 0 for k <= 0
+    for k in range(steps):
+        now, stale = x[k + 1 + tau], x[k + 1]
+        a = rng.standard_normal((paths, 2, 2)) * np.sqrt(coupling)
+        b = rng.standard_normal((paths, 2)) * np.sqrt(noise)
+        x[k + 2 + tau] = (now + mu * (now - x[k + tau]) - eta * rates * stale
+                          + eta * (b + np.einsum("pil,pl->pi", a, stale)))  # fmt: skip
+    for k in (10, 40, 80):
+        square = x[k + 1 + tau] ** 2
+        error = square.std(axis=0) / np.sqrt(paths)
+        assert np.all(np.abs(square.mean(axis=0) - curves[:, k]) < 5 * error), (k, square.mean(axis=0), curves[:, k])
+    gains = np.array([stationary_variance(r, eta, mu, delay_law(tau), 1.0) for r in rates])
+    stationary = np.linalg.solve(np.eye(2) - gains[:, None] * coupling, gains * noise)
+    assert curves[:, -1] == pytest.approx(stationary, rel=1e-9)
+
+
+def test_the_coupling_factors_reproduce_the_matrix_with_one_factor_for_the_named_laws():
+    """``C = diag(D) + Σ_r s_r u_r u_rᵀ``: one factor where the off-diagonal part is ``κ λ_i λ_l`` (the saddle
+    coupling of Student-t 9 data on diag(8, ..., 1)), the scaled eigenvectors of any other symmetric C."""
+    from amsgd.diffusion.theory.coupling import saddle_coupling
+    from amsgd.diffusion.theory.transient import factored_coupling
+
+    named = saddle_coupling(Problem.from_spectrum(tuple(float(x) for x in range(8, 0, -1)),
+                                                  distribution=parse_distribution("student-t:9")), 2, [3, 4, 5, 6, 7, 8])  # fmt: skip
+    other = np.random.default_rng(3).random((5, 5))
+    for matrix, rank in ((named, 1), (other + other.T, 5), (np.array([[4.0, 1.0], [1.0, 3.0]]), 2)):
+        diagonal, factors, signs = factored_coupling(matrix)
+        assert factors.shape == (rank, matrix.shape[0])
+        assert np.diag(diagonal) + (factors.T * signs) @ factors == pytest.approx(matrix, rel=1e-10, abs=1e-12)

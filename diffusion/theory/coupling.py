@@ -31,8 +31,28 @@ def coefficients_for(problem: Problem) -> Coefficients:
     """The rates ``−E A_ii``, couplings ``Var A_ij`` and additive noise ``E b_i²`` at e_1 of ``problem``."""
     if isinstance(problem.distribution, SampledDistribution):
         return _sampled(problem)
-    mean, coupling, additive = _patterns(problem.distribution)
-    lam = np.asarray(problem.eigenvalues, dtype=float)
+    return _named(problem.distribution, np.asarray(problem.eigenvalues, dtype=float))
+
+
+def saddle_coupling(problem: Problem, saddle: int, coordinates: list[int]) -> np.ndarray:
+    """``Var A_il`` among the ratio coordinates ``x_i = h_i/h_saddle`` (``coordinates``, 1-based, none of
+    them 1 or ``saddle``) of the random-coefficient linearisation at the saddle ``e_saddle``. The algebra
+    at a stationary point does not depend on which one it is (as :func:`escape_coupling`): these are the
+    entries of the linearisation at e_1 with λ_saddle in λ_1's place, for a sampler its moment samples
+    with column ``saddle − 1`` as the point's."""
+    columns = [saddle - 1] + [i - 1 for i in coordinates]
+    if isinstance(problem.distribution, SampledDistribution):
+        y = problem.distribution.fourth_moment_samples_for(problem.eigenvalues, problem.basis)
+        coefficients = _sampled_moments(y[:, columns])
+    else:
+        coefficients = _named(problem.distribution, np.asarray(problem.eigenvalues, dtype=float)[columns])
+    return coefficients.coupling[1:, 1:]
+
+
+def _named(distribution, lam: np.ndarray) -> Coefficients:
+    """The linearisation at the stationary point of the first of the eigenvalues ``lam`` (the others
+    its coordinates, in order) of a named law: the derived pattern formulas at the spectrum."""
+    mean, coupling, additive = _patterns(distribution)
     d = lam.size
     l1 = lam[0]
     i, j = np.meshgrid(np.arange(d), np.arange(d), indexing="ij")
@@ -68,7 +88,12 @@ def _patterns(distribution) -> tuple[list, list, list]:
 def _sampled(problem: Problem) -> Coefficients:
     """Moments estimated from the sampler's moment samples (``Y = Qᵀ X``), coordinate by coordinate:
     the sample columns ``(0, i, j)`` play the pattern's coordinates ``(1, i, j)``."""
-    y = problem.distribution.fourth_moment_samples_for(problem.eigenvalues, problem.basis)
+    return _sampled_moments(problem.distribution.fourth_moment_samples_for(problem.eigenvalues, problem.basis))
+
+
+def _sampled_moments(y: np.ndarray) -> Coefficients:
+    """The coefficients' moments over moment samples ``y`` (one row per sample, column 0 the point's
+    coordinate)."""
     a_fn, b_fn = _coefficient_functions()
     d = y.shape[1]
     coupling = np.empty((d, d))

@@ -150,7 +150,7 @@ def gaussian_stand_ins(noise_variance: float, coupling: float) -> EscapeNoise:
 def escape_law(rate: float, noise_variance: float, eta: float, mu: float, delay: Delay, delta_sq: float,
                paths: int = ESCAPE_PATHS, iterations: int = MAX_ITERATIONS, coupling: float = 0.0,
                noise: EscapeNoise | None = None,
-               others: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> FirstPassageLaw:  # fmt: skip
+               others: tuple[np.ndarray, ...] | None = None) -> FirstPassageLaw:  # fmt: skip
     """The law of the first iteration at which one run from the saddle has ``h_1²/‖h‖² ≥ δ²`` (module
     docstring), from ``paths`` sampled paths followed for ``iterations`` (NaN beyond); an i.i.d.
     delay is drawn afresh for every path and step. The ratio's rate is ``a − c``, ``c = η s²/(1 − μ)``
@@ -176,7 +176,7 @@ def escape_law(rate: float, noise_variance: float, eta: float, mu: float, delay:
 
 
 def escape_schedule(delta_sq: float, eta: float, mu: float, delay: Delay, iterations: int,
-                    others: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+                    others: tuple[np.ndarray, ...] | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """What the saddle's other coordinates ``x_i = h_i/h_j`` (i ∉ {1, j}) do to the escape of ``r = h_1/h_j``,
     per iteration ``k = 0, 1, ...`` (each held at its last entry beyond its end, at most ``iterations``):
     the level of r² and the extra variance of r's additive noise.
@@ -187,28 +187,37 @@ def escape_schedule(delta_sq: float, eta: float, mu: float, delay: Delay, iterat
       plane's ``ξ = Y_1 Y_j`` and ``A``, of variance ``Σ_i E[Y_1² Y_i²] x_i²``.
 
     Both are taken at the mean, from the variances ``v_i(k)`` of the other coordinates started at rest
-    at the saddle (:func:`.transient.summed_transient_variances`), which grow towards their floor
-    there: ``others`` holds their rates ``λ_j − λ_i``, their additive noise variances ``E[Y_j² Y_i²]`` and
-    the cross moments ``E[Y_1² Y_i²]`` (coordinates with a rate <= 0 left out); without them (d = 2) the
-    level is ``δ²/(1 − δ²)`` and there is no extra noise. The later level delays the escape, the noise
-    hastens it: on Σ = diag(8, 7, ..., 1) at η 2e-4, μ 0.9 (S about 0.08 at the escape) the law's mean
-    goes from 441.6 (neither) to 460.7 (the level) and 449.4 (both) iterations, against 454.1
-    [451.5, 456.7] measured over 65 536 runs (on Σ = diag(20, 19, ..., 1) at η 1e-4, S about 0.36: 345.7,
-    420.9 and 374.0 against 386.4 [384.1, 388.7]: S grows faster in the runs, through the other
-    coordinates' multiplicative noise and their coupling to r, which the transient leaves out;
-    docs/linear-theory.md section 7); on Σ = diag(4, 3, 2, 1), η 5e-4, μ 0.9 (S about
-    0.02) by about 2 iterations of 278. The law carries the extra noise by scaling the plane's own draw of
-    ξ to the variance ``E ξ² + extra``: in law exact for Gaussian and Student-t data, whose
+    at the saddle, which grow towards their floor there with their additive and multiplicative noise
+    (:func:`.transient.summed_transient_variances`): ``others`` holds their rates ``λ_j − λ_i``, their
+    additive noise variances ``E[Y_j² Y_i²]``, the cross moments ``E[Y_1² Y_i²]`` and, where given, the
+    couplings ``Var A_il`` among them of the linearisation at the saddle (:func:`.coupling.saddle_coupling`;
+    coordinates with a rate <= 0 left out); without them (d = 2) the level is ``δ²/(1 − δ²)`` and there
+    is no extra noise. The later level delays the escape, the noise hastens it: on
+    Σ = diag(8, 7, ..., 1) at η 2e-4, μ 0.9 (S about 0.07 at the escape) the law's mean goes from 441.6
+    (neither) to 462.6 (the level) and 452.3 (both) iterations, against 454.1 [451.5, 456.7] measured
+    over 65 536 runs (449.4 with the additive noise alone). On Σ = diag(20, 19, ..., 1) at η 1e-4 (S
+    about 0.44, a quarter of it from the multiplicative noise, ``Var(Y_i² − Y_2²)`` = 1370 against a rate
+    of 1 for the slowest coordinate): 345.7, 458.6 and 381.3 against 386.4 [384.1, 388.7] (374.0 with
+    the additive noise alone); left out is S's coupling to r itself, ``Var(Y_i Y_1) r²``, worth 0.3%
+    with the mean r² of the runs still at the saddle (docs/linear-theory.md section 7). On
+    Σ = diag(4, 3, 2, 1), η 5e-4, μ 0.9 (S about 0.02) they move the law by about 1 iteration of 278.
+    The law carries the extra noise by scaling the plane's own draw of ξ to the variance
+    ``E ξ² + extra``: in law exact for Gaussian and Student-t data, whose
     ``ξ + Y_1 Σ_i Y_i x_i = Y_1 (Y_j + Σ_i Y_i x_i)`` is ``Y_1`` times a scaled copy of ``Y_j`` (its joint law
     with A aside), the variance alone for Rademacher data. A run's own S fluctuates about the mean,
     which the escape time feels only through ``log(1 + S)``."""
     from amsgd.diffusion.theory.transient import summed_transient_variances
 
     base = delta_sq / (1.0 - delta_sq)
-    rates, noise, cross = (np.zeros(0),) * 3 if others is None else (np.asarray(v, dtype=float) for v in others)
+    rates, noise, cross = (np.zeros(0),) * 3 if others is None else (np.asarray(v, dtype=float) for v in others[:3])
     stable = rates > 0
     rates, noise, cross = rates[stable], noise[stable], cross[stable]
-    share, extra = summed_transient_variances(rates, np.stack([noise, noise * cross]), eta, mu, delay, iterations)
+    if others is not None and len(others) > 3:  # the multiplicative noise among them
+        coupling = np.asarray(others[3], dtype=float)[np.ix_(stable, stable)]
+        share, extra = summed_transient_variances(rates, noise, eta, mu, delay, iterations, coupling,
+                                                  np.stack([np.ones_like(cross), cross]))  # fmt: skip
+    else:
+        share, extra = summed_transient_variances(rates, np.stack([noise, noise * cross]), eta, mu, delay, iterations)
     return base * (1.0 + share), extra  # extra = Σ_i E[Y_1² Y_i²] v_i
 
 

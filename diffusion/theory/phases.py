@@ -152,15 +152,21 @@ class Phases:
                           paths_for(expected, ESCAPE_PATHS), iterations_for(expected), self.escape_coupling,
                           self._escape_noise(), self._saddle_others())  # fmt: skip
 
-    def _saddle_others(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    def _saddle_others(self) -> tuple[np.ndarray, ...] | None:
         """The coordinates i ∉ {1, j} at the worst saddle e_j (:func:`.first_passage.escape_schedule`): their
-        rates and noise variances there, and their noise ``E[Y_1² Y_i²]`` at e_1 (the cross moment with the
-        escaping coordinate); None without them."""
+        rates and noise variances there, their noise ``E[Y_1² Y_i²]`` at e_1 (the cross moment with the
+        escaping coordinate) and, with a problem, their multiplicative noise ``Var A_il`` there
+        (:func:`.coupling.saddle_coupling`); None without them."""
         rates, noise = (np.array(v) for v in self.saddle_modes)
         if rates.size < 2 or len(self.tangent_noise) == 0:
             return None
         at_saddle, at_optimum = self._other_coordinates()
-        return rates[at_saddle], noise[at_saddle], np.array(self.tangent_noise)[at_optimum]
+        others = rates[at_saddle], noise[at_saddle], np.array(self.tangent_noise)[at_optimum]
+        if self.problem is None:
+            return others
+        from amsgd.diffusion.theory.coupling import saddle_coupling
+
+        return *others, saddle_coupling(self.problem, self.worst_saddle, [i + 2 for i in at_optimum])
 
     def _other_coordinates(self) -> tuple[list[int], list[int]]:
         """Where the coordinates i ∉ {1, j} (j the worst saddle) sit in the saddle's arrays (which skip

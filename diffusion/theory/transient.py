@@ -67,8 +67,25 @@ def variance_crossing(
     return int(k) if k else None
 
 
+def factored_coupling(coupling: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``C = diag(D) + Σ_r s_r u_r u_rᵀ`` as ``(D, u, s)`` (the rows of u the factors, s their signs): one
+    factor where C's off-diagonal part is ``u uᵀ`` (the named data laws: ``Var(Y_i Y_l) = κ λ_i λ_l``), which
+    makes the feedback O(modes); otherwise C's eigenvectors, scaled."""
+    c = np.asarray(coupling, dtype=float)
+    n = c.shape[0]
+    if n >= 3 and np.all(c[~np.eye(n, dtype=bool)] > 0):
+        i = np.arange(n)
+        a, b = (i + 1) % n, (i + 2) % n  # two coordinates other than i: u_i² = C_ia C_ib / C_ab
+        u = np.sqrt(c[i, a] * c[i, b] / c[a, b])
+        if np.allclose(c - np.diag(np.diag(c)), np.outer(u, u) - np.diag(u**2), rtol=1e-9, atol=0.0):
+            return np.diag(c) - u**2, u[None, :], np.ones(1)
+    w, vectors = np.linalg.eigh((c + c.T) / 2)
+    return np.zeros(n), np.ascontiguousarray((np.sqrt(np.abs(w))[:, None] * vectors.T)), np.sign(w)
+
+
 def summed_transient_variances(rates: np.ndarray, noise_variances: np.ndarray, eta: float, mu: float, delay: Delay,
-                               iterations: int) -> np.ndarray:  # fmt: skip
+                               iterations: int, coupling: np.ndarray | None = None,
+                               weights: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
     """``S_k = Σ_i Var x_{i,k}``, ``k = 0, 1, ...``, of stable linear modes started at rest (rates
     ``a_i > 0``, additive noise variances ``s_i²``), each ``η² s_i² Σ_{j<k} h_{i,j}²`` along the impulse
     response of its mean recursion under the delay law (a random delay's spread, which raises a stable
@@ -76,16 +93,31 @@ def summed_transient_variances(rates: np.ndarray, noise_variances: np.ndarray, e
     ``(n, modes)`` the n sums come out as rows, each mode's response computed once. S only grows
     towards the stationary variances, and it is held at its last value beyond the array's end: the array
     ends at ``iterations``, or sooner where every mode's response has died out, or after the first
-    ``TRANSIENT_WORK / (modes · taps)`` iterations (the work's bound)."""
-    from amsgd.diffusion.theory.transient_kernel import summed_variances
+    ``TRANSIENT_WORK / (modes · taps)`` iterations (the work's bound).
+
+    With ``coupling`` (``Var A_il``, the modes' multiplicative noise on the stale iterate) the modes'
+    step variances are ``η² (s_i² + Σ_l Var A_il E Var x_{l,k−τ})``, fed back as the variances grow
+    (:func:`.transient_kernel.coupled_variances`: each mode's state covariance, O(L²) per iteration, the
+    feedback through :func:`factored_coupling`'s r factors, at most ``TRANSIENT_WORK / (modes · (taps² + r))``
+    iterations, ending sooner where the variances have stopped moving); the rows are then the sums
+    weighted by the rows of ``weights`` (``(n, modes)``; the plain sum without them)."""
+    from amsgd.diffusion.theory.transient_kernel import coupled_variances, summed_variances
 
     eta, mu = check_parameters(eta, mu)
     rates, noise = np.asarray(rates, dtype=float), np.asarray(noise_variances, dtype=float)
     scales = np.ascontiguousarray(eta**2 * np.atleast_2d(noise))
+    w = np.ones((1, rates.size)) if weights is None else np.atleast_2d(np.asarray(weights, dtype=float))
+    rows = scales.shape[0] if coupling is None else w.shape[0]
     if rates.size == 0 or iterations < 1:
-        out = np.zeros((scales.shape[0], 1))
+        out = np.zeros((rows, 1))
     else:
         law = delay_law(delay, as_iid=True)
         c = np.stack([ar_coefficients(r, eta, mu, law) for r in rates])
-        out = summed_variances(c, scales, int(min(iterations, max(1, TRANSIENT_WORK // (rates.size * c.shape[1])))))
-    return out if noise.ndim == 2 else out[0]
+        if coupling is None:
+            out = summed_variances(c, scales, int(min(iterations, max(1, TRANSIENT_WORK // (rates.size * c.shape[1])))))
+        else:
+            diagonal, factors, signs = factored_coupling(eta**2 * np.asarray(coupling, dtype=float))
+            reach = int(min(iterations, max(1, TRANSIENT_WORK // (rates.size * (c.shape[1] ** 2 + signs.size)))))
+            out = coupled_variances(c, scales[0].copy(), diagonal, factors, signs, np.ascontiguousarray(law.pmf, dtype=float),
+                                    np.ascontiguousarray(w), reach)  # fmt: skip
+    return out if (noise.ndim if coupling is None else np.ndim(weights)) == 2 else out[0]

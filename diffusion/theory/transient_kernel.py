@@ -102,3 +102,55 @@ def summed_variances(c: np.ndarray, scales: np.ndarray, iterations: int) -> np.n
             for n in range(scales.shape[0]):
                 out[n, k] += scales[n, i] * totals[i]
     return out[:, : end + 1].copy()
+
+
+@njit(cache=True, nogil=True)
+def coupled_variances(c: np.ndarray, noise: np.ndarray, diagonal: np.ndarray, factors: np.ndarray, signs: np.ndarray,
+                      pmf: np.ndarray, weights: np.ndarray, iterations: int) -> np.ndarray:  # fmt: skip
+    """``S_{n,k} = Σ_i weights_{n,i} Var x_{i,k}`` for ``k = 0, 1, ...`` of modes started at rest,
+    ``x_{i,k+1} = Σ_t c_{i,t} x_{i,k−t} + f_{i,k}``, whose forcing is uncorrelated over steps with
+    ``E f_{i,k}² = noise_i + Σ_l C_il Σ_t pmf_t Var x_{l,k−t}`` (additive and multiplicative noise, the
+    latter on the stale iterate), ``C = diag(diagonal) + Σ_r signs_r u_r u_rᵀ`` with ``u_r`` the rows of
+    ``factors`` (O(modes · rank) per iteration). Each mode's state ``(x_k, ..., x_{k−L})`` has its
+    covariance carried exactly, ``P' = T P Tᵀ + E f² e_0 e_0ᵀ`` with T the companion matrix of its row of
+    ``c``: O(L²) per mode and iteration. The sums end at ``iterations``, or where no variance moved by
+    more than 1e-13 of itself in an iteration (they stand there beyond)."""
+    modes, taps = c.shape
+    p, q = np.zeros((modes, taps, taps)), np.zeros((modes, taps, taps))
+    out = np.zeros((weights.shape[0], iterations + 1))
+    stale, u, projected = np.zeros(modes), np.zeros(taps), np.zeros(factors.shape[0])
+    for k in range(iterations):
+        for i in range(modes):
+            stale[i] = 0.0
+            for t in range(pmf.size):
+                stale[i] += pmf[t] * p[i, t, t]
+        for r in range(factors.shape[0]):
+            projected[r] = 0.0
+            for i in range(modes):
+                projected[r] += factors[r, i] * stale[i]
+            projected[r] *= signs[r]
+        moved = False
+        for i in range(modes):
+            top = noise[i] + diagonal[i] * stale[i]
+            for r in range(factors.shape[0]):
+                top += factors[r, i] * projected[r]
+            for a in range(taps):
+                u[a] = 0.0
+                for m in range(taps):
+                    u[a] += p[i, a, m] * c[i, m]  # u = P c
+            for a in range(taps):
+                top += c[i, a] * u[a]  # cᵀ P c
+            q[i, 0, 0] = top
+            for a in range(1, taps):
+                q[i, 0, a] = u[a - 1]
+                q[i, a, 0] = u[a - 1]
+                for m in range(1, taps):
+                    q[i, a, m] = p[i, a - 1, m - 1]
+            moved = moved or abs(top - p[i, 0, 0]) > 1e-13 * top
+        p, q = q, p
+        for n in range(weights.shape[0]):
+            for i in range(modes):
+                out[n, k + 1] += weights[n, i] * p[i, 0, 0]
+        if not moved:
+            return out[:, : k + 2].copy()
+    return out
