@@ -350,7 +350,7 @@ def test_escape_law_sees_the_saddles_other_coordinates(dim, eta):
     a run reaches ``h_1²/‖h‖² = δ²`` later than its plane alone would (their noise on the ratio hastens
     it less). The law with them is within 2% of the runs' mean beyond the two half-widths (452.3 and
     381.3 against 454.1 and 386.4 over 65 536 runs); without them (the plane's level ``δ²/(1 − δ²)``, no
-    extra noise) it is 5% and 11% early, outside."""
+    extra noise) it is 3% and 11% early, outside."""
     from amsgd.diffusion.theory.first_passage import escape_law
 
     problem = Problem.from_spectrum(tuple(float(x) for x in range(dim, 0, -1)), eta=eta, mu=0.9)

@@ -2,7 +2,8 @@
 :func:`.transient.summed_transient_variances`: the variance of a linear mode started at rest,
 ``Var x_k = η² s² Σ_{j<k} h_j²``, summed along the mode's impulse response ``h_0 = 1``,
 ``h_m = Σ_i c_i h_{m−1−i}`` until it reaches a level (under an i.i.d. delay, with the step variances of
-the renewal equation that feeds the delay's spread back), or for every k, weighted over modes."""
+the renewal equation that feeds the delay's spread back), or for every k, weighted over modes (with
+multiplicative noise shared among them, along each mode's state covariance instead)."""
 
 from __future__ import annotations
 
