@@ -567,6 +567,7 @@ def _phase_number_blocks(phases: dict) -> list[Block]:
             f"{_passage(phases['escape_law']['median'])}; one run in ten has escaped by "
             f"{_passage(phases['escape_law']['quantiles']['q10'])} and nine in ten by "
             f"{_passage(phases['escape_law']['quantiles']['q90'])}."
+            + (f" Accuracy: {phases['escape_law_note']}." if phases.get("escape_law_note") else "")
         ),
         Prose(
             "Travel: the ODE's travel is the same for every run; a run's is longer, since the error counts "

@@ -397,6 +397,28 @@ def test_the_saddles_other_coordinates_grow_with_their_multiplicative_noise():
         assert abs(coupled[k] / base - 1 - measured) < 0.6 * gap + 2 * error, (k, measured)
 
 
+def test_the_escape_law_says_where_the_saddles_other_coordinates_are_mean_square_unstable():
+    """With the eigenvalues 0.99^i the other coordinates' multiplicative noise at the saddle outgrows their
+    restoring rates (about 0.01): no stationary second moments, and the note says the law is early. Not
+    on the default problem, nor on diag(20, ..., 1) at η 1e-4, where it is large but bounded."""
+    from amsgd.diffusion.theory.phases import SADDLE_UNSTABLE_NOTE
+
+    close = predict(Problem.from_spectrum(tuple(0.99**i for i in range(4)))).phases
+    assert close.saddle_note == SADDLE_UNSTABLE_NOTE
+    assert predict(Problem.from_spectrum()).phases.saddle_note == ""
+    assert predict(Problem.from_spectrum(tuple(float(x) for x in range(20, 0, -1)), eta=1e-4)).phases.saddle_note == ""
+
+
+@pytest.mark.slow
+def test_the_saddle_note_reaches_the_json_and_the_document():
+    """``phases.escape_law_note`` and the derivation's escape paragraph carry the note (eigenvalues 0.99^i);
+    on the default problem the key is null."""
+    close = predict(Problem.from_spectrum(tuple(0.99**i for i in range(4))))
+    assert close.phases.to_dict()["escape_law_note"].startswith("the other coordinates at the saddle are mean-square")
+    assert "Accuracy: the other coordinates at the saddle are mean-square unstable" in close.document("markdown")
+    assert predict(Problem.from_spectrum()).phases.to_dict()["escape_law_note"] is None
+
+
 @pytest.mark.slow
 def test_escape_law_carries_the_data_tails():
     """Student-t 6 data, 4096 runs from e_2: the law drawn from the data law itself has its mean within

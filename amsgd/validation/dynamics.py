@@ -53,6 +53,10 @@ ODE_LEVELS = (0.75, 0.5, 0.25)
 OSCILLATING = 0.01
 #: Largest tilt of the start of the local-rate runs, as sin² of the angle to e_1 (:func:`rate_tilt`).
 RATE_TILT = 0.02
+#: The most records of the phase runs and grid points of the OU escape paths (every iteration up to this
+#: many, then every ``ceil(steps/PHASE_RECORDS)``): 2048 runs and 4000 OU paths of a slow escape would
+#: otherwise fill the memory.
+PHASE_RECORDS = 20_000
 
 
 @dataclass(frozen=True)
@@ -154,16 +158,18 @@ def escape_mode(ctx: Context) -> tuple[float, float]:
 def ou_escape_times(ctx: Context, horizon: float, paths: int = 4000, key: int = 90) -> np.ndarray:
     """First iteration at which ``η U² >= δ²`` for the unstable OU ``dU = a U dt + σ dB``, ``U(0) = 0``.
 
-    Exact transitions (:func:`amsgd.diffusion.ou.sample_ou`) on a grid of one iteration.
+    Exact transitions (:func:`amsgd.diffusion.ou.sample_ou`) on a grid of one iteration, or of
+    ``ceil(horizon/PHASE_RECORDS)`` for a slow escape (a passage then counted at the middle of the grid
+    step it happened in, as the phase runs' are).
     """
     a, sigma = escape_mode(ctx)
     eta = ctx.problem.eta
-    steps = int(horizon)
-    times = eta * np.arange(steps + 1)
+    grid = math.ceil(int(horizon) / PHASE_RECORDS)
+    times = eta * np.arange(0, int(horizon) + 1, grid)
     rng = np.random.default_rng(ctx.seed(key).generate_state(4))
     u = sample_ou(np.array([[a]]), np.array([[sigma]]), np.zeros(1), times, paths=paths, rng=rng).u[:, :, 0]
     hit = eta * u**2 >= ctx.theory.phases.delta_sq
-    return np.where(hit.any(axis=0), np.argmax(hit, axis=0), np.nan).astype(float)
+    return np.where(hit.any(axis=0), grid * np.argmax(hit, axis=0) - (grid - 1) / 2, np.nan).astype(float)
 
 
 def first_passage(iterations: np.ndarray, errors: np.ndarray, level: float) -> np.ndarray:
@@ -182,13 +188,15 @@ def phases(ctx: Context, key: int = 2) -> PhaseRun:
     # curve's): a run that has not arrived is left out of the travel's mean, which it would bias low
     per_run = np.nan_to_num(ph.escape_iterations + ph.travel_iterations, nan=esc_pred + travel_pred)
     steps = int(max(3 * (esc_pred + travel_pred), 4 * per_run, 500))
-    result = ctx.simulate(p, steps, ctx.budget.transient_replicates, (key,), start="e2", record_every=1)
+    record = math.ceil(steps / PHASE_RECORDS)  # every iteration but for slow escapes
+    result = ctx.simulate(p, steps, ctx.budget.transient_replicates, (key,), start="e2", record_every=record)
     k = result.iterations.astype(float)
     errors = result.error[~result.diverged]
     h1 = 1.0 - errors
     mean, low, high = pointwise_band(h1)
-    escape = first_passage(k, errors, 1 - dsq)
-    travel = first_passage(k, errors, dsq) - escape
+    shift = (record - 1) / 2  # a passage first seen at a record lies in the span before it: its middle
+    escape = first_passage(k, errors, 1 - dsq) - shift
+    travel = first_passage(k, errors, dsq) - shift - escape
     crossing, replicates = crossing_interval(k, h1, dsq), int(errors.shape[0])
     linear = ph.escape_iterations_linearized  # None: not reached within the iterations the theory follows
     checks = (
@@ -237,6 +245,7 @@ def _escape_law_check(ctx: Context, escape: np.ndarray) -> Check:
     """The mean of the single-run escape law against the replicates' first passages."""
     return _law_check(
         ctx, "escape-iterations-per-run", ctx.theory.phases.escape_law, escape,
+        out_of_range=ctx.theory.phases.saddle_note,
         measured_as="mean over replicates of the first iteration with h_1^2/|h|^2 >= delta^2",
         predicted_as="mean of the first-passage law of the exact linear escaping recursion",
     )  # fmt: skip
@@ -253,14 +262,15 @@ def _travel_check(ctx: Context, travel: np.ndarray) -> Check:
     )  # fmt: skip
 
 
-def _law_check(ctx: Context, name: str, law: FirstPassageLaw, samples: np.ndarray, **context) -> Check:
+def _law_check(ctx: Context, name: str, law: FirstPassageLaw, samples: np.ndarray, out_of_range: str = "",
+               **context) -> Check:  # fmt: skip
     """A sampled per-run law's mean against the replicates' ``samples``, within the half-width of the
-    law's own 95% interval."""
+    law's own 95% interval (``out_of_range``: why the law is outside its theory's range, "" where it is not)."""
     measured = t_interval(samples)
     return Check(
         name=name, group="phases", predicted=ctx.perturb(name, law.mean.mean),
         measured=measured.mean, ci_low=measured.ci_low, ci_high=measured.ci_high,
-        tolerance=(law.mean.ci_high - law.mean.ci_low) / 2, unit="iterations",
+        tolerance=(law.mean.ci_high - law.mean.ci_low) / 2, unit="iterations", out_of_range=out_of_range,
         tolerance_reason="the predicted law is itself sampled: the half-width of its mean's 95% interval",
         context={**context, "predicted_median": law.quantile(0.5), "measured_median": float(np.nanmedian(samples)),
                  "law_paths": int(law.samples.size), "replicates": measured.n,
