@@ -400,13 +400,15 @@ def test_the_saddles_other_coordinates_grow_with_their_multiplicative_noise():
 def test_the_escape_law_says_where_the_saddles_other_coordinates_are_mean_square_unstable():
     """With the eigenvalues 0.99^i the other coordinates' multiplicative noise at the saddle outgrows their
     restoring rates (about 0.01): no stationary second moments, and the note says the law is early. Not
-    on the default problem, nor on diag(20, ..., 1) at η 1e-4, where it is large but bounded."""
+    on the default problem (nor with an event-driven server, through its staleness law), nor on
+    diag(20, ..., 1) at η 1e-4, where it is large but bounded."""
     from amsgd.diffusion.theory.phases import SADDLE_UNSTABLE_NOTE
 
     close = predict(Problem.from_spectrum(tuple(0.99**i for i in range(4)))).phases
     assert close.saddle_note == SADDLE_UNSTABLE_NOTE
     assert predict(Problem.from_spectrum()).phases.saddle_note == ""
     assert predict(Problem.from_spectrum(tuple(float(x) for x in range(20, 0, -1)), eta=1e-4)).phases.saddle_note == ""
+    assert predict(Problem.from_spectrum(delay=parse_delay("ps:4"))).phases.saddle_note == ""  # its staleness law
 
 
 @pytest.mark.slow

@@ -376,7 +376,7 @@ class Phases:
         if others is None or len(others) < 4:
             return ""
         stable = others[0] > 0
-        g = gains(others[0][stable], self.eta, self.mu, self.delay)
+        g = gains(others[0][stable], self.eta, self.mu, delay_law(self.delay, as_iid=True))  # as the law takes it
         bounded = np.all(np.isfinite(g)) and perron_below_one(g[:, None] * others[3][np.ix_(stable, stable)])
         return "" if bounded else SADDLE_UNSTABLE_NOTE
 
