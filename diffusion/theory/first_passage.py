@@ -212,12 +212,9 @@ def escape_schedule(delta_sq: float, eta: float, mu: float, delay: Delay, iterat
     rates, noise, cross = (np.zeros(0),) * 3 if others is None else (np.asarray(v, dtype=float) for v in others[:3])
     stable = rates > 0
     rates, noise, cross = rates[stable], noise[stable], cross[stable]
-    if others is not None and len(others) > 3:  # the multiplicative noise among them
-        coupling = np.asarray(others[3], dtype=float)[np.ix_(stable, stable)]
-        share, extra = summed_transient_variances(rates, noise, eta, mu, delay, iterations, coupling,
-                                                  np.stack([np.ones_like(cross), cross]))  # fmt: skip
-    else:
-        share, extra = summed_transient_variances(rates, np.stack([noise, noise * cross]), eta, mu, delay, iterations)
+    coupling = None if others is None or len(others) < 4 else np.asarray(others[3], dtype=float)[np.ix_(stable, stable)]
+    share, extra = summed_transient_variances(rates, noise, eta, mu, delay, iterations, coupling,
+                                              np.stack([np.ones_like(cross), cross]))  # fmt: skip
     return base * (1.0 + share), extra  # extra = Σ_i E[Y_1² Y_i²] v_i
 
 

@@ -370,15 +370,15 @@ class Phases:
         """:data:`SADDLE_UNSTABLE_NOTE` where the saddle's other coordinates have no stationary second
         moments in the linearisation there (a mode without a stationary law of its own, or the Perron
         root of ``diag(G) C`` at or above 1, G their stationary gains, C their ``Var A_il``), else ""."""
-        from amsgd.diffusion.theory.second_moments import gains, perron_below_one
+        from amsgd.diffusion.theory.second_moments import Coefficients, stationary_variances
 
         others = self._saddle_others()
         if others is None or len(others) < 4:
             return ""
         stable = others[0] > 0
-        g = gains(others[0][stable], self.eta, self.mu, delay_law(self.delay, as_iid=True))  # as the law takes it
-        bounded = np.all(np.isfinite(g)) and perron_below_one(g[:, None] * others[3][np.ix_(stable, stable)])
-        return "" if bounded else SADDLE_UNSTABLE_NOTE
+        at_saddle = Coefficients(others[0][stable], others[3][np.ix_(stable, stable)], others[1][stable])
+        variances = stationary_variances(at_saddle, self.eta, self.mu, delay_law(self.delay, as_iid=True))
+        return "" if np.all(np.isfinite(variances)) else SADDLE_UNSTABLE_NOTE
 
     @property
     def limit_escape_note(self) -> str:

@@ -89,35 +89,33 @@ def summed_transient_variances(rates: np.ndarray, noise_variances: np.ndarray, e
     """``S_k = Σ_i Var x_{i,k}``, ``k = 0, 1, ...``, of stable linear modes started at rest (rates
     ``a_i > 0``, additive noise variances ``s_i²``), each ``η² s_i² Σ_{j<k} h_{i,j}²`` along the impulse
     response of its mean recursion under the delay law (a random delay's spread, which raises a stable
-    mode's variance by ``1/(1 − (η a_i)² κ)``, is left out). With ``noise_variances`` of shape
-    ``(n, modes)`` the n sums come out as rows, each mode's response computed once. S only grows
-    towards the stationary variances, and it is held at its last value beyond the array's end: the array
-    ends at ``iterations``, or sooner where every mode's response has died out, or after the first
-    ``TRANSIENT_WORK / (modes · taps)`` iterations (the work's bound).
+    mode's variance by ``1/(1 − (η a_i)² κ)``, is left out); with ``weights`` of shape ``(n, modes)`` the
+    n weighted sums ``Σ_i w_{n,i} Var x_{i,k}`` as rows. S only grows towards the stationary variances,
+    and it is held at its last value beyond the array's end: the array ends at ``iterations``, or sooner
+    where every mode's response has died out, or after the first ``TRANSIENT_WORK / (modes · taps)``
+    iterations (the work's bound).
 
-    With ``coupling`` (``Var A_il``, the modes' multiplicative noise on the stale iterate) the modes'
-    step variances are ``η² (s_i² + Σ_l Var A_il E Var x_{l,k−τ})``, fed back as the variances grow
+    With a nonzero ``coupling`` (``Var A_il``, the modes' multiplicative noise on the stale iterate) the
+    modes' step variances are ``η² (s_i² + Σ_l Var A_il E Var x_{l,k−τ})``, fed back as the variances grow
     (:func:`.transient_kernel.coupled_variances`: each mode's state covariance, O(L²) per iteration, the
     feedback through :func:`factored_coupling`'s r factors, at most ``TRANSIENT_WORK / (modes · (taps² + r))``
-    iterations, ending sooner where the variances have stopped moving); the rows are then the sums
-    weighted by the rows of ``weights`` (``(n, modes)``; the plain sum without them)."""
+    iterations, ending sooner where the variances have stopped moving)."""
     from amsgd.diffusion.theory.transient_kernel import coupled_variances, summed_variances
 
     eta, mu = check_parameters(eta, mu)
-    rates, noise = np.asarray(rates, dtype=float), np.asarray(noise_variances, dtype=float)
-    scales = np.ascontiguousarray(eta**2 * np.atleast_2d(noise))
+    rates, noise = np.asarray(rates, dtype=float), eta**2 * np.asarray(noise_variances, dtype=float)
     w = np.ones((1, rates.size)) if weights is None else np.atleast_2d(np.asarray(weights, dtype=float))
-    rows = scales.shape[0] if coupling is None else w.shape[0]
     if rates.size == 0 or iterations < 1:
-        out = np.zeros((rows, 1))
+        out = np.zeros((w.shape[0], 1))
     else:
         law = delay_law(delay, as_iid=True)
         c = np.stack([ar_coefficients(r, eta, mu, law) for r in rates])
-        if coupling is None:
-            out = summed_variances(c, scales, int(min(iterations, max(1, TRANSIENT_WORK // (rates.size * c.shape[1])))))
+        if coupling is None or not np.any(coupling):
+            reach = TRANSIENT_WORK // (rates.size * c.shape[1])
+            out = summed_variances(c, np.ascontiguousarray(w * noise), int(min(iterations, max(1, reach))))
         else:
             diagonal, factors, signs = factored_coupling(eta**2 * np.asarray(coupling, dtype=float))
-            reach = int(min(iterations, max(1, TRANSIENT_WORK // (rates.size * (c.shape[1] ** 2 + signs.size)))))
-            out = coupled_variances(c, scales[0].copy(), diagonal, factors, signs, np.ascontiguousarray(law.pmf, dtype=float),
-                                    np.ascontiguousarray(w), reach)  # fmt: skip
-    return out if (noise.ndim if coupling is None else np.ndim(weights)) == 2 else out[0]
+            reach = TRANSIENT_WORK // (rates.size * (c.shape[1] ** 2 + signs.size))
+            out = coupled_variances(c, noise, diagonal, factors, signs, np.ascontiguousarray(law.pmf, dtype=float),
+                                    np.ascontiguousarray(w), int(min(iterations, max(1, reach))))  # fmt: skip
+    return out if np.ndim(weights) == 2 else out[0]
