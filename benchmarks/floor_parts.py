@@ -21,13 +21,15 @@ three forms: ``T`` as the toolkit gives it, ``T_0`` without the radial friction 
 * ``motion = free/held − 1`` (measured; its 95% interval from the paired runs) beside
   ``friction = T/T_0 − 1`` (the radial friction's share in the toolkit);
 * ``total = free/T − 1``, the error of the floor, with ``1 + total`` the product of
-  ``1 + ratios``, ``1 + delta`` and ``(1 + motion)/(1 + friction)``.
+  ``1 + ratios``, ``1 + delta`` and ``(1 + motion)/(1 + friction)``;
+* ``friction_measured`` (the free runs' friction on h_2's velocity, :func:`run_floors`) beside
+  ``friction_toolkit``, the ε_2 the toolkit puts in its momentum ``μ (1 + ε_2)``.
 
 The grid is five (spectrum, η, μ) of floor_accuracy.py, each at τ = 0 and 0.3, 0.6 and 0.85 of its
 mean-dynamics τ*, with Rademacher and Gaussian data, and three Student-t cases at τ = 0 (:data:`HEAVY`;
 their floors times the heavy-tail factor, runs that blow up left out with their pairs). Writes
 ``benchmarks/floor_parts.json`` and prints the two Markdown tables that docs/linear-theory.md
-(section 5) holds. About 2 minutes on 2 cores with the
+(section 5) holds. About 4 minutes on 2 cores with the
 default R = 8192. Usage: ``python benchmarks/floor_parts.py [--replicates R] [--predict-only] [--out PATH]``;
 ``--predict-only`` keeps the stored simulations and recomputes the predictions.
 """
@@ -38,6 +40,7 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from floor_accuracy import Case, tau_star
@@ -85,9 +88,23 @@ def grid() -> list[Case]:
     return [parts_case(*case, seed=SEED + j) for j, case in enumerate(cases)]
 
 
-def run_floors(case: Case, replicates: int, held: float | None = None) -> tuple[np.ndarray, float]:
+class Runs(NamedTuple):
+    """What :func:`run_floors` measures: each run's floor, and over the runs that did not blow up and the
+    window, the mean ``‖h‖²`` and the radial friction of the coordinate h_2 (the first tangent mode)."""
+
+    floors: np.ndarray
+    norm: float
+    friction: float
+    friction_half_width: float  # 95%, the delta method for the ratio of the runs' sums
+
+
+def run_floors(case: Case, replicates: int, held: float | None = None) -> Runs:
     """Per run, the time average of sin² over the second half of ``case.steps`` iterations from e_1, and
     the mean ``‖h‖²`` over runs and window; with ``held`` every new iterate is rescaled to ``‖h‖² = held``.
+    Beside them the friction the norm's motion puts on h_2's velocity ``w_k = h_{2,k} − h_{2,k−1}``,
+    ``E[−(‖h_{k+1}‖² − ‖h_{k−1}‖²) w_k²/2]/E[w_k²]`` over the window: the norm part of
+    ``E[(ρ_k − 1) w_k²]/E[w_k²]``, ``ρ_k = h_{1,k−1}/h_{1,k+1}``, which the toolkit's ε_2 models (0 for
+    held runs, whose norm does not move).
     Diagonal Σ: ``Y = sqrt(λ) z`` with z standard normal, Rademacher, or Student-t (``z = sqrt((ν − 2)/w) ζ``,
     ζ standard normal, ``w ~ χ²_ν`` shared by the coordinates), one draw per run and step. A run that
     blows up (a non-finite error or ``‖h‖²`` above :data:`BLOWN`) has NaN for its floor and is left out
@@ -101,6 +118,8 @@ def run_floors(case: Case, replicates: int, held: float | None = None) -> tuple[
     ring = np.repeat(h[None], tau + 1, axis=0)  # h_{k−τ} .. h_k
     steps, start = case.steps, case.steps // 2
     error, norm = np.zeros(replicates), np.zeros(replicates)
+    pull, energy = np.zeros(replicates), np.zeros(replicates)  # Σ −(n_{k+1} − n_{k−1}) w_k²/2 and Σ w_k²
+    n_before = n_now = np.einsum("rd,rd->r", h, h)  # ‖h_{k−1}‖², ‖h_k‖²
     for k in range(steps):
         stale = ring[(k - tau) % (tau + 1)]
         y = _draw(rng, case.data, replicates, d) * root
@@ -108,15 +127,21 @@ def run_floors(case: Case, replicates: int, held: float | None = None) -> tuple[
         new = h + case.mu * (h - before) + case.eta * (y * s[:, None] - (s * s)[:, None] * stale)
         if held is not None:
             new *= np.sqrt(held / np.einsum("rd,rd->r", new, new))[:, None]
+        velocity = h[:, 1] - before[:, 1]  # w_k
         before, h = h, new
         ring[(k + 1) % (tau + 1)] = h
+        squared = np.einsum("rd,rd->r", h, h)  # ‖h_{k+1}‖²
         if k + 1 > start:
-            squared = np.einsum("rd,rd->r", h, h)
             error += 1.0 - h[:, 0] ** 2 / squared
             norm += squared
+            pull -= 0.5 * (squared - n_before) * velocity**2
+            energy += velocity**2
+        n_before, n_now = n_now, squared
     window = steps - start
     kept = np.isfinite(error) & np.isfinite(norm) & (norm < BLOWN * window)
-    return np.where(kept, error / window, np.nan), float(norm[kept].mean()) / window
+    friction = float(pull[kept].sum() / energy[kept].sum()) if held is None else 0.0
+    spread = _half_width(pull[kept] - friction * energy[kept]) / float(energy[kept].mean())
+    return Runs(np.where(kept, error / window, np.nan), float(norm[kept].mean()) / window, friction, spread)
 
 
 def _draw(rng: np.random.Generator, data: str, replicates: int, d: int) -> np.ndarray:
@@ -132,8 +157,8 @@ def _draw(rng: np.random.Generator, data: str, replicates: int, d: int) -> np.nd
 def measure(case: Case, replicates: int) -> dict:
     """Simulate the free and the held runs of one case (its seed's stream for both) and set the
     predictions beside them."""
-    free, norm = run_floors(case, replicates)
-    held, _ = run_floors(case, replicates, held=norm)
+    free, norm, friction, friction_half_width = run_floors(case, replicates)
+    held = run_floors(case, replicates, held=norm).floors
     kept = np.isfinite(free) & np.isfinite(held)  # pairs whose free run did not blow up
     diverged = 1.0 - float(kept.mean())
     free, held = free[kept], held[kept]
@@ -142,7 +167,8 @@ def measure(case: Case, replicates: int) -> dict:
     row = {"spectrum": list(case.spectrum), "eta": case.eta, "mu": case.mu, "tau": parse_delay(case.delay).tau,
            "data": case.data, "replicates": replicates, "diverged": diverged, "free": f, "free_half_width": _half_width(free),
            "held": g, "held_half_width": _half_width(held), "delta_measured": norm - 1.0,
-           "motion": f / g - 1.0, "motion_half_width": _half_width(paired) / g}  # fmt: skip
+           "motion": f / g - 1.0, "motion_half_width": _half_width(paired) / g,
+           "friction_measured": friction, "friction_measured_half_width": friction_half_width}  # fmt: skip
     return row | predicted(row)
 
 
@@ -167,13 +193,14 @@ def predicted(row: dict) -> dict:
     t, t0, td = scale * full.value, scale * still.value, scale * measured.value
     return {"toolkit": t, "no_friction": t0, "measured_delta": td, "heavy_tail_factor": factor,
             "delta_toolkit": full.norm_excess, "total": row["free"] / t - 1.0, "ratios": row["held"] / td - 1.0,
-            "delta": td / t0 - 1.0, "friction": t / t0 - 1.0}  # fmt: skip
+            "delta": td / t0 - 1.0, "friction": t / t0 - 1.0, "friction_toolkit": full.friction[0]}  # fmt: skip
 
 
 def table(rows: list[dict]) -> str:
     """The Markdown table of docs/linear-theory.md: per case and delay, Rademacher / Gaussian, in percent."""
-    lines = ["| case | τ | total | ratios at a held norm | measured δ | norm's motion, measured | friction | δ: measured, balance |",
-             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = ["| case | τ | total | ratios at a held norm | measured δ | norm's motion, measured | friction | δ: measured, balance "
+             "| 1000 ε_2: measured (toolkit) |",
+             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     by_key: dict = {}
     for r in rows:
         if r["data"] in DATA:
@@ -187,25 +214,32 @@ def table(rows: list[dict]) -> str:
         motion = f"{both('motion')} (±{100 * max(rad['motion_half_width'], gau['motion_half_width']):.1f})"
         deltas = f"{rad['delta_measured']:.4f} / {gau['delta_measured']:.4f}, {gau['delta_toolkit']:.4f}"
         lines.append(f"| {_name(spectrum, eta, mu)} | {tau} | {both('total')} | {both('ratios')} | {both('delta')} | "
-                     f"{motion} | {both('friction')} | {deltas} |")  # fmt: skip
+                     f"{motion} | {both('friction')} | {deltas} | {_epsilon(rad)} / {_epsilon(gau)} |")  # fmt: skip
     return "\n".join(lines)
 
 
 def heavy_table(rows: list[dict]) -> str:
     """The Markdown table of the Student-t cases (τ = 0), in percent, the floors with the heavy-tail factor."""
-    lines = ["| case | data | total | ratios at a held norm | norm's motion, measured | friction | runs blown up |",
-             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = ["| case | data | total | ratios at a held norm | norm's motion, measured | friction "
+             "| 1000 ε_2: measured (toolkit) | runs blown up |",
+             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in rows:
         if r["data"] not in DATA:
             motion = f"{_percent(r['motion'])} (±{100 * r['motion_half_width']:.1f})"
             lines.append(f"| {_name(r['spectrum'], r['eta'], r['mu'])} | {r['data']} | {_percent(r['total'])} | "
-                         f"{_percent(r['ratios'])} | {motion} | {_percent(r['friction'])} | "
+                         f"{_percent(r['ratios'])} | {motion} | {_percent(r['friction'])} | {_epsilon(r)} | "
                          f"{round(r['diverged'] * r['replicates'])} of {r['replicates']} |")  # fmt: skip
     return "\n".join(lines)
 
 
 def _name(spectrum, eta: float, mu: float) -> str:
     return f"({', '.join(f'{x:g}' for x in spectrum)}), η {eta:g}, μ {mu:g}"
+
+
+def _epsilon(row: dict) -> str:
+    """The measured friction of h_2 with its half-width and the toolkit's ε_2 beside it, both times 1000."""
+    return (f"{1000 * row['friction_measured']:+.2f} ± {1000 * row['friction_measured_half_width']:.2f} "
+            f"({1000 * row['friction_toolkit']:+.2f})")
 
 
 def _percent(x: float) -> str:
