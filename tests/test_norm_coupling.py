@@ -269,7 +269,8 @@ def test_coupled_floor_against_simulation(spectrum, dist, eta, mu, delay):
 
 def test_accuracy_notes_name_the_ranges_the_floor_was_not_checked_on():
     """In words in the JSON: μ → 1 at a fixed η/(1 − μ) (q = 2ηλ_1/(1 − μ)² = 80), a delay within
-    0.2 τ* of τ*, Student-t data with ν < 10, a floor above 0.15, a step ηλ_1/(1 − μ) above 0.1 and a
+    0.2 τ* of τ*, Student-t data with ν < 10 (at ν ≤ 8 saying that the norm's motion rests on infinite
+    eighth moments), a floor above 0.15, a step ηλ_1/(1 − μ) above 0.1 and a
     random delay beyond half of its family's boundary; nothing on the default problem, for a random
     delay far from its boundary, or for Student-t data with many degrees of freedom."""
     from amsgd.diffusion.theory.report import coupling_accuracy_notes
@@ -282,7 +283,9 @@ def test_accuracy_notes_name_the_ranges_the_floor_was_not_checked_on():
     random = predict(Problem.from_spectrum((4.0, 3.0, 2.0, 1.0), eta=5e-4, mu=0.9, delay=parse_delay("ps:8")))
     assert coupling_accuracy_notes(random) == []
     heavy = predict(_problem((4.0, 3.0, 2.0, 1.0), "student-t:8", 5e-4, 0.9, 0))
-    assert ["Student-t data (nu = 8)" in n for n in coupling_accuracy_notes(heavy)] == [True]
+    assert ["Student-t data (nu = 8)" in n and "eighth moments" in n for n in coupling_accuracy_notes(heavy)] == [True]
+    nine = predict(_problem((4.0, 3.0, 2.0, 1.0), "student-t:9", 5e-4, 0.9, 0))  # finite eighth moments
+    assert ["Student-t data (nu = 9)" in n and "eighth" not in n for n in coupling_accuracy_notes(nine)] == [True]
     lighter = predict(_problem((4.0, 3.0, 2.0, 1.0), "student-t:50", 5e-4, 0.9, 0))  # as Gaussian data
     assert coupling_accuracy_notes(lighter) == []
     large_floor = predict(_problem((4.0, 3.0, 2.0, 1.0), "gaussian", 0.02, 0.0, 0))  # F = 0.21

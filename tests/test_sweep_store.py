@@ -391,12 +391,9 @@ def test_sigkill_while_points_are_stored_then_resume(killable_reference, tmp_pat
     assert_same(read_dataset(out), killable_reference)
 
 
-@pytest.mark.slow
-def test_ctrl_c_with_worker_processes_is_two_lines_and_resumes(killable_reference, tmp_path):
-    """SIGINT to the whole process group (what Ctrl-C in a terminal sends) while worker processes
-    run: exit 130 and the two lines of the parent (what was kept, how to continue), no traceback from
-    the workers (they ignore SIGINT and are shut down by the parent); the resume gives the reference."""
-    out = tmp_path / "c.nc"
+def _interrupt_at_the_first_point(out: Path) -> tuple[subprocess.Popen, str]:
+    """Start the sweep with worker processes, send SIGINT to its process group once a point is stored,
+    and wait for it to end: the process and its standard error."""
     store = PartStore(out)
     proc = _start(out, "--local-processes")
     deadline = time.monotonic() + 120
@@ -408,7 +405,22 @@ def test_ctrl_c_with_worker_processes_is_two_lines_and_resumes(killable_referenc
         _, err = proc.communicate(timeout=60)
     finally:
         _kill(proc)
-    text = err.decode()
+    return proc, err.decode()
+
+
+@pytest.mark.slow
+def test_ctrl_c_with_worker_processes_is_two_lines_and_resumes(killable_reference, tmp_path):
+    """SIGINT to the whole process group (what Ctrl-C in a terminal sends) while worker processes
+    run: exit 130 and the two lines of the parent (what was kept, how to continue), no traceback from
+    the workers (they ignore SIGINT and are shut down by the parent); the resume gives the reference.
+    The signal goes when the first point is stored, about 2.5 s before the last one: on a loaded
+    machine the sweep can end before it lands (exit 0, the file written), which tests nothing, and
+    then a fresh sweep is interrupted, three times at most."""
+    for attempt in range(3):
+        out = tmp_path / f"c{attempt}.nc"
+        proc, text = _interrupt_at_the_first_point(out)
+        if not (proc.returncode == 0 and out.exists()):
+            break
     assert proc.returncode == 130 and "Traceback" not in text, text
     assert "--resume" in text and len(text.strip().splitlines()) == 2, text
     _resume_to_the_end(out)
