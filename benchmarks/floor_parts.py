@@ -139,8 +139,10 @@ def run_floors(case: Case, replicates: int, held: float | None = None) -> Runs:
         n_before, n_now = n_now, squared
     window = steps - start
     kept = np.isfinite(error) & np.isfinite(norm) & (norm < BLOWN * window)
-    friction = float(pull[kept].sum() / energy[kept].sum()) if held is None else 0.0
-    spread = _half_width(pull[kept] - friction * energy[kept]) / float(energy[kept].mean())
+    friction, spread = 0.0, 0.0
+    if held is None:
+        friction = float(pull[kept].sum() / energy[kept].sum())
+        spread = _half_width(pull[kept] - friction * energy[kept]) / float(energy[kept].mean())
     return Runs(np.where(kept, error / window, np.nan), float(norm[kept].mean()) / window, friction, spread)
 
 
