@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers.benchmarks import benchmark_module
+
 ROOT = Path(__file__).resolve().parents[1]
 BLOCK = re.compile(r"```python\n(.*?)```(?:\n\nOutput:\n\n```\n(.*?)```)?", re.S)
 
@@ -57,8 +59,7 @@ def test_performance_page_is_what_the_benchmarks_measured(monkeypatch):
 @pytest.fixture
 def study(monkeypatch):
     """benchmarks/floor_accuracy.py as a module."""
-    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
-    return importlib.import_module("floor_accuracy")
+    return benchmark_module(monkeypatch, "floor_accuracy")
 
 
 def test_floor_accuracy_table_is_what_the_study_measured(study):

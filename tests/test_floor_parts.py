@@ -9,16 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers.benchmarks import benchmark_module
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
 def study(monkeypatch):
     """benchmarks/floor_parts.py as a module (it imports floor_accuracy from its own folder)."""
-    import importlib
-
-    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
-    return importlib.import_module("floor_parts")
+    return benchmark_module(monkeypatch, "floor_parts")
 
 
 def test_free_runs_are_the_algorithm_of_simulate(study):
