@@ -382,10 +382,10 @@ def test_the_saddles_other_coordinates_grow_with_their_multiplicative_noise():
 
     problem = Problem.from_spectrum(tuple(float(x) for x in range(20, 0, -1)), eta=1e-4, mu=0.9)
     phases = predict(problem).phases
-    others = phases._saddle_others()
+    others = phases.saddle_others
     base = phases.delta_sq / (1 - phases.delta_sq)
     coupled, _ = escape_schedule(phases.delta_sq, 1e-4, 0.9, 0, 200, others)
-    additive, _ = escape_schedule(phases.delta_sq, 1e-4, 0.9, 0, 200, others[:3])
+    additive, _ = escape_schedule(phases.delta_sq, 1e-4, 0.9, 0, 200, others._replace(coupling=None))
     run = simulate(problem, 200, 4096, rng=4, start="e2", record_every=100, threads=2, coordinates="all")
     h = run.coordinates[~run.diverged]
     share = (h[:, :, 2:] ** 2).sum(axis=2) / h[:, :, 1] ** 2

@@ -49,6 +49,7 @@ the mean error curve's crossing.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -137,6 +138,17 @@ class EscapeNoise:
     pool: np.ndarray = field(default_factory=lambda: np.zeros((1, 2)))
 
 
+class SaddleOthers(NamedTuple):
+    """The coordinates i ∉ {1, j} at the saddle e_j, as :func:`escape_schedule` takes them: their rates
+    ``λ_j − λ_i`` and additive noise variances ``E[Y_j² Y_i²]`` there, their cross moments ``E[Y_1² Y_i²]``
+    with the escaping coordinate, and the couplings ``Var A_il`` among them (None: additive noise only)."""
+
+    rates: np.ndarray
+    noise: np.ndarray
+    cross: np.ndarray
+    coupling: np.ndarray | None = None
+
+
 def gaussian_stand_ins(noise_variance: float, coupling: float) -> EscapeNoise:
     """Independent Gaussian ``ξ`` and ``A`` of variances ``s²`` and ``Var A`` (centred draws of a fixed
     seed): the escape law's noise where the data law is not given."""
@@ -150,7 +162,7 @@ def gaussian_stand_ins(noise_variance: float, coupling: float) -> EscapeNoise:
 def escape_law(rate: float, noise_variance: float, eta: float, mu: float, delay: Delay, delta_sq: float,
                paths: int = ESCAPE_PATHS, iterations: int = MAX_ITERATIONS, coupling: float = 0.0,
                noise: EscapeNoise | None = None,
-               others: tuple[np.ndarray, ...] | None = None) -> FirstPassageLaw:  # fmt: skip
+               others: SaddleOthers | None = None) -> FirstPassageLaw:  # fmt: skip
     """The law of the first iteration at which one run from the saddle has ``h_1²/‖h‖² ≥ δ²`` (module
     docstring), from ``paths`` sampled paths followed for ``iterations`` (NaN beyond); an i.i.d.
     delay is drawn afresh for every path and step. The ratio's rate is ``a − c``, ``c = η s²/(1 − μ)``
@@ -176,7 +188,7 @@ def escape_law(rate: float, noise_variance: float, eta: float, mu: float, delay:
 
 
 def escape_schedule(delta_sq: float, eta: float, mu: float, delay: Delay, iterations: int,
-                    others: tuple[np.ndarray, ...] | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+                    others: SaddleOthers | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """What the saddle's other coordinates ``x_i = h_i/h_j`` (i ∉ {1, j}) do to the escape of ``r = h_1/h_j``,
     per iteration ``k = 0, 1, ...`` (each held at its last entry beyond its end, at most ``iterations``):
     the level of r² and the extra variance of r's additive noise.
@@ -188,10 +200,8 @@ def escape_schedule(delta_sq: float, eta: float, mu: float, delay: Delay, iterat
 
     Both are taken at the mean, from the variances ``v_i(k)`` of the other coordinates started at rest
     at the saddle, which grow towards their floor there with their additive and multiplicative noise
-    (:func:`.transient.summed_transient_variances`): ``others`` holds their rates ``λ_j − λ_i``, their
-    additive noise variances ``E[Y_j² Y_i²]``, the cross moments ``E[Y_1² Y_i²]`` and, where given, the
-    couplings ``Var A_il`` among them of the linearisation at the saddle (:func:`.coupling.saddle_coupling`;
-    coordinates with a rate <= 0 left out); without them (d = 2) the level is ``δ²/(1 − δ²)`` and there
+    (:func:`.transient.summed_transient_variances`): ``others`` describes them (:class:`SaddleOthers`, the
+    couplings from :func:`.coupling.saddle_coupling`; coordinates with a rate <= 0 left out); without them (d = 2) the level is ``δ²/(1 − δ²)`` and there
     is no extra noise. The later level delays the escape, the noise hastens it: on
     Σ = diag(8, 7, ..., 1) at η 2e-4, μ 0.9 (S about 0.07 at the escape) the law's mean goes from 441.6
     (neither) to 462.6 (the level) and 452.3 (both) iterations, against 454.1 [451.5, 456.7] measured
@@ -209,10 +219,11 @@ def escape_schedule(delta_sq: float, eta: float, mu: float, delay: Delay, iterat
     from amsgd.diffusion.theory.transient import summed_transient_variances
 
     base = delta_sq / (1.0 - delta_sq)
-    rates, noise, cross = (np.zeros(0),) * 3 if others is None else (np.asarray(v, dtype=float) for v in others[:3])
+    others = others or SaddleOthers(np.zeros(0), np.zeros(0), np.zeros(0))
+    rates, noise, cross = (np.asarray(v, dtype=float) for v in others[:3])
     stable = rates > 0
     rates, noise, cross = rates[stable], noise[stable], cross[stable]
-    coupling = None if others is None or len(others) < 4 else np.asarray(others[3], dtype=float)[np.ix_(stable, stable)]
+    coupling = None if others.coupling is None else np.asarray(others.coupling, dtype=float)[np.ix_(stable, stable)]
     share, extra = summed_transient_variances(rates, noise, eta, mu, delay, iterations, coupling,
                                               np.stack([np.ones_like(cross), cross]))  # fmt: skip
     return base * (1.0 + share), extra  # extra = Σ_i E[Y_1² Y_i²] v_i

@@ -39,6 +39,7 @@ from amsgd.diffusion.theory.first_passage import (
     ConvergeLaw,
     EscapeNoise,
     FirstPassageLaw,
+    SaddleOthers,
     converge_law,
     converge_start,
     escape_law,
@@ -157,23 +158,25 @@ class Phases:
         expected = self.escape_time / self.eta
         return escape_law(rate, noise, self.eta, self.mu, self.delay, self.delta_sq,
                           paths_for(expected, ESCAPE_PATHS), iterations_for(expected), self.escape_coupling,
-                          self._escape_noise(), self._saddle_others())  # fmt: skip
+                          self._escape_noise(), self.saddle_others)  # fmt: skip
 
-    def _saddle_others(self) -> tuple[np.ndarray, ...] | None:
+    @cached_property
+    def saddle_others(self) -> SaddleOthers | None:
         """The coordinates i ∉ {1, j} at the worst saddle e_j (:func:`.first_passage.escape_schedule`): their
         rates and noise variances there, their noise ``E[Y_1² Y_i²]`` at e_1 (the cross moment with the
         escaping coordinate) and, with a problem, their multiplicative noise ``Var A_il`` there
-        (:func:`.coupling.saddle_coupling`); None without them."""
+        (:func:`.coupling.saddle_coupling`); None without them. Computed once: the escape law and
+        :attr:`saddle_note` both use it."""
         rates, noise = (np.array(v) for v in self.saddle_modes)
         if rates.size < 2 or len(self.tangent_noise) == 0:
             return None
         at_saddle, at_optimum = self._other_coordinates()
-        others = rates[at_saddle], noise[at_saddle], np.array(self.tangent_noise)[at_optimum]
-        if self.problem is None:
-            return others
-        from amsgd.diffusion.theory.coupling import saddle_coupling
+        coupling = None
+        if self.problem is not None:
+            from amsgd.diffusion.theory.coupling import saddle_coupling
 
-        return *others, saddle_coupling(self.problem, self.worst_saddle, [i + 2 for i in at_optimum])
+            coupling = saddle_coupling(self.problem, self.worst_saddle, [i + 2 for i in at_optimum])
+        return SaddleOthers(rates[at_saddle], noise[at_saddle], np.array(self.tangent_noise)[at_optimum], coupling)
 
     def _other_coordinates(self) -> tuple[list[int], list[int]]:
         """Where the coordinates i ∉ {1, j} (j the worst saddle) sit in the saddle's arrays (which skip
@@ -372,11 +375,11 @@ class Phases:
         root of ``diag(G) C`` at or above 1, G their stationary gains, C their ``Var A_il``), else ""."""
         from amsgd.diffusion.theory.second_moments import Coefficients, stationary_variances
 
-        others = self._saddle_others()
-        if others is None or len(others) < 4:
+        others = self.saddle_others
+        if others is None or others.coupling is None:
             return ""
-        stable = others[0] > 0
-        at_saddle = Coefficients(others[0][stable], others[3][np.ix_(stable, stable)], others[1][stable])
+        stable = others.rates > 0
+        at_saddle = Coefficients(others.rates[stable], others.coupling[np.ix_(stable, stable)], others.noise[stable])
         variances = stationary_variances(at_saddle, self.eta, self.mu, delay_law(self.delay, as_iid=True))
         return "" if np.all(np.isfinite(variances)) else SADDLE_UNSTABLE_NOTE
 
