@@ -2,9 +2,10 @@
 
 The finite-η floor's radial friction (:mod:`amsgd.diffusion.theory.norm_coupling`) is
 ``ε = Σ_j H_j [κ(j + 2) − κ(j)]/(2 γ^w(0))``, H the radial recursion's impulse response and κ the
-covariance of the norm's forcing with the velocity energy ``w_k²`` of a tangent mode. The toolkit's κ
-takes the velocity as Gaussian (Isserlis: ``cov(w_a², w_b²) = 2 γ^w(a − b)²``). This study checks two
-terms that it leaves out, on a model small enough to simulate exactly, at τ = 0 on Σ = diag(λ_1, λ_2):
+covariance of the norm's forcing with the velocity energy ``w_k²`` of a tangent mode. A Gaussian
+velocity would give κ by Isserlis (``cov(w_a², w_b²) = 2 γ^w(a − b)²``); the toolkit adds two terms
+of the data law (:func:`~amsgd.diffusion.theory.norm_coupling.kernel_beyond_isserlis`). This study
+checks them on a model small enough to simulate exactly, at τ = 0 on Σ = diag(λ_1, λ_2):
 
 * the tangent coordinate ``x_{k+1} = x_k + μ (x_k − x_{k−1}) + η (−a x_k + ξ_k)``, ``ξ = Y_1 Y_2``,
   ``a = λ_1 − λ_2``;
@@ -13,15 +14,17 @@ terms that it leaves out, on a model small enough to simulate exactly, at τ = 0
 * Y from the same draw for both, Gaussian or Rademacher coordinates.
 
 The friction measured on it, ``E[−(δ_{k+1} − δ_{k−1}) w_k²/2]/E[w_k²]`` over the second half of the
-run (a 95% interval by the delta method over runs), is set against three kernels:
+run (a 95% interval by the delta method over runs), is set against three kernels, all computed by the
+toolkit's functions:
 
-* *Isserlis*: the toolkit's;
+* *Isserlis*: the Gaussian kernel alone;
 * *cumulant*: with the noise's fourth cumulant, ``cov(w_a², w_b²) = 2 γ^w(a − b)² + κ_4 η⁴ Σ_m G_m² G_{m+|a−b|}²``
-  (``G`` the velocity's impulse response, ``κ_4 = E ξ⁴ − 3 (E ξ²)²``: ``6 s²`` for Gaussian data,
-  ``−2 s²`` for Rademacher data, ``s = λ_1 λ_2``);
+  (``G`` the velocity's impulse response, ``κ_4 = q s²``, ``s = λ_1 λ_2``, q the derived constant of
+  :func:`amsgd.derivations.norm_coupling.kinetic_noise`: 6 for Gaussian data, −2 for Rademacher data);
 * *both*: with also the gain's noise, whose forcing ``−2η (g_k − λ_1) δ_k`` adds
-  ``−2η³ E δ · E[(Y_1² − λ_1) ξ²] G_{ℓ−1}²`` to κ(ℓ) for ℓ ≥ 1 (``2 λ_1² λ_2`` for Gaussian data, 0
-  for Rademacher data), E δ the model's mean.
+  ``−2η³ E δ · g λ_1 s G_{ℓ−1}²`` to κ(ℓ) for ℓ ≥ 1 (``g λ_1 s = E[(Y_1² − λ_1) ξ²]``; g = 2 for
+  Gaussian data, 0 for Rademacher data; 0 for the fixed gain), E δ the model's mean. This is the
+  toolkit's kernel.
 
 docs/linear-theory.md (section 5) holds the table. About 15 seconds. Usage:
 ``python benchmarks/friction_kernel.py [--replicates R] [--out PATH]``.
@@ -36,17 +39,23 @@ from pathlib import Path
 
 import numpy as np
 
-from amsgd import parse_delay
+from amsgd import parse_delay, parse_distribution
+from amsgd.derivations.norm_coupling import kinetic_noise_functions
 from amsgd.diffusion.theory.linear_recursion import ar_coefficients, delay_law
-from amsgd.diffusion.theory.norm_coupling import autocovariances, impulse_response, velocity_autocovariance
+from amsgd.diffusion.theory.norm_coupling import (
+    autocovariances,
+    impulse_response,
+    kernel_beyond_isserlis,
+    radial_friction,
+    velocity_autocovariance,
+)
 
 OUT = Path(__file__).resolve().parent / "friction_kernel.json"
 #: Σ = diag(2, 1) at the three (η, μ) of floor_parts.py on it: η/(1 − μ) 0.02, 0.025 and 0.05.
 LAMBDAS = (2.0, 1.0)
 CASES = ((1e-2, 0.5), (5e-3, 0.8), (2.5e-3, 0.95))
-#: Fourth cumulant of ξ = Y_1 Y_2 per s², and E[(Y_1² − λ_1) ξ²] per λ_1² λ_2.
-CUMULANT = {"gaussian": 6.0, "rademacher": -2.0}
-GAIN = {"gaussian": 2.0, "rademacher": 0.0}
+#: The data laws of the study.
+DATA = ("gaussian", "rademacher")
 LAGS = 4000
 SEED = 5800
 
@@ -81,33 +90,34 @@ def simulate_pair(eta: float, mu: float, data: str, random_gain: bool, replicate
     return {"friction": friction, "half_width": half_width, "delta": level / (steps - 1 - steps // 2)}
 
 
+def law_constants(data: str) -> tuple[float, float]:
+    """The derived ``(q, g)`` of the data law at the model's spectrum."""
+    return tuple(float(f(*LAMBDAS)) for f in kinetic_noise_functions(parse_distribution(data)))
+
+
 def kernel_friction(eta: float, mu: float, cumulant: float = 0.0, gain: float = 0.0, delta: float = 0.0) -> float:
-    """ε of the kernel with ``cumulant`` = κ_4/s² and ``gain`` = E[(Y_1² − λ_1) ξ²]/(λ_1² λ_2) at the mean
-    excess ``delta`` (both 0: the toolkit's Isserlis kernel), for the model of the module docstring."""
+    """ε of the toolkit's kernel for the model of the module docstring: Isserlis's, with
+    :func:`~amsgd.diffusion.theory.norm_coupling.kernel_beyond_isserlis`'s terms for ``cumulant`` = q
+    and ``gain`` = g (``E[(Y_1² − λ_1) ξ²]/(λ_1² λ_2)``) at the mean excess ``delta``."""
     lam1, lam2 = LAMBDAS
     noise = lam1 * lam2
     law = delay_law(parse_delay("constant:0"))
     tangent = ar_coefficients(lam1 - lam2, eta, mu, law)
-    velocity = velocity_autocovariance(autocovariances(tangent, LAGS + 4)) * eta**2 * noise
-    response = np.diff(impulse_response(tangent, LAGS + 5), prepend=0.0)  # G_0 = 1: w_{k+1} from ξ_k
+    velocity = velocity_autocovariance(autocovariances(tangent, LAGS + 2)) * eta**2 * noise  # γ^w(0 .. LAGS + 1)
     radial = impulse_response(ar_coefficients(2.0 * lam1, eta, mu, law), LAGS)
-    size = LAGS + 2
-    squares = response**2
-    fourth = np.array([squares[: squares.size - lag] @ squares[lag:] for lag in range(size)])
-    energy = 2.0 * velocity[:size] ** 2 + cumulant * noise**2 * eta**4 * fourth
-    kappa = np.array([energy[abs(lag - 1)] + mu * energy[lag] for lag in range(size)])
-    kappa[1:] -= 2.0 * eta**3 * delta * gain * lam1**2 * lam2 * squares[: size - 1]
-    return float(radial[:LAGS] @ (kappa[2:] - kappa[:-2])) / (2.0 * velocity[0])
+    beyond = kernel_beyond_isserlis(tangent, LAGS + 2, (cumulant, gain), noise, eta, mu, lam1, delta)
+    return radial_friction(velocity, radial, mu, beyond)
 
 
 def study(replicates: int, steps: int = 3000) -> list[dict]:
     """Every case, data law and gain: the simulated friction beside the three kernels."""
     rows = []
     for j, (eta, mu) in enumerate(CASES):
-        for data in ("gaussian", "rademacher"):
+        for data in DATA:
             for random_gain in (False, True):
                 sim = simulate_pair(eta, mu, data, random_gain, replicates, steps, SEED + 4 * j + 2 * (data == "rademacher") + random_gain)
-                cumulant, gain = CUMULANT[data], GAIN[data] if random_gain else 0.0
+                cumulant, gain = law_constants(data)
+                gain = gain if random_gain else 0.0
                 rows.append({"eta": eta, "mu": mu, "data": data, "random_gain": random_gain, "replicates": replicates,
                              "steps": steps, **sim, "isserlis": kernel_friction(eta, mu),
                              "cumulant": kernel_friction(eta, mu, cumulant),

@@ -9,6 +9,11 @@ eigenvalue symbols ``λ``; the second moments are always ``E[Y Yᵀ] = Λ``.
 * Student-t with ν degrees of freedom and one shared scale ``sqrt((ν − 2)/w)``, ``w ~ χ²_ν``: the
   Gaussian values times ``E[(ν − 2)²/w²] = (ν − 2)/(ν − 4)``, finite only for ν > 4.
 
+Moments of higher degree (:func:`product_moment`, for the radial friction's kernel) follow the same
+three rules: independent coordinates, ``E z^{2n} = (2n − 1)!!`` for a Gaussian, 1 for a sign, and
+for Student-t the Gaussian value times ``E[((ν − 2)/w)^n] = (ν − 2)^n/Π_{k=1}^{n} (ν − 2k)``, infinite
+for ν ≤ 2n.
+
 A user sampler has no closed form; its moments are estimated from samples by :mod:`.pca`.
 """
 
@@ -35,6 +40,31 @@ def kurtosis_factor(nu: float) -> sp.Expr:
     """``(ν − 2)/(ν − 4)``: the ratio of every Student-t fourth moment to its Gaussian value."""
     value = sp.nsimplify(nu)
     return (value - 2) / (value - 4)
+
+
+def scale_moment(nu: float, n: int) -> sp.Expr:
+    """``E[((ν − 2)/w)^n]`` for ``w ~ χ²_ν``: ``(ν − 2)^n/Π_{k=1}^{n} (ν − 2k)`` (from
+    ``E w^{−n} = Γ(ν/2 − n)/(2^n Γ(ν/2))``), ``∞`` for ν ≤ 2n; the ratio of a Student-t moment of degree
+    2n to its Gaussian value."""
+    value = sp.nsimplify(nu)
+    if value <= 2 * n:
+        return sp.oo
+    return (value - 2) ** n / sp.Mul(*(value - 2 * k for k in range(1, n + 1)))
+
+
+def product_moment(distribution: Distribution, exponents: Sequence[int], lam: Sequence[sp.Expr]) -> sp.Expr:
+    """``E[Π_i Y_i^{e_i}]`` of a named distribution, any degree (module docstring): 0 unless every
+    exponent is even; ``∞`` where a Student-t moment of that degree is infinite."""
+    if any(e % 2 for e in exponents):
+        return sp.S.Zero
+    gaussian = sp.Mul(*(sp.factorial2(e - 1) * lam[i] ** (e // 2) for i, e in enumerate(exponents) if e))
+    if isinstance(distribution, Gaussian):
+        return gaussian
+    if isinstance(distribution, Rademacher):
+        return sp.Mul(*(lam[i] ** (e // 2) for i, e in enumerate(exponents) if e))
+    if isinstance(distribution, StudentT):
+        return scale_moment(distribution.nu, sum(exponents) // 2) * gaussian
+    raise ProblemError(f"distribution {distribution.spec} has no closed-form moments; they are estimated from samples")
 
 
 def fourth_moment(distribution: Distribution, i: int, j: int, k: int, l: int, lam: Sequence[sp.Expr]) -> sp.Expr:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
+from amsgd.core.distributions import Distribution
 from amsgd.core.errors import ProblemError
 
 from . import heavy_tails, travel_noise
@@ -25,7 +26,13 @@ from .derivation import Derivation
 from .display import as_latex
 from .indexed import FULL_LISTING_DIM, INDEX, dim, ordered
 from .linearization import coupling_patterns, optimum_linearization
-from .norm_coupling import kinetic_covariance, norm_balance, ratio_noise_excess, restoring_split
+from .norm_coupling import (
+    kinetic_covariance,
+    kinetic_noise,
+    norm_balance,
+    ratio_noise_excess,
+    restoring_split,
+)
 from .pca import PCAModel
 from .ratio_drift import ratio_rate_correction
 from .recursion import eta, mu, t, tau
@@ -793,7 +800,7 @@ def _random_coefficient_blocks(d: Derivation, numbers: dict) -> list[Block]:
                 "no finite floor."
             )
         ),
-        *_norm_coupling_blocks(finite),
+        *_norm_coupling_blocks(finite, d.problem.distribution if lin is not None else None),
         *_heavy_tail_blocks(finite),
         Prose(
             "The second moments of the whole linearisation, the radial mode included, are bounded iff every "
@@ -840,8 +847,9 @@ def _heavy_tail_blocks(finite: dict) -> list[Block]:
     ]
 
 
-def _norm_coupling_blocks(finite: dict) -> list[Block]:
-    """The floor's next order: how the norm of h enters (:mod:`.norm_coupling`)."""
+def _norm_coupling_blocks(finite: dict, law: Distribution | None) -> list[Block]:
+    """The floor's next order: how the norm of h enters (:mod:`.norm_coupling`); ``law`` the named data law
+    (None: a sampler's, estimated)."""
     balance = norm_balance()
     blocks: list[Block] = [
         Prose(
@@ -870,6 +878,7 @@ def _norm_coupling_blocks(finite: dict) -> list[Block]:
             "$\\varepsilon_i = \\sum_j H_j\\,[\\kappa_i(j + 2) - \\kappa_i(j)]/(2\\gamma^w_i(0))$ ($\\gamma^w_i$ "
             "its velocity autocovariance)."
         ),
+        *_kernel_constant_blocks(law),
         Prose(
             "Dividing by $h_1$ drifts the ratio away from $e_1$: the radial part of a step carries the stale ratio and "
             "shares the mode's noise, so the restoring rate on the stale ratio falls by $c_i$ (per unit $\\eta$, "
@@ -895,6 +904,23 @@ def _norm_coupling_blocks(finite: dict) -> list[Block]:
     ))  # fmt: skip
     blocks += [Prose(f"Accuracy: {note}.") for note in finite.get("accuracy_notes", [])]
     return blocks
+
+
+def _kernel_constant_blocks(law: Distribution | None) -> list[Block]:
+    """The friction kernel's two terms of the data law (:func:`.norm_coupling.kinetic_noise`)."""
+    terms = (
+        "The velocity is not Gaussian: it filters the noise $b_i$, whose fourth cumulant $q_i s_i^2$ adds "
+        "$q_i s_i^2 \\eta^4 \\sum_m G_m^2 G_{m+\\ell}^2$ to $\\mathrm{cov}(w_{k-\\ell}^2, w_k^2)$ ($G$ the velocity's "
+        "impulse response), and the norm's gain $-\\eta A_{11}$ is random and correlated with $b_i^2$, which adds "
+        "$-2\\eta^3 \\delta\\, g_i \\lambda_1 s_i G_{\\ell-1}^2$ to $\\kappa_i(\\ell)$ for $\\ell \\ge 1$, with "
+        "$q_i = E b_i^4/(E b_i^2)^2 - 3$ and $g_i = \\mathrm{cov}(-A_{11}, b_i^2)/(E[-A_{11}]\\,E b_i^2)$. Where the "
+        "data's eighth moments are infinite the kernel stays Gaussian. "
+    )
+    if law is None:
+        return [Prose(terms + "For a sampler both are estimated from its moment samples.")]
+    constants = kinetic_noise(law)
+    return [Prose(terms + f"Under `{law.spec}` data:"), _eq(sp.Symbol("q_i"), constants.cumulant),
+            _eq(sp.Symbol("g_i"), constants.gain)]  # fmt: skip
 
 
 def _divergence_blocks(numbers: dict) -> list[Block]:

@@ -30,6 +30,15 @@ it into the ratios' second moments:
        ε_i = Σ_{j ≥ 0} H_j [κ_i(j + 2) − κ_i(j)] / (2 γ^w_i(0)),
 
    and mode i relaxes as if its momentum were ``μ (1 + ε_i)``.
+4. **The kernel beyond Isserlis** (:func:`kinetic_noise`). The velocity ``w_k = η Σ_m G_m ξ_{k−1−m}``
+   (``G`` its impulse response, ``G_0 = 1``) is a filter of the non-Gaussian noise ``ξ = b_i``, whose
+   fourth cumulant ``q_i s_i²`` (``q_i = E b_i⁴/(E b_i²)² − 3``) adds
+   ``q_i s_i² η⁴ Σ_m G_m² G_{m+ℓ}²`` to ``cov(w_{k−ℓ}², w_k²)``. And the norm's gain ``−η A_11`` (``2η Y_1²``
+   for PCA) is itself random: its forcing ``η (−A_11 − 2λ_1) δ_k`` of the squared norm is correlated
+   with the square of the same step's noise, which adds ``−2η³ δ g_i λ_1 s_i G_{ℓ−1}²`` to κ_i(ℓ) for
+   ℓ ≥ 1, ``g_i = cov(−A_11, b_i²)/(E[−A_11] E b_i²)``. Both are data-law constants, here in λ_1, λ_i:
+   Gaussian data ``q = 6``, ``g = 2``; Rademacher ``q = −2``, ``g = 0``; Student-t moments of degree 8
+   and 6 of the data, infinite for ν ≤ 8 and ν ≤ 6.
 
 Each function derives its formula from the update with SymPy; the numbers are
 :mod:`amsgd.diffusion.theory.norm_coupling`.
@@ -42,8 +51,13 @@ from dataclasses import dataclass
 
 import sympy as sp
 
+from amsgd.core.distributions import Distribution
+
+from .distributions import product_moment
+from .linearization import optimum_linearization
 from .moments import expectation, wick_moment
-from .stored import derived_once
+from .pca import PCAModel
+from .stored import derived_once, derived_once_per_law
 
 ETA, MU = sp.Symbol("eta", positive=True), sp.Symbol("mu", nonnegative=True)
 #: The top eigenvalue and a tangent eigenvalue λ_i of Σ.
@@ -182,6 +196,40 @@ def kinetic_covariance() -> sp.Expr:
     drive = wa**2 + MU * wb**2
     joint = expectation(drive * wc**2, noise, moment)
     return sp.expand(joint - expectation(drive, noise, moment) * expectation(wc**2, noise, moment))
+
+
+@dataclass(frozen=True)
+class KineticNoise:
+    """The data law's constants of the friction's kernel beyond Isserlis (module docstring, item 4), in
+    ``λ_1, λ_i``: ``cumulant = q_i``, ``gain = g_i`` (``∞`` where the moments they need are infinite)."""
+
+    cumulant: sp.Expr
+    gain: sp.Expr
+
+
+@derived_once_per_law
+def kinetic_noise(distribution: Distribution) -> KineticNoise:
+    """``q_i = E b_i⁴/(E b_i²)² − 3`` and ``g_i = cov(−A_11, b_i²)/(E[−A_11] E b_i²)`` of a named law, from
+    the linearisation at e_1 of the two-dimensional model (coordinates 1 and i) and the law's product
+    moments of degree up to eight (:func:`.distributions.product_moment`)."""
+    model = PCAModel(2, distribution, labels=("1", "i"))
+    lin = optimum_linearization(model)
+
+    def e(expr: sp.Expr) -> sp.Expr:
+        return expectation(expr, lin.noise, lambda exponents: product_moment(distribution, exponents, model.lam))
+
+    noise, gain = lin.forcing[1], -lin.coefficient[0, 0]
+    s, mean_gain = e(noise**2), e(gain)
+    cumulant = sp.simplify(e(noise**4) / s**2 - 3)
+    covariance = e(gain * noise**2) - mean_gain * s
+    return KineticNoise(cumulant, sp.simplify(covariance / (mean_gain * s)))
+
+
+@functools.lru_cache(maxsize=8)
+def kinetic_noise_functions(distribution: Distribution):
+    """:func:`kinetic_noise` as NumPy functions of ``(λ_1, λ_i)``."""
+    found = kinetic_noise(distribution)
+    return tuple(sp.lambdify((LAM1, LAMI), expr, "numpy") for expr in (found.cumulant, found.gain))
 
 
 @derived_once

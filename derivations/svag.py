@@ -72,6 +72,38 @@ def svag_moments(amplification: sp.Expr = L) -> SvagMoments:
     )
 
 
+def svag_kernel_factors(amplification: sp.Expr = L) -> tuple[sp.Expr, sp.Expr]:
+    """The factors by which SVAG's combined sample multiplies the radial friction's data constants
+    (:func:`amsgd.derivations.norm_coupling.kinetic_noise`): ``q`` of the noise ``w_1 b + w_2 b'`` and
+    ``g`` of the gain ``w_1 G + w_2 G'`` with it, two independent samples whose ``b`` has moments
+    ``E b = 0``, ``E b² = s``, ``E b⁴ = (q + 3) s²`` and ``cov(G, b²) = g E G s``, ``E[G b] = 0``. The
+    cumulants of independent terms add: ``(w_1⁴ + w_2⁴)/L²`` and ``(w_1³ + w_2³)/L``."""
+    w1, w2 = svag_weights(amplification)
+    s, q, g, mean_gain = sp.symbols("s q g m_G", positive=True)
+    b, b2, gain, gain2 = sp.symbols("b b' G G'", real=True)
+    moment = {0: sp.S.One, 1: sp.S.Zero, 2: s, 3: sp.S.Zero, 4: (q + 3) * s**2}  # E b^n
+
+    def expect(expr: sp.Expr) -> sp.Expr:
+        """Over the two independent samples; each gain enters at most linearly, and
+        ``E[G b^n] = E G E b^n``, plus ``g E G s`` for n = 2."""
+        total = sp.S.Zero
+        for term in sp.Add.make_args(sp.expand(expr)):
+            for noise, sample_gain in ((b, gain), (b2, gain2)):
+                if term == 0:
+                    break
+                n, linear = sp.degree(term, noise), sp.degree(term, sample_gain) == 1
+                value = moment[n] * mean_gain + (g * mean_gain * s if n == 2 else 0) if linear else moment[n]
+                term = term.subs({noise: 1, sample_gain: 1}) * value
+            total += term
+        return sp.expand(total)
+
+    noise, combined_gain = w1 * b + w2 * b2, w1 * gain + w2 * gain2
+    variance = sp.simplify(expect(noise**2))
+    cumulant = sp.simplify((expect(noise**4) / variance**2 - 3) / q)
+    covariance = expect(combined_gain * noise**2) - expect(combined_gain) * variance
+    return cumulant, sp.simplify(covariance / (expect(combined_gain) * variance) / g)
+
+
 def svag_mode_variance(amplification: sp.Expr = L) -> sp.Expr:
     """Stationary variance of one linear mode ``G = −a x + σ ξ`` under SVAG at τ = 0 (module docstring).
 

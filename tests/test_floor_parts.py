@@ -62,6 +62,28 @@ def test_measured_friction_is_the_toolkits_where_the_norm_is_far_from_its_bounda
     assert near["friction_measured"] - 3 * near["friction_measured_half_width"] > 0.75 * near["friction_toolkit"], near
 
 
+def test_at_low_momentum_the_friction_is_the_data_laws_kernel(study):
+    """At μ 0.5 (Σ = diag(2, 1), η 0.01, τ = 0) the velocity averages a few steps and the data law's
+    kernel terms decide the friction: measured on 2048 runs it is the toolkit's ε_2 within 15% beyond
+    three half-widths, with Gaussian and Rademacher data, while Isserlis's kernel alone (the toolkit's
+    without the data law's constants) is further than 40% from it (0.48 and 2.4 times it,
+    docs/linear-theory.md section 5)."""
+    from amsgd.diffusion.theory.coupling import coefficients_for
+    from amsgd.diffusion.theory.linear_recursion import delay_law
+    from amsgd.diffusion.theory.norm_coupling import norm_coupled_floor
+    from amsgd.diffusion.theory.second_moments import finite_eta_floor
+
+    for data in ("gaussian", "rademacher"):
+        case = study.parts_case((2.0, 1.0), 1e-2, 0.5, 0, data, seed=5)
+        row = study.measure(case, 2048)
+        measured, half_width = row["friction_measured"], row["friction_measured_half_width"]
+        assert abs(measured - row["friction_toolkit"]) <= 0.15 * abs(row["friction_toolkit"]) + 3 * half_width, row
+        c = coefficients_for(case.problem())
+        first = finite_eta_floor(c, 1e-2, 0.5, 0, coupled=False)
+        isserlis = norm_coupled_floor(c.rates, c.coupling, c.additive, 1e-2, 0.5, delay_law(0), np.array(first.variances))
+        assert abs(isserlis.friction[0] - measured) > 0.4 * abs(measured) + 3 * half_width, (isserlis.friction, row)
+
+
 def test_stored_study_is_this_code_and_its_table_is_in_the_docs(study):
     """Every stored case's predictions are what the code gives now, the grid is the study's, and
     docs/linear-theory.md holds the renderings of the stored cases (both tables)."""
@@ -78,7 +100,7 @@ def test_stored_study_is_this_code_and_its_table_is_in_the_docs(study):
 
 def test_the_docs_numbers_on_the_balances_delta_are_the_studys(study):
     """docs/linear-theory.md (section 5) on the norm balance's δ against the simulated ``E‖h‖² − 1``:
-    within 2.3% at τ = 0 with Gaussian data, 9–22% high with Rademacher data, and the near-τ* pair."""
+    within 2.4% at τ = 0 with Gaussian data, 9–23% high with Rademacher data, and the near-τ* pair."""
     record = json.loads(study.OUT.read_text())
     text = " ".join((ROOT / "docs" / "linear-theory.md").read_text().split())
 
@@ -86,7 +108,7 @@ def test_the_docs_numbers_on_the_balances_delta_are_the_studys(study):
         return row["delta_toolkit"] / row["delta_measured"] - 1.0
 
     still = [r for r in record["cases"] if r["tau"] == 0]
-    assert max(abs(high(r)) for r in still if r["data"] == "gaussian") <= 0.023 and "within 2.3% at τ = 0" in text
+    assert max(abs(high(r)) for r in still if r["data"] == "gaussian") <= 0.024 and "within 2.4% at τ = 0" in text
     rademacher = [high(r) for r in still if r["data"] == "rademacher"]
     assert f"{100 * min(rademacher):.0f}–{100 * max(rademacher):.0f}% high with Rademacher data" in text
     (near,) = [r for r in record["cases"] if r["spectrum"] == [2.0, 1.0] and r["mu"] == 0.95 and r["tau"] == 4

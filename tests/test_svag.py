@@ -50,6 +50,24 @@ def test_weights_keep_the_drift_and_the_noise_per_unit_time_exactly():
     assert sp.simplify(m.delay_time - derived.eta * derived.tau) == 0
 
 
+@pytest.mark.parametrize("amp", [2, 4])
+def test_the_combined_samples_friction_constants_are_the_derived_factors(amp):
+    """Four million combined Gaussian samples ``w_1 Y Yᵀ + w_2 Y' Y'ᵀ`` at e_1 of diag(3, 1): the noise
+    ``b = w_1 Y_1 Y_2 + w_2 Y'_1 Y'_2`` has ``E b⁴ = (6 κ_c + 3) (L s)²`` and the gain
+    ``G = 2 (w_1 Y_1² + w_2 Y'_1²)`` has ``cov(G, b²) = 2 κ_g E G L s``, (κ_c, κ_g) the derived factors
+    (Gaussian data: c = 6, g = 2), within 99% intervals."""
+    factors = [float(f.subs(derived.L, amp)) for f in derived.svag_kernel_factors()]
+    w1, w2 = svag_weights(amp)
+    rng = np.random.default_rng(11)
+    y, y2 = (rng.standard_normal((2, 4_000_000)) * np.sqrt([[3.0], [1.0]]) for _ in range(2))
+    b = w1 * y[0] * y[1] + w2 * y2[0] * y2[1]
+    gain = 2.0 * (w1 * y[0] ** 2 + w2 * y2[0] ** 2)
+    s = amp * 3.0
+    z = stats.norm.ppf(0.995)
+    for samples, expected in ((b**4, (6.0 * factors[0] + 3.0) * s**2), ((gain - 6.0) * b**2, 2.0 * factors[1] * 6.0 * s)):
+        assert abs(samples.mean() - expected) <= z * samples.std() / np.sqrt(samples.size), (amp, expected)
+
+
 def _ar2_variance(amp: int, eta: float, mu: float, a: float, sigma: float) -> float:
     """The SVAG mode's stationary variance from the discrete Lyapunov equation of its companion form."""
     w1, w2 = svag_weights(amp)

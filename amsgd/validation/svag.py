@@ -22,7 +22,8 @@ difference and its interval (delta method) are reported beside it. Beside the fl
 limit's floor (the diffusion floor at τ = 0, the SDDE floor at τ > 0, both leading order in η) and
 the exact finite-η floor of the SVAG recursion itself from the random-coefficient linear theory
 (:func:`amsgd.diffusion.theory.second_moments.finite_eta_floor` with step η/L, delay Lτ and the
-gradient's coupling and noise moments times ``w_1² + w_2² = L``), which tends as L grows to the SDE's
+gradient's coupling and noise moments times ``w_1² + w_2² = L``, the radial friction's data constants
+times the factors of :func:`amsgd.derivations.svag.svag_kernel_factors`), which tends as L grows to the SDE's
 floor with its state-dependent noise and the curvature of sin² — above the leading-order diffusion
 floor by terms of relative order η that SVAG does not remove.
 
@@ -330,6 +331,8 @@ def svag_floor_theory(problem: Problem, amplification: int) -> float | None:
     """The finite-η floor of the SVAG recursion from the random-coefficient linear theory: step η/L,
     delay Lτ, the coupling and additive noise moments times L; None beyond the linear numerics, inf
     where that recursion has no stationary law (:func:`~.second_moments.stationary_floor`)."""
+    from amsgd.derivations.svag import L as svag_amplification
+    from amsgd.derivations.svag import svag_kernel_factors
     from amsgd.diffusion.theory.coupling import coefficients_for
     from amsgd.diffusion.theory.linear_recursion import MAX_DELAY
     from amsgd.diffusion.theory.second_moments import Coefficients, stationary_floor
@@ -338,7 +341,11 @@ def svag_floor_theory(problem: Problem, amplification: int) -> float | None:
     if delay > MAX_DELAY:
         return None
     c = coefficients_for(problem)
-    scaled = Coefficients(c.rates, amplification * c.coupling, amplification * c.additive, c.diagonal)
+    kinetic = None
+    if c.kinetic is not None:  # the combined sample's data constants of the radial friction
+        factors = [float(f.subs(svag_amplification, amplification)) for f in svag_kernel_factors()]
+        kinetic = (factors[0] * c.kinetic[0], factors[1] * c.kinetic[1])
+    scaled = Coefficients(c.rates, amplification * c.coupling, amplification * c.additive, c.diagonal, kinetic)
     return float(stationary_floor(scaled, problem.eta / amplification, problem.mu, delay).value)
 
 

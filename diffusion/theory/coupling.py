@@ -4,6 +4,8 @@ For a named distribution they are the pattern formulas of
 :func:`amsgd.derivations.linearization.coupling_patterns` (derived in three dimensions, index 1 and 2
 standing for any i and j) evaluated at the spectrum. For a user sampler they are estimated from its
 moment samples, with the same derived coefficient polynomials ``A(Y)``, ``b(Y)`` evaluated on them.
+So are the data law's constants of the radial friction's kernel (``q_i``, ``g_i``:
+:func:`amsgd.derivations.norm_coupling.kinetic_noise`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import numpy as np
 import sympy as sp
 
 from amsgd.core.distributions import (
+    MAX_FOURTH_MOMENT_SHARE,
     SAMPLED_CROSS_MOMENT_TOLERANCE,
     Gaussian,
     Rademacher,
@@ -22,6 +25,7 @@ from amsgd.core.distributions import (
 )
 from amsgd.core.problem import Problem
 from amsgd.derivations.linearization import coupling_patterns, optimum_linearization
+from amsgd.derivations.norm_coupling import kinetic_noise_functions
 from amsgd.derivations.pca import PCAModel
 from amsgd.diffusion.theory.first_passage import EscapeNoise
 from amsgd.diffusion.theory.second_moments import Coefficients
@@ -65,7 +69,9 @@ def _named(distribution, lam: np.ndarray) -> Coefficients:
     )  # fmt: skip
     rates = -np.array([mean[0](l1, l1, l1)] + [mean[1](l1, x, x) for x in lam[1:]])
     noise = np.array([additive[0](l1, l1, l1)] + [additive[1](l1, x, x) for x in lam[1:]])
-    return Coefficients(rates, np.asarray(table, dtype=float), noise)
+    cumulant, gain = kinetic_noise_functions(distribution)
+    kinetic = tuple(np.r_[0.0, np.broadcast_to(f(l1, lam[1:]), lam[1:].shape)].astype(float) for f in (cumulant, gain))
+    return Coefficients(rates, np.asarray(table, dtype=float), noise, kinetic=kinetic)
 
 
 @lru_cache(maxsize=8)
@@ -110,7 +116,26 @@ def _sampled_moments(y: np.ndarray) -> Coefficients:
     additive = np.diag(second).copy()
     scale = np.sqrt(np.outer(additive, additive)) + 1e-300
     correlated = float(np.max(np.abs(second - np.diag(additive)) / scale))
-    return Coefficients(rates, coupling, additive, correlated < SAMPLED_CROSS_MOMENT_TOLERANCE)
+    gain = -a_fn[_pattern_entry(0, 0)](y[:, 0], y[:, 0], y[:, 0])
+    return Coefficients(rates, coupling, additive, correlated < SAMPLED_CROSS_MOMENT_TOLERANCE,
+                        _sampled_kinetic(b, np.broadcast_to(gain, n)))  # fmt: skip
+
+
+def _sampled_kinetic(b: np.ndarray, gain: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The friction kernel's ``q_i = E b_i⁴/(E b_i²)² − 3`` and ``g_i = cov(−A_11, b_i²)/(E[−A_11] E b_i²)``
+    over the moment samples (``gain`` the samples of ``−A_11``); ``∞`` for a mode where one draw carries
+    more than :data:`~amsgd.core.distributions.MAX_FOURTH_MOMENT_SHARE` of ``Σ b_i⁴`` (its eighth
+    moments look infinite, as Student-t data's for ν <= 8), and 0 for a mode without noise."""
+    square = b**2
+    second = square.mean(axis=0)
+    fourth = (square**2).sum(axis=0)
+    share = np.divide(np.max(square**2, axis=0), fourth, out=np.zeros_like(fourth), where=fourth > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cumulant = np.where(second > 0, fourth / b.shape[0] / second**2 - 3.0, 0.0)
+        covariance = ((gain - gain.mean())[:, None] * square).mean(axis=0)
+        ratio = np.where(second > 0, covariance / (gain.mean() * second), 0.0)
+    heavy = share > MAX_FOURTH_MOMENT_SHARE
+    return np.where(heavy, np.inf, cumulant), np.where(heavy, np.inf, ratio)
 
 
 def escape_coupling(problem: Problem, saddle: int) -> float:

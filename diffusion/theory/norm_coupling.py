@@ -12,7 +12,8 @@ order F (derived in :mod:`amsgd.derivations.norm_coupling` and :mod:`amsgd.deriv
 * with momentum, the norm's response to the kinetic energy damps each mode's velocity: its momentum
   is ``μ_i = μ (1 + ε_i)`` with the radial friction ``ε_i = Σ_j H_j [κ_i(j + 2) − κ_i(j)]/(2 γ^w_i(0))``
   (``H`` the impulse response of the radial recursion with rate ``2λ_1`` at τ = 0, ``γ^w_i`` the
-  mode's velocity autocovariance, ``κ_i(ℓ) = 2 γ^w_i(ℓ − 1)² + 2 μ γ^w_i(ℓ)²``);
+  mode's velocity autocovariance, ``κ_i(ℓ) = 2 γ^w_i(ℓ − 1)² + 2 μ γ^w_i(ℓ)²`` for Gaussian velocities,
+  with two terms of the data law beside it, :func:`kernel_beyond_isserlis`);
 * dividing by h_1 drifts the ratio away from e_1: the radial part of a step carries the stale ratio
   (``−η h_1 Σ_j x_{j,k−τ} ξ_j``), whose covariance with the mode's own noise, through the step's
   division and the velocity's factor ``h_{1,k−1}/h_{1,k+1}``, lowers the delayed restoring rate by
@@ -113,31 +114,57 @@ def friction_lags(mode: np.ndarray, head: np.ndarray, radial: np.ndarray, mu: fl
         lags *= 2
 
 
-def _friction_terms(velocity: np.ndarray, response: np.ndarray, mu: float) -> np.ndarray:
-    """``H_j [κ(j + 2) − κ(j)]`` for ``j = 0 .. n − 1``, ``γ^w(0 .. n + 1)`` given."""
+def _friction_terms(velocity: np.ndarray, response: np.ndarray, mu: float,
+                    beyond: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+    """``H_j [κ(j + 2) − κ(j)]`` for ``j = 0 .. n − 1``, ``γ^w(0 .. n + 1)`` given (and κ's terms
+    ``beyond`` Isserlis at the same lags)."""
     from amsgd.derivations.norm_coupling import norm_coupling_functions
 
     kernel = norm_coupling_functions()[3]
     j = np.arange(velocity.size)
     kappa = kernel(mu, velocity[np.abs(j - 1)], velocity)  # κ(0 .. n + 1)
+    if beyond is not None:
+        kappa = kappa + beyond
     n = velocity.size - 2
     return response[:n] * (kappa[2:] - kappa[:-2])
 
 
-def radial_friction(velocity: np.ndarray, response: np.ndarray, mu: float) -> float:
+def radial_friction(velocity: np.ndarray, response: np.ndarray, mu: float, beyond: np.ndarray | None = None) -> float:
     """``ε_i = Σ_j H_j [κ_i(j + 2) − κ_i(j)]/(2 γ^w_i(0))`` from the mode's velocity autocovariance
-    ``γ^w(0 .. n + 1)`` and the radial impulse response ``H_0 .. H_{n−1}`` (module docstring)."""
-    return float(np.sum(_friction_terms(velocity, response, mu))) / (2.0 * velocity[0])
+    ``γ^w(0 .. n + 1)`` and the radial impulse response ``H_0 .. H_{n−1}`` (module docstring), with
+    :func:`kernel_beyond_isserlis`'s terms where given."""
+    return float(np.sum(_friction_terms(velocity, response, mu, beyond))) / (2.0 * velocity[0])
+
+
+def kernel_beyond_isserlis(mode: np.ndarray, size: int, constants: tuple[float, float], noise: float, eta: float,
+                           mu: float, lam1: float, delta: float) -> np.ndarray:  # fmt: skip
+    """The kernel's two terms of the data law at ``ℓ = 0 .. size − 1``
+    (:func:`amsgd.derivations.norm_coupling.kinetic_noise`; ``constants = (q_i, g_i)``, ``noise = s_i``):
+    with ``G`` the impulse response of the velocity of the mode's recursion ``mode`` (``G_0 = 1``),
+    the noise's fourth cumulant adds ``e(|ℓ − 1|) + μ e(ℓ)``, ``e(ℓ) = q_i s_i² η⁴ Σ_m G_m² G_{m+ℓ}²``,
+    and the radial gain's noise ``−2η³ δ g_i λ_1 s_i G_{ℓ−1}²`` for ℓ >= 1."""
+    import scipy.signal
+
+    cumulant, gain = constants
+    squares = np.diff(impulse_response(mode, size), prepend=0.0) ** 2
+    fourth = scipy.signal.fftconvolve(squares, squares[::-1])[size - 1 :]  # Σ_m G_m² G_{m+ℓ}², ℓ = 0 .. size − 1
+    energy = cumulant * noise**2 * eta**4 * fourth
+    lag = np.arange(size)
+    beyond = energy[np.abs(lag - 1)] + mu * energy
+    beyond[1:] -= 2.0 * eta**3 * delta * gain * lam1 * noise * squares[:-1]
+    return beyond
 
 
 def norm_coupled_floor(rates: np.ndarray, coupling: np.ndarray, additive: np.ndarray, eta: float, mu: float,
-                       law: DelayLaw, variances: np.ndarray, *, delta: float | None = None,
-                       friction: bool = True) -> NormCoupling | None:  # fmt: skip
+                       law: DelayLaw, variances: np.ndarray, *, constants: tuple[np.ndarray, np.ndarray] | None = None,
+                       delta: float | None = None, friction: bool = True) -> NormCoupling | None:  # fmt: skip
     """The floor with the norm coupling under the i.i.d. delay ``law`` (a constant delay included), from
     the first-order ``variances`` of the tangent modes; ``rates``, ``coupling``, ``additive`` are the
     linearisation's, index 0 the radial mode (:class:`.second_moments.Coefficients`). None where the
     radial mode or a corrected tangent mode has no stationary law (beyond τ*, for instance): the
-    first-order floor then stands alone.
+    first-order floor then stands alone. ``constants`` are the tangent modes' ``(q_i, g_i)`` of the
+    friction's kernel (:func:`kernel_beyond_isserlis`); a mode where either is infinite, or all of them
+    when not given, keep the Gaussian kernel.
 
     For studies of the coupling's parts (benchmarks/floor_parts.py): ``delta`` replaces the norm
     balance's δ (a measured one, say), and ``friction=False`` leaves the radial friction out (ε_i = 0),
@@ -174,8 +201,12 @@ def norm_coupled_floor(rates: np.ndarray, coupling: np.ndarray, additive: np.nda
         lag_sum = sum(balance_term(lam1, lam1 - a, g[0], pmf @ g[: pmf.size]) for a, g in zip(tangent_rates, gamma))
         norm_excess = float(delta_of(eta, mu, lam1, lag_sum, kinetic)) if delta is None else delta
         split = float(split_of(lam1, norm_excess, floor, (lam1 - tangent_rates) @ v))
-        frictions = np.array([radial_friction(velocity_autocovariance(g), response, mu) if mu > 0 and friction else 0.0
-                              for g in gamma])  # fmt: skip
+        frictions = np.zeros(v.size)
+        for i in range(v.size) if mu > 0 and friction else ():
+            known = constants is not None and np.isfinite(constants[0][i]) and np.isfinite(constants[1][i])
+            beyond = (kernel_beyond_isserlis(modes[i], lags[i] + 2, (constants[0][i], constants[1][i]), additive[i + 1],
+                                             eta, mu, lam1, norm_excess) if known else None)  # fmt: skip
+            frictions[i] = radial_friction(velocity_autocovariance(gamma[i]), response, mu, beyond)
         momenta = mu * (1.0 + frictions)
         drift = drift_of(eta, momenta, additive[1:])  # the ratio's drift away from e_1, on the stale ratio
         delayed = tangent_rates - split - drift

@@ -73,20 +73,30 @@ class Coefficients:
 
     ``rates[i] = −E A_ii`` (per unit η), ``coupling[i, j] = Var A_ij``, ``additive[i] = E b_i²``;
     ``diagonal`` is False when the data law correlates coordinates (then cross-covariances, which
-    this theory sets to zero, exist).
+    this theory sets to zero, exist). ``kinetic`` are the data law's constants of the radial
+    friction's kernel, ``(q_i, g_i)`` per mode (:class:`amsgd.derivations.norm_coupling.KineticNoise`;
+    the radial entry unused, ``∞`` where infinite); None leaves the kernel Gaussian.
     """
 
     rates: np.ndarray
     coupling: np.ndarray
     additive: np.ndarray
     diagonal: bool = True
+    kinetic: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def tangent(self) -> np.ndarray:
         return np.arange(1, self.rates.size)
 
+    @property
+    def tangent_kinetic(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """``kinetic`` of the tangent modes (:func:`.norm_coupling.norm_coupled_floor`'s ``constants``)."""
+        return None if self.kinetic is None else (self.kinetic[0][1:], self.kinetic[1][1:])
+
     def block(self, modes: np.ndarray) -> Coefficients:
-        return Coefficients(self.rates[modes], self.coupling[np.ix_(modes, modes)], self.additive[modes], self.diagonal)
+        kinetic = None if self.kinetic is None else (self.kinetic[0][modes], self.kinetic[1][modes])
+        return Coefficients(self.rates[modes], self.coupling[np.ix_(modes, modes)], self.additive[modes], self.diagonal,
+                            kinetic)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -269,7 +279,7 @@ def finite_eta_floor(c: Coefficients, eta: float, mu: float, delay: Delay, coupl
     law = delay_law(delay)
     norm = None
     if coupled and np.isfinite(first):
-        norm = norm_coupled_floor(c.rates, c.coupling, c.additive, eta, mu, law, v)
+        norm = norm_coupled_floor(c.rates, c.coupling, c.additive, eta, mu, law, v, constants=c.tangent_kinetic)
     value = first if norm is None else norm.value
     return FiniteEtaFloor(value, additive, total - additive, first - total, tuple(v.tolist()), bool(np.isfinite(total)),
                           first, norm)  # fmt: skip
