@@ -329,23 +329,17 @@ def first_passage(error: np.ndarray, iterations: np.ndarray, level: float) -> tu
 
 def svag_floor_theory(problem: Problem, amplification: int) -> float | None:
     """The finite-η floor of the SVAG recursion from the random-coefficient linear theory: step η/L,
-    delay Lτ, the coupling and additive noise moments times L; None beyond the linear numerics, inf
-    where that recursion has no stationary law (:func:`~.second_moments.stationary_floor`)."""
-    from amsgd.derivations.svag import L as svag_amplification
-    from amsgd.derivations.svag import svag_kernel_factors
-    from amsgd.diffusion.theory.coupling import coefficients_for
+    delay Lτ and the combined sample's moments (:func:`amsgd.diffusion.theory.coupling.svag_coefficients`);
+    None beyond the linear numerics, inf where that recursion has no stationary law
+    (:func:`~.second_moments.stationary_floor`)."""
+    from amsgd.diffusion.theory.coupling import svag_coefficients
     from amsgd.diffusion.theory.linear_recursion import MAX_DELAY
-    from amsgd.diffusion.theory.second_moments import Coefficients, stationary_floor
+    from amsgd.diffusion.theory.second_moments import stationary_floor
 
     delay = amplification * problem.delay.max_delay
     if delay > MAX_DELAY:
         return None
-    c = coefficients_for(problem)
-    kinetic = None
-    if c.kinetic is not None:  # the combined sample's data constants of the radial friction
-        factors = [float(f.subs(svag_amplification, amplification)) for f in svag_kernel_factors()]
-        kinetic = (factors[0] * c.kinetic[0], factors[1] * c.kinetic[1])
-    scaled = Coefficients(c.rates, amplification * c.coupling, amplification * c.additive, c.diagonal, kinetic)
+    scaled = svag_coefficients(problem, amplification)
     return float(stationary_floor(scaled, problem.eta / amplification, problem.mu, delay).value)
 
 

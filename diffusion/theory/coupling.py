@@ -38,6 +38,20 @@ def coefficients_for(problem: Problem) -> Coefficients:
     return _named(problem.distribution, np.asarray(problem.eigenvalues, dtype=float))
 
 
+def svag_coefficients(problem: Problem, amplification: int) -> Coefficients:
+    """The linearisation's numbers for SVAG's combined sample ``w_1 g(Y) + w_2 g(Y')`` at amplification
+    L (:mod:`amsgd.derivations.svag`): the couplings and the additive noise times ``w_1² + w_2² = L``, the
+    radial friction's data constants times :func:`~amsgd.derivations.svag.svag_kernel_factors`."""
+    from amsgd.derivations.svag import L, svag_kernel_factors
+
+    c = coefficients_for(problem)
+    kinetic = None
+    if c.kinetic is not None:
+        factors = [float(f.subs(L, amplification)) for f in svag_kernel_factors()]
+        kinetic = (factors[0] * c.kinetic[0], factors[1] * c.kinetic[1])
+    return Coefficients(c.rates, amplification * c.coupling, amplification * c.additive, c.diagonal, kinetic)
+
+
 def saddle_coupling(problem: Problem, saddle: int, coordinates: list[int]) -> np.ndarray:
     """``Var A_il`` among the ratio coordinates ``x_i = h_i/h_saddle`` (``coordinates``, 1-based, none of
     them 1 or ``saddle``) of the random-coefficient linearisation at the saddle ``e_saddle``. The algebra

@@ -148,10 +148,11 @@ def kernel_beyond_isserlis(mode: np.ndarray, size: int, constants: tuple[float, 
     cumulant, gain = constants
     squares = np.diff(impulse_response(mode, size), prepend=0.0) ** 2
     fourth = scipy.signal.fftconvolve(squares, squares[::-1])[size - 1 :]  # Σ_m G_m² G_{m+ℓ}², ℓ = 0 .. size − 1
-    energy = cumulant * noise**2 * eta**4 * fourth
+    step_noise = eta**2 * noise  # η² s_i and ηλ_1: unchanged when Σ is scaled by 1/c and η by c
+    energy = cumulant * step_noise**2 * fourth
     lag = np.arange(size)
     beyond = energy[np.abs(lag - 1)] + mu * energy
-    beyond[1:] -= 2.0 * eta**3 * delta * gain * lam1 * noise * squares[:-1]
+    beyond[1:] -= 2.0 * delta * gain * (eta * lam1) * step_noise * squares[:-1]
     return beyond
 
 
