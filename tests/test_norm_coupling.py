@@ -193,6 +193,7 @@ def test_heavy_tails_leave_the_kernel_gaussian():
     p = predict(_problem((4.0, 3.0, 2.0, 1.0), "student-t:8", 1.5e-3, 0.7, 0))
     gaussian_kernel = finite_eta_floor(replace(p.coefficients, kinetic=None), 1.5e-3, 0.7, p.delay_law)
     assert finite_eta_floor(p.coefficients, 1.5e-3, 0.7, p.delay_law).value == gaussian_kernel.value
+    assert p.finite_eta.coupling.to_dict()["kernel_constants"] == {"cumulant": [None] * 3, "gain": [8.0] * 3}
 
     def shared_scale(rng, n):
         return rng.standard_normal((n, 2)) * np.sqrt([3.0, 1.0]) * np.sqrt(3.0 / rng.chisquare(5.0, (n, 1)))

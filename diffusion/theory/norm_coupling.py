@@ -65,13 +65,20 @@ class NormCoupling:
     restoring_split: float  # b
     friction: tuple[float, ...]  # ε_i per tangent mode (0 at μ = 0, where it has no effect)
     ratio_drift: tuple[float, ...]  # c_i per tangent mode (per unit η), the ratio's drift away from e_1
+    #: (q_i, g_i) per tangent mode, the friction kernel's data constants (:func:`kernel_beyond_isserlis`);
+    #: None where the kernel is Isserlis's for every mode (no constants given)
+    kernel: tuple[tuple[float, ...], tuple[float, ...]] | None = None
 
     def to_dict(self) -> dict:
+        kernel = None
+        if self.kernel is not None:  # null entries: infinite, the mode's kernel is Isserlis's
+            kernel = {"cumulant": [json_float(q) for q in self.kernel[0]], "gain": [json_float(g) for g in self.kernel[1]]}
         return {
             "norm_excess": json_float(self.norm_excess),
             "restoring_split": json_float(self.restoring_split),
             "friction": [json_float(e) for e in self.friction],
             "ratio_drift": [json_float(c) for c in self.ratio_drift],
+            "kernel_constants": kernel,
             "per_mode": [json_float(v) for v in self.variances],
         }
 
@@ -228,7 +235,9 @@ def norm_coupled_floor(rates: np.ndarray, coupling: np.ndarray, additive: np.nda
             return None
         v = np.linalg.solve(np.eye(v.size) - matrix, gains * additive[1:] / scale)
         floor = curvature_mean(v)
-    return NormCoupling(floor, tuple(v.tolist()), norm_excess, split, tuple(frictions.tolist()), tuple(drift.tolist()))
+    kernel = None if constants is None else (tuple(map(float, constants[0])), tuple(map(float, constants[1])))
+    return NormCoupling(floor, tuple(v.tolist()), norm_excess, split, tuple(frictions.tolist()), tuple(drift.tolist()),
+                        kernel)  # fmt: skip
 
 
 def _split_rows(split: float, delayed: np.ndarray, eta: float, momenta: np.ndarray, law: DelayLaw) -> np.ndarray:
