@@ -170,7 +170,7 @@ def test_the_student_t_scale_moments_are_the_chi_square_integrals(nu):
 @pytest.mark.parametrize("law", ["gaussian", "rademacher", "student-t:20"])
 def test_the_kernels_data_constants_are_the_moments_of_the_noise_and_the_gain(law):
     """q_i and g_i of :func:`kinetic_noise` at (λ_1, λ_i) = (3, 0.5), against 4 million draws of the law
-    itself: ``E ξ⁴ = (c + 3) s²`` and ``E[(G − E G) ξ²] = g E G s`` with ``ξ = Y_1 Y_i``, the gain
+    itself: ``E ξ⁴ = (q + 3) s²`` and ``E[(G − E G) ξ²] = g E G s`` with ``ξ = Y_1 Y_i``, the gain
     ``G = 2 Y_1²`` and the linearisation's exact ``s = E ξ²`` and ``E G = 2 λ_1`` (Student-t 20: the
     eighth moments have finite variance)."""
     problem = _problem((3.0, 0.5), law, 1e-3, 0.9, 0)
@@ -204,7 +204,7 @@ def test_heavy_tails_leave_the_kernel_gaussian():
 
 
 def test_a_gaussian_samplers_estimated_constants_are_the_derived_ones():
-    """200 000 moment draws of a Gaussian sampler: c within 0.3 of 6 and g within 0.1 of 2 (about five
+    """200 000 moment draws of a Gaussian sampler: q within 0.3 of 6 and g within 0.1 of 2 (about five
     standard errors of the estimates)."""
     law = SampledDistribution(lambda rng, n: rng.standard_normal((n, 3)) * np.sqrt([3.0, 2.0, 1.0]), name="gaussian")
     cumulant, gain = coefficients_for(Problem.from_spectrum((3.0, 2.0, 1.0), eta=1e-3, mu=0.9, distribution=law)).tangent_kinetic
@@ -213,21 +213,21 @@ def test_a_gaussian_samplers_estimated_constants_are_the_derived_ones():
 
 
 def test_the_kernels_cumulant_term_is_the_filters_fourth_cumulant():
-    """For ``w_k = η Σ_m G_m ξ_{k−1−m}`` with i.i.d. ξ of fourth cumulant ``c s²``, the cumulant term of
+    """For ``w_k = η Σ_m G_m ξ_{k−1−m}`` with i.i.d. ξ of fourth cumulant ``q s²``, the cumulant term of
     :func:`kernel_beyond_isserlis` at lag ℓ (its gain term off) is ``cov(w_{k−ℓ+1}² + μ w_{k−ℓ}², w_k²)``
     minus Isserlis's part: computed here by brute force from the impulse response."""
-    eta, mu, s, c = 0.05, 0.6, 1.3, 6.0
+    eta, mu, s, q = 0.05, 0.6, 1.3, 6.0
     mode = ar_coefficients(1.0, eta, mu, 2)
     size = 400
-    beyond = kernel_beyond_isserlis(mode, size, (c, 0.0), s, eta, mu, 2.0, 0.0)
+    beyond = kernel_beyond_isserlis(mode, size, (q, 0.0), s, eta, mu, 2.0, 0.0)
     g = np.diff(impulse_response(mode, size), prepend=0.0)
 
-    def fourth(lag: int) -> float:  # cov(w_{k−lag}², w_k²) beyond Isserlis: c s² η⁴ Σ_m G_m² G_{m+lag}²
-        return c * s**2 * eta**4 * float(g[: size - lag] ** 2 @ g[lag:] ** 2)
+    def fourth(lag: int) -> float:  # cov(w_{k−lag}², w_k²) beyond Isserlis: q s² η⁴ Σ_m G_m² G_{m+lag}²
+        return q * s**2 * eta**4 * float(g[: size - lag] ** 2 @ g[lag:] ** 2)
 
     for lag in (0, 1, 2, 5, 40):
         assert beyond[lag] == pytest.approx(fourth(abs(lag - 1)) + mu * fourth(lag), rel=1e-9, abs=1e-18)
-    with_gain = kernel_beyond_isserlis(mode, size, (c, 2.0), s, eta, mu, 2.0, 0.03)
+    with_gain = kernel_beyond_isserlis(mode, size, (q, 2.0), s, eta, mu, 2.0, 0.03)
     np.testing.assert_allclose(beyond[1:] - with_gain[1:], 2.0 * eta**3 * 0.03 * 2.0 * 2.0 * s * g[:-1] ** 2, rtol=1e-9, atol=1e-12 * beyond[0])
     assert with_gain[0] == beyond[0]
 

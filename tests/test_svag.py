@@ -55,7 +55,7 @@ def test_the_combined_samples_friction_constants_are_the_derived_factors(amp):
     """Four million combined Gaussian samples ``w_1 Y Yᵀ + w_2 Y' Y'ᵀ`` at e_1 of diag(3, 1): the noise
     ``b = w_1 Y_1 Y_2 + w_2 Y'_1 Y'_2`` has ``E b⁴ = (6 κ_c + 3) (L s)²`` and the gain
     ``G = 2 (w_1 Y_1² + w_2 Y'_1²)`` has ``cov(G, b²) = 2 κ_g E G L s``, (κ_c, κ_g) the derived factors
-    (Gaussian data: c = 6, g = 2), within 99% intervals."""
+    (Gaussian data: q = 6, g = 2), within 99% intervals."""
     factors = [float(f.subs(derived.L, amp)) for f in derived.svag_kernel_factors()]
     w1, w2 = svag_weights(amp)
     rng = np.random.default_rng(11)
