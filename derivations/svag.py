@@ -30,6 +30,8 @@ from dataclasses import dataclass
 
 import sympy as sp
 
+from .moments import expectation
+
 L, eta, mu, a, sigma, tau = sp.symbols("L eta mu a sigma tau", positive=True)
 
 
@@ -80,22 +82,19 @@ def svag_kernel_factors(amplification: sp.Expr = L) -> tuple[sp.Expr, sp.Expr]:
     cumulants of independent terms add: ``(w_1⁴ + w_2⁴)/L²`` and ``(w_1³ + w_2³)/L``."""
     w1, w2 = svag_weights(amplification)
     s, q, g, mean_gain = sp.symbols("s q g m_G", positive=True)
-    b, b2, gain, gain2 = sp.symbols("b b' G G'", real=True)
-    moment = {0: sp.S.One, 1: sp.S.Zero, 2: s, 3: sp.S.Zero, 4: (q + 3) * s**2}  # E b^n
+    samples = sp.symbols("b b' G G'", real=True)
+    b, b2, gain, gain2 = samples
+    power = {0: sp.S.One, 1: sp.S.Zero, 2: s, 3: sp.S.Zero, 4: (q + 3) * s**2}  # E b^n
+
+    def one_sample(n: int, linear: int) -> sp.Expr:
+        """``E[b^n]``, or ``E[G b^n] = E G E b^n``, plus ``g E G s`` for n = 2, of one sample."""
+        return power[n] if not linear else power[n] * mean_gain + (g * mean_gain * s if n == 2 else 0)
+
+    def moment(exponents: tuple[int, ...]) -> sp.Expr:  # (b, b', G, G'): the two samples independent
+        return one_sample(exponents[0], exponents[2]) * one_sample(exponents[1], exponents[3])
 
     def expect(expr: sp.Expr) -> sp.Expr:
-        """Over the two independent samples; each gain enters at most linearly, and
-        ``E[G b^n] = E G E b^n``, plus ``g E G s`` for n = 2."""
-        total = sp.S.Zero
-        for term in sp.Add.make_args(sp.expand(expr)):
-            for noise, sample_gain in ((b, gain), (b2, gain2)):
-                if term == 0:
-                    break
-                n, linear = sp.degree(term, noise), sp.degree(term, sample_gain) == 1
-                value = moment[n] * mean_gain + (g * mean_gain * s if n == 2 else 0) if linear else moment[n]
-                term = term.subs({noise: 1, sample_gain: 1}) * value
-            total += term
-        return sp.expand(total)
+        return sp.expand(expectation(expr, samples, moment))
 
     noise, combined_gain = w1 * b + w2 * b2, w1 * gain + w2 * gain2
     variance = sp.simplify(expect(noise**2))
