@@ -192,6 +192,47 @@ def test_coupled_transient_variances_against_runs_of_the_random_coefficient_recu
     assert curves[:, -1] == pytest.approx(stationary, rel=1e-9)
 
 
+@pytest.mark.parametrize("delay", ["constant:4", "uniform:0-6", "geometric:3"])
+def test_the_impulse_response_kernel_carries_the_state_covariances_sums(delay):
+    """The coupled sums along the modes' impulse responses equal those of their state covariances (to
+    1e-11, rounding), with a coupling of one negative eigenvalue (a factor of sign −1) and two weightings."""
+    from amsgd.diffusion.theory.linear_recursion import ar_coefficients, delay_law
+    from amsgd.diffusion.theory.transient import factored_coupling
+    from amsgd.diffusion.theory.transient_kernel import coupled_variances, response_variances
+
+    eta, mu, rates = 5e-3, 0.9, np.array([1.0, 2.0, 3.0])
+    coupling = np.array([[3.0, 1.0, 0.5], [1.0, 2.0, -2.5], [0.5, -2.5, 4.0]])
+    law = delay_law(parse_delay(delay), as_iid=True)
+    c = np.stack([ar_coefficients(r, eta, mu, law) for r in rates])
+    diagonal, factors, signs = factored_coupling(eta**2 * coupling)
+    assert np.any(signs < 0)
+    weights, noise, pmf = np.stack([np.ones(3), np.array([1.0, 2.0, 0.5])]), eta**2 * np.array([1.0, 2.0, 3.0]), law.pmf
+    state = coupled_variances(c, noise, diagonal, factors, signs, pmf, weights, 3000)
+    response = response_variances(c, noise, diagonal, factors, signs, pmf, weights, 3000)
+    n = min(state.shape[1], response.shape[1])  # each stops where its variances stop moving (to 1e-13)
+    assert n > 400 and abs(state.shape[1] - response.shape[1]) <= 2
+    np.testing.assert_allclose(response[:, :n], state[:, :n], rtol=1e-11, atol=0.0)
+
+
+def test_a_long_delay_laws_coupled_sums_follow_the_impulse_responses():
+    """Under the staleness law of ps:724 (about 20 000 lags) the state covariances would take two arrays of
+    taps² entries per mode (6.4 GB a mode); the sums go along the impulse responses instead, for over a
+    thousand iterations within the work bound, where the state covariances reach one."""
+    from amsgd.diffusion.theory.linear_recursion import ar_coefficients, delay_law
+    from amsgd.diffusion.theory.transient import _coupled_kernel, summed_transient_variances
+    from amsgd.diffusion.theory.transient_kernel import coupled_variances, response_variances
+
+    law = delay_law(parse_delay("ps:724"), as_iid=True)
+    taps = ar_coefficients(1.0, 5e-4, 0.9, law).size
+    assert taps > 19_000
+    kernel, steps = _coupled_kernel(2, taps, law.pmf.size, 1, 100_000)
+    assert kernel is response_variances and steps > 1000
+    assert _coupled_kernel(2, 7, 1, 1, 100_000) == (coupled_variances, 100_000)  # a short delay: the states
+    curves = summed_transient_variances(np.array([1.0, 2.0]), np.array([1.0, 0.5]), 5e-4, 0.9, law, 100_000,
+                                        np.array([[4.0, 1.0], [1.0, 3.0]]), np.eye(2))  # fmt: skip
+    assert curves.shape[1] == steps + 1 and np.all(np.diff(curves, axis=1) >= 0) and curves[0, -1] > 0
+
+
 def test_the_coupling_factors_reproduce_the_matrix_with_one_factor_for_the_named_laws():
     """``C = diag(D) + Σ_r s_r u_r u_rᵀ``: one factor where the off-diagonal part is ``κ λ_i λ_l`` (the saddle
     coupling of Student-t 9 data on diag(8, ..., 1)), the scaled eigenvectors of any other symmetric C."""

@@ -26,6 +26,9 @@ for k iterations, so it is followed at most :data:`IID_MAX_ITERATIONS` iteration
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+
 import numpy as np
 
 from amsgd.core.errors import ProblemError
@@ -97,10 +100,11 @@ def summed_transient_variances(rates: np.ndarray, noise_variances: np.ndarray, e
 
     With a nonzero ``coupling`` (``Var A_il``, the modes' multiplicative noise on the stale iterate) the
     modes' step variances are ``η² (s_i² + Σ_l Var A_il E Var x_{l,k−τ})``, fed back as the variances grow
-    (:func:`.transient_kernel.coupled_variances`: each mode's state covariance, O(L²) per iteration, the
-    feedback through :func:`factored_coupling`'s r factors, at most ``TRANSIENT_WORK / (modes · (taps² + r))``
-    iterations, ending sooner where the variances have stopped moving)."""
-    from amsgd.diffusion.theory.transient_kernel import coupled_variances, summed_variances
+    (the feedback through :func:`factored_coupling`'s r factors), along each mode's state covariance,
+    O(taps²) work and memory per mode and iteration, or, for long delay laws, along its impulse response,
+    O(k + taps + L) at iteration k (:func:`_coupled_kernel` picks the one that reaches further within
+    :data:`TRANSIENT_WORK`); they end sooner where the variances have stopped moving."""
+    from amsgd.diffusion.theory.transient_kernel import summed_variances
 
     eta, mu = check_parameters(eta, mu)
     rates, noise = np.asarray(rates, dtype=float), eta**2 * np.asarray(noise_variances, dtype=float)
@@ -115,7 +119,24 @@ def summed_transient_variances(rates: np.ndarray, noise_variances: np.ndarray, e
             out = summed_variances(c, np.ascontiguousarray(w * noise), int(min(iterations, max(1, reach))))
         else:
             diagonal, factors, signs = factored_coupling(eta**2 * np.asarray(coupling, dtype=float))
-            reach = TRANSIENT_WORK // (rates.size * (c.shape[1] ** 2 + signs.size))
-            out = coupled_variances(c, noise, diagonal, factors, signs, np.ascontiguousarray(law.pmf, dtype=float),
-                                    np.ascontiguousarray(w), int(min(iterations, max(1, reach))))  # fmt: skip
+            kernel, steps = _coupled_kernel(rates.size, c.shape[1], law.pmf.size, signs.size, iterations)
+            out = kernel(c, noise, diagonal, factors, signs, np.ascontiguousarray(law.pmf, dtype=float),
+                         np.ascontiguousarray(w), steps)  # fmt: skip
     return out if np.ndim(weights) == 2 else out[0]
+
+
+def _coupled_kernel(modes: int, taps: int, lags: int, factors: int, iterations: int) -> tuple[Callable, int]:
+    """The compiled loop for the coupled sums and its iterations: the state covariances
+    (:func:`.transient_kernel.coupled_variances`, ``modes · (taps² + factors)`` work per iteration) or the
+    impulse responses (:func:`.transient_kernel.response_variances`, ``modes · (k + taps + lags)`` at
+    iteration k), whichever reaches more iterations within :data:`TRANSIENT_WORK`, or, where both reach
+    ``iterations``, costs less there. The same sums either way, to rounding."""
+    from amsgd.diffusion.theory.transient_kernel import coupled_variances, response_variances
+
+    per_mode = TRANSIENT_WORK / modes
+    state = int(min(iterations, max(1, per_mode // (taps**2 + factors))))
+    spread = taps + lags  # the responses' reach k: k² + k (taps + lags) <= the work per mode
+    response = int(min(iterations, max(1, (math.sqrt(spread**2 + 4.0 * per_mode) - spread) / 2.0)))
+    if response > state or (response == state and response + spread < taps**2 + factors):
+        return response_variances, response
+    return coupled_variances, state

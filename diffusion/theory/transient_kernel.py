@@ -106,6 +106,26 @@ def summed_variances(c: np.ndarray, scales: np.ndarray, iterations: int) -> np.n
 
 
 @njit(cache=True, nogil=True)
+def _project(factors: np.ndarray, signs: np.ndarray, stale: np.ndarray, projected: np.ndarray) -> None:
+    """``projected_r = s_r u_r · stale``: the factors' share of the multiplicative feedback, in place."""
+    for r in range(factors.shape[0]):
+        projected[r] = 0.0
+        for i in range(stale.size):
+            projected[r] += factors[r, i] * stale[i]
+        projected[r] *= signs[r]
+
+
+@njit(cache=True, nogil=True)
+def _step_variance(i: int, noise: np.ndarray, diagonal: np.ndarray, factors: np.ndarray, stale: np.ndarray,
+                   projected: np.ndarray) -> float:  # fmt: skip
+    """``E f_i² = noise_i + (C stale)_i`` with ``C = diag(diagonal) + Σ_r s_r u_r u_rᵀ`` (:func:`_project`)."""
+    out = noise[i] + diagonal[i] * stale[i]
+    for r in range(factors.shape[0]):
+        out += factors[r, i] * projected[r]
+    return out
+
+
+@njit(cache=True, nogil=True)
 def coupled_variances(c: np.ndarray, noise: np.ndarray, diagonal: np.ndarray, factors: np.ndarray, signs: np.ndarray,
                       pmf: np.ndarray, weights: np.ndarray, iterations: int) -> np.ndarray:  # fmt: skip
     """``S_{n,k} = Σ_i weights_{n,i} Var x_{i,k}`` for ``k = 0, 1, ...`` of modes started at rest,
@@ -125,16 +145,10 @@ def coupled_variances(c: np.ndarray, noise: np.ndarray, diagonal: np.ndarray, fa
             stale[i] = 0.0
             for t in range(pmf.size):
                 stale[i] += pmf[t] * p[i, t, t]
-        for r in range(factors.shape[0]):
-            projected[r] = 0.0
-            for i in range(modes):
-                projected[r] += factors[r, i] * stale[i]
-            projected[r] *= signs[r]
+        _project(factors, signs, stale, projected)
         moved = False
         for i in range(modes):
-            top = noise[i] + diagonal[i] * stale[i]
-            for r in range(factors.shape[0]):
-                top += factors[r, i] * projected[r]
+            top = _step_variance(i, noise, diagonal, factors, stale, projected)
             for a in range(taps):
                 u[a] = 0.0
                 for m in range(taps):
@@ -152,6 +166,48 @@ def coupled_variances(c: np.ndarray, noise: np.ndarray, diagonal: np.ndarray, fa
         for n in range(weights.shape[0]):
             for i in range(modes):
                 out[n, k + 1] += weights[n, i] * p[i, 0, 0]
+        if not moved:
+            return out[:, : k + 2].copy()
+    return out
+
+
+@njit(cache=True, nogil=True)
+def response_variances(c: np.ndarray, noise: np.ndarray, diagonal: np.ndarray, factors: np.ndarray, signs: np.ndarray,
+                       pmf: np.ndarray, weights: np.ndarray, iterations: int) -> np.ndarray:  # fmt: skip
+    """:func:`coupled_variances`'s sums along each mode's impulse response h instead of its state
+    covariance: the forcing is uncorrelated over steps, so ``Var x_{i,k} = Σ_{j<k} h_{i,k−1−j}² w_{i,j}``
+    with the step variances ``w_{i,j} = E f_{i,j}²``, each set from the variances before it. O(k + L) per
+    mode and iteration k and O(modes · iterations) memory, where the state covariance takes O(L²) of
+    both: the kernel for long delay laws."""
+    modes, taps = c.shape
+    squares = np.zeros((modes, iterations))  # h_{i,m}²
+    for i in range(modes):
+        h = np.zeros(iterations)
+        h[0] = 1.0
+        for m in range(1, iterations):
+            for t in range(min(taps, m)):
+                h[m] += c[i, t] * h[m - 1 - t]  # h_m = Σ_t c_t h_{m−1−t}
+        squares[i] = h * h
+    w, var = np.zeros((modes, iterations)), np.zeros((modes, iterations + 1))  # var[i, k] = Var x_{i,k}
+    out = np.zeros((weights.shape[0], iterations + 1))
+    stale, projected = np.zeros(modes), np.zeros(factors.shape[0])
+    for k in range(iterations):
+        for i in range(modes):
+            stale[i] = 0.0
+            for t in range(min(pmf.size, k + 1)):
+                stale[i] += pmf[t] * var[i, k - t]  # E Var x_{i,k−τ}; zero before the start
+        _project(factors, signs, stale, projected)
+        moved = False
+        for i in range(modes):
+            w[i, k] = _step_variance(i, noise, diagonal, factors, stale, projected)
+            total = 0.0
+            for j in range(k + 1):
+                total += squares[i, k - j] * w[i, j]
+            var[i, k + 1] = total
+            moved = moved or abs(total - var[i, k]) > 1e-13 * total
+        for n in range(weights.shape[0]):
+            for i in range(modes):
+                out[n, k + 1] += weights[n, i] * var[i, k + 1]
         if not moved:
             return out[:, : k + 2].copy()
     return out
