@@ -232,6 +232,27 @@ def test_the_kernels_cumulant_term_is_the_filters_fourth_cumulant():
     assert with_gain[0] == beyond[0]
 
 
+def test_the_kernels_of_several_modes_are_each_modes_own(monkeypatch):
+    """:func:`kernels_beyond_isserlis` batches the modes' FFTs by size: five modes of three sizes, in
+    batches of at most two rows, give each mode's kernel alone (to rounding), and the batch's sums are
+    the brute-force ``Σ_m G_m² G_{m+ℓ}²`` (to the FFT's rounding)."""
+    from amsgd.diffusion.theory import norm_coupling
+
+    eta, mu = 0.05, 0.6
+    modes = [ar_coefficients(rate, eta, mu, 2) for rate in (1.0, 0.5, 2.0, 1.5, 0.8)]
+    sizes, constants, noises = [100, 300, 100, 300, 64], [(6.0, 2.0), (-2.0, 0.0), (51.0, 5.0), (6.0, 2.0), (1.0, 1.0)], [1.3, 0.7, 2.0, 1.0, 0.4]
+    alone = [kernel_beyond_isserlis(m, n, c, s, eta, mu, 2.0, 0.03) for m, n, c, s in zip(modes, sizes, constants, noises)]
+    monkeypatch.setattr(norm_coupling, "_FFT_ENTRIES", 2 * 1200)  # two rows of the 300-lag FFTs per batch
+    batched = norm_coupling.kernels_beyond_isserlis(modes, sizes, constants, noises, eta, mu, 2.0, 0.03)
+    for one, many, size in zip(alone, batched, sizes):
+        assert many.size == size
+        np.testing.assert_allclose(many, one, rtol=1e-12, atol=1e-15 * abs(one[0]))
+    g = np.diff(impulse_response(modes[1], sizes[1]), prepend=0.0) ** 2
+    sums = norm_coupling._autocorrelations([g])[0]
+    brute = [g[: g.size - lag] @ g[lag:] for lag in (0, 1, 7, 299)]  # the FFT's rounding is 1e-16 of the sum at lag 0
+    np.testing.assert_allclose(sums[[0, 1, 7, 299]], brute, rtol=1e-12, atol=1e-15 * brute[0])
+
+
 def test_momentum_factors_norm_part_is_the_first_order_of_the_ratio_of_norms():
     part = momentum_factor_norm_part()
     t = 1e-6

@@ -34,6 +34,7 @@ untruncated geometric law is taken through its stored finite pmf.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,6 +54,9 @@ ITERATIONS = 4
 _SUM_RTOL = 1e-9
 #: The fewest and the most lags of that sum.
 _MIN_LAGS, _MAX_LAGS = 64, 1 << 21
+#: The most entries of one batch of the friction kernel's FFTs (:func:`_autocorrelations`): small enough to stay
+#: in cache (batches of 2**22 entries ran nine times slower per row than batches of 2**16).
+_FFT_ENTRIES = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -108,17 +112,21 @@ def velocity_autocovariance(gamma: np.ndarray) -> np.ndarray:
     return 2.0 * gamma[:-1] - before - gamma[1:]
 
 
-def friction_lags(mode: np.ndarray, head: np.ndarray, radial: np.ndarray, mu: float) -> int:
+def friction_lags(mode: np.ndarray, head: np.ndarray, radial: np.ndarray, mu: float, guess: int = _MIN_LAGS) -> int:
     """Lags enough for :func:`radial_friction`'s sum (``head`` the mode's γ(0 .. L)): doubled from
     :data:`_MIN_LAGS` until the second half of them adds less than :data:`_SUM_RTOL` of the sum (its
-    terms decay geometrically, so the lags beyond add less still), at most :data:`_MAX_LAGS`."""
-    lags = _MIN_LAGS
+    terms decay geometrically, so the lags beyond add less still), at most :data:`_MAX_LAGS`. The terms
+    are computed at ``guess`` lags (one of the doubling's, a neighbouring mode's answer, say) and every
+    smaller candidate checked on their prefix, so the answer is the doubling's whatever the guess."""
+    span, lags = min(max(guess, _MIN_LAGS), _MAX_LAGS), _MIN_LAGS
     while True:
-        gamma = autocovariances(mode, lags + 2, head)
-        terms = _friction_terms(velocity_autocovariance(gamma), impulse_response(radial, lags), mu)
-        if abs(np.sum(terms[lags // 2 :])) <= _SUM_RTOL * abs(np.sum(terms)) or lags >= _MAX_LAGS:
-            return lags
-        lags *= 2
+        gamma = autocovariances(mode, span + 2, head)
+        terms = _friction_terms(velocity_autocovariance(gamma), impulse_response(radial, span), mu)
+        while lags <= span:
+            if abs(np.sum(terms[lags // 2 : lags])) <= _SUM_RTOL * abs(np.sum(terms[:lags])) or lags >= _MAX_LAGS:
+                return lags
+            lags *= 2
+        span = lags
 
 
 def _friction_terms(velocity: np.ndarray, response: np.ndarray, mu: float,
@@ -150,17 +158,46 @@ def kernel_beyond_isserlis(mode: np.ndarray, size: int, constants: tuple[float, 
     with ``G`` the impulse response of the velocity of the mode's recursion ``mode`` (``G_0 = 1``),
     the noise's fourth cumulant adds ``e(|ℓ − 1|) + μ e(ℓ)``, ``e(ℓ) = q_i s_i² η⁴ Σ_m G_m² G_{m+ℓ}²``,
     and the radial gain's noise ``−2η³ δ g_i λ_1 s_i G_{ℓ−1}²`` for ℓ >= 1."""
-    import scipy.signal
+    return kernels_beyond_isserlis([mode], [size], [constants], [noise], eta, mu, lam1, delta)[0]
 
-    cumulant, gain = constants
-    squares = np.diff(impulse_response(mode, size), prepend=0.0) ** 2
-    fourth = scipy.signal.fftconvolve(squares, squares[::-1])[size - 1 :]  # Σ_m G_m² G_{m+ℓ}², ℓ = 0 .. size − 1
-    step_noise = eta**2 * noise  # η² s_i and ηλ_1: unchanged when Σ is scaled by 1/c and η by c
-    energy = cumulant * step_noise**2 * fourth
-    lag = np.arange(size)
-    beyond = energy[np.abs(lag - 1)] + mu * energy
-    beyond[1:] -= 2.0 * delta * gain * (eta * lam1) * step_noise * squares[:-1]
-    return beyond
+
+def kernels_beyond_isserlis(modes: Sequence[np.ndarray], sizes: Sequence[int], constants: Sequence[tuple[float, float]],
+                            noises: Sequence[float], eta: float, mu: float, lam1: float,
+                            delta: float) -> list[np.ndarray]:  # fmt: skip
+    """:func:`kernel_beyond_isserlis` of several modes at once (their sums ``Σ_m G_m² G_{m+ℓ}²`` by FFT,
+    modes of one size together: :func:`_autocorrelations`)."""
+    squares = [np.diff(impulse_response(mode, size), prepend=0.0) ** 2 for mode, size in zip(modes, sizes)]
+    out = []
+    for g2, fourth, (cumulant, gain), noise in zip(squares, _autocorrelations(squares), constants, noises):
+        step_noise = eta**2 * noise  # η² s_i and ηλ_1: unchanged when Σ is scaled by 1/c and η by c
+        energy = cumulant * step_noise**2 * fourth
+        lag = np.arange(g2.size)
+        beyond = energy[np.abs(lag - 1)] + mu * energy
+        beyond[1:] -= 2.0 * delta * gain * (eta * lam1) * step_noise * g2[:-1]
+        out.append(beyond)
+    return out
+
+
+def _autocorrelations(rows: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """``Σ_m x_m x_{m+ℓ}`` for ``ℓ = 0 .. n − 1`` of each row x (n its length): the inverse FFT of
+    ``|X|²`` at a length of at least ``2n − 1`` (no wrap-around), rows of one length in one batch of at
+    most :data:`_FFT_ENTRIES` entries."""
+    import scipy.fft
+
+    out: list[np.ndarray] = [np.zeros(0)] * len(rows)
+    by_size: dict[int, list[int]] = {}
+    for k, row in enumerate(rows):
+        by_size.setdefault(row.size, []).append(k)
+    for n, members in by_size.items():
+        length = scipy.fft.next_fast_len(2 * n - 1, real=True)
+        chunk = max(1, _FFT_ENTRIES // length)
+        for lo in range(0, len(members), chunk):
+            batch = members[lo : lo + chunk]
+            spectra = scipy.fft.rfft(np.stack([rows[k] for k in batch]), n=length, axis=1)
+            power = spectra.real**2 + spectra.imag**2
+            for k, correlation in zip(batch, scipy.fft.irfft(power, n=length, axis=1)[:, :n]):
+                out[k] = correlation
+    return out
 
 
 def norm_coupled_floor(rates: np.ndarray, coupling: np.ndarray, additive: np.ndarray, eta: float, mu: float,
@@ -199,7 +236,10 @@ def norm_coupled_floor(rates: np.ndarray, coupling: np.ndarray, additive: np.nda
     heads, feedback = _unit_moments(modes, tangent_rates, eta, pmf)
     # the friction's lags, and at least the delay law's (the balance averages γ over the law: geometric:20
     # reaches lag 566 where the friction asked for 513)
-    lags = [max(friction_lags(c, g, radial_now, mu), law.order) if mu > 0 else law.order for c, g in zip(modes, heads)]
+    lags, guess = [], _MIN_LAGS
+    for c, g in zip(modes, heads):
+        guess = friction_lags(c, g, radial_now, mu, guess) if mu > 0 else _MIN_LAGS
+        lags.append(max(guess, law.order) if mu > 0 else law.order)
     response = impulse_response(radial_now, max(lags))
     for _ in range(ITERATIONS):
         unit = [autocovariances(c, n + 2, g) for c, n, g in zip(modes, lags, heads)]
@@ -210,11 +250,10 @@ def norm_coupled_floor(rates: np.ndarray, coupling: np.ndarray, additive: np.nda
         norm_excess = float(delta_of(eta, mu, lam1, lag_sum, kinetic)) if delta is None else delta
         split = float(split_of(lam1, norm_excess, floor, (lam1 - tangent_rates) @ v))
         frictions = np.zeros(v.size)
-        for i in range(v.size) if mu > 0 and friction else ():
-            known = constants is not None and np.isfinite(constants[0][i]) and np.isfinite(constants[1][i])
-            beyond = (kernel_beyond_isserlis(modes[i], lags[i] + 2, (constants[0][i], constants[1][i]), additive[i + 1],
-                                             eta, mu, lam1, norm_excess) if known else None)  # fmt: skip
-            frictions[i] = radial_friction(velocity_autocovariance(gamma[i]), response, mu, beyond)
+        if mu > 0 and friction:
+            beyond = _kernels_where_known(modes, lags, constants, additive[1:], eta, mu, lam1, norm_excess)
+            for i in range(v.size):
+                frictions[i] = radial_friction(velocity_autocovariance(gamma[i]), response, mu, beyond[i])
         momenta = mu * (1.0 + frictions)
         drift = drift_of(eta, momenta, additive[1:])  # the ratio's drift away from e_1, on the stale ratio
         delayed = tangent_rates - split - drift
@@ -238,6 +277,23 @@ def norm_coupled_floor(rates: np.ndarray, coupling: np.ndarray, additive: np.nda
     kernel = None if constants is None else (tuple(map(float, constants[0])), tuple(map(float, constants[1])))
     return NormCoupling(floor, tuple(v.tolist()), norm_excess, split, tuple(frictions.tolist()), tuple(drift.tolist()),
                         kernel)  # fmt: skip
+
+
+def _kernels_where_known(modes: np.ndarray, lags: list[int], constants: tuple[np.ndarray, np.ndarray] | None,
+                         noises: np.ndarray, eta: float, mu: float, lam1: float,
+                         delta: float) -> list[np.ndarray | None]:  # fmt: skip
+    """Per tangent mode, :func:`kernels_beyond_isserlis`'s terms at its ``lags + 2`` lags, None where its
+    constants are not given or either is infinite (its kernel is Isserlis's)."""
+    beyond: list[np.ndarray | None] = [None] * len(lags)
+    if constants is None:
+        return beyond
+    known = [i for i in range(len(lags)) if np.isfinite(constants[0][i]) and np.isfinite(constants[1][i])]
+    terms = kernels_beyond_isserlis([modes[i] for i in known], [lags[i] + 2 for i in known],
+                                    [(constants[0][i], constants[1][i]) for i in known], [noises[i] for i in known],
+                                    eta, mu, lam1, delta)  # fmt: skip
+    for i, term in zip(known, terms):
+        beyond[i] = term
+    return beyond
 
 
 def _split_rows(split: float, delayed: np.ndarray, eta: float, momenta: np.ndarray, law: DelayLaw) -> np.ndarray:
