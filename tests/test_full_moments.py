@@ -221,7 +221,6 @@ def test_the_reports_and_the_advice_follow_the_full_theory_where_it_applies():
     advise's grid follow the full theory there, and the largest stable delay is the full theory's
     boundary, found by scanning it; at μ 0.8, the momentum the advice keeps, runs from x* do not diverge."""
     from amsgd.advise import advise
-    from amsgd.diffusion.theory.full_moments import moments_over_delays
 
     p = _digits(eta=0.004, l2=0.1)
     theory = predict_model(p)
@@ -232,15 +231,14 @@ def test_the_reports_and_the_advice_follow_the_full_theory_where_it_applies():
     advice = advise(p, workers=(1, 2, 8), mus=(0.5, 0.8, 0.9))
     rows = advice.rows()
     assert [r["largest_stable_mu"] for r in rows[:2]] == [0.8, 0.8]
-    over_delays = {mu: moments_over_delays(p, theory.point, p.eta, mu) for mu in advice.grid.mus}  # once per μ
+    cells = theory.full_cells  # (η, μ, τ) ↦ the full second moments, the fluctuation operator built once
     for m, workers in enumerate(advice.grid.workers):
         for u, mu in enumerate(advice.grid.mus):
-            full = over_delays[mu](int(workers) - 1)
+            full = cells(p.eta, mu, int(workers) - 1)
             assert advice.grid.stable[m, u] == full.stable
             if full.stable:
                 assert advice.grid.floor[m, u] == pytest.approx(full.floor, rel=1e-12)
-    at = over_delays[0.5]
-    scanned = max(tau for tau in range(0, 65) if at(tau).stable)
+    scanned = max(tau for tau in range(0, 65) if cells(p.eta, 0.5, tau).stable)
     assert advice.grid.max_workers[0] == scanned + 1  # μ 0.5, the first of the sorted grid
     run = simulate_model(dataclasses.replace(p, mu=0.8), 10_000, 32, rng=5, start=theory.point.x, progress=False)
     assert run.diverged_fraction == 0.0
