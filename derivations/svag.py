@@ -26,6 +26,7 @@ the state, the curvature of the observable) do not fall with L.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import sympy as sp
@@ -74,6 +75,7 @@ def svag_moments(amplification: sp.Expr = L) -> SvagMoments:
     )
 
 
+@functools.lru_cache(maxsize=None)
 def svag_kernel_factors(amplification: sp.Expr = L) -> tuple[sp.Expr, sp.Expr]:
     """The factors by which SVAG's combined sample multiplies the radial friction's data constants
     (:func:`amsgd.derivations.norm_coupling.kinetic_noise`): ``q`` of the noise ``w_1 b + w_2 b'`` and

@@ -108,6 +108,13 @@ SAMPLER_MOMENT_TOLERANCE = 0.05
 SAMPLER_SIGMAS = 5.0
 
 
+def largest_share(values: np.ndarray) -> np.ndarray:
+    """Per column of non-negative ``values`` (draws in rows), the largest draw's share of the column's
+    sum (0 for a column of zeros): near 1 where one draw carries a moment whose estimate is infinite."""
+    totals = values.sum(axis=0)
+    return np.divide(values.max(axis=0), totals, out=np.zeros_like(totals), where=totals > 0)
+
+
 @dataclass(frozen=True)
 class SampledDistribution(Distribution):
     """A user-supplied sampler ``sampler(rng, n) -> (n, d)`` array of ``X`` in original coordinates.
@@ -168,9 +175,7 @@ class SampledDistribution(Distribution):
         seeds for ν <= 3, sometimes for ν = 4 to 5 and never for ν >= 6. Samples that pass are checked
         once for mean 0 and covariance Σ (:func:`_warn_unless_centred_with_covariance`)."""
         y = self.moment_samples_for(eigenvalues, basis)
-        fourth = y**4
-        totals = fourth.sum(axis=0)
-        share = np.divide(fourth.max(axis=0), totals, out=np.zeros_like(totals), where=totals > 0)
+        share = largest_share(y**4)
         worst = int(np.argmax(share))
         if share[worst] > MAX_FOURTH_MOMENT_SHARE:
             raise ProblemError(

@@ -22,6 +22,7 @@ from amsgd.core.distributions import (
     Rademacher,
     SampledDistribution,
     StudentT,
+    largest_share,
 )
 from amsgd.core.problem import Problem
 from amsgd.derivations.linearization import coupling_patterns, optimum_linearization
@@ -143,7 +144,7 @@ def _sampled_kinetic(b: np.ndarray, gain: np.ndarray) -> tuple[np.ndarray, np.nd
     square = b**2
     second = square.mean(axis=0)
     fourth = (square**2).sum(axis=0)
-    share = np.divide(np.max(square**2, axis=0), fourth, out=np.zeros_like(fourth), where=fourth > 0)
+    share = largest_share(square**2)
     with np.errstate(invalid="ignore", divide="ignore"):
         cumulant = np.where(second > 0, fourth / b.shape[0] / second**2 - 3.0, 0.0)
         covariance = ((gain - gain.mean())[:, None] * square).mean(axis=0)
