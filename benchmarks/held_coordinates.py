@@ -32,7 +32,7 @@ at δ = 0 without the radial friction (the norm does not move), whose recursion 
 split, ``d = λ_1 − λ_2 − b − c`` and ``m = 0``.
 
 Writes ``benchmarks/held_coordinates.json`` and prints the two tables of docs/linear-theory.md
-(section 5). About 4 minutes with the default R = 65536. Usage:
+(section 5). About 2.5 minutes on 2 cores with the default R = 65536. Usage:
 ``python benchmarks/held_coordinates.py [--replicates R] [--out PATH]``.
 """
 
