@@ -32,12 +32,10 @@ docs/linear-theory.md (section 5) holds the table. About 15 seconds. Usage:
 
 from __future__ import annotations
 
-import argparse
-import json
-import time
 from pathlib import Path
 
 import numpy as np
+from study_cli import run_study
 
 from amsgd import parse_delay, parse_distribution
 from amsgd.derivations.norm_coupling import kinetic_noise_functions
@@ -137,14 +135,7 @@ def table(rows: list[dict]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--replicates", type=int, default=16384)
-    parser.add_argument("--out", type=Path, default=OUT)
-    args = parser.parse_args()
-    began = time.perf_counter()
-    rows = study(args.replicates)
-    print(table(rows))
-    args.out.write_text(json.dumps({"seconds": time.perf_counter() - began, "cases": rows}, indent=1) + "\n")
+    run_study(__doc__.splitlines()[0], 16384, OUT, study, table)
 
 
 if __name__ == "__main__":

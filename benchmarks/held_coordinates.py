@@ -1,7 +1,7 @@
-"""The held-norm floor with a delay in ratio and in angle coordinates: the best linear model of each,
-fitted to the algorithm, beside the toolkit's ratio recursion and a Gaussian closure in the angle.
+"""The held-norm floor with a delay, fitted in ratio and in angle coordinates.
 
-The coupled floor's misses with a delay (floor_parts.py: the ratios at a held norm, μ 0.95) are
+The best linear model in each coordinate, fitted to the algorithm, beside the toolkit's ratio
+recursion and a Gaussian closure in the angle. The coupled floor's misses with a delay (floor_parts.py: the ratios at a held norm, μ 0.95) are
 studied here on Σ = diag(2, 1), η 2.5e-3, μ 0.95 (τ* = 5) with the norm held at 1, constant delays
 0, 2, 3, 4, Rademacher and Gaussian data: Async-MSGD with every new iterate rescaled to the unit
 circle, ``h_k = (cos θ_k, sin θ_k)``, R runs from e_1 for 80 relaxation times, the floor each run's
@@ -32,19 +32,17 @@ at δ = 0 without the radial friction (the norm does not move), whose recursion 
 split, ``d = λ_1 − λ_2 − b − c`` and ``m = 0``.
 
 Writes ``benchmarks/held_coordinates.json`` and prints the two tables of docs/linear-theory.md
-(section 5). About 2.5 minutes on 2 cores with the default R = 65536. Usage:
+(section 5). About 2.5 minutes with the default R = 65536. Usage:
 ``python benchmarks/held_coordinates.py [--replicates R] [--out PATH]``.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import time
 from pathlib import Path
 
 import numpy as np
 from floor_parts import _draw, parts_case
+from study_cli import run_study
 
 from amsgd.diffusion.theory.coupling import coefficients_for
 from amsgd.diffusion.theory.linear_recursion import delay_law
@@ -61,7 +59,7 @@ BLOCKS = 8
 #: The fits keep steps whose angles stay within this bound.
 ANGLE_BOUND = 1.0
 SEED = 6100
-#: Updates of the angle closure's fixed point (each moves v by about a tenth of the one before).
+#: Updates of the angle closure's fixed point (a contraction: from 20 on the floor no longer moves).
 CLOSURE_UPDATES = 60
 
 
@@ -196,14 +194,7 @@ def _fit(fit: dict, tau: int) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--replicates", type=int, default=65536)
-    parser.add_argument("--out", type=Path, default=OUT)
-    args = parser.parse_args()
-    began = time.perf_counter()
-    rows = study(args.replicates)
-    print(table(rows))
-    args.out.write_text(json.dumps({"seconds": time.perf_counter() - began, "cases": rows}, indent=1) + "\n")
+    run_study(__doc__.splitlines()[0], 65536, OUT, study, table)
 
 
 if __name__ == "__main__":
