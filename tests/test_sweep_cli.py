@@ -41,6 +41,7 @@ def _stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
+@pytest.mark.slow
 def test_sweep_against_dask_cli_cluster(tmp_path):
     scheduler_file = tmp_path / "scheduler.json"
     logs = open(tmp_path / "dask.log", "wb")

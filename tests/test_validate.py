@@ -408,6 +408,7 @@ def test_the_regenerating_command_keeps_every_digit_of_eta_and_mu():
     assert "--eta 0.123456789" in _public_command(model) and "--l2 0.0010000001" in _public_command(model)
 
 
+@pytest.mark.slow
 def test_figures_of_runs_that_all_diverged_print_no_numpy_warnings(tmp_path):
     """η = 0.1: every run diverges; the histograms of no sample printed NumPy's RuntimeWarning lines with
     file paths, where only the toolkit's own warnings belong."""
