@@ -1,9 +1,10 @@
 """The held-norm floor with a delay, fitted in ratio and in angle coordinates.
 
 The best linear model in each coordinate, fitted to the algorithm, beside the toolkit's ratio
-recursion and a Gaussian closure in the angle. The coupled floor's misses with a delay (floor_parts.py: the ratios at a held norm, μ 0.95) are
-studied here on Σ = diag(2, 1), η 2.5e-3, μ 0.95 (τ* = 5) with the norm held at 1, constant delays
-0, 2, 3, 4, Rademacher and Gaussian data: Async-MSGD with every new iterate rescaled to the unit
+recursion and a Gaussian closure in the angle. The coupled floor's misses with a delay
+(floor_parts.py: the ratios at a held norm) are studied here on Σ = diag(2, 1) at η 2.5e-3, μ 0.95
+(τ* = 5; delays 0, 2, 3, 4) and η 5e-3, μ 0.8 (τ* = 12; delays 0, 4, 7, 10) with the norm held at 1,
+Rademacher and Gaussian data: Async-MSGD with every new iterate rescaled to the unit
 circle, ``h_k = (cos θ_k, sin θ_k)``, R runs from e_1 for 80 relaxation times, the floor each run's
 mean sin² over the second half (floor_parts.run_floors' runs, the same draws).
 
@@ -18,21 +19,24 @@ gives the best such model (the residual's mean square its noise); standard error
 ``h' = (cos φ, sin φ)``, ``φ = θ_{k−τ}``: ``η G e_φ^⊥`` with ``G = Y_1 Y_2 cos 2φ − (Y_1² − Y_2²) sin 2φ/2``.
 The new angle is ``θ_k + arg[(1 + μ) − μ e^{−iΔ_k} + i η G e^{i(φ − θ_k)}]``, ``Δ_k = θ_k − θ_{k−1}``:
 
-    θ_{k+1} = θ_k + μ Δ_k − (μ/6 + μ²/2 + μ³/3) Δ_k³ + η G(φ) + …
+    θ_{k+1} = θ_k + μ Δ_k − (μ/6 + μ²/2 + μ³/3) Δ_k³ + η G cos(φ − θ_k) + η² G² (φ − θ_k) + …
 
-(the omitted terms carry ``η G (φ − θ_k)`` or ``η² G²``). The momentum acts on the angle itself,
-and the restoring force and the noise on the stale angle alone. A Gaussian closure in the angle (φ
-normal with variance v, Stein's lemma for the drift): the delayed rate ``(λ_1 − λ_2) e^{−2v}``, the noise
-``η² [s (1 + e^{−8v})/2 + C (1 − e^{−8v})/8]`` (``s = E[Y_1² Y_2²]``, ``C = Var(Y_1² − Y_2²)``, the
-linearisation's additive noise and coupling) and the momentum change ``m = −(μ/2 + 3μ²/2 + μ³) W``
-(``Δ³ → 3 W Δ``, W the velocity's variance), solved with v; the floor is ``E sin² θ = (1 − e^{−2v})/2``.
+(the omitted terms are smaller by a further ``η G``, ``Δ_k`` or ``φ − θ_k``). The momentum acts on the
+angle itself; the restoring force and the noise act on the stale angle, tilted by the angle moved
+since. A Gaussian closure in the angle (``(θ_k, φ)`` normal with variance v and covariance γ, Stein's
+lemma for the drift, ``a = λ_1 − λ_2``): the current rate ``b = a (e^{−(v+γ)} − e^{−(5v−3γ)})/4 + η E G²``
+and the delayed one ``d = a (e^{−(v+γ)} + 3 e^{−(5v−3γ)})/4 − η E G²`` (together ``a e^{−2v}`` at τ = 0),
+the noise ``η² E G² (1 + e^{−4(v−γ)})/2`` with ``E G² = s (1 + e^{−8v})/2 + C (1 − e^{−8v})/8``
+(``s = E[Y_1² Y_2²]``, ``C = Var(Y_1² − Y_2²)``, the linearisation's additive noise and coupling), and
+the momentum change ``m = −(μ/2 + 3μ²/2 + μ³) W`` (``Δ³ → 3 W Δ``, W the velocity's variance), solved
+with v and γ; the floor is ``E sin² θ = (1 − e^{−2v})/2``.
 
 Against both the toolkit's held floor: :func:`~amsgd.diffusion.theory.norm_coupling.norm_coupled_floor`
 at δ = 0 without the radial friction (the norm does not move), whose recursion has ``b`` the restoring
 split, ``d = λ_1 − λ_2 − b − c`` and ``m = 0``.
 
 Writes ``benchmarks/held_coordinates.json`` and prints the two tables of docs/linear-theory.md
-(section 5). About 2.5 minutes with the default R = 65536. Usage:
+(section 5). About 8 minutes with the default R = 65536. Usage:
 ``python benchmarks/held_coordinates.py [--replicates R] [--out PATH]``.
 """
 
@@ -51,8 +55,9 @@ from amsgd.diffusion.theory.norm_coupling import norm_coupled_floor
 from amsgd.diffusion.theory.second_moments import finite_eta_floor
 
 OUT = Path(__file__).resolve().parent / "held_coordinates.json"
-SPECTRUM, ETA, MU = (2.0, 1.0), 2.5e-3, 0.95
-DELAYS = (0, 2, 3, 4)
+SPECTRUM = (2.0, 1.0)
+#: (η, μ, delays): μ 0.95 with τ* = 5 and μ 0.8 with τ* = 12 (floor_parts.py's delays on Σ = diag(2, 1)).
+CASES = ((2.5e-3, 0.95, (0, 2, 3, 4)), (5e-3, 0.8, (0, 4, 7, 10)))
 DATA = ("rademacher", "gaussian")
 #: Blocks of runs for the fits' standard errors.
 BLOCKS = 8
@@ -63,9 +68,9 @@ SEED = 6100
 CLOSURE_UPDATES = 60
 
 
-def simulate(tau: int, data: str, replicates: int, seed: int) -> dict:
+def simulate(eta: float, mu: float, tau: int, data: str, replicates: int, seed: int) -> dict:
     """The held runs' floor (mean and 95% half-width over runs) and the fits in both coordinates."""
-    case = parts_case(SPECTRUM, ETA, MU, tau, data, seed)
+    case = parts_case(SPECTRUM, eta, mu, tau, data, seed)
     root = np.sqrt(np.asarray(SPECTRUM))
     rng = np.random.default_rng(seed)
     h = np.zeros((replicates, 2))
@@ -73,13 +78,13 @@ def simulate(tau: int, data: str, replicates: int, seed: int) -> dict:
     ring = [h.copy() for _ in range(tau + 2)]  # h_{k−τ−1} .. h_k
     steps, start = case.steps, case.steps // 2
     error = np.zeros(replicates)
-    sums = {name: _Sums(3 if tau else 2) for name in ("ratio", "angle")}
+    sums = {name: _Sums(3 if tau else 2, eta, mu) for name in ("ratio", "angle")}
     block = np.arange(replicates) % BLOCKS
     for k in range(steps):
         now, before, stale = ring[-1], ring[-2], ring[-1 - tau]
         y = _draw(rng, data, replicates, 2) * root
         s = np.einsum("rd,rd->r", y, stale)
-        new = now + MU * (now - before) + ETA * (y * s[:, None] - (s * s)[:, None] * stale)
+        new = now + mu * (now - before) + eta * (y * s[:, None] - (s * s)[:, None] * stale)
         new /= np.sqrt(np.einsum("rd,rd->r", new, new))[:, None]
         ring = ring[1:] + [new]
         if k + 1 > start:
@@ -91,20 +96,21 @@ def simulate(tau: int, data: str, replicates: int, seed: int) -> dict:
             sums["angle"].add(angles, kept, block, tau)
     floors = error / (steps - start)
     half_width = 1.96 * float(floors.std(ddof=1)) / float(np.sqrt(replicates))
-    return {"tau": tau, "data": data, "replicates": replicates, "steps": steps, "floor": float(floors.mean()),
+    return {"eta": eta, "mu": mu, "tau": tau, "data": data, "replicates": replicates, "steps": steps, "floor": float(floors.mean()),
             "half_width": half_width, **{name: fit.result(tau) for name, fit in sums.items()}}  # fmt: skip
 
 
 class _Sums:
     """Per block of runs, the least-squares sums of ``x_{k+1} − (1 + μ) x_k + μ x_{k−1}`` on the regressors."""
 
-    def __init__(self, regressors: int) -> None:
+    def __init__(self, regressors: int, eta: float, mu: float) -> None:
+        self.eta, self.mu = eta, mu
         self.xx = np.zeros((BLOCKS, regressors, regressors))
         self.xy, self.yy, self.n = np.zeros((BLOCKS, regressors)), np.zeros(BLOCKS), np.zeros(BLOCKS)
 
     def add(self, values: list[np.ndarray], kept: np.ndarray, block: np.ndarray, tau: int) -> None:
         new, now, before, stale = (np.where(kept, q, 0.0) for q in values)
-        target = new - (1.0 + MU) * now + MU * before
+        target = new - (1.0 + self.mu) * now + self.mu * before
         x = np.stack([now, stale, now - before] if tau else [now, now - before])
         for b in range(BLOCKS):
             part = block == b
@@ -121,68 +127,81 @@ class _Sums:
         names = ("current", "stale", "momentum", "noise")
         return {**dict(zip(names, map(float, whole))), **{f"{n}_se": float(e) for n, e in zip(names, errors)}}
 
-    @staticmethod
-    def _coefficients(xx: np.ndarray, xy: np.ndarray, yy: float, n: float, tau: int) -> np.ndarray:
-        beta = np.linalg.solve(xx, xy)
-        noise = (yy - beta @ xy) / n / ETA**2
+    def _coefficients(self, xx: np.ndarray, xy: np.ndarray, yy: float, n: float, tau: int) -> np.ndarray:
+        beta, eta = np.linalg.solve(xx, xy), self.eta
+        noise = (yy - beta @ xy) / n / eta**2
         if tau:
-            return np.array([-beta[0] / ETA, -beta[1] / ETA, beta[2], noise])
-        return np.array([-beta[0] / ETA, 0.0, beta[1], noise])
+            return np.array([-beta[0] / eta, -beta[1] / eta, beta[2], noise])
+        return np.array([-beta[0] / eta, 0.0, beta[1], noise])
 
 
-def toolkit_held(tau: int, data: str) -> dict:
+def toolkit_held(eta: float, mu: float, tau: int, data: str) -> dict:
     """The toolkit's floor at a held norm (δ = 0, no radial friction) and its recursion's rates."""
-    problem = parts_case(SPECTRUM, ETA, MU, tau, data).problem()
+    problem = parts_case(SPECTRUM, eta, mu, tau, data).problem()
     c = coefficients_for(problem)
-    first = finite_eta_floor(c, ETA, MU, problem.delay, coupled=False)
-    held = norm_coupled_floor(c.rates, c.coupling, c.additive, ETA, MU, delay_law(problem.delay),
+    first = finite_eta_floor(c, eta, mu, problem.delay, coupled=False)
+    held = norm_coupled_floor(c.rates, c.coupling, c.additive, eta, mu, delay_law(problem.delay),
                               np.array(first.variances), delta=0.0, friction=False)  # fmt: skip
     current = held.restoring_split
     return {"floor": held.value, "current": current, "stale": float(c.rates[1] - current - held.ratio_drift[0])}
 
 
-def angle_closure(tau: int, data: str) -> dict:
-    """The Gaussian closure in the angle (module docstring): its floor, delayed rate and momentum change."""
-    c = coefficients_for(parts_case(SPECTRUM, ETA, MU, tau, data).problem())
+def angle_closure(eta: float, mu: float, tau: int, data: str) -> dict:
+    """The Gaussian closure in the angle (module docstring): its floor, current and delayed rates and
+    momentum change."""
+    c = coefficients_for(parts_case(SPECTRUM, eta, mu, tau, data).problem())
     rate, additive, coupling = float(c.rates[1]), float(c.additive[1]), float(c.coupling[1, 1])
-    v, change = 0.0, 0.0
+    v, lagged, change = 0.0, 0.0, 0.0
     for _ in range(CLOSURE_UPDATES):
+        near, far = np.exp(-(v + lagged)), np.exp(-(5.0 * v - 3.0 * lagged))  # E cos(φ + θ), E cos(3φ − θ)
+        squared = additive * (1.0 + np.exp(-8.0 * v)) / 2.0 + coupling * (1.0 - np.exp(-8.0 * v)) / 8.0  # E G²
+        current = rate * (near - far) / 4.0 + eta * squared
+        delayed = rate * (near + 3.0 * far) / 4.0 - eta * squared
         rows = np.zeros(max(tau, 1) + 1)  # x_{k+1} = Σ_j rows_j x_{k−j}
-        rows[0], rows[1] = 1.0 + MU + change, -(MU + change)
-        rows[tau] -= ETA * rate * np.exp(-2.0 * v)
-        noise = ETA**2 * (additive * (1.0 + np.exp(-8.0 * v)) / 2.0 + coupling * (1.0 - np.exp(-8.0 * v)) / 8.0)
-        gamma = autocovariance(rows, noise)
-        v = float(gamma[0])
-        change = -(MU / 2.0 + 1.5 * MU**2 + MU**3) * 2.0 * float(gamma[0] - gamma[1])
-    return {"floor": float(1.0 - np.exp(-2.0 * v)) / 2.0, "stale": rate * float(np.exp(-2.0 * v)), "momentum": change}
+        rows[0], rows[1] = 1.0 + mu + change - eta * current, -(mu + change)
+        rows[tau] -= eta * delayed
+        gamma = autocovariance(rows, eta**2 * squared * (1.0 + np.exp(-4.0 * (v - lagged))) / 2.0)
+        v, lagged = float(gamma[0]), float(gamma[tau])
+        change = -(mu / 2.0 + 1.5 * mu**2 + mu**3) * 2.0 * float(gamma[0] - gamma[1])
+    return {"floor": float(1.0 - np.exp(-2.0 * v)) / 2.0, "current": float(current), "stale": float(delayed),
+            "momentum": change}  # fmt: skip
 
 
 def study(replicates: int) -> list[dict]:
-    """Every delay and data law: the simulated floor and fits beside the toolkit and the angle closure."""
+    """Every (η, μ), delay and data law: the simulated floor and fits beside the toolkit and the angle closure."""
     rows = []
-    for j, (data, tau) in enumerate((d, t) for d in DATA for t in DELAYS):
-        row = simulate(tau, data, replicates, SEED + j)
-        rows.append({**row, "toolkit": toolkit_held(tau, data), "closure": angle_closure(tau, data)})
+    settings = [(eta, mu, tau, data) for eta, mu, delays in CASES for data in DATA for tau in delays]
+    for j, (eta, mu, tau, data) in enumerate(settings):
+        row = simulate(eta, mu, tau, data, replicates, SEED + j)
+        rows.append({**row, "toolkit": toolkit_held(eta, mu, tau, data), "closure": angle_closure(eta, mu, tau, data)})
     return rows
 
 
 def table(rows: list[dict]) -> str:
     """The two Markdown tables of docs/linear-theory.md: the floors (errors = simulated/predicted − 1),
     and the fitted recursions beside the toolkit's and the closure's (momentum changes times 10⁴)."""
-    floors = ["| τ | data | simulated floor | toolkit (ratio recursion) | angle closure |", "|---|---|---|---|---|"]
-    fits = ["| τ | data | ratio fit: b, d, 10⁴ m | toolkit: b, d, 10⁴ m | angle fit: b, d, 10⁴ m | closure: d, 10⁴ m |",
-            "|---|---|---|---|---|---|"]  # fmt: skip
+    floors = ["| η, μ | τ | data | simulated floor | toolkit (ratio recursion) | angle closure |", "|---|---|---|---|---|---|"]
+    fits = ["| η, μ | τ | data | ratio fit: b, d, 10⁴ m | toolkit: b, d, 10⁴ m | angle fit: b, d, 10⁴ m | closure: b, d, 10⁴ m |",
+            "|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in rows:
         sim, tool, closure = r["floor"], r["toolkit"], r["closure"]
-        floors.append(f"| {r['tau']} | {r['data']} | {sim:.5f} ± {100 * r['half_width'] / sim:.2f}% | "
-                      f"{_error(sim, tool['floor'])} | {_error(sim, closure['floor'])} |")  # fmt: skip
-        fits.append(f"| {r['tau']} | {r['data']} | {_fit(r['ratio'], r['tau'])} | {tool['current']:.3f}, {tool['stale']:.3f}, 0 | "
-                    f"{_fit(r['angle'], r['tau'])} | {closure['stale']:.3f}, {1e4 * closure['momentum']:+.1f} |")  # fmt: skip
+        case = f"| {r['eta']:g}, {r['mu']:g} | {r['tau']} | {r['data']} |"
+        floors.append(f"{case} {sim:.5f} ± {100 * r['half_width'] / sim:.2f}% | {_error(sim, tool['floor'])} | "
+                      f"{_error(sim, closure['floor'])} |")  # fmt: skip
+        fits.append(f"{case} {_fit(r['ratio'], r['tau'])} | {tool['current']:.3f}, {tool['stale']:.3f}, 0 | "
+                    f"{_fit(r['angle'], r['tau'])} | {_rates(closure, r['tau'])}, {1e4 * closure['momentum']:+.1f} |")  # fmt: skip
     return "\n".join(floors) + "\n\n" + "\n".join(fits)
 
 
 def _error(simulated: float, predicted: float) -> str:
     return f"{predicted:.5f} ({100 * (simulated / predicted - 1):+.2f}%)"
+
+
+def _rates(closure: dict, tau: int) -> str:
+    """The closure's b and d (their sum alone at τ = 0, where the two are one rate)."""
+    if not tau:
+        return f"{closure['current'] + closure['stale']:.3f}, –"
+    return f"{closure['current']:.3f}, {closure['stale']:.3f}"
 
 
 def _fit(fit: dict, tau: int) -> str:

@@ -24,8 +24,9 @@ def test_the_runs_are_floor_parts_held_runs(study):
     """The same seed gives the same runs as ``floor_parts.run_floors`` with the norm held at 1: equal floors."""
     import floor_parts
 
-    row = study.simulate(2, "rademacher", 256, seed=11)
-    case = floor_parts.parts_case(study.SPECTRUM, study.ETA, study.MU, 2, "rademacher", seed=11)
+    eta, mu, _ = study.CASES[0]
+    row = study.simulate(eta, mu, 2, "rademacher", 256, seed=11)
+    case = floor_parts.parts_case(study.SPECTRUM, eta, mu, 2, "rademacher", seed=11)
     held = floor_parts.run_floors(case, 256, held=1.0).floors
     assert row["floor"] == pytest.approx(float(held.mean()), rel=1e-12)
 
@@ -34,18 +35,19 @@ def test_the_runs_are_floor_parts_held_runs(study):
 def test_the_fit_recovers_a_known_linear_recursion(study, tau):
     """Runs of ``x_{k+1} = (1 + μ + m − η b) x_k − (μ + m) x_{k−1} − η d x_{k−τ} + η σ z`` fed to the fit give
     back b, d, m and σ² within four standard errors (b + d alone at τ = 0)."""
+    eta, mu, _ = study.CASES[0]
     current, stale, change, noise = 0.3, 0.6, 4e-3, 2.0
     if not tau:
         current, stale = current + stale, 0.0
     rng = np.random.default_rng(5)
     runs = 4096
     history = [np.zeros(runs) for _ in range(tau + 2)]
-    sums = study._Sums(3 if tau else 2)
+    sums = study._Sums(3 if tau else 2, eta, mu)
     block = np.arange(runs) % study.BLOCKS
     for k in range(3000):
         now, before, old = history[-1], history[-2], history[-1 - tau]
-        new = ((1 + study.MU + change - study.ETA * current) * now - (study.MU + change) * before
-               - study.ETA * stale * old + study.ETA * np.sqrt(noise) * rng.standard_normal(runs))  # fmt: skip
+        new = ((1 + mu + change - eta * current) * now - (mu + change) * before
+               - eta * stale * old + eta * np.sqrt(noise) * rng.standard_normal(runs))  # fmt: skip
         history = history[1:] + [new]
         if k > 1500:
             sums.add([new, now, before, old], np.ones(runs, dtype=bool), block, tau)
@@ -69,8 +71,9 @@ def test_stored_study_is_this_code_and_its_tables_are_in_the_docs(study):
     """Every stored row's toolkit floor and closure are what the code gives, and docs/linear-theory.md
     holds the tables."""
     rows = json.loads(study.OUT.read_text())["cases"]
-    assert len(rows) == len(study.DATA) * len(study.DELAYS)
+    assert len(rows) == len(study.DATA) * sum(len(delays) for *_, delays in study.CASES)
     for r in rows:
-        assert r["toolkit"] == pytest.approx(study.toolkit_held(r["tau"], r["data"]), rel=1e-9)
-        assert r["closure"] == pytest.approx(study.angle_closure(r["tau"], r["data"]), rel=1e-9)
+        case = (r["eta"], r["mu"], r["tau"], r["data"])
+        assert r["toolkit"] == pytest.approx(study.toolkit_held(*case), rel=1e-9)
+        assert r["closure"] == pytest.approx(study.angle_closure(*case), rel=1e-9)
     assert study.table(rows) in (ROOT / "docs" / "linear-theory.md").read_text()
