@@ -78,8 +78,7 @@ def simulate(eta: float, mu: float, tau: int, data: str, replicates: int, seed: 
     ring = [h.copy() for _ in range(tau + 2)]  # h_{k−τ−1} .. h_k
     steps, start = case.steps, case.steps // 2
     error = np.zeros(replicates)
-    sums = {name: _Sums(3 if tau else 2, eta, mu) for name in ("ratio", "angle")}
-    block = np.arange(replicates) % BLOCKS
+    sums = {name: _Sums(tau, eta, mu, replicates) for name in ("ratio", "angle")}
     for k in range(steps):
         now, before, stale = ring[-1], ring[-2], ring[-1 - tau]
         y = _draw(rng, data, replicates, 2) * root
@@ -92,45 +91,48 @@ def simulate(eta: float, mu: float, tau: int, data: str, replicates: int, seed: 
             ratios = [q[:, 1] / q[:, 0] for q in (new, now, before, stale)]
             angles = [np.arctan(q) for q in ratios]
             kept = np.all(np.abs(angles) < ANGLE_BOUND, axis=0)
-            sums["ratio"].add(ratios, kept, block, tau)
-            sums["angle"].add(angles, kept, block, tau)
+            sums["ratio"].add(ratios, kept)
+            sums["angle"].add(angles, kept)
     floors = error / (steps - start)
     half_width = 1.96 * float(floors.std(ddof=1)) / float(np.sqrt(replicates))
     return {"eta": eta, "mu": mu, "tau": tau, "data": data, "replicates": replicates, "steps": steps, "floor": float(floors.mean()),
-            "half_width": half_width, **{name: fit.result(tau) for name, fit in sums.items()}}  # fmt: skip
+            "half_width": half_width, **{name: fit.result() for name, fit in sums.items()}}  # fmt: skip
 
 
 class _Sums:
-    """Per block of runs, the least-squares sums of ``x_{k+1} − (1 + μ) x_k + μ x_{k−1}`` on the regressors."""
+    """Per block of runs (run r in block ``r mod BLOCKS``), the least-squares sums of
+    ``x_{k+1} − (1 + μ) x_k + μ x_{k−1}`` on ``(x_k, x_{k−τ}, x_k − x_{k−1})`` (without ``x_{k−τ}`` at τ = 0)."""
 
-    def __init__(self, regressors: int, eta: float, mu: float) -> None:
-        self.eta, self.mu = eta, mu
+    def __init__(self, tau: int, eta: float, mu: float, runs: int) -> None:
+        self.tau, self.eta, self.mu = tau, eta, mu
+        self.parts = [np.arange(runs) % BLOCKS == b for b in range(BLOCKS)]
+        regressors = 3 if tau else 2
         self.xx = np.zeros((BLOCKS, regressors, regressors))
         self.xy, self.yy, self.n = np.zeros((BLOCKS, regressors)), np.zeros(BLOCKS), np.zeros(BLOCKS)
 
-    def add(self, values: list[np.ndarray], kept: np.ndarray, block: np.ndarray, tau: int) -> None:
+    def add(self, values: list[np.ndarray], kept: np.ndarray) -> None:
+        """One step of every run: ``values`` = (x_{k+1}, x_k, x_{k−1}, x_{k−τ}), the runs ``kept`` only."""
         new, now, before, stale = (np.where(kept, q, 0.0) for q in values)
         target = new - (1.0 + self.mu) * now + self.mu * before
-        x = np.stack([now, stale, now - before] if tau else [now, now - before])
-        for b in range(BLOCKS):
-            part = block == b
+        x = np.stack([now, stale, now - before] if self.tau else [now, now - before])
+        for b, part in enumerate(self.parts):
             self.xx[b] += x[:, part] @ x[:, part].T
             self.xy[b] += x[:, part] @ target[part]
             self.yy[b] += target[part] @ target[part]
             self.n[b] += np.count_nonzero(kept[part])
 
-    def result(self, tau: int) -> dict:
+    def result(self) -> dict:
         """current b, stale d, momentum m and noise/η², each with its standard error over the blocks."""
-        per_block = [self._coefficients(self.xx[b], self.xy[b], self.yy[b], self.n[b], tau) for b in range(BLOCKS)]
-        whole = self._coefficients(self.xx.sum(0), self.xy.sum(0), self.yy.sum(), self.n.sum(), tau)
+        per_block = [self._coefficients(self.xx[b], self.xy[b], self.yy[b], self.n[b]) for b in range(BLOCKS)]
+        whole = self._coefficients(self.xx.sum(0), self.xy.sum(0), self.yy.sum(), self.n.sum())
         errors = np.std(per_block, axis=0, ddof=1) / np.sqrt(BLOCKS)
         names = ("current", "stale", "momentum", "noise")
         return {**dict(zip(names, map(float, whole))), **{f"{n}_se": float(e) for n, e in zip(names, errors)}}
 
-    def _coefficients(self, xx: np.ndarray, xy: np.ndarray, yy: float, n: float, tau: int) -> np.ndarray:
+    def _coefficients(self, xx: np.ndarray, xy: np.ndarray, yy: float, n: float) -> np.ndarray:
         beta, eta = np.linalg.solve(xx, xy), self.eta
         noise = (yy - beta @ xy) / n / eta**2
-        if tau:
+        if self.tau:
             return np.array([-beta[0] / eta, -beta[1] / eta, beta[2], noise])
         return np.array([-beta[0] / eta, 0.0, beta[1], noise])
 

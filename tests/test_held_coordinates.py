@@ -42,16 +42,15 @@ def test_the_fit_recovers_a_known_linear_recursion(study, tau):
     rng = np.random.default_rng(5)
     runs = 4096
     history = [np.zeros(runs) for _ in range(tau + 2)]
-    sums = study._Sums(3 if tau else 2, eta, mu)
-    block = np.arange(runs) % study.BLOCKS
+    sums = study._Sums(tau, eta, mu, runs)
     for k in range(3000):
         now, before, old = history[-1], history[-2], history[-1 - tau]
         new = ((1 + mu + change - eta * current) * now - (mu + change) * before
                - eta * stale * old + eta * np.sqrt(noise) * rng.standard_normal(runs))  # fmt: skip
         history = history[1:] + [new]
         if k > 1500:
-            sums.add([new, now, before, old], np.ones(runs, dtype=bool), block, tau)
-    fit = sums.result(tau)
+            sums.add([new, now, before, old], np.ones(runs, dtype=bool))
+    fit = sums.result()
     for name, truth in (("current", current), ("stale", stale), ("momentum", change), ("noise", noise)):
         if tau or name != "stale":
             assert abs(fit[name] - truth) <= 4 * fit[f"{name}_se"], (name, fit)
