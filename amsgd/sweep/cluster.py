@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -22,14 +21,12 @@ from collections.abc import Iterator
 from amsgd.core import checks
 from amsgd.core.errors import ProblemError
 from amsgd.core.progress import stage
+from amsgd.core.threads import available_cores
 
 
 def default_workers() -> int:
     """One worker per core available to this process."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+    return available_cores()
 
 
 #: Seconds to wait for an existing scheduler to answer (``--connect-timeout``).

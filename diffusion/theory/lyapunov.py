@@ -47,6 +47,7 @@ import scipy.sparse
 import scipy.sparse.linalg
 
 from amsgd.core.errors import ProblemError
+from amsgd.core.threads import thread_count, thread_map
 from amsgd.diffusion.theory.linear_recursion import (
     Delay,
     DelayLaw,
@@ -94,6 +95,10 @@ def autocovariance(coefficients: np.ndarray, noise_variance: float = 1.0) -> np.
 
 #: Above this many Yule–Walker unknowns the gains and autocovariances come from the step-down recursion.
 _DENSE_UNKNOWNS = 64
+#: From this many operations (rows × taps²) on the step-down's rows are shared among threads: about
+#: 20 ms of work on one core of the machine of docs/performance.md (999 rows of 101 taps, 7 ms, gained
+#: nothing on 2 threads; 999 × 301, 59 ms, took 42 ms; 999 × 1001 took 329 ms instead of 664 ms).
+_STEP_DOWN_SHARED = 30_000_000
 
 
 def stationary_gains(rates: np.ndarray, eta: float, mu: float, tau: int, lam: float = 1.0) -> np.ndarray:
@@ -118,11 +123,13 @@ def stationary_gains(rates: np.ndarray, eta: float, mu: float, tau: int, lam: fl
 def autocovariance_rows(coefficients: np.ndarray) -> np.ndarray:
     """:func:`autocovariance` ``γ(0), ..., γ(L)`` with unit noise of every row of stable autoregressions
     (the caller ensures it): up to :data:`_DENSE_UNKNOWNS` unknowns the Yule–Walker systems solved as
-    one batch of dense ``(L + 2)``-square systems, above it row by row."""
+    one batch of dense ``(L + 2)``-square systems, above it row by row (``O(L²)`` each: the rows shared
+    among threads from :data:`_STEP_DOWN_SHARED` operations on)."""
     c = np.array(coefficients, dtype=float, ndmin=2)
     n = c.shape[1] + 1
     if n > _DENSE_UNKNOWNS:
-        return np.array([autocovariance(row, 1.0) for row in c]).reshape(c.shape)
+        threads = 1 if c.size * c.shape[1] < _STEP_DOWN_SHARED else None
+        return np.array(thread_map(lambda row: autocovariance(row, 1.0), c, threads)).reshape(c.shape)
     h = np.arange(n)[:, None]
     j = np.arange(c.shape[1])[None, :]
     lags = np.where(h == 0, j + 1, np.abs(h - 1 - j))  # (n, L + 1)
@@ -145,11 +152,15 @@ def step_down_variance(coefficients: np.ndarray) -> np.ndarray:
     coefficient ``κ_m = a^{(m)}_m`` and ``a^{(m−1)}_j = (a^{(m)}_j + κ_m a^{(m)}_{m−j}) / (1 − κ_m²)`` for
     m = p, ..., 1; the innovation variances of the orders satisfy ``σ²_{m−1} = σ²_m / (1 − κ_m²)``, so
     ``γ(0) = σ²_0 = 1 / Π_m (1 − κ_m²)``. The autoregression is stable iff every ``|κ_m| < 1``; a row
-    where one is not gets ``inf``. ``O(p²)`` operations per row (:mod:`.step_down`).
+    where one is not gets ``inf``. ``O(p²)`` operations per row (:mod:`.step_down`), the rows shared
+    among threads where they are many and long (:data:`_STEP_DOWN_SHARED` operations or more).
     """
     from amsgd.diffusion.theory.step_down import step_down_rows  # compiled: imported where first needed
 
-    return step_down_rows(np.array(coefficients, dtype=float, ndmin=2, order="C"))
+    rows = np.array(coefficients, dtype=float, ndmin=2, order="C")
+    if rows.size * rows.shape[1] < _STEP_DOWN_SHARED:
+        return step_down_rows(rows)
+    return np.concatenate(thread_map(step_down_rows, np.array_split(rows, thread_count())))  # views, in place
 
 
 def geometric_moments(rate: float, eta: float, mu: float, q: float, lam: float = 1.0) -> tuple[float, float, float]:

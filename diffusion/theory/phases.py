@@ -29,6 +29,7 @@ from amsgd.core.delays import DelayModel
 from amsgd.core.errors import ProblemError
 from amsgd.core.estimates import json_float
 from amsgd.core.problem import Problem
+from amsgd.core.threads import thread_map
 from amsgd.derivations import phases as ph
 from amsgd.derivations.derivation import Derivation
 from amsgd.derivations.recursion import eta, mu
@@ -339,9 +340,18 @@ class Phases:
         a stationary window starts here, when the ensemble, not one run, is near the floor."""
         return self.escape_iterations + self.travel_iterations + self.converge_time / self.eta
 
+    def sample(self) -> None:
+        """Sample the escape law and the runs from the saddle at once, on two threads
+        (:mod:`amsgd.core.threads`): both are compiled loops that release the GIL, and each draws from
+        its own seeded stream, so the laws are those of sampling one after the other. What both use is
+        computed first."""
+        _ = self.escape_coupling, self.saddle_others, self._calibrated
+        thread_map(lambda name: getattr(self, name), ("escape_law", "saddle_runs"))
+
     def to_dict(self) -> dict:
         """The JSON ``phases`` object; without convergence (``converges`` false) every quantity of phase
-        III, the totals and ε are null and the note says why."""
+        III, the totals and ε are null and the note says why. The laws are sampled by :meth:`sample`."""
+        self.sample()
         phase_three = self._phase_three() if self.converges else dict.fromkeys(_PHASE_THREE_KEYS)
         curve = self.converge_time if self.converges else None  # the mean curve's convergence
         return {

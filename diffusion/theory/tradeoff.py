@@ -26,6 +26,7 @@ import numpy as np
 
 from amsgd.core.errors import ProblemError
 from amsgd.core.estimates import json_float
+from amsgd.core.threads import thread_map
 from amsgd.diffusion.theory.linear_recursion import (
     MAX_DELAY,
     check_parameters,
@@ -163,18 +164,21 @@ def tradeoff(c: Coefficients, eta: float, mus: Sequence[float] | np.ndarray, wor
     critical = {mu: critical_delay(c.rates, eta, mu) for mu in mus}
     shape = (workers.size, mus.size)
     floor, stable, error, radial = np.empty(shape), np.empty(shape, dtype=bool), np.empty(shape), np.empty(shape)
-    for m, w in enumerate(workers):
-        tau = int(w) - 1
-        for u, mu in enumerate(mus):
-            decided = None if verdict is None else verdict(mu, tau)
-            if decided is None:
-                stable[m, u] = mean_square_stable(c, eta, mu, tau, critical[mu])
-                floor[m, u] = floor_of(c, eta, mu, tau) if stable[m, u] else np.inf
-            else:
-                stable[m, u], floor[m, u] = decided[0], decided[1] if decided[0] else np.inf
-            error[m, u] = largest_spectral_radius(c.rates[error_modes], eta, mu, tau)
-            radial[m, u] = np.nan if radial_mode is None else spectral_radii(c.rates[[radial_mode]], eta, mu, tau)[0]
-    largest = [largest_stable_delay(c, eta, mu, critical[mu], verdict) for mu in mus]
+
+    def cell(index: tuple[int, int]) -> None:  # writes its own entries only
+        m, u = index
+        tau, mu = int(workers[m]) - 1, mus[u]
+        decided = None if verdict is None else verdict(mu, tau)
+        if decided is None:
+            stable[m, u] = mean_square_stable(c, eta, mu, tau, critical[mu])
+            floor[m, u] = floor_of(c, eta, mu, tau) if stable[m, u] else np.inf
+        else:
+            stable[m, u], floor[m, u] = decided[0], decided[1] if decided[0] else np.inf
+        error[m, u] = largest_spectral_radius(c.rates[error_modes], eta, mu, tau)
+        radial[m, u] = np.nan if radial_mode is None else spectral_radii(c.rates[[radial_mode]], eta, mu, tau)[0]
+
+    thread_map(cell, np.ndindex(*shape))  # the cells are independent: on threads (amsgd.core.threads)
+    largest = thread_map(lambda mu: largest_stable_delay(c, eta, mu, critical[mu], verdict), mus)
     return TradeoffResult(
         eta=float(eta), mus=mus, workers=workers.astype(int), floor=floor, stable=stable,
         error_radius=error, radial_radius=radial,

@@ -1,0 +1,102 @@
+"""Work shared among threads (:mod:`amsgd.core.threads`): the same results on one thread and on
+several, the order of the results kept, errors raised, and ``AMSGD_THREADS`` read and checked.
+
+* :func:`thread_map` against a plain loop, on the calling thread with one thread and on others with more;
+* the step-down of many long autoregressions, and the autocovariances of a few, split among threads,
+  against the compiled loops alone;
+* the momentum × workers table and the phases' sampled laws, bit for bit, with ``AMSGD_THREADS=1``
+  and ``AMSGD_THREADS=2``.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from amsgd import Problem, ProblemError, parse_delay, predict
+from amsgd.core.threads import THREADS_ENV, available_cores, thread_count, thread_map
+from amsgd.diffusion.theory import lyapunov
+from amsgd.diffusion.theory.coupling import coefficients_for
+from amsgd.diffusion.theory.linear_recursion import ar_coefficient_rows
+from amsgd.diffusion.theory.step_down import step_down_rows
+from amsgd.diffusion.theory.tradeoff import tradeoff
+
+
+def test_thread_map_keeps_the_order_and_uses_the_threads_it_is_given():
+    caller = threading.get_ident()
+    ran_on = set()
+
+    def square(x: int) -> int:
+        ran_on.add(threading.get_ident())
+        return x * x
+
+    assert thread_map(square, range(40), threads=1) == [x * x for x in range(40)]
+    assert ran_on == {caller}
+    ran_on.clear()
+    assert thread_map(square, iter(range(40)), threads=3) == [x * x for x in range(40)]
+    assert caller not in ran_on
+    assert thread_map(square, [], threads=3) == []
+
+
+def test_thread_map_raises_the_error_of_a_call():
+    def fail_on_seven(x: int) -> int:
+        if x == 7:
+            raise ValueError("seven")
+        return x
+
+    with pytest.raises(ValueError, match="seven"):
+        thread_map(fail_on_seven, range(20), threads=2)
+
+
+def test_thread_count_reads_the_environment(monkeypatch):
+    monkeypatch.delenv(THREADS_ENV, raising=False)
+    assert thread_count() == available_cores() >= 1
+    monkeypatch.setenv(THREADS_ENV, " 3 ")
+    assert thread_count() == 3
+    for bad in ("0", "-2", "two", "1.5"):
+        monkeypatch.setenv(THREADS_ENV, bad)
+        with pytest.raises(ProblemError, match=THREADS_ENV):
+            thread_count()
+
+
+def test_the_shared_step_down_is_the_compiled_loop_alone(monkeypatch):
+    """400 autoregressions of 301 taps (above the sharing threshold), stable and not, on 2 threads."""
+    monkeypatch.setenv(THREADS_ENV, "2")
+    rates = np.linspace(0.01, 3.0, 400)
+    rows = ar_coefficient_rows(rates, 2e-3, 0.5, 300)
+    assert rows.size * rows.shape[1] >= lyapunov._STEP_DOWN_SHARED
+    shared = lyapunov.step_down_variance(rows)
+    alone = step_down_rows(rows.copy())
+    assert np.isinf(alone).any() and np.isfinite(alone).any()  # rows on both sides of their τ*
+    np.testing.assert_array_equal(shared, alone)
+
+
+def test_the_shared_autocovariances_are_those_row_by_row(monkeypatch):
+    """Eight stable autoregressions of 2000 taps (above the sharing threshold) on 2 threads."""
+    monkeypatch.setenv(THREADS_ENV, "2")
+    rows = ar_coefficient_rows(np.linspace(0.1, 1.0, 8), 1e-4, 0.5, 1999)
+    assert rows.size * rows.shape[1] >= lyapunov._STEP_DOWN_SHARED
+    alone = np.array([lyapunov.autocovariance(row, 1.0) for row in rows])
+    assert np.all(np.isfinite(alone))
+    np.testing.assert_array_equal(lyapunov.autocovariance_rows(rows), alone)
+
+
+@pytest.mark.parametrize("name", ["tradeoff", "phases"])
+def test_results_do_not_depend_on_the_threads(monkeypatch, name):
+    """The tradeoff table (its cells and searches on threads) and the phases (the escape law and the
+    runs from the saddle sampled at once) are the same, bit for bit, on one thread and on two."""
+    problem = Problem.from_spectrum((4.0, 3.0, 2.0, 1.0), eta=2e-3, mu=0.8, delay=parse_delay("constant:3"))
+    results = []
+    for count in ("1", "2"):
+        monkeypatch.setenv(THREADS_ENV, count)
+        if name == "tradeoff":
+            table = tradeoff(coefficients_for(problem), problem.eta, (0.0, 0.5, 0.9), np.array([1, 4, 16]))
+            results.append((table.floor, table.stable, table.error_radius, table.max_workers))
+        else:
+            phases = predict(problem).phases
+            phases.sample()
+            results.append((phases.escape_law.samples, phases.saddle_runs.travel.samples))
+    for one, two in zip(*results):
+        np.testing.assert_array_equal(one, two)
