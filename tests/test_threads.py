@@ -1,7 +1,8 @@
 """Work shared among threads (:mod:`amsgd.core.threads`): the same results on one thread and on
 several, the order of the results kept, errors raised, and ``AMSGD_THREADS`` read and checked.
 
-* :func:`thread_map` against a plain loop, on the calling thread with one thread and on others with more;
+* :func:`thread_map` against a plain loop, on the calling thread with one thread and on others with more,
+  and the calls it drops after an error;
 * the step-down of many long autoregressions, and the autocovariances of a few, split among threads,
   against the compiled loops alone;
 * the momentum × workers table and the phases' sampled laws, bit for bit, with ``AMSGD_THREADS=1``
@@ -11,6 +12,7 @@ several, the order of the results kept, errors raised, and ``AMSGD_THREADS`` rea
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -48,6 +50,22 @@ def test_thread_map_raises_the_error_of_a_call():
 
     with pytest.raises(ValueError, match="seven"):
         thread_map(fail_on_seven, range(20), threads=2)
+
+
+def test_an_error_drops_the_calls_not_yet_started():
+    """The first call fails at once; of the 200 calls of 5 ms queued behind it, only those under way run."""
+    started = []
+
+    def slow_unless_first(x: int) -> int:
+        started.append(x)
+        if x == 0:
+            raise RuntimeError("first")
+        time.sleep(0.005)
+        return x
+
+    with pytest.raises(RuntimeError, match="first"):
+        thread_map(slow_unless_first, range(200), threads=2)
+    assert len(started) < 20
 
 
 def test_thread_count_reads_the_environment(monkeypatch):

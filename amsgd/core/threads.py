@@ -46,11 +46,13 @@ def thread_count() -> int:
 
 def thread_map(function: Callable[[T], R], items: Iterable[T], threads: int | None = None) -> list[R]:
     """``[function(x) for x in items]``, the calls shared among ``threads`` threads (:func:`thread_count`
-    when None) and the results in the order of ``items``; the first exception raised is raised here.
-    ``np.errstate`` does not cross threads: a call that needs one sets its own."""
+    when None) and the results in the order of ``items``. A call's exception (the first in that order)
+    or an interruption of the caller is raised here once the calls under way have returned; the calls
+    not yet started are dropped. ``np.errstate`` does not cross threads: a call that needs one sets its
+    own."""
     work = list(items)
     threads = min(thread_count() if threads is None else threads, len(work))
     if threads <= 1:
         return [function(x) for x in work]
-    with ThreadPoolExecutor(max_workers=threads) as pool:
+    with ThreadPoolExecutor(max_workers=threads) as pool:  # map cancels what has not started when it raises
         return list(pool.map(function, work))
