@@ -341,10 +341,10 @@ class Phases:
         return self.escape_iterations + self.travel_iterations + self.converge_time / self.eta
 
     def sample(self) -> None:
-        """Sample the escape law and the runs from the saddle at once, on two threads
-        (:mod:`amsgd.core.threads`): both are compiled loops that release the GIL, and each draws from
-        its own seeded stream, so the laws are those of sampling one after the other. What both use is
-        computed first."""
+        """Sample the escape law and the runs from the saddle at once, on two threads where
+        ``AMSGD_THREADS`` allows (:mod:`amsgd.core.threads`): both are compiled loops that release the
+        GIL, and each draws from its own seeded stream, so the laws are those of sampling one after the
+        other. What both use is computed first."""
         _ = self.escape_coupling, self.saddle_others, self._calibrated
         thread_map(lambda name: getattr(self, name), ("escape_law", "saddle_runs"))
 
