@@ -124,10 +124,7 @@ def run_floors(case: Case, replicates: int, held: float | None = None) -> Runs:
     for k in range(steps):
         stale = ring[(k - tau) % (tau + 1)]
         y = _draw(rng, case.data, replicates, d) * root
-        s = np.einsum("rd,rd->r", y, stale)
-        new = h + case.mu * (h - before) + case.eta * (y * s[:, None] - (s * s)[:, None] * stale)
-        if held is not None:
-            new *= np.sqrt(held / np.einsum("rd,rd->r", new, new))[:, None]
+        new = step(h, before, stale, y, case.eta, case.mu, held)
         velocity = h[:, 1] - before[:, 1]  # w_k
         before, h = h, new
         ring[(k + 1) % (tau + 1)] = h
@@ -145,6 +142,17 @@ def run_floors(case: Case, replicates: int, held: float | None = None) -> Runs:
         friction = float(pull[kept].sum() / energy[kept].sum())
         spread = _half_width(pull[kept] - friction * energy[kept]) / float(energy[kept].mean())
     return Runs(np.where(kept, error / window, np.nan), float(norm[kept].mean()) / window, friction, spread)
+
+
+def step(now: np.ndarray, before: np.ndarray, stale: np.ndarray, y: np.ndarray, eta: float, mu: float,
+         held: float | None = None) -> np.ndarray:  # fmt: skip
+    """One iteration of every run (rows): ``h_{k+1} = h_k + μ (h_k − h_{k−1}) + η (Y (Yᵀh') − (Yᵀh')² h')``,
+    ``h'`` the stale iterate and ``Y`` the run's row of ``y``; with ``held`` rescaled to ``‖h_{k+1}‖² = held``."""
+    s = np.einsum("rd,rd->r", y, stale)
+    new = now + mu * (now - before) + eta * (y * s[:, None] - (s * s)[:, None] * stale)
+    if held is not None:
+        new *= np.sqrt(held / np.einsum("rd,rd->r", new, new))[:, None]
+    return new
 
 
 def _draw(rng: np.random.Generator, data: str, replicates: int, d: int) -> np.ndarray:

@@ -45,7 +45,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from floor_parts import _draw, parts_case
+from floor_parts import _draw, parts_case, step
 from study_cli import run_study
 
 from amsgd.diffusion.theory.coupling import coefficients_for
@@ -82,9 +82,7 @@ def simulate(eta: float, mu: float, tau: int, data: str, replicates: int, seed: 
     for k in range(steps):
         now, before, stale = ring[-1], ring[-2], ring[-1 - tau]
         y = _draw(rng, data, replicates, 2) * root
-        s = np.einsum("rd,rd->r", y, stale)
-        new = now + mu * (now - before) + eta * (y * s[:, None] - (s * s)[:, None] * stale)
-        new /= np.sqrt(np.einsum("rd,rd->r", new, new))[:, None]
+        new = step(now, before, stale, y, eta, mu, held=1.0)
         ring = ring[1:] + [new]
         if k + 1 > start:
             error += 1.0 - new[:, 0] ** 2

@@ -143,8 +143,9 @@ def _sampled_kinetic(b: np.ndarray, gain: np.ndarray) -> tuple[np.ndarray, np.nd
     moments look infinite, as Student-t data's for ν <= 8), and 0 for a mode without noise."""
     square = b**2
     second = square.mean(axis=0)
-    fourth = (square**2).sum(axis=0)
-    share = largest_share(square**2)
+    quartic = square**2
+    fourth = quartic.sum(axis=0)
+    share = largest_share(quartic)
     with np.errstate(invalid="ignore", divide="ignore"):
         cumulant = np.where(second > 0, fourth / b.shape[0] / second**2 - 3.0, 0.0)
         covariance = ((gain - gain.mean())[:, None] * square).mean(axis=0)
