@@ -91,7 +91,7 @@ BINS = 16
 PATHS_PER_BIN = 4096
 MIN_PATHS = 4
 #: Caps on path-dimension-steps of the excursions (taken as EXCURSION_STEPS long), and on the floats
-#: of the ring of past states.
+#: of a ring of past states (the excursions' and the background's).
 WORK_CAP = 4e8
 EXCURSION_STEPS = 200
 MEMORY_CAP = 2e7
@@ -110,8 +110,8 @@ SETTLED_MIN_PATHS = 256
 DIRECT_MIN = 25
 DIRECT_PRECISE = 100
 DIRECT_ROUNDS = 4
-#: Paths from e_1 beyond the mean boundary (fewer where they pass BACKGROUND_WORK, at least
-#: BEYOND_MIN_PATHS), and the most steps they run.
+#: Paths from e_1 beyond the mean boundary (fewer where they pass BACKGROUND_WORK or their ring MEMORY_CAP,
+#: at least BEYOND_MIN_PATHS), and the most steps they run.
 BEYOND_PATHS, BEYOND_MIN_PATHS, BEYOND_STEPS = 256, 32, 20_000
 #: Runs of ``steps`` iterations that meet an event with less than this probability are not followed.
 NEGLIGIBLE = 1e-9
@@ -429,17 +429,20 @@ class _Background:
 
 def _background(problem: Problem, law: DelayLaw, data: _DataLaw, steps: int, calm: int,
                 rng: np.random.Generator) -> _Background:  # fmt: skip
-    """:data:`BACKGROUND_PATHS` paths (fewer where their work would pass :data:`BACKGROUND_WORK`) run
-    ``steps`` steps from e_1 at rest with the full data law (a path that blows up is restarted at e_1).
+    """:data:`BACKGROUND_PATHS` paths (fewer where their work would pass :data:`BACKGROUND_WORK` or their
+    ring :data:`MEMORY_CAP` floats; at least :data:`MIN_PATHS`) run ``steps`` steps from e_1 at rest with
+    the full data law (a path that blows up is restarted at e_1).
     The settling radius is the larger of :data:`SETTLE_RADIUS` and :data:`SETTLE_MARGIN` times the
     :data:`SETTLE_QUANTILE` quantile of the last norms; a path is kept as a start where its last
     ``calm`` norms lie below it, the rule that ends an excursion (all are kept if none
     does)."""
-    paths = max(MIN_PATHS, min(BACKGROUND_PATHS, int(BACKGROUND_WORK / (problem.dim * max(steps, calm)))))
+    total = max(steps, calm)
+    by_work, by_memory = BACKGROUND_WORK / (problem.dim * total), MEMORY_CAP / (problem.dim * (law.order + 1))
+    paths = max(MIN_PATHS, min(BACKGROUND_PATHS, int(by_work), int(by_memory)))
     recursion = _Recursion.at_rest(paths, problem, law, rng)
-    recent = np.full((calm, paths), np.inf)  # the last norms, a ring of its own
+    highest = np.zeros(paths)  # the largest norm of each path over the last ``calm`` steps
     blew = np.zeros(paths, dtype=bool)
-    for k in range(max(steps, calm)):
+    for k in range(total):
         norms = recursion.step(data.draw(paths))
         wild = ~(norms < FATE_NORM)
         if wild.any():
@@ -447,10 +450,11 @@ def _background(problem: Problem, law: DelayLaw, data: _DataLaw, steps: int, cal
             recursion.ring[:, wild] = 0.0
             recursion.ring[:, wild, 0] = 1.0
             norms[wild] = np.inf  # a restarted path is not settled
-        recent[k % calm] = norms
+        if k >= total - calm:
+            np.maximum(highest, norms, out=highest)
     finite = norms[np.isfinite(norms)]  # none where every path blew up at the last step
     radius = max(SETTLE_RADIUS, SETTLE_MARGIN * float(np.quantile(finite, SETTLE_QUANTILE)) if finite.size else 0.0)
-    settled = np.all(recent < radius, axis=0)
+    settled = highest < radius
     ring = recursion.ring[:, settled] if settled.any() else recursion.ring
     return _Background(ring, recursion.now, radius, calm, float(blew.mean()))
 
@@ -513,14 +517,16 @@ class BlowupCount:
 
 
 def blowups_from_e1(problem: Problem, law: DelayLaw, steps: int, seed: int) -> BlowupCount:
-    """:data:`BEYOND_PATHS` paths (fewer where their work would pass :data:`BACKGROUND_WORK`) of the exact
-    recursion from e_1 at rest with the full data law, for ``min(steps, BEYOND_STEPS)`` steps; a path
+    """:data:`BEYOND_PATHS` paths (fewer where their work would pass :data:`BACKGROUND_WORK` or their ring
+    :data:`MEMORY_CAP` floats; at least :data:`BEYOND_MIN_PATHS`) of the exact recursion from e_1 at rest
+    with the full data law, for ``min(steps, BEYOND_STEPS)`` steps; a path
     blows up when its norm reaches :data:`FATE_NORM` (or is not finite). The fraction is the share that
     blew up (Clopper–Pearson 95% interval); where the run is shorter than ``steps``, the survivors go on
     blowing up at the rate per path-step of the run's second half, ``h`` (its Poisson error carried into
     the interval): ``1 − (1 − f) exp(−(steps − run) h)``."""
     run = int(min(steps, BEYOND_STEPS))
-    paths = int(np.clip(BACKGROUND_WORK / (problem.dim * run), BEYOND_MIN_PATHS, BEYOND_PATHS))
+    by_memory = MEMORY_CAP / (problem.dim * (law.order + 1))
+    paths = int(np.clip(min(BACKGROUND_WORK / (problem.dim * run), by_memory), BEYOND_MIN_PATHS, BEYOND_PATHS))
     rng = np.random.default_rng([seed, 2])
     data = _DataLaw(problem, rng)
     recursion = _Recursion.at_rest(paths, problem, law, rng)
