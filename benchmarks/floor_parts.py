@@ -192,19 +192,31 @@ def predicted(row: dict) -> dict:
     """The three forms of the coupled floor (module docstring) for a simulated case, and the parts; for
     Student-t data each form times the heavy-tail factor, as ``predict`` reports the floor."""
     case = parts_case(row["spectrum"], row["eta"], row["mu"], row["tau"], row["data"])
-    problem = case.problem()
-    c = coefficients_for(problem)
-    law = delay_law(problem.delay)
-    first = finite_eta_floor(c, case.eta, case.mu, problem.delay, coupled=False)
-    factor = heavy_tail_factor(problem.distribution, c.rates[c.tangent], first.variances, case.eta, case.mu, law)
-    args = (c.rates, c.coupling, c.additive, case.eta, case.mu, law, np.array(first.variances))
-    full, still = norm_coupled_floor(*args, constants=c.tangent_kinetic), norm_coupled_floor(*args, friction=False)
+    args, constants, factor = _coupled(case)
+    full, still = norm_coupled_floor(*args, constants=constants), norm_coupled_floor(*args, friction=False)
     measured = norm_coupled_floor(*args, delta=row["delta_measured"], friction=False)
     scale = 1.0 if factor is None else factor
     t, t0, td = scale * full.value, scale * still.value, scale * measured.value
     return {"toolkit": t, "no_friction": t0, "measured_delta": td, "heavy_tail_factor": factor,
             "delta_toolkit": full.norm_excess, "total": row["free"] / t - 1.0, "ratios": row["held"] / td - 1.0,
             "delta": td / t0 - 1.0, "friction": t / t0 - 1.0, "friction_toolkit": full.friction[0]}  # fmt: skip
+
+
+def _coupled(case: Case) -> tuple[tuple, np.ndarray, float | None]:
+    """The arguments of ``norm_coupled_floor`` for a case (its first-order variances included), the
+    tangent modes' kinetic constants, and the heavy-tail factor (None but for Student-t data)."""
+    problem = case.problem()
+    c = coefficients_for(problem)
+    law = delay_law(problem.delay)
+    first = finite_eta_floor(c, case.eta, case.mu, problem.delay, coupled=False)
+    factor = heavy_tail_factor(problem.distribution, c.rates[c.tangent], first.variances, case.eta, case.mu, law)
+    return (c.rates, c.coupling, c.additive, case.eta, case.mu, law, np.array(first.variances)), c.tangent_kinetic, factor
+
+
+def toolkit_friction(case: Case) -> float:
+    """The toolkit's radial friction ε_2 of the first tangent mode (h_2), as the coupled floor uses it."""
+    args, constants, _ = _coupled(case)
+    return float(norm_coupled_floor(*args, constants=constants).friction[0])
 
 
 def table(rows: list[dict]) -> str:

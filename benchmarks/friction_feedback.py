@@ -1,0 +1,160 @@
+"""The radial friction measured in runs, taken apart: the norm's response to the kinetic energy (the open
+loop, which the toolkit's ε_i models) and the kinetic energy's response to the norm (the feedback).
+
+On Σ = diag(2, 1) the free runs of floor_parts.py give the friction of h_2's velocity ``w_k = h_{2,k} −
+h_{2,k−1}``,
+
+    ε = E[−(n_{k+1} − n_{k−1}) w_k²/2] / E[w_k²],      n_k = ‖h_k‖²,
+
+a covariance of the norm's change with the kinetic energy. It has two sources. The kinetic energy
+pushes the norm (``n_{k+1} − n_k ≈ w_{k+1}² + …``), and the norm's later fall is the friction the
+toolkit's kernel gives at a fixed norm. And a norm away from its mean n* changes the momentum the
+tangent sees (a held norm n: ``μ (1 + 2ηλ_1 (n − n*))``, docs/linear-theory.md section 5), so the
+kinetic energy follows the norm's slow swings. Writing that second path as a linear response,
+``E[w_k² | n] − E[w²] = Σ_{L ≥ 0} g_L (n_{k−L} − n*)``, its part of ε is
+
+    ε_feedback = −Σ_L g_L (C(L + 1) − C(|L − 1|)) / (2 E[w²]),
+
+with C the norm's autocovariance in the free runs. ``g`` is measured on runs with the norm held at n*
+(floor_parts' held runs) that switch to ``n* ± δ`` at the start of the window: the difference of their
+mean ``w_k²`` per unit of norm is the step response S_L, and ``g_L = S_L − S_{L−1}`` (the same random
+stream for the three held runs). The rest, ``ε − ε_feedback``, is the open loop, set beside the
+toolkit's ε_2 (:func:`floor_parts.toolkit_friction`).
+
+Cases: η 2.5e-3, μ 0.95 at τ = 0, 2, 3, 4 (τ* = 5) and η 5e-3, μ 0.8 at τ = 0, 4, 7, 10 (τ* = 12),
+Rademacher and Gaussian data, R runs each (default 8192) from e_1 for floor_parts' 80 relaxation times,
+the second half as the window; standard errors over 8 blocks of runs. Writes
+``benchmarks/friction_feedback.json`` and prints the Markdown table of docs/linear-theory.md (section 5).
+About 2 minutes on 2 cores. Usage: ``python benchmarks/friction_feedback.py [--replicates R] [--out PATH]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from floor_parts import BLOWN, _draw, parts_case, step, toolkit_friction
+
+OUT = Path(__file__).resolve().parent / "friction_feedback.json"
+SPECTRUM = (2.0, 1.0)
+#: (η, μ, delays).
+CASES = ((2.5e-3, 0.95, (0, 2, 3, 4)), (5e-3, 0.8, (0, 4, 7, 10)))
+DATA = ("rademacher", "gaussian")
+#: The held norm's switch, ``n* ± SWITCH``; the lags of the sums; the blocks of runs for the errors.
+SWITCH = 0.05
+LAGS = 400
+BLOCKS = 8
+SEED = 5200
+
+
+def window_series(case, replicates: int, held: float | None = None, switch: float | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Over the second half of the runs (floor_parts' step and draws): ``n_{k+1} = ‖h_{k+1}‖²`` and
+    ``w_k²``, one row per step k, one column per run. With ``held`` the norm is held there, and with
+    ``switch`` it is held at ``held + switch`` from the window's first step on."""
+    lam, tau = np.asarray(case.spectrum), int(case.delay.split(":")[1])
+    rng = np.random.default_rng(case.seed)
+    h = np.zeros((replicates, lam.size))
+    h[:, 0] = 1.0 if held is None else np.sqrt(held)
+    before, ring = h.copy(), np.repeat(h[None], tau + 1, axis=0)
+    start = case.steps // 2
+    norms, energies = [], []
+    for k in range(case.steps):
+        target = held if held is None or switch is None or k < start else held + switch
+        y = _draw(rng, case.data, replicates, lam.size) * np.sqrt(lam)
+        new = step(h, before, ring[(k - tau) % (tau + 1)], y, case.eta, case.mu, target)
+        velocity = h[:, 1] - before[:, 1]
+        before, h = h, new
+        ring[(k + 1) % (tau + 1)] = h
+        if k >= start:
+            norms.append(np.einsum("rd,rd->r", h, h))
+            energies.append(velocity**2)
+    return np.array(norms), np.array(energies)
+
+
+def friction(norms: np.ndarray, energies: np.ndarray) -> float:
+    """``E[−(n_{k+1} − n_{k−1}) w_k²/2]/E[w_k²]`` over a window (rows ``n_{k+1}`` and ``w_k²``)."""
+    return float(np.mean(-(norms[2:] - norms[:-2]) * energies[2:] / 2.0) / np.mean(energies[2:]))
+
+
+def autocovariance(norms: np.ndarray, mean: float, lags: int) -> np.ndarray:
+    """``C(L) = E[(n_{k+L} − n*)(n_k − n*)]`` for L = 0 .. lags over the window, pooled over runs."""
+    x = norms - mean
+    return np.array([np.mean(x[lag:] * x[: x.shape[0] - lag]) for lag in range(lags + 1)])
+
+
+def step_response(up: np.ndarray, down: np.ndarray) -> np.ndarray:
+    """``S_L``, the mean ``w²`` per unit of held norm L steps after the switch: the window's first row
+    ``w_k²`` comes before the switched iterate ``h_{k+1}`` (equal in both, left out)."""
+    return (up[1:].mean(axis=1) - down[1:].mean(axis=1)) / (2.0 * SWITCH)
+
+
+def feedback(response: np.ndarray, covariance: np.ndarray, energy: float) -> float:
+    """``−Σ_L g_L (C(L + 1) − C(|L − 1|))/(2 E[w²])`` with ``g_L = S_L − S_{L−1}`` from the step response S
+    (module docstring), over the lags both cover."""
+    g = np.diff(response, prepend=0.0)
+    lags = min(g.size, covariance.size - 1)
+    return float(-sum(g[lag] * (covariance[lag + 1] - covariance[abs(lag - 1)]) for lag in range(lags)) / (2.0 * energy))
+
+
+def measure(eta: float, mu: float, tau: int, data: str, replicates: int, seed: int) -> dict:
+    """One case: the measured friction, its feedback part and the open loop (block means and standard
+    errors), the norm's variance, the kinetic energy's static response to the norm, and the toolkit's ε_2."""
+    case = parts_case(SPECTRUM, eta, mu, tau, data, seed=seed)
+    norms, energies = window_series(case, replicates)
+    kept = np.all(np.isfinite(norms) & (norms < BLOWN), axis=0)
+    norms, energies = norms[:, kept], energies[:, kept]
+    mean = float(norms.mean())
+    up = window_series(case, replicates, held=mean, switch=SWITCH)[1][:, kept]
+    down = window_series(case, replicates, held=mean, switch=-SWITCH)[1][:, kept]
+    parts = []
+    for block in np.array_split(np.arange(norms.shape[1]), BLOCKS):
+        n, w = norms[:, block], energies[:, block]
+        response = step_response(up[:, block], down[:, block])
+        total = friction(n, w)
+        part = feedback(response, autocovariance(n, mean, LAGS), float(w.mean()))
+        parts.append((total, part, total - part))
+    values, errors = np.mean(parts, axis=0), np.std(parts, axis=0, ddof=1) / np.sqrt(BLOCKS)
+    response = step_response(up, down)
+    late = response[response.size // 2 :].mean() / float(energies.mean())
+    return {"eta": eta, "mu": mu, "tau": tau, "data": data, "replicates": int(kept.sum()),
+            "norm_mean": mean, "norm_variance": float(norms.var()), "static_response": float(late),
+            "measured": values[0], "measured_se": errors[0], "feedback": values[1], "feedback_se": errors[1],
+            "open_loop": values[2], "open_loop_se": errors[2], "toolkit": toolkit_friction(case)}  # fmt: skip
+
+
+def table(rows: list[dict]) -> str:
+    """The Markdown table of docs/linear-theory.md: frictions times 1000 with their standard errors."""
+    lines = ["| η, μ | τ | data | Var ‖h‖² | ∂ ln E w²/∂n | measured | feedback | open loop | toolkit ε_2 |",
+             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in rows:
+        def value(name: str, r: dict = r) -> str:
+            return f"{1000 * r[name]:+.2f} ± {1000 * r[name + '_se']:.2f}"
+
+        lines.append(f"| {r['eta']:g}, {r['mu']:g} | {r['tau']} | {r['data']} | {r['norm_variance']:.2e} | "
+                     f"{r['static_response']:.2f} | {value('measured')} | {value('feedback')} | {value('open_loop')} | "
+                     f"{1000 * r['toolkit']:+.2f} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--replicates", type=int, default=8192)
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args()
+    started, rows = time.perf_counter(), []
+    for j, (eta, mu, delays) in enumerate(CASES):
+        for tau in delays:
+            for data in DATA:
+                seed = SEED + 1000 * j + 10 * tau + DATA.index(data)
+                rows.append(measure(eta, mu, tau, data, args.replicates, seed))
+                print(f"η {eta:g}, μ {mu:g}, τ {tau}, {data}: {time.perf_counter() - started:.0f} s", flush=True)
+    args.out.write_text(json.dumps({"replicates": args.replicates, "cases": rows}, indent=1) + "\n")
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""benchmarks/friction_feedback.py: its runs are floor_parts' free runs, its feedback sum is the covariance
+it stands for, and its stored table is the code's and in the docs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers.benchmarks import benchmark_module
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def study(monkeypatch):
+    """benchmarks/friction_feedback.py as a module (it imports floor_parts from its own folder)."""
+    return benchmark_module(monkeypatch, "friction_feedback")
+
+
+def test_the_runs_are_floor_parts_free_runs(study):
+    """The same seed gives floor_parts' free runs: the window's mean ‖h‖² is ``run_floors``' own."""
+    import floor_parts
+
+    case = floor_parts.parts_case(study.SPECTRUM, 2.5e-3, 0.95, 3, "gaussian", seed=11)
+    norms, energies = study.window_series(case, 256)
+    assert norms.shape == energies.shape == (case.steps - case.steps // 2, 256)
+    assert float(norms.mean()) == pytest.approx(floor_parts.run_floors(case, 256).norm, rel=1e-12)
+
+
+def _oscillating_norm(runs: int, steps: int, rng: np.random.Generator) -> np.ndarray:
+    """A stationary AR(2) process with a slow damped oscillation (period about 60 steps), rows = steps."""
+    a1, a2 = 2 * 0.97 * np.cos(2 * np.pi / 60), -(0.97**2)
+    x = np.zeros((steps + 500, runs))
+    for k in range(2, x.shape[0]):
+        x[k] = a1 * x[k - 1] + a2 * x[k - 2] + rng.standard_normal(runs)
+    return 1.0 + 0.01 * x[500:]
+
+
+def test_the_feedback_sum_is_the_covariance_it_stands_for(study):
+    """A kinetic energy that is exactly a response to the norm, ``w_k² = E + Σ_L g_L (n_{k−L} − n*)``: the
+    friction of the pair is the feedback sum of g's step response and the norm's autocovariance (to 1%,
+    the window's edges); the same sum with the response one lag late or early is off by 20-25%."""
+    rng = np.random.default_rng(7)
+    n = _oscillating_norm(400, 3000, rng)  # n_k, k = 0 .. 2999
+    g = 0.4 * 0.8 ** np.arange(120)
+    mean = float(n.mean())
+    energy = 1.0 + sum(g[lag] * (n[120 - lag : n.shape[0] - lag] - mean) for lag in range(g.size))  # w_k, k ≥ 120
+    norms, energies = n[121:], energy[:-1]  # rows: n_{k+1} beside w_k²
+    measured = study.friction(norms, energies)
+    covariance = study.autocovariance(norms, mean, study.LAGS)
+    summed = study.feedback(np.cumsum(g), covariance, float(energies.mean()))
+    assert summed == pytest.approx(measured, rel=0.01), (summed, measured)
+    for shifted in (np.concatenate([[0.0], np.cumsum(g)]), np.cumsum(g)[1:]):
+        wrong = study.feedback(shifted, covariance, float(energies.mean()))
+        assert abs(wrong - measured) > 0.15 * abs(measured), (wrong, measured)
+
+
+def test_stored_study_is_this_code_and_its_table_is_in_the_docs(study):
+    """Every stored row's toolkit ε_2 is what the code gives, its open loop is the measured friction less
+    the feedback, and docs/linear-theory.md holds the table."""
+    import floor_parts
+
+    rows = json.loads(study.OUT.read_text())["cases"]
+    assert len(rows) == len(study.DATA) * sum(len(delays) for *_, delays in study.CASES)
+    for r in rows:
+        case = floor_parts.parts_case(study.SPECTRUM, r["eta"], r["mu"], r["tau"], r["data"])
+        assert r["toolkit"] == pytest.approx(floor_parts.toolkit_friction(case), rel=1e-9)
+        assert r["open_loop"] == pytest.approx(r["measured"] - r["feedback"], rel=1e-9, abs=1e-12)
+    assert study.table(rows) in (ROOT / "docs" / "linear-theory.md").read_text()
