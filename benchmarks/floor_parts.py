@@ -192,7 +192,7 @@ def predicted(row: dict) -> dict:
     """The three forms of the coupled floor (module docstring) for a simulated case, and the parts; for
     Student-t data each form times the heavy-tail factor, as ``predict`` reports the floor."""
     case = parts_case(row["spectrum"], row["eta"], row["mu"], row["tau"], row["data"])
-    args, constants, factor = _coupled(case)
+    args, constants, factor = coupled(case)
     full, still = norm_coupled_floor(*args, constants=constants), norm_coupled_floor(*args, friction=False)
     measured = norm_coupled_floor(*args, delta=row["delta_measured"], friction=False)
     scale = 1.0 if factor is None else factor
@@ -202,7 +202,7 @@ def predicted(row: dict) -> dict:
             "delta": td / t0 - 1.0, "friction": t / t0 - 1.0, "friction_toolkit": full.friction[0]}  # fmt: skip
 
 
-def _coupled(case: Case) -> tuple[tuple, np.ndarray, float | None]:
+def coupled(case: Case) -> tuple[tuple, np.ndarray, float | None]:
     """The arguments of ``norm_coupled_floor`` for a case (its first-order variances included), the
     tangent modes' kinetic constants, and the heavy-tail factor (None but for Student-t data)."""
     problem = case.problem()
@@ -215,7 +215,7 @@ def _coupled(case: Case) -> tuple[tuple, np.ndarray, float | None]:
 
 def toolkit_friction(case: Case) -> float:
     """The toolkit's radial friction ε_2 of the first tangent mode (h_2), as the coupled floor uses it."""
-    args, constants, _ = _coupled(case)
+    args, constants, _ = coupled(case)
     return float(norm_coupled_floor(*args, constants=constants).friction[0])
 
 

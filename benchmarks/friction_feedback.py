@@ -19,7 +19,9 @@ with C the norm's autocovariance in the free runs. ``g`` is measured on runs wit
 (floor_parts' held runs) that switch to ``n* ± δ`` at the start of the window: the difference of their
 mean ``w_k²`` per unit of norm is the step response S_L, and ``g_L = S_L − S_{L−1}`` (the same random
 stream for the three held runs). The rest, ``ε − ε_feedback``, is the open loop, set beside the
-toolkit's ε_2 (:func:`floor_parts.toolkit_friction`).
+toolkit's ε_2 (:func:`floor_parts.toolkit_friction`). Last, the free runs' floor against the toolkit's
+coupled floor as it is and with ε_2 replaced by the measured friction (``norm_coupled_floor(...,
+friction=ε/ε_2)``): what the friction alone would mend.
 
 Cases: η 2.5e-3, μ 0.95 at τ = 0, 2, 3, 4 (τ* = 5) and η 5e-3, μ 0.8 at τ = 0, 4, 7, 10 (τ* = 12),
 Rademacher and Gaussian data, R runs each (default 8192) from e_1 for floor_parts' 80 relaxation times,
@@ -36,7 +38,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from floor_parts import BLOWN, _draw, parts_case, step, toolkit_friction
+from floor_parts import BLOWN, _draw, coupled, parts_case, step, toolkit_friction
+
+from amsgd.diffusion.theory.norm_coupling import norm_coupled_floor
 
 OUT = Path(__file__).resolve().parent / "friction_feedback.json"
 SPECTRUM = (2.0, 1.0)
@@ -51,17 +55,18 @@ SEED = 5200
 
 
 def window_series(case, replicates: int, held: float | None = None, switch: float | None = None
-                  ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
     """Over the second half of the runs (floor_parts' step and draws): ``n_{k+1} = ‖h_{k+1}‖²`` and
-    ``w_k²``, one row per step k, one column per run. With ``held`` the norm is held there, and with
-    ``switch`` it is held at ``held + switch`` from the window's first step on."""
+    ``w_k²``, one row per step k, one column per run, and each run's floor (its mean sin² there). With
+    ``held`` the norm is held there, and with ``switch`` it is held at ``held + switch`` from the
+    window's first step on."""
     lam, tau = np.asarray(case.spectrum), int(case.delay.split(":")[1])
     rng = np.random.default_rng(case.seed)
     h = np.zeros((replicates, lam.size))
     h[:, 0] = 1.0 if held is None else np.sqrt(held)
     before, ring = h.copy(), np.repeat(h[None], tau + 1, axis=0)
     start = case.steps // 2
-    norms, energies = [], []
+    norms, energies, error = [], [], np.zeros(replicates)
     for k in range(case.steps):
         target = held if held is None or switch is None or k < start else held + switch
         y = _draw(rng, case.data, replicates, lam.size) * np.sqrt(lam)
@@ -72,7 +77,8 @@ def window_series(case, replicates: int, held: float | None = None, switch: floa
         if k >= start:
             norms.append(np.einsum("rd,rd->r", h, h))
             energies.append(velocity**2)
-    return np.array(norms), np.array(energies)
+            error += 1.0 - h[:, 0] ** 2 / norms[-1]
+    return np.array(norms), np.array(energies), error / len(norms)
 
 
 def friction(norms: np.ndarray, energies: np.ndarray) -> float:
@@ -104,9 +110,9 @@ def measure(eta: float, mu: float, tau: int, data: str, replicates: int, seed: i
     """One case: the measured friction, its feedback part and the open loop (block means and standard
     errors), the norm's variance, the kinetic energy's static response to the norm, and the toolkit's ε_2."""
     case = parts_case(SPECTRUM, eta, mu, tau, data, seed=seed)
-    norms, energies = window_series(case, replicates)
+    norms, energies, floors = window_series(case, replicates)
     kept = np.all(np.isfinite(norms) & (norms < BLOWN), axis=0)
-    norms, energies = norms[:, kept], energies[:, kept]
+    norms, energies, free = norms[:, kept], energies[:, kept], float(floors[kept].mean())
     mean = float(norms.mean())
     up = window_series(case, replicates, held=mean, switch=SWITCH)[1][:, kept]
     down = window_series(case, replicates, held=mean, switch=-SWITCH)[1][:, kept]
@@ -120,24 +126,38 @@ def measure(eta: float, mu: float, tau: int, data: str, replicates: int, seed: i
     values, errors = np.mean(parts, axis=0), np.std(parts, axis=0, ddof=1) / np.sqrt(BLOCKS)
     response = step_response(up, down)
     late = response[response.size // 2 :].mean() / float(energies.mean())
+    toolkit = toolkit_friction(case)
     return {"eta": eta, "mu": mu, "tau": tau, "data": data, "replicates": int(kept.sum()),
             "norm_mean": mean, "norm_variance": float(norms.var()), "static_response": float(late),
             "measured": values[0], "measured_se": errors[0], "feedback": values[1], "feedback_se": errors[1],
-            "open_loop": values[2], "open_loop_se": errors[2], "toolkit": toolkit_friction(case)}  # fmt: skip
+            "open_loop": values[2], "open_loop_se": errors[2], "toolkit": toolkit, "free_floor": free,
+            "floor_toolkit": floor_with(case, 1.0), "floor_measured": floor_with(case, values[0] / toolkit)}  # fmt: skip
+
+
+def floor_with(case, scale: float) -> float:
+    """The toolkit's coupled floor with its friction ε_2 times ``scale`` (1: as it is)."""
+    args, constants, _ = coupled(case)
+    return float(norm_coupled_floor(*args, constants=constants, friction=scale).value)
 
 
 def table(rows: list[dict]) -> str:
     """The Markdown table of docs/linear-theory.md: frictions times 1000 with their standard errors."""
-    lines = ["| η, μ | τ | data | Var ‖h‖² | ∂ ln E w²/∂n | measured | feedback | open loop | toolkit ε_2 |",
-             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = ["| η, μ | τ | data | Var ‖h‖² | ∂ ln E w²/∂n | measured | feedback | open loop | toolkit ε_2 "
+             "| floor's error: with ε_2 / with the measured friction |",
+             "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in rows:
         def value(name: str, r: dict = r) -> str:
             return f"{1000 * r[name]:+.2f} ± {1000 * r[name + '_se']:.2f}"
 
         lines.append(f"| {r['eta']:g}, {r['mu']:g} | {r['tau']} | {r['data']} | {r['norm_variance']:.2e} | "
                      f"{r['static_response']:.2f} | {value('measured')} | {value('feedback')} | {value('open_loop')} | "
-                     f"{1000 * r['toolkit']:+.2f} |")  # fmt: skip
+                     f"{1000 * r['toolkit']:+.2f} | {_error(r, 'floor_toolkit')} / {_error(r, 'floor_measured')} |")  # fmt: skip
     return "\n".join(lines)
+
+
+def _error(row: dict, name: str) -> str:
+    """The free runs' floor over the toolkit's, less 1, in percent."""
+    return f"{100 * (row['free_floor'] / row[name] - 1):+.1f}%"
 
 
 def main() -> None:

@@ -21,13 +21,16 @@ def study(monkeypatch):
 
 
 def test_the_runs_are_floor_parts_free_runs(study):
-    """The same seed gives floor_parts' free runs: the window's mean ‖h‖² is ``run_floors``' own."""
+    """The same seed gives floor_parts' free runs: the window's mean ‖h‖² and the runs' floors are
+    ``run_floors``' own."""
     import floor_parts
 
     case = floor_parts.parts_case(study.SPECTRUM, 2.5e-3, 0.95, 3, "gaussian", seed=11)
-    norms, energies = study.window_series(case, 256)
+    norms, energies, floors = study.window_series(case, 256)
     assert norms.shape == energies.shape == (case.steps - case.steps // 2, 256)
-    assert float(norms.mean()) == pytest.approx(floor_parts.run_floors(case, 256).norm, rel=1e-12)
+    runs = floor_parts.run_floors(case, 256)
+    assert float(norms.mean()) == pytest.approx(runs.norm, rel=1e-12)
+    np.testing.assert_allclose(floors, runs.floors, rtol=1e-12)
 
 
 def _oscillating_norm(runs: int, steps: int, rng: np.random.Generator) -> np.ndarray:
@@ -59,8 +62,9 @@ def test_the_feedback_sum_is_the_covariance_it_stands_for(study):
 
 
 def test_stored_study_is_this_code_and_its_table_is_in_the_docs(study):
-    """Every stored row's toolkit ε_2 is what the code gives, its open loop is the measured friction less
-    the feedback, and docs/linear-theory.md holds the table."""
+    """Every stored row's toolkit ε_2 and floors (as they are, and with the measured friction) are what
+    the code gives, its open loop is the measured friction less the feedback, and docs/linear-theory.md
+    holds the table."""
     import floor_parts
 
     rows = json.loads(study.OUT.read_text())["cases"]
@@ -68,5 +72,7 @@ def test_stored_study_is_this_code_and_its_table_is_in_the_docs(study):
     for r in rows:
         case = floor_parts.parts_case(study.SPECTRUM, r["eta"], r["mu"], r["tau"], r["data"])
         assert r["toolkit"] == pytest.approx(floor_parts.toolkit_friction(case), rel=1e-9)
+        assert r["floor_toolkit"] == pytest.approx(study.floor_with(case, 1.0), rel=1e-9)
+        assert r["floor_measured"] == pytest.approx(study.floor_with(case, r["measured"] / r["toolkit"]), rel=1e-9)
         assert r["open_loop"] == pytest.approx(r["measured"] - r["feedback"], rel=1e-9, abs=1e-12)
     assert study.table(rows) in (ROOT / "docs" / "linear-theory.md").read_text()

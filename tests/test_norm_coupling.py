@@ -332,6 +332,12 @@ def test_the_study_options_set_delta_and_leave_the_friction_out():
     low, high = (norm_coupled_floor(*args, delta=d, friction=False) for d in (0.01, 0.04))
     assert low.norm_excess == 0.01 and high.norm_excess == 0.04
     assert high.restoring_split < low.restoring_split and high.value > low.value
+    # a number multiplies the friction (benchmarks/friction_feedback.py): 1 and 0 are True and False,
+    # and a weaker friction damps less, so the floor lies between the two
+    assert norm_coupled_floor(*args, constants=c.tangent_kinetic, friction=1.0) == full
+    assert norm_coupled_floor(*args, constants=c.tangent_kinetic, friction=0.0).value == still.value
+    half = norm_coupled_floor(*args, constants=c.tangent_kinetic, friction=0.5)
+    assert full.friction[0] < half.friction[0] < 0 and full.value < half.value < still.value
 
 
 COUPLED_CASES = [

@@ -202,7 +202,7 @@ def _autocorrelations(rows: Sequence[np.ndarray]) -> list[np.ndarray]:
 
 def norm_coupled_floor(rates: np.ndarray, coupling: np.ndarray, additive: np.ndarray, eta: float, mu: float,
                        law: DelayLaw, variances: np.ndarray, *, constants: tuple[np.ndarray, np.ndarray] | None = None,
-                       delta: float | None = None, friction: bool = True) -> NormCoupling | None:  # fmt: skip
+                       delta: float | None = None, friction: bool | float = True) -> NormCoupling | None:  # fmt: skip
     """The floor with the norm coupling under the i.i.d. delay ``law`` (a constant delay included), from
     the first-order ``variances`` of the tangent modes; ``rates``, ``coupling``, ``additive`` are the
     linearisation's, index 0 the radial mode (:class:`.second_moments.Coefficients`). None where the
@@ -213,7 +213,8 @@ def norm_coupled_floor(rates: np.ndarray, coupling: np.ndarray, additive: np.nda
 
     For studies of the coupling's parts (benchmarks/floor_parts.py): ``delta`` replaces the norm
     balance's δ (a measured one, say), and ``friction=False`` leaves the radial friction out (ε_i = 0),
-    which gives the floor of a norm that does not move."""
+    which gives the floor of a norm that does not move; a number multiplies every ε_i (a measured
+    friction in the kernel's place)."""
     from amsgd.derivations.norm_coupling import norm_coupling_functions, ratio_noise_excess_function
     from amsgd.derivations.ratio_drift import ratio_rate_correction_function
     from amsgd.diffusion.theory.second_moments import curvature_mean, perron_below_one
@@ -253,7 +254,7 @@ def norm_coupled_floor(rates: np.ndarray, coupling: np.ndarray, additive: np.nda
         if mu > 0 and friction:
             beyond = _kernels_where_known(modes, lags, constants, additive[1:], eta, mu, lam1, norm_excess)
             for i in range(v.size):
-                frictions[i] = radial_friction(velocity_autocovariance(gamma[i]), response, mu, beyond[i])
+                frictions[i] = float(friction) * radial_friction(velocity_autocovariance(gamma[i]), response, mu, beyond[i])
         momenta = mu * (1.0 + frictions)
         drift = drift_of(eta, momenta, additive[1:])  # the ratio's drift away from e_1, on the stale ratio
         delayed = tangent_rates - split - drift
