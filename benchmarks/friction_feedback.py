@@ -8,10 +8,11 @@ h_{2,k−1}``,
 
 a covariance of the norm's change with the kinetic energy. It has two sources. The kinetic energy
 pushes the norm (``n_{k+1} − n_k ≈ w_{k+1}² + …``), and the norm's later fall is the friction the
-toolkit's kernel gives at a fixed norm. And a norm away from its mean n* changes the momentum the
-tangent sees (a held norm n: ``μ (1 + 2ηλ_1 (n − n*))``, docs/linear-theory.md section 5), so the
-kinetic energy follows the norm's slow swings. Writing that second path as a linear response,
-``E[w_k² | n] − E[w²] = Σ_{L ≥ 0} g_L (n_{k−L} − n*)``, its part of ε is
+toolkit's kernel gives at a fixed norm. And the kinetic energy follows the norm's slow swings: h_2's
+velocity scales with the norm, and a norm away from its mean n* changes the momentum the tangent sees
+(a held norm n: ``μ (1 + 2ηλ_1 (n − n*))``, docs/linear-theory.md section 5) and with it the floor.
+Writing that second path as a linear response, ``E[w_k² | n] − E[w²] = Σ_{L ≥ 0} g_L (n_{k−L} − n*)``,
+its part of ε is
 
     ε_feedback = −Σ_L g_L (C(L + 1) − C(|L − 1|)) / (2 E[w²]),
 
