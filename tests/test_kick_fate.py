@@ -112,10 +112,9 @@ def test_a_background_that_blows_up_throughout_keeps_every_path(monkeypatch):
     assert background.ring.shape[1] == kick_fate.BACKGROUND_PATHS
 
 
-
 def test_the_background_ring_stays_within_the_memory_cap(monkeypatch):
     """The background's ring of past states holds at most MEMORY_CAP floats (fewer paths where the delay's
-    ring is long), and never fewer than MIN_PATHS paths; the settled starts are kept from those paths."""
+    ring is long), and never fewer than MIN_PATHS paths."""
     from amsgd.diffusion.theory import kick_fate
 
     problem = Problem.from_spectrum((3.0, 2.0, 1.0), eta=0.01, mu=0.5, delay=parse_delay("constant:10"))
@@ -128,6 +127,7 @@ def test_the_background_ring_stays_within_the_memory_cap(monkeypatch):
     monkeypatch.setattr(kick_fate, "MEMORY_CAP", 1)
     floor = kick_fate._background(problem, law, data, 60, span, np.random.default_rng(3))
     assert floor.ring.shape == (11, kick_fate.MIN_PATHS, 3)
+
 
 def test_the_direct_count_counts_every_blow_up_of_the_full_law(monkeypatch):
     """With the blow-up norm at 0 every settled path blows up at every step with the full law (whose
