@@ -33,21 +33,16 @@ About 2 minutes on 2 cores. Usage: ``python benchmarks/friction_feedback.py [--r
 
 from __future__ import annotations
 
-import argparse
-import json
-import time
 from pathlib import Path
 
 import numpy as np
 from floor_parts import BLOWN, _draw, coupled, parts_case, step, toolkit_friction
+from held_coordinates import CASES, DATA, SPECTRUM  # the same grid: (η, μ, delays) on Σ = diag(2, 1)
+from study_cli import run_study
 
 from amsgd.diffusion.theory.norm_coupling import norm_coupled_floor
 
 OUT = Path(__file__).resolve().parent / "friction_feedback.json"
-SPECTRUM = (2.0, 1.0)
-#: (η, μ, delays).
-CASES = ((2.5e-3, 0.95, (0, 2, 3, 4)), (5e-3, 0.8, (0, 4, 7, 10)))
-DATA = ("rademacher", "gaussian")
 #: The held norm's switch, ``n* ± SWITCH``; the lags of the sums; the blocks of runs for the errors.
 SWITCH = 0.05
 LAGS = 400
@@ -161,20 +156,14 @@ def _error(row: dict, name: str) -> str:
     return f"{100 * (row['free_floor'] / row[name] - 1):+.1f}%"
 
 
+def study(replicates: int) -> list[dict]:
+    """Every case of the grid, each with a seed of its own."""
+    return [measure(eta, mu, tau, data, replicates, SEED + 1000 * j + 10 * tau + DATA.index(data))
+            for j, (eta, mu, delays) in enumerate(CASES) for tau in delays for data in DATA]  # fmt: skip
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--replicates", type=int, default=8192)
-    parser.add_argument("--out", type=Path, default=OUT)
-    args = parser.parse_args()
-    started, rows = time.perf_counter(), []
-    for j, (eta, mu, delays) in enumerate(CASES):
-        for tau in delays:
-            for data in DATA:
-                seed = SEED + 1000 * j + 10 * tau + DATA.index(data)
-                rows.append(measure(eta, mu, tau, data, args.replicates, seed))
-                print(f"η {eta:g}, μ {mu:g}, τ {tau}, {data}: {time.perf_counter() - started:.0f} s", flush=True)
-    args.out.write_text(json.dumps({"replicates": args.replicates, "cases": rows}, indent=1) + "\n")
-    print(table(rows))
+    run_study(__doc__.splitlines()[0], 8192, OUT, study, table)
 
 
 if __name__ == "__main__":
