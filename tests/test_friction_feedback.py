@@ -1,5 +1,6 @@
 """benchmarks/friction_feedback.py: its runs are floor_parts' free runs, its feedback sum is the covariance
-it stands for, and its stored table is the code's and in the docs."""
+it stands for, its norm model gives the variance of a recursion with white gain noise, and its stored
+tables are the code's and in the docs."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ def test_the_runs_are_floor_parts_free_runs(study):
     import floor_parts
 
     case = floor_parts.parts_case(study.SPECTRUM, 2.5e-3, 0.95, 3, "gaussian", seed=11)
-    norms, energies, floors = study.window_series(case, 256)
+    norms, energies, floors, gains = study.window_series(case, 256)
+    assert gains.shape == norms.shape and np.all(gains >= 0.0)
     assert norms.shape == energies.shape == (case.steps - case.steps // 2, 256)
     runs = floor_parts.run_floors(case, 256)
     assert float(norms.mean()) == pytest.approx(runs.norm, rel=1e-12)
@@ -61,6 +63,39 @@ def test_the_feedback_sum_is_the_covariance_it_stands_for(study):
         assert abs(wrong - measured) > 0.15 * abs(measured), (wrong, measured)
 
 
+def test_the_norm_model_of_a_recursion_with_white_gain_noise(study):
+    """``δ_{k+1} = Σ_i c_i δ_{k−i} + σ ξ_k − 2η (g_k − E g) δ_{k−τ}`` with i.i.d. gains (mean 2, variance 8,
+    as ``Y_1²`` of Gaussian data on Σ = diag(2, 1)) and the norm model's own c: the identity and the
+    additive drive over ``1 − m`` both give Var δ (to 3% and 5%, the runs' spread), and m is
+    ``4η² Var g Σ H²``."""
+    import floor_parts
+
+    from amsgd import parse_delay
+    from amsgd.diffusion.theory.linear_recursion import ar_coefficients
+    from amsgd.diffusion.theory.norm_coupling import impulse_response
+
+    case = floor_parts.parts_case(study.SPECTRUM, 2.5e-3, 0.95, 2, "gaussian")
+    c = ar_coefficients(4.0, case.eta, case.mu, parse_delay(case.delay))
+    rng = np.random.default_rng(9)
+    runs, steps, keep = 400, 8000, 4000
+    past = np.zeros((c.size, runs))  # δ_k, δ_{k−1}, ..., δ_{k−L}
+    norms, gains = [], []
+    for k in range(steps):
+        g = 2.0 * rng.standard_normal(runs) ** 2
+        new = c @ past + 1e-3 * rng.standard_normal(runs) - 2.0 * case.eta * (g - 2.0) * past[2]
+        past = np.vstack([new, past[:-1]])
+        if k >= steps - keep:
+            norms.append(1.0 + new)
+            gains.append(g)
+    norms, gains = np.array(norms), np.array(gains)
+    model = study.norm_model(case, norms, gains)
+    variance = float(norms.var())
+    h = impulse_response(c, study.HORIZON)
+    assert model["gain_noise"] == pytest.approx(4.0 * case.eta**2 * 8.0 * float(h @ h), rel=0.03)
+    assert model["norm_identity"] == pytest.approx(variance, rel=0.03)
+    assert model["norm_additive"] / (1.0 - model["gain_noise"]) == pytest.approx(variance, rel=0.05)
+
+
 def test_stored_study_is_this_code_and_its_table_is_in_the_docs(study):
     """Every stored row's toolkit ε_2 and floors (as they are, and with the measured friction) are what
     the code gives, its open loop is the measured friction less the feedback, and docs/linear-theory.md
@@ -75,4 +110,5 @@ def test_stored_study_is_this_code_and_its_table_is_in_the_docs(study):
         assert r["floor_toolkit"] == pytest.approx(study.floor_with(case, 1.0), rel=1e-9)
         assert r["floor_measured"] == pytest.approx(study.floor_with(case, r["measured"] / r["toolkit"]), rel=1e-9)
         assert r["open_loop"] == pytest.approx(r["measured"] - r["feedback"], rel=1e-9, abs=1e-12)
-    assert study.table(rows) in (ROOT / "docs" / "linear-theory.md").read_text()
+    docs = (ROOT / "docs" / "linear-theory.md").read_text()
+    assert study.table(rows) in docs and study.norm_table(rows) in docs
