@@ -973,7 +973,7 @@ def _expected_fraction(risk: dict) -> str:
     """The expected fraction of runs that blow up, with its interval, in words."""
     low, high = risk["interval"]
     return (f"about ${_num(100 * risk['fraction'])}\\%$ (95% interval ${_num(100 * low)}$ to ${_num(100 * high)}\\%$) "
-            f"of runs of {risk['steps']} iterations are expected to blow up")  # fmt: skip
+            f"of runs of {risk['steps']} iterations settled at $e_1$ are expected to blow up")  # fmt: skip
 
 
 def _floor_for_this_problem(numbers: dict) -> str:

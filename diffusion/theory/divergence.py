@@ -55,6 +55,9 @@ IMPULSE_BATCH = 48
 IMPULSE_ROUNDS = 4
 
 
+#: Which runs the fraction is for: the rate per iteration is that of runs settled at e_1, so runs from e_1
+#: that take a good part of their iterations to settle (a long delay law) meet less of it.
+SETTLED = "settled at e_1"
 #: What the fraction is, in words (docs/linear-theory.md section 7 has the measurements).
 ESTIMATE_NOTE = (
     "the fraction is a conditional Monte Carlo estimate over the excursions that large samples start (the exact "
@@ -180,12 +183,12 @@ class DivergenceRisk:
         if not self.fraction > 0.01:
             return ""
         if self.method == "direct":
-            return f"about {100 * self.fraction:.1f}% of runs of {self.steps} iterations are expected to blow up; "
+            return f"about {100 * self.fraction:.1f}% of runs of {self.steps} iterations {SETTLED} are expected to blow up; "
         how = ("most runs are carried off with no large sample"
                if self.without_events > 0.5 * self.per_iteration else
                "one large gradient (heavy-tailed data, a large step or a long delay) throws v off the sphere, "
                "and the next samples, multiplied by its raised norm, carry it off")  # fmt: skip
-        return f"about {100 * self.fraction:.1f}% of runs of {self.steps} iterations are expected to blow up: {how}; "
+        return f"about {100 * self.fraction:.1f}% of runs of {self.steps} iterations {SETTLED} are expected to blow up: {how}; "
 
 
 def _noise_free(lam: np.ndarray, eta: float, mu: float, delay: Delay, start: np.ndarray, velocity: np.ndarray,
