@@ -55,9 +55,10 @@ IMPULSE_BATCH = 48
 IMPULSE_ROUNDS = 4
 
 
-#: Which runs the fraction is for: the rate per iteration is that of runs settled at e_1, so runs from e_1
-#: that take a good part of their iterations to settle (a long delay law) meet less of it.
+#: Which runs the fraction is for: the rate per iteration is that of runs settled at e_1; a run that spends a
+#: good part of its iterations settling (from e_1 under a long delay law, say) meets another risk meanwhile.
 SETTLED = "settled at e_1"
+
 #: What the fraction is, in words (docs/linear-theory.md section 7 has the measurements).
 ESTIMATE_NOTE = (
     "the fraction is a conditional Monte Carlo estimate over the excursions that large samples start (the exact "
