@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -110,27 +111,15 @@ def run_floors(case: Case, replicates: int, held: float | None = None) -> Runs:
     ζ standard normal, ``w ~ χ²_ν`` shared by the coordinates), one draw per run and step. A run that
     blows up (a non-finite error or ``‖h‖²`` above :data:`BLOWN`) has NaN for its floor and is left out
     of the mean norm."""
-    lam, tau = np.asarray(case.spectrum), parse_delay(case.delay).tau
-    root, d = np.sqrt(lam), lam.size
-    rng = np.random.default_rng(case.seed)
-    h = np.zeros((replicates, d))
-    h[:, 0] = 1.0 if held is None else np.sqrt(held)
-    before = h.copy()
-    ring = np.repeat(h[None], tau + 1, axis=0)  # h_{k−τ} .. h_k
     steps, start = case.steps, case.steps // 2
     error, norm = np.zeros(replicates), np.zeros(replicates)
     pull, energy = np.zeros(replicates), np.zeros(replicates)  # Σ −(n_{k+1} − n_{k−1}) w_k²/2 and Σ w_k²
-    n_before = n_now = np.einsum("rd,rd->r", h, h)  # ‖h_{k−1}‖², ‖h_k‖²
-    for k in range(steps):
-        stale = ring[(k - tau) % (tau + 1)]
-        y = _draw(rng, case.data, replicates, d) * root
-        new = step(h, before, stale, y, case.eta, case.mu, held)
-        velocity = h[:, 1] - before[:, 1]  # w_k
-        before, h = h, new
-        ring[(k + 1) % (tau + 1)] = h
-        squared = np.einsum("rd,rd->r", h, h)  # ‖h_{k+1}‖²
+    n_before = n_now = np.full(replicates, 1.0 if held is None else held)  # ‖h_{k−1}‖², ‖h_k‖²
+    for k, new, now, before, _, _ in iterate(case, replicates, held):
+        velocity = now[:, 1] - before[:, 1]  # w_k
+        squared = np.einsum("rd,rd->r", new, new)  # ‖h_{k+1}‖²
         if k + 1 > start:
-            error += 1.0 - h[:, 0] ** 2 / squared
+            error += 1.0 - new[:, 0] ** 2 / squared
             norm += squared
             pull -= 0.5 * (squared - n_before) * velocity**2
             energy += velocity**2
@@ -142,6 +131,29 @@ def run_floors(case: Case, replicates: int, held: float | None = None) -> Runs:
         friction = float(pull[kept].sum() / energy[kept].sum())
         spread = _half_width(pull[kept] - friction * energy[kept]) / float(energy[kept].mean())
     return Runs(np.where(kept, error / window, np.nan), float(norm[kept].mean()) / window, friction, spread)
+
+
+def iterate(case: Case, replicates: int, held: float | None = None, after: float | None = None
+            ) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:  # fmt: skip
+    """The runs of a case from e_1 at rest (at ``‖h‖² = held`` where held), one draw per run and step
+    from the case's seed: for k = 0 .. steps − 1, ``(k, h_{k+1}, h_k, h_{k−1}, h_{k−τ}, y_k)`` (rows are
+    runs; :func:`step`, with the norm held at ``held``, and at ``after`` from the window's first step
+    ``steps // 2`` on where given). The arrays yielded for k are not changed later but the stale
+    iterate: a slot of the ring of past states, which h_{k+1} takes once the loop goes on, so it is to
+    be used before asking for the next step."""
+    lam, tau = np.asarray(case.spectrum), parse_delay(case.delay).tau
+    rng = np.random.default_rng(case.seed)
+    h = np.zeros((replicates, lam.size))
+    h[:, 0] = 1.0 if held is None else np.sqrt(held)
+    before, ring = h.copy(), np.repeat(h[None], tau + 1, axis=0)  # h_{k−τ} .. h_k
+    start = case.steps // 2
+    for k in range(case.steps):
+        stale = ring[(k - tau) % (tau + 1)]
+        y = _draw(rng, case.data, replicates, lam.size) * np.sqrt(lam)
+        new = step(h, before, stale, y, case.eta, case.mu, held if after is None or k < start else after)
+        yield k, new, h, before, stale, y
+        before, h = h, new
+        ring[(k + 1) % (tau + 1)] = h
 
 
 def step(now: np.ndarray, before: np.ndarray, stale: np.ndarray, y: np.ndarray, eta: float, mu: float,

@@ -38,7 +38,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from floor_parts import BLOWN, _draw, coupled, parts_case, step, toolkit_friction
+from floor_parts import BLOWN, coupled, iterate, parts_case, toolkit_friction
 from held_coordinates import CASES, DATA, SPECTRUM  # the same grid: (η, μ, delays) on Σ = diag(2, 1)
 from study_cli import run_study
 
@@ -59,30 +59,19 @@ HORIZON = 40_000
 
 def window_series(case, replicates: int, held: float | None = None, switch: float | None = None
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
-    """Over the second half of the runs (floor_parts' step and draws): ``n_{k+1} = ‖h_{k+1}‖²`` and
+    """Over the second half of the runs (:func:`floor_parts.iterate`): ``n_{k+1} = ‖h_{k+1}‖²`` and
     ``w_k²``, one row per step k, one column per run, each run's floor (its mean sin² there), and the
     gains ``s_k² = (Y_kᵀ h_{k−τ})²`` (rows). With ``held`` the norm is held there, and with ``switch`` it
     is held at ``held + switch`` from the window's first step on."""
-    lam, tau = np.asarray(case.spectrum), int(case.delay.split(":")[1])
-    rng = np.random.default_rng(case.seed)
-    h = np.zeros((replicates, lam.size))
-    h[:, 0] = 1.0 if held is None else np.sqrt(held)
-    before, ring = h.copy(), np.repeat(h[None], tau + 1, axis=0)
     start = case.steps // 2
     norms, energies, gains, error = [], [], [], np.zeros(replicates)
-    for k in range(case.steps):
-        target = held if held is None or switch is None or k < start else held + switch
-        y = _draw(rng, case.data, replicates, lam.size) * np.sqrt(lam)
-        stale = ring[(k - tau) % (tau + 1)]
-        new = step(h, before, stale, y, case.eta, case.mu, target)
-        velocity = h[:, 1] - before[:, 1]
-        before, h = h, new
-        ring[(k + 1) % (tau + 1)] = h
+    after = None if held is None or switch is None else held + switch
+    for k, new, now, before, stale, y in iterate(case, replicates, held, after):
         if k >= start:
-            norms.append(np.einsum("rd,rd->r", h, h))
-            energies.append(velocity**2)
+            norms.append(np.einsum("rd,rd->r", new, new))
+            energies.append((now[:, 1] - before[:, 1]) ** 2)
             gains.append(np.einsum("rd,rd->r", y, stale) ** 2)
-            error += 1.0 - h[:, 0] ** 2 / norms[-1]
+            error += 1.0 - new[:, 0] ** 2 / norms[-1]
     return np.array(norms), np.array(energies), error / len(norms), np.array(gains)
 
 
@@ -147,7 +136,7 @@ def norm_model(case, norms: np.ndarray, gains: np.ndarray) -> dict:
     check of the lags), the same on D less the gain's noise ``−2η (s_k² − E s²) δ_{k−τ}`` (the additive
     drive alone), and ``m = 4η² Var(s²) Σ H²``, the share of Var δ that noise adds where it is white and
     uncorrelated with the rest (then ``Var δ = additive/(1 − m)``)."""
-    tau = int(case.delay.split(":")[1])
+    tau = parse_delay(case.delay).tau
     d, gain = norms - norms.mean(), float(gains.mean())
     c = ar_coefficients(2.0 * gain, case.eta, case.mu, parse_delay(case.delay))
     rows, first = d.shape[0], c.size  # d[j] = δ_{k+1}: δ_{k−i} is d[j − 1 − i]

@@ -45,7 +45,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from floor_parts import _draw, parts_case, step
+from floor_parts import iterate, parts_case
 from study_cli import run_study
 
 from amsgd.diffusion.theory.coupling import coefficients_for
@@ -71,19 +71,10 @@ CLOSURE_UPDATES = 60
 def simulate(eta: float, mu: float, tau: int, data: str, replicates: int, seed: int) -> dict:
     """The held runs' floor (mean and 95% half-width over runs) and the fits in both coordinates."""
     case = parts_case(SPECTRUM, eta, mu, tau, data, seed)
-    root = np.sqrt(np.asarray(SPECTRUM))
-    rng = np.random.default_rng(seed)
-    h = np.zeros((replicates, 2))
-    h[:, 0] = 1.0
-    ring = [h.copy() for _ in range(tau + 2)]  # h_{k−τ−1} .. h_k
     steps, start = case.steps, case.steps // 2
     error = np.zeros(replicates)
     sums = {name: _Sums(tau, eta, mu, replicates) for name in ("ratio", "angle")}
-    for k in range(steps):
-        now, before, stale = ring[-1], ring[-2], ring[-1 - tau]
-        y = _draw(rng, data, replicates, 2) * root
-        new = step(now, before, stale, y, eta, mu, held=1.0)
-        ring = ring[1:] + [new]
+    for k, new, now, before, stale, _ in iterate(case, replicates, held=1.0):
         if k + 1 > start:
             error += 1.0 - new[:, 0] ** 2
             ratios = [q[:, 1] / q[:, 0] for q in (new, now, before, stale)]

@@ -35,6 +35,25 @@ def test_the_runs_are_floor_parts_free_runs(study):
     np.testing.assert_allclose(floors, runs.floors, rtol=1e-12)
 
 
+def test_the_gains_are_those_of_the_stale_iterate(study):
+    """``s_k² = (Y_kᵀ h_{k−τ})²``, the gain of the step from the stale iterate, against a plain loop that
+    keeps every iterate (τ = 3; the ring's slot of h_{k−τ} is the one h_{k+1} then takes)."""
+    import floor_parts
+
+    case = floor_parts.parts_case(study.SPECTRUM, 2.5e-3, 0.95, 3, "rademacher", seed=5)
+    gains = study.window_series(case, 32)[3]
+    rng = np.random.default_rng(case.seed)
+    history = [np.tile([1.0, 0.0], (32, 1))] * 5  # h_{k−4} .. h_k, at rest at e_1
+    expected = []
+    for k in range(case.steps):
+        y = floor_parts._draw(rng, case.data, 32, 2) * np.sqrt(study.SPECTRUM)
+        stale = history[-4]
+        if k >= case.steps // 2:
+            expected.append(np.einsum("rd,rd->r", y, stale) ** 2)
+        history = history[1:] + [floor_parts.step(history[-1], history[-2], stale, y, case.eta, case.mu)]
+    np.testing.assert_array_equal(gains, np.array(expected))
+
+
 def _oscillating_norm(runs: int, steps: int, rng: np.random.Generator) -> np.ndarray:
     """A stationary AR(2) process with a slow damped oscillation (period about 60 steps), rows = steps."""
     a1, a2 = 2 * 0.97 * np.cos(2 * np.pi / 60), -(0.97**2)

@@ -346,12 +346,17 @@ def burn_in(relaxation: float) -> int:
     return int(np.clip(np.ceil(BURN_RELAXATIONS * relaxation), BURN_MIN, BURN_MAX))
 
 
+def ring_paths(dim: int, slots: int) -> float:
+    """How many paths' rings of ``slots`` past states in ``dim`` coordinates fit :data:`MEMORY_CAP` floats."""
+    return MEMORY_CAP / (dim * slots)
+
+
 def path_budget(dim: int, slots: int) -> int:
     """Event paths in all: :data:`PATHS_PER_BIN` per bin at d ≤ 8, fewer where the excursions' work or
     the ring would pass their caps, at least :data:`MIN_PATHS` per bin."""
     by_dim = PATHS_PER_BIN * 8 // max(dim, 8)
     by_work = int(WORK_CAP / (BINS * dim * EXCURSION_STEPS))
-    by_memory = int(MEMORY_CAP / (BINS * dim * slots))
+    by_memory = int(ring_paths(dim, slots) / BINS)
     return BINS * max(MIN_PATHS, min(by_dim, by_work, by_memory))
 
 
@@ -437,7 +442,7 @@ def _background(problem: Problem, law: DelayLaw, data: _DataLaw, steps: int, cal
     ``calm`` norms lie below it, the rule that ends an excursion (all are kept if none
     does)."""
     total = max(steps, calm)
-    by_work, by_memory = BACKGROUND_WORK / (problem.dim * total), MEMORY_CAP / (problem.dim * (law.order + 1))
+    by_work, by_memory = BACKGROUND_WORK / (problem.dim * total), ring_paths(problem.dim, law.order + 1)
     paths = max(MIN_PATHS, min(BACKGROUND_PATHS, int(by_work), int(by_memory)))
     recursion = _Recursion.at_rest(paths, problem, law, rng)
     highest = np.zeros(paths)  # the largest norm of each path over the last ``calm`` steps
@@ -525,7 +530,7 @@ def blowups_from_e1(problem: Problem, law: DelayLaw, steps: int, seed: int) -> B
     blowing up at the rate per path-step of the run's second half, ``h`` (its Poisson error carried into
     the interval): ``1 − (1 − f) exp(−(steps − run) h)``."""
     run = int(min(steps, BEYOND_STEPS))
-    by_memory = MEMORY_CAP / (problem.dim * (law.order + 1))
+    by_memory = ring_paths(problem.dim, law.order + 1)
     paths = int(np.clip(min(BACKGROUND_WORK / (problem.dim * run), by_memory), BEYOND_MIN_PATHS, BEYOND_PATHS))
     rng = np.random.default_rng([seed, 2])
     data = _DataLaw(problem, rng)
