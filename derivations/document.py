@@ -948,7 +948,19 @@ def _divergence_blocks(numbers: dict) -> list[Block]:
                  "no large sample are followed too (the exact recursion from settled states): they blow up with "
                  f"probability ${_num(risk['without_events'])}$ per iteration"
                  + (", included above." if risk["paths"] else f"; in all, {_expected_fraction(risk)}."))  # fmt: skip
+    if risk.get("from_e1") is not None:
+        text += " " + _from_e1_sentence(risk)
     return [Heading("11. Divergence risk"), Prose(text)]
+
+
+def _from_e1_sentence(risk: dict) -> str:
+    """Runs from e_1 at rest counted directly, where the runs are shorter than the settling."""
+    count = risk["from_e1"]
+    low, high = count["interval"]
+    return (f"Runs from $e_1$ at rest take about {risk['settling']} iterations to settle, more than these "
+            f"{risk['steps']}, so they were counted directly too: {count['blowups']} of {count['paths']} runs of the "
+            f"exact recursion with the full data law blew up within {count['steps_run']} iterations, "
+            f"${_num(100 * count['fraction'])}\\%$ (95% interval ${_num(100 * low)}$ to ${_num(100 * high)}\\%$).")
 
 
 def _excursion_sentence(risk: dict) -> str:

@@ -115,6 +115,44 @@ def test_divergence_risk_against_simulated_blow_ups(eta, mu, delay):
     _agrees_with_runs(risk, simulate(problem, steps, replicates, rng=3, start="e1", threads=2, record_every=steps))
 
 
+def _meets(interval: tuple[float, float], count: int, replicates: int) -> bool:
+    """Whether ``interval`` meets the 99% Clopper–Pearson interval of ``count`` blow-ups in ``replicates`` runs."""
+    low, high = stats.binomtest(count, replicates).proportion_ci(confidence_level=0.99)
+    return interval[0] <= high and low <= interval[1]
+
+
+@pytest.mark.slow
+def test_runs_shorter_than_the_settling_are_counted_from_e1():
+    """The default problem under ps:724 (mean delay 723): runs from e_1 at rest take the whole ring,
+    19 992 iterations, to settle, so runs of 10 000 are counted from e_1 directly. 2000 simulated
+    runs from e_1 lose 105; the count's interval meets theirs and the settled runs' fraction
+    (13.9%) does not: the two risks differ here."""
+    from amsgd.diffusion.theory import PredictOptions
+
+    problem = Problem.from_spectrum(delay=parse_delay("ps:724"))
+    risk = predict(problem, PredictOptions(steps=10_000)).divergence
+    assert risk.steps < risk.settling and risk.from_e1 is not None and risk.from_e1.run == risk.steps
+    run = simulate(problem, 10_000, 2000, rng=3, start="e1", threads=2, record_every=10_000, progress=False)
+    count = int(run.diverged.sum())
+    assert _meets(risk.from_e1.interval, count, run.replicates), (risk.from_e1, count)
+    assert not _meets(risk.interval, count, run.replicates), (risk.interval, count)
+    note = risk.to_dict()["note"]
+    assert f"{risk.from_e1.blowups} of {risk.from_e1.paths} such runs" in note and f"about {risk.settling}" in note
+
+
+def test_only_runs_shorter_than_the_settling_get_the_count_from_e1():
+    """The default problem: runs one iteration shorter than the settling are counted from e_1, for
+    their own length; runs as long as it are not (their fraction is the settled runs')."""
+    from amsgd.diffusion.theory import PredictOptions
+
+    problem = Problem.from_spectrum()
+    settling = predict(problem).divergence.settling
+    short = predict(problem, PredictOptions(steps=settling - 1)).divergence
+    assert short.from_e1 is not None and short.from_e1.run == settling - 1
+    assert short.to_dict()["from_e1"]["steps_run"] == settling - 1
+    assert predict(problem, PredictOptions(steps=settling)).divergence.from_e1 is None
+
+
 @pytest.mark.parametrize(("dist", "tau"), [("student-t:5", 0), ("student-t:6", 0), ("student-t:6", 3),
                                            ("student-t:8", 3)])  # fmt: skip
 @pytest.mark.slow

@@ -18,6 +18,10 @@ Carlo of the exact random recursion after a large sample (:mod:`.kick_fate`: the
 ``‖Y‖²`` drawn bin by bin from the data law's tail, the excursion it starts followed to its end, a
 renewal correction for the steps spent in excursions), with its standard error; ``K*`` sets the
 scale of the bins. Over N iterations the expected fraction of runs that blow up is ``1 − exp(−N p)``.
+``p`` is the rate of runs settled at e_1: where N is shorter than the settling
+(:func:`.kick_fate.settling_steps`; a long delay law's ring), runs from e_1 at rest are also counted
+directly for N iterations (``from_e1``, :func:`.kick_fate.blowups_from_e1`), since a run still
+settling meets another risk.
 
 **Between the mean and the mean-square boundaries** the second moments of the linearisation grow, but
 most runs stay near e_1 (the nonlinearity bounds the radial mode, whose growth it is); runs may also
@@ -42,7 +46,13 @@ import numpy as np
 
 from amsgd.core.estimates import json_float
 from amsgd.core.problem import Problem
-from amsgd.diffusion.theory.kick_fate import FATE_NORM, BlowupCount, blowups_from_e1, kick_fate
+from amsgd.diffusion.theory.kick_fate import (
+    FATE_NORM,
+    BlowupCount,
+    blowups_from_e1,
+    kick_fate,
+    settling_steps,
+)
 from amsgd.diffusion.theory.linear_recursion import Delay, DelayLaw, delay_law, geometric_ratio
 
 #: The seed of the Monte Carlo parts (reproducible numbers).
@@ -86,7 +96,8 @@ class DivergenceRisk:
     """The noise-free critical impulse, the probability per iteration that a run blows up (with its
     Monte Carlo standard error), the expected fraction of runs of ``steps`` iterations that blow up,
     and the fate beyond the mean-dynamics boundary (with ``beyond``, the count of runs from e_1, where
-    the noise-free recursion saturates)."""
+    the noise-free recursion saturates); inside it, where ``steps`` is shorter than ``settling``, the
+    count of runs from e_1 at rest (``from_e1``)."""
 
     critical_impulse: float  # K*
     per_iteration: float
@@ -101,6 +112,8 @@ class DivergenceRisk:
     method: str = "excursions"  # or "direct": blow-ups counted directly with the full data law (kick_fate)
     direct_blowups: int = 0  # the direct count's blow-ups (mean-square unstable; 0 elsewhere)
     beyond: BlowupCount | None = None  # runs from e_1 beyond the mean boundary where the noise-free recursion saturates
+    from_e1: BlowupCount | None = None  # runs from e_1 counted directly, where ``steps`` is shorter than ``settling``
+    settling: int = 0  # the steps after which a run from e_1 counts as settled (kick_fate.settling_steps)
 
     @property
     def mean_stable(self) -> bool:
@@ -150,6 +163,8 @@ class DivergenceRisk:
             "direct_blowups": self.direct_blowups,
             "beyond": None if self.beyond is None else {"blowups": self.beyond.blowups, "paths": self.beyond.paths,
                                                         "steps_run": self.beyond.run},  # fmt: skip
+            "from_e1": None if self.from_e1 is None else _count_dict(self.from_e1),
+            "settling": self.settling or None,
             "fate": self.fate,
         }
         if self.beyond is not None:
@@ -160,7 +175,16 @@ class DivergenceRisk:
             out["note"] = f"{self._expected()}{DIRECT_NOTE if self.method == 'direct' else MEAN_SQUARE_NOTE}"
         elif self.per_iteration > 0:
             out["note"] = f"{self._expected()}{ESTIMATE_NOTE}"
+        if self.from_e1 is not None and max(self.from_e1.interval[1], self.fraction) > 0.01:
+            out["note"] = "; ".join(filter(None, [out.get("note"), self._from_e1_note()]))
         return out
+
+    def _from_e1_note(self) -> str:
+        """Runs from e_1 at rest, where the runs are shorter than the settling: their direct count."""
+        count, (low, high) = self.from_e1, self.from_e1.interval
+        return (f"runs from e_1 at rest take about {self.settling} iterations to settle, more than these {self.steps}: "
+                f"{count.blowups} of {count.paths} such runs of the exact recursion with the full data law blew up within "
+                f"{count.run} iterations ({100 * count.fraction:.3g}%, 95% interval {100 * low:.3g}% to {100 * high:.3g}%)")
 
     def _beyond_note(self) -> str:
         """Beyond the mean boundary, where the noise-free recursion saturates: what the runs from e_1 did."""
@@ -190,6 +214,12 @@ class DivergenceRisk:
                "one large gradient (heavy-tailed data, a large step or a long delay) throws v off the sphere, "
                "and the next samples, multiplied by its raised norm, carry it off")  # fmt: skip
         return f"about {100 * self.fraction:.1f}% of runs of {self.steps} iterations {SETTLED} are expected to blow up: {how}; "
+
+
+def _count_dict(count: BlowupCount) -> dict:
+    """A direct count of runs from e_1 (``from_e1``) as JSON."""
+    return {"fraction": json_float(count.fraction), "interval": [json_float(x) for x in count.interval],
+            "blowups": count.blowups, "paths": count.paths, "steps_run": count.run}
 
 
 def _noise_free(lam: np.ndarray, eta: float, mu: float, delay: Delay, start: np.ndarray, velocity: np.ndarray,
@@ -265,7 +295,8 @@ def divergence_risk(problem: Problem, law: DelayLaw, steps: int, mean_stable: bo
     the mean boundary the noise-free recursion's fate, and where it saturates the count of runs from e_1
     that the samples carry off; inside it the rate of :mod:`.kick_fate`
     (``relaxation``, the mean dynamics' ``1/(1 − ρ)``, sets its burn-in), which between the mean and
-    the mean-square boundaries (``"mean-square unstable"``) counts runs that meet no event too."""
+    the mean-square boundaries (``"mean-square unstable"``) counts runs that meet no event too, and
+    where ``steps`` is shorter than the settling, the count of runs from e_1 at rest."""
     fate = noise_free_fate(problem, law, mean_stable)
     if fate == "saturates":  # the samples may still throw runs off the oscillation: count them
         count = blowups_from_e1(problem, law, int(steps), TAIL_SEED)
@@ -275,6 +306,9 @@ def divergence_risk(problem: Problem, law: DelayLaw, steps: int, mean_stable: bo
         return DivergenceRisk(0.0, float("nan"), int(steps), fate)
     impulse = critical_impulse(problem, law)
     rate = kick_fate(problem, law, impulse, relaxation, int(steps), TAIL_SEED, quiet=not mean_square_stable)
+    settling = settling_steps(problem, law, relaxation)
+    from_e1 = blowups_from_e1(problem, law, int(steps), TAIL_SEED) if steps < settling else None
     return DivergenceRisk(impulse, rate.per_iteration, int(steps), fate if mean_square_stable else "mean-square unstable",
                           rate.standard_error, rate.event_threshold, rate.undecided, rate.background_blowups,
-                          rate.paths, rate.without_events, rate.method, rate.direct_blowups)  # fmt: skip
+                          rate.paths, rate.without_events, rate.method, rate.direct_blowups, None, from_e1,
+                          settling)  # fmt: skip

@@ -346,6 +346,12 @@ def burn_in(relaxation: float) -> int:
     return int(np.clip(np.ceil(BURN_RELAXATIONS * relaxation), BURN_MIN, BURN_MAX))
 
 
+def settling_steps(problem: Problem, law: DelayLaw, relaxation: float) -> int:
+    """The steps after which the background counts a path from e_1 at rest as settled: its burn-in
+    (:func:`burn_in`) or the calm span (:func:`calm_span`), whichever is longer."""
+    return max(burn_in(relaxation), calm_span(problem, law))
+
+
 def ring_paths(dim: int, slots: int) -> float:
     """How many paths' rings of ``slots`` past states in ``dim`` coordinates fit :data:`MEMORY_CAP` floats."""
     return MEMORY_CAP / (dim * slots)
