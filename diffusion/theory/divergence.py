@@ -175,7 +175,7 @@ class DivergenceRisk:
             out["note"] = f"{self._expected()}{DIRECT_NOTE if self.method == 'direct' else MEAN_SQUARE_NOTE}"
         elif self.per_iteration > 0:
             out["note"] = f"{self._expected()}{ESTIMATE_NOTE}"
-        if self.from_e1 is not None and max(self.from_e1.interval[1], self.fraction) > 0.01:
+        if self.from_e1 is not None and max(self.from_e1.fraction, self.fraction) > 0.01:
             out["note"] = "; ".join(filter(None, [out.get("note"), self._from_e1_note()]))
         return out
 
