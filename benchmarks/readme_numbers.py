@@ -61,7 +61,8 @@ def measure(command: str) -> dict:
         done = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT)
         seconds = time.perf_counter() - began
     if done.returncode not in (0, 1) or (command.startswith("pytest:") and done.returncode):
-        raise SystemExit(f"{' '.join(argv[2:])} failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
+        said = (done.stdout + done.stderr).strip()  # pytest reports its failures on stdout
+        raise SystemExit(f"{' '.join(argv[2:])} failed ({done.returncode}): {said[-2000:]}")
     out = {"seconds": round(seconds, 1)}
     if command.startswith("simulate"):
         out["replicate_steps_per_second"] = json.loads(done.stdout)["replicate_steps_per_second"]
