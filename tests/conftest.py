@@ -11,26 +11,19 @@ from amsgd import Problem
 from amsgd.core import progress
 from amsgd.core.threads import available_cores
 
-#: The BLAS libraries' thread counts, read when a library loads (in this process's children too).
-BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-
 
 def pytest_configure(config: pytest.Config) -> None:
     """Under pytest-xdist each worker process gets its share of the cores for BLAS: by default every
     process starts a BLAS thread per core, and a worker per core then runs cores² threads that take the
-    cores from one another (the full suite ran 7% longer so on two cores, 677 s against 633 s).
-    Libraries loaded later and the commands the tests start read the environment; those already
-    loaded are limited here."""
+    cores from one another (the full suite ran 7% longer so on two cores, 677 s against 633 s). The
+    limit is this process's alone: the commands the tests start run as a user's would."""
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if workers <= 1:
         return
-    share = max(1, available_cores() // workers)
-    for name in BLAS_THREADS:
-        os.environ.setdefault(name, str(share))
-    import scipy.linalg  # noqa: F401  (loads SciPy's BLAS, so that it is limited too)
+    import scipy.linalg  # noqa: F401  (loads SciPy's BLAS beside NumPy's, so that both are limited)
     from threadpoolctl import threadpool_limits
 
-    threadpool_limits(int(os.environ["OPENBLAS_NUM_THREADS"]), user_api="blas")
+    threadpool_limits(max(1, available_cores() // workers), user_api="blas")
 
 
 def random_rotation(d: int, seed: int) -> np.ndarray:

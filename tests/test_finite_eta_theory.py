@@ -143,15 +143,20 @@ def test_runs_shorter_than_the_settling_are_counted_from_e1():
 def test_only_runs_shorter_than_the_settling_get_the_count_from_e1():
     """The default problem: runs one iteration shorter than the settling are counted from e_1, for
     their own length; runs as long as it are not (their fraction is the settled runs'). None of the
-    counted runs blows up, and the note leaves the count out: neither fraction passes 1%."""
+    counted runs blows up, and the note leaves the count out: neither fraction passes 1%; the
+    derivation document gives it."""
     from amsgd.diffusion.theory import PredictOptions
 
     problem = Problem.from_spectrum()
     settling = predict(problem).divergence.settling
-    short = predict(problem, PredictOptions(steps=settling - 1)).divergence
+    prediction = predict(problem, PredictOptions(steps=settling - 1))
+    short = prediction.divergence
     assert short.from_e1 is not None and short.from_e1.run == settling - 1
     assert short.to_dict()["from_e1"]["steps_run"] == settling - 1 and short.from_e1.blowups == 0
     assert "from e_1 at rest" not in short.to_dict().get("note", "")
+    section = prediction.document("markdown").split("## 11. Divergence risk")[1].split("\n## ")[0]
+    assert f"Runs from $e_1$ at rest take about {settling} iterations to settle, more than these {settling - 1}" in section
+    assert f"0 of {short.from_e1.paths} runs" in section
     assert predict(problem, PredictOptions(steps=settling)).divergence.from_e1 is None
 
 
