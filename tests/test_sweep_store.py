@@ -347,10 +347,16 @@ def _command(out: Path, *extra: str) -> list[str]:
 
 
 def _start(out: Path, *extra: str) -> subprocess.Popen:
-    """``amsgd sweep`` in a process group of its own (its Dask workers go with it)."""
-    return subprocess.Popen(
-        _command(out, *extra), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
-    )
+    """``amsgd sweep`` in a process group of its own (its Dask workers go with it), with SIGINT at its
+    default as from a terminal: a child inherits an ignored SIGINT (a shell starts its background jobs
+    so, and Python keeps it so), but not a handler, so this process holds Python's while it starts it."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return subprocess.Popen(
+            _command(out, *extra), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _kill(proc: subprocess.Popen) -> int:
