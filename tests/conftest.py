@@ -15,8 +15,8 @@ from amsgd.core.threads import available_cores
 def pytest_configure(config: pytest.Config) -> None:
     """Under pytest-xdist each worker process gets its share of the cores for BLAS: by default every
     process starts a BLAS thread per core, and a worker per core then runs cores² threads that take the
-    cores from one another (the full suite ran 7% longer so on two cores, 677 s against 633 s). The
-    limit is this process's alone: the commands the tests start run as a user's would."""
+    cores from one another (on two cores the full suite took 677 s so, and 633–660 s with the limit,
+    one run each). The limit is this process's alone: the commands the tests start run as a user's would."""
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if workers <= 1:
         return
