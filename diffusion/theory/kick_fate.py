@@ -386,7 +386,8 @@ def kick_fate(problem: Problem, law: DelayLaw, critical: float, relaxation: floa
     negligible = steps * events < NEGLIGIBLE or e_min >= edges[-1]
     if negligible and not quiet:
         return KickFate(events, float(np.sqrt(np.sum(errors**2) + tail_error**2)), e_min, 0.0, 0.0, 0)
-    background = _background(problem, law, data, burn_in(relaxation), calm_span(problem, law), rng)
+    settling = settling_steps(problem, law, relaxation)
+    background = _background(problem, law, data, settling, calm_span(problem, law), rng)
     direct = _direct_count(problem, law, background, e_min, seed) if quiet else None
     if direct is not None and direct.direct_blowups >= DIRECT_MIN:
         return direct
@@ -441,7 +442,8 @@ class _Background:
 def _background(problem: Problem, law: DelayLaw, data: _DataLaw, steps: int, calm: int,
                 rng: np.random.Generator) -> _Background:  # fmt: skip
     """:data:`BACKGROUND_PATHS` paths (fewer where their work would pass :data:`BACKGROUND_WORK` or their
-    ring :data:`MEMORY_CAP` floats; at least :data:`MIN_PATHS`) run ``steps`` steps from e_1 at rest with
+    ring :data:`MEMORY_CAP` floats; at least :data:`MIN_PATHS`) run ``steps`` steps (:func:`settling_steps`;
+    at least ``calm``) from e_1 at rest with
     the full data law (a path that blows up is restarted at e_1).
     The settling radius is the larger of :data:`SETTLE_RADIUS` and :data:`SETTLE_MARGIN` times the
     :data:`SETTLE_QUANTILE` quantile of the last norms; a path is kept as a start where its last
