@@ -949,18 +949,29 @@ def _divergence_blocks(numbers: dict) -> list[Block]:
                  f"probability ${_num(risk['without_events'])}$ per iteration"
                  + (", included above." if risk["paths"] else f"; in all, {_expected_fraction(risk)}."))  # fmt: skip
     if risk.get("from_e1") is not None:
-        text += " " + _from_e1_sentence(risk)
+        text += " " + _from_rest_sentence(risk)
     return [Heading("11. Divergence risk"), Prose(text)]
 
 
-def _from_e1_sentence(risk: dict) -> str:
-    """Runs from e_1 at rest counted directly, where the runs are shorter than the settling."""
+def _from_rest_sentence(risk: dict) -> str:
+    """Runs from e_1 (and e_2) at rest counted directly, where the runs are shorter than the settling."""
     count = risk["from_e1"]
-    low, high = count["interval"]
-    return (f"Runs from $e_1$ at rest take about {risk['settling']} iterations to settle, more than these "
+    text = (f"Runs from $e_1$ at rest take about {risk['settling']} iterations to settle, more than these "
             f"{risk['steps']}, so they were counted directly too: {count['blowups']} of {count['paths']} runs of the "
             f"exact recursion with the full data law blew up within {count['steps_run']} iterations, "
-            f"${_num(100 * count['fraction'])}\\%$ (95% interval ${_num(100 * low)}$ to ${_num(100 * high)}\\%$).")
+            f"{_percent(count)}")  # fmt: skip
+    count = risk.get("from_e2")
+    if count is not None:
+        text += (f"; from $e_2$ at rest, the saddle that `simulate` starts from, {count['blowups']} of {count['paths']} "
+                 f"runs blew up, {_percent(count)}")  # fmt: skip
+    return text + "."
+
+
+def _percent(count: dict) -> str:
+    """A direct count's fraction with its 95% interval, in percent."""
+    low, high = count["interval"]
+    return (f"${_num(100 * count['fraction'])}\\%$ (95% interval ${_num(100 * low)}$ to "
+            f"${_num(100 * high)}\\%$)")
 
 
 def _excursion_sentence(risk: dict) -> str:

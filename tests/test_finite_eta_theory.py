@@ -122,27 +122,31 @@ def _meets(interval: tuple[float, float], count: int, replicates: int) -> bool:
 
 
 @pytest.mark.slow
-def test_runs_shorter_than_the_settling_are_counted_from_e1():
+def test_runs_shorter_than_the_settling_are_counted_from_e1_and_e2():
     """The default problem under ps:724 (mean delay 723): runs from e_1 at rest take the whole ring,
-    19 992 iterations, to settle, so runs of 10 000 are counted from e_1 directly. 2000 simulated
-    runs from e_1 lose 105; the count's interval meets theirs and the settled runs' fraction
-    (13.9%) does not: the two risks differ here."""
+    19 992 iterations, to settle, so runs of 10 000 are counted directly, from e_1 and from e_2 (the
+    saddle simulate starts from). Of 2000 simulated runs 105 from e_1 blow up and 150 from e_2; each
+    count's interval meets the runs' from its start, and the settled runs' fraction (13.9%) meets
+    neither: the risks differ here."""
     from amsgd.diffusion.theory import PredictOptions
 
     problem = Problem.from_spectrum(delay=parse_delay("ps:724"))
     risk = predict(problem, PredictOptions(steps=10_000)).divergence
-    assert risk.steps < risk.settling and risk.from_e1 is not None and risk.from_e1.run == risk.steps
-    run = simulate(problem, 10_000, 2000, rng=3, start="e1", threads=2, record_every=10_000, progress=False)
-    count = int(run.diverged.sum())
-    assert _meets(risk.from_e1.interval, count, run.replicates), (risk.from_e1, count)
-    assert not _meets(risk.interval, count, run.replicates), (risk.interval, count)
+    assert risk.steps < risk.settling
+    for start, counted in (("e1", risk.from_e1), ("e2", risk.from_e2)):
+        assert counted is not None and counted.run == risk.steps
+        run = simulate(problem, 10_000, 2000, rng=3, start=start, threads=2, record_every=10_000, progress=False)
+        count = int(run.diverged.sum())
+        assert _meets(counted.interval, count, run.replicates), (start, counted, count)
+        assert not _meets(risk.interval, count, run.replicates), (start, risk.interval, count)
     note = risk.to_dict()["note"]
     assert f"{risk.from_e1.blowups} of {risk.from_e1.paths} such runs" in note and f"about {risk.settling}" in note
+    assert f"{risk.from_e2.blowups} of {risk.from_e2.paths} runs from e_2 at rest" in note
 
 
-def test_only_runs_shorter_than_the_settling_get_the_count_from_e1():
-    """The default problem: runs one iteration shorter than the settling are counted from e_1, for
-    their own length; runs as long as it are not (their fraction is the settled runs'). None of the
+def test_only_runs_shorter_than_the_settling_get_the_counts_from_rest():
+    """The default problem: runs one iteration shorter than the settling are counted from e_1 and e_2,
+    for their own length; runs as long as it are not (their fraction is the settled runs'). None of the
     counted runs blows up, and the note leaves the count out: neither fraction passes 1%; the
     derivation document gives it."""
     from amsgd.diffusion.theory import PredictOptions
@@ -157,7 +161,10 @@ def test_only_runs_shorter_than_the_settling_get_the_count_from_e1():
     section = prediction.document("markdown").split("## 11. Divergence risk")[1].split("\n## ")[0]
     assert f"Runs from $e_1$ at rest take about {settling} iterations to settle, more than these {settling - 1}" in section
     assert f"0 of {short.from_e1.paths} runs" in section
-    assert predict(problem, PredictOptions(steps=settling)).divergence.from_e1 is None
+    assert short.from_e2 is not None and short.to_dict()["from_e2"]["steps_run"] == settling - 1
+    assert f"from $e_2$ at rest, the saddle that `simulate` starts from, {short.from_e2.blowups} of" in section
+    long = predict(problem, PredictOptions(steps=settling)).divergence
+    assert long.from_e1 is None and long.from_e2 is None and long.to_dict()["from_e2"] is None
 
 
 @pytest.mark.parametrize(("dist", "tau"), [("student-t:5", 0), ("student-t:6", 0), ("student-t:6", 3),

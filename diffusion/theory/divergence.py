@@ -20,8 +20,9 @@ renewal correction for the steps spent in excursions), with its standard error; 
 scale of the bins. Over N iterations the expected fraction of runs that blow up is ``1 − exp(−N p)``.
 ``p`` is the rate of runs settled at e_1: where N is shorter than the settling
 (:func:`.kick_fate.settling_steps`; a long delay law's ring), runs from e_1 at rest are also counted
-directly for N iterations (``from_e1``, :func:`.kick_fate.blowups_from_e1`), since a run still
-settling meets another risk.
+directly for N iterations (``from_e1``, :func:`.kick_fate.blowups_from_rest`), since a run still
+settling meets another risk, and so are runs from e_2 at rest (``from_e2``), the saddle ``simulate``
+starts from, which meet yet another while they escape and travel.
 
 **Between the mean and the mean-square boundaries** the second moments of the linearisation grow, but
 most runs stay near e_1 (the nonlinearity bounds the radial mode, whose growth it is); runs may also
@@ -32,7 +33,7 @@ of the exact recursion with the full data law (``method = "direct"``, ``direct_b
 **Beyond the mean-dynamics boundary** (τ > τ*, or η or μ beyond theirs): the same noise-free recursion
 from a small perturbation of e_1 either grows without bound (runs blow up) or settles on an oscillation
 of bounded amplitude. The samples can still throw runs off that oscillation, so there the exact
-recursion with the full data law is run from e_1 too (:func:`.kick_fate.blowups_from_e1`): the fraction
+recursion with the full data law is run from e_1 too (:func:`.kick_fate.blowups_from_rest`): the fraction
 is its count (``beyond``), and the fate is "blows up" where at least half the runs do, else "saturates"
 (runs stay at a high error).
 """
@@ -49,7 +50,7 @@ from amsgd.core.problem import Problem
 from amsgd.diffusion.theory.kick_fate import (
     FATE_NORM,
     BlowupCount,
-    blowups_from_e1,
+    blowups_from_rest,
     kick_fate,
     settling_steps,
 )
@@ -97,7 +98,7 @@ class DivergenceRisk:
     Monte Carlo standard error), the expected fraction of runs of ``steps`` iterations that blow up,
     and the fate beyond the mean-dynamics boundary (with ``beyond``, the count of runs from e_1, where
     the noise-free recursion saturates); inside it, where ``steps`` is shorter than ``settling``, the
-    count of runs from e_1 at rest (``from_e1``)."""
+    counts of runs from e_1 and from e_2 at rest (``from_e1``, ``from_e2``)."""
 
     critical_impulse: float  # K*
     per_iteration: float
@@ -114,6 +115,7 @@ class DivergenceRisk:
     beyond: BlowupCount | None = None  # runs from e_1 beyond the mean boundary where the noise-free recursion saturates
     from_e1: BlowupCount | None = None  # runs from e_1 counted directly, where ``steps`` is shorter than ``settling``
     settling: int = 0  # the steps after which a run from e_1 counts as settled (kick_fate.settling_steps)
+    from_e2: BlowupCount | None = None  # the same count from e_2 at rest, the saddle ``simulate`` starts from
 
     @property
     def mean_stable(self) -> bool:
@@ -164,6 +166,7 @@ class DivergenceRisk:
             "beyond": None if self.beyond is None else {"blowups": self.beyond.blowups, "paths": self.beyond.paths,
                                                         "steps_run": self.beyond.run},  # fmt: skip
             "from_e1": None if self.from_e1 is None else _count_dict(self.from_e1),
+            "from_e2": None if self.from_e2 is None else _count_dict(self.from_e2),
             "settling": self.settling or None,
             "fate": self.fate,
         }
@@ -175,16 +178,22 @@ class DivergenceRisk:
             out["note"] = f"{self._expected()}{DIRECT_NOTE if self.method == 'direct' else MEAN_SQUARE_NOTE}"
         elif self.per_iteration > 0:
             out["note"] = f"{self._expected()}{ESTIMATE_NOTE}"
-        if self.from_e1 is not None and max(self.from_e1.fraction, self.fraction) > 0.01:
-            out["note"] = "; ".join(filter(None, [out.get("note"), self._from_e1_note()]))
+        counted = [c.fraction for c in (self.from_e1, self.from_e2) if c is not None]
+        if self.from_e1 is not None and max(self.fraction, *counted) > 0.01:
+            out["note"] = "; ".join(filter(None, [out.get("note"), self._from_rest_note()]))
         return out
 
-    def _from_e1_note(self) -> str:
-        """Runs from e_1 at rest, where the runs are shorter than the settling: their direct count."""
-        count, (low, high) = self.from_e1, self.from_e1.interval
-        return (f"runs from e_1 at rest take about {self.settling} iterations to settle, more than these {self.steps}: "
+    def _from_rest_note(self) -> str:
+        """Runs from e_1 (and e_2) at rest, where the runs are shorter than the settling: their direct counts."""
+        count = self.from_e1
+        text = (f"runs from e_1 at rest take about {self.settling} iterations to settle, more than these {self.steps}: "
                 f"{count.blowups} of {count.paths} such runs of the exact recursion with the full data law blew up within "
-                f"{count.run} iterations ({100 * count.fraction:.3g}%, 95% interval {100 * low:.3g}% to {100 * high:.3g}%)")
+                f"{count.run} iterations {_share(count)}")  # fmt: skip
+        if self.from_e2 is not None:
+            count = self.from_e2
+            text += (f", and {count.blowups} of {count.paths} runs from e_2 at rest, the saddle simulate starts from "
+                     f"{_share(count)}")  # fmt: skip
+        return text
 
     def _beyond_note(self) -> str:
         """Beyond the mean boundary, where the noise-free recursion saturates: what the runs from e_1 did."""
@@ -216,8 +225,14 @@ class DivergenceRisk:
         return f"about {100 * self.fraction:.1f}% of runs of {self.steps} iterations {SETTLED} are expected to blow up: {how}; "
 
 
+def _share(count: BlowupCount) -> str:
+    """A direct count's fraction and interval in percent, in brackets."""
+    low, high = count.interval
+    return f"({100 * count.fraction:.3g}%, 95% interval {100 * low:.3g}% to {100 * high:.3g}%)"
+
+
 def _count_dict(count: BlowupCount) -> dict:
-    """A direct count of runs from e_1 (``from_e1``) as JSON."""
+    """A direct count of runs from rest (``from_e1``, ``from_e2``) as JSON."""
     return {"fraction": json_float(count.fraction), "interval": [json_float(x) for x in count.interval],
             "blowups": count.blowups, "paths": count.paths, "steps_run": count.run}
 
@@ -296,10 +311,10 @@ def divergence_risk(problem: Problem, law: DelayLaw, steps: int, mean_stable: bo
     that the samples carry off; inside it the rate of :mod:`.kick_fate`
     (``relaxation``, the mean dynamics' ``1/(1 − ρ)``, sets its burn-in), which between the mean and
     the mean-square boundaries (``"mean-square unstable"``) counts runs that meet no event too, and
-    where ``steps`` is shorter than the settling, the count of runs from e_1 at rest."""
+    where ``steps`` is shorter than the settling, the counts of runs from e_1 and e_2 at rest."""
     fate = noise_free_fate(problem, law, mean_stable)
     if fate == "saturates":  # the samples may still throw runs off the oscillation: count them
-        count = blowups_from_e1(problem, law, int(steps), TAIL_SEED)
+        count = blowups_from_rest(problem, law, int(steps), TAIL_SEED)
         fate = "blows up" if count.fraction >= 0.5 else "saturates"
         return DivergenceRisk(0.0, float("nan"), int(steps), fate, beyond=count)
     if fate != "stable":
@@ -307,8 +322,10 @@ def divergence_risk(problem: Problem, law: DelayLaw, steps: int, mean_stable: bo
     impulse = critical_impulse(problem, law)
     rate = kick_fate(problem, law, impulse, relaxation, int(steps), TAIL_SEED, quiet=not mean_square_stable)
     settling = settling_steps(problem, law, relaxation)
-    from_e1 = blowups_from_e1(problem, law, int(steps), TAIL_SEED) if steps < settling else None
+    short = steps < settling
+    from_e1, from_e2 = (blowups_from_rest(problem, law, int(steps), TAIL_SEED, start) if short else None
+                        for start in (0, 1))  # fmt: skip
     return DivergenceRisk(impulse, rate.per_iteration, int(steps), fate if mean_square_stable else "mean-square unstable",
                           rate.standard_error, rate.event_threshold, rate.undecided, rate.background_blowups,
                           rate.paths, rate.without_events, rate.method, rate.direct_blowups, None, from_e1,
-                          settling)  # fmt: skip
+                          settling, from_e2)  # fmt: skip

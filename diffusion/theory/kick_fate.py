@@ -61,9 +61,10 @@ other by their errors.
 
 Beyond the mean-dynamics boundary, where the noise-free recursion settles on a bounded oscillation,
 the samples can still throw runs off it (streaming PCA at η = 0.26, μ = 0: the oscillation is bounded,
-every run blows up within 200 steps). :func:`blowups_from_e1` counts that directly: paths of the exact
+every run blows up within 200 steps). :func:`blowups_from_rest` counts that directly: paths of the exact
 recursion from e_1 at rest with the full data law, for the run's steps (at most :data:`BEYOND_STEPS`,
-the blow-ups per surviving path-step of the second half carrying the count to the run's end).
+the blow-ups per surviving path-step of the second half carrying the count to the run's end). The same
+count from e_2 at rest, the saddle ``simulate`` starts from, follows runs through their escape.
 """
 
 from __future__ import annotations
@@ -303,10 +304,11 @@ class _Recursion:
         self.ring, self.now = ring, now
 
     @classmethod
-    def at_rest(cls, paths: int, problem: Problem, law: DelayLaw, rng: np.random.Generator) -> _Recursion:
-        """Paths at e_1 at rest."""
+    def at_rest(cls, paths: int, problem: Problem, law: DelayLaw, rng: np.random.Generator, start: int = 0
+                ) -> _Recursion:  # fmt: skip
+        """Paths at rest at the eigenvector ``e_{start + 1}`` (eigen-coordinates: e_1 by default)."""
         ring = np.zeros((law.order + 1, paths, problem.dim))
-        ring[:, :, 0] = 1.0
+        ring[:, :, start] = 1.0
         return cls(ring, 0, problem, law, rng)
 
     @property
@@ -518,7 +520,7 @@ def _settled_blowups(problem: Problem, law: DelayLaw, background: _Background, d
 
 @dataclass(frozen=True)
 class BlowupCount:
-    """Runs of the exact recursion from e_1 (:func:`blowups_from_e1`): how many of ``paths`` blew up within
+    """Runs of the exact recursion from rest (:func:`blowups_from_rest`): how many of ``paths`` blew up within
     the ``run`` steps they ran, the fraction expected to blow up within the requested steps, and its 95%
     interval."""
 
@@ -529,9 +531,10 @@ class BlowupCount:
     interval: tuple[float, float]
 
 
-def blowups_from_e1(problem: Problem, law: DelayLaw, steps: int, seed: int) -> BlowupCount:
+def blowups_from_rest(problem: Problem, law: DelayLaw, steps: int, seed: int, start: int = 0) -> BlowupCount:
     """:data:`BEYOND_PATHS` paths (fewer where their work would pass :data:`BACKGROUND_WORK` or their ring
-    :data:`MEMORY_CAP` floats; at least :data:`BEYOND_MIN_PATHS`) of the exact recursion from e_1 at rest
+    :data:`MEMORY_CAP` floats; at least :data:`BEYOND_MIN_PATHS`) of the exact recursion at rest at the
+    eigenvector ``e_{start + 1}`` (e_1 by default, e_2 with ``start=1``; each start its own random stream)
     with the full data law, for ``min(steps, BEYOND_STEPS)`` steps; a path
     blows up when its norm reaches :data:`FATE_NORM` (or is not finite). The fraction is the share that
     blew up (Clopper–Pearson 95% interval); where the run is shorter than ``steps``, the survivors go on
@@ -540,9 +543,9 @@ def blowups_from_e1(problem: Problem, law: DelayLaw, steps: int, seed: int) -> B
     run = int(min(steps, BEYOND_STEPS))
     by_memory = ring_paths(problem.dim, law.order + 1)
     paths = int(np.clip(min(BACKGROUND_WORK / (problem.dim * run), by_memory), BEYOND_MIN_PATHS, BEYOND_PATHS))
-    rng = np.random.default_rng([seed, 2])
+    rng = np.random.default_rng([seed, 2 + start])
     data = _DataLaw(problem, rng)
-    recursion = _Recursion.at_rest(paths, problem, law, rng)
+    recursion = _Recursion.at_rest(paths, problem, law, rng, start)
     alive = np.ones(paths, dtype=bool)
     late_blowups, late_steps = 0, 0
     for k in range(run):
