@@ -166,6 +166,35 @@ def test_a_few_settled_states_are_drawn_again_up_to_the_fewest_paths(monkeypatch
     assert set(rows) == {paths} and len(rows) == kick_fate.quiet_steps(problem.dim, paths)
     assert count == len(rows) * paths and rate == pytest.approx(1.0, rel=1e-12)
 
+def test_states_moving_too_fast_to_stay_calm_are_not_excursion_starts():
+    """Student-t 6 data at η 1e-3, μ 0.9, τ 8: the settled background states are the excursions' starts,
+    and three states set in motion along e_2 (one step of 0.2 to 0.4, the swings of a run still in an
+    excursion while its norm is below the radius) leave the radius within a calm span with no event:
+    they are dropped, the others kept as they were, in order."""
+    from amsgd.diffusion.theory import kick_fate
+
+    problem = Problem.from_spectrum(distribution=parse_distribution("student-t:6"), eta=1e-3, mu=0.9,
+                                    delay=parse_delay("constant:8"))  # fmt: skip
+    law = predict(problem).delay_law
+    data = _DataLaw(problem, np.random.default_rng(3))
+    background = kick_fate._background(problem, law, data, 400, kick_fate.calm_span(problem, law), data.rng)
+    ring = background.ring.copy()
+    moving = np.arange(3)
+    ring[(background.now - 1) % ring.shape[0], moving, 1] -= np.array([0.2, 0.3, 0.4])  # h_{k−1} behind h_k along e_2
+    assert np.all(np.linalg.norm(ring[background.now, moving], axis=1) < background.radius)
+    swinging = kick_fate._Background(ring, background.now, background.radius, background.calm, background.blowups)
+    starts = kick_fate._calm_ahead(problem, law, swinging, data.quantile(kick_fate.EVENT_QUANTILE), seed=5)
+    kept = _columns(starts.ring)
+    assert not set(kept) & set(_columns(ring[:, moving]))
+    assert set(kept) <= set(_columns(ring[:, 3:])) and len(kept) >= ring.shape[1] - 3 - 2, (len(kept), ring.shape[1])
+    assert starts.now == background.now and starts.radius == background.radius
+
+
+def _columns(ring: np.ndarray) -> list[bytes]:
+    """Each path's states in a ring ``(slots, paths, d)``, as bytes."""
+    return [ring[:, j].tobytes() for j in range(ring.shape[1])]
+
+
 def test_runs_without_events_count_each_blow_up_once_per_path_step(monkeypatch):
     """The rate of blow-ups with no event is its count over the path-steps, times P(E ≤ e_min): with
     the blow-up norm below 1 every path blows up at every step (and starts again from a settled

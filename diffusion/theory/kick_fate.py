@@ -25,7 +25,8 @@ of starting a new one).
 
 ``q_b`` and ``ℓ_b`` come from paths of the exact recursion (the problem's data law, η, μ and delay law,
 in eigen-coordinates). A *background* of :data:`BACKGROUND_PATHS` paths runs :func:`burn_in` steps from
-e_1 at rest with the full data law; its settled states are the starts. Each path takes one sample
+e_1 at rest with the full data law; its settled states are the starts, those of them that also stay
+calm for a calm span when run on without events (:func:`_calm_ahead`). Each path takes one sample
 conditioned on E in its bin, then runs on: raised, with the full law; otherwise with the law without
 events, its weight multiplied by ``P(E ≤ e_min)`` per step (the event it leaves out is counted as an
 excursion of its own). For Gaussian and Student-t data the scalar that sets E given the Gaussian part
@@ -70,7 +71,7 @@ count from e_2 at rest, the saddle ``simulate`` starts from, follows runs throug
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from math import nan
 
 import numpy as np
@@ -398,7 +399,8 @@ def kick_fate(problem: Problem, law: DelayLaw, critical: float, relaxation: floa
     if negligible:
         return KickFate(events + still, float(np.sqrt(np.sum(errors**2) + tail_error**2 + still_error**2)), e_min,
                         0.0, background.blowups, 0, still, direct_blowups=counted)  # fmt: skip
-    excursions = _Excursions(problem, law, data, background, edges, 1.0 - events)
+    starts = _calm_ahead(problem, law, background, e_min, seed)
+    excursions = _Excursions(problem, law, data, starts, edges, 1.0 - events)
     budget = path_budget(problem.dim, law.order + 1)
     excursions.run(np.full(BINS, max(MIN_PATHS, budget // (BINS * PILOT_SHARE))))
     excursions.run(_neyman(probabilities, excursions, budget - excursions.paths))
@@ -472,6 +474,24 @@ def _background(problem: Problem, law: DelayLaw, data: _DataLaw, steps: int, cal
     settled = highest < radius
     ring = recursion.ring[:, settled] if settled.any() else recursion.ring
     return _Background(ring, recursion.now, radius, calm, float(blew.mean()))
+
+
+def _calm_ahead(problem: Problem, law: DelayLaw, background: _Background, e_min: float, seed: int) -> _Background:
+    """The excursions' starts: the background's states whose continuation without events stays below
+    the settling radius for a calm span. Under a delay a state can pass the norm rule in the middle of
+    an excursion's oscillation, its stale iterates pointing elsewhere: with no event at all it is raised
+    within a few steps (and may blow up), and drawn again and again as a settled start it would add its
+    own blow-ups to many events'. One continuation per state, on a random stream of its own (the states
+    kept are unchanged, so where every state stays calm nothing else changes); all are kept where none
+    does."""
+    data = _DataLaw(problem, np.random.default_rng([seed, 4]))
+    recursion = _Recursion(background.ring.copy(), background.now, problem, law, data.rng)
+    calm = np.ones(recursion.paths, dtype=bool)
+    for _ in range(background.calm):
+        calm &= recursion.step(data.below(recursion.paths, e_min)) < background.radius
+    if calm.all() or not calm.any():
+        return background
+    return replace(background, ring=background.ring[:, calm])
 
 
 def quiet_steps(dim: int, paths: int) -> int:
