@@ -504,3 +504,28 @@ def test_far_apart_eigenvalues_need_the_finite_eta_floor(tmp_path):
     assert bounded["pass"] is True and bounded["ci_low"] > 1.5  # a plain 1.5 would call it broken
     assert knee["pass"] is True and knee["measured"] > knee["predicted"]
 
+
+
+@pytest.mark.slow
+def test_a_knee_before_tau_star_where_heavy_tails_blow_most_runs_up():
+    """Student-t 6 data at η 1e-3, μ 0.9 (τ* 14), runs of 20 000 steps on the stability check's grid:
+    the predicted divergence risk passes one half at τ = 14 itself (59.8% [55.8, 63.5]) and may not at 11
+    (35.6%), so the accepted knee is (11, 14], where such runs broke down in a validation (at 14, not at
+    11, where 38% of them diverged). With Gaussian data no delay up to τ* is predicted to break the runs so: the
+    window is (τ*, 1.25 τ* + Δτ], and the knee at 14 fails."""
+    from amsgd import parse_distribution
+    from amsgd.core.estimates import Estimate
+    from amsgd.validation.context import Context
+    from amsgd.validation.delays import DelayCurve, knee_check
+
+    taus = np.array([0, 3, 6, 8, 11, 14, 17, 20, 22])
+    diverged = (taus >= 14).astype(float)
+    for dist, window in (("student-t:6", (11.0, 14.0)), ("gaussian", (14.0, 1.25 * 14 + 3))):
+        ctx = Context(Problem.from_spectrum(distribution=parse_distribution(dist), eta=1e-3, mu=0.9))
+        error = tuple(Estimate(0.2, 0.19, 0.21, 0.005, 100) for _ in taus)
+        curve = DelayCurve(0.9, taus, error, diverged, ctx.tau_star(), math.nan, np.arange(15), np.full(15, 0.2),
+                           0.17, 14.0, 20_000, 100)  # fmt: skip
+        check = knee_check(ctx, curve)
+        assert check.window == pytest.approx(window) and check.measured == 14.0
+        assert check.passed == (dist == "student-t:6"), (dist, check.window)
+        assert ("divergence_knee" in check.context) == (dist == "student-t:6")

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from amsgd.core.estimates import Estimate
+from amsgd.diffusion.theory import PredictOptions, predict
 from amsgd.validation.checks import Check
 from amsgd.validation.context import FINITE_ETA_REASON, FINITE_ETA_TOLERANCE, Context, constant_delay
 from amsgd.validation.stationary import divergence_verdict, divergence_within_risk, finite_eta_floor_check
@@ -35,7 +36,10 @@ SWEEP_INTERVALS = 16
 KNEE_CRITERION = (
     f"measured knee = smallest grid tau with diverged fraction > {DIVERGED_LIMIT} or mean stationary "
     f"error > {KNEE_FACTOR} x its tau = 0 value x the exact linear floor's predicted ratio to tau = 0 where above 1 "
-    f"(up to tau*); pass iff tau* < knee <= {KNEE_SLACK} tau* + grid step"
+    f"(up to tau*); pass iff tau* < knee <= {KNEE_SLACK} tau* + grid step, or, where the predicted divergence "
+    f"risk over the runs' length may pass {DIVERGED_LIMIT} at a grid tau up to tau* (heavy tails), iff the grid tau "
+    f"before the first that may < knee <= the first whose whole risk interval is above {DIVERGED_LIMIT} "
+    f"(else {KNEE_SLACK} tau* + grid step)"
 )
 
 
@@ -116,6 +120,11 @@ def knee_check(ctx: Context, curve: DelayCurve, group: str = "stability") -> Che
     predicted = ctx.perturb(name, tau_star)
     step = float(np.median(np.diff(curve.taus))) if curve.taus.size > 1 else 1.0
     window = (predicted, KNEE_SLACK * predicted + step)
+    early = divergence_knee(ctx, curve)
+    if early:  # heavy tails: the runs break where the predicted risk passes one half (a perturbation scales it)
+        first = int(np.flatnonzero(curve.taus == early["may"])[0])
+        lower = ctx.perturb(name, float(curve.taus[first - 1]) if first else -1.0)
+        window = (lower, window[1] if early["must"] is None else ctx.perturb(name, early["must"]))
     broken = curve.broken()
     i = int(np.argmax(broken)) if broken.any() else curve.taus.size
     below = float(curve.taus[i - 1]) if i > 0 else math.nan
@@ -125,8 +134,31 @@ def knee_check(ctx: Context, curve: DelayCurve, group: str = "stability") -> Che
         context={"mu": curve.mu, "eta": ctx.problem.eta, "tau_grid_step": step,
                  "ci_meaning": "last grid delay without breakdown, first with",
                  "tau_max_delay_differential": curve.tau_dde, "perturbation": ctx.perturb.factor(name),
+                 **({"divergence_knee": early} if early else {}),
                  **({} if broken.any() else {"unmeasured": f"no delay of the grid (up to {curve.taus[-1]:g}) broke down"})},
     )  # fmt: skip
+
+
+def divergence_knee(ctx: Context, curve: DelayCurve) -> dict | None:
+    """Where heavy tails break the runs before τ*: the smallest grid delay up to τ* whose predicted
+    divergence risk over the curve's run length may pass :data:`DIVERGED_LIMIT` (its 95% interval reaches
+    above), and the smallest where it must (the whole interval above; None where none does), with the
+    predicted fractions. The grid is scanned down from τ*, and the scan stops at the first delay where the
+    risk may not pass: it grows with the delay (one prediction where no delay breaks so, as for Gaussian
+    data). None where the risk may not pass even at the largest grid delay up to τ*."""
+    if curve.tau_star is None:
+        return None
+    found: dict = {"may": None, "must": None, "fractions": {}}
+    for tau in sorted((int(t) for t in curve.taus if t <= curve.tau_star), reverse=True):
+        problem = constant_delay(ctx.problem.replace(mu=curve.mu), tau)
+        risk = predict(problem, PredictOptions(steps=curve.steps)).divergence
+        low, high = risk.interval
+        if not high > DIVERGED_LIMIT:
+            break
+        found["may"], found["fractions"][str(tau)] = float(tau), risk.fraction
+        if low > DIVERGED_LIMIT:
+            found["must"] = float(tau)
+    return found if found["may"] is not None else None
 
 
 @dataclass(frozen=True)

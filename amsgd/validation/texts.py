@@ -55,7 +55,11 @@ KNEE = (
     "Σ = diag(10, 1), η 2e-4, μ 0.9), so the prediction is a knee just above τ*. Just beyond τ* the norm of v oscillates "
     "with an amplitude growing with τ − τ_c and held by the nonlinear terms, so the error rises "
     "continuously and crosses K a little later. The check accepts a measured knee in (τ*, 1.25 τ* + Δτ] "
-    "(Δτ the grid step): the margin is that continuous rise, stated as a tolerance, not measured."
+    "(Δτ the grid step): the margin is that continuous rise, stated as a tolerance, not measured. With "
+    "heavy-tailed data most runs can blow up before τ*: where the predicted divergence risk over the runs' "
+    "length may pass one half (its 95% interval reaches above) at a grid delay up to τ*, the accepted knee runs "
+    "from that delay (the first such) to the first delay whose whole interval lies above one half, or to "
+    "1.25 τ* + Δτ where none does."
 )
 
 STABILITY = (
