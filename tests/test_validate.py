@@ -505,14 +505,13 @@ def test_far_apart_eigenvalues_need_the_finite_eta_floor(tmp_path):
     assert knee["pass"] is True and knee["measured"] > knee["predicted"]
 
 
-
 @pytest.mark.slow
 def test_a_knee_before_tau_star_where_heavy_tails_blow_most_runs_up():
     """Student-t 6 data at η 1e-3, μ 0.9 (τ* 14), runs of 20 000 steps on the stability check's grid:
     the predicted divergence risk passes one half at τ = 14 itself (59.8% [55.8, 63.5]) and may not at 11
     (35.6%), so the accepted knee is (11, 14], where such runs broke down in a validation (at 14, not at
-    11, where 38% of them diverged). With Gaussian data no delay up to τ* is predicted to break the runs so: the
-    window is (τ*, 1.25 τ* + Δτ], and the knee at 14 fails."""
+    11, where 38% of them diverged). With Gaussian data no delay up to τ* is predicted to break the runs
+    so: the window is (τ*, 1.25 τ* + Δτ], and the knee at 14 fails."""
     from amsgd import parse_distribution
     from amsgd.core.estimates import Estimate
     from amsgd.validation.context import Context
