@@ -275,6 +275,24 @@ def test_statistics_of_runs_that_all_diverged_are_nan_without_warnings():
         assert math.isnan(one.rate) and one.mean[3] == math.exp(-3.0)
 
 
+def test_one_replicates_large_step_does_not_end_the_rate_window():
+    """1000 replicates of ``e^{−r k}`` plus noise, one of them thrown far off at one record (a heavy-tailed
+    step): there the standard error jumps and the mean is 5 of them, at that record alone. The window
+    runs on past it and the fit recovers r; ending it there left two records and no fit (NaN)."""
+    import numpy as np
+
+    from amsgd.validation.statistics import decay_rate
+
+    rate = 0.01
+    iterations = np.arange(0.0, 300.0, 5.0)
+    runs = np.exp(-rate * iterations) + np.random.default_rng(4).normal(0.0, 0.05, (1000, iterations.size))
+    runs[7, 3] += 200.0
+    x = runs[:, 3]
+    assert x.mean() < 10 * x.std(ddof=1) / np.sqrt(x.size)
+    fit = decay_rate(iterations, runs, 5.0)
+    assert fit.window == (5.0, 295.0) and fit.ci_low <= rate <= fit.ci_high, fit
+
+
 def test_an_oscillating_decay_is_fitted_with_its_frequency():
     """Replicates of ``e^{−r k} cos(ω k + φ)`` plus noise: the mean changes sign inside the window, so
     the straight line through its logarithm has nothing to fit (NaN), while the damped-oscillation
