@@ -327,5 +327,5 @@ def divergence_risk(problem: Problem, law: DelayLaw, steps: int, mean_stable: bo
                         for start in (0, 1))  # fmt: skip
     return DivergenceRisk(impulse, rate.per_iteration, int(steps), fate if mean_square_stable else "mean-square unstable",
                           rate.standard_error, rate.event_threshold, rate.undecided, rate.background_blowups,
-                          rate.paths, rate.without_events, rate.method, rate.direct_blowups, None, from_e1,
-                          settling, from_e2)  # fmt: skip
+                          rate.paths, rate.without_events, rate.method, rate.direct_blowups,
+                          from_e1=from_e1, settling=settling, from_e2=from_e2)  # fmt: skip
