@@ -230,6 +230,38 @@ def test_a_prediction_outside_its_theorys_range_fails_and_says_so():
     assert wide.to_dict()["out_of_range"] == wide.out_of_range
 
 
+def test_a_finite_eta_floors_failure_names_the_theorys_accuracy_notes_at_its_parameters():
+    """Student-t 6 data at η 1e-3, μ 0.9: the finite-η floor 0.184, where runs measure 0.1715 [0.1698,
+    0.1732], is beyond the range it was checked on in two ways ``derive`` states; a check of it carries
+    both notes (their topics and texts in JSON), and where it fails the report names their topics,
+    without changing the verdict. Another data law in the same validation gets its own notes, and
+    the default problem none."""
+    from amsgd.core.distributions import parse_distribution
+    from amsgd.diffusion.theory.report import coupling_accuracy_notes
+    from amsgd.validation.context import Context
+    from amsgd.validation.report import _section
+    from amsgd.validation.sections import Section
+
+    heavy = Context(Problem.from_spectrum((4, 3, 2, 1), distribution=parse_distribution("student-t:6"), eta=1e-3,
+                                          mu=0.9))  # fmt: skip
+    notes = heavy.accuracy_notes(heavy.problem)
+    assert [n.topic for n in notes] == ["a floor above 0.15", "Student-t data with nu = 6"]
+    assert [n.text for n in notes] == coupling_accuracy_notes(heavy.theory)  # derive's own words
+    failing = Check("floor", "g", 0.1839, 0.1715, 0.1698, 0.1732, tolerance=0.0046, accuracy_notes=notes)
+    passing = Check("near", "g", 0.1720, 0.1715, 0.1698, 0.1732, tolerance=0.0046, accuracy_notes=notes)
+    assert not failing.passed and passing.passed
+    assert failing.to_dict()["accuracy_notes"] == [{"topic": n.topic, "text": n.text} for n in notes]
+    lines = _section(Section("x", "X", "", (failing, passing)), ())
+    assert ("`floor` fails: the prediction lies outside the interval widened by the tolerance; the theory's "
+            "accuracy notes at these parameters name a floor above 0.15 and Student-t data with nu = 6") in "\n".join(lines)
+    assert not any("`near` fails" in line for line in lines) and any("`near`" in line for line in lines)
+    default = Context(Problem.from_spectrum((4, 3, 2, 1)))
+    assert default.accuracy_notes(default.problem) == ()
+    eight = default.accuracy_notes(default.problem.replace(distribution=parse_distribution("student-t:8")))
+    assert [n.topic for n in eight] == ["Student-t data with nu = 8"]
+    assert "accuracy_notes" not in Check("plain", "g", 0.1, 0.2, 0.19, 0.21).to_dict()
+
+
 @pytest.mark.slow
 def test_at_a_large_step_the_linearised_floors_are_not_passed_on_a_wide_tolerance(tmp_path):
     """η = 5e-3 on the default problem: F = 0.43; the diffusion and linear floors (0.433, 0.434) lay inside

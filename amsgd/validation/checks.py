@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from amsgd.core.estimates import json_float
+
+if TYPE_CHECKING:
+    from amsgd.diffusion.theory.report import AccuracyNote
 
 Relation = Literal["inside", "below", "above", "window"]
 
@@ -47,6 +50,9 @@ class Check:
     window: tuple[float, float] | None = None
     out_of_range: str = ""  # why the prediction lies outside its theory's range (then the check fails)
     undecided: str = ""  # why these runs cannot decide the check (then it fails, and says so)
+    #: where the theory itself says its accuracy was measured off at these parameters (``derive``'s
+    #: accuracy notes of the prediction); they explain a failure, they do not change the verdict
+    accuracy_notes: tuple[AccuracyNote, ...] = ()
 
     @property
     def passed(self) -> bool:
@@ -121,6 +127,8 @@ class Check:
             out["out_of_range"] = self.out_of_range
         if self.undecided:
             out["undecided"] = self.undecided
+        if self.accuracy_notes:
+            out["accuracy_notes"] = [{"topic": n.topic, "text": n.text} for n in self.accuracy_notes]
         out.update({k: _json_ready(v) for k, v in self.context.items()})
         return out
 

@@ -31,6 +31,7 @@ from amsgd.core.problem import Problem
 from amsgd.diffusion.theory import Predictions, predict
 from amsgd.diffusion.theory.error_floor import FloorResult
 from amsgd.diffusion.theory.phases import LIMIT_ESCAPE_TOLERANCE
+from amsgd.diffusion.theory.report import AccuracyNote, accuracy_notes
 from amsgd.diffusion.theory.stability import StabilityReport
 from amsgd.simulate.engine import simulate
 from amsgd.simulate.plan import StartSpec
@@ -66,6 +67,7 @@ class Context:
     budget: Budget = field(default_factory=Budget)
     perturb: Perturbations = field(default_factory=Perturbations)
     progress: bool | None = None
+    _notes: dict = field(default_factory=dict, init=False, repr=False)  # accuracy_notes by parameters
 
     @cached_property
     def theory(self) -> Predictions:
@@ -86,6 +88,17 @@ class Context:
         if not isinstance(delay, DelayModel):
             delay = ConstantDelay(int(delay))
         return self.theory.at(eta=eta, mu=mu, delay=delay)
+
+    def accuracy_notes(self, problem: Problem) -> tuple[AccuracyNote, ...]:
+        """Where the finite-η floor of ``problem`` (this Σ; its own η, μ, delay and data law) lies outside
+        the range its accuracy was measured on, in ``derive``'s words (its ``accuracy_notes``)."""
+        key = (problem.eta, problem.mu, problem.delay.spec, problem.distribution.spec)
+        if key not in self._notes:
+            theory = self.at(problem.eta, problem.mu, problem.delay)
+            if problem.distribution.spec != self.problem.distribution.spec:
+                theory = theory.at(distribution=problem.distribution)
+            self._notes[key] = tuple(accuracy_notes(theory))
+        return self._notes[key]
 
     def floor(self, eta: float, mu: float, delay: DelayModel | int) -> FloorResult:
         """The exact linear floor at (η, μ, delay) for this problem's modes."""

@@ -233,7 +233,7 @@ def _sweep_floor_check(ctx: Context, name: str, curve: DelayCurve, tau: int, pre
         context={"prediction": kind, "mu": curve.mu, "tau": tau, "eta": ctx.problem.eta, "replicates": est.n,
                  "diverged_fraction": float(curve.diverged_fraction[j]), **risk,
                  "perturbation": ctx.perturb.factor(name)},
-        extra_pass=allowed,
+        extra_pass=allowed, accuracy_notes=ctx.accuracy_notes(problem),
     )  # fmt: skip
 
 

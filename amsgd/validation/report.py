@@ -121,7 +121,7 @@ def _section(s: Section, figures: Sequence[Path]) -> list[str]:
         reasons = sorted({c.tolerance_reason for c in s.checks if c.tolerance_reason})
         criteria = sorted({c.criterion for c in s.checks if c.criterion})
         lines += [f"Tolerance: {r}." for r in reasons] + [f"Criterion: {c}." for c in criteria]
-        lines += [f"`{c.name}` fails: {c.failure}." for c in s.checks if not c.passed]
+        lines += [f"`{c.name}` fails: {c.failure}{_noted(c)}." for c in s.checks if not c.passed]
         lines += [""]
     if "knees" in s.tables:
         lines += _knee_table(s.tables["knees"])
@@ -130,6 +130,16 @@ def _section(s: Section, figures: Sequence[Path]) -> list[str]:
     for fig in figures:
         lines += [f"![{fig.stem.replace('_', ' ')}]({fig.name})", ""]
     return lines
+
+
+def _noted(check: Check) -> str:
+    """The topics of a failing check's accuracy notes, where it has any ("" where not)."""
+    if not check.accuracy_notes:
+        return ""
+    *first, last = [note.topic for note in check.accuracy_notes]
+    topics = f"{', '.join(first)} and {last}" if first else last
+    return (f"; the theory's accuracy notes at these parameters name {topics} (what was measured there: the "
+            "check's `accuracy_notes` in report.json)")
 
 
 def _knee_table(rows: list[dict]) -> list[str]:

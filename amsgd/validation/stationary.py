@@ -22,6 +22,7 @@ import numpy as np
 
 from amsgd.core.problem import Problem
 from amsgd.diffusion.theory import PredictOptions, predict
+from amsgd.diffusion.theory.report import AccuracyNote
 from amsgd.simulate.result import SimulationResult
 from amsgd.validation.checks import Check
 from amsgd.validation.context import (
@@ -51,11 +52,15 @@ def floor_check(ctx: Context, name: str, problem: Problem, result: SimulationRes
     for a linearised floor, or the finite-η floor's stated accuracy when ``tolerance_floor`` is None.
     The check fails, saying why, where the prediction is outside its theory's range: a sin² above 1,
     a linearised floor with F above :data:`~.context.SMALL_NOISE_FLOOR`, or one from which the finite-η
-    floor at the same parameters (``finite``, which leaves out less) lies farther than the tolerance."""
+    floor at the same parameters (``finite``, which leaves out less) lies farther than the tolerance.
+    A finite-η floor's check carries ``derive``'s accuracy notes at its parameters
+    (:meth:`~.context.Context.accuracy_notes`): they say where a failure was to be expected."""
     est = result.stationary_error
     allowed, risk = divergence_within_risk(problem, int(result.diverged.sum()), result.replicates, result.steps)
+    notes: tuple[AccuracyNote, ...] = ()
     if tolerance_floor is None:
         tolerance, reason = FINITE_ETA_TOLERANCE * abs(predicted), FINITE_ETA_REASON
+        notes = ctx.accuracy_notes(problem)
     else:
         tolerance, reason = ctx.linear_tolerance(predicted, tolerance_floor), LINEAR_REASON
     out_of_range = _out_of_range(predicted, tolerance_floor) or _beyond_finite_eta(predicted, tolerance, finite)
@@ -65,7 +70,7 @@ def floor_check(ctx: Context, name: str, problem: Problem, result: SimulationRes
         context={"prediction": kind, "eta": problem.eta, "mu": problem.mu, "delay": problem.delay.spec,
                  "replicates": est.n, "steps": result.steps, "window_start": result.window_start,
                  "diverged_fraction": result.diverged_fraction, **risk, "perturbation": ctx.perturb.factor(name)},
-        extra_pass=allowed, out_of_range=out_of_range,
+        extra_pass=allowed, out_of_range=out_of_range, accuracy_notes=notes,
     )  # fmt: skip
 
 

@@ -3,7 +3,7 @@ each derived formula as text beside its value, then the exact finite-η, finite-
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from amsgd.core.distributions import StudentT
 from amsgd.core.estimates import json_float
@@ -177,39 +177,62 @@ CHECKED_FAMILY_SHARE_MAX = 0.5
 DELAY_STEP_NOTE = 0.03
 
 
+class AccuracyNote(NamedTuple):
+    """Where the coupled finite-η floor lies outside the range its accuracy was measured on: ``topic`` in
+    a few words, ``text`` what was measured there."""
+
+    topic: str
+    text: str
+
+
 def coupling_accuracy_notes(p: Predictions) -> list[str]:
-    """Where the coupled finite-η floor is outside the range its accuracy was measured on, in words."""
+    """Where the coupled finite-η floor is outside the range its accuracy was measured on, in words
+    (``derive``'s ``accuracy_notes``)."""
+    return [note.text for note in accuracy_notes(p)]
+
+
+def accuracy_notes(p: Predictions) -> list[AccuracyNote]:
+    """:func:`coupling_accuracy_notes` with a topic each."""
     if p.finite_eta.coupling is None:
         return []
     eta, mu, lambda_1 = p.problem.eta, p.problem.mu, 0.5 * p.coefficients.rates[0]  # rates[0] = 2 lambda_1
     notes = []
     if p.finite_eta.value > CHECKED_FLOOR_MAX:
-        notes.append(f"the floor {p.finite_eta.value:.3g} is above {CHECKED_FLOOR_MAX:g} (the Gaussian and Rademacher "
-                     "floors it was checked on reach 0.14), and its error is of relative order the floor: at 0.21 "
-                     "(Sigma = diag(4, 3, 2, 1), eta = 0.02, mu = 0) it was 4.3% to 4.7% above simulation (three seeds)")  # fmt: skip
+        notes.append(AccuracyNote(
+            f"a floor above {CHECKED_FLOOR_MAX:g}",
+            f"the floor {p.finite_eta.value:.3g} is above {CHECKED_FLOOR_MAX:g} (the Gaussian and Rademacher "
+            "floors it was checked on reach 0.14), and its error is of relative order the floor: at 0.21 "
+            "(Sigma = diag(4, 3, 2, 1), eta = 0.02, mu = 0) it was 4.3% to 4.7% above simulation (three seeds)"))  # fmt: skip
     step = eta * lambda_1 / (1.0 - mu)
     if step >= CHECKED_STEP_MAX * (1 - 1e-9):
-        notes.append(f"eta lambda_1/(1-mu) = {step:.3g} is at or above {CHECKED_STEP_MAX:g}, the largest step it was "
-                     "checked on: for Sigma = diag(10, 1), mu = 0.5, tau = 0 it was 0.4%, 1.8% and 5.4% above "
-                     "simulation at 0.1, 0.2 and 0.4, and for Sigma = diag(10, 6, 3, 1, 0.5), mu = 0.5, tau = 0 "
-                     "1.7% at 0.1 (a floor of 0.12)")  # fmt: skip
+        notes.append(AccuracyNote(
+            f"a step eta lambda_1/(1-mu) of {CHECKED_STEP_MAX:g} or more",
+            f"eta lambda_1/(1-mu) = {step:.3g} is at or above {CHECKED_STEP_MAX:g}, the largest step it was "
+            "checked on: for Sigma = diag(10, 1), mu = 0.5, tau = 0 it was 0.4%, 1.8% and 5.4% above "
+            "simulation at 0.1, 0.2 and 0.4, and for Sigma = diag(10, 6, 3, 1, 0.5), mu = 0.5, tau = 0 "
+            "1.7% at 0.1 (a floor of 0.12)"))  # fmt: skip
     ratio = 2.0 * lambda_1 * eta / (1.0 - mu) ** 2
     if ratio > QUASI_STATIC_LIMIT:
-        notes.append(f"2 eta lambda_1/(1-mu)^2 = {ratio:.3g} > {QUASI_STATIC_LIMIT:g}: the norm relaxes much faster "
-                     "than the momentum forgets, beyond the range the radial friction was checked on; at 6, 8 and 80 "
-                     "(mu = 0.98, 0.99, 0.999) the floor was 1.7%, 1.2% and 7.5% below simulation, the first-order "
-                     "floor at 8 and 80 3.4% and 8.3% above")  # fmt: skip
+        notes.append(AccuracyNote(
+            "a norm relaxing much faster than the momentum forgets",
+            f"2 eta lambda_1/(1-mu)^2 = {ratio:.3g} > {QUASI_STATIC_LIMIT:g}: the norm relaxes much faster "
+            "than the momentum forgets, beyond the range the radial friction was checked on; at 6, 8 and 80 "
+            "(mu = 0.98, 0.99, 0.999) the floor was 1.7%, 1.2% and 7.5% below simulation, the first-order "
+            "floor at 8 and 80 3.4% and 8.3% above"))  # fmt: skip
     notes += _delay_accuracy_notes(p, step)
     if isinstance(p.problem.distribution, StudentT) and p.problem.distribution.nu < STUDENT_T_ACCURATE_NU:
-        notes.append(f"Student-t data (nu = {p.problem.distribution.nu:g}): with the heavy-tail factor the floor has been "
-                     "above simulation at tau = 0 by 40% at nu = 4.5 and 7.8% at nu = 5 (Sigma = diag(4, 3, 2, 1), "
-                     "eta = 5e-4, mu = 0.9), by 0.8% to 1.3% at nu = 6 (5.4% where the floor reaches 0.17) and "
-                     "0.2% to 0.4% at nu = 8 where eta/(1-mu) <= 0.01 (benchmarks/floor_accuracy.py), by "
-                     "2.6% at nu = 8 for Sigma = diag(3, 2, 1), eta = 0.01, mu = 0.5 (0.6% for Gaussian data there), "
-                     "and by 6.1% to 6.7% at nu = 6 for Sigma = diag(10, 1), eta = 5e-3, mu = 0.5 (0.4% for Gaussian data "
-                     "there): the error grows with eta lambda_1/(1-mu); at nu = 10 it was within 0.2% at mu <= 0.9 "
-                     "and 1.3% below simulation at mu = 0.95 (Sigma = diag(4, 3, 2, 1), eta = 5e-4), where the ratios "
-                     "at a norm held fixed lay 1.4% above the heavy-tail factor's floor" + _eighth_moment_note(p.problem.distribution.nu))  # fmt: skip
+        nu = p.problem.distribution.nu
+        notes.append(AccuracyNote(
+            f"Student-t data with nu = {nu:g}",
+            f"Student-t data (nu = {nu:g}): with the heavy-tail factor the floor has been "
+            "above simulation at tau = 0 by 40% at nu = 4.5 and 7.8% at nu = 5 (Sigma = diag(4, 3, 2, 1), "
+            "eta = 5e-4, mu = 0.9), by 0.8% to 1.3% at nu = 6 (5.4% where the floor reaches 0.17) and "
+            "0.2% to 0.4% at nu = 8 where eta/(1-mu) <= 0.01 (benchmarks/floor_accuracy.py), by "
+            "2.6% at nu = 8 for Sigma = diag(3, 2, 1), eta = 0.01, mu = 0.5 (0.6% for Gaussian data there), "
+            "and by 6.1% to 6.7% at nu = 6 for Sigma = diag(10, 1), eta = 5e-3, mu = 0.5 (0.4% for Gaussian data "
+            "there): the error grows with eta lambda_1/(1-mu); at nu = 10 it was within 0.2% at mu <= 0.9 "
+            "and 1.3% below simulation at mu = 0.95 (Sigma = diag(4, 3, 2, 1), eta = 5e-4), where the ratios "
+            "at a norm held fixed lay 1.4% above the heavy-tail factor's floor" + _eighth_moment_note(nu)))  # fmt: skip
     return notes
 
 
@@ -224,28 +247,34 @@ def _eighth_moment_note(nu: float) -> str:
             "lay 3.3% to 4.2% above the model's: the floor's error at nu = 6 is what is left of the two")  # fmt: skip
 
 
-def _delay_accuracy_notes(p: Predictions, step: float) -> list[str]:
+def _delay_accuracy_notes(p: Predictions, step: float) -> list[AccuracyNote]:
     """The accuracy notes of a delay near its boundary (a constant one near τ*, a random one beyond the
     share of its family's mean-square boundary it was checked at), or of any delay at a step
     ``ηλ_1/(1 − μ)`` of at least :data:`DELAY_STEP_NOTE`."""
     tau, tau_star = p.delay_law.constant, p.tau_max
     if tau and tau_star and tau >= NEAR_TAU_STAR * tau_star:
-        return [f"tau = {tau} is within {1 - NEAR_TAU_STAR:g} tau* of tau* = {tau_star}: there the floor has been "
-                "up to 9% below simulation, the simulated floor 10% above it (first_order up to 4.5% above)"]  # fmt: skip
+        return [AccuracyNote(
+            f"a delay within {1 - NEAR_TAU_STAR:g} tau* of tau*",
+            f"tau = {tau} is within {1 - NEAR_TAU_STAR:g} tau* of tau* = {tau_star}: there the floor has been "
+            "up to 9% below simulation, the simulated floor 10% above it (first_order up to 4.5% above)")]  # fmt: skip
     family = p.family_boundary
     share = None if family is None else family.fraction
     if share is not None and share > CHECKED_FAMILY_SHARE_MAX:
-        return [f"{p.delay_law.spec} lies at {share:.2f} of the mean-square boundary of {family.family} "
-                f"({family.parameter} = {family.largest_stable:.4g}); random delays were checked up to "
-                f"{CHECKED_FAMILY_SHARE_MAX:g} of theirs, and at 0.72 (geometric:16, Sigma = diag(4, 3, 2, 1), "
-                "eta = 5e-4, mu = 0.95) the floor was 1.6% below simulation"]  # fmt: skip
+        return [AccuracyNote(
+            "a random delay near its family's mean-square boundary",
+            f"{p.delay_law.spec} lies at {share:.2f} of the mean-square boundary of {family.family} "
+            f"({family.parameter} = {family.largest_stable:.4g}); random delays were checked up to "
+            f"{CHECKED_FAMILY_SHARE_MAX:g} of theirs, and at 0.72 (geometric:16, Sigma = diag(4, 3, 2, 1), "
+            "eta = 5e-4, mu = 0.95) the floor was 1.6% below simulation")]  # fmt: skip
     if p.delay_law.mean > 0 and step >= DELAY_STEP_NOTE:
-        return [f"with a delay at eta lambda_1/(1-mu) = {step:.3g} ({DELAY_STEP_NOTE:g} or more) the floor has been off "
-                "by up to 2.1% below 0.8 tau*: above simulation by up to 0.8% at mu <= 0.9 (Sigma = diag(2, 1) at "
-                "0.04 and 0.05 from 0.3 tau*, diag(4, 3, 2, 1) at 0.04, diag(3, 2, 1, 0.5) at 0.03), by 0.8% to 1.0% "
-                "for diag(3, 1, 0.5) at 0.05 (tau 8, ps:8, geometric:7) and 1.2% to 1.7% for diag(10, 6, 3, 1, 0.5) "
-                "at 0.1 (geometric:2); below it at mu = 0.95 from 0.6 tau* on: 0.3% for diag(4, 3, 2, 1) at 0.04, "
-                "0.7% for diag(3, 2, 1, 0.5) at 0.06, 1.5% to 2.1% for diag(2, 1) at 0.1"]  # fmt: skip
+        return [AccuracyNote(
+            f"a delay at a step eta lambda_1/(1-mu) of {DELAY_STEP_NOTE:g} or more",
+            f"with a delay at eta lambda_1/(1-mu) = {step:.3g} ({DELAY_STEP_NOTE:g} or more) the floor has been off "
+            "by up to 2.1% below 0.8 tau*: above simulation by up to 0.8% at mu <= 0.9 (Sigma = diag(2, 1) at "
+            "0.04 and 0.05 from 0.3 tau*, diag(4, 3, 2, 1) at 0.04, diag(3, 2, 1, 0.5) at 0.03), by 0.8% to 1.0% "
+            "for diag(3, 1, 0.5) at 0.05 (tau 8, ps:8, geometric:7) and 1.2% to 1.7% for diag(10, 6, 3, 1, 0.5) "
+            "at 0.1 (geometric:2); below it at mu = 0.95 from 0.6 tau* on: 0.3% for diag(4, 3, 2, 1) at 0.04, "
+            "0.7% for diag(3, 2, 1, 0.5) at 0.06, 1.5% to 2.1% for diag(2, 1) at 0.1")]  # fmt: skip
     return []
 
 
