@@ -230,12 +230,13 @@ def test_a_prediction_outside_its_theorys_range_fails_and_says_so():
     assert wide.to_dict()["out_of_range"] == wide.out_of_range
 
 
-def test_a_finite_eta_floors_failure_names_the_theorys_accuracy_notes_at_its_parameters():
+def test_a_finite_eta_floors_failure_names_the_theorys_accuracy_notes_at_its_parameters(tmp_path, capsys):
     """Student-t 6 data at η 1e-3, μ 0.9: the finite-η floor 0.184, where runs measure 0.1715 [0.1698,
     0.1732], is beyond the range it was checked on in two ways ``derive`` states; a check of it carries
     both notes (their topics and texts in JSON), and where it fails the report names their topics,
     without changing the verdict. Another data law in the same validation gets its own notes, and
-    the default problem none."""
+    the default problem none. The command line names the topics beside the failure."""
+    from amsgd.cli.validate import _verdict
     from amsgd.core.distributions import parse_distribution
     from amsgd.diffusion.theory.report import coupling_accuracy_notes
     from amsgd.validation.context import Context
@@ -255,6 +256,9 @@ def test_a_finite_eta_floors_failure_names_the_theorys_accuracy_notes_at_its_par
     assert ("`floor` fails: the prediction lies outside the interval widened by the tolerance; the theory's "
             "accuracy notes at these parameters name a floor above 0.15 and Student-t data with nu = 6") in "\n".join(lines)
     assert not any("`near` fails" in line for line in lines) and any("`near`" in line for line in lines)
+    assert _verdict((failing, passing), 1.0, tmp_path, []) == 1
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[1:] == ["FAIL floor (accuracy notes: a floor above 0.15 and Student-t data with nu = 6)"]
     default = Context(Problem.from_spectrum((4, 3, 2, 1)))
     assert default.accuracy_notes(default.problem) == ()
     eight = default.accuracy_notes(default.problem.replace(distribution=parse_distribution("student-t:8")))

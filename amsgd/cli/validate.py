@@ -339,15 +339,15 @@ def _svag_budget(args: argparse.Namespace) -> dict:
 
 
 def _verdict(checks, elapsed: float, out, figures: list[Path]) -> int:
-    """Print how many checks pass and name the failures (and, on stderr, the figures in ``out`` that
-    this run did not draw); exit status 0 when all pass, 1 otherwise."""
+    """Print how many checks pass and name the failures, with the topics of their accuracy notes (and, on
+    stderr, the figures in ``out`` that this run did not draw); exit status 0 when all pass, 1 otherwise."""
     from amsgd.validation.report import figures_not_drawn
 
-    failed = [c.name for c in checks if not c.passed]
+    failed = [c for c in checks if not c.passed]
     if stale := figures_not_drawn(out, figures):
         print(f"amsgd validate: note: {out} also holds {', '.join(stale)}, not drawn by this run and not in "
               "its report (left by an earlier run into this folder)", file=sys.stderr)  # fmt: skip
     print(f"{len(checks) - len(failed)}/{len(checks)} checks pass ({elapsed:.0f} s); report in {out / 'report.md'}")
-    for name in failed:
-        print(f"FAIL {name}")
+    for check in failed:
+        print(f"FAIL {check.name}" + (f" (accuracy notes: {check.noted_topics})" if check.accuracy_notes else ""))
     return 0 if not failed else 1

@@ -105,6 +105,14 @@ class Check:
             "window": "the measured value lies outside the accepted window",
         }[self.relation]
 
+    @property
+    def noted_topics(self) -> str:
+        """The topics of the accuracy notes, as "A, B and C" ("" without notes)."""
+        if not self.accuracy_notes:
+            return ""
+        *first, last = [note.topic for note in self.accuracy_notes]
+        return f"{', '.join(first)} and {last}" if first else last
+
     def to_dict(self) -> dict:
         out = {
             "name": self.name,

@@ -136,10 +136,8 @@ def _noted(check: Check) -> str:
     """The topics of a failing check's accuracy notes, where it has any ("" where not)."""
     if not check.accuracy_notes:
         return ""
-    *first, last = [note.topic for note in check.accuracy_notes]
-    topics = f"{', '.join(first)} and {last}" if first else last
-    return (f"; the theory's accuracy notes at these parameters name {topics} (what was measured there: the "
-            "check's `accuracy_notes` in report.json)")
+    return (f"; the theory's accuracy notes at these parameters name {check.noted_topics} (what was measured "
+            "there: the check's `accuracy_notes` in report.json)")
 
 
 def _knee_table(rows: list[dict]) -> list[str]:
