@@ -234,13 +234,14 @@ def test_a_finite_eta_floors_failure_names_the_theorys_accuracy_notes_at_its_par
     """Student-t 6 data at η 1e-3, μ 0.9: the finite-η floor 0.184, where runs measure 0.1715 [0.1698,
     0.1732], is beyond the range it was checked on in two ways ``derive`` states; a check of it carries
     both notes (their topics and texts in JSON), and where it fails the report names their topics,
-    without changing the verdict. Another data law in the same validation gets its own notes, and
-    the default problem none. The command line names the topics beside the failure."""
+    without changing the verdict (the report's opening count says how many failures have notes).
+    Another data law in the same validation gets its own notes, and the default problem none. The
+    command line names the topics beside the failure."""
     from amsgd.cli.validate import _verdict
     from amsgd.core.distributions import parse_distribution
     from amsgd.diffusion.theory.report import coupling_accuracy_notes
     from amsgd.validation.context import Context
-    from amsgd.validation.report import _section
+    from amsgd.validation.report import _noted_failures, _section
     from amsgd.validation.sections import Section
 
     heavy = Context(Problem.from_spectrum((4, 3, 2, 1), distribution=parse_distribution("student-t:6"), eta=1e-3,
@@ -256,6 +257,11 @@ def test_a_finite_eta_floors_failure_names_the_theorys_accuracy_notes_at_its_par
     assert ("`floor` fails: the prediction lies outside the interval widened by the tolerance; the theory's "
             "accuracy notes at these parameters name a floor above 0.15 and Student-t data with nu = 6") in "\n".join(lines)
     assert not any("`near` fails" in line for line in lines) and any("`near`" in line for line in lines)
+    assert _noted_failures((failing, passing)) == (" The failure is a finite-η floor outside the range the floor's "
+                                                   "accuracy was measured on (its accuracy notes name where).")
+    plain = Check("plain", "g", 0.3, 0.1, 0.09, 0.11)
+    assert _noted_failures((failing, plain, failing)).startswith(" 2 of the 3 failures are finite-η floors outside")
+    assert _noted_failures((plain, passing)) == ""
     assert _verdict((failing, passing), 1.0, tmp_path, []) == 1
     printed = capsys.readouterr().out.splitlines()
     assert printed[1:] == ["FAIL floor (accuracy notes: a floor above 0.15 and Student-t data with nu = 6)"]

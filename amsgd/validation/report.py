@@ -100,7 +100,8 @@ def markdown(report: ValidationReport, figures: Mapping[str, Sequence[Path]], co
         f"η = {p.eta:g}; μ = {p.mu:g}; delay {p.delay.spec}. Seed {report.budget.seed}; "
         f"{report.elapsed:.0f} s on this machine ({report.budget.threads} threads).",
         "",
-        f"**{n_pass} of {len(report.checks)} checks pass.** Every interval is a 95% confidence interval over "
+        f"**{n_pass} of {len(report.checks)} checks pass.**{_noted_failures(report.checks)} Every interval is a "
+        "95% confidence interval over "
         "independent replicates" + (", except a knee's: it runs from the last delay at which the error had not "
         "broken to the knee" if any(c.name.startswith("knee-") for c in report.checks) else "") + ". A check passes when the prediction lies inside the interval widened by the "
         "stated model tolerance (zero unless the prediction is a limit whose neglected term has a known order), "
@@ -130,6 +131,17 @@ def _section(s: Section, figures: Sequence[Path]) -> list[str]:
     for fig in figures:
         lines += [f"![{fig.stem.replace('_', ' ')}]({fig.name})", ""]
     return lines
+
+
+def _noted_failures(checks: Sequence[Check]) -> str:
+    """How many of the failures carry accuracy notes, as a sentence ("" where none does)."""
+    failed = [c for c in checks if not c.passed]
+    noted = sum(bool(c.accuracy_notes) for c in failed)
+    if not noted:
+        return ""
+    which = ("The failure is a finite-η floor" if len(failed) == 1 else
+             f"{noted} of the {len(failed)} failures " + ("is a finite-η floor" if noted == 1 else "are finite-η floors"))
+    return f" {which} outside the range the floor's accuracy was measured on (its accuracy notes name where)."
 
 
 def _noted(check: Check) -> str:
