@@ -260,7 +260,9 @@ def test_a_finite_eta_floors_failure_names_the_theorys_accuracy_notes_at_its_par
     assert _noted_failures((failing, passing)) == (" The failure is a finite-η floor outside the range the floor's "
                                                    "accuracy was measured on (its accuracy notes name where).")
     plain = Check("plain", "g", 0.3, 0.1, 0.09, 0.11)
-    assert _noted_failures((failing, plain, failing)).startswith(" 2 of the 3 failures are finite-η floors outside")
+    assert _noted_failures((failing, plain, failing)) == (" 2 of the 3 failures are finite-η floors outside the range "
+                                                          "the floor's accuracy was measured on (their accuracy notes "
+                                                          "name where).")
     assert _noted_failures((plain, passing)) == ""
     assert _verdict((failing, passing), 1.0, tmp_path, []) == 1
     printed = capsys.readouterr().out.splitlines()

@@ -141,7 +141,8 @@ def _noted_failures(checks: Sequence[Check]) -> str:
         return ""
     which = ("The failure is a finite-η floor" if len(failed) == 1 else
              f"{noted} of the {len(failed)} failures " + ("is a finite-η floor" if noted == 1 else "are finite-η floors"))
-    return f" {which} outside the range the floor's accuracy was measured on (its accuracy notes name where)."
+    whose = "its" if noted == 1 else "their"
+    return f" {which} outside the range the floor's accuracy was measured on ({whose} accuracy notes name where)."
 
 
 def _noted(check: Check) -> str:
