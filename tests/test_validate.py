@@ -253,10 +253,10 @@ def test_a_finite_eta_floors_failure_names_the_theorys_accuracy_notes_at_its_par
     passing = Check("near", "g", 0.1720, 0.1715, 0.1698, 0.1732, tolerance=0.0046, accuracy_notes=notes)
     assert not failing.passed and passing.passed
     assert failing.to_dict()["accuracy_notes"] == [{"topic": n.topic, "text": n.text} for n in notes]
-    lines = _section(Section("x", "X", "", (failing, passing)), ())
+    text = "\n".join(_section(Section("x", "X", "", (failing, passing)), ()))
     assert ("`floor` fails: the prediction lies outside the interval widened by the tolerance; the theory's "
-            "accuracy notes at these parameters name a floor above 0.15 and Student-t data with nu = 6") in "\n".join(lines)
-    assert not any("`near` fails" in line for line in lines) and any("`near`" in line for line in lines)
+            "accuracy notes at these parameters name a floor above 0.15 and Student-t data with nu = 6") in text
+    assert "`near` fails" not in text and "`near`" in text
     assert _noted_failures((failing, passing)) == (" The failure is a finite-η floor outside the range the floor's "
                                                    "accuracy was measured on (its accuracy notes name where).")
     plain = Check("plain", "g", 0.3, 0.1, 0.09, 0.11)
