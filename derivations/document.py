@@ -611,9 +611,22 @@ def _phase_number_blocks(phases: dict) -> list[Block]:
                    "the momentum's build-up and the finite step's slower growth, of relative order "
                    "$\\eta |a|/(1-\\mu)^2$, and the linear escape holds."
                    if phases["mean_curve"]["accuracy_note"] else "")
+                + _saturated_sentence(phases["mean_curve"])
             )
         )
     return blocks
+
+
+def _saturated_sentence(curve: dict) -> str:
+    """The mean curve of the escape law's own paths, where it was sampled and reached δ²."""
+    saturated = curve["escape_iterations_saturated"]
+    if saturated is None:
+        return ""
+    low, high = curve["escape_iterations_saturated_interval"]
+    return (" A run's share $h_1^2/\\|h\\|^2$ saturates below 1 while the linear ratio grows on, and runs escape "
+            "at widely spread times: the mean over the escape law's own paths of $r^2/(1 + r^2 + S)$ reaches "
+            f"$\\delta^2$ at iteration {saturated} (95% interval {low} to {'beyond the paths followed' if high is None else high}), "
+            "the mean curve of runs at this $\\eta$, $\\mu$ and delay.")
 
 
 def _condition_blocks(numbers: dict) -> list[Block]:

@@ -42,7 +42,8 @@ def test_default_preset_passes_with_a_complete_report(default_report):
     assert groups == {"ode", "phases", "rate", "stationary", "stability", "momentum", "finite-eta"}
     names = {c["name"] for c in checks}
     assert {"stationary-error-diffusion-floor", "stationary-error-linearized-floor", "escape-iterations",
-            "escape-iterations-linearized", "stationary-error-finite-eta-floor", "escape-iterations-per-run", "travel-iterations", "convergence-rate-near-e1", "bounded-at-0.8-tau-star",
+            "escape-iterations-linearized", "escape-iterations-saturated", "stationary-error-finite-eta-floor",
+            "escape-iterations-per-run", "travel-iterations", "convergence-rate-near-e1", "bounded-at-0.8-tau-star",
             "breakdown-at-1.5-tau-star"} <= names  # fmt: skip
     summary = json.loads((out / "summary.json").read_text())
     assert summary["passed"] is True and summary["checks_total"] == len(checks)
@@ -108,6 +109,7 @@ def test_floor_near_the_boundary_is_the_finite_eta_floor(tmp_path, factor):
 @pytest.mark.parametrize(("section", "name", "factor"), [
     ("phases", "escape-iterations-per-run", 1.1),
     ("phases", "escape-iterations-linearized", 1.5),
+    ("phases", "escape-iterations-saturated", 1.05),
     ("finite-eta", "finite-eta-floor-rademacher", 1.04),
     # half the gap at M = 2 (0.0002 against 0.0004): independent runs (±0.0006) could not tell
     ("momentum", "momentum-M2-floor-difference", 0.5),
@@ -116,8 +118,8 @@ def test_floor_near_the_boundary_is_the_finite_eta_floor(tmp_path, factor):
 @pytest.mark.slow
 def test_perturbed_finite_eta_predictions_fail(tmp_path, section, name, factor):
     """A 10% error in the single-run escape law, 50% in the mean curve's escape at finite η (its
-    tolerance is a quarter of the unstable mode's e-folding time), 4% in a finite-η floor, half the floors' gap at M = 2
-    workers or 20% of it at M = 8, is caught."""
+    tolerance is a quarter of the unstable mode's e-folding time), 5% in the escape law's own mean curve,
+    4% in a finite-η floor, half the floors' gap at M = 2 workers or 20% of it at M = 8, is caught."""
     out = tmp_path / section
     assert main(["validate", "--only", section, "--perturb", f"{name}={factor}", "--out", str(out)]) == 1
     checks = {c["name"]: c for c in _checks(out)}

@@ -7,9 +7,11 @@
   initial layer); the ODE is evaluated at ``t = (k − μ/(1 − μ)) η``.
 * **Escape.** The derived escape time is when the unstable OU variance gives ``E h_1² = δ²``. It is
   compared with the first iteration at which the mean over replicates of ``h_1²/‖h‖² = 1 − sin²``
-  reaches δ², with the crossings of its pointwise 95% band as interval. A single run escapes
-  later: the mean over replicates of each run's first passage is checked against the mean of the
-  first-passage law of the exact linear escaping recursion (:mod:`amsgd.diffusion.theory.first_passage`).
+  reaches δ², with the crossings of its pointwise 95% band as interval; so are the exact linear
+  escaping mode's crossing and the escape law's own mean curve (each run's share saturating). A
+  single run escapes later: the mean over replicates of each run's first passage is checked against
+  the mean of the first-passage law of the exact linear escaping recursion
+  (:mod:`amsgd.diffusion.theory.first_passage`).
 * **Travel.** Per replicate, the iterations from ``sin² <= 1 − δ²`` to ``sin² <= δ²``; their mean
   with a t-interval, against the mean of the per-run travel law (:mod:`amsgd.diffusion.theory.travel_law`),
   the ODE's travel beside it.
@@ -35,7 +37,7 @@ from amsgd.core.estimates import Estimate, t_interval
 from amsgd.core.problem import Problem
 from amsgd.diffusion.ode import integrate_ode
 from amsgd.diffusion.ou import sample_ou
-from amsgd.diffusion.theory.first_passage import FirstPassageLaw
+from amsgd.diffusion.theory.first_passage import CurveCrossing, FirstPassageLaw
 from amsgd.diffusion.theory.linear_recursion import dominant_frequency
 from amsgd.validation.checks import Check
 from amsgd.validation.context import ESCAPE_TOLERANCE, LINEAR_REASON, SMALL_NOISE_FLOOR, Context
@@ -199,9 +201,12 @@ def phases(ctx: Context, key: int = 2) -> PhaseRun:
     travel = first_passage(k, errors, dsq) - shift - escape
     crossing, replicates = crossing_interval(k, h1, dsq), int(errors.shape[0])
     linear = ph.escape_iterations_linearized  # None: not reached within the iterations the theory follows
+    saturated = ph.escape_curve  # None: not sampled
     checks = (
         _escape_check(ctx, crossing, escape, replicates),
         *(() if linear is None else (_escape_check(ctx, crossing, escape, replicates, linear),)),
+        *(() if saturated is None or saturated.iterations is None else
+          (_saturated_check(ctx, crossing, saturated, replicates),)),
         _escape_law_check(ctx, escape),
         _travel_check(ctx, travel),
     )
@@ -238,6 +243,27 @@ def _escape_check(ctx: Context, crossing: Estimate, escape: np.ndarray, replicat
                  "delta_sq": ph.delta_sq, "start": "e2", "replicates": replicates,
                  "mean_first_passage_iterations": float(np.nanmean(escape)),
                  "perturbation": ctx.perturb.factor(name)},
+    )  # fmt: skip
+
+
+def _saturated_check(ctx: Context, crossing: Estimate, curve: CurveCrossing, replicates: int) -> Check:
+    """The escape law's own mean curve (each run's h_1²/|h|² saturating) against the runs' crossing of δ²,
+    within the half-width of its sampled crossing; outside its range where the escape law is."""
+    name = "escape-iterations-saturated"
+    low, high = curve.interval
+    predicted = float(curve.iterations)
+    tolerance = max(predicted - low, (curve.horizon if high is None else high) - predicted, 1.0)
+    return Check(
+        name=name, group="phases", predicted=ctx.perturb(name, predicted),
+        measured=crossing.mean, ci_low=crossing.ci_low, ci_high=crossing.ci_high, tolerance=tolerance,
+        unit="iterations", out_of_range=ctx.theory.phases.saddle_note,
+        tolerance_reason="the predicted crossing is itself sampled: the half-width of its 95% interval",
+        context={"measured_as": "first iteration at which the mean of h_1^2/|h|^2 over replicates reaches delta^2",
+                 "predicted_as": ("first iteration at which the mean over the escape law's paths of "
+                                  "r^2/(1 + r^2 + S) reaches delta^2 (r the linear ratio, S the other "
+                                  "coordinates' mean share)"),
+                 "predicted_interval": [low, high], "paths": curve.paths, "delta_sq": ctx.theory.phases.delta_sq,
+                 "start": "e2", "replicates": replicates, "perturbation": ctx.perturb.factor(name)},
     )  # fmt: skip
 
 

@@ -2,7 +2,7 @@
 recursion ``x_{k+1} = (1 + μ) x_k − μ x_{k−1} − η a x_{k−τ_k} + η s z_k`` (for the escape the noise
 ``η (g_k ξ_k + A_k x_{k−τ_k})`` drawn from the data's own coefficients), one mode from rest at 0
 followed until ``x_k² ≥ level_k`` (:func:`first_passages`, the escape: a level and a noise gain per
-iteration), or several modes from rest at a
+iteration) or for a fixed horizon (:func:`escape_curve`, the escape's mean curve), or several modes from rest at a
 start point followed until ``Σ x_i² <= level`` (:func:`converge_passages`, the convergence); and the
 reduced model of :mod:`.travel_law` from the saddle through a run's escape, arrival and convergence
 (:func:`travel_passages`). Paths are independent, so each runs to its own passage in a short ring
@@ -17,6 +17,8 @@ from amsgd.simulate.ziggurat import sfc64_next, standard_normal
 
 _SH11 = np.uint64(11)
 _TO_UNIT = 1.0 / 2.0**53
+#: Beyond this ``x²`` an escaping path's share ``x²/(1 + x² + S)`` is 1 to rounding.
+_SATURATED = 1e32
 
 
 #: How :func:`first_passages` draws a step's ``(ξ, A)``: from the data law (Gaussian, Rademacher-type,
@@ -44,6 +46,30 @@ def _escape_draw(kind: int, params: np.ndarray, pool: np.ndarray) -> tuple[float
 
 
 @njit(cache=True, nogil=True)
+def _escape_step(history: np.ndarray, k: int, previous: float, rate: float, kind: int, params: np.ndarray,
+                 pool: np.ndarray, eta: float, mu: float, constant: int, cdf: np.ndarray,
+                 gains: np.ndarray) -> tuple[float, float]:  # fmt: skip
+    """One step of :func:`first_passages`' recursion on one path: writes ``x_{k+1}`` into the ring buffer
+    ``history`` (``x_{k−1}`` is ``previous``) and returns ``(x_{k+1}, x_k)``."""
+    slots = history.size
+    newest = k % slots
+    current = history[newest]
+    lag = constant
+    if lag < 0:
+        u = np.random.random()
+        lag = 0
+        while lag < cdf.size - 1 and u >= cdf[lag]:
+            lag += 1
+    lag = min(lag, k)
+    stale = history[(newest - lag) % slots]
+    additive, multiplicative = _escape_draw(kind, params, pool)
+    additive *= gains[min(k, gains.size - 1)]
+    step = current + mu * (current - previous) + eta * ((multiplicative - rate) * stale + additive)
+    history[(k + 1) % slots] = step
+    return step, current
+
+
+@njit(cache=True, nogil=True)
 def first_passages(paths: int, rate: float, kind: int, params: np.ndarray, pool: np.ndarray, eta: float, mu: float,
                    constant: int, cdf: np.ndarray, levels: np.ndarray, gains: np.ndarray, max_iterations: int,
                    seed: int) -> np.ndarray:  # fmt: skip
@@ -54,32 +80,46 @@ def first_passages(paths: int, rate: float, kind: int, params: np.ndarray, pool:
     >= 0, otherwise drawn afresh every step from ``cdf`` (cumulative probabilities of 0, 1, ..., last
     entry 1) by inversion."""
     np.random.seed(seed)
-    slots = cdf.size + 1  # x_{k−τmax} .. x_k and the slot written
     out = np.full(paths, np.nan)
-    history = np.zeros(slots)
+    history = np.zeros(cdf.size + 1)  # x_{k−τmax} .. x_k and the slot written
     for p in range(paths):
         history[:] = 0.0
         previous = 0.0
         for k in range(max_iterations):
-            newest = k % slots
-            current = history[newest]
-            lag = constant
-            if lag < 0:
-                u = np.random.random()
-                lag = 0
-                while lag < cdf.size - 1 and u >= cdf[lag]:
-                    lag += 1
-            lag = min(lag, k)
-            stale = history[(newest - lag) % slots]
-            additive, multiplicative = _escape_draw(kind, params, pool)
-            additive *= gains[min(k, gains.size - 1)]
-            step = current + mu * (current - previous) + eta * ((multiplicative - rate) * stale + additive)
-            previous = current
-            history[(k + 1) % slots] = step
+            step, previous = _escape_step(history, k, previous, rate, kind, params, pool, eta, mu, constant, cdf,
+                                          gains)  # fmt: skip
             if step * step >= levels[min(k + 1, levels.size - 1)]:
                 out[p] = k + 1
                 break
     return out
+
+
+@njit(cache=True, nogil=True)
+def escape_curve(paths: int, rate: float, kind: int, params: np.ndarray, pool: np.ndarray, eta: float, mu: float,
+                 constant: int, cdf: np.ndarray, shares: np.ndarray, gains: np.ndarray, horizon: int,
+                 seed: int) -> np.ndarray:  # fmt: skip
+    """Over ``paths`` paths of :func:`first_passages`' recursion, each followed for ``horizon`` iterations
+    without stopping, the sums of ``x_k²/(1 + x_k² + S_k)`` and of its square at ``k = 0 .. horizon``
+    (rows 0 and 1), ``S_k = shares[k]`` (held at its last entry beyond its end): the escaping share
+    ``h_1²/‖h‖²`` of each run, which saturates below 1 where the linear ratio grows on. A path whose
+    ``x²`` passes :data:`_SATURATED` counts 1 from then on (and is followed no further)."""
+    np.random.seed(seed)
+    sums = np.zeros((2, horizon + 1))
+    history = np.zeros(cdf.size + 1)
+    for p in range(paths):
+        history[:] = 0.0
+        previous = 0.0
+        for k in range(horizon):
+            step, previous = _escape_step(history, k, previous, rate, kind, params, pool, eta, mu, constant, cdf,
+                                          gains)  # fmt: skip
+            squared = step * step
+            if squared > _SATURATED:
+                sums[:, k + 1 :] += 1.0
+                break
+            share = squared / (1.0 + squared + shares[min(k + 1, shares.size - 1)])
+            sums[0, k + 1] += share
+            sums[1, k + 1] += share * share
+    return sums
 
 
 @njit(cache=True, nogil=True)

@@ -34,17 +34,22 @@ from amsgd.derivations import phases as ph
 from amsgd.derivations.derivation import Derivation
 from amsgd.derivations.recursion import eta, mu
 from amsgd.diffusion.theory.first_passage import (
+    CURVE_PATHS,
     ESCAPE_PATHS,
     MAX_ITERATIONS,
     REACH,
     ConvergeLaw,
+    CurveCrossing,
     EscapeNoise,
+    EscapeRecursion,
     FirstPassageLaw,
     SaddleOthers,
     converge_law,
     converge_start,
-    escape_law,
+    curve_crossing,
+    escape_recursion,
     iterations_for,
+    passage_law,
     paths_for,
     ratio_rates,
 )
@@ -65,7 +70,10 @@ from amsgd.diffusion.theory.travel_law import (
 PHASES_NOTE = (
     "escape_iterations is the mean over runs of each run's first passage of h_1^2/|h|^2 >= delta^2 "
     "(escape_law: its law); mean_curve.escape_iterations is when the mean of h_1^2 over runs "
-    "crosses delta^2 (the diffusion limit), an earlier and different number; travel_iterations is "
+    "crosses delta^2 (the diffusion limit), an earlier and different number; "
+    "mean_curve.escape_iterations_saturated is that crossing at the problem's eta, mu and delay from the "
+    "escape law's own paths, each run's h_1^2/|h|^2 saturating below 1 (escape_iterations_linearized, "
+    "from the linear variance, leaves that out and is early); travel_iterations is "
     "the mean over runs of each run's iterations from its escape to its first error <= delta^2 "
     "(travel_law: its law, from the plane's angle and the other coordinates' fluctuations), "
     "mean_curve.travel_iterations the ODE's travel; converge_iterations is the mean over runs of "
@@ -80,6 +88,9 @@ PHASES_NOTE = (
 #: What phase III and the totals report per run (null without convergence), in JSON order.
 _PHASE_THREE_KEYS = ("converge_time", "converge_iterations", "converge_law", "converge_noise", "total_iterations",
                      "settled_iterations")  # fmt: skip
+#: The escape law's quantiles the mean curve's paths are followed to, the second where the mean has not
+#: reached δ² by the first (:attr:`Phases.escape_curve`): it usually crosses before half the runs escape.
+CURVE_REACH = (0.5, 0.95)
 #: Why a problem that is not mean-square stable at e_1 has no phase III (prefixed to the note).
 NO_CONVERGENCE = (
     "no convergence phase: the iteration is not mean-square stable at e_1 at this eta, mu and delay "
@@ -153,13 +164,35 @@ class Phases:
     floor: float = math.nan  # the stationary error the phases were built with (ε's reference)
 
     @cached_property
+    def _escape_recursion(self) -> EscapeRecursion:
+        """The escape's linear recursion (:func:`.first_passage.escape_recursion`), built on first use."""
+        rate, noise = self.escaping_mode
+        return escape_recursion(rate, noise, self.eta, self.mu, self.delay, self.delta_sq,
+                                iterations_for(self.escape_time / self.eta), self.escape_coupling, self._escape_noise(),
+                                self.saddle_others)  # fmt: skip
+
+    @cached_property
     def escape_law(self) -> FirstPassageLaw:
         """The law of one run's escape (:func:`.first_passage.escape_law`), sampled on first use."""
-        rate, noise = self.escaping_mode
         expected = self.escape_time / self.eta
-        return escape_law(rate, noise, self.eta, self.mu, self.delay, self.delta_sq,
-                          paths_for(expected, ESCAPE_PATHS), iterations_for(expected), self.escape_coupling,
-                          self._escape_noise(), self.saddle_others)  # fmt: skip
+        return passage_law(self._escape_recursion, paths_for(expected, ESCAPE_PATHS), iterations_for(expected))
+
+    @cached_property
+    def escape_curve(self) -> CurveCrossing | None:
+        """The mean curve of single runs (:func:`.first_passage.curve_crossing`), its paths followed to the
+        escape law's median, or where the mean has not reached δ² by then to its 95th percentile; None
+        where more than 5% of the law's paths had not escaped."""
+        ordered = np.sort(np.where(np.isnan(self.escape_law.samples), np.inf, self.escape_law.samples))
+        crossing = None
+        for q in CURVE_REACH:  # the empirical quantile, unfinished paths counted as never passing
+            reach = float(ordered[max(math.ceil(q * ordered.size), 1) - 1]) if ordered.size else math.inf
+            if not math.isfinite(reach):
+                return crossing
+            crossing = curve_crossing(self._escape_recursion, self.delta_sq, paths_for(reach / 3.0, CURVE_PATHS),
+                                      math.ceil(reach) + 1)  # fmt: skip
+            if crossing.iterations is not None:
+                break
+        return crossing
 
     @cached_property
     def saddle_others(self) -> SaddleOthers | None:
@@ -369,6 +402,7 @@ class Phases:
                 "escape_time": self.escape_time,
                 "escape_iterations": self.escape_time / self.eta,
                 "escape_iterations_linearized": self.escape_iterations_linearized,
+                **self._saturated_crossing(),
                 "travel_time": self.travel_time,
                 "travel_iterations": self.travel_time / self.eta,
                 "converge_time": curve,
@@ -377,6 +411,13 @@ class Phases:
             },
             "note": ("" if self.converges else NO_CONVERGENCE + "; ") + PHASES_NOTE + self._unsampled_note(),
         }
+
+    def _saturated_crossing(self) -> dict:
+        """The escape law's mean curve in JSON: its crossing and that crossing's 95% interval (nulls where
+        it was not sampled or not reached)."""
+        curve = self.escape_curve
+        return {"escape_iterations_saturated": None if curve is None else curve.iterations,
+                "escape_iterations_saturated_interval": None if curve is None else list(curve.interval)}  # fmt: skip
 
     @cached_property
     def saddle_note(self) -> str:
