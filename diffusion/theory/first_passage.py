@@ -64,8 +64,8 @@ from amsgd.diffusion.theory.linear_recursion import Delay, check_parameters, che
 #: the law's own bias, so a single seed decided whether a check against simulation passed).
 PATHS = 5_000
 ESCAPE_PATHS = 20_000
-#: Paths of the escape's mean curve (:func:`curve_crossing`), each followed to the law's 95th percentile:
-#: its crossing to about ±1.5% on the default problem.
+#: Paths of the escape's mean curve (:func:`curve_crossing`), each followed to the escape law's median or
+#: beyond (:data:`.phases.CURVE_REACH`): its crossing to about ±1.6% on the default problem.
 CURVE_PATHS = 8_000
 MIN_PATHS = 200
 PATH_STEPS = 100_000_000
@@ -237,20 +237,15 @@ class CurveCrossing:
     paths: int
     horizon: int
 
-    def to_dict(self) -> dict:
-        return {"iterations": self.iterations, "interval": list(self.interval), "paths": self.paths,
-                "horizon": self.horizon}  # fmt: skip
 
-
-def curve_crossing(recursion: EscapeRecursion, delta_sq: float, paths: int = CURVE_PATHS,
-                   horizon: int = MAX_ITERATIONS) -> CurveCrossing:  # fmt: skip
+def curve_crossing(recursion: EscapeRecursion, delta_sq: float, paths: int, horizon: int) -> CurveCrossing:
     """The mean curve of single runs from the saddle: each path of the escape's linear recursion, followed
     past its passage, has the share ``r²/(1 + r² + S)`` of ``‖h‖²`` (S the other coordinates' mean share),
     which saturates as a run's ``h_1²/‖h‖²`` does while the linear ratio grows on; the first iteration
-    at which its mean over ``paths`` paths reaches δ². The linear crossing
-    (:mod:`.transient`, the variance of the linear ratio) leaves that saturation out and lies early by
-    about 9% with Gaussian data and over 20% with Student-t 6 data at η 1e-3, μ 0.9 on
-    Σ = diag(4, 3, 2, 1), where the runs' spread of escape times is widest (docs/linear-theory.md)."""
+    at which its mean over ``paths`` paths, each followed for ``horizon`` iterations, reaches δ². The
+    linear crossing (:mod:`.transient`, the variance of the linear ratio) leaves that saturation out
+    and lies early, by about 9% with Gaussian data and 22% with Student-t 6 data, whose escape times
+    spread widest, at η 1e-3, μ 0.9 on Σ = diag(4, 3, 2, 1) (docs/linear-theory.md, section 7)."""
     from amsgd.diffusion.theory.passage_kernel import escape_curve
 
     sums = escape_curve(int(paths), *recursion.loop_arguments(), recursion.shares, recursion.gains, int(horizon),
