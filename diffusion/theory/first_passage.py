@@ -67,6 +67,10 @@ ESCAPE_PATHS = 20_000
 #: Paths of the escape's mean curve (:func:`curve_crossing`), each followed to the escape law's median or
 #: beyond (:data:`.phases.CURVE_REACH`): its crossing to about ±1.6% on the default problem.
 CURVE_PATHS = 8_000
+#: The most path-steps of the mean curve: at small η, where each path runs for tens of thousands of
+#: iterations, fewer paths (at η 2e-5 on the default problem 756, about a second, where the law itself
+#: takes five), and its interval says so.
+CURVE_PATH_STEPS = 10_000_000
 MIN_PATHS = 200
 PATH_STEPS = 100_000_000
 SEED = 20180605
@@ -106,13 +110,13 @@ class FirstPassageLaw:
         }
 
 
-def paths_for(expected_iterations: float, most: int = PATHS) -> int:
+def paths_for(expected_iterations: float, most: int = PATHS, path_steps: int = PATH_STEPS) -> int:
     """Paths to sample when a passage takes about ``expected_iterations``: ``most``, fewer when
-    that would exceed :data:`PATH_STEPS` path-steps (the tail runs to about three times the mean),
+    that would exceed ``path_steps`` path-steps (the tail runs to about three times the mean),
     never fewer than :data:`MIN_PATHS`."""
     if not np.isfinite(expected_iterations) or expected_iterations <= 0:
         return most
-    return int(np.clip(PATH_STEPS // (3.0 * expected_iterations), MIN_PATHS, most))
+    return int(np.clip(path_steps // (3.0 * expected_iterations), MIN_PATHS, most))
 
 
 def iterations_for(expected_iterations: float) -> int:

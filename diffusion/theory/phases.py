@@ -34,6 +34,7 @@ from amsgd.derivations import phases as ph
 from amsgd.derivations.derivation import Derivation
 from amsgd.derivations.recursion import eta, mu
 from amsgd.diffusion.theory.first_passage import (
+    CURVE_PATH_STEPS,
     CURVE_PATHS,
     ESCAPE_PATHS,
     MAX_ITERATIONS,
@@ -188,8 +189,9 @@ class Phases:
             reach = float(ordered[max(math.ceil(q * ordered.size), 1) - 1]) if ordered.size else math.inf
             if not math.isfinite(reach):
                 return crossing
-            crossing = curve_crossing(self._escape_recursion, self.delta_sq, paths_for(reach / 3.0, CURVE_PATHS),
-                                      math.ceil(reach) + 1)  # fmt: skip
+            horizon = math.ceil(reach) + 1
+            paths = paths_for(horizon / 3.0, CURVE_PATHS, CURVE_PATH_STEPS)  # each path runs the whole horizon
+            crossing = curve_crossing(self._escape_recursion, self.delta_sq, paths, horizon)
             if crossing.iterations is not None:
                 break
         return crossing
