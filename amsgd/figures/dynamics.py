@@ -32,7 +32,8 @@ def trajectory_figure(traj: Trajectory, problem_label: str, path: str | Path) ->
 
 
 def escape_figure(run: PhaseRun, problem_label: str, path: str | Path) -> Path:
-    """Left: mean h₁² against the derived escape time. Right: escape-time histograms, simulation vs OU."""
+    """Left: mean h₁² against the derived escape time and the escape law's own mean curve's crossing.
+    Right: escape-time histograms, simulation vs OU."""
     fig, (ax1, ax2) = new_figure(width=10.5, height=4.2, ncols=2)
     k = run.iterations
     ax1.fill_between(k, run.h1_low, run.h1_high, color=COLORS[0], alpha=0.3, lw=0)
@@ -40,6 +41,9 @@ def escape_figure(run: PhaseRun, problem_label: str, path: str | Path) -> Path:
     ax1.axhline(run.delta_sq, color="0.4", ls=":", lw=1, label=f"δ² = {run.delta_sq:g}")
     ax1.axhline(1 - run.delta_sq, color="0.4", ls=":", lw=1)
     ax1.axvline(run.escape_predicted, color="k", ls="--", label="derived escape (E h₁² = δ²)")
+    if run.escape_saturated is not None:
+        ax1.axvline(run.escape_saturated, color=COLORS[1], ls="-.",
+                    label="escape law's mean curve (finite η)")  # fmt: skip
     ax1.axvline(run.escape_predicted + run.travel_predicted, color=COLORS[3], ls="--",
                 label="derived escape + travel")  # fmt: skip
     ax1.set_xlim(0, min(k[-1], 2.2 * (run.escape_predicted + run.travel_predicted)))

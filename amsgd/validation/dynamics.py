@@ -148,6 +148,7 @@ class PhaseRun:
     travel_samples: np.ndarray
     ou_escape_samples: np.ndarray  # the same first passage for the unstable OU limit at e_2
     checks: tuple[Check, ...]
+    escape_saturated: int | None = None  # the escape law's own mean curve's crossing (None: not sampled)
 
 
 def escape_mode(ctx: Context) -> tuple[float, float]:
@@ -211,7 +212,8 @@ def phases(ctx: Context, key: int = 2) -> PhaseRun:
         _travel_check(ctx, travel),
     )
     ou = ou_escape_times(ctx, horizon=steps)
-    return PhaseRun(k, mean, low, high, dsq, esc_pred, travel_pred, escape, travel, ou, checks)
+    return PhaseRun(k, mean, low, high, dsq, esc_pred, travel_pred, escape, travel, ou, checks,
+                    None if saturated is None else saturated.iterations)  # fmt: skip
 
 
 def _escape_check(ctx: Context, crossing: Estimate, escape: np.ndarray, replicates: int,
