@@ -392,7 +392,8 @@ def test_the_escape_curve_is_the_mean_of_its_recursions_saturating_share():
     rec = escape_recursion(*phases.escaping_mode, 1e-3, 0.9, problem.delay, phases.delta_sq, 200,
                            phases.escape_coupling, None, phases.saddle_others)  # fmt: skip
     paths, horizon = 8000, 120
-    sums = escape_curve(paths, *rec.loop_arguments(), rec.shares, rec.gains, horizon, 3)
+    shares = rec.levels * (1 - phases.delta_sq) / phases.delta_sq - 1  # S from the level δ² (1 + S)/(1 − δ²)
+    sums = escape_curve(paths, *rec.loop_arguments(), shares, rec.gains, horizon, 3)
     mean, var = sums[0] / paths, sums[1] / paths - (sums[0] / paths) ** 2
     rng, others = np.random.default_rng(9), 20_000
     x = np.zeros((horizon + 1, others))
@@ -402,7 +403,7 @@ def test_the_escape_curve_is_the_mean_of_its_recursions_saturating_share():
         stale, previous = x[max(k - 3, 0)], (x[k - 1] if k else x[0])
         gain = rec.gains[min(k, rec.gains.size - 1)]
         x[k + 1] = x[k] + 0.9 * (x[k] - previous) + 1e-3 * ((a - rec.rate) * stale + gain * xi)
-    share = x**2 / (1 + x**2 + rec.shares[np.minimum(np.arange(horizon + 1), rec.shares.size - 1)][:, None])
+    share = x**2 / (1 + x**2 + shares[np.minimum(np.arange(horizon + 1), shares.size - 1)][:, None])
     for k in range(10, horizon + 1, 10):
         se = np.sqrt(var[k] / paths + share[k].var() / others)
         assert abs(mean[k] - share[k].mean()) < 4 * se, k

@@ -144,19 +144,23 @@ def test_check_relations():
 def test_floor_runs_may_diverge_as_often_as_the_divergence_risk_says():
     """Student-t 10 data at η 1e-3, μ 0.9, τ 10 (the default problem's sdde-limit ladder): 4 of 1024
     runs of 10 000 iterations diverge, inside the predicted risk (0.38% [0, 0.86%]); 100 of them would
-    not be; none diverging needs no prediction."""
+    not be; none diverging needs no prediction. The validation predicts the risk once for the two
+    counts."""
     from amsgd import parse_distribution
     from amsgd.simulate import simulate
+    from amsgd.validation.context import Context
     from amsgd.validation.stationary import divergence_within_risk
 
     problem = Problem.from_spectrum(eta=1e-3, mu=0.9, delay=parse_delay("constant:10"),
                                     distribution=parse_distribution("student-t:10"))  # fmt: skip
+    ctx = Context(problem)
     run = simulate(problem, 10_000, 1024, rng=3, threads=2, record_every=10_000)
     assert 0 < run.diverged.sum() < 10
-    allowed, risk = divergence_within_risk(problem, int(run.diverged.sum()), 1024, 10_000)
+    allowed, risk = divergence_within_risk(ctx, problem, int(run.diverged.sum()), 1024, 10_000)
     assert allowed and risk["predicted_diverged_interval"][0] <= run.diverged_fraction
-    assert not divergence_within_risk(problem, 100, 1024, 10_000)[0]
-    assert divergence_within_risk(problem, 0, 1024, 10_000) == (True, {})
+    assert not divergence_within_risk(ctx, problem, 100, 1024, 10_000)[0]
+    assert divergence_within_risk(ctx, problem, 0, 1024, 10_000) == (True, {})
+    assert len(ctx._risks) == 1 and ctx.divergence(problem, 10_000) is ctx.divergence(problem, 10_000)
 
 
 def test_a_failed_check_says_why():

@@ -28,7 +28,8 @@ import numpy as np
 
 from amsgd.core.delays import ConstantDelay, DelayModel
 from amsgd.core.problem import Problem
-from amsgd.diffusion.theory import Predictions, predict
+from amsgd.diffusion.theory import Predictions, PredictOptions, predict
+from amsgd.diffusion.theory.divergence import DivergenceRisk
 from amsgd.diffusion.theory.error_floor import FloorResult
 from amsgd.diffusion.theory.phases import LIMIT_ESCAPE_TOLERANCE
 from amsgd.diffusion.theory.report import AccuracyNote, accuracy_notes
@@ -68,6 +69,7 @@ class Context:
     perturb: Perturbations = field(default_factory=Perturbations)
     progress: bool | None = None
     _notes: dict = field(default_factory=dict, init=False, repr=False)  # accuracy_notes by parameters
+    _risks: dict = field(default_factory=dict, init=False, repr=False)  # divergence risks by parameters and steps
 
     @cached_property
     def theory(self) -> Predictions:
@@ -92,13 +94,21 @@ class Context:
     def accuracy_notes(self, problem: Problem) -> tuple[AccuracyNote, ...]:
         """Where the finite-η floor of ``problem`` (this Σ; its own η, μ, delay and data law) lies outside
         the range its accuracy was measured on, in ``derive``'s words (its ``accuracy_notes``)."""
-        key = (problem.eta, problem.mu, problem.delay.spec, problem.distribution.spec)
+        key = _parameters(problem)
         if key not in self._notes:
             theory = self.at(problem.eta, problem.mu, problem.delay)
             if problem.distribution.spec != self.problem.distribution.spec:
                 theory = theory.at(distribution=problem.distribution)
             self._notes[key] = tuple(accuracy_notes(theory))
         return self._notes[key]
+
+    def divergence(self, problem: Problem, steps: int) -> DivergenceRisk:
+        """``predict``'s divergence risk of ``problem`` (this Σ) over runs of ``steps`` iterations, predicted
+        once per parameters: several checks hold the same runs, or the same delay, to it."""
+        key = (*_parameters(problem), int(steps))
+        if key not in self._risks:
+            self._risks[key] = predict(problem, PredictOptions(steps=int(steps))).divergence
+        return self._risks[key]
 
     def floor(self, eta: float, mu: float, delay: DelayModel | int) -> FloorResult:
         """The exact linear floor at (η, μ, delay) for this problem's modes."""
@@ -145,3 +155,8 @@ def zero_delay(problem: Problem) -> Problem:
 
 def constant_delay(problem: Problem, tau: int) -> Problem:
     return problem.replace(delay=ConstantDelay(int(tau)))
+
+
+def _parameters(problem: Problem) -> tuple:
+    """What tells apart the problems of one validation (one Σ): η, μ, the delay and the data law."""
+    return problem.eta, problem.mu, problem.delay.spec, problem.distribution.spec

@@ -13,7 +13,6 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from amsgd.core.estimates import Estimate
-from amsgd.diffusion.theory import PredictOptions, predict
 from amsgd.validation.checks import Check
 from amsgd.validation.context import FINITE_ETA_REASON, FINITE_ETA_TOLERANCE, Context, constant_delay
 from amsgd.validation.stationary import divergence_verdict, divergence_within_risk, finite_eta_floor_check
@@ -151,7 +150,7 @@ def divergence_knee(ctx: Context, curve: DelayCurve) -> dict | None:
     found: dict = {"may": None, "must": None, "fractions": {}}
     for tau in sorted((int(t) for t in curve.taus if t <= curve.tau_star), reverse=True):
         problem = constant_delay(ctx.problem.replace(mu=curve.mu), tau)
-        risk = predict(problem, PredictOptions(steps=curve.steps)).divergence
+        risk = ctx.divergence(problem, curve.steps)
         low, high = risk.interval
         if not high > DIVERGED_LIMIT:
             break
@@ -225,7 +224,7 @@ def _sweep_floor_check(ctx: Context, name: str, curve: DelayCurve, tau: int, pre
     est = curve.error[j]
     diverged = round(float(curve.diverged_fraction[j]) * curve.replicates)
     problem = constant_delay(ctx.problem.replace(mu=curve.mu), tau)
-    allowed, risk = divergence_within_risk(problem, diverged, curve.replicates, curve.steps)
+    allowed, risk = divergence_within_risk(ctx, problem, diverged, curve.replicates, curve.steps)
     return Check(
         name=name, group="sweep", predicted=ctx.perturb(name, predicted), measured=est.mean,
         ci_low=est.ci_low, ci_high=est.ci_high, tolerance=FINITE_ETA_TOLERANCE * abs(predicted),

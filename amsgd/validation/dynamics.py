@@ -216,6 +216,10 @@ def phases(ctx: Context, key: int = 2) -> PhaseRun:
                     None if saturated is None else saturated.iterations)  # fmt: skip
 
 
+#: What the escape checks of the mean curve measure.
+MEAN_CROSSING = "first iteration at which the mean of h_1^2/|h|^2 over replicates reaches delta^2"
+
+
 def _escape_check(ctx: Context, crossing: Estimate, escape: np.ndarray, replicates: int,
                   linearized: int | None = None) -> Check:  # fmt: skip
     """A mean-curve escape time against the crossing of δ² by the mean of h_1²/|h|²: the diffusion
@@ -238,7 +242,7 @@ def _escape_check(ctx: Context, crossing: Estimate, escape: np.ndarray, replicat
             f"the escape time is logarithmic: {scope}, the nonlinear terms move its amplitude by "
             "1 + O(delta^2); a factor e^(1/2) in amplitude is 1/(4a) in time"
         ),
-        context={"measured_as": "first iteration at which the mean of h_1^2/|h|^2 over replicates reaches delta^2",
+        context={"measured_as": MEAN_CROSSING,
                  "predicted_as": ("the diffusion limit's escape time" if linearized is None else
                                   "first iteration at which the exact linear escaping mode's variance from rest reaches "
                                   "delta^2 (a random delay's spread fed back)"),
@@ -260,7 +264,7 @@ def _saturated_check(ctx: Context, crossing: Estimate, curve: CurveCrossing, rep
         measured=crossing.mean, ci_low=crossing.ci_low, ci_high=crossing.ci_high, tolerance=tolerance,
         unit="iterations", out_of_range=ctx.theory.phases.saddle_note,
         tolerance_reason="the predicted crossing is itself sampled: the half-width of its 95% interval",
-        context={"measured_as": "first iteration at which the mean of h_1^2/|h|^2 over replicates reaches delta^2",
+        context={"measured_as": MEAN_CROSSING,
                  "predicted_as": ("first iteration at which the mean over the escape law's paths of "
                                   "r^2/(1 + r^2 + S) reaches delta^2 (r the linear ratio, S the other "
                                   "coordinates' mean share)"),

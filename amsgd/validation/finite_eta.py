@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from amsgd.core.delays import ConstantDelay
 from amsgd.core.distributions import Rademacher, StudentT
 from amsgd.core.problem import Problem
-from amsgd.diffusion.theory import PredictOptions, predict
 from amsgd.diffusion.theory.report import CHECKED_STEP_MAX
 from amsgd.validation.checks import Check
 from amsgd.validation.context import Context
@@ -90,7 +89,7 @@ def _divergence_cases(ctx: Context, big: float) -> list[Problem]:
 
 def _divergence_check(ctx: Context, problem: Problem, key: tuple[int, ...]) -> Check:
     name = f"divergence-eta-{problem.eta:g}-mu-{problem.mu:g}-tau-{problem.tau}"
-    risk = predict(problem, PredictOptions(steps=DIVERGENCE_STEPS)).divergence
+    risk = ctx.divergence(problem, DIVERGENCE_STEPS)
     replicates = max(ctx.budget.replicates // 2, 64)
     run = ctx.simulate(problem, DIVERGENCE_STEPS, replicates, key, record_every=DIVERGENCE_STEPS)
     frac = proportion_interval(int(run.diverged.sum()), run.replicates)

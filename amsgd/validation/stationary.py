@@ -21,7 +21,6 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from amsgd.core.problem import Problem
-from amsgd.diffusion.theory import PredictOptions, predict
 from amsgd.diffusion.theory.report import AccuracyNote
 from amsgd.simulate.result import SimulationResult
 from amsgd.validation.checks import Check
@@ -56,7 +55,7 @@ def floor_check(ctx: Context, name: str, problem: Problem, result: SimulationRes
     A finite-η floor's check carries ``derive``'s accuracy notes at its parameters
     (:meth:`~.context.Context.accuracy_notes`): they say where a failure was to be expected."""
     est = result.stationary_error
-    allowed, risk = divergence_within_risk(problem, int(result.diverged.sum()), result.replicates, result.steps)
+    allowed, risk = divergence_within_risk(ctx, problem, int(result.diverged.sum()), result.replicates, result.steps)
     notes: tuple[AccuracyNote, ...] = ()
     if tolerance_floor is None:
         tolerance, reason = FINITE_ETA_TOLERANCE * abs(predicted), FINITE_ETA_REASON
@@ -74,15 +73,17 @@ def floor_check(ctx: Context, name: str, problem: Problem, result: SimulationRes
     )  # fmt: skip
 
 
-def divergence_within_risk(problem: Problem, diverged: int, replicates: int, steps: int) -> tuple[bool, dict]:
+def divergence_within_risk(ctx: Context, problem: Problem, diverged: int, replicates: int,
+                           steps: int) -> tuple[bool, dict]:  # fmt: skip
     """Whether ``diverged`` of ``replicates`` runs of ``steps`` iterations are as many as the theory
     expects, and the prediction: none diverged, or the Clopper–Pearson interval of the diverged
     fraction meets the interval of the predicted divergence risk over those iterations (``predict``'s
     ``divergence``: heavy tails carry a small fraction of runs off at any delay, Student-t 10 at
-    η 1e-3, μ 0.9, τ 10 about 0.4% in 10 000 iterations). The floor is then that of the others."""
+    η 1e-3, μ 0.9, τ 10 about 0.4% in 10 000 iterations). The floor is then that of the others. The risk
+    is ``ctx``'s, predicted once per parameters (:meth:`~.context.Context.divergence`)."""
     if diverged == 0:
         return True, {}
-    risk = predict(problem, PredictOptions(steps=steps)).divergence
+    risk = ctx.divergence(problem, steps)
     low, high = risk.interval
     measured = proportion_interval(diverged, replicates)
     return bool(measured.ci_low <= high and low <= measured.ci_high), {

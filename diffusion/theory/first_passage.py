@@ -169,7 +169,8 @@ def gaussian_stand_ins(noise_variance: float, coupling: float) -> EscapeNoise:
 class EscapeRecursion(NamedTuple):
     """The escape's linear recursion as the compiled loops take it (:func:`escape_recursion`): the ratio's
     corrected rate, the noise draws, the delay (``constant``, or -1 and the ``cdf`` of an i.i.d. law),
-    and per iteration the level of ``r²``, the other coordinates' mean share ``S`` and the noise gain."""
+    and per iteration the level of ``r²`` (``δ² (1 + S)/(1 − δ²)``, S the other coordinates' mean share) and
+    the noise gain."""
 
     eta: float
     mu: float
@@ -178,7 +179,6 @@ class EscapeRecursion(NamedTuple):
     constant: int
     cdf: np.ndarray
     levels: np.ndarray
-    shares: np.ndarray
     gains: np.ndarray
 
     def loop_arguments(self) -> tuple:
@@ -201,8 +201,7 @@ def escape_recursion(rate: float, noise_variance: float, eta: float, mu: float, 
     gains = np.sqrt(1.0 + extra / float(noise_variance))  # ξ carries the other coordinates' noise too
     corrected = float(rate) - float(ratio_rate_correction_function()(eta, mu, float(noise_variance)))
     noise = noise or gaussian_stand_ins(noise_variance, coupling)
-    shares = levels * (1.0 - delta_sq) / delta_sq - 1.0
-    return EscapeRecursion(eta, mu, corrected, noise, constant, law.cdf, levels, shares, gains)
+    return EscapeRecursion(eta, mu, corrected, noise, constant, law.cdf, levels, gains)
 
 
 def escape_law(rate: float, noise_variance: float, eta: float, mu: float, delay: Delay, delta_sq: float,
@@ -252,8 +251,8 @@ def curve_crossing(recursion: EscapeRecursion, delta_sq: float, paths: int, hori
     spread widest, at η 1e-3, μ 0.9 on Σ = diag(4, 3, 2, 1) (docs/linear-theory.md, section 7)."""
     from amsgd.diffusion.theory.passage_kernel import escape_curve
 
-    sums = escape_curve(int(paths), *recursion.loop_arguments(), recursion.shares, recursion.gains, int(horizon),
-                        SEED + 1)  # fmt: skip
+    shares = recursion.levels * (1.0 - delta_sq) / delta_sq - 1.0  # S from the level δ² (1 + S)/(1 − δ²)
+    sums = escape_curve(int(paths), *recursion.loop_arguments(), shares, recursion.gains, int(horizon), SEED + 1)
     mean = sums[0] / paths
     half = 1.96 * np.sqrt(np.maximum(sums[1] / paths - mean**2, 0.0) / max(paths - 1, 1))
 
