@@ -607,11 +607,8 @@ def _phase_number_blocks(phases: dict) -> list[Block]:
                 f"rest, reaches variance $\\delta^2$ at iteration {linear_escape} (against "
                 f"{_num(phases['mean_curve']['escape_iterations'])} from the limit): the escape-time formula is accurate only "
                 "to leading order in $\\eta$."
-                + (" Here the two lie more than a quarter of the limit's e-folding time apart: the limit leaves out "
-                   "the momentum's build-up and the finite step's slower growth, of relative order "
-                   "$\\eta |a|/(1-\\mu)^2$, and the linear escape holds."
-                   if phases["mean_curve"]["accuracy_note"] else "")
                 + _saturated_sentence(phases["mean_curve"])
+                + _limit_range_sentence(phases["mean_curve"])
             )
         )
     return blocks
@@ -627,6 +624,16 @@ def _saturated_sentence(curve: dict) -> str:
             "at widely spread times: the mean over the escape law's own paths of $r^2/(1 + r^2 + S)$ reaches "
             f"$\\delta^2$ at iteration {saturated} (95% interval {low} to {'beyond the paths followed' if high is None else high}), "
             "the mean curve of runs at this $\\eta$, $\\mu$ and delay.")
+
+
+def _limit_range_sentence(curve: dict) -> str:
+    """Where the limit's escape is outside its range (``accuracy_note``): against which finite-η crossing."""
+    if not curve["accuracy_note"]:
+        return ""
+    crossing = "mean curve's crossing" if curve["escape_iterations_saturated"] is not None else "linear escape"
+    return (f" Here the limit's escape lies more than a quarter of its e-folding time from that {crossing}: the "
+            "limit leaves out the momentum's build-up and the finite step's slower growth, of relative order "
+            f"$\\eta |a|/(1-\\mu)^2$, and the {crossing} holds.")
 
 
 def _condition_blocks(numbers: dict) -> list[Block]:

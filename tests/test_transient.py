@@ -120,21 +120,33 @@ def test_random_delay_variance_tends_to_the_stationary_theory(spec, eta):
     assert variances[-1] > 1.01 * spreadless[-1]
 
 
-def test_the_limit_escape_is_out_of_range_where_the_linear_escape_is_a_quarter_e_fold_away():
-    """μ 0.95 on the default problem: the limit's mean-curve escape (49 iterations) lies 33 from the exact
-    linear one (82), more than the quarter e-folding time of 25; at μ 0.9 (147 and 167, against 50) it
-    does not, and no note is given."""
+def test_the_limit_escape_is_out_of_range_where_the_finite_eta_crossing_is_a_quarter_e_fold_away():
+    """The finite-η crossing the limit's is measured against is the escape law's own mean curve's
+    (each run's share saturating). μ 0.95 on the default problem: the limit's mean-curve escape (49
+    iterations) lies 43 from it (92), more than the quarter e-folding time of 25; at μ 0.9 (147 and 187,
+    against 50) it does not, and no note is given. With Student-t 6 data at η 1e-3 the linear
+    crossing (46) lies within the quarter e-fold (25) of the limit's 30, the saturated one (58) beyond
+    it, as do the runs (58.7 [56.5, 61.1], docs/linear-theory.md section 7): the note names the latter."""
     from amsgd.diffusion.theory.phases import LIMIT_ESCAPE_TOLERANCE
 
-    for mu, out_of_range in ((0.9, False), (0.95, True)):
-        phases = predict(Problem.from_spectrum(mu=mu)).phases
-        limit, linear = phases.escape_time / phases.eta, phases.escape_iterations_linearized
-        e_fold = (1 - mu) / (phases.eta * abs(phases.escaping_mode[0]))
-        assert (abs(linear - limit) > LIMIT_ESCAPE_TOLERANCE * e_fold) is out_of_range
+    cases = ((dict(mu=0.9), False), (dict(mu=0.95), True),
+             (dict(eta=1e-3, mu=0.9, distribution=parse_distribution("student-t:6")), True))  # fmt: skip
+    for options, out_of_range in cases:
+        prediction = predict(Problem.from_spectrum(**options))
+        phases = prediction.phases
+        limit, saturated = phases.escape_time / phases.eta, phases.escape_curve.iterations
+        e_fold = (1 - phases.mu) / (phases.eta * abs(phases.escaping_mode[0]))
+        assert (abs(saturated - limit) > LIMIT_ESCAPE_TOLERANCE * e_fold) is out_of_range
         note = phases.limit_escape_note
         assert bool(note) is out_of_range
         if out_of_range:
-            assert f"{abs(linear - limit):.0f} iterations" in note and "momentum's build-up" in note
+            assert f"{abs(saturated - limit):.0f} iterations" in note and "momentum's build-up" in note
+            assert "escape_iterations_saturated holds here" in note
+        sentence = "Here the limit's escape lies more than a quarter of its e-folding time from that mean curve's"
+        assert (sentence in prediction.document("markdown")) is out_of_range
+        linear_gap = abs(phases.escape_iterations_linearized - limit)
+        if "distribution" in options:  # the linear crossing alone would have called it in range
+            assert linear_gap <= LIMIT_ESCAPE_TOLERANCE * e_fold
 
 
 def test_summed_variances_grow_to_the_stationary_floor_and_match_each_crossing():

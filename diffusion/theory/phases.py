@@ -113,12 +113,17 @@ FAR_FLOOR = f"at or above {NO_ARRIVAL_FLOOR:g}: the error stays far from e_1, an
 #: ``1 + O(η |a|/(1 − μ)²)``). Beyond it the limit is outside its range, and ``mean_curve`` says so.
 LIMIT_ESCAPE_TOLERANCE = 0.25
 LIMIT_ESCAPE_NOTE = (
-    "the diffusion limit's escape_iterations lies {gap:.0f} iterations ({share:.0%}) from the exact linear "
-    "escaping mode's escape_iterations_linearized, more than {tolerance:.0f} (a quarter of the limit's "
-    "e-folding time): the limit leaves out {delay}the momentum's build-up over about mu/(1-mu) = {lag:.0f} "
-    "iterations and the finite step's slower growth, of relative order eta |a|/(1-mu)^2 = {order:.3g}; "
-    "escape_iterations_linearized holds here"
+    "the diffusion limit's escape_iterations lies {gap:.0f} iterations ({share:.0%}) from {reference}, "
+    "more than {tolerance:.0f} (a quarter of the limit's e-folding time): the limit leaves out {delay}the "
+    "momentum's build-up over about mu/(1-mu) = {lag:.0f} iterations and the finite step's slower growth, "
+    "of relative order eta |a|/(1-mu)^2 = {order:.3g}{saturation}; {name} holds here"
 )
+#: The crossings :attr:`Phases.limit_escape_note` measures the limit's against, the best first.
+_LIMIT_REFERENCES = {
+    "escape_iterations_saturated": ("the escape law's own mean curve's escape_iterations_saturated",
+                                    ", and each run's share of the norm saturating below 1"),
+    "escape_iterations_linearized": ("the exact linear escaping mode's escape_iterations_linearized", ""),
+}
 #: Where the saddle's other coordinates have no stationary second moments (``phases.escape_law_note``).
 SADDLE_UNSTABLE_NOTE = (
     "the other coordinates at the saddle are mean-square unstable in its linearisation (their multiplicative "
@@ -438,24 +443,30 @@ class Phases:
 
     @property
     def limit_escape_note(self) -> str:
-        """Why the diffusion limit's escape is outside its range here ("" where it is not): the exact linear
-        escaping mode crosses δ² more than :data:`LIMIT_ESCAPE_TOLERANCE` e-folding times of the limit's
-        escaping mode away from the limit's crossing."""
-        linear = self.escape_iterations_linearized
+        """Why the diffusion limit's escape is outside its range here ("" where it is not): the finite-η
+        crossing of the mean curve lies more than :data:`LIMIT_ESCAPE_TOLERANCE` e-folding times of the
+        limit's escaping mode away from the limit's crossing. That crossing is the escape law's own
+        mean curve's (:attr:`escape_curve`, which carries each run's saturating share) where it was
+        reached, else the exact linear escaping mode's."""
+        saturated = self.escape_curve
+        references = {"escape_iterations_saturated": None if saturated is None else saturated.iterations,
+                      "escape_iterations_linearized": self.escape_iterations_linearized}  # fmt: skip
+        name, crossing = next(((k, v) for k, v in references.items() if v is not None), (None, None))
         rate = abs(self.escaping_mode[0])
-        if linear is None or rate == 0.0:
+        if crossing is None or rate == 0.0:
             return ""
         limit = self.escape_time / self.eta
         tolerance = LIMIT_ESCAPE_TOLERANCE * (1.0 - self.mu) / (self.eta * rate)
-        gap = abs(linear - limit)
+        gap = abs(crossing - limit)
         if gap <= tolerance:
             return ""
         order = self.eta * rate / (1.0 - self.mu) ** 2
         lag = self.mu / (1.0 - self.mu)
         mean_delay = self.delay.mean
         delay = f"the delay (mean {mean_delay:.3g}), " if mean_delay > 0 else ""
-        return LIMIT_ESCAPE_NOTE.format(gap=gap, share=gap / limit, tolerance=tolerance, delay=delay, lag=lag,
-                                        order=order)
+        reference, saturation = _LIMIT_REFERENCES[name]
+        return LIMIT_ESCAPE_NOTE.format(gap=gap, share=gap / limit, reference=reference, tolerance=tolerance,
+                                        delay=delay, lag=lag, order=order, saturation=saturation, name=name)
 
     def _unsampled_note(self) -> str:
         if not self.arrives:
