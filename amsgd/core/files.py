@@ -39,11 +39,17 @@ def check_output_file(path: str | os.PathLike, option: str = "--out") -> Path:
     target = _replaceable(path, f"{option} {str(path)!r}")
     folder = target.parent if Path(path).is_symlink() else Path(path).parent  # as given, unless a link
     if not folder.is_dir():
-        raise ProblemError(f"{option}: the folder {str(folder)!r} does not exist; create it first")
+        raise _no_folder(option, "folder", folder)
     if not os.access(folder, os.W_OK):
         raise ProblemError(f"{option}: the folder {str(folder)!r} is not writable")
     _probe(folder, option)
     return Path(path)
+
+
+def _no_folder(option: str, role: str, folder: Path) -> ProblemError:
+    """The error for a path whose folder is missing, or is there but is a file (``/dev/null/x``)."""
+    state = "is not a folder" if folder.exists() else "does not exist; create it first"
+    return ProblemError(f"{option}: the {role} {str(folder)!r} {state}")
 
 
 def check_figure_file(path: str | os.PathLike, option: str = "--plot") -> Path:
@@ -67,7 +73,7 @@ def check_output_dir(path: str | os.PathLike, option: str = "--out") -> Path:
         raise ProblemError(f"{option} {str(target)!r} exists and is not a folder")
     parent = target.parent
     if not target.exists() and not parent.is_dir():
-        raise ProblemError(f"{option}: the parent folder {str(parent)!r} does not exist; create it first")
+        raise _no_folder(option, "parent folder", parent)
     if not os.access(target if target.exists() else parent, os.W_OK):
         raise ProblemError(f"{option}: {str(target if target.exists() else parent)!r} is not writable")
     _probe(target if target.exists() else parent, option)

@@ -214,6 +214,8 @@ CASES: list[tuple[str, str]] = [
     ("figures --out figs --sweep missing.nc", "does not exist"),
     ("figures --out figs --mus 1.2", "[0, 1)"),
     ("figures --out file.txt", "not a folder"),
+    ("figures --out cov.txt/figs", "the parent folder 'cov.txt' is not a folder"),
+    ("derive --out cov.txt/d.json", "the folder 'cov.txt' is not a folder"),
     ("figures --model logistic --out figs", "--model pca only"),
     ("advise --workers 0", "integers >= 1"),
     ("advise --workers 1,x", "LIST: 'x' is not a number"),
