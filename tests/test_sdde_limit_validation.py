@@ -152,6 +152,24 @@ def test_the_coarsest_step_is_doubled_where_its_gap_is_too_small_to_see():
     assert (eta, tau) == (COARSEST_FACTOR * PROBLEM.eta, 10)
 
 
+def test_the_coarsest_step_keeps_its_floor_in_the_finite_eta_theorys_range():
+    """Σ = diag(5, 4.5, 1), η 3e-4: at twice the step the finite-η floor is 0.189, above the 0.15 the
+    theory was checked on (the runs 0.170 [0.165, 0.175]), so the ladder begins at η itself; with
+    Student-t 6 data at η 1e-3 the stable coarsest step, 1e-3, has a floor of 0.21 and is halved."""
+    from amsgd.core.distributions import parse_distribution
+    from amsgd.diffusion.theory.report import CHECKED_FLOOR_MAX
+
+    def floor(ctx: Context, eta: float, tau: int) -> float:
+        return ctx.at(eta, ctx.problem.mu, tau).finite_eta.value
+
+    for problem, halvings in ((Problem.from_spectrum((5, 4.5, 1), eta=3e-4, mu=0.9), 1),
+                              (PROBLEM.replace(eta=1e-3, distribution=parse_distribution("student-t:6")), 2)):  # fmt: skip
+        ctx = Context(problem)
+        eta, tau = coarsest_step(ctx, 0.5 * ctx.theory.sdde.critical_delay_time)
+        assert eta == pytest.approx(COARSEST_FACTOR * problem.eta / 2**halvings)
+        assert floor(ctx, eta, tau) <= CHECKED_FLOOR_MAX < floor(ctx, 2 * eta, round(tau / 2))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("mu", [0.7, 0.0])
 def test_the_approach_is_shown_or_said_to_be_unresolved(mu):
