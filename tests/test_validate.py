@@ -489,6 +489,15 @@ def test_figures_of_runs_that_all_diverged_print_no_numpy_warnings(tmp_path):
     assert "RuntimeWarning" not in run.stderr and "numpy" not in run.stderr
 
 
+def test_replicates_set_the_runs_of_a_pca_validation_and_its_regenerate_command(tmp_path):
+    """``--replicates R`` without --model sets the stationary sets' runs (the number an undecided
+    sdde-limit gap check asks for), and the report's command to regenerate it carries it."""
+    out = tmp_path / "v"
+    assert main(["validate", "--only", "stationary", "--replicates", "64", "--out", str(out), "-q"]) == 0
+    assert {c["replicates"] for c in _checks(out)} == {64}
+    assert "--only stationary --replicates 64 --out" in (out / "report.md").read_text()
+
+
 @pytest.mark.slow
 def test_limit_escape_outside_its_range_fails_saying_so(tmp_path):
     """μ 0.95: the runs' mean curve crosses δ² far from the diffusion limit's escape, beyond its quarter

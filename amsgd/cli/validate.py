@@ -79,7 +79,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "the minimum biases the floor by under 0.1%%, by the theory; at least 2000)",
     )  # fmt: skip
     group.add_argument("--replicates", type=whole, default=None, metavar="R",
-                       help=f"with --model: runs per set (default: {MODEL_REPLICATES})")  # fmt: skip
+                       help=f"runs per set: with --model (default: {MODEL_REPLICATES}), or a streaming-PCA "
+                       "validation's stationary sets (floors, stability, the sdde-limit ladder; default: "
+                       "the preset's, 1024)")  # fmt: skip
     # Scales one prediction by a factor, to show that a wrong prediction fails (NAME=FACTOR, repeatable).
     group.add_argument("--perturb", action="append", default=[], help=argparse.SUPPRESS)
 
@@ -99,10 +101,10 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.model != "pca":
         return _run_model(args)
-    if args.steps is not None or args.replicates is not None:
+    if args.steps is not None or (args.replicates is not None and args.preset in MODEL_PRESETS):
         given = "--steps" if args.steps is not None else "--replicates"
-        raise ProblemError(f"{given} applies only with --model NAME (a streaming-PCA validation takes its budget "
-                           "from the preset)")  # fmt: skip
+        raise ProblemError(f"{given} applies only with --model NAME (a streaming-PCA validation takes its run "
+                           "lengths from the preset, and --preset paper-dnn its whole budget)")  # fmt: skip
     if args.preset in MODEL_PRESETS:
         return _run_paper_dnn(args)
     if args.scheduler is not None:
@@ -119,7 +121,8 @@ def _run(args: argparse.Namespace) -> int:
         _refuse_problem_options(args)
     problem = preset.problem if preset else require_pca(problem_from_args(args), "validate")
     budget = preset.budget if preset else Budget()
-    changes = {k: v for k, v in (("seed", args.seed), ("threads", args.threads)) if v is not None}
+    changes = {k: v for k, v in (("seed", args.seed), ("threads", args.threads), ("replicates", args.replicates))
+               if v is not None}  # fmt: skip
     budget = replace(budget, **changes)
     only = None if args.only is None else [e.strip() for e in args.only.split(",") if e.strip()]
     if only == []:
@@ -210,8 +213,7 @@ def _public_command(args) -> str:
                   if v is not None]  # fmt: skip
         if args.svag_no_escape:
             parts.append("--svag-no-escape")
-    if args.seed is not None:
-        parts.append(f"--seed {args.seed}")
+    parts += [f"--{k} {v}" for k, v in (("replicates", args.replicates), ("seed", args.seed)) if v is not None]
     parts.append(f"--out {args.out}")
     return " ".join(parts)
 
@@ -304,6 +306,7 @@ def _run_svag(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     _refuse_given(args, ("--preset", "--only", "--perturb"), "--svag")
+    _refuse_given(args, ("--replicates",), "--svag", ": its runs per amplification are --svag-replicates")
     problem = require_pca(problem_from_args(args), "validate")
     from amsgd.validation.svag import SvagSetup, amplifications
 

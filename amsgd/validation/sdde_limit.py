@@ -384,7 +384,7 @@ def _gap_check(rungs: tuple[Rung, ...], floors: _Floors) -> Check:
     elif predicted < RESOLVED * half:
         unresolved = (f"the finite-eta floors predict a shrink of {predicted:.3g}, under {RESOLVED:g} times the "
                       f"interval's half-width {half:.3g}: {replicates} runs per step cannot show the approach "
-                      f"(about {math.ceil(replicates * (RESOLVED * half / predicted) ** 2)} could)")
+                      f"(about {math.ceil(replicates * (RESOLVED * half / predicted) ** 2)} could: --replicates)")
     else:
         unresolved = ""
     return Check(

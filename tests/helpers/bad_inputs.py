@@ -209,6 +209,8 @@ CASES: list[tuple[str, str]] = [
     ("validate --out vdir --svag 1,2 --eta 1", "no delay is stable"),
     ("validate --out vdir --svag 1,2 --delay ps:4", "constant delay"),
     ("validate --out vdir --svag 1,2 --svag-replicates 0", "--svag-replicates must be a positive integer"),
+    ("validate --out vdir --svag 1,2 --replicates 8", "--replicates does not apply to --svag"),
+    ("validate --out vdir --replicates 0", "must be a positive integer"),
     ("validate --out vdir --svag-steps 4000", "applies only with --svag"),
     ("figures --out figs --sweep junk.nc", "not a NetCDF file"),
     ("figures --out figs --sweep missing.nc", "does not exist"),
