@@ -115,3 +115,13 @@ def test_every_entry_point_of_the_api_index_imports_from_its_package():
     missing = [(package, name) for package, names in rows for name in re.findall(r"`(\w+)`", names)
                if not hasattr(importlib.import_module(package), name)]  # fmt: skip
     assert missing == []
+
+
+def test_the_committed_derivation_documents_are_what_derive_writes_now():
+    """docs/derivation.md and docs/derivation.tex are `amsgd derive`'s documents for the default problem
+    (README: regenerate with `amsgd derive --format markdown --out docs/derivation.md`, and latex)."""
+    from amsgd import Problem, predict
+
+    prediction = predict(Problem.from_spectrum())
+    for fmt, name in (("markdown", "derivation.md"), ("latex", "derivation.tex")):
+        assert (ROOT / "docs" / name).read_text() == prediction.document(fmt), f"regenerate docs/{name}"
