@@ -118,7 +118,8 @@ LIMIT_ESCAPE_NOTE = (
     "momentum's build-up over about mu/(1-mu) = {lag:.0f} iterations and the finite step's slower growth, "
     "of relative order eta |a|/(1-mu)^2 = {order:.3g}{saturation}; {name} holds here"
 )
-#: The crossings :attr:`Phases.limit_escape_note` measures the limit's against, the best first.
+#: The crossings :attr:`Phases.limit_escape_note` measures the limit's against: how the note names each, and
+#: what it adds to the limit's omissions.
 _LIMIT_REFERENCES = {
     "escape_iterations_saturated": ("the escape law's own mean curve's escape_iterations_saturated",
                                     ", and each run's share of the norm saturating below 1"),
@@ -448,10 +449,9 @@ class Phases:
         limit's escaping mode away from the limit's crossing. That crossing is the escape law's own
         mean curve's (:attr:`escape_curve`, which carries each run's saturating share) where it was
         reached, else the exact linear escaping mode's."""
-        saturated = self.escape_curve
-        references = {"escape_iterations_saturated": None if saturated is None else saturated.iterations,
-                      "escape_iterations_linearized": self.escape_iterations_linearized}  # fmt: skip
-        name, crossing = next(((k, v) for k, v in references.items() if v is not None), (None, None))
+        saturated = None if self.escape_curve is None else self.escape_curve.iterations
+        name, crossing = (("escape_iterations_saturated", saturated) if saturated is not None else
+                          ("escape_iterations_linearized", self.escape_iterations_linearized))  # fmt: skip
         rate = abs(self.escaping_mode[0])
         if crossing is None or rate == 0.0:
             return ""
