@@ -96,6 +96,31 @@ def test_floor_accuracy_cases_hold_the_predictions_of_the_code(study):
             assert again[name]["within"] == row[name]["within"]
 
 
+def test_the_student_t_accuracy_note_quotes_the_accuracy_study(study):
+    """The accuracy note of Student-t data at ν = 9 gives the study's errors at η 5e-4 (ν = 9 at μ <= 0.9 and
+    0.95, ν = 10 at μ 0.95) and the fall of the floor from ν = 8 to 9 beside the runs' (μ 0.95)."""
+    from amsgd import Problem, parse_distribution, predict
+    from amsgd.diffusion.theory.report import coupling_accuracy_notes
+
+    rows = json.loads(study.OUT.read_text())["cases"]
+
+    def at(nu: int, mu: float, eta: float = 5e-4) -> dict:
+        (row,) = [r for r in rows if r["data"] == f"student-t:{nu}" and r["eta"] == eta and r["mu"] == mu]
+        return row
+
+    problem = Problem.from_spectrum((4.0, 3.0, 2.0, 1.0), eta=5e-4, mu=0.95, distribution=parse_distribution("student-t:9"))
+    (note,) = [n for n in coupling_accuracy_notes(predict(problem)) if "Student-t data (nu = 9)" in n]
+    below = sorted(100 * at(9, mu, eta)["coupled"]["error"] for mu, eta in ((0.9, 5e-4), (0.7, 1.5e-3), (0.5, 2e-3)))
+    ninth, tenth = at(9, 0.95), at(10, 0.95)
+    floor_fall = 100 * (1 - ninth["coupled"]["value"] / at(8, 0.95)["coupled"]["value"])
+    runs_fall = 100 * (1 - ninth["simulated"] / at(8, 0.95)["simulated"])
+    for quoted in (f"{tenth['coupled']['error'] * 100:.1f}% below simulation at mu = 0.95",
+                   f"at nu = 9 {below[0]:.1f}% to {below[-1]:.1f}% below at mu <= 0.9",
+                   f"and {100 * ninth['coupled']['error']:.1f}% below at mu = 0.95",
+                   f"falls by {floor_fall:.1f}% from nu = 8 to 9 where the runs' fell by {runs_fall:.1f}%"):  # fmt: skip
+        assert quoted in note, (quoted, note)
+
+
 def test_readme_numbers_are_the_ones_the_script_measured():
     spec = importlib.util.spec_from_file_location("readme_numbers", ROOT / "benchmarks" / "readme_numbers.py")
     numbers = importlib.util.module_from_spec(spec)
