@@ -23,14 +23,10 @@ three forms: ``T`` as the toolkit gives it, ``T_0`` without the radial friction 
 * ``total = free/T − 1``, the error of the floor, with ``1 + total`` the product of
   ``1 + ratios``, ``1 + delta`` and ``(1 + motion)/(1 + friction)``;
 * ``friction_measured`` (the free runs' friction on h_2's velocity, :func:`run_floors`) beside
-  ``friction_toolkit``, the ε_2 the toolkit puts in its momentum ``μ (1 + ε_2)``;
-* ``kurtosis_held``, ``E h_2⁴/(E h_2²)²`` of the held runs over the window, beside ``kurtosis_mixing``,
-  the kurtosis the heavy-tail factor's law gives the first tangent mode, ``3 + q_2 Σ_j κ_2j²``
-  (:mod:`~amsgd.diffusion.theory.heavy_tails`: the additive noise's excess kurtosis ``q_2`` through the
-  mode's recursion, exact for a linear filter of i.i.d. noise; ∞ where ``q_2`` is).
+  ``friction_toolkit``, the ε_2 the toolkit puts in its momentum ``μ (1 + ε_2)``.
 
 The grid is five (spectrum, η, μ) of floor_accuracy.py, each at τ = 0 and 0.3, 0.6 and 0.85 of its
-mean-dynamics τ*, with Rademacher and Gaussian data, and six Student-t cases at τ = 0 (:data:`HEAVY`;
+mean-dynamics τ*, with Rademacher and Gaussian data, and eight Student-t cases at τ = 0 (:data:`HEAVY`;
 their floors times the heavy-tail factor, runs that blow up left out with their pairs). Writes
 ``benchmarks/floor_parts.json`` and prints the two Markdown tables that docs/linear-theory.md
 (section 5) holds. About 7 minutes on 2 cores with the
@@ -52,7 +48,7 @@ from floor_accuracy import Case, tau_star
 
 from amsgd import parse_delay
 from amsgd.diffusion.theory.coupling import coefficients_for
-from amsgd.diffusion.theory.heavy_tails import heavy_tail_factor, lag_weights
+from amsgd.diffusion.theory.heavy_tails import heavy_tail_factor
 from amsgd.diffusion.theory.linear_recursion import delay_law
 from amsgd.diffusion.theory.norm_coupling import norm_coupled_floor
 from amsgd.diffusion.theory.second_moments import finite_eta_floor
@@ -106,13 +102,12 @@ class Runs(NamedTuple):
     norm: float
     friction: float
     friction_half_width: float  # 95%, the delta method for the ratio of the runs' sums
-    kurtosis: float  # of h_2 over the window and the runs: E h_2⁴/(E h_2²)²
 
 
 def run_floors(case: Case, replicates: int, held: float | None = None) -> Runs:
     """Per run, the time average of sin² over the second half of ``case.steps`` iterations from e_1, and
     the mean ``‖h‖²`` over runs and window; with ``held`` every new iterate is rescaled to ``‖h‖² = held``.
-    Beside them the kurtosis of h_2 and the friction the norm's motion puts on h_2's velocity ``w_k = h_{2,k} − h_{2,k−1}``,
+    Beside them the friction the norm's motion puts on h_2's velocity ``w_k = h_{2,k} − h_{2,k−1}``,
     ``E[−(‖h_{k+1}‖² − ‖h_{k−1}‖²) w_k²/2]/E[w_k²]`` over the window: the norm part of
     ``E[(ρ_k − 1) w_k²]/E[w_k²]``, ``ρ_k = h_{1,k−1}/h_{1,k+1}``, which the toolkit's ε_2 models (0 for
     held runs, whose norm does not move).
@@ -123,7 +118,6 @@ def run_floors(case: Case, replicates: int, held: float | None = None) -> Runs:
     steps, start = case.steps, case.steps // 2
     error, norm = np.zeros(replicates), np.zeros(replicates)
     pull, energy = np.zeros(replicates), np.zeros(replicates)  # Σ −(n_{k+1} − n_{k−1}) w_k²/2 and Σ w_k²
-    square, quartic = np.zeros(replicates), np.zeros(replicates)  # Σ h_2², Σ h_2⁴
     n_before = n_now = np.full(replicates, 1.0 if held is None else held)  # ‖h_{k−1}‖², ‖h_k‖²
     for k, new, now, before, _, _ in iterate(case, replicates, held):
         velocity = now[:, 1] - before[:, 1]  # w_k
@@ -133,8 +127,6 @@ def run_floors(case: Case, replicates: int, held: float | None = None) -> Runs:
             norm += squared
             pull -= 0.5 * (squared - n_before) * velocity**2
             energy += velocity**2
-            square += new[:, 1] ** 2
-            quartic += new[:, 1] ** 4
         n_before, n_now = n_now, squared
     window = steps - start
     kept = np.isfinite(error) & np.isfinite(norm) & (norm < BLOWN * window)
@@ -142,8 +134,7 @@ def run_floors(case: Case, replicates: int, held: float | None = None) -> Runs:
     if held is None:
         friction = float(pull[kept].sum() / energy[kept].sum())
         spread = _half_width(pull[kept] - friction * energy[kept]) / float(energy[kept].mean())
-    kurtosis = float(quartic[kept].sum() * kept.sum() * window / square[kept].sum() ** 2)
-    return Runs(np.where(kept, error / window, np.nan), float(norm[kept].mean()) / window, friction, spread, kurtosis)
+    return Runs(np.where(kept, error / window, np.nan), float(norm[kept].mean()) / window, friction, spread)
 
 
 def iterate(case: Case, replicates: int, held: float | None = None, after: float | None = None
@@ -193,8 +184,8 @@ def _draw(rng: np.random.Generator, data: str, replicates: int, d: int) -> np.nd
 def measure(case: Case, replicates: int) -> dict:
     """Simulate the free and the held runs of one case (its seed's stream for both) and set the
     predictions beside them."""
-    free, norm, friction, friction_half_width, _ = run_floors(case, replicates)
-    held, *_, kurtosis = run_floors(case, replicates, held=norm)
+    free, norm, friction, friction_half_width = run_floors(case, replicates)
+    held = run_floors(case, replicates, held=norm).floors
     kept = np.isfinite(free) & np.isfinite(held)  # pairs whose free run did not blow up
     diverged = 1.0 - float(kept.mean())
     free, held = free[kept], held[kept]
@@ -204,8 +195,7 @@ def measure(case: Case, replicates: int) -> dict:
            "data": case.data, "replicates": replicates, "diverged": diverged, "free": f, "free_half_width": _half_width(free),
            "held": g, "held_half_width": _half_width(held), "delta_measured": norm - 1.0,
            "motion": f / g - 1.0, "motion_half_width": _half_width(paired) / g,
-           "friction_measured": friction, "friction_measured_half_width": friction_half_width,
-           "kurtosis_held": kurtosis}  # fmt: skip
+           "friction_measured": friction, "friction_measured_half_width": friction_half_width}  # fmt: skip
     return row | predicted(row)
 
 
@@ -225,8 +215,7 @@ def predicted(row: dict) -> dict:
     t, t0, td = scale * full.value, scale * still.value, scale * measured.value
     return {"toolkit": t, "no_friction": t0, "measured_delta": td, "heavy_tail_factor": factor,
             "delta_toolkit": full.norm_excess, "total": row["free"] / t - 1.0, "ratios": row["held"] / td - 1.0,
-            "delta": td / t0 - 1.0, "friction": t / t0 - 1.0, "friction_toolkit": full.friction[0],
-            "kurtosis_mixing": mixing_kurtosis(case)}  # fmt: skip
+            "delta": td / t0 - 1.0, "friction": t / t0 - 1.0, "friction_toolkit": full.friction[0]}  # fmt: skip
 
 
 def coupled(case: Case) -> tuple[tuple, np.ndarray, float | None]:
@@ -238,18 +227,6 @@ def coupled(case: Case) -> tuple[tuple, np.ndarray, float | None]:
     first = finite_eta_floor(c, case.eta, case.mu, problem.delay, coupled=False)
     factor = heavy_tail_factor(problem.distribution, c.rates[c.tangent], first.variances, case.eta, case.mu, law)
     return (c.rates, c.coupling, c.additive, case.eta, case.mu, law, np.array(first.variances)), c.tangent_kinetic, factor
-
-
-def mixing_kurtosis(case: Case) -> float:
-    """``3 + q_2 Σ_j κ_2j²``: the kurtosis of the first tangent mode under the heavy-tail factor's law, the
-    excess ``q_2`` of its additive noise (the friction kernel's constant; 0 without one) through the
-    mode's mean recursion, ``κ_2j = c_j²/Σ_l c_l²`` (c its impulse response; the lags as the factor
-    takes them, one by one and then in blocks)."""
-    problem = case.problem()
-    c = coefficients_for(problem)
-    cumulant = 0.0 if c.tangent_kinetic is None else float(c.tangent_kinetic[0][0])
-    weights, sizes = lag_weights(c.rates[c.tangent][:1], case.eta, case.mu, delay_law(problem.delay))
-    return 3.0 + cumulant * float(weights[0] ** 2 @ sizes)
 
 
 def toolkit_friction(case: Case) -> float:
@@ -283,14 +260,13 @@ def table(rows: list[dict]) -> str:
 def heavy_table(rows: list[dict]) -> str:
     """The Markdown table of the Student-t cases (τ = 0), in percent, the floors with the heavy-tail factor."""
     lines = ["| case | data | total | ratios at a held norm | norm's motion, measured | friction "
-             "| 1000 ε_2: measured (toolkit) | kurtosis of h_2 at a held norm (the factor's law) | runs blown up |",
-             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+             "| 1000 ε_2: measured (toolkit) | runs blown up |",
+             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in rows:
         if r["data"] not in DATA:
             motion = f"{_percent(r['motion'])} (±{100 * r['motion_half_width']:.1f})"
             lines.append(f"| {_name(r['spectrum'], r['eta'], r['mu'])} | {r['data']} | {_percent(r['total'])} | "
                          f"{_percent(r['ratios'])} | {motion} | {_percent(r['friction'])} | {_epsilon(r)} | "
-                         f"{r['kurtosis_held']:.2f} ({r['kurtosis_mixing']:.2f}) | "
                          f"{round(r['diverged'] * r['replicates'])} of {r['replicates']} |")  # fmt: skip
     return "\n".join(lines)
 
