@@ -27,6 +27,7 @@ from .display import as_latex
 from .indexed import FULL_LISTING_DIM, INDEX, dim, ordered
 from .linearization import coupling_patterns, optimum_linearization
 from .norm_coupling import (
+    KERNEL_CUMULANT_MAX,
     kinetic_covariance,
     kinetic_noise,
     norm_balance,
@@ -934,7 +935,8 @@ def _kernel_constant_blocks(law: Distribution | None) -> list[Block]:
         "impulse response), and the norm's gain $-\\eta A_{11}$ is random and correlated with $b_i^2$, which adds "
         "$-2\\eta^3 \\delta\\, g_i \\lambda_1 s_i G_{\\ell-1}^2$ to $\\kappa_i(\\ell)$ for $\\ell \\ge 1$, with "
         "$q_i = E b_i^4/(E b_i^2)^2 - 3$ and $g_i = \\mathrm{cov}(-A_{11}, b_i^2)/(E[-A_{11}]\\,E b_i^2)$. Where the "
-        "data's eighth moments are infinite the kernel stays Gaussian. "
+        "data's eighth moments are infinite, or $q_i$ exceeds the largest value at which these terms were checked "
+        f"against simulation ({KERNEL_CUMULANT_MAX:g}, Student-t data with $\\nu = 9$), the kernel stays Gaussian. "
     )
     if law is None:
         return [Prose(terms + "For a sampler both are estimated from its moment samples.")]

@@ -114,3 +114,30 @@ def test_the_docs_numbers_on_the_balances_delta_are_the_studys(study):
     (near,) = [r for r in record["cases"] if r["spectrum"] == [2.0, 1.0] and r["mu"] == 0.95 and r["tau"] == 4
                and r["data"] == "gaussian"]  # fmt: skip
     assert f"{near['delta_toolkit']:.4f} against {near['delta_measured']:.4f}" in text
+
+
+def test_the_kernels_checked_range_is_what_the_study_measured(study):
+    """``KERNEL_CUMULANT_MAX`` rests on the stored study (Σ = diag(4, 3, 2, 1), η 5e-4, μ 0.95, τ = 0): at
+    Student-t 9 (``q_i`` = 102, taken) the kernel's friction lies inside the runs' 95% interval; at Student-t
+    8.5 (``q_i`` = 208) the kernel with its data-law terms lies beyond three of its half-widths, and the
+    accuracy note of ν = 8.5 quotes that ratio and the floor's error with the Gaussian kernel."""
+    from amsgd import Problem, parse_distribution, predict
+    from amsgd.diffusion.theory.report import coupling_accuracy_notes
+
+    rows = json.loads(study.OUT.read_text())["cases"]
+
+    def at(data: str) -> dict:
+        (row,) = [r for r in rows if r["data"] == data and r["eta"] == 5e-4 and r["mu"] == 0.95]
+        return row
+
+    nine, half = at("student-t:9"), at("student-t:8.5")
+    assert nine["friction_unchecked"] == nine["friction_toolkit"]
+    assert abs(nine["friction_toolkit"] - nine["friction_measured"]) <= nine["friction_measured_half_width"], nine
+    assert half["friction_unchecked"] < half["friction_measured"] - 3 * half["friction_measured_half_width"], half
+    assert half["friction_toolkit"] != half["friction_unchecked"]
+    law = parse_distribution("student-t:8.5")
+    p = predict(Problem.from_spectrum((4.0, 3.0, 2.0, 1.0), eta=5e-4, mu=0.95, distribution=law))
+    (note,) = [n for n in coupling_accuracy_notes(p) if "Student-t data (nu = 8.5)" in n]
+    ratio = half["friction_unchecked"] / half["friction_measured"]
+    assert f"they gave {ratio:.1f} times the runs' friction" in note, note
+    assert half["total"] < 0 and f"mu = 0.95 it was {-100 * half['total']:.1f}% above simulation" in note, note

@@ -21,17 +21,19 @@ from scipy import stats
 from amsgd import Problem, SampledDistribution, parse_delay, parse_distribution, predict
 from amsgd.derivations.distributions import scale_moment
 from amsgd.derivations.norm_coupling import (
+    KERNEL_CUMULANT_MAX,
     kinetic_covariance,
     kinetic_noise,
     momentum_factor_norm_part,
     norm_coupling_functions,
 )
 from amsgd.diffusion.theory.coupling import coefficients_for
-from amsgd.diffusion.theory.linear_recursion import ar_coefficients
+from amsgd.diffusion.theory.linear_recursion import ar_coefficients, delay_law
 from amsgd.diffusion.theory.norm_coupling import (
     autocovariances,
     impulse_response,
     kernel_beyond_isserlis,
+    norm_coupled_floor,
     velocity_autocovariance,
 )
 from amsgd.diffusion.theory.second_moments import finite_eta_floor
@@ -201,6 +203,36 @@ def test_heavy_tails_leave_the_kernel_gaussian():
     law = SampledDistribution(shared_scale, "t5")
     sampled = coefficients_for(Problem.from_spectrum((3.0, 1.0), eta=1e-3, mu=0.9, distribution=law))
     assert not np.isfinite(sampled.tangent_kinetic[0][0])
+
+
+@pytest.mark.slow
+def test_beyond_the_checked_cumulant_the_kernel_stays_isserlis_and_the_floor_holds():
+    """Student-t 8.5 data have finite eighth moments but ``q_i = 208``, above ``KERNEL_CUMULANT_MAX`` (102,
+    Student-t 9, which the kernel takes): the coupled floor is the one with the Gaussian kernel and the
+    JSON's cumulants are null. Against 4096 runs from e_1 (Σ = diag(4, 3, 2, 1), η 5e-4, μ 0.95, 80
+    relaxation times) the floor lies within the 99% interval plus 1% of the simulated one, where the
+    kernel with its data-law terms at ``q_i = 208`` (the range lifted) lies beyond both, 5% low."""
+    eta, mu = 5e-4, 0.95
+    nine = predict(_problem((4.0, 3.0, 2.0, 1.0), "student-t:9", eta, mu, 0)).coefficients
+    assert nine.tangent_kinetic[0][0] == pytest.approx(KERNEL_CUMULANT_MAX)
+    assert (finite_eta_floor(nine, eta, mu, 0).value
+            != finite_eta_floor(replace(nine, kinetic=None), eta, mu, 0).value)  # fmt: skip
+    problem = _problem((4.0, 3.0, 2.0, 1.0), "student-t:8.5", eta, mu, 0)
+    p = predict(problem)
+    c = p.coefficients
+    assert c.tangent_kinetic[0][0] == pytest.approx(207.6) and 207.6 > KERNEL_CUMULANT_MAX
+    coupled = finite_eta_floor(c, eta, mu, 0)
+    assert coupled.value == finite_eta_floor(replace(c, kinetic=None), eta, mu, 0).value
+    assert p.finite_eta.coupling.to_dict()["kernel_constants"]["cumulant"] == [None] * 3
+    factor = p.finite_eta.value / coupled.value  # the heavy-tail factor
+    lifted = norm_coupled_floor(c.rates, c.coupling, c.additive, eta, mu, delay_law(0), np.array(coupled.variances),
+                                constants=c.tangent_kinetic, cumulant_max=np.inf)  # fmt: skip
+    run = simulate(problem, 8000, 4096, rng=11, start="e1", progress=False)
+    measured = run.stationary_error
+    assert run.diverged_fraction == 0.0
+    tolerance = Z * measured.std_error + 0.01 * measured.mean
+    assert abs(measured.mean - p.finite_eta.value) <= tolerance, (measured, p.finite_eta.value)
+    assert measured.mean - factor * lifted.value > tolerance, (measured, factor * lifted.value)
 
 
 def test_a_gaussian_samplers_estimated_constants_are_the_derived_ones():

@@ -13,7 +13,8 @@ order F (derived in :mod:`amsgd.derivations.norm_coupling` and :mod:`amsgd.deriv
   is ``μ_i = μ (1 + ε_i)`` with the radial friction ``ε_i = Σ_j H_j [κ_i(j + 2) − κ_i(j)]/(2 γ^w_i(0))``
   (``H`` the impulse response of the radial recursion with rate ``2λ_1`` at τ = 0, ``γ^w_i`` the
   mode's velocity autocovariance, ``κ_i(ℓ) = 2 γ^w_i(ℓ − 1)² + 2 μ γ^w_i(ℓ)²`` for Gaussian velocities,
-  with two terms of the data law beside it, :func:`kernel_beyond_isserlis`);
+  with two terms of the data law beside it where the noise's fourth cumulant is at most
+  :data:`KERNEL_CUMULANT_MAX`, :func:`kernel_beyond_isserlis`);
 * dividing by h_1 drifts the ratio away from e_1: the radial part of a step carries the stale ratio
   (``−η h_1 Σ_j x_{j,k−τ} ξ_j``), whose covariance with the mode's own noise, through the step's
   division and the velocity's factor ``h_{1,k−1}/h_{1,k+1}``, lowers the delayed restoring rate by
@@ -40,6 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from amsgd.core.estimates import json_float
+from amsgd.derivations.norm_coupling import KERNEL_CUMULANT_MAX
 from amsgd.diffusion.theory.linear_recursion import DelayLaw, ar_coefficients
 from amsgd.diffusion.theory.lyapunov import (
     autocovariance,
@@ -69,13 +71,14 @@ class NormCoupling:
     restoring_split: float  # b
     friction: tuple[float, ...]  # ε_i per tangent mode (0 at μ = 0, where it has no effect)
     ratio_drift: tuple[float, ...]  # c_i per tangent mode (per unit η), the ratio's drift away from e_1
-    #: (q_i, g_i) per tangent mode, the friction kernel's data constants (:func:`kernel_beyond_isserlis`);
-    #: None where the kernel is Isserlis's for every mode (no constants given)
+    #: (q_i, g_i) per tangent mode, the friction kernel's data constants (:func:`kernel_beyond_isserlis`),
+    #: q_i infinite where the kernel does not take it (:func:`kernel_takes`); None where the kernel is
+    #: Isserlis's for every mode (no constants given)
     kernel: tuple[tuple[float, ...], tuple[float, ...]] | None = None
 
     def to_dict(self) -> dict:
         kernel = None
-        if self.kernel is not None:  # null entries: infinite, the mode's kernel is Isserlis's
+        if self.kernel is not None:  # null entries: infinite or beyond the checked range; the mode's kernel is Isserlis's
             kernel = {"cumulant": [json_float(q) for q in self.kernel[0]], "gain": [json_float(g) for g in self.kernel[1]]}
         return {
             "norm_excess": json_float(self.norm_excess),
@@ -200,21 +203,28 @@ def _autocorrelations(rows: Sequence[np.ndarray]) -> list[np.ndarray]:
     return out
 
 
+def kernel_takes(cumulant: float, gain: float, cumulant_max: float = KERNEL_CUMULANT_MAX) -> bool:
+    """Whether a mode's friction kernel takes the data-law terms of its constants ``(q_i, g_i)``: both
+    finite and ``q_i`` at most ``cumulant_max`` (:data:`KERNEL_CUMULANT_MAX`, to rounding)."""
+    return bool(np.isfinite(gain) and cumulant <= cumulant_max * (1.0 + 1e-9))
+
+
 def norm_coupled_floor(rates: np.ndarray, coupling: np.ndarray, additive: np.ndarray, eta: float, mu: float,
                        law: DelayLaw, variances: np.ndarray, *, constants: tuple[np.ndarray, np.ndarray] | None = None,
-                       delta: float | None = None, friction: bool | float = True) -> NormCoupling | None:  # fmt: skip
+                       delta: float | None = None, friction: bool | float = True,
+                       cumulant_max: float = KERNEL_CUMULANT_MAX) -> NormCoupling | None:  # fmt: skip
     """The floor with the norm coupling under the i.i.d. delay ``law`` (a constant delay included), from
     the first-order ``variances`` of the tangent modes; ``rates``, ``coupling``, ``additive`` are the
     linearisation's, index 0 the radial mode (:class:`.second_moments.Coefficients`). None where the
     radial mode or a corrected tangent mode has no stationary law (beyond τ*, for instance): the
     first-order floor then stands alone. ``constants`` are the tangent modes' ``(q_i, g_i)`` of the
-    friction's kernel (:func:`kernel_beyond_isserlis`); a mode where either is infinite, or all of them
-    when not given, keep the Gaussian kernel.
+    friction's kernel (:func:`kernel_beyond_isserlis`); a mode where either is infinite or ``q_i`` is above
+    ``cumulant_max`` (:func:`kernel_takes`), or all of them when not given, keep the Gaussian kernel.
 
     For studies of the coupling's parts (benchmarks/floor_parts.py): ``delta`` replaces the norm
     balance's δ (a measured one, say), and ``friction=False`` leaves the radial friction out (ε_i = 0),
     which gives the floor of a norm that does not move; a number multiplies every ε_i (a measured
-    friction in the kernel's place)."""
+    friction in the kernel's place); ``cumulant_max=np.inf`` lifts the kernel's checked range."""
     from amsgd.derivations.norm_coupling import norm_coupling_functions, ratio_noise_excess_function
     from amsgd.derivations.ratio_drift import ratio_rate_correction_function
     from amsgd.diffusion.theory.second_moments import curvature_mean, perron_below_one
@@ -252,7 +262,8 @@ def norm_coupled_floor(rates: np.ndarray, coupling: np.ndarray, additive: np.nda
         split = float(split_of(lam1, norm_excess, floor, (lam1 - tangent_rates) @ v))
         frictions = np.zeros(v.size)
         if mu > 0 and friction:
-            beyond = _kernels_where_known(modes, lags, constants, additive[1:], eta, mu, lam1, norm_excess)
+            beyond = _kernels_where_known(modes, lags, constants, cumulant_max, additive[1:], eta, mu, lam1,
+                                          norm_excess)  # fmt: skip
             for i in range(v.size):
                 frictions[i] = float(friction) * radial_friction(velocity_autocovariance(gamma[i]), response, mu, beyond[i])
         momenta = mu * (1.0 + frictions)
@@ -275,20 +286,23 @@ def norm_coupled_floor(rates: np.ndarray, coupling: np.ndarray, additive: np.nda
             return None
         v = np.linalg.solve(np.eye(v.size) - matrix, gains * additive[1:] / scale)
         floor = curvature_mean(v)
-    kernel = None if constants is None else (tuple(map(float, constants[0])), tuple(map(float, constants[1])))
+    kernel = None
+    if constants is not None:
+        taken = [q if kernel_takes(q, g, cumulant_max) else np.inf for q, g in zip(*constants)]
+        kernel = (tuple(map(float, taken)), tuple(map(float, constants[1])))
     return NormCoupling(floor, tuple(v.tolist()), norm_excess, split, tuple(frictions.tolist()), tuple(drift.tolist()),
                         kernel)  # fmt: skip
 
 
 def _kernels_where_known(modes: np.ndarray, lags: list[int], constants: tuple[np.ndarray, np.ndarray] | None,
-                         noises: np.ndarray, eta: float, mu: float, lam1: float,
+                         cumulant_max: float, noises: np.ndarray, eta: float, mu: float, lam1: float,
                          delta: float) -> list[np.ndarray | None]:  # fmt: skip
     """Per tangent mode, :func:`kernels_beyond_isserlis`'s terms at its ``lags + 2`` lags, None where its
-    constants are not given or either is infinite (its kernel is Isserlis's)."""
+    constants are not given or not taken (:func:`kernel_takes`: its kernel is Isserlis's)."""
     beyond: list[np.ndarray | None] = [None] * len(lags)
     if constants is None:
         return beyond
-    known = [i for i in range(len(lags)) if np.isfinite(constants[0][i]) and np.isfinite(constants[1][i])]
+    known = [i for i in range(len(lags)) if kernel_takes(constants[0][i], constants[1][i], cumulant_max)]
     terms = kernels_beyond_isserlis([modes[i] for i in known], [lags[i] + 2 for i in known],
                                     [(constants[0][i], constants[1][i]) for i in known], [noises[i] for i in known],
                                     eta, mu, lam1, delta)  # fmt: skip
