@@ -28,8 +28,9 @@ the heavy tails of the multiplicative noise beyond their share of ``v``, and the
 the Gaussian friction. At ν = 6 the simulated floor at a held norm lies 3–4% above this one and the
 norm's motion lowers the free floor by 5%, where the friction says 0.1–0.4%: two errors that nearly
 cancel (benchmarks/floor_parts.py; docs/linear-theory.md section 5 has the accuracy against simulation).
-From ν = 9 to 12 (η 5e-4, μ 0.95; ν = 10 also at η 1.5e-3, μ 0.7) the held runs' floor is the Gaussian closure's within 0.5%, so
-there the mixing overstates what the tails do to the floor by about the factor's own size (0.6–1.8%).
+From ν = 9 to 12 (η 5e-4, μ 0.95; ν = 10 also at η 1.5e-3, μ 0.7) the held runs' floor is the
+Gaussian closure's within 0.5%: there the mixing overstates what the tails do to the floor by about
+the factor's own size (0.6–1.8%).
 """
 
 from __future__ import annotations
