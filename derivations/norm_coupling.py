@@ -199,7 +199,7 @@ def kinetic_covariance() -> sp.Expr:
 
 
 #: The largest fourth cumulant ``q_i`` of a mode's noise at which the friction's kernel takes its data-law
-#: terms (:func:`kinetic_noise`; the toolkit's kernel, :func:`amsgd.diffusion.theory.norm_coupling.kernel_beyond_isserlis`).
+#: terms (:func:`kinetic_noise`; in the floor, ``amsgd.diffusion.theory.norm_coupling.kernel_beyond_isserlis``).
 #: Their linear response in ``q_i`` held against the runs' friction up to Student-t 9 data (``q_i = 102``:
 #: ε_2 −2.47 against −2.34 ± 0.46 on Σ = diag(4, 3, 2, 1), η 5e-4, μ 0.95) and failed beyond it (Student-t
 #: 8.5, ``q_i = 208``: −4.29 against −2.51 ± 0.34; benchmarks/floor_parts.py); as ν → 8 the term grows

@@ -108,9 +108,11 @@ def test_the_student_t_accuracy_note_quotes_the_accuracy_study(study):
         (row,) = [r for r in rows if r["data"] == f"student-t:{nu}" and r["eta"] == eta and r["mu"] == mu]
         return row
 
-    problem = Problem.from_spectrum((4.0, 3.0, 2.0, 1.0), eta=5e-4, mu=0.95, distribution=parse_distribution("student-t:9"))
+    law = parse_distribution("student-t:9")
+    problem = Problem.from_spectrum((4.0, 3.0, 2.0, 1.0), eta=5e-4, mu=0.95, distribution=law)
     (note,) = [n for n in coupling_accuracy_notes(predict(problem)) if "Student-t data (nu = 9)" in n]
-    below = sorted(100 * at(9, mu, eta)["coupled"]["error"] for mu, eta in ((0.9, 5e-4), (0.7, 1.5e-3), (0.5, 2e-3)))
+    lower_momenta = ((0.9, 5e-4), (0.7, 1.5e-3), (0.5, 2e-3))
+    below = sorted(100 * at(9, mu, eta)["coupled"]["error"] for mu, eta in lower_momenta)
     ninth, tenth = at(9, 0.95), at(10, 0.95)
     floor_fall = 100 * (1 - ninth["coupled"]["value"] / at(8, 0.95)["coupled"]["value"])
     runs_fall = 100 * (1 - ninth["simulated"] / at(8, 0.95)["simulated"])

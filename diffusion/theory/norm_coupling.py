@@ -78,7 +78,7 @@ class NormCoupling:
 
     def to_dict(self) -> dict:
         kernel = None
-        if self.kernel is not None:  # null entries: infinite or beyond the checked range; the mode's kernel is Isserlis's
+        if self.kernel is not None:  # null entries: infinite or beyond the checked range (the kernel is Isserlis's)
             kernel = {"cumulant": [json_float(q) for q in self.kernel[0]], "gain": [json_float(g) for g in self.kernel[1]]}
         return {
             "norm_excess": json_float(self.norm_excess),
