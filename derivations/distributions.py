@@ -36,9 +36,16 @@ def isserlis(i: int, j: int, k: int, l: int, lam: Sequence[sp.Expr]) -> sp.Expr:
     return cov(i, j) * cov(k, l) + cov(i, k) * cov(j, l) + cov(i, l) * cov(j, k)
 
 
+def exact_degrees(nu: float) -> sp.Rational:
+    """ν as the exact rational of its decimal value (``12.07`` is ``1207/100``). SymPy's plain
+    ``nsimplify`` would look for a closed form and can return radicals (``12.07`` as a product of powers
+    of 2, 3, 5 and 7 with exponents like 271/469), which made every later simplification crawl."""
+    return sp.nsimplify(nu, rational=True)
+
+
 def kurtosis_factor(nu: float) -> sp.Expr:
     """``(ν − 2)/(ν − 4)``: the ratio of every Student-t fourth moment to its Gaussian value."""
-    value = sp.nsimplify(nu)
+    value = exact_degrees(nu)
     return (value - 2) / (value - 4)
 
 
@@ -46,7 +53,7 @@ def scale_moment(nu: float, n: int) -> sp.Expr:
     """``E[((ν − 2)/w)^n]`` for ``w ~ χ²_ν``: ``(ν − 2)^n/Π_{k=1}^{n} (ν − 2k)`` (from
     ``E w^{−n} = Γ(ν/2 − n)/(2^n Γ(ν/2))``), ``∞`` for ν ≤ 2n; the ratio of a Student-t moment of degree
     2n to its Gaussian value."""
-    value = sp.nsimplify(nu)
+    value = exact_degrees(nu)
     if value <= 2 * n:
         return sp.oo
     return (value - 2) ** n / sp.Mul(*(value - 2 * k for k in range(1, n + 1)))

@@ -16,10 +16,11 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import sympy as sp
 from scipy import stats
 
 from amsgd import Problem, SampledDistribution, parse_delay, parse_distribution, predict
-from amsgd.derivations.distributions import scale_moment
+from amsgd.derivations.distributions import kurtosis_factor, scale_moment
 from amsgd.derivations.norm_coupling import (
     KERNEL_CUMULANT_MAX,
     kinetic_covariance,
@@ -159,7 +160,7 @@ def test_kinetic_covariance_is_isserlis_for_gaussian_velocities():
     assert "mu" in str(kinetic_covariance())
 
 
-@pytest.mark.parametrize("nu", [9.0, 11.5, 20.0])
+@pytest.mark.parametrize("nu", [9.0, 11.5, 12.07, 20.0])
 def test_the_student_t_scale_moments_are_the_chi_square_integrals(nu):
     """``E[((ν − 2)/w)^n]``, ``w ~ χ²_ν``, by numeric integration over the χ² density, n = 1 .. 4; ∞
     where ν <= 2n."""
@@ -167,6 +168,21 @@ def test_the_student_t_scale_moments_are_the_chi_square_integrals(nu):
         numeric = stats.chi2(nu).expect(lambda w, n=n: ((nu - 2.0) / w) ** n)
         assert float(scale_moment(nu, n)) == pytest.approx(numeric, rel=1e-7)
     assert scale_moment(8.0, 4) == scale_moment(7.5, 4) == float("inf")
+
+
+@pytest.mark.slow
+def test_decimal_degrees_of_freedom_enter_as_the_rational_they_read():
+    """A decimal ν is the rational of its digits in every moment (12.07 is 1207/100): SymPy's plain
+    ``nsimplify`` made 12.07 a product of powers of 2, 3, 5 and 7 (exponents like 271/469), and the
+    derivation of ``student-t:12.07`` then ran for more than five minutes. Now it derives, and its floor
+    lies between those of its neighbours ν = 12.06 and 12.08."""
+    for nu in (12.07, 36.21, 20.41, 24.14):
+        digits = sp.Rational(str(nu))
+        assert kurtosis_factor(nu) == (digits - 2) / (digits - 4)
+        assert scale_moment(nu, 2) == (digits - 2) ** 2 / ((digits - 2) * (digits - 4))
+    floors = [predict(_problem((4.0, 3.0, 2.0, 1.0), f"student-t:{nu}", 5e-4, 0.9, 0)).finite_eta.value
+              for nu in (12.06, 12.07, 12.08)]  # fmt: skip
+    assert floors[0] > floors[1] > floors[2]
 
 
 @pytest.mark.parametrize("law", ["gaussian", "rademacher", "student-t:20"])
