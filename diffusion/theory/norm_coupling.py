@@ -229,6 +229,7 @@ def norm_coupled_floor(rates: np.ndarray, coupling: np.ndarray, additive: np.nda
     from amsgd.derivations.ratio_drift import ratio_rate_correction_function
     from amsgd.diffusion.theory.second_moments import curvature_mean, perron_below_one
 
+    constants = _taken(constants, cumulant_max)
     split_of, delta_of, balance_term, _ = norm_coupling_functions()
     noise_excess, drift_of = ratio_noise_excess_function(), ratio_rate_correction_function()
     lam1, tangent_rates, pmf = rates[0] / 2.0, rates[1:], law.pmf
@@ -262,8 +263,7 @@ def norm_coupled_floor(rates: np.ndarray, coupling: np.ndarray, additive: np.nda
         split = float(split_of(lam1, norm_excess, floor, (lam1 - tangent_rates) @ v))
         frictions = np.zeros(v.size)
         if mu > 0 and friction:
-            beyond = _kernels_where_known(modes, lags, constants, cumulant_max, additive[1:], eta, mu, lam1,
-                                          norm_excess)  # fmt: skip
+            beyond = _kernels_where_known(modes, lags, constants, additive[1:], eta, mu, lam1, norm_excess)
             for i in range(v.size):
                 frictions[i] = float(friction) * radial_friction(velocity_autocovariance(gamma[i]), response, mu, beyond[i])
         momenta = mu * (1.0 + frictions)
@@ -286,23 +286,31 @@ def norm_coupled_floor(rates: np.ndarray, coupling: np.ndarray, additive: np.nda
             return None
         v = np.linalg.solve(np.eye(v.size) - matrix, gains * additive[1:] / scale)
         floor = curvature_mean(v)
-    kernel = None
-    if constants is not None:
-        taken = [q if kernel_takes(q, g, cumulant_max) else np.inf for q, g in zip(*constants)]
-        kernel = (tuple(map(float, taken)), tuple(map(float, constants[1])))
+    kernel = None if constants is None else (tuple(map(float, constants[0])), tuple(map(float, constants[1])))
     return NormCoupling(floor, tuple(v.tolist()), norm_excess, split, tuple(frictions.tolist()), tuple(drift.tolist()),
                         kernel)  # fmt: skip
 
 
+def _taken(constants: tuple[np.ndarray, np.ndarray] | None,
+           cumulant_max: float) -> tuple[np.ndarray, np.ndarray] | None:  # fmt: skip
+    """``constants`` with each ``q_i`` the kernel does not take (:func:`kernel_takes`) set to ∞: those
+    modes keep Isserlis's kernel, and the result reports their ``q_i`` as null."""
+    if constants is None:
+        return None
+    cumulants, gains = (np.asarray(c, dtype=float) for c in constants)
+    taken = [kernel_takes(q, g, cumulant_max) for q, g in zip(cumulants, gains)]
+    return np.where(taken, cumulants, np.inf), gains
+
+
 def _kernels_where_known(modes: np.ndarray, lags: list[int], constants: tuple[np.ndarray, np.ndarray] | None,
-                         cumulant_max: float, noises: np.ndarray, eta: float, mu: float, lam1: float,
+                         noises: np.ndarray, eta: float, mu: float, lam1: float,
                          delta: float) -> list[np.ndarray | None]:  # fmt: skip
     """Per tangent mode, :func:`kernels_beyond_isserlis`'s terms at its ``lags + 2`` lags, None where its
-    constants are not given or not taken (:func:`kernel_takes`: its kernel is Isserlis's)."""
+    constants are not given or either is infinite (its kernel is Isserlis's: :func:`_taken`)."""
     beyond: list[np.ndarray | None] = [None] * len(lags)
     if constants is None:
         return beyond
-    known = [i for i in range(len(lags)) if kernel_takes(constants[0][i], constants[1][i], cumulant_max)]
+    known = [i for i in range(len(lags)) if np.isfinite(constants[0][i]) and np.isfinite(constants[1][i])]
     terms = kernels_beyond_isserlis([modes[i] for i in known], [lags[i] + 2 for i in known],
                                     [(constants[0][i], constants[1][i]) for i in known], [noises[i] for i in known],
                                     eta, mu, lam1, delta)  # fmt: skip

@@ -108,7 +108,8 @@ UNARRIVED = (
 )
 FAR_FLOOR = f"at or above {NO_ARRIVAL_FLOOR:g}: the error stays far from e_1, and the arrivals are not followed"
 #: How far the diffusion limit's escape (the mean curve's crossing) may lie from the finite-η crossing
-#: (the escape law's own mean curve's, else the exact linear escaping mode's), in e-folding times ``(1 − μ)/(η |a|)`` of the limit's escaping mode: a quarter, a factor
+#: (the escape law's own mean curve's, else the exact linear escaping mode's), in e-folding times
+#: ``(1 − μ)/(η |a|)`` of the limit's escaping mode: a quarter, a factor
 #: e^(1/2) in amplitude (the limit fixes the growth rate, the starting amplitude only to
 #: ``1 + O(η |a|/(1 − μ)²)``). Beyond it the limit is outside its range, and ``mean_curve`` says so.
 LIMIT_ESCAPE_TOLERANCE = 0.25
