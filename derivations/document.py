@@ -537,6 +537,16 @@ def _plane_noise_form() -> sp.Expr:
 def _phase_number_blocks(phases: dict) -> list[Block]:
     """Section 7's numbers: each phase's duration (mean curve and per run), the escape's and the
     convergence's laws over runs, and the linear recursion's escape at this η."""
+    blocks = [*_phase_table_blocks(phases), _escape_law_prose(phases), _travel_law_prose(phases["travel_law"])]
+    if phases.get("converges", True) and phases["converge_noise"] in ("finite-eta", "additive"):
+        blocks.append(_converge_law_prose(phases))  # sampled: travel ends above ε, modes stable
+    if phases["mean_curve"]["escape_iterations_linearized"] is not None:
+        blocks.append(_linear_escape_prose(phases["mean_curve"]))
+    return blocks
+
+
+def _phase_table_blocks(phases: dict) -> list[Block]:
+    """The phases' durations: when the mean curve crosses each level, and the mean of the runs' own passages."""
     curve = phases["mean_curve"]
     converges = phases.get("converges", True)
     mean_curve_total = (
@@ -548,7 +558,7 @@ def _phase_number_blocks(phases: dict) -> list[Block]:
         else ": there is no phase III, since the iteration is not mean-square stable at $e_1$ (section 10) and the "
         "error has no floor to settle at:"
     )
-    blocks: list[Block] = [
+    return [
         Prose(
             f"Here $a$, $\\sigma^2$ are the rate and noise variance of the mode concerned. For this problem, "
             f"with $\\delta^2 = {_num(phases['delta_sq'])}${target}"
@@ -562,57 +572,66 @@ def _phase_number_blocks(phases: dict) -> list[Block]:
                 ("total", _optional(mean_curve_total), _optional(phases["total_iterations"])),
             ),
         ),
-        Prose(
-            "The mean-curve column is when the mean over runs crosses each level (the formulas above); the "
-            "other is the mean over runs of each run's own first passage. Escape: a single run starts from "
-            "noise, so its first passage is later and widely spread: sampled exactly from the linear "
-            "escaping recursion at this $\\eta$, $\\mu$ and delay (the ratio $h_1/h_2$ crossing "
-            "$\\delta\\sqrt{(1+S)/(1-\\delta^2)}$, $S$ the other coordinates' share of $\\|h\\|^2$ per "
-            "$h_2^2$ grown from rest at the saddle with their additive and multiplicative noise, which also "
-            "adds to the ratio's own; the ratio's additive and multiplicative noise drawn from the data law, "
-            "with the rate correction "
-            f"${sp.latex(ratio_rate_correction())}$ of the ratio), the median is "
-            f"{_passage(phases['escape_law']['median'])}; one run in ten has escaped by "
-            f"{_passage(phases['escape_law']['quantiles']['q10'])} and nine in ten by "
-            f"{_passage(phases['escape_law']['quantiles']['q90'])}."
-            + (f" Accuracy: {phases['escape_law_note']}." if phases.get("escape_law_note") else "")
-        ),
-        Prose(
-            "Travel: the ODE's travel is the same for every run; a run's is longer, since the error counts "
-            "the other coordinates' fluctuations (it arrives only when its own part is below $\\delta^2$ minus "
-            "theirs) and the plane's noise moves it at both ends. Sampled from the plane's angle $\\theta$ "
-            "($h_1 = \\sin\\theta$) under the ODE's force $(\\lambda_1 - \\lambda_2)\\sin 2\\theta/2$ and the "
-            "data's noise at that angle, with the other coordinates linear about the current point, from rest "
-            f"at the saddle, the median is {_passage(phases['travel_law']['median'])}; one run in ten has arrived "
-            f"within {_passage(phases['travel_law']['quantiles']['q10'])} of its escape and nine in ten within "
-            f"{_passage(phases['travel_law']['quantiles']['q90'])}."
-        ),
     ]
+
+
+def _escape_law_prose(phases: dict) -> Prose:
+    """The mean curve's crossing against the runs' own passages, and the escape's law over runs."""
+    return Prose(
+        "The mean-curve column is when the mean over runs crosses each level (the formulas above); the "
+        "other is the mean over runs of each run's own first passage. Escape: a single run starts from "
+        "noise, so its first passage is later and widely spread: sampled exactly from the linear "
+        "escaping recursion at this $\\eta$, $\\mu$ and delay (the ratio $h_1/h_2$ crossing "
+        "$\\delta\\sqrt{(1+S)/(1-\\delta^2)}$, $S$ the other coordinates' share of $\\|h\\|^2$ per "
+        "$h_2^2$ grown from rest at the saddle with their additive and multiplicative noise, which also "
+        "adds to the ratio's own; the ratio's additive and multiplicative noise drawn from the data law, "
+        "with the rate correction "
+        f"${sp.latex(ratio_rate_correction())}$ of the ratio), the median is "
+        f"{_passage(phases['escape_law']['median'])}; one run in ten has escaped by "
+        f"{_passage(phases['escape_law']['quantiles']['q10'])} and nine in ten by "
+        f"{_passage(phases['escape_law']['quantiles']['q90'])}."
+        + (f" Accuracy: {phases['escape_law_note']}." if phases.get("escape_law_note") else "")
+    )
+
+
+def _travel_law_prose(law: dict) -> Prose:
+    """The travel's law over runs, sampled from the plane's angle."""
+    return Prose(
+        "Travel: the ODE's travel is the same for every run; a run's is longer, since the error counts "
+        "the other coordinates' fluctuations (it arrives only when its own part is below $\\delta^2$ minus "
+        "theirs) and the plane's noise moves it at both ends. Sampled from the plane's angle $\\theta$ "
+        "($h_1 = \\sin\\theta$) under the ODE's force $(\\lambda_1 - \\lambda_2)\\sin 2\\theta/2$ and the "
+        "data's noise at that angle, with the other coordinates linear about the current point, from rest "
+        f"at the saddle, the median is {_passage(law['median'])}; one run in ten has arrived "
+        f"within {_passage(law['quantiles']['q10'])} of its escape and nine in ten within "
+        f"{_passage(law['quantiles']['q90'])}."
+    )
+
+
+def _converge_law_prose(phases: dict) -> Prose:
+    """The convergence's law over runs, each from its own arrival, and when a window may start."""
     converge = phases["converge_law"]
-    if converges and phases["converge_noise"] in ("finite-eta", "additive"):  # sampled: travel ends above ε, modes stable
-        blocks.append(
-            Prose(
-                "Convergence: a run arrives moving, and its error fluctuates about the floor and crosses "
-                "$\\epsilon$ on a dip. From the same sampled runs, each from its own arrival, the other "
-                f"coordinates' noise at $e_1$ {_converge_noise_text(phases['converge_noise'])}, the median is "
-                f"{_passage(converge['median'])}; one run in ten is below $\\epsilon$ by "
-                f"{_passage(converge['quantiles']['q10'])} and nine in ten by {_passage(converge['quantiles']['q90'])}. A "
-                "stationary window should start when the mean has settled, " + _settled_text(phases["settled_iterations"])
-            )
-        )
-    linear_escape = phases["mean_curve"]["escape_iterations_linearized"]
-    if linear_escape is not None:
-        blocks.append(
-            Prose(
-                "At finite $\\eta$ and this delay, the exact linear recursion of the escaping mode, started at "
-                f"rest, reaches variance $\\delta^2$ at iteration {linear_escape} (against "
-                f"{_num(phases['mean_curve']['escape_iterations'])} from the limit): the escape-time formula is accurate only "
-                "to leading order in $\\eta$."
-                + _saturated_sentence(phases["mean_curve"])
-                + _limit_range_sentence(phases["mean_curve"])
-            )
-        )
-    return blocks
+    return Prose(
+        "Convergence: a run arrives moving, and its error fluctuates about the floor and crosses "
+        "$\\epsilon$ on a dip. From the same sampled runs, each from its own arrival, the other "
+        f"coordinates' noise at $e_1$ {_converge_noise_text(phases['converge_noise'])}, the median is "
+        f"{_passage(converge['median'])}; one run in ten is below $\\epsilon$ by "
+        f"{_passage(converge['quantiles']['q10'])} and nine in ten by {_passage(converge['quantiles']['q90'])}. A "
+        "stationary window should start when the mean has settled, " + _settled_text(phases["settled_iterations"])
+    )
+
+
+def _linear_escape_prose(curve: dict) -> Prose:
+    """The exact linear recursion's escape at this η against the limit's."""
+    linear_escape = curve["escape_iterations_linearized"]
+    return Prose(
+        "At finite $\\eta$ and this delay, the exact linear recursion of the escaping mode, started at "
+        f"rest, reaches variance $\\delta^2$ at iteration {linear_escape} (against "
+        f"{_num(curve['escape_iterations'])} from the limit): the escape-time formula is accurate only "
+        "to leading order in $\\eta$."
+        + _saturated_sentence(curve)
+        + _limit_range_sentence(curve)
+    )
 
 
 def _saturated_sentence(curve: dict) -> str:
@@ -800,48 +819,58 @@ def _random_coefficient_blocks(d: Derivation, numbers: dict) -> list[Block]:
             _eq(sp.Symbol("s^{T}"), patterns.additive.T),
         ]
     finite = numbers["stationary_error"]["finite_eta"]
-    parts = finite["parts"]
-    ms = numbers["stability"]["mean_square"]
-    blocks += [
-        Prose(
-            "The covariance stays diagonal across coordinates, and each tangent mode $i$ is the delayed momentum "
-            "recursion of section 9 driven by white noise of variance $s_i + \\sum_j C_{ij} v_j$. With $G_i$ its "
-            "stationary variance per unit noise (delay spread included), the exact variances of the ratios "
-            "$r_i = h_i/h_1$ solve $(I - \\mathrm{diag}(G)\\,C)\\,v = G \\odot s$, and the floor is "
-            "$E[S/(1+S)]$, $S = \\sum_i r_i^2$, for Gaussian $r$. For this problem: "
-            + (
-                f"${_num(finite['first_order'])}$ = ${_num(parts['additive_linear'])}$ (additive linear) "
-                f"${_signed(parts['multiplicative'])}$ (multiplicative) ${_signed(parts['nonlinear'])}$ (curvature of "
-                "$\\sin^2$)."
-                if finite["value"] is not None
-                else "the second moments are unbounded at this $\\eta$, so there is no finite floor (the additive "
-                f"linear part alone is ${_num(parts['additive_linear'])}$)."
-                if parts["additive_linear"] is not None
-                else "a tangent mode is unstable in the mean at this $\\eta$, $\\mu$ and delay (section 9), so there is "
-                "no finite floor."
-            )
-        ),
+    return [
+        *blocks,
+        _first_order_floor_prose(finite),
         *_norm_coupling_blocks(finite, d.problem.distribution if lin is not None else None),
         *_heavy_tail_blocks(finite),
-        Prose(
-            "The second moments of the whole linearisation, the radial mode included, are bounded iff every "
-            "mode is and the Perron root of $\\mathrm{diag}(G)\\,C$ is below one; the spectral radius of the "
-            f"second-moment operator is ${_radius(ms['radius'])}$ here. "
-            + (
-                f"Every constant delay up to $\\tau = {ms['tau_max']}$, the longest the numerics take, is "
-                f"mean-square stable: the boundary lies beyond it (against $\\tau^* = "
-                f"{numbers['stability']['tau_max']}$ for the mean)."
-                if ms.get("tau_max_is_lower_bound")
-                else f"The largest mean-square-stable constant delay is $\\tau = {ms['tau_max']}$ (beyond it the "
-                f"{ms['limiting_mode']['kind']} mode $i = {ms['limiting_mode']['i']}$ breaks), against "
-                f"$\\tau^* = {numbers['stability']['tau_max']}$ for the mean."
-                if ms["tau_max"] is not None
-                else f"No constant delay is mean-square stable at this $\\eta$ (the {ms['limiting_mode']['kind']} "
-                f"mode $i = {ms['limiting_mode']['i']}$ breaks first)."
-            )
-        ),
+        _mean_square_prose(numbers["stability"]),
     ]
-    return blocks
+
+
+def _first_order_floor_prose(finite: dict) -> Prose:
+    """The exact second moments of the ratios and the first-order floor with its three parts."""
+    parts = finite["parts"]
+    return Prose(
+        "The covariance stays diagonal across coordinates, and each tangent mode $i$ is the delayed momentum "
+        "recursion of section 9 driven by white noise of variance $s_i + \\sum_j C_{ij} v_j$. With $G_i$ its "
+        "stationary variance per unit noise (delay spread included), the exact variances of the ratios "
+        "$r_i = h_i/h_1$ solve $(I - \\mathrm{diag}(G)\\,C)\\,v = G \\odot s$, and the floor is "
+        "$E[S/(1+S)]$, $S = \\sum_i r_i^2$, for Gaussian $r$. For this problem: "
+        + (
+            f"${_num(finite['first_order'])}$ = ${_num(parts['additive_linear'])}$ (additive linear) "
+            f"${_signed(parts['multiplicative'])}$ (multiplicative) ${_signed(parts['nonlinear'])}$ (curvature of "
+            "$\\sin^2$)."
+            if finite["value"] is not None
+            else "the second moments are unbounded at this $\\eta$, so there is no finite floor (the additive "
+            f"linear part alone is ${_num(parts['additive_linear'])}$)."
+            if parts["additive_linear"] is not None
+            else "a tangent mode is unstable in the mean at this $\\eta$, $\\mu$ and delay (section 9), so there is "
+            "no finite floor."
+        )
+    )
+
+
+def _mean_square_prose(stability: dict) -> Prose:
+    """Mean-square stability: the second-moment operator's radius and the largest mean-square-stable delay."""
+    ms = stability["mean_square"]
+    return Prose(
+        "The second moments of the whole linearisation, the radial mode included, are bounded iff every "
+        "mode is and the Perron root of $\\mathrm{diag}(G)\\,C$ is below one; the spectral radius of the "
+        f"second-moment operator is ${_radius(ms['radius'])}$ here. "
+        + (
+            f"Every constant delay up to $\\tau = {ms['tau_max']}$, the longest the numerics take, is "
+            f"mean-square stable: the boundary lies beyond it (against $\\tau^* = "
+            f"{stability['tau_max']}$ for the mean)."
+            if ms.get("tau_max_is_lower_bound")
+            else f"The largest mean-square-stable constant delay is $\\tau = {ms['tau_max']}$ (beyond it the "
+            f"{ms['limiting_mode']['kind']} mode $i = {ms['limiting_mode']['i']}$ breaks), against "
+            f"$\\tau^* = {stability['tau_max']}$ for the mean."
+            if ms["tau_max"] is not None
+            else f"No constant delay is mean-square stable at this $\\eta$ (the {ms['limiting_mode']['kind']} "
+            f"mode $i = {ms['limiting_mode']['i']}$ breaks first)."
+        )
+    )
 
 
 def _heavy_tail_blocks(finite: dict) -> list[Block]:

@@ -135,6 +135,7 @@ class SvagResult(SimulationResult):
         return {**super().to_dict(), "svag": self.svag_dict()}
 
 
+# Long by design, as the simulator's kernels (simulate/kernels.py): the per-step bookkeeping stays inline.
 @njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def advance_svag(ring, streams, scale, buf, step, rec, tally):
     """SVAG steps ``n0 .. n0 + steps`` of a block, replicate by replicate, with a ring ``ring[b, n mod S]``.

@@ -35,7 +35,7 @@ untruncated geometric law is taken through its stored finite pmf.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -227,7 +227,7 @@ def norm_coupled_floor(rates: np.ndarray, coupling: np.ndarray, additive: np.nda
     friction in the kernel's place); ``cumulant_max=np.inf`` lifts the kernel's checked range."""
     from amsgd.derivations.norm_coupling import norm_coupling_functions, ratio_noise_excess_function
     from amsgd.derivations.ratio_drift import ratio_rate_correction_function
-    from amsgd.diffusion.theory.second_moments import curvature_mean, perron_below_one
+    from amsgd.diffusion.theory.second_moments import curvature_mean
 
     constants = _taken(constants, cumulant_max)
     split_of, delta_of, balance_term, _ = norm_coupling_functions()
@@ -272,19 +272,10 @@ def norm_coupled_floor(rates: np.ndarray, coupling: np.ndarray, additive: np.nda
         modes = _split_rows(split, delayed, eta, momenta, law)
         if not np.all(np.isfinite(step_down_variance(modes))):  # a root on or outside the unit circle
             return None
-        heads, feedback = _unit_moments(modes, delayed, eta, pmf)
-        if not np.all(feedback < 1.0):  # the delay's spread alone makes a mode's second moments grow
+        solved = _coupled_variances(modes, delayed, eta, pmf, coupling, additive, noise_excess)
+        if solved is None:
             return None
-        gains = eta**2 * heads[:, 0] / (1.0 - feedback)
-        # the noise excess s_i (2 γ_i(τ) − 4 v_i) is linear in v_i, so it is solved with v rather than
-        # iterated (with heavy tails the iteration oscillates): v_i (1 − G_i e_i) = G_i (s_i + Σ_j C_ij v_j),
-        # e_i the excess per unit variance at the mode's own autocorrelation at the delay (e_i ≤ −2 s_i)
-        per_variance = noise_excess(additive[1:], 1.0, (heads[:, : pmf.size] @ pmf) / heads[:, 0])
-        scale = 1.0 - gains * per_variance
-        matrix = gains[:, None] * coupling[1:, 1:] / scale[:, None]
-        if not perron_below_one(matrix):
-            return None
-        v = np.linalg.solve(np.eye(v.size) - matrix, gains * additive[1:] / scale)
+        v, heads, feedback = solved
         floor = curvature_mean(v)
     kernel = None if constants is None else (tuple(map(float, constants[0])), tuple(map(float, constants[1])))
     return NormCoupling(floor, tuple(v.tolist()), norm_excess, split, tuple(frictions.tolist()), tuple(drift.tolist()),
@@ -317,6 +308,30 @@ def _kernels_where_known(modes: np.ndarray, lags: list[int], constants: tuple[np
     for i, term in zip(known, terms):
         beyond[i] = term
     return beyond
+
+
+def _coupled_variances(modes: np.ndarray, delayed: np.ndarray, eta: float, pmf: np.ndarray, coupling: np.ndarray,
+                       additive: np.ndarray, noise_excess: Callable[..., np.ndarray],
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:  # fmt: skip
+    """The tangent modes' stationary variances under their corrected recursions ``modes`` (rows of
+    :func:`_split_rows`, delayed rates ``delayed``), with the multiplicative noise and the noise's second
+    order: ``v_i (1 − G_i e_i) = G_i (s_i + Σ_j C_ij v_j)``; with them the modes' unit heads and delay
+    feedbacks (:func:`_unit_moments`). None where a mode's second moments have no stationary law."""
+    from amsgd.diffusion.theory.second_moments import perron_below_one
+
+    heads, feedback = _unit_moments(modes, delayed, eta, pmf)
+    if not np.all(feedback < 1.0):  # the delay's spread alone makes a mode's second moments grow
+        return None
+    gains = eta**2 * heads[:, 0] / (1.0 - feedback)
+    # the noise excess s_i (2 γ_i(τ) − 4 v_i) is linear in v_i, so it is solved with v rather than
+    # iterated (with heavy tails the iteration oscillates), e_i the excess per unit variance at the mode's
+    # own autocorrelation at the delay (e_i ≤ −2 s_i)
+    per_variance = noise_excess(additive[1:], 1.0, (heads[:, : pmf.size] @ pmf) / heads[:, 0])
+    scale = 1.0 - gains * per_variance
+    matrix = gains[:, None] * coupling[1:, 1:] / scale[:, None]
+    if not perron_below_one(matrix):
+        return None
+    return np.linalg.solve(np.eye(delayed.size) - matrix, gains * additive[1:] / scale), heads, feedback
 
 
 def _split_rows(split: float, delayed: np.ndarray, eta: float, momenta: np.ndarray, law: DelayLaw) -> np.ndarray:
