@@ -462,6 +462,66 @@ def test_the_rate_check_holds_at_a_small_step_where_its_tolerance_is_tight(monke
     assert not dynamics.local_rate(ctx, key=(41,)).check.passed
 
 
+def test_at_a_tiny_step_the_floor_runs_last_their_relaxation_or_say_they_have_not_settled():
+    """A floor's runs from e_1 last 16 relaxation times (1 − μ)/(η (λ_1 − λ_2)), up to ten times the
+    budget's iterations: at η 1e-6 the 20 000 of the budget averaged the variance's rise, 35% of the
+    floor, where 200 000 reach it within the runs' interval. At η 1e-7 they are not enough, and the halves
+    of the window say so: the checks are undecided, not failed on a floor the runs never reached."""
+    from amsgd.validation import stationary
+    from amsgd.validation.budget import Budget
+    from amsgd.validation.context import Context
+
+    published = Context(Problem.from_spectrum())
+    assert published.stationary_steps(published.problem) == 20_000  # 100 relaxation times already
+    assert Context(Problem.from_spectrum(eta=1e-5)).stationary_steps(Problem.from_spectrum(eta=1e-5)) == 160_000
+    budget = Budget(replicates=128, transient_replicates=32)
+    settled = stationary.stationary(Context(Problem.from_spectrum(eta=1e-6), budget=budget, progress=False))
+    assert settled.result.steps == 200_000
+    assert all(c.passed and not c.undecided for c in settled.checks), [c.to_dict() for c in settled.checks]
+    unsettled = stationary.stationary(Context(Problem.from_spectrum(eta=1e-7), budget=budget, progress=False))
+    assert unsettled.checks and all(
+        not c.passed and "is not stationary" in c.undecided and "have not settled" in c.undecided
+        for c in unsettled.checks
+    )
+
+
+def test_an_ode_level_the_run_does_not_reach_is_undecided_not_passed_at_the_start():
+    """At η 1e-7 the ODE's error stays above 75% of its start for the 200 000 iterations run: its checks
+    were made at iteration 0, where prediction and runs agree by construction, and passed."""
+    from amsgd.validation import dynamics
+    from amsgd.validation.budget import Budget
+    from amsgd.validation.context import Context
+
+    budget = Budget(replicates=32, transient_replicates=16)
+    slow = dynamics.ode_trajectory(Context(Problem.from_spectrum(eta=1e-7), budget=budget, progress=False))
+    assert all(at > 0 for at in slow.check_iterations)
+    assert all(not c.passed and "does not fall to" in c.undecided for c in slow.checks)
+    reached = dynamics.ode_trajectory(Context(Problem.from_spectrum(eta=1e-6), budget=budget, progress=False))
+    assert all(at > 0 for at in reached.check_iterations) and not any(c.undecided for c in reached.checks)
+
+
+def test_a_mean_passage_with_runs_that_did_not_get_there_is_undecided():
+    from amsgd.validation.dynamics import _unfinished
+
+    assert _unfinished(np.array([100.0, 200.0]), "replicates") == ""
+    text = _unfinished(np.array([100.0, np.nan, 200.0, np.nan]), "replicates")
+    assert text.startswith("2 of 4 replicates did not get there") and "biased low" in text
+
+
+def test_breakdown_is_either_most_runs_diverged_or_the_survivors_error_grown():
+    """The criterion says "or": with 33 of 64 runs diverged (interval 0.39 to 0.64) the survivors'
+    ratio decides where it shows the breakdown; where it does not, the diverged fraction does."""
+    from amsgd.validation.delays import breakdown_check
+
+    grown = Check("breakdown-at-1.5-tau-star", "stability", 1.5, 3.0, 2.5, 3.5, relation="above")
+    flat = Check("breakdown-at-1.5-tau-star", "stability", 1.5, 1.1, 0.9, 1.3, relation="above")
+    assert breakdown_check(grown, 33, 64) is grown
+    by_fraction = breakdown_check(flat, 33, 64)
+    assert by_fraction.unit == "diverged fraction" and by_fraction.predicted == 0.5 and not by_fraction.passed
+    assert breakdown_check(flat, 60, 64).passed
+    assert breakdown_check(flat, 20, 64) is flat  # under half diverged: the ratio alone
+
+
 def test_the_regenerating_command_keeps_every_digit_of_eta_and_mu():
     """The report's command line printed η and μ with six digits (0.000123457), so rerunning it solved
     another problem; they are now the shortest text that reads back as the same float."""

@@ -21,6 +21,7 @@ is not computed, the check widens the measured 95% interval by a stated amount o
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -58,6 +59,22 @@ FINITE_ETA_REASON = (
     "finite-eta floor: exact for the random-coefficient linearisation, Gaussian ratios in the curvature of "
     "sin^2; its measured accuracy is 2.5% relative (the non-Gaussian ratios are left out)"
 )
+
+#: Runs that relax towards a stationary law last at most this many times the budget's iterations.
+MAX_STEP_FACTOR = 10
+#: A floor's runs from e_1 last at least this many relaxation times (1 − μ)/(η (λ_1 − λ_2)) of the
+#: slowest tangent mode, so that its variance has settled before the averaged second half (the default
+#: budget's 20 000 iterations are 100 of them on the default problem; at η 1e-5 they are 2).
+STATIONARY_RELAXATIONS = 16
+
+
+def relaxed_steps(budget: int, problem: Problem, relaxations: float, mu: float | None = None) -> int:
+    """Iterations of runs that must last ``relaxations`` relaxation times ``(1 − μ)/(η (λ_1 − λ_2))`` of
+    ``problem`` (at momentum ``mu`` when given): the ``budget``'s where that is longer, at most
+    :data:`MAX_STEP_FACTOR` times it."""
+    mu = problem.mu if mu is None else mu
+    relaxation = (1 - mu) / (problem.eta * problem.eigengap)
+    return int(min(max(budget, math.ceil(round(relaxations * relaxation, 6))), MAX_STEP_FACTOR * budget))
 
 
 @dataclass
@@ -135,6 +152,10 @@ class Context:
         p = problem or self.problem
         mu, gap = p.mu, p.eigengap
         return p.eta * gap * ((1 + mu) / (2 * (1 - mu) ** 2) + p.delay.mean / (1 - mu))
+
+    def stationary_steps(self, problem: Problem) -> int:
+        """Iterations of a floor's runs of ``problem`` from e_1 (:data:`STATIONARY_RELAXATIONS`)."""
+        return relaxed_steps(self.budget.stationary_steps, problem, STATIONARY_RELAXATIONS)
 
     def seed(self, *key: int) -> np.random.SeedSequence:
         """The stream of one run, keyed by its place in the validation (never by worker)."""

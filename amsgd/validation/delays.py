@@ -14,7 +14,13 @@ import numpy as np
 
 from amsgd.core.estimates import Estimate
 from amsgd.validation.checks import Check
-from amsgd.validation.context import FINITE_ETA_REASON, FINITE_ETA_TOLERANCE, Context, constant_delay
+from amsgd.validation.context import (
+    FINITE_ETA_REASON,
+    FINITE_ETA_TOLERANCE,
+    Context,
+    constant_delay,
+    relaxed_steps,
+)
 from amsgd.validation.stationary import divergence_verdict, divergence_within_risk, finite_eta_floor_check
 from amsgd.validation.statistics import proportion_interval, ratio_interval
 
@@ -29,7 +35,6 @@ KNEE_SLACK = 1.25
 #: (the default budget's 20 000 iterations are 33 of them at η = 5e-4, μ = 0.7), so that runs from a
 #: random start have left the saddle before the averaging half; at most MAX_STEP_FACTOR times the budget.
 SWEEP_RELAXATIONS = 32
-MAX_STEP_FACTOR = 10
 #: Intervals of the default delay grid, which spans 0 .. about 1.4 τ* of the smallest momentum.
 SWEEP_INTERVALS = 16
 KNEE_CRITERION = (
@@ -184,9 +189,7 @@ class Sweep:
 def sweep_steps(ctx: Context, mu: float) -> int:
     """Iterations of a sweep's runs at momentum ``mu``: the budget's, or SWEEP_RELAXATIONS relaxation
     times ``(1 − μ)/(η (λ_1 − λ_2))`` where that is longer, at most MAX_STEP_FACTOR times the budget's."""
-    p, budget = ctx.problem, ctx.budget.sweep_steps
-    relaxation = (1 - mu) / (p.eta * p.eigengap)
-    return int(min(max(budget, math.ceil(round(SWEEP_RELAXATIONS * relaxation, 6))), MAX_STEP_FACTOR * budget))
+    return relaxed_steps(ctx.budget.sweep_steps, ctx.problem, SWEEP_RELAXATIONS, mu)
 
 
 def default_taus(ctx: Context, mus: Sequence[float], fallback: Sequence[int]) -> tuple[int, ...]:
@@ -242,6 +245,17 @@ class Stability:
     checks: tuple[Check, ...]
 
 
+def breakdown_check(ratio: Check, diverged: int, replicates: int) -> Check:
+    """The breakdown at 1.5 τ*: the survivors' error ``ratio`` to τ = 0 above its threshold, or, where more
+    than :data:`DIVERGED_LIMIT` of the runs diverged and the ratio does not show it, the diverged fraction
+    (its Clopper–Pearson interval) above that limit."""
+    if diverged <= DIVERGED_LIMIT * replicates or ratio.passed:
+        return ratio
+    frac = proportion_interval(diverged, replicates)
+    return replace(ratio, measured=frac.mean, ci_low=frac.ci_low, ci_high=frac.ci_high, predicted=DIVERGED_LIMIT,
+                   unit="diverged fraction")  # fmt: skip
+
+
 def stability(ctx: Context, key: int = 5, grid_points: int = 9) -> Stability:
     """Bounded at 0.8 τ*, broken at 1.5 τ*, the linear floor at 0.8 τ*, and the knee on a small grid."""
     p = ctx.problem
@@ -250,7 +264,7 @@ def stability(ctx: Context, key: int = 5, grid_points: int = 9) -> Stability:
         return Stability(delay_curve(ctx, p.mu, [0], (key, 9)), ())
     tau_star = ctx.perturb("tau-star", raw)
     low, high = int(math.floor(0.8 * tau_star)), int(math.ceil(1.5 * tau_star))
-    steps, reps = ctx.budget.stationary_steps, ctx.budget.replicates
+    steps, reps = ctx.stationary_steps(p), ctx.budget.replicates
     base = ctx.simulate(constant_delay(p, 0), steps, reps, (key, 0))
     bounded = ctx.simulate(constant_delay(p, low), steps, reps, (key, 1))
     broken = ctx.simulate(constant_delay(p, high), steps, max(reps // 4, 64), (key, 2))
@@ -285,10 +299,7 @@ def stability(ctx: Context, key: int = 5, grid_points: int = 9) -> Stability:
                      "diverged_fraction": broken.diverged_fraction},
         ),
     ]  # fmt: skip
-    if broken.diverged_fraction > DIVERGED_LIMIT:  # breakdown by divergence: the survivors' ratio is moot
-        frac = proportion_interval(int(broken.diverged.sum()), broken.replicates)
-        checks[-1] = replace(checks[-1], measured=frac.mean, ci_low=frac.ci_low, ci_high=frac.ci_high,
-                             predicted=DIVERGED_LIMIT, unit="diverged fraction")  # fmt: skip
+    checks[-1] = breakdown_check(checks[-1], int(broken.diverged.sum()), broken.replicates)
     grid = np.unique(np.round(np.linspace(0, 1.6 * raw, grid_points)).astype(int))
     curve = delay_curve(ctx, p.mu, grid, (key, 10))
     checks.append(knee_check(ctx, curve))

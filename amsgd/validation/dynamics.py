@@ -50,6 +50,8 @@ from amsgd.validation.statistics import (
 
 #: Fractions of the initial error at which the mean trajectory is checked.
 ODE_LEVELS = (0.75, 0.5, 0.25)
+#: The longest run of the ODE checks, in iterations.
+ODE_MAX_STEPS = 200_000
 #: A dominant root with ``|arg z| > OSCILLATING · (−log |z|)`` is fitted as a damped oscillation: below, the
 #: phase turns by under 0.04 rad over the four e-folds of the window and a straight line on the log fits.
 OSCILLATING = 0.01
@@ -91,9 +93,9 @@ def ode_trajectory(ctx: Context, key: int = 1) -> Trajectory:
     lag = startup_lag(p)
     floor = ctx.diffusion_floor
     # run until the ODE error is a tenth of the floor (the mean then sits on the floor)
-    probe = integrate_ode(p, v0, np.arange(0, 200_001, 50, dtype=float))
-    settled = probe.iterations[np.argmax(probe.error < 0.1 * floor)] if (probe.error < 0.1 * floor).any() else 200_000
-    steps = int(min(max(1.5 * settled + lag, 200), 200_000))
+    probe = integrate_ode(p, v0, np.arange(0, ODE_MAX_STEPS + 1, 50, dtype=float))
+    settled = probe.iterations[np.argmax(probe.error < 0.1 * floor)] if (probe.error < 0.1 * floor).any() else ODE_MAX_STEPS
+    steps = int(min(max(1.5 * settled + lag, 200), ODE_MAX_STEPS))
     record = max(1, steps // 300)
     result = ctx.simulate(p, steps, ctx.budget.transient_replicates, (key,), start=v0, record_every=record)
     k = result.iterations
@@ -105,7 +107,8 @@ def ode_trajectory(ctx: Context, key: int = 1) -> Trajectory:
     checks, at = [], []
     e0 = ode[0]
     for level in ODE_LEVELS:
-        i = int(np.argmax(ode <= level * e0))
+        reached = ode <= level * e0
+        i = int(np.argmax(reached)) if reached.any() else k.size - 1  # not reached: the run's end, undecided
         at.append(int(k[i]))
         est = t_interval(errors[:, i])
         name = f"ode-mean-error-at-{int(round(100 * level))}pct"
@@ -121,9 +124,18 @@ def ode_trajectory(ctx: Context, key: int = 1) -> Trajectory:
             ),
             context={"iteration": int(k[i]), "start": "h0 = (1,...,1)/sqrt(d)", "startup_lag_iterations": lag,
                      "replicates": est.n, "perturbation": ctx.perturb.factor(name)},
-            out_of_range=_ode_out_of_range(floor),
+            out_of_range=_ode_out_of_range(floor), undecided="" if reached.any() else _ode_unreached(level, p, steps),
         ))  # fmt: skip
     return Trajectory(k, mean, low, high, ode, ode_plain, floor, tuple(at), tuple(checks))
+
+
+def _ode_unreached(level: float, problem: Problem, steps: int) -> str:
+    """Why an ODE check cannot be decided where the ODE's error stays above ``level`` of its start for the
+    whole run (at most :data:`ODE_MAX_STEPS`): at iteration 0 prediction and runs agree by construction."""
+    relaxation = (1 - problem.mu) / (problem.eta * problem.eigengap)
+    return (f"the ODE's error does not fall to {level:.0%} of its start within the {steps} iterations run (at most "
+            f"{ODE_MAX_STEPS}; the relaxation time (1 - mu)/(eta (lambda_1 - lambda_2)) is {relaxation:.3g} iterations): a "
+            "larger eta checks the ODE")
 
 
 def _ode_out_of_range(floor: float) -> str:
@@ -254,7 +266,8 @@ def _escape_check(ctx: Context, crossing: Estimate, escape: np.ndarray, replicat
 
 def _saturated_check(ctx: Context, crossing: Estimate, curve: CurveCrossing, replicates: int) -> Check:
     """The escape law's own mean curve (each run's h_1²/|h|² saturating) against the runs' crossing of δ²,
-    within the half-width of its sampled crossing; outside its range where the escape law is."""
+    within the larger side of its sampled crossing's interval (up to the paths' horizon where the interval
+    has no upper end); outside its range where the escape law is."""
     name = "escape-iterations-saturated"
     low, high = curve.interval
     predicted = float(curve.iterations)
@@ -263,7 +276,8 @@ def _saturated_check(ctx: Context, crossing: Estimate, curve: CurveCrossing, rep
         name=name, group="phases", predicted=ctx.perturb(name, predicted),
         measured=crossing.mean, ci_low=crossing.ci_low, ci_high=crossing.ci_high, tolerance=tolerance,
         unit="iterations", out_of_range=ctx.theory.phases.saddle_note,
-        tolerance_reason="the predicted crossing is itself sampled: the half-width of its 95% interval",
+        tolerance_reason=("the predicted crossing is itself sampled: the larger side of its 95% interval (to the "
+                          "paths' horizon where the interval has no upper end)"),
         context={"measured_as": MEAN_CROSSING,
                  "predicted_as": ("first iteration at which the mean over the escape law's paths of "
                                   "r^2/(1 + r^2 + S) reaches delta^2 (r the linear ratio, S the other "
@@ -303,12 +317,23 @@ def _law_check(ctx: Context, name: str, law: FirstPassageLaw, samples: np.ndarra
         name=name, group="phases", predicted=ctx.perturb(name, law.mean.mean),
         measured=measured.mean, ci_low=measured.ci_low, ci_high=measured.ci_high,
         tolerance=(law.mean.ci_high - law.mean.ci_low) / 2, unit="iterations", out_of_range=out_of_range,
+        undecided=_unfinished(law.samples, "of the law's sampled paths") or _unfinished(samples, "replicates"),
         tolerance_reason="the predicted law is itself sampled: the half-width of its mean's 95% interval",
         context={**context, "predicted_median": law.quantile(0.5), "measured_median": float(np.nanmedian(samples)),
                  "law_paths": int(law.samples.size), "replicates": measured.n,
                  "unfinished_replicates": int(np.isnan(samples).sum()),
                  "perturbation": ctx.perturb.factor(name)},
     )  # fmt: skip
+
+
+def _unfinished(passages: np.ndarray, what: str) -> str:
+    """Why a mean first passage cannot be checked ("" where it can): some passages were not reached
+    within the iterations followed (NaN), and the mean over the others is biased low."""
+    missing = int(np.isnan(passages).sum())
+    if not missing:
+        return ""
+    return (f"{missing} of {passages.size} {what} did not get there within the iterations followed: the mean over "
+            "the others is biased low")
 
 
 @dataclass(frozen=True)

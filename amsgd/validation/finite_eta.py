@@ -59,7 +59,8 @@ def finite_eta(ctx: Context, key: int = 11) -> FiniteEta:
     for n, (label, changes) in enumerate(cases):
         theory = ctx.theory.at(delay=0, **changes)
         problem = theory.problem
-        run = ctx.simulate(problem, ctx.budget.stationary_steps, ctx.budget.replicates, (key, n), record_every=ctx.budget.stationary_steps)
+        steps = ctx.stationary_steps(problem)
+        run = ctx.simulate(problem, steps, ctx.budget.replicates, (key, n), record_every=steps)
         predicted = theory.finite_eta.value
         checks.append(floor_check(ctx, f"finite-eta-floor-{label}", problem, run, predicted, "finite-eta", None, group="finite-eta"))
         rows.append({"case": label, "finite_eta": predicted, "first_order": theory.finite_eta.first_order,

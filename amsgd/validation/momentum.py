@@ -107,7 +107,7 @@ def momentum(ctx: Context, workers: Sequence[int] = WORKERS, key: int = 6) -> Mo
     """Stationary errors and local rates of both algorithms for each M (module docstring)."""
     base = ctx.problem
     eta_eff = base.eta / (1 - base.mu)
-    steps, reps = ctx.budget.stationary_steps, ctx.budget.replicates
+    reps = ctx.budget.replicates
     rows, checks = [], []
     shared = kernel_samples(base.distribution)
     for m_index, m in enumerate(workers):
@@ -116,6 +116,7 @@ def momentum(ctx: Context, workers: Sequence[int] = WORKERS, key: int = 6) -> Mo
             ("async", "Async-SGD", base.replace(eta=eta_eff, mu=0.0, delay=GeometricDelay(m - 1.0))),
             ("sync", "Sync-MSGD", base.replace(eta=eta_eff / m, mu=1 - 1 / m, delay=ConstantDelay(0))),
         )
+        steps = max(ctx.stationary_steps(p) for _, _, p in variants)  # the same for both: paired replicates
         for v_index, (tag, label, p) in enumerate(variants):
             run = ctx.simulate(p, steps, reps, (key, m_index, 0))  # one seed for both: paired replicates
             runs.append(run)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from amsgd.validation import delays, dynamics, finite_eta, momentum, sdde_limit, stationary, texts
 from amsgd.validation.checks import Check
-from amsgd.validation.context import Context
+from amsgd.validation.context import MAX_STEP_FACTOR, Context
 from amsgd.validation.presets import Preset
 
 #: The default momenta of the error-against-delay sweep when no preset gives them; its delays are
@@ -53,7 +53,7 @@ def rate_section(ctx: Context, preset: Preset | None) -> Section:
 
 def stationary_section(ctx: Context, preset: Preset | None) -> Section:
     st = stationary.stationary(ctx)
-    text = texts.STATIONARY.format(replicates=ctx.budget.replicates, steps=ctx.budget.stationary_steps)
+    text = texts.STATIONARY.format(replicates=ctx.budget.replicates, steps=st.result.steps)
     return Section("stationary", "Stationary error", text, st.checks, result=st)
 
 
@@ -78,7 +78,7 @@ def sweep_section(ctx: Context, preset: Preset | None) -> Section:
     longer = [c for c in sw.curves if c.steps != b.sweep_steps]
     if longer:
         text += " " + texts.SWEEP_LONGER.format(
-            relaxations=delays.SWEEP_RELAXATIONS, cap=delays.MAX_STEP_FACTOR,
+            relaxations=delays.SWEEP_RELAXATIONS, cap=MAX_STEP_FACTOR,
             runs=", ".join(f"{c.steps} iterations at μ = {c.mu:g}" for c in longer))  # fmt: skip
     return Section("sweep", "The published experiment: error against delay", text, sw.checks,
                    {"knees": sw.knee_table()}, result=sw)  # fmt: skip

@@ -69,8 +69,21 @@ def floor_check(ctx: Context, name: str, problem: Problem, result: SimulationRes
         context={"prediction": kind, "eta": problem.eta, "mu": problem.mu, "delay": problem.delay.spec,
                  "replicates": est.n, "steps": result.steps, "window_start": result.window_start,
                  "diverged_fraction": result.diverged_fraction, **risk, "perturbation": ctx.perturb.factor(name)},
-        extra_pass=allowed, out_of_range=out_of_range, accuracy_notes=notes,
+        extra_pass=allowed, out_of_range=out_of_range, undecided=unsettled(result), accuracy_notes=notes,
     )  # fmt: skip
+
+
+def unsettled(result: SimulationResult) -> str:
+    """Why a floor's runs cannot decide its check ("" where they can): the window's two halves differ (it
+    is not stationary, :attr:`~amsgd.simulate.result.SimulationResult.stationarity`), or differ by more
+    than the replicates can tell from noise. The runs last :data:`~.context.STATIONARY_RELAXATIONS`
+    relaxation times up to ten times the budget's iterations; beyond, a larger η checks the floor."""
+    stationarity = replace(result.stationarity, advice="")
+    if stationarity.stationary is False:
+        return (f"{stationarity.message}: the runs have not settled at the floor in their {result.steps} iterations "
+                "(at most ten times the budget's); at a larger eta they settle sooner")
+    return stationarity.message if stationarity.undecided else ""
+
 
 
 def divergence_within_risk(ctx: Context, problem: Problem, diverged: int, replicates: int,
@@ -145,7 +158,7 @@ def _beyond_finite_eta(predicted: float, tolerance: float, finite: float | None)
 def stationary(ctx: Context, key: int = 4) -> Stationary:
     """Stationary error at τ = 0 (diffusion and linear floors) and at the problem's delay (linear)."""
     p0 = zero_delay(ctx.problem)
-    steps = ctx.budget.stationary_steps
+    steps = ctx.stationary_steps(p0)  # the delay does not enter: the same for the problem's delay
     run0 = ctx.simulate(p0, steps, ctx.budget.replicates, (key, 0), record_every=max(1, steps // 200),
                         coordinates="all")  # fmt: skip
     lin0, finite0 = ctx.floor(p0.eta, p0.mu, 0), ctx.finite_eta(p0)

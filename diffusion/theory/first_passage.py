@@ -85,7 +85,8 @@ GAUSSIAN_DRAWS = 1 << 20
 @dataclass(frozen=True, eq=False)
 class FirstPassageLaw:
     """The first-passage iterations of the sampled paths (NaN: not within the iterations followed; the
-    mean is then NaN, and ``unfinished`` in the JSON counts them)."""
+    mean and the quantiles are then those of the finished passages, the mean a lower bound, and
+    ``unfinished`` in the JSON counts them)."""
 
     samples: np.ndarray
 
