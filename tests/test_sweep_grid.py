@@ -29,6 +29,9 @@ from amsgd.sweep.sweep import Sweep, compute_point
         ("0.9,0.5,0.7", False, (0.5, 0.7, 0.9)),
         ("0.5:0.95:0.05", False, (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)),
         ("1e-3", False, (1e-3,)),
+        ("-0.3:0.3:0.1", False, (-0.3, -0.2, -0.1, 0.0, 0.1, 0.2, 0.3)),  # 0, not a residue of 5.6e-17
+        ("-0.45:0.45:0.15", False, (-0.45, -0.3, -0.15, 0.0, 0.15, 0.3, 0.45)),
+        ("1e-4:5e-4:1e-4", False, (1e-4, 2e-4, 3e-4, 4e-4, 5e-4)),
     ],
 )
 def test_axis_syntax(text, integer, expected):

@@ -6,6 +6,7 @@ point's seed and whose predictions are those of ``predict_model`` at the point."
 from __future__ import annotations
 
 import json
+import math
 import pickle
 from dataclasses import replace
 
@@ -266,6 +267,20 @@ def test_least_squares_point_has_no_accuracy():
     assert set(record) == set(sweep.fields) and "final_validation_accuracy" not in record
     json.dumps(record)  # JSON-ready
     assert record["mean_square_stable"] == 1 and record["loss_floor"] > 0
+
+
+@pytest.mark.slow
+def test_a_step_too_small_to_resolve_costs_its_own_point_only():
+    """The model's minimum, Hessian and noise do not depend on η: a grid whose smallest η is too small for
+    double precision (the sweep's base problem) has predictions at every other η."""
+    x, _ = blobs()
+    rng = np.random.default_rng(1)
+    problem = ModelProblem("least-squares", split_data("r", x, x @ np.ones(4) + rng.normal(size=x.shape[0]),
+                                                        classification=False), eta=1e-11, batch=8)  # fmt: skip
+    sweep = Sweep(problem, SweepGrid((), (1e-11, 0.05), (0.5,), "tau", (0,)), steps=200, replicates=4, seed=2)
+    tiny, usable = (compute_point(sweep.task(point)) for point in sweep.grid.points())
+    assert math.isnan(tiny["loss_floor"]) and tiny["tau_max"] == -1
+    assert usable["loss_floor"] > 0 and usable["tau_max"] > 0
 
 
 def test_a_point_whose_top_modes_are_all_flat_has_no_delay_limit_not_none(sweep, monkeypatch):

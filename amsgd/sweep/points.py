@@ -435,11 +435,11 @@ class ModelPoints(PointKind):
     def _derive(self, distribution: str | None) -> ModelTheory | None:
         """The model at its minimum x* and the start offsets (:class:`ModelTheory`); None, with
         :attr:`missing` saying why, when no minimum is found."""
-        from amsgd.diffusion.theory.model_predictions import predict_model
+        from amsgd.diffusion.theory.model_predictions import minimum_point
         from amsgd.simulate.model_engine import start_points
 
         try:
-            point = predict_model(self.problem).point
+            point = minimum_point(self.problem)  # each η's resolvability is checked at its point
         except ProblemError as exc:
             self.missing[None] = str(exc)
             return None

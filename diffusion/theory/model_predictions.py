@@ -364,6 +364,16 @@ def predict_model(problem: ModelProblem, options: PredictOptions | None = None, 
     and return the predictions there, using the ``top`` stiffest Hessian modes for stability and rates
     (default :data:`~.model_point.TOP_MODES`); refuses a step too small for double precision
     (:meth:`~.model_point.ModelPoint.require_resolvable_step`)."""
+    point = minimum_point(problem, start=start, top=top, seed=seed)
+    point.require_resolvable_step(problem.eta, problem.mu)
+    return ModelPredictions(problem, point, options or PredictOptions())
+
+
+def minimum_point(problem: ModelProblem, *, start: np.ndarray | None = None, top: int | None = None,
+                  seed: int = 0) -> ModelPoint:  # fmt: skip
+    """The model at the minimum of ``problem`` (:func:`predict_model`'s point): its Hessian and gradient
+    noise there do not depend on the step, so one point serves every η of a sweep, each η's own
+    resolvability checked where it is predicted."""
     from amsgd.core.errors import ProblemError
     from amsgd.core.models import ModelProblem
     from amsgd.simulate.models import check_start  # loaded for the run anyway
@@ -371,10 +381,7 @@ def predict_model(problem: ModelProblem, options: PredictOptions | None = None, 
     if not isinstance(problem, ModelProblem):
         raise ProblemError(f"predict_model needs a ModelProblem (streaming PCA: predict), got {type(problem).__name__}")
     start = check_start(start, problem)
-    x = find_minimum(problem, start, seed=seed)
-    point = model_point(problem, x, top=top)
-    point.require_resolvable_step(problem.eta, problem.mu)
-    return ModelPredictions(problem, point, options or PredictOptions())
+    return model_point(problem, find_minimum(problem, start, seed=seed), top=top)
 
 
 def sharpness_along(problem: ModelProblem, points: np.ndarray) -> np.ndarray:
