@@ -203,7 +203,7 @@ def time_averaged_error(ensemble: SMEEnsemble, window: float = 0.5, confidence: 
 
 def _window_first(ensemble: SMEEnsemble, window: float) -> int:
     """The first saved index of the window that starts at the fraction ``window`` of the run."""
-    return int(np.floor(checks.window_fraction(window) * (ensemble.t.size - 1)))
+    return checks.window_first(window, ensemble.t.size - 1)
 
 
 def window_stationarity_of(ensemble: SMEEnsemble, window: float, estimate: float) -> Stationarity:

@@ -157,7 +157,7 @@ def _functions(model: str, features: int, outputs: int, hidden: int, activation:
     def accuracy(theta, z, y):
         if regression:
             return jnp.nan
-        return jnp.mean(jnp.argmax(scores(theta, z), axis=1) == y)
+        return jnp.mean((jnp.argmax(scores(theta, z), axis=1) == y).astype(theta.dtype))  # a bool mean is float32
 
     def init(key):
         if model != "mlp":

@@ -213,12 +213,12 @@ def physical_memory() -> int | None:
 def averaging_start(steps: int, window: float | None, window_start: int | None) -> int:
     """The first iteration of the stationary window: ``window_start``, or ``floor(window · steps)``
     (``window`` :data:`DEFAULT_WINDOW` where neither is given; giving both is refused)."""
-    fraction = checks.window_fraction(DEFAULT_WINDOW if window is None else window)
+    fraction = DEFAULT_WINDOW if window is None else window
     if window is not None and window_start is not None:
         raise ProblemError(f"give window (a fraction of the steps) or window_start (an iteration), not both: got "
                            f"window={window!r} and window_start={window_start!r}")  # fmt: skip
     if window_start is None:
-        return int(math.floor(fraction * steps))
+        return checks.window_first(fraction, steps)
     if not checks.is_whole_number(window_start) or not 0 <= window_start <= steps:
         raise ProblemError(f"window_start must be an iteration in 0..steps = 0..{steps}, got {window_start!r}")
     return int(window_start)

@@ -183,7 +183,10 @@ class SimulationResult:
     @property
     def measured_max_delay(self) -> int:
         """The largest delay applied to any update: counted exactly by the server, and the last
-        non-empty bin of the histogram for constant and i.i.d. delays."""
+        non-empty bin of the histogram of the delays drawn for constant and i.i.d. delays (an update at
+        iteration k < τ reads the start point, which the history before iteration 0 is: its staleness
+        is k, and the histogram counts τ; it matters only where delays reach across much of the run,
+        which simulate warns of)."""
         if not self.problem.delay.is_iid:
             return int(self.delay_max)
         used = np.flatnonzero(self.delay_counts)

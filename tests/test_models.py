@@ -67,6 +67,20 @@ def test_gradient_and_hessian_vector_product_match_finite_differences(model):
         np.testing.assert_allclose(hvp, fd_hvp, rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.parametrize("model", ["logistic", "mlp"])
+def test_accuracy_is_the_fraction_of_correct_labels_in_double_precision(model):
+    p = problem(model)
+    with jax.enable_x64(True):
+        f = model_functions(p)
+        x = np.random.default_rng(2).normal(size=f.layout.size)
+        accuracy = f.accuracy(x, jnp.asarray(p.data.x_val), jnp.asarray(p.data.y_val))
+    n = p.data.y_val.size
+    hits = round(float(accuracy) * n)
+    assert accuracy.dtype == np.float64
+    assert 0 < hits < n  # neither all nor none right: the fraction has a denominator to show
+    assert float(accuracy) == pytest.approx(hits / n, rel=1e-14, abs=0)  # float32 is 1e-8 off
+
+
 def _augmented(p: ModelProblem) -> np.ndarray:
     return np.hstack([p.data.x_train, np.ones((p.data.examples, 1))])
 

@@ -290,6 +290,13 @@ def test_window_average_matches_recorded_trajectory():
     np.testing.assert_allclose(whole.window_error, whole.error.mean(axis=1), rtol=1e-12)
 
 
+@pytest.mark.parametrize("fraction, steps, first", [(0.29, 100, 29), (0.57, 100, 57), (0.58, 100, 58), (0.5, 7, 3)])
+def test_a_window_fraction_starts_where_its_decimal_product_says(fraction, steps, first):
+    """``floor(window · steps)`` of the decimal product: in binary 0.29 · 100 is 28.999999999999996."""
+    res = simulate(Problem.from_spectrum((2.0, 1.0)), steps, 2, rng=0, window=fraction)
+    assert res.window_start == first
+
+
 def test_moments_match_kept_coordinates():
     problem = Problem.from_spectrum((3.0, 2.0, 1.0), eta=0.02, mu=0.3, distribution=StudentT(6))
     res = simulate(problem, 40, 30, rng=6, start="random", record_every=5, coordinates="all")

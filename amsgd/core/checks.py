@@ -38,6 +38,14 @@ def window_fraction(window: object) -> float:
     return float(window)
 
 
+def window_first(window: object, steps: int) -> int:
+    """The first iteration ``floor(window · steps)`` of the window that starts at the fraction ``window``
+    of a run of ``steps``, with ``window · steps`` read as the decimal product it stands for: in binary
+    0.29 · 100 is 28.999999999999996, and the window starts at 29."""
+    start = window_fraction(window) * steps
+    return int(math.floor(start + 1e-9 * max(1.0, start)))
+
+
 def positive_int(name: str, value: object) -> int:
     """``value`` as an int >= 1."""
     return integer(name, value, minimum=1)
