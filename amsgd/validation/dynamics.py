@@ -124,7 +124,8 @@ def ode_trajectory(ctx: Context, key: int = 1) -> Trajectory:
             ),
             context={"iteration": int(k[i]), "start": "h0 = (1,...,1)/sqrt(d)", "startup_lag_iterations": lag,
                      "replicates": est.n, "perturbation": ctx.perturb.factor(name)},
-            out_of_range=_ode_out_of_range(floor), undecided="" if reached.any() else _ode_unreached(level, p, steps),
+            out_of_range=_ode_out_of_range(floor),
+            undecided="" if reached.any() else _ode_unreached(level, p, steps),
         ))  # fmt: skip
     return Trajectory(k, mean, low, high, ode, ode_plain, floor, tuple(at), tuple(checks))
 
@@ -133,9 +134,9 @@ def _ode_unreached(level: float, problem: Problem, steps: int) -> str:
     """Why an ODE check cannot be decided where the ODE's error stays above ``level`` of its start for the
     whole run (at most :data:`ODE_MAX_STEPS`): at iteration 0 prediction and runs agree by construction."""
     relaxation = (1 - problem.mu) / (problem.eta * problem.eigengap)
-    return (f"the ODE's error does not fall to {level:.0%} of its start within the {steps} iterations run (at most "
-            f"{ODE_MAX_STEPS}; the relaxation time (1 - mu)/(eta (lambda_1 - lambda_2)) is {relaxation:.3g} iterations): a "
-            "larger eta checks the ODE")
+    return (f"the ODE's error does not fall to {level:.0%} of its start within the {steps} iterations run "
+            f"(at most {ODE_MAX_STEPS}; the relaxation time (1 - mu)/(eta (lambda_1 - lambda_2)) is "
+            f"{relaxation:.3g} iterations): a larger eta checks the ODE")
 
 
 def _ode_out_of_range(floor: float) -> str:
