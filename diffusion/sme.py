@@ -116,7 +116,7 @@ def integrate_sme(
 
     ``start`` is ``h0`` (``coordinates="eigen"``) or ``v0`` in the problem's coordinates
     (``"original"``, converted by ``h0 = Qᵀ v0``). The error (and, with ``keep_states``, the state)
-    is saved every ``save_every`` steps. ``coefficients`` overrides :func:`sme_functions`. The scheme
+    is saved every ``save_every`` steps and at the last. ``coefficients`` overrides :func:`sme_functions`. The scheme
     ``"euler-jit"`` is the batched Euler–Maruyama compiled with numba (same noise, same result to
     rounding, several times faster; the first call compiles for a few seconds).
     """
@@ -171,7 +171,12 @@ def _grid(problem: Problem, start: np.ndarray, iterations: float, dt: float, sav
     if start.shape != (problem.dim,) or not np.all(np.isfinite(start)) or not np.any(start):
         raise ProblemError(f"start must be a finite nonzero vector of length {problem.dim} (its direction is the error's)")
     h0 = problem.to_eigen(start) if coordinates == "original" else start
-    return h0, steps, dt * problem.eta * np.arange(0, steps + 1, save_every)
+    return h0, steps, dt * problem.eta * save_indices(steps, save_every)
+
+
+def save_indices(steps: int, save_every: int) -> np.ndarray:
+    """The steps saved: every ``save_every``-th, and the last, so that the run ends where it was asked to."""
+    return np.unique(np.append(np.arange(0, steps + 1, save_every), steps))
 
 
 def _integrate_compiled(problem: Problem, coefficients, h0: np.ndarray, times: np.ndarray, steps: int, dt: float,
@@ -187,7 +192,7 @@ def _integrate_compiled(problem: Problem, coefficients, h0: np.ndarray, times: n
     brownian = BrownianIncrements.create(step, steps, problem.dim, paths, rng)
     y0 = np.broadcast_to(h0, (paths, problem.dim))
     with np.errstate(all="ignore"):
-        states = euler_compiled(coefficients, y0, np.arange(0, steps + 1, save_every), step, brownian, progress)
+        states = euler_compiled(coefficients, y0, save_indices(steps, save_every), step, brownian, progress)
         error = sin2_error(states)
     diverged = ~np.isfinite(states).all(axis=(0, 2))
     return SMEEnsemble(times, times / problem.eta, error, states if keep_states else None, diverged, COMPILED_EULER, dt)
@@ -492,7 +497,7 @@ def integrate_sme_delayed(
 
             brownian = BrownianIncrements.create(step, steps, problem.dim, paths, rng)
             y0 = np.broadcast_to(h0, (paths, problem.dim))
-            states = euler_compiled_delayed(coefficients, y0, lag, np.arange(0, steps + 1, save_every), step, brownian,
+            states = euler_compiled_delayed(coefficients, y0, lag, save_indices(steps, save_every), step, brownian,
                                             progress)  # fmt: skip
             diverged = ~np.isfinite(states).all(axis=(0, 2))
         else:

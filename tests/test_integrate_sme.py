@@ -218,3 +218,17 @@ def test_integrate_warns_of_a_short_window_and_of_censored_phases(capsys):
     assert 0 < done < 1
     assert f"{1 - done:.0%} of the paths did not complete the escape" in out["censoring"]
     assert out["censoring"] in captured.err
+
+
+def test_a_save_interval_that_does_not_divide_the_run_still_ends_it():
+    """Every ``save_every``-th step is saved, and the last: 100 iterations saved every 7 end at 100, not 98."""
+    from amsgd.diffusion.sme import integrate_sme, integrate_sme_delayed
+
+    problem = Problem.from_spectrum((4, 3, 2, 1), eta=1e-3, mu=0.8)
+    h0 = np.full(4, 0.5)
+    for scheme in ("euler", "euler-jit"):
+        plain = integrate_sme(problem, h0, 100, paths=3, rng=1, scheme=scheme, save_every=7)
+        delayed = integrate_sme_delayed(problem, h0, 100, delay_iterations=4, paths=3, rng=1, scheme=scheme,
+                                        save_every=7)  # fmt: skip
+        for run in (plain, delayed):
+            assert run.iterations.tolist() == [*range(0, 99, 7), 100]
