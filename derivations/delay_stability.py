@@ -81,10 +81,16 @@ def small_delay_stability(delay: int) -> SmallDelayStability:
         for root in sp.solve(cond, c):
             if root.is_real is not False:
                 candidates.add(sp.simplify(root))
-    probe = {mu: sp.Rational(1, 2)}
-    positive = [r for r in candidates if (r.subs(probe)).is_positive]
-    critical = min(positive, key=lambda r: float(r.subs(probe)))
+    values = {r: _real_at_half(r) for r in candidates}
+    critical = min((r for r, v in values.items() if v is not None and v > 0), key=values.__getitem__)
     return SmallDelayStability(delay, poly, conditions, critical)
+
+
+def _real_at_half(root: sp.Expr) -> float | None:
+    """``root`` at μ = 1/2 as a real number, None where it is not real there. Evaluated numerically: a
+    cubic's real root in Cardano's form has complex intermediate terms, and SymPy cannot tell its sign."""
+    value = complex(sp.N(root.subs(mu, sp.Rational(1, 2)), 30))
+    return value.real if abs(value.imag) <= 1e-12 * max(1.0, abs(value.real)) else None
 
 
 @dataclass(frozen=True)
