@@ -135,16 +135,18 @@ def advise(problem: Problem | ModelProblem, workers: Sequence[int] = DEFAULT_WOR
     steps = checks.positive_int("steps (the run length momenta are ranked for)", steps)
     workers, mus = np.atleast_1d(workers), np.atleast_1d(np.asarray(mus, dtype=float))  # one value: a list of one
     if isinstance(problem, ModelProblem):
-        from amsgd.diffusion.theory.model_predictions import predict_model
+        from amsgd.diffusion.theory.model_predictions import ModelPredictions, minimum_point
         from amsgd.diffusion.theory.options import PredictOptions
         from amsgd.simulate.model_engine import start_points
 
-        prediction = predict_model(problem, PredictOptions(steps=steps), start=start)
+        # the problem's own μ is not advised on: each μ of the grid is checked where its loss is predicted
+        prediction = ModelPredictions(problem, minimum_point(problem, start=start), PredictOptions(steps=steps))
         grid = prediction.tradeoff(mus, workers)
         rates = prediction.point.eigenvalues[: prediction.point.top]
         point = f"linearised at the minimum x* (loss {prediction.point.loss:.6g}, top {rates.size} Hessian modes)"
         offsets = prediction.point.mean_square_offsets(start_points(problem, START_SAMPLES, rng=0))
-        loss_after = np.array([[prediction.excess_after(steps, problem.eta, mu, int(w) - 1, offsets)
+        loss_after = np.array([[prediction.excess_after(steps, problem.eta, mu, int(w) - 1, offsets,
+                                                        floor=grid.floor[m, u])
                                 if grid.stable[m, u] else np.inf for u, mu in enumerate(grid.mus)]
                                for m, w in enumerate(grid.workers)])  # fmt: skip
         mean_mu = np.array([_sup_stable_mu(rates, problem.eta, int(w) - 1, negative=True) for w in grid.workers])

@@ -282,13 +282,16 @@ class ModelPredictions:
         stable = bool(np.all(np.isfinite(stationary_variances(c, eta, mu, law, g))))
         return CellPrediction(stable, float(rate))
 
-    def excess_after(self, steps: int, eta: float, mu: float, delay, offsets: np.ndarray) -> float:
+    def excess_after(self, steps: int, eta: float, mu: float, delay, offsets: np.ndarray, *,
+                     floor: float | None = None) -> float:  # fmt: skip
         """The expected excess loss after ``steps`` iterations from a start with squared mode offsets
         ``offsets`` (:meth:`.ModelPoint.mean_square_offsets`), by the linear theory:
 
             E L(x_N) − L(x*) ≈ floor + ½ Σ_i λ_i E c_i² ρ_i^{2N},
 
-        ρ_i the mean radius of mode i. ``inf`` when not mean-square stable. The coupled (stiff) modes
+        ρ_i the mean radius of mode i; ``floor`` the stationary excess of the theory that decides the
+        cell (default: the diagonal one, :func:`loss_floor`; ``amsgd advise`` passes its grid's, the full
+        second moments' where they apply). ``inf`` when not mean-square stable. The coupled (stiff) modes
         see the delay law exactly; for an i.i.d. delay the thousands of other, slow modes see its mean,
         rounded, as a constant delay (a slow mode hardly feels the spread; solving each with the
         whole law would cost a dense problem of the law's length per mode). Refuses a step too small for
@@ -296,7 +299,8 @@ class ModelPredictions:
         self.point.require_resolvable_step(eta, mu)
         law = delay_law(delay, as_iid=True)
         tau = law.constant if law.constant is not None else int(round(law.mean))
-        floor = loss_floor(self.point, eta, mu, law, rest_delay=tau).value
+        if floor is None:
+            floor = loss_floor(self.point, eta, mu, law, rest_delay=tau).value
         if not np.isfinite(floor):
             return float("inf")
         lam = self.point.eigenvalues
