@@ -139,8 +139,10 @@ def advise(problem: Problem | ModelProblem, workers: Sequence[int] = DEFAULT_WOR
         from amsgd.diffusion.theory.options import PredictOptions
         from amsgd.simulate.model_engine import start_points
 
-        # the problem's own μ is not advised on: each μ of the grid is checked where its loss is predicted
-        prediction = ModelPredictions(problem, minimum_point(problem, start=start), PredictOptions(steps=steps))
+        minimum = minimum_point(problem, start=start)
+        for mu in mus:  # the grid's momenta, not the problem's own, which advise does not use
+            minimum.require_resolvable_step(problem.eta, float(mu))
+        prediction = ModelPredictions(problem, minimum, PredictOptions(steps=steps))
         grid = prediction.tradeoff(mus, workers)
         rates = prediction.point.eigenvalues[: prediction.point.top]
         point = f"linearised at the minimum x* (loss {prediction.point.loss:.6g}, top {rates.size} Hessian modes)"
