@@ -63,3 +63,43 @@ def test_the_python_writers_refuse_a_pipe_or_a_folder_without_replacing_it(tmp_p
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)
     result.write_netcdf(tmp_path / "runs.nc")
     assert (tmp_path / "runs.nc").is_file()
+
+
+def test_a_figure_is_written_whole_or_not_at_all(tmp_path):
+    """A save that fails half-way (Ctrl-C, a full disk) leaves the figure that was there, and no
+    temporary file; a figure format that needs an outside program (PGF: LaTeX) is refused up front."""
+    import matplotlib.pyplot as plt
+
+    from amsgd.core.errors import ProblemError
+    from amsgd.core.files import check_figure_file
+    from amsgd.figures.style import save
+
+    path = tmp_path / "a.png"
+    save(plt.figure(), path)
+    before = path.read_bytes()
+    assert before.startswith(b"\x89PNG") and os.listdir(tmp_path) == ["a.png"]
+    fig = plt.figure()
+
+    def broken(target, **options):
+        Path(target).write_bytes(b"\x89PNG half a figure")
+        raise KeyboardInterrupt
+
+    fig.savefig = broken
+    with pytest.raises(KeyboardInterrupt):
+        save(fig, path)
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ["a.png"]
+    with pytest.raises(ProblemError, match="figure format"):
+        check_figure_file(tmp_path / "a.pgf")
+    assert check_figure_file(tmp_path / "a.svg") == tmp_path / "a.svg"
+
+
+def test_a_file_name_ending_in_a_slash_is_refused(tmp_path, capsys):
+    """``--out results/`` names a folder: it was written as a file named ``results``."""
+    assert main(["derive", "--out", f"{tmp_path}/results/"]) == 2
+    assert "ends in a slash" in capsys.readouterr().err and not (tmp_path / "results").exists()
+
+
+def test_a_count_beyond_64_bits_is_one_line(capsys):
+    assert main(["simulate", "--steps", "1e19", "--replicates", "2", "--seed", "1", "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["amsgd simulate: error: steps must be at most 2^63 - 1 (a 64-bit integer), got 10000000000000000000"]

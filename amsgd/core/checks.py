@@ -11,12 +11,18 @@ import numpy as np
 
 from amsgd.core.errors import LongDelayWarning, ProblemError
 
+#: The largest integer a count may be: what a 64-bit integer holds (NumPy's and the compiled kernels').
+MAX_INTEGER = 2**63 - 1
+
 
 def integer(name: str, value: object, *, minimum: int = 0) -> int:
-    """``value`` as an int, refusing booleans, non-integers and values below ``minimum``."""
+    """``value`` as an int, refusing booleans, non-integers, values below ``minimum`` and above
+    :data:`MAX_INTEGER`."""
     if not is_whole_number(value) or value < minimum:
         kind = {0: "a non-negative integer", 1: "a positive integer"}.get(minimum, f"an integer >= {minimum}")
         raise ProblemError(f"{name} must be {kind}, got {value!r}")
+    if value > MAX_INTEGER:
+        raise ProblemError(f"{name} must be at most 2^63 - 1 (a 64-bit integer), got {value!r}")
     return int(value)
 
 

@@ -36,6 +36,8 @@ def check_output_file(path: str | os.PathLike, option: str = "--out") -> Path:
         raise ProblemError(f"{option} must be a file name (a str or a path), got {type(path).__name__}")
     if not str(path).strip():
         raise ProblemError(f"{option} needs a file name")
+    if str(path).endswith(("/", os.sep)):
+        raise ProblemError(f"{option} {str(path)!r} ends in a slash, which names a folder; give a file name")
     target = _replaceable(path, f"{option} {str(path)!r}")
     folder = target.parent if Path(path).is_symlink() else Path(path).parent  # as given, unless a link
     if not folder.is_dir():
@@ -56,12 +58,17 @@ def check_figure_file(path: str | os.PathLike, option: str = "--plot") -> Path:
     """:func:`check_output_file`, and a suffix naming a format matplotlib writes (matplotlib is
     imported only once the folder has passed)."""
     target = check_output_file(path, option)
-    from matplotlib.backend_bases import FigureCanvasBase
-
-    if target.suffix.lower().lstrip(".") not in FigureCanvasBase.get_supported_filetypes():
+    if target.suffix.lower().lstrip(".") not in figure_formats():
         raise ProblemError(f"{option} {str(target)!r}: the file name must end in a figure format matplotlib "
                            "writes, such as .png, .pdf or .svg")  # fmt: skip
     return target
+
+
+def figure_formats() -> set[str]:
+    """The file formats matplotlib writes without outside programs: its list less PGF, which needs LaTeX."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    return set(FigureCanvasBase.get_supported_filetypes()) - {"pgf"}
 
 
 def check_output_dir(path: str | os.PathLike, option: str = "--out") -> Path:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import matplotlib
 
+from amsgd.core.files import atomic_path
 from amsgd.core.problem import Problem
 
 matplotlib.use("Agg")
@@ -32,11 +33,20 @@ def new_figure(width: float = 6.4, height: float = 4.2, ncols: int = 1, nrows: i
 
 
 def save(fig, path: str | Path) -> Path:
-    """Write ``fig`` as PNG at :data:`DPI` and close it."""
-    path = Path(path)
+    """Write ``fig`` at :data:`DPI` in the shared style and close it (:func:`write_figure`)."""
     with plt.rc_context(RC):
-        fig.savefig(path, dpi=DPI)
-    plt.close(fig)
+        return write_figure(fig, path, DPI)
+
+
+def write_figure(fig, path: str | Path, dpi: int) -> Path:
+    """Write ``fig`` at ``dpi`` in the format its suffix names (PNG without one), whole or not at all
+    (:func:`~amsgd.core.files.atomic_path`: an interrupted write leaves the file as it was), and close it."""
+    path = Path(path)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip(".").lower() or "png")
+    finally:
+        plt.close(fig)
     return path
 
 

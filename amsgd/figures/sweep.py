@@ -193,9 +193,7 @@ def _heatmaps(ds: xarray.Dataset, label: str, path: Path) -> Path:
     axes[0].legend(handles, labels, loc="lower left", fontsize=8, facecolor="0.4", labelcolor="white")
     hatched = "; hatched: window not shown stationary" if drifting.any() else ""
     fig.suptitle(f"Stationary error over momentum and delay ({label}); grey: diverged, or no prediction{hatched}")
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _write(fig, path)
 
 
 def _draw_limit(ax, limit: np.ndarray, delays: np.ndarray, colour: str) -> None:
@@ -254,9 +252,7 @@ def _error_vs_delay(ds: xarray.Dataset, label: str, path: Path) -> Path:
     ax.set_title(f"Error against delay: simulation (95% CI) and predictions\n{label}")
     ax.legend(fontsize=8, ncol=2)
     ax.grid(alpha=0.3, which="both")
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _write(fig, path)
 
 
 def _best_mu(ds: xarray.Dataset, label: str, path: Path) -> Path:
@@ -301,9 +297,7 @@ def _best_mu(ds: xarray.Dataset, label: str, path: Path) -> Path:
     ax.set_title(f"Best momentum per worker count (diverged points excluded)\n{label}")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _write(fig, path)
 
 
 def _largest_stable_mu(ds: xarray.Dataset, axis: str) -> np.ndarray:
@@ -313,3 +307,10 @@ def _largest_stable_mu(ds: xarray.Dataset, axis: str) -> np.ndarray:
     tau_max = ds["tau_max"].isel({axis: 0}).values
     stable = tau_max[:, None] >= tau[None, :]
     return np.array([mus[column].max() if column.any() else np.nan for column in stable.T])
+
+
+def _write(fig, path: str | Path) -> Path:
+    """A sweep figure at 110 dpi, whole or not at all (matplotlib is loaded only when one is drawn)."""
+    from amsgd.figures.style import write_figure
+
+    return write_figure(fig, path, dpi=110)
