@@ -76,7 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return BAD_INPUT
-    repeated = _repeated_options(sys.argv[1:] if argv is None else argv)
+    known = [s for action in parser.commands[args.command]._actions for s in action.option_strings]
+    repeated = _repeated_options(sys.argv[1:] if argv is None else argv, known)
     if repeated:
         print(f"amsgd {args.command}: error: {repeated} is given more than once, and only the last would count; "
               "give it once (a list of values is comma separated)", file=sys.stderr)  # fmt: skip
@@ -137,13 +138,18 @@ _SAY_WHAT_WAS_KEPT = frozenset({"sweep", "validate", "figures"})
 _REPEATABLE = frozenset({"--perturb"})
 
 
-def _repeated_options(argv: Sequence[str]) -> str | None:
-    """The first long option typed twice (``--mu 0.5 --mu 0.9``, or ``--mu=0.5``), which argparse
-    would settle silently by keeping the last; None when there is none."""
+def _repeated_options(argv: Sequence[str], known: Sequence[str]) -> str | None:
+    """The first long option typed twice (``--mu 0.5 --mu 0.9``, or ``--mu=0.5``; an abbreviation, which
+    argparse takes, as the ``known`` option it stands for: ``--steps 50 --step 0``), which argparse would
+    settle silently by keeping the last; None when there is none."""
     seen = set()
     for token in argv:
-        name = token.split("=", 1)[0]
-        if token.startswith("--") and name not in _REPEATABLE:
+        if not token.startswith("--"):
+            continue
+        typed = token.split("=", 1)[0]
+        meant = [k for k in known if k == typed] or [k for k in known if k.startswith(typed)]
+        name = meant[0] if len(meant) == 1 else typed
+        if name not in _REPEATABLE:
             if name in seen:
                 return name
             seen.add(name)

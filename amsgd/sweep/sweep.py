@@ -88,8 +88,7 @@ class Sweep:
     def __post_init__(self) -> None:
         if not isinstance(self.grid, SweepGrid):
             raise ProblemError(f"grid must be a SweepGrid, got {type(self.grid).__name__}")
-        if checks.integer("seed", self.seed) >= 2**63:  # written to the NetCDF file as a 64-bit integer
-            raise ProblemError(f"seed must be below 2^63 in a sweep (a 64-bit integer in its file), got {self.seed}")
+        checks.integer("seed", self.seed)  # at most 2^63 - 1: the NetCDF file holds it as a 64-bit integer
         kind = point_kind(self.problem)
         kind.check_grid(self.grid)
         resolved = kind.resolve(self.steps, self.replicates, self.seed, self.record_every, self.window,
