@@ -213,7 +213,7 @@ def physical_memory() -> int | None:
 def averaging_start(steps: int, window: float | None, window_start: int | None) -> int:
     """The first iteration of the stationary window: ``window_start``, or ``floor(window · steps)``
     (``window`` :data:`DEFAULT_WINDOW` where neither is given; giving both is refused)."""
-    fraction = DEFAULT_WINDOW if window is None else window
+    fraction = checks.window_fraction(DEFAULT_WINDOW if window is None else window)
     if window is not None and window_start is not None:
         raise ProblemError(f"give window (a fraction of the steps) or window_start (an iteration), not both: got "
                            f"window={window!r} and window_start={window_start!r}")  # fmt: skip

@@ -68,13 +68,18 @@ MAX_STEP_FACTOR = 10
 STATIONARY_RELAXATIONS = 16
 
 
+def relaxation_time(problem: Problem, mu: float | None = None) -> float:
+    """``(1 − μ)/(η (λ_1 − λ_2))``, in iterations: the mean relaxation time of the slowest tangent mode
+    (the escaping mode's e-folding time at the saddle) of ``problem``, at momentum ``mu`` when given."""
+    return (1 - (problem.mu if mu is None else mu)) / (problem.eta * problem.eigengap)
+
+
 def relaxed_steps(budget: int, problem: Problem, relaxations: float, mu: float | None = None) -> int:
-    """Iterations of runs that must last ``relaxations`` relaxation times ``(1 − μ)/(η (λ_1 − λ_2))`` of
+    """Iterations of runs that must last ``relaxations`` relaxation times (:func:`relaxation_time`) of
     ``problem`` (at momentum ``mu`` when given): the ``budget``'s where that is longer, at most
     :data:`MAX_STEP_FACTOR` times it."""
-    mu = problem.mu if mu is None else mu
-    relaxation = (1 - mu) / (problem.eta * problem.eigengap)
-    return int(min(max(budget, math.ceil(round(relaxations * relaxation, 6))), MAX_STEP_FACTOR * budget))
+    wanted = math.ceil(round(relaxations * relaxation_time(problem, mu), 6))
+    return int(min(max(budget, wanted), MAX_STEP_FACTOR * budget))
 
 
 @dataclass

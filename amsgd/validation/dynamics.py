@@ -40,7 +40,13 @@ from amsgd.diffusion.ou import sample_ou
 from amsgd.diffusion.theory.first_passage import CurveCrossing, FirstPassageLaw
 from amsgd.diffusion.theory.linear_recursion import dominant_frequency
 from amsgd.validation.checks import Check
-from amsgd.validation.context import ESCAPE_TOLERANCE, LINEAR_REASON, SMALL_NOISE_FLOOR, Context
+from amsgd.validation.context import (
+    ESCAPE_TOLERANCE,
+    LINEAR_REASON,
+    SMALL_NOISE_FLOOR,
+    Context,
+    relaxation_time,
+)
 from amsgd.validation.statistics import (
     RateFit,
     crossing_interval,
@@ -133,7 +139,7 @@ def ode_trajectory(ctx: Context, key: int = 1) -> Trajectory:
 def _ode_unreached(level: float, problem: Problem, steps: int) -> str:
     """Why an ODE check cannot be decided where the ODE's error stays above ``level`` of its start for the
     whole run (at most :data:`ODE_MAX_STEPS`): at iteration 0 prediction and runs agree by construction."""
-    relaxation = (1 - problem.mu) / (problem.eta * problem.eigengap)
+    relaxation = relaxation_time(problem)
     return (f"the ODE's error does not fall to {level:.0%} of its start within the {steps} iterations run "
             f"(at most {ODE_MAX_STEPS}; the relaxation time (1 - mu)/(eta (lambda_1 - lambda_2)) is "
             f"{relaxation:.3g} iterations): a larger eta checks the ODE")
