@@ -116,8 +116,8 @@ def integrate_sme(
 
     ``start`` is ``h0`` (``coordinates="eigen"``) or ``v0`` in the problem's coordinates
     (``"original"``, converted by ``h0 = Qᵀ v0``). The error (and, with ``keep_states``, the state)
-    is saved every ``save_every`` steps and at the last. ``coefficients`` overrides :func:`sme_functions`. The scheme
-    ``"euler-jit"`` is the batched Euler–Maruyama compiled with numba (same noise, same result to
+    is saved every ``save_every`` steps and at the last. ``coefficients`` overrides :func:`sme_functions`.
+    The scheme ``"euler-jit"`` is the batched Euler–Maruyama compiled with numba (same noise, same result to
     rounding, several times faster; the first call compiles for a few seconds).
     """
     if not (np.isfinite(dt) and dt > 0):

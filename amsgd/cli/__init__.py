@@ -76,8 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return BAD_INPUT
-    known = [s for action in parser.commands[args.command]._actions for s in action.option_strings]
-    repeated = _repeated_options(sys.argv[1:] if argv is None else argv, known)
+    command = parser.commands[args.command]
+    repeated = _repeated_options(sys.argv[1:] if argv is None else argv, command.option_names())
     if repeated:
         print(f"amsgd {args.command}: error: {repeated} is given more than once, and only the last would count; "
               "give it once (a list of values is comma separated)", file=sys.stderr)  # fmt: skip

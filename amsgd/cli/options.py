@@ -32,12 +32,16 @@ class ArgumentParser(argparse.ArgumentParser):
             message += f" (a value that starts with '-' is written with '=': {option}=-0.3)"
         self.exit(2, f"{self.prog}: error: {message}\n")
 
+    def option_names(self) -> list[str]:
+        """Every option string this (sub)command takes (``-q``, ``--quiet``, ...)."""
+        return [s for action in self._actions for s in action.option_strings]
+
     def refuse_unknown(self, extra: list[str]) -> None:
         """Name the arguments this (sub)command does not take, with the closest option for each that
         looks like a misspelt one."""
         import difflib
 
-        known = [s for action in self._actions for s in action.option_strings if s.startswith("--")]
+        known = [s for s in self.option_names() if s.startswith("--")]
         hints = [f"{arg} (did you mean {close[0]}?)" if (close := difflib.get_close_matches(arg.split("=")[0], known, 1))
                  else arg for arg in extra]  # fmt: skip
         self.error(f"unrecognized arguments: {' '.join(hints)}")
