@@ -77,10 +77,11 @@ def _num(x: float) -> str:
 def _settled_text(settled: float | None) -> str:
     """When the mean error has settled (phases.settled_iterations), or why the number is missing."""
     if settled is None:
-        return ("once the mean curve has converged (the per-run escape law was not sampled at this step size, so "
-                "the number of iterations is not given).")  # fmt: skip
-    return (f"after {_num(settled)} iterations (the means over runs of the escape and the travel, and the mean "
-            "curve's convergence).")  # fmt: skip
+        return ("once the mean error over runs has reached $\\epsilon$ (the runs were not sampled, or not followed "
+                "that far, at this step size, so the number of iterations is not given).")  # fmt: skip
+    return (f"after {_num(settled)} iterations, when the mean error of the sampled runs from the saddle first "
+            "reaches $\\epsilon$: later than the sums in the table, since runs escape at widely spread times and "
+            "the mean waits for the slow ones.")  # fmt: skip
 
 
 def _optional(x: float | None) -> str:
@@ -546,10 +547,10 @@ def _phase_number_blocks(phases: dict) -> list[Block]:
 
 
 def _phase_table_blocks(phases: dict) -> list[Block]:
-    """The phases' durations: when the mean curve crosses each level, and the mean of the runs' own passages."""
+    """The phases' durations: the diffusion limit's, and the mean of the runs' own passages."""
     curve = phases["mean_curve"]
     converges = phases.get("converges", True)
-    mean_curve_total = (
+    limit_total = (
         curve["escape_iterations"] + curve["travel_iterations"] + curve["converge_iterations"] if converges else None
     )
     target = (
@@ -564,12 +565,12 @@ def _phase_table_blocks(phases: dict) -> list[Block]:
             f"with $\\delta^2 = {_num(phases['delta_sq'])}${target}"
         ),
         Table(
-            ("phase", "iterations (mean curve)", "iterations (per run, mean over runs)"),
+            ("phase", "iterations (diffusion limit)", "iterations (per run, mean over runs)"),
             (
                 ("escape", _num(curve["escape_iterations"]), _optional(phases["escape_iterations"])),
                 ("travel", _num(curve["travel_iterations"]), _optional(phases["travel_iterations"])),
                 ("converge", _optional(curve["converge_iterations"]), _optional(phases["converge_iterations"])),
-                ("total", _optional(mean_curve_total), _optional(phases["total_iterations"])),
+                ("total", _optional(limit_total), _optional(phases["total_iterations"])),
             ),
         ),
     ]
@@ -578,8 +579,10 @@ def _phase_table_blocks(phases: dict) -> list[Block]:
 def _escape_law_prose(phases: dict) -> Prose:
     """The mean curve's crossing against the runs' own passages, and the escape's law over runs."""
     return Prose(
-        "The mean-curve column is when the mean over runs crosses each level (the formulas above); the "
-        "other is the mean over runs of each run's own first passage. Escape: a single run starts from "
+        "The diffusion-limit column is the formulas above: the escape when the mean of $h_1^2$ over runs "
+        "crosses $\\delta^2$, the ODE's travel, and the convergence of the mean error from $\\delta^2$; the "
+        "other is the mean over runs of each run's own first passage. Neither total is when the mean error "
+        "over runs reaches $\\epsilon$ (below). Escape: a single run starts from "
         "noise, so its first passage is later and widely spread: sampled exactly from the linear "
         "escaping recursion at this $\\eta$, $\\mu$ and delay (the ratio $h_1/h_2$ crossing "
         "$\\delta\\sqrt{(1+S)/(1-\\delta^2)}$, $S$ the other coordinates' share of $\\|h\\|^2$ per "

@@ -222,21 +222,19 @@ def test_phase_json_keeps_both_convergence_numbers():
     assert out["mean_curve"]["converge_time"] == out["converge_time"] == phases.converge_time
     travel = out["travel_iterations"]
     assert out["total_iterations"] == pytest.approx(out["escape_iterations"] + travel + out["converge_iterations"])
-    assert out["settled_iterations"] == pytest.approx(
-        out["escape_iterations"] + travel + out["mean_curve"]["converge_iterations"]
-    )
+    # the mean error over the sampled runs from the saddle: above ε until then, at or below it there
+    curve, settled = phases.settled_curve, int(out["settled_iterations"])
+    assert curve[settled - 1] <= phases.epsilon < curve[: settled - 1].min()
     # a single run's error dips below ε: the median passage is well before the mean curve's crossing
     assert out["converge_law"]["median"] < 0.75 * out["mean_curve"]["converge_iterations"]
 
 
 @pytest.mark.slow
 def test_the_stationary_window_starts_when_the_mean_has_settled():
-    """``saddle_arrival`` (where ``amsgd simulate`` starts a stationary window) is the means over runs of
-    the escape and the travel and the mean curve's convergence, not a run's first dip below ε."""
+    """``saddle_arrival`` (where ``amsgd simulate`` starts a stationary window) is when the mean error
+    over runs reaches ε, not a run's first dip below ε."""
     problem = _problem("constant:0")
     phases = predict(problem).phases
     escape, arrival = saddle_arrival(problem, "e2")
     assert escape == phases.escape_iterations
-    assert arrival == phases.settled_iterations
-    assert arrival == pytest.approx(phases.escape_iterations + phases.travel_iterations + phases.converge_time / problem.eta)
-    assert arrival != phases.total_iterations
+    assert arrival == phases.settled_iterations > phases.total_iterations

@@ -195,8 +195,8 @@ def test_does_not_flag_a_long_window_started_at_the_optimum():
 def test_predicted_phases_set_the_suggested_steps():
     res = simulate(DEFAULT, 1500, 100, rng=2024).with_predicted_phases(275.0, 763.0)
     message = res.stationarity.message
-    # 3 × 763 iterations past the start, with the window at half the run
-    assert "--steps 4600" in message and "but before the predicted arrival at the floor (~763)" in message
+    # 2.5 × 763 iterations past the start, with the window at half the run
+    assert "--steps 3900" in message and "but before the mean error's predicted arrival near the floor (~763)" in message
     assert res.to_dict()["stationarity"]["predicted_escape"] == 275.0
 
 

@@ -7,7 +7,8 @@ to its arrival, and from its arrival to its first error ``<= ε``.
   them) and a two-sample Kolmogorov–Smirnov test that does not reject at 1%;
 * the same for the convergence from the arrival to ε on three problems (the law of a run started at
   the travel's end point at rest is 3 times too slow on the first), and the per-run total from the
-  saddle to ε within the runs' 95% interval widened by 2%;
+  saddle to ε within the runs' 95% interval widened by 2%, and the mean error's settling at ε
+  (``settled_iterations``) within its simulated crossing's interval widened by 3%;
 * the law without the data's coupling V (Rademacher data then travel with a Gaussian-like spread)
   fails the Kolmogorov–Smirnov test;
 * the model's noise variances are the data's: the plane's ``S cos² 2θ + (V/4) sin² 2θ`` and the
@@ -28,8 +29,10 @@ from scipy import stats
 
 from amsgd import Problem, ProblemError, parse_delay, parse_distribution, predict
 from amsgd.diffusion.theory.phases import Phases
+from amsgd.core.estimates import Estimate
 from amsgd.diffusion.theory.travel_law import PlaneModel, SaddleRuns, saddle_runs
 from amsgd.simulate import simulate
+from amsgd.validation.statistics import crossing_interval
 
 REPLICATES = 2048
 SIM_SEED = 31
@@ -59,9 +62,10 @@ def _problem(case: str) -> Problem:
 
 
 @lru_cache(maxsize=8)
-def _simulated(case: str) -> tuple[np.ndarray, np.ndarray, Phases]:
+def _simulated(case: str) -> tuple[np.ndarray, np.ndarray, Phases, Estimate]:
     """Each simulated run's arrival from e_2 and its first error <= ε (the iterations at which they come,
-    rows 0 and 1), its escape subtracted from the first (its travel), and the phases of the problem."""
+    rows 0 and 1), its escape subtracted from the first (its travel), the phases of the problem, and
+    when the mean error over runs first reaches ε, with its interval."""
     problem = _problem(case)
     phases = predict(problem).phases
     steps = int(4 * (phases.escape_time + phases.travel_time + phases.converge_time) / problem.eta) + 1000
@@ -77,13 +81,14 @@ def _simulated(case: str) -> tuple[np.ndarray, np.ndarray, Phases]:
     converged = first(phases.epsilon, arrival)
     assert np.isnan(converged).mean() < 0.005  # followed long enough
     keep = np.isfinite(converged)
-    return arrival[keep] - escape[keep], np.stack([arrival[keep], converged[keep]]), phases
+    settled = crossing_interval(k, -errors, -phases.epsilon)  # the mean error, falling to ε
+    return arrival[keep] - escape[keep], np.stack([arrival[keep], converged[keep]]), phases, settled
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", TRAVEL_CASES)
 def test_the_travel_law_matches_simulated_runs(case):
-    travel, _, phases = _simulated(case)
+    travel, _, phases, _ = _simulated(case)
     law = phases.travel_law
     assert abs(law.mean.mean / travel.mean() - 1) < MEAN_TOLERANCE
     assert stats.ks_2samp(law.samples[np.isfinite(law.samples)], travel).pvalue > KS_LEVEL
@@ -95,7 +100,7 @@ def test_the_travel_law_matches_simulated_runs(case):
 def test_the_travel_of_rademacher_data_needs_the_coupling():
     """Without ``V`` the plane's noise at mid-travel is that at the ends, ``E[Y_1² Y_2²]``; Rademacher
     data have ``V = 0``: their runs cross the middle with almost no noise and travel far less spread."""
-    travel, _, phases = _simulated("rademacher")
+    travel, _, phases, _ = _simulated("rademacher")
     assert phases.escape_coupling == pytest.approx(0.0, abs=1e-12)
     rates, noise = (np.array(v) for v in phases.saddle_modes)
     optimum_rates, optimum_noise = np.array(phases.tangent_rates), np.array(phases.tangent_noise)
@@ -114,7 +119,7 @@ def test_the_convergence_after_arrival_matches_simulated_runs(case):
     """A run arrives moving, with the other coordinates at their fluctuations: it reaches ε soon after
     (ε = 2F is just below δ² here); the law of a run started at rest at the travel's end point is
     slower, three times on the default problem."""
-    _, (arrival, converged), phases = _simulated(case)
+    _, (arrival, converged), phases, _ = _simulated(case)
     times, law = converged - arrival, phases.converge_law
     assert phases.epsilon < phases.delta_sq and phases.converge_noise == "finite-eta"
     assert abs(law.mean.mean / times.mean() - 1) < MEAN_TOLERANCE
@@ -123,6 +128,18 @@ def test_the_convergence_after_arrival_matches_simulated_runs(case):
         assert phases.converge_law_at_rest.mean.mean > 2.5 * times.mean()
     total = stats.t.interval(0.95, converged.size - 1, loc=converged.mean(), scale=stats.sem(converged))
     assert total[0] - 0.02 * converged.mean() <= phases.total_iterations <= total[1] + 0.02 * converged.mean()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", CONVERGE_CASES)
+def test_the_mean_error_settles_when_the_sampled_runs_mean_does(case):
+    """``settled_iterations``, when the mean error over runs from the saddle first reaches ε, against the
+    simulated mean curve's crossing: within its 95% interval widened by 3% of it. Runs escape at
+    widely spread times, so the mean settles well after the sum of the means of the phases (a third
+    later on the default problem)."""
+    _, _, phases, settled = _simulated(case)
+    assert phases.settled_iterations == pytest.approx(settled.mean, abs=settled.mean * 0.03 + (settled.ci_high - settled.ci_low) / 2)
+    assert phases.total_iterations < settled.ci_low
 
 
 @pytest.mark.parametrize("data", ["gaussian", "rademacher", "student-t:9"])

@@ -134,10 +134,10 @@ class Stationarity:
         elif _known(self.predicted_escape):
             text += f"; the window starts after the predicted mean escape (~{self.predicted_escape:.0f} iterations)"
             if _known(self.predicted_arrival) and self.start < self.predicted_arrival:
-                text += f" but before the predicted arrival at the floor (~{self.predicted_arrival:.0f})"
+                text += f" but before the mean error's predicted arrival near the floor (~{self.predicted_arrival:.0f})"
             elif _known(self.predicted_arrival):
-                text += (f" and arrival at the floor (~{self.predicted_arrival:.0f}), but single runs escape "
-                         "much later than the mean")  # fmt: skip
+                text += (f" and the mean error's arrival near the floor (~{self.predicted_arrival:.0f}), which it "
+                         "approaches only slowly from there, as the last runs escape")  # fmt: skip
         if undecided:
             text += f"; use more {self.runs[0]} ({self.runs[1]})"
         return f"{text}; {self.advice}" if self.advice else text

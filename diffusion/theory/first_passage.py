@@ -48,6 +48,7 @@ the mean error curve's crossing.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -85,8 +86,8 @@ GAUSSIAN_DRAWS = 1 << 20
 @dataclass(frozen=True, eq=False)
 class FirstPassageLaw:
     """The first-passage iterations of the sampled paths (NaN: not within the iterations followed; the
-    mean and the quantiles are then those of the finished passages, the mean a lower bound, and
-    ``unfinished`` in the JSON counts them)."""
+    mean is then that of the finished passages, a lower bound, the quantiles count the unfinished ones
+    as later than any, and ``unfinished`` in the JSON counts them)."""
 
     samples: np.ndarray
 
@@ -95,9 +96,16 @@ class FirstPassageLaw:
         return t_interval(self.samples)
 
     def quantile(self, q: float) -> float:
-        """The q-quantile of the finished passages (NaN when none finished)."""
-        finished = self.samples[np.isfinite(self.samples)]
-        return float(np.quantile(finished, q)) if finished.size else float("nan")
+        """The q-quantile of the passages (NumPy's linear interpolation), the unfinished ones counted
+        as later than every finished one: NaN where it falls among them (or next to them)."""
+        ordered = np.sort(np.where(np.isnan(self.samples), np.inf, self.samples))
+        if ordered.size == 0:
+            return float("nan")
+        position = q * (ordered.size - 1)
+        low, high = ordered[math.floor(position)], ordered[math.ceil(position)]
+        if not np.isfinite(high):
+            return float("nan")
+        return float(low + (high - low) * (position - math.floor(position)))
 
     def to_dict(self) -> dict:
         mean = self.mean

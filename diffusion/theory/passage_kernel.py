@@ -186,9 +186,13 @@ def converge_passages(paths: int, rates: np.ndarray, scales: np.ndarray, eta: fl
 @njit(cache=True, nogil=True)
 def travel_passages(paths: int, plane_rate: float, plane_noise: float, plane_coupling: float, rates: np.ndarray,
                     noise: np.ndarray, eta: float, mu: float, constant: int, cdf: np.ndarray, levels: np.ndarray,
-                    max_iterations: int, lost: float, state: np.ndarray) -> np.ndarray:  # fmt: skip
+                    max_iterations: int, lost: float, state: np.ndarray, curve: np.ndarray) -> np.ndarray:  # fmt: skip
     """Per path (columns), the first k with error ``<= levels[0]``, then the first k from there with
-    error ``<= levels[1]``, and so on (one row per level; NaN beyond ``max_iterations``). The model of
+    error ``<= levels[1]``, and so on (one row per level; NaN beyond ``max_iterations``). With a
+    ``curve`` of length K > 0 (at most ``max_iterations``), every path is also followed for K
+    iterations, past its last level if need be, and ``curve[k]`` gains its error after step k (1 from
+    where a path is given up: its error has gone to 1), so that ``curve / paths`` is the mean error
+    curve. The model of
     :mod:`.travel_law`: the plane's angle θ from the saddle (``h_1 = sin θ``) and the orthogonal
     coordinates y_i, from rest at the saddle (all 0),
 
@@ -238,12 +242,16 @@ def travel_passages(paths: int, plane_rate: float, plane_noise: float, plane_cou
                 ys[written, i] = step
                 total += step * step
             if not total < lost:  # the orthogonal coordinates blew up (or NaN): the run never arrives
+                for later in range(k, curve.size):
+                    curve[later] += 1.0
                 break
             error = (np.cos(theta) ** 2 + total) / (1.0 + total)
+            if k < curve.size:
+                curve[k] += error
             while passed < levels.size and error <= levels[passed]:
                 out[passed, p] = k + 1
                 passed += 1
-            if passed == levels.size:
+            if passed == levels.size and k + 1 >= curve.size:
                 break
     state[0], state[1], state[2], state[3] = a, b, c, n
     return out

@@ -4,15 +4,17 @@
 Two different numbers answer "how long is the escape": the time at which the *mean* of h_1² over
 runs crosses δ² (the diffusion limit's formula, ``mean_curve``), and the mean over runs of each run's
 first passage (``escape_iterations``, with its law: :mod:`.first_passage`). The second is later: a run
-starts from noise. Travel has two: the ODE's, the same for every run and the mean curve's
-(``mean_curve``), and the mean over runs of each run's travel (``travel_iterations``, with its law:
+starts from noise. Travel has two: the ODE's, the same for every run (``mean_curve``, the diffusion
+limit's), and the mean over runs of each run's travel (``travel_iterations``, with its law:
 :mod:`.travel_law`), longer where the other coordinates' fluctuations count in the error. Convergence
 too has two: the crossing of the mean error curve (``mean_curve``, the diffusion limit's formula) and
 the mean over runs of each run's first passage below ε after its arrival (``converge_iterations``,
 with its law, from the same runs as the travel's): a run arrives moving and its error fluctuates
 about the floor, so it crosses ε on a dip, soon after it arrives; the law is wide, its median well
-before the mean curve's crossing. A stationary window should start when the mean has settled
-(``settled_iterations``), not at a run's first dip.
+before the mean curve's crossing. A stationary window should start when the mean error over runs
+from the saddle has settled at ε (``settled_iterations``, from the runs of :mod:`.travel_law`
+averaged per iteration), not at a run's first dip: runs escape at widely spread times, so the mean
+settles later than the sum of the means of the phases, and later than the sum of the limit's.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from amsgd.diffusion.theory.first_passage import (
     CURVE_PATHS,
     ESCAPE_PATHS,
     MAX_ITERATIONS,
+    PATHS,
     REACH,
     ConvergeLaw,
     CurveCrossing,
@@ -64,6 +67,7 @@ from amsgd.diffusion.theory.travel_law import (
     TRAVEL_REACH,
     PlaneModel,
     SaddleRuns,
+    mean_error_curve,
     saddle_runs,
 )
 
@@ -83,8 +87,9 @@ PHASES_NOTE = (
     "number from "
     "mean_curve.converge_iterations (and converge_time, in diffusion time), when the mean error "
     "curve crosses epsilon; "
-    "total_iterations adds the per-run means, settled_iterations the per-run escape and travel "
-    "and the mean-curve convergence (when the ensemble has settled)"
+    "total_iterations adds the per-run means; settled_iterations is when the mean error over runs from "
+    "the saddle reaches epsilon (later than total_iterations: runs escape at widely spread times, and the "
+    "mean waits for the slow ones; where a stationary window should start)"
 )
 #: What phase III and the totals report per run (null without convergence), in JSON order.
 _PHASE_THREE_KEYS = ("converge_time", "converge_iterations", "converge_law", "converge_noise", "total_iterations",
@@ -92,6 +97,13 @@ _PHASE_THREE_KEYS = ("converge_time", "converge_iterations", "converge_law", "co
 #: The escape law's quantiles the mean curve's paths are followed to, the second where the mean has not
 #: reached δ² by the first (:attr:`Phases.escape_curve`): it usually crosses before half the runs escape.
 CURVE_REACH = (0.5, 0.95)
+#: The mean error curve of :attr:`Phases.settled_curve`: its runs are followed to SETTLED_REACH times the
+#: iteration by which all but SETTLED_SHARE of the sampled runs have first reached ε (the mean reaches ε
+#: about when all but a share ε − F of them have, F the floor), with at most SETTLED_PATH_STEPS
+#: path-steps (a path-step per coordinate and iteration).
+SETTLED_SHARE = 1e-3
+SETTLED_REACH = 1.25
+SETTLED_PATH_STEPS = 20_000_000
 #: Why a problem that is not mean-square stable at e_1 has no phase III (prefixed to the note).
 NO_CONVERGENCE = (
     "no convergence phase: the iteration is not mean-square stable at e_1 at this eta, mu and delay "
@@ -133,12 +145,21 @@ SADDLE_UNSTABLE_NOTE = (
     "while in runs it grows on, so the law is early (eta 5e-4, mu 0.9: by 4% on the eigenvalues 0.99^i, "
     "d = 4, and 25% at the median on 0.995^i, d = 1000)"
 )
-#: Why a per-run law is null (appended to the note when one is).
+#: Why a per-run law is null, or partly unfinished, and why ``settled_iterations`` is (appended to the note).
 NOT_SAMPLED = (
     "; a per-run law that is null was not sampled: the mean curve crosses beyond "
     f"{REACH * MAX_ITERATIONS:.0f} iterations, where no sampled run would finish within the "
     f"{MAX_ITERATIONS} followed (the mean curve's numbers stand)"
 )
+NONE_FINISHED = (
+    "; {name} is null: none of its {paths} sampled paths got there within the {followed} iterations followed "
+    "(the mean curve's numbers stand)"
+)
+UNFINISHED = (
+    "; {name}: {unfinished} of its {paths} sampled paths had not got there within the {followed} iterations "
+    "followed, so its mean is that of the others, a lower bound, and a quantile among the unfinished is null"
+)
+UNSETTLED = "; settled_iterations is null: the mean error of the sampled runs had not reached epsilon {why}"
 
 
 @dataclass(frozen=True)
@@ -248,9 +269,8 @@ class Phases:
         return self.escape_law.mean.mean
 
     @cached_property
-    def saddle_runs(self) -> SaddleRuns:
-        """Runs of the reduced model from the saddle (:mod:`.travel_law`), followed to ε when there is
-        a phase III that takes time; sampled on first use."""
+    def _plane_model(self) -> PlaneModel:
+        """The reduced model of runs from the worst saddle (:mod:`.travel_law`)."""
         rates, noise = (np.array(v) for v in self.saddle_modes)
         if rates.size == 0 or len(self.tangent_rates) == 0:
             raise ProblemError("these phases carry no modes at the saddle and e_1; build them with phases(...)")
@@ -258,18 +278,43 @@ class Phases:
         optimum_rates = np.array(self.tangent_rates)
         optimum_noise = self._calibrated if self._calibrated is not None else np.array(self.tangent_noise)
         at_saddle, at_optimum = self._other_coordinates()
-        model = PlaneModel(
+        return PlaneModel(
             optimum_rates[j - 2], noise[0], self.escape_coupling,
             np.stack([rates[at_saddle], optimum_rates[at_optimum]], axis=1),
             np.stack([noise[at_saddle], optimum_noise[at_optimum]], axis=1),
         )  # fmt: skip
+
+    @cached_property
+    def saddle_runs(self) -> SaddleRuns:
+        """Runs of the reduced model from the saddle (:mod:`.travel_law`), followed to ε when there is
+        a phase III that takes time; sampled on first use."""
+        model = self._plane_model
         below = not self._floor_at_least(self.delta_sq)
         epsilon = self.epsilon if self.converges and self.epsilon < self.delta_sq and below else None
         expected = (self.escape_time + self.travel_time + (self.converge_time if epsilon else 0.0)) / self.eta
         return saddle_runs(model, self.eta, self.mu, self.delay, self.delta_sq,
-                           paths_for(expected * (len(at_saddle) + 1)),
+                           paths_for(expected * (model.rates.shape[0] + 1)),
                            min(iterations_for(expected), int(TRAVEL_REACH * expected)), epsilon,
                            not self._floor_at_least(NO_ARRIVAL_FLOOR))  # fmt: skip
+
+    @cached_property
+    def settled_curve(self) -> np.ndarray | None:
+        """The mean error over runs from the saddle after each iteration (entry k: iteration k + 1;
+        :func:`.travel_law.mean_error_curve`), followed to :data:`SETTLED_REACH` times the iteration by
+        which all but :data:`SETTLED_SHARE` of the runs of :attr:`saddle_runs` have reached ε; None
+        without phase III, or where more of them had not within the iterations followed."""
+        if not (self.converges and self.arrives):
+            return None
+        runs = self.saddle_runs
+        reached = runs.converged if runs.converged is not None else runs.arrival  # ε >= δ²: at the arrival
+        ordered = np.sort(np.where(np.isnan(reached), np.inf, reached))
+        last = ordered[min(math.ceil((1.0 - SETTLED_SHARE) * ordered.size), ordered.size) - 1]
+        if not math.isfinite(last):
+            return None
+        horizon = min(runs.iterations, math.ceil(SETTLED_REACH * last) + 1)
+        model = self._plane_model
+        paths = paths_for(horizon * (model.rates.shape[0] + 1) / 3.0, PATHS, SETTLED_PATH_STEPS)
+        return mean_error_curve(model, self.eta, self.mu, self.delay, self.delta_sq, paths, horizon)
 
     def _floor_at_least(self, level: float) -> bool:
         return math.isfinite(self.floor) and self.floor >= level
@@ -377,10 +422,13 @@ class Phases:
 
     @property
     def settled_iterations(self) -> float:
-        """When the *mean* error has settled at ε: the means over runs of the escape and the travel,
-        and the mean curve's convergence. Later than a run's first dip below ε (``total_iterations``):
-        a stationary window starts here, when the ensemble, not one run, is near the floor."""
-        return self.escape_iterations + self.travel_iterations + self.converge_time / self.eta
+        """When the *mean* error over runs from the saddle first reaches ε (:attr:`settled_curve`; NaN
+        where it was not followed that far). Later than the mean of the runs' own first passages
+        (``total_iterations``): runs escape at widely spread times, and the mean waits for the slow
+        ones. A stationary window starts here, when the ensemble, not one run, is near the floor."""
+        curve = self.settled_curve
+        below = np.flatnonzero(curve <= self.epsilon) if curve is not None else np.zeros(0, dtype=int)
+        return float(below[0] + 1) if below.size else float("nan")
 
     def sample(self) -> None:
         """Sample the escape law and the runs from the saddle at once, on two threads where
@@ -475,8 +523,26 @@ class Phases:
             why = (FAR_FLOOR if self._floor_at_least(NO_ARRIVAL_FLOOR) else
                    UNARRIVED.format(unarrived=unarrived, escaped=escaped, iterations=self.saddle_runs.iterations))
             return NO_ARRIVAL.format(floor=self.floor, why=why)
-        laws = [self.escape_law, self.travel_law] + ([self.converge_law] if self.converges else [])
-        return NOT_SAMPLED if any(np.isnan(law.mean.mean) for law in laws) else ""
+        laws = {"escape_law": self.escape_law, "travel_law": self.travel_law}
+        if self.converges:
+            laws["converge_law"] = self.converge_law
+        notes = [self._censored_note(name, law) for name, law in laws.items()]
+        if self.converges and not math.isfinite(self.settled_iterations):
+            curve = self.settled_curve
+            notes.append(UNSETTLED.format(why=f"within the {curve.size} iterations followed" if curve is not None else
+                                          f"(more than {SETTLED_SHARE:.1%} of them had not reached it)"))  # fmt: skip
+        return "".join(dict.fromkeys(notes))  # NOT_SAMPLED once
+
+    def _censored_note(self, name: str, law: FirstPassageLaw) -> str:
+        """Why a per-run law is null, or how many of its paths had not finished ("" where all had)."""
+        unfinished, paths = int(np.isnan(law.samples).sum()), law.samples.size
+        if unfinished == 0:
+            return ""
+        followed = iterations_for(self.escape_time / self.eta) if name == "escape_law" else self.saddle_runs.iterations
+        if followed == 0:
+            return NOT_SAMPLED
+        text = NONE_FINISHED if unfinished == paths else UNFINISHED
+        return text.format(name=name, unfinished=unfinished, paths=paths, followed=followed)
 
     def _phase_three(self) -> dict:
         """The per-run numbers of phase III and the totals (:data:`_PHASE_THREE_KEYS`)."""
@@ -608,9 +674,8 @@ def _linear_escape(derivation: Derivation, rate: float, noise: float, delta_sq: 
 
 def saddle_arrival(problem: Problem, start: str) -> tuple[float | None, float | None]:
     """For runs started at the saddle ``start`` (``"eJ"``, the worst saddle of the phases), the mean
-    escape and the arrival near the floor, in iterations: :attr:`Phases.settled_iterations` (the
-    means over runs of the escape and the travel and the mean error curve's convergence, not a run's
-    first dip below ε); (None, None) for another start, or when the theory has no prediction (no eigengap,
+    escape and the arrival near the floor, in iterations: :attr:`Phases.settled_iterations` (when the
+    mean error over runs reaches ε, not a run's first dip below ε); (None, None) for another start, or when the theory has no prediction (no eigengap,
     infinite fourth moments, unstable modes). A stationary window should start after the arrival."""
     if not (start.startswith("e") and start[1:].isdigit() and start != "e1"):
         return None, None

@@ -134,21 +134,44 @@ def saddle_runs(model: PlaneModel, eta: float, mu: float, delay: Delay, delta_sq
     ``iterations``: each one's escape, arrival and, with ``epsilon`` (ε < δ²), convergence; with
     ``arrive`` false only the escape (the arrivals NaN). An i.i.d. delay is drawn afresh every step,
     one for the plane and the other coordinates."""
+    delta_sq = _checked_delta_sq(delta_sq)
+    if epsilon is not None and not (np.isfinite(epsilon) and 0.0 < epsilon < delta_sq and arrive):
+        raise ProblemError(f"epsilon must satisfy 0 < ε < δ² = {delta_sq:g} for runs that arrive, got {epsilon!r}")
+    levels = [1.0 - delta_sq] + ([delta_sq] if arrive else []) + ([] if epsilon is None else [epsilon])
+    times = _passages(model, eta, mu, delay, delta_sq, levels, paths, iterations, np.zeros(0))
+    arrival = times[1] if arrive else np.full(times.shape[1], np.nan)
+    return SaddleRuns(times[0], arrival, None if epsilon is None else times[2], int(iterations))
+
+
+def mean_error_curve(model: PlaneModel, eta: float, mu: float, delay: Delay, delta_sq: float, paths: int,
+                     iterations: int) -> np.ndarray:  # fmt: skip
+    """The mean error over ``paths`` runs of the reduced ``model`` from rest at the saddle, after each of
+    the first ``iterations`` steps (entry k: after step k, at iteration k + 1). Runs escape at widely
+    spread times, so this mean falls later and more slowly than a single run's error: it is the
+    mean curve of the runs that a simulation averages."""
+    curve = np.zeros(checks.positive_int("iterations", iterations))
+    _passages(model, eta, mu, delay, delta_sq, [1.0 - delta_sq], paths, iterations, curve)
+    return curve / paths
+
+
+def _passages(model: PlaneModel, eta: float, mu: float, delay: Delay, delta_sq: float, levels: list[float],
+              paths: int, iterations: int, curve: np.ndarray) -> np.ndarray:  # fmt: skip
+    """:func:`~.passage_kernel.travel_passages` on the checked parameters, from the fixed seed."""
     from amsgd.diffusion.theory.passage_kernel import travel_passages
     from amsgd.simulate.ziggurat import replicate_states
 
     eta, mu = check_parameters(eta, mu)
-    if not (np.isfinite(delta_sq) and 0.0 < delta_sq < 0.5):
-        raise ProblemError(f"delta_sq must satisfy 0 < δ² < 1/2, got {delta_sq!r}")
-    if epsilon is not None and not (np.isfinite(epsilon) and 0.0 < epsilon < delta_sq and arrive):
-        raise ProblemError(f"epsilon must satisfy 0 < ε < δ² = {delta_sq:g} for runs that arrive, got {epsilon!r}")
+    _checked_delta_sq(delta_sq)
     paths = checks.positive_int("paths", paths)
     law = delay_law(delay, as_iid=True)
     constant = -1 if law.constant is None else law.constant
-    levels = np.array([1.0 - delta_sq] + ([delta_sq] if arrive else []) + ([] if epsilon is None else [epsilon]))
     state = replicate_states(np.random.SeedSequence(SEED), 1)[0].copy()
-    times = travel_passages(int(paths), float(model.plane_rate), float(model.plane_noise), float(model.plane_coupling),
-                            model.rates, model.noise, eta, mu, constant, law.cdf, levels, int(iterations), LOST,
-                            state)  # fmt: skip
-    arrival = times[1] if arrive else np.full(int(paths), np.nan)
-    return SaddleRuns(times[0], arrival, None if epsilon is None else times[2], int(iterations))
+    return travel_passages(paths, float(model.plane_rate), float(model.plane_noise), float(model.plane_coupling),
+                           model.rates, model.noise, eta, mu, constant, law.cdf, np.array(levels, dtype=float),
+                           int(iterations), LOST, state, curve)  # fmt: skip
+
+
+def _checked_delta_sq(delta_sq: float) -> float:
+    if not (np.isfinite(delta_sq) and 0.0 < delta_sq < 0.5):
+        raise ProblemError(f"delta_sq must satisfy 0 < δ² < 1/2, got {delta_sq!r}")
+    return float(delta_sq)
