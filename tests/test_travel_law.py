@@ -28,6 +28,7 @@ import sympy as sp
 from scipy import stats
 
 from amsgd import Problem, ProblemError, parse_delay, parse_distribution, predict
+from amsgd.diffusion.theory.first_passage import FirstPassageLaw
 from amsgd.diffusion.theory.phases import Phases
 from amsgd.core.estimates import Estimate
 from amsgd.diffusion.theory.travel_law import PlaneModel, SaddleRuns, saddle_runs
@@ -185,6 +186,23 @@ def test_a_law_not_followed_long_enough_is_unfinished():
         assert law.to_dict()["unfinished"] == 50 and law.to_dict()["mean"] is None
     with pytest.raises(ProblemError, match="not followed to"):
         saddle_runs(model, 5e-4, 0.9, 0, 0.1, 5, 10).convergence
+
+
+def test_a_partly_unfinished_law_counts_its_unfinished_paths_in_the_quantiles():
+    """An unfinished path passes later than any finished one: the quantiles are those of all paths (NumPy's
+    where every path finished), null where they fall among the unfinished; the phases' note names the law."""
+    times = np.random.default_rng(5).exponential(100.0, 1001)
+    np.testing.assert_allclose([FirstPassageLaw(times).quantile(q) for q in (0.0, 0.1, 0.5, 0.9, 1.0)],
+                               np.quantile(times, [0.0, 0.1, 0.5, 0.9, 1.0]), rtol=1e-12)  # fmt: skip
+    censored = np.where(times > np.quantile(times, 0.8), np.nan, times)  # the slowest fifth not followed
+    law = FirstPassageLaw(censored)
+    assert law.quantile(0.5) == pytest.approx(np.quantile(times, 0.5), rel=1e-12)
+    assert law.quantile(0.75) == pytest.approx(np.quantile(times, 0.75), rel=1e-12)
+    assert law.to_dict()["quantiles"]["q90"] is None and law.to_dict()["unfinished"] == 200
+    phases = predict(_problem("default")).phases
+    note = phases._censored_note("travel_law", law)
+    assert f"200 of its 1001 sampled paths had not got there within the {phases.saddle_runs.iterations}" in note
+    assert phases._censored_note("travel_law", FirstPassageLaw(times)) == ""
 
 
 @pytest.mark.parametrize(
