@@ -28,9 +28,9 @@ import sympy as sp
 from scipy import stats
 
 from amsgd import Problem, ProblemError, parse_delay, parse_distribution, predict
+from amsgd.core.estimates import Estimate
 from amsgd.diffusion.theory.first_passage import FirstPassageLaw
 from amsgd.diffusion.theory.phases import Phases
-from amsgd.core.estimates import Estimate
 from amsgd.diffusion.theory.travel_law import PlaneModel, SaddleRuns, saddle_runs
 from amsgd.simulate import simulate
 from amsgd.validation.statistics import crossing_interval
