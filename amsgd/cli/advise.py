@@ -12,6 +12,7 @@ from amsgd.cli.options import (
     emit,
     float_list,
     int_list,
+    listed,
     problem_from_args,
     refuse_typed,
     whole,
@@ -28,13 +29,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("advice")
     group.add_argument(
         "--workers", type=int_list, default=DEFAULT_WORKERS, metavar="LIST",
-        help=f"worker counts M, round-robin (tau = M - 1): {LIST_HELP} (default: %s)" % ",".join(map(str, DEFAULT_WORKERS)),
+        help=f"worker counts M, round-robin (tau = M - 1): {LIST_HELP} (default: {listed(DEFAULT_WORKERS)})",
     )  # fmt: skip
     group.add_argument(
         "--mus", type=float_list, default=DEFAULT_MUS, metavar="LIST",
         help=f"momenta to compare, each in [0, 1) (in (-1, 1) for a model, written --mus=-0.3,0,0.5): {LIST_HELP} "
-        "(default: %s)"
-        % ",".join(f"{m:g}" for m in DEFAULT_MUS),
+        f"(default: {listed(DEFAULT_MUS)})",
     )  # fmt: skip
     group.add_argument(
         "--steps", type=whole, default=DEFAULT_STEPS, metavar="N", action=Given,

@@ -11,6 +11,7 @@ from amsgd.cli.options import (
     emit,
     float_list,
     int_list,
+    listed,
     problem_from_args,
     refuse_typed,
     whole,
@@ -48,11 +49,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--tradeoff-mu", type=float_list, default=TRADEOFF_MUS, metavar="LIST",
-        help=f"momenta of the momentum-asynchrony tradeoff table: {LIST_HELP} (default: %(default)s)",
+        help=f"momenta of the momentum-asynchrony tradeoff table: {LIST_HELP} (default: {listed(TRADEOFF_MUS)})",
     )  # fmt: skip
     group.add_argument(
         "--tradeoff-workers", type=int_list, default=TRADEOFF_WORKERS, metavar="LIST",
-        help=f"round-robin worker counts M (tau = M - 1) of the tradeoff table: {LIST_HELP} (default: %(default)s)",
+        help=f"round-robin worker counts M (tau = M - 1) of the tradeoff table: {LIST_HELP} (default: {listed(TRADEOFF_WORKERS)})",
     )  # fmt: skip
     group.add_argument(
         "--steps", type=whole, default=DEFAULT_STEPS, metavar="N",

@@ -85,7 +85,7 @@ def add_problem_options(parser: argparse.ArgumentParser, *, point: bool = True) 
     source = group.add_mutually_exclusive_group()
     source.add_argument(
         "--spectrum", action=Given,
-        default=",".join(f"{x:g}" for x in DEFAULT_SPECTRUM),
+        default=listed(DEFAULT_SPECTRUM),
         help="eigenvalues of Σ = diag(spectrum), comma separated (default: %(default)s)",
     )
     source.add_argument(
@@ -173,6 +173,11 @@ def _list_entries(text: str) -> list[str] | None:
 
 #: What a LIST option takes, for its help.
 LIST_HELP = "values, comma-separated, and/or START:STOP:STEP ranges (STOP included)"
+
+
+def listed(values) -> str:
+    """A default list as the command line writes it: ``0,0.3,0.5``."""
+    return ",".join(f"{v:g}" for v in values)
 
 
 def _number_list(text: str, integer: bool) -> tuple:
