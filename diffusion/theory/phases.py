@@ -99,11 +99,14 @@ _PHASE_THREE_KEYS = ("converge_time", "converge_iterations", "converge_law", "co
 CURVE_REACH = (0.5, 0.95)
 #: The mean error curve of :attr:`Phases.settled_curve`: its runs are followed to SETTLED_REACH times the
 #: iteration by which all but SETTLED_SHARE of the sampled runs have first reached ε (the mean reaches ε
-#: about when all but a share ε − F of them have, F the floor), with at most SETTLED_PATH_STEPS
-#: path-steps (a path-step per coordinate and iteration).
+#: about when all but a share ε − F of them have, F the floor), on SETTLED_PATH_STEPS path-steps (a
+#: path-step per coordinate and iteration) or those of the runs to their own passages, whichever is
+#: more (where the latter are few, in many dimensions, the curve costs at most as much as they did),
+#: with at least SETTLED_MIN_PATHS paths.
 SETTLED_SHARE = 1e-3
 SETTLED_REACH = 1.25
 SETTLED_PATH_STEPS = 20_000_000
+SETTLED_MIN_PATHS = 50
 #: Why a problem that is not mean-square stable at e_1 has no phase III (prefixed to the note).
 NO_CONVERGENCE = (
     "no convergence phase: the iteration is not mean-square stable at e_1 at this eta, mu and delay "
@@ -313,7 +316,10 @@ class Phases:
             return None
         horizon = min(runs.iterations, math.ceil(SETTLED_REACH * last) + 1)
         model = self._plane_model
-        paths = paths_for(horizon * (model.rates.shape[0] + 1) / 3.0, PATHS, SETTLED_PATH_STEPS)
+        width = model.rates.shape[0] + 1  # the plane and the other coordinates
+        followed = np.minimum(np.nan_to_num(reached, nan=runs.iterations), runs.iterations).sum()
+        budget = max(SETTLED_PATH_STEPS, followed * width)
+        paths = int(np.clip(budget // (horizon * width), SETTLED_MIN_PATHS, PATHS))
         return mean_error_curve(model, self.eta, self.mu, self.delay, self.delta_sq, paths, horizon)
 
     def _floor_at_least(self, level: float) -> bool:
