@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from amsgd.cli import main
@@ -140,3 +141,31 @@ def test_an_empty_out_is_refused(tmp_path, capsys, monkeypatch):
         assert main([*command, "--out", ""]) == 2
         assert "--out needs a folder name" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+def test_the_rate_figure_draws_an_oscillating_mean_where_it_is_negative(tmp_path, monkeypatch):
+    """A mean that oscillates (a complex dominant root) is negative on half its records: a log axis would
+    drop them, so they are drawn as |mean| with their own label, and the fitted line is called an envelope."""
+    import matplotlib.axes
+
+    from amsgd import Problem
+    from amsgd.figures.dynamics import rate_figure
+    from amsgd.validation.dynamics import LocalRate
+    from amsgd.validation.statistics import RateFit
+
+    k = np.arange(0.0, 400.0, 2.0)
+    mean = np.exp(-0.01 * k) * np.cos(0.05 * k)
+    fit = RateFit(0.01, 0.009, 0.011, (20.0, 300.0), k, mean, 1.0)
+    drawn = {}
+    semilogy = matplotlib.axes.Axes.semilogy
+
+    def record(self, x, y, *args, **kwargs):
+        drawn[kwargs.get("label")] = np.asarray(y)
+        return semilogy(self, x, y, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "semilogy", record)
+    rate = LocalRate(Problem.from_spectrum(), 3, fit, 0.011, 0.012, None)
+    rate_figure([rate], tmp_path / "rate.png")
+    negative = drawn["simulation: |mean| where negative"]
+    assert negative.size == (mean < 0).sum() and (negative > 0).all()
+    assert any(label.startswith("fitted envelope 0.01 ") for label in drawn if label)

@@ -112,3 +112,33 @@ def test_the_titles_name_the_sweeps_covariance():
     from amsgd.figures.sweep import _sigma
 
     assert _sigma(small_dataset(SweepGrid(("gaussian",), (4e-3,), (0.5,), "tau", (0,)))) == "Σ = diag(3, 2, 1)"
+
+
+def test_points_whose_runs_mostly_diverged_are_left_out(tmp_path, monkeypatch):
+    """A point where more than half the runs diverged is the mean of the few left, not the algorithm's
+    error: the error-against-delay curves and the measured heat map leave it out (as the validation's
+    figure does), and the titles say so."""
+    import matplotlib.axes
+    import matplotlib.figure
+    import numpy as np
+
+    from amsgd.figures.sweep import MOSTLY_DIVERGED
+
+    ds = small_dataset(SweepGrid(("gaussian",), (4e-3,), (0.6, 0.9), "tau", (0, 4, 8)))
+    ds["diverged_fraction"].loc[{"mu": 0.9, "tau": 4}] = 0.75  # as if three runs in four had diverged
+    ds["diverged_fraction"].loc[{"mu": 0.9, "tau": 8}] = MOSTLY_DIVERGED  # half: still drawn
+    drawn, titles = {}, []
+    errorbar, suptitle = matplotlib.axes.Axes.errorbar, matplotlib.figure.Figure.suptitle
+
+    def record(self, x, y, *args, **kwargs):
+        drawn[kwargs.get("label")] = np.asarray(y, dtype=float)
+        return errorbar(self, x, y, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "errorbar", record)
+    monkeypatch.setattr(matplotlib.figure.Figure, "suptitle",
+                        lambda self, t, **kw: titles.append(t) or suptitle(self, t, **kw))  # fmt: skip
+    sweep_figures(ds, tmp_path / "figs")
+    kept = drawn["μ = 0.9 measured"]
+    assert np.isnan(kept[1]) and np.isfinite(kept[[0, 2]]).all()
+    assert np.isfinite(drawn["μ = 0.6 measured"]).all()
+    assert any("grey: more than half the runs diverged" in t for t in titles)

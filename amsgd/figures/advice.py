@@ -11,9 +11,11 @@ from amsgd.figures.style import COLORS, new_figure, save
 
 
 def advice_figure(advice: Advice, path: str | Path) -> Path:
-    """Rate per iteration of the slowest error (or loss) mode against μ for each M; unstable cells are
-    left out, the fastest μ (``best mu (rate)``, which is not the best for a fixed budget: see
-    ``best mu (loss after N)``) is ringed and the largest mean-stable μ marked by a dotted line."""
+    """Rate per iteration of the slowest error (or loss) mode against μ for each M; the momenta that are
+    not mean-square stable are left out, the fastest μ (``best mu (rate)``, which is not the best for
+    a fixed budget: see ``best mu (loss after N)``) is ringed and the supremum of the μ at which the
+    mean is stable marked by a dotted line (beyond the last point drawn where the second moments give
+    out first)."""
     g = advice.grid
     fig, ax = new_figure()
     for m, workers in enumerate(g.workers):
@@ -32,6 +34,7 @@ def advice_figure(advice: Advice, path: str | Path) -> Path:
     quantity = "error" if advice.loss_after is None else "loss"  # streaming PCA's sin², or a model's loss
     ax.set_ylabel(f"local rate of the {quantity} (1/iteration)")
     ax.set_title(f"{getattr(advice.problem, 'model', 'pca')}, η = {advice.problem.eta:g}: "
-                 "rate of stable momenta (ring: fastest; dotted: stability edge)", fontsize=9)  # fmt: skip
+                 "rate of the mean-square stable momenta\n(ring: fastest; dotted: edge of the mean's stability)",
+                 fontsize=9)  # fmt: skip
     ax.legend(fontsize=8)
     return save(fig, path)

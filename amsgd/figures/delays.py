@@ -9,6 +9,7 @@ import numpy as np
 
 from amsgd.diffusion.theory import Predictions
 from amsgd.figures.style import COLORS, new_figure, save
+from amsgd.figures.sweep import MOSTLY_DIVERGED
 from amsgd.validation.delays import KNEE_FACTOR, DelayCurve
 
 #: Momenta at which the phase diagram's boundaries are evaluated.
@@ -21,7 +22,7 @@ def delay_curves_figure(curves: Sequence[DelayCurve], problem_label: str, path: 
     top = 0.0
     for n, c in enumerate(curves):
         color = COLORS[n % len(COLORS)]
-        ok = c.diverged_fraction <= 0.5
+        ok = c.diverged_fraction <= MOSTLY_DIVERGED
         mean = np.where(ok, c.mean, np.nan)
         low, high = c.ci
         ax.fill_between(c.taus, np.where(ok, low, np.nan), np.where(ok, high, np.nan), color=color, alpha=0.25, lw=0)

@@ -27,7 +27,7 @@ def trajectory_figure(traj: Trajectory, problem_label: str, path: str | Path) ->
     ax.set_xlabel("iteration k")
     ax.set_ylabel("optimisation error sin²∠(v_k, e₁)")
     ax.set_title(f"Mean trajectory from h₀ ∝ (1,…,1) against the ODE\n{problem_label}")
-    ax.legend(loc="upper right")
+    ax.legend(loc="lower left")  # the upper right holds the mean's approach to the floor
     return save(fig, path)
 
 
@@ -45,7 +45,7 @@ def escape_figure(run: PhaseRun, problem_label: str, path: str | Path) -> Path:
         ax1.axvline(run.escape_saturated, color=COLORS[1], ls="-.",
                     label="escape law's mean curve (finite η)")  # fmt: skip
     ax1.axvline(run.escape_predicted + run.travel_predicted, color=COLORS[3], ls="--",
-                label="derived escape + travel")  # fmt: skip
+                label="derived escape + ODE travel (diffusion limit)")  # fmt: skip
     ax1.set_xlim(0, min(k[-1], 2.2 * (run.escape_predicted + run.travel_predicted)))
     ax1.set_xlabel("iteration k")
     ax1.set_ylabel("h₁²/‖h‖²  (= 1 − sin²)")
@@ -64,25 +64,33 @@ def escape_figure(run: PhaseRun, problem_label: str, path: str | Path) -> Path:
     ax2.set_ylabel("density (1/iteration)")
     ax2.set_title("Escape-time distribution")
     fig.suptitle(problem_label)
-    ax2.legend(loc="upper right")
+    ax2.set_ylim(top=ax2.get_ylim()[1] * 1.5)  # room above the bars for the legend
+    ax2.legend(loc="upper right", fontsize=7.5)
     return save(fig, path)
 
 
 def rate_figure(rates: list[LocalRate], path: str | Path, title: str = "Local convergence near e₁") -> Path:
-    """Mean common-noise difference of the slowest tangent coordinate, log scale, with fitted and predicted slopes."""
+    """Mean common-noise difference of the slowest tangent coordinate, log scale, with fitted and predicted
+    slopes. Where the mean oscillates (a complex dominant root) its negative values are drawn as |mean|
+    with open markers, and the fitted line is the fit's envelope ``A e^{−rk}``."""
     fig, ax = new_figure()
     for n, r in enumerate(rates):
         color = COLORS[n % len(COLORS)]
         f = r.fit
         k = f.iterations
-        keep = f.mean > 0
         p = r.problem
-        label = f"η={p.eta:g}, μ={p.mu:g}, delay {p.delay.spec}"
-        ax.semilogy(k[keep], f.mean[keep], ".", ms=3, color=color, label=f"simulation: {label}")
+        label = f"η={p.eta:g}, μ={p.mu:g}, delay {p.delay.spec}; coordinate {r.mode + 1}"
+        ax.semilogy(k[f.mean > 0], f.mean[f.mean > 0], ".", ms=3, color=color, label=f"simulation: {label}")
+        negative = f.mean < 0
+        if negative.any():
+            ax.semilogy(k[negative], -f.mean[negative], "o", ms=2.5, mfc="none", mew=0.6, color=color,
+                        label="simulation: |mean| where negative")  # fmt: skip
         lo, hi = f.window
         kk = np.linspace(lo, hi, 50)
+        within = (k >= lo) & (k <= hi)
+        fitted = "fitted envelope" if negative[within].any() else "fit"
         ax.semilogy(kk, f.amplitude * np.exp(-f.rate * kk), color=color, lw=1.5,
-                    label=f"fit {f.rate:.3g} [{f.ci_low:.3g}, {f.ci_high:.3g}] /iter")  # fmt: skip
+                    label=f"{fitted} {f.rate:.3g} [{f.ci_low:.3g}, {f.ci_high:.3g}] /iter")  # fmt: skip
         a0 = f.amplitude * np.exp(-f.rate * lo)
         ax.semilogy(kk, a0 * np.exp(-r.exact * (kk - lo)), color=color, ls="--", lw=1,
                     label=f"exact linear {r.exact:.3g} /iter")  # fmt: skip

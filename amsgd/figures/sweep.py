@@ -5,12 +5,14 @@
 * ``sweep_heatmaps*.png``: the measured stationary error, the exact linearised floor and their
   ratio over momentum μ × delay τ (or workers M), with the largest stable delay τ*(μ) of the
   linear theory drawn over them (an arrowhead at the edge where it lies beyond the grid); grey cells
-  diverged (measured) or have no prediction (predicted: linearly unstable, or no theory);
+  mostly diverged (measured: more than half the runs, :data:`MOSTLY_DIVERGED`) or have no prediction
+  (predicted: linearly unstable, or no theory);
   hatched cells have an averaging window not shown stationary (variable ``stationary`` 0, drifting:
   the estimate is biased by the transient, not a property of μ and τ; or −1, undecided or not checked);
 * ``sweep_error_vs_delay*.png``: the measured stationary error against the delay, one curve per μ
-  with its 95% intervals, beside the linearised floor (dashed) and the diffusion floor (dotted),
-  the published experiment's picture; open markers: window not shown stationary;
+  with its 95% intervals (mostly diverged points left out), beside the linearised floor (dashed) and
+  the diffusion floor (dotted), the published experiment's picture; open markers: window not shown
+  stationary;
 * ``sweep_best_mu*.png``: the best momentum per worker count M (τ = M − 1 for a round-robin
   server): the μ with the lowest measured final and stationary error, and the largest μ on the
   grid that the linear theory predicts stable at that delay (τ* ≥ τ). The linearised floor itself
@@ -32,6 +34,9 @@ if TYPE_CHECKING:
 
 #: The variables of a streaming-PCA sweep that the figures draw (``stationary`` and ``mean_square_stable``
 #: are optional: files of earlier formats lack them and draw without their marks).
+#: A point whose runs diverged more than this share is left out of the figures of measured error: the
+#: mean of the few that did not is not the algorithm's error (the same rule as the validation's).
+MOSTLY_DIVERGED = 0.5
 DRAWN = ("stationary_error", "stationary_error_ci_low", "stationary_error_ci_high", "final_error", "linearized_floor",
          "diffusion_floor", "diverged_fraction", "tau_max")  # fmt: skip
 
@@ -155,14 +160,15 @@ def _heatmaps(ds: xarray.Dataset, label: str, path: Path) -> Path:
 
     axis, xlabel = _delay_axis(ds)
     delays, mus = ds[axis].values, ds["mu"].values
-    measured = ds["stationary_error"].transpose("mu", axis).values
+    measured = _kept(ds, "stationary_error").transpose("mu", axis).values
     predicted = _linearized_floor(ds).transpose("mu", axis).values
     finite = np.concatenate([v[np.isfinite(v) & (v > 0)] for v in (measured, predicted)])
     norm = LogNorm(finite.min(), finite.max()) if finite.size and finite.min() < finite.max() else None
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(np.isfinite(predicted) & (predicted > 0), measured / predicted, np.nan)
     spread = np.nanmax(np.abs(np.log2(ratio))) if np.isfinite(ratio).any() else 1.0
-    ratio_norm = LogNorm(2.0 ** -max(spread, 0.05), 2.0 ** max(spread, 0.05))  # symmetric about 1
+    spread = max(spread, 0.05)
+    ratio_norm = LogNorm(2.0**-spread, 2.0**spread)  # symmetric about 1
 
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.8), constrained_layout=True)
     panels = (
@@ -178,7 +184,11 @@ def _heatmaps(ds: xarray.Dataset, label: str, path: Path) -> Path:
             np.arange(delays.size + 1) - 0.5, np.arange(mus.size + 1) - 0.5,
             np.ma.masked_invalid(values), norm=color_norm, cmap=cmap, shading="flat",
         )  # fmt: skip
-        fig.colorbar(image, ax=ax, label="sin²∠(v, e₁)" if cmap_name == "viridis" else "ratio")
+        bar = fig.colorbar(image, ax=ax, label="sin²∠(v, e₁)" if cmap_name == "viridis" else "ratio")
+        if color_norm is ratio_norm:  # ticks on both sides of 1, symmetric on the log scale
+            ticks = 2.0 ** np.array([-spread, -spread / 2, 0.0, spread / 2, spread])
+            bar.set_ticks(ticks, labels=[f"{t:.3g}" for t in ticks])
+            bar.minorticks_off()
         _index_ticks(ax, delays, mus)
         _draw_limit(ax, limit, delays, "w" if cmap_name == "viridis" else "k")  # visible on either colour map
         if values is not predicted:  # the measured panels
@@ -192,8 +202,14 @@ def _heatmaps(ds: xarray.Dataset, label: str, path: Path) -> Path:
         labels.append(DRIFT_LABEL)
     axes[0].legend(handles, labels, loc="lower left", fontsize=8, facecolor="0.4", labelcolor="white")
     hatched = "; hatched: window not shown stationary" if drifting.any() else ""
-    fig.suptitle(f"Stationary error over momentum and delay ({label}); grey: diverged, or no prediction{hatched}")
+    fig.suptitle(f"Stationary error over momentum and delay ({label})\ngrey: more than half the runs diverged, "
+                 f"or no prediction{hatched}")  # fmt: skip
     return _write(fig, path)
+
+
+def _kept(ds: xarray.Dataset, name: str) -> xarray.DataArray:
+    """``ds[name]`` with the points whose runs mostly diverged (:data:`MOSTLY_DIVERGED`) set to NaN."""
+    return ds[name].where(ds["diverged_fraction"] <= MOSTLY_DIVERGED)
 
 
 def _draw_limit(ax, limit: np.ndarray, delays: np.ndarray, colour: str) -> None:
@@ -229,8 +245,8 @@ def _error_vs_delay(ds: xarray.Dataset, label: str, path: Path) -> Path:
     single = {"marker": "_", "ms": 16, "mew": 1.5} if delays.size == 1 else {}  # a line of one point is invisible
     for color, mu in zip(colors, ds["mu"].values, strict=True):
         row = ds.sel(mu=mu)
-        mean = row["stationary_error"].values
-        low, high = row["stationary_error_ci_low"].values, row["stationary_error_ci_high"].values
+        mean = _kept(row, "stationary_error").values
+        low, high = _kept(row, "stationary_error_ci_low").values, _kept(row, "stationary_error_ci_high").values
         yerr = np.vstack([mean - low, high - mean])
         ax.errorbar(delays, mean, yerr=np.where(np.isfinite(yerr), yerr, 0), color=color, marker="o", ms=4,
                     capsize=2, label=f"μ = {mu:g} measured")  # fmt: skip
@@ -249,7 +265,8 @@ def _error_vs_delay(ds: xarray.Dataset, label: str, path: Path) -> Path:
         ax.set_xticks(delays, [f"{d:g}" for d in delays])
     ax.set_xlabel(xlabel)
     ax.set_ylabel("stationary error, mean sin²∠(v, e₁)")
-    ax.set_title(f"Error against delay: simulation (95% CI) and predictions\n{label}")
+    ax.set_title(f"Error against delay: simulation (95% CI) and predictions\n{label}\n"
+                 "(points where more than half the runs diverged are left out)")  # fmt: skip
     ax.legend(fontsize=8, ncol=2)
     ax.grid(alpha=0.3, which="both")
     return _write(fig, path)
