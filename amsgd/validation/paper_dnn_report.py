@@ -28,13 +28,13 @@ def _mu(x: float | None) -> str:
 def _best_rows(report: DnnReport, protocol: str, delay: str) -> list[str]:
     lines = [
         "| M | poster | predicted best μ | stable μ at x* | stable μ, end of plain SGD | best μ, train loss [95%] "
-        "| within 1% | best μ, val. loss [95%] | best μ, val. accuracy [95%] |",
+        "| not worse (paired test) | best μ, val. loss [95%] | best μ, val. accuracy [95%] |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report.best(protocol, delay):
         cols = [f"{_mu(r[k]['best_mu'])} [{_mu(r[k]['ci_low'])}, {_mu(r[k]['ci_high'])}]"
                 for k in ("train_loss", "validation_loss", "validation_accuracy")]  # fmt: skip
-        cols.insert(1, ", ".join(f"{m:g}" for m in r["train_loss"]["near_best"]))
+        cols.insert(1, ", ".join(f"{m:g}" for m in r["train_loss"]["not_worse"]))
         stable = ", ".join(f"{m:g}" for m in r["predicted_stable_mus"]) or "none"
         trained = ", ".join(f"{m:g}" for m in r["stable_mus_at_end_of_plain_sgd"]) or "none"
         lines.append(f"| {r['workers']} | {_mu(POSTER_BEST.get(r['workers']))} | {_mu(r['predicted_best_mu'])} "
@@ -83,11 +83,11 @@ def findings(report: DnnReport) -> list[str]:
             table = {r["workers"]: r["train_loss"] for r in report.best(protocol, delay)}
             paper = [m for m in (1, 2, 4, 8) if m in table]
             best = [table[m]["best_mu"] for m in paper]
-            ties = [f"M = {m}: {', '.join(f'{u:g}' for u in table[m]['near_best'])}" for m in paper
-                    if len(table[m]["near_best"]) > 1]  # fmt: skip
+            ties = [f"M = {m}: {', '.join(f'{u:g}' for u in table[m]['not_worse'])}" for m in paper
+                    if len(table[m]["not_worse"]) > 1]  # fmt: skip
             falls = all(a >= b for a, b in zip(best, best[1:])) and best[0] > best[-1]
-            tied = bool(paper) and best[0] in table[paper[-1]]["near_best"]  # the first best still ties at the last M
-            trend = "shows no trend beyond the 1% ties" if falls and tied else ("falls" if falls else "does not fall")
+            tied = bool(paper) and best[0] in table[paper[-1]]["not_worse"]  # the first best is not worse at the last M
+            trend = ("shows no trend the runs can tell" if falls and tied else ("falls" if falls else "does not fall"))
             eight = [c for c in cells if c.workers == 8]
             means = {c.mu: t_interval(c.train_loss).mean for c in eight}
             worst = max(means, key=lambda m: means[m]) if means else None
@@ -96,7 +96,7 @@ def findings(report: DnnReport) -> list[str]:
                 f"- **{protocol}, {delay}**: best μ at M = {', '.join(map(str, paper))}: "
                 f"{', '.join(f'{b:g}' for b in best)}{poster} — the best momentum {trend} as workers are added; "
                 f"with 8 workers the worst μ is {_mu(worst)}{' (as published)' if worst == 0.9 else ''}."
-                + (f" Tied within 1% of the best loss: {'; '.join(ties)}." if ties else "")
+                + (f" Not significantly worse than the best (paired test): {'; '.join(ties)}." if ties else "")
             )
     return lines
 
