@@ -22,7 +22,7 @@ from amsgd.derivations import svag as derived
 from amsgd.simulate import simulate
 from amsgd.simulate.svag import simulate_svag, svag_weights
 from amsgd.validation.svag import (
-    MAX_RELATIVE_HALF_WIDTH,
+    EQUIVALENCE_MARGIN,
     SvagSetup,
     first_passage,
     run_svag,
@@ -188,7 +188,9 @@ def test_validation_report_verdict_and_figure(tmp_path):
     for check in report.checks:  # the verdict is the difference interval holding 0
         d = report.differences[check.context["observable"]].difference
         assert check.passed == (d.ci_low <= 0 <= d.ci_high and check.extra_pass)
-    assert ("is valid" in report.verdict()) == report.passed
+    inside = all(-EQUIVALENCE_MARGIN <= c.context["relative_difference_ci"][0]
+                 and c.context["relative_difference_ci"][1] <= EQUIVALENCE_MARGIN for c in report.checks)  # fmt: skip
+    assert ("limit is valid" in report.verdict()) == (report.passed and inside)
     paths = write_svag_report(report, tmp_path, [svag_figure(report, tmp_path / "svag.png")], "amsgd validate --svag 1,2")
     data = json.loads(paths[0].read_text())
     assert data["verdict"] == report.verdict() and len(data["checks"]) == 2
@@ -260,5 +262,24 @@ def test_agreement_within_a_wide_interval_is_no_verdict():
     problem = Problem.from_spectrum((4, 3, 2, 1))
     report = run_svag(problem, SvagSetup(amplifications=(1, 2), replicates=2, steps=400, seed=3, escape=False))
     low, high = report.checks[0].context["relative_difference_ci"]
-    assert report.passed and (high - low) / 2 > MAX_RELATIVE_HALF_WIDTH
+    assert report.passed and (low < -EQUIVALENCE_MARGIN or high > EQUIVALENCE_MARGIN)
     assert report.verdict().startswith("no verdict at η = 0.0005") and "raise --svag-replicates" in report.verdict()
+
+
+def test_valid_means_the_intervals_lie_inside_the_equivalence_margin():
+    """An interval that holds 0 but reaches beyond ±10% is no verdict, however narrow its other side (100
+    replicates per L: the escape time's relative difference [−25%, +10%] was called valid); one inside
+    ±10% on both sides is valid."""
+    from amsgd.validation.checks import Check
+
+    report = run_svag(Problem.from_spectrum((4, 3, 2, 1)),
+                      SvagSetup(amplifications=(1, 2), replicates=2, steps=400, seed=3, escape=False))  # fmt: skip
+
+    def verdict(interval):
+        check = Check("svag floor", "svag", 0.0, 0.0, -1.0, 1.0,
+                      context={"observable": "floor", "relative_difference_ci": list(interval)})  # fmt: skip
+        report.checks[:] = [check]
+        return report.verdict()
+
+    assert verdict((-0.248, 0.104)).startswith("no verdict") and "beyond the ±10%" in verdict((-0.248, 0.104))
+    assert verdict((-0.05, 0.099)).startswith("the SDE limit is valid") and "within ±10%" in verdict((-0.05, 0.099))

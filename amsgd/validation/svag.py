@@ -69,9 +69,10 @@ RELAXATION_TIMES = 40
 ESCAPE_MARGIN = 40
 #: Escape runs record every iteration; skip them when that is more numbers than this.
 MAX_ESCAPE_NUMBERS = 50_000_000
-#: The widest half-width of the relative difference's interval with which agreement means something:
-#: beyond it the checks pass for want of precision, and the verdict says there is none.
-MAX_RELATIVE_HALF_WIDTH = 0.2
+#: The equivalence margin of the verdict: the limit is called valid for an observable only where the
+#: interval of its relative difference lies within ±EQUIVALENCE_MARGIN (an interval that holds 0 but
+#: reaches beyond it shows no difference for want of precision, and the verdict says there is none).
+EQUIVALENCE_MARGIN = 0.1
 
 
 @dataclass(frozen=True)
@@ -162,14 +163,15 @@ class SvagReport:
         p = self.problem
         where = f"η = {p.eta:g}, μ = {p.mu:g}, τ = {p.delay.max_delay}"
         names = ", ".join(c.context.get("observable", c.name) for c in self.checks)
-        vague = [c for c in self.checks if _half_width(c.context["relative_difference_ci"]) > MAX_RELATIVE_HALF_WIDTH]
+        vague = [c for c in self.checks if not _within(c.context["relative_difference_ci"], EQUIVALENCE_MARGIN)]
         if self.passed and vague:
             low, high = vague[0].context["relative_difference_ci"]
             return (f"no verdict at {where}: the {vague[0].context['observable']} at L = 1 and at the largest L differ "
-                    f"by between {low:+.0%} and {high:+.0%}, too wide to call them equal (at most "
-                    f"±{MAX_RELATIVE_HALF_WIDTH:.0%}); raise --svag-replicates")  # fmt: skip
+                    f"by between {low:+.1%} and {high:+.1%}, an interval that holds 0 but reaches beyond the "
+                    f"±{EQUIVALENCE_MARGIN:.0%} within which they would be called equal; raise --svag-replicates")  # fmt: skip
         if self.passed:
-            return f"the {self.limit_kind} limit is valid at {where}: the {names} at L = 1 and at the largest L agree"
+            return (f"the {self.limit_kind} limit is valid at {where}: the {names} at L = 1 and at the largest L agree "
+                    f"within ±{EQUIVALENCE_MARGIN:.0%} (the 95% intervals of their relative differences)")  # fmt: skip
         lost = [str(pt.amplification) for pt in self.points if pt.floor.n == 0]
         if lost:
             return f"no verdict at {where}: every floor run diverged at L = {', '.join(lost)}; lower --eta"
@@ -343,10 +345,10 @@ def svag_floor_theory(problem: Problem, amplification: int) -> float | None:
     return float(stationary_floor(scaled, problem.eta / amplification, problem.mu, delay).value)
 
 
-def _half_width(interval: Sequence[float]) -> float:
-    """Half the width of ``[low, high]`` (inf when it is not finite)."""
+def _within(interval: Sequence[float], margin: float) -> bool:
+    """Whether ``[low, high]`` lies within ``[−margin, margin]`` (false where it is not finite)."""
     low, high = interval
-    return (high - low) / 2 if math.isfinite(low) and math.isfinite(high) else math.inf
+    return bool(math.isfinite(low) and math.isfinite(high) and -margin <= low and high <= margin)
 
 
 def welch_difference(first: Estimate, last: Estimate, confidence: float = CONFIDENCE) -> Difference:
