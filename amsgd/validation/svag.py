@@ -18,7 +18,9 @@ Two observables, in original iterations (``k = n/L``):
 
 The verdict per observable is a :class:`~amsgd.validation.checks.Check`: the 95% Welch interval of
 ``value(L_max) − value(1)`` must contain 0, with no replicate diverged at any L; the relative
-difference and its interval (delta method) are reported beside it. Beside the floors stand the
+difference and its interval (delta method) are reported beside it. The limit is called valid only
+where every relative interval also lies within ±:data:`EQUIVALENCE_MARGIN`; otherwise passing checks
+are no verdict. Beside the floors stand the
 limit's floor (the diffusion floor at τ = 0, the SDDE floor at τ > 0, both leading order in η) and
 the exact finite-η floor of the SVAG recursion itself from the random-coefficient linear theory
 (:func:`amsgd.diffusion.theory.second_moments.finite_eta_floor` with step η/L, delay Lτ and the
