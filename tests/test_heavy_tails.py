@@ -107,7 +107,8 @@ def test_factor_against_monte_carlo_of_the_mixture():
     error = ratio * np.sqrt(np.var(heavy / heavy.mean() - light / light.mean()) / heavy.size)
     factor = p.finite_eta.heavy_tail
     assert 0.9 < factor < 0.96
-    assert abs(factor - ratio) <= Z * error + 2e-3, (factor, ratio, error)
+    # the Monte Carlo's 99% interval alone (measured: 0.9340 against 0.9260 ± 0.0125, 1.6 errors off)
+    assert abs(factor - ratio) <= Z * error, (factor, ratio, error)
 
 
 def test_only_student_t_data_get_the_factor_and_the_parts_add_up():

@@ -99,7 +99,10 @@ def test_an_unstable_euler_step_is_named_and_its_paths_grow():
         small = integrate_model_limit(p, 2400, 16, dt=2.0, rng=2, start=x_star, record_every=600, progress=False)
     assert small.scheme.stable and not big.scheme.stable
     assert dividing_step(2.47, np.array([600])) == 2.0 and dividing_step(0.78, np.array([50])) == 0.5
-    assert big.to_dict()["scheme_stability"]["stable_dt_iterations"] == pytest.approx(2.47, rel=0.01)
+    # the exact second-moment map's largest stable step (2.474; reported 2.483, +0.4%), within the
+    # diagonal closure's 1% (test_scheme_stability_is_the_exact_euler_second_moment_operator)
+    exact_dt = _exact_largest_stable_dt(p, 3.0)
+    assert big.to_dict()["scheme_stability"]["stable_dt_iterations"] == pytest.approx(exact_dt, rel=0.01)
     assert big.blown_up == 16 and small.blown_up == 0  # every dt = 3 path left the divergence ball
 
 

@@ -116,7 +116,7 @@ def test_json_text_writes_null_for_every_missing_number():
 def test_a_models_estimated_rounding_error_tracks_the_measured_one(mu):
     """Least squares on the tests' regression data: the floor over η leaves its small-η line (fitted at
     η = 1e-6 and 2e-6, where rounding is negligible) by about the estimate, at η where the estimate is
-    1e-5, 1e-4 and 1e-3 (measured 0.1 to 0.96 times the estimate on this data)."""
+    1e-5, 1e-4 and 1e-3 (measured 0.095 to 0.97 times the estimate on this data)."""
     p = problem("least-squares", mu=mu)
     point = model_point(p, find_minimum(p))
 
@@ -129,7 +129,10 @@ def test_a_models_estimated_rounding_error_tracks_the_measured_one(mu):
         eta = point.rounding_error(1.0, mu) / target  # the estimate is proportional to 1/η
         line = intercept + slope * eta
         measured = abs(floor_over_eta(eta) - line) / line
-        assert target / 100 < measured < 2 * target, (target, measured)
+        # The estimate is a typical size, not a bound: rounding errors partly cancel, so the measured
+        # departure is 0.095 to 0.97 times it on this data (9 cells); the window [0.05, 1.5] keeps a factor
+        # 1.9 below and 1.5 above that range and fails an estimate off by a factor 2 either way.
+        assert 0.05 * target < measured < 1.5 * target, (target, measured)
 
 
 def test_a_model_below_the_resolution_is_refused_in_words(capsys):
