@@ -53,7 +53,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     group.add_argument(
         "--tradeoff-workers", type=int_list, default=TRADEOFF_WORKERS, metavar="LIST",
-        help=f"round-robin worker counts M (tau = M - 1) of the tradeoff table: {LIST_HELP} (default: {listed(TRADEOFF_WORKERS)})",
+        help=f"round-robin worker counts M (tau = M - 1) of the tradeoff table: {LIST_HELP} "
+        f"(default: {listed(TRADEOFF_WORKERS)})",
     )  # fmt: skip
     group.add_argument(
         "--steps", type=whole, default=DEFAULT_STEPS, metavar="N",

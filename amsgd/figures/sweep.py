@@ -32,11 +32,11 @@ if TYPE_CHECKING:
     import xarray
 
 
-#: The variables of a streaming-PCA sweep that the figures draw (``stationary`` and ``mean_square_stable``
-#: are optional: files of earlier formats lack them and draw without their marks).
 #: A point whose runs diverged more than this share is left out of the figures of measured error: the
 #: mean of the few that did not is not the algorithm's error (the same rule as the validation's).
 MOSTLY_DIVERGED = 0.5
+#: The variables of a streaming-PCA sweep that the figures draw (``stationary`` and ``mean_square_stable``
+#: are optional: files of earlier formats lack them and draw without their marks).
 DRAWN = ("stationary_error", "stationary_error_ci_low", "stationary_error_ci_high", "final_error", "linearized_floor",
          "diffusion_floor", "diverged_fraction", "tau_max")  # fmt: skip
 

@@ -696,8 +696,9 @@ def _linear_escape(derivation: Derivation, rate: float, noise: float, delta_sq: 
 def saddle_arrival(problem: Problem, start: str) -> tuple[float | None, float | None]:
     """For runs started at the saddle ``start`` (``"eJ"``, the worst saddle of the phases), the mean
     escape and the arrival near the floor, in iterations: :attr:`Phases.settled_iterations` (when the
-    mean error over runs reaches ε, not a run's first dip below ε); (None, None) for another start, or when the theory has no prediction (no eigengap,
-    infinite fourth moments, unstable modes). A stationary window should start after the arrival."""
+    mean error over runs reaches ε, not a run's first dip below ε); (None, None) for another start, or
+    when the theory has no prediction (no eigengap, infinite fourth moments, unstable modes). A
+    stationary window should start after the arrival."""
     if not (start.startswith("e") and start[1:].isdigit() and start != "e1"):
         return None, None
     from amsgd.diffusion.theory import predict
