@@ -258,3 +258,50 @@ def test_the_sdde_floor_against_simulated_async_msgd():
     measured = simulate(problem, 30_000, 2000, rng=7, start="e1", window_start=3000).stationary_error
     assert measured.ci_low <= p.sdde.floor <= measured.ci_high
     assert p.diffusion_floor < 0.85 * measured.ci_low
+
+
+def _distributed_delay_mode(c: float, b2: float, times: np.ndarray, probs: np.ndarray) -> float:
+    """The stationary variance of ``dX = −c Σ_k p_k X(t − s_k) dt + b dW``, a random delay's limit, computed
+    here independently of the toolkit: stable iff ``λ + c φ(λ)`` (``φ(λ) = Σ p_k e^{−λ s_k}``) has no zero
+    in the closed right half-plane, counted by the argument principle on the imaginary axis (``f ≈ λ`` on
+    the large half-circle); then ``(b²/π) ∫_0^∞ dω / |iω + c φ(iω)|²``. Infinite where unstable."""
+    import math
+
+    from scipy import integrate
+
+    bound = 50.0 * c  # beyond it |c φ| <= c is under 2% of |iω|: the argument has settled at π/2
+    w = np.arange(0.0, bound, math.pi / (8.0 * times.max()))
+    f = 1j * w + c * (np.exp(-1j * np.outer(w, times)) @ probs)
+    zeros = 0.5 - (np.unwrap(np.angle(f))[-1] - np.angle(f[0])) / math.pi
+    if round(zeros) != 0:
+        return math.inf
+    if b2 == 0:
+        return 0.0
+    density = lambda x: 1.0 / abs(1j * x + c * (np.exp(-1j * x * times) @ probs)) ** 2  # noqa: E731
+    value, _ = integrate.quad(density, 0.0, 1000.0 * c, limit=2000)
+    return b2 / math.pi * (value + 1.0 / (1000.0 * c))
+
+
+@pytest.mark.slow
+def test_a_random_delay_is_said_to_be_the_one_delay_sdde_at_its_mean():
+    """For a random delay the ``sdde`` entry is the one-delay SDDE at η times the mean delay, and says so
+    with the numbers of the random delay's own limit (the distributed-delay equation, solved in this test):
+    on the default problem at η 5e-4, μ 0.9, geometric:20 has 98.6 per unit η against the entry's 99.8, and
+    geometric:60 a stationary law (122.5) where the entry's SDDE has none."""
+    from amsgd.core.delays import parse_delay
+
+    for spec, own, entry in (("geometric:20", 98.6, 99.8), ("geometric:60", 122.5, None)):
+        predictions = predict(Problem.from_spectrum(delay=parse_delay(spec)))
+        law, p, modes = predictions.delay_law, predictions.problem, predictions.modes
+        lags = np.nonzero(law.pmf > 1e-12)[0]
+        probs = law.pmf[lags] / law.pmf[lags].sum()
+        c = modes.rates / (1 - p.mu)
+        b2 = p.eta * modes.noise_variances / (1 - p.mu) ** 2
+        limit = sum(_distributed_delay_mode(ci, bi, lags * p.eta, probs) for ci, bi in zip(c, b2, strict=True))
+        assert limit / p.eta == pytest.approx(own, abs=0.05)
+        out = predictions.to_dict()["sdde"]
+        assert f"delay {spec} is not constant" in out["delay_time_note"] and "98.6" in out["delay_time_note"]
+        if entry is None:
+            assert out["stable"] is False and "the random delay's own limit may have one" in out["note"]
+        else:
+            assert out["stationary_error"] / p.eta == pytest.approx(entry, abs=0.05)
