@@ -35,8 +35,8 @@ Checks (``g`` = measured floor per unit step, ``S`` = the SDDE's, perturbable as
 The knee needs no simulation: the exact continuous critical delay ``τ_c`` of the discrete recursion
 (τ* = ⌈τ_c⌉ − 1) gives ``τ_c η → s*`` (perturbable as ``sdde-critical-delay-time``). Checked: the
 Richardson extrapolation ``R = 2 f(h) − f(2h)`` of ``f = τ_c η`` from the finest step h contains s*
-within ``|R − R'|``, ``R' = 2 f(2h) − f(4h)`` (for ``f = s* − K η + L η²`` that is three times R's
-remainder ``L h²/2``), and the observed order of ``s* − τ_c η`` at the finest pair is 1 (the gap
+within ``|R − R'|``, ``R' = 2 f(2h) − f(4h)`` (for ``f = s* − K η + L η²``, ``R − s* = −2 L h²`` and
+``|R − R'| = 6 |L| h²``, three times R's remainder), and the observed order of ``s* − τ_c η`` at the finest pair is 1 (the gap
 shrinks like η), accepted in (0.75, 1.25].
 """
 
