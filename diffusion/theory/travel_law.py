@@ -32,7 +32,9 @@ Both forms are derived from the fourth moments in :mod:`amsgd.derivations.travel
 Left out: the norm's motion and the orthogonal coordinates' multiplicative noise. The model starts
 where a run does, at rest at the saddle, so at the escape it has a run's state there, the velocity
 and the other coordinates included; followed on to ε, it gives a run's own phase III, which starts
-moving, unlike a run started at the travel's end point at rest.
+moving, unlike a run started at the travel's end point at rest. Followed past every passage and
+averaged per iteration (:func:`mean_error_curve`), its runs give the mean error of runs from the
+saddle, whose crossing of ε is :attr:`.phases.Phases.settled_iterations`.
 
 Measured against 8192 simulated runs on 16 problems (docs/linear-theory.md, section 7), the travel's
 mean is within 1.6% of the runs' (the ODE's 2–9% short), the convergence's within 1.4 iterations or
