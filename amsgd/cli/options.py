@@ -96,7 +96,8 @@ def add_problem_options(parser: argparse.ArgumentParser, *, point: bool = True) 
     group.add_argument(
         "--distribution", action=Given,
         default="gaussian",
-        help="data distribution: gaussian, rademacher or student-t:NU (default: %(default)s)",
+        help="data distribution: gaussian, rademacher (independent signs on the eigenvectors of Σ) or "
+        "student-t:NU (one scale shared by the coordinates) (default: %(default)s)",
     )
     group.add_argument(
         "--eta", type=float, default=None, action=Given,
