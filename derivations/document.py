@@ -449,8 +449,7 @@ def _sdde_number_blocks(d: Derivation, numbers: dict, linear: LinearModeSDDE) ->
     """Section 6a's numbers: each mode's SDDE coefficients and boundary, the problem's delay time and floor."""
     sdde = numbers["sdde"]
     modes = numbers["optimum_modes"]
-    limiting = sdde["limiting_mode"]
-    shown = _shown(len(modes["i"]), limiting["i"])
+    shown = _shown(len(modes["i"]), sdde["limiting_mode"]["i"])
     boundary = linear.delay_differential.critical_delay_time
     rows = []
     for i_value in shown:
@@ -463,24 +462,35 @@ def _sdde_number_blocks(d: Derivation, numbers: dict, linear: LinearModeSDDE) ->
     header = ("mode i", "kind", "c_i", "b_i squared", "s_i*", f"Var X_i at s = {_num(sdde['delay_time'])}")
     blocks: list[Block] = [Table(header, tuple(rows))]
     blocks += _omitted(len(rows), len(modes["i"]), "modes at $e_1$")
-    floor = sdde["stationary_error"]
-    linearized = numbers["stationary_error"]["linearized"]["value"]
-    blocks.append(
-        Prose(
-            f"The problem's delay gives $s = \\tau\\eta = {_num(sdde['delay_time'])}$"
-            + (" (the mean delay times $\\eta$: the SDDE has one fixed delay)" if "delay_time_note" in sdde else "")
-            + f"; the SDDE is stable for $s < s^* = {_num(sdde['critical_delay_time'])}$ "
-            f"($\\tau < {_num(sdde['critical_delay'])}$), set by the {limiting['kind']} mode $i = {limiting['i']}$. "
-            + (
-                f"Its floor is ${_num(floor)}$ against the diffusion floor ${_num(sdde['diffusion_floor'])}$"
-                if floor is not None
-                else f"At this $s$ it has no stationary law (the diffusion floor is ${_num(sdde['diffusion_floor'])}$)"
-            )
-            + "; the exact linear floor at this $\\eta$ (section 9) is "
-            + (f"${_num(linearized)}$." if linearized is not None else "$\\infty$.")
-        )
-    )
+    blocks.append(_sdde_prose(sdde, numbers["stationary_error"]["linearized"]["value"]))
     return blocks
+
+
+def _sdde_prose(sdde: dict, linearized: float | None) -> Prose:
+    """The problem's delay time against the boundary, and the SDDE floor beside the exact linear one; for
+    a random delay, the distributed-delay equation whose variances the table gives."""
+    limiting = sdde["limiting_mode"]
+    distributed = sdde.get("delay") == "distributed"
+    boundary = (f"one constant delay would be stable for $s < s^* = {_num(sdde['critical_delay_time'])}$ "
+                if distributed else f"the SDDE is stable for $s < s^* = {_num(sdde['critical_delay_time'])}$ ")  # fmt: skip
+    floor = sdde["stationary_error"]
+    return Prose(
+        f"The problem's delay gives $s = \\tau\\eta = {_num(sdde['delay_time'])}$"
+        + (" (the mean delay times $\\eta$). The delay is random, and its limit spreads it over its law, "
+           "$dX_i = -c_i \\sum_k p_k X_i(t - k\\eta)\\,dt + b_i\\,dW_i$: the table's variances are that "
+           "distributed-delay equation's (stability by the argument principle, the variance by the spectral "
+           "integral $\\frac{b_i^2}{\\pi}\\int_0^\\infty |i\\omega + c_i \\varphi(\\omega)|^{-2}\\,d\\omega$, "
+           "$\\varphi$ the law's characteristic function); " if distributed else "; ")
+        + boundary
+        + f"($\\tau < {_num(sdde['critical_delay'])}$), set by the {limiting['kind']} mode $i = {limiting['i']}$. "
+        + (
+            f"Its floor is ${_num(floor)}$ against the diffusion floor ${_num(sdde['diffusion_floor'])}$"
+            if floor is not None
+            else f"At this $s$ it has no stationary law (the diffusion floor is ${_num(sdde['diffusion_floor'])}$)"
+        )
+        + "; the exact linear floor at this $\\eta$ (section 9) is "
+        + (f"${_num(linearized)}$." if linearized is not None else "$\\infty$.")
+    )
 
 
 def _phase_blocks(d: Derivation, numbers: dict) -> list[Block]:

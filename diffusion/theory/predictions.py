@@ -151,9 +151,11 @@ class Predictions:
 
     @cached_property
     def sdde(self) -> SDDEFloor:
-        """The floor of the finite-delay (SDDE) limit at ``s = τ η`` (:mod:`.sdde_floor`)."""
+        """The floor of the finite-delay (SDDE) limit at ``s = τ η`` (:mod:`.sdde_floor`); for a random
+        delay, the distributed-delay equation over its law (:mod:`.distributed_delay`)."""
+        law = self.delay_law
         return sdde_floor(self.modes.rates, self.modes.noise_variances, self.problem.eta, self.problem.mu,
-                          self.delay_time)  # fmt: skip
+                          self.delay_time, None if law.constant is not None else law.pmf)  # fmt: skip
 
     @cached_property
     def noise_to_signal(self) -> NoiseToSignalValues:

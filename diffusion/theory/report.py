@@ -97,25 +97,24 @@ def sdde_dict(p: Predictions, formulas: dict) -> dict:
         "formula": formulas["floor_formula"],
         "formulas": {k: v for k, v in formulas.items() if k != "floor_formula"},
     }
-    law = p.delay_law
-    random = law.constant is None
-    if random:
-        out["delay_time_note"] = RANDOM_DELAY_NOTE.format(spec=p.problem.delay.spec, mean=law.mean)
+    if floor.distributed:
+        out["delay_time_note"] = RANDOM_DELAY_NOTE.format(spec=p.problem.delay.spec, mean=p.delay_law.mean)
     if not floor.stable:
         out["note"] = (
+            "the distributed-delay limit has no stationary law: for a mode, lambda + c E[exp(-lambda tau eta)] "
+            "has a zero with Re lambda >= 0" if floor.distributed else
             f"s = {floor.delay_time:.6g} is beyond s* = {floor.critical_delay_time:.6g}: the SDDE has no "
-            "stationary law" + (" (at the mean delay; the random delay's own limit may have one)" if random else "")
-        )
+            "stationary law"
+        )  # fmt: skip
     return out
 
 
-#: What the ``sdde`` entry is for a random delay: the one-delay equation at its mean, not its own limit.
+#: What the ``sdde`` entry is for a random delay: the limit spreads the delay over its law.
 RANDOM_DELAY_NOTE = (
-    "delay {spec} is not constant: this is the SDDE with the one delay s = eta times its mean delay {mean:.4g}, "
-    "an approximation of the random delay's own limit, which spreads the delay over its law (a distributed-delay "
-    "equation, not solved here): that limit's floor differs (on the default problem at eta 5e-4, mu 0.9, "
-    "geometric:20: 98.6 per unit eta against this 99.8), and it can be stable where this one is not (geometric:60: "
-    "a floor of 122.5 per unit eta, where this SDDE has none)"
+    "delay {spec} is not constant: the limit spreads it over its law, dX = -c sum_k p_k X(t - k eta) dt + b dW "
+    "per mode (a distributed-delay equation: stability by the argument principle, the variance by the spectral "
+    "integral); delay_time is eta times its mean delay {mean:.4g}, and critical_delay_time that of one constant "
+    "delay, for comparison (a spread delay can be stable beyond it)"
 )
 
 

@@ -128,6 +128,10 @@ class SDDEFloor(ModeVariances):
     variances: tuple[float, ...]
     critical_delay_times: tuple[float, ...]
     diffusion_variances: tuple[float, ...]
+    #: whether the delay is random: the variances and stability are then the distributed-delay
+    #: equation's (:mod:`.distributed_delay`), ``delay_time`` its mean and the critical delay times
+    #: those of one delay, for comparison
+    distributed: bool = False
 
     @property
     def limiting_mode(self) -> int:
@@ -142,6 +146,7 @@ class SDDEFloor(ModeVariances):
     def to_dict(self) -> dict:
         return {
             "delay_time": self.delay_time,
+            "delay": "distributed" if self.distributed else "one",
             "critical_delay_time": self.critical_delay_time,
             "critical_delay": self.critical_delay_time / self.eta,
             "stable": self.stable,
@@ -159,9 +164,14 @@ def sdde_floor(
     eta: float,
     mu: float,
     delay_time: float,
+    pmf: np.ndarray | None = None,
 ) -> SDDEFloor:
     """The SDDE floor ``Σ_i b_i² (1 + sin(c_i s))/(2 c_i cos(c_i s))`` of the linear modes with
-    restoring ``rates`` a_i (per unit η) and ``noise_variances`` σ_i², at η, μ and ``delay_time`` s."""
+    restoring ``rates`` a_i (per unit η) and ``noise_variances`` σ_i², at η, μ and ``delay_time`` s.
+
+    With the ``pmf`` of a random delay (more than one value), the limit is the distributed-delay
+    equation of :mod:`.distributed_delay` instead, its variances and stability; ``delay_time`` (η
+    times the mean delay) and the critical delay times (of one delay) are kept for comparison."""
     a = check_rates(rates)
     s2 = np.broadcast_to(np.asarray(noise_variances, dtype=float), a.shape)
     if not (np.all(np.isfinite(s2)) and np.all(s2 >= 0)):
@@ -175,6 +185,11 @@ def sdde_floor(
         safe = np.where(stable, a, 1.0)
         variances = np.where(stable, np.where(s2 > 0, f["mode"](safe, s2, eta, mu, s), 0.0), np.inf)
         diffusion = np.where(a > 0, np.where(s2 > 0, f["diffusion"](np.where(a > 0, a, 1.0), s2, eta, mu), 0.0), np.inf)
+    distributed = pmf is not None and np.count_nonzero(pmf) > 1
+    if distributed:
+        from amsgd.diffusion.theory.distributed_delay import distributed_delay_variances
+
+        variances = distributed_delay_variances(a / (1 - mu), eta * s2 / (1 - mu) ** 2, eta, pmf)
     return SDDEFloor(
         eta=eta,
         mu=mu,
@@ -184,4 +199,5 @@ def sdde_floor(
         variances=tuple(float(v) for v in variances),
         critical_delay_times=tuple(float(v) for v in boundary),
         diffusion_variances=tuple(float(v) for v in diffusion),
+        distributed=distributed,
     )
