@@ -287,15 +287,17 @@ def test_the_distributed_delay_limit_of_one_delay_is_the_derived_sdde():
     derived variance and boundary (c s < π/2), near it too."""
     from amsgd.diffusion.theory.distributed_delay import distributed_delay_variances
 
-    eta = 5e-4
-    for tau, restoring in ((0, 5.0), (10, 10.0), (20, 1.0), (20, 80.0), (39, 80.0), (40, 80.0)):
+    cases = [(5e-4, tau, restoring) for tau, restoring in ((0, 5.0), (10, 10.0), (20, 1.0), (20, 80.0), (39, 80.0),
+                                                          (40, 80.0))]  # fmt: skip
+    cases += [(5e-5, tau, 80.0) for tau in (391, 392, 393)]  # c s = 1.564, 1.568, 1.572 against π/2 = 1.5708
+    for eta_value, tau, restoring in cases:
         pmf = np.zeros(tau + 1)
         pmf[-1] = 1.0
-        got = distributed_delay_variances(np.array([restoring]), np.array([1.0]), eta, pmf)[0]
-        want = linear_sdde_variance(restoring, 1.0, tau * eta)  # inf at τ 40: c s = 1.6 > π/2
+        got = distributed_delay_variances(np.array([restoring]), np.array([1.0]), eta_value, pmf)[0]
+        want = linear_sdde_variance(restoring, 1.0, tau * eta_value)  # inf from c s >= π/2 on
         assert got == pytest.approx(want, rel=1e-5) if np.isfinite(want) else np.isinf(got)
     spread = np.full(5, 0.2)  # a mode that does not restore has no stationary law, noise or not
-    assert np.isinf(distributed_delay_variances(np.array([-1.0, 0.0]), np.array([1.0, 0.0]), eta, spread)).all()
+    assert np.isinf(distributed_delay_variances(np.array([-1.0, 0.0]), np.array([1.0, 0.0]), 5e-4, spread)).all()
 
 
 @pytest.mark.slow

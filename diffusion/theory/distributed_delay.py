@@ -62,32 +62,36 @@ def distributed_delay_variances(rates: np.ndarray, noise: np.ndarray, eta: float
     for start in range(0, modes.size, BLOCK):
         block = slice(start, start + BLOCK)
         f = 1j * omega[None, :] + modes[block, None] * phi[None, :]
-        turn = np.unwrap(np.angle(f), axis=1)
-        zeros = 0.5 - (turn[:, -1] - turn[:, 0]) / math.pi
-        integral = np.array([_integral(omega, row, c_i, eta, law) for row, c_i in zip(f, modes[block], strict=True)])
-        values[block] = np.where(np.abs(zeros) < 0.5, weights[block] / math.pi * integral, np.inf)
+        for n, (row, c_i) in enumerate(zip(f, modes[block], strict=True)):
+            turn, integral = _turn_and_integral(omega, row, c_i, eta, law)
+            zeros = 0.5 - turn / math.pi
+            values[start + n] = weights[start + n] / math.pi * integral if abs(zeros) < 0.5 else math.inf
     out[live] = values
     return out
 
 
-def _integral(omega: np.ndarray, f: np.ndarray, c: float, eta: float, pmf: np.ndarray) -> float:
-    """``∫_0^∞ dω/|f(iω)|²`` by the trapezoidal rule on the grid plus the tail ``1/R``; where the grid
-    does not resolve the peak at the smallest ``|f|`` (a mode near its boundary: the peak is about as
-    wide as ``|f|`` there), :data:`WINDOW` half-widths either side of it are summed again on
-    :data:`REFINED` points."""
+def _turn_and_integral(omega: np.ndarray, f: np.ndarray, c: float, eta: float, pmf: np.ndarray) -> tuple[float, float]:
+    """The unwrapped ``arg f(iR) − arg f(0)`` and ``∫_0^∞ dω/|f(iω)|²`` (the trapezoidal rule on the grid
+    plus the tail ``1/R``). Where the grid does not resolve the peak at the smallest ``|f|`` (a mode near
+    its boundary: the peak is about as wide as ``|f|`` there, and the argument turns by about π across
+    it), :data:`WINDOW` half-widths either side of it are taken again on :data:`REFINED` points, for
+    both."""
     density = 1.0 / np.abs(f) ** 2
-    total = float(np.trapezoid(density, omega)) + 1.0 / omega[-1]
+    phase = np.unwrap(np.angle(f))
+    turn, total = float(phase[-1] - phase[0]), float(np.trapezoid(density, omega)) + 1.0 / omega[-1]
     j = int(np.argmin(np.abs(f)))
     width = float(np.abs(f[j]))  # the peak's half-width, about
     step = float(np.max(np.diff(omega[max(j - 1, 0) : j + 2])))  # the grid's steps beside the peak
     if width >= RESOLVED * step:
-        return total
+        return turn, total
     low = max(int(np.searchsorted(omega, omega[j] - WINDOW * width)) - 1, 0)
     high = min(int(np.searchsorted(omega, omega[j] + WINDOW * width)) + 1, omega.size - 1)
     local = np.linspace(omega[low], omega[high], REFINED)
     near = 1j * local + c * (np.exp(-1j * np.outer(local, np.arange(pmf.size) * eta)) @ pmf)
-    return total - float(np.trapezoid(density[low : high + 1], omega[low : high + 1])) + float(
-        np.trapezoid(1.0 / np.abs(near) ** 2, local))
+    fine = np.unwrap(np.angle(near))
+    turn += float(fine[-1] - fine[0]) - float(phase[high] - phase[low])
+    total += float(np.trapezoid(1.0 / np.abs(near) ** 2, local)) - float(np.trapezoid(density[low : high + 1], omega[low : high + 1]))
+    return turn, total
 
 
 def _grid(low: float, high: float, eta: float, pmf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
