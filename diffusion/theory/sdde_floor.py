@@ -15,7 +15,9 @@ For a linearisation that is not diagonal (coupled modes), :func:`linear_sdde_cov
 stationary covariance of ``dX = −K X(t − s) dt + B dW``: in the eigenbasis of K the modes decouple
 in the drift and their noise is correlated, and the derived cross-covariance
 ``R_ij(0) = D_ij cos(ω s)/(c_i + c_j − 2 ω sin(ω s))``, ``ω = sqrt(c_i c_j)``, gives each entry.
-The derived formulas are evaluated here through ``sympy.lambdify``.
+The derived formulas are evaluated here through ``sympy.lambdify``. A random delay's limit spreads the
+delay over its law (a distributed-delay equation): :mod:`.distributed_delay`, which ``sdde_floor``
+uses when given the law.
 """
 
 from __future__ import annotations
