@@ -3,6 +3,8 @@ numbers (the exact discrete linear theory, SciPy's Lyapunov solvers, a simulatio
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import scipy.linalg
@@ -290,6 +292,7 @@ def test_the_distributed_delay_limit_of_one_delay_is_the_derived_sdde():
     cases = [(5e-4, tau, restoring) for tau, restoring in ((0, 5.0), (10, 10.0), (20, 1.0), (20, 80.0), (39, 80.0),
                                                           (40, 80.0))]  # fmt: skip
     cases += [(5e-5, tau, 80.0) for tau in (391, 392, 393)]  # c s = 1.564, 1.568, 1.572 against π/2 = 1.5708
+    cases += [(5e-4, 20, (math.pi / 2 - gap) / 0.01) for gap in (1e-4, 1e-6)]  # a peak 1e6 times the floor's
     for eta_value, tau, restoring in cases:
         pmf = np.zeros(tau + 1)
         pmf[-1] = 1.0

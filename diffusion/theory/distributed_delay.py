@@ -40,9 +40,13 @@ BLOCK = 64
 #: A peak of ``1/|f|²`` counts as resolved where ``|f|`` at its top is this many grid steps; else it is
 #: summed again on REFINED points.
 RESOLVED = 10.0
-REFINED = 4001
-#: The refined stretch reaches this many half-widths either side of the peak.
-WINDOW = 40.0
+REFINED = 8001
+#: The refined stretch reaches this many half-widths either side of the peak; it is refined again
+#: within, at most ZOOMS times in all, until the peak is resolved.
+WINDOW = 200.0
+ZOOMS = 8
+#: Frequencies summed at once where φ is summed directly.
+CHUNK = 256
 
 
 def distributed_delay_variances(rates: np.ndarray, noise: np.ndarray, eta: float, pmf: np.ndarray) -> np.ndarray:
@@ -75,23 +79,43 @@ def _turn_and_integral(omega: np.ndarray, f: np.ndarray, c: float, eta: float, p
     plus the tail ``1/R``). Where the grid does not resolve the peak at the smallest ``|f|`` (a mode near
     its boundary: the peak is about as wide as ``|f|`` there, and the argument turns by about π across
     it), :data:`WINDOW` half-widths either side of it are taken again on :data:`REFINED` points, for
-    both."""
+    both, and again within those until the peak is resolved (at most :data:`ZOOMS` times)."""
     density = 1.0 / np.abs(f) ** 2
     phase = np.unwrap(np.angle(f))
     turn, total = float(phase[-1] - phase[0]), float(np.trapezoid(density, omega)) + 1.0 / omega[-1]
-    j = int(np.argmin(np.abs(f)))
-    width = float(np.abs(f[j]))  # the peak's half-width, about
-    step = float(np.max(np.diff(omega[max(j - 1, 0) : j + 2])))  # the grid's steps beside the peak
-    if width >= RESOLVED * step:
-        return turn, total
-    low = max(int(np.searchsorted(omega, omega[j] - WINDOW * width)) - 1, 0)
-    high = min(int(np.searchsorted(omega, omega[j] + WINDOW * width)) + 1, omega.size - 1)
-    local = np.linspace(omega[low], omega[high], REFINED)
-    near = 1j * local + c * (np.exp(-1j * np.outer(local, np.arange(pmf.size) * eta)) @ pmf)
-    fine = np.unwrap(np.angle(near))
-    turn += float(fine[-1] - fine[0]) - float(phase[high] - phase[low])
-    total += float(np.trapezoid(1.0 / np.abs(near) ** 2, local)) - float(np.trapezoid(density[low : high + 1], omega[low : high + 1]))
+    for _ in range(ZOOMS):
+        j = int(np.argmin(np.abs(f)))
+        width = float(np.abs(f[j]))  # the peak's half-width, about
+        step = float(np.max(np.diff(omega[max(j - 1, 0) : j + 2])))  # the grid's steps beside the peak
+        if width >= RESOLVED * step:
+            break
+        low = max(int(np.searchsorted(omega, omega[j] - WINDOW * width)) - 1, 0)
+        high = min(int(np.searchsorted(omega, omega[j] + WINDOW * width)) + 1, omega.size - 1)
+        local = np.linspace(omega[low], omega[high], REFINED)
+        near = 1j * local + c * _phi_uniform(local[0], local[1] - local[0], REFINED, eta, pmf)
+        fine, sharp = np.unwrap(np.angle(near)), 1.0 / np.abs(near) ** 2
+        turn += float(fine[-1] - fine[0]) - float(phase[high] - phase[low])
+        total += float(np.trapezoid(sharp, local)) - float(np.trapezoid(density[low : high + 1], omega[low : high + 1]))
+        omega, f, density, phase = local, near, sharp, fine
     return turn, total
+
+
+def _phi_direct(omega: np.ndarray, eta: float, pmf: np.ndarray) -> np.ndarray:
+    """``φ(iω) = Σ_k p_k e^{−iωkη}`` at any frequencies, summed :data:`CHUNK` frequencies at a time (memory
+    CHUNK × the law's length)."""
+    out = np.empty(omega.size, dtype=complex)
+    lags = np.arange(pmf.size) * eta
+    for first in range(0, omega.size, CHUNK):
+        out[first : first + CHUNK] = np.exp(-1j * np.outer(omega[first : first + CHUNK], lags)) @ pmf
+    return out
+
+
+def _phi_uniform(start: float, step: float, count: int, eta: float, pmf: np.ndarray) -> np.ndarray:
+    """``φ(iω)`` at ``ω = start + j·step``, j < count, by the chirp-z transform
+    (``Σ_k p_k a^{−k} w^{jk}`` with ``a = e^{iηω_0}``, ``w = e^{−iη step}``)."""
+    from scipy.signal import czt
+
+    return czt(pmf, m=count, w=np.exp(-1j * eta * step), a=np.exp(1j * eta * start))
 
 
 def _grid(low: float, high: float, eta: float, pmf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -101,10 +125,9 @@ def _grid(low: float, high: float, eta: float, pmf: np.ndarray) -> tuple[np.ndar
     step = 2.0 * math.pi / (eta * size)
     reach = REACH * high
     switch = 50.0 * step
-    lags = np.arange(pmf.size) * eta
     bottom = low * 1e-3
     fine = np.geomspace(bottom, switch, max(int(PER_DECADE * math.log10(switch / bottom)), 2)) if switch > bottom else np.zeros(0)
     uniform = np.arange(int(math.ceil(switch / step)), int(math.ceil(reach / step)) + 1)
     omega = np.concatenate([[0.0], fine, uniform * step])
-    phi = np.concatenate([[complex(pmf.sum())], np.exp(-1j * np.outer(fine, lags)) @ pmf, spectrum[uniform % size]])
+    phi = np.concatenate([[complex(pmf.sum())], _phi_direct(fine, eta, pmf), spectrum[uniform % size]])
     return omega, phi
