@@ -22,7 +22,11 @@ The grid: ``φ`` on a uniform grid of spacing ``Δ = 2π/(η N)`` is the FFT of 
 power of two, at least 16 times its length, so that ``Δ ≤ π/(8 s_max)``: an eighth of a turn of its
 longest delay per step), periodic in ω with period ``2π/η``; below ``50 Δ`` a geometric grid (summed
 directly) resolves the slow modes' width c; the integral is the trapezoidal rule on the joined grid
-up to ``R = 50 c_max`` plus the tail ``∫_R^∞ dω/ω² = 1/R``.
+up to ``R = 50 c_max`` plus the tail ``∫_R^∞ dω/ω² = 1/R``. A mode next to its boundary has a peak
+about as wide as the smallest ``|f|``, across which the argument turns by about π: where the grid
+does not resolve it, the stretch around it is taken again on a uniform grid (φ by the chirp-z
+transform), and again within it until it is resolved. Measured against the derived one-delay
+variance: within 5e-6, and 5e-7 at a gap of 1e-6 from the boundary (tests/test_sdde_theory.py).
 """
 
 from __future__ import annotations
