@@ -39,8 +39,6 @@ import numpy as np
 REACH = 50.0
 #: Geometric points per decade below the uniform grid.
 PER_DECADE = 800
-#: Modes handled at once (a block of modes × grid points of complex numbers).
-BLOCK = 64
 #: A peak of ``1/|f|²`` counts as resolved where ``|f|`` at its top is this many grid steps; else it is
 #: summed again on REFINED points.
 RESOLVED = 10.0
@@ -65,16 +63,10 @@ def distributed_delay_variances(rates: np.ndarray, noise: np.ndarray, eta: float
         return out
     law = np.asarray(pmf, dtype=float)
     omega, phi = _grid(c[live].min(), c[live].max(), eta, law)
-    values = np.empty(int(live.sum()))
-    modes, weights = c[live], b2[live]
-    for start in range(0, modes.size, BLOCK):
-        block = slice(start, start + BLOCK)
-        f = 1j * omega[None, :] + modes[block, None] * phi[None, :]
-        for n, (row, c_i) in enumerate(zip(f, modes[block], strict=True)):
-            turn, integral = _turn_and_integral(omega, row, c_i, eta, law)
-            zeros = 0.5 - turn / math.pi
-            values[start + n] = weights[start + n] / math.pi * integral if abs(zeros) < 0.5 else math.inf
-    out[live] = values
+    for i in np.flatnonzero(live):
+        turn, integral = _turn_and_integral(omega, 1j * omega + c[i] * phi, c[i], eta, law)
+        if abs(0.5 - turn / math.pi) < 0.5:  # no zero in the closed right half-plane
+            out[i] = b2[i] / math.pi * integral
     return out
 
 

@@ -203,19 +203,23 @@ class Phases:
     saddle_modes: tuple[tuple[float, ...], tuple[float, ...]] = ((), ())
     floor: float = math.nan  # the stationary error the phases were built with (ε's reference)
 
+    @property
+    def _escape_followed(self) -> int:
+        """The iterations the escape law's paths are followed (0: not sampled, :func:`.first_passage.iterations_for`)."""
+        return iterations_for(self.escape_time / self.eta)
+
     @cached_property
     def _escape_recursion(self) -> EscapeRecursion:
         """The escape's linear recursion (:func:`.first_passage.escape_recursion`), built on first use."""
         rate, noise = self.escaping_mode
-        return escape_recursion(rate, noise, self.eta, self.mu, self.delay, self.delta_sq,
-                                iterations_for(self.escape_time / self.eta), self.escape_coupling, self._escape_noise(),
-                                self.saddle_others)  # fmt: skip
+        return escape_recursion(rate, noise, self.eta, self.mu, self.delay, self.delta_sq, self._escape_followed,
+                                self.escape_coupling, self._escape_noise(), self.saddle_others)  # fmt: skip
 
     @cached_property
     def escape_law(self) -> FirstPassageLaw:
         """The law of one run's escape (:func:`.first_passage.escape_law`), sampled on first use."""
-        expected = self.escape_time / self.eta
-        return passage_law(self._escape_recursion, paths_for(expected, ESCAPE_PATHS), iterations_for(expected))
+        paths = paths_for(self.escape_time / self.eta, ESCAPE_PATHS)
+        return passage_law(self._escape_recursion, paths, self._escape_followed)
 
     @cached_property
     def escape_curve(self) -> CurveCrossing | None:
@@ -559,7 +563,7 @@ class Phases:
         unfinished, paths = int(np.isnan(law.samples).sum()), law.samples.size
         if unfinished == 0:
             return ""
-        followed = iterations_for(self.escape_time / self.eta) if name == "escape_law" else self.saddle_runs.iterations
+        followed = self._escape_followed if name == "escape_law" else self.saddle_runs.iterations
         if followed == 0:
             return NOT_SAMPLED
         text = NONE_FINISHED if unfinished == paths else UNFINISHED

@@ -191,13 +191,14 @@ def sdde_floor(
     eta, mu = check_parameters(eta, mu)
     s = _delay_time(delay_time)
     f = _formulas()
+    distributed = pmf is not None and np.count_nonzero(pmf) > 1
     with np.errstate(divide="ignore", invalid="ignore"):
         boundary = np.where(a > 0, f["boundary"](np.where(a > 0, a, 1.0), mu), 0.0)
         stable = s < boundary
         safe = np.where(stable, a, 1.0)
-        variances = np.where(stable, np.where(s2 > 0, f["mode"](safe, s2, eta, mu, s), 0.0), np.inf)
+        if not distributed:
+            variances = np.where(stable, np.where(s2 > 0, f["mode"](safe, s2, eta, mu, s), 0.0), np.inf)
         diffusion = np.where(a > 0, np.where(s2 > 0, f["diffusion"](np.where(a > 0, a, 1.0), s2, eta, mu), 0.0), np.inf)
-    distributed = pmf is not None and np.count_nonzero(pmf) > 1
     if distributed:
         from amsgd.diffusion.theory.distributed_delay import distributed_delay_variances
 
