@@ -75,6 +75,13 @@ def test_a_model_grid_has_no_distribution_axis():
         SweepGrid((), (0.2,), (-1.0,), "tau", (0,))
 
 
+def test_the_full_second_moments_reach_is_the_theory_s():
+    from amsgd.diffusion.theory.full_moments import FULL_MOMENTS_MAX, FULL_MOMENTS_MAX_DELAY
+    from amsgd.sweep.points import FULL_MOMENTS_REACH
+
+    assert FULL_MOMENTS_REACH == (FULL_MOMENTS_MAX, FULL_MOMENTS_MAX_DELAY)
+
+
 def test_the_point_problem_and_the_record_fields():
     sweep = model_sweep()
     point = list(GRID.points())[3]
@@ -210,7 +217,7 @@ def test_two_threads_and_a_resume_give_the_dataset_of_one_thread(sweep, referenc
 @pytest.mark.slow
 def test_worker_processes_give_the_same_dataset(sweep, reference, tmp_path):
     task = sweep.task(next(GRID.points()))
-    assert len(pickle.dumps(task)) < 100_000  # the theory ships without the Hessian's eigenvectors
+    assert len(pickle.dumps(task)) < 100_000  # the theory ships 15 × 15 eigenvectors, for the full second moments
     with _client(2, processes=True) as client:
         run_sweep(sweep, tmp_path / "p.nc", client=client, progress=False)
     assert_same(read_dataset(tmp_path / "p.nc"), reference)
@@ -235,14 +242,15 @@ def test_a_point_is_simulate_model_with_its_seed_and_predict_model_at_it(sweep, 
         assert float(at["final_validation_accuracy"]) == direct.final("validation_accuracy").mean
         np.testing.assert_array_equal(at["train_loss_mean"].values, direct.mean_curve("train_loss"))
         theory = predict_model(problem)  # everything derived again, at the point
-        assert int(at["mean_square_stable"]) == theory.mean_square.stable
-        assert int(at["tau_max_mean_square"]) == theory.mean_square.tau_max
+        assert int(at["full_second_moments"]) == 1 == (theory.full_moments is not None)  # 15 parameters
+        assert int(at["mean_square_stable"]) == theory.mean_square_stable
+        assert int(at["tau_max_mean_square"]) == theory.mean_square_delay[0]
         assert int(at["tau_max"]) == int(np.ceil(theory.critical.min())) - 1
         assert int(at["mean_stable"]) == (point.delay - 1 < theory.critical.min())
-        assert float(at["loss_floor"]) == pytest.approx(theory.floor.value, rel=1e-9)
-        assert float(at["predicted_loss"]) == pytest.approx(theory.point.loss + theory.floor.value, rel=1e-9)
+        assert float(at["loss_floor"]) == pytest.approx(theory.stationary_excess, rel=1e-9)
+        assert float(at["predicted_loss"]) == pytest.approx(theory.point.loss + theory.stationary_excess, rel=1e-9)
         offsets = theory.point.mean_square_offsets(start_points(problem, 8, rng=0))
-        after = theory.excess_after(300, point.eta, point.mu, point.delay - 1, offsets)
+        after = theory.excess_after(300, point.eta, point.mu, point.delay - 1, offsets, floor=theory.stationary_excess)
         assert float(at["predicted_final_loss"]) == pytest.approx(theory.point.loss + after, rel=1e-9)
     # the theory against the runs: where it predicts mean-square stability the predicted stationary and
     # final losses lie in the runs' 95% intervals; where it does not, the runs' loss is far above that of
@@ -267,6 +275,30 @@ def test_least_squares_point_has_no_accuracy():
     assert set(record) == set(sweep.fields) and "final_validation_accuracy" not in record
     json.dumps(record)  # JSON-ready
     assert record["mean_square_stable"] == 1 and record["loss_floor"] > 0
+
+
+@pytest.mark.slow
+def test_a_small_model_point_is_decided_by_the_full_second_moments_as_predict_does():
+    """Least squares on digits (65 parameters) at η 5e-3, μ 0.9: the diagonal theory calls τ = 0 and 2
+    mean-square stable (floors 0.085 and 0.153), the full second moments do not, and every run diverges;
+    at μ 0.5 both are stable. The point's numbers are predict_model's, by the theory that decides."""
+    from amsgd.core.models import load_data
+    from amsgd.diffusion.theory.model_predictions import predict_model
+
+    problem = ModelProblem("least-squares", load_data("digits", classification=False), eta=0.005)
+    sweep = Sweep(problem, SweepGrid((), (0.005,), (0.5, 0.9), "tau", (0, 2)), steps=3000, replicates=8, seed=3)
+    for point in sweep.grid.points():
+        task = sweep.task(point)
+        record, theory = compute_point(task), predict_model(task.problem)
+        assert record["full_second_moments"] == 1 and theory.second_moments_theory == "full second moments"
+        assert record["mean_square_stable"] == theory.mean_square_stable == (point.mu == 0.5)
+        assert record["loss_floor"] == pytest.approx(theory.stationary_excess, rel=1e-9)
+        assert record["tau_max_mean_square"] == (-1 if theory.mean_square_delay[0] is None else theory.mean_square_delay[0])
+        if point.mu == 0.9:
+            assert theory.mean_square.stable and np.isfinite(theory.floor.value)  # the diagonal theory's verdict
+            assert record["diverged_fraction"] == 1.0 and math.isinf(record["predicted_loss"])
+        else:
+            assert record["diverged_fraction"] == 0.0 and record["tau_max_mean_square"] >= 2
 
 
 @pytest.mark.slow

@@ -19,12 +19,14 @@ A model point (:class:`ModelPoints`) records the final training objective (penal
 stationary training loss, the final validation loss and, for a classifier, the final validation
 accuracy, each with its 95% Student-t interval over the replicates kept; and, from the
 random-coefficient theory at x* (:class:`~amsgd.diffusion.theory.model_predictions.ModelPredictions`)
-at the point's η, μ and delay: the excess loss floor ``½ Σ λ_i v_i`` and the predicted stationary loss
+at the point's η, μ and delay: the excess loss floor (``½ tr(ΛX)`` of the full stationary covariance
+for a model of at most 100 parameters at a constant delay of at most 64, as ``derive`` and ``advise``
+give it, else the diagonal theory's ``½ Σ λ_i v_i``) and the predicted stationary loss
 ``L(x*) + floor``, the predicted loss after the run's ``steps`` from the model's initialisation
 (``L(x*) + floor + ½ Σ λ_i E c_i² ρ_i^{2 steps}``), the rate ``−log ρ`` of the slowest ranking mode,
 mean stability of the top modes (``τ < τ_c(η λ_i, μ)``), mean-square stability (the second-moment
-operator's radius below one), and the largest constant delays that keep the mean, and the second
-moments, stable at this η and μ.
+operator's radius below one, by the same theory as the floor), and the largest constant delays that
+keep the mean, and the second moments, stable at this η and μ.
 """
 
 from __future__ import annotations
@@ -57,6 +59,10 @@ MODEL_START = "init"
 START_SAMPLES = 8
 #: ``tau_max`` of a model point at which no top mode limits the delay (every one flat): no finite τ*.
 NO_DELAY_LIMIT = -2
+#: The reach of the full second moments (``FULL_MOMENTS_MAX`` parameters, a constant delay of at most
+#: ``FULL_MOMENTS_MAX_DELAY``: :mod:`amsgd.diffusion.theory.full_moments`), restated for the Dataset's
+#: descriptions so that this module loads without the theory; a test keeps them equal.
+FULL_MOMENTS_REACH = (100, 64)
 
 
 @dataclass(frozen=True, eq=False)
@@ -306,8 +312,9 @@ _MODEL_DESCRIPTIONS = {
     "final_validation_loss": "mean over non-diverged replicates of the validation loss (no penalty) at the last iteration",
     "final_validation_accuracy": "mean over non-diverged replicates of the validation accuracy at the last iteration",
     "train_loss_mean": "mean training objective at each recorded iteration over the replicates alive there",
-    "loss_floor": "predicted stationary excess loss E L(x) - L(x*) = 1/2 sum_i lambda_i v_i at this eta, mu and delay "
-    "(random-coefficient theory at the minimum x*; inf: not mean-square stable; NaN: no prediction)",
+    "loss_floor": "predicted stationary excess loss E L(x) - L(x*) at this eta, mu and delay by the random-coefficient "
+    "theory at the minimum x*: 1/2 tr(Lambda X), X the full stationary covariance, where full_second_moments is 1, "
+    "else 1/2 sum_i lambda_i v_i (inf: not mean-square stable; NaN: no prediction)",
     "predicted_loss": "predicted stationary training loss L(x*) + loss_floor, to compare with stationary_loss",
     "predicted_final_loss": "predicted training loss after steps iterations from the model's initialisation, "
     "L(x*) + loss_floor + 1/2 sum_i lambda_i E c_i^2 rho_i^(2 steps) (c_i: the start's offset from x* along "
@@ -318,15 +325,19 @@ _MODEL_DESCRIPTIONS = {
     "mean_stable": "1 if the mean dynamics of every top Hessian mode is stable at this delay (tau < tau_c), "
     "0 if not, -1 if no prediction",
     "mean_square_stable": "1 if the linearisation is mean-square stable at this delay (second-moment operator's "
-    "radius < 1), 0 if not, -1 if no prediction",
+    "radius < 1, by the theory full_second_moments names), 0 if not, -1 if no prediction",
     "tau_max": "largest constant delay tau* at which the mean of every top mode is stable at this eta and mu "
     f"(-1: none, or no prediction; {NO_DELAY_LIMIT}: no limit, every top mode flat); with round-robin workers, "
     "M* = tau_max + 1",
     "tau_max_mean_square": "largest constant delay at which the linearisation is mean-square stable at this eta "
-    "and mu (-1: none, or no prediction; 2000, the longest delay the numerics take: at least 2000); with "
-    "round-robin workers, M = tau_max_mean_square + 1",
+    "and mu, by the theory full_second_moments names (-1: none, or no prediction; 2000, the longest delay the "
+    "numerics take: at least 2000); with round-robin workers, M = tau_max_mean_square + 1",
     "limiting_mode": "the top Hessian mode (0: the stiffest) with the smallest critical delay, which sets "
     "tau_max (-1: no prediction)",
+    "full_second_moments": "1 if the full second moments (every cross-covariance of the per-example Hessians kept: "
+    f"a model of at most {FULL_MOMENTS_REACH[0]} parameters at a constant delay of at most {FULL_MOMENTS_REACH[1]}) "
+    "decide loss_floor, mean_square_stable and tau_max_mean_square, as amsgd derive and advise do; 0 if the "
+    "diagonal theory does; -1 if no prediction",
 }
 
 #: Datasets already seen by this process, by content: the tasks of one sweep then share one object,
@@ -367,9 +378,11 @@ def shared_data(data: Dataset) -> Dataset:
 @dataclass(frozen=True, eq=False)
 class ModelTheory:
     """What a model point's predictions need, shipped with every task: the model at its minimum x*
-    (Hessian eigenvalues, noise, coupling; without the eigenvectors, which they do not use and which
-    would make every task large) and ``offsets``, the mean squared coordinates ``E c_i²`` of the
-    model's initialisation (:data:`START_SAMPLES` of them, seed 0) relative to x* in the eigenbasis."""
+    (Hessian eigenvalues, noise, coupling; the eigenvectors only for a model small enough for the full
+    second moments, :func:`~amsgd.diffusion.theory.full_moments.applies`, which project every example's
+    Hessian on them: a larger model's would make every task large and nothing uses them) and
+    ``offsets``, the mean squared coordinates ``E c_i²`` of the model's initialisation
+    (:data:`START_SAMPLES` of them, seed 0) relative to x* in the eigenbasis."""
 
     point: ModelPoint
     offsets: np.ndarray
@@ -381,7 +394,8 @@ class ModelPoints(PointKind):
     curve = "train_loss_mean"
     predicted = (("loss_floor", float), ("predicted_loss", float), ("predicted_final_loss", float), ("predicted_rate", float),
                  ("mean_stable", np.int8), ("mean_square_stable", np.int8), ("tau_max", np.int64),
-                 ("tau_max_mean_square", np.int64), ("limiting_mode", np.int64))  # fmt: skip
+                 ("tau_max_mean_square", np.int64), ("limiting_mode", np.int64),
+                 ("full_second_moments", np.int8))  # fmt: skip
 
     problem: ModelProblem
 
@@ -435,6 +449,8 @@ class ModelPoints(PointKind):
     def _derive(self, distribution: str | None) -> ModelTheory | None:
         """The model at its minimum x* and the start offsets (:class:`ModelTheory`); None, with
         :attr:`missing` saying why, when no minimum is found."""
+        from amsgd.diffusion.theory.full_moments import applies
+        from amsgd.diffusion.theory.linear_recursion import delay_law
         from amsgd.diffusion.theory.model_predictions import minimum_point
         from amsgd.simulate.model_engine import start_points
 
@@ -444,7 +460,9 @@ class ModelPoints(PointKind):
             self.missing[None] = str(exc)
             return None
         offsets = point.mean_square_offsets(start_points(self.problem, START_SAMPLES, rng=0))
-        return ModelTheory(dataclasses.replace(point, vectors=np.zeros((point.x.size, 0))), offsets)
+        if not applies(point.x.size, delay_law(0), point.full):  # the full second moments need no vectors
+            point = dataclasses.replace(point, vectors=np.zeros((point.x.size, 0)))
+        return ModelTheory(point, offsets)
 
     def attributes(self, distributions: tuple[str, ...]) -> dict:
         import json
@@ -496,7 +514,7 @@ def model_estimates(problem: ModelProblem) -> tuple[str, ...]:
 
 _NO_PREDICTION = {"loss_floor": math.nan, "predicted_loss": math.nan, "predicted_final_loss": math.nan,
                   "predicted_rate": math.nan, "mean_stable": -1, "mean_square_stable": -1, "tau_max": -1,
-                  "tau_max_mean_square": -1, "limiting_mode": -1}  # fmt: skip
+                  "tau_max_mean_square": -1, "limiting_mode": -1, "full_second_moments": -1}  # fmt: skip
 
 
 def model_predictions(shipped: ModelTheory | None, problem: ModelProblem, steps: int) -> dict:
@@ -524,19 +542,20 @@ def model_predictions(shipped: ModelTheory | None, problem: ModelProblem, steps:
         else:  # an i.i.d. delay: every top mode's mean radius below one
             top = point.eigenvalues[: point.top]
             mean_stable = all(spectral_radius(r, problem.eta, problem.mu, law) < 1 for r in top)
-        ms = theory.mean_square
-        floor = theory.floor.value
-        after = theory.excess_after(steps, problem.eta, problem.mu, problem.delay, shipped.offsets)
+        floor = theory.stationary_excess
+        after = theory.excess_after(steps, problem.eta, problem.mu, problem.delay, shipped.offsets, floor=floor)
+        tau_ms, _ = theory.mean_square_delay
         return {
             "loss_floor": float(floor),
             "predicted_loss": float(point.loss + floor),
             "predicted_final_loss": float(point.loss + after),
             "predicted_rate": float(theory.rate),
             "mean_stable": int(mean_stable),
-            "mean_square_stable": int(ms.stable),
+            "mean_square_stable": int(theory.mean_square_stable),
             "tau_max": int(math.ceil(limit)) - 1 if math.isfinite(limit) else NO_DELAY_LIMIT,
-            "tau_max_mean_square": -1 if ms.tau_max is None else int(ms.tau_max),
+            "tau_max_mean_square": -1 if tau_ms is None else int(tau_ms),
             "limiting_mode": int(np.argmin(critical)),
+            "full_second_moments": int(theory.full_moments is not None),
         }
     except ProblemError:  # a point the linear theory does not apply to, or a step too small to resolve
         return dict(_NO_PREDICTION)

@@ -322,20 +322,31 @@ class ModelPredictions:
         return tradeoff(c, self.problem.eta, mus, workers, floor=floor, error_modes=modes, radial_mode=None,
                         verdict=self.verdict(self.problem.eta))  # fmt: skip
 
+    @cached_property
+    def mean_square_delay(self) -> tuple[int | None, bool]:
+        """The largest mean-square-stable constant delay at the problem's η and μ (None: not even τ = 0)
+        and whether it is only a lower bound (the search stopped at its cap), by :attr:`second_moments_theory`:
+        the full second moments' bisection below the mean-dynamics τ* where they decide the cell, else
+        the diagonal theory's."""
+        ms, p = self.mean_square, self.problem
+        verdict = self.verdict(p.eta)
+        if self.full_moments is None or verdict is None:
+            return ms.tau_max, ms.lower_bound
+        c = self.point.coupled_coefficients()
+        critical = critical_delay(c.rates, p.eta, p.mu)
+        tau_max = largest_stable_delay(c, p.eta, p.mu, critical, verdict)
+        return tau_max, search_capped(tau_max, critical)
+
     def _mean_square_dict(self) -> dict:
         """``stability.mean_square``: by the full second moments where they apply (their feedback radius,
         the largest stable constant delay by bisection, no single limiting mode), else by the diagonal
         theory (the Perron root of its feedback and the mode that limits it)."""
         ms, full = self.mean_square, self.full_moments
-        out = {"theory": self.second_moments_theory, "tau_max": ms.tau_max, "tau_max_is_lower_bound": ms.lower_bound,
+        tau_max, lower_bound = self.mean_square_delay
+        out = {"theory": self.second_moments_theory, "tau_max": tau_max, "tau_max_is_lower_bound": lower_bound,
                "stable": ms.stable, "radius": ms.radius, "limiting_mode": ms.limiting_mode}  # fmt: skip
-        verdict = self.verdict(self.problem.eta)
-        if full is not None and verdict is not None:
-            c = self.point.coupled_coefficients()
-            critical = critical_delay(c.rates, self.problem.eta, self.problem.mu)
-            tau_max = largest_stable_delay(c, self.problem.eta, self.problem.mu, critical, verdict)
-            out.update(tau_max=tau_max, tau_max_is_lower_bound=search_capped(tau_max, critical),
-                       stable=full.stable, radius=json_float(full.radius), limiting_mode=None)
+        if full is not None:
+            out.update(stable=full.stable, radius=json_float(full.radius), limiting_mode=None)
         return out
 
     def to_dict(self) -> dict:
