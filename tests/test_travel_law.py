@@ -19,6 +19,7 @@ to its arrival, and from its arrival to its first error ``<= ε``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from functools import lru_cache
 
@@ -258,6 +259,29 @@ def test_a_floor_above_the_arrival_level_is_decided_by_the_runs():
     assert out["travel_iterations"] is None and out["travel_law"]["unfinished"] == out["travel_law"]["paths"]
     assert out["escape_iterations"] > 0 and out["total_iterations"] is None
     assert "stays far from e_1" in out["note"]
+
+
+def test_the_runs_give_up_once_too_many_have_not_arrived():
+    """Floor above δ² (d = 20, floor 0.30): once more than 1% of all sampled paths escaped without
+    arriving, the travel cannot end, and the sampling stops there; the paths it followed are those of
+    the full sampling, whose unarrived share (2010 of 5000) gives the same verdict. The note says so."""
+    from amsgd.diffusion.theory.travel_law import MAX_UNARRIVED
+
+    phases = predict(Problem.from_spectrum(np.r_[4.0, np.linspace(2.0, 0.02, 19)], eta=2e-3)).phases
+    runs = phases.saddle_runs
+    followed, paths = runs.followed, runs.escape.size
+    assert phases.floor > phases.delta_sq and followed is not None and not phases.arrives
+    full = saddle_runs(phases._plane_model, phases.eta, phases.mu, phases.delay, phases.delta_sq, paths,
+                       runs.iterations)  # fmt: skip
+    assert full.followed is None
+    for given, whole in ((runs.escape, full.escape), (runs.arrival, full.arrival)):
+        np.testing.assert_array_equal(given[:followed], whole[:followed])
+        assert np.all(np.isnan(given[followed:]))
+    assert runs.unarrived[1] == math.floor(MAX_UNARRIVED * paths) + 1  # the path that decided it was the last
+    escaped, unarrived = full.unarrived
+    assert unarrived > MAX_UNARRIVED * escaped
+    assert f"more than 1% of all {paths} paths, which decides it: the sampling stopped after the first {followed}" in (
+        phases.to_dict()["note"])
 
 
 def test_a_travel_that_too_many_runs_do_not_finish_is_null():

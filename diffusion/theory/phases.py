@@ -118,8 +118,12 @@ NO_CONVERGENCE = (
 NO_ARRIVAL = "; travel_law, converge_law and the totals are null: the floor {floor:.3g} is {why}"
 UNARRIVED = (
     "at or above delta^2, where a run's error reaches delta^2 only on a dip, and {unarrived} of the {escaped} "
-    "sampled runs that escaped had not within the {iterations} iterations followed (a larger --delta-sq, "
-    "below 1/2, gives a travel)"
+    "sampled runs that escaped had not within the {iterations} iterations followed{given_up} (a larger "
+    "--delta-sq, below 1/2, gives a travel)"
+)
+GAVE_UP = (
+    f", more than {MAX_UNARRIVED:.0%} of all {{paths}} paths, which decides it: the sampling stopped after "
+    "the first {followed}"
 )
 FAR_FLOOR = f"at or above {NO_ARRIVAL_FLOOR:g}: the error stays far from e_1, and the arrivals are not followed"
 #: How far the diffusion limit's escape (the mean curve's crossing) may lie from the finite-η crossing
@@ -307,10 +311,12 @@ class Phases:
         below = not self._floor_at_least(self.delta_sq)
         epsilon = self.epsilon if self.converges and self.epsilon < self.delta_sq and below else None
         expected = (self.escape_time + self.travel_time + (self.converge_time if epsilon else 0.0)) / self.eta
-        return saddle_runs(model, self.eta, self.mu, self.delay, self.delta_sq,
-                           paths_for(expected * (model.rates.shape[0] + 1)),
+        paths = paths_for(expected * (model.rates.shape[0] + 1))
+        # at or above δ², more than MAX_UNARRIVED of all paths unarrived decides :attr:`arrives`: give up there
+        give_up = None if below else math.floor(MAX_UNARRIVED * paths)
+        return saddle_runs(model, self.eta, self.mu, self.delay, self.delta_sq, paths,
                            min(iterations_for(expected), int(TRAVEL_REACH * expected)), epsilon,
-                           not self._floor_at_least(NO_ARRIVAL_FLOOR))  # fmt: skip
+                           not self._floor_at_least(NO_ARRIVAL_FLOOR), give_up)  # fmt: skip
 
     @cached_property
     def settled_curve(self) -> np.ndarray | None:
@@ -343,11 +349,12 @@ class Phases:
         on a dip: the travel counts as ending when at most :data:`.travel_law.MAX_UNARRIVED` of the
         sampled runs that escaped had not reached δ² within the iterations followed (the sampled
         travel matched simulated runs at floors 0.12–0.17 against δ² = 0.1, docs/linear-theory.md),
-        never where the floor is at or above :data:`.travel_law.NO_ARRIVAL_FLOOR`."""
+        never where the floor is at or above :data:`.travel_law.NO_ARRIVAL_FLOOR`. The sampling gives up
+        once more than that share of all its paths are unarrived, which decides it."""
         if not self._floor_at_least(self.delta_sq):
             return True
         escaped, unarrived = self.saddle_runs.unarrived
-        return escaped > 0 and unarrived <= MAX_UNARRIVED * escaped
+        return self.saddle_runs.followed is None and escaped > 0 and unarrived <= MAX_UNARRIVED * escaped
 
     @property
     def travel_law(self) -> FirstPassageLaw:
@@ -544,9 +551,11 @@ class Phases:
 
     def _unsampled_note(self) -> str:
         if not self.arrives:
-            escaped, unarrived = self.saddle_runs.unarrived
+            runs = self.saddle_runs
+            escaped, unarrived = runs.unarrived
+            given_up = "" if runs.followed is None else GAVE_UP.format(paths=runs.escape.size, followed=runs.followed)
             why = (FAR_FLOOR if self._floor_at_least(NO_ARRIVAL_FLOOR) else
-                   UNARRIVED.format(unarrived=unarrived, escaped=escaped, iterations=self.saddle_runs.iterations))
+                   UNARRIVED.format(unarrived=unarrived, escaped=escaped, iterations=runs.iterations, given_up=given_up))
             return NO_ARRIVAL.format(floor=self.floor, why=why)
         laws = {"escape_law": self.escape_law, "travel_law": self.travel_law}
         if self.converges:

@@ -100,6 +100,7 @@ class SaddleRuns:
     arrival: np.ndarray
     converged: np.ndarray | None = None
     iterations: int = 0  # the iterations followed from the saddle
+    followed: int | None = None  # the paths followed, when the sampling gave up before the last (else all)
 
     @property
     def unarrived(self) -> tuple[int, int]:
@@ -131,18 +132,23 @@ def _pairs(name: str, values, rows: int | None = None) -> np.ndarray:
 
 
 def saddle_runs(model: PlaneModel, eta: float, mu: float, delay: Delay, delta_sq: float, paths: int,
-                iterations: int, epsilon: float | None = None, arrive: bool = True) -> SaddleRuns:  # fmt: skip
+                iterations: int, epsilon: float | None = None, arrive: bool = True,
+                give_up: int | None = None) -> SaddleRuns:  # fmt: skip
     """``paths`` runs of the reduced ``model`` (module docstring) from rest at the saddle, followed for
     ``iterations``: each one's escape, arrival and, with ``epsilon`` (ε < δ²), convergence; with
     ``arrive`` false only the escape (the arrivals NaN). An i.i.d. delay is drawn afresh every step,
-    one for the plane and the other coordinates."""
+    one for the plane and the other coordinates. With ``give_up``, the sampling stops after the path
+    that makes more than ``give_up`` escaped paths unarrived (the later paths NaN, ``followed`` says how
+    many were): every path before it is the one the full sampling draws."""
     delta_sq = _checked_delta_sq(delta_sq)
     if epsilon is not None and not (np.isfinite(epsilon) and 0.0 < epsilon < delta_sq and arrive):
         raise ProblemError(f"epsilon must satisfy 0 < ε < δ² = {delta_sq:g} for runs that arrive, got {epsilon!r}")
     levels = [1.0 - delta_sq] + ([delta_sq] if arrive else []) + ([] if epsilon is None else [epsilon])
-    times = _passages(model, eta, mu, delay, delta_sq, levels, paths, iterations, np.zeros(0))
+    times, followed = _passages(model, eta, mu, delay, delta_sq, levels, paths, iterations, np.zeros(0),
+                                -1 if give_up is None or not arrive else int(give_up))  # fmt: skip
     arrival = times[1] if arrive else np.full(times.shape[1], np.nan)
-    return SaddleRuns(times[0], arrival, None if epsilon is None else times[2], int(iterations))
+    return SaddleRuns(times[0], arrival, None if epsilon is None else times[2], int(iterations),
+                      followed if followed < paths else None)  # fmt: skip
 
 
 def mean_error_curve(model: PlaneModel, eta: float, mu: float, delay: Delay, delta_sq: float, paths: int,
@@ -157,8 +163,9 @@ def mean_error_curve(model: PlaneModel, eta: float, mu: float, delay: Delay, del
 
 
 def _passages(model: PlaneModel, eta: float, mu: float, delay: Delay, delta_sq: float, levels: list[float],
-              paths: int, iterations: int, curve: np.ndarray) -> np.ndarray:  # fmt: skip
-    """:func:`~.passage_kernel.travel_passages` on the checked parameters, from the fixed seed."""
+              paths: int, iterations: int, curve: np.ndarray, give_up: int = -1) -> tuple[np.ndarray, int]:  # fmt: skip
+    """:func:`~.passage_kernel.travel_passages` on the checked parameters, from the fixed seed: the
+    passages and how many paths were followed."""
     from amsgd.diffusion.theory.passage_kernel import travel_passages
     from amsgd.simulate.ziggurat import replicate_states
 
@@ -170,7 +177,7 @@ def _passages(model: PlaneModel, eta: float, mu: float, delay: Delay, delta_sq: 
     state = replicate_states(np.random.SeedSequence(SEED), 1)[0].copy()
     return travel_passages(paths, float(model.plane_rate), float(model.plane_noise), float(model.plane_coupling),
                            model.rates, model.noise, eta, mu, constant, law.cdf, np.array(levels, dtype=float),
-                           int(iterations), LOST, state, curve)  # fmt: skip
+                           int(iterations), LOST, state, curve, give_up)  # fmt: skip
 
 
 def _checked_delta_sq(delta_sq: float) -> float:
