@@ -142,3 +142,32 @@ def test_points_whose_runs_mostly_diverged_are_left_out(tmp_path, monkeypatch):
     assert np.isnan(kept[1]) and np.isfinite(kept[[0, 2]]).all()
     assert np.isfinite(drawn["μ = 0.6 measured"]).all()
     assert any("grey: more than half the runs diverged" in t for t in titles)
+
+
+def test_the_predicted_floor_is_the_finite_eta_one_or_in_an_older_file_the_linearised_one(tmp_path, monkeypatch):
+    """The dashed curves and the predicted heat map are ``finite_eta_floor`` (derive's floor), named so;
+    a file without that variable (an earlier format) draws ``linearized_floor`` and says so."""
+    import matplotlib.axes
+    import numpy as np
+
+    ds = small_dataset(SweepGrid(("rademacher",), (4e-3,), (0.6,), "tau", (0, 4)))
+    assert not np.allclose(ds["finite_eta_floor"].values, ds["linearized_floor"].values)
+    plot, set_title = matplotlib.axes.Axes.plot, matplotlib.axes.Axes.set_title
+    dashed, titles = [], []
+
+    def record(self, *args, **kwargs):
+        if len(args) > 2 and args[2] == "--" and len(args[1]):
+            dashed.append(np.asarray(args[1], dtype=float))
+        return plot(self, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot", record)
+    monkeypatch.setattr(matplotlib.axes.Axes, "set_title",
+                        lambda self, t, *a, **kw: titles.append(t) or set_title(self, t, *a, **kw))  # fmt: skip
+    older = ds.drop_vars("finite_eta_floor")
+    for data, variable, name in ((ds, "finite_eta_floor", "finite-η floor"),
+                                 (older, "linearized_floor", "exact linearised floor")):  # fmt: skip
+        dashed.clear()
+        titles.clear()
+        sweep_figures(data, tmp_path / variable)
+        np.testing.assert_array_equal(dashed[-1], ds[variable].sel(mu=0.6).values.ravel())
+        assert f"predicted: {name}" in titles and f"measured / {name}" in titles

@@ -125,6 +125,7 @@ def test_point_seed_and_predictions(small_sweep):
     # predictions agree with amsgd.predict at this point
     out = predict(problem).to_dict()
     assert record["linearized_floor"] == pytest.approx(out["stationary_error"]["linearized"]["value"], rel=1e-12)
+    assert record["finite_eta_floor"] == pytest.approx(out["stationary_error"]["finite_eta"]["value"], rel=1e-12)
     assert record["diffusion_floor"] == pytest.approx(out["stationary_error"]["diffusion"], rel=1e-12)
     assert record["tau_max"] == out["stability"]["tau_max"]
     assert record["mean_square_stable"] == int(out["stability"]["mean_square"]["stable"]) == 1
@@ -141,6 +142,7 @@ def test_a_point_whose_second_moments_grow_says_so_beside_its_linearised_floor()
     record = pca_predictions(p.modes, problem)
     assert np.isfinite(record["linearized_floor"]) and record["linearized_floor"] > 1
     assert record["mean_square_stable"] == 0 and not p.mean_square.stable
+    assert np.isinf(record["finite_eta_floor"])  # the finite-η floor has the multiplicative noise: no floor
 
 
 def test_assemble_layout(small_sweep):

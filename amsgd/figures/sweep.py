@@ -2,7 +2,8 @@
 
 :func:`sweep_figures` draws, for every step size η (and data distribution) in the sweep:
 
-* ``sweep_heatmaps*.png``: the measured stationary error, the exact linearised floor and their
+* ``sweep_heatmaps*.png``: the measured stationary error, the predicted floor (the finite-η floor of
+  ``amsgd derive``; in files of earlier formats, without it, the exact linearised floor) and their
   ratio over momentum μ × delay τ (or workers M), with the largest stable delay τ*(μ) of the
   linear theory drawn over them (an arrowhead at the edge where it lies beyond the grid); grey cells
   mostly diverged (measured: more than half the runs, :data:`MOSTLY_DIVERGED`) or have no prediction
@@ -10,12 +11,12 @@
   hatched cells have an averaging window not shown stationary (variable ``stationary`` 0, drifting:
   the estimate is biased by the transient, not a property of μ and τ; or −1, undecided or not checked);
 * ``sweep_error_vs_delay*.png``: the measured stationary error against the delay, one curve per μ
-  with its 95% intervals (mostly diverged points left out), beside the linearised floor (dashed) and
+  with its 95% intervals (mostly diverged points left out), beside the predicted floor (dashed) and
   the diffusion floor (dotted), the published experiment's picture; open markers: window not shown
   stationary;
 * ``sweep_best_mu*.png``: the best momentum per worker count M (τ = M − 1 for a round-robin
   server): the μ with the lowest measured final and stationary error, and the largest μ on the
-  grid that the linear theory predicts stable at that delay (τ* ≥ τ). The linearised floor itself
+  grid that the linear theory predicts stable at that delay (τ* ≥ τ). The predicted floor itself
   grows like 1/(1 − μ), so it alone would always pick the smallest μ.
 """
 
@@ -35,20 +36,23 @@ if TYPE_CHECKING:
 #: A point whose runs diverged more than this share is left out of the figures of measured error: the
 #: mean of the few that did not is not the algorithm's error (the same rule as the validation's).
 MOSTLY_DIVERGED = 0.5
-#: The variables of a streaming-PCA sweep that the figures draw (``stationary`` and ``mean_square_stable``
-#: are optional: files of earlier formats lack them and draw without their marks).
+#: The variables of a streaming-PCA sweep that the figures draw (``stationary``, ``mean_square_stable`` and
+#: ``finite_eta_floor`` are optional: files of earlier formats lack them and draw without their marks, and
+#: with the linearised floor as the prediction).
 DRAWN = ("stationary_error", "stationary_error_ci_low", "stationary_error_ci_high", "final_error", "linearized_floor",
          "diffusion_floor", "diverged_fraction", "tau_max")  # fmt: skip
 
 
-def _linearized_floor(ds: xarray.Dataset) -> xarray.DataArray:
-    """The linearised floor where it describes the runs: NaN where it is infinite or the linearisation's
-    second moments grow (``mean_square_stable`` 0: no floor near e_1)."""
-    floor = ds["linearized_floor"]
+def _predicted_floor(ds: xarray.Dataset) -> tuple[xarray.DataArray, str]:
+    """The predicted floor and its name: the finite-η floor (``amsgd derive``'s), else, in a file of an
+    earlier format, the exact linearised floor; NaN where it is infinite or the linearisation's second
+    moments grow (``mean_square_stable`` 0: no floor near e_1)."""
+    finite_eta = "finite_eta_floor" in ds
+    floor = ds["finite_eta_floor" if finite_eta else "linearized_floor"]
     keep = np.isfinite(floor)
     if "mean_square_stable" in ds:
         keep = keep & (ds["mean_square_stable"] != 0)
-    return floor.where(keep)
+    return floor.where(keep), "finite-η floor" if finite_eta else "exact linearised floor"
 
 
 def check_drawable(ds: xarray.Dataset) -> xarray.Dataset:
@@ -161,7 +165,8 @@ def _heatmaps(ds: xarray.Dataset, label: str, path: Path) -> Path:
     axis, xlabel = _delay_axis(ds)
     delays, mus = ds[axis].values, ds["mu"].values
     measured = _kept(ds, "stationary_error").transpose("mu", axis).values
-    predicted = _linearized_floor(ds).transpose("mu", axis).values
+    predicted, name = _predicted_floor(ds)
+    predicted = predicted.transpose("mu", axis).values
     finite = np.concatenate([v[np.isfinite(v) & (v > 0)] for v in (measured, predicted)])
     norm = LogNorm(finite.min(), finite.max()) if finite.size and finite.min() < finite.max() else None
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -173,8 +178,8 @@ def _heatmaps(ds: xarray.Dataset, label: str, path: Path) -> Path:
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.8), constrained_layout=True)
     panels = (
         (measured, "measured stationary error (mean sin²)", norm, "viridis"),
-        (predicted, "predicted: exact linearised floor", norm, "viridis"),
-        (ratio, "measured / linearised floor", ratio_norm, "RdBu_r"),
+        (predicted, f"predicted: {name}", norm, "viridis"),
+        (ratio, f"measured / {name}", ratio_norm, "RdBu_r"),
     )
     limit = _stable_delay_limit(ds, axis)
     drifting = _drifting(ds, ("mu", axis))
@@ -252,10 +257,9 @@ def _error_vs_delay(ds: xarray.Dataset, label: str, path: Path) -> Path:
                     capsize=2, label=f"μ = {mu:g} measured")  # fmt: skip
         drifting = _drifting(row, (axis,))
         ax.plot(delays[drifting], mean[drifting], "o", ms=6, mfc="white", mec=color, ls="none", zorder=3)
-        floor = _linearized_floor(row).values
-        ax.plot(delays, floor, "--", color=color, lw=1.2, **single)
+        ax.plot(delays, _predicted_floor(row)[0].values, "--", color=color, lw=1.2, **single)
         ax.plot(delays, row["diffusion_floor"].values, ":", color=color, lw=1.0, **single)
-    ax.plot([], [], "k--", label="exact linearised floor", **single)
+    ax.plot([], [], "k--", label=_predicted_floor(ds)[1], **single)
     ax.plot([], [], "k:", label="diffusion floor (no τ)", **single)
     if _drifting(ds, ("mu", axis)).any():
         ax.plot([], [], "o", color="k", mfc="white", ls="none", label=f"open marker: {DRIFT_LABEL}")

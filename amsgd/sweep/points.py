@@ -170,8 +170,8 @@ class PcaPoints(PointKind):
 
     estimates = ("final_error", "stationary_error")
     curve = "error_mean"
-    predicted = (("diffusion_floor", float), ("linearized_floor", float), ("mean_square_stable", np.int8),
-                 ("tau_max", np.int64), ("limiting_mode", np.int64))  # fmt: skip
+    predicted = (("diffusion_floor", float), ("linearized_floor", float), ("finite_eta_floor", float),
+                 ("mean_square_stable", np.int8), ("tau_max", np.int64), ("limiting_mode", np.int64))  # fmt: skip
     descriptions: ClassVar[dict[str, str]] = {
         "final_error": "mean over non-diverged replicates of sin^2 of the angle to e_1 at the last iteration",
         "stationary_error": "mean over non-diverged replicates of each replicate's time average of sin^2 "
@@ -180,6 +180,10 @@ class PcaPoints(PointKind):
         "diffusion_floor": "leading-order diffusion limit of the stationary error, sum_i eta s_i^2 / (2 a_i (1 - mu))",
         "linearized_floor": "exact stationary error of the linearised recursion with additive noise at this eta, "
         "mu and delay (inf: its second moments grow); no floor of the runs where mean_square_stable is 0",
+        "finite_eta_floor": "the toolkit's stationary error at this eta, mu and delay, amsgd derive's "
+        "stationary_error.finite_eta.value: the exact second moments with the multiplicative noise, the coupling "
+        "through the norm of v and, for Student-t data, the heavy-tail factor (inf: the second moments grow; "
+        "NaN: no prediction)",
         "mean_square_stable": "1 if the second moments of the linearisation at e_1 with its multiplicative noise "
         "are stable, 0 if they grow (the runs then have no floor near e_1), -1 without a prediction",
         "tau_max": "largest stable constant delay tau* at this eta and mu (-1: none)",
@@ -273,8 +277,8 @@ def pca_predictions(modes, problem: Problem) -> dict:
     mode 0) without modes or where the theory refuses the point (a step too small to resolve, a delay
     beyond the linear numerics' :data:`~amsgd.diffusion.theory.linear_recursion.MAX_DELAY`).
     """
-    none = {"diffusion_floor": math.nan, "linearized_floor": math.nan, "mean_square_stable": -1, "tau_max": -1,
-            "limiting_mode": 0}  # fmt: skip
+    none = {"diffusion_floor": math.nan, "linearized_floor": math.nan, "finite_eta_floor": math.nan,
+            "mean_square_stable": -1, "tau_max": -1, "limiting_mode": 0}  # fmt: skip
     if modes is None:
         return none
     from amsgd.diffusion.theory import predict
@@ -285,12 +289,22 @@ def pca_predictions(modes, problem: Problem) -> dict:
         return {
             "diffusion_floor": p.linearized.diffusion_floor,
             "linearized_floor": p.linearized.floor,
+            "finite_eta_floor": _finite_eta_floor(p),
             "mean_square_stable": _mean_square_flag(p),
             "tau_max": -1 if tau_max is None else int(tau_max),
             "limiting_mode": p.limiting_mode()["i"],
         }
     except ProblemError:
         return none
+
+
+def _finite_eta_floor(p) -> float:
+    """``stationary_error.finite_eta.value`` of ``amsgd derive`` (``inf`` where the second moments grow),
+    NaN where the finite-η theory has no verdict (the point's other predictions stand)."""
+    try:
+        return float(p.finite_eta.value)
+    except ProblemError:
+        return math.nan
 
 
 def _mean_square_flag(p) -> int:

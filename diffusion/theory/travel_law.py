@@ -100,7 +100,7 @@ class SaddleRuns:
     arrival: np.ndarray
     converged: np.ndarray | None = None
     iterations: int = 0  # the iterations followed from the saddle
-    followed: int | None = None  # the paths followed, when the sampling gave up before the last (else all)
+    followed: int | None = None  # how many paths were followed where the sampling gave up (None: all of them)
 
     @property
     def unarrived(self) -> tuple[int, int]:
