@@ -258,9 +258,9 @@ def curvature_mean(variances: np.ndarray) -> float:
     if not np.all(np.isfinite(v)):
         return float("inf")
 
-    def integrand(t: float) -> float:
+    def integrand(t: float) -> float:  # ndarray methods: np.sum and np.prod dispatch took 40% of the time
         grow = 1.0 + 2.0 * t * v
-        return float(np.sum(v / grow) * np.prod(grow**-0.5) * np.exp(-t))
+        return float((v / grow).sum() * (grow**-0.5).prod() * np.exp(-t))
 
     import scipy.integrate  # only here: its import costs a derivation's start-up
 
