@@ -665,3 +665,33 @@ def test_a_knee_before_tau_star_where_heavy_tails_blow_most_runs_up():
         assert check.window == pytest.approx(window) and check.measured == 14.0
         assert check.passed == (dist == "student-t:6"), (dist, check.window)
         assert ("divergence_knee" in check.context) == (dist == "student-t:6")
+
+
+def test_the_delay_curve_carries_the_finite_eta_floor_at_its_grid_delays(tmp_path, monkeypatch):
+    """The error-against-delay figure draws, beside the additive linear floor up to τ*, the finite-η floor
+    (the one the floor checks test) at the grid's delays up to τ*: ``derive``'s at each, and none beyond τ*
+    (μ 0.95 on the default problem: τ* = 13, where the linear floor is 5% below it at τ = 0)."""
+    import matplotlib.axes
+
+    from amsgd.figures.delays import delay_curves_figure
+    from amsgd.validation.context import Context
+    from amsgd.validation.delays import delay_curve
+
+    ctx = Context(Problem.from_spectrum())
+    curve = delay_curve(ctx, 0.95, (0, 5, 10, 15), (0,), replicates=8, steps=400)
+    assert curve.tau_star == 13 and curve.finite_taus.tolist() == [0, 5, 10]
+    for tau, floor in zip(curve.finite_taus, curve.finite_floor, strict=True):
+        expected = predict(Problem.from_spectrum(mu=0.95, delay=parse_delay(f"constant:{tau}"))).finite_eta.value
+        assert floor == pytest.approx(expected, rel=1e-12)
+    assert curve.linear_floor[0] < 0.96 * curve.finite_floor[0]
+    drawn = []
+    plot = matplotlib.axes.Axes.plot
+
+    def record(self, *args, **kwargs):
+        if kwargs.get("ls") == "-.":
+            drawn.append((list(args[0]), list(args[1])))
+        return plot(self, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot", record)
+    delay_curves_figure([curve], "default", tmp_path / "d.png")
+    assert ([0, 5, 10], curve.finite_floor.tolist()) in drawn

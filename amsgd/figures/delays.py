@@ -17,7 +17,8 @@ DIAGRAM_MUS = np.linspace(0.0, 0.995, 400)
 
 
 def delay_curves_figure(curves: Sequence[DelayCurve], problem_label: str, path: str | Path) -> Path:
-    """Measured stationary error against τ (95% bands) with the linear floor up to τ*, τ*, the diffusion floor."""
+    """Measured stationary error against τ (95% bands) with the finite-η floor at the grid's delays and the
+    linear floor (additive noise) up to τ*, τ*, the diffusion floor."""
     fig, ax = new_figure(width=7.6, height=4.8)
     top = 0.0
     for n, c in enumerate(curves):
@@ -28,6 +29,7 @@ def delay_curves_figure(curves: Sequence[DelayCurve], problem_label: str, path: 
         ax.fill_between(c.taus, np.where(ok, low, np.nan), np.where(ok, high, np.nan), color=color, alpha=0.25, lw=0)
         ax.plot(c.taus, mean, "o-", ms=3, color=color, lw=1.3, label=f"μ = {c.mu:g}: simulation (95% CI)")
         ax.plot(c.linear_taus, c.linear_floor, color=color, ls="--", lw=1.2)
+        ax.plot(c.finite_taus, c.finite_floor, color=color, ls="-.", marker="x", ms=4, lw=1.0)
         ax.axhline(c.diffusion_floor, color=color, ls=":", lw=0.9)
         if c.tau_star is not None:
             ax.axvline(c.tau_star, color=color, lw=0.9, alpha=0.8)
@@ -35,7 +37,8 @@ def delay_curves_figure(curves: Sequence[DelayCurve], problem_label: str, path: 
             ax.plot([c.knee], [KNEE_FACTOR * c.error[0].mean], marker="v", ms=8, color=color, mec="k")
         if np.isfinite(mean).any():  # every delay's runs may have diverged (nothing to scale the axis by)
             top = max(top, np.nanmax(mean))
-    ax.plot([], [], "k--", lw=1.2, label="exact linear floor (up to τ*)")
+    ax.plot([], [], "k-.", marker="x", ms=4, lw=1.0, label="finite-η floor (grid delays up to τ*)")
+    ax.plot([], [], "k--", lw=1.2, label="linear floor, additive noise (up to τ*)")
     ax.plot([], [], "k:", lw=0.9, label="diffusion floor (τ-independent)")
     ax.plot([], [], "k-", lw=0.9, label="predicted knee τ* (linear stability)")
     ax.plot([], [], "kv", ms=7, label=f"measured knee (error > {KNEE_FACTOR}× τ = 0 or >50% diverged)")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -63,6 +63,8 @@ class DelayCurve:
     knee: float  # NaN: no breakdown on the grid
     steps: int  # iterations of each run
     replicates: int = 0  # runs at each delay
+    finite_taus: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))  # the grid's delays up to τ*
+    finite_floor: np.ndarray = field(default_factory=lambda: np.zeros(0))  # the finite-η floor there
 
     @property
     def mean(self) -> np.ndarray:
@@ -111,9 +113,12 @@ def delay_curve(ctx: Context, mu: float, taus: Sequence[int], key: tuple[int, ..
     tau_star = ctx.tau_star(mu)
     lin_taus = np.arange(0, (tau_star if tau_star is not None else -1) + 1)
     lin = np.array([ctx.floor(p.eta, mu, int(t)).floor for t in lin_taus])
+    finite_taus = taus[taus <= lin_taus[-1]] if lin_taus.size else taus[:0]
+    finite = np.array([ctx.finite_eta(constant_delay(p, int(t))) for t in finite_taus])
     curve = DelayCurve(
         mu, taus, tuple(errors), np.array(diverged), tau_star, ctx.theory.tau_max_delay_differential(mu),
         lin_taus, lin, ctx.diffusion_floor * (1 - ctx.problem.mu) / (1 - mu), math.nan, steps, reps,
+        finite_taus, finite,
     )  # fmt: skip
     return replace(curve, knee=measured_knee(taus, curve.broken()))
 
@@ -181,6 +186,7 @@ class Sweep:
                 "measured_knee": None if math.isnan(c.knee) else c.knee,
                 "last_delay_without_breakdown": float(c.taus[i - 1]) if i > 0 else None,
                 "error_tau0": c.error[0].mean, "linear_floor_tau0": float(c.linear_floor[0]) if c.linear_floor.size else None,
+                "finite_eta_floor_tau0": float(c.finite_floor[0]) if c.finite_floor.size else None,
                 "diffusion_floor": c.diffusion_floor,
             })  # fmt: skip
         return rows
