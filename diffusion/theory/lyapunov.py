@@ -17,9 +17,10 @@ dynamics and the effective noise is ``q = η² s² / (1 − (η a)² κ(P))``. F
 
 ``P`` is the covariance of a stationary autoregression, so it is Toeplitz, ``P_ij = γ(|i − j|)``;
 substituting reduces the n² unknowns of the Lyapunov equation to the ``L + 2`` autocovariances
-``γ(0), ..., γ(L + 1)`` (the Yule–Walker equations), a sparse linear system when the delay law is
-sparse. That is how :func:`autocovariance` solves it: O(L) for a constant delay, exact, and
-accurate for τ in the thousands where a dense O(n³) Lyapunov solver is slow.
+``γ(0), ..., γ(L + 1)`` (the Yule–Walker equations). That is how :func:`autocovariance` solves it: a
+dense solve of that small system up to :data:`_DENSE_UNKNOWNS` unknowns, the step-down recursion of the
+autoregression (``O(L²)``) beyond, exact and accurate for τ in the thousands, where a dense ``O(n³)``
+Lyapunov solver is slow.
 
 The second moments are stable iff the positive linear map ``M ↦ E[A_k M A_kᵀ]`` has spectral
 radius below one. Its radius is ``max(ρ(Ā)², λ*)`` where λ* > ρ(Ā)² solves ``(η a)² κ(M_λ) = 1``
@@ -43,8 +44,6 @@ from typing import Literal
 import numpy as np
 import scipy.linalg
 import scipy.optimize
-import scipy.sparse
-import scipy.sparse.linalg
 
 from amsgd.core.errors import ProblemError
 from amsgd.core.threads import thread_count, thread_map
@@ -70,10 +69,11 @@ def autocovariance(coefficients: np.ndarray, noise_variance: float = 1.0) -> np.
 
     Solves the Yule–Walker equations ``γ(0) = Σ_j c_j γ(j + 1) + σ²`` and
     ``γ(h) = Σ_j c_j γ(|h − 1 − j|)`` for ``h = 1, ..., L + 1``. The caller ensures the
-    autoregression is stable (otherwise the solution is not a covariance). Above
-    :data:`_DENSE_UNKNOWNS` unknowns the same γ come from the step-down and step-up of the
-    autoregression (:func:`.step_down.step_down_autocovariance`, ``O(L²)``), where the sparse solve's
-    fill-in grows like ``L³`` (37 ms per solve at L = 1000).
+    autoregression is stable (otherwise the solution is not a covariance). Up to :data:`_DENSE_UNKNOWNS`
+    unknowns the system is solved densely (70 µs; a SciPy sparse solve's set-up alone cost more, 220 µs
+    in all); above, the same γ come from the step-down and step-up of the autoregression
+    (:func:`.step_down.step_down_autocovariance`, ``O(L²)``), where a sparse solve's fill-in grows like
+    ``L³`` (37 ms per solve at L = 1000).
     """
     c = np.asarray(coefficients, dtype=float)
     n = c.size + 1  # unknowns γ(0), ..., γ(L + 1)
@@ -84,13 +84,11 @@ def autocovariance(coefficients: np.ndarray, noise_variance: float = 1.0) -> np.
     support = np.flatnonzero(c)
     h = np.arange(n)[:, None]
     lags = np.where(h == 0, support[None, :] + 1, np.abs(h - 1 - support[None, :]))
-    rows = np.concatenate([np.arange(n), np.repeat(np.arange(n), support.size)])
-    cols = np.concatenate([np.arange(n), lags.ravel()])
-    vals = np.concatenate([np.ones(n), -np.tile(c[support], n)])
-    system = scipy.sparse.csc_matrix((vals, (rows, cols)), shape=(n, n))  # duplicates are summed
+    system = np.eye(n)
+    np.add.at(system, (np.repeat(np.arange(n), support.size), lags.ravel()), -np.tile(c[support], n))  # summed
     rhs = np.zeros(n)
     rhs[0] = noise_variance
-    return scipy.sparse.linalg.spsolve(system, rhs)[: c.size]
+    return np.linalg.solve(system, rhs)[: c.size]
 
 
 #: Above this many Yule–Walker unknowns the gains and autocovariances come from the step-down recursion.
