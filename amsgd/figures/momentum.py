@@ -22,7 +22,8 @@ def momentum_figure(result: Momentum, path: str | Path) -> Path:
         mean = np.array([s.floor.mean for s in sides])
         err = np.array([[s.floor.mean - s.floor.ci_low, s.floor.ci_high - s.floor.mean] for s in sides]).T
         ax1.errorbar(x, mean, yerr=err, fmt="o", color=color, capsize=3, label=f"{label}: simulation")
-        ax1.plot(m, [s.finite_eta_floor for s in sides], "_", ms=18, mew=2, color=color, label=f"{label}: finite-η floor")
+        ax1.plot(m, [s.finite_eta_floor for s in sides], "_", ms=18, mew=2, color=color,
+                 label=f"{label}: finite-η floor")  # fmt: skip
         ax1.plot(m, [s.linear_floor for s in sides], "x", ms=5, color=color, label=f"{label}: linear, additive noise")
         rate = np.array([s.rate.fit.rate for s in sides])
         rerr = np.array([[s.rate.fit.rate - s.rate.fit.ci_low, s.rate.fit.ci_high - s.rate.fit.rate] for s in sides]).T

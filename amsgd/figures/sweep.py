@@ -247,6 +247,7 @@ def _error_vs_delay(ds: xarray.Dataset, label: str, path: Path) -> Path:
     delays = ds[axis].values
     fig, ax = plt.subplots(figsize=(8, 5.5), constrained_layout=True)
     colors = plt.get_cmap("plasma")(np.linspace(0.0, 0.85, ds.sizes["mu"]))
+    floors, name = _predicted_floor(ds)
     single = {"marker": "_", "ms": 16, "mew": 1.5} if delays.size == 1 else {}  # a line of one point is invisible
     for color, mu in zip(colors, ds["mu"].values, strict=True):
         row = ds.sel(mu=mu)
@@ -257,9 +258,9 @@ def _error_vs_delay(ds: xarray.Dataset, label: str, path: Path) -> Path:
                     capsize=2, label=f"μ = {mu:g} measured")  # fmt: skip
         drifting = _drifting(row, (axis,))
         ax.plot(delays[drifting], mean[drifting], "o", ms=6, mfc="white", mec=color, ls="none", zorder=3)
-        ax.plot(delays, _predicted_floor(row)[0].values, "--", color=color, lw=1.2, **single)
+        ax.plot(delays, floors.sel(mu=mu).values, "--", color=color, lw=1.2, **single)
         ax.plot(delays, row["diffusion_floor"].values, ":", color=color, lw=1.0, **single)
-    ax.plot([], [], "k--", label=_predicted_floor(ds)[1], **single)
+    ax.plot([], [], "k--", label=name, **single)
     ax.plot([], [], "k:", label="diffusion floor (no τ)", **single)
     if _drifting(ds, ("mu", axis)).any():
         ax.plot([], [], "o", color="k", mfc="white", ls="none", label=f"open marker: {DRIFT_LABEL}")

@@ -328,10 +328,10 @@ class ModelPredictions:
         and whether it is only a lower bound (the search stopped at its cap), by :attr:`second_moments_theory`:
         the full second moments' bisection below the mean-dynamics τ* where they decide the cell, else
         the diagonal theory's."""
-        ms, p = self.mean_square, self.problem
+        p = self.problem
         verdict = self.verdict(p.eta)
         if self.full_moments is None or verdict is None:
-            return ms.tau_max, ms.lower_bound
+            return self.mean_square.tau_max, self.mean_square.lower_bound
         c = self.point.coupled_coefficients()
         critical = critical_delay(c.rates, p.eta, p.mu)
         tau_max = largest_stable_delay(c, p.eta, p.mu, critical, verdict)

@@ -354,7 +354,7 @@ class Phases:
         if not self._floor_at_least(self.delta_sq):
             return True
         escaped, unarrived = self.saddle_runs.unarrived
-        return self.saddle_runs.followed is None and escaped > 0 and unarrived <= MAX_UNARRIVED * escaped
+        return escaped > 0 and unarrived <= MAX_UNARRIVED * escaped  # false where the sampling gave up
 
     @property
     def travel_law(self) -> FirstPassageLaw:

@@ -144,7 +144,7 @@ def saddle_runs(model: PlaneModel, eta: float, mu: float, delay: Delay, delta_sq
     if epsilon is not None and not (np.isfinite(epsilon) and 0.0 < epsilon < delta_sq and arrive):
         raise ProblemError(f"epsilon must satisfy 0 < ε < δ² = {delta_sq:g} for runs that arrive, got {epsilon!r}")
     levels = [1.0 - delta_sq] + ([delta_sq] if arrive else []) + ([] if epsilon is None else [epsilon])
-    times, followed = _passages(model, eta, mu, delay, delta_sq, levels, paths, iterations, np.zeros(0),
+    times, followed = _passages(model, eta, mu, delay, levels, paths, iterations, np.zeros(0),
                                 -1 if give_up is None or not arrive else int(give_up))  # fmt: skip
     arrival = times[1] if arrive else np.full(times.shape[1], np.nan)
     return SaddleRuns(times[0], arrival, None if epsilon is None else times[2], int(iterations),
@@ -158,19 +158,19 @@ def mean_error_curve(model: PlaneModel, eta: float, mu: float, delay: Delay, del
     spread times, so this mean falls later and more slowly than a single run's error: it is the
     mean curve of the runs that a simulation averages."""
     curve = np.zeros(checks.positive_int("iterations", iterations))
-    _passages(model, eta, mu, delay, delta_sq, [1.0 - delta_sq], paths, iterations, curve)
+    delta_sq = _checked_delta_sq(delta_sq)
+    _passages(model, eta, mu, delay, [1.0 - delta_sq], paths, iterations, curve)
     return curve / paths
 
 
-def _passages(model: PlaneModel, eta: float, mu: float, delay: Delay, delta_sq: float, levels: list[float],
-              paths: int, iterations: int, curve: np.ndarray, give_up: int = -1) -> tuple[np.ndarray, int]:  # fmt: skip
-    """:func:`~.passage_kernel.travel_passages` on the checked parameters, from the fixed seed: the
-    passages and how many paths were followed."""
+def _passages(model: PlaneModel, eta: float, mu: float, delay: Delay, levels: list[float], paths: int,
+              iterations: int, curve: np.ndarray, give_up: int = -1) -> tuple[np.ndarray, int]:  # fmt: skip
+    """:func:`~.passage_kernel.travel_passages` from the fixed seed at the ``levels`` (of a checked δ²):
+    the passages and how many paths were followed."""
     from amsgd.diffusion.theory.passage_kernel import travel_passages
     from amsgd.simulate.ziggurat import replicate_states
 
     eta, mu = check_parameters(eta, mu)
-    _checked_delta_sq(delta_sq)
     paths = checks.positive_int("paths", paths)
     law = delay_law(delay, as_iid=True)
     constant = -1 if law.constant is None else law.constant
