@@ -91,6 +91,33 @@ def test_second_moment_radius_against_the_operator_built_entry_by_entry(dist, de
         assert p.mean_square.radius > p.stability.spectral_radius**2 + 1e-3
 
 
+@pytest.mark.parametrize(("spectrum", "dist", "eta", "mu"), [((2.0, 1.0), "gaussian", 2.5e-3, 0.95),
+                                                             ((3.0, 2.0, 1.0, 0.5), "rademacher", 1e-3, 0.95),
+                                                             ((4.0, 3.0, 2.0, 1.0), "student-t:7", 1e-2, 0.3)])  # fmt: skip
+def test_the_mean_square_verdict_is_the_brute_force_radius_below_one(spectrum, dist, eta, mu):
+    """``mean_square_stable`` (the feedback's Perron root at λ = 1, no search for the radius) on both sides
+    of the mean-square boundary, a constant delay's (τ* and τ* + 1) and a uniform delay's (0 .. B and
+    0 .. B + 1, B the largest stable), and at τ = 0 on both sides of the largest step, against the
+    operator built entry by entry (the steps at μ = 0); ``predict``'s ``mean_square.stable`` and its floor (finite or
+    not) follow the same verdict."""
+    from amsgd.diffusion.theory.second_moments import mean_square_stable
+
+    def problem(delay: str, step: float = eta, momentum: float = mu) -> Problem:
+        return Problem.from_spectrum(spectrum, distribution=parse_distribution(dist), eta=step, mu=momentum,
+                                     delay=parse_delay(delay))  # fmt: skip
+
+    found = predict(problem("uniform:0-1"))
+    tau, b = found.mean_square.tau_max, found.family_boundary.largest_stable
+    cases = [(problem(f"constant:{tau}"), True), (problem(f"constant:{tau + 1}"), False),
+             (problem(f"uniform:0-{b}"), True), (problem(f"uniform:0-{b + 1}"), False),
+             (problem("constant:0", 0.02, 0.0), True), (problem("constant:0", 0.03, 0.0), False)]  # fmt: skip
+    for case, expected in cases[:4] if dist != "student-t:7" else cases:
+        p = predict(case)
+        stable = mean_square_stable(p.coefficients, case.eta, case.mu, p.delay_law)
+        assert stable == (_brute_force_radius(case) < 1.0) == expected, (case.delay, case.eta)
+        assert p.mean_square.stable == stable and bool(np.isfinite(p.finite_eta.value)) == stable
+
+
 def _agrees_with_runs(risk, run) -> None:
     """The predicted fraction's 99% Monte Carlo interval (p ± Z standard errors) meets the simulated
     fraction's 99% Clopper–Pearson interval: both are estimates, so each enters with its own error."""

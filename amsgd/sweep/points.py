@@ -311,7 +311,7 @@ def _mean_square_flag(p) -> int:
     """1 / 0 where the linearisation's second moments are stable / grow, −1 where the theory has no verdict
     (the point's other predictions stand)."""
     try:
-        return int(p.mean_square.stable)
+        return int(p.mean_square_stable)
     except (ProblemError, ArithmeticError):
         return -1
 

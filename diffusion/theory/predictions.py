@@ -50,6 +50,7 @@ from amsgd.diffusion.theory.second_moments import (
     second_moment_operator_radius,
     stationary_floor,
 )
+from amsgd.diffusion.theory.second_moments import mean_square_stable as is_mean_square_stable
 from amsgd.diffusion.theory.stability import (
     StabilityReport,
     critical_delay,
@@ -138,7 +139,7 @@ class Predictions:
         the radial mode included, is not mean-square stable at the problem's delay, though the tangent
         block alone would give a number."""
         c, p = self.coefficients, self.problem
-        floor = stationary_floor(c, p.eta, p.mu, self.delay_law, self.operator_radius[0])
+        floor = stationary_floor(c, p.eta, p.mu, self.delay_law, self.mean_square_stable)
         slowest = self.stability.spectral_radii[self.slowest_error_mode()[0]]  # the tangent modes' largest radius
         factor = heavy_tail_factor(p.distribution, c.rates[c.tangent], floor.variances, p.eta, p.mu, self.delay_law,
                                    slowest)  # fmt: skip
@@ -171,12 +172,20 @@ class Predictions:
     def mean_square(self) -> MeanSquare:
         """Mean-square stability of the random-coefficient linearisation (every mode, radial included)."""
         c, p = self.coefficients, self.problem
-        return mean_square(c, p.eta, p.mu, self.delay_law, critical_delay(c.rates, p.eta, p.mu), self.operator_radius)
+        return mean_square(c, p.eta, p.mu, self.delay_law, critical_delay(c.rates, p.eta, p.mu), self.operator_radius,
+                           self.mean_square_stable)  # fmt: skip
+
+    @cached_property
+    def mean_square_stable(self) -> bool:
+        """Whether the whole linearisation is mean-square stable at the problem's delay (the verdict of
+        :attr:`mean_square`, shared with :attr:`finite_eta`; :func:`.second_moments.mean_square_stable`,
+        without the search for the radius or τ*)."""
+        return is_mean_square_stable(self.coefficients, self.problem.eta, self.problem.mu, self.delay_law)
 
     @cached_property
     def operator_radius(self) -> tuple[float, int]:
         """The spectral radius of the whole linearisation's second-moment operator at the problem's delay and
-        the mode that sets it (shared by :attr:`finite_eta` and :attr:`mean_square`)."""
+        the mode that sets it (:attr:`mean_square`)."""
         return second_moment_operator_radius(self.coefficients, self.problem.eta, self.problem.mu, self.delay_law)
 
     @cached_property

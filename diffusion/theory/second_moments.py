@@ -285,13 +285,13 @@ def finite_eta_floor(c: Coefficients, eta: float, mu: float, delay: Delay, coupl
                           first, norm)  # fmt: skip
 
 
-def stationary_floor(c: Coefficients, eta: float, mu: float, delay: Delay, radius: float | None = None) -> FiniteEtaFloor:
+def stationary_floor(c: Coefficients, eta: float, mu: float, delay: Delay, stable: bool | None = None) -> FiniteEtaFloor:
     """:func:`finite_eta_floor` where the whole linearisation has a stationary law, and
-    :meth:`FiniteEtaFloor.without_stationary_law` where the radius of its second-moment operator
-    (``radius``, computed when not given) is 1 or more, though the tangent block alone would give a
-    number (beyond the mean-square τ*, the radial mode's second moments grow)."""
+    :meth:`FiniteEtaFloor.without_stationary_law` where it is not mean-square stable (``stable``, decided
+    by :func:`mean_square_stable` when not given), though the tangent block alone would give a number
+    (beyond the mean-square τ*, the radial mode's second moments grow)."""
     floor = finite_eta_floor(c, eta, mu, delay)
-    if floor.stable and (second_moment_operator_radius(c, eta, mu, delay)[0] if radius is None else radius) >= 1.0:
+    if floor.stable and not (mean_square_stable(c, eta, mu, delay) if stable is None else stable):
         return floor.without_stationary_law()
     return floor
 
@@ -302,7 +302,8 @@ class MeanSquare:
 
     ``radius`` is the spectral radius of the second-moment operator at the problem's delay and
     ``radius_mode`` the mode that sets it (its own radius, or the largest entry of the Perron vector
-    of the feedback); ``tau_max`` the largest constant delay at which the linearisation is
+    of the feedback); ``stable`` whether that radius is below one, decided exactly by
+    :func:`mean_square_stable` (the radius is a root found to a relative 1e-10); ``tau_max`` the largest constant delay at which the linearisation is
     mean-square stable at this η and μ (None: not even τ = 0) and ``limiting_mode`` the mode that
     breaks it one delay later (the same rule). Where τ = :data:`~.linear_recursion.MAX_DELAY`, the
     longest delay the numerics take, is still stable and the mean dynamics would take a longer one
@@ -312,13 +313,10 @@ class MeanSquare:
 
     radius: float
     radius_mode: int
+    stable: bool
     tau_max: int | None
     limiting_mode: int | None
     lower_bound: bool = False
-
-    @property
-    def stable(self) -> bool:
-        return self.radius < 1.0
 
 
 def search_capped(tau_max: int | None, critical: np.ndarray) -> bool:
@@ -354,14 +352,22 @@ def second_moment_operator_radius(c: Coefficients, eta: float, mu: float, delay:
     return float(lam), int(np.argmax(perron))
 
 
-def mean_square_stable(c: Coefficients, eta: float, mu: float, tau: int, critical: np.ndarray) -> bool:
-    """Mean-square stability at a constant delay τ: every mode mean-stable (``τ < τ_c,i``) and the
-    Perron root of the feedback at λ = 1 below one."""
-    if np.any(tau >= critical):
-        return False
-    # every mode is mean-stable here, which is all the gains need to know of its radius
-    stable = np.zeros(c.rates.size)
-    return perron_below_one(gains(c.rates, eta, mu, tau, 1.0, stable)[:, None] * c.coupling)
+def mean_square_stable(c: Coefficients, eta: float, mu: float, delay: Delay, critical: np.ndarray | None = None) -> bool:
+    """Mean-square stability of the whole linearisation at ``delay``: every mode's own second moments
+    stationary (``G_i(1)`` finite; for a constant delay, ``τ < τ_c,i``) and the Perron root of the feedback
+    ``diag(G(1)) C`` below one. Each ``G_i(λ)`` falls as λ grows above the mode's own radius, and so does
+    the Perron root, so this is :func:`second_moment_operator_radius` below one without its search for
+    the radius. ``critical``, the modes' critical delays when known, saves their computation for a
+    constant delay."""
+    law = delay_law(delay)
+    if law.constant is not None and critical is not None:
+        if np.any(law.constant >= critical):
+            return False
+        radii = np.zeros(c.rates.size)  # every mode is mean-stable: all the gains need to know of its radius
+    else:
+        radii = _known_radii(c.rates, eta, mu, law)
+    g = gains(c.rates, eta, mu, law, 1.0, radii)
+    return bool(np.all(np.isfinite(g))) and perron_below_one(g[:, None] * c.coupling)
 
 
 def largest_mean_square_delay(c: Coefficients, eta: float, mu: float, critical: np.ndarray) -> int | None:
@@ -397,15 +403,18 @@ def last_stable_delay(stable: Callable[[int], bool], high: int) -> int | None:
 
 
 def mean_square(c: Coefficients, eta: float, mu: float, delay: Delay, critical: np.ndarray,
-                operator_radius: tuple[float, int] | None = None) -> MeanSquare:  # fmt: skip
+                operator_radius: tuple[float, int] | None = None, stable: bool | None = None) -> MeanSquare:  # fmt: skip
     """The radius at ``delay`` and its mode (``operator_radius`` where the caller has it already:
-    :func:`second_moment_operator_radius`), the largest mean-square-stable constant delay and the mode
-    that breaks stability beyond it."""
+    :func:`second_moment_operator_radius`), whether the linearisation is mean-square stable there
+    (``stable``, likewise: :func:`mean_square_stable`), the largest mean-square-stable constant delay
+    and the mode that breaks stability beyond it."""
     radius, mode = operator_radius or second_moment_operator_radius(c, eta, mu, delay)
+    stable = mean_square_stable(c, eta, mu, delay) if stable is None else stable
     tau_max = largest_mean_square_delay(c, eta, mu, critical)
     if search_capped(tau_max, critical):  # the boundary lies beyond the numerics
-        return MeanSquare(radius, mode, tau_max, None, lower_bound=True)
-    return MeanSquare(radius, mode, tau_max, breaking_mode(c, eta, mu, 0 if tau_max is None else tau_max + 1, critical))
+        return MeanSquare(radius, mode, stable, tau_max, None, lower_bound=True)
+    breaking = breaking_mode(c, eta, mu, 0 if tau_max is None else tau_max + 1, critical)
+    return MeanSquare(radius, mode, stable, tau_max, breaking)
 
 
 def breaking_mode(c: Coefficients, eta: float, mu: float, tau: int, critical: np.ndarray) -> int:
