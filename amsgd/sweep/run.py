@@ -38,13 +38,15 @@ if TYPE_CHECKING:
 
 #: Replicate-steps up to which a local cluster runs its workers as threads when not told (above, as
 #: processes). Threads start in milliseconds where worker processes take seconds (each imports NumPy,
-#: numba and the kernels), but the per-point Python work (predictions, records) holds the GIL:
-#: measured on 2 cores (benchmarks/bench_sweep.py), a 10-point sweep of 2 000 × 64 replicate-steps
-#: took 0.5 s on threads against 3.0 s on processes, while 200 points of 10 000 × 256 took 10.1 s on
-#: two threads against 8.0 s on two processes. The break-even, about 3 s of saved start-up against a
-#: quarter of the run, lies near 1e8 replicate-steps. A model's sweep uses the same rule; its JAX points
-#: ran faster on threads at every size measured, up to 4e6 replicate-steps (docs/sweep.md: 30.7 s on
-#: two threads against 48.5 s on two processes for 6 points of 64 × 10 000 on digits).
+#: numba and the kernels), but the per-point Python work (predictions, records) holds the GIL.
+#: Measured on 2 cores (benchmarks/bench_sweep.py, docs/sweep.md): a 10-point sweep of 2 000 × 64
+#: replicate-steps took 0.4 s on threads against 2.3 s on processes; on Σ = diag(4, 3, 2, 1) 200 points
+#: of 40 000 × 256 took 11.5 s on two threads and 11.8 s on two processes (of 10 000 × 256, 4.0 s and
+#: 5.2 s), while at d = 100, where a point's predictions take about as long as its simulation,
+#: processes were 15% faster. The rule pays the processes' start-up only where the work makes it
+#: small. A model's sweep uses the same rule; its JAX points ran faster on threads at every size
+#: measured, up to 4e6 replicate-steps (docs/sweep.md: 30.7 s on two threads against 48.5 s on two
+#: processes for 6 points of 64 × 10 000 on digits).
 THREADS_MAX_WORK = 100_000_000
 
 #: Dask retries of a task that raised; a task whose worker died is rescheduled by the scheduler
