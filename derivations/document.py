@@ -458,7 +458,7 @@ def _sdde_number_blocks(d: Derivation, numbers: dict, linear: LinearModeSDDE) ->
         variance = sdde["per_mode"][k]
         rows.append((str(modes["i"][k]), modes["kind"][k], _num(float(linear.rate.subs(at))),
                      _num(float(linear.noise.subs(at))), _num(float(boundary.subs(at))),
-                     _num(variance) if variance is not None else "$\\infty$"))  # fmt: skip
+                     _num(variance) if variance is not None else "not computed" if sdde.get("unresolved") else "$\\infty$"))  # fmt: skip
     header = ("mode i", "kind", "c_i", "b_i squared", "s_i*", f"Var X_i at s = {_num(sdde['delay_time'])}")
     blocks: list[Block] = [Table(header, tuple(rows))]
     blocks += _omitted(len(rows), len(modes["i"]), "modes at $e_1$")
@@ -486,6 +486,9 @@ def _sdde_prose(sdde: dict, linearized: float | None) -> Prose:
         + (
             f"Its floor is ${_num(floor)}$ against the diffusion floor ${_num(sdde['diffusion_floor'])}$"
             if floor is not None
+            else f"Its floor is not computed: {sdde['unresolved']} (the diffusion floor is "
+            f"${_num(sdde['diffusion_floor'])}$)"
+            if sdde.get("unresolved")
             else f"At this $s$ it has no stationary law (the diffusion floor is ${_num(sdde['diffusion_floor'])}$)"
         )
         + "; the exact linear floor at this $\\eta$ (section 9) is "

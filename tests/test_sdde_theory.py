@@ -284,15 +284,38 @@ def _distributed_delay_mode(c: float, b2: float, times: np.ndarray, probs: np.nd
     return b2 / math.pi * (value + 1.0 / (1000.0 * c))
 
 
+def test_a_distributed_delay_limit_too_large_to_grid_is_named_and_the_rest_stands():
+    """η 0.216, μ 0.999 with geometric:20.5 (the fastest mode's c η about 1700 per step): the grid would
+    need about 1e7 frequencies, and the ``sdde`` entry is null with the reason, while the other entries and
+    the derivation document stand. The closed-form sum over periods' terms, against the terms summed."""
+    from amsgd.core.delays import parse_delay
+    from amsgd.diffusion.theory.distributed_delay import MAX_POINTS, lorentzian_sums
+
+    problem = Problem.from_spectrum((4.0, 3.0, 2.0, 1.0), eta=0.216, mu=0.999, delay=parse_delay("geometric:20.5"))
+    predictions = predict(problem)
+    out = predictions.to_dict()
+    sdde = out["sdde"]
+    assert sdde["stationary_error"] is None and sdde["stable"] is None and set(sdde["per_mode"]) == {None}
+    assert sdde["note"].startswith("not computed: the random delay's finite-delay limit needs")
+    assert f"more than the {MAX_POINTS:.3g}" in sdde["note"] and sdde["unresolved"] in sdde["note"]
+    assert out["stability"]["tau_max"] is not None
+    assert "Its floor is not computed" in predictions.document("markdown")
+    x, y = np.array([0.05, 0.7, 3.0, 30.0]), np.array([0.0, 1e-9, 0.4, 25.0])
+    m = np.arange(200_000)[:, None]
+    assert lorentzian_sums(x, y) == pytest.approx(np.sum(1.0 / ((m + x) ** 2 + y**2), axis=0) + 1.0 / (m[-1] + x), rel=1e-9)
+
+
 def test_the_distributed_delay_limit_of_one_delay_is_the_derived_sdde():
     """A law of one value is the one-delay SDDE: the spectral integral and the argument principle give the
-    derived variance and boundary (c s < π/2), near it too."""
+    derived variance and boundary (c s < π/2), near it too, and where η c is large."""
     from amsgd.diffusion.theory.distributed_delay import distributed_delay_variances
 
     cases = [(5e-4, tau, restoring) for tau, restoring in ((0, 5.0), (10, 10.0), (20, 1.0), (20, 80.0), (39, 80.0),
                                                           (40, 80.0))]  # fmt: skip
     cases += [(5e-5, tau, 80.0) for tau in (391, 392, 393)]  # c s = 1.564, 1.568, 1.572 against π/2 = 1.5708
     cases += [(5e-4, 20, (math.pi / 2 - gap) / 0.01) for gap in (1e-4, 1e-6)]  # a peak 1e6 times the floor's
+    # one period 2π/η shorter than 50 c: the periods beyond the grid summed in closed form (up to 32 of them)
+    cases += [(0.05, 5, 5.0), (0.05, 5, 6.2), (0.5, 1, 1.5), (0.5, 2, 1.5), (1.0, 0, 100.0)]
     for eta_value, tau, restoring in cases:
         pmf = np.zeros(tau + 1)
         pmf[-1] = 1.0
@@ -305,12 +328,14 @@ def test_the_distributed_delay_limit_of_one_delay_is_the_derived_sdde():
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("spec", "eta_value"), [("geometric:20", 5e-4), ("geometric:60", 5e-4),
-                                                 ("uniform:0-160", 1.25e-4)])  # fmt: skip
+                                                 ("uniform:0-160", 1.25e-4), ("geometric:3", 5e-3)])  # fmt: skip
 def test_a_random_delays_limit_spreads_the_delay_over_its_law(spec, eta_value):
     """For a random delay the ``sdde`` entry is the distributed-delay equation's floor, against the same
     equation solved here by SciPy's quadrature and a dense argument principle: on the default problem
     geometric:20 gives 98.6 per unit η (one delay at its mean: 99.8), and geometric:60, whose mean lies
-    beyond one delay's boundary s* = 0.0196, a stationary law (122.5)."""
+    beyond one delay's boundary s* = 0.0196, a stationary law (122.5). At η 5e-3 one period ``2π/η`` is
+    shorter than 50 times the fastest mode's c: the frequencies beyond a whole number of periods are
+    summed in closed form."""
     from amsgd.core.delays import parse_delay
 
     predictions = predict(Problem.from_spectrum(eta=eta_value, delay=parse_delay(spec)))

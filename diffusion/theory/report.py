@@ -99,7 +99,9 @@ def sdde_dict(p: Predictions, formulas: dict) -> dict:
     }
     if floor.distributed:
         out["delay_time_note"] = RANDOM_DELAY_NOTE.format(spec=p.problem.delay.spec, mean=p.delay_law.mean)
-    if not floor.stable:
+    if floor.unresolved:
+        out["note"] = f"not computed: {floor.unresolved}"
+    elif not floor.stable:
         out["note"] = (
             "the distributed-delay limit has no stationary law: for a mode, lambda + c E[exp(-lambda tau eta)] "
             "has a zero with Re lambda >= 0" if floor.distributed else

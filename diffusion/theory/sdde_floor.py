@@ -144,6 +144,8 @@ class SDDEFloor(ModeVariances):
     #: equation's (:mod:`.distributed_delay`), ``delay_time`` its mean and the critical delay times
     #: those of one delay, for comparison
     distributed: bool = False
+    #: why the distributed-delay equation was not solved (its grid too large), its variances then NaN
+    unresolved: str | None = None
 
     @property
     def limiting_mode(self) -> int:
@@ -161,12 +163,13 @@ class SDDEFloor(ModeVariances):
             "delay": "distributed" if self.distributed else "one",
             "critical_delay_time": self.critical_delay_time,
             "critical_delay": self.critical_delay_time / self.eta,
-            "stable": self.stable,
+            "stable": None if self.unresolved else self.stable,
             "stationary_error": json_float(self.floor),
             "diffusion_floor": json_float(self.diffusion_floor),
             "ratio_to_diffusion": json_float(self.ratio) if self.stable else None,
             "per_mode": [json_float(v) for v in self.variances],
             "per_mode_critical_delay_time": [json_float(v) for v in self.critical_delay_times],
+            **({"unresolved": self.unresolved} if self.unresolved else {}),
         }
 
 
@@ -183,7 +186,8 @@ def sdde_floor(
 
     With the ``pmf`` of a random delay (more than one value), the limit is the distributed-delay
     equation of :mod:`.distributed_delay` instead, its variances and stability; ``delay_time`` (η
-    times the mean delay) and the critical delay times (of one delay) are kept for comparison."""
+    times the mean delay) and the critical delay times (of one delay) are kept for comparison. Where
+    that equation's grid would be too large, its variances are NaN and ``unresolved`` says why."""
     a = check_rates(rates)
     s2 = np.broadcast_to(np.asarray(noise_variances, dtype=float), a.shape)
     if not (np.all(np.isfinite(s2)) and np.all(s2 >= 0)):
@@ -199,10 +203,14 @@ def sdde_floor(
         if not distributed:
             variances = np.where(stable, np.where(s2 > 0, f["mode"](safe, s2, eta, mu, s), 0.0), np.inf)
         diffusion = np.where(a > 0, np.where(s2 > 0, f["diffusion"](np.where(a > 0, a, 1.0), s2, eta, mu), 0.0), np.inf)
+    unresolved = None
     if distributed:
         from amsgd.diffusion.theory.distributed_delay import distributed_delay_variances
 
-        variances = distributed_delay_variances(a / (1 - mu), eta * s2 / (1 - mu) ** 2, eta, pmf)
+        try:
+            variances = distributed_delay_variances(a / (1 - mu), eta * s2 / (1 - mu) ** 2, eta, pmf)
+        except ProblemError as exc:  # the other entries of a prediction stand without this one
+            variances, unresolved = np.full(a.shape, np.nan), str(exc)
     return SDDEFloor(
         eta=eta,
         mu=mu,
@@ -213,4 +221,5 @@ def sdde_floor(
         critical_delay_times=tuple(float(v) for v in boundary),
         diffusion_variances=tuple(float(v) for v in diffusion),
         distributed=distributed,
+        unresolved=unresolved,
     )
