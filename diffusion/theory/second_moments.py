@@ -302,10 +302,10 @@ class MeanSquare:
 
     ``radius`` is the spectral radius of the second-moment operator at the problem's delay and
     ``radius_mode`` the mode that sets it (its own radius, or the largest entry of the Perron vector
-    of the feedback); ``stable`` whether that radius is below one, decided exactly by
-    :func:`mean_square_stable` (the radius is a root found to a relative 1e-10); ``tau_max`` the largest constant delay at which the linearisation is
-    mean-square stable at this η and μ (None: not even τ = 0) and ``limiting_mode`` the mode that
-    breaks it one delay later (the same rule). Where τ = :data:`~.linear_recursion.MAX_DELAY`, the
+    of the feedback); ``stable`` whether that radius is below one, decided by :func:`mean_square_stable`
+    at λ = 1 (the radius itself is a root found to a relative 1e-10); ``tau_max`` the largest constant
+    delay at which the linearisation is mean-square stable at this η and μ (None: not even τ = 0) and
+    ``limiting_mode`` the mode that breaks it one delay later (the same rule). Where τ = :data:`~.linear_recursion.MAX_DELAY`, the
     longest delay the numerics take, is still stable and the mean dynamics would take a longer one
     (:func:`search_capped`), ``tau_max`` is that lower bound, ``lower_bound`` is True and
     ``limiting_mode`` is None (no mode was seen to break it).
