@@ -97,9 +97,9 @@ def test_second_moment_radius_against_the_operator_built_entry_by_entry(dist, de
 def test_the_mean_square_verdict_is_the_brute_force_radius_below_one(spectrum, dist, eta, mu):
     """``mean_square_stable`` (the feedback's Perron root at λ = 1, no search for the radius) on both sides
     of the mean-square boundary, a constant delay's (τ* and τ* + 1) and a uniform delay's (0 .. B and
-    0 .. B + 1, B the largest stable), and at τ = 0 on both sides of the largest step, against the
-    operator built entry by entry (the steps at μ = 0); ``predict``'s ``mean_square.stable`` and its floor (finite or
-    not) follow the same verdict."""
+    0 .. B + 1, B the largest stable), and at τ = 0 on both sides of the largest step (at μ = 0), against
+    the operator built entry by entry; ``predict``'s ``mean_square.stable`` and its floor (finite or not)
+    follow the same verdict."""
     from amsgd.diffusion.theory.second_moments import mean_square_stable
 
     def problem(delay: str, step: float = eta, momentum: float = mu) -> Problem:
