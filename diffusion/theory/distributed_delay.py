@@ -196,5 +196,7 @@ def _grid(low: float, high: float, eta: float,
     uniform = np.arange(int(math.ceil(switch / step)), last + 1)
     omega = np.concatenate([[0.0], fine, uniform * step])
     phi = np.concatenate([[complex(pmf.sum())], _phi_direct(fine, eta, pmf), spectrum[uniform % size]])
+    if not periodic:
+        return omega, phi, None
     cycle = np.arange(size + 1)
-    return omega, phi, (cycle * step, spectrum[cycle % size]) if periodic else None
+    return omega, phi, (cycle * step, spectrum[cycle % size])

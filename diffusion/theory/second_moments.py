@@ -409,7 +409,7 @@ def mean_square(c: Coefficients, eta: float, mu: float, delay: Delay, critical: 
     (``stable``, likewise: :func:`mean_square_stable`), the largest mean-square-stable constant delay
     and the mode that breaks stability beyond it."""
     radius, mode = operator_radius or second_moment_operator_radius(c, eta, mu, delay)
-    stable = mean_square_stable(c, eta, mu, delay) if stable is None else stable
+    stable = mean_square_stable(c, eta, mu, delay, critical) if stable is None else stable
     tau_max = largest_mean_square_delay(c, eta, mu, critical)
     if search_capped(tau_max, critical):  # the boundary lies beyond the numerics
         return MeanSquare(radius, mode, stable, tau_max, None, lower_bound=True)
