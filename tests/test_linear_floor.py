@@ -159,3 +159,22 @@ def test_advice_without_a_stable_momentum_says_why():
         "--delay workers:M --mu MU says which); lower eta"
     )
     assert "# none" not in advise(Problem.from_spectrum(), workers=(1, 4), mus=(0.0, 0.5)).table()
+
+
+def test_the_advice_figure_without_a_stable_momentum_says_why(tmp_path, monkeypatch):
+    """With nothing to draw on its log axis the figure failed in matplotlib (the rates all NaN)."""
+    from matplotlib import pyplot
+
+    from amsgd.advise import advise
+    from amsgd.figures.advice import advice_figure
+
+    lost = advise(Problem.from_spectrum((1.001, 1.0)), workers=(1, 4), mus=(0.0, 0.5))
+    kept = []
+    monkeypatch.setattr(pyplot, "close", kept.append)  # keep the figure written, to read it back
+    assert advice_figure(lost, tmp_path / "advice.png").stat().st_size > 5_000
+    (ax,) = kept[0].axes
+    assert ax.get_yscale() == "linear" and ax.get_xlim() == (0.0, 0.5)
+    assert [t.get_text() for t in ax.texts] == ["no momentum of the grid is mean-square stable\nfor these worker "
+                                                "counts: lower η"]  # fmt: skip
+    monkeypatch.undo()
+    pyplot.close(kept[0])

@@ -15,12 +15,13 @@ def advice_figure(advice: Advice, path: str | Path) -> Path:
     not mean-square stable are left out, the fastest μ (``best mu (rate)``, which is not the best for
     a fixed budget: see ``best mu (loss after N)``) is ringed and the supremum of the μ at which the
     mean is stable marked by a dotted line (beyond the last point drawn where the second moments give
-    out first)."""
+    out first). Where no momentum of the grid is mean-square stable the panel says so in words."""
     g = advice.grid
     fig, ax = new_figure()
+    drawn = np.where(g.stable, g.error_rate, np.nan)
     for m, workers in enumerate(g.workers):
         color = COLORS[m % len(COLORS)]
-        rate = np.where(g.stable[m], g.error_rate[m], np.nan)
+        rate = drawn[m]
         ax.plot(g.mus, rate, "o-", color=color, label=f"M = {workers}")
         best = g.best_mu_rate[m]
         if np.isfinite(best):
@@ -29,7 +30,13 @@ def advice_figure(advice: Advice, path: str | Path) -> Path:
         edge = advice.largest_stable_mu_mean[m]
         if np.isfinite(edge) and edge < 1:
             ax.axvline(edge, color=color, ls=":", lw=1)
-    ax.set_yscale("log")
+    if np.any(drawn > 0):
+        ax.set_yscale("log")
+    else:  # nothing to draw on a log axis: say why instead, over the grid's momenta
+        ax.set_xlim(min(g.mus), max(g.mus))
+        ax.set_yticks([])
+        ax.text(0.5, 0.5, "no momentum of the grid is mean-square stable\nfor these worker counts: lower η",
+                transform=ax.transAxes, ha="center", va="center")  # fmt: skip
     ax.set_xlabel("momentum μ")
     quantity = "error" if advice.loss_after is None else "loss"  # streaming PCA's sin², or a model's loss
     ax.set_ylabel(f"local rate of the {quantity} (1/iteration)")
