@@ -1,5 +1,7 @@
 """The linear mode: characteristic polynomial, companion form and spectral radius."""
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings
@@ -207,6 +209,29 @@ def test_bisected_radius_is_the_companion_radius(eta, mu, tau):
     want = np.array([np.abs(np.linalg.eigvals(companion(row))).max() for row in rows])
     got = spectral_radii(rates, eta, mu, tau)
     assert got == pytest.approx(want, rel=1e-11)
+
+
+@pytest.mark.parametrize(("rate", "eta", "mu"), [(4.0, 5e-4, 0.9), (0.5, 1e-4, 0.99), (1.0, 0.01, 0.0)])
+def test_the_mean_verdict_of_a_long_recursion_is_the_radius_below_one(rate, eta, mu, monkeypatch):
+    """``mean_is_stable`` decides a long recursion by one step-down, not the radius's bisection: on both
+    sides of the largest stable delay τ* (beyond BISECT_ORDER coefficients) it says what the companion
+    eigenvalues say."""
+    from amsgd.diffusion.theory import linear_recursion
+    from amsgd.diffusion.theory.linear_recursion import (
+        BISECT_ORDER,
+        ar_coefficients,
+        companion,
+        mean_is_stable,
+    )
+    from amsgd.diffusion.theory.stability import critical_delay
+
+    tau_star = math.ceil(critical_delay([rate], eta, mu)[0]) - 1  # the mode's last stable delay (τ < τ_c)
+    assert tau_star + 2 > BISECT_ORDER
+    monkeypatch.setattr(linear_recursion, "bisected_radii", None)  # not the radius: fails if called
+    linear_recursion._RADII.clear()
+    for tau in (tau_star - 1, tau_star, tau_star + 1, tau_star + 2):
+        c = ar_coefficients(rate, eta, mu, tau)
+        assert mean_is_stable(c) == (np.abs(np.linalg.eigvals(companion(c))).max() < 1.0) == (tau <= tau_star)
 
 
 def test_bisected_radius_of_roots_at_the_origin_and_far_out():

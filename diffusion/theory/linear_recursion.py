@@ -217,6 +217,17 @@ def radius_of(coefficients: np.ndarray) -> float:
     return radius
 
 
+def mean_is_stable(coefficients: np.ndarray) -> bool:
+    """Whether every root of the recursion's characteristic polynomial lies in ``|z| < 1``: the verdict
+    ``radius_of(coefficients) < 1`` without the radius where it is not known and would be bisected
+    (beyond :data:`BISECT_ORDER` coefficients): one Schur–Cohn step-down (:func:`roots_inside` at
+    r = 1) in place of the bisection's fifty or more."""
+    c = np.ascontiguousarray(coefficients, dtype=float)
+    if c.size <= BISECT_ORDER or hashlib.blake2b(c.tobytes(), digest_size=16).digest() in _RADII:
+        return radius_of(c) < 1.0
+    return bool(roots_inside(c[None, :], np.ones(1))[0])
+
+
 def spectral_radius(rate: float, eta: float, mu: float, delay: Delay) -> float:
     """``ρ = max |z|`` over the roots of the characteristic polynomial, from the companion eigenvalues
     (``O(L³)``) up to :data:`BISECT_ORDER` coefficients and by bisection beyond (``O(L²)`` per step,

@@ -56,6 +56,7 @@ from amsgd.diffusion.theory.linear_recursion import (
     delay_law,
     geometric_radius,
     geometric_ratio,
+    mean_is_stable,
     radius_of,
     spectral_radius,
 )
@@ -229,24 +230,26 @@ def _stationary(
     if ratio is not None:  # no lags: gamma holds γ(0) alone
         radius = spectral_radius(rate, eta, mu, law)
         gamma0, spread, _ = geometric_moments(rate, eta, mu, ratio) if radius < 1.0 else (np.nan, np.nan, 1.0)
-        return _effective_noise(rate, eta, mu, law, s2, radius, (eta * rate) ** 2 * spread, if_unstable), np.array([gamma0])
+        return _effective_noise(rate, eta, mu, law, s2, radius < 1.0, (eta * rate) ** 2 * spread,
+                                if_unstable), np.array([gamma0])  # fmt: skip
     c = ar_coefficients(rate, eta, mu, law)
-    radius = radius_of(c)
-    gamma = autocovariance(c) if radius < 1.0 else np.full(c.size, np.nan)
+    stable = mean_is_stable(c)
+    gamma = autocovariance(c) if stable else np.full(c.size, np.nan)
     gain = (eta * rate) ** 2 * delay_spread(gamma, law.pmf, 1.0)
-    return _effective_noise(rate, eta, mu, law, s2, radius, gain, if_unstable), gamma
+    return _effective_noise(rate, eta, mu, law, s2, stable, gain, if_unstable), gamma
 
 
-def _effective_noise(rate: float, eta: float, mu: float, law: DelayLaw, s2: float, radius: float, gain: float,
+def _effective_noise(rate: float, eta: float, mu: float, law: DelayLaw, s2: float, stable: bool, gain: float,
                      if_unstable: str) -> float:  # fmt: skip
-    """``q = η² s² / (1 − (η a)² κ)``, or inf / ProblemError when the mode is not mean-square stable."""
-    if radius < 1.0 and gain < 1.0:
+    """``q = η² s² / (1 − (η a)² κ)``, or inf / ProblemError when the mode is not mean-square stable
+    (``stable``: whether its mean is)."""
+    if stable and gain < 1.0:
         return eta**2 * s2 / (1.0 - gain)
     if if_unstable == "inf":
         return float("inf")
     reason = (
-        f"spectral radius of the mean {radius:.6g} >= 1"
-        if radius >= 1.0
+        f"spectral radius of the mean {spectral_radius(rate, eta, mu, law):.6g} >= 1"
+        if not stable
         else f"second-moment gain (eta a)^2 kappa = {gain:.6g} >= 1"
     )
     raise ProblemError(
