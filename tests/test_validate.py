@@ -599,9 +599,26 @@ def test_the_knee_threshold_rises_with_the_predicted_floor():
     rises; beyond τ*, or where the floor is infinite or falls, 1.5 alone."""
     from amsgd.validation.delays import predicted_rise
 
-    floor = np.array([1.0, 1.2, 0.9, np.inf])
-    assert predicted_rise(floor, 0) == 1.0 and predicted_rise(floor, 1) == pytest.approx(1.2)
-    assert predicted_rise(floor, 2) == 1.0 and predicted_rise(floor, 3) == 1.0 and predicted_rise(floor, 4) == 1.0
+    floor, at = np.array([1.0, 1.2, 0.9, np.inf]), np.arange(4)
+    assert predicted_rise(at, floor, 0) == 1.0 and predicted_rise(at, floor, 1) == pytest.approx(1.2)
+    assert predicted_rise(at, floor, 2) == 1.0 and predicted_rise(at, floor, 3) == 1.0
+    assert predicted_rise(at, floor, 4) == 1.0
+    sparse = np.array([0, 40, 80])  # the floor computed at some delays only: looked up by delay, not position
+    assert predicted_rise(sparse, floor[:3], 40) == pytest.approx(1.2) and predicted_rise(sparse, floor[:3], 1) == 1.0
+
+
+def test_a_long_delay_curve_computes_its_linear_floor_at_a_few_hundred_delays():
+    """Up to τ* every delay while they are few; beyond, LINEAR_CURVE_POINTS spread over 0 .. τ* and the
+    grid's own delays up to τ*, so that the knee's threshold at each grid delay is the exact one."""
+    from amsgd.validation.delays import LINEAR_CURVE_POINTS, linear_delays
+
+    assert linear_delays(None, np.array([0, 5])).size == 0
+    assert np.array_equal(linear_delays(30, np.array([0, 10, 45])), np.arange(31))
+    grid = np.array([0, 77, 301, 999, 1183, 1500])
+    taus = linear_delays(1183, grid)
+    assert taus[0] == 0 and taus[-1] == 1183 and np.all(np.diff(taus) > 0)
+    assert set(grid[grid <= 1183]) <= set(taus) and 1500 not in taus
+    assert LINEAR_CURVE_POINTS <= taus.size <= LINEAR_CURVE_POINTS + grid.size
 
 
 def test_a_large_step_stays_where_the_finite_eta_floor_was_checked():
