@@ -111,7 +111,21 @@ def test_the_titles_name_the_sweeps_covariance():
     standard figures of the command's own problem beside them)."""
     from amsgd.figures.sweep import _sigma
 
-    assert _sigma(small_dataset(SweepGrid(("gaussian",), (4e-3,), (0.5,), "tau", (0,)))) == "Σ = diag(3, 2, 1)"
+    assert _sigma(small_dataset(SweepGrid(("gaussian",), (4e-3,), (0.5,), "tau", (0,)))) == "Σ = diag(3,2,1)"
+
+
+def test_a_long_or_rotated_spectrum_is_named_by_its_dimension_and_ends():
+    """Thirteen eigenvalues ran the title off the figure; a rotated Σ is not diag(its eigenvalues)."""
+    import numpy as np
+
+    from amsgd import Problem
+    from amsgd.figures.style import problem_sigma, sigma_label
+
+    assert sigma_label(range(13, 0, -1)) == "Σ of dimension 13, eigenvalues 13 … 1"
+    assert sigma_label((4, 3, 2, 1)) == "Σ = diag(4,3,2,1)"
+    rotation = np.linalg.qr(np.random.default_rng(0).standard_normal((3, 3)))[0]
+    rotated = Problem(rotation @ np.diag([3.0, 2.0, 1.0]) @ rotation.T)
+    assert problem_sigma(rotated) == "Σ of dimension 3, eigenvalues 3,2,1"
 
 
 def test_points_whose_runs_mostly_diverged_are_left_out(tmp_path, monkeypatch):

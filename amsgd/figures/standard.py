@@ -14,7 +14,7 @@ from amsgd.core.problem import Problem
 from amsgd.core.progress import stage
 from amsgd.figures.delays import delay_curves_figure, phase_diagram_figure
 from amsgd.figures.dynamics import escape_figure, stationary_figure, trajectory_figure
-from amsgd.figures.style import problem_label
+from amsgd.figures.style import problem_label, problem_sigma
 from amsgd.validation import delays, dynamics, stationary
 from amsgd.validation.budget import Budget
 from amsgd.validation.context import Context, zero_delay
@@ -61,7 +61,7 @@ def standard_figures(problem: Problem, out_dir: str | Path, *, mus: Sequence[flo
     paths += _unless_diverged("escape", lambda: dynamics.phases(ctx), lambda run: np.isnan(run.h1_mean).all(),
                               lambda run: escape_figure(run, label, out / "escape.png"))[1]  # fmt: skip
     taus = np.unique(np.round(np.linspace(0, 1.5 * max(stars), DELAY_POINTS)).astype(int))
-    grid_label = f"Σ = diag({','.join(f'{x:g}' for x in problem.eigenvalues)}), η = {problem.eta:g}"
+    grid_label = f"{problem_sigma(problem)}, η = {problem.eta:g}"
     curves, drawn = _unless_diverged(
         "error vs delay", lambda: [delays.delay_curve(ctx, m, taus, (8, n)) for n, m in enumerate(mus)],
         lambda cs: all(np.all(c.diverged_fraction > 0.5) for c in cs),  # the figure leaves such points out

@@ -50,9 +50,27 @@ def write_figure(fig, path: str | Path, dpi: int) -> Path:
     return path
 
 
+#: Eigenvalues a title lists one by one; a longer spectrum is given by its dimension and its ends.
+LISTED_EIGENVALUES = 6
+
+
+def sigma_label(eigenvalues, diagonal: bool = True) -> str:
+    """Σ for a title: ``Σ = diag(4,3,2,1)``, or where Σ is not diagonal or its spectrum is long (a title
+    would run off the figure) ``Σ of dimension d, eigenvalues 4 … 1``."""
+    lam = [float(x) for x in eigenvalues]
+    if diagonal and len(lam) <= LISTED_EIGENVALUES:
+        return f"Σ = diag({','.join(f'{x:g}' for x in lam)})"
+    listed = ",".join(f"{x:g}" for x in lam) if len(lam) <= LISTED_EIGENVALUES else f"{max(lam):g} … {min(lam):g}"
+    return f"Σ of dimension {len(lam)}, eigenvalues {listed}"
+
+
+def problem_sigma(p: Problem) -> str:
+    """:func:`sigma_label` of ``p``'s covariance."""
+    return sigma_label(p.eigenvalues, p.covariance_is_diagonal)
+
+
 def problem_label(p: Problem) -> str:
-    """A short description for figure titles: spectrum, data law, η, μ and the delay."""
-    lam = ",".join(f"{x:g}" for x in p.eigenvalues)
+    """A short description for figure titles: Σ, data law, η, μ and the delay."""
     spec = p.delay.spec
     delay = f"τ = {spec.split(':')[1]}" if spec.startswith("constant:") else f"delay {spec}"
-    return f"Σ = diag({lam}), {p.distribution.spec}, η = {p.eta:g}, μ = {p.mu:g}, {delay}"
+    return f"{problem_sigma(p)}, {p.distribution.spec}, η = {p.eta:g}, μ = {p.mu:g}, {delay}"

@@ -110,9 +110,9 @@ def _sigma(ds: xarray.Dataset) -> str:
     spectrum = problem.get("spectrum")
     if spectrum is None:
         return "Σ unrecorded"
-    if problem.get("covariance_is_diagonal", False) and len(spectrum) <= 6:
-        return f"Σ = diag({', '.join(f'{x:g}' for x in spectrum)})"
-    return f"Σ of dimension {len(spectrum)}, eigenvalues {spectrum[0]:g} … {spectrum[-1]:g}"
+    from amsgd.figures.style import sigma_label
+
+    return sigma_label(spectrum, problem.get("covariance_is_diagonal", False))
 
 
 def _delay_axis(ds: xarray.Dataset) -> tuple[str, str]:

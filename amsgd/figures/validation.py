@@ -14,7 +14,7 @@ from amsgd.figures.delays import delay_curves_figure, phase_diagram_figure
 from amsgd.figures.dynamics import escape_figure, rate_figure, stationary_figure, trajectory_figure
 from amsgd.figures.momentum import momentum_figure
 from amsgd.figures.sdde_limit import sdde_limit_figure
-from amsgd.figures.style import problem_label
+from amsgd.figures.style import problem_label, problem_sigma
 from amsgd.validation.run import ValidationReport
 from amsgd.validation.sections import Section
 
@@ -58,7 +58,7 @@ def _stability(report: ValidationReport, s: Section, out: Path) -> list[Path]:
 
 def _sweep(report: ValidationReport, s: Section, out: Path) -> list[Path]:
     p = report.problem
-    label = f"Σ = diag({','.join(f'{x:g}' for x in p.eigenvalues)}), η = {p.eta:g}"
+    label = f"{problem_sigma(p)}, η = {p.eta:g}"
     return [
         delay_curves_figure(s.result.curves, label, out / "error_vs_delay_per_mu.png"),
         phase_diagram_figure(report.theory, out / "phase_diagram.png", curves=s.result.curves),
@@ -71,7 +71,7 @@ def _momentum(report: ValidationReport, s: Section, out: Path) -> list[Path]:
 
 def _sdde_limit(report: ValidationReport, s: Section, out: Path) -> list[Path]:
     p = report.problem
-    label = f"Σ = diag({','.join(f'{x:g}' for x in p.eigenvalues)}), {p.distribution.spec}, μ = {p.mu:g}"
+    label = f"{problem_sigma(p)}, {p.distribution.spec}, μ = {p.mu:g}"
     return [sdde_limit_figure(s.result, label, out / "sdde_limit.png")]
 
 
