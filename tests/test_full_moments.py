@@ -201,6 +201,22 @@ def test_least_squares_on_digits_floor_where_the_diagonal_misses():
 
 
 @pytest.mark.slow
+def test_least_squares_on_digits_at_its_default_step_has_a_floor_and_the_runs_reach_it():
+    """The default step of least squares (DEFAULT_MODEL_ETAS; it was 0.05, where every run on digits
+    diverges) is mean-square stable on the default data at the default μ, l2 and B, and runs from x*
+    settle on the full floor."""
+    from amsgd.core.models import DEFAULT_MODEL_ETAS
+
+    p = ModelProblem("least-squares", load_data("digits", classification=False))
+    assert p.eta == DEFAULT_MODEL_ETAS["least-squares"] and (p.mu, p.batch) == (0.9, 32)
+    theory = predict_model(p)
+    full = theory.full_moments
+    assert full.stable and full.radius < 0.9
+    run, excess, half = _run_floor(p, theory, 10_000, 64)
+    assert run.diverged_fraction == 0 and abs(excess - full.floor) <= half, (excess, half, full.floor)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("eta, l2", [(0.01, 1e-3), (0.004, 0.1)])
 def test_least_squares_on_digits_diverges_where_only_the_full_theory_says_so(eta, l2):
     """The diagonal theory calls these cells mean-square stable; the full feedback radius is above one

@@ -37,7 +37,7 @@ def problem(model: str, **kw) -> ModelProblem:
     x, y = regression() if model == "least-squares" else blobs()
     data = split_data("test", x, y, classification=model != "least-squares")
     layer = {"hidden": 5} if model == "mlp" else {}
-    return ModelProblem(model, data, **{"l2": 1e-2, "batch": 8, **layer, **kw})
+    return ModelProblem(model, data, **{"eta": 0.05, "l2": 1e-2, "batch": 8, **layer, **kw})
 
 
 MODELS = ["least-squares", "logistic", "mlp"]

@@ -14,13 +14,17 @@ from amsgd.core.models import (
     ACTIVATIONS,
     DEFAULT_HIDDEN,
     DEFAULT_L2,
-    DEFAULT_MODEL_ETA,
+    DEFAULT_MODEL_ETAS,
     MODELS,
     ModelProblem,
     load_data,
 )
 from amsgd.core.problem import DEFAULT_ETA, DEFAULT_MU, DEFAULT_SPECTRUM, Problem, read_covariance
 from amsgd.sweep.grid import parse_axis
+
+#: The default step sizes, as the help gives them.
+DEFAULT_ETAS_HELP = ", ".join([f"{DEFAULT_ETA:g} for pca"] + [f"{eta:g} for {model}" for model, eta in
+                                                              DEFAULT_MODEL_ETAS.items()])  # fmt: skip
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -101,7 +105,7 @@ def add_problem_options(parser: argparse.ArgumentParser, *, point: bool = True) 
     )
     group.add_argument(
         "--eta", type=float, default=None, action=Given,
-        help=f"step size η > 0 (default: {DEFAULT_ETA:g} for pca, {DEFAULT_MODEL_ETA:g} for the other models)",
+        help=f"step size η > 0 (default: {DEFAULT_ETAS_HELP})",
     )  # fmt: skip
     group.add_argument(
         "--mu", type=_one_momentum, default=DEFAULT_MU, action=Given,
@@ -242,9 +246,8 @@ def problem_from_args(args: argparse.Namespace) -> Problem | ModelProblem:
         delay = ConstantDelay(0 if args.tau is None else args.tau)
     if getattr(args, "model", "pca") != "pca":
         data = load_data(args.data, classification=args.model != "least-squares")
-        eta = DEFAULT_MODEL_ETA if args.eta is None else args.eta
         layer = dict(hidden=args.hidden, activation=args.activation) if args.model == "mlp" else {}
-        return ModelProblem(args.model, data, eta=eta, mu=args.mu, delay=delay, batch=args.batch, l2=args.l2, **layer)
+        return ModelProblem(args.model, data, eta=args.eta, mu=args.mu, delay=delay, batch=args.batch, l2=args.l2, **layer)
     common = dict(
         distribution=parse_distribution(args.distribution),
         eta=DEFAULT_ETA if args.eta is None else args.eta,

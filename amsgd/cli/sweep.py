@@ -17,6 +17,7 @@ import warnings
 from pathlib import Path
 
 from amsgd.cli.options import (
+    DEFAULT_ETAS_HELP,
     Given,
     add_problem_options,
     add_run_options,
@@ -26,7 +27,7 @@ from amsgd.cli.options import (
 )
 from amsgd.core.errors import ProblemError, RunWarning
 from amsgd.core.files import check_netcdf_file
-from amsgd.core.models import DEFAULT_MODEL_ETA
+from amsgd.core.models import DEFAULT_MODEL_ETAS
 from amsgd.core.problem import DEFAULT_ETA, DEFAULT_MU
 from amsgd.sweep.cluster import CONNECT_TIMEOUT
 
@@ -43,7 +44,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     grid = parser.add_argument_group("grid (each point is one Dask task)")
     grid.add_argument(
         "--eta", metavar="LIST",
-        help=_AXIS_HELP + f"5e-4,1e-3 (default: {DEFAULT_ETA:g} for pca, {DEFAULT_MODEL_ETA:g} for the other models)",
+        help=_AXIS_HELP + f"5e-4,1e-3 (default: {DEFAULT_ETAS_HELP})",
     )  # fmt: skip
     grid.add_argument("--mu", default=f"{DEFAULT_MU:g}", metavar="LIST", help=_AXIS_HELP + "0.7,0.8,0.9 (default: %(default)s)")
     grid.add_argument(
@@ -106,7 +107,7 @@ def sweep_from_args(args: argparse.Namespace):
     if model and "start" in given:
         raise ProblemError("--start applies to --model pca only; a model's replicates start at its initialisation")
     axis = "tau" if args.tau is not None else "workers"
-    eta = args.eta if args.eta is not None else f"{DEFAULT_MODEL_ETA if model else DEFAULT_ETA:g}"
+    eta = args.eta if args.eta is not None else f"{DEFAULT_MODEL_ETAS[args.model] if model else DEFAULT_ETA:g}"
     grid = SweepGrid(
         distributions=() if model else tuple(part.strip() for part in args.distribution.split(",")),
         etas=parse_axis(eta, "--eta"),

@@ -28,7 +28,7 @@ from amsgd.cli.options import (
 from amsgd.core import checks
 from amsgd.core.errors import ProblemError
 from amsgd.core.files import check_output_dir, made_folder
-from amsgd.core.models import DEFAULT_MODEL_ETA
+from amsgd.core.models import DEFAULT_MODEL_ETAS
 from amsgd.core.problem import DEFAULT_ETA
 from amsgd.validation.presets import EXPERIMENTS, MODEL_PRESETS, PRESETS, chosen_experiments, get_preset
 
@@ -226,7 +226,7 @@ def _exact(x: float) -> str:
 def _model_options(args) -> list[str]:
     """``--model ... --out DIR`` as given, with the defaults of the problem spelled out."""
     parts = [f"--model {args.model}", f"--data {args.data}",
-             f"--eta {_exact(DEFAULT_MODEL_ETA if args.eta is None else args.eta)}", f"--mu {_exact(args.mu)}"]  # fmt: skip
+             f"--eta {_exact(DEFAULT_MODEL_ETAS[args.model] if args.eta is None else args.eta)}", f"--mu {_exact(args.mu)}"]  # fmt: skip
     if args.delay:
         parts.append(f"--delay {args.delay}")
     elif args.tau:
