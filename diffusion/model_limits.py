@@ -183,7 +183,7 @@ def _require_whole_steps(intervals: np.ndarray, dt: float) -> None:
         lengths = sorted({int(n) for n in intervals})
         raise ProblemError(f"dt = {dt:g} iterations does not divide the intervals between recorded iterations "
                            f"({', '.join(map(str, lengths[:3]))}): choose a dt that divides them (1 always does), "
-                           "or record less often")  # fmt: skip
+                           "or a longer run (it records every steps // 100 iterations)")  # fmt: skip
 
 
 def _ode(problem: ModelProblem, x0: np.ndarray, marks: np.ndarray) -> np.ndarray:

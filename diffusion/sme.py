@@ -383,6 +383,9 @@ def sme_convergence_study(
                            f"{dt / reference_factor:g} iterations", f"over {iterations:g} iterations")  # fmt: skip
     drift, diffusion = sme_functions(problem)
     h0 = np.ones(problem.dim) / np.sqrt(problem.dim)
+    if COMPILED_EULER in schemes:  # known to the ensembles, not to the study's paired schemes
+        raise ProblemError(f"scheme {COMPILED_EULER} runs ensembles (amsgd integrate without --convergence-study); "
+                           f"a convergence study takes {', '.join(SCHEMES)} (euler is the same scheme)")  # fmt: skip
     return convergence_study(
         drift, diffusion, h0, iterations * problem.eta, steps=[int(round(n)) for n in counts],
         schemes=tuple(schemes), paths=paths, rng=rng, reference_factor=reference_factor, commutative=False,

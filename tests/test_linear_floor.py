@@ -161,6 +161,14 @@ def test_advice_without_a_stable_momentum_says_why():
     assert "# none" not in advise(Problem.from_spectrum(), workers=(1, 4), mus=(0.0, 0.5)).table()
 
 
+def test_advice_on_tied_top_eigenvalues_names_the_missing_eigengap():
+    """λ1 = λ2: no step resolves the optimum; the refusal said to raise η or lower the momentum."""
+    from amsgd.advise import advise
+
+    with pytest.raises(ProblemError, match=r"^covariance needs an eigengap λ1 > λ2"):
+        advise(Problem.from_spectrum((3.0, 3.0, 1.0)), workers=(1, 4), mus=(0.0, 0.5))
+
+
 def test_the_advice_figure_without_a_stable_momentum_says_why(tmp_path, monkeypatch):
     """With nothing to draw on its log axis the figure failed in matplotlib (the rates all NaN)."""
     from matplotlib import pyplot

@@ -181,7 +181,8 @@ def _check_run_options(args: argparse.Namespace) -> None:
     if args.steps is not None and args.steps < 1:
         raise ProblemError(f"--steps must be a positive number of iterations, got {args.steps}")
     if args.scheme is not None and not args.scheme.strip():
-        raise ProblemError("--scheme is empty; name a scheme (" + SCHEME_NAMES + ", euler-jit) or leave it out")
+        names = SCHEME_NAMES if args.convergence_study else SCHEME_NAMES + ", euler-jit"  # a study pairs the others
+        raise ProblemError(f"--scheme is empty; name a scheme ({names}) or leave it out")
     if args.plot is not None and not args.convergence_study:
         raise ProblemError("--plot draws the convergence study's figure (--convergence-study); an ensemble draws none "
                            "(amsgd figures draws the escape and the stationary histograms)")  # fmt: skip

@@ -265,7 +265,9 @@ class Problem:
 
     def require_resolvable_momenta(self, mus, name: str) -> None:
         """:meth:`require_resolvable_step` at each momentum of ``mus`` (a table over momenta, named
-        ``name`` in the message): 1 − μ → 0 shrinks the step below what the numbers resolve."""
+        ``name`` in the message): 1 − μ → 0 shrinks the step below what the numbers resolve. Without an
+        eigengap no step is resolvable: :meth:`require_eigengap` says so first."""
+        self.require_eigengap()
         for mu in mus:
             at_mu = self.replace(mu=float(mu))  # a momentum out of range is refused in its own words
             try:
