@@ -169,3 +169,21 @@ def test_the_rate_figure_draws_an_oscillating_mean_where_it_is_negative(tmp_path
     negative = drawn["simulation: |mean| where negative"]
     assert negative.size == (mean < 0).sum() and (negative > 0).all()
     assert any(label.startswith("fitted envelope 0.01 ") for label in drawn if label)
+
+
+@pytest.mark.parametrize("runs", [np.array([17.0, 17.2, 33.0]), np.zeros(0)])
+def test_the_escape_histograms_of_a_few_late_or_no_runs_draw_without_warnings(tmp_path, runs):
+    """Three runs escaping after every one of 4000 OU paths fell outside the shared bins (numpy's
+    "invalid value encountered in divide" on the empty histogram); no run at all had no mean to draw."""
+    import warnings
+
+    from amsgd.figures.dynamics import escape_figure
+    from amsgd.validation.dynamics import PhaseRun
+
+    k = np.arange(0, 40)
+    flat = np.zeros(k.size)
+    run = PhaseRun(k, flat, flat, flat, 0.1, 0.9, 0.0, runs, np.zeros(0),
+                   np.random.default_rng(0).uniform(0.5, 1.5, 4000), ())  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert escape_figure(run, "a label", tmp_path / "escape.png").stat().st_size > 5_000
