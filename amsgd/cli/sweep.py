@@ -34,7 +34,8 @@ from amsgd.sweep.cluster import CONNECT_TIMEOUT
 HELP = "sweep a grid of eta, mu and delays (or workers) on Dask, for PCA or any model: simulation and predictions to NetCDF"
 SUMMARY = "a grid of eta, mu and delays on Dask, to NetCDF"
 
-_AXIS_HELP = "comma-separated values and/or START:STOP[:STEP] ranges (STOP included), e.g. "
+_AXIS_HELP = "comma-separated values and/or START:STOP:STEP ranges (STOP included), e.g. "
+_INTEGER_AXIS_HELP = "comma-separated values and/or START:STOP[:STEP] ranges (STOP included; STEP 1 if left out), e.g. "
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -53,8 +54,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "streaming PCA only)",
     )  # fmt: skip
     delays = grid.add_mutually_exclusive_group(required=True)
-    delays.add_argument("--tau", metavar="RANGE", help="constant delays τ, " + _AXIS_HELP + "0:160:10")
-    delays.add_argument("--workers", metavar="LIST", help="round-robin workers M (τ = M − 1), " + _AXIS_HELP + "1,2,4,8")
+    delays.add_argument("--tau", metavar="RANGE", help="constant delays τ, " + _INTEGER_AXIS_HELP + "0:160:10")
+    delays.add_argument("--workers", metavar="LIST", help="round-robin workers M (τ = M − 1), " + _INTEGER_AXIS_HELP + "1,2,4,8")
     grid.add_argument("--delay", help=argparse.SUPPRESS)
 
     sim = parser.add_argument_group("simulation (per grid point)")
