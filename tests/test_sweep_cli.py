@@ -172,6 +172,21 @@ def test_points_where_every_replicate_diverged_are_counted_and_said(tmp_path, ca
     ]
 
 
+def test_a_sweep_where_every_replicate_diverged_everywhere_has_no_estimate(tmp_path, capsys):
+    """Every point blown up: the file is written, the summary printed, and the exit status is 3 (no
+    estimate), as for simulate; it was 0."""
+    out = tmp_path / "s.nc"
+    argv = ["sweep", "--tau", "0", "--eta", "10,20", "--steps", "50", "--replicates", "2", "--seed", "1",
+            "--out", str(out), "-q"]  # fmt: skip
+    assert main(argv) == 3
+    printed, err = capsys.readouterr()
+    assert json.loads(printed)["all_diverged"] == 2 and out.exists()
+    assert err.strip().splitlines() == [
+        f"amsgd sweep: every replicate diverged at every one of the 2 points: no estimate (the file {out} holds "
+        "the predictions and diverged_fraction 1); lower --eta or --mu, or shorten the delays"
+    ]
+
+
 @pytest.mark.parametrize("options, why", [
     (["--distribution", "student-t:4"], "the theory for student-t:4: distribution student-t:4 has infinite fourth"),
     (["--spectrum", "1,0.999999"], "the theory refused them (amsgd derive at one of them says why)"),

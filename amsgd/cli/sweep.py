@@ -25,6 +25,7 @@ from amsgd.cli.options import (
     refuse_typed,
     whole,
 )
+from amsgd.cli.status import NO_ESTIMATE, OK
 from amsgd.core.errors import ProblemError, RunWarning
 from amsgd.core.files import check_netcdf_file
 from amsgd.core.models import DEFAULT_MODEL_ETAS
@@ -160,13 +161,20 @@ def run(args: argparse.Namespace) -> int:
                 "with --resume to start again")  # fmt: skip
         print(f"amsgd sweep: {kept}", file=sys.stderr)
         raise
-    if outcome.all_diverged:
+    everywhere = outcome.all_diverged == outcome.points
+    if outcome.all_diverged and not everywhere:
         warnings.warn(f"every replicate diverged at {outcome.all_diverged} of the {outcome.points} points: their "
                       "estimates are NaN (all_diverged in the summary; diverged_fraction 1 in the file)", RunWarning)  # fmt: skip
     if outcome.unpredicted:
         _warn_unpredicted(outcome.unpredicted, outcome.points, sweep.points.missing)
     print(json_text(outcome.to_dict(), indent=2))
-    return 0
+    if everywhere:
+        where = "the only point" if outcome.points == 1 else f"every one of the {outcome.points} points"
+        print(f"amsgd sweep: every replicate diverged at {where}: no estimate "
+              f"(the file {args.out} holds the predictions and diverged_fraction 1); lower --eta or --mu, or "
+              "shorten the delays", file=sys.stderr)  # fmt: skip
+        return NO_ESTIMATE
+    return OK
 
 
 def _warn_unpredicted(count: int, points: int, missing: dict[str | None, str]) -> None:
