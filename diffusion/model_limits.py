@@ -170,8 +170,12 @@ def integrate_model_limit(
     else:
         keys = stream_keys([child_sequence(root, p) for p in range(n_paths)])
         loss = _sme(problem, x0, keys, marks, dt, float(divergence_norm), progress)
-    return ModelLimitSolution(problem, limit, marks, loss, float(dt), float(window), describe_seed(root),
-                              time.perf_counter() - began, scheme)  # fmt: skip
+    solution = ModelLimitSolution(problem, limit, marks, loss, float(dt), float(window), describe_seed(root),
+                                  time.perf_counter() - began, scheme)  # fmt: skip
+    if 0 < solution.blown_up < n_paths:  # all of them: the caller says there is no estimate
+        warnings.warn(f"{solution.blown_up} of the {n_paths} paths blew up: the mean loss and the stationary loss "
+                      "are over the paths that stayed finite, not a sample of all paths", RunWarning, stacklevel=2)  # fmt: skip
+    return solution
 
 
 def _require_whole_steps(intervals: np.ndarray, dt: float) -> None:

@@ -264,12 +264,12 @@ class PhasePredictions:
         parts = []
         for name, samples in (("escape", self.escape_samples), ("travel", self.travel_samples)):
             done = float(np.isfinite(samples).mean())
-            if 0 < done < 1:
+            if done < 1:
                 parts.append(f"{1 - done:.0%} of the paths did not complete the {name}")
         if not parts:
             return None
-        return (f"{' and '.join(parts)} within the horizon: that phase's mean and quantiles are over the paths that did, "
-                "the faster ones, and are low; use more steps (--steps)")  # fmt: skip
+        return (f"{' and '.join(parts)} within the horizon (or diverged): that phase's mean and quantiles are over the "
+                "paths that did, the faster ones, and are low (none where no path did); use more steps (--steps)")  # fmt: skip
 
     def to_dict(self) -> dict:
         def phase(est: Estimate, samples: np.ndarray) -> dict:
@@ -345,10 +345,23 @@ def _phases(integrate: Callable, problem: Problem, iterations: float, rng: RngLi
         t_interval(travel, confidence, support=(0.0, math.inf)), travel,  # times are not negative
         stationary, float(diverged), window_stationarity_of(stationary_run, window, stationary.mean),
     )  # fmt: skip
-    for message in (phases.censoring, phases.stationarity.message):
+    said = (phases.censoring, phases.stationarity.message, _lost_paths(escape_run, stationary_run))
+    for message in said if diverged < 1.0 else ():  # no path left: the caller says there is no estimate
         if message is not None:
             warnings.warn(message, RunWarning, stacklevel=3)
     return phases
+
+
+def _lost_paths(escape_run, stationary_run) -> str | None:
+    """One line where some paths of the two ensembles diverged, but not all (then there is no estimate at
+    all, which the caller says): the estimates are over the paths that stayed finite."""
+    lost = [int(np.sum(run.diverged)) for run in (escape_run, stationary_run)]
+    sizes = [int(np.size(run.diverged)) for run in (escape_run, stationary_run)]
+    if not 0 < sum(lost) < sum(sizes):
+        return None
+    return (f"{lost[0]} of the {sizes[0]} paths from e_2 and {lost[1]} of the {sizes[1]} from e_1 diverged: the phase "
+            "times and the stationary error are over the paths that stayed finite, not a sample of all paths; "
+            "lower --eta or --mu, or the step dt")  # fmt: skip
 
 
 def sme_convergence_study(

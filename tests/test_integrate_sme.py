@@ -1,6 +1,7 @@
 """The SME ensemble of streaming PCA: coefficients, stationary error, phases and the CLI."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -232,3 +233,18 @@ def test_a_save_interval_that_does_not_divide_the_run_still_ends_it():
                                         save_every=7)  # fmt: skip
         for run in (plain, delayed):
             assert run.iterations.tolist() == [*range(0, 99, 7), 100]
+
+
+def test_integrate_says_how_many_paths_diverged_and_that_none_escaped(capsys):
+    """Student-t 4.01 data (fourth moments barely finite): most SME paths blow up. The run ended with exit
+    status 0 and nothing on stderr, its one surviving path's error standing as the estimate, and the
+    censoring line missing because no path at all completed the escape."""
+    assert main(["integrate", "-q", "--distribution", "student-t:4.01", "--paths", "20", "--steps", "200",
+                 "--seed", "0"]) == 0  # fmt: skip
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert out["escape_iterations"]["completed_fraction"] == 0.0
+    assert "100% of the paths did not complete the escape" in out["censoring"] and out["censoring"] in captured.err
+    lost = re.search(r"warning: (\d+) of the 20 paths from e_2 and (\d+) of the 20 from e_1 diverged", captured.err)
+    assert lost is not None, captured.err
+    assert 0 < int(lost[1]) + int(lost[2]) < 40 and (int(lost[1]) + int(lost[2])) / 40 == out["diverged_fraction"]

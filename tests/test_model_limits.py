@@ -223,3 +223,16 @@ def test_what_a_model_cannot_integrate_is_one_line_and_exit_2(tmp_path, extra):
          *extra], capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert run.returncode == 2 and run.stderr.count("\n") == 1 and "for a model" in run.stderr, run.stderr
+
+
+def test_paths_that_blew_up_are_counted_in_a_warning():
+    """A divergence ball barely larger than the start's distance from the centre (--divergence-norm 1.12)
+    loses some paths, not all: their number is said, the estimates being over the others."""
+    with pytest.warns(RunWarning, match=r"^(\d+) of the 16 paths blew up: the mean loss") as said:
+        sol = integrate_model_limit(problem("least-squares", eta=0.05, mu=0.9), 400, 16, rng=1, divergence_norm=1.12,
+                                    check_scheme=False)  # fmt: skip
+    assert 0 < sol.blown_up < 16 and str(said[0].message).startswith(f"{sol.blown_up} of the 16")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # none lost: nothing said
+        assert integrate_model_limit(problem("least-squares", eta=0.05, mu=0.9), 400, 16, rng=1,
+                                     check_scheme=False).blown_up == 0  # fmt: skip
