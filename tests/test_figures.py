@@ -51,12 +51,22 @@ def test_standard_figures_for_a_small_problem(tmp_path, capsys, monkeypatch):
         (["--steps", "0"], "--steps must be a positive integer"),
         (["--sweep", "missing.nc"], "sweep"),
         (["--distribution", "student-t:3"], "fourth moments"),
+        (["--model", "logistic"], "figures supports --model pca only"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(argv, needle, tmp_path, capsys):
     assert main(["figures", *argv, "--out", str(tmp_path / "f")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and needle in err
+
+
+def test_the_help_offers_no_option_of_a_model(capsys):
+    """figures draws streaming PCA only: its help listed --model and the model's options, each refused."""
+    with pytest.raises(SystemExit):
+        main(["figures", "--help"])
+    text = capsys.readouterr().out
+    assert "--spectrum" in text and "--eta" in text
+    assert not any(option in text for option in ("--model", "--data", "--batch", "--l2", "--hidden", "least-squares"))
 
 
 def test_a_sweep_file_that_is_not_netcdf_fails_before_any_simulation(tmp_path, capsys):

@@ -25,7 +25,7 @@ SUMMARY = "the standard figures as PNG (and those of a sweep)"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    add_problem_options(parser)
+    add_problem_options(parser, models=False)  # streaming PCA only: --model is refused in words
     group = parser.add_argument_group("figures")
     group.add_argument("--out", required=True, metavar="DIR", help="directory for the PNG files (created)")
     group.add_argument(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from amsgd.core.delays import ConstantDelay, parse_delay
 from amsgd.core.distributions import parse_distribution
@@ -80,10 +80,11 @@ MODEL_OPTIONS = {"least-squares": ("data", "batch", "l2"), "logistic": ("data", 
 PROBLEM_FLAGS = tuple(f"--{name}" for name in (*PCA_OPTIONS, "eta", "mu", "tau", "delay", *MODEL_OPTIONS["mlp"]))
 
 
-def add_problem_options(parser: argparse.ArgumentParser, *, point: bool = True) -> None:
-    """The problem options shared by every subcommand: spectrum or covariance, distribution, η, μ, delay.
-    ``point=False`` (a command that ranges over the momenta and delays itself) keeps --mu, --tau and
-    --delay out of the help; they are still parsed, for the command to refuse in its own words."""
+def add_problem_options(parser: argparse.ArgumentParser, *, point: bool = True, models: bool = True) -> None:
+    """The problem options shared by every subcommand: spectrum or covariance, distribution, η, μ, delay,
+    and a model's. ``point=False`` (a command that ranges over the momenta and delays itself) keeps --mu,
+    --tau and --delay out of the help, ``models=False`` (a command for streaming PCA only) the model's
+    options; they are still parsed, for the command to refuse in its own words."""
     shown = (lambda text: text) if point else (lambda text: argparse.SUPPRESS)
     group = parser.add_argument_group("problem")
     source = group.add_mutually_exclusive_group()
@@ -105,11 +106,12 @@ def add_problem_options(parser: argparse.ArgumentParser, *, point: bool = True) 
     )
     group.add_argument(
         "--eta", type=float, default=None, action=Given,
-        help=f"step size η > 0 (default: {DEFAULT_ETAS_HELP})",
+        help=f"step size η > 0 (default: {DEFAULT_ETAS_HELP if models else f'{DEFAULT_ETA:g}'})",
     )  # fmt: skip
+    model_mu = "; for a model other than pca in (-1, 1), written --mu=-0.3" if models else ""
     group.add_argument(
         "--mu", type=_one_momentum, default=DEFAULT_MU, action=Given,
-        help=shown("momentum μ in [0, 1); for a model other than pca in (-1, 1), written --mu=-0.3 (default: %(default)g)"),
+        help=shown(f"momentum μ in [0, 1){model_mu} (default: %(default)g)"),
     )  # fmt: skip
     # (exclusive only where shown: Python 3.11's usage line fails on a hidden member of such a group)
     delay = group.add_mutually_exclusive_group() if point else group
@@ -119,24 +121,28 @@ def add_problem_options(parser: argparse.ArgumentParser, *, point: bool = True) 
         help=shown("delay model: constant:N | uniform:A-B | geometric:MEAN | poisson:MEAN | "
                    "histogram:FILE | workers:M | ps:M[:exp|lognormal[:SIGMA]]"),
     )  # fmt: skip
-    _add_model_options(parser)
+    _add_model_options(parser, (lambda text: text) if models else (lambda text: argparse.SUPPRESS))
 
 
-def _add_model_options(parser: argparse.ArgumentParser) -> None:
+def _add_model_options(parser: argparse.ArgumentParser, shown: Callable[[str], str]) -> None:
     group = parser.add_argument_group("model (other than streaming PCA)")
     group.add_argument(
         "--model", default="pca", choices=("pca",) + MODELS,
-        help="the loss: streaming PCA (default), least squares, multinomial logistic regression or an MLP classifier",
+        help=shown("the loss: streaming PCA (default), least squares, multinomial logistic regression or an MLP "
+                   "classifier"),
     )  # fmt: skip
     group.add_argument(
         "--data", action=Given, default="digits", metavar="digits|FILE.npz|FILE.csv",
-        help="the data of a model: scikit-learn's bundled digits (default), an .npz with arrays X and y, "
-        "or a .csv with the target in the last column (a first row of column names is skipped)",
+        help=shown("the data of a model: scikit-learn's bundled digits (default), an .npz with arrays X and y, "
+                   "or a .csv with the target in the last column (a first row of column names is skipped)"),
     )  # fmt: skip
-    group.add_argument("--batch", action=Given, type=whole, default=32, help="minibatch size B (default: %(default)s)")
-    group.add_argument("--l2", action=Given, type=float, default=DEFAULT_L2, help="ridge penalty on the weights (default: %(default)g)")
-    group.add_argument("--hidden", action=Given, type=whole, default=DEFAULT_HIDDEN, help="hidden units of the MLP (default: %(default)s)")
-    group.add_argument("--activation", action=Given, default="tanh", choices=ACTIVATIONS, help="MLP activation (default: %(default)s)")
+    group.add_argument("--batch", action=Given, type=whole, default=32, help=shown("minibatch size B (default: %(default)s)"))
+    group.add_argument("--l2", action=Given, type=float, default=DEFAULT_L2,
+                       help=shown("ridge penalty on the weights (default: %(default)g)"))  # fmt: skip
+    group.add_argument("--hidden", action=Given, type=whole, default=DEFAULT_HIDDEN,
+                       help=shown("hidden units of the MLP (default: %(default)s)"))  # fmt: skip
+    group.add_argument("--activation", action=Given, default="tanh", choices=ACTIVATIONS,
+                       help=shown("MLP activation (default: %(default)s)"))  # fmt: skip
 
 
 def add_run_options(group, *, seed_help: str, seed_required: bool = False) -> None:
