@@ -72,6 +72,14 @@ def test_constant_and_round_robin(spec, tau):
     assert res.problem.delay.max_delay == tau
 
 
+def test_a_delays_integers_may_be_written_as_whole_floats():
+    """``constant:2e1`` was refused ("must be an integer") where ``--tau 2e1`` and the sweep's axes take it."""
+    assert parse_delay("constant:2e1").spec == "constant:20" and parse_delay("workers:1e1").spec == "workers:10"
+    assert parse_delay("uniform:2.0-4").spec == parse_delay("uniform:2-4").spec
+    with pytest.raises(ProblemError, match=r"must be an integer \(such as 20000 or 2e4\), got '1.5'"):
+        parse_delay("constant:1.5")
+
+
 def test_unbounded_laws_are_truncated_at_the_tail_mass():
     for model in (GeometricDelay(5.0), PoissonDelay(3.0)):
         p = model.pmf()

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import math
 from collections.abc import Callable, Sequence
 
+from amsgd.core import checks
 from amsgd.core.delays import ConstantDelay, parse_delay
 from amsgd.core.distributions import parse_distribution
 from amsgd.core.errors import ProblemError
@@ -209,16 +209,9 @@ def whole(text: str) -> int:
     """An integer, also when written as a whole float (``2e4``, ``20000.0``, as the lists of
     :func:`int_list` and the sweep's axes take it): an argparse type."""
     try:
-        return int(text)
+        return checks.whole_number(text)
     except ValueError:
-        pass
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
-    if not (math.isfinite(value) and value == int(value)):
-        raise argparse.ArgumentTypeError(f"invalid int value: {text!r} (a whole number, such as 20000 or 2e4)")
-    return int(value)
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r} (a whole number, such as 20000 or 2e4)") from None
 
 
 def int_list(text: str) -> tuple[int, ...]:

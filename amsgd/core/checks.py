@@ -105,12 +105,25 @@ def positive(name: str, value: object) -> float:
     return out
 
 
-def parse_int(name: str, text: str) -> int:
-    """An integer written as text (a command-line field)."""
+def whole_number(text: str) -> int:
+    """``text`` as an integer, also when written as a whole float (``2e4``, ``20000.0``); ValueError when it
+    is not a number or not a whole one."""
     try:
         return int(text)
     except ValueError:
-        raise ProblemError(f"{name} must be an integer, got {text!r}") from None
+        pass
+    value = float(text)  # ValueError: not a number
+    if not (math.isfinite(value) and value == int(value)):
+        raise ValueError(f"not a whole number: {text!r}")
+    return int(value)
+
+
+def parse_int(name: str, text: str) -> int:
+    """An integer written as text (a command-line field), also as a whole float (:func:`whole_number`)."""
+    try:
+        return whole_number(text)
+    except ValueError:
+        raise ProblemError(f"{name} must be an integer (such as 20000 or 2e4), got {text!r}") from None
 
 
 def parse_real(name: str, text: str) -> float:
