@@ -359,8 +359,8 @@ def _entry_scale(sigma: np.ndarray) -> float:
 def _require_positive(smallest: float, scale: float) -> None:
     if smallest <= _REL_TOL * scale:
         raise ProblemError(
-            f"covariance must be positive definite, its smallest eigenvalue is {smallest:.3g} "
-            f"(at most {_REL_TOL:g} times its largest entry, {scale:.3g})"
+            f"covariance must be positive definite with its smallest eigenvalue above {_REL_TOL:g} times its "
+            f"largest entry ({scale:.3g}); its smallest eigenvalue is {smallest:.3g}"
         )
 
 
