@@ -186,3 +186,30 @@ def test_the_advice_figure_without_a_stable_momentum_says_why(tmp_path, monkeypa
                                                 "counts: lower η"]  # fmt: skip
     monkeypatch.undo()
     pyplot.close(kept[0])
+
+
+def test_the_momentum_workers_table_counts_its_cells_for_progress(monkeypatch):
+    """A table of 951 momenta took minutes behind a bare timer: each cell and each momentum's largest
+    stable delay is one unit of a counter whose total is their number."""
+    import contextlib
+
+    from amsgd.diffusion.theory import tradeoff as module
+
+    seen = {}
+
+    class Count:
+        def __init__(self) -> None:
+            self.done = 0
+
+        def update(self, n: float) -> None:
+            self.done += n
+
+    @contextlib.contextmanager
+    def recording(total, unit, label, **kw):
+        seen.update(total=total, unit=unit, count=Count())
+        yield seen["count"]
+
+    monkeypatch.setattr(module, "counter", recording)
+    p = Problem.from_spectrum()
+    module.tradeoff(coefficients_for(p), p.eta, (0.0, 0.5, 0.9), np.array([1, 4]))
+    assert seen["total"] == 2 * 3 + 3 and seen["count"].done == seen["total"] and seen["unit"] == "cells"

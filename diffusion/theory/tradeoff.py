@@ -26,6 +26,7 @@ import numpy as np
 
 from amsgd.core.errors import ProblemError
 from amsgd.core.estimates import json_float
+from amsgd.core.progress import counter
 from amsgd.core.threads import thread_map
 from amsgd.diffusion.theory.linear_recursion import (
     MAX_DELAY,
@@ -165,7 +166,7 @@ def tradeoff(c: Coefficients, eta: float, mus: Sequence[float] | np.ndarray, wor
     shape = (workers.size, mus.size)
     floor, stable, error, radial = np.empty(shape), np.empty(shape, dtype=bool), np.empty(shape), np.empty(shape)
 
-    def cell(index: tuple[int, int]) -> None:  # writes its own entries only
+    def cell(index: tuple[int, int], count) -> None:  # writes its own entries only
         m, u = index
         tau, mu = int(workers[m]) - 1, mus[u]
         decided = None if verdict is None else verdict(mu, tau)
@@ -176,9 +177,16 @@ def tradeoff(c: Coefficients, eta: float, mus: Sequence[float] | np.ndarray, wor
             stable[m, u], floor[m, u] = decided[0], decided[1] if decided[0] else np.inf
         error[m, u] = largest_spectral_radius(c.rates[error_modes], eta, mu, tau)
         radial[m, u] = np.nan if radial_mode is None else spectral_radii(c.rates[[radial_mode]], eta, mu, tau)[0]
+        count.update(1)
 
-    thread_map(cell, np.ndindex(*shape))  # the cells are independent: on threads (amsgd.core.threads)
-    largest = thread_map(lambda mu: largest_stable_delay(c, eta, mu, critical[mu], verdict), mus)
+    def largest_at(mu: float, count) -> int | None:
+        found = largest_stable_delay(c, eta, mu, critical[mu], verdict)
+        count.update(1)
+        return found
+
+    with counter(workers.size * mus.size + mus.size, "cells", "momentum-workers table") as count:
+        thread_map(lambda index: cell(index, count), np.ndindex(*shape))  # independent cells: on threads
+        largest = thread_map(lambda mu: largest_at(mu, count), mus)
     return TradeoffResult(
         eta=float(eta), mus=mus, workers=workers.astype(int), floor=floor, stable=stable,
         error_radius=error, radial_radius=radial,
