@@ -152,12 +152,15 @@ class SimulationResult:
         """What to change when the window drifts: more steps with the window at the same fraction of the
         run, so that it starts :data:`ARRIVAL_MARGIN` times past the predicted arrival near the floor
         when that is known (at least twice the steps; four times when it is not), a start at e_1 (unless
-        the run started there), or a later window."""
+        the run started there), or a later window. A window of the last iteration alone gets an earlier
+        window, or, where the run ends before that margin past the arrival, a longer run."""
         fraction = self.window_start / self.steps
         arrival = self.predicted_arrival
         known = arrival is not None and math.isfinite(arrival)
         at_e1 = "" if self.start == "e1" else " or start at the optimum (--start e1)"
-        if self.window_start == self.steps:
+        if self.window_start == self.steps:  # one iteration: no halves
+            if known and self.steps < ARRIVAL_MARGIN * arrival:  # and before the floor: a longer run, not an earlier window
+                return f"use more steps (e.g. --steps {2 * _round_up(ARRIVAL_MARGIN * arrival)} --window 0.5){at_e1}"
             return f"start the window earlier (--window-start below {self.steps}, or --window){at_e1}"
         if fraction == 0:
             start = _round_up(ARRIVAL_MARGIN * arrival) if known else max(1, self.steps // 2)

@@ -338,7 +338,12 @@ def test_a_window_of_one_iteration_says_it_has_no_halves():
     assert res.stationarity.stationary is None and res.stationarity.message is None
     message = res.with_predicted_phases(275.0, 760.0).stationarity.message  # the window is before the escape
     assert "has one iteration: no halves to compare" in message and "nan" not in message
-    assert "--window 1" not in message and "start the window earlier" in message
+    # an earlier window would still lie before the escape: a longer run (it said "start the window earlier")
+    assert "--window 1" not in message and "start the window earlier" not in message
+    assert "use more steps (e.g. --steps 3800 --window 0.5)" in message  # its window starts at 2.5 × 760
+    settled = simulate(Problem.from_spectrum((3.0, 2.0, 1.0)), 3000, 4, rng=1, window_start=3000)
+    later = settled.with_predicted_phases(275.0, 760.0)._advice()  # the run ends past the floor: an earlier window
+    assert later.startswith("start the window earlier (--window-start below 3000, or --window)"), later
 
 
 def test_to_xarray_has_named_dimensions():
