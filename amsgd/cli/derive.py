@@ -70,17 +70,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from amsgd.core.jsontext import json_text
 
+    problem = problem_from_args(args)
+    if isinstance(problem, ModelProblem):  # before the options' own checks: a value of one a model lacks is moot
+        refuse_typed(args, ("--delta-sq", "--epsilon", "--gamma"), f"--model {args.model}",
+                     ": --delta-sq, --epsilon and --gamma set streaming PCA's phases and its published delay "
+                     "conditions")  # fmt: skip
     options = PredictOptions(
         delta_sq=args.delta_sq, epsilon=args.epsilon, gamma=args.gamma,
         tradeoff_mus=args.tradeoff_mu, tradeoff_workers=args.tradeoff_workers, steps=args.steps,
     )  # fmt: skip
-    problem = problem_from_args(args)
     if args.out is not None:
         check_output_file(args.out)
     if isinstance(problem, ModelProblem):
-        refuse_typed(args, ("--delta-sq", "--epsilon", "--gamma"), f"--model {args.model}",
-                     ": --delta-sq, --epsilon and --gamma set streaming PCA's phases and its published delay "
-                     "conditions")  # fmt: skip
         if args.format != "json":
             raise ProblemError("--format markdown and latex document the streaming-PCA derivation; models give json")
         from amsgd.diffusion.theory.model_predictions import predict_model

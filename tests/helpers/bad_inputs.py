@@ -109,6 +109,7 @@ CASES: list[tuple[str, str]] = [
     ("advise --model least-squares --eta 1e200", "moments overflow double precision"),
     ("simulate --model mlp --start e1", "--model pca only"),
     ("derive --model logistic --spectrum 5,2,1", "--spectrum does not apply to --model logistic"),
+    ("derive --model logistic --delta-sq 1", "--delta-sq does not apply to --model logistic"),
     ("simulate --model least-squares --hidden 8 --activation relu", "--hidden, --activation do not apply"),
     ("advise --data digits", "--data does not apply to --model pca"),
     ("simulate --svag 0", "positive integer"),
