@@ -108,7 +108,8 @@ def linear_delays(tau_star: int | None, grid: np.ndarray) -> np.ndarray:
     if tau_star < LINEAR_CURVE_POINTS:
         return np.arange(tau_star + 1)
     spread = np.rint(np.linspace(0, tau_star, LINEAR_CURVE_POINTS)).astype(int)
-    return np.union1d(spread, np.asarray(grid, dtype=int)[np.asarray(grid) <= tau_star])
+    grid = np.asarray(grid, dtype=int)
+    return np.union1d(spread, grid[grid <= tau_star])
 
 
 def measured_knee(taus: np.ndarray, broken: np.ndarray) -> float:

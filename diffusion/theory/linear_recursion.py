@@ -204,7 +204,7 @@ def radius_of(coefficients: np.ndarray) -> float:
     :data:`_RADII_KEPT` answers are kept, keyed by a digest of the coefficients (the same float
     back, not recomputed)."""
     c = np.ascontiguousarray(coefficients, dtype=float)
-    key = hashlib.blake2b(c.tobytes(), digest_size=16).digest()
+    key = _digest(c)
     radius = _RADII.get(key)
     if radius is None:
         if c.size > BISECT_ORDER:
@@ -217,15 +217,21 @@ def radius_of(coefficients: np.ndarray) -> float:
     return radius
 
 
+def _digest(c: np.ndarray) -> bytes:
+    """The key of contiguous float coefficients ``c`` in :data:`_RADII`."""
+    return hashlib.blake2b(c.tobytes(), digest_size=16).digest()
+
+
 def mean_is_stable(coefficients: np.ndarray) -> bool:
     """Whether every root of the recursion's characteristic polynomial lies in ``|z| < 1``: the verdict
     ``radius_of(coefficients) < 1`` without the radius where it is not known and would be bisected
     (beyond :data:`BISECT_ORDER` coefficients): one Schur–Cohn step-down (:func:`roots_inside` at
     r = 1) in place of the bisection's fifty or more."""
     c = np.ascontiguousarray(coefficients, dtype=float)
-    if c.size <= BISECT_ORDER or hashlib.blake2b(c.tobytes(), digest_size=16).digest() in _RADII:
+    if c.size <= BISECT_ORDER:
         return radius_of(c) < 1.0
-    return bool(roots_inside(c[None, :], np.ones(1))[0])
+    known = _RADII.get(_digest(c))
+    return known < 1.0 if known is not None else bool(roots_inside(c[None, :], np.ones(1))[0])
 
 
 def spectral_radius(rate: float, eta: float, mu: float, delay: Delay) -> float:

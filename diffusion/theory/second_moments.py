@@ -184,13 +184,16 @@ def geometric_gains(rates: np.ndarray, eta: float, mu: float, q: float) -> np.nd
     return np.array([geometric_gain(rate, eta, mu, q) for rate in np.asarray(rates, dtype=float)])
 
 
-def _known_radii(rates: np.ndarray, eta: float, mu: float, delay: Delay) -> list[float] | None:
+def _known_radii(rates: np.ndarray, eta: float, mu: float, delay: Delay,
+                 critical: np.ndarray | None = None) -> list[float] | None:  # fmt: skip
     """For a constant delay, stand-ins for the modes' mean radii that only tell stable (0) from
-    unstable (inf), from the exact critical delays (no eigenvalue problem); None otherwise."""
+    unstable (inf), from the exact critical delays (``critical`` where known; no eigenvalue problem);
+    None otherwise."""
     law = delay_law(delay)
     if law.constant is None:
         return None
-    return [0.0 if law.constant < tc else np.inf for tc in critical_delay(rates, eta, mu)]
+    critical = critical_delay(rates, eta, mu) if critical is None else critical
+    return [0.0 if law.constant < tc else np.inf for tc in critical]
 
 
 def perron_root(matrix: np.ndarray) -> float:
@@ -360,12 +363,9 @@ def mean_square_stable(c: Coefficients, eta: float, mu: float, delay: Delay, cri
     the radius. ``critical``, the modes' critical delays when known, saves their computation for a
     constant delay."""
     law = delay_law(delay)
-    if law.constant is not None and critical is not None:
-        if np.any(law.constant >= critical):
-            return False
-        radii = np.zeros(c.rates.size)  # every mode is mean-stable: all the gains need to know of its radius
-    else:
-        radii = _known_radii(c.rates, eta, mu, law)
+    radii = _known_radii(c.rates, eta, mu, law, critical)
+    if radii is not None and not np.all(np.isfinite(radii)):  # a mode's mean grows: no gain to compute
+        return False
     g = gains(c.rates, eta, mu, law, 1.0, radii)
     return bool(np.all(np.isfinite(g))) and perron_below_one(g[:, None] * c.coupling)
 
