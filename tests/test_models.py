@@ -14,7 +14,7 @@ from amsgd.core.delays import ConstantDelay, EventDrivenDelay, UniformDelay
 from amsgd.core.errors import ProblemError
 from amsgd.core.models import ModelProblem, load_data, split_data
 from amsgd.core.seeding import child_sequence, root_sequence
-from amsgd.diffusion.theory.model_point import find_minimum, model_point
+from amsgd.diffusion.theory.model_point import SEPARATION_CHECK_EVERY, find_minimum, model_point
 from amsgd.simulate.delay_sequences import delay_sequence
 from amsgd.simulate.model_engine import INIT_STREAM, simulate_model, start_points
 from amsgd.simulate.models import compilations_during, model_functions
@@ -372,6 +372,20 @@ def test_a_missing_minimum_says_so_with_the_gradient_norm():
     separable = ModelProblem("logistic", split_data("sep", x, y), l2=0.0)
     with pytest.raises(ProblemError, match=r"no minimum found .*gradient norm .* add --l2"):
         find_minimum(separable)
+    # the search stops once the classes are separated, instead of scaling the weights up to its iteration limit
+    import scipy.optimize
+
+    searches, minimize = [], scipy.optimize.minimize
+
+    def recorded(*args, **kwargs):
+        searches.append(minimize(*args, **kwargs))
+        return searches[-1]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(scipy.optimize, "minimize", recorded)
+        with pytest.raises(ProblemError, match=r"training classes are separated .* add --l2"):
+            find_minimum(separable)
+    assert "StopIteration" in searches[0].message and searches[0].nit <= 2 * SEPARATION_CHECK_EVERY
     # a ReLU network whose kinks stall L-BFGS: the line names both remedies, and each finds the minimum
     x = np.random.default_rng(0).normal(size=(60, 3))
     labels = (x[:, 0] > 0).astype(int) + (x[:, 1] > 0).astype(int)

@@ -24,6 +24,7 @@ Hessian-vector products, and only those modes are known.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -49,6 +50,9 @@ COUPLED_MAX = 200
 FLAT = 1e-9
 #: A ridge penalty this large (the features are standardised) is named as the likely reason when no minimum is found.
 HUGE_L2 = 1e8
+#: Without a penalty, the L-BFGS iterations between two checks of whether the training classes are separated
+#: (every example classified correctly: no finite minimum, :func:`find_minimum` stops and refuses).
+SEPARATION_CHECK_EVERY = 25
 #: A point is accepted as the minimum when ``‖∇L‖ <= GRADIENT_TOL · max(1, ‖x‖)``.
 GRADIENT_TOL = 1e-6
 #: The largest estimated relative rounding error of the floor predictions accept (:meth:`ModelPoint.rounding_error`).
@@ -176,11 +180,20 @@ def find_minimum(problem: ModelProblem, start: np.ndarray | None = None, *, seed
             v, g = d.value_and_grad(x, z, y)
             return float(v), np.asarray(g)
 
-        res = scipy.optimize.minimize(fun, x0, jac=True, method="L-BFGS-B",
+        def is_separated(x) -> bool:  # no finite minimum: see below
+            return problem.l2 == 0 and problem.data.classes > 0 and float(f.accuracy(x, z, y)) == 1.0
+
+        iterations = itertools.count(1)
+
+        def stop_when_separated(intermediate_result) -> None:  # else L-BFGS scales the weights up to maxiter
+            if next(iterations) % SEPARATION_CHECK_EVERY == 0 and is_separated(intermediate_result.x):
+                raise StopIteration
+
+        res = scipy.optimize.minimize(fun, x0, jac=True, method="L-BFGS-B", callback=stop_when_separated,
                                       options={"maxiter": 20_000, "gtol": 1e-12, "ftol": 0.0})  # fmt: skip
         x = res.x
         gnorm = float(np.linalg.norm(fun(x)[1]))
-        separated = problem.l2 == 0 and problem.data.classes > 0 and float(f.accuracy(x, z, y)) == 1.0
+        separated = is_separated(x)
     if separated:
         # every training example classified correctly: scaling the scores up lowers the loss forever
         raise ProblemError(f"no minimum found for model {problem.model}: the training classes are separated "
@@ -193,7 +206,7 @@ def find_minimum(problem: ModelProblem, start: np.ndarray | None = None, *, seed
             smooth = "; --activation tanh, since ReLU's kinks can stall it" if relu else ""
             hint = f" (the optimiser stopped making progress; a larger --l2 conditions the objective better{smooth})"
         else:
-            hint = " (separable classes have no finite minimum without a penalty: add --l2)"
+            hint = " (without a penalty the loss need not have a finite minimum, as separated classes never do: add --l2)"
         raise ProblemError(f"no minimum found for model {problem.model}: gradient norm {gnorm:.2e} after "
                            f"{res.nit} L-BFGS iterations{hint}")  # fmt: skip
     return x
