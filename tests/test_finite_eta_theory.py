@@ -927,3 +927,24 @@ def test_the_document_of_a_problem_without_a_floor_says_so_once_and_shows_no_raw
     rows = [line for line in beyond.splitlines() if line.startswith("|")]
     assert not any(cell.strip() in ("inf", "none") for row in rows for cell in row.split("|"))
     assert any("$\\infty$" in row for row in rows) and any("—" in row for row in rows)
+
+
+def test_a_random_delay_is_drawn_by_bisection_of_its_cdf():
+    """The passage kernels' delay draw: the smallest delay whose cumulative probability exceeds the
+    uniform (the last delay where rounding leaves none), as a scan of the cdf finds it, for laws with
+    zero-probability delays (tied cdf entries), uniforms equal to an entry, and a cdf short of 1."""
+    from amsgd.diffusion.theory.passage_kernel import _inverse_cdf
+
+    def scan(cdf, u):
+        lag = 0
+        while lag < cdf.size - 1 and u >= cdf[lag]:
+            lag += 1
+        return lag
+
+    rng = np.random.default_rng(5)
+    for size in (1, 2, 7, 2001):
+        pmf = rng.random(size) * (rng.random(size) < 0.6)
+        pmf[rng.integers(size)] += 0.1
+        cdf = np.cumsum(pmf / pmf.sum()) * (1 - 1e-12 * (size % 2))  # odd sizes: a cdf ending below 1
+        uniforms = np.concatenate([rng.random(500), cdf, [0.0, np.nextafter(1.0, 0.0)]])
+        assert [_inverse_cdf(cdf, u) for u in uniforms] == [scan(cdf, u) for u in uniforms], size

@@ -46,6 +46,13 @@ def _escape_draw(kind: int, params: np.ndarray, pool: np.ndarray) -> tuple[float
 
 
 @njit(cache=True, nogil=True)
+def _inverse_cdf(cdf: np.ndarray, u: float) -> int:
+    """The delay whose cumulative probability first exceeds the uniform ``u`` (the last one where none
+    does: rounding), by bisection of the nondecreasing ``cdf``: a step costs log₂ of the longest delay."""
+    return min(np.searchsorted(cdf, u, side="right"), cdf.size - 1)
+
+
+@njit(cache=True, nogil=True)
 def _escape_step(history: np.ndarray, k: int, previous: float, rate: float, kind: int, params: np.ndarray,
                  pool: np.ndarray, eta: float, mu: float, constant: int, cdf: np.ndarray,
                  gains: np.ndarray) -> tuple[float, float]:  # fmt: skip
@@ -54,12 +61,7 @@ def _escape_step(history: np.ndarray, k: int, previous: float, rate: float, kind
     slots = history.size
     newest = k % slots
     current = history[newest]
-    lag = constant
-    if lag < 0:
-        u = np.random.random()
-        lag = 0
-        while lag < cdf.size - 1 and u >= cdf[lag]:
-            lag += 1
+    lag = constant if constant >= 0 else _inverse_cdf(cdf, np.random.random())
     lag = min(lag, k)
     stale = history[(newest - lag) % slots]
     additive, multiplicative = _escape_draw(kind, params, pool)
@@ -129,10 +131,7 @@ def _stale_lag(constant: int, cdf: np.ndarray, k: int, a, b, c, n):
     lag = constant
     if lag < 0:
         word, a, b, c, n = sfc64_next(a, b, c, n)
-        u = (word >> _SH11) * _TO_UNIT
-        lag = 0
-        while lag < cdf.size - 1 and u >= cdf[lag]:
-            lag += 1
+        lag = _inverse_cdf(cdf, (word >> _SH11) * _TO_UNIT)
     return min(lag, k), a, b, c, n
 
 
