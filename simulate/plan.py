@@ -244,7 +244,7 @@ def delay_layout(problem: Problem, replicates: int) -> DelayLayout:
     if state_bytes > MAX_BLOCK_STATE_BYTES:
         raise ProblemError(
             f"delay {delay.spec} needs {copies} stored iterates per replicate, "
-            f"{state_bytes / 2**30:.1f} GiB per block of {BLOCK_SIZE} replicates "
+            f"{state_bytes / 2**30:.1f} GiB per block of {held} replicates "
             f"(limit {MAX_BLOCK_STATE_BYTES / 2**30:.0f} GiB); use a shorter delay or a smaller d"
         )
     # the event-driven histogram keeps the truncated stationary support plus one overflow bin

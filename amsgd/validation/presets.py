@@ -53,7 +53,7 @@ PRESETS: dict[str, Preset] = {
 MODEL_PRESETS: dict[str, str] = {
     "paper-dnn": "the paper's deep-network experiment on an MLP on digits: best momentum per number of "
     "asynchronous workers (1..32, round-robin and event-driven), fixed eta and fixed eta/(1 - mu), "
-    "predicted from the Hessian before the runs; 4 to 7 minutes on 2 cores",
+    "predicted from the Hessian before the runs; 3 to 7 minutes on 2 cores",
 }
 
 
