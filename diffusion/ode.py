@@ -20,7 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.integrate import solve_ivp
+from scipy.special import logsumexp
 
+from amsgd.core import checks
 from amsgd.core.errors import ProblemError
 from amsgd.core.problem import Problem
 
@@ -65,27 +67,31 @@ def sin2_error(h: np.ndarray) -> np.ndarray:
     return 1.0 - h[..., 0] ** 2 / np.sum(h**2, axis=-1)
 
 
+#: The largest entry of a start that ``solve_ivp`` integrates: from 1e50 the collapse of the norm takes it a
+#: tenth of a second, from 1e100 its step underflows, and near 1e150 its cubic term overflows and it hangs.
+SOLVE_IVP_MAX_START = 1e50
+
+
 def ode_closed_form(eigenvalues: np.ndarray, mu: float, h0: np.ndarray, t: np.ndarray) -> np.ndarray:
     """``h(t) = w(t)/sqrt(1 − ‖h0‖² + ‖w(t)‖²)``, ``w = exp(Λt/(1 − μ)) h0``; shape ``(len(t), d)``.
 
-    Evaluated in logarithms: ``log|w_i| = log|h0_i| + λ_i t/(1 − μ)``, ``m = max_i log|w_i|`` over the
-    entries of h0 that are not zero, ``‖w‖² = e^{2m} S`` with ``S = Σ_i e^{2(log|w_i| − m)}`` in [1, d],
-    so that no time overflows and no start underflows (one on a saddle, one with a tiny component
-    along e_1, one of norm 1e-200).
+    Evaluated in logarithms, with the denominator written ``1 + Σ_i h0_i² (e^{2λ_i t/(1 − μ)} − 1)``, a sum
+    of non-negative terms (``λ_i, t >= 0``): ``log|w_i| = log|h0_i| + λ_i t/(1 − μ)`` and each term's
+    logarithm ``2 log|h0_i| + log expm1(2λ_i t/(1 − μ))``, so that no time overflows, no start underflows
+    or overflows (one on a saddle, one with a tiny component along e_1, one of norm 1e-200 or 1e200)
+    and ``1 − ‖h0‖² + ‖h0‖²`` is never formed.
     """
     lam = np.asarray(eigenvalues, dtype=float)
     h0 = np.asarray(h0, dtype=float)
     t = np.asarray(t, dtype=float)[:, None]
-    with np.errstate(divide="ignore"):  # log 0 = −inf: that entry stays 0
-        log_w = np.log(np.abs(h0)) + lam * t / (1.0 - mu)
-    m = log_w.max(axis=-1, keepdims=True)
-    log_s = np.log(np.sum(np.exp(2.0 * (log_w - m)), axis=-1, keepdims=True))
-    rest = 1.0 - float(h0 @ h0)
-    if rest > 0.0:
-        log_den_sq = np.logaddexp(np.log(rest), 2.0 * m + log_s)
-    else:  # ‖h0‖ >= 1: m >= −log(d)/2, so e^{−2m} <= d, and ‖w‖² >= ‖h0‖² keeps the sum positive
-        log_den_sq = 2.0 * m + np.log(np.exp(log_s) + rest * np.exp(-2.0 * m))
-    return np.sign(h0) * np.exp(log_w - 0.5 * log_den_sq)
+    if np.any(lam < 0) or np.any(t < 0):
+        raise ProblemError("the closed form takes non-negative eigenvalues and times")
+    growth = 2.0 * lam * t / (1.0 - mu)
+    with np.errstate(divide="ignore"):  # log 0 = −inf: a zero entry, or no growth yet, adds nothing
+        log_h0 = np.log(np.abs(h0))
+        log_terms = 2.0 * log_h0 + np.where(growth > 0, growth + np.log(-np.expm1(-growth)), -np.inf)
+    log_den_sq = np.logaddexp(0.0, logsumexp(log_terms, axis=-1, keepdims=True))
+    return np.sign(h0) * np.exp(log_h0 + 0.5 * growth - 0.5 * log_den_sq)
 
 
 def integrate_ode(
@@ -118,7 +124,7 @@ def integrate_ode(
         raise ProblemError(f"unit must be 'iterations' or 'time', got {unit!r}")
     if coordinates not in ("original", "eigen"):
         raise ProblemError(f"coordinates must be 'original' or 'eigen', got {coordinates!r}")
-    start = np.asarray(start, dtype=float)
+    start = checks.real_array("start", start)
     if start.shape != (problem.dim,) or not np.all(np.isfinite(start)) or not np.any(start):
         raise ProblemError(f"start must be a finite non-zero vector of length {problem.dim}")
     grid = np.asarray(times, dtype=float)
@@ -129,6 +135,10 @@ def integrate_ode(
     if method == "closed-form":
         h = ode_closed_form(problem.eigenvalues, problem.mu, h0, t)
     elif method == "solve_ivp":
+        rtol, atol = checks.positive("rtol", rtol), checks.positive("atol", atol)
+        if np.abs(start).max() > SOLVE_IVP_MAX_START:
+            raise ProblemError(f"method 'solve_ivp' takes starts with entries up to {SOLVE_IVP_MAX_START:g} in size "
+                               "(beyond, its cubic term overflows or its steps underflow); the closed form takes any")  # fmt: skip
         sigma, mu, q = problem.covariance, problem.mu, problem.basis
 
         def rhs(_, v):

@@ -14,6 +14,7 @@ rescaled coordinates ``U = h/√η`` (unstable where ``λ_i > λ_j``).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,8 +44,26 @@ def _matrices(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def ou_transition(a: np.ndarray, b: np.ndarray, delta: float) -> tuple[np.ndarray, np.ndarray]:
-    """``(e^{AΔ}, Q(Δ))`` by Van Loan's block exponential."""
+    """``(e^{AΔ}, Q(Δ))``: Van Loan's block exponential over ``Δ/2^s`` with ``‖A‖_∞ Δ/2^s <= 1``, then
+    ``s`` doublings ``Q(2t) = Q(t) + e^{At} Q(t) e^{Aᵀt}``, ``e^{2At} = (e^{At})²`` (exact). Over one long
+    step the block's ``e^{−AΔ}`` would overflow for a stable A (beyond ``|a| Δ ≈ 709``) and ``Q`` come out
+    NaN; the doublings take ``Q`` to the stationary covariance instead."""
     a, b = _matrices(a, b)
+    scale = float(np.abs(a).sum(axis=1).max()) * delta
+    doublings = max(0, math.ceil(math.log2(scale))) if scale > 1.0 else 0
+    phi, q = _van_loan(a, b, delta / 2.0**doublings)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for _ in range(doublings):
+            q = q + phi @ q @ phi.T
+            phi = phi @ phi
+    if not (np.all(np.isfinite(phi)) and np.all(np.isfinite(q))):
+        raise ProblemError(f"the OU process overflows double precision over a time step of {delta:g} (A has an "
+                           "eigenvalue with positive real part): use shorter times")
+    return phi, (q + q.T) / 2
+
+
+def _van_loan(a: np.ndarray, b: np.ndarray, delta: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(e^{AΔ}, Q(Δ))`` from ``e^C``, ``C = [[−A, B Bᵀ], [0, Aᵀ]] Δ`` (module docstring)."""
     d = a.shape[0]
     block = np.zeros((2 * d, 2 * d))
     block[:d, :d] = -a
@@ -52,8 +71,7 @@ def ou_transition(a: np.ndarray, b: np.ndarray, delta: float) -> tuple[np.ndarra
     block[d:, d:] = a.T
     f = expm(block * delta)
     phi = f[d:, d:].T
-    q = phi @ f[:d, d:]
-    return phi, (q + q.T) / 2
+    return phi, phi @ f[:d, d:]
 
 
 def ou_mean_cov(a: np.ndarray, b: np.ndarray, u0: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -83,8 +101,8 @@ def sample_ou(
     """Exact OU paths at ``times`` (``times[0]`` the start, any spacing) from ``u0`` ``(d,)`` or ``(P, d)``."""
     a, b = _matrices(a, b)
     times = np.asarray(times, dtype=float)
-    if times.ndim != 1 or times.size < 1 or np.any(np.diff(times) <= 0):
-        raise ProblemError("times must be an increasing 1-D array")
+    if times.ndim != 1 or times.size < 1 or not np.all(np.isfinite(times)) or np.any(np.diff(times) <= 0):
+        raise ProblemError("times must be an increasing 1-D array of finite numbers")
     paths = checks.positive_int("paths", paths)
     start = checks.real_array("u0", u0)
     if start.shape not in ((a.shape[0],), (paths, a.shape[0])):

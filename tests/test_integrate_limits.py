@@ -1,5 +1,6 @@
 """ODE closed form vs solve_ivp, and exact OU sampling vs the analytic law."""
 
+import mpmath
 import numpy as np
 import pytest
 from scipy import stats
@@ -63,6 +64,15 @@ def test_ode_rejects_bad_input():
     for times in ([0, np.nan], [0, np.inf]):
         with pytest.raises(ProblemError, match="finite non-negative"):
             integrate_ode(problem, np.ones(2), times)
+    for tolerance in (np.nan, np.inf, 0.0, -1.0, "a"):  # a NaN tolerance made solve_ivp loop for ever
+        with pytest.raises(ProblemError, match="rtol"):
+            integrate_ode(problem, np.ones(2), [0, 1], method="solve_ivp", rtol=tolerance)
+        with pytest.raises(ProblemError, match="atol"):
+            integrate_ode(problem, np.ones(2), [0, 1], method="solve_ivp", atol=tolerance)
+    with pytest.raises(ProblemError, match="solve_ivp' takes starts with entries up to 1e"):
+        integrate_ode(problem, [1e200, 1e200], [0, 1], method="solve_ivp")  # it hung there
+    with pytest.raises(ProblemError, match="start must be"):
+        integrate_ode(problem, ["a", 1], [0, 1])
 
 
 @pytest.mark.filterwarnings("error")
@@ -79,11 +89,20 @@ def test_ode_at_long_times_from_saddles_and_extreme_starts():
     growth = np.exp(np.array([3, 2, 1]) * 1.0 / 0.5)  # t = 1 at iteration 100
     np.testing.assert_allclose(small.h[1], 1e-200 * growth, rtol=1e-12)  # far inside the sphere: w itself
     assert np.allclose(small.h[-1], [1, 0, 0]) and np.isclose(small.error[0], 2 / 3)
-    for start in ([3.0, 1.0, 0.5], [0.3, 0.1, 0.05]):  # outside and inside the sphere
+    for start in ([3.0, 1.0, 0.5], [0.3, 0.1, 0.05], [1e50, 3e49, 5e48]):  # outside and inside the sphere
         closed = integrate_ode(problem, start, [0, 10, 100, 1000])
         numeric = integrate_ode(problem, start, [0, 10, 100, 1000], method="solve_ivp")
-        assert np.abs(closed.h - numeric.h).max() < 1e-8
+        assert np.abs(closed.h[1:] - numeric.h[1:]).max() < 1e-8
+        np.testing.assert_allclose(closed.h[0], numeric.h[0], rtol=1e-14)  # the start, rotated there and back
     still = integrate_ode(problem, [0.1, 1, 0], [0, 0, 0], method="solve_ivp")  # an empty interval
+    huge = integrate_ode(problem, [3e200, 1e200, 0], [0, 10, 100], coordinates="eigen")  # ‖h0‖² overflows
+    ratio = 3.0 * np.exp(np.array([0, 10, 100]) * 0.01 / 0.5)  # h_1/h_2 = 3 e^{(λ_1 − λ_2) t/(1 − μ)}
+    np.testing.assert_allclose(huge.error, 1.0 / (1.0 + ratio**2), rtol=1e-12)
+    np.testing.assert_allclose(huge.h[0], [3e200, 1e200, 0], rtol=1e-12)  # through the logarithms
+    with mpmath.workdps(50):  # w/sqrt(1 − ‖h0‖² + ‖w‖²) as written, in 50 digits
+        w = [mpmath.mpf(h) * mpmath.exp(lam * mpmath.mpf("0.2")) for h, lam in ((3e200, 3), (1e200, 2))]
+        norm = mpmath.sqrt(1 - mpmath.mpf(3e200) ** 2 - mpmath.mpf(1e200) ** 2 + w[0] ** 2 + w[1] ** 2)
+        np.testing.assert_allclose(huge.h[1, :2], [float(x / norm) for x in w], rtol=1e-12)  # t = 0.1/(1 − μ)
     assert np.all(still.h == [0.1, 1, 0])
 
 
@@ -101,6 +120,31 @@ def test_van_loan_transition_matches_closed_form_and_lyapunov():
     assert np.allclose(ou_transition(a, b, 50.0)[1], stationary)
     with pytest.raises(ProblemError, match="stationary"):
         ou_stationary_cov(-a, b)
+
+
+def test_ou_transition_over_long_steps_is_finite_and_exact():
+    """Over steps where the block exponential's ``e^{−AΔ}`` overflows (``|a| Δ`` beyond 709) the transition
+    of a stable, non-normal A is ``Q(Δ) = S − e^{AΔ} S e^{AᵀΔ}`` (S stationary; an identity independent of
+    the construction), at short and long steps; an exact draw over such a step has the stationary law;
+    an unstable A over a step it overflows on, and times that are not finite, are refused."""
+    a = np.array([[-3.0, 40.0], [0.0, -0.5]])
+    b = np.array([[0.3, 0.0], [0.2, 0.4]])
+    stationary = ou_stationary_cov(a, b)
+    for delta in (0.3, 5.0, 2000.0, 1e6):
+        phi, q = ou_transition(a, b, delta)
+        assert np.allclose(phi, expm(a * delta), rtol=1e-9, atol=1e-300), delta
+        assert np.allclose(q, stationary - phi @ stationary @ phi.T, rtol=1e-9, atol=1e-12 * np.abs(stationary).max()), delta
+    paths = 20000
+    u = sample_ou(np.diag([-1.0, -2.0]), np.eye(2), [3.0, -3.0], [0.0, 1000.0, 2000.0], paths=paths, rng=2).u
+    assert np.all(np.isfinite(u))
+    variance = np.array([0.5, 0.25])  # b²/(2|a|)
+    se = variance * np.sqrt(2.0 / paths)
+    assert np.all(np.abs(u[1:].var(axis=1) - variance) < 4 * se)
+    with pytest.raises(ProblemError, match="overflows double precision"):
+        sample_ou([[0.5]], [[1.0]], [0.0], [0.0, 3000.0])
+    for times in ([0.0, np.nan], [0.0, np.inf]):
+        with pytest.raises(ProblemError, match="finite"):
+            sample_ou([[-1.0]], [[1.0]], [0.0], times)
 
 
 def test_exact_ou_sampling_matches_analytic_mean_and_covariance():
