@@ -20,10 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
-import numpy as np
 import sympy as sp
 
-from amsgd.core.distributions import SAMPLED_CROSS_MOMENT_TOLERANCE, SampledDistribution
+from amsgd.core.distributions import SampledDistribution, cross_moments_vanish
 from amsgd.core.errors import ProblemError
 from amsgd.core.problem import Problem
 
@@ -158,7 +157,7 @@ class Derivation:
         if not ou.drift_matrix.is_diagonal():
             raise ArithmeticError("the PCA OU drift is expected to be diagonal in eigen-coordinates")
         if not ou.noise.is_diagonal():
-            ou = OULimit(ou.point, ou.drift_matrix, _diagonal_noise(ou.noise, self.problem))
+            ou = OULimit(ou.point, ou.drift_matrix, _diagonal_noise(ou.noise, self.problem, j))
         modes = tuple(
             ModeLimit(
                 i + 1, "radial" if i == j - 1 else "tangent", ou.drift_matrix[i, i],
@@ -315,19 +314,20 @@ def _restrict(cov: sp.Matrix, u: list[sp.Symbol]) -> sp.Matrix:
     return cov.extract(index, index)
 
 
-def _diagonal_noise(noise: sp.Matrix, problem: Problem) -> sp.Matrix:
-    """The OU noise of a sampled law without its off-diagonal entries when they are sampling error
-    (below :data:`~amsgd.core.distributions.SAMPLED_CROSS_MOMENT_TOLERANCE` of ``sqrt(C_ii C_kk)``);
-    a law whose fourth moments couple the eigen-coordinates is refused (the limits are mode by mode)."""
-    at_rest = noise.subs(mu, 0)  # the common factor 1/(1 − μ)² leaves the ratios unchanged
-    if all(entry.is_number for entry in at_rest) and isinstance(problem.distribution, SampledDistribution):
-        c = np.array(at_rest.tolist(), dtype=float)
-        scale = np.sqrt(np.outer(np.diag(c), np.diag(c)))
-        off = np.abs(c - np.diag(np.diag(c)))
-        if np.all(off <= SAMPLED_CROSS_MOMENT_TOLERANCE * scale):
+def _diagonal_noise(noise: sp.Matrix, problem: Problem, j: int) -> sp.Matrix:
+    """The OU noise ``E[Y_j² Y_i Y_k]`` at ``e_j`` of a sampled law without its off-diagonal entries when
+    they are sampling error (:func:`~amsgd.core.distributions.cross_moments_vanish` of the forcings
+    ``Y_j Y_i``, i ≠ j); a law whose fourth moments couple the eigen-coordinates is refused (the limits
+    are mode by mode)."""
+    law = problem.distribution
+    if isinstance(law, SampledDistribution) and all(entry.is_number for entry in noise.subs(mu, 0)):
+        y = law.fourth_moment_samples_for(problem.eigenvalues, problem.basis)
+        forcing = y * y[:, [j - 1]]
+        forcing[:, j - 1] = 0.0  # no noise along e_j itself
+        if cross_moments_vanish(forcing):
             return sp.diag(*[noise[i, i] for i in range(noise.rows)])
     raise ProblemError(
-        f"distribution {problem.distribution.spec}: its fourth moments couple the eigen-coordinates "
+        f"distribution {law.spec}: its fourth moments couple the eigen-coordinates "
         "(E[Y_i Y_k Y_j^2] != 0 for i != k), and the limits here are mode by mode; use a law that is "
         "symmetric under sign changes of each eigen-coordinate"
     )

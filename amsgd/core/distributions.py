@@ -108,6 +108,21 @@ SAMPLER_MOMENT_TOLERANCE = 0.05
 SAMPLER_SIGMAS = 5.0
 
 
+def cross_moments_vanish(forcing: np.ndarray) -> bool:
+    """Whether per-draw forcings (draws in rows, one column per coordinate) are uncorrelated up to sampling:
+    every ``|mean(b_i b_k)|``, ``i ≠ k``, at most :data:`SAMPLED_CROSS_MOMENT_TOLERANCE` of
+    ``sqrt(E b_i² E b_k²)`` plus :data:`SAMPLER_SIGMAS` of its own standard error (a small sample's cross
+    moments are large by chance: 2000 Gaussian draws have a standard error of about 0.04 there)."""
+    b = np.asarray(forcing, dtype=float)
+    n = b.shape[0]
+    second = b.T @ b / n
+    spread = np.sqrt(np.maximum((b**2).T @ (b**2) / n - second**2, 0.0) / n)  # standard errors of the means
+    variances = np.diag(second)
+    allowed = SAMPLED_CROSS_MOMENT_TOLERANCE * np.sqrt(np.outer(variances, variances)) + SAMPLER_SIGMAS * spread
+    off = np.abs(second - np.diag(variances))
+    return bool(np.all(off <= allowed))
+
+
 def largest_share(values: np.ndarray) -> np.ndarray:
     """Per column of non-negative ``values`` (draws in rows), the largest draw's share of the column's
     sum (0 for a column of zeros): near 1 where one draw carries a moment whose estimate is infinite."""

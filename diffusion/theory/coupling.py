@@ -17,11 +17,11 @@ import sympy as sp
 
 from amsgd.core.distributions import (
     MAX_FOURTH_MOMENT_SHARE,
-    SAMPLED_CROSS_MOMENT_TOLERANCE,
     Gaussian,
     Rademacher,
     SampledDistribution,
     StudentT,
+    cross_moments_vanish,
     largest_share,
 )
 from amsgd.core.problem import Problem
@@ -127,13 +127,9 @@ def _sampled_moments(y: np.ndarray) -> Coefficients:
                 rates[i] = -np.mean(a)
     n = y.shape[0]  # a forcing that is identically 0 lambdifies to a scalar
     b = np.column_stack([np.broadcast_to(b_fn[min(i, 1)](y[:, 0], y[:, i], y[:, i]), n) for i in range(d)])
-    second = b.T @ b / n  # E[b_i b_k]
-    additive = np.diag(second).copy()
-    scale = np.sqrt(np.outer(additive, additive)) + 1e-300
-    correlated = float(np.max(np.abs(second - np.diag(additive)) / scale))
+    additive = np.diag(b.T @ b / n).copy()  # E b_i²
     gain = -a_fn[_pattern_entry(0, 0)](y[:, 0], y[:, 0], y[:, 0])
-    return Coefficients(rates, coupling, additive, correlated < SAMPLED_CROSS_MOMENT_TOLERANCE,
-                        _sampled_kinetic(b, np.broadcast_to(gain, n)))  # fmt: skip
+    return Coefficients(rates, coupling, additive, cross_moments_vanish(b), _sampled_kinetic(b, np.broadcast_to(gain, n)))
 
 
 def _sampled_kinetic(b: np.ndarray, gain: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
