@@ -238,8 +238,7 @@ class BrownianIncrements:
 
     def coarsen(self, factor: int) -> BrownianIncrements:
         """The same Brownian paths on a grid ``factor`` times coarser (``steps // factor`` steps)."""
-        if int(factor) != factor or factor < 1:
-            raise ProblemError(f"coarsening factor must be a positive integer, got {factor!r}")
+        factor = checks.positive_int("coarsening factor", factor)
         if self.steps % factor:
             raise ProblemError(f"coarsening factor {factor} must divide the number of steps {self.steps}")
         return BrownianIncrements(
@@ -247,11 +246,15 @@ class BrownianIncrements:
         )
 
     def _paths(self, paths: slice | np.ndarray | list[int] | None) -> np.ndarray:
-        index = np.arange(self.paths)[slice(None) if paths is None else paths]
+        try:
+            index = np.arange(self.paths)[slice(None) if paths is None else paths]
+        except (IndexError, TypeError):
+            raise ProblemError(f"paths must be a slice or a list of path indices in [0, {self.paths}), got {paths!r}") from None
         return np.atleast_1d(index)
 
     def _window(self, start: int, stop: int | None) -> tuple[int, int]:
-        stop = self.steps if stop is None else stop
+        start = checks.integer("start (a step index)", start)
+        stop = self.steps if stop is None else checks.integer("stop (a step index)", stop)
         if not 0 <= start <= stop <= self.steps:
             raise ProblemError(f"step window [{start}, {stop}) must lie in [0, {self.steps}]")
         return start, stop
@@ -291,7 +294,13 @@ class BrownianIncrements:
 
     def path(self, p: int) -> np.ndarray:
         """All increments of path ``p``, shape ``(steps, dim)`` — the ``dW`` argument of sdeint."""
-        return self.increments(paths=[p])[:, 0, :]
+        return self.increments(paths=[self._path_index(p)])[:, 0, :]
+
+    def _path_index(self, p: int) -> int:
+        p = checks.integer("path index", p)
+        if p >= self.paths:
+            raise ProblemError(f"path index must be below the {self.paths} paths, got {p}")
+        return p
 
     def two_point(
         self, start: int = 0, stop: int | None = None, paths: slice | np.ndarray | list[int] | None = None
@@ -316,4 +325,4 @@ class BrownianIncrements:
 
     def generator(self, p: int) -> np.random.Generator:
         """An independent generator for path ``p`` at this level (e.g. for sdeint's repeated integrals)."""
-        return np.random.default_rng(child_sequence(self.root, _GENERATOR, self.factor, int(p)))
+        return np.random.default_rng(child_sequence(self.root, _GENERATOR, self.factor, self._path_index(p)))

@@ -209,13 +209,17 @@ def convergence_study(
     ``functional`` (default identity) is the ``f`` of the weak error. ``commutative`` selects which
     declared strong order is ``stated`` for each scheme.
     """
+    if isinstance(schemes, str):
+        raise ProblemError(f"schemes must be a list of scheme names, got the text {schemes!r} (write [{schemes!r}])")
     names = [getattr(s, "name", s) for s in schemes]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         raise ProblemError(f"schemes must differ; listed more than once: {', '.join(map(str, twice))}")
     if not names:
         raise ProblemError("schemes must name at least one scheme")
-    steps = sorted(int(n) for n in steps)
+    if not isinstance(steps, (list, tuple, np.ndarray)) or not all(checks.is_whole_number(n) for n in np.ravel(steps)):
+        raise ProblemError(f"steps must be a list of whole step counts such as (16, 32, 64), got {steps!r}")
+    steps = sorted(int(n) for n in np.ravel(steps))
     if len(set(steps)) < 2 or steps[0] < 1:
         raise ProblemError(f"steps must list at least two different positive step counts, got {steps}")
     t_end = checks.positive("t_end", t_end)

@@ -127,7 +127,7 @@ def integrate_ode(
     start = checks.real_array("start", start)
     if start.shape != (problem.dim,) or not np.all(np.isfinite(start)) or not np.any(start):
         raise ProblemError(f"start must be a finite non-zero vector of length {problem.dim}")
-    grid = np.asarray(times, dtype=float)
+    grid = checks.real_array("times", times)
     if grid.ndim != 1 or grid.size < 1 or not np.all(np.isfinite(grid)) or np.any(grid < 0) or np.any(np.diff(grid) < 0):
         raise ProblemError("times must be a non-decreasing 1-D array of finite non-negative values")
     t = grid * problem.eta if unit == "iterations" else grid

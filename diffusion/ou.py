@@ -34,9 +34,9 @@ class OUSample:
 
 
 def _matrices(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    a = np.atleast_2d(np.asarray(a, dtype=float))
-    b = np.atleast_2d(np.asarray(b, dtype=float))
-    if a.shape[0] != a.shape[1] or b.shape[0] != a.shape[0]:
+    a = np.atleast_2d(checks.real_array("A", a))
+    b = np.atleast_2d(checks.real_array("B", b))
+    if a.ndim != 2 or b.ndim != 2 or a.shape[0] != a.shape[1] or b.shape[0] != a.shape[0]:
         raise ProblemError(f"A must be (d, d) and B (d, m), got {a.shape} and {b.shape}")
     if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
         raise ProblemError("A and B must be finite")
@@ -100,7 +100,7 @@ def sample_ou(
 ) -> OUSample:
     """Exact OU paths at ``times`` (``times[0]`` the start, any spacing) from ``u0`` ``(d,)`` or ``(P, d)``."""
     a, b = _matrices(a, b)
-    times = np.asarray(times, dtype=float)
+    times = checks.real_array("times", times)
     if times.ndim != 1 or times.size < 1 or not np.all(np.isfinite(times)) or np.any(np.diff(times) <= 0):
         raise ProblemError("times must be an increasing 1-D array of finite numbers")
     paths = checks.positive_int("paths", paths)

@@ -216,7 +216,7 @@ def get_scheme(name: str | Scheme) -> Scheme:
         return name
     try:
         return SCHEMES[name]
-    except KeyError:
+    except (KeyError, TypeError):  # TypeError: not a name (a list)
         raise ProblemError(f"unknown scheme {name!r}; allowed: {', '.join(SCHEMES)}") from None
 
 

@@ -106,9 +106,11 @@ def integrate_sde(
     times = np.asarray(times, dtype=float)
     if times.ndim != 1 or times.size < 2 or not np.all(np.diff(times) > 0):
         raise ProblemError("times must be an increasing 1-D array of at least two save times")
-    y0 = np.asarray(y0, dtype=float)
-    if y0.ndim not in (1, 2):
-        raise ProblemError(f"y0 must have shape (d,) or (paths, d), got {y0.shape}")
+    y0 = checks.real_array("y0", y0)
+    if y0.ndim not in (1, 2) or y0.shape[-1] == 0:
+        raise ProblemError(f"y0 must have shape (d,) or (paths, d) with d >= 1, got {y0.shape}")
+    if brownian is not None and not isinstance(brownian, BrownianIncrements):
+        raise ProblemError(f"brownian must be a BrownianIncrements (or None), got {type(brownian).__name__}")
     if paths is None:
         paths = brownian.paths if brownian is not None else (y0.shape[0] if y0.ndim == 2 else 1)
     paths = checks.positive_int("paths", paths)
@@ -181,7 +183,13 @@ def _check_brownian(brownian: BrownianIncrements, dt: float, steps: int, m: int,
 
 
 def _store(observe: Callable | None, y: np.ndarray) -> np.ndarray:
-    return y.copy() if observe is None else np.asarray(observe(y))
+    if observe is None:
+        return y.copy()
+    value = np.asarray(observe(y))
+    if value.ndim == 0 or value.shape[0] != y.shape[0] or value.dtype.kind not in "fiu":
+        raise ProblemError(f"observe must return numbers with one row per path, shape ({y.shape[0]}, ...), got "
+                           f"{value.dtype} of shape {value.shape}")  # fmt: skip
+    return value
 
 
 def _batched(method, drift, diffusion, y, save, dt, brownian, observe, progress) -> np.ndarray:

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from amsgd.core import checks
+from amsgd.core.errors import ProblemError
 from amsgd.core.estimates import CONFIDENCE, Estimate, json_float, t_interval
 from amsgd.core.stationarity import Stationarity, window_stationarity
 
@@ -50,6 +52,11 @@ DESCRIPTIONS = {
     "delay_mean": "mean delay applied to this replicate's updates",
     "delay_counts": "updates applied with each delay, all replicates",
 }
+
+
+#: The most iterations :meth:`SimulationResult.with_predicted_phases` takes for a phase (advice built on more
+#: would be a run no machine makes).
+MAX_PREDICTED_ITERATIONS = 1e18
 
 
 def _round_up(x: float) -> int:
@@ -171,9 +178,17 @@ class SimulationResult:
 
     def with_predicted_phases(self, escape: float | None, arrival: float | None) -> SimulationResult:
         """This result with the theory's mean escape and arrival near the floor from its start point
-        (iterations; None when the theory has none), which :attr:`stationarity` reports."""
-        return replace(self, predicted_escape=None if escape is None else float(escape),
-                       predicted_arrival=None if arrival is None else float(arrival))  # fmt: skip
+        (iterations; None, or NaN, when the theory has none), which :attr:`stationarity` reports."""
+
+        def iterations(name: str, value: float | None) -> float | None:
+            if value is None or (checks.is_number(value) and math.isnan(value)):
+                return None
+            if not 0 <= checks.real(name, value) < MAX_PREDICTED_ITERATIONS:
+                raise ProblemError(f"{name} must be None or a number of iterations in [0, {MAX_PREDICTED_ITERATIONS:g}), "
+                                   f"got {value!r}")  # fmt: skip
+            return float(value)
+
+        return replace(self, predicted_escape=iterations("escape", escape), predicted_arrival=iterations("arrival", arrival))
 
     @property
     def final_norm_sq(self) -> Estimate:

@@ -10,6 +10,7 @@ import pytest
 
 import amsgd
 from amsgd import Problem, ProblemError, StudentT, parse_delay, parse_distribution, predict
+from amsgd.advise import advise
 from amsgd.core.delays import HistogramDelay
 from amsgd.derivations import derive
 from amsgd.diffusion import convergence_study, integrate_sde
@@ -17,6 +18,8 @@ from amsgd.diffusion.brownian import BrownianIncrements
 from amsgd.diffusion.ou import sample_ou
 from amsgd.diffusion.theory.options import PredictOptions
 from amsgd.simulate import simulate
+from amsgd.validation import run_validation
+from amsgd.validation.presets import get_preset
 
 SMALL = Problem.from_spectrum((2.0, 1.0), eta=0.01, mu=0.5)
 
@@ -66,6 +69,34 @@ def _unit_noise(y):
         (lambda: convergence_study(_drift, _unit_noise, [1.0], 1.0, steps=(8, 8)), "two different positive step counts"),
         (lambda: convergence_study(_drift, _unit_noise, [1.0], 1.0, steps=(4, 8), schemes=()), "at least one scheme"),
         (lambda: SMALL and predict(SMALL).at(eta=1e-15), "raise eta"),
+        (lambda: predict(SMALL).delay_boundary(["a"]), "mus .*must be numbers"),
+        (lambda: predict(SMALL).delay_boundary([0.5, 1.0]), r"mus .*in \[0, 1\)"),
+        (lambda: advise(SMALL, [1, 2], ["a"]), "mus .*must be numbers"),
+        (lambda: convergence_study(_drift, _unit_noise, [1.0], 1.0, steps=(4.5, 8)), "whole step counts"),
+        (lambda: convergence_study(_drift, _unit_noise, [1.0], 1.0, steps=8), "whole step counts"),
+        (lambda: convergence_study(_drift, _unit_noise, [1.0], 1.0, steps=(4, 8), schemes="euler"), "list of scheme names"),
+        (lambda: integrate_sde(_drift, _unit_noise, np.ones(1), [0, 1], dt=0.1, scheme=["euler"]), "unknown scheme"),
+        (lambda: integrate_sde(_drift, _unit_noise, np.ones(1), [0, 1], dt=0.1, brownian="x"), "brownian must be"),
+        (lambda: integrate_sde(_drift, _unit_noise, np.ones(1), [0, 1], dt=0.1, observe=lambda y: None), "observe must"),
+        (lambda: integrate_sde(_drift, _unit_noise, ["a"], [0, 1], dt=0.1), "y0 must be numbers"),
+        (lambda: integrate_sde(_drift, _unit_noise, [], [0, 1], dt=0.1), "d >= 1"),
+        (lambda: BrownianIncrements.create(0.1, 10, 1, 3, rng=0).path(5), "below the 3 paths"),
+        (lambda: BrownianIncrements.create(0.1, 10, 1, 3, rng=0).increments(paths=[5]), r"path indices in \[0, 3\)"),
+        (lambda: BrownianIncrements.create(0.1, 10, 1, 3, rng=0).generator(-1), "path index must be"),
+        (lambda: BrownianIncrements.create(0.1, 10, 1, 3, rng=0).increments(0.5, 2), "start .*integer"),
+        (lambda: BrownianIncrements.create(0.1, 10, 1, 3, rng=0).coarsen(None), "coarsening factor"),
+        (lambda: sample_ou(np.zeros((2, 2, 2)), np.ones((2, 1)), [0, 0], [0, 1]), "A must be"),
+        (lambda: sample_ou("a", [[1.0]], [0.0], [0, 1]), "A must be numbers"),
+        (lambda: amsgd.diffusion.integrate_ode(SMALL, [1, 0], [[0], [1, 2]]), "times must be numbers"),
+        (lambda: simulate(SMALL, 20, 2, progress=False).with_predicted_phases(1e308, None), "escape must be"),
+        (lambda: simulate(SMALL, 20, 2, progress=False).with_predicted_phases(-1.0, None), "escape must be"),
+        (lambda: run_validation(None, experiments=["ode"]), "needs a Problem"),
+        (lambda: run_validation(SMALL, budget={"replicates": 1}, experiments=["ode"]), "budget must be"),
+        (lambda: run_validation(SMALL, experiments=["stability"], perturb={"tau-star": float("nan")}),
+         "perturb tau-star: the factor must be finite"),
+        (lambda: run_validation(SMALL, experiments=["stability"], perturb={"tau-star": "2"}),
+         "perturb tau-star: the factor must be a number"),
+        (lambda: get_preset(["default"]), "preset must be one of"),
     ],
 )
 def test_bad_input_is_one_clear_error(call, message):
@@ -207,8 +238,12 @@ def test_numpy_scalars_are_numbers_like_python_ones():
     numpy = simulate(SMALL, np.int64(200), np.int64(3), rng=np.int64(1), divergence_norm=np.int64(10),
                      window=np.float32(0.5), progress=False)  # fmt: skip
     np.testing.assert_array_equal(plain.error, numpy.error)
-    options = PredictOptions(steps=np.int64(100), tradeoff_workers=[np.int64(2)], delta_sq=np.float32(0.1))
+    options = PredictOptions(steps=np.int64(100), tradeoff_workers=[np.int64(2)], delta_sq=np.float32(0.1),
+                             epsilon=np.float32(0.01), gamma=np.float64(0.3))  # fmt: skip
     assert type(options.steps) is int and options.tradeoff_workers == (2,) and options.steps == 100
+    assert all(type(x) is float for x in (options.delta_sq, options.epsilon, options.gamma))  # the JSON takes them
+    boundary = predict(SMALL).delay_boundary(0.5)  # one momentum, as advise takes it
+    assert boundary.mus.tolist() == [0.5] and boundary.tau_max.tolist() == predict(SMALL).delay_boundary([0.5]).tau_max.tolist()
     p = predict(Problem.from_spectrum())
     assert p.at(delay=np.int64(3)).to_dict() == p.at(delay=3).to_dict()
     with pytest.raises(ProblemError, match="got 0.5"):

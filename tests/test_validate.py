@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -417,6 +418,10 @@ def test_the_python_entry_takes_a_presets_name_and_refuses_what_it_cannot_run():
     report = run_validation(Problem.from_spectrum(), preset="default", experiments="ode",
                             budget=Budget.uniform(8, 400), progress=False)  # fmt: skip
     assert report.preset == "default" and [s.experiment for s in report.sections] == ["ode"]
+    # a table's value with no number (an unstable floor) is null in the JSON-ready summary, as in summary.json
+    unstable = dataclasses.replace(report.sections[0], tables={"finite_eta": [{"finite_eta": math.inf, "first_order": 0.1}]})
+    summary = dataclasses.replace(report, sections=[unstable]).to_dict()
+    assert json.loads(json.dumps(summary, allow_nan=False))["tables"] == {"finite_eta": [{"finite_eta": None, "first_order": 0.1}]}
     assert chosen_experiments(None, "ode") == ("ode",)
     with pytest.raises(ProblemError, match="no experiment chosen"):
         chosen_experiments(get_preset("default"), [])

@@ -133,7 +133,7 @@ def advise(problem: Problem | ModelProblem, workers: Sequence[int] = DEFAULT_WOR
     momenta are ranked for a budget of ``steps`` iterations (the flattest mode that budget resolves
     ranks them beside the stiff ones, :meth:`~amsgd.diffusion.theory.model_predictions.ModelPredictions.ranking`)."""
     steps = checks.positive_int("steps (the run length momenta are ranked for)", steps)
-    workers, mus = np.atleast_1d(workers), np.atleast_1d(np.asarray(mus, dtype=float))  # one value: a list of one
+    workers, mus = np.atleast_1d(workers), np.atleast_1d(checks.real_array("mus (the momenta)", mus))  # one value: a list of one
     if isinstance(problem, ModelProblem):
         from amsgd.diffusion.theory.model_predictions import ModelPredictions, minimum_point
         from amsgd.diffusion.theory.options import PredictOptions

@@ -9,6 +9,7 @@ from typing import TypeVar
 
 import numpy as np
 
+from amsgd.core import checks
 from amsgd.core.errors import ProblemError, RunWarning
 from amsgd.core.problem import Problem
 from amsgd.core.progress import stage
@@ -42,8 +43,10 @@ def standard_figures(problem: Problem, out_dir: str | Path, *, mus: Sequence[flo
     out = Path(out_dir)
     if not out.is_dir():
         raise ProblemError(f"--out directory {str(out)!r} does not exist")
-    if any(not 0 <= m < 1 for m in mus) or not mus:
-        raise ProblemError(f"mus must be momenta in [0, 1), got {list(mus)}")
+    momenta = np.atleast_1d(checks.real_array("mus (the momenta)", mus))  # one momentum: a list of one
+    if momenta.ndim != 1 or momenta.size == 0 or not np.all((momenta >= 0) & (momenta < 1)):
+        raise ProblemError(f"mus must be momenta in [0, 1), got {momenta.tolist()}")
+    mus = momenta.tolist()
     problem.require_eigengap()
     problem.require_finite_fourth_moments()
     ctx = Context(problem, budget or FIGURE_BUDGET, progress=progress)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from amsgd.core.delays import ConstantDelay
+from amsgd.core.errors import ProblemError
 from amsgd.core.progress import stage
 from amsgd.figures.delays import delay_curves_figure, phase_diagram_figure
 from amsgd.figures.dynamics import escape_figure, rate_figure, stationary_figure, trajectory_figure
@@ -24,6 +25,8 @@ def draw_validation(report: ValidationReport, out_dir: str | Path) -> dict[str, 
     run of a section diverged its statistics are NaN, so NumPy's warnings about them are silenced (the
     report's checks say what diverged)."""
     out = Path(out_dir)
+    if not out.is_dir():
+        raise ProblemError(f"the figures' directory {str(out)!r} does not exist")
     with stage("figures"), warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
         return {s.experiment: _DRAW[s.experiment](report, s, out) for s in report.sections if s.result is not None}

@@ -18,6 +18,8 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+from amsgd.core import checks
+from amsgd.core.errors import ProblemError
 from amsgd.core.estimates import json_float
 
 if TYPE_CHECKING:
@@ -170,7 +172,13 @@ class Perturbations:
     """
 
     def __init__(self, perturb: dict[str, float] | None = None) -> None:
-        self.perturb = dict(perturb or {})
+        if not isinstance(perturb, (dict, type(None))):
+            raise ProblemError(f"perturb must map check names to factors, got {type(perturb).__name__}")
+        self.perturb = {}
+        for name, factor in (perturb or {}).items():
+            if not isinstance(name, str):
+                raise ProblemError(f"perturb: check names are text, got {name!r}")
+            self.perturb[name] = checks.positive(f"perturb {name}: the factor", factor)
         self.used: set[str] = set()
 
     def __call__(self, name: str, value: float) -> float:

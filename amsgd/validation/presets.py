@@ -63,9 +63,9 @@ def get_preset(name: str) -> Preset:
     :func:`amsgd.validation.paper_dnn.run_paper_dnn`)."""
     try:
         return PRESETS[name]
-    except KeyError:
+    except (KeyError, TypeError):  # TypeError: not a name at all (a list)
         model = (f" ({name} runs by amsgd.validation.paper_dnn.run_paper_dnn, or amsgd validate --preset {name})"
-                 if name in MODEL_PRESETS else "")  # fmt: skip
+                 if isinstance(name, str) and name in MODEL_PRESETS else "")  # fmt: skip
         raise ProblemError(f"preset must be one of {', '.join(PRESETS)}; got {name!r}{model}") from None
 
 

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from amsgd.core.errors import ProblemError
+from amsgd.core.jsontext import finite_or_null
 from amsgd.core.problem import Problem
 from amsgd.core.progress import plan as progress_plan
 from amsgd.core.progress import stage
@@ -54,7 +55,7 @@ class ValidationReport:
             "checks_passed": sum(c["pass"] for c in checks),
             "checks_total": len(checks),
             "perturb": self.perturb,
-            "tables": {k: v for s in self.sections for k, v in s.tables.items()},
+            "tables": finite_or_null({k: v for s in self.sections for k, v in s.tables.items()}),  # null: no number
         }
 
 
@@ -94,6 +95,10 @@ def run_validation(
     if isinstance(preset, str):
         preset = get_preset(preset)
     chosen = chosen_experiments(preset, experiments)
+    if not isinstance(problem, Problem):
+        raise ProblemError(f"run_validation needs a Problem (streaming PCA), got {type(problem).__name__}")
+    if budget is not None and not isinstance(budget, Budget):
+        raise ProblemError(f"budget must be a Budget (amsgd.validation.Budget), got {type(budget).__name__}")
     problem.require_eigengap()
     problem.require_finite_fourth_moments()
     perturbations = Perturbations(perturb)

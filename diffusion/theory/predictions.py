@@ -220,8 +220,11 @@ class Predictions:
     def tau_max_delay_differential(self, mu: float | None = None) -> float:
         """``π (1 − μ)/(2 a η)`` for the fastest mode: the delay-differential limit's largest stable delay
         (at the problem's μ, or at ``mu`` in [0, 1))."""
-        if mu is not None and not (checks.is_number(mu) and 0 <= mu < 1):
-            raise ProblemError(f"mu must lie in [0, 1), got {mu!r}")
+        if mu is not None:
+            number = checks.is_number(mu) or (isinstance(mu, np.ndarray) and mu.ndim == 0 and mu.dtype.kind in "fiu")
+            if not (number and 0 <= mu < 1):
+                raise ProblemError(f"mu must lie in [0, 1), got {mu!r}")
+            mu = float(mu)
         formula = self.derivation.delay_differential.critical_delay
         values = {rate_symbol: float(self.modes.rates.max()), eta_symbol: self.problem.eta,
                   mu_symbol: self.problem.mu if mu is None else mu}  # fmt: skip
@@ -274,8 +277,10 @@ class Predictions:
         }
 
     def delay_boundary(self, mus) -> DelayBoundary:
-        """The stable region in (μ, τ) at the problem's η over the momenta ``mus``."""
-        mus = np.asarray(mus, dtype=float)
+        """The stable region in (μ, τ) at the problem's η over the momenta ``mus`` (one or a list, in [0, 1))."""
+        mus = np.atleast_1d(checks.real_array("mus (the momenta)", mus))
+        if mus.ndim != 1 or mus.size == 0 or not np.all((mus >= 0) & (mus < 1)):
+            raise ProblemError(f"mus (the momenta) must be one momentum or a list of them in [0, 1), got {mus.tolist()}")
         tau_max = [largest_stable_delay(self.modes.rates, self.problem.eta, m) for m in mus]
         gamma = self.options.gamma
         return DelayBoundary(
