@@ -17,6 +17,8 @@ from amsgd.diffusion import convergence_study, integrate_sde
 from amsgd.diffusion.brownian import BrownianIncrements
 from amsgd.diffusion.ou import sample_ou
 from amsgd.diffusion.theory.options import PredictOptions
+from amsgd.figures.standard import standard_figures
+from amsgd.figures.validation import draw_validation
 from amsgd.simulate import simulate
 from amsgd.validation import run_validation
 from amsgd.validation.presets import get_preset
@@ -97,6 +99,8 @@ def _unit_noise(y):
         (lambda: run_validation(SMALL, experiments=["stability"], perturb={"tau-star": "2"}),
          "perturb tau-star: the factor must be a number"),
         (lambda: get_preset(["default"]), "preset must be one of"),
+        (lambda: standard_figures(SMALL, ".", mus="0.5"), "mus .*must be numbers"),
+        (lambda: draw_validation(None, "no-such-folder"), "directory 'no-such-folder' does not exist"),
     ],
 )
 def test_bad_input_is_one_clear_error(call, message):
