@@ -247,6 +247,8 @@ class BrownianIncrements:
 
     def _paths(self, paths: slice | np.ndarray | list[int] | None) -> np.ndarray:
         try:
+            if not isinstance(paths, (slice, type(None))) and np.any(np.asarray(paths) < 0):
+                raise IndexError  # NumPy would count it from the end
             index = np.arange(self.paths)[slice(None) if paths is None else paths]
         except (IndexError, TypeError):
             raise ProblemError(f"paths must be a slice or a list of path indices in [0, {self.paths}), got {paths!r}") from None

@@ -185,6 +185,29 @@ def _order(dts: np.ndarray, errors: np.ndarray, bootstrap: np.ndarray, stated: f
     return OrderFit(order, float(lo - widen), float(hi + widen), se, float(stated))
 
 
+def scheme_list(schemes: Sequence) -> list:
+    """``schemes`` as a list, refusing one name given as text (it would be read letter by letter)."""
+    if isinstance(schemes, str):
+        raise ProblemError(f"schemes must be a list of scheme names, got the text {schemes!r} (write [{schemes!r}])")
+    return list(schemes)
+
+
+def step_counts(steps: Sequence[int]) -> list[int]:
+    """A convergence study's step counts, sorted: at least two different whole numbers >= 1 (16.0 is 16;
+    4.5 was read as 4)."""
+    try:
+        values = [] if isinstance(steps, str) else list(steps)
+    except TypeError:
+        values = []
+    whole = [checks.is_whole_number(n) or (checks.is_number(n) and float(n).is_integer()) for n in values]
+    if not values or not all(whole):
+        raise ProblemError(f"steps must be a list of whole step counts such as (16, 32, 64), got {steps!r}")
+    counts = sorted(int(n) for n in values)
+    if len(set(counts)) < 2 or counts[0] < 1:
+        raise ProblemError(f"steps must list at least two different positive step counts, got {counts}")
+    return counts
+
+
 def convergence_study(
     drift: Drift,
     diffusion: Diffusion,
@@ -209,19 +232,13 @@ def convergence_study(
     ``functional`` (default identity) is the ``f`` of the weak error. ``commutative`` selects which
     declared strong order is ``stated`` for each scheme.
     """
-    if isinstance(schemes, str):
-        raise ProblemError(f"schemes must be a list of scheme names, got the text {schemes!r} (write [{schemes!r}])")
-    names = [getattr(s, "name", s) for s in schemes]
+    names = [getattr(s, "name", s) for s in scheme_list(schemes)]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         raise ProblemError(f"schemes must differ; listed more than once: {', '.join(map(str, twice))}")
     if not names:
         raise ProblemError("schemes must name at least one scheme")
-    if not isinstance(steps, (list, tuple, np.ndarray)) or not all(checks.is_whole_number(n) for n in np.ravel(steps)):
-        raise ProblemError(f"steps must be a list of whole step counts such as (16, 32, 64), got {steps!r}")
-    steps = sorted(int(n) for n in np.ravel(steps))
-    if len(set(steps)) < 2 or steps[0] < 1:
-        raise ProblemError(f"steps must list at least two different positive step counts, got {steps}")
+    steps = step_counts(steps)
     t_end = checks.positive("t_end", t_end)
     checks.positive_int("bootstrap", bootstrap)
     if not 0 < checks.real("confidence", confidence) < 1:

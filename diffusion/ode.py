@@ -94,6 +94,15 @@ def ode_closed_form(eigenvalues: np.ndarray, mu: float, h0: np.ndarray, t: np.nd
     return np.sign(h0) * np.exp(log_h0 + 0.5 * growth - 0.5 * log_den_sq)
 
 
+def _tolerance(name: str, value: object) -> float | np.ndarray:
+    """A tolerance of ``solve_ivp``: finite and >= 0, one number or one per coordinate (a NaN one made it
+    loop for ever)."""
+    tolerance = checks.real_array(name, value)
+    if tolerance.ndim > 1 or not np.all(np.isfinite(tolerance)) or np.any(tolerance < 0):
+        raise ProblemError(f"{name} must be finite and >= 0 (one number, or one per coordinate), got {value!r}")
+    return float(tolerance) if tolerance.ndim == 0 else tolerance
+
+
 def integrate_ode(
     problem: Problem,
     start: np.ndarray,
@@ -135,7 +144,7 @@ def integrate_ode(
     if method == "closed-form":
         h = ode_closed_form(problem.eigenvalues, problem.mu, h0, t)
     elif method == "solve_ivp":
-        rtol, atol = checks.positive("rtol", rtol), checks.positive("atol", atol)
+        rtol, atol = _tolerance("rtol", rtol), _tolerance("atol", atol)
         if np.abs(start).max() > SOLVE_IVP_MAX_START:
             raise ProblemError(f"method 'solve_ivp' takes starts with entries up to {SOLVE_IVP_MAX_START:g} in size "
                                "(beyond, its cubic term overflows or its steps underflow); the closed form takes any")  # fmt: skip

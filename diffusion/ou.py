@@ -49,9 +49,13 @@ def ou_transition(a: np.ndarray, b: np.ndarray, delta: float) -> tuple[np.ndarra
     step the block's ``e^{−AΔ}`` would overflow for a stable A (beyond ``|a| Δ ≈ 709``) and ``Q`` come out
     NaN; the doublings take ``Q`` to the stationary covariance instead."""
     a, b = _matrices(a, b)
-    scale = float(np.abs(a).sum(axis=1).max()) * delta
-    doublings = max(0, math.ceil(math.log2(scale))) if scale > 1.0 else 0
-    phi, q = _van_loan(a, b, delta / 2.0**doublings)
+    delta = checks.real("delta (a time step)", delta)
+    if delta < 0:
+        raise ProblemError(f"the time step must be finite and >= 0, got {delta!r}")
+    norm = float(np.abs(a).sum(axis=1).max())
+    scale = math.log2(norm) + math.log2(delta) if norm > 0 and delta > 0 else -math.inf  # log₂ ‖A‖ Δ, no overflow
+    doublings = math.floor(scale) + 1 if scale >= 0 else 0
+    phi, q = _van_loan(a, b, math.ldexp(delta, -doublings))
     with np.errstate(over="ignore", invalid="ignore"):
         for _ in range(doublings):
             q = q + phi @ q @ phi.T
@@ -76,8 +80,8 @@ def _van_loan(a: np.ndarray, b: np.ndarray, delta: float) -> tuple[np.ndarray, n
 
 def ou_mean_cov(a: np.ndarray, b: np.ndarray, u0: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Law of ``U(t)`` from ``U(0) = u0``: means ``(T, d)`` and covariances ``(T, d, d)``."""
-    pairs = [ou_transition(a, b, float(s)) for s in np.atleast_1d(t)]
-    u0 = np.asarray(u0, dtype=float)
+    pairs = [ou_transition(a, b, float(s)) for s in np.atleast_1d(checks.real_array("t", t))]
+    u0 = checks.real_array("u0", u0)
     return np.stack([phi @ u0 for phi, _ in pairs]), np.stack([q for _, q in pairs])
 
 

@@ -50,9 +50,18 @@ from amsgd.core.errors import ProblemError
 from amsgd.core.progress import counter
 from amsgd.core.seeding import RngLike, child_sequence, root_sequence
 from amsgd.diffusion.brownian import BrownianIncrements
-from amsgd.diffusion.convergence import ConvergenceStudy, SchemeConvergence, _order
+from amsgd.diffusion.convergence import ConvergenceStudy, SchemeConvergence, _order, scheme_list, step_counts
 from amsgd.diffusion.schemes import SCHEMES, Diffusion, Drift
-from amsgd.diffusion.sde import CHUNK, SDESolution, _check_brownian, _noise_dim, _save_steps, _uniform_spacing
+from amsgd.diffusion.sde import (
+    CHUNK,
+    SDESolution,
+    _check_brownian,
+    _noise_dim,
+    _save_steps,
+    _uniform_spacing,
+    require_brownian,
+    store_observed,
+)
 
 #: The SDDE schemes: name -> (strong order on general noise, strong order on additive noise, weak order).
 SDDE_SCHEMES: dict[str, tuple[float, float, float]] = {"euler": (0.5, 1.0, 1.0), "milstein": (0.5, 1.0, 1.0)}
@@ -126,8 +135,9 @@ def integrate_sdde(
     rng, brownian, observe, progress
         As in :func:`~amsgd.diffusion.sde.integrate_sde`.
     """
-    if scheme not in SDDE_SCHEMES:
+    if not isinstance(scheme, str) or scheme not in SDDE_SCHEMES:
         raise ProblemError(f"unknown SDDE scheme {scheme!r}; allowed: {', '.join(SDDE_SCHEMES)}")
+    require_brownian(brownian)
     if isinstance(delay_steps, bool) or int(delay_steps) != delay_steps or delay_steps < 0:
         raise ProblemError(f"delay_steps must be an integer >= 0 (the delay in grid steps), got {delay_steps!r}")
     k = int(delay_steps)
@@ -172,17 +182,13 @@ def _history_values(history: History, t0: float, dt: float, k: int) -> np.ndarra
     return values
 
 
-def _store(observe: Callable | None, y: np.ndarray) -> np.ndarray:
-    return y.copy() if observe is None else np.asarray(observe(y))
-
-
 def _run(scheme, drift, diffusion, past, k, save, dt, brownian, observe, progress) -> np.ndarray:
     """The stepping loop over chunks of increments, with the ring buffer of past states."""
     size = k + 1 if scheme == "euler" else 2 * k + 1
     ring = np.empty((size, *past.shape[1:]))
     for j in range(size):  # slot of step n is n mod size; steps before −K hold φ(t_{−K}) (never read)
         ring[(j - size + 1) % size] = past[max(j - size + 1 + k, 0)]
-    first = _store(observe, ring[0])
+    first = store_observed(observe, ring[0])
     out = np.empty((save.size, *first.shape))
     out[0] = first
     slot, steps = 1, int(save[-1])
@@ -198,7 +204,7 @@ def _run(scheme, drift, diffusion, past, k, save, dt, brownian, observe, progres
                           None if mixed is None else mixed[n - start])  # fmt: skip
                 ring[(n + 1) % size] = y
                 while slot < save.size and save[slot] == n + 1:
-                    out[slot] = _store(observe, y)
+                    out[slot] = store_observed(observe, y)
                     slot += 1
             bar.update(stop - start)
     return out
@@ -277,9 +283,7 @@ def sdde_convergence_study(
     regression's residual error). ``additive`` states the noise is additive (strong order 1 for both
     schemes); ``ConvergenceStudy.commutative`` records it. ``functional`` is the ``f`` of the weak error.
     """
-    steps = sorted(int(n) for n in steps)
-    if len(steps) < 2 or steps[0] < 1:
-        raise ProblemError(f"steps must list at least two positive step counts, got {steps}")
+    steps, schemes = step_counts(steps), scheme_list(schemes)
     if not (np.isfinite(t_end) and t_end > 0):
         raise ProblemError(f"t_end must be finite and > 0, got {t_end!r}")
     finest = steps[-1] * int(reference_factor)

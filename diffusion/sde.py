@@ -109,8 +109,7 @@ def integrate_sde(
     y0 = checks.real_array("y0", y0)
     if y0.ndim not in (1, 2) or y0.shape[-1] == 0:
         raise ProblemError(f"y0 must have shape (d,) or (paths, d) with d >= 1, got {y0.shape}")
-    if brownian is not None and not isinstance(brownian, BrownianIncrements):
-        raise ProblemError(f"brownian must be a BrownianIncrements (or None), got {type(brownian).__name__}")
+    require_brownian(brownian)
     if paths is None:
         paths = brownian.paths if brownian is not None else (y0.shape[0] if y0.ndim == 2 else 1)
     paths = checks.positive_int("paths", paths)
@@ -133,6 +132,12 @@ def integrate_sde(
             out = _per_path(method, drift, diffusion, y, times[0], save, dt, brownian, observe, progress)
     finite = np.isfinite(out.reshape(out.shape[0], out.shape[1], -1)).all(axis=(0, 2))
     return SDESolution(times, out, float(dt), steps, method.name, ~finite, brownian)
+
+
+def require_brownian(brownian: object) -> None:
+    """Refuse a ``brownian`` argument that is neither None nor a :class:`BrownianIncrements`."""
+    if brownian is not None and not isinstance(brownian, BrownianIncrements):
+        raise ProblemError(f"brownian must be a BrownianIncrements (or None), got {type(brownian).__name__}")
 
 
 def require_step_count(steps: float, step: str, span: str) -> None:
@@ -182,18 +187,20 @@ def _check_brownian(brownian: BrownianIncrements, dt: float, steps: int, m: int,
         raise ProblemError(f"brownian has {brownian.steps} steps, the save times need {steps}")
 
 
-def _store(observe: Callable | None, y: np.ndarray) -> np.ndarray:
+def store_observed(observe: Callable | None, y: np.ndarray) -> np.ndarray:
+    """What is saved of the states ``y`` ``(P, d)``: a copy, or ``observe(y)``, checked to be numbers (or
+    booleans, saved as 0 and 1) with one row per path."""
     if observe is None:
         return y.copy()
     value = np.asarray(observe(y))
-    if value.ndim == 0 or value.shape[0] != y.shape[0] or value.dtype.kind not in "fiu":
+    if value.ndim == 0 or value.shape[0] != y.shape[0] or value.dtype.kind not in "biuf":
         raise ProblemError(f"observe must return numbers with one row per path, shape ({y.shape[0]}, ...), got "
                            f"{value.dtype} of shape {value.shape}")  # fmt: skip
-    return value
+    return value.astype(float, copy=False)
 
 
 def _batched(method, drift, diffusion, y, save, dt, brownian, observe, progress) -> np.ndarray:
-    first = _store(observe, y)
+    first = store_observed(observe, y)
     out = np.empty((save.size, *first.shape))
     out[0] = first
     slot = 1
@@ -205,7 +212,7 @@ def _batched(method, drift, diffusion, y, save, dt, brownian, observe, progress)
             for n in range(start, stop):
                 y = method.step(drift, diffusion, y, dt, dw[n - start], None if v is None else v[n - start])
                 while slot < save.size and save[slot] == n + 1:
-                    out[slot] = _store(observe, y)
+                    out[slot] = store_observed(observe, y)
                     slot += 1
             bar.update(stop - start)
     return out
@@ -223,4 +230,4 @@ def _per_path(method, drift, diffusion, y, t0, save, dt, brownian, observe, prog
     states = np.stack(rows, axis=1)  # (T, P, d)
     if observe is None:
         return states
-    return np.stack([np.asarray(observe(s)) for s in states])
+    return np.stack([store_observed(observe, s) for s in states])

@@ -12,10 +12,12 @@ import amsgd
 from amsgd import Problem, ProblemError, StudentT, parse_delay, parse_distribution, predict
 from amsgd.advise import advise
 from amsgd.core.delays import HistogramDelay
+from amsgd.core.models import split_data
 from amsgd.derivations import derive
 from amsgd.diffusion import convergence_study, integrate_sde
 from amsgd.diffusion.brownian import BrownianIncrements
-from amsgd.diffusion.ou import sample_ou
+from amsgd.diffusion.ou import ou_mean_cov, sample_ou
+from amsgd.diffusion.sdde import integrate_sdde, sdde_convergence_study
 from amsgd.diffusion.theory.options import PredictOptions
 from amsgd.figures.standard import standard_figures
 from amsgd.figures.validation import draw_validation
@@ -99,6 +101,12 @@ def _unit_noise(y):
         (lambda: run_validation(SMALL, experiments=["stability"], perturb={"tau-star": "2"}),
          "perturb tau-star: the factor must be a number"),
         (lambda: get_preset(["default"]), "preset must be one of"),
+        (lambda: BrownianIncrements.create(0.1, 10, 1, 3, rng=0).increments(paths=[-1]), r"path indices in \[0, 3\)"),
+        (lambda: sdde_convergence_study(_drift, _unit_noise, 1.0, 0.0, 1.0, steps=(4.5, 8)), "whole step counts"),
+        (lambda: sdde_convergence_study(_drift, _unit_noise, 1.0, 0.0, 1.0, steps=(4, 8), schemes="euler"),
+         "list of scheme names"),
+        (lambda: integrate_sdde(_drift, _unit_noise, [1.0], 0, [0, 1], dt=0.1, brownian="x"), "brownian must be"),
+        (lambda: ou_mean_cov(-np.eye(1), np.eye(1), [0.0], [-1.0]), "time step must be"),
         (lambda: standard_figures(SMALL, ".", mus="0.5"), "mus .*must be numbers"),
         (lambda: draw_validation(None, "no-such-folder"), "directory 'no-such-folder' does not exist"),
     ],
@@ -233,6 +241,23 @@ def test_phase_times_are_not_negative_at_a_tiny_delta():
 
     phases = predict(Problem.from_spectrum(), PredictOptions(delta_sq=1e-300)).phases
     assert phases.escape_time == 0.0 and phases.to_dict()["mean_curve"]["escape_iterations"] == 0.0
+
+
+def test_what_the_checks_still_take():
+    """Forms the entries' checks must not refuse: boolean labels in a data set (0 and 1), a boolean
+    observable (saved as 0 and 1) on each integrator's path, step counts as a range or whole floats."""
+    x = np.random.default_rng(0).normal(size=(40, 3))
+    data = split_data("flags", x, x[:, 0] > 0)
+    assert data.classes == 2
+    above = lambda y: y[:, 0] > 0.5  # noqa: E731
+    for scheme in ("euler", "sdeint-euler"):
+        sol = integrate_sde(_drift, _unit_noise, np.ones(1), [0, 0.5, 1], dt=0.1, paths=3, rng=1, scheme=scheme, observe=above)
+        assert sol.y.dtype == float and set(np.unique(sol.y)) <= {0.0, 1.0}
+    delayed = integrate_sdde(_drift, _unit_noise, [1.0], 2, [0, 0.5, 1], dt=0.1, paths=3, rng=1, observe=above)
+    assert set(np.unique(delayed.y)) <= {0.0, 1.0}
+    for steps in (range(4, 9, 4), np.array([4.0, 8.0])):
+        study = convergence_study(_drift, _unit_noise, [1.0], 1.0, steps=steps, schemes=["euler"], paths=50, rng=0)
+        np.testing.assert_allclose(study.results["euler"].dt, [0.25, 0.125])
 
 
 def test_numpy_scalars_are_numbers_like_python_ones():

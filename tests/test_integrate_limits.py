@@ -64,11 +64,13 @@ def test_ode_rejects_bad_input():
     for times in ([0, np.nan], [0, np.inf]):
         with pytest.raises(ProblemError, match="finite non-negative"):
             integrate_ode(problem, np.ones(2), times)
-    for tolerance in (np.nan, np.inf, 0.0, -1.0, "a"):  # a NaN tolerance made solve_ivp loop for ever
+    for tolerance in (np.nan, np.inf, -1.0, "a", [1e-9, np.nan]):  # a NaN tolerance made solve_ivp loop for ever
         with pytest.raises(ProblemError, match="rtol"):
             integrate_ode(problem, np.ones(2), [0, 1], method="solve_ivp", rtol=tolerance)
         with pytest.raises(ProblemError, match="atol"):
             integrate_ode(problem, np.ones(2), [0, 1], method="solve_ivp", atol=tolerance)
+    by_coordinate = integrate_ode(problem, np.ones(2), [0, 10], method="solve_ivp", atol=[0.0, 1e-12])  # as solve_ivp takes
+    assert np.allclose(by_coordinate.h, integrate_ode(problem, np.ones(2), [0, 10]).h, atol=1e-8)
     with pytest.raises(ProblemError, match="solve_ivp' takes starts with entries up to 1e"):
         integrate_ode(problem, [1e200, 1e200], [0, 1], method="solve_ivp")  # it hung there
     with pytest.raises(ProblemError, match="start must be"):
@@ -142,6 +144,10 @@ def test_ou_transition_over_long_steps_is_finite_and_exact():
     assert np.all(np.abs(u[1:].var(axis=1) - variance) < 4 * se)
     with pytest.raises(ProblemError, match="overflows double precision"):
         sample_ou([[0.5]], [[1.0]], [0.0], [0.0, 3000.0])
+    np.testing.assert_allclose(ou_transition(a, b, 1e308)[1], stationary, rtol=1e-9)  # 1024 doublings, none overflowing
+    for delta in (np.inf, -1.0):
+        with pytest.raises(ProblemError, match=r"time step\)? must be finite"):
+            ou_transition(a, b, delta)
     for times in ([0.0, np.nan], [0.0, np.inf]):
         with pytest.raises(ProblemError, match="finite"):
             sample_ou([[-1.0]], [[1.0]], [0.0], times)

@@ -125,5 +125,5 @@ def run_validation(
         ctx.budget,
         built,
         time.perf_counter() - began,
-        dict(perturb or {}),
+        dict(perturbations.perturb),
     )
