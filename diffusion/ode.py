@@ -79,7 +79,7 @@ def ode_closed_form(eigenvalues: np.ndarray, mu: float, h0: np.ndarray, t: np.nd
     of non-negative terms (``λ_i, t >= 0``): ``log|w_i| = log|h0_i| + λ_i t/(1 − μ)`` and each term's
     logarithm ``2 log|h0_i| + log expm1(2λ_i t/(1 − μ))``, so that no time overflows, no start underflows
     or overflows (one on a saddle, one with a tiny component along e_1, one of norm 1e-200 or 1e200)
-    and ``1 − ‖h0‖² + ‖h0‖²`` is never formed.
+    and ``1 − ‖h0‖² + ‖w‖²`` is never formed (at 1e200 ``‖h0‖²`` overflows).
     """
     lam = np.asarray(eigenvalues, dtype=float)
     h0 = np.asarray(h0, dtype=float)

@@ -60,9 +60,9 @@ def positive_int(name: str, value: object) -> int:
 def real_array(name: str, value: object, expected: str = "numbers (a rectangular numeric array)",
                copy: bool = True) -> np.ndarray:  # fmt: skip
     """``value`` as a float array (any shape; finiteness is the caller's rule), refusing complex,
-    ragged and non-numeric input (text included; booleans are 0 and 1) (the message says ``name`` must be ``expected``). With ``copy``
-    False a real or integer NumPy array comes back as it is (floats) or converted once (integers),
-    for callers that only read it."""
+    ragged and non-numeric input, text included (the message says ``name`` must be ``expected``;
+    booleans are 0 and 1). With ``copy`` False a real or integer NumPy array comes back as it is
+    (floats) or converted once (integers), for callers that only read it."""
     if not copy and isinstance(value, np.ndarray) and value.dtype.kind in "fiu":
         return value.astype(float, copy=False)
     try:

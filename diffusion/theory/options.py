@@ -67,7 +67,7 @@ class PredictOptions:
             raise ProblemError(f"tradeoff workers: {max(workers)} round-robin workers are a delay of {max(workers) - 1}, "
                                f"beyond the {MAX_DELAY} the linear numerics support; give at most {MAX_DELAY + 1}")  # fmt: skip
         steps = checks.positive_int("steps (the run length of the divergence risk)", self.steps)
-        object.__setattr__(self, "delta_sq", float(self.delta_sq))  # NumPy scalars as Python floats: the JSON's
+        object.__setattr__(self, "delta_sq", float(self.delta_sq))  # NumPy scalars stored as floats: JSON writes them
         object.__setattr__(self, "epsilon", None if self.epsilon is None else float(self.epsilon))
         object.__setattr__(self, "gamma", float(self.gamma))
         object.__setattr__(self, "tradeoff_mus", tuple(float(m) for m in mus))
