@@ -207,8 +207,11 @@ def time_averaged_error(ensemble: SMEEnsemble, window: float = 0.5, confidence: 
 
 
 def _window_first(ensemble: SMEEnsemble, window: float) -> int:
-    """The first saved index of the window that starts at the fraction ``window`` of the run."""
-    return checks.window_first(window, ensemble.t.size - 1)
+    """The first saved index at or after the fraction ``window`` of the run (saved every few iterations,
+    the saved point before the window's start would have been averaged in)."""
+    records = ensemble.t.size - 1
+    first = checks.window_first(window, records)
+    return min(first + 1, records) if first < checks.window_fraction(window) * records * (1 - 1e-9) else first
 
 
 def window_stationarity_of(ensemble: SMEEnsemble, window: float, estimate: float) -> Stationarity:

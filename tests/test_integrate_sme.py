@@ -112,6 +112,11 @@ def test_integrate_window_starts_where_simulate_window_starts(capsys):
     simulated = json.loads(capsys.readouterr().out)
     assert integrated["stationary_window_iterations"] == [20.0, 200.0]
     assert simulated["window"] == {"start_iteration": 20, "iterations": 181}
+    # saved every 40 iterations, the window from 100 starts at the first saved point in it, 120 (it took 80 in)
+    assert main(["integrate", "--paths", "4", "--steps", "200", "--dt", "40", "--seed", "1", "-q"]) == 0
+    coarse = json.loads(capsys.readouterr().out)
+    assert coarse["stationary_window_iterations"] == [120.0, 200.0]
+    assert coarse["stationarity"]["first_half"]["iterations"][0] == 120
 
 
 def test_cli_convergence_study(capsys, tmp_path):

@@ -550,3 +550,24 @@ def test_large_steps_with_a_delay_keep_the_ratio_terms(eta, mu, delay):
                    coordinates="none", progress=False)  # fmt: skip
     measured = run.stationary_error
     assert abs(measured.mean - predicted) <= Z * measured.std_error + 0.005 * predicted
+
+
+def test_a_family_boundary_beyond_the_search_is_not_called_the_boundary():
+    """Where the search for a random delay's mean-square boundary stopped at its longest law with every
+    member stable (``beyond_search``), ``given/largest_stable`` only bounds the share: the note says the
+    boundary lies beyond, not that the delay lies at 1.25 of it (uniform:0-500 at η 1e-5 was told so
+    while its mean-square verdict was stable); a boundary found inside the search keeps its share."""
+    from types import SimpleNamespace
+
+    from amsgd.diffusion.theory.delay_family import FamilyBoundary
+    from amsgd.diffusion.theory.report import _delay_accuracy_notes
+
+    def notes(beyond: bool) -> list[str]:
+        family = FamilyBoundary("uniform:0-B", "B", 400.0, beyond, 500.0)
+        law = SimpleNamespace(constant=None, spec="uniform:0-500", mean=250.0)
+        return [n.text for n in _delay_accuracy_notes(SimpleNamespace(delay_law=law, tau_max=1952, family_boundary=family), 0.01)]
+
+    assert notes(True) == ["the mean-square boundary of uniform:0-B lies beyond B = 400, where the search stops (laws of "
+                           "400 lags), so how near uniform:0-500 lies to it is not known; random delays were checked up "
+                           "to 0.5 of theirs"]  # fmt: skip
+    assert ["uniform:0-500 lies at 1.25 of the mean-square boundary of uniform:0-B (B = 400)" in n for n in notes(False)] == [True]

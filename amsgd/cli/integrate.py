@@ -235,8 +235,11 @@ def _ensemble(problem, args: argparse.Namespace) -> dict:
                    delta_sq=args.delta_sq, window=args.window)  # fmt: skip
     delayed = args.limit == "sdde"
     progress.plan(2, "ensembles")
-    phases = (sme.delayed_phase_predictions if delayed else sme.phase_predictions)(problem, **options).to_dict()
-    phases["stationary_window_iterations"] = [args.window * steps, float(steps)]
+    result = (sme.delayed_phase_predictions if delayed else sme.phase_predictions)(problem, **options)
+    phases = result.to_dict()
+    window = result.stationarity  # the window as averaged: from its first saved iteration on the SDE's grid
+    first = args.window * steps if window is None else window.start
+    phases["stationary_window_iterations"] = [float(first), float(steps)]
     out = {"steps": steps, "scheme": scheme, **phases}
     if delayed:
         from amsgd.diffusion.theory import predict

@@ -62,7 +62,7 @@ class FamilyBoundary:
     @property
     def fraction(self) -> float | None:
         """``given / largest_stable``: how far toward the boundary the delay asked about lies (None
-        where no member is stable)."""
+        where no member is stable; at most that where ``beyond_search``, the boundary lying further)."""
         return None if not self.largest_stable else self.given / self.largest_stable
 
     def to_dict(self) -> dict:

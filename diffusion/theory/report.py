@@ -10,6 +10,7 @@ from amsgd.core.distributions import StudentT
 from amsgd.core.estimates import json_float
 from amsgd.derivations.indexed import FULL_LISTING_DIM, IndexedPCA, mode_formula_templates
 from amsgd.derivations.norm_coupling import KERNEL_CUMULANT_MAX
+from amsgd.diffusion.theory.delay_family import SEARCH_SUPPORT
 from amsgd.diffusion.theory.phases import worst_saddle
 
 if TYPE_CHECKING:
@@ -292,6 +293,12 @@ def _delay_accuracy_notes(p: Predictions, step: float) -> list[AccuracyNote]:
             "up to 9% below simulation, the simulated floor 10% above it (first_order up to 4.5% above)")]  # fmt: skip
     family = p.family_boundary
     share = None if family is None else family.fraction
+    if share is not None and share > CHECKED_FAMILY_SHARE_MAX and family.beyond_search:  # share: an upper bound
+        return [AccuracyNote(
+            "a random delay whose family's mean-square boundary lies beyond the search",
+            f"the mean-square boundary of {family.family} lies beyond {family.parameter} = {family.largest_stable:.4g}, "
+            f"where the search stops (laws of {SEARCH_SUPPORT} lags), so how near {p.delay_law.spec} lies to it is "
+            f"not known; random delays were checked up to {CHECKED_FAMILY_SHARE_MAX:g} of theirs")]  # fmt: skip
     if share is not None and share > CHECKED_FAMILY_SHARE_MAX:
         return [AccuracyNote(
             "a random delay near its family's mean-square boundary",
