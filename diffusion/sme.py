@@ -402,10 +402,17 @@ def sme_convergence_study(
     if COMPILED_EULER in schemes:  # known to the ensembles, not to the study's paired schemes
         raise ProblemError(f"scheme {COMPILED_EULER} runs ensembles (amsgd integrate without --convergence-study); "
                            f"a convergence study takes {', '.join(SCHEMES)} (euler is the same scheme)")  # fmt: skip
-    return convergence_study(
+    study = convergence_study(
         drift, diffusion, h0, iterations * problem.eta, steps=[int(round(n)) for n in counts],
         schemes=tuple(schemes), paths=paths, rng=rng, reference_factor=reference_factor, commutative=False,
     )  # fmt: skip
+    lost = {name: result.diverged for name, result in study.results.items() if 0 < result.diverged < paths}
+    if lost:  # some, not all (no estimate at all, which the caller says)
+        counts_text = ", ".join(f"{n} of {paths} with {name}" for name, n in lost.items())
+        warnings.warn(f"paths diverged in the convergence study ({counts_text}): the errors and orders are over the "
+                      "paths that stayed finite, and the coarsest steps lie beyond the scheme's stable range; lower "
+                      "--dt, --eta or --mu", RunWarning, stacklevel=2)  # fmt: skip
+    return study
 
 
 # The finite-delay limit: the SME with the drift and noise at the stale state (an SDDE).

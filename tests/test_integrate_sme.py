@@ -119,6 +119,17 @@ def test_integrate_window_starts_where_simulate_window_starts(capsys):
     assert coarse["stationarity"]["first_half"]["iterations"][0] == 120
 
 
+def test_a_convergence_study_with_some_diverged_paths_says_so(capsys):
+    """11 of 30 Euler paths blow up at the coarsest step (η 0.05, μ 0.5, dt 0.125 to 1): the study still
+    reports, over the finite paths, and one warning line says what they are and what to lower."""
+    assert main(["integrate", "--convergence-study", "--paths", "30", "--scheme", "euler", "--eta", "0.05", "--mu", "0.5",
+                 "--dt", "0.125", "--steps", "20", "-q"]) == 0  # fmt: skip
+    captured = capsys.readouterr()
+    lost = json.loads(captured.out)["convergence"]["schemes"]["euler"]["diverged_paths"]
+    assert 0 < lost < 30
+    assert f"paths diverged in the convergence study ({lost} of 30 with euler)" in captured.err
+
+
 def test_cli_convergence_study(capsys, tmp_path):
     code = main([
         "integrate", "--convergence-study", "--paths", "20", "--steps", "40", "--levels", "3",
@@ -140,8 +151,9 @@ def test_cli_integrate_says_when_every_path_diverged(capsys, tmp_path, study):
     captured = capsys.readouterr()
     assert code == 3 and not plot.exists()
     assert captured.err.strip().splitlines() == [
-        "amsgd integrate: every one of the 8 paths diverged: no estimate"
-        + (", no figure written" if study else "") + "; lower --eta or --mu"
+        "amsgd integrate: every one of "
+        + ("the 8 paths diverged with every scheme: no estimate, no figure written" if study else
+           "the 16 paths of the two ensembles (from e_2 and from e_1) diverged: no estimate") + "; lower --eta or --mu"
     ]  # fmt: skip
     out = json.loads(captured.out)
     if study:
