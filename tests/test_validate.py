@@ -383,6 +383,8 @@ def test_the_rate_check_measures_an_oscillating_slowest_mode():
         (["--only", "bogus"], "experiment"),
         (["--only", "stationary", "--perturb", "no-such-check=2"], "perturb"),
         (["--perturb", "stationary-error-diffusion-floor"], "perturb"),
+        (["--perturb", "tau-star=-1"], "perturb tau-star: the factor must be a finite number > 0"),
+        (["--perturb", "tau-star=inf"], "perturb tau-star: the factor must be finite"),
         (["--preset", "nope"], "preset"),
         (["--spectrum", "2,2,1"], "eigengap"),
         (["--seed", "-1"], "seed"),

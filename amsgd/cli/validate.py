@@ -30,6 +30,7 @@ from amsgd.core.errors import ProblemError
 from amsgd.core.files import check_output_dir, made_folder
 from amsgd.core.models import DEFAULT_MODEL_ETAS
 from amsgd.core.problem import DEFAULT_ETA
+from amsgd.validation.checks import Perturbations
 from amsgd.validation.presets import EXPERIMENTS, MODEL_PRESETS, PRESETS, chosen_experiments, get_preset
 
 HELP = ("validate the predictions against simulation: report.json, report.md and figures in --out DIR; "
@@ -185,9 +186,7 @@ def _perturbations(items: list[str]) -> dict[str, float]:
             raise ProblemError(f"--perturb must be NAME=FACTOR, got {item!r}") from None
         if not sep:
             raise ProblemError(f"--perturb must be NAME=FACTOR, got {item!r}")
-        if not (math.isfinite(perturb[name]) and perturb[name] > 0):
-            raise ProblemError(f"--perturb {name}: FACTOR must be a finite number > 0, got {factor!r}")
-    return perturb
+    return Perturbations(perturb).perturb  # the factors checked before any work, by the validation's own rule
 
 
 def _public_command(args) -> str:
