@@ -30,7 +30,6 @@ from amsgd.core.errors import ProblemError
 from amsgd.core.files import check_output_dir, made_folder
 from amsgd.core.models import DEFAULT_MODEL_ETAS
 from amsgd.core.problem import DEFAULT_ETA
-from amsgd.validation.checks import Perturbations
 from amsgd.validation.presets import EXPERIMENTS, MODEL_PRESETS, PRESETS, chosen_experiments, get_preset
 
 HELP = ("validate the predictions against simulation: report.json, report.md and figures in --out DIR; "
@@ -177,6 +176,8 @@ def _refuse_problem_options(args: argparse.Namespace) -> None:
 
 def _perturbations(items: list[str]) -> dict[str, float]:
     """``NAME=FACTOR`` items as a mapping."""
+    from amsgd.validation.checks import Perturbations  # loaded here: the package is heavy for --help
+
     perturb = {}
     for item in items:
         name, sep, factor = item.partition("=")
