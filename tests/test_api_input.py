@@ -109,6 +109,8 @@ def _unit_noise(y):
         (lambda: ou_mean_cov(-np.eye(1), np.eye(1), [0.0], [-1.0]), "time step must be"),
         (lambda: standard_figures(SMALL, ".", mus="0.5"), "mus .*must be numbers"),
         (lambda: draw_validation(None, "no-such-folder"), "directory 'no-such-folder' does not exist"),
+        (lambda: predict(SMALL).to_dict("stability"), "sections must be a list of section names"),
+        (lambda: predict(SMALL).to_dict(["stability", "floor"]), r"unknown sections \['floor'\]: the JSON has problem"),
     ],
 )
 def test_bad_input_is_one_clear_error(call, message):
@@ -116,10 +118,22 @@ def test_bad_input_is_one_clear_error(call, message):
         call()
 
 
+def test_the_sections_asked_for_are_those_of_the_whole_document():
+    """``to_dict(sections)`` holds the sections named, in the document's order, each equal to the whole
+    document's; the phase laws are not sampled for it."""
+    whole = predict(SMALL).to_dict()
+    p = predict(SMALL)
+    part = p.to_dict(["sdde", "stability", "tradeoff", "sde_formulas"])
+    assert list(part) == ["stability", "tradeoff", "sdde", "sde_formulas"]
+    assert all(part[name] == whole[name] for name in part)
+    assert "escape_law" not in p.phases.__dict__  # the sampled law, a cached property, was not computed
+
+
 def test_a_changed_covariance_is_predicted_again():
     """``at(covariance=...)`` re-derives the modes of the new Σ instead of reusing the old ones."""
-    moved = predict(SMALL).at(covariance=np.diag([3.0, 1.0])).to_dict()
-    fresh = predict(Problem.from_spectrum((3.0, 1.0), eta=0.01, mu=0.5)).to_dict()
+    sections = ["stationary_error", "stability"]
+    moved = predict(SMALL).at(covariance=np.diag([3.0, 1.0])).to_dict(sections)
+    fresh = predict(Problem.from_spectrum((3.0, 1.0), eta=0.01, mu=0.5)).to_dict(sections)
     for key in ("linearized", "finite_eta", "diffusion"):
         assert moved["stationary_error"][key] == fresh["stationary_error"][key]
     assert moved["stability"]["tau_max"] == fresh["stability"]["tau_max"]
@@ -129,8 +143,8 @@ def test_a_changed_covariance_is_predicted_again():
 def test_only_eta_times_sigma_matters_at_the_ends_of_the_accepted_scale(scale):
     """Σ scaled by 1e±100 with η scaled back gives the same finite-η floor and τ* (to rounding); the
     scaled problem's whole JSON document is built (every part works at that scale)."""
-    base = predict(Problem.from_spectrum((1.0, 0.5), eta=1e-3, mu=0.5))
-    scaled = predict(Problem.from_spectrum((scale, 0.5 * scale), eta=1e-3 / scale, mu=0.5)).to_dict()
+    base = predict(Problem.from_spectrum((1.0, 0.5), eta=1e-2, mu=0.5))
+    scaled = predict(Problem.from_spectrum((scale, 0.5 * scale), eta=1e-2 / scale, mu=0.5)).to_dict()
     assert scaled["stationary_error"]["finite_eta"]["value"] == pytest.approx(base.finite_eta.value, rel=1e-10)
     assert scaled["stability"]["tau_max"] == base.stability.tau_max
 

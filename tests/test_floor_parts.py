@@ -86,14 +86,16 @@ def test_at_low_momentum_the_friction_is_the_data_laws_kernel(study):
 
 def test_stored_study_is_this_code_and_its_table_is_in_the_docs(study):
     """Every stored case's predictions are what the code gives now, the grid is the study's, and
-    docs/linear-theory.md holds the renderings of the stored cases (both tables)."""
+    docs/linear-theory.md holds the renderings of the stored cases (both tables). The parts are
+    differences of floors near 1e-2, so they are compared to 1e-10 absolute as well: the solves' last
+    digits move with the machine's floating-point kernels."""
     record = json.loads(study.OUT.read_text())
     assert len(record["cases"]) == len(study.grid())
     for row in record["cases"]:
         again = study.predicted(row)
         for name, value in again.items():
             where = (row["spectrum"], row["tau"], row["data"], name)
-            assert (row[name] is None) if value is None else value == pytest.approx(row[name], rel=1e-9, abs=1e-12), where
+            assert (row[name] is None) if value is None else value == pytest.approx(row[name], rel=1e-9, abs=1e-10), where
     docs = (ROOT / "docs" / "linear-theory.md").read_text()
     assert study.table(record["cases"]) in docs and study.heavy_table(record["cases"]) in docs
 

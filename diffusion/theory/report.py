@@ -3,6 +3,7 @@ each derived formula as text beside its value, then the exact finite-η, finite-
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -23,39 +24,55 @@ TRADEOFF_KEYS = (
 )  # fmt: skip
 
 
-def predictions_dict(p: Predictions) -> dict:
+#: The sections of the JSON document, in their order (``sde_formulas`` only where the derivation is indexed).
+SECTIONS = ("problem", "recursion", "ode", "sde", "stationary_error", "stability", "phases", "delay_conditions",
+            "tradeoff", "sdde", "sde_formulas")  # fmt: skip
+
+
+def predictions_dict(p: Predictions, sections: tuple[str, ...] = SECTIONS) -> dict:
     """``problem``, ``recursion``, ``ode``, ``sde``, ``stationary_error``, ``stability``, ``phases``,
     ``delay_conditions``, ``tradeoff`` and ``sdde``; rates per unit of diffusion time, durations in
-    iterations."""
+    iterations. Only the ``sections`` named are computed (the sampled phase laws take most of the time)."""
     d = p.derivation
-    formulas = d.to_dict()
-    ode = formulas["ode"]
-    tradeoff = p.tradeoff.to_dict()
-    return {
-        "problem": p.problem.to_dict(),
-        "recursion": formulas["recursion"],
-        "ode": {
-            "time_scale": ode["time_scale"],
-            "time_scale_value": float(d.timing.drift_scale.subs(d.values)),
-            "drift": ode["drift"],
-            "drift_latex": ode["drift_latex"],
-            **({"drift_note": ode["drift_note"]} if "drift_note" in ode else {}),
-            "modified_drift_scalar": ode["modified_drift_scalar"],
-        },
-        "sde": sde_list(p),
-        "stationary_error": {
+    formulas = functools.cache(d.to_dict)  # the derivation's formulas as text, once, where a section needs them
+    builders = {
+        "problem": lambda: p.problem.to_dict(),
+        "recursion": lambda: formulas()["recursion"],
+        "ode": lambda: ode_dict(p, formulas()["ode"]),
+        "sde": lambda: sde_list(p),
+        "stationary_error": lambda: {
             "diffusion": p.diffusion_floor,
-            "diffusion_formula": formulas["stationary_error"]["diffusion_formula"],
+            "diffusion_formula": formulas()["stationary_error"]["diffusion_formula"],
             "linearized": linearized_dict(p),
             "finite_eta": finite_eta_dict(p),
             **({"note": note} if (note := floor_note(p)) else {}),
         },
-        "stability": stability_dict(p, formulas["tau_max_delay_differential_formula"]),
-        "phases": p.phases.to_dict(),
-        "delay_conditions": p.delay_conditions.to_dict(),
-        "tradeoff": {k: tradeoff[k] for k in TRADEOFF_KEYS},
-        "sdde": sdde_dict(p, formulas["sdde"]),
-        **({"sde_formulas": sde_formulas(d.indexed)} if d.indexed is not None else {}),
+        "stability": lambda: stability_dict(p, formulas()["tau_max_delay_differential_formula"]),
+        "phases": lambda: p.phases.to_dict(),
+        "delay_conditions": lambda: p.delay_conditions.to_dict(),
+        "tradeoff": lambda: tradeoff_dict(p),
+        "sdde": lambda: sdde_dict(p, formulas()["sdde"]),
+        "sde_formulas": lambda: sde_formulas(d.indexed),
+    }
+    return {name: builders[name]() for name in SECTIONS
+            if name in sections and (name != "sde_formulas" or d.indexed is not None)}
+
+
+def tradeoff_dict(p: Predictions) -> dict:
+    """The ``tradeoff`` section: the fields :data:`TRADEOFF_KEYS` of the momentum–asynchrony table."""
+    table = p.tradeoff.to_dict()
+    return {k: table[k] for k in TRADEOFF_KEYS}
+
+
+def ode_dict(p: Predictions, ode: dict) -> dict:
+    """The ``ode`` section: the time scale (its formula and value), the drift and the modified drift."""
+    return {
+        "time_scale": ode["time_scale"],
+        "time_scale_value": float(p.derivation.timing.drift_scale.subs(p.derivation.values)),
+        "drift": ode["drift"],
+        "drift_latex": ode["drift_latex"],
+        **({"drift_note": ode["drift_note"]} if "drift_note" in ode else {}),
+        "modified_drift_scalar": ode["modified_drift_scalar"],
     }
 
 
