@@ -314,7 +314,7 @@ def test_stationary_error_is_the_published_leading_order_formula():
         p = Problem.from_spectrum(distribution=distribution)
         lam1, rest = LAM[0], LAM[1:]
         expected = p.eta * np.sum(factor * lam1 * rest / (2 * (1 - p.mu) * (lam1 - rest)))
-        assert predict(p).to_dict()["stationary_error"]["diffusion"] == pytest.approx(expected, rel=1e-12)
+        assert predict(p).to_dict(["stationary_error"])["stationary_error"]["diffusion"] == pytest.approx(expected, rel=1e-12)
 
 
 def test_stationary_covariance_solves_the_continuous_lyapunov_equation():

@@ -21,7 +21,7 @@ def test_optimum_modes_are_the_jacobian_and_noise_at_e1():
 def test_linearized_floor_tends_to_the_diffusion_floor_as_eta_shrinks():
     gaps = []
     for eta in (4e-3, 1e-3, 2.5e-4):
-        out = predict(Problem.from_spectrum(eta=eta, mu=0.7)).to_dict()["stationary_error"]
+        out = predict(Problem.from_spectrum(eta=eta, mu=0.7)).to_dict(["stationary_error"])["stationary_error"]
         gaps.append(abs(out["linearized"]["value"] / out["diffusion"] - 1))
     assert gaps[0] > gaps[1] > gaps[2]
     assert gaps[2] < 0.01
@@ -31,20 +31,20 @@ def test_linearized_floor_tends_to_the_diffusion_floor_as_eta_shrinks():
 @pytest.mark.slow
 def test_delay_raises_the_linearized_floor_but_not_the_diffusion_floor():
     base = Problem.from_spectrum(eta=5e-4, mu=0.9)
-    out0 = predict(base).to_dict()
-    out20 = predict(base.replace(delay=ConstantDelay(20))).to_dict()
+    out0 = predict(base).to_dict(["stationary_error"])
+    out20 = predict(base.replace(delay=ConstantDelay(20))).to_dict(["stationary_error"])
     assert out0["stationary_error"]["diffusion"] == out20["stationary_error"]["diffusion"]
     assert out20["stationary_error"]["linearized"]["value"] > 1.05 * out0["stationary_error"]["linearized"]["value"]
 
 
 @pytest.mark.slow
 def test_stability_section_for_the_default_problem():
-    out = predict(Problem.from_spectrum()).to_dict()["stability"]
+    out = predict(Problem.from_spectrum()).to_dict(["stability"])["stability"]
     assert out["limiting_mode"]["kind"] == "radial"
     tau_max = out["tau_max"]
     # τ* is the boundary: stable there, unstable one step beyond.
-    stable = predict(Problem.from_spectrum(delay=ConstantDelay(tau_max))).to_dict()["stability"]
-    unstable = predict(Problem.from_spectrum(delay=ConstantDelay(tau_max + 1))).to_dict()["stability"]
+    stable = predict(Problem.from_spectrum(delay=ConstantDelay(tau_max))).to_dict(["stability"])["stability"]
+    unstable = predict(Problem.from_spectrum(delay=ConstantDelay(tau_max + 1))).to_dict(["stability"])["stability"]
     assert stable["spectral_radius"] < 1 < unstable["spectral_radius"]
     assert not unstable["stable"] and "beyond the largest stable delay" in unstable["note"]
     scaling = out["scaling"]
@@ -56,7 +56,7 @@ def test_stability_section_for_the_default_problem():
 @pytest.mark.slow
 def test_random_delays_use_their_distribution():
     def floor(delay: str) -> float:
-        out = predict(Problem.from_spectrum(delay=parse_delay(delay))).to_dict()
+        out = predict(Problem.from_spectrum(delay=parse_delay(delay))).to_dict(["stability", "stationary_error"])
         assert out["stability"]["stable"]
         return out["stationary_error"]["linearized"]["value"]
 
@@ -70,8 +70,9 @@ def test_random_delays_use_their_distribution():
 def test_an_event_driven_server_is_predicted_from_its_staleness_law():
     """ps:M is not i.i.d.; the theory uses its stationary staleness law (geometric, mean M − 1, for
     exponential compute times) as if i.i.d., and says so."""
-    server = predict(Problem.from_spectrum(delay=parse_delay("ps:4"))).to_dict()
-    geometric = predict(Problem.from_spectrum(delay=parse_delay("geometric:3"))).to_dict()
+    sections = ["stability", "stationary_error"]
+    server = predict(Problem.from_spectrum(delay=parse_delay("ps:4"))).to_dict(sections)
+    geometric = predict(Problem.from_spectrum(delay=parse_delay("geometric:3"))).to_dict(sections)
     assert "stationary staleness law" in server["stability"]["delay_law"]
     assert server["stationary_error"]["linearized"]["value"] == pytest.approx(
         geometric["stationary_error"]["linearized"]["value"], rel=1e-9
@@ -110,11 +111,11 @@ def test_the_floors_that_describe_no_run_are_named():
     keeps the curvature of sin², still matches the runs (within its stated 2.5%)."""
     from amsgd.simulate import simulate
 
-    unstable = predict(Problem.from_spectrum(eta=0.012)).to_dict()["stationary_error"]
+    unstable = predict(Problem.from_spectrum(eta=0.012)).to_dict(["stationary_error"])["stationary_error"]
     assert unstable["diffusion"] > 1 and "not mean-square stable" in unstable["note"]
-    assert "note" not in predict(Problem.from_spectrum()).to_dict()["stationary_error"]
+    assert "note" not in predict(Problem.from_spectrum()).to_dict(["stationary_error"])["stationary_error"]
     noisy = Problem.from_spectrum(eta=0.1, mu=0.0, distribution=parse_distribution("rademacher"))
-    floors = predict(noisy).to_dict()["stationary_error"]
+    floors = predict(noisy).to_dict(["stationary_error"])["stationary_error"]
     assert floors["linearized"]["value"] > 0.75 and "finite_eta is the floor to use" in floors["note"]
     runs = simulate(noisy, 4000, 100, rng=11, start="e1", progress=False).stationary_error
     tolerance = 0.025 * floors["finite_eta"]["value"]

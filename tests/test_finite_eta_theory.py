@@ -241,7 +241,7 @@ def test_between_the_mean_and_the_mean_square_boundary_runs_meeting_no_event_cou
     risk = p.divergence  # so frequent that they are counted directly
     assert risk.fate == "mean-square unstable" and risk.method == "direct" and risk.direct_blowups >= DIRECT_MIN
     assert risk.to_dict()["note"].endswith(DIRECT_NOTE) and risk.fraction > 0.99
-    assert p.to_dict()["stability"]["note"].startswith("stable refers to the mean dynamics; the second moments")
+    assert p.to_dict(["stability"])["stability"]["note"].startswith("stable refers to the mean dynamics; the second moments")
     phases = p.phases.to_dict()  # no floor, so no phase III (the default problem has one)
     assert phases["converges"] is False and phases["epsilon"] is None and phases["total_iterations"] is None
     assert phases["note"].startswith("no convergence phase") and phases["escape_iterations"] > 0
@@ -328,7 +328,7 @@ def test_past_the_mean_square_boundary_the_finite_eta_floor_is_null():
         q = p.at(delay=tau)
         tangent_only = finite_eta_floor(q.coefficients, q.problem.eta, q.problem.mu, q.delay_law)
         assert tangent_only.stable and np.isfinite(tangent_only.value)  # what used to be reported
-        block = q.to_dict()["stationary_error"]
+        block = q.to_dict(["stationary_error"])["stationary_error"]
         assert not q.finite_eta.stable and block["finite_eta"]["value"] is None and block["finite_eta"]["stable"] is False
         assert block["note"].startswith("the iteration is not mean-square stable at e_1")
 
@@ -342,7 +342,7 @@ def test_noise_free_recursion_applies_the_delay_as_the_simulator_does(monkeypatc
     from amsgd.diffusion.theory import divergence
 
     problem = Problem.from_spectrum(eta=eta, mu=mu)
-    tau_max = predict(problem).to_dict()["stability"]["tau_max"]
+    tau_max = predict(problem).to_dict(["stability"])["stability"]["tau_max"]
     monkeypatch.setattr(divergence, "FATE_NORM", 1.0 + 1e-6)
     start = np.eye(4)[:1] * (1.0 + 1e-9)
     grows = [bool(divergence._noise_free(problem.eigenvalues, eta, mu, tau, start, np.zeros_like(start), 20_000)[0])
@@ -815,7 +815,7 @@ def test_family_boundary_is_where_the_second_moment_radius_crosses_one(spec):
         inside, outside = PoissonDelay(x), PoissonDelay(x * 1.002)
     radius = [second_moment_operator_radius(p.coefficients, problem.eta, problem.mu, d.pmf())[0] for d in (inside, outside)]
     assert radius[0] < 1.0 <= radius[1]
-    assert p.to_dict()["stability"]["mean_square"]["family_boundary"]["largest_stable"] == x
+    assert p.to_dict(["stability"])["stability"]["mean_square"]["family_boundary"]["largest_stable"] == x
 
 
 @pytest.mark.parametrize("radius", [0.3, 0.999, 1.001, 3.0])
@@ -901,7 +901,7 @@ def test_a_mean_square_boundary_beyond_the_numerics_is_reported_as_a_lower_bound
     assert all(bound == (m == 2001) for m, bound in zip(grid["max_workers"], grid["max_workers_is_lower_bound"]))
     assert any(grid["max_workers_is_lower_bound"]) and not all(grid["max_workers_is_lower_bound"])
     assert "the longest the numerics take, is mean-square stable" in p.document("markdown")
-    default = predict(Problem.from_spectrum()).to_dict()["stability"]["mean_square"]
+    default = predict(Problem.from_spectrum()).to_dict(["stability"])["stability"]["mean_square"]
     assert default["tau_max"] == 30 and not default["tau_max_is_lower_bound"]
     # where the mean τ* is 2000 itself (τ_c 2000.6), a stable 2000 is the boundary, not a lower bound
     from amsgd.diffusion.theory.second_moments import Coefficients, mean_square
@@ -919,7 +919,7 @@ def test_the_document_of_a_problem_without_a_floor_says_so_once_and_shows_no_raw
     1) and the document said both "no finite floor" and "the floor is the first-order one"; beyond τ* its
     tables showed "inf" and "none" where the prose writes ∞."""
     gap = predict(Problem.from_spectrum((1.001, 1.0), eta=1e-4))
-    assert gap.to_dict()["stationary_error"]["finite_eta"]["first_order"] is None
+    assert gap.to_dict(["stationary_error"])["stationary_error"]["finite_eta"]["first_order"] is None
     text = gap.document("markdown")
     assert "no finite floor" in text and "the floor is the first-order one" not in text
     assert "second-moment operator is $1 + 2.00" in text

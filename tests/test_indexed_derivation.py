@@ -49,29 +49,40 @@ def _same(a, b, path: str = "") -> list[str]:
 # -- the indexed derivation equals the per-coordinate one ------------------------------------------
 
 
-@pytest.mark.slow
-def test_the_derive_json_of_both_routes_agrees_for_the_default_problem():
-    problem = Problem.from_spectrum()
-    indexed, per_coordinate = predict(problem).to_dict(), predict(problem, route="per-coordinate").to_dict()
-    assert set(indexed) - set(per_coordinate) == {"sde_formulas"}
-    indexed.pop("sde_formulas")
-    assert _same(per_coordinate, indexed) == []
-
-
 #: Each spectrum with one law, every law on a spectrum with repeated eigenvalues (the law enters the
 #: formulas through its moments alone, the spectrum through which eigenvalues coincide).
 SPECTRUM_LAWS = [(spectrum, LAWS[(k + 1) % len(LAWS)]) for k, spectrum in enumerate(SPECTRA)]
 
 
+def _route_parts(problem: Problem, route: str | None) -> dict:
+    """All that ``predict`` takes from the derivation: its own JSON, the time scales, the OU limit at
+    every stationary point, the linear modes at e_1 and the diffusion floor (the rest of ``amsgd
+    derive`` is computed from these and the problem, by code that does not know the route)."""
+    p = predict(problem, route=route)
+    timing = p.derivation.timing
+    return {"derivation": p.derivation.to_dict(), "time_scales": [str(timing.drift_scale), str(timing.noise_gain)],
+            "points": [point.to_dict() for point in p.points], "modes": p.modes.to_dict(),
+            "diffusion_floor": p.diffusion_floor}  # fmt: skip
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("spectrum, law", SPECTRUM_LAWS,
                          ids=[",".join(f"{v:g}" for v in s) + "-" + law.spec for s, law in SPECTRUM_LAWS])  # fmt: skip
-def test_the_derive_json_of_both_routes_agrees(spectrum, law):
-    """Every number of ``amsgd derive`` (d <= 8, repeated eigenvalues included) to 1e-10 relative, and
-    every formula text the same formula."""
+def test_what_predict_takes_from_either_route_agrees(spectrum, law):
+    """Every number ``predict`` takes from the derivation (d <= 8, repeated eigenvalues included) to
+    1e-10 relative, and every formula text the same formula."""
     problem = Problem.from_spectrum(spectrum, distribution=law, eta=2e-4, mu=0.8)
-    indexed = predict(problem).to_dict()
-    per_coordinate = predict(problem, route="per-coordinate").to_dict()
+    assert _same(_route_parts(problem, "per-coordinate"), _route_parts(problem, None)) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("problem", [Problem.from_spectrum(), Problem.from_spectrum(SPECTRA[3], distribution=LAWS[1], eta=2e-4, mu=0.8)],
+                         ids=["default", "repeated-eigenvalues"])  # fmt: skip
+def test_the_derive_json_of_both_routes_agrees(problem):
+    """The whole JSON of ``amsgd derive``, on the default problem and on a spectrum with a threefold
+    eigenvalue: the routes differ only in the indexed route's ``sde_formulas``."""
+    indexed, per_coordinate = predict(problem).to_dict(), predict(problem, route="per-coordinate").to_dict()
+    assert set(indexed) - set(per_coordinate) == {"sde_formulas"}
     indexed.pop("sde_formulas")
     assert _same(per_coordinate, indexed) == []
 

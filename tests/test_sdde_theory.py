@@ -227,7 +227,7 @@ def test_coupled_modes_refuse_a_drift_without_real_positive_eigenvalues():
 
 @pytest.mark.slow
 def test_the_derive_json_has_the_sdde_entry(default):
-    entries = {tau: default.at(delay=tau).to_dict()["sdde"] for tau in (0, 20, 50)}
+    entries = {tau: default.at(delay=tau).to_dict(["sdde"])["sdde"] for tau in (0, 20, 50)}
     for tau, entry in entries.items():
         assert entry["delay_time"] == pytest.approx(tau * 5e-4)
         assert entry["critical_delay_time"] == pytest.approx(np.pi * 0.1 / (2 * 8.0))
@@ -242,7 +242,7 @@ def test_the_derive_json_has_the_sdde_entry(default):
     # τ = 50 > s*/η = 39.3: no stationary law.
     assert entries[50]["stationary_error"] is None and entries[50]["stable"] is False and "note" in entries[50]
     # A random delay: its mean, said so.
-    random = default.at(delay=UniformDelay(0, 40)).to_dict()["sdde"]
+    random = default.at(delay=UniformDelay(0, 40)).to_dict(["sdde"])["sdde"]
     assert random["delay_time"] == pytest.approx(20 * 5e-4) and "mean delay" in random["delay_time_note"]
 
 
@@ -345,7 +345,7 @@ def test_a_random_delays_limit_spreads_the_delay_over_its_law(spec, eta_value):
     c = modes.rates / (1 - p.mu)
     b2 = p.eta * modes.noise_variances / (1 - p.mu) ** 2
     limit = sum(_distributed_delay_mode(ci, bi, lags * p.eta, probs) for ci, bi in zip(c, b2, strict=True))
-    out = predictions.to_dict()["sdde"]
+    out = predictions.to_dict(["sdde"])["sdde"]
     assert out["delay"] == "distributed" and out["stable"] and f"delay {spec} is not constant" in out["delay_time_note"]
     assert out["stationary_error"] == pytest.approx(limit, rel=1e-4)
     one = sdde_floor(modes.rates, modes.noise_variances, p.eta, p.mu, predictions.delay_time)  # one delay at the mean

@@ -29,21 +29,21 @@ def test_crossing_is_none_for_a_stable_mode_below_its_floor():
 def test_linear_escape_tends_to_the_diffusion_escape_as_eta_shrinks():
     gaps = []
     for eta in (2e-3, 5e-4, 1.25e-4):
-        curve = predict(Problem.from_spectrum(eta=eta, mu=0.8)).to_dict()["phases"]["mean_curve"]
-        gaps.append(abs(curve["escape_iterations_linearized"] / curve["escape_iterations"] - 1))
+        phases = predict(Problem.from_spectrum(eta=eta, mu=0.8)).phases  # the mean curve's numbers of the JSON
+        gaps.append(abs(phases.escape_iterations_linearized / (phases.escape_time / eta) - 1))
     assert gaps[0] > gaps[1] > gaps[2]
     assert gaps[2] < 0.03
 
 
 @pytest.mark.slow
 def test_delay_slows_the_linear_escape_constant_or_random():
-    base = predict(Problem.from_spectrum()).to_dict()["phases"]
-    delayed = predict(Problem.from_spectrum().replace(delay=parse_delay("constant:10"))).to_dict()["phases"]
-    assert delayed["mean_curve"]["escape_iterations_linearized"] > base["mean_curve"]["escape_iterations_linearized"]
-    assert delayed["mean_curve"]["escape_iterations"] == base["mean_curve"]["escape_iterations"]  # the limit ignores τ
-    assert delayed["escape_iterations"] > base["escape_iterations"]  # single runs see the delay
-    iid = predict(Problem.from_spectrum(delay=parse_delay("uniform:0-20"))).to_dict()["phases"]
-    assert iid["mean_curve"]["escape_iterations_linearized"] > base["mean_curve"]["escape_iterations_linearized"]
+    base = predict(Problem.from_spectrum()).phases
+    delayed = predict(Problem.from_spectrum().replace(delay=parse_delay("constant:10"))).phases
+    assert delayed.escape_iterations_linearized > base.escape_iterations_linearized
+    assert delayed.escape_time == base.escape_time  # the limit ignores τ
+    assert delayed.escape_iterations > base.escape_iterations  # single runs see the delay
+    iid = predict(Problem.from_spectrum(delay=parse_delay("uniform:0-20"))).phases
+    assert iid.escape_iterations_linearized > base.escape_iterations_linearized
 
 
 def _covariance_crossing(rate, noise, eta, mu, tau, level, max_iterations):
