@@ -198,23 +198,41 @@ def test_a_models_start_point_is_checked_by_every_entry():
                 call(start)
 
 
-def test_a_model_above_the_full_hessian_size_says_its_floor_and_rate_are_bounds(monkeypatch):
-    """With the exact Hessian limited to 5 parameters, least squares with 11 parameters gets its top
-    modes by Lanczos: the JSON says so, and the floor is below (the rate above) the full theory's."""
-    from amsgd.core.models import ModelProblem, split_data
-    from amsgd.diffusion.theory import model_point
-    from amsgd.diffusion.theory.model_predictions import predict_model
+def _synthetic_least_squares():
+    """Least squares with 10 features (11 parameters) on 200 Gaussian examples."""
+    from amsgd.core.models import ModelProblem
 
     rng = np.random.default_rng(4)
     x = rng.standard_normal((200, 10))
     data = split_data("synthetic", x, x @ rng.standard_normal(10) + rng.standard_normal(200), classification=False)
-    problem = ModelProblem("least-squares", data, eta=0.02, mu=0.5, batch=4, l2=1e-2)
+    return ModelProblem("least-squares", data, eta=0.02, mu=0.5, batch=4, l2=1e-2)
+
+
+def test_a_models_sections_are_those_of_its_whole_document():
+    """``predict_model(...).to_dict(sections)`` as ``predict``'s: the sections named, in the document's
+    order, each the whole document's; a name it does not have is refused."""
+    from amsgd.diffusion.theory.model_predictions import predict_model
+
+    whole = predict_model(_synthetic_least_squares()).to_dict()
+    part = predict_model(_synthetic_least_squares()).to_dict(["relaxation_iterations", "stability"])
+    assert list(part) == ["stability", "relaxation_iterations"] and all(part[k] == whole[k] for k in part)
+    with pytest.raises(ProblemError, match=r"unknown sections \['phases'\]: the JSON has problem, point"):
+        predict_model(_synthetic_least_squares()).to_dict(["phases"])
+
+
+def test_a_model_above_the_full_hessian_size_says_its_floor_and_rate_are_bounds(monkeypatch):
+    """With the exact Hessian limited to 5 parameters, least squares with 11 parameters gets its top
+    modes by Lanczos: the JSON says so, and the floor is below (the rate above) the full theory's."""
+    from amsgd.diffusion.theory import model_point
+    from amsgd.diffusion.theory.model_predictions import predict_model
+
+    problem = _synthetic_least_squares()
     full = predict_model(problem)
     monkeypatch.setattr(model_point, "FULL_HESSIAN_MAX", 5)
     partial = predict_model(problem, top=3)
     point = strict_json(partial.to_dict())["point"]
     assert not point["full_spectrum"] and "only the 3 stiffest Hessian modes" in point["note"]
-    assert "note" not in full.to_dict()["point"]
+    assert "note" not in full.to_dict(["point"])["point"]
     assert 0 < partial.floor.value < full.floor.value and partial.rate > full.rate
 
 

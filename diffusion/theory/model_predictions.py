@@ -66,11 +66,16 @@ from amsgd.diffusion.theory.second_moments import (
     search_capped,
     stationary_variances,
 )
+from amsgd.diffusion.theory.sections import build_sections
 from amsgd.diffusion.theory.stability import critical_delay
 from amsgd.diffusion.theory.tradeoff import TradeoffResult, Verdict, largest_stable_delay, tradeoff
 
 if TYPE_CHECKING:
     from amsgd.core.models import ModelProblem
+
+#: The sections of ``predict_model(...).to_dict()``, in their order.
+MODEL_SECTIONS = ("problem", "point", "stability", "stationary_loss", "full_second_moments", "rate_per_iteration",
+                  "relaxation_iterations", "tradeoff")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -349,28 +354,34 @@ class ModelPredictions:
             out.update(stable=full.stable, radius=json_float(full.radius), limiting_mode=None)
         return out
 
-    def to_dict(self) -> dict:
+    def to_dict(self, sections: Sequence[str] | None = None) -> dict:
+        """The JSON document of ``amsgd derive --model``; ``sections`` names the parts to compute
+        (:data:`MODEL_SECTIONS`; all by default): the others are left out and their work not done
+        (the tradeoff grid takes most of it)."""
+        return build_sections({
+            "problem": self.problem.to_dict,
+            "point": self.point.to_dict,
+            "stability": self._stability_dict,
+            "stationary_loss": lambda: {
+                "theory": self.second_moments_theory, "excess": self.floor.to_dict(),
+                "loss_at_minimum": self.point.loss, "value": json_float(self.point.loss + self.stationary_excess)},
+            "full_second_moments": lambda: None if self.full_moments is None else self.full_moments.to_dict(),
+            "rate_per_iteration": lambda: json_float(self.rate),
+            "relaxation_iterations": lambda: json_float(self.relaxation_iterations),
+            "tradeoff": lambda: self.tradeoff(self.options.tradeoff_mus, self.options.tradeoff_workers).to_dict(),
+        }, sections, MODEL_SECTIONS)  # fmt: skip
+
+    def _stability_dict(self) -> dict:
+        """``stability``: τ* = ⌈min τ_c⌉ − 1 (None when no mode limits the delay, every top mode flat, or
+        when not even τ = 0 is stable), its mode, the mean-square block and the divergence risk."""
         tau_star = float(self.critical.min())
         return {
-            "problem": self.problem.to_dict(),
-            "point": self.point.to_dict(),
-            "stability": {
-                # τ* = ⌈min τ_c⌉ − 1 (None when no mode limits the delay, every top mode flat, or when
-                # not even τ = 0 is stable)
-                "tau_max": int(np.ceil(tau_star)) - 1 if np.isfinite(tau_star) and tau_star > 0 else None,
-                "limiting_mode": int(np.argmin(self.critical)),
-                "max_workers": int(np.ceil(tau_star)) if np.isfinite(tau_star) else None,
-                "mean_square": self._mean_square_dict(),
-                "divergence_risk": self.divergence.to_dict(),
-            },
-            "stationary_loss": {"theory": self.second_moments_theory, "excess": self.floor.to_dict(),
-                                "loss_at_minimum": self.point.loss,
-                                "value": json_float(self.point.loss + self.stationary_excess)},
-            "full_second_moments": None if self.full_moments is None else self.full_moments.to_dict(),
-            "rate_per_iteration": json_float(self.rate),
-            "relaxation_iterations": json_float(self.relaxation_iterations),
-            "tradeoff": self.tradeoff(self.options.tradeoff_mus, self.options.tradeoff_workers).to_dict(),
-        }  # fmt: skip
+            "tau_max": int(np.ceil(tau_star)) - 1 if np.isfinite(tau_star) and tau_star > 0 else None,
+            "limiting_mode": int(np.argmin(self.critical)),
+            "max_workers": int(np.ceil(tau_star)) if np.isfinite(tau_star) else None,
+            "mean_square": self._mean_square_dict(),
+            "divergence_risk": self.divergence.to_dict(),
+        }
 
 
 def predict_model(problem: ModelProblem, options: PredictOptions | None = None, *, start: np.ndarray | None = None,

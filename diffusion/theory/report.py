@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 from amsgd.core.distributions import StudentT
@@ -13,6 +14,7 @@ from amsgd.derivations.indexed import FULL_LISTING_DIM, IndexedPCA, mode_formula
 from amsgd.derivations.norm_coupling import KERNEL_CUMULANT_MAX
 from amsgd.diffusion.theory.delay_family import SEARCH_SUPPORT
 from amsgd.diffusion.theory.phases import worst_saddle
+from amsgd.diffusion.theory.sections import build_sections
 
 if TYPE_CHECKING:
     from amsgd.diffusion.theory.predictions import Predictions
@@ -29,10 +31,11 @@ SECTIONS = ("problem", "recursion", "ode", "sde", "stationary_error", "stability
             "tradeoff", "sdde", "sde_formulas")  # fmt: skip
 
 
-def predictions_dict(p: Predictions, sections: tuple[str, ...] = SECTIONS) -> dict:
+def predictions_dict(p: Predictions, sections: Sequence[str] | None = None) -> dict:
     """``problem``, ``recursion``, ``ode``, ``sde``, ``stationary_error``, ``stability``, ``phases``,
     ``delay_conditions``, ``tradeoff`` and ``sdde``; rates per unit of diffusion time, durations in
-    iterations. Only the ``sections`` named are computed (the sampled phase laws take most of the time)."""
+    iterations. Only the ``sections`` named are computed, all where None (:func:`.sections.build_sections`;
+    the sampled phase laws take most of the time)."""
     d = p.derivation
     formulas = functools.cache(d.to_dict)  # the derivation's formulas as text, once, where a section needs them
     builders = {
@@ -52,10 +55,10 @@ def predictions_dict(p: Predictions, sections: tuple[str, ...] = SECTIONS) -> di
         "delay_conditions": lambda: p.delay_conditions.to_dict(),
         "tradeoff": lambda: tradeoff_dict(p),
         "sdde": lambda: sdde_dict(p, formulas()["sdde"]),
-        "sde_formulas": lambda: sde_formulas(d.indexed),
     }
-    return {name: builders[name]() for name in SECTIONS
-            if name in sections and (name != "sde_formulas" or d.indexed is not None)}
+    if d.indexed is not None:
+        builders["sde_formulas"] = lambda: sde_formulas(d.indexed)
+    return build_sections(builders, sections, SECTIONS)
 
 
 def tradeoff_dict(p: Predictions) -> dict:
