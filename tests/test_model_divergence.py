@@ -166,7 +166,7 @@ def test_fate_against_runs_from_the_minimum(model, delay, fate, diverged):
         assert risk.fraction == 0.0 and math.isinf(risk.critical_impulse)
     else:
         assert risk.fraction == (1.0 if fate == "blows up" else 0.0)
-    block = theory.to_dict()["stability"]["divergence_risk"]
+    block = theory.to_dict(["stability"])["stability"]["divergence_risk"]
     assert block["fate"] == fate and block["steps"] == theory.options.steps and block["note"]
     assert block["mean_square_theory"] == "full second moments" if isinstance(delay, ConstantDelay) else "diagonal"
 

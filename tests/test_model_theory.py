@@ -191,7 +191,7 @@ def test_a_flat_mode_does_not_limit_the_delay():
     assert flat.any() and np.all(np.abs(top[flat]) < 1e-12)
     assert np.all(np.isinf(theory.critical[flat]))
     boundary = critical_delay(top[~flat], 0.05, 0.9).min()
-    stability = theory.to_dict()["stability"]
+    stability = theory.to_dict(["stability"])["stability"]
     assert stability["tau_max"] == int(np.ceil(boundary)) - 1 >= 0 and not flat[stability["limiting_mode"]]
     assert stability["tau_max"] == stability["mean_square"]["tau_max"]
 
@@ -200,7 +200,7 @@ def test_an_unstable_cell_has_no_relaxation_time():
     """Least squares at η = 10: the slowest mode's mean grows (rate < 0), so no relaxation time (null),
     where 1/rate used to report a negative one; at η = 0.05 it is 1/rate."""
     unstable = predict_model(problem("least-squares", eta=10.0, mu=0.0))
-    assert unstable.rate < 0 and unstable.to_dict()["relaxation_iterations"] is None
+    assert unstable.rate < 0 and unstable.to_dict(["relaxation_iterations"])["relaxation_iterations"] is None
     stable = predict_model(problem("least-squares", eta=0.05, mu=0.0))
     assert stable.relaxation_iterations > 0 and np.isfinite(stable.relaxation_iterations)
 

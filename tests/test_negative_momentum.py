@@ -112,5 +112,5 @@ def test_a_model_with_no_stable_delay_reports_none_as_streaming_pca_does():
 
     digits = ModelProblem("least-squares", load_data("digits", classification=False), eta=0.05, mu=-0.9,
                           delay=ConstantDelay(1))  # fmt: skip
-    stability = predict_model(digits).to_dict()["stability"]
+    stability = predict_model(digits).to_dict(["stability"])["stability"]
     assert stability["tau_max"] is None and stability["max_workers"] == 0
