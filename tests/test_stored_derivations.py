@@ -136,7 +136,7 @@ PROBE = """
 import hashlib, json
 from amsgd import Problem, predict
 from amsgd.derivations import stored
-problem = Problem.from_spectrum((4, 3, 2, 1), eta=5e-4, mu=0.9)
+problem = Problem.from_spectrum((4, 3, 2, 1), eta=2e-3, mu=0.9)
 theory = predict(problem)
 text = json.dumps(theory.to_dict(), sort_keys=True, default=str) + theory.document("markdown")
 print(json.dumps({"derived": dict(stored.DERIVED), "json": hashlib.sha256(text.encode()).hexdigest()}))
