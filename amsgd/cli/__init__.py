@@ -68,11 +68,25 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
+def _options_elsewhere(commands: dict[str, ArgumentParser], given: str) -> dict[str, list[str]]:
+    """Each long option of the subcommands other than ``given``, with the commands that take it."""
+    elsewhere: dict[str, list[str]] = {}
+    for name, command in commands.items():
+        if name != given:
+            for option in command.option_names():
+                if option.startswith("--"):
+                    elsewhere.setdefault(option, []).append(name)
+    return elsewhere
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:  # named by the command that was given (argparse names the top-level program)
-        parser.commands[args.command].refuse_unknown(extra) if args.command else parser.refuse_unknown(extra)
+        if args.command is None:
+            parser.refuse_unknown(extra)
+        else:
+            parser.commands[args.command].refuse_unknown(extra, _options_elsewhere(parser.commands, args.command))
     if args.command is None:
         parser.print_help(sys.stderr)
         return BAD_INPUT

@@ -40,15 +40,22 @@ class ArgumentParser(argparse.ArgumentParser):
         """Every option string this (sub)command takes (``-q``, ``--quiet``, ...)."""
         return [s for action in self._actions for s in action.option_strings]
 
-    def refuse_unknown(self, extra: list[str]) -> None:
-        """Name the arguments this (sub)command does not take, with the closest option for each that
-        looks like a misspelt one."""
+    def refuse_unknown(self, extra: list[str], elsewhere: dict[str, list[str]] | None = None) -> None:
+        """Name the arguments this (sub)command does not take: an option other subcommands take with
+        those commands (``elsewhere``: option → command names), else the closest option of this one
+        where the argument looks like a misspelt one."""
         import difflib
 
         known = [s for s in self.option_names() if s.startswith("--")]
-        hints = [f"{arg} (did you mean {close[0]}?)" if (close := difflib.get_close_matches(arg.split("=")[0], known, 1))
-                 else arg for arg in extra]  # fmt: skip
-        self.error(f"unrecognized arguments: {' '.join(hints)}")
+
+        def hint(arg: str) -> str:
+            name = arg.split("=")[0]
+            if elsewhere and name in elsewhere:
+                return f"{arg} (an option of {', '.join(elsewhere[name])}, not of {self.prog.split()[-1]})"
+            close = difflib.get_close_matches(name, known, 1)
+            return f"{arg} (did you mean {close[0]}?)" if close else arg
+
+        self.error(f"unrecognized arguments: {' '.join(hint(arg) for arg in extra)}")
 
 
 def _one_momentum(text: str) -> float:

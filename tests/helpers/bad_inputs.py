@@ -130,6 +130,7 @@ CASES: list[tuple[str, str]] = [
     ("derive --tradeoff-mu=-0.5,0.2", "must lie in [0, 1) for streaming PCA"),
     ("derive --tradeoff-mus 0.5", "amsgd derive: error: unrecognized arguments: --tradeoff-mus (did you mean --tradeoff-mu?)"),
     ("derive --tradeoff-workers 1,100000", "give at most 2001"),
+    ("simulate --format json", "unrecognized arguments: --format (an option of derive, advise, not of simulate)"),
     ("derive --delay uniform:0-2001", "its runs can be simulated (amsgd simulate), its theory cannot"),
     ("derive --delay geometric:724", "beyond the 20000 lags the linear numerics support for a geometric law"),
     ("derive --delay constant:-1", "delay constant:N, N must be a non-negative integer"),
