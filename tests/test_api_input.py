@@ -110,6 +110,7 @@ def _unit_noise(y):
         (lambda: standard_figures(SMALL, ".", mus="0.5"), "mus .*must be numbers"),
         (lambda: draw_validation(None, "no-such-folder"), "directory 'no-such-folder' does not exist"),
         (lambda: predict(SMALL).to_dict("stability"), "sections must be a list of section names"),
+        (lambda: predict(SMALL).to_dict(5), "sections must be a list of section names, got 5"),
         (lambda: predict(SMALL).to_dict(["stability", "floor"]), r"unknown sections \['floor'\]: the JSON has problem"),
     ],
 )

@@ -19,6 +19,8 @@ from amsgd.diffusion.model_limits import integrate_model_limit, time_scales
 from amsgd.diffusion.model_scheme import dividing_step, scheme_stability
 from amsgd.simulate.model_engine import simulate_model
 
+from helpers.cli import run_in_process
+
 
 def _quadratic(p):
     """Least squares as ``L(x) = L* + ½ (x − x*)ᵀ H (x − x*)``: the augmented data Z = [X, 1], H, x*, L*."""
@@ -204,11 +206,8 @@ def test_integrate_a_model_on_the_command_line(tmp_path):
     rng = np.random.default_rng(3)
     x = rng.normal(size=(120, 3))
     np.savez(tmp_path / "r.npz", X=x, y=x @ np.array([1.0, -0.5, 0.2]) + 0.3 * rng.normal(size=120))
-    run = subprocess.run(
-        [sys.executable, "-m", "amsgd", "integrate", "--model", "least-squares", "--data", str(tmp_path / "r.npz"),
-         "--eta", "0.02", "--mu", "0.5", "--paths", "8", "--steps", "200", "--quiet"],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    run = run_in_process(["integrate", "--model", "least-squares", "--data", str(tmp_path / "r.npz"),
+                          "--eta", "0.02", "--mu", "0.5", "--paths", "8", "--steps", "200", "--quiet"])  # fmt: skip
     assert run.returncode == 0, run.stderr
     out = json.loads(run.stdout)
     assert out["limit"] == "sde" and out["paths"] == 8 and len(out["loss_mean"]) == len(out["iterations"])

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -16,6 +15,8 @@ from amsgd.core.delays import ConstantDelay
 from amsgd.core.models import ModelProblem, load_data, split_data
 from amsgd.diffusion.theory.model_predictions import predict_model
 from amsgd.simulate.model_engine import simulate_model
+
+from helpers.cli import run_in_process
 
 #: Model tolerance of the loss floor, relative: the theory keeps the variances of the per-example
 #: Hessian's entries in the eigenbasis and drops their cross-covariances (measured within 0.5% on
@@ -73,7 +74,7 @@ def test_predicted_stability_against_simulated_divergence(make, tmp_path):
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "amsgd", *args], capture_output=True, text=True, timeout=600)
+    return run_in_process(args)
 
 
 def _blobs_csv(tmp_path) -> str:

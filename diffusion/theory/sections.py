@@ -3,7 +3,7 @@ ask for some sections only (``to_dict(["stability"])``), and the work of the oth
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from amsgd.core.errors import ProblemError
 
@@ -16,8 +16,9 @@ def build_sections(builders: dict[str, Callable[[], object]], sections: Sequence
     name, or ``sections`` that is not a list of names, is refused."""
     if sections is None:
         return {name: build() for name, build in builders.items()}
-    if isinstance(sections, str) or not all(isinstance(name, str) for name in sections):
+    names = None if isinstance(sections, str) or not isinstance(sections, Iterable) else tuple(sections)
+    if names is None or not all(isinstance(name, str) for name in names):
         raise ProblemError(f"sections must be a list of section names, got {sections!r}")
-    if unknown := sorted(set(sections) - set(known)):
+    if unknown := sorted(set(names) - set(known)):
         raise ProblemError(f"unknown sections {unknown}: the JSON has {', '.join(known)}")
-    return {name: build() for name, build in builders.items() if name in sections}
+    return {name: build() for name, build in builders.items() if name in names}

@@ -7,13 +7,15 @@ rule and that the page is the one these rules produce.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import sys
 from pathlib import Path
 
 import numpy as np
+
+if __package__ in (None, ""):  # run as a script: the tests folder holds the helpers package
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from helpers.cli import run_in_process  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = ROOT / "docs" / "errors.md"
@@ -279,15 +281,8 @@ def make_files(folder: Path) -> None:
 
 def run_case(arguments: str) -> tuple[int, list[str]]:
     """Run ``amsgd ARGUMENTS`` in this process: its exit status and the non-empty lines of stderr."""
-    from amsgd.cli import main
-
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        try:
-            status = main(arguments.split())
-        except SystemExit as exc:  # argparse's own errors
-            status = exc.code
-    return int(status), [line for line in err.getvalue().splitlines() if line.strip()]
+    run = run_in_process(arguments.split())
+    return run.returncode, [line for line in run.stderr.splitlines() if line.strip()]
 
 
 def render(results: list[tuple[str, int, list[str]]]) -> str:
