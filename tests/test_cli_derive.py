@@ -21,6 +21,15 @@ def run_cli(args, capsys):
     return code, out, err
 
 
+def test_derive_sections_are_those_of_the_whole_json(capsys):
+    """``--sections stability,sdde``: those two sections, each the whole document's (with every section
+    computed), in the document's order."""
+    whole = json.loads(run_cli(["derive", "-q"], capsys)[1])
+    code, out, _ = run_cli(["derive", "--sections", "sdde, stability", "-q"], capsys)
+    part = json.loads(out)
+    assert code == 0 and list(part) == ["stability", "sdde"] and all(part[k] == whole[k] for k in part)
+
+
 def test_derive_json_has_the_documented_keys(capsys):
     code, out, err = run_cli(["derive"], capsys)
     assert code == 0 and err == ""

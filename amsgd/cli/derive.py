@@ -28,6 +28,7 @@ from amsgd.diffusion.theory.options import (
     TRADEOFF_WORKERS,
     PredictOptions,
 )
+from amsgd.diffusion.theory.sections import MODEL_SECTIONS, PCA_SECTIONS, chosen_sections
 
 HELP = "derive the ODE/SDE limits symbolically and predict phases, floors, stability (JSON, Markdown or LaTeX)"
 SUMMARY = "the ODE/SDE limits derived, and every prediction"
@@ -40,6 +41,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--format", choices=("json", "markdown", "latex"), default="json", help="output format (default: %(default)s)"
     )
     group.add_argument("--out", metavar="FILE", help="write to FILE instead of standard output")
+    group.add_argument(
+        "--sections", metavar="LIST",
+        help="JSON sections to compute, comma-separated (default: all); the others are left out and their work "
+        f"not done: e.g. stability without the sampled phase laws. Streaming PCA: {', '.join(PCA_SECTIONS)}; "
+        f"--model: {', '.join(MODEL_SECTIONS)}",
+    )  # fmt: skip
     group.add_argument(
         "--delta-sq", type=float, default=DEFAULT_DELTA_SQ, action=Given,
         help="phase boundary δ²: escape ends at h_1² = δ², travel at 1 − δ² (default: %(default)g)",
@@ -79,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         delta_sq=args.delta_sq, epsilon=args.epsilon, gamma=args.gamma,
         tradeoff_mus=args.tradeoff_mu, tradeoff_workers=args.tradeoff_workers, steps=args.steps,
     )  # fmt: skip
+    sections = _sections(args, MODEL_SECTIONS if isinstance(problem, ModelProblem) else PCA_SECTIONS)
     if args.out is not None:
         check_output_file(args.out)
     if isinstance(problem, ModelProblem):
@@ -88,16 +96,28 @@ def run(args: argparse.Namespace) -> int:
 
         with progress.stage("minimum, Hessian and predictions"):
             predictions = predict_model(problem, options)
-        emit(json_text(predictions.to_dict(), indent=2, ensure_ascii=False) + "\n", args.out)
+        emit(json_text(predictions.to_dict(sections), indent=2, ensure_ascii=False) + "\n", args.out)
         return 0
     from amsgd.diffusion.theory import predict
 
     with progress.stage("symbolic derivation and predictions"):
         predictions = predict(problem, options)
         if args.format == "json":
-            text = json_text(predictions.to_dict(), indent=2, ensure_ascii=False) + "\n"
+            text = json_text(predictions.to_dict(sections), indent=2, ensure_ascii=False) + "\n"
     if args.format != "json":
         with progress.stage(f"{args.format} document"):
             text = predictions.document(args.format)
     emit(text, args.out)
     return 0
+
+
+def _sections(args: argparse.Namespace, known: tuple[str, ...]) -> tuple[str, ...] | None:
+    """``--sections`` as names, checked before anything is derived (None: every section)."""
+    if args.sections is None:
+        return None
+    names = [name.strip() for name in args.sections.split(",") if name.strip()]
+    if not names:
+        raise ProblemError("--sections needs section names, comma separated (leave it out for every section)")
+    if args.format != "json":
+        raise ProblemError(f"--sections selects parts of the JSON; the {args.format} document needs every section")
+    return chosen_sections(names, known)

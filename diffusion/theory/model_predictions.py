@@ -66,16 +66,12 @@ from amsgd.diffusion.theory.second_moments import (
     search_capped,
     stationary_variances,
 )
-from amsgd.diffusion.theory.sections import build_sections
+from amsgd.diffusion.theory.sections import MODEL_SECTIONS, build_sections
 from amsgd.diffusion.theory.stability import critical_delay
 from amsgd.diffusion.theory.tradeoff import TradeoffResult, Verdict, largest_stable_delay, tradeoff
 
 if TYPE_CHECKING:
     from amsgd.core.models import ModelProblem
-
-#: The sections of ``predict_model(...).to_dict()``, in their order.
-MODEL_SECTIONS = ("problem", "point", "stability", "stationary_loss", "full_second_moments", "rate_per_iteration",
-                  "relaxation_iterations", "tradeoff")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -356,7 +352,7 @@ class ModelPredictions:
 
     def to_dict(self, sections: Sequence[str] | None = None) -> dict:
         """The JSON document of ``amsgd derive --model``; ``sections`` names the parts to compute
-        (:data:`MODEL_SECTIONS`; all by default): the others are left out and their work not done
+        (:data:`.sections.MODEL_SECTIONS`; all by default): the others are left out and their work not done
         (the tradeoff grid takes most of it)."""
         return build_sections({
             "problem": self.problem.to_dict,

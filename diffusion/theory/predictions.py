@@ -294,7 +294,7 @@ class Predictions:
 
     def to_dict(self, sections: Sequence[str] | None = None) -> dict:
         """The JSON document of ``amsgd derive``: formulas and their numbers. ``sections`` names the
-        parts to compute (:data:`.report.SECTIONS`, e.g. ``["stability"]``; all by default): the
+        parts to compute (:data:`.sections.PCA_SECTIONS`, e.g. ``["stability"]``; all by default): the
         others are left out, and their work is not done (the sampled phase laws take seconds)."""
         return predictions_dict(self, sections)
 

@@ -14,7 +14,7 @@ from amsgd.derivations.indexed import FULL_LISTING_DIM, IndexedPCA, mode_formula
 from amsgd.derivations.norm_coupling import KERNEL_CUMULANT_MAX
 from amsgd.diffusion.theory.delay_family import SEARCH_SUPPORT
 from amsgd.diffusion.theory.phases import worst_saddle
-from amsgd.diffusion.theory.sections import build_sections
+from amsgd.diffusion.theory.sections import PCA_SECTIONS, build_sections
 
 if TYPE_CHECKING:
     from amsgd.diffusion.theory.predictions import Predictions
@@ -24,11 +24,6 @@ TRADEOFF_KEYS = (
     "mus", "workers", "floor", "stable", "max_workers", "max_workers_mean", "max_workers_is_lower_bound",
     "best_mu_floor", "best_mu_rate", "error_rate", "radial_rate",
 )  # fmt: skip
-
-
-#: The sections of the JSON document, in their order (``sde_formulas`` only where the derivation is indexed).
-SECTIONS = ("problem", "recursion", "ode", "sde", "stationary_error", "stability", "phases", "delay_conditions",
-            "tradeoff", "sdde", "sde_formulas")  # fmt: skip
 
 
 def predictions_dict(p: Predictions, sections: Sequence[str] | None = None) -> dict:
@@ -58,7 +53,7 @@ def predictions_dict(p: Predictions, sections: Sequence[str] | None = None) -> d
     }
     if d.indexed is not None:
         builders["sde_formulas"] = lambda: sde_formulas(d.indexed)
-    return build_sections(builders, sections, SECTIONS)
+    return build_sections(builders, sections, PCA_SECTIONS)
 
 
 def tradeoff_dict(p: Predictions) -> dict:
