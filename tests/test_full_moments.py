@@ -321,3 +321,20 @@ def test_advise_on_a_model_does_not_check_the_problems_own_momentum():
     assert at_default.rows() == at_zero.rows() and np.isfinite(at_default.loss_after).all()
     with pytest.raises(ProblemError, match="raise eta"):
         predict_model(_digits(eta=1e-10, mu=0.9))
+
+
+def test_the_fluctuation_operator_is_built_once_for_equal_statistics():
+    """Equal per-example Hessians (a sweep's points share their minimum) get one operator, built once and
+    read-only; Hessians that differ in one entry get their own; each equals a fresh build."""
+    from amsgd.diffusion.theory import full_moments
+
+    rng = np.random.default_rng(3)
+    d = rng.standard_normal((50, 4, 4))
+    d = d + d.transpose(0, 2, 1)
+    first = full_moments.shared_fluctuation_operator(d)
+    assert full_moments.shared_fluctuation_operator(d.copy()) is first and not first.flags.writeable
+    other = d.copy()
+    other[7, 1, 2] += 1e-12
+    second = full_moments.shared_fluctuation_operator(other)
+    assert second is not first and np.array_equal(second, full_moments._fluctuation_operator(other))
+    assert np.array_equal(first, full_moments._fluctuation_operator(d))

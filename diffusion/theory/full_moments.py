@@ -61,7 +61,10 @@ systems of size ``2τ + 3``.
 
 from __future__ import annotations
 
+import hashlib
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -153,6 +156,31 @@ def cross_gains(rates: np.ndarray, eta: float, mu: float, tau: int) -> np.ndarra
         out[i, j] = gamma0
         out[j, i] = gamma0
     return eta**2 * out
+
+
+#: The fluctuation operators built last, by a digest of the per-example Hessians they come from: the
+#: points of a sweep share their minimum, and so their operator (0.8 s each for least squares on digits).
+_OPERATORS: OrderedDict[bytes, np.ndarray] = OrderedDict()
+_OPERATORS_KEPT = 2
+_OPERATORS_LOCK = threading.Lock()
+
+
+def shared_fluctuation_operator(fluctuations: np.ndarray) -> np.ndarray:
+    """:func:`_fluctuation_operator`, built once for each distinct ``fluctuations`` (equal bytes and shape)
+    among the last :data:`_OPERATORS_KEPT`; the operator returned is read-only."""
+    d = np.ascontiguousarray(fluctuations, dtype=float)
+    key = hashlib.blake2b(memoryview(d), digest_size=16).digest() + repr(d.shape).encode()
+    with _OPERATORS_LOCK:
+        if (kept := _OPERATORS.get(key)) is not None:
+            _OPERATORS.move_to_end(key)
+            return kept
+    operator = _fluctuation_operator(d)
+    operator.setflags(write=False)
+    with _OPERATORS_LOCK:
+        _OPERATORS[key] = operator
+        while len(_OPERATORS) > _OPERATORS_KEPT:
+            _OPERATORS.popitem(last=False)
+    return operator
 
 
 def _fluctuation_operator(fluctuations: np.ndarray) -> np.ndarray:
@@ -255,7 +283,8 @@ def moments_over_cells(problem: ModelProblem, point: ModelPoint,
                        statistics: Statistics | None = None) -> Callable[[float, float, int], FullMoments]:  # fmt: skip
     """``(η, μ, τ) ↦`` :func:`full_second_moments` at the constant delay τ (at most
     :data:`FULL_MOMENTS_MAX_DELAY`), the per-example statistics (or ``statistics``:
-    :func:`curved_statistics`) and their fluctuation operator computed once for every cell."""
+    :func:`curved_statistics`) and their fluctuation operator computed once for every cell (and the
+    operator shared with other calls on the same statistics: :func:`shared_fluctuation_operator`)."""
     _check_applies(point, delay_law(0))
     lam = point.eigenvalues
     if np.any(lam < -FLAT * lam[0]):  # not a minimum
@@ -263,7 +292,7 @@ def moments_over_cells(problem: ModelProblem, point: ModelPoint,
                                                 False, False)  # fmt: skip
     modes = np.flatnonzero(~point.flat())
     hessians, additive = curved_statistics(problem, point) if statistics is None else statistics
-    operator = _fluctuation_operator(hessians - hessians.mean(axis=0))
+    operator = shared_fluctuation_operator(hessians - hessians.mean(axis=0))
 
     def at(eta: float, mu: float, tau: int) -> FullMoments:
         eta, mu = check_parameters(eta, mu)
