@@ -574,8 +574,8 @@ def test_the_escape_law_says_where_the_saddles_other_coordinates_are_mean_square
 @pytest.mark.slow
 def test_the_saddle_note_reaches_the_json_and_the_document():
     """``phases.escape_law_note`` and the derivation's escape paragraph carry the note (eigenvalues 0.99^i,
-    at η 0.004 where the phases take a quarter of the default's iterations; the multiplicative noise only
-    grows with η); on the default problem the key is null."""
+    at η 0.004, where the phases take a quarter of the default step's iterations and the note is the
+    same); on the default problem the key is null."""
     close = predict(Problem.from_spectrum(tuple(0.99**i for i in range(4)), eta=4e-3))
     assert close.phases.to_dict()["escape_law_note"].startswith("the other coordinates at the saddle are mean-square")
     assert "Accuracy: the other coordinates at the saddle are mean-square unstable" in close.document("markdown")
