@@ -12,6 +12,7 @@ from amsgd.cli.options import (
     float_list,
     int_list,
     listed,
+    name_list,
     problem_from_args,
     refuse_typed,
     whole,
@@ -113,11 +114,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _sections(args: argparse.Namespace, known: tuple[str, ...]) -> tuple[str, ...] | None:
     """``--sections`` as names, checked before anything is derived (None: every section)."""
-    if args.sections is None:
+    names = name_list("--sections", args.sections, "section", "for every section")
+    if names is None:
         return None
-    names = [name.strip() for name in args.sections.split(",") if name.strip()]
-    if not names:
-        raise ProblemError("--sections needs section names, comma separated (leave it out for every section)")
     if args.format != "json":
         raise ProblemError(f"--sections selects parts of the JSON; the {args.format} document needs every section")
     return chosen_sections(names, known)

@@ -189,6 +189,17 @@ def _list_entries(text: str) -> list[str] | None:
     return None if "" in parts else parts
 
 
+def name_list(option: str, text: str | None, kind: str, absent: str) -> list[str] | None:
+    """The comma-separated names an option gave (None where it was not given); refused when it gave
+    none (``kind``: what the names name; ``absent``: what leaving the option out does)."""
+    if text is None:
+        return None
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise ProblemError(f"{option} needs {kind} names, comma separated (leave it out {absent})")
+    return names
+
+
 #: What a LIST option takes, for its help.
 LIST_HELP = "values, comma-separated, and/or START:STOP:STEP ranges (STOP included)"
 

@@ -20,6 +20,7 @@ from amsgd.cli.options import (
     PROBLEM_FLAGS,
     add_problem_options,
     int_list,
+    name_list,
     problem_from_args,
     refuse_typed,
     require_pca,
@@ -124,9 +125,7 @@ def _run(args: argparse.Namespace) -> int:
     changes = {k: v for k, v in (("seed", args.seed), ("threads", args.threads), ("replicates", args.replicates))
                if v is not None}  # fmt: skip
     budget = replace(budget, **changes)
-    only = None if args.only is None else [e.strip() for e in args.only.split(",") if e.strip()]
-    if only == []:
-        raise ProblemError("--only needs experiment names, comma separated (leave it out to run every experiment)")
+    only = name_list("--only", args.only, "experiment", "to run every experiment")
     chosen_experiments(preset, only)
     perturb = _perturbations(args.perturb)
     out = check_output_dir(args.out)
