@@ -228,3 +228,24 @@ def test_momentum_next_to_one_gets_an_estimate_within_bounded_work():
     runs = simulate(problem, 10_000, 32, rng=1, start="e1", progress=False)
     assert runs.diverged_fraction == 1.0
     assert risk.interval[0] > 0.99, risk.to_dict()
+
+
+@pytest.mark.parametrize(("slots", "dim"), [(2, 4), (31, 4), (5, 40), (2, 1)])
+def test_the_compiled_step_is_the_recursion_written_with_arrays(slots, dim):
+    """``delayed_step`` against ``v_k + μ (v_k − v_{k−1}) + η s (Y − s v_{k−τ})`` with fresh arrays, where
+    the slot written is the stale one (τ = L) and, with two slots, ``v_{k−1}``'s: to rounding."""
+    from amsgd.diffusion.theory.fate_kernel import delayed_step
+
+    rng = np.random.default_rng(slots * 100 + dim)
+    paths, eta, mu, now = 600, 0.01, 0.9, 3 % slots
+    ring = rng.standard_normal((slots, paths, dim))
+    lags = rng.integers(0, slots, size=paths)
+    lags[:50] = slots - 1  # the oldest iterate: its slot is the one written
+    y = 3.0 * rng.standard_normal((paths, dim))
+    stale = ring[(now - lags) % slots, np.arange(paths)]
+    current, previous = ring[now], ring[(now - 1) % slots]
+    s = np.sum(y * stale, axis=1, keepdims=True)
+    expected = current + mu * (current - previous) + eta * s * (y - s * stale)
+    norms = delayed_step(ring, now, lags, y, eta, mu)
+    np.testing.assert_allclose(ring[(now + 1) % slots], expected, rtol=1e-13, atol=1e-12)  # terms of order 1 to 10
+    np.testing.assert_allclose(norms, np.linalg.norm(expected, axis=1), rtol=1e-13)

@@ -318,19 +318,15 @@ class _Recursion:
 
     def step(self, y: np.ndarray) -> np.ndarray:
         """One step with the draws ``y`` (one row per path); returns the new norms."""
-        n = self.paths
+        from amsgd.diffusion.theory.fate_kernel import delayed_step
+
         if self.law.constant is not None:
-            stale = self.ring[(self.now - self.law.constant) % self.slots]
+            lags = np.full(self.paths, self.law.constant)
         else:
-            delay = self.law.cdf.searchsorted(self.rng.random(n), side="right")
-            stale = self.ring[(self.now - delay) % self.slots, np.arange(n)]
-        current, previous = self.ring[self.now], self.ring[(self.now - 1) % self.slots]
-        s = np.einsum("ij,ij->i", y, stale)
-        with np.errstate(over="ignore", invalid="ignore"):
-            new = current + self.mu * (current - previous) + self.eta * s[:, None] * (y - s[:, None] * stale)
-            self.now = (self.now + 1) % self.slots
-            self.ring[self.now] = new
-            return np.sqrt(np.einsum("ij,ij->i", new, new))
+            lags = self.law.cdf.searchsorted(self.rng.random(self.paths), side="right")
+        norms = delayed_step(self.ring, self.now, lags, y, self.eta, self.mu)
+        self.now = (self.now + 1) % self.slots
+        return norms
 
     def keep(self, rows: np.ndarray) -> None:
         self.ring = self.ring[:, rows]
