@@ -33,20 +33,16 @@ import numpy as np
 from amsgd.core import checks
 from amsgd.core.errors import ProblemError
 from amsgd.core.models import ModelProblem
-from amsgd.simulate.compilation_cache import keep_compilations
 
 T = TypeVar("T")
 
-keep_compilations()  # before the first program is compiled: later processes load what this one compiles
-
-#: The event JAX reports for every program the backend compiles or loads from the persistent cache.
+#: The event JAX reports for every compilation of a program by the backend.
 _COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 
 
 def compilations_during(task: Callable[[], T]) -> tuple[T, list[str]]:
-    """``task()``'s result and the names of the programs JAX compiled while it ran, or loaded from the
-    folder of compiled programs (:mod:`.compilation_cache`; ``jit(advance)`` is the model simulator's
-    step program): a check that a run reuses what an earlier one compiled in this process."""
+    """``task()``'s result and the names of the programs JAX compiled while it ran (``jit(advance)``
+    is the model simulator's step program): a check that a run reuses what an earlier one compiled."""
     names: list[str] = []
 
     def listen(event: str, seconds: float, **kwargs) -> None:
