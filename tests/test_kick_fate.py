@@ -230,15 +230,20 @@ def test_momentum_next_to_one_gets_an_estimate_within_bounded_work():
     assert risk.interval[0] > 0.99, risk.to_dict()
 
 
-@pytest.mark.parametrize(("slots", "dim"), [(2, 4), (31, 4), (5, 40), (2, 1)])
-def test_the_compiled_step_is_the_recursion_written_with_arrays(slots, dim):
+@pytest.mark.parametrize(("slots", "dim", "picked"), [(2, 4, False), (31, 4, True), (5, 40, False), (2, 1, True)])
+def test_the_compiled_step_is_the_recursion_written_with_arrays(slots, dim, picked):
     """``delayed_step`` against ``v_k + μ (v_k − v_{k−1}) + η s (Y − s v_{k−τ})`` with fresh arrays, where
-    the slot written is the stale one (τ = L) and, with two slots, ``v_{k−1}``'s: to rounding."""
+    the slot written is the stale one (τ = L) and, with two slots, ``v_{k−1}``'s: to rounding; on a
+    ring of paths picked from a larger one (``ring[:, rows]``, as the excursions' starts are: not
+    C-contiguous) as on a fresh one."""
     from amsgd.diffusion.theory.fate_kernel import delayed_step
 
     rng = np.random.default_rng(slots * 100 + dim)
     paths, eta, mu, now = 600, 0.01, 0.9, 3 % slots
     ring = rng.standard_normal((slots, paths, dim))
+    if picked:
+        ring = rng.standard_normal((slots, 2 * paths, dim))[:, rng.permutation(2 * paths)[:paths]]
+        assert not ring.flags.c_contiguous
     lags = rng.integers(0, slots, size=paths)
     lags[:50] = slots - 1  # the oldest iterate: its slot is the one written
     y = 3.0 * rng.standard_normal((paths, dim))
@@ -249,3 +254,16 @@ def test_the_compiled_step_is_the_recursion_written_with_arrays(slots, dim):
     norms = delayed_step(ring, now, lags, y, eta, mu)
     np.testing.assert_allclose(ring[(now + 1) % slots], expected, rtol=1e-13, atol=1e-12)  # terms of order 1 to 10
     np.testing.assert_allclose(norms, np.linalg.norm(expected, axis=1), rtol=1e-13)
+
+
+def test_draws_of_another_shape_than_the_paths_are_refused():
+    """The compiled step reads ``y`` without bounds checks: a draw array of the wrong shape is refused
+    before it runs."""
+    from amsgd.diffusion.theory.kick_fate import _Recursion
+    from amsgd.diffusion.theory.linear_recursion import delay_law
+
+    problem = Problem.from_spectrum((3.0, 2.0, 1.0), eta=0.01, mu=0.5, delay=parse_delay("constant:2"))
+    recursion = _Recursion.at_rest(5, problem, delay_law(problem.delay, as_iid=True), np.random.default_rng(0))
+    with pytest.raises(ValueError, match=r"draws of shape \(2, 3\) for paths of shape \(5, 3\)"):
+        recursion.step(np.ones((2, 3)))
+    assert np.all(recursion.step(np.ones((5, 3))) > 0)

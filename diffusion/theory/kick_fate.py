@@ -320,6 +320,8 @@ class _Recursion:
         """One step with the draws ``y`` (one row per path); returns the new norms."""
         from amsgd.diffusion.theory.fate_kernel import delayed_step
 
+        if y.shape != self.ring.shape[1:]:  # the compiled step does not check its bounds
+            raise ValueError(f"draws of shape {y.shape} for paths of shape {self.ring.shape[1:]}")
         if self.law.constant is not None:
             lags = np.full(self.paths, self.law.constant)
         else:
