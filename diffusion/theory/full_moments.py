@@ -63,8 +63,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -158,29 +156,25 @@ def cross_gains(rates: np.ndarray, eta: float, mu: float, tau: int) -> np.ndarra
     return eta**2 * out
 
 
-#: The fluctuation operator built last, by a digest of the per-example Hessians it comes from: the
+#: The fluctuation operator built last, with a digest of the per-example Hessians it comes from: the
 #: points of a sweep share their minimum, and so their operator (0.8 s each for least squares on digits).
-#: One is kept: at P = 100 parameters it holds (P (P + 1)/2)² floats, 204 MB.
-_OPERATORS: OrderedDict[bytes, np.ndarray] = OrderedDict()
-_OPERATORS_KEPT = 1
-_OPERATORS_LOCK = threading.Lock()
+#: Only the last is kept: at P = 100 parameters it holds (P (P + 1)/2)² floats, 204 MB.
+_LAST_OPERATOR: tuple[bytes, np.ndarray] | None = None
 
 
 def shared_fluctuation_operator(fluctuations: np.ndarray) -> np.ndarray:
-    """:func:`_fluctuation_operator`, built once for each distinct ``fluctuations`` (equal bytes and shape)
-    among the last :data:`_OPERATORS_KEPT`; the operator returned is read-only."""
+    """:func:`_fluctuation_operator`, built again only where ``fluctuations`` differ (bytes or shape) from
+    the last call's; the operator returned is read-only. (The pair is replaced in one assignment, so
+    threads read either the old or the new one.)"""
+    global _LAST_OPERATOR
     d = np.ascontiguousarray(fluctuations, dtype=float)
     key = hashlib.blake2b(memoryview(d), digest_size=16).digest() + repr(d.shape).encode()
-    with _OPERATORS_LOCK:
-        if (kept := _OPERATORS.get(key)) is not None:
-            _OPERATORS.move_to_end(key)
-            return kept
+    last = _LAST_OPERATOR
+    if last is not None and last[0] == key:
+        return last[1]
     operator = _fluctuation_operator(d)
     operator.setflags(write=False)
-    with _OPERATORS_LOCK:
-        _OPERATORS[key] = operator
-        while len(_OPERATORS) > _OPERATORS_KEPT:
-            _OPERATORS.popitem(last=False)
+    _LAST_OPERATOR = (key, operator)
     return operator
 
 
