@@ -73,9 +73,11 @@ def _per_coordinate(problem: Problem) -> SMEExpressions:
     model = pca_model(problem)
     values = model.substitutions(problem)
     _, unprojected = model.projected_noise
+    # the values are numbers for symbols: a structural replacement, where subs would match patterns
+    # through every node of the d x d polynomials (1.8 s against 0.02 s at d = 8)
     return SMEExpressions(
         symbols=tuple(model.h),
-        drift=ode_limit(model.recursion).drift.subs(values),
-        unprojected_covariance=unprojected.subs(values),
+        drift=ode_limit(model.recursion).drift.xreplace(values),
+        unprojected_covariance=unprojected.xreplace(values),
         noise_gain=derive_time_scale().noise_gain.subs(values),
     )
