@@ -114,22 +114,55 @@ def _sampled(problem: Problem) -> Coefficients:
 
 def _sampled_moments(y: np.ndarray) -> Coefficients:
     """The coefficients' moments over moment samples ``y`` (one row per sample, column 0 the point's
-    coordinate)."""
+    coordinate): ``Var A_ij = E A_ij² − (E A_ij)²`` with both means taken monomial by monomial from the
+    derived polynomials (:class:`_SampleMeans`), so that the d² entries cost two matrix products."""
     a_fn, b_fn = _coefficient_functions()
     d = y.shape[1]
-    coupling = np.empty((d, d))
-    rates = np.empty(d)
-    for i in range(d):
-        for j in range(d):
-            a = a_fn[_pattern_entry(i, j)](y[:, 0], y[:, i], y[:, j])
-            coupling[i, j] = np.var(a)
-            if i == j:
-                rates[i] = -np.mean(a)
+    means, monomials = _SampleMeans(y), _coefficient_monomials()
+    entries = np.array([[_pattern_entry(i, j) for j in range(d)] for i in range(d)])  # (d, d, 2)
+    coupling, mean_a = np.empty((d, d)), np.empty((d, d))
+    for entry in set(map(tuple, entries.reshape(-1, 2).tolist())):
+        where = np.all(entries == entry, axis=-1)
+        first, square = monomials[entry]
+        mean = means.of(first)
+        mean_a[where] = mean[where]
+        coupling[where] = np.maximum(means.of(square) - mean**2, 0.0)[where]  # a constant A has Var 0
+    rates = -np.diag(mean_a).copy()
     n = y.shape[0]  # a forcing that is identically 0 lambdifies to a scalar
     b = np.column_stack([np.broadcast_to(b_fn[min(i, 1)](y[:, 0], y[:, i], y[:, i]), n) for i in range(d)])
-    additive = np.diag(b.T @ b / n).copy()  # E b_i²
+    additive = np.einsum("ni,ni->i", b, b) / n  # E b_i²
     gain = -a_fn[_pattern_entry(0, 0)](y[:, 0], y[:, 0], y[:, 0])
     return Coefficients(rates, coupling, additive, cross_moments_vanish(b), _sampled_kinetic(b, np.broadcast_to(gain, n)))
+
+
+class _SampleMeans:
+    """Sample means ``M[i, j] = mean_n(y_0^a y_i^b y_j^c)`` of monomials over moment samples ``y``, for
+    every ``(i, j)`` at once (one matrix product where both ``b`` and ``c`` are positive), kept per
+    exponent triple."""
+
+    def __init__(self, y: np.ndarray) -> None:
+        self.y, self._kept = y, {}
+
+    def monomial(self, a: int, b: int, c: int) -> np.ndarray:
+        if (a, b, c) not in self._kept:
+            y = self.y
+            n, d = y.shape
+            weighted = y[:, :1] ** a * y**b  # y_0^a y_i^b, one column per i
+            if c == 0:
+                value = np.broadcast_to(weighted.mean(axis=0)[:, None], (d, d))
+            elif b == 0:
+                value = np.broadcast_to((weighted * y**c).mean(axis=0)[None, :], (d, d))
+            else:
+                value = weighted.T @ y**c / n
+                if a == 0 and b == c:  # symmetric: kept exactly so, whatever the product's blocking
+                    value = (value + value.T) / 2.0
+            self._kept[(a, b, c)] = value
+        return self._kept[(a, b, c)]
+
+    def of(self, terms: tuple[tuple[tuple[int, int, int], float], ...]) -> np.ndarray:
+        """The means of the polynomial ``Σ coefficient · y_0^a y_i^b y_j^c`` given by its ``terms``."""
+        return sum((coefficient * self.monomial(*exponents) for exponents, coefficient in terms),
+                   np.zeros((self.y.shape[1],) * 2))  # fmt: skip
 
 
 def _sampled_kinetic(b: np.ndarray, gain: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -197,6 +230,18 @@ def _pattern_entry(i: int, j: int) -> tuple[int, int]:
     if j == 0:
         return 1, 0
     return (1, 1) if i == j else (1, 2)
+
+
+@lru_cache(maxsize=1)
+def _coefficient_monomials() -> dict[tuple[int, int], tuple[tuple, tuple]]:
+    """Per entry of the three-dimensional pattern matrix, the monomials ``((a, b, c), coefficient)`` of
+    ``A`` and of ``A²`` in the samples ``(Y_1, Y_i, Y_j)`` (:class:`_SampleMeans` takes their means)."""
+    lin = optimum_linearization(PCAModel(3, Gaussian()))
+
+    def terms(expr: sp.Expr) -> tuple:
+        return tuple((e, float(c)) for e, c in sp.Poly(sp.expand(expr), *lin.noise).terms())
+
+    return {(r, c): (terms(lin.coefficient[r, c]), terms(lin.coefficient[r, c] ** 2)) for r in range(3) for c in range(3)}
 
 
 @lru_cache(maxsize=1)
