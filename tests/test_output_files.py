@@ -103,3 +103,23 @@ def test_a_count_beyond_64_bits_is_one_line(capsys):
     assert main(["simulate", "--steps", "1e19", "--replicates", "2", "--seed", "1", "-q"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["amsgd simulate: error: steps must be at most 2^63 - 1 (a 64-bit integer), got 10000000000000000000"]
+
+
+def test_an_output_that_is_another_output_or_an_input_is_refused_before_the_work(tmp_path):
+    """``advise --out p.png --plot p.png`` kept the figure and lost the table, and ``--out`` on the
+    ``--data`` file replaced the data: one file reached through a link, ``..`` or a hard link counts."""
+    from amsgd.core.errors import ProblemError
+    from amsgd.core.files import check_distinct_files
+
+    data = tmp_path / "data.csv"
+    data.write_text("1,2,0\n")
+    (tmp_path / "sub").mkdir()
+    os.symlink(data, tmp_path / "link.csv")
+    os.link(data, tmp_path / "hard.csv")
+    for alias in (data, tmp_path / "sub" / ".." / "data.csv", tmp_path / "link.csv", tmp_path / "hard.csv"):
+        with pytest.raises(ProblemError, match="is the file --data reads; writing it would destroy that input"):
+            check_distinct_files({"--out": alias}, {"--data": data})
+    with pytest.raises(ProblemError, match="--out and --plot name the same file"):
+        check_distinct_files({"--out": tmp_path / "a.png", "--plot": tmp_path / "sub" / ".." / "a.png"}, {})
+    check_distinct_files({"--out": tmp_path / "a.json", "--plot": tmp_path / "a.png"}, {"--data": data, "--covariance": None})
+    assert data.read_text() == "1,2,0\n"

@@ -9,6 +9,7 @@ from amsgd.cli.options import (
     LIST_HELP,
     Given,
     add_problem_options,
+    check_distinct_outputs,
     emit,
     float_list,
     int_list,
@@ -59,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         check_output_file(args.out)
     if args.plot is not None:
         check_figure_file(args.plot)
+    check_distinct_outputs(args, out=args.out, plot=args.plot)
     from amsgd.advise import advise
 
     advice = advise(problem, args.workers, args.mus, steps=args.steps)

@@ -9,7 +9,7 @@ from amsgd.core import checks
 from amsgd.core.delays import ConstantDelay, parse_delay
 from amsgd.core.distributions import parse_distribution
 from amsgd.core.errors import ProblemError
-from amsgd.core.files import atomic_write_text
+from amsgd.core.files import atomic_write_text, check_distinct_files
 from amsgd.core.models import (
     ACTIVATIONS,
     DEFAULT_HIDDEN,
@@ -304,6 +304,15 @@ def require_pca(problem: Problem | ModelProblem, command: str) -> Problem:
             "derive (JSON), advise and validate"
         )
     return problem
+
+
+def check_distinct_outputs(args: argparse.Namespace, **outputs: str | None) -> None:
+    """Refuse output files (``out=args.out``: the option without its dashes) where two name one file, or
+    one names a file the command reads (``--data``, ``--covariance``, a ``histogram:FILE`` delay)."""
+    delay, data = getattr(args, "delay", None) or "", getattr(args, "data", None)
+    inputs = {"--data": None if data == "digits" else data, "--covariance": getattr(args, "covariance", None),
+              "--delay": delay.partition(":")[2] if delay.startswith("histogram:") else None}  # fmt: skip
+    check_distinct_files({f"--{option}": path for option, path in outputs.items()}, inputs)
 
 
 def emit(text: str, path: str | None) -> None:

@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from amsgd.cli.options import add_problem_options, add_run_options, problem_from_args, whole
+from amsgd.cli.options import (
+    add_problem_options,
+    add_run_options,
+    check_distinct_outputs,
+    problem_from_args,
+    whole,
+)
 from amsgd.cli.status import NO_ESTIMATE, OK
 from amsgd.core.files import check_netcdf_file, write_netcdf
 from amsgd.core.models import ModelProblem
@@ -40,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
     problem = problem_from_args(args)
     if args.out is not None:
         check_netcdf_file(args.out)
+    check_distinct_outputs(args, out=args.out)
     if isinstance(problem, ModelProblem):
         if args.svag is not None:
             from amsgd.core.errors import ProblemError

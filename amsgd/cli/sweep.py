@@ -21,6 +21,7 @@ from amsgd.cli.options import (
     Given,
     add_problem_options,
     add_run_options,
+    check_distinct_outputs,
     problem_from_args,
     refuse_typed,
     whole,
@@ -145,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
     from amsgd.core.jsontext import json_text
 
     check_netcdf_file(args.out)
+    check_distinct_outputs(args, out=args.out)
     _refuse_unused_execution_options(args)
     sweep = sweep_from_args(args)
     from amsgd.sweep.run import run_sweep
