@@ -98,10 +98,10 @@ def simulate_model(problem: ModelProblem, steps: int, replicates: int, *, rng: R
     delays = np.stack([delay_sequence(problem.delay, np.random.default_rng(s), steps) for s in seqs])
     with jax.enable_x64(True):
         program = _Program(problem, _history_slots(int(delays.max())), float(divergence_norm))
-        _check_memory(program.slots * program.size * replicates * 8, "the delayed iterates",
+        check_memory(program.slots * program.size * replicates * 8, "the delayed iterates",
                       "use fewer replicates, a shorter delay or a smaller model")
         width = problem.data.features + problem.outputs + (problem.hidden if problem.model == "mlp" else 0)
-        _check_memory(replicates * problem.batch * width * 8, "the minibatches (examples and activations)",
+        check_memory(replicates * problem.batch * width * 8, "the minibatches (examples and activations)",
                       "use a smaller --batch or fewer replicates")  # fmt: skip
         keys = stream_keys(seqs)
         state = program.start(keys, start)
@@ -144,7 +144,7 @@ def check_run_memory(problem: ModelProblem, steps: int, replicates: int, max_del
     ``max_delay``) would take more than :data:`MAX_HISTORY_BYTES`, before anything is drawn."""
     from amsgd.simulate.models import layout_of
 
-    _check_memory(replicates * (steps + _history_slots(max_delay) * layout_of(problem).size) * 8, "the delays and the delayed iterates",
+    check_memory(replicates * (steps + _history_slots(max_delay) * layout_of(problem).size) * 8, "the delays and the delayed iterates",
                   "use fewer replicates, fewer steps, a shorter delay or a smaller model")  # fmt: skip
 
 
@@ -154,10 +154,10 @@ def _history_slots(max_delay: int) -> int:
     return SLOT_BLOCK * (int(max_delay) // SLOT_BLOCK + 1)
 
 
-def _check_memory(nbytes: int, what: str, advice: str) -> None:
-    """Refuse a run whose ``what`` would take more than :data:`MAX_HISTORY_BYTES` (``advice`` says what to do)."""
-    if nbytes > MAX_HISTORY_BYTES:
-        raise ProblemError(f"{what} need {nbytes / 2**30:.1f} GiB (limit {MAX_HISTORY_BYTES / 2**30:.0f} GiB); {advice}")
+def check_memory(nbytes: int, what: str, advice: str, limit: int = MAX_HISTORY_BYTES) -> None:
+    """Refuse work whose ``what`` would take more than ``limit`` bytes (``advice`` says what to do)."""
+    if nbytes > limit:
+        raise ProblemError(f"{what} need {nbytes / 2**30:.1f} GiB (limit {limit / 2**30:.0f} GiB); {advice}")
 
 
 @functools.lru_cache(maxsize=8)

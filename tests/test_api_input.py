@@ -424,3 +424,23 @@ def test_a_model_entry_refuses_what_is_not_a_model_and_text_or_booleans_for_numb
     with pytest.raises(ProblemError, match="the delays and the delayed iterates need .* GiB"):
         simulate_model(ModelProblem("logistic", data), 10, 10**8)  # refused before any per-replicate work
 
+
+def test_a_model_too_large_for_its_minimum_is_refused_before_its_parameters_are_made():
+    """advise and validate at --hidden 1e9 raised NumPy's allocation error from deep in the optimiser
+    (and at 3e8 the process was killed for memory): the size is counted from the model's shapes."""
+    from amsgd.core.models import ModelProblem, load_data
+    from amsgd.diffusion.theory.model_point import MAX_POINT_BYTES, check_point_memory
+    from amsgd.diffusion.theory.model_predictions import minimum_point
+    from amsgd.simulate.models import layout_of
+
+    data = load_data("digits")
+    with pytest.raises(ProblemError, match=r"the 75,000,000,010 parameters' .* need .* GiB \(limit 4 GiB\); use a smaller --hidden"):
+        minimum_point(ModelProblem("mlp", data, hidden=10**9))
+    # the bound is 8 p (n + 40) bytes: the largest hidden layer under it passes, the next is refused
+    per_unit = layout_of(ModelProblem("mlp", data, hidden=2)).size - layout_of(ModelProblem("mlp", data, hidden=1)).size
+    rest = layout_of(ModelProblem("mlp", data, hidden=1)).size - per_unit
+    largest = (MAX_POINT_BYTES // (8 * (data.examples + 40)) - rest) // per_unit
+    check_point_memory(ModelProblem("mlp", data, hidden=int(largest)))
+    with pytest.raises(ProblemError, match="per-example gradients"):
+        check_point_memory(ModelProblem("mlp", data, hidden=int(largest) + 1))
+

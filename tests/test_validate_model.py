@@ -220,6 +220,7 @@ def test_mean_path_is_the_mode_recursion(tau, mu):
         (["--preset", "paper-dnn", "--threads", "0"], "--threads must be a positive integer"),
         (["--model", "logistic", "--scheduler", "tcp://127.0.0.1:1"], "--scheduler does not apply to --model"),
         (["--only", "ode", "--scheduler", "tcp://127.0.0.1:1"], "--scheduler applies only to --preset paper-dnn"),
+        (["--model", "mlp", "--hidden", "1000000000"], "per-example gradients and optimiser vectors need"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(argv, needle, tmp_path, capsys, monkeypatch):

@@ -59,6 +59,12 @@ GRADIENT_TOL = 1e-6
 MAX_ROUNDING = 1e-6
 #: The smallest ``η λ (1 − μ)`` of a curved mode predictions accept (the solves are singular near 1e-16).
 MIN_MODE_RESOLUTION = 1e-15
+#: Refuse a model whose minimum's per-example gradients (examples × parameters) and optimiser vectors would
+#: take more than this (bytes), before its parameters are allocated.
+MAX_POINT_BYTES = 4 * 2**30
+#: Parameter-sized vectors kept besides the per-example gradients: L-BFGS's ten correction pairs and its
+#: working vectors, the gradient, the penalty's weight mask, the Hessian's top modes.
+_WORKING_VECTORS = 40
 #: Examples per vectorised chunk of per-example Hessian-vector products.
 _CHUNK = 64
 #: Hessian columns per vectorised chunk of Hessian-vector products.
@@ -171,6 +177,7 @@ def find_minimum(problem: ModelProblem, start: np.ndarray | None = None, *, seed
 
     from amsgd.simulate.models import model_derivatives, model_functions
 
+    check_point_memory(problem)
     with jax.enable_x64(True):
         f, d = model_functions(problem), model_derivatives(problem)
         z, y = jnp.asarray(problem.data.x_train), jnp.asarray(problem.data.y_train)
@@ -210,6 +217,19 @@ def find_minimum(problem: ModelProblem, start: np.ndarray | None = None, *, seed
         raise ProblemError(f"no minimum found for model {problem.model}: gradient norm {gnorm:.2e} after "
                            f"{res.nit} L-BFGS iterations{hint}")  # fmt: skip
     return x
+
+
+def check_point_memory(problem: ModelProblem) -> None:
+    """Refuse, in one line, a model whose minimum and point would need more than :data:`MAX_POINT_BYTES`:
+    ``8 p (n + 40)`` bytes for p parameters and n training examples (the per-example gradients and the
+    optimiser's vectors), counted from the model's shapes before anything is allocated."""
+    from amsgd.simulate.model_engine import check_memory
+    from amsgd.simulate.models import layout_of
+
+    size = layout_of(problem).size
+    advice = "use a smaller --hidden or fewer training examples" if problem.model == "mlp" else "use fewer training examples or features"
+    check_memory(8 * size * (problem.data.examples + _WORKING_VECTORS),
+                 f"the {size:,} parameters' per-example gradients and optimiser vectors", advice, MAX_POINT_BYTES)  # fmt: skip
 
 
 def model_point(problem: ModelProblem, x: np.ndarray, *, top: int | None = None, source: str = "minimum") -> ModelPoint:
