@@ -188,6 +188,27 @@ def test_the_advice_figure_without_a_stable_momentum_says_why(tmp_path, monkeypa
     pyplot.close(kept[0])
 
 
+def test_the_advice_figure_of_one_unstable_momentum_spans_it_without_a_warning(tmp_path, monkeypatch):
+    """A single momentum of the grid set equal axis limits, and matplotlib's warning reached stderr."""
+    import warnings
+
+    from matplotlib import pyplot
+
+    from amsgd.advise import advise
+    from amsgd.figures.advice import advice_figure
+
+    lost = advise(Problem.from_spectrum((1.001, 1.0)), workers=(1,), mus=(0.99,))
+    kept = []
+    monkeypatch.setattr(pyplot, "close", kept.append)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        advice_figure(lost, tmp_path / "advice.png")
+    low, high = kept[0].axes[0].get_xlim()
+    assert low < 0.99 < high
+    monkeypatch.undo()
+    pyplot.close(kept[0])
+
+
 def test_the_momentum_workers_table_counts_its_cells_for_progress(monkeypatch):
     """A table of 951 momenta took minutes behind a bare timer: each cell and each momentum's largest
     stable delay is one unit of a counter whose total is their number."""

@@ -33,7 +33,8 @@ def advice_figure(advice: Advice, path: str | Path) -> Path:
     if np.any(drawn > 0):
         ax.set_yscale("log")
     else:  # nothing to draw on a log axis: say why instead, over the grid's momenta
-        ax.set_xlim(min(g.mus), max(g.mus))
+        low, high = min(g.mus), max(g.mus)
+        ax.set_xlim(*((low, high) if high > low else (low - 0.05, high + 0.05)))  # one momentum: a span around it
         ax.set_yticks([])
         ax.text(0.5, 0.5, "no momentum of the grid is mean-square stable\nfor these worker counts: lower η",
                 transform=ax.transAxes, ha="center", va="center")  # fmt: skip
