@@ -37,10 +37,12 @@ def isserlis(i: int, j: int, k: int, l: int, lam: Sequence[sp.Expr]) -> sp.Expr:
 
 
 def exact_degrees(nu: float) -> sp.Rational:
-    """ν as the exact rational of its decimal value (``12.07`` is ``1207/100``). SymPy's plain
-    ``nsimplify`` would look for a closed form and can return radicals (``12.07`` as a product of powers
-    of 2, 3, 5 and 7 with exponents like 271/469), which made every later simplification crawl."""
-    return sp.nsimplify(nu, rational=True)
+    """ν as the exact rational of its decimal value (``12.07`` is ``1207/100``), the shortest decimal
+    that gives the float back. SymPy's plain ``nsimplify`` would look for a closed form and can return
+    radicals (``12.07`` as a product of powers of 2, 3, 5 and 7 with exponents like 271/469), which made
+    every later simplification crawl; with ``rational=True`` it rounds (4.0000001 to 4, whose fourth
+    moments are infinite though the float's are finite)."""
+    return sp.Rational(repr(float(nu)))
 
 
 def kurtosis_factor(nu: float) -> sp.Expr:

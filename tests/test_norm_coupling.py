@@ -199,6 +199,14 @@ def test_decimal_degrees_of_freedom_enter_as_the_rational_they_read():
     assert floors[0] > floors[1] > floors[2]
 
 
+def test_degrees_of_freedom_just_above_four_keep_their_finite_fourth_moments():
+    """``nsimplify(rational=True)`` rounded ν = 4.0000001 to 4: the kurtosis factor became complex
+    infinity, ``integrate`` ended in a TypeError and ``derive`` said the law couples the coordinates."""
+    for nu, digits in ((4.0000001, sp.Rational(40000001, 10**7)), (5.000000000000001, sp.Rational(5000000000000001, 10**15))):
+        assert kurtosis_factor(nu) == (digits - 2) / (digits - 4)
+        assert float(kurtosis_factor(nu)) == pytest.approx((nu - 2.0) / (nu - 4.0), rel=1e-6)
+
+
 @pytest.mark.parametrize("law", ["gaussian", "rademacher", "student-t:20"])
 def test_the_kernels_data_constants_are_the_moments_of_the_noise_and_the_gain(law):
     """q_i and g_i of :func:`kinetic_noise` at (λ_1, λ_i) = (3, 0.5), against 4 million draws of the law
