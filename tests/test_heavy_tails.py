@@ -61,6 +61,23 @@ def test_student_t_laplace_transform_against_monte_carlo():
         assert abs(np.exp(phi(np.array([s]))[0]) - draws.mean()) <= Z * draws.std() / np.sqrt(draws.size)
 
 
+def test_the_table_tends_to_the_gaussian_transform_as_the_degrees_grow():
+    """The χ²_ν density was tabulated in log w as ``(ν/2) log w − w/2``: from ν near 1e6 its peak, of
+    width sqrt(2/ν), fell between the grid's points (the factor 1.0021 at ν = 1e6 against 1.00025 at
+    1e5), and at ν = 1e15 the exponent overflowed and the floor came out null. The table is now the
+    Gaussian one's within the interpolation's own error from ν = 1e6 up, and the floors converge."""
+    import warnings
+
+    s = np.geomspace(1e-6, 1e6, 25)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for nu in (1e6, 1e15, 1e30):
+            assert np.allclose(log_laplace_student_t(nu)(s), log_laplace_gaussian(s), rtol=1e-4, atol=1e-6), nu
+        floors = [_predicted(f"student-t:{nu:g}").finite_eta.value for nu in (1e8, 1e15, 1e30)]
+    assert np.all(np.isfinite(floors)) and np.ptp(floors) < 1e-6 * floors[0]  # the tails' effect is O(1/ν)
+    assert floors[-1] == pytest.approx(_predicted("gaussian").finite_eta.value, rel=5e-4)  # the table's interpolation
+
+
 @pytest.mark.parametrize(("spectrum", "eta", "mu", "delay"), [((4.0, 3.0, 2.0, 1.0), 5e-4, 0.9, "constant:0"),
                                                               ((3.0, 2.0, 1.0), 2e-3, 0.7, "uniform:0-20")])  # fmt: skip
 def test_with_gaussian_scales_the_quadrature_is_the_closure(spectrum, eta, mu, delay):

@@ -136,15 +136,14 @@ def log_laplace_student_t(nu: float):
     """``log φ`` for Student-t data, ``φ(s) = E_g[(1 + 2 s g²/E[g²])^{−1/2}]``, ``g = (ν − 2)/w``,
     ``w ~ χ²_ν``: tabulated on a log grid of s (trapezoid rule in log w, where the integrand is smooth)
     and interpolated linearly in log s; ``log φ(0) = 0``. Tabulated once per ν."""
-    from scipy import special
-
     s = np.geomspace(*S_RANGE, int(S_PER_DECADE * math.log10(S_RANGE[1] / S_RANGE[0])) + 1)
-    u = np.linspace(math.log(1e-10 * nu), math.log(nu + 80.0 * math.sqrt(2.0 * nu) + 200.0), W_GRID)
-    w = np.exp(u)
-    density = np.exp((nu / 2.0) * u - w / 2.0 - (nu / 2.0) * math.log(2.0) - special.gammaln(nu / 2.0))  # p(w) w
-    density /= np.trapezoid(density, u)
-    scale = (nu - 2.0) * (nu - 4.0)  # g²/E[g²] = scale/w²
-    table = np.log(np.trapezoid((1.0 + 2.0 * s[:, None] * scale / w[None, :] ** 2) ** -0.5 * density, u, axis=1))
+    reach = 80.0 * math.sqrt(2.0 / nu) + 200.0 / nu  # of w/ν: the χ²_ν law's mass lies within it
+    x = np.linspace(math.log(max(1e-10, 1.0 - reach)), math.log1p(reach), W_GRID)  # x = log(w/ν)
+    log_density = -(nu / 2.0) * (np.expm1(x) - x)  # log(p(w) w) up to a constant: at ν = 1e15 it resolves
+    density = np.exp(log_density - log_density.max())  # the peak of width sqrt(2/ν) that (ν/2) log w − w/2 lost
+    density /= np.trapezoid(density, x)
+    ratio = (1.0 - 2.0 / nu) * (1.0 - 4.0 / nu) * np.exp(-2.0 * x)  # g²/E[g²] = (ν − 2)(ν − 4)/w²
+    table = np.log(np.trapezoid((1.0 + 2.0 * s[:, None] * ratio[None, :]) ** -0.5 * density, x, axis=1))
     log_s = np.log(s)
 
     def log_phi(x: np.ndarray) -> np.ndarray:
