@@ -190,6 +190,10 @@ CASES: list[tuple[str, str]] = [
     ("integrate --levels 3", "--levels does not apply to an ensemble"),
     ("integrate --model least-squares --steps 20 --dt 3", "does not divide the intervals between recorded"),
     ("simulate --model logistic --batch 1000000000 --steps 1 --replicates 1", "use a smaller --batch"),
+    ("advise --model mlp --hidden 1000000000 --workers 1,2 --mus 0.5", "use a smaller --hidden"),
+    ("advise --workers 1,2 --mus 0.5 --out a.png --plot a.png", "name the same file"),
+    ("derive --covariance cov.npy --out cov.npy", "is the file --covariance reads"),
+    ("derive --model logistic --data blobs.csv --out ./blobs.csv", "is the file --data reads"),
     ("sweep --model logistic --data missing.npz --tau 0 --seed 1 --out a.nc", "does not exist"),
     ("sweep --tau 0 --seed 1 --out existing.nc", "--resume"),
     ("sweep --tau 0 --seed 1 --out a.nc --local-workers 0", "positive integer"),
@@ -280,6 +284,11 @@ def make_files(folder: Path) -> None:
     (folder / "junk.nc").write_text("junk")
     (folder / "existing.nc").write_text("x")
     (folder / "file.txt").write_text("x")
+    np.save(folder / "cov.npy", np.diag([2.0, 1.0]))
+    blobs = np.random.default_rng(1).standard_normal((40, 3))
+    blobs[:, 2] = np.arange(40) % 2
+    blobs[:, 0] += 3.0 * blobs[:, 2]
+    np.savetxt(folder / "blobs.csv", blobs, delimiter=",")
 
 
 def run_case(arguments: str) -> tuple[int, list[str]]:
@@ -300,7 +309,7 @@ def render(results: list[tuple[str, int, list[str]]]) -> str:
         "| 0 | done |",
         "| 1 | `validate`: at least one check failed (the report and stdout name it) |",
         "| 2 | bad input: one line on stderr names the option, what it must be and what to do |",
-        "| 3 | no estimate: every replicate diverged (stderr says so in words); a sweep exits 0 and counts the points where that happened (`all_diverged`, and a warning) |",
+        "| 3 | no estimate: every replicate diverged (stderr says so in words); a sweep exits 3 where that happened at every point, and otherwise 0, counting the points where it did (`all_diverged`, and a warning) |",
         "| 130 | interrupted (Ctrl-C): stderr says what was kept and how to continue |",
         "| 143 | terminated (SIGTERM: `kill`, a batch scheduler's time limit): handled as Ctrl-C is, what was kept "
         "said the same way |",
