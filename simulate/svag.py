@@ -38,7 +38,7 @@ import numpy as np
 from numba import njit
 
 from amsgd.core import checks
-from amsgd.core.delays import EventDrivenDelay
+from amsgd.core.delays import MAX_DELAY, EventDrivenDelay
 from amsgd.core.errors import ProblemError
 from amsgd.core.problem import Problem
 from amsgd.core.progress import counter
@@ -64,6 +64,9 @@ CHUNK_ITERATIONS = 1024
 #: ...and a chunk holds at most this many SVAG steps (at least one original iteration), so that the
 #: progress moves at a large L too. The chunks do not change the numbers (the streams carry over).
 CHUNK_SVAG_STEPS = 1 << 16
+#: The largest amplification L: one original iteration, L SVAG steps, then fits a chunk, between which
+#: the progress moves and Ctrl-C or SIGTERM is answered.
+MAX_AMPLIFICATION = CHUNK_SVAG_STEPS
 #: Samples a replicate draws at a time into its buffer (32 KiB, so that they stay in cache).
 SAMPLE_PIECE = 4096
 
@@ -81,6 +84,9 @@ def _amplification(amplification: object) -> int:
         raise ProblemError(
             f"the SVAG amplification L must be a positive integer (1 = the algorithm itself), got {amplification!r}"
         )
+    if amplification > MAX_AMPLIFICATION:
+        raise ProblemError(f"the SVAG amplification L must be at most {MAX_AMPLIFICATION} (an iteration of the "
+                           f"algorithm is L SVAG steps, run without a pause to answer Ctrl-C), got {amplification}")  # fmt: skip
     return int(amplification)
 
 
@@ -249,7 +255,11 @@ def check_svag(problem: Problem, amplification: object) -> tuple[int, int]:
         raise ProblemError(
             f"svag runs need Gaussian data (--distribution gaussian), got {problem.distribution.spec}"
         )
-    return amplification, _constant_delay(problem)
+    tau = _constant_delay(problem)
+    if amplification * tau > MAX_DELAY:
+        raise ProblemError(f"svag delay L·tau = {amplification * tau} SVAG steps; a delay may reach at most "
+                           f"{MAX_DELAY}: use a smaller L or delay")  # fmt: skip
+    return amplification, tau
 
 
 class _Run(NamedTuple):
@@ -296,6 +306,7 @@ def simulate_svag(
         window_start=window_start, divergence_norm=divergence_norm,
     )  # fmt: skip
     problem.warn_without_eigengap()
+    checks.warn_delay_longer_than_run(tau, plan.steps)  # in iterations of the algorithm, as the run's length
     threads = checks.positive_int("threads", threads)
     slots = max(3, amplification * tau + 2)
     state_bytes = min(plan.replicates, 256) * slots * plan.dim * 8

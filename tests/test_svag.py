@@ -155,6 +155,8 @@ def test_same_seed_same_numbers_whatever_the_threads():
         ({"delay": "uniform:0-4"}, "constant delay"),
         ({"delay": "ps:4"}, "constant delay"),
         ({"distribution": "rademacher"}, "Gaussian data"),
+        ({"amplification": 2**16 + 1}, "at most 65536"),  # 2**63 - 1 ran one iteration deaf to SIGTERM for hours
+        ({"amplification": 3, "delay": "constant:400000"}, r"L·tau = 1200000 SVAG steps; a delay may reach at most"),
     ],
 )
 def test_bad_input_is_one_line(kwargs, fragment):
@@ -167,6 +169,13 @@ def test_bad_input_is_one_line(kwargs, fragment):
     with pytest.raises(ProblemError, match=fragment) as info:
         simulate_svag(problem, 10, 2, kwargs.get("amplification", 2), rng=0)
     assert "\n" not in str(info.value)
+
+
+def test_a_delay_of_half_the_run_warns_as_without_svag():
+    from amsgd.core.errors import LongDelayWarning
+
+    with pytest.warns(LongDelayWarning, match=r"the mean delay \(6 iterations\) is at least half the run \(10 steps\)"):
+        simulate_svag(Problem.from_spectrum((4, 3, 2, 1), delay=parse_delay("constant:6")), 10, 2, 3, rng=0)
 
 
 def test_first_passage_counts_the_censored_runs():

@@ -119,6 +119,8 @@ CASES: list[tuple[str, str]] = [
     ("simulate --svag 2 --distribution rademacher", "Gaussian data"),
     ("simulate --svag 2 --coordinates all", "does not apply to --svag"),
     ("simulate --svag 2 --model logistic", "--model pca only"),
+    ("simulate --svag 65537", "at most 65536"),
+    ("simulate --svag 3 --tau 400000", "a delay may reach at most 1000000"),
     ("derive --format yaml", "invalid choice"),
     ("derive --delta-sq 2", "0 < δ² < 1/2"),
     ("derive --gamma 0.9", "0 < gamma <= 1/2"),
