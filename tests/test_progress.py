@@ -168,6 +168,29 @@ def test_sigterm_ends_a_command_as_ctrl_c_does_with_its_own_status(tmp_path, mon
     assert signal.getsignal(signal.SIGTERM) == before  # restored when the command ends
 
 
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
+def test_a_signal_after_the_command_ended_leaves_with_its_status(tmp_path, signal_name):
+    """Ctrl-C in the half second a sweep's process spends shutting down after its summary gave status 130
+    with no word, or status 0 and a traceback from the threading module: run as the process's command,
+    the process then ends with the command's status, its output whole, whenever the signal comes."""
+    import subprocess
+    import sys
+
+    script = ("import os, signal, sys, threading, time\n"
+              "from amsgd.cli import main\n"
+              "sys.argv = ['amsgd', 'derive', '--sections', 'stability', '-q']\n"
+              "status = main()\n"
+              "threading.Thread(target=time.sleep, args=(0.5,), daemon=True).start()  # where the signal may land\n"
+              f"os.kill(os.getpid(), signal.{signal_name})\n"
+              "time.sleep(0.2)\n"
+              "atexit = __import__('atexit')\n"
+              f"atexit.register(os.kill, os.getpid(), signal.{signal_name})  # again, during the shutdown\n"
+              "sys.exit(status)\n")  # fmt: skip
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert run.returncode == 0 and run.stderr == "", run.stderr
+    assert json.loads(run.stdout)["stability"]
+
+
 def test_ctrl_c_before_validate_writes_says_the_folder_is_unchanged(tmp_path, monkeypatch, capsys):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt

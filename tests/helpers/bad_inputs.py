@@ -312,7 +312,7 @@ def render(results: list[tuple[str, int, list[str]]]) -> str:
         "| 1 | `validate`: at least one check failed (the report and stdout name it) |",
         "| 2 | bad input: one line on stderr names the option, what it must be and what to do |",
         "| 3 | no estimate: every replicate diverged (stderr says so in words); a sweep exits 3 where that happened at every point, and otherwise 0, counting the points where it did (`all_diverged`, and a warning) |",
-        "| 130 | interrupted (Ctrl-C): stderr says what was kept and how to continue |",
+        "| 130 | interrupted (Ctrl-C): stderr says what was kept and how to continue. Once the command has ended (its output written), Ctrl-C and SIGTERM are ignored while the process exits, and the status is the command's |",
         "| 143 | terminated (SIGTERM: `kill`, a batch scheduler's time limit): handled as Ctrl-C is, what was kept "
         "said the same way |",
         "| 141 | standard output was closed before all of it was written (`| head`); the work was done. Where the reader stops partway through an output larger than the pipe's buffer (64 KiB) the system can end the write short without an error, and the status is then 0 |",
