@@ -13,6 +13,7 @@ from amsgd.core import checks
 from amsgd.core.errors import ProblemError, RunWarning
 from amsgd.core.problem import Problem
 from amsgd.core.progress import stage
+from amsgd.diffusion.theory.linear_recursion import delay_law
 from amsgd.figures.delays import delay_curves_figure, phase_diagram_figure
 from amsgd.figures.dynamics import escape_figure, stationary_figure, trajectory_figure
 from amsgd.figures.style import problem_label, problem_sigma
@@ -49,6 +50,7 @@ def standard_figures(problem: Problem, out_dir: str | Path, *, mus: Sequence[flo
     mus = momenta.tolist()
     problem.require_eigengap()
     problem.require_finite_fourth_moments()
+    delay_law(problem.delay, as_iid=True)  # a delay beyond the theory's numerics: refused before any run warns
     ctx = Context(problem, budget or FIGURE_BUDGET, progress=progress)
     stars = [ctx.tau_star(m) for m in mus]  # before any drawing: a refusal leaves no figure behind
     if any(s is None for s in stars):

@@ -234,6 +234,7 @@ CASES: list[tuple[str, str]] = [
     ("figures --out figs --sweep junk.nc", "not a NetCDF file"),
     ("figures --out figs --sweep missing.nc", "does not exist"),
     ("figures --out figs --mus 1.2", "[0, 1)"),
+    ("figures --out figs --replicates 2 --tau 2001", "beyond the 2000 the linear numerics support"),
     ("figures --out file.txt", "not a folder"),
     ("figures --out cov.txt/figs", "the parent folder 'cov.txt' is not a folder"),
     ("derive --out cov.txt/d.json", "the folder 'cov.txt' is not a folder"),
