@@ -140,11 +140,11 @@ def require_brownian(brownian: object) -> None:
         raise ProblemError(f"brownian must be a BrownianIncrements (or None), got {type(brownian).__name__}")
 
 
-def require_step_count(steps: float, step: str, span: str) -> None:
+def require_step_count(steps: float, step: str, span: str, advice: str = "use a larger dt") -> None:
     """Refuse an integration of more than :data:`MAX_STEPS` steps (``step`` and ``span`` name the step
-    and the stretch of time in the message)."""
+    and the stretch of time in the message, ``advice`` what to change)."""
     if steps > MAX_STEPS:
-        raise ProblemError(f"{step} makes {steps:.3g} steps {span} (limit {MAX_STEPS:.0e}); use a larger dt")
+        raise ProblemError(f"{step} makes {steps:.3g} steps {span} (limit {MAX_STEPS:.0e}); {advice}")
 
 
 def _save_steps(times: np.ndarray, dt: float) -> np.ndarray:

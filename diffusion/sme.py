@@ -396,7 +396,8 @@ def sme_convergence_study(
         )
     if checks.is_whole_number(reference_factor) and reference_factor >= 2:  # else refused below, in one line
         require_step_count(iterations / dt * reference_factor, f"the reference step dt/reference_factor = "
-                           f"{dt / reference_factor:g} iterations", f"over {iterations:g} iterations")  # fmt: skip
+                           f"{dt / reference_factor:g} iterations", f"over {iterations:g} iterations",
+                           "use a smaller reference factor (--reference-factor) or a larger dt")  # fmt: skip
     drift, diffusion = sme_functions(problem)
     h0 = np.ones(problem.dim) / np.sqrt(problem.dim)
     if COMPILED_EULER in schemes:  # known to the ensembles, not to the study's paired schemes

@@ -333,6 +333,16 @@ def test_results_larger_than_the_memory_are_refused_before_anything_is_allocated
         make_plan(problem, 2 * 10**7, 1, record_every=1, coordinates="all")
 
 
+def test_one_replicate_says_its_halves_are_not_compared_without_nan():
+    """With one replicate the difference of the halves has no interval: the message showed
+    "99% CI [nan, nan], 200% of 1 - the estimate 1" and no verdict."""
+    res = simulate(Problem.from_spectrum((3.0, 2.0, 1.0)), 100, 1, rng=1)
+    message = res.with_predicted_phases(275.0, 760.0).stationarity.message
+    assert res.stationarity.stationary is None
+    assert "its halves are compared over two replicates or more, and there is one" in message
+    assert "nan" not in message and "%" not in message
+
+
 def test_a_window_of_one_iteration_says_it_has_no_halves():
     res = simulate(Problem.from_spectrum((3.0, 2.0, 1.0)), 20, 4, rng=1, window_start=20)
     assert res.stationarity.stationary is None and res.stationarity.message is None

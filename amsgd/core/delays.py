@@ -202,8 +202,8 @@ class HistogramDelay(DelayModel):
 
     def __post_init__(self) -> None:
         p = np.asarray(self.probabilities, dtype=float)
-        if p.ndim != 1 or p.size == 0 or not np.all(np.isfinite(p)) or np.any(p < 0):
-            raise ProblemError("delay histogram must be a non-empty list of probabilities >= 0")
+        if p.ndim != 1 or p.size == 0 or not np.all(np.isfinite(p)) or np.any(p < 0) or np.any(p > 1.0 + 1e-6):
+            raise ProblemError("delay histogram must be a non-empty list of probabilities in [0, 1]")
         if abs(p.sum() - 1.0) > 1e-6:
             raise ProblemError(f"delay histogram must sum to one, got sum {p.sum():.6g}")
         check_reach(self.spec, np.flatnonzero(p).max())
@@ -367,7 +367,8 @@ def read_histogram(path: str | Path) -> HistogramDelay:
         with warnings.catch_warnings():  # an empty text file: no warning, the empty list is refused below
             warnings.simplefilter("ignore", UserWarning)
             if path.suffix == ".npy":
-                p = np.asarray(np.load(path), dtype=float)
+                raw = np.load(path)
+                p = raw if np.iscomplexobj(raw) else np.asarray(raw, dtype=float)
             else:
                 p = np.loadtxt(path, delimiter=None if "," not in path.read_text() else ",")
     except (OSError, ValueError, TypeError, UnicodeDecodeError):
@@ -375,6 +376,8 @@ def read_histogram(path: str | Path) -> HistogramDelay:
             f"delay histogram:FILE: {str(path)!r} is not a list of probabilities (.npy, or numbers separated "
             "by spaces or commas)"
         ) from None
+    if np.iscomplexobj(p):  # NumPy would drop the imaginary parts with a warning
+        raise ProblemError(f"delay histogram:FILE: {str(path)!r} holds complex numbers; probabilities must be real")
     if sum(n > 1 for n in np.shape(p)) > 1:
         raise ProblemError(f"delay histogram:FILE: {str(path)!r} holds a table of shape {np.shape(p)}; give the "
                            "probabilities as one row or one column")  # fmt: skip
@@ -391,7 +394,9 @@ def parse_delay(spec: str) -> DelayModel:
         name = "delay constant:N, N"
         return ConstantDelay(checks.integer(name, checks.parse_int(name, rest)))
     if kind == "uniform":
-        low, sep, high = rest.partition("-")
+        sign = "-" if rest.strip().startswith("-") else ""  # a negative A, refused by its own check below
+        low, sep, high = rest.strip().removeprefix(sign).partition("-")
+        low = sign + low
         if not sep:
             raise ProblemError(f"delay uniform:A-B needs two integers A-B, got {rest!r}")
         return UniformDelay(checks.parse_int("delay uniform:A-B, A", low), checks.parse_int("delay uniform:A-B, B", high))

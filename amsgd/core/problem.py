@@ -227,10 +227,10 @@ class Problem:
     def require_eigengap(self) -> None:
         """Refuse problems with λ1 = λ2: the optimum e_1 is then not isolated."""
         if not self.has_eigengap:
-            raise ProblemError(
-                "covariance needs an eigengap λ1 > λ2 for this prediction, got "
-                f"λ1 = {self.eigenvalues[0]:g}, λ2 = {self.eigenvalues[1]:g}"
-            )
+            first, second = (checks.spec_number(float(x)) for x in self.eigenvalues[:2])
+            within = f" (a gap within {_REL_TOL:g} of λ1 is rounding)" if first != second else ""
+            raise ProblemError(f"covariance needs an eigengap λ1 > λ2 for this prediction, got λ1 = {first}, "
+                               f"λ2 = {second}{within}")  # fmt: skip
 
     def warn_without_eigengap(self) -> None:
         """Warn (:class:`~amsgd.core.errors.RunWarning`) where λ1 = λ2: the error ``sin²∠(v, e_1)`` is
@@ -240,7 +240,7 @@ class Problem:
             warnings.warn(
                 f"λ1 = λ2 = {self.eigenvalues[0]:g}: the top eigenvector is not unique, and the error sin² of the "
                 "angle to e_1 does not measure convergence to the top eigenspace (runs that reach it keep any "
-                "error, and the start e2 maximises the objective too); give a covariance with an eigengap",
+                "error, and e2, the default start, maximises the objective too); give a covariance with an eigengap",
                 RunWarning,
                 stacklevel=3,
             )
@@ -400,5 +400,5 @@ def _validate_eta(eta: object) -> float:
 def _validate_mu(mu: object) -> float:
     value = checks.real("mu", mu)
     if not 0.0 <= value < 1.0:
-        raise ProblemError(f"mu must satisfy 0 <= mu < 1, got {value:g}")
+        raise ProblemError(f"mu must satisfy 0 <= mu < 1, got {checks.spec_number(value)}")
     return value

@@ -123,6 +123,8 @@ class Stationarity:
             text += f" cannot be told stationary or not with {d.n} {self.runs[0]}"
         if self.split == self.start:
             text += " has one iteration: no halves to compare"
+        elif d.n < 2:  # no interval for the difference of the halves, nor a verdict
+            text += f": its halves are compared over two {self.runs[0]} or more, and there is one"
         else:
             text += (
                 f": its first half averages {self.first.mean:.4g} and its second {self.second.mean:.4g} "

@@ -61,7 +61,7 @@ class DelayLaw:
         if self.pmf.size - 1 > MAX_GEOMETRIC_DELAY:
             raise ProblemError(
                 f"delay {self.spec} reaches {self.pmf.size - 1}, beyond the {MAX_GEOMETRIC_DELAY} lags the "
-                "linear numerics support for a geometric law (the divergence risk keeps a ring of past states "
+                "linear numerics support for a law with a geometric tail (the divergence risk keeps a ring of past states "
                 "that long); its runs can be simulated (amsgd simulate), its theory cannot"
             )
 

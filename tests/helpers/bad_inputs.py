@@ -45,6 +45,8 @@ CASES: list[tuple[str, str]] = [
     ("simulate --tau -1", "non-negative integer"),
     ("simulate --tau 1 --delay constant:2", "not allowed with"),
     ("simulate --delay uniform:5-2", "A <= B"),
+    ("simulate --delay uniform:-1-3", "A must be a non-negative integer, got -1"),
+    ("simulate --mu 1.0000000001", "got 1.0000000001"),
     ("simulate --delay geometric:-1", "> 0"),
     ("simulate --delay poisson:abc", "must be a number"),
     ("simulate --delay geometric:3e7", "a delay may reach at most"),
@@ -58,6 +60,8 @@ CASES: list[tuple[str, str]] = [
     ("advise --workers 1,", "LIST must be comma-separated values or START:STOP:STEP ranges"),
     ("advise --mus 0.5,0.5", "LIST lists a value twice"),
     ("advise --spectrum 3,3,1", "needs an eigengap λ1 > λ2"),
+    ("advise --spectrum 4,3.9999999999", "λ2 = 3.9999999999 (a gap within 1e-10 of λ1 is rounding)"),
+    ("integrate --convergence-study --reference-factor 1000000", "use a smaller reference factor (--reference-factor)"),
     ("advise --mus 0.9:0.5:0.1", "has STOP < START"),
     ("integrate --steps 200 --dt 1e-300", "(limit 1e+08); use a larger dt"),
     ("integrate --paths 100000000", "(limit 2 GiB); use fewer paths"),
@@ -68,6 +72,8 @@ CASES: list[tuple[str, str]] = [
     ("derive --delay histogram:empty.txt", "non-empty list of probabilities"),
     ("derive --delay histogram:letters.npy", "not a list of probabilities"),
     ("derive --delay histogram:nonsym.npy", "give the probabilities as one row or one column"),
+    ("derive --delay histogram:complex.npy", "holds complex numbers; probabilities must be real"),
+    ("derive --delay histogram:huge.txt", "probabilities in [0, 1]"),
     ("simulate --delay bogus:3", "unknown delay spec"),
     ("simulate --steps 0", "positive integer"),
     ("simulate --replicates 0", "positive integer"),
@@ -139,7 +145,8 @@ CASES: list[tuple[str, str]] = [
     ("derive --model logistic --sections phases", "unknown sections ['phases']: the JSON has problem, point"),
     ("simulate --format json", "unrecognized arguments: --format (an option of derive, advise, not of simulate)"),
     ("derive --delay uniform:0-2001", "its runs can be simulated (amsgd simulate), its theory cannot"),
-    ("derive --delay geometric:724", "beyond the 20000 lags the linear numerics support for a geometric law"),
+    ("derive --delay geometric:724", "beyond the 20000 lags the linear numerics support for a law with a geometric tail"),
+    ("derive --delay ps:2001", "for a law with a geometric tail"),
     ("derive --delay constant:-1", "delay constant:N, N must be a non-negative integer"),
     ("derive --model mlp --format markdown", "models give json"),
     ("derive --out nodir/d.json", "create it first"),
@@ -257,6 +264,7 @@ def make_files(folder: Path) -> None:
     (folder / "cov.txt").write_text("1 2 3\n")
     (folder / "words.txt").write_text("one two three\n")
     (folder / "empty.txt").write_text("")
+    (folder / "huge.txt").write_text("1e308 1e308\n")
     np.save(folder / "letters.npy", np.array(["a", "b"]))
     np.save(folder / "nonsym.npy", np.array([[1.0, 2.0], [0.0, 1.0]]))
     np.save(folder / "notpd.npy", np.array([[1.0, 2.0], [2.0, 1.0]]))
