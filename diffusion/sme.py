@@ -512,6 +512,7 @@ def integrate_sme_delayed(
                 f"{_describe_mode(limit.mode)} is unstable beyond s* = {limit.delay_time:.4g} "
                 f"(τ* = {limit.iterations:.4g} iterations); use a delay below it"
             )
+    checks.warn_delay_longer_than_run(tau, iterations, "the delay")  # as the runs of the algorithm warn
     if coefficients is None:
         coefficients = _coefficients(problem)
     step = dt * problem.eta

@@ -121,6 +121,14 @@ def test_bad_input_is_refused_in_one_line():
     assert delay_steps(0.3, 0.1) == 3
 
 
+def test_a_delay_of_half_the_run_warns_as_the_algorithms_runs_do():
+    from amsgd.core.errors import LongDelayWarning
+
+    problem = Problem.from_spectrum((4.0, 3.0, 2.0, 1.0), delay=ConstantDelay(30))
+    with pytest.warns(LongDelayWarning, match=r"the delay \(30 iterations\) is at least half the run \(40 steps\)"):
+        integrate_sme_delayed(problem, np.eye(4)[0], 40, paths=2, rng=1)
+
+
 def test_a_callable_history_is_read_on_the_grid():
     drift, diffusion = linear(2.0, 0.0)
     times = np.linspace(0.0, 0.5, 51)
