@@ -1,5 +1,3 @@
-import sys
+from amsgd.cli import console
 
-from amsgd.cli import main
-
-sys.exit(main())
+console()

@@ -168,27 +168,33 @@ def test_sigterm_ends_a_command_as_ctrl_c_does_with_its_own_status(tmp_path, mon
     assert signal.getsignal(signal.SIGTERM) == before  # restored when the command ends
 
 
-@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
-def test_a_signal_after_the_command_ended_leaves_with_its_status(tmp_path, signal_name):
+@pytest.mark.parametrize(("when", "signal_name"), [("joining-threads", "SIGINT"), ("teardown", "SIGTERM")])
+def test_a_signal_after_the_command_ended_leaves_with_its_status(tmp_path, signal_name, when):
     """Ctrl-C in the half second a sweep's process spends shutting down after its summary gave status 130
-    with no word, or status 0 and a traceback from the threading module: run as the process's command,
-    the process then ends with the command's status, its output whole, whenever the signal comes."""
+    with no word, or status 0 and a traceback from the threading module: the ``amsgd`` program now ends
+    with the command's status, its output whole, at once where the shutdown waits for a thread (a second
+    Ctrl-C still ends it) and after its teardown where the signal comes in the last exit handlers."""
     import subprocess
     import sys
 
-    script = ("import os, signal, sys, threading, time\n"
-              "from amsgd.cli import main\n"
+    kill = f"os.kill(os.getpid(), signal.{signal_name})"
+    if when == "teardown":  # registered before amsgd.cli is imported: it runs after the program's own
+        setup = f"atexit.register(lambda: ({kill}, time.sleep(1.0)))\n"
+    else:  # a thread the shutdown joins: it signals once the command has ended, then holds the join
+        setup = ("def hold():\n"
+                 "    while not getattr(sys.modules.get('amsgd.cli'), '_ENDED', False):\n"
+                 "        time.sleep(0.01)\n"
+                 f"    {kill}\n"
+                 "    time.sleep(60)\n"
+                 "threading.Thread(target=hold).start()\n")  # fmt: skip
+    script = ("import atexit, os, signal, sys, threading, time\n" + setup +
               "sys.argv = ['amsgd', 'derive', '--sections', 'stability', '-q']\n"
-              "status = main()\n"
-              "threading.Thread(target=time.sleep, args=(0.5,), daemon=True).start()  # where the signal may land\n"
-              f"os.kill(os.getpid(), signal.{signal_name})\n"
-              "time.sleep(0.2)\n"
-              "atexit = __import__('atexit')\n"
-              f"atexit.register(os.kill, os.getpid(), signal.{signal_name})  # again, during the shutdown\n"
-              "sys.exit(status)\n")  # fmt: skip
+              "from amsgd.cli import console\n"
+              "console()\n")  # fmt: skip
+    began = time.perf_counter()
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert run.returncode == 0 and run.stderr == "", run.stderr
-    assert json.loads(run.stdout)["stability"]
+    assert json.loads(run.stdout)["stability"] and time.perf_counter() - began < 40
 
 
 def test_ctrl_c_before_validate_writes_says_the_folder_is_unchanged(tmp_path, monkeypatch, capsys):

@@ -10,6 +10,7 @@ raises :class:`~amsgd.core.errors.ProblemError`, printed here as one line with e
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import errno
 import os
@@ -79,21 +80,37 @@ def _options_elsewhere(commands: dict[str, ArgumentParser], given: str) -> dict[
     return elsewhere
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command of ``argv`` (by default the process's own arguments) and return its exit status.
-    Run as the process's command, Ctrl-C and SIGTERM are ignored once the command has ended: while the
-    interpreter shuts down (JAX, Dask, xarray, SymPy and Numba unloaded: about half a second after a
-    sweep's summary) such a signal gave a bare status 130 or a traceback from the threading module,
-    though the output was whole. (An ignored signal stays ignored through the shutdown, where Python
-    resets a handler of its own to the default.)"""
-    status = _run_command(argv)
-    if argv is None and threading.current_thread() is threading.main_thread():
+def console() -> None:
+    """The ``amsgd`` program: :func:`main` on the process's arguments, then the process ends with its
+    status. A Ctrl-C or SIGTERM after the command has ended gave a bare status 130 or a traceback from
+    the threading module, though the output was whole: while threads are joined and exit handlers run,
+    such a signal now ends the process at once with the command's status, and in the interpreter's last
+    teardown (JAX, Dask, xarray, SymPy and Numba unloaded: about half a second after a sweep's summary),
+    where Python resets its own handlers to the default, it is ignored."""
+    global _ENDED
+    status = main()
+    _ENDED = True
+
+    def leave(signum, frame) -> None:
+        os._exit(status)
+
+    for late in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(late, leave)
+    sys.exit(status)
+
+
+#: Set once :func:`console`'s command has ended.
+_ENDED = False
+
+
+@atexit.register  # at import, before the libraries the commands load: among the last exit handlers to run
+def _ignore_signals_in_the_teardown() -> None:
+    if _ENDED:  # an ignored signal stays ignored through the teardown; a handler would be reset
         for late in (signal.SIGINT, signal.SIGTERM):
             signal.signal(late, signal.SIG_IGN)
-    return status
 
 
-def _run_command(argv: Sequence[str] | None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:  # named by the command that was given (argparse names the top-level program)
@@ -214,4 +231,4 @@ def _warnings_as_lines(command: str) -> Iterator[None]:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    console()
