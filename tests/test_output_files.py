@@ -107,7 +107,8 @@ def test_a_count_beyond_64_bits_is_one_line(capsys):
 
 def test_an_output_that_is_another_output_or_an_input_is_refused_before_the_work(tmp_path):
     """``advise --out p.png --plot p.png`` kept the figure and lost the table, and ``--out`` on the
-    ``--data`` file replaced the data: one file reached through a link, ``..`` or a hard link counts."""
+    ``--data`` file replaced the data: one file reached through a symbolic link or ``..`` counts; a hard
+    link is another name, which the atomic write replaces alone."""
     from amsgd.core.errors import ProblemError
     from amsgd.core.files import check_distinct_files
 
@@ -116,10 +117,11 @@ def test_an_output_that_is_another_output_or_an_input_is_refused_before_the_work
     (tmp_path / "sub").mkdir()
     os.symlink(data, tmp_path / "link.csv")
     os.link(data, tmp_path / "hard.csv")
-    for alias in (data, tmp_path / "sub" / ".." / "data.csv", tmp_path / "link.csv", tmp_path / "hard.csv"):
+    for alias in (data, tmp_path / "sub" / ".." / "data.csv", tmp_path / "link.csv"):
         with pytest.raises(ProblemError, match="is the file --data reads; writing it would destroy that input"):
             check_distinct_files({"--out": alias}, {"--data": data})
     with pytest.raises(ProblemError, match="--out and --plot name the same file"):
         check_distinct_files({"--out": tmp_path / "a.png", "--plot": tmp_path / "sub" / ".." / "a.png"}, {})
     check_distinct_files({"--out": tmp_path / "a.json", "--plot": tmp_path / "a.png"}, {"--data": data, "--covariance": None})
+    check_distinct_files({"--out": tmp_path / "hard.csv"}, {"--data": data})
     assert data.read_text() == "1,2,0\n"

@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Callable, Sequence
 
 from amsgd.core import checks
-from amsgd.core.delays import ConstantDelay, parse_delay
+from amsgd.core.delays import ConstantDelay, HistogramDelay, parse_delay
 from amsgd.core.distributions import parse_distribution
 from amsgd.core.errors import ProblemError
 from amsgd.core.files import atomic_write_text, check_distinct_files
@@ -309,9 +309,10 @@ def require_pca(problem: Problem | ModelProblem, command: str) -> Problem:
 def check_distinct_outputs(args: argparse.Namespace, **outputs: str | None) -> None:
     """Refuse output files (``out=args.out``: the option without its dashes) where two name one file, or
     one names a file the command reads (``--data``, ``--covariance``, a ``histogram:FILE`` delay)."""
-    delay, data = getattr(args, "delay", None) or "", getattr(args, "data", None)
+    delay, data = getattr(args, "delay", None), getattr(args, "data", None)
+    delay = parse_delay(delay) if delay is not None else None  # read as the command read it
     inputs = {"--data": None if data == "digits" else data, "--covariance": getattr(args, "covariance", None),
-              "--delay": delay.partition(":")[2] if delay.startswith("histogram:") else None}  # fmt: skip
+              "--delay": delay.source if isinstance(delay, HistogramDelay) else None}  # fmt: skip
     check_distinct_files({f"--{option}": path for option, path in outputs.items()}, inputs)
 
 

@@ -146,9 +146,9 @@ def run(args: argparse.Namespace) -> int:
     from amsgd.core.jsontext import json_text
 
     check_netcdf_file(args.out)
-    check_distinct_outputs(args, out=args.out)
     _refuse_unused_execution_options(args)
     sweep = sweep_from_args(args)
+    check_distinct_outputs(args, out=args.out)
     from amsgd.sweep.run import run_sweep
 
     try:

@@ -52,25 +52,17 @@ def check_distinct_files(outputs: dict[str, str | os.PathLike | None],
                          inputs: dict[str, str | os.PathLike | None]) -> None:  # fmt: skip
     """Refuse an output (option → path; None where not given) that names the same file as another
     output, which one write would replace with the other, or as an input, which the write would
-    destroy: paths compared with their links and ``..`` resolved, and existing files by identity."""
+    destroy: paths compared with their links and ``..`` resolved, as the atomic write resolves them
+    (a hard link is another name: the write replaces that name only)."""
     given = [(option, Path(path)) for option, path in {**outputs, **inputs}.items() if path is not None]
     for k, (option, path) in enumerate(given):
         for other, earlier in given[:k]:
-            if other not in outputs or not _same_file(path, earlier):
+            if other not in outputs or os.path.realpath(path) != os.path.realpath(earlier):
                 continue
             if option in outputs:
                 raise ProblemError(f"{other} and {option} name the same file {str(path)!r}; give each output its own")
             raise ProblemError(f"{other} {str(earlier)!r} is the file {option} reads; writing it would destroy that "
                                f"input: choose another {other}")  # fmt: skip
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    if os.path.realpath(a) == os.path.realpath(b):
-        return True
-    try:
-        return os.path.samefile(a, b)  # hard links
-    except OSError:  # one of them does not exist yet
-        return False
 
 
 def _no_folder(option: str, role: str, folder: Path) -> ProblemError:
