@@ -126,7 +126,7 @@ def _sampled_moments(y: np.ndarray) -> Coefficients:
         first, square = monomials[entry]
         mean = means.of(first)
         mean_a[where] = mean[where]
-        coupling[where] = np.maximum(means.of(square) - mean**2, 0.0)[where]  # a constant A has Var 0
+        coupling[where] = np.maximum(means.of(square) - mean**2, 0.0)[where]  # never negative by rounding
     rates = -np.diag(mean_a).copy()
     n = y.shape[0]  # a forcing that is identically 0 lambdifies to a scalar
     b = np.column_stack([np.broadcast_to(b_fn[min(i, 1)](y[:, 0], y[:, i], y[:, i]), n) for i in range(d)])
@@ -149,9 +149,9 @@ class _SampleMeans:
             n, d = y.shape
             weighted = y[:, :1] ** a * y**b  # y_0^a y_i^b, one column per i
             if c == 0:
-                value = np.broadcast_to(weighted.mean(axis=0)[:, None], (d, d))
+                value = np.broadcast_to(_column_means(weighted)[:, None], (d, d))
             elif b == 0:
-                value = np.broadcast_to((weighted * y**c).mean(axis=0)[None, :], (d, d))
+                value = np.broadcast_to(_column_means(weighted * y**c)[None, :], (d, d))
             else:
                 value = weighted.T @ y**c / n
                 if a == 0 and b == c:  # symmetric: kept exactly so, whatever the product's blocking
@@ -163,6 +163,12 @@ class _SampleMeans:
         """The means of the polynomial ``Σ coefficient · y_0^a y_i^b y_j^c`` given by its ``terms``."""
         return sum((coefficient * self.monomial(*exponents) for exponents, coefficient in terms),
                    np.zeros((self.y.shape[1],) * 2))  # fmt: skip
+
+
+def _column_means(x: np.ndarray) -> np.ndarray:
+    """The means of the columns of ``x`` (samples in rows), each summed pairwise along a contiguous row:
+    NumPy adds the rows of a C-ordered array one after another, with an error growing like n ε."""
+    return np.ascontiguousarray(x.T).mean(axis=1)
 
 
 def _sampled_kinetic(b: np.ndarray, gain: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
