@@ -227,10 +227,13 @@ class Problem:
     def require_eigengap(self) -> None:
         """Refuse problems with λ1 = λ2: the optimum e_1 is then not isolated."""
         if not self.has_eigengap:
-            first, second = (checks.spec_number(float(x)) for x in self.eigenvalues[:2])
-            within = f" (a gap within {_REL_TOL:g} of λ1 is rounding)" if first != second else ""
-            raise ProblemError(f"covariance needs an eigengap λ1 > λ2 for this prediction, got λ1 = {first}, "
-                               f"λ2 = {second}{within}")  # fmt: skip
+            raise ProblemError(f"covariance needs an eigengap λ1 > λ2 for this prediction, got {self._top_pair()}")
+
+    def _top_pair(self) -> str:
+        """``λ1 = …, λ2 = …`` as given, and why a gap is none where they differ by rounding."""
+        first, second = (checks.spec_number(float(x)) for x in self.eigenvalues[:2])
+        within = f" (a gap below {_REL_TOL:g} × λ1 counts as none)" if first != second else ""
+        return f"λ1 = {first}, λ2 = {second}{within}"
 
     def warn_without_eigengap(self) -> None:
         """Warn (:class:`~amsgd.core.errors.RunWarning`) where λ1 = λ2: the error ``sin²∠(v, e_1)`` is
@@ -238,7 +241,7 @@ class Problem:
         reaches the space may keep any error below 1 (the start e_2 is itself a maximiser)."""
         if not self.has_eigengap:
             warnings.warn(
-                f"λ1 = λ2 = {self.eigenvalues[0]:g}: the top eigenvector is not unique, and the error sin² of the "
+                f"{self._top_pair()}: the top eigenvector is not unique, and the error sin² of the "
                 "angle to e_1 does not measure convergence to the top eigenspace (runs that reach it keep any "
                 "error, and e2, the default start, maximises the objective too); give a covariance with an eigengap",
                 RunWarning,

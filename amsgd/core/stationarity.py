@@ -124,7 +124,8 @@ class Stationarity:
         if self.split == self.start:
             text += " has one iteration: no halves to compare"
         elif d.n < 2:  # no interval for the difference of the halves, nor a verdict
-            text += f": its halves are compared over two {self.runs[0]} or more, and there is one"
+            text += (f": its halves are compared over two or more {self.runs[0]} that stay finite, and "
+                     f"{'one' if d.n == 1 else 'none'} did; use more {self.runs[0]} ({self.runs[1]})")  # fmt: skip
         else:
             text += (
                 f": its first half averages {self.first.mean:.4g} and its second {self.second.mean:.4g} "

@@ -240,6 +240,7 @@ def model_point(problem: ModelProblem, x: np.ndarray, *, top: int | None = None,
 
     from amsgd.simulate.models import model_derivatives
 
+    check_point_memory(problem)
     top = min(TOP_MODES, np.size(x)) if top is None else checks.positive_int("top (Hessian modes)", top)
     if top > np.size(x):
         raise ProblemError(f"top (Hessian modes) must be at most the {np.size(x)} parameters, got {top}")

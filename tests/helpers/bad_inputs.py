@@ -60,7 +60,7 @@ CASES: list[tuple[str, str]] = [
     ("advise --workers 1,", "LIST must be comma-separated values or START:STOP:STEP ranges"),
     ("advise --mus 0.5,0.5", "LIST lists a value twice"),
     ("advise --spectrum 3,3,1", "needs an eigengap λ1 > λ2"),
-    ("advise --spectrum 4,3.9999999999", "λ2 = 3.9999999999 (a gap within 1e-10 of λ1 is rounding)"),
+    ("advise --spectrum 4,3.9999999999", "λ2 = 3.9999999999 (a gap below 1e-10 × λ1 counts as none)"),
     ("integrate --convergence-study --reference-factor 1000000", "use a smaller reference factor (--reference-factor)"),
     ("advise --mus 0.9:0.5:0.1", "has STOP < START"),
     ("integrate --steps 200 --dt 1e-300", "(limit 1e+08); use a larger dt"),
@@ -321,7 +321,7 @@ def render(results: list[tuple[str, int, list[str]]]) -> str:
         "| 1 | `validate`: at least one check failed (the report and stdout name it) |",
         "| 2 | bad input: one line on stderr names the option, what it must be and what to do |",
         "| 3 | no estimate: every replicate diverged (stderr says so in words); a sweep exits 3 where that happened at every point, and otherwise 0, counting the points where it did (`all_diverged`, and a warning) |",
-        "| 130 | interrupted (Ctrl-C): stderr says what was kept and how to continue. Once the command has ended (its output written), Ctrl-C and SIGTERM are ignored while the process exits, and the status is the command's |",
+        "| 130 | interrupted (Ctrl-C): stderr says what was kept and how to continue. Once the command has ended (its output written), a Ctrl-C or SIGTERM while the process exits ends it with the command's status |",
         "| 143 | terminated (SIGTERM: `kill`, a batch scheduler's time limit): handled as Ctrl-C is, what was kept "
         "said the same way |",
         "| 141 | standard output was closed before all of it was written (`| head`); the work was done. Where the reader stops partway through an output larger than the pipe's buffer (64 KiB) the system can end the write short without an error, and the status is then 0 |",
