@@ -196,16 +196,18 @@ def find_minimum(problem: ModelProblem, start: np.ndarray | None = None, *, seed
             if next(iterations) % SEPARATION_CHECK_EVERY == 0 and is_separated(intermediate_result.x):
                 raise StopIteration
 
-        res = scipy.optimize.minimize(fun, x0, jac=True, method="L-BFGS-B", callback=stop_when_separated,
-                                      options={"maxiter": 20_000, "gtol": 1e-12, "ftol": 0.0})  # fmt: skip
-        x = res.x
-        gnorm = float(np.linalg.norm(fun(x)[1]))
+        with np.errstate(over="ignore", invalid="ignore"):  # a huge --l2 overflows; the refusal below says so
+            res = scipy.optimize.minimize(fun, x0, jac=True, method="L-BFGS-B", callback=stop_when_separated,
+                                          options={"maxiter": 20_000, "gtol": 1e-12, "ftol": 0.0})  # fmt: skip
+            x = res.x
+            gnorm = float(np.linalg.norm(fun(x)[1]))
+            scale = max(1.0, float(np.linalg.norm(x)))
         separated = is_separated(x)
     if separated:
         # every training example classified correctly: scaling the scores up lowers the loss forever
         raise ProblemError(f"no minimum found for model {problem.model}: the training classes are separated "
                            f"(gradient norm {gnorm:.2e} only shrinks as the weights grow); add --l2")  # fmt: skip
-    if gnorm > GRADIENT_TOL * max(1.0, float(np.linalg.norm(x))):
+    if not (np.all(np.isfinite(x)) and gnorm <= GRADIENT_TOL * scale):  # nor are a NaN gradient or an infinite x
         if problem.l2 >= HUGE_L2:  # the penalised weights and the free biases differ in curvature by that much
             hint = f" (--l2 = {problem.l2:g} leaves the optimiser a problem conditioned beyond double precision; lower it)"
         elif problem.l2 > 0:  # the optimiser stalled: say so and what helps

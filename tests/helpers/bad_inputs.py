@@ -200,6 +200,7 @@ CASES: list[tuple[str, str]] = [
     ("integrate --model least-squares --steps 20 --dt 3", "does not divide the intervals between recorded"),
     ("simulate --model logistic --batch 1000000000 --steps 1 --replicates 1", "use a smaller --batch"),
     ("advise --model mlp --hidden 1000000000 --workers 1,2 --mus 0.5", "use a smaller --hidden"),
+    ("advise --model mlp --l2 1e300 --workers 1,2 --mus 0.5", "conditioned beyond double precision; lower it"),
     ("advise --workers 1,2 --mus 0.5 --out a.png --plot a.png", "name the same file"),
     ("derive --covariance cov.npy --out cov.npy", "is the file --covariance reads"),
     ("derive --model logistic --data blobs.csv --out ./blobs.csv", "is the file --data reads"),
