@@ -512,8 +512,7 @@ def integrate_sme_delayed(
                 f"{_describe_mode(limit.mode)} is unstable beyond s* = {limit.delay_time:.4g} "
                 f"(τ* = {limit.iterations:.4g} iterations); use a delay below it"
             )
-    length = int(iterations) if float(iterations).is_integer() else iterations  # "40 steps", not "40.0"
-    checks.warn_delay_longer_than_run(tau, length, "the delay")  # as the runs of the algorithm warn
+    checks.warn_delay_longer_than_run(tau, iterations, "the delay")  # as the runs of the algorithm warn
     if coefficients is None:
         coefficients = _coefficients(problem)
     step = dt * problem.eta

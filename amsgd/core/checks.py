@@ -140,8 +140,9 @@ def warn_delay_longer_than_run(mean_delay: float, steps: int, what: str = "the m
     """Warn (:class:`~amsgd.core.errors.LongDelayWarning`) when the mean delay (``what``) is at least
     half the run: most gradients are then taken at the start point, and nothing stationary is measured."""
     if mean_delay >= steps / 2:
+        length = int(steps) if float(steps).is_integer() else steps  # "40 steps" for a float 40.0 too
         warnings.warn(
-            f"{what} ({mean_delay:g} iterations) is at least half the run ({steps} steps): most "
+            f"{what} ({mean_delay:g} iterations) is at least half the run ({length} steps): most "
             "gradients are taken at the start point; raise --steps or shorten the delay",
             LongDelayWarning,
             stacklevel=3,

@@ -120,14 +120,13 @@ def _sampled_moments(y: np.ndarray) -> Coefficients:
     d = y.shape[1]
     means, monomials = _SampleMeans(y), _coefficient_monomials()
     entries = np.array([[_pattern_entry(i, j) for j in range(d)] for i in range(d)])  # (d, d, 2)
-    coupling, mean_a = np.empty((d, d)), np.empty((d, d))
+    coupling, rates = np.empty((d, d)), np.empty(d)
     for entry in set(map(tuple, entries.reshape(-1, 2).tolist())):
         where = np.all(entries == entry, axis=-1)
         first, square = monomials[entry]
         mean = means.of(first)
-        mean_a[where] = mean[where]
         coupling[where] = np.maximum(means.of(square) - mean**2, 0.0)[where]  # never negative by rounding
-    rates = -np.diag(mean_a).copy()
+        rates[where.diagonal()] = -mean.diagonal()[where.diagonal()]  # −E A_ii
     n = y.shape[0]  # a forcing that is identically 0 lambdifies to a scalar
     b = np.column_stack([np.broadcast_to(b_fn[min(i, 1)](y[:, 0], y[:, i], y[:, i]), n) for i in range(d)])
     additive = np.einsum("ni,ni->i", b, b) / n  # E b_i²
