@@ -191,12 +191,15 @@ def _list_entries(text: str) -> list[str] | None:
 
 def name_list(option: str, text: str | None, kind: str, absent: str) -> list[str] | None:
     """The comma-separated names an option gave (None where it was not given); refused when it gave
-    none (``kind``: what the names name; ``absent``: what leaving the option out does)."""
+    none or named one twice (``kind``: what the names name; ``absent``: what leaving the option out does)."""
     if text is None:
         return None
     names = [name.strip() for name in text.split(",") if name.strip()]
     if not names:
         raise ProblemError(f"{option} needs {kind} names, comma separated (leave it out {absent})")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ProblemError(f"{option} names {', '.join(repeated)} more than once: {text!r}")
     return names
 
 

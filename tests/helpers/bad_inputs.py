@@ -142,6 +142,8 @@ CASES: list[tuple[str, str]] = [
     ("derive --tradeoff-workers 1,100000", "give at most 2001"),
     ("derive --sections stabilty", "unknown sections ['stabilty']: the JSON has problem, recursion"),
     ("derive --sections stability --format latex", "the latex document needs every section"),
+    ("derive --sections stability,problem,stability", "--sections names stability more than once"),
+    ("validate --out vdir --only ode,ode", "--only names ode more than once: 'ode,ode'"),
     ("derive --model logistic --sections phases", "unknown sections ['phases']: the JSON has problem, point"),
     ("simulate --format json", "unrecognized arguments: --format (an option of derive, advise, not of simulate)"),
     ("derive --delay uniform:0-2001", "its runs can be simulated (amsgd simulate), its theory cannot"),
