@@ -17,7 +17,8 @@ each run's error averaged over the second half; the ratio of the Student-t arm's
 arm's with the delta method's 95% interval over the pairs. The prediction is the factor at the
 additive recursion's variances ``v_i = G_i E[Y_1² Y_i²]`` (its own model's), the toolkit's factor at
 the finite-η variances beside it. Written to ``benchmarks/mixing_factor.json``; about 6 minutes with
-the default R = 16384. Usage: ``python benchmarks/mixing_factor.py [--replicates R] [--out PATH]``.
+the default R = 16384. Usage: ``python benchmarks/mixing_factor.py [--replicates R] [--predict-only]
+[--out PATH]``; ``--predict-only`` keeps the stored runs and recomputes the factors.
 """
 
 from __future__ import annotations
@@ -132,7 +133,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--replicates", type=int, default=16384)
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--predict-only", action="store_true",
+                        help="recompute the factors of the cases stored in --out, keeping their runs")
     args = parser.parse_args()
+    if args.predict_only:
+        record = json.loads(args.out.read_text())
+        for row in record["cases"]:
+            row["factor"] = predicted(row["eta"], row["mu"], row["nu"])
+        args.out.write_text(json.dumps(record, indent=1) + "\n")
+        return
     began, rows = time.perf_counter(), []
     for n, (eta, mu, nu) in enumerate(CASES):
         factor = predicted(eta, mu, nu)

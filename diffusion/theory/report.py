@@ -261,12 +261,12 @@ def _student_t_measured(nu: float) -> str:
     the tail; above, within 0.4% at μ ≤ 0.9 and below simulation at μ = 0.95 (ν = 9 and 10)."""
     growth = "by 2.6% at nu = 8 for Sigma = diag(3, 2, 1), eta = 0.01, mu = 0.5 (0.6% for Gaussian data there)"
     if nu <= 8:
-        return ("above simulation at tau = 0 by 40% at nu = 4.5 and 7.8% at nu = 5 (Sigma = diag(4, 3, 2, 1), "
-                "eta = 5e-4, mu = 0.9), by 0.8% to 1.3% at nu = 6 (5.2% to 7.5% where the floor reaches 0.17 at "
-                "eta/(1-mu) = 0.01, benchmarks/floor_parts.py) and 0.2% to 0.4% at nu = 8 where eta/(1-mu) <= 0.01 "
+        return ("above simulation at tau = 0 by 40% at nu = 4.5 and 7.7% at nu = 5 (Sigma = diag(4, 3, 2, 1), "
+                "eta = 5e-4, mu = 0.9), by 0.7% to 1.3% at nu = 6 (5.2% to 7.5% where the floor reaches 0.17 at "
+                "eta/(1-mu) = 0.01, benchmarks/floor_parts.py) and 0.1% to 0.4% at nu = 8 where eta/(1-mu) <= 0.01 "
                 f"(benchmarks/floor_accuracy.py), {growth}, and by 6.1% to 6.7% at nu = 6 for Sigma = diag(10, 1), "
                 "eta = 5e-3, mu = 0.5 (0.4% for Gaussian data there): the error grows with eta lambda_1/(1-mu)")
-    return ("0.2% to 0.4% above simulation at tau = 0 at nu = 8 where eta/(1-mu) <= 0.01 (Sigma = diag(4, 3, 2, 1), "
+    return ("0.1% to 0.4% above simulation at tau = 0 at nu = 8 where eta/(1-mu) <= 0.01 (Sigma = diag(4, 3, 2, 1), "
             f"benchmarks/floor_accuracy.py) and {growth}: the error grows with eta lambda_1/(1-mu); at nu = 10 it "
             "was within 0.2% at mu <= 0.9 and 1.3% below simulation at mu = 0.95 (Sigma = diag(4, 3, 2, 1), "
             "eta = 5e-4), where the ratios at a norm held fixed lay 1.4% above the heavy-tail factor's floor, and "
@@ -288,11 +288,11 @@ def _kernel_note(nu: float, kernel: tuple[tuple[float, ...], tuple[float, ...]] 
                 f"lies above the {KERNEL_CUMULANT_MAX:g} at which its terms were checked against the runs: they grow "
                 "without bound as nu -> 8 (at nu = 8.5 they gave 1.7 times the runs' friction), so the kernel stays "
                 "Isserlis's as at nu <= 8, and the floor rests on the same cancellation: at nu = 8.5, mu = 0.95 it was "
-                "0.3% above simulation")  # fmt: skip
+                "0.2% above simulation")  # fmt: skip
     return ("; at nu <= 8 the norm's motion, which moves the floor through the variance of the kinetic energy, "
             "rests on the data's eighth moments, which are infinite: measured, it lowered the floor by 4.8% to 5.4% "
             "at nu = 6 where the model's radial friction says 0.1% to 0.4%, while at a norm held fixed the runs' floor "
-            "lay 3.3% to 4.2% above the model's: the floor's error at nu = 6 is what is left of the two; where the "
+            "lay 3.4% to 4.2% above the model's: the floor's error at nu = 6 is what is left of the two; where the "
             "floor reaches 0.17 the held runs lie 2.7% to 3.4% below the model's and the two errors add")  # fmt: skip
 
 
