@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from .recursion import MomentumRecursion, derive_time_scale, mu
+from .recursion import MomentumRecursion, at_point, derive_time_scale, mu
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ def ode_limit(recursion: MomentumRecursion) -> ODELimit:
 def ou_limit(recursion: MomentumRecursion, point: dict) -> OULimit:
     """The OU process of the rescaled fluctuations ``U = (X − x*)/sqrt(η)`` at ``point``."""
     timing = derive_time_scale()
-    a = (recursion.jacobian.subs(point) * timing.drift_scale).applyfunc(sp.factor)
+    a = (at_point(recursion.jacobian, point) * timing.drift_scale).applyfunc(sp.factor)
     b = (recursion.noise_covariance_at(point) * timing.noise_gain**2).applyfunc(sp.factor)
     return OULimit(point, a, b)
 

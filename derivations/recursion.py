@@ -70,6 +70,13 @@ def derive_time_scale() -> TimeScale:
     return TimeScale(order1, order2, drift_scale, modified, gain, X, G)
 
 
+def at_point(expr: sp.Basic, point: dict) -> sp.Basic:
+    """``expr`` with the state symbols replaced by the values of ``point`` (symbol → number or
+    expression): a plain replacement of those symbols (``xreplace``), where ``subs`` would first match
+    every node of ``expr`` against them (a sampled law's ``predict`` at d = 12: 19 s with ``subs``, 11 s)."""
+    return expr.xreplace({symbol: sp.sympify(value) for symbol, value in point.items()})
+
+
 @dataclass(frozen=True)
 class MomentumRecursion:
     """``x_{k+1} = x_k + μ (x_k − x_{k−1}) + η G(x_{k−τ}, ξ_k)`` with ξ described by ``moment``."""
@@ -101,7 +108,7 @@ class MomentumRecursion:
 
     def noise_covariance_entry(self, i: int, j: int, point: dict | None = None) -> sp.Expr:
         """``C_ij = E[G_i G_j] − E[G_i] E[G_j]``, optionally at a point."""
-        gi, gj = (self.update[k].subs(point or {}) for k in (i, j))
+        gi, gj = (at_point(self.update[k], point or {}) for k in (i, j))
         second = expectation(gi * gj, self.noise, self.moment)
         mean_i = expectation(gi, self.noise, self.moment)
         mean_j = expectation(gj, self.noise, self.moment)
