@@ -207,6 +207,24 @@ def test_bad_input_is_refused_with_one_line(change, match):
         converge_start(1.0, 3, 0)
 
 
+@pytest.mark.parametrize("tau", [0, 30])
+def test_an_epsilon_below_the_finite_eta_floor_is_refused(tau):
+    """ε was checked against the diffusion floor only (0.0434 on the default problem, which leaves out
+    η's and the delay's effects): ε between it and the finite-η floor (0.0444 at τ = 0, 0.0550 at
+    τ = 30) was taken, and the sampled mean curve "settled" at it on a dip (2613 iterations at τ = 0).
+    Just above the finite-η floor ε is taken."""
+    from amsgd.diffusion.theory.predictions import PredictOptions
+
+    problem = Problem.from_spectrum(delay=parse_delay(f"constant:{tau}"))
+    p = predict(problem)
+    floor = p.finite_eta.value
+    assert p.diffusion_floor < floor
+    between = (p.diffusion_floor + floor) / 2
+    with pytest.raises(ProblemError, match=f"epsilon = {between:g} is at or below the finite-eta stationary error floor"):
+        predict(problem, PredictOptions(epsilon=between)).phases
+    assert predict(problem, PredictOptions(epsilon=1.01 * floor)).phases.epsilon == 1.01 * floor
+
+
 def test_phase_json_keeps_both_convergence_numbers():
     problem = _problem("constant:0")
     predictions = predict(problem)

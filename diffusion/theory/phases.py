@@ -604,6 +604,7 @@ def phases(
     epsilon: float | None,
     tangent_variances: Callable[[], Sequence[float]] | None = None,
     converges: bool = True,
+    finite_floor: float | None = None,
 ) -> Phases:
     """Escape (unstable OU from rest), travel (ODE closed form) and convergence (slowest tangent mode),
     with the modes the per-run laws sample.
@@ -612,15 +613,17 @@ def phases(
     e_1 already computed for this problem (:attr:`Phases.tangent_variances`); without it they are
     solved when the convergence law first needs them. ``converges`` false (the iteration is not
     mean-square stable at e_1): there is no floor, so ε is not checked against it and the result
-    reports no phase III.
+    reports no phase III. A given ε is refused at or below ``floor`` and at or below ``finite_floor``,
+    the finite-η floor where it is known (the mean error settles there, and a sampled mean curve
+    would cross a lower ε only on a dip).
     """
     f = derivation.phase_formulas
     problem = derivation.problem
     epsilon = epsilon or DEFAULT_EPSILON_FACTOR * floor
-    if converges and epsilon <= floor:
-        raise ProblemError(
-            f"epsilon = {epsilon:g} is at or below the stationary error floor {floor:g}; it is never reached on average"
-        )
+    finite = finite_floor if finite_floor is not None and finite_floor > floor else None
+    if converges and epsilon <= (finite or floor):
+        which = f"finite-eta stationary error floor {finite:g}" if finite else f"stationary error floor {floor:g}"
+        raise ProblemError(f"epsilon = {epsilon:g} is at or below the {which}; it is never reached on average")
     saddle = next(p for p in points if p.j == worst_saddle(points))
     escape_mode = saddle.fastest
     optimum = next(p for p in points if p.j == 1)

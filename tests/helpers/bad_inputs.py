@@ -131,6 +131,7 @@ CASES: list[tuple[str, str]] = [
     ("derive --delta-sq 2", "0 < δ² < 1/2"),
     ("derive --gamma 0.9", "0 < gamma <= 1/2"),
     ("derive --epsilon -1", "0 < ε < 1"),
+    ("derive --epsilon 0.0434", "epsilon = 0.0434 is at or below the finite-eta stationary error floor 0.0444463"),
     ("derive --spectrum 1,1", "eigengap"),
     ("derive --eta 1e-16", "rounding errors above 1e-6"),
     ("derive --spectrum 3,2,1 --eta 1e-9 --mu 0.99", "raise eta"),
