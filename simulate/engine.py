@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from amsgd.core import checks
-from amsgd.core.delays import ConstantDelay, EventDrivenDelay
+from amsgd.core.delays import ConstantDelay, DelayModel, EventDrivenDelay
 from amsgd.core.problem import Problem
 from amsgd.core.progress import counter
 from amsgd.core.seeding import RngLike, describe_seed
@@ -296,6 +296,7 @@ def _assemble(plan: Plan, out: Outputs, elapsed: float) -> SimulationResult:
                                     out.diverged_at, plan.window_start, out.window_split, plan.steps)  # fmt: skip
     with np.errstate(invalid="ignore", divide="ignore"):
         delay_mean = out.delay_sum / np.where(out.diverged_at >= 0, out.diverged_at, plan.steps)
+    counts = out.delay_counts.sum(axis=0)
     return SimulationResult(
         problem=plan.problem,
         steps=plan.steps,
@@ -307,14 +308,26 @@ def _assemble(plan: Plan, out: Outputs, elapsed: float) -> SimulationResult:
         window_start=plan.window_start,
         window_split=out.window_split,
         **summaries,
-        delay_counts=out.delay_counts.sum(axis=0),
+        delay_counts=counts,
         delay_mean_per_replicate=delay_mean,
-        delay_max=int(out.delay_max.max()),
+        delay_max=measured_max_delay(plan.problem.delay, counts, out.delay_max),
         start=plan.start,
         seed=describe_seed(plan.root),
         divergence_norm=plan.divergence_norm,
         elapsed=elapsed,
     )
+
+
+def measured_max_delay(delay: DelayModel, counts: np.ndarray, server_max: np.ndarray) -> int:
+    """The largest delay applied to any update: counted exactly by the event-driven server's kernel
+    (``server_max``, per block), and the last non-empty bin of the histogram ``counts`` of the delays
+    drawn for constant and i.i.d. delays (an update at iteration k < τ reads the start point, which the
+    history before iteration 0 is: its staleness is k, and the histogram counts τ; it matters only
+    where delays reach across much of the run, which simulate warns of)."""
+    if not delay.is_iid:
+        return int(server_max.max())
+    used = np.flatnonzero(counts)
+    return int(used[-1]) if used.size else 0
 
 
 def draw_only(

@@ -80,7 +80,8 @@ class SimulationResult:
     asked to keep no coordinates); ``coordinates`` keeps every replicate's ``h`` only when asked for,
     since it needs ``R · n_records · d`` numbers.
     ``delay_counts[i]`` counts the updates applied with delay i, over all replicates; for the
-    event-driven server the last bin also holds the (rare) larger delays and ``delay_max`` is exact.
+    event-driven server the last bin also holds the (rare) larger delays. ``delay_max`` is the largest
+    delay applied to any update (:func:`measured_max_delay`), for every delay model.
 
     ``window_halves[:, 0]`` and ``[:, 1]`` are each replicate's time averages of the error over the
     window's first half ``window_start <= k < window_split`` and its second ``window_split <= k <= steps``
@@ -105,7 +106,7 @@ class SimulationResult:
     window_halves: np.ndarray
     delay_counts: np.ndarray
     delay_mean_per_replicate: np.ndarray
-    delay_max: int
+    delay_max: int  # the largest delay applied (measured_max_delay)
     start: str
     seed: dict
     divergence_norm: float
@@ -201,15 +202,8 @@ class SimulationResult:
 
     @property
     def measured_max_delay(self) -> int:
-        """The largest delay applied to any update: counted exactly by the server, and the last
-        non-empty bin of the histogram of the delays drawn for constant and i.i.d. delays (an update at
-        iteration k < τ reads the start point, which the history before iteration 0 is: its staleness
-        is k, and the histogram counts τ; it matters only where delays reach across much of the run,
-        which simulate warns of)."""
-        if not self.problem.delay.is_iid:
-            return int(self.delay_max)
-        used = np.flatnonzero(self.delay_counts)
-        return int(used[-1]) if used.size else 0
+        """The largest delay applied to any update (:attr:`delay_max`)."""
+        return int(self.delay_max)
 
     def delay_summary(self) -> dict:
         """The delay model and the delays actually applied."""
