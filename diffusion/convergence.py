@@ -241,8 +241,7 @@ def convergence_study(
     steps = step_counts(steps)
     t_end = checks.positive("t_end", t_end)
     checks.positive_int("bootstrap", bootstrap)
-    if not 0 < checks.real("confidence", confidence) < 1:
-        raise ProblemError(f"confidence must lie in (0, 1), got {confidence!r}")
+    checks.confidence(confidence)
     if exact is None and (not checks.is_whole_number(reference_factor) or reference_factor < 2):
         raise ProblemError(f"reference_factor must be an integer >= 2 (the reference step is the finest step divided "
                            f"by it; at 1 the finest level is its own reference, error 0), got {reference_factor!r}")

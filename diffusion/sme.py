@@ -330,6 +330,7 @@ def _phases(integrate: Callable, problem: Problem, iterations: float, rng: RngLi
         raise ProblemError(f"delta_sq (δ², the phase boundary) must satisfy 0 < δ² < 1/2, got {delta_sq:g}")
     options["paths"] = checks.integer("paths", options["paths"], minimum=2)
     checks.positive("iterations", iterations)
+    checks.confidence(confidence)
     checks.window_fraction(window)
     problem.require_eigengap()
     root = root_sequence(rng)

@@ -12,12 +12,13 @@ import amsgd
 from amsgd import Problem, ProblemError, StudentT, parse_delay, parse_distribution, predict
 from amsgd.advise import advise
 from amsgd.core.delays import HistogramDelay
-from amsgd.core.models import split_data
+from amsgd.core.models import ModelProblem, load_data, split_data
 from amsgd.derivations import derive
 from amsgd.diffusion import convergence_study, integrate_sde
 from amsgd.diffusion.brownian import BrownianIncrements
 from amsgd.diffusion.ou import ou_mean_cov, sample_ou
 from amsgd.diffusion.sdde import integrate_sdde, sdde_convergence_study
+from amsgd.diffusion.sme import phase_predictions
 from amsgd.diffusion.theory.options import PredictOptions
 from amsgd.figures.standard import standard_figures
 from amsgd.figures.validation import draw_validation
@@ -76,6 +77,12 @@ def _unit_noise(y):
         (lambda: predict(SMALL).delay_boundary(["a"]), "mus .*must be numbers"),
         (lambda: predict(SMALL).delay_boundary([0.5, 1.0]), r"mus .*in \[0, 1\)"),
         (lambda: advise(SMALL, [1, 2], ["a"]), "mus .*must be numbers"),
+        (lambda: advise(SMALL, [1, 2], [[0.5, 0.9]]), r"mus .*must be a list of numbers, got an array of shape \(1, 2\)"),
+        (lambda: advise(ModelProblem("logistic", load_data("digits"), eta=0.1), [1, 4], [0.5, 1.0]),
+         r"mu must lie in \(-1, 1\) for a model .*got 1$"),  # was "raise eta", after the minimum's search
+        (lambda: phase_predictions(SMALL, iterations=300, paths=50, rng=1, confidence=95),
+         "confidence must lie in"),  # every interval came back NaN
+        (lambda: amsgd.core.estimates.t_interval(np.ones(4), 1.0), "confidence must lie in"),  # [low, high] of the support
         (lambda: convergence_study(_drift, _unit_noise, [1.0], 1.0, steps=(4.5, 8)), "whole step counts"),
         (lambda: convergence_study(_drift, _unit_noise, [1.0], 1.0, steps=8), "whole step counts"),
         (lambda: convergence_study(_drift, _unit_noise, [1.0], 1.0, steps=(4, 8), schemes="euler"), "list of scheme names"),

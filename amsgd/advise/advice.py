@@ -25,7 +25,7 @@ import numpy as np
 
 from amsgd.core import checks
 from amsgd.core.errors import ProblemError
-from amsgd.core.models import ModelProblem
+from amsgd.core.models import ModelProblem, model_momentum
 from amsgd.core.problem import Problem
 
 if TYPE_CHECKING:
@@ -134,7 +134,11 @@ def advise(problem: Problem | ModelProblem, workers: Sequence[int] = DEFAULT_WOR
     ranks them beside the stiff ones, :meth:`~amsgd.diffusion.theory.model_predictions.ModelPredictions.ranking`)."""
     steps = checks.positive_int("steps (the run length momenta are ranked for)", steps)
     workers, mus = np.atleast_1d(workers), np.atleast_1d(checks.real_array("mus (the momenta)", mus))  # one value: a list of one
+    if mus.ndim != 1:
+        raise ProblemError(f"mus (the momenta) must be a list of numbers, got an array of shape {mus.shape}")
     if isinstance(problem, ModelProblem):
+        for mu in mus:  # in the model's range before the minimum is sought (and its step checked at each)
+            model_momentum(mu)
         from amsgd.diffusion.theory.model_predictions import ModelPredictions, minimum_point
         from amsgd.diffusion.theory.options import PredictOptions
         from amsgd.simulate.model_engine import start_points

@@ -107,6 +107,14 @@ def positive(name: str, value: object) -> float:
     return out
 
 
+def confidence(value: object) -> float:
+    """A confidence level as a float in (0, 1)."""
+    out = real("confidence", value)
+    if not 0.0 < out < 1.0:
+        raise ProblemError(f"confidence must lie in (0, 1), got {out!r}")
+    return out
+
+
 def whole_number(text: str) -> int:
     """``text`` as an integer, also when written as a whole float (``2e4``, ``20000.0``); ValueError when it
     is not a number or not a whole one."""

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
+from amsgd.core import checks
+
 CONFIDENCE = 0.95
 
 
@@ -41,7 +43,9 @@ def t_interval(values: np.ndarray, confidence: float = CONFIDENCE, support: tupl
     The interval is cut to ``support``, the range the mean lies in by construction (an error
     ``sin²`` in [0, 1], a squared norm >= 0): an interval that covers the true mean still covers it
     once cut, so the coverage is unchanged, and a few replicates no longer give a bound no such mean
-    can reach (an error "between −3.0 and 4.2")."""
+    can reach (an error "between −3.0 and 4.2"). ``confidence`` outside (0, 1) is refused (it gave NaN
+    bounds, or [low, high] of the support at 1, without a word)."""
+    confidence = checks.confidence(confidence)
     x = np.asarray(values, dtype=float)
     x = x[np.isfinite(x)]
     n = int(x.size)

@@ -251,6 +251,15 @@ def _classes(name: str, train: np.ndarray, held: np.ndarray) -> int:
     return int(classes)
 
 
+def model_momentum(mu: object) -> float:
+    """A model's momentum as a float, refused outside (-1, 1) (negative momentum is allowed for models)."""
+    value = checks.real("mu", mu)
+    if not -1 < value < 1:
+        raise ProblemError(f"mu must lie in (-1, 1) for a model (negative momentum allowed), "
+                           f"got {checks.spec_number(value)}")  # fmt: skip
+    return value
+
+
 @dataclass(frozen=True, eq=False)
 class ModelProblem:
     """Async-MSGD on ``model`` over ``data`` (see the module docstring for the update).
@@ -294,10 +303,7 @@ class ModelProblem:
             raise ProblemError(f"model {self.model} needs {need} in the data")
         eta = DEFAULT_MODEL_ETAS[self.model] if self.eta is None else self.eta
         object.__setattr__(self, "eta", checks.positive("eta", eta))
-        mu = checks.real("mu", self.mu)
-        if not -1 < mu < 1:
-            raise ProblemError(f"mu must lie in (-1, 1) for a model (negative momentum allowed), got {self.mu!r}")
-        object.__setattr__(self, "mu", mu)
+        object.__setattr__(self, "mu", model_momentum(self.mu))
         if not isinstance(self.delay, DelayModel):
             raise ProblemError(f"delay must be a delay model, got {self.delay!r}")
         object.__setattr__(self, "batch", checks.positive_int("batch", self.batch))
