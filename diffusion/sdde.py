@@ -154,7 +154,7 @@ def integrate_sdde(
     if past.shape[1] not in (1, paths):
         raise ProblemError(f"history has {past.shape[1]} rows but paths = {paths}")
     past = np.broadcast_to(past, (k + 1, paths, past.shape[-1]))
-    m = _noise_dim(drift, diffusion, past[-1, :1].copy())
+    m = _noise_dim(drift, diffusion, past[-1, :2].copy())
     if brownian is None:
         brownian = BrownianIncrements.create(dt, steps, m, paths, rng)
     _check_brownian(brownian, dt, steps, m, paths)

@@ -121,7 +121,7 @@ def integrate_sde(
     if y0.ndim == 2 and y0.shape[0] != paths:
         raise ProblemError(f"y0 has {y0.shape[0]} rows but paths = {paths}")
     y = np.broadcast_to(y0, (paths, y0.shape[-1])).copy()
-    m = _noise_dim(drift, diffusion, y[:1])
+    m = _noise_dim(drift, diffusion, y[:2])
     if brownian is None:
         brownian = BrownianIncrements.create(dt, steps, m, paths, rng)
     _check_brownian(brownian, dt, steps, m, paths)
@@ -167,11 +167,14 @@ def _uniform_spacing(times: np.ndarray) -> float:
 
 
 def _noise_dim(drift: Drift, diffusion: Diffusion, y: np.ndarray) -> int:
+    """The noise dimension m of ``diffusion``, both functions checked on the (up to two) paths ``y``: on
+    one path a function that ignores the path axis (always returning one row) passed, and its row was
+    then broadcast to every path."""
     d = y.shape[-1]
     a, b = np.asarray(drift(y)), np.asarray(diffusion(y))
     if a.shape != y.shape:
         raise ProblemError(f"drift must map (P, {d}) to (P, {d}), got {a.shape}")
-    if b.ndim != 3 or b.shape[:2] != (1, d):
+    if b.ndim != 3 or b.shape[:2] != (y.shape[0], d):
         raise ProblemError(f"diffusion must map (P, {d}) to (P, {d}, m), got {b.shape}")
     return int(b.shape[2])
 

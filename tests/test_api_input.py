@@ -69,6 +69,10 @@ def _unit_noise(y):
         (lambda: sample_ou(-np.eye(2), np.eye(2), [0, 0, 0], [0, 1]), "u0 must have shape"),
         (lambda: BrownianIncrements.create(0.1, np.nan, 2), "steps must be a positive integer"),
         (lambda: integrate_sde(_drift, _unit_noise, np.ones(1), [0, 1], paths=-1, dt=0.1), "paths must be"),
+        (lambda: integrate_sde(lambda y: -y[:1], _unit_noise, np.ones(1), [0, 1], paths=4, dt=0.1),
+         r"drift must map \(P, 1\) to \(P, 1\), got \(1, 1\)"),  # path 0's drift was given to every path
+        (lambda: integrate_sdde(_drift, lambda y: np.ones((1, 1, 1)), [1.0], 2, [0, 0.5, 1], dt=0.1, paths=3),
+         r"diffusion must map \(P, 1\) to \(P, 1, m\), got \(1, 1, 1\)"),
         (lambda: convergence_study(_drift, _unit_noise, [1.0], 1.0, steps=(4, 8), bootstrap=0), "bootstrap must"),
         (lambda: convergence_study(_drift, _unit_noise, [1.0], 1.0, steps=(4, 8), confidence=2), "confidence must"),
         (lambda: convergence_study(_drift, _unit_noise, [1.0], 1.0, steps=(8, 8)), "two different positive step counts"),
