@@ -106,6 +106,11 @@ class Derivation:
                 "a named distribution (gaussian, rademacher, student-t:NU) has the indexed derivation at any d"
             )
 
+    def __getstate__(self) -> dict:
+        """Pickled as its problem and route: the derived parts hold local functions (the data law's
+        moments), which pickle cannot take; they are derived again, or loaded from the store, on use."""
+        return {"problem": self.problem, "route": self.route}
+
     @cached_property
     def model(self) -> PCAModel:
         return pca_model(self.problem)

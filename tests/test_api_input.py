@@ -455,3 +455,21 @@ def test_a_model_too_large_for_its_minimum_is_refused_before_its_parameters_are_
     with pytest.raises(ProblemError, match="per-example gradients"):
         check_point_memory(ModelProblem("mlp", data, hidden=int(largest) + 1))
 
+
+
+def test_predictions_and_derivations_pickle_after_use():
+    """Once a part had been computed, ``pickle.dumps`` failed on the local functions it holds (the data
+    law's moments in the derivation, the formula texts of the modes), so whether a result could go to
+    a process pool depended on what had been looked at. They pickle as their inputs and compute the
+    same parts again."""
+    import pickle
+
+    p = predict(SMALL)
+    whole = p.to_dict()
+    again = pickle.loads(pickle.dumps(p))
+    assert json.dumps(again.to_dict(), allow_nan=False) == json.dumps(whole, allow_nan=False)
+    derivation = derive(SMALL)
+    derivation.sde  # the OU limits: the moment function of the data law is now cached on it
+    loaded = pickle.loads(pickle.dumps(derivation))
+    assert loaded.problem is not derivation.problem and loaded.route == derivation.route
+    assert [str(point.ou.noise) for point in loaded.sde] == [str(point.ou.noise) for point in derivation.sde]

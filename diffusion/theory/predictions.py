@@ -12,7 +12,7 @@ another (η, μ, delay) without deriving again (the modes do not depend on them)
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import cached_property
 
 import numpy as np
@@ -86,6 +86,11 @@ class Predictions:
     options: PredictOptions = field(default_factory=PredictOptions)
     given_derivation: Derivation | None = field(default=None, repr=False)
     given_coefficients: Coefficients | None = field(default=None, repr=False)
+
+    def __getstate__(self) -> dict:
+        """Pickled as its fields: the parts computed so far hold local functions (of the derivation, of
+        the formula texts), which pickle cannot take; they are computed again, the same, on use."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @cached_property
     def derivation(self) -> Derivation:
