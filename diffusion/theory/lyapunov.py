@@ -233,8 +233,12 @@ def _stationary(
         return _effective_noise(rate, eta, mu, law, s2, radius < 1.0, (eta * rate) ** 2 * spread,
                                 if_unstable), np.array([gamma0])  # fmt: skip
     c = ar_coefficients(rate, eta, mu, law)
-    stable = mean_is_stable(c)
-    gamma = autocovariance(c) if stable else np.full(c.size, np.nan)
+    stable = rate > 0 and mean_is_stable(c)  # a rate <= 0 leaves a root at or beyond 1 (rounding may hide it)
+    try:
+        gamma = autocovariance(c) if stable else np.full(c.size, np.nan)
+    except np.linalg.LinAlgError:  # a root within rounding of 1: eta * rate far below the double's epsilon
+        raise ProblemError(f"a mode of rate {rate:g} at eta = {eta:g} decays by eta * rate = {eta * rate:.3g} per "
+                           "iteration, which double precision does not resolve; its variance has no number") from None
     gain = (eta * rate) ** 2 * delay_spread(gamma, law.pmf, 1.0)
     return _effective_noise(rate, eta, mu, law, s2, stable, gain, if_unstable), gamma
 
