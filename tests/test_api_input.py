@@ -63,6 +63,8 @@ def _unit_noise(y):
         (lambda: Problem.from_spectrum((2, 1), eta="0.1"), "eta must be a number, got '0.1'"),
         (lambda: Problem.from_spectrum((2, 1), mu=True), "mu must be a number, got True"),
         (lambda: HistogramDelay(tuple(np.eye(1, 1_000_002, 1_000_001)[0])), "reaches 1000001 iterations"),
+        (lambda: HistogramDelay("abc"), "delay histogram must be a list of probabilities, got 'abc'"),
+        (lambda: HistogramDelay((0.5 + 0j, 0.5)), "delay histogram must be real"),
         (lambda: amsgd.SampledDistribution(lambda r, n: r.standard_normal((n, 2)), moment_samples=0),
          "moment_samples must be an integer >= 2"),
         (lambda: sample_ou(-np.eye(2), np.eye(2), [0, 0], [0, 1], paths=1.5), "paths must be a positive integer"),
@@ -473,3 +475,12 @@ def test_predictions_and_derivations_pickle_after_use():
     loaded = pickle.loads(pickle.dumps(derivation))
     assert loaded.problem is not derivation.problem and loaded.route == derivation.route
     assert [str(point.ou.noise) for point in loaded.sde] == [str(point.ou.noise) for point in derivation.sde]
+
+
+def test_a_model_takes_its_delay_as_a_problem_does():
+    """``Problem(delay=3)`` and ``Problem(delay="workers:4")`` worked where ``ModelProblem`` refused both."""
+    data = load_data("digits")
+    for given, spec in ((3, "constant:3"), ("workers:4", "workers:4"), (parse_delay("uniform:0-2"), "uniform:0-2")):
+        assert ModelProblem("logistic", data, delay=given).delay.spec == spec == Problem.from_spectrum(delay=given).delay.spec
+    with pytest.raises(ProblemError, match="delay must be a DelayModel, its spec or an integer, got 2.5"):
+        ModelProblem("logistic", data, delay=2.5)

@@ -80,7 +80,8 @@ def cumulative(pmf: np.ndarray) -> np.ndarray:
 
 
 class DelayModel:
-    """Base class: ``spec`` round-trips through :func:`parse_delay`."""
+    """Base class: ``spec`` round-trips through :func:`parse_delay` (but for a :class:`HistogramDelay`
+    built in Python, which names no file: ``histogram:histogram``)."""
 
     spec: str
 
@@ -201,7 +202,7 @@ class HistogramDelay(DelayModel):
     source: str = "histogram"
 
     def __post_init__(self) -> None:
-        p = np.asarray(self.probabilities, dtype=float)
+        p = checks.real_array("delay histogram", self.probabilities, "a list of probabilities")
         if p.ndim != 1 or p.size == 0 or not np.all(np.isfinite(p)) or np.any(p < 0) or np.any(p > 1.0 + 1e-6):
             raise ProblemError("delay histogram must be a non-empty list of probabilities in [0, 1]")
         if abs(p.sum() - 1.0) > 1e-6:
@@ -382,6 +383,18 @@ def read_histogram(path: str | Path) -> HistogramDelay:
         raise ProblemError(f"delay histogram:FILE: {str(path)!r} holds a table of shape {np.shape(p)}; give the "
                            "probabilities as one row or one column")  # fmt: skip
     return HistogramDelay(tuple(np.atleast_1d(p).astype(float).ravel()), source=str(path))
+
+
+def as_delay_model(delay: object) -> DelayModel:
+    """A delay as a problem takes it: a :class:`DelayModel`, its spec (``"workers:4"``) or an integer
+    τ (``constant:τ``)."""
+    if isinstance(delay, str):
+        delay = parse_delay(delay)
+    elif checks.is_whole_number(delay) and not isinstance(delay, bool):
+        delay = ConstantDelay(int(delay))
+    if not isinstance(delay, DelayModel):
+        raise ProblemError(f"delay must be a DelayModel, its spec or an integer, got {delay!r}")
+    return delay
 
 
 def parse_delay(spec: str) -> DelayModel:

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from amsgd.core import checks
-from amsgd.core.delays import ConstantDelay, DelayModel
+from amsgd.core.delays import ConstantDelay, DelayModel, as_delay_model
 from amsgd.core.errors import ProblemError, RunWarning
 from amsgd.core.files import check_input_file
 
@@ -272,7 +272,8 @@ class ModelProblem:
         The :class:`Dataset` (least squares needs real targets, the classifiers labels).
     eta, mu, delay
         Step size η > 0 (default: the model's :data:`DEFAULT_MODEL_ETAS`), momentum μ in (−1, 1) (negative
-        momentum allowed), the delay model (default: none).
+        momentum allowed), the delay model (default: none): a :class:`~amsgd.core.delays.DelayModel`, its
+        spec (``"workers:4"``) or an integer τ, as :class:`~amsgd.core.problem.Problem` takes it.
     batch
         Minibatch size B >= 1 (examples drawn with replacement).
     l2
@@ -304,8 +305,7 @@ class ModelProblem:
         eta = DEFAULT_MODEL_ETAS[self.model] if self.eta is None else self.eta
         object.__setattr__(self, "eta", checks.positive("eta", eta))
         object.__setattr__(self, "mu", model_momentum(self.mu))
-        if not isinstance(self.delay, DelayModel):
-            raise ProblemError(f"delay must be a delay model, got {self.delay!r}")
+        object.__setattr__(self, "delay", as_delay_model(self.delay))  # a spec or an integer τ, as Problem takes it
         object.__setattr__(self, "batch", checks.positive_int("batch", self.batch))
         object.__setattr__(self, "l2", checks.real("l2", self.l2))
         if self.l2 < 0:

@@ -16,7 +16,7 @@ from functools import cached_property
 import numpy as np
 
 from amsgd.core import checks
-from amsgd.core.delays import ConstantDelay, DelayModel, RoundRobinDelay, parse_delay
+from amsgd.core.delays import ConstantDelay, DelayModel, RoundRobinDelay, as_delay_model
 from amsgd.core.distributions import Distribution, Gaussian, parse_distribution
 from amsgd.core.errors import ProblemError, RunWarning
 
@@ -110,12 +110,7 @@ class Problem:
             distribution = parse_distribution(distribution)
         if not isinstance(distribution, Distribution):
             raise ProblemError(f"distribution must be a Distribution or its spec, got {distribution!r}")
-        if isinstance(delay, str):
-            delay = parse_delay(delay)
-        elif checks.is_whole_number(delay) and not isinstance(delay, bool):
-            delay = ConstantDelay(int(delay))
-        if not isinstance(delay, DelayModel):
-            raise ProblemError(f"delay must be a DelayModel, its spec or an integer, got {delay!r}")
+        delay = as_delay_model(delay)
         for name, value in (("distribution", distribution), ("eta", _validate_eta(eta)), ("mu", _validate_mu(mu)),
                             ("delay", delay), ("eigenvalues", sigma.eigenvalues), ("_sigma", sigma),
                             ("_order", sigma.order), ("_q", sigma.q)):  # fmt: skip
