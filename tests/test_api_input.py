@@ -108,6 +108,8 @@ def _unit_noise(y):
         (lambda: simulate(SMALL, 20, 2, progress=False).with_predicted_phases(1e308, None), "escape must be"),
         (lambda: simulate(SMALL, 20, 2, progress=False).with_predicted_phases(-1.0, None), "escape must be"),
         (lambda: run_validation(None, experiments=["ode"]), "needs a Problem"),
+        (lambda: run_validation(SMALL, preset=5, experiments=["ode"]), "preset must be a Preset, its name or None, got 5"),
+        (lambda: Problem.from_spectrum([[4, 3], [2, 1]]), r"spectrum must be a flat list of eigenvalues, .*shape \(2, 2\)"),
         (lambda: run_validation(SMALL, budget={"replicates": 1}, experiments=["ode"]), "budget must be"),
         (lambda: run_validation(SMALL, experiments=["stability"], perturb={"tau-star": float("nan")}),
          "perturb tau-star: the factor must be finite"),
@@ -210,6 +212,9 @@ def test_a_models_start_point_is_checked_by_every_entry():
         for start in (np.zeros(3), np.full(650, np.nan), ["a"] * 650):
             with pytest.raises(ProblemError, match="start must be"):
                 call(start)
+    for seed in ("a", -1, 1.5):  # JAX's key raised a TypeError for "a" and took -1
+        with pytest.raises(ProblemError, match="seed must be a non-negative integer"):
+            predict_model(problem, seed=seed)
 
 
 def _synthetic_least_squares():

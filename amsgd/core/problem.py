@@ -126,7 +126,9 @@ class Problem:
         """Build Σ = B diag(spectrum) Bᵀ from eigenvalues and an orthonormal basis (default I, kept
         as the diagonal alone)."""
         lam = checks.real_array("spectrum", spectrum, "a sequence of numbers such as (4, 3, 2, 1)")
-        if lam.ndim != 1 or lam.size < 2:
+        if lam.ndim != 1:
+            raise ProblemError(f"spectrum must be a flat list of eigenvalues, got an array of shape {lam.shape}")
+        if lam.size < 2:
             raise ProblemError(f"spectrum must list at least two eigenvalues, got {spectrum!r}")
         if not np.all(np.isfinite(lam)) or np.any(lam <= 0):
             raise ProblemError(f"spectrum entries must be finite and > 0, got {lam.tolist()}")

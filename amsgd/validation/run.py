@@ -94,6 +94,8 @@ def run_validation(
     """
     if isinstance(preset, str):
         preset = get_preset(preset)
+    if preset is not None and not isinstance(preset, Preset):
+        raise ProblemError(f"preset must be a Preset, its name or None, got {preset!r}")
     chosen = chosen_experiments(preset, experiments)
     if not isinstance(problem, Problem):
         raise ProblemError(f"run_validation needs a Problem (streaming PCA), got {type(problem).__name__}")

@@ -178,6 +178,7 @@ def find_minimum(problem: ModelProblem, start: np.ndarray | None = None, *, seed
     from amsgd.simulate.models import model_derivatives, model_functions
 
     check_point_memory(problem)
+    seed = checks.integer("seed", seed)  # JAX's key took "a" as a TypeError and -1 as a seed
     with jax.enable_x64(True):
         f, d = model_functions(problem), model_derivatives(problem)
         z, y = jnp.asarray(problem.data.x_train), jnp.asarray(problem.data.y_train)
