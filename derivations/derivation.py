@@ -22,7 +22,12 @@ from functools import cached_property
 
 import sympy as sp
 
-from amsgd.core.distributions import SampledDistribution, cross_moments_vanish
+from amsgd.core.distributions import (
+    SAMPLER_MOMENT_TOLERANCE,
+    SampledDistribution,
+    cross_moments_vanish,
+    distance_from_centred_with_covariance,
+)
 from amsgd.core.errors import ProblemError
 from amsgd.core.problem import Problem
 
@@ -331,6 +336,13 @@ def _diagonal_noise(noise: sp.Matrix, problem: Problem, j: int) -> sp.Matrix:
         forcing[:, j - 1] = 0.0  # no noise along e_j itself
         if cross_moments_vanish(forcing):
             return sp.diag(*[noise[i, i] for i in range(noise.rows)])
+        off = distance_from_centred_with_covariance(y, problem.eigenvalues)
+        if off > SAMPLER_MOMENT_TOLERANCE:  # a mean, or a covariance other than Σ, alone makes such moments
+            raise ProblemError(
+                f"distribution {law.spec}: its draws are not centred with the problem's covariance Sigma (mean or "
+                f"covariance {off:.0%} of the scale away), which alone couples the eigen-coordinates' fourth "
+                "moments; give a sampler with mean 0 and covariance Sigma"
+            )
     raise ProblemError(
         f"distribution {law.spec}: its fourth moments couple the eigen-coordinates "
         "(E[Y_i Y_k Y_j^2] != 0 for i != k), and the limits here are mode by mode; use a law that is "

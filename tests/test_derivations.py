@@ -9,6 +9,7 @@ from scipy.integrate import solve_ivp
 from scipy.linalg import solve_continuous_lyapunov
 
 from amsgd import Gaussian, Problem, ProblemError, Rademacher, SampledDistribution, StudentT, predict
+from amsgd.core.errors import RunWarning
 from amsgd.derivations import derive
 from amsgd.derivations.least_squares import least_squares_model
 from amsgd.derivations.limits import ou_limit
@@ -218,6 +219,19 @@ def test_a_sampler_is_mode_by_mode_unless_its_fourth_moments_couple_the_coordina
         forcing = y * y[:, [0]]
         forcing[:, 0] = 0.0  # the noise at e_1, as derive builds it
         assert not cross_moments_vanish(forcing)
+
+
+def test_a_sampler_off_its_mean_is_refused_for_that_not_for_its_moments():
+    """Draws with mean 1 (sqrt(λ) = 1 to 1.7 of the scale) couple the fourth moments through the mean
+    alone: the refusal said "use a law that is symmetric under sign changes" beside a warning about the
+    mean. It now names the mean and covariance."""
+    def shifted(rng, n):
+        return rng.standard_normal((n, 3)) * np.sqrt([3.0, 2.0, 1.0]) + 1.0
+
+    problem = Problem.from_spectrum((3, 2, 1), distribution=SampledDistribution(shifted, moment_samples=20_000))
+    with pytest.warns(RunWarning, match="away from mean 0 and covariance Sigma"):
+        with pytest.raises(ProblemError, match="not centred with the problem's covariance Sigma .* give a sampler"):
+            derive(problem).sde
 
 
 def test_gaussian_noise_covariance_equals_the_projected_closed_form():

@@ -205,18 +205,26 @@ class SampledDistribution(Distribution):
         return y
 
 
-def _warn_unless_centred_with_covariance(spec: str, y: np.ndarray, eigenvalues: np.ndarray) -> None:
-    """A :class:`~amsgd.core.errors.RunWarning` where the draws ``y`` (eigen-coordinates) have a mean or
-    a second moment further from 0 and ``diag(λ)`` than :data:`SAMPLER_SIGMAS` standard errors plus
-    :data:`SAMPLER_MOMENT_TOLERANCE` of ``sqrt(λ_i λ_j)``: the predictions rest on mean 0 and
-    covariance Σ (a wrong one made the finite-η floor infinite without a word)."""
+def distance_from_centred_with_covariance(y: np.ndarray, eigenvalues: np.ndarray) -> float:
+    """How far the draws ``y`` (eigen-coordinates) lie from mean 0 and covariance ``diag(λ)`` beyond
+    :data:`SAMPLER_SIGMAS` standard errors, as a share of the scale (``sqrt(λ_i)`` for the mean,
+    ``sqrt(λ_i λ_j)`` for the second moments); above :data:`SAMPLER_MOMENT_TOLERANCE` the draws are
+    not those of the problem's law."""
     n = y.shape[0]
     scale = np.sqrt(np.outer(eigenvalues, eigenvalues))
     second = y.T @ y / n  # E[y_i y_j], and the spread of y_i y_j, which sets its error (heavy tails, small n)
     spread = np.sqrt(np.maximum((y * y).T @ (y * y) / n - second**2, 0.0))
     mean = np.abs(y.mean(axis=0)) - SAMPLER_SIGMAS * y.std(axis=0) / np.sqrt(n)
     covariance = np.abs(second - np.diag(eigenvalues)) - SAMPLER_SIGMAS * spread / np.sqrt(n)
-    worst = max(float((mean / np.sqrt(eigenvalues)).max()), float((covariance / scale).max()))
+    return max(float((mean / np.sqrt(eigenvalues)).max()), float((covariance / scale).max()))
+
+
+def _warn_unless_centred_with_covariance(spec: str, y: np.ndarray, eigenvalues: np.ndarray) -> None:
+    """A :class:`~amsgd.core.errors.RunWarning` where the draws ``y`` are not centred with covariance
+    Σ (:func:`distance_from_centred_with_covariance`): the predictions rest on mean 0 and covariance Σ
+    (a wrong one made the finite-η floor infinite without a word)."""
+    n = y.shape[0]
+    worst = distance_from_centred_with_covariance(y, eigenvalues)
     if worst > SAMPLER_MOMENT_TOLERANCE:
         warnings.warn(
             f"distribution {spec}: its {n} moment draws have a mean or covariance at least {worst:.0%} of the scale "
