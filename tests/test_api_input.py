@@ -489,3 +489,16 @@ def test_a_model_takes_its_delay_as_a_problem_does():
         assert ModelProblem("logistic", data, delay=given).delay.spec == spec == Problem.from_spectrum(delay=given).delay.spec
     with pytest.raises(ProblemError, match="delay must be a DelayModel, its spec or an integer, got 2.5"):
         ModelProblem("logistic", data, delay=2.5)
+
+
+def test_the_linear_theory_takes_a_delay_spec_and_names_a_fractional_delay():
+    """``stability_report(..., delay="uniform:0-4")`` was refused (a model had to be parsed first), and
+    ``delay=2.5`` was told its "probabilities must be a non-empty vector"."""
+    from amsgd.diffusion.theory.error_floor import linearized_floor
+    from amsgd.diffusion.theory.stability import stability_report
+
+    by_spec = stability_report([1.0, 2.0], 5e-4, 0.9, "uniform:0-4").to_dict()
+    assert by_spec == stability_report([1.0, 2.0], 5e-4, 0.9, parse_delay("uniform:0-4")).to_dict()
+    assert linearized_floor([1.0], [1.0], 5e-4, 0.9, "constant:3").floor == linearized_floor([1.0], [1.0], 5e-4, 0.9, 3).floor
+    with pytest.raises(ProblemError, match="delay tau must be a non-negative integer, got 2.5"):
+        stability_report([1.0, 2.0], 5e-4, 0.9, 2.5)

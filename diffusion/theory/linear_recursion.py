@@ -34,7 +34,7 @@ import numpy as np
 import scipy.linalg
 
 from amsgd.core import checks
-from amsgd.core.delays import DelayModel, check_reach, cumulative
+from amsgd.core.delays import DelayModel, check_reach, cumulative, parse_delay
 from amsgd.core.errors import ProblemError
 from amsgd.diffusion.theory.options import MAX_DELAY, MAX_GEOMETRIC_DELAY
 
@@ -91,16 +91,19 @@ class DelayLaw:
 
 
 #: A delay: a constant τ (int), a probability mass ``p[i] = P(τ = i)``, or an i.i.d. delay model.
-Delay = int | np.integer | Sequence[float] | np.ndarray | DelayModel | DelayLaw
+Delay = int | np.integer | str | Sequence[float] | np.ndarray | DelayModel | DelayLaw
 
 
 def delay_law(delay: Delay, *, as_iid: bool = False) -> DelayLaw:
-    """Normalise a delay argument: an int τ >= 0, a pmf vector, or an i.i.d. :class:`DelayModel`.
+    """Normalise a delay argument: an int τ >= 0, a pmf vector, an i.i.d. :class:`DelayModel` or its
+    spec (``"uniform:0-4"``).
 
     A delay model that is not i.i.d. (the event-driven server) is refused, or with ``as_iid`` taken
     as i.i.d. with its stationary law (an approximation: its delays are correlated in time)."""
     if isinstance(delay, DelayLaw):
         return delay
+    if isinstance(delay, str):
+        delay = parse_delay(delay)
     if isinstance(delay, DelayModel):
         if not delay.is_iid and not as_iid:
             raise ProblemError(
@@ -115,12 +118,9 @@ def delay_law(delay: Delay, *, as_iid: bool = False) -> DelayLaw:
         pmf = np.zeros(int(delay) + 1)
         pmf[-1] = 1.0
         return DelayLaw(pmf, f"constant:{int(delay)}")
-    try:
-        pmf = np.asarray(delay, dtype=float)
-    except (TypeError, ValueError):
-        raise ProblemError(
-            f"delay must be an integer tau, a probability vector or a delay model, got {delay!r}"
-        ) from None
+    pmf = checks.real_array("delay", delay, "an integer tau, a probability vector, a delay model or its spec")
+    if pmf.ndim == 0:
+        raise ProblemError(f"delay tau must be a non-negative integer, got {delay!r}")
     return _law_from_pmf(pmf, "pmf")
 
 
