@@ -205,7 +205,7 @@ class Phases:
     tangent_variances: Callable[[], Sequence[float]] | None = field(default=None, repr=False, compare=False)
     converges: bool = True  # False: not mean-square stable at e_1, so no floor and no phase III
     saddle_modes: tuple[tuple[float, ...], tuple[float, ...]] = ((), ())
-    floor: float = math.nan  # the stationary error the phases were built with (ε's reference)
+    floor: float = math.nan  # the diffusion floor the phases were built with (the default ε: DEFAULT_EPSILON_FACTOR times it)
 
     @property
     def _escape_followed(self) -> int:
