@@ -310,7 +310,7 @@ def _assemble(plan: Plan, out: Outputs, elapsed: float) -> SimulationResult:
         **summaries,
         delay_counts=counts,
         delay_mean_per_replicate=delay_mean,
-        delay_max=measured_max_delay(plan.problem.delay, counts, out.delay_max),
+        delay_max=_largest_delay_applied(plan.problem.delay, counts, out.delay_max),
         start=plan.start,
         seed=describe_seed(plan.root),
         divergence_norm=plan.divergence_norm,
@@ -318,7 +318,7 @@ def _assemble(plan: Plan, out: Outputs, elapsed: float) -> SimulationResult:
     )
 
 
-def measured_max_delay(delay: DelayModel, counts: np.ndarray, server_max: np.ndarray) -> int:
+def _largest_delay_applied(delay: DelayModel, counts: np.ndarray, server_max: np.ndarray) -> int:
     """The largest delay applied to any update: counted exactly by the event-driven server's kernel
     (``server_max``, per block), and the last non-empty bin of the histogram ``counts`` of the delays
     drawn for constant and i.i.d. delays (an update at iteration k < τ reads the start point, which the

@@ -81,7 +81,7 @@ class SimulationResult:
     since it needs ``R · n_records · d`` numbers.
     ``delay_counts[i]`` counts the updates applied with delay i, over all replicates; for the
     event-driven server the last bin also holds the (rare) larger delays. ``delay_max`` is the largest
-    delay applied to any update (:func:`measured_max_delay`), for every delay model.
+    delay applied to any update (:attr:`measured_max_delay` reads it), for every delay model.
 
     ``window_halves[:, 0]`` and ``[:, 1]`` are each replicate's time averages of the error over the
     window's first half ``window_start <= k < window_split`` and its second ``window_split <= k <= steps``

@@ -209,7 +209,7 @@ def test_bad_input_is_refused_with_one_line(change, match):
 
 @pytest.mark.parametrize("tau", [0, 30])
 def test_an_epsilon_below_the_finite_eta_floor_is_refused(tau):
-    """ε was checked against the diffusion floor only (0.0434 on the default problem, which leaves out
+    """ε was checked against the diffusion floor only (0.04333 on the default problem, which leaves out
     η's and the delay's effects): ε between it and the finite-η floor (0.0444 at τ = 0, 0.0550 at
     τ = 30) was taken, and the sampled mean curve "settled" at it on a dip (2613 iterations at τ = 0).
     Just above the finite-η floor ε is taken."""

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from amsgd import Problem, ProblemError, parse_delay
+from amsgd import Problem, ProblemError, parse_delay, predict
 from amsgd.diffusion.theory.coupling import coefficients_for
 from amsgd.diffusion.theory.error_floor import linearized_floor
 from amsgd.diffusion.theory.linear_recursion import spectral_radius
@@ -89,25 +89,34 @@ def test_floor_beyond_the_largest_stable_delay_is_infinite():
     assert beyond.to_dict()["floor"] is None
 
 
-@pytest.mark.parametrize("delay", [0, 3, parse_delay("uniform:0-4")])
+@pytest.mark.parametrize("delay", [0, 3, parse_delay("uniform:0-4"), parse_delay("geometric:3")])
 def test_a_mode_that_does_not_restore_has_no_floor_and_bad_shapes_are_refused(delay):
     """A rate of 0 leaves a root of the mean recursion at 1, which rounding put just inside: the
-    Yule–Walker solve then failed with NumPy's "Singular matrix" (a negative rate gave inf). Now both
-    are unstable modes with an infinite variance; a rate below the step's resolution (as ``predict``
-    takes it) is refused in words (it gave the same error at τ = 0 and a variance 5.5 times too small
-    at τ = 3), and so are noise variances that are neither one number nor one per rate (a broadcast
-    error)."""
+    Yule–Walker solve then failed with NumPy's "Singular matrix" at τ = 0 and the geometric law's closed
+    form gave a floor of −4e8 (a negative rate gave inf). Now both are unstable modes with an infinite
+    variance. A mode whose step η·rate·(1 − μ) lies below the resolution ``predict`` asks of a problem
+    is refused as ``predict`` refuses it (at τ = 3 a rate of 1e-14 gave a variance 5.5 times too small),
+    and at the bound itself taken; noise variances that are neither one number nor one per rate are
+    refused in words (a broadcast error)."""
     for rate in (0.0, -0.5):
         result = linearized_floor([1.0, rate], [1.0, 1.0], 5e-4, 0.9, delay)
         assert not result.stable and result.variances[1] == np.inf and np.isfinite(result.variances[0])
     for tiny in (1e-300, 1e-14):
-        with pytest.raises(ProblemError, match=r"mode 1 \(rate 1e-.*\): eta·rate·\(1 − mu\) = .* is below 1e-10"):
+        with pytest.raises(ProblemError, match=r"eta·rate·\(1 − mu\) of the mode of rate 1e-.* is below 1e-10"):
             linearized_floor([1.0, tiny], [1.0, 1.0], 5e-4, 0.9, delay)
-    if delay == 0:  # the mode's own variance, asked for directly: NumPy's "Singular matrix" before
-        with pytest.raises(ProblemError, match="double precision does not resolve"):
-            stationary_variance(1e-300, 5e-4, 0.9, delay)
+        with pytest.raises(ProblemError, match="is below 1e-10"):
+            stationary_variance(tiny, 5e-4, 0.9, delay)
+    at_bound = 1e-10 / (5e-4 * 0.1)
+    assert np.isfinite(linearized_floor([1.0, at_bound], [1.0, 1.0], 5e-4, 0.9, delay).variances[1])
     with pytest.raises(ProblemError, match=r"one number or one per rate \(3\)"):
         linearized_floor([1.0, 2.0, 3.0], [1.0, 1.0], 5e-4, 0.9, delay)
+
+
+def test_predict_at_the_resolution_bound_has_a_linearised_floor():
+    """``predict`` accepts η (λ1 − λ2)(1 − μ) at 1e-10 itself (to rounding); the linearised floor,
+    which checked each mode against the bound without that slack, refused it."""
+    p = predict(Problem.from_spectrum((1.1, 1.0), eta=1e-10 / (0.1 * 0.05), mu=0.95))
+    assert np.isfinite(p.linearized.floor)
 
 
 def test_tradeoff_grid():

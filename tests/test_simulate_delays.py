@@ -219,10 +219,9 @@ def test_measured_max_delay_is_the_largest_staleness_applied(spec, expected):
     full, so over many steps the largest one reaches the model's maximum and never exceeds it. The
     result's ``delay_max`` field says the same (it was 0 for every delay but the server's)."""
     res = simulate(small_problem(spec), 400, 8, rng=3)
-    assert res.measured_max_delay == res.delay_max == expected
-    assert res.to_dict()["delay"]["measured_max"] == expected
-    server = simulate(small_problem("ps:4"), 400, 8, rng=3)
-    assert server.delay_max == server.measured_max_delay >= np.flatnonzero(server.delay_counts)[-1]
+    assert res.delay_max == expected and res.to_dict()["delay"]["measured_max"] == expected
+    server = simulate(small_problem("ps:4"), 400, 8, rng=3)  # its last bin also holds the larger delays
+    assert server.delay_max >= np.flatnonzero(server.delay_counts)[-1] > 0
 
 
 @pytest.mark.parametrize("spec", ["geometric:3e7", "poisson:1e15", "ps:100000000", "workers:1000000000000",

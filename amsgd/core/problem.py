@@ -38,6 +38,17 @@ MIN_STEP_RESOLUTION = 1e-10
 MAX_STEP_SCALE = 1e50
 
 
+def require_step_resolution(resolution: float, what: str) -> None:
+    """Refuse a step resolution ``what = resolution`` (η times a rate times 1 − μ) below
+    :data:`MIN_STEP_RESOLUTION` (:meth:`Problem.require_resolvable_step`); at the bound itself, to
+    rounding, it is accepted."""
+    if resolution < MIN_STEP_RESOLUTION * (1 - 1e-9):
+        raise ProblemError(
+            f"{what} = {resolution:.3g} is below {MIN_STEP_RESOLUTION:g}, where the finite-eta theory's numbers "
+            "carry rounding errors above 1e-6 (double precision); raise eta"
+        )
+
+
 def require_step_scale(scale: float, name: str) -> None:
     """Refuse a step whose ``scale`` (``η`` times the largest curvature, called ``name``) is above
     :data:`MAX_STEP_SCALE`: unstable at every delay, and the theory's moments overflow."""
@@ -256,12 +267,7 @@ class Problem:
         the data does not help; the step must grow. A step with ``η λ1 >`` :data:`MAX_STEP_SCALE` is
         refused too: it is unstable at every delay, and its moments overflow."""
         require_step_scale(self.eta * float(self.eigenvalues[0]), "eta·λ1")  # Python floats: inf, no warning
-        resolution = self.eta * self.eigengap * (1.0 - self.mu)
-        if resolution < MIN_STEP_RESOLUTION * (1 - 1e-9):  # at the bound itself (to rounding): accepted
-            raise ProblemError(
-                f"eta·(λ1 − λ2)·(1 − mu) = {resolution:.3g} is below {MIN_STEP_RESOLUTION:g}, where the "
-                "finite-eta theory's numbers carry rounding errors above 1e-6 (double precision); raise eta"
-            )
+        require_step_resolution(self.eta * self.eigengap * (1.0 - self.mu), "eta·(λ1 − λ2)·(1 − mu)")
 
     def require_resolvable_momenta(self, mus, name: str) -> None:
         """:meth:`require_resolvable_step` at each momentum of ``mus`` (a table over momenta, named

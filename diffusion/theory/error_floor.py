@@ -25,7 +25,6 @@ import numpy as np
 from amsgd.core import checks
 from amsgd.core.errors import ProblemError
 from amsgd.core.estimates import json_float
-from amsgd.core.problem import MIN_STEP_RESOLUTION
 from amsgd.diffusion.theory.linear_recursion import (
     Delay,
     check_parameters,
@@ -112,13 +111,6 @@ def linearized_floor(
     if not (np.all(np.isfinite(s2)) and np.all(s2 >= 0)):
         raise ProblemError(f"noise variances must be finite and >= 0, got {noise_variances!r}")
     eta, mu = check_parameters(eta, mu)
-    resolution = eta * a * (1.0 - mu)
-    unresolved = np.flatnonzero((resolution > 0) & (resolution < MIN_STEP_RESOLUTION))
-    if unresolved.size:
-        i = int(unresolved[0])
-        raise ProblemError(f"mode {i} (rate {a[i]:g}): eta·rate·(1 − mu) = {resolution[i]:.3g} is below "
-                           f"{MIN_STEP_RESOLUTION:g}, where the numbers carry rounding errors above 1e-6 (double "
-                           "precision); raise eta")  # fmt: skip
     law = delay_law(delay)
     variances = [
         stationary_variance(r, eta, mu, law, s, if_unstable="inf") for r, s in zip(a, s2, strict=True)

@@ -31,7 +31,7 @@ cancel (benchmarks/floor_parts.py; docs/linear-theory.md section 5 has the accur
 From ν = 9 to 12 (η 5e-4, μ 0.95; ν = 10 also at η 1.5e-3, μ 0.7) the held runs' floor is the
 Gaussian closure's within 0.5%: there the mixing overstates what the tails do to the floor by about
 the factor's own size (0.6–1.8%). The factor is exact for the additive recursion it models
-(benchmarks/mixing_factor.py: within 0.1 point of paired runs of it in five cases); the algorithm's
+(benchmarks/mixing_factor.py: inside the 95% intervals of paired runs of it in five cases); the algorithm's
 projected step driven by that noise alone lowers the deficit by a third at η 5e-4, μ 0.95, ν = 9 and
 10, and the rest of the overstatement comes with the multiplicative noise, not modelled here.
 """
