@@ -99,10 +99,10 @@ def simulate_model(problem: ModelProblem, steps: int, replicates: int, *, rng: R
     with jax.enable_x64(True):
         program = _Program(problem, _history_slots(int(delays.max())), float(divergence_norm))
         check_memory(program.slots * program.size * replicates * 8, "the delayed iterates",
-                      "use fewer replicates, a shorter delay or a smaller model")
+                     "use fewer replicates, a shorter delay or a smaller model")
         width = problem.data.features + problem.outputs + (problem.hidden if problem.model == "mlp" else 0)
         check_memory(replicates * problem.batch * width * 8, "the minibatches (examples and activations)",
-                      "use a smaller --batch or fewer replicates")  # fmt: skip
+                     "use a smaller --batch or fewer replicates")  # fmt: skip
         keys = stream_keys(seqs)
         state = program.start(keys, start)
         records = program.run(state, delays, record_every, steps, (problem.eta, problem.mu), progress)
@@ -145,7 +145,7 @@ def check_run_memory(problem: ModelProblem, steps: int, replicates: int, max_del
     from amsgd.simulate.models import layout_of
 
     check_memory(replicates * (steps + _history_slots(max_delay) * layout_of(problem).size) * 8, "the delays and the delayed iterates",
-                  "use fewer replicates, fewer steps, a shorter delay or a smaller model")  # fmt: skip
+                 "use fewer replicates, fewer steps, a shorter delay or a smaller model")  # fmt: skip
 
 
 def _history_slots(max_delay: int) -> int:

@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         check_output_file(args.out)
     if args.plot is not None:
         check_figure_file(args.plot)
-    check_distinct_outputs(args, out=args.out, plot=args.plot)
+    check_distinct_outputs(args, problem.delay, out=args.out, plot=args.plot)
     from amsgd.advise import advise
 
     advice = advise(problem, args.workers, args.mus, steps=args.steps)

@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     sections = _sections(args, MODEL_SECTIONS if isinstance(problem, ModelProblem) else PCA_SECTIONS)
     if args.out is not None:
         check_output_file(args.out)
-    check_distinct_outputs(args, out=args.out)
+    check_distinct_outputs(args, problem.delay, out=args.out)
     if isinstance(problem, ModelProblem):
         if args.format != "json":
             raise ProblemError("--format markdown and latex document the streaming-PCA derivation; models give json")

@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
         check_output_file(args.out)
     if args.plot is not None:
         check_figure_file(args.plot)
-    check_distinct_outputs(args, out=args.out, plot=args.plot)
+    check_distinct_outputs(args, problem.delay, out=args.out, plot=args.plot)
     started = time.perf_counter()
     seed = describe_seed(root_sequence(args.seed))  # the record simulate and the model limits print
     summary: dict = {"problem": problem.to_dict(), "paths": args.paths, "seed": seed, "dt_iterations": args.dt}
@@ -174,7 +174,7 @@ def _model_limit(problem, args: argparse.Namespace) -> dict:
         raise ProblemError("--no-scheme-check applies to --limit sde: the gradient flow has no Euler–Maruyama step")
     if args.out is not None:
         check_output_file(args.out)
-    check_distinct_outputs(args, out=args.out)
+    check_distinct_outputs(args, problem.delay, out=args.out)
     from amsgd.diffusion.model_limits import integrate_model_limit
 
     steps = 5000 if args.steps is None else args.steps

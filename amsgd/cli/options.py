@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Callable, Sequence
 
 from amsgd.core import checks
-from amsgd.core.delays import ConstantDelay, HistogramDelay, parse_delay
+from amsgd.core.delays import ConstantDelay, DelayModel, HistogramDelay, parse_delay
 from amsgd.core.distributions import parse_distribution
 from amsgd.core.errors import ProblemError
 from amsgd.core.files import atomic_write_text, check_distinct_files
@@ -309,11 +309,11 @@ def require_pca(problem: Problem | ModelProblem, command: str) -> Problem:
     return problem
 
 
-def check_distinct_outputs(args: argparse.Namespace, **outputs: str | None) -> None:
+def check_distinct_outputs(args: argparse.Namespace, delay: DelayModel | None, **outputs: str | None) -> None:
     """Refuse output files (``out=args.out``: the option without its dashes) where two name one file, or
-    one names a file the command reads (``--data``, ``--covariance``, a ``histogram:FILE`` delay)."""
-    delay, data = getattr(args, "delay", None), getattr(args, "data", None)
-    delay = parse_delay(delay) if delay is not None else None  # read as the command read it
+    one names a file the command reads (``--data``, ``--covariance``, the file of a ``histogram:FILE``
+    ``delay``, the problem's parsed delay: its file is not read again)."""
+    data = getattr(args, "data", None)
     inputs = {"--data": None if data == "digits" else data, "--covariance": getattr(args, "covariance", None),
               "--delay": delay.source if isinstance(delay, HistogramDelay) else None}  # fmt: skip
     check_distinct_files({f"--{option}": path for option, path in outputs.items()}, inputs)

@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     problem = problem_from_args(args)
     if args.out is not None:
         check_netcdf_file(args.out)
-    check_distinct_outputs(args, out=args.out)
+    check_distinct_outputs(args, problem.delay, out=args.out)
     if isinstance(problem, ModelProblem):
         if args.svag is not None:
             from amsgd.core.errors import ProblemError

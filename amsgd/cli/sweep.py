@@ -148,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
     check_netcdf_file(args.out)
     _refuse_unused_execution_options(args)
     sweep = sweep_from_args(args)
-    check_distinct_outputs(args, out=args.out)
+    check_distinct_outputs(args, None, out=args.out)  # its delays are an axis of constant ones, no file
     from amsgd.sweep.run import run_sweep
 
     try:

@@ -227,16 +227,17 @@ def _stationary(
     ``if_unstable == "inf"``.
     """
     s2 = _check_noise(noise_variance)
-    if rate > 0:  # a rate <= 0 leaves a root at or beyond 1, which rounding may put just inside
+    restoring = rate > 0  # a rate <= 0 leaves a root at or beyond 1, which rounding may put just inside
+    if restoring:
         require_step_resolution(eta * rate * (1.0 - mu), f"eta·rate·(1 − mu) of the mode of rate {rate:g}")
     ratio = geometric_ratio(law.pmf)
     if ratio is not None:  # no lags: gamma holds γ(0) alone
-        stable = rate > 0 and spectral_radius(rate, eta, mu, law) < 1.0
+        stable = restoring and spectral_radius(rate, eta, mu, law) < 1.0
         gamma0, spread, _ = geometric_moments(rate, eta, mu, ratio) if stable else (np.nan, np.nan, 1.0)
         return _effective_noise(rate, eta, mu, law, s2, stable, (eta * rate) ** 2 * spread,
                                 if_unstable), np.array([gamma0])  # fmt: skip
     c = ar_coefficients(rate, eta, mu, law)
-    stable = rate > 0 and mean_is_stable(c)
+    stable = restoring and mean_is_stable(c)
     gamma = autocovariance(c) if stable else np.full(c.size, np.nan)
     gain = (eta * rate) ** 2 * delay_spread(gamma, law.pmf, 1.0)
     return _effective_noise(rate, eta, mu, law, s2, stable, gain, if_unstable), gamma

@@ -206,6 +206,7 @@ CASES: list[tuple[str, str]] = [
     ("advise --model mlp --l2 1e300 --workers 1,2 --mus 0.5", "conditioned beyond double precision; lower it"),
     ("advise --workers 1,2 --mus 0.5 --out a.png --plot a.png", "name the same file"),
     ("derive --covariance cov.npy --out cov.npy", "is the file --covariance reads"),
+    ("derive --delay histogram:delays.txt --out ./delays.txt", "is the file --delay reads"),
     ("derive --model logistic --data blobs.csv --out ./blobs.csv", "is the file --data reads"),
     ("sweep --model logistic --data missing.npz --tau 0 --seed 1 --out a.nc", "does not exist"),
     ("sweep --tau 0 --seed 1 --out existing.nc", "--resume"),
@@ -300,6 +301,7 @@ def make_files(folder: Path) -> None:
     (folder / "existing.nc").write_text("x")
     (folder / "file.txt").write_text("x")
     np.save(folder / "cov.npy", np.diag([2.0, 1.0]))
+    (folder / "delays.txt").write_text("0.5 0.5\n")
     blobs = np.random.default_rng(1).standard_normal((40, 3))
     blobs[:, 2] = np.arange(40) % 2
     blobs[:, 0] += 3.0 * blobs[:, 2]
