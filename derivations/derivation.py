@@ -8,18 +8,22 @@ maps those symbols to the problem's numbers, and the numeric stage
 
 Two routes give the same formulas. The **indexed** route (named data laws, any d) derives each
 per-mode formula once in generic indices (:mod:`.indexed`) and the numeric stage evaluates it over
-the spectrum; its cost does not grow with d. The **per-coordinate** route builds every object for the
-d coordinates (the d x d OU matrices, ``solve`` of ``g(h) = 0`` in d unknowns); a sampled law, whose
-moments are estimated coordinate by coordinate, takes it, for ``d <= MAX_SYMBOLIC_DIM``. The
-per-coordinate attributes (:attr:`Derivation.sde`, :attr:`Derivation.ode`, ...) can be asked for on
-either route where d allows.
+the spectrum; its cost does not grow with d. A sampled law takes it in the symbols ``m_ab =
+E[Y_a² Y_b²]`` of a law symmetric under sign changes (:class:`~.distributions.SignSymmetric`), with the
+sampled values (:attr:`Derivation.pair_moments`) once its draws are checked to have the part of that
+symmetry the limits at the stationary points use. The **per-coordinate** route builds every object for the d coordinates (the d x d
+OU matrices, ``solve`` of ``g(h) = 0`` in d unknowns; a sampled law with every sampled moment), for
+``d <= MAX_SYMBOLIC_DIM``. The per-coordinate attributes (:attr:`Derivation.sde`, :attr:`Derivation.ode`,
+...) can be asked for on either route where d allows.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import NoReturn
 
+import numpy as np
 import sympy as sp
 
 from amsgd.core.distributions import (
@@ -27,6 +31,7 @@ from amsgd.core.distributions import (
     SampledDistribution,
     cross_moments_vanish,
     distance_from_centred_with_covariance,
+    share_of_scale,
 )
 from amsgd.core.errors import ProblemError
 from amsgd.core.problem import Problem
@@ -34,7 +39,7 @@ from amsgd.core.problem import Problem
 from . import phases as ph
 from .delay_stability import DelayDifferentialLimit, delay_differential_limit
 from .display import as_latex, as_text, in_one_minus_mu
-from .indexed import FULL_LISTING_DIM, IndexedPCA, dim, indexed_pca, instantiate, plain
+from .indexed import FULL_LISTING_DIM, INDEX, IndexedPCA, dim, indexed_pca, instantiate, plain, to_indexed
 from .limits import ODELimit, OULimit, mu, ode_limit, ou_limit
 from .moments import expectation, wick_moment
 from .pca import MAX_SYMBOLIC_DIM, PCAModel, pca_model
@@ -90,25 +95,19 @@ class Derivation:
     route: str = INDEXED
 
     def __post_init__(self) -> None:
-        """Refuse what has no derivation: not a Problem, infinite fourth moments, an unknown route, a
-        sampled law on the indexed route, the per-coordinate route beyond ``MAX_SYMBOLIC_DIM``."""
+        """Refuse what has no derivation: not a Problem, infinite fourth moments, an unknown route, the
+        per-coordinate route beyond ``MAX_SYMBOLIC_DIM``."""
         if not isinstance(self.problem, Problem):
             raise ProblemError(
                 f"derive needs a Problem (a model: amsgd.diffusion.theory.predict_model), got {type(self.problem).__name__}"
             )
         self.problem.require_finite_fourth_moments()
-        sampled = isinstance(self.problem.distribution, SampledDistribution)
         if self.route not in (INDEXED, PER_COORDINATE):
             raise ProblemError(f"route must be {INDEXED!r} or {PER_COORDINATE!r}, got {self.route!r}")
-        if self.route == INDEXED and sampled:
-            raise ProblemError(
-                f"distribution {self.problem.distribution.spec} has estimated moments: use route {PER_COORDINATE!r}"
-            )
         if self.route == PER_COORDINATE and self.problem.dim > MAX_SYMBOLIC_DIM:
-            what = f"distribution {self.problem.distribution.spec}" if sampled else "the per-coordinate route"
             raise ProblemError(
-                f"{what} is derived coordinate by coordinate and supports d <= {MAX_SYMBOLIC_DIM}, got d = {self.problem.dim}; "
-                "a named distribution (gaussian, rademacher, student-t:NU) has the indexed derivation at any d"
+                f"the per-coordinate route supports d <= {MAX_SYMBOLIC_DIM}, got d = {self.problem.dim}; "
+                f"the route {INDEXED!r} (the default) takes any d"
             )
 
     def __getstate__(self) -> dict:
@@ -124,6 +123,33 @@ class Derivation:
     def indexed(self) -> IndexedPCA | None:
         """The data law's indexed derivation (:mod:`.indexed`); None on the per-coordinate route."""
         return indexed_pca(self.problem.distribution) if self.route == INDEXED else None
+
+    @cached_property
+    def pair_moments(self) -> np.ndarray | None:
+        """``m_ab = E[Y_a² Y_b²]`` of a sampled law, a d x d array from its moment draws, for the symbols
+        ``m_ab`` of the indexed route; None for a named law (whose formulas have its moments in them).
+        The draws are checked first to have no fourth moment that couples the eigen-coordinates at the
+        stationary points (:func:`require_uncoupled`: at every point up to
+        :data:`~.indexed.FULL_LISTING_DIM` coordinates, above at e_1, e_2 and e_d, those the
+        predictions read most)."""
+        if not isinstance(self.problem.distribution, SampledDistribution):
+            return None
+        n = self.problem.dim
+        for j in range(1, n + 1) if n <= FULL_LISTING_DIM else (1, 2, n):
+            require_uncoupled(self.problem, j)
+        squares = self.problem.distribution.fourth_moment_samples_for(self.problem.eigenvalues, self.problem.basis) ** 2
+        return squares.T @ squares / squares.shape[0]
+
+    @property
+    def moment_symbols(self) -> str | None:
+        """What the symbols ``m_a_b`` of a sampled law's indexed formulas stand for; None where the
+        formulas have none."""
+        if self.indexed is None or not isinstance(self.problem.distribution, SampledDistribution):
+            return None
+        return (
+            "m_a_b = E[Y_a^2 Y_b^2] and m_a_a = E[Y_a^4] in eigen-coordinates (Y = Q^T X): the sampled law's fourth "
+            f"moments, estimated from its {self.problem.distribution.moment_samples} moment draws"
+        )
 
     @cached_property
     def values(self) -> dict:
@@ -291,10 +317,8 @@ class Derivation:
             return as_text(self.stationary_error)
         x, n = self.indexed, self.problem.dim
         if not self._summarised:
-            lam_j, lam_i = x.symbol("lam", "j"), x.symbol("lam", "i")
-            lam = self.model.lam
-            terms = (sp.factor(x.error_term.xreplace({lam_j: lam[0], lam_i: lam[c]})) for c in range(1, n))
-            return as_text(sp.Add(*terms))
+            term = to_indexed(x.error_term, x.model).xreplace({INDEX["j"]: sp.Integer(1)})
+            return as_text(sp.Add(*(sp.factor(plain(term.xreplace({INDEX["i"]: sp.Integer(c)}))) for c in range(2, n + 1))))
         return _indexed_text(x.stationary_error().subs(dim, n))
 
     def _sdde_formulas(self) -> dict:
@@ -325,26 +349,37 @@ def _restrict(cov: sp.Matrix, u: list[sp.Symbol]) -> sp.Matrix:
 
 
 def _diagonal_noise(noise: sp.Matrix, problem: Problem, j: int) -> sp.Matrix:
-    """The OU noise ``E[Y_j² Y_i Y_k]`` at ``e_j`` of a sampled law without its off-diagonal entries when
-    they are sampling error (:func:`~amsgd.core.distributions.cross_moments_vanish` of the forcings
-    ``Y_j Y_i``, i ≠ j); a law whose fourth moments couple the eigen-coordinates is refused (the limits
-    are mode by mode)."""
+    """The OU noise ``E[Y_j² Y_i Y_k]`` at ``e_j`` of a sampled law without its off-diagonal entries, which
+    :func:`require_uncoupled` finds to be sampling error; any other law with off-diagonal noise is refused."""
+    if not (isinstance(problem.distribution, SampledDistribution) and all(e.is_number for e in noise.subs(mu, 0))):
+        _refuse_coupled(problem)
+    require_uncoupled(problem, j)
+    return sp.diag(*[noise[i, i] for i in range(noise.rows)])
+
+
+def require_uncoupled(problem: Problem, j: int) -> None:
+    """Refuse a sampled law whose fourth moments ``E[Y_j² Y_i Y_k]`` (``i ≠ k``, both ≠ j) at ``e_j`` are
+    more than sampling error (:func:`~amsgd.core.distributions.cross_moments_vanish` of the forcings
+    ``Y_j Y_i``): the limits are mode by mode. Draws off mean 0 or covariance Σ are refused for that."""
     law = problem.distribution
-    if isinstance(law, SampledDistribution) and all(entry.is_number for entry in noise.subs(mu, 0)):
-        y = law.fourth_moment_samples_for(problem.eigenvalues, problem.basis)
-        forcing = y * y[:, [j - 1]]
-        forcing[:, j - 1] = 0.0  # no noise along e_j itself
-        if cross_moments_vanish(forcing):
-            return sp.diag(*[noise[i, i] for i in range(noise.rows)])
-        off = distance_from_centred_with_covariance(y, problem.eigenvalues)
-        if off > SAMPLER_MOMENT_TOLERANCE:  # a mean, or a covariance other than Σ, alone makes such moments
-            raise ProblemError(
-                f"distribution {law.spec}: its draws are not centred with the problem's covariance Sigma (mean or "
-                f"covariance {off:.0%} of the scale away), which alone couples the eigen-coordinates' fourth "
-                "moments; give a sampler with mean 0 and covariance Sigma"
-            )
+    y = law.fourth_moment_samples_for(problem.eigenvalues, problem.basis)
+    forcing = y * y[:, [j - 1]]
+    forcing[:, j - 1] = 0.0  # no noise along e_j itself
+    if cross_moments_vanish(forcing):
+        return
+    off = distance_from_centred_with_covariance(y, problem.eigenvalues)
+    if off > SAMPLER_MOMENT_TOLERANCE:  # a mean, or a covariance other than Σ, alone makes such moments
+        raise ProblemError(
+            f"distribution {law.spec}: its draws are not centred with the problem's covariance Sigma (mean or "
+            f"covariance {share_of_scale(off)} away), which alone couples the eigen-coordinates' fourth "
+            "moments; give a sampler with mean 0 and covariance Sigma"
+        )
+    _refuse_coupled(problem)
+
+
+def _refuse_coupled(problem: Problem) -> NoReturn:
     raise ProblemError(
-        f"distribution {law.spec}: its fourth moments couple the eigen-coordinates "
+        f"distribution {problem.distribution.spec}: its fourth moments couple the eigen-coordinates "
         "(E[Y_i Y_k Y_j^2] != 0 for i != k), and the limits here are mode by mode; use a law that is "
         "symmetric under sign changes of each eigen-coordinate"
     )
@@ -353,9 +388,7 @@ def _diagonal_noise(noise: sp.Matrix, problem: Problem, j: int) -> sp.Matrix:
 def derive(problem: Problem, route: str | None = None) -> Derivation:
     """The symbolic derivation of the diffusion limits of ``problem`` (formulas; numbers in ``amsgd.predict``).
 
-    ``route``: ``"indexed"`` (the default for a named data law, any d) or ``"per-coordinate"`` (the
-    default, and the only route, for a sampled law; ``d <= MAX_SYMBOLIC_DIM``); see the module docstring.
+    ``route``: ``"indexed"`` (the default, any d) or ``"per-coordinate"`` (``d <= MAX_SYMBOLIC_DIM``); see
+    the module docstring.
     """
-    sampled = isinstance(problem, Problem) and isinstance(problem.distribution, SampledDistribution)
-    route = route or (PER_COORDINATE if sampled else INDEXED)
-    return Derivation(problem, route)
+    return Derivation(problem, route or INDEXED)

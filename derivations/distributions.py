@@ -14,17 +14,49 @@ three rules: independent coordinates, ``E z^{2n} = (2n − 1)!!`` for a Gaussian
 for Student-t the Gaussian value times ``E[((ν − 2)/w)^n] = (ν − 2)^n/Π_{k=1}^{n} (ν − 2k)``, infinite
 for ν ≤ 2n.
 
-A user sampler has no closed form; its moments are estimated from samples by :mod:`.pca`.
+A user sampler has no closed form; its moments are estimated from samples by :mod:`.pca`. On the
+indexed route it is taken to be symmetric under sign changes of each eigen-coordinate, with the
+fourth moments of :class:`SignSymmetric`: ``E[Y_a² Y_b²] = m_ab`` (``m_aa = E[Y_a⁴]``) and zero wherever an index appears
+an odd number of times, with the ``m_ab`` as symbols; the indexed derivation is written in them and
+the numeric stage puts in the sampled ones.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import sympy as sp
 
 from amsgd.core.distributions import Distribution, Gaussian, Rademacher, StudentT
 from amsgd.core.errors import ProblemError
+
+#: The spec of :class:`SignSymmetric`, under which its derivation is stored.
+SIGN_SYMMETRIC = "sign-symmetric"
+
+
+@dataclass(frozen=True)
+class SignSymmetric(Distribution):
+    """Any centred law with covariance Λ that is symmetric under sign changes of each eigen-coordinate,
+    its fourth moments kept as symbols (:func:`sign_symmetric_moment`): the symbolic stand-in for a
+    sampled law, whose moments the numeric stage estimates. It has no sampler of its own."""
+
+    spec: str = field(default=SIGN_SYMMETRIC, init=False)
+
+    def sample(self, rng, n, eigenvalues, basis):
+        raise ProblemError(f"{SIGN_SYMMETRIC} stands for the moments of a sampled law and has no sampler")
+
+
+def sign_symmetric_moment(indices: Sequence[int], pair_symbol: Callable[[int, int], sp.Symbol]) -> sp.Expr:
+    """``E[Y_a Y_b Y_c Y_e]`` of a :class:`SignSymmetric` law: ``pair_symbol(a, b)`` (``m_ab``) when the
+    four indices are ``a, a, b, b`` (``pair_symbol(a, a)`` when all four are ``a``), else 0 (an index
+    that appears an odd number of times changes sign with its coordinate)."""
+    counts = Counter(indices)
+    if any(n % 2 for n in counts.values()):
+        return sp.S.Zero
+    a, b = sorted(counts) if len(counts) == 2 else 2 * list(counts)
+    return pair_symbol(a, b)
 
 
 def isserlis(i: int, j: int, k: int, l: int, lam: Sequence[sp.Expr]) -> sp.Expr:

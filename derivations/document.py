@@ -278,11 +278,24 @@ def _indexed_limit_blocks(d: Derivation) -> list[Block]:
             "Since $G = P(h)\\,Y Y^T h$ with the noise-free projector $P = I - h h^T$, "
             "$C(h) = P\\, S(h)\\, P$ with $S(h) = \\mathrm{Cov}[Y Y^T h]$. Each entry involves at most four "
             "coordinates, so the four-coordinate model gives the diagonal and the off-diagonal entries ($i \\ne k$), "
-            "each summed over the modes:"
+            "each summed over the modes" + _moment_symbols_prose(d) + ":"
         ),
         Equation(f"S_{{{i}{i}}}(h) = {sp.latex(diagonal.indexed(m))}"),
         Equation(f"S_{{{i}{k}}}(h) = {sp.latex(off_diagonal.indexed(m))}, \\qquad {i} \\ne {k}"),
     ]
+
+
+def _moment_symbols_prose(d: Derivation) -> str:
+    """For a sampled law, what its symbols ``m_{a,b}`` stand for; empty for a named law."""
+    if d.moment_symbols is None:
+        return ""
+    return (
+        ", for a law symmetric under sign changes of each eigen-coordinate, whose fourth moments with an index an odd "
+        "number of times vanish and whose others are the symbols $m_{a,b} = E[Y_a^2 Y_b^2]$, $m_{a,a} = E[Y_a^4]$, "
+        f"here estimated from the sampled law's {d.problem.distribution.moment_samples} moment draws (the limits at "
+        "the stationary points need only $E[Y_j^2 Y_i Y_k] = 0$, $i \\ne k$, at $e_j$, which the draws are checked "
+        "for; the other vanishing moments enter $S(h)$ away from them and are not checked)"
+    )
 
 
 def _optimum_blocks(d: Derivation, numbers: dict) -> list[Block]:
@@ -334,7 +347,7 @@ def _indexed_optimum_blocks(d: Derivation, numbers: dict) -> list[Block]:
     i, j = INDEX["i"], INDEX["j"]
     pair_drift, pair_noise = x.pair
 
-    def at(expr: sp.Expr, **rename: sp.Expr) -> str:
+    def at(expr: sp.Expr, **rename: str) -> str:
         shown, names = ordered(expr, x.model, rename)
         return as_latex(shown, names=names)
 
@@ -378,7 +391,7 @@ def _indexed_optimum_blocks(d: Derivation, numbers: dict) -> list[Block]:
             "The OU law at $e_1$ has a diagonal stationary covariance; the scalar Lyapunov equation "
             "$2 a_i P_{ii} + b_i^2 = 0$ of each tangent mode gives (the radial mode carries no noise, $P_{11} = 0$)"
         ),
-        Equation(f"P_{{{i}{i}}} = {at(tangent.stationary_variance, j=sp.Symbol('lambda_1', positive=True))}"),
+        Equation(f"P_{{{i}{i}}} = {at(tangent.stationary_variance, j='1')}"),
         Prose("so the leading-order stationary error is"),
         _eq(sp.Symbol(r"E \sin^2"), x.stationary_error()),
         Prose(_floor_for_this_problem(numbers)),
@@ -523,7 +536,7 @@ def _phase_formula_blocks(d: Derivation, saddle: int) -> list[Block]:
             "That is every run's travel in the limit. A single run's is sampled (below) from the plane's angle "
             f"$\\theta$ ($h = (\\sin\\theta, \\cos\\theta)$ in $(e_1, e_j)$, here $j = {saddle}$, moving along "
             "$e = (\\cos\\theta, -\\sin\\theta)$) and the other coordinates; from the fourth moments "
-            "$m_{abcd} = E[Y_a Y_b Y_c Y_d]$ the gradient noise along the travel is"
+            "$M_{abcd} = E[Y_a Y_b Y_c Y_d]$ the gradient noise along the travel is"
         ),
         _eq(sp.Symbol(r"\operatorname{Var}[(y^\top h)(y^\top e)]"), _plane_noise_form()),
         Prose("and that of another coordinate $i$, linear in the shares,"),

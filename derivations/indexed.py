@@ -28,8 +28,12 @@ symbols renamed. This module derives the model once in that representative form
 
 The numbers for a spectrum are these formulas evaluated over arrays
 (:mod:`amsgd.diffusion.theory.modes`); sums over all modes are numeric sums of the indexed terms.
-A sampled law has estimated moments that are not of this form; it keeps the per-coordinate
-derivation (:class:`~.derivation.Derivation`) for ``d <= MAX_SYMBOLIC_DIM``.
+A sampled law's fourth moments are estimates, not formulas in the eigenvalues. It is derived here as a
+law symmetric under sign changes of each eigen-coordinate (:class:`~.distributions.SignSymmetric`; its
+draws are checked for the part of the symmetry the limits at the stationary points use), whose
+fourth moments are the symbols ``m_ab = E[Y_a² Y_b²]`` (indexed ``m[a, b]``); the numeric stage
+puts in the sampled values. The per-coordinate derivation (:class:`~.derivation.Derivation`, the
+d-dimensional model with every sampled moment, ``d <= MAX_SYMBOLIC_DIM``) is the check of both.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from amsgd.core.distributions import Distribution, SampledDistribution
 from amsgd.core.errors import ProblemError
 
 from .display import as_text
+from .distributions import SignSymmetric
 from .limits import OULimit, ou_limit
 from .pca import PCAModel
 from .recursion import derive_time_scale, eta, t
@@ -63,15 +68,19 @@ dim = sp.Symbol("d", integer=True, positive=True)
 INDEX = {label: sp.Symbol(label, integer=True, positive=True) for label in LABELS}
 LAMBDA = sp.IndexedBase("lambda", positive=True)
 H = sp.IndexedBase("h", real=True)
+MOMENT = sp.IndexedBase("m", positive=True)
 NOISE = sp.IndexedBase("Y", real=True)
-_ASSUMPTIONS = {"lambda": {"positive": True}, "h": {"real": True}, "Y": {"real": True}, "h0": {"real": True}}
+_ASSUMPTIONS = {"lambda": {"positive": True}, "h": {"real": True}, "Y": {"real": True}, "h0": {"real": True},
+               "m": {"positive": True}}  # fmt: skip
 
 
 def plain(expr: sp.Basic) -> sp.Basic:
-    """``expr`` with every indexed symbol ``x[n]`` written as the plain symbol ``x_n`` (for text)."""
+    """``expr`` with every indexed symbol ``x[n]`` written as the plain symbol ``x_n`` (``m[a, b]`` as
+    ``m_a_b``), for text."""
     indexed = {e for e in sp.preorder_traversal(expr) if isinstance(e, sp.Indexed)}
     return expr.xreplace({
-        e: sp.Symbol(f"{e.base.label}_{e.indices[0]}", **_ASSUMPTIONS.get(str(e.base.label), {})) for e in indexed
+        e: sp.Symbol("_".join(map(str, (e.base.label, *e.indices))), **_ASSUMPTIONS.get(str(e.base.label), {}))
+        for e in indexed
     })  # fmt: skip
 
 
@@ -103,6 +112,8 @@ class ModeSum:
         """``scale`` times the function of the coordinates ``own`` (label → (λ, h), values or symbols),
         its sum written out over the coordinates ``zip(lam, h)``."""
         outer, q, inner = self.parts(model, scale)
+        if (outer.free_symbols | inner.free_symbols) & set(model.moment_symbols):
+            raise ProblemError("a formula in the symbols m_ab of a sampled law is written out only in indexed form")
         rename = {}
         for label, (lam_value, h_value) in own.items():
             rename[_symbol(model, "lam", label)] = lam_value
@@ -120,7 +131,7 @@ def _parts(f: ModeSum, model: PCAModel, scale: sp.Expr) -> tuple[sp.Expr, sp.Dum
     q = sp.Dummy("q")
     if f.term == 0:
         return sp.factor(scale * f.base), q, sp.S.Zero
-    summed = (_symbol(model, "lam", f.summed), _symbol(model, "h", f.summed))
+    summed = model.symbols_of(model.names.index(f.summed))
     coefficient, inner = f.term.as_independent(*summed, as_Add=False)
     return sp.factor(scale * (f.base + coefficient * q)), q, inner
 
@@ -135,21 +146,31 @@ def _symbol(model: PCAModel, kind: str, label: str) -> sp.Symbol:
 
 
 def to_indexed(expr: sp.Basic, model: PCAModel) -> sp.Basic:
-    """The representative model's symbols ``λ_c, h_c, Y_c`` as indexed symbols ``λ[c], h[c], Y[c]``."""
+    """The representative model's symbols ``λ_c, h_c, Y_c`` (and ``m_ab``) as indexed symbols ``λ[c], h[c],
+    Y[c]`` (``m[a, b]``)."""
     mapping = {}
     for label, lam, h, y in zip(model.names, model.lam, model.h, model.y):
         mapping.update({lam: LAMBDA[INDEX[label]], h: H[INDEX[label]], y: NOISE[INDEX[label]]})
+    for m, (a, b) in model.moment_symbols.items():
+        mapping[m] = MOMENT[INDEX[model.names[a]], INDEX[model.names[b]]]
     return expr.xreplace(mapping)
 
 
-def ordered(expr: sp.Expr, model: PCAModel, rename: dict | None = None) -> tuple[sp.Expr, dict]:
+def ordered(expr: sp.Expr, model: PCAModel, rename: dict[str, str] | None = None) -> tuple[sp.Expr, dict]:
     """``expr`` for display: its eigenvalue symbols replaced by stand-ins that sort as j, i, k, l (so that
     SymPy writes ``λ_j − λ_i`` rather than ``−λ_i + λ_j``), factored; returns it with the LaTeX names of
-    the stand-ins. ``rename`` (label → symbol) puts given symbols in instead, e.g. ``{"j": λ_1}``."""
+    the stand-ins. ``rename`` (label → name) writes a coordinate under another name: ``{"j": "1"}`` writes
+    ``λ_j`` and ``m_ji`` as ``λ_1`` and ``m_{1,i}``."""
     rename = rename or {}
-    stand_in = {lam: rename.get(label, sp.Symbol(f"lambda_{rank}{label}", positive=True))
-                for rank, (label, lam) in enumerate(zip(model.names, model.lam))}  # fmt: skip
-    names = {v: f"\\lambda_{{{label}}}" for label, v in zip(model.names, stand_in.values()) if label not in rename}
+    stand_in = {
+        lam: sp.Symbol(f"lambda_{rename[label]}" if label in rename else f"lambda_{rank}{label}", positive=True)
+        for rank, (label, lam) in enumerate(zip(model.names, model.lam))
+    }
+    names = {stand_in[lam]: f"\\lambda_{{{label}}}" for label, lam in zip(model.names, model.lam) if label not in rename}
+    for m, pair in model.moment_symbols.items():
+        a, b = (rename.get(model.names[c], model.names[c]) for c in pair)
+        stand_in[m] = sp.Symbol(f"m_{a}{b}", positive=True)
+        names[stand_in[m]] = f"m_{{{a},{b}}}"  # as the indexed m[a, b] prints
     return sp.factor(expr.xreplace(stand_in)), names
 
 
@@ -167,15 +188,14 @@ def split_over_modes(expr: sp.Expr, model: PCAModel, own: tuple[int, ...], summe
             raise ArithmeticError(f"{expr} couples two other coordinates ({term}): it is no sum over single modes")
         (parts[present[0]] if present else own_part).append(term)
     own_expr = sp.Add(*own_part)
-    if own_expr.free_symbols & {model.lam[c] for c in others}:
-        raise ArithmeticError(f"{expr}: its own part depends on the eigenvalues of other coordinates")
+    if own_expr.free_symbols & {s for c in others for s in model.symbols_of(c)}:
+        raise ArithmeticError(f"{expr}: its own part depends on the eigenvalues or moments of other coordinates")
     term = sp.Add(*parts[summed])
     for c in others:
-        swap = {model.lam[summed]: model.lam[c], model.h[summed]: model.h[c],
-                model.lam[c]: model.lam[summed], model.h[c]: model.h[summed]}  # fmt: skip
+        swap = model.relabelling({summed: c, c: summed})
         if sp.expand(sp.Add(*parts[c]) - term.xreplace(swap)) != 0:
             raise ArithmeticError(f"{expr}: the terms of the other coordinates are not one formula relabelled")
-    at_own = [term.xreplace({model.lam[summed]: model.lam[o], model.h[summed]: model.h[o]}) for o in own]
+    at_own = [term.xreplace(model.relabelling({summed: o})) for o in own]
     base = sp.factor(sp.expand(own_expr - sp.Add(*at_own)))
     return ModeSum(base, sp.factor(term), model.names[summed], tuple(model.names[o] for o in own))
 
@@ -195,8 +215,8 @@ class GenericMode:
 
 @dataclass(frozen=True, eq=False)
 class IndexedPCA:
-    """The PCA derivation of a named data law in indexed form (module docstring); every part is
-    derived on first use."""
+    """The PCA derivation of a data law in indexed form (a sampled law's as
+    :class:`~.distributions.SignSymmetric`, module docstring); every part is derived on first use."""
 
     distribution: Distribution
 
@@ -273,7 +293,7 @@ class IndexedPCA:
                 f"distribution {self.distribution.spec}: its fourth moments couple the eigen-coordinates, and the "
                 "limits here are mode by mode; use a law that is symmetric under sign changes of each eigen-coordinate"
             )
-        swap = {self.symbol("lam", "i"): self.symbol("lam", "k")}
+        swap = self.model.relabelling({1: 2})  # i -> k
         for entry in (a, bb):
             if sp.simplify(entry[2, 2] - entry[1, 1].xreplace(swap)) != 0:
                 raise ArithmeticError("the tangent modes of the representative model are not one formula")
@@ -322,7 +342,7 @@ class IndexedPCA:
     def stationary_error(self) -> sp.Expr:
         """``E sin² = Σ_{i=2}^{d} η w P_ii`` at ``e_1``, indexed."""
         i = INDEX["i"]
-        term = to_indexed(self.error_term, self.model).xreplace({LAMBDA[INDEX["j"]]: LAMBDA[1]})
+        term = to_indexed(self.error_term, self.model).xreplace({INDEX["j"]: sp.Integer(1)})
         return sp.Sum(sp.factor(term), (i, 2, dim))
 
     @cached_property
@@ -383,14 +403,14 @@ def indexed_parts(distribution: Distribution) -> IndexedParts:
                         indexed.derive_mean_map())  # fmt: skip
 
 
-@lru_cache(maxsize=8)
 def indexed_pca(distribution: Distribution) -> IndexedPCA:
-    """The indexed derivation of a named data law, shared by every problem with that law."""
-    if isinstance(distribution, SampledDistribution):
-        raise ProblemError(
-            f"distribution {distribution.spec} has estimated fourth moments, not a formula in the eigenvalues; "
-            "it is derived coordinate by coordinate"
-        )
+    """The indexed derivation of a data law, shared by every problem with that law; a sampled law's is
+    that of :class:`~.distributions.SignSymmetric` (module docstring), one for every sampler."""
+    return _indexed_pca(SignSymmetric() if isinstance(distribution, SampledDistribution) else distribution)
+
+
+@lru_cache(maxsize=8)
+def _indexed_pca(distribution: Distribution) -> IndexedPCA:
     return IndexedPCA(distribution)
 
 
@@ -408,6 +428,7 @@ def mode_formula_templates(indexed: IndexedPCA) -> dict[str, tuple[str, str]]:
             for rank, role in enumerate(order)
         }
         printed = as_text(sp.factor(expr.xreplace(stand_in)))
+        printed = _MOMENT_TEXT.sub(r"m_\1_\2", printed)  # m_ji as m_j_i, as the formulas with numbers write it
         return re.sub(r"\blambda_[01]([ij])\b", r"lambda_\1", printed)
 
     radial, tangent = indexed.modes["radial"], indexed.modes["tangent"]
@@ -419,11 +440,16 @@ def mode_formula_templates(indexed: IndexedPCA) -> dict[str, tuple[str, str]]:
 
 
 _GENERIC = re.compile(r"\b(lambda|h)_([ij])\b")
+_MOMENT_TEXT = re.compile(r"\bm_([ijkl])([ijkl])\b")
+_GENERIC_MOMENT = re.compile(r"\bm_([ij])_([ij])\b")
 
 
 def instantiate(template: str, j: int, i: int) -> str:
-    """A formula text in the generic ``lambda_j, lambda_i`` (and ``h_j, h_i``) with the indices j and i."""
-    return _GENERIC.sub(lambda found: f"{found.group(1)}_{j if found.group(2) == 'j' else i}", template)
+    """A formula text in the generic ``lambda_j, lambda_i`` (and ``h_j, h_i``, ``m_j_i``) with the indices
+    j and i (``m_j_i`` as ``m_a_b``, ``a <= b``: the moment is symmetric)."""
+    index = {"j": j, "i": i}
+    text = _GENERIC.sub(lambda found: f"{found.group(1)}_{index[found.group(2)]}", template)
+    return _GENERIC_MOMENT.sub(lambda found: "m_{}_{}".format(*sorted(index[g] for g in found.groups())), text)
 
 
 __all__ = [
@@ -432,6 +458,7 @@ __all__ = [
     "LABELS",
     "LAMBDA",
     "MAX_SME_DIM",
+    "MOMENT",
     "GenericMode",
     "IndexedPCA",
     "ModeSum",

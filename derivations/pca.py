@@ -21,12 +21,12 @@ from amsgd.core.distributions import Distribution, SampledDistribution
 from amsgd.core.errors import ProblemError
 from amsgd.core.problem import Problem
 
-from .distributions import fourth_moment
+from .distributions import SignSymmetric, fourth_moment, sign_symmetric_moment
 from .moments import fourth_order_moment
 from .recursion import MomentumRecursion, eta, mu, t
 
 #: Above this dimension the per-coordinate derivation (a d x d symbolic noise covariance, O(d⁴) terms) is
-#: not built; named data laws use the indexed derivation (:mod:`.indexed`) at every d.
+#: not built; every data law has the indexed derivation (:mod:`.indexed`) at every d.
 MAX_SYMBOLIC_DIM = 12
 
 
@@ -74,6 +74,34 @@ class PCAModel:
     def y(self) -> tuple[sp.Symbol, ...]:
         return coordinate_symbols("Y", self.names, real=True)
 
+    def moment_symbol(self, a: int, b: int) -> sp.Symbol:
+        """``m_ab = E[Y_a² Y_b²]`` (``m_aa = E[Y_a⁴]``) of a :class:`~.distributions.SignSymmetric` law,
+        one symbol for both orders (coordinates 0-based, named in the order of :attr:`names`)."""
+        a, b = sorted((a, b))
+        return sp.Symbol(f"m_{self.names[a]}{self.names[b]}", positive=True)
+
+    @cached_property
+    def moment_symbols(self) -> dict[sp.Symbol, tuple[int, int]]:
+        """Every ``m_ab`` (``a <= b``) with its coordinates; empty for a law with moment formulas."""
+        if not isinstance(self.distribution, SignSymmetric):
+            return {}
+        return {self.moment_symbol(a, b): (a, b) for a in range(self.dim) for b in range(a, self.dim)}
+
+    def symbols_of(self, c: int) -> tuple[sp.Symbol, ...]:
+        """The symbols that belong to coordinate ``c``: ``λ_c, h_c, Y_c`` and every ``m_ac``."""
+        return (self.lam[c], self.h[c], self.y[c], *(m for m, pair in self.moment_symbols.items() if c in pair))
+
+    def relabelling(self, mapping: dict[int, int]) -> dict[sp.Symbol, sp.Symbol]:
+        """The replacement of symbols that renames coordinate ``c`` as ``mapping[c]`` (the others kept),
+        moments included: ``{i: k}`` maps ``λ_i, h_i, m_ji`` to ``λ_k, h_k, m_jk``."""
+        out = {}
+        for c, new in mapping.items():
+            out.update({self.lam[c]: self.lam[new], self.h[c]: self.h[new], self.y[c]: self.y[new]})
+        for m, (a, b) in self.moment_symbols.items():
+            if a in mapping or b in mapping:
+                out[m] = self.moment_symbol(mapping.get(a, a), mapping.get(b, b))
+        return out
+
     @cached_property
     def recursion(self) -> MomentumRecursion:
         h = sp.Matrix(self.h)
@@ -89,6 +117,10 @@ class PCAModel:
 
             def fourth(i, j, k, l):
                 return sp.Float(float(np.mean(samples[:, i] * samples[:, j] * samples[:, k] * samples[:, l])))
+        elif isinstance(self.distribution, SignSymmetric):
+
+            def fourth(i, j, k, l):
+                return sign_symmetric_moment((i, j, k, l), self.moment_symbol)
         else:
 
             def fourth(i, j, k, l):

@@ -12,8 +12,8 @@ numeric stage lambdifies and compiles them (:mod:`amsgd.diffusion.coefficients`)
 For a named data law every entry comes from the indexed formulas (:mod:`.indexed`): the drift
 component ``g_i = λ_i h_i − h_i Σ_k λ_k h_k²`` (times ``1/(1 − μ)``), the diagonal ``S_ii(h)`` and the
 off-diagonal ``S_ik(h)``, each with its sum over the modes written out for the problem's d (up to
-:data:`~.indexed.MAX_SME_DIM`). A sampled law has estimated moments and is derived coordinate by
-coordinate (``d <= MAX_SYMBOLIC_DIM``).
+:data:`~.indexed.MAX_SME_DIM`). A sampled law's SME comes from the d-dimensional model with every
+sampled fourth moment (``d <= MAX_SYMBOLIC_DIM``).
 """
 
 from __future__ import annotations

@@ -38,6 +38,8 @@ import sympy as sp
 import amsgd.core
 from amsgd.core.distributions import Distribution, Gaussian, Rademacher, StudentT, parse_distribution
 
+from .distributions import SIGN_SYMMETRIC, SignSymmetric
+
 T = TypeVar("T")
 
 #: The environment variable that names the folder (``off``: memory only).
@@ -153,8 +155,9 @@ def derived_once(function: Callable[..., T]) -> Callable[..., T]:
 def law_text(distribution: Distribution) -> str | None:
     """The data law as text that :func:`~amsgd.core.distributions.parse_distribution` reads back
     exactly (ν in full precision): for the named laws, whose derivations depend on nothing but the
-    code and this text; None for any other (a sampler's moments are estimated from its draws)."""
-    if type(distribution) in (Gaussian, Rademacher, StudentT):
+    code and this text (and :class:`~.distributions.SignSymmetric`, the stand-in of every sampled law);
+    None for any other."""
+    if type(distribution) in (Gaussian, Rademacher, StudentT, SignSymmetric):
         return distribution.spec  # ν in full precision where ":g" would round it (checks.spec_number)
     return None
 
@@ -164,7 +167,7 @@ def derived_once_per_law(function: Callable[[Distribution], T]) -> Callable[[Dis
     :func:`law_text`; any other is derived once per process (kept for the last eight laws)."""
 
     def by_text(text: str) -> T:
-        return function(parse_distribution(text))
+        return function(SignSymmetric() if text == SIGN_SYMMETRIC else parse_distribution(text))
 
     by_text.__module__, by_text.__qualname__ = function.__module__, function.__qualname__
     stored = derived_once(by_text)

@@ -24,8 +24,8 @@ from .stored import derived_once
 #: The angle from the saddle, the two coordinates' eigenvalues and their fourth moments.
 THETA = sp.Symbol("theta", real=True)
 LAMBDA_1, LAMBDA_J = sp.symbols("lambda_1 lambda_j", positive=True)
-M4_1, M4_J, M22 = sp.symbols("m_1111 m_jjjj m_11jj", positive=True)
-M1I, MJI = sp.symbols("m_11ii m_jjii", positive=True)
+M4_1, M4_J, M22 = sp.symbols("M_1111 M_jjjj M_11jj", positive=True)
+M1I, MJI = sp.symbols("M_11ii M_jjii", positive=True)
 
 
 def _expectation(expr: sp.Expr, coordinates: tuple[sp.Symbol, ...], moments: dict) -> sp.Expr:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import sympy as sp
@@ -198,8 +200,8 @@ def _coupled_sampler(rng: np.random.Generator, n: int) -> np.ndarray:
 def test_a_sampler_is_mode_by_mode_unless_its_fourth_moments_couple_the_coordinates():
     """Independent Gaussian coordinates from 2000 moment draws (their cross moments are 0.04 of the
     scale by chance, the tolerance's 0.05 alone refused them) derive mode by mode, in every seed tried;
-    a law whose ``E[Y_1² Y_2 Y_3]`` is 0.54 of the scale is refused from 2000 draws as from 200 000, and
-    its finite-η coefficients are marked not diagonal."""
+    a law whose ``E[Y_1² Y_2 Y_3]`` is 0.54 of the scale is refused from 2000 draws as from 200 000, on
+    either route, and its finite-η coefficients are marked not diagonal."""
     from amsgd.core.distributions import cross_moments_vanish
     from amsgd.diffusion.theory.coupling import coefficients_for
 
@@ -213,12 +215,31 @@ def test_a_sampler_is_mode_by_mode_unless_its_fourth_moments_couple_the_coordina
     for draws in (2000, 200_000):
         problem = Problem.from_spectrum((3, 2, 1), distribution=SampledDistribution(_coupled_sampler, moment_samples=draws))
         with pytest.raises(ProblemError, match="couple the eigen-coordinates"):
-            derive(problem).sde
+            derive(problem, route="per-coordinate").sde
+        with pytest.raises(ProblemError, match="couple the eigen-coordinates"):
+            derive(problem).pair_moments  # the indexed route's sampled moments
         assert not coefficients_for(problem).diagonal
         y = problem.distribution.moment_samples_for(problem.eigenvalues, problem.basis)
         forcing = y * y[:, [0]]
         forcing[:, 0] = 0.0  # the noise at e_1, as derive builds it
         assert not cross_moments_vanish(forcing)
+
+
+@pytest.mark.parametrize("point", [1, 2, 25])
+def test_above_the_listing_dimension_a_coupling_at_e_1_e_2_or_e_d_is_refused(point):
+    """d = 25: the indexed route checks the draws at e_1, e_2 and e_d (every point up to d = 20). A
+    coupling ``E[Y_j² Y_a Y_b] ≠ 0`` made as in :func:`_coupled_sampler`, at j = ``point``, is refused."""
+    lam = np.linspace(3.0, 1.0, 25)
+    a, b = [c for c in range(25) if c != point - 1][:2]
+
+    def coupled(rng, n):
+        z = rng.standard_normal((n, 25))
+        z[:, b] = (z[:, b] + 0.5 * (z[:, point - 1] ** 2 - 1.0) * z[:, a]) / np.sqrt(1.5)
+        return z * np.sqrt(lam)
+
+    problem = Problem.from_spectrum(lam, distribution=SampledDistribution(coupled))
+    with pytest.raises(ProblemError, match="couple the eigen-coordinates"):
+        derive(problem).pair_moments
 
 
 def test_a_sampler_off_its_mean_is_refused_for_that_not_for_its_moments():
@@ -231,7 +252,29 @@ def test_a_sampler_off_its_mean_is_refused_for_that_not_for_its_moments():
     problem = Problem.from_spectrum((3, 2, 1), distribution=SampledDistribution(shifted, moment_samples=20_000))
     with pytest.warns(RunWarning, match="away from mean 0 and covariance Sigma"):
         with pytest.raises(ProblemError, match="not centred with the problem's covariance Sigma .* give a sampler"):
-            derive(problem).sde
+            derive(problem, route="per-coordinate").sde
+        with pytest.raises(ProblemError, match="not centred with the problem's covariance Sigma .* give a sampler"):
+            derive(problem).pair_moments
+
+
+@pytest.mark.parametrize("scale, message", [
+    (1e200, r"draws reach [0-9.]+e\+200, whose fourth powers overflow double precision"),
+    (1e50, r"not centred with the problem's covariance Sigma \(mean or covariance [0-9.]+e\+99 times the scale away\)"),
+])  # fmt: skip
+def test_a_sampler_far_from_its_covariance_is_refused_in_words(scale, message):
+    """Draws 1e200 times the scale overflowed in their fourth powers, and the checks flooded NumPy's
+    overflow warnings before refusing the law as one that couples the coordinates; 1e50 times was
+    refused with a percentage of a hundred digits. Each is refused for what it is, with only the
+    covariance warning beside it."""
+    def scaled(rng, n):
+        return rng.standard_normal((n, 3)) * np.sqrt([3.0, 2.0, 1.0]) * scale
+
+    problem = Problem.from_spectrum((3, 2, 1), distribution=SampledDistribution(scaled, moment_samples=2000))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        warnings.simplefilter("ignore", RunWarning)
+        with pytest.raises(ProblemError, match=message):
+            predict(problem).to_dict(["stationary_error"])
 
 
 def test_gaussian_noise_covariance_equals_the_projected_closed_form():

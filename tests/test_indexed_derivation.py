@@ -4,6 +4,7 @@ per-coordinate derivation of the same problem, and against independent numbers (
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -24,26 +25,52 @@ SPECTRA = [(4.0, 3.0, 2.0, 1.0), (5.0, 2.0, 2.0, 1.0), (3.0, 2.5, 1.0, 1.0, 0.5)
            (8.0, 7.0, 6.0, 5.0, 4.0, 3.0, 2.0, 1.0)]  # fmt: skip
 
 
-def _same(a, b, path: str = "") -> list[str]:
+def _same(a, b, path: str = "", formulas: Callable[[sp.Expr, sp.Expr], bool] | None = None) -> list[str]:
     """Where two JSON documents differ: numbers beyond 1e-10 relative, texts that are not the same
-    formula (equal strings, or equal SymPy expressions), keys, lengths."""
+    formula (equal strings, or ``formulas(a, b)`` of the two as SymPy expressions, by default their
+    difference simplifying to 0), keys, lengths."""
+    formulas = formulas or (lambda x, y: sp.simplify(x - y) == 0)
     if isinstance(a, dict) and isinstance(b, dict):
         if set(a) != set(b):
             return [f"{path}: keys {sorted(set(a) ^ set(b))}"]
-        return [d for k in a for d in _same(a[k], b[k], f"{path}.{k}")]
+        return [d for k in a for d in _same(a[k], b[k], f"{path}.{k}", formulas)]
     if isinstance(a, list) and isinstance(b, list):
         if len(a) != len(b):
             return [f"{path}: lengths {len(a)} != {len(b)}"]
-        return [d for n, (x, y) in enumerate(zip(a, b)) for d in _same(x, y, f"{path}[{n}]")]
+        return [d for n, (x, y) in enumerate(zip(a, b)) for d in _same(x, y, f"{path}[{n}]", formulas)]
     if isinstance(a, float) and isinstance(b, (float, int)):
         return [] if abs(a - b) <= 1e-10 * max(abs(a), abs(b)) else [f"{path}: {a} != {b}"]
     if isinstance(a, str) and isinstance(b, str) and a != b:
         try:
-            same = sp.simplify(sp.sympify(a) - sp.sympify(b)) == 0
+            same = formulas(sp.sympify(a), sp.sympify(b))
         except (sp.SympifyError, TypeError, SyntaxError):
             same = False
         return [] if same else [f"{path}: {a!r} != {b!r}"]
     return [] if a == b else [f"{path}: {a!r} != {b!r}"]
+
+
+def _equal_at_random_points(a: sp.Expr, b: sp.Expr) -> bool:
+    """Two formulas with floating-point coefficients agree to 1e-10 relative at three random points
+    (μ in (0, 0.9), every other symbol in (1, 3)); a symbolic difference would keep rounding residues."""
+    rng = np.random.default_rng(0)
+    symbols = sorted(a.free_symbols | b.free_symbols, key=str)
+    for _ in range(3):
+        point = {s: rng.uniform(0.0, 0.9) if s == mu else rng.uniform(1.0, 3.0) for s in symbols}
+        x, y = complex(a.evalf(subs=point)), complex(b.evalf(subs=point))
+        if abs(x - y) > 1e-10 * max(abs(x), abs(y), 1e-300):
+            return False
+    return True
+
+
+def _moments_put_in(document, moments: np.ndarray):
+    """A JSON document with every symbol ``m_a_b`` of its texts replaced by the sampled value."""
+    if isinstance(document, dict):
+        return {k: _moments_put_in(v, moments) for k, v in document.items()}
+    if isinstance(document, list):
+        return [_moments_put_in(v, moments) for v in document]
+    if isinstance(document, str):
+        return re.sub(r"\bm_(\d+)_(\d+)\b", lambda f: repr(float(moments[int(f[1]) - 1, int(f[2]) - 1])), document)
+    return document
 
 
 # -- the indexed derivation equals the per-coordinate one ------------------------------------------
@@ -85,6 +112,51 @@ def test_the_derive_json_of_both_routes_agrees(problem):
     assert set(indexed) - set(per_coordinate) == {"sde_formulas"}
     indexed.pop("sde_formulas")
     assert _same(per_coordinate, indexed) == []
+
+
+def _laplace(eigenvalues: tuple[float, ...]) -> SampledDistribution:
+    """A user sampler: independent Laplace coordinates with variances ``eigenvalues`` (kurtosis 6)."""
+    scale = np.sqrt(np.asarray(eigenvalues) / 2.0)
+    return SampledDistribution(lambda rng, n: rng.laplace(size=(n, scale.size)) * scale, name="laplace")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spectrum", [SPECTRA[1], SPECTRA[2]], ids=["4-distinct", "5-repeated"])
+def test_a_sampled_law_takes_either_route_to_the_same_numbers_and_formulas(spectrum):
+    """A user sampler's derivation in the symbols ``m_ab`` of a sign-symmetric law, with the sampled
+    values put in, against the per-coordinate derivation with every sampled fourth moment: every number
+    ``predict`` takes from the derivation to 1e-10 relative, every formula text the same formula."""
+    problem = Problem.from_spectrum(spectrum, distribution=_laplace(spectrum), eta=2e-4, mu=0.8)
+    indexed = _moments_put_in(_route_parts(problem, None), derive(problem).pair_moments)
+    assert _same(_route_parts(problem, "per-coordinate"), indexed, formulas=_equal_at_random_points) == []
+
+
+@pytest.mark.slow
+def test_a_gaussian_sampler_above_the_listing_dimension_has_the_gaussian_limits_within_sampling_error():
+    """d = 30: a sampler of independent Gaussian coordinates on the indexed route (which took the
+    per-coordinate one and refused d > 12) has at every e_j the drift rates of the Gaussian law and its
+    noise ``b_i²`` within five standard errors of the moment draws' ``m_ji = E[Y_j² Y_i²]`` (each one's
+    own, ``std(Y_j² Y_i²)/sqrt(n)``); the diffusion floor likewise (the standard error of its estimator
+    ``Σ_i c_i Y_1² Y_i²``). The texts name the moments."""
+    lam = np.linspace(3.0, 1.0, 30)
+    law = SampledDistribution(lambda rng, n: rng.standard_normal((n, lam.size)) * np.sqrt(lam), name="normal")
+    sampled, named = (predict(Problem.from_spectrum(lam, distribution=d, eta=1e-3, mu=0.5)) for d in (law, Gaussian()))
+    y2 = law.moment_samples_for(lam, np.eye(lam.size)) ** 2
+    n = y2.shape[0]
+    standard_error = np.sqrt(np.maximum((y2**2).T @ y2**2 / n - (y2.T @ y2 / n) ** 2, 0.0) / n)
+    tangent = ~np.eye(lam.size, dtype=bool)
+    gain = (1 - 0.5) ** 2  # b² = m_ji/(1 − μ)²
+    rates = np.array([p.drift_rates for p in sampled.points])
+    np.testing.assert_allclose(rates, np.array([p.drift_rates for p in named.points]), rtol=1e-12)
+    noise = np.array([p.diffusions for p in sampled.points]) ** 2 * gain
+    gaussian = np.array([p.diffusions for p in named.points]) ** 2 * gain
+    assert np.all(np.abs(noise - gaussian)[tangent] <= 5 * standard_error[tangent])
+    weights = 1e-3 / (2 * (1 - 0.5) * (lam[0] - lam[1:]))  # E sin² = Σ_i η m_1i/(2 (1 − μ)(λ_1 − λ_i))
+    floor_error = np.std(y2[:, 0] * (y2[:, 1:] @ weights)) / np.sqrt(n)
+    assert abs(sampled.diffusion_floor - named.diffusion_floor) <= 5 * floor_error
+    document = sampled.to_dict(["sde", "stationary_error"])
+    assert document["sde"][0]["modes"][1]["diffusion_formula"] == "sqrt(m_1_2)/(1-mu)"
+    assert document["stationary_error"]["diffusion_formula"] == "eta*Sum(m_1_i/(lambda_1 - lambda_i), (i, 2, 30))/(2*(1-mu))"
 
 
 @pytest.mark.parametrize("law", LAWS, ids=lambda law: law.spec)
@@ -276,21 +348,21 @@ def test_the_document_at_d_40_shows_indexed_formulas_and_a_small_table():
 # -- what the routes refuse ----------------------------------------------------------------------
 
 
-def test_a_sampled_law_above_the_per_coordinate_limit_is_one_clear_error():
+def test_the_per_coordinate_route_above_its_limit_is_one_clear_error():
+    """Beyond ``MAX_SYMBOLIC_DIM`` the per-coordinate route is refused in one line; a sampled law there
+    is derived on the indexed route, its default."""
     d = MAX_SYMBOLIC_DIM + 1
-    law = SampledDistribution(lambda rng, n: rng.standard_normal((n, d)), name="normal-sampler")
-    problem = Problem.from_spectrum(np.linspace(2.0, 1.0, d), distribution=law)
-    with pytest.raises(ProblemError, match=f"supports d <= {MAX_SYMBOLIC_DIM}, got d = {d}") as raised:
-        derive(problem)
+    lam = np.linspace(2.0, 1.0, d)
+    law = SampledDistribution(lambda rng, n: rng.standard_normal((n, d)) * np.sqrt(lam), name="normal-sampler")
+    problem = Problem.from_spectrum(lam, distribution=law)
+    with pytest.raises(ProblemError, match=f"supports d <= {MAX_SYMBOLIC_DIM}, got d = {d}; the route 'indexed'") as raised:
+        derive(problem, route="per-coordinate")
     assert "\n" not in str(raised.value)
-    with pytest.raises(ProblemError, match="estimated moments"):
-        derive(Problem.from_spectrum((2.0, 1.0), distribution=law), route="indexed")
+    assert derive(problem).route == "indexed" and derive(problem).pair_moments.shape == (d, d)
     with pytest.raises(ProblemError, match="route must be"):
         derive(Problem.from_spectrum(), route="fast")
     with pytest.raises(ProblemError, match="route must be 'indexed' or 'per-coordinate', got 'fast'"):
         Derivation(Problem.from_spectrum(), route="fast")
-    with pytest.raises(ProblemError, match="estimated moments"):
-        Derivation(Problem.from_spectrum((2.0, 1.0), distribution=law))
 
 
 def test_the_sme_refuses_d_above_its_limit_in_one_line():

@@ -115,12 +115,13 @@ def cross_moments_vanish(forcing: np.ndarray) -> bool:
     moments are large by chance: 2000 Gaussian draws have a standard error of about 0.04 there)."""
     b = np.asarray(forcing, dtype=float)
     n = b.shape[0]
-    second = b.T @ b / n
-    spread = np.sqrt(np.maximum((b**2).T @ (b**2) / n - second**2, 0.0) / n)  # standard errors of the means
-    variances = np.diag(second)
-    allowed = SAMPLED_CROSS_MOMENT_TOLERANCE * np.sqrt(np.outer(variances, variances)) + SAMPLER_SIGMAS * spread
-    off = np.abs(second - np.diag(variances))
-    return bool(np.all(off <= allowed))
+    with np.errstate(over="ignore", invalid="ignore"):  # draws too large for their moments tell nothing: False
+        second = b.T @ b / n
+        spread = np.sqrt(np.maximum((b**2).T @ (b**2) / n - second**2, 0.0) / n)  # standard errors of the means
+        variances = np.diag(second)
+        allowed = SAMPLED_CROSS_MOMENT_TOLERANCE * np.sqrt(np.outer(variances, variances)) + SAMPLER_SIGMAS * spread
+        off = np.abs(second - np.diag(variances))
+    return bool(np.all(np.isfinite(allowed)) and np.all(off <= allowed))
 
 
 def largest_share(values: np.ndarray) -> np.ndarray:
@@ -188,9 +189,20 @@ class SampledDistribution(Distribution):
         on a single draw, as it does when ``E Y_i⁴`` is infinite. Heavy tails near ν = 4 cannot be told
         apart from samples; at the default 200 000 draws Student-t coordinates are refused in most
         seeds for ν <= 3, sometimes for ν = 4 to 5 and never for ν >= 6. Samples that pass are checked
-        once for mean 0 and covariance Σ (:func:`_warn_unless_centred_with_covariance`)."""
+        for mean 0 and covariance Σ (:func:`_warn_unless_centred_with_covariance`); both checks are made
+        once per draw of the samples."""
         y = self.moment_samples_for(eigenvalues, basis)
-        share = largest_share(y**4)
+        checked = ("fourth moments", np.asarray(eigenvalues).tobytes(), np.asarray(basis).tobytes())
+        if checked in self._moments:  # checked once per draw
+            return y
+        with np.errstate(over="ignore"):
+            fourth = y**4
+        if not np.isfinite(fourth).all():
+            raise ProblemError(
+                f"distribution {self.spec}: its draws reach {np.abs(y).max():.3g}, whose fourth powers overflow double "
+                "precision; moment-based predictions need them (is the sampler's covariance Sigma?)"
+            )
+        share = largest_share(fourth)
         worst = int(np.argmax(share))
         if share[worst] > MAX_FOURTH_MOMENT_SHARE:
             raise ProblemError(
@@ -198,10 +210,8 @@ class SampledDistribution(Distribution):
                 f"moment of coordinate {worst + 1}; its fourth moments look infinite, and moment-based "
                 "predictions need finite ones"
             )
-        checked = ("centred with covariance", np.asarray(eigenvalues).tobytes(), np.asarray(basis).tobytes())
-        if checked not in self._moments:  # once per draw: the spread of y_i y_j needs the finite fourth moments
-            self._moments[checked] = True
-            _warn_unless_centred_with_covariance(self.spec, y, np.asarray(eigenvalues, dtype=float))
+        self._moments[checked] = True
+        _warn_unless_centred_with_covariance(self.spec, y, np.asarray(eigenvalues, dtype=float))
         return y
 
 
@@ -227,12 +237,18 @@ def _warn_unless_centred_with_covariance(spec: str, y: np.ndarray, eigenvalues: 
     worst = distance_from_centred_with_covariance(y, eigenvalues)
     if worst > SAMPLER_MOMENT_TOLERANCE:
         warnings.warn(
-            f"distribution {spec}: its {n} moment draws have a mean or covariance at least {worst:.0%} of the scale "
+            f"distribution {spec}: its {n} moment draws have a mean or covariance at least {share_of_scale(worst)} "
             "away from mean 0 and covariance Sigma, beyond their sampling error; the predictions assume both: give "
             "a sampler with the problem's covariance",
             RunWarning,
             stacklevel=4,
         )
+
+
+def share_of_scale(share: float) -> str:
+    """A distance as a share of the scale, for messages: ``35% of the scale`` below ten times the scale,
+    ``1.2e+05 times the scale`` above (a percentage with a hundred digits reads as nothing)."""
+    return f"{share:.0%} of the scale" if share < 10 else f"{share:.3g} times the scale"
 
 
 def parse_distribution(spec: str) -> Distribution:

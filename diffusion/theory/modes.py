@@ -7,10 +7,11 @@ linear modes of the discrete recursion (restoring rate ``a`` per unit η, noise 
 the exact finite-η theory works with.
 
 On the indexed route (:mod:`amsgd.derivations.indexed`) the formulas of mode i at ``e_j`` are
-functions of ``(λ_j, λ_i)``, lambdified once per data law and evaluated over the spectrum as arrays
-(a d x d table of numbers, no symbolic work per mode); the stationary error is the numeric sum of its
-indexed term over the modes. On the per-coordinate route (:class:`~amsgd.derivations.derivation.PointLimit`)
-each mode's expression is evaluated.
+functions of ``(λ_j, λ_i)`` (for a sampled law also of its moments ``m_jj, m_ji, m_ii``, put in from
+:attr:`~amsgd.derivations.derivation.Derivation.pair_moments`), lambdified once per data law and
+evaluated over the spectrum as arrays (a d x d table of numbers, no symbolic work per mode); the
+stationary error is the numeric sum of its indexed term over the modes. On the per-coordinate route
+(:class:`~amsgd.derivations.derivation.PointLimit`) each mode's expression is evaluated.
 """
 
 from __future__ import annotations
@@ -122,14 +123,12 @@ def point_values(derivation: Derivation) -> tuple[PointValues, ...]:
         return tuple(_point(p, derivation.values) for p in derivation.sde)
     problem = derivation.problem
     f = _indexed_functions(derivation.indexed)
-    lam = np.asarray(problem.eigenvalues, dtype=float)
-    lam_j, lam_i = lam[:, None], lam[None, :]
-    radial = np.eye(lam.size, dtype=bool)
-    numbers = (problem.eta, problem.mu)
+    j, i = np.arange(problem.dim)[:, None], np.arange(problem.dim)[None, :]
+    radial = np.eye(problem.dim, dtype=bool)
+    at_radial, at_tangent = _arguments(derivation, j, j), _arguments(derivation, j, i)
     with np.errstate(divide="ignore", invalid="ignore"):
-        rates = np.where(radial, f["radial_rate"](lam_j, lam_j, *numbers), f["tangent_rate"](lam_j, lam_i, *numbers))
-        variances = np.where(radial, f["radial_variance"](lam_j, lam_j, *numbers),
-                             f["tangent_variance"](lam_j, lam_i, *numbers))  # fmt: skip
+        rates = np.where(radial, f["radial_rate"](*at_radial), f["tangent_rate"](*at_tangent))
+        variances = np.where(radial, f["radial_variance"](*at_radial), f["tangent_variance"](*at_tangent))
     diffusions = np.sqrt(variances)
     templates = _templates(derivation.indexed)
     return tuple(
@@ -150,11 +149,25 @@ def _templates(indexed: IndexedPCA) -> dict:
     return mode_formula_templates(indexed)
 
 
+def _arguments(derivation: Derivation, j: np.ndarray, i: np.ndarray) -> tuple:
+    """The arguments ``(λ_j, λ_i, m_jj, m_ji, m_ii, η, μ)`` of :func:`_indexed_functions` for the
+    0-based coordinates ``j`` and ``i`` (broadcasting arrays): a named law's formulas have no ``m``, which
+    are then NaN."""
+    problem = derivation.problem
+    lam = np.asarray(problem.eigenvalues, dtype=float)
+    m = derivation.pair_moments
+    moments = (np.nan,) * 3 if m is None else (m[j, j], m[j, i], m[i, i])
+    return lam[j], lam[i], *moments, problem.eta, problem.mu
+
+
 @lru_cache(maxsize=8)
 def _indexed_functions(indexed: IndexedPCA) -> dict:
     """The formulas of :class:`~amsgd.derivations.indexed.IndexedPCA` as NumPy functions of
-    ``(λ_j, λ_i, η, μ)``, broadcasting over arrays."""
-    args = (indexed.symbol("lam", "j"), indexed.symbol("lam", "i"), eta, mu)
+    ``(λ_j, λ_i, m_jj, m_ji, m_ii, η, μ)``, broadcasting over arrays (the ``m`` appear only in a sampled
+    law's formulas)."""
+    j, i = (indexed.model.names.index(label) for label in ("j", "i"))
+    moment = indexed.model.moment_symbol
+    args = (indexed.symbol("lam", "j"), indexed.symbol("lam", "i"), moment(j, j), moment(j, i), moment(i, i), eta, mu)
 
     def numeric(expr: sp.Expr) -> Callable:
         fn = sp.lambdify(args, expr, "numpy")
@@ -189,10 +202,8 @@ def diffusion_floor(derivation: Derivation) -> float:
     indexed term ``t(λ_1, λ_i)`` over ``i = 2 .. d``, else the derived expression evaluated."""
     if derivation.indexed is None:
         return evaluate(derivation.stationary_error, derivation.values)
-    problem = derivation.problem
-    lam = np.asarray(problem.eigenvalues, dtype=float)
     term = _indexed_functions(derivation.indexed)["error_term"]
-    return float(np.sum(term(lam[0], lam[1:], problem.eta, problem.mu)))
+    return float(np.sum(term(*_arguments(derivation, np.array(0), np.arange(1, derivation.problem.dim)))))
 
 
 @dataclass(frozen=True, eq=False)
@@ -226,17 +237,16 @@ class OptimumModes:
 def optimum_modes(derivation: Derivation) -> OptimumModes:
     """The derived linear modes at e_1 evaluated at the problem's numbers."""
     if derivation.indexed is not None:
-        problem = derivation.problem
         f = _indexed_functions(derivation.indexed)
-        lam = np.asarray(problem.eigenvalues, dtype=float)
-        numbers = (problem.eta, problem.mu)
+        n = derivation.problem.dim
+        first, others = np.array([0]), np.arange(1, n)
+        at_radial, at_tangent = _arguments(derivation, first, first), _arguments(derivation, np.array(0), others)
         return OptimumModes(
-            numbers=tuple(range(1, lam.size + 1)),
-            kinds=("radial",) + ("tangent",) * (lam.size - 1),
-            rates=np.concatenate([f["radial_linear_rate"](lam[:1], lam[:1], *numbers),
-                                  f["tangent_linear_rate"](lam[0], lam[1:], *numbers)]),
-            noise_variances=np.concatenate([f["radial_noise_variance"](lam[:1], lam[:1], *numbers),
-                                            f["tangent_noise_variance"](lam[0], lam[1:], *numbers)]),
+            numbers=tuple(range(1, n + 1)),
+            kinds=("radial",) + ("tangent",) * (n - 1),
+            rates=np.concatenate([f["radial_linear_rate"](*at_radial), f["tangent_linear_rate"](*at_tangent)]),
+            noise_variances=np.concatenate([f["radial_noise_variance"](*at_radial),
+                                            f["tangent_noise_variance"](*at_tangent)]),
         )  # fmt: skip
     modes = derivation.optimum_modes
     values = derivation.values

@@ -323,7 +323,7 @@ def predict(
 
     ``modes`` skips the derivation of the linear modes at e_1 when they are known (they depend on Σ
     and the data law only); parts that need formulas still derive them when asked. ``route`` chooses
-    the derivation's route (:func:`amsgd.derivations.derive`; by default indexed for a named law).
+    the derivation's route (:func:`amsgd.derivations.derive`; indexed by default).
     """
     if not isinstance(problem, Problem):
         raise ProblemError(f"predict needs a Problem (a model: predict_model), got {type(problem).__name__}")

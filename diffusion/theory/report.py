@@ -52,7 +52,9 @@ def predictions_dict(p: Predictions, sections: Sequence[str] | None = None) -> d
         "sdde": lambda: sdde_dict(p, formulas()["sdde"]),
     }
     if d.indexed is not None:
-        builders["sde_formulas"] = lambda: sde_formulas(d.indexed)
+        builders["sde_formulas"] = lambda: sde_formulas(d.indexed) | (
+            {"moment_symbols": d.moment_symbols} if d.moment_symbols else {}
+        )
     return build_sections(builders, sections, PCA_SECTIONS)
 
 
