@@ -131,6 +131,15 @@ def test_a_sampled_law_takes_either_route_to_the_same_numbers_and_formulas(spect
     assert _same(_route_parts(problem, "per-coordinate"), indexed, formulas=_equal_at_random_points) == []
 
 
+def test_predictions_at_another_point_keep_the_route():
+    """``Predictions.at`` derived again on the indexed route where the given derivation was on the
+    per-coordinate one; it keeps the route (the numbers of the two agree, as tested above)."""
+    p = predict(Problem.from_spectrum((3.0, 2.0, 1.0)), route="per-coordinate")
+    for changes in ({"eta": 2e-3}, {"delay": 3}, {"distribution": "rademacher"}):
+        assert p.at(**changes).derivation.route == "per-coordinate", changes
+    assert predict(Problem.from_spectrum((3.0, 2.0, 1.0))).at(mu=0.5).derivation.route == "indexed"
+
+
 @pytest.mark.slow
 def test_a_gaussian_sampler_above_the_listing_dimension_has_the_gaussian_limits_within_sampling_error():
     """d = 30: a sampler of independent Gaussian coordinates on the indexed route (which took the

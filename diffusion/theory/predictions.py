@@ -102,13 +102,15 @@ class Predictions:
         may be given as :class:`~amsgd.core.problem.Problem` takes it: a spec, or an integer τ).
 
         The modes and the random coefficients are reused unless the distribution or Σ changes (they
-        depend on Σ and the data law only).
+        depend on Σ and the data law only); a derivation given on a route is taken again on that route.
         """
         problem = self.problem.replace(**changes)
+        route = self.given_derivation.route if self.given_derivation is not None else None
         if "distribution" in changes or "covariance" in changes:
-            return predict(problem, self.options)
+            return predict(problem, self.options, route=route)
         problem.require_resolvable_step()
-        return Predictions(problem, self.modes, self.options, given_coefficients=self.coefficients)
+        derivation = derive(problem, route) if route is not None else None  # derived lazily, when a part asks
+        return Predictions(problem, self.modes, self.options, derivation, given_coefficients=self.coefficients)
 
     @cached_property
     def points(self) -> tuple[PointValues, ...]:
