@@ -204,7 +204,7 @@ def _check_run_options(args: argparse.Namespace) -> None:
 def _check_limit(problem, args: argparse.Namespace) -> None:
     """Refuse what ``--limit`` (or ``--no-scheme-check``) cannot do for streaming PCA, in one line, before any
     heavy import."""
-    from amsgd.core.delays import ConstantDelay, RoundRobinDelay
+    from amsgd.core.delays import ConstantDelay, RoundRobinDelay, UniformDelay
     from amsgd.core.errors import ProblemError
 
     if not args.check_scheme:
@@ -219,9 +219,12 @@ def _check_limit(problem, args: argparse.Namespace) -> None:
     if args.convergence_study:
         raise ProblemError("--convergence-study is for --limit sde; use amsgd.diffusion.sdde.sdde_convergence_study")
     if not isinstance(problem.delay, (ConstantDelay, RoundRobinDelay)):
+        delay = problem.delay
+        one = isinstance(delay, UniformDelay) and delay.low == delay.high
+        single = f" ({delay.spec} is one delay: give it as constant:{delay.low})" if one else ""
         raise ProblemError(
-            f"--limit sdde needs a constant delay (--tau N, constant:N or workers:M), got --delay {problem.delay.spec}: "
-            "the delay-differential limit holds a fixed s = τη"
+            f"--limit sdde needs a constant delay (--tau N, constant:N or workers:M), got --delay {delay.spec}: "
+            f"the delay-differential limit holds a fixed s = τη{single}"
         )
     if args.scheme is not None and args.scheme not in SDDE_SCHEME_NAMES:
         raise ProblemError(

@@ -169,6 +169,7 @@ CASES: list[tuple[str, str]] = [
     ("integrate --limit sdde --tau 7 --dt 2", "not a whole number of SDE steps"),
     ("integrate --limit sdde --tau 60", "unstable beyond s*"),
     ("integrate --limit sdde --delay uniform:0-4", "needs a constant delay"),
+    ("integrate --limit sdde --delay uniform:3-3", "uniform:3-3 is one delay: give it as constant:3"),
     ("integrate --limit sdde --scheme weak2", "for --limit sdde"),
     ("sweep --tau 0 --out a.nc", "required: --seed"),
     ("sweep --tau 0:x --seed 1 --out a.nc", "not a number"),
