@@ -63,7 +63,7 @@ def saddle_coupling(problem: Problem, saddle: int, coordinates: list[int]) -> np
     columns = [saddle - 1] + [i - 1 for i in coordinates]
     if isinstance(problem.distribution, SampledDistribution):
         y = problem.distribution.fourth_moment_samples_for(problem.eigenvalues, problem.basis)
-        coefficients = _sampled_moments(y[:, columns])
+        coefficients = _sampled_moments(y[:, columns], np.asarray(problem.eigenvalues, dtype=float)[columns])
     else:
         coefficients = _named(problem.distribution, np.asarray(problem.eigenvalues, dtype=float)[columns])
     return coefficients.coupling[1:, 1:]
@@ -115,7 +115,7 @@ def _sampled(problem: Problem) -> Coefficients:
     for samples, coefficients in _SAMPLED:
         if samples() is y:
             return coefficients
-    coefficients = _sampled_moments(y)
+    coefficients = _sampled_moments(y, np.asarray(problem.eigenvalues, dtype=float))
     for shared in (coefficients.rates, coefficients.coupling, coefficients.additive):
         shared.setflags(write=False)
     _SAMPLED[:] = [(weakref.ref(y), coefficients), *_SAMPLED[:1]]  # the samples' memory stays the law's
@@ -125,10 +125,13 @@ def _sampled(problem: Problem) -> Coefficients:
 _SAMPLED: list[tuple[weakref.ref, Coefficients]] = []
 
 
-def _sampled_moments(y: np.ndarray) -> Coefficients:
+def _sampled_moments(y: np.ndarray, lam: np.ndarray) -> Coefficients:
     """The coefficients' moments over moment samples ``y`` (one row per sample, column 0 the point's
-    coordinate): ``Var A_ij = E A_ij² − (E A_ij)²`` with both means taken monomial by monomial from the
-    derived polynomials (:class:`_SampleMeans`), so that the d² entries cost two matrix products."""
+    coordinate; ``lam`` the eigenvalues of the columns): ``Var A_ij = E A_ij² − (E A_ij)²`` with
+    ``E A_ij²`` taken monomial by monomial from the derived polynomials (:class:`_SampleMeans`), so that
+    the d² entries cost two matrix products, and ``E A_ij`` (of degree two in Y) from the covariance
+    diag(λ) the sampler is required to have (:func:`_covariance_means`): the draws' own second moments
+    put their noise into the eigengaps, the rates (λ = 20, 19, ...: the floor's additive part 6% off)."""
     a_fn, b_fn = _coefficient_functions()
     d = y.shape[1]
     means, monomials = _SampleMeans(y), _coefficient_monomials()
@@ -137,7 +140,7 @@ def _sampled_moments(y: np.ndarray) -> Coefficients:
     for entry in set(map(tuple, entries.reshape(-1, 2).tolist())):
         where = np.all(entries == entry, axis=-1)
         first, square = monomials[entry]
-        mean = means.of(first)
+        mean = _covariance_means(first, lam)
         coupling[where] = np.maximum(means.of(square) - mean**2, 0.0)[where]  # never negative by rounding
         rates[where.diagonal()] = -mean.diagonal()[where.diagonal()]  # −E A_ii
     n = y.shape[0]  # a forcing that is identically 0 lambdifies to a scalar
@@ -145,6 +148,23 @@ def _sampled_moments(y: np.ndarray) -> Coefficients:
     additive = np.einsum("ni,ni->i", b, b) / n  # E b_i²
     gain = -a_fn[_pattern_entry(0, 0)](y[:, 0], y[:, 0], y[:, 0])
     return Coefficients(rates, coupling, additive, cross_moments_vanish(b), _sampled_kinetic(b, np.broadcast_to(gain, n)))
+
+
+def _covariance_means(terms: tuple[tuple[tuple[int, int, int], float], ...], lam: np.ndarray) -> np.ndarray:
+    """The means of the degree-two polynomial ``Σ coefficient · y_0^a y_i^b y_j^c`` (:class:`_SampleMeans`'
+    terms) for every ``(i, j)``, under the covariance ``diag(lam)``: ``E[y_p y_q] = λ_p`` where the two
+    factors are one coordinate, else 0."""
+    d = lam.size
+    index = {0: np.zeros((d, d), dtype=int), 1: np.broadcast_to(np.arange(d)[:, None], (d, d)),
+             2: np.broadcast_to(np.arange(d)[None, :], (d, d))}  # fmt: skip
+    out = np.zeros((d, d))
+    for exponents, coefficient in terms:
+        factors = [index[k] for k, e in enumerate(exponents) for _ in range(e)]
+        if len(factors) != 2:
+            raise ArithmeticError(f"a mean of A of degree {len(factors)} in Y, expected 2")
+        p, q = factors
+        out += coefficient * np.where(p == q, lam[p], 0.0)
+    return out
 
 
 class _SampleMeans:
