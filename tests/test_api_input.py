@@ -34,6 +34,17 @@ def strict_json(document: dict) -> dict:
     return json.loads(json.dumps(document, allow_nan=False))
 
 
+def _normal_pair(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Draws of the law of :data:`SMALL`: independent Gaussian coordinates with variances 2 and 1."""
+    return rng.standard_normal((n, 2)) * np.sqrt([2.0, 1.0])
+
+
+def _sweep(problem: Problem):
+    from amsgd.sweep import Sweep, SweepGrid
+
+    return Sweep(problem, SweepGrid(("gaussian",), (2e-3,), (0.5,), "tau", (0,)), steps=10, replicates=2, seed=0)
+
+
 def _drift(y):
     return -y
 
@@ -67,6 +78,10 @@ def _unit_noise(y):
         (lambda: HistogramDelay((0.5 + 0j, 0.5)), "delay histogram must be real"),
         (lambda: amsgd.SampledDistribution(lambda r, n: r.standard_normal((n, 2)), moment_samples=0),
          "moment_samples must be an integer >= 2"),
+        (lambda: predict(SMALL.replace(distribution=amsgd.SampledDistribution(_normal_pair, moment_samples=3))),
+         "cannot be estimated from these 3 draws .* more moment_samples"),  # "look infinite" for Gaussian draws
+        (lambda: _sweep(SMALL.replace(distribution=amsgd.SampledDistribution(_normal_pair))),
+         "takes its data laws from the grid's distributions .* not the problem's distribution sampler:sampler"),
         (lambda: sample_ou(-np.eye(2), np.eye(2), [0, 0], [0, 1], paths=1.5), "paths must be a positive integer"),
         (lambda: sample_ou(-np.eye(2), np.eye(2), [0, 0, 0], [0, 1]), "u0 must have shape"),
         (lambda: BrownianIncrements.create(0.1, np.nan, 2), "steps must be a positive integer"),

@@ -187,8 +187,9 @@ class SampledDistribution(Distribution):
         """The moment samples, refused when they cannot estimate fourth moments: if in some coordinate
         one draw carries more than :data:`MAX_FOURTH_MOMENT_SHARE` of ``Σ_n Y_i⁴``, the estimate rests
         on a single draw, as it does when ``E Y_i⁴`` is infinite. Heavy tails near ν = 4 cannot be told
-        apart from samples; at the default 200 000 draws Student-t coordinates are refused in most
-        seeds for ν <= 3, sometimes for ν = 4 to 5 and never for ν >= 6. Samples that pass are checked
+        apart from samples; at the default 200 000 draws and d = 4, Student-t coordinates are refused
+        in most seeds for ν <= 3, sometimes for ν = 4 to 5 and never for ν >= 6; the d coordinates are
+        each a chance (independent Student-t 7 coordinates at d = 30: 4 of 20 seeds refused). Samples that pass are checked
         for mean 0 and covariance Σ (:func:`_warn_unless_centred_with_covariance`); both checks are made
         once per draw of the samples."""
         y = self.moment_samples_for(eigenvalues, basis)
@@ -207,8 +208,9 @@ class SampledDistribution(Distribution):
         if share[worst] > MAX_FOURTH_MOMENT_SHARE:
             raise ProblemError(
                 f"distribution {self.spec}: one of {y.shape[0]} draws carries {share[worst]:.0%} of the fourth "
-                f"moment of coordinate {worst + 1}; its fourth moments look infinite, and moment-based "
-                "predictions need finite ones"
+                f"moment of coordinate {worst + 1}, so its fourth moments cannot be estimated from these "
+                f"{y.shape[0]} draws (they look infinite, or the draws are too few): moment-based predictions need "
+                "them; give more moment_samples, or a law with finite fourth moments"
             )
         self._moments[checked] = True
         _warn_unless_centred_with_covariance(self.spec, y, np.asarray(eigenvalues, dtype=float))

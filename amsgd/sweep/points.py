@@ -43,7 +43,7 @@ import numpy as np
 
 from amsgd.core import checks
 from amsgd.core.delays import parse_delay
-from amsgd.core.distributions import parse_distribution
+from amsgd.core.distributions import SampledDistribution, parse_distribution
 from amsgd.core.errors import ProblemError
 from amsgd.core.models import Dataset, ModelProblem
 from amsgd.core.problem import Problem
@@ -193,6 +193,11 @@ class PcaPoints(PointKind):
     problem: Problem
 
     def check_grid(self, grid: SweepGrid) -> None:
+        if isinstance(self.problem.distribution, SampledDistribution):  # the grid would put a named law in its place
+            raise ProblemError(
+                f"a sweep takes its data laws from the grid's distributions (named laws, stored by name), not the "
+                f"problem's distribution {self.problem.distribution.spec}; simulate a sampled law point by point"
+            )
         if not grid.distributions:
             raise ProblemError("a streaming-PCA sweep needs at least one data distribution on its grid")
         if any(mu < 0 for mu in grid.mus):
