@@ -77,8 +77,10 @@ class DelayBoundary:
 class Predictions:
     """The predictions for one problem; each part is computed on first use.
 
-    ``modes`` are the linear modes at e_1; ``derivation`` the symbolic derivation (derived when a
-    part needs it and none was given); likewise the random coefficients at e_1.
+    ``modes`` are the linear modes at e_1 and ``options`` the :class:`PredictOptions` (δ², ε, γ, the
+    tradeoff grid, the run length of the divergence risk). ``given_derivation`` is the symbolic
+    derivation (the property ``derivation`` derives it on first use where none was given), and
+    ``given_coefficients`` likewise the random coefficients at e_1 (``coefficients``).
     """
 
     problem: Problem
@@ -323,7 +325,9 @@ def predict(
     """The predictions for ``problem``: ``to_dict()`` has ``stationary_error``, ``stability``,
     ``phases`` and ``tradeoff`` (and the derived limits they come from).
 
-    ``modes`` skips the derivation of the linear modes at e_1 when they are known (they depend on Σ
+    ``options`` (a :class:`PredictOptions`; its defaults where None) sets what ``derive``'s
+    ``--delta-sq``, ``--epsilon``, ``--gamma``, ``--tradeoff-mu``, ``--tradeoff-workers`` and ``--steps`` set
+    on the command line. ``modes`` skips the derivation of the linear modes at e_1 when they are known (they depend on Σ
     and the data law only); parts that need formulas still derive them when asked. ``route`` chooses
     the derivation's route (:func:`amsgd.derivations.derive`; indexed by default).
     """
