@@ -129,3 +129,13 @@ def test_a_local_cluster_uses_threads_for_small_work_and_processes_for_large():
     assert not _use_processes(None, THREADS_MAX_WORK)
     assert _use_processes(None, THREADS_MAX_WORK + 1)
     assert _use_processes(True, 1) and not _use_processes(False, 10 * THREADS_MAX_WORK)
+
+
+def test_local_worker_threads_carry_no_memory_limit_of_their_own():
+    """Dask gave each worker thread the machine's memory over their number and paused a worker while this
+    process, which they share, was above it: with about 80 threads (24 GiB) every worker paused and
+    ``sweep --local-workers 100`` hung. Threads now have no per-worker limit, and run tasks."""
+    with dask_client(n_workers=3) as client:
+        limits = client.run(lambda dask_worker: dask_worker.memory_manager.memory_limit)
+        assert len(limits) == 3 and all(limit is None for limit in limits.values()), limits
+        assert client.submit(sum, [1, 2]).result() == 3

@@ -51,8 +51,9 @@ def dask_client(
     seconds for it to answer) or to a new local cluster.
 
     The local cluster has ``n_workers`` workers (default: one per core) with one thread each, as
-    threads of this process, or as worker processes when ``processes`` (with glibc's own memory trim
-    threshold, see :data:`_KEEP_MALLOC`); it logs only errors, serves its dashboard on a free port and
+    threads of this process (without Dask's per-worker memory limit, which they would share), or as
+    worker processes when ``processes`` (with glibc's own memory trim threshold, see
+    :data:`_KEEP_MALLOC`); it logs only errors, serves its dashboard on a free port and
     is shut down on exit. A client to an existing scheduler only
     disconnects on exit and leaves the cluster running.
     """
@@ -86,6 +87,10 @@ def dask_client(
                     n_workers=n_workers,
                     threads_per_worker=1,
                     processes=processes,
+                    # Threads share this process: Dask's default gives each the machine's memory over
+                    # n_workers and pauses a worker while the process is above it, so from about 80
+                    # threads every worker paused and the sweep hung. Processes keep the default.
+                    **({} if processes else {"memory_limit": 0}),
                     dashboard_address=":0",  # any free port: clusters side by side never collide
                     # Task errors reach the client as exceptions; what the workers log themselves at
                     # ERROR is shutdown noise (a heartbeat that meets the closing scheduler prints a
