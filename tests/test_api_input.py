@@ -63,6 +63,7 @@ def _unit_noise(y):
         (lambda: Problem.from_spectrum(np.array([2 + 1j, 1])), "spectrum must be real"),
         (lambda: Problem.from_spectrum((2, 1), basis="abc"), "basis must be numbers"),
         (lambda: parse_distribution(None), "distribution must be a name"),
+        (lambda: StudentT(1e308), r"takes NU up to 1e\+300, got NU = 1e\+308"),  # its predictions hung
         (lambda: derive(None), "derive needs a Problem"),
         (lambda: amsgd.diffusion.integrate_ode(None, [1, 0], [0, 1]), "integrate_ode needs a Problem"),
         (lambda: predict(SMALL, {"delta_sq": 0.2}), "options must be a PredictOptions"),

@@ -25,7 +25,7 @@ def workdir(tmp_path_factory) -> Path:
 def test_bad_input_is_one_clear_line_and_status_2(workdir, monkeypatch, arguments, fragment):
     monkeypatch.chdir(workdir)
     status, lines = run_case(arguments)
-    command = arguments.split()[0]
+    command = next(word for word in arguments.split() if not word.startswith("-"))  # "-q simulate": simulate
     assert status == 2, lines
     assert len(lines) == 1, lines
     assert lines[0].startswith(f"amsgd {command}: error: "), lines

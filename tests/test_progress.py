@@ -197,6 +197,60 @@ def test_a_signal_after_the_command_ended_leaves_with_its_status(tmp_path, signa
     assert json.loads(run.stdout)["stability"] and time.perf_counter() - began < 40
 
 
+@pytest.mark.parametrize("interrupt", [KeyboardInterrupt, "terminated"])
+def test_a_signal_while_the_ended_command_closes_its_progress_leaves_its_status(monkeypatch, capsys, interrupt):
+    """Ctrl-C or SIGTERM just after a command printed its output, while its progress and warnings were
+    closed, gave 130 or 143 and said that what was missing was not computed, though the output was whole:
+    the command's status now stands, and nothing is said."""
+    import contextlib
+
+    from amsgd import cli
+
+    raised = cli._Terminated if interrupt == "terminated" else interrupt
+
+    @contextlib.contextmanager
+    def reporting(*args, **kwargs):
+        yield
+        raise raised  # where the signal's handler raises it
+
+    monkeypatch.setattr(progress, "reporting", reporting)
+    assert main(["derive", "--sections", "stability", "-q"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["stability"]["tau_max"] and err == ""
+
+    @contextlib.contextmanager
+    def interrupted_at_the_start(*args, **kwargs):
+        raise raised
+        yield
+
+    monkeypatch.setattr(progress, "reporting", interrupted_at_the_start)  # the next command has not ended
+    assert main(["derive", "--sections", "stability", "-q"]) in (INTERRUPTED, TERMINATED)
+    assert capsys.readouterr().out == ""
+
+
+def test_ctrl_c_leaves_no_traceback_of_what_it_left_half_built(monkeypatch, capsys):
+    """A NetCDF file opened as Ctrl-C arrived failed to close when the interrupted frames were freed, and
+    Python printed "Exception ignored in: <function File.close ...>" with a traceback under "interrupted":
+    the frames are now freed without those tracebacks, and the command says only that it was interrupted."""
+    import sys
+
+    import amsgd.cli.derive
+
+    class HalfBuilt:
+        def __del__(self):
+            raise AttributeError("'File' object has no attribute '_closed'")
+
+    def interrupted(args):
+        half_built = HalfBuilt()  # noqa: F841 (held by the interrupted frame)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(amsgd.cli.derive, "run", interrupted)
+    printed = []  # what Python would print as "Exception ignored in: ..."
+    monkeypatch.setattr(sys, "unraisablehook", printed.append)
+    assert main(["derive", "-q"]) == INTERRUPTED
+    assert capsys.readouterr().err.strip().endswith("amsgd derive: interrupted") and not printed, printed
+
+
 def test_ctrl_c_before_validate_writes_says_the_folder_is_unchanged(tmp_path, monkeypatch, capsys):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt

@@ -13,6 +13,7 @@ import argparse
 import atexit
 import contextlib
 import errno
+import gc
 import os
 import signal
 import sys
@@ -87,8 +88,18 @@ def console() -> None:
     such a signal now ends the process at once with the command's status, and in the interpreter's last
     teardown (JAX, Dask, xarray, SymPy and Numba unloaded: about half a second after a sweep's summary),
     where Python resets its own handlers to the default, it is ignored."""
+    try:
+        status = main()
+        _end(status)
+    except KeyboardInterrupt:  # between main's return and the handlers: the status main recorded
+        status = INTERRUPTED if _STATUS is None else _STATUS
+        _end(status)
+    sys.exit(status)
+
+
+def _end(status: int) -> None:
+    """From here on a Ctrl-C or SIGTERM ends the process at once with ``status``."""
     global _ENDED
-    status = main()
     _ENDED = True
 
     def leave(signum, frame) -> None:
@@ -96,11 +107,12 @@ def console() -> None:
 
     for late in (signal.SIGINT, signal.SIGTERM):
         signal.signal(late, leave)
-    sys.exit(status)
 
 
 #: Set once :func:`console`'s command has ended.
 _ENDED = False
+#: The status of :func:`main`'s command once it has ended (its output flushed), else None.
+_STATUS: int | None = None
 
 
 @atexit.register  # at import, before the libraries the commands load: among the last exit handlers to run
@@ -111,18 +123,25 @@ def _ignore_signals_in_the_teardown() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; its exit status. A Ctrl-C or SIGTERM that arrives once the command has ended
+    (its output flushed), while its progress and warnings are closed, leaves the command's status."""
+    global _STATUS
+    _STATUS = None
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
+    typed = sys.argv[1:] if argv is None else list(argv)
+    args, extra = parser.parse_known_args(typed)
     if extra:  # named by the command that was given (argparse names the top-level program)
         if args.command is None:
             parser.refuse_unknown(extra)
         else:
-            parser.commands[args.command].refuse_unknown(extra, _options_elsewhere(parser.commands, args.command))
+            before = typed[: typed.index(args.command)]
+            parser.commands[args.command].refuse_unknown(extra, _options_elsewhere(parser.commands, args.command),
+                                                         [arg for arg in extra if arg in before])  # fmt: skip
     if args.command is None:
         parser.print_help(sys.stderr)
         return BAD_INPUT
     command = parser.commands[args.command]
-    repeated = _repeated_options(sys.argv[1:] if argv is None else argv, command.option_names())
+    repeated = _repeated_options(typed, command.option_names())
     if repeated:
         print(f"amsgd {args.command}: error: {repeated} is given more than once, and only the last would count; "
               "give it once (a list of values is comma separated)", file=sys.stderr)  # fmt: skip
@@ -132,16 +151,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                 _warnings_as_lines(args.command):  # fmt: skip
             status = int(COMMANDS[args.command].run(args) or 0)
             sys.stdout.flush()  # here, where a failure is caught, not at the interpreter's exit
-            return status
+            _STATUS = status
+        return status
     except ProblemError as exc:
         print(f"amsgd {args.command}: error: {exc}", file=sys.stderr)
         return BAD_INPUT
     except KeyboardInterrupt as exc:
+        if _STATUS is not None:  # the command had ended: its output is whole
+            return _STATUS
         if args.command not in _SAY_WHAT_WAS_KEPT:  # these write their output only once they end
             print(f"amsgd {args.command}: its output is written when it ends, and files whole or not at all, so "
                   "what is missing was not computed; rerun the same command", file=sys.stderr)  # fmt: skip
         terminated = isinstance(exc, _Terminated)
         print(f"amsgd {args.command}: {'terminated (SIGTERM)' if terminated else 'interrupted'}", file=sys.stderr)
+        _release_quietly(exc)
         return TERMINATED if terminated else INTERRUPTED
     except BrokenPipeError:  # the reader of stdout stopped early: no traceback, and no second one at exit
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -152,6 +175,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the unwritten rest is dropped
         print(f"amsgd {args.command}: error: cannot write standard output: {plain_reason(exc)}", file=sys.stderr)
         return BAD_INPUT
+
+
+def _release_quietly(interrupt: BaseException) -> None:
+    """Free the frames an interrupt left, without the tracebacks of their objects' finalizers: an object
+    half built when the interrupt came may fail to close (a NetCDF file opened as Ctrl-C arrived printed
+    "Exception ignored in: <function File.close ...>" and a traceback under "interrupted")."""
+    hook = sys.unraisablehook
+    sys.unraisablehook = lambda unraisable: None
+    try:
+        interrupt.__traceback__ = None
+        gc.collect()
+    finally:
+        sys.unraisablehook = hook
 
 
 class _Terminated(KeyboardInterrupt):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 from amsgd.core import checks
 from amsgd.core.delays import ConstantDelay, DelayModel, HistogramDelay, parse_delay
@@ -40,18 +40,23 @@ class ArgumentParser(argparse.ArgumentParser):
         """Every option string this (sub)command takes (``-q``, ``--quiet``, ...)."""
         return [s for action in self._actions for s in action.option_strings]
 
-    def refuse_unknown(self, extra: list[str], elsewhere: dict[str, list[str]] | None = None) -> None:
-        """Name the arguments this (sub)command does not take: an option other subcommands take with
-        those commands (``elsewhere``: option → command names), else the closest option of this one
-        where the argument looks like a misspelt one."""
+    def refuse_unknown(self, extra: list[str], elsewhere: dict[str, list[str]] | None = None,
+                       misplaced: Collection[str] = ()) -> None:  # fmt: skip
+        """Name the arguments this (sub)command does not take: one typed before the subcommand's name
+        (``misplaced``) with where it goes, an option other subcommands take with those commands
+        (``elsewhere``: option → command names), else the closest option of this one where the argument
+        looks like a misspelt one."""
         import difflib
 
         known = [s for s in self.option_names() if s.startswith("--")]
+        command = self.prog.split()[-1]
 
         def hint(arg: str) -> str:
             name = arg.split("=")[0]
+            if arg in misplaced:
+                return f"{arg} (given before {command}: options go after it, amsgd {command} {arg})"
             if elsewhere and name in elsewhere:
-                return f"{arg} (an option of {', '.join(elsewhere[name])}, not of {self.prog.split()[-1]})"
+                return f"{arg} (an option of {', '.join(elsewhere[name])}, not of {command})"
             close = difflib.get_close_matches(name, known, 1)
             return f"{arg} (did you mean {close[0]}?)" if close else arg
 

@@ -70,6 +70,11 @@ class Rademacher(Distribution):
         return signs * np.sqrt(eigenvalues)
 
 
+#: The largest Student-t ν taken: from about 1e17 on the law's moments are the Gaussian law's to double
+#: precision, and from about 1e307 on its formulas overflow (the predictions hung at 1e308).
+STUDENT_T_NU_MAX = 1e300
+
+
 @dataclass(frozen=True)
 class StudentT(Distribution):
     """Multivariate t with one shared scale: ``X = sqrt((ν − 2)/w) Σ^{1/2} z``, ``w ~ χ²_ν``."""
@@ -82,6 +87,12 @@ class StudentT(Distribution):
         if not np.isfinite(self.nu) or self.nu <= 2:
             raise ProblemError(
                 f"distribution student-t:NU needs NU > 2 for a finite covariance, got NU = {self.nu:g}"
+            )
+        if self.nu > STUDENT_T_NU_MAX:
+            raise ProblemError(
+                f"distribution student-t:NU takes NU up to {STUDENT_T_NU_MAX:g}, got NU = {self.nu:g}: beyond it its "
+                "moment formulas overflow double precision, and long before it the law is the Gaussian one to "
+                "rounding (give gaussian)"
             )
         object.__setattr__(self, "spec", f"student-t:{checks.spec_number(self.nu)}")
 

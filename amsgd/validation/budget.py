@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from amsgd.core import checks
+from amsgd.core.errors import ProblemError
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,9 @@ class Budget:
                    sweep_replicates=replicates, sweep_steps=steps, seed=seed, threads=threads)  # fmt: skip
 
     def __post_init__(self) -> None:
-        for name in ("replicates", "transient_replicates", "stationary_steps", "sweep_replicates", "sweep_steps",
-                     "rate_steps", "threads"):  # fmt: skip
+        for name in ("stationary_steps", "sweep_steps", "rate_steps", "threads"):
             checks.positive_int(name, getattr(self, name))
+        for name in ("replicates", "transient_replicates", "sweep_replicates"):  # every check is an interval
+            if checks.positive_int(name, getattr(self, name)) < 2:
+                raise ProblemError(f"{name} must be at least 2 (an interval needs two runs), got {getattr(self, name)}")
         checks.integer("seed", self.seed)
