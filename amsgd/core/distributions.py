@@ -77,7 +77,8 @@ STUDENT_T_NU_MAX = 1e300
 
 @dataclass(frozen=True)
 class StudentT(Distribution):
-    """Multivariate t with one shared scale: ``X = sqrt((ν − 2)/w) Σ^{1/2} z``, ``w ~ χ²_ν``."""
+    """Multivariate t with one shared scale: ``X = sqrt((ν − 2)/w) Σ^{1/2} z``, ``w ~ χ²_ν``, for
+    ``2 < ν ≤`` :data:`STUDENT_T_NU_MAX`."""
 
     nu: float
     spec: str = field(init=False)
