@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import jax
 import jax.numpy as jnp
@@ -268,6 +269,16 @@ def test_digits_and_data_files(tmp_path):
     named.write_text(named.read_text() + "1,oops,0\n")
     with pytest.raises(ProblemError, match="not a numeric CSV table"):
         load_data(str(named))
+    # names some of which are numbers are names; a first example with a missing value is not (its
+    # NA made the row names, and the example was dropped without a word)
+    numbered = tmp_path / "numbered.csv"
+    np.savetxt(numbered, np.column_stack([x, y]), delimiter=",", header="age,2020,label", comments="")
+    np.testing.assert_allclose(load_data(str(numbered)).x_train, a.x_train)
+    for missing in ("NA", "?", "null", ""):
+        gap = tmp_path / "gap.csv"
+        gap.write_text(f"0.5,{missing},1\n" + (tmp_path / "d.csv").read_text())
+        with pytest.raises(ProblemError, match=f"could not convert string '{re.escape(missing)}' to float64 in row 1 of"):
+            load_data(str(gap))
 
 
 def test_a_csv_with_pandas_default_column_names_skips_them_and_says_so(tmp_path):

@@ -21,6 +21,7 @@ programs that compute with it live in :mod:`amsgd.simulate.models`.
 from __future__ import annotations
 
 import dataclasses
+import re
 import warnings
 import zipfile
 from dataclasses import dataclass, field
@@ -117,14 +118,25 @@ def _read_table(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    rewrite = "write it with numpy.savez(FILE, X=X, y=y)"
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            names = sorted(archive.files)
-            if "X" in names and "y" in names:
-                return np.asarray(archive["X"]), np.asarray(archive["y"])  # checked by split_data
-    except (OSError, ValueError, zipfile.BadZipFile):
-        raise ProblemError(f"--data {path}: not a readable .npz file; write it with numpy.savez(FILE, X=X, y=y)") from None
-    raise ProblemError(f"--data {path}: an .npz needs arrays X and y, found {names}; write it with numpy.savez(FILE, X=X, y=y)")
+        loaded = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):  # EOFError: an empty file
+        raise ProblemError(f"--data {path}: not a readable .npz file; {rewrite}") from None
+    if not isinstance(loaded, np.lib.npyio.NpzFile):  # numpy.save's one array under an .npz name
+        raise ProblemError(f"--data {path}: holds one array (a .npy file), not arrays X and y; {rewrite}")
+    with loaded as archive:
+        names = sorted(archive.files)
+        if "X" not in names or "y" not in names:
+            raise ProblemError(f"--data {path}: an .npz needs arrays X and y, found {names}; {rewrite}")
+        try:
+            return np.asarray(archive["X"]), np.asarray(archive["y"])  # checked by split_data
+        except ValueError as exc:  # object arrays are pickles, which are not loaded
+            what = ("X or y is an array of Python objects; save numeric arrays" if "allow_pickle" in str(exc)
+                    else "X or y is not readable (a damaged archive)")  # fmt: skip
+            raise ProblemError(f"--data {path}: {what}: {rewrite}") from None
+        except (OSError, EOFError, zipfile.BadZipFile):
+            raise ProblemError(f"--data {path}: not a readable .npz file; {rewrite}") from None
 
 
 def _read_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -133,7 +145,8 @@ def _read_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
     first, before = _first_line(path)
     separator = _other_separator(first)
     if separator:
-        raise ProblemError(f"--data {path}: its fields are separated by {separator!r}; separate them with commas")
+        decimal = " and its decimal marks are commas; write decimal points and" if "," in first else ";"
+        raise ProblemError(f"--data {path}: its fields are separated by {separator!r}{decimal} separate them with commas")
     header = _header_rows(first)
     if _default_column_names(first):  # names a wide table's row hardly ever spells; a narrow one's might
         wide = first.count(",") + 1 >= PANDAS_NAMES_MIN_COLUMNS
@@ -146,15 +159,28 @@ def _read_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
         with warnings.catch_warnings():  # an empty table is refused below, in words
             warnings.simplefilter("ignore", UserWarning)
             table = np.loadtxt(path, delimiter=",", ndmin=2, skiprows=before + header, encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ProblemError(f"--data {path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
     except ValueError as exc:
-        reason = str(exc).split("; use `usecols`")[0].rstrip(".")  # NumPy's advice is for its own callers
-        after = "; rows counted after the row of column names" if header else ""
-        raise ProblemError(f"--data {path}: not a numeric CSV table ({reason}{after})") from None
+        raise ProblemError(f"--data {path}: not a numeric CSV table ({_csv_reason(str(exc))})") from None
     if table.shape[0] == 0:
         raise ProblemError(f"--data {path}: the CSV holds no rows of data")
     if table.shape[1] < 2:
         raise ProblemError(f"--data {path}: a CSV needs at least one feature column and the target last")
+    if header and not first.split(",")[0].strip() and np.array_equal(table[:, 0], np.arange(table.shape[0])):
+        raise ProblemError(f"--data {path}: its first column is unnamed and counts 0, 1, 2, ...: the index pandas "
+                           "writes (DataFrame.to_csv without index=False), not a feature; remove it")  # fmt: skip
     return table[:, :-1], table[:, -1]
+
+
+def _csv_reason(numpy_reason: str) -> str:
+    """NumPy's reason a CSV is not numbers, said for the file: its row counted from 1 among the rows of
+    numbers (NumPy counts from 0, leaving out blank and comment lines and the column names), and what
+    quoted fields are."""
+    reason = numpy_reason.split("; use `usecols`")[0].rstrip(".")  # NumPy's advice is for its own callers
+    reason = re.sub(r"at row (\d+), column (\d+)",
+                    lambda m: f"in row {int(m[1]) + 1} of the numbers, column {m[2]}", reason)  # fmt: skip
+    return reason + ("; its fields are quoted: write the numbers without quotes" if '"' in reason else "")
 
 
 def _first_line(path: Path) -> tuple[str, int]:
@@ -169,17 +195,34 @@ def _first_line(path: Path) -> tuple[str, int]:
 
 def _other_separator(first: str) -> str:
     """The semicolon, tab or space that separates the fields of the CSV's ``first`` line when it has no
-    comma (a CSV as another locale's spreadsheets, or ``numpy.savetxt`` by default, write it), else ``""``."""
-    return "" if "," in first else next((c for c in ";\t " if c in first.strip()), "")
+    comma (a CSV as another locale's spreadsheets, or ``numpy.savetxt`` by default, write it), the
+    semicolon of a line of decimal commas (``0,5;1,25``), else ``""``."""
+    if "," not in first:
+        return next((c for c in ";\t " if c in first.strip()), "")
+    return ";" if ";" in first and all(_is_number(f.replace(",", ".")) for f in first.split(";")) else ""
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+#: What tables write for a missing value: in a first line of numbers these mark an example, not names.
+MISSING_VALUES = frozenset({"", "na", "n/a", "nan", "null", "none", "?", "-", "--", "."})
 
 
 def _header_rows(first: str) -> int:
-    """1 when the CSV's ``first`` line holds a field that is not a number (column names), else 0."""
-    try:
-        [float(field) for field in first.split(",") if field.strip()]
-    except ValueError:
+    """1 when the CSV's ``first`` line holds a name: a field that is neither a number nor a missing value
+    (column names, some of them may be numbers), or it is ``,0,1,...`` (pandas' names of an index and of
+    unnamed columns); else 0: a line of numbers with a missing one (``0.5,NA,1``) is an example, refused
+    where it is read, not skipped as names."""
+    fields = [field.strip() for field in first.split(",")]
+    if fields[0] == "" and _default_column_names(",".join(fields[1:])):
         return 1
-    return 0
+    return int(any(not _is_number(field) and field.lower() not in MISSING_VALUES for field in fields))
 
 
 def _default_column_names(first: str) -> bool:

@@ -109,6 +109,14 @@ CASES: list[tuple[str, str]] = [
     ("simulate --model least-squares --data names.csv", "no rows of data"),
     ("simulate --model least-squares --data semicolons.csv", "separate them with commas"),
     ("simulate --model least-squares --data spaces.csv", "separate them with commas"),
+    ("simulate --model least-squares --data decimalcommas.csv", "its decimal marks are commas"),
+    ("simulate --model logistic --data emptyfile.npz", "not a readable .npz file"),
+    ("simulate --model logistic --data onearray.npz", "holds one array (a .npy file)"),
+    ("simulate --model logistic --data objects.npz", "an array of Python objects"),
+    ("simulate --model logistic --data missingfirst.csv", "could not convert string 'NA' to float64 in row 1 of the numbers, column 2"),
+    ("simulate --model logistic --data pandasindex.csv", "the index pandas writes"),
+    ("simulate --model logistic --data quoted.csv", "its fields are quoted"),
+    ("simulate --model logistic --data latin1.csv", "not UTF-8 text"),
     ("simulate --model mlp --hidden 0", "positive integer"),
     ("simulate --model mlp --batch 0", "positive integer"),
     ("simulate --model logistic --l2 -1", ">= 0"),
@@ -301,6 +309,15 @@ def make_files(folder: Path) -> None:
     (folder / "names.csv").write_text("a,b,c\n")
     (folder / "semicolons.csv").write_text("1;2;0\n3;4;1\n")
     (folder / "spaces.csv").write_text("1.5 2 0\n3 4 1\n")
+    (folder / "decimalcommas.csv").write_text("1,5;2;0\n3;4,25;1\n")
+    (folder / "emptyfile.npz").write_bytes(b"")
+    with open(folder / "onearray.npz", "wb") as handle:
+        np.save(handle, np.ones((10, 3)))  # numpy.save's format under an .npz name
+    np.savez(folder / "objects.npz", X=np.ones((10, 3)).astype(object), y=np.arange(10) % 2)
+    (folder / "missingfirst.csv").write_text("0.5,NA,1\n" + "".join(f"{i},0.5,{i % 2}\n" for i in range(9)))
+    (folder / "pandasindex.csv").write_text(",a,label\n" + "".join(f"{i},{i * 0.3},{i % 2}\n" for i in range(10)))
+    (folder / "quoted.csv").write_text("".join(f'"{i}","{i % 2}"\n' for i in range(10)))
+    (folder / "latin1.csv").write_bytes("größe,label\n1,0\n2,1\n".encode("latin-1"))
     (folder / "somedir").mkdir()
     (folder / "junk.nc").write_text("junk")
     (folder / "existing.nc").write_text("x")
