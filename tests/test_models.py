@@ -251,6 +251,9 @@ def test_digits_and_data_files(tmp_path):
     np.savez(tmp_path / "d.npz", X=x, y=y)
     np.savetxt(tmp_path / "d.csv", np.column_stack([x, y]), delimiter=",")
     a, b = load_data(str(tmp_path / "d.npz")), load_data(str(tmp_path / "d.csv"))
+    (tmp_path / "d.csv").rename(tmp_path / "D.CSV")  # the extension in capitals names the same format
+    np.testing.assert_array_equal(load_data(str(tmp_path / "D.CSV")).x_train, b.x_train)
+    (tmp_path / "D.CSV").rename(tmp_path / "d.csv")
     np.testing.assert_allclose(a.x_train, b.x_train)
     np.testing.assert_array_equal(a.y_train, b.y_train)
     # a first row of column names is skipped; a later non-numeric row is still an error

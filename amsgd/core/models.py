@@ -110,9 +110,9 @@ def load_data(source: str, *, classification: bool = True, validation: float = V
 
 
 def _read_table(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    if path.suffix == ".npz":
+    if path.suffix.lower() == ".npz":
         return _read_npz(path)
-    if path.suffix == ".csv":
+    if path.suffix.lower() == ".csv":
         return _read_csv(path)
     raise ProblemError(f"--data must be digits, FILE.npz or FILE.csv; got {str(path)!r}")
 
@@ -245,6 +245,11 @@ def split_data(name: str, x: np.ndarray, y: np.ndarray, *, classification: bool 
                            f"got {x.shape} and {y.shape}")  # fmt: skip
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
         raise ProblemError(f"data {name}: X and y must be finite")
+    peak = float(np.abs(y).max())
+    if not classification and (peak > 1e150 or 0 < peak < 1e-150):  # features are rescaled, the loss's unit is y's
+        raise ProblemError(f"data {name}: the targets y are at most {peak:.3g} in magnitude, whose square "
+                           "overflows or underflows double precision; divide them by a scale (the loss is in "
+                           "their units squared)")  # fmt: skip
     validation = checks.real("validation fraction", validation)
     if not 0 < validation < 1:
         raise ProblemError(f"validation fraction must lie in (0, 1), got {validation!r}")

@@ -117,6 +117,7 @@ CASES: list[tuple[str, str]] = [
     ("simulate --model logistic --data pandasindex.csv", "the index pandas writes"),
     ("simulate --model logistic --data quoted.csv", "its fields are quoted"),
     ("simulate --model logistic --data latin1.csv", "not UTF-8 text"),
+    ("simulate --model least-squares --data hugetargets.csv", "whose square overflows or underflows double precision"),
     ("simulate --model mlp --hidden 0", "positive integer"),
     ("simulate --model mlp --batch 0", "positive integer"),
     ("simulate --model logistic --l2 -1", ">= 0"),
@@ -317,6 +318,7 @@ def make_files(folder: Path) -> None:
     (folder / "missingfirst.csv").write_text("0.5,NA,1\n" + "".join(f"{i},0.5,{i % 2}\n" for i in range(9)))
     (folder / "pandasindex.csv").write_text(",a,label\n" + "".join(f"{i},{i * 0.3},{i % 2}\n" for i in range(10)))
     (folder / "quoted.csv").write_text("".join(f'"{i}","{i % 2}"\n' for i in range(10)))
+    (folder / "hugetargets.csv").write_text("".join(f"{i},{i * 1e200}\n" for i in range(10)))
     (folder / "latin1.csv").write_bytes("größe,label\n1,0\n2,1\n".encode("latin-1"))
     (folder / "somedir").mkdir()
     (folder / "junk.nc").write_text("junk")
