@@ -67,7 +67,7 @@ def real_array(name: str, value: object, expected: str = "numbers (a rectangular
         return value.astype(float, copy=False)
     try:
         array = np.array(value)
-        if array.dtype.kind in "US":  # text converts to floats ("3" -> 3.0), but is not a number here
+        if array.dtype.kind in "USMm":  # text ("3" -> 3.0) and dates or durations convert, but are not numbers here
             raise TypeError
         if not np.iscomplexobj(array):
             return array.astype(float)
@@ -79,7 +79,8 @@ def real_array(name: str, value: object, expected: str = "numbers (a rectangular
 def _short(value: object) -> str:
     """``repr(value)`` on one line, cut at 80 characters; an array by its element type and shape."""
     if isinstance(value, np.ndarray):
-        kind = {"U": "text", "S": "bytes", "O": "Python objects", "V": "records"}.get(value.dtype.kind, "values")
+        kind = {"U": "text", "S": "bytes", "O": "Python objects", "V": "records", "M": "dates",
+                "m": "durations"}.get(value.dtype.kind, "values")  # fmt: skip
         return f"{kind} of shape {value.shape}"
     text = " ".join(repr(value).split())
     return text if len(text) <= 80 else text[:77] + "..."

@@ -103,6 +103,7 @@ CASES: list[tuple[str, str]] = [
     ("simulate --model logistic --data complexdata.npz", "X must be real"),
     ("simulate --model least-squares --data nofeatures.npz", "p >= 1"),
     ("simulate --model logistic --data wordlabels.npz", "must be numeric"),
+    ("simulate --model logistic --data dates.npz", "got dates of shape (10, 3)"),
     ("simulate --model logistic --data noX.npz", "arrays X and y"),
     ("simulate --model logistic --data broken.npz", "numpy.savez"),
     ("simulate --model least-squares --data text.csv", "numeric CSV"),
@@ -304,6 +305,7 @@ def make_files(folder: Path) -> None:
     np.savez(folder / "complexdata.npz", X=np.ones((10, 3)) + 1j, y=np.arange(10) % 2)
     np.savez(folder / "nofeatures.npz", X=np.ones((10, 0)), y=np.ones(10))
     np.savez(folder / "wordlabels.npz", X=np.ones((10, 3)), y=np.array(["cat", "dog"] * 5))
+    np.savez(folder / "dates.npz", X=np.datetime64("2026-01-01") + np.arange(30).reshape(10, 3), y=np.arange(10) % 2)
     np.savez(folder / "noX.npz", y=np.zeros(10))
     (folder / "broken.npz").write_bytes(b"PK\x03\x04 not an archive")
     (folder / "text.csv").write_text("a,b,c\nx,y,z\n")
