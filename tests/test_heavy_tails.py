@@ -195,3 +195,21 @@ def test_factor_against_the_linear_recursion_it_models(eta, mu, monkeypatch):
     error = half_width / 1.96
     assert abs(ratio - factor) <= Z * error, (ratio, factor, error)
     assert 1.0 - factor > 5 * Z * error  # the check resolves the mixing
+
+
+def test_the_tradeoff_floors_say_they_leave_the_heavy_tail_factor_out():
+    """``advise`` and ``derive``'s tradeoff gave Student-t 5 data a floor 24% above the finite-η floor
+    of the same (μ, τ), without a word: the table's floors are the finite-η floor before the heavy-tail
+    factor (a mixing over the lags per cell), and its note says so; times the problem's own factor, the
+    table's cell at the problem's μ and delay is ``stationary_error.finite_eta.value``."""
+    from amsgd.advise import advise
+
+    for dist, noted in (("student-t:5", True), ("gaussian", False)):
+        p = _predicted(dist, tau=7, mu=0.5)
+        table = p.to_dict(["tradeoff"])["tradeoff"]
+        cell = table["floor"][table["workers"].index(8)][table["mus"].index(0.5)]
+        factor = p.finite_eta.heavy_tail or 1.0
+        assert cell * factor == pytest.approx(p.finite_eta.value, rel=1e-12)
+        assert ("floor_note" in table) == noted and (factor < 0.9) == noted
+        advice = advise(p.problem, [1, 8], [0.5, 0.9]).to_dict()
+        assert ("floor_note" in advice) == noted and advice["grid"]["floor"][1][0] == pytest.approx(cell, rel=1e-12)

@@ -95,8 +95,11 @@ class Advice:
         rates = "hessian_top" if isinstance(self.problem, ModelProblem) else "mode_rates"
         problem = {**self.problem.to_dict(), "mu": None, "delay": None}  # the grid's momenta and worker counts
         steps = self.steps if self.loss_after is not None else None  # streaming PCA ranks for any length
-        return {"problem": problem, "point": self.point, rates: self.rates.tolist(),
-                "steps": steps, "advice": self.rows(), "grid": self.grid.to_dict()}  # fmt: skip
+        from amsgd.diffusion.theory.tradeoff import tradeoff_floor_note
+
+        note = None if isinstance(self.problem, ModelProblem) else tradeoff_floor_note(self.problem.distribution)
+        return {"problem": problem, "point": self.point, rates: self.rates.tolist(), "steps": steps,
+                "advice": self.rows(), "grid": self.grid.to_dict(), **({"floor_note": note} if note else {})}  # fmt: skip
 
     def table(self) -> str:
         """The advice as a fixed-width text table."""

@@ -15,6 +15,7 @@ from amsgd.derivations.norm_coupling import KERNEL_CUMULANT_MAX
 from amsgd.diffusion.theory.delay_family import SEARCH_SUPPORT
 from amsgd.diffusion.theory.phases import worst_saddle
 from amsgd.diffusion.theory.sections import PCA_SECTIONS, build_sections
+from amsgd.diffusion.theory.tradeoff import tradeoff_floor_note
 
 if TYPE_CHECKING:
     from amsgd.diffusion.theory.predictions import Predictions
@@ -61,7 +62,8 @@ def predictions_dict(p: Predictions, sections: Sequence[str] | None = None) -> d
 def tradeoff_dict(p: Predictions) -> dict:
     """The ``tradeoff`` section: the fields :data:`TRADEOFF_KEYS` of the momentum–asynchrony table."""
     table = p.tradeoff.to_dict()
-    return {k: table[k] for k in TRADEOFF_KEYS}
+    note = tradeoff_floor_note(p.problem.distribution)
+    return {**{k: table[k] for k in TRADEOFF_KEYS}, **({"floor_note": note} if note else {})}
 
 
 def ode_dict(p: Predictions, ode: dict) -> dict:

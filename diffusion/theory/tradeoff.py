@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from amsgd.core.distributions import Distribution, StudentT
 from amsgd.core.errors import ProblemError
 from amsgd.core.estimates import json_float
 from amsgd.core.progress import counter
@@ -135,6 +136,17 @@ class TradeoffResult:
             coords={"workers": self.workers, "mu": self.mus},
             attrs={"eta": self.eta, "delay": "round-robin: tau = workers - 1"},
         )
+
+
+def tradeoff_floor_note(distribution: Distribution) -> str | None:
+    """What the table's floors leave out for Student-t data: the heavy-tail factor, which
+    ``stationary_error.finite_eta`` applies at the problem's own μ and delay (a tabulated mixing over
+    the lags, about 0.3 s a cell, where the table has a hundred cells); None for other laws."""
+    if not isinstance(distribution, StudentT):
+        return None
+    return ("the floors are the finite-eta floor without the heavy-tail factor of Student-t data, which "
+            "stationary_error.finite_eta applies at the problem's own mu and delay (heavy_tail_factor: below 1, "
+            "the further below the heavier the tails); the momenta are ranked on these floors")
 
 
 def tradeoff(c: Coefficients, eta: float, mus: Sequence[float] | np.ndarray, workers: Sequence[int] | np.ndarray,
