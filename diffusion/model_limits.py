@@ -91,7 +91,7 @@ class ModelLimitSolution:
             "scheme": "solve_ivp (DOP853)" if self.limit == "ode" else "euler",  # the --scheme name (Euler–Maruyama)
             "paths": int(self.loss.shape[0]),
             "steps": int(self.iterations[-1]),
-            "dt_iterations": self.dt,
+            "dt_iterations": None if self.limit == "ode" else self.dt,  # the solver's steps are adaptive
             "seed": self.seed,
             "final_loss": json_float(float(self.mean_curve[-1])),
             "stationary_loss": {**stationary.to_dict(),  # the fields of every estimate (integrate, simulate)

@@ -145,6 +145,24 @@ def test_ctrl_c_names_the_figures_already_drawn(tmp_path, capsys, monkeypatch):
     assert "the figures drawn so far are kept" in err and "phase_diagram.png" in err and "rerun the same command" in err
 
 
+def test_figures_left_by_an_earlier_run_are_named(tmp_path, capsys, monkeypatch):
+    """A folder reused for another problem kept the earlier figures this run did not draw (its trajectory
+    diverged, or it had no --sweep) beside the new ones, without a word: stderr now names them."""
+    import amsgd.figures.standard as standard
+
+    def draw_one(problem, out, **_):
+        (out / "phase_diagram.png").write_bytes(b"png")
+        return [out / "phase_diagram.png"]
+
+    monkeypatch.setattr(standard, "standard_figures", draw_one)
+    out = tmp_path / "figs"
+    out.mkdir()
+    (out / "trajectory.png").write_bytes(b"an earlier problem's")
+    assert main(["figures", *SMALL, "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert f"{out} also holds trajectory.png, not drawn by this run" in err and "phase_diagram" not in err
+
+
 def test_an_empty_out_is_refused(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for command in (["figures", *SMALL], ["validate", "--only", "rate"]):
@@ -197,3 +215,20 @@ def test_the_escape_histograms_of_a_few_late_or_no_runs_draw_without_warnings(tm
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert escape_figure(run, "a label", tmp_path / "escape.png").stat().st_size > 5_000
+
+
+def test_the_escape_band_of_few_runs_stays_in_the_unit_interval(tmp_path, monkeypatch):
+    """The share h₁²/‖h‖² lies in [0, 1], but the 95% t band of two runs reached −1 and 2.4, and the
+    axis followed it: the band is drawn clipped to [0, 1]."""
+    import amsgd.figures.dynamics as dynamics
+    from amsgd.validation.dynamics import PhaseRun
+
+    k = np.arange(0, 40)
+    mean = np.full(k.size, 0.5)
+    run = PhaseRun(k, mean, mean - 1.5, mean + 1.9, 0.1, 0.9, 0.0, np.array([17.0, 21.0]), np.zeros(0),
+                   np.random.default_rng(0).uniform(0.5, 1.5, 4000), ())  # fmt: skip
+    drawn = []
+    monkeypatch.setattr(dynamics, "save", lambda fig, path: drawn.append(fig) or path)
+    dynamics.escape_figure(run, "a label", tmp_path / "escape.png")
+    low, high = drawn[0].axes[0].get_ylim()
+    assert -0.1 < low < 0 and 1 < high < 1.1, (low, high)

@@ -64,6 +64,11 @@ def run(args: argparse.Namespace) -> int:
                 paths += sweep_figures(sweep, out)
     for path in paths:
         print(path)
+    from amsgd.validation.report import figures_not_drawn
+
+    if stale := figures_not_drawn(out, paths):
+        print(f"amsgd figures: note: {out} also holds {', '.join(stale)}, not drawn by this run (left by an "
+              "earlier run into this folder, perhaps of another problem)", file=sys.stderr)  # fmt: skip
     return 0
 
 

@@ -62,7 +62,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--paths", type=whole, default=200, help="paths per ensemble (default: %(default)s)")
     group.add_argument("--steps", type=whole, help="horizon in iterations k (default: 5000; 200 for --convergence-study)")
     group.add_argument(
-        "--dt", type=float, default=1.0,
+        "--dt", type=float, default=1.0, action=Given,
         help="SDE step in iterations, i.e. Δt = dt·η in diffusion time (default: %(default)g); "
         "in a convergence study the finest of the compared steps",
     )  # fmt: skip
@@ -172,6 +172,8 @@ def _model_limit(problem, args: argparse.Namespace) -> dict:
         )
     if not args.check_scheme and args.limit != "sde":
         raise ProblemError("--no-scheme-check applies to --limit sde: the gradient flow has no Euler–Maruyama step")
+    if args.limit == "ode":  # recorded every iteration, the adaptive solver choosing its own steps
+        refuse_typed(args, ("--dt",), "--limit ode", ": the gradient flow is solved with adaptive steps")
     if args.out is not None:
         check_output_file(args.out)
     check_distinct_outputs(args, problem.delay, out=args.out)

@@ -36,7 +36,8 @@ def escape_figure(run: PhaseRun, problem_label: str, path: str | Path) -> Path:
     Right: escape-time histograms, simulation vs OU."""
     fig, (ax1, ax2) = new_figure(width=10.5, height=4.2, ncols=2)
     k = run.iterations
-    ax1.fill_between(k, run.h1_low, run.h1_high, color=COLORS[0], alpha=0.3, lw=0)
+    # a share lies in [0, 1]: a t band of few runs reaches beyond it (−1 to 2.4 with two)
+    ax1.fill_between(k, np.clip(run.h1_low, 0, 1), np.clip(run.h1_high, 0, 1), color=COLORS[0], alpha=0.3, lw=0)
     ax1.plot(k, run.h1_mean, color=COLORS[0], label="simulation: mean h₁²/‖h‖² (95% band)")
     ax1.axhline(run.delta_sq, color="0.4", ls=":", lw=1, label=f"δ² = {run.delta_sq:g}")
     ax1.axhline(1 - run.delta_sq, color="0.4", ls=":", lw=1)
