@@ -213,3 +213,4 @@ def test_the_tradeoff_floors_say_they_leave_the_heavy_tail_factor_out():
         assert ("floor_note" in table) == noted and (factor < 0.9) == noted
         advice = advise(p.problem, [1, 8], [0.5, 0.9]).to_dict()
         assert ("floor_note" in advice) == noted and advice["grid"]["floor"][1][0] == pytest.approx(cell, rel=1e-12)
+        assert ("without the heavy-tail factor" in advise(p.problem, [1, 8], [0.5, 0.9]).table()) == noted

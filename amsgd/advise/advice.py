@@ -95,9 +95,7 @@ class Advice:
         rates = "hessian_top" if isinstance(self.problem, ModelProblem) else "mode_rates"
         problem = {**self.problem.to_dict(), "mu": None, "delay": None}  # the grid's momenta and worker counts
         steps = self.steps if self.loss_after is not None else None  # streaming PCA ranks for any length
-        from amsgd.diffusion.theory.tradeoff import tradeoff_floor_note
-
-        note = None if isinstance(self.problem, ModelProblem) else tradeoff_floor_note(self.problem.distribution)
+        note = self.floor_note
         return {"problem": problem, "point": self.point, rates: self.rates.tolist(), "steps": steps,
                 "advice": self.rows(), "grid": self.grid.to_dict(), **({"floor_note": note} if note else {})}  # fmt: skip
 
@@ -120,7 +118,16 @@ class Advice:
                          f"{', '.join(lost)} workers: the linear theory gives no floor or rate there (runs may "
                          "still settle at a higher error, or blow up: amsgd derive --delay workers:M --mu MU says "
                          "which); lower eta")  # fmt: skip
+        if note := self.floor_note:
+            lines.append(f"# {note}")
         return "\n".join(lines) + "\n"
+
+    @property
+    def floor_note(self) -> str | None:
+        """What the floors leave out (:func:`~amsgd.diffusion.theory.tradeoff.tradeoff_floor_note`), None for a model."""
+        from amsgd.diffusion.theory.tradeoff import tradeoff_floor_note
+
+        return None if isinstance(self.problem, ModelProblem) else tradeoff_floor_note(self.problem.distribution)
 
 
 def _fmt(value: float | None, spec: str = "g") -> str:
