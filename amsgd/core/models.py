@@ -119,10 +119,11 @@ def _read_table(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
     rewrite = "write it with numpy.savez(FILE, X=X, y=y)"
+    unreadable = f"--data {path}: not a readable .npz file; {rewrite}"
     try:
         loaded = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile):  # EOFError: an empty file
-        raise ProblemError(f"--data {path}: not a readable .npz file; {rewrite}") from None
+        raise ProblemError(unreadable) from None
     if not isinstance(loaded, np.lib.npyio.NpzFile):  # numpy.save's one array under an .npz name
         raise ProblemError(f"--data {path}: holds one array (a .npy file), not arrays X and y; {rewrite}")
     with loaded as archive:
@@ -136,7 +137,7 @@ def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
                     else "X or y is not readable (a damaged archive)")  # fmt: skip
             raise ProblemError(f"--data {path}: {what}: {rewrite}") from None
         except (OSError, EOFError, zipfile.BadZipFile):
-            raise ProblemError(f"--data {path}: not a readable .npz file; {rewrite}") from None
+            raise ProblemError(unreadable) from None
 
 
 def _read_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -245,8 +246,8 @@ def split_data(name: str, x: np.ndarray, y: np.ndarray, *, classification: bool 
                            f"got {x.shape} and {y.shape}")  # fmt: skip
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
         raise ProblemError(f"data {name}: X and y must be finite")
-    peak = float(np.abs(y).max())
-    if not classification and (peak > 1e150 or 0 < peak < 1e-150):  # features are rescaled, the loss's unit is y's
+    peak = 0.0 if classification else float(np.abs(y).max())
+    if peak > 1e150 or 0 < peak < 1e-150:  # features are rescaled there; the loss's unit is the targets'
         raise ProblemError(f"data {name}: the targets y are at most {peak:.3g} in magnitude, whose square "
                            "overflows or underflows double precision; divide them by a scale (the loss is in "
                            "their units squared)")  # fmt: skip
