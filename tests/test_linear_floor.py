@@ -133,10 +133,15 @@ def test_tradeoff_grid():
         for m, count in enumerate(workers):
             assert result.stable[m, u] == mean_square_stable(c, eta, mu, count - 1, critical)
             assert result.stable[m, u] == (count <= result.max_workers[u])
-            if result.stable[m, u]:
-                assert result.floor[m, u] == finite_eta_floor(c, eta, mu, count - 1).value
             radii = [spectral_radius(r, eta, mu, count - 1) for r in c.rates]
-            assert result.error_radius[m, u] == max(radii[1:]) and result.radial_radius[m, u] == radii[0]
+            assert result.linear_error_radius[m, u] == max(radii[1:]) and result.radial_radius[m, u] == radii[0]
+            if result.stable[m, u]:  # the finite-η floor and rate (on this grid the ratio's drift lowers every rate)
+                finite = finite_eta_floor(c, eta, mu, count - 1)
+                assert result.floor[m, u] == finite.value
+                assert result.error_rate[m, u] == pytest.approx(finite.decay_per_iteration, rel=1e-12)
+                assert result.error_rate[m, u] < result.linear_error_rate[m, u]
+            else:
+                assert result.error_radius[m, u] == result.linear_error_radius[m, u]
     for m in range(len(workers)):
         stable = result.stable[m]
         assert result.best_mu_floor[m] == np.asarray(mus)[stable][np.argmin(result.floor[m][stable])]

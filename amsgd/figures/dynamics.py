@@ -96,6 +96,9 @@ def rate_figure(rates: list[LocalRate], path: str | Path, title: str = "Local co
         ax.semilogy(kk, f.amplitude * np.exp(-f.rate * kk), color=color, lw=1.5,
                     label=f"{fitted} {f.rate:.3g} [{f.ci_low:.3g}, {f.ci_high:.3g}] /iter")  # fmt: skip
         a0 = f.amplitude * np.exp(-f.rate * lo)
+        if r.finite is not None:
+            ax.semilogy(kk, a0 * np.exp(-r.finite * (kk - lo)), color=color, ls="-.", lw=1,
+                        label=f"finite-η {r.finite:.3g} /iter")  # fmt: skip
         ax.semilogy(kk, a0 * np.exp(-r.exact * (kk - lo)), color=color, ls="--", lw=1,
                     label=f"exact linear {r.exact:.3g} /iter")  # fmt: skip
         ax.semilogy(kk, a0 * np.exp(-r.ou * (kk - lo)), color=color, ls=":", lw=1, label=f"OU {r.ou:.3g} /iter")

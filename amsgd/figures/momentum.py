@@ -29,6 +29,8 @@ def momentum_figure(result: Momentum, path: str | Path) -> Path:
         rerr = np.array([[s.rate.fit.rate - s.rate.fit.ci_low, s.rate.fit.ci_high - s.rate.fit.rate] for s in sides]).T
         ax2.errorbar(x, rate, yerr=rerr, fmt="o", color=color, capsize=3, label=f"{label}: simulation")
         ax2.plot(m, [s.rate.exact for s in sides], "_", ms=18, mew=2, color="k")
+        ax2.plot(m, [np.nan if s.rate.finite is None else s.rate.finite for s in sides], "_", ms=18, mew=2,
+                 color=color, label=f"{label}: finite-η rate")  # fmt: skip
     ax1.axhline(result.rows[0].diffusion_floor, color="k", ls=":", lw=1, label="diffusion floor (both)")
     ax2.axhline(result.rows[0].asynchronous.rate.ou, color="k", ls=":", lw=1, label="OU rate (both)")
     ax2.plot([], [], "k_", ms=12, mew=2, label="exact linear rate (identical for both)")

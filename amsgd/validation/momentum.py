@@ -12,8 +12,9 @@ of Async-SGD is higher, while the diffusion limit gives both the floor ``η Σ s
 
 Checked: each floor against its finite-η floor (the floor ``predict`` reports; the exact linear one
 where the finite-η theory has none: the additive linear floor leaves out the data's fourth moments,
-1.8–2.3% of the floor on Σ = diag(10, 1) at η 2e-4, μ 0.9, far above its 2F), each rate against the
-exact linear theory, and the difference of the two floors
+1.8–2.3% of the floor on Σ = diag(10, 1) at η 2e-4, μ 0.9, far above its 2F), each rate against its
+finite-η rate (:func:`.dynamics.local_rate`; the two differ slightly, though the exact linear rates
+are the same), and the difference of the two floors
 (async − sync) against the difference of their finite-η floors (multiplicative noise and the norm's
 coupling included), with the tolerance 2F relative to that difference: each finite-η floor leaves out
 terms of relative order F, whose leading parts are the same for both algorithms (they share the
@@ -81,7 +82,7 @@ class MomentumRow:
                 "stationary_error": s.floor.to_dict(), "linearized_floor": s.linear_floor,
                 "finite_eta_floor": s.finite_eta_floor,
                 "rate_measured": [s.rate.fit.rate, s.rate.fit.ci_low, s.rate.fit.ci_high],
-                "rate_exact_linear": s.rate.exact, "rate_ou": s.rate.ou,
+                "rate_finite_eta": s.rate.finite, "rate_exact_linear": s.rate.exact, "rate_ou": s.rate.ou,
             }  # fmt: skip
 
         return {

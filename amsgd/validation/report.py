@@ -181,9 +181,9 @@ def _momentum_table(rows: list[dict]) -> list[str]:
         "Comparison (stationary error E sin²; local rate of the slowest mode per iteration; 95% CIs):",
         "",
         "| M | Async-SGD error | Sync-MSGD error | async − sync, measured | async − sync, finite-η | "
-        "async − sync, exact linear | diffusion floor | Async-SGD rate | Sync-MSGD rate | exact linear rate (both) "
-        "| OU rate |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "async − sync, exact linear | diffusion floor | Async-SGD rate | Sync-MSGD rate | finite-η rates (async, "
+        "sync) | exact linear rate (both) | OU rate |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         a, s = r["async_sgd"], r["sync_msgd"]
@@ -192,6 +192,7 @@ def _momentum_table(rows: list[dict]) -> list[str]:
             f"| {est(r['floor_difference_measured'])} | {fmt_number(r['floor_difference_finite_eta'], 3)} "
             f"| {fmt_number(r['floor_difference_linear'], 3)} "
             f"| {fmt_number(r['diffusion_floor'])} | {rate(a['rate_measured'])} | {rate(s['rate_measured'])} "
+            f"| {fmt_number(a['rate_finite_eta'], 4)}, {fmt_number(s['rate_finite_eta'], 4)} "
             f"| {fmt_number(a['rate_exact_linear'], 4)} | {fmt_number(a['rate_ou'], 3)} |"
         )
     return lines + [""]

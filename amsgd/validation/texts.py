@@ -23,8 +23,10 @@ PHASES = (
 RATE = (
     "Two sets of {replicates} runs with the same random numbers, from e₁ and tilted by sin² = {tilt:.3g} "
     "(the smaller of 0.02 and half the linear floor) toward the slowest tangent mode; the mean of their difference in that coordinate is the mean dynamics of the "
-    "linear recursion. Its fitted decay rate (bootstrap interval) is compared with −log ρ of the exact "
-    "linear theory; the OU rate η(λ₁ − λᵢ)/(1 − μ) is shown beside it."
+    "linear recursion. Its fitted decay rate (bootstrap interval) is compared with the finite-η rate, −log ρ "
+    "of the ratio's mean recursion with its drift away from e₁ (c_i = η s_i/(1 − μ_i)), the restoring-force "
+    "split and the radial friction; the exact linear rate and the OU rate η(λ₁ − λᵢ)/(1 − μ) are shown "
+    "beside it."
 )
 
 RATE_SKIPPED = "skipped: delay {delay} is not i.i.d."
@@ -90,8 +92,9 @@ MOMENTUM = (
     "recursion with μ = q and step η/M, so the mean dynamics (the local rates) are identical. The second "
     "moments are not: the spread of the random delay feeds back as extra noise, so the exact linear floor "
     "of Async-SGD is higher, while the diffusion limit gives both the floor η Σ s_i²/(2 a_i). Checked: each "
-    "floor against its finite-η floor (the exact linear one where that has none), each rate against the exact "
-    "linear theory, and the difference of the two floors (async − sync) "
+    "floor against its finite-η floor (the exact linear one where that has none), each rate against its finite-η "
+    "rate (the mean dynamics of the linear recursions are identical, their finite-η corrections nearly so), "
+    "and the difference of the two floors (async − sync) "
     "against the difference of their finite-η floors, within 2F relative to it; {pairing}. The comparison runs at the problem's "
     "effective step η_eff = η/(1 − μ) = {eta_eff:.3g} (Async-SGD step η_eff, Sync-MSGD step η_eff/M): both "
     "then share the problem's diffusion limit."

@@ -286,12 +286,18 @@ def spectral_radii(rates: np.ndarray, eta: float, mu: float, tau: int) -> np.nda
     """:func:`spectral_radius` of many modes at one constant delay τ, as one batch of companion
     eigenvalue problems (``(τ + 1)``-square; for the thousands of modes of a model's Hessian), or of
     bisections (:func:`bisected_radii`) beyond :data:`BISECT_ORDER` coefficients."""
-    rates = check_rates(rates)
-    rows = ar_coefficient_rows(rates, eta, mu, tau)
+    return radii_of_rows(ar_coefficient_rows(check_rates(rates), eta, mu, tau))
+
+
+def radii_of_rows(rows: np.ndarray) -> np.ndarray:
+    """The spectral radius of each row's recursion ``x_{k+1} = Σ_j c_j x_{k−j}`` (rows of AR
+    coefficients of one length): one batch of companion eigenvalue problems, or of bisections
+    (:func:`bisected_radii`) beyond :data:`BISECT_ORDER` coefficients."""
+    rows = np.atleast_2d(np.asarray(rows, dtype=float))
     n = rows.shape[1]
     if n > BISECT_ORDER:
         return bisected_radii(rows)
-    stack = np.zeros((rates.size, n, n))
+    stack = np.zeros((rows.shape[0], n, n))
     stack[:, 0, :] = rows
     stack[:, np.arange(1, n), np.arange(n - 1)] = 1.0
     return np.abs(np.linalg.eigvals(stack)).max(axis=1)
@@ -362,16 +368,23 @@ def largest_spectral_radius(rates: np.ndarray, eta: float, mu: float, tau: int) 
     (relative; plus the step-down's rounding for a mode right at ``r``).
     """
     rates = check_rates(rates)
+    return largest_radius_of_rows(ar_coefficient_rows(rates, eta, mu, tau), rates)
+
+
+def largest_radius_of_rows(rows: np.ndarray, rates: np.ndarray) -> float:
+    """``max`` of :func:`radii_of_rows` over recursions ordered by their ``rates`` (one per row), by
+    :func:`largest_spectral_radius`'s certificate: the radii of a few rows spread over the sorted
+    rates, then the step-down test of the others at their maximum (plus :data:`CERTIFY_SLACK`)."""
+    rows, rates = np.atleast_2d(rows), np.asarray(rates, dtype=float)
     order = np.argsort(rates, kind="stable")
     first = np.unique(order[np.linspace(0, rates.size - 1, min(CERTIFY_SAMPLES, rates.size)).round().astype(int)])
-    radius = float(spectral_radii(rates[first], eta, mu, tau).max())
+    radius = float(radii_of_rows(rows[first]).max())
     rest = np.setdiff1d(np.arange(rates.size), first)
     bound = radius * (1.0 + CERTIFY_SLACK)
     if rest.size and bound > 1e-8:  # (below, the roots sit at the origin: nothing to scale by)
-        rows = ar_coefficient_rows(rates[rest], eta, mu, tau)
-        rest = rest[~roots_inside(rows, np.full(rest.size, bound))]  # not placed inside
+        rest = rest[~roots_inside(rows[rest], np.full(rest.size, bound))]  # not placed inside
     if rest.size:
-        radius = max(radius, float(spectral_radii(rates[rest], eta, mu, tau).max()))
+        radius = max(radius, float(radii_of_rows(rows[rest]).max()))
     return radius
 
 

@@ -30,19 +30,27 @@ of the radial mode driven by ``Σ_j C_1j v_j`` (first-order v). ``v``, δ, b, ε
 each other; starting from the first-order ``v`` they are updated together :data:`ITERATIONS` times
 (each update moves the floor by about a tenth of the one before; after four, by 0.01% or less on
 the tests' cases; the noise's excess, linear in v, is solved with v rather than iterated). An
-untruncated geometric law is taken through its stored finite pmf.
+untruncated geometric law is taken through its stored finite pmf. The corrected mean recursions
+also give each mode's rate at finite η, ``−log ρ`` per iteration (:attr:`NormCoupling.decay_rates`),
+the rate at which a mean tilt of its ratio decays (docs/linear-theory.md section 5).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
 from amsgd.core.estimates import json_float
 from amsgd.derivations.norm_coupling import KERNEL_CUMULANT_MAX
-from amsgd.diffusion.theory.linear_recursion import DelayLaw, ar_coefficients
+from amsgd.diffusion.theory.linear_recursion import (
+    DelayLaw,
+    ar_coefficients,
+    largest_radius_of_rows,
+    radii_of_rows,
+)
 from amsgd.diffusion.theory.lyapunov import (
     autocovariance,
     autocovariance_rows,
@@ -75,6 +83,24 @@ class NormCoupling:
     #: q_i infinite where the kernel does not take it (:func:`kernel_takes`); None where the kernel is
     #: Isserlis's for every mode (no constants given)
     kernel: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+    #: The tangent modes' corrected mean recursions (rows of AR coefficients, :func:`_split_rows`: the
+    #: split, the friction and the ratio's drift in them) and their delayed rates ``a_i − b − c_i``
+    mean_rows: np.ndarray = field(default_factory=lambda: np.zeros((0, 1)), compare=False, repr=False)
+    delayed_rates: tuple[float, ...] = ()
+
+    @cached_property
+    def decay_rates(self) -> tuple[float, ...]:
+        """``−log ρ`` per iteration of each tangent mode's corrected mean recursion: the rate at which a
+        mean tilt of its ratio decays at finite η."""
+        return tuple((-np.log(radii_of_rows(self.mean_rows))).tolist()) if self.delayed_rates else ()
+
+    @cached_property
+    def slowest_decay(self) -> float | None:
+        """The smallest of :attr:`decay_rates` (the error's local rate), certified without every mode's
+        radius (:func:`.linear_recursion.largest_radius_of_rows`); None without modes."""
+        if not self.delayed_rates:
+            return None
+        return float(-np.log(largest_radius_of_rows(self.mean_rows, np.array(self.delayed_rates))))
 
     def to_dict(self) -> dict:
         kernel = None
@@ -85,6 +111,7 @@ class NormCoupling:
             "restoring_split": json_float(self.restoring_split),
             "friction": [json_float(e) for e in self.friction],
             "ratio_drift": [json_float(c) for c in self.ratio_drift],
+            "decay_per_iteration": [json_float(r) for r in self.decay_rates],
             "kernel_constants": kernel,
             "per_mode": [json_float(v) for v in self.variances],
         }
@@ -279,7 +306,7 @@ def norm_coupled_floor(rates: np.ndarray, coupling: np.ndarray, additive: np.nda
         floor = curvature_mean(v)
     kernel = None if constants is None else (tuple(map(float, constants[0])), tuple(map(float, constants[1])))
     return NormCoupling(floor, tuple(v.tolist()), norm_excess, split, tuple(frictions.tolist()), tuple(drift.tolist()),
-                        kernel)  # fmt: skip
+                        kernel, modes, tuple(delayed.tolist()))  # fmt: skip
 
 
 def _taken(constants: tuple[np.ndarray, np.ndarray] | None,

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 #: The tradeoff fields of the JSON (the full table is ``Predictions.tradeoff``).
 TRADEOFF_KEYS = (
     "mus", "workers", "floor", "stable", "max_workers", "max_workers_mean", "max_workers_is_lower_bound",
-    "best_mu_floor", "best_mu_rate", "error_rate", "radial_rate",
+    "best_mu_floor", "best_mu_rate", "error_rate", "error_rate_exact_linear", "radial_rate",
 )  # fmt: skip
 
 

@@ -137,6 +137,13 @@ class FiniteEtaFloor:
         """The coupled floor less ``first_order``; None where the coupling was not computed."""
         return None if self.coupling is None else self.without_heavy_tail - self.first_order
 
+    @property
+    def decay_per_iteration(self) -> float | None:
+        """The error's local rate at finite η: ``−log ρ`` per iteration of the slowest tangent mode's
+        corrected mean recursion (:attr:`.norm_coupling.NormCoupling.decay_rates`); None where the
+        coupling was not computed."""
+        return None if self.coupling is None else self.coupling.slowest_decay
+
     def with_heavy_tail(self, factor: float | None) -> FiniteEtaFloor:
         """This floor times the heavy-tail ``factor`` (:func:`.heavy_tails.heavy_tail_factor`; None: unchanged)."""
         if factor is None or not self.stable:
@@ -156,6 +163,7 @@ class FiniteEtaFloor:
             },
             "heavy_tail_factor": None if self.heavy_tail is None else json_float(self.heavy_tail),
             "per_mode": [json_float(v) for v in self.variances],
+            "decay_per_iteration": None if self.decay_per_iteration is None else json_float(self.decay_per_iteration),
             "norm": None if self.coupling is None else self.coupling.to_dict(),
             "stable": self.stable,
         }

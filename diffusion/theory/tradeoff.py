@@ -7,7 +7,10 @@ stale, τ = M − 1. For each (M, μ) the theory gives, exactly for the linearis
 * the finite-η error floor (:func:`.second_moments.finite_eta_floor`; ``inf`` when not mean-square stable),
 * mean-square stability of every mode, the radial one included (:mod:`.second_moments`),
 * the local rate of the error: ``−log ρ`` per iteration of the slowest *tangent* mode (the modes that
-  enter sin²), with the rate of the radial mode (the norm of v) beside it,
+  enter sin²), at finite η (:attr:`.second_moments.FiniteEtaFloor.decay_per_iteration`: the ratio's
+  drift, the restoring-force split and the radial friction in the mode's mean recursion) where the
+  floor has its norm coupling, else of the exact linear recursion; the exact linear rate and the rate
+  of the radial mode (the norm of v) beside it,
 
 and, for each μ, the largest stable number of workers (``τ + 1`` for the largest stable τ, of the
 mean and of the second moments). Two answers to "which momentum is best with M workers": the stable
@@ -67,17 +70,24 @@ class TradeoffResult:
     workers: np.ndarray
     floor: np.ndarray
     stable: np.ndarray  # mean-square stable, every mode
-    error_radius: np.ndarray  # the slowest tangent mode's spectral radius
+    error_radius: np.ndarray  # the slowest error mode's spectral radius, at finite η where known
     radial_radius: np.ndarray
     max_workers: np.ndarray
     max_workers_mean: np.ndarray
     max_workers_lower_bound: np.ndarray
+    linear_error_radius: np.ndarray  # the same of the exact linear recursions
 
     @property
     def error_rate(self) -> np.ndarray:
-        """``−log ρ`` per iteration of the slowest mode that enters the error, per cell."""
+        """``−log ρ`` per iteration of the slowest mode that enters the error, per cell (at finite η where known)."""
         with np.errstate(divide="ignore"):
             return -np.log(self.error_radius)
+
+    @property
+    def linear_error_rate(self) -> np.ndarray:
+        """:attr:`error_rate` of the exact linear recursions (no finite-η correction), per cell."""
+        with np.errstate(divide="ignore"):
+            return -np.log(self.linear_error_radius)
 
     @property
     def radial_rate(self) -> np.ndarray:
@@ -108,6 +118,7 @@ class TradeoffResult:
             "floor": grid(self.floor),
             "stable": self.stable.tolist(),
             "error_rate": grid(self.error_rate),
+            "error_rate_exact_linear": grid(self.linear_error_rate),
             "radial_rate": grid(self.radial_rate),
             "max_workers": self.max_workers.tolist(),
             "max_workers_mean": self.max_workers_mean.tolist(),
@@ -126,6 +137,7 @@ class TradeoffResult:
                 "floor": (cell, self.floor),
                 "stable": (cell, self.stable),
                 "error_rate": (cell, self.error_rate),
+                "error_rate_exact_linear": (cell, self.linear_error_rate),
                 "radial_rate": (cell, self.radial_rate),
                 "max_workers": ("mu", self.max_workers),
                 "max_workers_mean": ("mu", self.max_workers_mean),
@@ -154,12 +166,12 @@ def tradeoff(c: Coefficients, eta: float, mus: Sequence[float] | np.ndarray, wor
              radial_mode: int | None = 0, verdict: Verdict | None = None) -> TradeoffResult:  # fmt: skip
     """Finite-η floor, error and radial rates and mean-square stability for every (M, μ), τ = M − 1.
 
-    By default (streaming PCA) the floor is :func:`.second_moments.finite_eta_floor`, the error's modes
-    are the tangent ones and mode 0 is radial. Another model passes its own ``floor(c, η, μ, τ)``, the
-    modes its error sees and ``radial_mode=None`` (its radial rate is then NaN), and may pass a
-    ``verdict`` that decides stability and the floor where it applies (:data:`Verdict`).
+    By default (streaming PCA) the floor is :func:`.second_moments.finite_eta_floor` and the error's
+    rate its finite-η one, the error's modes are the tangent ones and mode 0 is radial. Another model
+    passes its own ``floor(c, η, μ, τ)`` (its rates are the exact linear ones), the modes its error
+    sees and ``radial_mode=None`` (its radial rate is then NaN), and may pass a ``verdict`` that decides
+    stability and the floor where it applies (:data:`Verdict`).
     """
-    floor_of = floor or (lambda c_, eta_, mu_, tau_: finite_eta_floor(c_, eta_, mu_, tau_).value)
     error_modes = c.tangent if error_modes is None else np.asarray(error_modes)
     mus = np.asarray(mus, dtype=float)
     workers = np.asarray(workers)
@@ -174,20 +186,29 @@ def tradeoff(c: Coefficients, eta: float, mus: Sequence[float] | np.ndarray, wor
         if np.unique(values).size != values.size:
             raise ProblemError(f"{name} lists a value twice: {values.tolist()}")
     mus, workers = np.sort(mus), np.sort(workers)  # the table's rows and columns in increasing order
+    floor_of = floor
     critical = {mu: critical_delay(c.rates, eta, mu) for mu in mus}
     shape = (workers.size, mus.size)
-    floor, stable, error, radial = np.empty(shape), np.empty(shape, dtype=bool), np.empty(shape), np.empty(shape)
+    floor, stable, radial = np.empty(shape), np.empty(shape, dtype=bool), np.empty(shape)
+    error, linear = np.empty(shape), np.empty(shape)
 
     def cell(index: tuple[int, int], count) -> None:  # writes its own entries only
         m, u = index
         tau, mu = int(workers[m]) - 1, mus[u]
         decided = None if verdict is None else verdict(mu, tau)
+        linear[m, u] = largest_spectral_radius(c.rates[error_modes], eta, mu, tau)
+        error[m, u] = linear[m, u]
         if decided is None:
             stable[m, u] = mean_square_stable(c, eta, mu, tau, critical[mu])
-            floor[m, u] = floor_of(c, eta, mu, tau) if stable[m, u] else np.inf
+            if stable[m, u] and floor_of is None:
+                finite = finite_eta_floor(c, eta, mu, tau)
+                floor[m, u] = finite.value
+                if finite.decay_per_iteration is not None:
+                    error[m, u] = np.exp(-finite.decay_per_iteration)
+            else:
+                floor[m, u] = floor_of(c, eta, mu, tau) if stable[m, u] else np.inf
         else:
             stable[m, u], floor[m, u] = decided[0], decided[1] if decided[0] else np.inf
-        error[m, u] = largest_spectral_radius(c.rates[error_modes], eta, mu, tau)
         radial[m, u] = np.nan if radial_mode is None else spectral_radii(c.rates[[radial_mode]], eta, mu, tau)[0]
         count.update(1)
 
@@ -201,7 +222,7 @@ def tradeoff(c: Coefficients, eta: float, mus: Sequence[float] | np.ndarray, wor
         largest = thread_map(lambda mu: largest_at(mu, count), mus)
     return TradeoffResult(
         eta=float(eta), mus=mus, workers=workers.astype(int), floor=floor, stable=stable,
-        error_radius=error, radial_radius=radial,
+        error_radius=error, radial_radius=radial, linear_error_radius=linear,
         max_workers=np.array([0 if t is None else t + 1 for t in largest]),
         max_workers_mean=np.array([int(np.ceil(critical[mu].min())) for mu in mus]),  # τ* + 1
         max_workers_lower_bound=np.array([search_capped(t, critical[mu]) for t, mu in zip(largest, mus)]),
