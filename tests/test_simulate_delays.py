@@ -11,6 +11,7 @@ from scipy import stats
 from amsgd import Problem, ProblemError, parse_delay
 from amsgd.core.delays import (
     EVENT_QUEUE_UPDATES,
+    MAX_DELAY,
     TAIL_MASS,
     EventDrivenDelay,
     GeometricDelay,
@@ -63,6 +64,31 @@ def test_histogram_file_delay(tmp_path):
     np.savetxt(bad, [0.5, 0.4])
     with pytest.raises(ProblemError, match="sum to one"):
         parse_delay(f"histogram:{bad}")
+
+
+@pytest.mark.parametrize(("name", "content"), [
+    ("commented.txt", b"# delays 0, 1 and 2\n0.25 0.5 0.25\n"),  # a comma in a comment: still spaces
+    ("bom.txt", b"\xef\xbb\xbf0.25,0.5,0.25\n"),  # a byte-order mark (Windows editors)
+    ("capitals.NPY", None),
+])  # fmt: skip
+def test_histogram_files_as_editors_write_them(tmp_path, name, content):
+    """A comma in a comment line, a UTF-8 byte-order mark and an extension in capitals were refused
+    as "not a list of probabilities"."""
+    path = tmp_path / name
+    if content is None:
+        with path.open("wb") as handle:
+            np.save(handle, np.array([0.25, 0.5, 0.25]))
+    else:
+        path.write_bytes(content)
+    assert parse_delay(f"histogram:{path}").pmf().tolist() == [0.25, 0.5, 0.25]
+
+
+def test_a_poisson_law_is_refused_only_where_its_truncated_tail_reaches_beyond_the_longest_delay():
+    """``mean + 8 √mean`` refused means from about 992 030 on, whose tables end before 10⁶ (992 100:
+    999 115); the refusal is now at the table's own end."""
+    assert PoissonDelay(992_100.0).max_delay == stats.poisson.isf(TAIL_MASS, 992_100.0) <= MAX_DELAY
+    with pytest.raises(ProblemError, match=f"reaches {int(stats.poisson.isf(TAIL_MASS, 993_500.0))} iterations"):
+        PoissonDelay(993_500.0)
 
 
 @pytest.mark.parametrize("spec, tau", [("constant:7", 7), ("workers:5", 4)])

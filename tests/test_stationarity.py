@@ -132,9 +132,11 @@ def test_message_compares_the_window_with_the_predicted_escape():
     early = _check(flat[0], flat[1], predicted_escape=250.0, predicted_arrival=700.0, advice="do this")
     assert early.stationary is True and early.before_escape is True  # reported, not deciding
     assert "starts before the predicted escape (~250 iterations)" in early.message
+    assert "is not shown to drift: its first half" in early.message  # the verdict, not only the numbers
     assert early.message.endswith("; do this")
     late = _check(0.1 + flat[0], flat[1], predicted_escape=50.0, predicted_arrival=150.0)
     assert late.before_escape is False and "after the predicted mean escape (~50 iterations)" in late.message
+    assert "is not stationary: its first half" in late.message
     assert _check(flat[0], flat[1]).to_dict()["predicted_escape"] is None
     assert "message" not in _check(flat[0], flat[1]).to_dict()
 

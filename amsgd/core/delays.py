@@ -36,6 +36,7 @@ read last, and the correction stays bounded as n grows.
 
 from __future__ import annotations
 
+import io
 import math
 import warnings
 from dataclasses import dataclass
@@ -58,8 +59,21 @@ MAX_DELAY = 1_000_000
 def check_reach(spec: str, reach: float) -> None:
     """Refuse a delay model ``spec`` whose largest delay ``reach`` exceeds :data:`MAX_DELAY`."""
     if not reach <= MAX_DELAY:
-        shown = f"{int(reach)}" if math.isfinite(reach) and float(reach).is_integer() and reach < 1e15 else f"{reach:.4g}"
+        shown = f"{math.floor(reach)}" if math.isfinite(reach) and reach < 1e15 else f"{reach:.4g}"
         raise ProblemError(f"delay {spec} reaches {shown} iterations; a delay may reach at most {MAX_DELAY}")
+
+
+def poisson_reach(mean: float) -> float:
+    """The largest delay kept of the Poisson law with this mean: where its tail falls below TAIL_MASS.
+    ``mean + 8 √mean`` lies beyond it from a mean of about 100 on (the normal tail at 1e-12 is 7.03
+    standard deviations, the skew adds a few units); scipy (slow to import) is asked only where that
+    bound alone would refuse a law that reaches at most :data:`MAX_DELAY`."""
+    bound = mean + 8.0 * math.sqrt(mean)
+    if bound <= MAX_DELAY or mean > MAX_DELAY:
+        return bound
+    from scipy import stats
+
+    return float(stats.poisson.isf(TAIL_MASS, mean))
 
 
 def geometric_reach(mean: float) -> float:
@@ -180,7 +194,7 @@ class PoissonDelay(DelayModel):
 
     def __post_init__(self) -> None:
         checks.positive("delay poisson:MEAN, MEAN", self.mean_delay)
-        check_reach(self.spec, self.mean_delay + 8.0 * math.sqrt(self.mean_delay))  # beyond the 1e-12 tail
+        check_reach(self.spec, poisson_reach(self.mean_delay))
 
     @property
     def spec(self) -> str:  # type: ignore[override]
@@ -206,7 +220,7 @@ class HistogramDelay(DelayModel):
         if p.ndim != 1 or p.size == 0 or not np.all(np.isfinite(p)) or np.any(p < 0) or np.any(p > 1.0 + 1e-6):
             raise ProblemError("delay histogram must be a non-empty list of probabilities in [0, 1]")
         if abs(p.sum() - 1.0) > 1e-6:
-            raise ProblemError(f"delay histogram must sum to one, got sum {p.sum():.6g}")
+            raise ProblemError(f"delay histogram must sum to one (within 1e-6), got sum {p.sum():.12g}")
         check_reach(self.spec, np.flatnonzero(p).max())
 
     @property
@@ -319,17 +333,20 @@ def _lognormal_server_pmf(workers: int, sigma: float) -> np.ndarray:
     a large spread a worker can hold one job for much of the run, so the mean falls below M − 1 at any
     run length one can afford; a warning says so when it is more than :data:`UNSETTLED_SHARE` below."""
     rng = np.random.default_rng(20180604)
-    staleness = server_staleness(rng.lognormal(0.0, sigma, (workers, _jobs_per_worker(workers))))
+    jobs = _jobs_per_worker(workers)
+    staleness = server_staleness(rng.lognormal(0.0, sigma, (workers, jobs)))
     counts = np.bincount(staleness)
+    spec = f"ps:{workers}:lognormal:{sigma:g}"
+    check_reach(spec, counts.size - 1)  # its tail reaches further than the geometric law of mean M − 1
     p = counts / counts.sum()
     p.setflags(write=False)
     mean = float(np.arange(p.size) @ p)
     if mean < (1.0 - UNSETTLED_SHARE) * (workers - 1):
-        warnings.warn(f"delay ps:{workers}:lognormal:{sigma:g}: the staleness law estimated from "
-                      f"{EVENT_QUEUE_UPDATES:.0e} updates has mean {mean:.3g}, not M - 1 = {workers - 1}: with compute "
+        warnings.warn(f"delay {spec}: the staleness law estimated from {EVENT_QUEUE_UPDATES:.0e} updates "
+                      f"({jobs} jobs per worker) has mean {mean:.3g}, not M - 1 = {workers - 1}: with compute "
                       "times this spread a worker can hold one job for much of a run, so runs (and the theory, "
-                      "which uses this law) see less staleness than the long-run mean; a smaller SIGMA settles",
-                      RunWarning, stacklevel=2)  # fmt: skip
+                      "which uses this law) see less staleness than the long-run mean; a smaller SIGMA, or fewer "
+                      "workers (more jobs each), settles", RunWarning, stacklevel=2)  # fmt: skip
     return p
 
 
@@ -367,12 +384,16 @@ def read_histogram(path: str | Path) -> HistogramDelay:
     try:
         with warnings.catch_warnings():  # an empty text file: no warning, the empty list is refused below
             warnings.simplefilter("ignore", UserWarning)
-            if path.suffix == ".npy":
+            if path.suffix.lower() == ".npy":
                 raw = np.load(path)
                 p = raw if np.iscomplexobj(raw) else np.asarray(raw, dtype=float)
             else:
-                p = np.loadtxt(path, delimiter=None if "," not in path.read_text() else ",")
-    except (OSError, ValueError, TypeError, UnicodeDecodeError):
+                text = path.read_text(encoding="utf-8-sig")  # a byte-order mark (Windows editors) dropped
+                numbers = "".join(line.partition("#")[0] for line in text.splitlines())
+                p = np.loadtxt(io.StringIO(text), delimiter="," if "," in numbers else None)
+    except UnicodeDecodeError:
+        raise ProblemError(f"delay histogram:FILE: {str(path)!r} is not UTF-8 text (save it as UTF-8, or as .npy)") from None
+    except (OSError, ValueError, TypeError):
         raise ProblemError(
             f"delay histogram:FILE: {str(path)!r} is not a list of probabilities (.npy, or numbers separated "
             "by spaces or commas)"

@@ -118,7 +118,11 @@ class Stationarity:
         if not (drifts or early or undecided):
             return None
         d = self.difference
-        text = f"the averaging window (iterations {self.start}..{self.end})" + (" is not stationary" if drifts else "")
+        text = f"the averaging window (iterations {self.start}..{self.end})"
+        if drifts:
+            text += " is not stationary"
+        elif not undecided and self.split != self.start and d.n >= 2:  # halves compared: no drift to speak of
+            text += " is not shown to drift"
         if undecided:
             text += f" cannot be told stationary or not with {d.n} {self.runs[0]}"
         if self.split == self.start:

@@ -74,6 +74,10 @@ CASES: list[tuple[str, str]] = [
     ("derive --delay histogram:nonsym.npy", "give the probabilities as one row or one column"),
     ("derive --delay histogram:complex.npy", "holds complex numbers; probabilities must be real"),
     ("derive --delay histogram:huge.txt", "probabilities in [0, 1]"),
+    ("derive --delay histogram:far.txt", "got sum 1.000002"),
+    ("derive --delay histogram:utf16.txt", "is not UTF-8 text"),
+    ("derive --delay poisson:993500", "reaches 1000520 iterations"),
+    ("derive --delay ps:20000:lognormal:1", "ps:20000:lognormal:1 reaches 1256790 iterations"),
     ("simulate --delay bogus:3", "unknown delay spec"),
     ("simulate --steps 0", "positive integer"),
     ("simulate --replicates 0", "positive integer"),
@@ -286,6 +290,8 @@ def make_files(folder: Path) -> None:
     (folder / "words.txt").write_text("one two three\n")
     (folder / "empty.txt").write_text("")
     (folder / "huge.txt").write_text("1e308 1e308\n")
+    (folder / "far.txt").write_text("0.5 0.500002\n")
+    (folder / "utf16.txt").write_text("0.25 0.75\n", encoding="utf-16")
     np.save(folder / "letters.npy", np.array(["a", "b"]))
     np.save(folder / "nonsym.npy", np.array([[1.0, 2.0], [0.0, 1.0]]))
     np.save(folder / "notpd.npy", np.array([[1.0, 2.0], [2.0, 1.0]]))
