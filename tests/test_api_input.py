@@ -4,6 +4,7 @@ every ``to_dict``, and results that stay right where their arithmetic under- or 
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -425,7 +426,16 @@ def test_options_outside_their_range_are_refused_in_the_python_entries(tmp_path)
                   replicates=2, seed=0)  # fmt: skip
     with pytest.raises(ProblemError, match="retries must be an integer >= 0, got -1"):
         run_sweep(sweep, tmp_path / "s.nc", retries=-1)
-    assert not (tmp_path / "s.nc").exists()
+    # a client that is none, a truthy word for a flag, a callback that is a number: they failed once
+    # points ran (AttributeError, worker processes for "no", TypeError after the first point stored)
+    for options, needle in [({"client": "x"}, "client must be a dask.distributed Client (or None), got str"),
+                            ({"local_processes": "no"}, "local_processes must be True, False or None, got 'no'"),
+                            ({"progress": 1}, "progress must be True, False or None, got 1"),
+                            ({"on_point": 5}, "on_point must be a function (or None), got 5"),
+                            ({"compute": "f"}, "compute must be a function (or None), got 'f'")]:  # fmt: skip
+        with pytest.raises(ProblemError, match=re.escape(needle)):
+            run_sweep(sweep, tmp_path / "s.nc", **options)
+    assert not (tmp_path / "s.nc").exists() and not (tmp_path / "s.nc.parts").exists()
 
 
 def test_a_problem_takes_a_delay_and_a_data_law_as_their_specs_or_an_integer_delay():

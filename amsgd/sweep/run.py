@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+import numpy as np
+
 from amsgd.core import checks
 from amsgd.core.errors import ProblemError
 from amsgd.core.files import check_output_file
@@ -172,6 +174,7 @@ def run_sweep(
         raise ProblemError(f"run_sweep runs a Sweep (amsgd.sweep.Sweep), got {type(sweep).__name__}")
     if not checks.is_whole_number(retries) or retries < 0:
         raise ProblemError(f"retries must be an integer >= 0, got {retries!r}")
+    _check_execution(client, local_processes, progress, on_point, compute)
     out = check_output_file(out)
     manifest = sweep.manifest()
     store = PartStore(out, manifest=manifest, fields=sweep.fields)
@@ -201,6 +204,22 @@ def run_sweep(
         _write_checked(sweep, ds, out, store)
         store.remove()
     return SweepOutcome(out, ds, sweep.size, len(pending), len(done), time.perf_counter() - began)
+
+
+def _check_execution(client: object, local_processes: object, progress: object, on_point: object,
+                     compute: object) -> None:  # fmt: skip
+    """Refuse, before anything is stored, options of :func:`run_sweep` that would fail once points run."""
+    if client is not None:
+        from distributed import Client
+
+        if not isinstance(client, Client):
+            raise ProblemError(f"client must be a dask.distributed Client (or None), got {type(client).__name__}")
+    for name, value in (("local_processes", local_processes), ("progress", progress)):
+        if value is not None and not isinstance(value, (bool, np.bool_)):
+            raise ProblemError(f"{name} must be True, False or None, got {value!r}")
+    for name, value in (("on_point", on_point), ("compute", compute)):
+        if value is not None and not callable(value):
+            raise ProblemError(f"{name} must be a function (or None), got {value!r}")
 
 
 def _note(message: str) -> None:

@@ -98,7 +98,7 @@ def markdown(report: ValidationReport, figures: Mapping[str, Sequence[Path]], co
         "",
         f"Problem: spectrum {', '.join(f'{x:g}' for x in p.eigenvalues)}; {p.distribution.spec} data; "
         f"η = {p.eta:g}; μ = {p.mu:g}; delay {p.delay.spec}. Seed {report.budget.seed}; "
-        f"{report.elapsed:.0f} s on this machine ({report.budget.threads} threads).",
+        f"{report.elapsed:.0f} s on this machine ({report.budget.threads} thread{'' if report.budget.threads == 1 else 's'}).",
         "",
         f"**{n_pass} of {len(report.checks)} checks pass.**{_noted_failures(report.checks)} Every interval is a "
         "95% confidence interval over "
