@@ -26,7 +26,7 @@
   ``−log ρ`` of the mode's mean recursion with the ratio's drift ``c_i = η s_i/(1 − μ_i)``, the
   restoring-force split and the radial friction (:attr:`.norm_coupling.NormCoupling.decay_rates`;
   the exact linear rate where the floor has no norm coupling), terms of relative order F that put
-  the exact linear rate 5–30% above the measured one. The exact linear rate and the OU rate
+  the exact linear rate 5–41% above the measured one (docs/linear-theory.md section 5). The exact linear rate and the OU rate
   ``η (λ_1 − λ_i)/(1 − μ)`` are reported beside it.
 """
 
@@ -357,11 +357,6 @@ class LocalRate:
     ou: float  # η a/(1 − μ) per iteration
     check: Check
     finite: float | None = None  # −log ρ per iteration at finite η (None: the floor has no norm coupling)
-
-    @property
-    def predicted(self) -> float:
-        """The rate the check predicts: the finite-η one where known, else the exact linear one."""
-        return self.exact if self.finite is None else self.finite
 
 
 def rate_tilt(floor: float) -> float:

@@ -186,7 +186,7 @@ def tradeoff(c: Coefficients, eta: float, mus: Sequence[float] | np.ndarray, wor
         if np.unique(values).size != values.size:
             raise ProblemError(f"{name} lists a value twice: {values.tolist()}")
     mus, workers = np.sort(mus), np.sort(workers)  # the table's rows and columns in increasing order
-    floor_of = floor
+    floor_of = floor  # a model's floor function (None: the finite-η floor and rate); ``floor`` is the table below
     critical = {mu: critical_delay(c.rates, eta, mu) for mu in mus}
     shape = (workers.size, mus.size)
     floor, stable, radial = np.empty(shape), np.empty(shape, dtype=bool), np.empty(shape)
