@@ -185,6 +185,30 @@ def _order(dts: np.ndarray, errors: np.ndarray, bootstrap: np.ndarray, stated: f
     return OrderFit(order, float(lo - widen), float(hi + widen), se, float(stated))
 
 
+def study_grid(schemes: Sequence, steps: Sequence[int], t_end: float, bootstrap: int, confidence: float,
+               reference_factor: int | None) -> tuple[list[int], float, int]:  # fmt: skip
+    """A convergence study's settings checked: ``(steps, t_end, finest)``, the sorted step counts and
+    the finest grid's steps (``max(steps) · reference_factor``, or ``max(steps)`` against an exact
+    solution, ``reference_factor`` None). The schemes are named, each once."""
+    names = [getattr(s, "name", s) for s in scheme_list(schemes)]
+    if not names or any(n in ("", None) for n in names):
+        raise ProblemError(f"schemes must name at least one scheme, and no empty name; got {names}")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ProblemError(f"schemes must differ; listed more than once: {', '.join(map(str, twice))}")
+    steps = step_counts(steps)
+    t_end = checks.positive("t_end", t_end)
+    checks.positive_int("bootstrap", bootstrap)
+    checks.confidence(confidence)
+    if reference_factor is not None and (not checks.is_whole_number(reference_factor) or reference_factor < 2):
+        raise ProblemError(f"reference_factor must be an integer >= 2 (the reference step is the finest step divided "
+                           f"by it; at 1 the finest level is its own reference, error 0), got {reference_factor!r}")
+    finest = steps[-1] * (1 if reference_factor is None else int(reference_factor))
+    if any(finest % n for n in steps):
+        raise ProblemError(f"every step count must divide the finest grid's {finest} steps")
+    return steps, t_end, finest
+
+
 def scheme_list(schemes: Sequence) -> list:
     """``schemes`` as a list, refusing one name given as text (it would be read letter by letter)."""
     if isinstance(schemes, str):
@@ -232,22 +256,8 @@ def convergence_study(
     ``functional`` (default identity) is the ``f`` of the weak error. ``commutative`` selects which
     declared strong order is ``stated`` for each scheme.
     """
-    names = [getattr(s, "name", s) for s in scheme_list(schemes)]
-    twice = sorted({n for n in names if names.count(n) > 1})
-    if twice:
-        raise ProblemError(f"schemes must differ; listed more than once: {', '.join(map(str, twice))}")
-    if not names:
-        raise ProblemError("schemes must name at least one scheme")
-    steps = step_counts(steps)
-    t_end = checks.positive("t_end", t_end)
-    checks.positive_int("bootstrap", bootstrap)
-    checks.confidence(confidence)
-    if exact is None and (not checks.is_whole_number(reference_factor) or reference_factor < 2):
-        raise ProblemError(f"reference_factor must be an integer >= 2 (the reference step is the finest step divided "
-                           f"by it; at 1 the finest level is its own reference, error 0), got {reference_factor!r}")
-    finest = steps[-1] if exact is not None else steps[-1] * int(reference_factor)
-    if any(finest % n for n in steps):
-        raise ProblemError(f"every step count must divide the finest grid's {finest} steps")
+    steps, t_end, finest = study_grid(schemes, steps, t_end, bootstrap, confidence,
+                                      None if exact is not None else reference_factor)  # fmt: skip
     y0 = np.asarray(y0, dtype=float)
     m = np.asarray(diffusion(np.atleast_2d(y0)[:1])).shape[-1]
     root = root_sequence(rng)

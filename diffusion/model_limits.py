@@ -42,6 +42,7 @@ from amsgd.core.estimates import Estimate, json_float, t_interval
 from amsgd.core.models import ModelProblem
 from amsgd.core.progress import counter
 from amsgd.core.seeding import RngLike, child_sequence, describe_seed, root_sequence
+from amsgd.core.stationarity import Stationarity, window_split, window_stationarity
 from amsgd.derivations.recursion import derive_time_scale, mu
 from amsgd.diffusion.model_scheme import SchemeStability, scheme_stability
 from amsgd.diffusion.sde import require_step_count
@@ -84,6 +85,22 @@ class ModelLimitSolution:
         per_path = self.loss[:, late].mean(axis=1)
         return t_interval(per_path[np.isfinite(per_path)], support=(0.0, math.inf))  # a loss is not negative
 
+    @property
+    def stationarity(self) -> Stationarity | None:
+        """Whether the averaging window looks stationary (the SME's paths; None for the ODE's one path):
+        each path's mean over the window's records before :func:`~amsgd.core.stationarity.window_split`
+        against its mean over the others, the rule of ``simulate``'s runs."""
+        if self.limit == "ode":
+            return None
+        late = self.iterations >= self.window * self.iterations[-1]
+        start, end = int(self.iterations[late][0]), int(self.iterations[-1])
+        split = window_split(start, end)
+        halves = [self.loss[:, late & part].mean(axis=1) if np.any(late & part) else np.full(self.loss.shape[0], np.nan)
+                  for part in (self.iterations < split, self.iterations >= split)]  # fmt: skip
+        return window_stationarity(halves[0], halves[1], start=start, end=end, estimate=self.stationary_loss.mean,
+                                   advice="use more steps (--steps), or average over less of the run's end (--window)",
+                                   runs=("paths", "--paths"))  # fmt: skip
+
     def to_dict(self) -> dict:
         stationary = self.stationary_loss
         return {
@@ -97,6 +114,7 @@ class ModelLimitSolution:
             "stationary_loss": {**stationary.to_dict(),  # the fields of every estimate (integrate, simulate)
                                 "window_iterations": [self.window * float(self.iterations[-1]),
                                                       float(self.iterations[-1])]},  # fmt: skip
+            **({"stationarity": self.stationarity.to_dict()} if self.stationarity is not None else {}),
             "blown_up_paths": self.blown_up,
             "iterations": self.iterations.tolist(),
             "loss_mean": [json_float(float(v)) for v in self.mean_curve],
@@ -175,6 +193,9 @@ def integrate_model_limit(
     if 0 < solution.blown_up < n_paths:  # all of them: the caller says there is no estimate
         warnings.warn(f"{solution.blown_up} of the {n_paths} paths blew up: the mean loss and the stationary loss "
                       "are over the paths that stayed finite, not a sample of all paths", RunWarning, stacklevel=2)  # fmt: skip
+    drift = solution.stationarity.message if solution.stationarity is not None and solution.blown_up < n_paths else None
+    if drift is not None:
+        warnings.warn(drift, RunWarning, stacklevel=2)
     return solution
 
 

@@ -46,11 +46,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from amsgd.core import checks
 from amsgd.core.errors import ProblemError
 from amsgd.core.progress import counter
 from amsgd.core.seeding import RngLike, child_sequence, root_sequence
 from amsgd.diffusion.brownian import BrownianIncrements
-from amsgd.diffusion.convergence import ConvergenceStudy, SchemeConvergence, _order, scheme_list, step_counts
+from amsgd.diffusion.convergence import ConvergenceStudy, SchemeConvergence, _order, scheme_list, study_grid
 from amsgd.diffusion.schemes import SCHEMES, Diffusion, Drift
 from amsgd.diffusion.sde import (
     CHUNK,
@@ -138,7 +139,7 @@ def integrate_sdde(
     if not isinstance(scheme, str) or scheme not in SDDE_SCHEMES:
         raise ProblemError(f"unknown SDDE scheme {scheme!r}; allowed: {', '.join(SDDE_SCHEMES)}")
     require_brownian(brownian)
-    if isinstance(delay_steps, bool) or int(delay_steps) != delay_steps or delay_steps < 0:
+    if not (checks.is_number(delay_steps) and float(delay_steps).is_integer() and delay_steps >= 0):
         raise ProblemError(f"delay_steps must be an integer >= 0 (the delay in grid steps), got {delay_steps!r}")
     k = int(delay_steps)
     times = np.asarray(times, dtype=float)
@@ -151,6 +152,7 @@ def integrate_sdde(
     past = _history_values(history, times[0], float(dt), k)  # (K + 1, P or 1, d): t_{−K} .. t_0
     if paths is None:
         paths = brownian.paths if brownian is not None else past.shape[1]
+    paths = checks.positive_int("paths", paths)
     if past.shape[1] not in (1, paths):
         raise ProblemError(f"history has {past.shape[1]} rows but paths = {paths}")
     past = np.broadcast_to(past, (k + 1, paths, past.shape[-1]))
@@ -280,15 +282,11 @@ def sdde_convergence_study(
     steps, and the reference is each scheme on that fine grid; the delay must be a whole number of steps
     at every level. Errors, order fits and their intervals are those of
     :func:`amsgd.diffusion.convergence.convergence_study` (bootstrap over paths widened by the
-    regression's residual error). ``additive`` states the noise is additive (strong order 1 for both
+    standard error of the regression's slope). ``additive`` states the noise is additive (strong order 1 for both
     schemes); ``ConvergenceStudy.commutative`` records it. ``functional`` is the ``f`` of the weak error.
     """
-    steps, schemes = step_counts(steps), scheme_list(schemes)
-    if not (np.isfinite(t_end) and t_end > 0):
-        raise ProblemError(f"t_end must be finite and > 0, got {t_end!r}")
-    finest = steps[-1] * int(reference_factor)
-    if any(finest % n for n in steps):
-        raise ProblemError(f"every step count must divide the finest grid's {finest} steps")
+    steps, t_end, finest = study_grid(schemes, steps, t_end, bootstrap, confidence, reference_factor)
+    schemes = scheme_list(schemes)
     lags = [delay_steps(delay, t_end / n) for n in steps]  # refuses a delay off any grid
     m = np.asarray(diffusion(_history_values(history, 0.0, t_end / finest, 0)[-1][:1])).shape[-1]
     root = root_sequence(rng)

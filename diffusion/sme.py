@@ -156,8 +156,10 @@ def _grid(problem: Problem, start: np.ndarray, iterations: float, dt: float, sav
           coordinates: str) -> tuple[np.ndarray, int, np.ndarray]:  # fmt: skip
     """The start in eigen-coordinates ``h0``, the number of steps of ``dt`` iterations and the save times
     (diffusion time, every ``save_every`` steps) of an SME run; bad values refused in one line."""
-    if int(save_every) != save_every or save_every < 1:
+    if not (checks.is_number(save_every) and float(save_every).is_integer() and save_every >= 1):
         raise ProblemError(f"save_every must be a positive integer, got {save_every!r}")
+    if not (checks.is_number(iterations) and math.isfinite(iterations) and iterations > 0):
+        raise ProblemError(f"the horizon (iterations) must be a finite number > 0, got {iterations!r}")
     steps = int(round(iterations / dt))
     require_step_count(iterations / dt, f"dt = {dt:g} iterations", f"over {iterations:g} iterations")
     if abs(steps * dt - iterations) > 1e-9 * iterations:  # the run would end elsewhere than asked

@@ -19,7 +19,7 @@ from amsgd.diffusion import convergence_study, integrate_sde
 from amsgd.diffusion.brownian import BrownianIncrements
 from amsgd.diffusion.ou import ou_mean_cov, sample_ou
 from amsgd.diffusion.sdde import integrate_sdde, sdde_convergence_study
-from amsgd.diffusion.sme import phase_predictions
+from amsgd.diffusion.sme import integrate_sme, phase_predictions
 from amsgd.diffusion.theory.options import PredictOptions
 from amsgd.figures.standard import standard_figures
 from amsgd.figures.validation import draw_validation
@@ -138,6 +138,15 @@ def _unit_noise(y):
         (lambda: sdde_convergence_study(_drift, _unit_noise, 1.0, 0.0, 1.0, steps=(4, 8), schemes="euler"),
          "list of scheme names"),
         (lambda: integrate_sdde(_drift, _unit_noise, [1.0], 0, [0, 1], dt=0.1, brownian="x"), "brownian must be"),
+        (lambda: integrate_sdde(_drift, _unit_noise, [1.0], 2, [0, 1], dt=0.1, paths=-1), "paths must be"),
+        (lambda: integrate_sdde(_drift, _unit_noise, [1.0], np.nan, [0, 1], dt=0.1), "delay_steps must be an integer"),
+        (lambda: sdde_convergence_study(_drift, _unit_noise, 1.0, 0.0, 1.0, steps=(4, 8), reference_factor=1),
+         "reference_factor must be an integer >= 2"),  # the finest level was its own reference: order 1019.7
+        (lambda: sdde_convergence_study(_drift, _unit_noise, 1.0, 0.0, 1.0, steps=(4, 8), reference_factor=2.5),
+         "reference_factor must be an integer >= 2"),
+        (lambda: convergence_study(_drift, _unit_noise, 1.0, 1.0, steps=(4, 8), schemes=("",)), "no empty name"),
+        (lambda: integrate_sme(SMALL, [0.0, 1.0], np.nan, dt=1, paths=2), r"horizon \(iterations\) must be a finite"),
+        (lambda: integrate_sme(SMALL, [0.0, 1.0], -1, dt=1, paths=2), r"horizon \(iterations\) must be a finite"),
         (lambda: ou_mean_cov(-np.eye(1), np.eye(1), [0.0], [-1.0]), "time step must be"),
         (lambda: standard_figures(SMALL, ".", mus="0.5"), "mus .*must be numbers"),
         (lambda: draw_validation(None, "no-such-folder"), "directory 'no-such-folder' does not exist"),

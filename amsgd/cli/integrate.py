@@ -59,7 +59,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "ode: the gradient flow of a --model (refused for streaming PCA: no noise, see amsgd derive) "
         "(default: %(default)s)",
     )  # fmt: skip
-    group.add_argument("--paths", type=whole, default=200, help="paths per ensemble (default: %(default)s)")
+    group.add_argument("--paths", type=whole, default=200, action=Given, help="paths per ensemble (default: %(default)s)")
     group.add_argument("--steps", type=whole, help="horizon in iterations k (default: 5000; 200 for --convergence-study)")
     group.add_argument(
         "--dt", type=float, default=1.0, action=Given,
@@ -173,7 +173,8 @@ def _model_limit(problem, args: argparse.Namespace) -> dict:
     if not args.check_scheme and args.limit != "sde":
         raise ProblemError("--no-scheme-check applies to --limit sde: the gradient flow has no Euler–Maruyama step")
     if args.limit == "ode":  # recorded every iteration, the adaptive solver choosing its own steps
-        refuse_typed(args, ("--dt",), "--limit ode", ": the gradient flow is solved with adaptive steps")
+        refuse_typed(args, ("--dt", "--paths"), "--limit ode",
+                     ": the gradient flow is one deterministic path, solved with adaptive steps")  # fmt: skip
     if args.out is not None:
         check_output_file(args.out)
     check_distinct_outputs(args, problem.delay, out=args.out)

@@ -124,6 +124,7 @@ CASES: list[tuple[str, str]] = [
     ("simulate --model logistic --data latin1.csv", "not UTF-8 text"),
     ("simulate --model least-squares --data hugetargets.csv", "whose square overflows or underflows double precision"),
     ("integrate --model least-squares --limit ode --dt 3", "--dt does not apply to --limit ode"),
+    ("integrate --model least-squares --limit ode --paths 5", "--paths does not apply to --limit ode"),
     ("simulate --model mlp --hidden 0", "positive integer"),
     ("simulate --model mlp --batch 0", "positive integer"),
     ("simulate --model logistic --l2 -1", ">= 0"),
