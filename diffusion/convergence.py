@@ -99,7 +99,7 @@ class ConvergenceStudy:
             "paths": self.paths,
             "commutative_noise": self.commutative,
             "confidence": self.confidence,
-            "order_ci": "percentile bootstrap over paths, widened by t * regression standard error",
+            "order_ci": "percentile bootstrap over paths, widened by t * the fitted slope's standard error (regression_se)",
             "schemes": {name: r.to_dict() for name, r in self.results.items()},
         }
 

@@ -286,4 +286,5 @@ def _study(problem, args: argparse.Namespace) -> dict:
         convergence_figure(study, args.plot)
     out["start"] = "h0 = (1, ..., 1)/sqrt(d)"
     out["horizon_iterations"] = steps
+    out["time_unit"] = "dt and t_end in diffusion time t = k eta (a level's step is dt / eta iterations)"
     return {"steps": steps, "convergence": out}
