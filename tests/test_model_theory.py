@@ -220,3 +220,47 @@ def test_a_breakdown_is_not_measured_against_runs_that_are_unstable_themselves(t
     breakdown = [c for c in checks if c["name"].startswith("breakdown-at-")]
     assert len(breakdown) == 1
     assert breakdown[0]["unit"] == "diverged fraction" and breakdown[0]["reference_excess_loss"] is None
+
+
+@pytest.mark.parametrize(("tau", "noted"), [(2, False), (6, True)])
+def test_a_bounded_gradient_floor_near_the_delay_boundary_says_it_overstates(tau, noted):
+    """Logistic regression at η 0.5, μ 0 (τ_c 7.4): at τ = 2 the floor lies within 3% of the runs'
+    loss and says nothing; at τ = 6 (0.81 τ_c) the stiffest mode's gain has grown where the bounded
+    softmax gradient caps the runs' excursions, the floor is more than 20% above their interval, and
+    ``stationary_loss.note`` says so."""
+    p = problem("logistic", eta=0.5, mu=0.0, delay=ConstantDelay(tau))
+    theory = predict_model(p)
+    note = theory.to_dict(["stationary_loss"])["stationary_loss"].get("note")
+    run = simulate_model(p, 6000, 32, rng=2, record_every=10, progress=False).stationary_loss()
+    low, high = run.ci_low - theory.point.loss, run.ci_high - theory.point.loss
+    if noted:
+        assert note is not None and "0.81 of the mean boundary" in note
+        assert theory.stationary_excess > 1.2 * high
+    else:
+        assert note is None
+        assert 0.97 * low <= theory.stationary_excess <= 1.03 * high
+
+
+def test_advise_names_the_rows_whose_floor_a_bounded_gradient_overstates():
+    """The advice table of the same model names the worker counts whose best momentum's floor lies
+    beyond half of its τ_c (4 workers at μ 0 and η 0.5: τ = 3 is 0.40 τ_c, 8 workers: 0.94), in its
+    JSON and its table's last line; least squares, whose gradient is not bounded, gets no note."""
+    from amsgd.advise import advise
+
+    advice = advise(problem("logistic", eta=0.5), workers=(4, 8), mus=(0.0,))
+    assert advice.floor_note.startswith("the floors at 8 (0.94 tau_c) workers: from half of tau_c on")
+    assert advice.to_dict()["floor_note"] == advice.floor_note and advice.table().endswith(f"# {advice.floor_note}\n")
+    assert advise(problem("least-squares", eta=0.05), workers=(4, 8), mus=(0.0,)).floor_note is None
+
+
+def test_derive_gives_the_mean_square_worker_count_that_advise_reports():
+    """``stability.max_workers`` is the mean dynamics' (τ* + 1); the mean-square count, stricter, is
+    ``stability.mean_square.max_workers``, the ``max_workers`` of ``advise``'s grid (least squares at
+    η 0.3, μ 0: 5 and 4; the cell of 5 workers is mean-square unstable)."""
+    from amsgd.advise import advise
+
+    p = problem("least-squares", eta=0.3, mu=0.0)
+    stability = predict_model(p).to_dict(["stability"])["stability"]
+    grid = advise(p, workers=(1,), mus=(0.0,)).grid
+    assert stability["mean_square"]["max_workers"] == grid.max_workers[0] == stability["mean_square"]["tau_max"] + 1
+    assert stability["max_workers"] == grid.max_workers_mean[0] > grid.max_workers[0]

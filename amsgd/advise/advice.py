@@ -124,10 +124,28 @@ class Advice:
 
     @property
     def floor_note(self) -> str | None:
-        """What the floors leave out (:func:`~amsgd.diffusion.theory.tradeoff.tradeoff_floor_note`), None for a model."""
+        """What the floors leave out (:func:`~amsgd.diffusion.theory.tradeoff.tradeoff_floor_note`); for a
+        model, the rows whose floor lies where a bounded gradient keeps the runs' loss below it
+        (:func:`~amsgd.diffusion.theory.model_predictions.saturation_note`); None where nothing is left out."""
         from amsgd.diffusion.theory.tradeoff import tradeoff_floor_note
 
-        return None if isinstance(self.problem, ModelProblem) else tradeoff_floor_note(self.problem.distribution)
+        if not isinstance(self.problem, ModelProblem):
+            return tradeoff_floor_note(self.problem.distribution)
+        from amsgd.diffusion.theory.model_predictions import SATURATION_TEXT, saturated_share
+        from amsgd.diffusion.theory.stability import critical_delay
+
+        curved = self.rates[self.rates > 0]
+        flagged = []
+        for row in self.rows():
+            if row["floor"] is None or row["best_mu_rate"] is None:
+                continue
+            tau_c = float(np.min(critical_delay(curved, self.grid.eta, row["best_mu_rate"])))
+            share = saturated_share(self.problem.model, row["workers"] - 1, tau_c)
+            if share is not None:
+                flagged.append(f"{row['workers']} ({share:.2f} tau_c)")
+        if not flagged:
+            return None
+        return f"the floors at {', '.join(flagged)} workers: {SATURATION_TEXT.format(model=self.problem.model)}"
 
 
 def _fmt(value: float | None, spec: str = "g") -> str:
