@@ -31,6 +31,7 @@ import math
 import time
 import warnings
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -85,7 +86,7 @@ class ModelLimitSolution:
         per_path = self.loss[:, late].mean(axis=1)
         return t_interval(per_path[np.isfinite(per_path)], support=(0.0, math.inf))  # a loss is not negative
 
-    @property
+    @cached_property
     def stationarity(self) -> Stationarity | None:
         """Whether the averaging window looks stationary (the SME's paths; None for the ODE's one path):
         each path's mean over the window's records before :func:`~amsgd.core.stationarity.window_split`

@@ -136,7 +136,7 @@ class Advice:
 
         curved = self.rates[self.rates > 0]
         flagged = []
-        for row in self.rows():
+        for row in self.rows() if curved.size else ():
             if row["floor"] is None or row["best_mu_rate"] is None:
                 continue
             tau_c = float(np.min(critical_delay(curved, self.grid.eta, row["best_mu_rate"])))
