@@ -394,6 +394,8 @@ def _given_cell(theory: ModelPredictions, full, notes: list[str]) -> _GivenCell:
                      else ""))  # fmt: skip
     elif not cell.stable:
         notes.append("the theory calls the given (eta, mu, delay) mean-square unstable: no floor to check")
+    if cell.stable and (saturated := theory.floor_note):  # the floor is checked, and known to overstate here
+        notes.append(saturated)
     return cell
 
 
