@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -122,7 +123,7 @@ class Advice:
             lines.append(f"# {note}")
         return "\n".join(lines) + "\n"
 
-    @property
+    @cached_property
     def floor_note(self) -> str | None:
         """What the floors leave out (:func:`~amsgd.diffusion.theory.tradeoff.tradeoff_floor_note`); for a
         model, the rows whose floor lies where a bounded gradient keeps the runs' loss below it
