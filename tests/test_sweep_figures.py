@@ -65,8 +65,8 @@ def test_a_sweep_without_figures_is_refused_before_any_run(tmp_path, capsys):
 
 
 def test_a_single_delay_draws_its_floors_as_marks(tmp_path, monkeypatch):
-    """One delay on the grid: each floor is a line of one point, which matplotlib draws as nothing; it is
-    marked instead."""
+    """One delay on the grid: each floor is a line of one point, which matplotlib draws as nothing; each is
+    marked instead, the two with different marks."""
     import matplotlib.axes
 
     drawn = []
@@ -78,8 +78,9 @@ def test_a_single_delay_draws_its_floors_as_marks(tmp_path, monkeypatch):
 
     monkeypatch.setattr(matplotlib.axes.Axes, "plot", record)
     sweep_figures(small_dataset(SweepGrid(("gaussian",), (4e-3,), (0.6, 0.9), "tau", (20,))), tmp_path / "figs")
-    floors = [marker for style, marker in drawn if style in ("--", ":")]
-    assert floors and all(marker == "_" for marker in floors)
+    predicted = {marker for style, marker in drawn if style == "--"}
+    diffusion = {marker for style, marker in drawn if style == ":"}
+    assert predicted == {"x"} and diffusion == {"_"}  # marked, and told apart
 
 
 def test_tau_star_beyond_or_without_a_value_is_not_drawn_inside_the_grid():

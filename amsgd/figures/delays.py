@@ -10,10 +10,14 @@ import numpy as np
 from amsgd.diffusion.theory import Predictions
 from amsgd.figures.style import COLORS, new_figure, save
 from amsgd.figures.sweep import MOSTLY_DIVERGED
-from amsgd.validation.delays import KNEE_FACTOR, DelayCurve
+from amsgd.validation.delays import DIVERGED_LIMIT, KNEE_FACTOR, DelayCurve
 
 #: Momenta at which the phase diagram's boundaries are evaluated.
 DIAGRAM_MUS = np.linspace(0.0, 0.995, 400)
+#: Where the phase diagram's log axis draws τ = 0, and where the axis starts (below it, so that the
+#: simulated points at τ = 0 and a boundary τ* = 0 show whole).
+ZERO_DELAY_AT = 0.5
+AXIS_BOTTOM = 0.35
 
 
 def delay_curves_figure(curves: Sequence[DelayCurve], problem_label: str, path: str | Path) -> Path:
@@ -33,21 +37,24 @@ def delay_curves_figure(curves: Sequence[DelayCurve], problem_label: str, path: 
         ax.axhline(c.diffusion_floor, color=color, ls=":", lw=0.9)
         if c.tau_star is not None:
             ax.axvline(c.tau_star, color=color, lw=0.9, alpha=0.8)
-        if np.isfinite(c.knee):
-            ax.plot([c.knee], [KNEE_FACTOR * c.error[0].mean], marker="v", ms=8, color=color, mec="k")
+        if np.isfinite(c.knee):  # drawn at the error the criterion allowed there
+            allowed = c.breakdown_ratios()[np.flatnonzero(c.taus == c.knee)[0]] * c.error[0].mean
+            ax.plot([c.knee], [allowed], marker="v", ms=8, color=color, mec="k")
         if np.isfinite(mean).any():  # every delay's runs may have diverged (nothing to scale the axis by)
             top = max(top, np.nanmax(mean))
     ax.plot([], [], "k-.", marker="x", ms=4, lw=1.0, label="finite-η floor (grid delays up to τ*)")
     ax.plot([], [], "k--", lw=1.2, label="linear floor, additive noise (up to τ*)")
     ax.plot([], [], "k:", lw=0.9, label="diffusion floor (τ-independent)")
     ax.plot([], [], "k-", lw=0.9, label="predicted knee τ* (linear stability)")
-    ax.plot([], [], "kv", ms=7, label=f"measured knee (error > {KNEE_FACTOR}× τ = 0 or >50% diverged)")
+    ax.plot([], [], "kv", ms=7, label=f"measured knee (error > {KNEE_FACTOR}× τ = 0 × the linear floor's rise,\n"
+                                     f"or > {DIVERGED_LIMIT:.0%} diverged), at the error allowed")
     ax.set_yscale("log")
     ax.set_xlabel("delay τ (iterations)")
     ax.set_ylabel("stationary error E sin²∠(v, e₁)")
     ax.set_title(f"Error against delay (runs more than half diverged are left out)\n{problem_label}")
     ax.legend(loc="upper left", fontsize=7.5, ncol=2)
-    ax.set_ylim(None, top * 3)
+    if top > 0:  # else nothing was measured: the predictions set the axis
+        ax.set_ylim(None, top * 3)
     return save(fig, path)
 
 
@@ -59,9 +66,14 @@ def phase_diagram_figure(theory: Predictions, path: str | Path, *, curves: Seque
     boundary = theory.delay_boundary(DIAGRAM_MUS)
     mus, tau_max = boundary.mus, boundary.tau_max
     fig, ax = new_figure(width=7.0, height=4.8)
-    ax.fill_between(mus, 0.5, np.maximum(tau_max, 0.5), color=COLORS[2], alpha=0.15, lw=0,
+    some = tau_max >= 0  # −1: no delay is stable, not even τ = 0
+    shown = np.where(some, np.maximum(tau_max, ZERO_DELAY_AT), np.nan)  # τ* = 0 on the log axis's τ = 0 line
+    ax.fill_between(mus, AXIS_BOTTOM, np.where(some, shown, AXIS_BOTTOM), color=COLORS[2], alpha=0.15, lw=0,
                     label="stable (exact linear theory)")  # fmt: skip
-    ax.plot(mus, tau_max, color=COLORS[2], lw=2, label="exact boundary τ*(μ)")
+    if not some.all():
+        ax.fill_between(mus, AXIS_BOTTOM, 1e12, where=~some, color=COLORS[3], alpha=0.08, lw=0,
+                        label="unstable at every delay, τ = 0 included")  # fmt: skip
+    ax.plot(mus, shown, color=COLORS[2], lw=2, label="exact boundary τ*(μ)")
     ax.plot(mus, boundary.delay_differential, "k--", lw=1.2, label="delay-differential limit π(1−μ)/(2 a_max η)")
     ax.plot(mus, boundary.paper_ode_bound, color=COLORS[3], lw=1.5, ls="-.",
             label=f"paper's sufficient condition (1−μ)²/(λ₁ η^(1−γ)), γ = {boundary.gamma:g}")  # fmt: skip
@@ -69,14 +81,14 @@ def phase_diagram_figure(theory: Predictions, path: str | Path, *, curves: Seque
         broken = c.broken()
         label_ok = "simulation: no breakdown" if n == 0 else None
         label_bad = "simulation: breakdown" if n == 0 else None
-        taus = np.maximum(c.taus, 0.5)
+        taus = np.maximum(c.taus, ZERO_DELAY_AT)
         ax.plot(np.full((~broken).sum(), c.mu), taus[~broken], "o", ms=4, mfc="none", color="k", label=label_ok)
         ax.plot(np.full(broken.sum(), c.mu), taus[broken], "x", ms=5, color=COLORS[3], label=label_bad)
     ax.set_yscale("log")
-    ax.set_ylim(0.5, max(np.nanmax(boundary.delay_differential), 1.0) * 2)
-    ax.set_xlim(0, 1)
+    ax.set_ylim(AXIS_BOTTOM, max(np.nanmax(boundary.delay_differential), 1.0) * 2)
+    ax.set_xlim(-0.02, 1)  # simulated momenta of 0 are not cut in half
     ax.set_xlabel("momentum μ")
-    ax.set_ylabel("constant delay τ (iterations; τ = 0 drawn at 0.5)")
+    ax.set_ylabel(f"constant delay τ (iterations; τ = 0 drawn at {ZERO_DELAY_AT:g})")
     lam = ", ".join(f"{x:g}" for x in problem.eigenvalues)
     ax.set_title(f"Stability in (μ, τ) at η = {problem.eta:g}, spectrum ({lam})")
     ax.legend(loc="lower left", fontsize=7.5)

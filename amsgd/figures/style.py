@@ -69,8 +69,11 @@ def problem_sigma(p: Problem) -> str:
     return sigma_label(p.eigenvalues, p.covariance_is_diagonal)
 
 
-def problem_label(p: Problem) -> str:
-    """A short description for figure titles: Σ, data law, η, μ and the delay."""
+def problem_label(p: Problem, *, delay: bool = True) -> str:
+    """A short description for figure titles: Σ, data law, η, μ and the delay (left out where ``delay`` is
+    False: a figure whose axis is the delay)."""
+    label = f"{problem_sigma(p)}, {p.distribution.spec}, η = {p.eta:g}, μ = {p.mu:g}"
+    if not delay:
+        return label
     spec = p.delay.spec
-    delay = f"τ = {spec.split(':')[1]}" if spec.startswith("constant:") else f"delay {spec}"
-    return f"{problem_sigma(p)}, {p.distribution.spec}, η = {p.eta:g}, μ = {p.mu:g}, {delay}"
+    return f"{label}, τ = {spec.split(':')[1]}" if spec.startswith("constant:") else f"{label}, delay {spec}"

@@ -131,11 +131,11 @@ def _stable_delay_limit(ds: xarray.Dataset, axis: str) -> np.ndarray:
 
 def _drifting(ds: xarray.Dataset, dims: tuple[str, ...]) -> np.ndarray:
     """True where the point's averaging window is not shown stationary (``stationary`` = 0, drifting,
-    or −1, undecided or not checked) and it has an estimate (not every replicate diverged), over
-    ``dims``; all False for a sweep file without the variable."""
+    or −1, undecided or not checked) and it has an estimate that the figures show (not more than half
+    its runs diverged: :func:`_kept`), over ``dims``; all False for a sweep file without the variable."""
     if "stationary" not in ds:
         return np.zeros([ds.sizes[d] for d in dims], dtype=bool)
-    measured = np.isfinite(ds["stationary_error"].transpose(*dims).values)
+    measured = np.isfinite(_kept(ds, "stationary_error").transpose(*dims).values)
     return (ds["stationary"].transpose(*dims).values != 1) & measured
 
 
@@ -248,7 +248,10 @@ def _error_vs_delay(ds: xarray.Dataset, label: str, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(8, 5.5), constrained_layout=True)
     colors = plt.get_cmap("plasma")(np.linspace(0.0, 0.85, ds.sizes["mu"]))
     floors, name = _predicted_floor(ds)
-    single = {"marker": "_", "ms": 16, "mew": 1.5} if delays.size == 1 else {}  # a line of one point is invisible
+    # the predicted floor is NaN beyond the stable delays: markers show a point with no finite neighbour,
+    # and on a grid of one delay tell it from the diffusion floor (a line of one point is invisible)
+    predicted_style = {"marker": "x", "ms": 5}
+    diffusion_style = {"marker": "_", "ms": 16, "mew": 1.5} if delays.size == 1 else {}
     for color, mu in zip(colors, ds["mu"].values, strict=True):
         row = ds.sel(mu=mu)
         mean = _kept(row, "stationary_error").values
@@ -258,10 +261,10 @@ def _error_vs_delay(ds: xarray.Dataset, label: str, path: Path) -> Path:
                     capsize=2, label=f"μ = {mu:g} measured")  # fmt: skip
         drifting = _drifting(row, (axis,))
         ax.plot(delays[drifting], mean[drifting], "o", ms=6, mfc="white", mec=color, ls="none", zorder=3)
-        ax.plot(delays, floors.sel(mu=mu).values, "--", color=color, lw=1.2, **single)
-        ax.plot(delays, row["diffusion_floor"].values, ":", color=color, lw=1.0, **single)
-    ax.plot([], [], "k--", label=name, **single)
-    ax.plot([], [], "k:", label="diffusion floor (no τ)", **single)
+        ax.plot(delays, floors.sel(mu=mu).values, "--", color=color, lw=1.2, **predicted_style)
+        ax.plot(delays, row["diffusion_floor"].values, ":", color=color, lw=1.0, **diffusion_style)
+    ax.plot([], [], "k--", label=name, **predicted_style)
+    ax.plot([], [], "k:", label="diffusion floor (no τ)", **diffusion_style)
     if _drifting(ds, ("mu", axis)).any():
         ax.plot([], [], "o", color="k", mfc="white", ls="none", label=f"open marker: {DRIFT_LABEL}")
     ax.set_yscale("log")

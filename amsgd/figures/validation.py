@@ -54,7 +54,7 @@ def _stationary(report: ValidationReport, s: Section, out: Path) -> list[Path]:
 def _stability(report: ValidationReport, s: Section, out: Path) -> list[Path]:
     curve = s.result.curve
     return [
-        delay_curves_figure([curve], problem_label(report.problem), out / "error_vs_delay.png"),
+        delay_curves_figure([curve], problem_label(report.problem, delay=False), out / "error_vs_delay.png"),
         phase_diagram_figure(report.theory, out / "phase_diagram.png", curves=[curve]),
     ]
 
@@ -64,7 +64,7 @@ def _sweep(report: ValidationReport, s: Section, out: Path) -> list[Path]:
     label = f"{problem_sigma(p)}, η = {p.eta:g}"
     return [
         delay_curves_figure(s.result.curves, label, out / "error_vs_delay_per_mu.png"),
-        phase_diagram_figure(report.theory, out / "phase_diagram.png", curves=s.result.curves),
+        phase_diagram_figure(report.theory, out / "phase_diagram_per_mu.png", curves=s.result.curves),
     ]
 
 

@@ -78,13 +78,15 @@ class DelayCurve:
     def ci(self) -> tuple[np.ndarray, np.ndarray]:
         return np.array([e.ci_low for e in self.error]), np.array([e.ci_high for e in self.error])
 
+    def breakdown_ratios(self) -> np.ndarray:
+        """Per grid delay: the ratio of the error to its τ = 0 value above which the delay has broken
+        down, :data:`KNEE_FACTOR` times the exact linear floor's predicted rise (:func:`predicted_rise`)."""
+        return KNEE_FACTOR * np.array([predicted_rise(self.linear_taus, self.linear_floor, int(t)) for t in self.taus])
+
     def broken(self) -> np.ndarray:
         """Per grid delay: breakdown by the knee criterion (:data:`KNEE_CRITERION`)."""
-        base = self.error[0].mean
-        ratio = np.where(np.isfinite(self.mean), self.mean / base, np.inf)
-        limits = KNEE_FACTOR * np.array([predicted_rise(self.linear_taus, self.linear_floor, int(t))
-                                         for t in self.taus])  # fmt: skip
-        return (self.diverged_fraction > DIVERGED_LIMIT) | (ratio > limits)
+        ratio = np.where(np.isfinite(self.mean), self.mean / self.error[0].mean, np.inf)
+        return (self.diverged_fraction > DIVERGED_LIMIT) | (ratio > self.breakdown_ratios())
 
 
 def predicted_rise(linear_taus: np.ndarray, linear_floor: np.ndarray, tau: int) -> float:
