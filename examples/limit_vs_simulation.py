@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from amsgd import Problem, predict
+from amsgd.core.files import check_figure_file
 from amsgd.diffusion.ode import integrate_ode
 from amsgd.diffusion.sme import integrate_sme
 from amsgd.figures.style import new_figure, save
@@ -22,6 +23,7 @@ from amsgd.simulate import simulate
 
 
 def main(out: str = "limit_vs_simulation.png", iterations: int = 3000, paths: int = 200, replicates: int = 500) -> Path:
+    out = check_figure_file(out, "--out")  # before the work: a missing folder or a bad suffix
     problem = Problem.from_spectrum((4, 3, 2, 1), eta=5e-4, mu=0.9)
     h0 = np.array([0.1, 1.0, 0.1, 0.1])
     h0 /= np.linalg.norm(h0)

@@ -22,6 +22,7 @@ import numpy as np
 
 from amsgd.advise import advise
 from amsgd.core.delays import RoundRobinDelay
+from amsgd.core.files import check_figure_file
 from amsgd.core.models import ModelProblem, load_data
 from amsgd.figures.style import new_figure, save
 from amsgd.simulate.model_engine import simulate_model
@@ -31,6 +32,7 @@ MUS = (0.0, 0.3, 0.5, 0.7, 0.9)
 
 
 def main(out: str = "workers_and_momentum.png", steps: int = 1000, replicates: int = 16) -> Path:
+    out = check_figure_file(out, "--out")  # before the work: a missing folder or a bad suffix
     """Print the advice and the measured losses, draw the figure to ``out``; runs of ``steps``
     iterations, ``replicates`` per cell."""
     problem = ModelProblem("logistic", load_data("digits"), eta=0.2, batch=32)

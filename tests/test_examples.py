@@ -43,3 +43,17 @@ def test_workers_and_momentum_draws_its_figure(tmp_path, capsys):
     cells = [line.split() for line in lines]
     verdicts = [c[2] for c in cells if len(c) > 2 and c[0].isdigit() and c[2] in ("stable", "unstable")]
     assert len(verdicts) == 15 and verdicts[0] == "stable" and verdicts[-1] == "unstable"  # M = 1, μ = 0; M = 32, μ = 0.9
+
+
+@pytest.mark.parametrize("name", ["limit_vs_simulation", "momentum_vs_delay", "workers_and_momentum"])
+@pytest.mark.parametrize("out, words", [("no-such-folder/fig.png", "does not exist"), ("fig.txt", "figure format")])
+def test_a_figure_that_cannot_be_written_is_refused_before_the_work(name, out, words, tmp_path, monkeypatch):
+    """A missing folder or a suffix matplotlib does not write failed only once the figure was saved,
+    after the whole computation (16 to 45 s)."""
+    from amsgd import ProblemError
+
+    module = load(name)
+    monkeypatch.setattr(module, "new_figure", lambda *a, **k: pytest.fail("the work began"))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ProblemError, match=words):
+        module.main(out)
