@@ -42,7 +42,7 @@ def main() -> None:
         wall([sys.executable, "-m", "amsgd", "derive", "-q"], store=store)  # derive and store once
         for m in WORKERS:
             seconds[m] = wall([sys.executable, "-m", "amsgd", "derive", "-q", "--delay", f"ps:{m}"], store=store)
-            memory[m] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20  # KiB -> GiB
+            memory[m] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024 / 1e9  # KiB -> GB
             print(f"derive --delay ps:{m:<4d} {seconds[m]:6.2f} s, peak memory {memory[m]:.2f} GB")
     ratio = seconds[724] / seconds[8]
     print(f"ps:724 / ps:8: {ratio:.2f} (target <= 5)")

@@ -12,6 +12,7 @@ Hessian-vector products, and Lanczos for the top 10). Usage: ``python benchmarks
 
 from __future__ import annotations
 
+import argparse
 import time
 
 import jax
@@ -55,6 +56,7 @@ def timed(task) -> float:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()  # --help; no options
     problem = ModelProblem("mlp", load_data("digits"), eta=ETA, mu=MU, delay=RoundRobinDelay(8), hidden=32)
     with jax.enable_x64(True):
         loop = plain_loop(problem)

@@ -110,6 +110,12 @@ print(json.dumps(dict(rss_before_kib=before, rss_peak_kib=after, traced_peak_byt
 """
 
 
+def run_length(steps: float, tau: int) -> int:
+    """``steps`` as a whole number, at least three delays: a delay of half the run or more draws most
+    gradients at the start point (``LongDelayWarning``), not the run this benchmark is about."""
+    return max(10, int(steps), 3 * tau)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="shorter runs (noisier ratios)")
@@ -126,9 +132,9 @@ def main() -> None:
         f"{'d':>4} {'tau':>4} {'floor':>9} {'numpy':>9} {'simulate':>9} {'ratio':>6} {'rs/s':>12} "
         f"{'lean':>8} {'x':>5} {'literal':>9} {'x':>6}"
     )
-    for dim, steps, naive_steps in ((4, 20_000, 2000), (100, 600, 400)):
-        steps = max(10, int(steps * scale))
+    for dim, full_steps, naive_steps in ((4, 20_000, 2000), (100, 600, 400)):
         for tau in (0, 100):
+            steps = run_length(full_steps * scale, tau)
             problem = make_problem(dim, tau)
             floor = best_of(repeats, lambda: draw_only(problem, steps, REPLICATES, rng=1))
             numpy_normals = best_of(repeats, lambda: numpy_draws(problem, steps, REPLICATES))
@@ -154,12 +160,12 @@ def main() -> None:
                 f"{row['literal_ns']:>9.0f} {row['speedup_vs_literal']:>6.0f}"
             )
     problem = make_problem(100, 100)
-    steps = max(10, int(600 * scale))
+    steps = run_length(600 * scale, 100)
     two = best_of(repeats, lambda: simulate(problem, steps, REPLICATES, rng=1, threads=2))
     one = min(r["simulate_ns"] for r in rows if r["d"] == 100 and r["tau"] == 100) * REPLICATES * steps / 1e9
     print(f"d = 100, tau = 100 on 2 threads: {REPLICATES * steps / two:.3e} rs/s ({one / two:.2f}x one thread)")
 
-    mem_steps = max(10, int(200 * scale))
+    mem_steps = run_length(200, 100)
     out = subprocess.run(
         [sys.executable, "-c", MEMORY_SCRIPT.format(steps=mem_steps)], capture_output=True, text=True, check=True
     )
