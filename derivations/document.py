@@ -104,6 +104,24 @@ def _passage(iterations: float | None) -> str:
     return "beyond the iterations the law follows" if iterations is None else f"{_num(iterations)} iterations"
 
 
+def _ratio_drift() -> sp.Expr:
+    """The ratio's rate correction c_i = η s_i/(1 − μ), written with s_i the variance of the ratio's additive
+    noise (:func:`ratio_rate_correction` names that variance s_i²)."""
+    return ratio_rate_correction().subs(sp.Symbol("s_i^2", positive=True), sp.Symbol("s_i", positive=True))
+
+
+def _deciles(done: str, quantiles: dict, after: str = "") -> str:
+    """When one run in ten and nine in ten have ``done`` (a past participle: "escaped"), from a law's
+    quantiles, in words where its paths had not got that far by the iterations it follows (JSON nulls)."""
+    q10, q90 = quantiles["q10"], quantiles["q90"]
+    if q10 is None:
+        return f"fewer than one run in ten has {done} within the iterations the law follows."
+    first = f"one run in ten has {done} by {_num(q10)} iterations{after}"
+    if q90 is None:
+        return f"{first}; fewer than nine in ten within the iterations the law follows."
+    return f"{first} and nine in ten by {_num(q90)} iterations{after}."
+
+
 def _converge_noise_text(calibration: str) -> str:
     """How the other coordinates' noise at e_1 was chosen, in words."""
     if calibration == "finite-eta":
@@ -615,10 +633,9 @@ def _escape_law_prose(phases: dict) -> Prose:
         "$h_2^2$ grown from rest at the saddle with their additive and multiplicative noise, which also "
         "adds to the ratio's own; the ratio's additive and multiplicative noise drawn from the data law, "
         "with the rate correction "
-        f"${sp.latex(ratio_rate_correction())}$ of the ratio), the median is "
-        f"{_passage(phases['escape_law']['median'])}; one run in ten has escaped by "
-        f"{_passage(phases['escape_law']['quantiles']['q10'])} and nine in ten by "
-        f"{_passage(phases['escape_law']['quantiles']['q90'])}."
+        f"${sp.latex(_ratio_drift())}$ of the ratio, $s_i$ the variance of its additive noise as in section 10), "
+        "the median is "
+        f"{_passage(phases['escape_law']['median'])}; {_deciles('escaped', phases['escape_law']['quantiles'])}"
         + (f" Accuracy: {phases['escape_law_note']}." if phases.get("escape_law_note") else "")
     )
 
@@ -631,9 +648,8 @@ def _travel_law_prose(law: dict) -> Prose:
         "theirs) and the plane's noise moves it at both ends. Sampled from the plane's angle $\\theta$ "
         "($h_1 = \\sin\\theta$) under the ODE's force $(\\lambda_1 - \\lambda_2)\\sin 2\\theta/2$ and the "
         "data's noise at that angle, with the other coordinates linear about the current point, from rest "
-        f"at the saddle, the median is {_passage(law['median'])}; one run in ten has arrived "
-        f"within {_passage(law['quantiles']['q10'])} of its escape and nine in ten within "
-        f"{_passage(law['quantiles']['q90'])}."
+        f"at the saddle, the median is {_passage(law['median'])}; "
+        + _deciles("arrived", law["quantiles"], " after its escape")
     )
 
 
@@ -644,8 +660,7 @@ def _converge_law_prose(phases: dict) -> Prose:
         "Convergence: a run arrives moving, and its error fluctuates about the floor and crosses "
         "$\\epsilon$ on a dip. From the same sampled runs, each from its own arrival, the other "
         f"coordinates' noise at $e_1$ {_converge_noise_text(phases['converge_noise'])}, the median is "
-        f"{_passage(converge['median'])}; one run in ten is below $\\epsilon$ by "
-        f"{_passage(converge['quantiles']['q10'])} and nine in ten by {_passage(converge['quantiles']['q90'])}. A "
+        f"{_passage(converge['median'])}; " + _deciles("come below $\\epsilon$", converge["quantiles"]) + " A "
         "stationary window should start when the mean has settled, " + _settled_text(phases["settled_iterations"])
     )
 
@@ -789,11 +804,15 @@ def _stability_numbers(numbers: dict) -> list[Block]:
     if exponent is None:
         return blocks + [Prose("Too few momenta have a stable delay to fit an exponent.")]
     margins = [t / b for t, b in zip(scaling["tau_max"], scaling["paper_ode_bound"]) if t]
-    closer = "one" if abs(exponent - 1) < abs(exponent - 2) else "two"
+    fitted = "these momenta" if len(margins) == len(scaling["mu"]) else f"the {len(margins)} momenta with $\\tau^* > 0$"
+    closer = (
+        "closer to a power one than to the $(1-\\mu)^2$ of the published sufficient condition"
+        if abs(exponent - 1) < abs(exponent - 2)
+        else "closer to the power two of the published sufficient condition than to one"
+    )
     return blocks + [
         Prose(
-            f"A log-log fit gives $\\tau^* \\propto (1-\\mu)^{{{_num(exponent)}}}$ over these momenta, closer "
-            f"to a power {closer} than to the $(1-\\mu)^2$ of the published sufficient condition; the "
+            f"A log-log fit gives $\\tau^* \\propto (1-\\mu)^{{{_num(exponent)}}}$ over {fitted}, {closer}; the "
             "delay-differential limit is exactly linear, $\\pi(1-\\mu)/(2 a \\eta)$. The published bound "
             f"(up to its unspecified constant) lies below the exact knee by a factor {_num(min(margins))} "
             f"to {_num(max(margins))} here."
@@ -805,9 +824,9 @@ def _tradeoff_blocks(tradeoff: dict) -> list[Block]:
     """The momentum–asynchrony tradeoff table: best momentum and stable momenta per worker count."""
     return [
         Prose(
-            "The momentum–asynchrony tradeoff with $M$ round-robin workers ($\\tau = M - 1$): the largest "
-            "usable momentum falls as $M$ grows. Best momentum per $M$ by the exact local convergence rate "
-            "(the floor alone always prefers the smallest momentum):"
+            "The momentum–asynchrony tradeoff with $M$ round-robin workers ($\\tau = M - 1$): "
+            f"{_tradeoff_trend(tradeoff)} Best momentum per $M$ by the local convergence rate of the error at "
+            "finite $\\eta$ (section 10; the floor alone always prefers the smallest momentum):"
         ),
         Table(
             ("workers M", "best mu (rate)", "stable momenta"),
@@ -821,6 +840,16 @@ def _tradeoff_blocks(tradeoff: dict) -> list[Block]:
             ),
         ),
     ]
+
+
+def _tradeoff_trend(tradeoff: dict) -> str:
+    """What the table shows of the largest stable momentum as the number of workers grows."""
+    largest = [max((mu for mu, ok in zip(tradeoff["mus"], row) if ok), default=None) for row in tradeoff["stable"]]
+    if all(mu == largest[0] for mu in largest):
+        return "at this $\\eta$ the largest stable momentum of the table is the same for every $M$ listed."
+    shown = ["none" if mu is None else f"${_num(mu)}$" for mu in largest]
+    workers = tradeoff["workers"]
+    return f"the largest stable momentum goes from {shown[0]} at $M = {workers[0]}$ to {shown[-1]} at $M = {workers[-1]}$."
 
 
 def _random_coefficient_blocks(d: Derivation, numbers: dict) -> list[Block]:
@@ -850,16 +879,19 @@ def _random_coefficient_blocks(d: Derivation, numbers: dict) -> list[Block]:
     finite = numbers["stationary_error"]["finite_eta"]
     return [
         *blocks,
-        _first_order_floor_prose(finite),
+        _first_order_floor_prose(finite, numbers["stability"]),
         *_norm_coupling_blocks(finite, d.problem.distribution if lin is not None else None),
         *_heavy_tail_blocks(finite),
         _mean_square_prose(numbers["stability"]),
     ]
 
 
-def _first_order_floor_prose(finite: dict) -> Prose:
+def _first_order_floor_prose(finite: dict, stability: dict) -> Prose:
     """The exact second moments of the ratios and the first-order floor with its three parts."""
     parts = finite["parts"]
+    tangent = (f" (the tangent modes alone give an additive linear part of ${_num(parts['additive_linear'])}$)"
+               if parts["additive_linear"] is not None else "")  # fmt: skip
+    mode = stability["limiting_mode"]
     return Prose(
         "The covariance stays diagonal across coordinates, and each tangent mode $i$ is the delayed momentum "
         "recursion of section 9 driven by white noise of variance $s_i + \\sum_j C_{ij} v_j$. With $G_i$ its "
@@ -871,11 +903,11 @@ def _first_order_floor_prose(finite: dict) -> Prose:
             f"${_signed(parts['multiplicative'])}$ (multiplicative) ${_signed(parts['nonlinear'])}$ (curvature of "
             "$\\sin^2$)."
             if finite["value"] is not None
-            else "the second moments are unbounded at this $\\eta$, so there is no finite floor (the additive "
-            f"linear part alone is ${_num(parts['additive_linear'])}$)."
-            if parts["additive_linear"] is not None
-            else "a tangent mode is unstable in the mean at this $\\eta$, $\\mu$ and delay (section 9), so there is "
-            "no finite floor."
+            else f"the {mode['kind']} mode $i = {mode['i']}$ is unstable in the mean at this $\\eta$, $\\mu$ and delay "
+            f"(section 9), so there is no finite floor{tangent}."
+            if not stability["stable"]
+            else "the mean dynamics is stable but the second moments are unbounded at this $\\eta$, $\\mu$ and "
+            f"delay (below), so there is no finite floor{tangent}."
         )
     )
 
@@ -964,7 +996,7 @@ def _norm_coupling_blocks(finite: dict, law: Distribution | None) -> list[Block]
             "with the mode's momentum $\\mu_i$ for $\\mu$), and the additive noise's correlation with the step's "
             "second-order part changes its variance $s_i$ by $\\Delta s_i$:"
         ),
-        _eq(sp.Symbol("c_i"), ratio_rate_correction().subs(sp.Symbol("s_i^2", positive=True), sp.Symbol("s_i", positive=True))),
+        _eq(sp.Symbol("c_i"), _ratio_drift()),
         _eq(sp.Symbol("{\\Delta s_i}"), ratio_noise_excess()),
         Prose("The floor is recomputed with all of these."),
     ]
@@ -979,7 +1011,9 @@ def _norm_coupling_blocks(finite: dict, law: Distribution | None) -> list[Block]
         f"For this problem: $\\delta = {_num(norm['norm_excess'])}$, $b = {_num(norm['restoring_split'])}$, "
         f"$\\varepsilon_i = {_leading(norm['friction'])}$, $c_i = {_leading(norm['ratio_drift'])}$; "
         f"the floor is ${_num(finite['first_order'] + finite['parts']['norm_coupling'])}$ (first order "
-        f"${_num(finite['first_order'])}$). With these corrections the slowest tangent mode's mean recursion "
+        f"${_num(finite['first_order'])}$)"
+        + (", before the heavy-tail factor below" if finite.get("heavy_tail_factor") is not None else "")
+        + f". With these corrections the slowest tangent mode's mean recursion "
         f"decays at ${_num(finite['decay_per_iteration'])}$ per iteration: the error's local rate at finite "
         "$\\eta$ (section 9's is the exact linear one)."
     ))  # fmt: skip
@@ -1138,7 +1172,7 @@ def to_latex(blocks: list[Block]) -> str:
 
 
 #: Characters that LaTeX reads as commands in running text, and what stands for them there.
-_LATEX_TEXT = {"_": r"\_", "%": r"\%", "&": r"\&", "#": r"\#", "<": "$<$", ">": "$>$"}
+_LATEX_TEXT = {"_": r"\_", "%": r"\%", "&": r"\&", "#": r"\#", "<": "$<$", ">": "$>$", "^": r"\^{}"}
 
 
 def _latex_prose(text: str) -> str:
@@ -1159,12 +1193,25 @@ def _outside_math(text: str) -> str:
 
 def _latex_text(text: str) -> str:
     """Running text for LaTeX: each character of :data:`_LATEX_TEXT` not already escaped is replaced."""
-    return re.sub(r"(?<!\\)[_%&#<>]", lambda m: _LATEX_TEXT[m.group()], text)
+    return re.sub(r"(?<!\\)[_%&#<>^]", lambda m: _LATEX_TEXT[m.group()], text)
 
 
 def render(d: Derivation, fmt: str, numbers: dict) -> str:
     """The document in ``"markdown"`` or ``"latex"`` (``numbers``: see :func:`build_document`)."""
     if fmt not in ("markdown", "latex"):
         raise ProblemError(f"a document's format is markdown or latex, got {fmt!r}")
-    blocks = build_document(d, numbers)
+    blocks = [Prose(_math_numbers(b.text)) if isinstance(b, Prose) else b for b in build_document(d, numbers)]
     return to_markdown(blocks) if fmt == "markdown" else to_latex(blocks)
+
+
+#: A number in Python's e-notation (``1.87159e-05``), which math would read as the letter e.
+_E_NOTATION = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)e([+-])0*(\d+)\b")
+
+
+def _math_numbers(text: str) -> str:
+    """``text`` with the e-notation numbers inside ``$...$`` written as ``1.87159 \\times 10^{-5}``."""
+    pieces = text.split("$")
+    return "$".join(
+        _E_NOTATION.sub(lambda m: rf"{m[1]} \times 10^{{{'-' if m[2] == '-' else ''}{m[3]}}}", piece) if i % 2 else piece
+        for i, piece in enumerate(pieces)
+    )
