@@ -889,8 +889,6 @@ def _random_coefficient_blocks(d: Derivation, numbers: dict) -> list[Block]:
 def _first_order_floor_prose(finite: dict, stability: dict) -> Prose:
     """The exact second moments of the ratios and the first-order floor with its three parts."""
     parts = finite["parts"]
-    tangent = (f" (the tangent modes alone give an additive linear part of ${_num(parts['additive_linear'])}$)"
-               if parts["additive_linear"] is not None else "")  # fmt: skip
     mode = stability["limiting_mode"]
     return Prose(
         "The covariance stays diagonal across coordinates, and each tangent mode $i$ is the delayed momentum "
@@ -903,11 +901,16 @@ def _first_order_floor_prose(finite: dict, stability: dict) -> Prose:
             f"${_signed(parts['multiplicative'])}$ (multiplicative) ${_signed(parts['nonlinear'])}$ (curvature of "
             "$\\sin^2$)."
             if finite["value"] is not None
+            else "a tangent mode is unstable in the mean at this $\\eta$, $\\mu$ and delay (section 9), so there is "
+            "no finite floor."
+            if parts["additive_linear"] is None
             else f"the {mode['kind']} mode $i = {mode['i']}$ is unstable in the mean at this $\\eta$, $\\mu$ and delay "
-            f"(section 9), so there is no finite floor{tangent}."
+            "(section 9), so there is no finite floor (the tangent modes alone give an additive linear part of "
+            f"${_num(parts['additive_linear'])}$)."
             if not stability["stable"]
             else "the mean dynamics is stable but the second moments are unbounded at this $\\eta$, $\\mu$ and "
-            f"delay (below), so there is no finite floor{tangent}."
+            f"delay (below), so there is no finite floor (the additive linear part alone is "
+            f"${_num(parts['additive_linear'])}$)."
         )
     )
 
