@@ -198,3 +198,22 @@ def test_fit_order_and_plot(tmp_path):
     assert study.reference == "fine"
     convergence_figure(study, tmp_path / "conv.png")
     assert (tmp_path / "conv.png").stat().st_size > 10_000
+
+
+def test_the_convergence_figure_draws_an_interval_from_its_ends(tmp_path, monkeypatch):
+    """A percentile interval of the weak error (a norm) may lie wholly above the estimate: drawn as
+    distances from the estimate (made positive), it pointed the wrong way."""
+    import dataclasses
+
+    import matplotlib.axes
+
+    study = convergence_study(kp46_drift, kp46_diffusion, np.array([0.1]), 1.0, steps=(8, 16), schemes=("euler",),
+                              paths=20, rng=0)  # fmt: skip
+    (result,) = study.results.values()
+    above = np.stack([1.5 * result.weak_error, 2.0 * result.weak_error], axis=1)
+    study = dataclasses.replace(study, results={"euler": dataclasses.replace(result, weak_ci=above)})
+    drawn, vlines = [], matplotlib.axes.Axes.vlines
+    monkeypatch.setattr(matplotlib.axes.Axes, "vlines",
+                        lambda self, x, lo, hi, **kw: drawn.append((lo, hi)) or vlines(self, x, lo, hi, **kw))  # fmt: skip
+    convergence_figure(study, tmp_path / "conv.png")
+    assert np.array_equal(drawn[1][0], above[:, 0]) and np.array_equal(drawn[1][1], above[:, 1])

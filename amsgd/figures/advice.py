@@ -34,7 +34,8 @@ def advice_figure(advice: Advice, path: str | Path) -> Path:
         ax.set_yscale("log")
     else:  # nothing to draw on a log axis: say why instead, over the grid's momenta
         low, high = min(g.mus), max(g.mus)
-        ax.set_xlim(*((low, high) if high > low else (low - 0.05, high + 0.05)))  # one momentum: a span around it
+        # one momentum: a span around it, inside the momenta there are (−1 < μ < 1)
+        ax.set_xlim(*((low, high) if high > low else (max(low - 0.05, -1.0), min(high + 0.05, 1.0))))
         ax.set_yticks([])
         ax.text(0.5, 0.5, "no momentum of the grid is mean-square stable\nfor these worker counts: lower η",
                 transform=ax.transAxes, ha="center", va="center")  # fmt: skip
