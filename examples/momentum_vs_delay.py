@@ -31,8 +31,8 @@ FRACTIONS = (0.0, 0.4, 0.8)
 
 
 def main(out: str = "momentum_vs_delay.png", steps: int = 8000, replicates: int = 2000) -> Path:
-    out = check_figure_file(out, "--out")  # before the work: a missing folder or a bad suffix
     """Draw the figure to ``out`` (runs of ``steps`` iterations, ``replicates`` per point) and print a table."""
+    out = check_figure_file(out, "--out")  # before the work: a missing folder or a bad suffix
     base = predict(Problem.from_spectrum((4, 3, 2, 1), eta=5e-4, mu=0.9))
     fig, ax = new_figure(7, 4.2)
     print(f"{'mu':>4} {'tau':>4} {'theory':>9} {'simulated [95%]':>26}")

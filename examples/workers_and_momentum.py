@@ -32,9 +32,9 @@ MUS = (0.0, 0.3, 0.5, 0.7, 0.9)
 
 
 def main(out: str = "workers_and_momentum.png", steps: int = 1000, replicates: int = 16) -> Path:
-    out = check_figure_file(out, "--out")  # before the work: a missing folder or a bad suffix
     """Print the advice and the measured losses, draw the figure to ``out``; runs of ``steps``
     iterations, ``replicates`` per cell."""
+    out = check_figure_file(out, "--out")  # before the work: a missing folder or a bad suffix
     problem = ModelProblem("logistic", load_data("digits"), eta=0.2, batch=32)
     advice = advise(problem, WORKERS, MUS, steps=steps)
     print(advice.table())
