@@ -48,10 +48,12 @@ __all__ = ["DELAYS", "POSTER_BEST", "PROTOCOLS", "Cell", "DnnReport", "DnnSetup"
 
 #: The poster's best momentum per worker count (Liu et al. 2018, the deep-network figure).
 POSTER_BEST = {1: 0.9, 2: 0.7, 4: 0.7, 8: 0.5}
-#: Bootstrap resamples for the interval of the best momentum.
+#: Bootstrap resamples for the range of the best momentum.
 BOOTSTRAP = 2000
-#: The level of the one-sided paired test (bootstrap) by which a μ is significantly worse than the best
-#: one (Bonferroni-corrected over the other momenta of the grid).
+#: Random sign patterns of the paired sign-flip test by which a μ is significantly worse than another.
+SIGN_FLIPS = 4000
+#: The level of that one-sided test (Bonferroni-corrected over the other momenta of the grid), and so
+#: one minus the confidence of the set of best momenta.
 LEVEL = 0.05
 
 
@@ -111,6 +113,7 @@ class DnnReport:
             "runs": self.runs,
             "best": {f"{p}/{d}": self.best(p, d) for p in self.setup.protocols for d in self.setup.delays},
             "cells": [_cell_dict(c) for c in self.cells],
+            "passed": self.passed,
             "checks_passed": sum(c.passed for c in self.checks),
             "checks_total": len(self.checks),
         }
@@ -153,8 +156,8 @@ def _finite(values: np.ndarray) -> np.ndarray:
 
 def _best_with_interval(mus: np.ndarray, values: np.ndarray, seed: int) -> dict:
     """The μ with the lowest mean over replicates; the 2.5% and 97.5% percentiles of that μ over
-    paired bootstrap resamples of the replicates; and the momenta not significantly worse than it
-    (:func:`_not_worse`)."""
+    paired bootstrap resamples of the replicates (a range, not a confidence interval); and the momenta
+    that no other beats significantly, a confidence set for the best (:func:`_not_worse`)."""
     rng = np.random.default_rng(seed)
     n = values.shape[1]
     picks = rng.integers(0, n, size=(BOOTSTRAP, n))
@@ -163,26 +166,39 @@ def _best_with_interval(mus: np.ndarray, values: np.ndarray, seed: int) -> dict:
         winners = mus[np.argmin(values[:, picks].mean(axis=2), axis=0)]
     best = int(np.argmin(means))
     low, high = np.percentile(winners, [2.5, 97.5], method="inverted_cdf")
+    signs = rng.choice(np.array([-1.0, 1.0]), size=(SIGN_FLIPS, n))
     return {"best_mu": float(mus[best]), "ci_low": float(low), "ci_high": float(high),
-            "not_worse": _not_worse(mus, values, best, picks),
+            "not_worse": _not_worse(mus, values, signs),
             "share": {f"{m:g}": float(np.mean(winners == m)) for m in mus}}  # fmt: skip
 
 
-def _not_worse(mus: np.ndarray, values: np.ndarray, best: int, picks: np.ndarray) -> list[float]:
-    """The momenta whose mean paired excess over the best μ, ``values[i] − values[best]`` per replicate,
-    is not significantly positive: the lower :data:`LEVEL` percentile, Bonferroni-corrected over the
-    other momenta, of its paired bootstrap resamples (``picks``, the replicates drawn in each) is at or
-    below 0. (A t interval assumes a normal mean; a loss that blows up in a few runs is far from that,
-    and its interval reaches below 0 where every run's excess is positive.) A μ with a diverged
-    replicate (+inf) where the best has none is worse."""
+def _not_worse(mus: np.ndarray, values: np.ndarray, signs: np.ndarray) -> list[float]:
+    """The momenta that no other momentum beats significantly (multiple comparisons with the best): μ_i
+    is left out where, for some μ_j, the mean paired excess ``d = values[i] − values[j]`` over the
+    replicates is significantly positive by a one-sided sign-flip test (the runs are paired, so under no
+    difference each d_r is as likely to be −d_r: the p-value is the share of the means of ``signs · d``,
+    with the observed one counted, at or above the observed mean), at :data:`LEVEL` Bonferroni-corrected
+    over the other momenta. The true best is left out only where some momentum beats it, with
+    probability at most LEVEL: the set is a (1 − LEVEL) confidence set for the best momentum. A test
+    against the lowest mean alone, by bootstrap percentiles, left a tied momentum out in about 10% of
+    simulated trials (six equal momenta, 32 runs); this one in 3.0% of 1500. A replicate where μ_i
+    diverged (+inf) and μ_j did not makes μ_i worse; one where both diverged is a tie."""
     others = max(len(mus) - 1, 1)
     kept = []
     for i, mu in enumerate(mus):
-        with np.errstate(invalid="ignore"):
-            excess = values[i] - values[best]
-        if i != best and not np.all(np.isfinite(excess)):
-            continue
-        if i == best or np.percentile(excess[picks].mean(axis=1), 100.0 * LEVEL / others) <= 0.0:
+        for j in range(len(mus)):
+            if j == i:
+                continue
+            with np.errstate(invalid="ignore"):
+                d = np.nan_to_num(values[i] - values[j], nan=0.0, posinf=np.inf, neginf=-np.inf)
+            if np.any(d == np.inf):
+                break
+            if np.isfinite(d).all():
+                observed = d.mean()
+                p = (1 + np.count_nonzero((signs * d).mean(axis=1) >= observed)) / (1 + len(signs))
+                if p <= LEVEL / others:
+                    break
+        else:
             kept.append(float(mu))
     return kept
 
@@ -250,12 +266,15 @@ def _measured_cell(runs, predicted: Cell) -> Cell:
 
 
 def best_mu_checks(report: DnnReport) -> list[Check]:
-    """One check per (protocol, delay kind, M): the predicted best μ inside the bootstrap interval of
-    the measured best μ (by training loss)."""
+    """One check per (protocol, delay kind, M): the predicted best μ among the measured best momenta (by
+    training loss). One worker has no delay whatever the kind of server: its check is made once per
+    protocol, under the first delay kind."""
     checks = []
     for protocol in report.setup.protocols:
-        for delay in report.setup.delays:
+        for n, delay in enumerate(report.setup.delays):
             for row in report.best(protocol, delay):
+                if n and row["workers"] == 1:
+                    continue
                 measured = row["train_loss"]
                 predicted = np.nan if row["predicted_best_mu"] is None else row["predicted_best_mu"]
                 accepted = measured["not_worse"]
@@ -264,8 +283,9 @@ def best_mu_checks(report: DnnReport) -> list[Check]:
                     accepted[0], accepted[-1], extra_pass=predicted in accepted,
                     context={"accepted": accepted, "bootstrap_interval": [measured["ci_low"], measured["ci_high"]]},
                     criterion="the predicted best momentum (mean-square stable at x*, lowest predicted loss after the "
-                              "budget) lies among the measured best: the momenta whose paired excess final training "
-                              f"loss over the lowest mean's is not significantly positive (one-sided, paired bootstrap, "
-                              f"at {LEVEL:g} Bonferroni-corrected over the other momenta); the interval is their range",
+                              "budget) lies among the measured best: the momenta that no other momentum beats "
+                              "significantly by its paired excess final training loss (one-sided sign-flip test, at "
+                              f"{LEVEL:g} Bonferroni-corrected over the other momenta), a {1 - LEVEL:.0%} confidence "
+                              "set for the best momentum; the interval is its range",
                 ))  # fmt: skip
     return checks
