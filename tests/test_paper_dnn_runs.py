@@ -145,6 +145,13 @@ def test_a_trend_inside_the_ties_is_not_called_a_fall():
     eta, effective = findings(report)
     assert "(poster: 0.9, 0.7, 0.7, 0.5) — the best momentum falls" in eta
     assert "poster" not in effective and "the best momentum shows no trend the runs can tell" in effective
+    # best μ 0, −0.3, 0, −0.3 with −0.3 among the best at M = 1 and M = 8: no trend either (it read "does
+    # not fall"); with the sets apart and the estimates rising, it does not fall
+    rows["fixed-effective"] = [row(1, 0.0, [-0.3, 0.0, 0.3]), row(2, -0.3, [-0.3]), row(4, 0.0, [0.0]),
+                               row(8, -0.3, [-0.3])]  # fmt: skip
+    rows["fixed-eta"] = [row(1, 0.0, [0.0]), row(2, 0.3, [0.3]), row(4, 0.3, [0.3]), row(8, 0.5, [0.5])]
+    eta, effective = findings(report)
+    assert "shows no trend the runs can tell" in effective and "the best momentum does not fall" in eta
 
 
 def test_the_measured_best_are_the_momenta_the_paired_runs_cannot_tell_apart():
