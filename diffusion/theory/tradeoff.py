@@ -196,19 +196,19 @@ def tradeoff(c: Coefficients, eta: float, mus: Sequence[float] | np.ndarray, wor
         m, u = index
         tau, mu = int(workers[m]) - 1, mus[u]
         decided = None if verdict is None else verdict(mu, tau)
-        linear[m, u] = largest_spectral_radius(c.rates[error_modes], eta, mu, tau)
-        error[m, u] = linear[m, u]
-        if decided is None:
-            stable[m, u] = mean_square_stable(c, eta, mu, tau, critical[mu])
-            if stable[m, u] and floor_of is None:
-                finite = finite_eta_floor(c, eta, mu, tau)
-                floor[m, u] = finite.value
-                if finite.decay_per_iteration is not None:
-                    error[m, u] = np.exp(-finite.decay_per_iteration)
-            else:
-                floor[m, u] = floor_of(c, eta, mu, tau) if stable[m, u] else np.inf
-        else:
-            stable[m, u], floor[m, u] = decided[0], decided[1] if decided[0] else np.inf
+        linear[m, u] = error[m, u] = largest_spectral_radius(c.rates[error_modes], eta, mu, tau)
+        stable[m, u] = mean_square_stable(c, eta, mu, tau, critical[mu]) if decided is None else decided[0]
+        if not stable[m, u]:
+            floor[m, u] = np.inf
+        elif decided is not None:
+            floor[m, u] = decided[1]
+        elif floor_of is not None:
+            floor[m, u] = floor_of(c, eta, mu, tau)
+        else:  # streaming PCA: the finite-η floor, and the error's rate at finite η where it has one
+            finite = finite_eta_floor(c, eta, mu, tau)
+            floor[m, u] = finite.value
+            if finite.decay_per_iteration is not None:
+                error[m, u] = np.exp(-finite.decay_per_iteration)
         radial[m, u] = np.nan if radial_mode is None else spectral_radii(c.rates[[radial_mode]], eta, mu, tau)[0]
         count.update(1)
 
