@@ -134,24 +134,48 @@ def log_laplace_gaussian(s: np.ndarray) -> np.ndarray:
 @functools.cache
 def log_laplace_student_t(nu: float):
     """``log φ`` for Student-t data, ``φ(s) = E_g[(1 + 2 s g²/E[g²])^{−1/2}]``, ``g = (ν − 2)/w``,
-    ``w ~ χ²_ν``: its difference from the Gaussian ``log φ`` tabulated on a log grid of s (trapezoid
-    rule in log w, where the integrand is smooth) and interpolated linearly in log s, the Gaussian part
-    exact; ``log φ(0) = 0``. Interpolating the difference, which is O(1/ν), rather than ``log φ``
-    itself keeps the interpolation's error (about 4e-4 s where ``log φ ≈ −s``) out of the factor: it
-    tends to 1 as ν grows, where it had tended to 1.00025. Tabulated once per ν."""
-    s = np.geomspace(*S_RANGE, int(S_PER_DECADE * math.log10(S_RANGE[1] / S_RANGE[0])) + 1)
+    ``w ~ χ²_ν``: tabulated on a log grid of s (trapezoid rule in log w, where the integrand is smooth)
+    and interpolated linearly in log s; ``log φ(0) = 0``, and ``log φ ≤ 0`` (φ ≤ 1) is kept.
+
+    What is interpolated is either ``log φ`` or its difference from the Gaussian ``log φ`` (whose own
+    part is then exact), whichever the table reproduces better at the midpoints of its grid. For
+    moderate and large ν the difference is O(1/ν), and interpolating it keeps the error of interpolating
+    ``log φ ≈ −s`` (about 4e-4 s) out of the factor: it tends to 1 as ν grows, where it had tended to
+    1.00025. As ν falls to 4, E[g²] = (ν − 2)/(ν − 4) grows without bound, ``log φ`` tends to 0 and the
+    difference to the whole Gaussian ``−log φ``: there the difference's interpolation error (4e-5)
+    exceeded ``|log φ|`` itself (at ν = 4.00001 ``log φ`` came out positive, the floor negative), and
+    ``log φ`` is interpolated instead. Tabulated once per ν."""
+    points = int(S_PER_DECADE * math.log10(S_RANGE[1] / S_RANGE[0])) + 1
+    s = np.geomspace(*S_RANGE, points)
+    mid = np.sqrt(s[1:] * s[:-1])
+    mid = mid[(mid > 1e-6) & (mid < 1e6)]  # below, log φ ≈ −s is within rounding of the trapezoid's 1 − φ
     reach = 80.0 * math.sqrt(2.0 / nu) + 200.0 / nu  # of w/ν: the χ²_ν law's mass lies within it
     x = np.linspace(math.log(max(1e-10, 1.0 - reach)), math.log1p(reach), W_GRID)  # x = log(w/ν)
     log_density = -(nu / 2.0) * (np.expm1(x) - x)  # log(p(w) w) up to a constant: at ν = 1e15 it resolves
     density = np.exp(log_density - log_density.max())  # the peak of width sqrt(2/ν) that (ν/2) log w − w/2 lost
     density /= np.trapezoid(density, x)
     ratio = (1.0 - 2.0 / nu) * (1.0 - 4.0 / nu) * np.exp(-2.0 * x)  # g²/E[g²] = (ν − 2)(ν − 4)/w²
-    phi = np.trapezoid((1.0 + 2.0 * s[:, None] * ratio[None, :]) ** -0.5 * density, x, axis=1)
-    table = np.log(phi) - log_laplace_gaussian(s)
+
+    def tabulated(at: np.ndarray) -> np.ndarray:
+        return np.log(np.trapezoid((1.0 + 2.0 * at[:, None] * ratio[None, :]) ** -0.5 * density, x, axis=1))
+
+    table, at_mid = tabulated(s), tabulated(mid)
     log_s = np.log(s)
+    gaussian_part = {"difference": 1.0, "log_phi": 0.0}
+
+    def interpolated(x: np.ndarray, part: float, values: np.ndarray) -> np.ndarray:
+        beyond = np.interp(np.log(np.maximum(x, S_RANGE[0])), log_s, values)
+        exact = part * log_laplace_gaussian(x)
+        return np.minimum(0.0, exact + np.where(x < S_RANGE[0], -(1.0 - part) * x, beyond))  # both ≈ −s for tiny s
+
+    def miss(part: float) -> float:
+        values = table - part * log_laplace_gaussian(s)
+        return float(np.max(np.abs(interpolated(mid, part, values) - at_mid) / np.maximum(np.abs(at_mid), 1e-300)))
+
+    part = min(gaussian_part.values(), key=miss)
+    values = table - part * log_laplace_gaussian(s)
 
     def log_phi(x: np.ndarray) -> np.ndarray:
-        beyond = np.interp(np.log(np.maximum(x, S_RANGE[0])), log_s, table)
-        return log_laplace_gaussian(x) + np.where(x < S_RANGE[0], 0.0, beyond)  # both ≈ −s for tiny s (E m = 1)
+        return interpolated(x, part, values)
 
     return log_phi
