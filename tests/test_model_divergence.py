@@ -18,6 +18,7 @@ from amsgd.diffusion.theory.model_divergence import (
     KICK_FRACTION,
     LINE_MIN,
     LINE_POINTS,
+    ModelDivergenceRisk,
     StiffestLine,
     _blows_up,
     critical_impulses,
@@ -81,7 +82,7 @@ def test_one_sided_stiffening_gives_one_threshold_and_the_tail_counts_its_side()
     # a displacement −η(ū_B − ū) < 0 needs ū_B − ū > K*_−: only the examples above the mean count
     u = np.array([-3.0, -2.0, 0.0, 2.0, 3.0]) * negative / 2.5
     line = StiffestLine(np.zeros(1), np.zeros(1), u)
-    assert kick_probability(line, 1, positive, negative) == pytest.approx(0.2)
+    assert kick_probability(line, 1, positive, negative).p == pytest.approx(0.2)
 
 
 @pytest.mark.parametrize("mu", [-0.3, 0.0, 0.5, 0.9])
@@ -123,12 +124,34 @@ def test_a_random_delay_enters_as_its_expected_force():
 def test_kick_probability_counts_for_one_example_and_samples_minibatches():
     u = np.array([-3.0, -1.0, 0.0, 1.0, 3.0])
     line = StiffestLine(np.zeros(1), np.zeros(1), u)
-    assert kick_probability(line, 1, 2.0) == pytest.approx(0.4)
-    assert kick_probability(line, 1, 0.5) == pytest.approx(0.8)
-    assert kick_probability(line, 4, 3.0) == 0.0  # no mean of examples goes beyond the largest one
+    assert kick_probability(line, 1, 2.0) == pytest.approx((0.4, 0.4, 0.4))  # the data's own law: exact
+    assert kick_probability(line, 1, 0.5).p == pytest.approx(0.8)
+    assert kick_probability(line, 4, 3.0) == (0.0, 0.0, 0.0)  # no mean of examples goes beyond the largest one
     two = StiffestLine(np.zeros(1), np.zeros(1), np.array([-1.0, 1.0]))
-    p = kick_probability(two, 2, 0.5)  # the mean of two draws is ±1 with probability 1/2
-    assert abs(p - 0.5) < 4 * math.sqrt(0.25 / 200_000)
+    tail = kick_probability(two, 2, 0.5)  # the mean of two draws is ±1 with probability 1/2
+    assert abs(tail.p - 0.5) < 4 * math.sqrt(0.25 / 200_000)
+    assert tail.low < tail.p < tail.high and tail.high - tail.low == pytest.approx(2 * 1.96 * math.sqrt(0.25 / 200_000),
+                                                                                   rel=0.01)  # fmt: skip
+
+
+def test_a_kick_no_minibatch_reached_is_not_called_impossible():
+    """Examples at ±1 and one at 40 (deviations from the mean −9, −7 and 32), minibatches of 12: the
+    mean's deviation passes K* = 31 only when all twelve draws are the outlier (eleven and one −7 give
+    30.6), ``0.2^12`` = 4.1e-9 a step, which 200 000 draws do not see. The count of none still allows up
+    to 1.8e-5 a step (Clopper–Pearson), 84% of runs of 10⁵ iterations, and the note says so rather than
+    "no more than 1%", which it keeps for runs short enough that the interval's upper end is below it."""
+    u = np.array([-1.0, 1.0, -1.0, 1.0, 40.0])
+    line = StiffestLine(np.zeros(1), np.zeros(1), u)
+    tail = kick_probability(line, 12, 31.0)
+    exact = 0.2**12
+    assert tail.p == 0.0 == tail.low and exact < tail.high == pytest.approx(1 - 0.025 ** (1 / 200_000))
+    risk = ModelDivergenceRisk(31.0, tail.p, 100_000, "stable", "diagonal", per_iteration_interval=(tail.low, tail.high))
+    assert risk.fraction == 0.0 and risk.interval[0] == 0.0 and risk.interval[1] > 0.8
+    note = risk.to_dict()["note"]
+    assert note.startswith("up to 84") and "no more than" not in note, note
+    assert risk.to_dict()["interval"] == pytest.approx(list(risk.interval))
+    short = ModelDivergenceRisk(31.0, tail.p, 100, "stable", "diagonal", per_iteration_interval=(tail.low, tail.high))
+    assert short.to_dict()["note"].startswith("no more than 1% of runs of 100 iterations")
 
 
 @pytest.mark.slow

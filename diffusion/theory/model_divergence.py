@@ -34,8 +34,10 @@ directional derivative of example n's loss, ``ū_B`` its mean over a minibatch o
 replacement and ``ū`` over the training set. ``p = P(ū − ū_B > K*_+) + P(ū_B − ū > K*_−)``: exactly 0
 when both thresholds exceed the largest ``|u_n − ū|`` (no mean of B examples goes further), a count
 over the training set for B = 1, and otherwise the fraction of :data:`TAIL_DRAWS` minibatches drawn
-with a fixed seed (resolution ``1/TAIL_DRAWS``). Over N iterations the expected fraction of runs that
-blow up is ``1 − exp(−N p)`` (the noise between kicks left out, as for streaming PCA).
+with a fixed seed, with the Clopper–Pearson 95% interval of that count (no minibatch beyond the
+thresholds still allows p up to about 3.7/TAIL_DRAWS). Over N iterations the expected fraction of runs
+that blow up is ``1 − exp(−N p)`` (the noise between kicks left out, as for streaming PCA), its interval
+that of p carried through; the note says "no more than 1%" only where the interval's upper end is.
 
 **Where the theory calls the cell unstable.** Beyond the mean-dynamics boundary (the stiffest mode's
 mean radius ρ at or above 1) the line recursion from ``t = 10⁻³ λ_1^{-1/2}`` decides the fate, run
@@ -61,9 +63,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
+from scipy import special
 
 from amsgd.core.estimates import json_float
 from amsgd.diffusion.theory.divergence import (
@@ -126,6 +129,7 @@ class ModelDivergenceRisk:
     growth: Growth | None = None  # the random recursion's top exponent, between the two boundaries
     growth_fraction: float | None = None  # the fraction of runs it carries to the divergence length
     growth_interval: tuple[float, float] | None = None  # the fraction at γ ∓ 1.96 standard errors
+    per_iteration_interval: tuple[float, float] | None = None  # the kick probability's 95% interval (stable)
 
     @property
     def fraction(self) -> float | None:
@@ -138,20 +142,33 @@ class ModelDivergenceRisk:
             return None
         return 1.0 if self.fate == "blows up" else 0.0
 
+    @property
+    def interval(self) -> tuple[float, float] | None:
+        """The fraction's 95% interval: from the kick probability's where it is stable, from the top
+        exponent's between the two boundaries; None elsewhere."""
+        if self.fate == "stable" and self.per_iteration_interval is not None:
+            low, high = self.per_iteration_interval
+            return float(-np.expm1(-self.steps * low)), float(-np.expm1(-self.steps * high))
+        return self.growth_interval
+
     def to_dict(self) -> dict:
-        fraction = self.fraction
+        fraction, interval = self.fraction, self.interval
         if self.fate == "mean-square unstable" and self.growth is not None:
             note = _growth_note(self.growth, fraction, self.growth_interval, self.steps)
         elif self.fate != "stable":
             note = _NOTES[self.fate]
         elif fraction is not None and fraction > 0.01:
             note = f"about {100 * fraction:.3g}% of runs of {self.steps} iterations are expected to blow up"
+        elif interval is not None and interval[1] > 0.01:
+            note = (f"up to {100 * interval[1]:.3g}% of runs of {self.steps} iterations may blow up (the upper end "
+                    f"of the 95% interval of the chance per iteration of a kick beyond K*, counted over {TAIL_DRAWS} "
+                    f"minibatches; the count itself gives {100 * fraction:.3g}%)")  # fmt: skip
         else:
             note = f"no more than 1% of runs of {self.steps} iterations are expected to blow up"
             if math.isinf(self.critical_impulse):
                 note += (f" (the noise-free dynamics along the stiffest mode returns from every kick of up to "
                          f"{self.kick_max:g} in the parameters)")  # fmt: skip
-        interval = None if self.growth_interval is None else [json_float(x) for x in self.growth_interval]
+        interval = None if interval is None else [json_float(x) for x in interval]
         return {"fraction": None if fraction is None else json_float(fraction), "interval": interval,
                 "per_iteration": json_float(self.per_iteration), "steps": self.steps,
                 "critical_impulse": json_float(self.critical_impulse), "fate": self.fate,
@@ -252,23 +269,37 @@ def critical_impulses(line: StiffestLine, eta: float, mu: float, pmf: np.ndarray
     return search(1.0), search(-1.0)
 
 
-def kick_probability(line: StiffestLine, batch: int, positive: float, negative: float | None = None) -> float:
+class KickTail(NamedTuple):
+    """``P(|kick| beyond K*)`` per iteration and its 95% interval: exact (the interval a point) for one
+    example a step, whose law is the data's; otherwise counted over :data:`TAIL_DRAWS` minibatches, with
+    the Clopper–Pearson interval of that count (no draw beyond K* is a probability up to 3.7/TAIL_DRAWS)."""
+
+    p: float
+    low: float
+    high: float
+
+
+def kick_probability(line: StiffestLine, batch: int, positive: float, negative: float | None = None) -> KickTail:
     """``P(ū − ū_B > K*_+) + P(ū_B − ū > K*_−)`` for one step's minibatch of ``batch`` examples (module
-    docstring); ``negative`` defaults to ``positive`` (a symmetric threshold)."""
+    docstring) with its interval (:class:`KickTail`); ``negative`` defaults to ``positive`` (a symmetric
+    threshold)."""
     negative = positive if negative is None else negative
     deviation = line.directional - line.directional.mean()
     if positive >= np.max(-deviation) and negative >= np.max(deviation):
-        return 0.0
+        return KickTail(0.0, 0.0, 0.0)  # no mean of examples goes beyond the largest one
     if batch == 1:
-        means = deviation
-    else:
-        rng = np.random.default_rng(TAIL_SEED)
-        means = np.empty(TAIL_DRAWS)
-        block = max(1, 4_000_000 // batch)
-        for start in range(0, TAIL_DRAWS, block):
-            n = min(block, TAIL_DRAWS - start)
-            means[start : start + n] = deviation[rng.integers(0, deviation.size, size=(n, batch))].mean(axis=1)
-    return float(np.mean(-means > positive) + np.mean(means > negative))
+        p = float(np.mean(-deviation > positive) + np.mean(deviation > negative))
+        return KickTail(p, p, p)
+    rng = np.random.default_rng(TAIL_SEED)
+    means = np.empty(TAIL_DRAWS)
+    block = max(1, 4_000_000 // batch)
+    for start in range(0, TAIL_DRAWS, block):
+        n = min(block, TAIL_DRAWS - start)
+        means[start : start + n] = deviation[rng.integers(0, deviation.size, size=(n, batch))].mean(axis=1)
+    hits = int(np.sum(-means > positive) + np.sum(means > negative))
+    low = float(special.betaincinv(hits, TAIL_DRAWS - hits + 1, 0.025)) if hits else 0.0
+    high = float(special.betaincinv(hits + 1, TAIL_DRAWS - hits, 0.975)) if hits < TAIL_DRAWS else 1.0
+    return KickTail(hits / TAIL_DRAWS, low, high)
 
 
 def line_fate(line: StiffestLine, eta: float, mu: float, law: DelayLaw, lam: float) -> str:
@@ -302,8 +333,9 @@ def model_divergence_risk(problem: ModelProblem, point: ModelPoint, law: DelayLa
                                    growth_fraction=fraction, growth_interval=interval)  # fmt: skip
     line = stiffest_line(problem, point)
     positive, negative = critical_impulses(line, eta, mu, law.pmf)
-    p = kick_probability(line, problem.batch, positive, negative)
-    return ModelDivergenceRisk(min(positive, negative), p, int(steps), "stable", mean_square_theory, line.kick_max)
+    tail = kick_probability(line, problem.batch, positive, negative)
+    return ModelDivergenceRisk(min(positive, negative), tail.p, int(steps), "stable", mean_square_theory, line.kick_max,
+                               per_iteration_interval=(tail.low, tail.high))  # fmt: skip
 
 
 def between_boundaries(problem: ModelProblem, point: ModelPoint, law: DelayLaw, steps: int,
