@@ -372,8 +372,10 @@ def test_critical_impulse_in_the_plane_is_the_full_recursion(eta, mu, tau):
 
 
 def test_best_momentum_for_32_workers_is_the_fastest_error_in_simulation():
-    """The error's slowest mode decides: simulate the error's mean decay from a tilted start at each
-    stable momentum and check the predicted best is the fastest."""
+    """The error's slowest mode decides: simulate the error's mean decay from a tilted start at the
+    predicted best momentum and at the stable momenta up to two grid steps either side of it, and check
+    the best is the fastest, its interval above theirs. A best one step too low or too high on the grid
+    has a faster stable neighbour among them."""
     from amsgd.validation.context import Context
     from amsgd.validation.dynamics import local_rate
 
@@ -381,17 +383,17 @@ def test_best_momentum_for_32_workers_is_the_fastest_error_in_simulation():
     p = predict(base)
     row = list(p.tradeoff.workers).index(32)
     best = float(p.tradeoff.best_mu_rate[row])
+    mus = [float(m) for m in p.tradeoff.mus]
+    at = mus.index(best)
+    near = [m for j, m in enumerate(mus) if abs(j - at) <= 2 and p.tradeoff.stable[row, j]]
+    assert len(near) >= 3  # the best and at least two stable neighbours (0.5, 0.7 and 0.8 here)
     ctx = Context(base)
     rates = {}
-    for mu in (0.5, 0.7, best):
-        if mu > best or not p.tradeoff.stable[row, list(p.tradeoff.mus).index(mu)]:
-            continue
+    for mu in near:
         problem = base.replace(mu=mu, delay=parse_delay("workers:32"))
         rates[mu] = local_rate(ctx, problem, key=(40, int(100 * mu))).fit
-    fastest = max(rates, key=lambda m: rates[m].rate)
-    assert fastest == best
-    others = [rates[m] for m in rates if m != best]
-    assert all(rates[best].ci_low > r.ci_high for r in others)
+    assert max(rates, key=lambda m: rates[m].rate) == best
+    assert all(rates[best].ci_low > rates[m].ci_high for m in near if m != best)
 
 
 def test_the_finite_eta_rate_at_zero_momentum_is_the_ratios_exact_mean_step():
