@@ -28,9 +28,9 @@ from amsgd.simulate import simulate
 
 #: Two-sided 99% normal quantile: each comparison below fails by chance with probability 1%.
 Z = stats.norm.ppf(0.995)
-#: The finite-η floor's stated accuracy (relative), the next order in the fluctuation left out
-#: (docs/linear-theory.md): a model tolerance added to the sampling interval, not a CI.
-FLOOR_MODEL_TOLERANCE = 0.025
+#: The finite-η floor's target accuracy (relative): within 0.5% or the interval of 3000 runs
+#: (docs/linear-theory.md section 5), a model tolerance added to the sampling interval, not a CI.
+FLOOR_MODEL_TOLERANCE = 0.005
 
 FLOOR_CASES = [
     ("gaussian", 5e-4, 0.9, 0, None),
@@ -54,9 +54,8 @@ def test_finite_eta_floor_against_simulation(dist, eta, mu, tau, rotation):
     finite, additive = p.finite_eta.value, p.linearized.floor
     assert run.diverged_fraction == 0.0
     assert abs(measured.mean - finite) <= Z * measured.std_error + FLOOR_MODEL_TOLERANCE * finite
-    # where the additive floor is off by more than 3% (other data laws, a large η), the finite-η one is closer
-    if abs(measured.mean - additive) > 0.03 * additive + Z * measured.std_error:
-        assert abs(measured.mean - finite) < abs(measured.mean - additive)
+    # the additive floor fails the same test in every case (1.4% off at τ = 20, 2.6–6.7% elsewhere)
+    assert abs(measured.mean - additive) > Z * measured.std_error + FLOOR_MODEL_TOLERANCE * additive
 
 
 def _brute_force_radius(problem: Problem) -> float:
