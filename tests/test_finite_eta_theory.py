@@ -21,7 +21,7 @@ from amsgd import Problem, ProblemError, SampledDistribution, parse_delay, parse
 from amsgd.core.estimates import t_interval
 from amsgd.derivations import derive
 from amsgd.diffusion.theory.coupling import coefficients_for
-from amsgd.diffusion.theory.divergence import DIRECT_NOTE, ESTIMATE_NOTE, MEAN_SQUARE_NOTE
+from amsgd.diffusion.theory.divergence import BOUND_NOTE, DIRECT_NOTE, ESTIMATE_NOTE, MEAN_SQUARE_NOTE
 from amsgd.diffusion.theory.kick_fate import DIRECT_MIN
 from amsgd.diffusion.theory.options import PredictOptions
 from amsgd.simulate import simulate
@@ -226,6 +226,16 @@ def test_divergence_risk_at_a_large_step(dist, tau):
     run = simulate(problem, 8000, 2048, rng=2, start="e1", record_every=8000, coordinates="none", progress=False)
     _agrees_with_runs(risk, run)
     assert risk.to_dict()["note"].endswith(ESTIMATE_NOTE)
+
+
+def test_where_no_excursion_is_followed_the_note_calls_the_fraction_a_bound():
+    """The default problem (Gaussian data): samples beyond the event threshold are so rare that no
+    excursion path is run; the fraction is then the chance of meeting one (about 1e-241), an upper
+    bound, and the note says so rather than describe a Monte Carlo estimate that was not made."""
+    risk = predict(Problem.from_spectrum()).divergence
+    assert risk.paths == 0 and risk.method == "excursions" and 0 < risk.fraction < 1e-100
+    assert risk.interval[0] == 0.0 and risk.interval[1] >= risk.fraction
+    assert risk.to_dict()["note"] == BOUND_NOTE
 
 
 def test_between_the_mean_and_the_mean_square_boundary_runs_meeting_no_event_count():

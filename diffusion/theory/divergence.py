@@ -76,6 +76,10 @@ ESTIMATE_NOTE = (
     "data law and dynamics, the sample's size drawn from the law's tail); runs carried off with no sample beyond "
     "the event threshold are not counted"
 )
+BOUND_NOTE = (
+    "no excursion was followed (samples beyond the event threshold are too rare to matter): the fraction is the "
+    "chance that a run meets one such sample at all, an upper bound"
+)
 
 
 #: The same between the mean and the mean-square boundaries, where runs meeting no event are counted too.
@@ -177,7 +181,8 @@ class DivergenceRisk:
         elif self.fate == "mean-square unstable":
             out["note"] = f"{self._expected()}{DIRECT_NOTE if self.method == 'direct' else MEAN_SQUARE_NOTE}"
         elif self.per_iteration > 0:
-            out["note"] = f"{self._expected()}{ESTIMATE_NOTE}"
+            bound_only = self.paths == 0 and self.method == "excursions"
+            out["note"] = f"{self._expected()}{BOUND_NOTE if bound_only else ESTIMATE_NOTE}"
         counted = [c.fraction for c in (self.from_e1, self.from_e2) if c is not None]
         if self.from_e1 is not None and max(self.fraction, *counted) > 0.01:
             out["note"] = "; ".join(filter(None, [out.get("note"), self._from_rest_note()]))
