@@ -192,12 +192,15 @@ def test_a_sweep_where_every_replicate_diverged_everywhere_has_no_estimate(tmp_p
     (["--spectrum", "1,0.999999"], "the theory refused them (amsgd derive at one of them says why)"),
 ])  # fmt: skip
 def test_points_without_a_prediction_are_said_with_the_reason(tmp_path, capsys, options, why):
-    """Every prediction NaN used to leave stderr empty and the summary looking normal."""
+    """Every prediction NaN used to leave stderr empty and the summary looking normal; resuming the
+    finished file, which derives nothing for its points, gave "the theory refused them" for all reasons."""
     argv = ["sweep", "--tau", "0", "--mu", "0.9", "--steps", "50", "--replicates", "2", "--seed", "1", *options,
             "--out", str(tmp_path / "s.nc"), "-q"]  # fmt: skip
-    assert main(argv) == 0
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("amsgd sweep: warning: 1 of the 1 points has no prediction") and why in err[0]
+    for again in ([], ["--resume"]):
+        assert main(argv + again) == 0
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("amsgd sweep: warning: 1 of the 1 points has no prediction")
+        assert why in err[0], again
 
 
 @pytest.mark.slow

@@ -168,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
         warnings.warn(f"every replicate diverged at {outcome.all_diverged} of the {outcome.points} points: their "
                       "estimates are NaN (all_diverged in the summary; diverged_fraction 1 in the file)", RunWarning)  # fmt: skip
     if outcome.unpredicted:
-        _warn_unpredicted(outcome.unpredicted, outcome.points, sweep.points.missing)
+        _warn_unpredicted(outcome.unpredicted, outcome.points, sweep.unpredicted_reasons())
     print(json_text(outcome.to_dict(), indent=2))
     if everywhere:
         where = "the only point" if outcome.points == 1 else f"every one of the {outcome.points} points"

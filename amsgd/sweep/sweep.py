@@ -145,6 +145,14 @@ class Sweep:
         """What the predictions need (:meth:`PointKind.theory`), derived once, in this process."""
         return self.points.theory(distribution)
 
+    def unpredicted_reasons(self) -> dict[str | None, str]:
+        """Why the theory has no prediction, per distribution of the grid (None for a model), where it has
+        none: derived here where no point was computed in this process (a finished or fully stored sweep
+        resumed), so that the reason is the theory's own."""
+        for distribution in self.grid.distributions or (None,):
+            self.theory(distribution)
+        return dict(self.points.missing)
+
     def optimum_modes(self, distribution: str) -> OptimumModes | None:
         """The modes at e_1 of a streaming-PCA sweep for ``distribution``, derived on first use (they do
         not depend on η, μ, τ); None when the theory has no prediction (no eigengap, or infinite
