@@ -38,6 +38,14 @@ def test_one_set_per_step_size_and_distribution(tmp_path):
     assert all(p.exists() for p in paths)
 
 
+def test_step_sizes_that_print_alike_get_files_of_their_own(tmp_path):
+    """5e-4 and 5.000001e-4 both print 0.0005 under %g: the second's figures replaced the first's."""
+    grid = SweepGrid(("gaussian",), (5e-4, 5.000001e-4), (0.5, 0.9), "tau", (0, 8))
+    paths = sweep_figures(small_dataset(grid), tmp_path)
+    assert len(paths) == 6 and len(set(paths)) == 6 and all(p.exists() for p in paths)
+    assert tmp_path / "sweep_heatmaps_eta0.0005000001.png" in paths
+
+
 
 @pytest.mark.slow
 def test_a_sweep_without_figures_is_refused_before_any_run(tmp_path, capsys):

@@ -88,20 +88,28 @@ def sweep_figures(source: str | os.PathLike | xarray.Dataset, out_dir: str | os.
     if "distribution" not in ds.dims:
         ds = ds.expand_dims("distribution")
     paths: list[Path] = []
+    names = _distinct_names(ds["eta"].values)
     for dist in ds["distribution"].values:
-        for eta in ds["eta"].values:
+        for eta, name in zip(ds["eta"].values, names):
             part = ds.sel(distribution=dist, eta=eta)
             suffix = ""
             if ds.sizes["eta"] > 1:
-                suffix += f"_eta{eta:g}"
+                suffix += f"_eta{name}"
             if ds.sizes["distribution"] > 1:
                 suffix += "_" + str(dist).replace(":", "-")
-            label = (f"{_sigma(ds)}, η = {eta:g}, {dist}, {ds.attrs.get('replicates', '?')} replicates × "
+            label = (f"{_sigma(ds)}, η = {name}, {dist}, {ds.attrs.get('replicates', '?')} replicates × "
                      f"{ds.attrs.get('steps', '?')} steps")  # fmt: skip
             paths.append(_heatmaps(part, label, out / f"sweep_heatmaps{suffix}.png"))
             paths.append(_error_vs_delay(part, label, out / f"sweep_error_vs_delay{suffix}.png"))
             paths.append(_best_mu(part, label, out / f"sweep_best_mu{suffix}.png"))
     return paths
+
+
+def _distinct_names(values: np.ndarray) -> list[str]:
+    """The values as ``%g`` prints them, or in full (``repr``) where two would print alike (5e-4 and
+    5.000001e-4: their figures had one file name, the second replacing the first)."""
+    short = [f"{v:g}" for v in values]
+    return short if len(set(short)) == len(short) else [repr(float(v)) for v in values]
 
 
 def _sigma(ds: xarray.Dataset) -> str:
