@@ -125,6 +125,25 @@ def test_bad_input_is_one_line_and_exit_2(extra, needle, tmp_path, capsys):
     assert not list(tmp_path.iterdir())  # nothing was started or written
 
 
+def test_a_second_sweep_writing_the_same_file_is_refused(tmp_path, capsys):
+    """Two sweeps on one --out both passed the check for an existing file; the second wrote into the
+    first's parts, removed them at its end, and the first failed with "damaged after it was written".
+    The lock the first holds (here held by the test) refuses the second with one line, before anything
+    is written; a run that finishes leaves no lock file."""
+    import fcntl
+
+    out = tmp_path / "s.nc"
+    argv = ["sweep", "--tau", "0", "--mu", "0.9", "--steps", "50", "--replicates", "2", "--seed", "1", "--out", str(out),
+            "-q"]  # fmt: skip
+    with open(tmp_path / ".s.nc.lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"another amsgd sweep is writing {out}" in err
+        assert [p.name for p in tmp_path.iterdir()] == [".s.nc.lock"]
+    assert main(argv) == 0 and [p.name for p in tmp_path.iterdir()] == ["s.nc"]
+
+
 @pytest.mark.parametrize(
     "extra, needle",
     [

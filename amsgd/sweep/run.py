@@ -176,34 +176,61 @@ def run_sweep(
         raise ProblemError(f"retries must be an integer >= 0, got {retries!r}")
     _check_execution(client, local_processes, progress, on_point, compute)
     out = check_output_file(out)
-    manifest = sweep.manifest()
-    store = PartStore(out, manifest=manifest, fields=sweep.fields)
-    if store.directory.exists() and not store.directory.is_dir():
-        raise ProblemError(f"{store.directory} exists and is not a folder; move it away or choose another --out")
-    if not resume and (out.exists() or store.exists):
-        existing = out if out.exists() else store.directory
-        raise ProblemError(f"{existing} exists; pass --resume to continue that sweep, or choose another --out")
-    if resume and out.exists():
-        finished = _finished_dataset(sweep, out, manifest, store.exists)
-        if finished is not None:
-            if store.exists:  # left by a run stopped after writing the file, while removing the parts
-                store.remove()
-            total = sweep.size
-            return SweepOutcome(out, finished, total, 0, total, time.perf_counter() - began)
-    with stage("checking the stored points"):
-        done = _sound_parts(store, manifest) if store.exists else set()
-    if resume:
-        store.remove_temporaries()
-    pending = [index for index in range(sweep.size) if index not in done]
-    if pending:
-        execution = _Execution(client, scheduler, n_workers, local_processes, connect_timeout, retries, progress,
-                               on_point, sweep.compute if compute is None else compute)  # fmt: skip
-        _compute_pending(sweep, pending, store, manifest, len(done), execution)
-    with stage(f"writing {out.name}"):
-        ds = sweep.assemble(_stored_records(store, sweep.size))
-        _write_checked(sweep, ds, out, store)
-        store.remove()
-    return SweepOutcome(out, ds, sweep.size, len(pending), len(done), time.perf_counter() - began)
+    with _sole_writer(out):
+        manifest = sweep.manifest()
+        store = PartStore(out, manifest=manifest, fields=sweep.fields)
+        if store.directory.exists() and not store.directory.is_dir():
+            raise ProblemError(f"{store.directory} exists and is not a folder; move it away or choose another --out")
+        if not resume and (out.exists() or store.exists):
+            existing = out if out.exists() else store.directory
+            raise ProblemError(f"{existing} exists; pass --resume to continue that sweep, or choose another --out")
+        if resume and out.exists():
+            finished = _finished_dataset(sweep, out, manifest, store.exists)
+            if finished is not None:
+                if store.exists:  # left by a run stopped after writing the file, while removing the parts
+                    store.remove()
+                total = sweep.size
+                return SweepOutcome(out, finished, total, 0, total, time.perf_counter() - began)
+        with stage("checking the stored points"):
+            done = _sound_parts(store, manifest) if store.exists else set()
+        if resume:
+            store.remove_temporaries()
+        pending = [index for index in range(sweep.size) if index not in done]
+        if pending:
+            execution = _Execution(client, scheduler, n_workers, local_processes, connect_timeout, retries, progress,
+                                   on_point, sweep.compute if compute is None else compute)  # fmt: skip
+            _compute_pending(sweep, pending, store, manifest, len(done), execution)
+        with stage(f"writing {out.name}"):
+            ds = sweep.assemble(_stored_records(store, sweep.size))
+            _write_checked(sweep, ds, out, store)
+            store.remove()
+        return SweepOutcome(out, ds, sweep.size, len(pending), len(done), time.perf_counter() - began)
+
+
+@contextlib.contextmanager
+def _sole_writer(out: Path):
+    """An exclusive advisory lock (``flock``) on ``.FILE.nc.lock`` beside ``out`` for the whole run, the
+    file removed at the end: a second sweep writing to the same ``out`` is refused with one line (both
+    runs passed the checks for an existing file; the second then wrote into the first one's parts and
+    removed them, and the first failed with "damaged after it was written"). Where the system has no
+    ``fcntl`` (Windows) runs are not guarded; on a network file system the lock is as good as its
+    ``flock``."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    lock = out.with_name(f".{out.name}.lock")
+    with open(lock, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ProblemError(f"another amsgd sweep is writing {out} (it holds {lock}); wait for it to finish, "
+                               "or choose another --out") from None  # fmt: skip
+        try:
+            yield
+        finally:
+            lock.unlink(missing_ok=True)
 
 
 def _check_execution(client: object, local_processes: object, progress: object, on_point: object,
