@@ -21,7 +21,7 @@ from amsgd import Problem, ProblemError, SampledDistribution, parse_delay, parse
 from amsgd.core.estimates import t_interval
 from amsgd.derivations import derive
 from amsgd.diffusion.theory.coupling import coefficients_for
-from amsgd.diffusion.theory.divergence import BOUND_NOTE, DIRECT_NOTE, ESTIMATE_NOTE, MEAN_SQUARE_NOTE
+from amsgd.diffusion.theory.divergence import BOUND_NOTE, DIRECT_NOTE, ESTIMATE_NOTE, MEAN_SQUARE_NOTE, POOL_NOTE
 from amsgd.diffusion.theory.kick_fate import DIRECT_MIN
 from amsgd.diffusion.theory.options import PredictOptions
 from amsgd.simulate import simulate
@@ -236,6 +236,21 @@ def test_where_no_excursion_is_followed_the_note_calls_the_fraction_a_bound():
     assert risk.paths == 0 and risk.method == "excursions" and 0 < risk.fraction < 1e-100
     assert risk.interval[0] == 0.0 and risk.interval[1] >= risk.fraction
     assert risk.to_dict()["note"] == BOUND_NOTE
+
+
+@pytest.mark.slow
+def test_a_samplers_risk_says_its_tail_rests_on_the_moment_draws():
+    """Student-t 6 wrapped as a user sampler at a large step: the sample sizes' law is the 200 000
+    moment draws, whose tail beyond their largest is unseen; the note says so (the named law's does not)."""
+    from amsgd.core.distributions import StudentT
+    from amsgd.diffusion.theory import PredictOptions
+
+    law = StudentT(6.0)
+    sampler = SampledDistribution(lambda rng, n: law.sample(rng, n, np.array([3.0, 2.0, 1.0]), None), "t6")
+    named = Problem.from_spectrum((3.0, 2.0, 1.0), distribution=law, eta=0.01, mu=0.5)
+    risk = predict(named.replace(distribution=sampler), PredictOptions(steps=8000)).divergence
+    assert risk.from_pool and risk.to_dict()["note"].endswith(POOL_NOTE)
+    assert not predict(named, PredictOptions(steps=8000)).divergence.to_dict()["note"].endswith(POOL_NOTE)
 
 
 def test_between_the_mean_and_the_mean_square_boundary_runs_meeting_no_event_count():

@@ -45,6 +45,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from amsgd.core.distributions import SampledDistribution
 from amsgd.core.estimates import json_float
 from amsgd.core.problem import Problem
 from amsgd.diffusion.theory.kick_fate import (
@@ -75,6 +76,10 @@ ESTIMATE_NOTE = (
     "the fraction is a conditional Monte Carlo estimate over the excursions that large samples start (the exact "
     "data law and dynamics, the sample's size drawn from the law's tail); runs carried off with no sample beyond "
     "the event threshold are not counted"
+)
+POOL_NOTE = (
+    "; the sample sizes come from the sampler's moment draws, whose tail beyond their largest is not seen (nor "
+    "counted in the interval): for heavy-tailed samplers read the fraction as an order of magnitude"
 )
 BOUND_NOTE = (
     "no excursion was followed (samples beyond the event threshold are too rare to matter): the fraction is the "
@@ -120,6 +125,7 @@ class DivergenceRisk:
     from_e1: BlowupCount | None = None  # runs from e_1 counted directly, where ``steps`` is shorter than ``settling``
     settling: int = 0  # the steps after which a run from e_1 counts as settled (kick_fate.settling_steps)
     from_e2: BlowupCount | None = None  # the same count from e_2 at rest, the saddle ``simulate`` starts from
+    from_pool: bool = False  # the sample sizes' law from a user sampler's moment draws (its tail unseen beyond them)
 
     @property
     def mean_stable(self) -> bool:
@@ -182,7 +188,8 @@ class DivergenceRisk:
             out["note"] = f"{self._expected()}{DIRECT_NOTE if self.method == 'direct' else MEAN_SQUARE_NOTE}"
         elif self.per_iteration > 0:
             bound_only = self.paths == 0 and self.method == "excursions"
-            out["note"] = f"{self._expected()}{BOUND_NOTE if bound_only else ESTIMATE_NOTE}"
+            pool = POOL_NOTE if self.from_pool and self.method == "excursions" else ""
+            out["note"] = f"{self._expected()}{BOUND_NOTE if bound_only else ESTIMATE_NOTE}{pool}"
         counted = [c.fraction for c in (self.from_e1, self.from_e2) if c is not None]
         if self.from_e1 is not None and max(self.fraction, *counted) > 0.01:
             out["note"] = "; ".join(filter(None, [out.get("note"), self._from_rest_note()]))
@@ -333,4 +340,5 @@ def divergence_risk(problem: Problem, law: DelayLaw, steps: int, mean_stable: bo
     return DivergenceRisk(impulse, rate.per_iteration, int(steps), fate if mean_square_stable else "mean-square unstable",
                           rate.standard_error, rate.event_threshold, rate.undecided, rate.background_blowups,
                           rate.paths, rate.without_events, rate.method, rate.direct_blowups,
-                          from_e1=from_e1, settling=settling, from_e2=from_e2)  # fmt: skip
+                          from_e1=from_e1, settling=settling, from_e2=from_e2,
+                          from_pool=isinstance(problem.distribution, SampledDistribution))  # fmt: skip
