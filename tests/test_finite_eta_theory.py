@@ -21,7 +21,13 @@ from amsgd import Problem, ProblemError, SampledDistribution, parse_delay, parse
 from amsgd.core.estimates import t_interval
 from amsgd.derivations import derive
 from amsgd.diffusion.theory.coupling import coefficients_for
-from amsgd.diffusion.theory.divergence import BOUND_NOTE, DIRECT_NOTE, ESTIMATE_NOTE, MEAN_SQUARE_NOTE, POOL_NOTE
+from amsgd.diffusion.theory.divergence import (
+    BOUND_NOTE,
+    DIRECT_NOTE,
+    ESTIMATE_NOTE,
+    MEAN_SQUARE_NOTE,
+    POOL_NOTE,
+)
 from amsgd.diffusion.theory.kick_fate import DIRECT_MIN
 from amsgd.diffusion.theory.options import PredictOptions
 from amsgd.simulate import simulate

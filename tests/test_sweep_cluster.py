@@ -56,6 +56,23 @@ def test_one_and_two_workers_give_identical_datasets(reference, tmp_path):
     assert reference["tau_max"].dtype == np.int64
 
 
+def test_a_local_cluster_starts_no_more_workers_than_points(tmp_path, monkeypatch):
+    """--local-workers 1000 on a sweep of two points started 1000 worker threads (over 30 s)."""
+    import amsgd.sweep.cluster
+
+    asked = []
+
+    def recording(scheduler=None, n_workers=None, **options):
+        asked.append(n_workers)
+        return dask_client(scheduler, n_workers, **options)
+
+    monkeypatch.setattr(amsgd.sweep.cluster, "dask_client", recording)
+    grid = SweepGrid(("gaussian",), (2e-3,), (0.5,), "tau", (0, 3))
+    sweep = Sweep(Problem.from_spectrum((3, 2, 1)), grid, steps=200, replicates=4, seed=5, record_every=100)
+    assert run_sweep(sweep, tmp_path / "s.nc", n_workers=1000, progress=False).computed == 2
+    assert asked == [2]
+
+
 class Interrupted(Exception):
     pass
 

@@ -72,7 +72,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     run_group.add_argument(
         "--local-workers", type=whole, metavar="N",
-        help="workers of the local cluster (default: one per core; not with --scheduler)",
+        help="workers of the local cluster (default: one per core; at most one per point to compute; not with --scheduler)",
     )  # fmt: skip
     kind = run_group.add_mutually_exclusive_group()
     kind.add_argument(

@@ -366,7 +366,10 @@ def _compute_pending(sweep: Job, pending: list[int], store: PartStore, manifest:
         from amsgd.sweep.cluster import dask_client
 
         processes = _use_processes(run.local_processes, len(pending) * sweep.task_work)
-        connection = dask_client(run.scheduler, run.n_workers, timeout=run.connect_timeout, processes=processes)
+        workers = run.n_workers
+        if checks.is_whole_number(workers) and workers > len(pending):
+            workers = len(pending)  # a worker per pending point at most: more only take time to start
+        connection = dask_client(run.scheduler, workers, timeout=run.connect_timeout, processes=processes)
     with connection as active:
         with stage("preparing the points"):  # a sweep derives its theory here, once (per distribution for PCA)
             tasks = sweep.tasks(pending)
