@@ -15,6 +15,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -180,6 +181,19 @@ def test_a_damaged_part_is_named_and_recomputed(damage, reason, sweep, client, r
     assert (outcome.computed, outcome.reused) == (6 - STORED + 1, STORED - 1)
     assert_same(read_dataset(out), reference)
     assert not store.exists
+
+
+def test_a_part_numbered_beyond_the_sweep_is_removed_with_a_note_of_its_own(sweep, client, reference, tmp_path, capsys):
+    """A sound-looking file numbered past the sweep's points was said to be "recomputing" a point that
+    does not exist."""
+    out = tmp_path / "s.nc"
+    store = interrupted(sweep, out, client)
+    stray = store.part_path(99)
+    shutil.copy(store.part_path(min(store.done())), stray)
+    outcome, computed, err = resumed(sweep, out, client, capsys)
+    assert err == [f"amsgd sweep: {stray} is no point of this sweep of 6; removing it"]
+    assert (outcome.computed, outcome.reused) == (6 - STORED, STORED) and 99 not in computed
+    assert_same(read_dataset(out), reference)
 
 
 @pytest.mark.parametrize(

@@ -192,7 +192,7 @@ def run_sweep(
                 total = sweep.size
                 return SweepOutcome(out, finished, total, 0, total, time.perf_counter() - began)
         with stage("checking the stored points"):
-            done = _sound_parts(store, manifest) if store.exists else set()
+            done = _sound_parts(store, manifest, sweep.size) if store.exists else set()
         if resume:
             store.remove_temporaries()
         pending = [index for index in range(sweep.size) if index not in done]
@@ -274,13 +274,14 @@ def _finished_dataset(job: Job, out: Path, manifest: dict, parts: bool) -> xarra
     return finished
 
 
-def _sound_parts(store: PartStore, manifest: dict) -> set[int]:
-    """Check a stored sweep before resuming it: the points that can be reused.
+def _sound_parts(store: PartStore, manifest: dict, size: int) -> set[int]:
+    """Check a stored sweep of ``size`` points before resuming it: the points that can be reused.
 
     A readable manifest that differs from ``manifest`` is refused, as are damaged manifests whose
     sound points all belong to another sweep. Otherwise a damaged manifest is rebuilt, and damaged,
-    incomplete and foreign points are deleted (so they are computed again), each with a note. The
-    store is a folder (:func:`run_sweep` refuses anything else first).
+    incomplete and foreign points are deleted (so they are computed again), each with a note, as are
+    files numbered beyond the sweep's points (with a note of their own). The store is a folder
+    (:func:`run_sweep` refuses anything else first).
     """
     try:
         _check_manifest(store.load_manifest(), manifest, store.directory)
@@ -290,6 +291,10 @@ def _sound_parts(store: PartStore, manifest: dict) -> set[int]:
     sound: set[int] = set()
     damaged: list[tuple[int, DamagedFile]] = []
     for index in sorted(store.done()):
+        if index >= size:
+            _note(f"{store.part_path(index)} is no point of this sweep of {size}; removing it")
+            store.discard(index)
+            continue
         try:
             store.load(index)
             sound.add(index)
