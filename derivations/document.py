@@ -585,6 +585,8 @@ def _phase_number_blocks(phases: dict) -> list[Block]:
     blocks = [*_phase_table_blocks(phases), _escape_law_prose(phases), _travel_law_prose(phases["travel_law"])]
     if phases.get("converges", True) and phases["converge_noise"] in ("finite-eta", "additive"):
         blocks.append(_converge_law_prose(phases))  # sampled: travel ends above ε, modes stable
+    elif phases.get("converges", True) and phases["total_iterations"] is not None:
+        blocks.append(_early_epsilon_prose(phases))  # ε >= δ²: reached on the travel
     if phases["mean_curve"]["escape_iterations_linearized"] is not None:
         blocks.append(_linear_escape_prose(phases["mean_curve"]))
     return blocks
@@ -662,6 +664,18 @@ def _converge_law_prose(phases: dict) -> Prose:
         f"coordinates' noise at $e_1$ {_converge_noise_text(phases['converge_noise'])}, the median is "
         f"{_passage(converge['median'])}; " + _deciles("come below $\\epsilon$", converge["quantiles"]) + " A "
         "stationary window should start when the mean has settled, " + _settled_text(phases["settled_iterations"])
+    )
+
+
+def _early_epsilon_prose(phases: dict) -> Prose:
+    """Where ε >= δ²: a run reaches ε on its travel, and the per-run total is not the column's sum."""
+    reach = phases["total_iterations"] - phases["escape_iterations"]
+    return Prose(
+        "Here $\\epsilon \\ge \\delta^2$: a run's error first reaches $\\epsilon$ on its travel, before "
+        "$\\delta^2$, so there is no phase III, and the per-run total is the escape's mean and the mean, over "
+        f"the same sampled runs, from a run's escape to that passage ({_num(reach)} iterations), not the "
+        "column's sum. A stationary window should start when the mean has settled, "
+        + _settled_text(phases["settled_iterations"])
     )
 
 

@@ -69,3 +69,15 @@ def test_the_numbers_sections_where_the_mean_dynamics_is_unstable_or_few_momenta
     assert sum(1 for t in numbers["stability"]["scaling"]["tau_max"] if t) == 2
     fit = document._stability_numbers(numbers)[-1].text
     assert "over the 2 momenta with $\\tau^* > 0$" in fit and "closer to the power two of the published" in fit
+
+
+def test_where_epsilon_is_above_delta_sq_the_phases_say_where_the_runs_reach_it():
+    """μ 0.95 (ε = 2F = 0.17 above δ² = 0.1): no phase III, and the per-run total is not the column's
+    sum; the paragraph says so, with the runs' mean from escape to ε and the settled mean (the
+    paragraph of phase III, which carried that, is not written here)."""
+    phases = predict(Problem.from_spectrum(mu=0.95)).phases.to_dict()
+    assert phases["epsilon"] >= phases["delta_sq"] and phases["converge_noise"] == "none"
+    text = " ".join(block.text for block in document._phase_number_blocks(phases) if isinstance(block, document.Prose))
+    reach = phases["total_iterations"] - phases["escape_iterations"]
+    assert "$\\epsilon \\ge \\delta^2$" in text and f"({document._num(reach)} iterations)" in text
+    assert reach < phases["travel_iterations"] and f"after {document._num(phases['settled_iterations'])}" in text

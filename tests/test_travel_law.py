@@ -65,9 +65,10 @@ def _problem(case: str) -> Problem:
 
 @lru_cache(maxsize=8)
 def _simulated(case: str) -> tuple[np.ndarray, np.ndarray, Phases, Estimate]:
-    """Each simulated run's arrival from e_2 and its first error <= ε (the iterations at which they come,
-    rows 0 and 1), its escape subtracted from the first (its travel), the phases of the problem, and
-    when the mean error over runs first reaches ε, with its interval."""
+    """Each simulated run's arrival from e_2, its first error <= ε after it and its first error <= ε
+    after its escape (the iterations at which they come, rows 0 to 2), its escape subtracted from the
+    first (its travel), the phases of the problem, and when the mean error over runs first reaches ε,
+    with its interval."""
     problem = _problem(case)
     phases = predict(problem).phases
     steps = int(4 * (phases.escape_time + phases.travel_time + phases.converge_time) / problem.eta) + 1000
@@ -81,10 +82,11 @@ def _simulated(case: str) -> tuple[np.ndarray, np.ndarray, Phases, Estimate]:
     escape = first(1 - phases.delta_sq, np.zeros(errors.shape[0]))
     arrival = first(phases.delta_sq, escape)
     converged = first(phases.epsilon, arrival)
+    reached = first(phases.epsilon, escape)  # on the travel where ε >= δ²
     assert np.isnan(converged).mean() < 0.005  # followed long enough
     keep = np.isfinite(converged)
     settled = crossing_interval(k, -errors, -phases.epsilon)  # the mean error, falling to ε
-    return arrival[keep] - escape[keep], np.stack([arrival[keep], converged[keep]]), phases, settled
+    return arrival[keep] - escape[keep], np.stack([arrival[keep], converged[keep], reached[keep]]), phases, settled
 
 
 @pytest.mark.slow
@@ -121,7 +123,7 @@ def test_the_convergence_after_arrival_matches_simulated_runs(case):
     """A run arrives moving, with the other coordinates at their fluctuations: it reaches ε soon after
     (ε = 2F is just below δ² here); the law of a run started at rest at the travel's end point is
     slower, three times on the default problem."""
-    _, (arrival, converged), phases, _ = _simulated(case)
+    _, (arrival, converged, _), phases, _ = _simulated(case)
     times, law = converged - arrival, phases.converge_law
     assert phases.epsilon < phases.delta_sq and phases.converge_noise == "finite-eta"
     assert abs(law.mean.mean / times.mean() - 1) < MEAN_TOLERANCE
@@ -130,6 +132,22 @@ def test_the_convergence_after_arrival_matches_simulated_runs(case):
         assert phases.converge_law_at_rest.mean.mean > 2.5 * times.mean()
     total = stats.t.interval(0.95, converged.size - 1, loc=converged.mean(), scale=stats.sem(converged))
     assert total[0] - 0.02 * converged.mean() <= phases.total_iterations <= total[1] + 0.02 * converged.mean()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["mu-0.95", "no-momentum", "floor-above"])
+def test_where_epsilon_is_above_delta_sq_the_total_is_the_runs_first_passage_below_it(case):
+    """ε = 2F at or above δ²: a run's error first reaches ε on its travel, before δ². The total is the
+    escape's mean and the sampled runs' mean from escape to that passage, within the simulated runs'
+    95% interval widened by 2% (as where ε < δ²); the escape and the whole travel to δ² (what the total
+    was) lie beyond it, and the mean error settles later."""
+    _, (_, _, reached), phases, settled = _simulated(case)
+    assert phases.epsilon >= phases.delta_sq and phases.converge_iterations == 0
+    total = stats.t.interval(0.95, reached.size - 1, loc=reached.mean(), scale=stats.sem(reached))
+    slack = 0.02 * reached.mean()
+    assert total[0] - slack <= phases.total_iterations <= total[1] + slack
+    assert phases.escape_iterations + phases.travel_iterations > total[1] + slack
+    assert phases.total_iterations < settled.ci_low
 
 
 @pytest.mark.slow
@@ -216,7 +234,7 @@ def test_a_partly_unfinished_law_counts_its_unfinished_paths_in_the_quantiles():
         ({"noise": np.zeros((3, 2))}, "pairs"),
         ({"noise": -np.ones((2, 2))}, "noise variances"),
         ({"delta_sq": 0.5}, "delta_sq"),
-        ({"epsilon": 0.1}, "epsilon"),
+        ({"epsilon": 0.0}, "epsilon"),
         ({"paths": 0}, "paths"),
     ],
 )

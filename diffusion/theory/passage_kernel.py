@@ -186,11 +186,11 @@ def converge_passages(paths: int, rates: np.ndarray, scales: np.ndarray, eta: fl
 def travel_passages(paths: int, plane_rate: float, plane_noise: float, plane_coupling: float, rates: np.ndarray,
                     noise: np.ndarray, eta: float, mu: float, constant: int, cdf: np.ndarray, levels: np.ndarray,
                     max_iterations: int, lost: float, state: np.ndarray, curve: np.ndarray,
-                    give_up: int = -1) -> tuple[np.ndarray, int]:  # fmt: skip
+                    give_up: int = -1, arrival: int = 1) -> tuple[np.ndarray, int]:  # fmt: skip
     """Per path (columns), the first k with error ``<= levels[0]``, then the first k from there with
     error ``<= levels[1]``, and so on (one row per level; NaN beyond ``max_iterations``), and how many
     paths were followed: all of them, unless ``give_up >= 0`` and more than ``give_up`` paths passed the
-    first level but not the second, where the paths after that one are left NaN. With a
+    first level but not the level ``arrival``, where the paths after that one are left NaN. With a
     ``curve`` of length K > 0 (at most ``max_iterations``), every path is also followed for K
     iterations, past its last level if need be, and ``curve[k]`` gains its error after step k (1 from
     where a path is given up: its error has gone to 1), so that ``curve / paths`` is the mean error
@@ -256,7 +256,7 @@ def travel_passages(paths: int, plane_rate: float, plane_noise: float, plane_cou
                 passed += 1
             if passed == levels.size and k + 1 >= curve.size:
                 break
-        unarrived += passed == 1 and levels.size > 1
+        unarrived += 1 <= passed <= arrival < levels.size
         if 0 <= give_up < unarrived:
             followed = p + 1
             break

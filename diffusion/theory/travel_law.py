@@ -93,8 +93,9 @@ class PlaneModel:
 @dataclass(frozen=True, eq=False)
 class SaddleRuns:
     """Per sampled path, the iteration of its escape (error ``<= 1 − δ²``), of its arrival (then error
-    ``<= δ²``) and, when ε was given, of its convergence (then error ``<= ε``); NaN where a path had not
-    got there within the iterations followed."""
+    ``<= δ²``) and, when ε was given, of its first error ``<= ε`` after the escape (after the arrival
+    where ε < δ²; on the travel where ε >= δ², at or before the arrival); NaN where a path had not got
+    there within the iterations followed."""
 
     escape: np.ndarray
     arrival: np.ndarray
@@ -115,10 +116,20 @@ class SaddleRuns:
 
     @property
     def convergence(self) -> FirstPassageLaw:
-        """The iterations from a run's arrival to its convergence."""
+        """The iterations from a run's arrival to its convergence (0 where ε >= δ²: it has converged
+        when it arrives)."""
+        return FirstPassageLaw(np.maximum(self._converged - self.arrival, 0.0))
+
+    @property
+    def reach(self) -> FirstPassageLaw:
+        """The iterations from a run's escape to its first error ``<= ε``: its travel and convergence."""
+        return FirstPassageLaw(self._converged - self.escape)
+
+    @property
+    def _converged(self) -> np.ndarray:
         if self.converged is None:
             raise ProblemError("these runs were not followed to ε; sample them with saddle_runs(..., epsilon=ε)")
-        return FirstPassageLaw(self.converged - self.arrival)
+        return self.converged
 
 
 def _pairs(name: str, values, rows: int | None = None) -> np.ndarray:
@@ -135,20 +146,24 @@ def saddle_runs(model: PlaneModel, eta: float, mu: float, delay: Delay, delta_sq
                 iterations: int, epsilon: float | None = None, arrive: bool = True,
                 give_up: int | None = None) -> SaddleRuns:  # fmt: skip
     """``paths`` runs of the reduced ``model`` (module docstring) from rest at the saddle, followed for
-    ``iterations``: each one's escape, arrival and, with ``epsilon`` (ε < δ²), convergence; with
-    ``arrive`` false only the escape (the arrivals NaN). An i.i.d. delay is drawn afresh every step,
-    one for the plane and the other coordinates. With ``give_up``, the sampling stops after the path
-    that makes more than ``give_up`` escaped paths unarrived (the later paths NaN, ``followed`` says how
-    many were): every path before it is the one the full sampling draws."""
+    ``iterations``: each one's escape, arrival and, with ``epsilon``, first error ``<= ε`` after its
+    escape (after its arrival where ε < δ²); with ``arrive`` false only the escape (the arrivals NaN).
+    An i.i.d. delay is drawn afresh every step, one for the plane and the other coordinates. With
+    ``give_up``, the sampling stops after the path that makes more than ``give_up`` escaped paths
+    unarrived (the later paths NaN, ``followed`` says how many were): every path before it is the one
+    the full sampling draws."""
     delta_sq = _checked_delta_sq(delta_sq)
-    if epsilon is not None and not (np.isfinite(epsilon) and 0.0 < epsilon < delta_sq and arrive):
-        raise ProblemError(f"epsilon must satisfy 0 < ε < δ² = {delta_sq:g} for runs that arrive, got {epsilon!r}")
-    levels = [1.0 - delta_sq] + ([delta_sq] if arrive else []) + ([] if epsilon is None else [epsilon])
+    if epsilon is not None and not (np.isfinite(epsilon) and epsilon > 0.0 and arrive):
+        raise ProblemError(f"epsilon must be a number > 0 for runs that arrive, got {epsilon!r}")
+    early = epsilon is not None and epsilon >= delta_sq  # reached on the travel, before δ²
+    levels = [1.0 - delta_sq] + ([delta_sq] if arrive else [])
+    if epsilon is not None:
+        levels.insert(1 if early else 2, epsilon)  # the passages are taken in this order
     times, followed = _passages(model, eta, mu, delay, levels, paths, iterations, np.zeros(0),
-                                -1 if give_up is None or not arrive else int(give_up))  # fmt: skip
-    arrival = times[1] if arrive else np.full(times.shape[1], np.nan)
-    return SaddleRuns(times[0], arrival, None if epsilon is None else times[2], int(iterations),
-                      followed if followed < paths else None)  # fmt: skip
+                                -1 if give_up is None or not arrive else int(give_up), 2 if early else 1)  # fmt: skip
+    arrival = times[2 if early else 1] if arrive else np.full(times.shape[1], np.nan)
+    converged = None if epsilon is None else times[1 if early else 2]
+    return SaddleRuns(times[0], arrival, converged, int(iterations), followed if followed < paths else None)
 
 
 def mean_error_curve(model: PlaneModel, eta: float, mu: float, delay: Delay, delta_sq: float, paths: int,
@@ -164,9 +179,9 @@ def mean_error_curve(model: PlaneModel, eta: float, mu: float, delay: Delay, del
 
 
 def _passages(model: PlaneModel, eta: float, mu: float, delay: Delay, levels: list[float], paths: int,
-              iterations: int, curve: np.ndarray, give_up: int = -1) -> tuple[np.ndarray, int]:  # fmt: skip
-    """:func:`~.passage_kernel.travel_passages` from the fixed seed at the ``levels`` (of a checked δ²):
-    the passages and how many paths were followed."""
+              iterations: int, curve: np.ndarray, give_up: int = -1, arrival: int = 1) -> tuple[np.ndarray, int]:  # fmt: skip
+    """:func:`~.passage_kernel.travel_passages` from the fixed seed at the ``levels`` (of a checked δ²,
+    the arrival at δ² the level ``arrival``): the passages and how many paths were followed."""
     from amsgd.diffusion.theory.passage_kernel import travel_passages
     from amsgd.simulate.ziggurat import replicate_states
 
@@ -177,7 +192,7 @@ def _passages(model: PlaneModel, eta: float, mu: float, delay: Delay, levels: li
     state = replicate_states(np.random.SeedSequence(SEED), 1)[0].copy()
     return travel_passages(paths, float(model.plane_rate), float(model.plane_noise), float(model.plane_coupling),
                            model.rates, model.noise, eta, mu, constant, law.cdf, np.array(levels, dtype=float),
-                           int(iterations), LOST, state, curve, give_up)  # fmt: skip
+                           int(iterations), LOST, state, curve, give_up, arrival)  # fmt: skip
 
 
 def _checked_delta_sq(delta_sq: float) -> float:
