@@ -582,7 +582,7 @@ def _plane_noise_form() -> sp.Expr:
 def _phase_number_blocks(phases: dict) -> list[Block]:
     """Section 7's numbers: each phase's duration (mean curve and per run), the escape's and the
     convergence's laws over runs, and the linear recursion's escape at this η."""
-    blocks = [*_phase_table_blocks(phases), _escape_law_prose(phases), _travel_law_prose(phases["travel_law"])]
+    blocks = [*_phase_table_blocks(phases), _escape_law_prose(phases), _travel_law_prose(phases)]
     if phases.get("converges", True) and phases["converge_noise"] in ("finite-eta", "additive"):
         blocks.append(_converge_law_prose(phases))  # sampled: travel ends above ε, modes stable
     elif phases.get("converges", True) and phases["total_iterations"] is not None:
@@ -642,8 +642,16 @@ def _escape_law_prose(phases: dict) -> Prose:
     )
 
 
-def _travel_law_prose(law: dict) -> Prose:
-    """The travel's law over runs, sampled from the plane's angle."""
+def _travel_law_prose(phases: dict) -> Prose:
+    """The travel's law over runs, sampled from the plane's angle; where there is none, why."""
+    law = phases["travel_law"]
+    if law["mean"] is None:
+        why = ("beyond the mean-dynamics boundary (section 9) the norm of $v$, which the travel's model leaves "
+               "out, oscillates with growing amplitude, and runs blow up or saturate rather than travel"
+               if not phases.get("mean_stable", True) else
+               "the floor lies at or above $\\delta^2$, where a run's error reaches it only on a dip, and too "
+               "few of the sampled runs did, or none was followed")  # fmt: skip
+        return Prose(f"Travel: there is no per-run law here: {why}.")
     return Prose(
         "Travel: the ODE's travel is the same for every run; a run's is longer, since the error counts "
         "the other coordinates' fluctuations (it arrives only when its own part is below $\\delta^2$ minus "

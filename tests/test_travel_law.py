@@ -315,3 +315,22 @@ def test_a_travel_that_too_many_runs_do_not_finish_is_null():
         assert np.isnan(copy.travel_iterations) is not ends
         if not ends:
             assert "2 of the 100 sampled runs that escaped had not within the 400 iterations" in copy.to_dict()["note"]
+
+def test_beyond_the_mean_boundary_there_is_no_travel_law():
+    """τ 100 on the default problem (τ* 32): the reduced model, which leaves the norm out, had every
+    run arrive (mean 550 iterations), while the runs' norm oscillates with growing amplitude and many
+    blow up; the travel law is null, the note and the document say why, and the escape law stands."""
+    from amsgd.derivations import document
+    from amsgd.diffusion.theory.phases import BEYOND_MEAN
+
+    problem = Problem.from_spectrum(delay=parse_delay("constant:100"))
+    p = predict(problem)
+    out = p.phases.to_dict()
+    assert not p.stability.stable and out["mean_stable"] is False and out["travel_iterations"] is None
+    assert out["travel_law"]["mean"] is None and BEYOND_MEAN in out["note"] and out["escape_iterations"] > 0
+    prose = " ".join(b.text for b in document._phase_number_blocks(out) if isinstance(b, document.Prose))
+    assert "Travel: there is no per-run law here: beyond the mean-dynamics boundary" in prose
+    run = simulate(problem, 1500, 256, rng=3, start="e2", record_every=1500, coordinates="none", progress=False)
+    assert run.diverged_fraction > 0.1  # the runs do not all travel
+    inside = predict(Problem.from_spectrum(delay=parse_delay("constant:31"))).phases.to_dict()
+    assert inside["mean_stable"] is True and inside["travel_iterations"] > 0

@@ -116,6 +116,12 @@ NO_CONVERGENCE = (
     "totals are null; escape and travel are those of the dynamics from e_2"
 )
 
+#: Why the travel's law is null beyond the mean boundary (prefixed to the note).
+BEYOND_MEAN = (
+    "travel_law is null: beyond the mean-dynamics boundary (stability.tau_max) the norm of v, which the travel's "
+    "reduced model leaves out, oscillates with growing amplitude, and runs blow up or saturate "
+    "(stability.divergence_risk) rather than travel; the escape law holds"
+)
 #: Why the travel's and the convergence's laws are null where the floor is at or above δ².
 NO_ARRIVAL = "; travel_law, converge_law and the totals are null: the floor {floor:.3g} is {why}"
 UNARRIVED = (
@@ -208,6 +214,7 @@ class Phases:
     converges: bool = True  # False: not mean-square stable at e_1, so no floor and no phase III
     saddle_modes: tuple[tuple[float, ...], tuple[float, ...]] = ((), ())
     floor: float = math.nan  # the diffusion floor the phases were built with (the default ε: DEFAULT_EPSILON_FACTOR times it)
+    mean_stable: bool = True  # False: the mean dynamics at e_1 is unstable (beyond τ*), the travel law not given
 
     @property
     def _escape_followed(self) -> int:
@@ -362,9 +369,12 @@ class Phases:
     @property
     def travel_law(self) -> FirstPassageLaw:
         """The law of one run's travel, from its escape to its arrival (:mod:`.travel_law`); every
-        sample NaN where the travel does not end (:attr:`arrives`)."""
+        sample NaN where the travel does not end (:attr:`arrives`), and beyond the mean boundary, where
+        the norm the reduced model leaves out oscillates with growing amplitude (runs blow up or
+        saturate: 37% of 1000 runs of the default problem at τ = 100 diverged within 1500 iterations,
+        where the law had every run arrive)."""
         travel = self.saddle_runs.travel
-        return travel if self.arrives else FirstPassageLaw(np.full(travel.samples.size, np.nan))
+        return travel if self.arrives and self.mean_stable else FirstPassageLaw(np.full(travel.samples.size, np.nan))
 
     @property
     def travel_iterations(self) -> float:
@@ -481,6 +491,7 @@ class Phases:
             "epsilon": self.epsilon if self.converges else None,
             "worst_saddle": self.worst_saddle,
             "converges": self.converges,
+            "mean_stable": self.mean_stable,
             "escape_iterations": json_float(self.escape_iterations),
             "escape_law": self.escape_law.to_dict(),
             "escape_law_note": "; ".join(filter(None, (self.saddle_note, self.large_delta_note))) or None,
@@ -498,7 +509,8 @@ class Phases:
                 "converge_iterations": None if curve is None else curve / self.eta,
                 "accuracy_note": self.limit_escape_note or None,
             },
-            "note": ("" if self.converges else NO_CONVERGENCE + "; ") + PHASES_NOTE + self._unsampled_note(),
+            "note": ("" if self.converges else NO_CONVERGENCE + "; ") + ("" if self.mean_stable else BEYOND_MEAN + "; ")
+                    + PHASES_NOTE + self._unsampled_note(),
         }
 
     def _saturated_crossing(self) -> dict:
@@ -612,6 +624,7 @@ def phases(
     tangent_variances: Callable[[], Sequence[float]] | None = None,
     converges: bool = True,
     finite_floor: float | None = None,
+    mean_stable: bool = True,
 ) -> Phases:
     """Escape (unstable OU from rest), travel (ODE closed form) and convergence (slowest tangent mode),
     with the modes the per-run laws sample.
@@ -620,7 +633,8 @@ def phases(
     e_1 already computed for this problem (:attr:`Phases.tangent_variances`); without it they are
     solved when the convergence law first needs them. ``converges`` false (the iteration is not
     mean-square stable at e_1): there is no floor, so ε is not checked against it and the result
-    reports no phase III. A given ε is refused at or below ``floor`` and at or below ``finite_floor``,
+    reports no phase III; ``mean_stable`` false (beyond the mean boundary) no travel law either. A given
+    ε is refused at or below ``floor`` and at or below ``finite_floor``,
     the finite-η floor where it is known (the mean error settles there, and a sampled mean curve
     would cross a lower ε only on a dip).
     """
@@ -659,7 +673,7 @@ def phases(
         delta_sq, epsilon, saddle.j, max(float(escape), 0.0), float(travel), converge_time, problem.eta,
         (rate, noise), problem.delay, problem.mu, _linear_escape(derivation, rate, noise, delta_sq),
         tuple(tangent_rates.tolist()), tuple(tangent_noise.tolist()), problem, tangent_variances, converges,
-        tuple(tuple(v.tolist()) for v in _modes_at(derivation, saddle)), float(floor),
+        tuple(tuple(v.tolist()) for v in _modes_at(derivation, saddle)), float(floor), mean_stable,
     )  # fmt: skip
 
 

@@ -256,7 +256,7 @@ class Predictions:
         given = self.options.epsilon is not None and self.mean_square.stable
         return phases(self.derivation, self.points, self.diffusion_floor, self.options.delta_sq, self.options.epsilon,
                       lambda: self.finite_eta.variances, self.mean_square.stable,
-                      self.finite_eta.value if given else None)  # fmt: skip
+                      self.finite_eta.value if given else None, self.stability.stable)  # fmt: skip
 
     @cached_property
     def tradeoff(self) -> TradeoffResult:
