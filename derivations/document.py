@@ -660,6 +660,7 @@ def _travel_law_prose(phases: dict) -> Prose:
         "data's noise at that angle, with the other coordinates linear about the current point, from rest "
         f"at the saddle, the median is {_passage(law['median'])}; "
         + _deciles("arrived", law["quantiles"], " after its escape")
+        + (f" Accuracy: {phases['large_step_note']}." if phases.get("large_step_note") else "")
     )
 
 

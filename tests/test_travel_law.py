@@ -334,3 +334,18 @@ def test_beyond_the_mean_boundary_there_is_no_travel_law():
     assert run.diverged_fraction > 0.1  # the runs do not all travel
     inside = predict(Problem.from_spectrum(delay=parse_delay("constant:31"))).phases.to_dict()
     assert inside["mean_stable"] is True and inside["travel_iterations"] > 0
+
+
+@pytest.mark.parametrize(("eta", "mu", "noted"), [(1e-2, 0.7, True), (5e-4, 0.99, True), (1e-2, 0.5, False),
+                                                   (5e-4, 0.9, False)])  # fmt: skip
+def test_a_large_effective_step_is_noted_where_the_travel_drifts(eta, mu, noted):
+    """η λ_1/(1 − μ) above 0.1 (0.13 and 0.2 here; 0.08 and 0.02 not): the travel's reduced model ran
+    11–14% long against 4000 runs there with no word; the JSON and the document's travel say so."""
+    from amsgd.derivations import document
+
+    out = predict(Problem.from_spectrum(eta=eta, mu=mu)).phases.to_dict()
+    note = out["large_step_note"]
+    assert (note is not None) == noted
+    if noted:
+        assert note.startswith(f"at the effective step eta lambda_1/(1-mu) = {eta * 4 / (1 - mu):.3g}, above 0.1")
+        assert f"Accuracy: {note}." in document._travel_law_prose(out).text
