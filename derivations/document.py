@@ -645,13 +645,15 @@ def _escape_law_prose(phases: dict) -> Prose:
 def _travel_law_prose(phases: dict) -> Prose:
     """The travel's law over runs, sampled from the plane's angle; where there is none, why."""
     law = phases["travel_law"]
-    if law["mean"] is None:
-        why = ("beyond the mean-dynamics boundary (section 9) the norm of $v$, which the travel's model leaves "
-               "out, oscillates with growing amplitude, and runs blow up or saturate rather than travel"
-               if not phases.get("mean_stable", True) else
-               "the floor lies at or above $\\delta^2$, where a run's error reaches it only on a dip, and too "
-               "few of the sampled runs did, or none was followed")  # fmt: skip
-        return Prose(f"Travel: there is no per-run law here: {why}.")
+    if not phases.get("mean_stable", True):
+        return Prose("Travel: there is no per-run law here: beyond the mean-dynamics boundary (section 9) the norm "
+                     "of $v$, which the travel's model leaves out, oscillates with growing amplitude, and runs blow "
+                     "up or saturate rather than travel.")  # fmt: skip
+    if not phases.get("arrives", True):
+        return Prose("Travel: there is no per-run law here: the floor lies at or above $\\delta^2$, where a run's "
+                     "error reaches $\\delta^2$ only on a dip, and too many of the sampled runs had not, or the "
+                     "error stays too far from $e_1$ for the arrivals to be followed (the note of the JSON says "
+                     "which).")  # fmt: skip
     return Prose(
         "Travel: the ODE's travel is the same for every run; a run's is longer, since the error counts "
         "the other coordinates' fluctuations (it arrives only when its own part is below $\\delta^2$ minus "

@@ -142,6 +142,12 @@ def test_a_second_sweep_writing_the_same_file_is_refused(tmp_path, capsys):
         assert err.count("\n") == 1 and f"another amsgd sweep is writing {out}" in err
         assert [p.name for p in tmp_path.iterdir()] == [".s.nc.lock"]
     assert main(argv) == 0 and [p.name for p in tmp_path.iterdir()] == ["s.nc"]
+    (tmp_path / "elsewhere").mkdir()
+    link = tmp_path / "elsewhere" / "link.nc"
+    link.symlink_to(tmp_path / "t.nc")  # another name for t.nc: the lock is the file's, beside it
+    with open(tmp_path / ".t.nc.lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        assert main([*argv[:-2], str(link), "-q"]) == 2 and "another amsgd sweep is writing" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -56,8 +56,10 @@ def test_one_and_two_workers_give_identical_datasets(reference, tmp_path):
     assert reference["tau_max"].dtype == np.int64
 
 
-def test_a_local_cluster_starts_no_more_workers_than_points(tmp_path, monkeypatch):
-    """--local-workers 1000 on a sweep of two points started 1000 worker threads (over 30 s)."""
+@pytest.mark.parametrize(("taus", "workers", "started"), [((0, 3), 1000, 2), ((0,), None, 1)])
+def test_a_local_cluster_starts_no_more_workers_than_points(tmp_path, monkeypatch, taus, workers, started):
+    """--local-workers 1000 on a sweep of two points started 1000 worker threads (over 30 s); the
+    default, one per core, starts one for a single point."""
     import amsgd.sweep.cluster
 
     asked = []
@@ -67,10 +69,10 @@ def test_a_local_cluster_starts_no_more_workers_than_points(tmp_path, monkeypatc
         return dask_client(scheduler, n_workers, **options)
 
     monkeypatch.setattr(amsgd.sweep.cluster, "dask_client", recording)
-    grid = SweepGrid(("gaussian",), (2e-3,), (0.5,), "tau", (0, 3))
+    grid = SweepGrid(("gaussian",), (2e-3,), (0.5,), "tau", taus)
     sweep = Sweep(Problem.from_spectrum((3, 2, 1)), grid, steps=200, replicates=4, seed=5, record_every=100)
-    assert run_sweep(sweep, tmp_path / "s.nc", n_workers=1000, progress=False).computed == 2
-    assert asked == [2]
+    assert run_sweep(sweep, tmp_path / "s.nc", n_workers=workers, progress=False).computed == len(taus)
+    assert asked == [started]
 
 
 class Interrupted(Exception):

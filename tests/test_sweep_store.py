@@ -196,6 +196,20 @@ def test_a_part_numbered_beyond_the_sweep_is_removed_with_a_note_of_its_own(swee
     assert_same(read_dataset(out), reference)
 
 
+def test_a_refused_resume_removes_no_part_numbered_beyond_the_sweep(sweep, client, reference, tmp_path, capsys):
+    """A damaged manifest beside points of a larger sweep only: the resume is refused touching nothing
+    (the files numbered beyond this sweep were removed first, then the refusal came)."""
+    out = tmp_path / "s.nc"
+    store = interrupted(sweep, out, client)
+    before = sorted(store.done())
+    for index in before:
+        shutil.move(store.part_path(index), store.part_path(index + 10))
+    store.manifest_path.write_text("")
+    with pytest.raises(ProblemError, match="none of the points stored there belongs to this sweep"):
+        run_sweep(sweep, out, client=client, resume=True, progress=False)
+    assert sorted(store.done()) == [index + 10 for index in before]
+
+
 @pytest.mark.parametrize(
     "damage, reason",
     [

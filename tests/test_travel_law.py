@@ -267,7 +267,10 @@ def test_a_floor_above_the_arrival_level_is_decided_by_the_runs():
     """Where the floor lies above δ² = 0.1 a run's error reaches δ² on a dip. Σ = diag(2, 1), η 0.02:
     floor 0.2, every sampled run dips there soon after its travel, so the travel law stands (the
     row "floor-above" checks such a law against simulated runs). At η 0.06 the floor is 0.6, above 1/2:
-    the arrivals are not followed, the travel and the totals are null, and the note says why."""
+    the arrivals are not followed, the travel and the totals are null, and the note and the document
+    say why (the document had said that the law's paths were short)."""
+    from amsgd.derivations import document
+
     dips = predict(Problem.from_spectrum((2.0, 1.0), eta=0.02)).phases
     assert dips.floor >= dips.delta_sq and dips.arrives
     assert np.isfinite(dips.travel_iterations) and dips.to_dict()["travel_law"]["unfinished"] == 0
@@ -276,7 +279,8 @@ def test_a_floor_above_the_arrival_level_is_decided_by_the_runs():
     out = far.to_dict()
     assert out["travel_iterations"] is None and out["travel_law"]["unfinished"] == out["travel_law"]["paths"]
     assert out["escape_iterations"] > 0 and out["total_iterations"] is None
-    assert "stays far from e_1" in out["note"]
+    assert "stays far from e_1" in out["note"] and out["arrives"] is False and dips.to_dict()["arrives"] is True
+    assert document._travel_law_prose(out).text.startswith("Travel: there is no per-run law here: the floor lies")
 
 
 def test_the_runs_give_up_once_too_many_have_not_arrived():

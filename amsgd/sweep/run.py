@@ -29,7 +29,7 @@ import numpy as np
 
 from amsgd.core import checks
 from amsgd.core.errors import ProblemError
-from amsgd.core.files import check_output_file
+from amsgd.core.files import check_output_file, plain_reason
 from amsgd.core.progress import counter, stage
 from amsgd.sweep.cluster import CONNECT_TIMEOUT
 from amsgd.sweep.dataset import UnreadableSweepFile, write_dataset
@@ -207,30 +207,50 @@ def run_sweep(
         return SweepOutcome(out, ds, sweep.size, len(pending), len(done), time.perf_counter() - began)
 
 
+#: Attempts at the lock of :func:`_sole_writer` where each locked file turns out removed by its holder.
+LOCK_TRIES = 8
+
+
 @contextlib.contextmanager
 def _sole_writer(out: Path):
-    """An exclusive advisory lock (``flock``) on ``.FILE.nc.lock`` beside ``out`` for the whole run, the
-    file removed at the end: a second sweep writing to the same ``out`` is refused with one line (both
-    runs passed the checks for an existing file; the second then wrote into the first one's parts and
-    removed them, and the first failed with "damaged after it was written"). Where the system has no
-    ``fcntl`` (Windows) runs are not guarded; on a network file system the lock is as good as its
-    ``flock``."""
+    """An exclusive advisory lock (``flock``) on ``.FILE.nc.lock`` beside the file ``out`` resolves to,
+    for the whole run, the lock file removed at the end: a second sweep writing to the same file (by
+    any name) is refused with one line (both runs passed the checks for an existing file; the second
+    then wrote into the first one's parts and removed them, and the first failed with "damaged after it
+    was written"). A lock taken on a file the holder had just removed is taken again on the new one.
+    Where the system has no ``fcntl`` (Windows) or the file system no ``flock``, runs are not guarded
+    (the latter said in a note)."""
     try:
         import fcntl
     except ImportError:
         yield
         return
-    lock = out.with_name(f".{out.name}.lock")
-    with open(lock, "a") as handle:
+    target = out.resolve()
+    lock = target.with_name(f".{target.name}.lock")
+    for _ in range(LOCK_TRIES):
+        with reporting_write_errors(lock):
+            handle = open(lock, "a")  # noqa: SIM115  (held open for the run, closed below)
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            handle.close()
             raise ProblemError(f"another amsgd sweep is writing {out} (it holds {lock}); wait for it to finish, "
                                "or choose another --out") from None  # fmt: skip
-        try:
+        except OSError as exc:
+            handle.close()
+            _note(f"cannot lock {lock} ({plain_reason(exc)}); another sweep writing {out} at once would not be refused")
             yield
-        finally:
-            lock.unlink(missing_ok=True)
+            return
+        if lock.exists() and os.stat(lock).st_ino == os.fstat(handle.fileno()).st_ino:
+            break
+        handle.close()  # locked a file its holder removed on finishing: take the one at the path now
+    else:
+        raise ProblemError(f"cannot take the lock {lock}: it was replaced {LOCK_TRIES} times in a row")
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+        handle.close()
 
 
 def _check_execution(client: object, local_processes: object, progress: object, on_point: object,
@@ -290,17 +310,14 @@ def _sound_parts(store: PartStore, manifest: dict, size: int) -> set[int]:
         manifest_problem = exc
     sound: set[int] = set()
     damaged: list[tuple[int, DamagedFile]] = []
-    for index in sorted(store.done()):
-        if index >= size:
-            _note(f"{store.part_path(index)} is no point of this sweep of {size}; removing it")
-            store.discard(index)
-            continue
+    stray = sorted(index for index in store.done() if index >= size)
+    for index in sorted(store.done() - set(stray)):
         try:
             store.load(index)
             sound.add(index)
         except DamagedFile as exc:
             damaged.append((index, exc))
-    foreign = sum(isinstance(exc, ForeignPart) for _, exc in damaged)
+    foreign = sum(isinstance(exc, ForeignPart) for _, exc in damaged) + len(stray)  # stray: another sweep's
     if manifest_problem is not None and foreign and not sound:
         raise ProblemError(
             f"cannot resume {store.directory}: its {store.manifest_path.name} is damaged "
@@ -312,6 +329,9 @@ def _sound_parts(store: PartStore, manifest: dict, size: int) -> set[int]:
         store.write_manifest(manifest)
     for index, exc in damaged:
         _note(f"point {index}: {exc.path} is damaged ({exc.reason}); recomputing it")
+        store.discard(index)
+    for index in stray:
+        _note(f"{store.part_path(index)} is no point of this sweep of {size}; removing it")
         store.discard(index)
     return sound
 
@@ -368,12 +388,13 @@ def _compute_pending(sweep: Job, pending: list[int], store: PartStore, manifest:
     if run.client is not None:
         connection = contextlib.nullcontext(run.client)
     else:
-        from amsgd.sweep.cluster import dask_client
+        from amsgd.sweep.cluster import dask_client, default_workers
 
         processes = _use_processes(run.local_processes, len(pending) * sweep.task_work)
         workers = run.n_workers
-        if checks.is_whole_number(workers) and workers > len(pending):
-            workers = len(pending)  # a worker per pending point at most: more only take time to start
+        if run.scheduler is None and (workers is None or checks.is_whole_number(workers)):
+            # a worker per pending point at most: more only take time to start (a bad count is refused there)
+            workers = min(default_workers() if workers is None else workers, len(pending))
         connection = dask_client(run.scheduler, workers, timeout=run.connect_timeout, processes=processes)
     with connection as active:
         with stage("preparing the points"):  # a sweep derives its theory here, once (per distribution for PCA)

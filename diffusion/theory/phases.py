@@ -174,7 +174,7 @@ LARGE_STEP_NOTE = (
     "at the effective step eta lambda_1/(1-mu) = {step:.3g}, above {limit:g}, the travel's reduced model (the "
     "plane's angle and the other coordinates, linear about the current point) drifts from the runs: on "
     "Sigma = diag(4, 3, 2, 1) against 4000 runs its travel was 11% long at 0.2 (mu 0.99) and 14% at 0.13 "
-    "(eta 1e-2, mu 0.7), 2-3% at 0.08-0.1, and the escape law 3-5% early"
+    "(eta 1e-2, mu 0.7), 2-3% at 0.08-0.1, and the escape law 2-5% early"
 )
 #: Why a per-run law is null, or partly unfinished, and why ``settled_iterations`` is (appended to the note).
 NOT_SAMPLED = (
@@ -465,7 +465,7 @@ class Phases:
     def total_iterations(self) -> float:
         """Per run: the means of the escape, the travel and the convergence. Where ε >= δ² a run's error
         first reaches ε on its travel, before δ²: the escape's mean and the mean from a run's escape to
-        that passage (the travel to δ² would overstate it: 380 against the runs' 350 at μ 0.95)."""
+        that passage (the travel to δ² would overstate it: 380 against the runs' 346 at μ 0.95)."""
         if self.epsilon < self.delta_sq or self.saddle_runs.converged is None or not self.arrives:
             return self.escape_iterations + self.travel_iterations + self.converge_iterations
         return self.escape_iterations + self.saddle_runs.reach.mean.mean
@@ -500,6 +500,7 @@ class Phases:
             "worst_saddle": self.worst_saddle,
             "converges": self.converges,
             "mean_stable": self.mean_stable,
+            "arrives": self.arrives,
             "escape_iterations": json_float(self.escape_iterations),
             "escape_law": self.escape_law.to_dict(),
             "escape_law_note": "; ".join(filter(None, (self.saddle_note, self.large_delta_note))) or None,
