@@ -220,16 +220,28 @@ def _sole_writer(out: Path):
     was written"). A lock taken on a file the holder had just removed is taken again on the new one.
     Where the system has no ``fcntl`` (Windows) or the file system no ``flock``, runs are not guarded
     (the latter said in a note)."""
+    target = out.resolve()
+    lock = target.with_name(f".{target.name}.lock")
+    handle = _take_lock(lock, out)
+    try:
+        yield
+    finally:
+        if handle is not None:
+            lock.unlink(missing_ok=True)
+            handle.close()
+
+
+def _take_lock(lock: Path, out: Path):
+    """The open ``lock`` file, locked exclusively; None where the system has no ``fcntl`` or (with a
+    note) the file system refuses ``flock``. A second holder is refused (ProblemError); a locked file
+    that its holder removed on finishing is given up and the one now at the path taken."""
     try:
         import fcntl
     except ImportError:
-        yield
-        return
-    target = out.resolve()
-    lock = target.with_name(f".{target.name}.lock")
+        return None
     for _ in range(LOCK_TRIES):
         with reporting_write_errors(lock):
-            handle = open(lock, "a")  # noqa: SIM115  (held open for the run, closed below)
+            handle = open(lock, "a")  # noqa: SIM115  (held open for the run by the caller)
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -239,18 +251,11 @@ def _sole_writer(out: Path):
         except OSError as exc:
             handle.close()
             _note(f"cannot lock {lock} ({plain_reason(exc)}); another sweep writing {out} at once would not be refused")
-            yield
-            return
+            return None
         if lock.exists() and os.stat(lock).st_ino == os.fstat(handle.fileno()).st_ino:
-            break
-        handle.close()  # locked a file its holder removed on finishing: take the one at the path now
-    else:
-        raise ProblemError(f"cannot take the lock {lock}: it was replaced {LOCK_TRIES} times in a row")
-    try:
-        yield
-    finally:
-        lock.unlink(missing_ok=True)
+            return handle
         handle.close()
+    raise ProblemError(f"cannot take the lock {lock}: it was replaced {LOCK_TRIES} times in a row")
 
 
 def _check_execution(client: object, local_processes: object, progress: object, on_point: object,
