@@ -60,6 +60,17 @@ def t_interval(values: np.ndarray, confidence: float = CONFIDENCE, support: tupl
     return Estimate(mean, max(mean - half, low), min(mean + half, high), se, n)
 
 
+def proportion_interval(count: int, n: int, confidence: float = CONFIDENCE) -> Estimate:
+    """The fraction ``count/n`` with its Clopper–Pearson (exact binomial) interval (95% by default): the
+    ends are the beta quantiles ``B(α/2; k, n − k + 1)`` and ``B(1 − α/2; k + 1, n − k)``, 0 at k = 0 and
+    1 at k = n."""
+    alpha = 1 - checks.confidence(confidence)
+    low = 0.0 if count == 0 else float(special.betaincinv(count, n - count + 1, alpha / 2))
+    high = 1.0 if count == n else float(special.betaincinv(count + 1, n - count, 1 - alpha / 2))
+    p = count / n
+    return Estimate(p, low, high, math.sqrt(p * (1 - p) / n), n)
+
+
 def json_float(x: float) -> float | None:
     """``x``, or None where JSON has no number (NaN, ±inf)."""
     return float(x) if math.isfinite(x) else None

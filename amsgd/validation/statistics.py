@@ -9,7 +9,7 @@ Here:
 * :func:`decay_rate`: the exponential rate of a mean curve ``m(k) ≈ A e^{−r k}`` by least squares
   on ``log m`` over a window, with a percentile bootstrap interval over replicates;
 * :func:`ratio_interval`: a ratio of two independent means by the delta method;
-* :func:`proportion_interval`: the Clopper–Pearson interval of a fraction.
+* :func:`proportion_interval`: the Clopper–Pearson interval of a fraction (from :mod:`amsgd.core.estimates`, where the theory uses it too).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from amsgd.core.estimates import CONFIDENCE, Estimate, t_interval
+from amsgd.core.estimates import CONFIDENCE, Estimate, proportion_interval, t_interval
 
 #: Bootstrap resamples for the interval of a fitted rate (fixed seed: reproducible reports).
 BOOTSTRAP_RESAMPLES = 400
@@ -170,15 +170,6 @@ def ratio_interval(numerator: Estimate, denominator: Estimate) -> Estimate:
     se = abs(r) * rel
     z = stats.norm.ppf(0.5 + CONFIDENCE / 2)
     return Estimate(r, r - z * se, r + z * se, se, min(numerator.n, denominator.n))
-
-
-def proportion_interval(count: int, n: int, confidence: float = CONFIDENCE) -> Estimate:
-    """The fraction ``count/n`` with its Clopper–Pearson (exact binomial) interval (95% by default)."""
-    alpha = 1 - confidence
-    low = 0.0 if count == 0 else float(stats.beta.ppf(alpha / 2, count, n - count + 1))
-    high = 1.0 if count == n else float(stats.beta.ppf(1 - alpha / 2, count + 1, n - count))
-    p = count / n
-    return Estimate(p, low, high, math.sqrt(p * (1 - p) / n), n)
 
 
 __all__ = [

@@ -78,6 +78,7 @@ import numpy as np
 from scipy import special
 
 from amsgd.core.distributions import Gaussian, SampledDistribution, StudentT
+from amsgd.core.estimates import proportion_interval
 from amsgd.core.problem import Problem
 from amsgd.diffusion.theory.linear_recursion import DelayLaw
 
@@ -576,8 +577,8 @@ def blowups_from_rest(problem: Problem, law: DelayLaw, steps: int, seed: int, st
         recursion.ring[:, blown] = 0.0
         recursion.ring[:, blown, 0] = 1.0  # at rest at e_1: no overflow while the others run on
     blowups = paths - int(alive.sum())
-    low = float(special.betaincinv(blowups, paths - blowups + 1, 0.025)) if blowups else 0.0
-    high = float(special.betaincinv(blowups + 1, paths - blowups, 0.975)) if blowups < paths else 1.0
+    share = proportion_interval(blowups, paths)
+    low, high = share.ci_low, share.ci_high
     rest = steps - run
     if rest == 0 or late_steps == 0:
         return BlowupCount(blowups, paths, run, blowups / paths, (low, high))

@@ -66,9 +66,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
-from scipy import special
 
-from amsgd.core.estimates import json_float
+from amsgd.core.estimates import json_float, proportion_interval
 from amsgd.diffusion.theory.divergence import (
     FATE_ITERATIONS,
     IMPULSE_ITERATIONS,
@@ -296,10 +295,8 @@ def kick_probability(line: StiffestLine, batch: int, positive: float, negative: 
     for start in range(0, TAIL_DRAWS, block):
         n = min(block, TAIL_DRAWS - start)
         means[start : start + n] = deviation[rng.integers(0, deviation.size, size=(n, batch))].mean(axis=1)
-    hits = int(np.sum(-means > positive) + np.sum(means > negative))
-    low = float(special.betaincinv(hits, TAIL_DRAWS - hits + 1, 0.025)) if hits else 0.0
-    high = float(special.betaincinv(hits + 1, TAIL_DRAWS - hits, 0.975)) if hits < TAIL_DRAWS else 1.0
-    return KickTail(hits / TAIL_DRAWS, low, high)
+    count = proportion_interval(int(np.sum(-means > positive) + np.sum(means > negative)), TAIL_DRAWS)
+    return KickTail(count.mean, count.ci_low, count.ci_high)
 
 
 def line_fate(line: StiffestLine, eta: float, mu: float, law: DelayLaw, lam: float) -> str:
