@@ -256,3 +256,23 @@ def test_the_stationary_window_starts_when_the_mean_has_settled():
     escape, arrival = saddle_arrival(problem, "e2")
     assert escape == phases.escape_iterations
     assert arrival == phases.settled_iterations > phases.total_iterations
+
+
+@pytest.mark.parametrize(
+    "spectrum",
+    [(4.0, 3.2, 3.0, 2.0), (4.0, 3.4, 3.0, 2.0), (4.0, 3.0, 2.9, 2.8, 2.7, 2.6, 2.5, 2.4, 2.3, 2.2)],
+)
+def test_the_default_epsilon_lies_between_the_finite_eta_floor_and_one(spectrum):
+    """The default ε was twice the diffusion floor F whatever the floors: 1.41 at F = 0.706 (the third
+    case), though the error never exceeds 1 and a given ε ≥ 1 is refused, and 0.773 at F = 0.387 (the
+    second), below the finite-η floor F' = 0.867 that the error settles at. Now 2F where that lies
+    between F' and the midpoint (1 + F')/2 of F' and 1 (the first case: F 0.32, F' 0.40), else that
+    midpoint; η 2e-3, μ 0, no delay, every case mean-square stable."""
+    p = predict(Problem.from_spectrum(spectrum, eta=2e-3))
+    assert p.mean_square.stable
+    epsilon, floor, settles = p.phases.epsilon, p.diffusion_floor, p.finite_eta.value
+    midpoint = (1 + settles) / 2
+    assert settles < epsilon < 1
+    twice = settles < 2 * floor < midpoint
+    assert twice == (spectrum == (4.0, 3.2, 3.0, 2.0))
+    assert epsilon == (2 * floor if twice else pytest.approx(midpoint, rel=1e-12))

@@ -54,7 +54,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="phase boundary δ²: escape ends at h_1² = δ², travel at 1 − δ² (default: %(default)g)",
     )  # fmt: skip
     group.add_argument(
-        "--epsilon", type=float, action=Given, help="target error ε for the convergence phase (default: twice the stationary error)"
+        "--epsilon", type=float, action=Given, help="target error ε for the convergence phase (default: twice the stationary error F where that lies between the finite-η floor F' and (1 + F')/2, else (1 + F')/2)"
     )
     group.add_argument(
         "--tradeoff-mu", type=float_list, default=TRADEOFF_MUS, metavar="LIST",

@@ -23,7 +23,8 @@ MAX_GEOMETRIC_DELAY = 20_000
 
 #: The phases switch when h_1² crosses δ² (escape) and 1 − δ² (travel).
 DEFAULT_DELTA_SQ = 0.1
-#: Default accuracy ε of the convergence phase, as a multiple of the stationary error floor.
+#: Default accuracy ε of the convergence phase, as a multiple of the stationary error floor
+#: (:func:`default_epsilon`).
 DEFAULT_EPSILON_FACTOR = 2.0
 #: γ of the quoted delay conditions, in (0, 1/2] so that it is valid for both.
 DEFAULT_GAMMA = 0.25
@@ -34,6 +35,17 @@ TRADEOFF_MUS = (0.0, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95)
 TRADEOFF_WORKERS = (1, 2, 4, 8, 16, 32, 64)
 #: Iterations per run of the divergence risk (the default run length of ``amsgd simulate``).
 DEFAULT_STEPS = 10_000
+
+
+def default_epsilon(floor: float, settles_at: float) -> float:
+    """The convergence phase's target ε when none is given: ``DEFAULT_EPSILON_FACTOR`` times the
+    diffusion ``floor`` F where that lies strictly between the error F' the iteration settles at,
+    ``settles_at`` (the finite-η floor where known, else F), and the midpoint (1 + F')/2 of F' and the
+    error 1 of a start at a saddle; otherwise that midpoint. The error sin² never exceeds 1: 2F is no
+    target from F = 1/2 on, and from about F = 1/3 on it lies nearer 1 than the floor."""
+    target = DEFAULT_EPSILON_FACTOR * floor
+    midpoint = (1.0 + settles_at) / 2.0
+    return target if settles_at < target < midpoint else midpoint
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,7 @@ from amsgd.diffusion.theory.first_passage import (
 )
 from amsgd.diffusion.theory.linear_recursion import delay_law
 from amsgd.diffusion.theory.modes import ModeValues, PointValues, evaluate
-from amsgd.diffusion.theory.options import DEFAULT_EPSILON_FACTOR
+from amsgd.diffusion.theory.options import default_epsilon
 from amsgd.diffusion.theory.transient import variance_crossing
 from amsgd.diffusion.theory.travel_law import (
     MAX_UNARRIVED,
@@ -226,7 +226,7 @@ class Phases:
     tangent_variances: Callable[[], Sequence[float]] | None = field(default=None, repr=False, compare=False)
     converges: bool = True  # False: not mean-square stable at e_1, so no floor and no phase III
     saddle_modes: tuple[tuple[float, ...], tuple[float, ...]] = ((), ())
-    floor: float = math.nan  # the diffusion floor the phases were built with (the default ε: DEFAULT_EPSILON_FACTOR times it)
+    floor: float = math.nan  # the diffusion floor the phases were built with (the default ε: options.default_epsilon)
     mean_stable: bool = True  # False: the mean dynamics at e_1 is unstable (beyond τ*), the travel law not given
 
     @property
@@ -649,7 +649,7 @@ def phases(
     epsilon: float | None,
     tangent_variances: Callable[[], Sequence[float]] | None = None,
     converges: bool = True,
-    finite_floor: float | None = None,
+    finite_floor: Callable[[], float] | None = None,
     mean_stable: bool = True,
 ) -> Phases:
     """Escape (unstable OU from rest), travel (ODE closed form) and convergence (slowest tangent mode),
@@ -660,17 +660,18 @@ def phases(
     solved when the convergence law first needs them. ``converges`` false (the iteration is not
     mean-square stable at e_1): there is no floor, so ε is not checked against it and the result
     reports no phase III; ``mean_stable`` false (beyond the mean boundary) no travel law either. A given
-    ε is refused at or below ``floor`` and at or below ``finite_floor``,
+    ε is refused at or below ``floor`` and at or below ``finite_floor()``,
     the finite-η floor where it is known (the mean error settles there, and a sampled mean curve
-    would cross a lower ε only on a dip).
+    would cross a lower ε only on a dip); none given,
+    :func:`~amsgd.diffusion.theory.options.default_epsilon` sets it from both floors.
     """
     f = derivation.phase_formulas
     problem = derivation.problem
-    epsilon = epsilon or DEFAULT_EPSILON_FACTOR * floor
-    finite = finite_floor if finite_floor is not None and finite_floor > floor else None
-    if converges and epsilon <= (finite or floor):
-        which = f"finite-eta stationary error floor {finite:g}" if finite else f"stationary error floor {floor:g}"
-        raise ProblemError(f"epsilon = {epsilon:g} is at or below the {which}; it is never reached on average")
+    finite = finite_floor() if converges and finite_floor is not None else None
+    if epsilon is None:
+        epsilon = default_epsilon(floor, floor if finite is None else finite)
+    elif converges:
+        _check_epsilon(epsilon, floor, finite)
     saddle = next(p for p in points if p.j == worst_saddle(points))
     escape_mode = saddle.fastest
     optimum = next(p for p in points if p.j == 1)
@@ -701,6 +702,14 @@ def phases(
         tuple(tangent_rates.tolist()), tuple(tangent_noise.tolist()), problem, tangent_variances, converges,
         tuple(tuple(v.tolist()) for v in _modes_at(derivation, saddle)), float(floor), mean_stable,
     )  # fmt: skip
+
+
+def _check_epsilon(epsilon: float, floor: float, finite_floor: float | None) -> None:
+    """Refuse a given ε at or below the diffusion floor or the finite-η one (where known)."""
+    finite = finite_floor if finite_floor is not None and finite_floor > floor else None
+    if epsilon <= (finite or floor):
+        which = f"finite-eta stationary error floor {finite:g}" if finite else f"stationary error floor {floor:g}"
+        raise ProblemError(f"epsilon = {epsilon:g} is at or below the {which}; it is never reached on average")
 
 
 def _escaping_mode(derivation: Derivation, mode: ModeValues) -> tuple[float, float]:

@@ -252,11 +252,10 @@ class Predictions:
         """The three phases from the worst saddle; their convergence law takes the tangent modes' stationary
         variances from :attr:`finite_eta` (computed once, when first needed). Without mean-square
         stability at e_1 there is no phase III (:attr:`.phases.Phases.converges`). A given ε is checked
-        against the finite-η floor too."""
-        given = self.options.epsilon is not None and self.mean_square.stable
+        against the finite-η floor too, and the default ε set from both floors."""
         return phases(self.derivation, self.points, self.diffusion_floor, self.options.delta_sq, self.options.epsilon,
                       lambda: self.finite_eta.variances, self.mean_square.stable,
-                      self.finite_eta.value if given else None, self.stability.stable)  # fmt: skip
+                      lambda: self.finite_eta.value, self.stability.stable)  # fmt: skip
 
     @cached_property
     def tradeoff(self) -> TradeoffResult:
