@@ -129,7 +129,7 @@ def test_a_second_sweep_writing_the_same_file_is_refused(tmp_path, capsys):
     """Two sweeps on one --out both passed the check for an existing file; the second wrote into the
     first's parts, removed them at its end, and the first failed with "damaged after it was written".
     The lock the first holds (here held by the test) refuses the second with one line, before anything
-    is written; a run that finishes leaves no lock file."""
+    is written; a run that finishes leaves no lock file (the file and its digest only)."""
     import fcntl
 
     out = tmp_path / "s.nc"
@@ -141,7 +141,7 @@ def test_a_second_sweep_writing_the_same_file_is_refused(tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and f"another amsgd sweep is writing {out}" in err
         assert [p.name for p in tmp_path.iterdir()] == [".s.nc.lock"]
-    assert main(argv) == 0 and [p.name for p in tmp_path.iterdir()] == ["s.nc"]
+    assert main(argv) == 0 and sorted(p.name for p in tmp_path.iterdir()) == [".s.nc.sha256", "s.nc"]
     (tmp_path / "elsewhere").mkdir()
     link = tmp_path / "elsewhere" / "link.nc"
     link.symlink_to(tmp_path / "t.nc")  # another name for t.nc: the lock is the file's, beside it

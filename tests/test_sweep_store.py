@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import os
 import random
@@ -33,7 +34,7 @@ from amsgd import ProblemError
 from amsgd.cli import build_parser, main
 from amsgd.cli.sweep import sweep_from_args
 from amsgd.core.files import atomic_path
-from amsgd.sweep.dataset import read_dataset
+from amsgd.sweep.dataset import digest_path, read_dataset, write_dataset
 from amsgd.sweep.run import run_sweep
 from amsgd.sweep.store import PartStore
 from amsgd.sweep.sweep import RECORD_FIELDS, Sweep, compute_point
@@ -47,6 +48,8 @@ TINY = ["--spectrum", "3,2,1", "--eta", "2e-3", "--mu", "0.5,0.9", "--tau", "0,3
 KILLABLE = ["--spectrum", "3,2,1", "--eta", "2e-3", "--mu", "0.5,0.7,0.9", "--tau", "0,3,8,40",
             "--steps", "100000", "--replicates", "100", "--seed", "7"]  # fmt: skip
 STORED = 3  # points stored by an interrupted run
+#: A line of the progress report (``amsgd sweep: STAGE · 12 s``), printed once the run has taken 10 s.
+PROGRESS_LINE = re.compile(r"(?:: |· )\d+ s(?: ·|$)")
 
 
 def sweep_of(options: list[str]) -> Sweep:
@@ -274,6 +277,47 @@ def test_a_damaged_finished_file_is_computed_again(junk, sweep, client, referenc
     assert_same(read_dataset(out), reference)
 
 
+def test_a_finished_file_changed_after_it_was_written_is_refused_before_it_is_opened(
+    sweep, client, reference, tmp_path, capsys, monkeypatch
+):
+    """One flipped byte of a finished file can make the HDF5 library loop while opening it (a resume
+    then hung at full CPU) or change a value unseen. Its SHA-256, written beside it, is checked first:
+    a changed file is refused, never opened nor overwritten; without the digest it is read as before."""
+    out = tmp_path / "s.nc"
+    run_sweep(sweep, out, client=client, progress=False)
+    digest = digest_path(out)
+    assert digest.read_text().split() == [hashlib.sha256(out.read_bytes()).hexdigest(), "s.nc"]
+    sound = out.read_bytes()
+    flipped = bytearray(sound)
+    flipped[len(sound) // 2] ^= 0x40
+    out.write_bytes(bytes(flipped))
+    with monkeypatch.context() as patch:
+        patch.setattr(xr, "open_dataset", lambda *args, **kwargs: pytest.fail("a changed file was opened"))
+        for attempt in (lambda: resumed(sweep, out, client, capsys), lambda: read_dataset(out)):
+            with pytest.raises(ProblemError, match=f"has changed since amsgd sweep wrote it .* remove {digest.name}"):
+                attempt()
+    assert out.read_bytes() == bytes(flipped)
+    out.write_bytes(sound)
+    digest.unlink()  # a file copied without its digest: read unchecked
+    outcome, computed, err = resumed(sweep, out, client, capsys)
+    assert (computed, err) == ([], []) and not digest.exists()
+    assert_same(outcome.dataset, reference)
+
+
+def test_a_write_cut_short_leaves_no_digest_of_the_file_it_replaced(sweep, client, tmp_path, monkeypatch):
+    out = tmp_path / "s.nc"
+    run_sweep(sweep, out, client=client, progress=False)
+    ds = read_dataset(out)
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(xr.Dataset, "to_netcdf", disk_full)
+    with pytest.raises(OSError):
+        write_dataset(ds, out)
+    assert not digest_path(out).exists()
+    xr.testing.assert_identical(read_dataset(out), ds)
+
+
 def _disk_full_at(path: Path) -> None:
     """Write half of a file and fail as a full disk does."""
     with atomic_path(path) as tmp:
@@ -445,8 +489,8 @@ def _interrupt_at_the_first_point(out: Path) -> tuple[subprocess.Popen, str]:
 @pytest.mark.slow
 def test_ctrl_c_with_worker_processes_is_two_lines_and_resumes(killable_reference, tmp_path):
     """SIGINT to the whole process group (what Ctrl-C in a terminal sends) while worker processes
-    run: exit 130 and the two lines of the parent (what was kept, how to continue), no traceback from
-    the workers (they ignore SIGINT and are shut down by the parent); the resume gives the reference.
+    run: exit 130 and the two lines of the parent (what was kept, how to continue; besides a progress
+    line on a loaded machine, where the run took 10 s), no traceback from the workers (they ignore SIGINT and are shut down by the parent); the resume gives the reference.
     The signal goes when the first point is stored, about 2.5 s before the last one: on a loaded
     machine the sweep can end before it lands (exit 0, the file written), which tests nothing, and
     then a fresh sweep is interrupted, three times at most."""
@@ -456,7 +500,8 @@ def test_ctrl_c_with_worker_processes_is_two_lines_and_resumes(killable_referenc
         if not (proc.returncode == 0 and out.exists()):
             break
     assert proc.returncode == 130 and "Traceback" not in text, text
-    assert "--resume" in text and len(text.strip().splitlines()) == 2, text
+    said = [line for line in text.strip().splitlines() if not PROGRESS_LINE.search(line)]
+    assert "--resume" in text and len(said) == 2, text
     _resume_to_the_end(out)
     assert_same(read_dataset(out), killable_reference)
 

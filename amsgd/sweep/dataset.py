@@ -6,8 +6,10 @@ One assembly for every kind of point: the variables are named by the sweep's
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from amsgd.core.errors import ProblemError
-from amsgd.core.files import atomic_path, check_input_file
+from amsgd.core.files import atomic_path, atomic_write_bytes, check_input_file
 from amsgd.sweep.sweep import Sweep
 
 if TYPE_CHECKING:
@@ -115,10 +117,40 @@ def _describe(ds: xarray.Dataset, sweep: Sweep) -> None:
     )
 
 
+def digest_path(path: str | os.PathLike) -> Path:
+    """Where the SHA-256 of a file written by :func:`write_dataset` is kept: ``.NAME.sha256`` beside the
+    file (a symbolic link's target)."""
+    target = Path(os.path.realpath(path))
+    return target.with_name(f".{target.name}.sha256")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def write_dataset(ds: xarray.Dataset, out: Path) -> None:
-    """Write ``ds`` to NetCDF (h5netcdf) at ``out`` through a temporary file and a rename."""
+    """Write ``ds`` to NetCDF (h5netcdf) at ``out`` through a temporary file and a rename, then its
+    SHA-256 to :func:`digest_path`. The old digest is removed first, so that a write cut short leaves
+    none rather than one of another file."""
+    digest = digest_path(out)
+    digest.unlink(missing_ok=True)
     with atomic_path(out) as tmp:
         ds.to_netcdf(tmp, engine="h5netcdf")
+    atomic_write_bytes(digest, f"{_sha256(Path(out))}  {Path(out).name}\n".encode("ascii"))
+
+
+def _recorded_digest(source: Path) -> str | None:
+    """The SHA-256 written beside ``source``; None without one (a file copied alone) or where it is
+    unreadable (then the file is read unchecked, as without one)."""
+    try:
+        words = digest_path(source).read_text(encoding="ascii").split()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return words[0] if words and re.fullmatch("[0-9a-f]{64}", words[0]) else None
 
 
 class UnreadableSweepFile(ProblemError):
@@ -131,17 +163,28 @@ def read_dataset(path: str | os.PathLike) -> xarray.Dataset:
     A file that cannot be read as NetCDF raises :class:`UnreadableSweepFile`; a NetCDF file that is
     not a sweep, :class:`~amsgd.core.errors.ProblemError`.
     """
-    source, ds = load_netcdf(path, "sweep file", "amsgd sweep", "give the FILE.nc of amsgd sweep --out")
+    source, ds = load_netcdf(path, "sweep file", "amsgd sweep", "give the FILE.nc of amsgd sweep --out",
+                             "remove it and run the sweep again with --resume")  # fmt: skip
     if "manifest" not in ds.attrs or not ("stationary_error" in ds or "stationary_loss" in ds):
         raise ProblemError(f"{str(source)!r} is a NetCDF file but not a sweep written by amsgd sweep")
     return ds
 
 
-def load_netcdf(path: str | os.PathLike, what: str, writer: str, hint: str) -> tuple[Path, xarray.Dataset]:
+def load_netcdf(
+    path: str | os.PathLike, what: str, writer: str, hint: str, changed_hint: str
+) -> tuple[Path, xarray.Dataset]:
     """The checked path and the NetCDF file's Dataset, loaded into memory (the file is closed on return);
     :class:`UnreadableSweepFile`, naming the command that writes such files (``writer``) and what to do
-    (``hint``), when it cannot be read as NetCDF at all."""
+    (``hint``), when it cannot be read as NetCDF at all. A file whose SHA-256 differs from the one
+    :func:`write_dataset` wrote beside it is refused before it is opened, with ``changed_hint``."""
     source = check_input_file(path, what)
+    recorded = _recorded_digest(source)
+    if recorded is not None and _sha256(source) != recorded:
+        raise ProblemError(
+            f"{str(source)!r} has changed since {writer} wrote it (its SHA-256 is not the one in "
+            f"{digest_path(source).name}): it may be damaged, so it is not opened (a damaged HDF5 file can "
+            f"hang the library reading it); {changed_hint}, or, if the change is yours, remove {digest_path(source).name}"
+        )
     import xarray as xr
 
     try:

@@ -167,7 +167,8 @@ class DnnRuns:
 
     def read(self, path: Path) -> xarray.Dataset:
         source, ds = load_netcdf(path, "runs file", "amsgd validate --preset paper-dnn",
-                                 "move it away, or choose another --out")  # fmt: skip
+                                 "move it away, or choose another --out",
+                                 "remove it and run the validation again")  # fmt: skip
         if "manifest" not in ds.attrs or "train_loss" not in ds:
             raise ProblemError(f"{str(source)!r} is a NetCDF file but not the runs of amsgd validate --preset paper-dnn; "
                                "move it away, or choose another --out")  # fmt: skip
