@@ -280,6 +280,10 @@ def test_a_floor_above_the_arrival_level_is_decided_by_the_runs():
     assert out["travel_iterations"] is None and out["travel_law"]["unfinished"] == out["travel_law"]["paths"]
     assert out["escape_iterations"] > 0 and out["total_iterations"] is None
     assert "stays far from e_1" in out["note"] and out["arrives"] is False and dips.to_dict()["arrives"] is True
+    assert "outside the range of sin^2" not in out["note"]
+    # μ 0.999 on the default problem: the diffusion floor 4.33 was quoted as "the floor", with no word
+    outside = predict(Problem.from_spectrum(mu=0.999)).phases.to_dict()["note"]
+    assert "the diffusion floor 4.33 is at or above 0.5" in outside and "outside the range of sin^2" in outside
     assert document._travel_law_prose(out).text.startswith("Travel: there is no per-run law here: the floor lies")
 
 

@@ -123,7 +123,7 @@ BEYOND_MEAN = (
     "(stability.divergence_risk) rather than travel; the escape law holds"
 )
 #: Why the travel's and the convergence's laws are null where the floor is at or above δ².
-NO_ARRIVAL = "; travel_law, converge_law and the totals are null: the floor {floor:.3g} is {why}"
+NO_ARRIVAL = "; travel_law, converge_law and the totals are null: the diffusion floor {floor:.3g} is {why}"
 UNARRIVED = (
     "at or above delta^2, where a run's error reaches delta^2 only on a dip, and {unarrived} of the {escaped} "
     "sampled runs that escaped had not within the {iterations} iterations followed{given_up} (a larger "
@@ -134,6 +134,8 @@ GAVE_UP = (
     "the first {followed}"
 )
 FAR_FLOOR = f"at or above {NO_ARRIVAL_FLOOR:g}: the error stays far from e_1, and the arrivals are not followed"
+#: Added to FAR_FLOOR where the diffusion floor is not below 1, the largest error there is.
+OUTSIDE_RANGE = " (a floor of 1 or more is outside the range of sin^2: the diffusion limit does not hold here)"
 #: How far the diffusion limit's escape (the mean curve's crossing) may lie from the finite-η crossing
 #: (the escape law's own mean curve's, else the exact linear escaping mode's), in e-folding times
 #: ``(1 − μ)/(η |a|)`` of the limit's escaping mode: a quarter, a factor
@@ -599,7 +601,8 @@ class Phases:
             runs = self.saddle_runs
             escaped, unarrived = runs.unarrived
             given_up = "" if runs.followed is None else GAVE_UP.format(paths=runs.escape.size, followed=runs.followed)
-            why = (FAR_FLOOR if self._floor_at_least(NO_ARRIVAL_FLOOR) else
+            far = FAR_FLOOR + (OUTSIDE_RANGE if self._floor_at_least(1.0) else "")
+            why = (far if self._floor_at_least(NO_ARRIVAL_FLOOR) else
                    UNARRIVED.format(unarrived=unarrived, escaped=escaped, iterations=runs.iterations, given_up=given_up))
             return NO_ARRIVAL.format(floor=self.floor, why=why)
         laws = {"escape_law": self.escape_law, "travel_law": self.travel_law}
