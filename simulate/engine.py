@@ -21,9 +21,9 @@ of past iterates; M copies of the iterate for an M-worker server) plus the recor
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -33,6 +33,7 @@ from amsgd.core.problem import Problem
 from amsgd.core.progress import counter
 from amsgd.core.seeding import RngLike, describe_seed
 from amsgd.core.stationarity import window_split
+from amsgd.core.threads import stoppable, thread_map
 from amsgd.simulate import kernels
 from amsgd.simulate.draws import BlockDraws, block_draws
 from amsgd.simulate.plan import DIVERGENCE_NORM, LANE_MAX_DIM, CoordinatesSpec, Plan, StartSpec, make_plan
@@ -273,9 +274,10 @@ def simulate(
 
 
 def _run_tasks(plan: Plan, out: Outputs, tasks: list[range], threads: int, progress: bool | None) -> None:
-    """Run the tasks (ranges of blocks) on ``threads`` threads, one workspace per task."""
+    """Run the tasks (ranges of blocks) on ``threads`` threads, one workspace per task; interrupted, the
+    tasks under way end at their next chunk of steps."""
     with counter(plan.replicates * plan.steps, "replicate-steps", "simulate", show=progress) as count:
-        advance = count.update
+        advance = stoppable(count.update, stop := threading.Event())
 
         def run_task(blocks: range) -> None:
             workspace = Workspace()
@@ -283,12 +285,7 @@ def _run_tasks(plan: Plan, out: Outputs, tasks: list[range], threads: int, progr
                 for block in blocks:
                     run_block(plan, block, out, advance, workspace)
 
-        if threads == 1:
-            for task in tasks:
-                run_task(task)
-        else:
-            with ThreadPoolExecutor(max_workers=threads) as pool:
-                list(pool.map(run_task, tasks))
+        thread_map(run_task, tasks, threads, stop)
 
 
 def _assemble(plan: Plan, out: Outputs, elapsed: float) -> SimulationResult:

@@ -29,8 +29,8 @@ b of block c draws from SFC64 stream b of the block's data sequence, ``Y_n`` the
 from __future__ import annotations
 
 import math
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -44,6 +44,7 @@ from amsgd.core.problem import Problem
 from amsgd.core.progress import counter
 from amsgd.core.seeding import RngLike, describe_seed
 from amsgd.core.stationarity import window_split
+from amsgd.core.threads import stoppable, thread_map
 from amsgd.simulate.draws import block_draws
 from amsgd.simulate.kernels import Records, Tally
 from amsgd.simulate.plan import (
@@ -321,13 +322,8 @@ def simulate_svag(
     began = time.perf_counter()
     total = plan.replicates * plan.steps * amplification
     with counter(total, "replicate-steps", f"svag L={amplification}", show=progress) as count:
-        blocks = range(len(plan.blocks))
-        if threads == 1:
-            for block in blocks:
-                _run_block(run, block, out, count.update)
-        else:
-            with ThreadPoolExecutor(max_workers=threads) as pool:
-                list(pool.map(lambda c: _run_block(run, c, out, count.update), blocks))
+        advance = stoppable(count.update, stop := threading.Event())
+        thread_map(lambda block: _run_block(run, block, out, advance), range(len(plan.blocks)), threads, stop)
     return out.result(run, time.perf_counter() - began)
 
 

@@ -2,7 +2,7 @@
 several, the order of the results kept, errors raised, and ``AMSGD_THREADS`` read and checked.
 
 * :func:`thread_map` against a plain loop, on the calling thread with one thread and on others with more,
-  and the calls it drops after an error;
+  the calls it drops after an error, and those it stops (a simulation on threads ended by Ctrl-C);
 * the step-down of many long autoregressions, and the autocovariances of a few, split among threads,
   against the compiled loops alone;
 * the momentum × workers table and the phases' sampled laws, bit for bit, with ``AMSGD_THREADS=1``
@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from amsgd import Problem, ProblemError, parse_delay, predict
-from amsgd.core.threads import THREADS_ENV, available_cores, thread_count, thread_map
+from amsgd.core.threads import THREADS_ENV, available_cores, stoppable, thread_count, thread_map
 from amsgd.diffusion.theory import lyapunov
 from amsgd.diffusion.theory.coupling import coefficients_for
 from amsgd.diffusion.theory.linear_recursion import ar_coefficient_rows
@@ -66,6 +66,67 @@ def test_an_error_drops_the_calls_not_yet_started():
     with pytest.raises(RuntimeError, match="first"):
         thread_map(slow_unless_first, range(200), threads=2)
     assert len(started) < 20
+
+
+def test_an_error_stops_the_calls_under_way_that_check_the_event():
+    """Call 1 fails while call 0 runs for up to 30 s checking ``stop``: the error is raised within a
+    second, the call stopped by it is not what is raised, and calls that never checked still finish."""
+    stop = threading.Event()
+
+    def work(x: int) -> int:
+        if x == 1:
+            time.sleep(0.1)
+            raise ValueError("one")
+        deadline = time.monotonic() + 30
+        report = stoppable(lambda done: None, stop)
+        while time.monotonic() < deadline:
+            report(1)
+            time.sleep(0.01)
+        return x
+
+    began = time.monotonic()
+    with pytest.raises(ValueError, match="one"):
+        thread_map(work, range(2), threads=2, stop=stop)
+    assert stop.is_set() and time.monotonic() - began < 2
+
+
+#: Runs a long simulation on two threads and sends SIGINT to its own process once the blocks run.
+_INTERRUPTED_RUN = """
+import os, signal, sys, threading, time
+import amsgd.simulate.engine as engine, amsgd.simulate.svag as svag
+from amsgd import Problem
+sent = []
+def signal_once(original):
+    def wrapped(*args):
+        if not sent:
+            sent.append(time.perf_counter())
+            threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
+        return original(*args)
+    return wrapped
+engine.run_block, svag._run_block = signal_once(engine.run_block), signal_once(svag._run_block)
+problem = Problem.from_spectrum()
+try:
+    if sys.argv[1] == "svag":
+        svag.simulate_svag(problem, 400_000, 2000, 4, rng=1, threads=2, progress=False)
+    else:
+        engine.simulate(problem, 1_000_000, 3000, rng=1, threads=2, coordinates="none", progress=False)
+    print("finished")
+except KeyboardInterrupt:
+    print(f"interrupted {time.perf_counter() - sent[0] - 0.5:.2f}")
+"""
+
+
+@pytest.mark.parametrize("run", ["simulate", "svag"])
+def test_a_simulation_on_threads_ends_soon_after_ctrl_c(run):
+    """With two threads or more, Ctrl-C and SIGTERM waited for the whole run (99 s after SIGINT for
+    10⁶ steps × 3000 replicates; one thread: 1 s) and then threw it away: each thread took one long
+    task, and nothing told it to stop. Now the blocks stop at their next chunk of steps."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _INTERRUPTED_RUN, run], capture_output=True, text=True, timeout=300)
+    word, *after = done.stdout.split()
+    assert word == "interrupted" and float(after[0]) < 5, done.stdout + done.stderr
 
 
 def test_thread_count_reads_the_environment(monkeypatch):
