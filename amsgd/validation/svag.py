@@ -19,8 +19,8 @@ Two observables, in original iterations (``k = n/L``):
 The verdict per observable is a :class:`~amsgd.validation.checks.Check`: the 95% Welch interval of
 ``value(L_max) − value(1)`` must contain 0, with no replicate diverged at any L; the relative
 difference and its interval (delta method) are reported beside it. The limit is called valid only
-where every relative interval also lies within ±:data:`EQUIVALENCE_MARGIN`; otherwise passing checks
-are no verdict. Beside the floors stand the
+where every relative interval also lies within ±:data:`EQUIVALENCE_MARGIN`; an interval that holds 0
+but reaches beyond it makes its check undecided (it fails, and the verdict is none). Beside the floors stand the
 limit's floor (the diffusion floor at τ = 0, the SDDE floor at τ > 0, both leading order in η) and
 the exact finite-η floor of the SVAG recursion itself from the random-coefficient linear theory
 (:func:`amsgd.diffusion.theory.second_moments.finite_eta_floor` with step η/L, delay Lτ and the
@@ -165,20 +165,18 @@ class SvagReport:
         p = self.problem
         where = f"η = {p.eta:g}, μ = {p.mu:g}, τ = {p.delay.max_delay}"
         names = ", ".join(c.context.get("observable", c.name) for c in self.checks)
-        vague = [c for c in self.checks if not _within(c.context["relative_difference_ci"], EQUIVALENCE_MARGIN)]
-        if self.passed and vague:
-            low, high = vague[0].context["relative_difference_ci"]
-            return (f"no verdict at {where}: the {vague[0].context['observable']} at L = 1 and at the largest L differ "
-                    f"by between {low:+.1%} and {high:+.1%}, an interval that holds 0 but reaches beyond the "
-                    f"±{EQUIVALENCE_MARGIN:.0%} within which they would be called equal; raise --svag-replicates")  # fmt: skip
         if self.passed:
             return (f"the {self.limit_kind} limit is valid at {where}: the {names} at L = 1 and at the largest L agree "
                     f"within ±{EQUIVALENCE_MARGIN:.0%} (the 95% intervals of their relative differences)")  # fmt: skip
         lost = [str(pt.amplification) for pt in self.points if pt.floor.n == 0]
         if lost:
             return f"no verdict at {where}: every floor run diverged at L = {', '.join(lost)}; lower --eta"
-        failed = ", ".join(c.context.get("observable", c.name) for c in self.checks if not c.passed)
-        return f"the {self.limit_kind} limit is not valid at {where}: the {failed} at L = 1 and at the largest L differ"
+        failed = [c for c in self.checks if not c.passed and not c.undecided]
+        if not failed:
+            vague = next(c for c in self.checks if c.undecided)
+            return f"no verdict at {where}: the {vague.context['observable']} at L = 1 and at the largest L {vague.undecided}"
+        names = ", ".join(c.context.get("observable", c.name) for c in failed)
+        return f"the {self.limit_kind} limit is not valid at {where}: the {names} at L = 1 and at the largest L differ"
 
     def to_dict(self) -> dict:
         from amsgd.core.estimates import json_float
@@ -371,8 +369,19 @@ def welch_difference(first: Estimate, last: Estimate, confidence: float = CONFID
                       Estimate(rel, rel - q * rel_se, rel + q * rel_se, rel_se, n))  # fmt: skip
 
 
+def undecided_reason(difference: Difference) -> str:
+    """Why a difference whose 95% interval holds 0 decides nothing ("" where it does): its relative
+    interval reaches beyond ±:data:`EQUIVALENCE_MARGIN`, so the agreement is for want of precision."""
+    low, high = difference.relative.ci_low, difference.relative.ci_high
+    if _within((low, high), EQUIVALENCE_MARGIN):
+        return ""
+    return (f"differ by between {low:+.1%} and {high:+.1%}, an interval that holds 0 but reaches beyond the "
+            f"±{EQUIVALENCE_MARGIN:.0%} within which they would be called equal; raise --svag-replicates")  # fmt: skip
+
+
 def _compare(report: SvagReport) -> None:
-    """The verdict's checks: per observable, the interval of ``value(L_max) − value(1)`` contains 0."""
+    """The verdict's checks: per observable, the interval of ``value(L_max) − value(1)`` contains 0 and
+    that of the relative difference lies within ±:data:`EQUIVALENCE_MARGIN` (else the check is undecided)."""
     from amsgd.validation.checks import Check
 
     first, last = report.points[0], report.points[-1]
@@ -384,12 +393,15 @@ def _compare(report: SvagReport) -> None:
         diff = welch_difference(a, b)
         report.differences[name] = diff
         censored = first.escape_censored + last.escape_censored if name == "escape time" else 0
+        agrees = diff.difference.ci_low <= 0 <= diff.difference.ci_high and diverged == 0 and censored == 0
         report.checks.append(Check(
             name=f"svag {name}: L = 1 against L = {last.amplification}", group="svag", predicted=0.0,
             measured=diff.difference.mean, ci_low=diff.difference.ci_low, ci_high=diff.difference.ci_high,
             unit=unit, extra_pass=diverged == 0 and censored == 0,
             criterion="the 95% Welch interval of value(L_max) - value(1) contains 0, no replicate diverged at any L"
-            + (" and every run escaped" if name == "escape time" else ""),
+            + (" and every run escaped" if name == "escape time" else "")
+            + f", and the relative difference's interval lies within ±{EQUIVALENCE_MARGIN:.0%}",
+            undecided=undecided_reason(diff) if agrees else "",
             context={"observable": name, "value_at_1": a.mean, "value_at_L_max": b.mean,
                      "relative_difference": diff.relative.mean,
                      "relative_difference_ci": [diff.relative.ci_low, diff.relative.ci_high]},
