@@ -231,6 +231,10 @@ def test_a_prediction_outside_its_theorys_range_fails_and_says_so():
     assert _out_of_range(0.1, 0.1) == "" and _out_of_range(0.2, None) == ""
     assert f"above {SMALL_NOISE_FLOOR:g}" in _out_of_range(0.3, None)
     assert "above 1" in _out_of_range(8.7, None) and _out_of_range(math.inf, None) == ""
+    # beyond the mean-square boundary (stability --perturb tau-star=2): F = inf is no floor, not one above 0.25
+    assert _out_of_range(math.inf, math.inf) == ""
+    assert Check("x", "g", math.inf, 0.41, 0.40, 0.42, out_of_range=_out_of_range(math.inf, math.inf)).failure == (
+        "the theory gives no finite prediction at these parameters")
     assert f"above {SMALL_NOISE_FLOOR:g}" in _out_of_range(0.43, 0.43)
     wide = Check("x", "g", 0.43, 0.41, 0.40, 0.42, tolerance=0.37, out_of_range=_out_of_range(0.43, 0.43))
     assert not wide.passed and wide.failure.startswith("the prediction is outside its theory's range: the floor F")
@@ -541,6 +545,26 @@ def test_the_regenerating_command_keeps_every_digit_of_eta_and_mu():
     model = build_parser().parse_args(["validate", "--model", "logistic", "--eta", "0.123456789", "--l2", "1.0000001e-3",
                                        "--out", "v"])  # fmt: skip
     assert "--eta 0.123456789" in _public_command(model) and "--l2 0.0010000001" in _public_command(model)
+
+
+def test_the_regenerating_command_reads_back_as_the_same_options():
+    """Values with spaces were printed bare (``--only stationary, rate --out my out``), which a shell
+    splits into other arguments; each is now quoted where it needs to be, and the command parses back to
+    the options given."""
+    import shlex
+
+    from amsgd.cli import build_parser
+    from amsgd.cli.validate import _public_command
+
+    given = [["validate", "--only", "stationary, rate", "--replicates", "8", "--delay", "uniform:0-4", "--out", "my out"],
+             ["validate", "--model", "least-squares", "--data", "my data.csv", "--tau", "2", "--out", "it's here"]]  # fmt: skip
+    for argv in given:
+        args = build_parser().parse_args(argv)
+        command = _public_command(args)
+        assert command.startswith("amsgd validate ")
+        again = build_parser().parse_args(shlex.split(command)[1:])
+        assert {k: v for k, v in vars(again).items() if k in {"only", "out", "delay", "tau", "data", "replicates"}} == {
+            k: v for k, v in vars(args).items() if k in {"only", "out", "delay", "tau", "data", "replicates"}}
 
 
 @pytest.mark.slow

@@ -137,7 +137,7 @@ def _out_of_range(predicted: float, floor: float | None) -> str:
     a linearised floor (its F given) or a finite-η one (``floor`` None) above :data:`~.context.SMALL_NOISE_FLOOR`."""
     if math.isfinite(predicted) and predicted > 1.0:  # an infinite one is "no finite prediction"
         return f"a predicted sin^2 of {predicted:.3g} is above 1, the largest error there is"
-    if floor is not None and floor > SMALL_NOISE_FLOOR:
+    if floor is not None and math.isfinite(floor) and floor > SMALL_NOISE_FLOOR:  # an infinite F: no floor
         return (f"the floor F = {floor:.3g} is above {SMALL_NOISE_FLOOR:g}, where the linearisation's error (of order F) "
                 "is no longer small and the tolerance 2F would accept almost any measurement")
     if floor is None and math.isfinite(predicted) and predicted > SMALL_NOISE_FLOOR:
