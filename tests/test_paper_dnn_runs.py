@@ -217,3 +217,31 @@ def test_one_worker_is_checked_once_per_protocol():
                              best=lambda protocol, delay: rows)  # fmt: skip
     names = [c.name for c in best_mu_checks(report)]
     assert len(names) == 6 and "best-mu/fixed-eta/ps/M=1" not in names and "best-mu/fixed-eta/workers/M=1" in names
+
+
+@pytest.mark.parametrize("stored", ["nothing", "a cell", "the runs"])
+def test_an_interrupted_validation_says_what_it_kept(tmp_path, monkeypatch, capsys, stored):
+    """Interrupted before any cell had finished (during the prediction), the command said "the finished
+    cells are kept in DIR/runs.nc.parts/" of a folder that held no such thing; it now says what there is."""
+    import amsgd.validation.paper_dnn
+    from amsgd.cli import main
+    from amsgd.cli.status import INTERRUPTED
+
+    out = tmp_path / "d"
+
+    def interrupted(setup, runs, **options):
+        if stored == "a cell":
+            parts = runs.with_name(runs.name + ".parts")
+            parts.mkdir()
+            (parts / "point-0000000.json").write_text("{}")
+        elif stored == "the runs":
+            runs.write_bytes(b"stored")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(amsgd.validation.paper_dnn, "run_paper_dnn", interrupted)
+    assert main(["validate", "--preset", "paper-dnn", "--out", str(out), "-q"]) == INTERRUPTED
+    said = capsys.readouterr().err
+    expected = {"nothing": "no cell had finished; rerun: amsgd validate --preset paper-dnn",
+                "a cell": f"the finished cells are kept in {out}/runs.nc.parts/; rerun to continue from them: amsgd",
+                "the runs": f"the runs are stored in {out}/runs.nc; rerun to write the report from them: amsgd"}  # fmt: skip
+    assert expected[stored] in said, said

@@ -221,6 +221,13 @@ def test_mean_path_is_the_mode_recursion(tau, mu):
         (["--preset", "paper-dnn", "--threads", "0"], "--threads must be a positive integer"),
         (["--model", "logistic", "--scheduler", "tcp://127.0.0.1:1"], "--scheduler does not apply to --model"),
         (["--only", "ode", "--scheduler", "tcp://127.0.0.1:1"], "--scheduler applies only to --preset paper-dnn"),
+        (["--model", "logistic", "--connect-timeout", "3"], "--connect-timeout does not apply to --model"),
+        (["--only", "ode", "--connect-timeout", "3"], "--connect-timeout applies only to --preset paper-dnn"),
+        (["--preset", "paper-dnn", "--connect-timeout", "3"], "--connect-timeout applies only with --scheduler"),
+        (["--preset", "paper-dnn", "--scheduler", "tcp://127.0.0.1:1", "--connect-timeout", "0"], "--connect-timeout must"),
+        # connected to first: a wrong address was refused after minutes of prediction, naming an option of sweep
+        (["--preset", "paper-dnn", "--scheduler", "tcp://127.0.0.1:1", "--connect-timeout", "0.5"],
+         "no Dask scheduler answered at tcp://127.0.0.1:1 within 0.5 s"),
         (["--model", "mlp", "--hidden", "1000000000"], "per-example gradients and optimiser vectors need"),
     ],
 )

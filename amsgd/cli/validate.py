@@ -11,9 +11,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
+import shlex
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from amsgd.cli.options import (
@@ -31,6 +32,7 @@ from amsgd.core.errors import ProblemError
 from amsgd.core.files import check_output_dir, made_folder
 from amsgd.core.models import DEFAULT_MODEL_ETAS
 from amsgd.core.problem import DEFAULT_ETA
+from amsgd.sweep.cluster import CONNECT_TIMEOUT
 from amsgd.validation.presets import EXPERIMENTS, MODEL_PRESETS, PRESETS, chosen_experiments, get_preset
 
 HELP = ("validate the predictions against simulation: report.json, report.md and figures in --out DIR; "
@@ -62,6 +64,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                        "Dask cluster that runs the cells (default: one per core)")  # fmt: skip
     group.add_argument("--scheduler", metavar="tcp://HOST:PORT",
                        help="with --preset paper-dnn: run the cells on this Dask scheduler (default: a local cluster)")
+    group.add_argument("--connect-timeout", type=float, default=None, metavar="SECONDS",
+                       help=f"with --scheduler: how long to wait for it to answer (default: {CONNECT_TIMEOUT:g})")
     group.add_argument(
         "--svag", type=int_list, metavar="L1,L2,...",
         help="SVAG validation of the limit at the problem's eta, mu, tau (Li, Malladi & Arora 2021): the floor "
@@ -108,8 +112,9 @@ def _run(args: argparse.Namespace) -> int:
                            "lengths from the preset, and --preset paper-dnn its whole budget)")  # fmt: skip
     if args.preset in MODEL_PRESETS:
         return _run_paper_dnn(args)
-    if args.scheduler is not None:
-        raise ProblemError("--scheduler applies only to --preset paper-dnn (its cells run on Dask)")
+    for option, value in (("--scheduler", args.scheduler), ("--connect-timeout", args.connect_timeout)):
+        if value is not None:
+            raise ProblemError(f"{option} applies only to --preset paper-dnn (its cells run on Dask)")
     if args.svag is not None:
         return _run_svag(args)
     given = [option for option, value in _svag_budget(args).values() if value is not None]
@@ -140,10 +145,10 @@ def _run(args: argparse.Namespace) -> int:
 
 
 @contextlib.contextmanager
-def _incomplete_on_interrupt(out: Path, command: str, kept: str | None = None) -> Iterator[None]:
+def _incomplete_on_interrupt(out: Path, command: str, kept: Callable[[], str] | None = None) -> Iterator[None]:
     """The work that writes into ``out`` (created here, removed again if the work fails before writing
     anything); on Ctrl-C, leave ``out`` clearly marked incomplete (its report.md says so) and say how to
-    rerun (``kept``: what the rerun continues from)."""
+    rerun (``kept()``: what was kept and what the rerun does with it, said at the interruption)."""
     from amsgd.validation.report import write_incomplete
 
     began = time.perf_counter()
@@ -152,7 +157,7 @@ def _incomplete_on_interrupt(out: Path, command: str, kept: str | None = None) -
             yield
         except KeyboardInterrupt as exc:
             marker = write_incomplete(out, command, time.perf_counter() - began)
-            rerun = f"rerun: {command}" if kept is None else f"{kept}; rerun to continue from them: {command}"
+            rerun = f"{'rerun' if kept is None else kept()}: {command}"
             print(f"amsgd validate: no report: {marker} marks the folder incomplete; {rerun}", file=sys.stderr)
             exc.folder_marked = True  # the same exception goes on (a SIGTERM stays one)
             raise
@@ -190,31 +195,41 @@ def _perturbations(items: list[str]) -> dict[str, float]:
 
 
 def _public_command(args) -> str:
-    """The command that regenerates this report, as documented (no perturbations)."""
+    """The command that regenerates this report, as documented (no perturbations), each value quoted for
+    the shell where it needs to be (a space in ``--out``, ``--only "ode, rate"``)."""
     parts = ["amsgd validate"]
     if args.preset:
-        parts.append(f"--preset {args.preset}")
+        parts.append(_option("--preset", args.preset))
     elif args.model != "pca":
         return " ".join(parts + _model_options(args))
     else:
-        parts.append(f"--spectrum {args.spectrum}" if not args.covariance else f"--covariance {args.covariance}")
-        parts += [f"--distribution {args.distribution}", f"--eta {_exact(DEFAULT_ETA if args.eta is None else args.eta)}",
-                  f"--mu {_exact(args.mu)}"]  # fmt: skip
-        if args.delay:
-            parts.append(f"--delay {args.delay}")
-        elif args.tau:
-            parts.append(f"--tau {args.tau}")
+        parts.append(_option("--spectrum", args.spectrum) if not args.covariance else _option("--covariance", args.covariance))
+        parts += [_option("--distribution", args.distribution),
+                  _option("--eta", _exact(DEFAULT_ETA if args.eta is None else args.eta)), _option("--mu", _exact(args.mu))]  # fmt: skip
+        parts += _delay_options(args)
     if args.only:
-        parts.append(f"--only {args.only}")
+        parts.append(_option("--only", args.only))
     if getattr(args, "svag", None):
-        parts.append("--svag " + ",".join(str(v) for v in args.svag))
-        parts += [f"--svag-{k} {v}" for k, v in (("replicates", args.svag_replicates), ("steps", args.svag_steps))
+        parts.append(_option("--svag", ",".join(str(v) for v in args.svag)))
+        parts += [_option(f"--svag-{k}", v) for k, v in (("replicates", args.svag_replicates), ("steps", args.svag_steps))
                   if v is not None]  # fmt: skip
         if args.svag_no_escape:
             parts.append("--svag-no-escape")
-    parts += [f"--{k} {v}" for k, v in (("replicates", args.replicates), ("seed", args.seed)) if v is not None]
-    parts.append(f"--out {args.out}")
+    parts += [_option(f"--{k}", v) for k, v in (("replicates", args.replicates), ("seed", args.seed)) if v is not None]
+    parts.append(_option("--out", args.out))
     return " ".join(parts)
+
+
+def _option(name: str, value: object) -> str:
+    """``NAME VALUE`` with the value quoted for a POSIX shell where it needs to be."""
+    return f"{name} {shlex.quote(str(value))}"
+
+
+def _delay_options(args) -> list[str]:
+    """``--delay`` or ``--tau`` as given (neither for no delay)."""
+    if args.delay:
+        return [_option("--delay", args.delay)]
+    return [_option("--tau", args.tau)] if args.tau else []
 
 
 def _exact(x: float) -> str:
@@ -224,23 +239,20 @@ def _exact(x: float) -> str:
 
 def _model_options(args) -> list[str]:
     """``--model ... --out DIR`` as given, with the defaults of the problem spelled out."""
-    parts = [f"--model {args.model}", f"--data {args.data}",
-             f"--eta {_exact(DEFAULT_MODEL_ETAS[args.model] if args.eta is None else args.eta)}", f"--mu {_exact(args.mu)}"]  # fmt: skip
-    if args.delay:
-        parts.append(f"--delay {args.delay}")
-    elif args.tau:
-        parts.append(f"--tau {args.tau}")
-    parts += [f"--batch {args.batch}", f"--l2 {_exact(args.l2)}"]
+    parts = [_option("--model", args.model), _option("--data", args.data),
+             _option("--eta", _exact(DEFAULT_MODEL_ETAS[args.model] if args.eta is None else args.eta)),
+             _option("--mu", _exact(args.mu)), *_delay_options(args),
+             _option("--batch", args.batch), _option("--l2", _exact(args.l2))]  # fmt: skip
     if args.model == "mlp":
-        parts += [f"--hidden {args.hidden}", f"--activation {args.activation}"]
-    parts += [f"--{k} {v}" for k, v in (("steps", args.steps), ("replicates", args.replicates), ("seed", args.seed))
+        parts += [_option("--hidden", args.hidden), _option("--activation", args.activation)]
+    parts += [_option(f"--{k}", v) for k, v in (("steps", args.steps), ("replicates", args.replicates), ("seed", args.seed))
               if v is not None]  # fmt: skip
-    return parts + [f"--out {args.out}"]
+    return parts + [_option("--out", args.out)]
 
 
 def _run_model(args: argparse.Namespace) -> int:
     """``--model NAME``: predict at the minimum, run the floor, stability and rate runs, write the report."""
-    _refuse_given(args, ("--preset", "--only", "--perturb", "--svag", "--threads", "--scheduler", "--svag-replicates",
+    _refuse_given(args, ("--preset", "--only", "--perturb", "--svag", "--threads", "--scheduler", "--connect-timeout", "--svag-replicates",
                          "--svag-steps", "--svag-no-escape"), f"--model {args.model}",
                   ": a model's validation checks the floor, the stability boundary and the rate; its budget is "
                   "--steps, --replicates, --seed")  # fmt: skip
@@ -286,18 +298,31 @@ def _run_paper_dnn(args: argparse.Namespace) -> int:
     _refuse_problem_options(args)
     if args.threads is not None:
         checks.positive_int("--threads", args.threads)
+    if args.connect_timeout is not None and args.scheduler is None:
+        raise ProblemError("--connect-timeout applies only with --scheduler: it is how long to wait for it to answer")
+    timeout = CONNECT_TIMEOUT if args.connect_timeout is None else checks.positive("--connect-timeout", args.connect_timeout)
     out = check_output_dir(args.out)
     from amsgd.figures.paper_dnn import paper_dnn_figure
     from amsgd.validation.paper_dnn import DnnSetup, run_paper_dnn
     from amsgd.validation.paper_dnn_report import write_dnn_report
 
     setup = DnnSetup() if args.seed is None else replace(DnnSetup(), seed=args.seed)
-    kept = f"the finished cells are kept in {out / RUNS_FILE}.parts/"
-    with _incomplete_on_interrupt(out, _public_command(args), kept):
-        report = run_paper_dnn(setup, runs=out / RUNS_FILE, scheduler=args.scheduler, n_workers=args.threads)
+    with _incomplete_on_interrupt(out, _public_command(args), lambda: _kept_runs(out / RUNS_FILE)):
+        report = run_paper_dnn(setup, runs=out / RUNS_FILE, scheduler=args.scheduler, n_workers=args.threads,
+                               connect_timeout=timeout)  # fmt: skip
         figure = paper_dnn_figure(report, out / "paper-dnn.png")
         write_dnn_report(report, out, [figure], command=_public_command(args))
     return _verdict(report.checks, report.elapsed, out, [figure])
+
+
+def _kept_runs(runs: Path) -> str:
+    """What an interrupted paper-dnn validation leaves for its rerun, and what the rerun does with it."""
+    if runs.exists():
+        return f"the runs are stored in {runs}; rerun to write the report from them"
+    parts = runs.with_name(runs.name + ".parts")
+    if any(parts.glob("point-*.json")):
+        return f"the finished cells are kept in {parts}/; rerun to continue from them"
+    return "no cell had finished; rerun"
 
 
 def _run_svag(args: argparse.Namespace) -> int:

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from amsgd.core.models import ModelProblem, load_data
+from amsgd.sweep.cluster import CONNECT_TIMEOUT, dask_client
 from amsgd.sweep.run import run_sweep
 from amsgd.validation.checks import Check
 from amsgd.validation.paper_dnn_runs import DELAYS, PROTOCOLS, DnnRuns, DnnSetup, delay_law
@@ -205,14 +206,18 @@ def _not_worse(mus: np.ndarray, values: np.ndarray, signs: np.ndarray) -> list[f
 
 def run_paper_dnn(setup: DnnSetup | None = None, *, runs: str | os.PathLike, client=None,
                   scheduler: str | None = None, n_workers: int | None = None,
-                  progress: bool | None = None) -> DnnReport:  # fmt: skip
+                  connect_timeout: float = CONNECT_TIMEOUT, progress: bool | None = None) -> DnnReport:  # fmt: skip
     """Predict every cell, then run the cells on Dask, then compare (see the module docstring).
 
     The runs are stored in ``runs`` (NetCDF, :class:`~amsgd.validation.paper_dnn_runs.DnnRuns`), each
     cell persisted in ``runs + ".parts/"`` as it finishes: an interrupted validation continues from the
     cells stored, and a finished file of the same setup is reused. They run on ``client``, else on the
-    Dask scheduler at ``scheduler``, else on a local cluster of ``n_workers`` threads (default: one per
-    core) (:func:`~amsgd.sweep.run.run_sweep`)."""
+    Dask scheduler at ``scheduler`` (connected to first, waiting at most ``connect_timeout`` seconds, so
+    that a wrong address fails before the minutes of prediction), else on a local cluster of
+    ``n_workers`` threads (default: one per core) (:func:`~amsgd.sweep.run.run_sweep`)."""
+    if client is None and scheduler is not None:
+        with dask_client(scheduler, timeout=connect_timeout) as connected:
+            return run_paper_dnn(setup, runs=runs, client=connected, n_workers=n_workers, progress=progress)
     from amsgd.diffusion.theory.model_point import model_point
     from amsgd.diffusion.theory.model_predictions import ModelPredictions, predict_model, sharpness_along
     from amsgd.diffusion.theory.options import PredictOptions
