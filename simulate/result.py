@@ -49,7 +49,8 @@ DESCRIPTIONS = {
     "stationary_error": "time average of the error over window_start <= k <= steps",
     "stationary_error_first_half": "time average of the error over window_start <= k < window_split",
     "stationary_error_second_half": "time average of the error over window_split <= k <= steps",
-    "delay_mean": "mean delay applied to this replicate's updates",
+    "delay_mean": "mean delay of this replicate's updates (constant and i.i.d. delays: as drawn; "
+    "an update at iteration k < tau meets staleness k)",
     "delay_counts": "updates applied with each delay, all replicates",
 }
 
@@ -81,7 +82,9 @@ class SimulationResult:
     since it needs ``R · n_records · d`` numbers.
     ``delay_counts[i]`` counts the updates applied with delay i, over all replicates; for the
     event-driven server the last bin also holds the (rare) larger delays. ``delay_max`` is the largest
-    delay applied to any update (:attr:`measured_max_delay` reads it), for every delay model.
+    delay of any update (:attr:`measured_max_delay` reads it), for every delay model: the staleness
+    applied for the event-driven server, the delays drawn for constant and i.i.d. ones (an update at
+    iteration k < τ reads the start point, staleness k).
 
     ``window_halves[:, 0]`` and ``[:, 1]`` are each replicate's time averages of the error over the
     window's first half ``window_start <= k < window_split`` and its second ``window_split <= k <= steps``
@@ -106,7 +109,7 @@ class SimulationResult:
     window_halves: np.ndarray
     delay_counts: np.ndarray
     delay_mean_per_replicate: np.ndarray
-    delay_max: int  # the largest delay applied (measured_max_delay)
+    delay_max: int  # the largest delay of any update (measured_max_delay)
     start: str
     seed: dict
     divergence_norm: float
@@ -202,7 +205,7 @@ class SimulationResult:
 
     @property
     def measured_max_delay(self) -> int:
-        """The largest delay applied to any update (:attr:`delay_max`)."""
+        """The largest delay of any update (:attr:`delay_max`; drawn, for constant and i.i.d. delays)."""
         return int(self.delay_max)
 
     def delay_summary(self) -> dict:
