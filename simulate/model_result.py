@@ -43,7 +43,8 @@ class ModelSimulationResult:
     ``window_loss[r]`` the replicate's stationary training loss; ``last_iterates`` the last iterates;
     ``elapsed`` the seconds of the run, compilation included. ``window_halves[:, 0]`` and ``[:, 1]`` are
     each replicate's mean training loss over the recorded iterations of the window's first half
-    (``window_start <= k < window_split``) and of its second (see :attr:`stationarity`).
+    (``window_start <= k < window_split``) and of its second (see :attr:`stationarity`), both NaN for a
+    replicate that diverged before the window's end.
     """
 
     problem: ModelProblem
@@ -73,6 +74,7 @@ class ModelSimulationResult:
         split = window_split(window_start, steps)
         halves = np.stack([_mean_over(values["train_loss"], in_window & (iterations < split)),
                            _mean_over(values["train_loss"], iterations >= split)], axis=1)  # fmt: skip
+        halves[np.isnan(window_loss)] = np.nan  # diverged in the second half: out of the first too
         return cls(problem, steps, iterations, values, diverged_at, window_start, window_loss,
                    records["final"], float(delays.mean()), int(delays.max()), seed, elapsed, split, halves)  # fmt: skip
 

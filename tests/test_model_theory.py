@@ -112,11 +112,12 @@ def test_advise_on_a_users_data(tmp_path):
 def test_simulate_and_derive_a_model(tmp_path):
     data = _blobs_csv(tmp_path)
     sim = _cli("simulate", "--model", "mlp", "--hidden", "4", "--data", data, "--steps", "200", "--replicates", "4",
-               "--seed", "1", "--delay", "ps:3", "--out", str(tmp_path / "run.nc"))  # fmt: skip
+               "--seed", "1", "--delay", "ps:3", "--window-start", "150", "--out", str(tmp_path / "run.nc"))  # fmt: skip
     assert sim.returncode == 0, sim.stderr
     summary = json.loads(sim.stdout)
     assert summary["alive"] == 4 and 0 < summary["final"]["validation_accuracy"]["mean"] <= 1
     assert summary["delay"]["measured_max"] >= 2
+    assert summary["stationary_loss"]["window_start"] == 150  # refused before as "for --model pca only"
     derive = _cli("derive", "--model", "logistic", "--data", data, "--eta", "0.5", "--tradeoff-workers", "1,8")
     assert derive.returncode == 0, derive.stderr
     out = json.loads(derive.stdout)

@@ -242,6 +242,24 @@ def test_diverged_replicates_are_flagged_and_excluded():
     assert summary["stationary_loss"]["mean"] is None
 
 
+def test_a_replicate_that_diverged_in_the_windows_second_half_is_out_of_both_halves():
+    """Nine replicates that diverged in the second half of the window still counted in the first half's
+    mean, so the stationarity warning printed two means that its paired difference did not join
+    (4.708e8 and 1.412e7, difference 3.32e8). Records at 0, 10, ..., 90 of 100 steps, window from 50:
+    replicate 2 diverges at 80."""
+    from amsgd.simulate.model_result import QUANTITIES, ModelSimulationResult
+
+    iterations = np.arange(0, 100, 10)
+    values = np.ones((3, len(QUANTITIES), iterations.size)) * np.array([1.0, 2.0, 1e6])[:, None, None]
+    records = {"iterations": iterations, "diverged_at": np.array([-1, -1, 80]), "values": values,
+               "final": np.zeros((3, 2))}  # fmt: skip
+    run = ModelSimulationResult.build(problem("least-squares"), 100, records, np.zeros(3), 50, {}, 0.0)
+    assert np.isnan(run.window_halves[2]).all() and np.isnan(run.window_loss[2])
+    check = run.stationarity
+    assert check.first.n == check.second.n == check.difference.n == 2
+    assert check.first.mean - check.second.mean == pytest.approx(check.difference.mean) and check.first.mean == 1.5
+
+
 def test_digits_and_data_files(tmp_path):
     digits = load_data("digits")
     assert digits.classes == 10 and digits.features == 64

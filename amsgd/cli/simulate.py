@@ -110,14 +110,13 @@ def _simulate_model(problem: ModelProblem, args: argparse.Namespace):
     """A model's runs: start at each replicate's initialisation; PCA-only options are refused."""
     from amsgd.core.errors import ProblemError
 
-    if "start" in getattr(args, "given", frozenset()) or args.window_start is not None or args.coordinates != "moments" or args.threads != 1:
-        raise ProblemError("--start, --window-start, --coordinates and --threads apply to --model pca only")
+    if "start" in getattr(args, "given", frozenset()) or args.coordinates != "moments" or args.threads != 1:
+        raise ProblemError("--start, --coordinates and --threads apply to --model pca only")
     from amsgd.simulate.model_engine import simulate_model
 
     return simulate_model(
         problem, args.steps, args.replicates, rng=args.seed, record_every=args.record_every,
-        window=args.window,
-        divergence_norm=args.divergence_norm,
+        window=args.window, window_start=args.window_start, divergence_norm=args.divergence_norm,
     )  # fmt: skip
 
 
