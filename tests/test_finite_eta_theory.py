@@ -585,7 +585,8 @@ def test_escape_law_sees_the_data_law(distribution, monkeypatch):
         from amsgd.derivations import ratio_drift
         from amsgd.diffusion.theory.first_passage import escape_law
 
-        monkeypatch.setattr(ratio_drift, "ratio_rate_correction_function", lambda: lambda *_: 0.0)
+        monkeypatch.setattr(ratio_drift, "ratio_rate_correction_function",
+                            lambda: lambda eta, mu, noise: 0.0 * np.asarray(noise, dtype=float))  # fmt: skip
         phases = predict(problem).phases
         bare = escape_law(*phases.escaping_mode, 5e-4, 0.9, 0, phases.delta_sq).mean
         assert abs(bare.mean - times.mean()) > abs(own.mean - times.mean())  # same seed: a paired comparison
