@@ -225,6 +225,26 @@ def test_an_epsilon_below_the_finite_eta_floor_is_refused(tau):
     assert predict(problem, PredictOptions(epsilon=1.01 * floor)).phases.epsilon == 1.01 * floor
 
 
+def test_where_the_finite_eta_floor_lies_below_the_diffusion_floor_an_epsilon_between_them_is_taken():
+    """Rademacher data, η 0.01, μ 0.9: the diffusion floor 0.867, the finite-η floor 0.440, where the mean
+    error settles. A given ε between them was refused as "at or below the stationary error floor
+    0.866667", and the default ε (0.720) lay there too, so the default contradicted the refusal; at
+    η 0.02 the diffusion floor is 1.73, above any ε. Both are now measured against the finite-η floor."""
+    from amsgd.core.distributions import parse_distribution
+    from amsgd.diffusion.theory.predictions import PredictOptions
+
+    for eta in (0.01, 0.02):
+        problem = Problem.from_spectrum(eta=eta, mu=0.9, distribution=parse_distribution("rademacher"))
+        p = predict(problem)
+        settles = p.finite_eta.value
+        assert p.mean_square.stable and settles < p.diffusion_floor and settles < p.phases.epsilon < 1
+        between = min((settles + p.diffusion_floor) / 2, (settles + 1) / 2)
+        assert predict(problem, PredictOptions(epsilon=between)).phases.epsilon == between
+        below = settles * 0.99
+        with pytest.raises(ProblemError, match=f"epsilon = {below:g} is at or below the finite-eta stationary error"):
+            predict(problem, PredictOptions(epsilon=below)).phases
+
+
 def test_phase_json_keeps_both_convergence_numbers():
     problem = _problem("constant:0")
     predictions = predict(problem)

@@ -40,9 +40,10 @@ DEFAULT_STEPS = 10_000
 def default_epsilon(floor: float, settles_at: float) -> float:
     """The convergence phase's target ε when none is given: ``DEFAULT_EPSILON_FACTOR`` times the
     diffusion ``floor`` F where that lies strictly between the error F' the iteration settles at,
-    ``settles_at`` (the finite-η floor where known, else F), and the midpoint (1 + F')/2 of F' and the
-    error 1 of a start at a saddle; otherwise that midpoint. The error sin² never exceeds 1: 2F is no
-    target from F = 1/2 on, and from about F = 1/3 on it lies nearer 1 than the floor."""
+    ``settles_at`` (the finite-η floor where known, else F; a given ε must exceed it), and the midpoint
+    (1 + F')/2 of F' and the error 1 of a start at a saddle; otherwise that midpoint. The error sin²
+    never exceeds 1: 2F is no target from F = 1/2 on, and from about F = 1/3 on it lies nearer 1
+    than the floor."""
     target = DEFAULT_EPSILON_FACTOR * floor
     midpoint = (1.0 + settles_at) / 2.0
     return target if settles_at < target < midpoint else midpoint
@@ -50,8 +51,8 @@ def default_epsilon(floor: float, settles_at: float) -> float:
 
 @dataclass(frozen=True)
 class PredictOptions:
-    """``delta_sq`` (phase boundary δ²), ``epsilon`` (target error of phase III; None: twice the
-    floor), ``gamma`` (of the quoted delay conditions), the tradeoff grid (momenta, worker counts) and
+    """``delta_sq`` (phase boundary δ²), ``epsilon`` (target error of phase III; None:
+    :func:`default_epsilon`), ``gamma`` (of the quoted delay conditions), the tradeoff grid (momenta, worker counts) and
     ``steps``, the run length the divergence risk is stated for."""
 
     delta_sq: float = DEFAULT_DELTA_SQ

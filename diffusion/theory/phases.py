@@ -663,18 +663,21 @@ def phases(
     solved when the convergence law first needs them. ``converges`` false (the iteration is not
     mean-square stable at e_1): there is no floor, so ε is not checked against it and the result
     reports no phase III; ``mean_stable`` false (beyond the mean boundary) no travel law either. A given
-    ε is refused at or below ``floor`` and at or below ``finite_floor()``,
-    the finite-η floor where it is known (the mean error settles there, and a sampled mean curve
-    would cross a lower ε only on a dip); none given,
+    ε is refused at or below the floor the mean error settles at: ``finite_floor()``, the finite-η
+    floor, where it is given (a sampled mean curve would cross a lower ε only on a dip; it lies above
+    the diffusion ``floor`` with a delay, below it with Rademacher data or at a large step, where the
+    diffusion floor can exceed 1), else ``floor``; none given,
     :func:`~amsgd.diffusion.theory.options.default_epsilon` sets it from both floors.
     """
     f = derivation.phase_formulas
     problem = derivation.problem
     finite = finite_floor() if converges and finite_floor is not None else None
+    settles = finite if finite is not None and math.isfinite(finite) else floor  # where the mean error settles
     if epsilon is None:
-        epsilon = default_epsilon(floor, floor if finite is None else finite)
-    elif converges:
-        _check_epsilon(epsilon, floor, finite)
+        epsilon = default_epsilon(floor, settles)
+    elif converges and epsilon <= settles:
+        which = "finite-eta stationary error floor" if settles is finite else "stationary error floor"
+        raise ProblemError(f"epsilon = {epsilon:g} is at or below the {which} {settles:g}; it is never reached on average")
     saddle = next(p for p in points if p.j == worst_saddle(points))
     escape_mode = saddle.fastest
     optimum = next(p for p in points if p.j == 1)
@@ -705,14 +708,6 @@ def phases(
         tuple(tangent_rates.tolist()), tuple(tangent_noise.tolist()), problem, tangent_variances, converges,
         tuple(tuple(v.tolist()) for v in _modes_at(derivation, saddle)), float(floor), mean_stable,
     )  # fmt: skip
-
-
-def _check_epsilon(epsilon: float, floor: float, finite_floor: float | None) -> None:
-    """Refuse a given ε at or below the diffusion floor or the finite-η one (where known)."""
-    finite = finite_floor if finite_floor is not None and finite_floor > floor else None
-    if epsilon <= (finite or floor):
-        which = f"finite-eta stationary error floor {finite:g}" if finite else f"stationary error floor {floor:g}"
-        raise ProblemError(f"epsilon = {epsilon:g} is at or below the {which}; it is never reached on average")
 
 
 def _escaping_mode(derivation: Derivation, mode: ModeValues) -> tuple[float, float]:
