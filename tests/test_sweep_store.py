@@ -304,6 +304,19 @@ def test_a_finished_file_changed_after_it_was_written_is_refused_before_it_is_op
     assert_same(outcome.dataset, reference)
 
 
+def test_the_temporary_files_of_the_file_and_its_digest_are_removed_on_resuming(sweep, client, reference, tmp_path,
+                                                                                 capsys):  # fmt: skip
+    """A run killed while writing the digest left ``..s.nc.sha256.tmp``, which the resume did not remove."""
+    out = tmp_path / "s.nc"
+    interrupted(sweep, out, client)
+    left = [tmp_path / ".s.nc.tmp", tmp_path / "..s.nc.sha256.tmp"]
+    for path in left:
+        path.write_bytes(b"half")
+    outcome, _, _ = resumed(sweep, out, client, capsys)
+    assert not any(path.exists() for path in left) and digest_path(out).exists()
+    assert_same(outcome.dataset, reference)
+
+
 def test_a_write_cut_short_leaves_no_digest_of_the_file_it_replaced(sweep, client, tmp_path, monkeypatch):
     out = tmp_path / "s.nc"
     run_sweep(sweep, out, client=client, progress=False)

@@ -140,7 +140,9 @@ def write_dataset(ds: xarray.Dataset, out: Path) -> None:
     digest.unlink(missing_ok=True)
     with atomic_path(out) as tmp:
         ds.to_netcdf(tmp, engine="h5netcdf")
-    atomic_write_bytes(digest, f"{_sha256(Path(out))}  {Path(out).name}\n".encode("ascii"))
+        written = _sha256(tmp)
+    name = digest.name.removeprefix(".").removesuffix(".sha256")  # the file's own name, as sha256sum -c reads it
+    atomic_write_bytes(digest, f"{written}  {name}\n".encode("ascii"))
 
 
 def _recorded_digest(source: Path) -> str | None:

@@ -195,8 +195,10 @@ class PartStore:
 
     def remove_temporaries(self) -> None:
         """Delete the temporary files a run killed in the middle of a write left behind: those of
-        :func:`~amsgd.core.files.atomic_path` (``.NAME.tmp``) in the store and beside ``FILE.nc``."""
-        found = [self.out.with_name(f".{self.out.name}.tmp")]
+        :func:`~amsgd.core.files.atomic_path` (``.NAME.tmp``) in the store and beside ``FILE.nc`` (a
+        link's target), its own and its digest's (:func:`~amsgd.sweep.dataset.digest_path`)."""
+        target = Path(os.path.realpath(self.out))
+        found = [target.with_name(f".{target.name}.tmp"), target.with_name(f"..{target.name}.sha256.tmp")]
         if self.directory.is_dir():
             found += self.directory.glob(".*.tmp")
         for path in found:
