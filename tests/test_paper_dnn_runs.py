@@ -245,3 +245,32 @@ def test_an_interrupted_validation_says_what_it_kept(tmp_path, monkeypatch, caps
                 "a cell": f"the finished cells are kept in {out}/runs.nc.parts/; rerun to continue from them: amsgd",
                 "the runs": f"the runs are stored in {out}/runs.nc; rerun to write the report from them: amsgd"}  # fmt: skip
     assert expected[stored] in said, said
+
+
+def test_the_scheduler_is_connected_to_first_unless_the_runs_are_there(tmp_path, monkeypatch):
+    """With --scheduler the cluster is reached before the minutes of prediction (a wrong address was
+    refused only after them); a finished runs file needs no cluster, and its rerun does not reach one."""
+    import contextlib
+
+    import amsgd.diffusion.theory.model_predictions
+    import amsgd.validation.paper_dnn as paper_dnn
+
+    class Predicted(Exception):
+        pass
+
+    def predict_model(*args, **kwargs):
+        raise Predicted
+
+    @contextlib.contextmanager
+    def unreachable(*args, **kwargs):
+        raise ProblemError("no Dask scheduler answered")
+        yield
+
+    monkeypatch.setattr(amsgd.diffusion.theory.model_predictions, "predict_model", predict_model)
+    monkeypatch.setattr(paper_dnn, "dask_client", unreachable)
+    runs = tmp_path / "runs.nc"
+    with pytest.raises(ProblemError, match="no Dask scheduler answered"):
+        paper_dnn.run_paper_dnn(runs=runs, scheduler="tcp://127.0.0.1:1")
+    runs.write_bytes(b"a finished runs file")
+    with pytest.raises(Predicted):
+        paper_dnn.run_paper_dnn(runs=runs, scheduler="tcp://127.0.0.1:1")

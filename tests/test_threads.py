@@ -69,14 +69,20 @@ def test_an_error_drops_the_calls_not_yet_started():
 
 
 def test_an_error_stops_the_calls_under_way_that_check_the_event():
-    """Call 1 fails while call 0 runs for up to 30 s checking ``stop``: the error is raised within a
-    second, the call stopped by it is not what is raised, and calls that never checked still finish."""
+    """Call 1 fails while call 0 runs for up to 30 s checking ``stop`` and call 2, which never checks,
+    sleeps 0.5 s: the error is raised within a second, the call stopped by it is not what is raised,
+    and the call that never checked still finished. A stop event already set is refused."""
     stop = threading.Event()
+    finished = []
 
     def work(x: int) -> int:
         if x == 1:
             time.sleep(0.1)
             raise ValueError("one")
+        if x == 2:
+            time.sleep(0.5)
+            finished.append(x)
+            return x
         deadline = time.monotonic() + 30
         report = stoppable(lambda done: None, stop)
         while time.monotonic() < deadline:
@@ -86,8 +92,10 @@ def test_an_error_stops_the_calls_under_way_that_check_the_event():
 
     began = time.monotonic()
     with pytest.raises(ValueError, match="one"):
-        thread_map(work, range(2), threads=2, stop=stop)
-    assert stop.is_set() and time.monotonic() - began < 2
+        thread_map(work, range(3), threads=3, stop=stop)
+    assert stop.is_set() and time.monotonic() - began < 2 and finished == [2]
+    with pytest.raises(ValueError, match="not set yet"):
+        thread_map(work, range(3), threads=3, stop=stop)
 
 
 #: Runs a long simulation on two threads and sends SIGINT to its own process once the blocks run.

@@ -73,6 +73,8 @@ def thread_map(
     not yet started are dropped. ``stop``, when given, is set as soon as either happens: calls that
     check it between pieces of their work raise :class:`Stopped` and return early (those are not the
     exception raised). ``np.errstate`` does not cross threads: a call that needs one sets its own."""
+    if stop is not None and stop.is_set():
+        raise ValueError("thread_map needs a stop event that is not set yet (every call would stop at once)")
     work = list(items)
     threads = min(thread_count() if threads is None else threads, len(work))
     if threads <= 1:

@@ -213,9 +213,10 @@ def run_paper_dnn(setup: DnnSetup | None = None, *, runs: str | os.PathLike, cli
     cell persisted in ``runs + ".parts/"`` as it finishes: an interrupted validation continues from the
     cells stored, and a finished file of the same setup is reused. They run on ``client``, else on the
     Dask scheduler at ``scheduler`` (connected to first, waiting at most ``connect_timeout`` seconds, so
-    that a wrong address fails before the minutes of prediction), else on a local cluster of
-    ``n_workers`` threads (default: one per core) (:func:`~amsgd.sweep.run.run_sweep`)."""
-    if client is None and scheduler is not None:
+    that a wrong address fails before the minutes of prediction; not where ``runs`` is there already,
+    finished, needing no cluster), else on a local cluster of ``n_workers`` threads (default: one per
+    core) (:func:`~amsgd.sweep.run.run_sweep`)."""
+    if client is None and scheduler is not None and not os.path.exists(runs):
         with dask_client(scheduler, timeout=connect_timeout) as connected:
             return run_paper_dnn(setup, runs=runs, client=connected, n_workers=n_workers, progress=progress)
     from amsgd.diffusion.theory.model_point import model_point
