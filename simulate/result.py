@@ -51,7 +51,7 @@ DESCRIPTIONS = {
     "stationary_error_second_half": "time average of the error over window_split <= k <= steps",
     "delay_mean": "mean delay of this replicate's updates (constant and i.i.d. delays: as drawn; "
     "an update at iteration k < tau meets staleness k)",
-    "delay_counts": "updates applied with each delay, all replicates",
+    "delay_counts": "updates with each delay, all replicates (constant and i.i.d. delays: as drawn)",
 }
 
 
@@ -80,8 +80,8 @@ class SimulationResult:
     replicates still alive at each recorded iteration (``alive`` counts them; both None for a run
     asked to keep no coordinates); ``coordinates`` keeps every replicate's ``h`` only when asked for,
     since it needs ``R · n_records · d`` numbers.
-    ``delay_counts[i]`` counts the updates applied with delay i, over all replicates; for the
-    event-driven server the last bin also holds the (rare) larger delays. ``delay_max`` is the largest
+    ``delay_counts[i]`` counts the updates with delay i (drawn, for constant and i.i.d. delays), over
+    all replicates; for the event-driven server the last bin also holds the (rare) larger delays. ``delay_max`` is the largest
     delay of any update (:attr:`measured_max_delay` reads it), for every delay model: the staleness
     applied for the event-driven server, the delays drawn for constant and i.i.d. ones (an update at
     iteration k < τ reads the start point, staleness k).
