@@ -197,3 +197,25 @@ def test_eigen_coordinates_refuse_vectors_of_another_length():
                     convert(wrong)
         x = np.arange(6.0).reshape(2, 3)
         np.testing.assert_array_equal(problem.from_eigen(problem.to_eigen(x)), x)
+
+
+def test_a_rotated_covariance_with_a_repeated_eigenvalue_gives_the_diagonal_forms_predictions():
+    """Σ = Q diag(4, 1, 1, 1) Qᵀ: LAPACK returned the repeated eigenvalue as 1 ± 1e-15, whose differences
+    read as rates of the modes at the saddle, and the phases (so derive, its document) raised a singular
+    solve with a traceback; with diag(4, 2, 2, 2, 1, 1) the kinds of the points and the escape law's note
+    differed from the diagonal form's. Eigenvalues within 1e-10 λ1 of each other are now equal."""
+    from amsgd.core.problem import _merged
+
+    for lam in ([4.0, 1.0, 1.0, 1.0], [4.0, 2.0, 2.0, 2.0, 1.0, 1.0]):
+        q, _ = np.linalg.qr(np.random.default_rng(5).standard_normal((len(lam), len(lam))))
+        rotated, diagonal = Problem(q @ np.diag(lam) @ q.T), Problem.from_spectrum(lam)
+        np.testing.assert_allclose(rotated.eigenvalues, lam, rtol=1e-14)
+        assert np.unique(rotated.eigenvalues).size == np.unique(lam).size  # equal ones exactly equal
+    turned, plain = (predict(p).to_dict(["phases"])["phases"] for p in (rotated, diagonal))
+    assert turned["escape_law_note"] == plain["escape_law_note"] and turned["worst_saddle"] == plain["worst_saddle"]
+    for law in ("escape_law", "travel_law", "converge_law"):
+        assert turned[law]["mean"] == pytest.approx(plain[law]["mean"], rel=1e-9)
+    spread = np.array([4.0, 1.0 + 8e-11, 1.0 + 4e-11, 1.0, 0.5 + 1e-12, 0.5])  # runs of neighbours within 4e-10
+    np.testing.assert_allclose(_merged(spread), [4.0, 1.0 + 4e-11, 1.0 + 4e-11, 1.0 + 4e-11, 0.5 + 5e-13, 0.5 + 5e-13],
+                               rtol=0, atol=1e-15)  # fmt: skip
+    assert _merged(np.array([4.0, 3.0])).tolist() == [4.0, 3.0]

@@ -388,15 +388,28 @@ def _decompose(entries: np.ndarray | None, matrix: np.ndarray | None) -> _Sigma:
     A diagonal Σ keeps the coordinate axes in decreasing order of the diagonal, equal entries in
     coordinate order, with no O(d³) solve and no matrix (d = 10 000 takes milliseconds, where LAPACK
     took minutes). For distinct entries this is the basis LAPACK returns; for equal ones LAPACK's
-    order within the eigenspace is its own."""
+    order within the eigenspace is its own. Eigenvalues within rounding of each other are made equal
+    (:func:`_merged`): a rotated Σ gives the eigenvalues of its diagonal form exactly."""
     if entries is not None:
         order = np.argsort(-entries, kind="stable")
-        return _Sigma(entries, None, _read_only(entries[order]), _read_only(order), None)
+        return _Sigma(entries, None, _read_only(_merged(entries[order])), _read_only(order), None)
     lam, q = np.linalg.eigh(matrix)
     order = np.argsort(lam)[::-1]
     lam, q = lam[order], q[:, order]
     signs = np.sign(q[np.argmax(np.abs(q), axis=0), np.arange(q.shape[1])])
-    return _Sigma(None, matrix, _read_only(lam), None, _read_only(q * signs))
+    return _Sigma(None, matrix, _read_only(_merged(lam)), None, _read_only(q * signs))
+
+
+def _merged(lam: np.ndarray) -> np.ndarray:
+    """Decreasing eigenvalues with each run of neighbours closer than :data:`_REL_TOL` × λ1 replaced
+    by its mean. LAPACK returns a repeated eigenvalue of a rotated Σ as values 1e-16 apart (Σ = Q
+    diag(4, 1, 1, 1) Qᵀ: 1 ± 1e-15), whose differences then read as rates of the modes at a saddle:
+    signs that differ from the diagonal form's exact zeros, and a singular solve."""
+    if lam.size < 2:
+        return lam
+    starts = np.flatnonzero(np.r_[True, -np.diff(lam) > _REL_TOL * abs(lam[0])])
+    means = np.add.reduceat(lam, starts) / np.diff(np.r_[starts, lam.size])
+    return np.repeat(means, np.diff(np.r_[starts, lam.size]))
 
 
 def _validate_eta(eta: object) -> float:
