@@ -203,7 +203,7 @@ def test_a_rotated_covariance_with_a_repeated_eigenvalue_gives_the_diagonal_form
     """Σ = Q diag(4, 1, 1, 1) Qᵀ: LAPACK returned the repeated eigenvalue as 1 ± 1e-15, whose differences
     read as rates of the modes at the saddle, and the phases (so derive, its document) raised a singular
     solve with a traceback; with diag(4, 2, 2, 2, 1, 1) the kinds of the points and the escape law's note
-    differed from the diagonal form's. Eigenvalues within 1e-10 λ1 of each other are now equal."""
+    differed from the diagonal form's. A matrix's eigenvalues within 1e-10 λ1 of each other are now equal."""
     from amsgd.core.problem import _merged
 
     for lam in ([4.0, 1.0, 1.0, 1.0], [4.0, 2.0, 2.0, 2.0, 1.0, 1.0]):

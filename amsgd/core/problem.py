@@ -388,11 +388,12 @@ def _decompose(entries: np.ndarray | None, matrix: np.ndarray | None) -> _Sigma:
     A diagonal Σ keeps the coordinate axes in decreasing order of the diagonal, equal entries in
     coordinate order, with no O(d³) solve and no matrix (d = 10 000 takes milliseconds, where LAPACK
     took minutes). For distinct entries this is the basis LAPACK returns; for equal ones LAPACK's
-    order within the eigenspace is its own. Eigenvalues within rounding of each other are made equal
-    (:func:`_merged`): a rotated Σ gives the eigenvalues of its diagonal form exactly."""
+    order within the eigenspace is its own. A matrix's eigenvalues within rounding of each other are
+    made equal (:func:`_merged`): a rotated Σ gives the eigenvalues of its diagonal form exactly (a
+    diagonal's are kept as given)."""
     if entries is not None:
         order = np.argsort(-entries, kind="stable")
-        return _Sigma(entries, None, _read_only(_merged(entries[order])), _read_only(order), None)
+        return _Sigma(entries, None, _read_only(entries[order]), _read_only(order), None)
     lam, q = np.linalg.eigh(matrix)
     order = np.argsort(lam)[::-1]
     lam, q = lam[order], q[:, order]
