@@ -81,10 +81,10 @@ class SimulationResult:
     asked to keep no coordinates); ``coordinates`` keeps every replicate's ``h`` only when asked for,
     since it needs ``R · n_records · d`` numbers.
     ``delay_counts[i]`` counts the updates with delay i (drawn, for constant and i.i.d. delays), over
-    all replicates; for the event-driven server the last bin also holds the (rare) larger delays. ``delay_max`` is the largest
-    delay of any update (:attr:`measured_max_delay` reads it), for every delay model: the staleness
-    applied for the event-driven server, the delays drawn for constant and i.i.d. ones (an update at
-    iteration k < τ reads the start point, staleness k).
+    all replicates; for the event-driven server the last bin also holds the (rare) larger delays.
+    ``delay_max`` is the largest delay of any update (:attr:`measured_max_delay` reads it), for every
+    delay model: the staleness applied for the event-driven server, the delays drawn for constant and
+    i.i.d. ones (an update at iteration k < τ reads the start point, staleness k).
 
     ``window_halves[:, 0]`` and ``[:, 1]`` are each replicate's time averages of the error over the
     window's first half ``window_start <= k < window_split`` and its second ``window_split <= k <= steps``

@@ -83,8 +83,10 @@ def thread_map(
         futures = [pool.submit(function, x) for x in work]
         try:
             pending = set(futures)
-            while pending and not any(f.exception() is not None for f in futures if f.done()):
-                pending = wait(pending, timeout=WAKE_SECONDS, return_when=FIRST_EXCEPTION).not_done
+            while pending:
+                done, pending = wait(pending, timeout=WAKE_SECONDS, return_when=FIRST_EXCEPTION)
+                if any(f.exception() is not None for f in done):
+                    break
         finally:
             if any(not f.done() for f in futures):  # an exception, or the caller interrupted
                 _halt(futures, stop)

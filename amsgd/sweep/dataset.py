@@ -141,7 +141,7 @@ def write_dataset(ds: xarray.Dataset, out: Path) -> None:
     with atomic_path(out) as tmp:
         ds.to_netcdf(tmp, engine="h5netcdf")
         written = _sha256(tmp)
-    name = digest.name.removeprefix(".").removesuffix(".sha256")  # the file's own name, as sha256sum -c reads it
+    name = Path(os.path.realpath(out)).name  # the file's own name (a link's target), as sha256sum -c reads it
     atomic_write_bytes(digest, f"{written}  {name}\n".encode("ascii"))
 
 

@@ -672,11 +672,12 @@ def phases(
     f = derivation.phase_formulas
     problem = derivation.problem
     finite = finite_floor() if converges and finite_floor is not None else None
-    settles = finite if finite is not None and math.isfinite(finite) else floor  # where the mean error settles
+    known = finite is not None and math.isfinite(finite)
+    settles = finite if known else floor  # where the mean error settles
     if epsilon is None:
         epsilon = default_epsilon(floor, settles)
     elif converges and epsilon <= settles:
-        which = "finite-eta stationary error floor" if settles is finite else "stationary error floor"
+        which = "finite-eta stationary error floor" if known else "stationary error floor"
         raise ProblemError(f"epsilon = {epsilon:g} is at or below the {which} {settles:g}; it is never reached on average")
     saddle = next(p for p in points if p.j == worst_saddle(points))
     escape_mode = saddle.fastest
