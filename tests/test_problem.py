@@ -219,3 +219,15 @@ def test_a_rotated_covariance_with_a_repeated_eigenvalue_gives_the_diagonal_form
     np.testing.assert_allclose(_merged(spread), [4.0, 1.0 + 4e-11, 1.0 + 4e-11, 1.0 + 4e-11, 0.5 + 5e-13, 0.5 + 5e-13],
                                rtol=0, atol=1e-15)  # fmt: skip
     assert _merged(np.array([4.0, 3.0])).tolist() == [4.0, 3.0]
+
+
+def test_a_diagonal_spectrum_with_eigenvalues_a_rounding_apart_gives_the_equal_ones_phases():
+    """``--spectrum 4,1.000000000001,1,1``: the values given are kept, and the rates 1e-12 between them
+    at the saddle made its stationary solve singular (a traceback from derive). A rate within the
+    problem's rounding gap counts as 0 in the phases, which then equal those of diag(4, 1, 1, 1)."""
+    near, equal = Problem.from_spectrum([4.0, 1.0 + 1e-12, 1.0, 1.0]), Problem.from_spectrum([4.0, 1.0, 1.0, 1.0])
+    assert near.eigenvalues[1] != near.eigenvalues[2]  # kept as given
+    close, plain = (predict(p).to_dict(["phases"])["phases"] for p in (near, equal))
+    assert close["escape_law_note"] == plain["escape_law_note"] and close["worst_saddle"] == plain["worst_saddle"]
+    for law in ("escape_law", "travel_law", "converge_law"):
+        assert close[law]["mean"] == pytest.approx(plain[law]["mean"], rel=1e-9)

@@ -228,9 +228,14 @@ class Problem:
         return float(self.eigenvalues[0] - self.eigenvalues[1])
 
     @property
+    def rounding_gap(self) -> float:
+        """The difference of eigenvalues that counts as none: :data:`_REL_TOL` × λ1."""
+        return _REL_TOL * float(self.eigenvalues[0])
+
+    @property
     def has_eigengap(self) -> bool:
-        """Whether λ1 > λ2 beyond rounding (relative :data:`_REL_TOL`)."""
-        return self.eigengap > _REL_TOL * self.eigenvalues[0]
+        """Whether λ1 > λ2 beyond rounding (:attr:`rounding_gap`)."""
+        return self.eigengap > self.rounding_gap
 
     def require_eigengap(self) -> None:
         """Refuse problems with λ1 = λ2: the optimum e_1 is then not isolated."""

@@ -707,7 +707,7 @@ def phases(
         delta_sq, epsilon, saddle.j, max(float(escape), 0.0), float(travel), converge_time, problem.eta,
         (rate, noise), problem.delay, problem.mu, _linear_escape(derivation, rate, noise, delta_sq),
         tuple(tangent_rates.tolist()), tuple(tangent_noise.tolist()), problem, tangent_variances, converges,
-        tuple(tuple(v.tolist()) for v in _modes_at(derivation, saddle)), float(floor), mean_stable,
+        _saddle_modes(derivation, saddle), float(floor), mean_stable,
     )  # fmt: skip
 
 
@@ -731,6 +731,16 @@ def _modes_at(derivation: Derivation, point: PointValues) -> tuple[np.ndarray, n
     scale, gain = _time_scales(derivation)
     tangent = np.arange(point.dim) != point.j - 1
     return -point.drift_rates[tangent] / scale, point.diffusions[tangent] ** 2 / gain**2
+
+
+def _saddle_modes(derivation: Derivation, saddle: PointValues) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """:func:`_modes_at` the worst saddle, with each rate ``λ_j − λ_i`` within the problem's
+    :attr:`~amsgd.core.problem.Problem.rounding_gap` of 0 made 0: eigenvalues given 1e-12 apart below
+    λ1 (``--spectrum 4,1.000000000001,1,1``) are the equal eigenvalues of a rotated Σ, whose merged
+    values give exact zeros; a rate of 1e-12 instead made the saddle's stationary solve singular."""
+    rates, noise = _modes_at(derivation, saddle)
+    rates = np.where(np.abs(rates) <= derivation.problem.rounding_gap, 0.0, rates)
+    return tuple(rates.tolist()), tuple(noise.tolist())
 
 
 def _tangent_variances(problem: Problem) -> np.ndarray | None:
