@@ -58,6 +58,10 @@ def test_the_discrete_floor_tends_to_the_sdde_floor(report):
     assert not failed
     names = {c.name for c in section.checks}
     assert NAMES <= names and len(names) == len(NAMES) + len(LADDER)
+    from amsgd.validation.sections import perturbable
+
+    # the rungs' floors are perturbable by name; the others through sdde-floor and sdde-critical-delay-time
+    assert {n for n in names if not perturbable(n, ["sdde-limit"])} == NAMES
     lim = section.result
     etas = lim.etas
     assert etas[0] == pytest.approx(COARSEST_FACTOR * PROBLEM.eta)

@@ -46,6 +46,12 @@ def test_default_preset_passes_with_a_complete_report(default_report):
             "escape-iterations-linearized", "escape-iterations-saturated", "stationary-error-finite-eta-floor",
             "escape-iterations-per-run", "travel-iterations", "convergence-rate-near-e1", "bounded-at-0.8-tau-star",
             "breakdown-at-1.5-tau-star"} <= names  # fmt: skip
+    # every check's prediction is either scaled by --perturb under its own name or fixed by the check
+    from amsgd.validation.presets import EXPERIMENTS
+    from amsgd.validation.sections import perturbable
+
+    fixed = {"bounded-at-0.8-tau-star", "breakdown-at-1.5-tau-star"}  # placed by tau-star, predicted by no formula
+    assert {c["name"] for c in checks if not perturbable(c["name"], EXPERIMENTS)} == fixed
     summary = json.loads((out / "summary.json").read_text())
     assert summary["passed"] is True and summary["checks_total"] == len(checks)
     assert len(summary["tables"]["momentum"]) == 3
@@ -219,6 +225,9 @@ def test_the_sweep_at_a_smaller_step_measures_every_knee(tmp_path):
     assert main(["validate", "--eta", "2e-4", "--only", "sweep", "--out", str(out), "-q"]) == 0
     knees = [c for c in _checks(out) if c["name"].startswith("knee-")]
     assert len(knees) == 3 and all(c["pass"] and c["measured"] is not None for c in knees)
+    from amsgd.validation.sections import perturbable
+
+    assert all(perturbable(c["name"], ["sweep"]) for c in _checks(out))  # --perturb reaches each of them
 
 
 def test_a_prediction_outside_its_theorys_range_fails_and_says_so():

@@ -12,6 +12,7 @@ from test_models import blobs, regression
 
 from amsgd.cli import main
 from amsgd.core.delays import ConstantDelay, UniformDelay, parse_delay
+from amsgd.core.errors import ProblemError
 from amsgd.core.models import ModelProblem, load_data, split_data
 from amsgd.diffusion.theory.linear_recursion import delay_law
 from amsgd.validation.model_checks import ModelSetup, fate_check, floor_checks, run_model_validation
@@ -166,6 +167,17 @@ def test_wrong_predictions_fail(tmp_path):
     assert fate_check("fate", "blows up", beyond).passed and not fate_check("fate", "saturates", beyond).passed
     assert checks["breakdown-at-tau-3"].passed
     assert not report.passed and report.to_dict()["perturb"] == {"loss-floor": 1.5, "stable-delay": 3.0}
+
+
+def test_a_perturbation_of_no_check_is_refused_before_any_run(tmp_path, monkeypatch):
+    """A name no check of a model's validation has was refused only after every run."""
+    import amsgd.validation.model_checks as model_checks
+
+    problem = ModelProblem("least-squares", load_data(_npz(tmp_path, "r", *regression()), classification=False),
+                           eta=0.05, mu=0.9, batch=8)  # fmt: skip
+    monkeypatch.setattr(model_checks, "predict", lambda *a: pytest.fail("predicted before the refusal"))
+    with pytest.raises(ProblemError, match="perturb names no check of a model's validation: floor; its checks: loss-floor"):
+        run_model_validation(problem, perturb={"floor": 1.5, "rate": 2.0}, progress=False)
 
 
 @pytest.mark.slow

@@ -218,6 +218,10 @@ class ModelValidation:
         return out
 
 
+#: The checks whose predictions ``perturb`` scales; any other name is refused before the runs.
+PERTURBABLE = ("loss-floor", "stable-delay", "rate")
+
+
 def run_model_validation(problem: ModelProblem, setup: ModelSetup | None = None, *,
                          perturb: dict[str, float] | None = None, progress: bool | None = None,
                          announce: Callable[[ModelPrediction], None] | None = None) -> ModelValidation:  # fmt: skip
@@ -230,6 +234,10 @@ def run_model_validation(problem: ModelProblem, setup: ModelSetup | None = None,
 
     setup = setup or ModelSetup()
     perturbations = Perturbations(perturb)
+    unknown = [name for name in perturbations.perturb if name not in PERTURBABLE]
+    if unknown:
+        raise ProblemError(f"perturb names no check of a model's validation: {', '.join(unknown)}; "
+                           f"its checks: {', '.join(PERTURBABLE)}")  # fmt: skip
     began = time.perf_counter()
     with stage("prediction at the minimum"):
         theory, pred = predict(problem, setup.steps, perturbations)

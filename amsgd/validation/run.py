@@ -17,7 +17,7 @@ from amsgd.validation.budget import Budget
 from amsgd.validation.checks import Check, Perturbations
 from amsgd.validation.context import Context
 from amsgd.validation.presets import EXPERIMENTS, Preset, chosen_experiments, get_preset
-from amsgd.validation.sections import BUILDERS, Section
+from amsgd.validation.sections import BUILDERS, PERTURBABLE, Section, perturbable
 
 
 @dataclass(frozen=True, eq=False)
@@ -76,6 +76,17 @@ def _require_stable_delay(ctx: Context, chosen: Sequence[str]) -> None:
                        f"--only experiments that choose their own delays ({', '.join(others)})")  # fmt: skip
 
 
+def _require_perturbable(perturbations: Perturbations, chosen: Sequence[str]) -> None:
+    """Refuse, before any experiment runs, a perturbation that names no check the chosen experiments
+    can have (:data:`~amsgd.validation.sections.PERTURBABLE`); one that fits a name but whose numbers
+    match no check of this run is refused when the experiments are done."""
+    unknown = [name for name in perturbations.perturb if not perturbable(name, chosen)]
+    if unknown:
+        names = dict.fromkeys(t for e in EXPERIMENTS if e in chosen for t in PERTURBABLE[e])
+        raise ProblemError(f"--perturb names no check of the experiments chosen ({', '.join(chosen)}): "
+                           f"{', '.join(unknown)}; their checks: {', '.join(names)}")  # fmt: skip
+
+
 def run_validation(
     problem: Problem,
     *,
@@ -104,6 +115,7 @@ def run_validation(
     problem.require_eigengap()
     problem.require_finite_fourth_moments()
     perturbations = Perturbations(perturb)
+    _require_perturbable(perturbations, chosen)
     ctx = Context(problem, budget or (preset.budget if preset else Budget()), perturbations, progress)
     if ctx.tau_star() is None:
         raise ProblemError(f"no delay is stable at eta = {problem.eta:g}, mu = {problem.mu:g}: every run leaves e_1 and "

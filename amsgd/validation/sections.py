@@ -3,7 +3,8 @@ figures of each section are drawn by :mod:`amsgd.figures.validation` from its ``
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from amsgd.validation import delays, dynamics, finite_eta, momentum, sdde_limit, stationary, texts
@@ -103,6 +104,36 @@ def sdde_limit_section(ctx: Context, preset: Preset | None) -> Section:
     return Section("sdde-limit", "The finite-delay (SDDE) limit: τ = s/η as η → 0",
                    text + "\n\n" + lim.markdown_table(), lim.checks,
                    {"sdde_limit": lim.table()}, result=lim)  # fmt: skip
+
+
+#: The names of each experiment's checks whose prediction ``--perturb NAME=FACTOR`` scales, a
+#: ``{field}`` standing for a number of the run (the momenta and delays a preset or the problem
+#: gives). A name that fits none of the chosen experiments' is refused before any of them runs.
+PERTURBABLE: dict[str, tuple[str, ...]] = {
+    "ode": ("ode-mean-error-at-{percent}pct",),
+    "phases": ("escape-iterations", "escape-iterations-linearized", "escape-iterations-saturated",
+               "escape-iterations-per-run", "travel-iterations"),
+    "rate": ("convergence-rate-near-e1",),
+    "stationary": tuple(f"stationary-error-{kind}-floor{where}" for kind in ("diffusion", "linearized", "finite-eta")
+                        for where in ("", "-problem-delay")),
+    "finite-eta": ("finite-eta-floor-{case}", "divergence-eta-{eta}-mu-{mu}-tau-{tau}"),
+    "stability": ("tau-star", "knee-mu-{mu}", "linear-floor-at-0.8-tau-star", "finite-eta-floor-at-0.8-tau-star"),
+    "sweep": ("knee-mu-{mu}", "floor-mu-{mu}-tau-{tau}"),
+    "momentum": ("momentum-M{workers}-{algorithm}-linear-floor", "momentum-M{workers}-{algorithm}-finite-eta-floor",
+                 "momentum-M{workers}-{algorithm}-rate", "momentum-M{workers}-floor-difference"),
+    "sdde-limit": ("sdde-floor", "sdde-critical-delay-time", "sdde-limit-linear-floor-eta-{eta}",
+                   "sdde-limit-finite-eta-floor-eta-{eta}"),
+}  # fmt: skip
+
+
+def perturbable(name: str, experiments: Sequence[str]) -> bool:
+    """Whether ``name`` fits a name of :data:`PERTURBABLE` of one of ``experiments``."""
+    return any(re.fullmatch(_pattern(template), name) for e in experiments for template in PERTURBABLE[e])
+
+
+def _pattern(template: str) -> str:
+    """The regular expression of a :data:`PERTURBABLE` name: each ``{field}`` one or more characters."""
+    return ".+".join(re.escape(part) for part in re.split(r"\{\w+\}", template))
 
 
 BUILDERS: dict[str, Callable[[Context, Preset | None], Section]] = {

@@ -237,6 +237,7 @@ CASES: list[tuple[str, str]] = [
     ("validate --out vdir --preset nope", "invalid choice"),
     ("validate --out vdir --only bogus", "unknown experiment"),
     ("validate --out vdir --perturb x", "NAME=FACTOR"),
+    ("validate --out vdir --only stationary --perturb knee-mu-0.9=2", "names no check of the experiments chosen"),
     ("validate --out vdir --model mlp --only ode", "does not apply to --model mlp"),
     ("validate --out vdir --model logistic --steps 0", "--steps must be a positive integer"),
     ("validate --out vdir --steps 100", "--steps applies only with --model"),
