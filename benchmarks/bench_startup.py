@@ -15,7 +15,7 @@ import time
 
 from ratios import emit  # benchmarks/ is on the path when a script runs
 
-COMMANDS = ("derive", "simulate", "integrate", "sweep", "validate", "figures")
+COMMANDS = ("derive", "simulate", "integrate", "sweep", "validate", "figures", "advise")
 
 
 def wall(argv: list[str]) -> float:

@@ -72,6 +72,34 @@ def test_a_sweep_without_figures_is_refused_before_any_run(tmp_path, capsys):
         assert not out.exists() or not list(out.glob("*.png"))
 
 
+def test_a_sweep_file_edited_out_of_shape_is_refused_in_one_line(tmp_path):
+    """Edits xarray makes easy (a μ selected, a dimension renamed, the problem attribute or an estimate
+    changed, one μ repeated) passed the check of the variables and failed in the drawing with a
+    traceback, after the standard figures' runs; a measured 0 made the ratio's colour scale infinite."""
+    import numpy as np
+
+    from amsgd.core.errors import ProblemError
+    from amsgd.figures.sweep import check_drawable
+
+    ds = small_dataset(SweepGrid(("gaussian",), (4e-3,), (0.3, 0.6), "tau", (0, 4)))
+    zeroed = ds.copy(deep=True)
+    zeroed["stationary_error"][:] = 0.0
+    repeated = ds.assign_coords(mu=[0.6, 0.6])
+    unparsed = ds.copy()
+    unparsed.attrs["problem"] = "{not json"
+    for edited, words in ((ds.sel(mu=0.6), "no axis mu"), (ds.rename({"tau": "delay"}), "no axis tau (or workers)"),
+                          (ds.isel(eta=0), "no axis eta"), (repeated, "repeats values on its axis mu"),
+                          (unparsed, "attribute problem is not the JSON object"),
+                          (zeroed, "stationary_error lies outside its interval"),
+                          (ds.assign(tau_max=ds["tau_max"].isel(tau=0)), "tau_max has the dimensions (eta, mu)")):
+        with pytest.raises(ProblemError, match=words.replace("(", r"\(").replace(")", r"\)")):
+            check_drawable(edited)
+    for name in ("stationary_error", "stationary_error_ci_low", "stationary_error_ci_high"):
+        zeroed[name][:] = 0.0  # consistent: every run at the optimum
+    paths = sweep_figures(check_drawable(zeroed), tmp_path)
+    assert all(p.read_bytes()[:8] == PNG for p in paths) and np.all(zeroed["stationary_error"].values == 0)
+
+
 def test_a_single_delay_draws_its_floors_as_marks(tmp_path, monkeypatch):
     """One delay on the grid: each floor is a line of one point, which matplotlib draws as nothing; each is
     marked instead, the two with different marks."""

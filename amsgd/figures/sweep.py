@@ -70,6 +70,31 @@ def check_drawable(ds: xarray.Dataset) -> xarray.Dataset:
     empty = [name for name, size in ds.sizes.items() if size == 0]
     if empty:
         raise ProblemError(f"the sweep has no values on its axis {', '.join(empty)}: nothing to draw")
+    delay = next((axis for axis in ("tau", "workers") if axis in ds.dims), "tau (or workers)")
+    grid = ("eta", "mu", delay)
+    lacking = [axis for axis in grid if axis not in ds.dims]
+    if lacking:
+        raise ProblemError(f"the sweep has no axis {', '.join(lacking)}: its figures need eta, mu and tau (or workers) "
+                           "as dimensions, each of one value or more, as amsgd sweep writes them")  # fmt: skip
+    for name in DRAWN:
+        if set(grid) - set(ds[name].dims) or set(ds[name].dims) - {*grid, "distribution"}:
+            raise ProblemError(f"the sweep's {name} has the dimensions ({', '.join(ds[name].dims)}); its figures "
+                               f"need ({', '.join(grid)}), with distribution where the sweep has several")  # fmt: skip
+    repeated = [axis for axis in (*grid, "distribution") if axis in ds.dims and np.unique(ds[axis].values).size < ds.sizes[axis]]
+    if repeated:
+        raise ProblemError(f"the sweep repeats values on its axis {', '.join(repeated)}: each cell must be one point of the grid")
+    error, low, high = (ds[name].values for name in ("stationary_error", "stationary_error_ci_low", "stationary_error_ci_high"))
+    with np.errstate(invalid="ignore"):
+        outside = int(np.sum((low > error) | (error > high)))  # NaN cells (nothing measured) compare false
+    if outside:
+        raise ProblemError(f"the sweep's stationary_error lies outside its interval (stationary_error_ci_low, "
+                           f"stationary_error_ci_high) at {outside} cell(s): the file has been changed")  # fmt: skip
+    try:
+        problem = json.loads(ds.attrs.get("problem", "{}"))
+    except (TypeError, ValueError):
+        problem = None
+    if not isinstance(problem, dict):
+        raise ProblemError("the sweep's attribute problem is not the JSON object amsgd sweep writes")
     return ds
 
 
@@ -179,7 +204,9 @@ def _heatmaps(ds: xarray.Dataset, label: str, path: Path) -> Path:
     norm = LogNorm(finite.min(), finite.max()) if finite.size and finite.min() < finite.max() else None
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(np.isfinite(predicted) & (predicted > 0), measured / predicted, np.nan)
-    spread = np.nanmax(np.abs(np.log2(ratio))) if np.isfinite(ratio).any() else 1.0
+    with np.errstate(divide="ignore"):
+        logs = np.abs(np.log2(ratio))
+    spread = float(np.max(logs[np.isfinite(logs)])) if np.isfinite(logs).any() else 1.0  # a 0 measured: no colour
     spread = max(spread, 0.05)
     ratio_norm = LogNorm(2.0**-spread, 2.0**spread)  # symmetric about 1
 
