@@ -125,7 +125,7 @@ def integrate_sme(
     if not isinstance(scheme, Scheme) and scheme != COMPILED_EULER and scheme not in SCHEMES:
         raise ProblemError(f"unknown scheme {scheme!r}; allowed: {', '.join([*SCHEMES, COMPILED_EULER])}")
     h0, steps, times = _grid(problem, start, iterations, dt, save_every, coordinates)
-    _require_saved_size(times.size, paths, problem.dim if keep_states else 1)
+    _require_saved_size(times.size, paths, _saved_per_path(problem, scheme, keep_states))
     if coefficients is None:
         coefficients = _coefficients(problem)
     step = dt * problem.eta
@@ -141,6 +141,12 @@ def integrate_sme(
     return SMEEnsemble(
         times, times / problem.eta, error, sol.y if keep_states else None, sol.diverged, sol.scheme, float(dt)
     )
+
+
+def _saved_per_path(problem: Problem, scheme: str | Scheme, keep_states: bool) -> int:
+    """The numbers a run saves per path and save: the state (d numbers) with ``keep_states`` and for
+    the compiled scheme, which always saves it (the error is computed from it afterwards), else the error."""
+    return problem.dim if keep_states or scheme == COMPILED_EULER else 1
 
 
 def _require_saved_size(saves: int, paths: int, per_path: int) -> None:
@@ -429,14 +435,20 @@ class DelayLimit:
     ``delay_time`` is ``s* = min_i π (1 − μ)/(2 a_i)`` in diffusion time and ``iterations`` is ``τ* = s*/η``,
     both from :meth:`amsgd.diffusion.theory.predictions.Predictions.tau_max_delay_differential`; ``mode``
     is the mode with the largest rate ``a_i``, which sets it (``i``, ``kind``, ``rate``).
+    ``algorithm_tau_max`` is the algorithm's own largest stable constant delay τ* at η and μ
+    (:attr:`~amsgd.diffusion.theory.predictions.Predictions.tau_max`; None: not even τ = 0), below the
+    SDDE's: the SDDE keeps η/(1 − μ) and s/(1 − μ) only, so with μ near 1 a delay it calls stable can be
+    one at which the algorithm's mean dynamics are not (η 5e-5, μ 0.99: τ* 26 against the SDDE's 39.3).
     """
 
     delay_time: float
     iterations: float
     mode: dict
+    algorithm_tau_max: int | None = None
 
     def to_dict(self) -> dict:
-        return {"delay_time": self.delay_time, "iterations": self.iterations, "mode": self.mode}
+        return {"delay_time": self.delay_time, "iterations": self.iterations, "mode": self.mode,
+                "algorithm_tau_max": self.algorithm_tau_max}  # fmt: skip
 
 
 def delay_limit(problem: Problem) -> DelayLimit:
@@ -446,7 +458,19 @@ def delay_limit(problem: Problem) -> DelayLimit:
     predictions = predict(problem)
     tau_star = predictions.tau_max_delay_differential()
     mode = predictions.modes.describe(int(np.argmax(predictions.modes.rates)))
-    return DelayLimit(tau_star * problem.eta, tau_star, mode)
+    return DelayLimit(tau_star * problem.eta, tau_star, mode, predictions.tau_max)
+
+
+def _warn_beyond_the_algorithms_limit(problem: Problem, tau: float, limit: DelayLimit) -> None:
+    """Warn (:class:`~amsgd.core.errors.RunWarning`) where the delay lies below the SDDE's limit but
+    beyond the algorithm's own τ* (:class:`DelayLimit`): the SDDE's floor then describes no run of it."""
+    if limit.algorithm_tau_max is not None and tau <= limit.algorithm_tau_max:
+        return
+    algorithm = "no delay" if limit.algorithm_tau_max is None else f"tau* = {limit.algorithm_tau_max}"
+    warnings.warn(f"the delay {tau:g} is below the SDDE's limit {limit.iterations:.4g} but beyond the algorithm's own "
+                  f"largest stable delay ({algorithm} at eta = {problem.eta:g}, mu = {problem.mu:g}): its mean dynamics "
+                  "are unstable there and the SDDE, which keeps only eta/(1 - mu) and s/(1 - mu), describes none of its "
+                  "runs (amsgd derive --sections stability)", RunWarning, stacklevel=3)  # fmt: skip
 
 
 def _describe_mode(mode: dict) -> str:
@@ -506,7 +530,7 @@ def integrate_sme_delayed(
         raise ProblemError(f"unknown scheme {scheme!r} for the delayed SME; allowed: euler, milstein, {COMPILED_EULER}")
     lag = _delay_grid(tau, dt)
     h0, steps, times = _grid(problem, start, iterations, dt, save_every, coordinates)
-    _require_saved_size(times.size, paths, problem.dim)  # the compiled scheme keeps the states
+    _require_saved_size(times.size, paths, _saved_per_path(problem, scheme, keep_states))
     if tau > 0:
         limit = delay_limit(problem)
         if tau * problem.eta >= limit.delay_time:
@@ -515,6 +539,7 @@ def integrate_sme_delayed(
                 f"{_describe_mode(limit.mode)} is unstable beyond s* = {limit.delay_time:.4g} "
                 f"(τ* = {limit.iterations:.4g} iterations); use a delay below it"
             )
+        _warn_beyond_the_algorithms_limit(problem, tau, limit)
     checks.warn_delay_longer_than_run(tau, iterations, "the delay")  # as the runs of the algorithm warn
     if coefficients is None:
         coefficients = _coefficients(problem)

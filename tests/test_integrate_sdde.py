@@ -310,6 +310,23 @@ def test_cli_integrate_sdde_takes_round_robin_workers_as_their_constant_delay(ca
         outs.append({k: v for k, v in out.items() if k not in ("seconds", "problem")})
     assert outs[0]["delay_iterations"] == 2 and outs[0] == outs[1]
 
+def test_the_sdde_prediction_is_made_before_the_runs_and_for_any_constant_delay(capsys, monkeypatch):
+    """A problem the theory refuses (η (λ1 − λ2)(1 − μ) below 1e-10 at τ = 0) was refused only after the
+    whole ensemble had run; a constant delay beyond the discrete theory's 2000 lags (τ = 5000 at η = 1e-8,
+    far inside the SDDE's own limit) ran, then was refused for the closed-form floor, which needs no
+    delay law."""
+    import amsgd.diffusion.sme as sme
+
+    monkeypatch.setattr(sme, "delayed_phase_predictions", lambda *a, **k: pytest.fail("ran before the refusal"))
+    assert main(["integrate", "--limit", "sdde", "--tau", "0", "--mu", "0.999", "--eta", "1e-8", "--paths", "4",
+                 "--steps", "100"]) == 2  # fmt: skip
+    assert "is below 1e-10" in capsys.readouterr().err
+    long = predict(Problem.from_spectrum((4, 3, 2, 1), eta=1e-8, delay=ConstantDelay(5000)))
+    short = predict(Problem.from_spectrum((4, 3, 2, 1), eta=1e-8, delay=ConstantDelay(1000)))
+    assert long.delay_time == pytest.approx(5e-5) and long.sdde.delay_time == pytest.approx(5e-5)
+    assert short.sdde.floor < long.sdde.floor < 1.001 * long.sdde.diffusion_floor
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -334,3 +351,24 @@ def test_kuchler_mensch_variance_agrees_with_parseval():
     value = integrate.quad(lambda w: 1.0 / abs(1j * w + c * np.exp(-1j * w * s)) ** 2, 0.0, cut, limit=5000)[0]
     value += 1.0 / cut
     assert b * b * value / np.pi == pytest.approx(kuchler_mensch_variance(c, b, s), rel=1e-6)
+
+
+def test_a_delay_the_sdde_calls_stable_beyond_the_algorithms_own_limit_warns():
+    """η 5e-5, μ 0.99: the SDDE's limit is 39.3 iterations, the algorithm's τ* 26; at τ = 30 the SDDE gave
+    a floor of 0.0535 with no warning where the runs of the algorithm measure 0.091 (its mean dynamics are
+    unstable there). The delay limit now carries the algorithm's τ*, and such a delay warns."""
+    import warnings
+
+    from amsgd.core.errors import RunWarning
+    from amsgd.diffusion.sme import delay_limit
+
+    problem = Problem.from_spectrum((4, 3, 2, 1), eta=5e-5, mu=0.99)
+    limit = delay_limit(problem)
+    assert limit.algorithm_tau_max == predict(problem).tau_max == 26 and limit.iterations == pytest.approx(39.27, abs=0.01)
+    assert limit.to_dict()["algorithm_tau_max"] == 26
+    start = np.array([1.0, 0.0, 0.0, 0.0])
+    with pytest.warns(RunWarning, match=r"the delay 30 is below the SDDE's limit 39\.27 but beyond .* \(tau\* = 26 at"):
+        integrate_sme_delayed(problem, start, 100, delay_iterations=30, paths=2, rng=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RunWarning)
+        integrate_sme_delayed(problem, start, 100, delay_iterations=26, paths=2, rng=1)

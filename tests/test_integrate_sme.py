@@ -265,3 +265,38 @@ def test_integrate_says_how_many_paths_diverged_and_that_none_escaped(capsys):
     lost = re.search(r"warning: (\d+) of the 20 paths from e_2 and (\d+) of the 20 from e_1 diverged", captured.err)
     assert lost is not None, captured.err
     assert 0 < int(lost[1]) + int(lost[2]) < 40 and (int(lost[1]) + int(lost[2])) / 40 == out["diverged_fraction"]
+
+
+def test_the_error_of_a_state_close_to_e1_is_not_rounded_to_zero():
+    """``1 − h_1²/‖h‖²`` cancelled below about 1e-16: at η = 1e-13 the SME's stationary error read 0 with
+    the interval [0, 0]. The tangent sum over the squared norm keeps it, to rounding."""
+    from amsgd.diffusion.ode import sin2_error
+
+    h = np.random.default_rng(3).standard_normal((50, 4)) * np.array([1.0, 1e-10, 3e-9, 1e-12])
+    independent = np.sum(h[:, 1:] ** 2, axis=1) / np.sum(h**2, axis=1)
+    assert np.all(independent > 0)
+    np.testing.assert_allclose(sin2_error(h), independent, rtol=1e-13)
+    problem = Problem.from_spectrum((4, 3, 2, 1), eta=1e-13)
+    run = integrate_sme(problem, np.array([1.0, 0, 0, 0]), 2000, paths=20, rng=2, scheme="euler-jit")
+    floor = time_averaged_error(run)
+    assert 0 < floor.ci_low and floor.mean < 1e-18  # the floor is O(η): about 4e-20 here
+
+
+@pytest.mark.parametrize("delayed", [False, True])
+def test_the_saved_size_counted_is_what_the_scheme_saves(monkeypatch, delayed):
+    """The compiled scheme saves the states (d numbers per path and save) whatever ``keep_states``, and
+    was counted as saving the error alone (d = 50, 200 paths, 10⁶ steps: 1.5 GiB counted, then a
+    traceback allocating 74.5 GiB); the delayed NumPy schemes save the error alone, and were counted as
+    saving the states (refused at 22.4 GiB for 0.45)."""
+    import amsgd.diffusion.sme as sme
+
+    problem = Problem.from_spectrum((4, 3, 2, 1))
+    error_bytes = 101 * 10 * 8  # 100 iterations saved at every step, 10 paths
+    monkeypatch.setattr(sme, "MAX_SAVED_BYTES", 2 * error_bytes)  # the error fits, the states (4 numbers) do not
+    run = sme.integrate_sme_delayed if delayed else integrate_sme
+    kwargs = {"delay_iterations": 2} if delayed else {}
+    start = np.array([1.0, 0.0, 0.0, 0.0])
+    assert run(problem, start, 100, paths=10, rng=1, scheme="euler", **kwargs).error.shape == (101, 10)
+    for scheme, keep in (("euler-jit", False), ("euler", True)):
+        with pytest.raises(ProblemError, match=r"10 paths saved at 101 times take 0\.0 GiB"):
+            run(problem, start, 100, paths=10, rng=1, scheme=scheme, keep_states=keep, **kwargs)

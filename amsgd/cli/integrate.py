@@ -253,21 +253,21 @@ def _ensemble(problem, args: argparse.Namespace) -> dict:
     options = dict(iterations=steps, dt=args.dt, paths=args.paths, scheme=scheme, rng=args.seed,
                    delta_sq=args.delta_sq, window=args.window)  # fmt: skip
     delayed = args.limit == "sdde"
+    theory = {}
+    if delayed:  # before the runs: a problem the theory refuses is refused before they are paid for
+        from amsgd.diffusion.theory import predict
+
+        theory.update(delay_iterations=problem.tau, delay_time=problem.tau * problem.eta,
+                      predicted=predict(problem).sdde.to_dict())  # fmt: skip
+        if problem.tau > 0:
+            theory["stability_limit"] = sme.delay_limit(problem).to_dict()
     progress.plan(2, "ensembles")
     result = (sme.delayed_phase_predictions if delayed else sme.phase_predictions)(problem, **options)
     phases = result.to_dict()
     window = result.stationarity  # the window as averaged: from its first saved iteration on the SDE's grid
     first = args.window * steps if window is None else window.start
     phases["stationary_window_iterations"] = [float(first), float(steps)]
-    out = {"steps": steps, "scheme": scheme, **phases}
-    if delayed:
-        from amsgd.diffusion.theory import predict
-
-        out.update(delay_iterations=problem.tau, delay_time=problem.tau * problem.eta,
-                   predicted=predict(problem).sdde.to_dict())  # fmt: skip
-        if problem.tau > 0:
-            out["stability_limit"] = sme.delay_limit(problem).to_dict()
-    return out
+    return {"steps": steps, "scheme": scheme, **phases, **theory}
 
 
 def _study(problem, args: argparse.Namespace) -> dict:
