@@ -229,6 +229,23 @@ def _lane_sums(a, ia, b, ib, out):
         i += 1
 
 
+#: Below this the error ``1 − h_1²/‖h‖²`` is formed again from the tangent sum, where the subtraction
+#: has lost more than 1e-10 of it (at η = 1e-12 it read 0: every replicate's floor of about 1e-20).
+PRECISE_BELOW = 1e-6
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def sin2(h, nsq):
+    """``sin²∠(h, e_1) = 1 − h_1²/‖h‖²`` (``nsq = ‖h‖²``), as ``Σ_{i>1} h_i²/‖h‖²`` below :data:`PRECISE_BELOW`."""
+    err = 1.0 - h[0] * h[0] / nsq
+    if err >= PRECISE_BELOW:
+        return err
+    tangent = 0.0
+    for i in range(1, h.shape[0]):
+        tangent += h[i] * h[i]
+    return tangent / nsq
+
+
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _record(rec, h, r, err, nsq, b):
     """Record replicate b's ``h`` (error ``err``, ``||h||² = nsq``) as recording ``r`` (its moments where
@@ -252,7 +269,7 @@ def _record_lanes(rec, h, nsq, live, g0, r):
     for lane in range(lanes):
         if live[lane] > 0.0:
             b = g0 + lane
-            rec.error[b, r] = 1.0 - h[0, lane] * h[0, lane] / nsq[lane]
+            rec.error[b, r] = sin2(h[:, lane], nsq[lane])
             rec.norm_sq[b, r] = nsq[lane]
             rec.alive_count[r] += 1
             if keep_all:
@@ -360,8 +377,7 @@ def advance_lanes(ring, samples, delays, step, rec, tally, scratch):
                         for lane in range(width):
                             window_first[g0 + lane] = window_sum[g0 + lane] + window[lane]
                     for lane in range(lanes):
-                        h1 = ring_g[nxt, 0, lane]
-                        window[lane] += 1.0 - h1 * h1 / nsq[lane]
+                        window[lane] += sin2(ring_g[nxt, :, lane], nsq[lane])
                 if r < n_rec and record_at[r] == k + 1:
                     _record_lanes(rec, ring_g[nxt], nsq, live, g0, r)
                     r += 1
@@ -452,8 +468,7 @@ def advance_replicates(ring, samples, delays, step, rec, tally):
                 break
             recording = r < n_rec and record_at[r] == k + 1
             if k + 1 >= window_start or recording:
-                h1 = ring[b, nxt, 0]
-                err = 1.0 - h1 * h1 / nsq
+                err = sin2(ring[b, nxt], nsq)
                 if k + 1 >= window_start:
                     if k + 1 == window_split:
                         window_first[b] = window_sum[b] + window
@@ -532,8 +547,7 @@ def advance_server(server, samples, compute_times, step, rec, tally):
                 alive[b] = False
                 diverged_at[b] = k + 1
                 break
-            h1 = pair[b, nxt, 0]
-            err = 1.0 - h1 * h1 / nsq
+            err = sin2(pair[b, nxt], nsq)
             if k + 1 >= window_start:
                 if k + 1 == window_split:
                     window_first[b] = window_sum[b]

@@ -46,7 +46,7 @@ from amsgd.core.seeding import RngLike, describe_seed
 from amsgd.core.stationarity import window_split
 from amsgd.core.threads import stoppable, thread_map
 from amsgd.simulate.draws import block_draws
-from amsgd.simulate.kernels import Records, Tally
+from amsgd.simulate.kernels import Records, Tally, sin2
 from amsgd.simulate.plan import (
     DIVERGENCE_NORM,
     MAX_BLOCK_STATE_BYTES,
@@ -214,8 +214,7 @@ def advance_svag(ring, streams, scale, buf, step, rec, tally):
                 k = (n + 1) // amp
                 recording = r < n_rec and record_at[r] == k
                 if k >= window_start or recording:
-                    h1 = ring[b, nxt, 0]
-                    err = 1.0 - h1 * h1 / nsq
+                    err = sin2(ring[b, nxt], nsq)
                     if k >= window_start:
                         if k == split:
                             window_first[b] = window_sum[b] + window
