@@ -18,8 +18,8 @@ import tempfile
 
 import numpy as np
 from bench_derive import wall  # benchmarks/ is on the path when a script runs
-from bench_theory import best_time
 from ratios import emit
+from timing import best_of_interleaved
 
 from amsgd.diffusion.theory.lyapunov import delay_spread
 
@@ -52,8 +52,8 @@ def main() -> None:
     lags = np.arange(2001)
     pmf = 0.999 ** lags / np.sum(0.999**lags)
     gamma = 0.995**lags * np.cos(0.05 * lags)
-    t_dense, dense = best_time(lambda: dense_spread(gamma, pmf), args.repeats)
-    t_fft, fast = best_time(lambda: delay_spread(gamma, pmf, 1.0), args.repeats)
+    (dense, fast), (t_dense, t_fft) = best_of_interleaved(args.repeats, lambda: dense_spread(gamma, pmf),
+                                                          lambda: delay_spread(gamma, pmf, 1.0))  # fmt: skip
     print(f"delay spread at 2000 lags: dense {1e3 * t_dense:.1f} ms, FFT {1e3 * t_fft:.2f} ms, "
           f"relative difference {abs(fast / dense - 1):.1e}")  # fmt: skip
     emit("delay spread at 2000 lags: dense quadratic form / FFT", t_dense / t_fft,

@@ -25,6 +25,7 @@ from typing import TypeVar
 import numpy as np
 import scipy.linalg
 from ratios import emit  # benchmarks/ is on the path when a script runs
+from timing import best_of
 
 from amsgd import Problem, SampledDistribution
 from amsgd.core.delays import ConstantDelay
@@ -84,8 +85,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="runs of each part (default: %(default)s)")
     args = parser.parse_args()
     dense = companion(ar_coefficients(1.0, ETA, MU, TAU))  # not spectral_radius: it keeps its answers
-    reference = min(_seconds(lambda: np.abs(scipy.linalg.eigvals(dense, check_finite=False)).max())
-                    for _ in range(args.repeats))  # fmt: skip
+    reference = best_of(args.repeats, lambda: np.abs(scipy.linalg.eigvals(dense, check_finite=False)).max())
     runs = cold(gaussian_parts, args.repeats)
     t_coef, t_floor, t_ms = (min(r[0][i] for r in runs) for i in range(3))
     _, floor, tau_ms, radius = runs[0]
@@ -104,12 +104,6 @@ def main() -> None:
           f"{floor:.5f}), mean-square tau* {sampled_tau}")
     emit(f"theory with a user sampler (200 000 moment draws): finite-eta floor and mean-square stability, d = 100, "
          f"tau = {TAU}", t_sampled, unit="s", target="< 10 s", met=t_sampled < 10)
-
-
-def _seconds(task: Callable[[], object]) -> float:
-    began = time.perf_counter()
-    task()
-    return time.perf_counter() - began
 
 
 if __name__ == "__main__":
