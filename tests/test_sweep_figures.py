@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from amsgd import Problem
@@ -113,7 +114,17 @@ def test_a_single_delay_draws_its_floors_as_marks(tmp_path, monkeypatch):
         return plot(self, *args, **kwargs)
 
     monkeypatch.setattr(matplotlib.axes.Axes, "plot", record)
+    ticks = []
+    label = matplotlib.axes.Axes.set_xlabel
+
+    def record_ticks(self, text, *args, **kwargs):
+        ticks.append((text, self.get_xticks()))
+        return label(self, text, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "set_xlabel", record_ticks)
     sweep_figures(small_dataset(SweepGrid(("gaussian",), (4e-3,), (0.6, 0.9), "tau", (20,))), tmp_path / "figs")
+    delay_ticks = [t for text, t in ticks if text.startswith("delay")]
+    assert delay_ticks and all(np.all(t == np.round(t)) for t in delay_ticks)  # whole iterations, not 19.96 … 20.04
     predicted = {marker for style, marker in drawn if style == "--"}
     diffusion = {marker for style, marker in drawn if style == ":"}
     assert predicted == {"x"} and diffusion == {"_"}  # marked, and told apart

@@ -306,6 +306,10 @@ def _error_vs_delay(ds: xarray.Dataset, label: str, path: Path) -> Path:
     if axis == "workers":
         ax.set_xscale("log", base=2)
         ax.set_xticks(delays, [f"{d:g}" for d in delays])
+    else:  # delays are whole iterations: one delay alone had ticks at −0.04 … 0.04
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel(xlabel)
     ax.set_ylabel("stationary error, mean sin²∠(v, e₁)")
     ax.set_title(f"Error against delay: simulation (95% CI) and predictions\n{label}\n"
