@@ -199,6 +199,16 @@ def test_runs_that_diverged_are_not_measured(tmp_path, monkeypatch):
         assert not checks[name].passed and checks[name].failure.startswith("nothing was measured"), name
     text = "\n".join(findings(report))
     assert "nan" not in text.lower() and text.count("Nothing was measured") == 2
+    # the rate that was not measured is null in the files, which stay strict JSON (it was written NaN)
+    from amsgd.validation.model_report import write_model_report
+
+    def refuse(token):
+        raise ValueError(f"{token} is not JSON")
+
+    for path in write_model_report(report, tmp_path)[:2]:
+        json.loads(path.read_text(), parse_constant=refuse)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["measured"]["rate"]["rate"] is None
 
 
 @pytest.mark.parametrize("tau, mu", [(0, 0.9), (3, 0.5), (7, 0.0)])

@@ -4,12 +4,12 @@ checks, the stability and rate runs, and findings computed from them)."""
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
 
 from amsgd.core.files import atomic_write_text
+from amsgd.core.jsontext import json_text
 from amsgd.validation.model_checks import BREAKDOWN_RATIO, ModelValidation
 from amsgd.validation.model_prediction import (
     BREAKDOWN_LENGTH,
@@ -26,16 +26,10 @@ def write_model_report(report: ModelValidation, out_dir: str | Path, figures: Se
                        command: str | None = None) -> list[Path]:  # fmt: skip
     out = Path(out_dir)
     paths = [out / "report.json", out / "summary.json", out / "report.md"]
-    atomic_write_text(paths[0], json.dumps([c.to_dict() for c in report.checks], indent=2) + "\n")
-    atomic_write_text(paths[1], json.dumps({"command": command, **report.to_dict()}, indent=2, default=_plain) + "\n")
+    atomic_write_text(paths[0], json_text([c.to_dict() for c in report.checks], indent=2) + "\n")
+    atomic_write_text(paths[1], json_text({"command": command, **report.to_dict()}, indent=2) + "\n")
     atomic_write_text(paths[2], markdown(report, figures, command))
     return paths
-
-
-def _plain(value: object) -> object:
-    if hasattr(value, "item"):
-        return value.item()
-    raise TypeError(f"not JSON serialisable: {value!r}")
 
 
 def _interval(e, digits: int = 4) -> str:

@@ -42,7 +42,6 @@ predictions leave out; near the delay's stability boundary it dominates.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Sequence
@@ -55,6 +54,7 @@ import numpy as np
 from amsgd.core import checks
 from amsgd.core.errors import ProblemError
 from amsgd.core.files import atomic_write_text
+from amsgd.core.jsontext import json_text
 from amsgd.core.problem import Problem
 
 if TYPE_CHECKING:  # loaded on use: the checks of --svag run before SciPy loads
@@ -415,7 +415,7 @@ def write_svag_report(report: SvagReport, out_dir: str | Path, figures: Sequence
     out = Path(out_dir)
     data = {"command": command, **report.to_dict(), "checks": [c.to_dict() for c in report.checks]}
     paths = [out / "report.json", out / "report.md"]
-    atomic_write_text(paths[0], json.dumps(data, indent=2) + "\n")
+    atomic_write_text(paths[0], json_text(data, indent=2) + "\n")
     atomic_write_text(paths[1], markdown(report, figures, command))
     return paths
 
