@@ -86,6 +86,7 @@ def scheme_stability(problem: ModelProblem, dt: float) -> SchemeStability | None
     """:class:`SchemeStability` of the run's step ``dt`` (iterations) at the model's minimum; None
     where the minimum is not found (the run goes on without the check)."""
     from amsgd.core.errors import ProblemError
+    from amsgd.core.problem import require_step_scale
     from amsgd.diffusion.model_limits import time_scales
     from amsgd.diffusion.theory.model_point import find_minimum, model_point
 
@@ -93,6 +94,7 @@ def scheme_stability(problem: ModelProblem, dt: float) -> SchemeStability | None
         point = model_point(problem, find_minimum(problem))
     except ProblemError:
         return None
+    require_step_scale(problem.eta * float(point.eigenvalues.max(initial=0.0)), "eta·λ_max")  # as derive: (1 − sΔtλ)² overflowed
     keep = point.coupled_modes()
     curved = point.curved()
     rest = np.flatnonzero(curved)[np.flatnonzero(curved) >= point.coupled]

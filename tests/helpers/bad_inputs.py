@@ -220,6 +220,7 @@ CASES: list[tuple[str, str]] = [
     ("integrate --model logistic --delta-sq 0.1", "--delta-sq does not apply to --model logistic"),
     ("integrate --levels 3", "--levels does not apply to an ensemble"),
     ("integrate --model least-squares --steps 20 --dt 3", "does not divide the intervals between recorded"),
+    ("integrate --model least-squares --eta 1e155 --steps 10 --paths 2", "eta·λ_max = 7.35e+155 is above 1e+50"),
     ("simulate --model logistic --batch 1000000000 --steps 1 --replicates 1", "use a smaller --batch"),
     ("advise --model mlp --hidden 1000000000 --workers 1,2 --mus 0.5", "use a smaller --hidden"),
     ("advise --model mlp --l2 1e300 --workers 1,2 --mus 0.5", "conditioned beyond double precision; lower it"),
