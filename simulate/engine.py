@@ -125,7 +125,7 @@ def _history(workspace: Workspace, start: np.ndarray, slots: int) -> np.ndarray:
 
 def _record_start(plan: Plan, rec: kernels.Records, tally: kernels.Tally, h0: np.ndarray) -> None:
     """Iteration 0: every replicate at its start point, ``||h_0|| = 1``."""
-    err0 = 1.0 - h0[:, 0] ** 2
+    err0 = kernels.start_error(h0)
     rec.error[:, 0], rec.norm_sq[:, 0] = err0, 1.0
     rec.alive_count[0] = h0.shape[0]
     if plan.keep_moments:

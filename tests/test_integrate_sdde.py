@@ -12,7 +12,7 @@ from scipy import integrate
 import amsgd.diffusion.sdde as sdde_module
 from amsgd import Problem, predict
 from amsgd.cli import main
-from amsgd.core.delays import ConstantDelay
+from amsgd.core.delays import ConstantDelay, parse_delay
 from amsgd.core.errors import ProblemError
 from amsgd.core.estimates import t_interval
 from amsgd.diffusion.brownian import BrownianIncrements
@@ -322,6 +322,8 @@ def test_the_sdde_prediction_is_made_before_the_runs_and_for_any_constant_delay(
                  "--steps", "100"]) == 2  # fmt: skip
     assert "is below 1e-10" in capsys.readouterr().err
     long = predict(Problem.from_spectrum((4, 3, 2, 1), eta=1e-8, delay=ConstantDelay(5000)))
+    turns = predict(Problem.from_spectrum((4, 3, 2, 1), eta=1e-8, delay=parse_delay("workers:5001")))
+    assert turns.sdde.floor == long.sdde.floor and turns.delay_time == long.delay_time  # round robin: the same delay
     short = predict(Problem.from_spectrum((4, 3, 2, 1), eta=1e-8, delay=ConstantDelay(1000)))
     assert long.delay_time == pytest.approx(5e-5) and long.sdde.delay_time == pytest.approx(5e-5)
     assert short.sdde.floor < long.sdde.floor < 1.001 * long.sdde.diffusion_floor

@@ -297,16 +297,18 @@ def test_an_error_near_zero_is_not_rounded_to_zero(distribution, delay):
     read 0. Each of the kernels (lanes, one replicate at a time, the event-driven server) now gives the
     tangent share of the kept coordinates, to rounding, and the window averages them."""
     problem = Problem.from_spectrum((4.0, 3.0, 2.0, 1.0), eta=1e-12, distribution=distribution, delay=delay)
-    res = simulate(problem, 400, 6, rng=3, start="e1", coordinates="all", record_every=1, window_start=200)
+    start = np.array([1.0, 1e-9, 0.0, 0.0])  # its error, 1e-18, recorded at iteration 0 read 0 too
+    res = simulate(problem, 400, 6, rng=3, start=start, coordinates="all", record_every=1, window_start=0)
     h = res.coordinates
     share = np.sum(h[..., 1:] ** 2, axis=-1) / np.sum(h**2, axis=-1)
-    assert np.all(share[:, 1:] > 0) and np.all(share < 1e-16)  # where 1 − h_1²/‖h‖² rounds to 0 or 1.1e-16
+    assert np.all(share > 0) and np.all(share < 1e-16)  # where 1 − h_1²/‖h‖² rounds to 0 or 1.1e-16
     np.testing.assert_allclose(res.error, share, rtol=1e-12, atol=0)
-    np.testing.assert_allclose(res.window_error, share[:, 200:].mean(axis=1), rtol=1e-12)
+    np.testing.assert_allclose(res.window_error, share.mean(axis=1), rtol=1e-12)
     if delay == "constant:2":  # SVAG's kernel at L = 1 is the same algorithm
         from amsgd.simulate.svag import simulate_svag
 
-        svag = simulate_svag(problem, 400, 6, 1, rng=3, window_start=200)
+        svag = simulate_svag(problem, 400, 6, 1, rng=3, window_start=0, start=start)
+        assert np.all(svag.error[:, 0] > 0)
         assert np.all(svag.window_error > 0)
         np.testing.assert_allclose(svag.window_error, res.window_error, rtol=1e-9)
 

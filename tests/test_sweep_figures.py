@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from amsgd import Problem
@@ -123,8 +122,10 @@ def test_a_single_delay_draws_its_floors_as_marks(tmp_path, monkeypatch):
 
     monkeypatch.setattr(matplotlib.axes.Axes, "set_xlabel", record_ticks)
     sweep_figures(small_dataset(SweepGrid(("gaussian",), (4e-3,), (0.6, 0.9), "tau", (20,))), tmp_path / "figs")
-    delay_ticks = [t for text, t in ticks if text.startswith("delay")]
-    assert delay_ticks and all(np.all(t == np.round(t)) for t in delay_ticks)  # whole iterations, not 19.96 … 20.04
+    for tau in (0, 3):  # a small delay's padded range holds one whole number: the locator alone gave 2.80 … 3.20
+        sweep_figures(small_dataset(SweepGrid(("gaussian",), (4e-3,), (0.9,), "tau", (tau,))), tmp_path / f"t{tau}")
+    delay_ticks = [t.tolist() for text, t in ticks if text.startswith("delay")]  # the heat maps' are cell indices
+    assert all(tick == round(tick) for t in delay_ticks for tick in t) and [20] in delay_ticks and [3] in delay_ticks
     predicted = {marker for style, marker in drawn if style == "--"}
     diffusion = {marker for style, marker in drawn if style == ":"}
     assert predicted == {"x"} and diffusion == {"_"}  # marked, and told apart

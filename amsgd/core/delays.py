@@ -113,6 +113,12 @@ class DelayModel:
         return cumulative(self.pmf())
 
     @property
+    def fixed_delay(self) -> int | None:
+        """The delay of every update where it is one number (constant, round robin), else None; known
+        without :meth:`pmf`."""
+        return None
+
+    @property
     def max_delay(self) -> int:
         return int(self.pmf().size - 1)
 
@@ -136,6 +142,10 @@ class ConstantDelay(DelayModel):
     @property
     def spec(self) -> str:  # type: ignore[override]
         return f"constant:{self.tau}"
+
+    @property
+    def fixed_delay(self) -> int:
+        return self.tau
 
     def pmf(self) -> np.ndarray:
         p = np.zeros(self.tau + 1)
@@ -245,6 +255,10 @@ class RoundRobinDelay(DelayModel):
     @property
     def spec(self) -> str:  # type: ignore[override]
         return f"workers:{self.workers}"
+
+    @property
+    def fixed_delay(self) -> int:
+        return self.workers - 1
 
     def pmf(self) -> np.ndarray:
         return ConstantDelay(self.workers - 1).pmf()

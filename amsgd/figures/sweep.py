@@ -306,7 +306,9 @@ def _error_vs_delay(ds: xarray.Dataset, label: str, path: Path) -> Path:
     if axis == "workers":
         ax.set_xscale("log", base=2)
         ax.set_xticks(delays, [f"{d:g}" for d in delays])
-    else:  # delays are whole iterations: one delay alone had ticks at −0.04 … 0.04
+    elif delays.size == 1:  # its own tick: the padded range around it had ticks at 2.80 … 3.20
+        ax.set_xticks(delays, [f"{d:g}" for d in delays])
+    else:  # whole iterations
         from matplotlib.ticker import MaxNLocator
 
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))

@@ -114,8 +114,9 @@ PERTURBABLE: dict[str, tuple[str, ...]] = {
     "phases": ("escape-iterations", "escape-iterations-linearized", "escape-iterations-saturated",
                "escape-iterations-per-run", "travel-iterations"),
     "rate": ("convergence-rate-near-e1",),
-    "stationary": tuple(f"stationary-error-{kind}-floor{where}" for kind in ("diffusion", "linearized", "finite-eta")
-                        for where in ("", "-problem-delay")),
+    "stationary": ("stationary-error-diffusion-floor", "stationary-error-linearized-floor",
+                   "stationary-error-finite-eta-floor", "stationary-error-linearized-floor-problem-delay",
+                   "stationary-error-finite-eta-floor-problem-delay"),
     "finite-eta": ("finite-eta-floor-{case}", "divergence-eta-{eta}-mu-{mu}-tau-{tau}"),
     "stability": ("tau-star", "knee-mu-{mu}", "linear-floor-at-0.8-tau-star", "finite-eta-floor-at-0.8-tau-star"),
     "sweep": ("knee-mu-{mu}", "floor-mu-{mu}-tau-{tau}"),

@@ -18,7 +18,6 @@ from functools import cached_property
 import numpy as np
 
 from amsgd.core import checks
-from amsgd.core.delays import ConstantDelay
 from amsgd.core.errors import ProblemError
 from amsgd.core.problem import Problem
 from amsgd.derivations.delay_stability import a as rate_symbol
@@ -159,15 +158,15 @@ class Predictions:
     @property
     def delay_time(self) -> float:
         """``s = τ η`` of the problem's delay (for a random delay, its mean times η)."""
-        delay = self.problem.delay
-        return self.problem.eta * (delay.tau if isinstance(delay, ConstantDelay) else self.delay_law.mean)
+        fixed = self.problem.delay.fixed_delay
+        return self.problem.eta * (fixed if fixed is not None else self.delay_law.mean)
 
     @cached_property
     def sdde(self) -> SDDEFloor:
         """The floor of the finite-delay (SDDE) limit at ``s = τ η`` (:mod:`.sdde_floor`); for a random
         delay, the distributed-delay equation over its law (:mod:`.distributed_delay`). A constant delay
         needs no delay law: its floor is given beyond the lags the discrete theory's numerics take."""
-        constant = isinstance(self.problem.delay, ConstantDelay) or self.delay_law.constant is not None
+        constant = self.problem.delay.fixed_delay is not None or self.delay_law.constant is not None
         return sdde_floor(self.modes.rates, self.modes.noise_variances, self.problem.eta, self.problem.mu,
                           self.delay_time, None if constant else self.delay_law.pmf)  # fmt: skip
 
