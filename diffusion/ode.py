@@ -23,6 +23,7 @@ from scipy.integrate import solve_ivp
 from scipy.special import logsumexp
 
 from amsgd.core import checks
+from amsgd.core.angles import sin2_error
 from amsgd.core.errors import ProblemError
 from amsgd.core.problem import Problem
 
@@ -57,17 +58,6 @@ class ODETrajectory:
             coords={"iteration": self.iterations, "coordinate": np.arange(1, self.h.shape[1] + 1)},
             attrs={"method": self.method},
         )  # fmt: skip
-
-
-def sin2_error(h: np.ndarray) -> np.ndarray:
-    """``Σ_{i>1} h_i² / ‖h‖²`` over the last axis: ``sin²`` of the angle between ``h`` and ``e_1``, with
-    ``h`` first divided by its largest entry (so that a tiny or huge ``h`` does not under- or overflow).
-    The tangent sum is formed directly: ``1 − h_1²/‖h‖²`` cancels to 0 once it falls below about 1e-16
-    (at η = 1e-13 a floor of 4e-20 read 0, with an interval [0, 0])."""
-    h = np.asarray(h, dtype=float)
-    h = h / np.max(np.abs(h), axis=-1, keepdims=True)
-    tangent = np.einsum("...i,...i->...", h[..., 1:], h[..., 1:])
-    return tangent / (h[..., 0] ** 2 + tangent)
 
 
 #: The largest entry of a start that ``solve_ivp`` integrates: from 1e50 the collapse of the norm takes it a

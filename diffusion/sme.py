@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from amsgd.core import checks
+from amsgd.core.angles import sin2_error
 from amsgd.core.errors import ProblemError, RunWarning
 from amsgd.core.estimates import Estimate, json_float, t_interval
 from amsgd.core.problem import Problem
@@ -35,7 +36,6 @@ from amsgd.core.seeding import RngLike, child_sequence, root_sequence
 from amsgd.core.stationarity import Stationarity, window_split, window_stationarity
 from amsgd.diffusion.coefficients import SMECoefficients, sme_coefficients
 from amsgd.diffusion.convergence import ConvergenceStudy, convergence_study
-from amsgd.diffusion.ode import sin2_error
 from amsgd.diffusion.schemes import SCHEMES, Diffusion, Drift, Scheme
 from amsgd.diffusion.sde import integrate_sde, require_step_count
 from amsgd.diffusion.theory.options import DEFAULT_DELTA_SQ

@@ -28,6 +28,7 @@ from collections.abc import Callable
 import numpy as np
 
 from amsgd.core import checks
+from amsgd.core.angles import sin2_error
 from amsgd.core.delays import ConstantDelay, DelayModel, EventDrivenDelay
 from amsgd.core.problem import Problem
 from amsgd.core.progress import counter
@@ -125,7 +126,7 @@ def _history(workspace: Workspace, start: np.ndarray, slots: int) -> np.ndarray:
 
 def _record_start(plan: Plan, rec: kernels.Records, tally: kernels.Tally, h0: np.ndarray) -> None:
     """Iteration 0: every replicate at its start point, ``||h_0|| = 1``."""
-    err0 = kernels.start_error(h0)
+    err0 = sin2_error(h0)
     rec.error[:, 0], rec.norm_sq[:, 0] = err0, 1.0
     rec.alive_count[0] = h0.shape[0]
     if plan.keep_moments:

@@ -246,12 +246,6 @@ def sin2(h, nsq):
     return tangent / nsq
 
 
-def start_error(h0: np.ndarray) -> np.ndarray:
-    """``sin²∠(h_0, e_1)`` of each start point (one row per replicate) from the tangent sum, as :func:`sin2`
-    forms a small one (``1 − h_1²`` read 0 for a start 1e-9 off e_1)."""
-    return np.sum(h0[:, 1:] ** 2, axis=1) / np.sum(h0**2, axis=1)
-
-
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _record(rec, h, r, err, nsq, b):
     """Record replicate b's ``h`` (error ``err``, ``||h||² = nsq``) as recording ``r`` (its moments where

@@ -38,6 +38,7 @@ import numpy as np
 from numba import njit
 
 from amsgd.core import checks
+from amsgd.core.angles import sin2_error
 from amsgd.core.delays import MAX_DELAY, EventDrivenDelay
 from amsgd.core.errors import ProblemError
 from amsgd.core.problem import Problem
@@ -46,7 +47,7 @@ from amsgd.core.seeding import RngLike, describe_seed
 from amsgd.core.stationarity import window_split
 from amsgd.core.threads import stoppable, thread_map
 from amsgd.simulate.draws import block_draws
-from amsgd.simulate.kernels import Records, Tally, sin2, start_error
+from amsgd.simulate.kernels import Records, Tally, sin2
 from amsgd.simulate.plan import (
     DIVERGENCE_NORM,
     MAX_BLOCK_STATE_BYTES,
@@ -371,7 +372,7 @@ class _Outputs:
 
 def _record_start(plan: Plan, rec: Records, tally: Tally, h0: np.ndarray) -> None:
     """Iteration 0: every replicate at its start point, ``||h_0|| = 1``."""
-    err0 = start_error(h0)
+    err0 = sin2_error(h0)
     rec.error[:, 0], rec.norm_sq[:, 0] = err0, 1.0
     rec.coord_sum[0], rec.coord_sq[0], rec.alive_count[0] = h0.sum(axis=0), (h0**2).sum(axis=0), h0.shape[0]
     if plan.window_start == 0:
