@@ -511,7 +511,8 @@ def _sdde_prose(sdde: dict, linearized: float | None) -> Prose:
            "$dX_i = -c_i \\sum_k p_k X_i(t - k\\eta)\\,dt + b_i\\,dW_i$: the table's variances are that "
            "distributed-delay equation's (stability by the argument principle, the variance by the spectral "
            "integral $\\frac{b_i^2}{\\pi}\\int_0^\\infty |i\\omega + c_i \\varphi(\\omega)|^{-2}\\,d\\omega$, "
-           "$\\varphi$ the law's characteristic function); " if distributed else "; ")
+           "$\\varphi(\\omega) = \\sum_k p_k e^{-i\\omega k\\eta}$ the law's transfer factor, the conjugate of "
+           "its characteristic function); " if distributed else "; ")
         + boundary
         + f"($\\tau < {_num(sdde['critical_delay'])}$), set by the {limiting['kind']} mode $i = {limiting['i']}$. "
         + (
@@ -755,7 +756,9 @@ def _delay_theory_blocks(numbers: dict) -> list[Block]:
             "The diffusion limit does not see $\\tau$. Linearised at $e_1$, mode $i$ with restoring rate "
             "$a_i = -J_{ii}(e_1)$ obeys $x_{k+1} = (1+\\mu) x_k - \\mu x_{k-1} - \\eta a_i x_{k-\\tau} + \\eta \\xi_k$. "
             + _rates_text(modes)
-            + ": the radial mode, $2\\lambda_1$, is the fastest. Substituting $x_k = z^k$:"
+            + ": the radial mode, $2\\lambda_1$, is the fastest. Substituting $x_k = z^k$ and multiplying by "
+            f"$z^{{\\tau - k}}$ (for $\\tau \\ge 1$; at $\\tau = 0$ by $z^{{1-k}}$, which gives "
+            f"${sp.latex(characteristic_polynomial(0))}$):"
         ),
         Equation(f"p(z) = {sp.latex(characteristic_polynomial())}"),
         Prose(
@@ -850,11 +853,12 @@ def _tradeoff_blocks(tradeoff: dict) -> list[Block]:
     return [
         Prose(
             "The momentum–asynchrony tradeoff with $M$ round-robin workers ($\\tau = M - 1$): "
-            f"{_tradeoff_trend(tradeoff)} Best momentum per $M$ by the local convergence rate of the error at "
-            "finite $\\eta$ (section 10; the floor alone always prefers the smallest momentum):"
+            f"{_tradeoff_trend(tradeoff)} Stable here means mean-square stable (section 10), which can stop short "
+            "of the mean dynamics' $\\tau^*$ (section 9). Best momentum per $M$ by the local convergence rate of "
+            "the error at finite $\\eta$ (section 10; the floor alone always prefers the smallest momentum):"
         ),
         Table(
-            ("workers M", "best mu (rate)", "stable momenta"),
+            ("workers M", "best mu (rate)", "mean-square stable momenta"),
             tuple(
                 (
                     str(m),
@@ -871,10 +875,10 @@ def _tradeoff_trend(tradeoff: dict) -> str:
     """What the table shows of the largest stable momentum as the number of workers grows."""
     largest = [max((mu for mu, ok in zip(tradeoff["mus"], row) if ok), default=None) for row in tradeoff["stable"]]
     if all(mu == largest[0] for mu in largest):
-        return "at this $\\eta$ the largest stable momentum of the table is the same for every $M$ listed."
+        return "at this $\\eta$ the largest mean-square stable momentum of the table is the same for every $M$ listed."
     shown = ["none" if mu is None else f"${_num(mu)}$" for mu in largest]
     workers = tradeoff["workers"]
-    return f"the largest stable momentum goes from {shown[0]} at $M = {workers[0]}$ to {shown[-1]} at $M = {workers[-1]}$."
+    return f"the largest mean-square stable momentum goes from {shown[0]} at $M = {workers[0]}$ to {shown[-1]} at $M = {workers[-1]}$."
 
 
 def _random_coefficient_blocks(d: Derivation, numbers: dict) -> list[Block]:
@@ -1020,7 +1024,7 @@ def _norm_coupling_blocks(finite: dict, law: Distribution | None) -> list[Block]
         *_kernel_constant_blocks(law),
         Prose(
             "Dividing by $h_1$ drifts the ratio away from $e_1$: the radial part of a step carries the stale ratio and "
-            "shares the mode's noise, so the restoring rate on the stale ratio falls by $c_i$ (per unit $\\eta$, "
+            "shares the mode's noise, so the restoring rate on the stale ratio falls by $c_i$ (per iteration, "
             "with the mode's momentum $\\mu_i$ for $\\mu$), and the additive noise's correlation with the step's "
             "second-order part changes its variance $s_i$ by $\\Delta s_i$:"
         ),

@@ -326,6 +326,31 @@ def test_the_distributed_delay_limit_of_one_delay_is_the_derived_sdde():
     assert np.isinf(distributed_delay_variances(np.array([-1.0, 0.0]), np.array([1.0, 0.0]), 5e-4, spread)).all()
 
 
+def test_the_spectral_integral_the_document_displays_gives_its_random_delays_variances():
+    """The document's formula for a random delay, ``(b²/π) ∫ |iω + c φ(ω)|⁻² dω`` with the factor it names,
+    ``φ(ω) = Σ_k p_k e^{−iωkη}``, by SciPy's quadrature for uniform:0-40 on the default problem's mode 2
+    (``c = (λ_1 − λ_2)/(1 − μ) = 10``, ``b² = η λ_1 λ_2/(1 − μ)² = 0.6``): the reported variance. With the
+    characteristic function itself, ``E e^{+iωS}``, which the text named, it is 16% lower."""
+    from scipy.integrate import quad
+
+    problem = Problem.from_spectrum(SPECTRUM, delay=UniformDelay(0, 40))
+    predictions = predict(problem)
+    reported = predictions.to_dict(["sdde"])["sdde"]["per_mode"][1]
+    assert "\\varphi(\\omega) = \\sum_k p_k e^{-i\\omega k\\eta}$" in predictions.document("markdown")
+    lags = np.arange(41) * problem.eta
+    restoring, noise = 1.0 / (1 - problem.mu), problem.eta * 12.0 / (1 - problem.mu) ** 2
+
+    def variance(sign: float) -> float:
+        def density(w: float) -> float:
+            factor = np.mean(np.exp(sign * 1j * w * lags))
+            return 1.0 / abs(1j * w + restoring * factor) ** 2
+
+        return noise / math.pi * sum(quad(density, lo, hi, limit=400)[0] for lo, hi in ((0, 50), (50, 2e3), (2e3, np.inf)))
+
+    assert variance(-1.0) == pytest.approx(reported, rel=1e-5)  # the quadrature's oscillating tail: 2e-6
+    assert variance(+1.0) < 0.9 * reported
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(("spec", "eta_value"), [("geometric:20", 5e-4), ("geometric:60", 5e-4),
                                                  ("uniform:0-160", 1.25e-4), ("geometric:3", 5e-3)])  # fmt: skip
