@@ -20,7 +20,8 @@ shared with the drift's). The ensemble advances by Euler–Maruyama,
     X ← X − s ∇L(X) Δt + g sqrt(η Δt) ξ,    Δt = δ · η,
 
 with a step of ``δ`` iterations (``record_every/δ`` rounded up to whole steps between records);
-the ODE (no noise) is integrated with SciPy's ``solve_ivp`` instead. Path p starts where replicate
+the ODE (no noise) is integrated with SciPy's ``solve_ivp`` instead (LSODA with the Hessian as its
+Jacobian: the flow is stiff). Path p starts where replicate
 p of :func:`~amsgd.simulate.model_engine.simulate_model` with the same seed starts, and draws its
 noise from the JAX key of the same stream, so the limit and the algorithm can be compared run for run.
 """
@@ -48,6 +49,7 @@ from amsgd.derivations.recursion import derive_time_scale, mu
 from amsgd.diffusion.model_scheme import SchemeStability, scheme_stability
 from amsgd.diffusion.sde import require_step_count
 from amsgd.simulate.model_engine import start_points, stream_keys
+from amsgd.simulate.models import layout_of
 
 Limit = Literal["ode", "sde"]
 
@@ -106,7 +108,7 @@ class ModelLimitSolution:
         stationary = self.stationary_loss
         return {
             "limit": self.limit,
-            "scheme": "solve_ivp (DOP853)" if self.limit == "ode" else "euler",  # the --scheme name (Euler–Maruyama)
+            "scheme": f"solve_ivp ({ode_method(layout_of(self.problem).size)})" if self.limit == "ode" else "euler",  # --scheme's name
             "paths": int(self.loss.shape[0]),
             "steps": int(self.iterations[-1]),
             "dt_iterations": None if self.limit == "ode" else self.dt,  # the solver's steps are adaptive
@@ -185,7 +187,7 @@ def integrate_model_limit(
         warnings.warn(scheme.warning(np.diff(marks)), RunWarning, stacklevel=2)
     began = time.perf_counter()
     if limit == "ode":
-        loss = _ode(problem, x0[0], marks)[None, :]
+        loss = _ode(problem, x0[0], marks, progress)[None, :]
     else:
         keys = stream_keys([child_sequence(root, p) for p in range(n_paths)])
         loss = _sme(problem, x0, keys, marks, dt, float(divergence_norm), progress)
@@ -212,24 +214,51 @@ def _require_whole_steps(intervals: np.ndarray, dt: float) -> None:
                            "or a longer run (it records every steps // 100 iterations)")  # fmt: skip
 
 
-def _ode(problem: ModelProblem, x0: np.ndarray, marks: np.ndarray) -> np.ndarray:
-    """``dX/dt = −s ∇L(X)`` by DOP853, the objective at ``t = η · marks``."""
+def ode_method(parameters: int) -> str:
+    """SciPy's method for the gradient flow of a model of ``parameters`` parameters (:func:`_ode`)."""
+    from amsgd.diffusion.theory.model_point import FULL_HESSIAN_MAX
+
+    return "LSODA" if parameters <= FULL_HESSIAN_MAX else "DOP853"
+
+
+def _ode(problem: ModelProblem, x0: np.ndarray, marks: np.ndarray, progress: bool | None) -> np.ndarray:
+    """``dX/dt = −s ∇L(X)``, the objective at ``t = η · marks``: by LSODA with the Jacobian ``−s ∇²L``
+    (the whole Hessian, :func:`~.theory.model_point.whole_hessian`) for a model of at most
+    :data:`~.theory.model_point.FULL_HESSIAN_MAX` parameters, else by DOP853. The flow is stiff where the
+    curvatures spread (``λ_max/λ_min`` in the thousands for least squares on digits): an explicit method
+    needs steps of ``3/(s λ_max)`` over the whole diffusion time ``η · steps``, which LSODA leaves for
+    backward differences once it sees the stiffness. Progress counts the iterations ``t/η`` reached."""
     import jax
     import jax.numpy as jnp
     from scipy.integrate import solve_ivp
 
+    from amsgd.diffusion.theory.model_point import whole_hessian
     from amsgd.simulate.models import model_derivatives
 
     scale, _ = time_scales(problem.mu)
     with jax.enable_x64(True):
-        value_and_grad = model_derivatives(problem).value_and_grad
+        d = model_derivatives(problem)
         xt, yt = jnp.asarray(problem.data.x_train), jnp.asarray(problem.data.y_train)
         times = problem.eta * marks.astype(float)
-        solution = solve_ivp(lambda _t, x: -scale * np.asarray(value_and_grad(x, xt, yt)[1]), (0.0, times[-1]), x0,
-                             method="DOP853", t_eval=times, rtol=1e-9, atol=1e-12)  # fmt: skip
+
+        def jacobian(_t: float, x: np.ndarray) -> np.ndarray:
+            return -scale * whole_hessian(d, jnp.asarray(x), xt, yt)
+
+        method = ode_method(x0.size)
+        with counter(int(marks[-1]), "iterations", "integrate", show=progress) as count:
+            reached = [0]
+
+            def flow(t: float, x: np.ndarray) -> np.ndarray:
+                if (k := min(int(t / problem.eta), int(marks[-1]))) > reached[0]:
+                    count.update(k - reached[0])
+                    reached[0] = k
+                return -scale * np.asarray(d.value_and_grad(jnp.asarray(x), xt, yt)[1])
+
+            solution = solve_ivp(flow, (0.0, times[-1]), x0, method=method, t_eval=times, rtol=1e-9, atol=1e-12,
+                                 **({"jac": jacobian} if method == "LSODA" else {}))  # fmt: skip
         if not solution.success:
             raise ProblemError(f"the ODE limit could not be integrated: {solution.message}")
-        return np.array([float(value_and_grad(x, xt, yt)[0]) for x in solution.y.T])
+        return np.array([float(d.value_and_grad(x, xt, yt)[0]) for x in solution.y.T])
 
 
 def _sme(problem: ModelProblem, x0: np.ndarray, keys, marks: np.ndarray, dt: float, divergence_norm: float,

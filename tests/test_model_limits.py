@@ -50,6 +50,33 @@ def test_ode_limit_is_the_closed_form_gradient_flow():
         assert value == pytest.approx(loss_star + 0.5 * e @ h @ e, rel=1e-7, abs=1e-12)
 
 
+def test_a_stiff_gradient_flow_is_integrated_in_few_steps_to_its_closed_form(monkeypatch):
+    """η 0.5, μ 0.9 over 20 000 iterations: a diffusion time of 1e4 against curvatures from 1e-4 to
+    about 2 (the ridge's 1e-4 on a nearly constant feature). An explicit method needs steps below
+    3/(s λ_max) throughout (on digits this took 271 s); LSODA with the Hessian leaves them for backward
+    differences: its gradient evaluations are counted, and the loss is the closed form's."""
+    import scipy.integrate
+
+    x, y = np.random.default_rng(5).standard_normal((200, 3)), np.zeros(200)
+    x[:, 2] = x[:, 0] + 1e-3 * x[:, 2]  # two features nearly equal: a curvature near the ridge's
+    y = x @ np.array([1.0, -2.0, 0.5]) + 0.1 * np.random.default_rng(6).standard_normal(200)
+    p = ModelProblem("least-squares", split_data("stiff", x, y, classification=False), eta=0.5, mu=0.9, l2=1e-4)
+    z, _, h, x_star, loss_star = _quadratic(p)
+    evaluations = []
+    solve = scipy.integrate.solve_ivp
+    monkeypatch.setattr(scipy.integrate, "solve_ivp", lambda *a, **k: evaluations.append(solve(*a, **k)) or evaluations[-1])
+    x0 = np.linspace(-1.0, 1.0, h.shape[0])
+    sol = integrate_model_limit(p, 20_000, limit="ode", start=x0, record_every=2000)
+    s = 1 / (1 - p.mu)
+    curvatures = np.linalg.eigvalsh(h)
+    assert curvatures[-1] / curvatures[0] > 1e4
+    explicit = 12 * 20_000 * p.eta * s * curvatures[-1] / 3.3  # DOP853's 12 stages a step at its stability bound
+    assert evaluations[0].nfev < explicit / 100, (evaluations[0].nfev, explicit)  # measured: 708; DOP853 took 376 055
+    for k, value in zip(sol.iterations, sol.loss[0]):
+        e = expm(-s * h * p.eta * k) @ (x0 - x_star)
+        assert value == pytest.approx(loss_star + 0.5 * e @ h @ e, rel=1e-7, abs=1e-12)
+
+
 def _euler_moment_operator(p, dt: float) -> np.ndarray:
     """The exact second-moment map of the Euler scheme of the least-squares SME (see
     :func:`_euler_stationary_excess`): ``vec(P) ← (A ⊗ A + c M) vec(P) + const``."""

@@ -285,10 +285,7 @@ def _eigen(d: Derivatives, x, z, y, top: int, full: bool) -> tuple[np.ndarray, n
 
     p = x.size
     if full:
-        eye = np.eye(p)
-        hessian = np.concatenate([np.asarray(d.hessian_rows(x, jnp.asarray(eye[rows]), z, y))[:n]
-                                  for rows, n in padded_chunks(p, _COLUMNS)])  # fmt: skip
-        values, vectors = np.linalg.eigh(0.5 * (hessian + hessian.T))
+        values, vectors = np.linalg.eigh(whole_hessian(d, x, z, y))
         return values[::-1], vectors[:, ::-1]
     import scipy.sparse.linalg
 
@@ -299,6 +296,17 @@ def _eigen(d: Derivatives, x, z, y, top: int, full: bool) -> tuple[np.ndarray, n
     values, vectors = scipy.sparse.linalg.eigsh(operator, k=min(top, p - 1), which="LA", v0=arnoldi_start(p))
     order = np.argsort(values)[::-1]
     return values[order], vectors[:, order]
+
+
+def whole_hessian(d: Derivatives, x, z, y) -> np.ndarray:
+    """The Hessian of the objective at x, symmetrised, from its rows: :data:`_COLUMNS` Hessian-vector
+    products at a time (JAX arrays in, under ``jax.enable_x64``)."""
+    import jax.numpy as jnp
+
+    eye = np.eye(x.size)
+    hessian = np.concatenate([np.asarray(d.hessian_rows(x, jnp.asarray(eye[rows]), z, y))[:n]
+                              for rows, n in padded_chunks(x.size, _COLUMNS)])  # fmt: skip
+    return 0.5 * (hessian + hessian.T)
 
 
 def projected_example_hessians(d: Derivatives, x, z, y, q) -> np.ndarray:
