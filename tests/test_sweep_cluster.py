@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import signal
 import sys
 
@@ -158,3 +159,89 @@ def test_local_worker_threads_carry_no_memory_limit_of_their_own():
         limits = client.run(lambda dask_worker: dask_worker.memory_manager.memory_limit)
         assert len(limits) == 3 and all(limit is None for limit in limits.values()), limits
         assert client.submit(sum, [1, 2]).result() == 3
+
+
+def kill_worker_at_point_2(task):
+    """Compute a point, except point 2, whose every attempt kills its worker process."""
+    if task.index == 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return compute_point(task)
+
+
+@pytest.mark.slow
+def test_a_point_whose_workers_keep_dying_is_one_line_and_the_rest_are_kept(two_workers, tmp_path):
+    """Dask gives up on a task after its workers died three times (KilledWorker): that reached the user
+    as a traceback without the points kept or a word on memory."""
+    import cloudpickle
+
+    module = sys.modules[__name__]
+    cloudpickle.register_pickle_by_value(module)
+    try:
+        with pytest.raises(ProblemError, match=r"^point 2: the Dask workers running it kept dying \(out of memory\?.*"
+                                               r"kept in .*k\.nc\.parts/; rerun the same command with --resume"):  # fmt: skip
+            run_sweep(make_sweep(), tmp_path / "k.nc", client=two_workers, progress=False,
+                      compute=kill_worker_at_point_2, retries=0)  # fmt: skip
+    finally:
+        cloudpickle.unregister_pickle_by_value(module)
+    stored = {int(p.stem.split("-")[1]) for p in PartStore(tmp_path / "k.nc").directory.glob("point-*.json")}
+    assert 2 not in stored
+    two_workers.wait_for_workers(2, timeout=60)
+
+
+def test_a_listener_that_is_not_a_scheduler_is_refused_within_the_timeout():
+    """A port that accepts and then says nothing (a dashboard's, a stray server): Dask bounds the connect
+    but not the handshake after it, and the sweep waited forever."""
+    import socket
+    import threading
+    import time
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list = []
+    threading.Thread(target=lambda: accepted.append(listener.accept()), daemon=True).start()
+    raised: list = []
+
+    def connect() -> None:  # on a thread of its own: a hang fails the test instead of stopping the suite
+        try:
+            with dask_client(f"tcp://127.0.0.1:{listener.getsockname()[1]}", timeout=0.5):
+                pass
+        except ProblemError as exc:
+            raised.append(exc)
+
+    attempt = threading.Thread(target=connect, daemon=True)
+    began = time.monotonic()
+    try:
+        attempt.start()
+        attempt.join(10.0)
+        assert not attempt.is_alive() and time.monotonic() - began < 5.0
+        assert accepted and re.match(r"no Dask scheduler answered at tcp://127.0.0.1:\d+ within 0.5 s", str(raised[0]))
+    finally:
+        listener.close()
+
+
+@pytest.mark.slow
+def test_a_lost_scheduler_is_one_line_and_the_points_are_kept(tmp_path):
+    """The scheduler killed after the first point: the run stopped with Dask's CommClosedError traceback."""
+    import json
+    import subprocess
+    import time
+
+    file = tmp_path / "scheduler.json"
+    scheduler = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--port", "0",
+                                  "--no-dashboard", "--scheduler-file", str(file)], stderr=subprocess.DEVNULL)  # fmt: skip
+    worker = None
+    try:
+        deadline = time.monotonic() + 60
+        while not (file.exists() and file.stat().st_size) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        address = json.loads(file.read_text())["address"]
+        worker = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1",
+                                   "--no-dashboard"], stderr=subprocess.DEVNULL)  # fmt: skip
+        with pytest.raises(ProblemError, match=r"^lost the connection to the Dask scheduler .*; the finished points "
+                                               r"are kept in .*l\.nc\.parts/; rerun the same command with --resume"):  # fmt: skip
+            run_sweep(make_sweep(), tmp_path / "l.nc", scheduler=address, connect_timeout=30, progress=False,
+                      on_point=lambda index, record: scheduler.kill())  # fmt: skip
+        assert any(PartStore(tmp_path / "l.nc").directory.glob("point-*.json"))
+    finally:
+        scheduler.kill()
+        if worker is not None:
+            worker.kill()

@@ -60,16 +60,7 @@ def dask_client(
     if scheduler is not None:
         timeout = checks.positive("connect timeout (seconds)", timeout)
         with stage(f"connecting to the scheduler at {scheduler}"):
-            from distributed import Client
-
-            try:
-                client = Client(scheduler, timeout=f"{timeout}s")
-            except Exception:  # refused, timed out, a malformed address, or something else answered
-                raise ProblemError(
-                    f"no Dask scheduler answered at {scheduler} within {timeout:g} s; check the address "
-                    "(tcp://HOST:PORT) and that the scheduler runs, raise --connect-timeout, or leave out "
-                    "--scheduler for a local cluster"
-                ) from None
+            client = _connect(scheduler, timeout)
         with client:
             yield client
         return
@@ -103,6 +94,38 @@ def dask_client(
         finally:
             with stage("shutting the local Dask cluster down"):
                 running.close()
+
+
+#: Seconds beyond the connect timeout for the scheduler's handshake (see :func:`_connect`).
+HANDSHAKE_GRACE = 1.0
+
+
+def _connect(scheduler: str, timeout: float):
+    """A ``distributed.Client`` to ``scheduler``, or :class:`ProblemError` when none answers within
+    ``timeout`` seconds (plus :data:`HANDSHAKE_GRACE`). Dask bounds the TCP connect by its timeout but
+    not the handshake read after it, so a listener that is not a scheduler (its dashboard's port, say)
+    would hang the client: it is made on a daemon thread and given up on after the deadline (the thread
+    stays blocked until the peer closes, harmless to the exiting command)."""
+    from distributed import Client
+
+    made: dict = {}
+
+    def attempt() -> None:
+        try:
+            made["client"] = Client(scheduler, timeout=f"{timeout}s")
+        except Exception:  # refused, timed out, a malformed address, or something else answered
+            made["failed"] = True
+
+    thread = threading.Thread(target=attempt, name="amsgd-dask-connect", daemon=True)
+    thread.start()
+    thread.join(timeout + HANDSHAKE_GRACE)
+    if "client" not in made:
+        raise ProblemError(
+            f"no Dask scheduler answered at {scheduler} within {timeout:g} s; check the address "
+            "(tcp://HOST:PORT, the scheduler's port, not its dashboard's) and that the scheduler runs, raise "
+            "--connect-timeout, or leave out --scheduler for a local cluster"
+        )
+    return made["client"]
 
 
 @contextlib.contextmanager

@@ -447,7 +447,7 @@ def _run_tasks(
         ]
         try:
             for future in as_completed(futures):
-                record = future.result()
+                record = _result(future, client, store)
                 store.write(record["index"], record)
                 future.release()
                 count.update(1)
@@ -455,3 +455,25 @@ def _run_tasks(
                     on_point(record["index"], record)
         finally:
             client.cancel([f for f in futures if not f.done()])
+
+
+def _result(future, client, store: PartStore) -> dict:
+    """``future.result()``, with the failures of the cluster itself in one line
+    (:class:`ProblemError`, the points stored so far kept for ``--resume``): a point whose workers kept
+    dying (Dask's ``KilledWorker``: out of memory, most often) and a lost scheduler. What the point's
+    own computation raises passes through."""
+    from concurrent.futures import CancelledError
+
+    from distributed import KilledWorker
+
+    kept = f"the finished points are kept in {store.directory}/; rerun the same command with --resume to continue"
+    try:
+        return future.result()
+    except KilledWorker:
+        point = future.key.rsplit("-", 1)[-1]
+        raise ProblemError(f"point {point}: the Dask workers running it kept dying (out of memory? fewer "
+                           f"replicates or steps per point need less); {kept}") from None  # fmt: skip
+    except (CancelledError, OSError):
+        if client.status == "running":  # the point's own error, or a task cancelled by this process
+            raise
+        raise ProblemError(f"lost the connection to the Dask scheduler ({client.scheduler.address}); {kept}") from None
