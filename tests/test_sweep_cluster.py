@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -245,3 +246,19 @@ def test_a_lost_scheduler_is_one_line_and_the_points_are_kept(tmp_path):
         scheduler.kill()
         if worker is not None:
             worker.kill()
+
+
+def test_a_scheduler_without_workers_is_said_to_have_none():
+    """The points wait for a worker: without a word the sweep printed "sweep 0%" for as long as it waited."""
+    from distributed import LocalCluster
+
+    from amsgd.core.errors import RunWarning
+
+    with LocalCluster(n_workers=0, processes=False, dashboard_address=":0") as cluster:
+        with pytest.warns(RunWarning, match=r"has no workers yet: the points wait until one connects"):
+            with dask_client(cluster.scheduler_address):
+                pass
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as working, warnings.catch_warnings():
+        warnings.simplefilter("error", RunWarning)
+        with dask_client(working.scheduler_address) as client:
+            assert client.scheduler_info()["workers"]

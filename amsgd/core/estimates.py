@@ -9,6 +9,7 @@ import numpy as np
 from scipy import special
 
 from amsgd.core import checks
+from amsgd.core.errors import ProblemError
 
 CONFIDENCE = 0.95
 
@@ -65,6 +66,8 @@ def proportion_interval(count: int, n: int, confidence: float = CONFIDENCE) -> E
     ends are the beta quantiles ``B(α/2; k, n − k + 1)`` and ``B(1 − α/2; k + 1, n − k)``, 0 at k = 0 and
     1 at k = n."""
     alpha = 1 - checks.confidence(confidence)
+    if not (checks.is_whole_number(count) and checks.is_whole_number(n) and 0 <= count <= n and n >= 1):
+        raise ProblemError(f"a proportion needs whole numbers 0 <= count <= n and n >= 1, got {count!r} of {n!r}")
     low = 0.0 if count == 0 else float(special.betaincinv(count, n - count + 1, alpha / 2))
     high = 1.0 if count == n else float(special.betaincinv(count + 1, n - count, 1 - alpha / 2))
     p = count / n

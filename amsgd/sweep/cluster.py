@@ -16,10 +16,11 @@ import contextlib
 import logging
 import signal
 import threading
+import warnings
 from collections.abc import Iterator
 
 from amsgd.core import checks
-from amsgd.core.errors import ProblemError
+from amsgd.core.errors import ProblemError, RunWarning
 from amsgd.core.progress import stage
 from amsgd.core.threads import available_cores
 
@@ -55,12 +56,16 @@ def dask_client(
     worker processes when ``processes`` (with glibc's own memory trim threshold, see
     :data:`_KEEP_MALLOC`); it logs only errors, serves its dashboard on a free port and
     is shut down on exit. A client to an existing scheduler only
-    disconnects on exit and leaves the cluster running.
+    disconnects on exit and leaves the cluster running; a :class:`RunWarning` says when that scheduler
+    has no workers (the points then wait for one).
     """
     if scheduler is not None:
         timeout = checks.positive("connect timeout (seconds)", timeout)
         with stage(f"connecting to the scheduler at {scheduler}"):
             client = _connect(scheduler, timeout)
+        if not client.scheduler_info().get("workers"):
+            warnings.warn(f"the Dask scheduler at {scheduler} has no workers yet: the points wait until one connects "
+                          f"(dask worker {scheduler})", RunWarning, stacklevel=3)  # fmt: skip
         with client:
             yield client
         return

@@ -98,6 +98,7 @@ class Context:
     progress: bool | None = None
     _notes: dict = field(default_factory=dict, init=False, repr=False)  # accuracy_notes by parameters
     _risks: dict = field(default_factory=dict, init=False, repr=False)  # divergence risks by parameters and steps
+    _keys: set = field(default_factory=set, init=False, repr=False)  # the streams' keys given out (:meth:`seed`)
 
     @cached_property
     def theory(self) -> Predictions:
@@ -169,8 +170,19 @@ class Context:
         return relaxed_steps(self.budget.stationary_steps, problem, STATIONARY_RELAXATIONS)
 
     def seed(self, *key: int) -> np.random.SeedSequence:
-        """The stream of one run, keyed by its place in the validation (never by worker)."""
-        return np.random.SeedSequence(self.budget.seed, spawn_key=tuple(key))
+        """The stream of one run, keyed by its place in the validation (never by worker). A run's
+        blocks and their data extend its key (:mod:`amsgd.simulate.seeding`), so no run's key may
+        extend another's: run ``(6, 0, 0)``'s block 1 would draw the stream of run ``(6, 0, 0, 1)``.
+        Such a pair is refused (a :class:`RuntimeError`, an error in the validation's own keys); the
+        same key twice is allowed (paired replicates)."""
+        key = tuple(int(k) for k in key)
+        for other in self._keys:
+            short, long = sorted((key, other), key=len)
+            if len(short) < len(long) and long[: len(short)] == short:
+                raise RuntimeError(f"validation streams {short} and {long}: one key extends the other, so their "
+                                   "blocks would share seeds")  # fmt: skip
+        self._keys.add(key)
+        return np.random.SeedSequence(self.budget.seed, spawn_key=key)
 
     def simulate(self, problem: Problem, steps: int, replicates: int, key: tuple[int, ...], *,
                  start: StartSpec = "e1", **options) -> SimulationResult:  # fmt: skip

@@ -124,7 +124,8 @@ def momentum(ctx: Context, workers: Sequence[int] = WORKERS, key: int = 6) -> Mo
             lin, finite = ctx.floor(p.eta, p.mu, p.delay), ctx.finite_eta(p)
             checks.append(finite_eta_floor_check(ctx, f"momentum-M{m}-{tag}-{{}}-floor", p, run, finite, lin.floor,
                                                  label, group="momentum"))  # fmt: skip
-            rate = local_rate(ctx, p, key=(key, m_index, v_index, 1), name=f"momentum-M{m}-{tag}-rate", group="momentum")
+            rate = local_rate(ctx, p, key=(key, m_index, 1 + v_index), name=f"momentum-M{m}-{tag}-rate",
+                              group="momentum")  # fmt: skip
             checks.append(rate.check)
             sides.append(Side(label, p.eta, p.mu, p.delay.spec, run.stationary_error, lin.floor, finite, rate))
         a, s = sides

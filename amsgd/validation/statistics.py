@@ -162,14 +162,15 @@ def _oscillating_fit(k: np.ndarray, sel: np.ndarray, frequency: float,
 
 
 def ratio_interval(numerator: Estimate, denominator: Estimate) -> Estimate:
-    """``a/b`` of two independent means with the delta-method 95% interval."""
+    """``a/b`` of two independent means with the delta-method 95% interval: standard error
+    ``sqrt(se_a² + (a/b)² se_b²)/|b|``, Student's quantile at the smaller count less one."""
     if not (numerator.n > 1 and denominator.n > 1 and denominator.mean != 0):
         return Estimate(math.nan, math.nan, math.nan, math.nan, 0)
     r = numerator.mean / denominator.mean
-    rel = math.hypot(numerator.std_error / numerator.mean, denominator.std_error / denominator.mean)
-    se = abs(r) * rel
-    z = stats.norm.ppf(0.5 + CONFIDENCE / 2)
-    return Estimate(r, r - z * se, r + z * se, se, min(numerator.n, denominator.n))
+    se = math.hypot(numerator.std_error, r * denominator.std_error) / abs(denominator.mean)  # a numerator of 0 too
+    n = min(numerator.n, denominator.n)
+    q = stats.t.ppf(0.5 + CONFIDENCE / 2, df=n - 1)  # as the means' own intervals: few runs widen it
+    return Estimate(r, r - q * se, r + q * se, se, n)
 
 
 __all__ = [
