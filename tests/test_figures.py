@@ -143,6 +143,11 @@ def test_ctrl_c_names_the_figures_already_drawn(tmp_path, capsys, monkeypatch):
     assert main(["figures", *SMALL, "--out", str(tmp_path / "figs")]) == 130
     err = capsys.readouterr().err
     assert "the figures drawn so far are kept" in err and "phase_diagram.png" in err and "rerun the same command" in err
+    # into a folder an earlier run filled: only this run's figure is named as drawn (all five were)
+    (tmp_path / "figs" / "escape.png").write_bytes(b"earlier")
+    assert main(["figures", *SMALL, "--out", str(tmp_path / "figs")]) == 130
+    err = capsys.readouterr().err
+    assert "kept in " in err and "(phase_diagram.png); escape.png there are an earlier run's" in err
 
 
 def test_figures_left_by_an_earlier_run_are_named(tmp_path, capsys, monkeypatch):

@@ -118,6 +118,9 @@ def test_the_figure_and_the_report_are_written(report, tmp_path):
     write_report(report, tmp_path, figures)
     md = (tmp_path / "report.md").read_text()
     assert "](sdde_limit.png)" in md and "| η | τ | iterations | measured |" in md
+    # its two intervals that are not confidence intervals say what they are (the report called every one a CI)
+    assert ("replicates, except `sdde-limit-knee-extrapolated`'s is three times the leading remainder of the "
+            "extrapolation; `sdde-limit-knee-order`'s is the smallest and largest observed order") in md
     checks = json.loads((tmp_path / "report.json").read_text())
     assert {c["name"] for c in checks} >= NAMES and all(c["pass"] for c in checks)
 

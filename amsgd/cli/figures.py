@@ -74,11 +74,21 @@ def run(args: argparse.Namespace) -> int:
 
 @contextlib.contextmanager
 def _say_what_was_kept(out: Path) -> Iterator[None]:
-    """On Ctrl-C, one line naming the figures already drawn in ``out`` and how to draw them all."""
+    """On Ctrl-C, one line naming the figures this run drew in ``out`` (new, or rewritten since it began),
+    those an earlier run left there, and how to draw them all."""
+    before = _pngs(out)
     try:
         yield
     except KeyboardInterrupt:
-        drawn = sorted(path.name for path in out.glob("*.png"))
+        now = _pngs(out)
+        drawn = sorted(name for name, stamp in now.items() if before.get(name) != stamp)
+        earlier = sorted(name for name in now if name not in drawn)
         kept = f"the figures drawn so far are kept in {out}/ ({', '.join(drawn)})" if drawn else "no figure was drawn"
-        print(f"amsgd figures: {kept}; rerun the same command to draw them all", file=sys.stderr)
+        left = f"; {', '.join(earlier)} there are an earlier run's" if earlier else ""
+        print(f"amsgd figures: {kept}{left}; rerun the same command to draw them all", file=sys.stderr)
         raise
+
+
+def _pngs(out: Path) -> dict[str, tuple[int, int]]:
+    """The PNGs in ``out`` with their modification time and size (none if it does not exist yet)."""
+    return {path.name: (path.stat().st_mtime_ns, path.stat().st_size) for path in out.glob("*.png")}

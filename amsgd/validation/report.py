@@ -86,6 +86,16 @@ def check_table(checks: tuple[Check, ...] | list[Check]) -> list[str]:
     return lines
 
 
+def _interval_exceptions(checks: Sequence[Check]) -> str:
+    """The checks whose interval is not a confidence interval, with what it is instead (their
+    ``context["ci_meaning"]``): a knee's, in one phrase for all knees, and each other by name."""
+    knees = any(c.name.startswith("knee-") for c in checks)
+    others = [f"`{c.name}`'s is {c.context['ci_meaning']}" for c in checks
+              if "ci_meaning" in c.context and not c.name.startswith("knee-")]  # fmt: skip
+    parts = (["a knee's: it runs from the last delay at which the error had not broken to the knee"] if knees else []) + others
+    return f", except {'; '.join(parts)}" if parts else ""
+
+
 def markdown(report: ValidationReport, figures: Mapping[str, Sequence[Path]], command: str | None = None) -> str:
     p = report.problem
     n_pass = sum(c.passed for c in report.checks)
@@ -101,9 +111,8 @@ def markdown(report: ValidationReport, figures: Mapping[str, Sequence[Path]], co
         f"{report.elapsed:.0f} s on this machine ({report.budget.threads} thread{'' if report.budget.threads == 1 else 's'}).",
         "",
         f"**{n_pass} of {len(report.checks)} checks pass.**{_noted_failures(report.checks)} Every interval is a "
-        "95% confidence interval over "
-        "independent replicates" + (", except a knee's: it runs from the last delay at which the error had not "
-        "broken to the knee" if any(c.name.startswith("knee-") for c in report.checks) else "") + ". A check passes when the prediction lies inside the interval widened by the "
+        f"95% confidence interval over independent replicates{_interval_exceptions(report.checks)}. A check passes "
+        "when the prediction lies inside the interval widened by the "
         "stated model tolerance (zero unless the prediction is a limit whose neglected term has a known order), "
         "or, for bounds and knees, by the criterion stated with it.",
         "",
