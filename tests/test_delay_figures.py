@@ -103,3 +103,26 @@ def test_the_validation_stability_and_sweep_sections_draw_their_own_files(tmp_pa
     assert not set(stability) & set(sweep)
     label = drawn[0][0]
     assert "μ = 0.9" in label and "τ" not in label
+
+
+def test_the_legend_sits_below_the_axes_and_a_band_reaching_below_zero_is_cut_at_the_frame(tmp_path, monkeypatch):
+    """The legend filled the upper left of the axes and hid the curves of the longer delays; a band of few
+    runs reaching below 0 left gaps on the log axis."""
+    import amsgd.figures.delays as delays
+    from amsgd.validation.delays import DelayCurve
+
+    taus = np.array([0, 10, 20, 30])
+    error = tuple(Estimate(m, m - 0.3, m + 0.1, 0.1, 2) for m in (0.1, 0.12, 0.15, 0.4))  # lower ends below 0
+    curve = DelayCurve(0.9, taus, error, np.zeros(4), 20, 25.0, np.array([0, 10, 20]), np.array([0.05, 0.06, 0.065]),
+                       0.04, math.nan, 1000)  # fmt: skip
+    kept = {}
+    monkeypatch.setattr(delays, "save", lambda fig, path: kept.setdefault("fig", fig))
+    fills = _record(monkeypatch, "fill_between")
+    delays.delay_curves_figure([curve], "a curve", tmp_path / "d.png")
+    fig = kept["fig"]
+    fig.canvas.draw()
+    (ax,), (legend,) = fig.axes, fig.legends
+    assert legend.get_window_extent().y1 <= ax.get_window_extent().y0  # wholly below the axes
+    bottom = ax.get_ylim()[0]
+    (args, _), = fills
+    assert bottom == pytest.approx(0.02) and np.all(np.asarray(args[1]) >= bottom)  # half the lowest floor, 0.04

@@ -23,13 +23,14 @@ AXIS_BOTTOM = 0.35
 def delay_curves_figure(curves: Sequence[DelayCurve], problem_label: str, path: str | Path) -> Path:
     """Measured stationary error against τ (95% bands) with the finite-η floor at the grid's delays and the
     linear floor (additive noise) up to τ*, τ*, the diffusion floor."""
-    fig, ax = new_figure(width=7.6, height=4.8)
+    fig, ax = new_figure(width=7.6, height=6.0)
     top = 0.0
+    bottom = _lowest_positive(curves)
     for n, c in enumerate(curves):
         color = COLORS[n % len(COLORS)]
         ok = c.diverged_fraction <= MOSTLY_DIVERGED
         mean = np.where(ok, c.mean, np.nan)
-        low, high = c.ci
+        low, high = np.clip(c.ci, bottom, 1.0)  # E sin² in [0, 1]: below 0 the log axis left gaps in the band
         ax.fill_between(c.taus, np.where(ok, low, np.nan), np.where(ok, high, np.nan), color=color, alpha=0.25, lw=0)
         ax.plot(c.taus, mean, "o-", ms=3, color=color, lw=1.3, label=f"μ = {c.mu:g}: simulation (95% CI)")
         ax.plot(c.linear_taus, c.linear_floor, color=color, ls="--", lw=1.2)
@@ -52,10 +53,19 @@ def delay_curves_figure(curves: Sequence[DelayCurve], problem_label: str, path: 
     ax.set_xlabel("delay τ (iterations)")
     ax.set_ylabel("stationary error E sin²∠(v, e₁)")
     ax.set_title(f"Error against delay (runs more than half diverged are left out)\n{problem_label}")
-    ax.legend(loc="upper left", fontsize=7.5, ncol=2)
+    fig.legend(loc="outside lower center", fontsize=7.5, ncol=2)  # below the axes: inside, it hid the curves
     if top > 0:  # else nothing was measured: the predictions set the axis
-        ax.set_ylim(None, top * 3)
+        ax.set_ylim(bottom, top * 3)
     return save(fig, path)
+
+
+def _lowest_positive(curves: Sequence[DelayCurve]) -> float:
+    """The axis's bottom: half the smallest positive error drawn (measured means, their intervals'
+    lower ends, the floors), where the bands of intervals reaching 0 or below are cut."""
+    values = np.concatenate([np.ravel(v) for c in curves
+                             for v in (c.mean, c.ci[0], c.linear_floor, c.finite_floor, [c.diffusion_floor])])  # fmt: skip
+    positive = values[np.isfinite(values) & (values > 0)]
+    return 0.5 * float(positive.min()) if positive.size else 1e-4
 
 
 def phase_diagram_figure(theory: Predictions, path: str | Path, *, curves: Sequence[DelayCurve] = ()) -> Path:

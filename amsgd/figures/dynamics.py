@@ -15,7 +15,10 @@ def trajectory_figure(traj: Trajectory, problem_label: str, path: str | Path) ->
     """Mean sin² with its 95% band against the ODE closed form (lagged and not), log scale."""
     fig, ax = new_figure()
     k = traj.iterations
-    ax.fill_between(k, traj.low, traj.high, color=COLORS[0], alpha=0.3, lw=0, label="simulation: 95% CI of the mean")
+    bottom = max(min(traj.floor * 0.3, np.nanmin(traj.ode[traj.ode > 0])), 1e-4)
+    # sin² lies in [0, 1]: a t band of few runs reaches beyond it, and below 0 the log axis left gaps
+    ax.fill_between(k, np.clip(traj.low, bottom, 1.0), np.clip(traj.high, bottom, 1.0), color=COLORS[0], alpha=0.3,
+                    lw=0, label="simulation: 95% CI of the mean")  # fmt: skip
     ax.plot(k, traj.mean, color=COLORS[0], lw=1.5, label="simulation: mean over replicates")
     ax.plot(k, traj.ode, color="k", ls="--", lw=1.2, label="ODE closed form, start-up lag μ/(1−μ)")
     ax.plot(k, traj.ode_unlagged, color="0.5", ls=":", lw=1.2, label="ODE closed form, no lag")
@@ -23,7 +26,7 @@ def trajectory_figure(traj: Trajectory, problem_label: str, path: str | Path) ->
     for n, c in enumerate(traj.check_iterations):
         ax.axvline(c, color="0.7", lw=0.8, label="iterations where the ODE is checked" if n == 0 else None)
     ax.set_yscale("log")
-    ax.set_ylim(max(min(traj.floor * 0.3, np.nanmin(traj.ode[traj.ode > 0])), 1e-4), 1.05)
+    ax.set_ylim(bottom, 1.05)
     ax.set_xlabel("iteration k")
     ax.set_ylabel("optimisation error sin²∠(v_k, e₁)")
     ax.set_title(f"Mean trajectory from h₀ ∝ (1,…,1) against the ODE\n{problem_label}")
