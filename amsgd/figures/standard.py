@@ -39,8 +39,9 @@ def standard_figures(problem: Problem, out_dir: str | Path, *, mus: Sequence[flo
 
     ``budget`` sets the Monte Carlo sizes (default :data:`FIGURE_BUDGET`: 256 runs of 10 000 steps).
     Refused (:class:`~amsgd.core.errors.ProblemError`) before any drawing when some momentum of ``mus``
-    has no stable delay; a figure of the problem's own runs whose every replicate diverged (a delay
-    beyond τ*) is skipped with a :class:`~amsgd.core.errors.RunWarning`; returns the paths drawn."""
+    has no stable delay; a problem whose own delay is beyond τ* gets a
+    :class:`~amsgd.core.errors.RunWarning` (its runs leave e_1), and a figure of its runs whose every
+    replicate diverged is skipped with another; returns the paths drawn."""
     out = Path(out_dir)
     if not out.is_dir():
         raise ProblemError(f"--out directory {str(out)!r} does not exist")
@@ -55,6 +56,10 @@ def standard_figures(problem: Problem, out_dir: str | Path, *, mus: Sequence[flo
     stars = [ctx.tau_star(m) for m in mus]  # before any drawing: a refusal leaves no figure behind
     if any(s is None for s in stars):
         raise ProblemError(f"no delay is stable at eta = {problem.eta:g} for some mu in {list(mus)}")
+    if not ctx.theory.stability.stable:
+        warnings.warn(f"the delay {problem.delay.spec} is not stable at eta = {problem.eta:g}, mu = {problem.mu:g} (the "
+                      f"largest stable constant delay is tau* = {ctx.tau_star()}): the trajectory and escape figures "
+                      "are of runs that leave e_1 (the stationary histograms are at tau = 0)", RunWarning, stacklevel=2)  # fmt: skip
     label = problem_label(problem)
     _, paths = _unless_diverged("trajectory", lambda: dynamics.ode_trajectory(ctx), lambda t: np.isnan(t.mean).all(),
                              lambda t: trajectory_figure(t, label, out / "trajectory.png"))  # fmt: skip
