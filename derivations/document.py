@@ -1024,7 +1024,7 @@ def _norm_coupling_blocks(finite: dict, law: Distribution | None) -> list[Block]
         *_kernel_constant_blocks(law),
         Prose(
             "Dividing by $h_1$ drifts the ratio away from $e_1$: the radial part of a step carries the stale ratio and "
-            "shares the mode's noise, so the restoring rate on the stale ratio falls by $c_i$ (per iteration, "
+            "shares the mode's noise, so the restoring rate on the stale ratio falls by $c_i$ (per unit $\\eta$, "
             "with the mode's momentum $\\mu_i$ for $\\mu$), and the additive noise's correlation with the step's "
             "second-order part changes its variance $s_i$ by $\\Delta s_i$:"
         ),

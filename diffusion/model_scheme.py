@@ -45,6 +45,9 @@ if TYPE_CHECKING:
 
 #: Relative width of the bisection bracket for the largest stable step.
 _DT_RTOL = 1e-3
+#: The exact map's fluctuation operator costs about N P⁴ flops (N examples, P parameters): above this
+#: the diagonal closure is used (least squares on digits, 1437 × 65⁴ = 2.6e10, takes about a second).
+EXACT_MAP_WORK = 1e12
 
 
 @dataclass(frozen=True)
@@ -149,9 +152,10 @@ def second_moment_radius(eigenvalues: np.ndarray, coupled: int, coupling: np.nda
 
 def scheme_stability(problem: ModelProblem, dt: float) -> SchemeStability | None:
     """:class:`SchemeStability` of the run's step ``dt`` (iterations) at the model's minimum, by the
-    exact map where the minimum's whole spectrum is known and the model has at most
-    :data:`~.theory.full_moments.FULL_MOMENTS_MAX` parameters, else by the diagonal closure; None where
-    the minimum is not found (the run goes on without the check)."""
+    exact map where the minimum's whole spectrum is known, the model has at most
+    :data:`~.theory.full_moments.FULL_MOMENTS_MAX` parameters and its operator's work is within
+    :data:`EXACT_MAP_WORK`, else by the diagonal closure; None where the minimum is not found (the run
+    goes on without the check)."""
     from amsgd.core.errors import ProblemError
     from amsgd.core.problem import require_step_scale
     from amsgd.diffusion.model_limits import time_scales
@@ -163,7 +167,7 @@ def scheme_stability(problem: ModelProblem, dt: float) -> SchemeStability | None
     except ProblemError:
         return None
     require_step_scale(problem.eta * float(point.eigenvalues.max(initial=0.0)), "eta·λ_max")  # as derive: (1 − sΔtλ)² overflowed
-    exact = point.full and point.x.size <= FULL_MOMENTS_MAX
+    exact = point.full and point.x.size <= FULL_MOMENTS_MAX and problem.data.examples * point.x.size**4 <= EXACT_MAP_WORK
     radius_at, own = (exact_map if exact else closure_map)(problem, point, *time_scales(problem.mu))
 
     def radius(step_iterations: float) -> float:

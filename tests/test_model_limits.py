@@ -135,6 +135,7 @@ def test_a_few_examples_make_no_step_stable_where_the_closure_finds_one(monkeypa
     moments of the noise make the SME's own second moments grow. The exact map says so (its radius at
     dt = 0.5 is the parameter-space operator's, and at a tiny step that operator's radius is still above
     one); the diagonal closure calls dt = 0.5 stable."""
+    import amsgd.diffusion.model_scheme as model_scheme
     import amsgd.diffusion.theory.full_moments as full_moments
 
     rng = np.random.default_rng(3)
@@ -148,6 +149,9 @@ def test_a_few_examples_make_no_step_stable_where_the_closure_finds_one(monkeypa
     assert "no step bounds them" in check.warning(np.array([10]))
     monkeypatch.setattr(full_moments, "FULL_MOMENTS_MAX", 3)
     assert scheme_stability(p, 0.5).stable  # the closure's verdict (radius 0.977)
+    monkeypatch.undo()
+    monkeypatch.setattr(model_scheme, "EXACT_MAP_WORK", 4 * 4**4 - 1)  # 4 examples, 4 parameters: one flop short
+    assert not scheme_stability(p, 0.5).exact
 
 
 @pytest.mark.slow

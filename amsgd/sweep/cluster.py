@@ -101,36 +101,41 @@ def dask_client(
                 running.close()
 
 
-#: Seconds beyond the connect timeout for the scheduler's handshake (see :func:`_connect`).
-HANDSHAKE_GRACE = 1.0
-
-
 def _connect(scheduler: str, timeout: float):
     """A ``distributed.Client`` to ``scheduler``, or :class:`ProblemError` when none answers within
-    ``timeout`` seconds (plus :data:`HANDSHAKE_GRACE`). Dask bounds the TCP connect by its timeout but
+    ``2 × timeout`` seconds (at least ``timeout`` + 1). Dask bounds the TCP connect by its timeout but
     not the handshake read after it, so a listener that is not a scheduler (its dashboard's port, say)
     would hang the client: it is made on a daemon thread and given up on after the deadline (the thread
-    stays blocked until the peer closes, harmless to the exiting command)."""
+    stays blocked until the peer closes; a client it makes after that is closed at once, not left as
+    the default client)."""
     from distributed import Client
 
     made: dict = {}
+    lock = threading.Lock()
 
     def attempt() -> None:
         try:
-            made["client"] = Client(scheduler, timeout=f"{timeout}s")
+            client = Client(scheduler, timeout=f"{timeout}s")
         except Exception:  # refused, timed out, a malformed address, or something else answered
-            made["failed"] = True
+            return
+        with lock:
+            if made.get("abandoned"):
+                client.close()
+            else:
+                made["client"] = client
 
     thread = threading.Thread(target=attempt, name="amsgd-dask-connect", daemon=True)
     thread.start()
-    thread.join(timeout + HANDSHAKE_GRACE)
-    if "client" not in made:
-        raise ProblemError(
-            f"no Dask scheduler answered at {scheduler} within {timeout:g} s; check the address "
-            "(tcp://HOST:PORT, the scheduler's port, not its dashboard's) and that the scheduler runs, raise "
-            "--connect-timeout, or leave out --scheduler for a local cluster"
-        )
-    return made["client"]
+    thread.join(timeout + max(timeout, 1.0))  # the connect, then the handshake and registration
+    with lock:
+        if "client" not in made:
+            made["abandoned"] = True
+            raise ProblemError(
+                f"no Dask scheduler answered at {scheduler} within {timeout:g} s; check the address "
+                "(tcp://HOST:PORT, the scheduler's port, not its dashboard's) and that the scheduler runs, raise "
+                "--connect-timeout, or leave out --scheduler for a local cluster"
+            )
+        return made["client"]
 
 
 @contextlib.contextmanager

@@ -445,9 +445,10 @@ def _run_tasks(
             client.submit(compute, task, key=f"amsgd-sweep-{run}-{task.index}", retries=retries, pure=False)
             for task in tasks
         ]
+        address = getattr(client.scheduler, "address", "?")  # while connected: a lost client may drop it
         try:
             for future in as_completed(futures):
-                record = _result(future, client, store)
+                record = _result(future, client, address, store)
                 store.write(record["index"], record)
                 future.release()
                 count.update(1)
@@ -457,11 +458,12 @@ def _run_tasks(
             client.cancel([f for f in futures if not f.done()])
 
 
-def _result(future, client, store: PartStore) -> dict:
+def _result(future, client, address: str, store: PartStore) -> dict:
     """``future.result()``, with the failures of the cluster itself in one line
     (:class:`ProblemError`, the points stored so far kept for ``--resume``): a point whose workers kept
-    dying (Dask's ``KilledWorker``: out of memory, most often) and a lost scheduler. What the point's
-    own computation raises passes through."""
+    dying (Dask's ``KilledWorker``: out of memory, most often; a point queued on the same worker is
+    counted with it) and a lost connection to the scheduler at ``address``. What the point's own
+    computation raises passes through."""
     from concurrent.futures import CancelledError
 
     from distributed import KilledWorker
@@ -471,9 +473,9 @@ def _result(future, client, store: PartStore) -> dict:
         return future.result()
     except KilledWorker:
         point = future.key.rsplit("-", 1)[-1]
-        raise ProblemError(f"point {point}: the Dask workers running it kept dying (out of memory? fewer "
-                           f"replicates or steps per point need less); {kept}") from None  # fmt: skip
-    except (CancelledError, OSError):
-        if client.status == "running":  # the point's own error, or a task cancelled by this process
-            raise
-        raise ProblemError(f"lost the connection to the Dask scheduler ({client.scheduler.address}); {kept}") from None
+        raise ProblemError(f"point {point} (or one beside it on the same worker): the Dask workers running it kept "
+                           f"dying (out of memory? fewer replicates or steps per point need less); {kept}") from None  # fmt: skip
+    except (CancelledError, OSError) as exc:
+        if "scheduler-connection-lost" not in str(exc) and client.status == "running":
+            raise  # the point's own error, or a task cancelled by this process
+        raise ProblemError(f"lost the connection to the Dask scheduler ({address}); {kept}") from None
