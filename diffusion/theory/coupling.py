@@ -173,19 +173,27 @@ class _SampleMeans:
     exponent triple."""
 
     def __init__(self, y: np.ndarray) -> None:
-        self.y, self._kept = y, {}
+        self.y, self._kept, self._powers = y, {}, {1: y}
+
+    def power(self, k: int) -> np.ndarray:
+        """``y^k`` elementwise, by products of the powers kept (NumPy's general power of an array of
+        200 000 × 100 draws takes 1.4 s for k = 3, the product 0.1 s); k >= 1."""
+        if k not in self._powers:
+            self._powers[k] = self.power(k // 2) * self.power(k - k // 2)
+        return self._powers[k]
 
     def monomial(self, a: int, b: int, c: int) -> np.ndarray:
         if (a, b, c) not in self._kept:
             y = self.y
             n, d = y.shape
-            weighted = y[:, :1] ** a * y**b  # y_0^a y_i^b, one column per i
+            first = y[:, :1] ** a if a else 1.0  # one column: its general power is cheap
+            weighted = np.broadcast_to(first * (self.power(b) if b else 1.0), y.shape)  # y_0^a y_i^b, one column per i
             if c == 0:
                 value = np.broadcast_to(_column_means(weighted)[:, None], (d, d))
             elif b == 0:
-                value = np.broadcast_to(_column_means(weighted * y**c)[None, :], (d, d))
+                value = np.broadcast_to(_column_means(weighted * self.power(c))[None, :], (d, d))
             else:
-                value = weighted.T @ y**c / n
+                value = weighted.T @ self.power(c) / n
                 if a == 0 and b == c:  # symmetric: kept exactly so, whatever the product's blocking
                     value = (value + value.T) / 2.0
             self._kept[(a, b, c)] = value
