@@ -47,7 +47,7 @@ def standard_figures(problem: Problem, out_dir: str | Path, *, mus: Sequence[flo
         raise ProblemError(f"--out directory {str(out)!r} does not exist")
     momenta = np.atleast_1d(checks.real_array("mus (the momenta)", mus))  # one momentum: a list of one
     if momenta.ndim != 1 or momenta.size == 0 or not np.all((momenta >= 0) & (momenta < 1)):
-        raise ProblemError(f"mus must be momenta in [0, 1), got {momenta.tolist()}")
+        raise ProblemError(f"mus (--mus) must be momenta in [0, 1), got {momenta.tolist()}")
     mus = momenta.tolist()
     problem.require_eigengap()
     problem.require_finite_fourth_moments()

@@ -32,5 +32,6 @@ class Budget:
             checks.positive_int(name, getattr(self, name))
         for name in ("replicates", "transient_replicates", "sweep_replicates"):  # every check is an interval
             if checks.positive_int(name, getattr(self, name)) < 2:
-                raise ProblemError(f"{name} must be at least 2 (an interval needs two runs), got {getattr(self, name)}")
+                option = " (--replicates)" if name == "replicates" else ""
+                raise ProblemError(f"{name}{option} must be at least 2 (an interval needs two runs), got {getattr(self, name)}")
         checks.integer("seed", self.seed)
