@@ -240,3 +240,20 @@ def test_the_escape_band_of_few_runs_stays_in_the_unit_interval(tmp_path, monkey
     dynamics.escape_figure(run, "a label", tmp_path / "escape.png")
     low, high = drawn[0].axes[0].get_ylim()
     assert -0.1 < low < 0 and 1 < high < 1.1, (low, high)
+
+
+def test_the_escape_histograms_show_the_first_passage_law_the_check_uses(tmp_path, monkeypatch):
+    """The check `escape-iterations-per-run` compares the runs' mean escape with the first-passage law's
+    mean, which the figure did not draw (only the OU limit's): the law's mean is a line with its value."""
+    import amsgd.figures.dynamics as dynamics
+    from amsgd.validation.dynamics import PhaseRun
+
+    k = np.arange(0, 40)
+    mean = np.full(k.size, 0.5)
+    run = PhaseRun(k, mean, mean, mean, 0.1, 0.9, 0.0, np.array([17.0, 21.0, 25.0]), np.zeros(0),
+                   np.random.default_rng(0).uniform(0.5, 1.5, 4000), (), None, 19.4)  # fmt: skip
+    drawn = []
+    monkeypatch.setattr(dynamics, "save", lambda fig, path: drawn.append(fig) or path)
+    dynamics.escape_figure(run, "a label", tmp_path / "escape.png")
+    lines = {line.get_label(): line.get_xdata()[0] for line in drawn[0].axes[1].get_lines()}
+    assert lines["first-passage law's mean 19 (finite η; the check's)"] == 19.4

@@ -36,7 +36,7 @@ def trajectory_figure(traj: Trajectory, problem_label: str, path: str | Path) ->
 
 def escape_figure(run: PhaseRun, problem_label: str, path: str | Path) -> Path:
     """Left: mean h₁² against the derived escape time and the escape law's own mean curve's crossing.
-    Right: escape-time histograms, simulation vs OU."""
+    Right: escape-time histograms, simulation vs OU, and the mean of the per-run first-passage law."""
     fig, (ax1, ax2) = new_figure(width=10.5, height=4.2, ncols=2)
     k = run.iterations
     # a share lies in [0, 1]: a t band of few runs reaches beyond it (−1 to 2.4 with two)
@@ -67,6 +67,9 @@ def escape_figure(run: PhaseRun, problem_label: str, path: str | Path) -> Path:
         ax2.hist(ou, bins=bins, density=True, histtype="step", color="k", lw=1.5,
                  label=f"OU limit at e₂, exact sampling ({ou.size} paths)")  # fmt: skip
         ax2.axvline(np.mean(ou), color="k", ls="--", lw=1, label=f"OU mean {np.mean(ou):.0f}")
+    if run.escape_law_mean is not None and np.isfinite(run.escape_law_mean):
+        ax2.axvline(run.escape_law_mean, color=COLORS[1], ls="-.", lw=1.2,
+                    label=f"first-passage law's mean {run.escape_law_mean:.0f} (finite η; the check's)")  # fmt: skip
     ax2.set_xlabel("escape time: first iteration with h₁²/‖h‖² ≥ δ²")
     ax2.set_ylabel("density (1/iteration)")
     ax2.set_title("Escape-time distribution")

@@ -173,6 +173,7 @@ class PhaseRun:
     ou_escape_samples: np.ndarray  # the same first passage for the unstable OU limit at e_2
     checks: tuple[Check, ...]
     escape_saturated: int | None = None  # the escape law's own mean curve's crossing (None: not sampled)
+    escape_law_mean: float | None = None  # the per-run first-passage law's mean (``escape-iterations-per-run``)
 
 
 def escape_mode(ctx: Context) -> tuple[float, float]:
@@ -236,8 +237,9 @@ def phases(ctx: Context, key: int = 2) -> PhaseRun:
         _travel_check(ctx, travel),
     )
     ou = ou_escape_times(ctx, horizon=steps)
+    law = next(c for c in checks if c.name == "escape-iterations-per-run")
     return PhaseRun(k, mean, low, high, dsq, esc_pred, travel_pred, escape, travel, ou, checks,
-                    None if saturated is None else saturated.iterations)  # fmt: skip
+                    None if saturated is None else saturated.iterations, law.predicted)  # fmt: skip
 
 
 #: What the escape checks of the mean curve measure.
