@@ -28,12 +28,9 @@ API_PAGES = [
 
 
 def project_version() -> str:
-    text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        return re.search(r'^version\s*=\s*"([^"]+)"', text, re.M).group(1)
-    return tomllib.loads(text)["project"]["version"]
+    import tomllib
+
+    return tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
 
 
 def page_text(site: Path, page: str) -> str:

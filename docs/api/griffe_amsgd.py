@@ -30,14 +30,9 @@ ROLE = re.compile(r":(?:py:)?(?:func|class|meth|mod|attr|data|exc|obj|const):`(~
 
 def package_dirs(pyproject: Path) -> dict[str, Path]:
     """The ``[tool.setuptools.package-dir]`` table: package name -> folder (absolute)."""
-    text = pyproject.read_text(encoding="utf-8")
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10: the table is flat ``"name" = "folder"`` lines
-        section = re.search(r"^\[tool\.setuptools\.package-dir\]\n(.*?)(?=^\[|\Z)", text, re.M | re.S)
-        mapping = dict(re.findall(r'^"([\w.]*)"\s*=\s*"([^"]*)"', section.group(1), re.M)) if section else {}
-    else:
-        mapping = tomllib.loads(text).get("tool", {}).get("setuptools", {}).get("package-dir", {})
+    import tomllib
+
+    mapping = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {}).get("setuptools", {}).get("package-dir", {})
     return {name: (pyproject.parent / folder).resolve() for name, folder in mapping.items() if name}
 
 
