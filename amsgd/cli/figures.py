@@ -91,4 +91,5 @@ def _say_what_was_kept(out: Path) -> Iterator[None]:
 
 def _pngs(out: Path) -> dict[str, tuple[int, int]]:
     """The PNGs in ``out`` with their modification time and size (none if it does not exist yet)."""
-    return {path.name: (path.stat().st_mtime_ns, path.stat().st_size) for path in out.glob("*.png")}
+    stats = {path.name: path.stat() for path in out.glob("*.png")}
+    return {name: (stat.st_mtime_ns, stat.st_size) for name, stat in stats.items()}

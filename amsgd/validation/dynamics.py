@@ -228,16 +228,16 @@ def phases(ctx: Context, key: int = 2) -> PhaseRun:
     crossing, replicates = crossing_interval(k, h1, dsq), int(errors.shape[0])
     linear = ph.escape_iterations_linearized  # None: not reached within the iterations the theory follows
     saturated = ph.escape_curve  # None: not sampled
+    law = _escape_law_check(ctx, escape)
     checks = (
         _escape_check(ctx, crossing, escape, replicates),
         *(() if linear is None else (_escape_check(ctx, crossing, escape, replicates, linear),)),
         *(() if saturated is None or saturated.iterations is None else
           (_saturated_check(ctx, crossing, saturated, replicates),)),
-        _escape_law_check(ctx, escape),
+        law,
         _travel_check(ctx, travel),
     )
     ou = ou_escape_times(ctx, horizon=steps)
-    law = next(c for c in checks if c.name == "escape-iterations-per-run")
     return PhaseRun(k, mean, low, high, dsq, esc_pred, travel_pred, escape, travel, ou, checks,
                     None if saturated is None else saturated.iterations, law.predicted)  # fmt: skip
 
