@@ -125,3 +125,48 @@ def test_an_output_that_is_another_output_or_an_input_is_refused_before_the_work
     check_distinct_files({"--out": tmp_path / "a.json", "--plot": tmp_path / "a.png"}, {"--data": data, "--covariance": None})
     check_distinct_files({"--out": tmp_path / "hard.csv"}, {"--data": data})
     assert data.read_text() == "1,2,0\n"
+
+
+def _file_size_limit(limit: int):
+    """A child's pre-exec hook: writes past ``limit`` bytes fail with EFBIG (the signal ignored), as on a
+    nearly full disk."""
+    import resource
+    import signal
+
+    def hook():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+
+    return hook
+
+
+@pytest.mark.parametrize("command", [
+    ["simulate", "--steps", "2000", "--replicates", "100", "--seed", "1", "--out", "runs.nc"],
+    ["advise", "--plot", "advice.png"],
+])  # fmt: skip
+def test_a_write_that_runs_out_of_room_is_one_line_and_leaves_nothing(tmp_path, command):
+    """A NetCDF write that fails at its close crashed the interpreter after the error line (h5netcdf closed
+    the half-closed file again when it was collected: exit 139); a figure that could not be written was a
+    traceback, or blamed standard output."""
+    run = subprocess.run([sys.executable, "-m", "amsgd", *command, "-q"], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=300, check=False, preexec_fn=_file_size_limit(60_000))  # fmt: skip
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.strip().splitlines() == [f"amsgd {command[0]}: error: cannot write {command[-1]!r}: file too large; "
+                                               "check the folder and the free space"]  # fmt: skip
+    assert os.listdir(tmp_path) == []
+
+
+def test_two_writes_of_one_file_at_once_each_write_whole(tmp_path):
+    """Every write went through the one temporary name ``.NAME.tmp``: two runs writing the same output
+    wrote into one file, and the first to finish removed the other's (both failed, nothing written)."""
+    from amsgd.core.files import atomic_path, temporaries
+
+    path = tmp_path / "out.txt"
+    with atomic_path(path) as first, atomic_path(path) as second:
+        assert first != second and sorted(temporaries(path)) == sorted([first, second])
+        first.write_text("first")
+        second.write_text("second")
+    assert path.read_text() == "first" and os.listdir(tmp_path) == ["out.txt"]  # the last rename wins
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask  # a new file's permissions, not 0600

@@ -65,6 +65,30 @@ def test_covariance_must_be_symmetric_positive_definite(matrix, message):
         Problem(np.array(matrix))
 
 
+@pytest.mark.parametrize("smallest, accepted", [(3.8e-10, False), (4.2e-10, True)])
+def test_a_rotation_of_sigma_is_refused_or_accepted_as_its_diagonal_form(smallest, accepted):
+    """The rules took Σ's largest entry as their scale, which a rotation changes: diag(4, 3, 2, 3.8e-10)
+    was refused (the entry 4) and its rotation accepted (the entry 3.7)."""
+    diagonal = np.diag([4.0, 3.0, 2.0, smallest])
+    q = random_rotation(4, 0)
+    for sigma in (diagonal, q @ diagonal @ q.T):
+        if accepted:
+            assert Problem(sigma).eigenvalues[-1] == pytest.approx(smallest, rel=1e-5)
+        else:
+            with pytest.raises(ProblemError, match=r"above 1e-10 times its largest in magnitude \(4\)"):
+                Problem(sigma)
+
+
+def test_the_refusal_of_a_rotated_near_tie_says_its_eigenvalues_were_computed_and_merged():
+    """The refusal showed ``λ1 = 3.9999999999995, λ2 = 3.9999999999995`` for a Σ given as a rotation of
+    diag(4, 4 − 1e-12, 2, 1), without saying where those equal numbers came from."""
+    q = random_rotation(4, 0)
+    with pytest.raises(ProblemError, match="computed; those within 1e-10 × λ1 of each other are taken as one"):
+        Problem(q @ np.diag([4.0, 4.0 - 1e-12, 2.0, 1.0]) @ q.T).require_eigengap()
+    with pytest.raises(ProblemError, match=r"λ2 = 3.999999999999 \(a gap below 1e-10 × λ1 counts as none\)"):
+        Problem.from_spectrum([4.0, 4.0 - 1e-12, 2.0, 1.0]).require_eigengap()
+
+
 def test_a_diagonal_covariance_keeps_the_coordinate_axes():
     """A diagonal Σ is decomposed without LAPACK: for distinct entries the same eigenvalues and basis
     as ``eigh`` (sorted decreasing, signs positive), exactly; equal entries in coordinate order."""

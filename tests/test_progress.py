@@ -266,6 +266,24 @@ def test_ctrl_c_before_validate_writes_says_the_folder_is_unchanged(tmp_path, mo
     assert f"interrupted before anything was written to {out}: nothing there changed" in capsys.readouterr().err
 
 
+def test_ctrl_c_after_validate_wrote_its_report_says_it_is_complete(tmp_path, monkeypatch, capsys):
+    """Interrupted while the verdict was printed, after the report was written: stderr said that nothing in
+    the folder had changed."""
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    import amsgd.validation.report
+
+    monkeypatch.setattr(amsgd.validation.report, "figures_not_drawn", interrupted)  # the verdict's first step
+    out = tmp_path / "report"
+    assert main(["validate", "--out", str(out), "--only", "ode", "-q"]) == INTERRUPTED
+    err = capsys.readouterr().err
+    assert f"interrupted after the report was written: {out / 'report.md'} is complete" in err
+    assert "nothing there changed" not in err and "incomplete" not in err
+    assert (out / "report.md").read_text().startswith("# ") and (out / "report.json").is_file()
+
+
 @pytest.mark.parametrize("preset", [None, "paper-dnn"])
 def test_ctrl_c_during_validate_marks_the_folder_incomplete(tmp_path, monkeypatch, capsys, preset):
     def interrupted(*args, **kwargs):

@@ -293,7 +293,7 @@ def test_sweep_dataset_and_figures_mark_non_stationary_points(tmp_path, monkeypa
     original = Figure.savefig
 
     def savefig(fig, path, *args, **kwargs):
-        name = str(path).rsplit("/", 1)[-1].removeprefix(".").removesuffix(".tmp")  # written beside, renamed
+        name = str(path).rsplit("/", 1)[-1].removeprefix(".").rsplit(".", 2)[0]  # .NAME.XXXXXXXX.tmp, renamed
         legends[name] = [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
         hatched[name] = sum(1 for ax in fig.axes for p in ax.patches if p.get_hatch())
         return original(fig, path, *args, **kwargs)

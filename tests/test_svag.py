@@ -200,7 +200,9 @@ def test_validation_report_verdict_and_figure(tmp_path):
         inside = -EQUIVALENCE_MARGIN <= low and high <= EQUIVALENCE_MARGIN
         assert check.passed == (d.ci_low <= 0 <= d.ci_high and check.extra_pass and inside)
     assert ("limit is valid" in report.verdict()) == report.passed
+    (tmp_path / "summary.json").write_text("{}")  # an earlier run's, which described another run beside this report
     paths = write_svag_report(report, tmp_path, [svag_figure(report, tmp_path / "svag.png")], "amsgd validate --svag 1,2")
+    assert not (tmp_path / "summary.json").exists()
     data = json.loads(paths[0].read_text())
     assert data["verdict"] == report.verdict() and len(data["checks"]) == 2
     assert (tmp_path / "svag.png").stat().st_size > 10_000 and "![svag](svag.png)" in paths[1].read_text()

@@ -306,10 +306,10 @@ def test_a_finished_file_changed_after_it_was_written_is_refused_before_it_is_op
 
 def test_the_temporary_files_of_the_file_and_its_digest_are_removed_on_resuming(sweep, client, reference, tmp_path,
                                                                                  capsys):  # fmt: skip
-    """A run killed while writing the digest left ``..s.nc.sha256.tmp``, which the resume did not remove."""
+    """A run killed while writing the digest left ``..s.nc.sha256.XXXXXXXX.tmp``, which the resume did not remove."""
     out = tmp_path / "s.nc"
     interrupted(sweep, out, client)
-    left = [tmp_path / ".s.nc.tmp", tmp_path / "..s.nc.sha256.tmp"]
+    left = [tmp_path / ".s.nc.0123abcd.tmp", tmp_path / "..s.nc.sha256.0123abcd.tmp"]
     for path in left:
         path.write_bytes(b"half")
     outcome, _, _ = resumed(sweep, out, client, capsys)

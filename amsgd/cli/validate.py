@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         return _run(args)
     except KeyboardInterrupt as exc:
-        if not getattr(exc, "folder_marked", False):  # before the folder was entered: it stands as it was
+        if not getattr(exc, "folder_said", False):  # interrupted before the folder was entered: it stands as it was
             print(f"amsgd validate: interrupted before anything was written to {args.out}: nothing there changed",
                   file=sys.stderr)  # fmt: skip
         raise
@@ -159,7 +159,7 @@ def _incomplete_on_interrupt(out: Path, command: str, kept: Callable[[], str] | 
             marker = write_incomplete(out, command, time.perf_counter() - began)
             rerun = f"{'rerun' if kept is None else kept()}: {command}"
             print(f"amsgd validate: no report: {marker} marks the folder incomplete; {rerun}", file=sys.stderr)
-            exc.folder_marked = True  # the same exception goes on (a SIGTERM stays one)
+            exc.folder_said = True  # the same exception goes on (a SIGTERM stays one)
             raise
 
 
@@ -355,8 +355,7 @@ def _run_svag(args: argparse.Namespace) -> int:
         report = run_svag(problem, setup)
         figure = svag_figure(report, out / "svag.png")
         write_svag_report(report, out, [figure], command=_public_command(args))
-    print(report.verdict())
-    return _verdict(report.checks, report.elapsed, out, [figure])
+    return _verdict(report.checks, report.elapsed, out, [figure], headline=report.verdict())
 
 
 def _svag_budget(args: argparse.Namespace) -> dict:
@@ -365,11 +364,24 @@ def _svag_budget(args: argparse.Namespace) -> dict:
             "escape": ("--svag-no-escape", False if args.svag_no_escape else None)}  # fmt: skip
 
 
-def _verdict(checks, elapsed: float, out, figures: list[Path]) -> int:
-    """Print how many checks pass and name the failures, with the topics of their accuracy notes (and, on
-    stderr, the figures in ``out`` that this run did not draw); exit status 0 when all pass, 1 otherwise."""
+def _verdict(checks, elapsed: float, out, figures: list[Path], headline: str = "") -> int:
+    """Print ``headline`` (where given), how many checks pass and name the failures, with the topics of
+    their accuracy notes (and, on stderr, the figures in ``out`` that this run did not draw); exit status 0
+    when all pass, 1 otherwise. The report is written by then: Ctrl-C here says it is complete."""
+    try:
+        return _print_verdict(checks, elapsed, out, figures, headline)
+    except KeyboardInterrupt as exc:
+        print(f"amsgd validate: interrupted after the report was written: {out / 'report.md'} is complete",
+              file=sys.stderr)  # fmt: skip
+        exc.folder_said = True
+        raise
+
+
+def _print_verdict(checks, elapsed: float, out, figures: list[Path], headline: str) -> int:
     from amsgd.validation.report import figures_not_drawn
 
+    if headline:
+        print(headline)
     failed = [c for c in checks if not c.passed]
     if stale := figures_not_drawn(out, figures):
         print(f"amsgd validate: note: {out} also holds {', '.join(stale)}, not drawn by this run and not in "

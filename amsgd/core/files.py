@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import os
+import secrets
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -194,7 +196,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
         raise ProblemError(f"an output needs a file name (a str or a path), got {path!r}")
     path = _replaceable(path, repr(str(path)))
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = _new_temporary(path)
     try:
         yield tmp
         with open(tmp, "rb+") as fh:
@@ -204,11 +206,63 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+def _new_temporary(path: Path) -> Path:
+    """A new empty file ``.NAME.XXXXXXXX.tmp`` beside ``path`` (:func:`temporaries`), created here under
+    a name no other write holds: two runs writing the same output each write whole, and the last rename
+    wins. Created with the permissions of any new file (the umask), not ``mkstemp``'s 0600."""
+    while True:
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+            return tmp
+        except FileExistsError:
+            continue
+
+
+def temporaries(path: str | os.PathLike) -> list[Path]:
+    """The temporary files of :func:`atomic_path` beside ``path``: those a run killed in the middle of a
+    write left behind (or a write under way)."""
+    path = Path(path)
+    return sorted(path.parent.glob(f".{glob.escape(path.name)}.*.tmp"))
+
+
 def write_netcdf(dataset, path: str | os.PathLike) -> None:
     """Write an ``xarray.Dataset`` to ``path`` (NetCDF 4 through h5netcdf, atomically); an OS error is
     one line naming the path."""
     try:
         with atomic_path(path) as tmp:
-            dataset.to_netcdf(tmp, engine="h5netcdf")
+            netcdf_file(dataset, tmp)
     except OSError as exc:
         raise write_error(path, exc) from None
+
+
+def netcdf_file(dataset, path: Path) -> None:
+    """``dataset.to_netcdf(path)`` through h5netcdf, in place (the caller makes it atomic). Where the
+    write fails, the OS error is raised (where the close failed too, h5py raises a RuntimeError over it),
+    and where even the final flush fails (a full disk, a file size limit), the h5netcdf files of the close are
+    marked closed before the error goes on: h5netcdf keeps such a file open, and closing it again when
+    it is garbage-collected reads HDF5 objects its first close already released, which crashes the
+    interpreter (a segmentation fault after the error was printed). Their descriptors are released
+    with the process."""
+    try:
+        dataset.to_netcdf(path, engine="h5netcdf")
+    except Exception as exc:
+        _forget_failed_files(exc)
+        failed = exc if isinstance(exc, OSError) else exc.__context__
+        if isinstance(failed, OSError) and failed is not exc:  # h5py's RuntimeError of the close, over the write's
+            raise failed from None
+        raise
+
+
+def _forget_failed_files(exc: BaseException | None) -> None:
+    """Mark closed every h5netcdf file in the frames of ``exc`` and of the errors it was raised over."""
+    import h5netcdf
+
+    while exc is not None:  # the close's error, and the write's error it was raised over
+        frame = exc.__traceback__
+        while frame is not None:
+            for value in frame.tb_frame.f_locals.values():
+                if isinstance(value, h5netcdf.File):
+                    value._closed = True
+            frame = frame.tb_next
+        exc = exc.__context__

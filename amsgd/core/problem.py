@@ -27,7 +27,7 @@ DEFAULT_MU = 0.9
 
 #: Relative tolerance for symmetry of a user covariance and for treating eigenvalues as equal.
 _REL_TOL = 1e-10
-#: The range of the largest entry of Σ (in magnitude): beyond it the theory's squares and fourth
+#: The range of the largest eigenvalue of Σ (in magnitude): beyond it the theory's squares and fourth
 #: powers of Σ (and of η for a tiny Σ) leave double precision, e.g. Σ = 1e308 overflowed when
 #: symmetrised and a spectrum of 1e-300 with η = 1e295 overflowed η².
 MIN_SCALE, MAX_SCALE = 1e-100, 1e100
@@ -77,7 +77,7 @@ class _Sigma:
 
 @dataclass(frozen=True, eq=False, init=False)
 class Problem:
-    """Async-MSGD on streaming PCA: ``v ← v + μ (v − v_prev) + η (I − v vᵀ) X Xᵀ v_{stale}``.
+    """Async-MSGD on streaming PCA: ``v ← v + μ (v − v_prev) + η g(v_stale, X)``, ``g(v, X) = (I − v vᵀ) X Xᵀ v``.
 
     A diagonal Σ (every problem built by :meth:`from_spectrum` without a basis) is kept as its
     diagonal, and its eigenbasis as a permutation of the axes: memory and work O(d), where the
@@ -243,9 +243,14 @@ class Problem:
             raise ProblemError(f"covariance needs an eigengap λ1 > λ2 for this prediction, got {self._top_pair()}")
 
     def _top_pair(self) -> str:
-        """``λ1 = …, λ2 = …`` as given, and why a gap is none where they differ by rounding."""
+        """``λ1 = …, λ2 = …`` and why a gap is none where they differ by rounding: as given for a diagonal
+        Σ; a matrix's are computed, and merged where they lie that close (:func:`_merged`), which is said."""
         first, second = (checks.spec_number(float(x)) for x in self.eigenvalues[:2])
-        within = f" (a gap below {_REL_TOL:g} × λ1 counts as none)" if first != second else ""
+        if not self.covariance_is_diagonal:
+            within = (f" (the matrix's eigenvalues, computed; those within {_REL_TOL:g} × λ1 of each other are "
+                      "taken as one repeated eigenvalue)")  # fmt: skip
+        else:
+            within = f" (a gap below {_REL_TOL:g} × λ1 counts as none)" if first != second else ""
         return f"λ1 = {first}, λ2 = {second}{within}"
 
     def warn_without_eigengap(self) -> None:
@@ -341,37 +346,35 @@ def _validate_covariance(covariance: object) -> _Sigma:
         raise ProblemError("covariance entries must be finite")
     if _is_diagonal(sigma):
         return _positive_diagonal(np.diagonal(sigma).copy())
-    scale = _entry_scale(sigma)
-    if np.abs(sigma - sigma.T).max() > _REL_TOL * scale * 1e3:
+    if np.abs(sigma - sigma.T).max() > _REL_TOL * np.abs(sigma).max() * 1e3:
         raise ProblemError("covariance must be symmetric")
     sigma = sigma / 2 + sigma.T / 2
-    _require_positive(np.linalg.eigvalsh(sigma)[0], scale)
+    _require_positive(np.linalg.eigvalsh(sigma))
     return _decompose(None, _read_only(sigma))
 
 
 def _positive_diagonal(entries: np.ndarray) -> _Sigma:
     """A diagonal Σ from its (finite) diagonal, checked positive definite."""
-    _require_positive(entries.min(), _entry_scale(entries))
+    _require_positive(entries)
     return _decompose(_read_only(entries), None)
 
 
-def _entry_scale(sigma: np.ndarray) -> float:
-    """The largest entry of Σ in magnitude, refused outside [:data:`MIN_SCALE`, :data:`MAX_SCALE`]."""
-    scale = float(np.abs(sigma).max())
+def _require_positive(eigenvalues: np.ndarray) -> None:
+    """Refuse Σ unless its largest eigenvalue in magnitude lies in [:data:`MIN_SCALE`, :data:`MAX_SCALE`]
+    and its smallest is above :data:`_REL_TOL` times that: rules of the eigenvalues alone, so that a
+    rotation of Σ is refused or accepted as its diagonal form is."""
+    scale = float(np.abs(eigenvalues).max())
     if not MIN_SCALE <= scale <= MAX_SCALE:
         raise ProblemError(
-            f"covariance's largest entry is {scale:.3g}; it must lie in [{MIN_SCALE:g}, {MAX_SCALE:g}], where the "
-            "theory's powers of Σ stay within double precision (only eta·Σ enters the algorithm: rescale the data "
-            "and eta together)"
+            f"covariance's largest eigenvalue is {scale:.3g} in magnitude; it must lie in [{MIN_SCALE:g}, "
+            f"{MAX_SCALE:g}], where the theory's powers of Σ stay within double precision (only eta·Σ enters the "
+            "algorithm: rescale the data and eta together)"
         )
-    return scale
-
-
-def _require_positive(smallest: float, scale: float) -> None:
+    smallest = float(eigenvalues.min())
     if smallest <= _REL_TOL * scale:
         raise ProblemError(
             f"covariance must be positive definite with its smallest eigenvalue above {_REL_TOL:g} times its "
-            f"largest entry ({scale:.3g}); its smallest eigenvalue is {smallest:.3g}"
+            f"largest in magnitude ({scale:.3g}); its smallest eigenvalue is {smallest:.3g}"
         )
 
 

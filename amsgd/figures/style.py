@@ -6,7 +6,7 @@ from pathlib import Path
 
 import matplotlib
 
-from amsgd.core.files import atomic_path
+from amsgd.core.files import atomic_path, write_error
 from amsgd.core.problem import Problem
 
 matplotlib.use("Agg")
@@ -40,11 +40,14 @@ def save(fig, path: str | Path) -> Path:
 
 def write_figure(fig, path: str | Path, dpi: int) -> Path:
     """Write ``fig`` at ``dpi`` in the format its suffix names (PNG without one), whole or not at all
-    (:func:`~amsgd.core.files.atomic_path`: an interrupted write leaves the file as it was), and close it."""
+    (:func:`~amsgd.core.files.atomic_path`: an interrupted write leaves the file as it was), and close it;
+    an OS error (a full disk, a file that cannot be replaced) is one line naming ``path``."""
     path = Path(path)
     try:
         with atomic_path(path) as tmp:
             fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip(".").lower() or "png")
+    except OSError as exc:
+        raise write_error(path, exc) from None
     finally:
         plt.close(fig)
     return path

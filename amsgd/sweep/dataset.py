@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from amsgd.core.errors import ProblemError
-from amsgd.core.files import atomic_path, atomic_write_bytes, check_input_file
+from amsgd.core.files import atomic_path, atomic_write_bytes, check_input_file, netcdf_file
 from amsgd.sweep.sweep import Sweep
 
 if TYPE_CHECKING:
@@ -139,7 +139,7 @@ def write_dataset(ds: xarray.Dataset, out: Path) -> None:
     digest = digest_path(out)
     digest.unlink(missing_ok=True)
     with atomic_path(out) as tmp:
-        ds.to_netcdf(tmp, engine="h5netcdf")
+        netcdf_file(ds, tmp)
         written = _sha256(tmp)
     name = Path(os.path.realpath(out)).name  # the file's own name (a link's target), as sha256sum -c reads it
     atomic_write_bytes(digest, f"{written}  {name}\n".encode("ascii"))

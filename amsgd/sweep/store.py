@@ -37,7 +37,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from amsgd.core.errors import ProblemError
-from amsgd.core.files import atomic_write_bytes, plain_reason
+from amsgd.core.files import atomic_write_bytes, plain_reason, temporaries
 
 MANIFEST = "manifest.json"
 _PART_PREFIX = "point-"
@@ -195,10 +195,13 @@ class PartStore:
 
     def remove_temporaries(self) -> None:
         """Delete the temporary files a run killed in the middle of a write left behind: those of
-        :func:`~amsgd.core.files.atomic_path` (``.NAME.tmp``) in the store and beside ``FILE.nc`` (a
-        link's target), its own and its digest's (:func:`~amsgd.sweep.dataset.digest_path`)."""
+        :func:`~amsgd.core.files.atomic_path` (:func:`~amsgd.core.files.temporaries`) in the store and
+        beside ``FILE.nc`` (a link's target), its own and its digest's (:func:`~amsgd.sweep.dataset.digest_path`)."""
+        # imported here: amsgd.sweep.dataset imports amsgd.sweep.sweep, which imports this module
+        from amsgd.sweep.dataset import digest_path
+
         target = Path(os.path.realpath(self.out))
-        found = [target.with_name(f".{target.name}.tmp"), target.with_name(f"..{target.name}.sha256.tmp")]
+        found = temporaries(target) + temporaries(digest_path(target))
         if self.directory.is_dir():
             found += self.directory.glob(".*.tmp")
         for path in found:

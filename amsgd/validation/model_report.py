@@ -8,8 +8,6 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from amsgd.core.files import atomic_write_text
-from amsgd.core.jsontext import json_text
 from amsgd.validation.model_checks import BREAKDOWN_RATIO, ModelValidation
 from amsgd.validation.model_prediction import (
     BREAKDOWN_LENGTH,
@@ -19,17 +17,13 @@ from amsgd.validation.model_prediction import (
     UNSTABLE_FACTOR,
     WINDOW_BIAS,
 )
-from amsgd.validation.report import check_table, fmt_number
+from amsgd.validation.report import check_table, fmt_number, write_report_files
 
 
 def write_model_report(report: ModelValidation, out_dir: str | Path, figures: Sequence[Path] = (),
                        command: str | None = None) -> list[Path]:  # fmt: skip
-    out = Path(out_dir)
-    paths = [out / "report.json", out / "summary.json", out / "report.md"]
-    atomic_write_text(paths[0], json_text([c.to_dict() for c in report.checks], indent=2) + "\n")
-    atomic_write_text(paths[1], json_text({"command": command, **report.to_dict()}, indent=2) + "\n")
-    atomic_write_text(paths[2], markdown(report, figures, command))
-    return paths
+    return write_report_files(out_dir, [c.to_dict() for c in report.checks], {"command": command, **report.to_dict()},
+                              markdown(report, figures, command))  # fmt: skip
 
 
 def _interval(e, digits: int = 4) -> str:

@@ -7,7 +7,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from amsgd.core.files import atomic_write_text
+from amsgd.core.files import atomic_write_text, write_error
 from amsgd.core.jsontext import json_text
 from amsgd.validation.checks import Check
 from amsgd.validation.run import ValidationReport
@@ -22,19 +22,30 @@ def write_report(
 ) -> list[Path]:
     """Write ``report.json``, ``summary.json`` and ``report.md`` to ``out_dir``, the latter embedding
     ``figures[experiment]`` (drawn by :func:`amsgd.figures.validation.draw_validation`) in each section."""
-    out = Path(out_dir)
-    figures = figures or {}
-    checks = [c.to_dict() for c in report.checks]
-    paths = [out / name for name in REPORT_FILES]
-    atomic_write_text(paths[0], json_text(checks, indent=2) + "\n")
     run = report.to_dict()
     summary = {"preset": run.pop("preset"), "description": run.pop("description"), "command": command, **run}
-    atomic_write_text(paths[1], json_text(summary, indent=2) + "\n")
-    atomic_write_text(paths[2], markdown(report, figures, command))
-    return paths
+    return write_report_files(out_dir, [c.to_dict() for c in report.checks], summary,
+                              markdown(report, figures or {}, command))  # fmt: skip
 
 
 REPORT_FILES = ("report.json", "summary.json", "report.md")
+
+
+def write_report_files(out_dir: str | Path, checks: object, summary: dict | None, text: str) -> list[Path]:
+    """:data:`REPORT_FILES` in ``out_dir``, each written whole: ``checks`` and ``summary`` as JSON, ``text``
+    as report.md; the paths written. A report without a summary (None) removes an earlier run's
+    summary.json, which would describe another run beside this report."""
+    report_json, summary_json, report_md = (Path(out_dir) / name for name in REPORT_FILES)
+    atomic_write_text(report_json, json_text(checks, indent=2) + "\n")
+    if summary is not None:
+        atomic_write_text(summary_json, json_text(summary, indent=2) + "\n")
+    else:
+        try:
+            summary_json.unlink(missing_ok=True)
+        except OSError as exc:
+            raise write_error(summary_json, exc) from None
+    atomic_write_text(report_md, text)
+    return [report_json, *([summary_json] if summary is not None else []), report_md]
 
 
 def figures_not_drawn(out_dir: str | Path, drawn: Iterable[Path]) -> list[str]:

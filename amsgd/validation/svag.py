@@ -53,8 +53,6 @@ import numpy as np
 
 from amsgd.core import checks
 from amsgd.core.errors import ProblemError
-from amsgd.core.files import atomic_write_text
-from amsgd.core.jsontext import json_text
 from amsgd.core.problem import Problem
 
 if TYPE_CHECKING:  # loaded on use: the checks of --svag run before SciPy loads
@@ -411,13 +409,12 @@ def _compare(report: SvagReport) -> None:
 
 def write_svag_report(report: SvagReport, out_dir: str | Path, figures: Sequence[Path] = (),
                       command: str | None = None) -> list[Path]:  # fmt: skip
-    """``report.json`` (the run, the verdict and its checks) and ``report.md`` in ``out_dir``."""
-    out = Path(out_dir)
+    """``report.json`` (the run, the verdict and its checks) and ``report.md`` in ``out_dir`` (an earlier
+    run's summary.json removed)."""
+    from amsgd.validation.report import write_report_files
+
     data = {"command": command, **report.to_dict(), "checks": [c.to_dict() for c in report.checks]}
-    paths = [out / "report.json", out / "report.md"]
-    atomic_write_text(paths[0], json_text(data, indent=2) + "\n")
-    atomic_write_text(paths[1], markdown(report, figures, command))
-    return paths
+    return write_report_files(out_dir, data, None, markdown(report, figures, command))
 
 
 def _interval(e: Estimate | None, digits: int = 4) -> str:

@@ -37,7 +37,7 @@ CASES: list[tuple[str, str]] = [
     ("simulate --covariance notpd.npy", "positive definite"),
     ("simulate --covariance vector.npy", "square (d, d) matrix"),
     ("simulate --covariance complex.npy", "must be real"),
-    ("simulate --spectrum 1e12,1", "above 1e-10 times its largest entry (1e+12); its smallest eigenvalue is 1"),
+    ("simulate --spectrum 1e12,1", "above 1e-10 times its largest in magnitude (1e+12); its smallest eigenvalue is 1"),
     ("simulate --spectrum 1e120,1e119", "must lie in [1e-100, 1e+100]"),
     ("simulate --distribution cauchy", "unknown distribution"),
     ("simulate --distribution student-t:x", "NU > 2"),
