@@ -237,13 +237,11 @@ def write_netcdf(dataset, path: str | os.PathLike) -> None:
 
 
 def netcdf_file(dataset, path: Path) -> None:
-    """``dataset.to_netcdf(path)`` through h5netcdf, in place (the caller makes it atomic). Where the
-    write fails, the OS error is raised (where the close failed too, h5py raises a RuntimeError over it),
-    and where even the final flush fails (a full disk, a file size limit), the h5netcdf files of the close are
-    marked closed before the error goes on: h5netcdf keeps such a file open, and closing it again when
-    it is garbage-collected reads HDF5 objects its first close already released, which crashes the
-    interpreter (a segmentation fault after the error was printed). Their descriptors are released
-    with the process."""
+    """``dataset.to_netcdf(path)`` through h5netcdf, in place (the caller makes the write atomic); a
+    failed write raises its OS error. Where the close fails too (a full disk, a file size limit), h5py
+    raises a RuntimeError over that error and h5netcdf leaves the file open: closing it again when it
+    was garbage-collected read HDF5 objects the first close had released, and crashed the interpreter
+    after the error line. Such files are marked closed (their descriptors go with the process)."""
     try:
         dataset.to_netcdf(path, engine="h5netcdf")
     except Exception as exc:
