@@ -102,9 +102,12 @@ class StudentT(Distribution):
         return self.nu > 4
 
     def sample(self, rng, n, eigenvalues, basis):
-        z = rng.standard_normal((n, eigenvalues.size))
+        y = rng.standard_normal((n, eigenvalues.size))
         w = rng.chisquare(self.nu, size=(n, 1))
-        return z * np.sqrt(eigenvalues) * np.sqrt((self.nu - 2.0) / w)
+        y *= np.sqrt(eigenvalues)  # in place, in the order of z · sqrt(λ) · sqrt((ν − 2)/w): the same numbers,
+        np.divide(self.nu - 2.0, w, out=w)  # without the temporaries, which took a quarter of the time
+        y *= np.sqrt(w, out=w)
+        return y
 
 
 #: For a sampler, a cross moment below this fraction of the product of the standard deviations is
