@@ -13,8 +13,9 @@ The key is a SHA-256 of the Python and SymPy versions and of the sources of ``am
 and ``amsgd.core``, the only layers a derivation may import (the import contract of
 docs/architecture.md): a change to any of that code derives everything again. The folder is
 ``$AMSGD_CACHE_DIR``, else ``$XDG_CACHE_HOME/amsgd``, else ``~/.cache/amsgd``;
-``AMSGD_CACHE_DIR=off`` keeps the results in memory only. A stored file that is missing or cannot
-be loaded is derived again and rewritten (through a temporary file of its own and a rename, so that
+``AMSGD_CACHE_DIR=off`` keeps the results in memory only (an empty value counts as unset). A stored
+file holds the function's name and arguments beside its result; one that is missing, cannot be
+loaded, or holds another record is derived again and rewritten (through a temporary file of its own and a rename, so that
 a process never reads another's half-written file); a folder that cannot be written leaves the
 results in memory. Only the folders of the most recent keys are kept (:data:`KEEP_KEYS`).
 """
@@ -26,8 +27,8 @@ import hashlib
 import os
 import pickle
 import platform
+import re
 import shutil
-import tempfile
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -37,6 +38,8 @@ import sympy as sp
 
 import amsgd.core
 from amsgd.core.distributions import Distribution, Gaussian, Rademacher, StudentT, parse_distribution
+from amsgd.core.errors import ProblemError
+from amsgd.core.files import atomic_write_bytes
 
 from .distributions import SIGN_SYMMETRIC, SignSymmetric
 
@@ -51,10 +54,11 @@ DERIVED: Counter[str] = Counter()
 
 
 def cache_root() -> Path | None:
-    """The folder of stored derivations, or None when ``AMSGD_CACHE_DIR=off``."""
-    chosen = os.environ.get(CACHE_ENV)
-    if chosen is not None:
-        return None if chosen.strip().lower() == "off" else Path(chosen).expanduser()
+    """The folder of stored derivations, or None when ``AMSGD_CACHE_DIR=off``; an empty or blank
+    ``AMSGD_CACHE_DIR`` counts as unset (as a path it named the current folder)."""
+    chosen = os.environ.get(CACHE_ENV, "").strip()
+    if chosen:
+        return None if chosen.lower() == "off" else Path(chosen).expanduser()
     try:
         base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     except RuntimeError:  # no home folder to be found: memory only
@@ -81,47 +85,57 @@ def _argument_text(arg: object) -> str:
     raise TypeError(f"a stored derivation takes integers, strings and SymPy objects, not {type(arg).__name__}")
 
 
+#: The name of a key's folder: ``derivations-`` and the first 24 hex digits of :func:`code_key`.
+KEY_FOLDER = re.compile(r"derivations-[0-9a-f]{24}")
+
+
+def _name(function: Callable) -> str:
+    return f"{function.__module__}.{function.__qualname__}"
+
+
 def _file(function: Callable, arguments: str) -> Path | None:
     root = cache_root()
     if root is None:
         return None
-    name = f"{function.__module__}.{function.__qualname__}"
     digest = hashlib.sha256(arguments.encode()).hexdigest()[:16]
-    return root / f"derivations-{code_key()[:24]}" / f"{name}-{digest}.pickle"
+    return root / f"derivations-{code_key()[:24]}" / f"{_name(function)}-{digest}.pickle"
 
 
-def _load(path: Path) -> object | None:
+def _load(path: Path, function: Callable, arguments: str) -> object | None:
+    """The result stored in ``path`` for ``function(arguments)``; None where the file is missing, cannot
+    be loaded, or holds anything but that record (another function's or arguments' file copied there,
+    any other pickle): then it is derived again and the file rewritten."""
     # Unpickling rebuilds each SymPy node from its arguments; unevaluated, as the derivation left it
     # (evaluated, a factored 2 (λ₁² + λ₂²) would come back distributed, and print differently).
     try:
         with sp.evaluate(False):
-            return pickle.loads(path.read_bytes())
+            record = pickle.loads(path.read_bytes())
     except Exception:  # missing, partial, or unreadable: derive again
         return None
+    if not (isinstance(record, tuple) and len(record) == 3 and record[:2] == (_name(function), arguments)):
+        return None
+    return record[2]
 
 
-def _store(path: Path, result: object) -> None:
-    # Not amsgd.core.files.atomic_path: its temporary file has one fixed name (the sweep store finds
-    # leftovers by it), which two processes storing the same derivation at once would share.
+def _store(path: Path, function: Callable, arguments: str, result: object) -> None:
+    """Store the record ``(function's name, arguments, result)`` in ``path``, whole (a temporary file of
+    its own and a rename: two processes storing it at once each write whole)."""
     try:
         fresh = not path.parent.exists()
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        try:
-            with os.fdopen(handle, "wb") as fh:
-                pickle.dump(result, fh, protocol=pickle.HIGHEST_PROTOCOL)
-            os.replace(temporary, path)
-        finally:
-            Path(temporary).unlink(missing_ok=True)
+        record = pickle.dumps((_name(function), arguments, result), protocol=pickle.HIGHEST_PROTOCOL)
+        atomic_write_bytes(path, record)
         if fresh:
             _remove_old_keys(path.parent)
-    except (OSError, pickle.PicklingError, TypeError, AttributeError):
+    except (OSError, ProblemError, pickle.PicklingError, TypeError, AttributeError):
         return  # an unwritable folder or an unpicklable result: kept in memory only
 
 
 def _remove_old_keys(current: Path) -> None:
-    """Remove the folders of all but the :data:`KEEP_KEYS` most recently written other keys."""
-    others = [p for p in current.parent.glob("derivations-*") if p.is_dir() and p != current]
+    """Remove the folders of all but the :data:`KEEP_KEYS` most recently written other keys (folders
+    named as :data:`KEY_FOLDER`, never another folder of the cache's parent)."""
+    others = [p for p in current.parent.glob("derivations-*")
+              if p.is_dir() and p != current and KEY_FOLDER.fullmatch(p.name)]  # fmt: skip
     others.sort(key=lambda p: p.stat().st_mtime, reverse=True)
     for old in others[KEEP_KEYS:]:
         shutil.rmtree(old, ignore_errors=True)
@@ -139,12 +153,12 @@ def derived_once(function: Callable[..., T]) -> Callable[..., T]:
         if text in memo:
             return memo[text]
         path = _file(function, text)
-        result = _load(path) if path is not None else None
+        result = _load(path, function, text) if path is not None else None
         if result is None:
             result = function(*args)
             DERIVED[function.__qualname__] += 1
             if path is not None:
-                _store(path, result)
+                _store(path, function, text, result)
         memo[text] = result
         return result
 

@@ -82,6 +82,43 @@ def test_a_damaged_file_is_derived_again_and_rewritten(store):
     assert derive_time_scale() == derived and stored.DERIVED["derive_time_scale"] == before + 1
 
 
+def test_a_file_holding_another_record_is_derived_again_and_rewritten(store):
+    """A stored file was served whatever it held: a pickle of 42 printed ``b = 42`` in the document, and
+    another derivation's (or another law's) file copied in its place was taken for its own."""
+    import pickle
+
+    derived, phases = derive_time_scale(), derive_phase_formulas()
+    (path,) = store.rglob("amsgd.derivations.recursion.derive_time_scale-*.pickle")
+    (other,) = store.rglob("amsgd.derivations.phases.derive_phase_formulas-*.pickle")
+    before = stored.DERIVED["derive_time_scale"]
+    for foreign in (pickle.dumps(42), other.read_bytes(), pickle.dumps(("derive_time_scale", "", derived))):
+        path.write_bytes(foreign)
+        derive_time_scale.clear_memory()
+        assert derive_time_scale() == derived
+        before += 1
+        assert stored.DERIVED["derive_time_scale"] == before  # derived again, and rewritten:
+        derive_time_scale.clear_memory()
+        assert derive_time_scale() == derived and stored.DERIVED["derive_time_scale"] == before
+    assert derive_phase_formulas() == phases
+
+
+def test_an_empty_cache_variable_is_unset_and_no_other_folder_is_removed(store, monkeypatch):
+    """``AMSGD_CACHE_DIR=`` stored into the current folder, whose clean-up of old keys then removed the
+    user's own folders named ``derivations-...``."""
+    monkeypatch.setenv(stored.CACHE_ENV, " ")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(store / "xdg"))
+    assert stored.cache_root() == store / "xdg" / "amsgd"
+    monkeypatch.setenv(stored.CACHE_ENV, str(store))
+    mine = [store / f"derivations-mywork-v{n}" for n in range(stored.KEEP_KEYS + 3)]
+    for age, folder in enumerate(mine):
+        folder.mkdir()
+        (folder / "notes.txt").write_text("mine")
+        os.utime(folder, (1e9 + age, 1e9 + age))
+    derive_time_scale.clear_memory()
+    derive_time_scale()
+    assert all((folder / "notes.txt").read_text() == "mine" for folder in mine)
+
+
 def test_off_and_an_unwritable_folder_keep_results_in_memory_only(store, monkeypatch):
     monkeypatch.setenv(stored.CACHE_ENV, "off")
     assert stored.cache_root() is None
