@@ -15,9 +15,9 @@ docs/architecture.md): a change to any of that code derives everything again. Th
 ``$AMSGD_CACHE_DIR``, else ``$XDG_CACHE_HOME/amsgd``, else ``~/.cache/amsgd``;
 ``AMSGD_CACHE_DIR=off`` keeps the results in memory only (an empty value counts as unset). A stored
 file holds the function's name and arguments beside its result; one that is missing, cannot be
-loaded, or holds another record is derived again and rewritten (through a temporary file of its own and a rename, so that
-a process never reads another's half-written file); a folder that cannot be written leaves the
-results in memory. Only the folders of the most recent keys are kept (:data:`KEEP_KEYS`).
+loaded, or holds another record is derived again and rewritten (through a temporary file of its own
+and a rename, so that a process never reads another's half-written file); a folder that cannot be
+written leaves the results in memory. Only the folders of the most recent keys are kept (:data:`KEEP_KEYS`).
 """
 
 from __future__ import annotations
@@ -133,7 +133,7 @@ def _store(path: Path, function: Callable, arguments: str, result: object) -> No
 
 def _remove_old_keys(current: Path) -> None:
     """Remove the folders of all but the :data:`KEEP_KEYS` most recently written other keys (folders
-    named as :data:`KEY_FOLDER`, never another folder of the cache's parent)."""
+    named as :data:`KEY_FOLDER`, never another folder in the cache's folder)."""
     others = [p for p in current.parent.glob("derivations-*")
               if p.is_dir() and p != current and KEY_FOLDER.fullmatch(p.name)]  # fmt: skip
     others.sort(key=lambda p: p.stat().st_mtime, reverse=True)
