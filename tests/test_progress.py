@@ -49,6 +49,23 @@ def test_on_a_terminal_one_bar_shows_what_how_far_and_time_left():
     assert "amsgd demo" in text and "simulate 50%" in text and "s left" in text
 
 
+def test_on_a_terminal_a_warning_stands_on_its_own_line_and_the_bar_keeps_its_fill():
+    """A warning was written after the bar's text, on its line; and the bar emptied once a counted part
+    ended (a stage after it, such as writing the file, has no fraction of its own)."""
+    stream = Terminal()
+    with progress.reporting("amsgd demo", stream=stream):
+        report = progress._ACTIVE
+        with progress.counter(10, "steps", "simulate") as count:
+            count.update(5)
+            report.show()
+        with progress.stage("writing"):
+            report.show()
+            assert report.bar.n == 500
+            progress.write_line("amsgd demo: warning: something")
+    before, _, after = stream.getvalue().partition("amsgd demo: warning: something\n")
+    assert before.endswith("\r") and "amsgd demo" in after  # the bar cleared, then drawn again below
+
+
 def test_the_time_left_counts_the_rate_since_the_work_began_not_the_setup_or_reused_work(monkeypatch):
     """A resumed sweep: 100 s of setup, then a counter that starts at 75 of 100 points and does 5 in
     10 s: 20 points left at 0.5 points a second is 40 s (the whole elapsed time over the fraction

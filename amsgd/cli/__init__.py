@@ -246,7 +246,8 @@ def _warnings_as_lines(command: str) -> Iterator[None]:
     """Print the toolkit's :class:`~amsgd.core.errors.RunWarning` as ``amsgd COMMAND: warning: ...``,
     each text once (a sweep's points, run on worker threads, raise the same warning one by one) and a
     :class:`~amsgd.core.errors.LongDelayWarning` only the first time, each line whole: one write under
-    a lock (``print`` writes the text and its newline apart, and lines of two threads ran together)."""
+    a lock (``print`` writes the text and its newline apart, and lines of two threads ran together), on
+    a line of its own where a bar is drawn (:func:`~amsgd.core.progress.write_line`)."""
     shown, printed, lock = warnings.showwarning, set(), threading.Lock()
 
     def show(message, category, filename, lineno, file=None, line=None) -> None:
@@ -255,8 +256,7 @@ def _warnings_as_lines(command: str) -> Iterator[None]:
             with lock:
                 if key not in printed:
                     printed.add(key)
-                    sys.stderr.write(f"amsgd {command}: warning: {message}\n")
-                    sys.stderr.flush()
+                    progress.write_line(f"amsgd {command}: warning: {message}")
         else:
             shown(message, category, filename, lineno, file, line)
 

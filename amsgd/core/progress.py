@@ -118,7 +118,8 @@ class _Report:
         in the same second as an interval's line is said once)."""
         if self.mode == "bar":
             with self.lock:
-                self.bar.n = int(1000 * (self.fraction() or 0.0))
+                if (f := self.fraction()) is not None:  # unknown (a stage after a counted part): kept, not emptied
+                    self.bar.n = int(1000 * f)
                 self.bar.set_postfix_str(self.describe(), refresh=True)
         elif self.mode == "lines":
             with self.lock:
@@ -147,6 +148,21 @@ class _Report:
 
 
 _ACTIVE: _Report | None = None
+
+
+def write_line(text: str) -> None:
+    """Write ``text`` and a newline in one write to the progress's stream (stderr without one); where a
+    bar is drawn it is cleared first and drawn again after, so that the line stands on a line of its own
+    (it was written after the bar)."""
+    report = _ACTIVE
+    stream = sys.stderr if report is None else report.stream
+    with contextlib.nullcontext() if report is None else report.lock:
+        if report is not None and report.bar is not None:
+            report.bar.clear()
+        stream.write(text + "\n")
+        stream.flush()
+        if report is not None and report.bar is not None:
+            report.bar.refresh()
 
 
 @contextlib.contextmanager
