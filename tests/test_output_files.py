@@ -127,17 +127,14 @@ def test_an_output_that_is_another_output_or_an_input_is_refused_before_the_work
     assert data.read_text() == "1,2,0\n"
 
 
-def _file_size_limit(limit: int):
-    """A child's pre-exec hook: writes past ``limit`` bytes fail with EFBIG (the signal ignored), as on a
-    nearly full disk."""
-    import resource
-    import signal
-
-    def hook():
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
-
-    return hook
+def _with_file_size_limit(limit: int, arguments: list[str]) -> list[str]:
+    """``python -m amsgd ARGUMENTS`` with writes past ``limit`` bytes failing with EFBIG (the signal
+    ignored), as on a nearly full disk: a small Python sets the limit and executes the command (a
+    pre-exec hook would fork this process, whose JAX threads make a fork unsafe)."""
+    setup = ("import os, resource, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+             f"resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, resource.RLIM_INFINITY)); "
+             "os.execv(sys.executable, [sys.executable, '-m', 'amsgd', *sys.argv[1:]])")  # fmt: skip
+    return [sys.executable, "-c", setup, *arguments]
 
 
 @pytest.mark.parametrize("command", [
@@ -153,8 +150,8 @@ def test_a_write_that_runs_out_of_room_is_one_line_and_leaves_nothing(tmp_path, 
     subprocess.run([sys.executable, "-m", "amsgd", *command, "-q"], cwd=warm, timeout=300, check=True)
     out = tmp_path / "out"
     out.mkdir()
-    run = subprocess.run([sys.executable, "-m", "amsgd", *command, "-q"], cwd=out, capture_output=True,
-                         text=True, timeout=300, check=False, preexec_fn=_file_size_limit(60_000))  # fmt: skip
+    run = subprocess.run(_with_file_size_limit(60_000, [*command, "-q"]), cwd=out, capture_output=True, text=True,
+                         timeout=300, check=False)  # fmt: skip
     assert run.returncode == 2, run.stderr
     assert run.stderr.strip().splitlines() == [f"amsgd {command[0]}: error: cannot write {command[-1]!r}: file too large; "
                                                "check the folder and the free space"]  # fmt: skip
