@@ -155,13 +155,16 @@ def write_line(text: str) -> None:
     bar is drawn it is cleared first and drawn again after, so that the line stands on a line of its own
     (it was written after the bar)."""
     report = _ACTIVE
-    stream = sys.stderr if report is None else report.stream
-    with contextlib.nullcontext() if report is None else report.lock:
-        if report is not None and report.bar is not None:
+    if report is None:
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+        return
+    with report.lock:
+        if report.bar is not None:
             report.bar.clear()
-        stream.write(text + "\n")
-        stream.flush()
-        if report is not None and report.bar is not None:
+        report.stream.write(text + "\n")
+        report.stream.flush()
+        if report.bar is not None:
             report.bar.refresh()
 
 
