@@ -204,7 +204,8 @@ def test_a_signal_after_the_command_ended_leaves_with_its_status(tmp_path, signa
                  f"    {kill}\n"
                  "    time.sleep(60)\n"
                  "threading.Thread(target=hold).start()\n")  # fmt: skip
-    script = ("import atexit, os, signal, sys, threading, time\n" + setup +
+    script = ("import atexit, os, signal, sys, threading, time\n"
+              "signal.signal(signal.SIGINT, signal.default_int_handler)\n" + setup +  # as from a terminal
               "sys.argv = ['amsgd', 'derive', '--sections', 'stability', '-q']\n"
               "from amsgd.cli import console\n"
               "console()\n")  # fmt: skip

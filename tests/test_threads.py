@@ -98,9 +98,11 @@ def test_an_error_stops_the_calls_under_way_that_check_the_event():
         thread_map(work, range(3), threads=3, stop=stop)
 
 
-#: Runs a long simulation on two threads and sends SIGINT to its own process once the blocks run.
+#: Runs a long simulation on two threads and sends SIGINT to its own process once the blocks run
+#: (SIGINT at its default first: a child inherits an ignored SIGINT from a shell's background job).
 _INTERRUPTED_RUN = """
 import os, signal, sys, threading, time
+signal.signal(signal.SIGINT, signal.default_int_handler)
 import amsgd.simulate.engine as engine, amsgd.simulate.svag as svag
 from amsgd import Problem
 sent = []
