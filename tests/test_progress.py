@@ -66,6 +66,29 @@ def test_on_a_terminal_a_warning_stands_on_its_own_line_and_the_bar_keeps_its_fi
     assert before.endswith("\r") and "amsgd demo" in after  # the bar cleared, then drawn again below
 
 
+def test_on_a_terminal_what_the_command_prints_starts_on_a_line_of_its_own(monkeypatch):
+    """A command's result on stdout, on the terminal the bar is drawn on, started after the bar's text
+    (the bar is cleared only when the command ends); the bar is now cleared before it and drawn again
+    once its line is complete, and text left without a newline is not blanked when the bar closes."""
+    import sys
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stdout", terminal)
+    with progress.reporting("amsgd demo", stream=terminal):
+        progress._ACTIVE.show()
+        print('{"floor": 1}')
+        print("a line", file=sys.stdout, end="")
+        progress._ACTIVE.show()  # the redraw waits for the line's end
+        print(" ends here")
+        print("unfinished", end="")
+    assert sys.stdout is terminal  # put back
+    text = terminal.getvalue()
+    before, _, after = text.partition('{"floor": 1}\n')
+    assert before.endswith("\r") and "amsgd demo" in before  # drawn, then cleared before the result
+    assert "a line ends here\n" in after and "unfinished\n" in after  # neither split nor blanked
+    assert "amsgd demo" in after.partition("a line ends here\n")[2]  # drawn again below it
+
+
 def test_the_time_left_counts_the_rate_since_the_work_began_not_the_setup_or_reused_work(monkeypatch):
     """A resumed sweep: 100 s of setup, then a counter that starts at 75 of 100 points and does 5 in
     10 s: 20 points left at 0.5 points a second is 40 s (the whole elapsed time over the fraction

@@ -28,6 +28,7 @@ from amsgd.core import checks
 from amsgd.core.errors import ProblemError
 from amsgd.core.models import ModelProblem, model_momentum
 from amsgd.core.problem import Problem
+from amsgd.core.progress import stage
 
 if TYPE_CHECKING:
     from amsgd.diffusion.theory.tradeoff import TradeoffResult
@@ -172,18 +173,20 @@ def advise(problem: Problem | ModelProblem, workers: Sequence[int] = DEFAULT_WOR
         from amsgd.diffusion.theory.options import PredictOptions
         from amsgd.simulate.model_engine import start_points
 
-        minimum = minimum_point(problem, start=start)
+        with stage("the minimum"):
+            minimum = minimum_point(problem, start=start)
         for mu in mus:  # the grid's momenta, not the problem's own, which advise does not use
             minimum.require_resolvable_step(problem.eta, float(mu))
         prediction = ModelPredictions(problem, minimum, PredictOptions(steps=steps))
         grid = prediction.tradeoff(mus, workers)
         rates = prediction.point.eigenvalues[: prediction.point.top]
         point = f"linearised at the minimum x* (loss {prediction.point.loss:.6g}, top {rates.size} Hessian modes)"
-        offsets = prediction.point.mean_square_offsets(start_points(problem, START_SAMPLES, rng=0))
-        loss_after = np.array([[prediction.excess_after(steps, problem.eta, mu, int(w) - 1, offsets,
-                                                        floor=grid.floor[m, u])
-                                if grid.stable[m, u] else np.inf for u, mu in enumerate(grid.mus)]
-                               for m, w in enumerate(grid.workers)])  # fmt: skip
+        with stage(f"the loss after {steps} steps"):
+            offsets = prediction.point.mean_square_offsets(start_points(problem, START_SAMPLES, rng=0))
+            loss_after = np.array([[prediction.excess_after(steps, problem.eta, mu, int(w) - 1, offsets,
+                                                            floor=grid.floor[m, u])
+                                    if grid.stable[m, u] else np.inf for u, mu in enumerate(grid.mus)]
+                                   for m, w in enumerate(grid.workers)])  # fmt: skip
         mean_mu = np.array([_sup_stable_mu(rates, problem.eta, int(w) - 1, negative=True) for w in grid.workers])
         return Advice(problem, grid, np.asarray(rates, dtype=float), mean_mu, point, steps, loss_after)
     elif isinstance(problem, Problem):

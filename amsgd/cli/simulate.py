@@ -15,6 +15,7 @@ from amsgd.cli.options import (
 from amsgd.cli.status import NO_ESTIMATE, OK
 from amsgd.core.files import check_netcdf_file, write_netcdf
 from amsgd.core.models import ModelProblem
+from amsgd.core.progress import stage
 
 HELP = "simulate Async-MSGD (Monte Carlo over replicates) and summarise with 95% confidence intervals"
 SUMMARY = "Monte Carlo runs of Async-MSGD with confidence intervals"
@@ -73,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
     if check.significant or check.near_bound or check.undecided:  # the theory's phases say where to start it
         from amsgd.diffusion.theory.phases import saddle_arrival
 
-        result = result.with_predicted_phases(*saddle_arrival(problem, result.start))
+        with stage("the predicted phases, for where the window should start"):
+            result = result.with_predicted_phases(*saddle_arrival(problem, result.start))
     if args.out is not None:  # written before the summary: a printed summary has its file behind it
         result.write_netcdf(args.out)
     summary = result.to_dict()

@@ -73,6 +73,8 @@ class _Report:
         self.anchor: tuple[float, float] | None = None
         self.last_line: str | None = None
         self.printed_at = -float("inf")  # when the last line was printed
+        #: Text ended without a newline on the terminal (:class:`_SharedTerminal`): the bar waits for its end.
+        self.held = False
         self.lock = threading.RLock()
         self.stopped = threading.Event()
         self.bar = None
@@ -120,7 +122,7 @@ class _Report:
             with self.lock:
                 if (f := self.fraction()) is not None:  # unknown (a stage after a counted part): kept, not emptied
                     self.bar.n = int(1000 * f)
-                self.bar.set_postfix_str(self.describe(), refresh=True)
+                self.bar.set_postfix_str(self.describe(), refresh=not self.held)
         elif self.mode == "lines":
             with self.lock:
                 line = f"{self.command}: {self.describe()}"
@@ -144,6 +146,8 @@ class _Report:
         self.stopped.set()
         self.thread.join()
         if self.bar is not None:
+            if self.held:  # the bar's clearing would blank the line the command's text left unfinished
+                self.stream.write("\n")
             self.bar.close()
 
 
@@ -159,13 +163,59 @@ def write_line(text: str) -> None:
         sys.stderr.write(text + "\n")
         sys.stderr.flush()
         return
+    _write_beside_the_bar(report, report.stream, text + "\n")
+
+
+def _write_beside_the_bar(report: _Report, stream: TextIO, text: str) -> int:
+    """Write ``text`` to ``stream`` under the report's lock, with its bar (if any) cleared before and drawn
+    again once the terminal's line is complete (not after text that ends without a newline)."""
     with report.lock:
-        if report.bar is not None:
+        if report.bar is not None and not report.held:
             report.bar.clear()
-        report.stream.write(text + "\n")
-        report.stream.flush()
-        if report.bar is not None:
+        written = stream.write(text)
+        stream.flush()
+        if text:
+            report.held = not text.endswith("\n")
+        if report.bar is not None and not report.held:
             report.bar.refresh()
+        return written
+
+
+class _SharedTerminal:
+    """``sys.stdout`` or ``sys.stderr`` while a bar is drawn on the terminal they write to: what the
+    command prints (its result, a note) starts on a line of its own, not after the bar's text, and
+    the bar is drawn again below it (:func:`_write_beside_the_bar`). Everything else is the stream's."""
+
+    def __init__(self, report: _Report, stream: TextIO) -> None:
+        self._report, self._stream = report, stream
+
+    def write(self, text: str) -> int:
+        return _write_beside_the_bar(self._report, self._stream, text)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def _sharing_the_terminal(report: _Report) -> Iterator[None]:
+    """Replace ``sys.stdout`` and ``sys.stderr`` by :class:`_SharedTerminal` where they write to the
+    terminal the bar is drawn on (stdout redirected to a file, or a report on another stream, is left as
+    it is), and put them back."""
+    shared = {}
+    if report.bar is not None:
+        for name in ("stdout", "stderr"):
+            stream = getattr(sys, name)
+            if stream is report.stream or (name == "stdout" and report.stream is sys.stderr and stream.isatty()):
+                shared[name] = _SharedTerminal(report, stream)
+    originals = {name: getattr(sys, name) for name in shared}
+    for name, proxy in shared.items():
+        setattr(sys, name, proxy)
+    try:
+        yield
+    finally:
+        for name, proxy in shared.items():
+            if getattr(sys, name) is proxy:
+                setattr(sys, name, originals[name])
 
 
 @contextlib.contextmanager
@@ -181,7 +231,8 @@ def reporting(
     mode = "off" if quiet else ("bar" if stream.isatty() else "lines")
     previous, _ACTIVE = _ACTIVE, _Report(command, mode, stream, interval)
     try:
-        yield
+        with _sharing_the_terminal(_ACTIVE):
+            yield
     finally:
         _ACTIVE.close()
         _ACTIVE = previous
