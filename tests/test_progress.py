@@ -8,6 +8,7 @@ import json
 import re
 import time
 
+import numpy as np
 import pytest
 
 from amsgd.cli import main
@@ -87,6 +88,35 @@ def test_on_a_terminal_what_the_command_prints_starts_on_a_line_of_its_own(monke
     assert before.endswith("\r") and "amsgd demo" in before  # drawn, then cleared before the result
     assert "a line ends here\n" in after and "unfinished\n" in after  # neither split nor blanked
     assert "amsgd demo" in after.partition("a line ends here\n")[2]  # drawn again below it
+
+
+def test_a_part_of_many_simulations_fills_once_item_by_item():
+    """Each simulation of a delay curve opened its own counter, so the part's share of the command went
+    from 0 to 100% once per simulation (``validate --preset paper-pca``'s percentage jumped back and forth
+    and its time left read 361 s with 27 s to go). In :func:`progress.shares` loops, nested, each item is
+    an equal share and never goes back when its next simulation starts at 0%."""
+    seen = []
+    with progress.reporting("amsgd demo", stream=io.StringIO(), interval=1e6):
+        report = progress._ACTIVE
+        progress.plan(2, "experiments")
+        with progress.stage("sweep"):
+            for _mu in progress.shares([0.7, 0.9]):
+                for _tau in progress.shares(np.arange(4)):
+                    for _run in range(2):  # two simulations per item
+                        with progress.counter(10, "steps", "simulate") as count:
+                            for _ in range(10):
+                                count.update(1)
+                                seen.append(report.fraction())
+        assert report.shares == [] and report.fraction() == 0.5  # the loops closed with the stage
+    assert all(later >= earlier for earlier, later in itertools.pairwise(seen))
+    # halfway through the first simulation of the second delay of the first momentum: 1/2 · (1 + 0.5)/4 of the sweep
+    assert seen[2 * 10 + 4] == pytest.approx(0.5 * 0.5 * (1 + 0.5) / 4)
+    assert seen[-1] == pytest.approx(0.5)  # the sweep, one of two experiments, whole
+    with progress.reporting("amsgd demo", stream=io.StringIO(), interval=1e6):  # an empty loop, and a break
+        assert list(progress.shares([])) == []
+        for _ in progress.shares([1, 2, 3]):
+            break
+        assert progress._ACTIVE.shares == []
 
 
 def test_the_time_left_counts_the_rate_since_the_work_began_not_the_setup_or_reused_work(monkeypatch):

@@ -5,7 +5,9 @@ A command opens :func:`reporting` once. Whatever it runs reports through two cal
 * :func:`stage` names a part of the command (an experiment, a figure, a derivation) and, when the
   command declared a total with :func:`plan`, counts one unit of it when the part ends;
 * :func:`counter` counts units toward a known total inside a part (replicate-steps, paths,
-  grid points), thread-safe.
+  grid points), thread-safe;
+* :func:`shares` loops over the items of a part that runs many counted pieces of work (a delay
+  curve's simulations), each item an equal share of the part.
 
 What a person sees depends on stderr:
 
@@ -31,9 +33,11 @@ import contextlib
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TextIO
+from typing import TextIO, TypeVar
+
+T = TypeVar("T")
 
 #: Seconds between two progress lines when stderr is not a terminal.
 INTERVAL = 10.0
@@ -66,6 +70,7 @@ class _Report:
         self.done = 0
         self.stage: str | None = None
         self.part: _Part | None = None
+        self.shares: list[_Shares] = []  # :func:`shares` loops, outermost first
         self.began = _clock()
         #: (time, fraction) when the fraction done first became known: the time left is estimated
         #: from the rate since then, not since the command began (a resumed sweep starts at its
@@ -87,6 +92,8 @@ class _Report:
 
     def fraction(self) -> float | None:
         part = self.part.done / self.part.total if self.part is not None and self.part.total else None
+        for loop in reversed(self.shares):  # the innermost loop's item holds the running part
+            part = loop.fraction(part)
         if self.total:
             return min((self.done + (part or 0.0)) / self.total, 1.0)
         return part
@@ -149,6 +156,23 @@ class _Report:
             if self.held:  # the bar's clearing would blank the line the command's text left unfinished
                 self.stream.write("\n")
             self.bar.close()
+
+
+@dataclass(eq=False)
+class _Shares:
+    """A :func:`shares` loop: ``done`` of ``total`` items ended; the running item's fraction is the
+    largest its parts have shown (its second simulation starting at 0% does not take it back)."""
+
+    total: int
+    done: int = 0
+    item: float = 0.0
+
+    def fraction(self, part: float | None) -> float:
+        self.item = max(self.item, min(part or 0.0, 1.0))
+        return (self.done + self.item) / self.total
+
+    def next_item(self) -> None:
+        self.done, self.item = self.done + 1, 0.0
 
 
 _ACTIVE: _Report | None = None
@@ -265,6 +289,28 @@ def stage(label: str) -> Iterator[None]:
             report.stage = outer
             if report.total and outer is None:
                 report.done += 1
+
+
+def shares(items: Sequence[T]) -> Iterator[T]:
+    """Iterate over ``items``, each an equal share of the running part of the command: the loops of a
+    stage that runs many simulations (each with its own :func:`counter`, 0 to 100%) fill it once, item by
+    item, instead of each simulation filling it anew. Loops nest (a share of a share)."""
+    report = _ACTIVE
+    if report is None or len(items) == 0:
+        yield from items
+        return
+    loop = _Shares(len(items))
+    with report.lock:
+        report.shares.append(loop)
+    try:
+        for index, item in enumerate(items):
+            if index:
+                with report.lock:
+                    loop.next_item()
+            yield item
+    finally:
+        with report.lock:
+            report.shares = [other for other in report.shares if other is not loop]
 
 
 class Counter:

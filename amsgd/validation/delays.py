@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from amsgd.core.estimates import Estimate
+from amsgd.core.progress import shares
 from amsgd.validation.checks import Check
 from amsgd.validation.context import (
     FINITE_ETA_REASON,
@@ -128,7 +129,7 @@ def delay_curve(ctx: Context, mu: float, taus: Sequence[int], key: tuple[int, ..
     reps = replicates or ctx.budget.sweep_replicates
     steps = steps or ctx.budget.sweep_steps
     errors, diverged = [], []
-    for j, tau in enumerate(taus):
+    for j, tau in enumerate(shares(taus)):
         run = ctx.simulate(constant_delay(p, tau), steps, reps, (*key, j), start=start, record_every=steps)
         errors.append(run.stationary_error)
         diverged.append(run.diverged_fraction)
@@ -235,7 +236,7 @@ def sweep(ctx: Context, mus: Sequence[float], taus: Sequence[int], key: int = 7,
     """The published experiment: error against τ for each μ (runs of :func:`sweep_steps`); per μ the
     knee and the finite-η floor at τ = 0 and at the largest grid τ <= 0.8 τ*."""
     curves, checks = [], []
-    for n, mu in enumerate(mus):
+    for n, mu in enumerate(shares(mus)):
         curve = delay_curve(ctx, mu, taus, (key, n), start=start, steps=sweep_steps(ctx, mu))
         curves.append(curve)
         checks.append(knee_check(ctx, curve, group="sweep"))

@@ -41,6 +41,7 @@ import numpy as np
 
 from amsgd.core.delays import ConstantDelay, GeometricDelay
 from amsgd.core.estimates import Estimate, paired_difference
+from amsgd.core.progress import shares
 from amsgd.simulate.plan import kernel_samples
 from amsgd.simulate.result import SimulationResult
 from amsgd.validation.checks import Check
@@ -111,7 +112,7 @@ def momentum(ctx: Context, workers: Sequence[int] = WORKERS, key: int = 6) -> Mo
     reps = ctx.budget.replicates
     rows, checks = [], []
     shared = kernel_samples(base.distribution)
-    for m_index, m in enumerate(workers):
+    for m_index, m in enumerate(shares(workers)):
         sides, runs = [], []
         variants = (
             ("async", "Async-SGD", base.replace(eta=eta_eff, mu=0.0, delay=GeometricDelay(m - 1.0))),
