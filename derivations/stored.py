@@ -12,7 +12,7 @@ derived it, so that a later process loads it in milliseconds instead.
 The key is a SHA-256 of the Python and SymPy versions and of the sources of ``amsgd.derivations``
 and ``amsgd.core``, the only layers a derivation may import (the import contract of
 docs/architecture.md): a change to any of that code derives everything again. The folder is
-``$AMSGD_CACHE_DIR``, else ``$XDG_CACHE_HOME/amsgd``, else ``~/.cache/amsgd``;
+``$AMSGD_CACHE_DIR``, else ``$XDG_CACHE_HOME/amsgd`` (an absolute one), else ``~/.cache/amsgd``;
 ``AMSGD_CACHE_DIR=off`` keeps the results in memory only (an empty value counts as unset). A stored
 file holds the function's name and arguments beside its result; one that is missing, cannot be
 loaded, or holds another record is derived again and rewritten (through a temporary file of its own
@@ -54,16 +54,21 @@ DERIVED: Counter[str] = Counter()
 
 
 def cache_root() -> Path | None:
-    """The folder of stored derivations, or None when ``AMSGD_CACHE_DIR=off``; an empty or blank
-    ``AMSGD_CACHE_DIR`` counts as unset (as a path it named the current folder)."""
+    """The folder of stored derivations, or None (memory only) when ``AMSGD_CACHE_DIR=off`` or no home
+    folder is to be found; an empty or blank ``AMSGD_CACHE_DIR`` counts as unset (as a path it named the
+    current folder), and so does a relative ``XDG_CACHE_HOME``."""
     chosen = os.environ.get(CACHE_ENV, "").strip()
     if chosen:
         return None if chosen.lower() == "off" else Path(chosen).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    if os.path.isabs(xdg):  # a relative one is to be ignored (XDG Base Directory specification)
+        return Path(xdg) / "amsgd"
+    if "HOME" in os.environ and not os.environ["HOME"].strip():  # a blank HOME named the root folder
+        return None
     try:
-        base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+        return Path.home() / ".cache" / "amsgd"
     except RuntimeError:  # no home folder to be found: memory only
         return None
-    return Path(base) / "amsgd"
 
 
 @functools.lru_cache(maxsize=1)

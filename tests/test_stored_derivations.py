@@ -119,6 +119,19 @@ def test_an_empty_cache_variable_is_unset_and_no_other_folder_is_removed(store, 
     assert all((folder / "notes.txt").read_text() == "mine" for folder in mine)
 
 
+def test_a_relative_xdg_folder_or_a_blank_home_is_no_cache_folder(monkeypatch, tmp_path):
+    """With ``HOME=""`` the store went to ``/.cache/amsgd``, and a relative ``XDG_CACHE_HOME`` (which the
+    XDG specification says to ignore) to a folder under wherever the command ran."""
+    monkeypatch.delenv(stored.CACHE_ENV, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")
+    assert stored.cache_root() == tmp_path / ".cache" / "amsgd"
+    monkeypatch.setenv("HOME", "")
+    assert stored.cache_root() is None
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert stored.cache_root() == tmp_path / "xdg" / "amsgd"
+
+
 def test_off_and_an_unwritable_folder_keep_results_in_memory_only(store, monkeypatch):
     monkeypatch.setenv(stored.CACHE_ENV, "off")
     assert stored.cache_root() is None
