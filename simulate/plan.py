@@ -197,8 +197,9 @@ def check_result_memory(replicates: int, records: int, dim: int, coordinates: Co
     if memory is not None and nbytes > memory:
         raise ProblemError(
             f"the recorded results of {replicates} replicates at {records} recordings need {nbytes / 2**30:.1f} GiB, "
-            f"more than this machine's {memory / 2**30:.1f} GiB; record less often (record_every), "
-            "run fewer replicates, or keep no coordinates (coordinates 'none')"
+            f"more than this machine's {memory / 2**30:.1f} GiB; record less often (--record-every, or "
+            "record_every in Python), run fewer replicates, or keep no coordinates (--coordinates none, "
+            "coordinates='none')"
         )
 
 

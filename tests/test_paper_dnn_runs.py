@@ -247,6 +247,25 @@ def test_an_interrupted_validation_says_what_it_kept(tmp_path, monkeypatch, caps
     assert expected[stored] in said, said
 
 
+def test_an_interrupted_validation_on_a_scheduler_says_to_rerun_on_it(tmp_path, monkeypatch, capsys):
+    """The rerun line left out --scheduler, so following it ran on a local cluster; the report's own
+    command (which regenerates its numbers, wherever) still leaves the cluster out."""
+    import amsgd.validation.paper_dnn
+    from amsgd.cli import main
+    from amsgd.cli.status import INTERRUPTED
+
+    def interrupted(setup, runs, **options):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(amsgd.validation.paper_dnn, "run_paper_dnn", interrupted)
+    out = tmp_path / "d"
+    args = ["validate", "--preset", "paper-dnn", "--out", str(out), "--scheduler", "tcp://10.0.0.1:8786",
+            "--connect-timeout", "5", "-q"]  # fmt: skip
+    assert main(args) == INTERRUPTED
+    said = capsys.readouterr().err
+    assert f"rerun: amsgd validate --preset paper-dnn --out {out} --scheduler tcp://10.0.0.1:8786 --connect-timeout 5" in said
+
+
 def test_the_scheduler_is_connected_to_first_unless_the_runs_are_there(tmp_path, monkeypatch):
     """With --scheduler the cluster is reached before the minutes of prediction (a wrong address was
     refused only after them); a finished runs file needs no cluster, and its rerun does not reach one."""

@@ -67,8 +67,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     group.add_argument(
         "--steps", type=whole, default=DEFAULT_STEPS, metavar="N",
-        help="run length for the divergence risk: the fraction of runs of N iterations that blow up "
-        "(default: %(default)s)",
+        help="run length: the divergence risk is the fraction of runs of N iterations that blow up, and "
+        "with --model the momenta are ranked for runs of N iterations (default: %(default)s)",
     )  # fmt: skip
     group.add_argument(
         "--gamma", type=float, default=DEFAULT_GAMMA, action=Given,

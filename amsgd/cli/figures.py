@@ -33,7 +33,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help=f"momenta of the error-vs-delay curves: {LIST_HELP} (default: 0.7,0.8,0.9)",
     )  # fmt: skip
     group.add_argument("--replicates", type=whole, default=256, help="runs per simulation (default: %(default)s)")
-    group.add_argument("--steps", type=whole, default=10_000, help="iterations of the stationary runs (default: %(default)s)")
+    group.add_argument("--steps", type=whole, default=10_000,
+                       help="iterations of the stationary runs, longer (up to 10 times) where the problem's slowest "
+                       "mode needs them to settle (default: %(default)s)")  # fmt: skip
     group.add_argument("--seed", type=whole, default=2018, help="seed of every run (default: %(default)s)")
     group.add_argument("--threads", type=whole, default=2, help="simulation threads (default: %(default)s)")
     group.add_argument("--sweep", metavar="FILE.nc", help="also draw the figures of a sweep file written by amsgd sweep")
@@ -46,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     budget = Budget.uniform(args.replicates, args.steps, seed=args.seed, threads=args.threads)
     out = check_output_dir(args.out)
     sweep = None
-    if args.sweep:  # read first: a bad file fails before the simulations (a missing one before any heavy import)
+    if args.sweep is not None:  # read first: a bad file fails before the simulations (a missing one before any heavy import)
         check_input_file(args.sweep, "--sweep")
         from amsgd.figures.sweep import check_drawable
         from amsgd.sweep.dataset import read_dataset

@@ -9,7 +9,7 @@ from amsgd.core import checks
 from amsgd.core.delays import ConstantDelay, DelayModel, HistogramDelay, parse_delay
 from amsgd.core.distributions import parse_distribution
 from amsgd.core.errors import ProblemError
-from amsgd.core.files import atomic_write_text, check_distinct_files
+from amsgd.core.files import atomic_write_text, check_distinct_files, check_input_file
 from amsgd.core.models import (
     ACTIVATIONS,
     DEFAULT_HIDDEN,
@@ -279,8 +279,8 @@ def problem_from_args(args: argparse.Namespace) -> Problem | ModelProblem:
         mu=args.mu,
         delay=delay,
     )
-    if args.covariance:
-        return Problem(read_covariance(args.covariance), **common)
+    if args.covariance is not None:  # an empty name is refused, not taken for the default spectrum
+        return Problem(read_covariance(str(check_input_file(args.covariance, "--covariance"))), **common)
     return Problem.from_spectrum(parse_spectrum(args.spectrum), **common)
 
 

@@ -130,7 +130,7 @@ def _run(args: argparse.Namespace) -> int:
     changes = {k: v for k, v in (("seed", args.seed), ("threads", args.threads), ("replicates", args.replicates))
                if v is not None}  # fmt: skip
     budget = replace(budget, **changes)
-    only = name_list("--only", args.only, "experiment", "to run every experiment")
+    only = name_list("--only", args.only, "experiment", "to run the preset's experiments, or without a preset all but sweep")
     chosen_experiments(preset, only)
     perturb = _perturbations(args.perturb)
     out = check_output_dir(args.out)
@@ -300,6 +300,9 @@ def _run_paper_dnn(args: argparse.Namespace) -> int:
         checks.positive_int("--threads", args.threads)
     if args.connect_timeout is not None and args.scheduler is None:
         raise ProblemError("--connect-timeout applies only with --scheduler: it is how long to wait for it to answer")
+    if args.threads is not None and args.scheduler is not None:
+        raise ProblemError("--threads sets the threads of the local cluster and does not apply with --scheduler "
+                           "(the scheduler's workers have their own)")  # fmt: skip
     timeout = CONNECT_TIMEOUT if args.connect_timeout is None else checks.positive("--connect-timeout", args.connect_timeout)
     out = check_output_dir(args.out)
     from amsgd.figures.paper_dnn import paper_dnn_figure
@@ -307,7 +310,10 @@ def _run_paper_dnn(args: argparse.Namespace) -> int:
     from amsgd.validation.paper_dnn_report import write_dnn_report
 
     setup = DnnSetup() if args.seed is None else replace(DnnSetup(), seed=args.seed)
-    with _incomplete_on_interrupt(out, _public_command(args), lambda: _kept_runs(out / RUNS_FILE)):
+    cluster = [_option(option, value) for option, value in (("--scheduler", args.scheduler),
+                                                            ("--connect-timeout", args.connect_timeout)) if value is not None]  # fmt: skip
+    rerun = " ".join([_public_command(args), *cluster])  # the report's command leaves the cluster out
+    with _incomplete_on_interrupt(out, rerun, lambda: _kept_runs(out / RUNS_FILE)):
         report = run_paper_dnn(setup, runs=out / RUNS_FILE, scheduler=args.scheduler, n_workers=args.threads,
                                connect_timeout=timeout)  # fmt: skip
         figure = paper_dnn_figure(report, out / "paper-dnn.png")

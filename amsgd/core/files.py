@@ -21,7 +21,10 @@ from amsgd.core.errors import ProblemError
 
 
 def check_input_file(path: str | os.PathLike, option: str) -> Path:
-    """``path`` as an existing, readable file (``option`` names it in the message)."""
+    """``path`` as an existing, readable file (``option`` names it in the message; an empty name is
+    refused as one, not read as the current folder)."""
+    if not str(path).strip():
+        raise ProblemError(f"{option} needs a file name, got {str(path)!r}")
     source = Path(path)
     if not source.is_file():
         raise ProblemError(f"{option} {str(source)!r} does not exist or is not a file")

@@ -67,7 +67,7 @@ def _number(text: str, name: str, integer: bool) -> float:
     if integer:
         if value != int(value):
             raise ProblemError(f"{name} takes integers, got {text!r}")
-        return int(value)
+        return checks.whole_number(text)  # exact: 99999999999999999999 as typed, not as the float read
     return value
 
 

@@ -37,7 +37,8 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     "default": Preset(
         "default",
-        "every check on the default problem (d = 4, Sigma = diag(4,3,2,1), Gaussian, eta = 5e-4, mu = 0.9, tau = 0)",
+        "every experiment but sweep and sdde-limit on the default problem (d = 4, Sigma = diag(4,3,2,1), Gaussian, "
+        "eta = 5e-4, mu = 0.9, tau = 0)",
     ),
     "paper-pca": Preset(
         "paper-pca",
