@@ -71,6 +71,7 @@ class _Report:
         self.stage: str | None = None
         self.part: _Part | None = None
         self.shares: list[_Shares] = []  # :func:`shares` loops, outermost first
+        self.reached = 0.0  # the largest fraction shown: a counted part's end does not take it back
         self.began = _clock()
         #: (time, fraction) when the fraction done first became known: the time left is estimated
         #: from the rate since then, not since the command began (a resumed sweep starts at its
@@ -95,7 +96,8 @@ class _Report:
         for loop in reversed(self.shares):  # the innermost loop's item holds the running part
             part = loop.fraction(part)
         if self.total:
-            return min((self.done + (part or 0.0)) / self.total, 1.0)
+            self.reached = max(self.reached, min((self.done + (part or 0.0)) / self.total, 1.0))
+            return self.reached
         return part
 
     def set_anchor(self) -> None:
@@ -267,7 +269,7 @@ def plan(total: int, unit: str) -> None:
     :func:`stage` counts one when it ends."""
     if _ACTIVE is not None:
         with _ACTIVE.lock:
-            _ACTIVE.total, _ACTIVE.unit, _ACTIVE.done = int(total), unit, 0
+            _ACTIVE.total, _ACTIVE.unit, _ACTIVE.done, _ACTIVE.reached = int(total), unit, 0, 0.0
             _ACTIVE.set_anchor()
 
 
