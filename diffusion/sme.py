@@ -267,20 +267,24 @@ class PhasePredictions:
     stationary_error: Estimate
     diverged_fraction: float
     stationarity: Stationarity | None = None
+    #: Which paths of the ensemble from e_2 diverged (None: not known, every unfinished path counted as slow).
+    escape_diverged: np.ndarray | None = None
 
     @property
     def censoring(self) -> str | None:
-        """One line when some paths did not finish a phase within the horizon: the means and quantiles
-        are then over the paths that did, the faster ones, so they are low."""
+        """One line when some paths that stayed finite did not finish a phase within the horizon: the
+        means and quantiles are then over the paths that did, the faster ones, so they are low. Paths
+        that diverged are left to their own line: more steps would not finish them."""
+        finite = np.ones(self.escape_samples.size, dtype=bool) if self.escape_diverged is None else ~self.escape_diverged
         parts = []
         for name, samples in (("escape", self.escape_samples), ("travel", self.travel_samples)):
-            done = float(np.isfinite(samples).mean())
-            if done < 1:
-                parts.append(f"{1 - done:.0%} of the paths did not complete the {name}")
+            slow = float(np.mean(finite & ~np.isfinite(samples)))
+            if slow > 0:
+                parts.append(f"{slow:.0%} of the paths did not complete the {name}")
         if not parts:
             return None
-        return (f"{' and '.join(parts)} within the horizon (or diverged): that phase's mean and quantiles are over the "
-                "paths that did, the faster ones, and are low (none where no path did); use more steps (--steps)")  # fmt: skip
+        return (f"{' and '.join(parts)} within the horizon without diverging: that phase's mean and quantiles are over "
+                "the paths that did, the faster ones, and are low (none where no path did); use more steps (--steps)")  # fmt: skip
 
     def to_dict(self) -> dict:
         def phase(est: Estimate, samples: np.ndarray) -> dict:
@@ -356,6 +360,7 @@ def _phases(integrate: Callable, problem: Problem, iterations: float, rng: RngLi
         delta_sq, 2, t_interval(escape, confidence, support=(0.0, math.inf)), escape,
         t_interval(travel, confidence, support=(0.0, math.inf)), travel,  # times are not negative
         stationary, float(diverged), window_stationarity_of(stationary_run, window, stationary.mean),
+        np.asarray(escape_run.diverged, dtype=bool),
     )  # fmt: skip
     said = (phases.censoring, phases.stationarity.message, _lost_paths(escape_run, stationary_run))
     for message in said if diverged < 1.0 else ():  # no path left: the caller says there is no estimate

@@ -153,7 +153,7 @@ def test_cli_integrate_says_when_every_path_diverged(capsys, tmp_path, study):
     assert captured.err.strip().splitlines() == [
         "amsgd integrate: every one of "
         + ("the 8 paths diverged with every scheme: no estimate, no figure written" if study else
-           "the 16 paths of the two ensembles (from e_2 and from e_1) diverged: no estimate") + "; lower --eta or --mu"
+           "the 16 paths of the two ensembles (from e_2 and from e_1) diverged: no estimate") + "; lower --dt, --eta or --mu"
     ]  # fmt: skip
     out = json.loads(captured.out)
     if study:
@@ -261,10 +261,28 @@ def test_integrate_says_how_many_paths_diverged_and_that_none_escaped(capsys):
     captured = capsys.readouterr()
     out = json.loads(captured.out)
     assert out["escape_iterations"]["completed_fraction"] == 0.0
-    assert "100% of the paths did not complete the escape" in out["censoring"] and out["censoring"] in captured.err
     lost = re.search(r"warning: (\d+) of the 20 paths from e_2 and (\d+) of the 20 from e_1 diverged", captured.err)
     assert lost is not None, captured.err
     assert 0 < int(lost[1]) + int(lost[2]) < 40 and (int(lost[1]) + int(lost[2])) / 40 == out["diverged_fraction"]
+    slow = 1 - int(lost[1]) / 20  # the censoring line counts the others: more steps would not finish the lost
+    if slow > 0:
+        said = f"{slow:.0%} of the paths did not complete the escape within the horizon without diverging"
+        assert said in out["censoring"] and out["censoring"] in captured.err
+    else:
+        assert "censoring" not in out and "did not complete" not in captured.err
+
+
+def test_paths_that_diverged_are_not_called_slow(capsys):
+    """At η 5e-3 the paths from e_2 that did not finish had all diverged, and the censoring line told the
+    user to use more steps, which made more of them diverge; the line now counts only paths that stayed
+    finite, and the refusal where every path diverges names the integrator's step too."""
+    assert main(["integrate", "-q", "--paths", "50", "--steps", "1000", "--eta", "0.005", "--seed", "1"]) == 0
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    unfinished = 1.0 - out["escape_iterations"]["completed_fraction"]
+    lost = re.search(r"warning: (\d+) of the 50 paths from e_2", captured.err)
+    assert lost is not None and unfinished == pytest.approx(int(lost[1]) / 50) and unfinished > 0, captured.err
+    assert "censoring" not in out and "did not complete" not in captured.err
 
 
 def test_the_error_of_a_state_close_to_e1_is_not_rounded_to_zero():

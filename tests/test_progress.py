@@ -167,13 +167,15 @@ def test_simulate_reports_progress_off_a_terminal_and_quiet_silences_it(monkeypa
     assert capsys.readouterr().err == ""
 
 
-@pytest.mark.parametrize("model", [["--eta", "2"], ["--model", "least-squares", "--eta", "5000"]])
+@pytest.mark.parametrize("model", [["--eta", "2"], ["--model", "least-squares", "--eta", "5000"], ["--eta", "2", "--tau", "3"]])
 def test_every_replicate_diverged_is_status_3_in_words(capsys, model):
+    """The advice names the delay only where there is one (it said "shorten the delay" at τ = 0)."""
     status = main(["simulate", *model, "--steps", "200", "--replicates", "8", "--seed", "1", "-q"])
     captured = capsys.readouterr()
     assert status == NO_ESTIMATE
     assert json.loads(captured.out)["diverged_fraction"] == 1.0
     assert "every one of the 8 replicates diverged" in captured.err
+    assert ("shorten the delay" in captured.err) == ("--tau" in model)
 
 
 def test_a_delay_longer_than_the_run_is_warned_in_one_line(capsys):

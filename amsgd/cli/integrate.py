@@ -147,7 +147,7 @@ def _emit(summary: dict, args: argparse.Namespace) -> int:
              else f"the {args.paths} paths diverged" if "blown_up_paths" in summary
              else f"the {2 * args.paths} paths of the two ensembles (from e_2 and from e_1) diverged")  # fmt: skip
     print(f"amsgd integrate: every one of {paths}: no estimate"
-          + (", no figure written" if args.plot else "") + "; lower --eta or --mu", file=sys.stderr)  # fmt: skip
+          + (", no figure written" if args.plot else "") + "; lower --dt, --eta or --mu", file=sys.stderr)  # fmt: skip
     return NO_ESTIMATE
 
 

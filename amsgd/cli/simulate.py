@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         summary = result.to_dict()
         print(_compact_lists(json_text(summary, indent=2)))
         _warn_if_drifting(summary)
-        return _verdict(result.diverged_at >= 0)
+        return _verdict(result.diverged_at >= 0, problem.delay.mean > 0)
     if args.svag is not None:
         result = _simulate_svag(problem, args)
     else:
@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     summary = result.to_dict()
     print(_compact_lists(json_text(summary, indent=2)))
     _warn_if_drifting(summary)
-    return _verdict(result.diverged)
+    return _verdict(result.diverged, problem.delay.mean > 0)
 
 
 def _warn_if_drifting(summary: dict) -> None:
@@ -91,7 +91,7 @@ def _warn_if_drifting(summary: dict) -> None:
         print(f"amsgd simulate: warning: {message}", file=sys.stderr)
 
 
-def _verdict(diverged) -> int:
+def _verdict(diverged, delayed: bool) -> int:
     """:data:`~amsgd.cli.status.NO_ESTIMATE`, said in words on stderr, when every replicate diverged; a
     warning when some did (the estimates are then over the runs that happened not to)."""
     if not diverged.all():
@@ -102,7 +102,7 @@ def _verdict(diverged) -> int:
         return OK
     print(
         f"amsgd simulate: every one of the {diverged.size} replicates diverged (beyond --divergence-norm, "
-        "or NaN): no estimate; lower --eta or --mu, or shorten the delay",
+        f"or NaN): no estimate; lower --eta or --mu{', or shorten the delay' if delayed else ''}",
         file=sys.stderr,
     )
     return NO_ESTIMATE
