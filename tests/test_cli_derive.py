@@ -188,3 +188,13 @@ def test_whole_numbers_may_be_written_as_floats():
     for bad in ("1.5", "abc", "1e400", "nan"):
         with pytest.raises(argparse.ArgumentTypeError, match="invalid int value"):
             whole(bad)
+
+
+def test_a_small_step_is_refused_by_the_tradeoff_momenta_only_where_the_tradeoff_is_asked_for(capsys):
+    """At η 1e-9 the default tradeoff momentum 0.95 leaves a step below what the numbers resolve: derive
+    refused even ``--sections problem``, whose output reads no tradeoff momenta; the tradeoff section is
+    still refused, naming the option that sets them."""
+    assert main(["derive", "--eta", "1e-9", "--sections", "problem", "-q"]) == 0
+    assert json.loads(capsys.readouterr().out)["problem"]["eta"] == 1e-9
+    assert main(["derive", "--eta", "1e-9", "--sections", "tradeoff", "-q"]) == 2
+    assert "tradeoff momenta (--tradeoff-mu): at mu = 0.95" in capsys.readouterr().err

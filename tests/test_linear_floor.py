@@ -198,7 +198,7 @@ def test_the_advice_table_is_over_sorted_distinct_workers_and_momenta():
     assert ordered.to_dict()["steps"] is None
     # a momentum so close to 1 that the step η (λ1 − λ2)(1 − μ) is below what the numbers resolve:
     # refused, naming it (it printed a singular-matrix warning and "none" for every row)
-    with pytest.raises(ProblemError, match=r"mus: at mu = 0\.99999999999999, .* raise eta or lower that momentum"):
+    with pytest.raises(ProblemError, match=r"mus \(--mus\): at mu = 0\.99999999999999, .* raise eta or lower that momentum"):
         advise(problem, mus=(0.5, 0.99999999999999))
 
 

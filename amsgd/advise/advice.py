@@ -193,7 +193,7 @@ def advise(problem: Problem | ModelProblem, workers: Sequence[int] = DEFAULT_WOR
         from amsgd.diffusion.theory.predictions import predict
         from amsgd.diffusion.theory.tradeoff import tradeoff
 
-        problem.require_resolvable_momenta(mus, "mus")  # and Problem's range: negative momentum is for models
+        problem.require_resolvable_momenta(mus, "mus (--mus)")  # and Problem's range: negative momentum is for models
         prediction = predict(problem)
         grid = tradeoff(prediction.coefficients, problem.eta, mus, np.asarray(workers))
         rates = prediction.coefficients.rates

@@ -261,7 +261,10 @@ class Predictions:
 
     @cached_property
     def tradeoff(self) -> TradeoffResult:
-        """Floor, local rate and stability over momenta × round-robin workers (τ = M − 1)."""
+        """Floor, local rate and stability over momenta × round-robin workers (τ = M − 1); refused where a
+        momentum of the table leaves a step too small to resolve (checked here, not in :func:`predict`:
+        the other sections do not read these momenta)."""
+        self.problem.require_resolvable_momenta(self.options.tradeoff_mus, "tradeoff momenta (--tradeoff-mu)")
         return tradeoff(self.coefficients, self.problem.eta, self.options.tradeoff_mus,
                         np.asarray(self.options.tradeoff_workers))  # fmt: skip
 
@@ -343,7 +346,6 @@ def predict(
                            f"other models), got {list(options.tradeoff_mus)}")  # fmt: skip
     problem.require_eigengap()
     problem.require_resolvable_step()
-    problem.require_resolvable_momenta(options.tradeoff_mus, "tradeoff momenta")
     if modes is not None:
         return Predictions(problem, modes, options)
     derivation = derive(problem, route)

@@ -200,7 +200,7 @@ CASES: list[tuple[str, str]] = [
     ("simulate --steps 1e19 --seed 1", "steps must be at most 2^63 - 1"),
     ("derive --out results/", "ends in a slash, which names a folder"),
     ("advise --plot advice.pgf", "a figure format matplotlib writes"),
-    ("derive --tradeoff-mu 0.5,0.99999999999999", "tradeoff momenta: at mu = 0.99999999999999, eta·(λ1 − λ2)"),
+    ("derive --tradeoff-mu 0.5,0.99999999999999", "tradeoff momenta (--tradeoff-mu): at mu = 0.99999999999999, eta·(λ1 − λ2)"),
     ("sweep --model logistic --mu -0.3,0.5 --tau 0 --seed 1 --out a.nc", "written with '=': --mu=-0.3"),
     ("sweep --tau 5:1 --seed 1 --out a.nc", "STOP < START"),
     ("sweep --eta 0:1:1e-7 --tau 0 --seed 1 --out a.nc", "an axis takes at most"),
