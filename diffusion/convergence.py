@@ -157,24 +157,26 @@ def _scheme_convergence(setup: _Setup, scheme) -> SchemeConvergence:
     ref = setup.exact_end if setup.exact_end is not None else final(setup.finest)
     ends = np.stack([final(n) for n in setup.steps])  # (L, P, d)
     ok = np.isfinite(ends).all(axis=(0, 2)) & np.isfinite(ref).all(axis=1)
-    strong_p = np.linalg.norm(ends - ref, axis=-1)  # (L, P)
-    weak_p = (np.asarray(f(ends)) - np.asarray(f(ref))[None]).reshape(len(setup.steps), paths, -1)
-    with warnings.catch_warnings():  # every path diverged: NaN errors (diverged_paths says why), not a warning
+    # diverged paths (huge or infinite ends) are left out below, and where every path diverged the errors
+    # and orders are NaN (diverged_paths says why): neither is a warning
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
+        strong_p = np.linalg.norm(ends - ref, axis=-1)  # (L, P)
+        weak_p = (np.asarray(f(ends)) - np.asarray(f(ref))[None]).reshape(len(setup.steps), paths, -1)
         w = setup.weights * ok
         w = w / w.sum(axis=1, keepdims=True)
         strong_b = np.einsum("bp,lp->bl", w, np.where(ok, strong_p, 0.0))
         weak_b = np.linalg.norm(np.einsum("bp,lpk->blk", w, np.where(ok[:, None], weak_p, 0.0)), axis=-1)
         strong = strong_p[:, ok].mean(axis=1)
         weak = np.linalg.norm(weak_p[:, ok].mean(axis=1), axis=-1)
-    return SchemeConvergence(
-        scheme.name, setup.dts,
-        strong, np.quantile(strong_b, [alpha, 1 - alpha], axis=0).T,
-        weak, np.quantile(weak_b, [alpha, 1 - alpha], axis=0).T,
-        _order(setup.dts, strong, strong_b, scheme.strong_order_for(setup.commutative), alpha),
-        _order(setup.dts, weak, weak_b, scheme.weak_order, alpha),
-        int((~ok).sum()),
-    )  # fmt: skip
+        return SchemeConvergence(
+            scheme.name, setup.dts,
+            strong, np.quantile(strong_b, [alpha, 1 - alpha], axis=0).T,
+            weak, np.quantile(weak_b, [alpha, 1 - alpha], axis=0).T,
+            _order(setup.dts, strong, strong_b, scheme.strong_order_for(setup.commutative), alpha),
+            _order(setup.dts, weak, weak_b, scheme.weak_order, alpha),
+            int((~ok).sum()),
+        )  # fmt: skip
 
 
 def _order(dts: np.ndarray, errors: np.ndarray, bootstrap: np.ndarray, stated: float, alpha: float) -> OrderFit:

@@ -421,9 +421,10 @@ def sme_convergence_study(
         drift, diffusion, h0, iterations * problem.eta, steps=[int(round(n)) for n in counts],
         schemes=tuple(schemes), paths=paths, rng=rng, reference_factor=reference_factor, commutative=False,
     )  # fmt: skip
-    lost = {name: result.diverged for name, result in study.results.items() if 0 < result.diverged < paths}
-    if lost:  # some, not all (no estimate at all, which the caller says)
-        counts_text = ", ".join(f"{n} of {paths} with {name}" for name, n in lost.items())
+    lost = {name: result.diverged for name, result in study.results.items() if result.diverged > 0}
+    if lost and min(result.diverged for result in study.results.values()) < paths:  # all lost: the caller says
+        counts_text = ", ".join(f"{n} of {paths} with {name}" + (": no estimate" if n == paths else "")
+                                for name, n in lost.items())  # fmt: skip
         warnings.warn(f"paths diverged in the convergence study ({counts_text}): the errors and orders are over the "
                       "paths that stayed finite, and the coarsest steps lie beyond the scheme's stable range; lower "
                       "--dt, --eta or --mu", RunWarning, stacklevel=2)  # fmt: skip

@@ -130,6 +130,22 @@ def test_a_convergence_study_with_some_diverged_paths_says_so(capsys):
     assert f"paths diverged in the convergence study ({lost} of 30 with euler)" in captured.err
 
 
+def test_a_study_where_some_schemes_lost_every_path_names_them_and_leaks_no_numpy_warning(capsys):
+    """dt 25 on the default problem (seed 7): Euler keeps 3 paths of 20, Milstein and weak2 none. The warning named
+    Euler alone (the others' null errors unexplained), after five raw NumPy RuntimeWarnings (overflow in
+    the norm of the diverged ends, NaN in the order fits)."""
+    assert main(["integrate", "--convergence-study", "--dt", "25", "--levels", "4", "--steps", "1600", "--paths", "20",
+                 "--seed", "7", "-q"]) == 0  # fmt: skip
+    captured = capsys.readouterr()
+    schemes = json.loads(captured.out)["convergence"]["schemes"]
+    lines = captured.err.splitlines()
+    assert len(lines) == 1 and "RuntimeWarning" not in captured.err, captured.err
+    for name, scheme in schemes.items():
+        n = scheme["diverged_paths"]
+        assert n == 0 or f"{n} of 20 with {name}" + (": no estimate" if n == 20 else "") in lines[0]
+    assert any(s["diverged_paths"] == 20 for s in schemes.values()) and any(s["diverged_paths"] < 20 for s in schemes.values())
+
+
 def test_cli_convergence_study(capsys, tmp_path):
     code = main([
         "integrate", "--convergence-study", "--paths", "20", "--steps", "40", "--levels", "3",
