@@ -101,7 +101,7 @@ class ModelLimitSolution:
         halves = [self.loss[:, late & part].mean(axis=1) if np.any(late & part) else np.full(self.loss.shape[0], np.nan)
                   for part in (self.iterations < split, self.iterations >= split)]  # fmt: skip
         return window_stationarity(halves[0], halves[1], start=start, end=end, estimate=self.stationary_loss.mean,
-                                   advice="use more steps (--steps), or average over less of the run's end (--window)",
+                                   advice="use more steps (--steps)",
                                    runs=("paths", "--paths"))  # fmt: skip
 
     def to_dict(self) -> dict:

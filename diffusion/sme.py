@@ -237,7 +237,7 @@ def window_stationarity_of(ensemble: SMEEnsemble, window: float, estimate: float
     return window_stationarity(
         half(first, split), half(split, last + 1), start=int(round(ensemble.iterations[first])),
         end=int(round(ensemble.iterations[-1])), estimate=estimate, bound=1.0,
-        advice="use more steps (--steps), or start the window later (--window)", runs=("paths", "--paths"),
+        advice="use more steps (--steps)", runs=("paths", "--paths"),
     )  # fmt: skip
 
 

@@ -163,8 +163,10 @@ class SimulationResult:
         """What to change when the window drifts: more steps with the window at the same fraction of the
         run, so that it starts :data:`ARRIVAL_MARGIN` times past the predicted arrival near the floor
         when that is known (at least twice the steps; four times when it is not), a start at e_1 (unless
-        the run started there), or a later window. A window of the last iteration alone gets an earlier
-        window, or, where the run ends before that margin past the arrival, a longer run."""
+        the run started there), or a window starting that margin past the arrival where that leaves half
+        the run or more (a later window of a run still settling shortens the window until the check has no
+        power, and silences it without removing the bias). A window of the last iteration alone gets an
+        earlier window, or, where the run ends before that margin past the arrival, a longer run."""
         fraction = self.window_start / self.steps
         arrival = self.predicted_arrival
         known = arrival is not None and math.isfinite(arrival)
@@ -178,7 +180,10 @@ class SimulationResult:
             return f"start the window later (e.g. --window-start {start} with --steps {max(self.steps, 2 * start)}){at_e1}"
         steps = max(2 * self.steps, _round_up(ARRIVAL_MARGIN * arrival / fraction)) if known else 4 * self.steps
         window = "" if fraction == 0.5 else f" --window {fraction:.3g}"
-        return f"use more steps (e.g. --steps {steps}{window}){at_e1}, or start the window later (--window-start)"
+        later = _round_up(ARRIVAL_MARGIN * arrival) if known else None
+        if later is not None and self.window_start < later <= self.steps // 2:  # half the run or more is left
+            at_e1 += f", or start the window later (--window-start {later})"
+        return f"use more steps (e.g. --steps {steps}{window}){at_e1}"
 
     def with_predicted_phases(self, escape: float | None, arrival: float | None) -> SimulationResult:
         """This result with the theory's mean escape and arrival near the floor from its start point

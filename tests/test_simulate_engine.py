@@ -379,6 +379,16 @@ def test_a_window_of_one_iteration_says_it_has_no_halves():
     assert later.startswith("start the window earlier (--window-start below 3000, or --window)"), later
 
 
+def test_a_later_window_is_advised_only_where_half_the_run_or_more_is_left():
+    """The advice ended with "or start the window later (--window-start)" at any run: a window started
+    late in a run still settling silenced the check (500 steps from e_2, window from 480: no warning, an
+    error of 0.446 against 0.0433 at the 5400 steps the same advice named)."""
+    res = simulate(Problem.from_spectrum((3.0, 2.0, 1.0)), 4000, 4, rng=1, window=0.1)  # window from 400
+    assert "--window-start 1000" in res.with_predicted_phases(100.0, 400.0)._advice()  # 2.5 × 400, half the run left
+    for arrival in (1000.0, 100.0, None):  # 2500 leaves less than half; 250 is before the window already; unknown
+        assert "window later" not in res.with_predicted_phases(50.0, arrival)._advice()
+
+
 def test_to_xarray_has_named_dimensions():
     problem = Problem.from_spectrum((3.0, 2.0, 1.0), eta=0.02, mu=0.3, delay=parse_delay("ps:3"))
     res = simulate(problem, 30, 4, rng=6, record_every=7)
