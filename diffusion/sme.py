@@ -475,8 +475,8 @@ def _warn_beyond_the_algorithms_limit(problem: Problem, tau: float, limit: Delay
     algorithm = "no delay" if limit.algorithm_tau_max is None else f"tau* = {limit.algorithm_tau_max}"
     warnings.warn(f"the delay {tau:g} is below the SDDE's limit {limit.iterations:.4g} but beyond the algorithm's own "
                   f"largest stable delay ({algorithm} at eta = {problem.eta:g}, mu = {problem.mu:g}): its mean dynamics "
-                  "are unstable there and the SDDE, which keeps only eta/(1 - mu) and s/(1 - mu), describes none of its "
-                  "runs (amsgd derive --sections stability)", RunWarning, stacklevel=3)  # fmt: skip
+                  "are unstable there, so its runs do not settle at e_1, and the SDDE, which keeps only eta/(1 - mu) and "
+                  "s/(1 - mu), does not describe them (amsgd derive --sections stability)", RunWarning, stacklevel=3)  # fmt: skip
 
 
 def _describe_mode(mode: dict) -> str:

@@ -415,11 +415,11 @@ def test_bad_input_is_one_line_and_exit_2(argv, needle, tmp_path, capsys):
 
 
 def test_a_problem_without_a_stable_delay_is_refused_before_any_experiment():
-    """η = 0.5 on Σ = diag(4, 3), μ = 0: even τ = 0 is unstable, every run leaves e_1; validating it
+    """η = 0.5 on Σ = diag(4, 3), μ = 0: even τ = 0 is unstable, no run settles at e_1; validating it
     used to run the experiments, print NumPy warnings and fail every check with no measurement."""
     from amsgd.validation import run_validation
 
-    with pytest.raises(ProblemError, match="no delay is stable at eta = 0.5, mu = 0: every run leaves e_1"):
+    with pytest.raises(ProblemError, match="no delay is stable at eta = 0.5, mu = 0: no run settles at e_1"):
         run_validation(Problem.from_spectrum((4.0, 3.0), eta=0.5, mu=0.0), experiments=["ode"], progress=False)
 
 

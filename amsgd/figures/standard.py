@@ -59,7 +59,8 @@ def standard_figures(problem: Problem, out_dir: str | Path, *, mus: Sequence[flo
     if not ctx.theory.stability.stable:
         warnings.warn(f"the delay {problem.delay.spec} is not stable at eta = {problem.eta:g}, mu = {problem.mu:g} (the "
                       f"largest stable constant delay is tau* = {ctx.tau_star()}): the trajectory and escape figures "
-                      "are of runs that leave e_1 (the stationary histograms are at tau = 0)", RunWarning, stacklevel=2)  # fmt: skip
+                      "are of runs that do not settle at e_1 (they saturate at a higher error or blow up; the stationary "
+                      "histograms are at tau = 0)", RunWarning, stacklevel=2)  # fmt: skip
     label = problem_label(problem)
     _, paths = _unless_diverged("trajectory", lambda: dynamics.ode_trajectory(ctx), lambda t: np.isnan(t.mean).all(),
                              lambda t: trajectory_figure(t, label, out / "trajectory.png"))  # fmt: skip

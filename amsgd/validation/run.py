@@ -65,14 +65,16 @@ AT_THE_GIVEN_DELAY = ("ode", "phases", "rate", "stationary")
 
 def _require_stable_delay(ctx: Context, chosen: Sequence[str]) -> None:
     """Refuse experiments at the problem's delay where the mean dynamics at e_1 is unstable there:
-    every run leaves e_1 and those checks would have nothing to measure."""
+    no run settles at e_1 (the runs saturate at a higher error or blow up), so those checks would have
+    no prediction to hold the runs to."""
     at_delay = [name for name in AT_THE_GIVEN_DELAY if name in chosen]
     if not at_delay or ctx.theory.stability.stable:
         return
     p, others = ctx.problem, [name for name in EXPERIMENTS if name not in AT_THE_GIVEN_DELAY]
     raise ProblemError(f"the delay {p.delay.spec} is not stable at eta = {p.eta:g}, mu = {p.mu:g} (the largest stable "
-                       f"constant delay is tau* = {ctx.tau_star()}): every run leaves e_1 and the experiments that simulate "
-                       f"at the given delay ({', '.join(at_delay)}) would have nothing to measure; give a stable delay, or "
+                       f"constant delay is tau* = {ctx.tau_star()}): no run settles at e_1 (they saturate at a higher error or "
+                       f"blow up), so the experiments that simulate at the given delay ({', '.join(at_delay)}) would have "
+                       f"no prediction to check; give a stable delay, or "
                        f"--only experiments that choose their own delays ({', '.join(others)})")  # fmt: skip
 
 
@@ -118,7 +120,7 @@ def run_validation(
     _require_perturbable(perturbations, chosen)
     ctx = Context(problem, budget or (preset.budget if preset else Budget()), perturbations, progress)
     if ctx.tau_star() is None:
-        raise ProblemError(f"no delay is stable at eta = {problem.eta:g}, mu = {problem.mu:g}: every run leaves e_1 and "
+        raise ProblemError(f"no delay is stable at eta = {problem.eta:g}, mu = {problem.mu:g}: no run settles at e_1 and "
                            "there is nothing to validate; lower eta (amsgd derive reports the boundary)")  # fmt: skip
     _require_stable_delay(ctx, chosen)
     began = time.perf_counter()

@@ -252,8 +252,8 @@ def run_svag(problem: Problem, setup: SvagSetup = SvagSetup()) -> SvagReport:
     if not predictions.stability.stable:
         largest = "no delay is" if predictions.tau_max is None else f"tau* = {predictions.tau_max} is the largest"
         raise ProblemError(f"the delay {problem.delay.spec} is not stable at eta = {problem.eta:g}, mu = {problem.mu:g} "
-                           f"({largest} stable): every run leaves e_1 and the SVAG floors would have nothing to "
-                           "measure; lower --eta or the delay")  # fmt: skip
+                           f"({largest} stable): no run settles at e_1 (they saturate at a higher error or blow up), so "
+                           "there is no floor for SVAG to measure; lower --eta or the delay")  # fmt: skip
     tau = problem.delay.max_delay
     limit_name, limit = ("diffusion floor (SDE)", predictions.diffusion_floor) if tau == 0 else (
         "SDDE floor", predictions.sdde.floor)  # fmt: skip

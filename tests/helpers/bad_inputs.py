@@ -246,7 +246,7 @@ CASES: list[tuple[str, str]] = [
     ("validate --out vdir --model mlp --only ode", "does not apply to --model mlp"),
     ("validate --out vdir --model logistic --steps 0", "--steps must be a positive integer"),
     ("validate --out vdir --steps 100", "--steps applies only with --model"),
-    ("validate --out vdir --eta 0.01 --tau 5 --only ode", "would have nothing to measure"),
+    ("validate --out vdir --eta 0.01 --tau 5 --only ode", "would have no prediction to check"),
     ("validate --out vdir --eta 0.5 --only ode", "no delay is stable"),
     ("validate --out file.txt", "not a folder"),
     ("validate --out nodir/v", "create it first"),
