@@ -287,6 +287,11 @@ def test_a_finite_eta_floors_failure_names_the_theorys_accuracy_notes_at_its_par
     assert _verdict((failing, passing), 1.0, tmp_path, []) == 1
     printed = capsys.readouterr().out.splitlines()
     assert printed[1:] == ["FAIL floor (accuracy notes: a floor above 0.15 and Student-t data with nu = 6)"]
+    # a check the runs cannot decide fails, and its line says it is undecided (it read as a wrong prediction)
+    vague = Check("svag", "g", 0.0, -0.0073, -0.033, 0.018, undecided="the interval is wider than the margin")
+    assert _verdict((vague,), 1.0, tmp_path, []) == 1
+    assert capsys.readouterr().out.splitlines()[1:] == [
+        "FAIL svag (undecided: these runs cannot decide it; the report says why)"]
     default = Context(Problem.from_spectrum((4, 3, 2, 1)))
     assert default.accuracy_notes(default.problem) == ()
     eight = default.accuracy_notes(default.problem.replace(distribution=parse_distribution("student-t:8")))

@@ -394,5 +394,6 @@ def _print_verdict(checks, elapsed: float, out, figures: list[Path], headline: s
               "its report (left by an earlier run into this folder)", file=sys.stderr)  # fmt: skip
     print(f"{len(checks) - len(failed)}/{len(checks)} checks pass ({elapsed:.0f} s); report in {out / 'report.md'}")
     for check in failed:
-        print(f"FAIL {check.name}" + (f" (accuracy notes: {check.noted_topics})" if check.accuracy_notes else ""))
+        print(f"FAIL {check.name}" + (" (undecided: these runs cannot decide it; the report says why)" if check.undecided else "")
+              + (f" (accuracy notes: {check.noted_topics})" if check.accuracy_notes else ""))  # fmt: skip
     return 0 if not failed else 1
